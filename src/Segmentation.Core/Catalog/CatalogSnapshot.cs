@@ -1,0 +1,68 @@
+using System.Collections.Frozen;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Catalog;
+
+/// <summary>
+/// An immutable, compiled catalog: segments in priority order with rules as delegates and templates
+/// parsed, override and exclusion sets resolved to ranks. Published by swapping one reference.
+/// </summary>
+public sealed class CatalogSnapshot
+{
+    internal CatalogSnapshot(
+        string name,
+        string origin,
+        IReadOnlyList<Segment> segments,
+        Segment fallback,
+        IReadOnlyDictionary<string, TraitDefinition> traits,
+        IReadOnlyList<Persona> personas,
+        IReadOnlyList<ContextField> contextFieldsRead)
+    {
+        Name = name;
+        Origin = origin;
+        Segments = segments;
+        Fallback = fallback;
+        Traits = traits;
+        Personas = personas;
+        ContextFieldsRead = contextFieldsRead;
+        ById = segments.ToFrozenDictionary(s => s.Id, StringComparer.Ordinal);
+    }
+
+    /// <summary>Version assigned at publish; 0 before publishing.</summary>
+    public long Version { get; private set; }
+
+    /// <summary>When this snapshot was published.</summary>
+    public DateTimeOffset LoadedAt { get; private set; }
+
+    /// <summary>Catalog name.</summary>
+    public string Name { get; }
+
+    /// <summary>Where the catalog was loaded from.</summary>
+    public string Origin { get; }
+
+    /// <summary>Every segment, highest priority first (the fallback is last).</summary>
+    public IReadOnlyList<Segment> Segments { get; }
+
+    /// <summary>Segments by id.</summary>
+    public FrozenDictionary<string, Segment> ById { get; }
+
+    /// <summary>The fallback segment.</summary>
+    public Segment Fallback { get; }
+
+    /// <summary>Declared traits (the catalog's schema).</summary>
+    public IReadOnlyDictionary<string, TraitDefinition> Traits { get; }
+
+    /// <summary>Personas.</summary>
+    public IReadOnlyList<Persona> Personas { get; }
+
+    /// <summary>Request context fields read by any rule or template, in a stable order. Only these form the cache key.</summary>
+    public IReadOnlyList<ContextField> ContextFieldsRead { get; }
+
+    internal CatalogSnapshot Publish(long version, DateTimeOffset at)
+    {
+        Version = version;
+        LoadedAt = at;
+        return this;
+    }
+}

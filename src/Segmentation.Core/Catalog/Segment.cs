@@ -1,0 +1,56 @@
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Rules;
+
+namespace Segmentation.Core.Catalog;
+
+/// <summary>A persona that informs a segment's messaging (F14). Personas are not segments.</summary>
+public sealed record Persona(string Id, string Name, string Tone, string Messaging, IReadOnlyList<string> Triggers, IReadOnlyList<string> Objections);
+
+/// <summary>A compiled segment of a catalog snapshot.</summary>
+public sealed class Segment
+{
+    /// <summary>Stable id, lower_snake_case.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>Human-readable name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Segment type (F10).</summary>
+    public required SegmentType Type { get; init; }
+
+    /// <summary>Resolved priority; higher wins.</summary>
+    public required int Priority { get; init; }
+
+    /// <summary>What the segment is for.</summary>
+    public string Description { get; init; } = "";
+
+    /// <summary>The compiled rule; null only for the fallback segment.</summary>
+    public RuleNode? Rule { get; init; }
+
+    /// <summary>Ids of segments this one suppresses when both match.</summary>
+    public IReadOnlyList<string> Overrides { get; init; } = [];
+
+    /// <summary>Ids of segments whose members are excluded from this one.</summary>
+    public IReadOnlyList<string> Exclusions { get; init; } = [];
+
+    /// <summary>The persona informing this segment's messaging, if any.</summary>
+    public Persona? Persona { get; init; }
+
+    /// <summary>True for the catalog's fallback segment.</summary>
+    public bool IsFallback { get; init; }
+
+    /// <summary>The five variants, indexed by <see cref="VariantKind"/>.</summary>
+    public required IReadOnlyList<VariantTemplate> Variants { get; init; }
+
+    /// <summary>File the segment was defined in.</summary>
+    public required string SourceFile { get; init; }
+
+    /// <summary>Position in the snapshot's priority order.</summary>
+    public int Rank { get; internal set; }
+
+    /// <summary>Ranks of the segments this one overrides (resolved at compile time).</summary>
+    internal int[] OverrideRanks { get; set; } = [];
+
+    /// <summary>Ranks of the segments that exclude members from this one (resolved at compile time).</summary>
+    internal int[] ExclusionRanks { get; set; } = [];
+}

@@ -1,0 +1,134 @@
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
+
+namespace Segmentation.Core.Decisions;
+
+/// <summary>
+/// The decision as a pure function of (profile, catalog, request context, now, population model):
+/// no I/O, no locks, no clock reads. Evaluates every rule, resolves priority, overrides, exclusions
+/// and fallback, and renders the winner's five variants.
+/// </summary>
+public sealed class Decider(TemplateRenderer renderer)
+{
+    /// <summary>Decides for one user.</summary>
+    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain)
+    {
+        var context = new EvalContext(profile, request, now.UtcTicks, rfm);
+        var segments = catalog.Segments;
+        var matched = new bool[segments.Count];
+        List<SegmentTrace>? traces = explain ? new(segments.Count) : null;
+
+        for (var i = 0; i < segments.Count; i++)
+        {
+            var rule = segments[i].Rule;
+            if (rule is null)
+            {
+                continue; // the fallback
+            }
+
+            if (traces is null)
+            {
+                matched[i] = rule.Evaluate(context);
+            }
+            else
+            {
+                var clauses = new List<ClauseTrace>();
+                matched[i] = rule.Explain(context, clauses);
+                traces.Add(new SegmentTrace(segments[i], matched[i], clauses));
+            }
+        }
+
+        var (winner, matches) = Resolve(segments, matched);
+        var fallbackUsed = winner is null;
+        winner ??= catalog.Fallback;
+
+        var model = RenderModel.Build(context, winner);
+        var variants = new RenderedVariant[winner.Variants.Count];
+        for (var k = 0; k < variants.Length; k++)
+        {
+            variants[k] = renderer.Render(winner.Variants[k], model);
+            if (winner.Variants[k].ReadsNow)
+            {
+                context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only
+            }
+        }
+
+        Explanation? explanation = null;
+        if (traces is not null)
+        {
+            var summary = fallbackUsed
+                ? matches.Count == 0
+                    ? $"no segment matched: fallback '{winner.Id}'"
+                    : $"all {matches.Count} matched segment(s) were suppressed: fallback '{winner.Id}'"
+                : $"'{winner.Id}' won: highest priority ({winner.Priority}) of {matches.Count} matched, {matches.Count(m => m.Status is MatchStatus.Overridden or MatchStatus.Excluded)} suppressed";
+            explanation = new Explanation(traces, summary, catalog.ContextFieldsRead.Select(RequestContext.NameOf).ToList());
+        }
+
+        return new Decision
+        {
+            DecisionId = Guid.CreateVersion7(now).ToString(),
+            UserId = userId,
+            Winner = winner,
+            FallbackUsed = fallbackUsed,
+            Matched = matches,
+            Variants = variants,
+            CatalogVersion = catalog.Version,
+            EvaluatedAt = now,
+            ValidUntilTicks = context.ValidUntilTicks,
+            Explanation = explanation,
+        };
+    }
+
+    /// <summary>
+    /// Priority resolution over the matched set (segments are already in priority order). A matched
+    /// segment is overridden when another matched segment lists it in <c>overrides</c>, and excluded
+    /// when the user matches one of the segments in its <c>exclusions</c>. Suppression uses rule
+    /// matches, so it does not depend on evaluation order. The winner is the first eligible segment.
+    /// </summary>
+    internal static (Segment? Winner, List<SegmentMatch> Matches) Resolve(IReadOnlyList<Segment> segments, bool[] matched)
+    {
+        var matches = new List<SegmentMatch>();
+        Segment? winner = null;
+        for (var i = 0; i < segments.Count; i++)
+        {
+            if (!matched[i])
+            {
+                continue;
+            }
+
+            var segment = segments[i];
+            string? suppressedBy = null;
+            var status = MatchStatus.Outranked;
+            for (var j = 0; j < segments.Count && suppressedBy is null; j++)
+            {
+                if (matched[j] && Array.IndexOf(segments[j].OverrideRanks, i) >= 0)
+                {
+                    suppressedBy = segments[j].Id;
+                    status = MatchStatus.Overridden;
+                }
+            }
+
+            foreach (var rank in segment.ExclusionRanks)
+            {
+                if (suppressedBy is null && matched[rank])
+                {
+                    suppressedBy = segments[rank].Id;
+                    status = MatchStatus.Excluded;
+                }
+            }
+
+            if (suppressedBy is null && winner is null)
+            {
+                winner = segment;
+                status = MatchStatus.Winner;
+            }
+
+            matches.Add(new SegmentMatch(segment, status, suppressedBy));
+        }
+
+        return (winner, matches);
+    }
+}

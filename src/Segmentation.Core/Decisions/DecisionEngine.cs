@@ -1,0 +1,121 @@
+using System.Text;
+using Segmentation.Core.Caching;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Decisions;
+
+/// <summary>A request for a decision.</summary>
+/// <param name="UserId">Known user id, or empty.</param>
+/// <param name="AnonymousId">Anonymous visitor id, used when <paramref name="UserId"/> is empty.</param>
+/// <param name="Context">The request context.</param>
+/// <param name="At">Evaluation time; null means now.</param>
+/// <param name="Explain">Whether to return an explanation (bypasses the cache).</param>
+public sealed record DecisionRequest(string UserId, string AnonymousId, RequestContext Context, DateTimeOffset? At = null, bool Explain = false);
+
+/// <summary>One result of a batch: a decision, or the reason there is none for that user.</summary>
+public sealed record BatchItem(int Index, string UserId, Decision? Decision, FieldViolation? Error);
+
+/// <summary>
+/// Feeds the pure <see cref="Decider"/>: reads the current catalog snapshot and the profile, consults
+/// the decision cache, and caches fresh decisions.
+/// </summary>
+public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profiles, RfmModelProvider rfm, DecisionCache cache, Decider decider, TimeProvider time)
+{
+    /// <summary>Maximum users per batch.</summary>
+    public const int MaxBatchSize = 10_000;
+
+    /// <summary>Decides for one user.</summary>
+    public Decision Decide(DecisionRequest request)
+    {
+        var userId = request.UserId.Length > 0 ? request.UserId : request.AnonymousId;
+        var v = new ViolationList();
+        if (userId.Length == 0)
+        {
+            v.Add("user_id", "user_id or anonymous_id is required");
+        }
+
+        v.MaxLength("user_id", request.UserId, 256);
+        v.MaxLength("anonymous_id", request.AnonymousId, 256);
+        v.ThrowIfAny();
+
+        return DecideOne(catalogs.Current, rfm.Current, userId, request.Context, request.At ?? time.GetUtcNow(), request.Explain);
+    }
+
+    /// <summary>
+    /// Decides for many users with one catalog snapshot and one frozen evaluation time. Results are
+    /// yielded in order as each is ready; an invalid user id yields an error item and the batch goes on.
+    /// </summary>
+    public IEnumerable<BatchItem> DecideBatch(IReadOnlyList<string> userIds, RequestContext context, DateTimeOffset? at, bool explain)
+    {
+        if (userIds.Count == 0)
+        {
+            throw new ValidationException("user_ids", "at least one user id is required");
+        }
+
+        if (userIds.Count > MaxBatchSize)
+        {
+            throw new ValidationException("user_ids", $"at most {MaxBatchSize} users per batch (got {userIds.Count})");
+        }
+
+        return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain);
+    }
+
+    private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain)
+    {
+        for (var i = 0; i < userIds.Count; i++)
+        {
+            var id = userIds[i];
+            if (string.IsNullOrWhiteSpace(id))
+            {
+                yield return new BatchItem(i, id, null, new FieldViolation($"user_ids[{i}]", "must not be empty"));
+            }
+            else if (id.Length > 256)
+            {
+                yield return new BatchItem(i, id, null, new FieldViolation($"user_ids[{i}]", "must be at most 256 characters"));
+            }
+            else
+            {
+                yield return new BatchItem(i, id, DecideOne(catalog, model, id, context, now, explain), null);
+            }
+        }
+    }
+
+    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain)
+    {
+        var profile = profiles.Get(userId);
+        var key = new DecisionKey(userId, profile?.Version ?? 0, catalog.Version, model.Version, ContextKey(catalog, context));
+        var nowTicks = now.UtcTicks;
+        if (!explain && cache.Get(key, nowTicks) is { } cached)
+        {
+            return cached with { DecisionId = Guid.CreateVersion7(now).ToString(), FromCache = true };
+        }
+
+        var decision = decider.Decide(catalog, userId, profile, context, now, model, explain);
+        if (!explain)
+        {
+            cache.Set(key, decision);
+        }
+
+        return decision;
+    }
+
+    private static string ContextKey(CatalogSnapshot catalog, RequestContext context)
+    {
+        var fields = catalog.ContextFieldsRead;
+        if (fields.Count == 0)
+        {
+            return "";
+        }
+
+        var sb = new StringBuilder();
+        foreach (var field in fields)
+        {
+            sb.Append(context.Get(field)).Append('\u001f');
+        }
+
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,135 @@
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Events;
+
+/// <summary>
+/// Validates behavioural events before they reach a profile (F5, F8). Field paths in violations are
+/// those of the public API (<c>event.context.session_id</c>).
+/// </summary>
+public static class EventValidator
+{
+    /// <summary>How far in the future an event timestamp may be (clock skew allowance).</summary>
+    public static readonly TimeSpan MaxFutureSkew = TimeSpan.FromMinutes(5);
+
+    /// <summary>Maximum number of order lines per event.</summary>
+    public const int MaxLines = 500;
+
+    /// <summary>Maximum number of custom properties per event.</summary>
+    public const int MaxProperties = 50;
+
+    /// <summary>Throws <see cref="ValidationException"/> listing every problem with <paramref name="e"/>.</summary>
+    public static void Validate(BehaviourEvent e, DateTimeOffset now, string prefix = "event")
+    {
+        var v = new ViolationList();
+        v.Required($"{prefix}.event_id", e.EventId, 128);
+        if (string.IsNullOrEmpty(e.Type))
+        {
+            v.Add($"{prefix}.type", "is required");
+        }
+        else if (!EventTypes.IsKnown(e.Type))
+        {
+            v.Add($"{prefix}.type", $"unknown event type '{Truncate(e.Type)}'; use a built-in type or a custom type named 'custom.<lower_snake_name>'");
+        }
+
+        if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
+        {
+            v.Add($"{prefix}.user_id", "user_id or anonymous_id is required");
+        }
+
+        v.MaxLength($"{prefix}.user_id", e.UserId, 256);
+        v.MaxLength($"{prefix}.anonymous_id", e.AnonymousId, 256);
+
+        if (e.Timestamp == default)
+        {
+            v.Add($"{prefix}.timestamp", "is required");
+        }
+        else if (e.Timestamp > now + MaxFutureSkew)
+        {
+            v.Add($"{prefix}.timestamp", $"is {(e.Timestamp - now).TotalMinutes:0} minutes in the future; at most {MaxFutureSkew.TotalMinutes:0} minutes are allowed");
+        }
+        else if (e.Timestamp.Year < 2000)
+        {
+            v.Add($"{prefix}.timestamp", "must be after 2000-01-01");
+        }
+
+        v.Required($"{prefix}.context.source", e.Context.Source, 64);
+        v.Required($"{prefix}.context.device", e.Context.Device, 64);
+        v.Required($"{prefix}.context.session_id", e.Context.SessionId, 256);
+        v.Required($"{prefix}.context.page_type", e.Context.PageType, 64);
+        v.MaxLength($"{prefix}.context.page_path", e.Context.PagePath, 2048);
+        v.MaxLength($"{prefix}.context.country", e.Context.Country, 64);
+
+        CheckAmount(v, $"{prefix}.value", e.Value);
+        v.MaxLength($"{prefix}.currency", e.Currency, 8);
+        v.MaxLength($"{prefix}.order_id", e.OrderId, 128);
+        v.MaxLength($"{prefix}.product_id", e.ProductId, 128);
+        v.MaxLength($"{prefix}.category", e.Category, 128);
+        v.MaxLength($"{prefix}.campaign_id", e.CampaignId, 128);
+        v.MaxLength($"{prefix}.search_query", e.SearchQuery, 512);
+
+        if (e.Lines.Count > MaxLines)
+        {
+            v.Add($"{prefix}.lines", $"at most {MaxLines} lines are allowed (got {e.Lines.Count})");
+        }
+        else
+        {
+            for (var i = 0; i < e.Lines.Count; i++)
+            {
+                var line = e.Lines[i];
+                v.Required($"{prefix}.lines[{i}].product_id", line.ProductId, 128);
+                v.MaxLength($"{prefix}.lines[{i}].name", line.Name, 512);
+                v.MaxLength($"{prefix}.lines[{i}].category", line.Category, 128);
+                if (line.Quantity < 1)
+                {
+                    v.Add($"{prefix}.lines[{i}].quantity", "must be at least 1");
+                }
+
+                CheckAmount(v, $"{prefix}.lines[{i}].unit_price", line.UnitPrice);
+            }
+        }
+
+        if (e.Properties.Count > MaxProperties)
+        {
+            v.Add($"{prefix}.properties", $"at most {MaxProperties} properties are allowed (got {e.Properties.Count})");
+        }
+        else
+        {
+            foreach (var (name, value) in e.Properties)
+            {
+                if (name.Length is 0 or > 64)
+                {
+                    v.Add($"{prefix}.properties", $"property names must be 1 to 64 characters ('{Truncate(name)}')");
+                }
+                else if (value is double d && !double.IsFinite(d))
+                {
+                    v.Add($"{prefix}.properties[{name}]", "must be a finite number");
+                }
+                else if (value is string s && s.Length > 1024)
+                {
+                    v.Add($"{prefix}.properties[{name}]", "must be at most 1024 characters");
+                }
+            }
+        }
+
+        if (e.Type is EventTypes.Purchase or EventTypes.Refund && string.IsNullOrEmpty(e.OrderId))
+        {
+            v.Add($"{prefix}.order_id", $"is required for {e.Type} events");
+        }
+
+        v.ThrowIfAny();
+    }
+
+    private static void CheckAmount(ViolationList v, string field, double value)
+    {
+        if (!double.IsFinite(value))
+        {
+            v.Add(field, "must be a finite number");
+        }
+        else if (value < 0)
+        {
+            v.Add(field, "must not be negative");
+        }
+    }
+
+    private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "…";
+}

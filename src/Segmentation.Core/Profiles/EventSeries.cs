@@ -1,0 +1,131 @@
+using System.Collections.Immutable;
+
+namespace Segmentation.Core.Profiles;
+
+/// <summary>
+/// Immutable, time-ordered history of one event type for one user: timestamps and prefix sums of
+/// the events' values, so counts and sums over any window are two binary searches.
+/// </summary>
+public sealed class EventSeries
+{
+    /// <summary>An empty series.</summary>
+    public static readonly EventSeries Empty = new([], [0d]);
+
+    private readonly long[] _ticks;      // ascending UTC ticks
+    private readonly double[] _prefix;   // _prefix[i] = sum of values of events [0, i)
+
+    private EventSeries(long[] ticks, double[] prefix)
+    {
+        _ticks = ticks;
+        _prefix = prefix;
+    }
+
+    /// <summary>Number of events in the series.</summary>
+    public int Count => _ticks.Length;
+
+    /// <summary>Timestamp (UTC ticks) of the first event, or <see cref="long.MinValue"/> when empty.</summary>
+    public long FirstTicks => _ticks.Length == 0 ? long.MinValue : _ticks[0];
+
+    /// <summary>Timestamp (UTC ticks) of the last event, or <see cref="long.MinValue"/> when empty.</summary>
+    public long LastTicks => _ticks.Length == 0 ? long.MinValue : _ticks[^1];
+
+    /// <summary>Returns a new series with the event inserted in time order.</summary>
+    public EventSeries Add(long ticks, double value)
+    {
+        var index = UpperBound(ticks);
+        var t = new long[_ticks.Length + 1];
+        Array.Copy(_ticks, 0, t, 0, index);
+        t[index] = ticks;
+        Array.Copy(_ticks, index, t, index + 1, _ticks.Length - index);
+
+        var p = new double[_prefix.Length + 1];
+        Array.Copy(_prefix, 0, p, 0, index + 1);
+        for (var i = index + 1; i < p.Length; i++)
+        {
+            p[i] = _prefix[i - 1] + value;
+        }
+
+        return new EventSeries(t, p);
+    }
+
+    /// <summary>
+    /// Counts events in (<paramref name="nowTicks"/> − <paramref name="windowTicks"/>, <paramref name="nowTicks"/>].
+    /// <paramref name="changesAt"/> is the earliest later instant at which the count can change without a
+    /// write (an event leaving the window or a future-dated event entering it), or <see cref="long.MaxValue"/>.
+    /// </summary>
+    public int CountInWindow(long nowTicks, long windowTicks, out long changesAt)
+    {
+        var (from, to) = Range(nowTicks, windowTicks, out changesAt);
+        return to - from;
+    }
+
+    /// <summary>Sum of event values in the window, with the same semantics as <see cref="CountInWindow"/>.</summary>
+    public double SumInWindow(long nowTicks, long windowTicks, out long changesAt)
+    {
+        var (from, to) = Range(nowTicks, windowTicks, out changesAt);
+        return _prefix[to] - _prefix[from];
+    }
+
+    /// <summary>Last event at or before <paramref name="nowTicks"/>, or <see cref="long.MinValue"/>.</summary>
+    public long LastAtOrBefore(long nowTicks, out long changesAt)
+    {
+        var to = UpperBound(nowTicks);
+        changesAt = to < _ticks.Length ? _ticks[to] : long.MaxValue;
+        return to == 0 ? long.MinValue : _ticks[to - 1];
+    }
+
+    /// <summary>First event at or before <paramref name="nowTicks"/>, or <see cref="long.MinValue"/>.</summary>
+    public long FirstAtOrBefore(long nowTicks, out long changesAt)
+    {
+        if (_ticks.Length == 0 || _ticks[0] > nowTicks)
+        {
+            changesAt = _ticks.Length == 0 ? long.MaxValue : _ticks[0];
+            return long.MinValue;
+        }
+
+        changesAt = long.MaxValue;
+        return _ticks[0];
+    }
+
+    /// <summary>The timestamps as an immutable array (for export and tests).</summary>
+    public ImmutableArray<long> Ticks => ImmutableArray.Create(_ticks);
+
+    private (int From, int To) Range(long nowTicks, long windowTicks, out long changesAt)
+    {
+        var to = UpperBound(nowTicks);
+        var fromTicks = windowTicks >= nowTicks - DateTimeOffset.MinValue.UtcTicks ? long.MinValue : nowTicks - windowTicks;
+        var from = fromTicks == long.MinValue ? 0 : UpperBound(fromTicks);
+        changesAt = long.MaxValue;
+        if (from < to && fromTicks != long.MinValue)
+        {
+            changesAt = _ticks[from] + windowTicks; // the oldest event in the window drops out
+        }
+
+        if (to < _ticks.Length)
+        {
+            changesAt = Math.Min(changesAt, _ticks[to]); // a future-dated event comes into range
+        }
+
+        return (from, to);
+    }
+
+    // First index whose tick is > value.
+    private int UpperBound(long value)
+    {
+        int lo = 0, hi = _ticks.Length;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (_ticks[mid] <= value)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        return lo;
+    }
+}

@@ -1,0 +1,86 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Scriban;
+using Scriban.Runtime;
+
+namespace Segmentation.Core.Rendering;
+
+/// <summary>Sandbox limits applied to every render.</summary>
+public sealed record RenderLimits
+{
+    /// <summary>Maximum loop iterations per render (cumulative).</summary>
+    public int LoopLimit { get; init; } = 1000;
+
+    /// <summary>Maximum function recursion depth.</summary>
+    public int RecursiveLimit { get; init; } = 16;
+
+    /// <summary>Maximum rendered characters per variant.</summary>
+    public int OutputLimit { get; init; } = 8192;
+}
+
+/// <summary>
+/// Renders variant templates in a sandbox: the model holds only plain script objects (no .NET
+/// objects, so no member access beyond the model), there is no template loader (no file access), and
+/// loops, recursion and output size are capped. A failing render yields the variant's fallback text;
+/// the failure is logged and counted (<c>segmentation.render.failures</c>), and the decision succeeds.
+/// </summary>
+public sealed class TemplateRenderer
+{
+    /// <summary>Meter name for rendering metrics.</summary>
+    public const string MeterName = "Segmentation.Core.Rendering";
+
+    private static readonly Meter Meter = new(MeterName);
+    private static readonly Counter<long> Failures = Meter.CreateCounter<long>("segmentation.render.failures", description: "Variant renders that failed and returned the fallback text");
+
+    private readonly RenderLimits _limits;
+    private readonly ILogger _logger;
+    private long _failureCount;
+
+    /// <summary>Creates a renderer.</summary>
+    public TemplateRenderer(RenderLimits? limits = null, ILogger<TemplateRenderer>? logger = null)
+    {
+        _limits = limits ?? new RenderLimits();
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>Render failures since start (also exported as a metric).</summary>
+    public long FailureCount => Interlocked.Read(ref _failureCount);
+
+    /// <summary>Renders one variant against <paramref name="model"/>.</summary>
+    public RenderedVariant Render(VariantTemplate variant, ScriptObject model)
+    {
+        var context = new TemplateContext
+        {
+            LoopLimit = _limits.LoopLimit,
+            LoopLimitQueryable = _limits.LoopLimit,
+            RecursiveLimit = _limits.RecursiveLimit,
+            OutputLimit = _limits.OutputLimit,
+            LimitToString = _limits.OutputLimit,
+            ObjectRecursionLimit = 8,
+            RegexTimeOut = TimeSpan.FromMilliseconds(50),
+            EnableRelaxedMemberAccess = true,
+            StrictVariables = false,
+            TemplateLoader = null,
+            MemberFilter = static _ => false,
+        };
+        context.PushGlobal(model);
+        try
+        {
+            var text = variant.Template.Render(context);
+            if (text.Length > _limits.OutputLimit)
+            {
+                throw new InvalidOperationException($"output of {text.Length} characters exceeds the limit of {_limits.OutputLimit}");
+            }
+
+            return new RenderedVariant(variant.Id, text.Trim(), FallbackUsed: false);
+        }
+        catch (Exception ex)
+        {
+            Interlocked.Increment(ref _failureCount);
+            Failures.Add(1, new KeyValuePair<string, object?>("variant", variant.Id));
+            _logger.LogWarning("Template {VariantId} failed to render; serving its fallback text: {Reason}", variant.Id, ex.Message);
+            return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true);
+        }
+    }
+}

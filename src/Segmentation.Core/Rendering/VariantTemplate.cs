@@ -1,0 +1,37 @@
+using Scriban;
+
+namespace Segmentation.Core.Rendering;
+
+/// <summary>The five personalization outcomes every segment must define (F14).</summary>
+public enum VariantKind
+{
+    /// <summary>Content block, e.g. a hero banner.</summary>
+    Content,
+
+    /// <summary>Offer, e.g. a discount.</summary>
+    Offer,
+
+    /// <summary>Call to action.</summary>
+    Cta,
+
+    /// <summary>Journey: the next step to steer to.</summary>
+    Journey,
+
+    /// <summary>Messaging: tone and message.</summary>
+    Messaging,
+}
+
+/// <summary>A variant's template, parsed once at catalog load.</summary>
+/// <param name="Kind">Which of the five outcomes it is.</param>
+/// <param name="Id">Variant id reported with decisions.</param>
+/// <param name="Source">The template text as written.</param>
+/// <param name="Template">The parsed Scriban template.</param>
+/// <param name="Fallback">Static text returned when rendering fails.</param>
+/// <param name="ReadsNow">True when the output depends on the evaluation time (never cached).</param>
+public sealed record VariantTemplate(VariantKind Kind, string Id, string Source, Template Template, string Fallback, bool ReadsNow);
+
+/// <summary>A rendered variant.</summary>
+/// <param name="VariantId">The variant's id.</param>
+/// <param name="Text">The rendered text, or the fallback text.</param>
+/// <param name="FallbackUsed">True when rendering failed and the fallback text was used.</param>
+public sealed record RenderedVariant(string VariantId, string Text, bool FallbackUsed);

@@ -1,0 +1,77 @@
+using System.Globalization;
+
+namespace Segmentation.Core.Rules;
+
+/// <summary>
+/// A compiled, typed reader of one field. Exactly the delegate matching <see cref="Type"/> is set.
+/// Missing values are <see cref="double.NaN"/> (numbers), <see cref="long.MinValue"/> (timestamps),
+/// null (strings, lists) and -1 (bools: 0 false, 1 true). Readers never allocate.
+/// </summary>
+public sealed class FieldAccessor
+{
+    private FieldAccessor(string name, FieldType type)
+    {
+        Name = name;
+        Type = type;
+    }
+
+    /// <summary>The field as written in the rule, e.g. <c>events.purchase.count[90d]</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>The field's type.</summary>
+    public FieldType Type { get; }
+
+    /// <summary>Reader when <see cref="Type"/> matches (Number); null otherwise.</summary>
+    public Func<EvalContext, double>? Number { get; private init; }
+
+    /// <summary>Reader when <see cref="Type"/> matches (Time); null otherwise.</summary>
+    public Func<EvalContext, long>? Time { get; private init; }
+
+    /// <summary>Reader when <see cref="Type"/> matches (Text); null otherwise.</summary>
+    public Func<EvalContext, string?>? Text { get; private init; }
+
+    /// <summary>Reader when <see cref="Type"/> matches (Flag); null otherwise.</summary>
+    public Func<EvalContext, int>? Flag { get; private init; }
+
+    /// <summary>Reader when <see cref="Type"/> matches (List); null otherwise.</summary>
+    public Func<EvalContext, IReadOnlyList<string>?>? List { get; private init; }
+
+    /// <summary>Creates a number accessor.</summary>
+    public static FieldAccessor ForNumber(string name, Func<EvalContext, double> read) => new(name, FieldType.Number) { Number = read };
+
+    /// <summary>Creates a time accessor.</summary>
+    public static FieldAccessor ForTime(string name, Func<EvalContext, long> read) => new(name, FieldType.Timestamp) { Time = read };
+
+    /// <summary>Creates a text accessor.</summary>
+    public static FieldAccessor ForText(string name, Func<EvalContext, string?> read) => new(name, FieldType.String) { Text = read };
+
+    /// <summary>Creates a flag accessor.</summary>
+    public static FieldAccessor ForFlag(string name, Func<EvalContext, int> read) => new(name, FieldType.Bool) { Flag = read };
+
+    /// <summary>Creates a list accessor.</summary>
+    public static FieldAccessor ForList(string name, Func<EvalContext, IReadOnlyList<string>?> read) => new(name, FieldType.List) { List = read };
+
+    /// <summary>The value as text for explanations; <c>&lt;missing&gt;</c> when absent.</summary>
+    public string Describe(EvalContext c)
+    {
+        const string Missing = "<missing>";
+        switch (Type)
+        {
+            case FieldType.Number:
+                var d = Number!(c);
+                return double.IsNaN(d) ? Missing : d.ToString("0.####", CultureInfo.InvariantCulture);
+            case FieldType.Timestamp:
+                var t = Time!(c);
+                return t == long.MinValue ? Missing : new DateTimeOffset(t, TimeSpan.Zero).ToString("O", CultureInfo.InvariantCulture);
+            case FieldType.String:
+                var s = Text!(c);
+                return string.IsNullOrEmpty(s) ? Missing : s;
+            case FieldType.Bool:
+                var b = Flag!(c);
+                return b < 0 ? Missing : b == 1 ? "true" : "false";
+            default:
+                var l = List!(c);
+                return l is null ? Missing : "[" + string.Join(", ", l) + "]";
+        }
+    }
+}

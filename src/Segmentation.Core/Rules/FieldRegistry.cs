@@ -1,0 +1,256 @@
+using System.Collections.Frozen;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Rules;
+
+/// <summary>
+/// Resolves field names used in rules to compiled, typed accessors. The catalog type-checks every
+/// rule against these types at load.
+/// </summary>
+public sealed class FieldRegistry
+{
+    private const long Day = TimeSpan.TicksPerDay;
+
+    private static readonly FrozenDictionary<string, FieldAccessor> Fixed = BuildFixed();
+
+    private readonly IReadOnlyDictionary<string, TraitDefinition> _traits;
+
+    /// <summary>Creates a registry for a catalog whose schema declares <paramref name="traits"/>.</summary>
+    public FieldRegistry(IReadOnlyDictionary<string, TraitDefinition> traits) => _traits = traits;
+
+    /// <summary>Names of the fixed (non-parameterised) fields, for documentation and errors.</summary>
+    public static IEnumerable<string> FixedNames => Fixed.Keys.Order(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Resolves <paramref name="name"/> with its optional parameters. Returns null and sets
+    /// <paramref name="error"/> when the name is unknown or a parameter does not apply.
+    /// </summary>
+    public FieldAccessor? Resolve(string name, TimeSpan? window, int? last, out string? error, out ContextField? contextField)
+    {
+        error = null;
+        contextField = null;
+        var parts = name.Split('.');
+
+        if (window is not null && !(parts.Length == 3 && parts[0] == "events" && parts[2] is "count" or "sum"))
+        {
+            error = $"'window' applies only to events.<type>.count and events.<type>.sum, not to '{name}'";
+            return null;
+        }
+
+        if (last is not null && name is not ("email.opens_of_last_sends" or "email.clicks_of_last_sends"))
+        {
+            error = $"'last' applies only to email.opens_of_last_sends and email.clicks_of_last_sends, not to '{name}'";
+            return null;
+        }
+
+        if (Fixed.TryGetValue(name, out var fixedField))
+        {
+            return fixedField;
+        }
+
+        switch (parts[0])
+        {
+            case "context" when parts.Length == 2:
+                foreach (var (field, fieldName) in RequestContext.Fields)
+                {
+                    if (fieldName == parts[1])
+                    {
+                        contextField = field;
+                        var f = field;
+                        return FieldAccessor.ForText(name, c => c.Request.Get(f));
+                    }
+                }
+
+                error = $"unknown context field '{parts[1]}'; known: {string.Join(", ", RequestContext.Fields.Select(x => x.Name))}";
+                return null;
+
+            case "traits" when parts.Length == 2:
+                if (!_traits.TryGetValue(parts[1], out var trait))
+                {
+                    error = $"unknown trait '{parts[1]}': declare it under schema.traits";
+                    return null;
+                }
+
+                return Trait(name, trait);
+
+            case "events" when parts.Length == 3:
+                if (!EventTypes.IsKnown(parts[1]))
+                {
+                    error = $"unknown event type '{parts[1]}'";
+                    return null;
+                }
+
+                return EventField(name, parts[1], parts[2], window, out error);
+
+            case "email" when parts.Length == 2 && parts[1] is "opens_of_last_sends" or "clicks_of_last_sends":
+                var n = last ?? 3;
+                if (n is < 1 or > 100)
+                {
+                    error = "'last' must be between 1 and 100";
+                    return null;
+                }
+
+                var clicks = parts[1] == "clicks_of_last_sends";
+                return FieldAccessor.ForNumber($"{name}[last {n}]", c => EngagedOfLastSends(c, n, clicks));
+        }
+
+        error = $"unknown field '{name}'";
+        return null;
+    }
+
+    private static FieldAccessor Trait(string name, TraitDefinition trait)
+    {
+        var key = trait.Name;
+        return trait.Type switch
+        {
+            FieldType.Number => FieldAccessor.ForNumber(name, c => c.Profile?.Trait(key) is double d ? d : double.NaN),
+            FieldType.Bool => FieldAccessor.ForFlag(name, c => c.Profile?.Trait(key) is bool b ? (b ? 1 : 0) : -1),
+            FieldType.Timestamp => FieldAccessor.ForTime(name, c => c.Profile?.Trait(key) is DateTimeOffset t ? t.UtcTicks : long.MinValue),
+            FieldType.List => FieldAccessor.ForList(name, c => c.Profile?.Trait(key) as IReadOnlyList<string>),
+            _ => FieldAccessor.ForText(name, c => c.Profile?.Trait(key) as string),
+        };
+    }
+
+    private static FieldAccessor? EventField(string name, string type, string measure, TimeSpan? window, out string? error)
+    {
+        error = null;
+        var w = window?.Ticks ?? long.MaxValue;
+        var label = window is null ? name : $"{name}[{FormatWindow(window.Value)}]";
+        switch (measure)
+        {
+            case "count":
+                return FieldAccessor.ForNumber(label, c =>
+                {
+                    if (c.Profile is null)
+                    {
+                        return 0;
+                    }
+
+                    var n = c.Profile.Series(type).CountInWindow(c.NowTicks, w, out var changes);
+                    c.Until(changes);
+                    return n;
+                });
+            case "sum":
+                return FieldAccessor.ForNumber(label, c =>
+                {
+                    if (c.Profile is null)
+                    {
+                        return 0;
+                    }
+
+                    var s = c.Profile.Series(type).SumInWindow(c.NowTicks, w, out var changes);
+                    c.Until(changes);
+                    return s;
+                });
+            case "last_at":
+                return FieldAccessor.ForTime(label, c =>
+                {
+                    if (c.Profile is null)
+                    {
+                        return long.MinValue;
+                    }
+
+                    var t = c.Profile.Series(type).LastAtOrBefore(c.NowTicks, out var changes);
+                    c.Until(changes);
+                    return t;
+                });
+            case "first_at":
+                return FieldAccessor.ForTime(label, c =>
+                {
+                    if (c.Profile is null)
+                    {
+                        return long.MinValue;
+                    }
+
+                    var t = c.Profile.Series(type).FirstAtOrBefore(c.NowTicks, out var changes);
+                    c.Until(changes);
+                    return t;
+                });
+            default:
+                error = $"unknown event measure '{measure}'; use count, sum, last_at or first_at";
+                return null;
+        }
+    }
+
+    private static double EngagedOfLastSends(EvalContext c, int last, bool clicks)
+    {
+        var p = c.Profile;
+        if (p is null)
+        {
+            return 0;
+        }
+
+        var engaged = clicks ? p.ClickedCampaigns : p.OpenedCampaigns;
+        var seen = 0;
+        var hits = 0;
+        for (var i = p.EmailSends.Count - 1; i >= 0 && seen < last; i--)
+        {
+            var send = p.EmailSends[i];
+            if (send.Ticks > c.NowTicks)
+            {
+                c.Until(send.Ticks);
+                continue;
+            }
+
+            seen++;
+            if (engaged.Contains(send.CampaignId))
+            {
+                hits++;
+            }
+        }
+
+        return hits;
+    }
+
+    private static string FormatWindow(TimeSpan w) =>
+        w.Ticks % Day == 0 ? $"{w.Ticks / Day}d" : w.Ticks % TimeSpan.TicksPerHour == 0 ? $"{(long)w.TotalHours}h" : $"{(long)w.TotalMinutes}m";
+
+    private static FrozenDictionary<string, FieldAccessor> BuildFixed()
+    {
+        var fields = new[]
+        {
+            FieldAccessor.ForFlag("profile.exists", c => c.Profile is null || c.Profile.TotalEvents + c.Profile.Attributes.Count == 0 ? 0 : 1),
+            FieldAccessor.ForTime("profile.first_seen", c => c.Profile?.FirstSeenTicks ?? long.MinValue),
+            FieldAccessor.ForTime("profile.last_seen", c => c.Profile?.LastSeenTicks ?? long.MinValue),
+            FieldAccessor.ForNumber("profile.sessions", c => c.Profile?.SessionIds.Count ?? 0),
+            FieldAccessor.ForNumber("profile.events", c => c.Profile?.TotalEvents ?? 0),
+            FieldAccessor.ForNumber("orders.count", c => c.Profile?.Orders ?? 0),
+            FieldAccessor.ForNumber("orders.revenue", c => c.Profile?.Revenue ?? 0),
+            FieldAccessor.ForNumber("orders.aov", c => c.Profile is { Orders: > 0 } p ? p.AverageOrderValue : double.NaN),
+            FieldAccessor.ForTime("orders.first_at", c => c.Profile?.FirstPurchaseTicks ?? long.MinValue),
+            FieldAccessor.ForTime("orders.last_at", c => c.Profile?.LastPurchaseTicks ?? long.MinValue),
+            FieldAccessor.ForNumber("orders.days_since_last", DaysSinceLastOrder),
+            FieldAccessor.ForNumber("cart.items", c => c.Profile?.CartItems ?? 0),
+            FieldAccessor.ForTime("cart.updated_at", c => c.Profile?.CartUpdatedTicks ?? long.MinValue),
+            FieldAccessor.ForNumber("rfm.recency", c => c.Rfm.Recency(c.Profile)),
+            FieldAccessor.ForNumber("rfm.frequency", c => c.Rfm.Frequency(c.Profile)),
+            FieldAccessor.ForNumber("rfm.monetary", c => c.Rfm.Monetary(c.Profile)),
+            FieldAccessor.ForTime("email.last_open_at", c =>
+            {
+                if (c.Profile is null)
+                {
+                    return long.MinValue;
+                }
+
+                var t = c.Profile.Series(EventTypes.EmailOpen).LastAtOrBefore(c.NowTicks, out var changes);
+                c.Until(changes);
+                return t;
+            }),
+        };
+        return fields.ToFrozenDictionary(f => f.Name, StringComparer.Ordinal);
+    }
+
+    private static double DaysSinceLastOrder(EvalContext c)
+    {
+        if (c.Profile is not { Orders: > 0 } p || p.LastPurchaseTicks > c.NowTicks)
+        {
+            return double.NaN;
+        }
+
+        var days = (c.NowTicks - p.LastPurchaseTicks) / Day;
+        c.Until(p.LastPurchaseTicks + ((days + 1) * Day));
+        return days;
+    }
+}

@@ -1,0 +1,439 @@
+using System.Collections.Frozen;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Segmentation.Core.Decisions;
+using YamlDotNet.RepresentationModel;
+
+namespace Segmentation.Core.Rules;
+
+/// <summary>Receives a rule error: the clause path, the YAML node it is about, and the message.</summary>
+public delegate void RuleErrorSink(string clause, YamlNode node, string message);
+
+/// <summary>
+/// Type-checks and compiles rules written in the catalog's YAML rule language into delegates, once,
+/// at catalog load. See the README's "Rule language" section for the grammar.
+/// </summary>
+public sealed class RuleCompiler
+{
+    /// <summary>The comparison operators a condition may use.</summary>
+    public static readonly FrozenSet<string> Operators = new[]
+    {
+        "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains", "starts_with", "exists", "between", "regex", "within", "older_than",
+    }.ToFrozenSet(StringComparer.Ordinal);
+
+    private const int MaxDepth = 32;
+    private static readonly TimeSpan RegexBudget = TimeSpan.FromMilliseconds(50);
+
+    private readonly FieldRegistry _fields;
+
+    /// <summary>Creates a compiler resolving fields through <paramref name="fields"/>.</summary>
+    public RuleCompiler(FieldRegistry fields) => _fields = fields;
+
+    /// <summary>Context fields read by the rules compiled so far.</summary>
+    public HashSet<ContextField> ContextFieldsRead { get; } = [];
+
+    /// <summary>Compiles one rule. Returns null when it has errors (reported to <paramref name="errors"/>).</summary>
+    public RuleNode? Compile(YamlNode node, string path, RuleErrorSink errors) => Compile(node, path, errors, 0);
+
+    private RuleNode? Compile(YamlNode node, string path, RuleErrorSink errors, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            errors(path, node, $"rule is nested deeper than {MaxDepth} levels");
+            return null;
+        }
+
+        if (node is not YamlMappingNode map)
+        {
+            errors(path, node, "a rule clause must be a mapping: all/any/not, or field plus one operator");
+            return null;
+        }
+
+        var keys = map.Children.Keys.Select(k => ((YamlScalarNode)k).Value ?? "").ToList();
+        foreach (var group in new[] { "all", "any", "not" })
+        {
+            if (!keys.Contains(group))
+            {
+                continue;
+            }
+
+            if (keys.Count != 1)
+            {
+                errors(path, node, $"'{group}' must be the only key of its clause (found: {string.Join(", ", keys)})");
+                return null;
+            }
+
+            var body = map.Children[new YamlScalarNode(group)];
+            if (group == "not")
+            {
+                var inner = Compile(body, $"{path}.not", errors, depth + 1);
+                return inner is null ? null : new GroupNode(path, "not", [inner]);
+            }
+
+            if (body is not YamlSequenceNode seq || seq.Children.Count == 0)
+            {
+                errors(path, body, $"'{group}' needs a non-empty list of clauses");
+                return null;
+            }
+
+            var children = new List<RuleNode>();
+            var ok = true;
+            for (var i = 0; i < seq.Children.Count; i++)
+            {
+                var child = Compile(seq.Children[i], $"{path}.{group}[{i}]", errors, depth + 1);
+                ok &= child is not null;
+                if (child is not null)
+                {
+                    children.Add(child);
+                }
+            }
+
+            return ok ? new GroupNode(path, group, children.ToArray()) : null;
+        }
+
+        return CompileLeaf(map, keys, path, errors);
+    }
+
+    private LeafNode? CompileLeaf(YamlMappingNode map, List<string> keys, string path, RuleErrorSink errors)
+    {
+        string? fieldName = null;
+        TimeSpan? window = null;
+        int? last = null;
+        string? op = null;
+        YamlNode? operand = null;
+
+        foreach (var (k, v) in map.Children)
+        {
+            var key = ((YamlScalarNode)k).Value ?? "";
+            switch (key)
+            {
+                case "field":
+                    fieldName = Scalar(v);
+                    break;
+                case "window":
+                    if (!Duration.TryParse(Scalar(v), out var w))
+                    {
+                        errors(path, v, $"'window' must be a duration such as 30m, 24h, 90d or 2w (got '{Scalar(v)}')");
+                        return null;
+                    }
+
+                    window = w;
+                    break;
+                case "last":
+                    if (!int.TryParse(Scalar(v), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+                    {
+                        errors(path, v, $"'last' must be a whole number (got '{Scalar(v)}')");
+                        return null;
+                    }
+
+                    last = n;
+                    break;
+                default:
+                    if (!Operators.Contains(key))
+                    {
+                        errors(path, k, $"unknown key '{key}'; a condition has 'field', one operator ({string.Join(", ", Operators)}) and optionally 'window' or 'last'");
+                        return null;
+                    }
+
+                    if (op is not null)
+                    {
+                        errors(path, k, $"a condition takes exactly one operator (found '{op}' and '{key}'); combine conditions with all/any");
+                        return null;
+                    }
+
+                    op = key;
+                    operand = v;
+                    break;
+            }
+        }
+
+        if (string.IsNullOrEmpty(fieldName))
+        {
+            errors(path, map, $"a condition needs 'field' (found keys: {string.Join(", ", keys)})");
+            return null;
+        }
+
+        if (op is null || operand is null)
+        {
+            errors(path, map, $"condition on '{fieldName}' has no operator; use one of {string.Join(", ", Operators)}");
+            return null;
+        }
+
+        var field = _fields.Resolve(fieldName, window, last, out var fieldError, out var contextField);
+        if (field is null)
+        {
+            errors(path, map, fieldError!);
+            return null;
+        }
+
+        var test = CompileTest(field, op, operand, out var text, out var opError);
+        if (test is null)
+        {
+            errors(path, operand, opError!);
+            return null;
+        }
+
+        if (contextField is { } cf)
+        {
+            ContextFieldsRead.Add(cf);
+        }
+
+        return new LeafNode(path, $"{field.Name} {op} {text}", field, test);
+    }
+
+    private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, YamlNode operand, out string text, out string? error)
+    {
+        error = null;
+        text = operand is YamlSequenceNode s ? "[" + string.Join(", ", s.Children.Select(Scalar)) + "]" : Scalar(operand) ?? "";
+
+        if (op == "exists")
+        {
+            if (!TryBool(operand, out var want))
+            {
+                error = "'exists' takes true or false";
+                return null;
+            }
+
+            Func<EvalContext, bool> present = f.Type switch
+            {
+                FieldType.Number => c => !double.IsNaN(f.Number!(c)),
+                FieldType.Timestamp => c => f.Time!(c) != long.MinValue,
+                FieldType.Bool => c => f.Flag!(c) >= 0,
+                FieldType.List => c => f.List!(c) is { Count: > 0 },
+                _ => c => !string.IsNullOrEmpty(f.Text!(c)),
+            };
+            return want ? present : c => !present(c);
+        }
+
+        var result = f.Type switch
+        {
+            FieldType.Number => NumberTest(f.Number!, op, operand, out error),
+            FieldType.String => TextTest(f.Text!, op, operand, out error),
+            FieldType.Bool => FlagTest(f.Flag!, op, operand, out error),
+            FieldType.Timestamp => TimeTest(f.Time!, op, operand, out error),
+            _ => ListTest(f.List!, op, operand, out error),
+        };
+        if (result is null && error is null)
+        {
+            error = $"operator '{op}' does not apply to {f.Type.ToString().ToLowerInvariant()} field '{f.Name}'";
+        }
+
+        return result;
+    }
+
+    private static Func<EvalContext, bool>? NumberTest(Func<EvalContext, double> get, string op, YamlNode operand, out string? error)
+    {
+        error = null;
+        if (op is "in" or "not_in")
+        {
+            if (!TryList(operand, out var items) || !items.All(i => TryNumber(i, out _)))
+            {
+                error = $"'{op}' on a number field takes a list of numbers";
+                return null;
+            }
+
+            var set = items.Select(i => double.Parse(i, CultureInfo.InvariantCulture)).ToFrozenSet();
+            return op == "in" ? c => set.Contains(get(c)) : c => { var v = get(c); return !double.IsNaN(v) && !set.Contains(v); };
+        }
+
+        if (op == "between")
+        {
+            if (!TryList(operand, out var items) || items.Count != 2 || !TryNumber(items[0], out var lo) || !TryNumber(items[1], out var hi) || lo > hi)
+            {
+                error = "'between' takes [low, high] with low <= high (inclusive)";
+                return null;
+            }
+
+            return c => { var v = get(c); return v >= lo && v <= hi; };
+        }
+
+        if (op is not ("eq" or "ne" or "lt" or "lte" or "gt" or "gte"))
+        {
+            return null;
+        }
+
+        if (!TryNumber(Scalar(operand), out var x))
+        {
+            error = $"'{op}' on a number field takes a number (got '{Scalar(operand)}')";
+            return null;
+        }
+
+        return op switch
+        {
+            "eq" => c => get(c) == x,
+            "ne" => c => { var v = get(c); return !double.IsNaN(v) && v != x; },
+            "lt" => c => get(c) < x,
+            "lte" => c => get(c) <= x,
+            "gt" => c => get(c) > x,
+            _ => c => get(c) >= x,
+        };
+    }
+
+    private static Func<EvalContext, bool>? TextTest(Func<EvalContext, string?> get, string op, YamlNode operand, out string? error)
+    {
+        error = null;
+        if (op is "in" or "not_in")
+        {
+            if (!TryList(operand, out var items))
+            {
+                error = $"'{op}' takes a list of values";
+                return null;
+            }
+
+            var set = items.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+            return op == "in"
+                ? c => get(c) is { Length: > 0 } v && set.Contains(v)
+                : c => get(c) is { Length: > 0 } v && !set.Contains(v);
+        }
+
+        var x = Scalar(operand);
+        if (x is null || operand is not YamlScalarNode)
+        {
+            error = $"'{op}' takes a single value";
+            return null;
+        }
+
+        switch (op)
+        {
+            case "eq":
+                return c => get(c) is { Length: > 0 } v && string.Equals(v, x, StringComparison.OrdinalIgnoreCase);
+            case "ne":
+                return c => get(c) is { Length: > 0 } v && !string.Equals(v, x, StringComparison.OrdinalIgnoreCase);
+            case "contains":
+                return c => get(c) is { Length: > 0 } v && v.Contains(x, StringComparison.OrdinalIgnoreCase);
+            case "starts_with":
+                return c => get(c) is { Length: > 0 } v && v.StartsWith(x, StringComparison.OrdinalIgnoreCase);
+            case "regex":
+                Regex regex;
+                try
+                {
+                    // Non-backtracking: linear time in the input, so a catalog regex cannot stall Decide.
+                    regex = new Regex(x, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, RegexBudget);
+                }
+                catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
+                {
+                    error = $"invalid regex '{x}': {ex.Message}";
+                    return null;
+                }
+
+                return c => get(c) is { Length: > 0 } v && regex.IsMatch(v);
+            default:
+                return null;
+        }
+    }
+
+    private static Func<EvalContext, bool>? FlagTest(Func<EvalContext, int> get, string op, YamlNode operand, out string? error)
+    {
+        error = null;
+        if (op is not ("eq" or "ne"))
+        {
+            return null;
+        }
+
+        if (!TryBool(operand, out var b))
+        {
+            error = $"'{op}' on a bool field takes true or false";
+            return null;
+        }
+
+        var want = b ? 1 : 0;
+        return op == "eq" ? c => get(c) == want : c => { var v = get(c); return v >= 0 && v != want; };
+    }
+
+    private static Func<EvalContext, bool>? TimeTest(Func<EvalContext, long> get, string op, YamlNode operand, out string? error)
+    {
+        error = null;
+        if (op is not ("within" or "older_than"))
+        {
+            return null;
+        }
+
+        if (!Duration.TryParse(Scalar(operand), out var d))
+        {
+            error = $"'{op}' takes a duration such as 30m, 24h, 90d or 2w (got '{Scalar(operand)}')";
+            return null;
+        }
+
+        var span = d.Ticks;
+        if (op == "within")
+        {
+            // True while now < t + span; it flips to false at t + span.
+            return c =>
+            {
+                var t = get(c);
+                if (t == long.MinValue)
+                {
+                    return false;
+                }
+
+                c.Until(t + span);
+                return c.NowTicks < t + span;
+            };
+        }
+
+        // older_than: true once now >= t + span.
+        return c =>
+        {
+            var t = get(c);
+            if (t == long.MinValue)
+            {
+                return false;
+            }
+
+            c.Until(t + span);
+            return c.NowTicks >= t + span;
+        };
+    }
+
+    private static Func<EvalContext, bool>? ListTest(Func<EvalContext, IReadOnlyList<string>?> get, string op, YamlNode operand, out string? error)
+    {
+        error = null;
+        switch (op)
+        {
+            case "contains":
+                var x = Scalar(operand);
+                if (x is null || operand is not YamlScalarNode)
+                {
+                    error = "'contains' on a list takes a single value";
+                    return null;
+                }
+
+                return c => get(c) is { } l && l.Contains(x, StringComparer.OrdinalIgnoreCase);
+            case "in" or "not_in":
+                if (!TryList(operand, out var items))
+                {
+                    error = $"'{op}' takes a list of values";
+                    return null;
+                }
+
+                var set = items.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+                Func<EvalContext, bool> any = c => get(c) is { } l && l.Any(set.Contains);
+                return op == "in" ? any : c => get(c) is { Count: > 0 } && !any(c);
+            default:
+                return null;
+        }
+    }
+
+    internal static string? Scalar(YamlNode node) => (node as YamlScalarNode)?.Value;
+
+    private static bool TryList(YamlNode node, out List<string> items)
+    {
+        items = [];
+        if (node is not YamlSequenceNode seq || seq.Children.Any(c => c is not YamlScalarNode))
+        {
+            return false;
+        }
+
+        items = seq.Children.Select(c => Scalar(c) ?? "").ToList();
+        return items.Count > 0;
+    }
+
+    private static bool TryNumber(string? s, out double value) =>
+        double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
+
+    private static bool TryBool(YamlNode node, out bool value)
+    {
+        value = false;
+        return Scalar(node) is { } s && bool.TryParse(s, out value);
+    }
+}

@@ -1,0 +1,159 @@
+namespace Segmentation.Core.Rules;
+
+/// <summary>One evaluated clause in an explanation.</summary>
+/// <param name="Path">Where the clause sits, e.g. <c>rule.all[1]</c>.</param>
+/// <param name="Text">The clause as written.</param>
+/// <param name="Result">The clause's result.</param>
+/// <param name="Actual">For leaves, the value seen; null for groups.</param>
+public sealed record ClauseTrace(string Path, string Text, bool Result, string? Actual);
+
+/// <summary>
+/// A compiled rule or clause. <see cref="Evaluate"/> is the composed delegate used on the hot path;
+/// <see cref="Explain"/> walks the same compiled clauses and records what each saw.
+/// </summary>
+public abstract class RuleNode
+{
+    private protected RuleNode(string path, string text, Func<EvalContext, bool> evaluate)
+    {
+        Path = path;
+        Text = text;
+        Evaluate = evaluate;
+    }
+
+    /// <summary>Where the clause sits in its rule.</summary>
+    public string Path { get; }
+
+    /// <summary>The clause in compact one-line form.</summary>
+    public string Text { get; }
+
+    /// <summary>The compiled test.</summary>
+    public Func<EvalContext, bool> Evaluate { get; }
+
+    /// <summary>Evaluates and appends a trace entry for this node and the children it evaluated.</summary>
+    public abstract bool Explain(EvalContext context, List<ClauseTrace> trace);
+}
+
+/// <summary>A condition on one field.</summary>
+public sealed class LeafNode : RuleNode
+{
+    private readonly FieldAccessor _field;
+
+    internal LeafNode(string path, string text, FieldAccessor field, Func<EvalContext, bool> evaluate)
+        : base(path, text, evaluate) => _field = field;
+
+    /// <inheritdoc />
+    public override bool Explain(EvalContext context, List<ClauseTrace> trace)
+    {
+        var result = Evaluate(context);
+        trace.Add(new ClauseTrace(Path, Text, result, _field.Describe(context)));
+        return result;
+    }
+}
+
+/// <summary>An all/any/not group.</summary>
+public sealed class GroupNode : RuleNode
+{
+    private readonly string _kind;
+    private readonly RuleNode[] _children;
+
+    internal GroupNode(string path, string kind, RuleNode[] children)
+        : base(path, Describe(kind, children), Compose(kind, children))
+    {
+        _kind = kind;
+        _children = children;
+    }
+
+    /// <summary>The child clauses.</summary>
+    public IReadOnlyList<RuleNode> Children => _children;
+
+    /// <inheritdoc />
+    public override bool Explain(EvalContext context, List<ClauseTrace> trace)
+    {
+        var index = trace.Count;
+        trace.Add(null!); // placeholder so the group precedes its children
+        bool result;
+        switch (_kind)
+        {
+            case "not":
+                result = !_children[0].Explain(context, trace);
+                break;
+            case "all":
+                result = true;
+                foreach (var child in _children)
+                {
+                    if (!child.Explain(context, trace))
+                    {
+                        result = false;
+                        break;
+                    }
+                }
+
+                break;
+            default:
+                result = false;
+                foreach (var child in _children)
+                {
+                    if (child.Explain(context, trace))
+                    {
+                        result = true;
+                        break;
+                    }
+                }
+
+                break;
+        }
+
+        trace[index] = new ClauseTrace(Path, _kind, result, null);
+        return result;
+    }
+
+    private static string Describe(string kind, RuleNode[] children) =>
+        kind == "not" ? $"not ({children[0].Text})" : $"{kind}({string.Join(", ", children.Select(c => c.Text))})";
+
+    private static Func<EvalContext, bool> Compose(string kind, RuleNode[] children)
+    {
+        var tests = children.Select(c => c.Evaluate).ToArray();
+        if (kind == "not")
+        {
+            var inner = tests[0];
+            return c => !inner(c);
+        }
+
+        if (tests.Length == 1)
+        {
+            return tests[0];
+        }
+
+        if (tests.Length == 2)
+        {
+            var (a, b) = (tests[0], tests[1]);
+            return kind == "all" ? c => a(c) && b(c) : c => a(c) || b(c);
+        }
+
+        return kind == "all"
+            ? c =>
+            {
+                foreach (var t in tests)
+                {
+                    if (!t(c))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            }
+            : c =>
+            {
+                foreach (var t in tests)
+                {
+                    if (t(c))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            };
+    }
+}

@@ -1,0 +1,105 @@
+namespace Segmentation.Core.Validation;
+
+/// <summary>One invalid field of a request: its path (e.g. <c>event.context.session_id</c>) and why.</summary>
+public sealed record FieldViolation(string Field, string Description);
+
+/// <summary>
+/// Thrown by the domain when input is invalid. The host maps it to INVALID_ARGUMENT with
+/// <c>google.rpc.BadRequest</c> field violations. Nothing is stored when it is thrown.
+/// </summary>
+public sealed class ValidationException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public ValidationException(IReadOnlyList<FieldViolation> violations)
+        : base(Describe(violations)) => Violations = violations;
+
+    /// <summary>Creates the exception.</summary>
+    public ValidationException(string field, string description)
+        : this([new FieldViolation(field, description)])
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public ValidationException()
+        : this([])
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public ValidationException(string message)
+        : base(message) => Violations = [];
+
+    /// <summary>Creates the exception.</summary>
+    public ValidationException(string message, Exception innerException)
+        : base(message, innerException) => Violations = [];
+
+    /// <summary>The invalid fields.</summary>
+    public IReadOnlyList<FieldViolation> Violations { get; }
+
+    private static string Describe(IReadOnlyList<FieldViolation> violations) =>
+        violations.Count == 0 ? "invalid request" : string.Join("; ", violations.Select(v => $"{v.Field}: {v.Description}"));
+}
+
+/// <summary>Thrown when a requested entity (e.g. a profile) does not exist. Mapped to NOT_FOUND.</summary>
+public sealed class NotFoundException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public NotFoundException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public NotFoundException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public NotFoundException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>Collects field violations and throws them together.</summary>
+public sealed class ViolationList
+{
+    private readonly List<FieldViolation> _items = [];
+
+    /// <summary>True when no violation was added.</summary>
+    public bool IsEmpty => _items.Count == 0;
+
+    /// <summary>Adds a violation.</summary>
+    public void Add(string field, string description) => _items.Add(new FieldViolation(field, description));
+
+    /// <summary>Requires a non-empty string of at most <paramref name="max"/> characters.</summary>
+    public void Required(string field, string? value, int max)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            Add(field, "is required");
+        }
+        else
+        {
+            MaxLength(field, value, max);
+        }
+    }
+
+    /// <summary>Checks an optional string's length.</summary>
+    public void MaxLength(string field, string? value, int max)
+    {
+        if (value is not null && value.Length > max)
+        {
+            Add(field, $"must be at most {max} characters (got {value.Length})");
+        }
+    }
+
+    /// <summary>Throws a <see cref="ValidationException"/> when any violation was added.</summary>
+    public void ThrowIfAny()
+    {
+        if (_items.Count > 0)
+        {
+            throw new ValidationException(_items.ToArray());
+        }
+    }
+}
