@@ -1,6 +1,28 @@
+using Segmentation.Server.Hosting;
+using Segmentation.Server.Interceptors;
+using Segmentation.Server.Services;
+
 var builder = WebApplication.CreateBuilder(args);
+
+builder.Services.AddSegmentation();
+builder.Services.AddGrpc(options =>
+{
+    options.Interceptors.Add<ErrorMappingInterceptor>();
+    options.MaxReceiveMessageSize = 4 * 1024 * 1024;
+    options.EnableDetailedErrors = builder.Environment.IsDevelopment();
+});
+builder.Services.AddGrpcReflection();
+builder.Services.AddGrpcHealthChecks().AddCheck("catalog", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+
 var app = builder.Build();
 
-app.MapGet("/", () => "Hello World!");
+app.MapGrpcService<DecisionGrpcService>();
+app.MapGrpcService<ProfileGrpcService>();
+app.MapGrpcService<CatalogGrpcService>();
+app.MapGrpcHealthChecksService();
+app.MapGrpcReflectionService();
 
 app.Run();
+
+/// <summary>Entry point, public for in-memory integration tests.</summary>
+public partial class Program;

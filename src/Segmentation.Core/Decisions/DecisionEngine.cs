@@ -39,6 +39,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
 
         v.MaxLength("user_id", request.UserId, 256);
         v.MaxLength("anonymous_id", request.AnonymousId, 256);
+        request.Context.Validate(v, "context");
         v.ThrowIfAny();
 
         return DecideOne(catalogs.Current, rfm.Current, userId, request.Context, request.At ?? time.GetUtcNow(), request.Explain);
@@ -59,6 +60,10 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         {
             throw new ValidationException("user_ids", $"at most {MaxBatchSize} users per batch (got {userIds.Count})");
         }
+
+        var v = new ViolationList();
+        context.Validate(v, "context");
+        v.ThrowIfAny();
 
         return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain);
     }

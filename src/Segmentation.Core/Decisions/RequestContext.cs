@@ -63,6 +63,24 @@ public sealed record RequestContext(
         _ => "",
     };
 
+    /// <summary>Maximum length of each field, in characters.</summary>
+    public static int MaxLength(ContextField field) => field switch
+    {
+        ContextField.Referrer or ContextField.PagePath => 2048,
+        ContextField.SearchQuery => 512,
+        ContextField.Source => 256,
+        _ => 64,
+    };
+
+    /// <summary>Adds a violation for every field longer than its limit.</summary>
+    public void Validate(Validation.ViolationList violations, string prefix)
+    {
+        foreach (var (field, name) in Fields)
+        {
+            violations.MaxLength($"{prefix}.{name}", Get(field), MaxLength(field));
+        }
+    }
+
     /// <summary>The rule name of a field, e.g. <c>page_type</c>.</summary>
     public static string NameOf(ContextField field) => Fields[(int)field].Name;
 }

@@ -1,0 +1,66 @@
+using Microsoft.Extensions.Options;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Import;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// At start-up, imports the UCI Online Retail sample through <see cref="ProfileIngestion"/> (the same
+/// validation path as the API) so the service has real profiles to decide for. Timestamps are shifted
+/// so the data ends yesterday. Start-up waits for it; it takes well under a second.
+/// </summary>
+internal sealed class DemoDataImporter(
+    IOptions<SegmentationOptions> options,
+    ProfileIngestion ingestion,
+    IProfileStore store,
+    RfmModelProvider rfm,
+    CatalogProvider catalogs,
+    TimeProvider time,
+    ILogger<DemoDataImporter> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        logger.LogInformation("Catalog '{Name}' v{Version} from {Origin}: {Count} segments", catalogs.Current.Name, catalogs.Current.Version, catalogs.Current.Origin, catalogs.Current.Segments.Count);
+        if (!options.Value.DemoData)
+        {
+            return Task.CompletedTask;
+        }
+
+        var path = Path.IsPathRooted(options.Value.DemoDataPath)
+            ? options.Value.DemoDataPath
+            : Path.Combine(AppContext.BaseDirectory, options.Value.DemoDataPath);
+        using var reader = File.OpenText(path);
+        var events = OnlineRetailImport.ReadEvents(reader, time.GetUtcNow(), out var report);
+        var rejected = 0;
+        foreach (var e in events)
+        {
+            try
+            {
+                ingestion.Track(e);
+            }
+            catch (ValidationException ex)
+            {
+                rejected++;
+                logger.LogWarning("Demo event {EventId} rejected: {Reason}", e.EventId, ex.Message);
+            }
+        }
+
+        var model = rfm.Recompute(store);
+        logger.LogInformation(
+            "Demo data: {Rows} rows read, {Purchases} purchases and {Refunds} refunds for {Customers} customers, rows rejected: {Rejected}, events rejected: {EventsRejected}; timestamps shifted by {Days} days; RFM over {RfmCustomers} customers",
+            report.RowsRead,
+            report.Purchases,
+            report.Refunds,
+            report.Customers,
+            string.Join(", ", report.RejectedRows.Select(r => $"{r.Key}: {r.Value}")),
+            rejected,
+            report.Shift.TotalDays,
+            model.Customers);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

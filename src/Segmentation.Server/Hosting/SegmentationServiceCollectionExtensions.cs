@@ -1,0 +1,53 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Segmentation.Core.Caching;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Scoring;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>Registers the decisioning domain.</summary>
+public static class SegmentationServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the catalog (loaded at start-up, failing fast on errors), the in-memory profile store,
+    /// RFM scoring, the decision cache and engine, and the demo data import when enabled.
+    /// </summary>
+    public static IServiceCollection AddSegmentation(this IServiceCollection services)
+    {
+        services.AddOptions<SegmentationOptions>()
+            .BindConfiguration(SegmentationOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IProfileStore, InMemoryProfileStore>();
+        services.TryAddSingleton<RfmModelProvider>();
+        services.TryAddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<SegmentationOptions>>().Value;
+            var provider = new CatalogProvider(sp.GetRequiredService<TimeProvider>());
+            ICatalogSource source = string.IsNullOrWhiteSpace(options.CatalogPath)
+                ? new EmbeddedCatalogSource()
+                : new DirectoryCatalogSource(options.CatalogPath);
+            provider.Load(source);
+            return provider;
+        });
+        services.TryAddSingleton(sp => new DecisionCache(new DecisionCacheOptions
+        {
+            SizeLimit = sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.DecisionCacheSize,
+        }));
+        services.TryAddSingleton(sp => new TemplateRenderer(logger: sp.GetRequiredService<ILogger<TemplateRenderer>>()));
+        services.TryAddSingleton<Decider>();
+        services.TryAddSingleton<DecisionEngine>();
+        services.TryAddSingleton<ProfileIngestion>();
+
+        // Order matters: the demo import runs before the periodic RFM recomputation starts.
+        services.AddHostedService<DemoDataImporter>();
+        services.AddHostedService<RfmRecomputeService>();
+        return services;
+    }
+}

@@ -1,0 +1,114 @@
+using Google.Protobuf.WellKnownTypes;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Rendering;
+using Domain = Segmentation.Core.Decisions;
+
+namespace Segmentation.Server.Mapping;
+
+/// <summary>Maps decision requests and results between protobuf and the domain.</summary>
+internal static class DecisionMapper
+{
+    public static Domain.RequestContext ToDomain(Contracts.V1.RequestContext? c, Channel channel)
+    {
+        var name = ChannelName(channel);
+        return c is null
+            ? Domain.RequestContext.Empty with { Channel = name }
+            : new Domain.RequestContext(name, c.Device, c.Country, c.Locale, c.Referrer, c.Source, c.PageType, c.PagePath, c.SearchQuery);
+    }
+
+    public static string ChannelName(Channel channel) => channel switch
+    {
+        Channel.Email => "email",
+        Channel.Ads => "ads",
+        Channel.App => "app",
+        _ => "web",
+    };
+
+    public static Contracts.V1.SegmentType ToProto(Core.Catalog.SegmentType type) => type switch
+    {
+        Core.Catalog.SegmentType.Behavioural => Contracts.V1.SegmentType.Behavioural,
+        Core.Catalog.SegmentType.Intent => Contracts.V1.SegmentType.Intent,
+        Core.Catalog.SegmentType.Value => Contracts.V1.SegmentType.Value,
+        Core.Catalog.SegmentType.Need => Contracts.V1.SegmentType.Need,
+        Core.Catalog.SegmentType.Contextual => Contracts.V1.SegmentType.Contextual,
+        Core.Catalog.SegmentType.Psychographic => Contracts.V1.SegmentType.Psychographic,
+        Core.Catalog.SegmentType.Firmographic => Contracts.V1.SegmentType.Firmographic,
+        Core.Catalog.SegmentType.Technographic => Contracts.V1.SegmentType.Technographic,
+        Core.Catalog.SegmentType.Lifecycle => Contracts.V1.SegmentType.Lifecycle,
+        Core.Catalog.SegmentType.Engagement => Contracts.V1.SegmentType.Engagement,
+        Core.Catalog.SegmentType.Transactional => Contracts.V1.SegmentType.Transactional,
+        Core.Catalog.SegmentType.Preference => Contracts.V1.SegmentType.Preference,
+        Core.Catalog.SegmentType.Demographic => Contracts.V1.SegmentType.Demographic,
+        _ => Contracts.V1.SegmentType.Unspecified,
+    };
+
+    public static SegmentRef ToRef(Segment s) => new()
+    {
+        Id = s.Id,
+        Name = s.Name,
+        Type = ToProto(s.Type),
+        Priority = s.Priority,
+    };
+
+    public static Contracts.V1.Decision ToProto(Domain.Decision d)
+    {
+        var result = new Contracts.V1.Decision
+        {
+            DecisionId = d.DecisionId,
+            UserId = d.UserId,
+            Segment = ToRef(d.Winner),
+            FallbackUsed = d.FallbackUsed,
+            Content = ToProto(d.Variant(VariantKind.Content)),
+            Offer = ToProto(d.Variant(VariantKind.Offer)),
+            Cta = ToProto(d.Variant(VariantKind.Cta)),
+            Journey = ToProto(d.Variant(VariantKind.Journey)),
+            Messaging = ToProto(d.Variant(VariantKind.Messaging)),
+            CatalogVersion = d.CatalogVersion,
+            FromCache = d.FromCache,
+            EvaluatedAt = Timestamp.FromDateTimeOffset(d.EvaluatedAt),
+        };
+        foreach (var m in d.Matched)
+        {
+            result.MatchedSegments.Add(new MatchedSegment
+            {
+                Segment = ToRef(m.Segment),
+                Status = m.Status switch
+                {
+                    Domain.MatchStatus.Winner => Contracts.V1.MatchStatus.Winner,
+                    Domain.MatchStatus.Overridden => Contracts.V1.MatchStatus.Overridden,
+                    Domain.MatchStatus.Excluded => Contracts.V1.MatchStatus.Excluded,
+                    _ => Contracts.V1.MatchStatus.Outranked,
+                },
+                SuppressedBy = m.SuppressedBy ?? "",
+            });
+        }
+
+        if (d.Explanation is { } e)
+        {
+            var explanation = new Contracts.V1.Explanation { Summary = e.Summary, ContextFieldsRead = { e.ContextFieldsRead } };
+            foreach (var t in e.Segments)
+            {
+                var trace = new Contracts.V1.SegmentTrace
+                {
+                    Segment = ToRef(t.Segment),
+                    Matched = t.Matched,
+                    FirstFailingClause = t.FirstFailingClause ?? "",
+                };
+                foreach (var c in t.Clauses)
+                {
+                    trace.Clauses.Add(new Contracts.V1.ClauseTrace { Path = c.Path, Description = c.Text, Result = c.Result, ActualValue = c.Actual ?? "" });
+                }
+
+                explanation.Segments.Add(trace);
+            }
+
+            result.Explanation = explanation;
+        }
+
+        return result;
+    }
+
+    private static Contracts.V1.RenderedVariant ToProto(Core.Rendering.RenderedVariant v) =>
+        new() { VariantId = v.VariantId, Text = v.Text, FallbackUsed = v.FallbackUsed };
+}
