@@ -59,12 +59,16 @@ public static class Catalogs
         {Outcomes(id)}
         """;
 
-    public static ICatalogSource Source(params string[] segments) =>
-        new InMemoryCatalogSource([
-            new CatalogFile("catalog.yaml", Schema),
-            new CatalogFile("fallback.yaml", Fallback),
-            new CatalogFile("segments.yaml", "segments:\n" + string.Join("\n", segments)),
-        ]);
+    public static ICatalogSource Source(params string[] segments)
+    {
+        List<CatalogFile> files = [new CatalogFile("catalog.yaml", Schema), new CatalogFile("fallback.yaml", Fallback)];
+        if (segments.Length > 0)
+        {
+            files.Add(new CatalogFile("segments.yaml", "segments:\n" + string.Join("\n", segments)));
+        }
+
+        return new InMemoryCatalogSource(files);
+    }
 
     public static string Indent(string text, int spaces) =>
         string.Join("\n", text.Trim('\n').Split('\n').Select(l => new string(' ', spaces) + l));

@@ -82,6 +82,22 @@ public static class TemplateCompiler
             base.Visit(node);
         }
 
+        public override void Visit(ScriptImportStatement node)
+        {
+            UnknownRoots.Add("import");
+            base.Visit(node);
+        }
+
+        public override void Visit(ScriptFunction node)
+        {
+            if (node.NameOrDoToken is ScriptVariable v)
+            {
+                _locals.Add(v.Name);
+            }
+
+            base.Visit(node);
+        }
+
         public override void Visit(ScriptForStatement node)
         {
             if (node.Variable is ScriptVariable v)

@@ -1,0 +1,87 @@
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+
+namespace Segmentation.Core.Tests;
+
+public class RenderingTests
+{
+    private static TestWorld WorldWithContent(string template, string extra = "    persona: friendly") =>
+        new(Catalogs.Source(Catalogs.Segment("s", "value", "{ field: traits.score, gte: 0 }", extra)
+            .Replace("template: \"content for s\"", $"template: '{template.Replace("'", "''", StringComparison.Ordinal)}'")));
+
+    private static RenderedVariant RenderContent(TestWorld w, RequestContext? context = null)
+    {
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 3d, ["first_name"] = "Ada" }, "test", AttributeLayer.ZeroParty, null);
+        return w.Decide("u1", context).Variant(VariantKind.Content);
+    }
+
+    [Fact]
+    public void Templates_see_profile_segment_context_and_persona()
+    {
+        using var w = WorldWithContent("{{ profile.traits.first_name }}|{{ segment.name }}|{{ segment.type }}|{{ context.device }}|{{ persona.tone }}|{{ profile.orders }}");
+
+        var v = RenderContent(w, new RequestContext(Device: "mobile"));
+
+        Assert.Equal("Ada|s|value|mobile|warm|0", v.Text);
+        Assert.False(v.FallbackUsed);
+        Assert.Equal("s.content", v.VariantId);
+    }
+
+    [Fact]
+    public void Context_fields_read_by_templates_are_part_of_the_catalog_reads()
+    {
+        using var w = WorldWithContent("{{ context.country }}");
+        Assert.Contains(ContextField.Country, w.Catalogs.Current.ContextFieldsRead);
+        Assert.DoesNotContain(ContextField.Device, w.Catalogs.Current.ContextFieldsRead);
+    }
+
+    [Theory]
+    [InlineData("{{ while true }}x{{ end }}")] // infinite loop: cut off by the loop limit
+    [InlineData("{{ func f; ret f; end; f }}")] // unbounded recursion: cut off by the recursion limit
+    [InlineData("{{ for i in 1..100000 }}x{{ end }}")] // huge loop
+    [InlineData("{{ 'x' | string.pad_left 100000 }}")] // huge output: over the output limit
+    [InlineData("{{ array.size 1 2 3 }}")] // runtime error: wrong arguments
+    public void Hostile_or_failing_templates_yield_the_declared_fallback_and_are_counted(string template)
+    {
+        using var w = WorldWithContent(template);
+        var before = w.Renderer.FailureCount;
+
+        var v = RenderContent(w);
+
+        Assert.True(v.FallbackUsed);
+        Assert.Equal("fallback content", v.Text);
+        Assert.Equal(before + 1, w.Renderer.FailureCount);
+    }
+
+    [Theory]
+    [InlineData("{{ include '/etc/passwd' }}")] // file system
+    [InlineData("{{ import 'System.Environment' }}")] // .NET types
+    [InlineData("{{ environment.user }}")] // environment
+    public void Templates_reaching_outside_the_model_fail_catalog_validation(string template) =>
+        Assert.Throws<Catalog.CatalogException>(() => WorldWithContent(template));
+
+    [Fact]
+    public void Templates_cannot_reach_dotnet_types_through_the_model()
+    {
+        using var w = WorldWithContent("[{{ profile.GetType }}{{ segment.id.GetType }}{{ profile.traits.first_name.Length }}]");
+
+        var v = RenderContent(w);
+
+        Assert.DoesNotContain("System", v.Text, StringComparison.Ordinal);
+        Assert.Equal("[]", v.Text);
+    }
+
+    [Fact]
+    public void Other_variants_still_render_when_one_fails()
+    {
+        using var w = WorldWithContent("{{ while true }}x{{ end }}");
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 3d }, "test", AttributeLayer.ZeroParty, null);
+
+        var d = w.Decide("u1");
+
+        Assert.True(d.Variant(VariantKind.Content).FallbackUsed);
+        Assert.Equal("offer for s", d.Variant(VariantKind.Offer).Text);
+        Assert.False(d.Variant(VariantKind.Offer).FallbackUsed);
+    }
+}
