@@ -50,7 +50,9 @@ public sealed class DecisionCache : IDisposable
         var options = new MemoryCacheEntryOptions { Size = 1, SlidingExpiration = _options.SlidingExpiration };
         if (decision.ValidUntilTicks != long.MaxValue)
         {
-            options.AbsoluteExpiration = new DateTimeOffset(decision.ValidUntilTicks, TimeSpan.Zero);
+            // Evict when the entry can no longer be valid. Relative, because the evaluation time may be
+            // a caller-supplied timestamp rather than the cache's own clock; Get checks validity exactly.
+            options.AbsoluteExpirationRelativeToNow = TimeSpan.FromTicks(Math.Max(1, decision.ValidUntilTicks - decision.EvaluatedAt.UtcTicks));
         }
 
         _cache.Set(key, decision, options);
