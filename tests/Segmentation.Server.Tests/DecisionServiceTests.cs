@@ -1,0 +1,168 @@
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+{
+    private DecisionService.DecisionServiceClient Decisions => new(fixture.Channel);
+
+    private ProfileService.ProfileServiceClient Profiles => new(fixture.Channel);
+
+    private static string NewUser() => "test-" + Guid.NewGuid().ToString("N");
+
+    [Fact]
+    public async Task Decide_returns_the_demo_customers_segment_and_five_rendered_variants()
+    {
+        var d = (await Decisions.DecideAsync(new DecideRequest { UserId = "12415", Context = new RequestContext { Device = "desktop" } })).Decision;
+
+        Assert.Equal("vip", d.Segment.Id);
+        Assert.Equal(SegmentType.Value, d.Segment.Type);
+        Assert.Equal(MatchStatus.Winner, d.MatchedSegments[0].Status);
+        Assert.Contains(d.MatchedSegments, m => m.Segment.Id == "champions" && m.Status == MatchStatus.Outranked);
+        foreach (var v in new[] { d.Content, d.Offer, d.Cta, d.Journey, d.Messaging })
+        {
+            Assert.StartsWith("vip.", v.VariantId, StringComparison.Ordinal);
+            Assert.False(string.IsNullOrWhiteSpace(v.Text));
+        }
+
+        Assert.Equal(1, d.CatalogVersion);
+        Assert.NotEmpty(d.DecisionId);
+    }
+
+    [Fact]
+    public async Task Unknown_user_gets_the_fallback_segment()
+    {
+        var d = (await Decisions.DecideAsync(new DecideRequest { AnonymousId = NewUser() })).Decision;
+
+        Assert.True(d.FallbackUsed);
+        Assert.Equal("general_audience", d.Segment.Id);
+        Assert.Empty(d.MatchedSegments);
+    }
+
+    [Fact]
+    public async Task Decide_without_a_user_is_invalid_argument_with_field_violations()
+    {
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await Decisions.DecideAsync(new DecideRequest
+        {
+            Context = new RequestContext { PagePath = new string('x', 3000) },
+        }));
+
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        var badRequest = ex.GetRpcStatus()!.GetDetail<BadRequest>();
+        Assert.Contains(badRequest.FieldViolations, v => v.Field == "user_id");
+        Assert.Contains(badRequest.FieldViolations, v => v.Field == "context.page_path" && v.Description.Contains("2048", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Repeat_decide_is_cached_and_a_tracked_event_invalidates_it()
+    {
+        var user = NewUser();
+        var first = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+        var second = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+        Assert.False(first.FromCache);
+        Assert.True(second.FromCache);
+        Assert.Equal("general_audience", second.Segment.Id);
+
+        for (var i = 0; i < 5; i++)
+        {
+            await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, $"pv-{i}", "product_view") });
+        }
+
+        var after = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+        Assert.False(after.FromCache);
+        Assert.Equal("product_explorer", after.Segment.Id);
+    }
+
+    [Fact]
+    public async Task Cart_left_for_over_an_hour_makes_a_cart_abandoner()
+    {
+        var user = NewUser();
+        var addedAt = DateTimeOffset.UtcNow.AddMinutes(-1);
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "atc-1", "add_to_cart", addedAt) });
+
+        var now = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+        var later = (await Decisions.DecideAsync(new DecideRequest { UserId = user, Timestamp = Timestamp.FromDateTimeOffset(addedAt.AddHours(2)) })).Decision;
+
+        Assert.NotEqual("cart_abandoner", now.Segment.Id);
+        Assert.Equal("cart_abandoner", later.Segment.Id);
+    }
+
+    [Fact]
+    public async Task Declared_vip_overrides_churned()
+    {
+        var user = NewUser();
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "old-order", "purchase", DateTimeOffset.UtcNow.AddDays(-400), value: 20) });
+        var before = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+        Assert.Contains(before.MatchedSegments, m => m.Segment.Id == "churned" && m.Status != MatchStatus.Overridden);
+
+        await Profiles.SetTraitsAsync(new SetTraitsRequest { UserId = user, Source = "crm", Traits = { ["vip"] = new AttributeValue { BoolValue = true } } });
+        var after = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+
+        Assert.Equal("vip", after.Segment.Id);
+        var churned = Assert.Single(after.MatchedSegments, m => m.Segment.Id == "churned");
+        Assert.Equal(MatchStatus.Overridden, churned.Status);
+        Assert.Equal("vip", churned.SuppressedBy);
+    }
+
+    [Fact]
+    public async Task Explain_returns_the_rule_by_rule_trace()
+    {
+        var d = (await Decisions.DecideAsync(new DecideRequest { UserId = "12347", Explain = true, Context = new RequestContext { Device = "mobile" } })).Decision;
+
+        Assert.False(d.FromCache);
+        Assert.NotNull(d.Explanation);
+        Assert.Contains("'champions' won", d.Explanation.Summary, StringComparison.Ordinal);
+        var vip = Assert.Single(d.Explanation.Segments, s => s.Segment.Id == "vip");
+        Assert.False(vip.Matched);
+        Assert.NotEmpty(vip.FirstFailingClause);
+        Assert.Contains(vip.Clauses, c => c.Description.StartsWith("orders.revenue gte 1000", StringComparison.Ordinal) && c.ActualValue == "453");
+        Assert.Contains("device", d.Explanation.ContextFieldsRead);
+    }
+
+    [Fact]
+    public async Task DecideBatch_streams_every_user_in_order_with_per_user_errors()
+    {
+        using var call = Decisions.DecideBatch(new DecideBatchRequest
+        {
+            UserIds = { "12415", "", "12347", NewUser() },
+            Channel = Channel.Email,
+        });
+        var items = new List<DecideBatchResponse>();
+        await foreach (var item in call.ResponseStream.ReadAllAsync())
+        {
+            items.Add(item);
+        }
+
+        Assert.Equal([0, 1, 2, 3], items.Select(i => i.Index));
+        Assert.Equal("vip", items[0].Decision.Segment.Id);
+        Assert.Equal("INVALID_ARGUMENT", items[1].Error.Code);
+        Assert.Contains("user_ids[1]", items[1].Error.Message, StringComparison.Ordinal);
+        Assert.Equal("champions", items[2].Decision.Segment.Id);
+        Assert.True(items[3].Decision.FallbackUsed);
+        Assert.Single(items.Where(i => i.Decision is not null).Select(i => i.Decision.EvaluatedAt).Distinct());
+        Assert.Single(items.Where(i => i.Decision is not null).Select(i => i.Decision.CatalogVersion).Distinct());
+    }
+
+    [Fact]
+    public async Task DecideBatch_rejects_an_empty_batch()
+    {
+        using var call = Decisions.DecideBatch(new DecideBatchRequest());
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext());
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+    }
+
+    internal static Event Event(string user, string id, string type, DateTimeOffset? at = null, double value = 0) => new()
+    {
+        EventId = id,
+        Type = type,
+        UserId = user,
+        Timestamp = Timestamp.FromDateTimeOffset(at ?? DateTimeOffset.UtcNow),
+        Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s-" + user, PageType = "product" },
+        Value = value,
+        OrderId = type == "purchase" ? "o-" + id : "",
+        ProductId = type is "product_view" or "add_to_cart" ? "sku-1" : "",
+    };
+}

@@ -1,0 +1,63 @@
+// End-to-end client in another language: loads the public protos at run time with
+// @grpc/proto-loader, calls the real server with @grpc/grpc-js, and prints one JSON
+// object with what it saw. Usage: node client.mjs 127.0.0.1:5107 <user_id>
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import grpc from '@grpc/grpc-js';
+import protoLoader from '@grpc/proto-loader';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const protoRoot = path.resolve(here, '../../../protos');
+const [address = '127.0.0.1:5107', userId = '12415'] = process.argv.slice(2);
+
+const definition = protoLoader.loadSync(
+  ['segmentation/v1/decision_service.proto', 'segmentation/v1/catalog_service.proto', 'segmentation/v1/profile_service.proto'],
+  { includeDirs: [protoRoot], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true },
+);
+const v1 = grpc.loadPackageDefinition(definition).segmentation.v1;
+const credentials = grpc.credentials.createInsecure();
+const decisions = new v1.DecisionService(address, credentials);
+const catalog = new v1.CatalogService(address, credentials);
+
+const call = (client, method, request) =>
+  new Promise((resolve, reject) => {
+    const deadline = new Date(Date.now() + 10_000);
+    client[method](request, { deadline }, (err, response) => (err ? reject(err) : resolve(response)));
+  });
+
+const result = {};
+try {
+  const cat = await call(catalog, 'GetCatalog', {});
+  result.catalog = { version: cat.version, segments: cat.segments.length, fallback: cat.fallback_segment_id };
+
+  const d = (await call(decisions, 'Decide', {
+    user_id: userId,
+    channel: 'CHANNEL_WEB',
+    context: { device: 'mobile', country: 'GB', page_type: 'home' },
+  })).decision;
+  result.decision = {
+    segment: d.segment.id,
+    type: d.segment.type,
+    content: d.content.text,
+    offer: d.offer.text,
+    cta: d.cta.text,
+    journey: d.journey.text,
+    messaging: d.messaging.text,
+    catalog_version: d.catalog_version,
+    matched: d.matched_segments.map((m) => `${m.segment.id}:${m.status}`),
+  };
+
+  try {
+    await call(decisions, 'Decide', {});
+    result.invalid = 'no error';
+  } catch (err) {
+    result.invalid = { code: err.code, codeName: grpc.status[err.code], details: err.details };
+  }
+  console.log(JSON.stringify(result));
+} catch (err) {
+  console.error(`call failed: ${err.message}`);
+  process.exitCode = 1;
+} finally {
+  decisions.close();
+  catalog.close();
+}
