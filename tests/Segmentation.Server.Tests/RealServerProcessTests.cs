@@ -12,13 +12,11 @@ namespace Segmentation.Server.Tests;
 /// </summary>
 public sealed class RealServerProcessTests
 {
-    private static readonly string RepoRoot = FindRepoRoot();
-
     [Fact]
     public async Task Node_client_generated_from_the_protos_gets_a_real_decision_from_the_server_process()
     {
-        var clientDir = Path.Combine(RepoRoot, "tests", "clients", "node");
-        await EnsureNodePackages(clientDir);
+        var clientDir = Path.Combine(ExternalTools.RepoRoot, "tests", "clients", "node");
+        await ExternalTools.EnsureNodePackages(clientDir, "@grpc/grpc-js", "@grpc/proto-loader");
 
         var port = FreePort();
         using var server = StartServer(port);
@@ -27,7 +25,7 @@ public sealed class RealServerProcessTests
         try
         {
             await WaitUntilListening(server, port);
-            (exit, stdout, stderr) = await Run("node", $"client.mjs 127.0.0.1:{port} 12415", clientDir, TimeSpan.FromSeconds(60));
+            (exit, stdout, stderr) = await ExternalTools.Run("node", $"client.mjs 127.0.0.1:{port} 12415", clientDir, TimeSpan.FromSeconds(60));
         }
         finally
         {
@@ -95,72 +93,10 @@ public sealed class RealServerProcessTests
         Assert.Fail("server did not start listening within 60 s");
     }
 
-    private static async Task EnsureNodePackages(string clientDir)
-    {
-        var (nodeExit, _, _) = await TryRun("node", "--version", clientDir);
-        Assert.True(nodeExit == 0, "Node.js is required for this test: apt-get install -y nodejs npm");
-        if (File.Exists(Path.Combine(clientDir, "node_modules", "@grpc", "grpc-js", "package.json")) &&
-            File.Exists(Path.Combine(clientDir, "node_modules", "@grpc", "proto-loader", "package.json")))
-        {
-            return;
-        }
-
-        var (exit, stdout, stderr) = await Run("npm", "ci --no-audit --no-fund", clientDir, TimeSpan.FromMinutes(5));
-        Assert.True(exit == 0, $"npm ci failed in {clientDir} (run it there by hand: npm ci): {stderr}\n{stdout}");
-    }
-
-    private static async Task<(int Exit, string Stdout, string Stderr)> TryRun(string file, string args, string dir)
-    {
-        try
-        {
-            return await Run(file, args, dir, TimeSpan.FromSeconds(30));
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return (-1, "", $"{file} not found");
-        }
-    }
-
-    private static async Task<(int Exit, string Stdout, string Stderr)> Run(string file, string args, string dir, TimeSpan timeout)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, args)
-        {
-            WorkingDirectory = dir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        })!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, await stdout, $"timed out after {timeout}: " + await stderr);
-        }
-
-        return (process.ExitCode, await stdout, await stderr);
-    }
-
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Segmentation.Grpc.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("repository root (Segmentation.Grpc.sln) not found");
     }
 }
