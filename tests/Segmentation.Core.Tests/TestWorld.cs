@@ -30,7 +30,7 @@ public sealed class TestWorld : IDisposable
         Cache = new DecisionCache();
         Renderer = new TemplateRenderer();
         Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, new Decider(Renderer), Clock);
-        Ingestion = new ProfileIngestion(Store, Catalogs, Clock);
+        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Clock);
     }
 
     public ManualClock Clock { get; }

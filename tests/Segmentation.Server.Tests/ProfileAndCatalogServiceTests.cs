@@ -44,7 +44,7 @@ public sealed class ProfileAndCatalogServiceTests(GrpcTestFixture fixture) : ICl
         });
 
         Assert.Equal(["preferred_category"], derived.Ignored);
-        var attribute = Assert.Single((await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile.Attributes);
+        var attribute = Assert.Single((await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile.Attributes, a => a.Name == "preferred_category");
         Assert.Equal(("kitchen", DataLayer.ZeroParty, "quiz"), (attribute.Value.StringValue, attribute.Layer, attribute.Source));
     }
 

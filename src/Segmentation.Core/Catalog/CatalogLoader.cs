@@ -4,6 +4,7 @@ using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -15,7 +16,7 @@ namespace Segmentation.Core.Catalog;
 /// </summary>
 public static partial class CatalogLoader
 {
-    private static readonly string[] TopLevelKeys = ["catalog", "schema", "personas", "segments"];
+    private static readonly string[] TopLevelKeys = ["catalog", "schema", "personas", "scoring", "segments"];
     private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
 
@@ -81,6 +82,7 @@ public static partial class CatalogLoader
         private readonly Dictionary<string, TraitDefinition> _traits = new(StringComparer.Ordinal);
         private readonly Dictionary<string, Persona> _personas = new(StringComparer.Ordinal);
         private readonly List<(string File, YamlMappingNode Node)> _segmentNodes = [];
+        private readonly List<(string File, YamlMappingNode Node)> _scoringNodes = [];
         private string _name = "default";
         private (string Id, string File, int Line)? _fallbackSetting;
 
@@ -98,6 +100,17 @@ public static partial class CatalogLoader
                         break;
                     case "personas":
                         ReadPersonas(file, v);
+                        break;
+                    case "scoring":
+                        if (v is YamlMappingNode scoring)
+                        {
+                            _scoringNodes.Add((file, scoring));
+                        }
+                        else
+                        {
+                            Error(file, v, null, "scoring", "'scoring' must be a mapping");
+                        }
+
                         break;
                     case "segments":
                         if (v is YamlSequenceNode seq)
@@ -129,8 +142,26 @@ public static partial class CatalogLoader
 
         public CatalogSnapshot? Build(string origin)
         {
+            // Derived traits (lifecycle_stage, lead_score, ...) exist in every catalog; a schema may declare
+            // them too, so they can be set as declared data, which then wins over the derived value (F2).
+            foreach (var (name, type) in DerivedScores.Traits)
+            {
+                _traits.TryAdd(name, new TraitDefinition(name, type, Pii: false, "derived by the service; a declared value wins"));
+            }
+
             var fields = new FieldRegistry(_traits);
             var compiler = new RuleCompiler(fields);
+            var scoring = ScoringSettings.Default;
+            if (_scoringNodes.Count > 1)
+            {
+                Error(_scoringNodes[1].File, _scoringNodes[1].Node, null, "scoring", "'scoring' is defined in more than one file");
+            }
+            else if (_scoringNodes.Count == 1)
+            {
+                scoring = ReadScoring(_scoringNodes[0].File, _scoringNodes[0].Node, compiler);
+            }
+
+            fields.Scoring = scoring;
             var templateContext = new HashSet<ContextField>();
             var segments = new List<(Segment Segment, int Order, string File, YamlMappingNode Node)>();
             var ids = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -213,7 +244,7 @@ public static partial class CatalogLoader
             }
 
             var contextRead = compiler.ContextFieldsRead.Concat(templateContext).Distinct().Order().ToList();
-            return new CatalogSnapshot(_name, origin, ordered, fallbacks[0].Segment, _traits, _personas.Values.ToList(), contextRead);
+            return new CatalogSnapshot(_name, origin, ordered, fallbacks[0].Segment, _traits, _personas.Values.ToList(), contextRead, scoring);
         }
 
         private Segment? ReadSegment(string file, YamlMappingNode node, RuleCompiler compiler, HashSet<ContextField> templateContext)
@@ -423,6 +454,142 @@ public static partial class CatalogLoader
             return [];
         }
 
+        private ScoringSettings ReadScoring(string file, YamlMappingNode node, RuleCompiler compiler)
+        {
+            var settings = ScoringSettings.Default;
+            foreach (var (k, v) in node.Children)
+            {
+                var key = Scalar(k);
+                switch (key)
+                {
+                    case "cart_abandonment_after":
+                        settings = settings with { CartAbandonmentAfter = DurationOf(file, v, "scoring.cart_abandonment_after") };
+                        break;
+                    case "affinity_half_life":
+                        settings = settings with { AffinityHalfLife = DurationOf(file, v, "scoring.affinity_half_life") };
+                        break;
+                    case "lead" when v is YamlMappingNode lead:
+                        settings = settings with { Lead = ReadLead(file, lead, compiler) };
+                        break;
+                    default:
+                        Error(file, k, null, "scoring", $"unknown key '{key}'; expected cart_abandonment_after, affinity_half_life or lead");
+                        break;
+                }
+            }
+
+            return settings;
+        }
+
+        private LeadScoring ReadLead(string file, YamlMappingNode node, RuleCompiler compiler)
+        {
+            var lead = LeadScoring.Default;
+            foreach (var (k, v) in node.Children)
+            {
+                var key = Scalar(k);
+                var clause = $"scoring.lead.{key}";
+                switch (key)
+                {
+                    case "inactive_after":
+                        lead = lead with { InactiveAfter = DurationOf(file, v, clause) };
+                        break;
+                    case "inactive_points":
+                        lead = lead with { InactivePoints = IntOf(file, v, clause) };
+                        break;
+                    case "thresholds" when v is YamlMappingNode t:
+                        lead = lead with
+                        {
+                            Warm = Get(t, "warm") is { } w ? IntOf(file, w, clause + ".warm") : lead.Warm,
+                            Hot = Get(t, "hot") is { } h ? IntOf(file, h, clause + ".hot") : lead.Hot,
+                            SalesReady = Get(t, "sales_ready") is { } r ? IntOf(file, r, clause + ".sales_ready") : lead.SalesReady,
+                        };
+                        if (!(0 < lead.Warm && lead.Warm < lead.Hot && lead.Hot < lead.SalesReady && lead.SalesReady <= 100))
+                        {
+                            Error(file, v, null, clause, "thresholds must satisfy 0 < warm < hot < sales_ready <= 100");
+                        }
+
+                        break;
+                    case "signals" when v is YamlSequenceNode signals:
+                        var list = new List<LeadSignal>();
+                        for (var i = 0; i < signals.Children.Count; i++)
+                        {
+                            if (signals.Children[i] is not YamlMappingNode m)
+                            {
+                                Error(file, signals.Children[i], null, $"{clause}[{i}]", "a signal is a mapping with name, event, points and cap");
+                                continue;
+                            }
+
+                            var at = $"{clause}[{i}]";
+                            var type = Scalar(Get(m, "event")) ?? "";
+                            if (!Events.EventTypes.IsKnown(type))
+                            {
+                                Error(file, m, null, at, $"unknown event type '{type}'");
+                                continue;
+                            }
+
+                            var points = Get(m, "points") is { } p ? IntOf(file, p, at + ".points") : 0;
+                            list.Add(new LeadSignal(
+                                Scalar(Get(m, "name")) ?? type,
+                                type,
+                                Scalar(Get(m, "page_type")),
+                                Scalar(Get(m, "category")),
+                                points,
+                                Get(m, "cap") is { } cap ? IntOf(file, cap, at + ".cap") : points,
+                                Get(m, "window") is { } sw ? DurationOf(file, sw, at + ".window") : null));
+                        }
+
+                        lead = lead with { Signals = list };
+                        break;
+                    case "fit" when v is YamlSequenceNode fits:
+                        var fitList = new List<LeadFit>();
+                        for (var i = 0; i < fits.Children.Count; i++)
+                        {
+                            var at = $"{clause}[{i}]";
+                            if (fits.Children[i] is not YamlMappingNode m || Get(m, "rule") is not { } ruleNode)
+                            {
+                                Error(file, fits.Children[i], null, at, "a fit criterion is a mapping with name, points and rule");
+                                continue;
+                            }
+
+                            var rule = compiler.Compile(ruleNode, at + ".rule", (c, n, message) => Error(file, n, null, c, message));
+                            if (rule is not null)
+                            {
+                                fitList.Add(new LeadFit(Scalar(Get(m, "name")) ?? at, rule, Get(m, "points") is { } p ? IntOf(file, p, at + ".points") : 0));
+                            }
+                        }
+
+                        lead = lead with { Fit = fitList };
+                        break;
+                    default:
+                        Error(file, k, null, clause, $"unknown or malformed key '{key}'; expected thresholds, signals, fit, inactive_after or inactive_points");
+                        break;
+                }
+            }
+
+            return lead;
+        }
+
+        private TimeSpan DurationOf(string file, YamlNode node, string clause)
+        {
+            if (Duration.TryParse(Scalar(node), out var d))
+            {
+                return d;
+            }
+
+            Error(file, node, null, clause, $"expected a duration such as 30m, 24h, 90d or 2w (got '{Scalar(node)}')");
+            return TimeSpan.FromHours(1);
+        }
+
+        private int IntOf(string file, YamlNode node, string clause)
+        {
+            if (int.TryParse(Scalar(node), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) && n is >= -100 and <= 100)
+            {
+                return n;
+            }
+
+            Error(file, node, null, clause, $"expected a whole number between -100 and 100 (got '{Scalar(node)}')");
+            return 0;
+        }
+
         private void ReadSettings(string file, YamlNode node)
         {
             if (node is not YamlMappingNode map)
@@ -486,7 +653,14 @@ public static partial class CatalogLoader
                     continue;
                 }
 
-                _traits[name] = new TraitDefinition(name, type, pii, Scalar(Get(def, "description")) ?? "");
+                var observedBy = Scalar(Get(def, "observed_by"));
+                if (observedBy is not null && !FieldRegistry.ObservableFields.Contains(observedBy))
+                {
+                    Error(file, v, null, clause, $"'observed_by' must be one of: {string.Join(", ", FieldRegistry.ObservableFields)}");
+                    continue;
+                }
+
+                _traits[name] = new TraitDefinition(name, type, pii, Scalar(Get(def, "description")) ?? "", observedBy);
             }
         }
 

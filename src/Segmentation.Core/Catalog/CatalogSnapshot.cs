@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Catalog;
 
@@ -17,8 +18,10 @@ public sealed class CatalogSnapshot
         Segment fallback,
         IReadOnlyDictionary<string, TraitDefinition> traits,
         IReadOnlyList<Persona> personas,
-        IReadOnlyList<ContextField> contextFieldsRead)
+        IReadOnlyList<ContextField> contextFieldsRead,
+        ScoringSettings scoring)
     {
+        Scoring = scoring;
         Name = name;
         Origin = origin;
         Segments = segments;
@@ -52,6 +55,9 @@ public sealed class CatalogSnapshot
 
     /// <summary>Declared traits (the catalog's schema).</summary>
     public IReadOnlyDictionary<string, TraitDefinition> Traits { get; }
+
+    /// <summary>Settings of derived data: cart abandonment, affinity decay, lead scoring.</summary>
+    public ScoringSettings Scoring { get; }
 
     /// <summary>Personas.</summary>
     public IReadOnlyList<Persona> Personas { get; }

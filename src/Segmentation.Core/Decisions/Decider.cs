@@ -82,6 +82,20 @@ public sealed class Decider(TemplateRenderer renderer)
         };
     }
 
+    /// <summary>The winning segment only (no rendering, no explanation): used to track segment changes on write.</summary>
+    public static Segment Winner(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm)
+    {
+        var context = new EvalContext(profile, request, now.UtcTicks, rfm);
+        var segments = catalog.Segments;
+        var matched = new bool[segments.Count];
+        for (var i = 0; i < segments.Count; i++)
+        {
+            matched[i] = segments[i].Rule?.Evaluate(context) ?? false;
+        }
+
+        return Resolve(segments, matched).Winner ?? catalog.Fallback;
+    }
+
     /// <summary>
     /// Priority resolution over the matched set (segments are already in priority order). A matched
     /// segment is overridden when another matched segment lists it in <c>overrides</c>, and excluded

@@ -1,32 +1,41 @@
-using Segmentation.Core.Events;
-
 namespace Segmentation.Core.Profiles;
 
-/// <summary>Result of recording one event.</summary>
-/// <param name="Profile">The profile after the write.</param>
-/// <param name="Duplicate">True when the event id had been recorded before; nothing changed.</param>
-public readonly record struct TrackResult(Profile Profile, bool Duplicate);
-
-/// <summary>Result of a traits write.</summary>
-/// <param name="Profile">The profile after the write.</param>
-/// <param name="Applied">Names whose value was stored.</param>
-/// <param name="Ignored">Names not stored because a more reliable layer holds them (F2).</param>
-public sealed record SetTraitsResult(Profile Profile, IReadOnlyList<string> Applied, IReadOnlyList<string> Ignored);
+/// <summary>A profile write: the snapshot before (null when the profile did not exist) and after.</summary>
+public readonly record struct ProfileUpdate(Profile? Before, Profile After)
+{
+    /// <summary>True when the write changed the profile.</summary>
+    public bool Changed => !ReferenceEquals(Before, After);
+}
 
 /// <summary>
 /// The profile store seam. The embedded default is <see cref="InMemoryProfileStore"/>; a shared store
-/// can replace it. Writes for one user are atomic; reads return immutable snapshots without locking.
+/// can replace it. Writes for one user are atomic and serialized; reads return immutable snapshots
+/// without locking. Business rules (validation, derivation) live in <see cref="ProfileIngestion"/>.
 /// </summary>
 public interface IProfileStore
 {
-    /// <summary>The current snapshot of a profile, or null when the user is unknown.</summary>
-    Profile? Get(string userId);
+    /// <summary>The current snapshot of a profile (following identity links), or null when unknown.</summary>
+    Profile? Get(string key);
 
-    /// <summary>Applies a validated event to its profile, creating the profile when needed.</summary>
-    TrackResult Track(BehaviourEvent e);
+    /// <summary>
+    /// Atomically replaces the profile of <paramref name="key"/> (following identity links) with
+    /// <paramref name="mutate"/>(current, next version); an absent profile is passed as an empty one.
+    /// Returning the instance passed in means "no change": nothing is stored and no version is used.
+    /// </summary>
+    ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate);
 
-    /// <summary>Writes attributes to a profile, honouring the layer hierarchy.</summary>
-    SetTraitsResult SetAttributes(string userId, IReadOnlyList<ProfileAttribute> attributes);
+    /// <summary>
+    /// Atomically merges the profile of <paramref name="fromKey"/> into <paramref name="intoKey"/> with
+    /// <paramref name="merge"/>(into, from, next version), removes the source, and links
+    /// <paramref name="fromKey"/> to <paramref name="intoKey"/> so later reads and writes for it go there.
+    /// </summary>
+    ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile, long, Profile> merge);
+
+    /// <summary>The key <paramref name="key"/> resolves to through identity links (itself when unlinked).</summary>
+    string Resolve(string key);
+
+    /// <summary>The ids linked to <paramref name="key"/> by identity stitching.</summary>
+    IReadOnlyList<string> LinkedIds(string key);
 
     /// <summary>Number of profiles.</summary>
     int Count { get; }

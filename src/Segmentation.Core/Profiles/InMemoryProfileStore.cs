@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Segmentation.Core.Events;
 
 namespace Segmentation.Core.Profiles;
 
@@ -10,57 +9,94 @@ namespace Segmentation.Core.Profiles;
 public sealed class InMemoryProfileStore : IProfileStore
 {
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _links = new(StringComparer.Ordinal);
     private long _version;
 
     /// <inheritdoc />
-    public int Count => _entries.Count;
+    public int Count => _entries.Count(e => e.Value.Current is not null);
 
     /// <inheritdoc />
-    public Profile? Get(string userId) => _entries.TryGetValue(userId, out var e) ? e.Current : null;
+    public Profile? Get(string key) => _entries.TryGetValue(Resolve(key), out var e) ? e.Current : null;
 
     /// <inheritdoc />
-    public TrackResult Track(BehaviourEvent e)
+    public string Resolve(string key) => _links.TryGetValue(key, out var target) ? target : key;
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> LinkedIds(string key)
     {
-        var entry = _entries.GetOrAdd(e.ProfileKey, static k => new Entry(new Profile(k)));
-        lock (entry.Gate)
-        {
-            var current = entry.Current;
-            if (current.EventIds.Contains(e.EventId))
-            {
-                return new TrackResult(current, Duplicate: true);
-            }
+        var target = Resolve(key);
+        return _links.Where(l => l.Value == target).Select(l => l.Key).Order(StringComparer.Ordinal).ToList();
+    }
 
-            var next = current.Apply(e, NextVersion());
-            entry.Current = next;
-            return new TrackResult(next, Duplicate: false);
+    /// <inheritdoc />
+    public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate)
+    {
+        while (true)
+        {
+            var resolved = Resolve(key);
+            var entry = _entries.GetOrAdd(resolved, static _ => new Entry());
+            lock (entry.Gate)
+            {
+                if (entry.Retired)
+                {
+                    continue; // merged away meanwhile: follow the new link
+                }
+
+                var before = entry.Current;
+                var current = before ?? new Profile(resolved);
+                var version = Interlocked.Increment(ref _version);
+                var after = mutate(current, version);
+                if (ReferenceEquals(after, current))
+                {
+                    return new ProfileUpdate(before, before ?? current);
+                }
+
+                entry.Current = after;
+                return new ProfileUpdate(before, after);
+            }
         }
     }
 
     /// <inheritdoc />
-    public SetTraitsResult SetAttributes(string userId, IReadOnlyList<ProfileAttribute> attributes)
+    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile, long, Profile> merge)
     {
-        var entry = _entries.GetOrAdd(userId, static k => new Entry(new Profile(k)));
-        lock (entry.Gate)
+        var target = Resolve(intoKey);
+        var source = Resolve(fromKey);
+        if (source == target)
         {
-            var profile = entry.Current;
-            var version = NextVersion();
-            var applied = new List<string>();
-            var ignored = new List<string>();
-            foreach (var attribute in attributes)
-            {
-                if (profile.TrySetAttribute(attribute, version, out var next))
-                {
-                    profile = next;
-                    applied.Add(attribute.Name);
-                }
-                else
-                {
-                    ignored.Add(attribute.Name);
-                }
-            }
+            var existing = Get(target) ?? new Profile(target);
+            return new ProfileUpdate(existing, existing);
+        }
 
-            entry.Current = profile;
-            return new SetTraitsResult(profile, applied, ignored);
+        var into = _entries.GetOrAdd(target, static _ => new Entry());
+        var from = _entries.GetOrAdd(source, static _ => new Entry());
+
+        // Lock both entries in a fixed order so concurrent merges cannot deadlock.
+        var (first, second) = string.CompareOrdinal(target, source) < 0 ? (into, from) : (from, into);
+        lock (first.Gate)
+        {
+            lock (second.Gate)
+            {
+                var before = into.Current;
+                var current = before ?? new Profile(target);
+                var after = from.Current is { } other ? merge(current, other, Interlocked.Increment(ref _version)) : current;
+                into.Current = after;
+                from.Current = null;
+                from.Retired = true;
+                _links[source] = target;
+                _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
+
+                // Anything that pointed at the source now points at the target.
+                foreach (var (alias, linked) in _links)
+                {
+                    if (linked == source)
+                    {
+                        _links[alias] = target;
+                    }
+                }
+
+                return new ProfileUpdate(before, after);
+            }
         }
     }
 
@@ -69,21 +105,24 @@ public sealed class InMemoryProfileStore : IProfileStore
     {
         foreach (var (_, entry) in _entries)
         {
-            yield return entry.Current;
+            if (entry.Current is { } p)
+            {
+                yield return p;
+            }
         }
     }
 
-    private long NextVersion() => Interlocked.Increment(ref _version);
-
-    private sealed class Entry(Profile initial)
+    private sealed class Entry
     {
         public readonly Lock Gate = new();
-        private volatile Profile _current = initial;
+        private volatile Profile? _current;
 
-        public Profile Current
+        public Profile? Current
         {
             get => _current;
             set => _current = value;
         }
+
+        public bool Retired { get; set; }
     }
 }

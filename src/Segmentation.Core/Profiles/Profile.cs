@@ -3,20 +3,24 @@ using Segmentation.Core.Events;
 
 namespace Segmentation.Core.Profiles;
 
-/// <summary>An email send and whether it was opened or clicked (for "opened the last N emails").</summary>
-public readonly record struct EmailSend(long Ticks, string CampaignId);
+/// <summary>A change of a user's winning segment (F6, F15): from, to, when and which write caused it.</summary>
+public sealed record SegmentChange(string? From, string To, DateTimeOffset At, string Cause);
 
 /// <summary>
-/// An immutable snapshot of one user's profile: attributes with provenance (F1), event history and
-/// the aggregates derived from it on write. Writers build a new snapshot; readers never lock.
+/// An immutable snapshot of one user's profile: attributes with provenance (F1), the accepted events
+/// in time order, and the aggregates derived from them on write. Writers build a new snapshot under
+/// the user's lock; readers never lock.
 /// </summary>
 public sealed record Profile
 {
+    /// <summary>How many segment changes a profile keeps (the most recent ones).</summary>
+    public const int MaxSegmentHistory = 50;
+
     /// <summary>Creates an empty profile.</summary>
     public Profile(string userId) => UserId = userId;
 
     /// <summary>The profile key: user id or anonymous id.</summary>
-    public string UserId { get; }
+    public string UserId { get; init; }
 
     /// <summary>Globally increasing version; a new value on every change. Part of the decision cache key.</summary>
     public long Version { get; init; }
@@ -24,124 +28,147 @@ public sealed record Profile
     /// <summary>Stored attributes by name. Each name holds the value of the most reliable layer written (F2).</summary>
     public ImmutableDictionary<string, ProfileAttribute> Attributes { get; init; } = ImmutableDictionary<string, ProfileAttribute>.Empty.WithComparers(StringComparer.Ordinal);
 
-    /// <summary>Event history per event type.</summary>
-    public ImmutableDictionary<string, EventSeries> Events { get; init; } = ImmutableDictionary<string, EventSeries>.Empty.WithComparers(StringComparer.Ordinal);
+    /// <summary>Accepted events in time order (ties in arrival order).</summary>
+    public ImmutableArray<StoredEvent> Events { get; init; } = [];
 
     /// <summary>Ids of recorded events (de-duplication of client retries).</summary>
     public ImmutableHashSet<string> EventIds { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
 
+    /// <summary>Aggregates over <see cref="Events"/>.</summary>
+    public ProfileAggregates Aggregates { get; init; } = ProfileAggregates.Empty;
+
+    /// <summary>The winning segment (with no request context) after the last write, or null before any.</summary>
+    public string? CurrentSegment { get; init; }
+
+    /// <summary>Recent changes of the winning segment, oldest first.</summary>
+    public ImmutableList<SegmentChange> SegmentHistory { get; init; } = [];
+
     /// <summary>Distinct session ids seen.</summary>
-    public ImmutableHashSet<string> SessionIds { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+    public ImmutableHashSet<string> SessionIds => Aggregates.SessionIds;
 
     /// <summary>Total number of recorded events.</summary>
-    public int TotalEvents { get; init; }
+    public int TotalEvents => Aggregates.TotalEvents;
 
     /// <summary>First event time (UTC ticks) or <see cref="long.MinValue"/>.</summary>
-    public long FirstSeenTicks { get; init; } = long.MinValue;
+    public long FirstSeenTicks => Aggregates.FirstSeenTicks;
 
     /// <summary>Last event time (UTC ticks) or <see cref="long.MinValue"/>.</summary>
-    public long LastSeenTicks { get; init; } = long.MinValue;
+    public long LastSeenTicks => Aggregates.LastSeenTicks;
 
     /// <summary>Number of purchases.</summary>
-    public int Orders { get; init; }
+    public int Orders => Aggregates.Orders;
 
     /// <summary>Purchase value minus refunded value.</summary>
-    public double Revenue { get; init; }
+    public double Revenue => Aggregates.Revenue;
 
     /// <summary>Revenue per order, 0 without orders.</summary>
     public double AverageOrderValue => Orders == 0 ? 0 : Revenue / Orders;
 
     /// <summary>First purchase time (UTC ticks) or <see cref="long.MinValue"/>.</summary>
-    public long FirstPurchaseTicks { get; init; } = long.MinValue;
+    public long FirstPurchaseTicks => Aggregates.FirstPurchaseTicks;
 
     /// <summary>Last purchase time (UTC ticks) or <see cref="long.MinValue"/>.</summary>
-    public long LastPurchaseTicks { get; init; } = long.MinValue;
+    public long LastPurchaseTicks => Aggregates.LastPurchaseTicks;
 
     /// <summary>Items in the open cart.</summary>
-    public int CartItems { get; init; }
+    public int CartItems => Aggregates.CartItems;
 
     /// <summary>Last cart change (UTC ticks) or <see cref="long.MinValue"/>.</summary>
-    public long CartUpdatedTicks { get; init; } = long.MinValue;
+    public long CartUpdatedTicks => Aggregates.CartUpdatedTicks;
 
     /// <summary>Email sends in time order.</summary>
-    public ImmutableList<EmailSend> EmailSends { get; init; } = [];
+    public ImmutableList<EmailSend> EmailSends => Aggregates.EmailSends;
 
     /// <summary>Campaign ids with at least one open.</summary>
-    public ImmutableHashSet<string> OpenedCampaigns { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+    public ImmutableHashSet<string> OpenedCampaigns => Aggregates.OpenedCampaigns;
 
     /// <summary>Campaign ids with at least one click.</summary>
-    public ImmutableHashSet<string> ClickedCampaigns { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+    public ImmutableHashSet<string> ClickedCampaigns => Aggregates.ClickedCampaigns;
 
     /// <summary>The events of one type, or an empty series.</summary>
-    public EventSeries Series(string type) => Events.TryGetValue(type, out var s) ? s : EventSeries.Empty;
+    public EventSeries Series(string type) => Aggregates.Series.TryGetValue(type, out var s) ? s : EventSeries.Empty;
 
     /// <summary>The stored value of an attribute, or null.</summary>
     public object? Trait(string name) => Attributes.TryGetValue(name, out var a) ? a.Value : null;
 
     /// <summary>
     /// Applies an event and returns the new snapshot, or this instance when the event id was already
-    /// recorded (idempotent retries). Aggregates and observed attributes are updated here, on write.
+    /// recorded (idempotent retries). An event later than every recorded one is folded into the
+    /// aggregates; a late event is inserted by its time and the aggregates are replayed, so the result
+    /// equals in-order delivery.
     /// </summary>
-    public Profile Apply(BehaviourEvent e, long newVersion)
+    public Profile Apply(StoredEvent e, long newVersion)
     {
         if (EventIds.Contains(e.EventId))
         {
             return this;
         }
 
-        var ticks = e.Timestamp.UtcTicks;
+        var index = InsertionIndex(Events, e.Ticks);
+        var events = Events.Insert(index, e);
+        var aggregates = index == Events.Length ? Aggregates.Fold(e) : ProfileAggregates.Replay(events);
         var next = this with
         {
             Version = newVersion,
+            Events = events,
             EventIds = EventIds.Add(e.EventId),
-            SessionIds = SessionIds.Add(e.Context.SessionId),
-            TotalEvents = TotalEvents + 1,
-            FirstSeenTicks = FirstSeenTicks == long.MinValue ? ticks : Math.Min(FirstSeenTicks, ticks),
-            LastSeenTicks = Math.Max(LastSeenTicks, ticks),
-            Events = Events.SetItem(e.Type, Series(e.Type).Add(ticks, EffectiveValue(e))),
+            Aggregates = aggregates,
         };
 
-        switch (e.Type)
+        var at = new DateTimeOffset(e.Ticks, TimeSpan.Zero);
+        if (e.Type == EventTypes.ProductView && e.Category is not null)
         {
-            case EventTypes.Purchase:
-                next = next with
-                {
-                    Orders = Orders + 1,
-                    Revenue = Revenue + EffectiveValue(e),
-                    FirstPurchaseTicks = FirstPurchaseTicks == long.MinValue ? ticks : Math.Min(FirstPurchaseTicks, ticks),
-                    LastPurchaseTicks = Math.Max(LastPurchaseTicks, ticks),
-                    CartItems = ticks >= CartUpdatedTicks ? 0 : CartItems,
-                };
-                break;
-            case EventTypes.Refund:
-                next = next with { Revenue = Revenue - EffectiveValue(e) };
-                break;
-            case EventTypes.AddToCart:
-                next = next with { CartItems = CartItems + Quantity(e), CartUpdatedTicks = Math.Max(CartUpdatedTicks, ticks) };
-                break;
-            case EventTypes.RemoveFromCart:
-                next = next with { CartItems = Math.Max(0, CartItems - Quantity(e)), CartUpdatedTicks = Math.Max(CartUpdatedTicks, ticks) };
-                break;
-            case EventTypes.EmailSend when !string.IsNullOrEmpty(e.CampaignId):
-                next = next with { EmailSends = InsertSend(EmailSends, new EmailSend(ticks, e.CampaignId)) };
-                break;
-            case EventTypes.EmailOpen when !string.IsNullOrEmpty(e.CampaignId):
-                next = next with { OpenedCampaigns = OpenedCampaigns.Add(e.CampaignId) };
-                break;
-            case EventTypes.EmailClick when !string.IsNullOrEmpty(e.CampaignId):
-                next = next with { ClickedCampaigns = ClickedCampaigns.Add(e.CampaignId), OpenedCampaigns = OpenedCampaigns.Add(e.CampaignId) };
-                break;
-            case EventTypes.ProductView when !string.IsNullOrEmpty(e.Category):
-                next = next.WithObserved(ObservedAttributes.LastViewedCategory, e.Category, e.Context.Source, e.Timestamp);
-                break;
+            next = next.WithObserved(ObservedAttributes.LastViewedCategory, e.Category, e.Source, at);
         }
 
-        if (!string.IsNullOrEmpty(e.Context.Country))
+        if (!string.IsNullOrEmpty(e.Country))
         {
-            next = next.WithObserved(ObservedAttributes.Country, e.Context.Country, e.Context.Source, e.Timestamp);
+            next = next.WithObserved(ObservedAttributes.Country, e.Country, e.Source, at);
         }
 
         return next;
+    }
+
+    /// <summary>
+    /// Merges another profile's history into this one (identity stitching): events are united by event
+    /// id, so an event both profiles recorded counts once, and the aggregates are replayed; attributes
+    /// merge under the layer hierarchy (F2) and, within a layer, the newer value wins.
+    /// </summary>
+    public Profile Merge(Profile other, long newVersion, out int mergedEvents, out int duplicateEvents)
+    {
+        var events = Events.ToBuilder();
+        var ids = EventIds.ToBuilder();
+        mergedEvents = 0;
+        duplicateEvents = 0;
+        foreach (var e in other.Events)
+        {
+            if (ids.Add(e.EventId))
+            {
+                events.Add(e);
+                mergedEvents++;
+            }
+            else
+            {
+                duplicateEvents++;
+            }
+        }
+
+        var ordered = events.OrderBy(e => e.Ticks).ToImmutableArray(); // stable: ties keep arrival order
+        var merged = this with
+        {
+            Version = newVersion,
+            Events = ordered,
+            EventIds = ids.ToImmutable(),
+            Aggregates = ProfileAggregates.Replay(ordered),
+            SegmentHistory = SegmentHistory.AddRange(other.SegmentHistory).Sort((a, b) => a.At.CompareTo(b.At)),
+        };
+
+        foreach (var attribute in other.Attributes.Values)
+        {
+            merged.TrySetAttribute(attribute, newVersion, out merged);
+        }
+
+        return merged;
     }
 
     /// <summary>
@@ -161,50 +188,43 @@ public sealed record Profile
         return true;
     }
 
+    /// <summary>Records the winning segment after a write; appends a change when it differs.</summary>
+    public Profile WithSegment(string winner, DateTimeOffset at, string cause)
+    {
+        if (winner == CurrentSegment)
+        {
+            return this;
+        }
+
+        var history = SegmentHistory.Add(new SegmentChange(CurrentSegment, winner, at, cause));
+        if (history.Count > MaxSegmentHistory)
+        {
+            history = history.RemoveRange(0, history.Count - MaxSegmentHistory);
+        }
+
+        return this with { CurrentSegment = winner, SegmentHistory = history };
+    }
+
     private Profile WithObserved(string name, string value, string source, DateTimeOffset at) =>
         TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.FirstParty, source, at), Version, out var p) ? p : this;
 
-    private static double EffectiveValue(BehaviourEvent e)
+    private static int InsertionIndex(ImmutableArray<StoredEvent> events, long ticks)
     {
-        if (e.Value > 0 || e.Lines.Count == 0)
+        int lo = 0, hi = events.Length;
+        while (lo < hi)
         {
-            return e.Value;
+            var mid = (lo + hi) >>> 1;
+            if (events[mid].Ticks <= ticks)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
         }
 
-        var sum = 0d;
-        foreach (var line in e.Lines)
-        {
-            sum += line.Quantity * line.UnitPrice;
-        }
-
-        return Math.Round(sum, 2);
-    }
-
-    private static int Quantity(BehaviourEvent e)
-    {
-        if (e.Lines.Count == 0)
-        {
-            return 1;
-        }
-
-        var q = 0;
-        foreach (var line in e.Lines)
-        {
-            q += line.Quantity;
-        }
-
-        return q;
-    }
-
-    private static ImmutableList<EmailSend> InsertSend(ImmutableList<EmailSend> sends, EmailSend send)
-    {
-        var i = sends.Count;
-        while (i > 0 && sends[i - 1].Ticks > send.Ticks)
-        {
-            i--;
-        }
-
-        return sends.Insert(i, send);
+        return lo;
     }
 }
 

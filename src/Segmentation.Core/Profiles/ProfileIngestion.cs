@@ -1,24 +1,102 @@
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Profiles;
 
+/// <summary>Result of recording one event.</summary>
+/// <param name="Profile">The profile after the write.</param>
+/// <param name="Duplicate">True when the event id had been recorded before; nothing changed.</param>
+public readonly record struct TrackResult(Profile Profile, bool Duplicate);
+
+/// <summary>What happened to one event of a bulk write.</summary>
+public enum EventStatus
+{
+    /// <summary>Recorded.</summary>
+    Accepted,
+
+    /// <summary>Already recorded (same event id); nothing changed.</summary>
+    Duplicate,
+
+    /// <summary>Invalid; nothing stored. See the violations.</summary>
+    Rejected,
+}
+
+/// <summary>The result of one event of a bulk write.</summary>
+public sealed record EventResult(int Index, string EventId, EventStatus Status, Profile? Profile, IReadOnlyList<FieldViolation> Violations);
+
+/// <summary>Result of a traits write.</summary>
+/// <param name="Profile">The profile after the write.</param>
+/// <param name="Applied">Names whose value was stored.</param>
+/// <param name="Ignored">Names not stored because a more reliable layer holds them (F2).</param>
+public sealed record SetTraitsResult(Profile Profile, IReadOnlyList<string> Applied, IReadOnlyList<string> Ignored);
+
+/// <summary>Result of stitching an anonymous id to a user.</summary>
+public sealed record IdentifyResult(Profile Profile, int MergedEvents, int DuplicateEvents);
+
 /// <summary>
-/// The one way data gets into profiles: validates events and traits, then applies them to the store.
-/// Used by the gRPC services and by the demo importer alike.
+/// The one way data gets into profiles: validates events and traits, applies them under the user's
+/// lock, and before the call returns derives what depends on them (F6): aggregates, derived traits in
+/// the derived layer (lifecycle, engagement, intent, lead score, RFM segment) and the winning segment,
+/// recording a change of segment with its cause. Used by the gRPC services and the demo import alike.
 /// </summary>
-public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalogs, TimeProvider time)
+public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalogs, RfmModelProvider rfm, TimeProvider time)
 {
     /// <summary>Maximum traits per write.</summary>
     public const int MaxTraits = 100;
 
-    /// <summary>Validates and records one event.</summary>
-    public TrackResult Track(BehaviourEvent e)
+    /// <summary>Maximum events per bulk call.</summary>
+    public const int MaxBatch = 1000;
+
+    /// <summary>Source recorded on derived attributes.</summary>
+    public const string DerivedSource = "segmentation-service";
+
+    /// <summary>Validates and records one event. Throws <see cref="ValidationException"/> when invalid.</summary>
+    public TrackResult Track(BehaviourEvent e, string prefix = "event")
     {
-        EventValidator.Validate(e, time.GetUtcNow());
-        return store.Track(e);
+        var now = time.GetUtcNow();
+        EventValidator.Validate(e, now, prefix);
+        var stored = StoredEvent.From(e);
+        var update = store.Update(e.ProfileKey, (p, v) =>
+        {
+            var applied = p.Apply(stored, v);
+            return ReferenceEquals(applied, p) ? p : Derive(applied, now, $"event:{e.EventId}");
+        });
+        return new TrackResult(update.After, !update.Changed);
+    }
+
+    /// <summary>
+    /// Records many events; each is validated and applied on its own, so one bad event is rejected by
+    /// itself and never affects the others. Results are yielded in order.
+    /// </summary>
+    public IEnumerable<EventResult> TrackMany(IReadOnlyList<BehaviourEvent> events)
+    {
+        if (events.Count > MaxBatch)
+        {
+            throw new ValidationException("events", $"at most {MaxBatch} events per call (got {events.Count}); use StreamEvents for more");
+        }
+
+        for (var i = 0; i < events.Count; i++)
+        {
+            yield return TrackOne(i, events[i], $"events[{i}]");
+        }
+    }
+
+    /// <summary>Records one event of a stream, reporting rather than throwing a validation failure.</summary>
+    public EventResult TrackOne(int index, BehaviourEvent e, string prefix = "event")
+    {
+        try
+        {
+            var result = Track(e, prefix);
+            return new EventResult(index, e.EventId, result.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, result.Profile, []);
+        }
+        catch (ValidationException ex)
+        {
+            return new EventResult(index, e.EventId, EventStatus.Rejected, null, ex.Violations);
+        }
     }
 
     /// <summary>
@@ -64,7 +142,55 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         }
 
         v.ThrowIfAny();
-        return store.SetAttributes(userId, attributes);
+        var applied = new List<string>();
+        var ignored = new List<string>();
+        var update = store.Update(userId, (p, version) =>
+        {
+            applied.Clear();
+            ignored.Clear();
+            var profile = p;
+            foreach (var attribute in attributes)
+            {
+                if (profile.TrySetAttribute(attribute, version, out var next))
+                {
+                    profile = next;
+                    applied.Add(attribute.Name);
+                }
+                else
+                {
+                    ignored.Add(attribute.Name);
+                }
+            }
+
+            return ReferenceEquals(profile, p) ? p : Derive(profile, now, $"traits:{source}");
+        });
+        return new SetTraitsResult(update.After, applied, ignored);
+    }
+
+    /// <summary>
+    /// Stitches an anonymous or session id to a known user (F5): the anonymous history merges into the
+    /// user's, events both recorded count once, and later events and decisions for the anonymous id go
+    /// to the user.
+    /// </summary>
+    public IdentifyResult Identify(string anonymousId, string userId)
+    {
+        var v = new ViolationList();
+        v.Required("anonymous_id", anonymousId, 256);
+        v.Required("user_id", userId, 256);
+        if (anonymousId == userId && anonymousId.Length > 0)
+        {
+            v.Add("anonymous_id", "must differ from user_id");
+        }
+
+        v.ThrowIfAny();
+        var now = time.GetUtcNow();
+        int merged = 0, duplicates = 0;
+        var update = store.Merge(anonymousId, userId, (into, from, version) =>
+        {
+            var result = into.Merge(from, version, out merged, out duplicates);
+            return Derive(result, now, $"identify:{anonymousId}");
+        });
+        return new IdentifyResult(update.After, merged, duplicates);
     }
 
     /// <summary>Returns a profile or throws <see cref="NotFoundException"/>.</summary>
@@ -76,6 +202,25 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         }
 
         return store.Get(userId) ?? throw new NotFoundException($"no profile for user '{userId}'");
+    }
+
+    // Derived data on write: derived traits in the derived layer, and the winning segment.
+    private Profile Derive(Profile profile, DateTimeOffset now, string cause)
+    {
+        var catalog = catalogs.Current;
+        var model = rfm.Current;
+        var context = new EvalContext(profile, RequestContext.Empty, now.UtcTicks, model);
+        foreach (var name in DerivedScores.Traits.Keys)
+        {
+            var value = DerivedScores.Compute(name, context, catalog.Scoring);
+            if (value is not null && !Equals(profile.Trait(name), value))
+            {
+                profile.TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.Derived, DerivedSource, now), profile.Version, out profile);
+            }
+        }
+
+        var winner = Decider.Winner(catalog, profile, RequestContext.Empty, now, model);
+        return profile.WithSegment(winner.Id, now, cause);
     }
 
     private static string? CheckValue(FieldType type, object? value) => (type, value) switch

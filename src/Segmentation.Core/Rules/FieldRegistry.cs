@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Rules;
 
@@ -20,6 +21,9 @@ public sealed class FieldRegistry
     /// <summary>Creates a registry for a catalog whose schema declares <paramref name="traits"/>.</summary>
     public FieldRegistry(IReadOnlyDictionary<string, TraitDefinition> traits) => _traits = traits;
 
+    /// <summary>Settings of derived fields (cart abandonment, affinity, lead scoring); set once the catalog's scoring section is read.</summary>
+    public ScoringSettings Scoring { get; set; } = ScoringSettings.Default;
+
     /// <summary>Names of the fixed (non-parameterised) fields, for documentation and errors.</summary>
     public static IEnumerable<string> FixedNames => Fixed.Keys.Order(StringComparer.Ordinal);
 
@@ -27,7 +31,14 @@ public sealed class FieldRegistry
     /// Resolves <paramref name="name"/> with its optional parameters. Returns null and sets
     /// <paramref name="error"/> when the name is unknown or a parameter does not apply.
     /// </summary>
-    public FieldAccessor? Resolve(string name, TimeSpan? window, int? last, out string? error, out ContextField? contextField)
+    public FieldAccessor? Resolve(string name, TimeSpan? window, int? last, out string? error, out ContextField? contextField) =>
+        Resolve(name, window, last, null, out error, out contextField);
+
+    /// <summary>
+    /// Resolves <paramref name="name"/>; <paramref name="resolve"/> <c>recent</c> asks for the F3 resolution
+    /// of a declared trait and the behavioural field that answers the same question.
+    /// </summary>
+    public FieldAccessor? Resolve(string name, TimeSpan? window, int? last, string? resolve, out string? error, out ContextField? contextField)
     {
         error = null;
         contextField = null;
@@ -45,9 +56,19 @@ public sealed class FieldRegistry
             return null;
         }
 
+        if (resolve is not null)
+        {
+            return RecentResolution(name, resolve, out error);
+        }
+
         if (Fixed.TryGetValue(name, out var fixedField))
         {
             return fixedField;
+        }
+
+        if (Dynamic(name) is { } dynamicField)
+        {
+            return dynamicField;
         }
 
         switch (parts[0])
@@ -73,7 +94,7 @@ public sealed class FieldRegistry
                     return null;
                 }
 
-                return Trait(name, trait);
+                return DerivedScores.Traits.ContainsKey(trait.Name) ? DerivedTrait(name, trait) : Trait(name, trait);
 
             case "events" when parts.Length == 3:
                 if (!EventTypes.IsKnown(parts[1]))
@@ -174,6 +195,74 @@ public sealed class FieldRegistry
         }
     }
 
+    // Fields whose value depends on the catalog's scoring settings.
+    private FieldAccessor? Dynamic(string name) => name switch
+    {
+        "cart.abandoned" => FieldAccessor.ForFlag(name, c =>
+        {
+            if (c.Profile is not { CartItems: > 0 } p)
+            {
+                return 0;
+            }
+
+            var at = p.CartUpdatedTicks + Scoring.CartAbandonmentAfter.Ticks;
+            c.Until(at);
+            return c.NowTicks >= at ? 1 : 0;
+        }),
+        "affinity.top_category" => FieldAccessor.ForText(name, c => DerivedScores.Affinity(c.Profile, c.NowTicks, Scoring.AffinityHalfLife).Top),
+        "affinity.top_product" => FieldAccessor.ForText(name, c => DerivedScores.Affinity(c.Profile, c.NowTicks, Scoring.AffinityHalfLife, byProduct: true).Top),
+        "rfm.segment" => FieldAccessor.ForText(name, c => DerivedScores.RfmSegment(c.Rfm.Recency(c.Profile), c.Rfm.Frequency(c.Profile), c.Rfm.Monetary(c.Profile))),
+        _ => null,
+    };
+
+    // A derived trait: a declared or observed value of the same name wins (F2); otherwise it is computed at evaluation time.
+    private FieldAccessor DerivedTrait(string name, TraitDefinition trait)
+    {
+        var key = trait.Name;
+        object? Read(EvalContext c) =>
+            c.Profile is { } p && p.Attributes.TryGetValue(key, out var a) && a.Layer > AttributeLayer.Derived
+                ? a.Value
+                : DerivedScores.Compute(key, c, Scoring);
+        return trait.Type == FieldType.Number
+            ? FieldAccessor.ForNumber(name, c => Read(c) is double d ? d : double.NaN)
+            : FieldAccessor.ForText(name, c => Read(c) as string);
+    }
+
+    // F3: when recent behaviour and an older declared value disagree, the more recent signal wins.
+    private FieldAccessor? RecentResolution(string name, string resolve, out string? error)
+    {
+        error = null;
+        var parts = name.Split('.');
+        if (resolve != "recent")
+        {
+            error = $"'resolve' must be 'recent' (got '{resolve}')";
+            return null;
+        }
+
+        if (parts.Length != 2 || parts[0] != "traits" || !_traits.TryGetValue(parts[1], out var trait) || trait.ObservedBy is null)
+        {
+            error = $"'resolve: recent' applies to traits declared with 'observed_by' in the schema, not to '{name}'";
+            return null;
+        }
+
+        var key = trait.Name;
+        var byProduct = trait.ObservedBy == "affinity.top_product";
+        return FieldAccessor.ForText($"{name}[recent]", c =>
+        {
+            var declared = c.Profile?.Attributes.GetValueOrDefault(key);
+            var observed = DerivedScores.Affinity(c.Profile, c.NowTicks, Scoring.AffinityHalfLife, byProduct);
+            if (observed.Top is not null && (declared is null || observed.LastTicks > declared.UpdatedAt.UtcTicks))
+            {
+                return observed.Top;
+            }
+
+            return declared?.Value as string;
+        });
+    }
+
+    /// <summary>Behavioural fields a declared trait can name in <c>observed_by</c>.</summary>
+    public static readonly IReadOnlySet<string> ObservableFields = new HashSet<string>(StringComparer.Ordinal) { "affinity.top_category", "affinity.top_product" };
+
     private static double EngagedOfLastSends(EvalContext c, int last, bool clicks)
     {
         var p = c.Profile;
@@ -216,6 +305,18 @@ public sealed class FieldRegistry
             FieldAccessor.ForTime("profile.last_seen", c => c.Profile?.LastSeenTicks ?? long.MinValue),
             FieldAccessor.ForNumber("profile.sessions", c => c.Profile?.SessionIds.Count ?? 0),
             FieldAccessor.ForNumber("profile.events", c => c.Profile?.TotalEvents ?? 0),
+            FieldAccessor.ForNumber("profile.days_since_last_seen", c => DaysSince(c, c.Profile?.LastSeenTicks ?? long.MinValue)),
+            FieldAccessor.ForNumber("email.days_since_last_open", c =>
+            {
+                if (c.Profile is null)
+                {
+                    return double.NaN;
+                }
+
+                var t = c.Profile.Series(EventTypes.EmailOpen).LastAtOrBefore(c.NowTicks, out var changes);
+                c.Until(changes);
+                return DaysSince(c, t);
+            }),
             FieldAccessor.ForNumber("orders.count", c => c.Profile?.Orders ?? 0),
             FieldAccessor.ForNumber("orders.revenue", c => c.Profile?.Revenue ?? 0),
             FieldAccessor.ForNumber("orders.aov", c => c.Profile is { Orders: > 0 } p ? p.AverageOrderValue : double.NaN),
@@ -240,6 +341,18 @@ public sealed class FieldRegistry
             }),
         };
         return fields.ToFrozenDictionary(f => f.Name, StringComparer.Ordinal);
+    }
+
+    private static double DaysSince(EvalContext c, long ticks)
+    {
+        if (ticks == long.MinValue || ticks > c.NowTicks)
+        {
+            return double.NaN;
+        }
+
+        var days = (c.NowTicks - ticks) / Day;
+        c.Until(ticks + ((days + 1) * Day));
+        return days;
     }
 
     private static double DaysSinceLastOrder(EvalContext c)

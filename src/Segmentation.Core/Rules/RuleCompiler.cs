@@ -99,6 +99,7 @@ public sealed class RuleCompiler
         string? fieldName = null;
         TimeSpan? window = null;
         int? last = null;
+        string? resolve = null;
         string? op = null;
         YamlNode? operand = null;
 
@@ -128,10 +129,13 @@ public sealed class RuleCompiler
 
                     last = n;
                     break;
+                case "resolve":
+                    resolve = Scalar(v);
+                    break;
                 default:
                     if (!Operators.Contains(key))
                     {
-                        errors(path, k, $"unknown key '{key}'; a condition has 'field', one operator ({string.Join(", ", Operators)}) and optionally 'window' or 'last'");
+                        errors(path, k, $"unknown key '{key}'; a condition has 'field', one operator ({string.Join(", ", Operators)}) and optionally 'window', 'last' or 'resolve'");
                         return null;
                     }
 
@@ -159,7 +163,7 @@ public sealed class RuleCompiler
             return null;
         }
 
-        var field = _fields.Resolve(fieldName, window, last, out var fieldError, out var contextField);
+        var field = _fields.Resolve(fieldName, window, last, resolve, out var fieldError, out var contextField);
         if (field is null)
         {
             errors(path, map, fieldError!);

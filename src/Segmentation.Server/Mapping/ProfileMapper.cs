@@ -1,5 +1,7 @@
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Events;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 using DomainContext = Segmentation.Core.Events.EventContext;
 using DomainLine = Segmentation.Core.Events.OrderLine;
@@ -35,7 +37,30 @@ internal static class ProfileMapper
         };
     }
 
-    public static Contracts.V1.Profile ToProto(Core.Profiles.Profile p, RfmModel rfm)
+    public static Contracts.V1.EventResult ToProto(Core.Profiles.EventResult r)
+    {
+        var result = new Contracts.V1.EventResult
+        {
+            Index = r.Index,
+            EventId = r.EventId,
+            Status = r.Status switch
+            {
+                Core.Profiles.EventStatus.Accepted => Contracts.V1.EventStatus.Accepted,
+                Core.Profiles.EventStatus.Duplicate => Contracts.V1.EventStatus.Duplicate,
+                _ => Contracts.V1.EventStatus.Rejected,
+            },
+            UserId = r.Profile?.UserId ?? "",
+            ProfileVersion = r.Profile?.Version ?? 0,
+        };
+        foreach (var v in r.Violations)
+        {
+            result.Violations.Add(new Contracts.V1.FieldViolation { Field = v.Field, Description = v.Description });
+        }
+
+        return result;
+    }
+
+    public static Contracts.V1.Profile ToProto(Core.Profiles.Profile p, RfmModel rfm, CatalogSnapshot catalog, DateTimeOffset now, IReadOnlyList<string> linkedIds)
     {
         var result = new Contracts.V1.Profile
         {
@@ -69,13 +94,68 @@ internal static class ProfileMapper
             });
         }
 
-        foreach (var (type, series) in p.Events)
+        var ticks = now.UtcTicks;
+        foreach (var (type, series) in p.Aggregates.Series.OrderBy(s => s.Key, StringComparer.Ordinal))
         {
             result.EventCounts[type] = series.Count;
+            result.EventWindows.Add(new EventWindow
+            {
+                Type = type,
+                Count1D = series.CountInWindow(ticks, TimeSpan.TicksPerDay, out _),
+                Count7D = series.CountInWindow(ticks, 7 * TimeSpan.TicksPerDay, out _),
+                Count30D = series.CountInWindow(ticks, 30 * TimeSpan.TicksPerDay, out _),
+                Count90D = series.CountInWindow(ticks, 90 * TimeSpan.TicksPerDay, out _),
+                CountLifetime = series.CountInWindow(ticks, long.MaxValue, out _),
+                Sum30D = Math.Round(series.SumInWindow(ticks, 30 * TimeSpan.TicksPerDay, out _), 2),
+                Sum90D = Math.Round(series.SumInWindow(ticks, 90 * TimeSpan.TicksPerDay, out _), 2),
+                SumLifetime = Math.Round(series.SumInWindow(ticks, long.MaxValue, out _), 2),
+            });
         }
 
+        result.Derived = Derived(p, rfm, catalog, ticks);
+        result.CurrentSegment = p.CurrentSegment ?? "";
+        foreach (var change in p.SegmentHistory)
+        {
+            result.SegmentChanges.Add(new Contracts.V1.SegmentChange
+            {
+                FromSegment = change.From ?? "",
+                ToSegment = change.To,
+                ChangedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(change.At),
+                Cause = change.Cause,
+            });
+        }
+
+        result.LinkedIds.Add(linkedIds);
         return result;
     }
+
+    // Derived data as of the read, through the same field accessors rules use (declared values win, F2).
+    private static DerivedData Derived(Core.Profiles.Profile p, RfmModel rfm, CatalogSnapshot catalog, long nowTicks)
+    {
+        var context = new EvalContext(p, Core.Decisions.RequestContext.Empty, nowTicks, rfm);
+        var fields = new FieldRegistry(catalog.Traits) { Scoring = catalog.Scoring };
+        string Text(string name) => Field(fields, name).Text!(context) ?? "";
+        int Number(string name) => Field(fields, name).Number!(context) is var d && double.IsNaN(d) ? -1 : (int)d;
+        return new DerivedData
+        {
+            LifecycleStage = Text("traits.lifecycle_stage"),
+            EngagementStatus = Text("traits.engagement_status"),
+            IntentLevel = Text("traits.intent_level"),
+            LeadScore = Math.Max(0, Number("traits.lead_score")),
+            LeadGrade = Text("traits.lead_grade"),
+            RfmSegment = Text("rfm.segment"),
+            TopCategory = Text("affinity.top_category"),
+            TopProduct = Text("affinity.top_product"),
+            CartAbandoned = Field(fields, "cart.abandoned").Flag!(context) == 1,
+            OpensOfLast3Sends = Math.Max(0, Number("email.opens_of_last_sends")),
+            ClicksOfLast3Sends = Math.Max(0, Number("email.clicks_of_last_sends")),
+            DaysSinceLastOpen = Number("email.days_since_last_open"),
+            DaysSinceLastPurchase = Number("orders.days_since_last"),
+        };
+    }
+
+    private static FieldAccessor Field(FieldRegistry fields, string name) =>
+        fields.Resolve(name, null, null, out var error, out _) ?? throw new InvalidOperationException(error);
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 }

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Segmentation.Contracts.V1;
+using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Scoring;
 using Segmentation.Server.Mapping;
@@ -7,7 +8,7 @@ using Segmentation.Server.Mapping;
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="ProfileIngestion"/>.</summary>
-internal sealed class ProfileGrpcService(ProfileIngestion ingestion, RfmModelProvider rfm) : ProfileService.ProfileServiceBase
+internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileStore store, RfmModelProvider rfm, CatalogProvider catalogs, TimeProvider time) : ProfileService.ProfileServiceBase
 {
     public override Task<TrackEventResponse> TrackEvent(TrackEventRequest request, ServerCallContext context)
     {
@@ -17,6 +18,51 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, RfmModelPro
             UserId = result.Profile.UserId,
             ProfileVersion = result.Profile.Version,
             Duplicate = result.Duplicate,
+        });
+    }
+
+    public override Task<TrackEventsResponse> TrackEvents(TrackEventsRequest request, ServerCallContext context)
+    {
+        var response = new TrackEventsResponse();
+        foreach (var result in ingestion.TrackMany(request.Events.Select(ProfileMapper.ToDomain).ToList()))
+        {
+            response.Results.Add(ProfileMapper.ToProto(result));
+            switch (result.Status)
+            {
+                case Core.Profiles.EventStatus.Accepted:
+                    response.Accepted++;
+                    break;
+                case Core.Profiles.EventStatus.Duplicate:
+                    response.Duplicates++;
+                    break;
+                default:
+                    response.Rejected++;
+                    break;
+            }
+        }
+
+        return Task.FromResult(response);
+    }
+
+    public override async Task StreamEvents(IAsyncStreamReader<StreamEventsRequest> requestStream, IServerStreamWriter<StreamEventsResponse> responseStream, ServerCallContext context)
+    {
+        var index = 0;
+        await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            var result = ingestion.TrackOne(index, ProfileMapper.ToDomain(message.Event ?? new Event()));
+            index++;
+            await responseStream.WriteAsync(new StreamEventsResponse { Result = ProfileMapper.ToProto(result) }, context.CancellationToken);
+        }
+    }
+
+    public override Task<IdentifyResponse> Identify(IdentifyRequest request, ServerCallContext context)
+    {
+        var result = ingestion.Identify(request.AnonymousId, request.UserId);
+        return Task.FromResult(new IdentifyResponse
+        {
+            ProfileVersion = result.Profile.Version,
+            MergedEvents = result.MergedEvents,
+            DuplicateEvents = result.DuplicateEvents,
         });
     }
 
@@ -33,5 +79,8 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, RfmModelPro
     }
 
     public override Task<GetProfileResponse> GetProfile(GetProfileRequest request, ServerCallContext context) =>
-        Task.FromResult(new GetProfileResponse { Profile = ProfileMapper.ToProto(ingestion.Get(request.UserId), rfm.Current) });
+        Task.FromResult(new GetProfileResponse
+        {
+            Profile = ProfileMapper.ToProto(ingestion.Get(request.UserId), rfm.Current, catalogs.Current, time.GetUtcNow(), store.LinkedIds(request.UserId)),
+        });
 }

@@ -1,0 +1,109 @@
+using System.Collections.Immutable;
+using Segmentation.Core.Events;
+
+namespace Segmentation.Core.Profiles;
+
+/// <summary>An email send (for "opened N of the last M emails").</summary>
+public readonly record struct EmailSend(long Ticks, string CampaignId);
+
+/// <summary>
+/// Aggregates over a profile's events, computed on write by folding events in time order. Folding
+/// the same events in the same order always gives the same aggregates, so out-of-order delivery and
+/// identity merges simply replay (<see cref="Replay"/>) and equal what in-order delivery gives.
+/// </summary>
+public sealed record ProfileAggregates
+{
+    /// <summary>Aggregates of no events.</summary>
+    public static readonly ProfileAggregates Empty = new();
+
+    /// <summary>Event history per type (timestamps and value prefix sums) for windowed counts and sums.</summary>
+    public ImmutableDictionary<string, EventSeries> Series { get; init; } = ImmutableDictionary<string, EventSeries>.Empty.WithComparers(StringComparer.Ordinal);
+
+    /// <summary>Distinct session ids.</summary>
+    public ImmutableHashSet<string> SessionIds { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+
+    /// <summary>Number of events.</summary>
+    public int TotalEvents { get; init; }
+
+    /// <summary>First event time (UTC ticks) or <see cref="long.MinValue"/>.</summary>
+    public long FirstSeenTicks { get; init; } = long.MinValue;
+
+    /// <summary>Last event time (UTC ticks) or <see cref="long.MinValue"/>.</summary>
+    public long LastSeenTicks { get; init; } = long.MinValue;
+
+    /// <summary>Number of purchases.</summary>
+    public int Orders { get; init; }
+
+    /// <summary>Purchase value minus refunded value.</summary>
+    public double Revenue { get; init; }
+
+    /// <summary>First purchase time or <see cref="long.MinValue"/>.</summary>
+    public long FirstPurchaseTicks { get; init; } = long.MinValue;
+
+    /// <summary>Last purchase time or <see cref="long.MinValue"/>.</summary>
+    public long LastPurchaseTicks { get; init; } = long.MinValue;
+
+    /// <summary>Items in the open cart: added minus removed since the last purchase.</summary>
+    public int CartItems { get; init; }
+
+    /// <summary>Last cart change or <see cref="long.MinValue"/>.</summary>
+    public long CartUpdatedTicks { get; init; } = long.MinValue;
+
+    /// <summary>Email sends in time order.</summary>
+    public ImmutableList<EmailSend> EmailSends { get; init; } = [];
+
+    /// <summary>Campaigns with an open (a click implies an open).</summary>
+    public ImmutableHashSet<string> OpenedCampaigns { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+
+    /// <summary>Campaigns with a click.</summary>
+    public ImmutableHashSet<string> ClickedCampaigns { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+
+    /// <summary>Folds one event that is not earlier than any event folded so far.</summary>
+    public ProfileAggregates Fold(StoredEvent e)
+    {
+        var series = Series.TryGetValue(e.Type, out var s) ? s : EventSeries.Empty;
+        var next = this with
+        {
+            Series = Series.SetItem(e.Type, series.Add(e.Ticks, e.Value)),
+            SessionIds = SessionIds.Add(e.SessionId),
+            TotalEvents = TotalEvents + 1,
+            FirstSeenTicks = FirstSeenTicks == long.MinValue ? e.Ticks : Math.Min(FirstSeenTicks, e.Ticks),
+            LastSeenTicks = Math.Max(LastSeenTicks, e.Ticks),
+        };
+
+        return e.Type switch
+        {
+            EventTypes.Purchase => next with
+            {
+                Orders = Orders + 1,
+                Revenue = Revenue + e.Value,
+                FirstPurchaseTicks = FirstPurchaseTicks == long.MinValue ? e.Ticks : Math.Min(FirstPurchaseTicks, e.Ticks),
+                LastPurchaseTicks = Math.Max(LastPurchaseTicks, e.Ticks),
+                CartItems = 0,
+            },
+            EventTypes.Refund => next with { Revenue = Revenue - e.Value },
+            EventTypes.AddToCart => next with { CartItems = CartItems + e.Quantity, CartUpdatedTicks = e.Ticks },
+            EventTypes.RemoveFromCart => next with { CartItems = Math.Max(0, CartItems - e.Quantity), CartUpdatedTicks = e.Ticks },
+            EventTypes.EmailSend when e.CampaignId is not null => next with { EmailSends = EmailSends.Add(new EmailSend(e.Ticks, e.CampaignId)) },
+            EventTypes.EmailOpen when e.CampaignId is not null => next with { OpenedCampaigns = OpenedCampaigns.Add(e.CampaignId) },
+            EventTypes.EmailClick when e.CampaignId is not null => next with
+            {
+                ClickedCampaigns = ClickedCampaigns.Add(e.CampaignId),
+                OpenedCampaigns = OpenedCampaigns.Add(e.CampaignId),
+            },
+            _ => next,
+        };
+    }
+
+    /// <summary>Aggregates of <paramref name="events"/>, which must be in time order.</summary>
+    public static ProfileAggregates Replay(IEnumerable<StoredEvent> events)
+    {
+        var result = Empty;
+        foreach (var e in events)
+        {
+            result = result.Fold(e);
+        }
+
+        return result;
+    }
+}

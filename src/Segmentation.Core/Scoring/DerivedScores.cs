@@ -1,0 +1,295 @@
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rules;
+
+namespace Segmentation.Core.Scoring;
+
+/// <summary>
+/// Derived data (F1 derived layer) computed from a profile at an evaluation time: lifecycle stage,
+/// engagement status, intent level, lead score and grade (F17), named RFM segment (F16), and decayed
+/// category/product affinity (F7). Each function narrows <see cref="EvalContext.ValidUntilTicks"/> to
+/// the instant its answer could change with time alone, so cached decisions never go stale.
+/// </summary>
+public static class DerivedScores
+{
+    /// <summary>Names of derived traits; a declared or observed value of the same name wins (F2).</summary>
+    public static readonly IReadOnlyDictionary<string, FieldType> Traits = new Dictionary<string, FieldType>(StringComparer.Ordinal)
+    {
+        ["lifecycle_stage"] = FieldType.String,
+        ["engagement_status"] = FieldType.String,
+        ["intent_level"] = FieldType.String,
+        ["lead_score"] = FieldType.Number,
+        ["lead_grade"] = FieldType.String,
+        ["rfm_segment"] = FieldType.String,
+    };
+
+    private const long Day = TimeSpan.TicksPerDay;
+
+    /// <summary>Computes a derived trait by name; null when the profile has nothing to derive from.</summary>
+    public static object? Compute(string name, EvalContext c, ScoringSettings settings) => name switch
+    {
+        "lifecycle_stage" => LifecycleStage(c),
+        "engagement_status" => Engagement(c),
+        "intent_level" => Intent(c),
+        "lead_score" => c.Profile is null ? null : (double)LeadScore(c, settings.Lead),
+        "lead_grade" => c.Profile is null ? null : LeadGrade(LeadScore(c, settings.Lead), settings.Lead),
+        "rfm_segment" => RfmSegment(c.Rfm.Recency(c.Profile), c.Rfm.Frequency(c.Profile), c.Rfm.Monetary(c.Profile)),
+        _ => null,
+    };
+
+    /// <summary>
+    /// new_subscriber (no orders, first seen within 30 days), prospect (no orders, older), first_time_buyer
+    /// (1 order), repeat_buyer (2–4 orders), loyal (5+ orders), at_risk (last order 90–180 days ago),
+    /// lapsed (last order over 180 days ago).
+    /// </summary>
+    public static string? LifecycleStage(EvalContext c)
+    {
+        var p = c.Profile;
+        if (p is null || p.TotalEvents == 0)
+        {
+            return null;
+        }
+
+        if (p.Orders == 0)
+        {
+            c.Until(p.FirstSeenTicks + (30 * Day));
+            return c.NowTicks < p.FirstSeenTicks + (30 * Day) ? "new_subscriber" : "prospect";
+        }
+
+        var since = c.NowTicks - p.LastPurchaseTicks;
+        c.Until(p.LastPurchaseTicks + (90 * Day));
+        c.Until(p.LastPurchaseTicks + (180 * Day));
+        if (since > 180 * Day)
+        {
+            return "lapsed";
+        }
+
+        if (since > 90 * Day)
+        {
+            return "at_risk";
+        }
+
+        return p.Orders switch
+        {
+            1 => "first_time_buyer",
+            >= 5 => "loyal",
+            _ => "repeat_buyer",
+        };
+    }
+
+    /// <summary>
+    /// inactive (no event in 30 days), declining (fewer than half the events of the previous 60 days'
+    /// 30-day average), high (10+ events in 30 days), otherwise active.
+    /// </summary>
+    public static string? Engagement(EvalContext c)
+    {
+        var p = c.Profile;
+        if (p is null || p.TotalEvents == 0)
+        {
+            return null;
+        }
+
+        long now = c.NowTicks, recentFrom = now - (30 * Day), previousFrom = now - (90 * Day);
+        int recent = 0, previous = 0;
+        for (var i = p.Events.Length - 1; i >= 0; i--)
+        {
+            var t = p.Events[i].Ticks;
+            if (t > now)
+            {
+                c.Until(t);
+                continue;
+            }
+
+            if (t > recentFrom)
+            {
+                recent++;
+                c.Until(t + (30 * Day));
+            }
+            else if (t > previousFrom)
+            {
+                previous++;
+                c.Until(t + (90 * Day));
+            }
+            else
+            {
+                break;
+            }
+        }
+
+        if (recent == 0)
+        {
+            return "inactive";
+        }
+
+        if (recent * 2 < previous / 2.0)
+        {
+            return "declining";
+        }
+
+        return recent >= 10 ? "high" : "active";
+    }
+
+    /// <summary>
+    /// ready_to_buy (checkout started or item added to cart in 24 hours), researching (2+ searches or
+    /// 3+ product views in 7 days), browsing (any page or product view or search in 7 days), else none.
+    /// </summary>
+    public static string? Intent(EvalContext c)
+    {
+        var p = c.Profile;
+        if (p is null)
+        {
+            return null;
+        }
+
+        int Count(string type, long window)
+        {
+            var n = p.Series(type).CountInWindow(c.NowTicks, window, out var changes);
+            c.Until(changes);
+            return n;
+        }
+
+        if (Count(EventTypes.CheckoutStart, Day) + Count(EventTypes.AddToCart, Day) > 0)
+        {
+            return "ready_to_buy";
+        }
+
+        var searches = Count(EventTypes.Search, 7 * Day);
+        var views = Count(EventTypes.ProductView, 7 * Day);
+        if (searches >= 2 || views >= 3)
+        {
+            return "researching";
+        }
+
+        return searches + views + Count(EventTypes.PageView, 7 * Day) > 0 ? "browsing" : null;
+    }
+
+    /// <summary>Lead score 0–100 (F17): fit + behaviour + engagement signals + negative signals, clamped.</summary>
+    public static int LeadScore(EvalContext c, LeadScoring lead)
+    {
+        var p = c.Profile;
+        if (p is null)
+        {
+            return 0;
+        }
+
+        var score = 0;
+        foreach (var fit in lead.Fit)
+        {
+            if (fit.Rule.Evaluate(c))
+            {
+                score += fit.Points;
+            }
+        }
+
+        foreach (var signal in lead.Signals)
+        {
+            var from = signal.Window is { } w ? c.NowTicks - w.Ticks : long.MinValue;
+            var count = 0;
+            foreach (var e in p.Events)
+            {
+                if (e.Ticks > c.NowTicks)
+                {
+                    c.Until(e.Ticks);
+                    break;
+                }
+
+                if (e.Ticks <= from || e.Type != signal.EventType ||
+                    (signal.PageType is not null && !string.Equals(e.PageType, signal.PageType, StringComparison.OrdinalIgnoreCase)) ||
+                    (signal.Category is not null && !string.Equals(e.Category, signal.Category, StringComparison.OrdinalIgnoreCase)))
+                {
+                    continue;
+                }
+
+                count++;
+                if (signal.Window is { } window)
+                {
+                    c.Until(e.Ticks + window.Ticks);
+                }
+            }
+
+            var points = count * signal.Points;
+            score += signal.Points >= 0 ? Math.Min(points, signal.Cap) : Math.Max(points, signal.Cap);
+        }
+
+        if (p.TotalEvents > 0)
+        {
+            var inactiveAt = p.LastSeenTicks + lead.InactiveAfter.Ticks;
+            c.Until(inactiveAt);
+            if (c.NowTicks >= inactiveAt)
+            {
+                score += lead.InactivePoints;
+            }
+        }
+
+        return Math.Clamp(score, 0, 100);
+    }
+
+    /// <summary>cold, warm, hot or sales_ready by the configured thresholds (F17 default: 0–30, 31–50, 51–80, 81–100).</summary>
+    public static string LeadGrade(int score, LeadScoring lead) =>
+        score >= lead.SalesReady ? "sales_ready" : score >= lead.Hot ? "hot" : score >= lead.Warm ? "warm" : "cold";
+
+    /// <summary>
+    /// The named RFM segment (F16) of scores r, f, m (1–5), checked in this order: champions (5-5-5),
+    /// at_risk_high_value (r 1, m 5), lost (1-1-1), recent_low_value (r 5, m 1–2), core (all 3–4),
+    /// vip (f 5, m 5), emerging_vip (r ≥ 4, m ≥ 4, f ≤ 3), high_potential (r ≥ 4, f ≤ 2, m ≥ 3),
+    /// price_sensitive (f ≥ 4, m ≤ 2), otherwise other. Null without purchases.
+    /// </summary>
+    public static string? RfmSegment(int r, int f, int m) => (r, f, m) switch
+    {
+        (0, _, _) => null,
+        (5, 5, 5) => "champions",
+        (1, _, 5) => "at_risk_high_value",
+        (1, 1, 1) => "lost",
+        (5, _, <= 2) => "recent_low_value",
+        ( >= 3 and <= 4, >= 3 and <= 4, >= 3 and <= 4) => "core",
+        (_, 5, 5) => "vip",
+        ( >= 4, <= 3, >= 4) => "emerging_vip",
+        ( >= 4, <= 2, >= 3) => "high_potential",
+        (_, >= 4, <= 2) => "price_sensitive",
+        _ => "other",
+    };
+
+    /// <summary>
+    /// The category (or product, with <paramref name="byProduct"/>) with the highest decayed affinity:
+    /// each product view counts 1, add to cart 3 and purchase 5, halved every half-life (F7). Also the
+    /// time of the latest interaction with it. Decay scales every score alike, so the ranking only
+    /// changes with new events.
+    /// </summary>
+    public static (string? Top, double Score, long LastTicks) Affinity(Profile? p, long nowTicks, TimeSpan halfLife, bool byProduct = false)
+    {
+        if (p is null)
+        {
+            return (null, 0, long.MinValue);
+        }
+
+        Dictionary<string, (double Score, long Last)>? scores = null;
+        foreach (var e in p.Events)
+        {
+            var key = byProduct ? e.ProductId : e.Category;
+            var weight = e.Type switch
+            {
+                EventTypes.ProductView => 1d,
+                EventTypes.AddToCart => 3d,
+                EventTypes.Purchase => 5d,
+                _ => 0d,
+            };
+            if (key is null || weight == 0 || e.Ticks > nowTicks)
+            {
+                continue;
+            }
+
+            scores ??= new(StringComparer.Ordinal);
+            var decayed = weight * Math.Pow(0.5, (nowTicks - e.Ticks) / (double)halfLife.Ticks);
+            var current = scores.GetValueOrDefault(key);
+            scores[key] = (current.Score + decayed, Math.Max(current.Last, e.Ticks));
+        }
+
+        if (scores is null)
+        {
+            return (null, 0, long.MinValue);
+        }
+
+        var best = scores.MaxBy(kv => (kv.Value.Score, kv.Key));
+        return (best.Key, best.Value.Score, best.Value.Last);
+    }
+}

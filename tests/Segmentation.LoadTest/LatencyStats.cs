@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using Grpc.Core;
+
+namespace Segmentation.LoadTest;
+
+/// <summary>What one worker saw; merged into a <see cref="ModeResult"/> at the end of a mode.</summary>
+internal sealed class WorkerStats
+{
+    public List<long> Latencies { get; } = new(16_384);
+
+    public List<long> TrackLatencies { get; } = [];
+
+    public Dictionary<StatusCode, long> Errors { get; } = [];
+
+    public long CacheHits { get; set; }
+
+    public long Tracks { get; set; }
+
+    public void Error(StatusCode code) => Errors[code] = Errors.GetValueOrDefault(code) + 1;
+}
+
+/// <summary>Throughput and latency of one mode.</summary>
+internal sealed record ModeResult(
+    string Mode,
+    double Seconds,
+    long Ok,
+    long Errors,
+    string ErrorDetail,
+    double Throughput,
+    double P50Ms,
+    double P90Ms,
+    double P99Ms,
+    double MaxMs,
+    long CacheHits,
+    long Tracks,
+    double TrackP99Ms)
+{
+    public static ModeResult From(string mode, double seconds, IReadOnlyList<WorkerStats> workers)
+    {
+        var latencies = workers.SelectMany(w => w.Latencies).ToArray();
+        var tracks = workers.SelectMany(w => w.TrackLatencies).ToArray();
+        Array.Sort(latencies);
+        Array.Sort(tracks);
+        var errors = workers.SelectMany(w => w.Errors).GroupBy(e => e.Key).ToDictionary(g => g.Key, g => g.Sum(e => e.Value));
+        var errorCount = errors.Values.Sum();
+        return new ModeResult(
+            mode,
+            seconds,
+            latencies.Length,
+            errorCount,
+            errorCount == 0 ? "" : string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}")),
+            latencies.Length / seconds,
+            Percentile(latencies, 0.50),
+            Percentile(latencies, 0.90),
+            Percentile(latencies, 0.99),
+            latencies.Length == 0 ? 0 : Ms(latencies[^1]),
+            workers.Sum(w => w.CacheHits),
+            workers.Sum(w => w.Tracks),
+            Percentile(tracks, 0.99));
+    }
+
+    private static double Percentile(long[] sorted, double q) =>
+        sorted.Length == 0 ? 0 : Ms(sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)]);
+
+    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+}

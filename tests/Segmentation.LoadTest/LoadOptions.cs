@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Net;
+
+namespace Segmentation.LoadTest;
+
+/// <summary>What to run, parsed from the command line.</summary>
+internal sealed record LoadOptions
+{
+    public const string Usage = """
+        Usage: Segmentation.LoadTest [options]
+          --address URL        server address, loopback only (default http://127.0.0.1:5107)
+          --mode MODE          echo | decide-hit | decide-miss | mixed | all (default all: echo, decide-hit, decide-miss, mixed)
+          --duration SECONDS   measured time per mode (default 10)
+          --warmup SECONDS     unmeasured time before each mode (default 2)
+          --connections N      HTTP/2 connections (default 16)
+          --concurrency N      calls in flight across all connections (default 160)
+          --users N            distinct users for decide-miss and mixed (default 3000; demo customers first)
+          --hot-users N        users decide-hit cycles through (default 100)
+          --miss-percent P     mixed: share of iterations that track an event before deciding (default 20)
+          --payload-bytes N    echo payload size (default: the size of one measured Decide response)
+          --write-h2load-bodies DIR   write gRPC-framed echo.bin and decide.bin request bodies for h2load and exit
+        """;
+
+    public Uri Address { get; init; } = new("http://127.0.0.1:5107");
+
+    public string Mode { get; init; } = "all";
+
+    public double DurationSeconds { get; init; } = 10;
+
+    public double WarmupSeconds { get; init; } = 2;
+
+    public int Connections { get; init; } = 16;
+
+    public int Concurrency { get; init; } = 160;
+
+    public int Users { get; init; } = 3000;
+
+    public int HotUsers { get; init; } = 100;
+
+    public int MissPercent { get; init; } = 20;
+
+    public int? PayloadBytes { get; init; }
+
+    public string? H2LoadBodiesDirectory { get; init; }
+
+    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "mixed"];
+
+    /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the reason on bad input.</summary>
+    public static LoadOptions Parse(string[] args)
+    {
+        var o = new LoadOptions();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value");
+            o = name switch
+            {
+                "--address" => o with { Address = new Uri(Value()) },
+                "--mode" => o with { Mode = Value() },
+                "--duration" => o with { DurationSeconds = Number(name, Value(), 0.1, 3600) },
+                "--warmup" => o with { WarmupSeconds = Number(name, Value(), 0, 600) },
+                "--connections" => o with { Connections = (int)Number(name, Value(), 1, 1024) },
+                "--concurrency" => o with { Concurrency = (int)Number(name, Value(), 1, 100_000) },
+                "--users" => o with { Users = (int)Number(name, Value(), 1, 10_000_000) },
+                "--hot-users" => o with { HotUsers = (int)Number(name, Value(), 1, 100_000) },
+                "--miss-percent" => o with { MissPercent = (int)Number(name, Value(), 0, 100) },
+                "--payload-bytes" => o with { PayloadBytes = (int)Number(name, Value(), 0, 4_000_000) },
+                "--write-h2load-bodies" => o with { H2LoadBodiesDirectory = Value() },
+                _ => throw new ArgumentException($"unknown option '{name}'"),
+            };
+        }
+
+        if (o.Mode != "all" && !Modes.Contains(o.Mode))
+        {
+            throw new ArgumentException($"unknown mode '{o.Mode}'");
+        }
+
+        // A load generator must not be pointed at someone else's server by mistake.
+        if (!(o.Address.IsLoopback || (IPAddress.TryParse(o.Address.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip))))
+        {
+            throw new ArgumentException($"--address must be a loopback address (got {o.Address})");
+        }
+
+        return o;
+    }
+
+    private static double Number(string name, string text, double min, double max) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max
+            ? v
+            : throw new ArgumentException($"{name} must be a number from {min} to {max} (got '{text}')");
+}

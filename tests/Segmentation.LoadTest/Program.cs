@@ -1,0 +1,120 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
+using Segmentation.LoadTest;
+
+LoadOptions options;
+try
+{
+    options = LoadOptions.Parse(args);
+}
+catch (Exception ex) when (ex is ArgumentException or UriFormatException)
+{
+    Console.Error.WriteLine(ex.Message);
+    Console.Error.WriteLine(LoadOptions.Usage);
+    return 2;
+}
+
+// One channel per connection: a channel's handler keeps a single HTTP/2 connection.
+var channels = Enumerable.Range(0, options.Connections)
+    .Select(_ => GrpcChannel.ForAddress(options.Address, new GrpcChannelOptions
+    {
+        HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan },
+        MaxReceiveMessageSize = 4 * 1024 * 1024,
+    }))
+    .ToArray();
+foreach (var channel in channels)
+{
+    await channel.ConnectAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+}
+
+var users = DemoUsers.Load(options.Users);
+var probe = await new DecisionService.DecisionServiceClient(channels[0]).DecideAsync(new DecideRequest { UserId = users[0], Context = Scenarios.Context });
+var decideBytes = probe.CalculateSize();
+var payload = ByteString.CopyFrom(new byte[options.PayloadBytes ?? decideBytes]);
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    $"server {options.Address}  connections {options.Connections}  concurrency {options.Concurrency}  duration {options.DurationSeconds}s (+{options.WarmupSeconds}s warm-up)  users {users.Count}  Decide response {decideBytes} B  echo payload {payload.Length} B"));
+
+if (options.H2LoadBodiesDirectory is { } dir)
+{
+    Directory.CreateDirectory(dir);
+    await File.WriteAllBytesAsync(Path.Combine(dir, "echo.bin"), Frame(new EchoRequest { Payload = payload }));
+    await File.WriteAllBytesAsync(Path.Combine(dir, "decide.bin"), Frame(new DecideRequest { UserId = users[0], Context = Scenarios.Context }));
+    var echoBytes = new EchoResponse { Payload = payload }.CalculateSize();
+    Console.WriteLine($"h2load bodies written to {dir}; response message bytes: echo {echoBytes} decide {decideBytes}");
+    return 0;
+}
+
+var scenarios = new Scenarios(options, users, payload);
+var results = new List<ModeResult>();
+foreach (var mode in options.Mode == "all" ? LoadOptions.Modes : [options.Mode])
+{
+    var result = await RunMode(mode);
+    results.Add(result);
+    Console.WriteLine(Line(result));
+}
+
+var echo = results.FirstOrDefault(r => r.Mode == "echo");
+if (echo is not null && results.Count > 1)
+{
+    Console.WriteLine();
+    Console.WriteLine("summary (ratios to echo, same server, same run)");
+    Console.WriteLine("mode          req/s      p50 ms   p90 ms   p99 ms   max ms   errors  cache hits  throughput/echo  p99/echo");
+    foreach (var r in results)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{r.Mode,-12} {r.Throughput,8:F0}  {r.P50Ms,8:F2} {r.P90Ms,8:F2} {r.P99Ms,8:F2} {r.MaxMs,8:F2} {r.Errors,8}  {HitShare(r),10}  {r.Throughput / echo.Throughput,15:P0}  {r.P99Ms / echo.P99Ms,8:F2}x"));
+    }
+}
+
+foreach (var channel in channels)
+{
+    channel.Dispose();
+}
+
+return results.Any(r => r.Errors > 0 || r.Ok == 0) ? 1 : 0;
+
+async Task<ModeResult> RunMode(string mode)
+{
+    var frequency = Stopwatch.Frequency;
+    var measureFrom = Stopwatch.GetTimestamp() + (long)(options.WarmupSeconds * frequency);
+    var stopAt = measureFrom + (long)(options.DurationSeconds * frequency);
+    var stats = Enumerable.Range(0, options.Concurrency).Select(_ => new WorkerStats()).ToArray();
+    var workers = Enumerable.Range(0, options.Concurrency).Select(w => Task.Run(async () =>
+    {
+        var random = new Random(w);
+        var invoker = channels[w % channels.Length].CreateCallInvoker();
+        for (long i = 0; ; i++)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (now >= stopAt)
+            {
+                break;
+            }
+
+            await scenarios.RunOnceAsync(mode, invoker, w, i, random, stats[w], measured: now >= measureFrom);
+        }
+    }));
+    await Task.WhenAll(workers);
+    return ModeResult.From(mode, options.DurationSeconds, stats);
+}
+
+static string Line(ModeResult r) => string.Create(CultureInfo.InvariantCulture,
+    $"mode={r.Mode} req/s={r.Throughput:F0} p50={r.P50Ms:F2}ms p90={r.P90Ms:F2}ms p99={r.P99Ms:F2}ms max={r.MaxMs:F2}ms ok={r.Ok} errors={r.Errors}{(r.Errors > 0 ? $" ({r.ErrorDetail})" : "")} cache_hits={HitShare(r)}"
+    + (r.Tracks > 0 ? $" track_events={r.Tracks} track_p99={r.TrackP99Ms:F2}ms" : ""));
+
+static string HitShare(ModeResult r) => r.Mode == "echo" || r.Ok == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{(double)r.CacheHits / r.Ok:P0}");
+
+// gRPC length-prefixed message framing (uncompressed), as h2load must send it.
+static byte[] Frame(IMessage message)
+{
+    var body = message.ToByteArray();
+    var framed = new byte[5 + body.Length];
+    BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)body.Length);
+    body.CopyTo(framed, 5);
+    return framed;
+}

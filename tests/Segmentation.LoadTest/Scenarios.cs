@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.LoadTest;
+
+/// <summary>The calls one mode makes; each iteration records exactly one measured call (Echo or Decide).</summary>
+internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users, ByteString echoPayload)
+{
+    /// <summary>The storefront request every Decide sends: a product page on a phone in the UK.</summary>
+    public static readonly RequestContext Context = new() { Device = "mobile", Country = "GB", PageType = "product", PagePath = "/gifts/christmas" };
+
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(10);
+    private readonly string _runId = Guid.NewGuid().ToString("N")[..8];
+
+    /// <summary>Runs one iteration of <paramref name="mode"/> on <paramref name="channel"/>, recording into <paramref name="stats"/> when <paramref name="measured"/>.</summary>
+    public async Task RunOnceAsync(string mode, CallInvoker channel, int worker, long iteration, Random random, WorkerStats stats, bool measured)
+    {
+        switch (mode)
+        {
+            case "echo":
+                await Measure(stats, measured, async () =>
+                {
+                    await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = echoPayload }, Deadline());
+                    return false;
+                });
+                break;
+            case "decide-hit":
+                await Decide(channel, users[(int)((worker + iteration) % Math.Min(options.HotUsers, users.Count))], stats, measured);
+                break;
+            case "decide-miss":
+                await TrackThenDecide(channel, users[random.Next(users.Count)], worker, iteration, stats, measured);
+                break;
+            case "mixed":
+                var user = users[random.Next(users.Count)];
+                if (random.Next(100) < options.MissPercent)
+                {
+                    await TrackThenDecide(channel, user, worker, iteration, stats, measured);
+                }
+                else
+                {
+                    await Decide(channel, user, stats, measured);
+                }
+
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown mode");
+        }
+    }
+
+    /// <summary>A page view with every required context field, so the profile version changes.</summary>
+    public static Event PageView(string user, string eventId) => new()
+    {
+        EventId = eventId,
+        Type = "page_view",
+        UserId = user,
+        Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+        Context = new EventContext { Source = "web", Device = "mobile", SessionId = "load-" + user, PageType = "product", PagePath = "/gifts/christmas" },
+    };
+
+    private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
+
+    private static Task Decide(CallInvoker channel, string user, WorkerStats stats, bool measured) =>
+        Measure(stats, measured, async () =>
+        {
+            var response = await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = user, Context = Context }, deadline: Deadline());
+            return response.Decision.FromCache;
+        });
+
+    private async Task TrackThenDecide(CallInvoker channel, string user, int worker, long iteration, WorkerStats stats, bool measured)
+    {
+        var start = Stopwatch.GetTimestamp();
+        try
+        {
+            await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(
+                new TrackEventRequest { Event = PageView(user, $"load-{_runId}-{worker}-{iteration}") }, deadline: Deadline());
+            if (measured)
+            {
+                stats.Tracks++;
+                stats.TrackLatencies.Add(Stopwatch.GetTimestamp() - start);
+            }
+        }
+        catch (RpcException ex)
+        {
+            if (measured)
+            {
+                stats.Error(ex.StatusCode);
+            }
+
+            return;
+        }
+
+        await Decide(channel, user, stats, measured);
+    }
+
+    // Records one call's latency, whether the server served it from its cache, or its gRPC status on failure.
+    private static async Task Measure(WorkerStats stats, bool measured, Func<Task<bool>> call)
+    {
+        var start = Stopwatch.GetTimestamp();
+        try
+        {
+            var fromCache = await call();
+            if (measured)
+            {
+                stats.Latencies.Add(Stopwatch.GetTimestamp() - start);
+                stats.CacheHits += fromCache ? 1 : 0;
+            }
+        }
+        catch (RpcException ex)
+        {
+            if (measured)
+            {
+                stats.Error(ex.StatusCode);
+            }
+        }
+    }
+}
