@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using Google.Protobuf;
-using Grpc.Core;
 using Grpc.Net.Client;
 using Segmentation.Contracts.V1;
 using Segmentation.LoadTest;
@@ -103,9 +102,13 @@ async Task<ModeResult> RunMode(string mode)
     return ModeResult.From(mode, options.DurationSeconds, stats);
 }
 
-static string Line(ModeResult r) => string.Create(CultureInfo.InvariantCulture,
-    $"mode={r.Mode} req/s={r.Throughput:F0} p50={r.P50Ms:F2}ms p90={r.P90Ms:F2}ms p99={r.P99Ms:F2}ms max={r.MaxMs:F2}ms ok={r.Ok} errors={r.Errors}{(r.Errors > 0 ? $" ({r.ErrorDetail})" : "")} cache_hits={HitShare(r)}"
-    + (r.Tracks > 0 ? $" track_events={r.Tracks} track_p99={r.TrackP99Ms:F2}ms" : ""));
+static string Line(ModeResult r)
+{
+    var errors = r.Errors > 0 ? $" ({r.ErrorDetail})" : "";
+    var tracks = r.Tracks > 0 ? FormattableString.Invariant($" track_events={r.Tracks} track_p99={r.TrackP99Ms:F2}ms") : "";
+    return FormattableString.Invariant(
+        $"mode={r.Mode} req/s={r.Throughput:F0} p50={r.P50Ms:F2}ms p90={r.P90Ms:F2}ms p99={r.P99Ms:F2}ms max={r.MaxMs:F2}ms ok={r.Ok} errors={r.Errors}{errors} cache_hits={HitShare(r)}{tracks}");
+}
 
 static string HitShare(ModeResult r) => r.Mode == "echo" || r.Ok == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{(double)r.CacheHits / r.Ok:P0}");
 

@@ -23,7 +23,7 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
             case "echo":
                 await Measure(stats, measured, async () =>
                 {
-                    await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = echoPayload }, Deadline());
+                    await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = echoPayload }, deadline: Deadline());
                     return false;
                 });
                 break;
