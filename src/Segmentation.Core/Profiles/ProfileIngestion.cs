@@ -65,6 +65,11 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
             var applied = p.Apply(stored, v);
             return ReferenceEquals(applied, p) ? p : Derive(applied, now, $"event:{e.EventId}");
         });
+        if (update.Changed && e.Type is EventTypes.Purchase or EventTypes.Refund)
+        {
+            rfm.MarkDirty();
+        }
+
         return new TrackResult(update.After, !update.Changed);
     }
 
@@ -190,6 +195,11 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
             var result = into.Merge(from, version, out merged, out duplicates);
             return Derive(result, now, $"identify:{anonymousId}");
         });
+        if (update.After.Orders > 0)
+        {
+            rfm.MarkDirty();
+        }
+
         return new IdentifyResult(update.After, merged, duplicates);
     }
 

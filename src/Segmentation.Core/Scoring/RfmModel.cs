@@ -99,18 +99,30 @@ public sealed class RfmModel
     }
 }
 
-/// <summary>Holds the current <see cref="RfmModel"/> and swaps in recomputed ones atomically.</summary>
+/// <summary>
+/// Holds the current <see cref="RfmModel"/> and swaps in recomputed ones atomically. Writes that change
+/// a customer's orders or revenue mark the model dirty; the host recomputes dirty models in the
+/// background (see the README's "Demo data" section for the policy).
+/// </summary>
 public sealed class RfmModelProvider
 {
     private volatile RfmModel _current = RfmModel.Empty;
     private long _version;
+    private int _dirty;
 
     /// <summary>The current model.</summary>
     public RfmModel Current => _current;
 
+    /// <summary>True when orders or revenue changed since the last recomputation.</summary>
+    public bool IsDirty => Volatile.Read(ref _dirty) == 1;
+
+    /// <summary>Records that the population's orders or revenue changed.</summary>
+    public void MarkDirty() => Volatile.Write(ref _dirty, 1);
+
     /// <summary>Recomputes the model over the store's current profiles and publishes it.</summary>
     public RfmModel Recompute(IProfileStore store)
     {
+        Volatile.Write(ref _dirty, 0); // changes from here on mark it dirty again
         var model = RfmModel.Compute(store.Snapshot(), Interlocked.Increment(ref _version));
         _current = model;
         return model;

@@ -21,7 +21,7 @@ public sealed class SegmentationOptions
     [Range(1, 100_000_000)]
     public long DecisionCacheSize { get; set; } = 100_000;
 
-    /// <summary>How often RFM quintiles are recomputed over the population, in seconds.</summary>
+    /// <summary>Minimum seconds between RFM recomputations; a recomputation happens only after purchases or refunds changed.</summary>
     [Range(1, 86_400)]
-    public int RfmRecomputeSeconds { get; set; } = 60;
+    public int RfmRecomputeSeconds { get; set; } = 5;
 }

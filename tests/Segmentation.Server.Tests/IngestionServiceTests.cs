@@ -1,0 +1,143 @@
+using Grpc.Core;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+public sealed class IngestionServiceTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+{
+    private ProfileService.ProfileServiceClient Profiles => new(fixture.Channel);
+
+    private static string NewUser() => "ing-" + Guid.NewGuid().ToString("N");
+
+    private static Event Event(string user, string id, string type, DateTimeOffset? at = null, double value = 0, string anonymous = "", string pageType = "product") =>
+        Fix(DecisionServiceTests.Event(user, id, type, at, value), anonymous, pageType);
+
+    private static Event Fix(Event e, string anonymous, string pageType)
+    {
+        if (anonymous.Length > 0)
+        {
+            e.UserId = "";
+            e.AnonymousId = anonymous;
+        }
+
+        e.Context.PageType = pageType;
+        return e;
+    }
+
+    [Fact]
+    public async Task StreamEvents_returns_one_result_per_event_and_a_bad_event_does_not_end_the_stream()
+    {
+        var user = NewUser();
+        using var call = Profiles.StreamEvents();
+        var events = new[]
+        {
+            Event(user, "s1", "page_view"),
+            new Event { EventId = "s2", Type = "page_view", UserId = user }, // no timestamp, no context
+            Event(user, "s3", "purchase", value: 25),
+            Event(user, "s1", "page_view"),
+        };
+        foreach (var e in events)
+        {
+            await call.RequestStream.WriteAsync(new StreamEventsRequest { Event = e });
+        }
+
+        await call.RequestStream.CompleteAsync();
+        var results = new List<Contracts.V1.EventResult>();
+        await foreach (var r in call.ResponseStream.ReadAllAsync())
+        {
+            results.Add(r.Result);
+        }
+
+        Assert.Equal([0, 1, 2, 3], results.Select(r => r.Index));
+        Assert.Equal([EventStatus.Accepted, EventStatus.Rejected, EventStatus.Accepted, EventStatus.Duplicate], results.Select(r => r.Status));
+        Assert.Contains(results[1].Violations, v => v.Field == "event.timestamp");
+        Assert.Contains(results[1].Violations, v => v.Field == "event.context.session_id");
+        var p = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
+        Assert.Equal(2, p.EventCounts.Values.Sum());
+        Assert.Equal(25, p.Aggregates.Revenue);
+    }
+
+    [Fact]
+    public async Task TrackEvents_reports_each_event_and_counts()
+    {
+        var user = NewUser();
+        var response = await Profiles.TrackEventsAsync(new TrackEventsRequest
+        {
+            Events =
+            {
+                Event(user, "t1", "product_view"),
+                Event(user, "t2", "custom.quiz_completed"),
+                Event(user, "t3", "quiz_completed"),
+                Event(user, "t4", "purchase", value: -3),
+            },
+        });
+
+        Assert.Equal((2, 0, 2), (response.Accepted, response.Duplicates, response.Rejected));
+        Assert.Contains(response.Results[2].Violations, v => v.Field == "events[2].type" && v.Description.Contains("custom.", StringComparison.Ordinal));
+        Assert.Contains(response.Results[3].Violations, v => v.Field == "events[3].value");
+    }
+
+    [Fact]
+    public async Task TrackEvents_rejects_more_than_1000_events()
+    {
+        var request = new TrackEventsRequest();
+        for (var i = 0; i < 1001; i++)
+        {
+            request.Events.Add(Event("bulk", $"b{i}", "page_view"));
+        }
+
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await Profiles.TrackEventsAsync(request));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+    }
+
+    [Fact]
+    public async Task Identify_stitches_the_anonymous_history_to_the_user_and_the_next_decide_sees_it()
+    {
+        var user = NewUser();
+        var anonymous = "anon-" + user;
+        for (var i = 0; i < 5; i++)
+        {
+            await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event("", $"pv{i}", "product_view", anonymous: anonymous) });
+        }
+
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "buy", "purchase", DateTimeOffset.UtcNow.AddDays(-400), value: 12) });
+        var decisions = new DecisionService.DecisionServiceClient(fixture.Channel);
+        Assert.NotEqual("product_explorer", (await decisions.DecideAsync(new DecideRequest { UserId = user })).Decision.Segment.Id);
+
+        var identified = await Profiles.IdentifyAsync(new IdentifyRequest { AnonymousId = anonymous, UserId = user });
+
+        Assert.Equal(5, identified.MergedEvents);
+        var d = (await decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+        Assert.Equal("product_explorer", d.Segment.Id);
+        Assert.False(d.FromCache);
+        Assert.Equal("product_explorer", (await decisions.DecideAsync(new DecideRequest { AnonymousId = anonymous })).Decision.Segment.Id);
+        var p = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
+        Assert.Equal([anonymous], p.LinkedIds);
+        Assert.Equal(6, p.EventCounts.Values.Sum());
+    }
+
+    [Fact]
+    public async Task GetProfile_shows_windows_derived_data_and_segment_changes()
+    {
+        var user = NewUser();
+        var now = DateTimeOffset.UtcNow;
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "old", "purchase", now.AddDays(-60), value: 30) });
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "new", "purchase", now.AddDays(-2), value: 20) });
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "pricing", "page_view", now.AddMinutes(-1), pageType: "pricing") });
+
+        var p = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
+
+        var purchases = Assert.Single(p.EventWindows, w => w.Type == "purchase");
+        Assert.Equal((0L, 1L, 1L, 2L, 2L), (purchases.Count1D, purchases.Count7D, purchases.Count30D, purchases.Count90D, purchases.CountLifetime));
+        Assert.Equal((20d, 50d), (purchases.Sum30D, purchases.SumLifetime));
+        Assert.Equal("repeat_buyer", p.Derived.LifecycleStage);
+        Assert.Equal("browsing", p.Derived.IntentLevel);
+        Assert.Equal(10, p.Derived.LeadScore);
+        Assert.Equal("cold", p.Derived.LeadGrade);
+        Assert.Equal(2, p.Derived.DaysSinceLastPurchase);
+        Assert.Contains(p.Attributes, a => a.Name == "lifecycle_stage" && a.Layer == DataLayer.Derived && a.Source == "segmentation-service");
+        Assert.NotEmpty(p.SegmentChanges);
+        Assert.Equal(p.CurrentSegment, p.SegmentChanges[^1].ToSegment);
+        Assert.StartsWith("event:", p.SegmentChanges[^1].Cause, StringComparison.Ordinal);
+    }
+}
