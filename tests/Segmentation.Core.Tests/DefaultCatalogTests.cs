@@ -1,4 +1,6 @@
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 
 namespace Segmentation.Core.Tests;
@@ -25,5 +27,20 @@ public class DefaultCatalogTests
 
         Assert.Equal(ranked.OrderByDescending(p => p), ranked);
         Assert.Equal(SegmentType.Intent, catalog.Segments[0].Type);
+    }
+
+    [Fact]
+    public void A_trade_prospect_with_strong_fit_and_buying_signals_is_a_hot_trade_lead()
+    {
+        using var w = new TestWorld();
+        w.Ingestion.SetTraits("shop-1", new Dictionary<string, object?> { ["company_size"] = 12d, ["industry"] = "gift_shop", ["company_name"] = "Acorn Gifts" }, "trade-form", AttributeLayer.ZeroParty, null);
+        w.Ingestion.Track(new BehaviourEvent { EventId = "p1", Type = EventTypes.PageView, UserId = "shop-1", Timestamp = w.Clock.Now.AddHours(-2), Context = new EventContext("web", "desktop", "s1", "pricing") });
+        w.Ingestion.Track(new BehaviourEvent { EventId = "f1", Type = EventTypes.FormSubmit, UserId = "shop-1", Timestamp = w.Clock.Now.AddHours(-1), Category = "demo_request", Context = new EventContext("web", "desktop", "s1", "trade") });
+
+        var d = w.Decide("shop-1");
+
+        Assert.Equal("hot_trade_lead", d.Winner.Id); // 15 fit + 10 industry + 30 request + 10 pricing = 65: hot
+        Assert.StartsWith("Acorn Gifts, your trade account", d.Variant(VariantKind.Content).Text, StringComparison.Ordinal);
+        Assert.Contains("(65)", d.Variant(VariantKind.Journey).Text, StringComparison.Ordinal);
     }
 }
