@@ -1,3 +1,4 @@
+using Segmentation.Core.Membership;
 using System.Globalization;
 using System.Text;
 using Segmentation.Core.Caching;
@@ -45,11 +46,12 @@ public sealed class BenchWorld : IDisposable
 
         Store = new InMemoryProfileStore();
         Rfm = new RfmModelProvider();
+        Memberships = new MembershipIndex();
         Cache = new DecisionCache();
         Renderer = new TemplateRenderer();
         Decider = new Decider(Renderer);
         Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, Decider, Clock);
-        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Clock);
+        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock);
 
         AddPopulation(populationCustomers);
         AddShopper();
@@ -63,6 +65,8 @@ public sealed class BenchWorld : IDisposable
     public InMemoryProfileStore Store { get; }
 
     public RfmModelProvider Rfm { get; }
+
+    public MembershipIndex Memberships { get; }
 
     public DecisionCache Cache { get; }
 

@@ -137,15 +137,17 @@ public class DerivedScoreTests
 
     [Theory]
     [InlineData(5, 5, 5, "champions")]
+    [InlineData(4, 4, 5, "champions")]
     [InlineData(1, 3, 5, "at_risk_high_value")]
     [InlineData(1, 1, 1, "lost")]
+    [InlineData(2, 1, 2, "lost")]
     [InlineData(5, 2, 1, "recent_low_value")]
-    [InlineData(3, 4, 3, "core")]
-    [InlineData(2, 5, 5, "vip")]
+    [InlineData(3, 5, 5, "vip")]
     [InlineData(4, 3, 5, "emerging_vip")]
     [InlineData(5, 1, 3, "high_potential")]
-    [InlineData(2, 4, 2, "price_sensitive")]
-    [InlineData(2, 2, 3, "other")]
+    [InlineData(3, 4, 2, "price_sensitive")]
+    [InlineData(3, 4, 3, "core")]
+    [InlineData(1, 3, 3, "other")]
     [InlineData(0, 0, 0, null)]
     public void Rfm_scores_map_to_the_f16_named_segments(int r, int f, int m, string? expected) =>
         Assert.Equal(expected, DerivedScores.RfmSegment(r, f, m));

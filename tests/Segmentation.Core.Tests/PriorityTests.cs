@@ -119,7 +119,7 @@ public class PriorityTests
     {
         using var w = World(
             Catalogs.Segment("a", "value", ScoreAbove1, "    exclusions: [b]"),
-            Catalogs.Segment("b", "contextual", ScoreAbove1, "    exclusions: [a]"));
+            Catalogs.Segment("b", "contextual", "{ field: traits.score, gte: 2 }", "    exclusions: [a]"));
         Traits(w, "u1", ("score", 5d));
 
         var d = w.Decide("u1");

@@ -3,6 +3,7 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Import;
+using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Scoring;
@@ -27,10 +28,11 @@ public sealed class TestWorld : IDisposable
         Catalogs.Load(catalog ?? new EmbeddedCatalogSource());
         Store = new InMemoryProfileStore();
         Rfm = new RfmModelProvider();
+        Memberships = new MembershipIndex();
         Cache = new DecisionCache();
         Renderer = new TemplateRenderer();
         Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, new Decider(Renderer), Clock);
-        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Clock);
+        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock);
     }
 
     public ManualClock Clock { get; }
@@ -40,6 +42,8 @@ public sealed class TestWorld : IDisposable
     public InMemoryProfileStore Store { get; }
 
     public RfmModelProvider Rfm { get; }
+
+    public MembershipIndex Memberships { get; }
 
     public DecisionCache Cache { get; }
 

@@ -16,7 +16,7 @@ namespace Segmentation.Core.Catalog;
 /// </summary>
 public static partial class CatalogLoader
 {
-    private static readonly string[] TopLevelKeys = ["catalog", "schema", "personas", "scoring", "segments"];
+    private static readonly string[] TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments"];
     private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
 
@@ -62,6 +62,7 @@ public static partial class CatalogLoader
         }
 
         var snapshot = builder.Build(source.Origin);
+        snapshot?.SetFiles(files);
         if (errors.Count > 0 || snapshot is null)
         {
             throw new CatalogException(errors);
@@ -77,8 +78,15 @@ public static partial class CatalogLoader
     [GeneratedRegex("^[a-z][a-z0-9_]{0,63}$")]
     private static partial Regex IdPattern();
 
-    private sealed class Builder(List<CatalogError> errors)
+    private sealed class Builder(List<CatalogError> errors) : IRuleReferences
     {
+        private readonly Dictionary<string, (string File, YamlNode Node)> _fragmentNodes = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, RuleNode?> _fragments = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, (string File, YamlNode Node)> _ruleNodes = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, RuleNode?> _segmentRules = new(StringComparer.Ordinal);
+        private readonly List<string> _compiling = [];
+        private RuleCompiler? _compiler;
+
         private readonly Dictionary<string, TraitDefinition> _traits = new(StringComparer.Ordinal);
         private readonly Dictionary<string, Persona> _personas = new(StringComparer.Ordinal);
         private readonly List<(string File, YamlMappingNode Node)> _segmentNodes = [];
@@ -100,6 +108,24 @@ public static partial class CatalogLoader
                         break;
                     case "personas":
                         ReadPersonas(file, v);
+                        break;
+                    case "fragments":
+                        if (v is YamlMappingNode fragments)
+                        {
+                            foreach (var (fk, fv) in fragments.Children)
+                            {
+                                var name = Scalar(fk) ?? "";
+                                if (!IdPattern().IsMatch(name) || !_fragmentNodes.TryAdd(name, (file, fv)))
+                                {
+                                    Error(file, fk, null, $"fragments.{name}", "fragment names are unique and lower_snake_case");
+                                }
+                            }
+                        }
+                        else
+                        {
+                            Error(file, v, null, "fragments", "'fragments' must be a mapping of name to rule");
+                        }
+
                         break;
                     case "scoring":
                         if (v is YamlMappingNode scoring)
@@ -150,7 +176,16 @@ public static partial class CatalogLoader
             }
 
             var fields = new FieldRegistry(_traits);
-            var compiler = new RuleCompiler(fields);
+            var compiler = new RuleCompiler(fields) { References = this };
+            _compiler = compiler;
+            foreach (var (file, node) in _segmentNodes)
+            {
+                if (Scalar(Get(node, "id")) is { } sid && Get(node, "rule") is { } ruleNode)
+                {
+                    _ruleNodes.TryAdd(sid, (file, ruleNode));
+                }
+            }
+
             var scoring = ScoringSettings.Default;
             if (_scoringNodes.Count > 1)
             {
@@ -187,6 +222,12 @@ public static partial class CatalogLoader
                 segments.Add((segment, segments.Count, file, node));
             }
 
+            // Every fragment is validated, referenced or not.
+            foreach (var name in _fragmentNodes.Keys)
+            {
+                ((IRuleReferences)this).Fragment(name, out _);
+            }
+
             // References: overrides, exclusions.
             foreach (var (segment, _, file, node) in segments)
             {
@@ -221,6 +262,27 @@ public static partial class CatalogLoader
             else if (_fallbackSetting is { } setting && setting.Id != fallbacks[0].Segment.Id)
             {
                 errors.Add(new CatalogError(setting.File, setting.Line, null, "catalog.fallback", $"catalog.fallback is '{setting.Id}' but the segment marked 'fallback: true' is '{fallbacks[0].Segment.Id}'"));
+            }
+
+            // A segment whose rule implies the rule of a segment that overrides it, or of a segment it
+            // excludes, can never win: it is unreachable.
+            var byId = segments.ToDictionary(s => s.Segment.Id, StringComparer.Ordinal);
+            foreach (var (segment, _, file, node) in segments)
+            {
+                if (segment.Rule is null)
+                {
+                    continue;
+                }
+
+                var suppressors = segments.Where(o => o.Segment.Overrides.Contains(segment.Id)).Select(o => (o.Segment, How: "overrides it"))
+                    .Concat(segment.Exclusions.Where(byId.ContainsKey).Select(x => (byId[x].Segment, How: "is excluded from it")));
+                foreach (var (other, how) in suppressors)
+                {
+                    if (other.Rule is not null && Implies(segment.Rule, other))
+                    {
+                        Error(file, node, segment.Id, "rule", $"unreachable: every member also matches '{other.Id}', which {how}, so this segment can never win");
+                    }
+                }
             }
 
             if (errors.Count > 0)
@@ -306,7 +368,7 @@ public static partial class CatalogLoader
                 }
                 else
                 {
-                    rule = compiler.Compile(ruleNode, "rule", (clause, n, message) => Error(file, n, id, clause, message));
+                    rule = SegmentRule(id);
                 }
             }
             else if (!isFallback)
@@ -344,6 +406,86 @@ public static partial class CatalogLoader
                 Variants = variants,
                 SourceFile = file,
             };
+        }
+
+        // A sound, structural check that rule b implies segment a's rule: the same rule, or an 'all'
+        // that contains a's rule or a reference to segment a.
+        private static bool Implies(RuleNode b, Segment a)
+        {
+            if (b.Text == a.Rule!.Text || b.Text == $"segment({a.Id})")
+            {
+                return true;
+            }
+
+            return b is GroupNode g && g.Text.StartsWith("all(", StringComparison.Ordinal) && g.Children.Any(c => Implies(c, a));
+        }
+
+        // Compiles a segment's rule once, following references depth first; a reference back into a rule
+        // being compiled is a cycle.
+        private RuleNode? SegmentRule(string id)
+        {
+            if (_segmentRules.TryGetValue(id, out var done))
+            {
+                return done;
+            }
+
+            var (file, node) = _ruleNodes[id];
+            _compiling.Add("segment " + id);
+            var rule = _compiler!.Compile(node, "rule", (clause, n, message) => Error(file, n, id, clause, message));
+            _compiling.RemoveAt(_compiling.Count - 1);
+            _segmentRules[id] = rule;
+            return rule;
+        }
+
+        RuleNode? IRuleReferences.Segment(string id, out string? error)
+        {
+            error = null;
+            if (!_ruleNodes.ContainsKey(id))
+            {
+                error = _segmentNodes.Any(s => Scalar(Get(s.Node, "id")) == id)
+                    ? $"segment '{id}' has no rule (the fallback cannot be referenced)"
+                    : $"unknown segment '{id}'";
+                return null;
+            }
+
+            if (_compiling.Contains("segment " + id))
+            {
+                error = $"reference cycle: {string.Join(" -> ", _compiling)} -> segment {id}";
+                return null;
+            }
+
+            var rule = SegmentRule(id);
+            error = rule is null ? $"segment '{id}' has errors" : null;
+            return rule;
+        }
+
+        RuleNode? IRuleReferences.Fragment(string name, out string? error)
+        {
+            error = null;
+            if (_fragments.TryGetValue(name, out var done))
+            {
+                error = done is null ? $"fragment '{name}' has errors" : null;
+                return done;
+            }
+
+            if (!_fragmentNodes.TryGetValue(name, out var source))
+            {
+                error = $"unknown fragment '{name}'; declare it under 'fragments'";
+                return null;
+            }
+
+            if (_compiling.Contains("fragment " + name))
+            {
+                error = $"reference cycle: {string.Join(" -> ", _compiling)} -> fragment {name}";
+                return null;
+            }
+
+            _compiling.Add("fragment " + name);
+            var rule = _compiler!.Compile(source.Node, $"fragments.{name}", (clause, n, message) => Error(source.File, n, null, clause, message));
+            _compiling.RemoveAt(_compiling.Count - 1);
+            _fragments[name] = rule;
+            error = rule is null ? $"fragment '{name}' has errors" : null;
+            return rule;
         }
 
         private VariantTemplate[]? ReadVariants(string file, YamlMappingNode segmentNode, string id, YamlNode? node, HashSet<ContextField> templateContext)

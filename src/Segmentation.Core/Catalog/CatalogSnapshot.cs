@@ -65,6 +65,11 @@ public sealed class CatalogSnapshot
     /// <summary>Request context fields read by any rule or template, in a stable order. Only these form the cache key.</summary>
     public IReadOnlyList<ContextField> ContextFieldsRead { get; }
 
+    /// <summary>The files this snapshot was compiled from (kept for rollback and audit).</summary>
+    public IReadOnlyList<CatalogFile> Files { get; private set; } = [];
+
+    internal void SetFiles(IReadOnlyList<CatalogFile> files) => Files = files;
+
     internal CatalogSnapshot Publish(long version, DateTimeOffset at)
     {
         Version = version;

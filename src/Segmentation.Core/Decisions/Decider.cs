@@ -6,6 +6,25 @@ using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Decisions;
 
+/// <summary>Which segments' rules matched (indexed by rank), the winner, and until when this holds (UTC ticks).</summary>
+public sealed record Membership(bool[] Matched, Segment Winner, long ValidUntilTicks)
+{
+    /// <summary>Ids of the matched segments, in priority order.</summary>
+    public IReadOnlyList<string> MatchedIds(CatalogSnapshot catalog)
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < Matched.Length; i++)
+        {
+            if (Matched[i])
+            {
+                ids.Add(catalog.Segments[i].Id);
+            }
+        }
+
+        return ids;
+    }
+}
+
 /// <summary>
 /// The decision as a pure function of (profile, catalog, request context, now, population model):
 /// no I/O, no locks, no clock reads. Evaluates every rule, resolves priority, overrides, exclusions
@@ -82,8 +101,15 @@ public sealed class Decider(TemplateRenderer renderer)
         };
     }
 
-    /// <summary>The winning segment only (no rendering, no explanation): used to track segment changes on write.</summary>
-    public static Segment Winner(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm)
+    /// <summary>The winning segment only (no rendering, no explanation).</summary>
+    public static Segment Winner(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm) =>
+        Evaluate(catalog, profile, request, now, rfm).Winner;
+
+    /// <summary>
+    /// Rule matches (by rank), the winner, and until when they hold, without rendering: used on write
+    /// for segment membership and change tracking, and by audits and previews.
+    /// </summary>
+    public static Membership Evaluate(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm)
     {
         var context = new EvalContext(profile, request, now.UtcTicks, rfm);
         var segments = catalog.Segments;
@@ -93,7 +119,7 @@ public sealed class Decider(TemplateRenderer renderer)
             matched[i] = segments[i].Rule?.Evaluate(context) ?? false;
         }
 
-        return Resolve(segments, matched).Winner ?? catalog.Fallback;
+        return new Membership(matched, Resolve(segments, matched).Winner ?? catalog.Fallback, context.ValidUntilTicks);
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
+using Segmentation.Core.Membership;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 using Segmentation.Core.Validation;
@@ -43,7 +44,7 @@ public sealed record IdentifyResult(Profile Profile, int MergedEvents, int Dupli
 /// the derived layer (lifecycle, engagement, intent, lead score, RFM segment) and the winning segment,
 /// recording a change of segment with its cause. Used by the gRPC services and the demo import alike.
 /// </summary>
-public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalogs, RfmModelProvider rfm, TimeProvider time)
+public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalogs, RfmModelProvider rfm, MembershipIndex memberships, TimeProvider time)
 {
     /// <summary>Maximum traits per write.</summary>
     public const int MaxTraits = 100;
@@ -193,6 +194,7 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         var update = store.Merge(anonymousId, userId, (into, from, version) =>
         {
             var result = into.Merge(from, version, out merged, out duplicates);
+            memberships.Remove(from.UserId, now, catalogs.Current.Version, $"identify:{userId}");
             return Derive(result, now, $"identify:{anonymousId}");
         });
         if (update.After.Orders > 0)
@@ -229,8 +231,43 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
             }
         }
 
-        var winner = Decider.Winner(catalog, profile, RequestContext.Empty, now, model);
-        return profile.WithSegment(winner.Id, now, cause);
+        var evaluation = Decider.Evaluate(catalog, profile, RequestContext.Empty, now, model);
+        memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause);
+        return profile.WithSegment(evaluation.Winner.Id, now, cause);
+    }
+
+    /// <summary>
+    /// Re-evaluates the memberships of users evaluated under another catalog version or whose results
+    /// may have changed with time (F15: memberships migrate when definitions change). Runs under each
+    /// user's lock without changing the profile, so Decide is never blocked. Returns how many were re-evaluated.
+    /// </summary>
+    public int RefreshMemberships(CancellationToken cancellation = default)
+    {
+        var now = time.GetUtcNow();
+        var count = 0;
+        foreach (var user in memberships.StaleUsers(catalogs.Current.Version, now.UtcTicks).ToList())
+        {
+            cancellation.ThrowIfCancellationRequested();
+            store.Update(user, (p, _) =>
+            {
+                if (p.TotalEvents + p.Attributes.Count > 0)
+                {
+                    var catalog = catalogs.Current;
+                    var cause = memberships.CatalogVersionOf(user) == catalog.Version ? "time" : $"catalog:v{catalog.Version}";
+                    var evaluation = Decider.Evaluate(catalog, p, RequestContext.Empty, now, rfm.Current);
+                    memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause);
+                }
+                else
+                {
+                    memberships.Forget(user);
+                }
+
+                return p;
+            });
+            count++;
+        }
+
+        return count;
     }
 
     private static string? CheckValue(FieldType type, object? value) => (type, value) switch

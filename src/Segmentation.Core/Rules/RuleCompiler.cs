@@ -9,6 +9,16 @@ namespace Segmentation.Core.Rules;
 /// <summary>Receives a rule error: the clause path, the YAML node it is about, and the message.</summary>
 public delegate void RuleErrorSink(string clause, YamlNode node, string message);
 
+/// <summary>Resolves named rule fragments and segment references while compiling, detecting cycles.</summary>
+public interface IRuleReferences
+{
+    /// <summary>The compiled shared fragment <paramref name="name"/>, or null with <paramref name="error"/>.</summary>
+    RuleNode? Fragment(string name, out string? error);
+
+    /// <summary>The compiled rule of segment <paramref name="id"/>, or null with <paramref name="error"/>.</summary>
+    RuleNode? Segment(string id, out string? error);
+}
+
 /// <summary>
 /// Type-checks and compiles rules written in the catalog's YAML rule language into delegates, once,
 /// at catalog load. See the README's "Rule language" section for the grammar.
@@ -28,6 +38,9 @@ public sealed class RuleCompiler
 
     /// <summary>Creates a compiler resolving fields through <paramref name="fields"/>.</summary>
     public RuleCompiler(FieldRegistry fields) => _fields = fields;
+
+    /// <summary>Resolves <c>fragment:</c> and <c>segment:</c> references; null when references are not allowed.</summary>
+    public IRuleReferences? References { get; set; }
 
     /// <summary>Context fields read by the rules compiled so far.</summary>
     public HashSet<ContextField> ContextFieldsRead { get; } = [];
@@ -50,6 +63,25 @@ public sealed class RuleCompiler
         }
 
         var keys = map.Children.Keys.Select(k => ((YamlScalarNode)k).Value ?? "").ToList();
+        if (keys.Count == 1 && keys[0] is "fragment" or "segment")
+        {
+            var name = Scalar(map.Children[new YamlScalarNode(keys[0])]) ?? "";
+            if (References is null)
+            {
+                errors(path, node, $"'{keys[0]}' references are not allowed here");
+                return null;
+            }
+
+            var target = keys[0] == "fragment" ? References.Fragment(name, out var refError) : References.Segment(name, out refError);
+            if (target is null)
+            {
+                errors(path, node, refError ?? $"cannot resolve {keys[0]} '{name}'");
+                return null;
+            }
+
+            return new ReferenceNode(path, $"{keys[0]}({name})", target);
+        }
+
         foreach (var group in new[] { "all", "any", "not" })
         {
             if (!keys.Contains(group))

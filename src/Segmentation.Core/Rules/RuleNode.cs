@@ -157,3 +157,22 @@ public sealed class GroupNode : RuleNode
             };
     }
 }
+
+/// <summary>A reference to a shared fragment or another segment's rule, compiled once and reused.</summary>
+public sealed class ReferenceNode : RuleNode
+{
+    private readonly RuleNode _target;
+
+    internal ReferenceNode(string path, string text, RuleNode target)
+        : base(path, text, target.Evaluate) => _target = target;
+
+    /// <inheritdoc />
+    public override bool Explain(EvalContext context, List<ClauseTrace> trace)
+    {
+        var index = trace.Count;
+        trace.Add(null!);
+        var result = _target.Explain(context, trace);
+        trace[index] = new ClauseTrace(Path, Text, result, null);
+        return result;
+    }
+}

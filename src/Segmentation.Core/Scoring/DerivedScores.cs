@@ -229,23 +229,24 @@ public static class DerivedScores
         score >= lead.SalesReady ? "sales_ready" : score >= lead.Hot ? "hot" : score >= lead.Warm ? "warm" : "cold";
 
     /// <summary>
-    /// The named RFM segment (F16) of scores r, f, m (1–5), checked in this order: champions (5-5-5),
-    /// at_risk_high_value (r 1, m 5), lost (1-1-1), recent_low_value (r 5, m 1–2), core (all 3–4),
-    /// vip (f 5, m 5), emerging_vip (r ≥ 4, m ≥ 4, f ≤ 3), high_potential (r ≥ 4, f ≤ 2, m ≥ 3),
-    /// price_sensitive (f ≥ 4, m ≤ 2), otherwise other. Null without purchases.
+    /// The named RFM segment (F16) of scores r, f, m (1–5), first match in this order:
+    /// champions (4–5 on each; 5-5-5 at the core), at_risk_high_value (r ≤ 2, m ≥ 4), lost (all ≤ 2),
+    /// recent_low_value (r ≥ 4, m ≤ 2), vip (f 5, m 5), emerging_vip (r ≥ 4, m ≥ 4),
+    /// high_potential (r ≥ 4, m 3), price_sensitive (f ≥ 3, m ≤ 2), core (all 2–4), otherwise other.
+    /// Null without purchases.
     /// </summary>
     public static string? RfmSegment(int r, int f, int m) => (r, f, m) switch
     {
         (0, _, _) => null,
-        (5, 5, 5) => "champions",
-        (1, _, 5) => "at_risk_high_value",
-        (1, 1, 1) => "lost",
-        (5, _, <= 2) => "recent_low_value",
-        ( >= 3 and <= 4, >= 3 and <= 4, >= 3 and <= 4) => "core",
+        ( >= 4, >= 4, >= 4) => "champions",
+        ( <= 2, _, >= 4) => "at_risk_high_value",
+        ( <= 2, <= 2, <= 2) => "lost",
+        ( >= 4, _, <= 2) => "recent_low_value",
         (_, 5, 5) => "vip",
-        ( >= 4, <= 3, >= 4) => "emerging_vip",
-        ( >= 4, <= 2, >= 3) => "high_potential",
-        (_, >= 4, <= 2) => "price_sensitive",
+        ( >= 4, _, >= 4) => "emerging_vip",
+        ( >= 4, _, 3) => "high_potential",
+        (_, >= 3, <= 2) => "price_sensitive",
+        ( >= 2 and <= 4, >= 2 and <= 4, >= 2 and <= 4) => "core",
         _ => "other",
     };
 

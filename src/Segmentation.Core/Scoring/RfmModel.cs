@@ -35,11 +35,14 @@ public sealed class RfmModel
     /// <summary>Version of this model, increasing with each recomputation.</summary>
     public long Version { get; }
 
+    /// <summary>When the model was computed (<see cref="DateTimeOffset.MinValue"/> for the empty model).</summary>
+    public DateTimeOffset ComputedAt { get; private init; }
+
     /// <summary>Number of customers in the population.</summary>
     public int Customers => _recency.Length;
 
     /// <summary>Computes the model over the given profiles.</summary>
-    public static RfmModel Compute(IEnumerable<Profile> profiles, long version)
+    public static RfmModel Compute(IEnumerable<Profile> profiles, long version, DateTimeOffset computedAt = default)
     {
         var r = new List<long>();
         var f = new List<int>();
@@ -60,7 +63,7 @@ public sealed class RfmModel
         Array.Sort(ra);
         Array.Sort(fa);
         Array.Sort(ma);
-        return new RfmModel(version, ra, fa, ma);
+        return new RfmModel(version, ra, fa, ma) { ComputedAt = computedAt };
     }
 
     /// <summary>Recency score 1–5 (5 = most recent), 0 without purchases.</summary>
@@ -104,8 +107,9 @@ public sealed class RfmModel
 /// a customer's orders or revenue mark the model dirty; the host recomputes dirty models in the
 /// background (see the README's "Demo data" section for the policy).
 /// </summary>
-public sealed class RfmModelProvider
+public sealed class RfmModelProvider(TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private volatile RfmModel _current = RfmModel.Empty;
     private long _version;
     private int _dirty;
@@ -123,7 +127,7 @@ public sealed class RfmModelProvider
     public RfmModel Recompute(IProfileStore store)
     {
         Volatile.Write(ref _dirty, 0); // changes from here on mark it dirty again
-        var model = RfmModel.Compute(store.Snapshot(), Interlocked.Increment(ref _version));
+        var model = RfmModel.Compute(store.Snapshot(), Interlocked.Increment(ref _version), _time.GetUtcNow());
         _current = model;
         return model;
     }

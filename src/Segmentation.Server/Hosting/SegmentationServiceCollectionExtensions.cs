@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Segmentation.Core.Caching;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
+using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Scoring;
@@ -25,7 +26,7 @@ public static class SegmentationServiceCollectionExtensions
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IProfileStore, InMemoryProfileStore>();
-        services.TryAddSingleton<RfmModelProvider>();
+        services.TryAddSingleton(sp => new RfmModelProvider(sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<SegmentationOptions>>().Value;
@@ -43,11 +44,13 @@ public static class SegmentationServiceCollectionExtensions
         services.TryAddSingleton(sp => new TemplateRenderer(logger: sp.GetRequiredService<ILogger<TemplateRenderer>>()));
         services.TryAddSingleton<Decider>();
         services.TryAddSingleton<DecisionEngine>();
+        services.TryAddSingleton<MembershipIndex>();
         services.TryAddSingleton<ProfileIngestion>();
 
         // Order matters: the demo import runs before the periodic RFM recomputation starts.
         services.AddHostedService<DemoDataImporter>();
         services.AddHostedService<RfmRecomputeService>();
+        services.AddHostedService<MembershipMaintainer>();
         return services;
     }
 }

@@ -80,6 +80,8 @@ internal static class ProfileMapper
                 RfmRecency = rfm.Recency(p),
                 RfmFrequency = rfm.Frequency(p),
                 RfmMonetary = rfm.Monetary(p),
+                RfmModelVersion = rfm.Version,
+                RfmComputedAt = rfm.Version == 0 ? null : Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(rfm.ComputedAt),
             },
         };
         foreach (var a in p.Attributes.Values.OrderBy(a => a.Name, StringComparer.Ordinal))

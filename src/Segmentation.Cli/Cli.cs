@@ -1,0 +1,116 @@
+using System.Text;
+using Google.Protobuf;
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Segmentation.Cli;
+
+/// <summary>Shared plumbing: the channel, output formats and error reporting.</summary>
+internal static class Cli
+{
+    /// <summary>The address used when neither --address nor SEGCTL_ADDRESS is given.</summary>
+    public const string DefaultAddress = "http://127.0.0.1:5107";
+
+    /// <summary>Exit code for a failed RPC.</summary>
+    public const int RpcFailure = 1;
+
+    /// <summary>Exit code for bad input (missing file, wrong CSV header...).</summary>
+    public const int InputFailure = 2;
+
+    private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithIndentation());
+
+    public static string AddressFromEnvironment() =>
+        Environment.GetEnvironmentVariable("SEGCTL_ADDRESS") is { Length: > 0 } env ? env : DefaultAddress;
+
+    public static GrpcChannel OpenChannel(string address) =>
+        GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = 64 * 1024 * 1024,
+            HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
+        });
+
+    /// <summary>Formats a protobuf message as indented JSON (proto3 JSON mapping).</summary>
+    public static string ToJson(IMessage message) => Json.Format(message);
+
+    /// <summary>Runs a command body; an RPC failure is printed to stderr with its status and field violations.</summary>
+    public static async Task<int> RunAsync(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (RpcException ex)
+        {
+            await Console.Error.WriteLineAsync(Describe(ex));
+            return RpcFailure;
+        }
+        catch (Exception ex) when (ex is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync("error: " + ex.Message);
+            return InputFailure;
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("error: cancelled");
+            return RpcFailure;
+        }
+    }
+
+    public static string Describe(RpcException ex)
+    {
+        var sb = new StringBuilder();
+        sb.Append("error: ").Append(StatusName(ex.StatusCode)).Append(" (").Append((int)ex.StatusCode).Append("): ").Append(ex.Status.Detail);
+        var status = ex.GetRpcStatus();
+        var badRequest = status?.GetDetail<BadRequest>();
+        if (badRequest is not null)
+        {
+            foreach (var v in badRequest.FieldViolations.Where(v => !ex.Status.Detail.Contains($"{v.Field}: {v.Description}", StringComparison.Ordinal)))
+            {
+                sb.AppendLine().Append("  ").Append(v.Field).Append(": ").Append(v.Description);
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>The canonical upper-snake name of a status code, for example INVALID_ARGUMENT.</summary>
+    public static string StatusName(StatusCode code)
+    {
+        var name = code.ToString();
+        var sb = new StringBuilder(name.Length + 4);
+        for (var i = 0; i < name.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(name[i]))
+            {
+                sb.Append('_');
+            }
+
+            sb.Append(char.ToUpperInvariant(name[i]));
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>A generated enum member in lower snake case: MatchStatus.Winner → winner, ZeroParty → zero_party.</summary>
+    public static string EnumName<TEnum>(TEnum value)
+        where TEnum : struct, Enum
+    {
+        var descriptorName = value.ToString();
+        var sb = new StringBuilder();
+        for (var i = 0; i < descriptorName.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(descriptorName[i]))
+            {
+                sb.Append('_');
+            }
+
+            sb.Append(char.ToLowerInvariant(descriptorName[i]));
+        }
+
+        return sb.ToString();
+    }
+
+    public static string Time(Google.Protobuf.WellKnownTypes.Timestamp? ts) =>
+        ts is null ? "-" : ts.ToDateTimeOffset().ToString("yyyy-MM-dd HH:mm:ss'Z'");
+}

@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+
+namespace Segmentation.Core.Membership;
+
+/// <summary>A user entering or leaving a segment (what trigger-based journeys subscribe to).</summary>
+/// <param name="UserId">The user.</param>
+/// <param name="SegmentId">The segment.</param>
+/// <param name="Entered">True when the user entered; false when they left.</param>
+/// <param name="At">When.</param>
+/// <param name="CatalogVersion">The catalog version that evaluated it.</param>
+/// <param name="Cause">The write that caused it (<c>event:&lt;id&gt;</c>, <c>traits:&lt;source&gt;</c>, <c>catalog:v&lt;n&gt;</c>, <c>time</c>...).</param>
+public sealed record MembershipChange(string UserId, string SegmentId, bool Entered, DateTimeOffset At, long CatalogVersion, string Cause);
+
+/// <summary>
+/// The live reverse index (F15, F22): for each segment its current members, for each user the
+/// segments whose rules they match (with no request context), and a feed of enter/leave changes.
+/// Updated under each user's write lock, so a user's entries are never torn.
+/// </summary>
+public sealed class MembershipIndex
+{
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _members = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, UserState> _users = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _lastNonEmpty = new(StringComparer.Ordinal);
+    private readonly Lock _subscribersGate = new();
+    private ImmutableSubscribers _subscribers = ImmutableSubscribers.Empty;
+
+    /// <summary>Number of users with a recorded membership.</summary>
+    public int Users => _users.Count;
+
+    /// <summary>Current member count of a segment.</summary>
+    public int Count(string segmentId) => _members.TryGetValue(segmentId, out var m) ? m.Count : 0;
+
+    /// <summary>When the segment last had members (null when never seen with members).</summary>
+    public DateTimeOffset? LastNonEmpty(string segmentId) => _lastNonEmpty.TryGetValue(segmentId, out var at) ? at : null;
+
+    /// <summary>The catalog version a user's memberships were evaluated with (0 when unknown).</summary>
+    public long CatalogVersionOf(string userId) => _users.TryGetValue(userId, out var s) ? s.CatalogVersion : 0;
+
+    /// <summary>The segments a user is in (empty when unknown).</summary>
+    public IReadOnlyList<string> SegmentsOf(string userId) => _users.TryGetValue(userId, out var s) ? s.Segments : [];
+
+    /// <summary>
+    /// One page of a segment's members in id order, after <paramref name="after"/> (exclusive; empty for the first page).
+    /// </summary>
+    public IReadOnlyList<string> Members(string segmentId, string after, int limit)
+    {
+        if (!_members.TryGetValue(segmentId, out var members))
+        {
+            return [];
+        }
+
+        return members.Keys
+            .Where(u => string.CompareOrdinal(u, after) > 0)
+            .Order(StringComparer.Ordinal)
+            .Take(limit)
+            .ToList();
+    }
+
+    /// <summary>
+    /// Records a user's segments, emits a change for every segment entered or left, and remembers until
+    /// when the result holds so the time sweep can re-evaluate it. Call under the user's write lock.
+    /// </summary>
+    public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause)
+    {
+        var previous = _users.TryGetValue(userId, out var state) ? state.Segments : [];
+        _users[userId] = new UserState(segments, catalogVersion, validUntilTicks);
+        foreach (var id in segments)
+        {
+            if (!previous.Contains(id))
+            {
+                _members.GetOrAdd(id, static _ => new(StringComparer.Ordinal))[userId] = 0;
+                Publish(new MembershipChange(userId, id, true, at, catalogVersion, cause));
+            }
+
+            _lastNonEmpty[id] = at;
+        }
+
+        foreach (var id in previous)
+        {
+            if (!segments.Contains(id))
+            {
+                if (_members.TryGetValue(id, out var m))
+                {
+                    m.TryRemove(userId, out _);
+                }
+
+                Publish(new MembershipChange(userId, id, false, at, catalogVersion, cause));
+            }
+        }
+    }
+
+    /// <summary>Removes a user from every segment (erasure, identity merge), emitting leave changes.</summary>
+    public void Remove(string userId, DateTimeOffset at, long catalogVersion, string cause) =>
+        Set(userId, [], catalogVersion, long.MaxValue, at, cause);
+
+    /// <summary>Drops a user without emitting changes (the user no longer exists).</summary>
+    public void Forget(string userId)
+    {
+        if (_users.TryRemove(userId, out var state))
+        {
+            foreach (var id in state.Segments)
+            {
+                if (_members.TryGetValue(id, out var m))
+                {
+                    m.TryRemove(userId, out _);
+                }
+            }
+        }
+    }
+
+    /// <summary>Users whose memberships were evaluated with another catalog version or may have changed by <paramref name="nowTicks"/>.</summary>
+    public IEnumerable<string> StaleUsers(long catalogVersion, long nowTicks)
+    {
+        foreach (var (user, state) in _users)
+        {
+            if (state.CatalogVersion != catalogVersion || state.ValidUntilTicks <= nowTicks)
+            {
+                yield return user;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Subscribes to membership changes, optionally only for some segments. A subscriber that falls more
+    /// than <paramref name="capacity"/> changes behind is completed with <see cref="ChannelClosedException"/>
+    /// rather than slowing writers down.
+    /// </summary>
+    public ChannelReader<MembershipChange> Subscribe(IReadOnlySet<string>? segments, int capacity, CancellationToken cancellation)
+    {
+        var channel = Channel.CreateBounded<MembershipChange>(new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        var subscriber = new Subscriber(channel, segments);
+        lock (_subscribersGate)
+        {
+            _subscribers = _subscribers.Add(subscriber);
+        }
+
+        cancellation.Register(() => Unsubscribe(subscriber));
+        return channel.Reader;
+    }
+
+    private void Unsubscribe(Subscriber subscriber)
+    {
+        lock (_subscribersGate)
+        {
+            _subscribers = _subscribers.Remove(subscriber);
+        }
+
+        subscriber.Channel.Writer.TryComplete();
+    }
+
+    private void Publish(MembershipChange change)
+    {
+        foreach (var s in _subscribers.Items)
+        {
+            if (s.Segments is not null && !s.Segments.Contains(change.SegmentId))
+            {
+                continue;
+            }
+
+            if (!s.Channel.Writer.TryWrite(change))
+            {
+                Unsubscribe(s);
+                s.Channel.Writer.TryComplete(new ChannelClosedException("the subscriber fell too far behind"));
+            }
+        }
+    }
+
+    private sealed record UserState(IReadOnlyList<string> Segments, long CatalogVersion, long ValidUntilTicks);
+
+    private sealed record Subscriber(Channel<MembershipChange> Channel, IReadOnlySet<string>? Segments);
+
+    private sealed record ImmutableSubscribers(Subscriber[] Items)
+    {
+        public static readonly ImmutableSubscribers Empty = new([]);
+
+        public ImmutableSubscribers Add(Subscriber s) => new([.. Items, s]);
+
+        public ImmutableSubscribers Remove(Subscriber s) => new(Items.Where(x => x != s).ToArray());
+    }
+}

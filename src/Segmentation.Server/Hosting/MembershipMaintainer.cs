@@ -1,0 +1,48 @@
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// Keeps segment memberships current without blocking Decide: right after a catalog is published or
+/// rolled back, every user is re-evaluated under the new catalog, and every few seconds users whose
+/// memberships may have changed with time alone ("no purchase in 30 days") are re-evaluated.
+/// </summary>
+internal sealed class MembershipMaintainer(ProfileIngestion ingestion, CatalogProvider catalogs, ILogger<MembershipMaintainer> logger) : BackgroundService
+{
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(5);
+    private readonly SemaphoreSlim _published = new(0);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        catalogs.Published += OnPublished;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var triggered = await _published.WaitAsync(SweepInterval, stoppingToken);
+                var started = DateTime.UtcNow;
+                var count = await Task.Run(() => ingestion.RefreshMemberships(stoppingToken), stoppingToken);
+                if (triggered || count > 0)
+                {
+                    logger.LogInformation("Re-evaluated memberships of {Count} users under catalog v{Version} in {Ms:0} ms", count, catalogs.Current.Version, (DateTime.UtcNow - started).TotalMilliseconds);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            catalogs.Published -= OnPublished;
+        }
+    }
+
+    public override void Dispose()
+    {
+        _published.Dispose();
+        base.Dispose();
+    }
+
+    private void OnPublished(CatalogSnapshot snapshot) => _published.Release();
+}

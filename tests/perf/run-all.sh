@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Issue 6 measuring instruments, end to end: builds Release, starts the real server on 127.0.0.1:5199,
+# drives it with the repo's load generator (echo baseline, Decide cache hits, misses, a mix; ratios to
+# echo from the same run), optionally with h2load, stops the server, then runs the BenchmarkDotNet suite.
+#
+#   bash tests/perf/run-all.sh           full run, ~10 s per load mode, BenchmarkDotNet short job (< 10 min)
+#   bash tests/perf/run-all.sh --smoke   ~1-2 s per piece, BenchmarkDotNet dry job: proves nothing has rotted
+#
+# Environment: PERF_OUT (results directory, default BenchmarkDotNet.Artifacts/perf), PERF_PORT (5199),
+# PERF_H2LOAD=0 to skip h2load even when it is installed (Debian: apt-get install -y nghttp2-client).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+smoke=0
+[[ "${1:-}" == "--smoke" ]] && smoke=1
+port=${PERF_PORT:-5199}
+address="http://127.0.0.1:$port"
+out=${PERF_OUT:-$root/BenchmarkDotNet.Artifacts/perf}
+mkdir -p "$out"
+
+if ((smoke)); then
+  duration=1; warmup=0.5; h2_duration=1; bdn_job=(--job dry)
+else
+  duration=10; warmup=2; h2_duration=10; bdn_job=(--job short)
+fi
+
+echo "== build (Release)"
+dotnet build -c Release --nologo -v quiet src/Segmentation.Server/Segmentation.Server.csproj
+dotnet build -c Release --nologo -v quiet tests/Segmentation.LoadTest/Segmentation.LoadTest.csproj
+dotnet build -c Release --nologo -v quiet tests/Segmentation.Benchmarks/Segmentation.Benchmarks.csproj
+
+echo "== machine"
+echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), .NET $(dotnet --version)"
+
+echo "== server on $address"
+server_dir=src/Segmentation.Server/bin/Release/net10.0
+# Started from its output directory so that its appsettings.json (HTTP/2 only) is the one read.
+(cd "$server_dir" && exec dotnet Segmentation.Server.dll --Kestrel:Endpoints:Grpc:Url="$address") > "$out/server.log" 2>&1 &
+server_pid=$!
+stop_server() { kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; }
+trap stop_server EXIT
+for _ in $(seq 1 120); do
+  grep -q "Application started" "$out/server.log" && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$out/server.log"; echo "server exited"; exit 1; }
+  sleep 0.5
+done
+grep -q "Application started" "$out/server.log" || { cat "$out/server.log"; echo "server did not start"; exit 1; }
+grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
+
+load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address")
+
+echo "== load generator: echo, decide-hit, decide-miss, mixed (-c 16 connections, 160 in flight)"
+"${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --connections 16 --concurrency 160 --users 3000 | tee "$out/load.txt"
+
+if command -v h2load > /dev/null && [[ "${PERF_H2LOAD:-1}" != 0 ]]; then
+  echo "== h2load -c 16 -m 10 (one fixed request body per RPC: Decide is always the same user, so cache hits)"
+  # h2load counts any HTTP 200 as a success, and gRPC errors are HTTP 200 with grpc-status in the
+  # trailers and no DATA. So each run is checked by DATA bytes per request: a successful unary
+  # response carries 5 bytes of framing plus the message; an error carries none.
+  mkdir -p "$out/h2load"
+  "${load[@]}" --write-h2load-bodies "$out/h2load" | tee "$out/h2load/sizes.txt"
+  read -r echo_bytes decide_bytes < <(sed -n 's/.*response message bytes: echo \([0-9]*\) decide \([0-9]*\).*/\1 \2/p' "$out/h2load/sizes.txt" | tail -1)
+  for rpc in echo:segmentation.v1.DiagnosticsService/Echo:$echo_bytes decide:segmentation.v1.DecisionService/Decide:$decide_bytes; do
+    IFS=: read -r name path bytes <<< "$rpc"
+    h2=(h2load -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$out/h2load/$name.bin" "$address/$path")
+    # A separate, discarded warm-up: h2load's --warm-up-time still counts warm-up DATA in its traffic line.
+    ((smoke)) || "${h2[@]}" -D 2 > /dev/null 2>&1 || true
+    "${h2[@]}" -D "$h2_duration" > "$out/h2load/$name.txt" 2>&1 || true
+    rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$out/h2load/$name.txt")
+    ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$out/h2load/$name.txt")
+    data=$(sed -n 's/^traffic: .*(\([0-9]*\)) data.*/\1/p' "$out/h2load/$name.txt")
+    # Decide responses vary by a few bytes (from_cache, ids); allow 10 %.
+    verdict=$(awk -v d="${data:-0}" -v n="${ok:-0}" -v b="$bytes" 'BEGIN { if (n == 0) { print "NO SUCCESSES"; exit } per = d / n; printf "%.0f data bytes/request, expected %d: %s", per, b + 5, (per >= 0.9 * (b + 5) ? "real responses" : "GRPC ERRORS (no DATA)") }')
+    grep -E "^(finished|requests|time for request)" "$out/h2load/$name.txt" | sed "s/^/  $name: /"
+    echo "  $name: $rps req/s; $verdict"
+  done
+else
+  echo "== h2load not installed or disabled: skipped (apt-get install -y nghttp2-client)"
+fi
+
+# Clients that stop with calls in flight (every timed run ends that way) show up as aborted request streams.
+echo "== server log: $(grep -c 'fail:' "$out/server.log" || true) failures logged, of which $(grep -c 'The request stream was aborted' "$out/server.log" || true) aborted by clients at the end of timed runs"
+stop_server
+trap - EXIT
+
+echo "== BenchmarkDotNet (${bdn_job[*]})"
+(cd "$out" && dotnet "$root/tests/Segmentation.Benchmarks/bin/Release/net10.0/Segmentation.Benchmarks.dll" \
+  --filter '*' "${bdn_job[@]}" --artifacts "$out/bdn" --exporters github) > "$out/benchmarks.txt" 2>&1 \
+  || { tail -50 "$out/benchmarks.txt"; echo "benchmarks failed"; exit 1; }
+cat "$out"/bdn/results/*-report-github.md
+echo "== done; results in $out"
