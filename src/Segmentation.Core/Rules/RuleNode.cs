@@ -29,6 +29,9 @@ public abstract class RuleNode
     /// <summary>The compiled test.</summary>
     public Func<EvalContext, bool> Evaluate { get; }
 
+    /// <summary>True when the rule reads the request context (its result differs per request).</summary>
+    public abstract bool ReadsContext { get; }
+
     /// <summary>Evaluates and appends a trace entry for this node and the children it evaluated.</summary>
     public abstract bool Explain(EvalContext context, List<ClauseTrace> trace);
 }
@@ -40,6 +43,9 @@ public sealed class LeafNode : RuleNode
 
     internal LeafNode(string path, string text, FieldAccessor field, Func<EvalContext, bool> evaluate)
         : base(path, text, evaluate) => _field = field;
+
+    /// <inheritdoc />
+    public override bool ReadsContext => _field.Name.StartsWith("context.", StringComparison.Ordinal);
 
     /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)
@@ -65,6 +71,9 @@ public sealed class GroupNode : RuleNode
 
     /// <summary>The child clauses.</summary>
     public IReadOnlyList<RuleNode> Children => _children;
+
+    /// <inheritdoc />
+    public override bool ReadsContext => _children.Any(c => c.ReadsContext);
 
     /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)
@@ -165,6 +174,9 @@ public sealed class ReferenceNode : RuleNode
 
     internal ReferenceNode(string path, string text, RuleNode target)
         : base(path, text, target.Evaluate) => _target = target;
+
+    /// <inheritdoc />
+    public override bool ReadsContext => _target.ReadsContext;
 
     /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)

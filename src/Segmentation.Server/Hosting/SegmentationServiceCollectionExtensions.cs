@@ -51,6 +51,7 @@ public static class SegmentationServiceCollectionExtensions
         services.AddHostedService<DemoDataImporter>();
         services.AddHostedService<RfmRecomputeService>();
         services.AddHostedService<MembershipMaintainer>();
+        services.AddHostedService<CatalogDirectoryWatcher>();
         return services;
     }
 }

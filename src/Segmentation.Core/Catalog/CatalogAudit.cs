@@ -1,0 +1,267 @@
+using System.Globalization;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Membership;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
+using YamlDotNet.RepresentationModel;
+
+namespace Segmentation.Core.Catalog;
+
+/// <summary>Thresholds of the catalog's validation warnings (F13).</summary>
+public sealed record AuditOptions
+{
+    /// <summary>Segments smaller than this are "too small" (the framework's ideal is 1,000+).</summary>
+    public int MinSize { get; init; } = 1000;
+
+    /// <summary>Segments smaller than this are below any statistical significance.</summary>
+    public int SignificanceFloor { get; init; } = 30;
+
+    /// <summary>Segments matching at least this share of the population are "too broad".</summary>
+    public double BroadShare { get; init; } = 0.9;
+
+    /// <summary>A segment without members for this long is stale (F15).</summary>
+    public TimeSpan NoMembersFor { get; init; } = TimeSpan.FromDays(30);
+}
+
+/// <summary>A validation warning, computed against the current profiles, with its numbers.</summary>
+/// <param name="Code">Stable code: too_small, below_significance, no_members, too_broad, overlap_unresolved, identical_outcome, stale.</param>
+/// <param name="Segment">The segment it is about.</param>
+/// <param name="Other">The other segment, for overlaps and identical outcomes.</param>
+/// <param name="File">File the segment is defined in.</param>
+/// <param name="Message">What is wrong, with the numbers.</param>
+public sealed record CatalogWarning(string Code, string Segment, string? Other, string File, string Message);
+
+/// <summary>Size and share of one segment.</summary>
+public sealed record SegmentSize(string SegmentId, int Members, double Share);
+
+/// <summary>The audit of a catalog against a population: sizes, pairwise overlaps and warnings.</summary>
+public sealed record AuditReport(int Population, IReadOnlyList<SegmentSize> Sizes, IReadOnlyList<(string A, string B, int Count)> Overlaps, IReadOnlyList<CatalogWarning> Warnings);
+
+/// <summary>The result of previewing a candidate segment against the current profiles.</summary>
+public sealed record SegmentPreview(string SegmentId, int Members, int Population, double Share, IReadOnlyList<string> Sample, IReadOnlyList<(string SegmentId, int Count, double ShareOfCandidate)> Overlaps, IReadOnlyList<CatalogWarning> Warnings);
+
+/// <summary>
+/// Measures catalogs against the current profiles (F13, F15, F22): how many users each segment holds,
+/// how segments overlap, and what should worry the catalog's owners.
+/// </summary>
+public static class CatalogAudit
+{
+    /// <summary>Evaluates every segment's rule for every profile (no request context) and reports.</summary>
+    public static AuditReport Run(CatalogSnapshot catalog, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, MembershipIndex? index = null)
+    {
+        options ??= new AuditOptions();
+        var segments = catalog.Segments;
+        var n = segments.Count;
+        var sizes = new int[n];
+        var overlap = new int[n, n];
+        var population = 0;
+        var matchedRanks = new List<int>(n);
+        foreach (var profile in profiles)
+        {
+            if (profile.TotalEvents + profile.Attributes.Count == 0)
+            {
+                continue;
+            }
+
+            population++;
+            var m = Decider.Evaluate(catalog, profile, RequestContext.Empty, now, rfm).Matched;
+            matchedRanks.Clear();
+            for (var i = 0; i < n; i++)
+            {
+                if (m[i])
+                {
+                    matchedRanks.Add(i);
+                    sizes[i]++;
+                }
+            }
+
+            foreach (var a in matchedRanks)
+            {
+                foreach (var b in matchedRanks)
+                {
+                    if (a < b)
+                    {
+                        overlap[a, b]++;
+                    }
+                }
+            }
+        }
+
+        var warnings = new List<CatalogWarning>();
+        for (var i = 0; i < n; i++)
+        {
+            var s = segments[i];
+            if (!s.IsFallback && s.Rule?.ReadsContext == false)
+            {
+                // Rules that read the request context are measured per request, not per profile.
+                SizeWarnings(s, sizes[i], population, options, index, now, warnings);
+            }
+
+            for (var j = i + 1; j < n; j++)
+            {
+                var t = segments[j];
+                if (overlap[i, j] > 0 && !s.IsFallback && !t.IsFallback &&
+                    SegmentFamilies.DefaultPriority(s.Type) == SegmentFamilies.DefaultPriority(t.Type) &&
+                    s.Priority == t.Priority && !Resolves(s, t) && !Resolves(t, s))
+                {
+                    warnings.Add(new CatalogWarning("overlap_unresolved", s.Id, t.Id, s.SourceFile,
+                        $"'{s.Id}' and '{t.Id}' are in the same family, share {overlap[i, j]:N0} members ({Pct(overlap[i, j], sizes[i])} of '{s.Id}') and have the same priority ({s.Priority}) with no override or exclusion between them; only declaration order decides"));
+                }
+
+                if (SameOutcome(s, t))
+                {
+                    warnings.Add(new CatalogWarning("identical_outcome", t.Id, s.Id, t.SourceFile,
+                        $"'{t.Id}' has exactly the same five personalization outcomes as '{s.Id}': a segment that changes no experience should not exist (F22)"));
+                }
+            }
+        }
+
+        var pairs = new List<(string, string, int)>();
+        for (var i = 0; i < n; i++)
+        {
+            for (var j = i + 1; j < n; j++)
+            {
+                if (overlap[i, j] > 0)
+                {
+                    pairs.Add((segments[i].Id, segments[j].Id, overlap[i, j]));
+                }
+            }
+        }
+
+        return new AuditReport(
+            population,
+            segments.Select((s, i) => new SegmentSize(s.Id, sizes[i], population == 0 ? 0 : (double)sizes[i] / population)).ToList(),
+            pairs,
+            warnings);
+    }
+
+    /// <summary>
+    /// Previews a candidate segment (one segment written as in a catalog file) against the current
+    /// catalog and profiles. The candidate is compiled with the current schema, fragments and segments;
+    /// it may reuse an existing id, in which case it is measured next to the current definition.
+    /// </summary>
+    public static SegmentPreview Preview(CatalogSnapshot current, string segmentYaml, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, int sampleSize = 10)
+    {
+        var (id, renamed) = RenameCandidate(segmentYaml);
+        var files = current.Files.Append(new CatalogFile("preview/candidate.yaml", renamed)).ToList();
+        var candidateCatalog = CatalogLoader.Load(new InMemoryCatalogSource(files, "preview"));
+        var candidate = candidateCatalog.ById[PreviewId(id)];
+        var others = candidateCatalog.Segments.Where(s => s != candidate && !s.IsFallback).ToList();
+
+        var population = 0;
+        var members = new List<string>();
+        var overlaps = new int[others.Count];
+        foreach (var profile in profiles)
+        {
+            if (profile.TotalEvents + profile.Attributes.Count == 0)
+            {
+                continue;
+            }
+
+            population++;
+            var m = Decider.Evaluate(candidateCatalog, profile, RequestContext.Empty, now, rfm).Matched;
+            if (!m[candidate.Rank])
+            {
+                continue;
+            }
+
+            members.Add(profile.UserId);
+            for (var i = 0; i < others.Count; i++)
+            {
+                if (m[others[i].Rank])
+                {
+                    overlaps[i]++;
+                }
+            }
+        }
+
+        var warnings = new List<CatalogWarning>();
+        if (candidate.Rule?.ReadsContext == false)
+        {
+            SizeWarnings(candidate, members.Count, population, options ?? new AuditOptions(), null, now, warnings);
+        }
+        return new SegmentPreview(
+            id,
+            members.Count,
+            population,
+            population == 0 ? 0 : (double)members.Count / population,
+            members.Order(StringComparer.Ordinal).Take(sampleSize).ToList(),
+            others.Select((o, i) => (o.Id.StartsWith(PreviewPrefix, StringComparison.Ordinal) ? o.Id[PreviewPrefix.Length..] : o.Id, overlaps[i], members.Count == 0 ? 0 : (double)overlaps[i] / members.Count))
+                .Where(o => o.Item2 > 0)
+                .OrderByDescending(o => o.Item2)
+                .ToList(),
+            warnings.Select(w => w with { Segment = id }).ToList());
+    }
+
+    private const string PreviewPrefix = "preview__";
+
+    private static string PreviewId(string id) => PreviewPrefix + id;
+
+    // The candidate gets a distinct id so it can be measured next to an existing definition of the same segment.
+    private static (string Id, string Yaml) RenameCandidate(string segmentYaml)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(segmentYaml));
+        }
+        catch (YamlDotNet.Core.YamlException ex)
+        {
+            throw new CatalogException([new CatalogError("candidate", (int)ex.Start.Line, null, null, "YAML syntax error: " + ex.Message)]);
+        }
+
+        if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode map ||
+            !map.Children.TryGetValue(new YamlScalarNode("id"), out var idNode) || idNode is not YamlScalarNode { Value: { Length: > 0 } id })
+        {
+            throw new CatalogException([new CatalogError("candidate", 1, null, "id", "the candidate must be one segment mapping with an 'id'")]);
+        }
+
+        if (id.Length > 64 - PreviewPrefix.Length)
+        {
+            throw new CatalogException([new CatalogError("candidate", 1, id, "id", "segment ids are at most 64 characters")]);
+        }
+
+        map.Children[new YamlScalarNode("id")] = new YamlScalarNode(PreviewId(id));
+        var root = new YamlMappingNode { { "segments", new YamlSequenceNode(map) } };
+        using var writer = new StringWriter(CultureInfo.InvariantCulture);
+        new YamlStream(new YamlDocument(root)).Save(writer, assignAnchors: false);
+        return (id, writer.ToString());
+    }
+
+    private static void SizeWarnings(Segment s, int members, int population, AuditOptions options, MembershipIndex? index, DateTimeOffset now, List<CatalogWarning> warnings)
+    {
+        var share = population == 0 ? "0%" : Pct(members, population);
+        if (members == 0)
+        {
+            var last = index?.LastNonEmpty(s.Id);
+            if (last is { } at && now - at >= options.NoMembersFor)
+            {
+                warnings.Add(new CatalogWarning("stale", s.Id, null, s.SourceFile, $"'{s.Id}' has had no members since {at:yyyy-MM-dd} ({(now - at).TotalDays:0} days): stale assumption? (F15)"));
+            }
+            else
+            {
+                warnings.Add(new CatalogWarning("no_members", s.Id, null, s.SourceFile, $"'{s.Id}' matches none of the {population:N0} current profiles: not measurable with the data we have (F13)"));
+            }
+        }
+        else if (members < options.SignificanceFloor)
+        {
+            warnings.Add(new CatalogWarning("below_significance", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the significance floor of {options.SignificanceFloor}"));
+        }
+        else if (members < options.MinSize)
+        {
+            warnings.Add(new CatalogWarning("too_small", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the minimum size of {options.MinSize:N0} (F13: substantial)"));
+        }
+
+        if (population > 0 && (double)members / population >= options.BroadShare)
+        {
+            warnings.Add(new CatalogWarning("too_broad", s.Id, null, s.SourceFile, $"'{s.Id}' matches {members:N0} of {population:N0} profiles ({share}): too broad to be a distinct segment (F13)"));
+        }
+    }
+
+    private static bool Resolves(Segment a, Segment b) => a.Overrides.Contains(b.Id) || a.Exclusions.Contains(b.Id);
+
+    private static bool SameOutcome(Segment a, Segment b) =>
+        a.Variants.Select(v => v.Source).SequenceEqual(b.Variants.Select(v => v.Source), StringComparer.Ordinal);
+
+    private static string Pct(int part, int whole) => whole == 0 ? "0%" : ((double)part / whole).ToString("0.0%", CultureInfo.InvariantCulture);
+}
