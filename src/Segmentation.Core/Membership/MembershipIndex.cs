@@ -61,10 +61,10 @@ public sealed class MembershipIndex
     /// Records a user's segments, emits a change for every segment entered or left, and remembers until
     /// when the result holds so the time sweep can re-evaluate it. Call under the user's write lock.
     /// </summary>
-    public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause)
+    public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause, long populationVersion = 0)
     {
         var previous = _users.TryGetValue(userId, out var state) ? state.Segments : [];
-        _users[userId] = new UserState(segments, catalogVersion, validUntilTicks);
+        _users[userId] = new UserState(segments, catalogVersion, validUntilTicks, populationVersion);
         foreach (var id in segments)
         {
             if (!previous.Contains(id))
@@ -109,12 +109,15 @@ public sealed class MembershipIndex
         }
     }
 
-    /// <summary>Users whose memberships were evaluated with another catalog version or may have changed by <paramref name="nowTicks"/>.</summary>
-    public IEnumerable<string> StaleUsers(long catalogVersion, long nowTicks)
+    /// <summary>
+    /// Users whose memberships were evaluated with another catalog or population (RFM) version, or may
+    /// have changed with time by <paramref name="nowTicks"/>.
+    /// </summary>
+    public IEnumerable<string> StaleUsers(long catalogVersion, long populationVersion, long nowTicks)
     {
         foreach (var (user, state) in _users)
         {
-            if (state.CatalogVersion != catalogVersion || state.ValidUntilTicks <= nowTicks)
+            if (state.CatalogVersion != catalogVersion || state.PopulationVersion != populationVersion || state.ValidUntilTicks <= nowTicks)
             {
                 yield return user;
             }
@@ -166,7 +169,7 @@ public sealed class MembershipIndex
         }
     }
 
-    private sealed record UserState(IReadOnlyList<string> Segments, long CatalogVersion, long ValidUntilTicks);
+    private sealed record UserState(IReadOnlyList<string> Segments, long CatalogVersion, long ValidUntilTicks, long PopulationVersion);
 
     private sealed record Subscriber(Channel<MembershipChange> Channel, IReadOnlySet<string>? Segments);
 

@@ -232,20 +232,20 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         }
 
         var evaluation = Decider.Evaluate(catalog, profile, RequestContext.Empty, now, model);
-        memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause);
+        memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version);
         return profile.WithSegment(evaluation.Winner.Id, now, cause);
     }
 
     /// <summary>
-    /// Re-evaluates the memberships of users evaluated under another catalog version or whose results
-    /// may have changed with time (F15: memberships migrate when definitions change). Runs under each
+    /// Re-evaluates the memberships of users evaluated under another catalog version or RFM model, or
+    /// whose results may have changed with time (F15: memberships migrate when definitions change). Runs under each
     /// user's lock without changing the profile, so Decide is never blocked. Returns how many were re-evaluated.
     /// </summary>
     public int RefreshMemberships(CancellationToken cancellation = default)
     {
         var now = time.GetUtcNow();
         var count = 0;
-        foreach (var user in memberships.StaleUsers(catalogs.Current.Version, now.UtcTicks).ToList())
+        foreach (var user in memberships.StaleUsers(catalogs.Current.Version, rfm.Current.Version, now.UtcTicks).ToList())
         {
             cancellation.ThrowIfCancellationRequested();
             store.Update(user, (p, _) =>
@@ -253,9 +253,10 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
                 if (p.TotalEvents + p.Attributes.Count > 0)
                 {
                     var catalog = catalogs.Current;
-                    var cause = memberships.CatalogVersionOf(user) == catalog.Version ? "time" : $"catalog:v{catalog.Version}";
-                    var evaluation = Decider.Evaluate(catalog, p, RequestContext.Empty, now, rfm.Current);
-                    memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause);
+                    var model = rfm.Current;
+                    var cause = memberships.CatalogVersionOf(user) != catalog.Version ? $"catalog:v{catalog.Version}" : "time";
+                    var evaluation = Decider.Evaluate(catalog, p, RequestContext.Empty, now, model);
+                    memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version);
                 }
                 else
                 {

@@ -1,0 +1,82 @@
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Catalog;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>A server whose catalog is a directory: saved changes are published, broken ones rejected.</summary>
+public sealed class CatalogDirectoryWatchTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "segcat-" + Guid.NewGuid().ToString("N"));
+
+    public CatalogDirectoryWatchTests()
+    {
+        foreach (var file in new EmbeddedCatalogSource().ReadFiles())
+        {
+            var path = Path.Combine(_dir, file.Name);
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllText(path, file.Text);
+        }
+    }
+
+    [Fact]
+    public async Task A_broken_saved_file_is_rejected_and_the_last_good_catalog_keeps_serving()
+    {
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            b.UseEnvironment("Testing");
+            b.UseSetting("Segmentation:CatalogPath", _dir);
+            b.UseSetting("Segmentation:DemoData", "false");
+        });
+        using var channel = GrpcChannel.ForAddress(factory.Server.BaseAddress, new GrpcChannelOptions { HttpHandler = factory.Server.CreateHandler() });
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        var decisions = new DecisionService.DecisionServiceClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        var good = await File.ReadAllTextAsync(value);
+        await File.WriteAllTextAsync(value, good.Replace("field: orders.revenue", "field: orders.revnue", StringComparison.Ordinal));
+        await Task.Delay(CatalogDirectoryWatcherDelay());
+
+        var afterBroken = await catalog.GetCatalogAsync(new GetCatalogRequest());
+        Assert.Equal(1, afterBroken.Version);
+        Assert.Equal("general_audience", (await decisions.DecideAsync(new DecideRequest { UserId = "nobody" })).Decision.Segment.Id);
+
+        await File.WriteAllTextAsync(value, good.Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        var published = await WaitForVersion(catalog, 2);
+
+        Assert.Equal("VIP client", published.Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
+        Assert.Equal(_dir, published.Origin);
+    }
+
+    private static TimeSpan CatalogDirectoryWatcherDelay() => TimeSpan.FromSeconds(2.5);
+
+    private static async Task<GetCatalogResponse> WaitForVersion(CatalogService.CatalogServiceClient catalog, long version)
+    {
+        for (var i = 0; i < 50; i++)
+        {
+            var c = await catalog.GetCatalogAsync(new GetCatalogRequest());
+            if (c.Version >= version)
+            {
+                return c;
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"catalog version {version} was not published within 10 s");
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,209 @@
+using Google.Rpc;
+using Grpc.Core;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Catalog;
+using CatalogFile = Segmentation.Contracts.V1.CatalogFile;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>Catalog governance over gRPC. Its own host: these tests publish catalogs.</summary>
+public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+{
+    private CatalogService.CatalogServiceClient Catalog => new(fixture.Channel);
+
+    private static List<CatalogFile> DefaultFiles() =>
+        new EmbeddedCatalogSource().ReadFiles().Select(f => new CatalogFile { Name = f.Name, Content = f.Text }).ToList();
+
+    private static List<CatalogFile> WithExtraSegment(string id)
+    {
+        var files = DefaultFiles();
+        files.Add(new CatalogFile
+        {
+            Name = "segments/extra.yaml",
+            Content = $$"""
+                segments:
+                  - id: {{id}}
+                    name: Everyone who bought
+                    type: intent
+                    priority: 999
+                    rule: { field: orders.count, gte: 1 }
+                    personalization:
+                      content: "c {{id}}"
+                      offer: "o {{id}}"
+                      cta: "a {{id}}"
+                      journey: "j {{id}}"
+                      messaging: "m {{id}}"
+                """,
+        });
+        return files;
+    }
+
+    [Fact]
+    public async Task Validate_reports_errors_with_file_segment_and_clause_and_publishes_nothing()
+    {
+        var files = DefaultFiles();
+        var value = files.Single(f => f.Name == "segments/value.yaml");
+        value.Content = value.Content.Replace("field: orders.revenue, gte: 1000", "field: orders.revnue, gte: 1000", StringComparison.Ordinal);
+        var before = (await Catalog.GetCatalogAsync(new GetCatalogRequest())).Version;
+
+        var result = await Catalog.ValidateCatalogAsync(new ValidateCatalogRequest { Files = { files } });
+
+        Assert.False(result.Valid);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(("segments/value.yaml", "vip", "rule.any[1]"), (error.File, error.Segment, error.Clause));
+        Assert.True(error.Line > 0);
+        Assert.Contains("orders.revnue", error.Message, StringComparison.Ordinal);
+        Assert.Equal(before, (await Catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+
+        var publish = await Assert.ThrowsAsync<RpcException>(async () => await Catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { files } }));
+        Assert.Equal(StatusCode.InvalidArgument, publish.StatusCode);
+        Assert.Contains(publish.GetRpcStatus()!.GetDetail<BadRequest>().FieldViolations, v => v.Field == "files[segments/value.yaml]");
+    }
+
+    [Fact]
+    public async Task Valid_catalog_validates_with_measured_warnings()
+    {
+        var result = await Catalog.ValidateCatalogAsync(new ValidateCatalogRequest { Files = { DefaultFiles() }, Thresholds = new AuditThresholds { MinSize = 100 } });
+
+        Assert.True(result.Valid);
+        Assert.Contains(result.Warnings, w => w.Code == "too_small" && w.Message.Contains("below the minimum size of 100", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Publish_is_atomic_under_concurrent_decide_load_and_rollback_restores()
+    {
+        var decisions = new DecisionService.DecisionServiceClient(fixture.Channel);
+        var published = new System.Collections.Concurrent.ConcurrentDictionary<long, bool>(); // version -> has the extra segment
+        published[(await Catalog.GetCatalogAsync(new GetCatalogRequest())).Version] = (await Catalog.GetCatalogAsync(new GetCatalogRequest())).Segments.Any(s => s.Segment.Id == "everyone_who_bought");
+        using var stop = new CancellationTokenSource();
+        var seen = new System.Collections.Concurrent.ConcurrentBag<(long Version, string Segment)>();
+        var errors = 0;
+        var load = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    var d = (await decisions.DecideAsync(new DecideRequest { UserId = "12347" })).Decision;
+                    seen.Add((d.CatalogVersion, d.Segment.Id));
+                }
+                catch (RpcException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+            }
+        })).ToList();
+
+        for (var i = 0; i < 6; i++)
+        {
+            var withExtra = i % 2 == 0;
+            var response = await Catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { withExtra ? WithExtraSegment("everyone_who_bought") : DefaultFiles() }, Comment = $"round {i}" });
+            published[response.Version] = withExtra;
+            await Task.Delay(30);
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+
+        Assert.Equal(0, errors);
+        Assert.True(seen.Count > 50, $"only {seen.Count} decisions");
+        foreach (var (version, segment) in seen)
+        {
+            // A decision is entirely from one catalog version: the extra segment wins only under versions that have it.
+            Assert.Equal(published[version], segment == "everyone_who_bought");
+        }
+
+        var current = await Catalog.GetCatalogAsync(new GetCatalogRequest());
+        var rollback = await Catalog.RollbackCatalogAsync(new RollbackCatalogRequest());
+        Assert.Equal(current.Version + 1, rollback.Version);
+        Assert.Equal(current.Version - 1, rollback.RestoredFrom);
+        var after = (await decisions.DecideAsync(new DecideRequest { UserId = "12347" })).Decision;
+        Assert.Equal(rollback.Version, after.CatalogVersion);
+        Assert.Equal(published[rollback.RestoredFrom], after.Segment.Id == "everyone_who_bought");
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(async () => await Catalog.RollbackCatalogAsync(new RollbackCatalogRequest { Version = 9999 }))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Live_member_counts_equal_a_brute_force_recount()
+    {
+        // Let the background re-evaluation settle after any publish by the other tests.
+        ListSegmentsResponse list = null!;
+        AuditCatalogResponse audit = null!;
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            list = await Catalog.ListSegmentsAsync(new ListSegmentsRequest());
+            audit = await Catalog.AuditCatalogAsync(new AuditCatalogRequest());
+            if (list.CatalogVersion == audit.CatalogVersion && list.Segments.All(s => audit.Segments.Single(a => a.Segment.Id == s.Segment.Id).MemberCount == s.MemberCount))
+            {
+                break;
+            }
+
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(audit.CatalogVersion, list.CatalogVersion);
+        foreach (var s in list.Segments)
+        {
+            Assert.Equal(audit.Segments.Single(a => a.Segment.Id == s.Segment.Id).MemberCount, s.MemberCount);
+        }
+
+        var champions = list.Segments.Single(s => s.Segment.Id == "champions");
+        Assert.True(champions.MemberCount > 100);
+        var page1 = await Catalog.ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = "champions", PageSize = 50 });
+        var page2 = await Catalog.ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = "champions", PageSize = 50, PageToken = page1.NextPageToken });
+        Assert.Equal(50, page1.UserIds.Count);
+        Assert.True(string.CompareOrdinal(page1.UserIds[^1], page2.UserIds[0]) < 0);
+        Assert.Contains(audit.Overlaps, o => o.SegmentA == "champions" && o.SegmentB == "repeat_buyer" && o.Count > 0);
+    }
+
+    [Fact]
+    public async Task Preview_measures_a_candidate_without_publishing_it()
+    {
+        var preview = await Catalog.PreviewSegmentAsync(new PreviewSegmentRequest
+        {
+            SegmentYaml = """
+                id: big_spenders
+                name: Big spenders
+                type: value
+                rule: { field: orders.revenue, gte: 500 }
+                personalization: { content: "a", offer: "b", cta: "c", journey: "d", messaging: "e" }
+                """,
+            SampleSize = 5,
+        });
+
+        Assert.Empty(preview.Errors);
+        Assert.True(preview.MemberCount > 0 && preview.MemberCount < preview.Population);
+        Assert.Equal(5, preview.SampleUserIds.Count);
+        Assert.Contains(preview.Overlaps, o => o.SegmentId == "vip" && o.ShareOfCandidate > 0);
+        Assert.DoesNotContain((await Catalog.GetCatalogAsync(new GetCatalogRequest())).Segments, s => s.Segment.Id == "big_spenders");
+
+        var broken = await Catalog.PreviewSegmentAsync(new PreviewSegmentRequest { SegmentYaml = "id: x\nname: X\ntype: value\nrule: { field: nope, eq: 1 }\n" });
+        Assert.NotEmpty(broken.Errors);
+    }
+
+    [Fact]
+    public async Task Watchers_see_users_enter_segments_as_events_arrive()
+    {
+        var user = "watch-" + Guid.NewGuid().ToString("N");
+        using var watch = Catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { SegmentIds = { "product_explorer" } }, cancellationToken: new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
+        var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);
+        await Task.Delay(200); // the subscription is registered when the call starts on the server
+        for (var i = 0; i < 5; i++)
+        {
+            await profiles.TrackEventAsync(new TrackEventRequest { Event = DecisionServiceTests.Event(user, $"w{i}", "product_view") });
+        }
+
+        WatchSegmentChangesResponse? change = null;
+        while (await watch.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            if (watch.ResponseStream.Current.UserId == user)
+            {
+                change = watch.ResponseStream.Current;
+                break;
+            }
+        }
+
+        Assert.NotNull(change);
+        Assert.Equal(("product_explorer", MembershipChangeKind.Entered, "event:w4"), (change.SegmentId, change.Kind, change.Cause));
+    }
+}
