@@ -94,4 +94,68 @@ track.SetAction((parse, ct) => Cli.RunAsync(() => Commands.TrackAsync(
     ct)));
 root.Subcommands.Add(track);
 
+// validate
+var validateDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };
+var minSize = new Option<int>("--min-size") { Description = "Warn about segments with fewer members (0 = the server's default, 1,000)" };
+var validate = new Command("validate", "Dry-run a catalog directory (ValidateCatalog): errors with file:line, segment and clause; warnings with their codes. Exit code 1 when invalid") { validateDir, minSize };
+validate.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.ValidateAsync(parse.GetValue(address)!, parse.GetValue(validateDir)!, parse.GetValue(minSize), parse.GetValue(json), ct)));
+root.Subcommands.Add(validate);
+
+// publish
+var publishDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };
+var comment = new Option<string?>("--comment") { Description = "Why, for the audit trail (for example \"spring campaign\")" };
+var publish = new Command("publish", "Validate and publish a catalog directory (PublishCatalog); exit code 1 when it is rejected") { publishDir, comment };
+publish.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PublishAsync(parse.GetValue(address)!, parse.GetValue(publishDir)!, parse.GetValue(comment), parse.GetValue(json), ct)));
+root.Subcommands.Add(publish);
+
+// rollback
+var rollbackVersion = new Option<long>("--version") { Description = "Version to restore (default: the one before the active version)" };
+var rollback = new Command("rollback", "Republish the files of an earlier catalog version as a new version (RollbackCatalog)") { rollbackVersion };
+rollback.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.RollbackAsync(parse.GetValue(address)!, parse.GetValue(rollbackVersion), parse.GetValue(json), ct)));
+root.Subcommands.Add(rollback);
+
+// preview
+var previewFile = new Argument<FileInfo>("segment.yaml") { Description = "One segment written as in a catalog file (a YAML mapping with id, name, type, rule, personalization)" };
+var previewSample = new Option<int>("--sample") { Description = "Number of member ids to show, 1 to 100 (default 10)" };
+var preview = new Command("preview", "Measure a candidate segment against the current profiles (PreviewSegment): members, share, sample, overlaps") { previewFile, previewSample };
+preview.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PreviewAsync(parse.GetValue(address)!, parse.GetValue(previewFile)!, parse.GetValue(previewSample), parse.GetValue(json), ct)));
+root.Subcommands.Add(preview);
+
+// audit
+var auditMinSize = new Option<int>("--min-size") { Description = "Warn about segments with fewer members (0 = the server's default, 1,000)" };
+var top = new Option<int>("--top") { Description = "Overlapping pairs to show, largest first (0 = all)", DefaultValueFactory = _ => 20 };
+var audit = new Command("audit", "Audit the active catalog (AuditCatalog): sizes and shares, the overlap matrix, warnings") { auditMinSize, top };
+audit.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.AuditAsync(parse.GetValue(address)!, parse.GetValue(auditMinSize), parse.GetValue(top), parse.GetValue(json), ct)));
+root.Subcommands.Add(audit);
+
+// segments
+var segments = new Command("segments", "List the active catalog's segments with their live member counts (ListSegments)");
+segments.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.SegmentsAsync(parse.GetValue(address)!, parse.GetValue(json), ct)));
+root.Subcommands.Add(segments);
+
+// members
+var membersSegment = new Argument<string>("segment_id") { Description = "Segment id" };
+var pageSize = new Option<int>("--page-size") { Description = "Ids per page, 1 to 1000 (default 100)" };
+var pageToken = new Option<string?>("--page-token") { Description = "Continue after this token (the next_page_token of the previous page)" };
+var allPages = new Option<bool>("--all") { Description = "Follow next_page_token to the last page" };
+var members = new Command("members", "List a segment's current members in user id order (ListSegmentMembers); ids on stdout, the count on stderr") { membersSegment, pageSize, pageToken, allPages };
+members.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.MembersAsync(
+    parse.GetValue(address)!, parse.GetValue(membersSegment)!, parse.GetValue(pageSize), parse.GetValue(pageToken), parse.GetValue(allPages), parse.GetValue(json), ct)));
+root.Subcommands.Add(members);
+
+// watch
+var watchSegments = new Option<string[]>("--segment") { Description = "Only changes of this segment (repeatable; default all)", AllowMultipleArgumentsPerToken = true };
+var watchCount = new Option<int>("--count") { Description = "Stop after this many changes (0 = no limit)" };
+var watchSeconds = new Option<double>("--seconds") { Description = "Stop after this many seconds (always bounded)", DefaultValueFactory = _ => 30 };
+var watch = new Command("watch", "Follow users entering and leaving segments (WatchSegmentChanges), one line per change (JSON Lines with --json)") { watchSegments, watchCount, watchSeconds };
+watch.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.WatchAsync(
+    parse.GetValue(address)!, new WatchOptions(parse.GetValue(watchSegments) ?? [], parse.GetValue(watchCount), parse.GetValue(watchSeconds)), parse.GetValue(json), ct)));
+root.Subcommands.Add(watch);
+
+// report
+var reportSample = new Option<int>("--sample") { Description = "Members sampled per segment for its profile, 1 to 1000", DefaultValueFactory = _ => 200 };
+var report = new Command("report", "The segmentation strategy in the framework's output shape: approach, segments, data sources; per segment size, criteria, profile, strategy, KPIs") { reportSample };
+report.SetAction((parse, ct) => Cli.RunAsync(() => ReportCommand.RunAsync(parse.GetValue(address)!, parse.GetValue(reportSample), parse.GetValue(json), ct)));
+root.Subcommands.Add(report);
+
 return await root.Parse(args).InvokeAsync();

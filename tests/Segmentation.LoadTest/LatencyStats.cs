@@ -16,6 +16,13 @@ internal sealed class WorkerStats
 
     public long Tracks { get; set; }
 
+    /// <summary>stream-ingest: results per status.</summary>
+    public long Accepted { get; set; }
+
+    public long Duplicate { get; set; }
+
+    public long Rejected { get; set; }
+
     public void Error(StatusCode code) => Errors[code] = Errors.GetValueOrDefault(code) + 1;
 }
 
@@ -33,8 +40,14 @@ internal sealed record ModeResult(
     double MaxMs,
     long CacheHits,
     long Tracks,
-    double TrackP99Ms)
+    double TrackP99Ms,
+    long Accepted,
+    long Duplicate,
+    long Rejected)
 {
+    /// <summary>Results of a stream-ingest run are events, not requests.</summary>
+    public bool IsIngest => Mode == "stream-ingest";
+
     public static ModeResult From(string mode, double seconds, IReadOnlyList<WorkerStats> workers)
     {
         var latencies = workers.SelectMany(w => w.Latencies).ToArray();
@@ -56,7 +69,10 @@ internal sealed record ModeResult(
             latencies.Length == 0 ? 0 : Ms(latencies[^1]),
             workers.Sum(w => w.CacheHits),
             workers.Sum(w => w.Tracks),
-            Percentile(tracks, 0.99));
+            Percentile(tracks, 0.99),
+            workers.Sum(w => w.Accepted),
+            workers.Sum(w => w.Duplicate),
+            workers.Sum(w => w.Rejected));
     }
 
     private static double Percentile(long[] sorted, double q) =>

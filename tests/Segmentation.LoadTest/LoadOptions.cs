@@ -9,14 +9,19 @@ internal sealed record LoadOptions
     public const string Usage = """
         Usage: Segmentation.LoadTest [options]
           --address URL        server address, loopback only (default http://127.0.0.1:5107)
-          --mode MODE          echo | decide-hit | decide-miss | mixed | all (default all: echo, decide-hit, decide-miss, mixed)
+          --mode MODE          echo | decide-hit | decide-miss | mixed | stream-ingest | all
+                               (default all: an unmeasured warm-up pass of every mode, then each mode measured)
           --duration SECONDS   measured time per mode (default 10)
-          --warmup SECONDS     unmeasured time before each mode (default 2)
+          --warmup SECONDS     unmeasured time before each measured mode (default 2)
+          --warmup-pass SECONDS  with --mode all: unmeasured time per mode in the initial warm-up pass (default 3; 0 skips it)
           --connections N      HTTP/2 connections (default 16)
           --concurrency N      calls in flight across all connections (default 160)
           --users N            distinct users for decide-miss and mixed (default 3000; demo customers first)
           --hot-users N        users decide-hit cycles through (default 100)
           --miss-percent P     mixed: share of iterations that track an event before deciding (default 20)
+          --streams N          stream-ingest: concurrent StreamEvents calls (default 4)
+          --window N           stream-ingest: events in flight per stream (default 256)
+          --ingest-users N     stream-ingest: distinct synthetic users the page views are spread over (default 100000)
           --payload-bytes N    echo payload size (default: the size of one measured Decide response)
           --write-h2load-bodies DIR   write gRPC-framed echo.bin and decide.bin request bodies for h2load and exit
         """;
@@ -29,6 +34,8 @@ internal sealed record LoadOptions
 
     public double WarmupSeconds { get; init; } = 2;
 
+    public double WarmupPassSeconds { get; init; } = 3;
+
     public int Connections { get; init; } = 16;
 
     public int Concurrency { get; init; } = 160;
@@ -39,11 +46,17 @@ internal sealed record LoadOptions
 
     public int MissPercent { get; init; } = 20;
 
+    public int Streams { get; init; } = 4;
+
+    public int Window { get; init; } = 256;
+
+    public int IngestUsers { get; init; } = 100_000;
+
     public int? PayloadBytes { get; init; }
 
     public string? H2LoadBodiesDirectory { get; init; }
 
-    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "mixed"];
+    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "mixed", "stream-ingest"];
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the reason on bad input.</summary>
     public static LoadOptions Parse(string[] args)
@@ -59,6 +72,10 @@ internal sealed record LoadOptions
                 "--mode" => o with { Mode = Value() },
                 "--duration" => o with { DurationSeconds = Number(name, Value(), 0.1, 3600) },
                 "--warmup" => o with { WarmupSeconds = Number(name, Value(), 0, 600) },
+                "--warmup-pass" => o with { WarmupPassSeconds = Number(name, Value(), 0, 600) },
+                "--streams" => o with { Streams = (int)Number(name, Value(), 1, 1024) },
+                "--window" => o with { Window = (int)Number(name, Value(), 1, 100_000) },
+                "--ingest-users" => o with { IngestUsers = (int)Number(name, Value(), 1, 100_000_000) },
                 "--connections" => o with { Connections = (int)Number(name, Value(), 1, 1024) },
                 "--concurrency" => o with { Concurrency = (int)Number(name, Value(), 1, 100_000) },
                 "--users" => o with { Users = (int)Number(name, Value(), 1, 10_000_000) },

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Issue 6 measuring instruments, end to end: builds Release, starts the real server on 127.0.0.1:5199,
-# drives it with the repo's load generator (echo baseline, Decide cache hits, misses, a mix; ratios to
-# echo from the same run), optionally with h2load, stops the server, then runs the BenchmarkDotNet suite.
+# drives it with the repo's load generator (one unmeasured warm-up pass of every mode, then echo baseline,
+# Decide cache hits, misses, a mix, and StreamEvents bulk ingestion; ratios to echo from the same run),
+# optionally with h2load, stops the server, runs the BenchmarkDotNet suite, then a 100k-profile memory/scale
+# run (the 1M-profile run takes ~5 min on 2 cores, so it is separate:
+# dotnet run -c Release --project tests/Segmentation.ScaleTest -- --profiles 1000000).
 #
-#   bash tests/perf/run-all.sh           full run, ~10 s per load mode, BenchmarkDotNet short job (< 10 min)
+#   bash tests/perf/run-all.sh           full run, 3 s warm-up pass + ~10 s per load mode, BenchmarkDotNet short job (< 10 min)
 #   bash tests/perf/run-all.sh --smoke   ~1-2 s per piece, BenchmarkDotNet dry job: proves nothing has rotted
 #
 # Environment: PERF_OUT (results directory, default BenchmarkDotNet.Artifacts/perf), PERF_PORT (5199),
@@ -20,15 +23,16 @@ out=${PERF_OUT:-$root/BenchmarkDotNet.Artifacts/perf}
 mkdir -p "$out"
 
 if ((smoke)); then
-  duration=1; warmup=0.5; h2_duration=1; bdn_job=(--job dry)
+  duration=1; warmup=0.5; warmup_pass=0.5; h2_duration=1; bdn_job=(--job dry); scale=(--profiles 2000 --decides 1000)
 else
-  duration=10; warmup=2; h2_duration=10; bdn_job=(--job short)
+  duration=10; warmup=2; warmup_pass=3; h2_duration=10; bdn_job=(--job short); scale=(--profiles 100000 --decides 100000)
 fi
 
 echo "== build (Release)"
 dotnet build -c Release --nologo -v quiet src/Segmentation.Server/Segmentation.Server.csproj
 dotnet build -c Release --nologo -v quiet tests/Segmentation.LoadTest/Segmentation.LoadTest.csproj
 dotnet build -c Release --nologo -v quiet tests/Segmentation.Benchmarks/Segmentation.Benchmarks.csproj
+dotnet build -c Release --nologo -v quiet tests/Segmentation.ScaleTest/Segmentation.ScaleTest.csproj
 
 echo "== machine"
 echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), .NET $(dotnet --version)"
@@ -50,8 +54,9 @@ grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
 
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address")
 
-echo "== load generator: echo, decide-hit, decide-miss, mixed (-c 16 connections, 160 in flight)"
-"${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --connections 16 --concurrency 160 --users 3000 | tee "$out/load.txt"
+echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each)"
+"${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
+  --streams 4 --window 256 | tee "$out/load.txt"
 
 if command -v h2load > /dev/null && [[ "${PERF_H2LOAD:-1}" != 0 ]]; then
   echo "== h2load -c 16 -m 10 (one fixed request body per RPC: Decide is always the same user, so cache hits)"
@@ -89,4 +94,7 @@ echo "== BenchmarkDotNet (${bdn_job[*]})"
   --filter '*' "${bdn_job[@]}" --artifacts "$out/bdn" --exporters github) > "$out/benchmarks.txt" 2>&1 \
   || { tail -50 "$out/benchmarks.txt"; echo "benchmarks failed"; exit 1; }
 cat "$out"/bdn/results/*-report-github.md
+
+echo "== memory/scale run (${scale[*]})"
+dotnet tests/Segmentation.ScaleTest/bin/Release/net10.0/Segmentation.ScaleTest.dll "${scale[@]}" | tee "$out/scale.txt"
 echo "== done; results in $out"

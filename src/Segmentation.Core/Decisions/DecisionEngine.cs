@@ -1,4 +1,3 @@
-using System.Text;
 using Segmentation.Core.Caching;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles;
@@ -31,16 +30,19 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     public Decision Decide(DecisionRequest request)
     {
         var userId = request.UserId.Length > 0 ? request.UserId : request.AnonymousId;
-        var v = new ViolationList();
-        if (userId.Length == 0)
+        if (userId.Length == 0 || request.UserId.Length > 256 || request.AnonymousId.Length > 256 || !request.Context.IsWithinLimits())
         {
-            v.Add("user_id", "user_id or anonymous_id is required");
-        }
+            var v = new ViolationList();
+            if (userId.Length == 0)
+            {
+                v.Add("user_id", "user_id or anonymous_id is required");
+            }
 
-        v.MaxLength("user_id", request.UserId, 256);
-        v.MaxLength("anonymous_id", request.AnonymousId, 256);
-        request.Context.Validate(v, "context");
-        v.ThrowIfAny();
+            v.MaxLength("user_id", request.UserId, 256);
+            v.MaxLength("anonymous_id", request.AnonymousId, 256);
+            request.Context.Validate(v, "context");
+            v.ThrowIfAny();
+        }
 
         return DecideOne(catalogs.Current, rfm.Current, userId, request.Context, request.At ?? time.GetUtcNow(), request.Explain);
     }
@@ -115,12 +117,26 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             return "";
         }
 
-        var sb = new StringBuilder();
-        foreach (var field in fields)
+        if (fields.Count == 1)
         {
-            sb.Append(context.Get(field)).Append('\u001f');
+            return context.Get(fields[0]);
         }
 
-        return sb.ToString();
+        var length = fields.Count;
+        foreach (var field in fields)
+        {
+            length += context.Get(field).Length;
+        }
+
+        return string.Create(length, (fields, context), static (span, state) =>
+        {
+            foreach (var field in state.fields)
+            {
+                var value = state.context.Get(field);
+                value.CopyTo(span);
+                span[value.Length] = '\u001f'; // separator: values cannot run into each other
+                span = span[(value.Length + 1)..];
+            }
+        });
     }
 }

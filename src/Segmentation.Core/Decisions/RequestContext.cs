@@ -41,7 +41,7 @@ public sealed record RequestContext(
     public static readonly RequestContext Empty = new();
 
     /// <summary>Every context field with its rule name, in a stable order.</summary>
-    public static readonly IReadOnlyList<(ContextField Field, string Name)> Fields =
+    public static readonly (ContextField Field, string Name)[] Fields =
     [
         (ContextField.Channel, "channel"), (ContextField.Device, "device"), (ContextField.Country, "country"),
         (ContextField.Locale, "locale"), (ContextField.Referrer, "referrer"), (ContextField.Source, "source"),
@@ -71,6 +71,21 @@ public sealed record RequestContext(
         ContextField.Source => 256,
         _ => 64,
     };
+
+    /// <summary>True when every field is within its length limit (the common case; no allocation).</summary>
+    public bool IsWithinLimits()
+    {
+        for (var i = 0; i < Fields.Length; i++)
+        {
+            var field = Fields[i].Field;
+            if (Get(field).Length > MaxLength(field))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>Adds a violation for every field longer than its limit.</summary>
     public void Validate(Validation.ViolationList violations, string prefix)

@@ -222,14 +222,13 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         var catalog = catalogs.Current;
         var model = rfm.Current;
         var context = new EvalContext(profile, RequestContext.Empty, now.UtcTicks, model);
-        foreach (var name in DerivedScores.Traits.Keys)
-        {
-            var value = DerivedScores.Compute(name, context, catalog.Scoring);
-            if (value is not null && !Equals(profile.Trait(name), value))
-            {
-                profile.TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.Derived, DerivedSource, now), profile.Version, out profile);
-            }
-        }
+        var lead = DerivedScores.LeadScore(context, catalog.Scoring.Lead);
+        SetDerived(ref profile, "lifecycle_stage", DerivedScores.LifecycleStage(context), now);
+        SetDerived(ref profile, "engagement_status", DerivedScores.Engagement(context), now);
+        SetDerived(ref profile, "intent_level", DerivedScores.Intent(context), now);
+        SetDerived(ref profile, "lead_score", (double)lead, now);
+        SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(lead, catalog.Scoring.Lead), now);
+        SetDerived(ref profile, "rfm_segment", DerivedScores.RfmSegment(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)), now);
 
         var evaluation = Decider.Evaluate(catalog, profile, RequestContext.Empty, now, model);
         memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version);
@@ -269,6 +268,15 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         }
 
         return count;
+    }
+
+    // Stores a derived value in the derived layer (F1) when it changed; a declared or observed value of the same name is kept (F2).
+    private static void SetDerived(ref Profile profile, string name, object? value, DateTimeOffset now)
+    {
+        if (value is not null && !Equals(profile.Trait(name), value))
+        {
+            profile.TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.Derived, DerivedSource, now), profile.Version, out profile);
+        }
     }
 
     private static string? CheckValue(FieldType type, object? value) => (type, value) switch

@@ -183,30 +183,7 @@ public static class DerivedScores
 
         foreach (var signal in lead.Signals)
         {
-            var from = signal.Window is { } w ? c.NowTicks - w.Ticks : long.MinValue;
-            var count = 0;
-            foreach (var e in p.Events)
-            {
-                if (e.Ticks > c.NowTicks)
-                {
-                    c.Until(e.Ticks);
-                    break;
-                }
-
-                if (e.Ticks <= from || e.Type != signal.EventType ||
-                    (signal.PageType is not null && !string.Equals(e.PageType, signal.PageType, StringComparison.OrdinalIgnoreCase)) ||
-                    (signal.Category is not null && !string.Equals(e.Category, signal.Category, StringComparison.OrdinalIgnoreCase)))
-                {
-                    continue;
-                }
-
-                count++;
-                if (signal.Window is { } window)
-                {
-                    c.Until(e.Ticks + window.Ticks);
-                }
-            }
-
+            var count = SignalCount(c, p, signal);
             var points = count * signal.Points;
             score += signal.Points >= 0 ? Math.Min(points, signal.Cap) : Math.Max(points, signal.Cap);
         }
@@ -222,6 +199,49 @@ public static class DerivedScores
         }
 
         return Math.Clamp(score, 0, 100);
+    }
+
+    // Events matching a signal within its window. Unfiltered signals use the per-type series (two binary
+    // searches); filtered ones scan backwards from the newest event and stop at the window's start.
+    private static int SignalCount(EvalContext c, Profile p, LeadSignal signal)
+    {
+        var window = signal.Window?.Ticks ?? long.MaxValue;
+        if (signal.PageType is null && signal.Category is null)
+        {
+            var n = p.Series(signal.EventType).CountInWindow(c.NowTicks, window, out var changes);
+            c.Until(changes);
+            return n;
+        }
+
+        var from = signal.Window is null ? long.MinValue : c.NowTicks - window;
+        var count = 0;
+        for (var i = p.Events.Length - 1; i >= 0; i--)
+        {
+            var e = p.Events[i];
+            if (e.Ticks > c.NowTicks)
+            {
+                c.Until(e.Ticks);
+                continue;
+            }
+
+            if (e.Ticks <= from)
+            {
+                break;
+            }
+
+            if (e.Type == signal.EventType &&
+                (signal.PageType is null || string.Equals(e.PageType, signal.PageType, StringComparison.OrdinalIgnoreCase)) &&
+                (signal.Category is null || string.Equals(e.Category, signal.Category, StringComparison.OrdinalIgnoreCase)))
+            {
+                count++;
+                if (signal.Window is not null)
+                {
+                    c.Until(e.Ticks + window);
+                }
+            }
+        }
+
+        return count;
     }
 
     /// <summary>cold, warm, hot or sales_ready by the configured thresholds (F17 default: 0–30, 31–50, 51–80, 81–100).</summary>
@@ -252,7 +272,8 @@ public static class DerivedScores
 
     /// <summary>
     /// The category (or product, with <paramref name="byProduct"/>) with the highest decayed affinity:
-    /// each product view counts 1, add to cart 3 and purchase 5, halved every half-life (F7). Also the
+    /// each product view counts 1, add to cart 3 and purchase 5, halved every half-life (F7);
+    /// interactions older than 8 half-lives are ignored. Also the
     /// time of the latest interaction with it. Decay scales every score alike, so the ranking only
     /// changes with new events.
     /// </summary>
@@ -263,9 +284,12 @@ public static class DerivedScores
             return (null, 0, long.MinValue);
         }
 
+        // Interactions older than 8 half-lives weigh under 0.4% of a fresh one and are not read.
+        var horizon = nowTicks - (8 * halfLife.Ticks);
         Dictionary<string, (double Score, long Last)>? scores = null;
-        foreach (var e in p.Events)
+        for (var i = p.Events.Length - 1; i >= 0 && p.Events[i].Ticks > horizon; i--)
         {
+            var e = p.Events[i];
             var key = byProduct ? e.ProductId : e.Category;
             var weight = e.Type switch
             {

@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
@@ -44,14 +45,40 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         return Task.FromResult(response);
     }
 
+    // Results are written by a second loop so that, when results queue up, they go out in one
+    // buffered batch and one flush instead of one flush per event.
     public override async Task StreamEvents(IAsyncStreamReader<StreamEventsRequest> requestStream, IServerStreamWriter<StreamEventsResponse> responseStream, ServerCallContext context)
     {
-        var index = 0;
-        await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+        var results = System.Threading.Channels.Channel.CreateBounded<StreamEventsResponse>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
+        var writer = WriteResults(results.Reader, responseStream, context.CancellationToken);
+        try
         {
-            var result = ingestion.TrackOne(index, ProfileMapper.ToDomain(message.Event ?? new Event()));
-            index++;
-            await responseStream.WriteAsync(new StreamEventsResponse { Result = ProfileMapper.ToProto(result) }, context.CancellationToken);
+            var index = 0;
+            await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+            {
+                var result = ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()));
+                await results.Writer.WriteAsync(new StreamEventsResponse { Result = ProfileMapper.ToProto(result) }, context.CancellationToken);
+            }
+        }
+        finally
+        {
+            results.Writer.TryComplete();
+        }
+
+        await writer;
+    }
+
+    private static async Task WriteResults(ChannelReader<StreamEventsResponse> results, IServerStreamWriter<StreamEventsResponse> stream, CancellationToken cancellation)
+    {
+        var buffered = new WriteOptions(WriteFlags.BufferHint);
+        while (await results.WaitToReadAsync(cancellation))
+        {
+            while (results.TryRead(out var response))
+            {
+                // Flush only with the last queued result.
+                stream.WriteOptions = results.Count > 0 ? buffered : null;
+                await stream.WriteAsync(response, cancellation);
+            }
         }
     }
 

@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using Segmentation.Core.Caching;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Membership;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Scoring;
+using Segmentation.ScaleTest;
+
+// Memory/scale run (issue 6): N synthetic profiles with realistic histories, ingested in-process
+// through ProfileIngestion.Track (validation, aggregates, derived data, memberships), then memory per
+// profile, RFM recompute time and Decide latency at that size.
+//
+//   dotnet run -c Release --project tests/Segmentation.ScaleTest -- --profiles 1000000
+//
+// Options: --profiles N (default 1,000,000), --decides N (default 100,000), --seed N (default 42),
+//          --threads N (ingest threads, default: processor count).
+const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N]";
+int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount;
+for (var i = 0; i < args.Length; i++)
+{
+    var name = args[i];
+    if (i + 1 >= args.Length || !int.TryParse(args[++i].Replace("_", "", StringComparison.Ordinal), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < 1)
+    {
+        Console.Error.WriteLine($"{name} needs a positive integer");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+
+    switch (name)
+    {
+        case "--profiles": profiles = value; break;
+        case "--decides": decides = value; break;
+        case "--seed": seed = value; break;
+        case "--threads": threads = value; break;
+        default:
+            Console.Error.WriteLine($"unknown option '{name}'");
+            Console.Error.WriteLine(Usage);
+            return 2;
+    }
+}
+
+decides = Math.Min(decides, profiles);
+var process = Process.GetCurrentProcess();
+Console.WriteLine(FormattableString.Invariant(
+    $"scale run: {profiles:N0} profiles, {decides:N0} decides, seed {seed}, {threads} ingest threads; {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}"));
+
+// The server's wiring (and BenchWorld's), over the embedded default catalog the server serves.
+var clock = TimeProvider.System;
+var catalogs = new CatalogProvider(clock);
+catalogs.Load(new EmbeddedCatalogSource());
+var store = new InMemoryProfileStore();
+var rfm = new RfmModelProvider(clock);
+var memberships = new MembershipIndex();
+using var cache = new DecisionCache();
+var engine = new DecisionEngine(catalogs, store, rfm, cache, new Decider(new TemplateRenderer()), clock);
+var ingestion = new ProfileIngestion(store, catalogs, rfm, memberships, clock);
+var now = clock.GetUtcNow();
+var generator = new HistoryGenerator(seed, now);
+
+// JIT warm-up of the whole ingest and decide path on a few profiles outside the measured population.
+for (var u = 0; u < 200; u++)
+{
+    foreach (var e in generator.Events(u, "warm-"))
+    {
+        ingestion.TrackOne(0, e);
+    }
+
+    engine.Decide(new DecisionRequest($"warm-{u}", "", HistoryGenerator.Request));
+}
+
+var (heapBefore, wsBefore) = Memory(process);
+Console.WriteLine(FormattableString.Invariant($"before: managed heap {Mb(heapBefore)}, working set {Mb(wsBefore)}"));
+
+// Generator alone, so its share of the ingest time is known.
+var sw = Stopwatch.StartNew();
+long generated = 0;
+Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+{
+    long n = 0;
+    for (var u = t; u < profiles; u += threads)
+    {
+        n += generator.Events(u).Count;
+    }
+
+    Interlocked.Add(ref generated, n);
+});
+var generateSeconds = sw.Elapsed.TotalSeconds;
+
+// Ingest: each profile's events in time order, profiles spread over the threads.
+var statuses = new long[3];
+long done = 0;
+var step = Math.Max(1, profiles / 10);
+sw.Restart();
+Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+{
+    long accepted = 0, duplicate = 0, rejected = 0;
+    for (var u = t; u < profiles; u += threads)
+    {
+        foreach (var e in generator.Events(u))
+        {
+            switch (ingestion.TrackOne(0, e).Status)
+            {
+                case EventStatus.Accepted: accepted++; break;
+                case EventStatus.Duplicate: duplicate++; break;
+                default: rejected++; break;
+            }
+        }
+
+        if (Interlocked.Increment(ref done) % step == 0)
+        {
+            Console.WriteLine(FormattableString.Invariant($"  {Volatile.Read(ref done):N0} profiles ingested, {sw.Elapsed.TotalSeconds:F1} s"));
+        }
+    }
+
+    Interlocked.Add(ref statuses[0], accepted);
+    Interlocked.Add(ref statuses[1], duplicate);
+    Interlocked.Add(ref statuses[2], rejected);
+});
+var ingestSeconds = sw.Elapsed.TotalSeconds;
+var events = statuses.Sum();
+Console.WriteLine(FormattableString.Invariant(
+    $"ingest: {events:N0} events ({(double)events / profiles:F1}/profile; accepted {statuses[0]:N0}, duplicate {statuses[1]:N0}, rejected {statuses[2]:N0}) in {ingestSeconds:F1} s = {events / ingestSeconds:N0} events/s on {threads} threads (generator alone: {generateSeconds:F1} s, {generated / generateSeconds:N0} events/s; ingest net of generation ≈ {events / Math.Max(0.001, ingestSeconds - generateSeconds):N0} events/s)"));
+
+sw.Restart();
+var model = rfm.Recompute(store);
+var rfmSeconds = sw.Elapsed.TotalSeconds;
+Console.WriteLine(FormattableString.Invariant($"RFM recompute: {model.Customers:N0} customers with purchases in {rfmSeconds * 1000:F0} ms"));
+
+sw.Restart();
+var refreshed = ingestion.RefreshMemberships();
+var refreshSeconds = sw.Elapsed.TotalSeconds;
+Console.WriteLine(FormattableString.Invariant($"membership re-evaluation after the RFM change: {refreshed:N0} profiles re-evaluated in {refreshSeconds:F1} s"));
+
+var (heapAfter, wsAfter) = Memory(process);
+Console.WriteLine(FormattableString.Invariant(
+    $"after: managed heap {Mb(heapAfter)}, working set {Mb(wsAfter)}; per profile: managed {(heapAfter - heapBefore) / (double)profiles:N0} B, working set {(wsAfter - wsBefore) / (double)profiles:N0} B (store count {store.Count:N0})"));
+
+// Decide on a cache miss: distinct random users, the cache cleared after a warm-up.
+var random = new Random(seed);
+var sample = new int[profiles];
+for (var i = 0; i < profiles; i++)
+{
+    sample[i] = i;
+}
+
+for (var i = 0; i < decides; i++)
+{
+    var j = random.Next(i, profiles);
+    (sample[i], sample[j]) = (sample[j], sample[i]);
+}
+
+var ids = sample.AsSpan(0, decides).ToArray().Select(HistoryGenerator.UserId).ToArray();
+foreach (var id in ids.Take(2000))
+{
+    engine.Decide(new DecisionRequest(id, "", HistoryGenerator.Request));
+}
+
+cache.Clear();
+var (missLatencies, missHits, missSeconds) = DecideAll(engine, ids);
+Console.WriteLine(Report("Decide, cache miss", missLatencies, missHits, missSeconds));
+
+// Decide on a hit: the same users again (at most 50,000, well inside the cache's 100,000 entries).
+var hitIds = ids.Take(50_000).ToArray();
+var (hitLatencies, hitHits, hitSeconds) = DecideAll(engine, hitIds);
+Console.WriteLine(Report("Decide, cache hit", hitLatencies, hitHits, hitSeconds));
+
+Console.WriteLine();
+Console.WriteLine("| profiles | events | ingest s | events/s | managed B/profile | working set B/profile | RFM recompute ms | miss p50 µs | miss p99 µs | hit p50 µs | hit p99 µs |");
+Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+Console.WriteLine(FormattableString.Invariant(
+    $"| {profiles:N0} | {events:N0} | {ingestSeconds:F1} | {events / ingestSeconds:N0} | {(heapAfter - heapBefore) / (double)profiles:N0} | {(wsAfter - wsBefore) / (double)profiles:N0} | {rfmSeconds * 1000:F0} | {Us(missLatencies, 0.50):F1} | {Us(missLatencies, 0.99):F1} | {Us(hitLatencies, 0.50):F1} | {Us(hitLatencies, 0.99):F1} |"));
+Console.WriteLine("restore time: not measurable, the service has no durable store to restore from yet (in-memory only).");
+GC.KeepAlive(generator);
+return statuses[2] > 0 ? 1 : 0;
+
+static (long[] Latencies, int Hits, double Seconds) DecideAll(DecisionEngine engine, string[] ids)
+{
+    var latencies = new long[ids.Length];
+    var hits = 0;
+    var start = Stopwatch.GetTimestamp();
+    for (var i = 0; i < ids.Length; i++)
+    {
+        var t = Stopwatch.GetTimestamp();
+        var d = engine.Decide(new DecisionRequest(ids[i], "", HistoryGenerator.Request));
+        latencies[i] = Stopwatch.GetTimestamp() - t;
+        hits += d.FromCache ? 1 : 0;
+    }
+
+    var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+    Array.Sort(latencies);
+    return (latencies, hits, seconds);
+}
+
+static string Report(string what, long[] sorted, int hits, double seconds) => FormattableString.Invariant(
+    $"{what}: {sorted.Length:N0} users, {hits:N0} served from cache, p50 {Us(sorted, 0.50):F1} µs, p90 {Us(sorted, 0.90):F1} µs, p99 {Us(sorted, 0.99):F1} µs, max {Us(sorted, 1.0):F0} µs, {sorted.Length / seconds:N0} decides/s on one thread");
+
+static double Us(long[] sorted, double q) =>
+    sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)] * 1_000_000.0 / Stopwatch.Frequency;
+
+static (long Heap, long WorkingSet) Memory(Process process)
+{
+    var heap = GC.GetTotalMemory(forceFullCollection: true);
+    GC.WaitForPendingFinalizers();
+    heap = GC.GetTotalMemory(forceFullCollection: true);
+    process.Refresh();
+    return (heap, process.WorkingSet64);
+}
+
+static string Mb(long bytes) => FormattableString.Invariant($"{bytes / 1048576.0:N0} MiB");
