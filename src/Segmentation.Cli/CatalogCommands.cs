@@ -291,7 +291,7 @@ internal static class CatalogCommands
     {
         if (o.Seconds is <= 0 or > 86_400 || double.IsNaN(o.Seconds))
         {
-            throw new ArgumentException("--seconds must be between 0 and 86400: the watch is always bounded");
+            throw new ArgumentException("--seconds must be more than 0 and at most 86400: the watch is always bounded");
         }
 
         if (o.Count < 0)

@@ -90,7 +90,8 @@ stop_server
 trap - EXIT
 
 echo "== BenchmarkDotNet (${bdn_job[*]})"
-(cd "$out" && dotnet "$root/tests/Segmentation.Benchmarks/bin/Release/net10.0/Segmentation.Benchmarks.dll" \
+# Run from the project directory: BenchmarkDotNet looks for the .csproj from the working directory.
+(cd "$root/tests/Segmentation.Benchmarks" && dotnet "$root/tests/Segmentation.Benchmarks/bin/Release/net10.0/Segmentation.Benchmarks.dll" \
   --filter '*' "${bdn_job[@]}" --artifacts "$out/bdn" --exporters github) > "$out/benchmarks.txt" 2>&1 \
   || { tail -50 "$out/benchmarks.txt"; echo "benchmarks failed"; exit 1; }
 cat "$out"/bdn/results/*-report-github.md

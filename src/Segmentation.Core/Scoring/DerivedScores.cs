@@ -89,31 +89,16 @@ public static class DerivedScores
             return null;
         }
 
-        long now = c.NowTicks, recentFrom = now - (30 * Day), previousFrom = now - (90 * Day);
+        // Per-type series give windowed counts in two binary searches each, whatever the history's length.
         int recent = 0, previous = 0;
-        for (var i = p.Events.Length - 1; i >= 0; i--)
+        foreach (var series in p.Aggregates.Series.Values)
         {
-            var t = p.Events[i].Ticks;
-            if (t > now)
-            {
-                c.Until(t);
-                continue;
-            }
-
-            if (t > recentFrom)
-            {
-                recent++;
-                c.Until(t + (30 * Day));
-            }
-            else if (t > previousFrom)
-            {
-                previous++;
-                c.Until(t + (90 * Day));
-            }
-            else
-            {
-                break;
-            }
+            var last30 = series.CountInWindow(c.NowTicks, 30 * Day, out var changes30);
+            var last90 = series.CountInWindow(c.NowTicks, 90 * Day, out var changes90);
+            c.Until(changes30);
+            c.Until(changes90);
+            recent += last30;
+            previous += last90 - last30;
         }
 
         if (recent == 0)
