@@ -20,77 +20,92 @@ public static class EventValidator
     /// <summary>Throws <see cref="ValidationException"/> listing every problem with <paramref name="e"/>.</summary>
     public static void Validate(BehaviourEvent e, DateTimeOffset now, string prefix = "event")
     {
-        var v = new ViolationList();
-        v.Required($"{prefix}.event_id", e.EventId, 128);
+        var v = new ViolationList(prefix);
+        v.Required("event_id", e.EventId, 128);
         if (string.IsNullOrEmpty(e.Type))
         {
-            v.Add($"{prefix}.type", "is required");
+            v.Add("type", "is required");
         }
         else if (!EventTypes.IsKnown(e.Type))
         {
-            v.Add($"{prefix}.type", $"unknown event type '{Truncate(e.Type)}'; use a built-in type or a custom type named 'custom.<lower_snake_name>'");
+            v.Add("type", $"unknown event type '{Truncate(e.Type)}'; use a built-in type or a custom type named 'custom.<lower_snake_name>'");
         }
 
         if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
         {
-            v.Add($"{prefix}.user_id", "user_id or anonymous_id is required");
+            v.Add("user_id", "user_id or anonymous_id is required");
         }
 
-        v.MaxLength($"{prefix}.user_id", e.UserId, 256);
-        v.MaxLength($"{prefix}.anonymous_id", e.AnonymousId, 256);
+        v.MaxLength("user_id", e.UserId, 256);
+        v.MaxLength("anonymous_id", e.AnonymousId, 256);
 
         if (e.Timestamp == default)
         {
-            v.Add($"{prefix}.timestamp", "is required");
+            v.Add("timestamp", "is required");
         }
         else if (e.Timestamp > now + MaxFutureSkew)
         {
-            v.Add($"{prefix}.timestamp", $"is {(e.Timestamp - now).TotalMinutes:0} minutes in the future; at most {MaxFutureSkew.TotalMinutes:0} minutes are allowed");
+            v.Add("timestamp", $"is {(e.Timestamp - now).TotalMinutes:0} minutes in the future; at most {MaxFutureSkew.TotalMinutes:0} minutes are allowed");
         }
         else if (e.Timestamp.Year < 2000)
         {
-            v.Add($"{prefix}.timestamp", "must be after 2000-01-01");
+            v.Add("timestamp", "must be after 2000-01-01");
         }
 
-        v.Required($"{prefix}.context.source", e.Context.Source, 64);
-        v.Required($"{prefix}.context.device", e.Context.Device, 64);
-        v.Required($"{prefix}.context.session_id", e.Context.SessionId, 256);
-        v.Required($"{prefix}.context.page_type", e.Context.PageType, 64);
-        v.MaxLength($"{prefix}.context.page_path", e.Context.PagePath, 2048);
-        v.MaxLength($"{prefix}.context.country", e.Context.Country, 64);
+        v.Required("context.source", e.Context.Source, 64);
+        v.Required("context.device", e.Context.Device, 64);
+        v.Required("context.session_id", e.Context.SessionId, 256);
+        v.Required("context.page_type", e.Context.PageType, 64);
+        v.MaxLength("context.page_path", e.Context.PagePath, 2048);
+        v.MaxLength("context.country", e.Context.Country, 64);
 
-        CheckAmount(v, $"{prefix}.value", e.Value);
-        v.MaxLength($"{prefix}.currency", e.Currency, 8);
-        v.MaxLength($"{prefix}.order_id", e.OrderId, 128);
-        v.MaxLength($"{prefix}.product_id", e.ProductId, 128);
-        v.MaxLength($"{prefix}.category", e.Category, 128);
-        v.MaxLength($"{prefix}.campaign_id", e.CampaignId, 128);
-        v.MaxLength($"{prefix}.search_query", e.SearchQuery, 512);
+        CheckAmount(v, "value", e.Value);
+        v.MaxLength("currency", e.Currency, 8);
+        v.MaxLength("order_id", e.OrderId, 128);
+        v.MaxLength("product_id", e.ProductId, 128);
+        v.MaxLength("category", e.Category, 128);
+        v.MaxLength("campaign_id", e.CampaignId, 128);
+        v.MaxLength("search_query", e.SearchQuery, 512);
 
         if (e.Lines.Count > MaxLines)
         {
-            v.Add($"{prefix}.lines", $"at most {MaxLines} lines are allowed (got {e.Lines.Count})");
+            v.Add("lines", $"at most {MaxLines} lines are allowed (got {e.Lines.Count})");
         }
         else
         {
             for (var i = 0; i < e.Lines.Count; i++)
             {
                 var line = e.Lines[i];
-                v.Required($"{prefix}.lines[{i}].product_id", line.ProductId, 128);
-                v.MaxLength($"{prefix}.lines[{i}].name", line.Name, 512);
-                v.MaxLength($"{prefix}.lines[{i}].category", line.Category, 128);
-                if (line.Quantity < 1)
+                if (string.IsNullOrWhiteSpace(line.ProductId) || line.ProductId.Length > 128)
                 {
-                    v.Add($"{prefix}.lines[{i}].quantity", "must be at least 1");
+                    v.Required($"lines[{i}].product_id", line.ProductId, 128);
                 }
 
-                CheckAmount(v, $"{prefix}.lines[{i}].unit_price", line.UnitPrice);
+                if (line.Name?.Length > 512)
+                {
+                    v.MaxLength($"lines[{i}].name", line.Name, 512);
+                }
+
+                if (line.Category?.Length > 128)
+                {
+                    v.MaxLength($"lines[{i}].category", line.Category, 128);
+                }
+
+                if (line.Quantity < 1)
+                {
+                    v.Add($"lines[{i}].quantity", "must be at least 1");
+                }
+
+                if (!double.IsFinite(line.UnitPrice) || line.UnitPrice < 0)
+                {
+                    CheckAmount(v, $"lines[{i}].unit_price", line.UnitPrice);
+                }
             }
         }
 
         if (e.Properties.Count > MaxProperties)
         {
-            v.Add($"{prefix}.properties", $"at most {MaxProperties} properties are allowed (got {e.Properties.Count})");
+            v.Add("properties", $"at most {MaxProperties} properties are allowed (got {e.Properties.Count})");
         }
         else
         {
@@ -98,22 +113,22 @@ public static class EventValidator
             {
                 if (name.Length is 0 or > 64)
                 {
-                    v.Add($"{prefix}.properties", $"property names must be 1 to 64 characters ('{Truncate(name)}')");
+                    v.Add("properties", $"property names must be 1 to 64 characters ('{Truncate(name)}')");
                 }
                 else if (value is double d && !double.IsFinite(d))
                 {
-                    v.Add($"{prefix}.properties[{name}]", "must be a finite number");
+                    v.Add($"properties[{name}]", "must be a finite number");
                 }
                 else if (value is string s && s.Length > 1024)
                 {
-                    v.Add($"{prefix}.properties[{name}]", "must be at most 1024 characters");
+                    v.Add($"properties[{name}]", "must be at most 1024 characters");
                 }
             }
         }
 
         if (e.Type is EventTypes.Purchase or EventTypes.Refund && string.IsNullOrEmpty(e.OrderId))
         {
-            v.Add($"{prefix}.order_id", $"is required for {e.Type} events");
+            v.Add("order_id", $"is required for {e.Type} events");
         }
 
         v.ThrowIfAny();

@@ -65,6 +65,11 @@ public sealed class MembershipIndex
     {
         var previous = _users.TryGetValue(userId, out var state) ? state.Segments : [];
         _users[userId] = new UserState(segments, catalogVersion, validUntilTicks, populationVersion);
+        if (previous.SequenceEqual(segments, StringComparer.Ordinal))
+        {
+            return; // the common case: a write that moves the user in or out of nothing
+        }
+
         foreach (var id in segments)
         {
             if (!previous.Contains(id))
@@ -73,7 +78,12 @@ public sealed class MembershipIndex
                 Publish(new MembershipChange(userId, id, true, at, catalogVersion, cause));
             }
 
-            _lastNonEmpty[id] = at;
+            // Minute resolution is plenty for "no members for 30 days", and avoids every write contending
+            // on the same few keys.
+            if (!_lastNonEmpty.TryGetValue(id, out var seen) || at - seen > TimeSpan.FromMinutes(1))
+            {
+                _lastNonEmpty[id] = at;
+            }
         }
 
         foreach (var id in previous)
@@ -85,6 +95,7 @@ public sealed class MembershipIndex
                     m.TryRemove(userId, out _);
                 }
 
+                _lastNonEmpty[id] = at; // it had members until now
                 Publish(new MembershipChange(userId, id, false, at, catalogVersion, cause));
             }
         }

@@ -19,6 +19,9 @@ public sealed record ProfileAggregates
     /// <summary>Event history per type (timestamps and value prefix sums) for windowed counts and sums.</summary>
     public ImmutableDictionary<string, EventSeries> Series { get; init; } = ImmutableDictionary<string, EventSeries>.Empty.WithComparers(StringComparer.Ordinal);
 
+    /// <summary>Every event, whatever its type (for activity windows).</summary>
+    public EventSeries AllEvents { get; init; } = EventSeries.Empty;
+
     /// <summary>Distinct session ids.</summary>
     public ImmutableHashSet<string> SessionIds { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
 
@@ -65,7 +68,8 @@ public sealed record ProfileAggregates
         var next = this with
         {
             Series = Series.SetItem(e.Type, series.Add(e.Ticks, e.Value)),
-            SessionIds = SessionIds.Add(e.SessionId),
+            AllEvents = AllEvents.Add(e.Ticks, 0),
+            SessionIds = SessionIds.Contains(e.SessionId) ? SessionIds : SessionIds.Add(e.SessionId),
             TotalEvents = TotalEvents + 1,
             FirstSeenTicks = FirstSeenTicks == long.MinValue ? e.Ticks : Math.Min(FirstSeenTicks, e.Ticks),
             LastSeenTicks = Math.Max(LastSeenTicks, e.Ticks),

@@ -32,7 +32,6 @@ public sealed class RuleCompiler
     }.ToFrozenSet(StringComparer.Ordinal);
 
     private const int MaxDepth = 32;
-    private static readonly TimeSpan RegexBudget = TimeSpan.FromMilliseconds(50);
 
     private readonly FieldRegistry _fields;
 
@@ -343,8 +342,9 @@ public sealed class RuleCompiler
                 Regex regex;
                 try
                 {
-                    // Non-backtracking: linear time in the input, so a catalog regex cannot stall Decide.
-                    regex = new Regex(x, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, RegexBudget);
+                    // Non-backtracking: linear time in the input, so a catalog regex cannot stall Decide and
+                    // needs no match timeout (whose set-up would cost more than most matches).
+                    regex = new Regex(x, RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, Regex.InfiniteMatchTimeout);
                 }
                 catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
                 {

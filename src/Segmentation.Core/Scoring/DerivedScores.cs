@@ -89,17 +89,12 @@ public static class DerivedScores
             return null;
         }
 
-        // Per-type series give windowed counts in two binary searches each, whatever the history's length.
-        int recent = 0, previous = 0;
-        foreach (var series in p.Aggregates.Series.Values)
-        {
-            var last30 = series.CountInWindow(c.NowTicks, 30 * Day, out var changes30);
-            var last90 = series.CountInWindow(c.NowTicks, 90 * Day, out var changes90);
-            c.Until(changes30);
-            c.Until(changes90);
-            recent += last30;
-            previous += last90 - last30;
-        }
+        // The all-events series gives windowed counts in two binary searches, whatever the history's length.
+        var all = p.Aggregates.AllEvents;
+        var recent = all.CountInWindow(c.NowTicks, 30 * Day, out var changes30);
+        var previous = all.CountInWindow(c.NowTicks, 90 * Day, out var changes90) - recent;
+        c.Until(changes30);
+        c.Until(changes90);
 
         if (recent == 0)
         {
@@ -166,10 +161,12 @@ public static class DerivedScores
             }
         }
 
-        foreach (var signal in lead.Signals)
+        Span<int> counts = stackalloc int[lead.Signals.Count];
+        CountSignals(c, p, lead, counts);
+        for (var i = 0; i < counts.Length; i++)
         {
-            var count = SignalCount(c, p, signal);
-            var points = count * signal.Points;
+            var signal = lead.Signals[i];
+            var points = counts[i] * signal.Points;
             score += signal.Points >= 0 ? Math.Min(points, signal.Cap) : Math.Max(points, signal.Cap);
         }
 
@@ -186,47 +183,66 @@ public static class DerivedScores
         return Math.Clamp(score, 0, 100);
     }
 
-    // Events matching a signal within its window. Unfiltered signals use the per-type series (two binary
-    // searches); filtered ones scan backwards from the newest event and stop at the window's start.
-    private static int SignalCount(EvalContext c, Profile p, LeadSignal signal)
+    // Events matching each signal within its window. Unfiltered signals use the per-type series (two
+    // binary searches); filtered ones (page type, category) share one backward scan from the newest event
+    // that stops at the oldest window's start.
+    private static void CountSignals(EvalContext c, Profile p, LeadScoring lead, Span<int> counts)
     {
-        var window = signal.Window?.Ticks ?? long.MaxValue;
-        if (signal.PageType is null && signal.Category is null)
+        var oldest = long.MaxValue;
+        var anyFiltered = false;
+        for (var i = 0; i < lead.Signals.Count; i++)
         {
-            var n = p.Series(signal.EventType).CountInWindow(c.NowTicks, window, out var changes);
-            c.Until(changes);
-            return n;
+            var signal = lead.Signals[i];
+            var window = signal.Window?.Ticks ?? long.MaxValue;
+            if (signal.PageType is null && signal.Category is null)
+            {
+                counts[i] = p.Series(signal.EventType).CountInWindow(c.NowTicks, window, out var changes);
+                c.Until(changes);
+            }
+            else
+            {
+                anyFiltered = true;
+                oldest = signal.Window is null ? long.MinValue : Math.Min(oldest, c.NowTicks - window);
+            }
         }
 
-        var from = signal.Window is null ? long.MinValue : c.NowTicks - window;
-        var count = 0;
-        for (var i = p.Events.Length - 1; i >= 0; i--)
+        if (!anyFiltered)
         {
-            var e = p.Events[i];
-            if (e.Ticks > c.NowTicks)
+            return;
+        }
+
+        for (var e = p.Events.Length - 1; e >= 0; e--)
+        {
+            var ev = p.Events[e];
+            if (ev.Ticks > c.NowTicks)
             {
-                c.Until(e.Ticks);
+                c.Until(ev.Ticks);
                 continue;
             }
 
-            if (e.Ticks <= from)
+            if (ev.Ticks <= oldest)
             {
                 break;
             }
 
-            if (e.Type == signal.EventType &&
-                (signal.PageType is null || string.Equals(e.PageType, signal.PageType, StringComparison.OrdinalIgnoreCase)) &&
-                (signal.Category is null || string.Equals(e.Category, signal.Category, StringComparison.OrdinalIgnoreCase)))
+            for (var i = 0; i < lead.Signals.Count; i++)
             {
-                count++;
-                if (signal.Window is not null)
+                var signal = lead.Signals[i];
+                if ((signal.PageType is null && signal.Category is null) || ev.Type != signal.EventType ||
+                    (signal.Window is { } w && ev.Ticks <= c.NowTicks - w.Ticks) ||
+                    (signal.PageType is not null && !string.Equals(ev.PageType, signal.PageType, StringComparison.OrdinalIgnoreCase)) ||
+                    (signal.Category is not null && !string.Equals(ev.Category, signal.Category, StringComparison.OrdinalIgnoreCase)))
                 {
-                    c.Until(e.Ticks + window);
+                    continue;
+                }
+
+                counts[i]++;
+                if (signal.Window is { } window)
+                {
+                    c.Until(ev.Ticks + window.Ticks);
                 }
             }
         }
-
-        return count;
     }
 
     /// <summary>cold, warm, hot or sales_ready by the configured thresholds (F17 default: 0–30, 31–50, 51–80, 81–100).</summary>

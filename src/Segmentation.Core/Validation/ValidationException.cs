@@ -61,16 +61,20 @@ public sealed class NotFoundException : Exception
     }
 }
 
-/// <summary>Collects field violations and throws them together.</summary>
-public sealed class ViolationList
+/// <summary>
+/// Collects field violations and throws them together. Field names are prefixed (e.g. with
+/// <c>event</c>) only when a violation is recorded, so valid input costs no string building.
+/// </summary>
+public sealed class ViolationList(string? prefix = null)
 {
-    private readonly List<FieldViolation> _items = [];
+    private List<FieldViolation>? _items;
 
     /// <summary>True when no violation was added.</summary>
-    public bool IsEmpty => _items.Count == 0;
+    public bool IsEmpty => _items is null;
 
     /// <summary>Adds a violation.</summary>
-    public void Add(string field, string description) => _items.Add(new FieldViolation(field, description));
+    public void Add(string field, string description) =>
+        (_items ??= []).Add(new FieldViolation(prefix is null ? field : $"{prefix}.{field}", description));
 
     /// <summary>Requires a non-empty string of at most <paramref name="max"/> characters.</summary>
     public void Required(string field, string? value, int max)
@@ -97,7 +101,7 @@ public sealed class ViolationList
     /// <summary>Throws a <see cref="ValidationException"/> when any violation was added.</summary>
     public void ThrowIfAny()
     {
-        if (_items.Count > 0)
+        if (_items is not null)
         {
             throw new ValidationException(_items.ToArray());
         }
