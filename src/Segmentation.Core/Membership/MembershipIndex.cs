@@ -19,8 +19,11 @@ public sealed record MembershipChange(string UserId, string SegmentId, bool Ente
 /// </summary>
 public sealed class MembershipIndex
 {
+    // Many lock stripes: every write touches these, from every ingesting thread.
+    private const int Stripes = 64;
+
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _members = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, UserState> _users = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, UserState> _users = new(Stripes, 1024, StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastNonEmpty = new(StringComparer.Ordinal);
     private readonly Lock _subscribersGate = new();
     private ImmutableSubscribers _subscribers = ImmutableSubscribers.Empty;
@@ -74,7 +77,7 @@ public sealed class MembershipIndex
         {
             if (!previous.Contains(id))
             {
-                _members.GetOrAdd(id, static _ => new(StringComparer.Ordinal))[userId] = 0;
+                _members.GetOrAdd(id, static _ => new(Stripes, 1024, StringComparer.Ordinal))[userId] = 0;
                 Publish(new MembershipChange(userId, id, true, at, catalogVersion, cause));
             }
 
