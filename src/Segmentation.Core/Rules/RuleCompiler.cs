@@ -434,7 +434,7 @@ public sealed class RuleCompiler
                     return null;
                 }
 
-                return c => get(c) is { } l && l.Contains(x, StringComparer.OrdinalIgnoreCase);
+                return c => get(c) is { } l && IndexOf(l, x) >= 0;
             case "in" or "not_in":
                 if (!TryList(operand, out var items))
                 {
@@ -443,11 +443,38 @@ public sealed class RuleCompiler
                 }
 
                 var set = items.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
-                Func<EvalContext, bool> any = c => get(c) is { } l && l.Any(set.Contains);
+                Func<EvalContext, bool> any = c => get(c) is { } l && AnyIn(l, set);
                 return op == "in" ? any : c => get(c) is { Count: > 0 } && !any(c);
             default:
                 return null;
         }
+    }
+
+    // Index loops rather than LINQ: no enumerator allocation on the hot path.
+    private static int IndexOf(IReadOnlyList<string> list, string value)
+    {
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (string.Equals(list[i], value, StringComparison.OrdinalIgnoreCase))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private static bool AnyIn(IReadOnlyList<string> list, FrozenSet<string> set)
+    {
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (set.Contains(list[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     internal static string? Scalar(YamlNode node) => (node as YamlScalarNode)?.Value;
