@@ -101,10 +101,6 @@ public sealed class Decider(TemplateRenderer renderer)
         };
     }
 
-    /// <summary>The winning segment only (no rendering, no explanation).</summary>
-    public static Segment Winner(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm) =>
-        Evaluate(catalog, profile, request, now, rfm).Winner;
-
     /// <summary>
     /// Rule matches (by rank), the winner, and until when they hold, without rendering: used on write
     /// for segment membership and change tracking, and by audits and previews.
