@@ -7,6 +7,7 @@ using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Scoring;
+using Segmentation.Core.Storage;
 
 namespace Segmentation.Core.Tests;
 
@@ -21,7 +22,7 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// <summary>The whole domain wired together, as the server wires it, over an in-memory catalog or the default one.</summary>
 public sealed class TestWorld : IDisposable
 {
-    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null)
+    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null)
     {
         Clock = new ManualClock(now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
         Catalogs = new CatalogProvider(Clock);
@@ -32,7 +33,7 @@ public sealed class TestWorld : IDisposable
         Cache = new DecisionCache();
         Renderer = new TemplateRenderer();
         Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, new Decider(Renderer), Clock);
-        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock);
+        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock, changeLog);
     }
 
     public ManualClock Clock { get; }

@@ -50,7 +50,7 @@ public sealed class RealServerProcessTests
         Assert.Equal("INVALID_ARGUMENT", root.GetProperty("invalid").GetProperty("codeName").GetString());
     }
 
-    private static Process StartServer(int port)
+    internal static Process StartServer(int port, params string[] arguments)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "Segmentation.Server.dll");
         var info = new ProcessStartInfo("dotnet")
@@ -62,13 +62,18 @@ public sealed class RealServerProcessTests
         };
         info.ArgumentList.Add(dll);
         info.ArgumentList.Add($"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}");
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the server");
         process.OutputDataReceived += static (_, _) => { }; // drain the log so the server never blocks on a full pipe
         process.BeginOutputReadLine();
         return process;
     }
 
-    private static async Task WaitUntilListening(Process server, int port)
+    internal static async Task WaitUntilListening(Process server, int port)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (DateTime.UtcNow < deadline)
@@ -93,7 +98,7 @@ public sealed class RealServerProcessTests
         Assert.Fail("server did not start listening within 60 s");
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

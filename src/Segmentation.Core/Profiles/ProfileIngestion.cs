@@ -4,6 +4,7 @@ using Segmentation.Core.Events;
 using Segmentation.Core.Membership;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
+using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Profiles;
@@ -43,9 +44,13 @@ public sealed record IdentifyResult(Profile Profile, int MergedEvents, int Dupli
 /// lock, and before the call returns derives what depends on them (F6): aggregates, derived traits in
 /// the derived layer (lifecycle, engagement, intent, lead score, RFM segment) and the winning segment,
 /// recording a change of segment with its cause. Used by the gRPC services and the demo import alike.
+/// With a durable <see cref="IChangeLog"/>, every accepted change is appended to the log (and on disk)
+/// before it is applied to memory (write-ahead); <see cref="Replay"/> applies logged changes at start-up.
 /// </summary>
-public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalogs, RfmModelProvider rfm, MembershipIndex memberships, TimeProvider time)
+public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalogs, RfmModelProvider rfm, MembershipIndex memberships, TimeProvider time, IChangeLog? changeLog = null)
 {
+    private readonly IChangeLog _log = changeLog ?? NoChangeLog.Instance;
+
     /// <summary>Maximum traits per write.</summary>
     public const int MaxTraits = 100;
 
@@ -60,18 +65,58 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
     {
         var now = time.GetUtcNow();
         EventValidator.Validate(e, now, prefix);
-        var stored = StoredEvent.From(e);
-        var update = store.Update(e.ProfileKey, (p, v) =>
+        var update = ApplyEvent(e.ProfileKey, StoredEvent.From(e), now, log: true);
+        return new TrackResult(update.After, !update.Changed);
+    }
+
+    /// <summary>
+    /// Applies a change read back from the change log, through the same path as the live write but
+    /// without logging it again. Events already recorded (same id) are skipped.
+    /// </summary>
+    public void Replay(ChangeRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        var now = time.GetUtcNow();
+        switch (record)
         {
+            case EventChange change:
+                ApplyEvent(change.Key, change.Event, now, log: false);
+                break;
+            case TraitsChange change:
+                ApplyTraits(change.UserId, [.. change.Attributes.Select(a => a.ToAttribute())], now, "replay", null, null, log: false);
+                break;
+            case MergeChange change:
+                ApplyMerge(change.AnonymousId, change.UserId, now, log: false, out _, out _);
+                break;
+            default:
+                throw new ArgumentException($"unknown change record {record.GetType().Name}", nameof(record));
+        }
+    }
+
+    // Under the user's lock: skips a recorded event id, logs the event (write-ahead), then applies and derives.
+    private ProfileUpdate ApplyEvent(string key, StoredEvent stored, DateTimeOffset now, bool log)
+    {
+        var update = store.Update(key, (p, v) =>
+        {
+            if (p.EventIds.Contains(stored.EventId))
+            {
+                return p;
+            }
+
+            if (log)
+            {
+                _log.Append(new EventChange(key, stored));
+            }
+
             var applied = p.Apply(stored, v);
-            return ReferenceEquals(applied, p) ? p : Derive(applied, now, $"event:{e.EventId}");
+            return ReferenceEquals(applied, p) ? p : Derive(applied, now, $"event:{stored.EventId}");
         });
-        if (update.Changed && e.Type is EventTypes.Purchase or EventTypes.Refund)
+        if (update.Changed && stored.Type is EventTypes.Purchase or EventTypes.Refund)
         {
             rfm.MarkDirty();
         }
 
-        return new TrackResult(update.After, !update.Changed);
+        return update;
     }
 
     /// <summary>
@@ -150,28 +195,43 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         v.ThrowIfAny();
         var applied = new List<string>();
         var ignored = new List<string>();
-        var update = store.Update(userId, (p, version) =>
+        var update = ApplyTraits(userId, attributes, now, source, applied, ignored, log: true);
+        return new SetTraitsResult(update.After, applied, ignored);
+    }
+
+    // Under the user's lock: applies the attributes under the layer hierarchy; when any is stored, logs
+    // the write (write-ahead) before the new profile is published, then derives.
+    private ProfileUpdate ApplyTraits(string userId, IReadOnlyList<ProfileAttribute> attributes, DateTimeOffset now, string source, List<string>? applied, List<string>? ignored, bool log) =>
+        store.Update(userId, (p, version) =>
         {
-            applied.Clear();
-            ignored.Clear();
+            applied?.Clear();
+            ignored?.Clear();
             var profile = p;
             foreach (var attribute in attributes)
             {
                 if (profile.TrySetAttribute(attribute, version, out var next))
                 {
                     profile = next;
-                    applied.Add(attribute.Name);
+                    applied?.Add(attribute.Name);
                 }
                 else
                 {
-                    ignored.Add(attribute.Name);
+                    ignored?.Add(attribute.Name);
                 }
             }
 
-            return ReferenceEquals(profile, p) ? p : Derive(profile, now, $"traits:{source}");
+            if (ReferenceEquals(profile, p))
+            {
+                return p;
+            }
+
+            if (log)
+            {
+                _log.Append(new TraitsChange(userId, [.. attributes.Select(LoggedAttribute.From)]));
+            }
+
+            return Derive(profile, now, $"traits:{source}");
         });
-        return new SetTraitsResult(update.After, applied, ignored);
-    }
 
     /// <summary>
     /// Stitches an anonymous or session id to a known user (F5): the anonymous history merges into the
@@ -189,11 +249,24 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         }
 
         v.ThrowIfAny();
-        var now = time.GetUtcNow();
-        int merged = 0, duplicates = 0;
+        var update = ApplyMerge(anonymousId, userId, time.GetUtcNow(), log: true, out var merged, out var duplicates);
+        return new IdentifyResult(update.After, merged, duplicates);
+    }
+
+    // Logs the merge (write-ahead, unless both ids already resolve to one profile), then merges. Events
+    // are logged under the key they were sent for and links are followed on replay, so an event logged
+    // just before or after the merge record ends up in the same profile either way.
+    private ProfileUpdate ApplyMerge(string anonymousId, string userId, DateTimeOffset now, bool log, out int merged, out int duplicates)
+    {
+        if (log && store.Resolve(anonymousId) != store.Resolve(userId))
+        {
+            _log.Append(new MergeChange(anonymousId, userId));
+        }
+
+        int m = 0, d = 0;
         var update = store.Merge(anonymousId, userId, (into, from, version) =>
         {
-            var result = into.Merge(from, version, out merged, out duplicates);
+            var result = into.Merge(from, version, out m, out d);
             memberships.Remove(from.UserId, now, catalogs.Current.Version, $"identify:{userId}");
             return Derive(result, now, $"identify:{anonymousId}");
         });
@@ -202,7 +275,8 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
             rfm.MarkDirty();
         }
 
-        return new IdentifyResult(update.After, merged, duplicates);
+        (merged, duplicates) = (m, d);
+        return update;
     }
 
     /// <summary>Returns a profile or throws <see cref="NotFoundException"/>.</summary>

@@ -11,6 +11,12 @@ public sealed class SegmentationOptions
     /// <summary>Directory of catalog YAML files. Empty means the embedded default catalog.</summary>
     public string CatalogPath { get; set; } = "";
 
+    /// <summary>
+    /// Directory of the durable change log (<c>changes.log</c>). Empty (the default) means durability is
+    /// off: profiles live in memory only. Relative paths are resolved against the working directory.
+    /// </summary>
+    public string DataDirectory { get; set; } = "";
+
     /// <summary>Import the demo data (UCI Online Retail sample) at start-up.</summary>
     public bool DemoData { get; set; } = true;
 

@@ -7,6 +7,7 @@ using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Scoring;
+using Segmentation.Core.Storage;
 
 namespace Segmentation.Server.Hosting;
 
@@ -45,9 +46,24 @@ public static class SegmentationServiceCollectionExtensions
         services.TryAddSingleton<Decider>();
         services.TryAddSingleton<DecisionEngine>();
         services.TryAddSingleton<MembershipIndex>();
-        services.TryAddSingleton<ProfileIngestion>();
+        services.TryAddSingleton<IChangeLog>(sp =>
+        {
+            var directory = sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.DataDirectory;
+            return string.IsNullOrWhiteSpace(directory)
+                ? NoChangeLog.Instance
+                : new FileChangeLog(Path.Combine(Path.GetFullPath(directory), ChangeLogRestorer.FileName), sp.GetRequiredService<ILogger<FileChangeLog>>());
+        });
+        services.TryAddSingleton(sp => new ProfileIngestion(
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<CatalogProvider>(),
+            sp.GetRequiredService<RfmModelProvider>(),
+            sp.GetRequiredService<MembershipIndex>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IChangeLog>()));
 
-        // Order matters: the demo import runs before the periodic RFM recomputation starts.
+        // Order matters: the change log is restored first, then the demo import (which skips events
+        // already restored), then the periodic RFM recomputation starts.
+        services.AddHostedService<ChangeLogRestorer>();
         services.AddHostedService<DemoDataImporter>();
         services.AddHostedService<RfmRecomputeService>();
         services.AddHostedService<MembershipMaintainer>();

@@ -1,0 +1,79 @@
+using System.Text.Json.Serialization;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Storage;
+
+/// <summary>
+/// One accepted change of the profile store, as written to the change log: an event, a traits write or
+/// an identity merge. Replaying the records in log order rebuilds the store.
+/// </summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "k")]
+[JsonDerivedType(typeof(EventChange), "event")]
+[JsonDerivedType(typeof(TraitsChange), "traits")]
+[JsonDerivedType(typeof(MergeChange), "merge")]
+public abstract record ChangeRecord;
+
+/// <summary>An accepted event for the profile <paramref name="Key"/> (user id, else anonymous id, as sent).</summary>
+/// <param name="Key">The profile key the event was sent for; identity links are followed on replay.</param>
+/// <param name="Event">The stored form of the validated event.</param>
+public sealed record EventChange(string Key, StoredEvent Event) : ChangeRecord;
+
+/// <summary>A traits write: the validated attributes of one call, with layer, source and time.</summary>
+/// <param name="UserId">The user written to.</param>
+/// <param name="Attributes">The attributes of the call (the layer hierarchy is applied again on replay).</param>
+public sealed record TraitsChange(string UserId, IReadOnlyList<LoggedAttribute> Attributes) : ChangeRecord;
+
+/// <summary>An identity merge: <paramref name="AnonymousId"/> stitched to <paramref name="UserId"/>.</summary>
+/// <param name="AnonymousId">The anonymous or session id.</param>
+/// <param name="UserId">The known user.</param>
+public sealed record MergeChange(string AnonymousId, string UserId) : ChangeRecord;
+
+/// <summary>The JSON form of a <see cref="ProfileAttribute"/>: the value is held in the member of its type.</summary>
+/// <param name="Name">Attribute name.</param>
+/// <param name="Layer">Data layer.</param>
+/// <param name="Source">Recording system.</param>
+/// <param name="UpdatedAt">When it was recorded.</param>
+/// <param name="String">The value when it is a string.</param>
+/// <param name="Number">The value when it is a number.</param>
+/// <param name="Bool">The value when it is a boolean.</param>
+/// <param name="Time">The value when it is a timestamp.</param>
+/// <param name="List">The value when it is a list of strings.</param>
+public sealed record LoggedAttribute(
+    string Name,
+    AttributeLayer Layer,
+    string Source,
+    DateTimeOffset UpdatedAt,
+    string? String = null,
+    double? Number = null,
+    bool? Bool = null,
+    DateTimeOffset? Time = null,
+    IReadOnlyList<string>? List = null)
+{
+    /// <summary>The logged form of an attribute.</summary>
+    public static LoggedAttribute From(ProfileAttribute a) => a.Value switch
+    {
+        string s => new LoggedAttribute(a.Name, a.Layer, a.Source, a.UpdatedAt, String: s),
+        double d => new LoggedAttribute(a.Name, a.Layer, a.Source, a.UpdatedAt, Number: d),
+        bool b => new LoggedAttribute(a.Name, a.Layer, a.Source, a.UpdatedAt, Bool: b),
+        DateTimeOffset t => new LoggedAttribute(a.Name, a.Layer, a.Source, a.UpdatedAt, Time: t),
+        IReadOnlyList<string> l => new LoggedAttribute(a.Name, a.Layer, a.Source, a.UpdatedAt, List: l.ToArray()),
+        _ => throw new ArgumentException($"attribute '{a.Name}' has a value of unsupported type {a.Value.GetType().Name}", nameof(a)),
+    };
+
+    /// <summary>The attribute this record describes.</summary>
+    public ProfileAttribute ToAttribute()
+    {
+        object value = String is not null ? String
+            : Number is { } d ? d
+            : Bool is { } b ? b
+            : Time is { } t ? t
+            : List is not null ? List
+            : throw new InvalidDataException($"logged attribute '{Name}' has no value");
+        return new ProfileAttribute(Name, value, Layer, Source, UpdatedAt);
+    }
+}
+
+/// <summary>Source-generated JSON metadata for change records.</summary>
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(ChangeRecord))]
+internal sealed partial class ChangeRecordJson : JsonSerializerContext;

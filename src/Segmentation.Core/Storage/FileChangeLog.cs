@@ -1,0 +1,353 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Segmentation.Core.Storage;
+
+/// <summary>What <see cref="FileChangeLog.Recover"/> found.</summary>
+/// <param name="Records">Good records replayed.</param>
+/// <param name="Bytes">Length of the log after recovery.</param>
+/// <param name="DroppedBytes">Bytes of a torn or corrupt tail that were truncated (0 when the log was clean).</param>
+/// <param name="Elapsed">Time taken, replay included.</param>
+public sealed record ChangeLogRecovery(long Records, long Bytes, long DroppedBytes, TimeSpan Elapsed);
+
+/// <summary>
+/// An append-only change log on local disk with group commit. Each record is framed as
+/// <c>[u32 payload length][u32 CRC-32 of the payload][payload: UTF-8 JSON]</c> (little-endian).
+/// Writers enqueue their record and wait; one writer thread appends everything pending, flushes it to
+/// the device (<see cref="FileStream.Flush(bool)"/> with <c>flushToDisk: true</c>, i.e. fsync) and then
+/// releases all the waiters of that batch. A write is therefore acknowledged only once it is on disk,
+/// and concurrent writers share one fsync.
+/// </summary>
+/// <remarks>
+/// Call <see cref="Recover"/> once before the first <see cref="Append"/>: it replays the good records,
+/// truncates a torn tail (a crash mid-write) and opens the file for appending. A bad record followed
+/// by a good one is corruption, not a torn write, and fails with <see cref="ChangeLogCorruptException"/>.
+/// </remarks>
+public sealed class FileChangeLog : IChangeLog, IDisposable
+{
+    /// <summary>Largest payload accepted; a larger length field marks a corrupt frame.</summary>
+    public const int MaxPayload = 16 * 1024 * 1024;
+
+    private const int HeaderSize = 8;
+
+    private readonly string _path;
+    private readonly ILogger _logger;
+    private readonly object _gate = new();
+    private List<byte[]> _pending = [];
+    private long _enqueued;
+    private long _durable;
+    private Exception? _fault;
+    private bool _stopping;
+    private FileStream? _file;
+    private Thread? _writer;
+    private long _commits;
+
+    /// <summary>Test hook: runs on the writer thread before each fsync (to simulate a slow disk).</summary>
+    internal Action? BeforeFlush { get; set; }
+
+    /// <summary>Creates the log for <paramref name="path"/>; nothing is opened until <see cref="Recover"/>.</summary>
+    public FileChangeLog(string path, ILogger? logger = null)
+    {
+        _path = Path.GetFullPath(path);
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>Full path of the log file.</summary>
+    public string FilePath => _path;
+
+    /// <summary>Number of fsyncs so far (each one commits a batch of records).</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>
+    /// Reads the log from the start, verifying each record's checksum, and passes each good record to
+    /// <paramref name="apply"/> in order; truncates a torn or corrupt tail with a warning saying how
+    /// many bytes were dropped; then opens the log for appending.
+    /// </summary>
+    /// <exception cref="ChangeLogCorruptException">A bad record is followed by good data (corruption before the tail).</exception>
+    public ChangeLogRecovery Recover(Action<ChangeRecord> apply)
+    {
+        ArgumentNullException.ThrowIfNull(apply);
+        if (_file is not null)
+        {
+            throw new InvalidOperationException("the change log is already open");
+        }
+
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
+        var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16, FileOptions.None);
+        try
+        {
+            var (records, good) = Scan(file, apply);
+            var dropped = file.Length - good;
+            if (dropped > 0)
+            {
+                _logger.LogWarning(
+                    "Change log {Path}: torn or corrupt tail at byte {Offset}: truncated {Dropped} bytes after the last good record ({Records} records kept)",
+                    _path, good, dropped, records);
+                file.SetLength(good);
+                file.Flush(flushToDisk: true);
+            }
+
+            file.Seek(good, SeekOrigin.Begin);
+            _file = file;
+            _writer = new Thread(WriteLoop) { IsBackground = true, Name = "change-log writer" };
+            _writer.Start();
+            return new ChangeLogRecovery(records, good, dropped, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Reads every record of a log file without changing it (tools and tests).</summary>
+    /// <exception cref="ChangeLogCorruptException">A bad record is followed by good data.</exception>
+    public static IReadOnlyList<ChangeRecord> ReadAll(string path, out long droppedBytes)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var list = new List<ChangeRecord>();
+        var (_, good) = Scan(file, list.Add);
+        droppedBytes = file.Length - good;
+        return list;
+    }
+
+    /// <inheritdoc />
+    public void Append(ChangeRecord record)
+    {
+        var frame = Frame(record);
+        lock (_gate)
+        {
+            if (_file is null)
+            {
+                throw new InvalidOperationException("the change log is not open: call Recover first");
+            }
+
+            ThrowIfUnusable();
+            _pending.Add(frame);
+            var mine = ++_enqueued;
+            Monitor.PulseAll(_gate);
+            while (_durable < mine)
+            {
+                ThrowIfUnusable();
+                Monitor.Wait(_gate);
+            }
+        }
+    }
+
+    /// <summary>Commits what is pending, stops the writer and closes the file.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
+        }
+
+        _writer?.Join();
+        _file?.Dispose();
+    }
+
+    /// <summary>Frames a record: header (length, CRC-32) and JSON payload.</summary>
+    internal static byte[] Frame(ChangeRecord record)
+    {
+        var payload = JsonSerializer.SerializeToUtf8Bytes(record, ChangeRecordJson.Default.ChangeRecord);
+        if (payload.Length > MaxPayload)
+        {
+            throw new ArgumentException($"change record of {payload.Length} bytes exceeds {MaxPayload}", nameof(record));
+        }
+
+        var frame = new byte[HeaderSize + payload.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)payload.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(4), Crc32.HashToUInt32(payload));
+        payload.CopyTo(frame, HeaderSize);
+        return frame;
+    }
+
+    private void ThrowIfUnusable()
+    {
+        if (_fault is not null)
+        {
+            throw new IOException($"the change log {_path} failed; writes are refused until restart", _fault);
+        }
+
+        ObjectDisposedException.ThrowIf(_stopping, this);
+    }
+
+    private void WriteLoop()
+    {
+        var batch = new List<byte[]>();
+        while (true)
+        {
+            long end;
+            lock (_gate)
+            {
+                while (_pending.Count == 0 && !_stopping)
+                {
+                    Monitor.Wait(_gate);
+                }
+
+                if (_pending.Count == 0)
+                {
+                    return;
+                }
+
+                (batch, _pending) = (_pending, batch);
+                end = _enqueued;
+            }
+
+            try
+            {
+                foreach (var frame in batch)
+                {
+                    _file!.Write(frame);
+                }
+
+                BeforeFlush?.Invoke();
+                _file!.Flush(flushToDisk: true);
+                Interlocked.Increment(ref _commits);
+                lock (_gate)
+                {
+                    _durable = end;
+                    Monitor.PulseAll(_gate);
+                }
+            }
+            catch (Exception ex)
+            {
+                _logger.LogCritical(ex, "Change log {Path}: write failed; writes are refused until restart", _path);
+                lock (_gate)
+                {
+                    _fault = ex;
+                    Monitor.PulseAll(_gate);
+                }
+
+                return;
+            }
+
+            batch.Clear();
+        }
+    }
+
+    // Returns the number of good records and the offset just after the last one.
+    private static (long Records, long Good) Scan(FileStream file, Action<ChangeRecord> apply)
+    {
+        file.Seek(0, SeekOrigin.Begin);
+        var length = file.Length;
+        var header = new byte[HeaderSize];
+        var buffer = new byte[4096];
+        long offset = 0, records = 0;
+        while (true)
+        {
+            var frame = TryReadFrame(file, offset, length, header, ref buffer);
+            if (frame is null)
+            {
+                // Bad or incomplete frame: a torn tail unless a good frame follows it.
+                if (offset < length && LooksLikeGoodFrameAfter(file, offset, length))
+                {
+                    throw new ChangeLogCorruptException($"change log {file.Name} is corrupt at byte {offset} (record {records + 1}) and good records follow; refusing to drop them. Restore the file from a backup or inspect it.");
+                }
+
+                return (records, offset);
+            }
+
+            ChangeRecord record;
+            try
+            {
+                record = JsonSerializer.Deserialize(buffer.AsSpan(0, frame.Value), ChangeRecordJson.Default.ChangeRecord)
+                    ?? throw new InvalidDataException("null record");
+            }
+            catch (Exception ex) when (ex is JsonException or InvalidDataException or NotSupportedException)
+            {
+                throw new ChangeLogCorruptException($"change log {file.Name}: record {records + 1} at byte {offset} has a valid checksum but cannot be read: {ex.Message}", ex);
+            }
+
+            apply(record);
+            records++;
+            offset += HeaderSize + frame.Value;
+        }
+    }
+
+    // Reads the frame at offset into buffer; returns the payload length, or null when it is incomplete or its checksum fails.
+    private static int? TryReadFrame(FileStream file, long offset, long length, byte[] header, ref byte[] buffer)
+    {
+        if (length - offset < HeaderSize)
+        {
+            return null;
+        }
+
+        file.Seek(offset, SeekOrigin.Begin);
+        file.ReadExactly(header);
+        var size = BinaryPrimitives.ReadUInt32LittleEndian(header);
+        var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
+        if (size == 0 || size > MaxPayload || size > length - offset - HeaderSize)
+        {
+            return null;
+        }
+
+        if (buffer.Length < size)
+        {
+            buffer = new byte[Math.Max(size, buffer.Length * 2)];
+        }
+
+        file.ReadExactly(buffer, 0, (int)size);
+        return Crc32.HashToUInt32(buffer.AsSpan(0, (int)size)) == crc ? (int)size : null;
+    }
+
+    /// <summary>Largest tail searched for good frames after a bad one; a longer remainder is never a torn write.</summary>
+    private const int MaxTornTail = 64 * 1024 * 1024;
+
+    // True when any intact frame starts after the bad frame at offset: the bad frame is then damage in
+    // the middle of the log, not a torn final write (a crash only tears the last batch).
+    private static bool LooksLikeGoodFrameAfter(FileStream file, long offset, long length)
+    {
+        var remaining = length - offset;
+        if (remaining > MaxTornTail)
+        {
+            return true;
+        }
+
+        var rest = new byte[remaining];
+        file.Seek(offset, SeekOrigin.Begin);
+        file.ReadExactly(rest);
+        for (var i = 1; i + HeaderSize < rest.Length; i++)
+        {
+            var size = BinaryPrimitives.ReadUInt32LittleEndian(rest.AsSpan(i));
+            if (size == 0 || size > rest.Length - i - HeaderSize)
+            {
+                continue;
+            }
+
+            var crc = BinaryPrimitives.ReadUInt32LittleEndian(rest.AsSpan(i + 4));
+            if (Crc32.HashToUInt32(rest.AsSpan(i + HeaderSize, (int)size)) == crc)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>The change log is damaged before its tail; start-up must stop rather than drop data.</summary>
+public sealed class ChangeLogCorruptException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public ChangeLogCorruptException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public ChangeLogCorruptException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and cause.</summary>
+    public ChangeLogCorruptException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

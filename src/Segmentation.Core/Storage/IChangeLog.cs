@@ -1,0 +1,27 @@
+namespace Segmentation.Core.Storage;
+
+/// <summary>
+/// The write-ahead log of accepted changes. <see cref="Append"/> returns only when the record is
+/// durable (or throws, and then the change must not be applied).
+/// </summary>
+public interface IChangeLog
+{
+    /// <summary>Appends a record and blocks until it is on disk.</summary>
+    void Append(ChangeRecord record);
+}
+
+/// <summary>The change log used when durability is off: records are dropped.</summary>
+public sealed class NoChangeLog : IChangeLog
+{
+    /// <summary>The single instance.</summary>
+    public static readonly NoChangeLog Instance = new();
+
+    private NoChangeLog()
+    {
+    }
+
+    /// <inheritdoc />
+    public void Append(ChangeRecord record)
+    {
+    }
+}
