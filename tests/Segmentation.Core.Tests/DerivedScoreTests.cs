@@ -11,9 +11,7 @@ public class DerivedScoreTests
 {
     private static string? Read(TestWorld w, string field, string user = "u1")
     {
-        var fields = new FieldRegistry(w.Catalogs.Current.Traits) { Scoring = w.Catalogs.Current.Scoring };
-        var accessor = fields.Resolve(field, null, null, out var error, out _) ?? throw new InvalidOperationException(error);
-        return accessor.Describe(new EvalContext(w.Store.Get(user), RequestContext.Empty, w.Clock.Now.UtcTicks, w.Rfm.Current));
+        return w.Catalogs.Current.Field(field).Describe(new EvalContext(w.Store.Get(user), RequestContext.Empty, w.Clock.Now.UtcTicks, w.Rfm.Current));
     }
 
     [Fact]

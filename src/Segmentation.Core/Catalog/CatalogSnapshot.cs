@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Catalog;
@@ -19,9 +21,11 @@ public sealed class CatalogSnapshot
         IReadOnlyDictionary<string, TraitDefinition> traits,
         IReadOnlyList<Persona> personas,
         IReadOnlyList<ContextField> contextFieldsRead,
-        ScoringSettings scoring)
+        ScoringSettings scoring,
+        FieldRegistry fields)
     {
         Scoring = scoring;
+        _fields = fields;
         Name = name;
         Origin = origin;
         Segments = segments;
@@ -55,6 +59,16 @@ public sealed class CatalogSnapshot
 
     /// <summary>Declared traits (the catalog's schema).</summary>
     public IReadOnlyDictionary<string, TraitDefinition> Traits { get; }
+
+    private readonly FieldRegistry _fields;
+    private readonly ConcurrentDictionary<string, FieldAccessor> _accessors = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The compiled accessor of a field (no window or last parameters), resolved with this catalog's
+    /// schema and scoring settings once and then reused; throws for an unknown field.
+    /// </summary>
+    public FieldAccessor Field(string name) =>
+        _accessors.GetOrAdd(name, static (n, fields) => fields.Resolve(n, null, null, out var error, out _) ?? throw new ArgumentException(error, nameof(name)), _fields);
 
     /// <summary>Settings of derived data: cart abandonment, affinity decay, lead scoring.</summary>
     public ScoringSettings Scoring { get; }

@@ -1,7 +1,6 @@
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Events;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 using DomainContext = Segmentation.Core.Events.EventContext;
 using DomainLine = Segmentation.Core.Events.OrderLine;
@@ -134,10 +133,9 @@ internal static class ProfileMapper
     // Derived data as of the read, through the same field accessors rules use (declared values win, F2).
     private static DerivedData Derived(Core.Profiles.Profile p, RfmModel rfm, CatalogSnapshot catalog, long nowTicks)
     {
-        var context = new EvalContext(p, Core.Decisions.RequestContext.Empty, nowTicks, rfm);
-        var fields = new FieldRegistry(catalog.Traits) { Scoring = catalog.Scoring };
-        string Text(string name) => Field(fields, name).Text!(context) ?? "";
-        int Number(string name) => Field(fields, name).Number!(context) is var d && double.IsNaN(d) ? -1 : (int)d;
+        var context = new Core.Rules.EvalContext(p, Core.Decisions.RequestContext.Empty, nowTicks, rfm);
+        string Text(string name) => catalog.Field(name).Text!(context) ?? "";
+        int Number(string name) => catalog.Field(name).Number!(context) is var d && double.IsNaN(d) ? -1 : (int)d;
         return new DerivedData
         {
             LifecycleStage = Text("traits.lifecycle_stage"),
@@ -148,16 +146,13 @@ internal static class ProfileMapper
             RfmSegment = Text("rfm.segment"),
             TopCategory = Text("affinity.top_category"),
             TopProduct = Text("affinity.top_product"),
-            CartAbandoned = Field(fields, "cart.abandoned").Flag!(context) == 1,
+            CartAbandoned = catalog.Field("cart.abandoned").Flag!(context) == 1,
             OpensOfLast3Sends = Math.Max(0, Number("email.opens_of_last_sends")),
             ClicksOfLast3Sends = Math.Max(0, Number("email.clicks_of_last_sends")),
             DaysSinceLastOpen = Number("email.days_since_last_open"),
             DaysSinceLastPurchase = Number("orders.days_since_last"),
         };
     }
-
-    private static FieldAccessor Field(FieldRegistry fields, string name) =>
-        fields.Resolve(name, null, null, out var error, out _) ?? throw new InvalidOperationException(error);
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 }

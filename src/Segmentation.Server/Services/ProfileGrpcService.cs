@@ -60,11 +60,15 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
                 await results.Writer.WriteAsync(new StreamEventsResponse { Result = ProfileMapper.ToProto(result) }, context.CancellationToken);
             }
         }
-        finally
+        catch
         {
+            // Reading failed (client gone, deadline): stop the writer and observe its outcome before rethrowing.
             results.Writer.TryComplete();
+            await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
+            throw;
         }
 
+        results.Writer.TryComplete();
         await writer;
     }
 
