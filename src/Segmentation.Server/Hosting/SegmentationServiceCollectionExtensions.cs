@@ -53,6 +53,7 @@ public static class SegmentationServiceCollectionExtensions
                 ? NoChangeLog.Instance
                 : new FileChangeLog(Path.Combine(Path.GetFullPath(directory), ChangeLogRestorer.FileName), sp.GetRequiredService<ILogger<FileChangeLog>>());
         });
+        services.TryAddSingleton<IStoreCompaction>(NoStoreCompaction.Instance);
         services.TryAddSingleton(sp => new ProfileIngestion(
             sp.GetRequiredService<IProfileStore>(),
             sp.GetRequiredService<CatalogProvider>(),
