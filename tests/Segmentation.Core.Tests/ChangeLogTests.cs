@@ -9,7 +9,7 @@ public sealed class ChangeLogTests : IDisposable
     private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
     private readonly string _dir = Directory.CreateTempSubdirectory("seg-log-").FullName;
 
-    private string LogPath => Path.Combine(_dir, "changes.log");
+    private string LogPath => FileChangeLog.SegmentPath(_dir, 1);
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
@@ -77,7 +77,7 @@ public sealed class ChangeLogTests : IDisposable
 
     private TestWorld Reopen(out ChangeLogRecovery recovery, out FileChangeLog log)
     {
-        log = new FileChangeLog(LogPath);
+        log = new FileChangeLog(_dir);
         var world = new TestWorld(now: Now, changeLog: log);
         recovery = log.Recover(world.Ingestion.Replay);
         return world;
@@ -90,7 +90,7 @@ public sealed class ChangeLogTests : IDisposable
         Assert.Equal(0, empty.Records);
         Write(first);
         log.Dispose();
-        Assert.Equal(400 + 5 + 2 + 1 + 3, FileChangeLog.ReadAll(LogPath, out var dropped).Count); // the duplicate is not logged
+        Assert.Equal(400 + 5 + 2 + 1 + 3, FileChangeLog.ReadAll(_dir, out var dropped).Count); // the duplicate is not logged
         Assert.Equal(0, dropped);
 
         using var second = Reopen(out var recovery, out var log2);
@@ -128,7 +128,7 @@ public sealed class ChangeLogTests : IDisposable
             reopened.Ingestion.Track(Event("new", "u1", EventTypes.PageView, Now));
         }
 
-        Assert.Equal(412, FileChangeLog.ReadAll(LogPath, out var dropped).Count);
+        Assert.Equal(412, FileChangeLog.ReadAll(_dir, out var dropped).Count);
         Assert.Equal(0, dropped);
     }
 
@@ -171,18 +171,18 @@ public sealed class ChangeLogTests : IDisposable
         bytes[bytes.Length / 2] ^= 0x20; // flip one bit in a record in the middle
         File.WriteAllBytes(LogPath, bytes);
 
-        using var log2 = new FileChangeLog(LogPath);
+        using var log2 = new FileChangeLog(_dir);
         using var world2 = new TestWorld(now: Now, changeLog: log2);
         var ex = Assert.Throws<ChangeLogCorruptException>(() => log2.Recover(world2.Ingestion.Replay));
         Assert.Contains("corrupt at byte", ex.Message);
         Assert.Equal(bytes, File.ReadAllBytes(LogPath));
-        Assert.Throws<ChangeLogCorruptException>(() => FileChangeLog.ReadAll(LogPath, out _));
+        Assert.Throws<ChangeLogCorruptException>(() => FileChangeLog.ReadAll(_dir, out _));
     }
 
     [Fact]
     public void Concurrent_writers_share_fsyncs_and_every_acknowledged_record_is_in_the_log()
     {
-        using (var log = new FileChangeLog(LogPath))
+        using (var log = new FileChangeLog(_dir))
         {
             log.Recover(_ => { });
             log.BeforeFlush = () => Thread.Sleep(2); // a slow disk, so that writers queue up behind each fsync
@@ -196,7 +196,7 @@ public sealed class ChangeLogTests : IDisposable
             Assert.True(log.Commits < 1600, $"{log.Commits} fsyncs for 1600 records: no group commit");
         }
 
-        var records = FileChangeLog.ReadAll(LogPath, out _).Cast<MergeChange>().ToList();
+        var records = FileChangeLog.ReadAll(_dir, out _).Cast<MergeChange>().ToList();
         Assert.Equal(1600, records.Select(r => r.AnonymousId).Distinct().Count());
         for (var w = 0; w < 8; w++)
         {
@@ -207,7 +207,7 @@ public sealed class ChangeLogTests : IDisposable
     [Fact]
     public void Append_before_recover_is_refused()
     {
-        using var log = new FileChangeLog(LogPath);
+        using var log = new FileChangeLog(_dir);
         Assert.Throws<InvalidOperationException>(() => log.Append(new MergeChange("a", "b")));
     }
 }

@@ -18,6 +18,7 @@ public sealed class CrashRecoveryProcessTests(ITestOutputHelper output) : IDispo
     private const int Users = 200;
     private static readonly DateTimeOffset Start = DateTimeOffset.UtcNow.AddHours(-1);
     private readonly string _dir = Directory.CreateTempSubdirectory("seg-crash-").FullName;
+    private static readonly string Key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
     private readonly string _run = Guid.NewGuid().ToString("N")[..8];
 
     // Every event sent (acknowledged or in flight when the server died), by id; and the acknowledged ids.
@@ -45,6 +46,8 @@ public sealed class CrashRecoveryProcessTests(ITestOutputHelper output) : IDispo
         }
 
         await WithServer(async (profiles, _) => await Verify(profiles));
+        Assert.NotEmpty(Directory.EnumerateFiles(_dir, "snapshot-*.snap")); // compaction ran during the rounds
+        output.WriteLine(string.Join(", ", Directory.EnumerateFiles(_dir).Select(f => $"{Path.GetFileName(f)} {new FileInfo(f).Length} B")));
         Assert.True(_acked.Count >= 300, $"only {_acked.Count} events were acknowledged");
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
     }
@@ -52,7 +55,14 @@ public sealed class CrashRecoveryProcessTests(ITestOutputHelper output) : IDispo
     private async Task WithServer(Func<ProfileService.ProfileServiceClient, Process, Task> body)
     {
         var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, $"--Segmentation:DataDirectory={_dir}", "--Segmentation:DemoData=false");
+        // A small snapshot threshold, so that snapshots and log compaction run (and get killed) during the rounds.
+        using var server = RealServerProcessTests.StartServer(
+            port,
+            $"--Segmentation:DataDirectory={_dir}",
+            $"--Segmentation:EncryptionKey={Key}",
+            "--Segmentation:SnapshotLogBytes=4096",
+            "--Segmentation:SnapshotCheckSeconds=1",
+            "--Segmentation:DemoData=false");
         try
         {
             var t = Stopwatch.StartNew();

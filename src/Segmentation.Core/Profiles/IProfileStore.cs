@@ -37,6 +37,22 @@ public interface IProfileStore
     /// <summary>The ids linked to <paramref name="key"/> by identity stitching.</summary>
     IReadOnlyList<string> LinkedIds(string key);
 
+    /// <summary>
+    /// Reads a profile together with the ids linked to it while holding the profile's write lock, so the
+    /// pair is consistent with every write (used to snapshot the store while writes continue).
+    /// </summary>
+    (Profile? Profile, IReadOnlyList<string> LinkedIds) Capture(string key);
+
+    /// <summary>Loads a profile read from a snapshot (start-up, before any write); keeps versions increasing past it.</summary>
+    void Restore(Profile profile);
+
+    /// <summary>
+    /// Restores identity links read from a snapshot: each alias resolves to <paramref name="key"/>; a
+    /// profile stored under an alias is dropped (its data was merged into the target). Call after every
+    /// profile is restored.
+    /// </summary>
+    void RestoreLinks(string key, IReadOnlyList<string> aliases);
+
     /// <summary>Number of profiles.</summary>
     int Count { get; }
 

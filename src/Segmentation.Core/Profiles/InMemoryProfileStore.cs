@@ -22,10 +22,67 @@ public sealed class InMemoryProfileStore : IProfileStore
     public string Resolve(string key) => _links.TryGetValue(key, out var target) ? target : key;
 
     /// <inheritdoc />
-    public IReadOnlyList<string> LinkedIds(string key)
+    public IReadOnlyList<string> LinkedIds(string key) =>
+        _entries.TryGetValue(Resolve(key), out var e) ? e.Aliases : [];
+
+    /// <inheritdoc />
+    public (Profile? Profile, IReadOnlyList<string> LinkedIds) Capture(string key)
     {
-        var target = Resolve(key);
-        return _links.Where(l => l.Value == target).Select(l => l.Key).Order(StringComparer.Ordinal).ToList();
+        while (true)
+        {
+            if (!_entries.TryGetValue(Resolve(key), out var entry))
+            {
+                return (null, []);
+            }
+
+            lock (entry.Gate)
+            {
+                if (!entry.Retired)
+                {
+                    return (entry.Current, entry.Aliases);
+                }
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void Restore(Profile profile)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        var entry = _entries.GetOrAdd(profile.UserId, static _ => new Entry());
+        lock (entry.Gate)
+        {
+            entry.Current = profile;
+        }
+
+        long seen;
+        while ((seen = Interlocked.Read(ref _version)) < profile.Version && Interlocked.CompareExchange(ref _version, profile.Version, seen) != seen)
+        {
+        }
+    }
+
+    /// <inheritdoc />
+    public void RestoreLinks(string key, IReadOnlyList<string> aliases)
+    {
+        ArgumentNullException.ThrowIfNull(aliases);
+        if (aliases.Count == 0)
+        {
+            return;
+        }
+
+        var entry = _entries.GetOrAdd(key, static _ => new Entry());
+        lock (entry.Gate)
+        {
+            foreach (var alias in aliases)
+            {
+                _links[alias] = key;
+
+                // A profile captured under the alias before it was merged is stale: its data is in the target.
+                _entries.TryRemove(alias, out _);
+            }
+
+            entry.Aliases = [.. entry.Aliases.Union(aliases, StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        }
     }
 
     /// <inheritdoc />
@@ -87,13 +144,13 @@ public sealed class InMemoryProfileStore : IProfileStore
                 _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
 
                 // Anything that pointed at the source now points at the target.
-                foreach (var (alias, linked) in _links)
+                foreach (var alias in from.Aliases)
                 {
-                    if (linked == source)
-                    {
-                        _links[alias] = target;
-                    }
+                    _links[alias] = target;
                 }
+
+                into.Aliases = [.. into.Aliases.Append(source).Concat(from.Aliases).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+                from.Aliases = [];
 
                 return new ProfileUpdate(before, after);
             }
@@ -124,5 +181,8 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
 
         public bool Retired { get; set; }
+
+        /// <summary>Ids linked to this profile, sorted; replaced (never mutated) under <see cref="Gate"/>.</summary>
+        public string[] Aliases { get; set; } = [];
     }
 }

@@ -321,28 +321,51 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         foreach (var user in memberships.StaleUsers(catalogs.Current.Version, rfm.Current.Version, now.UtcTicks).ToList())
         {
             cancellation.ThrowIfCancellationRequested();
-            store.Update(user, (p, _) =>
-            {
-                if (p.TotalEvents + p.Attributes.Count > 0)
-                {
-                    var catalog = catalogs.Current;
-                    var model = rfm.Current;
-                    var cause = memberships.CatalogVersionOf(user) != catalog.Version ? $"catalog:v{catalog.Version}" : "time";
-                    var evaluation = Decider.Evaluate(catalog, p, RequestContext.Empty, now, model);
-                    memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version);
-                }
-                else
-                {
-                    memberships.Forget(user);
-                }
-
-                return p;
-            });
+            EvaluateMembership(user, now, cause: null);
             count++;
         }
 
         return count;
     }
+
+    /// <summary>
+    /// Evaluates the memberships of every profile the membership index does not know yet (profiles
+    /// restored from a snapshot), in parallel, each under its user's lock. Returns how many.
+    /// </summary>
+    public int EvaluateNewMemberships()
+    {
+        var now = time.GetUtcNow();
+        var count = 0;
+        Parallel.ForEach(store.Snapshot(), profile =>
+        {
+            if (memberships.CatalogVersionOf(profile.UserId) == 0)
+            {
+                EvaluateMembership(profile.UserId, now, "restore");
+                Interlocked.Increment(ref count);
+            }
+        });
+        return count;
+    }
+
+    // Re-evaluates one user's memberships under the user's lock without changing the profile.
+    private void EvaluateMembership(string user, DateTimeOffset now, string? cause) =>
+        store.Update(user, (p, _) =>
+        {
+            if (p.TotalEvents + p.Attributes.Count > 0)
+            {
+                var catalog = catalogs.Current;
+                var model = rfm.Current;
+                var why = cause ?? (memberships.CatalogVersionOf(user) != catalog.Version ? $"catalog:v{catalog.Version}" : "time");
+                var evaluation = Decider.Evaluate(catalog, p, RequestContext.Empty, now, model);
+                memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, why, model.Version);
+            }
+            else
+            {
+                memberships.Forget(user);
+            }
+
+            return p;
+        });
 
     // Stores a derived value in the derived layer (F1) when it changed; a declared or observed value of the same name is kept (F2).
     private static void SetDerived(ref Profile profile, string name, object? value, DateTimeOffset now)

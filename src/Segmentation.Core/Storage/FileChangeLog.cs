@@ -14,7 +14,8 @@ namespace Segmentation.Core.Storage;
 public sealed record ChangeLogRecovery(long Records, long Bytes, long DroppedBytes, TimeSpan Elapsed);
 
 /// <summary>
-/// An append-only change log on local disk with group commit. Each record is framed as
+/// An append-only change log on local disk with group commit, kept as numbered segment files
+/// (<c>changes-00000001.log</c>, ...) in one directory. Each record is framed as
 /// <c>[u32 payload length][u32 CRC-32 of the payload][payload: UTF-8 JSON]</c> (little-endian).
 /// Writers enqueue their record and wait; one writer thread appends everything pending, flushes it to
 /// the device (<see cref="FileStream.Flush(bool)"/> with <c>flushToDisk: true</c>, i.e. fsync) and then
@@ -22,9 +23,13 @@ public sealed record ChangeLogRecovery(long Records, long Bytes, long DroppedByt
 /// and concurrent writers share one fsync.
 /// </summary>
 /// <remarks>
-/// Call <see cref="Recover"/> once before the first <see cref="Append"/>: it replays the good records,
-/// truncates a torn tail (a crash mid-write) and opens the file for appending. A bad record followed
-/// by a good one is corruption, not a torn write, and fails with <see cref="ChangeLogCorruptException"/>.
+/// Call <see cref="Recover"/> once before the first <see cref="Append"/>: it replays the good records of
+/// every segment from the one a snapshot left off at, truncates a torn tail of the last segment (a crash
+/// mid-write) and opens it for appending. A bad record followed by a good one, or a bad record in a
+/// segment that is not the last, is corruption, not a torn write, and fails with
+/// <see cref="ChangeLogCorruptException"/>. <see cref="Rotate"/> starts a new segment (the snapshot
+/// boundary) and <see cref="DeleteSegmentsBefore"/> removes segments a snapshot covers.
+/// PII attributes are sealed with the <see cref="PiiProtector"/> before they reach the disk.
 /// </remarks>
 public sealed class FileChangeLog : IChangeLog, IDisposable
 {
@@ -33,8 +38,14 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
 
     private const int HeaderSize = 8;
 
-    private readonly string _path;
+    private const string SegmentPrefix = "changes-";
+    private const string SegmentSuffix = ".log";
+
+    private readonly string _directory;
     private readonly ILogger _logger;
+    private readonly PiiProtector? _pii;
+    private string _path;
+    private long _segment;
     private readonly object _gate = new();
     private List<byte[]> _pending = [];
     private long _enqueued;
@@ -48,54 +59,117 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     /// <summary>Test hook: runs on the writer thread before each fsync (to simulate a slow disk).</summary>
     internal Action? BeforeFlush { get; set; }
 
-    /// <summary>Creates the log for <paramref name="path"/>; nothing is opened until <see cref="Recover"/>.</summary>
-    public FileChangeLog(string path, ILogger? logger = null)
+    /// <summary>Creates the log kept in <paramref name="directory"/>; nothing is opened until <see cref="Recover"/>.</summary>
+    /// <param name="directory">Directory of the segment files (created when missing).</param>
+    /// <param name="logger">Where truncations and failures are reported.</param>
+    /// <param name="pii">Seals PII attribute values in the records; null writes them as they are.</param>
+    public FileChangeLog(string directory, ILogger? logger = null, PiiProtector? pii = null)
     {
-        _path = Path.GetFullPath(path);
+        _directory = Path.GetFullPath(directory);
         _logger = logger ?? NullLogger.Instance;
+        _pii = pii;
+        _path = SegmentPath(_directory, 1);
     }
 
-    /// <summary>Full path of the log file.</summary>
+    /// <summary>Directory of the segment files.</summary>
+    public string Directory => _directory;
+
+    /// <summary>Full path of the segment being appended to.</summary>
     public string FilePath => _path;
+
+    /// <summary>Number of the segment being appended to.</summary>
+    public long Segment => Interlocked.Read(ref _segment);
+
+    /// <summary>The path of segment <paramref name="number"/> in <paramref name="directory"/>.</summary>
+    public static string SegmentPath(string directory, long number) =>
+        Path.Combine(directory, FormattableString.Invariant($"{SegmentPrefix}{number:D8}{SegmentSuffix}"));
+
+    /// <summary>The segment numbers present in <paramref name="directory"/>, ascending.</summary>
+    public static IReadOnlyList<long> Segments(string directory)
+    {
+        if (!System.IO.Directory.Exists(directory))
+        {
+            return [];
+        }
+
+        var list = new List<long>();
+        foreach (var file in System.IO.Directory.EnumerateFiles(directory, SegmentPrefix + "*" + SegmentSuffix))
+        {
+            var name = Path.GetFileName(file);
+            var digits = name[SegmentPrefix.Length..^SegmentSuffix.Length];
+            if (long.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n))
+            {
+                list.Add(n);
+            }
+        }
+
+        list.Sort();
+        return list;
+    }
 
     /// <summary>Number of fsyncs so far (each one commits a batch of records).</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>
-    /// Reads the log from the start, verifying each record's checksum, and passes each good record to
-    /// <paramref name="apply"/> in order; truncates a torn or corrupt tail with a warning saying how
-    /// many bytes were dropped; then opens the log for appending.
+    /// Reads every segment numbered <paramref name="fromSegment"/> or later, verifying each record's
+    /// checksum, and passes each good record to <paramref name="apply"/> in order; truncates a torn or
+    /// corrupt tail of the last segment with a warning saying how many bytes were dropped; then opens the
+    /// last segment for appending (or starts segment <paramref name="fromSegment"/> when there is none).
     /// </summary>
-    /// <exception cref="ChangeLogCorruptException">A bad record is followed by good data (corruption before the tail).</exception>
-    public ChangeLogRecovery Recover(Action<ChangeRecord> apply)
+    /// <param name="apply">Receives each good record in log order.</param>
+    /// <param name="fromSegment">First segment not covered by the snapshot the store was loaded from (1 without one).</param>
+    /// <exception cref="ChangeLogCorruptException">A bad record is followed by good data, or sits in a segment that is not the last.</exception>
+    public ChangeLogRecovery Recover(Action<ChangeRecord> apply, long fromSegment = 1)
     {
         ArgumentNullException.ThrowIfNull(apply);
+        ArgumentOutOfRangeException.ThrowIfLessThan(fromSegment, 1);
         if (_file is not null)
         {
             throw new InvalidOperationException("the change log is already open");
         }
 
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
+        System.IO.Directory.CreateDirectory(_directory);
+        var segments = Segments(_directory).Where(n => n >= fromSegment).ToList();
+        long records = 0, bytes = 0;
+        for (var i = 0; i < segments.Count - 1; i++)
+        {
+            var path = SegmentPath(_directory, segments[i]);
+            using var sealedSegment = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            var (count, good) = Scan(sealedSegment, apply, _pii);
+            if (good != sealedSegment.Length)
+            {
+                throw new ChangeLogCorruptException($"change log segment {path} is corrupt at byte {good} (record {count + 1}) and later segments follow; refusing to drop data. Restore the file from a backup or inspect it.");
+            }
+
+            records += count;
+            bytes += good;
+        }
+
+        var last = segments.Count > 0 ? segments[^1] : fromSegment;
+        _path = SegmentPath(_directory, last);
         var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16, FileOptions.None);
         try
         {
-            var (records, good) = Scan(file, apply);
+            var (count, good) = Scan(file, apply, _pii);
             var dropped = file.Length - good;
             if (dropped > 0)
             {
                 _logger.LogWarning(
                     "Change log {Path}: torn or corrupt tail at byte {Offset}: truncated {Dropped} bytes after the last good record ({Records} records kept)",
-                    _path, good, dropped, records);
+                    _path, good, dropped, count);
                 file.SetLength(good);
                 file.Flush(flushToDisk: true);
             }
 
+            records += count;
+            bytes += good;
             file.Seek(good, SeekOrigin.Begin);
             _file = file;
+            Interlocked.Exchange(ref _segment, last);
             _writer = new Thread(WriteLoop) { IsBackground = true, Name = "change-log writer" };
             _writer.Start();
-            return new ChangeLogRecovery(records, good, dropped, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            return new ChangeLogRecovery(records, bytes, dropped, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch
         {
@@ -104,21 +178,77 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         }
     }
 
-    /// <summary>Reads every record of a log file without changing it (tools and tests).</summary>
-    /// <exception cref="ChangeLogCorruptException">A bad record is followed by good data.</exception>
-    public static IReadOnlyList<ChangeRecord> ReadAll(string path, out long droppedBytes)
+    /// <summary>
+    /// Starts a new segment: waits until everything appended so far is on disk, closes the current
+    /// segment and appends from now on to the next one, whose number is returned. Every record appended
+    /// before the call is in a segment numbered lower than the result. Appends wait meanwhile.
+    /// </summary>
+    public long Rotate()
     {
-        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        lock (_gate)
+        {
+            if (_file is null)
+            {
+                throw new InvalidOperationException("the change log is not open: call Recover first");
+            }
+
+            while (_durable < _enqueued)
+            {
+                ThrowIfUnusable();
+                Monitor.Wait(_gate);
+            }
+
+            ThrowIfUnusable();
+
+            // The writer thread is idle now: nothing is pending and the last batch is durable.
+            var next = Interlocked.Read(ref _segment) + 1;
+            var path = SegmentPath(_directory, next);
+            var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16, FileOptions.None);
+            file.Flush(flushToDisk: true);
+            _file.Dispose();
+            _file = file;
+            _path = path;
+            Interlocked.Exchange(ref _segment, next);
+            return next;
+        }
+    }
+
+    /// <summary>Deletes the segments numbered below <paramref name="segment"/> (covered by a snapshot). Returns how many.</summary>
+    public int DeleteSegmentsBefore(long segment)
+    {
+        var deleted = 0;
+        foreach (var n in Segments(_directory))
+        {
+            if (n < segment && n != Segment)
+            {
+                File.Delete(SegmentPath(_directory, n));
+                deleted++;
+            }
+        }
+
+        return deleted;
+    }
+
+    /// <summary>Reads every record of the log's segments in <paramref name="directory"/> without changing them (tools and tests).</summary>
+    /// <exception cref="ChangeLogCorruptException">A bad record is followed by good data.</exception>
+    public static IReadOnlyList<ChangeRecord> ReadAll(string directory, out long droppedBytes, PiiProtector? pii = null)
+    {
         var list = new List<ChangeRecord>();
-        var (_, good) = Scan(file, list.Add);
-        droppedBytes = file.Length - good;
+        droppedBytes = 0;
+        foreach (var n in Segments(directory))
+        {
+            using var file = new FileStream(SegmentPath(directory, n), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            var (_, good) = Scan(file, list.Add, pii);
+            droppedBytes += file.Length - good;
+        }
+
         return list;
     }
 
     /// <inheritdoc />
     public void Append(ChangeRecord record)
     {
-        var frame = Frame(record);
+        var frame = Frame(record, _pii);
         lock (_gate)
         {
             if (_file is null)
@@ -151,9 +281,14 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         _file?.Dispose();
     }
 
-    /// <summary>Frames a record: header (length, CRC-32) and JSON payload.</summary>
-    internal static byte[] Frame(ChangeRecord record)
+    /// <summary>Frames a record: header (length, CRC-32) and JSON payload, PII attribute values sealed.</summary>
+    internal static byte[] Frame(ChangeRecord record, PiiProtector? pii = null)
     {
+        if (pii is not null && record is TraitsChange traits && traits.Attributes.Any(a => pii.IsPii(a.Name)))
+        {
+            record = traits with { Attributes = [.. traits.Attributes.Select(a => pii.IsPii(a.Name) ? a.Seal(pii) : a)] };
+        }
+
         var payload = JsonSerializer.SerializeToUtf8Bytes(record, ChangeRecordJson.Default.ChangeRecord);
         if (payload.Length > MaxPayload)
         {
@@ -232,7 +367,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     }
 
     // Returns the number of good records and the offset just after the last one.
-    private static (long Records, long Good) Scan(FileStream file, Action<ChangeRecord> apply)
+    private static (long Records, long Good) Scan(FileStream file, Action<ChangeRecord> apply, PiiProtector? pii)
     {
         file.Seek(0, SeekOrigin.Begin);
         var length = file.Length;
@@ -262,6 +397,16 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             catch (Exception ex) when (ex is JsonException or InvalidDataException or NotSupportedException)
             {
                 throw new ChangeLogCorruptException($"change log {file.Name}: record {records + 1} at byte {offset} has a valid checksum but cannot be read: {ex.Message}", ex);
+            }
+
+            if (record is TraitsChange traits && traits.Attributes.Any(a => a.Sealed is not null))
+            {
+                if (pii is null)
+                {
+                    throw new ChangeLogCorruptException($"change log {file.Name}: record {records + 1} holds encrypted PII and no encryption key is configured (Segmentation:EncryptionKey)");
+                }
+
+                record = traits with { Attributes = [.. traits.Attributes.Select(a => a.Sealed is null ? a : a.Open(pii))] };
             }
 
             apply(record);

@@ -12,10 +12,38 @@ public sealed class SegmentationOptions
     public string CatalogPath { get; set; } = "";
 
     /// <summary>
-    /// Directory of the durable change log (<c>changes.log</c>). Empty (the default) means durability is
-    /// off: profiles live in memory only. Relative paths are resolved against the working directory.
+    /// Directory of the durable store: change log segments (<c>changes-NNNNNNNN.log</c>) and snapshots
+    /// (<c>snapshot-NNNNNNNN.snap</c>). Empty (the default) means durability is off: profiles live in
+    /// memory only. Relative paths are resolved against the working directory.
     /// </summary>
     public string DataDirectory { get; set; } = "";
+
+    /// <summary>
+    /// Base64 of the 32-byte AES-256-GCM key that encrypts PII attribute values (<c>pii: true</c> in the
+    /// catalog schema) in the change log and snapshots. Required when <see cref="DataDirectory"/> is set.
+    /// Generate one with <c>openssl rand -base64 32</c>; keep it out of source control (environment
+    /// variable <c>Segmentation__EncryptionKey</c> or a secret store).
+    /// </summary>
+    public string EncryptionKey { get; set; } = "";
+
+    /// <summary>A snapshot is written (and the log compacted) when this much log has accumulated since the last one.</summary>
+    [Range(1024, long.MaxValue)]
+    public long SnapshotLogBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>A snapshot is also written when this many minutes passed since the last one and anything was logged.</summary>
+    [Range(1, 10_080)]
+    public int SnapshotIntervalMinutes { get; set; } = 60;
+
+    /// <summary>Seconds between checks of the snapshot conditions.</summary>
+    [Range(1, 3_600)]
+    public int SnapshotCheckSeconds { get; set; } = 10;
+
+    /// <summary>True when <see cref="EncryptionKey"/> is base64 of 32 bytes.</summary>
+    internal bool HasValidEncryptionKey()
+    {
+        var buffer = new byte[64];
+        return Convert.TryFromBase64String(EncryptionKey.Trim(), buffer, out var written) && written == 32;
+    }
 
     /// <summary>Import the demo data (UCI Online Retail sample) at start-up.</summary>
     public bool DemoData { get; set; } = true;

@@ -23,6 +23,9 @@ public static class SegmentationServiceCollectionExtensions
         services.AddOptions<SegmentationOptions>()
             .BindConfiguration(SegmentationOptions.Section)
             .ValidateDataAnnotations()
+            .Validate(
+                o => string.IsNullOrWhiteSpace(o.DataDirectory) || o.HasValidEncryptionKey(),
+                "Segmentation:EncryptionKey must be base64 of 32 bytes when Segmentation:DataDirectory is set (PII is encrypted at rest); generate one with: openssl rand -base64 32")
             .ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
@@ -46,14 +49,21 @@ public static class SegmentationServiceCollectionExtensions
         services.TryAddSingleton<Decider>();
         services.TryAddSingleton<DecisionEngine>();
         services.TryAddSingleton<MembershipIndex>();
-        services.TryAddSingleton<IChangeLog>(sp =>
+        services.TryAddSingleton(sp =>
         {
-            var directory = sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.DataDirectory;
-            return string.IsNullOrWhiteSpace(directory)
-                ? NoChangeLog.Instance
-                : new FileChangeLog(Path.Combine(Path.GetFullPath(directory), ChangeLogRestorer.FileName), sp.GetRequiredService<ILogger<FileChangeLog>>());
+            var options = sp.GetRequiredService<IOptions<SegmentationOptions>>().Value;
+            if (string.IsNullOrWhiteSpace(options.DataDirectory))
+            {
+                return DurableStorage.Off;
+            }
+
+            var catalogs = sp.GetRequiredService<CatalogProvider>();
+            var pii = PiiProtector.FromBase64(options.EncryptionKey, name => catalogs.Current.Traits.TryGetValue(name, out var trait) && trait.Pii);
+            var log = new FileChangeLog(Path.GetFullPath(options.DataDirectory), sp.GetRequiredService<ILogger<FileChangeLog>>(), pii);
+            return new DurableStorage(log, new StoreCompactor(sp.GetRequiredService<IProfileStore>(), log, pii, sp.GetRequiredService<ILogger<StoreCompactor>>()));
         });
-        services.TryAddSingleton<IStoreCompaction>(NoStoreCompaction.Instance);
+        services.TryAddSingleton(sp => sp.GetRequiredService<DurableStorage>().ChangeLog);
+        services.TryAddSingleton(sp => sp.GetRequiredService<DurableStorage>().Compaction);
         services.TryAddSingleton(sp => new ProfileIngestion(
             sp.GetRequiredService<IProfileStore>(),
             sp.GetRequiredService<CatalogProvider>(),
@@ -65,6 +75,7 @@ public static class SegmentationServiceCollectionExtensions
         // Order matters: the change log is restored first, then the demo import (which skips events
         // already restored), then the periodic RFM recomputation starts.
         services.AddHostedService<ChangeLogRestorer>();
+        services.AddHostedService<SnapshotScheduler>();
         services.AddHostedService<DemoDataImporter>();
         services.AddHostedService<RfmRecomputeService>();
         services.AddHostedService<MembershipMaintainer>();

@@ -1,0 +1,259 @@
+using System.Security.Cryptography;
+using System.Text;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Storage;
+
+namespace Segmentation.Core.Tests;
+
+public sealed class SnapshotTests : IDisposable
+{
+    private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+    private static readonly byte[] Key = RandomNumberGenerator.GetBytes(32);
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-snap-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static BehaviourEvent Event(string id, string user, string type, DateTimeOffset at, double value = 0, string anonymous = "") => new()
+    {
+        EventId = id,
+        Type = type,
+        UserId = user,
+        AnonymousId = anonymous,
+        Timestamp = at,
+        Context = new EventContext("web", "mobile", "s-" + user + "-" + (at.Ticks % 3), "product", Country: "GB"),
+        Value = value,
+        OrderId = type is EventTypes.Purchase or EventTypes.Refund ? "o-" + id : null,
+        Category = type == EventTypes.ProductView ? "cat-" + (id.Length % 4) : null,
+        ProductId = type is EventTypes.ProductView or EventTypes.AddToCart ? "sku-" + id : null,
+        Lines = type is EventTypes.AddToCart ? [new OrderLine("sku", null, "toys", 2, 5)] : [],
+    };
+
+    private sealed class Durable : IDisposable
+    {
+        public Durable(string dir, byte[] key)
+        {
+            // The log and compactor seal PII by the catalog's schema, as the server wires them.
+            Pii = new PiiProtector(key, name => World!.Catalogs.Current.Traits.TryGetValue(name, out var t) && t.Pii);
+            Log = new FileChangeLog(dir, pii: Pii);
+            World = new TestWorld(now: Now, changeLog: Log);
+            Compactor = new StoreCompactor(World.Store, Log, Pii);
+        }
+
+        public TestWorld World { get; }
+
+        public FileChangeLog Log { get; }
+
+        public PiiProtector Pii { get; }
+
+        public StoreCompactor Compactor { get; }
+
+        // Snapshot first, then the log segments after it: the server's start-up order.
+        public (SnapshotInfo? Snapshot, ChangeLogRecovery Log) Restore()
+        {
+            var snapshot = Compactor.Restore();
+            return (snapshot, Log.Recover(World.Ingestion.Replay, snapshot?.Segment ?? 1));
+        }
+
+        public void Dispose()
+        {
+            Log.Dispose();
+            Compactor.Dispose();
+            World.Dispose();
+        }
+    }
+
+    private static void Write(TestWorld world, int from, int count, int users)
+    {
+        var types = new[] { EventTypes.PageView, EventTypes.ProductView, EventTypes.AddToCart, EventTypes.Purchase, EventTypes.Search };
+        for (var i = from; i < from + count; i++)
+        {
+            var type = types[i % types.Length];
+            world.Ingestion.Track(Event($"e{i}", $"u{i % users}", type, Now.AddHours(-(i * 7 % 500)), value: type == EventTypes.Purchase ? 10 + i : 0));
+        }
+    }
+
+    private static void AssertSame(TestWorld expected, TestWorld actual)
+    {
+        var users = expected.Store.Snapshot().Select(p => p.UserId).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(users, actual.Store.Snapshot().Select(p => p.UserId).Order(StringComparer.Ordinal));
+        foreach (var user in users)
+        {
+            var a = expected.Store.Get(user)!;
+            var b = actual.Store.Get(user)!;
+            Assert.Equal(a.Events.Length, b.Events.Length);
+            for (var i = 0; i < a.Events.Length; i++)
+            {
+                Assert.Equal(a.Events[i], b.Events[i]);
+            }
+
+            Assert.Equal(a.EventIds.Order(StringComparer.Ordinal), b.EventIds.Order(StringComparer.Ordinal));
+            Assert.Equal(
+                (a.TotalEvents, a.Orders, a.Revenue, a.CartItems, a.FirstSeenTicks, a.LastSeenTicks, a.FirstPurchaseTicks, a.LastPurchaseTicks, a.SessionIds.Count),
+                (b.TotalEvents, b.Orders, b.Revenue, b.CartItems, b.FirstSeenTicks, b.LastSeenTicks, b.FirstPurchaseTicks, b.LastPurchaseTicks, b.SessionIds.Count));
+            Assert.Equal(
+                a.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal),
+                b.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal));
+            Assert.Equal(a.CurrentSegment, b.CurrentSegment);
+            Assert.Equal(a.SegmentHistory, b.SegmentHistory);
+            Assert.Equal(expected.Store.LinkedIds(user), actual.Store.LinkedIds(user));
+        }
+    }
+
+    private bool DataDirectoryContains(string text)
+    {
+        var needle = Encoding.UTF8.GetBytes(text);
+        return Directory.EnumerateFiles(_dir).Any(f => File.ReadAllBytes(f).AsSpan().IndexOf(needle) >= 0);
+    }
+
+    [Fact]
+    public async Task A_snapshot_plus_the_log_written_after_it_restores_identical_profiles_and_replaces_the_old_segments()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        Write(first.World, 0, 300, users: 20);
+        first.World.Ingestion.Track(Event("anon-1", "", EventTypes.PageView, Now, anonymous: "visitor-1"));
+        first.World.Ingestion.Identify("visitor-1", "u1");
+        first.World.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["preferred_category"] = "toys", ["vip"] = true }, "crm", AttributeLayer.ZeroParty, Now.AddDays(-1));
+        await first.Compactor.CompactAsync();
+        Assert.Equal(2, first.Log.Segment);
+        Assert.False(File.Exists(FileChangeLog.SegmentPath(_dir, 1)));
+        Assert.True(File.Exists(ProfileSnapshotFile.PathFor(_dir, 2)));
+
+        // The tail: more events for existing users, a new merge and traits after the snapshot.
+        Write(first.World, 300, 100, users: 25);
+        first.World.Ingestion.Track(Event("anon-2", "", EventTypes.PageView, Now, anonymous: "visitor-2"));
+        first.World.Ingestion.Identify("visitor-2", "u3");
+        first.World.Ingestion.SetTraits("u5", new Dictionary<string, object?> { ["preferred_category"] = "garden" }, "quiz", AttributeLayer.ZeroParty, Now);
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        var (snapshot, tail) = second.Restore();
+        Assert.Equal(20, snapshot!.Profiles);
+        Assert.Equal(100 + 1 + 1 + 1, tail.Records);
+        AssertSame(first.World, second.World);
+        Assert.Equal("u1", second.World.Store.Resolve("visitor-1"));
+        Assert.True(second.World.Ingestion.Track(Event("e10", "u10", EventTypes.PageView, Now)).Duplicate);
+        Assert.True(second.World.Store.Get("u24")!.Version < second.World.Ingestion.Track(Event("fresh", "u24", EventTypes.PageView, Now)).Profile.Version);
+    }
+
+    [Fact]
+    public async Task Compaction_while_writers_and_merges_run_loses_and_doubles_nothing()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        const int Writers = 4, PerWriter = 1500;
+        var compactions = Task.Run(async () =>
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await first.Compactor.CompactAsync();
+                await Task.Delay(5);
+            }
+        });
+        Parallel.For(0, Writers, w =>
+        {
+            for (var i = 0; i < PerWriter; i++)
+            {
+                var id = $"w{w}-{i}";
+                if (i % 100 == 50)
+                {
+                    first.World.Ingestion.Track(Event(id, "", EventTypes.PageView, Now.AddMinutes(-i), anonymous: $"anon-{id}"));
+                    first.World.Ingestion.Identify($"anon-{id}", $"u{w}-{i % 30}");
+                }
+                else
+                {
+                    first.World.Ingestion.Track(Event(id, $"u{w}-{i % 30}", EventTypes.ProductView, Now.AddMinutes(-i)));
+                }
+            }
+        });
+        await compactions;
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        var (snapshot, _) = second.Restore();
+        Assert.NotNull(snapshot);
+        Assert.Single(ProfileSnapshotFile.Find(_dir));
+        AssertSame(first.World, second.World);
+        Assert.Equal(Writers * PerWriter, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
+        Assert.Equal(Writers * 30, second.World.Store.Count); // merged visitors are not profiles of their own
+        Assert.Equal($"u1-{50 % 30}", second.World.Store.Resolve("anon-w1-50"));
+    }
+
+    [Fact]
+    public async Task PII_values_are_encrypted_in_the_log_and_in_snapshots_and_read_back_with_the_key()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Now));
+            first.World.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["email"] = "alice.liddell@example.org", ["first_name"] = "Alicetta", ["preferred_category"] = "toys" }, "checkout", AttributeLayer.ZeroParty, Now);
+            first.Log.Dispose();
+            Assert.False(DataDirectoryContains("alice.liddell@example.org"));
+            Assert.False(DataDirectoryContains("Alicetta"));
+            Assert.True(DataDirectoryContains("toys")); // not PII: stored as it is
+
+            using var second = new Durable(_dir, Key);
+            second.Restore();
+            Assert.Equal("alice.liddell@example.org", second.World.Store.Get("u1")!.Trait("email"));
+            await second.Compactor.CompactAsync();
+            second.Log.Dispose();
+            Assert.False(DataDirectoryContains("alice.liddell@example.org"));
+            Assert.False(DataDirectoryContains("Alicetta"));
+        }
+
+        using (var third = new Durable(_dir, Key))
+        {
+            third.Restore();
+            Assert.Equal("Alicetta", third.World.Store.Get("u1")!.Trait("first_name"));
+        }
+
+        using var wrongKey = new Durable(_dir, RandomNumberGenerator.GetBytes(32));
+        var ex = Assert.Throws<InvalidDataException>(() => wrongKey.Compactor.Restore());
+        Assert.Contains("wrong key", ex.Message);
+    }
+
+    [Fact]
+    public async Task A_damaged_snapshot_stops_restore_instead_of_losing_profiles()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            Write(first.World, 0, 200, users: 10);
+            await first.Compactor.CompactAsync();
+            first.Log.Dispose();
+        }
+
+        var path = ProfileSnapshotFile.Find(_dir).Single().Path;
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+
+        using var second = new Durable(_dir, Key);
+        var ex = Assert.Throws<InvalidDataException>(() => second.Compactor.Restore());
+        Assert.Contains("checksum", ex.Message);
+        Assert.Equal(bytes, File.ReadAllBytes(path)); // nothing was deleted or rewritten
+    }
+
+    [Fact]
+    public async Task Leftovers_of_an_interrupted_compaction_are_ignored_and_removed()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            Write(first.World, 0, 100, users: 10);
+            await first.Compactor.CompactAsync();
+            Write(first.World, 100, 50, users: 10);
+            first.Log.Dispose();
+        }
+
+        // A crash while writing the next snapshot leaves a temporary file behind.
+        File.WriteAllText(ProfileSnapshotFile.PathFor(_dir, 3) + ".tmp", "half a snapshot");
+        using var second = new Durable(_dir, Key);
+        var (snapshot, tail) = second.Restore();
+        Assert.Equal(2, snapshot!.Segment);
+        Assert.Equal(50, tail.Records);
+        Assert.Equal(150, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
+        Assert.Empty(Directory.EnumerateFiles(_dir, "*.tmp"));
+    }
+}
