@@ -42,4 +42,48 @@ public class EventSeriesTests
         Assert.Equal(20 * Day, changesAt);
         Assert.Equal(long.MinValue, s.LastAtOrBefore(10 * Day, out _));
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Bulk_replay_equals_folding_the_events_one_by_one(int seed)
+    {
+        var random = new Random(seed);
+        var types = Segmentation.Core.Events.EventTypes.BuiltIn.ToArray();
+        var events = Enumerable.Range(0, 300)
+            .Select(i => new StoredEvent(
+                $"e{i}",
+                types[random.Next(types.Length)],
+                1_000_000L + (random.Next(50) * 10_000L), // many equal timestamps: ties keep arrival order
+                Math.Round(random.NextDouble() * 100, 2),
+                random.Next(1, 4),
+                $"s{random.Next(5)}",
+                "web",
+                "product",
+                null,
+                null,
+                random.Next(3) == 0 ? null : $"c{random.Next(4)}",
+                null))
+            .OrderBy(e => e.Ticks)
+            .ToList();
+
+        var bulk = ProfileAggregates.Replay(events);
+        var folded = ProfileAggregates.FoldAll(events);
+        Assert.Equal(
+            (folded.TotalEvents, folded.FirstSeenTicks, folded.LastSeenTicks, folded.Orders, folded.Revenue, folded.FirstPurchaseTicks, folded.LastPurchaseTicks, folded.CartItems, folded.CartUpdatedTicks),
+            (bulk.TotalEvents, bulk.FirstSeenTicks, bulk.LastSeenTicks, bulk.Orders, bulk.Revenue, bulk.FirstPurchaseTicks, bulk.LastPurchaseTicks, bulk.CartItems, bulk.CartUpdatedTicks));
+        Assert.Equal(folded.SessionIds.Order(), bulk.SessionIds.Order());
+        Assert.Equal(folded.EmailSends, bulk.EmailSends);
+        Assert.Equal(folded.OpenedCampaigns.Order(), bulk.OpenedCampaigns.Order());
+        Assert.Equal(folded.ClickedCampaigns.Order(), bulk.ClickedCampaigns.Order());
+        Assert.Equal(folded.Series.Keys.Order(), bulk.Series.Keys.Order());
+        foreach (var (type, series) in folded.Series.Append(new("*", folded.AllEvents)))
+        {
+            var other = type == "*" ? bulk.AllEvents : bulk.Series[type];
+            Assert.Equal(series.Ticks.ToArray(), other.Ticks.ToArray());
+            Assert.Equal(series.SumInWindow(2_000_000, 2_000_000, out _), other.SumInWindow(2_000_000, 2_000_000, out _));
+            Assert.Equal(series.SumInWindow(1_200_000, 100_000, out _), other.SumInWindow(1_200_000, 100_000, out _));
+        }
+    }
 }

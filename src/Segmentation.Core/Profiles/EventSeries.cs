@@ -29,6 +29,25 @@ public sealed class EventSeries
     /// <summary>Timestamp (UTC ticks) of the last event, or <see cref="long.MinValue"/> when empty.</summary>
     public long LastTicks => _ticks.Length == 0 ? long.MinValue : _ticks[^1];
 
+    /// <summary>A series of events already in time order; <paramref name="values"/> null means all zero.</summary>
+    internal static EventSeries FromOrdered(IReadOnlyList<long> ticks, IReadOnlyList<double>? values)
+    {
+        if (ticks.Count == 0)
+        {
+            return Empty;
+        }
+
+        var t = new long[ticks.Count];
+        var p = new double[ticks.Count + 1];
+        for (var i = 0; i < t.Length; i++)
+        {
+            t[i] = ticks[i];
+            p[i + 1] = p[i] + (values is null ? 0d : values[i]);
+        }
+
+        return new EventSeries(t, p);
+    }
+
     /// <summary>Returns a new series with the event inserted in time order.</summary>
     public EventSeries Add(long ticks, double value)
     {

@@ -99,9 +99,111 @@ public sealed record ProfileAggregates
         };
     }
 
-    /// <summary>Aggregates of <paramref name="events"/>, which must be in time order.</summary>
-    public static ProfileAggregates Replay(IEnumerable<StoredEvent> events)
+    /// <summary>
+    /// Aggregates of <paramref name="events"/>, which must be in time order: equal to folding them one by
+    /// one (<see cref="FoldAll"/>), but built in one pass with mutable builders, which is what makes
+    /// restoring a million profiles from a snapshot fast.
+    /// </summary>
+    public static ProfileAggregates Replay(IReadOnlyList<StoredEvent> events)
     {
+        ArgumentNullException.ThrowIfNull(events);
+        for (var i = 1; i < events.Count; i++)
+        {
+            if (events[i].Ticks < events[i - 1].Ticks)
+            {
+                return FoldAll(events); // not in time order: the fold inserts each event by its time
+            }
+        }
+
+        if (events.Count == 0)
+        {
+            return Empty;
+        }
+
+        var series = new Dictionary<string, (List<long> Ticks, List<double> Values)>(StringComparer.Ordinal);
+        var all = new long[events.Count];
+        var sessions = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
+        var sends = ImmutableList.CreateBuilder<EmailSend>();
+        var opened = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
+        var clicked = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
+        int orders = 0, cartItems = 0;
+        double revenue = 0;
+        long firstPurchase = long.MinValue, lastPurchase = long.MinValue, cartUpdated = long.MinValue;
+        for (var i = 0; i < events.Count; i++)
+        {
+            var e = events[i];
+            if (!series.TryGetValue(e.Type, out var s))
+            {
+                series[e.Type] = s = ([], []);
+            }
+
+            s.Ticks.Add(e.Ticks);
+            s.Values.Add(e.Value);
+            all[i] = e.Ticks;
+            sessions.Add(e.SessionId);
+            switch (e.Type)
+            {
+                case EventTypes.Purchase:
+                    orders++;
+                    revenue += e.Value;
+                    firstPurchase = firstPurchase == long.MinValue ? e.Ticks : Math.Min(firstPurchase, e.Ticks);
+                    lastPurchase = Math.Max(lastPurchase, e.Ticks);
+                    cartItems = 0;
+                    break;
+                case EventTypes.Refund:
+                    revenue -= e.Value;
+                    break;
+                case EventTypes.AddToCart:
+                    cartItems += e.Quantity;
+                    cartUpdated = e.Ticks;
+                    break;
+                case EventTypes.RemoveFromCart:
+                    cartItems = Math.Max(0, cartItems - e.Quantity);
+                    cartUpdated = e.Ticks;
+                    break;
+                case EventTypes.EmailSend when e.CampaignId is not null:
+                    sends.Add(new EmailSend(e.Ticks, e.CampaignId));
+                    break;
+                case EventTypes.EmailOpen when e.CampaignId is not null:
+                    opened.Add(e.CampaignId);
+                    break;
+                case EventTypes.EmailClick when e.CampaignId is not null:
+                    clicked.Add(e.CampaignId);
+                    opened.Add(e.CampaignId);
+                    break;
+            }
+        }
+
+        var bySeries = ImmutableDictionary.CreateBuilder<string, EventSeries>(StringComparer.Ordinal);
+        foreach (var (type, (ticks, values)) in series)
+        {
+            bySeries[type] = EventSeries.FromOrdered(ticks, values);
+        }
+
+        return new ProfileAggregates
+        {
+            Series = bySeries.ToImmutable(),
+            AllEvents = EventSeries.FromOrdered(all, null),
+            SessionIds = sessions.ToImmutable(),
+            TotalEvents = events.Count,
+            FirstSeenTicks = events[0].Ticks,
+            LastSeenTicks = events[^1].Ticks,
+            Orders = orders,
+            Revenue = revenue,
+            FirstPurchaseTicks = firstPurchase,
+            LastPurchaseTicks = lastPurchase,
+            CartItems = cartItems,
+            CartUpdatedTicks = cartUpdated,
+            EmailSends = sends.ToImmutable(),
+            OpenedCampaigns = opened.ToImmutable(),
+            ClickedCampaigns = clicked.ToImmutable(),
+        };
+    }
+
+    /// <summary>Aggregates of <paramref name="events"/> folded one by one (any order).</summary>
+    public static ProfileAggregates FoldAll(IEnumerable<StoredEvent> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
         var result = Empty;
         foreach (var e in events)
         {
