@@ -48,6 +48,12 @@ public static partial class CatalogLoader
             {
                 errors.Add(new CatalogError(file.Name, (int)ex.Start.Line, null, null, "YAML syntax error: " + ex.Message));
             }
+            catch (InvalidOperationException)
+            {
+                // YamlDotNet's scanner throws this (without a position) on some malformed plain scalars
+                // and flow collections instead of a YamlException; it is still the file's syntax at fault.
+                errors.Add(new CatalogError(file.Name, 0, null, null, "YAML syntax error: malformed scalar or flow collection (the parser reported no line)"));
+            }
         }
 
         if (files.Count == 0)

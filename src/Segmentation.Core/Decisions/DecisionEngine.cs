@@ -26,11 +26,17 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     /// <summary>Maximum users per batch.</summary>
     public const int MaxBatchSize = 10_000;
 
+    /// <summary>
+    /// The earliest evaluation time a caller may ask for: decision ids are time-ordered UUIDs (v7),
+    /// which cannot encode an earlier time.
+    /// </summary>
+    public static readonly DateTimeOffset MinEvaluationTime = DateTimeOffset.UnixEpoch;
+
     /// <summary>Decides for one user.</summary>
     public Decision Decide(DecisionRequest request)
     {
         var userId = request.UserId.Length > 0 ? request.UserId : request.AnonymousId;
-        if (userId.Length == 0 || request.UserId.Length > 256 || request.AnonymousId.Length > 256 || !request.Context.IsWithinLimits())
+        if (userId.Length == 0 || request.UserId.Length > 256 || request.AnonymousId.Length > 256 || !request.Context.IsWithinLimits() || request.At < MinEvaluationTime)
         {
             var v = new ViolationList();
             if (userId.Length == 0)
@@ -41,6 +47,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             v.MaxLength("user_id", request.UserId, 256);
             v.MaxLength("anonymous_id", request.AnonymousId, 256);
             request.Context.Validate(v, "context");
+            CheckEvaluationTime(v, request.At);
             v.ThrowIfAny();
         }
 
@@ -65,9 +72,18 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
 
         var v = new ViolationList();
         context.Validate(v, "context");
+        CheckEvaluationTime(v, at);
         v.ThrowIfAny();
 
         return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain);
+    }
+
+    private static void CheckEvaluationTime(ViolationList v, DateTimeOffset? at)
+    {
+        if (at < MinEvaluationTime)
+        {
+            v.Add("timestamp", "must not be before 1970-01-01T00:00:00Z");
+        }
     }
 
     private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain)

@@ -17,6 +17,15 @@ public static class EventValidator
     /// <summary>Maximum number of custom properties per event.</summary>
     public const int MaxProperties = 50;
 
+    /// <summary>
+    /// Largest amount accepted for a value, a unit price or an event's line total, so that sums over
+    /// a profile's events (revenue, windowed sums) stay finite.
+    /// </summary>
+    public const double MaxAmount = 1e12;
+
+    /// <summary>Largest quantity of one order line, so that quantities and cart counts cannot overflow.</summary>
+    public const int MaxQuantity = 1_000_000;
+
     /// <summary>Throws <see cref="ValidationException"/> listing every problem with <paramref name="e"/>.</summary>
     public static void Validate(BehaviourEvent e, DateTimeOffset now, string prefix = "event")
     {
@@ -73,6 +82,7 @@ public static class EventValidator
         }
         else
         {
+            var total = 0d;
             for (var i = 0; i < e.Lines.Count; i++)
             {
                 var line = e.Lines[i];
@@ -91,15 +101,24 @@ public static class EventValidator
                     v.MaxLength($"lines[{i}].category", line.Category, 128);
                 }
 
-                if (line.Quantity < 1)
+                if (line.Quantity is < 1 or > MaxQuantity)
                 {
-                    v.Add($"lines[{i}].quantity", "must be at least 1");
+                    v.Add($"lines[{i}].quantity", $"must be between 1 and {MaxQuantity}");
                 }
 
-                if (!double.IsFinite(line.UnitPrice) || line.UnitPrice < 0)
+                if (!double.IsFinite(line.UnitPrice) || line.UnitPrice is < 0 or > MaxAmount)
                 {
                     CheckAmount(v, $"lines[{i}].unit_price", line.UnitPrice);
                 }
+                else if (line.Quantity is >= 1 and <= MaxQuantity)
+                {
+                    total += line.Quantity * line.UnitPrice;
+                }
+            }
+
+            if (total > MaxAmount)
+            {
+                v.Add("lines", $"the lines' total (quantity × unit_price) must be at most {MaxAmount:0}");
             }
         }
 
@@ -143,6 +162,10 @@ public static class EventValidator
         else if (value < 0)
         {
             v.Add(field, "must not be negative");
+        }
+        else if (value > MaxAmount)
+        {
+            v.Add(field, $"must be at most {MaxAmount:0}");
         }
     }
 

@@ -86,7 +86,7 @@ public sealed record ProfileAggregates
                 CartItems = 0,
             },
             EventTypes.Refund => next with { Revenue = Revenue - e.Value },
-            EventTypes.AddToCart => next with { CartItems = CartItems + e.Quantity, CartUpdatedTicks = e.Ticks },
+            EventTypes.AddToCart => next with { CartItems = (int)Math.Min(int.MaxValue, (long)CartItems + e.Quantity), CartUpdatedTicks = e.Ticks },
             EventTypes.RemoveFromCart => next with { CartItems = Math.Max(0, CartItems - e.Quantity), CartUpdatedTicks = e.Ticks },
             EventTypes.EmailSend when e.CampaignId is not null => next with { EmailSends = EmailSends.Add(new EmailSend(e.Ticks, e.CampaignId)) },
             EventTypes.EmailOpen when e.CampaignId is not null => next with { OpenedCampaigns = OpenedCampaigns.Add(e.CampaignId) },

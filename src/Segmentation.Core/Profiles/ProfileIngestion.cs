@@ -165,6 +165,11 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
             v.Add("traits", $"between 1 and {MaxTraits} traits are required (got {traits.Count})");
         }
 
+        if (!Enum.IsDefined(layer))
+        {
+            v.Add("layer", $"unknown data layer {(int)layer}"); // an undefined layer would outrank every real one (F2)
+        }
+
         var now = time.GetUtcNow();
         var when = at ?? now;
         if (when > now + EventValidator.MaxFutureSkew)

@@ -19,7 +19,7 @@ internal static class ProfileMapper
             Type = e.Type,
             UserId = e.UserId,
             AnonymousId = e.AnonymousId,
-            Timestamp = e.Timestamp?.ToDateTimeOffset() ?? default,
+            Timestamp = ValueMapper.ToEventTime(e.Timestamp),
             Context = new DomainContext(c.Source, c.Device, c.SessionId, c.PageType, NullIfEmpty(c.PagePath), NullIfEmpty(c.Country)),
             Value = e.Value,
             Currency = NullIfEmpty(e.Currency),
@@ -30,7 +30,7 @@ internal static class ProfileMapper
             CampaignId = NullIfEmpty(e.CampaignId),
             SearchQuery = NullIfEmpty(e.SearchQuery),
             Properties = e.Properties
-                .Select(p => (p.Key, Value: ValueMapper.ToDomain(p.Value)))
+                .Select(p => (p.Key, Value: ValueMapper.ToProperty(p.Value)))
                 .Where(p => p.Value is not null)
                 .ToDictionary(p => p.Key, p => p.Value!, StringComparer.Ordinal),
         };

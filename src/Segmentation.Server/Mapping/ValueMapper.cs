@@ -7,15 +7,20 @@ namespace Segmentation.Server.Mapping;
 /// <summary>Maps attribute values and layers between protobuf and the domain.</summary>
 internal static class ValueMapper
 {
-    public static object? ToDomain(AttributeValue value) => value.KindCase switch
+    /// <summary>A trait value; an out-of-range timestamp is a validation error naming <paramref name="field"/>.</summary>
+    public static object? ToDomain(AttributeValue value, string field) => value.KindCase switch
     {
         AttributeValue.KindOneofCase.StringValue => value.StringValue,
         AttributeValue.KindOneofCase.NumberValue => value.NumberValue,
         AttributeValue.KindOneofCase.BoolValue => value.BoolValue,
-        AttributeValue.KindOneofCase.TimestampValue => value.TimestampValue.ToDateTimeOffset(),
+        AttributeValue.KindOneofCase.TimestampValue => ToDomain(value.TimestampValue, field),
         AttributeValue.KindOneofCase.StringListValue => value.StringListValue.Values.ToArray(),
         _ => null,
     };
+
+    /// <summary>An event property value; one with an out-of-range timestamp is dropped, like an empty one.</summary>
+    public static object? ToProperty(AttributeValue value) =>
+        value.KindCase == AttributeValue.KindOneofCase.TimestampValue && !IsValid(value.TimestampValue) ? null : ToDomain(value, "properties");
 
     public static AttributeValue ToProto(object value) => value switch
     {
@@ -40,6 +45,28 @@ internal static class ValueMapper
         AttributeLayer.Derived => DataLayer.Derived,
         _ => DataLayer.ZeroParty,
     };
+
+    // The range a protobuf Timestamp may hold (0001-01-01 to 9999-12-31); outside it ToDateTimeOffset throws.
+    private const long MinSeconds = -62_135_596_800;
+    private const long MaxSeconds = 253_402_300_799;
+
+    private static bool IsValid(Timestamp t) => t.Seconds is >= MinSeconds and <= MaxSeconds && t.Nanos is >= 0 and <= 999_999_999;
+
+    /// <summary>A request timestamp, or a validation error naming <paramref name="field"/> when it is out of range.</summary>
+    public static DateTimeOffset? ToDomain(Timestamp? t, string field) =>
+        t is null ? null
+        : IsValid(t) ? t.ToDateTimeOffset()
+        : throw new Core.Validation.ValidationException(field, "must be a valid timestamp between 0001-01-01 and 9999-12-31 (nanos 0 to 999999999)");
+
+    /// <summary>
+    /// An event timestamp that never throws: one out of range is clamped to the nearest representable
+    /// time, which the event validator then rejects (too early or in the future) for that event alone.
+    /// </summary>
+    public static DateTimeOffset ToEventTime(Timestamp? t) =>
+        t is null ? default
+        : IsValid(t) ? t.ToDateTimeOffset()
+        : t.Seconds > MaxSeconds ? DateTimeOffset.MaxValue
+        : DateTimeOffset.MinValue.AddTicks(1); // before 0001-01-01, or nanos out of range
 
     public static Timestamp? Ticks(long ticks) =>
         ticks == long.MinValue ? null : Timestamp.FromDateTimeOffset(new DateTimeOffset(ticks, TimeSpan.Zero));

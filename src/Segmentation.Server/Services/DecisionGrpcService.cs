@@ -14,7 +14,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             request.UserId,
             request.AnonymousId,
             DecisionMapper.ToDomain(request.Context, request.Channel),
-            request.Timestamp?.ToDateTimeOffset(),
+            ValueMapper.ToDomain(request.Timestamp, "timestamp"),
             request.Explain));
         return Task.FromResult(new DecideResponse { Decision = DecisionMapper.ToProto(decision) });
     }
@@ -24,7 +24,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
         var items = engine.DecideBatch(
             request.UserIds,
             DecisionMapper.ToDomain(request.Context, request.Channel),
-            request.Timestamp?.ToDateTimeOffset(),
+            ValueMapper.ToDomain(request.Timestamp, "timestamp"),
             request.Explain);
         foreach (var item in items)
         {
