@@ -154,7 +154,7 @@ public sealed record ProfileAggregates
                     revenue -= e.Value;
                     break;
                 case EventTypes.AddToCart:
-                    cartItems += e.Quantity;
+                    cartItems = (int)Math.Min(int.MaxValue, (long)cartItems + e.Quantity);
                     cartUpdated = e.Ticks;
                     break;
                 case EventTypes.RemoveFromCart:
