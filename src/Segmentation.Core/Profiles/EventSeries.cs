@@ -29,23 +29,32 @@ public sealed class EventSeries
     /// <summary>Timestamp (UTC ticks) of the last event, or <see cref="long.MinValue"/> when empty.</summary>
     public long LastTicks => _ticks.Length == 0 ? long.MinValue : _ticks[^1];
 
-    /// <summary>A series of events already in time order; <paramref name="values"/> null means all zero.</summary>
-    internal static EventSeries FromOrdered(IReadOnlyList<long> ticks, IReadOnlyList<double>? values)
+    /// <summary>A series of zero-valued events at <paramref name="ticks"/>, which are in time order (the array is kept).</summary>
+    internal static EventSeries FromOrderedTicks(long[] ticks) =>
+        ticks.Length == 0 ? Empty : new EventSeries(ticks, new double[ticks.Length + 1]);
+
+    /// <summary>The series of the events (in time order) whose entry in <paramref name="typeOf"/> is <paramref name="type"/>.</summary>
+    internal static EventSeries FromEvents(IReadOnlyList<StoredEvent> events, int[] typeOf, int type)
     {
-        if (ticks.Count == 0)
+        var count = 0;
+        foreach (var t in typeOf)
         {
-            return Empty;
+            count += t == type ? 1 : 0;
         }
 
-        var t = new long[ticks.Count];
-        var p = new double[ticks.Count + 1];
-        for (var i = 0; i < t.Length; i++)
+        var ticks = new long[count];
+        var prefix = new double[count + 1];
+        for (int i = 0, j = 0; i < typeOf.Length; i++)
         {
-            t[i] = ticks[i];
-            p[i + 1] = p[i] + (values is null ? 0d : values[i]);
+            if (typeOf[i] == type)
+            {
+                ticks[j] = events[i].Ticks;
+                prefix[j + 1] = prefix[j] + events[i].Value;
+                j++;
+            }
         }
 
-        return new EventSeries(t, p);
+        return new EventSeries(ticks, prefix);
     }
 
     /// <summary>Returns a new series with the event inserted in time order.</summary>

@@ -31,8 +31,14 @@ public sealed record Profile
     /// <summary>Accepted events in time order (ties in arrival order).</summary>
     public ImmutableArray<StoredEvent> Events { get; init; } = [];
 
-    /// <summary>Ids of recorded events (de-duplication of client retries).</summary>
-    public ImmutableHashSet<string> EventIds { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+    /// <summary>The ids of the recorded events, as a new set (for inspection; use <see cref="HasEvent"/> to look one up).</summary>
+    public IReadOnlySet<string> EventIds => Events.Select(e => e.EventId).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Sorted 64-bit hashes of the recorded event ids: de-duplication of client retries in 8 bytes per
+    /// event (a set of strings costs about 60). A hit is confirmed against <see cref="Events"/>.
+    /// </summary>
+    internal ulong[] EventIdHashes { get; init; } = [];
 
     /// <summary>Aggregates over <see cref="Events"/>.</summary>
     public ProfileAggregates Aggregates { get; init; } = ProfileAggregates.Empty;
@@ -88,6 +94,42 @@ public sealed record Profile
     /// <summary>The events of one type, or an empty series.</summary>
     public EventSeries Series(string type) => Aggregates.Series.TryGetValue(type, out var s) ? s : EventSeries.Empty;
 
+    /// <summary>True when an event with this id was recorded.</summary>
+    public bool HasEvent(string eventId)
+    {
+        if (Array.BinarySearch(EventIdHashes, HashEventId(eventId)) < 0)
+        {
+            return false;
+        }
+
+        foreach (var e in Events)
+        {
+            if (string.Equals(e.EventId, eventId, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false; // another id with the same hash
+    }
+
+    /// <summary>The hash kept in <see cref="EventIdHashes"/> for an event id.</summary>
+    internal static ulong HashEventId(string eventId) =>
+        System.IO.Hashing.XxHash3.HashToUInt64(System.Runtime.InteropServices.MemoryMarshal.AsBytes(eventId.AsSpan()));
+
+    /// <summary>The sorted hashes of the ids of <paramref name="events"/>.</summary>
+    internal static ulong[] HashEventIds(IReadOnlyList<StoredEvent> events)
+    {
+        var hashes = new ulong[events.Count];
+        for (var i = 0; i < hashes.Length; i++)
+        {
+            hashes[i] = HashEventId(events[i].EventId);
+        }
+
+        Array.Sort(hashes);
+        return hashes;
+    }
+
     /// <summary>The stored value of an attribute, or null.</summary>
     public object? Trait(string name) => Attributes.TryGetValue(name, out var a) ? a.Value : null;
 
@@ -99,7 +141,7 @@ public sealed record Profile
     /// </summary>
     public Profile Apply(StoredEvent e, long newVersion)
     {
-        if (EventIds.Contains(e.EventId))
+        if (HasEvent(e.EventId))
         {
             return this;
         }
@@ -111,7 +153,7 @@ public sealed record Profile
         {
             Version = newVersion,
             Events = events,
-            EventIds = EventIds.Add(e.EventId),
+            EventIdHashes = InsertHash(EventIdHashes, HashEventId(e.EventId)),
             Aggregates = aggregates,
         };
 
@@ -137,7 +179,7 @@ public sealed record Profile
     public Profile Merge(Profile other, long newVersion, out int mergedEvents, out int duplicateEvents)
     {
         var events = Events.ToBuilder();
-        var ids = EventIds.ToBuilder();
+        var ids = new HashSet<string>(Events.Select(e => e.EventId), StringComparer.Ordinal);
         mergedEvents = 0;
         duplicateEvents = 0;
         foreach (var e in other.Events)
@@ -158,7 +200,7 @@ public sealed record Profile
         {
             Version = newVersion,
             Events = ordered,
-            EventIds = ids.ToImmutable(),
+            EventIdHashes = HashEventIds(ordered),
             Aggregates = ProfileAggregates.Replay(ordered),
             SegmentHistory = SegmentHistory.AddRange(other.SegmentHistory).Sort((a, b) => a.At.CompareTo(b.At)),
         };
@@ -207,6 +249,17 @@ public sealed record Profile
 
     private Profile WithObserved(string name, string value, string source, DateTimeOffset at) =>
         TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.FirstParty, source, at), Version, out var p) ? p : this;
+
+    private static ulong[] InsertHash(ulong[] hashes, ulong hash)
+    {
+        var index = Array.BinarySearch(hashes, hash);
+        index = index < 0 ? ~index : index;
+        var result = new ulong[hashes.Length + 1];
+        Array.Copy(hashes, result, index);
+        result[index] = hash;
+        Array.Copy(hashes, index, result, index + 1, hashes.Length - index);
+        return result;
+    }
 
     private static int InsertionIndex(ImmutableArray<StoredEvent> events, long ticks)
     {

@@ -120,27 +120,35 @@ public sealed record ProfileAggregates
             return Empty;
         }
 
-        var series = new Dictionary<string, (List<long> Ticks, List<double> Values)>(StringComparer.Ordinal);
+        // Types in order of first appearance (a profile has a handful), and each event's type index.
+        var types = new List<string>(8);
+        var typeOf = new int[events.Count];
         var all = new long[events.Count];
-        var sessions = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
-        var sends = ImmutableList.CreateBuilder<EmailSend>();
-        var opened = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
-        var clicked = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
+        ImmutableHashSet<string>.Builder? sessions = null;
+        ImmutableList<EmailSend>.Builder? sends = null;
+        ImmutableHashSet<string>.Builder? opened = null, clicked = null;
+        string? lastSession = null;
         int orders = 0, cartItems = 0;
         double revenue = 0;
         long firstPurchase = long.MinValue, lastPurchase = long.MinValue, cartUpdated = long.MinValue;
         for (var i = 0; i < events.Count; i++)
         {
             var e = events[i];
-            if (!series.TryGetValue(e.Type, out var s))
+            var t = types.IndexOf(e.Type);
+            if (t < 0)
             {
-                series[e.Type] = s = ([], []);
+                t = types.Count;
+                types.Add(e.Type);
             }
 
-            s.Ticks.Add(e.Ticks);
-            s.Values.Add(e.Value);
+            typeOf[i] = t;
             all[i] = e.Ticks;
-            sessions.Add(e.SessionId);
+            if (!string.Equals(e.SessionId, lastSession, StringComparison.Ordinal))
+            {
+                (sessions ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.SessionId);
+                lastSession = e.SessionId;
+            }
+
             switch (e.Type)
             {
                 case EventTypes.Purchase:
@@ -162,29 +170,29 @@ public sealed record ProfileAggregates
                     cartUpdated = e.Ticks;
                     break;
                 case EventTypes.EmailSend when e.CampaignId is not null:
-                    sends.Add(new EmailSend(e.Ticks, e.CampaignId));
+                    (sends ??= ImmutableList.CreateBuilder<EmailSend>()).Add(new EmailSend(e.Ticks, e.CampaignId));
                     break;
                 case EventTypes.EmailOpen when e.CampaignId is not null:
-                    opened.Add(e.CampaignId);
+                    (opened ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.CampaignId);
                     break;
                 case EventTypes.EmailClick when e.CampaignId is not null:
-                    clicked.Add(e.CampaignId);
-                    opened.Add(e.CampaignId);
+                    (clicked ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.CampaignId);
+                    (opened ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.CampaignId);
                     break;
             }
         }
 
         var bySeries = ImmutableDictionary.CreateBuilder<string, EventSeries>(StringComparer.Ordinal);
-        foreach (var (type, (ticks, values)) in series)
+        for (var t = 0; t < types.Count; t++)
         {
-            bySeries[type] = EventSeries.FromOrdered(ticks, values);
+            bySeries[types[t]] = EventSeries.FromEvents(events, typeOf, t);
         }
 
         return new ProfileAggregates
         {
             Series = bySeries.ToImmutable(),
-            AllEvents = EventSeries.FromOrdered(all, null),
-            SessionIds = sessions.ToImmutable(),
+            AllEvents = EventSeries.FromOrderedTicks(all),
+            SessionIds = sessions?.ToImmutable() ?? Empty.SessionIds,
             TotalEvents = events.Count,
             FirstSeenTicks = events[0].Ticks,
             LastSeenTicks = events[^1].Ticks,
@@ -194,9 +202,9 @@ public sealed record ProfileAggregates
             LastPurchaseTicks = lastPurchase,
             CartItems = cartItems,
             CartUpdatedTicks = cartUpdated,
-            EmailSends = sends.ToImmutable(),
-            OpenedCampaigns = opened.ToImmutable(),
-            ClickedCampaigns = clicked.ToImmutable(),
+            EmailSends = sends?.ToImmutable() ?? Empty.EmailSends,
+            OpenedCampaigns = opened?.ToImmutable() ?? Empty.OpenedCampaigns,
+            ClickedCampaigns = clicked?.ToImmutable() ?? Empty.ClickedCampaigns,
         };
     }
 

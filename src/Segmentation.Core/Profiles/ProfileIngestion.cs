@@ -98,7 +98,7 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
     {
         var update = store.Update(key, (p, v) =>
         {
-            if (p.EventIds.Contains(stored.EventId))
+            if (p.HasEvent(stored.EventId))
             {
                 return p;
             }

@@ -503,7 +503,6 @@ public static class ProfileSnapshotFile
             }
 
             var events = ImmutableArray.CreateBuilder<StoredEvent>(r.Read7BitEncodedInt());
-            var ids = ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal);
             for (var i = 0; i < events.Capacity; i++)
             {
                 var e = new StoredEvent(
@@ -520,7 +519,6 @@ public static class ProfileSnapshotFile
                     Symbol(),
                     Symbol());
                 events.Add(e);
-                ids.Add(e.EventId);
             }
 
             var historyCount = r.Read7BitEncodedInt();
@@ -536,7 +534,7 @@ public static class ProfileSnapshotFile
                 Version = version,
                 Attributes = attributes.ToImmutable(),
                 Events = ordered,
-                EventIds = ids.ToImmutable(),
+                EventIdHashes = Profile.HashEventIds(ordered),
                 Aggregates = ProfileAggregates.Replay(ordered),
                 CurrentSegment = current,
                 SegmentHistory = history.ToImmutable(),
