@@ -17,6 +17,11 @@ namespace Segmentation.Core.Privacy;
 /// <param name="Trail">Every grant and withdrawal recorded, in time order.</param>
 public sealed record ConsentView(string UserId, IReadOnlyList<ConsentStatus> Purposes, IReadOnlyList<ConsentRecord> Trail);
 
+/// <summary>The export of one user.</summary>
+/// <param name="UserId">The profile key the id resolved to.</param>
+/// <param name="Json">Everything held about the user, as a JSON object.</param>
+public sealed record UserDataExport(string UserId, string Json);
+
 /// <summary>
 /// The data subject's rights over their data (F9): see it (<see cref="Export"/>, <see cref="GetConsent"/>)
 /// and erase it (<see cref="ForgetAsync"/>). Recording consent is a write and goes through
@@ -71,7 +76,7 @@ public sealed class DataSubjectRights(
     /// memberships, linked ids, aggregates and derived scores. Throws <see cref="NotFoundException"/> for an
     /// unknown user.
     /// </summary>
-    public string Export(string userId)
+    public UserDataExport Export(string userId)
     {
         RequireId(userId);
         var profile = store.Get(userId) ?? throw new NotFoundException($"no profile for user '{userId}'");
@@ -109,7 +114,7 @@ public sealed class DataSubjectRights(
                 [.. a.OpenedCampaigns.Order(StringComparer.Ordinal)],
                 [.. a.ClickedCampaigns.Order(StringComparer.Ordinal)]),
             new ExportedRfm(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)));
-        return JsonSerializer.Serialize(export, UserExportJson.Default.UserExport);
+        return new UserDataExport(profile.UserId, JsonSerializer.Serialize(export, UserExportJson.Default.UserExport));
     }
 
     private static void RequireId(string userId)
