@@ -89,6 +89,13 @@ public sealed record ConsentPolicy(bool RequireExplicitConsent = false)
     public ConsentGate Gate(Profile? profile) =>
         Status(profile, ConsentPurpose.Personalization).Granted ? ConsentGate.FullProfile : ConsentGate.ContextOnly;
 
+    /// <summary>
+    /// The profile as evaluation may see it: itself with personalization consent, else an empty profile
+    /// with the same id (population statistics such as audits and previews count the user without reading
+    /// their data).
+    /// </summary>
+    public Profile GatedView(Profile profile) => Gate(profile) == ConsentGate.FullProfile ? profile : new Profile(profile.UserId);
+
     /// <summary>The snake_case name of a purpose (<c>email_marketing</c>).</summary>
     public static string NameOf(ConsentPurpose purpose) => purpose switch
     {
