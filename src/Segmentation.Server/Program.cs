@@ -19,6 +19,7 @@ var app = builder.Build();
 app.MapGrpcService<DecisionGrpcService>();
 app.MapGrpcService<ProfileGrpcService>();
 app.MapGrpcService<CatalogGrpcService>();
+app.MapGrpcService<PrivacyGrpcService>();
 app.MapGrpcService<DiagnosticsGrpcService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Segmentation.Core.Events;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Storage;
 
@@ -96,6 +97,7 @@ public sealed class SnapshotTests : IDisposable
                 b.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal));
             Assert.Equal(a.CurrentSegment, b.CurrentSegment);
             Assert.Equal(a.SegmentHistory, b.SegmentHistory);
+            Assert.Equal(a.ConsentTrail, b.ConsentTrail);
             Assert.Equal(expected.Store.LinkedIds(user), actual.Store.LinkedIds(user));
         }
     }
@@ -115,6 +117,7 @@ public sealed class SnapshotTests : IDisposable
         first.World.Ingestion.Track(Event("anon-1", "", EventTypes.PageView, Now, anonymous: "visitor-1"));
         first.World.Ingestion.Identify("visitor-1", "u1");
         first.World.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["preferred_category"] = "toys", ["vip"] = true }, "crm", AttributeLayer.ZeroParty, Now.AddDays(-1));
+        first.World.Ingestion.RecordConsent("u4", ConsentPurpose.EmailMarketing, granted: true, "signup-form", Now.AddDays(-2));
         await first.Compactor.CompactAsync();
         Assert.Equal(2, first.Log.Segment);
         Assert.False(File.Exists(FileChangeLog.SegmentPath(_dir, 1)));
@@ -125,12 +128,14 @@ public sealed class SnapshotTests : IDisposable
         first.World.Ingestion.Track(Event("anon-2", "", EventTypes.PageView, Now, anonymous: "visitor-2"));
         first.World.Ingestion.Identify("visitor-2", "u3");
         first.World.Ingestion.SetTraits("u5", new Dictionary<string, object?> { ["preferred_category"] = "garden" }, "quiz", AttributeLayer.ZeroParty, Now);
+        first.World.Ingestion.RecordConsent("u4", ConsentPurpose.Personalization, granted: false, "preference-center", Now.AddMinutes(-1));
         first.Log.Dispose();
 
         using var second = new Durable(_dir, Key);
         var (snapshot, tail) = second.Restore();
         Assert.Equal(20, snapshot!.Profiles);
-        Assert.Equal(100 + 1 + 1 + 1, tail.Records);
+        Assert.Equal(100 + 1 + 1 + 1 + 1, tail.Records);
+        Assert.Equal(2, second.World.Store.Get("u4")!.ConsentTrail.Count);
         AssertSame(first.World, second.World);
         Assert.Equal("u1", second.World.Store.Resolve("visitor-1"));
         Assert.True(second.World.Ingestion.Track(Event("e10", "u10", EventTypes.PageView, Now)).Duplicate);
@@ -255,5 +260,44 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal(50, tail.Records);
         Assert.Equal(150, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
         Assert.Empty(Directory.EnumerateFiles(_dir, "*.tmp"));
+    }
+
+    [Fact]
+    public async Task ForgetUser_leaves_no_byte_of_the_user_in_the_data_directory()
+    {
+        const string User = "forget-me-4711", Visitor = "visitor-4711-anon", Email = "mirabel.forget@example.org";
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        Write(first.World, 0, 200, users: 10); // other users, who must be kept
+        first.World.Ingestion.Track(Event("evt-4711-a", User, EventTypes.Purchase, Now.AddDays(-3), value: 42));
+        first.World.Ingestion.Track(Event("evt-4711-b", "", EventTypes.PageView, Now.AddDays(-1), anonymous: Visitor));
+        first.World.Ingestion.Identify(Visitor, User);
+        first.World.Ingestion.SetTraits(User, new Dictionary<string, object?> { ["email"] = Email, ["first_name"] = "Mirabel", ["preferred_category"] = "gardening-4711" }, "checkout", AttributeLayer.ZeroParty, Now);
+        first.World.Ingestion.RecordConsent(User, ConsentPurpose.EmailMarketing, granted: true, "signup-4711", Now);
+        await first.Compactor.CompactAsync(); // the user is in a snapshot now...
+        first.World.Ingestion.Track(Event("evt-4711-c", User, EventTypes.PageView, Now)); // ...and in the log after it
+        Assert.True(DataDirectoryContains(User));
+        Assert.True(DataDirectoryContains("gardening-4711"));
+
+        var rights = new DataSubjectRights(first.World.Ingestion, first.World.Store, first.World.Catalogs, first.World.Rfm, first.World.Memberships, first.World.Cache, first.World.Clock, first.Compactor);
+        var result = await rights.ForgetAsync(Visitor); // erasing through a stitched id erases the person
+        Assert.Equal(User, result.UserId);
+        Assert.Equal([Visitor], result.LinkedIds);
+        Assert.Null(first.World.Store.Get(User));
+        Assert.Null(first.World.Store.Get(Visitor));
+        first.Log.Dispose();
+
+        foreach (var needle in new[] { User, Visitor, "4711", Email, "Mirabel", "gardening-4711", "evt-4711", "signup-4711" })
+        {
+            Assert.False(DataDirectoryContains(needle), $"'{needle}' is still on disk");
+        }
+
+        // With the key: nothing left that decrypts to the user either, and everyone else is intact.
+        using var second = new Durable(_dir, Key);
+        second.Restore();
+        Assert.Null(second.World.Store.Get(User));
+        Assert.Equal(User, second.World.Store.Resolve(User)); // no link survives
+        Assert.Equal(10, second.World.Store.Count);
+        Assert.Equal(200, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
     }
 }

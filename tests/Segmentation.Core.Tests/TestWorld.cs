@@ -4,6 +4,7 @@ using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Import;
 using Segmentation.Core.Membership;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Scoring;
@@ -22,7 +23,7 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// <summary>The whole domain wired together, as the server wires it, over an in-memory catalog or the default one.</summary>
 public sealed class TestWorld : IDisposable
 {
-    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null)
+    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null)
     {
         Clock = new ManualClock(now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
         Catalogs = new CatalogProvider(Clock);
@@ -32,9 +33,12 @@ public sealed class TestWorld : IDisposable
         Memberships = new MembershipIndex();
         Cache = new DecisionCache();
         Renderer = new TemplateRenderer();
-        Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, new Decider(Renderer), Clock);
-        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock, changeLog);
+        Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, new Decider(Renderer), Clock, consent);
+        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock, changeLog, consent, retention);
+        Rights = new DataSubjectRights(Ingestion, Store, Catalogs, Rfm, Memberships, Cache, Clock, compaction);
     }
+
+    public DataSubjectRights Rights { get; }
 
     public ManualClock Clock { get; }
 

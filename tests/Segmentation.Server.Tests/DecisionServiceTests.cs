@@ -125,6 +125,13 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
     [Fact]
     public async Task DecideBatch_streams_every_user_in_order_with_per_user_errors()
     {
+        // An email batch needs email-marketing consent (an unknown user has none and is skipped).
+        var privacy = new PrivacyService.PrivacyServiceClient(fixture.Channel);
+        foreach (var customer in new[] { "12415", "12347" })
+        {
+            await privacy.RecordConsentAsync(new RecordConsentRequest { UserId = customer, Purpose = ConsentPurpose.EmailMarketing, Granted = true, Source = "test" });
+        }
+
         using var call = Decisions.DecideBatch(new DecideBatchRequest
         {
             UserIds = { "12415", "", "12347", NewUser() },
@@ -141,7 +148,7 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
         Assert.Equal("INVALID_ARGUMENT", items[1].Error.Code);
         Assert.Contains("user_ids[1]", items[1].Error.Message, StringComparison.Ordinal);
         Assert.Equal("champions", items[2].Decision.Segment.Id);
-        Assert.True(items[3].Decision.FallbackUsed);
+        Assert.Equal(ConsentPurpose.EmailMarketing, items[3].Skipped.Purpose);
         Assert.Single(items.Where(i => i.Decision is not null).Select(i => i.Decision.EvaluatedAt).Distinct());
         Assert.Single(items.Where(i => i.Decision is not null).Select(i => i.Decision.CatalogVersion).Distinct());
     }

@@ -58,6 +58,27 @@ public sealed class DecisionCache : IDisposable
         _cache.Set(key, decision, options);
     }
 
+    /// <summary>
+    /// Removes every entry decided for one of <paramref name="userIds"/> (erasure). Entries of an older
+    /// profile version could never be served again anyway (versions are never reused); this removes them
+    /// from memory too. Costs one pass over the keys.
+    /// </summary>
+    public int RemoveUsers(IReadOnlyCollection<string> userIds)
+    {
+        var ids = userIds as IReadOnlySet<string> ?? userIds.ToHashSet(StringComparer.Ordinal);
+        var removed = 0;
+        foreach (var key in _cache.Keys.ToList())
+        {
+            if (key is DecisionKey k && ids.Contains(k.UserId))
+            {
+                _cache.Remove(key);
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
     /// <summary>Removes every entry.</summary>
     public void Clear() => _cache.Clear();
 

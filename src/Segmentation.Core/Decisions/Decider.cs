@@ -1,4 +1,5 @@
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Rules;
@@ -32,9 +33,19 @@ public sealed record Membership(bool[] Matched, Segment Winner, long ValidUntilT
 /// </summary>
 public sealed class Decider(TemplateRenderer renderer)
 {
-    /// <summary>Decides for one user.</summary>
-    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain)
+    /// <summary>
+    /// Decides for one user. <paramref name="personalization"/> is the user's personalization consent
+    /// (null: granted); without it the profile is not read at all: the decision is evaluated against the
+    /// request context only, as for an unknown visitor, and says so (<see cref="ConsentGate.ContextOnly"/>).
+    /// </summary>
+    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, ConsentStatus? personalization = null)
     {
+        var gate = personalization is { Granted: false } ? ConsentGate.ContextOnly : ConsentGate.FullProfile;
+        if (gate == ConsentGate.ContextOnly)
+        {
+            profile = null; // behavioural, transactional and declared data are not read
+        }
+
         var context = new EvalContext(profile, request, now.UtcTicks, rfm);
         var segments = catalog.Segments;
         var matched = new bool[segments.Count];
@@ -83,7 +94,12 @@ public sealed class Decider(TemplateRenderer renderer)
                     ? $"no segment matched: fallback '{winner.Id}'"
                     : $"all {matches.Count} matched segment(s) were suppressed: fallback '{winner.Id}'"
                 : $"'{winner.Id}' won: highest priority ({winner.Priority}) of {matches.Count} matched, {matches.Count(m => m.Status is MatchStatus.Overridden or MatchStatus.Excluded)} suppressed";
-            explanation = new Explanation(traces, summary, catalog.ContextFieldsRead.Select(RequestContext.NameOf).ToList());
+            var consent = personalization is not { } status
+                ? "personalization consent not checked: the whole profile was read"
+                : gate == ConsentGate.ContextOnly
+                    ? $"{status.Describe()}: only the request context was read (gate: context only)"
+                    : $"{status.Describe()}: the whole profile was read (gate: full profile)";
+            explanation = new Explanation(traces, summary, catalog.ContextFieldsRead.Select(RequestContext.NameOf).ToList(), consent);
         }
 
         return new Decision
@@ -98,6 +114,7 @@ public sealed class Decider(TemplateRenderer renderer)
             EvaluatedAt = now,
             ValidUntilTicks = context.ValidUntilTicks,
             Explanation = explanation,
+            ConsentGate = gate,
         };
     }
 

@@ -1,4 +1,5 @@
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Rules;
 
@@ -31,7 +32,11 @@ public sealed record SegmentTrace(Segment Segment, bool Matched, IReadOnlyList<C
 }
 
 /// <summary>The rule-by-rule explanation of a decision.</summary>
-public sealed record Explanation(IReadOnlyList<SegmentTrace> Segments, string Summary, IReadOnlyList<string> ContextFieldsRead);
+/// <param name="Segments">Every segment's rule result, in priority order.</param>
+/// <param name="Summary">A one-line summary.</param>
+/// <param name="ContextFieldsRead">The context fields the catalog reads.</param>
+/// <param name="Consent">Which consent gate applied and why, for example "personalization consent withdrawn by 'web-banner' at ...: only the request context was read".</param>
+public sealed record Explanation(IReadOnlyList<SegmentTrace> Segments, string Summary, IReadOnlyList<string> ContextFieldsRead, string Consent = "");
 
 /// <summary>The output of a decision (see <see cref="Decider"/>).</summary>
 public sealed record Decision
@@ -62,6 +67,12 @@ public sealed record Decision
 
     /// <summary>Until when (UTC ticks) the same inputs are guaranteed to give the same result.</summary>
     public required long ValidUntilTicks { get; init; }
+
+    /// <summary>
+    /// Which data the decision read: the whole profile (personalization consent applies) or only the
+    /// request context (no personalization consent: as for an unknown visitor).
+    /// </summary>
+    public ConsentGate ConsentGate { get; init; } = ConsentGate.FullProfile;
 
     /// <summary>True when served from the decision cache.</summary>
     public bool FromCache { get; init; }

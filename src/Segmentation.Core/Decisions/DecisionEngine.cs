@@ -1,5 +1,6 @@
 using Segmentation.Core.Caching;
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Scoring;
 using Segmentation.Core.Validation;
@@ -15,14 +16,22 @@ namespace Segmentation.Core.Decisions;
 public sealed record DecisionRequest(string UserId, string AnonymousId, RequestContext Context, DateTimeOffset? At = null, bool Explain = false);
 
 /// <summary>One result of a batch: a decision, or the reason there is none for that user.</summary>
-public sealed record BatchItem(int Index, string UserId, Decision? Decision, FieldViolation? Error);
+/// <param name="Index">Position in the request.</param>
+/// <param name="UserId">The id as requested.</param>
+/// <param name="Decision">The decision, when one was made.</param>
+/// <param name="Error">Why the id was invalid.</param>
+/// <param name="Skipped">When the user was skipped for lack of consent to the batch's purpose: that consent (not an error).</param>
+public sealed record BatchItem(int Index, string UserId, Decision? Decision, FieldViolation? Error, ConsentStatus? Skipped = null);
 
 /// <summary>
-/// Feeds the pure <see cref="Decider"/>: reads the current catalog snapshot and the profile, consults
-/// the decision cache, and caches fresh decisions.
+/// Feeds the pure <see cref="Decider"/>: reads the current catalog snapshot and the profile, applies
+/// the consent gate (<see cref="ConsentPolicy"/>), consults the decision cache, and caches fresh decisions.
+/// Consent is part of the profile, so a consent change is a new profile version and a new cache key.
 /// </summary>
-public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profiles, RfmModelProvider rfm, DecisionCache cache, Decider decider, TimeProvider time)
+public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profiles, RfmModelProvider rfm, DecisionCache cache, Decider decider, TimeProvider time, ConsentPolicy? consent = null)
 {
+    private readonly ConsentPolicy _consent = consent ?? ConsentPolicy.Default;
+
     /// <summary>Maximum users per batch.</summary>
     public const int MaxBatchSize = 10_000;
 
@@ -57,8 +66,10 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     /// <summary>
     /// Decides for many users with one catalog snapshot and one frozen evaluation time. Results are
     /// yielded in order as each is ready; an invalid user id yields an error item and the batch goes on.
+    /// With a <paramref name="purpose"/> (email marketing for an email send), users without consent to it
+    /// are yielded as skipped, with that consent as the reason; unknown users have none and are skipped too.
     /// </summary>
-    public IEnumerable<BatchItem> DecideBatch(IReadOnlyList<string> userIds, RequestContext context, DateTimeOffset? at, bool explain)
+    public IEnumerable<BatchItem> DecideBatch(IReadOnlyList<string> userIds, RequestContext context, DateTimeOffset? at, bool explain, ConsentPurpose? purpose = null)
     {
         if (userIds.Count == 0)
         {
@@ -75,7 +86,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         CheckEvaluationTime(v, at);
         v.ThrowIfAny();
 
-        return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain);
+        return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain, purpose);
     }
 
     private static void CheckEvaluationTime(ViolationList v, DateTimeOffset? at)
@@ -86,7 +97,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
     }
 
-    private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain)
+    private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain, ConsentPurpose? purpose)
     {
         for (var i = 0; i < userIds.Count; i++)
         {
@@ -98,6 +109,10 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             else if (id.Length > 256)
             {
                 yield return new BatchItem(i, id, null, new FieldViolation($"user_ids[{i}]", "must be at most 256 characters"));
+            }
+            else if (purpose is { } p && _consent.Status(profiles.Get(id), p) is { Granted: false } missing)
+            {
+                yield return new BatchItem(i, id, null, null, missing);
             }
             else
             {
@@ -116,7 +131,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             return cached with { DecisionId = Guid.CreateVersion7(now).ToString(), FromCache = true };
         }
 
-        var decision = decider.Decide(catalog, userId, profile, context, now, model, explain);
+        var decision = decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization));
         if (!explain)
         {
             cache.Set(key, decision);

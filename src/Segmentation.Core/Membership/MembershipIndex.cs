@@ -63,8 +63,10 @@ public sealed class MembershipIndex
     /// <summary>
     /// Records a user's segments, emits a change for every segment entered or left, and remembers until
     /// when the result holds so the time sweep can re-evaluate it. Call under the user's write lock.
+    /// With <paramref name="publish"/> false the index is updated but nothing is emitted on the change
+    /// feed (users without personalization consent: their changes never reach watchers).
     /// </summary>
-    public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause, long populationVersion = 0)
+    public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause, long populationVersion = 0, bool publish = true)
     {
         var previous = _users.TryGetValue(userId, out var state) ? state.Segments : [];
         _users[userId] = new UserState(segments, catalogVersion, validUntilTicks, populationVersion);
@@ -78,7 +80,10 @@ public sealed class MembershipIndex
             if (!previous.Contains(id))
             {
                 _members.GetOrAdd(id, static _ => new(Stripes, 1024, StringComparer.Ordinal))[userId] = 0;
-                Publish(new MembershipChange(userId, id, true, at, catalogVersion, cause));
+                if (publish)
+                {
+                    Publish(new MembershipChange(userId, id, true, at, catalogVersion, cause));
+                }
             }
 
             // Minute resolution is plenty for "no members for 30 days", and avoids every write contending
@@ -99,7 +104,10 @@ public sealed class MembershipIndex
                 }
 
                 _lastNonEmpty[id] = at; // it had members until now
-                Publish(new MembershipChange(userId, id, false, at, catalogVersion, cause));
+                if (publish)
+                {
+                    Publish(new MembershipChange(userId, id, false, at, catalogVersion, cause));
+                }
             }
         }
     }
@@ -108,7 +116,7 @@ public sealed class MembershipIndex
     public void Remove(string userId, DateTimeOffset at, long catalogVersion, string cause) =>
         Set(userId, [], catalogVersion, long.MaxValue, at, cause);
 
-    /// <summary>Drops a user without emitting changes (the user no longer exists).</summary>
+    /// <summary>Drops a user without emitting changes (the user no longer exists: erasure).</summary>
     public void Forget(string userId)
     {
         if (_users.TryRemove(userId, out var state))

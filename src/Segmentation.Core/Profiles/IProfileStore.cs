@@ -7,6 +7,12 @@ public readonly record struct ProfileUpdate(Profile? Before, Profile After)
     public bool Changed => !ReferenceEquals(Before, After);
 }
 
+/// <summary>An erasure from the store.</summary>
+/// <param name="UserId">The key the request resolved to (the erased profile's key).</param>
+/// <param name="Removed">The profile that was removed, or null when there was none.</param>
+/// <param name="LinkedIds">The ids that were linked to <paramref name="UserId"/>; their links are gone.</param>
+public sealed record ProfileRemoval(string UserId, Profile? Removed, IReadOnlyList<string> LinkedIds);
+
 /// <summary>
 /// The profile store seam. The embedded default is <see cref="InMemoryProfileStore"/>; a shared store
 /// can replace it. Writes for one user are atomic and serialized; reads return immutable snapshots
@@ -30,6 +36,14 @@ public interface IProfileStore
     /// <paramref name="fromKey"/> to <paramref name="intoKey"/> so later reads and writes for it go there.
     /// </summary>
     ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile, long, Profile> merge);
+
+    /// <summary>
+    /// Atomically erases the profile <paramref name="key"/> resolves to and every identity link pointing to
+    /// it, under that profile's write lock. <paramref name="beforeRemove"/>(resolved key, profile or null,
+    /// linked ids) runs under the lock before anything is removed (write-ahead logging); when it throws,
+    /// nothing is removed. Later writes for any of the ids start a fresh, unlinked profile.
+    /// </summary>
+    ProfileRemoval Remove(string key, Action<string, Profile?, IReadOnlyList<string>>? beforeRemove = null);
 
     /// <summary>The key <paramref name="key"/> resolves to through identity links (itself when unlinked).</summary>
     string Resolve(string key);

@@ -117,42 +117,81 @@ public sealed class InMemoryProfileStore : IProfileStore
     /// <inheritdoc />
     public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile, long, Profile> merge)
     {
-        var target = Resolve(intoKey);
-        var source = Resolve(fromKey);
-        if (source == target)
+        while (true)
         {
-            var existing = Get(target) ?? new Profile(target);
-            return new ProfileUpdate(existing, existing);
-        }
-
-        var into = _entries.GetOrAdd(target, static _ => new Entry());
-        var from = _entries.GetOrAdd(source, static _ => new Entry());
-
-        // Lock both entries in a fixed order so concurrent merges cannot deadlock.
-        var (first, second) = string.CompareOrdinal(target, source) < 0 ? (into, from) : (from, into);
-        lock (first.Gate)
-        {
-            lock (second.Gate)
+            var target = Resolve(intoKey);
+            var source = Resolve(fromKey);
+            if (source == target)
             {
-                var before = into.Current;
-                var current = before ?? new Profile(target);
-                var after = from.Current is { } other ? merge(current, other, Interlocked.Increment(ref _version)) : current;
-                into.Current = after;
-                from.Current = null;
-                from.Retired = true;
-                _links[source] = target;
-                _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
+                var existing = Get(target) ?? new Profile(target);
+                return new ProfileUpdate(existing, existing);
+            }
 
-                // Anything that pointed at the source now points at the target.
-                foreach (var alias in from.Aliases)
+            var into = _entries.GetOrAdd(target, static _ => new Entry());
+            var from = _entries.GetOrAdd(source, static _ => new Entry());
+
+            // Lock both entries in a fixed order so concurrent merges cannot deadlock.
+            var (first, second) = string.CompareOrdinal(target, source) < 0 ? (into, from) : (from, into);
+            lock (first.Gate)
+            {
+                lock (second.Gate)
                 {
-                    _links[alias] = target;
+                    if (into.Retired || from.Retired)
+                    {
+                        continue; // merged away or erased meanwhile: resolve again
+                    }
+
+                    var before = into.Current;
+                    var current = before ?? new Profile(target);
+                    var after = from.Current is { } other ? merge(current, other, Interlocked.Increment(ref _version)) : current;
+                    into.Current = after;
+                    from.Current = null;
+                    from.Retired = true;
+                    _links[source] = target;
+                    _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
+
+                    // Anything that pointed at the source now points at the target.
+                    foreach (var alias in from.Aliases)
+                    {
+                        _links[alias] = target;
+                    }
+
+                    into.Aliases = [.. into.Aliases.Append(source).Concat(from.Aliases).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+                    from.Aliases = [];
+
+                    return new ProfileUpdate(before, after);
+                }
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public ProfileRemoval Remove(string key, Action<string, Profile?, IReadOnlyList<string>>? beforeRemove = null)
+    {
+        while (true)
+        {
+            var resolved = Resolve(key);
+            var entry = _entries.GetOrAdd(resolved, static _ => new Entry());
+            lock (entry.Gate)
+            {
+                if (entry.Retired)
+                {
+                    continue; // merged away or erased meanwhile: follow the current link
                 }
 
-                into.Aliases = [.. into.Aliases.Append(source).Concat(from.Aliases).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
-                from.Aliases = [];
+                IReadOnlyList<string> linked = entry.Aliases;
+                var removed = entry.Current;
+                beforeRemove?.Invoke(resolved, removed, linked);
+                entry.Current = null;
+                entry.Retired = true;
+                entry.Aliases = [];
+                _entries.TryRemove(new KeyValuePair<string, Entry>(resolved, entry));
+                foreach (var alias in linked)
+                {
+                    _links.TryRemove(new KeyValuePair<string, string>(alias, resolved));
+                }
 
-                return new ProfileUpdate(before, after);
+                return new ProfileRemoval(resolved, removed, linked);
             }
         }
     }

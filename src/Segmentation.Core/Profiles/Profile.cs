@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Segmentation.Core.Events;
+using Segmentation.Core.Privacy;
 
 namespace Segmentation.Core.Profiles;
 
@@ -48,6 +49,12 @@ public sealed record Profile
 
     /// <summary>Recent changes of the winning segment, oldest first.</summary>
     public ImmutableList<SegmentChange> SegmentHistory { get; init; } = [];
+
+    /// <summary>
+    /// The consent audit trail (F9): every grant and withdrawal recorded, in time order (ties in arrival
+    /// order). The current consent for a purpose is the latest entry for it; see <see cref="LatestConsent"/>.
+    /// </summary>
+    public ImmutableList<ConsentRecord> ConsentTrail { get; init; } = [];
 
     /// <summary>Distinct session ids seen.</summary>
     public ImmutableHashSet<string> SessionIds => Aggregates.SessionIds;
@@ -130,6 +137,67 @@ public sealed record Profile
         return hashes;
     }
 
+    /// <summary>The latest recorded grant or withdrawal for <paramref name="purpose"/>, or null when none was recorded.</summary>
+    public ConsentRecord? LatestConsent(ConsentPurpose purpose)
+    {
+        for (var i = ConsentTrail.Count - 1; i >= 0; i--)
+        {
+            if (ConsentTrail[i].Purpose == purpose)
+            {
+                return ConsentTrail[i];
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Adds a grant or withdrawal to the consent trail, in time order. An identical entry (same purpose,
+    /// grant, source and time) already present is not added again, so replaying a record is idempotent;
+    /// this instance is returned then.
+    /// </summary>
+    public Profile WithConsent(ConsentRecord record, long newVersion)
+    {
+        if (ConsentTrail.Contains(record))
+        {
+            return this;
+        }
+
+        var index = ConsentTrail.Count;
+        while (index > 0 && ConsentTrail[index - 1].At > record.At)
+        {
+            index--;
+        }
+
+        return this with { Version = newVersion, ConsentTrail = ConsentTrail.Insert(index, record) };
+    }
+
+    /// <summary>
+    /// Removes the events <paramref name="expired"/> selects (retention) with their ids, and replays the
+    /// aggregates over the events that remain, so removed events no longer count anywhere. Returns this
+    /// instance when nothing was removed.
+    /// </summary>
+    public Profile WithoutEvents(Func<StoredEvent, bool> expired, long newVersion, out int removed)
+    {
+        var kept = ImmutableArray.CreateBuilder<StoredEvent>(Events.Length);
+        foreach (var e in Events)
+        {
+            if (!expired(e))
+            {
+                kept.Add(e);
+            }
+        }
+
+        removed = Events.Length - kept.Count;
+        if (removed == 0)
+        {
+            return this;
+        }
+
+        var events = kept.DrainToImmutable();
+        return this with { Version = newVersion, Events = events, EventIdHashes = HashEventIds(events), Aggregates = ProfileAggregates.Replay(events) };
+    }
+
     /// <summary>The stored value of an attribute, or null.</summary>
     public object? Trait(string name) => Attributes.TryGetValue(name, out var a) ? a.Value : null;
 
@@ -204,6 +272,11 @@ public sealed record Profile
             Aggregates = ProfileAggregates.Replay(ordered),
             SegmentHistory = SegmentHistory.AddRange(other.SegmentHistory).Sort((a, b) => a.At.CompareTo(b.At)),
         };
+
+        foreach (var consent in other.ConsentTrail)
+        {
+            merged = merged.WithConsent(consent, newVersion);
+        }
 
         foreach (var attribute in other.Attributes.Values)
         {

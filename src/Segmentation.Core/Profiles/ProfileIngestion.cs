@@ -2,6 +2,7 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Membership;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 using Segmentation.Core.Storage;
@@ -36,6 +37,22 @@ public sealed record EventResult(int Index, string EventId, EventStatus Status, 
 /// <param name="Ignored">Names not stored because a more reliable layer holds them (F2).</param>
 public sealed record SetTraitsResult(Profile Profile, IReadOnlyList<string> Applied, IReadOnlyList<string> Ignored);
 
+/// <summary>Result of recording a consent grant or withdrawal.</summary>
+/// <param name="Profile">The profile after the write.</param>
+/// <param name="Duplicate">True when the identical entry (purpose, grant, source, time) was already in the trail; nothing changed.</param>
+public sealed record ConsentResult(Profile Profile, bool Duplicate);
+
+/// <summary>Result of an erasure.</summary>
+/// <param name="UserId">The erased profile's key (the id the request resolved to through identity links).</param>
+/// <param name="Existed">False when there was nothing to erase (unknown id, or erased before).</param>
+/// <param name="LinkedIds">The anonymous or session ids that were linked to it and were erased with it.</param>
+public sealed record ForgetResult(string UserId, bool Existed, IReadOnlyList<string> LinkedIds);
+
+/// <summary>Result of a retention pass.</summary>
+/// <param name="ProfilesChanged">Profiles that lost at least one event.</param>
+/// <param name="EventsRemoved">Events removed.</param>
+public sealed record RetentionResult(int ProfilesChanged, int EventsRemoved);
+
 /// <summary>Result of stitching an anonymous id to a user.</summary>
 public sealed record IdentifyResult(Profile Profile, int MergedEvents, int DuplicateEvents);
 
@@ -46,10 +63,28 @@ public sealed record IdentifyResult(Profile Profile, int MergedEvents, int Dupli
 /// recording a change of segment with its cause. Used by the gRPC services and the demo import alike.
 /// With a durable <see cref="IChangeLog"/>, every accepted change is appended to the log (and on disk)
 /// before it is applied to memory (write-ahead); <see cref="Replay"/> applies logged changes at start-up.
+/// Privacy (F9) is enforced here too: consent is recorded with its trail, segment membership of users
+/// without personalization consent is evaluated on the request context only and never emitted, erasure
+/// (<see cref="Forget"/>) removes a user and its linked ids, and events past their retention are rejected,
+/// skipped on replay and removed by <see cref="ApplyRetention"/>.
 /// </summary>
-public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalogs, RfmModelProvider rfm, MembershipIndex memberships, TimeProvider time, IChangeLog? changeLog = null)
+public sealed class ProfileIngestion(
+    IProfileStore store,
+    CatalogProvider catalogs,
+    RfmModelProvider rfm,
+    MembershipIndex memberships,
+    TimeProvider time,
+    IChangeLog? changeLog = null,
+    ConsentPolicy? consent = null,
+    RetentionPolicy? retention = null)
 {
     private readonly IChangeLog _log = changeLog ?? NoChangeLog.Instance;
+
+    /// <summary>What unknown consent means.</summary>
+    public ConsentPolicy Consent { get; } = consent ?? ConsentPolicy.Default;
+
+    /// <summary>How long events are kept.</summary>
+    public RetentionPolicy Retention { get; } = retention ?? RetentionPolicy.KeepForever;
 
     /// <summary>Maximum traits per write.</summary>
     public const int MaxTraits = 100;
@@ -65,13 +100,20 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
     {
         var now = time.GetUtcNow();
         EventValidator.Validate(e, now, prefix);
+        if (Retention.IsExpired(e.Type, e.Timestamp.UtcTicks, now.UtcTicks))
+        {
+            throw new ValidationException($"{prefix}.timestamp", $"is older than the retention period of '{(e.Type.Length > 64 ? e.Type[..64] : e.Type)}' events ({Retention.For(e.Type)!.Value.TotalDays:0.##} days): such events are not stored");
+        }
+
         var update = ApplyEvent(e.ProfileKey, StoredEvent.From(e), now, log: true);
         return new TrackResult(update.After, !update.Changed);
     }
 
     /// <summary>
     /// Applies a change read back from the change log, through the same path as the live write but
-    /// without logging it again. Events already recorded (same id) are skipped.
+    /// without logging it again. Events already recorded (same id) and events past their retention are
+    /// skipped; a consent entry already in the trail is not added again; an erasure removes again.
+    /// Applying the same record twice therefore gives the same store (snapshot and log tail may overlap).
     /// </summary>
     public void Replay(ChangeRecord record)
     {
@@ -80,13 +122,28 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         switch (record)
         {
             case EventChange change:
-                ApplyEvent(change.Key, change.Event, now, log: false);
+                if (!Retention.IsExpired(change.Event, now.UtcTicks))
+                {
+                    ApplyEvent(change.Key, change.Event, now, log: false);
+                }
+
                 break;
             case TraitsChange change:
                 ApplyTraits(change.UserId, [.. change.Attributes.Select(a => a.ToAttribute())], now, "replay", null, null, log: false);
                 break;
             case MergeChange change:
                 ApplyMerge(change.AnonymousId, change.UserId, now, log: false, out _, out _);
+                break;
+            case ConsentChange change:
+                ApplyConsent(change.Key, change.Consent, now, log: false);
+                break;
+            case ForgetChange change:
+                ApplyForget(change.UserId, log: false);
+                foreach (var linked in change.LinkedIds)
+                {
+                    ApplyForget(linked, log: false);
+                }
+
                 break;
             default:
                 throw new ArgumentException($"unknown change record {record.GetType().Name}", nameof(record));
@@ -272,7 +329,7 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         var update = store.Merge(anonymousId, userId, (into, from, version) =>
         {
             var result = into.Merge(from, version, out m, out d);
-            memberships.Remove(from.UserId, now, catalogs.Current.Version, $"identify:{userId}");
+            memberships.Set(from.UserId, [], catalogs.Current.Version, long.MaxValue, now, $"identify:{userId}", publish: Consent.Gate(from) == ConsentGate.FullProfile);
             return Derive(result, now, $"identify:{anonymousId}");
         });
         if (update.After.Orders > 0)
@@ -282,6 +339,135 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
 
         (merged, duplicates) = (m, d);
         return update;
+    }
+
+    /// <summary>
+    /// Records a consent grant or withdrawal for a purpose (F9) in the profile's audit trail, with its source
+    /// and time (null: now). Logged write-ahead like every other write; the profile's version changes, so no
+    /// decision cached under the previous consent is served. Memberships are re-evaluated at once: without
+    /// personalization consent only the request context counts, and the change is not emitted to watchers.
+    /// </summary>
+    public ConsentResult RecordConsent(string key, ConsentPurpose purpose, bool granted, string source, DateTimeOffset? at)
+    {
+        var v = new ViolationList();
+        v.Required("user_id", key, 256);
+        v.Required("source", source, 64);
+        if (!Enum.IsDefined(purpose))
+        {
+            v.Add("purpose", "must be one of personalization, analytics, email_marketing, advertising");
+        }
+
+        var now = time.GetUtcNow();
+        var when = at ?? now;
+        if (when > now + EventValidator.MaxFutureSkew)
+        {
+            v.Add("timestamp", "must not be in the future");
+        }
+
+        v.ThrowIfAny();
+        var update = ApplyConsent(key, new ConsentRecord(purpose, granted, source, when), now, log: true);
+        return new ConsentResult(update.After, !update.Changed);
+    }
+
+    // Under the user's lock: skips an entry already in the trail, logs (write-ahead), then applies and derives.
+    private ProfileUpdate ApplyConsent(string key, ConsentRecord record, DateTimeOffset now, bool log) =>
+        store.Update(key, (p, version) =>
+        {
+            var next = p.WithConsent(record, version);
+            if (ReferenceEquals(next, p))
+            {
+                return p;
+            }
+
+            if (log)
+            {
+                _log.Append(new ConsentChange(key, record));
+            }
+
+            return Derive(next, now, $"consent:{ConsentPolicy.NameOf(record.Purpose)}:{(record.Granted ? "granted" : "withdrawn")}");
+        });
+
+    /// <summary>
+    /// Erases a user (F9, right to erasure): the profile <paramref name="userId"/> resolves to, every
+    /// anonymous or session id stitched to it (their data was merged into it) and the identity links, and
+    /// the user's segment memberships, without emitting any membership change. The erasure is logged
+    /// write-ahead (<see cref="ForgetChange"/>) under the user's lock before anything is removed; compacting
+    /// durable storage afterwards is the caller's part. Erasing an unknown or already erased id succeeds and
+    /// logs nothing. Later writes for any of the ids start a fresh profile.
+    /// </summary>
+    public ForgetResult Forget(string userId)
+    {
+        var v = new ViolationList();
+        v.Required("user_id", userId, 256);
+        v.ThrowIfAny();
+        var removal = ApplyForget(userId, log: true);
+        return new ForgetResult(removal.UserId, removal.Removed is not null || removal.LinkedIds.Count > 0, removal.LinkedIds);
+    }
+
+    private ProfileRemoval ApplyForget(string key, bool log)
+    {
+        var removal = store.Remove(key, (resolved, profile, linked) =>
+        {
+            if (log && (profile is not null || linked.Count > 0))
+            {
+                _log.Append(new ForgetChange(resolved, linked));
+            }
+
+            memberships.Forget(resolved);
+            foreach (var id in linked)
+            {
+                memberships.Forget(id);
+            }
+        });
+        if (removal.Removed is { Orders: > 0 })
+        {
+            rfm.MarkDirty();
+        }
+
+        return removal;
+    }
+
+    /// <summary>
+    /// Applies the retention policy (F9) at the current time: per profile, under its lock, removes the
+    /// events older than their type's retention with their ids, replays the aggregates over the rest (the
+    /// same replay as a late event's) and derives again, so removed events stop counting everywhere. Run
+    /// periodically; compact durable storage afterwards so removed events also leave the disk (on replay
+    /// they are skipped anyway).
+    /// </summary>
+    public RetentionResult ApplyRetention(CancellationToken cancellation = default)
+    {
+        if (Retention.IsKeepForever)
+        {
+            return new RetentionResult(0, 0);
+        }
+
+        var now = time.GetUtcNow();
+        var nowTicks = now.UtcTicks;
+        int profiles = 0, events = 0;
+        var purchasesRemoved = false;
+        foreach (var key in store.Snapshot().Select(p => p.UserId).ToList())
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var removed = 0;
+            var update = store.Update(key, (p, version) =>
+            {
+                var next = p.WithoutEvents(e => Retention.IsExpired(e, nowTicks), version, out removed);
+                return ReferenceEquals(next, p) ? p : Derive(next, now, "retention");
+            });
+            if (update.Changed && removed > 0)
+            {
+                profiles++;
+                events += removed;
+                purchasesRemoved |= update.Before is { } before && (before.Orders != update.After.Orders || before.Revenue != update.After.Revenue);
+            }
+        }
+
+        if (purchasesRemoved)
+        {
+            rfm.MarkDirty();
+        }
+
+        return new RetentionResult(profiles, events);
     }
 
     /// <summary>Returns a profile or throws <see cref="NotFoundException"/>.</summary>
@@ -309,8 +495,11 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
         SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(lead, catalog.Scoring.Lead), now);
         SetDerived(ref profile, "rfm_segment", DerivedScores.RfmSegment(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)), now);
 
-        var evaluation = Decider.Evaluate(catalog, profile, RequestContext.Empty, now, model);
-        memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version);
+        // Membership honours consent like Decide: without personalization consent only the (empty) request
+        // context is evaluated, and nothing about the user is emitted to watchers.
+        var full = Consent.Gate(profile) == ConsentGate.FullProfile;
+        var evaluation = Decider.Evaluate(catalog, full ? profile : null, RequestContext.Empty, now, model);
+        memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version, publish: full);
         return profile.WithSegment(evaluation.Winner.Id, now, cause);
     }
 
@@ -361,8 +550,9 @@ public sealed class ProfileIngestion(IProfileStore store, CatalogProvider catalo
                 var catalog = catalogs.Current;
                 var model = rfm.Current;
                 var why = cause ?? (memberships.CatalogVersionOf(user) != catalog.Version ? $"catalog:v{catalog.Version}" : "time");
-                var evaluation = Decider.Evaluate(catalog, p, RequestContext.Empty, now, model);
-                memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, why, model.Version);
+                var full = Consent.Gate(p) == ConsentGate.FullProfile;
+                var evaluation = Decider.Evaluate(catalog, full ? p : null, RequestContext.Empty, now, model);
+                memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, why, model.Version, publish: full);
             }
             else
             {

@@ -72,7 +72,8 @@ public sealed class TemplateRenderer
         {
             Interlocked.Increment(ref _failureCount);
             Failures.Add(1, new KeyValuePair<string, object?>("variant", variant.Id));
-            _logger.LogWarning("Template {VariantId} failed to render; serving its fallback text: {Reason}", variant.Id, ex.Message);
+            // The exception text is not logged: it may quote values of the render model, which include PII traits.
+            _logger.LogWarning("Template {VariantId} failed to render ({ErrorType}); serving its fallback text", variant.Id, ex.GetType().Name);
             return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true);
         }
         finally

@@ -1,16 +1,20 @@
 using System.Text.Json.Serialization;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Storage;
 
 /// <summary>
-/// One accepted change of the profile store, as written to the change log: an event, a traits write or
-/// an identity merge. Replaying the records in log order rebuilds the store.
+/// One accepted change of the profile store, as written to the change log: an event, a traits write,
+/// an identity merge, a consent grant or withdrawal, or an erasure. Replaying the records in log order
+/// rebuilds the store.
 /// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "k")]
 [JsonDerivedType(typeof(EventChange), "event")]
 [JsonDerivedType(typeof(TraitsChange), "traits")]
 [JsonDerivedType(typeof(MergeChange), "merge")]
+[JsonDerivedType(typeof(ConsentChange), "consent")]
+[JsonDerivedType(typeof(ForgetChange), "forget")]
 public abstract record ChangeRecord;
 
 /// <summary>An accepted event for the profile <paramref name="Key"/> (user id, else anonymous id, as sent).</summary>
@@ -27,6 +31,23 @@ public sealed record TraitsChange(string UserId, IReadOnlyList<LoggedAttribute> 
 /// <param name="AnonymousId">The anonymous or session id.</param>
 /// <param name="UserId">The known user.</param>
 public sealed record MergeChange(string AnonymousId, string UserId) : ChangeRecord;
+
+/// <summary>
+/// A consent grant or withdrawal for the profile <paramref name="Key"/> (user id, else anonymous id, as
+/// sent; identity links are followed on replay). Replaying it twice adds it to the trail once.
+/// </summary>
+/// <param name="Key">The profile key the consent was recorded for.</param>
+/// <param name="Consent">The grant or withdrawal.</param>
+public sealed record ConsentChange(string Key, ConsentRecord Consent) : ChangeRecord;
+
+/// <summary>
+/// An erasure (<c>ForgetUser</c>): the profile <paramref name="UserId"/> and every id linked to it are
+/// removed, with their identity links. Replaying it removes them again (idempotent). Compaction removes
+/// this record itself from disk together with everything it erased.
+/// </summary>
+/// <param name="UserId">The erased profile's key (the id the request resolved to).</param>
+/// <param name="LinkedIds">The anonymous or session ids that were stitched to it, erased with it.</param>
+public sealed record ForgetChange(string UserId, IReadOnlyList<string> LinkedIds) : ChangeRecord;
 
 /// <summary>The JSON form of a <see cref="ProfileAttribute"/>: the value is held in the member of its type.</summary>
 /// <param name="Name">Attribute name.</param>

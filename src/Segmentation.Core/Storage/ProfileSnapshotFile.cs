@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.IO.Hashing;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Storage;
@@ -344,6 +345,15 @@ public static class ProfileSnapshotFile
                 Symbol(change.Cause);
             }
 
+            w.Write7BitEncodedInt(p.ConsentTrail.Count);
+            foreach (var consent in p.ConsentTrail)
+            {
+                w.Write((byte)consent.Purpose);
+                w.Write(consent.Granted);
+                Symbol(consent.Source);
+                Time(w, consent.At);
+            }
+
             Count++;
         }
 
@@ -528,6 +538,13 @@ public static class ProfileSnapshotFile
                 history.Add(new SegmentChange(Symbol(), Symbol()!, Time(r), Symbol()!));
             }
 
+            var consentCount = r.Read7BitEncodedInt();
+            var consents = ImmutableList.CreateBuilder<ConsentRecord>();
+            for (var i = 0; i < consentCount; i++)
+            {
+                consents.Add(new ConsentRecord((ConsentPurpose)r.ReadByte(), r.ReadBoolean(), Symbol()!, Time(r)));
+            }
+
             var ordered = events.MoveToImmutable();
             var profile = new Profile(userId)
             {
@@ -538,6 +555,7 @@ public static class ProfileSnapshotFile
                 Aggregates = ProfileAggregates.Replay(ordered),
                 CurrentSegment = current,
                 SegmentHistory = history.ToImmutable(),
+                ConsentTrail = consents.ToImmutable(),
             };
             return new SnapshotEntry(profile, links);
         }

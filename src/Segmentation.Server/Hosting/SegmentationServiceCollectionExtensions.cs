@@ -4,6 +4,7 @@ using Segmentation.Core.Caching;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Membership;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Scoring;
@@ -16,7 +17,8 @@ public static class SegmentationServiceCollectionExtensions
 {
     /// <summary>
     /// Adds the catalog (loaded at start-up, failing fast on errors), the in-memory profile store,
-    /// RFM scoring, the decision cache and engine, and the demo data import when enabled.
+    /// RFM scoring, the decision cache and engine, privacy (consent policy, retention, erasure and export),
+    /// and the demo data import when enabled.
     /// </summary>
     public static IServiceCollection AddSegmentation(this IServiceCollection services)
     {
@@ -27,8 +29,14 @@ public static class SegmentationServiceCollectionExtensions
                 o => string.IsNullOrWhiteSpace(o.DataDirectory) || o.HasValidEncryptionKey(),
                 "Segmentation:EncryptionKey must be base64 of 32 bytes when Segmentation:DataDirectory is set (PII is encrypted at rest); generate one with: openssl rand -base64 32")
             .ValidateOnStart();
+        services.AddOptions<PrivacyOptions>()
+            .BindConfiguration(PrivacyOptions.Section)
+            .Validate(o => !o.Problems().Any(), "invalid Segmentation:Privacy configuration: retention ages must not be negative and the sweep interval must be at least 1 second")
+            .ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<PrivacyOptions>>().Value.ToConsentPolicy());
+        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<PrivacyOptions>>().Value.ToRetentionPolicy());
         services.TryAddSingleton<IProfileStore, InMemoryProfileStore>();
         services.TryAddSingleton(sp => new RfmModelProvider(sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp =>
@@ -70,7 +78,18 @@ public static class SegmentationServiceCollectionExtensions
             sp.GetRequiredService<RfmModelProvider>(),
             sp.GetRequiredService<MembershipIndex>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<IChangeLog>()));
+            sp.GetRequiredService<IChangeLog>(),
+            sp.GetRequiredService<ConsentPolicy>(),
+            sp.GetRequiredService<RetentionPolicy>()));
+        services.TryAddSingleton(sp => new DataSubjectRights(
+            sp.GetRequiredService<ProfileIngestion>(),
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<CatalogProvider>(),
+            sp.GetRequiredService<RfmModelProvider>(),
+            sp.GetRequiredService<MembershipIndex>(),
+            sp.GetRequiredService<DecisionCache>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IStoreCompaction>()));
 
         // Order matters: the change log is restored first, then the demo import (which skips events
         // already restored), then the periodic RFM recomputation starts.
@@ -80,6 +99,7 @@ public static class SegmentationServiceCollectionExtensions
         services.AddHostedService<RfmRecomputeService>();
         services.AddHostedService<MembershipMaintainer>();
         services.AddHostedService<CatalogDirectoryWatcher>();
+        services.AddHostedService<RetentionService>();
         return services;
     }
 }

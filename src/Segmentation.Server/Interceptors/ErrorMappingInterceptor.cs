@@ -11,8 +11,10 @@ namespace Segmentation.Server.Interceptors;
 /// The one place domain exceptions become gRPC statuses: validation errors become INVALID_ARGUMENT
 /// with <c>google.rpc.BadRequest</c> field violations, missing entities NOT_FOUND, catalog errors
 /// FAILED_PRECONDITION. Anything unexpected is logged and returned as INTERNAL without exception text.
+/// Outside development the log carries the exception's type and stack trace but not its message, which
+/// may quote request values such as PII traits (F9: PII is never written to logs).
 /// </summary>
-internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger) : Interceptor
+internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, IHostEnvironment environment) : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
@@ -86,7 +88,15 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
                 return new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "the call was cancelled or its deadline passed"));
             default:
-                logger.LogError(ex, "Unhandled error in {Method}", context.Method);
+                if (environment.IsDevelopment())
+                {
+                    logger.LogError(ex, "Unhandled error in {Method}", context.Method);
+                }
+                else
+                {
+                    logger.LogError("Unhandled {ExceptionType} in {Method} (message not logged: it may contain personal data){NewLine}{StackTrace}", ex.GetType().FullName, context.Method, Environment.NewLine, ex.StackTrace);
+                }
+
                 return new RpcException(new Grpc.Core.Status(StatusCode.Internal, "internal error; see server logs"));
         }
     }

@@ -66,6 +66,7 @@ internal static class DecisionMapper
             Messaging = ToProto(d.Variant(VariantKind.Messaging)),
             CatalogVersion = d.CatalogVersion,
             FromCache = d.FromCache,
+            ConsentGate = d.ConsentGate == Core.Privacy.ConsentGate.ContextOnly ? Contracts.V1.ConsentGate.ContextOnly : Contracts.V1.ConsentGate.FullProfile,
             EvaluatedAt = Timestamp.FromDateTimeOffset(d.EvaluatedAt),
         };
         foreach (var m in d.Matched)
@@ -86,7 +87,7 @@ internal static class DecisionMapper
 
         if (d.Explanation is { } e)
         {
-            var explanation = new Contracts.V1.Explanation { Summary = e.Summary, ContextFieldsRead = { e.ContextFieldsRead } };
+            var explanation = new Contracts.V1.Explanation { Summary = e.Summary, ContextFieldsRead = { e.ContextFieldsRead }, Consent = e.Consent };
             foreach (var t in e.Segments)
             {
                 var trace = new Contracts.V1.SegmentTrace

@@ -3,6 +3,7 @@ using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Membership;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Scoring;
 using Segmentation.Core.Validation;
@@ -12,7 +13,7 @@ using CatalogFile = Segmentation.Core.Catalog.CatalogFile;
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for catalog governance: <see cref="CatalogProvider"/>, <see cref="CatalogAudit"/> and <see cref="MembershipIndex"/>.</summary>
-internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore store, RfmModelProvider rfm, MembershipIndex memberships, TimeProvider time) : CatalogService.CatalogServiceBase
+internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore store, RfmModelProvider rfm, MembershipIndex memberships, TimeProvider time, ConsentPolicy consent) : CatalogService.CatalogServiceBase
 {
     private const int MaxFiles = 200;
     private const int MaxFileBytes = 1 << 20;
@@ -147,7 +148,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
         var response = new PreviewSegmentResponse();
         try
         {
-            var p = CatalogAudit.Preview(catalogs.Current, request.SegmentYaml, store.Snapshot(), rfm.Current, time.GetUtcNow(), sampleSize: Math.Clamp(request.SampleSize == 0 ? 10 : request.SampleSize, 1, 100));
+            var p = CatalogAudit.Preview(catalogs.Current, request.SegmentYaml, Profiles(), rfm.Current, time.GetUtcNow(), sampleSize: Math.Clamp(request.SampleSize == 0 ? 10 : request.SampleSize, 1, 100));
             response.MemberCount = p.Members;
             response.Population = p.Population;
             response.Share = p.Share;
@@ -203,6 +204,9 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
         }
     }
 
+    // Audits and previews see users without personalization consent as empty profiles, as membership does.
+    private IEnumerable<Core.Profiles.Profile> Profiles() => store.Snapshot().Select(consent.GatedView);
+
     private AuditReport Audit(CatalogSnapshot catalog, AuditThresholds? thresholds)
     {
         var defaults = new AuditOptions();
@@ -212,7 +216,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
             SignificanceFloor = thresholds.SignificanceFloor > 0 ? thresholds.SignificanceFloor : defaults.SignificanceFloor,
             BroadShare = thresholds.BroadShare > 0 ? thresholds.BroadShare : defaults.BroadShare,
         };
-        return CatalogAudit.Run(catalog, store.Snapshot(), rfm.Current, time.GetUtcNow(), options, memberships);
+        return CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options, memberships);
     }
 
     private static InMemoryCatalogSource Source(IEnumerable<Contracts.V1.CatalogFile> files, string origin)

@@ -25,7 +25,8 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             request.UserIds,
             DecisionMapper.ToDomain(request.Context, request.Channel),
             ValueMapper.ToDomain(request.Timestamp, "timestamp"),
-            request.Explain);
+            request.Explain,
+            PrivacyMapper.BatchPurpose(request.Purpose, request.Channel));
         foreach (var item in items)
         {
             context.CancellationToken.ThrowIfCancellationRequested();
@@ -33,6 +34,10 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             if (item.Decision is not null)
             {
                 response.Decision = DecisionMapper.ToProto(item.Decision);
+            }
+            else if (item.Skipped is { } consent)
+            {
+                response.Skipped = new DecisionSkipped { Purpose = PrivacyMapper.ToProto(consent.Purpose), Reason = consent.Describe() };
             }
             else
             {

@@ -1,0 +1,173 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Segmentation.Core.Caching;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Membership;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
+using Segmentation.Core.Storage;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Privacy;
+
+/// <summary>A user's consent: the current state per purpose and the whole audit trail.</summary>
+/// <param name="UserId">The profile key the id resolved to.</param>
+/// <param name="Purposes">The current consent for every purpose (the default where none was recorded).</param>
+/// <param name="Trail">Every grant and withdrawal recorded, in time order.</param>
+public sealed record ConsentView(string UserId, IReadOnlyList<ConsentStatus> Purposes, IReadOnlyList<ConsentRecord> Trail);
+
+/// <summary>The export of one user.</summary>
+/// <param name="UserId">The profile key the id resolved to.</param>
+/// <param name="Json">Everything held about the user, as a JSON object.</param>
+public sealed record UserDataExport(string UserId, string Json);
+
+/// <summary>
+/// The data subject's rights over their data (F9): see it (<see cref="Export"/>, <see cref="GetConsent"/>)
+/// and erase it (<see cref="ForgetAsync"/>). Recording consent is a write and goes through
+/// <see cref="ProfileIngestion.RecordConsent"/>.
+/// </summary>
+public sealed class DataSubjectRights(
+    ProfileIngestion ingestion,
+    IProfileStore store,
+    CatalogProvider catalogs,
+    RfmModelProvider rfm,
+    MembershipIndex memberships,
+    DecisionCache cache,
+    TimeProvider time,
+    IStoreCompaction? compaction = null)
+{
+    private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
+
+    /// <summary>
+    /// Erases a user everywhere: the profile and every id stitched to it, identity links and segment
+    /// memberships (<see cref="ProfileIngestion.Forget"/>, logged write-ahead), every cached decision for
+    /// any of those ids, and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
+    /// snapshot without the user replaces the older snapshots and log segments, including the one holding
+    /// the erasure record). Nothing is emitted on the membership change feed. Idempotent: erasing an
+    /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it).
+    /// Compaction is not cancelled when the caller goes away.
+    /// </summary>
+    public async Task<ForgetResult> ForgetAsync(string userId)
+    {
+        var result = ingestion.Forget(userId);
+        cache.RemoveUsers(new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal));
+        await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
+        return result;
+    }
+
+    /// <summary>
+    /// The consent of a user for every purpose and its trail. An unknown user has no trail and the
+    /// defaults of the <see cref="ConsentPolicy"/> (this is not an error: a consent banner may ask first).
+    /// </summary>
+    public ConsentView GetConsent(string userId)
+    {
+        RequireId(userId);
+        var profile = store.Get(userId);
+        return new ConsentView(
+            profile?.UserId ?? store.Resolve(userId),
+            [.. ConsentPolicy.Purposes.Select(p => ingestion.Consent.Status(profile, p))],
+            profile?.ConsentTrail ?? []);
+    }
+
+    /// <summary>
+    /// Everything held about a user, as indented JSON (snake_case): attributes with layer, source, time and
+    /// PII flag, every stored event, the consent trail and current consent, the segment history and current
+    /// memberships, linked ids, aggregates and derived scores. Throws <see cref="NotFoundException"/> for an
+    /// unknown user.
+    /// </summary>
+    public UserDataExport Export(string userId)
+    {
+        RequireId(userId);
+        var profile = store.Get(userId) ?? throw new NotFoundException($"no profile for user '{userId}'");
+        var traits = catalogs.Current.Traits;
+        var model = rfm.Current;
+        var a = profile.Aggregates;
+        var export = new UserExport(
+            profile.UserId,
+            time.GetUtcNow(),
+            profile.Version,
+            store.LinkedIds(profile.UserId),
+            [.. profile.Attributes.Values.OrderBy(x => x.Name, StringComparer.Ordinal).Select(x => new ExportedAttribute(
+                x.Name,
+                ValueOf(x.Value),
+                x.Layer switch { AttributeLayer.ZeroParty => "zero_party", AttributeLayer.FirstParty => "first_party", _ => "derived" },
+                x.Source,
+                x.UpdatedAt,
+                traits.TryGetValue(x.Name, out var t) && t.Pii))],
+            [.. profile.Events.Select(e => new ExportedEvent(e.EventId, e.Type, new DateTimeOffset(e.Ticks, TimeSpan.Zero), e.Value, e.Quantity, e.SessionId, e.Source, e.PageType, e.Category, e.ProductId, e.CampaignId, e.Country))],
+            [.. ConsentPolicy.Purposes.Select(p => ingestion.Consent.Status(profile, p)).Select(s => new ExportedConsentState(ConsentPolicy.NameOf(s.Purpose), s.Granted, s.Recorded, s.Latest?.Source, s.Latest?.At))],
+            [.. profile.ConsentTrail.Select(c => new ExportedConsent(ConsentPolicy.NameOf(c.Purpose), c.Granted, c.Source, c.At))],
+            profile.CurrentSegment,
+            [.. profile.SegmentHistory.Select(c => new ExportedSegmentChange(c.From, c.To, c.At, c.Cause))],
+            memberships.SegmentsOf(profile.UserId),
+            new ExportedAggregates(
+                a.TotalEvents,
+                a.SessionIds.Count,
+                Time(a.FirstSeenTicks),
+                Time(a.LastSeenTicks),
+                a.Orders,
+                a.Revenue,
+                Time(a.FirstPurchaseTicks),
+                Time(a.LastPurchaseTicks),
+                a.CartItems,
+                [.. a.OpenedCampaigns.Order(StringComparer.Ordinal)],
+                [.. a.ClickedCampaigns.Order(StringComparer.Ordinal)]),
+            new ExportedRfm(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)));
+        return new UserDataExport(profile.UserId, JsonSerializer.Serialize(export, UserExportJson.Default.UserExport));
+    }
+
+    private static void RequireId(string userId)
+    {
+        var v = new ViolationList();
+        v.Required("user_id", userId, 256);
+        v.ThrowIfAny();
+    }
+
+    private static DateTimeOffset? Time(long ticks) => ticks == long.MinValue ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
+
+    private static JsonNode? ValueOf(object value) => value switch
+    {
+        string s => JsonValue.Create(s),
+        double d => JsonValue.Create(d),
+        bool b => JsonValue.Create(b),
+        DateTimeOffset t => JsonValue.Create(t),
+        IEnumerable<string> l => new JsonArray([.. l.Select(x => (JsonNode?)JsonValue.Create(x))]),
+        _ => JsonValue.Create(value.ToString()),
+    };
+}
+
+/// <summary>The export of one user (see <see cref="DataSubjectRights.Export"/>).</summary>
+internal sealed record UserExport(
+    string UserId,
+    DateTimeOffset ExportedAt,
+    long ProfileVersion,
+    IReadOnlyList<string> LinkedIds,
+    IReadOnlyList<ExportedAttribute> Attributes,
+    IReadOnlyList<ExportedEvent> Events,
+    IReadOnlyList<ExportedConsentState> Consent,
+    IReadOnlyList<ExportedConsent> ConsentTrail,
+    string? CurrentSegment,
+    IReadOnlyList<ExportedSegmentChange> SegmentHistory,
+    IReadOnlyList<string> Memberships,
+    ExportedAggregates Aggregates,
+    ExportedRfm Rfm);
+
+internal sealed record ExportedAttribute(string Name, JsonNode? Value, string Layer, string Source, DateTimeOffset UpdatedAt, bool Pii);
+
+internal sealed record ExportedEvent(string EventId, string Type, DateTimeOffset Timestamp, double Value, int Quantity, string SessionId, string Source, string PageType, string? Category, string? ProductId, string? CampaignId, string? Country);
+
+internal sealed record ExportedConsentState(string Purpose, bool Granted, bool Recorded, string? Source, DateTimeOffset? At);
+
+internal sealed record ExportedConsent(string Purpose, bool Granted, string Source, DateTimeOffset At);
+
+internal sealed record ExportedSegmentChange(string? From, string To, DateTimeOffset At, string Cause);
+
+internal sealed record ExportedAggregates(int TotalEvents, int Sessions, DateTimeOffset? FirstSeen, DateTimeOffset? LastSeen, int Orders, double Revenue, DateTimeOffset? FirstPurchase, DateTimeOffset? LastPurchase, int CartItems, IReadOnlyList<string> OpenedCampaigns, IReadOnlyList<string> ClickedCampaigns);
+
+internal sealed record ExportedRfm(int Recency, int Frequency, int Monetary);
+
+/// <summary>Source-generated JSON metadata for user exports.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(UserExport))]
+internal sealed partial class UserExportJson : JsonSerializerContext;
