@@ -22,7 +22,7 @@ internal static class CatalogCommands
 
     private static readonly JsonFormatter JsonLine = new(JsonFormatter.Settings.Default);
 
-    public static async Task<int> ValidateAsync(string address, DirectoryInfo dir, int minSize, bool json, CancellationToken ct)
+    public static async Task<int> ValidateAsync(ServiceTarget address, DirectoryInfo dir, int minSize, bool json, CancellationToken ct)
     {
         var request = new ValidateCatalogRequest { Files = { ReadCatalog(dir) } };
         if (minSize > 0)
@@ -54,7 +54,7 @@ internal static class CatalogCommands
         return response.Valid ? 0 : Invalid;
     }
 
-    public static async Task<int> PublishAsync(string address, DirectoryInfo dir, string? comment, bool json, CancellationToken ct)
+    public static async Task<int> PublishAsync(ServiceTarget address, DirectoryInfo dir, string? comment, bool json, CancellationToken ct)
     {
         var request = new PublishCatalogRequest { Files = { ReadCatalog(dir) }, Comment = comment ?? "" };
         using var grpc = Cli.OpenChannel(address);
@@ -109,7 +109,7 @@ internal static class CatalogCommands
         return 0;
     }
 
-    public static async Task<int> RollbackAsync(string address, long version, bool json, CancellationToken ct)
+    public static async Task<int> RollbackAsync(ServiceTarget address, long version, bool json, CancellationToken ct)
     {
         using var grpc = Cli.OpenChannel(address);
         var response = await new CatalogService.CatalogServiceClient(grpc).RollbackCatalogAsync(new RollbackCatalogRequest { Version = version }, cancellationToken: ct);
@@ -123,7 +123,7 @@ internal static class CatalogCommands
         return 0;
     }
 
-    public static async Task<int> PreviewAsync(string address, FileInfo file, int sample, bool json, CancellationToken ct)
+    public static async Task<int> PreviewAsync(ServiceTarget address, FileInfo file, int sample, bool json, CancellationToken ct)
     {
         if (!file.Exists)
         {
@@ -180,7 +180,7 @@ internal static class CatalogCommands
         return 0;
     }
 
-    public static async Task<int> AuditAsync(string address, int minSize, int top, bool json, CancellationToken ct)
+    public static async Task<int> AuditAsync(ServiceTarget address, int minSize, int top, bool json, CancellationToken ct)
     {
         var request = new AuditCatalogRequest();
         if (minSize > 0)
@@ -229,7 +229,7 @@ internal static class CatalogCommands
         return 0;
     }
 
-    public static async Task<int> SegmentsAsync(string address, bool json, CancellationToken ct)
+    public static async Task<int> SegmentsAsync(ServiceTarget address, bool json, CancellationToken ct)
     {
         using var grpc = Cli.OpenChannel(address);
         var r = await new CatalogService.CatalogServiceClient(grpc).ListSegmentsAsync(new ListSegmentsRequest(), cancellationToken: ct);
@@ -246,7 +246,7 @@ internal static class CatalogCommands
         return 0;
     }
 
-    public static async Task<int> MembersAsync(string address, string segmentId, int pageSize, string? pageToken, bool all, bool json, CancellationToken ct)
+    public static async Task<int> MembersAsync(ServiceTarget address, string segmentId, int pageSize, string? pageToken, bool all, bool json, CancellationToken ct)
     {
         if (pageSize is < 0 or > 1000)
         {
@@ -287,7 +287,7 @@ internal static class CatalogCommands
         return 0;
     }
 
-    public static async Task<int> WatchAsync(string address, WatchOptions o, bool json, CancellationToken ct)
+    public static async Task<int> WatchAsync(ServiceTarget address, WatchOptions o, bool json, CancellationToken ct)
     {
         if (o.Seconds is <= 0 or > 86_400 || double.IsNaN(o.Seconds))
         {

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 using Google.Protobuf;
 using Google.Rpc;
@@ -5,6 +6,12 @@ using Grpc.Core;
 using Grpc.Net.Client;
 
 namespace Segmentation.Cli;
+
+/// <summary>Where the service is and the API key to call it with.</summary>
+internal sealed record ServiceTarget(string Address, string ApiKey)
+{
+    public override string ToString() => Address; // never the key
+}
 
 /// <summary>Shared plumbing: the channel, output formats and error reporting.</summary>
 internal static class Cli
@@ -23,11 +30,21 @@ internal static class Cli
     public static string AddressFromEnvironment() =>
         Environment.GetEnvironmentVariable("SEGCTL_ADDRESS") is { Length: > 0 } env ? env : DefaultAddress;
 
-    public static GrpcChannel OpenChannel(string address) =>
-        GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    /// <summary>The documented local development key, used when neither --api-key nor SEGMENTATION_API_KEY is given.</summary>
+    public const string DevelopmentKey = "dev-local-key-change-me";
+
+    public static string ApiKeyFromEnvironment() =>
+        Environment.GetEnvironmentVariable("SEGMENTATION_API_KEY") is { Length: > 0 } env ? env : DevelopmentKey;
+
+    /// <summary>The SHA-256 of the key's UTF-8 bytes as lower-case hex: what the server's configuration holds.</summary>
+    public static string HashKey(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    /// <summary>A channel to the service that sends the API key as <c>x-api-key</c> metadata on every call.</summary>
+    public static GrpcChannel OpenChannel(ServiceTarget target) =>
+        GrpcChannel.ForAddress(target.Address, new GrpcChannelOptions
         {
             MaxReceiveMessageSize = 64 * 1024 * 1024,
-            HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
+            HttpHandler = new ApiKeyHandler(target.ApiKey) { InnerHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } },
         });
 
     /// <summary>Formats a protobuf message as indented JSON (proto3 JSON mapping).</summary>
@@ -113,4 +130,14 @@ internal static class Cli
 
     public static string Time(Google.Protobuf.WellKnownTypes.Timestamp? ts) =>
         ts is null ? "-" : ts.ToDateTimeOffset().ToString("yyyy-MM-dd HH:mm:ss'Z'");
+}
+
+/// <summary>Adds the API key to every request (works for plaintext local servers and TLS alike).</summary>
+internal sealed class ApiKeyHandler(string apiKey) : DelegatingHandler
+{
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        request.Headers.TryAddWithoutValidation("x-api-key", apiKey);
+        return base.SendAsync(request, cancellationToken);
+    }
 }

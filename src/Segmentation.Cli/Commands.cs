@@ -20,7 +20,7 @@ internal sealed record TrackOptions(
 internal static class Commands
 {
     public static async Task<int> DecideAsync(
-        string address, string userId, bool anonymous, bool explain, string? device, string? country, string? pageType, string? channel, bool json, CancellationToken ct)
+        ServiceTarget address, string userId, bool anonymous, bool explain, string? device, string? country, string? pageType, string? channel, bool json, CancellationToken ct)
     {
         var request = new DecideRequest
         {
@@ -91,7 +91,7 @@ internal static class Commands
         return 0;
     }
 
-    public static async Task<int> ProfileAsync(string address, string userId, bool json, CancellationToken ct)
+    public static async Task<int> ProfileAsync(ServiceTarget address, string userId, bool json, CancellationToken ct)
     {
         using var grpc = Cli.OpenChannel(address);
         var response = await new ProfileService.ProfileServiceClient(grpc).GetProfileAsync(new GetProfileRequest { UserId = userId }, cancellationToken: ct);
@@ -161,7 +161,7 @@ internal static class Commands
         return 0;
     }
 
-    public static async Task<int> CatalogAsync(string address, bool json, CancellationToken ct)
+    public static async Task<int> CatalogAsync(ServiceTarget address, bool json, CancellationToken ct)
     {
         using var grpc = Cli.OpenChannel(address);
         var c = await new CatalogService.CatalogServiceClient(grpc).GetCatalogAsync(new GetCatalogRequest(), cancellationToken: ct);
@@ -203,7 +203,7 @@ internal static class Commands
         return 0;
     }
 
-    public static async Task<int> TrackAsync(string address, TrackOptions o, bool json, CancellationToken ct)
+    public static async Task<int> TrackAsync(ServiceTarget address, TrackOptions o, bool json, CancellationToken ct)
     {
         var now = DateTimeOffset.UtcNow;
         var e = new Event

@@ -23,7 +23,7 @@ internal static class ImportCommand
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public static async Task<int> RunAsync(string address, FileInfo csv, bool shiftToNow, TimeSpan rfmWait, bool json, CancellationToken ct)
+    public static async Task<int> RunAsync(ServiceTarget address, FileInfo csv, bool shiftToNow, TimeSpan rfmWait, bool json, CancellationToken ct)
     {
         if (!csv.Exists)
         {
@@ -31,7 +31,7 @@ internal static class ImportCommand
         }
 
         var total = Stopwatch.StartNew();
-        var report = new ImportReport { File = csv.Name, Address = address };
+        var report = new ImportReport { File = csv.Name, Address = address.Address };
         var events = ReadEvents(csv, shiftToNow ? DateTimeOffset.UtcNow : null, report);
 
         using var grpc = Cli.OpenChannel(address);

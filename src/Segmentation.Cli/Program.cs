@@ -7,11 +7,26 @@ var address = new Option<string>("--address")
     Recursive = true,
     DefaultValueFactory = _ => Cli.AddressFromEnvironment(),
 };
+var apiKey = new Option<string>("--api-key")
+{
+    Description = "API key sent as x-api-key (env SEGMENTATION_API_KEY; default the local development key " + Cli.DevelopmentKey + ")",
+    Recursive = true,
+    DefaultValueFactory = _ => Cli.ApiKeyFromEnvironment(),
+};
 var json = new Option<bool>("--json") { Description = "Print JSON instead of plain text", Recursive = true };
 
 var root = new RootCommand("segctl: command-line client of the Segmentation gRPC service");
 root.Options.Add(address);
+root.Options.Add(apiKey);
 root.Options.Add(json);
+
+ServiceTarget Target(ParseResult parse) => new(parse.GetValue(address)!, parse.GetValue(apiKey)!);
+
+// hash-key: what an operator puts in Segmentation:Security:ApiKeys:N:Sha256
+var keyToHash = new Argument<string>("key") { Description = "The API key to hash" };
+var hashKey = new Command("hash-key", "Print the SHA-256 (hex) of an API key, for Segmentation:Security:ApiKeys:N:Sha256; no server call") { keyToHash };
+hashKey.SetAction(parse => Console.WriteLine(Cli.HashKey(parse.GetValue(keyToHash)!)));
+root.Subcommands.Add(hashKey);
 
 // import
 var csv = new Argument<FileInfo>("csv") { Description = "UCI Online Retail CSV (InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country)" };
@@ -28,7 +43,7 @@ var rfmWait = new Option<int>("--rfm-wait")
 };
 var import = new Command("import", "Import the UCI Online Retail CSV through ProfileService.StreamEvents and print a report") { csv, shift, noShift, rfmWait };
 import.SetAction((parse, ct) => Cli.RunAsync(() => ImportCommand.RunAsync(
-    parse.GetValue(address)!,
+    Target(parse),
     parse.GetValue(csv)!,
     parse.GetValue(shift) && !parse.GetValue(noShift),
     TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(rfmWait))),
@@ -46,7 +61,7 @@ var pageType = new Option<string?>("--page-type") { Description = "Request conte
 var channel = new Option<string?>("--channel") { Description = "web (default), email, ads or app" };
 var decide = new Command("decide", "Decide the winning segment and its variants for one user") { decideUser, explain, anonymous, device, country, pageType, channel };
 decide.SetAction((parse, ct) => Cli.RunAsync(() => Commands.DecideAsync(
-    parse.GetValue(address)!,
+    Target(parse),
     parse.GetValue(decideUser)!,
     parse.GetValue(anonymous),
     parse.GetValue(explain),
@@ -61,12 +76,12 @@ root.Subcommands.Add(decide);
 // profile
 var profileUser = new Argument<string>("user_id") { Description = "User id" };
 var profile = new Command("profile", "Show a user's profile: aggregates, derived data, attributes with provenance, segment changes") { profileUser };
-profile.SetAction((parse, ct) => Cli.RunAsync(() => Commands.ProfileAsync(parse.GetValue(address)!, parse.GetValue(profileUser)!, parse.GetValue(json), ct)));
+profile.SetAction((parse, ct) => Cli.RunAsync(() => Commands.ProfileAsync(Target(parse), parse.GetValue(profileUser)!, parse.GetValue(json), ct)));
 root.Subcommands.Add(profile);
 
 // catalog
 var catalog = new Command("catalog", "Show the active catalog: version and segments in priority order");
-catalog.SetAction((parse, ct) => Cli.RunAsync(() => Commands.CatalogAsync(parse.GetValue(address)!, parse.GetValue(json), ct)));
+catalog.SetAction((parse, ct) => Cli.RunAsync(() => Commands.CatalogAsync(Target(parse), parse.GetValue(json), ct)));
 root.Subcommands.Add(catalog);
 
 // track
@@ -80,7 +95,7 @@ var product = new Option<string?>("--product") { Description = "Product id (prod
 var orderId = new Option<string?>("--order-id") { Description = "Order id (purchase, refund); generated when omitted" };
 var track = new Command("track", "Send one event (TrackEvent) with a generated event id") { trackUser, trackType, category, value, trackPageType, trackDevice, product, orderId };
 track.SetAction((parse, ct) => Cli.RunAsync(() => Commands.TrackAsync(
-    parse.GetValue(address)!,
+    Target(parse),
     new TrackOptions(
         parse.GetValue(trackUser)!,
         parse.GetValue(trackType)!,
@@ -98,39 +113,39 @@ root.Subcommands.Add(track);
 var validateDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };
 var minSize = new Option<int>("--min-size") { Description = "Warn about segments with fewer members (0 = the server's default, 1,000)" };
 var validate = new Command("validate", "Dry-run a catalog directory (ValidateCatalog): errors with file:line, segment and clause; warnings with their codes. Exit code 1 when invalid") { validateDir, minSize };
-validate.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.ValidateAsync(parse.GetValue(address)!, parse.GetValue(validateDir)!, parse.GetValue(minSize), parse.GetValue(json), ct)));
+validate.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.ValidateAsync(Target(parse), parse.GetValue(validateDir)!, parse.GetValue(minSize), parse.GetValue(json), ct)));
 root.Subcommands.Add(validate);
 
 // publish
 var publishDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };
 var comment = new Option<string?>("--comment") { Description = "Why, for the audit trail (for example \"spring campaign\")" };
 var publish = new Command("publish", "Validate and publish a catalog directory (PublishCatalog); exit code 1 when it is rejected") { publishDir, comment };
-publish.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PublishAsync(parse.GetValue(address)!, parse.GetValue(publishDir)!, parse.GetValue(comment), parse.GetValue(json), ct)));
+publish.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PublishAsync(Target(parse), parse.GetValue(publishDir)!, parse.GetValue(comment), parse.GetValue(json), ct)));
 root.Subcommands.Add(publish);
 
 // rollback
 var rollbackVersion = new Option<long>("--version") { Description = "Version to restore (default: the one before the active version)" };
 var rollback = new Command("rollback", "Republish the files of an earlier catalog version as a new version (RollbackCatalog)") { rollbackVersion };
-rollback.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.RollbackAsync(parse.GetValue(address)!, parse.GetValue(rollbackVersion), parse.GetValue(json), ct)));
+rollback.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.RollbackAsync(Target(parse), parse.GetValue(rollbackVersion), parse.GetValue(json), ct)));
 root.Subcommands.Add(rollback);
 
 // preview
 var previewFile = new Argument<FileInfo>("segment.yaml") { Description = "One segment written as in a catalog file (a YAML mapping with id, name, type, rule, personalization)" };
 var previewSample = new Option<int>("--sample") { Description = "Number of member ids to show, 1 to 100 (default 10)" };
 var preview = new Command("preview", "Measure a candidate segment against the current profiles (PreviewSegment): members, share, sample, overlaps") { previewFile, previewSample };
-preview.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PreviewAsync(parse.GetValue(address)!, parse.GetValue(previewFile)!, parse.GetValue(previewSample), parse.GetValue(json), ct)));
+preview.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PreviewAsync(Target(parse), parse.GetValue(previewFile)!, parse.GetValue(previewSample), parse.GetValue(json), ct)));
 root.Subcommands.Add(preview);
 
 // audit
 var auditMinSize = new Option<int>("--min-size") { Description = "Warn about segments with fewer members (0 = the server's default, 1,000)" };
 var top = new Option<int>("--top") { Description = "Overlapping pairs to show, largest first (0 = all)", DefaultValueFactory = _ => 20 };
 var audit = new Command("audit", "Audit the active catalog (AuditCatalog): sizes and shares, the overlap matrix, warnings") { auditMinSize, top };
-audit.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.AuditAsync(parse.GetValue(address)!, parse.GetValue(auditMinSize), parse.GetValue(top), parse.GetValue(json), ct)));
+audit.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.AuditAsync(Target(parse), parse.GetValue(auditMinSize), parse.GetValue(top), parse.GetValue(json), ct)));
 root.Subcommands.Add(audit);
 
 // segments
 var segments = new Command("segments", "List the active catalog's segments with their live member counts (ListSegments)");
-segments.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.SegmentsAsync(parse.GetValue(address)!, parse.GetValue(json), ct)));
+segments.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.SegmentsAsync(Target(parse), parse.GetValue(json), ct)));
 root.Subcommands.Add(segments);
 
 // members
@@ -140,7 +155,7 @@ var pageToken = new Option<string?>("--page-token") { Description = "Continue af
 var allPages = new Option<bool>("--all") { Description = "Follow next_page_token to the last page" };
 var members = new Command("members", "List a segment's current members in user id order (ListSegmentMembers); ids on stdout, the count on stderr") { membersSegment, pageSize, pageToken, allPages };
 members.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.MembersAsync(
-    parse.GetValue(address)!, parse.GetValue(membersSegment)!, parse.GetValue(pageSize), parse.GetValue(pageToken), parse.GetValue(allPages), parse.GetValue(json), ct)));
+    Target(parse), parse.GetValue(membersSegment)!, parse.GetValue(pageSize), parse.GetValue(pageToken), parse.GetValue(allPages), parse.GetValue(json), ct)));
 root.Subcommands.Add(members);
 
 // watch
@@ -149,13 +164,13 @@ var watchCount = new Option<int>("--count") { Description = "Stop after this man
 var watchSeconds = new Option<double>("--seconds") { Description = "Stop after this many seconds (always bounded)", DefaultValueFactory = _ => 30 };
 var watch = new Command("watch", "Follow users entering and leaving segments (WatchSegmentChanges), one line per change (JSON Lines with --json)") { watchSegments, watchCount, watchSeconds };
 watch.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.WatchAsync(
-    parse.GetValue(address)!, new WatchOptions(parse.GetValue(watchSegments) ?? [], parse.GetValue(watchCount), parse.GetValue(watchSeconds)), parse.GetValue(json), ct)));
+    Target(parse), new WatchOptions(parse.GetValue(watchSegments) ?? [], parse.GetValue(watchCount), parse.GetValue(watchSeconds)), parse.GetValue(json), ct)));
 root.Subcommands.Add(watch);
 
 // report
 var reportSample = new Option<int>("--sample") { Description = "Members sampled per segment for its profile, 1 to 1000", DefaultValueFactory = _ => 200 };
 var report = new Command("report", "The segmentation strategy in the framework's output shape: approach, segments, data sources; per segment size, criteria, profile, strategy, KPIs") { reportSample };
-report.SetAction((parse, ct) => Cli.RunAsync(() => ReportCommand.RunAsync(parse.GetValue(address)!, parse.GetValue(reportSample), parse.GetValue(json), ct)));
+report.SetAction((parse, ct) => Cli.RunAsync(() => ReportCommand.RunAsync(Target(parse), parse.GetValue(reportSample), parse.GetValue(json), ct)));
 root.Subcommands.Add(report);
 
 return await root.Parse(args).InvokeAsync();

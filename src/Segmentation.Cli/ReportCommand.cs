@@ -39,7 +39,7 @@ internal static partial class ReportCommand
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    public static async Task<int> RunAsync(string address, int sampleSize, bool json, CancellationToken ct)
+    public static async Task<int> RunAsync(ServiceTarget address, int sampleSize, bool json, CancellationToken ct)
     {
         if (sampleSize is < 1 or > 1000)
         {

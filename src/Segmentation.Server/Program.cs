@@ -1,14 +1,16 @@
 using Segmentation.Server.Hosting;
 using Segmentation.Server.Interceptors;
+using Segmentation.Server.Security;
 using Segmentation.Server.Services;
 
 var builder = WebApplication.CreateBuilder(args);
 
 builder.Services.AddSegmentation();
+builder.Services.AddSegmentationSecurity();
 builder.Services.AddGrpc(options =>
 {
+    options.Interceptors.Add<ApiKeyAuthInterceptor>();
     options.Interceptors.Add<ErrorMappingInterceptor>();
-    options.MaxReceiveMessageSize = 4 * 1024 * 1024;
     options.EnableDetailedErrors = builder.Environment.IsDevelopment();
 });
 builder.Services.AddGrpcReflection();

@@ -73,6 +73,27 @@ public class RenderingTests
     }
 
     [Fact]
+    public void A_render_that_stays_inside_the_loop_limit_but_runs_too_long_is_cut_off_by_the_time_limit()
+    {
+        // 1,000 iterations (the loop limit) of string work on 8,000-character strings (under the output limit): tens of milliseconds
+        // of CPU unbounded, cut off by a 1 ms time limit well before the loop ends.
+        const string Slow = "{{ n = 0; for i in 1..1000; s = 'x' | string.pad_left 4000 | string.replace ' ' 'ab'; n = n + (s | string.size); end; n }}";
+        var template = TemplateCompiler.Compile(Slow, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors));
+        var variant = new VariantTemplate(VariantKind.Content, "slow.content", Slow, template, "fallback", ReadsNow: false);
+        var model = new Scriban.Runtime.ScriptObject();
+
+        var unbounded = new TemplateRenderer(new RenderLimits { TimeLimit = TimeSpan.FromMinutes(1) }).Render(variant, model);
+        var limited = new TemplateRenderer(new RenderLimits { TimeLimit = TimeSpan.FromMilliseconds(1) });
+        var cut = limited.Render(variant, model);
+
+        Assert.False(unbounded.FallbackUsed);
+        Assert.Equal("7999000", unbounded.Text);
+        Assert.True(cut.FallbackUsed);
+        Assert.Equal("fallback", cut.Text);
+        Assert.Equal(1, limited.FailureCount);
+    }
+
+    [Fact]
     public void Other_variants_still_render_when_one_fails()
     {
         using var w = WorldWithContent("{{ while true }}x{{ end }}");

@@ -9,6 +9,7 @@ internal sealed record LoadOptions
     public const string Usage = """
         Usage: Segmentation.LoadTest [options]
           --address URL        server address, loopback only (default http://127.0.0.1:5107)
+          --api-key KEY        API key sent as x-api-key (default $SEGMENTATION_API_KEY, else the local development key)
           --mode MODE          echo | decide-hit | decide-miss | mixed | stream-ingest | all
                                (default all: an unmeasured warm-up pass of every mode, then each mode measured)
           --duration SECONDS   measured time per mode (default 10)
@@ -27,6 +28,8 @@ internal sealed record LoadOptions
         """;
 
     public Uri Address { get; init; } = new("http://127.0.0.1:5107");
+
+    public string ApiKey { get; init; } = Environment.GetEnvironmentVariable("SEGMENTATION_API_KEY") is { Length: > 0 } key ? key : "dev-local-key-change-me";
 
     public string Mode { get; init; } = "all";
 
@@ -69,6 +72,7 @@ internal sealed record LoadOptions
             o = name switch
             {
                 "--address" => o with { Address = new Uri(Value()) },
+                "--api-key" => o with { ApiKey = Value() },
                 "--mode" => o with { Mode = Value() },
                 "--duration" => o with { DurationSeconds = Number(name, Value(), 0.1, 3600) },
                 "--warmup" => o with { WarmupSeconds = Number(name, Value(), 0, 600) },

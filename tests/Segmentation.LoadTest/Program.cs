@@ -22,7 +22,7 @@ catch (Exception ex) when (ex is ArgumentException or UriFormatException)
 var channels = Enumerable.Range(0, options.Connections)
     .Select(_ => GrpcChannel.ForAddress(options.Address, new GrpcChannelOptions
     {
-        HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan },
+        HttpHandler = new ApiKeyHandler(options.ApiKey) { InnerHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan } },
         MaxReceiveMessageSize = 4 * 1024 * 1024,
     }))
     .ToArray();

@@ -1,5 +1,3 @@
-using Grpc.Net.Client;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
@@ -26,11 +24,11 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     {
         using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
         {
-            b.UseEnvironment("Testing");
+            GrpcTestFixture.ConfigureTestHost(b);
             b.UseSetting("Segmentation:CatalogPath", _dir);
             b.UseSetting("Segmentation:DemoData", "false");
         });
-        using var channel = GrpcChannel.ForAddress(factory.Server.BaseAddress, new GrpcChannelOptions { HttpHandler = factory.Server.CreateHandler() });
+        using var channel = GrpcTestFixture.CreateChannel(factory);
         var catalog = new CatalogService.CatalogServiceClient(channel);
         var decisions = new DecisionService.DecisionServiceClient(channel);
         Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);

@@ -67,7 +67,7 @@ public sealed class CrashRecoveryProcessTests(ITestOutputHelper output) : IDispo
             var t = Stopwatch.StartNew();
             await RealServerProcessTests.WaitUntilListening(server, port);
             output.WriteLine($"listening after {t.ElapsedMilliseconds} ms");
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
             await body(new ProfileService.ProfileServiceClient(channel), server);
         }
         finally

@@ -1,19 +1,74 @@
+using System.Security.Cryptography;
+using System.Text;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace Segmentation.Server.Tests;
 
-/// <summary>Hosts the real app in memory (with the default catalog and the demo import) and calls it over a real GrpcChannel.</summary>
+/// <summary>
+/// Hosts the real app in memory (with the default catalog and the demo import) and calls it over a real GrpcChannel.
+/// <see cref="Channel"/> sends an API key with every scope; <see cref="CreateChannel"/> makes channels with other credentials.
+/// </summary>
 public sealed class GrpcTestFixture : WebApplicationFactory<Program>
 {
+    /// <summary>A key with every scope, sent by <see cref="Channel"/>.</summary>
+    public const string AllScopesKey = "test-all-scopes-key";
+
+    /// <summary>Keys with exactly one scope each.</summary>
+    public const string DecideKey = "test-decide-key";
+    public const string IngestKey = "test-ingest-key";
+    public const string AdminKey = "test-admin-key";
+
     private GrpcChannel? _channel;
 
-    public GrpcChannel Channel => _channel ??= GrpcChannel.ForAddress(Server.BaseAddress, new GrpcChannelOptions { HttpHandler = Server.CreateHandler() });
+    public GrpcChannel Channel => _channel ??= CreateChannel(AllScopesKey);
+
+    /// <summary>A channel that sends <paramref name="apiKey"/> as <c>x-api-key</c> (null: no credentials), or as a bearer token.</summary>
+    public GrpcChannel CreateChannel(string? apiKey, bool bearer = false) => CreateChannel(this, apiKey, bearer);
+
+    /// <summary>A channel to <paramref name="factory"/>'s in-memory server sending <paramref name="apiKey"/>.</summary>
+    public static GrpcChannel CreateChannel<T>(WebApplicationFactory<T> factory, string? apiKey = AllScopesKey, bool bearer = false)
+        where T : class
+    {
+        HttpMessageHandler handler = factory.Server.CreateHandler();
+        if (apiKey is not null)
+        {
+            handler = ApiKeyHandler.For(apiKey, bearer, handler);
+        }
+
+        return GrpcChannel.ForAddress(factory.Server.BaseAddress, new GrpcChannelOptions { HttpHandler = handler });
+    }
+
+    /// <summary>The test environment: plaintext allowed (the in-memory server has no TLS) and the test keys.</summary>
+    public static void ConfigureTestHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        builder.UseSetting("Segmentation:Security:AllowPlaintext", "true");
+        var keys = new (string Name, string Key, string[] Scopes)[]
+        {
+            ("test-all", AllScopesKey, ["decide", "ingest", "admin"]),
+            ("test-decide", DecideKey, ["decide"]),
+            ("test-ingest", IngestKey, ["ingest"]),
+            ("test-admin", AdminKey, ["admin"]),
+        };
+        for (var i = 0; i < keys.Length; i++)
+        {
+            builder.UseSetting($"Segmentation:Security:ApiKeys:{i}:Name", keys[i].Name);
+            builder.UseSetting($"Segmentation:Security:ApiKeys:{i}:Sha256", Sha256Hex(keys[i].Key));
+            for (var s = 0; s < keys[i].Scopes.Length; s++)
+            {
+                builder.UseSetting($"Segmentation:Security:ApiKeys:{i}:Scopes:{s}", keys[i].Scopes[s]);
+            }
+        }
+    }
+
+    /// <summary>What operators put in configuration for a key: the SHA-256 of its UTF-8 bytes in hex.</summary>
+    public static string Sha256Hex(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseEnvironment("Testing");
+        ConfigureTestHost(builder);
         builder.UseSetting("Segmentation:DemoData", "true");
     }
 

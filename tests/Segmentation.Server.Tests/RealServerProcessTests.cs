@@ -25,7 +25,7 @@ public sealed class RealServerProcessTests
         try
         {
             await WaitUntilListening(server, port);
-            (exit, stdout, stderr) = await ExternalTools.Run("node", $"client.mjs 127.0.0.1:{port} 12415", clientDir, TimeSpan.FromSeconds(60));
+            (exit, stdout, stderr) = await ExternalTools.Run("node", $"client.mjs 127.0.0.1:{port} 12415 {ApiKey}", clientDir, TimeSpan.FromSeconds(60));
         }
         finally
         {
@@ -50,7 +50,29 @@ public sealed class RealServerProcessTests
         Assert.Equal("INVALID_ARGUMENT", root.GetProperty("invalid").GetProperty("codeName").GetString());
     }
 
-    internal static Process StartServer(int port, params string[] arguments)
+    /// <summary>The key the server processes started by tests accept (every scope).</summary>
+    internal const string ApiKey = GrpcTestFixture.AllScopesKey;
+
+    /// <summary>Starts the server on plaintext 127.0.0.1:<paramref name="port"/> accepting <see cref="ApiKey"/>, with more <paramref name="arguments"/>.</summary>
+    internal static Process StartServer(int port, params string[] arguments) =>
+        StartServerProcess([
+            $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+            "--Segmentation:Security:AllowPlaintext=true",
+            .. KeyArguments(ApiKey),
+            .. arguments]);
+
+    /// <summary>The configuration arguments for one key named <c>test</c> with every scope.</summary>
+    internal static string[] KeyArguments(string key) =>
+    [
+        "--Segmentation:Security:ApiKeys:0:Name=test",
+        $"--Segmentation:Security:ApiKeys:0:Sha256={GrpcTestFixture.Sha256Hex(key)}",
+        "--Segmentation:Security:ApiKeys:0:Scopes:0=decide",
+        "--Segmentation:Security:ApiKeys:0:Scopes:1=ingest",
+        "--Segmentation:Security:ApiKeys:0:Scopes:2=admin",
+    ];
+
+    /// <summary>Starts the server process (Production environment, from the test's output directory) with exactly <paramref name="arguments"/>.</summary>
+    internal static Process StartServerProcess(IEnumerable<string> arguments)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "Segmentation.Server.dll");
         var info = new ProcessStartInfo("dotnet")
@@ -60,8 +82,9 @@ public sealed class RealServerProcessTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
         info.ArgumentList.Add(dll);
-        info.ArgumentList.Add($"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}");
         foreach (var argument in arguments)
         {
             info.ArgumentList.Add(argument);

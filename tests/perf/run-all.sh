@@ -40,7 +40,15 @@ echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/m
 echo "== server on $address"
 server_dir=src/Segmentation.Server/bin/Release/net10.0
 # Started from its output directory so that its appsettings.json (HTTP/2 only) is the one read.
-(cd "$server_dir" && exec dotnet Segmentation.Server.dll --Kestrel:Endpoints:Grpc:Url="$address") > "$out/server.log" 2>&1 &
+# Plaintext on loopback, and one API key with every scope (the documented development key unless
+# SEGMENTATION_API_KEY is set): every measured call pays the same authentication as in production.
+api_key=${SEGMENTATION_API_KEY:-dev-local-key-change-me}
+api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
+(cd "$server_dir" && exec dotnet Segmentation.Server.dll --Kestrel:Endpoints:Grpc:Url="$address" \
+  --Segmentation:Security:AllowPlaintext=true \
+  --Segmentation:Security:ApiKeys:0:Name=perf --Segmentation:Security:ApiKeys:0:Sha256="$api_key_sha256" \
+  --Segmentation:Security:ApiKeys:0:Scopes:0=decide --Segmentation:Security:ApiKeys:0:Scopes:1=ingest \
+  --Segmentation:Security:ApiKeys:0:Scopes:2=admin) > "$out/server.log" 2>&1 &
 server_pid=$!
 stop_server() { kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; }
 trap stop_server EXIT
@@ -52,7 +60,7 @@ done
 grep -q "Application started" "$out/server.log" || { cat "$out/server.log"; echo "server did not start"; exit 1; }
 grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
 
-load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address")
+load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key")
 
 echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each)"
 "${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
@@ -68,7 +76,7 @@ if command -v h2load > /dev/null && [[ "${PERF_H2LOAD:-1}" != 0 ]]; then
   read -r echo_bytes decide_bytes < <(sed -n 's/.*response message bytes: echo \([0-9]*\) decide \([0-9]*\).*/\1 \2/p' "$out/h2load/sizes.txt" | tail -1)
   for rpc in echo:segmentation.v1.DiagnosticsService/Echo:$echo_bytes decide:segmentation.v1.DecisionService/Decide:$decide_bytes; do
     IFS=: read -r name path bytes <<< "$rpc"
-    h2=(h2load -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$out/h2load/$name.bin" "$address/$path")
+    h2=(h2load -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -H "x-api-key: $api_key" -d "$out/h2load/$name.bin" "$address/$path")
     # A separate, discarded warm-up: h2load's --warm-up-time still counts warm-up DATA in its traffic line.
     ((smoke)) || "${h2[@]}" -D 2 > /dev/null 2>&1 || true
     "${h2[@]}" -D "$h2_duration" > "$out/h2load/$name.txt" 2>&1 || true

@@ -37,8 +37,10 @@ public sealed class Decider(TemplateRenderer renderer)
     /// Decides for one user. <paramref name="personalization"/> is the user's personalization consent
     /// (null: granted); without it the profile is not read at all: the decision is evaluated against the
     /// request context only, as for an unknown visitor, and says so (<see cref="ConsentGate.ContextOnly"/>).
+    /// <paramref name="cancellation"/> is checked before rendering (the costly part): an abandoned call
+    /// throws <see cref="OperationCanceledException"/> instead of rendering.
     /// </summary>
-    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, ConsentStatus? personalization = null)
+    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, ConsentStatus? personalization = null, CancellationToken cancellation = default)
     {
         var gate = personalization is { Granted: false } ? ConsentGate.ContextOnly : ConsentGate.FullProfile;
         if (gate == ConsentGate.ContextOnly)
@@ -75,6 +77,7 @@ public sealed class Decider(TemplateRenderer renderer)
         var fallbackUsed = winner is null;
         winner ??= catalog.Fallback;
 
+        cancellation.ThrowIfCancellationRequested();
         var model = RenderModel.Build(context, winner);
         var variants = new RenderedVariant[winner.Variants.Count];
         for (var k = 0; k < variants.Length; k++)

@@ -41,9 +41,13 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     /// </summary>
     public static readonly DateTimeOffset MinEvaluationTime = DateTimeOffset.UnixEpoch;
 
-    /// <summary>Decides for one user.</summary>
-    public Decision Decide(DecisionRequest request)
+    /// <summary>
+    /// Decides for one user. <paramref name="cancellation"/> (the caller's deadline) is checked before
+    /// any work and again before rendering: an abandoned call throws <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public Decision Decide(DecisionRequest request, CancellationToken cancellation = default)
     {
+        cancellation.ThrowIfCancellationRequested();
         var userId = request.UserId.Length > 0 ? request.UserId : request.AnonymousId;
         if (userId.Length == 0 || request.UserId.Length > 256 || request.AnonymousId.Length > 256 || !request.Context.IsWithinLimits() || request.At < MinEvaluationTime)
         {
@@ -60,7 +64,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             v.ThrowIfAny();
         }
 
-        return DecideOne(catalogs.Current, rfm.Current, userId, request.Context, request.At ?? time.GetUtcNow(), request.Explain);
+        return DecideOne(catalogs.Current, rfm.Current, userId, request.Context, request.At ?? time.GetUtcNow(), request.Explain, cancellation);
     }
 
     /// <summary>
@@ -68,9 +72,12 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     /// yielded in order as each is ready; an invalid user id yields an error item and the batch goes on.
     /// With a <paramref name="purpose"/> (email marketing for an email send), users without consent to it
     /// are yielded as skipped, with that consent as the reason; unknown users have none and are skipped too.
+    /// <paramref name="cancellation"/> is checked before each user: once it is cancelled (the caller's
+    /// deadline passed) enumeration stops with <see cref="OperationCanceledException"/>.
     /// </summary>
-    public IEnumerable<BatchItem> DecideBatch(IReadOnlyList<string> userIds, RequestContext context, DateTimeOffset? at, bool explain, ConsentPurpose? purpose = null)
+    public IEnumerable<BatchItem> DecideBatch(IReadOnlyList<string> userIds, RequestContext context, DateTimeOffset? at, bool explain, ConsentPurpose? purpose = null, CancellationToken cancellation = default)
     {
+        cancellation.ThrowIfCancellationRequested();
         if (userIds.Count == 0)
         {
             throw new ValidationException("user_ids", "at least one user id is required");
@@ -86,7 +93,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         CheckEvaluationTime(v, at);
         v.ThrowIfAny();
 
-        return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain, purpose);
+        return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain, purpose, cancellation);
     }
 
     private static void CheckEvaluationTime(ViolationList v, DateTimeOffset? at)
@@ -97,10 +104,11 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
     }
 
-    private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain, ConsentPurpose? purpose)
+    private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain, ConsentPurpose? purpose, CancellationToken cancellation)
     {
         for (var i = 0; i < userIds.Count; i++)
         {
+            cancellation.ThrowIfCancellationRequested();
             var id = userIds[i];
             if (string.IsNullOrWhiteSpace(id))
             {
@@ -116,12 +124,12 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             }
             else
             {
-                yield return new BatchItem(i, id, DecideOne(catalog, model, id, context, now, explain), null);
+                yield return new BatchItem(i, id, DecideOne(catalog, model, id, context, now, explain, cancellation), null);
             }
         }
     }
 
-    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain)
+    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation)
     {
         var profile = profiles.Get(userId);
         var key = new DecisionKey(userId, profile?.Version ?? 0, catalog.Version, model.Version, ContextKey(catalog, context));
@@ -131,7 +139,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             return cached with { DecisionId = Guid.CreateVersion7(now).ToString(), FromCache = true };
         }
 
-        var decision = decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization));
+        var decision = decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
         if (!explain)
         {
             cache.Set(key, decision);

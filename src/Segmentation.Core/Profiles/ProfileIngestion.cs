@@ -237,6 +237,12 @@ public sealed class ProfileIngestion(
         var attributes = new List<ProfileAttribute>();
         foreach (var (name, value) in traits.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
+            if (name.Length > 64)
+            {
+                v.Add("traits", $"trait names are at most 64 characters ('{name[..64]}…')");
+                continue;
+            }
+
             var field = $"traits[{name}]";
             if (!schema.TryGetValue(name, out var definition))
             {
@@ -476,6 +482,11 @@ public sealed class ProfileIngestion(
         if (string.IsNullOrEmpty(userId))
         {
             throw new ValidationException("user_id", "is required");
+        }
+
+        if (userId.Length > 256)
+        {
+            throw new ValidationException("user_id", "must be at most 256 characters");
         }
 
         return store.Get(userId) ?? throw new NotFoundException($"no profile for user '{userId}'");

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Scriban.Syntax;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Scriban;
@@ -17,12 +19,15 @@ public sealed record RenderLimits
 
     /// <summary>Maximum rendered characters per variant.</summary>
     public int OutputLimit { get; init; } = 8192;
+
+    /// <summary>Maximum wall-clock time of one variant's render; past it the render is abandoned.</summary>
+    public TimeSpan TimeLimit { get; init; } = TimeSpan.FromMilliseconds(20);
 }
 
 /// <summary>
 /// Renders variant templates in a sandbox: the model holds only plain script objects (no .NET
 /// objects, so no member access beyond the model), there is no template loader (no file access), and
-/// loops, recursion and output size are capped. A failing render yields the variant's fallback text;
+/// loops, recursion, output size and render time are capped. A failing render yields the variant's fallback text;
 /// the failure is logged and counted (<c>segmentation.render.failures</c>), and the decision succeeds.
 /// </summary>
 public sealed class TemplateRenderer
@@ -36,9 +41,10 @@ public sealed class TemplateRenderer
     // One sandboxed context per thread, reset before each render: creating a TemplateContext (with its
     // builtins) costs tens of kilobytes of allocation, far more than the render itself.
     [ThreadStatic]
-    private static (TemplateRenderer Owner, TemplateContext Context)? t_context;
+    private static (TemplateRenderer Owner, SandboxContext Context)? t_context;
 
     private readonly RenderLimits _limits;
+    private readonly long _timeLimitTicks;
     private readonly ILogger _logger;
     private long _failureCount;
 
@@ -46,6 +52,7 @@ public sealed class TemplateRenderer
     public TemplateRenderer(RenderLimits? limits = null, ILogger<TemplateRenderer>? logger = null)
     {
         _limits = limits ?? new RenderLimits();
+        _timeLimitTicks = (long)(_limits.TimeLimit.TotalSeconds * Stopwatch.Frequency);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
@@ -56,6 +63,7 @@ public sealed class TemplateRenderer
     public RenderedVariant Render(VariantTemplate variant, ScriptObject model)
     {
         var context = RentContext();
+        context.StartClock(_timeLimitTicks);
         var globals = context.GlobalCount;
         context.PushGlobal(model);
         try
@@ -87,7 +95,7 @@ public sealed class TemplateRenderer
         }
     }
 
-    private TemplateContext RentContext()
+    private SandboxContext RentContext()
     {
         if (t_context is { } cached && ReferenceEquals(cached.Owner, this))
         {
@@ -99,9 +107,9 @@ public sealed class TemplateRenderer
         return context;
     }
 
-    private TemplateContext CreateContext()
+    private SandboxContext CreateContext()
     {
-        var context = new TemplateContext
+        var context = new SandboxContext
         {
             LoopLimit = _limits.LoopLimit,
             LoopLimitQueryable = _limits.LoopLimit,
@@ -116,5 +124,34 @@ public sealed class TemplateRenderer
             MemberFilter = static _ => false,
         };
         return context;
+    }
+}
+
+/// <summary>
+/// A template context with a render-time limit: every evaluated node counts, and every 64th checks the
+/// clock, so a template that stays inside the loop and recursion limits but is slow per step (large
+/// string functions, deep pipelines) is still abandoned once its time is up.
+/// </summary>
+internal sealed class SandboxContext : TemplateContext
+{
+    private long _deadline;
+    private int _steps;
+
+    /// <summary>Starts the clock of one render.</summary>
+    public void StartClock(long limitTicks)
+    {
+        _deadline = Stopwatch.GetTimestamp() + limitTicks;
+        _steps = 0;
+    }
+
+    /// <inheritdoc />
+    public override object? Evaluate(ScriptNode? scriptNode, bool aliasReturnedFunction)
+    {
+        if ((++_steps & 63) == 0 && Stopwatch.GetTimestamp() > _deadline)
+        {
+            throw new TimeoutException("the render exceeded its time limit");
+        }
+
+        return base.Evaluate(scriptNode, aliasReturnedFunction);
     }
 }

@@ -53,7 +53,13 @@ public static class SegmentationServiceCollectionExtensions
         {
             SizeLimit = sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.DecisionCacheSize,
         }));
-        services.TryAddSingleton(sp => new TemplateRenderer(logger: sp.GetRequiredService<ILogger<TemplateRenderer>>()));
+        services.TryAddSingleton(sp =>
+        {
+            var limits = sp.GetRequiredService<IOptions<LimitsOptions>>().Value;
+            return new TemplateRenderer(
+                new RenderLimits { OutputLimit = limits.TemplateOutputChars, LoopLimit = limits.TemplateLoopLimit, RecursiveLimit = limits.TemplateRecursionLimit, TimeLimit = TimeSpan.FromMilliseconds(limits.TemplateRenderMilliseconds) },
+                sp.GetRequiredService<ILogger<TemplateRenderer>>());
+        });
         services.TryAddSingleton<Decider>();
         services.TryAddSingleton<DecisionEngine>();
         services.TryAddSingleton<MembershipIndex>();

@@ -10,9 +10,10 @@ namespace Segmentation.Server.Interceptors;
 /// <summary>
 /// The one place domain exceptions become gRPC statuses: validation errors become INVALID_ARGUMENT
 /// with <c>google.rpc.BadRequest</c> field violations, missing entities NOT_FOUND, catalog errors
-/// FAILED_PRECONDITION. Anything unexpected is logged and returned as INTERNAL without exception text.
-/// Outside development the log carries the exception's type and stack trace but not its message, which
-/// may quote request values such as PII traits (F9: PII is never written to logs).
+/// FAILED_PRECONDITION, abandoned work DEADLINE_EXCEEDED or CANCELLED. Anything unexpected is logged and
+/// returned as INTERNAL without exception text. Outside development the log carries the exception's type
+/// and stack trace but not its message, which may quote request values such as PII traits (F9: PII is
+/// never written to logs).
 /// </summary>
 internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, IHostEnvironment environment) : Interceptor
 {
@@ -86,7 +87,9 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case CatalogException ce:
                 return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, ce.Message));
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
-                return new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "the call was cancelled or its deadline passed"));
+                return context.Deadline <= DateTime.UtcNow
+                    ? new RpcException(new Grpc.Core.Status(StatusCode.DeadlineExceeded, "the call's deadline passed; the work was abandoned"))
+                    : new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "the call was cancelled; the work was abandoned"));
             default:
                 if (environment.IsDevelopment())
                 {

@@ -15,7 +15,8 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             request.AnonymousId,
             DecisionMapper.ToDomain(request.Context, request.Channel),
             ValueMapper.ToDomain(request.Timestamp, "timestamp"),
-            request.Explain));
+            request.Explain),
+            context.CancellationToken);
         return Task.FromResult(new DecideResponse { Decision = DecisionMapper.ToProto(decision) });
     }
 
@@ -26,10 +27,10 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             DecisionMapper.ToDomain(request.Context, request.Channel),
             ValueMapper.ToDomain(request.Timestamp, "timestamp"),
             request.Explain,
-            PrivacyMapper.BatchPurpose(request.Purpose, request.Channel));
+            PrivacyMapper.BatchPurpose(request.Purpose, request.Channel),
+            context.CancellationToken);
         foreach (var item in items)
         {
-            context.CancellationToken.ThrowIfCancellationRequested();
             var response = new DecideBatchResponse { Index = item.Index, UserId = item.UserId };
             if (item.Decision is not null)
             {

@@ -5,11 +5,12 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Scoring;
 using Segmentation.Server.Mapping;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="ProfileIngestion"/>.</summary>
-internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileStore store, RfmModelProvider rfm, CatalogProvider catalogs, TimeProvider time) : ProfileService.ProfileServiceBase
+internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileStore store, RfmModelProvider rfm, CatalogProvider catalogs, TimeProvider time, StreamRateLimits rateLimits) : ProfileService.ProfileServiceBase
 {
     public override Task<TrackEventResponse> TrackEvent(TrackEventRequest request, ServerCallContext context)
     {
@@ -51,18 +52,24 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     {
         var results = System.Threading.Channels.Channel.CreateBounded<StreamEventsResponse>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
         var writer = WriteResults(results.Reader, responseStream, context.CancellationToken);
+        var caller = context.Caller().Name;
         try
         {
             var index = 0;
             await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
             {
+                if (!rateLimits.TryAcquire(caller))
+                {
+                    throw new RpcException(new Status(StatusCode.ResourceExhausted, $"stream rate limit exceeded: at most {rateLimits.EventsPerSecond} events per second per API key; slow down and retry the events without a result"));
+                }
+
                 var result = ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()));
                 await results.Writer.WriteAsync(new StreamEventsResponse { Result = ProfileMapper.ToProto(result) }, context.CancellationToken);
             }
         }
         catch
         {
-            // Reading failed (client gone, deadline): stop the writer and observe its outcome before rethrowing.
+            // Reading failed (client gone, deadline, rate limit): stop the writer and observe its outcome before rethrowing.
             results.Writer.TryComplete();
             await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
             throw;

@@ -1,6 +1,8 @@
 // End-to-end client in another language: loads the public protos at run time with
 // @grpc/proto-loader, calls the real server with @grpc/grpc-js, and prints one JSON
-// object with what it saw. Usage: node client.mjs 127.0.0.1:5107 <user_id>
+// object with what it saw. Usage: node client.mjs 127.0.0.1:5107 <user_id> [api_key]
+// The API key (sent as x-api-key metadata on every call) defaults to $SEGMENTATION_API_KEY,
+// then to the documented local development key.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
@@ -8,7 +10,7 @@ import protoLoader from '@grpc/proto-loader';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const protoRoot = path.resolve(here, '../../../protos');
-const [address = '127.0.0.1:5107', userId = '12415'] = process.argv.slice(2);
+const [address = '127.0.0.1:5107', userId = '12415', apiKey = process.env.SEGMENTATION_API_KEY || 'dev-local-key-change-me'] = process.argv.slice(2);
 
 const definition = protoLoader.loadSync(
   ['segmentation/v1/decision_service.proto', 'segmentation/v1/catalog_service.proto', 'segmentation/v1/profile_service.proto'],
@@ -22,7 +24,9 @@ const catalog = new v1.CatalogService(address, credentials);
 const call = (client, method, request) =>
   new Promise((resolve, reject) => {
     const deadline = new Date(Date.now() + 10_000);
-    client[method](request, { deadline }, (err, response) => (err ? reject(err) : resolve(response)));
+    const metadata = new grpc.Metadata();
+    metadata.set('x-api-key', apiKey);
+    client[method](request, metadata, { deadline }, (err, response) => (err ? reject(err) : resolve(response)));
   });
 
 const result = {};

@@ -1,0 +1,47 @@
+namespace Segmentation.Server.Security;
+
+/// <summary>What an API key may do. Scopes are independent: <c>admin</c> does not imply the others.</summary>
+[Flags]
+public enum ApiScope
+{
+    /// <summary>No scope.</summary>
+    None = 0,
+
+    /// <summary>Decisions and profile reads: storefronts, email senders.</summary>
+    Decide = 1,
+
+    /// <summary>Writes of behaviour and declared data: trackers, importers.</summary>
+    Ingest = 2,
+
+    /// <summary>Catalog governance and privacy operations: operators.</summary>
+    Admin = 4,
+
+    /// <summary>Every scope.</summary>
+    All = Decide | Ingest | Admin,
+}
+
+/// <summary>Scope names as they appear in configuration and error messages.</summary>
+public static class ApiScopes
+{
+    /// <summary>Parses a configured scope name (case-insensitive); false for unknown names.</summary>
+    public static bool TryParse(string? name, out ApiScope scope)
+    {
+        scope = name?.Trim().ToLowerInvariant() switch
+        {
+            "decide" => ApiScope.Decide,
+            "ingest" => ApiScope.Ingest,
+            "admin" => ApiScope.Admin,
+            _ => ApiScope.None,
+        };
+        return scope != ApiScope.None;
+    }
+
+    /// <summary>The configuration name of a single scope.</summary>
+    public static string Name(ApiScope scope) => scope switch
+    {
+        ApiScope.Decide => "decide",
+        ApiScope.Ingest => "ingest",
+        ApiScope.Admin => "admin",
+        _ => scope.ToString().ToLowerInvariant(),
+    };
+}

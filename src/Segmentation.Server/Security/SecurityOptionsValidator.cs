@@ -1,0 +1,93 @@
+using Microsoft.Extensions.Options;
+
+namespace Segmentation.Server.Security;
+
+/// <summary>
+/// Fails start-up on unsafe or broken security configuration: no API keys (unless authentication is
+/// explicitly disabled), malformed keys, a plaintext endpoint without <c>AllowPlaintext</c>, an https
+/// endpoint without a certificate, a certificate file that does not exist.
+/// </summary>
+internal sealed class SecurityOptionsValidator(IConfiguration configuration) : IValidateOptions<SecurityOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SecurityOptions options)
+    {
+        var failures = new List<string>();
+        if (!options.DisableAuthentication && options.ApiKeys.Count == 0)
+        {
+            failures.Add("No API keys are configured (Segmentation:Security:ApiKeys, each with Name, Sha256 and Scopes). "
+                + "Add one (hash a key with: segctl hash-key <key>), or set Segmentation:Security:DisableAuthentication=true for local testing only.");
+        }
+
+        for (var i = 0; i < options.ApiKeys.Count; i++)
+        {
+            var key = options.ApiKeys[i];
+            var at = $"Segmentation:Security:ApiKeys:{i}";
+            if (string.IsNullOrWhiteSpace(key.Name))
+            {
+                failures.Add($"{at}:Name is required.");
+            }
+
+            if (key.Sha256.Trim().Length != 64 || !key.Sha256.Trim().All(char.IsAsciiHexDigit))
+            {
+                failures.Add($"{at}:Sha256 must be the SHA-256 of the key as 64 hexadecimal characters (segctl hash-key <key>, or printf %s <key> | sha256sum).");
+            }
+
+            if (key.Scopes.Count == 0)
+            {
+                failures.Add($"{at}:Scopes must name at least one of decide, ingest, admin.");
+            }
+
+            foreach (var scope in key.Scopes.Where(s => !ApiScopes.TryParse(s, out _)))
+            {
+                failures.Add($"{at}:Scopes: unknown scope '{scope}' (use decide, ingest, admin).");
+            }
+        }
+
+        foreach (var duplicate in options.ApiKeys.GroupBy(k => k.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            failures.Add($"Segmentation:Security:ApiKeys: the name '{duplicate.Key}' is used by more than one key.");
+        }
+
+        if (options.CertificatePath.Length > 0 && !File.Exists(options.CertificatePath))
+        {
+            failures.Add($"Segmentation:Security:CertificatePath: file '{options.CertificatePath}' not found.");
+        }
+
+        if (options.CertificateKeyPath.Length > 0 && !File.Exists(options.CertificateKeyPath))
+        {
+            failures.Add($"Segmentation:Security:CertificateKeyPath: file '{options.CertificateKeyPath}' not found.");
+        }
+
+        foreach (var (endpoint, url, hasOwnCertificate) in Endpoints())
+        {
+            if (url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !options.AllowPlaintext)
+            {
+                failures.Add($"Endpoint {endpoint} ({url}) is plaintext, but plaintext is not allowed. Serve TLS: an https:// URL "
+                    + "and a certificate (Segmentation:Security:CertificatePath); or, for local use only, set Segmentation:Security:AllowPlaintext=true.");
+            }
+            else if (url.StartsWith("https://", StringComparison.OrdinalIgnoreCase) && options.CertificatePath.Length == 0 && !hasOwnCertificate)
+            {
+                failures.Add($"Endpoint {endpoint} ({url}) is https but no certificate is configured: set Segmentation:Security:CertificatePath "
+                    + "(a .pfx with CertificatePassword, or a PEM file with CertificateKeyPath).");
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    // The endpoints Kestrel will bind: Kestrel:Endpoints when present (they override URLS), else the
+    // urls setting, else Kestrel's default (plaintext http://localhost:5000).
+    private IEnumerable<(string Endpoint, string Url, bool HasOwnCertificate)> Endpoints()
+    {
+        var endpoints = configuration.GetSection("Kestrel:Endpoints").GetChildren().ToList();
+        if (endpoints.Count > 0)
+        {
+            return endpoints.Select(e => ($"Kestrel:Endpoints:{e.Key}", e["Url"] ?? "", e.GetSection("Certificate").Exists()));
+        }
+
+        var urls = configuration["urls"];
+        return string.IsNullOrWhiteSpace(urls)
+            ? [("default", "http://localhost:5000", false)]
+            : urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => ("urls", u, false));
+    }
+}

@@ -1,0 +1,68 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.AspNetCore.Server;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Segmentation.Server.Hosting;
+
+namespace Segmentation.Server.Security;
+
+/// <summary>Registers authentication, TLS and request limits.</summary>
+public static class SecurityServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the API key ring and the authentication interceptor (add it to the gRPC interceptors first),
+    /// the security and limits options (validated at start-up), the https certificate for Kestrel,
+    /// the request size limit and the per-caller stream rate limits.
+    /// </summary>
+    public static IServiceCollection AddSegmentationSecurity(this IServiceCollection services)
+    {
+        services.AddOptions<SecurityOptions>()
+            .BindConfiguration(SecurityOptions.Section)
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SecurityOptions>, SecurityOptionsValidator>());
+        services.AddOptions<LimitsOptions>()
+            .BindConfiguration(LimitsOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        services.TryAddSingleton<ApiKeyRing>();
+        services.TryAddSingleton<ApiKeyAuthInterceptor>();
+        services.TryAddSingleton<StreamRateLimits>();
+        services.AddHostedService<SecurityStartupReport>();
+
+        services.AddOptions<GrpcServiceOptions>()
+            .Configure<IOptions<LimitsOptions>>((grpc, limits) => grpc.MaxReceiveMessageSize = limits.Value.MaxRequestBytes);
+        services.AddOptions<KestrelServerOptions>()
+            .Configure<IOptions<SecurityOptions>>((kestrel, security) =>
+            {
+                if (security.Value.CertificatePath.Length > 0)
+                {
+                    var certificate = LoadCertificate(security.Value);
+                    kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate);
+                }
+            });
+        return services;
+    }
+
+    private static X509Certificate2 LoadCertificate(SecurityOptions o)
+    {
+        var password = o.CertificatePassword.Length > 0 ? o.CertificatePassword : null;
+        try
+        {
+            if (o.CertificateKeyPath.Length > 0)
+            {
+                return password is null
+                    ? X509Certificate2.CreateFromPemFile(o.CertificatePath, o.CertificateKeyPath)
+                    : X509Certificate2.CreateFromEncryptedPemFile(o.CertificatePath, password, o.CertificateKeyPath);
+            }
+
+            return X509CertificateLoader.LoadPkcs12FromFile(o.CertificatePath, password);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new InvalidOperationException($"Segmentation:Security:CertificatePath: cannot load the certificate '{o.CertificatePath}' (wrong password or key, or not a PKCS#12/PEM file): {ex.Message}", ex);
+        }
+    }
+}

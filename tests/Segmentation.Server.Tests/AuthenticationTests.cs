@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Reflection.V1Alpha;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Segmentation.Contracts.V1;
+using Segmentation.Server.Security;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>API keys, scopes per RPC, open health and reflection, per-caller limits and deadlines, over the in-memory server.</summary>
+public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+{
+    private static readonly DecideRequest Decide = new() { UserId = "12347" };
+
+    [Fact]
+    public async Task A_call_without_credentials_is_unauthenticated()
+    {
+        using var channel = fixture.CreateChannel(apiKey: null);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => new DecisionService.DecisionServiceClient(channel).DecideAsync(Decide).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, ex.StatusCode);
+        Assert.Contains("x-api-key", ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unknown_key_is_unauthenticated_and_never_echoed()
+    {
+        using var channel = fixture.CreateChannel("not-a-configured-key-4242");
+        var ex = await Assert.ThrowsAsync<RpcException>(() => new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, ex.StatusCode);
+        Assert.DoesNotContain("4242", ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_key_works_as_a_bearer_token()
+    {
+        using var channel = fixture.CreateChannel(GrpcTestFixture.DecideKey, bearer: true);
+        var response = await new DecisionService.DecisionServiceClient(channel).DecideAsync(Decide);
+        Assert.Equal("champions", response.Decision.Segment.Id);
+    }
+
+    [Fact]
+    public async Task A_bearer_token_that_is_not_a_key_is_unauthenticated()
+    {
+        using var channel = fixture.CreateChannel("nope", bearer: true);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => new DecisionService.DecisionServiceClient(channel).DecideAsync(Decide).ResponseAsync);
+        Assert.Equal(StatusCode.Unauthenticated, ex.StatusCode);
+    }
+
+    [Theory]
+    [InlineData(GrpcTestFixture.IngestKey, "decision", "decide")]
+    [InlineData(GrpcTestFixture.AdminKey, "decision", "decide")]
+    [InlineData(GrpcTestFixture.IngestKey, "echo", "decide")]
+    [InlineData(GrpcTestFixture.DecideKey, "track", "ingest")]
+    [InlineData(GrpcTestFixture.AdminKey, "stream", "ingest")]
+    [InlineData(GrpcTestFixture.IngestKey, "profile", "decide")]
+    [InlineData(GrpcTestFixture.DecideKey, "catalog", "admin")]
+    [InlineData(GrpcTestFixture.IngestKey, "publish", "admin")]
+    public async Task A_known_key_without_the_scope_is_permission_denied_naming_the_scope(string key, string call, string scope)
+    {
+        using var channel = fixture.CreateChannel(key);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => Call(channel, call));
+        Assert.Equal(StatusCode.PermissionDenied, ex.StatusCode);
+        Assert.Contains($"'{scope}' scope", ex.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(key, ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(GrpcTestFixture.DecideKey, "decision")]
+    [InlineData(GrpcTestFixture.DecideKey, "echo")]
+    [InlineData(GrpcTestFixture.DecideKey, "profile")]
+    [InlineData(GrpcTestFixture.IngestKey, "track")]
+    [InlineData(GrpcTestFixture.IngestKey, "stream")]
+    [InlineData(GrpcTestFixture.AdminKey, "catalog")]
+    public async Task A_key_with_the_scope_gets_through(string key, string call)
+    {
+        using var channel = fixture.CreateChannel(key);
+        await Call(channel, call);
+    }
+
+    [Fact]
+    public async Task Health_checks_and_reflection_need_no_key()
+    {
+        using var channel = fixture.CreateChannel(apiKey: null);
+        var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
+        Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, health.Status);
+
+        using var call = new ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo();
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        await call.RequestStream.CompleteAsync();
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Contains(call.ResponseStream.Current.ListServicesResponse.Service, s => s.Name == "segmentation.v1.DecisionService");
+    }
+
+    [Fact]
+    public void A_method_missing_from_the_table_requires_admin()
+    {
+        Assert.Equal(ApiScope.Admin, MethodScopes.Required("/segmentation.v1.DecisionService/DecideEverything"));
+        Assert.Equal(ApiScope.Admin, MethodScopes.Required("/segmentation.v1.SomeFutureService/Anything"));
+        Assert.Equal(ApiScope.None, MethodScopes.Required("/grpc.health.v1.Health/Check"));
+        Assert.Equal(ApiScope.Decide, MethodScopes.Required("/segmentation.v1.DiagnosticsService/Echo"));
+    }
+
+    [Fact]
+    public void Every_rpc_in_the_protos_has_an_explicit_scope()
+    {
+        var services = new[] { DecisionService.Descriptor, ProfileService.Descriptor, CatalogService.Descriptor, DiagnosticsService.Descriptor, PrivacyService.Descriptor };
+        var methods = services.SelectMany(s => s.Methods.Select(m => $"/{s.FullName}/{m.Name}")).ToList();
+        Assert.Equal(22, methods.Count);
+        Assert.All(methods, m => Assert.Contains(m, MethodScopes.Mapped));
+    }
+
+    [Fact]
+    public async Task DecideBatch_stops_when_the_deadline_passes()
+    {
+        var request = new DecideBatchRequest { UserIds = { Enumerable.Range(0, 10_000).Select(i => $"deadline-user-{i}") } };
+        var watch = Stopwatch.StartNew();
+        var received = 0;
+        var ex = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var call = new DecisionService.DecisionServiceClient(fixture.Channel).DecideBatch(request, deadline: DateTime.UtcNow.AddMilliseconds(20));
+            await foreach (var _ in call.ResponseStream.ReadAllAsync())
+            {
+                received++;
+            }
+        });
+        // The client's own deadline timer normally reports DEADLINE_EXCEEDED; on a loaded machine the
+        // server's deadline can fire first and reset the stream (RST_STREAM CANCEL) before it does.
+        var serverReset = ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal && ex.Status.Detail.Contains("error code 8", StringComparison.Ordinal);
+        Assert.True(ex.StatusCode == StatusCode.DeadlineExceeded || serverReset, $"{ex.StatusCode}: {ex.Status.Detail}");
+        Assert.True(received < 10_000, $"all {received} results arrived despite the deadline");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_request_larger_than_the_limit_is_resource_exhausted()
+    {
+        using var factory = SmallLimits();
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => new DiagnosticsService.DiagnosticsServiceClient(channel)
+            .EchoAsync(new EchoRequest { Payload = ByteString.CopyFrom(new byte[64 * 1024]) }).ResponseAsync);
+        Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_caller_streaming_faster_than_its_rate_is_resource_exhausted()
+    {
+        using var factory = SmallLimits();
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        using var call = new ProfileService.ProfileServiceClient(channel).StreamEvents();
+        var now = DateTimeOffset.UtcNow;
+        var results = 0;
+        var reader = Task.Run(async () =>
+        {
+            await foreach (var _ in call.ResponseStream.ReadAllAsync())
+            {
+                results++;
+            }
+        });
+        try
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                await call.RequestStream.WriteAsync(new StreamEventsRequest { Event = IngestionEvent($"rate-{i}", now) });
+            }
+
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (RpcException)
+        {
+            // the server ended the call while we were still writing
+        }
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() => reader);
+        Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+        Assert.Contains("per second per API key", ex.Status.Detail, StringComparison.Ordinal);
+        Assert.InRange(results, 1, 199);
+    }
+
+    private static WebApplicationFactory<Program> SmallLimits() =>
+        new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:DemoData", "false");
+            b.UseSetting("Segmentation:Limits:MaxRequestBytes", "16384");
+            b.UseSetting("Segmentation:Limits:StreamEventsPerSecond", "20");
+        });
+
+    private static Event IngestionEvent(string id, DateTimeOffset at) => new()
+    {
+        EventId = id,
+        Type = "page_view",
+        UserId = "auth-test-user",
+        Timestamp = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(at),
+        Context = new EventContext { Source = "test", Device = "desktop", SessionId = "s1", PageType = "home" },
+    };
+
+    private static async Task Call(Grpc.Net.Client.GrpcChannel channel, string call)
+    {
+        switch (call)
+        {
+            case "decision":
+                await new DecisionService.DecisionServiceClient(channel).DecideAsync(Decide);
+                break;
+            case "echo":
+                await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest());
+                break;
+            case "track":
+                await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(new TrackEventRequest { Event = IngestionEvent(Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow) });
+                break;
+            case "stream":
+                using (var stream = new ProfileService.ProfileServiceClient(channel).StreamEvents())
+                {
+                    await stream.RequestStream.WriteAsync(new StreamEventsRequest { Event = IngestionEvent(Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow) });
+                    await stream.RequestStream.CompleteAsync();
+                    await foreach (var _ in stream.ResponseStream.ReadAllAsync())
+                    {
+                    }
+                }
+
+                break;
+            case "profile":
+                await new ProfileService.ProfileServiceClient(channel).GetProfileAsync(new GetProfileRequest { UserId = "12347" });
+                break;
+            case "catalog":
+                await new CatalogService.CatalogServiceClient(channel).GetCatalogAsync(new GetCatalogRequest());
+                break;
+            case "publish":
+                await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest());
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(call), call, null);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>Transport security against the real process: https with a configured certificate; no plaintext unless allowed.</summary>
+public sealed class TlsProcessTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-tls-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task The_server_serves_https_with_the_configured_certificate()
+    {
+        using var certificate = SelfSigned();
+        var pfx = Path.Combine(_dir, "server.pfx");
+        await File.WriteAllBytesAsync(pfx, certificate.Export(X509ContentType.Pkcs12, "test-password"));
+
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServerProcess([
+            $"--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:{port}",
+            $"--Segmentation:Security:CertificatePath={pfx}",
+            "--Segmentation:Security:CertificatePassword=test-password",
+            "--Segmentation:DemoData=false",
+            .. RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)]);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            var presented = "";
+            var tls = new SocketsHttpHandler();
+            tls.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+            {
+                presented = cert?.GetCertHashString(HashAlgorithmName.SHA256) ?? "";
+                return presented == certificate.GetCertHashString(HashAlgorithmName.SHA256);
+            };
+            using var channel = GrpcChannel.ForAddress($"https://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey, inner: tls) });
+            var echo = await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = Google.Protobuf.ByteString.CopyFromUtf8("over tls") });
+
+            Assert.Equal("over tls", echo.Payload.ToStringUtf8());
+            Assert.Equal(certificate.GetCertHashString(HashAlgorithmName.SHA256), presented);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Without_a_certificate_and_without_AllowPlaintext_start_up_fails_with_a_clear_message()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServerProcess([
+            $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+            "--Segmentation:DemoData=false",
+            .. RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)]);
+        var stderr = server.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.WaitForExitAsync(timeout.Token);
+
+        Assert.NotEqual(0, server.ExitCode);
+        var message = await stderr;
+        Assert.Contains("is plaintext, but plaintext is not allowed", message, StringComparison.Ordinal);
+        Assert.Contains("Segmentation:Security:CertificatePath", message, StringComparison.Ordinal);
+        Assert.Contains("Segmentation:Security:AllowPlaintext=true", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_api_keys_start_up_fails_unless_authentication_is_disabled()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServerProcess([
+            $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+            "--Segmentation:Security:AllowPlaintext=true",
+            "--Segmentation:DemoData=false"]);
+        var stderr = server.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.WaitForExitAsync(timeout.Token);
+
+        Assert.NotEqual(0, server.ExitCode);
+        Assert.Contains("No API keys are configured", await stderr, StringComparison.Ordinal);
+    }
+
+    private static X509Certificate2 SelfSigned()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(System.Net.IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+    }
+}
