@@ -85,8 +85,8 @@ public sealed class BenchWorld : IDisposable
 
     public Profile Shopper => Store.Get(ShopperId) ?? throw new InvalidOperationException("the shopper was not ingested");
 
-    /// <summary>What a compiled rule reads for the shopper now.</summary>
-    public EvalContext ShopperContext() => new(Shopper, Request, Now.UtcTicks, Rfm.Current);
+    /// <summary>What a compiled rule reads for the shopper now (remembering features as a decision does).</summary>
+    public EvalContext ShopperContext() => new(Shopper, Request, Now.UtcTicks, Rfm.Current, Catalogs.Current.Features);
 
     /// <summary>A page view for <paramref name="userId"/> now; <paramref name="eventId"/> must be unique to count.</summary>
     public BehaviourEvent PageView(string userId, string eventId) => new()

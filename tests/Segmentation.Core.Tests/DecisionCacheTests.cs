@@ -82,6 +82,71 @@ public class DecisionCacheTests
     }
 
     [Fact]
+    public void Each_request_context_of_a_user_keeps_its_own_decision()
+    {
+        using var w = World();
+        var desktop = new RequestContext(Device: "desktop");
+        var mobile = new RequestContext(Device: "mobile");
+
+        w.Decide("u1", desktop);
+        w.Decide("u1", mobile);
+        var desktopAgain = w.Decide("u1", desktop);
+        var mobileAgain = w.Decide("u1", mobile);
+
+        Assert.True(desktopAgain.FromCache);
+        Assert.Equal("everyone", desktopAgain.Winner.Id);
+        Assert.True(mobileAgain.FromCache);
+        Assert.Equal("mobile", mobileAgain.Winner.Id);
+        Assert.Equal(1, w.Cache.Count); // one entry per user
+    }
+
+    [Fact]
+    public void A_user_keeps_at_most_the_configured_number_of_contexts_newest_first()
+    {
+        using var cache = new Caching.DecisionCache(new Caching.DecisionCacheOptions { ContextsPerUser = 2 });
+        using var w = World();
+        var catalog = w.Catalogs.Current;
+        var versions = new Caching.DecisionVersions(0, catalog.Version, 0);
+        var decision = w.Decide("u1");
+        var contexts = new[] { "a", "b", "c" }.Select(d => new RequestContext(Device: d)).ToArray();
+
+        foreach (var c in contexts)
+        {
+            cache.Set("u1", versions, catalog.ContextFieldsRead, c, decision);
+        }
+
+        var now = decision.EvaluatedAt.UtcTicks;
+        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[0], now)); // the oldest went first
+        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[1], now));
+        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[2], now));
+        Assert.Null(cache.Get("u1", versions with { Profile = 1 }, catalog.ContextFieldsRead, contexts[2], now));
+        Assert.Null(cache.Get("u2", versions, catalog.ContextFieldsRead, contexts[2], now));
+
+        Assert.Equal(1, cache.RemoveUsers(["u1", "u2"]));
+        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[2], now));
+    }
+
+    [Fact]
+    public void Decision_ids_are_unique_time_ordered_version_7_uuids()
+    {
+        var at = new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero);
+        var ids = Enumerable.Range(0, 100_000).Select(_ => DecisionIds.Next(at)).ToList();
+
+        Assert.Equal(ids.Count, ids.Distinct(StringComparer.Ordinal).Count());
+        foreach (var id in ids.Take(100))
+        {
+            var guid = Guid.Parse(id);
+            Assert.Equal(7, guid.Version);
+            Assert.Equal(0b10, guid.Variant >> 2); // RFC 9562 variant
+            var bytes = guid.ToByteArray(bigEndian: true);
+            var millis = ((long)bytes[0] << 40) | ((long)bytes[1] << 32) | ((long)bytes[2] << 24) | ((long)bytes[3] << 16) | ((long)bytes[4] << 8) | bytes[5];
+            Assert.Equal(at.ToUnixTimeMilliseconds(), millis);
+        }
+
+        Assert.True(string.CompareOrdinal(ids[0], DecisionIds.Next(at.AddMilliseconds(1))) < 0);
+    }
+
+    [Fact]
     public void A_time_based_rule_is_not_served_stale_once_its_window_passes()
     {
         using var w = World();

@@ -69,8 +69,28 @@ public class RuleOperatorTests
     [InlineData("starts_with: ol", "gold", false)]
     [InlineData("regex: '^g.l?d$'", "gold", true)]
     [InlineData("regex: '^s'", "gold", false)]
+    [InlineData("regex: 'home|decor'", "Home & garden", true)] // plain alternatives: the substring fast path
+    [InlineData("regex: 'home|decor'", "kitchen", false)]
+    [InlineData("regex: 'interior design|xmas-2'", "Top INTERIOR DESIGN picks", true)]
     public void String_operators(string op, string value, bool expected) =>
         Assert.Equal(expected, Matches($"{{ field: traits.tier, {op} }}", w => Traits(w, ("tier", value))));
+
+    [Fact]
+    public void Plain_alternatives_match_exactly_as_the_regex_does()
+    {
+        string[] patterns = ["gift|present|xmas", "k|s", "home decor|diy", "a-b|c_d"];
+        string[] values = ["Gift card", "presents", "XMAS", "no", "\u212A", "ſ", "K", "Home Decor", "homedecor", "A-B", "c_D", "\u00C5 gift", "", "k"];
+        foreach (var pattern in patterns)
+        {
+            var regex = new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+            foreach (var raw in values)
+            {
+                var value = System.Text.RegularExpressions.Regex.Unescape(raw);
+                var expected = value.Length > 0 && regex.IsMatch(value);
+                Assert.True(expected == Matches($"{{ field: traits.tier, regex: '{pattern}' }}", w => Traits(w, ("tier", value))), $"'{pattern}' on '{value}'");
+            }
+        }
+    }
 
     [Theory]
     [InlineData("contains: Eco", true)]

@@ -6,24 +6,34 @@ namespace Segmentation.Core.Caching;
 /// <summary>Options of the decision cache.</summary>
 public sealed record DecisionCacheOptions
 {
-    /// <summary>Maximum number of cached decisions.</summary>
+    /// <summary>Maximum number of cached decisions (over all users and request contexts).</summary>
     public long SizeLimit { get; init; } = 100_000;
 
     /// <summary>Entries unused for this long are evicted.</summary>
     public TimeSpan SlidingExpiration { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Request contexts kept per user (distinct values of the context fields the catalog reads); the oldest goes first.</summary>
+    public int ContextsPerUser { get; init; } = 8;
 }
 
 /// <summary>
-/// The key of a cached decision: the user, the profile's version, the catalog's version, the RFM
-/// model's version and the values of only those context fields the catalog reads. Any change to any
-/// of them is a different key, so a changed profile or catalog is never served stale.
+/// The versions a cached decision was made from: the profile's, the catalog's and the RFM model's.
+/// Any change to any of them makes every cached decision of the user unusable, so a changed profile,
+/// catalog or population is never served stale.
 /// </summary>
-public readonly record struct DecisionKey(string UserId, long ProfileVersion, long CatalogVersion, long PopulationVersion, string ContextKey);
+/// <param name="Profile">Profile version (0 for an unknown user).</param>
+/// <param name="Catalog">Catalog version.</param>
+/// <param name="Population">RFM model version.</param>
+public readonly record struct DecisionVersions(long Profile, long Catalog, long Population);
 
 /// <summary>
 /// Decisions cached in front of the profile store (Microsoft.Extensions.Caching.Memory, size-limited).
-/// Besides the key, an entry is valid only for evaluation times in [evaluated at, valid until): the
-/// instant a time-based rule ("within 30 days") could flip is computed during evaluation.
+/// One cache entry per user id holds the versions its decisions were made from and up to
+/// <see cref="DecisionCacheOptions.ContextsPerUser"/> decisions, one per distinct value of the context
+/// fields the catalog reads. A lookup is one string-keyed read plus a comparison of those context values
+/// with the request's: nothing is allocated or formatted to build a key. Besides the versions and the
+/// context, a decision is valid only for evaluation times in [evaluated at, valid until): the instant a
+/// time-based rule ("within 30 days") could flip is computed during evaluation.
 /// </summary>
 public sealed class DecisionCache : IDisposable
 {
@@ -34,44 +44,90 @@ public sealed class DecisionCache : IDisposable
     public DecisionCache(DecisionCacheOptions? options = null)
     {
         _options = options ?? new DecisionCacheOptions();
+        if (_options.ContextsPerUser < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "ContextsPerUser must be at least 1");
+        }
+
         _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = _options.SizeLimit });
     }
 
-    /// <summary>Number of entries.</summary>
+    /// <summary>Number of users with cached decisions.</summary>
     public int Count => _cache.Count;
 
-    /// <summary>Returns a cached decision valid at <paramref name="nowTicks"/>, or null.</summary>
-    public Decision? Get(in DecisionKey key, long nowTicks) =>
-        _cache.TryGetValue(key, out Decision? d) && d is not null && d.EvaluatedAt.UtcTicks <= nowTicks && nowTicks < d.ValidUntilTicks ? d : null;
-
-    /// <summary>Caches a decision.</summary>
-    public void Set(in DecisionKey key, Decision decision)
+    /// <summary>
+    /// Returns the decision cached for <paramref name="userId"/> from exactly <paramref name="versions"/>,
+    /// for a request whose values of <paramref name="fields"/> equal <paramref name="context"/>'s, valid at
+    /// <paramref name="nowTicks"/>; otherwise null.
+    /// </summary>
+    public Decision? Get(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, long nowTicks)
     {
-        var options = new MemoryCacheEntryOptions { Size = 1, SlidingExpiration = _options.SlidingExpiration };
-        if (decision.ValidUntilTicks != long.MaxValue)
+        if (!_cache.TryGetValue(userId, out var value) || value is not UserEntry entry || entry.Versions != versions)
         {
-            // Evict when the entry can no longer be valid. Relative, because the evaluation time may be
-            // a caller-supplied timestamp rather than the cache's own clock; Get checks validity exactly.
-            options.AbsoluteExpirationRelativeToNow = TimeSpan.FromTicks(Math.Max(1, decision.ValidUntilTicks - decision.EvaluatedAt.UtcTicks));
+            return null;
         }
 
-        _cache.Set(key, decision, options);
+        var slots = entry.Slots;
+        for (var i = 0; i < slots.Length; i++)
+        {
+            var slot = slots[i];
+            if (SameContext(slot.Context, fields, context))
+            {
+                var d = slot.Decision;
+                return d.EvaluatedAt.UtcTicks <= nowTicks && nowTicks < d.ValidUntilTicks ? d : null;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Caches <paramref name="decision"/>, made from <paramref name="versions"/> for a request with <paramref name="context"/>.</summary>
+    public void Set(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, Decision decision)
+    {
+        var values = new string[fields.Count];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = context.Get(fields[i]);
+        }
+
+        // Keep the other contexts' decisions when they were made from the same versions; a concurrent Set
+        // for the same user may win the race, which only costs a later miss.
+        var kept = _cache.TryGetValue(userId, out var value) && value is UserEntry old && old.Versions == versions ? old.Slots : [];
+        var slots = new List<Slot>(Math.Min(kept.Length + 1, _options.ContextsPerUser)) { new(values, decision) };
+        foreach (var slot in kept)
+        {
+            if (slots.Count < _options.ContextsPerUser && !SameValues(slot.Context, values))
+            {
+                slots.Add(slot);
+            }
+        }
+
+        var entry = new UserEntry(versions, slots.ToArray());
+        var options = new MemoryCacheEntryOptions { Size = entry.Slots.Length, SlidingExpiration = _options.SlidingExpiration };
+        var lastValid = entry.LastValidTicks();
+        if (lastValid != long.MaxValue)
+        {
+            // Evict when no decision of the entry can be valid any more. Relative, because the evaluation
+            // time may be a caller-supplied timestamp rather than the cache's own clock; Get checks validity exactly.
+            options.AbsoluteExpirationRelativeToNow = TimeSpan.FromTicks(Math.Max(1, lastValid - decision.EvaluatedAt.UtcTicks));
+        }
+
+        _cache.Set(userId, entry, options);
     }
 
     /// <summary>
-    /// Removes every entry decided for one of <paramref name="userIds"/> (erasure). Entries of an older
+    /// Removes every decision cached for one of <paramref name="userIds"/> (erasure). Decisions of an older
     /// profile version could never be served again anyway (versions are never reused); this removes them
-    /// from memory too. Costs one pass over the keys.
+    /// from memory too.
     /// </summary>
     public int RemoveUsers(IReadOnlyCollection<string> userIds)
     {
-        var ids = userIds as IReadOnlySet<string> ?? userIds.ToHashSet(StringComparer.Ordinal);
         var removed = 0;
-        foreach (var key in _cache.Keys.ToList())
+        foreach (var id in userIds)
         {
-            if (key is DecisionKey k && ids.Contains(k.UserId))
+            if (_cache.TryGetValue(id, out _))
             {
-                _cache.Remove(key);
+                _cache.Remove(id);
                 removed++;
             }
         }
@@ -84,4 +140,39 @@ public sealed class DecisionCache : IDisposable
 
     /// <inheritdoc />
     public void Dispose() => _cache.Dispose();
+
+    private static bool SameContext(string[] cached, IReadOnlyList<ContextField> fields, RequestContext context)
+    {
+        for (var i = 0; i < cached.Length; i++)
+        {
+            if (!string.Equals(cached[i], context.Get(fields[i]), StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool SameValues(string[] a, string[] b) => a.AsSpan().SequenceEqual(b);
+
+    private sealed record Slot(string[] Context, Decision Decision);
+
+    private sealed class UserEntry(DecisionVersions versions, Slot[] slots)
+    {
+        public DecisionVersions Versions { get; } = versions;
+
+        public Slot[] Slots { get; } = slots;
+
+        public long LastValidTicks()
+        {
+            var last = long.MinValue;
+            foreach (var slot in Slots)
+            {
+                last = Math.Max(last, slot.Decision.ValidUntilTicks);
+            }
+
+            return last;
+        }
+    }
 }

@@ -312,7 +312,7 @@ public static partial class CatalogLoader
             }
 
             var contextRead = compiler.ContextFieldsRead.Concat(templateContext).Distinct().Order().ToList();
-            return new CatalogSnapshot(_name, origin, ordered, fallbacks[0].Segment, _traits, _personas.Values.ToList(), contextRead, scoring, fields);
+            return new CatalogSnapshot(_name, origin, ordered, fallbacks[0].Segment, _traits, _personas.Values.ToList(), contextRead, scoring, fields, compiler.Features);
         }
 
         private Segment? ReadSegment(string file, YamlMappingNode node, RuleCompiler compiler, HashSet<ContextField> templateContext)

@@ -22,8 +22,10 @@ public sealed class CatalogSnapshot
         IReadOnlyList<Persona> personas,
         IReadOnlyList<ContextField> contextFieldsRead,
         ScoringSettings scoring,
-        FieldRegistry fields)
+        FieldRegistry fields,
+        FeatureLayout features)
     {
+        Features = features;
         Scoring = scoring;
         _fields = fields;
         Name = name;
@@ -69,6 +71,9 @@ public sealed class CatalogSnapshot
     /// </summary>
     public FieldAccessor Field(string name) =>
         _accessors.GetOrAdd(name, static (n, fields) => fields.Resolve(n, null, null, out var error, out _) ?? throw new ArgumentException(error, nameof(name)), _fields);
+
+    /// <summary>The profile features this catalog's rules read, remembered per evaluation by an <see cref="EvalContext"/> made with it.</summary>
+    public FeatureLayout Features { get; }
 
     /// <summary>Settings of derived data: cart abandonment, affinity decay, lead scoring.</summary>
     public ScoringSettings Scoring { get; }

@@ -48,7 +48,7 @@ public sealed class Decider(TemplateRenderer renderer)
             profile = null; // behavioural, transactional and declared data are not read
         }
 
-        var context = new EvalContext(profile, request, now.UtcTicks, rfm);
+        var context = new EvalContext(profile, request, now.UtcTicks, rfm, catalog.Features);
         var segments = catalog.Segments;
         var matched = new bool[segments.Count];
         List<SegmentTrace>? traces = explain ? new(segments.Count) : null;
@@ -107,7 +107,7 @@ public sealed class Decider(TemplateRenderer renderer)
 
         return new Decision
         {
-            DecisionId = Guid.CreateVersion7(now).ToString(),
+            DecisionId = DecisionIds.Next(now),
             UserId = userId,
             Winner = winner,
             FallbackUsed = fallbackUsed,
@@ -127,7 +127,7 @@ public sealed class Decider(TemplateRenderer renderer)
     /// </summary>
     public static Membership Evaluate(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm)
     {
-        var context = new EvalContext(profile, request, now.UtcTicks, rfm);
+        var context = new EvalContext(profile, request, now.UtcTicks, rfm, catalog.Features);
         var segments = catalog.Segments;
         var matched = new bool[segments.Count];
         for (var i = 0; i < segments.Count; i++)

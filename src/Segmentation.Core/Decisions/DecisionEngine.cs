@@ -132,50 +132,18 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation)
     {
         var profile = profiles.Get(userId);
-        var key = new DecisionKey(userId, profile?.Version ?? 0, catalog.Version, model.Version, ContextKey(catalog, context));
-        var nowTicks = now.UtcTicks;
-        if (!explain && cache.Get(key, nowTicks) is { } cached)
+        var versions = new DecisionVersions(profile?.Version ?? 0, catalog.Version, model.Version);
+        if (!explain && cache.Get(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks) is { } cached)
         {
-            return cached with { DecisionId = Guid.CreateVersion7(now).ToString(), FromCache = true };
+            return cached with { DecisionId = DecisionIds.Next(now), FromCache = true };
         }
 
         var decision = decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
         if (!explain)
         {
-            cache.Set(key, decision);
+            cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
         }
 
         return decision;
-    }
-
-    private static string ContextKey(CatalogSnapshot catalog, RequestContext context)
-    {
-        var fields = catalog.ContextFieldsRead;
-        if (fields.Count == 0)
-        {
-            return "";
-        }
-
-        if (fields.Count == 1)
-        {
-            return context.Get(fields[0]);
-        }
-
-        var length = fields.Count;
-        foreach (var field in fields)
-        {
-            length += context.Get(field).Length;
-        }
-
-        return string.Create(length, (fields, context), static (span, state) =>
-        {
-            foreach (var field in state.fields)
-            {
-                var value = state.context.Get(field);
-                value.CopyTo(span);
-                span[value.Length] = '\u001f'; // separator: values cannot run into each other
-                span = span[(value.Length + 1)..];
-            }
-        });
     }
 }

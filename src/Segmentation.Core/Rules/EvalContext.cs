@@ -8,16 +8,30 @@ namespace Segmentation.Core.Rules;
 /// Everything a compiled rule may read: the profile snapshot (null for unknown users), the request
 /// context, the evaluation time and the population model. Rules also narrow <see cref="ValidUntilTicks"/>:
 /// the earliest instant at which any result seen so far could change by the passage of time alone.
+/// With a <see cref="FeatureLayout"/> (the catalog's) it also remembers each feature the catalog's rules
+/// read the first time it is read, so a field that many rules test (orders.count, an RFM score, a
+/// windowed event count) is computed once per evaluation.
 /// </summary>
 public sealed class EvalContext
 {
-    /// <summary>Creates a context.</summary>
-    public EvalContext(Profile? profile, RequestContext request, long nowTicks, RfmModel rfm)
+    private readonly FeatureLayout? _layout;
+    private readonly long[] _scalars;
+    private readonly object?[] _references;
+    private readonly int[] _stamps;
+    private int _generation = 1;
+
+    /// <summary>Creates a context; with <paramref name="features"/> (the catalog's layout) features are remembered per evaluation.</summary>
+    public EvalContext(Profile? profile, RequestContext request, long nowTicks, RfmModel rfm, FeatureLayout? features = null)
     {
+        _layout = features;
+        var featureSlots = features?.Count ?? 0;
         Profile = profile;
         Request = request;
         NowTicks = nowTicks;
         Rfm = rfm;
+        _scalars = featureSlots == 0 ? [] : new long[featureSlots];
+        _references = featureSlots == 0 ? [] : new object?[featureSlots];
+        _stamps = featureSlots == 0 ? [] : new int[featureSlots];
     }
 
     /// <summary>The profile, or null for an unknown user.</summary>
@@ -35,6 +49,74 @@ public sealed class EvalContext
     /// <summary>Earliest instant (UTC ticks) at which a result could change with time alone.</summary>
     public long ValidUntilTicks { get; private set; } = long.MaxValue;
 
+    /// <summary>
+    /// Forgets every remembered feature and the validity bound, as a new context for the same inputs would
+    /// start: for callers that evaluate the same inputs repeatedly without allocating (benchmarks).
+    /// </summary>
+    public void Reset()
+    {
+        _generation++;
+        ValidUntilTicks = long.MaxValue;
+    }
+
+    /// <summary>The number feature in <paramref name="slot"/>, read once per evaluation.</summary>
+    internal double Number(FeatureLayout layout, int slot, Func<EvalContext, double> read)
+    {
+        if (!ReferenceEquals(layout, _layout) || (uint)slot >= (uint)_stamps.Length)
+        {
+            return read(this); // a context of another catalog, or none: no remembering
+        }
+
+        if (_stamps[slot] == _generation)
+        {
+            return BitConverter.Int64BitsToDouble(_scalars[slot]);
+        }
+
+        var value = read(this);
+        _scalars[slot] = BitConverter.DoubleToInt64Bits(value);
+        _stamps[slot] = _generation;
+        return value;
+    }
+
+    /// <summary>The time or flag feature in <paramref name="slot"/>, read once per evaluation.</summary>
+    internal long Scalar(FeatureLayout layout, int slot, Func<EvalContext, long> read)
+    {
+        if (!ReferenceEquals(layout, _layout) || (uint)slot >= (uint)_stamps.Length)
+        {
+            return read(this); // a context of another catalog, or none: no remembering
+        }
+
+        if (_stamps[slot] == _generation)
+        {
+            return _scalars[slot];
+        }
+
+        var value = read(this);
+        _scalars[slot] = value;
+        _stamps[slot] = _generation;
+        return value;
+    }
+
+    /// <summary>The text or list feature in <paramref name="slot"/>, read once per evaluation.</summary>
+    internal T? Reference<T>(FeatureLayout layout, int slot, Func<EvalContext, T?> read)
+        where T : class
+    {
+        if (!ReferenceEquals(layout, _layout) || (uint)slot >= (uint)_stamps.Length)
+        {
+            return read(this); // a context of another catalog, or none: no remembering
+        }
+
+        if (_stamps[slot] == _generation)
+        {
+            return (T?)_references[slot];
+        }
+
+        var value = read(this);
+        _references[slot] = value;
+        _stamps[slot] = _generation;
+        return value;
+    }
+
     /// <summary>Records that a result read holds only until <paramref name="ticks"/>.</summary>
     public void Until(long ticks)
     {
@@ -43,4 +125,14 @@ public sealed class EvalContext
             ValidUntilTicks = ticks;
         }
     }
+}
+
+/// <summary>
+/// The distinct profile features (field plus window, count or resolution) one catalog's rules read, each
+/// with a slot in <see cref="EvalContext"/>. Owned by the catalog's <see cref="RuleCompiler"/>.
+/// </summary>
+public sealed class FeatureLayout
+{
+    /// <summary>Number of slots.</summary>
+    public int Count { get; internal set; }
 }

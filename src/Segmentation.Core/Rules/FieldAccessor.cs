@@ -51,6 +51,34 @@ public sealed class FieldAccessor
     /// <summary>Creates a list accessor.</summary>
     public static FieldAccessor ForList(string name, Func<EvalContext, IReadOnlyList<string>?> read) => new(name, FieldType.List) { List = read };
 
+    /// <summary>
+    /// This field read through feature slot <paramref name="slot"/> of <paramref name="layout"/> in the evaluation context: computed on
+    /// the first read of an evaluation, remembered for the rest of it. Validity bounds (<see cref="EvalContext.Until"/>)
+    /// are recorded by the first read and hold for the whole evaluation, so remembering loses none.
+    /// </summary>
+    public FieldAccessor Remembered(FeatureLayout layout, int slot)
+    {
+        switch (Type)
+        {
+            case FieldType.Number:
+                var number = Number!;
+                return new(Name, Type) { Number = c => c.Number(layout, slot, number) };
+            case FieldType.Timestamp:
+                var time = Time!;
+                return new(Name, Type) { Time = c => c.Scalar(layout, slot, time) };
+            case FieldType.Bool:
+                var flag = Flag!;
+                Func<EvalContext, long> wide = c => flag(c);
+                return new(Name, Type) { Flag = c => (int)c.Scalar(layout, slot, wide) };
+            case FieldType.String:
+                var text = Text!;
+                return new(Name, Type) { Text = c => c.Reference(layout, slot, text) };
+            default:
+                var list = List!;
+                return new(Name, Type) { List = c => c.Reference(layout, slot, list) };
+        }
+    }
+
     /// <summary>The value as text for explanations; <c>&lt;missing&gt;</c> when absent.</summary>
     public string Describe(EvalContext c)
     {

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Collections.Frozen;
 using System.Globalization;
+using System.Text;
 using System.Text.RegularExpressions;
 using Segmentation.Core.Decisions;
 using YamlDotNet.RepresentationModel;
@@ -43,6 +45,14 @@ public sealed class RuleCompiler
 
     /// <summary>Context fields read by the rules compiled so far.</summary>
     public HashSet<ContextField> ContextFieldsRead { get; } = [];
+
+    /// <summary>
+    /// The distinct profile features (field plus window, count or resolution) the rules compiled so far
+    /// read: what an <see cref="EvalContext"/> needs to compute each of them once per evaluation.
+    /// </summary>
+    public FeatureLayout Features { get; } = new();
+
+    private readonly Dictionary<string, FieldAccessor> _features = new(StringComparer.Ordinal);
 
     /// <summary>Compiles one rule. Returns null when it has errors (reported to <paramref name="errors"/>).</summary>
     public RuleNode? Compile(YamlNode node, string path, RuleErrorSink errors) => Compile(node, path, errors, 0);
@@ -201,6 +211,19 @@ public sealed class RuleCompiler
             return null;
         }
 
+        if (contextField is null)
+        {
+            // Request context fields are plain reads; every other feature is remembered per evaluation.
+            if (!_features.TryGetValue(field.Name, out var remembered))
+            {
+                remembered = field.Remembered(Features, _features.Count);
+                _features.Add(field.Name, remembered);
+                Features.Count = _features.Count;
+            }
+
+            field = remembered;
+        }
+
         var test = CompileTest(field, op, operand, out var text, out var opError);
         if (test is null)
         {
@@ -352,6 +375,15 @@ public sealed class RuleCompiler
                     return null;
                 }
 
+                if (LiteralAlternatives(x) is { } literals)
+                {
+                    // A pattern of plain words joined by '|' matches exactly when the value contains one of
+                    // them (case-insensitively): a vectorized substring search. Only for ASCII values, where
+                    // ordinal and the regex's invariant case folding agree; anything else goes to the regex.
+                    var words = SearchValues.Create(literals, StringComparison.OrdinalIgnoreCase);
+                    return c => get(c) is { Length: > 0 } v && (v.AsSpan().ContainsAny(words) || (!Ascii.IsValid(v) && regex.IsMatch(v)));
+                }
+
                 return c => get(c) is { Length: > 0 } v && regex.IsMatch(v);
             default:
                 return null;
@@ -475,6 +507,30 @@ public sealed class RuleCompiler
         }
 
         return false;
+    }
+
+    // "gift|present|xmas": alternatives of ASCII letters, digits, spaces, '_' and '-' only (no regex
+    // metacharacters, no empty alternative); null for any other pattern.
+    private static string[]? LiteralAlternatives(string pattern)
+    {
+        var parts = pattern.Split('|');
+        foreach (var part in parts)
+        {
+            if (part.Length == 0)
+            {
+                return null;
+            }
+
+            foreach (var ch in part)
+            {
+                if (!(char.IsAsciiLetterOrDigit(ch) || ch is ' ' or '_' or '-'))
+                {
+                    return null;
+                }
+            }
+        }
+
+        return parts;
     }
 
     internal static string? Scalar(YamlNode node) => (node as YamlScalarNode)?.Value;

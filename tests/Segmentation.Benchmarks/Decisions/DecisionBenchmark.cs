@@ -49,7 +49,7 @@ public class DecisionBenchmark
     [Benchmark]
     public bool[] RulesOnMiss()
     {
-        var context = new EvalContext(_profile, _world.Request, _world.Now.UtcTicks, _rfm);
+        var context = new EvalContext(_profile, _world.Request, _world.Now.UtcTicks, _rfm, _catalog.Features);
         var segments = _catalog.Segments;
         var matched = new bool[segments.Count];
         for (var i = 0; i < segments.Count; i++)
