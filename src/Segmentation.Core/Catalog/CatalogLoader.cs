@@ -311,6 +311,11 @@ public static partial class CatalogLoader
                 ordered[i].ExclusionRanks = ordered[i].Exclusions.Select(id => rank[id]).ToArray();
             }
 
+            for (var i = 0; i < ordered.Count; i++)
+            {
+                ordered[i].OverriddenByRanks = Enumerable.Range(0, ordered.Count).Where(j => ordered[j].OverrideRanks.Contains(i)).ToArray();
+            }
+
             var contextRead = compiler.ContextFieldsRead.Concat(templateContext).Distinct().Order().ToList();
             return new CatalogSnapshot(_name, origin, ordered, fallbacks[0].Segment, _traits, _personas.Values.ToList(), contextRead, scoring, fields, compiler.Features);
         }

@@ -36,7 +36,17 @@ public sealed class CatalogSnapshot
         Personas = personas;
         ContextFieldsRead = contextFieldsRead;
         ById = segments.ToFrozenDictionary(s => s.Id, StringComparer.Ordinal);
+        _evaluateAll = new Lazy<Action<EvalContext, bool[]>>(() => RuleNode.CompileAll(Segments));
     }
+
+    private readonly Lazy<Action<EvalContext, bool[]>> _evaluateAll;
+
+    /// <summary>
+    /// Evaluates every segment's rule into <paramref name="matched"/> (by rank) with one method compiled
+    /// from the whole catalog on first use: the same results and validity bounds as evaluating each
+    /// <see cref="Segment.Rule"/>, without a delegate call per clause.
+    /// </summary>
+    public void EvaluateAll(EvalContext context, bool[] matched) => _evaluateAll.Value(context, matched);
 
     /// <summary>Version assigned at publish; 0 before publishing.</summary>
     public long Version { get; private set; }

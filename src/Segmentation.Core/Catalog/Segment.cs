@@ -51,6 +51,9 @@ public sealed class Segment
     /// <summary>Ranks of the segments this one overrides (resolved at compile time).</summary>
     internal int[] OverrideRanks { get; set; } = [];
 
+    /// <summary>Ranks of the segments that override this one, ascending (the inverse of <see cref="OverrideRanks"/>, resolved at compile time).</summary>
+    internal int[] OverriddenByRanks { get; set; } = [];
+
     /// <summary>Ranks of the segments that exclude members from this one (resolved at compile time).</summary>
     internal int[] ExclusionRanks { get; set; } = [];
 }

@@ -53,23 +53,20 @@ public sealed class Decider(TemplateRenderer renderer)
         var matched = new bool[segments.Count];
         List<SegmentTrace>? traces = explain ? new(segments.Count) : null;
 
-        for (var i = 0; i < segments.Count; i++)
+        if (traces is null)
         {
-            var rule = segments[i].Rule;
-            if (rule is null)
+            catalog.EvaluateAll(context, matched);
+        }
+        else
+        {
+            for (var i = 0; i < segments.Count; i++)
             {
-                continue; // the fallback
-            }
-
-            if (traces is null)
-            {
-                matched[i] = rule.Evaluate(context);
-            }
-            else
-            {
-                var clauses = new List<ClauseTrace>();
-                matched[i] = rule.Explain(context, clauses);
-                traces.Add(new SegmentTrace(segments[i], matched[i], clauses));
+                if (segments[i].Rule is { } rule) // the fallback has none
+                {
+                    var clauses = new List<ClauseTrace>();
+                    matched[i] = rule.Explain(context, clauses);
+                    traces.Add(new SegmentTrace(segments[i], matched[i], clauses));
+                }
             }
         }
 
@@ -130,12 +127,37 @@ public sealed class Decider(TemplateRenderer renderer)
         var context = new EvalContext(profile, request, now.UtcTicks, rfm, catalog.Features);
         var segments = catalog.Segments;
         var matched = new bool[segments.Count];
+        catalog.EvaluateAll(context, matched);
+
+        return new Membership(matched, Winner(segments, matched) ?? catalog.Fallback, context.ValidUntilTicks);
+    }
+
+    // The winner alone, as Resolve finds it: the first matched segment that no matched segment overrides
+    // or excludes.
+    private static Segment? Winner(IReadOnlyList<Segment> segments, bool[] matched)
+    {
         for (var i = 0; i < segments.Count; i++)
         {
-            matched[i] = segments[i].Rule?.Evaluate(context) ?? false;
+            if (matched[i] && !AnyMatched(segments[i].OverriddenByRanks, matched) && !AnyMatched(segments[i].ExclusionRanks, matched))
+            {
+                return segments[i];
+            }
         }
 
-        return new Membership(matched, Resolve(segments, matched).Winner ?? catalog.Fallback, context.ValidUntilTicks);
+        return null;
+    }
+
+    private static bool AnyMatched(int[] ranks, bool[] matched)
+    {
+        foreach (var rank in ranks)
+        {
+            if (matched[rank])
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -158,12 +180,13 @@ public sealed class Decider(TemplateRenderer renderer)
             var segment = segments[i];
             string? suppressedBy = null;
             var status = MatchStatus.Outranked;
-            for (var j = 0; j < segments.Count && suppressedBy is null; j++)
+            foreach (var rank in segment.OverriddenByRanks)
             {
-                if (matched[j] && Array.IndexOf(segments[j].OverrideRanks, i) >= 0)
+                if (matched[rank])
                 {
-                    suppressedBy = segments[j].Id;
+                    suppressedBy = segments[rank].Id;
                     status = MatchStatus.Overridden;
+                    break;
                 }
             }
 

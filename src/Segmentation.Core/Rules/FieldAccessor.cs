@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Linq.Expressions;
+using System.Reflection;
 
 namespace Segmentation.Core.Rules;
 
@@ -9,6 +11,9 @@ namespace Segmentation.Core.Rules;
 /// </summary>
 public sealed class FieldAccessor
 {
+    private static readonly MethodInfo NumberMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Number), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo ScalarMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Scalar), BindingFlags.Instance | BindingFlags.NonPublic)!;
+
     private FieldAccessor(string name, FieldType type)
     {
         Name = name;
@@ -36,6 +41,12 @@ public sealed class FieldAccessor
     /// <summary>Reader when <see cref="Type"/> matches (List); null otherwise.</summary>
     public Func<EvalContext, IReadOnlyList<string>?>? List { get; private init; }
 
+    /// <summary>
+    /// For remembered number and flag fields: builds the read as an expression over an <see cref="EvalContext"/>
+    /// parameter (a double, or a long for flags), so whole-catalog compilation inlines it; null otherwise.
+    /// </summary>
+    internal Func<Expression, Expression>? ValueExpression { get; private init; }
+
     /// <summary>Creates a number accessor.</summary>
     public static FieldAccessor ForNumber(string name, Func<EvalContext, double> read) => new(name, FieldType.Number) { Number = read };
 
@@ -62,14 +73,22 @@ public sealed class FieldAccessor
         {
             case FieldType.Number:
                 var number = Number!;
-                return new(Name, Type) { Number = c => c.Number(layout, slot, number) };
+                return new(Name, Type)
+                {
+                    Number = c => c.Number(layout, slot, number),
+                    ValueExpression = c => Expression.Call(c, NumberMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(number)),
+                };
             case FieldType.Timestamp:
                 var time = Time!;
                 return new(Name, Type) { Time = c => c.Scalar(layout, slot, time) };
             case FieldType.Bool:
                 var flag = Flag!;
                 Func<EvalContext, long> wide = c => flag(c);
-                return new(Name, Type) { Flag = c => (int)c.Scalar(layout, slot, wide) };
+                return new(Name, Type)
+                {
+                    Flag = c => (int)c.Scalar(layout, slot, wide),
+                    ValueExpression = c => Expression.Call(c, ScalarMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(wide)),
+                };
             case FieldType.String:
                 var text = Text!;
                 return new(Name, Type) { Text = c => c.Reference(layout, slot, text) };

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Frozen;
 using System.Globalization;
+using System.Linq.Expressions;
 using System.Text;
 using System.Text.RegularExpressions;
 using Segmentation.Core.Decisions;
@@ -224,7 +225,7 @@ public sealed class RuleCompiler
             field = remembered;
         }
 
-        var test = CompileTest(field, op, operand, out var text, out var opError);
+        var test = CompileTest(field, op, operand, out var text, out var opError, out var inline);
         if (test is null)
         {
             errors(path, operand, opError!);
@@ -236,12 +237,13 @@ public sealed class RuleCompiler
             ContextFieldsRead.Add(cf);
         }
 
-        return new LeafNode(path, $"{field.Name} {op} {text}", field, test);
+        return new LeafNode(path, $"{field.Name} {op} {text}", field, test, inline);
     }
 
-    private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, YamlNode operand, out string text, out string? error)
+    private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, YamlNode operand, out string text, out string? error, out Func<Expression, Expression>? inline)
     {
         error = null;
+        inline = Inline(f, op, operand);
         text = operand is YamlSequenceNode s ? "[" + string.Join(", ", s.Children.Select(Scalar)) + "]" : Scalar(operand) ?? "";
 
         if (op == "exists")
@@ -277,6 +279,38 @@ public sealed class RuleCompiler
         }
 
         return result;
+    }
+
+    // The comparisons whole-catalog compilation inlines (remembered number and flag fields; the same
+    // IEEE semantics as the delegates: NaN, a missing number, compares false); null for everything else.
+    private static Func<Expression, Expression>? Inline(FieldAccessor f, string op, YamlNode operand)
+    {
+        if (f.ValueExpression is not { } value)
+        {
+            return null;
+        }
+
+        if (f.Type == FieldType.Number && TryNumber(Scalar(operand), out var x))
+        {
+            var constant = Expression.Constant(x);
+            return op switch
+            {
+                "eq" => c => Expression.Equal(value(c), constant),
+                "lt" => c => Expression.LessThan(value(c), constant),
+                "lte" => c => Expression.LessThanOrEqual(value(c), constant),
+                "gt" => c => Expression.GreaterThan(value(c), constant),
+                "gte" => c => Expression.GreaterThanOrEqual(value(c), constant),
+                _ => null,
+            };
+        }
+
+        if (f.Type == FieldType.Bool && op == "eq" && TryBool(operand, out var b))
+        {
+            var want = Expression.Constant(b ? 1L : 0L);
+            return c => Expression.Equal(value(c), want);
+        }
+
+        return null;
     }
 
     private static Func<EvalContext, bool>? NumberTest(Func<EvalContext, double> get, string op, YamlNode operand, out string? error)

@@ -1,3 +1,5 @@
+using System.Linq.Expressions;
+
 namespace Segmentation.Core.Rules;
 
 /// <summary>One evaluated clause in an explanation.</summary>
@@ -34,6 +36,34 @@ public abstract class RuleNode
 
     /// <summary>Evaluates and appends a trace entry for this node and the children it evaluated.</summary>
     public abstract bool Explain(EvalContext context, List<ClauseTrace> trace);
+
+    /// <summary>
+    /// This clause as an expression over the context parameter <paramref name="c"/>, with the same result
+    /// and the same side effects on the context as <see cref="Evaluate"/>: used to compile a whole catalog
+    /// into one method. By default a call of <see cref="Evaluate"/>.
+    /// </summary>
+    internal virtual Expression Inline(Expression c) => Expression.Invoke(Expression.Constant(Evaluate), c);
+
+    /// <summary>
+    /// Compiles the rules of <paramref name="segments"/> into one method that writes each segment's result
+    /// to <c>matched[i]</c> (false for segments without a rule), short-circuiting exactly as the delegates do.
+    /// </summary>
+    public static Action<EvalContext, bool[]> CompileAll(IReadOnlyList<Catalog.Segment> segments)
+    {
+        var c = Expression.Parameter(typeof(EvalContext), "c");
+        var matched = Expression.Parameter(typeof(bool[]), "matched");
+        var body = new List<Expression>(segments.Count + 1);
+        for (var i = 0; i < segments.Count; i++)
+        {
+            if (segments[i].Rule is { } rule)
+            {
+                body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), rule.Inline(c)));
+            }
+        }
+
+        body.Add(Expression.Empty());
+        return Expression.Lambda<Action<EvalContext, bool[]>>(Expression.Block(body), c, matched).Compile();
+    }
 }
 
 /// <summary>A condition on one field.</summary>
@@ -41,8 +71,17 @@ public sealed class LeafNode : RuleNode
 {
     private readonly FieldAccessor _field;
 
-    internal LeafNode(string path, string text, FieldAccessor field, Func<EvalContext, bool> evaluate)
-        : base(path, text, evaluate) => _field = field;
+    private readonly Func<Expression, Expression>? _inline;
+
+    internal LeafNode(string path, string text, FieldAccessor field, Func<EvalContext, bool> evaluate, Func<Expression, Expression>? inline = null)
+        : base(path, text, evaluate)
+    {
+        _field = field;
+        _inline = inline;
+    }
+
+    /// <inheritdoc />
+    internal override Expression Inline(Expression c) => _inline is null ? base.Inline(c) : _inline(c);
 
     /// <inheritdoc />
     public override bool ReadsContext => _field.Name.StartsWith("context.", StringComparison.Ordinal);
@@ -71,6 +110,23 @@ public sealed class GroupNode : RuleNode
 
     /// <summary>The child clauses.</summary>
     public IReadOnlyList<RuleNode> Children => _children;
+
+    /// <inheritdoc />
+    internal override Expression Inline(Expression c)
+    {
+        if (_kind == "not")
+        {
+            return Expression.Not(_children[0].Inline(c));
+        }
+
+        var result = _children[0].Inline(c);
+        for (var i = 1; i < _children.Length; i++)
+        {
+            result = _kind == "all" ? Expression.AndAlso(result, _children[i].Inline(c)) : Expression.OrElse(result, _children[i].Inline(c));
+        }
+
+        return result;
+    }
 
     /// <inheritdoc />
     public override bool ReadsContext => _children.Any(c => c.ReadsContext);
@@ -174,6 +230,9 @@ public sealed class ReferenceNode : RuleNode
 
     internal ReferenceNode(string path, string text, RuleNode target)
         : base(path, text, target.Evaluate) => _target = target;
+
+    /// <inheritdoc />
+    internal override Expression Inline(Expression c) => _target.Inline(c);
 
     /// <inheritdoc />
     public override bool ReadsContext => _target.ReadsContext;

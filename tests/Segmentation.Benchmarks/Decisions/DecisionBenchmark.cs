@@ -11,11 +11,9 @@ namespace Segmentation.Benchmarks.Decisions;
 /// A whole decision for one realistic shopper over the 50-segment catalog.
 /// </summary>
 /// <remarks>
-/// "Without rendering" cannot be measured exactly from outside the core library:
-/// <c>Decider.Decide</c> always renders the winner's five variants and <c>Decider.Resolve</c>
-/// (priority, overrides, exclusions) is internal. <see cref="RulesOnMiss"/> is therefore the rules
-/// part of a miss as the Decider runs it (a fresh <see cref="EvalContext"/> and match array per
-/// call), and <see cref="DecideOnMiss"/> minus it is resolution plus rendering plus the result.
+/// <see cref="ResolveOnMiss"/> is the decision without rendering (rules and resolution to the winner),
+/// <see cref="RulesOnMiss"/> its rules part, <see cref="DecideOnMiss"/> the whole pure decision with
+/// the winner's five variants rendered.
 /// </remarks>
 [MemoryDiagnoser]
 public class DecisionBenchmark
@@ -45,20 +43,22 @@ public class DecisionBenchmark
     public Decision DecideOnMiss() =>
         _world.Decider.Decide(_catalog, BenchWorld.ShopperId, _profile, _world.Request, _world.Now, _rfm, explain: false);
 
-    /// <summary>Cache miss without resolution or rendering (see remarks).</summary>
+    /// <summary>Cache miss, the rules part as the Decider runs it: a fresh context and match array, the compiled catalog.</summary>
     [Benchmark]
     public bool[] RulesOnMiss()
     {
         var context = new EvalContext(_profile, _world.Request, _world.Now.UtcTicks, _rfm, _catalog.Features);
-        var segments = _catalog.Segments;
-        var matched = new bool[segments.Count];
-        for (var i = 0; i < segments.Count; i++)
-        {
-            matched[i] = segments[i].Rule is { } rule && rule.Evaluate(context);
-        }
-
+        var matched = new bool[_catalog.Segments.Count];
+        _catalog.EvaluateAll(context, matched);
         return matched;
     }
+
+    /// <summary>
+    /// Cache miss without rendering: rules, priority, overrides, exclusions and fallback resolved to the
+    /// winner with its validity bound (<see cref="Decider.Evaluate"/>, also used for memberships on write).
+    /// </summary>
+    [Benchmark]
+    public Membership ResolveOnMiss() => Decider.Evaluate(_catalog, _profile, _world.Request, _world.Now, _rfm);
 
     /// <summary>Cache hit through the engine: validation, profile read, cache key, lookup, new decision id.</summary>
     [Benchmark]
