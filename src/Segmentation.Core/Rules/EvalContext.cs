@@ -20,6 +20,12 @@ public sealed class EvalContext
     private readonly int[] _stamps;
     private int _generation = 1;
 
+    private const int RememberedSeries = 4;
+    private string[]? _seriesTypes;
+    private EventSeries[]? _series;
+    private int _seriesCount;
+    private int _seriesGeneration;
+
     /// <summary>Creates a context; with <paramref name="features"/> (the catalog's layout) features are remembered per evaluation.</summary>
     public EvalContext(Profile? profile, RequestContext request, long nowTicks, RfmModel rfm, FeatureLayout? features = null)
     {
@@ -115,6 +121,41 @@ public sealed class EvalContext
         _references[slot] = value;
         _stamps[slot] = _generation;
         return value;
+    }
+
+    /// <summary>
+    /// The profile's event series of <paramref name="type"/> (the profile must not be null). The last few
+    /// series looked up are remembered for the evaluation, by reference of the type string (rules pass
+    /// interned type names), so windows of the same event type share one lookup.
+    /// </summary>
+    public EventSeries Series(string type)
+    {
+        if (_seriesGeneration == _generation)
+        {
+            for (var i = 0; i < _seriesCount; i++)
+            {
+                if (ReferenceEquals(_seriesTypes![i], type))
+                {
+                    return _series![i];
+                }
+            }
+        }
+        else
+        {
+            _seriesGeneration = _generation;
+            _seriesCount = 0;
+        }
+
+        var series = Profile!.Series(type);
+        if (_seriesCount < RememberedSeries)
+        {
+            _seriesTypes ??= new string[RememberedSeries];
+            _series ??= new EventSeries[RememberedSeries];
+            _seriesTypes[_seriesCount] = type;
+            _series[_seriesCount++] = series;
+        }
+
+        return series;
     }
 
     /// <summary>Records that a result read holds only until <paramref name="ticks"/>.</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Linq.Expressions;
 using System.Reflection;
+using Segmentation.Core.Decisions;
 
 namespace Segmentation.Core.Rules;
 
@@ -13,6 +14,10 @@ public sealed class FieldAccessor
 {
     private static readonly MethodInfo NumberMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Number), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly MethodInfo ScalarMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Scalar), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo ReferenceMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Reference), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo TextMethod = ReferenceMethod.MakeGenericMethod(typeof(string));
+    private static readonly MethodInfo ListMethod = ReferenceMethod.MakeGenericMethod(typeof(IReadOnlyList<string>));
+    private static readonly MethodInfo RequestGetMethod = typeof(RequestContext).GetMethod(nameof(RequestContext.Get))!;
 
     private FieldAccessor(string name, FieldType type)
     {
@@ -42,8 +47,9 @@ public sealed class FieldAccessor
     public Func<EvalContext, IReadOnlyList<string>?>? List { get; private init; }
 
     /// <summary>
-    /// For remembered number and flag fields: builds the read as an expression over an <see cref="EvalContext"/>
-    /// parameter (a double, or a long for flags), so whole-catalog compilation inlines it; null otherwise.
+    /// For remembered fields and request context fields: builds the read as an expression over an
+    /// <see cref="EvalContext"/> parameter (a double for numbers, a long for times and flags, the string or
+    /// list otherwise), so whole-catalog compilation inlines it; null otherwise.
     /// </summary>
     internal Func<Expression, Expression>? ValueExpression { get; private init; }
 
@@ -52,6 +58,13 @@ public sealed class FieldAccessor
 
     /// <summary>Creates a time accessor.</summary>
     public static FieldAccessor ForTime(string name, Func<EvalContext, long> read) => new(name, FieldType.Timestamp) { Time = read };
+
+    /// <summary>Creates the accessor of a request context field: a plain read, inlined by whole-catalog compilation.</summary>
+    public static FieldAccessor ForContext(string name, ContextField field) => new(name, FieldType.String)
+    {
+        Text = c => c.Request.Get(field),
+        ValueExpression = c => Expression.Call(Expression.Property(c, nameof(EvalContext.Request)), RequestGetMethod, Expression.Constant(field)),
+    };
 
     /// <summary>Creates a text accessor.</summary>
     public static FieldAccessor ForText(string name, Func<EvalContext, string?> read) => new(name, FieldType.String) { Text = read };
@@ -80,7 +93,11 @@ public sealed class FieldAccessor
                 };
             case FieldType.Timestamp:
                 var time = Time!;
-                return new(Name, Type) { Time = c => c.Scalar(layout, slot, time) };
+                return new(Name, Type)
+                {
+                    Time = c => c.Scalar(layout, slot, time),
+                    ValueExpression = c => Expression.Call(c, ScalarMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(time)),
+                };
             case FieldType.Bool:
                 var flag = Flag!;
                 Func<EvalContext, long> wide = c => flag(c);
@@ -91,10 +108,18 @@ public sealed class FieldAccessor
                 };
             case FieldType.String:
                 var text = Text!;
-                return new(Name, Type) { Text = c => c.Reference(layout, slot, text) };
+                return new(Name, Type)
+                {
+                    Text = c => c.Reference(layout, slot, text),
+                    ValueExpression = c => Expression.Call(c, TextMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(text)),
+                };
             default:
                 var list = List!;
-                return new(Name, Type) { List = c => c.Reference(layout, slot, list) };
+                return new(Name, Type)
+                {
+                    List = c => c.Reference(layout, slot, list),
+                    ValueExpression = c => Expression.Call(c, ListMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(list)),
+                };
         }
     }
 

@@ -79,8 +79,7 @@ public sealed class FieldRegistry
                     if (fieldName == parts[1])
                     {
                         contextField = field;
-                        var f = field;
-                        return FieldAccessor.ForText(name, c => c.Request.Get(f));
+                        return FieldAccessor.ForContext(name, field);
                     }
                 }
 
@@ -137,6 +136,7 @@ public sealed class FieldRegistry
     private static FieldAccessor? EventField(string name, string type, string measure, TimeSpan? window, out string? error)
     {
         error = null;
+        type = string.Intern(type); // one instance per type name: EvalContext.Series remembers lookups by reference
         var w = window?.Ticks ?? long.MaxValue;
         var label = window is null ? name : $"{name}[{FormatWindow(window.Value)}]";
         switch (measure)
@@ -149,7 +149,7 @@ public sealed class FieldRegistry
                         return 0;
                     }
 
-                    var n = c.Profile.Series(type).CountInWindow(c.NowTicks, w, out var changes);
+                    var n = c.Series(type).CountInWindow(c.NowTicks, w, out var changes);
                     c.Until(changes);
                     return n;
                 });
@@ -161,7 +161,7 @@ public sealed class FieldRegistry
                         return 0;
                     }
 
-                    var s = c.Profile.Series(type).SumInWindow(c.NowTicks, w, out var changes);
+                    var s = c.Series(type).SumInWindow(c.NowTicks, w, out var changes);
                     c.Until(changes);
                     return s;
                 });
@@ -173,7 +173,7 @@ public sealed class FieldRegistry
                         return long.MinValue;
                     }
 
-                    var t = c.Profile.Series(type).LastAtOrBefore(c.NowTicks, out var changes);
+                    var t = c.Series(type).LastAtOrBefore(c.NowTicks, out var changes);
                     c.Until(changes);
                     return t;
                 });
@@ -185,7 +185,7 @@ public sealed class FieldRegistry
                         return long.MinValue;
                     }
 
-                    var t = c.Profile.Series(type).FirstAtOrBefore(c.NowTicks, out var changes);
+                    var t = c.Series(type).FirstAtOrBefore(c.NowTicks, out var changes);
                     c.Until(changes);
                     return t;
                 });
@@ -313,7 +313,7 @@ public sealed class FieldRegistry
                     return double.NaN;
                 }
 
-                var t = c.Profile.Series(EventTypes.EmailOpen).LastAtOrBefore(c.NowTicks, out var changes);
+                var t = c.Series(EventTypes.EmailOpen).LastAtOrBefore(c.NowTicks, out var changes);
                 c.Until(changes);
                 return DaysSince(c, t);
             }),
@@ -335,7 +335,7 @@ public sealed class FieldRegistry
                     return long.MinValue;
                 }
 
-                var t = c.Profile.Series(EventTypes.EmailOpen).LastAtOrBefore(c.NowTicks, out var changes);
+                var t = c.Series(EventTypes.EmailOpen).LastAtOrBefore(c.NowTicks, out var changes);
                 c.Until(changes);
                 return t;
             }),

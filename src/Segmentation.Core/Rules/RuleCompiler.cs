@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Collections.Frozen;
 using System.Globalization;
 using System.Linq.Expressions;
-using System.Text;
 using System.Text.RegularExpressions;
 using Segmentation.Core.Decisions;
 using YamlDotNet.RepresentationModel;
@@ -265,14 +264,26 @@ public sealed class RuleCompiler
             return want ? present : c => !present(c);
         }
 
-        var result = f.Type switch
+        Func<EvalContext, bool>? result;
+        switch (f.Type)
         {
-            FieldType.Number => NumberTest(f.Number!, op, operand, out error),
-            FieldType.String => TextTest(f.Text!, op, operand, out error),
-            FieldType.Bool => FlagTest(f.Flag!, op, operand, out error),
-            FieldType.Timestamp => TimeTest(f.Time!, op, operand, out error),
-            _ => ListTest(f.List!, op, operand, out error),
-        };
+            case FieldType.Number:
+                result = NumberTest(f.Number!, op, operand, out error);
+                break;
+            case FieldType.Bool:
+                result = FlagTest(f.Flag!, op, operand, out error);
+                break;
+            case FieldType.String:
+                (result, inline) = TextTest(f.Text!, f.ValueExpression, op, operand, out error);
+                break;
+            case FieldType.Timestamp:
+                (result, inline) = TimeTest(f.Time!, f.ValueExpression, op, operand, out error);
+                break;
+            default:
+                (result, inline) = ListTest(f.List!, f.ValueExpression, op, operand, out error);
+                break;
+        }
+
         if (result is null && error is null)
         {
             error = $"operator '{op}' does not apply to {f.Type.ToString().ToLowerInvariant()} field '{f.Name}'";
@@ -285,7 +296,7 @@ public sealed class RuleCompiler
     // IEEE semantics as the delegates: NaN, a missing number, compares false); null for everything else.
     private static Func<Expression, Expression>? Inline(FieldAccessor f, string op, YamlNode operand)
     {
-        if (f.ValueExpression is not { } value)
+        if (f.ValueExpression is not { } value || op == "exists")
         {
             return null;
         }
@@ -361,7 +372,8 @@ public sealed class RuleCompiler
         };
     }
 
-    private static Func<EvalContext, bool>? TextTest(Func<EvalContext, string?> get, string op, YamlNode operand, out string? error)
+    private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) TextTest(
+        Func<EvalContext, string?> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
     {
         error = null;
         if (op is "in" or "not_in")
@@ -369,32 +381,32 @@ public sealed class RuleCompiler
             if (!TryList(operand, out var items))
             {
                 error = $"'{op}' takes a list of values";
-                return null;
+                return default;
             }
 
             var set = items.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
             return op == "in"
-                ? c => get(c) is { Length: > 0 } v && set.Contains(v)
-                : c => get(c) is { Length: > 0 } v && !set.Contains(v);
+                ? (c => RuleOps.TextIn(get(c), set), Inline(value, nameof(RuleOps.TextIn), set))
+                : (c => RuleOps.TextNotIn(get(c), set), Inline(value, nameof(RuleOps.TextNotIn), set));
         }
 
         var x = Scalar(operand);
         if (x is null || operand is not YamlScalarNode)
         {
             error = $"'{op}' takes a single value";
-            return null;
+            return default;
         }
 
         switch (op)
         {
             case "eq":
-                return c => get(c) is { Length: > 0 } v && string.Equals(v, x, StringComparison.OrdinalIgnoreCase);
+                return (c => RuleOps.TextEquals(get(c), x), Inline(value, nameof(RuleOps.TextEquals), x));
             case "ne":
-                return c => get(c) is { Length: > 0 } v && !string.Equals(v, x, StringComparison.OrdinalIgnoreCase);
+                return (c => RuleOps.TextNotEquals(get(c), x), Inline(value, nameof(RuleOps.TextNotEquals), x));
             case "contains":
-                return c => get(c) is { Length: > 0 } v && v.Contains(x, StringComparison.OrdinalIgnoreCase);
+                return (c => RuleOps.TextContains(get(c), x), Inline(value, nameof(RuleOps.TextContains), x));
             case "starts_with":
-                return c => get(c) is { Length: > 0 } v && v.StartsWith(x, StringComparison.OrdinalIgnoreCase);
+                return (c => RuleOps.TextStartsWith(get(c), x), Inline(value, nameof(RuleOps.TextStartsWith), x));
             case "regex":
                 Regex regex;
                 try
@@ -406,23 +418,24 @@ public sealed class RuleCompiler
                 catch (Exception ex) when (ex is ArgumentException or NotSupportedException)
                 {
                     error = $"invalid regex '{x}': {ex.Message}";
-                    return null;
+                    return default;
                 }
 
                 if (LiteralAlternatives(x) is { } literals)
                 {
-                    // A pattern of plain words joined by '|' matches exactly when the value contains one of
-                    // them (case-insensitively): a vectorized substring search. Only for ASCII values, where
-                    // ordinal and the regex's invariant case folding agree; anything else goes to the regex.
                     var words = SearchValues.Create(literals, StringComparison.OrdinalIgnoreCase);
-                    return c => get(c) is { Length: > 0 } v && (v.AsSpan().ContainsAny(words) || (!Ascii.IsValid(v) && regex.IsMatch(v)));
+                    return (c => RuleOps.TextContainsAnyWord(get(c), words, regex), Inline(value, nameof(RuleOps.TextContainsAnyWord), words, regex));
                 }
 
-                return c => get(c) is { Length: > 0 } v && regex.IsMatch(v);
+                return (c => RuleOps.TextMatches(get(c), regex), Inline(value, nameof(RuleOps.TextMatches), regex));
             default:
-                return null;
+                return default;
         }
     }
+
+    // The call of RuleOps.<method>(value, operands...) when the field's read can be inlined; null otherwise.
+    private static Func<Expression, Expression>? Inline(Func<Expression, Expression>? value, string method, params object[] operands) =>
+        value is null ? null : c => RuleOps.Call(method, value(c), operands);
 
     private static Func<EvalContext, bool>? FlagTest(Func<EvalContext, int> get, string op, YamlNode operand, out string? error)
     {
@@ -442,52 +455,33 @@ public sealed class RuleCompiler
         return op == "eq" ? c => get(c) == want : c => { var v = get(c); return v >= 0 && v != want; };
     }
 
-    private static Func<EvalContext, bool>? TimeTest(Func<EvalContext, long> get, string op, YamlNode operand, out string? error)
+    private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) TimeTest(
+        Func<EvalContext, long> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
     {
         error = null;
         if (op is not ("within" or "older_than"))
         {
-            return null;
+            return default;
         }
 
         if (!Duration.TryParse(Scalar(operand), out var d))
         {
             error = $"'{op}' takes a duration such as 30m, 24h, 90d or 2w (got '{Scalar(operand)}')";
-            return null;
+            return default;
         }
 
         var span = d.Ticks;
-        if (op == "within")
-        {
-            // True while now < t + span; it flips to false at t + span.
-            return c =>
-            {
-                var t = get(c);
-                if (t == long.MinValue)
-                {
-                    return false;
-                }
-
-                c.Until(t + span);
-                return c.NowTicks < t + span;
-            };
-        }
-
-        // older_than: true once now >= t + span.
-        return c =>
-        {
-            var t = get(c);
-            if (t == long.MinValue)
-            {
-                return false;
-            }
-
-            c.Until(t + span);
-            return c.NowTicks >= t + span;
-        };
+        var method = op == "within" ? nameof(RuleOps.Within) : nameof(RuleOps.OlderThan);
+        Func<Expression, Expression>? inline = value is null
+            ? null
+            : c => Expression.Call(RuleOps.Method(method), c, value(c), Expression.Constant(span));
+        return op == "within"
+            ? (c => RuleOps.Within(c, get(c), span), inline)
+            : (c => RuleOps.OlderThan(c, get(c), span), inline);
     }
 
-    private static Func<EvalContext, bool>? ListTest(Func<EvalContext, IReadOnlyList<string>?> get, string op, YamlNode operand, out string? error)
+    private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) ListTest(
+        Func<EvalContext, IReadOnlyList<string>?> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
     {
         error = null;
         switch (op)
@@ -497,50 +491,24 @@ public sealed class RuleCompiler
                 if (x is null || operand is not YamlScalarNode)
                 {
                     error = "'contains' on a list takes a single value";
-                    return null;
+                    return default;
                 }
 
-                return c => get(c) is { } l && IndexOf(l, x) >= 0;
+                return (c => RuleOps.ListContains(get(c), x), Inline(value, nameof(RuleOps.ListContains), x));
             case "in" or "not_in":
                 if (!TryList(operand, out var items))
                 {
                     error = $"'{op}' takes a list of values";
-                    return null;
+                    return default;
                 }
 
                 var set = items.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
-                Func<EvalContext, bool> any = c => get(c) is { } l && AnyIn(l, set);
-                return op == "in" ? any : c => get(c) is { Count: > 0 } && !any(c);
+                return op == "in"
+                    ? (c => RuleOps.ListAnyIn(get(c), set), Inline(value, nameof(RuleOps.ListAnyIn), set))
+                    : (c => RuleOps.ListNoneIn(get(c), set), Inline(value, nameof(RuleOps.ListNoneIn), set));
             default:
-                return null;
+                return default;
         }
-    }
-
-    // Index loops rather than LINQ: no enumerator allocation on the hot path.
-    private static int IndexOf(IReadOnlyList<string> list, string value)
-    {
-        for (var i = 0; i < list.Count; i++)
-        {
-            if (string.Equals(list[i], value, StringComparison.OrdinalIgnoreCase))
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
-
-    private static bool AnyIn(IReadOnlyList<string> list, FrozenSet<string> set)
-    {
-        for (var i = 0; i < list.Count; i++)
-        {
-            if (set.Contains(list[i]))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     // "gift|present|xmas": alternatives of ASCII letters, digits, spaces, '_' and '-' only (no regex
