@@ -53,37 +53,26 @@ internal static class DecisionMapper
 
     public static Contracts.V1.Decision ToProto(Domain.Decision d)
     {
+        // The parts that every copy of a cached decision shares are mapped once and reused by reference
+        // (protobuf messages are only read while serialized); only the id and from_cache differ per call.
+        var parts = d.Attachment.Value as SharedParts ?? Share(d);
         var result = new Contracts.V1.Decision
         {
             DecisionId = d.DecisionId,
             UserId = d.UserId,
-            Segment = ToRef(d.Winner),
+            Segment = parts.Segment,
             FallbackUsed = d.FallbackUsed,
-            Content = ToProto(d.Variant(VariantKind.Content)),
-            Offer = ToProto(d.Variant(VariantKind.Offer)),
-            Cta = ToProto(d.Variant(VariantKind.Cta)),
-            Journey = ToProto(d.Variant(VariantKind.Journey)),
-            Messaging = ToProto(d.Variant(VariantKind.Messaging)),
+            Content = parts.Content,
+            Offer = parts.Offer,
+            Cta = parts.Cta,
+            Journey = parts.Journey,
+            Messaging = parts.Messaging,
             CatalogVersion = d.CatalogVersion,
             FromCache = d.FromCache,
             ConsentGate = d.ConsentGate == Core.Privacy.ConsentGate.ContextOnly ? Contracts.V1.ConsentGate.ContextOnly : Contracts.V1.ConsentGate.FullProfile,
-            EvaluatedAt = Timestamp.FromDateTimeOffset(d.EvaluatedAt),
+            EvaluatedAt = parts.EvaluatedAt,
         };
-        foreach (var m in d.Matched)
-        {
-            result.MatchedSegments.Add(new MatchedSegment
-            {
-                Segment = ToRef(m.Segment),
-                Status = m.Status switch
-                {
-                    Domain.MatchStatus.Winner => Contracts.V1.MatchStatus.Winner,
-                    Domain.MatchStatus.Overridden => Contracts.V1.MatchStatus.Overridden,
-                    Domain.MatchStatus.Excluded => Contracts.V1.MatchStatus.Excluded,
-                    _ => Contracts.V1.MatchStatus.Outranked,
-                },
-                SuppressedBy = m.SuppressedBy ?? "",
-            });
-        }
+        result.MatchedSegments.AddRange(parts.Matched);
 
         if (d.Explanation is { } e)
         {
@@ -109,6 +98,49 @@ internal static class DecisionMapper
 
         return result;
     }
+
+    private static SharedParts Share(Domain.Decision d)
+    {
+        var matched = new MatchedSegment[d.Matched.Count];
+        for (var i = 0; i < matched.Length; i++)
+        {
+            var m = d.Matched[i];
+            matched[i] = new MatchedSegment
+            {
+                Segment = ToRef(m.Segment),
+                Status = m.Status switch
+                {
+                    Domain.MatchStatus.Winner => Contracts.V1.MatchStatus.Winner,
+                    Domain.MatchStatus.Overridden => Contracts.V1.MatchStatus.Overridden,
+                    Domain.MatchStatus.Excluded => Contracts.V1.MatchStatus.Excluded,
+                    _ => Contracts.V1.MatchStatus.Outranked,
+                },
+                SuppressedBy = m.SuppressedBy ?? "",
+            };
+        }
+
+        var parts = new SharedParts(
+            ToRef(d.Winner),
+            ToProto(d.Variant(VariantKind.Content)),
+            ToProto(d.Variant(VariantKind.Offer)),
+            ToProto(d.Variant(VariantKind.Cta)),
+            ToProto(d.Variant(VariantKind.Journey)),
+            ToProto(d.Variant(VariantKind.Messaging)),
+            matched,
+            Timestamp.FromDateTimeOffset(d.EvaluatedAt));
+        d.Attachment.Value = parts;
+        return parts;
+    }
+
+    private sealed record SharedParts(
+        SegmentRef Segment,
+        Contracts.V1.RenderedVariant Content,
+        Contracts.V1.RenderedVariant Offer,
+        Contracts.V1.RenderedVariant Cta,
+        Contracts.V1.RenderedVariant Journey,
+        Contracts.V1.RenderedVariant Messaging,
+        MatchedSegment[] Matched,
+        Timestamp EvaluatedAt);
 
     private static Contracts.V1.RenderedVariant ToProto(Core.Rendering.RenderedVariant v) =>
         new() { VariantId = v.VariantId, Text = v.Text, FallbackUsed = v.FallbackUsed };
