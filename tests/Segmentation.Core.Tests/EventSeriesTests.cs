@@ -74,7 +74,7 @@ public class EventSeriesTests
             (folded.TotalEvents, folded.FirstSeenTicks, folded.LastSeenTicks, folded.Orders, folded.Revenue, folded.FirstPurchaseTicks, folded.LastPurchaseTicks, folded.CartItems, folded.CartUpdatedTicks),
             (bulk.TotalEvents, bulk.FirstSeenTicks, bulk.LastSeenTicks, bulk.Orders, bulk.Revenue, bulk.FirstPurchaseTicks, bulk.LastPurchaseTicks, bulk.CartItems, bulk.CartUpdatedTicks));
         Assert.Equal(folded.SessionIds.Order(), bulk.SessionIds.Order());
-        Assert.Equal(folded.EmailSends, bulk.EmailSends);
+        Assert.Equal(folded.EmailSends.ToArray(), bulk.EmailSends.ToArray());
         Assert.Equal(folded.OpenedCampaigns.Order(), bulk.OpenedCampaigns.Order());
         Assert.Equal(folded.ClickedCampaigns.Order(), bulk.ClickedCampaigns.Order());
         Assert.Equal(folded.Series.Keys.Order(), bulk.Series.Keys.Order());

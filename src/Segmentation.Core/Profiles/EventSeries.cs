@@ -9,12 +9,12 @@ namespace Segmentation.Core.Profiles;
 public sealed class EventSeries
 {
     /// <summary>An empty series.</summary>
-    public static readonly EventSeries Empty = new([], [0d]);
+    public static readonly EventSeries Empty = new([], null);
 
     private readonly long[] _ticks;      // ascending UTC ticks
-    private readonly double[] _prefix;   // _prefix[i] = sum of values of events [0, i)
+    private readonly double[]? _prefix;  // _prefix[i] = sum of values of events [0, i); null when every value is 0 (most event types)
 
-    private EventSeries(long[] ticks, double[] prefix)
+    private EventSeries(long[] ticks, double[]? prefix)
     {
         _ticks = ticks;
         _prefix = prefix;
@@ -31,7 +31,7 @@ public sealed class EventSeries
 
     /// <summary>A series of zero-valued events at <paramref name="ticks"/>, which are in time order (the array is kept).</summary>
     internal static EventSeries FromOrderedTicks(long[] ticks) =>
-        ticks.Length == 0 ? Empty : new EventSeries(ticks, new double[ticks.Length + 1]);
+        ticks.Length == 0 ? Empty : new EventSeries(ticks, null);
 
     /// <summary>The series of the events (in time order) whose entry in <paramref name="typeOf"/> is <paramref name="type"/>.</summary>
     internal static EventSeries FromEvents(IReadOnlyList<StoredEvent> events, int[] typeOf, int type)
@@ -44,17 +44,19 @@ public sealed class EventSeries
 
         var ticks = new long[count];
         var prefix = new double[count + 1];
+        var anyValue = false;
         for (int i = 0, j = 0; i < typeOf.Length; i++)
         {
             if (typeOf[i] == type)
             {
                 ticks[j] = events[i].Ticks;
                 prefix[j + 1] = prefix[j] + events[i].Value;
+                anyValue |= events[i].Value != 0;
                 j++;
             }
         }
 
-        return new EventSeries(ticks, prefix);
+        return new EventSeries(ticks, anyValue ? prefix : null);
     }
 
     /// <summary>Returns a new series with the event inserted in time order.</summary>
@@ -66,11 +68,17 @@ public sealed class EventSeries
         t[index] = ticks;
         Array.Copy(_ticks, index, t, index + 1, _ticks.Length - index);
 
-        var p = new double[_prefix.Length + 1];
-        Array.Copy(_prefix, 0, p, 0, index + 1);
+        if (_prefix is null && value == 0)
+        {
+            return new EventSeries(t, null);
+        }
+
+        var old = _prefix ?? new double[_ticks.Length + 1];
+        var p = new double[old.Length + 1];
+        Array.Copy(old, 0, p, 0, index + 1);
         for (var i = index + 1; i < p.Length; i++)
         {
-            p[i] = _prefix[i - 1] + value;
+            p[i] = old[i - 1] + value;
         }
 
         return new EventSeries(t, p);
@@ -91,7 +99,7 @@ public sealed class EventSeries
     public double SumInWindow(long nowTicks, long windowTicks, out long changesAt)
     {
         var (from, to) = Range(nowTicks, windowTicks, out changesAt);
-        return _prefix[to] - _prefix[from];
+        return _prefix is null ? 0 : _prefix[to] - _prefix[from];
     }
 
     /// <summary>Last event at or before <paramref name="nowTicks"/>, or <see cref="long.MinValue"/>.</summary>

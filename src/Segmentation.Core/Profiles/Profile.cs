@@ -57,7 +57,7 @@ public sealed record Profile
     public ImmutableList<ConsentRecord> ConsentTrail { get; init; } = [];
 
     /// <summary>Distinct session ids seen.</summary>
-    public ImmutableHashSet<string> SessionIds => Aggregates.SessionIds;
+    public StringSet SessionIds => Aggregates.SessionIds;
 
     /// <summary>Total number of recorded events.</summary>
     public int TotalEvents => Aggregates.TotalEvents;
@@ -90,13 +90,13 @@ public sealed record Profile
     public long CartUpdatedTicks => Aggregates.CartUpdatedTicks;
 
     /// <summary>Email sends in time order.</summary>
-    public ImmutableList<EmailSend> EmailSends => Aggregates.EmailSends;
+    public ImmutableArray<EmailSend> EmailSends => Aggregates.EmailSends;
 
     /// <summary>Campaign ids with at least one open.</summary>
-    public ImmutableHashSet<string> OpenedCampaigns => Aggregates.OpenedCampaigns;
+    public StringSet OpenedCampaigns => Aggregates.OpenedCampaigns;
 
     /// <summary>Campaign ids with at least one click.</summary>
-    public ImmutableHashSet<string> ClickedCampaigns => Aggregates.ClickedCampaigns;
+    public StringSet ClickedCampaigns => Aggregates.ClickedCampaigns;
 
     /// <summary>The events of one type, or an empty series.</summary>
     public EventSeries Series(string type) => Aggregates.Series.TryGetValue(type, out var s) ? s : EventSeries.Empty;
@@ -215,6 +215,11 @@ public sealed record Profile
         }
 
         var index = InsertionIndex(Events, e.Ticks);
+        if (index > 0 && !ReferenceEquals(Events[index - 1].SessionId, e.SessionId) && string.Equals(Events[index - 1].SessionId, e.SessionId, StringComparison.Ordinal))
+        {
+            e = e with { SessionId = Events[index - 1].SessionId }; // one instance per session in a profile
+        }
+
         var events = Events.Insert(index, e);
         var aggregates = index == Events.Length ? Aggregates.Fold(e) : ProfileAggregates.Replay(events);
         var next = this with

@@ -17,13 +17,13 @@ public sealed record ProfileAggregates
     public static readonly ProfileAggregates Empty = new();
 
     /// <summary>Event history per type (timestamps and value prefix sums) for windowed counts and sums.</summary>
-    public ImmutableDictionary<string, EventSeries> Series { get; init; } = ImmutableDictionary<string, EventSeries>.Empty.WithComparers(StringComparer.Ordinal);
+    public EventSeriesDictionary Series { get; init; } = EventSeriesDictionary.Empty;
 
     /// <summary>Every event, whatever its type (for activity windows).</summary>
     public EventSeries AllEvents { get; init; } = EventSeries.Empty;
 
     /// <summary>Distinct session ids.</summary>
-    public ImmutableHashSet<string> SessionIds { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+    public StringSet SessionIds { get; init; } = StringSet.Empty;
 
     /// <summary>Number of events.</summary>
     public int TotalEvents { get; init; }
@@ -53,13 +53,13 @@ public sealed record ProfileAggregates
     public long CartUpdatedTicks { get; init; } = long.MinValue;
 
     /// <summary>Email sends in time order.</summary>
-    public ImmutableList<EmailSend> EmailSends { get; init; } = [];
+    public ImmutableArray<EmailSend> EmailSends { get; init; } = [];
 
     /// <summary>Campaigns with an open (a click implies an open).</summary>
-    public ImmutableHashSet<string> OpenedCampaigns { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+    public StringSet OpenedCampaigns { get; init; } = StringSet.Empty;
 
     /// <summary>Campaigns with a click.</summary>
-    public ImmutableHashSet<string> ClickedCampaigns { get; init; } = ImmutableHashSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+    public StringSet ClickedCampaigns { get; init; } = StringSet.Empty;
 
     /// <summary>Folds one event that is not earlier than any event folded so far.</summary>
     public ProfileAggregates Fold(StoredEvent e)
@@ -69,7 +69,7 @@ public sealed record ProfileAggregates
         {
             Series = Series.SetItem(e.Type, series.Add(e.Ticks, e.Value)),
             AllEvents = AllEvents.Add(e.Ticks, 0),
-            SessionIds = SessionIds.Contains(e.SessionId) ? SessionIds : SessionIds.Add(e.SessionId),
+            SessionIds = SessionIds.Add(e.SessionId),
             TotalEvents = TotalEvents + 1,
             FirstSeenTicks = FirstSeenTicks == long.MinValue ? e.Ticks : Math.Min(FirstSeenTicks, e.Ticks),
             LastSeenTicks = Math.Max(LastSeenTicks, e.Ticks),
@@ -124,9 +124,9 @@ public sealed record ProfileAggregates
         var types = new List<string>(8);
         var typeOf = new int[events.Count];
         var all = new long[events.Count];
-        ImmutableHashSet<string>.Builder? sessions = null;
-        ImmutableList<EmailSend>.Builder? sends = null;
-        ImmutableHashSet<string>.Builder? opened = null, clicked = null;
+        List<string>? sessions = null;
+        ImmutableArray<EmailSend>.Builder? sends = null;
+        List<string>? opened = null, clicked = null;
         string? lastSession = null;
         int orders = 0, cartItems = 0;
         double revenue = 0;
@@ -145,7 +145,7 @@ public sealed record ProfileAggregates
             all[i] = e.Ticks;
             if (!string.Equals(e.SessionId, lastSession, StringComparison.Ordinal))
             {
-                (sessions ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.SessionId);
+                (sessions ??= []).Add(e.SessionId);
                 lastSession = e.SessionId;
             }
 
@@ -170,29 +170,29 @@ public sealed record ProfileAggregates
                     cartUpdated = e.Ticks;
                     break;
                 case EventTypes.EmailSend when e.CampaignId is not null:
-                    (sends ??= ImmutableList.CreateBuilder<EmailSend>()).Add(new EmailSend(e.Ticks, e.CampaignId));
+                    (sends ??= ImmutableArray.CreateBuilder<EmailSend>()).Add(new EmailSend(e.Ticks, e.CampaignId));
                     break;
                 case EventTypes.EmailOpen when e.CampaignId is not null:
-                    (opened ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.CampaignId);
+                    (opened ??= []).Add(e.CampaignId);
                     break;
                 case EventTypes.EmailClick when e.CampaignId is not null:
-                    (clicked ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.CampaignId);
-                    (opened ??= ImmutableHashSet.CreateBuilder<string>(StringComparer.Ordinal)).Add(e.CampaignId);
+                    (clicked ??= []).Add(e.CampaignId);
+                    (opened ??= []).Add(e.CampaignId);
                     break;
             }
         }
 
-        var bySeries = ImmutableDictionary.CreateBuilder<string, EventSeries>(StringComparer.Ordinal);
+        var series = new EventSeries[types.Count];
         for (var t = 0; t < types.Count; t++)
         {
-            bySeries[types[t]] = EventSeries.FromEvents(events, typeOf, t);
+            series[t] = EventSeries.FromEvents(events, typeOf, t);
         }
 
         return new ProfileAggregates
         {
-            Series = bySeries.ToImmutable(),
+            Series = EventSeriesDictionary.Of([.. types], series),
             AllEvents = EventSeries.FromOrderedTicks(all),
-            SessionIds = sessions?.ToImmutable() ?? Empty.SessionIds,
+            SessionIds = sessions is null ? StringSet.Empty : StringSet.Of(sessions),
             TotalEvents = events.Count,
             FirstSeenTicks = events[0].Ticks,
             LastSeenTicks = events[^1].Ticks,
@@ -202,9 +202,9 @@ public sealed record ProfileAggregates
             LastPurchaseTicks = lastPurchase,
             CartItems = cartItems,
             CartUpdatedTicks = cartUpdated,
-            EmailSends = sends?.ToImmutable() ?? Empty.EmailSends,
-            OpenedCampaigns = opened?.ToImmutable() ?? Empty.OpenedCampaigns,
-            ClickedCampaigns = clicked?.ToImmutable() ?? Empty.ClickedCampaigns,
+            EmailSends = sends?.DrainToImmutable() ?? Empty.EmailSends,
+            OpenedCampaigns = opened is null ? StringSet.Empty : StringSet.Of(opened),
+            ClickedCampaigns = clicked is null ? StringSet.Empty : StringSet.Of(clicked),
         };
     }
 

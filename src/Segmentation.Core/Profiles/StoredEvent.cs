@@ -20,6 +20,29 @@ public sealed record StoredEvent(
     string? CampaignId,
     string? Country)
 {
+    // Low-cardinality values share one instance across all profiles (StringPool); ids never do.
+
+    /// <summary>The event type.</summary>
+    public string Type { get; init; } = StringPool.Share(Type);
+
+    /// <summary>Where the event came from.</summary>
+    public string Source { get; init; } = StringPool.Share(Source);
+
+    /// <summary>The page type.</summary>
+    public string PageType { get; init; } = StringPool.Share(PageType);
+
+    /// <summary>Category, if any.</summary>
+    public string? Category { get; init; } = StringPool.ShareOrNull(Category);
+
+    /// <summary>Product id, if any.</summary>
+    public string? ProductId { get; init; } = StringPool.ShareOrNull(ProductId);
+
+    /// <summary>Campaign id, if any.</summary>
+    public string? CampaignId { get; init; } = StringPool.ShareOrNull(CampaignId);
+
+    /// <summary>Country, if any.</summary>
+    public string? Country { get; init; } = StringPool.ShareOrNull(Country);
+
     /// <summary>Builds the stored form of a validated event.</summary>
     public static StoredEvent From(BehaviourEvent e)
     {

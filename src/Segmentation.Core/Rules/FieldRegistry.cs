@@ -274,9 +274,10 @@ public sealed class FieldRegistry
         var engaged = clicks ? p.ClickedCampaigns : p.OpenedCampaigns;
         var seen = 0;
         var hits = 0;
-        for (var i = p.EmailSends.Count - 1; i >= 0 && seen < last; i--)
+        var sends = p.EmailSends;
+        for (var i = sends.Length - 1; i >= 0 && seen < last; i--)
         {
-            var send = p.EmailSends[i];
+            var send = sends[i];
             if (send.Ticks > c.NowTicks)
             {
                 c.Until(send.Ticks);

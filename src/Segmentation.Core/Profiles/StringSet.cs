@@ -1,0 +1,79 @@
+using System.Collections;
+
+namespace Segmentation.Core.Profiles;
+
+/// <summary>
+/// An immutable set of strings held as one sorted array (ordinal): the compact form for the small sets a
+/// profile keeps (session ids, campaign ids). Adding copies the array, which for a few dozen entries costs
+/// less than the nodes of a hash set, and a profile holds one array instead of a node per entry.
+/// </summary>
+public sealed class StringSet : IReadOnlySet<string>
+{
+    /// <summary>The empty set.</summary>
+    public static readonly StringSet Empty = new([]);
+
+    private readonly string[] _items;
+
+    private StringSet(string[] items) => _items = items;
+
+    /// <inheritdoc />
+    public int Count => _items.Length;
+
+    /// <summary>A set of <paramref name="items"/> (duplicates are dropped).</summary>
+    public static StringSet Of(IEnumerable<string> items)
+    {
+        var sorted = items.Distinct(StringComparer.Ordinal).ToArray();
+        if (sorted.Length == 0)
+        {
+            return Empty;
+        }
+
+        Array.Sort(sorted, StringComparer.Ordinal);
+        return new StringSet(sorted);
+    }
+
+    /// <inheritdoc />
+    public bool Contains(string item) => Array.BinarySearch(_items, item, StringComparer.Ordinal) >= 0;
+
+    /// <summary>This set with <paramref name="item"/>; this instance when it is already in.</summary>
+    public StringSet Add(string item)
+    {
+        var index = Array.BinarySearch(_items, item, StringComparer.Ordinal);
+        if (index >= 0)
+        {
+            return this;
+        }
+
+        index = ~index;
+        var items = new string[_items.Length + 1];
+        Array.Copy(_items, 0, items, 0, index);
+        items[index] = item;
+        Array.Copy(_items, index, items, index + 1, _items.Length - index);
+        return new StringSet(items);
+    }
+
+    /// <inheritdoc />
+    public IEnumerator<string> GetEnumerator() => ((IEnumerable<string>)_items).GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => _items.GetEnumerator();
+
+    /// <inheritdoc />
+    public bool SetEquals(IEnumerable<string> other) => AsHashSet().SetEquals(other);
+
+    /// <inheritdoc />
+    public bool IsProperSubsetOf(IEnumerable<string> other) => AsHashSet().IsProperSubsetOf(other);
+
+    /// <inheritdoc />
+    public bool IsProperSupersetOf(IEnumerable<string> other) => AsHashSet().IsProperSupersetOf(other);
+
+    /// <inheritdoc />
+    public bool IsSubsetOf(IEnumerable<string> other) => AsHashSet().IsSubsetOf(other);
+
+    /// <inheritdoc />
+    public bool IsSupersetOf(IEnumerable<string> other) => AsHashSet().IsSupersetOf(other);
+
+    /// <inheritdoc />
+    public bool Overlaps(IEnumerable<string> other) => AsHashSet().Overlaps(other);
+
+    private HashSet<string> AsHashSet() => new(_items, StringComparer.Ordinal);
+}
