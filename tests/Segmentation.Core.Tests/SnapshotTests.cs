@@ -96,7 +96,7 @@ public sealed class SnapshotTests : IDisposable
                 a.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal),
                 b.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal));
             Assert.Equal(a.CurrentSegment, b.CurrentSegment);
-            Assert.Equal(a.SegmentHistory, b.SegmentHistory);
+            Assert.Equal(a.SegmentHistory.ToArray(), b.SegmentHistory.ToArray());
             Assert.Equal(a.ConsentTrail, b.ConsentTrail);
             Assert.Equal(expected.Store.LinkedIds(user), actual.Store.LinkedIds(user));
         }

@@ -27,7 +27,7 @@ public sealed record Profile
     public long Version { get; init; }
 
     /// <summary>Stored attributes by name. Each name holds the value of the most reliable layer written (F2).</summary>
-    public ImmutableDictionary<string, ProfileAttribute> Attributes { get; init; } = ImmutableDictionary<string, ProfileAttribute>.Empty.WithComparers(StringComparer.Ordinal);
+    public AttributeDictionary Attributes { get; init; } = AttributeDictionary.Empty;
 
     /// <summary>Accepted events in time order (ties in arrival order).</summary>
     public ImmutableArray<StoredEvent> Events { get; init; } = [];
@@ -48,7 +48,7 @@ public sealed record Profile
     public string? CurrentSegment { get; init; }
 
     /// <summary>Recent changes of the winning segment, oldest first.</summary>
-    public ImmutableList<SegmentChange> SegmentHistory { get; init; } = [];
+    public ImmutableArray<SegmentChange> SegmentHistory { get; init; } = [];
 
     /// <summary>
     /// The consent audit trail (F9): every grant and withdrawal recorded, in time order (ties in arrival
@@ -275,7 +275,7 @@ public sealed record Profile
             Events = ordered,
             EventIdHashes = HashEventIds(ordered),
             Aggregates = ProfileAggregates.Replay(ordered),
-            SegmentHistory = SegmentHistory.AddRange(other.SegmentHistory).Sort((a, b) => a.At.CompareTo(b.At)),
+            SegmentHistory = [.. SegmentHistory.AddRange(other.SegmentHistory).OrderBy(c => c.At)], // stable: ties keep this profile's first
         };
 
         foreach (var consent in other.ConsentTrail)
@@ -317,9 +317,9 @@ public sealed record Profile
         }
 
         var history = SegmentHistory.Add(new SegmentChange(CurrentSegment, winner, at, cause));
-        if (history.Count > MaxSegmentHistory)
+        if (history.Length > MaxSegmentHistory)
         {
-            history = history.RemoveRange(0, history.Count - MaxSegmentHistory);
+            history = history.RemoveRange(0, history.Length - MaxSegmentHistory);
         }
 
         return this with { CurrentSegment = winner, SegmentHistory = history };

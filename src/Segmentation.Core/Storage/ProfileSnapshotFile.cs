@@ -336,7 +336,7 @@ public static class ProfileSnapshotFile
                 Symbol(e.Country);
             }
 
-            w.Write7BitEncodedInt(p.SegmentHistory.Count);
+            w.Write7BitEncodedInt(p.SegmentHistory.Length);
             foreach (var change in p.SegmentHistory)
             {
                 Symbol(change.From);
@@ -483,7 +483,7 @@ public static class ProfileSnapshotFile
                 links[i] = r.ReadString();
             }
 
-            var attributes = ImmutableDictionary.CreateBuilder<string, ProfileAttribute>(StringComparer.Ordinal);
+            var attributes = new List<ProfileAttribute>();
             var attributeCount = r.Read7BitEncodedInt();
             for (var i = 0; i < attributeCount; i++)
             {
@@ -509,7 +509,7 @@ public static class ProfileSnapshotFile
                     value = Value(r, kind);
                 }
 
-                attributes[name] = new ProfileAttribute(name, value, layer, source, updated);
+                attributes.Add(new ProfileAttribute(name, value, layer, source, updated));
             }
 
             var events = ImmutableArray.CreateBuilder<StoredEvent>(r.Read7BitEncodedInt());
@@ -532,7 +532,7 @@ public static class ProfileSnapshotFile
             }
 
             var historyCount = r.Read7BitEncodedInt();
-            var history = ImmutableList.CreateBuilder<SegmentChange>();
+            var history = ImmutableArray.CreateBuilder<SegmentChange>(historyCount);
             for (var i = 0; i < historyCount; i++)
             {
                 history.Add(new SegmentChange(Symbol(), Symbol()!, Time(r), Symbol()!));
@@ -549,12 +549,12 @@ public static class ProfileSnapshotFile
             var profile = new Profile(userId)
             {
                 Version = version,
-                Attributes = attributes.ToImmutable(),
+                Attributes = AttributeDictionary.Of(attributes),
                 Events = ordered,
                 EventIdHashes = Profile.HashEventIds(ordered),
                 Aggregates = ProfileAggregates.Replay(ordered),
                 CurrentSegment = current,
-                SegmentHistory = history.ToImmutable(),
+                SegmentHistory = history.DrainToImmutable(),
                 ConsentTrail = consents.ToImmutable(),
             };
             return new SnapshotEntry(profile, links);

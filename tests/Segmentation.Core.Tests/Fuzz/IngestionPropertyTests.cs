@@ -268,7 +268,7 @@ public sealed class IngestionPropertyTests : IDisposable
         }
 
         CheckAggregates(p);
-        Assert.True(p.CurrentSegment is not null || (p.Events.Length == 0 && p.Attributes.IsEmpty), "a profile with data has no segment");
+        Assert.True(p.CurrentSegment is not null || (p.Events.Length == 0 && p.Attributes.Count == 0), "a profile with data has no segment");
     }
 
     // Recomputes every aggregate from the stored events, independently of ProfileAggregates.Fold.

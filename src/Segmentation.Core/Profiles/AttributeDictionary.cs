@@ -1,0 +1,122 @@
+using System.Collections;
+using System.Diagnostics.CodeAnalysis;
+
+namespace Segmentation.Core.Profiles;
+
+/// <summary>
+/// A profile's attributes by name: one array of <see cref="ProfileAttribute"/> sorted by name (ordinal).
+/// A profile has a few to a few dozen attributes, so a binary search over one array is as fast as a hash
+/// lookup and costs one array instead of a tree of nodes. Immutable; <see cref="SetItem"/> copies.
+/// </summary>
+public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAttribute>
+{
+    /// <summary>No attributes.</summary>
+    public static readonly AttributeDictionary Empty = new([]);
+
+    private readonly ProfileAttribute[] _items;
+
+    private AttributeDictionary(ProfileAttribute[] items) => _items = items;
+
+    /// <inheritdoc />
+    public int Count => _items.Length;
+
+    /// <inheritdoc />
+    public IEnumerable<string> Keys => _items.Select(a => a.Name);
+
+    /// <inheritdoc />
+    public IEnumerable<ProfileAttribute> Values => _items;
+
+    /// <inheritdoc />
+    public ProfileAttribute this[string key] => TryGetValue(key, out var a) ? a : throw new KeyNotFoundException($"no attribute '{key}'");
+
+    /// <summary>The attributes <paramref name="attributes"/>; for a repeated name the last one wins.</summary>
+    public static AttributeDictionary Of(IEnumerable<ProfileAttribute> attributes)
+    {
+        var byName = new Dictionary<string, ProfileAttribute>(StringComparer.Ordinal);
+        foreach (var a in attributes)
+        {
+            byName[a.Name] = a;
+        }
+
+        if (byName.Count == 0)
+        {
+            return Empty;
+        }
+
+        var items = byName.Values.ToArray();
+        Array.Sort(items, static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+        return new AttributeDictionary(items);
+    }
+
+    /// <inheritdoc />
+    public bool TryGetValue(string key, [MaybeNullWhen(false)] out ProfileAttribute value)
+    {
+        var i = IndexOf(key);
+        value = i >= 0 ? _items[i] : null;
+        return i >= 0;
+    }
+
+    /// <inheritdoc />
+    public bool ContainsKey(string key) => IndexOf(key) >= 0;
+
+    /// <summary>These attributes with <paramref name="attribute"/> stored under <paramref name="name"/> (replacing any).</summary>
+    public AttributeDictionary SetItem(string name, ProfileAttribute attribute)
+    {
+        if (!string.Equals(name, attribute.Name, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"attribute '{attribute.Name}' stored under '{name}'", nameof(name));
+        }
+
+        var i = IndexOf(name);
+        if (i >= 0)
+        {
+            var replaced = (ProfileAttribute[])_items.Clone();
+            replaced[i] = attribute;
+            return new AttributeDictionary(replaced);
+        }
+
+        i = ~i;
+        var items = new ProfileAttribute[_items.Length + 1];
+        Array.Copy(_items, 0, items, 0, i);
+        items[i] = attribute;
+        Array.Copy(_items, i, items, i + 1, _items.Length - i);
+        return new AttributeDictionary(items);
+    }
+
+    /// <inheritdoc />
+    public IEnumerator<KeyValuePair<string, ProfileAttribute>> GetEnumerator()
+    {
+        foreach (var a in _items)
+        {
+            yield return new KeyValuePair<string, ProfileAttribute>(a.Name, a);
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    // Index of the name, or the bitwise complement of where it would be inserted.
+    private int IndexOf(string name)
+    {
+        int lo = 0, hi = _items.Length - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            var c = string.CompareOrdinal(_items[mid].Name, name);
+            if (c == 0)
+            {
+                return mid;
+            }
+
+            if (c < 0)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+
+        return ~lo;
+    }
+}
