@@ -48,6 +48,9 @@ internal sealed record ModeResult(
     /// <summary>Results of a stream-ingest run are events, not requests.</summary>
     public bool IsIngest => Mode == "stream-ingest";
 
+    /// <summary>TrackEvent calls per second (decide-miss and mixed send one before some Decides).</summary>
+    public double TrackThroughput => Seconds > 0 ? Tracks / Seconds : 0;
+
     public static ModeResult From(string mode, double seconds, IReadOnlyList<WorkerStats> workers)
     {
         var latencies = workers.SelectMany(w => w.Latencies).ToArray();

@@ -6,7 +6,12 @@ using Segmentation.Contracts.V1;
 
 namespace Segmentation.LoadTest;
 
-/// <summary>The calls one mode makes; each iteration records exactly one measured call (Echo or Decide).</summary>
+/// <summary>
+/// The calls one mode makes; each iteration records exactly one measured call (Echo or Decide). decide-miss
+/// sends a TrackEvent before each Decide (the profile changes between calls; only the Decide is measured,
+/// the TrackEvents are counted apart); decide-fresh sends a page path never seen before, so every Decide is
+/// computed in full without a write in between.
+/// </summary>
 internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users, ByteString echoPayload)
 {
     /// <summary>The storefront request every Decide sends: a product page on a phone in the UK.</summary>
@@ -32,6 +37,13 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
                 break;
             case "decide-miss":
                 await TrackThenDecide(channel, users[random.Next(users.Count)], worker, iteration, stats, measured);
+                break;
+            case "decide-fresh":
+                // A page path never sent before: the catalog reads page_path, so the decision cannot come from
+                // the cache and is computed in full (rules, resolution, five renders), without a write before it.
+                var fresh = Context.Clone();
+                fresh.PagePath = $"/gifts/item-{_runId}-{worker}-{iteration}";
+                await Decide(channel, users[random.Next(users.Count)], stats, measured, fresh);
                 break;
             case "mixed":
                 var user = users[random.Next(users.Count)];
@@ -62,10 +74,10 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
 
     private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
 
-    private static Task Decide(CallInvoker channel, string user, WorkerStats stats, bool measured) =>
+    private static Task Decide(CallInvoker channel, string user, WorkerStats stats, bool measured, RequestContext? context = null) =>
         Measure(stats, measured, async () =>
         {
-            var response = await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = user, Context = Context }, deadline: Deadline());
+            var response = await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = user, Context = context ?? Context }, deadline: Deadline());
             return response.Decision.FromCache;
         });
 
