@@ -93,6 +93,28 @@ public class RenderingTests
         Assert.Equal(1, limited.FailureCount);
     }
 
+    [Theory]
+    [InlineData("Shop now", true)]
+    [InlineData("  Free delivery over £50  ", true)]
+    [InlineData("Hello {{ 'there' }}", false)]
+    [InlineData("{%{ raw }%}", false)]
+    public void Plain_text_variants_are_rendered_once_by_scriban_and_served_as_they_are(string source, bool plain)
+    {
+        var template = TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors));
+        var variant = new VariantTemplate(VariantKind.Cta, "v", source, template, "fallback", ReadsNow: false);
+        var renderer = new TemplateRenderer();
+
+        var rendered = renderer.Render(variant, new Scriban.Runtime.ScriptObject());
+
+        Assert.Equal(plain, variant.Static is not null);
+        Assert.Equal(template.Render().Trim(), rendered.Text);
+        Assert.False(rendered.FallbackUsed);
+        if (plain)
+        {
+            Assert.Same(variant.Static, rendered);
+        }
+    }
+
     [Fact]
     public void Other_variants_still_render_when_one_fails()
     {

@@ -75,11 +75,12 @@ public sealed class Decider(TemplateRenderer renderer)
         winner ??= catalog.Fallback;
 
         cancellation.ThrowIfCancellationRequested();
-        var model = RenderModel.Build(context, winner);
+        Scriban.Runtime.ScriptObject? model = null; // built only when a variant has code (plain-text variants are pre-rendered)
         var variants = new RenderedVariant[winner.Variants.Count];
         for (var k = 0; k < variants.Length; k++)
         {
-            variants[k] = renderer.Render(winner.Variants[k], model);
+            var variant = winner.Variants[k];
+            variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Build(context, winner));
             if (winner.Variants[k].ReadsNow)
             {
                 context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only

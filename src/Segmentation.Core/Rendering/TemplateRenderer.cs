@@ -62,6 +62,11 @@ public sealed class TemplateRenderer
     /// <summary>Renders one variant against <paramref name="model"/>.</summary>
     public RenderedVariant Render(VariantTemplate variant, ScriptObject model)
     {
+        if (variant.Static is { } plain)
+        {
+            return plain; // plain text: nothing to evaluate
+        }
+
         var context = RentContext();
         context.StartClock(_timeLimitTicks);
         var globals = context.GlobalCount;

@@ -28,7 +28,17 @@ public enum VariantKind
 /// <param name="Template">The parsed Scriban template.</param>
 /// <param name="Fallback">Static text returned when rendering fails.</param>
 /// <param name="ReadsNow">True when the output depends on the evaluation time (never cached).</param>
-public sealed record VariantTemplate(VariantKind Kind, string Id, string Source, Template Template, string Fallback, bool ReadsNow);
+public sealed record VariantTemplate(VariantKind Kind, string Id, string Source, Template Template, string Fallback, bool ReadsNow)
+{
+    /// <summary>
+    /// For a template without code (plain text: most CTAs, journeys and messages), its output, rendered once
+    /// here by Scriban itself and then served without a render; null for templates with code.
+    /// </summary>
+    public RenderedVariant? Static { get; } =
+        Source.Contains("{{", StringComparison.Ordinal) || Source.Contains("{%", StringComparison.Ordinal)
+            ? null
+            : new RenderedVariant(Id, Template.Render().Trim(), FallbackUsed: false);
+}
 
 /// <summary>A rendered variant.</summary>
 /// <param name="VariantId">The variant's id.</param>
