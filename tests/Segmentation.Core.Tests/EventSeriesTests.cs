@@ -87,3 +87,40 @@ public class EventSeriesTests
         }
     }
 }
+
+public class CompactCollectionTests
+{
+    [Fact]
+    public void String_sets_keep_one_of_each_value_in_ordinal_order()
+    {
+        var set = Profiles.StringSet.Of(["b", "a", "b", "C", "a"]);
+
+        Assert.Equal(["C", "a", "b"], set.ToArray());
+        Assert.True(set.Contains("a"));
+        Assert.False(set.Contains("A"));
+        Assert.Same(set, set.Add("b"));
+        Assert.Equal(["C", "a", "b", "c"], set.Add("c").ToArray());
+        Assert.True(set.SetEquals(["a", "b", "C"]));
+        Assert.Same(Profiles.StringSet.Empty, Profiles.StringSet.Of([]));
+    }
+
+    [Fact]
+    public void Attribute_dictionaries_keep_the_last_value_of_a_name_sorted_by_name()
+    {
+        var at = DateTimeOffset.UnixEpoch;
+        var attributes = Profiles.AttributeDictionary.Of(
+        [
+            new("tier", "silver", Profiles.AttributeLayer.FirstParty, "a", at),
+            new("age", 40d, Profiles.AttributeLayer.ZeroParty, "a", at),
+            new("tier", "gold", Profiles.AttributeLayer.ZeroParty, "b", at),
+        ]);
+
+        Assert.Equal(["age", "tier"], attributes.Keys.ToArray());
+        Assert.Equal("gold", attributes["tier"].Value);
+        var updated = attributes.SetItem("city", new Profiles.ProfileAttribute("city", "York", Profiles.AttributeLayer.ZeroParty, "c", at));
+        Assert.Equal(["age", "city", "tier"], updated.Keys.ToArray());
+        Assert.Equal(2, attributes.Count);
+        Assert.False(attributes.ContainsKey("city"));
+        Assert.Throws<ArgumentException>(() => attributes.SetItem("x", updated["city"]));
+    }
+}

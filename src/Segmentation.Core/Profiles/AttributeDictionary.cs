@@ -32,20 +32,32 @@ public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAtt
     /// <summary>The attributes <paramref name="attributes"/>; for a repeated name the last one wins.</summary>
     public static AttributeDictionary Of(IEnumerable<ProfileAttribute> attributes)
     {
-        var byName = new Dictionary<string, ProfileAttribute>(StringComparer.Ordinal);
-        foreach (var a in attributes)
-        {
-            byName[a.Name] = a;
-        }
-
-        if (byName.Count == 0)
+        var items = attributes.ToArray();
+        if (items.Length == 0)
         {
             return Empty;
         }
 
-        var items = byName.Values.ToArray();
-        Array.Sort(items, static (a, b) => string.CompareOrdinal(a.Name, b.Name));
-        return new AttributeDictionary(items);
+        // Sort by name, ties by position (stable), then keep the last of each name.
+        var order = new int[items.Length];
+        for (var i = 0; i < order.Length; i++)
+        {
+            order[i] = i;
+        }
+
+        Array.Sort(order, (a, b) => string.CompareOrdinal(items[a].Name, items[b].Name) is var c && c != 0 ? c : a.CompareTo(b));
+        var kept = new List<ProfileAttribute>(items.Length);
+        for (var i = 0; i < order.Length; i++)
+        {
+            if (i + 1 < order.Length && string.Equals(items[order[i]].Name, items[order[i + 1]].Name, StringComparison.Ordinal))
+            {
+                continue; // a later one of the same name follows
+            }
+
+            kept.Add(items[order[i]]);
+        }
+
+        return new AttributeDictionary([.. kept]);
     }
 
     /// <inheritdoc />

@@ -22,14 +22,23 @@ public sealed class StringSet : IReadOnlySet<string>
     /// <summary>A set of <paramref name="items"/> (duplicates are dropped).</summary>
     public static StringSet Of(IEnumerable<string> items)
     {
-        var sorted = items.Distinct(StringComparer.Ordinal).ToArray();
+        var sorted = items.ToArray();
         if (sorted.Length == 0)
         {
             return Empty;
         }
 
         Array.Sort(sorted, StringComparer.Ordinal);
-        return new StringSet(sorted);
+        var distinct = 1;
+        for (var i = 1; i < sorted.Length; i++)
+        {
+            if (!string.Equals(sorted[i], sorted[distinct - 1], StringComparison.Ordinal))
+            {
+                sorted[distinct++] = sorted[i];
+            }
+        }
+
+        return new StringSet(distinct == sorted.Length ? sorted : sorted[..distinct]);
     }
 
     /// <inheritdoc />
