@@ -87,12 +87,7 @@ public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAtt
             return new AttributeDictionary(replaced);
         }
 
-        i = ~i;
-        var items = new ProfileAttribute[_items.Length + 1];
-        Array.Copy(_items, 0, items, 0, i);
-        items[i] = attribute;
-        Array.Copy(_items, i, items, i + 1, _items.Length - i);
-        return new AttributeDictionary(items);
+        return new AttributeDictionary(CopyOnWrite.Insert(_items, ~i, attribute));
     }
 
     /// <inheritdoc />

@@ -53,12 +53,7 @@ public sealed class StringSet : IReadOnlySet<string>
             return this;
         }
 
-        index = ~index;
-        var items = new string[_items.Length + 1];
-        Array.Copy(_items, 0, items, 0, index);
-        items[index] = item;
-        Array.Copy(_items, index, items, index + 1, _items.Length - index);
-        return new StringSet(items);
+        return new StringSet(CopyOnWrite.Insert(_items, ~index, item));
     }
 
     /// <inheritdoc />
@@ -85,4 +80,18 @@ public sealed class StringSet : IReadOnlySet<string>
     public bool Overlaps(IEnumerable<string> other) => AsHashSet().Overlaps(other);
 
     private HashSet<string> AsHashSet() => new(_items, StringComparer.Ordinal);
+}
+
+/// <summary>Array copies for the immutable collections of a profile.</summary>
+internal static class CopyOnWrite
+{
+    /// <summary>A new array: <paramref name="items"/> with <paramref name="item"/> inserted at <paramref name="index"/>.</summary>
+    public static T[] Insert<T>(T[] items, int index, T item)
+    {
+        var result = new T[items.Length + 1];
+        Array.Copy(items, 0, result, 0, index);
+        result[index] = item;
+        Array.Copy(items, index, result, index + 1, items.Length - index);
+        return result;
+    }
 }
