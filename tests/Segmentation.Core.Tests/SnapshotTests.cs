@@ -300,4 +300,61 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal(10, second.World.Store.Count);
         Assert.Equal(200, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
     }
+
+    [Fact]
+    public async Task A_first_write_logged_before_the_rotation_but_applied_after_it_is_in_the_snapshot()
+    {
+        // The user's first event is on disk in the old segment, but its profile does not exist yet when the
+        // compaction lists the store: the snapshot must still hold it, since the old segment is deleted.
+        var dir = Directory.CreateTempSubdirectory("seg-race-").FullName;
+        try
+        {
+            var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+            var pii = new PiiProtector(key, _ => false);
+            using (var log = new FileChangeLog(dir, pii: pii))
+            using (var held = new HoldAfterAppend(log))
+            using (var world = new TestWorld(now: Now, changeLog: held))
+            using (var compactor = new StoreCompactor(world.Store, log, pii))
+            {
+                log.Recover(_ => { });
+                var writer = Task.Run(() => world.Ingestion.Track(Event("first", "first-timer", EventTypes.PageView, Now)));
+                Assert.True(held.Appended.Wait(TimeSpan.FromSeconds(10)));
+
+                var compaction = compactor.CompactAsync();
+                await Task.Delay(300); // the compaction has rotated and is listing the store meanwhile
+                held.Release.Set();
+                Assert.False((await writer).Duplicate);
+                await compaction;
+            }
+
+            using var restored = new Durable(dir, key);
+            restored.Restore();
+            Assert.Equal(1, restored.World.Store.Get("first-timer")?.TotalEvents);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    // Appends to the real log, then holds the writer (inside its user's lock) until released.
+    private sealed class HoldAfterAppend(IChangeLog inner) : IChangeLog, IDisposable
+    {
+        public ManualResetEventSlim Appended { get; } = new();
+
+        public ManualResetEventSlim Release { get; } = new();
+
+        public void Append(ChangeRecord record)
+        {
+            inner.Append(record);
+            Appended.Set();
+            Release.Wait(TimeSpan.FromSeconds(30));
+        }
+
+        public void Dispose()
+        {
+            Appended.Dispose();
+            Release.Dispose();
+        }
+    }
 }

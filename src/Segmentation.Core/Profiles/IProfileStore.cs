@@ -72,4 +72,11 @@ public interface IProfileStore
 
     /// <summary>A moment-in-time enumeration of all profiles (for population statistics).</summary>
     IEnumerable<Profile> Snapshot();
+
+    /// <summary>
+    /// Every key that has a profile or a first write in progress (whose profile does not exist yet).
+    /// Compaction reads each one with <see cref="Capture"/>, which waits for a write in progress, so a
+    /// change logged before a log rotation is always in the snapshot that replaces that log.
+    /// </summary>
+    IEnumerable<string> Keys();
 }

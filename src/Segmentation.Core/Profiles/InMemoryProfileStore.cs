@@ -208,6 +208,15 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
     }
 
+    /// <inheritdoc />
+    public IEnumerable<string> Keys()
+    {
+        foreach (var (key, _) in _entries)
+        {
+            yield return key;
+        }
+    }
+
     private sealed class Entry
     {
         public readonly Lock Gate = new();

@@ -120,12 +120,15 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     }
 
     // Every profile with the ids linked to it, each pair read under the profile's lock after the rotation.
+    // Keys, not profiles, are listed: a user's first write holds the lock while its record is logged and
+    // before its profile exists; Capture waits for it, so a record logged before the rotation (whose
+    // segment this snapshot replaces) is never left out.
     private IEnumerable<SnapshotEntry> Capture()
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var listed in _store.Snapshot())
+        foreach (var key in _store.Keys())
         {
-            var (profile, links) = _store.Capture(listed.UserId);
+            var (profile, links) = _store.Capture(key);
             if (profile is not null && seen.Add(profile.UserId))
             {
                 yield return new SnapshotEntry(profile, links);
