@@ -75,4 +75,34 @@ public class CatalogCompilationTests
         Assert.True(matched[0]);
         Assert.Equal(1, catalog.Features.Count);
     }
+
+    [Fact]
+    public void A_catalog_larger_than_one_compiled_method_is_evaluated_in_chunks_with_the_same_results()
+    {
+        var segments = Enumerable.Range(0, 150).Select(k => Catalogs.Segment(
+            $"s{k}",
+            k % 2 == 0 ? "value" : "behavioural",
+            k % 3 == 0 ? $"{{ field: orders.count, gte: {k % 7} }}" : $"{{ any: [{{ field: events.page_view.count, window: {1 + (k % 30)}d, gte: {k % 4} }}, {{ field: context.device, eq: mobile }}] }}"));
+        using var w = new TestWorld(Catalogs.Source([.. segments]));
+        var catalog = w.Catalogs.Current;
+        Assert.True(catalog.Segments.Count(s => s.Rule is not null) > 2 * RuleNode.SegmentsPerMethod);
+        for (var i = 0; i < 5; i++)
+        {
+            w.Track("u1", "page_view", at: w.Clock.Now.AddDays(-3 * i));
+        }
+
+        w.Track("u1", "purchase", value: 20, orderId: "o1");
+        foreach (var request in Requests)
+        {
+            var compiled = new EvalContext(w.Store.Get("u1"), request, w.Clock.Now.UtcTicks, w.Rfm.Current, catalog.Features);
+            var matched = new bool[catalog.Segments.Count];
+            catalog.EvaluateAll(compiled, matched);
+            var plain = new EvalContext(w.Store.Get("u1"), request, w.Clock.Now.UtcTicks, w.Rfm.Current);
+
+            Assert.Equal(catalog.Segments.Select(s => s.Rule?.Evaluate(plain) ?? false), matched);
+            Assert.Contains(true, matched);
+            Assert.Contains(false, matched);
+            Assert.Equal(plain.ValidUntilTicks, compiled.ValidUntilTicks);
+        }
+    }
 }

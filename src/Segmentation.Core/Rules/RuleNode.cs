@@ -47,18 +47,38 @@ public abstract class RuleNode
     /// <summary>
     /// Compiles the rules of <paramref name="segments"/> into one method that writes each segment's result
     /// to <c>matched[i]</c> (false for segments without a rule), short-circuiting exactly as the delegates do.
+    /// Large catalogs compile into one method per <see cref="SegmentsPerMethod"/> segments, called in turn,
+    /// so no single method grows past what the JIT compiles quickly.
     /// </summary>
     public static Action<EvalContext, bool[]> CompileAll(IReadOnlyList<Catalog.Segment> segments)
     {
+        var ranked = Enumerable.Range(0, segments.Count).Where(i => segments[i].Rule is not null).ToList();
+        var methods = ranked.Chunk(SegmentsPerMethod).Select(chunk => CompileRanks(segments, chunk)).ToArray();
+        if (methods.Length == 1)
+        {
+            return methods[0];
+        }
+
+        return (context, matched) =>
+        {
+            foreach (var method in methods)
+            {
+                method(context, matched);
+            }
+        };
+    }
+
+    /// <summary>Most segments compiled into one method by <see cref="CompileAll"/>.</summary>
+    public const int SegmentsPerMethod = 64;
+
+    private static Action<EvalContext, bool[]> CompileRanks(IReadOnlyList<Catalog.Segment> segments, IEnumerable<int> ranks)
+    {
         var c = Expression.Parameter(typeof(EvalContext), "c");
         var matched = Expression.Parameter(typeof(bool[]), "matched");
-        var body = new List<Expression>(segments.Count + 1);
-        for (var i = 0; i < segments.Count; i++)
+        var body = new List<Expression>();
+        foreach (var i in ranks)
         {
-            if (segments[i].Rule is { } rule)
-            {
-                body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), rule.Inline(c)));
-            }
+            body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), segments[i].Rule!.Inline(c)));
         }
 
         body.Add(Expression.Empty());
