@@ -60,6 +60,23 @@ public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAtt
         return new AttributeDictionary([.. kept]);
     }
 
+    /// <summary>
+    /// The attributes <paramref name="attributes"/> as written by a snapshot (sorted by name, each name once;
+    /// the array is kept); any other order is sorted as by <see cref="Of"/>.
+    /// </summary>
+    internal static AttributeDictionary OfSorted(ProfileAttribute[] attributes)
+    {
+        for (var i = 1; i < attributes.Length; i++)
+        {
+            if (string.CompareOrdinal(attributes[i - 1].Name, attributes[i].Name) >= 0)
+            {
+                return Of(attributes);
+            }
+        }
+
+        return attributes.Length == 0 ? Empty : new AttributeDictionary(attributes);
+    }
+
     /// <inheritdoc />
     public bool TryGetValue(string key, [MaybeNullWhen(false)] out ProfileAttribute value)
     {

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using System.Globalization;
 using System.IO.Hashing;
 using Segmentation.Core.Privacy;
@@ -477,14 +478,15 @@ public static class ProfileSnapshotFile
             var userId = r.ReadString();
             var version = r.ReadInt64();
             var current = Symbol();
-            var links = new string[r.Read7BitEncodedInt()];
+            var linkCount = r.Read7BitEncodedInt();
+            var links = linkCount == 0 ? [] : new string[linkCount];
             for (var i = 0; i < links.Length; i++)
             {
                 links[i] = r.ReadString();
             }
 
-            var attributes = new List<ProfileAttribute>();
             var attributeCount = r.Read7BitEncodedInt();
+            var attributes = new ProfileAttribute[attributeCount];
             for (var i = 0; i < attributeCount; i++)
             {
                 var name = Symbol()!;
@@ -509,7 +511,7 @@ public static class ProfileSnapshotFile
                     value = Value(r, kind);
                 }
 
-                attributes.Add(new ProfileAttribute(name, value, layer, source, updated));
+                attributes[i] = new ProfileAttribute(name, value, layer, source, updated);
             }
 
             var events = ImmutableArray.CreateBuilder<StoredEvent>(r.Read7BitEncodedInt());
@@ -532,30 +534,30 @@ public static class ProfileSnapshotFile
             }
 
             var historyCount = r.Read7BitEncodedInt();
-            var history = ImmutableArray.CreateBuilder<SegmentChange>(historyCount);
+            var history = new SegmentChange[historyCount];
             for (var i = 0; i < historyCount; i++)
             {
-                history.Add(new SegmentChange(Symbol(), Symbol()!, Time(r), Symbol()!));
+                history[i] = new SegmentChange(Symbol(), Symbol()!, Time(r), Symbol()!);
             }
 
             var consentCount = r.Read7BitEncodedInt();
-            var consents = ImmutableList.CreateBuilder<ConsentRecord>();
+            var consents = consentCount == 0 ? null : ImmutableList.CreateBuilder<ConsentRecord>();
             for (var i = 0; i < consentCount; i++)
             {
-                consents.Add(new ConsentRecord((ConsentPurpose)r.ReadByte(), r.ReadBoolean(), Symbol()!, Time(r)));
+                consents!.Add(new ConsentRecord((ConsentPurpose)r.ReadByte(), r.ReadBoolean(), Symbol()!, Time(r)));
             }
 
             var ordered = events.MoveToImmutable();
             var profile = new Profile(userId)
             {
                 Version = version,
-                Attributes = AttributeDictionary.Of(attributes),
+                Attributes = AttributeDictionary.OfSorted(attributes),
                 Events = ordered,
                 EventIdHashes = Profile.HashEventIds(ordered),
                 Aggregates = ProfileAggregates.Replay(ordered),
                 CurrentSegment = current,
-                SegmentHistory = history.DrainToImmutable(),
-                ConsentTrail = consents.ToImmutable(),
+                SegmentHistory = ImmutableCollectionsMarshal.AsImmutableArray(history),
+                ConsentTrail = consents?.ToImmutable() ?? [],
             };
             return new SnapshotEntry(profile, links);
         }
