@@ -115,6 +115,37 @@ public class RenderingTests
         }
     }
 
+    [Theory]
+    [InlineData("{{ profile.traits.first_name }}, {{ context.device }}", ModelParts.Profile | ModelParts.Context)]
+    [InlineData("{{ segment.name }} for {{ persona.tone }}", ModelParts.Segment | ModelParts.Persona)]
+    [InlineData("{{ x = profile; x.orders }}", ModelParts.Profile)]
+    [InlineData("{{ now }}", ModelParts.Now)]
+    [InlineData("{{ 1 + 1 }}", ModelParts.None)]
+    [InlineData("{{ this.profile.orders }}", ModelParts.All)]
+    public void The_compiler_tells_which_parts_of_the_model_a_template_reads(string source, ModelParts expected)
+    {
+        Assert.NotNull(TemplateCompiler.Compile(source, [], out _, out var parts, out var errors));
+        Assert.Empty(errors);
+        Assert.Equal(expected, parts);
+    }
+
+    [Fact]
+    public void A_model_built_with_some_parts_renders_those_templates_as_the_whole_model_does()
+    {
+        using var w = WorldWithContent("{{ profile.traits.first_name }} ({{ profile.orders }}) on {{ context.device }}");
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 3d, ["first_name"] = "Ada" }, "test", AttributeLayer.ZeroParty, null);
+        var context = new Rules.EvalContext(w.Store.Get("u1"), new RequestContext(Device: "tablet"), w.Clock.Now.UtcTicks, w.Rfm.Current);
+        var segment = w.Catalogs.Current.ById["s"];
+        var variant = segment.Variants[(int)VariantKind.Content];
+
+        var partial = w.Renderer.Render(variant, RenderModel.Build(context, segment, variant.Parts));
+        var whole = w.Renderer.Render(variant, RenderModel.Build(context, segment));
+
+        Assert.Equal(ModelParts.Profile | ModelParts.Context, variant.Parts);
+        Assert.Equal("Ada (0) on tablet", partial.Text);
+        Assert.Equal(whole, partial);
+    }
+
     [Fact]
     public void Other_variants_still_render_when_one_fails()
     {

@@ -48,10 +48,11 @@ public static partial class CatalogLoader
             {
                 errors.Add(new CatalogError(file.Name, (int)ex.Start.Line, null, null, "YAML syntax error: " + ex.Message));
             }
-            catch (InvalidOperationException)
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
             {
-                // YamlDotNet's scanner throws this (without a position) on some malformed plain scalars
-                // and flow collections instead of a YamlException; it is still the file's syntax at fault.
+                // YamlDotNet's scanner and node loader throw these (without a position) on some malformed plain
+                // scalars, flow collections and over-long implicit keys instead of a YamlException; it is still
+                // the file's syntax at fault.
                 errors.Add(new CatalogError(file.Name, 0, null, null, "YAML syntax error: malformed scalar or flow collection (the parser reported no line)"));
             }
         }
@@ -568,7 +569,7 @@ public static partial class CatalogLoader
                     continue;
                 }
 
-                var template = TemplateCompiler.Compile(source, templateContext, out var readsNow, out var templateErrors);
+                var template = TemplateCompiler.Compile(source, templateContext, out var readsNow, out var parts, out var templateErrors);
                 if (template is null)
                 {
                     foreach (var message in templateErrors)
@@ -580,7 +581,7 @@ public static partial class CatalogLoader
                     continue;
                 }
 
-                result[i] = new VariantTemplate(kinds[i], variantId, source, template, fallback, readsNow);
+                result[i] = new VariantTemplate(kinds[i], variantId, source, template, fallback, readsNow) { Parts = parts };
             }
 
             return ok ? result : null;

@@ -13,8 +13,64 @@ namespace Segmentation.Core.Rendering;
 /// </summary>
 public static class RenderModel
 {
-    /// <summary>Builds the model for one decision.</summary>
-    public static ScriptObject Build(EvalContext c, Segment segment)
+    /// <summary>
+    /// Builds the model for one decision: only <paramref name="parts"/> (what the templates to render read,
+    /// <see cref="VariantTemplate.Parts"/>); a part that is not built is absent, which no such template reads.
+    /// </summary>
+    public static ScriptObject Build(EvalContext c, Segment segment, ModelParts parts = ModelParts.All)
+    {
+        var model = new ScriptObject();
+        if ((parts & ModelParts.Profile) != 0)
+        {
+            model["profile"] = Profile(c);
+        }
+
+        if ((parts & ModelParts.Segment) != 0)
+        {
+            model["segment"] = new ScriptObject
+            {
+                ["id"] = segment.Id,
+                ["name"] = segment.Name,
+                ["type"] = SegmentFamilies.Name(segment.Type),
+            };
+        }
+
+        if ((parts & ModelParts.Context) != 0)
+        {
+            var context = new ScriptObject();
+            foreach (var (field, name) in RequestContext.Fields)
+            {
+                var value = c.Request.Get(field);
+                context[name] = value.Length == 0 ? null : value;
+            }
+
+            model["context"] = context;
+        }
+
+        if ((parts & ModelParts.Persona) != 0)
+        {
+            model["persona"] = segment.Persona is { } persona
+                ? new ScriptObject
+                {
+                    ["id"] = persona.Id,
+                    ["name"] = persona.Name,
+                    ["tone"] = persona.Tone,
+                    ["messaging"] = persona.Messaging,
+                    ["triggers"] = new ScriptArray(persona.Triggers),
+                    ["objections"] = new ScriptArray(persona.Objections),
+                }
+                : null;
+        }
+
+        if ((parts & ModelParts.Now) != 0)
+        {
+            model["now"] = new DateTime(c.NowTicks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture);
+        }
+
+        return model;
+    }
+
+    private static ScriptObject Profile(EvalContext c)
     {
         var p = c.Profile;
         var traits = new ScriptObject();
@@ -37,7 +93,7 @@ public static class RenderModel
             ["frequency"] = c.Rfm.Frequency(p),
             ["monetary"] = c.Rfm.Monetary(p),
         };
-        var profile = new ScriptObject
+        return new ScriptObject
         {
             ["id"] = p?.UserId,
             ["traits"] = traits,
@@ -48,38 +104,6 @@ public static class RenderModel
             ["days_since_last_order"] = DaysSinceLastOrder(c),
             ["rfm"] = rfm,
         };
-
-        var context = new ScriptObject();
-        foreach (var (field, name) in RequestContext.Fields)
-        {
-            var value = c.Request.Get(field);
-            context[name] = value.Length == 0 ? null : value;
-        }
-
-        var model = new ScriptObject
-        {
-            ["profile"] = profile,
-            ["segment"] = new ScriptObject
-            {
-                ["id"] = segment.Id,
-                ["name"] = segment.Name,
-                ["type"] = SegmentFamilies.Name(segment.Type),
-            },
-            ["context"] = context,
-            ["persona"] = segment.Persona is { } persona
-                ? new ScriptObject
-                {
-                    ["id"] = persona.Id,
-                    ["name"] = persona.Name,
-                    ["tone"] = persona.Tone,
-                    ["messaging"] = persona.Messaging,
-                    ["triggers"] = new ScriptArray(persona.Triggers),
-                    ["objections"] = new ScriptArray(persona.Objections),
-                }
-                : null,
-            ["now"] = new DateTime(c.NowTicks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture),
-        };
-        return model;
     }
 
     // Rendered text that shows a day count changes at the next day boundary: narrow the validity.

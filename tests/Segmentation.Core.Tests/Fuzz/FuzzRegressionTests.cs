@@ -24,6 +24,15 @@ public sealed class FuzzRegressionTests : IDisposable
     };
 
     [Fact]
+    public void A_nul_key_before_a_nested_mapping_is_a_catalog_error_not_a_crash()
+    {
+        // Found by CatalogFuzzTests (seed eOBaoVlYHJj1): YamlDotNet threw ArgumentException for it.
+        var yaml = "\0: " + new string('x', 491) + ": -1005298062209138";
+        var ex = Assert.Throws<Catalog.CatalogException>(() => Catalog.CatalogLoader.Load(new Catalog.InMemoryCatalogSource([new Catalog.CatalogFile("nul-key.yaml", yaml)], "test")));
+        Assert.Contains(ex.Errors, e => e.File == "nul-key.yaml" && e.Message.StartsWith("YAML syntax error", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Event_whose_lines_total_overflows_is_rejected_instead_of_storing_infinite_revenue()
     {
         var e = Purchase("e1", 0, new OrderLine("sku", null, null, 2, double.MaxValue / 1.5));
