@@ -65,26 +65,7 @@ public sealed class EvalContext
         ValidUntilTicks = long.MaxValue;
     }
 
-    /// <summary>The number feature in <paramref name="slot"/>, read once per evaluation.</summary>
-    internal double Number(FeatureLayout layout, int slot, Func<EvalContext, double> read)
-    {
-        if (!ReferenceEquals(layout, _layout) || (uint)slot >= (uint)_stamps.Length)
-        {
-            return read(this); // a context of another catalog, or none: no remembering
-        }
-
-        if (_stamps[slot] == _generation)
-        {
-            return BitConverter.Int64BitsToDouble(_scalars[slot]);
-        }
-
-        var value = read(this);
-        _scalars[slot] = BitConverter.DoubleToInt64Bits(value);
-        _stamps[slot] = _generation;
-        return value;
-    }
-
-    /// <summary>The time or flag feature in <paramref name="slot"/>, read once per evaluation.</summary>
+    /// <summary>The number (as its bits), time or flag feature in <paramref name="slot"/>, read once per evaluation.</summary>
     internal long Scalar(FeatureLayout layout, int slot, Func<EvalContext, long> read)
     {
         if (!ReferenceEquals(layout, _layout) || (uint)slot >= (uint)_stamps.Length)
@@ -170,10 +151,25 @@ public sealed class EvalContext
 
 /// <summary>
 /// The distinct profile features (field plus window, count or resolution) one catalog's rules read, each
-/// with a slot in <see cref="EvalContext"/>. Owned by the catalog's <see cref="RuleCompiler"/>.
+/// with a slot in <see cref="EvalContext"/>. Filled by the catalog's <see cref="RuleCompiler"/> while it
+/// compiles, read-only afterwards.
 /// </summary>
 public sealed class FeatureLayout
 {
+    private readonly Dictionary<string, FieldAccessor> _features = new(StringComparer.Ordinal);
+
     /// <summary>Number of slots.</summary>
-    public int Count { get; internal set; }
+    public int Count => _features.Count;
+
+    /// <summary>The accessor of <paramref name="field"/> that reads it through its slot (one slot per field name).</summary>
+    internal FieldAccessor Remember(FieldAccessor field)
+    {
+        if (!_features.TryGetValue(field.Name, out var remembered))
+        {
+            remembered = field.Remembered(this, _features.Count);
+            _features.Add(field.Name, remembered);
+        }
+
+        return remembered;
+    }
 }

@@ -12,7 +12,7 @@ namespace Segmentation.Core.Rules;
 /// </summary>
 public sealed class FieldAccessor
 {
-    private static readonly MethodInfo NumberMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Number), BindingFlags.Instance | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo BitsToDoubleMethod = typeof(BitConverter).GetMethod(nameof(BitConverter.Int64BitsToDouble), [typeof(long)])!;
     private static readonly MethodInfo ScalarMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Scalar), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly MethodInfo ReferenceMethod = typeof(EvalContext).GetMethod(nameof(EvalContext.Reference), BindingFlags.Instance | BindingFlags.NonPublic)!;
     private static readonly MethodInfo TextMethod = ReferenceMethod.MakeGenericMethod(typeof(string));
@@ -82,44 +82,34 @@ public sealed class FieldAccessor
     /// </summary>
     public FieldAccessor Remembered(FeatureLayout layout, int slot)
     {
+        // The read through the slot, as an expression: c.Scalar/Reference(layout, slot, read).
+        Expression Slot(Expression c, MethodInfo method, Delegate read) =>
+            Expression.Call(c, method, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(read));
+
         switch (Type)
         {
             case FieldType.Number:
+                // Kept as its bits in the scalar slot.
                 var number = Number!;
+                Func<EvalContext, long> bits = c => BitConverter.DoubleToInt64Bits(number(c));
                 return new(Name, Type)
                 {
-                    Number = c => c.Number(layout, slot, number),
-                    ValueExpression = c => Expression.Call(c, NumberMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(number)),
+                    Number = c => BitConverter.Int64BitsToDouble(c.Scalar(layout, slot, bits)),
+                    ValueExpression = c => Expression.Call(BitsToDoubleMethod, Slot(c, ScalarMethod, bits)),
                 };
             case FieldType.Timestamp:
                 var time = Time!;
-                return new(Name, Type)
-                {
-                    Time = c => c.Scalar(layout, slot, time),
-                    ValueExpression = c => Expression.Call(c, ScalarMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(time)),
-                };
+                return new(Name, Type) { Time = c => c.Scalar(layout, slot, time), ValueExpression = c => Slot(c, ScalarMethod, time) };
             case FieldType.Bool:
                 var flag = Flag!;
                 Func<EvalContext, long> wide = c => flag(c);
-                return new(Name, Type)
-                {
-                    Flag = c => (int)c.Scalar(layout, slot, wide),
-                    ValueExpression = c => Expression.Call(c, ScalarMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(wide)),
-                };
+                return new(Name, Type) { Flag = c => (int)c.Scalar(layout, slot, wide), ValueExpression = c => Slot(c, ScalarMethod, wide) };
             case FieldType.String:
                 var text = Text!;
-                return new(Name, Type)
-                {
-                    Text = c => c.Reference(layout, slot, text),
-                    ValueExpression = c => Expression.Call(c, TextMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(text)),
-                };
+                return new(Name, Type) { Text = c => c.Reference(layout, slot, text), ValueExpression = c => Slot(c, TextMethod, text) };
             default:
                 var list = List!;
-                return new(Name, Type)
-                {
-                    List = c => c.Reference(layout, slot, list),
-                    ValueExpression = c => Expression.Call(c, ListMethod, Expression.Constant(layout), Expression.Constant(slot), Expression.Constant(list)),
-                };
+                return new(Name, Type) { List = c => c.Reference(layout, slot, list), ValueExpression = c => Slot(c, ListMethod, list) };
         }
     }
 

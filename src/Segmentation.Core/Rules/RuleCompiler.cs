@@ -52,8 +52,6 @@ public sealed class RuleCompiler
     /// </summary>
     public FeatureLayout Features { get; } = new();
 
-    private readonly Dictionary<string, FieldAccessor> _features = new(StringComparer.Ordinal);
-
     /// <summary>Compiles one rule. Returns null when it has errors (reported to <paramref name="errors"/>).</summary>
     public RuleNode? Compile(YamlNode node, string path, RuleErrorSink errors) => Compile(node, path, errors, 0);
 
@@ -213,15 +211,7 @@ public sealed class RuleCompiler
 
         if (contextField is null)
         {
-            // Request context fields are plain reads; every other feature is remembered per evaluation.
-            if (!_features.TryGetValue(field.Name, out var remembered))
-            {
-                remembered = field.Remembered(Features, _features.Count);
-                _features.Add(field.Name, remembered);
-                Features.Count = _features.Count;
-            }
-
-            field = remembered;
+            field = Features.Remember(field); // request context fields are plain reads; every other feature is remembered per evaluation
         }
 
         var test = CompileTest(field, op, operand, out var text, out var opError, out var inline);
@@ -242,7 +232,7 @@ public sealed class RuleCompiler
     private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, YamlNode operand, out string text, out string? error, out Func<Expression, Expression>? inline)
     {
         error = null;
-        inline = Inline(f, op, operand);
+        inline = null;
         text = operand is YamlSequenceNode s ? "[" + string.Join(", ", s.Children.Select(Scalar)) + "]" : Scalar(operand) ?? "";
 
         if (op == "exists")
@@ -268,10 +258,10 @@ public sealed class RuleCompiler
         switch (f.Type)
         {
             case FieldType.Number:
-                result = NumberTest(f.Number!, op, operand, out error);
+                (result, inline) = NumberTest(f.Number!, f.ValueExpression, op, operand, out error);
                 break;
             case FieldType.Bool:
-                result = FlagTest(f.Flag!, op, operand, out error);
+                (result, inline) = FlagTest(f.Flag!, f.ValueExpression, op, operand, out error);
                 break;
             case FieldType.String:
                 (result, inline) = TextTest(f.Text!, f.ValueExpression, op, operand, out error);
@@ -292,39 +282,10 @@ public sealed class RuleCompiler
         return result;
     }
 
-    // The comparisons whole-catalog compilation inlines (remembered number and flag fields; the same
-    // IEEE semantics as the delegates: NaN, a missing number, compares false); null for everything else.
-    private static Func<Expression, Expression>? Inline(FieldAccessor f, string op, YamlNode operand)
-    {
-        if (f.ValueExpression is not { } value || op == "exists")
-        {
-            return null;
-        }
-
-        if (f.Type == FieldType.Number && TryNumber(Scalar(operand), out var x))
-        {
-            var constant = Expression.Constant(x);
-            return op switch
-            {
-                "eq" => c => Expression.Equal(value(c), constant),
-                "lt" => c => Expression.LessThan(value(c), constant),
-                "lte" => c => Expression.LessThanOrEqual(value(c), constant),
-                "gt" => c => Expression.GreaterThan(value(c), constant),
-                "gte" => c => Expression.GreaterThanOrEqual(value(c), constant),
-                _ => null,
-            };
-        }
-
-        if (f.Type == FieldType.Bool && op == "eq" && TryBool(operand, out var b))
-        {
-            var want = Expression.Constant(b ? 1L : 0L);
-            return c => Expression.Equal(value(c), want);
-        }
-
-        return null;
-    }
-
-    private static Func<EvalContext, bool>? NumberTest(Func<EvalContext, double> get, string op, YamlNode operand, out string? error)
+    // Comparisons are inlined by whole-catalog compilation as expressions with the same IEEE semantics as
+    // the delegates (NaN, a missing number, compares false); the other number tests are called.
+    private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) NumberTest(
+        Func<EvalContext, double> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
     {
         error = null;
         if (op is "in" or "not_in")
@@ -332,11 +293,11 @@ public sealed class RuleCompiler
             if (!TryList(operand, out var items) || !items.All(i => TryNumber(i, out _)))
             {
                 error = $"'{op}' on a number field takes a list of numbers";
-                return null;
+                return default;
             }
 
             var set = items.Select(i => double.Parse(i, CultureInfo.InvariantCulture)).ToFrozenSet();
-            return op == "in" ? c => set.Contains(get(c)) : c => { var v = get(c); return !double.IsNaN(v) && !set.Contains(v); };
+            return (op == "in" ? c => set.Contains(get(c)) : c => { var v = get(c); return !double.IsNaN(v) && !set.Contains(v); }, null);
         }
 
         if (op == "between")
@@ -344,31 +305,35 @@ public sealed class RuleCompiler
             if (!TryList(operand, out var items) || items.Count != 2 || !TryNumber(items[0], out var lo) || !TryNumber(items[1], out var hi) || lo > hi)
             {
                 error = "'between' takes [low, high] with low <= high (inclusive)";
-                return null;
+                return default;
             }
 
-            return c => { var v = get(c); return v >= lo && v <= hi; };
+            return (c => { var v = get(c); return v >= lo && v <= hi; }, null);
         }
 
         if (op is not ("eq" or "ne" or "lt" or "lte" or "gt" or "gte"))
         {
-            return null;
+            return default;
         }
 
         if (!TryNumber(Scalar(operand), out var x))
         {
             error = $"'{op}' on a number field takes a number (got '{Scalar(operand)}')";
-            return null;
+            return default;
         }
+
+        var constant = Expression.Constant(x);
+        Func<Expression, Expression>? Compare(Func<Expression, Expression, Expression> comparison) =>
+            value is null ? null : c => comparison(value(c), constant);
 
         return op switch
         {
-            "eq" => c => get(c) == x,
-            "ne" => c => { var v = get(c); return !double.IsNaN(v) && v != x; },
-            "lt" => c => get(c) < x,
-            "lte" => c => get(c) <= x,
-            "gt" => c => get(c) > x,
-            _ => c => get(c) >= x,
+            "eq" => (c => get(c) == x, Compare(Expression.Equal)),
+            "ne" => (c => { var v = get(c); return !double.IsNaN(v) && v != x; }, null),
+            "lt" => (c => get(c) < x, Compare(Expression.LessThan)),
+            "lte" => (c => get(c) <= x, Compare(Expression.LessThanOrEqual)),
+            "gt" => (c => get(c) > x, Compare(Expression.GreaterThan)),
+            _ => (c => get(c) >= x, Compare(Expression.GreaterThanOrEqual)),
         };
     }
 
@@ -437,22 +402,30 @@ public sealed class RuleCompiler
     private static Func<Expression, Expression>? Inline(Func<Expression, Expression>? value, string method, params object[] operands) =>
         value is null ? null : c => RuleOps.Call(method, value(c), operands);
 
-    private static Func<EvalContext, bool>? FlagTest(Func<EvalContext, int> get, string op, YamlNode operand, out string? error)
+    private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) FlagTest(
+        Func<EvalContext, int> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
     {
         error = null;
         if (op is not ("eq" or "ne"))
         {
-            return null;
+            return default;
         }
 
         if (!TryBool(operand, out var b))
         {
             error = $"'{op}' on a bool field takes true or false";
-            return null;
+            return default;
         }
 
         var want = b ? 1 : 0;
-        return op == "eq" ? c => get(c) == want : c => { var v = get(c); return v >= 0 && v != want; };
+        if (op == "ne")
+        {
+            return (c => { var v = get(c); return v >= 0 && v != want; }, null);
+        }
+
+        // The remembered flag is read as a long (1 true, 0 false, -1 missing).
+        var wantExpression = Expression.Constant((long)want);
+        return (c => get(c) == want, value is null ? null : c => Expression.Equal(value(c), wantExpression));
     }
 
     private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) TimeTest(
