@@ -89,7 +89,7 @@ public sealed class Decider(TemplateRenderer renderer)
         {
             var variant = winner.Variants[k];
             variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Build(context, winner, parts));
-            if (winner.Variants[k].ReadsNow)
+            if (variant.ReadsNow)
             {
                 context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only
             }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 
 namespace Segmentation.Core.Decisions;
@@ -12,7 +13,7 @@ namespace Segmentation.Core.Decisions;
 public static class DecisionIds
 {
     private static readonly ulong Seed = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
-    private static readonly int SeedA = BitConverter.ToUInt16(RandomNumberGenerator.GetBytes(2));
+    private static readonly ulong RandA = BitConverter.ToUInt16(RandomNumberGenerator.GetBytes(2)) & 0x0FFFUL;
     private static long s_counter;
 
     /// <summary>A new id for a decision evaluated at <paramref name="at"/>.</summary>
@@ -23,25 +24,11 @@ public static class DecisionIds
 
         // An odd multiplier is a bijection modulo 2^62 too: the 62 random bits of rand_b differ for 2^62 counters.
         var low = Seed + (n * 0x9E37_79B9_7F4A_7C15UL);
-        var randA = SeedA & 0x0FFF;
 
+        // unix_ts_ms (48) | ver 7 (4) | rand_a (12), then var 0b10 (2) | rand_b (62), big-endian.
         Span<byte> bytes = stackalloc byte[16];
-        bytes[0] = (byte)(millis >> 40);
-        bytes[1] = (byte)(millis >> 32);
-        bytes[2] = (byte)(millis >> 24);
-        bytes[3] = (byte)(millis >> 16);
-        bytes[4] = (byte)(millis >> 8);
-        bytes[5] = (byte)millis;
-        bytes[6] = (byte)(0x70 | (randA >> 8));
-        bytes[7] = (byte)randA;
-        bytes[8] = (byte)(0x80 | ((low >> 56) & 0x3F));
-        bytes[9] = (byte)(low >> 48);
-        bytes[10] = (byte)(low >> 40);
-        bytes[11] = (byte)(low >> 32);
-        bytes[12] = (byte)(low >> 24);
-        bytes[13] = (byte)(low >> 16);
-        bytes[14] = (byte)(low >> 8);
-        bytes[15] = (byte)low;
+        BinaryPrimitives.WriteUInt64BigEndian(bytes, (millis << 16) | 0x7000UL | RandA);
+        BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], (low & 0x3FFF_FFFF_FFFF_FFFFUL) | 0x8000_0000_0000_0000UL);
         return new Guid(bytes, bigEndian: true).ToString();
     }
 }

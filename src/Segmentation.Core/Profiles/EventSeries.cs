@@ -63,10 +63,7 @@ public sealed class EventSeries
     public EventSeries Add(long ticks, double value)
     {
         var index = UpperBound(ticks);
-        var t = new long[_ticks.Length + 1];
-        Array.Copy(_ticks, 0, t, 0, index);
-        t[index] = ticks;
-        Array.Copy(_ticks, index, t, index + 1, _ticks.Length - index);
+        var t = CopyOnWrite.Insert(_ticks, index, ticks);
 
         if (_prefix is null && value == 0)
         {

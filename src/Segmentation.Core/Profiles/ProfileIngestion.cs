@@ -479,16 +479,9 @@ public sealed class ProfileIngestion(
     /// <summary>Returns a profile or throws <see cref="NotFoundException"/>.</summary>
     public Profile Get(string userId)
     {
-        if (string.IsNullOrEmpty(userId))
-        {
-            throw new ValidationException("user_id", "is required");
-        }
-
-        if (userId.Length > 256)
-        {
-            throw new ValidationException("user_id", "must be at most 256 characters");
-        }
-
+        var v = new ViolationList();
+        v.Required("user_id", userId, 256);
+        v.ThrowIfAny();
         return store.Get(userId) ?? throw new NotFoundException($"no profile for user '{userId}'");
     }
 
