@@ -199,6 +199,18 @@ public class CatalogGovernanceTests
     }
 
     [Fact]
+    public void A_watch_filter_is_a_set_of_segment_ids_within_the_limits()
+    {
+        Assert.Null(Membership.MembershipIndex.Filter([]));
+        Assert.Equal(["low", "viewer"], Membership.MembershipIndex.Filter(["viewer", "low", "low"])!.Order(StringComparer.Ordinal));
+
+        var tooMany = Assert.Throws<Validation.ValidationException>(() => Membership.MembershipIndex.Filter([.. Enumerable.Range(0, 1001).Select(i => $"s{i}")]));
+        Assert.Equal(["segment_ids"], tooMany.Violations.Select(v => v.Field));
+        var bad = Assert.Throws<Validation.ValidationException>(() => Membership.MembershipIndex.Filter(["ok", "", new string('x', 129)]));
+        Assert.Equal(["segment_ids[1]", "segment_ids[2]"], bad.Violations.Select(v => v.Field));
+    }
+
+    [Fact]
     public void Publishing_a_catalog_re_evaluates_memberships_and_emits_changes()
     {
         using var w = new TestWorld(With("", Catalogs.Segment("low", "value", "{ field: traits.score, lt: 50 }")));

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Membership;
 
@@ -144,6 +145,36 @@ public sealed class MembershipIndex
                 yield return user;
             }
         }
+    }
+
+    /// <summary>Most segment ids a subscription may filter on.</summary>
+    public const int MaxFilterIds = 1000;
+
+    /// <summary>Longest segment id in a subscription filter.</summary>
+    public const int MaxFilterIdLength = 128;
+
+    /// <summary>
+    /// The filter of a subscription to <paramref name="segmentIds"/> (null, every segment, when empty);
+    /// throws <see cref="ValidationException"/> for more than <see cref="MaxFilterIds"/> ids, or for an
+    /// empty or over-long one, naming its index.
+    /// </summary>
+    public static IReadOnlySet<string>? Filter(IReadOnlyList<string> segmentIds)
+    {
+        var v = new ViolationList();
+        if (segmentIds.Count > MaxFilterIds)
+        {
+            v.Add("segment_ids", $"at most {MaxFilterIds} segment ids (got {segmentIds.Count})");
+        }
+        else
+        {
+            for (var i = 0; i < segmentIds.Count; i++)
+            {
+                v.Required($"segment_ids[{i}]", segmentIds[i], MaxFilterIdLength);
+            }
+        }
+
+        v.ThrowIfAny();
+        return segmentIds.Count == 0 ? null : segmentIds.ToHashSet(StringComparer.Ordinal);
     }
 
     /// <summary>

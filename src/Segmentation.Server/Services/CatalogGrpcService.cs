@@ -181,13 +181,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
 
     public override async Task WatchSegmentChanges(WatchSegmentChangesRequest request, IServerStreamWriter<WatchSegmentChangesResponse> responseStream, ServerCallContext context)
     {
-        if (request.SegmentIds.Count > 1000 || request.SegmentIds.Any(id => id.Length > 128))
-        {
-            throw new ValidationException("segment_ids", "at most 1000 segment ids of at most 128 characters each");
-        }
-
-        var filter = request.SegmentIds.Count == 0 ? null : request.SegmentIds.ToHashSet(StringComparer.Ordinal);
-        var reader = memberships.Subscribe(filter, capacity: 10_000, context.CancellationToken);
+        var reader = memberships.Subscribe(MembershipIndex.Filter(request.SegmentIds), capacity: 10_000, context.CancellationToken);
         try
         {
             await foreach (var change in reader.ReadAllAsync(context.CancellationToken))
