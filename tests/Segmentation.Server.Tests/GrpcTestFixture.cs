@@ -1,8 +1,7 @@
-using System.Security.Cryptography;
-using System.Text;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Tests;
 
@@ -55,16 +54,13 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
         for (var i = 0; i < keys.Length; i++)
         {
             builder.UseSetting($"Segmentation:Security:ApiKeys:{i}:Name", keys[i].Name);
-            builder.UseSetting($"Segmentation:Security:ApiKeys:{i}:Sha256", Sha256Hex(keys[i].Key));
+            builder.UseSetting($"Segmentation:Security:ApiKeys:{i}:Sha256", ApiKeyRing.Hash(keys[i].Key));
             for (var s = 0; s < keys[i].Scopes.Length; s++)
             {
                 builder.UseSetting($"Segmentation:Security:ApiKeys:{i}:Scopes:{s}", keys[i].Scopes[s]);
             }
         }
     }
-
-    /// <summary>What operators put in configuration for a key: the SHA-256 of its UTF-8 bytes in hex.</summary>
-    public static string Sha256Hex(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {

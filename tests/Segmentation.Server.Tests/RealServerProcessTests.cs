@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Tests;
 
@@ -65,7 +66,7 @@ public sealed class RealServerProcessTests
     internal static string[] KeyArguments(string key) =>
     [
         "--Segmentation:Security:ApiKeys:0:Name=test",
-        $"--Segmentation:Security:ApiKeys:0:Sha256={GrpcTestFixture.Sha256Hex(key)}",
+        $"--Segmentation:Security:ApiKeys:0:Sha256={ApiKeyRing.Hash(key)}",
         "--Segmentation:Security:ApiKeys:0:Scopes:0=decide",
         "--Segmentation:Security:ApiKeys:0:Scopes:1=ingest",
         "--Segmentation:Security:ApiKeys:0:Scopes:2=admin",

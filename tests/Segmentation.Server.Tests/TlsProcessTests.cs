@@ -53,16 +53,12 @@ public sealed class TlsProcessTests : IDisposable
     public async Task Without_a_certificate_and_without_AllowPlaintext_start_up_fails_with_a_clear_message()
     {
         var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServerProcess([
+        var (exitCode, message) = await StartUpFailure([
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
             "--Segmentation:DemoData=false",
             .. RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)]);
-        var stderr = server.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await server.WaitForExitAsync(timeout.Token);
 
-        Assert.NotEqual(0, server.ExitCode);
-        var message = await stderr;
+        Assert.NotEqual(0, exitCode);
         Assert.Contains("is plaintext, but plaintext is not allowed", message, StringComparison.Ordinal);
         Assert.Contains("Segmentation:Security:CertificatePath", message, StringComparison.Ordinal);
         Assert.Contains("Segmentation:Security:AllowPlaintext=true", message, StringComparison.Ordinal);
@@ -72,16 +68,23 @@ public sealed class TlsProcessTests : IDisposable
     public async Task Without_api_keys_start_up_fails_unless_authentication_is_disabled()
     {
         var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServerProcess([
+        var (exitCode, message) = await StartUpFailure([
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
             "--Segmentation:Security:AllowPlaintext=true",
             "--Segmentation:DemoData=false"]);
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("No API keys are configured", message, StringComparison.Ordinal);
+    }
+
+    // Starts the server with arguments it must refuse; returns its exit code and standard error.
+    private static async Task<(int ExitCode, string Stderr)> StartUpFailure(string[] arguments)
+    {
+        using var server = RealServerProcessTests.StartServerProcess(arguments);
         var stderr = server.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await server.WaitForExitAsync(timeout.Token);
-
-        Assert.NotEqual(0, server.ExitCode);
-        Assert.Contains("No API keys are configured", await stderr, StringComparison.Ordinal);
+        return (server.ExitCode, await stderr);
     }
 
     private static X509Certificate2 SelfSigned()

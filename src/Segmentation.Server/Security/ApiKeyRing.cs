@@ -30,6 +30,9 @@ public sealed class ApiKeyRing
             .ToArray();
     }
 
+    /// <summary>What configuration holds for <paramref name="key"/>: the SHA-256 of its UTF-8 bytes, as lower-case hex.</summary>
+    public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
     /// <summary>Names of configured keys whose hash is the documented development key's.</summary>
     public IEnumerable<string> DevelopmentKeyNames
     {
