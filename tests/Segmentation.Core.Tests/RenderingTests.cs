@@ -142,6 +142,7 @@ public class RenderingTests
         var whole = w.Renderer.Render(variant, RenderModel.Build(context, segment));
 
         Assert.Equal(ModelParts.Profile | ModelParts.Context, variant.Parts);
+        Assert.Equal(variant.Parts, segment.TemplateParts); // the other four variants are plain text
         Assert.Equal("Ada (0) on tablet", partial.Text);
         Assert.Equal(whole, partial);
     }

@@ -77,18 +77,12 @@ public sealed class Decider(TemplateRenderer renderer)
         cancellation.ThrowIfCancellationRequested();
         // The model is built only when a variant has code (plain-text variants are pre-rendered), and only
         // with the parts those templates read.
-        var parts = ModelParts.None;
-        foreach (var variant in winner.Variants)
-        {
-            parts |= variant.Static is null ? variant.Parts : ModelParts.None;
-        }
-
         Scriban.Runtime.ScriptObject? model = null;
         var variants = new RenderedVariant[winner.Variants.Count];
         for (var k = 0; k < variants.Length; k++)
         {
             var variant = winner.Variants[k];
-            variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Build(context, winner, parts));
+            variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Build(context, winner, winner.TemplateParts));
             if (variant.ReadsNow)
             {
                 context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only
