@@ -55,8 +55,8 @@ public class IngestionTests
 
             var actual = shuffled.Store.Get("u1")!;
             Assert.Equal(
-                (expected.Orders, expected.Revenue, expected.CartItems, expected.CartUpdatedTicks, expected.FirstPurchaseTicks, expected.LastPurchaseTicks, expected.SessionIds.Count, expected.FirstSeenTicks, expected.LastSeenTicks),
-                (actual.Orders, actual.Revenue, actual.CartItems, actual.CartUpdatedTicks, actual.FirstPurchaseTicks, actual.LastPurchaseTicks, actual.SessionIds.Count, actual.FirstSeenTicks, actual.LastSeenTicks));
+                (expected.Orders, expected.Revenue, expected.CartItems, expected.CartUpdatedTicks, expected.FirstPurchaseTicks, expected.LastPurchaseTicks, expected.Sessions, expected.FirstSeenTicks, expected.LastSeenTicks),
+                (actual.Orders, actual.Revenue, actual.CartItems, actual.CartUpdatedTicks, actual.FirstPurchaseTicks, actual.LastPurchaseTicks, actual.Sessions, actual.FirstSeenTicks, actual.LastSeenTicks));
             Assert.Equal(expected.Events.Select(e => e.EventId), actual.Events.Select(e => e.EventId));
         }
 

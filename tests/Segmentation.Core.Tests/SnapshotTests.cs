@@ -82,16 +82,16 @@ public sealed class SnapshotTests : IDisposable
         {
             var a = expected.Store.Get(user)!;
             var b = actual.Store.Get(user)!;
-            Assert.Equal(a.Events.Length, b.Events.Length);
-            for (var i = 0; i < a.Events.Length; i++)
+            Assert.Equal(a.Events.Count, b.Events.Count);
+            for (var i = 0; i < a.Events.Count; i++)
             {
                 Assert.Equal(a.Events[i], b.Events[i]);
             }
 
             Assert.Equal(a.EventIds.Order(StringComparer.Ordinal), b.EventIds.Order(StringComparer.Ordinal));
             Assert.Equal(
-                (a.TotalEvents, a.Orders, a.Revenue, a.CartItems, a.FirstSeenTicks, a.LastSeenTicks, a.FirstPurchaseTicks, a.LastPurchaseTicks, a.SessionIds.Count),
-                (b.TotalEvents, b.Orders, b.Revenue, b.CartItems, b.FirstSeenTicks, b.LastSeenTicks, b.FirstPurchaseTicks, b.LastPurchaseTicks, b.SessionIds.Count));
+                (a.TotalEvents, a.Orders, a.Revenue, a.CartItems, a.FirstSeenTicks, a.LastSeenTicks, a.FirstPurchaseTicks, a.LastPurchaseTicks, a.Sessions),
+                (b.TotalEvents, b.Orders, b.Revenue, b.CartItems, b.FirstSeenTicks, b.LastSeenTicks, b.FirstPurchaseTicks, b.LastPurchaseTicks, b.Sessions));
             Assert.Equal(
                 a.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal),
                 b.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal));

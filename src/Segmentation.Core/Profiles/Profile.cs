@@ -29,17 +29,11 @@ public sealed record Profile
     /// <summary>Stored attributes by name. Each name holds the value of the most reliable layer written (F2).</summary>
     public AttributeDictionary Attributes { get; init; } = AttributeDictionary.Empty;
 
-    /// <summary>Accepted events in time order (ties in arrival order).</summary>
-    public ImmutableArray<StoredEvent> Events { get; init; } = [];
+    /// <summary>Accepted events in time order (ties in arrival order), stored in columns.</summary>
+    public EventLog Events { get; init; } = EventLog.Empty;
 
     /// <summary>The ids of the recorded events, as a new set (for inspection; use <see cref="HasEvent"/> to look one up).</summary>
     public IReadOnlySet<string> EventIds => Events.Select(e => e.EventId).ToHashSet(StringComparer.Ordinal);
-
-    /// <summary>
-    /// Sorted 64-bit hashes of the recorded event ids: de-duplication of client retries in 8 bytes per
-    /// event (a set of strings costs about 60). A hit is confirmed against <see cref="Events"/>.
-    /// </summary>
-    internal ulong[] EventIdHashes { get; init; } = [];
 
     /// <summary>Aggregates over <see cref="Events"/>.</summary>
     public ProfileAggregates Aggregates { get; init; } = ProfileAggregates.Empty;
@@ -56,8 +50,8 @@ public sealed record Profile
     /// </summary>
     public ImmutableList<ConsentRecord> ConsentTrail { get; init; } = [];
 
-    /// <summary>Distinct session ids seen.</summary>
-    public StringSet SessionIds => Aggregates.SessionIds;
+    /// <summary>Number of distinct session ids seen.</summary>
+    public int Sessions => Aggregates.Sessions;
 
     /// <summary>Total number of recorded events.</summary>
     public int TotalEvents => Aggregates.TotalEvents;
@@ -102,40 +96,7 @@ public sealed record Profile
     public EventSeries Series(string type) => Aggregates.Series.TryGetValue(type, out var s) ? s : EventSeries.Empty;
 
     /// <summary>True when an event with this id was recorded.</summary>
-    public bool HasEvent(string eventId)
-    {
-        if (Array.BinarySearch(EventIdHashes, HashEventId(eventId)) < 0)
-        {
-            return false;
-        }
-
-        foreach (var e in Events)
-        {
-            if (string.Equals(e.EventId, eventId, StringComparison.Ordinal))
-            {
-                return true;
-            }
-        }
-
-        return false; // another id with the same hash
-    }
-
-    /// <summary>The hash kept in <see cref="EventIdHashes"/> for an event id.</summary>
-    internal static ulong HashEventId(string eventId) =>
-        System.IO.Hashing.XxHash3.HashToUInt64(System.Runtime.InteropServices.MemoryMarshal.AsBytes(eventId.AsSpan()));
-
-    /// <summary>The sorted hashes of the ids of <paramref name="events"/>.</summary>
-    internal static ulong[] HashEventIds(IReadOnlyList<StoredEvent> events)
-    {
-        var hashes = new ulong[events.Count];
-        for (var i = 0; i < hashes.Length; i++)
-        {
-            hashes[i] = HashEventId(events[i].EventId);
-        }
-
-        Array.Sort(hashes);
-        return hashes;
-    }
+    public bool HasEvent(string eventId) => Events.Contains(eventId);
 
     /// <summary>The latest recorded grant or withdrawal for <paramref name="purpose"/>, or null when none was recorded.</summary>
     public ConsentRecord? LatestConsent(ConsentPurpose purpose)
@@ -179,7 +140,7 @@ public sealed record Profile
     /// </summary>
     public Profile WithoutEvents(Func<StoredEvent, bool> expired, long newVersion, out int removed)
     {
-        var kept = ImmutableArray.CreateBuilder<StoredEvent>(Events.Length);
+        var kept = new List<StoredEvent>(Events.Count);
         foreach (var e in Events)
         {
             if (!expired(e))
@@ -188,14 +149,13 @@ public sealed record Profile
             }
         }
 
-        removed = Events.Length - kept.Count;
+        removed = Events.Count - kept.Count;
         if (removed == 0)
         {
             return this;
         }
 
-        var events = kept.DrainToImmutable();
-        return this with { Version = newVersion, Events = events, EventIdHashes = HashEventIds(events), Aggregates = ProfileAggregates.Replay(events) };
+        return WithEvents(kept, newVersion);
     }
 
     /// <summary>The stored value of an attribute, or null.</summary>
@@ -214,21 +174,10 @@ public sealed record Profile
             return this;
         }
 
-        var index = InsertionIndex(Events, e.Ticks);
-        if (index > 0 && !ReferenceEquals(Events[index - 1].SessionId, e.SessionId) && string.Equals(Events[index - 1].SessionId, e.SessionId, StringComparison.Ordinal))
-        {
-            e = e with { SessionId = Events[index - 1].SessionId }; // one instance per session in a profile
-        }
-
-        var events = Events.Insert(index, e);
-        var aggregates = index == Events.Length ? Aggregates.Fold(e) : ProfileAggregates.Replay(events);
-        var next = this with
-        {
-            Version = newVersion,
-            Events = events,
-            EventIdHashes = InsertHash(EventIdHashes, HashEventId(e.EventId)),
-            Aggregates = aggregates,
-        };
+        var late = e.Ticks < Events.LastTicks;
+        var events = Events.Add(e);
+        var aggregates = late ? ProfileAggregates.Replay([.. events], events) : Aggregates.Fold(e, events);
+        var next = this with { Version = newVersion, Events = events, Aggregates = aggregates };
 
         var at = new DateTimeOffset(e.Ticks, TimeSpan.Zero);
         if (e.Type == EventTypes.ProductView && e.Category is not null)
@@ -251,8 +200,9 @@ public sealed record Profile
     /// </summary>
     public Profile Merge(Profile other, long newVersion, out int mergedEvents, out int duplicateEvents)
     {
-        var events = Events.ToBuilder();
-        var ids = new HashSet<string>(Events.Select(e => e.EventId), StringComparer.Ordinal);
+        var events = new List<StoredEvent>(Events.Count + other.Events.Count);
+        events.AddRange(Events);
+        var ids = new HashSet<string>(events.Select(e => e.EventId), StringComparer.Ordinal);
         mergedEvents = 0;
         duplicateEvents = 0;
         foreach (var e in other.Events)
@@ -268,13 +218,8 @@ public sealed record Profile
             }
         }
 
-        var ordered = events.OrderBy(e => e.Ticks).ToImmutableArray(); // stable: ties keep arrival order
-        var merged = this with
+        var merged = WithEvents([.. events.OrderBy(e => e.Ticks)], newVersion) with // stable: ties keep arrival order
         {
-            Version = newVersion,
-            Events = ordered,
-            EventIdHashes = HashEventIds(ordered),
-            Aggregates = ProfileAggregates.Replay(ordered),
             SegmentHistory = [.. SegmentHistory.AddRange(other.SegmentHistory).OrderBy(c => c.At)], // stable: ties keep this profile's first
         };
 
@@ -328,34 +273,11 @@ public sealed record Profile
     private Profile WithObserved(string name, string value, string source, DateTimeOffset at) =>
         TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.FirstParty, source, at), Version, out var p) ? p : this;
 
-    private static ulong[] InsertHash(ulong[] hashes, ulong hash)
+    /// <summary>This profile with exactly <paramref name="ordered"/> (in time order) as its events, aggregates replayed.</summary>
+    internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion)
     {
-        var index = Array.BinarySearch(hashes, hash);
-        index = index < 0 ? ~index : index;
-        var result = new ulong[hashes.Length + 1];
-        Array.Copy(hashes, result, index);
-        result[index] = hash;
-        Array.Copy(hashes, index, result, index + 1, hashes.Length - index);
-        return result;
-    }
-
-    private static int InsertionIndex(ImmutableArray<StoredEvent> events, long ticks)
-    {
-        int lo = 0, hi = events.Length;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            if (events[mid].Ticks <= ticks)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
-        }
-
-        return lo;
+        var events = EventLog.Of(ordered);
+        return this with { Version = newVersion, Events = events, Aggregates = ProfileAggregates.Replay(ordered, events) };
     }
 }
 

@@ -9,7 +9,7 @@ public readonly record struct EmailSend(long Ticks, string CampaignId);
 /// <summary>
 /// Aggregates over a profile's events, computed on write by folding events in time order. Folding
 /// the same events in the same order always gives the same aggregates, so out-of-order delivery and
-/// identity merges simply replay (<see cref="Replay"/>) and equal what in-order delivery gives.
+/// identity merges simply replay (<see cref="Replay(IReadOnlyList{StoredEvent})"/>) and equal what in-order delivery gives.
 /// </summary>
 public sealed record ProfileAggregates
 {
@@ -22,8 +22,11 @@ public sealed record ProfileAggregates
     /// <summary>Every event, whatever its type (for activity windows).</summary>
     public EventSeries AllEvents { get; init; } = EventSeries.Empty;
 
-    /// <summary>Distinct session ids.</summary>
-    public StringSet SessionIds { get; init; } = StringSet.Empty;
+    /// <summary>Number of distinct session ids.</summary>
+    public int Sessions => SessionHashes.Length;
+
+    /// <summary>Sorted hashes of the distinct session ids (<see cref="EventLog.HashId"/>): 8 bytes per session instead of its string.</summary>
+    internal ulong[] SessionHashes { get; init; } = [];
 
     /// <summary>Number of events.</summary>
     public int TotalEvents { get; init; }
@@ -62,14 +65,20 @@ public sealed record ProfileAggregates
     public StringSet ClickedCampaigns { get; init; } = StringSet.Empty;
 
     /// <summary>Folds one event that is not earlier than any event folded so far.</summary>
-    public ProfileAggregates Fold(StoredEvent e)
+    public ProfileAggregates Fold(StoredEvent e) => Fold(e, null);
+
+    /// <summary>
+    /// As <see cref="Fold(StoredEvent)"/>; <paramref name="log"/>, when given, is the event log that now ends
+    /// with <paramref name="e"/>, whose times the all-events series shares instead of copying.
+    /// </summary>
+    internal ProfileAggregates Fold(StoredEvent e, EventLog? log)
     {
         var series = Series.TryGetValue(e.Type, out var s) ? s : EventSeries.Empty;
         var next = this with
         {
             Series = Series.SetItem(e.Type, series.Add(e.Ticks, e.Value)),
-            AllEvents = AllEvents.Add(e.Ticks, 0),
-            SessionIds = SessionIds.Add(e.SessionId),
+            AllEvents = log?.AsSeries() ?? AllEvents.Add(e.Ticks, 0),
+            SessionHashes = AddHash(SessionHashes, EventLog.HashId(e.SessionId)),
             TotalEvents = TotalEvents + 1,
             FirstSeenTicks = FirstSeenTicks == long.MinValue ? e.Ticks : Math.Min(FirstSeenTicks, e.Ticks),
             LastSeenTicks = Math.Max(LastSeenTicks, e.Ticks),
@@ -104,7 +113,13 @@ public sealed record ProfileAggregates
     /// one (<see cref="FoldAll"/>), but built in one pass with mutable builders, which is what makes
     /// restoring a million profiles from a snapshot fast.
     /// </summary>
-    public static ProfileAggregates Replay(IReadOnlyList<StoredEvent> events)
+    public static ProfileAggregates Replay(IReadOnlyList<StoredEvent> events) => Replay(events, null);
+
+    /// <summary>
+    /// As <see cref="Replay(IReadOnlyList{StoredEvent})"/>; <paramref name="log"/>, when given, holds the same
+    /// events, and the all-events series shares its times.
+    /// </summary>
+    internal static ProfileAggregates Replay(IReadOnlyList<StoredEvent> events, EventLog? log)
     {
         ArgumentNullException.ThrowIfNull(events);
         for (var i = 1; i < events.Count; i++)
@@ -123,8 +138,8 @@ public sealed record ProfileAggregates
         // Types in order of first appearance (a profile has a handful), and each event's type index.
         var types = new List<string>(8);
         var typeOf = new int[events.Count];
-        var all = new long[events.Count];
-        List<string>? sessions = null;
+        var all = log is null ? new long[events.Count] : null;
+        List<ulong>? sessions = null;
         ImmutableArray<EmailSend>.Builder? sends = null;
         List<string>? opened = null, clicked = null;
         string? lastSession = null;
@@ -142,10 +157,14 @@ public sealed record ProfileAggregates
             }
 
             typeOf[i] = t;
-            all[i] = e.Ticks;
+            if (all is not null)
+            {
+                all[i] = e.Ticks;
+            }
+
             if (!string.Equals(e.SessionId, lastSession, StringComparison.Ordinal))
             {
-                (sessions ??= []).Add(e.SessionId);
+                (sessions ??= []).Add(EventLog.HashId(e.SessionId));
                 lastSession = e.SessionId;
             }
 
@@ -191,8 +210,8 @@ public sealed record ProfileAggregates
         return new ProfileAggregates
         {
             Series = EventSeriesDictionary.Of([.. types], series),
-            AllEvents = EventSeries.FromOrderedTicks(all),
-            SessionIds = sessions is null ? StringSet.Empty : StringSet.Of(sessions),
+            AllEvents = log?.AsSeries() ?? EventSeries.FromOrderedTicks(all!),
+            SessionHashes = sessions is null ? [] : Distinct(sessions),
             TotalEvents = events.Count,
             FirstSeenTicks = events[0].Ticks,
             LastSeenTicks = events[^1].Ticks,
@@ -219,5 +238,36 @@ public sealed record ProfileAggregates
         }
 
         return result;
+    }
+
+    private static ulong[] AddHash(ulong[] hashes, ulong hash)
+    {
+        var index = Array.BinarySearch(hashes, hash);
+        if (index >= 0)
+        {
+            return hashes;
+        }
+
+        index = ~index;
+        var result = new ulong[hashes.Length + 1];
+        Array.Copy(hashes, result, index);
+        result[index] = hash;
+        Array.Copy(hashes, index, result, index + 1, hashes.Length - index);
+        return result;
+    }
+
+    private static ulong[] Distinct(List<ulong> hashes)
+    {
+        hashes.Sort();
+        var n = 0;
+        for (var i = 0; i < hashes.Count; i++)
+        {
+            if (i == 0 || hashes[i] != hashes[i - 1])
+            {
+                hashes[n++] = hashes[i];
+            }
+        }
+
+        return [.. hashes.GetRange(0, n)];
     }
 }

@@ -3,48 +3,70 @@ using System.Collections.Concurrent;
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// One shared instance per distinct value of the low-cardinality strings of stored events (event types,
-/// sources, page types, categories, countries, campaign and product ids), so a million profiles do not
-/// each hold their own copy of "product_view" or "GB" (every deserialized event brings new instances).
-/// Never used for ids of users, sessions, events or orders: those stay with their profile and are erased
-/// with it. Bounded: past <see cref="Capacity"/> distinct values (or for values longer than 64
-/// characters) strings are kept as they come.
+/// One shared instance, and a small integer id, per distinct value of the low-cardinality strings of
+/// stored events (event types, sources, page types, categories, countries, campaign and product ids), so
+/// a million profiles do not each hold their own copy of "product_view" or "GB": an <see cref="EventLog"/>
+/// keeps the id. Never used for ids of users, sessions, events or orders: those stay with their profile
+/// and are erased with it. Bounded and append-only: past <see cref="Capacity"/> distinct values (or for
+/// empty values and values longer than 64 characters) strings get no id and are kept as they come.
 /// </summary>
 internal static class StringPool
 {
     /// <summary>Most distinct values pooled.</summary>
-    public const int Capacity = 1 << 20;
+    public const int Capacity = ChunkCount * ChunkSize;
 
-    private static readonly ConcurrentDictionary<string, string> Pool = new(StringComparer.Ordinal);
+    private const int ChunkBits = 12;
+    private const int ChunkSize = 1 << ChunkBits;
+    private const int ChunkCount = 256;
+
+    private static readonly ConcurrentDictionary<string, int> Ids = new(StringComparer.Ordinal);
+    private static readonly string[]?[] Chunks = new string[ChunkCount][];
+    private static readonly Lock Gate = new();
     private static int s_count;
 
     /// <summary>The pooled instance equal to <paramref name="value"/>, or <paramref name="value"/> itself.</summary>
     public static string Share(string value)
     {
-        if (value.Length is 0 or > 64)
-        {
-            return value;
-        }
-
-        if (Pool.TryGetValue(value, out var shared))
-        {
-            return shared;
-        }
-
-        if (Volatile.Read(ref s_count) >= Capacity)
-        {
-            return value;
-        }
-
-        shared = Pool.GetOrAdd(value, value);
-        if (ReferenceEquals(shared, value))
-        {
-            Interlocked.Increment(ref s_count);
-        }
-
-        return shared;
+        var id = IdOf(value);
+        return id < 0 ? value : ValueOf(id);
     }
 
     /// <summary>As <see cref="Share(string)"/>, null staying null.</summary>
     public static string? ShareOrNull(string? value) => value is null ? null : Share(value);
+
+    /// <summary>The id of <paramref name="value"/> (added to the pool if new), or -1 when it is not pooled.</summary>
+    public static int IdOf(string value)
+    {
+        if (value.Length is 0 or > 64)
+        {
+            return -1;
+        }
+
+        if (Ids.TryGetValue(value, out var id))
+        {
+            return id;
+        }
+
+        lock (Gate)
+        {
+            if (Ids.TryGetValue(value, out id))
+            {
+                return id;
+            }
+
+            if (s_count >= Capacity)
+            {
+                return -1;
+            }
+
+            id = s_count++;
+            var chunk = Chunks[id >> ChunkBits] ??= new string[ChunkSize];
+            chunk[id & (ChunkSize - 1)] = value; // written before the id is published below
+            Ids[value] = id;
+            return id;
+        }
+    }
+
+    /// <summary>The value of an id <see cref="IdOf"/> returned.</summary>
+    public static string ValueOf(int id) => Chunks[id >> ChunkBits]![id & (ChunkSize - 1)];
 }

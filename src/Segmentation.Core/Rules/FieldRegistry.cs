@@ -304,7 +304,7 @@ public sealed class FieldRegistry
             FieldAccessor.ForFlag("profile.exists", c => c.Profile is null || c.Profile.TotalEvents + c.Profile.Attributes.Count == 0 ? 0 : 1),
             FieldAccessor.ForTime("profile.first_seen", c => c.Profile?.FirstSeenTicks ?? long.MinValue),
             FieldAccessor.ForTime("profile.last_seen", c => c.Profile?.LastSeenTicks ?? long.MinValue),
-            FieldAccessor.ForNumber("profile.sessions", c => c.Profile?.SessionIds.Count ?? 0),
+            FieldAccessor.ForNumber("profile.sessions", c => c.Profile?.Sessions ?? 0),
             FieldAccessor.ForNumber("profile.events", c => c.Profile?.TotalEvents ?? 0),
             FieldAccessor.ForNumber("profile.days_since_last_seen", c => DaysSince(c, c.Profile?.LastSeenTicks ?? long.MinValue)),
             FieldAccessor.ForNumber("email.days_since_last_open", c =>

@@ -211,27 +211,30 @@ public static class DerivedScores
             return;
         }
 
-        for (var e = p.Events.Length - 1; e >= 0; e--)
+        var events = p.Events;
+        for (var e = events.Count - 1; e >= 0; e--)
         {
-            var ev = p.Events[e];
-            if (ev.Ticks > c.NowTicks)
+            var ticks = events.TicksAt(e);
+            if (ticks > c.NowTicks)
             {
-                c.Until(ev.Ticks);
+                c.Until(ticks);
                 continue;
             }
 
-            if (ev.Ticks <= oldest)
+            if (ticks <= oldest)
             {
                 break;
             }
 
+            var type = events.TypeAt(e);
+
             for (var i = 0; i < lead.Signals.Count; i++)
             {
                 var signal = lead.Signals[i];
-                if ((signal.PageType is null && signal.Category is null) || ev.Type != signal.EventType ||
-                    (signal.Window is { } w && ev.Ticks <= c.NowTicks - w.Ticks) ||
-                    (signal.PageType is not null && !string.Equals(ev.PageType, signal.PageType, StringComparison.OrdinalIgnoreCase)) ||
-                    (signal.Category is not null && !string.Equals(ev.Category, signal.Category, StringComparison.OrdinalIgnoreCase)))
+                if ((signal.PageType is null && signal.Category is null) || type != signal.EventType ||
+                    (signal.Window is { } w && ticks <= c.NowTicks - w.Ticks) ||
+                    (signal.PageType is not null && !string.Equals(events.PageTypeAt(e), signal.PageType, StringComparison.OrdinalIgnoreCase)) ||
+                    (signal.Category is not null && !string.Equals(events.CategoryAt(e), signal.Category, StringComparison.OrdinalIgnoreCase)))
                 {
                     continue;
                 }
@@ -239,7 +242,7 @@ public static class DerivedScores
                 counts[i]++;
                 if (signal.Window is { } window)
                 {
-                    c.Until(ev.Ticks + window.Ticks);
+                    c.Until(ticks + window.Ticks);
                 }
             }
         }
@@ -288,26 +291,27 @@ public static class DerivedScores
         // Interactions older than 8 half-lives weigh under 0.4% of a fresh one and are not read.
         var horizon = nowTicks - (8 * halfLife.Ticks);
         Dictionary<string, (double Score, long Last)>? scores = null;
-        for (var i = p.Events.Length - 1; i >= 0 && p.Events[i].Ticks > horizon; i--)
+        var events = p.Events;
+        for (var i = events.Count - 1; i >= 0 && events.TicksAt(i) > horizon; i--)
         {
-            var e = p.Events[i];
-            var key = byProduct ? e.ProductId : e.Category;
-            var weight = e.Type switch
+            var ticks = events.TicksAt(i);
+            var key = byProduct ? events.ProductIdAt(i) : events.CategoryAt(i);
+            var weight = events.TypeAt(i) switch
             {
                 EventTypes.ProductView => 1d,
                 EventTypes.AddToCart => 3d,
                 EventTypes.Purchase => 5d,
                 _ => 0d,
             };
-            if (key is null || weight == 0 || e.Ticks > nowTicks)
+            if (key is null || weight == 0 || ticks > nowTicks)
             {
                 continue;
             }
 
             scores ??= new(StringComparer.Ordinal);
-            var decayed = weight * Math.Pow(0.5, (nowTicks - e.Ticks) / (double)halfLife.Ticks);
+            var decayed = weight * Math.Pow(0.5, (nowTicks - ticks) / (double)halfLife.Ticks);
             var current = scores.GetValueOrDefault(key);
-            scores[key] = (current.Score + decayed, Math.Max(current.Last, e.Ticks));
+            scores[key] = (current.Score + decayed, Math.Max(current.Last, ticks));
         }
 
         if (scores is null)

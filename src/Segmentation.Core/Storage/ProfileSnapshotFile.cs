@@ -320,7 +320,7 @@ public static class ProfileSnapshotFile
                 }
             }
 
-            w.Write7BitEncodedInt(p.Events.Length);
+            w.Write7BitEncodedInt(p.Events.Count);
             foreach (var e in p.Events)
             {
                 w.Write(e.EventId);
@@ -547,14 +547,13 @@ public static class ProfileSnapshotFile
                 consents!.Add(new ConsentRecord((ConsentPurpose)r.ReadByte(), r.ReadBoolean(), Symbol()!, Time(r)));
             }
 
-            var ordered = events.MoveToImmutable();
+            var log = EventLog.Of(events);
             var profile = new Profile(userId)
             {
                 Version = version,
                 Attributes = AttributeDictionary.OfSorted(attributes),
-                Events = ordered,
-                EventIdHashes = Profile.HashEventIds(ordered),
-                Aggregates = ProfileAggregates.Replay(ordered),
+                Events = log,
+                Aggregates = ProfileAggregates.Replay(events, log),
                 CurrentSegment = current,
                 SegmentHistory = ImmutableCollectionsMarshal.AsImmutableArray(history),
                 ConsentTrail = consents?.ToImmutable() ?? [],

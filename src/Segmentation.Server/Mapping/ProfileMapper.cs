@@ -69,7 +69,7 @@ internal static class ProfileMapper
             {
                 FirstSeen = ValueMapper.Ticks(p.FirstSeenTicks),
                 LastSeen = ValueMapper.Ticks(p.LastSeenTicks),
-                Sessions = p.SessionIds.Count,
+                Sessions = p.Sessions,
                 Orders = p.Orders,
                 Revenue = Math.Round(p.Revenue, 2),
                 AverageOrderValue = Math.Round(p.AverageOrderValue, 2),

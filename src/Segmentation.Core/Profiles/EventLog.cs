@@ -1,0 +1,488 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Unicode;
+
+namespace Segmentation.Core.Profiles;
+
+/// <summary>
+/// A profile's accepted events in time order (ties in arrival order), immutable, stored in a few arrays
+/// rather than one object per event: a million profiles then hold a handful of arrays each instead of
+/// dozens of small objects, which is what keeps memory per profile and restore time down.
+/// <list type="bullet">
+/// <item>times, one <c>long</c> per event (shared with the profile's all-events series);</item>
+/// <item>a 64-bit hash of each event id, for de-duplicating retries without decoding anything;</item>
+/// <item>the fields scores read per event (type, page type, category, product) as ids of pooled strings
+/// (<see cref="StringPool"/>), so reading them is an array index;</item>
+/// <item>everything else (event id, session id, source, campaign, country, value, quantity) encoded one
+/// event after another in a byte array: ids as UTF-8, a session equal to the previous event's as one bit.</item>
+/// </list>
+/// Enumerating materializes <see cref="StoredEvent"/>s in order (replay, snapshots, export); the indexer
+/// decodes from the start, so prefer enumeration or the column accessors.
+/// </summary>
+public sealed class EventLog : IReadOnlyList<StoredEvent>
+{
+    /// <summary>No events.</summary>
+    public static readonly EventLog Empty = new([], [], [], [], null, -1);
+
+    private const byte HasValue = 1;      // an 8-byte value follows the pooled codes
+    private const byte HasQuantity = 2;   // a quantity other than 1 follows (zig-zag varint)
+    private const byte SameSession = 4;   // the session id is the previous event's; no literal
+
+    private const int NullCode = 0;       // codes of pooled strings in the byte array: 0 null, 1 literal follows, else id + 2
+    private const int LiteralCode = 1;
+
+    private readonly long[] _ticks;
+    private readonly ulong[] _idHashes;
+    private readonly Keys[] _keys;
+    private readonly byte[] _data;
+    private readonly string[]? _extra;    // key values the pool did not take (code -2 - index)
+    private readonly int _lastSessionAt;  // offset in _data of the session literal the last event uses, -1 when empty
+
+    private EventLog(long[] ticks, ulong[] idHashes, Keys[] keys, byte[] data, string[]? extra, int lastSessionAt)
+    {
+        _ticks = ticks;
+        _idHashes = idHashes;
+        _keys = keys;
+        _data = data;
+        _extra = extra;
+        _lastSessionAt = lastSessionAt;
+    }
+
+    /// <summary>Number of events.</summary>
+    public int Count => _ticks.Length;
+
+    /// <summary>Time (UTC ticks) of the latest event, or <see cref="long.MinValue"/> when empty.</summary>
+    public long LastTicks => _ticks.Length == 0 ? long.MinValue : _ticks[^1];
+
+    /// <summary>The event at <paramref name="index"/>, decoded from the start of the log (O(index)).</summary>
+    public StoredEvent this[int index]
+    {
+        get
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(index);
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+            var i = 0;
+            foreach (var e in this)
+            {
+                if (i++ == index)
+                {
+                    return e;
+                }
+            }
+
+            throw new InvalidOperationException("unreachable");
+        }
+    }
+
+    /// <summary>Time (UTC ticks) of event <paramref name="index"/>.</summary>
+    public long TicksAt(int index) => _ticks[index];
+
+    /// <summary>Type of event <paramref name="index"/>.</summary>
+    public string TypeAt(int index) => Key(_keys[index].Type)!;
+
+    /// <summary>Page type of event <paramref name="index"/>.</summary>
+    public string PageTypeAt(int index) => Key(_keys[index].PageType)!;
+
+    /// <summary>Category of event <paramref name="index"/>, if any.</summary>
+    public string? CategoryAt(int index) => Key(_keys[index].Category);
+
+    /// <summary>Product id of event <paramref name="index"/>, if any.</summary>
+    public string? ProductIdAt(int index) => Key(_keys[index].ProductId);
+
+    /// <summary>The hash of an event id that de-duplication compares first.</summary>
+    internal static ulong HashId(string eventId) =>
+        System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
+
+    /// <summary>The events' times as an all-events series (the array is shared, not copied).</summary>
+    internal EventSeries AsSeries() => EventSeries.FromOrderedTicks(_ticks);
+
+    /// <summary>Builds a log of <paramref name="events"/>; they are ordered by time first (stable) when they are not.</summary>
+    public static EventLog Of(IReadOnlyList<StoredEvent> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        for (var i = 1; i < events.Count; i++)
+        {
+            if (events[i].Ticks < events[i - 1].Ticks)
+            {
+                events = [.. events.OrderBy(e => e.Ticks)];
+                break;
+            }
+        }
+
+        var writer = new ArrayBufferWriter<byte>(Math.Max(16, events.Count * 32));
+        var ticks = new long[events.Count];
+        var hashes = new ulong[events.Count];
+        var keys = new Keys[events.Count];
+        List<string>? extra = null;
+        var lastSessionAt = -1;
+        string? lastSession = null;
+        for (var i = 0; i < events.Count; i++)
+        {
+            var e = events[i];
+            ticks[i] = e.Ticks;
+            hashes[i] = HashId(e.EventId);
+            keys[i] = KeysOf(e, ref extra);
+            var same = lastSession is not null && string.Equals(lastSession, e.SessionId, StringComparison.Ordinal);
+            var span = writer.GetSpan(MaxSize(e));
+            var written = Encode(e, same, span, out var sessionAt);
+            if (!same)
+            {
+                lastSessionAt = writer.WrittenCount + sessionAt;
+                lastSession = e.SessionId;
+            }
+
+            writer.Advance(written);
+        }
+
+        return events.Count == 0 ? Empty : new EventLog(ticks, hashes, keys, writer.WrittenSpan.ToArray(), extra?.ToArray(), lastSessionAt);
+    }
+
+    /// <summary>True when an event with this id is in the log.</summary>
+    public bool Contains(string eventId)
+    {
+        var hash = HashId(eventId);
+        var hashes = _idHashes.AsSpan();
+        var index = hashes.IndexOf(hash);
+        if (index < 0)
+        {
+            return false;
+        }
+
+        // Confirm against the stored ids: a hash match is almost always the same id, but not by definition.
+        var reader = new Reader(this);
+        for (var i = 0; i < Count; i++)
+        {
+            var id = reader.Next(out _, out _, out _);
+            if (hashes[i] == hash && Literal.EqualsString(id, eventId))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// The log with <paramref name="e"/> added after every event not later than it. Adding at the end (the
+    /// usual case) encodes only the new event; an earlier event rebuilds the log.
+    /// </summary>
+    public EventLog Add(StoredEvent e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        if (Count > 0 && e.Ticks < LastTicks)
+        {
+            var list = new List<StoredEvent>(Count + 1);
+            list.AddRange(this);
+            list.Insert(InsertionIndex(e.Ticks), e);
+            return Of(list);
+        }
+
+        var same = _lastSessionAt >= 0 && Literal.EqualsString(Literal.At(_data, _lastSessionAt), e.SessionId);
+        var max = MaxSize(e);
+        var scratch = ArrayPool<byte>.Shared.Rent(max);
+        try
+        {
+            var written = Encode(e, same, scratch, out var sessionAt);
+            var data = new byte[_data.Length + written];
+            _data.CopyTo(data, 0);
+            scratch.AsSpan(0, written).CopyTo(data.AsSpan(_data.Length));
+            var extra = _extra is null ? null : new List<string>(_extra);
+            var keys = KeysOf(e, ref extra);
+            return new EventLog(
+                [.. _ticks, e.Ticks],
+                [.. _idHashes, HashId(e.EventId)],
+                [.. _keys, keys],
+                data,
+                extra is null ? null : (extra.Count == _extra?.Length ? _extra : [.. extra]),
+                same ? _lastSessionAt : _data.Length + sessionAt);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
+    /// <summary>The index a new event at <paramref name="ticks"/> takes: after every event not later than it.</summary>
+    public int InsertionIndex(long ticks)
+    {
+        int lo = 0, hi = _ticks.Length;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (_ticks[mid] <= ticks)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        return lo;
+    }
+
+    /// <inheritdoc />
+    public IEnumerator<StoredEvent> GetEnumerator()
+    {
+        // Events of one session share one session id instance, as they did when they were written.
+        var reader = new Reader(this);
+        string? session = null;
+        for (var i = 0; i < Count; i++)
+        {
+            var e = Decode(ref reader, i, ref session);
+            yield return e;
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private StoredEvent Decode(ref Reader reader, int i, ref string? session)
+    {
+        var id = reader.Next(out var fields, out var sessionLiteral, out var sameSession);
+        if (!sameSession || session is null)
+        {
+            session = sessionLiteral.ToString();
+        }
+
+        var k = _keys[i];
+        return new StoredEvent(
+                id.ToString(),
+                Key(k.Type)!,
+                _ticks[i],
+                fields.Value,
+                fields.Quantity,
+                session,
+                fields.Source!,
+                Key(k.PageType)!,
+                Key(k.Category),
+                Key(k.ProductId),
+                fields.Campaign,
+                fields.Country);
+    }
+
+    private string? Key(int code) => code switch
+    {
+        >= 0 => StringPool.ValueOf(code),
+        -1 => null,
+        _ => _extra![-2 - code],
+    };
+
+    private static Keys KeysOf(StoredEvent e, ref List<string>? extra) =>
+        new(KeyCode(e.Type, ref extra), KeyCode(e.PageType, ref extra), KeyCode(e.Category, ref extra), KeyCode(e.ProductId, ref extra));
+
+    private static int KeyCode(string? value, ref List<string>? extra)
+    {
+        if (value is null)
+        {
+            return -1;
+        }
+
+        var id = StringPool.IdOf(value);
+        if (id >= 0)
+        {
+            return id;
+        }
+
+        extra ??= [];
+        extra.Add(value);
+        return -1 - extra.Count;
+    }
+
+    private static int MaxSize(StoredEvent e) =>
+        1 + 8 + 5 + MaxCodeSize(e.Source) + MaxCodeSize(e.CampaignId) + MaxCodeSize(e.Country) + Literal.MaxSize(e.EventId) + Literal.MaxSize(e.SessionId);
+
+    private static int MaxCodeSize(string? value) => value is null ? 1 : 5 + Literal.MaxSize(value);
+
+    /// <summary>Encodes the byte-array part of one event; <paramref name="sessionAt"/> is where its session literal starts (when written).</summary>
+    private static int Encode(StoredEvent e, bool sameSession, Span<byte> span, out int sessionAt)
+    {
+        var flags = (byte)((e.Value != 0 ? HasValue : 0) | (e.Quantity != 1 ? HasQuantity : 0) | (sameSession ? SameSession : 0));
+        span[0] = flags;
+        var at = 1;
+        at += WriteCode(span[at..], e.Source);
+        at += WriteCode(span[at..], e.CampaignId);
+        at += WriteCode(span[at..], e.Country);
+        if ((flags & HasValue) != 0)
+        {
+            BinaryPrimitives.WriteDoubleLittleEndian(span[at..], e.Value);
+            at += 8;
+        }
+
+        if ((flags & HasQuantity) != 0)
+        {
+            at += Varint.Write(span[at..], (uint)((e.Quantity << 1) ^ (e.Quantity >> 31)));
+        }
+
+        at += Literal.Write(span[at..], e.EventId);
+        sessionAt = at;
+        if (!sameSession)
+        {
+            at += Literal.Write(span[at..], e.SessionId);
+        }
+
+        return at;
+    }
+
+    private static int WriteCode(Span<byte> span, string? value)
+    {
+        if (value is null)
+        {
+            return Varint.Write(span, NullCode);
+        }
+
+        var id = StringPool.IdOf(value);
+        if (id >= 0)
+        {
+            return Varint.Write(span, (uint)id + 2);
+        }
+
+        var n = Varint.Write(span, LiteralCode);
+        return n + Literal.Write(span[n..], value);
+    }
+
+    private readonly record struct Keys(int Type, int PageType, int Category, int ProductId);
+
+    /// <summary>The byte-array fields of one event, with pooled strings resolved.</summary>
+    private readonly record struct Fields(string? Source, string? Campaign, string? Country, double Value, int Quantity);
+
+    /// <summary>Decodes the byte array one event at a time.</summary>
+    private struct Reader(EventLog log)
+    {
+        private readonly byte[] _data = log._data;
+        private int _at;
+
+        /// <summary>The next event's fields; returns its id literal.</summary>
+        public Literal Next(out Fields fields, out Literal session, out bool sameSession)
+        {
+            var flags = _data[_at++];
+            var source = Code();
+            var campaign = Code();
+            var country = Code();
+            var value = 0d;
+            if ((flags & HasValue) != 0)
+            {
+                value = BinaryPrimitives.ReadDoubleLittleEndian(_data.AsSpan(_at));
+                _at += 8;
+            }
+
+            var quantity = 1;
+            if ((flags & HasQuantity) != 0)
+            {
+                var zigzag = Varint.Read(_data, ref _at);
+                quantity = (int)(zigzag >> 1) ^ -(int)(zigzag & 1);
+            }
+
+            fields = new Fields(source, campaign, country, value, quantity);
+            var id = Literal.Read(_data, ref _at);
+            sameSession = (flags & SameSession) != 0;
+            session = sameSession ? default : Literal.Read(_data, ref _at);
+            return id;
+        }
+
+        private string? Code()
+        {
+            var code = Varint.Read(_data, ref _at);
+            return code switch
+            {
+                NullCode => null,
+                LiteralCode => Literal.Read(_data, ref _at).ToString(),
+                _ => StringPool.ValueOf((int)code - 2),
+            };
+        }
+    }
+
+    /// <summary>
+    /// A string in the byte array: a varint header (byte length × 2, plus 1 when the bytes are UTF-16
+    /// because the string is not valid Unicode, so it round-trips exactly), then the bytes.
+    /// </summary>
+    private readonly ref struct Literal(ReadOnlySpan<byte> bytes, bool utf16)
+    {
+        private readonly ReadOnlySpan<byte> _bytes = bytes;
+        private readonly bool _utf16 = utf16;
+
+        public static int MaxSize(string value) => 5 + (value.Length * 3);
+
+        public static int Write(Span<byte> span, string value)
+        {
+            var body = span[5..];
+            if (Utf8.FromUtf16(value, body, out _, out var written, replaceInvalidSequences: false) == OperationStatus.Done)
+            {
+                var header = Varint.Write(span, (uint)written << 1);
+                body[..written].CopyTo(span[header..]);
+                return header + written;
+            }
+
+            var raw = MemoryMarshal.AsBytes(value.AsSpan());
+            var n = Varint.Write(span, ((uint)raw.Length << 1) | 1);
+            raw.CopyTo(span[n..]);
+            return n + raw.Length;
+        }
+
+        public static Literal Read(ReadOnlySpan<byte> data, scoped ref int at)
+        {
+            var header = Varint.Read(data, ref at);
+            var length = (int)(header >> 1);
+            var literal = new Literal(data.Slice(at, length), (header & 1) != 0);
+            at += length;
+            return literal;
+        }
+
+        public static Literal At(byte[] data, int at) => Read(data, ref at);
+
+        public static bool EqualsString(Literal literal, string value)
+        {
+            if (literal._utf16)
+            {
+                return MemoryMarshal.Cast<byte, char>(literal._bytes).SequenceEqual(value);
+            }
+
+            if (literal._bytes.Length < value.Length || literal._bytes.Length > value.Length * 3)
+            {
+                return false;
+            }
+
+            Span<char> chars = literal._bytes.Length <= 256 ? stackalloc char[literal._bytes.Length] : new char[literal._bytes.Length];
+            var n = Encoding.UTF8.GetChars(literal._bytes, chars);
+            return chars[..n].SequenceEqual(value);
+        }
+
+        public override string ToString() =>
+            _utf16 ? new string(MemoryMarshal.Cast<byte, char>(_bytes)) : Encoding.UTF8.GetString(_bytes);
+    }
+
+    private static class Varint
+    {
+        public static int Write(Span<byte> span, uint value)
+        {
+            var n = 0;
+            while (value >= 0x80)
+            {
+                span[n++] = (byte)(value | 0x80);
+                value >>= 7;
+            }
+
+            span[n++] = (byte)value;
+            return n;
+        }
+
+        public static uint Read(ReadOnlySpan<byte> data, ref int at)
+        {
+            uint value = 0;
+            var shift = 0;
+            byte b;
+            do
+            {
+                b = data[at++];
+                value |= (uint)(b & 0x7F) << shift;
+                shift += 7;
+            }
+            while ((b & 0x80) != 0);
+
+            return value;
+        }
+    }
+}
