@@ -87,10 +87,53 @@ public class EventSeriesTests
             Assert.Equal(series.SumInWindow(1_200_000, 100_000, out _), other.SumInWindow(1_200_000, 100_000, out _));
         }
     }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void Each_type_series_holds_exactly_its_events_whatever_order_they_were_added_in(int seed)
+    {
+        var random = new Random(seed);
+        string[] types = ["purchase", "add_to_cart", "page_view", "a_custom", "zz_custom"];
+        var events = Enumerable.Range(0, 120)
+            .Select(i => (Type: types[random.Next(types.Length)], Ticks: 1_000_000L + (i * 1_000L), Value: random.Next(3) == 0 ? 0 : Math.Round(random.NextDouble() * 50, 2)))
+            .ToList();
+
+        var added = EventSeriesDictionary.Empty;
+        foreach (var e in events.OrderBy(_ => random.Next()))
+        {
+            added = added.Add(e.Type, e.Ticks, e.Value);
+        }
+
+        Assert.Equal(types.Where(t => events.Any(e => e.Type == t)).Order(StringComparer.Ordinal), added.Keys);
+        foreach (var (type, series) in added)
+        {
+            var own = events.Where(e => e.Type == type).ToList();
+            Assert.Equal(own.Select(e => e.Ticks), series.Ticks);
+            Assert.Equal(own.Count, series.CountInWindow(2_000_000, 2_000_000, out _));
+            Assert.Equal(own.Sum(e => e.Value), series.SumInWindow(2_000_000, 2_000_000, out _), 6);
+            var recent = own.Where(e => e.Ticks > 1_060_000).ToList();
+            Assert.Equal(recent.Sum(e => e.Value), series.SumInWindow(1_200_000, 140_000, out _), 6);
+            Assert.Equal(own[^1].Ticks, series.LastAtOrBefore(2_000_000, out _));
+        }
+    }
 }
 
 public class CompactCollectionTests
 {
+    [Fact]
+    public void Attributes_keep_their_time_and_its_offset()
+    {
+        var at = new DateTimeOffset(2026, 3, 29, 1, 30, 15, 123, TimeSpan.FromHours(2)).AddTicks(4567);
+        var attribute = new Profiles.ProfileAttribute("city", "Leeds", Profiles.AttributeLayer.ZeroParty, "form", at);
+
+        Assert.Equal(at, attribute.UpdatedAt);
+        Assert.Equal(at.Offset, attribute.UpdatedAt.Offset);
+        Assert.Equal(at.Ticks, attribute.UpdatedAt.Ticks);
+        Assert.Equal(TimeSpan.FromHours(-5), (attribute with { UpdatedAt = at.ToOffset(TimeSpan.FromHours(-5)) }).UpdatedAt.Offset);
+        Assert.Equal(attribute, attribute with { });
+    }
+
     [Fact]
     public void String_sets_keep_one_of_each_value_in_ordinal_order()
     {

@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Diagnostics.CodeAnalysis;
 
 namespace Segmentation.Core.Profiles;
 
@@ -78,10 +77,10 @@ public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAtt
     }
 
     /// <inheritdoc />
-    public bool TryGetValue(string key, [MaybeNullWhen(false)] out ProfileAttribute value)
+    public bool TryGetValue(string key, out ProfileAttribute value)
     {
         var i = IndexOf(key);
-        value = i >= 0 ? _items[i] : null;
+        value = i >= 0 ? _items[i] : default;
         return i >= 0;
     }
 

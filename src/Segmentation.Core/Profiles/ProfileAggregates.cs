@@ -73,10 +73,9 @@ public sealed record ProfileAggregates
     /// </summary>
     internal ProfileAggregates Fold(StoredEvent e, EventLog? log)
     {
-        var series = Series.TryGetValue(e.Type, out var s) ? s : EventSeries.Empty;
         var next = this with
         {
-            Series = Series.SetItem(e.Type, series.Add(e.Ticks, e.Value)),
+            Series = Series.Add(e.Type, e.Ticks, e.Value),
             AllEvents = log?.AsSeries() ?? AllEvents.Add(e.Ticks, 0),
             SessionHashes = AddHash(SessionHashes, EventLog.HashId(e.SessionId)),
             TotalEvents = TotalEvents + 1,
@@ -135,9 +134,6 @@ public sealed record ProfileAggregates
             return Empty;
         }
 
-        // Types in order of first appearance (a profile has a handful), and each event's type index.
-        var types = new List<string>(8);
-        var typeOf = new int[events.Count];
         var all = log is null ? new long[events.Count] : null;
         List<ulong>? sessions = null;
         ImmutableArray<EmailSend>.Builder? sends = null;
@@ -149,14 +145,6 @@ public sealed record ProfileAggregates
         for (var i = 0; i < events.Count; i++)
         {
             var e = events[i];
-            var t = types.IndexOf(e.Type);
-            if (t < 0)
-            {
-                t = types.Count;
-                types.Add(e.Type);
-            }
-
-            typeOf[i] = t;
             if (all is not null)
             {
                 all[i] = e.Ticks;
@@ -201,15 +189,9 @@ public sealed record ProfileAggregates
             }
         }
 
-        var series = new EventSeries[types.Count];
-        for (var t = 0; t < types.Count; t++)
-        {
-            series[t] = EventSeries.FromEvents(events, typeOf, t);
-        }
-
         return new ProfileAggregates
         {
-            Series = EventSeriesDictionary.Of([.. types], series),
+            Series = EventSeriesDictionary.FromEvents(events),
             AllEvents = log?.AsSeries() ?? EventSeries.FromOrderedTicks(all!),
             SessionHashes = sessions is null ? [] : Distinct(sessions),
             TotalEvents = events.Count,

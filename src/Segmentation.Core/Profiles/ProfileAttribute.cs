@@ -1,7 +1,9 @@
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// One stored attribute with its provenance (F1).
+/// One stored attribute with its provenance (F1). A value type: a profile's attributes are one array of
+/// these (see <see cref="AttributeDictionary"/>), not an object each; the time is kept as UTC ticks and an
+/// offset, so an attribute takes 40 bytes.
 /// </summary>
 /// <param name="Name">Attribute name as declared in the catalog schema.</param>
 /// <param name="Value">
@@ -11,4 +13,19 @@ namespace Segmentation.Core.Profiles;
 /// <param name="Layer">The data layer the value belongs to.</param>
 /// <param name="Source">The system that recorded it.</param>
 /// <param name="UpdatedAt">When it was recorded.</param>
-public sealed record ProfileAttribute(string Name, object Value, AttributeLayer Layer, string Source, DateTimeOffset UpdatedAt);
+public readonly record struct ProfileAttribute(string Name, object Value, AttributeLayer Layer, string Source, DateTimeOffset UpdatedAt)
+{
+    private readonly long _updatedTicks = UpdatedAt.UtcTicks;
+    private readonly short _offsetMinutes = (short)UpdatedAt.TotalOffsetMinutes;
+
+    /// <summary>When it was recorded.</summary>
+    public DateTimeOffset UpdatedAt
+    {
+        get => new DateTimeOffset(_updatedTicks, TimeSpan.Zero).ToOffset(TimeSpan.FromMinutes(_offsetMinutes));
+        init
+        {
+            _updatedTicks = value.UtcTicks;
+            _offsetMinutes = (short)value.TotalOffsetMinutes;
+        }
+    }
+}

@@ -249,14 +249,15 @@ public sealed class FieldRegistry
         var byProduct = trait.ObservedBy == "affinity.top_product";
         return FieldAccessor.ForText($"{name}[recent]", c =>
         {
-            var declared = c.Profile?.Attributes.GetValueOrDefault(key);
+            ProfileAttribute declared = default;
+            var hasDeclared = c.Profile is { } p && p.Attributes.TryGetValue(key, out declared);
             var observed = DerivedScores.Affinity(c.Profile, c.NowTicks, Scoring.AffinityHalfLife, byProduct);
-            if (observed.Top is not null && (declared is null || observed.LastTicks > declared.UpdatedAt.UtcTicks))
+            if (observed.Top is not null && (!hasDeclared || observed.LastTicks > declared.UpdatedAt.UtcTicks))
             {
                 return observed.Top;
             }
 
-            return declared?.Value as string;
+            return hasDeclared ? declared.Value as string : null;
         });
     }
 

@@ -158,8 +158,8 @@ public sealed class IngestionPropertyTests : IDisposable
         foreach (var name in result.Ignored)
         {
             // F2: ignored only because a more reliable layer (or a newer write of the same layer) holds it.
-            var existing = before?.Attributes[name];
-            Assert.NotNull(existing);
+            Assert.NotNull(before);
+            var existing = before.Attributes[name];
             Assert.True(existing.Layer > op.Layer || (existing.Layer == op.Layer && existing.UpdatedAt > (op.At ?? Fuzz.Now)), $"{name} was ignored over {existing}");
         }
 
