@@ -62,6 +62,8 @@ public sealed class EventLogTests
         Assert.Equal(expected, log.ToArray());
         Assert.Equal(expected, EventLog.Of(expected).ToArray());
         Assert.Equal(expected.Select(e => e.Ticks), Enumerable.Range(0, log.Count).Select(log.TicksAt));
+        Assert.Equal(expected.Select(e => e.SessionId).Distinct().Count(), log.Sessions);
+        Assert.Equal(log.Sessions, EventLog.Of(expected).Sessions);
     }
 
     [Fact]
@@ -82,5 +84,7 @@ public sealed class EventLogTests
         Assert.Same(events[0].SessionId, events[1].SessionId);
         Assert.Same(events[2].SessionId, events[3].SessionId);
         Assert.Equal("other", events[3].SessionId);
+        Assert.Equal(2, log.Sessions);
+        Assert.Equal(3, log.Add(Event("e", 5, session: "third")).Add(Event("f", 6, session: "other")).Add(Event("g", 7, session: "s-long-session-id")).Sessions);
     }
 }

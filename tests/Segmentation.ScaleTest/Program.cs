@@ -139,6 +139,7 @@ var (heapAfter, wsAfter) = Memory(process);
 Console.WriteLine(FormattableString.Invariant(
     $"after: managed heap {Mb(heapAfter)}, working set {Mb(wsAfter)}; per profile: managed {(heapAfter - heapBefore) / (double)profiles:N0} B, working set {(wsAfter - wsBefore) / (double)profiles:N0} B (store count {store.Count:N0})"));
 
+if (Environment.GetEnvironmentVariable("SCALE_WALK") is not null) { HeapWalk.Report(new object[] { store, memberships }, profiles); return 0; }
 // Decide on a cache miss: distinct random users, the cache cleared after a warm-up.
 var random = new Random(seed);
 var sample = new int[profiles];

@@ -103,7 +103,7 @@ public sealed class DataSubjectRights(
             memberships.SegmentsOf(profile.UserId),
             new ExportedAggregates(
                 a.TotalEvents,
-                a.Sessions,
+                profile.Sessions,
                 Time(a.FirstSeenTicks),
                 Time(a.LastSeenTicks),
                 a.Orders,

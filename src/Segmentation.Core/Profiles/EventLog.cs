@@ -25,7 +25,7 @@ namespace Segmentation.Core.Profiles;
 public sealed class EventLog : IReadOnlyList<StoredEvent>
 {
     /// <summary>No events.</summary>
-    public static readonly EventLog Empty = new([], [], [], [], null, -1);
+    public static readonly EventLog Empty = new([], [], [], [], null, -1, 0);
 
     private const byte HasValue = 1;      // an 8-byte value follows the pooled codes
     private const byte HasQuantity = 2;   // a quantity other than 1 follows (zig-zag varint)
@@ -40,9 +40,11 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     private readonly byte[] _data;
     private readonly string[]? _extra;    // key values the pool did not take (code -2 - index)
     private readonly int _lastSessionAt;  // offset in _data of the session literal the last event uses, -1 when empty
+    private readonly int _sessions;
 
-    private EventLog(long[] ticks, ulong[] idHashes, Keys[] keys, byte[] data, string[]? extra, int lastSessionAt)
+    private EventLog(long[] ticks, ulong[] idHashes, Keys[] keys, byte[] data, string[]? extra, int lastSessionAt, int sessions)
     {
+        _sessions = sessions;
         _ticks = ticks;
         _idHashes = idHashes;
         _keys = keys;
@@ -53,6 +55,9 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
 
     /// <summary>Number of events.</summary>
     public int Count => _ticks.Length;
+
+    /// <summary>Number of distinct session ids.</summary>
+    public int Sessions => _sessions;
 
     /// <summary>Time (UTC ticks) of the latest event, or <see cref="long.MinValue"/> when empty.</summary>
     public long LastTicks => _ticks.Length == 0 ? long.MinValue : _ticks[^1];
@@ -117,6 +122,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
         var hashes = new ulong[events.Count];
         var keys = new Keys[events.Count];
         List<string>? extra = null;
+        var sessions = new HashSet<string>(StringComparer.Ordinal);
         var lastSessionAt = -1;
         string? lastSession = null;
         for (var i = 0; i < events.Count; i++)
@@ -125,6 +131,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             ticks[i] = e.Ticks;
             hashes[i] = HashId(e.EventId);
             keys[i] = KeysOf(e, ref extra);
+            sessions.Add(e.SessionId);
             var same = lastSession is not null && string.Equals(lastSession, e.SessionId, StringComparison.Ordinal);
             var span = writer.GetSpan(MaxSize(e));
             var written = Encode(e, same, span, out var sessionAt);
@@ -137,7 +144,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             writer.Advance(written);
         }
 
-        return events.Count == 0 ? Empty : new EventLog(ticks, hashes, keys, writer.WrittenSpan.ToArray(), extra?.ToArray(), lastSessionAt);
+        return events.Count == 0 ? Empty : new EventLog(ticks, hashes, keys, writer.WrittenSpan.ToArray(), extra?.ToArray(), lastSessionAt, sessions.Count);
     }
 
     /// <summary>True when an event with this id is in the log.</summary>
@@ -157,6 +164,22 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
         {
             var id = reader.Next(out _, out _, out _);
             if (hashes[i] == hash && Literal.EqualsString(id, eventId))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>True when some event has this session id.</summary>
+    private bool HasSession(string sessionId)
+    {
+        var reader = new Reader(this);
+        for (var i = 0; i < Count; i++)
+        {
+            reader.Next(out _, out var session, out var same);
+            if (!same && Literal.EqualsString(session, sessionId))
             {
                 return true;
             }
@@ -197,7 +220,8 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
                 [.. _keys, keys],
                 data,
                 extra is null ? null : (extra.Count == _extra?.Length ? _extra : [.. extra]),
-                same ? _lastSessionAt : _data.Length + sessionAt);
+                same ? _lastSessionAt : _data.Length + sessionAt,
+                same || HasSession(e.SessionId) ? _sessions : _sessions + 1);
         }
         finally
         {

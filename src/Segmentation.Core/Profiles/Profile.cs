@@ -51,7 +51,7 @@ public sealed record Profile
     public ImmutableList<ConsentRecord> ConsentTrail { get; init; } = [];
 
     /// <summary>Number of distinct session ids seen.</summary>
-    public int Sessions => Aggregates.Sessions;
+    public int Sessions => Events.Sessions;
 
     /// <summary>Total number of recorded events.</summary>
     public int TotalEvents => Aggregates.TotalEvents;

@@ -22,11 +22,6 @@ public sealed record ProfileAggregates
     /// <summary>Every event, whatever its type (for activity windows).</summary>
     public EventSeries AllEvents { get; init; } = EventSeries.Empty;
 
-    /// <summary>Number of distinct session ids.</summary>
-    public int Sessions => SessionHashes.Length;
-
-    /// <summary>Sorted hashes of the distinct session ids (<see cref="EventLog.HashId"/>): 8 bytes per session instead of its string.</summary>
-    internal ulong[] SessionHashes { get; init; } = [];
 
     /// <summary>Number of events.</summary>
     public int TotalEvents { get; init; }
@@ -77,7 +72,6 @@ public sealed record ProfileAggregates
         {
             Series = Series.Add(e.Type, e.Ticks, e.Value),
             AllEvents = log?.AsSeries() ?? AllEvents.Add(e.Ticks, 0),
-            SessionHashes = AddHash(SessionHashes, EventLog.HashId(e.SessionId)),
             TotalEvents = TotalEvents + 1,
             FirstSeenTicks = FirstSeenTicks == long.MinValue ? e.Ticks : Math.Min(FirstSeenTicks, e.Ticks),
             LastSeenTicks = Math.Max(LastSeenTicks, e.Ticks),
@@ -135,10 +129,8 @@ public sealed record ProfileAggregates
         }
 
         var all = log is null ? new long[events.Count] : null;
-        List<ulong>? sessions = null;
         ImmutableArray<EmailSend>.Builder? sends = null;
         List<string>? opened = null, clicked = null;
-        string? lastSession = null;
         int orders = 0, cartItems = 0;
         double revenue = 0;
         long firstPurchase = long.MinValue, lastPurchase = long.MinValue, cartUpdated = long.MinValue;
@@ -148,12 +140,6 @@ public sealed record ProfileAggregates
             if (all is not null)
             {
                 all[i] = e.Ticks;
-            }
-
-            if (!string.Equals(e.SessionId, lastSession, StringComparison.Ordinal))
-            {
-                (sessions ??= []).Add(EventLog.HashId(e.SessionId));
-                lastSession = e.SessionId;
             }
 
             switch (e.Type)
@@ -193,7 +179,6 @@ public sealed record ProfileAggregates
         {
             Series = EventSeriesDictionary.FromEvents(events),
             AllEvents = log?.AsSeries() ?? EventSeries.FromOrderedTicks(all!),
-            SessionHashes = sessions is null ? [] : Distinct(sessions),
             TotalEvents = events.Count,
             FirstSeenTicks = events[0].Ticks,
             LastSeenTicks = events[^1].Ticks,
@@ -220,36 +205,5 @@ public sealed record ProfileAggregates
         }
 
         return result;
-    }
-
-    private static ulong[] AddHash(ulong[] hashes, ulong hash)
-    {
-        var index = Array.BinarySearch(hashes, hash);
-        if (index >= 0)
-        {
-            return hashes;
-        }
-
-        index = ~index;
-        var result = new ulong[hashes.Length + 1];
-        Array.Copy(hashes, result, index);
-        result[index] = hash;
-        Array.Copy(hashes, index, result, index + 1, hashes.Length - index);
-        return result;
-    }
-
-    private static ulong[] Distinct(List<ulong> hashes)
-    {
-        hashes.Sort();
-        var n = 0;
-        for (var i = 0; i < hashes.Count; i++)
-        {
-            if (i == 0 || hashes[i] != hashes[i - 1])
-            {
-                hashes[n++] = hashes[i];
-            }
-        }
-
-        return [.. hashes.GetRange(0, n)];
     }
 }
