@@ -70,11 +70,13 @@ public sealed class MembershipIndex
     public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause, long populationVersion = 0, bool publish = true)
     {
         var previous = _users.TryGetValue(userId, out var state) ? state.Segments : [];
-        _users[userId] = new UserState(segments, catalogVersion, validUntilTicks, populationVersion);
-        if (previous.SequenceEqual(segments, StringComparer.Ordinal))
+        if (previous.AsSpan().SequenceEqual(segments is string[] array ? array : [.. segments]))
         {
+            _users[userId] = new UserState(previous, catalogVersion, validUntilTicks, populationVersion);
             return; // the common case: a write that moves the user in or out of nothing
         }
+
+        _users[userId] = new UserState(SegmentSets.Share(segments), catalogVersion, validUntilTicks, populationVersion);
 
         foreach (var id in segments)
         {
@@ -222,7 +224,32 @@ public sealed class MembershipIndex
         }
     }
 
-    private sealed record UserState(IReadOnlyList<string> Segments, long CatalogVersion, long ValidUntilTicks, long PopulationVersion);
+    // A value in the dictionary's node (no object per user); the segment array is shared by every user in the same segments.
+    private readonly record struct UserState(string[] Segments, long CatalogVersion, long ValidUntilTicks, long PopulationVersion);
+
+    /// <summary>One shared array per distinct list of segment ids (users fall into a limited number of combinations); bounded.</summary>
+    private static class SegmentSets
+    {
+        private const int Capacity = 16_384;
+        private static readonly ConcurrentDictionary<string, string[]> Sets = new(StringComparer.Ordinal);
+
+        public static string[] Share(IReadOnlyList<string> segments)
+        {
+            if (segments.Count == 0)
+            {
+                return [];
+            }
+
+            var key = string.Join('\n', segments);
+            if (Sets.TryGetValue(key, out var shared))
+            {
+                return shared;
+            }
+
+            var array = segments.ToArray();
+            return Sets.Count < Capacity ? Sets.GetOrAdd(key, array) : array;
+        }
+    }
 
     private sealed record Subscriber(Channel<MembershipChange> Channel, IReadOnlySet<string>? Segments);
 

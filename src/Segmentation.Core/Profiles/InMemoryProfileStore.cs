@@ -35,7 +35,7 @@ public sealed class InMemoryProfileStore : IProfileStore
                 return (null, []);
             }
 
-            lock (entry.Gate)
+            lock (entry)
             {
                 if (!entry.Retired)
                 {
@@ -50,7 +50,7 @@ public sealed class InMemoryProfileStore : IProfileStore
     {
         ArgumentNullException.ThrowIfNull(profile);
         var entry = _entries.GetOrAdd(profile.UserId, static _ => new Entry());
-        lock (entry.Gate)
+        lock (entry)
         {
             entry.Current = profile;
         }
@@ -71,7 +71,7 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
 
         var entry = _entries.GetOrAdd(key, static _ => new Entry());
-        lock (entry.Gate)
+        lock (entry)
         {
             foreach (var alias in aliases)
             {
@@ -92,7 +92,7 @@ public sealed class InMemoryProfileStore : IProfileStore
         {
             var resolved = Resolve(key);
             var entry = _entries.GetOrAdd(resolved, static _ => new Entry());
-            lock (entry.Gate)
+            lock (entry)
             {
                 if (entry.Retired)
                 {
@@ -132,9 +132,9 @@ public sealed class InMemoryProfileStore : IProfileStore
 
             // Lock both entries in a fixed order so concurrent merges cannot deadlock.
             var (first, second) = string.CompareOrdinal(target, source) < 0 ? (into, from) : (from, into);
-            lock (first.Gate)
+            lock (first)
             {
-                lock (second.Gate)
+                lock (second)
                 {
                     if (into.Retired || from.Retired)
                     {
@@ -172,7 +172,7 @@ public sealed class InMemoryProfileStore : IProfileStore
         {
             var resolved = Resolve(key);
             var entry = _entries.GetOrAdd(resolved, static _ => new Entry());
-            lock (entry.Gate)
+            lock (entry)
             {
                 if (entry.Retired)
                 {
@@ -217,9 +217,9 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
     }
 
+    // Locked with Monitor on the entry itself: a separate Lock object would cost 40 bytes per user.
     private sealed class Entry
     {
-        public readonly Lock Gate = new();
         private volatile Profile? _current;
 
         public Profile? Current
@@ -230,7 +230,7 @@ public sealed class InMemoryProfileStore : IProfileStore
 
         public bool Retired { get; set; }
 
-        /// <summary>Ids linked to this profile, sorted; replaced (never mutated) under <see cref="Gate"/>.</summary>
+        /// <summary>Ids linked to this profile, sorted; replaced (never mutated) under the entry's lock.</summary>
         public string[] Aliases { get; set; } = [];
     }
 }
