@@ -4,8 +4,8 @@ using Segmentation.Core.Privacy;
 
 namespace Segmentation.Core.Profiles;
 
-/// <summary>A change of a user's winning segment (F6, F15): from, to, when and which write caused it.</summary>
-public sealed record SegmentChange(string? From, string To, DateTimeOffset At, string Cause);
+/// <summary>A change of a user's winning segment (F6, F15): from, to, when and which write caused it. A value kept inline in the profile's history array.</summary>
+public readonly record struct SegmentChange(string? From, string To, DateTimeOffset At, string Cause);
 
 /// <summary>
 /// An immutable snapshot of one user's profile: attributes with provenance (F1), the accepted events
@@ -92,6 +92,9 @@ public sealed record Profile
     /// <summary>Campaign ids with at least one click.</summary>
     public StringSet ClickedCampaigns => Aggregates.ClickedCampaigns;
 
+    /// <summary>Every event, whatever its type (for activity windows): a view of the event log's times.</summary>
+    public EventSeries AllEvents => Events.AsSeries();
+
     /// <summary>The events of one type, or an empty series.</summary>
     public EventSeries Series(string type) => Aggregates.Series.TryGetValue(type, out var s) ? s : EventSeries.Empty;
 
@@ -176,7 +179,7 @@ public sealed record Profile
 
         var late = e.Ticks < Events.LastTicks;
         var events = Events.Add(e);
-        var aggregates = late ? ProfileAggregates.Replay([.. events], events) : Aggregates.Fold(e, events);
+        var aggregates = late ? ProfileAggregates.Replay([.. events]) : Aggregates.Fold(e);
         var next = this with { Version = newVersion, Events = events, Aggregates = aggregates };
 
         var at = new DateTimeOffset(e.Ticks, TimeSpan.Zero);
@@ -277,7 +280,7 @@ public sealed record Profile
     internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion)
     {
         var events = EventLog.Of(ordered);
-        return this with { Version = newVersion, Events = events, Aggregates = ProfileAggregates.Replay(ordered, events) };
+        return this with { Version = newVersion, Events = events, Aggregates = ProfileAggregates.Replay(ordered) };
     }
 }
 

@@ -19,9 +19,6 @@ public sealed record ProfileAggregates
     /// <summary>Event history per type (timestamps and value prefix sums) for windowed counts and sums.</summary>
     public EventSeriesDictionary Series { get; init; } = EventSeriesDictionary.Empty;
 
-    /// <summary>Every event, whatever its type (for activity windows).</summary>
-    public EventSeries AllEvents { get; init; } = EventSeries.Empty;
-
 
     /// <summary>Number of events.</summary>
     public int TotalEvents { get; init; }
@@ -60,18 +57,11 @@ public sealed record ProfileAggregates
     public StringSet ClickedCampaigns { get; init; } = StringSet.Empty;
 
     /// <summary>Folds one event that is not earlier than any event folded so far.</summary>
-    public ProfileAggregates Fold(StoredEvent e) => Fold(e, null);
-
-    /// <summary>
-    /// As <see cref="Fold(StoredEvent)"/>; <paramref name="log"/>, when given, is the event log that now ends
-    /// with <paramref name="e"/>, whose times the all-events series shares instead of copying.
-    /// </summary>
-    internal ProfileAggregates Fold(StoredEvent e, EventLog? log)
+    public ProfileAggregates Fold(StoredEvent e)
     {
         var next = this with
         {
             Series = Series.Add(e.Type, e.Ticks, e.Value),
-            AllEvents = log?.AsSeries() ?? AllEvents.Add(e.Ticks, 0),
             TotalEvents = TotalEvents + 1,
             FirstSeenTicks = FirstSeenTicks == long.MinValue ? e.Ticks : Math.Min(FirstSeenTicks, e.Ticks),
             LastSeenTicks = Math.Max(LastSeenTicks, e.Ticks),
@@ -106,13 +96,7 @@ public sealed record ProfileAggregates
     /// one (<see cref="FoldAll"/>), but built in one pass with mutable builders, which is what makes
     /// restoring a million profiles from a snapshot fast.
     /// </summary>
-    public static ProfileAggregates Replay(IReadOnlyList<StoredEvent> events) => Replay(events, null);
-
-    /// <summary>
-    /// As <see cref="Replay(IReadOnlyList{StoredEvent})"/>; <paramref name="log"/>, when given, holds the same
-    /// events, and the all-events series shares its times.
-    /// </summary>
-    internal static ProfileAggregates Replay(IReadOnlyList<StoredEvent> events, EventLog? log)
+    public static ProfileAggregates Replay(IReadOnlyList<StoredEvent> events)
     {
         ArgumentNullException.ThrowIfNull(events);
         for (var i = 1; i < events.Count; i++)
@@ -128,7 +112,6 @@ public sealed record ProfileAggregates
             return Empty;
         }
 
-        var all = log is null ? new long[events.Count] : null;
         ImmutableArray<EmailSend>.Builder? sends = null;
         List<string>? opened = null, clicked = null;
         int orders = 0, cartItems = 0;
@@ -137,11 +120,6 @@ public sealed record ProfileAggregates
         for (var i = 0; i < events.Count; i++)
         {
             var e = events[i];
-            if (all is not null)
-            {
-                all[i] = e.Ticks;
-            }
-
             switch (e.Type)
             {
                 case EventTypes.Purchase:
@@ -178,7 +156,6 @@ public sealed record ProfileAggregates
         return new ProfileAggregates
         {
             Series = EventSeriesDictionary.FromEvents(events),
-            AllEvents = log?.AsSeries() ?? EventSeries.FromOrderedTicks(all!),
             TotalEvents = events.Count,
             FirstSeenTicks = events[0].Ticks,
             LastSeenTicks = events[^1].Ticks,

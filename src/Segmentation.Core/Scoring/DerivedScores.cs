@@ -90,7 +90,7 @@ public static class DerivedScores
         }
 
         // The all-events series gives windowed counts in two binary searches, whatever the history's length.
-        var all = p.Aggregates.AllEvents;
+        var all = p.AllEvents;
         var recent = all.CountInWindow(c.NowTicks, 30 * Day, out var changes30);
         var previous = all.CountInWindow(c.NowTicks, 90 * Day, out var changes90) - recent;
         c.Until(changes30);

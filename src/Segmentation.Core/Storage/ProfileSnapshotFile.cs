@@ -553,7 +553,7 @@ public static class ProfileSnapshotFile
                 Version = version,
                 Attributes = AttributeDictionary.OfSorted(attributes),
                 Events = log,
-                Aggregates = ProfileAggregates.Replay(events, log),
+                Aggregates = ProfileAggregates.Replay(events),
                 CurrentSegment = current,
                 SegmentHistory = ImmutableCollectionsMarshal.AsImmutableArray(history),
                 ConsentTrail = consents?.ToImmutable() ?? [],

@@ -338,7 +338,7 @@ public sealed class IngestionPropertyTests : IDisposable
             Assert.Equal(sum, series.SumInWindow(long.MaxValue, long.MaxValue, out _), 6);
         }
 
-        Assert.Equal(events.Select(e => e.Ticks), a.AllEvents.Ticks);
+        Assert.Equal(events.Select(e => e.Ticks), p.AllEvents.Ticks);
     }
 
     // What ingestion should have recorded for the case's two profiles: the ids of accepted events.
