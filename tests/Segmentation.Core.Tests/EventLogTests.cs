@@ -87,4 +87,29 @@ public sealed class EventLogTests
         Assert.Equal(2, log.Sessions);
         Assert.Equal(3, log.Add(Event("e", 5, session: "third")).Add(Event("f", 6, session: "other")).Add(Event("g", 7, session: "s-long-session-id")).Sessions);
     }
+
+    [Fact]
+    public void Ids_with_the_same_hash_are_still_told_apart()
+    {
+        // Event ids are first compared by a 32-bit hash; find two ids that share one (birthday bound: a few
+        // hundred thousand candidates are plenty) and check the log confirms against the stored id.
+        var seen = new Dictionary<uint, string>();
+        (string A, string B)? pair = null;
+        for (var i = 0; pair is null && i < 2_000_000; i++)
+        {
+            var id = $"evt-{i}";
+            if (!seen.TryAdd(EventLog.HashId(id), id))
+            {
+                pair = (seen[EventLog.HashId(id)], id);
+            }
+        }
+
+        Assert.NotNull(pair);
+        var (a, b) = pair.Value;
+        var log = EventLog.Of([Event("x", 0), Event(a, 1), Event("y", 2)]);
+
+        Assert.True(log.Contains(a));
+        Assert.False(log.Contains(b));
+        Assert.True(log.Add(Event(b, 3)).Contains(b));
+    }
 }

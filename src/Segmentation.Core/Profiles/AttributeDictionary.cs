@@ -5,25 +5,28 @@ namespace Segmentation.Core.Profiles;
 /// <summary>
 /// A profile's attributes by name: one array of <see cref="ProfileAttribute"/> sorted by name (ordinal).
 /// A profile has a few to a few dozen attributes, so a binary search over one array is as fast as a hash
-/// lookup and costs one array instead of a tree of nodes. Immutable; <see cref="SetItem"/> copies.
+/// lookup and costs one array instead of a tree of nodes; a value wrapping that array, so no object of its
+/// own. Immutable; <see cref="SetItem"/> copies.
 /// </summary>
-public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAttribute>
+public readonly struct AttributeDictionary : IReadOnlyDictionary<string, ProfileAttribute>
 {
     /// <summary>No attributes.</summary>
     public static readonly AttributeDictionary Empty = new([]);
 
-    private readonly ProfileAttribute[] _items;
+    private readonly ProfileAttribute[]? _array; // null in default(AttributeDictionary): empty
 
-    private AttributeDictionary(ProfileAttribute[] items) => _items = items;
+    private AttributeDictionary(ProfileAttribute[] items) => _array = items;
 
-    /// <inheritdoc />
-    public int Count => _items.Length;
-
-    /// <inheritdoc />
-    public IEnumerable<string> Keys => _items.Select(a => a.Name);
+    private ProfileAttribute[] Items => _array ?? [];
 
     /// <inheritdoc />
-    public IEnumerable<ProfileAttribute> Values => _items;
+    public int Count => Items.Length;
+
+    /// <inheritdoc />
+    public IEnumerable<string> Keys => Items.Select(a => a.Name);
+
+    /// <inheritdoc />
+    public IEnumerable<ProfileAttribute> Values => Items;
 
     /// <inheritdoc />
     public ProfileAttribute this[string key] => TryGetValue(key, out var a) ? a : throw new KeyNotFoundException($"no attribute '{key}'");
@@ -80,7 +83,7 @@ public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAtt
     public bool TryGetValue(string key, out ProfileAttribute value)
     {
         var i = IndexOf(key);
-        value = i >= 0 ? _items[i] : default;
+        value = i >= 0 ? Items[i] : default;
         return i >= 0;
     }
 
@@ -98,18 +101,18 @@ public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAtt
         var i = IndexOf(name);
         if (i >= 0)
         {
-            var replaced = (ProfileAttribute[])_items.Clone();
+            var replaced = (ProfileAttribute[])Items.Clone();
             replaced[i] = attribute;
             return new AttributeDictionary(replaced);
         }
 
-        return new AttributeDictionary(CopyOnWrite.Insert(_items, ~i, attribute));
+        return new AttributeDictionary(CopyOnWrite.Insert(Items, ~i, attribute));
     }
 
     /// <inheritdoc />
     public IEnumerator<KeyValuePair<string, ProfileAttribute>> GetEnumerator()
     {
-        foreach (var a in _items)
+        foreach (var a in Items)
         {
             yield return new KeyValuePair<string, ProfileAttribute>(a.Name, a);
         }
@@ -120,11 +123,11 @@ public sealed class AttributeDictionary : IReadOnlyDictionary<string, ProfileAtt
     // Index of the name, or the bitwise complement of where it would be inserted.
     private int IndexOf(string name)
     {
-        int lo = 0, hi = _items.Length - 1;
+        int lo = 0, hi = Items.Length - 1;
         while (lo <= hi)
         {
             var mid = (lo + hi) >>> 1;
-            var c = string.CompareOrdinal(_items[mid].Name, name);
+            var c = string.CompareOrdinal(Items[mid].Name, name);
             if (c == 0)
             {
                 return mid;

@@ -13,7 +13,7 @@ namespace Segmentation.Core.Profiles;
 /// dozens of small objects, which is what keeps memory per profile and restore time down.
 /// <list type="bullet">
 /// <item>times, one <c>long</c> per event (shared with the profile's all-events series);</item>
-/// <item>a 64-bit hash of each event id, for de-duplicating retries without decoding anything;</item>
+/// <item>a 32-bit hash of each event id, so de-duplicating a retry decodes ids only on a hash match;</item>
 /// <item>the fields scores read per event (type, page type, category, product) as ids of pooled strings
 /// (<see cref="StringPool"/>), so reading them is an array index;</item>
 /// <item>everything else (event id, session id, source, campaign, country, value, quantity) encoded one
@@ -35,14 +35,14 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     private const int LiteralCode = 1;
 
     private readonly long[] _ticks;
-    private readonly ulong[] _idHashes;
+    private readonly uint[] _idHashes;
     private readonly Keys[] _keys;
     private readonly byte[] _data;
     private readonly string[]? _extra;    // key values the pool did not take (code -2 - index)
     private readonly int _lastSessionAt;  // offset in _data of the session literal the last event uses, -1 when empty
     private readonly int _sessions;
 
-    private EventLog(long[] ticks, ulong[] idHashes, Keys[] keys, byte[] data, string[]? extra, int lastSessionAt, int sessions)
+    private EventLog(long[] ticks, uint[] idHashes, Keys[] keys, byte[] data, string[]? extra, int lastSessionAt, int sessions)
     {
         _sessions = sessions;
         _ticks = ticks;
@@ -98,8 +98,8 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     public string? ProductIdAt(int index) => Key(_keys[index].ProductId);
 
     /// <summary>The hash of an event id that de-duplication compares first.</summary>
-    internal static ulong HashId(string eventId) =>
-        System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
+    internal static uint HashId(string eventId) =>
+        (uint)System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
 
     /// <summary>The events' times as an all-events series (the array is shared, not copied).</summary>
     internal EventSeries AsSeries() => EventSeries.FromOrderedTicks(_ticks);
@@ -119,7 +119,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
 
         var writer = new ArrayBufferWriter<byte>(Math.Max(16, events.Count * 32));
         var ticks = new long[events.Count];
-        var hashes = new ulong[events.Count];
+        var hashes = new uint[events.Count];
         var keys = new Keys[events.Count];
         List<string>? extra = null;
         var sessions = new HashSet<string>(StringComparer.Ordinal);

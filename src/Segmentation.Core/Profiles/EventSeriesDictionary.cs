@@ -8,31 +8,40 @@ namespace Segmentation.Core.Profiles;
 /// type (types in ordinal order) with each group in time order, the groups' bounds in a second, and the
 /// prefix sums of values, when any value is not 0, in a third. A <see cref="EventSeries"/> is a view of one
 /// group, so a profile holds three or four small arrays whatever the number of types, and the array of type
-/// names is shared by every profile with the same set of types. Immutable; <see cref="Add"/> copies.
+/// names is shared by every profile with the same set of types. A value wrapping those arrays (no object of
+/// its own). Immutable; <see cref="Add"/> copies.
 /// </summary>
-public sealed class EventSeriesDictionary : IReadOnlyDictionary<string, EventSeries>
+public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, EventSeries>
 {
-    /// <summary>The empty map.</summary>
-    public static readonly EventSeriesDictionary Empty = new([], [0], [], null);
+    private static readonly int[] ZeroStart = [0];
 
-    private readonly string[] _types;   // ordinal order
-    private readonly int[] _starts;     // group g: times [_starts[g], _starts[g + 1]), prefix sums from _starts[g] + g (count + 1 of them)
-    private readonly long[] _ticks;
-    private readonly double[]? _prefix; // null when every value is 0
+    /// <summary>The empty map.</summary>
+    public static readonly EventSeriesDictionary Empty = new([], ZeroStart, [], null);
+
+    private readonly string[]? _typeArray;   // ordinal order; null in default(EventSeriesDictionary): empty
+    private readonly int[]? _startArray;     // group g: times [Starts[g], Starts[g + 1]), prefix sums from Starts[g] + g (count + 1 of them)
+    private readonly long[]? _tickArray;
+    private readonly double[]? _prefix;      // null when every value is 0
 
     private EventSeriesDictionary(string[] types, int[] starts, long[] ticks, double[]? prefix)
     {
-        _types = types;
-        _starts = starts;
-        _ticks = ticks;
+        _typeArray = types;
+        _startArray = starts;
+        _tickArray = ticks;
         _prefix = prefix;
     }
 
-    /// <inheritdoc />
-    public int Count => _types.Length;
+    private string[] TypeNames => _typeArray ?? [];
+
+    private int[] Starts => _startArray ?? ZeroStart;
+
+    private long[] AllTicks => _tickArray ?? [];
 
     /// <inheritdoc />
-    public IEnumerable<string> Keys => _types;
+    public int Count => TypeNames.Length;
+
+    /// <inheritdoc />
+    public IEnumerable<string> Keys => TypeNames;
 
     /// <inheritdoc />
     public IEnumerable<EventSeries> Values => this.Select(kv => kv.Value);
@@ -139,7 +148,7 @@ public sealed class EventSeriesDictionary : IReadOnlyDictionary<string, EventSer
     /// <summary>This map with <paramref name="type"/> set to <paramref name="series"/>.</summary>
     public EventSeriesDictionary SetItem(string type, EventSeries series)
     {
-        var types = new List<string>(_types);
+        var types = new List<string>(TypeNames);
         var all = Enumerable.Range(0, Count).Select(At).ToList();
         var g = IndexOf(type);
         if (g >= 0)
@@ -163,30 +172,30 @@ public sealed class EventSeriesDictionary : IReadOnlyDictionary<string, EventSer
         int index;
         if (g >= 0)
         {
-            types = _types;
+            types = TypeNames;
             index = At(g).InsertionIndex(ticks);
         }
         else
         {
-            g = ~Array.BinarySearch(_types, type, StringComparer.Ordinal);
-            types = TypeSets.Share([.. _types.AsSpan(0, g), type, .. _types.AsSpan(g)]);
+            g = ~Array.BinarySearch(TypeNames, type, StringComparer.Ordinal);
+            types = TypeSets.Share([.. TypeNames.AsSpan(0, g), type, .. TypeNames.AsSpan(g)]);
             index = 0;
         }
 
-        var added = types.Length != _types.Length;
+        var added = types.Length != TypeNames.Length;
         var starts = new int[types.Length + 1];
         for (var h = 1; h < starts.Length; h++)
         {
             // Groups before g keep their bounds; g's end and every later bound move by one.
-            var old = added ? (h <= g ? _starts[h] : _starts[h - 1]) : _starts[h];
+            var old = added ? (h <= g ? Starts[h] : Starts[h - 1]) : Starts[h];
             starts[h] = h <= g ? old : old + 1;
         }
 
         var at = starts[g] + index;
-        var t = new long[_ticks.Length + 1];
-        Array.Copy(_ticks, t, at);
+        var t = new long[AllTicks.Length + 1];
+        Array.Copy(AllTicks, t, at);
         t[at] = ticks;
-        Array.Copy(_ticks, at, t, at + 1, _ticks.Length - at);
+        Array.Copy(AllTicks, at, t, at + 1, AllTicks.Length - at);
 
         double[]? prefix = null;
         if (_prefix is not null || value != 0)
@@ -212,21 +221,21 @@ public sealed class EventSeriesDictionary : IReadOnlyDictionary<string, EventSer
     /// <inheritdoc />
     public IEnumerator<KeyValuePair<string, EventSeries>> GetEnumerator()
     {
-        for (var g = 0; g < _types.Length; g++)
+        for (var g = 0; g < TypeNames.Length; g++)
         {
-            yield return new KeyValuePair<string, EventSeries>(_types[g], At(g));
+            yield return new KeyValuePair<string, EventSeries>(TypeNames[g], At(g));
         }
     }
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    private EventSeries At(int g) => new(_ticks, _starts[g], _starts[g + 1] - _starts[g], _prefix, _starts[g] + g);
+    private EventSeries At(int g) => new(AllTicks, Starts[g], Starts[g + 1] - Starts[g], _prefix, Starts[g] + g);
 
     private int IndexOf(string type)
     {
-        for (var i = 0; i < _types.Length; i++)
+        for (var i = 0; i < TypeNames.Length; i++)
         {
-            if (ReferenceEquals(_types[i], type) || string.Equals(_types[i], type, StringComparison.Ordinal))
+            if (ReferenceEquals(TypeNames[i], type) || string.Equals(TypeNames[i], type, StringComparison.Ordinal))
             {
                 return i;
             }
