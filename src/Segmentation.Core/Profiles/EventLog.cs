@@ -8,16 +8,16 @@ using System.Text.Unicode;
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// A profile's accepted events in time order (ties in arrival order), immutable, stored in a few arrays
-/// rather than one object per event: a million profiles then hold a handful of arrays each instead of
-/// dozens of small objects, which is what keeps memory per profile and restore time down.
+/// A profile's accepted events in time order (ties in arrival order), immutable, stored in two arrays
+/// rather than one object per event: a million profiles then hold two arrays each instead of dozens of
+/// small objects, which is what keeps memory per profile and restore time down.
 /// <list type="bullet">
-/// <item>times, one <c>long</c> per event (shared with the profile's all-events series);</item>
-/// <item>a 32-bit hash of each event id, so de-duplicating a retry decodes ids only on a hash match;</item>
-/// <item>the fields scores read per event (type, page type, category, product) as ids of pooled strings
-/// (<see cref="StringPool"/>), so reading them is an array index;</item>
-/// <item>everything else (event id, session id, source, campaign, country, value, quantity) encoded one
-/// event after another in a byte array: ids as UTF-8, a session equal to the previous event's as one bit.</item>
+/// <item>times, one <c>long</c> per event (also the profile's all-events series);</item>
+/// <item>one byte array with three sections: a 32-bit hash of each event id (de-duplicating a retry
+/// decodes ids only on a hash match); the fields scores read per event (type, page type, category,
+/// product) as ids of pooled strings (<see cref="StringPool"/>), so reading them is an index; and
+/// everything else (event id, session id, source, campaign, country, value, quantity) encoded one event
+/// after another: ids as UTF-8, a session equal to the previous event's as one bit.</item>
 /// </list>
 /// Enumerating materializes <see cref="StoredEvent"/>s in order (replay, snapshots, export); the indexer
 /// decodes from the start, so prefer enumeration or the column accessors.
@@ -25,7 +25,7 @@ namespace Segmentation.Core.Profiles;
 public sealed class EventLog : IReadOnlyList<StoredEvent>
 {
     /// <summary>No events.</summary>
-    public static readonly EventLog Empty = new([], [], [], [], null, -1, 0);
+    public static readonly EventLog Empty = new([], [], null, -1, 0);
 
     private const byte HasValue = 1;      // an 8-byte value follows the pooled codes
     private const byte HasQuantity = 2;   // a quantity other than 1 follows (zig-zag varint)
@@ -34,24 +34,31 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     private const int NullCode = 0;       // codes of pooled strings in the byte array: 0 null, 1 literal follows, else id + 2
     private const int LiteralCode = 1;
 
+    private const int HashSize = sizeof(uint);
+    private const int KeysSize = 4 * sizeof(int);
+
     private readonly long[] _ticks;
-    private readonly uint[] _idHashes;
-    private readonly Keys[] _keys;
-    private readonly byte[] _data;
+    private readonly byte[] _data;        // id hashes (Count × 4 bytes), then keys (Count × 16), then the encoded records
     private readonly string[]? _extra;    // key values the pool did not take (code -2 - index)
-    private readonly int _lastSessionAt;  // offset in _data of the session literal the last event uses, -1 when empty
+    private readonly int _lastSessionAt;  // offset in the records of the session literal the last event uses, -1 when empty
     private readonly int _sessions;
 
-    private EventLog(long[] ticks, uint[] idHashes, Keys[] keys, byte[] data, string[]? extra, int lastSessionAt, int sessions)
+    private EventLog(long[] ticks, byte[] data, string[]? extra, int lastSessionAt, int sessions)
     {
-        _sessions = sessions;
         _ticks = ticks;
-        _idHashes = idHashes;
-        _keys = keys;
         _data = data;
         _extra = extra;
         _lastSessionAt = lastSessionAt;
+        _sessions = sessions;
     }
+
+    private ReadOnlySpan<uint> IdHashes => MemoryMarshal.Cast<byte, uint>(_data.AsSpan(0, Count * HashSize));
+
+    private ReadOnlySpan<Keys> KeyRows => MemoryMarshal.Cast<byte, Keys>(_data.AsSpan(Count * HashSize, Count * KeysSize));
+
+    private int RecordsAt => Count * (HashSize + KeysSize);
+
+    private ReadOnlySpan<byte> Records => _data.AsSpan(RecordsAt);
 
     /// <summary>Number of events.</summary>
     public int Count => _ticks.Length;
@@ -86,16 +93,16 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     public long TicksAt(int index) => _ticks[index];
 
     /// <summary>Type of event <paramref name="index"/>.</summary>
-    public string TypeAt(int index) => Key(_keys[index].Type)!;
+    public string TypeAt(int index) => Key(KeyRows[index].Type)!;
 
     /// <summary>Page type of event <paramref name="index"/>.</summary>
-    public string PageTypeAt(int index) => Key(_keys[index].PageType)!;
+    public string PageTypeAt(int index) => Key(KeyRows[index].PageType)!;
 
     /// <summary>Category of event <paramref name="index"/>, if any.</summary>
-    public string? CategoryAt(int index) => Key(_keys[index].Category);
+    public string? CategoryAt(int index) => Key(KeyRows[index].Category);
 
     /// <summary>Product id of event <paramref name="index"/>, if any.</summary>
-    public string? ProductIdAt(int index) => Key(_keys[index].ProductId);
+    public string? ProductIdAt(int index) => Key(KeyRows[index].ProductId);
 
     /// <summary>The hash of an event id that de-duplication compares first.</summary>
     internal static uint HashId(string eventId) =>
@@ -144,14 +151,23 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             writer.Advance(written);
         }
 
-        return events.Count == 0 ? Empty : new EventLog(ticks, hashes, keys, writer.WrittenSpan.ToArray(), extra?.ToArray(), lastSessionAt, sessions.Count);
+        if (events.Count == 0)
+        {
+            return Empty;
+        }
+
+        var data = new byte[(events.Count * (HashSize + KeysSize)) + writer.WrittenCount];
+        MemoryMarshal.AsBytes(hashes.AsSpan()).CopyTo(data);
+        MemoryMarshal.AsBytes(keys.AsSpan()).CopyTo(data.AsSpan(events.Count * HashSize));
+        writer.WrittenSpan.CopyTo(data.AsSpan(events.Count * (HashSize + KeysSize)));
+        return new EventLog(ticks, data, extra?.ToArray(), lastSessionAt, sessions.Count);
     }
 
     /// <summary>True when an event with this id is in the log.</summary>
     public bool Contains(string eventId)
     {
         var hash = HashId(eventId);
-        var hashes = _idHashes.AsSpan();
+        var hashes = IdHashes;
         var index = hashes.IndexOf(hash);
         if (index < 0)
         {
@@ -203,24 +219,32 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             return Of(list);
         }
 
-        var same = _lastSessionAt >= 0 && Literal.EqualsString(Literal.At(_data, _lastSessionAt), e.SessionId);
+        var records = Records;
+        var same = _lastSessionAt >= 0 && Literal.EqualsString(Literal.At(records, _lastSessionAt), e.SessionId);
         var max = MaxSize(e);
         var scratch = ArrayPool<byte>.Shared.Rent(max);
         try
         {
             var written = Encode(e, same, scratch, out var sessionAt);
-            var data = new byte[_data.Length + written];
-            _data.CopyTo(data, 0);
-            scratch.AsSpan(0, written).CopyTo(data.AsSpan(_data.Length));
             var extra = _extra is null ? null : new List<string>(_extra);
             var keys = KeysOf(e, ref extra);
+            var hash = HashId(e.EventId);
+
+            // The same three sections, one entry longer each.
+            var n = Count;
+            var data = new byte[((n + 1) * (HashSize + KeysSize)) + records.Length + written];
+            var at = 0;
+            _data.AsSpan(0, n * HashSize).CopyTo(data);
+            MemoryMarshal.Write(data.AsSpan(at += n * HashSize), in hash);
+            _data.AsSpan(n * HashSize, n * KeysSize).CopyTo(data.AsSpan(at += HashSize));
+            MemoryMarshal.Write(data.AsSpan(at += n * KeysSize), in keys);
+            records.CopyTo(data.AsSpan(at += KeysSize));
+            scratch.AsSpan(0, written).CopyTo(data.AsSpan(at + records.Length));
             return new EventLog(
                 [.. _ticks, e.Ticks],
-                [.. _idHashes, HashId(e.EventId)],
-                [.. _keys, keys],
                 data,
                 extra is null ? null : (extra.Count == _extra?.Length ? _extra : [.. extra]),
-                same ? _lastSessionAt : _data.Length + sessionAt,
+                same ? _lastSessionAt : records.Length + sessionAt,
                 same || HasSession(e.SessionId) ? _sessions : _sessions + 1);
         }
         finally
@@ -272,7 +296,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             session = sessionLiteral.ToString();
         }
 
-        var k = _keys[i];
+        var k = KeyRows[i];
         return new StoredEvent(
                 id.ToString(),
                 Key(k.Type)!,
@@ -377,7 +401,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     private struct Reader(EventLog log)
     {
         private readonly byte[] _data = log._data;
-        private int _at;
+        private int _at = log.RecordsAt;
 
         /// <summary>The next event's fields; returns its id literal.</summary>
         public Literal Next(out Fields fields, out Literal session, out bool sameSession)
@@ -455,7 +479,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             return literal;
         }
 
-        public static Literal At(byte[] data, int at) => Read(data, ref at);
+        public static Literal At(ReadOnlySpan<byte> data, int at) => Read(data, ref at);
 
         public static bool EqualsString(Literal literal, string value)
         {
