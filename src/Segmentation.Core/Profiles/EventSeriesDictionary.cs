@@ -4,38 +4,38 @@ using System.Collections.Concurrent;
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// A profile's event series by event type, flattened: the times of every type in one array, grouped by
-/// type (types in ordinal order) with each group in time order, the groups' bounds in a second, and the
-/// prefix sums of values, when any value is not 0, in a third. A <see cref="EventSeries"/> is a view of one
-/// group, so a profile holds three or four small arrays whatever the number of types, and the array of type
-/// names is shared by every profile with the same set of types. A value wrapping those arrays (no object of
-/// its own). Immutable; <see cref="Add"/> copies.
+/// A profile's event series by event type, flattened into one array: the groups' bounds, then the times
+/// of every type grouped by type (types in ordinal order, each group in time order), then, when any value
+/// is not 0, each group's prefix sums of values. A <see cref="EventSeries"/> is a view of one group, so a
+/// profile holds one array whatever the number of types, and the array of type names is shared by every
+/// profile with the same set of types. A value wrapping those two arrays (no object of its own).
+/// Immutable; <see cref="Add"/> copies.
 /// </summary>
 public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, EventSeries>
 {
-    private static readonly int[] ZeroStart = [0];
-
     /// <summary>The empty map.</summary>
-    public static readonly EventSeriesDictionary Empty = new([], ZeroStart, [], null);
+    public static EventSeriesDictionary Empty => default;
 
-    private readonly string[]? _typeArray;   // ordinal order; null in default(EventSeriesDictionary): empty
-    private readonly int[]? _startArray;     // group g: times [Starts[g], Starts[g + 1]), prefix sums from Starts[g] + g (count + 1 of them)
-    private readonly long[]? _tickArray;
-    private readonly double[]? _prefix;      // null when every value is 0
+    // [0, T]: group g's times are [start(g), start(g + 1)) counted from the times section;
+    // [T + 1, T + 1 + N): the times; then, optionally, N + T prefix sums (double bits), group g's from start(g) + g.
+    private readonly string[]? _typeArray;  // ordinal order; null in default(EventSeriesDictionary): empty
+    private readonly long[]? _dataArray;
 
-    private EventSeriesDictionary(string[] types, int[] starts, long[] ticks, double[]? prefix)
+    private EventSeriesDictionary(string[] types, long[] data)
     {
         _typeArray = types;
-        _startArray = starts;
-        _tickArray = ticks;
-        _prefix = prefix;
+        _dataArray = data;
     }
 
     private string[] TypeNames => _typeArray ?? [];
 
-    private int[] Starts => _startArray ?? ZeroStart;
+    private int TimesAt => TypeNames.Length + 1;
 
-    private long[] AllTicks => _tickArray ?? [];
+    private int Total => _dataArray is null ? 0 : (int)_dataArray[TypeNames.Length];
+
+    private bool HasValues => _dataArray is not null && _dataArray.Length > TimesAt + Total;
+
+    private int Start(int g) => (int)_dataArray![g];
 
     /// <inheritdoc />
     public int Count => TypeNames.Length;
@@ -70,37 +70,38 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         }
 
         types.Sort(StringComparer.Ordinal);
-        var starts = new int[types.Count + 1];
+        var t = types.Count;
         var typeOf = new int[events.Count];
         var anyValue = false;
+        var counts = new int[t];
         for (var i = 0; i < events.Count; i++)
         {
             typeOf[i] = types.IndexOf(events[i].Type);
-            starts[typeOf[i] + 1]++;
+            counts[typeOf[i]]++;
             anyValue |= events[i].Value != 0;
         }
 
-        for (var g = 0; g < types.Count; g++)
+        var n = events.Count;
+        var data = new long[t + 1 + n + (anyValue ? n + t : 0)];
+        for (var g = 0; g < t; g++)
         {
-            starts[g + 1] += starts[g];
+            data[g + 1] = data[g] + counts[g];
         }
 
-        var ticks = new long[events.Count];
-        var prefix = anyValue ? new double[events.Count + types.Count] : null;
-        var next = new int[types.Count];
+        var next = new int[t];
         for (var i = 0; i < events.Count; i++)
         {
             var g = typeOf[i];
             var j = next[g]++;
-            ticks[starts[g] + j] = events[i].Ticks;
-            if (prefix is not null)
+            data[t + 1 + (int)data[g] + j] = events[i].Ticks;
+            if (anyValue)
             {
-                var p = starts[g] + g;
-                prefix[p + j + 1] = prefix[p + j] + events[i].Value;
+                var p = t + 1 + n + (int)data[g] + g;
+                data[p + j + 1] = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(data[p + j]) + events[i].Value);
             }
         }
 
-        return new EventSeriesDictionary(TypeSets.Share([.. types]), starts, ticks, prefix);
+        return new EventSeriesDictionary(TypeSets.Share([.. types]), data);
     }
 
     /// <summary>A map of <paramref name="types"/> to <paramref name="series"/> (same length, distinct types).</summary>
@@ -112,26 +113,22 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         }
 
         var order = Enumerable.Range(0, types.Length).OrderBy(i => types[i], StringComparer.Ordinal).ToArray();
-        var sortedTypes = order.Select(i => types[i]).ToArray();
-        var starts = new int[types.Length + 1];
-        for (var g = 0; g < order.Length; g++)
+        var t = types.Length;
+        var n = series.Sum(x => x.Count);
+        var anyValue = series.Any(x => x.HasValues);
+        var data = new long[t + 1 + n + (anyValue ? n + t : 0)];
+        for (var g = 0; g < t; g++)
         {
-            starts[g + 1] = starts[g] + series[order[g]].Count;
-        }
-
-        var ticks = new long[starts[^1]];
-        var anyValue = series.Any(s => s.HasValues);
-        var prefix = anyValue ? new double[ticks.Length + types.Length] : null;
-        for (var g = 0; g < order.Length; g++)
-        {
-            series[order[g]].CopyTicks(ticks, starts[g]);
-            if (prefix is not null)
+            var one = series[order[g]];
+            data[g + 1] = data[g] + one.Count;
+            one.CopyTicks(data, t + 1 + (int)data[g]);
+            if (anyValue)
             {
-                series[order[g]].CopyPrefix(prefix, starts[g] + g);
+                one.CopyPrefix(data, t + 1 + n + (int)data[g] + g);
             }
         }
 
-        return new EventSeriesDictionary(TypeSets.Share(sortedTypes), starts, ticks, prefix);
+        return new EventSeriesDictionary(TypeSets.Share([.. order.Select(i => types[i])]), data);
     }
 
     /// <inheritdoc />
@@ -167,55 +164,67 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     /// <summary>This map with an event of <paramref name="type"/> at <paramref name="ticks"/> worth <paramref name="value"/> added, after every event of its type not later than it.</summary>
     public EventSeriesDictionary Add(string type, long ticks, double value)
     {
+        var old = TypeNames;
         var g = IndexOf(type);
+        var added = g < 0;
         string[] types;
         int index;
-        if (g >= 0)
+        if (!added)
         {
-            types = TypeNames;
+            types = old;
             index = At(g).InsertionIndex(ticks);
         }
         else
         {
-            g = ~Array.BinarySearch(TypeNames, type, StringComparer.Ordinal);
-            types = TypeSets.Share([.. TypeNames.AsSpan(0, g), type, .. TypeNames.AsSpan(g)]);
+            g = ~Array.BinarySearch(old, type, StringComparer.Ordinal);
+            types = TypeSets.Share([.. old.AsSpan(0, g), type, .. old.AsSpan(g)]);
             index = 0;
         }
 
-        var added = types.Length != TypeNames.Length;
-        var starts = new int[types.Length + 1];
-        for (var h = 1; h < starts.Length; h++)
+        // Group h of the new map is group h of this one, or h - 1 past an added group g.
+        var t = types.Length;
+        var n = Total + 1;
+        var withValues = HasValues || value != 0;
+        var data = new long[t + 1 + n + (withValues ? n + t : 0)];
+        for (var h = 0; h < t; h++)
         {
-            // Groups before g keep their bounds; g's end and every later bound move by one.
-            var old = added ? (h <= g ? Starts[h] : Starts[h - 1]) : Starts[h];
-            starts[h] = h <= g ? old : old + 1;
-        }
-
-        var at = starts[g] + index;
-        var t = new long[AllTicks.Length + 1];
-        Array.Copy(AllTicks, t, at);
-        t[at] = ticks;
-        Array.Copy(AllTicks, at, t, at + 1, AllTicks.Length - at);
-
-        double[]? prefix = null;
-        if (_prefix is not null || value != 0)
-        {
-            prefix = new double[t.Length + types.Length];
-            for (var h = 0; h < types.Length; h++)
+            var source = h == g ? (added ? EventSeries.Empty : At(g)) : At(added && h > g ? h - 1 : h);
+            var count = source.Count + (h == g ? 1 : 0);
+            data[h + 1] = data[h] + count;
+            var at = t + 1 + (int)data[h];
+            if (h == g)
             {
-                var target = starts[h] + h;
+                for (var k = 0; k < index; k++)
+                {
+                    data[at + k] = source.TicksAt(k);
+                }
+
+                data[at + index] = ticks;
+                for (var k = index; k < source.Count; k++)
+                {
+                    data[at + k + 1] = source.TicksAt(k);
+                }
+            }
+            else
+            {
+                source.CopyTicks(data, at);
+            }
+
+            if (withValues)
+            {
+                var p = t + 1 + n + (int)data[h] + h;
                 if (h == g)
                 {
-                    (added ? EventSeries.Empty : At(g)).InsertIntoPrefix(prefix, target, index, value);
+                    source.InsertIntoPrefix(data, p, index, value);
                 }
                 else
                 {
-                    At(added && h > g ? h - 1 : h).CopyPrefix(prefix, target);
+                    source.CopyPrefix(data, p);
                 }
             }
         }
 
-        return new EventSeriesDictionary(types, starts, t, prefix);
+        return new EventSeriesDictionary(types, data);
     }
 
     /// <inheritdoc />
@@ -229,7 +238,11 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    private EventSeries At(int g) => new(AllTicks, Starts[g], Starts[g + 1] - Starts[g], _prefix, Starts[g] + g);
+    private EventSeries At(int g)
+    {
+        var start = Start(g);
+        return new(_dataArray!, TimesAt + start, Start(g + 1) - start, HasValues ? TimesAt + Total + start + g : -1);
+    }
 
     private int IndexOf(string type)
     {
