@@ -17,9 +17,10 @@ using Segmentation.ScaleTest;
 //   dotnet run -c Release --project tests/Segmentation.ScaleTest -- --profiles 1000000
 //
 // Options: --profiles N (default 1,000,000), --decides N (default 100,000), --seed N (default 42),
-//          --threads N (ingest threads, default: processor count).
-const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N]";
-int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount;
+//          --threads N (ingest threads, default: processor count), --breakdown N (after ingestion, print
+//          the N object types that take the most memory per profile).
+const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N] [--breakdown N]";
+int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount, breakdown = 0;
 for (var i = 0; i < args.Length; i++)
 {
     var name = args[i];
@@ -36,6 +37,7 @@ for (var i = 0; i < args.Length; i++)
         case "--decides": decides = value; break;
         case "--seed": seed = value; break;
         case "--threads": threads = value; break;
+        case "--breakdown": breakdown = value; break;
         default:
             Console.Error.WriteLine($"unknown option '{name}'");
             Console.Error.WriteLine(Usage);
@@ -138,8 +140,11 @@ Console.WriteLine(FormattableString.Invariant($"membership re-evaluation after t
 var (heapAfter, wsAfter) = Memory(process);
 Console.WriteLine(FormattableString.Invariant(
     $"after: managed heap {Mb(heapAfter)}, working set {Mb(wsAfter)}; per profile: managed {(heapAfter - heapBefore) / (double)profiles:N0} B, working set {(wsAfter - wsBefore) / (double)profiles:N0} B (store count {store.Count:N0})"));
+if (breakdown > 0)
+{
+    HeapWalk.Report(new object[] { store, memberships }, profiles, breakdown);
+}
 
-if (Environment.GetEnvironmentVariable("SCALE_WALK") is not null) { HeapWalk.Report(new object[] { store, memberships }, profiles); return 0; }
 // Decide on a cache miss: distinct random users, the cache cleared after a warm-up.
 var random = new Random(seed);
 var sample = new int[profiles];
