@@ -124,43 +124,84 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             }
         }
 
-        var writer = new ArrayBufferWriter<byte>(Math.Max(16, events.Count * 32));
-        var ticks = new long[events.Count];
-        var hashes = new uint[events.Count];
-        var keys = new Keys[events.Count];
-        List<string>? extra = null;
-        var sessions = new HashSet<string>(StringComparer.Ordinal);
-        var lastSessionAt = -1;
-        string? lastSession = null;
-        for (var i = 0; i < events.Count; i++)
-        {
-            var e = events[i];
-            ticks[i] = e.Ticks;
-            hashes[i] = HashId(e.EventId);
-            keys[i] = KeysOf(e, ref extra);
-            sessions.Add(e.SessionId);
-            var same = lastSession is not null && string.Equals(lastSession, e.SessionId, StringComparison.Ordinal);
-            var span = writer.GetSpan(MaxSize(e));
-            var written = Encode(e, same, span, out var sessionAt);
-            if (!same)
-            {
-                lastSessionAt = writer.WrittenCount + sessionAt;
-                lastSession = e.SessionId;
-            }
-
-            writer.Advance(written);
-        }
-
         if (events.Count == 0)
         {
             return Empty;
         }
 
-        var data = new byte[(events.Count * (HashSize + KeysSize)) + writer.WrittenCount];
-        MemoryMarshal.AsBytes(hashes.AsSpan()).CopyTo(data);
-        MemoryMarshal.AsBytes(keys.AsSpan()).CopyTo(data.AsSpan(events.Count * HashSize));
-        writer.WrittenSpan.CopyTo(data.AsSpan(events.Count * (HashSize + KeysSize)));
-        return new EventLog(ticks, data, extra?.ToArray(), lastSessionAt, sessions.Count);
+        // Encoded into per-thread scratch space first (restoring a snapshot builds a million logs), then
+        // copied into the log's exact-size arrays.
+        var scratch = t_scratch ??= new Scratch();
+        var n = events.Count;
+        scratch.Reserve(n);
+        var ticks = new long[n];
+        List<string>? extra = null;
+        var lastSessionAt = -1;
+        string? lastSession = null;
+        var recordBytes = 0;
+        var sessions = 0;
+        var sessionSet = n > 64 ? new HashSet<string>(StringComparer.Ordinal) : null; // a linear search up to 64
+        for (var i = 0; i < n; i++)
+        {
+            var e = events[i];
+            ticks[i] = e.Ticks;
+            scratch.Hashes[i] = HashId(e.EventId);
+            scratch.Keys[i] = KeysOf(e, ref extra);
+            if (sessionSet is not null ? sessionSet.Add(e.SessionId) : Array.IndexOf(scratch.Sessions, e.SessionId, 0, sessions) < 0)
+            {
+                scratch.Sessions[sessions++] = e.SessionId;
+            }
+
+            var same = lastSession is not null && string.Equals(lastSession, e.SessionId, StringComparison.Ordinal);
+            var span = scratch.Records(recordBytes, MaxSize(e));
+            var written = Encode(e, same, span, out var sessionAt);
+            if (!same)
+            {
+                lastSessionAt = recordBytes + sessionAt;
+                lastSession = e.SessionId;
+            }
+
+            recordBytes += written;
+        }
+
+        var data = new byte[(n * (HashSize + KeysSize)) + recordBytes];
+        MemoryMarshal.AsBytes(scratch.Hashes.AsSpan(0, n)).CopyTo(data);
+        MemoryMarshal.AsBytes(scratch.Keys.AsSpan(0, n)).CopyTo(data.AsSpan(n * HashSize));
+        scratch.RecordBuffer.AsSpan(0, recordBytes).CopyTo(data.AsSpan(n * (HashSize + KeysSize)));
+        Array.Clear(scratch.Sessions, 0, sessions);
+        return new EventLog(ticks, data, extra?.ToArray(), lastSessionAt, sessions);
+    }
+
+    [ThreadStatic]
+    private static Scratch? t_scratch;
+
+    /// <summary>Per-thread space <see cref="Of"/> encodes into.</summary>
+    private sealed class Scratch
+    {
+        public uint[] Hashes = new uint[64];
+        public Keys[] Keys = new Keys[64];
+        public string?[] Sessions = new string?[64];
+        public byte[] RecordBuffer = new byte[4096];
+
+        public void Reserve(int count)
+        {
+            if (Hashes.Length < count)
+            {
+                Hashes = new uint[count];
+                Keys = new Keys[count];
+                Sessions = new string?[count];
+            }
+        }
+
+        public Span<byte> Records(int at, int size)
+        {
+            if (RecordBuffer.Length < at + size)
+            {
+                Array.Resize(ref RecordBuffer, Math.Max(at + size, RecordBuffer.Length * 2));
+            }
+
+            return RecordBuffer.AsSpan(at);
+        }
     }
 
     /// <summary>True when an event with this id is in the log.</summary>
@@ -210,7 +251,6 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     /// </summary>
     public EventLog Add(StoredEvent e)
     {
-        ArgumentNullException.ThrowIfNull(e);
         if (Count > 0 && e.Ticks < LastTicks)
         {
             var list = new List<StoredEvent>(Count + 1);

@@ -273,8 +273,9 @@ public sealed record Profile
         return this with { CurrentSegment = winner, SegmentHistory = history };
     }
 
+    // Observed values and sources are low-cardinality: stored as shared instances.
     private Profile WithObserved(string name, string value, string source, DateTimeOffset at) =>
-        TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.FirstParty, source, at), Version, out var p) ? p : this;
+        TrySetAttribute(new ProfileAttribute(name, StringPool.Share(value), AttributeLayer.FirstParty, StringPool.Share(source), at), Version, out var p) ? p : this;
 
     /// <summary>This profile with exactly <paramref name="ordered"/> (in time order) as its events, aggregates replayed.</summary>
     internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion)

@@ -59,6 +59,8 @@ public sealed record ProfileAggregates
     /// <summary>Folds one event that is not earlier than any event folded so far.</summary>
     public ProfileAggregates Fold(StoredEvent e)
     {
+        // Campaign ids are kept: one shared instance each (events hold them by pool id, not as strings).
+        e = e with { CampaignId = StringPool.ShareOrNull(e.CampaignId) };
         var next = this with
         {
             Series = Series.Add(e.Type, e.Ticks, e.Value),
@@ -120,6 +122,7 @@ public sealed record ProfileAggregates
         for (var i = 0; i < events.Count; i++)
         {
             var e = events[i];
+            var campaign = StringPool.ShareOrNull(e.CampaignId);
             switch (e.Type)
             {
                 case EventTypes.Purchase:
@@ -141,14 +144,14 @@ public sealed record ProfileAggregates
                     cartUpdated = e.Ticks;
                     break;
                 case EventTypes.EmailSend when e.CampaignId is not null:
-                    (sends ??= ImmutableArray.CreateBuilder<EmailSend>()).Add(new EmailSend(e.Ticks, e.CampaignId));
+                    (sends ??= ImmutableArray.CreateBuilder<EmailSend>()).Add(new EmailSend(e.Ticks, campaign!));
                     break;
                 case EventTypes.EmailOpen when e.CampaignId is not null:
-                    (opened ??= []).Add(e.CampaignId);
+                    (opened ??= []).Add(campaign!);
                     break;
                 case EventTypes.EmailClick when e.CampaignId is not null:
                     (clicked ??= []).Add(e.CampaignId);
-                    (opened ??= []).Add(e.CampaignId);
+                    (opened ??= []).Add(campaign!);
                     break;
             }
         }

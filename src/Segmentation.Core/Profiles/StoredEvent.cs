@@ -5,8 +5,10 @@ namespace Segmentation.Core.Profiles;
 /// <summary>
 /// The part of an accepted event a profile keeps: enough to recompute every aggregate by replay
 /// (out-of-order delivery, identity merges) and nothing else (F8: unknown or useless fields are not stored).
+/// A value: profiles keep events in an <see cref="EventLog"/> (pooled strings by id, ids as UTF-8), and this
+/// is the form they are written and read in, so decoding a snapshot or a log allocates no object per event.
 /// </summary>
-public sealed record StoredEvent(
+public readonly record struct StoredEvent(
     string EventId,
     string Type,
     long Ticks,
@@ -20,29 +22,6 @@ public sealed record StoredEvent(
     string? CampaignId,
     string? Country)
 {
-    // Low-cardinality values share one instance across all profiles (StringPool); ids never do.
-
-    /// <summary>The event type.</summary>
-    public string Type { get; init; } = StringPool.Share(Type);
-
-    /// <summary>Where the event came from.</summary>
-    public string Source { get; init; } = StringPool.Share(Source);
-
-    /// <summary>The page type.</summary>
-    public string PageType { get; init; } = StringPool.Share(PageType);
-
-    /// <summary>Category, if any.</summary>
-    public string? Category { get; init; } = StringPool.ShareOrNull(Category);
-
-    /// <summary>Product id, if any.</summary>
-    public string? ProductId { get; init; } = StringPool.ShareOrNull(ProductId);
-
-    /// <summary>Campaign id, if any.</summary>
-    public string? CampaignId { get; init; } = StringPool.ShareOrNull(CampaignId);
-
-    /// <summary>Country, if any.</summary>
-    public string? Country { get; init; } = StringPool.ShareOrNull(Country);
-
     /// <summary>Builds the stored form of a validated event.</summary>
     public static StoredEvent From(BehaviourEvent e)
     {

@@ -440,6 +440,7 @@ public static class ProfileSnapshotFile
     {
         private readonly BinaryReader _reader = new(new MemoryStream(data, writable: false));
         private string[] _symbols = [];
+        private StoredEvent[] _events = new StoredEvent[64];
 
         public void Dispose() => _reader.Dispose();
 
@@ -514,10 +515,16 @@ public static class ProfileSnapshotFile
                 attributes[i] = new ProfileAttribute(name, value, layer, source, updated);
             }
 
-            var events = ImmutableArray.CreateBuilder<StoredEvent>(r.Read7BitEncodedInt());
-            for (var i = 0; i < events.Capacity; i++)
+            // Decoded into a buffer reused across the chunk's profiles: the log keeps them in its own form.
+            var eventCount = r.Read7BitEncodedInt();
+            if (_events.Length < eventCount)
             {
-                var e = new StoredEvent(
+                _events = new StoredEvent[Math.Max(eventCount, _events.Length * 2)];
+            }
+
+            for (var i = 0; i < eventCount; i++)
+            {
+                _events[i] = new StoredEvent(
                     r.ReadString(),
                     Symbol()!,
                     r.ReadInt64(),
@@ -530,9 +537,9 @@ public static class ProfileSnapshotFile
                     Symbol(),
                     Symbol(),
                     Symbol());
-                events.Add(e);
             }
 
+            var events = new ArraySegment<StoredEvent>(_events, 0, eventCount);
             var historyCount = r.Read7BitEncodedInt();
             var history = new SegmentChange[historyCount];
             for (var i = 0; i < historyCount; i++)
