@@ -238,17 +238,28 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
+    // On the rule-evaluation path: fields read once into locals.
     private EventSeries At(int g)
     {
-        var start = Start(g);
-        return new(_dataArray!, TimesAt + start, Start(g + 1) - start, HasValues ? TimesAt + Total + start + g : -1);
+        var data = _dataArray!;
+        var times = _typeArray!.Length + 1;
+        var start = (int)data[g];
+        var total = (int)data[times - 1];
+        return new(data, times + start, (int)data[g + 1] - start, data.Length > times + total ? times + total + start + g : -1);
     }
 
     private int IndexOf(string type)
     {
-        for (var i = 0; i < TypeNames.Length; i++)
+        var names = _typeArray;
+        if (names is null)
         {
-            if (ReferenceEquals(TypeNames[i], type) || string.Equals(TypeNames[i], type, StringComparison.Ordinal))
+            return -1;
+        }
+
+        for (var i = 0; i < names.Length; i++)
+        {
+            var name = names[i];
+            if (ReferenceEquals(name, type) || string.Equals(name, type, StringComparison.Ordinal))
             {
                 return i;
             }
