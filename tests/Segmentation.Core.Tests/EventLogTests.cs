@@ -113,3 +113,32 @@ public sealed class EventLogTests
         Assert.True(log.Add(Event(b, 3)).Contains(b));
     }
 }
+
+/// <summary>The encoded segment history gives back exactly the changes it was given.</summary>
+public sealed class SegmentHistoryTests
+{
+    [Fact]
+    public void Round_trips_changes_and_keeps_the_latest()
+    {
+        var longId = new string('s', 80); // too long for the string pool
+        var at = new DateTimeOffset(2026, 11, 29, 23, 59, 59, TimeSpan.FromHours(-5)).AddTicks(1234);
+        SegmentChange[] changes =
+        [
+            new(null, "everyone", at, "event:e-1"),
+            new("everyone", longId, at.AddDays(1).ToOffset(TimeSpan.FromMinutes(330)), "traits:crm ü 🙂"),
+            new(longId, "vip", at.AddDays(2).ToOffset(TimeSpan.Zero), "catalog:v12"),
+        ];
+
+        var history = SegmentHistory.Of(changes);
+
+        Assert.Equal(changes, history.ToArray());
+        Assert.Equal(3, history.Count);
+        Assert.Equal(changes[1], history[1]);
+        Assert.Equal(TimeSpan.FromMinutes(330), history[1].At.Offset);
+        Assert.Empty(SegmentHistory.Empty);
+        Assert.Empty(default(SegmentHistory));
+
+        var added = history.Add(new SegmentChange("vip", "churned", at.AddDays(3), "time"), keep: 3);
+        Assert.Equal([.. changes.Skip(1), new SegmentChange("vip", "churned", at.AddDays(3), "time")], added.ToArray());
+    }
+}

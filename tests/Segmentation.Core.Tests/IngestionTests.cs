@@ -144,7 +144,7 @@ public class IngestionTests
 
         var history = w.Store.Get("u1")!.SegmentHistory;
 
-        Assert.Equal(2, history.Length);
+        Assert.Equal(2, history.Count);
         Assert.Equal((null, "everyone", "event:v1"), (history[0].From, history[0].To, history[0].Cause));
         Assert.Equal(("everyone", "buyer", "event:b1"), (history[1].From, history[1].To, history[1].Cause));
         Assert.Equal("buyer", w.Store.Get("u1")!.CurrentSegment);

@@ -2,8 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections;
 using System.Runtime.InteropServices;
-using System.Text;
-using System.Text.Unicode;
 
 namespace Segmentation.Core.Profiles;
 
@@ -480,97 +478,6 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
                 LiteralCode => Literal.Read(_data, ref _at).ToString(),
                 _ => StringPool.ValueOf((int)code - 2),
             };
-        }
-    }
-
-    /// <summary>
-    /// A string in the byte array: a varint header (byte length × 2, plus 1 when the bytes are UTF-16
-    /// because the string is not valid Unicode, so it round-trips exactly), then the bytes.
-    /// </summary>
-    private readonly ref struct Literal(ReadOnlySpan<byte> bytes, bool utf16)
-    {
-        private readonly ReadOnlySpan<byte> _bytes = bytes;
-        private readonly bool _utf16 = utf16;
-
-        public static int MaxSize(string value) => 5 + (value.Length * 3);
-
-        public static int Write(Span<byte> span, string value)
-        {
-            var body = span[5..];
-            if (Utf8.FromUtf16(value, body, out _, out var written, replaceInvalidSequences: false) == OperationStatus.Done)
-            {
-                var header = Varint.Write(span, (uint)written << 1);
-                body[..written].CopyTo(span[header..]);
-                return header + written;
-            }
-
-            var raw = MemoryMarshal.AsBytes(value.AsSpan());
-            var n = Varint.Write(span, ((uint)raw.Length << 1) | 1);
-            raw.CopyTo(span[n..]);
-            return n + raw.Length;
-        }
-
-        public static Literal Read(ReadOnlySpan<byte> data, scoped ref int at)
-        {
-            var header = Varint.Read(data, ref at);
-            var length = (int)(header >> 1);
-            var literal = new Literal(data.Slice(at, length), (header & 1) != 0);
-            at += length;
-            return literal;
-        }
-
-        public static Literal At(ReadOnlySpan<byte> data, int at) => Read(data, ref at);
-
-        public static bool EqualsString(Literal literal, string value)
-        {
-            if (literal._utf16)
-            {
-                return MemoryMarshal.Cast<byte, char>(literal._bytes).SequenceEqual(value);
-            }
-
-            if (literal._bytes.Length < value.Length || literal._bytes.Length > value.Length * 3)
-            {
-                return false;
-            }
-
-            Span<char> chars = literal._bytes.Length <= 256 ? stackalloc char[literal._bytes.Length] : new char[literal._bytes.Length];
-            var n = Encoding.UTF8.GetChars(literal._bytes, chars);
-            return chars[..n].SequenceEqual(value);
-        }
-
-        public override string ToString() =>
-            _utf16 ? new string(MemoryMarshal.Cast<byte, char>(_bytes)) : Encoding.UTF8.GetString(_bytes);
-    }
-
-    private static class Varint
-    {
-        public static int Write(Span<byte> span, uint value)
-        {
-            var n = 0;
-            while (value >= 0x80)
-            {
-                span[n++] = (byte)(value | 0x80);
-                value >>= 7;
-            }
-
-            span[n++] = (byte)value;
-            return n;
-        }
-
-        public static uint Read(ReadOnlySpan<byte> data, ref int at)
-        {
-            uint value = 0;
-            var shift = 0;
-            byte b;
-            do
-            {
-                b = data[at++];
-                value |= (uint)(b & 0x7F) << shift;
-                shift += 7;
-            }
-            while ((b & 0x80) != 0);
-
-            return value;
         }
     }
 }

@@ -42,7 +42,7 @@ public sealed record Profile
     public string? CurrentSegment { get; init; }
 
     /// <summary>Recent changes of the winning segment, oldest first.</summary>
-    public ImmutableArray<SegmentChange> SegmentHistory { get; init; } = [];
+    public SegmentHistory SegmentHistory { get; init; } = SegmentHistory.Empty;
 
     /// <summary>
     /// The consent audit trail (F9): every grant and withdrawal recorded, in time order (ties in arrival
@@ -223,7 +223,7 @@ public sealed record Profile
 
         var merged = WithEvents([.. events.OrderBy(e => e.Ticks)], newVersion) with // stable: ties keep arrival order
         {
-            SegmentHistory = [.. SegmentHistory.AddRange(other.SegmentHistory).OrderBy(c => c.At)], // stable: ties keep this profile's first
+            SegmentHistory = SegmentHistory.Of(SegmentHistory.Concat(other.SegmentHistory).OrderBy(c => c.At).TakeLast(MaxSegmentHistory)), // stable: ties keep this profile's first
         };
 
         foreach (var consent in other.ConsentTrail)
@@ -264,12 +264,7 @@ public sealed record Profile
             return this;
         }
 
-        var history = SegmentHistory.Add(new SegmentChange(CurrentSegment, winner, at, cause));
-        if (history.Length > MaxSegmentHistory)
-        {
-            history = history.RemoveRange(0, history.Length - MaxSegmentHistory);
-        }
-
+        var history = SegmentHistory.Add(new SegmentChange(CurrentSegment, winner, at, cause), MaxSegmentHistory);
         return this with { CurrentSegment = winner, SegmentHistory = history };
     }
 

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
-using System.Runtime.InteropServices;
 using System.Globalization;
 using System.IO.Hashing;
 using Segmentation.Core.Privacy;
@@ -337,7 +336,7 @@ public static class ProfileSnapshotFile
                 Symbol(e.Country);
             }
 
-            w.Write7BitEncodedInt(p.SegmentHistory.Length);
+            w.Write7BitEncodedInt(p.SegmentHistory.Count);
             foreach (var change in p.SegmentHistory)
             {
                 Symbol(change.From);
@@ -562,7 +561,7 @@ public static class ProfileSnapshotFile
                 Events = log,
                 Aggregates = ProfileAggregates.Replay(events),
                 CurrentSegment = current,
-                SegmentHistory = ImmutableCollectionsMarshal.AsImmutableArray(history),
+                SegmentHistory = SegmentHistory.Of(history),
                 ConsentTrail = consents?.ToImmutable() ?? [],
             };
             return new SnapshotEntry(profile, links);

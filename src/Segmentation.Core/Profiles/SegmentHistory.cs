@@ -1,0 +1,143 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections;
+
+namespace Segmentation.Core.Profiles;
+
+/// <summary>
+/// A profile's recent changes of winning segment, oldest first, encoded in one byte array: segment ids as
+/// pooled-string ids, the time as UTC ticks and an offset, the cause as UTF-8. A profile holds one small
+/// array instead of an array of records and a cause string per change; reading decodes (changes are read by
+/// GetProfile, export and snapshots, not by decisions). A value wrapping that array; immutable.
+/// </summary>
+public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
+{
+    private const uint NullCode = 0;     // segment ids: 0 null, 1 literal follows, else pool id + 2
+    private const uint LiteralCode = 1;
+
+    private readonly byte[]? _data;      // [count][changes]; null in default(SegmentHistory): empty
+
+    private SegmentHistory(byte[] data) => _data = data;
+
+    /// <summary>No changes.</summary>
+    public static SegmentHistory Empty => default;
+
+    /// <inheritdoc />
+    public int Count
+    {
+        get
+        {
+            if (_data is null)
+            {
+                return 0;
+            }
+
+            var at = 0;
+            return (int)Varint.Read(_data, ref at);
+        }
+    }
+
+    /// <summary>The change at <paramref name="index"/>, decoded from the start (O(index)).</summary>
+    public SegmentChange this[int index] => this.ElementAt(index);
+
+    /// <summary>The changes <paramref name="changes"/>, in the order given.</summary>
+    public static SegmentHistory Of(IEnumerable<SegmentChange> changes)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        var list = changes as IReadOnlyList<SegmentChange> ?? [.. changes];
+        if (list.Count == 0)
+        {
+            return Empty;
+        }
+
+        var writer = new ArrayBufferWriter<byte>(16 + (list.Count * 32));
+        writer.Advance(Varint.Write(writer.GetSpan(5), (uint)list.Count));
+        foreach (var change in list)
+        {
+            var span = writer.GetSpan(MaxSize(change));
+            var at = WriteCode(span, change.From);
+            at += WriteCode(span[at..], change.To);
+            BinaryPrimitives.WriteInt64LittleEndian(span[at..], change.At.UtcTicks);
+            at += 8;
+            var offset = (int)change.At.TotalOffsetMinutes;
+            at += Varint.Write(span[at..], (uint)((offset << 1) ^ (offset >> 31)));
+            at += Literal.Write(span[at..], change.Cause);
+            writer.Advance(at);
+        }
+
+        return new SegmentHistory(writer.WrittenSpan.ToArray());
+    }
+
+    /// <summary>This history with <paramref name="change"/> appended, keeping the latest <paramref name="keep"/> changes.</summary>
+    public SegmentHistory Add(SegmentChange change, int keep)
+    {
+        var all = new List<SegmentChange>(Count + 1);
+        all.AddRange(this);
+        all.Add(change);
+        return Of(all.Count > keep ? all.GetRange(all.Count - keep, keep) : all);
+    }
+
+    /// <inheritdoc />
+    public IEnumerator<SegmentChange> GetEnumerator()
+    {
+        if (_data is null)
+        {
+            yield break;
+        }
+
+        var at = 0;
+        var count = (int)Varint.Read(_data, ref at);
+        for (var i = 0; i < count; i++)
+        {
+            yield return Read(_data, ref at);
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private static SegmentChange Read(byte[] data, ref int at)
+    {
+        var from = ReadCode(data, ref at);
+        var to = ReadCode(data, ref at)!;
+        var ticks = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(at));
+        at += 8;
+        var zigzag = Varint.Read(data, ref at);
+        var offset = (int)(zigzag >> 1) ^ -(int)(zigzag & 1);
+        var when = new DateTimeOffset(ticks, TimeSpan.Zero).ToOffset(TimeSpan.FromMinutes(offset));
+        var cause = Literal.Read(data, ref at).ToString();
+        return new SegmentChange(from, to, when, cause);
+    }
+
+    private static int MaxSize(SegmentChange change) =>
+        CodeSize(change.From) + CodeSize(change.To) + 8 + 5 + Literal.MaxSize(change.Cause);
+
+    private static int CodeSize(string? value) => value is null ? 1 : 5 + Literal.MaxSize(value);
+
+    private static int WriteCode(Span<byte> span, string? value)
+    {
+        if (value is null)
+        {
+            return Varint.Write(span, NullCode);
+        }
+
+        var id = StringPool.IdOf(value);
+        if (id >= 0)
+        {
+            return Varint.Write(span, (uint)id + 2);
+        }
+
+        var n = Varint.Write(span, LiteralCode);
+        return n + Literal.Write(span[n..], value);
+    }
+
+    private static string? ReadCode(byte[] data, ref int at)
+    {
+        var code = Varint.Read(data, ref at);
+        return code switch
+        {
+            NullCode => null,
+            LiteralCode => Literal.Read(data, ref at).ToString(),
+            _ => StringPool.ValueOf((int)code - 2),
+        };
+    }
+}
