@@ -67,6 +67,17 @@ public sealed class EventLogTests
     }
 
     [Fact]
+    public void The_default_log_is_empty_and_takes_events()
+    {
+        var log = default(EventLog).Add(Event("a", 1, session: "s")).Add(Event("b", 2, session: "s"));
+
+        Assert.Empty(default(EventLog));
+        Assert.False(default(EventLog).Contains("a"));
+        Assert.Equal(["a", "b"], log.Select(e => e.EventId));
+        Assert.Equal(1, log.Sessions);
+    }
+
+    [Fact]
     public void Of_orders_events_by_time_keeping_arrival_order_for_ties()
     {
         var log = EventLog.Of([Event("b", 5), Event("a", 1), Event("c", 5)]);

@@ -8,7 +8,8 @@ namespace Segmentation.Core.Profiles;
 /// <summary>
 /// A profile's accepted events in time order (ties in arrival order), immutable, stored in two arrays
 /// rather than one object per event: a million profiles then hold two arrays each instead of dozens of
-/// small objects, which is what keeps memory per profile and restore time down.
+/// small objects, which is what keeps memory per profile and restore time down. A value wrapping those
+/// arrays (no object of its own).
 /// <list type="bullet">
 /// <item>times, one <c>long</c> per event (also the profile's all-events series);</item>
 /// <item>one byte array with three sections: a 32-bit hash of each event id (de-duplicating a retry
@@ -20,10 +21,10 @@ namespace Segmentation.Core.Profiles;
 /// Enumerating materializes <see cref="StoredEvent"/>s in order (replay, snapshots, export); the indexer
 /// decodes from the start, so prefer enumeration or the column accessors.
 /// </summary>
-public sealed class EventLog : IReadOnlyList<StoredEvent>
+public readonly struct EventLog : IReadOnlyList<StoredEvent>
 {
     /// <summary>No events.</summary>
-    public static readonly EventLog Empty = new([], [], null, -1, 0);
+    public static EventLog Empty => default;
 
     private const byte HasValue = 1;      // an 8-byte value follows the pooled codes
     private const byte HasQuantity = 2;   // a quantity other than 1 follows (zig-zag varint)
@@ -35,37 +36,41 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     private const int HashSize = sizeof(uint);
     private const int KeysSize = 4 * sizeof(int);
 
-    private readonly long[] _ticks;
-    private readonly byte[] _data;        // id hashes (Count × 4 bytes), then keys (Count × 16), then the encoded records
+    private readonly long[]? _times;      // null in default(EventLog): empty
+    private readonly byte[]? _bytes;      // id hashes (Count × 4 bytes), then keys (Count × 16), then the encoded records
     private readonly string[]? _extra;    // key values the pool did not take (code -2 - index)
-    private readonly int _lastSessionAt;  // offset in the records of the session literal the last event uses, -1 when empty
+    private readonly int _lastSessionAt;  // offset in the records of the session literal the last event uses (when Count > 0)
     private readonly int _sessions;
 
     private EventLog(long[] ticks, byte[] data, string[]? extra, int lastSessionAt, int sessions)
     {
-        _ticks = ticks;
-        _data = data;
+        _times = ticks;
+        _bytes = data;
         _extra = extra;
         _lastSessionAt = lastSessionAt;
         _sessions = sessions;
     }
 
-    private ReadOnlySpan<uint> IdHashes => MemoryMarshal.Cast<byte, uint>(_data.AsSpan(0, Count * HashSize));
+    private long[] Times => _times ?? [];
 
-    private ReadOnlySpan<Keys> KeyRows => MemoryMarshal.Cast<byte, Keys>(_data.AsSpan(Count * HashSize, Count * KeysSize));
+    private byte[] Data => _bytes ?? [];
+
+    private ReadOnlySpan<uint> IdHashes => MemoryMarshal.Cast<byte, uint>(Data.AsSpan(0, Count * HashSize));
+
+    private ReadOnlySpan<Keys> KeyRows => MemoryMarshal.Cast<byte, Keys>(Data.AsSpan(Count * HashSize, Count * KeysSize));
 
     private int RecordsAt => Count * (HashSize + KeysSize);
 
-    private ReadOnlySpan<byte> Records => _data.AsSpan(RecordsAt);
+    private ReadOnlySpan<byte> Records => Data.AsSpan(RecordsAt);
 
     /// <summary>Number of events.</summary>
-    public int Count => _ticks.Length;
+    public int Count => Times.Length;
 
     /// <summary>Number of distinct session ids.</summary>
     public int Sessions => _sessions;
 
     /// <summary>Time (UTC ticks) of the latest event, or <see cref="long.MinValue"/> when empty.</summary>
-    public long LastTicks => _ticks.Length == 0 ? long.MinValue : _ticks[^1];
+    public long LastTicks => Times.Length == 0 ? long.MinValue : Times[^1];
 
     /// <summary>The event at <paramref name="index"/>, decoded from the start of the log (O(index)).</summary>
     public StoredEvent this[int index]
@@ -88,7 +93,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     }
 
     /// <summary>Time (UTC ticks) of event <paramref name="index"/>.</summary>
-    public long TicksAt(int index) => _ticks[index];
+    public long TicksAt(int index) => Times[index];
 
     /// <summary>Type of event <paramref name="index"/>.</summary>
     public string TypeAt(int index) => Key(KeyRows[index].Type)!;
@@ -107,7 +112,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
         (uint)System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
 
     /// <summary>The events' times as an all-events series (the array is shared, not copied).</summary>
-    internal EventSeries AsSeries() => EventSeries.FromOrderedTicks(_ticks);
+    internal EventSeries AsSeries() => EventSeries.FromOrderedTicks(Times);
 
     /// <summary>Builds a log of <paramref name="events"/>; they are ordered by time first (stable) when they are not.</summary>
     public static EventLog Of(IReadOnlyList<StoredEvent> events)
@@ -258,7 +263,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
         }
 
         var records = Records;
-        var same = _lastSessionAt >= 0 && Literal.EqualsString(Literal.At(records, _lastSessionAt), e.SessionId);
+        var same = Count > 0 && _lastSessionAt >= 0 && Literal.EqualsString(Literal.At(records, _lastSessionAt), e.SessionId);
         var max = MaxSize(e);
         var scratch = ArrayPool<byte>.Shared.Rent(max);
         try
@@ -272,14 +277,14 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
             var n = Count;
             var data = new byte[((n + 1) * (HashSize + KeysSize)) + records.Length + written];
             var at = 0;
-            _data.AsSpan(0, n * HashSize).CopyTo(data);
+            Data.AsSpan(0, n * HashSize).CopyTo(data);
             MemoryMarshal.Write(data.AsSpan(at += n * HashSize), in hash);
-            _data.AsSpan(n * HashSize, n * KeysSize).CopyTo(data.AsSpan(at += HashSize));
+            Data.AsSpan(n * HashSize, n * KeysSize).CopyTo(data.AsSpan(at += HashSize));
             MemoryMarshal.Write(data.AsSpan(at += n * KeysSize), in keys);
             records.CopyTo(data.AsSpan(at += KeysSize));
             scratch.AsSpan(0, written).CopyTo(data.AsSpan(at + records.Length));
             return new EventLog(
-                [.. _ticks, e.Ticks],
+                [.. Times, e.Ticks],
                 data,
                 extra is null ? null : (extra.Count == _extra?.Length ? _extra : [.. extra]),
                 same ? _lastSessionAt : records.Length + sessionAt,
@@ -294,11 +299,11 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     /// <summary>The index a new event at <paramref name="ticks"/> takes: after every event not later than it.</summary>
     public int InsertionIndex(long ticks)
     {
-        int lo = 0, hi = _ticks.Length;
+        int lo = 0, hi = Times.Length;
         while (lo < hi)
         {
             var mid = (lo + hi) >>> 1;
-            if (_ticks[mid] <= ticks)
+            if (Times[mid] <= ticks)
             {
                 lo = mid + 1;
             }
@@ -338,7 +343,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
         return new StoredEvent(
                 id.ToString(),
                 Key(k.Type)!,
-                _ticks[i],
+                Times[i],
                 fields.Value,
                 fields.Quantity,
                 session,
@@ -438,7 +443,7 @@ public sealed class EventLog : IReadOnlyList<StoredEvent>
     /// <summary>Decodes the byte array one event at a time.</summary>
     private struct Reader(EventLog log)
     {
-        private readonly byte[] _data = log._data;
+        private readonly byte[] _data = log.Data;
         private int _at = log.RecordsAt;
 
         /// <summary>The next event's fields; returns its id literal.</summary>
