@@ -172,6 +172,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         MemoryMarshal.AsBytes(scratch.Keys.AsSpan(0, n)).CopyTo(data.AsSpan(n * HashSize));
         scratch.RecordBuffer.AsSpan(0, recordBytes).CopyTo(data.AsSpan(n * (HashSize + KeysSize)));
         Array.Clear(scratch.Sessions, 0, sessions);
+        Array.Clear(scratch.RecordBuffer, 0, recordBytes); // ids are personal data: no copies left behind
         return new EventLog(ticks, data, extra?.ToArray(), lastSessionAt, sessions);
     }
 
@@ -292,7 +293,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(scratch);
+            ArrayPool<byte>.Shared.Return(scratch, clearArray: true); // ids are personal data: no copies left in the pool
         }
     }
 
