@@ -35,8 +35,6 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     private bool HasValues => _dataArray is not null && _dataArray.Length > TimesAt + Total;
 
-    private int Start(int g) => (int)_dataArray![g];
-
     /// <inheritdoc />
     public int Count => TypeNames.Length;
 
