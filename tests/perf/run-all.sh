@@ -23,9 +23,9 @@ out=${PERF_OUT:-$root/BenchmarkDotNet.Artifacts/perf}
 mkdir -p "$out"
 
 if ((smoke)); then
-  duration=1; warmup=0.5; warmup_pass=0.5; h2_duration=1; bdn_job=(--job dry); scale=(--profiles 2000 --decides 1000)
+  duration=1; warmup=0.5; warmup_pass=0.5; h2_duration=1; bdn_job=(--job dry); scale=(--profiles 2000 --decides 1000 --breakdown 12)
 else
-  duration=10; warmup=2; warmup_pass=3; h2_duration=10; bdn_job=(--job short); scale=(--profiles 100000 --decides 100000)
+  duration=10; warmup=2; warmup_pass=3; h2_duration=10; bdn_job=(--job short); scale=(--profiles 100000 --decides 100000 --breakdown 16)
 fi
 
 echo "== build (Release)"
