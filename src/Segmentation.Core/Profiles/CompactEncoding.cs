@@ -68,6 +68,16 @@ internal readonly ref struct Literal(ReadOnlySpan<byte> bytes, bool utf16)
 
 internal static class Varint
 {
+    /// <summary>Writes a signed value zig-zag encoded (small magnitudes, either sign, take one byte).</summary>
+    public static int WriteSigned(Span<byte> span, int value) => Write(span, (uint)((value << 1) ^ (value >> 31)));
+
+    /// <summary>Reads a value <see cref="WriteSigned"/> wrote.</summary>
+    public static int ReadSigned(ReadOnlySpan<byte> data, ref int at)
+    {
+        var zigzag = Read(data, ref at);
+        return (int)(zigzag >> 1) ^ -(int)(zigzag & 1);
+    }
+
     public static int Write(Span<byte> span, uint value)
     {
         var n = 0;
@@ -95,5 +105,46 @@ internal static class Varint
         while ((b & 0x80) != 0);
 
         return value;
+    }
+}
+
+/// <summary>
+/// A low-cardinality string (source, country, segment id...) in a byte array: a varint code, 0 for null,
+/// 1 when the string follows as a <see cref="Literal"/> (the pool did not take it), else its
+/// <see cref="StringPool"/> id + 2.
+/// </summary>
+internal static class PooledString
+{
+    private const uint NullCode = 0;
+    private const uint LiteralCode = 1;
+
+    public static int MaxSize(string? value) => value is null ? 1 : 5 + Literal.MaxSize(value);
+
+    public static int Write(Span<byte> span, string? value)
+    {
+        if (value is null)
+        {
+            return Varint.Write(span, NullCode);
+        }
+
+        var id = StringPool.IdOf(value);
+        if (id >= 0)
+        {
+            return Varint.Write(span, (uint)id + 2);
+        }
+
+        var n = Varint.Write(span, LiteralCode);
+        return n + Literal.Write(span[n..], value);
+    }
+
+    public static string? Read(ReadOnlySpan<byte> data, ref int at)
+    {
+        var code = Varint.Read(data, ref at);
+        return code switch
+        {
+            NullCode => null,
+            LiteralCode => Literal.Read(data, ref at).ToString(),
+            _ => StringPool.ValueOf((int)code - 2),
+        };
     }
 }

@@ -27,11 +27,9 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     public static EventLog Empty => default;
 
     private const byte HasValue = 1;      // an 8-byte value follows the pooled codes
-    private const byte HasQuantity = 2;   // a quantity other than 1 follows (zig-zag varint)
+    private const byte HasQuantity = 2;   // a quantity other than 1 follows (signed varint)
     private const byte SameSession = 4;   // the session id is the previous event's; no literal
 
-    private const int NullCode = 0;       // codes of pooled strings in the byte array: 0 null, 1 literal follows, else id + 2
-    private const int LiteralCode = 1;
 
     private const int HashSize = sizeof(uint);
     private const int KeysSize = 4 * sizeof(int);
@@ -385,9 +383,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     }
 
     private static int MaxSize(StoredEvent e) =>
-        1 + 8 + 5 + MaxCodeSize(e.Source) + MaxCodeSize(e.CampaignId) + MaxCodeSize(e.Country) + Literal.MaxSize(e.EventId) + Literal.MaxSize(e.SessionId);
+        1 + 8 + 5 + PooledString.MaxSize(e.Source) + PooledString.MaxSize(e.CampaignId) + PooledString.MaxSize(e.Country) + Literal.MaxSize(e.EventId) + Literal.MaxSize(e.SessionId);
 
-    private static int MaxCodeSize(string? value) => value is null ? 1 : 5 + Literal.MaxSize(value);
 
     /// <summary>Encodes the byte-array part of one event; <paramref name="sessionAt"/> is where its session literal starts (when written).</summary>
     private static int Encode(StoredEvent e, bool sameSession, Span<byte> span, out int sessionAt)
@@ -395,9 +392,9 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         var flags = (byte)((e.Value != 0 ? HasValue : 0) | (e.Quantity != 1 ? HasQuantity : 0) | (sameSession ? SameSession : 0));
         span[0] = flags;
         var at = 1;
-        at += WriteCode(span[at..], e.Source);
-        at += WriteCode(span[at..], e.CampaignId);
-        at += WriteCode(span[at..], e.Country);
+        at += PooledString.Write(span[at..], e.Source);
+        at += PooledString.Write(span[at..], e.CampaignId);
+        at += PooledString.Write(span[at..], e.Country);
         if ((flags & HasValue) != 0)
         {
             BinaryPrimitives.WriteDoubleLittleEndian(span[at..], e.Value);
@@ -406,7 +403,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
         if ((flags & HasQuantity) != 0)
         {
-            at += Varint.Write(span[at..], (uint)((e.Quantity << 1) ^ (e.Quantity >> 31)));
+            at += Varint.WriteSigned(span[at..], e.Quantity);
         }
 
         at += Literal.Write(span[at..], e.EventId);
@@ -417,23 +414,6 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         }
 
         return at;
-    }
-
-    private static int WriteCode(Span<byte> span, string? value)
-    {
-        if (value is null)
-        {
-            return Varint.Write(span, NullCode);
-        }
-
-        var id = StringPool.IdOf(value);
-        if (id >= 0)
-        {
-            return Varint.Write(span, (uint)id + 2);
-        }
-
-        var n = Varint.Write(span, LiteralCode);
-        return n + Literal.Write(span[n..], value);
     }
 
     private readonly record struct Keys(int Type, int PageType, int Category, int ProductId);
@@ -451,9 +431,9 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         public Literal Next(out Fields fields, out Literal session, out bool sameSession)
         {
             var flags = _data[_at++];
-            var source = Code();
-            var campaign = Code();
-            var country = Code();
+            var source = PooledString.Read(_data, ref _at);
+            var campaign = PooledString.Read(_data, ref _at);
+            var country = PooledString.Read(_data, ref _at);
             var value = 0d;
             if ((flags & HasValue) != 0)
             {
@@ -464,8 +444,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             var quantity = 1;
             if ((flags & HasQuantity) != 0)
             {
-                var zigzag = Varint.Read(_data, ref _at);
-                quantity = (int)(zigzag >> 1) ^ -(int)(zigzag & 1);
+                quantity = Varint.ReadSigned(_data, ref _at);
             }
 
             fields = new Fields(source, campaign, country, value, quantity);
@@ -473,17 +452,6 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             sameSession = (flags & SameSession) != 0;
             session = sameSession ? default : Literal.Read(_data, ref _at);
             return id;
-        }
-
-        private string? Code()
-        {
-            var code = Varint.Read(_data, ref _at);
-            return code switch
-            {
-                NullCode => null,
-                LiteralCode => Literal.Read(_data, ref _at).ToString(),
-                _ => StringPool.ValueOf((int)code - 2),
-            };
         }
     }
 }

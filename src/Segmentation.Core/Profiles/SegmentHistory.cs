@@ -12,9 +12,6 @@ namespace Segmentation.Core.Profiles;
 /// </summary>
 public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
 {
-    private const uint NullCode = 0;     // segment ids: 0 null, 1 literal follows, else pool id + 2
-    private const uint LiteralCode = 1;
-
     private readonly byte[]? _data;      // [count][changes]; null in default(SegmentHistory): empty
 
     private SegmentHistory(byte[] data) => _data = data;
@@ -55,12 +52,12 @@ public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
         foreach (var change in list)
         {
             var span = writer.GetSpan(MaxSize(change));
-            var at = WriteCode(span, change.From);
-            at += WriteCode(span[at..], change.To);
+            var at = PooledString.Write(span, change.From);
+            at += PooledString.Write(span[at..], change.To);
             BinaryPrimitives.WriteInt64LittleEndian(span[at..], change.At.UtcTicks);
             at += 8;
             var offset = (int)change.At.TotalOffsetMinutes;
-            at += Varint.Write(span[at..], (uint)((offset << 1) ^ (offset >> 31)));
+            at += Varint.WriteSigned(span[at..], offset);
             at += Literal.Write(span[at..], change.Cause);
             writer.Advance(at);
         }
@@ -97,47 +94,16 @@ public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
 
     private static SegmentChange Read(byte[] data, ref int at)
     {
-        var from = ReadCode(data, ref at);
-        var to = ReadCode(data, ref at)!;
+        var from = PooledString.Read(data, ref at);
+        var to = PooledString.Read(data, ref at)!;
         var ticks = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(at));
         at += 8;
-        var zigzag = Varint.Read(data, ref at);
-        var offset = (int)(zigzag >> 1) ^ -(int)(zigzag & 1);
+        var offset = Varint.ReadSigned(data, ref at);
         var when = new DateTimeOffset(ticks, TimeSpan.Zero).ToOffset(TimeSpan.FromMinutes(offset));
         var cause = Literal.Read(data, ref at).ToString();
         return new SegmentChange(from, to, when, cause);
     }
 
     private static int MaxSize(SegmentChange change) =>
-        CodeSize(change.From) + CodeSize(change.To) + 8 + 5 + Literal.MaxSize(change.Cause);
-
-    private static int CodeSize(string? value) => value is null ? 1 : 5 + Literal.MaxSize(value);
-
-    private static int WriteCode(Span<byte> span, string? value)
-    {
-        if (value is null)
-        {
-            return Varint.Write(span, NullCode);
-        }
-
-        var id = StringPool.IdOf(value);
-        if (id >= 0)
-        {
-            return Varint.Write(span, (uint)id + 2);
-        }
-
-        var n = Varint.Write(span, LiteralCode);
-        return n + Literal.Write(span[n..], value);
-    }
-
-    private static string? ReadCode(byte[] data, ref int at)
-    {
-        var code = Varint.Read(data, ref at);
-        return code switch
-        {
-            NullCode => null,
-            LiteralCode => Literal.Read(data, ref at).ToString(),
-            _ => StringPool.ValueOf((int)code - 2),
-        };
-    }
+        PooledString.MaxSize(change.From) + PooledString.MaxSize(change.To) + 8 + 5 + Literal.MaxSize(change.Cause);
 }
