@@ -120,6 +120,24 @@ public class EventSeriesTests
 public class CompactCollectionTests
 {
     [Fact]
+    public void Equal_string_lists_share_one_array_until_the_pool_is_full()
+    {
+        var pool = new Profiles.StringArrayPool(capacity: 2);
+
+        var a = pool.Share(["page_view", new string("purchase".ToCharArray())]);
+        var b = pool.Share(new List<string> { "page_view", "purchase" });
+        var c = pool.Share(["purchase", "page_view"]);
+        var d = pool.Share(["search"]);
+
+        Assert.Same(a, b);
+        Assert.NotSame(a, c);
+        Assert.Equal(["purchase", "page_view"], c);
+        Assert.Same(Profiles.StringPool.Share("purchase"), a[1]);
+        Assert.NotSame(d, pool.Share(["search"])); // past capacity: equal, not shared
+        Assert.Empty(pool.Share([]));
+    }
+
+    [Fact]
     public void Attributes_keep_their_time_and_its_offset()
     {
         var at = new DateTimeOffset(2026, 3, 29, 1, 30, 15, 123, TimeSpan.FromHours(2)).AddTicks(4567);

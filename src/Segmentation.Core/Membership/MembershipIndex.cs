@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Membership;
@@ -224,32 +225,11 @@ public sealed class MembershipIndex
         }
     }
 
+    // Users fall into a limited number of segment combinations: one shared array each.
+    private static readonly StringArrayPool SegmentSets = new(capacity: 16_384);
+
     // A value in the dictionary's node (no object per user); the segment array is shared by every user in the same segments.
     private readonly record struct UserState(string[] Segments, long CatalogVersion, long ValidUntilTicks, long PopulationVersion);
-
-    /// <summary>One shared array per distinct list of segment ids (users fall into a limited number of combinations); bounded.</summary>
-    private static class SegmentSets
-    {
-        private const int Capacity = 16_384;
-        private static readonly ConcurrentDictionary<string, string[]> Sets = new(StringComparer.Ordinal);
-
-        public static string[] Share(IReadOnlyList<string> segments)
-        {
-            if (segments.Count == 0)
-            {
-                return [];
-            }
-
-            var key = string.Join('\n', segments);
-            if (Sets.TryGetValue(key, out var shared))
-            {
-                return shared;
-            }
-
-            var array = segments.ToArray();
-            return Sets.Count < Capacity ? Sets.GetOrAdd(key, array) : array;
-        }
-    }
 
     private sealed record Subscriber(Channel<MembershipChange> Channel, IReadOnlySet<string>? Segments);
 

@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Collections.Concurrent;
 
 namespace Segmentation.Core.Profiles;
 
@@ -18,6 +17,8 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     // [0, T]: group g's times are [start(g), start(g + 1)) counted from the times section;
     // [T + 1, T + 1 + N): the times; then, optionally, N + T prefix sums (double bits), group g's from start(g) + g.
+    private static readonly StringArrayPool TypeSets = new(capacity: 4096); // profiles repeat a few sets of types
+
     private readonly string[]? _typeArray;  // ordinal order; null in default(EventSeriesDictionary): empty
     private readonly long[]? _dataArray;
 
@@ -102,33 +103,6 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         return new EventSeriesDictionary(TypeSets.Share([.. types]), data);
     }
 
-    /// <summary>A map of <paramref name="types"/> to <paramref name="series"/> (same length, distinct types).</summary>
-    internal static EventSeriesDictionary Of(string[] types, EventSeries[] series)
-    {
-        if (types.Length == 0)
-        {
-            return Empty;
-        }
-
-        var order = Enumerable.Range(0, types.Length).OrderBy(i => types[i], StringComparer.Ordinal).ToArray();
-        var t = types.Length;
-        var n = series.Sum(x => x.Count);
-        var anyValue = series.Any(x => x.HasValues);
-        var data = new long[t + 1 + n + (anyValue ? n + t : 0)];
-        for (var g = 0; g < t; g++)
-        {
-            var one = series[order[g]];
-            data[g + 1] = data[g] + one.Count;
-            one.CopyTicks(data, t + 1 + (int)data[g]);
-            if (anyValue)
-            {
-                one.CopyPrefix(data, t + 1 + n + (int)data[g] + g);
-            }
-        }
-
-        return new EventSeriesDictionary(TypeSets.Share([.. order.Select(i => types[i])]), data);
-    }
-
     /// <inheritdoc />
     public bool TryGetValue(string key, out EventSeries value)
     {
@@ -139,25 +113,6 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     /// <inheritdoc />
     public bool ContainsKey(string key) => IndexOf(key) >= 0;
-
-    /// <summary>This map with <paramref name="type"/> set to <paramref name="series"/>.</summary>
-    public EventSeriesDictionary SetItem(string type, EventSeries series)
-    {
-        var types = new List<string>(TypeNames);
-        var all = Enumerable.Range(0, Count).Select(At).ToList();
-        var g = IndexOf(type);
-        if (g >= 0)
-        {
-            all[g] = series;
-        }
-        else
-        {
-            types.Add(type);
-            all.Add(series);
-        }
-
-        return Of([.. types], [.. all]);
-    }
 
     /// <summary>This map with an event of <paramref name="type"/> at <paramref name="ticks"/> worth <paramref name="value"/> added, after every event of its type not later than it.</summary>
     public EventSeriesDictionary Add(string type, long ticks, double value)
@@ -264,28 +219,5 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         }
 
         return -1;
-    }
-
-    /// <summary>One shared array per distinct set of type names (profiles have a few common sets); bounded.</summary>
-    private static class TypeSets
-    {
-        private const int Capacity = 4096;
-        private static readonly ConcurrentDictionary<string, string[]> Sets = new(StringComparer.Ordinal);
-
-        public static string[] Share(string[] types)
-        {
-            var key = string.Join('\0', types);
-            if (Sets.TryGetValue(key, out var shared))
-            {
-                return shared;
-            }
-
-            for (var i = 0; i < types.Length; i++)
-            {
-                types[i] = StringPool.Share(types[i]);
-            }
-
-            return Sets.Count < Capacity ? Sets.GetOrAdd(key, types) : types;
-        }
     }
 }
