@@ -120,6 +120,20 @@ public class EventSeriesTests
 public class CompactCollectionTests
 {
     [Fact]
+    public void Whole_number_values_share_boxes_and_other_values_are_kept_as_given()
+    {
+        static Profiles.ProfileAttribute Score(object value) =>
+            new("lead_score", value, Profiles.AttributeLayer.Derived, "svc", DateTimeOffset.UnixEpoch);
+
+        Assert.Same(Score(42d).Value, Score(42d).Value);
+        Assert.Same(Score(7d).Value, (Score(1d) with { Value = 7d }).Value);
+        Assert.NotSame(Score(1.5).Value, Score(1.5).Value);
+        Assert.True(double.IsNegative((double)Score(-0d).Value));
+        Assert.Equal(5000d, Score(5000d).Value);
+        Assert.Equal(Score(42d), Score(42d));
+    }
+
+    [Fact]
     public void Equal_string_lists_share_one_array_until_the_pool_is_full()
     {
         var pool = new Profiles.StringArrayPool(capacity: 2);

@@ -15,8 +15,25 @@ namespace Segmentation.Core.Profiles;
 /// <param name="UpdatedAt">When it was recorded.</param>
 public readonly record struct ProfileAttribute(string Name, object Value, AttributeLayer Layer, string Source, DateTimeOffset UpdatedAt)
 {
+    private const int SharedNumbers = 1024;
+
+    // Whole numbers 0-1023 (scores, counts, grades) as shared boxes: a stored number is an object, and a
+    // million profiles need not each box their own lead score, whether written, restored or replayed.
+    private static readonly object[] NumberBoxes = [.. Enumerable.Range(0, SharedNumbers).Select(i => (object)(double)i)];
+
+    private readonly object _value = Shared(Value);
     private readonly long _updatedTicks = UpdatedAt.UtcTicks;
     private readonly short _offsetMinutes = (short)UpdatedAt.TotalOffsetMinutes;
+
+    /// <summary>
+    /// The value: <see cref="string"/>, <see cref="double"/>, <see cref="bool"/>,
+    /// <see cref="DateTimeOffset"/> or <see cref="IReadOnlyList{T}"/> of string.
+    /// </summary>
+    public object Value
+    {
+        get => _value;
+        init => _value = Shared(value);
+    }
 
     /// <summary>When it was recorded.</summary>
     public DateTimeOffset UpdatedAt
@@ -28,4 +45,7 @@ public readonly record struct ProfileAttribute(string Name, object Value, Attrib
             _offsetMinutes = (short)value.TotalOffsetMinutes;
         }
     }
+
+    private static object Shared(object value) =>
+        value is double d && d >= 0 && d < SharedNumbers && d == Math.Floor(d) && !double.IsNegative(d) ? NumberBoxes[(int)d] : value;
 }

@@ -495,7 +495,7 @@ public sealed class ProfileIngestion(
         SetDerived(ref profile, "lifecycle_stage", DerivedScores.LifecycleStage(context), now);
         SetDerived(ref profile, "engagement_status", DerivedScores.Engagement(context), now);
         SetDerived(ref profile, "intent_level", DerivedScores.Intent(context), now);
-        SetDerived(ref profile, "lead_score", BoxedScore(lead), now);
+        SetDerived(ref profile, "lead_score", (double)lead, now);
         SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(lead, catalog.Scoring.Lead), now);
         SetDerived(ref profile, "rfm_segment", DerivedScores.RfmSegment(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)), now);
 
@@ -565,11 +565,6 @@ public sealed class ProfileIngestion(
 
             return p;
         });
-
-    // Scores 0-100 as shared boxed doubles: a stored number is an object, and a million profiles need not each box their own.
-    private static readonly object[] ScoreBoxes = [.. Enumerable.Range(0, 101).Select(i => (object)(double)i)];
-
-    private static object BoxedScore(int score) => score is >= 0 and <= 100 ? ScoreBoxes[score] : (double)score;
 
     // Stores a derived value in the derived layer (F1) when it changed; a declared or observed value of the same name is kept (F2).
     private static void SetDerived(ref Profile profile, string name, object? value, DateTimeOffset now)
