@@ -30,7 +30,6 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     private const byte HasQuantity = 2;   // a quantity other than 1 follows (signed varint)
     private const byte SameSession = 4;   // the session id is the previous event's; no literal
 
-
     private const int HashSize = sizeof(uint);
     private const int KeysSize = 4 * sizeof(int);
 
@@ -211,8 +210,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     {
         var hash = HashId(eventId);
         var hashes = IdHashes;
-        var index = hashes.IndexOf(hash);
-        if (index < 0)
+        if (!hashes.Contains(hash))
         {
             return false;
         }
@@ -249,7 +247,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
     /// <summary>
     /// The log with <paramref name="e"/> added after every event not later than it. Adding at the end (the
-    /// usual case) encodes only the new event; an earlier event rebuilds the log.
+    /// usual case) encodes only the new event (and, when its session differs from the previous event's,
+    /// scans the stored session ids to count it); an earlier event rebuilds the log.
     /// </summary>
     public EventLog Add(StoredEvent e)
     {
@@ -296,24 +295,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     }
 
     /// <summary>The index a new event at <paramref name="ticks"/> takes: after every event not later than it.</summary>
-    public int InsertionIndex(long ticks)
-    {
-        int lo = 0, hi = Times.Length;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            if (Times[mid] <= ticks)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
-        }
-
-        return lo;
-    }
+    public int InsertionIndex(long ticks) => AsSeries().InsertionIndex(ticks);
 
     /// <inheritdoc />
     public IEnumerator<StoredEvent> GetEnumerator()
@@ -340,18 +322,18 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
         var k = KeyRows[i];
         return new StoredEvent(
-                id.ToString(),
-                Key(k.Type)!,
-                Times[i],
-                fields.Value,
-                fields.Quantity,
-                session,
-                fields.Source!,
-                Key(k.PageType)!,
-                Key(k.Category),
-                Key(k.ProductId),
-                fields.Campaign,
-                fields.Country);
+            id.ToString(),
+            Key(k.Type)!,
+            Times[i],
+            fields.Value,
+            fields.Quantity,
+            session,
+            fields.Source!,
+            Key(k.PageType)!,
+            Key(k.Category),
+            Key(k.ProductId),
+            fields.Campaign,
+            fields.Country);
     }
 
     private string? Key(int code) => code switch
@@ -384,7 +366,6 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
     private static int MaxSize(StoredEvent e) =>
         1 + 8 + 5 + PooledString.MaxSize(e.Source) + PooledString.MaxSize(e.CampaignId) + PooledString.MaxSize(e.Country) + Literal.MaxSize(e.EventId) + Literal.MaxSize(e.SessionId);
-
 
     /// <summary>Encodes the byte-array part of one event; <paramref name="sessionAt"/> is where its session literal starts (when written).</summary>
     private static int Encode(StoredEvent e, bool sameSession, Span<byte> span, out int sessionAt)
