@@ -15,11 +15,12 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     /// <summary>The empty map.</summary>
     public static EventSeriesDictionary Empty => default;
 
-    // [0, T]: group g's times are [start(g), start(g + 1)) counted from the times section;
-    // [T + 1, T + 1 + N): the times; then, optionally, N + T prefix sums (double bits), group g's from start(g) + g.
     private static readonly StringArrayPool TypeSets = new(capacity: 4096); // profiles repeat a few sets of types
 
     private readonly string[]? _typeArray;  // ordinal order; null in default(EventSeriesDictionary): empty
+
+    // [0, T]: group g's times are [start(g), start(g + 1)) counted from the times section;
+    // [T + 1, T + 1 + N): the times; then, optionally, N + T prefix sums (double bits), group g's from start(g) + g.
     private readonly long[]? _dataArray;
 
     private EventSeriesDictionary(string[] types, long[] data)

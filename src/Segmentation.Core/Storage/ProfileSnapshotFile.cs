@@ -553,17 +553,13 @@ public static class ProfileSnapshotFile
                 consents!.Add(new ConsentRecord((ConsentPurpose)r.ReadByte(), r.ReadBoolean(), Symbol()!, Time(r)));
             }
 
-            var log = EventLog.Of(events);
             var profile = new Profile(userId)
             {
-                Version = version,
                 Attributes = AttributeDictionary.OfSorted(attributes),
-                Events = log,
-                Aggregates = ProfileAggregates.Replay(events),
                 CurrentSegment = current,
                 SegmentHistory = SegmentHistory.Of(history),
                 ConsentTrail = consents?.ToImmutable() ?? [],
-            };
+            }.WithEvents(events, version);
             return new SnapshotEntry(profile, links);
         }
 
