@@ -71,7 +71,7 @@ public sealed class MembershipIndex
     public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause, long populationVersion = 0, bool publish = true)
     {
         var previous = _users.TryGetValue(userId, out var state) ? state.Segments : [];
-        if (previous.AsSpan().SequenceEqual(segments is string[] array ? array : [.. segments]))
+        if (SameSegments(previous, segments))
         {
             _users[userId] = new UserState(previous, catalogVersion, validUntilTicks, populationVersion);
             return; // the common case: a write that moves the user in or out of nothing
@@ -223,6 +223,24 @@ public sealed class MembershipIndex
                 s.Channel.Writer.TryComplete(new ChannelClosedException("the subscriber fell too far behind"));
             }
         }
+    }
+
+    private static bool SameSegments(string[] previous, IReadOnlyList<string> segments)
+    {
+        if (previous.Length != segments.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < previous.Length; i++)
+        {
+            if (!string.Equals(previous[i], segments[i], StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     // Users fall into a limited number of segment combinations: one shared array each.
