@@ -18,12 +18,20 @@ using Segmentation.ScaleTest;
 //
 // Options: --profiles N (default 1,000,000), --decides N (default 100,000), --seed N (default 42),
 //          --threads N (ingest threads, default: processor count), --breakdown N (after ingestion, print
-//          the N object types that take the most memory per profile).
+//          the N object types that take the most memory per profile). The run restarts itself with
+//          --restore-from DIR to time a restore in a fresh process (internal).
 const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N] [--breakdown N]";
 int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount, breakdown = 0;
+string? restoreFrom = null;
 for (var i = 0; i < args.Length; i++)
 {
     var name = args[i];
+    if (name == "--restore-from" && i + 1 < args.Length)
+    {
+        restoreFrom = args[++i];
+        continue;
+    }
+
     if (i + 1 >= args.Length || !int.TryParse(args[++i].Replace("_", "", StringComparison.Ordinal), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < 1)
     {
         Console.Error.WriteLine($"{name} needs a positive integer");
@@ -43,6 +51,19 @@ for (var i = 0; i < args.Length; i++)
             Console.Error.WriteLine(Usage);
             return 2;
     }
+}
+
+if (restoreFrom is not null)
+{
+    // Child of a scale run: restore its snapshot in this fresh process and report.
+    var childClock = TimeProvider.System;
+    var childCatalogs = new CatalogProvider(childClock);
+    childCatalogs.Load(new EmbeddedCatalogSource());
+    var childKey = Convert.FromHexString(Environment.GetEnvironmentVariable("SCALETEST_PII_KEY") ?? throw new InvalidOperationException("SCALETEST_PII_KEY is not set"));
+    var result = Restore(restoreFrom, childCatalogs, Pii(childCatalogs, childKey), new RfmModelProvider(childClock), childClock, "restore in a fresh process (server restart)");
+    Console.WriteLine(result.Row);
+    Console.WriteLine(FormattableString.Invariant($"fingerprint {result.Fingerprint} {result.Customers}"));
+    return 0;
 }
 
 decides = Math.Min(decides, profiles);
@@ -188,12 +209,14 @@ Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 Console.WriteLine(FormattableString.Invariant(
     $"| {profiles:N0} | {events:N0} | {ingestSeconds:F1} | {events / ingestSeconds:N0} | {(heapAfter - heapBefore) / (double)profiles:N0} | {(wsAfter - wsBefore) / (double)profiles:N0} | {(wsCompacted - wsBefore) / (double)profiles:N0} | {rfmSeconds * 1000:F0} | {Us(missLatencies, 0.50):F1} | {Us(missLatencies, 0.99):F1} | {Us(hitLatencies, 0.50):F1} | {Us(hitLatencies, 0.99):F1} |"));
 
-// Durability: snapshot the store (as the server's compaction does), then restore it into a fresh
-// store the way the server starts: snapshot decoded on every core, then the memberships evaluated.
+// Durability: snapshot the store (as the server's compaction does), then restore it twice: in a fresh
+// process, as a server restart does (the number the restore target is about), and in this process
+// into a second store while the original population stays in memory (a harder case for the GC).
 var dataDir = Directory.CreateTempSubdirectory("seg-scale-").FullName;
 try
 {
-    var pii = new PiiProtector(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), name => catalogs.Current.Traits.TryGetValue(name, out var t) && t.Pii);
+    var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+    var pii = Pii(catalogs, key);
     using (var log = new FileChangeLog(dataDir, pii: pii))
     using (var compactor = new StoreCompactor(store, log, pii))
     {
@@ -204,41 +227,26 @@ try
             $"snapshot: {compactor.Last!.Profiles:N0} profiles written in {sw.Elapsed.TotalSeconds:F1} s, {compactor.Last.Bytes / 1048576.0:F0} MB ({compactor.Last.Bytes / (double)profiles:F0} B/profile)"));
     }
 
-    // The original population stays in memory meanwhile (a harder case for the GC than a fresh start).
-    var expected = ids.Take(1000).Select(id => store.Get(id)!).ToArray();
-    var restoredStore = new InMemoryProfileStore();
-    var restoredMemberships = new MembershipIndex();
-    var restoredIngestion = new ProfileIngestion(restoredStore, catalogs, rfm, restoredMemberships, clock);
-    using (var log = new FileChangeLog(dataDir, pii: pii))
-    using (var compactor = new StoreCompactor(restoredStore, log, pii))
+    var fingerprint = Fingerprint(store);
+    var fresh = RestoreInFreshProcess(dataDir, key);
+    if (fresh.Fingerprint != fingerprint)
     {
-        sw.Restart();
-        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
-        var kernelBefore = Process.GetCurrentProcess().PrivilegedProcessorTime;
-        var pauseBefore = GC.GetTotalPauseDuration();
-        var snapshot = compactor.Restore()!;
-        var replay = log.Recover(restoredIngestion.Replay, snapshot.Segment);
-        var restoreSeconds = sw.Elapsed.TotalSeconds;
-        var restoreCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds;
-        var restoreKernel = (Process.GetCurrentProcess().PrivilegedProcessorTime - kernelBefore).TotalSeconds;
-        var restorePause = (GC.GetTotalPauseDuration() - pauseBefore).TotalSeconds;
-        var restoredRfm = new RfmModelProvider(clock).Recompute(restoredStore);
-        var rfmRestoreSeconds = sw.Elapsed.TotalSeconds - restoreSeconds;
-        var evaluated = restoredIngestion.EvaluateNewMemberships();
-        var membershipSeconds = sw.Elapsed.TotalSeconds - restoreSeconds - rfmRestoreSeconds;
-        var same = expected.Count(p => restoredStore.Get(p.UserId) is { } r && r.Version == p.Version && r.TotalEvents == p.TotalEvents && r.Revenue.Equals(p.Revenue) && r.Attributes.Count == p.Attributes.Count);
-        Console.WriteLine(FormattableString.Invariant(
-            $"restore: {snapshot.Profiles:N0} profiles from the snapshot + {replay.Records:N0} log records in {restoreSeconds:F1} s wall, {restoreCpu:F1} s CPU ({restoreKernel:F1} s of it in the kernel), GC pauses {restorePause:F1} s (snapshot read {snapshot.Elapsed.TotalSeconds:F1} s on {Environment.ProcessorCount} cores); RFM {rfmRestoreSeconds:F1} s; memberships of {evaluated:N0} profiles {membershipSeconds:F1} s; serving-ready total {restoreSeconds + rfmRestoreSeconds:F1} s; {same}/{expected.Length} sampled profiles identical"));
-        Console.WriteLine(FormattableString.Invariant(
-            $"| restore profiles | snapshot MB | write s | restore s (store) | + RFM s | + memberships s |"));
-        Console.WriteLine("|---:|---:|---:|---:|---:|---:|");
-        Console.WriteLine(FormattableString.Invariant(
-            $"| {snapshot.Profiles:N0} | {snapshot.Bytes / 1048576.0:F0} | see above | {restoreSeconds:F1} | {rfmRestoreSeconds:F1} | {membershipSeconds:F1} |"));
-        if (same != expected.Length || restoredRfm.Customers != model.Customers)
-        {
-            Console.Error.WriteLine("restore mismatch");
-            return 1;
-        }
+        Console.Error.WriteLine($"restore mismatch in the fresh process: fingerprint {fresh.Fingerprint}, expected {fingerprint}");
+        return 1;
+    }
+
+    var expected = ids.Take(1000).Select(id => store.Get(id)!).ToArray();
+    var restored = Restore(dataDir, catalogs, pii, rfm, clock, "restore in this process, original population still in memory");
+    var same = expected.Count(p => restored.Store.Get(p.UserId) is { } r && r.Version == p.Version && r.TotalEvents == p.TotalEvents && r.Revenue.Equals(p.Revenue) && r.Attributes.Count == p.Attributes.Count);
+    Console.WriteLine(FormattableString.Invariant($"  {same}/{expected.Length} sampled profiles identical; fresh process: fingerprint matches the original store"));
+    Console.WriteLine("| restore | profiles | snapshot MB | restore s (store) | + RFM s | + memberships s |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+    Console.WriteLine(fresh.Row);
+    Console.WriteLine(restored.Row);
+    if (same != expected.Length || restored.Customers != model.Customers || fresh.Customers != model.Customers)
+    {
+        Console.Error.WriteLine("restore mismatch");
+        return 1;
     }
 }
 finally
@@ -283,3 +291,111 @@ static (long Heap, long WorkingSet) Memory(Process process)
 }
 
 static string Mb(long bytes) => FormattableString.Invariant($"{bytes / 1048576.0:N0} MiB");
+
+static PiiProtector Pii(CatalogProvider catalogs, byte[] key) =>
+    new(key, name => catalogs.Current.Traits.TryGetValue(name, out var t) && t.Pii);
+
+// Restores the snapshot in dataDir into a new store (snapshot, then the log after it), then RFM and
+// memberships as the server's start-up does, and reports the times.
+static RestoreResult Restore(string dataDir, CatalogProvider catalogs, PiiProtector pii, RfmModelProvider rfm, TimeProvider clock, string what)
+{
+    var store = new InMemoryProfileStore();
+    var ingestion = new ProfileIngestion(store, catalogs, rfm, new MembershipIndex(), clock);
+    using var log = new FileChangeLog(dataDir, pii: pii);
+    using var compactor = new StoreCompactor(store, log, pii);
+    var process = Process.GetCurrentProcess();
+    var sw = Stopwatch.StartNew();
+    var cpuBefore = process.TotalProcessorTime;
+    var kernelBefore = process.PrivilegedProcessorTime;
+    var pauseBefore = GC.GetTotalPauseDuration();
+    var gcsBefore = GC.CollectionCount(0);
+    var allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
+    var snapshot = compactor.Restore()!;
+    var replay = log.Recover(ingestion.Replay, snapshot.Segment);
+    var restoreSeconds = sw.Elapsed.TotalSeconds;
+    process.Refresh();
+    var cpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
+    var kernel = (process.PrivilegedProcessorTime - kernelBefore).TotalSeconds;
+    var pause = (GC.GetTotalPauseDuration() - pauseBefore).TotalSeconds;
+    var gcs = GC.CollectionCount(0) - gcsBefore;
+    var allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
+    var model = new RfmModelProvider(clock).Recompute(store);
+    var rfmSeconds = sw.Elapsed.TotalSeconds - restoreSeconds;
+    var evaluated = ingestion.EvaluateNewMemberships();
+    var membershipSeconds = sw.Elapsed.TotalSeconds - restoreSeconds - rfmSeconds;
+    Console.WriteLine(FormattableString.Invariant(
+        $"{what}: {snapshot.Profiles:N0} profiles from the snapshot + {replay.Records:N0} log records in {restoreSeconds:F1} s wall, {cpu:F1} s CPU ({kernel:F1} s of it in the kernel), {gcs} GCs pausing {pause:F1} s, {allocated / (double)Math.Max(1, snapshot.Profiles):N0} B allocated per profile (snapshot read {snapshot.Elapsed.TotalSeconds:F1} s on {Environment.ProcessorCount} cores); RFM {rfmSeconds:F1} s; memberships of {evaluated:N0} profiles {membershipSeconds:F1} s; serving-ready total {restoreSeconds + rfmSeconds:F1} s"));
+    var row = FormattableString.Invariant(
+        $"| {what} | {snapshot.Profiles:N0} | {snapshot.Bytes / 1048576.0:F0} | {restoreSeconds:F1} | {rfmSeconds:F1} | {membershipSeconds:F1} |");
+    return new RestoreResult(store, model.Customers, row, Fingerprint(store));
+}
+
+// Runs this program again with --restore-from, so the restore starts from an empty heap like a server restart.
+static RestoreResult RestoreInFreshProcess(string dataDir, byte[] key)
+{
+    var exe = Environment.ProcessPath!;
+    var start = new ProcessStartInfo(exe) { RedirectStandardOutput = true, UseShellExecute = false };
+    if (Path.GetFileNameWithoutExtension(exe) == "dotnet")
+    {
+        start.ArgumentList.Add(typeof(HistoryGenerator).Assembly.Location);
+    }
+
+    start.ArgumentList.Add("--restore-from");
+    start.ArgumentList.Add(dataDir);
+    start.Environment["SCALETEST_PII_KEY"] = Convert.ToHexString(key);
+    using var child = Process.Start(start)!;
+    string? row = null, fingerprint = null;
+    int customers = -1;
+    while (child.StandardOutput.ReadLine() is { } line)
+    {
+        if (line.StartsWith("fingerprint ", StringComparison.Ordinal))
+        {
+            var parts = line.Split(' ');
+            fingerprint = parts[1];
+            customers = int.Parse(parts[2], CultureInfo.InvariantCulture);
+        }
+        else if (line.StartsWith('|'))
+        {
+            row = line;
+        }
+        else
+        {
+            Console.WriteLine(line);
+        }
+    }
+
+    child.WaitForExit();
+    if (child.ExitCode != 0 || row is null || fingerprint is null)
+    {
+        throw new InvalidOperationException($"the fresh-process restore failed (exit code {child.ExitCode})");
+    }
+
+    return new RestoreResult(null!, customers, row, fingerprint);
+}
+
+// Order-independent digest of what a restore must reproduce: ids, versions, events, revenue, attributes.
+static string Fingerprint(InMemoryProfileStore store)
+{
+    ulong sum = 0;
+    long count = 0;
+    var hash = new System.IO.Hashing.XxHash64();
+    Span<byte> numbers = stackalloc byte[8 * 6];
+    foreach (var p in store.Snapshot())
+    {
+        hash.Reset();
+        hash.Append(System.Text.Encoding.UTF8.GetBytes(p.UserId + "\n" + p.CurrentSegment));
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(numbers, p.Version);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(numbers[8..], p.TotalEvents);
+        System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(numbers[16..], p.Revenue);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(numbers[24..], p.Attributes.Count);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(numbers[32..], p.SegmentHistory.Count);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(numbers[40..], p.Sessions);
+        hash.Append(numbers);
+        sum += hash.GetCurrentHashAsUInt64();
+        count++;
+    }
+
+    return FormattableString.Invariant($"{count}:{sum:x}");
+}
+
+internal sealed record RestoreResult(InMemoryProfileStore Store, int Customers, string Row, string Fingerprint);
