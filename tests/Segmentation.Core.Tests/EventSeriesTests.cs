@@ -152,6 +152,21 @@ public class CompactCollectionTests
     }
 
     [Fact]
+    public void Decoding_UTF8_returns_the_pooled_instance_of_a_known_value_and_a_new_string_otherwise()
+    {
+        var pooled = Profiles.StringPool.Share("add_to_cart");
+
+        Assert.Same(pooled, Profiles.StringPool.Decode("add_to_cart"u8));
+        var unknown = Profiles.StringPool.Decode("s-9f2c-not-pooled"u8);
+        Assert.Equal("s-9f2c-not-pooled", unknown);
+        Assert.Equal(-1, Profiles.StringPool.IdOf(new string('x', 65))); // decoding never adds: the pool stays as it was
+        Assert.Equal("caf\u00e9 \u00fcber", Profiles.StringPool.Decode("caf\u00e9 \u00fcber"u8));
+        Assert.Equal("a\uFFFDb", Profiles.StringPool.Decode([(byte)'a', 0xFF, (byte)'b'])); // invalid bytes replaced, as Encoding.UTF8 does
+        Assert.Equal(new string('y', 300), Profiles.StringPool.Decode(System.Text.Encoding.UTF8.GetBytes(new string('y', 300))));
+        Assert.Equal("", Profiles.StringPool.Decode([]));
+    }
+
+    [Fact]
     public void Attributes_keep_their_time_and_its_offset()
     {
         var at = new DateTimeOffset(2026, 3, 29, 1, 30, 15, 123, TimeSpan.FromHours(2)).AddTicks(4567);

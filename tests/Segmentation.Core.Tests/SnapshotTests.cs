@@ -241,6 +241,38 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public async Task A_chunk_whose_records_end_early_is_reported_as_damaged_even_with_a_valid_checksum()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            Write(first.World, 0, 200, users: 10);
+            await first.Compactor.CompactAsync();
+            first.Log.Dispose();
+        }
+
+        // Frames after the 8-byte magic: [u32 length][u32 CRC-32][payload]; the second is the first chunk.
+        // Cut that chunk's payload short and give it a matching checksum, as a buggy writer would.
+        var path = ProfileSnapshotFile.Find(_dir).Single().Path;
+        var bytes = File.ReadAllBytes(path);
+        var header = 8 + 8 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
+        var length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(header));
+        var cut = bytes.AsSpan(header + 8, length / 2).ToArray();
+        using var damaged = new MemoryStream();
+        damaged.Write(bytes.AsSpan(0, header));
+        damaged.Write(BitConverter.GetBytes((uint)cut.Length));
+        damaged.Write(BitConverter.GetBytes(System.IO.Hashing.Crc32.HashToUInt32(cut)));
+        damaged.Write(cut);
+        damaged.Write(bytes.AsSpan(header + 8 + length));
+        File.WriteAllBytes(path, damaged.ToArray());
+
+        using var second = new Durable(_dir, Key);
+        var ex = Assert.Throws<InvalidDataException>(() => second.Compactor.Restore());
+        Assert.Contains("ends inside a record", ex.Message);
+        Assert.True(File.Exists(path)); // kept for inspection
+    }
+
+    [Fact]
     public async Task Leftovers_of_an_interrupted_compaction_are_ignored_and_removed()
     {
         using (var first = new Durable(_dir, Key))

@@ -20,6 +20,7 @@ internal static class StringPool
     private const int ChunkCount = 256;
 
     private static readonly ConcurrentDictionary<string, int> Ids = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> IdsByChars = Ids.GetAlternateLookup<ReadOnlySpan<char>>();
     private static readonly string[]?[] Chunks = new string[ChunkCount][];
     private static readonly Lock Gate = new();
     private static int s_count;
@@ -65,6 +66,23 @@ internal static class StringPool
             Ids[value] = id;
             return id;
         }
+    }
+
+    /// <summary>
+    /// The string of the UTF-8 bytes <paramref name="utf8"/> (invalid sequences replaced, as
+    /// <see cref="System.Text.Encoding.UTF8"/> decodes): the pooled instance when the pool holds that value,
+    /// so decoding a known value allocates nothing, else a new string. Does not add to the pool.
+    /// </summary>
+    public static string Decode(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.Length is 0 or > 64 * 3)
+        {
+            return System.Text.Encoding.UTF8.GetString(utf8);
+        }
+
+        Span<char> chars = stackalloc char[utf8.Length];
+        var n = System.Text.Encoding.UTF8.GetChars(utf8, chars);
+        return n <= 64 && IdsByChars.TryGetValue(chars[..n], out var pooled, out _) ? pooled : new string(chars[..n]);
     }
 
     /// <summary>The value of an id <see cref="IdOf"/> returned.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
@@ -144,31 +145,47 @@ public static class ProfileSnapshotFile
         }
 
         var header = ReadFrame(file, path) ?? throw new InvalidDataException($"snapshot {path} has no header");
-        using var reader = new ChunkReader(header, null);
-        if (reader.Byte() != KindHeader || reader.Int32() != FormatVersion)
+        long segment;
+        try
         {
-            throw new InvalidDataException($"snapshot {path}: unknown header or format version");
+            var reader = new ChunkReader(pii);
+            reader.Load(header);
+            if (reader.Byte() != KindHeader || reader.Int32() != FormatVersion)
+            {
+                throw new InvalidDataException($"snapshot {path}: unknown header or format version");
+            }
+
+            segment = reader.Int64();
+        }
+        finally
+        {
+            header.Return();
         }
 
-        var segment = reader.Int64();
         long? expected = null;
         long profiles = 0;
-        var frames = new BlockingCollection<byte[]>(boundedCapacity: 4 * Math.Max(1, parallelism));
+        var frames = new BlockingCollection<Frame>(boundedCapacity: 4 * Math.Max(1, parallelism));
         var failures = new ConcurrentQueue<Exception>();
         var workers = Enumerable.Range(0, Math.Max(1, parallelism)).Select(_ => Task.Factory.StartNew(
             () =>
             {
+                var chunk = new ChunkReader(pii); // one per thread, reused across its chunks
                 foreach (var frame in frames.GetConsumingEnumerable())
                 {
                     try
                     {
-                        using var chunk = new ChunkReader(frame, pii);
+                        chunk.Load(frame);
                         var count = chunk.ReadChunk(load);
                         Interlocked.Add(ref profiles, count);
                     }
                     catch (Exception ex)
                     {
                         failures.Enqueue(ex);
+                    }
+                    finally
+                    {
+                        chunk.Unload();
+                        frame.Return();
                     }
                 }
             },
@@ -179,19 +196,23 @@ public static class ProfileSnapshotFile
         {
             while (ReadFrame(file, path) is { } frame)
             {
-                if (frame[0] == KindTrailer)
+                var kind = frame.Span[0];
+                if (kind == KindTrailer)
                 {
-                    expected = BinaryPrimitives.ReadInt64LittleEndian(frame.AsSpan(1));
+                    expected = BinaryPrimitives.ReadInt64LittleEndian(frame.Span[1..]);
+                    frame.Return();
                     break;
                 }
 
-                if (frame[0] != KindChunk)
+                if (kind != KindChunk)
                 {
-                    throw new InvalidDataException($"snapshot {path}: unknown frame kind {frame[0]}");
+                    frame.Return();
+                    throw new InvalidDataException($"snapshot {path}: unknown frame kind {kind}");
                 }
 
                 if (!failures.IsEmpty)
                 {
+                    frame.Return();
                     break;
                 }
 
@@ -207,7 +228,7 @@ public static class ProfileSnapshotFile
 
         if (failures.TryDequeue(out var failure))
         {
-            throw failure is InvalidDataException ? failure : new InvalidDataException($"snapshot {path} cannot be read: {failure.Message}", failure);
+            throw new InvalidDataException($"snapshot {path} cannot be read: {failure.Message}", failure);
         }
 
         if (expected is null || expected != profiles)
@@ -227,7 +248,16 @@ public static class ProfileSnapshotFile
         file.Write(payload);
     }
 
-    private static byte[]? ReadFrame(FileStream file, string path)
+    // A frame's payload in a pooled buffer (a chunk is ~1 MB: allocating each would fill the large object
+    // heap with garbage during a restore). Cleared on return: it holds personal data.
+    private readonly record struct Frame(byte[] Buffer, int Length)
+    {
+        public ReadOnlySpan<byte> Span => Buffer.AsSpan(0, Length);
+
+        public void Return() => ArrayPool<byte>.Shared.Return(Buffer, clearArray: true);
+    }
+
+    private static Frame? ReadFrame(FileStream file, string path)
     {
         Span<byte> head = stackalloc byte[8];
         var read = file.ReadAtLeast(head, 8, throwOnEndOfStream: false);
@@ -242,14 +272,15 @@ public static class ProfileSnapshotFile
             throw new InvalidDataException($"snapshot {path} is truncated or damaged at byte {file.Position - read}");
         }
 
-        var payload = new byte[size];
-        file.ReadExactly(payload);
-        if (Crc32.HashToUInt32(payload) != BinaryPrimitives.ReadUInt32LittleEndian(head[4..]))
+        var frame = new Frame(ArrayPool<byte>.Shared.Rent((int)size), (int)size);
+        file.ReadExactly(frame.Buffer, 0, frame.Length);
+        if (Crc32.HashToUInt32(frame.Span) != BinaryPrimitives.ReadUInt32LittleEndian(head[4..]))
         {
+            frame.Return();
             throw new InvalidDataException($"snapshot {path}: checksum mismatch in the frame at byte {file.Position - size - 8}");
         }
 
-        return payload;
+        return frame;
     }
 
     // Value kinds of attributes; Sealed marks a PII value encrypted with its kind inside.
@@ -435,35 +466,104 @@ public static class ProfileSnapshotFile
         }
     }
 
-    private sealed class ChunkReader(byte[] data, PiiProtector? pii) : IDisposable
+    // Reads a frame in place: the layout BinaryWriter wrote (little-endian numbers, 7-bit encoded lengths,
+    // UTF-8 strings). String-table entries become strings only when read as one, through the string pool
+    // (so "product_view" is not allocated again for every chunk).
+    private sealed class ChunkReader(PiiProtector? pii)
     {
-        private readonly BinaryReader _reader = new(new MemoryStream(data, writable: false));
-        private string[] _symbols = [];
+        private byte[] _data = [];
+        private int _length;
+        private int _at;
+        private int[] _symbolAt = [];
+        private string?[] _symbolStrings = [];
+        private int _symbolCount;
         private StoredEvent[] _events = new StoredEvent[64];
+        private SegmentChange[] _history = new SegmentChange[8];
 
-        public void Dispose() => _reader.Dispose();
+        public void Load(Frame frame)
+        {
+            _data = frame.Buffer;
+            _length = frame.Length;
+            _at = 0;
+        }
 
-        public byte Byte() => _reader.ReadByte();
+        // Drops every reference into the frame and to its strings before the buffer goes back to the pool.
+        public void Unload()
+        {
+            Array.Clear(_symbolStrings, 0, _symbolCount);
+            Array.Clear(_events);
+            Array.Clear(_history);
+            _symbolCount = 0;
+            _data = [];
+            _length = 0;
+        }
 
-        public int Int32() => _reader.ReadInt32();
+        public byte Byte() => Take(1)[0];
 
-        public long Int64() => _reader.ReadInt64();
+        public int Int32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+
+        public long Int64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+
+        private short Int16() => BinaryPrimitives.ReadInt16LittleEndian(Take(2));
+
+        private double Double() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8));
+
+        private bool Boolean() => Byte() != 0;
+
+        private ReadOnlySpan<byte> Take(int count)
+        {
+            if (count < 0 || _length - _at < count)
+            {
+                throw new InvalidDataException("a snapshot chunk ends inside a record");
+            }
+
+            var span = _data.AsSpan(_at, count);
+            _at += count;
+            return span;
+        }
+
+        // As BinaryReader.Read7BitEncodedInt.
+        private int Count()
+        {
+            uint result = 0;
+            for (var shift = 0; shift < 35; shift += 7)
+            {
+                var b = Byte();
+                result |= (uint)(b & 0x7F) << shift;
+                if ((b & 0x80) == 0)
+                {
+                    return shift == 28 && b > 0x0F ? throw new InvalidDataException("a 7-bit encoded number in a snapshot chunk is too large") : (int)result;
+                }
+            }
+
+            throw new InvalidDataException("a 7-bit encoded number in a snapshot chunk is too large");
+        }
+
+        private ReadOnlySpan<byte> Utf8() => Take(Count());
+
+        private string String() => System.Text.Encoding.UTF8.GetString(Utf8());
 
         public int ReadChunk(Action<SnapshotEntry> load)
         {
-            var r = _reader;
-            if (r.ReadByte() != KindChunk)
+            if (Byte() != KindChunk)
             {
                 throw new InvalidDataException("not a profile chunk");
             }
 
-            _symbols = new string[r.Read7BitEncodedInt()];
-            for (var i = 0; i < _symbols.Length; i++)
+            _symbolCount = Count();
+            if (_symbolAt.Length < _symbolCount)
             {
-                _symbols[i] = r.ReadString();
+                _symbolAt = new int[_symbolCount];
+                _symbolStrings = new string?[_symbolCount];
             }
 
-            var count = r.Read7BitEncodedInt();
+            for (var i = 0; i < _symbolCount; i++)
+            {
+                _symbolAt[i] = _at;
+                Take(Count());
+            }
+
+            var count = Count();
             for (var i = 0; i < count; i++)
             {
                 load(ReadProfile());
@@ -474,48 +574,47 @@ public static class ProfileSnapshotFile
 
         private SnapshotEntry ReadProfile()
         {
-            var r = _reader;
-            var userId = r.ReadString();
-            var version = r.ReadInt64();
+            var userId = String();
+            var version = Int64();
             var current = Symbol();
-            var linkCount = r.Read7BitEncodedInt();
+            var linkCount = Count();
             var links = linkCount == 0 ? [] : new string[linkCount];
             for (var i = 0; i < links.Length; i++)
             {
-                links[i] = r.ReadString();
+                links[i] = String();
             }
 
-            var attributeCount = r.Read7BitEncodedInt();
+            var attributeCount = Count();
             var attributes = new ProfileAttribute[attributeCount];
             for (var i = 0; i < attributeCount; i++)
             {
                 var name = Symbol()!;
-                var layer = (AttributeLayer)r.ReadByte();
+                var layer = (AttributeLayer)Byte();
                 var source = Symbol()!;
-                var updated = Time(r);
-                var kind = r.ReadByte();
+                var updated = Time();
+                var kind = Byte();
                 object value;
                 if (kind == ValueSealed)
                 {
-                    var sealedValue = r.ReadBytes(r.Read7BitEncodedInt());
+                    var sealedValue = Take(Count()).ToArray();
                     if (pii is null)
                     {
                         throw new InvalidDataException($"the snapshot holds encrypted PII (attribute '{name}') and no encryption key is configured (Segmentation:EncryptionKey)");
                     }
 
                     using var inner = new BinaryReader(new MemoryStream(pii.Open(name, sealedValue)));
-                    value = Value(inner, inner.ReadByte());
+                    value = SealedValue(inner, inner.ReadByte());
                 }
                 else
                 {
-                    value = Value(r, kind);
+                    value = Value(kind);
                 }
 
                 attributes[i] = new ProfileAttribute(name, value, layer, source, updated);
             }
 
             // Decoded into a buffer reused across the chunk's profiles: the log keeps them in its own form.
-            var eventCount = r.Read7BitEncodedInt();
+            var eventCount = Count();
             if (_events.Length < eventCount)
             {
                 _events = new StoredEvent[Math.Max(eventCount, _events.Length * 2)];
@@ -524,11 +623,11 @@ public static class ProfileSnapshotFile
             for (var i = 0; i < eventCount; i++)
             {
                 _events[i] = new StoredEvent(
-                    r.ReadString(),
+                    String(),
                     Symbol()!,
-                    r.ReadInt64(),
-                    r.ReadDouble(),
-                    r.ReadInt32(),
+                    Int64(),
+                    Double(),
+                    Int32(),
                     Symbol()!,
                     Symbol()!,
                     Symbol()!,
@@ -539,61 +638,95 @@ public static class ProfileSnapshotFile
             }
 
             var events = new ArraySegment<StoredEvent>(_events, 0, eventCount);
-            var historyCount = r.Read7BitEncodedInt();
-            var history = new SegmentChange[historyCount];
-            for (var i = 0; i < historyCount; i++)
+            var historyCount = Count();
+            if (_history.Length < historyCount)
             {
-                history[i] = new SegmentChange(Symbol(), Symbol()!, Time(r), Symbol()!);
+                _history = new SegmentChange[Math.Max(historyCount, _history.Length * 2)];
             }
 
-            var consentCount = r.Read7BitEncodedInt();
+            for (var i = 0; i < historyCount; i++)
+            {
+                _history[i] = new SegmentChange(Symbol(), Symbol()!, Time(), Symbol()!);
+            }
+
+            var consentCount = Count();
             var consents = consentCount == 0 ? null : ImmutableList.CreateBuilder<ConsentRecord>();
             for (var i = 0; i < consentCount; i++)
             {
-                consents!.Add(new ConsentRecord((ConsentPurpose)r.ReadByte(), r.ReadBoolean(), Symbol()!, Time(r)));
+                consents!.Add(new ConsentRecord((ConsentPurpose)Byte(), Boolean(), Symbol()!, Time()));
             }
 
             var profile = new Profile(userId)
             {
                 Attributes = AttributeDictionary.OfSorted(attributes),
                 CurrentSegment = current,
-                SegmentHistory = SegmentHistory.Of(history),
+                SegmentHistory = SegmentHistory.Of(new ArraySegment<SegmentChange>(_history, 0, historyCount)),
                 ConsentTrail = consents?.ToImmutable() ?? [],
             }.WithEvents(events, version);
             return new SnapshotEntry(profile, links);
         }
 
-        private static DateTimeOffset Time(BinaryReader r)
+        private DateTimeOffset Time()
         {
-            var ticks = r.ReadInt64();
-            return new DateTimeOffset(ticks, TimeSpan.FromMinutes(r.ReadInt16()));
+            var ticks = Int64();
+            return new DateTimeOffset(ticks, TimeSpan.FromMinutes(Int16()));
         }
 
-        private static object Value(BinaryReader r, byte kind) => kind switch
+        private object Value(byte kind) => kind switch
         {
-            ValueString => r.ReadString(),
-            ValueNumber => r.ReadDouble(),
-            ValueBool => r.ReadBoolean(),
-            ValueTime => Time(r),
-            ValueList => ReadList(r),
+            ValueString => String(),
+            ValueNumber => Double(),
+            ValueBool => Boolean(),
+            ValueTime => Time(),
+            ValueList => List(),
             _ => throw new InvalidDataException($"unknown attribute value kind {kind}"),
         };
 
-        private static string[] ReadList(BinaryReader r)
+        private string[] List()
         {
-            var list = new string[r.Read7BitEncodedInt()];
+            var list = new string[Count()];
             for (var i = 0; i < list.Length; i++)
             {
-                list[i] = r.ReadString();
+                list[i] = String();
             }
 
             return list;
         }
 
+        // A sealed value, decrypted into its own buffer.
+        private static object SealedValue(BinaryReader r, byte kind) => kind switch
+        {
+            ValueString => r.ReadString(),
+            ValueNumber => r.ReadDouble(),
+            ValueBool => r.ReadBoolean(),
+            ValueTime => new DateTimeOffset(r.ReadInt64(), TimeSpan.FromMinutes(r.ReadInt16())),
+            ValueList => Enumerable.Range(0, r.Read7BitEncodedInt()).Select(_ => r.ReadString()).ToArray(),
+            _ => throw new InvalidDataException($"unknown attribute value kind {kind}"),
+        };
+
         private string? Symbol()
         {
-            var index = _reader.Read7BitEncodedInt();
-            return index == 0 ? null : _symbols[index - 1];
+            var index = Count();
+            if (index == 0)
+            {
+                return null;
+            }
+
+            if ((uint)(index - 1) >= (uint)_symbolCount)
+            {
+                throw new InvalidDataException($"string {index} is not in the chunk's table of {_symbolCount}");
+            }
+
+            return _symbolStrings[index - 1] ??= SymbolString(index - 1);
+        }
+
+        private string SymbolString(int symbol)
+        {
+            var at = _at;
+            _at = _symbolAt[symbol];
+            var bytes = Utf8();
+            _at = at;
+            return StringPool.Decode(bytes);
         }
     }
 }
