@@ -92,29 +92,20 @@ public static class ProfileSnapshotFile
             header.Writer.Write(DateTime.UtcNow.Ticks);
             WriteFrame(file, header.Body());
 
-            var chunk = new ChunkWriter();
-            try
+            using var chunk = new ChunkWriter(); // one for every chunk: its buffers are reused
+            foreach (var entry in entries)
             {
-                foreach (var entry in entries)
+                chunk.Add(entry, pii);
+                profiles++;
+                if (chunk.Count == ChunkProfiles)
                 {
-                    chunk.Add(entry, pii);
-                    profiles++;
-                    if (chunk.Count == ChunkProfiles)
-                    {
-                        WriteFrame(file, chunk.Chunk());
-                        chunk.Dispose();
-                        chunk = new ChunkWriter();
-                    }
-                }
-
-                if (chunk.Count > 0)
-                {
-                    WriteFrame(file, chunk.Chunk());
+                    chunk.WriteChunk(file);
                 }
             }
-            finally
+
+            if (chunk.Count > 0)
             {
-                chunk.Dispose();
+                chunk.WriteChunk(file);
             }
 
             using var trailer = new ChunkWriter();
@@ -239,13 +230,20 @@ public static class ProfileSnapshotFile
         return new SnapshotInfo(segment, profiles, file.Length, System.Diagnostics.Stopwatch.GetElapsedTime(started));
     }
 
-    private static void WriteFrame(FileStream file, ReadOnlySpan<byte> payload)
+    private static void WriteFrame(FileStream file, ReadOnlySpan<byte> payload) => WriteFrame(file, payload, []);
+
+    // One frame whose payload is first then second (written without joining them).
+    private static void WriteFrame(FileStream file, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
     {
+        var crc = new Crc32();
+        crc.Append(first);
+        crc.Append(second);
         Span<byte> head = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt32LittleEndian(head, (uint)payload.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(head[4..], Crc32.HashToUInt32(payload));
+        BinaryPrimitives.WriteUInt32LittleEndian(head, checked((uint)(first.Length + second.Length)));
+        BinaryPrimitives.WriteUInt32LittleEndian(head[4..], crc.GetCurrentHashAsUInt32());
         file.Write(head);
-        file.Write(payload);
+        file.Write(first);
+        file.Write(second);
     }
 
     // A frame's payload in a pooled buffer (a chunk is ~1 MB: allocating each would fill the large object
@@ -291,24 +289,62 @@ public static class ProfileSnapshotFile
     private const byte ValueList = 5;
     private const byte ValueSealed = 0x80;
 
+    // Builds a chunk: the profiles into one buffer, the strings they use into a table written before them.
+    // Reused from chunk to chunk (a fresh ~1 MB buffer per chunk would be large-object garbage); its
+    // buffers hold personal data, so they are cleared when it is disposed.
     private sealed class ChunkWriter : IDisposable
     {
         private readonly MemoryStream _body = new();
+        private readonly MemoryStream _table = new();
+        private readonly BinaryWriter _tableWriter;
         private readonly Dictionary<string, int> _symbols = new(StringComparer.Ordinal);
         private readonly List<string> _symbolList = [];
 
-        public ChunkWriter() => Writer = new BinaryWriter(_body);
+        public ChunkWriter()
+        {
+            Writer = new BinaryWriter(_body);
+            _tableWriter = new BinaryWriter(_table);
+        }
 
         public BinaryWriter Writer { get; }
 
         public int Count { get; private set; }
 
-        public void Dispose() => Writer.Dispose();
+        public void Dispose()
+        {
+            Writer.Flush();
+            _tableWriter.Flush();
+            Array.Clear(_body.GetBuffer());
+            Array.Clear(_table.GetBuffer());
+            Writer.Dispose();
+            _tableWriter.Dispose();
+        }
 
         public ReadOnlySpan<byte> Body()
         {
             Writer.Flush();
             return _body.GetBuffer().AsSpan(0, (int)_body.Length);
+        }
+
+        // Writes the chunk as one frame, [kind][symbol count][symbols][profile count][profiles], and starts the next.
+        public void WriteChunk(FileStream file)
+        {
+            var w = _tableWriter;
+            w.Write(KindChunk);
+            w.Write7BitEncodedInt(_symbolList.Count);
+            foreach (var s in _symbolList)
+            {
+                w.Write(s);
+            }
+
+            w.Write7BitEncodedInt(Count);
+            w.Flush();
+            WriteFrame(file, _table.GetBuffer().AsSpan(0, (int)_table.Length), Body());
+            _table.SetLength(0);
+            _body.SetLength(0);
+            _symbols.Clear();
+            _symbolList.Clear();
+            Count = 0;
         }
 
         public void Add(SnapshotEntry entry, PiiProtector? pii)
@@ -386,24 +422,6 @@ public static class ProfileSnapshotFile
             }
 
             Count++;
-        }
-
-        // [kind][symbol count][symbols][profile count][profiles]
-        public byte[] Chunk()
-        {
-            using var result = new MemoryStream();
-            using var w = new BinaryWriter(result);
-            w.Write(KindChunk);
-            w.Write7BitEncodedInt(_symbolList.Count);
-            foreach (var s in _symbolList)
-            {
-                w.Write(s);
-            }
-
-            w.Write7BitEncodedInt(Count);
-            w.Write(Body());
-            w.Flush();
-            return result.ToArray();
         }
 
         private static void Time(BinaryWriter w, DateTimeOffset t)
