@@ -50,7 +50,8 @@ public class EventSeriesTests
     public void Bulk_replay_equals_folding_the_events_one_by_one(int seed)
     {
         var random = new Random(seed);
-        var types = Segmentation.Core.Events.EventTypes.BuiltIn.ToArray();
+        // The built-in types and custom ones: more types than the bulk build's scratch space starts with.
+        var types = Segmentation.Core.Events.EventTypes.BuiltIn.Concat(Enumerable.Range(0, 12).Select(k => $"custom.t{k}")).ToArray();
         var events = Enumerable.Range(0, 300)
             .Select(i => new StoredEvent(
                 $"e{i}",
@@ -148,6 +149,10 @@ public class CompactCollectionTests
         Assert.Equal(["purchase", "page_view"], c);
         Assert.Same(Profiles.StringPool.Share("purchase"), a[1]);
         Assert.NotSame(d, pool.Share(["search"])); // past capacity: equal, not shared
+        var many = Enumerable.Range(0, 80).Select(k => $"custom.type_{k}").ToList(); // a lookup key too long for the stack
+        Assert.Equal(many, new Profiles.StringArrayPool(capacity: 2).Share(many));
+        var big = new Profiles.StringArrayPool(capacity: 2);
+        Assert.Same(big.Share(many), big.Share(many.ToArray()));
         Assert.Empty(pool.Share([]));
     }
 

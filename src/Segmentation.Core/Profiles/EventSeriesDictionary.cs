@@ -60,36 +60,58 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             return Empty;
         }
 
-        var types = new List<string>(8);
-        foreach (var e in events)
+        // Per-thread scratch: restoring a snapshot builds a million of these.
+        var scratch = t_scratch ??= new Scratch();
+        var n = events.Count;
+        if (scratch.TypeOf.Length < n)
         {
-            if (!types.Contains(e.Type))
+            scratch.TypeOf = new int[Math.Max(n, scratch.TypeOf.Length * 2)];
+        }
+
+        var types = scratch.Types;
+        var t = 0;
+        for (var i = 0; i < n; i++)
+        {
+            var type = events[i].Type;
+            if (Array.IndexOf(types, type, 0, t) < 0)
             {
-                types.Add(e.Type);
+                if (t == types.Length)
+                {
+                    Array.Resize(ref scratch.Types, t * 2);
+                    types = scratch.Types;
+                }
+
+                types[t++] = type;
             }
         }
 
-        types.Sort(StringComparer.Ordinal);
-        var t = types.Count;
-        var typeOf = new int[events.Count];
-        var anyValue = false;
-        var counts = new int[t];
-        for (var i = 0; i < events.Count; i++)
+        Array.Sort(types, 0, t, StringComparer.Ordinal);
+        if (scratch.Counts.Length < t)
         {
-            typeOf[i] = types.IndexOf(events[i].Type);
+            scratch.Counts = new int[types.Length];
+            scratch.Next = new int[types.Length];
+        }
+
+        var typeOf = scratch.TypeOf;
+        var counts = scratch.Counts.AsSpan(0, t);
+        var next = scratch.Next.AsSpan(0, t);
+        counts.Clear();
+        next.Clear();
+        var anyValue = false;
+        for (var i = 0; i < n; i++)
+        {
+            typeOf[i] = Array.IndexOf(types, events[i].Type, 0, t);
             counts[typeOf[i]]++;
             anyValue |= events[i].Value != 0;
         }
 
-        var n = events.Count;
         var data = new long[t + 1 + n + (anyValue ? n + t : 0)];
         for (var g = 0; g < t; g++)
         {
             data[g + 1] = data[g] + counts[g];
         }
 
-        var next = new int[t];
-        for (var i = 0; i < events.Count; i++)
+        for (var i = 0; i < n; i++)
         {
             var g = typeOf[i];
             var j = next[g]++;
@@ -101,7 +123,20 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             }
         }
 
-        return new EventSeriesDictionary(TypeSets.Share([.. types]), data);
+        var shared = TypeSets.Share(types.AsSpan(0, t));
+        Array.Clear(types, 0, t);
+        return new EventSeriesDictionary(shared, data);
+    }
+
+    [ThreadStatic]
+    private static Scratch? t_scratch;
+
+    private sealed class Scratch
+    {
+        public string[] Types = new string[16];
+        public int[] TypeOf = new int[64];
+        public int[] Counts = new int[16];
+        public int[] Next = new int[16];
     }
 
     /// <inheritdoc />

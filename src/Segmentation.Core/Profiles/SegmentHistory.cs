@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections;
 
@@ -47,23 +46,38 @@ public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
             return Empty;
         }
 
-        var writer = new ArrayBufferWriter<byte>(16 + (list.Count * 32));
-        writer.Advance(Varint.Write(writer.GetSpan(5), (uint)list.Count));
-        foreach (var change in list)
+        // Encoded into per-thread scratch space, then copied into the exact-size array.
+        var buffer = t_scratch ??= new byte[1024];
+        var size = 5;
+        for (var i = 0; i < list.Count; i++)
         {
-            var span = writer.GetSpan(MaxSize(change));
-            var at = PooledString.Write(span, change.From);
-            at += PooledString.Write(span[at..], change.To);
-            BinaryPrimitives.WriteInt64LittleEndian(span[at..], change.At.UtcTicks);
-            at += 8;
-            var offset = (int)change.At.TotalOffsetMinutes;
-            at += Varint.WriteSigned(span[at..], offset);
-            at += Literal.Write(span[at..], change.Cause);
-            writer.Advance(at);
+            size += MaxSize(list[i]);
         }
 
-        return new SegmentHistory(writer.WrittenSpan.ToArray());
+        if (buffer.Length < size)
+        {
+            buffer = t_scratch = new byte[Math.Max(size, buffer.Length * 2)];
+        }
+
+        var at = Varint.Write(buffer, (uint)list.Count);
+        for (var i = 0; i < list.Count; i++)
+        {
+            var change = list[i];
+            var span = buffer.AsSpan(at);
+            var n = PooledString.Write(span, change.From);
+            n += PooledString.Write(span[n..], change.To);
+            BinaryPrimitives.WriteInt64LittleEndian(span[n..], change.At.UtcTicks);
+            n += 8;
+            n += Varint.WriteSigned(span[n..], (int)change.At.TotalOffsetMinutes);
+            n += Literal.Write(span[n..], change.Cause);
+            at += n;
+        }
+
+        return new SegmentHistory(buffer.AsSpan(0, at).ToArray());
     }
+
+    [ThreadStatic]
+    private static byte[]? t_scratch;
 
     /// <summary>This history with <paramref name="change"/> appended, keeping the latest <paramref name="keep"/> changes.</summary>
     public SegmentHistory Add(SegmentChange change, int keep)
