@@ -218,15 +218,10 @@ try
 {
     var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
     var pii = Pii(catalogs, key);
-    using (var log = new FileChangeLog(dataDir, pii: pii))
-    using (var compactor = new StoreCompactor(store, log, pii))
-    {
-        log.Recover(_ => { });
-        sw.Restart();
-        await compactor.CompactAsync();
-        Console.WriteLine(FormattableString.Invariant(
-            $"snapshot: {compactor.Last!.Profiles:N0} profiles written in {sw.Elapsed.TotalSeconds:F1} s, {compactor.Last.Bytes / 1048576.0:F0} MB ({compactor.Last.Bytes / (double)profiles:F0} B/profile)"));
-    }
+    sw.Restart();
+    var written = WriteSnapshot(store, dataDir, pii);
+    Console.WriteLine(FormattableString.Invariant(
+        $"snapshot: {written.Profiles:N0} profiles written in {sw.Elapsed.TotalSeconds:F1} s, {written.Bytes / 1048576.0:F0} MB ({written.Bytes / (double)profiles:F0} B/profile)"));
 
     var fingerprint = Fingerprint(store);
     var expected = ids.Take(1000).Select(id => store.Get(id)!).ToArray();
@@ -244,7 +239,7 @@ try
     cache.Clear();
     GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     process.Refresh();
-    Console.WriteLine(FormattableString.Invariant($"both populations released: this process's working set {Mb(process.WorkingSet64)}"));
+    Console.WriteLine(FormattableString.Invariant($"both populations released: this process's managed heap {Mb(GC.GetTotalMemory(forceFullCollection: false))}, working set {Mb(process.WorkingSet64)}"));
     var fresh = RestoreInFreshProcess(dataDir, key);
     Console.WriteLine(FormattableString.Invariant($"  {same}/{expected.Length} sampled profiles identical in this process; fresh process: fingerprint {(fresh.Fingerprint == fingerprint ? "matches" : "DIFFERS from")} the original store's"));
     Console.WriteLine("| restore | profiles | snapshot MB | restore s (store) | + RFM s | + memberships s |");
@@ -299,6 +294,17 @@ static (long Heap, long WorkingSet) Memory(Process process)
 }
 
 static string Mb(long bytes) => FormattableString.Invariant($"{bytes / 1048576.0:N0} MiB");
+
+// As the server's compaction does. Waited for, not awaited: the program's rest would otherwise run as the
+// compaction's continuation, on a stack whose frames still hold the store.
+static SnapshotInfo WriteSnapshot(InMemoryProfileStore store, string dataDir, PiiProtector pii)
+{
+    using var log = new FileChangeLog(dataDir, pii: pii);
+    using var compactor = new StoreCompactor(store, log, pii);
+    log.Recover(_ => { });
+    compactor.CompactAsync().GetAwaiter().GetResult();
+    return compactor.Last!;
+}
 
 static PiiProtector Pii(CatalogProvider catalogs, byte[] key) =>
     new(key, name => catalogs.Current.Traits.TryGetValue(name, out var t) && t.Pii);
