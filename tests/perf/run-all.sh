@@ -93,7 +93,11 @@ else
 fi
 
 # Clients that stop with calls in flight (every timed run ends that way) show up as aborted request streams.
-echo "== server log: $(grep -c 'fail:' "$out/server.log" || true) failures logged, of which $(grep -c 'The request stream was aborted' "$out/server.log" || true) aborted by clients at the end of timed runs"
+# Counted per logged failure (an entry spans several lines, its exception's among them).
+aborted=$(awk '/^(trce|dbug|info|warn|fail|crit):/ { n += inside && hit; inside = /^fail:/; hit = 0; next }
+               /The request stream was aborted/ { hit = 1 }
+               END { print n + (inside && hit) }' "$out/server.log")
+echo "== server log: $(grep -c '^fail:' "$out/server.log" || true) failures logged, of which $aborted aborted by clients at the end of timed runs"
 stop_server
 trap - EXIT
 
