@@ -102,6 +102,20 @@ public sealed class SnapshotTests : IDisposable
         }
     }
 
+    // A store of 200 events over 10 users, compacted: the path of its snapshot.
+    private async Task<string> SnapshotOf200Events()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            Write(first.World, 0, 200, users: 10);
+            await first.Compactor.CompactAsync();
+            first.Log.Dispose();
+        }
+
+        return ProfileSnapshotFile.Find(_dir).Single().Path;
+    }
+
     private bool DataDirectoryContains(string text)
     {
         var needle = Encoding.UTF8.GetBytes(text);
@@ -221,15 +235,7 @@ public sealed class SnapshotTests : IDisposable
     [Fact]
     public async Task A_damaged_snapshot_stops_restore_instead_of_losing_profiles()
     {
-        using (var first = new Durable(_dir, Key))
-        {
-            first.Restore();
-            Write(first.World, 0, 200, users: 10);
-            await first.Compactor.CompactAsync();
-            first.Log.Dispose();
-        }
-
-        var path = ProfileSnapshotFile.Find(_dir).Single().Path;
+        var path = await SnapshotOf200Events();
         var bytes = File.ReadAllBytes(path);
         bytes[bytes.Length / 2] ^= 0x01;
         File.WriteAllBytes(path, bytes);
@@ -243,17 +249,9 @@ public sealed class SnapshotTests : IDisposable
     [Fact]
     public async Task A_chunk_whose_records_end_early_is_reported_as_damaged_even_with_a_valid_checksum()
     {
-        using (var first = new Durable(_dir, Key))
-        {
-            first.Restore();
-            Write(first.World, 0, 200, users: 10);
-            await first.Compactor.CompactAsync();
-            first.Log.Dispose();
-        }
-
         // Frames after the 8-byte magic: [u32 length][u32 CRC-32][payload]; the second is the first chunk.
         // Cut that chunk's payload short and give it a matching checksum, as a buggy writer would.
-        var path = ProfileSnapshotFile.Find(_dir).Single().Path;
+        var path = await SnapshotOf200Events();
         var bytes = File.ReadAllBytes(path);
         var header = 8 + 8 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
         var length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(header));
