@@ -1,5 +1,6 @@
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Tests;
 
@@ -43,9 +44,13 @@ public class CatalogCompilationTests
                     Assert.Equal(expected, matched);
                     Assert.Equal(plain.ValidUntilTicks, compiled.ValidUntilTicks);
 
-                    // The membership path's winner search agrees with full resolution (statuses, suppressions).
+                    // The membership path's winner search agrees with full resolution (statuses, suppressions),
+                    // and its context, reused from the previous user's evaluation, remembers nothing of them.
                     var resolved = Decider.Resolve(catalog.Segments, matched).Winner ?? catalog.Fallback;
-                    Assert.Same(resolved, Decider.Evaluate(catalog, profile, request, new DateTimeOffset(now, TimeSpan.Zero), w.Rfm.Current).Winner);
+                    var membership = Decider.Evaluate(catalog, profile, request, new DateTimeOffset(now, TimeSpan.Zero), w.Rfm.Current);
+                    Assert.Same(resolved, membership.Winner);
+                    Assert.Equal(expected, membership.Matched);
+                    Assert.Equal(plain.ValidUntilTicks, membership.ValidUntilTicks);
                     checkedDecisions++;
                 }
             }
@@ -74,6 +79,33 @@ public class CatalogCompilationTests
         catalog.EvaluateAll(withOrder, matched);
         Assert.True(matched[0]);
         Assert.Equal(1, catalog.Features.Count);
+    }
+
+    [Fact]
+    public void A_returned_context_is_reused_by_its_thread_and_keeps_nothing_of_the_profile_it_read()
+    {
+        using var w = new TestWorld(Catalogs.Source(
+            Catalogs.Segment("buyer", "transactional", "{ field: orders.count, gte: 1 }"),
+            Catalogs.Segment("shopper", "behavioural", "{ field: events.purchase.count, window: 30d, gte: 1 }")));
+        w.Track("u1", "purchase", value: 10, orderId: "o1");
+        var catalog = w.Catalogs.Current;
+        var now = w.Clock.Now.UtcTicks;
+        var matched = new bool[catalog.Segments.Count];
+
+        var first = EvalContext.Rent(w.Store.Get("u1"), RequestContext.Empty, now, w.Rfm.Current, catalog.Features);
+        catalog.EvaluateAll(first, matched);
+        Assert.Equal(2, matched.Count(m => m)); // buyer and shopper
+        first.Return();
+        Assert.Null(first.Profile);
+        Assert.Same(RfmModel.Empty, first.Rfm);
+
+        var second = EvalContext.Rent(null, RequestContext.Empty, now, w.Rfm.Current, catalog.Features);
+        Assert.Same(first, second);
+        catalog.EvaluateAll(second, matched);
+        Assert.DoesNotContain(true, matched); // the first user's remembered features are not read back
+        Assert.NotSame(second, EvalContext.Rent(null, RequestContext.Empty, now, w.Rfm.Current, catalog.Features)); // rented out: a new one
+        second.Return();
+        Assert.NotSame(second, EvalContext.Rent(null, RequestContext.Empty, now, w.Rfm.Current, new FeatureLayout())); // another catalog's layout
     }
 
     [Fact]

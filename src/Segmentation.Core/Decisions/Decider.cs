@@ -48,7 +48,7 @@ public sealed class Decider(TemplateRenderer renderer)
             profile = null; // behavioural, transactional and declared data are not read
         }
 
-        var context = new EvalContext(profile, request, now.UtcTicks, rfm, catalog.Features);
+        var context = EvalContext.Rent(profile, request, now.UtcTicks, rfm, catalog.Features);
         var segments = catalog.Segments;
         var matched = new bool[segments.Count];
         List<SegmentTrace>? traces = explain ? new(segments.Count) : null;
@@ -105,7 +105,7 @@ public sealed class Decider(TemplateRenderer renderer)
             explanation = new Explanation(traces, summary, catalog.ContextFieldsRead.Select(RequestContext.NameOf).ToList(), consent);
         }
 
-        return new Decision
+        var decision = new Decision
         {
             DecisionId = DecisionIds.Next(now),
             UserId = userId,
@@ -119,6 +119,8 @@ public sealed class Decider(TemplateRenderer renderer)
             Explanation = explanation,
             ConsentGate = gate,
         };
+        context.Return(); // nothing above keeps it: variants are rendered, traces hold values
+        return decision;
     }
 
     /// <summary>
@@ -127,12 +129,13 @@ public sealed class Decider(TemplateRenderer renderer)
     /// </summary>
     public static Membership Evaluate(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm)
     {
-        var context = new EvalContext(profile, request, now.UtcTicks, rfm, catalog.Features);
+        var context = EvalContext.Rent(profile, request, now.UtcTicks, rfm, catalog.Features);
         var segments = catalog.Segments;
         var matched = new bool[segments.Count];
         catalog.EvaluateAll(context, matched);
-
-        return new Membership(matched, Winner(segments, matched) ?? catalog.Fallback, context.ValidUntilTicks);
+        var membership = new Membership(matched, Winner(segments, matched) ?? catalog.Fallback, context.ValidUntilTicks);
+        context.Return();
+        return membership;
     }
 
     // The winner alone, as Resolve finds it: the first matched segment that no matched segment overrides

@@ -41,16 +41,16 @@ public sealed class EvalContext
     }
 
     /// <summary>The profile, or null for an unknown user.</summary>
-    public Profile? Profile { get; }
+    public Profile? Profile { get; private set; }
 
     /// <summary>The request context.</summary>
-    public RequestContext Request { get; }
+    public RequestContext Request { get; private set; }
 
     /// <summary>Evaluation time in UTC ticks.</summary>
-    public long NowTicks { get; }
+    public long NowTicks { get; private set; }
 
     /// <summary>The RFM model used for <c>rfm.*</c> fields.</summary>
-    public RfmModel Rfm { get; }
+    public RfmModel Rfm { get; private set; }
 
     /// <summary>Earliest instant (UTC ticks) at which a result could change with time alone.</summary>
     public long ValidUntilTicks { get; private set; } = long.MaxValue;
@@ -63,6 +63,51 @@ public sealed class EvalContext
     {
         _generation++;
         ValidUntilTicks = long.MaxValue;
+    }
+
+    [ThreadStatic]
+    private static EvalContext? t_spare;
+
+    /// <summary>
+    /// A context for these inputs: this thread's spare one when it fits <paramref name="features"/>, else a
+    /// new one. For evaluations that end before the caller returns (membership on write, restore): give it
+    /// back with <see cref="Return"/>, after which it must not be used. Saves the feature arrays per call.
+    /// </summary>
+    internal static EvalContext Rent(Profile? profile, RequestContext request, long nowTicks, RfmModel rfm, FeatureLayout features)
+    {
+        var spare = t_spare;
+        if (spare is null || !ReferenceEquals(spare._layout, features) || spare._stamps.Length != features.Count)
+        {
+            return new EvalContext(profile, request, nowTicks, rfm, features);
+        }
+
+        t_spare = null;
+        spare.Profile = profile;
+        spare.Request = request;
+        spare.NowTicks = nowTicks;
+        spare.Rfm = rfm;
+        spare.Reset();
+        return spare;
+    }
+
+    /// <summary>
+    /// Keeps this context as the thread's spare for <see cref="Rent"/>, holding nothing of the profile it
+    /// read (remembered features are personal data).
+    /// </summary>
+    internal void Return()
+    {
+        Profile = null;
+        Request = RequestContext.Empty;
+        Rfm = RfmModel.Empty;
+        Array.Clear(_references);
+        if (_series is not null)
+        {
+            Array.Clear(_series);
+            Array.Clear(_seriesTypes!);
+        }
+
+        _seriesCount = 0;
+        t_spare = this;
     }
 
     /// <summary>The number (as its bits), time or flag feature in <paramref name="slot"/>, read once per evaluation.</summary>
