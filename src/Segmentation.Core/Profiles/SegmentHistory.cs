@@ -73,7 +73,9 @@ public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
             at += n;
         }
 
-        return new SegmentHistory(buffer.AsSpan(0, at).ToArray());
+        var data = buffer.AsSpan(0, at).ToArray();
+        Array.Clear(buffer, 0, at); // causes quote event ids, which are personal data: no copies left behind
+        return new SegmentHistory(data);
     }
 
     [ThreadStatic]
