@@ -271,6 +271,41 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public async Task Memberships_rebuilt_after_a_restore_equal_those_recorded_on_write()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        Write(first.World, 0, 4000, users: 1500); // more users than the index starts sized for
+        await first.Compactor.CompactAsync();
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        second.Restore();
+        Assert.Equal(0, second.World.Memberships.Users);
+        Assert.Equal(1500, second.World.Ingestion.EvaluateNewMemberships());
+
+        foreach (var user in first.World.Store.Snapshot().Select(p => p.UserId))
+        {
+            Assert.Equal(first.World.Memberships.SegmentsOf(user), second.World.Memberships.SegmentsOf(user));
+        }
+
+        Assert.Equal(first.World.Memberships.Users, second.World.Memberships.Users);
+        Assert.Equal(0, second.World.Ingestion.EvaluateNewMemberships()); // all known now
+    }
+
+    [Fact]
+    public void Reserving_room_sizes_only_an_empty_index_and_never_drops_a_recorded_user()
+    {
+        var index = new Membership.MembershipIndex();
+        index.Reserve(5000);
+        index.Set("u1", ["a"], 1, long.MaxValue, Now, "test");
+        index.Reserve(100_000); // not empty: kept as it is
+        Assert.Equal(["a"], index.SegmentsOf("u1"));
+        Assert.Equal(1, index.Users);
+        Assert.Equal(1, index.Count("a"));
+    }
+
+    [Fact]
     public async Task Leftovers_of_an_interrupted_compaction_are_ignored_and_removed()
     {
         using (var first = new Durable(_dir, Key))

@@ -25,10 +25,24 @@ public sealed class MembershipIndex
     private const int Stripes = 64;
 
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _members = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, UserState> _users = new(Stripes, 1024, StringComparer.Ordinal);
+    private ConcurrentDictionary<string, UserState> _users = new(Stripes, 1024, StringComparer.Ordinal); // replaced only by Reserve, while empty
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastNonEmpty = new(StringComparer.Ordinal);
     private readonly Lock _subscribersGate = new();
     private ImmutableSubscribers _subscribers = ImmutableSubscribers.Empty;
+
+    /// <summary>
+    /// Sizes the index for about <paramref name="users"/> users before it is first filled (start-up, after a
+    /// restore): growing a concurrent dictionary to a million entries rebuilds it about ten times, each time
+    /// under all its locks, which made the membership rebuild after a 1M-profile restore a quarter slower.
+    /// Does nothing once the index holds anyone; call it before the index is used concurrently.
+    /// </summary>
+    public void Reserve(int users)
+    {
+        if (users > 1024 && _users.IsEmpty)
+        {
+            Volatile.Write(ref _users, new ConcurrentDictionary<string, UserState>(Stripes, users + (users / 8), StringComparer.Ordinal));
+        }
+    }
 
     /// <summary>Number of users with a recorded membership.</summary>
     public int Users => _users.Count;
