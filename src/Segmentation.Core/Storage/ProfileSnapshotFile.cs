@@ -139,8 +139,7 @@ public static class ProfileSnapshotFile
         long segment;
         try
         {
-            var reader = new ChunkReader(pii);
-            reader.Load(header);
+            var reader = new ByteReader(header.Buffer, header.Length);
             if (reader.Byte() != KindHeader || reader.Int32() != FormatVersion)
             {
                 throw new InvalidDataException($"snapshot {path}: unknown header or format version");
@@ -484,51 +483,24 @@ public static class ProfileSnapshotFile
         }
     }
 
-    // Reads a frame in place: the layout BinaryWriter wrote (little-endian numbers, 7-bit encoded lengths,
-    // UTF-8 strings). String-table entries become strings only when read as one, through the string pool
-    // (so "product_view" is not allocated again for every chunk).
-    private sealed class ChunkReader(PiiProtector? pii)
+    // Reads the layout BinaryWriter wrote (little-endian numbers, 7-bit encoded lengths, UTF-8 strings) in
+    // place, from a frame or a decrypted PII value.
+    private sealed class ByteReader(byte[] data, int length)
     {
-        private byte[] _data = [];
-        private int _length;
+        private byte[] _data = data;
+        private int _length = length;
         private int _at;
-        private int[] _symbolAt = [];
-        private string?[] _symbolStrings = [];
-        private int _symbolCount;
-        private StoredEvent[] _events = new StoredEvent[64];
-        private SegmentChange[] _history = new SegmentChange[8];
 
-        public void Load(Frame frame)
+        public int Position => _at;
+
+        public void Reset(byte[] data, int length)
         {
-            _data = frame.Buffer;
-            _length = frame.Length;
+            _data = data;
+            _length = length;
             _at = 0;
         }
 
-        // Drops every reference into the frame and to its strings before the buffer goes back to the pool.
-        public void Unload()
-        {
-            Array.Clear(_symbolStrings, 0, _symbolCount);
-            Array.Clear(_events);
-            Array.Clear(_history);
-            _symbolCount = 0;
-            _data = [];
-            _length = 0;
-        }
-
-        public byte Byte() => Take(1)[0];
-
-        public int Int32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
-
-        public long Int64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
-
-        private short Int16() => BinaryPrimitives.ReadInt16LittleEndian(Take(2));
-
-        private double Double() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8));
-
-        private bool Boolean() => Byte() != 0;
-
-        private ReadOnlySpan<byte> Take(int count)
+        public ReadOnlySpan<byte> Take(int count)
         {
             if (count < 0 || _length - _at < count)
             {
@@ -540,8 +512,20 @@ public static class ProfileSnapshotFile
             return span;
         }
 
+        public byte Byte() => Take(1)[0];
+
+        public bool Boolean() => Byte() != 0;
+
+        public short Int16() => BinaryPrimitives.ReadInt16LittleEndian(Take(2));
+
+        public int Int32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+
+        public long Int64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+
+        public double Double() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8));
+
         // As BinaryReader.Read7BitEncodedInt.
-        private int Count()
+        public int Count()
         {
             uint result = 0;
             for (var shift = 0; shift < 35; shift += 7)
@@ -557,140 +541,28 @@ public static class ProfileSnapshotFile
             throw new InvalidDataException("a 7-bit encoded number in a snapshot chunk is too large");
         }
 
-        private ReadOnlySpan<byte> Utf8() => Take(Count());
+        // Bytes after their 7-bit encoded length (a string's UTF-8, a sealed value).
+        public ReadOnlySpan<byte> Prefixed() => Take(Count());
 
-        private string String() => System.Text.Encoding.UTF8.GetString(Utf8());
-
-        public int ReadChunk(Action<SnapshotEntry> load)
+        // The length-prefixed bytes at position, without moving.
+        public ReadOnlySpan<byte> PrefixedAt(int position)
         {
-            if (Byte() != KindChunk)
-            {
-                throw new InvalidDataException("not a profile chunk");
-            }
-
-            _symbolCount = Count();
-            if (_symbolAt.Length < _symbolCount)
-            {
-                _symbolAt = new int[_symbolCount];
-                _symbolStrings = new string?[_symbolCount];
-            }
-
-            for (var i = 0; i < _symbolCount; i++)
-            {
-                _symbolAt[i] = _at;
-                Take(Count());
-            }
-
-            var count = Count();
-            for (var i = 0; i < count; i++)
-            {
-                load(ReadProfile());
-            }
-
-            return count;
+            var at = _at;
+            _at = position;
+            var bytes = Prefixed();
+            _at = at;
+            return bytes;
         }
 
-        private SnapshotEntry ReadProfile()
-        {
-            var userId = String();
-            var version = Int64();
-            var current = Symbol();
-            var linkCount = Count();
-            var links = linkCount == 0 ? [] : new string[linkCount];
-            for (var i = 0; i < links.Length; i++)
-            {
-                links[i] = String();
-            }
+        public string String() => System.Text.Encoding.UTF8.GetString(Prefixed());
 
-            var attributeCount = Count();
-            var attributes = new ProfileAttribute[attributeCount];
-            for (var i = 0; i < attributeCount; i++)
-            {
-                var name = Symbol()!;
-                var layer = (AttributeLayer)Byte();
-                var source = Symbol()!;
-                var updated = Time();
-                var kind = Byte();
-                object value;
-                if (kind == ValueSealed)
-                {
-                    var sealedValue = Take(Count()).ToArray();
-                    if (pii is null)
-                    {
-                        throw new InvalidDataException($"the snapshot holds encrypted PII (attribute '{name}') and no encryption key is configured (Segmentation:EncryptionKey)");
-                    }
-
-                    using var inner = new BinaryReader(new MemoryStream(pii.Open(name, sealedValue)));
-                    value = SealedValue(inner, inner.ReadByte());
-                }
-                else
-                {
-                    value = Value(kind);
-                }
-
-                attributes[i] = new ProfileAttribute(name, value, layer, source, updated);
-            }
-
-            // Decoded into a buffer reused across the chunk's profiles: the log keeps them in its own form.
-            var eventCount = Count();
-            if (_events.Length < eventCount)
-            {
-                _events = new StoredEvent[Math.Max(eventCount, _events.Length * 2)];
-            }
-
-            for (var i = 0; i < eventCount; i++)
-            {
-                _events[i] = new StoredEvent(
-                    String(),
-                    Symbol()!,
-                    Int64(),
-                    Double(),
-                    Int32(),
-                    Symbol()!,
-                    Symbol()!,
-                    Symbol()!,
-                    Symbol(),
-                    Symbol(),
-                    Symbol(),
-                    Symbol());
-            }
-
-            var events = new ArraySegment<StoredEvent>(_events, 0, eventCount);
-            var historyCount = Count();
-            if (_history.Length < historyCount)
-            {
-                _history = new SegmentChange[Math.Max(historyCount, _history.Length * 2)];
-            }
-
-            for (var i = 0; i < historyCount; i++)
-            {
-                _history[i] = new SegmentChange(Symbol(), Symbol()!, Time(), Symbol()!);
-            }
-
-            var consentCount = Count();
-            var consents = consentCount == 0 ? null : ImmutableList.CreateBuilder<ConsentRecord>();
-            for (var i = 0; i < consentCount; i++)
-            {
-                consents!.Add(new ConsentRecord((ConsentPurpose)Byte(), Boolean(), Symbol()!, Time()));
-            }
-
-            var profile = new Profile(userId)
-            {
-                Attributes = AttributeDictionary.OfSorted(attributes),
-                CurrentSegment = current,
-                SegmentHistory = SegmentHistory.Of(new ArraySegment<SegmentChange>(_history, 0, historyCount)),
-                ConsentTrail = consents?.ToImmutable() ?? [],
-            }.WithEvents(events, version);
-            return new SnapshotEntry(profile, links);
-        }
-
-        private DateTimeOffset Time()
+        public DateTimeOffset Time()
         {
             var ticks = Int64();
             return new DateTimeOffset(ticks, TimeSpan.FromMinutes(Int16()));
         }
 
-        private object Value(byte kind) => kind switch
+        public object Value(byte kind) => kind switch
         {
             ValueString => String(),
             ValueNumber => Double(),
@@ -710,21 +582,161 @@ public static class ProfileSnapshotFile
 
             return list;
         }
+    }
 
-        // A sealed value, decrypted into its own buffer.
-        private static object SealedValue(BinaryReader r, byte kind) => kind switch
+    // Decodes a chunk frame. String-table entries become strings only when read as one, through the string
+    // pool (so "product_view" is not allocated again for every chunk).
+    private sealed class ChunkReader(PiiProtector? pii)
+    {
+        private readonly ByteReader _in = new([], 0);
+        private int[] _symbolAt = [];
+        private string?[] _symbolStrings = [];
+        private int _symbolCount;
+        private StoredEvent[] _events = new StoredEvent[64];
+        private SegmentChange[] _history = new SegmentChange[8];
+
+        public void Load(Frame frame) => _in.Reset(frame.Buffer, frame.Length);
+
+        // Drops every reference into the frame and to its strings before the buffer goes back to the pool.
+        public void Unload()
         {
-            ValueString => r.ReadString(),
-            ValueNumber => r.ReadDouble(),
-            ValueBool => r.ReadBoolean(),
-            ValueTime => new DateTimeOffset(r.ReadInt64(), TimeSpan.FromMinutes(r.ReadInt16())),
-            ValueList => Enumerable.Range(0, r.Read7BitEncodedInt()).Select(_ => r.ReadString()).ToArray(),
-            _ => throw new InvalidDataException($"unknown attribute value kind {kind}"),
-        };
+            Array.Clear(_symbolStrings, 0, _symbolCount);
+            Array.Clear(_events);
+            Array.Clear(_history);
+            _symbolCount = 0;
+            _in.Reset([], 0);
+        }
 
+        public int ReadChunk(Action<SnapshotEntry> load)
+        {
+            var r = _in;
+            if (r.Byte() != KindChunk)
+            {
+                throw new InvalidDataException("not a profile chunk");
+            }
+
+            _symbolCount = r.Count();
+            if (_symbolAt.Length < _symbolCount)
+            {
+                _symbolAt = new int[_symbolCount];
+                _symbolStrings = new string?[_symbolCount];
+            }
+
+            for (var i = 0; i < _symbolCount; i++)
+            {
+                _symbolAt[i] = r.Position;
+                r.Prefixed();
+            }
+
+            var count = r.Count();
+            for (var i = 0; i < count; i++)
+            {
+                load(ReadProfile());
+            }
+
+            return count;
+        }
+
+        private SnapshotEntry ReadProfile()
+        {
+            var r = _in;
+            var userId = r.String();
+            var version = r.Int64();
+            var current = Symbol();
+            var linkCount = r.Count();
+            var links = linkCount == 0 ? [] : new string[linkCount];
+            for (var i = 0; i < links.Length; i++)
+            {
+                links[i] = r.String();
+            }
+
+            var attributeCount = r.Count();
+            var attributes = new ProfileAttribute[attributeCount];
+            for (var i = 0; i < attributeCount; i++)
+            {
+                var name = Symbol()!;
+                var layer = (AttributeLayer)r.Byte();
+                var source = Symbol()!;
+                var updated = r.Time();
+                var kind = r.Byte();
+                object value;
+                if (kind == ValueSealed)
+                {
+                    var sealedValue = r.Prefixed().ToArray();
+                    if (pii is null)
+                    {
+                        throw new InvalidDataException($"the snapshot holds encrypted PII (attribute '{name}') and no encryption key is configured (Segmentation:EncryptionKey)");
+                    }
+
+                    var opened = pii.Open(name, sealedValue);
+                    var inner = new ByteReader(opened, opened.Length);
+                    value = inner.Value(inner.Byte());
+                }
+                else
+                {
+                    value = r.Value(kind);
+                }
+
+                attributes[i] = new ProfileAttribute(name, value, layer, source, updated);
+            }
+
+            // Decoded into a buffer reused across the chunk's profiles: the log keeps them in its own form.
+            var eventCount = r.Count();
+            if (_events.Length < eventCount)
+            {
+                _events = new StoredEvent[Math.Max(eventCount, _events.Length * 2)];
+            }
+
+            for (var i = 0; i < eventCount; i++)
+            {
+                _events[i] = new StoredEvent(
+                    r.String(),
+                    Symbol()!,
+                    r.Int64(),
+                    r.Double(),
+                    r.Int32(),
+                    Symbol()!,
+                    Symbol()!,
+                    Symbol()!,
+                    Symbol(),
+                    Symbol(),
+                    Symbol(),
+                    Symbol());
+            }
+
+            var events = new ArraySegment<StoredEvent>(_events, 0, eventCount);
+            var historyCount = r.Count();
+            if (_history.Length < historyCount)
+            {
+                _history = new SegmentChange[Math.Max(historyCount, _history.Length * 2)];
+            }
+
+            for (var i = 0; i < historyCount; i++)
+            {
+                _history[i] = new SegmentChange(Symbol(), Symbol()!, r.Time(), Symbol()!);
+            }
+
+            var consentCount = r.Count();
+            var consents = consentCount == 0 ? null : ImmutableList.CreateBuilder<ConsentRecord>();
+            for (var i = 0; i < consentCount; i++)
+            {
+                consents!.Add(new ConsentRecord((ConsentPurpose)r.Byte(), r.Boolean(), Symbol()!, r.Time()));
+            }
+
+            var profile = new Profile(userId)
+            {
+                Attributes = AttributeDictionary.OfSorted(attributes),
+                CurrentSegment = current,
+                SegmentHistory = SegmentHistory.Of(new ArraySegment<SegmentChange>(_history, 0, historyCount)),
+                ConsentTrail = consents?.ToImmutable() ?? [],
+            }.WithEvents(events, version);
+            return new SnapshotEntry(profile, links);
+        }
+
+        // 0 for null, else 1 + the index in the chunk's string table.
         private string? Symbol()
         {
-            var index = Count();
+            var index = _in.Count();
             if (index == 0)
             {
                 return null;
@@ -735,16 +747,7 @@ public static class ProfileSnapshotFile
                 throw new InvalidDataException($"string {index} is not in the chunk's table of {_symbolCount}");
             }
 
-            return _symbolStrings[index - 1] ??= SymbolString(index - 1);
-        }
-
-        private string SymbolString(int symbol)
-        {
-            var at = _at;
-            _at = _symbolAt[symbol];
-            var bytes = Utf8();
-            _at = at;
-            return StringPool.Decode(bytes);
+            return _symbolStrings[index - 1] ??= StringPool.Decode(_in.PrefixedAt(_symbolAt[index - 1]));
         }
     }
 }
