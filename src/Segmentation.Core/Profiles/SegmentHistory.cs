@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections;
 
@@ -46,40 +47,37 @@ public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
             return Empty;
         }
 
-        // Encoded into per-thread scratch space, then copied into the exact-size array.
-        var buffer = t_scratch ??= new byte[1024];
         var size = 5;
         for (var i = 0; i < list.Count; i++)
         {
             size += MaxSize(list[i]);
         }
 
-        if (buffer.Length < size)
+        // Encoded into a pooled buffer, then copied into the exact-size array.
+        var buffer = ArrayPool<byte>.Shared.Rent(size);
+        try
         {
-            buffer = t_scratch = new byte[Math.Max(size, buffer.Length * 2)];
-        }
+            var at = Varint.Write(buffer, (uint)list.Count);
+            for (var i = 0; i < list.Count; i++)
+            {
+                var change = list[i];
+                var span = buffer.AsSpan(at);
+                var n = PooledString.Write(span, change.From);
+                n += PooledString.Write(span[n..], change.To);
+                BinaryPrimitives.WriteInt64LittleEndian(span[n..], change.At.UtcTicks);
+                n += 8;
+                n += Varint.WriteSigned(span[n..], (int)change.At.TotalOffsetMinutes);
+                n += Literal.Write(span[n..], change.Cause);
+                at += n;
+            }
 
-        var at = Varint.Write(buffer, (uint)list.Count);
-        for (var i = 0; i < list.Count; i++)
+            return new SegmentHistory(buffer.AsSpan(0, at).ToArray());
+        }
+        finally
         {
-            var change = list[i];
-            var span = buffer.AsSpan(at);
-            var n = PooledString.Write(span, change.From);
-            n += PooledString.Write(span[n..], change.To);
-            BinaryPrimitives.WriteInt64LittleEndian(span[n..], change.At.UtcTicks);
-            n += 8;
-            n += Varint.WriteSigned(span[n..], (int)change.At.TotalOffsetMinutes);
-            n += Literal.Write(span[n..], change.Cause);
-            at += n;
+            ArrayPool<byte>.Shared.Return(buffer, clearArray: true); // causes quote event ids, which are personal data
         }
-
-        var data = buffer.AsSpan(0, at).ToArray();
-        Array.Clear(buffer, 0, at); // causes quote event ids, which are personal data: no copies left behind
-        return new SegmentHistory(data);
     }
-
-    [ThreadStatic]
-    private static byte[]? t_scratch;
 
     /// <summary>This history with <paramref name="change"/> appended, keeping the latest <paramref name="keep"/> changes.</summary>
     public SegmentHistory Add(SegmentChange change, int keep)
