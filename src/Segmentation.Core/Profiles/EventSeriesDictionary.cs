@@ -86,17 +86,9 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         }
 
         Array.Sort(types, 0, t, StringComparer.Ordinal);
-        if (scratch.Counts.Length < t)
-        {
-            scratch.Counts = new int[types.Length];
-            scratch.Next = new int[types.Length];
-        }
-
         var typeOf = scratch.TypeOf;
-        var counts = scratch.Counts.AsSpan(0, t);
-        var next = scratch.Next.AsSpan(0, t);
-        counts.Clear();
-        next.Clear();
+        Span<int> counts = t <= 64 ? stackalloc int[t] : new int[t];
+        Span<int> next = t <= 64 ? stackalloc int[t] : new int[t];
         var anyValue = false;
         for (var i = 0; i < n; i++)
         {
@@ -135,8 +127,6 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     {
         public string[] Types = new string[16];
         public int[] TypeOf = new int[64];
-        public int[] Counts = new int[16];
-        public int[] Next = new int[16];
     }
 
     /// <inheritdoc />
