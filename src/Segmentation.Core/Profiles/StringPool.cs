@@ -8,12 +8,15 @@ namespace Segmentation.Core.Profiles;
 /// a million profiles do not each hold their own copy of "product_view" or "GB": an <see cref="EventLog"/>
 /// keeps the id. Never used for ids of users, sessions, events or orders: those stay with their profile
 /// and are erased with it. Bounded and append-only: past <see cref="Capacity"/> distinct values (or for
-/// empty values and values longer than 64 characters) strings get no id and are kept as they come.
+/// empty values and values longer than <see cref="MaxLength"/> characters) strings get no id and are kept as they come.
 /// </summary>
 internal static class StringPool
 {
     /// <summary>Most distinct values pooled.</summary>
     public const int Capacity = ChunkCount * ChunkSize;
+
+    /// <summary>Longest value pooled, in characters.</summary>
+    public const int MaxLength = 64;
 
     private const int ChunkBits = 12;
     private const int ChunkSize = 1 << ChunkBits;
@@ -38,7 +41,7 @@ internal static class StringPool
     /// <summary>The id of <paramref name="value"/> (added to the pool if new), or -1 when it is not pooled.</summary>
     public static int IdOf(string value)
     {
-        if (value.Length is 0 or > 64)
+        if (value.Length is 0 or > MaxLength)
         {
             return -1;
         }
@@ -75,14 +78,14 @@ internal static class StringPool
     /// </summary>
     public static string Decode(ReadOnlySpan<byte> utf8)
     {
-        if (utf8.Length is 0 or > 64 * 3)
+        if (utf8.Length is 0 or > MaxLength * 3) // UTF-8 takes at most three bytes per UTF-16 character
         {
             return System.Text.Encoding.UTF8.GetString(utf8);
         }
 
         Span<char> chars = stackalloc char[utf8.Length];
         var n = System.Text.Encoding.UTF8.GetChars(utf8, chars);
-        return n <= 64 && IdsByChars.TryGetValue(chars[..n], out var pooled, out _) ? pooled : new string(chars[..n]);
+        return n <= MaxLength && IdsByChars.TryGetValue(chars[..n], out var pooled, out _) ? pooled : new string(chars[..n]);
     }
 
     /// <summary>The value of an id <see cref="IdOf"/> returned.</summary>
