@@ -70,8 +70,9 @@ public sealed class EvalContext
 
     /// <summary>
     /// A context for these inputs: this thread's spare one when it fits <paramref name="features"/>, else a
-    /// new one. For evaluations that end before the caller returns (membership on write, restore): give it
-    /// back with <see cref="Return"/>, after which it must not be used. Saves the feature arrays per call.
+    /// new one. For evaluations that end before the caller returns (<see cref="Decisions.Decider"/>'s decisions
+    /// and memberships): give it back with <see cref="Return"/>, after which it must not be used. Saves the
+    /// feature arrays per call.
     /// </summary>
     internal static EvalContext Rent(Profile? profile, RequestContext request, long nowTicks, RfmModel rfm, FeatureLayout features)
     {
@@ -99,6 +100,7 @@ public sealed class EvalContext
         Profile = null;
         Request = RequestContext.Empty;
         Rfm = RfmModel.Empty;
+        Array.Clear(_scalars);
         Array.Clear(_references);
         if (_series is not null)
         {
