@@ -226,7 +226,7 @@ try
     var fingerprint = Fingerprint(store);
     var expected = ids.Take(1000).Select(id => store.Get(id)!).ToArray();
     var restored = Restore(dataDir, catalogs, pii, rfm, clock, "restore in this process, original population still in memory");
-    var same = expected.Count(p => restored.Store.Get(p.UserId) is { } r && r.Version == p.Version && r.TotalEvents == p.TotalEvents && r.Revenue.Equals(p.Revenue) && r.Attributes.Count == p.Attributes.Count);
+    var same = expected.Count(p => restored.Store!.Get(p.UserId) is { } r && r.Version == p.Version && r.TotalEvents == p.TotalEvents && r.Revenue.Equals(p.Revenue) && r.Attributes.Count == p.Attributes.Count);
     var row = restored.Row;
     var restoredCustomers = restored.Customers;
 
@@ -391,7 +391,7 @@ static RestoreResult RestoreInFreshProcess(string dataDir, byte[] key)
         throw new InvalidOperationException($"the fresh-process restore failed (exit code {child.ExitCode})");
     }
 
-    return new RestoreResult(null!, customers, row, fingerprint);
+    return new RestoreResult(null, customers, row, fingerprint); // the store stayed in the child
 }
 
 // Order-independent digest of what a restore must reproduce: ids, versions, events, revenue, attributes.
@@ -419,4 +419,4 @@ static string Fingerprint(InMemoryProfileStore store)
     return FormattableString.Invariant($"{count}:{sum:x}");
 }
 
-internal sealed record RestoreResult(InMemoryProfileStore Store, int Customers, string Row, string Fingerprint);
+internal sealed record RestoreResult(InMemoryProfileStore? Store, int Customers, string Row, string Fingerprint);
