@@ -323,7 +323,7 @@ static RestoreResult Restore(string dataDir, CatalogProvider catalogs, PiiProtec
     var kernelBefore = process.PrivilegedProcessorTime;
     var pauseBefore = GC.GetTotalPauseDuration();
     var gcsBefore = GC.CollectionCount(0);
-    var allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
+    var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
     var snapshot = compactor.Restore()!;
     var replay = log.Recover(ingestion.Replay, snapshot.Segment);
     var restoreSeconds = sw.Elapsed.TotalSeconds;
@@ -332,7 +332,7 @@ static RestoreResult Restore(string dataDir, CatalogProvider catalogs, PiiProtec
     var kernel = (process.PrivilegedProcessorTime - kernelBefore).TotalSeconds;
     var pause = (GC.GetTotalPauseDuration() - pauseBefore).TotalSeconds;
     var gcs = GC.CollectionCount(0) - gcsBefore;
-    var allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
+    var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
     var workingSet = process.WorkingSet64;
     var heap = GC.GetGCMemoryInfo();
     var model = new RfmModelProvider(clock).Recompute(store);
