@@ -5,6 +5,10 @@ using Segmentation.Server.Services;
 
 var builder = WebApplication.CreateBuilder(args);
 
+// A client error is the client's business: gRPC's own "status raised" entries (which quote error details,
+// such as a user id that was not found) stay below Information, so no user id reaches the log by default.
+builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);
+
 builder.Services.AddSegmentation();
 builder.Services.AddSegmentationSecurity();
 builder.Services.AddGrpc(options =>
@@ -14,7 +18,9 @@ builder.Services.AddGrpc(options =>
     options.EnableDetailedErrors = builder.Environment.IsDevelopment();
 });
 builder.Services.AddGrpcReflection();
-builder.Services.AddGrpcHealthChecks().AddCheck("catalog", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+builder.Services.AddGrpcHealthChecks()
+    .AddCheck("catalog", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy())
+    .AddCheck<StorageHealthCheck>("storage");
 
 var app = builder.Build();
 
@@ -26,7 +32,15 @@ app.MapGrpcService<DiagnosticsGrpcService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
 
-app.Run();
+try
+{
+    app.Run();
+}
+catch (Exception ex) when (StartupFailure.Explain(ex) is { } reason)
+{
+    Console.Error.WriteLine($"Segmentation.Server did not start: {reason}");
+    Environment.ExitCode = StartupFailure.ExitCode;
+}
 
 /// <summary>Entry point, public for in-memory integration tests.</summary>
 public partial class Program;

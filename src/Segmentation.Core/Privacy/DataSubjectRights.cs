@@ -46,13 +46,25 @@ public sealed class DataSubjectRights(
     /// snapshot without the user replaces the older snapshots and log segments, including the one holding
     /// the erasure record). Nothing is emitted on the membership change feed. Idempotent: erasing an
     /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it).
-    /// Compaction is not cancelled when the caller goes away.
+    /// Compaction is not cancelled when the caller goes away. When the compaction fails (a full disk), the
+    /// erasure still holds in memory and in the log, and <see cref="StorageUnavailableException"/> tells the
+    /// caller to retry.
     /// </summary>
     public async Task<ForgetResult> ForgetAsync(string userId)
     {
         var result = ingestion.Forget(userId);
         cache.RemoveUsers(new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal));
-        await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Erased in memory and logged as erased (a restart never brings the user back), but older files
+            // still hold the user's data: the caller must retry until the compaction succeeds.
+            throw new StorageUnavailableException($"the user was erased from the live store, but removing their data from the files on disk failed ({ex.Message}); retry ForgetUser (it is idempotent) until it succeeds", ex);
+        }
+
         return result;
     }
 
@@ -79,7 +91,7 @@ public sealed class DataSubjectRights(
     public UserDataExport Export(string userId)
     {
         RequireId(userId);
-        var profile = store.Get(userId) ?? throw new NotFoundException($"no profile for user '{userId}'");
+        var profile = store.Get(userId) ?? throw new NotFoundException("no profile for this user_id (never written, or erased)");
         var traits = catalogs.Current.Traits;
         var model = rfm.Current;
         var a = profile.Aggregates;

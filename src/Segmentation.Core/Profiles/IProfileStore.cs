@@ -26,16 +26,34 @@ public interface IProfileStore
     /// <summary>
     /// Atomically replaces the profile of <paramref name="key"/> (following identity links) with
     /// <paramref name="mutate"/>(current, next version); an absent profile is passed as an empty one.
-    /// Returning the instance passed in means "no change": nothing is stored and no version is used.
+    /// Returning the instance passed in means "no change": nothing is stored.
     /// </summary>
-    ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate);
+    /// <param name="key">User id or anonymous id.</param>
+    /// <param name="mutate">Builds the new profile under the user's write lock.</param>
+    /// <param name="atVersion">
+    /// 0 for a new write (the next version of the store's counter); the logged version of a change being
+    /// replayed from the change log, which the write then takes (later versions stay above it).
+    /// </param>
+    ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0);
 
     /// <summary>
     /// Atomically merges the profile of <paramref name="fromKey"/> into <paramref name="intoKey"/> with
-    /// <paramref name="merge"/>(into, from, next version), removes the source, and links
-    /// <paramref name="fromKey"/> to <paramref name="intoKey"/> so later reads and writes for it go there.
+    /// <paramref name="merge"/>(into, from or null when it has no profile, next version) under both
+    /// profiles' write locks, removes the source, and links <paramref name="fromKey"/> to
+    /// <paramref name="intoKey"/> so later reads and writes for it go there. Does nothing (and does not call
+    /// <paramref name="merge"/>) when both keys already resolve to one profile.
     /// </summary>
-    ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile, long, Profile> merge);
+    /// <param name="fromKey">The anonymous or session id.</param>
+    /// <param name="intoKey">The known user.</param>
+    /// <param name="merge">Builds the merged profile (and logs the merge) under both locks.</param>
+    /// <param name="atVersion">As for <see cref="Update"/>.</param>
+    ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0);
+
+    /// <summary>The highest profile version handed out so far.</summary>
+    long Version { get; }
+
+    /// <summary>Keeps every later version above <paramref name="version"/> (restore: versions never go backwards).</summary>
+    void RaiseVersion(long version);
 
     /// <summary>
     /// Atomically erases the profile <paramref name="key"/> resolves to and every identity link pointing to

@@ -55,8 +55,17 @@ public sealed class InMemoryProfileStore : IProfileStore
             entry.Current = profile;
         }
 
+        RaiseVersion(profile.Version);
+    }
+
+    /// <inheritdoc />
+    public long Version => Interlocked.Read(ref _version);
+
+    /// <inheritdoc />
+    public void RaiseVersion(long version)
+    {
         long seen;
-        while ((seen = Interlocked.Read(ref _version)) < profile.Version && Interlocked.CompareExchange(ref _version, profile.Version, seen) != seen)
+        while ((seen = Interlocked.Read(ref _version)) < version && Interlocked.CompareExchange(ref _version, version, seen) != seen)
         {
         }
     }
@@ -86,7 +95,7 @@ public sealed class InMemoryProfileStore : IProfileStore
     }
 
     /// <inheritdoc />
-    public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate)
+    public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0)
     {
         while (true)
         {
@@ -101,8 +110,7 @@ public sealed class InMemoryProfileStore : IProfileStore
 
                 var before = entry.Current;
                 var current = before ?? new Profile(resolved);
-                var version = Interlocked.Increment(ref _version);
-                var after = mutate(current, version);
+                var after = mutate(current, NextVersion(atVersion));
                 if (ReferenceEquals(after, current))
                 {
                     return new ProfileUpdate(before, before ?? current);
@@ -115,7 +123,7 @@ public sealed class InMemoryProfileStore : IProfileStore
     }
 
     /// <inheritdoc />
-    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile, long, Profile> merge)
+    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0)
     {
         while (true)
         {
@@ -143,7 +151,7 @@ public sealed class InMemoryProfileStore : IProfileStore
 
                     var before = into.Current;
                     var current = before ?? new Profile(target);
-                    var after = from.Current is { } other ? merge(current, other, Interlocked.Increment(ref _version)) : current;
+                    var after = merge(current, from.Current, NextVersion(atVersion));
                     into.Current = after;
                     from.Current = null;
                     from.Retired = true;
@@ -215,6 +223,18 @@ public sealed class InMemoryProfileStore : IProfileStore
         {
             yield return key;
         }
+    }
+
+    // The version of the next write: the given one for a replayed change (later versions stay above it), else a new one.
+    private long NextVersion(long atVersion)
+    {
+        if (atVersion > 0)
+        {
+            RaiseVersion(atVersion);
+            return atVersion;
+        }
+
+        return Interlocked.Increment(ref _version);
     }
 
     // Locked with Monitor on the entry itself: a separate Lock object would cost 40 bytes per user.

@@ -161,6 +161,38 @@ public sealed record Profile
         return WithEvents(kept, newVersion);
     }
 
+    /// <summary>
+    /// The segment history with the causes that name one of <paramref name="eventIds"/> (events removed by
+    /// retention) replaced by <see cref="ExpiredEventCause"/>: the change of segment stays, the removed
+    /// event's id goes. Returns this instance when no cause names one.
+    /// </summary>
+    public Profile WithoutEventCauses(IReadOnlySet<string> eventIds)
+    {
+        ArgumentNullException.ThrowIfNull(eventIds);
+        var changed = false;
+        var history = new List<SegmentChange>(SegmentHistory.Count);
+        foreach (var change in SegmentHistory)
+        {
+            if (change.Cause.StartsWith(EventCausePrefix, StringComparison.Ordinal) && eventIds.Contains(change.Cause[EventCausePrefix.Length..]))
+            {
+                history.Add(change with { Cause = ExpiredEventCause });
+                changed = true;
+            }
+            else
+            {
+                history.Add(change);
+            }
+        }
+
+        return changed ? this with { SegmentHistory = SegmentHistory.Of(history) } : this;
+    }
+
+    /// <summary>The prefix of a segment change's cause that names the event which caused it (<c>event:&lt;id&gt;</c>).</summary>
+    public const string EventCausePrefix = "event:";
+
+    /// <summary>The cause of a segment change whose event was removed by retention.</summary>
+    public const string ExpiredEventCause = "event:(removed by retention)";
+
     /// <summary>The stored value of an attribute, or null.</summary>
     public object? Trait(string name) => Attributes.TryGetValue(name, out var a) ? a.Value : null;
 

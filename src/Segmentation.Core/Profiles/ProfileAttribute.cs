@@ -20,6 +20,8 @@ public readonly record struct ProfileAttribute(string Name, object Value, Attrib
     // Whole numbers 0-1023 (scores, counts, grades) as shared boxes: a stored number is an object, and a
     // million profiles need not each box their own lead score, whether written, restored or replayed.
     private static readonly object[] NumberBoxes = [.. Enumerable.Range(0, SharedNumbers).Select(i => (object)(double)i)];
+    private static readonly object True = true;
+    private static readonly object False = false;
 
     private readonly object _value = Shared(Value);
     private readonly long _updatedTicks = UpdatedAt.UtcTicks;
@@ -46,6 +48,31 @@ public readonly record struct ProfileAttribute(string Name, object Value, Attrib
         }
     }
 
-    private static object Shared(object value) =>
-        value is double d && d >= 0 && d < SharedNumbers && d == Math.Floor(d) && !double.IsNegative(d) ? NumberBoxes[(int)d] : value;
+    private static object Shared(object value) => value switch
+    {
+        double d when d >= 0 && d < SharedNumbers && d == Math.Floor(d) && !double.IsNegative(d) => NumberBoxes[(int)d],
+        bool b => b ? True : False,
+        _ => value,
+    };
+
+    /// <summary>
+    /// This attribute with its name, source and value held as shared instances: the name as the catalog
+    /// schema spells it, the source and a string value (or each string of a list) from the string pool,
+    /// a list as an array shared by every profile with the same list. A value of a personal-data trait
+    /// (<paramref name="pii"/>) is never pooled: pooled strings outlive their profiles, and an erased
+    /// user's data must not.
+    /// </summary>
+    internal ProfileAttribute Shared(string name, bool pii)
+    {
+        var value = pii ? Value : Value switch
+        {
+            string s => StringPool.Share(s),
+            IReadOnlyList<string> list => DeclaredLists.Share([.. list.Select(StringPool.Share)]),
+            _ => Value,
+        };
+        return this with { Name = name, Value = value, Source = StringPool.Share(Source) };
+    }
+
+    // Declared lists (interests, values, tech stacks) fall into few combinations: one array each.
+    private static readonly StringArrayPool DeclaredLists = new(capacity: 16_384);
 }

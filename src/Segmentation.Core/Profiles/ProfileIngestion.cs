@@ -53,6 +53,13 @@ public sealed record ForgetResult(string UserId, bool Existed, IReadOnlyList<str
 /// <param name="EventsRemoved">Events removed.</param>
 public sealed record RetentionResult(int ProfilesChanged, int EventsRemoved);
 
+/// <summary>What a start-up restore read.</summary>
+/// <param name="Snapshot">The snapshot loaded, or null.</param>
+/// <param name="Log">The log replayed after it.</param>
+/// <param name="Rfm">The RFM model in force afterwards.</param>
+/// <param name="Expired">What the retention sweep after the replay removed.</param>
+public sealed record StoreRestore(SnapshotInfo? Snapshot, ChangeLogRecovery Log, RfmModel Rfm, RetentionResult Expired);
+
 /// <summary>Result of stitching an anonymous id to a user.</summary>
 public sealed record IdentifyResult(Profile Profile, int MergedEvents, int DuplicateEvents);
 
@@ -65,8 +72,8 @@ public sealed record IdentifyResult(Profile Profile, int MergedEvents, int Dupli
 /// before it is applied to memory (write-ahead); <see cref="Replay"/> applies logged changes at start-up.
 /// Privacy (F9) is enforced here too: consent is recorded with its trail, segment membership of users
 /// without personalization consent is evaluated on the request context only and never emitted, erasure
-/// (<see cref="Forget"/>) removes a user and its linked ids, and events past their retention are rejected,
-/// skipped on replay and removed by <see cref="ApplyRetention"/>.
+/// (<see cref="Forget"/>) removes a user and its linked ids, and events past their retention are rejected
+/// and removed by <see cref="ApplyRetention"/> (also right after a restart's replay).
 /// </summary>
 public sealed class ProfileIngestion(
     IProfileStore store,
@@ -105,39 +112,65 @@ public sealed class ProfileIngestion(
             throw new ValidationException($"{prefix}.timestamp", $"is older than the retention period of '{(e.Type.Length > 64 ? e.Type[..64] : e.Type)}' events ({Retention.For(e.Type)!.Value.TotalDays:0.##} days): such events are not stored");
         }
 
-        var update = ApplyEvent(e.ProfileKey, StoredEvent.From(e), now, log: true);
+        var update = ApplyEvent(e.ProfileKey, StoredEvent.From(e), Live(now));
         return new TrackResult(update.After, !update.Changed);
     }
 
+    // How a write is applied: live (now, the current RFM model, the store's next version, logged write-ahead)
+    // or replayed from the change log (the record's time, model and version; not logged again).
+    private readonly record struct WriteStamp(DateTimeOffset Now, RfmModel Model, long Version, bool Log)
+    {
+        // The logged record with this write's version, time and model.
+        public T Stamp<T>(T record, long version)
+            where T : ChangeRecord => record with { Version = version, AppliedTicks = Now.UtcTicks, RfmVersion = Model.Version };
+
+        // True when a replayed record is already part of the profile: every write to a profile takes a
+        // newer version under its lock, so a profile at the record's version or later holds its change.
+        public bool AlreadyIn(Profile p) => Version > 0 && p.Version >= Version;
+    }
+
+    private WriteStamp Live(DateTimeOffset now) => new(now, rfm.Current, 0, Log: true);
+
+    private WriteStamp Replayed(ChangeRecord record) => new(
+        record.AppliedTicks > 0 ? new DateTimeOffset(record.AppliedTicks, TimeSpan.Zero) : time.GetUtcNow(),
+        (record.RfmVersion > 0 ? rfm.Find(record.RfmVersion) : null) ?? rfm.Current,
+        record.Version,
+        Log: false);
+
     /// <summary>
     /// Applies a change read back from the change log, through the same path as the live write but
-    /// without logging it again. Events already recorded (same id) and events past their retention are
-    /// skipped; a consent entry already in the trail is not added again; an erasure removes again.
-    /// Applying the same record twice therefore gives the same store (snapshot and log tail may overlap).
+    /// without logging it again, at the record's time, version and RFM model, so the profile ends up exactly
+    /// as it was acknowledged. A record whose version the profile already has (or an event already recorded,
+    /// or a consent entry already in the trail) is skipped; an erasure removes again. Applying the same
+    /// record twice therefore gives the same store (snapshot and log tail may overlap).
     /// </summary>
     public void Replay(ChangeRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        var now = time.GetUtcNow();
+        var stamp = Replayed(record);
         switch (record)
         {
             case EventChange change:
-                if (!Retention.IsExpired(change.Event, now.UtcTicks))
-                {
-                    ApplyEvent(change.Key, change.Event, now, log: false);
-                }
-
+                ApplyEvent(change.Key, change.Event, stamp);
                 break;
             case TraitsChange change:
-                ApplyTraits(change.UserId, [.. change.Attributes.Select(a => a.ToAttribute())], now, "replay", null, null, log: false);
+                var schema = catalogs.Current.Traits;
+                ApplyTraits(
+                    change.UserId,
+                    [.. change.Attributes.Select(a => a.ToAttribute()).Select(a => schema.TryGetValue(a.Name, out var d) ? a.Shared(d.Name, d.Pii) : a)],
+                    stamp,
+                    change.Attributes.Count > 0 ? change.Attributes[0].Source : "replay",
+                    null,
+                    null);
                 break;
             case MergeChange change:
-                ApplyMerge(change.AnonymousId, change.UserId, now, log: false, out _, out _);
+                ApplyMerge(change.AnonymousId, change.UserId, stamp, out _, out _);
                 break;
             case ConsentChange change:
-                ApplyConsent(change.Key, change.Consent, now, log: false);
+                ApplyConsent(change.Key, change.Consent, stamp);
                 break;
             case ForgetChange change:
+                store.RaiseVersion(change.Version);
                 ApplyForget(change.UserId, log: false);
                 foreach (var linked in change.LinkedIds)
                 {
@@ -145,29 +178,39 @@ public sealed class ProfileIngestion(
                 }
 
                 break;
+            case ExpireChange change:
+                var ids = change.EventIds.ToHashSet(StringComparer.Ordinal);
+                ApplyExpiry(change.UserId, e => ids.Contains(e.EventId), stamp, out _);
+                break;
+            case RfmModelChange change:
+                rfm.Publish(change.ToModel(), replayed: true);
+                break;
             default:
                 throw new ArgumentException($"unknown change record {record.GetType().Name}", nameof(record));
         }
     }
 
     // Under the user's lock: skips a recorded event id, logs the event (write-ahead), then applies and derives.
-    private ProfileUpdate ApplyEvent(string key, StoredEvent stored, DateTimeOffset now, bool log)
+    private ProfileUpdate ApplyEvent(string key, StoredEvent stored, WriteStamp stamp)
     {
-        var update = store.Update(key, (p, v) =>
-        {
-            if (p.HasEvent(stored.EventId))
+        var update = store.Update(
+            key,
+            (p, v) =>
             {
-                return p;
-            }
+                if (p.HasEvent(stored.EventId) || stamp.AlreadyIn(p))
+                {
+                    return p;
+                }
 
-            if (log)
-            {
-                _log.Append(new EventChange(key, stored));
-            }
+                if (stamp.Log)
+                {
+                    _log.Append(stamp.Stamp(new EventChange(key, stored), v));
+                }
 
-            var applied = p.Apply(stored, v);
-            return ReferenceEquals(applied, p) ? p : Derive(applied, now, $"event:{stored.EventId}");
-        });
+                var applied = p.Apply(stored, v);
+                return ReferenceEquals(applied, p) ? p : Derive(applied, stamp, $"event:{stored.EventId}");
+            },
+            stamp.Version);
         if (update.Changed && stored.Type is EventTypes.Purchase or EventTypes.Refund)
         {
             rfm.MarkDirty();
@@ -257,49 +300,57 @@ public sealed class ProfileIngestion(
                 continue;
             }
 
-            attributes.Add(new ProfileAttribute(name, value!, layer, source, when));
+            attributes.Add(new ProfileAttribute(name, value!, layer, source, when).Shared(definition.Name, definition.Pii));
         }
 
         v.ThrowIfAny();
         var applied = new List<string>();
         var ignored = new List<string>();
-        var update = ApplyTraits(userId, attributes, now, source, applied, ignored, log: true);
+        var update = ApplyTraits(userId, attributes, Live(now), source, applied, ignored);
         return new SetTraitsResult(update.After, applied, ignored);
     }
 
     // Under the user's lock: applies the attributes under the layer hierarchy; when any is stored, logs
     // the write (write-ahead) before the new profile is published, then derives.
-    private ProfileUpdate ApplyTraits(string userId, IReadOnlyList<ProfileAttribute> attributes, DateTimeOffset now, string source, List<string>? applied, List<string>? ignored, bool log) =>
-        store.Update(userId, (p, version) =>
-        {
-            applied?.Clear();
-            ignored?.Clear();
-            var profile = p;
-            foreach (var attribute in attributes)
+    private ProfileUpdate ApplyTraits(string userId, IReadOnlyList<ProfileAttribute> attributes, WriteStamp stamp, string source, List<string>? applied, List<string>? ignored) =>
+        store.Update(
+            userId,
+            (p, version) =>
             {
-                if (profile.TrySetAttribute(attribute, version, out var next))
+                applied?.Clear();
+                ignored?.Clear();
+                if (stamp.AlreadyIn(p))
                 {
-                    profile = next;
-                    applied?.Add(attribute.Name);
+                    return p;
                 }
-                else
+
+                var profile = p;
+                foreach (var attribute in attributes)
                 {
-                    ignored?.Add(attribute.Name);
+                    if (profile.TrySetAttribute(attribute, version, out var next))
+                    {
+                        profile = next;
+                        applied?.Add(attribute.Name);
+                    }
+                    else
+                    {
+                        ignored?.Add(attribute.Name);
+                    }
                 }
-            }
 
-            if (ReferenceEquals(profile, p))
-            {
-                return p;
-            }
+                if (ReferenceEquals(profile, p))
+                {
+                    return p;
+                }
 
-            if (log)
-            {
-                _log.Append(new TraitsChange(userId, [.. attributes.Select(LoggedAttribute.From)]));
-            }
+                if (stamp.Log)
+                {
+                    _log.Append(stamp.Stamp(new TraitsChange(userId, [.. attributes.Select(LoggedAttribute.From)]), version));
+                }
 
-            return Derive(profile, now, $"traits:{source}");
-        });
+                return Derive(profile, stamp, $"traits:{source}");
+            },
+            stamp.Version);
 
     /// <summary>
     /// Stitches an anonymous or session id to a known user (F5): the anonymous history merges into the
@@ -317,27 +368,42 @@ public sealed class ProfileIngestion(
         }
 
         v.ThrowIfAny();
-        var update = ApplyMerge(anonymousId, userId, time.GetUtcNow(), log: true, out var merged, out var duplicates);
+        var update = ApplyMerge(anonymousId, userId, Live(time.GetUtcNow()), out var merged, out var duplicates);
         return new IdentifyResult(update.After, merged, duplicates);
     }
 
-    // Logs the merge (write-ahead, unless both ids already resolve to one profile), then merges. Events
-    // are logged under the key they were sent for and links are followed on replay, so an event logged
-    // just before or after the merge record ends up in the same profile either way.
-    private ProfileUpdate ApplyMerge(string anonymousId, string userId, DateTimeOffset now, bool log, out int merged, out int duplicates)
+    // Under both profiles' locks: logs the merge (write-ahead), then merges. Nothing is logged when both ids
+    // already resolve to one profile. Holding both locks while logging keeps the record in order with every
+    // write to either profile, so a compaction that captures them after its rotation either sees the merge or
+    // finds the record in the log it replays. Events are logged under the key they were sent for and links are
+    // followed on replay, so an event logged before or after the merge record ends up in the same profile.
+    private ProfileUpdate ApplyMerge(string anonymousId, string userId, WriteStamp stamp, out int merged, out int duplicates)
     {
-        if (log && store.Resolve(anonymousId) != store.Resolve(userId))
-        {
-            _log.Append(new MergeChange(anonymousId, userId));
-        }
-
         int m = 0, d = 0;
-        var update = store.Merge(anonymousId, userId, (into, from, version) =>
-        {
-            var result = into.Merge(from, version, out m, out d);
-            memberships.Set(from.UserId, [], catalogs.Current.Version, long.MaxValue, now, $"identify:{userId}", publish: Consent.Gate(from) == ConsentGate.FullProfile);
-            return Derive(result, now, $"identify:{anonymousId}");
-        });
+        var update = store.Merge(
+            anonymousId,
+            userId,
+            (into, from, version) =>
+            {
+                if (stamp.Log)
+                {
+                    _log.Append(stamp.Stamp(new MergeChange(anonymousId, userId), from is null ? 0 : version));
+                }
+
+                if (from is null)
+                {
+                    return into;
+                }
+
+                var result = into.Merge(from, version, out m, out d);
+
+                // The anonymous id leaves its segments (watchers see it leave) and is then no member of anything:
+                // from now on it resolves to the user, who is counted once, under the user's id.
+                memberships.Set(from.UserId, [], catalogs.Current.Version, long.MaxValue, stamp.Now, $"identify:{userId}", publish: Consent.Gate(from) == ConsentGate.FullProfile);
+                memberships.Forget(from.UserId);
+                return Derive(result, stamp, $"identify:{anonymousId}");
+            },
+            stamp.Version);
         if (update.After.Orders > 0)
         {
             rfm.MarkDirty();
@@ -371,27 +437,30 @@ public sealed class ProfileIngestion(
         }
 
         v.ThrowIfAny();
-        var update = ApplyConsent(key, new ConsentRecord(purpose, granted, source, when), now, log: true);
+        var update = ApplyConsent(key, new ConsentRecord(purpose, granted, source, when), Live(now));
         return new ConsentResult(update.After, !update.Changed);
     }
 
     // Under the user's lock: skips an entry already in the trail, logs (write-ahead), then applies and derives.
-    private ProfileUpdate ApplyConsent(string key, ConsentRecord record, DateTimeOffset now, bool log) =>
-        store.Update(key, (p, version) =>
-        {
-            var next = p.WithConsent(record, version);
-            if (ReferenceEquals(next, p))
+    private ProfileUpdate ApplyConsent(string key, ConsentRecord record, WriteStamp stamp) =>
+        store.Update(
+            key,
+            (p, version) =>
             {
-                return p;
-            }
+                var next = stamp.AlreadyIn(p) ? p : p.WithConsent(record, version);
+                if (ReferenceEquals(next, p))
+                {
+                    return p;
+                }
 
-            if (log)
-            {
-                _log.Append(new ConsentChange(key, record));
-            }
+                if (stamp.Log)
+                {
+                    _log.Append(stamp.Stamp(new ConsentChange(key, record), version));
+                }
 
-            return Derive(next, now, $"consent:{ConsentPolicy.NameOf(record.Purpose)}:{(record.Granted ? "granted" : "withdrawn")}");
-        });
+                return Derive(next, stamp, $"consent:{ConsentPolicy.NameOf(record.Purpose)}:{(record.Granted ? "granted" : "withdrawn")}");
+            },
+            stamp.Version);
 
     /// <summary>
     /// Erases a user (F9, right to erasure): the profile <paramref name="userId"/> resolves to, every
@@ -416,7 +485,8 @@ public sealed class ProfileIngestion(
         {
             if (log && (profile is not null || linked.Count > 0))
             {
-                _log.Append(new ForgetChange(resolved, linked));
+                // Its version keeps the versions of a profile written after the erasure above the erased one's.
+                _log.Append(new ForgetChange(resolved, linked) { Version = Math.Max(profile?.Version ?? 0, store.Version), AppliedTicks = time.GetUtcNow().UtcTicks });
             }
 
             memberships.Forget(resolved);
@@ -450,30 +520,104 @@ public sealed class ProfileIngestion(
         var now = time.GetUtcNow();
         var nowTicks = now.UtcTicks;
         int profiles = 0, events = 0;
-        var purchasesRemoved = false;
         foreach (var key in store.Snapshot().Select(p => p.UserId).ToList())
         {
             cancellation.ThrowIfCancellationRequested();
-            var removed = 0;
-            var update = store.Update(key, (p, version) =>
-            {
-                var next = p.WithoutEvents(e => Retention.IsExpired(e, nowTicks), version, out removed);
-                return ReferenceEquals(next, p) ? p : Derive(next, now, "retention");
-            });
+            var update = ApplyExpiry(key, e => Retention.IsExpired(e, nowTicks), Live(now), out var removed);
             if (update.Changed && removed > 0)
             {
                 profiles++;
                 events += removed;
-                purchasesRemoved |= update.Before is { } before && (before.Orders != update.After.Orders || before.Revenue != update.After.Revenue);
             }
         }
 
-        if (purchasesRemoved)
+        return new RetentionResult(profiles, events);
+    }
+
+    // Under the user's lock: removes the events expired selects, logs their ids (write-ahead), derives again
+    // and takes their ids out of the segment history's causes, so a removed event is named nowhere.
+    private ProfileUpdate ApplyExpiry(string key, Func<StoredEvent, bool> expired, WriteStamp stamp, out int removed)
+    {
+        var count = 0;
+        var update = store.Update(
+            key,
+            (p, version) =>
+            {
+                if (stamp.AlreadyIn(p))
+                {
+                    return p;
+                }
+
+                var gone = p.Events.Where(expired).Select(e => e.EventId).ToList();
+                if (gone.Count == 0)
+                {
+                    return p;
+                }
+
+                if (stamp.Log)
+                {
+                    _log.Append(stamp.Stamp(new ExpireChange(p.UserId, gone), version));
+                }
+
+                var ids = gone.ToHashSet(StringComparer.Ordinal);
+                var next = p.WithoutEvents(e => ids.Contains(e.EventId), version, out count).WithoutEventCauses(ids);
+                return Derive(next, stamp, "retention");
+            },
+            stamp.Version);
+        removed = count;
+        if (update.Changed && update.Before is { } before && (before.Orders != update.After.Orders || before.Revenue != update.After.Revenue))
         {
             rfm.MarkDirty();
         }
 
-        return new RetentionResult(profiles, events);
+        return update;
+    }
+
+    /// <summary>
+    /// Restores the durable store at start-up, before anything else writes: loads the snapshot the
+    /// directory's manifest names, replays the state it carries (the RFM models) and then the log segments
+    /// after it, each change at its logged time, version and model, so that every profile is exactly as it
+    /// was acknowledged; opens the log for appending; recomputes RFM only when purchases were logged after
+    /// the last logged model (as the running server would have); and then applies retention at the current
+    /// time, as the running server's next sweep would have, so no event past its retention is served after a
+    /// restart. Memberships of profiles restored from the snapshot are evaluated separately
+    /// (<see cref="EvaluateNewMemberships"/>).
+    /// </summary>
+    public StoreRestore Restore(StoreCompactor compactor, FileChangeLog log)
+    {
+        ArgumentNullException.ThrowIfNull(compactor);
+        ArgumentNullException.ThrowIfNull(log);
+        var snapshot = compactor.Restore();
+        foreach (var record in snapshot?.Preamble ?? [])
+        {
+            Replay(record);
+        }
+
+        var recovery = log.Recover(Replay, snapshot?.Segment ?? 1);
+        var model = rfm.IsDirty ? RecomputeRfm() : rfm.Current;
+        var expired = ApplyRetention();
+        return new StoreRestore(snapshot, recovery, model, expired);
+    }
+
+    /// <summary>
+    /// Recomputes the RFM model over the store, logs it (write-ahead, like every change: a restart derives
+    /// the changes logged after it with the same model) and publishes it.
+    /// </summary>
+    public RfmModel RecomputeRfm()
+    {
+        var model = rfm.Compute(store);
+        try
+        {
+            _log.Append(RfmModelChange.From(model));
+        }
+        catch
+        {
+            rfm.MarkDirty(); // not published: the next attempt recomputes
+            throw;
+        }
+
+        rfm.Publish(model);
+        return model;
     }
 
     /// <summary>Returns a profile or throws <see cref="NotFoundException"/>.</summary>
@@ -482,21 +626,22 @@ public sealed class ProfileIngestion(
         var v = new ViolationList();
         v.Required("user_id", userId, 256);
         v.ThrowIfAny();
-        return store.Get(userId) ?? throw new NotFoundException($"no profile for user '{userId}'");
+        return store.Get(userId) ?? throw new NotFoundException("no profile for this user_id (never written, or erased)");
     }
 
     // Derived data on write: derived traits in the derived layer, and the winning segment.
-    private Profile Derive(Profile profile, DateTimeOffset now, string cause)
+    private Profile Derive(Profile profile, WriteStamp stamp, string cause)
     {
         var catalog = catalogs.Current;
-        var model = rfm.Current;
+        var model = stamp.Model;
+        var now = stamp.Now;
         var context = new EvalContext(profile, RequestContext.Empty, now.UtcTicks, model);
         var lead = DerivedScores.LeadScore(context, catalog.Scoring.Lead);
         SetDerived(ref profile, "lifecycle_stage", DerivedScores.LifecycleStage(context), now);
         SetDerived(ref profile, "engagement_status", DerivedScores.Engagement(context), now);
         SetDerived(ref profile, "intent_level", DerivedScores.Intent(context), now);
         SetDerived(ref profile, "lead_score", (double)lead, now);
-        SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(lead, catalog.Scoring.Lead), now);
+        SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(DerivedScores.GradedLeadScore(profile, lead), catalog.Scoring.Lead), now);
         SetDerived(ref profile, "rfm_segment", DerivedScores.RfmSegment(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)), now);
 
         // Membership honours consent like Decide: without personalization consent only the (empty) request
@@ -551,7 +696,12 @@ public sealed class ProfileIngestion(
     private void EvaluateMembership(string user, DateTimeOffset now, string? cause) =>
         store.Update(user, (p, _) =>
         {
-            if (p.TotalEvents + p.Attributes.Count > 0)
+            if (p.UserId != user)
+            {
+                // An id stitched to another profile is no member of anything: its user is counted, once.
+                memberships.Forget(user);
+            }
+            else if (p.TotalEvents + p.Attributes.Count > 0)
             {
                 var catalog = catalogs.Current;
                 var model = rfm.Current;

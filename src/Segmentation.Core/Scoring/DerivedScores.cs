@@ -32,7 +32,7 @@ public static class DerivedScores
         "engagement_status" => Engagement(c),
         "intent_level" => Intent(c),
         "lead_score" => c.Profile is null ? null : (double)LeadScore(c, settings.Lead),
-        "lead_grade" => c.Profile is null ? null : LeadGrade(LeadScore(c, settings.Lead), settings.Lead),
+        "lead_grade" => c.Profile is null ? null : LeadGrade(GradedLeadScore(c.Profile, LeadScore(c, settings.Lead)), settings.Lead),
         "rfm_segment" => RfmSegment(c.Rfm.Recency(c.Profile), c.Rfm.Frequency(c.Profile), c.Rfm.Monetary(c.Profile)),
         _ => null,
     };
@@ -249,8 +249,21 @@ public static class DerivedScores
     }
 
     /// <summary>cold, warm, hot or sales_ready by the configured thresholds (F17 default: 0–30, 31–50, 51–80, 81–100).</summary>
-    public static string LeadGrade(int score, LeadScoring lead) =>
+    public static string LeadGrade(double score, LeadScoring lead) =>
         score >= lead.SalesReady ? "sales_ready" : score >= lead.Hot ? "hot" : score >= lead.Warm ? "warm" : "cold";
+
+    /// <summary>
+    /// The lead score the grade is given for: a <c>lead_score</c> held in a more reliable layer than the
+    /// derived one (declared by the user or set by a CRM) wins over the computed <paramref name="computed"/>,
+    /// as it does for rules, so that the grade always agrees with the score a reader sees.
+    /// </summary>
+    public static double GradedLeadScore(Profile profile, int computed)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        return profile.Attributes.TryGetValue("lead_score", out var held) && held.Layer != AttributeLayer.Derived && held.Value is double declared
+            ? declared
+            : computed;
+    }
 
     /// <summary>
     /// The named RFM segment (F16) of scores r, f, m (1–5), first match in this order:

@@ -1,13 +1,16 @@
 using System.Text.Json.Serialization;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Storage;
 
 /// <summary>
 /// One accepted change of the profile store, as written to the change log: an event, a traits write,
-/// an identity merge, a consent grant or withdrawal, or an erasure. Replaying the records in log order
-/// rebuilds the store.
+/// an identity merge, a consent grant or withdrawal, an erasure, events removed by retention, or a
+/// recomputed RFM model. Replaying the records in log order rebuilds the store exactly as it was
+/// acknowledged: each record carries the profile version its write produced, the time it was applied and
+/// the RFM model its derived data was computed with, and replay uses those instead of its own.
 /// </summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "k")]
 [JsonDerivedType(typeof(EventChange), "event")]
@@ -15,7 +18,25 @@ namespace Segmentation.Core.Storage;
 [JsonDerivedType(typeof(MergeChange), "merge")]
 [JsonDerivedType(typeof(ConsentChange), "consent")]
 [JsonDerivedType(typeof(ForgetChange), "forget")]
-public abstract record ChangeRecord;
+[JsonDerivedType(typeof(ExpireChange), "expire")]
+[JsonDerivedType(typeof(RfmModelChange), "rfm")]
+public abstract record ChangeRecord
+{
+    /// <summary>
+    /// The profile version the write produced (0 in records of older logs, and for records that change no
+    /// profile). On replay a profile already at this version or later holds the change and skips it.
+    /// </summary>
+    [JsonPropertyName("v")]
+    public long Version { get; init; }
+
+    /// <summary>When the write was applied (server clock, UTC ticks); 0 in records of older logs, which replay at the replay time.</summary>
+    [JsonPropertyName("t")]
+    public long AppliedTicks { get; init; }
+
+    /// <summary>The version of the RFM model the write's derived data was computed with (0: unknown, replay uses the current one).</summary>
+    [JsonPropertyName("m")]
+    public long RfmVersion { get; init; }
+}
 
 /// <summary>An accepted event for the profile <paramref name="Key"/> (user id, else anonymous id, as sent).</summary>
 /// <param name="Key">The profile key the event was sent for; identity links are followed on replay.</param>
@@ -48,6 +69,45 @@ public sealed record ConsentChange(string Key, ConsentRecord Consent) : ChangeRe
 /// <param name="UserId">The erased profile's key (the id the request resolved to).</param>
 /// <param name="LinkedIds">The anonymous or session ids that were stitched to it, erased with it.</param>
 public sealed record ForgetChange(string UserId, IReadOnlyList<string> LinkedIds) : ChangeRecord;
+
+/// <summary>
+/// Events removed from one profile by retention, by id (so that replay removes exactly these, whatever
+/// the retention configuration is at the time of the replay).
+/// </summary>
+/// <param name="UserId">The profile key.</param>
+/// <param name="EventIds">The ids of the removed events.</param>
+public sealed record ExpireChange(string UserId, IReadOnlyList<string> EventIds) : ChangeRecord;
+
+/// <summary>A recomputed RFM model, logged before it is published (see <see cref="RfmModel"/> for why twelve numbers are enough).</summary>
+/// <param name="ModelVersion">The model's version.</param>
+/// <param name="ComputedAt">When it was computed.</param>
+/// <param name="Customers">Customers in its population.</param>
+/// <param name="Recency">Recency boundaries (UTC ticks).</param>
+/// <param name="Frequency">Frequency boundaries (orders).</param>
+/// <param name="Monetary">Monetary boundaries (net revenue).</param>
+public sealed record RfmModelChange(long ModelVersion, DateTimeOffset ComputedAt, int Customers, IReadOnlyList<long> Recency, IReadOnlyList<int> Frequency, IReadOnlyList<double> Monetary) : ChangeRecord
+{
+    /// <summary>The logged form of a model.</summary>
+    public static RfmModelChange From(RfmModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new RfmModelChange(model.Version, model.ComputedAt, model.Customers, model.RecencyBoundaries, model.FrequencyBoundaries, model.MonetaryBoundaries);
+    }
+
+    /// <summary>The model this record describes.</summary>
+    /// <exception cref="InvalidDataException">The boundaries are not a valid model.</exception>
+    public RfmModel ToModel()
+    {
+        try
+        {
+            return RfmModel.FromBoundaries(ModelVersion, ComputedAt, Customers, Recency, Frequency, Monetary);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new InvalidDataException($"logged RFM model v{ModelVersion} is invalid: {ex.Message}", ex);
+        }
+    }
+}
 
 /// <summary>The JSON form of a <see cref="ProfileAttribute"/>: the value is held in the member of its type.</summary>
 /// <param name="Name">Attribute name.</param>

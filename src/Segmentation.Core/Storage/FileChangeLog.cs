@@ -15,7 +15,7 @@ public sealed record ChangeLogRecovery(long Records, long Bytes, long DroppedByt
 
 /// <summary>
 /// An append-only change log on local disk with group commit, kept as numbered segment files
-/// (<c>changes-00000001.log</c>, ...) in one directory. Each record is framed as
+/// (<c>changes-00000001.log</c>, ...) in one <see cref="DataDirectory"/>. Each record is framed as
 /// <c>[u32 payload length][u32 CRC-32 of the payload][payload: UTF-8 JSON]</c> (little-endian).
 /// Writers enqueue their record and wait; one writer thread appends everything pending, flushes it to
 /// the device (<see cref="FileStream.Flush(bool)"/> with <c>flushToDisk: true</c>, i.e. fsync) and then
@@ -24,11 +24,17 @@ public sealed record ChangeLogRecovery(long Records, long Bytes, long DroppedByt
 /// </summary>
 /// <remarks>
 /// Call <see cref="Recover"/> once before the first <see cref="Append"/>: it replays the good records of
-/// every segment from the one a snapshot left off at, truncates a torn tail of the last segment (a crash
-/// mid-write) and opens it for appending. A bad record followed by a good one, or a bad record in a
-/// segment that is not the last, is corruption, not a torn write, and fails with
+/// the segments the directory's manifest expects from the one a snapshot left off at, truncates a torn tail
+/// of the last segment (a crash mid-write) and opens it for appending. A bad record followed by a good one,
+/// or a bad record in a segment that is not the last, is corruption, not a torn write, and fails with
 /// <see cref="ChangeLogCorruptException"/>. <see cref="Rotate"/> starts a new segment (the snapshot
 /// boundary) and <see cref="DeleteSegmentsBefore"/> removes segments a snapshot covers.
+/// <para>
+/// A failed write or fsync (a full disk, an I/O error) fails only the batch it was writing: its writers
+/// get <see cref="StorageUnavailableException"/> (their changes are not applied), the segment is cut back
+/// to the end of the last durable batch, and the next append tries again, so writes resume by themselves
+/// when the disk has room again. While writes fail, <see cref="Failure"/> says why.
+/// </para>
 /// PII attributes are sealed with the <see cref="PiiProtector"/> before they reach the disk.
 /// </remarks>
 public sealed class FileChangeLog : IChangeLog, IDisposable
@@ -41,34 +47,75 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     private const string SegmentPrefix = "changes-";
     private const string SegmentSuffix = ".log";
 
+    private readonly DataDirectory _data;
+    private readonly bool _ownsData;
     private readonly string _directory;
     private readonly ILogger _logger;
     private readonly PiiProtector? _pii;
     private string _path;
     private long _segment;
     private readonly object _gate = new();
-    private List<byte[]> _pending = [];
-    private long _enqueued;
-    private long _durable;
-    private Exception? _fault;
+    private Batch _pending = new();
+    private bool _writing;
+    private long _durableLength;
+    private Exception? _failure;
     private bool _stopping;
     private FileStream? _file;
     private Thread? _writer;
     private long _commits;
 
-    /// <summary>Test hook: runs on the writer thread before each fsync (to simulate a slow disk).</summary>
+    // The records of one group commit and how it ended.
+    private sealed class Batch
+    {
+        public List<byte[]> Frames { get; } = [];
+
+        public bool Done { get; set; }
+
+        public Exception? Error { get; set; }
+    }
+
+    /// <summary>Test hook: runs on the writer thread before each fsync (to simulate a slow or failing disk).</summary>
     internal Action? BeforeFlush { get; set; }
 
-    /// <summary>Creates the log kept in <paramref name="directory"/>; nothing is opened until <see cref="Recover"/>.</summary>
+    /// <summary>Creates the log kept in <paramref name="directory"/>, opening and locking it; nothing is read until <see cref="Recover"/>.</summary>
     /// <param name="directory">Directory of the segment files (created when missing).</param>
     /// <param name="logger">Where truncations and failures are reported.</param>
     /// <param name="pii">Seals PII attribute values in the records; null writes them as they are.</param>
+    /// <exception cref="DataDirectoryLockedException">Another process holds the directory.</exception>
+    /// <exception cref="StoreDamagedException">Files the manifest expects are missing, or the key is not the directory's.</exception>
     public FileChangeLog(string directory, ILogger? logger = null, PiiProtector? pii = null)
+        : this(DataDirectory.Open(directory, pii, logger), logger, pii, ownsDirectory: true)
     {
-        _directory = Path.GetFullPath(directory);
+    }
+
+    /// <summary>Creates the log kept in an opened data directory.</summary>
+    /// <param name="data">The opened, locked directory.</param>
+    /// <param name="logger">Where truncations and failures are reported.</param>
+    /// <param name="pii">Seals PII attribute values in the records; null writes them as they are.</param>
+    /// <param name="ownsDirectory">Dispose the directory (its lock) with the log.</param>
+    public FileChangeLog(DataDirectory data, ILogger? logger = null, PiiProtector? pii = null, bool ownsDirectory = false)
+    {
+        _data = data ?? throw new ArgumentNullException(nameof(data));
+        _ownsData = ownsDirectory;
+        _directory = data.Path;
         _logger = logger ?? NullLogger.Instance;
         _pii = pii;
         _path = SegmentPath(_directory, 1);
+    }
+
+    /// <summary>The data directory the log is kept in.</summary>
+    public DataDirectory Data => _data;
+
+    /// <summary>Why the last write failed, while writes fail; null when the log is writable.</summary>
+    public Exception? Failure
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _failure;
+            }
+        }
     }
 
     /// <summary>Directory of the segment files.</summary>
@@ -129,42 +176,57 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         }
 
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        System.IO.Directory.CreateDirectory(_directory);
-        var segments = Segments(_directory).Where(n => n >= fromSegment).ToList();
+        var segments = _data.Plan.Segments.Where(n => n >= fromSegment).ToList();
         long records = 0, bytes = 0;
         for (var i = 0; i < segments.Count - 1; i++)
         {
             var path = SegmentPath(_directory, segments[i]);
             using var sealedSegment = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-            var (count, good) = Scan(sealedSegment, apply, _pii);
-            if (good != sealedSegment.Length)
+            var (sealedRecords, sealedGood) = Scan(sealedSegment, apply, _pii);
+            if (sealedGood != sealedSegment.Length)
             {
-                throw new ChangeLogCorruptException($"change log segment {path} is corrupt at byte {good} (record {count + 1}) and later segments follow; refusing to drop data. Restore the file from a backup or inspect it.");
+                throw new ChangeLogCorruptException($"change log segment {path} is corrupt at byte {sealedGood} (record {sealedRecords + 1}) and later segments follow; refusing to drop data. Restore the file from a backup or inspect it.");
             }
 
-            records += count;
-            bytes += good;
+            records += sealedRecords;
+            bytes += sealedGood;
         }
 
-        var last = segments.Count > 0 ? segments[^1] : fromSegment;
+        var last = segments.Count > 0 ? segments[^1] : Math.Max(fromSegment, _data.Manifest.LastSegment);
         _path = SegmentPath(_directory, last);
-        var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, 1 << 16, FileOptions.None);
-        try
+        if (!File.Exists(_path))
         {
-            var (count, good) = Scan(file, apply, _pii);
-            var dropped = file.Length - good;
+            File.Create(_path).Dispose();
+            DataDirectory.SyncDirectory(_directory);
+            _data.RecordSegment(last);
+        }
+
+        long count, good, dropped;
+        using (var read = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16))
+        {
+            (count, good) = Scan(read, apply, _pii);
+            dropped = read.Length - good;
             if (dropped > 0)
             {
                 _logger.LogWarning(
-                    "Change log {Path}: torn or corrupt tail at byte {Offset}: truncated {Dropped} bytes after the last good record ({Records} records kept)",
-                    _path, good, dropped, count);
+                    "Change log {Path}: torn tail accepted at byte {Offset}: truncated {Dropped} bytes holding {TornRecords} incomplete record(s) after the last good record ({Records} records kept); a write that was cut short was never acknowledged",
+                    _path, good, dropped, CountFrames(read, good), count);
+            }
+        }
+
+        // Unbuffered: batches are written with one positional write each, so a failed write leaves no buffered state behind.
+        var file = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
+        try
+        {
+            if (dropped > 0)
+            {
                 file.SetLength(good);
                 file.Flush(flushToDisk: true);
             }
 
             records += count;
             bytes += good;
-            file.Seek(good, SeekOrigin.Begin);
+            _durableLength = good;
             _file = file;
             Interlocked.Exchange(ref _segment, last);
             _writer = new Thread(WriteLoop) { IsBackground = true, Name = "change-log writer" };
@@ -192,22 +254,36 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 throw new InvalidOperationException("the change log is not open: call Recover first");
             }
 
-            while (_durable < _enqueued)
+            while (_writing || _pending.Frames.Count > 0)
             {
-                ThrowIfUnusable();
+                ObjectDisposedException.ThrowIf(_stopping, this);
                 Monitor.Wait(_gate);
             }
 
-            ThrowIfUnusable();
+            ObjectDisposedException.ThrowIf(_stopping, this);
 
-            // The writer thread is idle now: nothing is pending and the last batch is durable.
+            // The writer thread is idle now: nothing is pending and the last batch has ended.
             var next = Interlocked.Read(ref _segment) + 1;
             var path = SegmentPath(_directory, next);
-            var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16, FileOptions.None);
-            file.Flush(flushToDisk: true);
+            var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
+            try
+            {
+                file.Flush(flushToDisk: true);
+                DataDirectory.SyncDirectory(_directory);
+                _data.RecordSegment(next, sealedLength: _durableLength);
+            }
+            catch
+            {
+                file.Dispose();
+                DataDirectory.TryDelete(path);
+                throw;
+            }
+
+            _file.SetLength(_durableLength); // nothing after the last durable batch belongs to the sealed segment
             _file.Dispose();
             _file = file;
             _path = path;
+            _durableLength = 0;
             Interlocked.Exchange(ref _segment, next);
             return next;
         }
@@ -246,6 +322,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     }
 
     /// <inheritdoc />
+    /// <exception cref="StorageUnavailableException">The record could not be written (full disk, I/O error); it is not durable and must not be applied. Retrying later may succeed.</exception>
     public void Append(ChangeRecord record)
     {
         var frame = Frame(record, _pii);
@@ -256,14 +333,20 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 throw new InvalidOperationException("the change log is not open: call Recover first");
             }
 
-            ThrowIfUnusable();
-            _pending.Add(frame);
-            var mine = ++_enqueued;
+            ObjectDisposedException.ThrowIf(_stopping, this);
+            var batch = _pending;
+            batch.Frames.Add(frame);
             Monitor.PulseAll(_gate);
-            while (_durable < mine)
+            while (!batch.Done)
             {
-                ThrowIfUnusable();
                 Monitor.Wait(_gate);
+            }
+
+            if (batch.Error is { } error)
+            {
+                throw error is ObjectDisposedException
+                    ? new ObjectDisposedException(nameof(FileChangeLog), error)
+                    : new StorageUnavailableException($"the change could not be written to the change log ({error.Message}); it was not applied: retry later", error);
             }
         }
     }
@@ -279,6 +362,10 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
 
         _writer?.Join();
         _file?.Dispose();
+        if (_ownsData)
+        {
+            _data.Dispose();
+        }
     }
 
     /// <summary>Frames a record: header (length, CRC-32) and JSON payload, PII attribute values sealed.</summary>
@@ -302,67 +389,95 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         return frame;
     }
 
-    private void ThrowIfUnusable()
-    {
-        if (_fault is not null)
-        {
-            throw new IOException($"the change log {_path} failed; writes are refused until restart", _fault);
-        }
-
-        ObjectDisposedException.ThrowIf(_stopping, this);
-    }
-
     private void WriteLoop()
     {
-        var batch = new List<byte[]>();
         while (true)
         {
-            long end;
+            Batch batch;
             lock (_gate)
             {
-                while (_pending.Count == 0 && !_stopping)
+                while (_pending.Frames.Count == 0 && !_stopping)
                 {
                     Monitor.Wait(_gate);
                 }
 
-                if (_pending.Count == 0)
+                if (_pending.Frames.Count == 0)
                 {
                     return;
                 }
 
-                (batch, _pending) = (_pending, batch);
-                end = _enqueued;
+                batch = _pending;
+                _pending = new Batch();
+                _writing = true;
             }
 
+            Exception? error = null;
+            long length = 0;
             try
             {
-                foreach (var frame in batch)
+                var buffers = new ReadOnlyMemory<byte>[batch.Frames.Count];
+                for (var i = 0; i < buffers.Length; i++)
                 {
-                    _file!.Write(frame);
+                    buffers[i] = batch.Frames[i];
+                    length += buffers[i].Length;
                 }
 
+                RandomAccess.Write(_file!.SafeFileHandle, buffers, _durableLength);
                 BeforeFlush?.Invoke();
                 _file!.Flush(flushToDisk: true);
                 Interlocked.Increment(ref _commits);
-                lock (_gate)
-                {
-                    _durable = end;
-                    Monitor.PulseAll(_gate);
-                }
             }
             catch (Exception ex)
             {
-                _logger.LogCritical(ex, "Change log {Path}: write failed; writes are refused until restart", _path);
-                lock (_gate)
-                {
-                    _fault = ex;
-                    Monitor.PulseAll(_gate);
-                }
-
-                return;
+                error = ex;
             }
 
-            batch.Clear();
+            if (error is not null)
+            {
+                Repair(error);
+            }
+
+            lock (_gate)
+            {
+                if (error is null)
+                {
+                    _durableLength += length;
+                    if (_failure is not null)
+                    {
+                        _logger.LogWarning("Change log {Path}: writes succeed again", _path);
+                    }
+
+                    _failure = null;
+                }
+                else
+                {
+                    _failure = error;
+                }
+
+                batch.Error = error;
+                batch.Done = true;
+                _writing = false;
+                Monitor.PulseAll(_gate);
+            }
+        }
+    }
+
+    // After a failed write or fsync: the batch's bytes may be partly in the file (and, after a failed fsync,
+    // in an unknown state), so the segment is cut back to the end of the last durable batch before anything
+    // else is written. A repair that fails too is logged; the next batch repeats it before writing.
+    private void Repair(Exception error)
+    {
+        _logger.LogError(
+            "Change log {Path}: write failed ({Error}); the batch's writers get UNAVAILABLE and nothing of it is applied. Writes are retried as they come",
+            _path, error.Message);
+        try
+        {
+            _file!.SetLength(_durableLength);
+            _file.Flush(flushToDisk: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogError("Change log {Path}: could not cut the segment back to {Length} bytes after the failed write ({Error})", _path, _durableLength, ex.Message);
         }
     }
 
@@ -441,6 +556,33 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         return Crc32.HashToUInt32(buffer.AsSpan(0, (int)size)) == crc ? (int)size : null;
     }
 
+    // How many frames (complete or not) start in the torn tail from offset: walked by their length fields.
+    private static int CountFrames(FileStream file, long offset)
+    {
+        var header = new byte[HeaderSize];
+        var count = 0;
+        while (offset < file.Length)
+        {
+            count++;
+            if (file.Length - offset < HeaderSize)
+            {
+                break;
+            }
+
+            file.Seek(offset, SeekOrigin.Begin);
+            file.ReadExactly(header);
+            var size = BinaryPrimitives.ReadUInt32LittleEndian(header);
+            if (size == 0 || size > MaxPayload)
+            {
+                break;
+            }
+
+            offset += HeaderSize + size;
+        }
+
+        return count;
+    }
+
     /// <summary>Largest tail searched for good frames after a bad one; a longer remainder is never a torn write.</summary>
     private const int MaxTornTail = 64 * 1024 * 1024;
 
@@ -473,6 +615,27 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         }
 
         return false;
+    }
+}
+
+/// <summary>The durable store cannot take a write now (full disk, I/O error); the write was not applied and may be retried.</summary>
+public sealed class StorageUnavailableException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public StorageUnavailableException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public StorageUnavailableException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and cause.</summary>
+    public StorageUnavailableException(string message, Exception innerException)
+        : base(message, innerException)
+    {
     }
 }
 

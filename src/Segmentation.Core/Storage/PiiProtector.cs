@@ -47,6 +47,14 @@ public sealed class PiiProtector
         return new PiiProtector(bytes, isPii);
     }
 
+    /// <summary>
+    /// A check value of the key (base64 of the first 16 bytes of HMAC-SHA256 over a fixed text): recorded
+    /// when a data directory is created and compared at every start, so a wrong key is noticed before any
+    /// personal data is written with it. It reveals nothing about the key.
+    /// </summary>
+    public string KeyCheck() =>
+        Convert.ToBase64String(HMACSHA256.HashData(_key, "segmentation store key check v1"u8)[..16]);
+
     /// <summary>True when values of attribute <paramref name="name"/> are sealed.</summary>
     public bool IsPii(string name) => _isPii(name);
 

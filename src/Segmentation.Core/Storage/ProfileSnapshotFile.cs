@@ -19,7 +19,23 @@ public sealed record SnapshotEntry(Profile Profile, IReadOnlyList<string> Linked
 /// <param name="Profiles">Profiles in the snapshot.</param>
 /// <param name="Bytes">File size.</param>
 /// <param name="Elapsed">Time taken.</param>
-public sealed record SnapshotInfo(long Segment, long Profiles, long Bytes, TimeSpan Elapsed);
+public sealed record SnapshotInfo(long Segment, long Profiles, long Bytes, TimeSpan Elapsed)
+{
+    /// <summary>The store's state besides profiles at the snapshot (the recent RFM models), replayed before the log.</summary>
+    public IReadOnlyList<ChangeRecord> Preamble { get; init; } = [];
+
+    /// <summary>The highest profile version handed out when the snapshot was taken (erased profiles' included).</summary>
+    public long VersionFloor { get; init; }
+}
+
+/// <summary>What a snapshot holds besides its profiles.</summary>
+/// <param name="Preamble">Records replayed before the log that follows the snapshot (the recent RFM models).</param>
+/// <param name="VersionFloor">The highest profile version handed out so far; later versions stay above it after a restore.</param>
+public sealed record SnapshotState(IReadOnlyList<ChangeRecord> Preamble, long VersionFloor)
+{
+    /// <summary>Nothing besides profiles.</summary>
+    public static readonly SnapshotState None = new([], 0);
+}
 
 /// <summary>
 /// The snapshot file: every profile of the store at one point of the change log, so that restore reads
@@ -27,7 +43,8 @@ public sealed record SnapshotInfo(long Segment, long Profiles, long Bytes, TimeS
 /// <c>[u32 length][u32 CRC-32][payload]</c> whose first payload byte is the kind: a header (format version,
 /// segment, creation time), chunks of up to <see cref="ChunkProfiles"/> profiles each with its own string
 /// table (types, sources, categories... are stored once per chunk and shared by the profiles read back),
-/// and a trailer with the profile count. Chunks decode in parallel on restore. Aggregates are not stored:
+/// and a trailer with the profile count. The header also carries the store's state besides profiles
+/// (<see cref="SnapshotState"/>: format 2; format 1 files, without it, are still read). Chunks decode in parallel on restore. Aggregates are not stored:
 /// they are a pure function of the events and are rebuilt on read. PII attribute values are sealed with
 /// the <see cref="PiiProtector"/>. Files are written to a temporary name, flushed to disk and renamed, so
 /// a crash never leaves a partial snapshot under the real name.
@@ -37,7 +54,7 @@ public static class ProfileSnapshotFile
     /// <summary>Profiles per chunk.</summary>
     public const int ChunkProfiles = 1024;
 
-    private const int FormatVersion = 1;
+    private const int FormatVersion = 2;
     private const byte KindHeader = 1;
     private const byte KindChunk = 2;
     private const byte KindTrailer = 3;
@@ -76,11 +93,32 @@ public static class ProfileSnapshotFile
     /// <param name="segment">First log segment the snapshot does not cover.</param>
     /// <param name="entries">The profiles, each captured consistently with its links.</param>
     /// <param name="pii">Seals PII attribute values; null stores them as they are.</param>
-    public static SnapshotInfo Write(string path, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii)
+    /// <param name="state">What the store holds besides profiles (null: nothing).</param>
+    /// <remarks>A failed write removes its temporary file: it may hold personal data, some of it already erased.</remarks>
+    public static SnapshotInfo Write(string path, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState? state = null)
     {
         ArgumentNullException.ThrowIfNull(entries);
+        state ??= SnapshotState.None;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var temporary = path + ".tmp";
+        long profiles = 0;
+        try
+        {
+            profiles = WriteTemporary(temporary, segment, entries, pii, state);
+            File.Move(temporary, path, overwrite: true);
+            DataDirectory.SyncDirectory(Path.GetDirectoryName(path)!);
+        }
+        catch
+        {
+            DataDirectory.TryDelete(temporary);
+            throw;
+        }
+
+        return new SnapshotInfo(segment, profiles, new FileInfo(path).Length, System.Diagnostics.Stopwatch.GetElapsedTime(started)) { Preamble = state.Preamble, VersionFloor = state.VersionFloor };
+    }
+
+    private static long WriteTemporary(string temporary, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState state)
+    {
         long profiles = 0;
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
         {
@@ -90,6 +128,15 @@ public static class ProfileSnapshotFile
             header.Writer.Write(FormatVersion);
             header.Writer.Write(segment);
             header.Writer.Write(DateTime.UtcNow.Ticks);
+            header.Writer.Write(state.VersionFloor);
+            header.Writer.Write(state.Preamble.Count);
+            foreach (var record in state.Preamble)
+            {
+                var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(record, ChangeRecordJson.Default.ChangeRecord);
+                header.Writer.Write(json.Length);
+                header.Writer.Write(json);
+            }
+
             WriteFrame(file, header.Body());
 
             using var chunk = new ChunkWriter(); // one for every chunk: its buffers are reused
@@ -115,8 +162,7 @@ public static class ProfileSnapshotFile
             file.Flush(flushToDisk: true);
         }
 
-        File.Move(temporary, path, overwrite: true);
-        return new SnapshotInfo(segment, profiles, new FileInfo(path).Length, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        return profiles;
     }
 
     /// <summary>
@@ -137,15 +183,34 @@ public static class ProfileSnapshotFile
 
         var header = ReadFrame(file, path) ?? throw new InvalidDataException($"snapshot {path} has no header");
         long segment;
+        long versionFloor = 0;
+        var preamble = new List<ChangeRecord>();
         try
         {
             var reader = new ByteReader(header.Buffer, header.Length);
-            if (reader.Byte() != KindHeader || reader.Int32() != FormatVersion)
+            var format = reader.Byte() == KindHeader ? reader.Int32() : -1;
+            if (format is not (1 or FormatVersion))
             {
                 throw new InvalidDataException($"snapshot {path}: unknown header or format version");
             }
 
             segment = reader.Int64();
+            if (format >= 2)
+            {
+                _ = reader.Int64(); // created
+                versionFloor = reader.Int64();
+                var count = reader.Int32();
+                for (var i = 0; i < count; i++)
+                {
+                    var json = reader.Take(reader.Int32());
+                    preamble.Add(System.Text.Json.JsonSerializer.Deserialize(json, ChangeRecordJson.Default.ChangeRecord)
+                        ?? throw new InvalidDataException($"snapshot {path}: empty state record"));
+                }
+            }
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new InvalidDataException($"snapshot {path}: its state records cannot be read: {ex.Message}", ex);
         }
         finally
         {
@@ -226,7 +291,7 @@ public static class ProfileSnapshotFile
             throw new InvalidDataException($"snapshot {path} is incomplete: {profiles} profiles read, trailer {(expected is null ? "missing" : $"says {expected}")}");
         }
 
-        return new SnapshotInfo(segment, profiles, file.Length, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        return new SnapshotInfo(segment, profiles, file.Length, System.Diagnostics.Stopwatch.GetElapsedTime(started)) { Preamble = preamble, VersionFloor = versionFloor };
     }
 
     private static void WriteFrame(FileStream file, ReadOnlySpan<byte> payload) => WriteFrame(file, payload, []);

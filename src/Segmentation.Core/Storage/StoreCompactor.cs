@@ -18,47 +18,55 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     private readonly FileChangeLog _log;
     private readonly PiiProtector? _pii;
     private readonly ILogger _logger;
+    private readonly Func<SnapshotState> _state;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     /// <summary>Creates the compactor for a store and its log (both in the log's directory).</summary>
-    public StoreCompactor(IProfileStore store, FileChangeLog log, PiiProtector? pii = null, ILogger? logger = null)
+    /// <param name="store">The profiles.</param>
+    /// <param name="log">The change log, whose directory holds the snapshots.</param>
+    /// <param name="pii">Seals PII attribute values in snapshots.</param>
+    /// <param name="logger">Where snapshots are reported.</param>
+    /// <param name="state">What the store holds besides profiles, taken right after each rotation (null: nothing).</param>
+    public StoreCompactor(IProfileStore store, FileChangeLog log, PiiProtector? pii = null, ILogger? logger = null, Func<SnapshotState>? state = null)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
         _log = log ?? throw new ArgumentNullException(nameof(log));
         _pii = pii;
         _logger = logger ?? NullLogger.Instance;
+        _state = state ?? (() => SnapshotState.None);
     }
 
     /// <summary>The last snapshot written or restored, or null.</summary>
     public SnapshotInfo? Last { get; private set; }
 
     /// <summary>
-    /// Restores the latest snapshot of the log's directory into the store (profiles decoded on every core,
-    /// then identity links), and returns it; null when there is none. Leftovers of an interrupted
-    /// compaction (temporary files, snapshots and segments a newer snapshot covers) are removed. Call
-    /// before <see cref="FileChangeLog.Recover"/>, passing the result's <see cref="SnapshotInfo.Segment"/>.
+    /// Restores the snapshot the directory's manifest names into the store (profiles decoded on every core,
+    /// then identity links), raises the store's version counter past every version it handed out, and returns
+    /// it (its <see cref="SnapshotInfo.Preamble"/> is replayed before the log); null when there is none.
+    /// Leftovers of an interrupted compaction (temporary files, snapshots and segments the manifest does not
+    /// expect) are removed. Call before <see cref="FileChangeLog.Recover"/>, passing the result's <see cref="SnapshotInfo.Segment"/>.
     /// </summary>
-    /// <exception cref="InvalidDataException">The latest snapshot is damaged; start-up must stop rather than lose data.</exception>
+    /// <exception cref="InvalidDataException">The snapshot is damaged; start-up must stop rather than lose data.</exception>
     public SnapshotInfo? Restore()
     {
         var directory = _log.Directory;
-        if (!Directory.Exists(directory))
+        RemoveTemporaryFiles();
+        var plan = _log.Data.Plan;
+        foreach (var (other, otherPath) in ProfileSnapshotFile.Find(directory))
         {
+            if (other > plan.SnapshotSegment)
+            {
+                File.Delete(otherPath); // complete, but written just before a crash and never recorded: the log it covers is still there
+            }
+        }
+
+        if (plan.SnapshotPath is not { } path)
+        {
+            RemoveCovered(plan.Segments.Count > 0 ? plan.Segments[0] : 1);
             return null;
         }
 
-        foreach (var temporary in Directory.EnumerateFiles(directory, "*.tmp"))
-        {
-            File.Delete(temporary);
-        }
-
-        var snapshots = ProfileSnapshotFile.Find(directory);
-        if (snapshots.Count == 0)
-        {
-            return null;
-        }
-
-        var (segment, path) = snapshots[^1];
+        var segment = plan.SnapshotSegment;
         var links = new System.Collections.Concurrent.ConcurrentQueue<(string Key, IReadOnlyList<string> Aliases)>();
         var info = ProfileSnapshotFile.Read(path, _pii, entry =>
         {
@@ -73,6 +81,7 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
             _store.RestoreLinks(key, aliases);
         }
 
+        _store.RaiseVersion(info.VersionFloor);
         RemoveCovered(segment);
         Last = info;
         return info;
@@ -107,8 +116,10 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     private void CompactNow()
     {
         var segment = _log.Rotate();
-        var info = ProfileSnapshotFile.Write(ProfileSnapshotFile.PathFor(_log.Directory, segment), segment, Capture(), _pii);
-        var removed = RemoveCovered(segment);
+        var state = _state() with { VersionFloor = _store.Version };
+        var info = ProfileSnapshotFile.Write(ProfileSnapshotFile.PathFor(_log.Directory, segment), segment, Capture(), _pii, state);
+        _log.Data.RecordSnapshot(segment);
+        var removed = RemoveCovered(segment) + RemoveTemporaryFiles();
         Last = info;
         _logger.LogInformation(
             "Snapshot of {Profiles} profiles written ({Bytes} bytes) in {Elapsed} ms; {Removed} older files removed; the log continues at segment {Segment}",
@@ -134,6 +145,19 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
                 yield return new SnapshotEntry(profile, links);
             }
         }
+    }
+
+    // Temporary files of writes that failed or were cut short (their data may include erased users).
+    private int RemoveTemporaryFiles()
+    {
+        var removed = 0;
+        foreach (var temporary in Directory.EnumerateFiles(_log.Directory, "*.tmp"))
+        {
+            File.Delete(temporary);
+            removed++;
+        }
+
+        return removed;
     }
 
     private int RemoveCovered(long segment)

@@ -10,11 +10,14 @@ namespace Segmentation.Server.Hosting;
 /// every <see cref="PollInterval"/>, which works the same on every file system and in containers;
 /// a change is loaded once the files have been stable for one more interval (editors save in steps).
 /// </summary>
-internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> options, CatalogProvider catalogs, ILogger<CatalogDirectoryWatcher> logger) : BackgroundService
+internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> options, CatalogProvider catalogs, ServiceHealth health, ILogger<CatalogDirectoryWatcher> logger)
+    : SupervisedBackgroundService(health, logger)
 {
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override string Job => "catalog directory watch";
+
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         var path = options.Value.CatalogPath;
         if (string.IsNullOrWhiteSpace(path))

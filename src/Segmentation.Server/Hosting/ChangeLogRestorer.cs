@@ -1,20 +1,18 @@
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// At start-up, before anything else writes (when <see cref="SegmentationOptions.DataDirectory"/> is
-/// set): loads the latest snapshot into the in-memory store, replays the change log segments written
-/// after it, opens the log for appending, recomputes RFM and evaluates the memberships of the restored
-/// profiles. A torn log tail is truncated with a warning; a damaged snapshot or corruption before the
-/// tail stops start-up.
+/// set): restores the store exactly as it was acknowledged (<see cref="ProfileIngestion.Restore"/>) and
+/// evaluates the memberships of the profiles restored from the snapshot. A torn log tail is truncated with a
+/// warning; a damaged snapshot, corruption before the tail, or a file the manifest expects but cannot find
+/// stops start-up.
 /// </summary>
 internal sealed class ChangeLogRestorer(
     DurableStorage storage,
     ProfileIngestion ingestion,
     IProfileStore store,
-    RfmModelProvider rfm,
     ILogger<ChangeLogRestorer> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
@@ -26,9 +24,7 @@ internal sealed class ChangeLogRestorer(
         }
 
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var snapshot = compactor.Restore();
-        var recovery = log.Recover(ingestion.Replay, snapshot?.Segment ?? 1);
-        var model = rfm.Recompute(store);
+        var (snapshot, recovery, model, _) = ingestion.Restore(compactor, log);
         var restoredAt = System.Diagnostics.Stopwatch.GetElapsedTime(started);
         var evaluated = ingestion.EvaluateNewMemberships();
         logger.LogInformation(
@@ -44,6 +40,14 @@ internal sealed class ChangeLogRestorer(
             model.Customers,
             evaluated,
             (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - restoredAt).TotalMilliseconds);
+        if (log.Data.Plan.Lost.Count > 0)
+        {
+            // The operator accepted losing the missing files: a snapshot now makes the directory whole again
+            // (and the loss permanent), so the next start does not stop on the same files.
+            compactor.CompactAsync(cancellationToken).GetAwaiter().GetResult();
+            logger.LogWarning("Data directory {Directory}: compacted after starting without {Lost}; it is consistent again", log.Directory, string.Join(", ", log.Data.Plan.Lost));
+        }
+
         return Task.CompletedTask;
     }
 

@@ -15,7 +15,6 @@ namespace Segmentation.Server.Hosting;
 internal sealed class DemoDataImporter(
     IOptions<SegmentationOptions> options,
     ProfileIngestion ingestion,
-    IProfileStore store,
     RfmModelProvider rfm,
     CatalogProvider catalogs,
     TimeProvider time,
@@ -48,7 +47,7 @@ internal sealed class DemoDataImporter(
             }
         }
 
-        var model = rfm.Recompute(store);
+        var model = rfm.IsDirty || rfm.Current.Version == 0 ? ingestion.RecomputeRfm() : rfm.Current; // a restart that restored the demo data changes nothing
         logger.LogInformation(
             "Demo data: {Rows} rows read, {Purchases} purchases and {Refunds} refunds for {Customers} customers, rows rejected: {Rejected}, events rejected: {EventsRejected}; timestamps shifted by {Days} days; RFM over {RfmCustomers} customers",
             report.RowsRead,

@@ -8,12 +8,15 @@ namespace Segmentation.Server.Hosting;
 /// rolled back, every user is re-evaluated under the new catalog, and every few seconds users whose
 /// memberships may have changed with time alone ("no purchase in 30 days") are re-evaluated.
 /// </summary>
-internal sealed class MembershipMaintainer(ProfileIngestion ingestion, CatalogProvider catalogs, ILogger<MembershipMaintainer> logger) : BackgroundService
+internal sealed class MembershipMaintainer(ProfileIngestion ingestion, CatalogProvider catalogs, ServiceHealth health, ILogger<MembershipMaintainer> logger)
+    : SupervisedBackgroundService(health, logger)
 {
     private static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(5);
     private readonly SemaphoreSlim _published = new(0);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override string Job => "membership refresh";
+
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         catalogs.Published += OnPublished;
         try

@@ -9,9 +9,15 @@ namespace Segmentation.Server.Hosting;
 /// expired events are removed from every profile (<see cref="ProfileIngestion.ApplyRetention"/>), and when
 /// any were, durable storage is compacted so they leave the disk too.
 /// </summary>
-internal sealed class RetentionService(ProfileIngestion ingestion, IStoreCompaction compaction, IOptions<PrivacyOptions> options, ILogger<RetentionService> logger) : BackgroundService
+internal sealed class RetentionService(ProfileIngestion ingestion, IStoreCompaction compaction, IOptions<PrivacyOptions> options, ServiceHealth health, ILogger<RetentionService> logger)
+    : SupervisedBackgroundService(health, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    // Events were removed in memory and the compaction that takes them off the disk has not succeeded yet.
+    private bool _compactionOwed;
+
+    protected override string Job => "retention";
+
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         if (ingestion.Retention.IsKeepForever)
         {
@@ -19,22 +25,26 @@ internal sealed class RetentionService(ProfileIngestion ingestion, IStoreCompact
             return;
         }
 
+        // A failed sweep or compaction is retried by the base class; events removed in memory are logged as
+        // removed, so a restart never brings them back, and the retry's compaction takes them off the disk.
         using var timer = new PeriodicTimer(options.Value.Retention.SweepInterval);
-        try
+        do
         {
-            do
+            var result = await Task.Run(() => ingestion.ApplyRetention(stoppingToken), stoppingToken);
+            _compactionOwed |= result.EventsRemoved > 0;
+            if (_compactionOwed)
             {
-                var result = await Task.Run(() => ingestion.ApplyRetention(stoppingToken), stoppingToken);
-                if (result.EventsRemoved > 0)
-                {
-                    await compaction.CompactAsync(stoppingToken);
-                    logger.LogInformation("Retention removed {Events} expired events from {Profiles} profiles; storage compacted", result.EventsRemoved, result.ProfilesChanged);
-                }
+                await compaction.CompactAsync(stoppingToken);
+                _compactionOwed = false;
             }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
+
+            if (result.EventsRemoved > 0)
+            {
+                logger.LogInformation("Retention removed {Events} expired events from {Profiles} profiles; storage compacted", result.EventsRemoved, result.ProfilesChanged);
+            }
+
+            Succeeded();
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 }

@@ -8,9 +8,12 @@ namespace Segmentation.Server.Hosting;
 /// Recomputes the RFM quintiles off the request path: checks every second and recomputes when
 /// purchases or refunds changed the population, at most once every <c>RfmRecomputeSeconds</c>.
 /// </summary>
-internal sealed class RfmRecomputeService(IOptions<SegmentationOptions> options, IProfileStore store, RfmModelProvider rfm, TimeProvider time, ILogger<RfmRecomputeService> logger) : BackgroundService
+internal sealed class RfmRecomputeService(IOptions<SegmentationOptions> options, ProfileIngestion ingestion, RfmModelProvider rfm, TimeProvider time, ServiceHealth health, ILogger<RfmRecomputeService> logger)
+    : SupervisedBackgroundService(health, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override string Job => "RFM recomputation";
+
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         var minInterval = TimeSpan.FromSeconds(options.Value.RfmRecomputeSeconds);
         var last = time.GetUtcNow();
@@ -23,8 +26,9 @@ internal sealed class RfmRecomputeService(IOptions<SegmentationOptions> options,
             }
 
             var started = time.GetTimestamp();
-            var model = rfm.Recompute(store);
+            var model = ingestion.RecomputeRfm();
             last = time.GetUtcNow();
+            Succeeded();
             logger.LogInformation("RFM model v{Version} recomputed over {Customers} customers in {Ms:0} ms", model.Version, model.Customers, time.GetElapsedTime(started).TotalMilliseconds);
         }
     }

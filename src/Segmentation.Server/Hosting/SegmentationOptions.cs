@@ -26,6 +26,14 @@ public sealed class SegmentationOptions
     /// </summary>
     public string EncryptionKey { get; set; } = "";
 
+    /// <summary>
+    /// Start although files the data directory's manifest expects (a snapshot, a log segment) are missing or
+    /// cut, restoring from what is there and accepting that the changes the missing files held are lost.
+    /// Off by default: start-up then stops and names the files. Set it for one start, after restoring what
+    /// can be restored from backups; the first snapshot after that start makes the loss permanent.
+    /// </summary>
+    public bool AcceptDataLoss { get; set; }
+
     /// <summary>A snapshot is written (and the log compacted) when this much log has accumulated since the last one.</summary>
     [Range(1024, long.MaxValue)]
     public long SnapshotLogBytes { get; set; } = 256L * 1024 * 1024;

@@ -72,10 +72,20 @@ public static class SegmentationServiceCollectionExtensions
             }
 
             var catalogs = sp.GetRequiredService<CatalogProvider>();
+            var rfm = sp.GetRequiredService<RfmModelProvider>();
             var pii = PiiProtector.FromBase64(options.EncryptionKey, name => catalogs.Current.Traits.TryGetValue(name, out var trait) && trait.Pii);
-            var log = new FileChangeLog(Path.GetFullPath(options.DataDirectory), sp.GetRequiredService<ILogger<FileChangeLog>>(), pii);
-            return new DurableStorage(log, new StoreCompactor(sp.GetRequiredService<IProfileStore>(), log, pii, sp.GetRequiredService<ILogger<StoreCompactor>>()));
+            var logger = sp.GetRequiredService<ILogger<FileChangeLog>>();
+            var data = DataDirectory.Open(options.DataDirectory, pii, logger, options.AcceptDataLoss);
+            var log = new FileChangeLog(data, logger, pii, ownsDirectory: true);
+            var compactor = new StoreCompactor(
+                sp.GetRequiredService<IProfileStore>(),
+                log,
+                pii,
+                sp.GetRequiredService<ILogger<StoreCompactor>>(),
+                () => new SnapshotState([.. rfm.Recent.Where(m => m.Version > 0).Select(RfmModelChange.From)], 0));
+            return new DurableStorage(log, compactor);
         });
+        services.TryAddSingleton<ServiceHealth>();
         services.TryAddSingleton(sp => sp.GetRequiredService<DurableStorage>().ChangeLog);
         services.TryAddSingleton(sp => sp.GetRequiredService<DurableStorage>().Compaction);
         services.TryAddSingleton(sp => new ProfileIngestion(

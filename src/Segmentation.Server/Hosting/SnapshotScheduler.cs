@@ -7,39 +7,31 @@ namespace Segmentation.Server.Hosting;
 /// (<see cref="SegmentationOptions.SnapshotLogBytes"/>) or enough time has passed with changes
 /// (<see cref="SegmentationOptions.SnapshotIntervalMinutes"/>), which bounds restore time and disk use.
 /// </summary>
-internal sealed class SnapshotScheduler(DurableStorage storage, IOptions<SegmentationOptions> options, TimeProvider time, ILogger<SnapshotScheduler> logger) : BackgroundService
+internal sealed class SnapshotScheduler(DurableStorage storage, IOptions<SegmentationOptions> options, TimeProvider time, ServiceHealth health, ILogger<SnapshotScheduler> logger)
+    : SupervisedBackgroundService(health, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override string Job => "snapshot";
+
+    protected override async Task RunAsync(CancellationToken stoppingToken)
     {
         if (storage.Files is not var (_, compactor))
         {
             return;
         }
 
+        // A failed snapshot leaves every change in the log (nothing is lost) and is retried by the base class.
         var last = time.GetUtcNow();
         var interval = TimeSpan.FromMinutes(options.Value.SnapshotIntervalMinutes);
-        try
+        while (!stoppingToken.IsCancellationRequested)
         {
-            while (!stoppingToken.IsCancellationRequested)
+            await Task.Delay(TimeSpan.FromSeconds(options.Value.SnapshotCheckSeconds), time, stoppingToken);
+            var pending = compactor.LogBytesSinceSnapshot();
+            if (pending >= options.Value.SnapshotLogBytes || (pending > 0 && time.GetUtcNow() - last >= interval))
             {
-                await Task.Delay(TimeSpan.FromSeconds(options.Value.SnapshotCheckSeconds), time, stoppingToken);
-                var pending = compactor.LogBytesSinceSnapshot();
-                if (pending >= options.Value.SnapshotLogBytes || (pending > 0 && time.GetUtcNow() - last >= interval))
-                {
-                    try
-                    {
-                        await compactor.CompactAsync(stoppingToken);
-                        last = time.GetUtcNow();
-                    }
-                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                    {
-                        logger.LogError(ex, "Snapshot failed; the change log keeps every change and the next attempt follows");
-                    }
-                }
+                await compactor.CompactAsync(stoppingToken);
+                last = time.GetUtcNow();
+                Succeeded();
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
         }
     }
 }

@@ -3,6 +3,7 @@ using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Server.Interceptors;
@@ -10,7 +11,7 @@ namespace Segmentation.Server.Interceptors;
 /// <summary>
 /// The one place domain exceptions become gRPC statuses: validation errors become INVALID_ARGUMENT
 /// with <c>google.rpc.BadRequest</c> field violations, missing entities NOT_FOUND, catalog errors
-/// FAILED_PRECONDITION, abandoned work DEADLINE_EXCEEDED or CANCELLED. Anything unexpected is logged and
+/// FAILED_PRECONDITION, storage that cannot write UNAVAILABLE (retryable), abandoned work DEADLINE_EXCEEDED or CANCELLED. Anything unexpected is logged and
 /// returned as INTERNAL without exception text. Outside development the log carries the exception's type
 /// and stack trace but not its message, which may quote request values such as PII traits (F9: PII is
 /// never written to logs).
@@ -84,6 +85,8 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 }.ToRpcException();
             case NotFoundException nf:
                 return new RpcException(new Grpc.Core.Status(StatusCode.NotFound, nf.Message));
+            case StorageUnavailableException su:
+                return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, su.Message));
             case CatalogException ce:
                 return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, ce.Message));
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:

@@ -1,0 +1,439 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Segmentation.Core.Storage;
+
+/// <summary>
+/// What the durable store expects to find in its directory, written by the store itself (never by hand):
+/// the snapshot restore starts from, the contiguous range of change log segments replayed after it, and a
+/// check value of the encryption key the directory was created with.
+/// </summary>
+/// <param name="Format">Manifest format (1).</param>
+/// <param name="CreatedAt">When the directory was first used.</param>
+/// <param name="KeyCheck">HMAC of a fixed text under the encryption key (base64); null without a key.</param>
+/// <param name="Snapshot">The snapshot restore starts from (its segment number), 0 when there is none.</param>
+/// <param name="FirstSegment">The first log segment restore replays (the snapshot's segment, or 1).</param>
+/// <param name="LastSegment">The last log segment created; every segment from the first to this one exists.</param>
+/// <param name="Sealed">The length of each segment from the first on that is no longer appended to, recorded when it was sealed.</param>
+public sealed record StoreManifest(int Format, DateTimeOffset CreatedAt, string? KeyCheck, long Snapshot, long FirstSegment, long LastSegment, IReadOnlyList<SealedSegment>? Sealed = null);
+
+/// <summary>A log segment that is no longer appended to, and its final length.</summary>
+/// <param name="Segment">The segment number.</param>
+/// <param name="Bytes">Its length when it was sealed.</param>
+public sealed record SealedSegment(long Segment, long Bytes);
+
+/// <summary>What restore reads, checked against the manifest.</summary>
+/// <param name="SnapshotPath">The snapshot to load first, or null.</param>
+/// <param name="SnapshotSegment">Its segment number (0 without a snapshot).</param>
+/// <param name="Segments">The log segments to replay after it, ascending.</param>
+/// <param name="Lost">Files the manifest expected that are missing (only when the operator accepted the loss).</param>
+public sealed record RecoveryPlan(string? SnapshotPath, long SnapshotSegment, IReadOnlyList<long> Segments, IReadOnlyList<string> Lost);
+
+/// <summary>
+/// The durable store's directory, owned by one process at a time. Opening it takes an exclusive OS lock
+/// (<c>.lock</c>, held for the process lifetime; the holder writes its process id, host and start time to
+/// <c>.lock-owner</c>), so a second server on the same directory refuses to start instead of interleaving
+/// writes with the first. It then reads the manifest (<c>MANIFEST.json</c>), checks the encryption key
+/// against the key check value recorded when the directory was created, and checks that every file the
+/// manifest expects is there: a deleted snapshot or a missing log segment stops start-up, naming the
+/// files, unless the operator explicitly accepts the loss (<c>acceptDataLoss</c>), in which case restore
+/// uses what is there and the manifest is rewritten to match. The log and the compactor record each new
+/// segment and snapshot in the manifest as they create them.
+/// </summary>
+public sealed class DataDirectory : IDisposable
+{
+    /// <summary>File name of the manifest.</summary>
+    public const string ManifestName = "MANIFEST.json";
+
+    /// <summary>File name of the lock file (held with an exclusive OS lock).</summary>
+    public const string LockName = ".lock";
+
+    /// <summary>File name of the text naming the lock's holder.</summary>
+    public const string LockOwnerName = ".lock-owner";
+
+    private const int ManifestFormat = 1;
+
+    private readonly Lock _gate = new();
+    private FileStream? _lock;
+
+    private DataDirectory(string path, FileStream held, StoreManifest manifest, RecoveryPlan plan)
+    {
+        Path = path;
+        _lock = held;
+        Manifest = manifest;
+        Plan = plan;
+    }
+
+    /// <summary>The directory's full path.</summary>
+    public string Path { get; }
+
+    /// <summary>The manifest as last written.</summary>
+    public StoreManifest Manifest { get; private set; }
+
+    /// <summary>What restore reads (checked when the directory was opened).</summary>
+    public RecoveryPlan Plan { get; }
+
+    /// <summary>
+    /// Opens (creating when needed) and locks the store directory, checks the key and the files the
+    /// manifest expects, and returns what restore should read.
+    /// </summary>
+    /// <param name="path">The data directory.</param>
+    /// <param name="pii">The PII protector of the configured key (its key check value is compared); null without a key.</param>
+    /// <param name="logger">Where upgrades of old directories and accepted losses are reported.</param>
+    /// <param name="acceptDataLoss">Start with the files that are there although some the manifest expects are missing (operator override).</param>
+    /// <exception cref="DataDirectoryLockedException">Another process holds the directory.</exception>
+    /// <exception cref="StoreDamagedException">Files are missing, or the key differs from the directory's.</exception>
+    public static DataDirectory Open(string path, PiiProtector? pii = null, ILogger? logger = null, bool acceptDataLoss = false)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        logger ??= NullLogger.Instance;
+        var full = System.IO.Path.GetFullPath(path);
+        Directory.CreateDirectory(full);
+        var held = AcquireLock(full);
+        try
+        {
+            var (manifest, plan) = Check(full, pii, logger, acceptDataLoss);
+            var directory = new DataDirectory(full, held, manifest, plan);
+            directory.Save(manifest);
+            return directory;
+        }
+        catch
+        {
+            held.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Records that log segment <paramref name="segment"/> now exists (called right after creating it) and,
+    /// when it follows a segment that was being appended to, that segment's final length.
+    /// </summary>
+    public void RecordSegment(long segment, long? sealedLength = null)
+    {
+        lock (_gate)
+        {
+            var manifest = Manifest;
+            if (sealedLength is { } bytes && segment > 1)
+            {
+                manifest = manifest with { Sealed = [.. (manifest.Sealed ?? []).Where(s => s.Segment != segment - 1), new SealedSegment(segment - 1, bytes)] };
+            }
+
+            if (segment > manifest.LastSegment || !ReferenceEquals(manifest, Manifest))
+            {
+                Save(manifest with { LastSegment = Math.Max(segment, manifest.LastSegment) });
+            }
+        }
+    }
+
+    /// <summary>
+    /// Records that the snapshot of <paramref name="segment"/> is complete (renamed to its final name and on
+    /// disk): restore starts from it and replays segments from <paramref name="segment"/> on; older files may
+    /// be deleted after this call, not before.
+    /// </summary>
+    public void RecordSnapshot(long segment)
+    {
+        lock (_gate)
+        {
+            Save(Manifest with
+            {
+                Snapshot = segment,
+                FirstSegment = segment,
+                LastSegment = Math.Max(segment, Manifest.LastSegment),
+                Sealed = [.. (Manifest.Sealed ?? []).Where(s => s.Segment >= segment)],
+            });
+        }
+    }
+
+    /// <summary>Releases the lock (the process keeps it until then).</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _lock?.Dispose();
+            _lock = null;
+        }
+    }
+
+    /// <summary>Makes a rename or a new file in <paramref name="directory"/> durable (fsync of the directory; Linux and macOS).</summary>
+    public static void SyncDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return; // NTFS journals renames; a directory cannot be opened for flushing there
+        }
+
+        var fd = NativeMethods.Open(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            throw new IOException($"cannot open directory {directory} to flush it (errno {Marshal.GetLastPInvokeError()})");
+        }
+
+        try
+        {
+            if (NativeMethods.FSync(fd) != 0)
+            {
+                throw new IOException($"cannot flush directory {directory} (errno {Marshal.GetLastPInvokeError()})");
+            }
+        }
+        finally
+        {
+            _ = NativeMethods.Close(fd);
+        }
+    }
+
+    private static FileStream AcquireLock(string directory)
+    {
+        var lockPath = System.IO.Path.Combine(directory, LockName);
+        var ownerPath = System.IO.Path.Combine(directory, LockOwnerName);
+        FileStream held;
+        try
+        {
+            held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex) when (File.Exists(lockPath))
+        {
+            var owner = File.Exists(ownerPath) ? File.ReadAllText(ownerPath).Trim() : "an unknown process";
+            throw new DataDirectoryLockedException($"the data directory {directory} is in use by {owner} (lock file {lockPath}); two servers must never share a data directory: stop the other one or configure another Segmentation:DataDirectory", ex);
+        }
+
+        try
+        {
+            var started = System.Diagnostics.Process.GetCurrentProcess().StartTime.ToUniversalTime();
+            File.WriteAllText(ownerPath, string.Create(CultureInfo.InvariantCulture, $"process {Environment.ProcessId} on host {Environment.MachineName}, started {started:O}\n"));
+            return held;
+        }
+        catch
+        {
+            held.Dispose();
+            throw;
+        }
+    }
+
+    private static (StoreManifest Manifest, RecoveryPlan Plan) Check(string directory, PiiProtector? pii, ILogger logger, bool acceptDataLoss)
+    {
+        var segments = FileChangeLog.Segments(directory);
+        var snapshots = ProfileSnapshotFile.Find(directory).Select(s => s.Segment).ToList();
+        var keyCheck = pii?.KeyCheck();
+        var manifest = Read(directory);
+        if (manifest is null)
+        {
+            if (segments.Count == 0 && snapshots.Count == 0)
+            {
+                manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, keyCheck, 0, 1, 1);
+                return (manifest, new RecoveryPlan(null, 0, [], []));
+            }
+
+            // A directory written before manifests existed: what is there now is taken as what is expected.
+            var snapshot = snapshots.Count > 0 ? snapshots[^1] : 0;
+            var first = snapshot > 0 ? snapshot : segments[0];
+            manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, null, snapshot, first, Math.Max(first, segments.Count > 0 ? segments[^1] : first));
+            logger.LogWarning(
+                "Data directory {Directory} has no {Manifest}: one was created from the files present (snapshot {Snapshot}, log segments {First}-{Last}); files missing before this start cannot be detected",
+                directory, ManifestName, snapshot, manifest.FirstSegment, manifest.LastSegment);
+        }
+
+        if (manifest.KeyCheck is not null && keyCheck != manifest.KeyCheck)
+        {
+            throw new StoreDamagedException(keyCheck is null
+                ? $"the data directory {directory} was created with an encryption key and none is configured: set Segmentation:EncryptionKey to that key"
+                : $"the encryption key does not match the key the data directory {directory} was created with (its key check value differs): configure the original Segmentation:EncryptionKey; with another key its encrypted personal data could never be read");
+        }
+
+        manifest = manifest with { KeyCheck = manifest.KeyCheck ?? keyCheck };
+
+        // A segment created just before a crash, before the manifest recorded it, is expected too.
+        if (segments.Contains(manifest.LastSegment + 1))
+        {
+            manifest = manifest with { LastSegment = manifest.LastSegment + 1 };
+        }
+
+        var missing = new List<string>();
+        if (manifest.Snapshot > 0 && !snapshots.Contains(manifest.Snapshot))
+        {
+            missing.Add(System.IO.Path.GetFileName(ProfileSnapshotFile.PathFor(directory, manifest.Snapshot)));
+        }
+
+        // The last segment is created by the first start: a fresh directory has none yet.
+        var hasData = segments.Count > 0 || snapshots.Count > 0;
+        for (var n = manifest.FirstSegment; hasData && n <= manifest.LastSegment; n++)
+        {
+            if (!segments.Contains(n))
+            {
+                missing.Add(System.IO.Path.GetFileName(FileChangeLog.SegmentPath(directory, n)));
+            }
+        }
+
+        foreach (var sealedSegment in manifest.Sealed ?? [])
+        {
+            var path = FileChangeLog.SegmentPath(directory, sealedSegment.Segment);
+            if (sealedSegment.Segment >= manifest.FirstSegment && File.Exists(path) && new FileInfo(path).Length != sealedSegment.Bytes)
+            {
+                missing.Add($"{System.IO.Path.GetFileName(path)} (cut or grown: {new FileInfo(path).Length} bytes, {sealedSegment.Bytes} when it was sealed)");
+            }
+        }
+
+        var unknown = segments.Where(n => n > manifest.LastSegment).ToList();
+        if (unknown.Count > 0)
+        {
+            missing.Add($"(the manifest ends at segment {manifest.LastSegment} but segments {string.Join(", ", unknown)} exist: the manifest is older than the log)");
+        }
+
+        if (missing.Count == 0)
+        {
+            return (manifest, new RecoveryPlan(
+                manifest.Snapshot > 0 ? ProfileSnapshotFile.PathFor(directory, manifest.Snapshot) : null,
+                manifest.Snapshot,
+                [.. segments.Where(n => n >= manifest.FirstSegment && n <= manifest.LastSegment)],
+                []));
+        }
+
+        if (!acceptDataLoss)
+        {
+            throw new StoreDamagedException(
+                $"the data directory {directory} is missing files its manifest expects: {string.Join(", ", missing)}. " +
+                "Starting without them would silently lose acknowledged data, so start-up stops. Restore the files from a backup, " +
+                "or, to start with the data that is left and accept the loss, set Segmentation:AcceptDataLoss=true for one start.");
+        }
+
+        // The operator accepted the loss: restore from the newest snapshot there and every segment after it.
+        var kept = snapshots.Count > 0 ? snapshots[^1] : 0;
+        var replay = segments.Where(n => n >= kept).ToList();
+        var first1 = kept > 0 ? kept : replay.Count > 0 ? replay[0] : 1;
+        var rewritten = manifest with
+        {
+            Snapshot = kept,
+            FirstSegment = first1,
+            LastSegment = Math.Max(first1, replay.Count > 0 ? replay[^1] : first1),
+            Sealed = [.. replay.SkipLast(1).Select(n => new SealedSegment(n, new FileInfo(FileChangeLog.SegmentPath(directory, n)).Length))],
+        };
+        logger.LogError(
+            "Data directory {Directory}: starting without files its manifest expected ({Missing}) because Segmentation:AcceptDataLoss is set; the changes they held are lost. Restoring from snapshot {Snapshot} and log segments {Segments}",
+            directory, string.Join(", ", missing), kept, string.Join(", ", replay));
+        return (rewritten, new RecoveryPlan(kept > 0 ? ProfileSnapshotFile.PathFor(directory, kept) : null, kept, replay, missing));
+    }
+
+    private static StoreManifest? Read(string directory)
+    {
+        var path = System.IO.Path.Combine(directory, ManifestName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            var manifest = JsonSerializer.Deserialize(File.ReadAllBytes(path), StoreManifestJson.Default.StoreManifest)
+                ?? throw new JsonException("empty manifest");
+            if (manifest.Format != ManifestFormat || manifest.FirstSegment < 1 || manifest.LastSegment < manifest.FirstSegment || manifest.Snapshot < 0)
+            {
+                throw new JsonException($"unsupported or inconsistent manifest (format {manifest.Format}, segments {manifest.FirstSegment}-{manifest.LastSegment}, snapshot {manifest.Snapshot})");
+            }
+
+            return manifest;
+        }
+        catch (JsonException ex)
+        {
+            throw new StoreDamagedException($"the manifest {path} cannot be read ({ex.Message}); it is written only by the store. Restore it from a backup, or delete it to rebuild it from the files present (missing files then cannot be detected for that start)", ex);
+        }
+    }
+
+    // Written to a temporary file, flushed, renamed over the manifest, and the directory flushed.
+    private void Save(StoreManifest manifest)
+    {
+        var path = System.IO.Path.Combine(Path, ManifestName);
+        var temporary = path + ".tmp";
+        try
+        {
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                JsonSerializer.Serialize(file, manifest, StoreManifestJson.Default.StoreManifest);
+                file.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, path, overwrite: true);
+            SyncDirectory(Path);
+            Manifest = manifest;
+        }
+        catch
+        {
+            TryDelete(temporary);
+            throw;
+        }
+    }
+
+    /// <summary>Deletes a file, ignoring a failure (cleanup after another failure).</summary>
+    internal static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+}
+
+/// <summary>The few C library calls .NET has no API for (flushing a directory).</summary>
+internal static partial class NativeMethods
+{
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    internal static partial int FSync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    internal static partial int Close(int fd);
+}
+
+/// <summary>Another process holds the data directory.</summary>
+public sealed class DataDirectoryLockedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public DataDirectoryLockedException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public DataDirectoryLockedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and cause.</summary>
+    public DataDirectoryLockedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>The durable store cannot be opened as it is (missing files, wrong key): start-up must stop rather than lose data.</summary>
+public sealed class StoreDamagedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public StoreDamagedException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public StoreDamagedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and cause.</summary>
+    public StoreDamagedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>Source-generated JSON metadata for the manifest.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSerializable(typeof(StoreManifest))]
+internal sealed partial class StoreManifestJson : JsonSerializerContext;

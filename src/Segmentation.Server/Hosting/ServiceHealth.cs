@@ -1,0 +1,42 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// Problems reported by the service's own background work (snapshots, retention, RFM, memberships): a
+/// job that fails reports here and clears its report when it succeeds again. Read by the health check.
+/// </summary>
+internal sealed class ServiceHealth
+{
+    private readonly ConcurrentDictionary<string, string> _problems = new(StringComparer.Ordinal);
+
+    /// <summary>The current problems, by job.</summary>
+    public IReadOnlyDictionary<string, string> Problems => _problems;
+
+    /// <summary>Records that <paramref name="job"/> is failing and why.</summary>
+    public void Report(string job, string reason) => _problems[job] = reason;
+
+    /// <summary>Records that <paramref name="job"/> works again.</summary>
+    public void Clear(string job) => _problems.TryRemove(job, out _);
+}
+
+/// <summary>
+/// Health of the durable store and the background work: unhealthy (gRPC health NOT_SERVING) while the
+/// change log cannot write (writes are answered UNAVAILABLE meanwhile) or a background job keeps failing.
+/// </summary>
+internal sealed class StorageHealthCheck(DurableStorage storage, ServiceHealth health) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (storage.Files is var (log, _) && log.Failure is { } failure)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy($"the change log cannot write ({failure.Message}); writes are refused with UNAVAILABLE until it can"));
+        }
+
+        var problems = health.Problems;
+        return Task.FromResult(problems.Count == 0
+            ? HealthCheckResult.Healthy()
+            : HealthCheckResult.Unhealthy(string.Join("; ", problems.Select(p => $"{p.Key}: {p.Value}"))));
+    }
+}

@@ -1,0 +1,26 @@
+using Microsoft.Extensions.Options;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Storage;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// Start-up failures an operator can fix (configuration, a data directory in use or damaged, a bad
+/// catalog): reported as one paragraph and exit code 1 instead of an unhandled-exception dump.
+/// </summary>
+internal static class StartupFailure
+{
+    /// <summary>Exit code of a start-up that failed for a reason <see cref="Explain"/> knows.</summary>
+    public const int ExitCode = 1;
+
+    /// <summary>What went wrong, in words, or null for an unexpected failure (which keeps its stack trace).</summary>
+    public static string? Explain(Exception ex) => ex switch
+    {
+        AggregateException { InnerExceptions.Count: 1 } a => Explain(a.InnerException!),
+        DataDirectoryLockedException or StoreDamagedException or ChangeLogCorruptException or CatalogException => ex.Message,
+        OptionsValidationException o => "invalid configuration: " + string.Join("; ", o.Failures),
+        InvalidDataException => "the durable store cannot be read: " + ex.Message,
+        IOException or UnauthorizedAccessException => "a file could not be read or written: " + ex.Message,
+        _ => null,
+    };
+}

@@ -1,0 +1,72 @@
+using Segmentation.Core.Storage;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// A background job that a recoverable failure never takes down: an I/O error (a full disk, a directory
+/// that refuses writes) or storage that cannot write is logged, reported to <see cref="ServiceHealth"/>
+/// (health turns NOT_SERVING) and the job starts again after a backoff (1 s doubling to 5 min); it clears
+/// its report when <see cref="Succeeded"/> is called. Any other failure is a defect: it is logged as
+/// critical, the process exit code is set to 70 (EX_SOFTWARE) and the host stops, so a supervisor that
+/// restarts on failure does restart it.
+/// </summary>
+internal abstract class SupervisedBackgroundService(ServiceHealth health, ILogger logger) : BackgroundService
+{
+    /// <summary>Exit code of a process stopped by a failed background job.</summary>
+    public const int FailedExitCode = 70;
+
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan LastBackoff = TimeSpan.FromMinutes(5);
+
+    /// <summary>The job's name in logs and health reports.</summary>
+    protected abstract string Job { get; }
+
+    /// <summary>Backoff before the first restart (tests shorten it).</summary>
+    internal TimeSpan InitialBackoff { get; init; } = FirstBackoff;
+
+    /// <summary>The job; returns when there is nothing (more) to do.</summary>
+    protected abstract Task RunAsync(CancellationToken stoppingToken);
+
+    /// <summary>Clears the job's health report: call after each iteration that worked.</summary>
+    protected void Succeeded() => health.Clear(Job);
+
+    /// <inheritdoc />
+    protected sealed override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var backoff = InitialBackoff;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await RunAsync(stoppingToken);
+                return;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or StorageUnavailableException)
+            {
+                health.Report(Job, ex.Message);
+                logger.LogError("{Job} failed ({Reason}); health reports it and the job starts again in {Backoff:0.#} s", Job, ex.Message, backoff.TotalSeconds);
+            }
+            catch (Exception ex)
+            {
+                logger.LogCritical(ex, "{Job} failed with an unexpected error; the service stops with exit code {Code}", Job, FailedExitCode);
+                Environment.ExitCode = FailedExitCode;
+                throw;
+            }
+
+            try
+            {
+                await Task.Delay(backoff, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, LastBackoff.Ticks));
+        }
+    }
+}

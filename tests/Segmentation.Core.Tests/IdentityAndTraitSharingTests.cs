@@ -1,0 +1,84 @@
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Tests;
+
+/// <summary>Counting people once, derived values that agree with the declared ones, and traits held once for everyone.</summary>
+public class IdentityAndTraitSharingTests
+{
+    private static BehaviourEvent Event(string id, string user, string anonymous, DateTimeOffset at) => new()
+    {
+        EventId = id,
+        Type = EventTypes.PageView,
+        UserId = user,
+        AnonymousId = anonymous,
+        Timestamp = at,
+        Context = new EventContext("web", "mobile", "s-" + id, "product"),
+    };
+
+    [Fact]
+    public void An_identified_anonymous_id_is_never_counted_as_a_second_member()
+    {
+        using var w = new TestWorld(Catalogs.Source(Catalogs.Segment("visitors", "behavioural", "{ field: events.page_view.count, gte: 1 }")));
+        w.Ingestion.Track(Event("a1", "", "anon-1", w.Clock.Now.AddMinutes(-5)));
+        w.Ingestion.Track(Event("u1", "user-1", "", w.Clock.Now.AddMinutes(-4)));
+        Assert.Equal(2, w.Memberships.Count("visitors"));
+
+        w.Ingestion.Identify("anon-1", "user-1");
+        Assert.Equal(["user-1"], w.Memberships.Members("visitors", "", 10));
+
+        // A new RFM model makes every membership stale: the periodic refresh re-evaluates them all.
+        w.Track("buyer", EventTypes.Purchase, value: 10);
+        w.Ingestion.RecomputeRfm();
+        Assert.True(w.Ingestion.RefreshMemberships() > 0);
+        Assert.Equal(["user-1"], w.Memberships.Members("visitors", "", 10));
+        Assert.Equal(1, w.Memberships.Count("visitors"));
+        Assert.Empty(w.Memberships.SegmentsOf("anon-1"));
+    }
+
+    [Fact]
+    public void A_declared_lead_score_is_graded_as_declared()
+    {
+        using var w = new TestWorld();
+        w.Track("lead-1", EventTypes.PageView);
+        Assert.Equal("cold", w.Store.Get("lead-1")!.Trait("lead_grade"));
+
+        w.Ingestion.SetTraits("lead-1", new Dictionary<string, object?> { ["lead_score"] = 99d }, "crm", AttributeLayer.ZeroParty, null);
+
+        var profile = w.Store.Get("lead-1")!;
+        Assert.Equal(99d, profile.Trait("lead_score"));
+        Assert.Equal("sales_ready", profile.Trait("lead_grade"));
+        Assert.Equal("sales_ready", w.Catalogs.Current.Field("traits.lead_grade").Describe(new Rules.EvalContext(profile, Decisions.RequestContext.Empty, w.Clock.Now.UtcTicks, w.Rfm.Current)));
+    }
+
+    [Fact]
+    public void Declared_trait_names_and_values_are_shared_between_profiles_but_personal_values_are_not()
+    {
+        using var w = new TestWorld(Catalogs.Source());
+        foreach (var user in new[] { "u1", "u2" })
+        {
+            w.Ingestion.SetTraits(
+                user,
+                new Dictionary<string, object?>
+                {
+                    [new string("tier".AsSpan())] = new string("gold".AsSpan()),
+                    ["vip"] = true,
+                    ["interests"] = new List<string> { new("baking".AsSpan()), new("crafts".AsSpan()) },
+                    ["first_name"] = new string("Alice".AsSpan()),
+                },
+                new string("crm".AsSpan()),
+                AttributeLayer.ZeroParty,
+                null);
+        }
+
+        var a = w.Store.Get("u1")!.Attributes;
+        var b = w.Store.Get("u2")!.Attributes;
+        Assert.Same(a["tier"].Name, b["tier"].Name);
+        Assert.Same(a["tier"].Value, b["tier"].Value);
+        Assert.Same(a["tier"].Source, b["tier"].Source);
+        Assert.Same(a["vip"].Value, b["vip"].Value);
+        Assert.Same(a["interests"].Value, b["interests"].Value);
+        Assert.NotSame(a["first_name"].Value, b["first_name"].Value); // personal data is never pooled: it must go with its profile
+        Assert.Equal("Alice", b["first_name"].Value);
+    }
+}
