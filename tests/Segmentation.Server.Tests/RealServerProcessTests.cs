@@ -92,10 +92,23 @@ public sealed class RealServerProcessTests
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the server");
-        process.OutputDataReceived += static (_, _) => { }; // drain the log so the server never blocks on a full pipe
+        var output = Outputs.GetValue(process, static _ => new System.Collections.Concurrent.ConcurrentQueue<string>());
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is { } line && output.Count < 100_000)
+            {
+                output.Enqueue(line); // kept for tests that read the log; drained so the server never blocks on a full pipe
+            }
+        };
         process.BeginOutputReadLine();
         return process;
     }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Process, System.Collections.Concurrent.ConcurrentQueue<string>> Outputs = new();
+
+    /// <summary>What a server started by <see cref="StartServerProcess"/> has written to standard output (its log) so far.</summary>
+    internal static string OutputOf(Process server) =>
+        Outputs.TryGetValue(server, out var lines) ? string.Join('\n', lines) : "";
 
     internal static async Task WaitUntilListening(Process server, int port)
     {

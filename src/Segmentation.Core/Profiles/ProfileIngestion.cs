@@ -404,9 +404,9 @@ public sealed class ProfileIngestion(
                 return Derive(result, stamp, $"identify:{anonymousId}");
             },
             stamp.Version);
-        if (update.After.Orders > 0)
+        if (update.Changed && ((update.Before?.Orders ?? 0) != update.After.Orders || (update.Before?.Revenue ?? 0) != update.After.Revenue))
         {
-            rfm.MarkDirty();
+            rfm.MarkDirty(); // the anonymous history held purchases: the population changed
         }
 
         (merged, duplicates) = (m, d);
@@ -577,8 +577,8 @@ public sealed class ProfileIngestion(
     /// Restores the durable store at start-up, before anything else writes: loads the snapshot the
     /// directory's manifest names, replays the state it carries (the RFM models) and then the log segments
     /// after it, each change at its logged time, version and model, so that every profile is exactly as it
-    /// was acknowledged; opens the log for appending; recomputes RFM only when purchases were logged after
-    /// the last logged model (as the running server would have); and then applies retention at the current
+    /// was acknowledged; opens the log for appending; leaves the last logged RFM model current (dirty when
+    /// purchases were logged after it, as the running server's was); and then applies retention at the current
     /// time, as the running server's next sweep would have, so no event past its retention is served after a
     /// restart. Memberships of profiles restored from the snapshot are evaluated separately
     /// (<see cref="EvaluateNewMemberships"/>).
@@ -594,7 +594,10 @@ public sealed class ProfileIngestion(
         }
 
         var recovery = log.Recover(Replay, snapshot?.Segment ?? 1);
-        var model = rfm.IsDirty ? RecomputeRfm() : rfm.Current;
+        // The last logged model is current again, dirty when purchases were logged after it: the periodic
+        // recomputation then follows as it would have. A log without any model (written before models were
+        // logged) gets one now rather than scoring everyone 0 until then.
+        var model = rfm.Current.Version == 0 && rfm.IsDirty ? RecomputeRfm() : rfm.Current;
         var expired = ApplyRetention();
         return new StoreRestore(snapshot, recovery, model, expired);
     }

@@ -7,7 +7,7 @@ namespace Segmentation.Server.Hosting;
 /// Problems reported by the service's own background work (snapshots, retention, RFM, memberships): a
 /// job that fails reports here and clears its report when it succeeds again. Read by the health check.
 /// </summary>
-internal sealed class ServiceHealth
+public sealed class ServiceHealth
 {
     private readonly ConcurrentDictionary<string, string> _problems = new(StringComparer.Ordinal);
 

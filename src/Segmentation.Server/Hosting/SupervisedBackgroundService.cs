@@ -10,7 +10,7 @@ namespace Segmentation.Server.Hosting;
 /// critical, the process exit code is set to 70 (EX_SOFTWARE) and the host stops, so a supervisor that
 /// restarts on failure does restart it.
 /// </summary>
-internal abstract class SupervisedBackgroundService(ServiceHealth health, ILogger logger) : BackgroundService
+public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger logger) : BackgroundService
 {
     /// <summary>Exit code of a process stopped by a failed background job.</summary>
     public const int FailedExitCode = 70;
@@ -22,7 +22,10 @@ internal abstract class SupervisedBackgroundService(ServiceHealth health, ILogge
     protected abstract string Job { get; }
 
     /// <summary>Backoff before the first restart (tests shorten it).</summary>
-    internal TimeSpan InitialBackoff { get; init; } = FirstBackoff;
+    public TimeSpan InitialBackoff { get; init; } = FirstBackoff;
+
+    /// <summary>Sets the process exit code (tests observe it instead).</summary>
+    public Action<int> SetExitCode { get; init; } = static code => Environment.ExitCode = code;
 
     /// <summary>The job; returns when there is nothing (more) to do.</summary>
     protected abstract Task RunAsync(CancellationToken stoppingToken);
@@ -53,7 +56,7 @@ internal abstract class SupervisedBackgroundService(ServiceHealth health, ILogge
             catch (Exception ex)
             {
                 logger.LogCritical(ex, "{Job} failed with an unexpected error; the service stops with exit code {Code}", Job, FailedExitCode);
-                Environment.ExitCode = FailedExitCode;
+                SetExitCode(FailedExitCode);
                 throw;
             }
 

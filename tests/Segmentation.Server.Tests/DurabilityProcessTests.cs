@@ -1,0 +1,276 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Tests;
+using Xunit.Abstractions;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// What the durable store promises, checked against the real server process: one server per data
+/// directory, a full disk that costs availability but never data or the process, and a restart that
+/// changes no profile.
+/// </summary>
+public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposable
+{
+    private static readonly string Key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-durable-process-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static string[] Durable(string dir, params string[] more) =>
+    [
+        $"--Segmentation:DataDirectory={dir}",
+        $"--Segmentation:EncryptionKey={Key}",
+        .. more,
+    ];
+
+    private static GrpcChannel Channel(int port) =>
+        GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+
+    private static Event PageView(string id, string user) => new()
+    {
+        EventId = id,
+        Type = "page_view",
+        UserId = user,
+        Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(-1)),
+        Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s-" + user, PageType = "home" },
+    };
+
+    private static async Task Stop(Process server)
+    {
+        if (!server.HasExited)
+        {
+            server.Kill(entireProcessTree: true);
+        }
+
+        await server.WaitForExitAsync();
+    }
+
+    [Fact]
+    public async Task A_second_server_on_the_same_data_directory_refuses_to_start_naming_the_holder()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var first = RealServerProcessTests.StartServer(port, Durable(_dir, "--Segmentation:DemoData=false"));
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(first, port);
+            using var second = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), Durable(_dir, "--Segmentation:DemoData=false"));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await second.WaitForExitAsync(timeout.Token);
+            var error = await second.StandardError.ReadToEndAsync();
+            output.WriteLine(error);
+
+            Assert.Equal(1, second.ExitCode);
+            Assert.Contains($"is in use by process {first.Id}", error);
+            Assert.DoesNotContain("   at ", error); // one paragraph, not a stack dump
+
+            using var channel = Channel(port);
+            await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(new TrackEventRequest { Event = PageView("still-writing", "u1") });
+        }
+        finally
+        {
+            await Stop(first);
+        }
+    }
+
+    [Fact]
+    public async Task A_full_disk_answers_writes_unavailable_and_not_serving_and_the_server_recovers_by_itself()
+    {
+        using var disk = new TinyDisk(megabytes: 32);
+        var dir = disk.Directory("store");
+        var port = RealServerProcessTests.FreePort();
+        var acknowledged = new List<string>();
+        var arguments = Durable(
+            dir,
+            "--Segmentation:DemoData=false",
+            "--Segmentation:SnapshotLogBytes=1024",
+            "--Segmentation:SnapshotCheckSeconds=1",
+            "--Segmentation:Privacy:Retention:Default=30.00:00:00",
+            "--Segmentation:Privacy:Retention:SweepInterval=00:00:01");
+        using (var server = RealServerProcessTests.StartServer(port, arguments))
+        {
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(server, port);
+                using var channel = Channel(port);
+                var profiles = new ProfileService.ProfileServiceClient(channel);
+                var health = new Health.HealthClient(channel);
+                for (var i = 0; i < 50; i++)
+                {
+                    await profiles.TrackEventAsync(new TrackEventRequest { Event = PageView($"before-{i}", $"u{i % 5}") });
+                    acknowledged.Add($"before-{i}");
+                }
+
+                disk.Fill();
+
+                // Writes fail with a retryable status (the last page of the segment may take a record or two first).
+                RpcException? refused = null;
+                for (var i = 0; i < 200 && refused is null; i++)
+                {
+                    try
+                    {
+                        await profiles.TrackEventAsync(new TrackEventRequest { Event = PageView($"during-{i}", "u1") });
+                        acknowledged.Add($"during-{i}");
+                    }
+                    catch (RpcException ex)
+                    {
+                        refused = ex;
+                    }
+                }
+
+                Assert.NotNull(refused);
+                Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+                Assert.Contains("retry", refused.Status.Detail);
+                Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest())).Status);
+
+                // Snapshots and retention sweeps keep failing meanwhile; the process stays up.
+                await Task.Delay(TimeSpan.FromSeconds(4));
+                Assert.False(server.HasExited, $"the server stopped on a full disk (exit {(server.HasExited ? server.ExitCode : 0)})");
+
+                disk.Free();
+                await Eventually(async () =>
+                {
+                    await profiles.TrackEventAsync(new TrackEventRequest { Event = PageView("after", "u2") });
+                    acknowledged.Add("after");
+                });
+                await Eventually(async () => Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status));
+                await Eventually(() =>
+                {
+                    Assert.Empty(Directory.EnumerateFiles(dir, "*.tmp"));
+                    Assert.Single(Directory.EnumerateFiles(dir, "snapshot-*.snap"));
+                    return Task.CompletedTask;
+                });
+            }
+            finally
+            {
+                await Stop(server);
+                output.WriteLine(RealServerProcessTests.OutputOf(server));
+            }
+        }
+
+        using var restarted = RealServerProcessTests.StartServer(port, arguments);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(restarted, port);
+            using var channel = Channel(port);
+            var privacy = new PrivacyService.PrivacyServiceClient(channel);
+            var stored = new HashSet<string>();
+            foreach (var user in new[] { "u0", "u1", "u2", "u3", "u4" })
+            {
+                var export = JsonNode.Parse((await privacy.ExportUserAsync(new ExportUserRequest { UserId = user })).Json)!;
+                stored.UnionWith(export["events"]!.AsArray().Select(e => (string)e!["event_id"]!));
+            }
+
+            Assert.Empty(acknowledged.Except(stored));
+        }
+        finally
+        {
+            await Stop(restarted);
+        }
+    }
+
+    [Fact]
+    public async Task A_restart_that_replays_the_change_log_changes_no_profile()
+    {
+        var port = RealServerProcessTests.FreePort();
+        var arguments = Durable(_dir, "--Segmentation:DemoData=true"); // the default settings: no snapshot yet
+        Dictionary<string, string> before;
+        using (var server = RealServerProcessTests.StartServer(port, arguments))
+        {
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(server, port);
+                using var channel = Channel(port);
+                var profiles = new ProfileService.ProfileServiceClient(channel);
+                await profiles.SetTraitsAsync(new SetTraitsRequest
+                {
+                    UserId = "12347",
+                    Source = "crm",
+                    Layer = DataLayer.ZeroParty,
+                    Traits = { ["preferred_category"] = new AttributeValue { StringValue = "kitchen" } },
+                });
+                await profiles.IdentifyAsync(new IdentifyRequest { AnonymousId = "visitor-12347", UserId = "12347" });
+                before = await Views(channel);
+            }
+            finally
+            {
+                server.Kill(); // SIGKILL: nothing but the log survives
+                await server.WaitForExitAsync();
+            }
+        }
+
+        Assert.Empty(ProfileSnapshotFiles());
+        using var restarted = RealServerProcessTests.StartServer(port, arguments);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(restarted, port);
+            using var channel = Channel(port);
+            var after = await Views(channel);
+            Assert.Equal(before.Keys, after.Keys);
+            foreach (var (user, view) in before)
+            {
+                Assert.Equal(view, after[user]);
+            }
+        }
+        finally
+        {
+            await Stop(restarted);
+        }
+    }
+
+    private IEnumerable<string> ProfileSnapshotFiles() => Directory.EnumerateFiles(_dir, "snapshot-*.snap");
+
+    // GetProfile and ExportUser of 50 demo customers (and the stitched one), the export time left out.
+    private static async Task<Dictionary<string, string>> Views(GrpcChannel channel)
+    {
+        var profiles = new ProfileService.ProfileServiceClient(channel);
+        var privacy = new PrivacyService.PrivacyServiceClient(channel);
+        var users = new[] { "12347" }.Concat(Enumerable.Range(12348, 200).Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var views = new Dictionary<string, string>();
+        foreach (var user in users)
+        {
+            GetProfileResponse profile;
+            try
+            {
+                profile = await profiles.GetProfileAsync(new GetProfileRequest { UserId = user });
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+            {
+                continue;
+            }
+
+            var export = JsonNode.Parse((await privacy.ExportUserAsync(new ExportUserRequest { UserId = user })).Json)!.AsObject();
+            export.Remove("exported_at");
+            views[user] = profile.ToString() + "\n" + export.ToJsonString();
+            if (views.Count == 50)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(50, views.Count);
+        return views;
+    }
+
+    private static async Task Eventually(Func<Task> check)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                await check();
+                return;
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(250);
+            }
+        }
+    }
+}
