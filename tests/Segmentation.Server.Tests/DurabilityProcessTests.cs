@@ -91,6 +91,7 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
             "--Segmentation:SnapshotLogBytes=1024",
             "--Segmentation:SnapshotCheckSeconds=1",
             "--Segmentation:Privacy:Retention:Default=30.00:00:00",
+            "--Segmentation:Privacy:Retention:EventTypes:search=00:00:03", // expire while the disk is full: the sweep's writes and compaction fail
             "--Segmentation:Privacy:Retention:SweepInterval=00:00:01");
         using (var server = RealServerProcessTests.StartServer(port, arguments))
         {
@@ -104,6 +105,13 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
                 {
                     await profiles.TrackEventAsync(new TrackEventRequest { Event = PageView($"before-{i}", $"u{i % 5}") });
                     acknowledged.Add($"before-{i}");
+                }
+
+                for (var i = 0; i < 20; i++)
+                {
+                    var search = PageView($"search-{i}", $"u{i % 5}");
+                    search.Type = "search";
+                    await profiles.TrackEventAsync(new TrackEventRequest { Event = search });
                 }
 
                 disk.Fill();
