@@ -13,16 +13,19 @@ builder.Services.AddSegmentation();
 builder.Services.AddSegmentationSecurity();
 builder.Services.AddGrpc(options =>
 {
-    options.Interceptors.Add<ApiKeyAuthInterceptor>();
     options.Interceptors.Add<ErrorMappingInterceptor>();
     options.EnableDetailedErrors = builder.Environment.IsDevelopment();
 });
+builder.Services.AddParsedRequestBinding();
 builder.Services.AddGrpcReflection();
 builder.Services.AddGrpcHealthChecks()
     .AddCheck("catalog", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy())
     .AddCheck<StorageHealthCheck>("storage");
 
 var app = builder.Build();
+
+app.UseRouting();
+app.UseMiddleware<ApiKeyAuthenticationMiddleware>(); // before any request body is read
 
 app.MapGrpcService<DecisionGrpcService>();
 app.MapGrpcService<ProfileGrpcService>();

@@ -82,3 +82,29 @@ public class IdentityAndTraitSharingTests
         Assert.Equal("Alice", b["first_name"].Value);
     }
 }
+
+/// <summary>Times at the edge of what can be represented never turn a decision into an error.</summary>
+public class ExtremeTimeTests
+{
+    [Fact]
+    public void A_trait_timestamp_outside_1800_to_2199_is_rejected()
+    {
+        using var w = new TestWorld(Catalogs.Source());
+        var ex = Assert.Throws<Validation.ValidationException>(() => w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["birthday"] = DateTimeOffset.MaxValue.AddDays(-1) }, "crm", AttributeLayer.ZeroParty, null));
+        Assert.Equal("traits[birthday]", ex.Violations[0].Field);
+    }
+
+    [Fact]
+    public void A_stored_timestamp_near_the_end_of_time_still_decides_and_caches()
+    {
+        using var w = new TestWorld(Catalogs.Source(Catalogs.Segment("birthday_soon", "need", "{ field: traits.birthday, within: 30d }")));
+
+        // Written before the range was enforced: replayed from an old change log as it was stored.
+        w.Ingestion.Replay(new Storage.TraitsChange("u1", [new Storage.LoggedAttribute("birthday", AttributeLayer.ZeroParty, "crm", w.Clock.Now, Time: new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero))]));
+
+        var first = w.Decide("u1");
+        var second = w.Decide("u1");
+        Assert.Equal("birthday_soon", first.Winner.Id);
+        Assert.True(second.FromCache);
+    }
+}

@@ -4,7 +4,10 @@ using Segmentation.Contracts.V1;
 
 namespace Segmentation.Server.Tests;
 
-/// <summary>User ids never reach the log at Information level or above (Production settings, the real process).</summary>
+/// <summary>
+/// The log stays small and free of personal data whatever callers send (Production settings, the real
+/// process): no user id at Information level or above, and nothing above Debug for client errors.
+/// </summary>
 public sealed class LogPrivacyProcessTests
 {
     [Fact]
@@ -35,5 +38,58 @@ public sealed class LogPrivacyProcessTests
         var log = RealServerProcessTests.OutputOf(server);
         Assert.Contains("Now listening", log); // the log was captured
         Assert.DoesNotContain(user, log);
+    }
+
+    [Fact]
+    public async Task Unauthenticated_garbage_and_a_cancelled_stream_write_nothing_above_debug()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            var bytes = Marshallers.Create<byte[]>(b => b, b => b);
+            var decide = new Method<byte[], byte[]>(MethodType.Unary, "segmentation.v1.DecisionService", "Decide", bytes, bytes);
+            using (var anonymous = GrpcChannel.ForAddress($"http://127.0.0.1:{port}"))
+            {
+                for (var i = 0; i < 20; i++)
+                {
+                    var rejected = await Assert.ThrowsAsync<RpcException>(async () => await anonymous.CreateCallInvoker().AsyncUnaryCall(decide, null, default, [0x0A, 0xFF]));
+                    Assert.Equal(StatusCode.Unauthenticated, rejected.StatusCode);
+                }
+            }
+
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            var malformed = await Assert.ThrowsAsync<RpcException>(async () => await channel.CreateCallInvoker().AsyncUnaryCall(decide, null, default, [0x0A, 0xFF]));
+            Assert.Equal(StatusCode.InvalidArgument, malformed.StatusCode);
+
+            using var cancel = new CancellationTokenSource();
+            using var stream = new ProfileService.ProfileServiceClient(channel).StreamEvents(cancellationToken: cancel.Token);
+            await stream.RequestStream.WriteAsync(new StreamEventsRequest
+            {
+                Event = new Event
+                {
+                    EventId = "cancel-e1",
+                    Type = "page_view",
+                    UserId = "u1",
+                    Timestamp = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(-1)),
+                    Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s1", PageType = "home" },
+                },
+            });
+            Assert.True(await stream.ResponseStream.MoveNext());
+            await cancel.CancelAsync();
+            await Task.Delay(1000); // let the server notice and flush its log
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+
+        var log = RealServerProcessTests.OutputOf(server).Split('\n');
+        Assert.Contains(log, l => l.Contains("Now listening", StringComparison.Ordinal));
+        var loud = log.Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal) || (l.StartsWith("warn:", StringComparison.Ordinal) && !l.Contains("SecurityStartupReport", StringComparison.Ordinal))).ToList();
+        Assert.True(loud.Count == 0, string.Join('\n', loud));
+        Assert.DoesNotContain(log, l => l.Contains("   at ", StringComparison.Ordinal)); // no stack traces
     }
 }

@@ -105,10 +105,12 @@ public sealed class DecisionCache : IDisposable
         var entry = new UserEntry(versions, slots.ToArray());
         var options = new MemoryCacheEntryOptions { Size = entry.Slots.Length, SlidingExpiration = _options.SlidingExpiration };
         var lastValid = entry.LastValidTicks();
-        if (lastValid != long.MaxValue)
+        if (lastValid - decision.EvaluatedAt.UtcTicks < MaxAbsoluteExpiration.Ticks)
         {
             // Evict when no decision of the entry can be valid any more. Relative, because the evaluation
             // time may be a caller-supplied timestamp rather than the cache's own clock; Get checks validity exactly.
+            // A validity further away than a year (or unbounded) is left to the sliding expiration: the cache's
+            // clock plus it could leave the representable range of times.
             options.AbsoluteExpirationRelativeToNow = TimeSpan.FromTicks(Math.Max(1, lastValid - decision.EvaluatedAt.UtcTicks));
         }
 
@@ -157,6 +159,9 @@ public sealed class DecisionCache : IDisposable
     private static bool SameValues(string[] a, string[] b) => a.AsSpan().SequenceEqual(b);
 
     private sealed record Slot(string[] Context, Decision Decision);
+
+    // Validities longer than this are not turned into an absolute expiration.
+    private static readonly TimeSpan MaxAbsoluteExpiration = TimeSpan.FromDays(365);
 
     private sealed class UserEntry(DecisionVersions versions, Slot[] slots)
     {

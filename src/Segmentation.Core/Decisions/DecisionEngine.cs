@@ -49,12 +49,22 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     {
         cancellation.ThrowIfCancellationRequested();
         var userId = request.UserId.Length > 0 ? request.UserId : request.AnonymousId;
-        if (userId.Length == 0 || request.UserId.Length > 256 || request.AnonymousId.Length > 256 || !request.Context.IsWithinLimits() || request.At < MinEvaluationTime)
+        if (string.IsNullOrWhiteSpace(userId) || request.UserId.Length > 256 || request.AnonymousId.Length > 256 || !request.Context.IsWithinLimits() || request.At < MinEvaluationTime
+            || (request.AnonymousId.Length > 0 && string.IsNullOrWhiteSpace(request.AnonymousId)))
         {
             var v = new ViolationList();
             if (userId.Length == 0)
             {
                 v.Add("user_id", "user_id or anonymous_id is required");
+            }
+            else if (string.IsNullOrWhiteSpace(request.UserId) && request.UserId.Length > 0)
+            {
+                v.Add("user_id", "must not be blank (only white space)");
+            }
+
+            if (request.AnonymousId.Length > 0 && string.IsNullOrWhiteSpace(request.AnonymousId))
+            {
+                v.Add("anonymous_id", "must not be blank (only white space)");
             }
 
             v.MaxLength("user_id", request.UserId, 256);
@@ -135,7 +145,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         var versions = new DecisionVersions(profile?.Version ?? 0, catalog.Version, model.Version);
         if (!explain && cache.Get(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks) is { } cached)
         {
-            return cached with { DecisionId = DecisionIds.Next(now), FromCache = true };
+            return cached with { DecisionId = DecisionIds.Next(now), FromCache = true, EvaluatedAt = now }; // valid at now: it is the decision for now (one batch, one time)
         }
 
         var decision = decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);

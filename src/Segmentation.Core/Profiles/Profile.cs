@@ -101,7 +101,10 @@ public sealed record Profile
     /// <summary>True when an event with this id was recorded.</summary>
     public bool HasEvent(string eventId) => Events.Contains(eventId);
 
-    /// <summary>The latest recorded grant or withdrawal for <paramref name="purpose"/>, or null when none was recorded.</summary>
+    /// <summary>
+    /// The latest recorded grant or withdrawal for <paramref name="purpose"/>, or null when none was recorded:
+    /// the entry with the latest time, and of entries with the same time the one recorded last.
+    /// </summary>
     public ConsentRecord? LatestConsent(ConsentPurpose purpose)
     {
         for (var i = ConsentTrail.Count - 1; i >= 0; i--)

@@ -99,6 +99,12 @@ public sealed class ProfileIngestion(
     /// <summary>Maximum events per bulk call.</summary>
     public const int MaxBatch = 1000;
 
+    /// <summary>The earliest timestamp a trait may hold (time arithmetic over stored times never leaves the representable range).</summary>
+    public static readonly DateTimeOffset EarliestTimestamp = new(1800, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>The first timestamp a trait may no longer hold.</summary>
+    public static readonly DateTimeOffset LatestTimestamp = new(2200, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
     /// <summary>Source recorded on derived attributes.</summary>
     public const string DerivedSource = "segmentation-service";
 
@@ -277,6 +283,11 @@ public sealed class ProfileIngestion(
             v.Add("timestamp", "must not be in the future");
         }
 
+        if (traits.Count > MaxTraits)
+        {
+            v.ThrowIfAny(); // too many to look at one by one
+        }
+
         var attributes = new List<ProfileAttribute>();
         foreach (var (name, value) in traits.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
@@ -429,11 +440,19 @@ public sealed class ProfileIngestion(
             v.Add("purpose", "must be one of personalization, analytics, email_marketing, advertising");
         }
 
+        // An undated record takes the time it was received. A dated one a little in the future (clock skew,
+        // within the accepted 5 minutes) is taken as now: a grant "from the future" must never outrank a
+        // withdrawal received after it. Records are ordered by time; of two with the same time, the one
+        // recorded last counts.
         var now = time.GetUtcNow();
         var when = at ?? now;
         if (when > now + EventValidator.MaxFutureSkew)
         {
             v.Add("timestamp", "must not be in the future");
+        }
+        else if (when > now)
+        {
+            when = now;
         }
 
         v.ThrowIfAny();
@@ -736,7 +755,7 @@ public sealed class ProfileIngestion(
         (FieldType.String, string s) => s.Length > 1024 ? "must be at most 1024 characters" : null,
         (FieldType.Number, double d) => double.IsFinite(d) ? null : "must be a finite number",
         (FieldType.Bool, bool) => null,
-        (FieldType.Timestamp, DateTimeOffset) => null,
+        (FieldType.Timestamp, DateTimeOffset t) => t >= EarliestTimestamp && t < LatestTimestamp ? null : "must be between 1800-01-01 and 2199-12-31",
         (FieldType.List, IReadOnlyList<string> l) => l.Count > 100 || l.Any(x => x.Length > 256) ? "at most 100 values of at most 256 characters" : null,
         _ => $"must be a {type.ToString().ToLowerInvariant()} (the type declared in the catalog schema)",
     };

@@ -36,8 +36,13 @@ public sealed class ValidationException : Exception
     /// <summary>The invalid fields.</summary>
     public IReadOnlyList<FieldViolation> Violations { get; }
 
+    /// <summary>How many violations the message names; the rest are counted.</summary>
+    public const int DescribedViolations = 3;
+
     private static string Describe(IReadOnlyList<FieldViolation> violations) =>
-        violations.Count == 0 ? "invalid request" : string.Join("; ", violations.Select(v => $"{v.Field}: {v.Description}"));
+        violations.Count == 0 ? "invalid request"
+        : string.Join("; ", violations.Take(DescribedViolations).Select(v => $"{v.Field}: {v.Description}"))
+            + (violations.Count > DescribedViolations ? $" (and {violations.Count - DescribedViolations} more)" : "");
 }
 
 /// <summary>Thrown when a requested entity (e.g. a profile) does not exist. Mapped to NOT_FOUND.</summary>

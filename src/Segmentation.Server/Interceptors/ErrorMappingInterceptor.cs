@@ -18,6 +18,8 @@ namespace Segmentation.Server.Interceptors;
 /// </summary>
 internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, IHostEnvironment environment) : Interceptor
 {
+    private readonly RepeatedLogLimit _unexpected = new(perMinute: 5);
+
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         try
@@ -66,21 +68,41 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
         }
     }
 
+    /// <summary>Most field violations returned with one error; the status says how many more there were.</summary>
+    public const int MaxViolations = 20;
+
+    private const int MaxFieldLength = 128;
+    private const int MaxDescriptionLength = 256;
+
     private RpcException Map(Exception ex, ServerCallContext context)
     {
+        if (context.CancellationToken.IsCancellationRequested && ex is not ValidationException)
+        {
+            // The caller went away or its deadline passed; whatever the exception says, the work was abandoned.
+            return context.Deadline <= DateTime.UtcNow
+                ? new RpcException(new Grpc.Core.Status(StatusCode.DeadlineExceeded, "the call's deadline passed; the work was abandoned"))
+                : new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "the call was cancelled; the work was abandoned"));
+        }
+
         switch (ex)
         {
             case ValidationException v:
+                // The violations travel once, in the details (bounded: a few KB at most); the message names the first few.
                 var badRequest = new BadRequest();
-                foreach (var violation in v.Violations)
+                foreach (var violation in v.Violations.Take(MaxViolations))
                 {
-                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = violation.Field, Description = violation.Description });
+                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = Truncate(violation.Field, MaxFieldLength), Description = Truncate(violation.Description, MaxDescriptionLength) });
+                }
+
+                if (v.Violations.Count > MaxViolations)
+                {
+                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = "", Description = $"{v.Violations.Count - MaxViolations} more violations not listed" });
                 }
 
                 return new Google.Rpc.Status
                 {
                     Code = (int)Code.InvalidArgument,
-                    Message = v.Message,
+                    Message = Truncate(v.Message, 1024),
                     Details = { Any.Pack(badRequest) },
                 }.ToRpcException();
             case NotFoundException nf:
@@ -89,21 +111,66 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, su.Message));
             case CatalogException ce:
                 return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, ce.Message));
-            case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
-                return context.Deadline <= DateTime.UtcNow
-                    ? new RpcException(new Grpc.Core.Status(StatusCode.DeadlineExceeded, "the call's deadline passed; the work was abandoned"))
-                    : new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "the call was cancelled; the work was abandoned"));
             default:
-                if (environment.IsDevelopment())
+                if (_unexpected.ShouldLog(ex.GetType(), context.Method, out var suppressed))
                 {
-                    logger.LogError(ex, "Unhandled error in {Method}", context.Method);
-                }
-                else
-                {
-                    logger.LogError("Unhandled {ExceptionType} in {Method} (message not logged: it may contain personal data){NewLine}{StackTrace}", ex.GetType().FullName, context.Method, Environment.NewLine, ex.StackTrace);
+                    if (environment.IsDevelopment())
+                    {
+                        logger.LogError(ex, "Unhandled error in {Method} ({Suppressed} more of the same in the last minute not logged)", context.Method, suppressed);
+                    }
+                    else
+                    {
+                        logger.LogError("Unhandled {ExceptionType} in {Method} (message not logged: it may contain personal data; {Suppressed} more of the same in the last minute not logged){NewLine}{StackTrace}", ex.GetType().FullName, context.Method, suppressed, Environment.NewLine, ex.StackTrace);
+                    }
                 }
 
                 return new RpcException(new Grpc.Core.Status(StatusCode.Internal, "internal error; see server logs"));
         }
+    }
+
+    private static string Truncate(string text, int max) => text.Length <= max ? text : string.Concat(text.AsSpan(0, max - 1), "…");
+}
+
+/// <summary>
+/// Lets the same kind of log entry (by a key) through at most a few times a minute, counting the rest, so a
+/// caller that keeps triggering one error cannot flood the log.
+/// </summary>
+internal sealed class RepeatedLogLimit(int perMinute)
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(System.Type, string), Window> _windows = new();
+
+    /// <summary>True when an entry for (<paramref name="type"/>, <paramref name="where"/>) may be logged now; <paramref name="suppressed"/> counts those held back since the last one logged.</summary>
+    public bool ShouldLog(System.Type type, string where, out int suppressed)
+    {
+        var now = Environment.TickCount64;
+        var window = _windows.GetOrAdd((type, where), static _ => new Window());
+        lock (window)
+        {
+            if (now - window.Start >= 60_000)
+            {
+                (window.Start, window.Logged) = (now, 0);
+            }
+
+            if (window.Logged < perMinute)
+            {
+                window.Logged++;
+                suppressed = window.Suppressed;
+                window.Suppressed = 0;
+                return true;
+            }
+
+            window.Suppressed++;
+            suppressed = 0;
+            return false;
+        }
+    }
+
+    private sealed class Window
+    {
+        public long Start { get; set; } = Environment.TickCount64;
+
+        public int Logged { get; set; }
+
+        public int Suppressed { get; set; }
     }
 }

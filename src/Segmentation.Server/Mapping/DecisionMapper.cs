@@ -17,12 +17,14 @@ internal static class DecisionMapper
             : new Domain.RequestContext(name, c.Device, c.Country, c.Locale, c.Referrer, c.Source, c.PageType, c.PagePath, c.SearchQuery);
     }
 
+    /// <summary>A request's channel: unspecified means web; a value the contract does not define is a validation error.</summary>
     public static string ChannelName(Channel channel) => channel switch
     {
+        Channel.Unspecified or Channel.Web => "web",
         Channel.Email => "email",
         Channel.Ads => "ads",
         Channel.App => "app",
-        _ => "web",
+        _ => throw new Core.Validation.ValidationException("channel", $"unknown channel {(int)channel}: use CHANNEL_WEB, CHANNEL_EMAIL, CHANNEL_ADS or CHANNEL_APP"),
     };
 
     public static Contracts.V1.SegmentType ToProto(Core.Catalog.SegmentType type) => type switch
@@ -70,7 +72,7 @@ internal static class DecisionMapper
             CatalogVersion = d.CatalogVersion,
             FromCache = d.FromCache,
             ConsentGate = d.ConsentGate == Core.Privacy.ConsentGate.ContextOnly ? Contracts.V1.ConsentGate.ContextOnly : Contracts.V1.ConsentGate.FullProfile,
-            EvaluatedAt = parts.EvaluatedAt,
+            EvaluatedAt = Timestamp.FromDateTimeOffset(d.EvaluatedAt), // not shared: a cached decision served later is evaluated at the later time
         };
         result.MatchedSegments.AddRange(parts.Matched);
 
@@ -126,8 +128,7 @@ internal static class DecisionMapper
             ToProto(d.Variant(VariantKind.Cta)),
             ToProto(d.Variant(VariantKind.Journey)),
             ToProto(d.Variant(VariantKind.Messaging)),
-            matched,
-            Timestamp.FromDateTimeOffset(d.EvaluatedAt));
+            matched);
         d.Attachment.Value = parts;
         return parts;
     }
@@ -139,8 +140,7 @@ internal static class DecisionMapper
         Contracts.V1.RenderedVariant Cta,
         Contracts.V1.RenderedVariant Journey,
         Contracts.V1.RenderedVariant Messaging,
-        MatchedSegment[] Matched,
-        Timestamp EvaluatedAt);
+        MatchedSegment[] Matched);
 
     private static Contracts.V1.RenderedVariant ToProto(Core.Rendering.RenderedVariant v) =>
         new() { VariantId = v.VariantId, Text = v.Text, FallbackUsed = v.FallbackUsed };

@@ -20,7 +20,7 @@ internal static class ValueMapper
 
     /// <summary>An event property value; one with an out-of-range timestamp is dropped, like an empty one.</summary>
     public static object? ToProperty(AttributeValue value) =>
-        value.KindCase == AttributeValue.KindOneofCase.TimestampValue && !IsValid(value.TimestampValue) ? null : ToDomain(value, "properties");
+        value.KindCase == AttributeValue.KindOneofCase.TimestampValue && !(IsValid(value.TimestampValue) && value.TimestampValue.Seconds >= MinAccepted && value.TimestampValue.Seconds < MaxAccepted) ? null : ToDomain(value, "properties");
 
     public static AttributeValue ToProto(object value) => value switch
     {
@@ -32,11 +32,13 @@ internal static class ValueMapper
         _ => new AttributeValue { StringValue = value.ToString() ?? "" },
     };
 
-    public static AttributeLayer ToDomain(DataLayer layer) => layer switch
+    /// <summary>A request's data layer: unspecified means zero-party (declared); a value the contract does not define is a validation error.</summary>
+    public static AttributeLayer ToDomain(DataLayer layer, string field = "layer") => layer switch
     {
+        DataLayer.Unspecified or DataLayer.ZeroParty => AttributeLayer.ZeroParty,
         DataLayer.FirstParty => AttributeLayer.FirstParty,
         DataLayer.Derived => AttributeLayer.Derived,
-        _ => AttributeLayer.ZeroParty,
+        _ => throw new Core.Validation.ValidationException(field, $"unknown data layer {(int)layer}: use DATA_LAYER_ZERO_PARTY, DATA_LAYER_FIRST_PARTY or DATA_LAYER_DERIVED"),
     };
 
     public static DataLayer ToProto(AttributeLayer layer) => layer switch
@@ -50,13 +52,18 @@ internal static class ValueMapper
     private const long MinSeconds = -62_135_596_800;
     private const long MaxSeconds = 253_402_300_799;
 
+    // The range a request or a trait timestamp may hold (1800-01-01 to 2199-12-31): time arithmetic on it
+    // ("within 30 days", cache validity) always stays representable.
+    private static readonly long MinAccepted = Core.Profiles.ProfileIngestion.EarliestTimestamp.ToUnixTimeSeconds();
+    private static readonly long MaxAccepted = Core.Profiles.ProfileIngestion.LatestTimestamp.ToUnixTimeSeconds();
+
     private static bool IsValid(Timestamp t) => t.Seconds is >= MinSeconds and <= MaxSeconds && t.Nanos is >= 0 and <= 999_999_999;
 
-    /// <summary>A request timestamp, or a validation error naming <paramref name="field"/> when it is out of range.</summary>
+    /// <summary>A request or trait timestamp, or a validation error naming <paramref name="field"/> when it is out of range.</summary>
     public static DateTimeOffset? ToDomain(Timestamp? t, string field) =>
         t is null ? null
-        : IsValid(t) ? t.ToDateTimeOffset()
-        : throw new Core.Validation.ValidationException(field, "must be a valid timestamp between 0001-01-01 and 9999-12-31 (nanos 0 to 999999999)");
+        : t.Seconds >= MinAccepted && t.Seconds < MaxAccepted && t.Nanos is >= 0 and <= 999_999_999 ? t.ToDateTimeOffset()
+        : throw new Core.Validation.ValidationException(field, "must be a valid timestamp between 1800-01-01 and 2199-12-31 (nanos 0 to 999999999)");
 
     /// <summary>
     /// An event timestamp that never throws: one out of range is clamped to the nearest representable

@@ -12,7 +12,7 @@ namespace Segmentation.Server.Security;
 public static class SecurityServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the API key ring and the authentication interceptor (add it to the gRPC interceptors first),
+    /// Adds the API key ring (the authentication middleware, <c>UseSegmentationAuthentication</c>, uses it),
     /// the security and limits options (validated at start-up), the https certificate for Kestrel,
     /// the request size limit and the per-caller stream rate limits.
     /// </summary>
@@ -28,7 +28,6 @@ public static class SecurityServiceCollectionExtensions
             .ValidateOnStart();
 
         services.TryAddSingleton<ApiKeyRing>();
-        services.TryAddSingleton<ApiKeyAuthInterceptor>();
         services.TryAddSingleton<StreamRateLimits>();
         services.AddHostedService<SecurityStartupReport>();
 

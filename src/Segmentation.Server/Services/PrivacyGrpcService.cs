@@ -12,7 +12,7 @@ internal sealed class PrivacyGrpcService(ProfileIngestion ingestion, DataSubject
     public override Task<RecordConsentResponse> RecordConsent(RecordConsentRequest request, ServerCallContext context)
     {
         var purpose = PrivacyMapper.ToDomain(request.Purpose, "purpose");
-        var result = ingestion.RecordConsent(request.UserId, purpose, request.Granted, request.Source, request.Timestamp?.ToDateTimeOffset());
+        var result = ingestion.RecordConsent(request.UserId, purpose, request.Granted, request.Source, ValueMapper.ToDomain(request.Timestamp, "timestamp"));
         return Task.FromResult(new RecordConsentResponse
         {
             ProfileVersion = result.Profile.Version,

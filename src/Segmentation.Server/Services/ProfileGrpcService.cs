@@ -107,7 +107,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     public override Task<SetTraitsResponse> SetTraits(SetTraitsRequest request, ServerCallContext context)
     {
         var traits = request.Traits.ToDictionary(t => t.Key, t => ValueMapper.ToDomain(t.Value, $"traits[{t.Key}]"), StringComparer.Ordinal);
-        var result = ingestion.SetTraits(request.UserId, traits, request.Source, ValueMapper.ToDomain(request.Layer), ValueMapper.ToDomain(request.Timestamp, "timestamp"));
+        var result = ingestion.SetTraits(request.UserId, traits, request.Source, ValueMapper.ToDomain(request.Layer, "layer"), ValueMapper.ToDomain(request.Timestamp, "timestamp"));
         return Task.FromResult(new SetTraitsResponse
         {
             ProfileVersion = result.Profile.Version,

@@ -1,0 +1,110 @@
+using System.Text;
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+
+namespace Segmentation.Server.Security;
+
+/// <summary>
+/// Authenticates every call by its API key (<c>x-api-key: KEY</c> or <c>authorization: Bearer KEY</c>)
+/// before anything of the request is read, and checks the scope the method needs. The method is the
+/// endpoint routing resolved (its gRPC metadata), never the path as spelled: routing ignores case and a
+/// trailing slash, so <c>/segmentation.v1.profileservice/settraits/</c> needs exactly what
+/// <c>SetTraits</c> needs. No or an unknown key is UNAUTHENTICATED, a known key without the scope
+/// PERMISSION_DENIED, answered at once (a trailers-only response): an unauthenticated caller costs no
+/// parsing and writes nothing above Debug to the log. The caller is attached to the request
+/// (<see cref="ApiCallerExtensions.Caller"/>) for per-caller limits. Keys are never logged or echoed.
+/// </summary>
+internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyRing keys, IOptions<SecurityOptions> options, ILogger<ApiKeyAuthenticationMiddleware> logger)
+{
+    private readonly bool _disabled = options.Value.DisableAuthentication;
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { } grpc)
+        {
+            return next(context); // not a gRPC method: the framework answers (unimplemented, not found)
+        }
+
+        var method = grpc.Method.FullName;
+        var required = MethodScopes.Required(method);
+        if (required == ApiScope.None)
+        {
+            return next(context); // health checks and reflection
+        }
+
+        if (_disabled)
+        {
+            context.Features.Set(ApiCaller.Anonymous);
+            return next(context);
+        }
+
+        var headers = context.Request.Headers;
+        ReadOnlySpan<char> presented = headers["x-api-key"].ToString();
+        if (presented.IsEmpty && headers.Authorization.ToString() is { Length: > 7 } authorization
+            && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            presented = authorization.AsSpan(7).Trim();
+        }
+
+        if (presented.IsEmpty)
+        {
+            logger.LogDebug("Rejected {Method}: no credentials", method);
+            return Reject(context, StatusCode.Unauthenticated, "missing credentials: send an API key as 'x-api-key: <key>' or 'authorization: Bearer <key>'");
+        }
+
+        var caller = keys.Authenticate(presented);
+        if (caller is null)
+        {
+            logger.LogDebug("Rejected {Method}: unknown API key", method);
+            return Reject(context, StatusCode.Unauthenticated, "unknown API key");
+        }
+
+        if ((caller.Scopes & required) != required)
+        {
+            logger.LogDebug("Rejected {Method} for {Caller}: scope {Scope} missing", method, caller.Name, ApiScopes.Name(required));
+            return Reject(context, StatusCode.PermissionDenied, $"this call needs the '{ApiScopes.Name(required)}' scope, which API key '{caller.Name}' does not have");
+        }
+
+        context.Features.Set(caller);
+        return next(context);
+    }
+
+    // A gRPC trailers-only response: the status in the response headers, no message.
+    private static Task Reject(HttpContext context, StatusCode code, string message)
+    {
+        var response = context.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "application/grpc";
+        response.Headers["grpc-status"] = ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        response.Headers["grpc-message"] = PercentEncode(message);
+        return Task.CompletedTask;
+    }
+
+    // grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2: every byte outside printable ASCII, and '%').
+    private static string PercentEncode(string message)
+    {
+        var builder = new StringBuilder(message.Length);
+        foreach (var b in Encoding.UTF8.GetBytes(message))
+        {
+            if (b is >= 0x20 and <= 0x7E and not (byte)'%')
+            {
+                builder.Append((char)b);
+            }
+            else
+            {
+                builder.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return builder.ToString();
+    }
+}
+
+/// <summary>Reads the authenticated caller of a call.</summary>
+public static class ApiCallerExtensions
+{
+    /// <summary>The caller that <see cref="ApiKeyAuthenticationMiddleware"/> authenticated; anonymous for open methods or when authentication is disabled.</summary>
+    public static ApiCaller Caller(this ServerCallContext context) =>
+        context.GetHttpContext().Features.Get<ApiCaller>() ?? ApiCaller.Anonymous;
+}

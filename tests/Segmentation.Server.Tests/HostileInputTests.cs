@@ -1,0 +1,228 @@
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Segmentation.Contracts.V1;
+using Segmentation.Server.Security;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// Requests a hostile or clumsy client sends: every one gets a clear status (never INTERNAL or UNKNOWN),
+/// scopes hold whatever the path's spelling, consent withdrawals take effect, and errors stay small.
+/// </summary>
+public sealed class HostileInputTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+{
+    private static readonly Marshaller<byte[]> Bytes = Marshallers.Create(b => b, b => b);
+
+    private static Method<byte[], byte[]> Raw(string path)
+    {
+        var slash = path.IndexOf('/', 1);
+        return new Method<byte[], byte[]>(MethodType.Unary, path[1..slash], path[(slash + 1)..], Bytes, Bytes);
+    }
+
+    private static async Task<RpcException> RawCall(CallInvoker invoker, string path, byte[] body) =>
+        await Assert.ThrowsAsync<RpcException>(async () => await invoker.AsyncUnaryCall(Raw(path), null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(30)), body));
+
+    public static TheoryData<string> Methods() => [.. MethodScopes.Mapped];
+
+    [Theory]
+    [MemberData(nameof(Methods))]
+    public async Task The_scope_is_that_of_the_method_routed_to_whatever_the_spelling_of_its_path(string path)
+    {
+        // A key with every scope but the one the method needs.
+        var needs = MethodScopes.Required(path);
+        var key = needs == ApiScope.Admin ? GrpcTestFixture.DecideKey : GrpcTestFixture.AdminKey;
+        var invoker = fixture.CreateChannel(key).CreateCallInvoker();
+        var slash = path.IndexOf('/', 1);
+        var variants = new[]
+        {
+            path,
+            path.ToLowerInvariant(),
+            path.ToUpperInvariant(),
+            path + "/",
+            path[..(slash + 1)] + path[(slash + 1)..].ToLowerInvariant() + "/",
+        };
+
+        var routed = 0;
+        foreach (var variant in variants)
+        {
+            var status = (await RawCall(invoker, variant, [])).StatusCode;
+            Assert.True(status is StatusCode.PermissionDenied or StatusCode.Unimplemented, $"{variant}: {status}");
+            routed += status == StatusCode.PermissionDenied ? 1 : 0;
+        }
+
+        Assert.Equal(StatusCode.PermissionDenied, (await RawCall(invoker, path, [])).StatusCode);
+        Assert.True(routed > 1, "no spelling variant was routed: the test would not see a bypass");
+    }
+
+    [Theory]
+    [InlineData("/segmentation.v1.DecisionService/Decide")]
+    [InlineData("/segmentation.v1.ProfileService/SetTraits")]
+    [InlineData("/segmentation.v1.PrivacyService/RecordConsent")]
+    public async Task A_malformed_protobuf_request_is_invalid_argument(string path)
+    {
+        var invoker = fixture.Channel.CreateCallInvoker();
+        var ex = await RawCall(invoker, path, [0x0A, 0xFF, 0x01]); // field 1, length 255, one byte of it
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Contains("not a valid", ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_malformed_message_in_a_stream_is_invalid_argument()
+    {
+        var method = new Method<byte[], byte[]>(MethodType.DuplexStreaming, "segmentation.v1.ProfileService", "StreamEvents", Bytes, Bytes);
+        using var call = fixture.Channel.CreateCallInvoker().AsyncDuplexStreamingCall(method, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(30)));
+        await call.RequestStream.WriteAsync([0x0A, 0xFF, 0x01]);
+        await call.RequestStream.CompleteAsync();
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext());
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_blank_user_id_is_invalid_for_decide_as_for_every_other_call()
+    {
+        var decisions = new DecisionService.DecisionServiceClient(fixture.Channel);
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await decisions.DecideAsync(new DecideRequest { UserId = " " }));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Contains(Violations(ex), v => v.Field == "user_id");
+    }
+
+    [Theory]
+    [InlineData(99)]
+    [InlineData(-1)]
+    public async Task An_unknown_data_layer_is_invalid_argument_not_the_most_trusted_layer(int layer)
+    {
+        var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await profiles.SetTraitsAsync(new SetTraitsRequest
+        {
+            UserId = "layer-test",
+            Source = "crm",
+            Layer = (DataLayer)layer,
+            Traits = { ["vip"] = new AttributeValue { BoolValue = true } },
+        }));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Contains(Violations(ex), v => v.Field == "layer");
+        Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(async () => await profiles.GetProfileAsync(new GetProfileRequest { UserId = "layer-test" }))).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_unknown_channel_is_invalid_argument()
+    {
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await new DecisionService.DecisionServiceClient(fixture.Channel).DecideAsync(new DecideRequest { UserId = "12347", Channel = (Channel)42 }));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Contains(Violations(ex), v => v.Field == "channel");
+    }
+
+    [Fact]
+    public async Task Timestamps_out_of_the_accepted_range_are_invalid_argument_everywhere()
+    {
+        var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);
+        var farFuture = new Timestamp { Seconds = DateTimeOffset.Parse("9999-12-31T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds() };
+        var outOfRange = new Timestamp { Seconds = 253_402_300_800 }; // past what a Timestamp may hold
+        foreach (var value in new[] { farFuture, outOfRange })
+        {
+            var traits = await Assert.ThrowsAsync<RpcException>(async () => await profiles.SetTraitsAsync(new SetTraitsRequest
+            {
+                UserId = "time-test",
+                Source = "crm",
+                Traits = { ["company_name"] = new AttributeValue { StringValue = "x" } },
+                Timestamp = value,
+            }));
+            Assert.Equal(StatusCode.InvalidArgument, traits.StatusCode);
+
+            var consent = await Assert.ThrowsAsync<RpcException>(async () => await new PrivacyService.PrivacyServiceClient(fixture.Channel).RecordConsentAsync(new RecordConsentRequest
+            {
+                UserId = "time-test",
+                Purpose = Contracts.V1.ConsentPurpose.Personalization,
+                Granted = true,
+                Source = "banner",
+                Timestamp = value,
+            }));
+            Assert.Equal(StatusCode.InvalidArgument, consent.StatusCode);
+            Assert.Contains(Violations(consent), v => v.Field == "timestamp");
+        }
+    }
+
+    [Fact]
+    public async Task A_withdrawal_without_a_timestamp_after_a_grant_dated_a_little_in_the_future_takes_effect()
+    {
+        var privacy = new PrivacyService.PrivacyServiceClient(fixture.Channel);
+        await new ProfileService.ProfileServiceClient(fixture.Channel).TrackEventAsync(new TrackEventRequest
+        {
+            Event = new Event
+            {
+                EventId = "consent-order-e1",
+                Type = "page_view",
+                UserId = "consent-order",
+                Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(-1)),
+                Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s1", PageType = "home" },
+            },
+        });
+        await privacy.RecordConsentAsync(new RecordConsentRequest
+        {
+            UserId = "consent-order",
+            Purpose = Contracts.V1.ConsentPurpose.Personalization,
+            Granted = true,
+            Source = "banner",
+            Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(4)), // inside the 5-minute skew
+        });
+        var withdrawn = await privacy.RecordConsentAsync(new RecordConsentRequest
+        {
+            UserId = "consent-order",
+            Purpose = Contracts.V1.ConsentPurpose.Personalization,
+            Granted = false,
+            Source = "banner",
+        });
+
+        Assert.False(withdrawn.State.Granted);
+        var decision = (await new DecisionService.DecisionServiceClient(fixture.Channel).DecideAsync(new DecideRequest { UserId = "consent-order" })).Decision;
+        Assert.Equal(Contracts.V1.ConsentGate.ContextOnly, decision.ConsentGate);
+    }
+
+    [Theory]
+    [InlineData(101)]
+    [InlineData(100_000)]
+    public async Task Field_violations_are_capped_and_sent_once(int traits)
+    {
+        var request = new SetTraitsRequest { UserId = "violations", Source = "crm" };
+        for (var i = 0; i < traits; i++)
+        {
+            request.Traits[$"unknown_trait_{i}"] = new AttributeValue { StringValue = "x" };
+        }
+
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await new ProfileService.ProfileServiceClient(fixture.Channel).SetTraitsAsync(request));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        var headerBytes = ex.Trailers.Sum(t => t.Key.Length + (t.IsBinary ? t.ValueBytes.Length : t.Value.Length));
+        Assert.True(headerBytes < 6 * 1024, $"{headerBytes} bytes of error metadata");
+        Assert.InRange(Violations(ex).Count, 1, 21);
+        Assert.True(ex.Status.Detail.Length < 1100, ex.Status.Detail);
+    }
+
+    [Fact]
+    public async Task A_batch_has_one_evaluation_time_for_every_item_cached_or_not()
+    {
+        var decisions = new DecisionService.DecisionServiceClient(fixture.Channel);
+        var request = new DecideBatchRequest { UserIds = { "12347", "12348", "12350", "not-a-customer" } };
+        for (var round = 0; round < 2; round++)
+        {
+            using var call = decisions.DecideBatch(request);
+            var items = new List<DecideBatchResponse>();
+            while (await call.ResponseStream.MoveNext())
+            {
+                items.Add(call.ResponseStream.Current);
+            }
+
+            Assert.Equal(4, items.Count);
+            Assert.Single(items.Select(i => i.Decision.EvaluatedAt).Distinct());
+            if (round == 1)
+            {
+                Assert.Contains(items, i => i.Decision.FromCache);
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    private static List<BadRequest.Types.FieldViolation> Violations(RpcException ex) =>
+        [.. ex.GetRpcStatus()?.GetDetail<BadRequest>()?.FieldViolations ?? []];
+}
