@@ -49,6 +49,35 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         Assert.Equal(_dir, published.Origin);
     }
 
+    [Theory]
+    [InlineData("rule: { ? [a, b] : 1 }")]
+    [InlineData("deep")]
+    [InlineData("bomb")]
+    public async Task A_hostile_saved_file_is_rejected_and_the_service_goes_on(string kind)
+    {
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:CatalogPath", _dir);
+            b.UseSetting("Segmentation:DemoData", "false");
+        });
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+
+        var hostile = kind switch
+        {
+            "deep" => "segments:\n  - id: deep\n    rule: " + new string('[', 40_000) + new string(']', 40_000),
+            "bomb" => "fragments:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + string.Concat(Enumerable.Range(1, 9).Select(i => $"  a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]\n")),
+            _ => "segments:\n  - id: keyed\n    name: keyed\n    type: behavioural\n    " + kind + "\n",
+        };
+        await File.WriteAllTextAsync(Path.Combine(_dir, "segments", "zz-hostile.yaml"), hostile);
+        await Task.Delay(CatalogDirectoryWatcherDelay());
+
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+        Assert.Equal("general_audience", (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "nobody" })).Decision.Segment.Id);
+    }
+
     private static TimeSpan CatalogDirectoryWatcherDelay() => TimeSpan.FromSeconds(2.5);
 
     private static async Task<GetCatalogResponse> WaitForVersion(CatalogService.CatalogServiceClient catalog, long version)

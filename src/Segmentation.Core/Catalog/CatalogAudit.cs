@@ -47,7 +47,7 @@ public sealed record SegmentPreview(string SegmentId, int Members, int Populatio
 public static class CatalogAudit
 {
     /// <summary>Evaluates every segment's rule for every profile (no request context) and reports.</summary>
-    public static AuditReport Run(CatalogSnapshot catalog, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, MembershipIndex? index = null)
+    public static AuditReport Run(CatalogSnapshot catalog, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, MembershipIndex? index = null, CancellationToken cancellation = default)
     {
         options ??= new AuditOptions();
         var segments = catalog.Segments;
@@ -56,8 +56,14 @@ public static class CatalogAudit
         var overlap = new int[n, n];
         var population = 0;
         var matchedRanks = new List<int>(n);
+        var seen = 0;
         foreach (var profile in profiles)
         {
+            if ((++seen & 0x3FF) == 0)
+            {
+                cancellation.ThrowIfCancellationRequested();
+            }
+
             if (profile.TotalEvents + profile.Attributes.Count == 0)
             {
                 continue;
@@ -140,19 +146,25 @@ public static class CatalogAudit
     /// catalog and profiles. The candidate is compiled with the current schema, fragments and segments;
     /// it may reuse an existing id, in which case it is measured next to the current definition.
     /// </summary>
-    public static SegmentPreview Preview(CatalogSnapshot current, string segmentYaml, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, int sampleSize = 10)
+    public static SegmentPreview Preview(CatalogSnapshot current, string segmentYaml, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, int sampleSize = 10, CancellationToken cancellation = default)
     {
-        var (id, renamed) = RenameCandidate(segmentYaml);
+        var (id, renamed) = RenameCandidate(segmentYaml, cancellation);
         var files = current.Files.Append(new CatalogFile("preview/candidate.yaml", renamed)).ToList();
-        var candidateCatalog = CatalogLoader.Load(new InMemoryCatalogSource(files, "preview"));
+        var candidateCatalog = CatalogLoader.Load(new InMemoryCatalogSource(files, "preview"), cancellation);
         var candidate = candidateCatalog.ById[PreviewId(id)];
         var others = candidateCatalog.Segments.Where(s => s != candidate && !s.IsFallback).ToList();
 
         var population = 0;
         var members = new List<string>();
         var overlaps = new int[others.Count];
+        var seen = 0;
         foreach (var profile in profiles)
         {
+            if ((++seen & 0x3FF) == 0)
+            {
+                cancellation.ThrowIfCancellationRequested();
+            }
+
             if (profile.TotalEvents + profile.Attributes.Count == 0)
             {
                 continue;
@@ -198,16 +210,26 @@ public static class CatalogAudit
     private static string PreviewId(string id) => PreviewPrefix + id;
 
     // The candidate gets a distinct id so it can be measured next to an existing definition of the same segment.
-    private static (string Id, string Yaml) RenameCandidate(string segmentYaml)
+    private static (string Id, string Yaml) RenameCandidate(string segmentYaml, CancellationToken cancellation)
     {
         var stream = new YamlStream();
         try
         {
+            // Bounded before the tree is built and written back out (writing expands every alias).
+            if (YamlLimits.Check("candidate", segmentYaml, cancellation) is { } limit)
+            {
+                throw new CatalogException([limit]);
+            }
+
             stream.Load(new StringReader(segmentYaml));
         }
         catch (YamlDotNet.Core.YamlException ex)
         {
             throw new CatalogException([new CatalogError("candidate", (int)ex.Start.Line, null, null, "YAML syntax error: " + ex.Message)]);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+        {
+            throw new CatalogException([new CatalogError("candidate", 0, null, null, "YAML syntax error: malformed scalar or flow collection (the parser reported no line)")]);
         }
 
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode map ||

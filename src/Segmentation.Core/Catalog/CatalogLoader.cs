@@ -20,16 +20,29 @@ public static partial class CatalogLoader
     private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
 
-    /// <summary>Loads and compiles the catalog, or throws <see cref="CatalogException"/> with every error.</summary>
-    public static CatalogSnapshot Load(ICatalogSource source)
+    /// <summary>Most conditions a whole catalog's rules may stand for with their references expanded.</summary>
+    public const int MaxCatalogConditions = 50_000;
+
+    /// <summary>
+    /// Loads and compiles the catalog, or throws <see cref="CatalogException"/> with every error. Honours
+    /// <paramref name="cancellation"/> throughout (a caller whose deadline passed stops the work).
+    /// </summary>
+    public static CatalogSnapshot Load(ICatalogSource source, CancellationToken cancellation = default)
     {
         var files = source.ReadFiles();
         var errors = new List<CatalogError>();
         var docs = new List<(string File, YamlMappingNode Root)>();
         foreach (var file in files)
         {
+            cancellation.ThrowIfCancellationRequested();
             try
             {
+                if (YamlLimits.Check(file.Name, file.Text, cancellation) is { } limit)
+                {
+                    errors.Add(limit);
+                    continue;
+                }
+
                 var stream = new YamlStream();
                 stream.Load(new StringReader(file.Text));
                 foreach (var doc in stream.Documents)
@@ -62,7 +75,7 @@ public static partial class CatalogLoader
             errors.Add(new CatalogError(source.Origin, 0, null, null, "no catalog files (*.yaml) found"));
         }
 
-        var builder = new Builder(errors);
+        var builder = new Builder(errors, cancellation);
         foreach (var (file, root) in docs)
         {
             builder.ReadTopLevel(file, root);
@@ -85,7 +98,7 @@ public static partial class CatalogLoader
     [GeneratedRegex("^[a-z][a-z0-9_]{0,63}$")]
     private static partial Regex IdPattern();
 
-    private sealed class Builder(List<CatalogError> errors) : IRuleReferences
+    private sealed class Builder(List<CatalogError> errors, CancellationToken cancellation) : IRuleReferences
     {
         private readonly Dictionary<string, (string File, YamlNode Node)> _fragmentNodes = new(StringComparer.Ordinal);
         private readonly Dictionary<string, RuleNode?> _fragments = new(StringComparer.Ordinal);
@@ -213,6 +226,7 @@ public static partial class CatalogLoader
 
             foreach (var (file, node) in _segmentNodes)
             {
+                cancellation.ThrowIfCancellationRequested();
                 var segment = ReadSegment(file, node, compiler, templateContext);
                 if (segment is null)
                 {
@@ -232,7 +246,14 @@ public static partial class CatalogLoader
             // Every fragment is validated, referenced or not.
             foreach (var name in _fragmentNodes.Keys)
             {
+                cancellation.ThrowIfCancellationRequested();
                 ((IRuleReferences)this).Fragment(name, out _);
+            }
+
+            var conditions = segments.Aggregate(0L, (sum, s) => Math.Min(sum + (s.Segment.Rule?.Size ?? 0), long.MaxValue / 2));
+            if (conditions > MaxCatalogConditions)
+            {
+                errors.Add(new CatalogError(origin, 0, null, null, $"the catalog's rules stand for {conditions:N0} conditions once fragments and references are expanded (at most {MaxCatalogConditions:N0})"));
             }
 
             // References: overrides, exclusions.
@@ -276,6 +297,7 @@ public static partial class CatalogLoader
             var byId = segments.ToDictionary(s => s.Segment.Id, StringComparer.Ordinal);
             foreach (var (segment, _, file, node) in segments)
             {
+                cancellation.ThrowIfCancellationRequested();
                 if (segment.Rule is null)
                 {
                     continue;

@@ -42,7 +42,7 @@ public sealed class CatalogProvider
     }
 
     /// <summary>Loads a catalog from <paramref name="source"/> and publishes it. Throws <see cref="CatalogException"/> and keeps the current catalog on error.</summary>
-    public CatalogSnapshot Load(ICatalogSource source, string comment = "") => Publish(CatalogLoader.Load(source), comment);
+    public CatalogSnapshot Load(ICatalogSource source, string comment = "", CancellationToken cancellation = default) => Publish(CatalogLoader.Load(source, cancellation), comment);
 
     /// <summary>Publishes a compiled snapshot with the next version.</summary>
     public CatalogSnapshot Publish(CatalogSnapshot snapshot, string comment = "") => PublishVersion(snapshot, comment, null);

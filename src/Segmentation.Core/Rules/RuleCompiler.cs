@@ -35,6 +35,9 @@ public sealed class RuleCompiler
 
     private const int MaxDepth = 32;
 
+    /// <summary>Most conditions one rule may stand for with its references expanded.</summary>
+    public const int MaxConditions = 10_000;
+
     private readonly FieldRegistry _fields;
 
     /// <summary>Creates a compiler resolving fields through <paramref name="fields"/>.</summary>
@@ -69,6 +72,12 @@ public sealed class RuleCompiler
             return null;
         }
 
+        if (map.Children.Keys.FirstOrDefault(k => k is not YamlScalarNode) is { } badKey)
+        {
+            errors(path, badKey, "a rule clause's keys are names (all, any, not, field, an operator...); this key is a list or a mapping");
+            return null;
+        }
+
         var keys = map.Children.Keys.Select(k => ((YamlScalarNode)k).Value ?? "").ToList();
         if (keys.Count == 1 && keys[0] is "fragment" or "segment")
         {
@@ -83,6 +92,12 @@ public sealed class RuleCompiler
             if (target is null)
             {
                 errors(path, node, refError ?? $"cannot resolve {keys[0]} '{name}'");
+                return null;
+            }
+
+            if (target.Size > MaxConditions)
+            {
+                errors(path, node, $"{keys[0]} '{name}' stands for {target.Size:N0} conditions once its references are expanded (at most {MaxConditions:N0})");
                 return null;
             }
 
@@ -125,6 +140,12 @@ public sealed class RuleCompiler
                 {
                     children.Add(child);
                 }
+            }
+
+            if (ok && GroupNode.SizeOf(children) > MaxConditions)
+            {
+                errors(path, node, $"the rule stands for {GroupNode.SizeOf(children):N0} conditions once its references are expanded (at most {MaxConditions:N0}): a fragment used many times inside fragments that are themselves used many times?");
+                return null;
             }
 
             return ok ? new GroupNode(path, group, children.ToArray()) : null;

@@ -34,6 +34,12 @@ public abstract class RuleNode
     /// <summary>True when the rule reads the request context (its result differs per request).</summary>
     public abstract bool ReadsContext { get; }
 
+    /// <summary>
+    /// How many conditions the clause stands for with every fragment and segment reference expanded: what
+    /// compiling the catalog into one method and explaining a decision cost.
+    /// </summary>
+    public abstract long Size { get; }
+
     /// <summary>Evaluates and appends a trace entry for this node and the children it evaluated.</summary>
     public abstract bool Explain(EvalContext context, List<ClauseTrace> trace);
 
@@ -89,6 +95,9 @@ public abstract class RuleNode
 /// <summary>A condition on one field.</summary>
 public sealed class LeafNode : RuleNode
 {
+    /// <inheritdoc />
+    public override long Size => 1;
+
     private readonly FieldAccessor _field;
 
     private readonly Func<Expression, Expression>? _inline;
@@ -126,7 +135,14 @@ public sealed class GroupNode : RuleNode
     {
         _kind = kind;
         _children = children;
+        Size = SizeOf(children);
     }
+
+    /// <inheritdoc />
+    public override long Size { get; }
+
+    /// <summary>The size of a group of <paramref name="children"/> (saturating: it only has to exceed a limit).</summary>
+    internal static long SizeOf(IEnumerable<RuleNode> children) => children.Aggregate(0L, (sum, c) => Math.Min(sum + c.Size, long.MaxValue / 2));
 
     /// <summary>The child clauses.</summary>
     public IReadOnlyList<RuleNode> Children => _children;
@@ -250,6 +266,9 @@ public sealed class ReferenceNode : RuleNode
 
     internal ReferenceNode(string path, string text, RuleNode target)
         : base(path, text, target.Evaluate) => _target = target;
+
+    /// <inheritdoc />
+    public override long Size => _target.Size;
 
     /// <inheritdoc />
     internal override Expression Inline(Expression c) => _target.Inline(c);

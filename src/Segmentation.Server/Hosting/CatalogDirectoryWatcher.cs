@@ -46,7 +46,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
             loaded = now;
             try
             {
-                var snapshot = catalogs.Load(new DirectoryCatalogSource(path), "file change");
+                var snapshot = catalogs.Load(new DirectoryCatalogSource(path), "file change", stoppingToken);
                 logger.LogInformation("Catalog directory changed: published v{Version} ({Count} segments)", snapshot.Version, snapshot.Segments.Count);
             }
             catch (CatalogException ex)
@@ -57,6 +57,11 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
             {
                 logger.LogWarning("Catalog directory could not be read ({Reason}); will retry", ex.Message);
                 loaded = string.Empty;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // A catalog the loader could not even report on is rejected like any bad catalog: the service goes on.
+                logger.LogError("Catalog directory changed but loading it failed ({Error}); v{Version} keeps serving", ex.GetType().Name, catalogs.Current.Version);
             }
         }
     }

@@ -59,9 +59,9 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
         var response = new ValidateCatalogResponse();
         try
         {
-            var candidate = CatalogLoader.Load(source);
+            var candidate = CatalogLoader.Load(source, context.CancellationToken);
             response.Valid = true;
-            response.Warnings.Add(Audit(candidate, request.Thresholds).Warnings.Select(ToIssue));
+            response.Warnings.Add(Audit(candidate, request.Thresholds, context.CancellationToken).Warnings.Select(ToIssue));
         }
         catch (CatalogException ex)
         {
@@ -76,14 +76,14 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
         CatalogSnapshot published;
         try
         {
-            published = catalogs.Load(Source(request.Files, "api"), request.Comment);
+            published = catalogs.Load(Source(request.Files, "api"), request.Comment, context.CancellationToken);
         }
         catch (CatalogException ex)
         {
             throw new ValidationException(ex.Errors.Select(e => new Core.Validation.FieldViolation($"files[{e.File}]", e.ToString())).ToList());
         }
 
-        return Task.FromResult(new PublishCatalogResponse { Version = published.Version, Warnings = { Audit(published, null).Warnings.Select(ToIssue) } });
+        return Task.FromResult(new PublishCatalogResponse { Version = published.Version, Warnings = { Audit(published, null, CancellationToken.None).Warnings.Select(ToIssue) } });
     }
 
     public override Task<RollbackCatalogResponse> RollbackCatalog(RollbackCatalogRequest request, ServerCallContext context)
@@ -148,7 +148,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
         var response = new PreviewSegmentResponse();
         try
         {
-            var p = CatalogAudit.Preview(catalogs.Current, request.SegmentYaml, Profiles(), rfm.Current, time.GetUtcNow(), sampleSize: Math.Clamp(request.SampleSize == 0 ? 10 : request.SampleSize, 1, 100));
+            var p = CatalogAudit.Preview(catalogs.Current, request.SegmentYaml, Profiles(), rfm.Current, time.GetUtcNow(), sampleSize: Math.Clamp(request.SampleSize == 0 ? 10 : request.SampleSize, 1, 100), cancellation: context.CancellationToken);
             response.MemberCount = p.Members;
             response.Population = p.Population;
             response.Share = p.Share;
@@ -167,7 +167,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
     public override Task<AuditCatalogResponse> AuditCatalog(AuditCatalogRequest request, ServerCallContext context)
     {
         var c = catalogs.Current;
-        var report = Audit(c, request.Thresholds);
+        var report = Audit(c, request.Thresholds, context.CancellationToken);
         var response = new AuditCatalogResponse { CatalogVersion = c.Version, Population = report.Population };
         foreach (var size in report.Sizes)
         {
@@ -206,7 +206,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
     // Audits and previews see users without personalization consent as empty profiles, as membership does.
     private IEnumerable<Core.Profiles.Profile> Profiles() => store.Snapshot().Select(consent.GatedView);
 
-    private AuditReport Audit(CatalogSnapshot catalog, AuditThresholds? thresholds)
+    private AuditReport Audit(CatalogSnapshot catalog, AuditThresholds? thresholds, CancellationToken cancellation)
     {
         var defaults = new AuditOptions();
         var options = thresholds is null ? defaults : defaults with
@@ -215,7 +215,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
             SignificanceFloor = thresholds.SignificanceFloor > 0 ? thresholds.SignificanceFloor : defaults.SignificanceFloor,
             BroadShare = thresholds.BroadShare > 0 ? thresholds.BroadShare : defaults.BroadShare,
         };
-        return CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options, memberships);
+        return CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options, memberships, cancellation);
     }
 
     private static InMemoryCatalogSource Source(IEnumerable<Contracts.V1.CatalogFile> files, string origin)

@@ -82,6 +82,177 @@ public sealed class CatalogFuzzTests
         Assert.Contains(snapshot.Fallback, snapshot.Segments);
     }
 
+    // Structural mutations of the YAML tree (not of its text): a key that is a list or a mapping, a scalar
+    // replaced by a collection and back, a node grafted onto another place (written back as an anchor and
+    // aliases when it is shared), a node wrapped in a sequence or a mapping, a collection emptied, a node
+    // repeated by alias many times.
+    private sealed record TreeMutation(int Kind, int Target, int Source, int Count);
+
+    private static readonly Gen<TreeMutation> TreeMutations =
+        Gen.Select(Gen.Int[0, 7], Gen.Int.Positive, Gen.Int.Positive, Gen.Int[1, 200]).Select((k, t, s, c) => new TreeMutation(k, t, s, c));
+
+    [Fact]
+    public void Structurally_mutated_yaml_trees_load_or_report_catalog_errors()
+    {
+        Gen.Select(Gen.Int[0, Default.Count - 1], TreeMutations.Array[1, 5])
+            .Sample((file, mutations) => LoadsOrReportsErrors(MutateTree(Default, file, mutations)), iter: Fuzz.Iter(150), print: t => $"{Default[t.Item1].Name}: {string.Join(", ", t.Item2.AsEnumerable())}");
+    }
+
+    [Theory]
+    [InlineData("segments:\n  - id: s\n    rule: { ? [a, b] : 1 }")]
+    [InlineData("segments:\n  - id: s\n    rule: { all: [ { ? { x: 1 } : 2 } ] }")]
+    [InlineData("fragments:\n  f: { ? [a] : [b] }")]
+    [InlineData("? [a, b]\n: 1")]
+    public void A_key_that_is_a_list_or_a_mapping_is_a_catalog_error(string yaml) =>
+        LoadsOrReportsErrors([.. Default, new CatalogFile("zz-keys.yaml", yaml)]);
+
+    [Theory]
+    [InlineData(40_000)]
+    [InlineData(100)]
+    public void Deep_nesting_is_a_catalog_error_before_any_tree_is_built(int depth)
+    {
+        var yaml = "segments:\n  - id: deep\n    rule: " + new string('[', depth) + new string(']', depth);
+        var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([.. Default, new CatalogFile("zz-deep.yaml", yaml)])));
+        Assert.Contains(ex.Errors, e => e.File == "zz-deep.yaml" && e.Message.Contains("nesting deeper than", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_alias_bomb_is_a_catalog_error_without_expanding_it()
+    {
+        // Each level doubles: 2^30 leaves from a few hundred bytes.
+        var yaml = new System.Text.StringBuilder("fragments:\n  l0: &l0 { field: orders.count, gt: 1 }\n");
+        for (var i = 1; i <= 30; i++)
+        {
+            yaml.Append($"  l{i}: &l{i} {{ all: [ *l{i - 1}, *l{i - 1} ] }}\n");
+        }
+
+        yaml.Append("segments:\n  - id: bomb\n    name: bomb\n    type: behavioural\n    rule: *l30\n");
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([.. Default, new CatalogFile("zz-bomb.yaml", yaml.ToString())])));
+        Assert.Contains(ex.Errors, e => e.Message.Contains("aliases", StringComparison.Ordinal));
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"took {started.Elapsed}");
+    }
+
+    [Fact]
+    public void Fragments_that_multiply_through_references_are_a_catalog_error()
+    {
+        var yaml = new System.Text.StringBuilder("fragments:\n  f0: { field: orders.count, gt: 1 }\n");
+        for (var i = 1; i <= 30; i++)
+        {
+            yaml.Append($"  f{i}: {{ all: [ {{ fragment: f{i - 1} }}, {{ fragment: f{i - 1} }} ] }}\n");
+        }
+
+        var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([.. Default, new CatalogFile("zz-refs.yaml", yaml.ToString())])));
+        Assert.Contains(ex.Errors, e => e.Message.Contains("conditions once", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Loading_stops_when_the_caller_gives_up()
+    {
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.Throws<OperationCanceledException>(() => CatalogLoader.Load(new InMemoryCatalogSource(Default), cancelled.Token));
+    }
+
+    private static List<CatalogFile> MutateTree(IReadOnlyList<CatalogFile> files, int index, TreeMutation[] mutations)
+    {
+        var stream = new YamlDotNet.RepresentationModel.YamlStream();
+        stream.Load(new StringReader(files[index].Text));
+        var root = stream.Documents[0].RootNode;
+        foreach (var m in mutations)
+        {
+            var nodes = Walk(root).ToList();
+            var (target, parent, key) = nodes[m.Target % nodes.Count];
+            var source = nodes[m.Source % nodes.Count].Node;
+            YamlDotNet.RepresentationModel.YamlNode replacement = m.Kind switch
+            {
+                0 => new YamlDotNet.RepresentationModel.YamlSequenceNode(new YamlDotNet.RepresentationModel.YamlScalarNode("a"), new YamlDotNet.RepresentationModel.YamlScalarNode("b")),
+                1 => new YamlDotNet.RepresentationModel.YamlMappingNode { { "x", "1" } },
+                2 => new YamlDotNet.RepresentationModel.YamlScalarNode("scalar"),
+                3 => source, // grafted, shared: written back as an alias
+                4 => new YamlDotNet.RepresentationModel.YamlSequenceNode(target),
+                5 => new YamlDotNet.RepresentationModel.YamlMappingNode { { "all", new YamlDotNet.RepresentationModel.YamlSequenceNode(target) } },
+                6 => new YamlDotNet.RepresentationModel.YamlSequenceNode(),
+                _ => new YamlDotNet.RepresentationModel.YamlSequenceNode(Enumerable.Repeat(source, m.Count)),
+            };
+            if (parent is null || Walk(replacement).Any(n => ReferenceEquals(n.Node, parent)))
+            {
+                continue; // the root, or a graft that would make the tree a cycle
+            }
+
+            if (parent is YamlDotNet.RepresentationModel.YamlMappingNode map && key is not null)
+            {
+                if (m.Kind == 0 || m.Kind == 1)
+                {
+                    var value = map.Children[key];
+                    map.Children.Remove(key);
+                    map.Children[replacement] = value; // the key itself becomes a collection
+                }
+                else
+                {
+                    map.Children[key] = replacement;
+                }
+            }
+            else if (parent is YamlDotNet.RepresentationModel.YamlSequenceNode seq)
+            {
+                var at = seq.Children.IndexOf(target);
+                if (at >= 0 && !ReferenceEquals(replacement, seq))
+                {
+                    seq.Children[at] = replacement;
+                }
+            }
+        }
+
+        using var writer = new StringWriter(System.Globalization.CultureInfo.InvariantCulture);
+        try
+        {
+            stream.Save(writer, assignAnchors: true);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or YamlDotNet.Core.YamlException)
+        {
+            return [.. files]; // a cycle the writer cannot express: nothing to load
+        }
+
+        var result = files.ToList();
+        result[index] = files[index] with { Text = writer.ToString() };
+        return result;
+    }
+
+    // Every node with its parent and, in a mapping, its key (depth-first, the root without a parent).
+    private static IEnumerable<(YamlDotNet.RepresentationModel.YamlNode Node, YamlDotNet.RepresentationModel.YamlNode? Parent, YamlDotNet.RepresentationModel.YamlNode? Key)> Walk(YamlDotNet.RepresentationModel.YamlNode root)
+    {
+        var visited = new HashSet<YamlDotNet.RepresentationModel.YamlNode>(ReferenceEqualityComparer.Instance);
+        var pending = new Stack<(YamlDotNet.RepresentationModel.YamlNode, YamlDotNet.RepresentationModel.YamlNode?, YamlDotNet.RepresentationModel.YamlNode?)>();
+        pending.Push((root, null, null));
+        while (pending.Count > 0)
+        {
+            var item = pending.Pop();
+            yield return item;
+            if (!visited.Add(item.Item1))
+            {
+                continue;
+            }
+
+            switch (item.Item1)
+            {
+                case YamlDotNet.RepresentationModel.YamlMappingNode map:
+                    foreach (var (k, v) in map.Children)
+                    {
+                        pending.Push((v, map, k));
+                    }
+
+                    break;
+                case YamlDotNet.RepresentationModel.YamlSequenceNode seq:
+                    foreach (var child in seq.Children)
+                    {
+                        pending.Push((child, seq, null));
+                    }
+
+                    break;
+            }
+        }
+    }
+
     private static List<CatalogFile> Mutate(IReadOnlyList<CatalogFile> files, int index, Mutation[] mutations)
     {
         var lines = files[index].Text.Split('\n').ToList();
