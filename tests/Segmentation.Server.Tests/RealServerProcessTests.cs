@@ -91,6 +91,12 @@ public sealed class RealServerProcessTests
             info.ArgumentList.Add(argument);
         }
 
+        return Start(info);
+    }
+
+    /// <summary>Starts a server process from <paramref name="info"/>, its log kept for <see cref="OutputOf"/>.</summary>
+    internal static Process Start(ProcessStartInfo info)
+    {
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the server");
         var output = Outputs.GetValue(process, static _ => new System.Collections.Concurrent.ConcurrentQueue<string>());
         process.OutputDataReceived += (_, e) =>

@@ -31,4 +31,57 @@ public sealed class LimitsOptions
     /// <summary>Longest render of one variant, in milliseconds; past it the render is abandoned and the fallback is served.</summary>
     [Range(1, 10_000)]
     public int TemplateRenderMilliseconds { get; set; } = 20;
+
+    /// <summary>
+    /// Most TCP connections served at once; a connection beyond it is closed as soon as it is accepted.
+    /// 0 (the default) derives it from the process's open-file limit (that limit minus
+    /// <see cref="ReservedFileDescriptors"/>, at most 10,000), so connections can never use up the
+    /// descriptors the service needs for its own files: running out is a refused connection, not a dead process.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int MaxConnections { get; set; }
+
+    /// <summary>File descriptors kept for the service's own files when <see cref="MaxConnections"/> is derived.</summary>
+    [Range(16, 100_000)]
+    public int ReservedFileDescriptors { get; set; } = 256;
+
+    /// <summary>
+    /// Seconds a new connection may stay silent before sending its first bytes (the HTTP/2 preface or a TLS
+    /// hello); past it the connection is closed. Idle connections cost a descriptor each and need no key.
+    /// </summary>
+    [Range(1, 3_600)]
+    public int HandshakeSeconds { get; set; } = 10;
+
+    /// <summary>Seconds a connection may stay open without any request in flight before it is closed.</summary>
+    [Range(1, 86_400)]
+    public int IdleConnectionSeconds { get; set; } = 120;
+
+    /// <summary>Seconds between HTTP/2 pings on a silent connection; a peer that does not answer within 20 s is dropped.</summary>
+    [Range(1, 86_400)]
+    public int KeepAlivePingSeconds { get; set; } = 60;
+
+    /// <summary>The connection limit in force: <see cref="MaxConnections"/>, or derived from the open-file limit.</summary>
+    public int EffectiveMaxConnections() =>
+        MaxConnections > 0 ? MaxConnections : Math.Clamp((OpenFileLimit() ?? 10_256) - ReservedFileDescriptors, 32, 10_000);
+
+    // The soft limit on open files (Linux: /proc/self/limits), or null where it cannot be read.
+    private static int? OpenFileLimit()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/limits"))
+            {
+                if (line.StartsWith("Max open files", StringComparison.Ordinal))
+                {
+                    var fields = line["Max open files".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    return fields.Length > 0 && int.TryParse(fields[0], out var soft) ? soft : null;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        return null;
+    }
 }

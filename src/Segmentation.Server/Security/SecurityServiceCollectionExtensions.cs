@@ -34,13 +34,15 @@ public static class SecurityServiceCollectionExtensions
         services.AddOptions<GrpcServiceOptions>()
             .Configure<IOptions<LimitsOptions>>((grpc, limits) => grpc.MaxReceiveMessageSize = limits.Value.MaxRequestBytes);
         services.AddOptions<KestrelServerOptions>()
-            .Configure<IOptions<SecurityOptions>>((kestrel, security) =>
+            .Configure<IOptions<SecurityOptions>, IOptions<LimitsOptions>>((kestrel, security, limits) =>
             {
                 if (security.Value.CertificatePath.Length > 0)
                 {
                     var certificate = LoadCertificate(security.Value);
                     kestrel.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate);
                 }
+
+                ConnectionLimits.Apply(kestrel, limits.Value);
             });
         return services;
     }

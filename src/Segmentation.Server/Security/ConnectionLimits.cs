@@ -1,0 +1,49 @@
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Segmentation.Server.Hosting;
+
+namespace Segmentation.Server.Security;
+
+/// <summary>
+/// What keeps connections from taking the process down, none of it needing a key: a bound on concurrent
+/// connections below the open-file limit, a deadline for a new connection's first bytes (a connection that
+/// sends nothing is closed), an idle timeout and HTTP/2 keep-alive pings that drop dead peers.
+/// </summary>
+internal static class ConnectionLimits
+{
+    public static void Apply(KestrelServerOptions kestrel, LimitsOptions limits)
+    {
+        kestrel.Limits.MaxConcurrentConnections = limits.EffectiveMaxConnections();
+        kestrel.Limits.MaxConcurrentUpgradedConnections = limits.EffectiveMaxConnections();
+        kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(limits.IdleConnectionSeconds);
+        kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(limits.HandshakeSeconds);
+        kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(limits.KeepAlivePingSeconds);
+        kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
+        var handshake = TimeSpan.FromSeconds(limits.HandshakeSeconds);
+        kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => connection => FirstBytesWithin(connection, handshake, next)));
+    }
+
+    // Waits for the connection's first bytes, without consuming them, for at most the handshake time.
+    private static async Task FirstBytesWithin(ConnectionContext connection, TimeSpan handshake, ConnectionDelegate next)
+    {
+        using (var deadline = new CancellationTokenSource(handshake))
+        {
+            try
+            {
+                var read = await connection.Transport.Input.ReadAsync(deadline.Token);
+                connection.Transport.Input.AdvanceTo(read.Buffer.Start); // nothing consumed, nothing examined
+                if (read.IsCompleted && read.Buffer.IsEmpty)
+                {
+                    return; // closed by the peer
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                connection.Abort(new ConnectionAbortedException($"nothing received within {handshake.TotalSeconds:0} s of connecting"));
+                return;
+            }
+        }
+
+        await next(connection);
+    }
+}

@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// Connections that send nothing cannot take the server down, even when they outnumber its open-file
+/// limit: the real process, started with a small limit, refuses the excess and closes the silent ones.
+/// </summary>
+public sealed class ConnectionLimitProcessTests
+{
+    [Fact]
+    public async Task Silent_connections_beyond_the_open_file_limit_are_refused_and_closed_and_the_server_keeps_serving()
+    {
+        const int OpenFiles = 400;
+        var port = RealServerProcessTests.FreePort();
+        using var server = StartWithOpenFileLimit(OpenFiles, port, "--Segmentation:DemoData=false", "--Segmentation:Limits:HandshakeSeconds=2");
+        var sockets = new List<Socket>();
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+
+            // Three times as many silent connections as the server has descriptors.
+            for (var i = 0; i < 3 * OpenFiles; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    await socket.ConnectAsync(IPAddress.Loopback, port);
+                    sockets.Add(socket);
+                }
+                catch (SocketException)
+                {
+                    socket.Dispose(); // refused outright: fine too
+                }
+            }
+
+            // Every one of them is closed by the server: the excess at once, the rest after the handshake time.
+            var watch = Stopwatch.StartNew();
+            var closed = await Task.WhenAll(sockets.Select(ClosedByServer));
+            Assert.True(closed.All(c => c), $"{closed.Count(c => !c)} of {sockets.Count} silent connections still open after {watch.Elapsed.TotalSeconds:0.0} s");
+            Assert.False(server.HasExited, $"the server died (exit {(server.HasExited ? server.ExitCode : 0)})");
+
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            var echo = await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
+            Assert.NotNull(echo);
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                socket.Dispose();
+            }
+
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+
+        Assert.DoesNotContain("Out of memory", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
+    }
+
+    // True when the server closes the connection (reset or end of stream) within 15 s.
+    private static async Task<bool> ClosedByServer(Socket socket)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var buffer = new byte[256];
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token) > 0)
+            {
+                // whatever the server sends before it closes (an HTTP/2 GOAWAY) is read and ignored
+            }
+
+            return true;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static Process StartWithOpenFileLimit(int openFiles, int port, params string[] arguments)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "Segmentation.Server.dll");
+        var all = new[]
+        {
+            $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+            "--Segmentation:Security:AllowPlaintext=true",
+        }.Concat(RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)).Concat(arguments);
+        var info = new ProcessStartInfo("bash")
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add($"ulimit -n {openFiles} && exec dotnet \"$0\" \"$@\"");
+        info.ArgumentList.Add(dll);
+        foreach (var argument in all)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        return RealServerProcessTests.Start(info);
+    }
+}
