@@ -20,6 +20,14 @@ namespace Segmentation.Core.Profiles;
 /// </list>
 /// Enumerating materializes <see cref="StoredEvent"/>s in order (replay, snapshots, export); the indexer
 /// decodes from the start, so prefer enumeration or the column accessors.
+/// <para>
+/// A write copies these arrays, so a long history would make every write slower. A log of more than
+/// <see cref="HotLimit"/> events is therefore kept in two runs: the archive, the older events in the same
+/// form, frozen and shared by every later version of the profile, and the hot run of the newest events,
+/// which is all a write copies. When the hot run outgrows the limit, it is merged into a new archive: each
+/// event is re-encoded about once per <see cref="HotLimit"/> writes, so a write costs the same whatever the
+/// length of the history. Every accessor reads both runs; a log that never grew past the limit has no archive.
+/// </para>
 /// </summary>
 public readonly struct EventLog : IReadOnlyList<StoredEvent>
 {
@@ -36,38 +44,62 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     private readonly long[]? _times;      // null in default(EventLog): empty
     private readonly byte[]? _bytes;      // id hashes (Count × 4 bytes), then keys (Count × 16), then the encoded records
     private readonly string[]? _extra;    // key values the pool did not take (code -2 - index)
-    private readonly int _lastSessionAt;  // offset in the records of the session literal the last event uses (when Count > 0)
-    private readonly int _sessions;
+    private readonly int _lastSessionAt;  // offset in the records of the session literal the last event uses (when the hot run is not empty)
+    private readonly int _sessions;       // distinct sessions of the hot run that the archive does not have
+    private readonly Archive? _archive;   // the older events, frozen; null until the log first outgrows HotLimit
 
-    private EventLog(long[] ticks, byte[] data, string[]? extra, int lastSessionAt, int sessions)
+    /// <summary>Most events in the hot run, the part of a long log every write copies.</summary>
+    public const int HotLimit = 1024;
+
+    private EventLog(long[] ticks, byte[] data, string[]? extra, int lastSessionAt, int sessions, Archive? archive = null)
     {
         _times = ticks;
         _bytes = data;
         _extra = extra;
         _lastSessionAt = lastSessionAt;
         _sessions = sessions;
+        _archive = archive;
+    }
+
+    private EventLog(Archive archive)
+        : this([], [], null, -1, 0, archive)
+    {
     }
 
     private long[] Times => _times ?? [];
 
     private byte[] Data => _bytes ?? [];
 
-    private ReadOnlySpan<uint> IdHashes => MemoryMarshal.Cast<byte, uint>(Data.AsSpan(0, Count * HashSize));
+    private int HotCount => Times.Length;
 
-    private ReadOnlySpan<Keys> KeyRows => MemoryMarshal.Cast<byte, Keys>(Data.AsSpan(Count * HashSize, Count * KeysSize));
+    private int ArchivedCount => _archive?.Log.HotCount ?? 0;
 
-    private int RecordsAt => Count * (HashSize + KeysSize);
+    private ReadOnlySpan<uint> IdHashes => MemoryMarshal.Cast<byte, uint>(Data.AsSpan(0, HotCount * HashSize));
+
+    private ReadOnlySpan<Keys> KeyRows => MemoryMarshal.Cast<byte, Keys>(Data.AsSpan(HotCount * HashSize, HotCount * KeysSize));
+
+    private int RecordsAt => HotCount * (HashSize + KeysSize);
 
     private ReadOnlySpan<byte> Records => Data.AsSpan(RecordsAt);
 
     /// <summary>Number of events.</summary>
-    public int Count => Times.Length;
+    public int Count => ArchivedCount + HotCount;
 
     /// <summary>Number of distinct session ids.</summary>
-    public int Sessions => _sessions;
+    public int Sessions => (_archive?.Log._sessions ?? 0) + _sessions;
 
     /// <summary>Time (UTC ticks) of the latest event, or <see cref="long.MinValue"/> when empty.</summary>
-    public long LastTicks => Times.Length == 0 ? long.MinValue : Times[^1];
+    public long LastTicks => HotCount > 0 ? Times[^1] : _archive?.Log.LastTicks ?? long.MinValue;
+
+    /// <summary>True when the log keeps an archive run (it grew past <see cref="HotLimit"/> events).</summary>
+    internal bool HasArchive => _archive is not null;
+
+    /// <summary>True when <paramref name="other"/> shares this log's archive run (same frozen older events).</summary>
+    internal bool SameArchive(EventLog other) => ReferenceEquals(_archive, other._archive);
+
+    /// <summary>The archived events (empty without an archive), then the hot run's: the two runs as flat logs.</summary>
+    internal (EventLog Archived, EventLog Hot) Runs =>
+        (_archive?.Log ?? Empty, new EventLog(Times, Data, _extra, _lastSessionAt, _sessions));
 
     /// <summary>The event at <paramref name="index"/>, decoded from the start of the log (O(index)).</summary>
     public StoredEvent this[int index]
@@ -90,29 +122,41 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     }
 
     /// <summary>Time (UTC ticks) of event <paramref name="index"/>.</summary>
-    public long TicksAt(int index) => Times[index];
+    public long TicksAt(int index) => index < ArchivedCount ? _archive!.Log.TicksAt(index) : Times[index - ArchivedCount];
 
     /// <summary>Type of event <paramref name="index"/>.</summary>
-    public string TypeAt(int index) => Key(KeyRows[index].Type)!;
+    public string TypeAt(int index) => index < ArchivedCount ? _archive!.Log.TypeAt(index) : Key(KeyRows[index - ArchivedCount].Type)!;
 
     /// <summary>Page type of event <paramref name="index"/>.</summary>
-    public string PageTypeAt(int index) => Key(KeyRows[index].PageType)!;
+    public string PageTypeAt(int index) => index < ArchivedCount ? _archive!.Log.PageTypeAt(index) : Key(KeyRows[index - ArchivedCount].PageType)!;
 
     /// <summary>Category of event <paramref name="index"/>, if any.</summary>
-    public string? CategoryAt(int index) => Key(KeyRows[index].Category);
+    public string? CategoryAt(int index) => index < ArchivedCount ? _archive!.Log.CategoryAt(index) : Key(KeyRows[index - ArchivedCount].Category);
 
     /// <summary>Product id of event <paramref name="index"/>, if any.</summary>
-    public string? ProductIdAt(int index) => Key(KeyRows[index].ProductId);
+    public string? ProductIdAt(int index) => index < ArchivedCount ? _archive!.Log.ProductIdAt(index) : Key(KeyRows[index - ArchivedCount].ProductId);
 
     /// <summary>The hash of an event id that de-duplication compares first.</summary>
     internal static uint HashId(string eventId) =>
         (uint)System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
 
-    /// <summary>The events' times as an all-events series (the array is shared, not copied).</summary>
-    internal EventSeries AsSeries() => EventSeries.FromOrderedTicks(Times);
+    /// <summary>The events' times as an all-events series (the arrays are shared, not copied).</summary>
+    internal EventSeries AsSeries() => _archive is null
+        ? EventSeries.FromOrderedTicks(Times)
+        : EventSeries.FromOrderedTicks(Times).After(_archive.AllEvents);
 
-    /// <summary>Builds a log of <paramref name="events"/>; they are ordered by time first (stable) when they are not.</summary>
+    /// <summary>
+    /// Builds a log of <paramref name="events"/>; they are ordered by time first (stable) when they are not.
+    /// More than <see cref="HotLimit"/> events go to an archive run.
+    /// </summary>
     public static EventLog Of(IReadOnlyList<StoredEvent> events)
+    {
+        var flat = Flat(events);
+        return flat.HotCount > HotLimit ? new EventLog(new Archive(flat)) : flat;
+    }
+
+    // One run of the events, however many there are.
+    private static EventLog Flat(IReadOnlyList<StoredEvent> events)
     {
         ArgumentNullException.ThrowIfNull(events);
         for (var i = 1; i < events.Count; i++)
@@ -206,7 +250,9 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     }
 
     /// <summary>True when an event with this id is in the log.</summary>
-    public bool Contains(string eventId)
+    public bool Contains(string eventId) => ContainsHot(eventId) || (_archive?.Log.ContainsHot(eventId) ?? false);
+
+    private bool ContainsHot(string eventId)
     {
         var hash = HashId(eventId);
         var hashes = IdHashes;
@@ -217,7 +263,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
         // Confirm against the stored ids: a hash match is almost always the same id, but not by definition.
         var reader = new Reader(this);
-        for (var i = 0; i < Count; i++)
+        for (var i = 0; i < HotCount; i++)
         {
             var id = reader.Next(out _, out _, out _);
             if (hashes[i] == hash && Literal.EqualsString(id, eventId))
@@ -230,10 +276,12 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     }
 
     /// <summary>True when some event has this session id.</summary>
-    private bool HasSession(string sessionId)
+    private bool HasSession(string sessionId) => HasHotSession(sessionId) || (_archive?.HasSession(sessionId) ?? false);
+
+    private bool HasHotSession(string sessionId)
     {
         var reader = new Reader(this);
-        for (var i = 0; i < Count; i++)
+        for (var i = 0; i < HotCount; i++)
         {
             reader.Next(out _, out var session, out var same);
             if (!same && Literal.EqualsString(session, sessionId))
@@ -252,16 +300,92 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// </summary>
     public EventLog Add(StoredEvent e)
     {
-        if (Count > 0 && e.Ticks < LastTicks)
+        if (_archive is { } archive && e.Ticks < archive.Log.LastTicks)
         {
-            var list = new List<StoredEvent>(Count + 1);
-            list.AddRange(this);
-            list.Insert(InsertionIndex(e.Ticks), e);
-            return Of(list);
+            // Earlier than archived events: the whole log is rebuilt (a rare, late event).
+            var all = new List<StoredEvent>(Count + 1);
+            all.AddRange(this);
+            all.Insert(InsertionIndex(e.Ticks), e);
+            return Of(all);
         }
 
+        if (HotCount > 0 && e.Ticks < Times[^1])
+        {
+            var hot = new List<StoredEvent>(HotCount + 1);
+            hot.AddRange(Runs.Hot);
+            hot.Insert(Runs.Hot.AsSeries().InsertionIndex(e.Ticks), e);
+            return WithHot(Flat(hot));
+        }
+
+        return AddAtEnd(e);
+    }
+
+    /// <summary>True when the hot run has outgrown <see cref="HotLimit"/>: the owner calls <see cref="Freeze"/>.</summary>
+    internal bool HotFull => HotCount > HotLimit;
+
+    /// <summary>
+    /// This log with its hot run merged into the archive (the hot run then empty). The runs are joined as
+    /// they are encoded, without decoding an archived event: the cost is a copy of the arrays.
+    /// </summary>
+    internal EventLog Freeze()
+    {
+        var hot = Runs.Hot;
+        return new EventLog(_archive is null ? new Archive(hot) : _archive.Append(hot));
+    }
+
+    // The flat run of this flat run's events followed by those of another flat run, later in time.
+    private EventLog Concat(EventLog next)
+    {
+        var (n, m) = (HotCount, next.HotCount);
+        var offset = _extra?.Length ?? 0;
+        var data = new byte[Data.Length + next.Data.Length];
+        var at = 0;
+        IdHashes.CopyTo(MemoryMarshal.Cast<byte, uint>(data.AsSpan(at, n * HashSize)));
+        next.IdHashes.CopyTo(MemoryMarshal.Cast<byte, uint>(data.AsSpan(at += n * HashSize, m * HashSize)));
+        var keys = MemoryMarshal.Cast<byte, Keys>(data.AsSpan(at += m * HashSize, (n + m) * KeysSize));
+        KeyRows.CopyTo(keys);
+        for (var i = 0; i < m; i++)
+        {
+            var k = next.KeyRows[i];
+            keys[n + i] = new Keys(Shift(k.Type), Shift(k.PageType), Shift(k.Category), Shift(k.ProductId));
+        }
+
+        Records.CopyTo(data.AsSpan(at += (n + m) * KeysSize));
+        next.Records.CopyTo(data.AsSpan(at + Records.Length));
+        string[]? extra = _extra is null && next._extra is null ? null : [.. _extra ?? [], .. next._extra ?? []];
+        return new EventLog([.. Times, .. next.Times], data, extra, m > 0 ? Records.Length + next._lastSessionAt : _lastSessionAt, _sessions + next._sessions);
+
+        int Shift(int code) => code <= -2 ? code - offset : code; // the next run's own extra strings follow this run's
+    }
+
+    // This log's archive with another hot run; the hot run's sessions the archive has are not counted twice.
+    private EventLog WithHot(EventLog hot)
+    {
+        if (_archive is null)
+        {
+            return hot;
+        }
+
+        if (hot.HotCount > HotLimit)
+        {
+            return Of([.. _archive.Log, .. hot]);
+        }
+
+        var distinct = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in hot)
+        {
+            distinct.Add(e.SessionId);
+        }
+
+        var archive = _archive;
+        return new EventLog(hot.Times, hot.Data, hot._extra, hot._lastSessionAt, distinct.Count(id => !archive.HasSession(id)), archive);
+    }
+
+    // Appends to the hot run (the archive, if any, is shared).
+    private EventLog AddAtEnd(StoredEvent e)
+    {
         var records = Records;
-        var same = Count > 0 && _lastSessionAt >= 0 && Literal.EqualsString(Literal.At(records, _lastSessionAt), e.SessionId);
+        var same = HotCount > 0 && _lastSessionAt >= 0 && Literal.EqualsString(Literal.At(records, _lastSessionAt), e.SessionId);
         var max = MaxSize(e);
         var scratch = ArrayPool<byte>.Shared.Rent(max);
         try
@@ -272,7 +396,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             var hash = HashId(e.EventId);
 
             // The same three sections, one entry longer each.
-            var n = Count;
+            var n = HotCount;
             var data = new byte[((n + 1) * (HashSize + KeysSize)) + records.Length + written];
             var at = 0;
             Data.AsSpan(0, n * HashSize).CopyTo(data);
@@ -286,7 +410,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
                 data,
                 extra is null ? null : (extra.Count == _extra?.Length ? _extra : [.. extra]),
                 same ? _lastSessionAt : records.Length + sessionAt,
-                same || HasSession(e.SessionId) ? _sessions : _sessions + 1);
+                same || HasSession(e.SessionId) ? _sessions : _sessions + 1,
+                _archive);
         }
         finally
         {
@@ -300,10 +425,18 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// <inheritdoc />
     public IEnumerator<StoredEvent> GetEnumerator()
     {
+        if (_archive is not null)
+        {
+            foreach (var e in _archive.Log)
+            {
+                yield return e;
+            }
+        }
+
         // Events of one session share one session id instance, as they did when they were written.
         var reader = new Reader(this);
         string? session = null;
-        for (var i = 0; i < Count; i++)
+        for (var i = 0; i < HotCount; i++)
         {
             var e = Decode(ref reader, i, ref session);
             yield return e;
@@ -434,5 +567,56 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             session = sameSession ? default : Literal.Read(_data, ref _at);
             return id;
         }
+    }
+
+    /// <summary>The archive run: older events, frozen, with what reads of them need at hand.</summary>
+    private sealed class Archive
+    {
+        private readonly ulong[] _sessionHashes; // sorted 64-bit hashes of the archived session ids
+
+        public Archive(EventLog log)
+            : this(log, SessionHashes(log, []))
+        {
+        }
+
+        private Archive(EventLog log, ulong[] sessionHashes)
+        {
+            Log = log;
+            AllEvents = new EventSeries.Older(EventSeries.FromOrderedTicks(log.Times));
+            _sessionHashes = sessionHashes;
+        }
+
+        /// <summary>A new archive: these events followed by those of the flat run <paramref name="hot"/>.</summary>
+        public Archive Append(EventLog hot) => new(Log.Concat(hot), SessionHashes(hot, _sessionHashes));
+
+        // The sorted hashes of known with those of the run's sessions added.
+        private static ulong[] SessionHashes(EventLog run, ulong[] known)
+        {
+            var hashes = new HashSet<ulong>(known);
+            string? last = null;
+            foreach (var e in run)
+            {
+                if (!ReferenceEquals(last, e.SessionId))
+                {
+                    hashes.Add(SessionHash(e.SessionId));
+                    last = e.SessionId;
+                }
+            }
+
+            var sorted = hashes.ToArray();
+            Array.Sort(sorted);
+            return sorted;
+        }
+
+        /// <summary>The archived events as one flat run.</summary>
+        public EventLog Log { get; }
+
+        /// <summary>Their times as an all-events series, boxed once to be the older run of every all-events series.</summary>
+        public EventSeries.Older AllEvents { get; }
+
+        /// <summary>True when an archived event has this session (by a 64-bit hash: a false match is vanishingly rare).</summary>
+        public bool HasSession(string sessionId) => Array.BinarySearch(_sessionHashes, SessionHash(sessionId)) >= 0;
+
+        private static ulong SessionHash(string sessionId) => System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(sessionId.AsSpan()));
     }
 }

@@ -6,7 +6,9 @@ namespace Segmentation.Core.Profiles;
 /// Immutable, time-ordered history of one event type for one user: timestamps and prefix sums of
 /// the events' values, so counts and sums over any window are two binary searches. A view over a range
 /// of the one array a profile's <see cref="EventSeriesDictionary"/> keeps for all its types, so a series
-/// costs no object of its own.
+/// costs no object of its own. The series of a long history has an older run too (see
+/// <see cref="EventLog"/>): the frozen series of the archived events, which every query reads before this
+/// run's events (all of them are not later than this run's).
 /// </summary>
 public readonly struct EventSeries
 {
@@ -17,37 +19,56 @@ public readonly struct EventSeries
     private readonly int _start;
     private readonly int _count;
     private readonly int _prefixStart; // sum of the values of the series' events [0, i) at _prefixStart + i; -1 when every value is 0
+    private readonly Older? _older;    // the archived events' series, read first; null for a history that was never archived
 
-    internal EventSeries(long[] data, int start, int count, int prefixStart)
+    internal EventSeries(long[] data, int start, int count, int prefixStart, Older? older = null)
     {
         _data = data;
         _start = start;
         _count = count;
         _prefixStart = prefixStart;
+        _older = older;
     }
 
+    /// <summary>The series of archived events, boxed once per archive so that series built over it allocate nothing.</summary>
+    internal sealed class Older(EventSeries series)
+    {
+        /// <summary>The archived series (itself without an older run).</summary>
+        public EventSeries Series { get; } = series;
+    }
+
+    /// <summary>This run with <paramref name="older"/> before it.</summary>
+    internal EventSeries After(Older older) => new(_data, _start, _count, _prefixStart, older);
+
     /// <summary>Number of events in the series.</summary>
-    public int Count => _count;
+    public int Count => _count + (_older?.Series._count ?? 0);
 
     /// <summary>Timestamp (UTC ticks) of the first event, or <see cref="long.MinValue"/> when empty.</summary>
-    public long FirstTicks => _count == 0 ? long.MinValue : _data[_start];
+    public long FirstTicks => _older is { Series._count: > 0 } o ? o.Series.FirstTicks : _count == 0 ? long.MinValue : _data[_start];
 
     /// <summary>Timestamp (UTC ticks) of the last event, or <see cref="long.MinValue"/> when empty.</summary>
-    public long LastTicks => _count == 0 ? long.MinValue : _data[_start + _count - 1];
+    public long LastTicks => _count == 0 ? _older?.Series.LastTicks ?? long.MinValue : _data[_start + _count - 1];
 
     /// <summary>A series of zero-valued events at <paramref name="ticks"/>, which are in time order (the array is kept).</summary>
     internal static EventSeries FromOrderedTicks(long[] ticks) =>
         ticks.Length == 0 ? Empty : new EventSeries(ticks, 0, ticks.Length, -1);
 
     /// <summary>False when every event's value is 0 (no prefix sums are kept).</summary>
-    internal bool HasValues => _prefixStart >= 0;
+    internal bool HasValues => _prefixStart >= 0 || (_older?.Series.HasValues ?? false);
 
     /// <summary>The time of the series' event <paramref name="index"/>.</summary>
-    internal long TicksAt(int index) => _data[_start + index];
+    internal long TicksAt(int index) => _older is { } o
+        ? index < o.Series._count ? o.Series.TicksAt(index) : _data[_start + index - o.Series._count]
+        : _data[_start + index];
 
-    /// <summary>Returns a new series with the event inserted in time order.</summary>
+    /// <summary>Returns a new series with the event inserted in time order (a series without an older run).</summary>
     public EventSeries Add(long ticks, double value)
     {
+        if (_older is not null)
+        {
+            throw new InvalidOperationException("a series with an archived run grows through its profile's event log");
+        }
+
         var index = UpperBound(ticks);
         var withValues = HasValues || value != 0;
         var data = new long[_count + 1 + (withValues ? _count + 2 : 0)];
@@ -89,7 +110,7 @@ public readonly struct EventSeries
     internal void CopyTicks(long[] target, int at) => Array.Copy(_data, _start, target, at, _count);
 
     /// <summary>Index of the first event later than <paramref name="ticks"/>: where an event at that time is inserted.</summary>
-    internal int InsertionIndex(long ticks) => UpperBound(ticks);
+    internal int InsertionIndex(long ticks) => (_older?.Series.UpperBound(ticks) ?? 0) + UpperBound(ticks);
 
     private double PrefixAt(int k) => _prefixStart < 0 ? 0 : BitConverter.Int64BitsToDouble(_data[_prefixStart + k]);
 
@@ -101,6 +122,13 @@ public readonly struct EventSeries
     public int CountInWindow(long nowTicks, long windowTicks, out long changesAt)
     {
         var (from, to) = Range(nowTicks, windowTicks, out changesAt);
+        if (_older is { } o)
+        {
+            var older = o.Series.CountInWindow(nowTicks, windowTicks, out var olderChanges);
+            changesAt = Math.Min(changesAt, olderChanges);
+            return older + to - from;
+        }
+
         return to - from;
     }
 
@@ -108,32 +136,54 @@ public readonly struct EventSeries
     public double SumInWindow(long nowTicks, long windowTicks, out long changesAt)
     {
         var (from, to) = Range(nowTicks, windowTicks, out changesAt);
-        return _prefixStart < 0 ? 0 : PrefixAt(to) - PrefixAt(from);
+        var sum = _prefixStart < 0 ? 0 : PrefixAt(to) - PrefixAt(from);
+        if (_older is { } o)
+        {
+            sum = o.Series.SumInWindow(nowTicks, windowTicks, out var olderChanges) + sum;
+            changesAt = Math.Min(changesAt, olderChanges);
+        }
+
+        return sum;
     }
 
     /// <summary>Last event at or before <paramref name="nowTicks"/>, or <see cref="long.MinValue"/>.</summary>
     public long LastAtOrBefore(long nowTicks, out long changesAt)
     {
         var to = UpperBound(nowTicks);
-        changesAt = to < _count ? TicksAt(to) : long.MaxValue;
-        return to == 0 ? long.MinValue : TicksAt(to - 1);
+        changesAt = to < _count ? _data[_start + to] : long.MaxValue;
+        if (to > 0)
+        {
+            return _data[_start + to - 1];
+        }
+
+        if (_older is { } o)
+        {
+            var last = o.Series.LastAtOrBefore(nowTicks, out var olderChanges);
+            changesAt = Math.Min(changesAt, olderChanges);
+            return last;
+        }
+
+        return long.MinValue;
     }
 
     /// <summary>First event at or before <paramref name="nowTicks"/>, or <see cref="long.MinValue"/>.</summary>
     public long FirstAtOrBefore(long nowTicks, out long changesAt)
     {
-        if (_count == 0 || TicksAt(0) > nowTicks)
+        var first = FirstTicks;
+        if (first == long.MinValue || first > nowTicks)
         {
-            changesAt = _count == 0 ? long.MaxValue : TicksAt(0);
+            changesAt = first == long.MinValue ? long.MaxValue : first;
             return long.MinValue;
         }
 
         changesAt = long.MaxValue;
-        return TicksAt(0);
+        return first;
     }
 
     /// <summary>The timestamps as an immutable array (for export and tests).</summary>
-    public ImmutableArray<long> Ticks => ImmutableArray.Create(_data, _start, _count);
+    public ImmutableArray<long> Ticks => _older is { } o
+        ? [.. o.Series.Ticks, .. ImmutableArray.Create(_data, _start, _count)]
+        : ImmutableArray.Create(_data, _start, _count);
 
     private (int From, int To) Range(long nowTicks, long windowTicks, out long changesAt)
     {
@@ -143,12 +193,12 @@ public readonly struct EventSeries
         changesAt = long.MaxValue;
         if (from < to && fromTicks != long.MinValue)
         {
-            changesAt = TicksAt(from) + windowTicks; // the oldest event in the window drops out
+            changesAt = _data[_start + from] + windowTicks; // the oldest event in the window drops out
         }
 
         if (to < _count)
         {
-            changesAt = Math.Min(changesAt, TicksAt(to)); // a future-dated event comes into range
+            changesAt = Math.Min(changesAt, _data[_start + to]); // a future-dated event comes into range
         }
 
         return (from, to);

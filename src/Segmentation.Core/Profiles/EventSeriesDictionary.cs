@@ -8,7 +8,9 @@ namespace Segmentation.Core.Profiles;
 /// is not 0, each group's prefix sums of values. A <see cref="EventSeries"/> is a view of one group, so a
 /// profile holds one array whatever the number of types, and the array of type names is shared by every
 /// profile with the same set of types. A value wrapping those two arrays (no object of its own).
-/// Immutable; <see cref="Add"/> copies.
+/// Immutable; <see cref="Add"/> copies. For a history long enough for its <see cref="EventLog"/> to keep an
+/// archive run, the series of the archived events are kept apart, frozen (<see cref="Of(EventLog)"/>), and
+/// each series read is that archived series followed by the series of the newer events.
 /// </summary>
 public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, EventSeries>
 {
@@ -23,10 +25,40 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     // [T + 1, T + 1 + N): the times; then, optionally, N + T prefix sums (double bits), group g's from start(g) + g.
     private readonly long[]? _dataArray;
 
-    private EventSeriesDictionary(string[] types, long[] data)
+    private readonly Archive? _archive;     // the archived events' series; null for a history never archived
+
+    private EventSeriesDictionary(string[]? types, long[]? data, Archive? archive = null)
     {
         _typeArray = types;
         _dataArray = data;
+        _archive = archive;
+    }
+
+    private EventSeriesDictionary(EventSeriesDictionary hot, Archive archive)
+        : this(hot._typeArray, hot._dataArray, archive)
+    {
+    }
+
+    // The newer events' series alone.
+    private EventSeriesDictionary Hot => new(_typeArray, _dataArray);
+
+    // The series of archived events, each boxed once.
+    private sealed class Archive(EventSeriesDictionary flat)
+    {
+        public EventSeriesDictionary Flat { get; } = flat;
+
+        public EventSeries.Older[] Series { get; } = [.. Enumerable.Range(0, flat.TypeNames.Length).Select(g => new EventSeries.Older(flat.At(g)))];
+    }
+
+    /// <summary>
+    /// The series of the events of <paramref name="log"/>: with an archive run when the log has one (the
+    /// archived events' series frozen and kept apart), else one flat map.
+    /// </summary>
+    internal static EventSeriesDictionary Of(EventLog log)
+    {
+        var (archived, hot) = log.Runs;
+        var hotSeries = FromEvents([.. hot]);
+        return log.HasArchive ? new EventSeriesDictionary(hotSeries, new Archive(FromEvents([.. archived]))) : hotSeries;
     }
 
     private string[] TypeNames => _typeArray ?? [];
@@ -37,11 +69,70 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     private bool HasValues => _dataArray is not null && _dataArray.Length > TimesAt + Total;
 
-    /// <inheritdoc />
-    public int Count => TypeNames.Length;
+    /// <summary>
+    /// This map with the newer events' series moved into the archive: <paramref name="hot"/> is the hot run of
+    /// the profile's event log (the events of this map's newer series), whose values continue each archived
+    /// series' prefix sums one by one, exactly as adding them one by one would have.
+    /// </summary>
+    internal EventSeriesDictionary Freeze(EventLog hot)
+    {
+        var archived = _archive?.Flat ?? Empty;
+        var events = hot.ToList();
+        var types = archived.TypeNames.Union(events.Select(e => e.Type), StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var t = types.Length;
+        var counts = new int[t];
+        var anyValue = archived.HasValues;
+        foreach (var e in events)
+        {
+            counts[Array.BinarySearch(types, e.Type, StringComparer.Ordinal)]++;
+            anyValue |= e.Value != 0;
+        }
+
+        var older = new EventSeries[t];
+        var n = 0;
+        for (var g = 0; g < t; g++)
+        {
+            archived.TryGetValue(types[g], out older[g]);
+            counts[g] += older[g].Count;
+            n += counts[g];
+        }
+
+        var data = new long[t + 1 + n + (anyValue ? n + t : 0)];
+        var filled = new int[t];
+        for (var g = 0; g < t; g++)
+        {
+            data[g + 1] = data[g] + counts[g];
+            older[g].CopyTicks(data, t + 1 + (int)data[g]);
+            filled[g] = older[g].Count;
+            if (anyValue)
+            {
+                older[g].CopyPrefix(data, t + 1 + n + (int)data[g] + g);
+            }
+        }
+
+        foreach (var e in events)
+        {
+            var g = Array.BinarySearch(types, e.Type, StringComparer.Ordinal);
+            var j = filled[g]++;
+            data[t + 1 + (int)data[g] + j] = e.Ticks;
+            if (anyValue)
+            {
+                var p = t + 1 + n + (int)data[g] + g;
+                data[p + j + 1] = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(data[p + j]) + e.Value);
+            }
+        }
+
+        return new EventSeriesDictionary(null, null, new Archive(new EventSeriesDictionary(TypeSets.Share(types), data)));
+    }
 
     /// <inheritdoc />
-    public IEnumerable<string> Keys => TypeNames;
+    public int Count => _archive is null ? TypeNames.Length : AllTypes.Length;
+
+    /// <inheritdoc />
+    public IEnumerable<string> Keys => _archive is null ? TypeNames : AllTypes;
+
+    // The types of both runs, in ordinal order.
+    private string[] AllTypes => [.. TypeNames.Union(_archive!.Flat.TypeNames, StringComparer.Ordinal).Order(StringComparer.Ordinal)];
 
     /// <inheritdoc />
     public IEnumerable<EventSeries> Values => this.Select(kv => kv.Value);
@@ -134,15 +225,31 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     {
         var g = IndexOf(key);
         value = g >= 0 ? At(g) : EventSeries.Empty;
+        if (_archive is not null && _archive.Flat.IndexOf(key) is var a and >= 0)
+        {
+            value = value.After(_archive.Series[a]);
+            return true;
+        }
+
         return g >= 0;
     }
 
     /// <inheritdoc />
-    public bool ContainsKey(string key) => IndexOf(key) >= 0;
+    public bool ContainsKey(string key) => IndexOf(key) >= 0 || (_archive?.Flat.IndexOf(key) ?? -1) >= 0;
 
     /// <summary>This map with an event of <paramref name="type"/> at <paramref name="ticks"/> worth <paramref name="value"/> added, after every event of its type not later than it.</summary>
     public EventSeriesDictionary Add(string type, long ticks, double value)
     {
+        if (_archive is not null)
+        {
+            if (_archive.Flat.TryGetValue(type, out var archived) && ticks < archived.LastTicks)
+            {
+                throw new InvalidOperationException("an event earlier than archived ones is added by rebuilding the profile's series from its event log");
+            }
+
+            return new EventSeriesDictionary(Hot.Add(type, ticks, value), _archive);
+        }
+
         var old = TypeNames;
         var g = IndexOf(type);
         var added = g < 0;
@@ -209,9 +316,10 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     /// <inheritdoc />
     public IEnumerator<KeyValuePair<string, EventSeries>> GetEnumerator()
     {
-        for (var g = 0; g < TypeNames.Length; g++)
+        foreach (var type in _archive is null ? TypeNames : AllTypes)
         {
-            yield return new KeyValuePair<string, EventSeries>(TypeNames[g], At(g));
+            TryGetValue(type, out var series);
+            yield return new KeyValuePair<string, EventSeries>(type, series);
         }
     }
 

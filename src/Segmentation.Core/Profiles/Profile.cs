@@ -215,6 +215,18 @@ public sealed record Profile
         var late = e.Ticks < Events.LastTicks;
         var events = Events.Add(e);
         var aggregates = late ? ProfileAggregates.Replay([.. events]) : Aggregates.Fold(e);
+        if (late && events.HasArchive)
+        {
+            aggregates = aggregates with { Series = EventSeriesDictionary.Of(events) }; // a late event: series of the rebuilt runs
+        }
+
+        if (events.HotFull)
+        {
+            // The newest events move to the archive run, the series with them: a write keeps copying only a short run.
+            aggregates = aggregates with { Series = aggregates.Series.Freeze(events.Runs.Hot) };
+            events = events.Freeze();
+        }
+
         var next = this with { Version = newVersion, Events = events, Aggregates = aggregates };
 
         var at = new DateTimeOffset(e.Ticks, TimeSpan.Zero);
@@ -311,7 +323,13 @@ public sealed record Profile
     internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion)
     {
         var events = EventLog.Of(ordered);
-        return this with { Version = newVersion, Events = events, Aggregates = ProfileAggregates.Replay(ordered) };
+        var aggregates = ProfileAggregates.Replay(ordered);
+        if (events.HasArchive)
+        {
+            aggregates = aggregates with { Series = EventSeriesDictionary.Of(events) };
+        }
+
+        return this with { Version = newVersion, Events = events, Aggregates = aggregates };
     }
 }
 

@@ -47,7 +47,10 @@ public sealed record ProfileAggregates
     /// <summary>Last cart change or <see cref="long.MinValue"/>.</summary>
     public long CartUpdatedTicks { get; init; } = long.MinValue;
 
-    /// <summary>Email sends in time order.</summary>
+    /// <summary>Most recent email sends kept (rules read at most the last 100; the rest leaves room for sends dated in the future).</summary>
+    public const int MaxEmailSends = 128;
+
+    /// <summary>The last <see cref="MaxEmailSends"/> email sends, in time order.</summary>
     public ImmutableArray<EmailSend> EmailSends { get; init; } = [];
 
     /// <summary>Campaigns with an open (a click implies an open).</summary>
@@ -55,6 +58,10 @@ public sealed record ProfileAggregates
 
     /// <summary>Campaigns with a click.</summary>
     public StringSet ClickedCampaigns { get; init; } = StringSet.Empty;
+
+    // The newest MaxEmailSends sends.
+    private static ImmutableArray<EmailSend> Keep(ImmutableArray<EmailSend> sends) =>
+        sends.Length <= MaxEmailSends ? sends : ImmutableArray.Create(sends, sends.Length - MaxEmailSends, MaxEmailSends);
 
     /// <summary>Folds one event that is not earlier than any event folded so far.</summary>
     public ProfileAggregates Fold(StoredEvent e)
@@ -82,7 +89,7 @@ public sealed record ProfileAggregates
             EventTypes.Refund => next with { Revenue = Revenue - e.Value },
             EventTypes.AddToCart => next with { CartItems = (int)Math.Min(int.MaxValue, (long)CartItems + e.Quantity), CartUpdatedTicks = e.Ticks },
             EventTypes.RemoveFromCart => next with { CartItems = Math.Max(0, CartItems - e.Quantity), CartUpdatedTicks = e.Ticks },
-            EventTypes.EmailSend when e.CampaignId is not null => next with { EmailSends = EmailSends.Add(new EmailSend(e.Ticks, e.CampaignId)) },
+            EventTypes.EmailSend when e.CampaignId is not null => next with { EmailSends = Keep(EmailSends.Add(new EmailSend(e.Ticks, e.CampaignId))) },
             EventTypes.EmailOpen when e.CampaignId is not null => next with { OpenedCampaigns = OpenedCampaigns.Add(e.CampaignId) },
             EventTypes.EmailClick when e.CampaignId is not null => next with
             {
@@ -168,7 +175,7 @@ public sealed record ProfileAggregates
             LastPurchaseTicks = lastPurchase,
             CartItems = cartItems,
             CartUpdatedTicks = cartUpdated,
-            EmailSends = sends?.DrainToImmutable() ?? Empty.EmailSends,
+            EmailSends = sends is null ? Empty.EmailSends : Keep(sends.DrainToImmutable()),
             OpenedCampaigns = opened is null ? StringSet.Empty : StringSet.Of(opened),
             ClickedCampaigns = clicked is null ? StringSet.Empty : StringSet.Of(clicked),
         };

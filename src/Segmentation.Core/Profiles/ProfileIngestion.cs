@@ -96,6 +96,12 @@ public sealed class ProfileIngestion(
     /// <summary>Maximum traits per write.</summary>
     public const int MaxTraits = 100;
 
+    /// <summary>The default of <see cref="EventLimit"/>.</summary>
+    public const int MaxEventsPerProfile = 1_000_000;
+
+    /// <summary>Most events one profile holds; an event beyond it is refused (RESOURCE_EXHAUSTED) until retention or erasure makes room.</summary>
+    public int EventLimit { get; init; } = MaxEventsPerProfile;
+
     /// <summary>Maximum events per bulk call.</summary>
     public const int MaxBatch = 1000;
 
@@ -208,6 +214,11 @@ public sealed class ProfileIngestion(
                     return p;
                 }
 
+                if (stamp.Log && p.Events.Count >= EventLimit)
+                {
+                    throw new LimitExceededException($"the profile holds {EventLimit:N0} events, the most one profile may hold; this event was not stored");
+                }
+
                 if (stamp.Log)
                 {
                     _log.Append(stamp.Stamp(new EventChange(key, stored), v));
@@ -253,6 +264,10 @@ public sealed class ProfileIngestion(
         catch (ValidationException ex)
         {
             return new EventResult(index, e.EventId, EventStatus.Rejected, null, ex.Violations);
+        }
+        catch (LimitExceededException ex)
+        {
+            return new EventResult(index, e.EventId, EventStatus.Rejected, null, [new FieldViolation(prefix, ex.Message)]);
         }
     }
 

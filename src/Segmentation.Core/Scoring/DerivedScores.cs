@@ -25,6 +25,13 @@ public static class DerivedScores
 
     private const long Day = TimeSpan.TicksPerDay;
 
+    /// <summary>
+    /// Most events (the newest) that lead-score signals filtered by page type or category, and affinities,
+    /// look at: reading them means walking the events one by one, and this bounds what a write of a profile
+    /// with a very long history (a bot, a busy B2B account) costs. Profiles with fewer events are read whole.
+    /// </summary>
+    public const int ScanHorizon = 1024;
+
     /// <summary>Computes a derived trait by name; null when the profile has nothing to derive from.</summary>
     public static object? Compute(string name, EvalContext c, ScoringSettings settings) => name switch
     {
@@ -212,7 +219,8 @@ public static class DerivedScores
         }
 
         var events = p.Events;
-        for (var e = events.Count - 1; e >= 0; e--)
+        var stop = Math.Max(0, events.Count - ScanHorizon);
+        for (var e = events.Count - 1; e >= stop; e--)
         {
             var ticks = events.TicksAt(e);
             if (ticks > c.NowTicks)
@@ -305,7 +313,8 @@ public static class DerivedScores
         var horizon = nowTicks - (8 * halfLife.Ticks);
         Dictionary<string, (double Score, long Last)>? scores = null;
         var events = p.Events;
-        for (var i = events.Count - 1; i >= 0 && events.TicksAt(i) > horizon; i--)
+        var stop = Math.Max(0, events.Count - ScanHorizon);
+        for (var i = events.Count - 1; i >= stop && events.TicksAt(i) > horizon; i--)
         {
             var ticks = events.TicksAt(i);
             var key = byProduct ? events.ProductIdAt(i) : events.CategoryAt(i);

@@ -112,3 +112,24 @@ public sealed class ViolationList(string? prefix = null)
         }
     }
 }
+
+/// <summary>A request would take a stored thing past a documented limit (such as the events one profile may hold). Mapped to RESOURCE_EXHAUSTED.</summary>
+public sealed class LimitExceededException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public LimitExceededException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public LimitExceededException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public LimitExceededException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

@@ -107,6 +107,15 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 }.ToRpcException();
             case NotFoundException nf:
                 return new RpcException(new Grpc.Core.Status(StatusCode.NotFound, nf.Message));
+            case Security.RateLimitExceededException rl:
+                return new Google.Rpc.Status
+                {
+                    Code = (int)Code.ResourceExhausted,
+                    Message = rl.Message,
+                    Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(rl.RetryAfter) }) },
+                }.ToRpcException();
+            case Core.Validation.LimitExceededException le:
+                return new RpcException(new Grpc.Core.Status(StatusCode.ResourceExhausted, le.Message));
             case StorageUnavailableException su:
                 return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, su.Message));
             case CatalogException ce:

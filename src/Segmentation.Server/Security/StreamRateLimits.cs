@@ -6,9 +6,9 @@ using Segmentation.Server.Hosting;
 namespace Segmentation.Server.Security;
 
 /// <summary>
-/// A token bucket per caller (API key name) for streamed events: it holds one second's allowance and
-/// refills continuously, so a caller may burst up to <see cref="LimitsOptions.StreamEventsPerSecond"/>
-/// and sustain that rate across all its streams.
+/// A token bucket per caller (API key name) for ingested events, over <c>TrackEvent</c>, <c>TrackEvents</c>
+/// and <c>StreamEvents</c> together: it holds one second's allowance and refills continuously, so a caller
+/// may burst up to <see cref="LimitsOptions.StreamEventsPerSecond"/> and sustain that rate.
 /// </summary>
 public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposable
 {
@@ -17,12 +17,26 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
     /// <summary>Events per second per caller.</summary>
     public int EventsPerSecond { get; } = options.Value.StreamEventsPerSecond;
 
-    /// <summary>Takes one event from <paramref name="caller"/>'s bucket; false when it is empty.</summary>
-    public bool TryAcquire(string caller)
+    /// <summary>Takes <paramref name="events"/> from <paramref name="caller"/>'s bucket; false when it holds fewer.</summary>
+    public bool TryAcquire(string caller, int events = 1)
     {
+        if (events > EventsPerSecond)
+        {
+            return false; // more than a second's allowance can never be granted at once
+        }
+
         var bucket = _buckets.GetOrAdd(caller, static (_, rate) => Create(rate), EventsPerSecond);
-        using var lease = bucket.AttemptAcquire(1);
+        using var lease = bucket.AttemptAcquire(events);
         return lease.IsAcquired;
+    }
+
+    /// <summary>Takes <paramref name="events"/> from the caller's bucket or throws <see cref="RateLimitExceededException"/>.</summary>
+    public void Acquire(string caller, int events)
+    {
+        if (!TryAcquire(caller, events))
+        {
+            throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents and StreamEvents together); retry after the delay given", TimeSpan.FromSeconds(1));
+        }
     }
 
     /// <inheritdoc />
@@ -47,4 +61,32 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
             AutoReplenishment = true,
         });
     }
+}
+
+/// <summary>A caller exceeded its rate limit; answered RESOURCE_EXHAUSTED with a <c>google.rpc.RetryInfo</c> delay.</summary>
+public sealed class RateLimitExceededException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public RateLimitExceededException(string message, TimeSpan retryAfter)
+        : base(message) => RetryAfter = retryAfter;
+
+    /// <summary>Creates the exception.</summary>
+    public RateLimitExceededException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public RateLimitExceededException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public RateLimitExceededException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    /// <summary>When the caller may try again.</summary>
+    public TimeSpan RetryAfter { get; } = TimeSpan.FromSeconds(1);
 }

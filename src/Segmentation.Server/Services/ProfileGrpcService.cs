@@ -14,6 +14,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
 {
     public override Task<TrackEventResponse> TrackEvent(TrackEventRequest request, ServerCallContext context)
     {
+        rateLimits.Acquire(context.Caller().Name, 1);
         var result = ingestion.Track(ProfileMapper.ToDomain(request.Event ?? new Event()));
         return Task.FromResult(new TrackEventResponse
         {
@@ -25,6 +26,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
 
     public override Task<TrackEventsResponse> TrackEvents(TrackEventsRequest request, ServerCallContext context)
     {
+        rateLimits.Acquire(context.Caller().Name, Math.Max(1, request.Events.Count));
         var response = new TrackEventsResponse();
         foreach (var result in ingestion.TrackMany(request.Events.Select(ProfileMapper.ToDomain).ToList()))
         {
@@ -58,10 +60,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             var index = 0;
             await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
             {
-                if (!rateLimits.TryAcquire(caller))
-                {
-                    throw new RpcException(new Status(StatusCode.ResourceExhausted, $"stream rate limit exceeded: at most {rateLimits.EventsPerSecond} events per second per API key; slow down and retry the events without a result"));
-                }
+                rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
 
                 var result = ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()));
                 await results.Writer.WriteAsync(new StreamEventsResponse { Result = ProfileMapper.ToProto(result) }, context.CancellationToken);
