@@ -1,14 +1,14 @@
-using Segmentation.Core.Membership;
 using System.Globalization;
 using System.Text;
 using Segmentation.Core.Caching;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
+using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Benchmarks;
 

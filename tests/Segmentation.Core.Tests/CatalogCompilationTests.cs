@@ -1,6 +1,7 @@
 using Segmentation.Core.Decisions;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Tests;
 

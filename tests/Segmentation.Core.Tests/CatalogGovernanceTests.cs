@@ -34,7 +34,7 @@ public class CatalogGovernanceTests
         w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 12d, ["tier"] = "gold" }, "t", AttributeLayer.ZeroParty, null);
         w.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["score"] = 5d, ["tier"] = "gold" }, "t", AttributeLayer.ZeroParty, null);
 
-        Assert.Equal("gold_mobile", w.Decide("u1", new Decisions.RequestContext(Device: "mobile")).Winner.Id);
+        Assert.Equal("gold_mobile", w.Decide("u1", new Requests.RequestContext(Device: "mobile")).Winner.Id);
         Assert.Equal("gold", w.Decide("u1").Winner.Id);
         Assert.Equal("everyone", w.Decide("u2").Winner.Id);
     }

@@ -1,4 +1,5 @@
 using Segmentation.Core.Decisions;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Tests;
 

@@ -1,7 +1,7 @@
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 

@@ -137,7 +137,7 @@ public class CompactCollectionTests
     [Fact]
     public void Equal_string_lists_share_one_array_until_the_pool_is_full()
     {
-        var pool = new Profiles.StringArrayPool(capacity: 2);
+        var pool = new Profiles.Compact.StringArrayPool(capacity: 2);
 
         var a = pool.Share(["page_view", new string("purchase".ToCharArray())]);
         var b = pool.Share(new List<string> { "page_view", "purchase" });
@@ -147,11 +147,11 @@ public class CompactCollectionTests
         Assert.Same(a, b);
         Assert.NotSame(a, c);
         Assert.Equal(["purchase", "page_view"], c);
-        Assert.Same(Profiles.StringPool.Share("purchase"), a[1]);
+        Assert.Same(Profiles.Compact.StringPool.Share("purchase"), a[1]);
         Assert.NotSame(d, pool.Share(["search"])); // past capacity: equal, not shared
         var many = Enumerable.Range(0, 80).Select(k => $"custom.type_{k}").ToList(); // a lookup key too long for the stack
-        Assert.Equal(many, new Profiles.StringArrayPool(capacity: 2).Share(many));
-        var big = new Profiles.StringArrayPool(capacity: 2);
+        Assert.Equal(many, new Profiles.Compact.StringArrayPool(capacity: 2).Share(many));
+        var big = new Profiles.Compact.StringArrayPool(capacity: 2);
         Assert.Same(big.Share(many), big.Share(many.ToArray()));
         Assert.Empty(pool.Share([]));
     }
@@ -159,16 +159,16 @@ public class CompactCollectionTests
     [Fact]
     public void Decoding_UTF8_returns_the_pooled_instance_of_a_known_value_and_a_new_string_otherwise()
     {
-        var pooled = Profiles.StringPool.Share("add_to_cart");
+        var pooled = Profiles.Compact.StringPool.Share("add_to_cart");
 
-        Assert.Same(pooled, Profiles.StringPool.Decode("add_to_cart"u8));
-        var unknown = Profiles.StringPool.Decode("s-9f2c-not-pooled"u8);
+        Assert.Same(pooled, Profiles.Compact.StringPool.Decode("add_to_cart"u8));
+        var unknown = Profiles.Compact.StringPool.Decode("s-9f2c-not-pooled"u8);
         Assert.Equal("s-9f2c-not-pooled", unknown);
-        Assert.Equal(-1, Profiles.StringPool.IdOf(new string('x', 65))); // decoding never adds: the pool stays as it was
-        Assert.Equal("caf\u00e9 \u00fcber", Profiles.StringPool.Decode("caf\u00e9 \u00fcber"u8));
-        Assert.Equal("a\uFFFDb", Profiles.StringPool.Decode([(byte)'a', 0xFF, (byte)'b'])); // invalid bytes replaced, as Encoding.UTF8 does
-        Assert.Equal(new string('y', 300), Profiles.StringPool.Decode(System.Text.Encoding.UTF8.GetBytes(new string('y', 300))));
-        Assert.Equal("", Profiles.StringPool.Decode([]));
+        Assert.Equal(-1, Profiles.Compact.StringPool.IdOf(new string('x', 65))); // decoding never adds: the pool stays as it was
+        Assert.Equal("caf\u00e9 \u00fcber", Profiles.Compact.StringPool.Decode("caf\u00e9 \u00fcber"u8));
+        Assert.Equal("a\uFFFDb", Profiles.Compact.StringPool.Decode([(byte)'a', 0xFF, (byte)'b'])); // invalid bytes replaced, as Encoding.UTF8 does
+        Assert.Equal(new string('y', 300), Profiles.Compact.StringPool.Decode(System.Text.Encoding.UTF8.GetBytes(new string('y', 300))));
+        Assert.Equal("", Profiles.Compact.StringPool.Decode([]));
     }
 
     [Fact]
@@ -187,7 +187,7 @@ public class CompactCollectionTests
     [Fact]
     public void String_sets_keep_one_of_each_value_in_ordinal_order()
     {
-        var set = Profiles.StringSet.Of(["b", "a", "b", "C", "a"]);
+        var set = Profiles.Compact.StringSet.Of(["b", "a", "b", "C", "a"]);
 
         Assert.Equal(["C", "a", "b"], set.ToArray());
         Assert.True(set.Contains("a"));
@@ -195,7 +195,7 @@ public class CompactCollectionTests
         Assert.Same(set, set.Add("b"));
         Assert.Equal(["C", "a", "b", "c"], set.Add("c").ToArray());
         Assert.True(set.SetEquals(["a", "b", "C"]));
-        Assert.Same(Profiles.StringSet.Empty, Profiles.StringSet.Of([]));
+        Assert.Same(Profiles.Compact.StringSet.Empty, Profiles.Compact.StringSet.Of([]));
     }
 
     [Fact]

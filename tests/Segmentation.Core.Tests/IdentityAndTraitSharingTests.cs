@@ -48,7 +48,7 @@ public class IdentityAndTraitSharingTests
         var profile = w.Store.Get("lead-1")!;
         Assert.Equal(99d, profile.Trait("lead_score"));
         Assert.Equal("sales_ready", profile.Trait("lead_grade"));
-        Assert.Equal("sales_ready", w.Catalogs.Current.Field("traits.lead_grade").Describe(new Rules.EvalContext(profile, Decisions.RequestContext.Empty, w.Clock.Now.UtcTicks, w.Rfm.Current)));
+        Assert.Equal("sales_ready", w.Catalogs.Current.Field("traits.lead_grade").Describe(new Rules.EvalContext(profile, Requests.RequestContext.Empty, w.Clock.Now.UtcTicks, w.Rfm.Current)));
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using System.Text.Json;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 

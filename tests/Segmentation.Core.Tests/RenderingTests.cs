@@ -1,6 +1,6 @@
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Tests;
 

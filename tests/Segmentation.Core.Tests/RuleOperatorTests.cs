@@ -1,5 +1,5 @@
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Tests;
 

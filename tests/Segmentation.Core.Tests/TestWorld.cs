@@ -7,7 +7,7 @@ using Segmentation.Core.Membership;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
-using Segmentation.Core.Scoring;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Storage;
 
 namespace Segmentation.Core.Tests;

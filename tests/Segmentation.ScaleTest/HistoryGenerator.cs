@@ -1,6 +1,6 @@
 using System.Globalization;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.ScaleTest;
 

@@ -6,7 +6,6 @@ using Segmentation.Core.Decisions;
 using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
-using Segmentation.Core.Scoring;
 using Segmentation.Core.Storage;
 using Segmentation.ScaleTest;
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Caching.Memory;
 using Segmentation.Core.Decisions;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Caching;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
+using Segmentation.Core.Requests;
 using YamlDotNet.RepresentationModel;
 
 namespace Segmentation.Core.Catalog;

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 using YamlDotNet.Core;

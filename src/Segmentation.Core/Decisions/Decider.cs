@@ -2,8 +2,8 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Decisions;
 

@@ -2,7 +2,7 @@ using Segmentation.Core.Caching;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Decisions;

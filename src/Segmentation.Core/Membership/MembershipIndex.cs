@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
-using Segmentation.Core.Profiles;
+using Segmentation.Core.Profiles.Compact;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Membership;

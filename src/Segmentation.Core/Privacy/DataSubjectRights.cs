@@ -5,7 +5,6 @@ using Segmentation.Core.Caching;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 

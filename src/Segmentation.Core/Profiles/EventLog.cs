@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections;
 using System.Runtime.InteropServices;
+using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
 

@@ -1,4 +1,5 @@
 using System.Collections;
+using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
 

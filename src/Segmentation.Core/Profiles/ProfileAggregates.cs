@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Segmentation.Core.Events;
+using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
 

@@ -1,3 +1,5 @@
+using Segmentation.Core.Profiles.Compact;
+
 namespace Segmentation.Core.Profiles;
 
 /// <summary>

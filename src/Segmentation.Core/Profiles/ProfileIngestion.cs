@@ -3,6 +3,7 @@ using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Membership;
 using Segmentation.Core.Privacy;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 using Segmentation.Core.Storage;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections;
+using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
 

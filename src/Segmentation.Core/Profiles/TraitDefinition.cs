@@ -1,5 +1,3 @@
-using Segmentation.Core.Rules;
-
 namespace Segmentation.Core.Profiles;
 
 /// <summary>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Scriban.Runtime;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Decisions;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Rendering;

@@ -1,7 +1,7 @@
 using Scriban;
 using Scriban.Parsing;
 using Scriban.Syntax;
-using Segmentation.Core.Decisions;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Rendering;
 

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using Scriban.Syntax;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Scriban;
 using Scriban.Runtime;
+using Scriban.Syntax;
 
 namespace Segmentation.Core.Rendering;
 

@@ -1,6 +1,5 @@
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Rules;
 

@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Linq.Expressions;
 using System.Reflection;
-using Segmentation.Core.Decisions;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Rules;
 

@@ -1,7 +1,7 @@
 using System.Collections.Frozen;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Rules;

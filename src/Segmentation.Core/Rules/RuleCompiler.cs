@@ -3,7 +3,8 @@ using System.Collections.Frozen;
 using System.Globalization;
 using System.Linq.Expressions;
 using System.Text.RegularExpressions;
-using Segmentation.Core.Decisions;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 using YamlDotNet.RepresentationModel;
 
 namespace Segmentation.Core.Rules;

@@ -1,7 +1,5 @@
 using System.Text.Json.Serialization;
-using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Storage;
 

@@ -4,8 +4,8 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.IO.Hashing;
-using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Storage;
 

@@ -2,7 +2,6 @@ using Microsoft.Extensions.Options;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Import;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Server.Hosting;

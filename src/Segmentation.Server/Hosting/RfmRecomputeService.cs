@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Options;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Server.Hosting;
 

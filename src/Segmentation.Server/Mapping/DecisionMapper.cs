@@ -9,12 +9,12 @@ namespace Segmentation.Server.Mapping;
 /// <summary>Maps decision requests and results between protobuf and the domain.</summary>
 internal static class DecisionMapper
 {
-    public static Domain.RequestContext ToDomain(Contracts.V1.RequestContext? c, Channel channel)
+    public static Core.Requests.RequestContext ToDomain(Contracts.V1.RequestContext? c, Channel channel)
     {
         var name = ChannelName(channel);
         return c is null
-            ? Domain.RequestContext.Empty with { Channel = name }
-            : new Domain.RequestContext(name, c.Device, c.Country, c.Locale, c.Referrer, c.Source, c.PageType, c.PagePath, c.SearchQuery);
+            ? Core.Requests.RequestContext.Empty with { Channel = name }
+            : new Core.Requests.RequestContext(name, c.Device, c.Country, c.Locale, c.Referrer, c.Source, c.PageType, c.PagePath, c.SearchQuery);
     }
 
     /// <summary>A request's channel: unspecified means web; a value the contract does not define is a validation error.</summary>

@@ -1,8 +1,9 @@
 using Google.Protobuf.WellKnownTypes;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
-using Domain = Segmentation.Core.Privacy;
+using Domain = Segmentation.Core.Profiles;
 
 namespace Segmentation.Server.Mapping;
 

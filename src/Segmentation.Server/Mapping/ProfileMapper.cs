@@ -1,7 +1,7 @@
 using Segmentation.Contracts.V1;
-using Segmentation.Core.Events;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Scoring;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
 using DomainContext = Segmentation.Core.Events.EventContext;
 using DomainLine = Segmentation.Core.Events.OrderLine;
 
@@ -65,7 +65,7 @@ internal static class ProfileMapper
         {
             UserId = p.UserId,
             Version = p.Version,
-            Aggregates = new ProfileAggregates
+            Aggregates = new Contracts.V1.ProfileAggregates
             {
                 FirstSeen = ValueMapper.Ticks(p.FirstSeenTicks),
                 LastSeen = ValueMapper.Ticks(p.LastSeenTicks),
@@ -133,7 +133,7 @@ internal static class ProfileMapper
     // Derived data as of the read, through the same field accessors rules use (declared values win, F2).
     private static DerivedData Derived(Core.Profiles.Profile p, RfmModel rfm, CatalogSnapshot catalog, long nowTicks)
     {
-        var context = new Core.Rules.EvalContext(p, Core.Decisions.RequestContext.Empty, nowTicks, rfm);
+        var context = new Core.Rules.EvalContext(p, Core.Requests.RequestContext.Empty, nowTicks, rfm);
         string Text(string name) => catalog.Field(name).Text!(context) ?? "";
         int Number(string name) => catalog.Field(name).Number!(context) is var d && double.IsNaN(d) ? -1 : (int)d;
         return new DerivedData

@@ -5,7 +5,6 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Membership;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 using Segmentation.Core.Validation;
 using Segmentation.Server.Mapping;
 using CatalogFile = Segmentation.Core.Catalog.CatalogFile;
@@ -28,7 +27,7 @@ internal sealed class CatalogGrpcService(CatalogProvider catalogs, IProfileStore
             Origin = c.Origin,
             LoadedAt = Timestamp.FromDateTimeOffset(c.LoadedAt),
             FallbackSegmentId = c.Fallback.Id,
-            ContextFieldsRead = { c.ContextFieldsRead.Select(Core.Decisions.RequestContext.NameOf) },
+            ContextFieldsRead = { c.ContextFieldsRead.Select(Core.Requests.RequestContext.NameOf) },
         };
         foreach (var s in c.Segments)
         {

@@ -3,7 +3,6 @@ using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 using Segmentation.Server.Mapping;
 using Segmentation.Server.Security;
 

@@ -3,7 +3,6 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rules;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Benchmarks.Decisions;
 

@@ -1,6 +1,5 @@
 using BenchmarkDotNet.Attributes;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Benchmarks.Scoring;
 

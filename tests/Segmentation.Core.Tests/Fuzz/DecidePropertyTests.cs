@@ -3,6 +3,7 @@ using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Fuzz;

@@ -1,7 +1,7 @@
 using CsCheck;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Tests.Fuzz;
 

@@ -2,6 +2,7 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Fuzz;

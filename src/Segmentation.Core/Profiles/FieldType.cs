@@ -1,4 +1,4 @@
-namespace Segmentation.Core.Rules;
+namespace Segmentation.Core.Profiles;
 
 /// <summary>The value type of a field that rules read. Used to type-check rules at load.</summary>
 public enum FieldType

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace Segmentation.Core.Profiles;
+namespace Segmentation.Core.Profiles.Compact;
 
 /// <summary>
 /// One shared instance, and a small integer id, per distinct value of the low-cardinality strings of

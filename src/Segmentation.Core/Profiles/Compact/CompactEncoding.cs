@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Unicode;
 
-namespace Segmentation.Core.Profiles;
+namespace Segmentation.Core.Profiles.Compact;
 
 // The compact encodings profiles use inside their byte arrays (the event log, the segment history).
 

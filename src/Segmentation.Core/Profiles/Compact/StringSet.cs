@@ -1,6 +1,6 @@
 using System.Collections;
 
-namespace Segmentation.Core.Profiles;
+namespace Segmentation.Core.Profiles.Compact;
 
 /// <summary>
 /// An immutable set of strings held as one sorted array (ordinal): the compact form for the small sets a

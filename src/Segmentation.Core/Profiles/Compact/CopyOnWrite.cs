@@ -1,4 +1,4 @@
-namespace Segmentation.Core.Profiles;
+namespace Segmentation.Core.Profiles.Compact;
 
 /// <summary>Array copies for the immutable collections of a profile.</summary>
 internal static class CopyOnWrite

@@ -1,6 +1,4 @@
-using Segmentation.Core.Profiles;
-
-namespace Segmentation.Core.Scoring;
+namespace Segmentation.Core.Profiles;
 
 /// <summary>
 /// RFM quintile scoring (F16) over the customer population at one moment, versioned.

@@ -1,4 +1,4 @@
-namespace Segmentation.Core.Decisions;
+namespace Segmentation.Core.Requests;
 
 /// <summary>Request context fields that rules and templates can read as <c>context.&lt;name&gt;</c>.</summary>
 public enum ContextField

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace Segmentation.Core.Profiles;
+namespace Segmentation.Core.Profiles.Compact;
 
 /// <summary>
 /// One shared array per distinct list of strings, for lists that many profiles repeat (the set of event
