@@ -1,10 +1,12 @@
 using System.Globalization;
 using System.Text;
-using Segmentation.Core.Caching;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
-using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;

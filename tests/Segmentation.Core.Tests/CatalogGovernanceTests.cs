@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles;
 
@@ -201,12 +202,12 @@ public class CatalogGovernanceTests
     [Fact]
     public void A_watch_filter_is_a_set_of_segment_ids_within_the_limits()
     {
-        Assert.Null(Membership.MembershipIndex.Filter([]));
-        Assert.Equal(["low", "viewer"], Membership.MembershipIndex.Filter(["viewer", "low", "low"])!.Order(StringComparer.Ordinal));
+        Assert.Null(Application.Membership.MembershipIndex.Filter([]));
+        Assert.Equal(["low", "viewer"], Application.Membership.MembershipIndex.Filter(["viewer", "low", "low"])!.Order(StringComparer.Ordinal));
 
-        var tooMany = Assert.Throws<Validation.ValidationException>(() => Membership.MembershipIndex.Filter([.. Enumerable.Range(0, 1001).Select(i => $"s{i}")]));
+        var tooMany = Assert.Throws<Validation.ValidationException>(() => Application.Membership.MembershipIndex.Filter([.. Enumerable.Range(0, 1001).Select(i => $"s{i}")]));
         Assert.Equal(["segment_ids"], tooMany.Violations.Select(v => v.Field));
-        var bad = Assert.Throws<Validation.ValidationException>(() => Membership.MembershipIndex.Filter(["ok", "", new string('x', 129)]));
+        var bad = Assert.Throws<Validation.ValidationException>(() => Application.Membership.MembershipIndex.Filter(["ok", "", new string('x', 129)]));
         Assert.Equal(["segment_ids[1]", "segment_ids[2]"], bad.Violations.Select(v => v.Field));
     }
 
@@ -223,7 +224,7 @@ public class CatalogGovernanceTests
 
         Assert.Equal(10, refreshed);
         Assert.Equal(3, w.Memberships.Count("low"));
-        var changes = new List<Membership.MembershipChange>();
+        var changes = new List<Application.Membership.MembershipChange>();
         while (feed.TryRead(out var c))
         {
             changes.Add(c);

@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Catalog;
 
 namespace Segmentation.Core.Tests;

@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Storage;

@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Requests;
 

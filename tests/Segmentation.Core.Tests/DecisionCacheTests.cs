@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
@@ -104,10 +105,10 @@ public class DecisionCacheTests
     [Fact]
     public void A_user_keeps_at_most_the_configured_number_of_contexts_newest_first()
     {
-        using var cache = new Caching.DecisionCache(new Caching.DecisionCacheOptions { ContextsPerUser = 2 });
+        using var cache = new Application.Decisions.DecisionCache(new Application.Decisions.DecisionCacheOptions { ContextsPerUser = 2 });
         using var w = World();
         var catalog = w.Catalogs.Current;
-        var versions = new Caching.DecisionVersions(0, catalog.Version, 0);
+        var versions = new Application.Decisions.DecisionVersions(0, catalog.Version, 0);
         var decision = w.Decide("u1");
         var contexts = new[] { "a", "b", "c" }.Select(d => new RequestContext(Device: d)).ToArray();
 

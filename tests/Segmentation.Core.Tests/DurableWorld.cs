@@ -1,3 +1,5 @@
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Privacy;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Storage;
 

@@ -100,7 +100,7 @@ public class ExtremeTimeTests
         using var w = new TestWorld(Catalogs.Source(Catalogs.Segment("birthday_soon", "need", "{ field: traits.birthday, within: 30d }")));
 
         // Written before the range was enforced: replayed from an old change log as it was stored.
-        w.Ingestion.Replay(new Storage.TraitsChange("u1", [new Storage.LoggedAttribute("birthday", AttributeLayer.ZeroParty, "crm", w.Clock.Now, Time: new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero))]));
+        w.Ingestion.Replay(new Application.Changes.TraitsChange("u1", [new Application.Changes.LoggedAttribute("birthday", AttributeLayer.ZeroParty, "crm", w.Clock.Now, Time: new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero))]));
 
         var first = w.Decide("u1");
         var second = w.Decide("u1");

@@ -1,5 +1,5 @@
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Events;
-using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests;

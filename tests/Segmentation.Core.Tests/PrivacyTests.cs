@@ -1,9 +1,10 @@
 using System.Text.Json;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Events;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
-using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests;

@@ -1,7 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Privacy;
 using Segmentation.Core.Events;
-using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Storage;
 
@@ -264,7 +265,7 @@ public sealed class SnapshotTests : IDisposable
     [Fact]
     public void Reserving_room_sizes_only_an_empty_index_and_never_drops_a_recorded_user()
     {
-        var index = new Membership.MembershipIndex();
+        var index = new Application.Membership.MembershipIndex();
         index.Reserve(5000);
         index.Set("u1", ["a"], 1, long.MaxValue, Now, "test");
         index.Reserve(100_000); // not empty: kept as it is

@@ -1,9 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
-using Segmentation.Core.Caching;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
-using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Storage;

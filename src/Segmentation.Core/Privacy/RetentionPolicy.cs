@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Privacy;

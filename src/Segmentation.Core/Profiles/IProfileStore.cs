@@ -1,3 +1,5 @@
+using Segmentation.Core.Application.Profiles;
+
 namespace Segmentation.Core.Profiles;
 
 /// <summary>A profile write: the snapshot before (null when the profile did not exist) and after.</summary>

@@ -3,6 +3,7 @@ using System.IO.Hashing;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Segmentation.Core.Application.Changes;
 
 namespace Segmentation.Core.Storage;
 

@@ -4,6 +4,7 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.IO.Hashing;
+using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Profiles.Compact;
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Storage;

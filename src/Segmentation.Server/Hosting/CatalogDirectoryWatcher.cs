@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Catalog;
 
 namespace Segmentation.Server.Hosting;

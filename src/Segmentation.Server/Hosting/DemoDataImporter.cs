@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
-using Segmentation.Core.Catalog;
-using Segmentation.Core.Import;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Import;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
 

@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Storage;
 
 namespace Segmentation.Server.Hosting;

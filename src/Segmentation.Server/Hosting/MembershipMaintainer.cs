@@ -1,5 +1,6 @@
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Profiles;
 
 namespace Segmentation.Server.Hosting;
 

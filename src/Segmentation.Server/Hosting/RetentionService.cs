@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
-using Segmentation.Core.Profiles;
-using Segmentation.Core.Storage;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Profiles;
 
 namespace Segmentation.Server.Hosting;
 

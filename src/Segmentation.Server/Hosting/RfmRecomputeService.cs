@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Server.Hosting;

@@ -1,9 +1,13 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using Segmentation.Core.Caching;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.Privacy;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
-using Segmentation.Core.Membership;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;

@@ -36,7 +36,7 @@ internal static class ProfileMapper
         };
     }
 
-    public static Contracts.V1.EventResult ToProto(Core.Profiles.EventResult r)
+    public static Contracts.V1.EventResult ToProto(Core.Application.Profiles.EventResult r)
     {
         var result = new Contracts.V1.EventResult
         {
@@ -44,8 +44,8 @@ internal static class ProfileMapper
             EventId = r.EventId,
             Status = r.Status switch
             {
-                Core.Profiles.EventStatus.Accepted => Contracts.V1.EventStatus.Accepted,
-                Core.Profiles.EventStatus.Duplicate => Contracts.V1.EventStatus.Duplicate,
+                Core.Application.Profiles.EventStatus.Accepted => Contracts.V1.EventStatus.Accepted,
+                Core.Application.Profiles.EventStatus.Duplicate => Contracts.V1.EventStatus.Duplicate,
                 _ => Contracts.V1.EventStatus.Rejected,
             },
             UserId = r.Profile?.UserId ?? "",

@@ -1,8 +1,9 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Membership;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;

@@ -1,6 +1,6 @@
 using Grpc.Core;
 using Segmentation.Contracts.V1;
-using Segmentation.Core.Decisions;
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Server.Mapping;
 
 namespace Segmentation.Server.Services;

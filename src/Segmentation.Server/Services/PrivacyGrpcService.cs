@@ -1,7 +1,7 @@
 using Grpc.Core;
 using Segmentation.Contracts.V1;
-using Segmentation.Core.Privacy;
-using Segmentation.Core.Profiles;
+using Segmentation.Core.Application.Privacy;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Server.Mapping;
 
 namespace Segmentation.Server.Services;

@@ -1,7 +1,8 @@
 using System.Threading.Channels;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
-using Segmentation.Core.Catalog;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 using Segmentation.Server.Mapping;
 using Segmentation.Server.Security;
@@ -32,10 +33,10 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             response.Results.Add(ProfileMapper.ToProto(result));
             switch (result.Status)
             {
-                case Core.Profiles.EventStatus.Accepted:
+                case Core.Application.Profiles.EventStatus.Accepted:
                     response.Accepted++;
                     break;
-                case Core.Profiles.EventStatus.Duplicate:
+                case Core.Application.Profiles.EventStatus.Duplicate:
                     response.Duplicates++;
                     break;
                 default:

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;

@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using Segmentation.Core.Profiles;
+using Segmentation.Core.Application.Profiles;
 
 namespace Segmentation.Benchmarks.Ingestion;
 

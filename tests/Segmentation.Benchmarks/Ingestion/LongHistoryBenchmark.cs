@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Benchmarks.Ingestion;

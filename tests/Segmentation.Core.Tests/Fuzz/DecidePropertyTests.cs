@@ -1,4 +1,5 @@
 using CsCheck;
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;

@@ -1,5 +1,5 @@
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;

@@ -1,4 +1,5 @@
 using CsCheck;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;

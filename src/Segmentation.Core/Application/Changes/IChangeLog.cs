@@ -1,4 +1,4 @@
-namespace Segmentation.Core.Storage;
+namespace Segmentation.Core.Application.Changes;
 
 /// <summary>
 /// The write-ahead log of accepted changes. <see cref="Append"/> returns only when the record is

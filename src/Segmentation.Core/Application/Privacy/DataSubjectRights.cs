@@ -1,14 +1,17 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
-using Segmentation.Core.Caching;
-using Segmentation.Core.Catalog;
-using Segmentation.Core.Membership;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
-namespace Segmentation.Core.Privacy;
+namespace Segmentation.Core.Application.Privacy;
 
 /// <summary>A user's consent: the current state per purpose and the whole audit trail.</summary>
 /// <param name="UserId">The profile key the id resolved to.</param>

@@ -1,11 +1,12 @@
-using Segmentation.Core.Caching;
+using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Decisions;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Validation;
 
-namespace Segmentation.Core.Decisions;
+namespace Segmentation.Core.Application.Decisions;
 
 /// <summary>A request for a decision.</summary>
 /// <param name="UserId">Known user id, or empty.</param>

@@ -2,7 +2,7 @@ using System.Globalization;
 using Microsoft.VisualBasic.FileIO;
 using Segmentation.Core.Events;
 
-namespace Segmentation.Core.Import;
+namespace Segmentation.Core.Application.Import;
 
 /// <summary>What an import read, produced and rejected.</summary>
 public sealed class ImportReport

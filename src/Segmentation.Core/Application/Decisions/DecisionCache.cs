@@ -2,7 +2,7 @@ using Microsoft.Extensions.Caching.Memory;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Requests;
 
-namespace Segmentation.Core.Caching;
+namespace Segmentation.Core.Application.Decisions;
 
 /// <summary>Options of the decision cache.</summary>
 public sealed record DecisionCacheOptions

@@ -3,7 +3,7 @@ using System.Threading.Channels;
 using Segmentation.Core.Profiles.Compact;
 using Segmentation.Core.Validation;
 
-namespace Segmentation.Core.Membership;
+namespace Segmentation.Core.Application.Membership;
 
 /// <summary>A user entering or leaving a segment (what trigger-based journeys subscribe to).</summary>
 /// <param name="UserId">The user.</param>

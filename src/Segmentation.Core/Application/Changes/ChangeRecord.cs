@@ -1,7 +1,8 @@
 using System.Text.Json.Serialization;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Storage;
 
-namespace Segmentation.Core.Storage;
+namespace Segmentation.Core.Application.Changes;
 
 /// <summary>
 /// One accepted change of the profile store, as written to the change log: an event, a traits write,

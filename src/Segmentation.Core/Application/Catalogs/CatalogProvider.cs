@@ -1,4 +1,6 @@
-namespace Segmentation.Core.Catalog;
+using Segmentation.Core.Catalog;
+
+namespace Segmentation.Core.Application.Catalogs;
 
 /// <summary>A published catalog version: what, when, from where, and why.</summary>
 public sealed record CatalogVersionInfo(long Version, DateTimeOffset PublishedAt, string Origin, string Comment, long? RolledBackFrom);

@@ -1,15 +1,17 @@
-using Segmentation.Core.Catalog;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
-using Segmentation.Core.Membership;
 using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
 using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
-namespace Segmentation.Core.Profiles;
+namespace Segmentation.Core.Application.Profiles;
 
 /// <summary>Result of recording one event.</summary>
 /// <param name="Profile">The profile after the write.</param>

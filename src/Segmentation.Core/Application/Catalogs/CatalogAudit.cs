@@ -1,11 +1,12 @@
 using System.Globalization;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
-using Segmentation.Core.Membership;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using YamlDotNet.RepresentationModel;
 
-namespace Segmentation.Core.Catalog;
+namespace Segmentation.Core.Application.Catalogs;
 
 /// <summary>Thresholds of the catalog's validation warnings (F13).</summary>
 public sealed record AuditOptions

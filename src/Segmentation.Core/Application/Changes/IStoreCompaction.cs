@@ -1,4 +1,4 @@
-namespace Segmentation.Core.Storage;
+namespace Segmentation.Core.Application.Changes;
 
 /// <summary>
 /// Rewrites durable storage so that it holds only the current state of the store: a fresh snapshot of
