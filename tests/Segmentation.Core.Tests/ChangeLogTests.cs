@@ -1,7 +1,7 @@
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Storage;
+using Segmentation.Storage;
 
 namespace Segmentation.Core.Tests;
 
@@ -76,7 +76,7 @@ public sealed class ChangeLogTests : IDisposable
         }
     }
 
-    private TestWorld Reopen(out ChangeLogRecovery recovery, out FileChangeLog log)
+    private TestWorld Reopen(out LogReplay recovery, out FileChangeLog log)
     {
         log = new FileChangeLog(_dir);
         var world = new TestWorld(now: Now, changeLog: log);

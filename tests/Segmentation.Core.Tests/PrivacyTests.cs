@@ -6,6 +6,7 @@ using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Validation;
+using Segmentation.Storage;
 
 namespace Segmentation.Core.Tests;
 

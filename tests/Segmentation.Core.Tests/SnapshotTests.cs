@@ -4,7 +4,7 @@ using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Privacy;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Storage;
+using Segmentation.Storage;
 
 namespace Segmentation.Core.Tests;
 
@@ -249,7 +249,7 @@ public sealed class SnapshotTests : IDisposable
         first.Log.Dispose();
 
         using var second = new Durable(_dir, Key);
-        second.World.Ingestion.Restore(second.Compactor, second.Log); // the restore without the membership rebuild
+        second.World.Ingestion.Restore(second.Files); // the restore without the membership rebuild
         Assert.Equal(0, second.World.Memberships.Users);
         Assert.Equal(1500, second.World.Ingestion.EvaluateNewMemberships());
 
@@ -290,7 +290,8 @@ public sealed class SnapshotTests : IDisposable
         File.WriteAllText(ProfileSnapshotFile.PathFor(_dir, 3) + ".tmp", "half a snapshot");
         using var second = new Durable(_dir, Key);
         var (snapshot, tail) = second.Restore();
-        Assert.Equal(2, snapshot!.Segment);
+        Assert.NotNull(snapshot);
+        Assert.Equal(2, second.Files.Data.Plan.SnapshotSegment);
         Assert.Equal(50, tail.Records);
         Assert.Equal(150, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
         Assert.Empty(Directory.EnumerateFiles(_dir, "*.tmp"));

@@ -1,10 +1,11 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Events;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Storage;
+using Segmentation.Storage;
 
 namespace Segmentation.Core.Tests;
 

@@ -26,12 +26,12 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// <summary>The whole domain wired together, as the server wires it, over an in-memory catalog or the default one.</summary>
 public sealed class TestWorld : IDisposable
 {
-    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null)
+    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null)
     {
         Clock = new ManualClock(now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
         Catalogs = new CatalogProvider(Clock);
         Catalogs.Load(catalog ?? new EmbeddedCatalogSource());
-        Store = new InMemoryProfileStore();
+        Store = store ?? new InMemoryProfileStore();
         Rfm = new RfmModelProvider();
         Memberships = new MembershipIndex();
         Cache = new DecisionCache();

@@ -8,8 +8,8 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
-using Segmentation.Core.Storage;
 using Segmentation.ScaleTest;
+using Segmentation.Storage;
 
 // Memory/scale run (issue 6): N synthetic profiles with realistic histories, ingested in-process
 // through ProfileIngestion.Track (validation, aggregates, derived data, memberships), then memory per

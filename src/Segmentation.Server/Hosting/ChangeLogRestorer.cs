@@ -18,20 +18,20 @@ internal sealed class ChangeLogRestorer(
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (storage.Files is not var (log, compactor))
+        if (storage.Store is not { } files)
         {
             logger.LogInformation("Durability is off (Segmentation:DataDirectory is not set): profiles are kept in memory only");
             return Task.CompletedTask;
         }
 
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var (snapshot, recovery, model, _) = ingestion.Restore(compactor, log);
+        var (snapshot, recovery, model, _) = ingestion.Restore(files);
         var restoredAt = System.Diagnostics.Stopwatch.GetElapsedTime(started);
         var evaluated = ingestion.EvaluateNewMemberships();
         logger.LogInformation(
             "Restored {Profiles} profiles from {Directory} in {Elapsed} ms: snapshot of {SnapshotProfiles} profiles ({SnapshotMs} ms), {Records} log records replayed ({Bytes} bytes, {Dropped} bytes of torn tail dropped); RFM over {RfmCustomers} customers; memberships of {Evaluated} profiles evaluated in {MembershipMs} ms",
             store.Count,
-            log.Directory,
+            files.Data.Path,
             (long)restoredAt.TotalMilliseconds,
             snapshot?.Profiles ?? 0,
             (long)(snapshot?.Elapsed.TotalMilliseconds ?? 0),
@@ -41,12 +41,12 @@ internal sealed class ChangeLogRestorer(
             model.Customers,
             evaluated,
             (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - restoredAt).TotalMilliseconds);
-        if (log.Data.Plan.Lost.Count > 0)
+        if (files.Lost.Count > 0)
         {
             // The operator accepted losing the missing files: a snapshot now makes the directory whole again
             // (and the loss permanent), so the next start does not stop on the same files.
-            compactor.CompactAsync(cancellationToken).GetAwaiter().GetResult();
-            logger.LogWarning("Data directory {Directory}: compacted after starting without {Lost}; it is consistent again", log.Directory, string.Join(", ", log.Data.Plan.Lost));
+            files.CompactAsync(cancellationToken).GetAwaiter().GetResult();
+            logger.LogWarning("Data directory {Directory}: compacted after starting without {Lost}; it is consistent again", files.Data.Path, string.Join(", ", files.Lost));
         }
 
         return Task.CompletedTask;

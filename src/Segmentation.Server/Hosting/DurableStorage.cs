@@ -1,19 +1,21 @@
 using Segmentation.Core.Application.Changes;
-using Segmentation.Core.Storage;
+using Segmentation.Storage;
 
 namespace Segmentation.Server.Hosting;
 
-/// <summary>The durable side of the profile store: its change log and snapshot compaction (both off without a data directory).</summary>
-internal sealed class DurableStorage(IChangeLog changeLog, IStoreCompaction compaction)
+/// <summary>The durable side of the profile store: the file store of the data directory, or nothing without one.</summary>
+internal sealed class DurableStorage(FileStore? store)
 {
     /// <summary>Durability off: nothing is written.</summary>
-    public static readonly DurableStorage Off = new(NoChangeLog.Instance, NoStoreCompaction.Instance);
+    public static readonly DurableStorage Off = new(null);
 
-    public IChangeLog ChangeLog { get; } = changeLog;
+    public IChangeLog ChangeLog { get; } = (IChangeLog?)store ?? NoChangeLog.Instance;
 
-    public IStoreCompaction Compaction { get; } = compaction;
+    public IStoreCompaction Compaction { get; } = (IStoreCompaction?)store ?? NoStoreCompaction.Instance;
+
+    /// <summary>The file store, or null when durability is off.</summary>
+    public FileStore? Store { get; } = store;
 
     /// <summary>The file-backed log and compactor, or null when durability is off.</summary>
-    public (FileChangeLog Log, StoreCompactor Compactor)? Files =>
-        ChangeLog is FileChangeLog log && Compaction is StoreCompactor compactor ? (log, compactor) : null;
+    public (FileChangeLog Log, StoreCompactor Compactor)? Files => Store is null ? null : (Store.Log, Store.Compactor);
 }

@@ -11,7 +11,7 @@ using Segmentation.Core.Decisions;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
-using Segmentation.Core.Storage;
+using Segmentation.Storage;
 
 namespace Segmentation.Server.Hosting;
 
@@ -75,18 +75,14 @@ public static class SegmentationServiceCollectionExtensions
             }
 
             var catalogs = sp.GetRequiredService<CatalogProvider>();
-            var rfm = sp.GetRequiredService<RfmModelProvider>();
             var pii = PiiProtector.FromBase64(options.EncryptionKey, name => catalogs.Current.Traits.TryGetValue(name, out var trait) && trait.Pii);
-            var logger = sp.GetRequiredService<ILogger<FileChangeLog>>();
-            var data = DataDirectory.Open(options.DataDirectory, pii, logger, options.AcceptDataLoss);
-            var log = new FileChangeLog(data, logger, pii, ownsDirectory: true);
-            var compactor = new StoreCompactor(
+            return new DurableStorage(new FileStore(
+                options.DataDirectory,
                 sp.GetRequiredService<IProfileStore>(),
-                log,
                 pii,
-                sp.GetRequiredService<ILogger<StoreCompactor>>(),
-                () => new SnapshotState([.. rfm.Recent.Where(m => m.Version > 0).Select(RfmModelChange.From)], 0));
-            return new DurableStorage(log, compactor);
+                new LazySnapshotState(sp),
+                sp.GetRequiredService<ILoggerFactory>(),
+                options.AcceptDataLoss));
         });
         services.TryAddSingleton<ServiceHealth>();
         services.TryAddSingleton(sp => sp.GetRequiredService<DurableStorage>().ChangeLog);
@@ -121,4 +117,10 @@ public static class SegmentationServiceCollectionExtensions
         services.AddHostedService<RetentionService>();
         return services;
     }
+}
+
+/// <summary>The profile writer's snapshot state, resolved when a snapshot is taken (the writer itself depends on the store).</summary>
+internal sealed class LazySnapshotState(IServiceProvider services) : Core.Application.Changes.ISnapshotStateSource
+{
+    public Core.Application.Changes.SnapshotState Capture() => services.GetRequiredService<ProfileIngestion>().Capture();
 }

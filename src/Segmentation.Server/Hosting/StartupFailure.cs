@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Storage;
+using Segmentation.Storage;
 
 namespace Segmentation.Server.Hosting;
 

@@ -1,4 +1,4 @@
-using Segmentation.Core.Storage;
+using Segmentation.Core.Application.Changes;
 
 namespace Segmentation.Server.Hosting;
 

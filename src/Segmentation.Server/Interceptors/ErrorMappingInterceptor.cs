@@ -2,8 +2,8 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Server.Interceptors;

@@ -1,6 +1,5 @@
 using System.Text.Json.Serialization;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Storage;
 
 namespace Segmentation.Core.Application.Changes;
 
@@ -118,7 +117,7 @@ public sealed record RfmModelChange(long ModelVersion, DateTimeOffset ComputedAt
 /// <param name="Bool">The value when it is a boolean.</param>
 /// <param name="Time">The value when it is a timestamp.</param>
 /// <param name="List">The value when it is a list of strings.</param>
-/// <param name="Sealed">The value encrypted (base64 of a <see cref="PiiProtector"/> seal of this record's JSON) when the attribute is PII; the value members are then empty.</param>
+/// <param name="Sealed">The value encrypted (base64) when the attribute is personal data and the store seals it at rest; the value members are then empty.</param>
 public sealed record LoggedAttribute(
     string Name,
     AttributeLayer Layer,
@@ -142,30 +141,6 @@ public sealed record LoggedAttribute(
         _ => throw new ArgumentException($"attribute '{a.Name}' has a value of unsupported type {a.Value.GetType().Name}", nameof(a)),
     };
 
-    /// <summary>This record with its value encrypted (name, layer, source and time stay readable).</summary>
-    public LoggedAttribute Seal(PiiProtector pii)
-    {
-        ArgumentNullException.ThrowIfNull(pii);
-        var plain = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(this with { Sealed = null }, ChangeRecordJson.Default.LoggedAttribute);
-        return new LoggedAttribute(Name, Layer, Source, UpdatedAt, Sealed: Convert.ToBase64String(pii.Seal(Name, plain)));
-    }
-
-    /// <summary>The record with its value decrypted (itself when it is not sealed).</summary>
-    /// <exception cref="InvalidDataException">The value cannot be decrypted with this key.</exception>
-    public LoggedAttribute Open(PiiProtector pii)
-    {
-        ArgumentNullException.ThrowIfNull(pii);
-        if (Sealed is null)
-        {
-            return this;
-        }
-
-        var plain = pii.Open(Name, Convert.FromBase64String(Sealed));
-        var opened = System.Text.Json.JsonSerializer.Deserialize(plain, ChangeRecordJson.Default.LoggedAttribute)
-            ?? throw new InvalidDataException($"sealed value of attribute '{Name}' is empty");
-        return opened with { Name = Name, Sealed = null };
-    }
-
     /// <summary>The attribute this record describes.</summary>
     public ProfileAttribute ToAttribute()
     {
@@ -178,9 +153,3 @@ public sealed record LoggedAttribute(
         return new ProfileAttribute(Name, value, Layer, Source, UpdatedAt);
     }
 }
-
-/// <summary>Source-generated JSON metadata for change records.</summary>
-[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, UseStringEnumConverter = true)]
-[JsonSerializable(typeof(ChangeRecord))]
-[JsonSerializable(typeof(LoggedAttribute))]
-internal sealed partial class ChangeRecordJson : JsonSerializerContext;

@@ -8,7 +8,6 @@ using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Privacy;

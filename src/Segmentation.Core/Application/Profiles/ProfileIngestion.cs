@@ -8,7 +8,6 @@ using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
-using Segmentation.Core.Storage;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Profiles;
@@ -61,7 +60,7 @@ public sealed record RetentionResult(int ProfilesChanged, int EventsRemoved);
 /// <param name="Log">The log replayed after it.</param>
 /// <param name="Rfm">The RFM model in force afterwards.</param>
 /// <param name="Expired">What the retention sweep after the replay removed.</param>
-public sealed record StoreRestore(SnapshotInfo? Snapshot, ChangeLogRecovery Log, RfmModel Rfm, RetentionResult Expired);
+public sealed record StoreRestore(RestoredSnapshot? Snapshot, LogReplay Log, RfmModel Rfm, RetentionResult Expired);
 
 /// <summary>Result of stitching an anonymous id to a user.</summary>
 public sealed record IdentifyResult(Profile Profile, int MergedEvents, int DuplicateEvents);
@@ -86,9 +85,12 @@ public sealed class ProfileIngestion(
     TimeProvider time,
     IChangeLog? changeLog = null,
     ConsentPolicy? consent = null,
-    RetentionPolicy? retention = null)
+    RetentionPolicy? retention = null) : ISnapshotStateSource
 {
     private readonly IChangeLog _log = changeLog ?? NoChangeLog.Instance;
+
+    /// <summary>What a snapshot carries besides profiles: the recent RFM models (writes logged after it may name them) and the highest version handed out.</summary>
+    public SnapshotState Capture() => new([.. rfm.Recent.Where(m => m.Version > 0).Select(RfmModelChange.From)], store.Version);
 
     /// <summary>What unknown consent means.</summary>
     public ConsentPolicy Consent { get; } = consent ?? ConsentPolicy.Default;
@@ -620,17 +622,20 @@ public sealed class ProfileIngestion(
     /// restart. Memberships of profiles restored from the snapshot are evaluated separately
     /// (<see cref="EvaluateNewMemberships"/>).
     /// </summary>
-    public StoreRestore Restore(StoreCompactor compactor, FileChangeLog log)
+    public StoreRestore Restore(IStoreRecovery durable)
     {
-        ArgumentNullException.ThrowIfNull(compactor);
-        ArgumentNullException.ThrowIfNull(log);
-        var snapshot = compactor.Restore();
-        foreach (var record in snapshot?.Preamble ?? [])
+        ArgumentNullException.ThrowIfNull(durable);
+        var snapshot = durable.RestoreSnapshot();
+        if (snapshot is not null)
         {
-            Replay(record);
+            store.RaiseVersion(snapshot.State.VersionFloor);
+            foreach (var record in snapshot.State.Preamble)
+            {
+                Replay(record);
+            }
         }
 
-        var recovery = log.Recover(Replay, snapshot?.Segment ?? 1);
+        var recovery = durable.ReplayLog(Replay);
         // The last logged model is current again, dirty when purchases were logged after it: the periodic
         // recomputation then follows as it would have. A log without any model (written before models were
         // logged) gets one now rather than scoring everyone 0 until then.

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Profiles;
 
-namespace Segmentation.Core.Storage;
+namespace Segmentation.Storage;
 
 /// <summary>
 /// Snapshots and compaction of the durable store. A compaction rotates the change log to a new segment,
@@ -19,7 +19,7 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     private readonly FileChangeLog _log;
     private readonly PiiProtector? _pii;
     private readonly ILogger _logger;
-    private readonly Func<SnapshotState> _state;
+    private readonly ISnapshotStateSource? _state;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     /// <summary>Creates the compactor for a store and its log (both in the log's directory).</summary>
@@ -28,13 +28,13 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     /// <param name="pii">Seals PII attribute values in snapshots.</param>
     /// <param name="logger">Where snapshots are reported.</param>
     /// <param name="state">What the store holds besides profiles, taken right after each rotation (null: nothing).</param>
-    public StoreCompactor(IProfileStore store, FileChangeLog log, PiiProtector? pii = null, ILogger? logger = null, Func<SnapshotState>? state = null)
+    public StoreCompactor(IProfileStore store, FileChangeLog log, PiiProtector? pii = null, ILogger? logger = null, ISnapshotStateSource? state = null)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
         _log = log ?? throw new ArgumentNullException(nameof(log));
         _pii = pii;
         _logger = logger ?? NullLogger.Instance;
-        _state = state ?? (() => SnapshotState.None);
+        _state = state;
     }
 
     /// <summary>The last snapshot written or restored, or null.</summary>
@@ -117,7 +117,7 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     private void CompactNow()
     {
         var segment = _log.Rotate();
-        var state = _state() with { VersionFloor = _store.Version };
+        var state = (_state?.Capture() ?? SnapshotState.None) with { VersionFloor = _store.Version };
         var info = ProfileSnapshotFile.Write(ProfileSnapshotFile.PathFor(_log.Directory, segment), segment, Capture(), _pii, state);
         _log.Data.RecordSnapshot(segment);
         var removed = RemoveCovered(segment) + RemoveTemporaryFiles();

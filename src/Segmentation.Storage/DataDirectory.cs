@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Segmentation.Core.Storage;
+namespace Segmentation.Storage;
 
 /// <summary>
 /// What the durable store expects to find in its directory, written by the store itself (never by hand):

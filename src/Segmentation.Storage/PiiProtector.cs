@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace Segmentation.Core.Storage;
+namespace Segmentation.Storage;
 
 /// <summary>
 /// Encrypts the values of PII attributes (declared <c>pii: true</c> in the catalog schema) before they

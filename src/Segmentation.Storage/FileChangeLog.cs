@@ -5,14 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Segmentation.Core.Application.Changes;
 
-namespace Segmentation.Core.Storage;
-
-/// <summary>What <see cref="FileChangeLog.Recover"/> found.</summary>
-/// <param name="Records">Good records replayed.</param>
-/// <param name="Bytes">Length of the log after recovery.</param>
-/// <param name="DroppedBytes">Bytes of a torn or corrupt tail that were truncated (0 when the log was clean).</param>
-/// <param name="Elapsed">Time taken, replay included.</param>
-public sealed record ChangeLogRecovery(long Records, long Bytes, long DroppedBytes, TimeSpan Elapsed);
+namespace Segmentation.Storage;
 
 /// <summary>
 /// An append-only change log on local disk with group commit, kept as numbered segment files
@@ -167,7 +160,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     /// <param name="apply">Receives each good record in log order.</param>
     /// <param name="fromSegment">First segment not covered by the snapshot the store was loaded from (1 without one).</param>
     /// <exception cref="ChangeLogCorruptException">A bad record is followed by good data, or sits in a segment that is not the last.</exception>
-    public ChangeLogRecovery Recover(Action<ChangeRecord> apply, long fromSegment = 1)
+    public LogReplay Recover(Action<ChangeRecord> apply, long fromSegment = 1)
     {
         ArgumentNullException.ThrowIfNull(apply);
         ArgumentOutOfRangeException.ThrowIfLessThan(fromSegment, 1);
@@ -232,7 +225,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             Interlocked.Exchange(ref _segment, last);
             _writer = new Thread(WriteLoop) { IsBackground = true, Name = "change-log writer" };
             _writer.Start();
-            return new ChangeLogRecovery(records, bytes, dropped, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            return new LogReplay(records, bytes, dropped, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch
         {
@@ -616,27 +609,6 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         }
 
         return false;
-    }
-}
-
-/// <summary>The durable store cannot take a write now (full disk, I/O error); the write was not applied and may be retried.</summary>
-public sealed class StorageUnavailableException : Exception
-{
-    /// <summary>Creates the exception.</summary>
-    public StorageUnavailableException()
-    {
-    }
-
-    /// <summary>Creates the exception with a message.</summary>
-    public StorageUnavailableException(string message)
-        : base(message)
-    {
-    }
-
-    /// <summary>Creates the exception with a message and cause.</summary>
-    public StorageUnavailableException(string message, Exception innerException)
-        : base(message, innerException)
-    {
     }
 }
 

@@ -8,7 +8,7 @@ using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Profiles.Compact;
 
-namespace Segmentation.Core.Storage;
+namespace Segmentation.Storage;
 
 /// <summary>One profile of a snapshot with the ids linked to it.</summary>
 /// <param name="Profile">The profile as it was captured.</param>
@@ -27,15 +27,6 @@ public sealed record SnapshotInfo(long Segment, long Profiles, long Bytes, TimeS
 
     /// <summary>The highest profile version handed out when the snapshot was taken (erased profiles' included).</summary>
     public long VersionFloor { get; init; }
-}
-
-/// <summary>What a snapshot holds besides its profiles.</summary>
-/// <param name="Preamble">Records replayed before the log that follows the snapshot (the recent RFM models).</param>
-/// <param name="VersionFloor">The highest profile version handed out so far; later versions stay above it after a restore.</param>
-public sealed record SnapshotState(IReadOnlyList<ChangeRecord> Preamble, long VersionFloor)
-{
-    /// <summary>Nothing besides profiles.</summary>
-    public static readonly SnapshotState None = new([], 0);
 }
 
 /// <summary>
