@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -10,7 +8,7 @@ namespace Segmentation.Storage;
 /// <summary>
 /// An append-only change log on local disk with group commit, kept as numbered segment files
 /// (<c>changes-00000001.log</c>, ...) in one <see cref="DataDirectory"/>. Each record is framed as
-/// <c>[u32 payload length][u32 CRC-32 of the payload][payload: UTF-8 JSON]</c> (little-endian).
+/// a frame (<see cref="Framing"/>) whose payload is the record as UTF-8 JSON.
 /// Writers enqueue their record and wait; one writer thread appends everything pending, flushes it to
 /// the device (<see cref="FileStream.Flush(bool)"/> with <c>flushToDisk: true</c>, i.e. fsync) and then
 /// releases all the waiters of that batch. A write is therefore acknowledged only once it is on disk,
@@ -36,7 +34,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     /// <summary>Largest payload accepted; a larger length field marks a corrupt frame.</summary>
     public const int MaxPayload = 16 * 1024 * 1024;
 
-    private const int HeaderSize = 8;
+    private const int HeaderSize = Framing.HeaderSize;
 
     private const string SegmentPrefix = "changes-";
     private const string SegmentSuffix = ".log";
@@ -376,11 +374,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             throw new ArgumentException($"change record of {payload.Length} bytes exceeds {MaxPayload}", nameof(record));
         }
 
-        var frame = new byte[HeaderSize + payload.Length];
-        BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)payload.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(4), Crc32.HashToUInt32(payload));
-        payload.CopyTo(frame, HeaderSize);
-        return frame;
+        return Framing.Of(payload);
     }
 
     private void WriteLoop()
@@ -534,8 +528,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
 
         file.Seek(offset, SeekOrigin.Begin);
         file.ReadExactly(header);
-        var size = BinaryPrimitives.ReadUInt32LittleEndian(header);
-        var crc = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4));
+        var (size, crc) = Framing.Header(header);
         if (size == 0 || size > MaxPayload || size > length - offset - HeaderSize)
         {
             return null;
@@ -547,7 +540,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         }
 
         file.ReadExactly(buffer, 0, (int)size);
-        return Crc32.HashToUInt32(buffer.AsSpan(0, (int)size)) == crc ? (int)size : null;
+        return Framing.Matches(buffer.AsSpan(0, (int)size), crc) ? (int)size : null;
     }
 
     // How many frames (complete or not) start in the torn tail from offset: walked by their length fields.
@@ -565,7 +558,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
 
             file.Seek(offset, SeekOrigin.Begin);
             file.ReadExactly(header);
-            var size = BinaryPrimitives.ReadUInt32LittleEndian(header);
+            var (size, _) = Framing.Header(header);
             if (size == 0 || size > MaxPayload)
             {
                 break;
@@ -595,14 +588,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         file.ReadExactly(rest);
         for (var i = 1; i + HeaderSize < rest.Length; i++)
         {
-            var size = BinaryPrimitives.ReadUInt32LittleEndian(rest.AsSpan(i));
-            if (size == 0 || size > rest.Length - i - HeaderSize)
-            {
-                continue;
-            }
-
-            var crc = BinaryPrimitives.ReadUInt32LittleEndian(rest.AsSpan(i + 4));
-            if (Crc32.HashToUInt32(rest.AsSpan(i + HeaderSize, (int)size)) == crc)
+            if (Framing.IsFrameAt(rest, i))
             {
                 return true;
             }
