@@ -138,8 +138,8 @@ public class RenderingTests
         var segment = w.Catalogs.Current.ById["s"];
         var variant = segment.Variants[(int)VariantKind.Content];
 
-        var partial = w.Renderer.Render(variant, RenderModel.Build(context, segment, variant.Parts));
-        var whole = w.Renderer.Render(variant, RenderModel.Build(context, segment));
+        var partial = w.Renderer.Render(variant, RenderModel.Build(context, segment.Subject, variant.Parts));
+        var whole = w.Renderer.Render(variant, RenderModel.Build(context, segment.Subject));
 
         Assert.Equal(ModelParts.Profile | ModelParts.Context, variant.Parts);
         Assert.Equal(variant.Parts, segment.TemplateParts); // the other four variants are plain text

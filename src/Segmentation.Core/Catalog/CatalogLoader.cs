@@ -19,6 +19,7 @@ public static partial class CatalogLoader
     private static readonly string[] TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments"];
     private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
+    private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
 
     /// <summary>Most conditions a whole catalog's rules may stand for with their references expanded.</summary>
     public const int MaxCatalogConditions = 50_000;
@@ -195,7 +196,8 @@ public static partial class CatalogLoader
                 _traits.TryAdd(name, new TraitDefinition(name, type, Pii: false, "derived by the service; a declared value wins"));
             }
 
-            var fields = new FieldRegistry(_traits);
+            var derived = new DerivedFields();
+            var fields = new FieldRegistry(_traits, derived);
             var compiler = new RuleCompiler(fields) { References = this };
             _compiler = compiler;
             foreach (var (file, node) in _segmentNodes)
@@ -216,7 +218,7 @@ public static partial class CatalogLoader
                 scoring = ReadScoring(_scoringNodes[0].File, _scoringNodes[0].Node, compiler);
             }
 
-            fields.Scoring = scoring;
+            derived.Settings = scoring;
             var templateContext = new HashSet<ContextField>();
             var segments = new List<(Segment Segment, int Order, string File, YamlMappingNode Node)>();
             var ids = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -830,9 +832,9 @@ public static partial class CatalogLoader
                 }
 
                 var observedBy = Scalar(Get(def, "observed_by"));
-                if (observedBy is not null && !FieldRegistry.ObservableFields.Contains(observedBy))
+                if (observedBy is not null && !Observable.Contains(observedBy))
                 {
-                    Error(file, v, null, clause, $"'observed_by' must be one of: {string.Join(", ", FieldRegistry.ObservableFields)}");
+                    Error(file, v, null, clause, $"'observed_by' must be one of: {string.Join(", ", Observable)}");
                     continue;
                 }
 

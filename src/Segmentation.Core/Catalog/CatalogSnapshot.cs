@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;

@@ -3,9 +3,6 @@ using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Catalog;
 
-/// <summary>A persona that informs a segment's messaging (F14). Personas are not segments.</summary>
-public sealed record Persona(string Id, string Name, string Tone, string Messaging, IReadOnlyList<string> Triggers, IReadOnlyList<string> Objections);
-
 /// <summary>A compiled segment of a catalog snapshot.</summary>
 public sealed class Segment
 {
@@ -57,6 +54,9 @@ public sealed class Segment
     /// every variant is plain text): what a decision for this segment builds before rendering.
     /// </summary>
     public ModelParts TemplateParts { get; private init; }
+
+    /// <summary>What templates read about this segment (<c>segment</c> and <c>persona</c> in the render model).</summary>
+    public RenderSubject Subject => field ??= new RenderSubject(Id, Name, SegmentFamilies.Name(Type), Persona);
 
     /// <summary>File the segment was defined in.</summary>
     public required string SourceFile { get; init; }

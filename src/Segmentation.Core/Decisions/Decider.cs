@@ -82,7 +82,7 @@ public sealed class Decider(TemplateRenderer renderer)
         for (var k = 0; k < variants.Length; k++)
         {
             var variant = winner.Variants[k];
-            variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Build(context, winner, winner.TemplateParts));
+            variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Build(context, winner.Subject, winner.TemplateParts));
             if (variant.ReadsNow)
             {
                 context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only

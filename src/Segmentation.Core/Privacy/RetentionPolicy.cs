@@ -1,4 +1,3 @@
-using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Privacy;
@@ -6,7 +5,7 @@ namespace Segmentation.Core.Privacy;
 /// <summary>
 /// How long events are kept (F9: data is kept only as long as needed): a default age and optional ages per
 /// event type. An event older than its type's age no longer counts in aggregates, is removed from the
-/// profile by <see cref="ProfileIngestion.ApplyRetention"/>, is rejected at ingest, and is removed again by the sweep that follows a restart's replay.
+/// profile by the application's retention sweep, is rejected at ingest, and is removed again by the sweep that follows a restart's replay.
 /// A null age means "kept forever".
 /// </summary>
 public sealed class RetentionPolicy

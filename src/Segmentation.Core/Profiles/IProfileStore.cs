@@ -1,4 +1,3 @@
-using Segmentation.Core.Application.Profiles;
 
 namespace Segmentation.Core.Profiles;
 
@@ -18,7 +17,7 @@ public sealed record ProfileRemoval(string UserId, Profile? Removed, IReadOnlyLi
 /// <summary>
 /// The profile store seam. The embedded default is <see cref="InMemoryProfileStore"/>; a shared store
 /// can replace it. Writes for one user are atomic and serialized; reads return immutable snapshots
-/// without locking. Business rules (validation, derivation) live in <see cref="ProfileIngestion"/>.
+/// without locking. Business rules (validation, derivation) live in the application layer's profile writer.
 /// </summary>
 public interface IProfileStore
 {

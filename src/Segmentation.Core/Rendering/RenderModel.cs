@@ -1,6 +1,5 @@
 using System.Globalization;
 using Scriban.Runtime;
-using Segmentation.Core.Catalog;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 
@@ -17,7 +16,7 @@ public static class RenderModel
     /// Builds the model for one decision: only <paramref name="parts"/> (what the templates to render read,
     /// <see cref="VariantTemplate.Parts"/>); a part that is not built is absent, which no such template reads.
     /// </summary>
-    public static ScriptObject Build(EvalContext c, Segment segment, ModelParts parts = ModelParts.All)
+    public static ScriptObject Build(EvalContext c, RenderSubject segment, ModelParts parts = ModelParts.All)
     {
         var model = new ScriptObject();
         if ((parts & ModelParts.Profile) != 0)
@@ -31,7 +30,7 @@ public static class RenderModel
             {
                 ["id"] = segment.Id,
                 ["name"] = segment.Name,
-                ["type"] = SegmentFamilies.Name(segment.Type),
+                ["type"] = segment.Type,
             };
         }
 

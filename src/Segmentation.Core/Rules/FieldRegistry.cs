@@ -2,7 +2,6 @@ using System.Collections.Frozen;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
-using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Rules;
 
@@ -17,12 +16,14 @@ public sealed class FieldRegistry
     private static readonly FrozenDictionary<string, FieldAccessor> Fixed = BuildFixed();
 
     private readonly IReadOnlyDictionary<string, TraitDefinition> _traits;
+    private readonly IDerivedFields? _derived;
 
-    /// <summary>Creates a registry for a catalog whose schema declares <paramref name="traits"/>.</summary>
-    public FieldRegistry(IReadOnlyDictionary<string, TraitDefinition> traits) => _traits = traits;
-
-    /// <summary>Settings of derived fields (cart abandonment, affinity, lead scoring); set once the catalog's scoring section is read.</summary>
-    public ScoringSettings Scoring { get; set; } = ScoringSettings.Default;
+    /// <summary>Creates a registry for a catalog whose schema declares <paramref name="traits"/>, with the fields the scoring layer derives.</summary>
+    public FieldRegistry(IReadOnlyDictionary<string, TraitDefinition> traits, IDerivedFields? derived = null)
+    {
+        _traits = traits;
+        _derived = derived;
+    }
 
     /// <summary>Names of the fixed (non-parameterised) fields, for documentation and errors.</summary>
     public static IEnumerable<string> FixedNames => Fixed.Keys.Order(StringComparer.Ordinal);
@@ -66,9 +67,9 @@ public sealed class FieldRegistry
             return fixedField;
         }
 
-        if (Dynamic(name) is { } dynamicField)
+        if (_derived?.Field(name) is { } derivedField)
         {
-            return dynamicField;
+            return derivedField;
         }
 
         switch (parts[0])
@@ -93,7 +94,7 @@ public sealed class FieldRegistry
                     return null;
                 }
 
-                return DerivedScores.Traits.ContainsKey(trait.Name) ? DerivedTrait(name, trait) : Trait(name, trait);
+                return _derived is { } derived && derived.Traits.ContainsKey(trait.Name) ? DerivedTrait(name, trait, derived) : Trait(name, trait);
 
             case "events" when parts.Length == 3:
                 if (!EventTypes.IsKnown(parts[1]))
@@ -195,34 +196,14 @@ public sealed class FieldRegistry
         }
     }
 
-    // Fields whose value depends on the catalog's scoring settings.
-    private FieldAccessor? Dynamic(string name) => name switch
-    {
-        "cart.abandoned" => FieldAccessor.ForFlag(name, c =>
-        {
-            if (c.Profile is not { CartItems: > 0 } p)
-            {
-                return 0;
-            }
-
-            var at = p.CartUpdatedTicks + Scoring.CartAbandonmentAfter.Ticks;
-            c.Until(at);
-            return c.NowTicks >= at ? 1 : 0;
-        }),
-        "affinity.top_category" => FieldAccessor.ForText(name, c => DerivedScores.Affinity(c.Profile, c.NowTicks, Scoring.AffinityHalfLife).Top),
-        "affinity.top_product" => FieldAccessor.ForText(name, c => DerivedScores.Affinity(c.Profile, c.NowTicks, Scoring.AffinityHalfLife, byProduct: true).Top),
-        "rfm.segment" => FieldAccessor.ForText(name, c => DerivedScores.RfmSegment(c.Rfm.Recency(c.Profile), c.Rfm.Frequency(c.Profile), c.Rfm.Monetary(c.Profile))),
-        _ => null,
-    };
-
-    // A derived trait: a declared or observed value of the same name wins (F2); otherwise it is computed at evaluation time.
-    private FieldAccessor DerivedTrait(string name, TraitDefinition trait)
+    // A derived trait: a declared or observed value of the same name wins; otherwise it is computed at evaluation time.
+    private static FieldAccessor DerivedTrait(string name, TraitDefinition trait, IDerivedFields derived)
     {
         var key = trait.Name;
         object? Read(EvalContext c) =>
             c.Profile is { } p && p.Attributes.TryGetValue(key, out var a) && a.Layer > AttributeLayer.Derived
                 ? a.Value
-                : DerivedScores.Compute(key, c, Scoring);
+                : derived.Compute(key, c);
         return trait.Type == FieldType.Number
             ? FieldAccessor.ForNumber(name, c => Read(c) is double d ? d : double.NaN)
             : FieldAccessor.ForText(name, c => Read(c) as string);
@@ -239,30 +220,27 @@ public sealed class FieldRegistry
             return null;
         }
 
-        if (parts.Length != 2 || parts[0] != "traits" || !_traits.TryGetValue(parts[1], out var trait) || trait.ObservedBy is null)
+        if (parts.Length != 2 || parts[0] != "traits" || !_traits.TryGetValue(parts[1], out var trait) || trait.ObservedBy is not { } observedBy || _derived is not { } derived)
         {
             error = $"'resolve: recent' applies to traits declared with 'observed_by' in the schema, not to '{name}'";
             return null;
         }
 
         var key = trait.Name;
-        var byProduct = trait.ObservedBy == "affinity.top_product";
         return FieldAccessor.ForText($"{name}[recent]", c =>
         {
             ProfileAttribute declared = default;
             var hasDeclared = c.Profile is { } p && p.Attributes.TryGetValue(key, out declared);
-            var observed = DerivedScores.Affinity(c.Profile, c.NowTicks, Scoring.AffinityHalfLife, byProduct);
-            if (observed.Top is not null && (!hasDeclared || observed.LastTicks > declared.UpdatedAt.UtcTicks))
+            var observed = derived.Observed(observedBy, c);
+            if (observed.Value is not null && (!hasDeclared || observed.LastTicks > declared.UpdatedAt.UtcTicks))
             {
-                return observed.Top;
+                return observed.Value;
             }
 
             return hasDeclared ? declared.Value as string : null;
         });
     }
 
-    /// <summary>Behavioural fields a declared trait can name in <c>observed_by</c>.</summary>
-    public static readonly IReadOnlySet<string> ObservableFields = new HashSet<string>(StringComparer.Ordinal) { "affinity.top_category", "affinity.top_product" };
 
     private static double EngagedOfLastSends(EvalContext c, int last, bool clicks)
     {

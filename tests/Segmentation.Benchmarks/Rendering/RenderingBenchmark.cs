@@ -23,7 +23,7 @@ public class RenderingBenchmark
         _segment = _world.Catalogs.Current.Segments[0];
         _variant = _segment.Variants.First(v => v.Kind == VariantKind.Content); // an if over a trait, ~45 characters out
         _context = _world.ShopperContext();
-        _model = RenderModel.Build(_context, _segment);
+        _model = RenderModel.Build(_context, _segment.Subject);
     }
 
     [GlobalCleanup]
@@ -35,5 +35,5 @@ public class RenderingBenchmark
 
     /// <summary>The render model (built once per decision on a miss).</summary>
     [Benchmark]
-    public ScriptObject BuildRenderModel() => RenderModel.Build(_context, _segment);
+    public ScriptObject BuildRenderModel() => RenderModel.Build(_context, _segment.Subject);
 }
