@@ -51,15 +51,16 @@ public abstract class RuleNode
     internal virtual Expression Inline(Expression c) => Expression.Invoke(Expression.Constant(Evaluate), c);
 
     /// <summary>
-    /// Compiles the rules of <paramref name="segments"/> into one method that writes each segment's result
-    /// to <c>matched[i]</c> (false for segments without a rule), short-circuiting exactly as the delegates do.
+    /// Compiles <paramref name="rules"/> (a catalog's segments' rules, by rank; null for a segment without one)
+    /// into one method that writes each rule's result to <c>matched[i]</c>, short-circuiting exactly as the
+    /// delegates do.
     /// Large catalogs compile into one method per <see cref="SegmentsPerMethod"/> segments, called in turn,
     /// so no single method grows past what the JIT compiles quickly.
     /// </summary>
-    public static Action<EvalContext, bool[]> CompileAll(IReadOnlyList<Catalog.Segment> segments)
+    public static Action<EvalContext, bool[]> CompileAll(IReadOnlyList<RuleNode?> rules)
     {
-        var ranked = Enumerable.Range(0, segments.Count).Where(i => segments[i].Rule is not null).ToList();
-        var methods = ranked.Chunk(SegmentsPerMethod).Select(chunk => CompileRanks(segments, chunk)).ToArray();
+        var ranked = Enumerable.Range(0, rules.Count).Where(i => rules[i] is not null).ToList();
+        var methods = ranked.Chunk(SegmentsPerMethod).Select(chunk => CompileRanks(rules, chunk)).ToArray();
         if (methods.Length == 1)
         {
             return methods[0];
@@ -77,14 +78,14 @@ public abstract class RuleNode
     /// <summary>Most segments compiled into one method by <see cref="CompileAll"/>.</summary>
     public const int SegmentsPerMethod = 64;
 
-    private static Action<EvalContext, bool[]> CompileRanks(IReadOnlyList<Catalog.Segment> segments, IEnumerable<int> ranks)
+    private static Action<EvalContext, bool[]> CompileRanks(IReadOnlyList<RuleNode?> rules, IEnumerable<int> ranks)
     {
         var c = Expression.Parameter(typeof(EvalContext), "c");
         var matched = Expression.Parameter(typeof(bool[]), "matched");
         var body = new List<Expression>();
         foreach (var i in ranks)
         {
-            body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), segments[i].Rule!.Inline(c)));
+            body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), rules[i]!.Inline(c)));
         }
 
         body.Add(Expression.Empty());
