@@ -16,7 +16,17 @@ public class CatalogValidationTests
         var error = Assert.Single(Fails(yaml).Errors);
 
         Assert.Equal(("segments.yaml", "no_offer", "personalization.offer"), (error.File, error.Segment, error.Clause));
-        Assert.Contains("F14", error.Message, StringComparison.Ordinal);
+        Assert.Contains("every segment needs content, offer, cta, journey and messaging", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_alias_inside_the_node_it_names_is_an_error_not_an_endless_tree()
+    {
+        var yaml = Catalogs.Segment("s", "value", "&loop { all: [ *loop ] }");
+
+        var error = Assert.Single(Fails(yaml).Errors);
+
+        Assert.Contains("refers to the node that contains it", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

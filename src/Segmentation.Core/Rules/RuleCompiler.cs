@@ -5,12 +5,11 @@ using System.Linq.Expressions;
 using System.Text.RegularExpressions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
-using YamlDotNet.RepresentationModel;
 
 namespace Segmentation.Core.Rules;
 
-/// <summary>Receives a rule error: the clause path, the YAML node it is about, and the message.</summary>
-public delegate void RuleErrorSink(string clause, YamlNode node, string message);
+/// <summary>Receives a rule error: the clause path, the node it is about, and the message.</summary>
+public delegate void RuleErrorSink(string clause, SyntaxNode node, string message);
 
 /// <summary>Resolves named rule fragments and segment references while compiling, detecting cycles.</summary>
 public interface IRuleReferences
@@ -23,8 +22,9 @@ public interface IRuleReferences
 }
 
 /// <summary>
-/// Type-checks and compiles rules written in the catalog's YAML rule language into delegates, once,
-/// at catalog load. See the README's "Rule language" section for the grammar.
+/// Type-checks and compiles rules of the catalog's rule language, given as a syntax tree (whatever file
+/// format they were written in), into delegates, once, at catalog load. See the rule language reference
+/// (docs/rules.md) for the grammar.
 /// </summary>
 public sealed class RuleCompiler
 {
@@ -57,9 +57,9 @@ public sealed class RuleCompiler
     public FeatureLayout Features { get; } = new();
 
     /// <summary>Compiles one rule. Returns null when it has errors (reported to <paramref name="errors"/>).</summary>
-    public RuleNode? Compile(YamlNode node, string path, RuleErrorSink errors) => Compile(node, path, errors, 0);
+    public RuleNode? Compile(SyntaxNode node, string path, RuleErrorSink errors) => Compile(node, path, errors, 0);
 
-    private RuleNode? Compile(YamlNode node, string path, RuleErrorSink errors, int depth)
+    private RuleNode? Compile(SyntaxNode node, string path, RuleErrorSink errors, int depth)
     {
         if (depth > MaxDepth)
         {
@@ -67,22 +67,22 @@ public sealed class RuleCompiler
             return null;
         }
 
-        if (node is not YamlMappingNode map)
+        if (node is not SyntaxMap map)
         {
             errors(path, node, "a rule clause must be a mapping: all/any/not, or field plus one operator");
             return null;
         }
 
-        if (map.Children.Keys.FirstOrDefault(k => k is not YamlScalarNode) is { } badKey)
+        if (map.Entries.Select(e => e.Key).FirstOrDefault(k => k is not SyntaxScalar) is { } badKey)
         {
             errors(path, badKey, "a rule clause's keys are names (all, any, not, field, an operator...); this key is a list or a mapping");
             return null;
         }
 
-        var keys = map.Children.Keys.Select(k => ((YamlScalarNode)k).Value ?? "").ToList();
+        var keys = map.Entries.Select(e => e.Name ?? "").ToList();
         if (keys.Count == 1 && keys[0] is "fragment" or "segment")
         {
-            var name = Scalar(map.Children[new YamlScalarNode(keys[0])]) ?? "";
+            var name = Scalar(map.Get(keys[0])) ?? "";
             if (References is null)
             {
                 errors(path, node, $"'{keys[0]}' references are not allowed here");
@@ -118,14 +118,14 @@ public sealed class RuleCompiler
                 return null;
             }
 
-            var body = map.Children[new YamlScalarNode(group)];
+            var body = map.Get(group)!;
             if (group == "not")
             {
                 var inner = Compile(body, $"{path}.not", errors, depth + 1);
                 return inner is null ? null : new GroupNode(path, "not", [inner]);
             }
 
-            if (body is not YamlSequenceNode seq || seq.Children.Count == 0)
+            if (body is not SyntaxList seq || seq.Items.Count == 0)
             {
                 errors(path, body, $"'{group}' needs a non-empty list of clauses");
                 return null;
@@ -133,9 +133,9 @@ public sealed class RuleCompiler
 
             var children = new List<RuleNode>();
             var ok = true;
-            for (var i = 0; i < seq.Children.Count; i++)
+            for (var i = 0; i < seq.Items.Count; i++)
             {
-                var child = Compile(seq.Children[i], $"{path}.{group}[{i}]", errors, depth + 1);
+                var child = Compile(seq.Items[i], $"{path}.{group}[{i}]", errors, depth + 1);
                 ok &= child is not null;
                 if (child is not null)
                 {
@@ -155,18 +155,18 @@ public sealed class RuleCompiler
         return CompileLeaf(map, keys, path, errors);
     }
 
-    private LeafNode? CompileLeaf(YamlMappingNode map, List<string> keys, string path, RuleErrorSink errors)
+    private LeafNode? CompileLeaf(SyntaxMap map, List<string> keys, string path, RuleErrorSink errors)
     {
         string? fieldName = null;
         TimeSpan? window = null;
         int? last = null;
         string? resolve = null;
         string? op = null;
-        YamlNode? operand = null;
+        SyntaxNode? operand = null;
 
-        foreach (var (k, v) in map.Children)
+        foreach (var (k, v) in map.Entries)
         {
-            var key = ((YamlScalarNode)k).Value ?? "";
+            var key = k.Text ?? "";
             switch (key)
             {
                 case "field":
@@ -251,11 +251,11 @@ public sealed class RuleCompiler
         return new LeafNode(path, $"{field.Name} {op} {text}", field, test, inline);
     }
 
-    private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, YamlNode operand, out string text, out string? error, out Func<Expression, Expression>? inline)
+    private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, SyntaxNode operand, out string text, out string? error, out Func<Expression, Expression>? inline)
     {
         error = null;
         inline = null;
-        text = operand is YamlSequenceNode s ? "[" + string.Join(", ", s.Children.Select(Scalar)) + "]" : Scalar(operand) ?? "";
+        text = operand is SyntaxList s ? "[" + string.Join(", ", s.Items.Select(Scalar)) + "]" : Scalar(operand) ?? "";
 
         if (op == "exists")
         {
@@ -307,7 +307,7 @@ public sealed class RuleCompiler
     // Comparisons are inlined by whole-catalog compilation as expressions with the same IEEE semantics as
     // the delegates (NaN, a missing number, compares false); the other number tests are called.
     private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) NumberTest(
-        Func<EvalContext, double> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
+        Func<EvalContext, double> get, Func<Expression, Expression>? value, string op, SyntaxNode operand, out string? error)
     {
         error = null;
         if (op is "in" or "not_in")
@@ -360,7 +360,7 @@ public sealed class RuleCompiler
     }
 
     private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) TextTest(
-        Func<EvalContext, string?> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
+        Func<EvalContext, string?> get, Func<Expression, Expression>? value, string op, SyntaxNode operand, out string? error)
     {
         error = null;
         if (op is "in" or "not_in")
@@ -378,7 +378,7 @@ public sealed class RuleCompiler
         }
 
         var x = Scalar(operand);
-        if (x is null || operand is not YamlScalarNode)
+        if (x is null || operand is not SyntaxScalar)
         {
             error = $"'{op}' takes a single value";
             return default;
@@ -425,7 +425,7 @@ public sealed class RuleCompiler
         value is null ? null : c => RuleOps.Call(method, value(c), operands);
 
     private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) FlagTest(
-        Func<EvalContext, int> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
+        Func<EvalContext, int> get, Func<Expression, Expression>? value, string op, SyntaxNode operand, out string? error)
     {
         error = null;
         if (op is not ("eq" or "ne"))
@@ -451,7 +451,7 @@ public sealed class RuleCompiler
     }
 
     private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) TimeTest(
-        Func<EvalContext, long> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
+        Func<EvalContext, long> get, Func<Expression, Expression>? value, string op, SyntaxNode operand, out string? error)
     {
         error = null;
         if (op is not ("within" or "older_than"))
@@ -476,14 +476,14 @@ public sealed class RuleCompiler
     }
 
     private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) ListTest(
-        Func<EvalContext, IReadOnlyList<string>?> get, Func<Expression, Expression>? value, string op, YamlNode operand, out string? error)
+        Func<EvalContext, IReadOnlyList<string>?> get, Func<Expression, Expression>? value, string op, SyntaxNode operand, out string? error)
     {
         error = null;
         switch (op)
         {
             case "contains":
                 var x = Scalar(operand);
-                if (x is null || operand is not YamlScalarNode)
+                if (x is null || operand is not SyntaxScalar)
                 {
                     error = "'contains' on a list takes a single value";
                     return default;
@@ -530,24 +530,24 @@ public sealed class RuleCompiler
         return parts;
     }
 
-    internal static string? Scalar(YamlNode node) => (node as YamlScalarNode)?.Value;
+    internal static string? Scalar(SyntaxNode? node) => node?.Text;
 
-    private static bool TryList(YamlNode node, out List<string> items)
+    private static bool TryList(SyntaxNode node, out List<string> items)
     {
         items = [];
-        if (node is not YamlSequenceNode seq || seq.Children.Any(c => c is not YamlScalarNode))
+        if (node is not SyntaxList seq || seq.Items.Any(c => c is not SyntaxScalar))
         {
             return false;
         }
 
-        items = seq.Children.Select(c => Scalar(c) ?? "").ToList();
+        items = seq.Items.Select(c => Scalar(c) ?? "").ToList();
         return items.Count > 0;
     }
 
     private static bool TryNumber(string? s, out double value) =>
         double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
 
-    private static bool TryBool(YamlNode node, out bool value)
+    private static bool TryBool(SyntaxNode node, out bool value)
     {
         value = false;
         return Scalar(node) is { } s && bool.TryParse(s, out value);

@@ -4,7 +4,7 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
-using YamlDotNet.RepresentationModel;
+using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Application.Catalogs;
 
@@ -149,9 +149,8 @@ public static class CatalogAudit
     /// </summary>
     public static SegmentPreview Preview(CatalogSnapshot current, string segmentYaml, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, int sampleSize = 10, CancellationToken cancellation = default)
     {
-        var (id, renamed) = RenameCandidate(segmentYaml, cancellation);
-        var files = current.Files.Append(new CatalogFile("preview/candidate.yaml", renamed)).ToList();
-        var candidateCatalog = CatalogLoader.Load(new InMemoryCatalogSource(files, "preview"), cancellation);
+        var (id, document) = RenameCandidate(segmentYaml, cancellation);
+        var candidateCatalog = CatalogLoader.Load(new InMemoryCatalogSource(current.Files, "preview"), [document], cancellation);
         var candidate = candidateCatalog.ById[PreviewId(id)];
         var others = candidateCatalog.Segments.Where(s => s != candidate && !s.IsFallback).ToList();
 
@@ -208,47 +207,34 @@ public static class CatalogAudit
 
     private const string PreviewPrefix = "preview__";
 
+    private const string CandidateFile = "preview/candidate.yaml";
+
     private static string PreviewId(string id) => PreviewPrefix + id;
 
-    // The candidate gets a distinct id so it can be measured next to an existing definition of the same segment.
-    private static (string Id, string Yaml) RenameCandidate(string segmentYaml, CancellationToken cancellation)
+    // The candidate gets a distinct id so it can be measured next to an existing definition of the same
+    // segment; it is added to the catalog as one more document holding a 'segments' list of one.
+    private static (string Id, SyntaxMap Document) RenameCandidate(string segmentYaml, CancellationToken cancellation)
     {
-        var stream = new YamlStream();
-        try
+        var errors = new List<CatalogError>();
+        var documents = YamlCatalogReader.Read(new CatalogFile(CandidateFile, segmentYaml), errors, cancellation);
+        if (errors.Count > 0)
         {
-            // Bounded before the tree is built and written back out (writing expands every alias).
-            if (YamlLimits.Check("candidate", segmentYaml, cancellation) is { } limit)
-            {
-                throw new CatalogException([limit]);
-            }
-
-            stream.Load(new StringReader(segmentYaml));
-        }
-        catch (YamlDotNet.Core.YamlException ex)
-        {
-            throw new CatalogException([new CatalogError("candidate", (int)ex.Start.Line, null, null, "YAML syntax error: " + ex.Message)]);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
-        {
-            throw new CatalogException([new CatalogError("candidate", 0, null, null, "YAML syntax error: malformed scalar or flow collection (the parser reported no line)")]);
+            throw new CatalogException(errors);
         }
 
-        if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode map ||
-            !map.Children.TryGetValue(new YamlScalarNode("id"), out var idNode) || idNode is not YamlScalarNode { Value: { Length: > 0 } id })
+        if (documents is not [SyntaxMap map] || map.Get("id") is not SyntaxScalar { Value: { Length: > 0 } id } idNode)
         {
-            throw new CatalogException([new CatalogError("candidate", 1, null, "id", "the candidate must be one segment mapping with an 'id'")]);
+            throw new CatalogException([new CatalogError(CandidateFile, 1, null, "id", "the candidate must be one segment mapping with an 'id'")]);
         }
 
         if (id.Length > 64 - PreviewPrefix.Length)
         {
-            throw new CatalogException([new CatalogError("candidate", 1, id, "id", "segment ids are at most 64 characters")]);
+            throw new CatalogException([new CatalogError(CandidateFile, idNode.At.Line, id, "id", "segment ids are at most 64 characters")]);
         }
 
-        map.Children[new YamlScalarNode("id")] = new YamlScalarNode(PreviewId(id));
-        var root = new YamlMappingNode { { "segments", new YamlSequenceNode(map) } };
-        using var writer = new StringWriter(CultureInfo.InvariantCulture);
-        new YamlStream(new YamlDocument(root)).Save(writer, assignAnchors: false);
-        return (id, writer.ToString());
+        var renamed = map with { Entries = [.. map.Entries.Select(e => e.Name == "id" ? e with { Value = idNode with { Value = PreviewId(id) } } : e)] };
+        var document = new SyntaxMap([new SyntaxEntry(new SyntaxScalar("segments", map.At), new SyntaxList([renamed], map.At))], map.At);
+        return (id, document);
     }
 
     private static void SizeWarnings(Segment s, int members, int population, AuditOptions options, MembershipIndex? index, DateTimeOffset now, List<CatalogWarning> warnings)

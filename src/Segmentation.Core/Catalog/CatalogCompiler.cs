@@ -1,0 +1,437 @@
+using System.Globalization;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
+
+namespace Segmentation.Core.Catalog;
+
+/// <summary>
+/// Compiles a validated <see cref="CatalogDefinition"/> into a <see cref="CatalogSnapshot"/>: rules (with
+/// fragment and segment references, cycles reported), scoring settings, templates, the catalog-wide size
+/// limit, segments that can never win, and the priority order decisions resolve in.
+/// </summary>
+public static class CatalogCompiler
+{
+    /// <summary>Most conditions a whole catalog's rules may stand for with their references expanded.</summary>
+    public const int MaxCatalogConditions = 50_000;
+
+    /// <summary>The compiled catalog, or null when any error was added to <paramref name="errors"/> (before or during compilation).</summary>
+    public static CatalogSnapshot? Compile(CatalogDefinition definition, List<CatalogError> errors, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(errors);
+        return new Compilation(definition, errors, cancellation).Run();
+    }
+
+    private sealed class Compilation : IRuleReferences
+    {
+        private readonly CatalogDefinition _definition;
+        private readonly List<CatalogError> _errors;
+        private readonly CancellationToken _cancellation;
+        private readonly Dictionary<string, RuleNode?> _fragments = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, RuleNode?> _segmentRules = new(StringComparer.Ordinal);
+        private readonly List<string> _compiling = [];
+        private readonly Dictionary<string, TraitDefinition> _traits;
+        private readonly DerivedFields _derived = new();
+        private readonly FieldRegistry _fields;
+        private readonly RuleCompiler _compiler;
+
+        public Compilation(CatalogDefinition definition, List<CatalogError> errors, CancellationToken cancellation)
+        {
+            _definition = definition;
+            _errors = errors;
+            _cancellation = cancellation;
+
+            // Derived traits (lifecycle_stage, lead_score, ...) exist in every catalog; a schema may declare
+            // them too, so they can be set as declared data, which then wins over the derived value.
+            _traits = new Dictionary<string, TraitDefinition>(definition.Traits, StringComparer.Ordinal);
+            foreach (var (name, type) in DerivedScores.Traits)
+            {
+                _traits.TryAdd(name, new TraitDefinition(name, type, Pii: false, "derived by the service; a declared value wins"));
+            }
+
+            _fields = new FieldRegistry(_traits, _derived);
+            _compiler = new RuleCompiler(_fields) { References = this };
+        }
+
+        public CatalogSnapshot? Run()
+        {
+            var scoring = _definition.Scoring is { } scoringNode ? ReadScoring(scoringNode) : ScoringSettings.Default;
+            _derived.Settings = scoring;
+
+            // Every segment's rule and every fragment is compiled, referenced or not, so all errors surface at once.
+            foreach (var id in _definition.RulesToCompile)
+            {
+                _cancellation.ThrowIfCancellationRequested();
+                SegmentRule(id);
+            }
+
+            foreach (var name in _definition.Fragments.Keys)
+            {
+                _cancellation.ThrowIfCancellationRequested();
+                ((IRuleReferences)this).Fragment(name, out _);
+            }
+
+            var templateContext = new HashSet<ContextField>();
+            var segments = new List<Segment>();
+            foreach (var definition in _definition.Segments)
+            {
+                _cancellation.ThrowIfCancellationRequested();
+                if (Build(definition, templateContext) is { } segment)
+                {
+                    segments.Add(segment);
+                }
+            }
+
+            var conditions = segments.Aggregate(0L, (sum, s) => Math.Min(sum + (s.Rule?.Size ?? 0), long.MaxValue / 2));
+            if (conditions > MaxCatalogConditions)
+            {
+                _errors.Add(new CatalogError(_definition.Origin, 0, null, null, $"the catalog's rules stand for {conditions:N0} conditions once fragments and references are expanded (at most {MaxCatalogConditions:N0})"));
+            }
+
+            CheckReachable(segments);
+            if (_errors.Count > 0)
+            {
+                return null;
+            }
+
+            var ordered = Rank(segments);
+            var contextRead = _compiler.ContextFieldsRead.Concat(templateContext).Distinct().Order().ToList();
+            return new CatalogSnapshot(
+                _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features);
+        }
+
+        private Segment? Build(SegmentDefinition definition, HashSet<ContextField> templateContext)
+        {
+            RuleNode? rule = null;
+            if (!definition.IsFallback && (!_segmentRules.TryGetValue(definition.Id, out rule) || rule is null))
+            {
+                return null;
+            }
+
+            var variants = new VariantTemplate[definition.Variants.Count];
+            var ok = true;
+            for (var i = 0; i < variants.Length; i++)
+            {
+                var v = definition.Variants[i];
+                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var parts, out var templateErrors);
+                if (template is null)
+                {
+                    var clause = $"personalization.{v.Kind.ToString().ToLowerInvariant()}.template";
+                    foreach (var message in templateErrors)
+                    {
+                        Error(v.Node, definition.Id, clause, "template error: " + message);
+                    }
+
+                    ok = false;
+                    continue;
+                }
+
+                variants[i] = new VariantTemplate(v.Kind, v.Id, v.Source, template, v.Fallback, readsNow) { Parts = parts };
+            }
+
+            if (!ok)
+            {
+                return null;
+            }
+
+            return new Segment
+            {
+                Id = definition.Id,
+                Name = definition.Name,
+                Type = definition.Type,
+                Priority = definition.Priority,
+                Description = definition.Description,
+                Rule = rule,
+                Overrides = definition.Overrides,
+                Exclusions = definition.Exclusions,
+                Persona = definition.Persona,
+                IsFallback = definition.IsFallback,
+                Variants = variants,
+                SourceFile = definition.File,
+            };
+        }
+
+        // A segment whose rule implies the rule of a segment that overrides it, or of a segment it
+        // excludes, can never win: it is unreachable.
+        private void CheckReachable(List<Segment> segments)
+        {
+            var byId = segments.ToDictionary(s => s.Id, StringComparer.Ordinal);
+            var nodes = _definition.Segments.ToDictionary(s => s.Id, s => s.Node, StringComparer.Ordinal);
+            foreach (var segment in segments)
+            {
+                _cancellation.ThrowIfCancellationRequested();
+                if (segment.Rule is null)
+                {
+                    continue;
+                }
+
+                var suppressors = segments.Where(o => o.Overrides.Contains(segment.Id)).Select(o => (Segment: o, How: "overrides it"))
+                    .Concat(segment.Exclusions.Where(byId.ContainsKey).Select(x => (Segment: byId[x], How: "is excluded from it")));
+                foreach (var (other, how) in suppressors)
+                {
+                    if (other.Rule is not null && Implies(segment.Rule, other))
+                    {
+                        Error(nodes[segment.Id], segment.Id, "rule", $"unreachable: every member also matches '{other.Id}', which {how}, so this segment can never win");
+                    }
+                }
+            }
+        }
+
+        // A sound, structural check that rule b implies segment a's rule: the same rule, or an 'all'
+        // that contains a's rule or a reference to segment a.
+        private static bool Implies(RuleNode b, Segment a)
+        {
+            if (b.Text == a.Rule!.Text || b.Text == $"segment({a.Id})")
+            {
+                return true;
+            }
+
+            return b is GroupNode g && g.Text.StartsWith("all(", StringComparison.Ordinal) && g.Children.Any(c => Implies(c, a));
+        }
+
+        // Priority order: priority descending, then declaration order (files by name, then position); the
+        // fallback last. Each segment learns its rank and the ranks it overrides, excludes and is overridden by.
+        private static List<Segment> Rank(List<Segment> segments)
+        {
+            var ordered = segments
+                .Select((s, i) => (Segment: s, Order: i))
+                .OrderBy(s => s.Segment.IsFallback)
+                .ThenByDescending(s => s.Segment.Priority)
+                .ThenBy(s => s.Order)
+                .Select(s => s.Segment)
+                .ToList();
+            var rank = ordered.Select((s, i) => (s.Id, i)).ToDictionary(x => x.Id, x => x.i, StringComparer.Ordinal);
+            for (var i = 0; i < ordered.Count; i++)
+            {
+                ordered[i].Rank = i;
+                ordered[i].OverrideRanks = ordered[i].Overrides.Select(id => rank[id]).ToArray();
+                ordered[i].ExclusionRanks = ordered[i].Exclusions.Select(id => rank[id]).ToArray();
+            }
+
+            for (var i = 0; i < ordered.Count; i++)
+            {
+                ordered[i].OverriddenByRanks = Enumerable.Range(0, ordered.Count).Where(j => ordered[j].OverrideRanks.Contains(i)).ToArray();
+            }
+
+            return ordered;
+        }
+
+        // Compiles a segment's rule once, following references depth first; a reference back into a rule
+        // being compiled is a cycle.
+        private RuleNode? SegmentRule(string id)
+        {
+            if (_segmentRules.TryGetValue(id, out var done))
+            {
+                return done;
+            }
+
+            var node = _definition.Rules[id];
+            _compiling.Add("segment " + id);
+            var rule = _compiler.Compile(node, "rule", (clause, n, message) => Error(n, id, clause, message));
+            _compiling.RemoveAt(_compiling.Count - 1);
+            _segmentRules[id] = rule;
+            return rule;
+        }
+
+        RuleNode? IRuleReferences.Segment(string id, out string? error)
+        {
+            error = null;
+            if (!_definition.Rules.ContainsKey(id))
+            {
+                error = _definition.DeclaredIds.Contains(id)
+                    ? $"segment '{id}' has no rule (the fallback cannot be referenced)"
+                    : $"unknown segment '{id}'";
+                return null;
+            }
+
+            if (_compiling.Contains("segment " + id))
+            {
+                error = $"reference cycle: {string.Join(" -> ", _compiling)} -> segment {id}";
+                return null;
+            }
+
+            var rule = SegmentRule(id);
+            error = rule is null ? $"segment '{id}' has errors" : null;
+            return rule;
+        }
+
+        RuleNode? IRuleReferences.Fragment(string name, out string? error)
+        {
+            error = null;
+            if (_fragments.TryGetValue(name, out var done))
+            {
+                error = done is null ? $"fragment '{name}' has errors" : null;
+                return done;
+            }
+
+            if (!_definition.Fragments.TryGetValue(name, out var source))
+            {
+                error = $"unknown fragment '{name}'; declare it under 'fragments'";
+                return null;
+            }
+
+            if (_compiling.Contains("fragment " + name))
+            {
+                error = $"reference cycle: {string.Join(" -> ", _compiling)} -> fragment {name}";
+                return null;
+            }
+
+            _compiling.Add("fragment " + name);
+            var rule = _compiler.Compile(source, $"fragments.{name}", (clause, n, message) => Error(n, null, clause, message));
+            _compiling.RemoveAt(_compiling.Count - 1);
+            _fragments[name] = rule;
+            error = rule is null ? $"fragment '{name}' has errors" : null;
+            return rule;
+        }
+
+        private ScoringSettings ReadScoring(SyntaxMap node)
+        {
+            var settings = ScoringSettings.Default;
+            foreach (var (k, v) in node.Entries)
+            {
+                switch (k.Text)
+                {
+                    case "cart_abandonment_after":
+                        settings = settings with { CartAbandonmentAfter = DurationOf(v, "scoring.cart_abandonment_after") };
+                        break;
+                    case "affinity_half_life":
+                        settings = settings with { AffinityHalfLife = DurationOf(v, "scoring.affinity_half_life") };
+                        break;
+                    case "lead" when v is SyntaxMap lead:
+                        settings = settings with { Lead = ReadLead(lead) };
+                        break;
+                    default:
+                        Error(k, null, "scoring", $"unknown key '{k.Text}'; expected cart_abandonment_after, affinity_half_life or lead");
+                        break;
+                }
+            }
+
+            return settings;
+        }
+
+        private LeadScoring ReadLead(SyntaxMap node)
+        {
+            var lead = LeadScoring.Default;
+            foreach (var (k, v) in node.Entries)
+            {
+                var clause = $"scoring.lead.{k.Text}";
+                switch (k.Text)
+                {
+                    case "inactive_after":
+                        lead = lead with { InactiveAfter = DurationOf(v, clause) };
+                        break;
+                    case "inactive_points":
+                        lead = lead with { InactivePoints = IntOf(v, clause) };
+                        break;
+                    case "thresholds" when v is SyntaxMap t:
+                        lead = lead with
+                        {
+                            Warm = t.Get("warm") is { } w ? IntOf(w, clause + ".warm") : lead.Warm,
+                            Hot = t.Get("hot") is { } h ? IntOf(h, clause + ".hot") : lead.Hot,
+                            SalesReady = t.Get("sales_ready") is { } r ? IntOf(r, clause + ".sales_ready") : lead.SalesReady,
+                        };
+                        if (!(0 < lead.Warm && lead.Warm < lead.Hot && lead.Hot < lead.SalesReady && lead.SalesReady <= 100))
+                        {
+                            Error(v, null, clause, "thresholds must satisfy 0 < warm < hot < sales_ready <= 100");
+                        }
+
+                        break;
+                    case "signals" when v is SyntaxList signals:
+                        lead = lead with { Signals = ReadSignals(signals, clause) };
+                        break;
+                    case "fit" when v is SyntaxList fits:
+                        lead = lead with { Fit = ReadFit(fits, clause) };
+                        break;
+                    default:
+                        Error(k, null, clause, $"unknown or malformed key '{k.Text}'; expected thresholds, signals, fit, inactive_after or inactive_points");
+                        break;
+                }
+            }
+
+            return lead;
+        }
+
+        private List<LeadSignal> ReadSignals(SyntaxList signals, string clause)
+        {
+            var list = new List<LeadSignal>();
+            for (var i = 0; i < signals.Items.Count; i++)
+            {
+                var at = $"{clause}[{i}]";
+                if (signals.Items[i] is not SyntaxMap m)
+                {
+                    Error(signals.Items[i], null, at, "a signal is a mapping with name, event, points and cap");
+                    continue;
+                }
+
+                var type = m.Get("event")?.Text ?? "";
+                if (!Events.EventTypes.IsKnown(type))
+                {
+                    Error(m, null, at, $"unknown event type '{type}'");
+                    continue;
+                }
+
+                var points = m.Get("points") is { } p ? IntOf(p, at + ".points") : 0;
+                list.Add(new LeadSignal(
+                    m.Get("name")?.Text ?? type,
+                    type,
+                    m.Get("page_type")?.Text,
+                    m.Get("category")?.Text,
+                    points,
+                    m.Get("cap") is { } cap ? IntOf(cap, at + ".cap") : points,
+                    m.Get("window") is { } sw ? DurationOf(sw, at + ".window") : null));
+            }
+
+            return list;
+        }
+
+        private List<LeadFit> ReadFit(SyntaxList fits, string clause)
+        {
+            var list = new List<LeadFit>();
+            for (var i = 0; i < fits.Items.Count; i++)
+            {
+                var at = $"{clause}[{i}]";
+                if (fits.Items[i] is not SyntaxMap m || m.Get("rule") is not { } ruleNode)
+                {
+                    Error(fits.Items[i], null, at, "a fit criterion is a mapping with name, points and rule");
+                    continue;
+                }
+
+                var rule = _compiler.Compile(ruleNode, at + ".rule", (c, n, message) => Error(n, null, c, message));
+                if (rule is not null)
+                {
+                    list.Add(new LeadFit(m.Get("name")?.Text ?? at, rule, m.Get("points") is { } p ? IntOf(p, at + ".points") : 0));
+                }
+            }
+
+            return list;
+        }
+
+        private TimeSpan DurationOf(SyntaxNode node, string clause)
+        {
+            if (Duration.TryParse(node.Text, out var d))
+            {
+                return d;
+            }
+
+            Error(node, null, clause, $"expected a duration such as 30m, 24h, 90d or 2w (got '{node.Text}')");
+            return TimeSpan.FromHours(1);
+        }
+
+        private int IntOf(SyntaxNode node, string clause)
+        {
+            if (int.TryParse(node.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n) && n is >= -100 and <= 100)
+            {
+                return n;
+            }
+
+            Error(node, null, clause, $"expected a whole number between -100 and 100 (got '{node.Text}')");
+            return 0;
+        }
+
+        private void Error(SyntaxNode node, string? segment, string? clause, string message) =>
+            _errors.Add(new CatalogError(node.At.File, node.At.Line, segment, clause, message));
+    }
+}

@@ -1,0 +1,511 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
+
+namespace Segmentation.Core.Catalog;
+
+/// <summary>
+/// Checks the shape of a catalog's syntax trees and reads them into a <see cref="CatalogDefinition"/>:
+/// the top-level keys, settings, trait schema, personas, fragments and segments (ids, names, families,
+/// priorities, the fallback, references between segments, and that every segment has all five outcomes).
+/// Rules, templates and scoring are left as syntax for <see cref="CatalogCompiler"/>. Every problem is
+/// added to the error list with its file, line, segment and clause.
+/// </summary>
+public static partial class CatalogValidator
+{
+    /// <summary>The keys a catalog file may have at its top level.</summary>
+    public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments"];
+
+    private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
+    private static readonly string[] VariantKeys = ["id", "template", "fallback"];
+    private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
+
+    /// <summary>Reads the catalog files' root mappings into a definition; problems are added to <paramref name="errors"/>.</summary>
+    public static CatalogDefinition Validate(string origin, IEnumerable<SyntaxMap> documents, List<CatalogError> errors, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(documents);
+        ArgumentNullException.ThrowIfNull(errors);
+        var reader = new Reader(errors, cancellation);
+        foreach (var root in documents)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            reader.ReadTopLevel(root);
+        }
+
+        return reader.Finish(origin);
+    }
+
+    [GeneratedRegex("^[a-z][a-z0-9_]{0,63}$")]
+    internal static partial Regex IdPattern();
+
+    private sealed class Reader(List<CatalogError> errors, CancellationToken cancellation)
+    {
+        private readonly Dictionary<string, SyntaxNode> _fragments = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, TraitDefinition> _traits = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, Persona> _personas = new(StringComparer.Ordinal);
+        private readonly List<SyntaxMap> _segmentNodes = [];
+        private readonly List<SyntaxMap> _scoringNodes = [];
+        private string _name = "default";
+        private SyntaxNode? _fallbackSetting;
+
+        public void ReadTopLevel(SyntaxMap root)
+        {
+            foreach (var (k, v) in root.Entries)
+            {
+                switch (k.Text)
+                {
+                    case "catalog":
+                        ReadSettings(v);
+                        break;
+                    case "schema":
+                        ReadSchema(v);
+                        break;
+                    case "personas":
+                        ReadPersonas(v);
+                        break;
+                    case "fragments":
+                        ReadFragments(v);
+                        break;
+                    case "scoring":
+                        if (v is SyntaxMap scoring)
+                        {
+                            _scoringNodes.Add(scoring);
+                        }
+                        else
+                        {
+                            Error(v, null, "scoring", "'scoring' must be a mapping");
+                        }
+
+                        break;
+                    case "segments":
+                        if (v is SyntaxList seq)
+                        {
+                            foreach (var item in seq.Items)
+                            {
+                                if (item is SyntaxMap m)
+                                {
+                                    _segmentNodes.Add(m);
+                                }
+                                else
+                                {
+                                    Error(item, null, null, "each segment must be a mapping");
+                                }
+                            }
+                        }
+                        else
+                        {
+                            Error(v, null, null, "'segments' must be a list");
+                        }
+
+                        break;
+                    default:
+                        Error(k, null, null, $"unknown top-level key '{k.Text}'; expected any of: {string.Join(", ", TopLevelKeys)}");
+                        break;
+                }
+            }
+        }
+
+        public CatalogDefinition Finish(string origin)
+        {
+            if (_scoringNodes.Count > 1)
+            {
+                Error(_scoringNodes[1], null, "scoring", "'scoring' is defined in more than one file");
+            }
+
+            var rules = new Dictionary<string, SyntaxNode>(StringComparer.Ordinal);
+            foreach (var node in _segmentNodes)
+            {
+                if (node.Get("id")?.Text is { } sid && node.Get("rule") is { } ruleNode)
+                {
+                    rules.TryAdd(sid, ruleNode);
+                }
+            }
+
+            var declared = _segmentNodes.Select(n => n.Get("id")?.Text).OfType<string>().ToHashSet(StringComparer.Ordinal);
+            var toCompile = new List<string>();
+            var segments = new List<SegmentDefinition>();
+            var files = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var node in _segmentNodes)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var segment = ReadSegment(node, toCompile);
+                if (segment is null)
+                {
+                    continue;
+                }
+
+                if (files.TryGetValue(segment.Id, out var otherFile))
+                {
+                    Error(node, segment.Id, null, $"duplicate segment id (also defined in {otherFile})");
+                    continue;
+                }
+
+                files[segment.Id] = segment.File;
+                segments.Add(segment);
+            }
+
+            CheckReferences(segments, declared);
+            CheckFallback(origin, segments);
+            return new CatalogDefinition
+            {
+                Name = _name,
+                Origin = origin,
+                Traits = _traits,
+                Personas = _personas,
+                Fragments = _fragments,
+                Rules = rules,
+                DeclaredIds = declared,
+                RulesToCompile = toCompile,
+                Segments = segments,
+                Scoring = _scoringNodes.Count == 1 ? _scoringNodes[0] : null,
+            };
+        }
+
+        private void CheckReferences(List<SegmentDefinition> segments, HashSet<string> declared)
+        {
+            foreach (var segment in segments)
+            {
+                foreach (var (list, key) in new[] { (segment.Overrides, "overrides"), (segment.Exclusions, "exclusions") })
+                {
+                    foreach (var id in list)
+                    {
+                        if (!declared.Contains(id))
+                        {
+                            Error(segment.Node, segment.Id, key, $"unknown segment '{id}'");
+                        }
+                        else if (id == segment.Id)
+                        {
+                            Error(segment.Node, segment.Id, key, "a segment cannot reference itself");
+                        }
+                    }
+                }
+            }
+        }
+
+        private void CheckFallback(string origin, List<SegmentDefinition> segments)
+        {
+            var fallbacks = segments.Where(s => s.IsFallback).ToList();
+            if (fallbacks.Count == 0)
+            {
+                errors.Add(new CatalogError(origin, 0, null, null, "the catalog has no fallback segment: mark exactly one segment with 'fallback: true'"));
+            }
+            else if (fallbacks.Count > 1)
+            {
+                foreach (var f in fallbacks.Skip(1))
+                {
+                    Error(f.Node, f.Id, "fallback", $"only one fallback segment is allowed ('{fallbacks[0].Id}' is already the fallback)");
+                }
+            }
+            else if (_fallbackSetting is { } setting && (setting.Text ?? "") != fallbacks[0].Id)
+            {
+                Error(setting, null, "catalog.fallback", $"catalog.fallback is '{setting.Text}' but the segment marked 'fallback: true' is '{fallbacks[0].Id}'");
+            }
+        }
+
+        private SegmentDefinition? ReadSegment(SyntaxMap node, List<string> rulesToCompile)
+        {
+            var values = new Dictionary<string, SyntaxNode>(StringComparer.Ordinal);
+            foreach (var (k, v) in node.Entries)
+            {
+                var key = k.Text ?? "";
+                if (!SegmentKeys.Contains(key))
+                {
+                    Error(k, node.Get("id")?.Text, key, $"unknown key '{key}'; a segment has: {string.Join(", ", SegmentKeys)}");
+                    continue;
+                }
+
+                values[key] = v;
+            }
+
+            var id = values.GetValueOrDefault("id")?.Text;
+            var before = errors.Count;
+            if (id is null || !IdPattern().IsMatch(id))
+            {
+                Error(node, id, "id", "'id' is required: lower_snake_case, starting with a letter, at most 64 characters");
+                return null;
+            }
+
+            var name = values.GetValueOrDefault("name")?.Text;
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                Error(node, id, "name", "'name' is required");
+            }
+
+            var typeText = values.GetValueOrDefault("type")?.Text;
+            if (!SegmentFamilies.TryParse(typeText, out var type))
+            {
+                Error(values.GetValueOrDefault("type") ?? node, id, "type", $"'type' must be one of: {string.Join(", ", Enum.GetValues<SegmentType>().Select(SegmentFamilies.Name))} (got '{typeText}')");
+            }
+
+            var priority = SegmentFamilies.DefaultPriority(type);
+            if (values.TryGetValue("priority", out var pNode)
+                && (!int.TryParse(pNode.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out priority) || priority is < 0 or > 1_000_000))
+            {
+                Error(pNode, id, "priority", $"'priority' must be a whole number between 0 and 1000000 (got '{pNode.Text}')");
+            }
+
+            var isFallback = false;
+            if (values.TryGetValue("fallback", out var fbNode) && !bool.TryParse(fbNode.Text, out isFallback))
+            {
+                Error(fbNode, id, "fallback", "'fallback' must be true or false");
+            }
+
+            if (values.TryGetValue("rule", out var ruleNode))
+            {
+                if (isFallback)
+                {
+                    Error(ruleNode, id, "rule", "the fallback segment has no rule: it applies when no other segment does");
+                }
+                else
+                {
+                    rulesToCompile.Add(id);
+                }
+            }
+            else if (!isFallback)
+            {
+                Error(node, id, "rule", "'rule' is required (only the fallback segment has none)");
+            }
+
+            Persona? persona = null;
+            if (values.TryGetValue("persona", out var personaNode) && !_personas.TryGetValue(personaNode.Text ?? "", out persona))
+            {
+                Error(personaNode, id, "persona", $"unknown persona '{personaNode.Text}'");
+            }
+
+            var variants = ReadVariants(node, id, values.GetValueOrDefault("personalization"));
+            var overrides = ReadIdList(id, values.GetValueOrDefault("overrides"), "overrides");
+            var exclusions = ReadIdList(id, values.GetValueOrDefault("exclusions"), "exclusions");
+            if (errors.Count > before || variants is null)
+            {
+                return null;
+            }
+
+            return new SegmentDefinition(
+                id, name!, type, priority, values.GetValueOrDefault("description")?.Text ?? "", isFallback, persona, variants, overrides, exclusions, node);
+        }
+
+        private List<VariantDefinition>? ReadVariants(SyntaxMap segmentNode, string id, SyntaxNode? node)
+        {
+            var kinds = Enum.GetValues<VariantKind>();
+            var names = kinds.Select(k => k.ToString().ToLowerInvariant()).ToArray();
+            if (node is not SyntaxMap map)
+            {
+                Error(node ?? segmentNode, id, "personalization", $"'personalization' is required with all five outcomes: {string.Join(", ", names)} (no segment without a personalization outcome)");
+                return null;
+            }
+
+            var result = new List<VariantDefinition>(kinds.Length);
+            var ok = true;
+            foreach (var (k, _) in map.Entries)
+            {
+                if (!names.Contains(k.Text))
+                {
+                    Error(k, id, $"personalization.{k.Text}", $"unknown outcome '{k.Text}'; expected {string.Join(", ", names)}");
+                    ok = false;
+                }
+            }
+
+            for (var i = 0; i < kinds.Length; i++)
+            {
+                var clause = $"personalization.{names[i]}";
+                var v = map.Get(names[i]);
+                if (v is null)
+                {
+                    Error(map, id, clause, $"missing '{names[i]}' outcome: every segment needs content, offer, cta, journey and messaging");
+                    ok = false;
+                    continue;
+                }
+
+                string? variantId;
+                string? source;
+                var fallback = "";
+                if (v is SyntaxScalar s)
+                {
+                    variantId = $"{id}.{names[i]}";
+                    source = s.Value;
+                }
+                else if (v is SyntaxMap vm)
+                {
+                    foreach (var (vk, _) in vm.Entries)
+                    {
+                        if (!VariantKeys.Contains(vk.Text))
+                        {
+                            Error(vk, id, clause, $"unknown key '{vk.Text}'; a variant has: {string.Join(", ", VariantKeys)}");
+                            ok = false;
+                        }
+                    }
+
+                    variantId = vm.Get("id")?.Text ?? $"{id}.{names[i]}";
+                    source = vm.Get("template")?.Text;
+                    fallback = vm.Get("fallback")?.Text ?? "";
+                }
+                else
+                {
+                    Error(v, id, clause, "an outcome is a template string or a mapping with id, template and fallback");
+                    ok = false;
+                    continue;
+                }
+
+                if (string.IsNullOrWhiteSpace(source))
+                {
+                    Error(v, id, clause + ".template", "the template is empty");
+                    ok = false;
+                    continue;
+                }
+
+                result.Add(new VariantDefinition(kinds[i], variantId, source, fallback, v));
+            }
+
+            return ok ? result : null;
+        }
+
+        private string[] ReadIdList(string id, SyntaxNode? node, string key)
+        {
+            if (node is null)
+            {
+                return [];
+            }
+
+            if (node is SyntaxScalar s && !string.IsNullOrEmpty(s.Value))
+            {
+                return [s.Value];
+            }
+
+            if (node is SyntaxList seq && seq.Items.All(c => c is SyntaxScalar))
+            {
+                return seq.Items.Select(c => c.Text!).ToArray();
+            }
+
+            Error(node, id, key, $"'{key}' must be a list of segment ids");
+            return [];
+        }
+
+        private void ReadFragments(SyntaxNode node)
+        {
+            if (node is not SyntaxMap fragments)
+            {
+                Error(node, null, "fragments", "'fragments' must be a mapping of name to rule");
+                return;
+            }
+
+            foreach (var (k, v) in fragments.Entries)
+            {
+                var name = k.Text ?? "";
+                if (!IdPattern().IsMatch(name) || !_fragments.TryAdd(name, v))
+                {
+                    Error(k, null, $"fragments.{name}", "fragment names are unique and lower_snake_case");
+                }
+            }
+        }
+
+        private void ReadSettings(SyntaxNode node)
+        {
+            if (node is not SyntaxMap map)
+            {
+                Error(node, null, "catalog", "'catalog' must be a mapping with name and fallback");
+                return;
+            }
+
+            foreach (var (k, v) in map.Entries)
+            {
+                switch (k.Text)
+                {
+                    case "name":
+                        _name = v.Text ?? _name;
+                        break;
+                    case "fallback":
+                        _fallbackSetting = v;
+                        break;
+                    default:
+                        Error(k, null, "catalog", $"unknown key '{k.Text}'; expected name or fallback");
+                        break;
+                }
+            }
+        }
+
+        private void ReadSchema(SyntaxNode node)
+        {
+            if (node is not SyntaxMap map || map.Get("traits") is not SyntaxMap traits)
+            {
+                Error(node, null, "schema", "'schema' must be a mapping with 'traits'");
+                return;
+            }
+
+            foreach (var (k, v) in traits.Entries)
+            {
+                var name = k.Text ?? "";
+                var clause = $"schema.traits.{name}";
+                if (!IdPattern().IsMatch(name))
+                {
+                    Error(k, null, clause, "trait names are lower_snake_case");
+                    continue;
+                }
+
+                if (v is not SyntaxMap def)
+                {
+                    Error(v, null, clause, "a trait is a mapping with type, and optionally pii and description");
+                    continue;
+                }
+
+                var typeText = def.Get("type")?.Text;
+                if (!Enum.TryParse<FieldType>(typeText, ignoreCase: true, out var type) || typeText is null || !typeText.All(char.IsAsciiLetterLower))
+                {
+                    Error(v, null, clause, $"'type' must be one of string, number, bool, timestamp, list (got '{typeText}')");
+                    continue;
+                }
+
+                var pii = bool.TryParse(def.Get("pii")?.Text, out var p) && p;
+                if (_traits.ContainsKey(name))
+                {
+                    Error(k, null, clause, "trait declared twice");
+                    continue;
+                }
+
+                var observedBy = def.Get("observed_by")?.Text;
+                if (observedBy is not null && !Observable.Contains(observedBy))
+                {
+                    Error(v, null, clause, $"'observed_by' must be one of: {string.Join(", ", Observable)}");
+                    continue;
+                }
+
+                _traits[name] = new TraitDefinition(name, type, pii, def.Get("description")?.Text ?? "", observedBy);
+            }
+        }
+
+        private void ReadPersonas(SyntaxNode node)
+        {
+            if (node is not SyntaxList seq)
+            {
+                Error(node, null, "personas", "'personas' must be a list");
+                return;
+            }
+
+            foreach (var item in seq.Items.OfType<SyntaxMap>())
+            {
+                var id = item.Get("id")?.Text;
+                if (id is null || !IdPattern().IsMatch(id))
+                {
+                    Error(item, null, "personas", "a persona needs a lower_snake_case 'id'");
+                    continue;
+                }
+
+                _personas[id] = new Persona(
+                    id,
+                    item.Get("name")?.Text ?? id,
+                    item.Get("tone")?.Text ?? "",
+                    item.Get("messaging")?.Text ?? "",
+                    Texts(item.Get("triggers")),
+                    Texts(item.Get("objections")));
+            }
+        }
+
+        private static List<string> Texts(SyntaxNode? node) =>
+            node is SyntaxList seq ? seq.Items.Select(c => c.Text ?? "").ToList() : [];
+
+        private void Error(SyntaxNode node, string? segment, string? clause, string message) =>
+            errors.Add(new CatalogError(node.At.File, node.At.Line, segment, clause, message));
+    }
+}
