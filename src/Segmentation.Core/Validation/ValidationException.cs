@@ -94,6 +94,12 @@ public sealed class ViolationList(string? prefix = null)
         }
     }
 
+    /// <summary>Requires a non-empty id (user, anonymous or session) of at most <see cref="InputLimits.MaxIdLength"/> characters.</summary>
+    public void RequiredId(string field, string? value) => Required(field, value, InputLimits.MaxIdLength);
+
+    /// <summary>Checks an optional id's length (at most <see cref="InputLimits.MaxIdLength"/> characters).</summary>
+    public void OptionalId(string field, string? value) => MaxLength(field, value, InputLimits.MaxIdLength);
+
     /// <summary>Checks an optional string's length.</summary>
     public void MaxLength(string field, string? value, int max)
     {

@@ -54,8 +54,8 @@ internal static class ValueMapper
 
     // The range a request or a trait timestamp may hold (1800-01-01 to 2199-12-31): time arithmetic on it
     // ("within 30 days", cache validity) always stays representable.
-    private static readonly long MinAccepted = Core.Application.Profiles.ProfileIngestion.EarliestTimestamp.ToUnixTimeSeconds();
-    private static readonly long MaxAccepted = Core.Application.Profiles.ProfileIngestion.LatestTimestamp.ToUnixTimeSeconds();
+    private static readonly long MinAccepted = Core.Validation.InputLimits.EarliestTimestamp.ToUnixTimeSeconds();
+    private static readonly long MaxAccepted = Core.Validation.InputLimits.LatestTimestamp.ToUnixTimeSeconds();
 
     private static bool IsValid(Timestamp t) => t.Seconds is >= MinSeconds and <= MaxSeconds && t.Nanos is >= 0 and <= 999_999_999;
 

@@ -1,0 +1,113 @@
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Profiles;
+
+/// <summary>
+/// Records behavioural events: validates each, refuses one past its type's retention or past the
+/// profile's event limit, skips an event id already recorded, and applies it under the user's lock,
+/// logged write-ahead and derived before the call returns.
+/// </summary>
+public sealed class EventRecorder
+{
+    private readonly ProfileWriter _writer;
+
+    internal EventRecorder(ProfileWriter writer) => _writer = writer;
+
+    /// <summary>Most events one profile holds; an event beyond it is refused (RESOURCE_EXHAUSTED) until retention or erasure makes room.</summary>
+    public int EventLimit { get; internal set; } = InputLimits.MaxEventsPerProfile;
+
+    /// <summary>Validates and records one event. Throws <see cref="ValidationException"/> when invalid.</summary>
+    public TrackResult Track(BehaviourEvent e, string prefix = "event")
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        var now = _writer.Time.GetUtcNow();
+        EventValidator.Validate(e, now, prefix);
+        var retention = _writer.Retention;
+        if (retention.IsExpired(e.Type, e.Timestamp.UtcTicks, now.UtcTicks))
+        {
+            throw new ValidationException($"{prefix}.timestamp", $"is older than the retention period of '{(e.Type.Length > 64 ? e.Type[..64] : e.Type)}' events ({retention.For(e.Type)!.Value.TotalDays:0.##} days): such events are not stored");
+        }
+
+        var update = Apply(e.ProfileKey, StoredEvent.From(e), _writer.Live(now));
+        return new TrackResult(update.After, !update.Changed);
+    }
+
+    /// <summary>
+    /// Records many events; each is validated and applied on its own, so one bad event is rejected by
+    /// itself and never affects the others. Results are yielded in order.
+    /// </summary>
+    public IEnumerable<EventResult> TrackMany(IReadOnlyList<BehaviourEvent> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        if (events.Count > InputLimits.MaxEventsPerCall)
+        {
+            throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per call (got {events.Count}); use StreamEvents for more");
+        }
+
+        return Iterate(events);
+    }
+
+    private IEnumerable<EventResult> Iterate(IReadOnlyList<BehaviourEvent> events)
+    {
+        for (var i = 0; i < events.Count; i++)
+        {
+            yield return TrackOne(i, events[i], $"events[{i}]");
+        }
+    }
+
+    /// <summary>Records one event of a stream, reporting rather than throwing a validation failure.</summary>
+    public EventResult TrackOne(int index, BehaviourEvent e, string prefix = "event")
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        try
+        {
+            var result = Track(e, prefix);
+            return new EventResult(index, e.EventId, result.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, result.Profile, []);
+        }
+        catch (ValidationException ex)
+        {
+            return new EventResult(index, e.EventId, EventStatus.Rejected, null, ex.Violations);
+        }
+        catch (LimitExceededException ex)
+        {
+            return new EventResult(index, e.EventId, EventStatus.Rejected, null, [new FieldViolation(prefix, ex.Message)]);
+        }
+    }
+
+    /// <summary>Under the user's lock: skips a recorded event id, logs the event (write-ahead), then applies and derives.</summary>
+    internal ProfileUpdate Apply(string key, StoredEvent stored, WriteStamp stamp)
+    {
+        var update = _writer.Store.Update(
+            key,
+            (p, v) =>
+            {
+                if (p.HasEvent(stored.EventId) || stamp.AlreadyIn(p))
+                {
+                    return p;
+                }
+
+                if (stamp.Log && p.Events.Count >= EventLimit)
+                {
+                    throw new LimitExceededException($"the profile holds {EventLimit:N0} events, the most one profile may hold; this event was not stored");
+                }
+
+                if (stamp.Log)
+                {
+                    _writer.Log.Append(stamp.Stamp(new EventChange(key, stored), v));
+                }
+
+                var applied = p.Apply(stored, v);
+                return ReferenceEquals(applied, p) ? p : _writer.Derive(applied, stamp, $"event:{stored.EventId}");
+            },
+            stamp.Version);
+        if (update.Changed && stored.Type is EventTypes.Purchase or EventTypes.Refund)
+        {
+            _writer.Rfm.MarkDirty();
+        }
+
+        return update;
+    }
+}

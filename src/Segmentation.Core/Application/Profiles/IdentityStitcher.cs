@@ -1,0 +1,73 @@
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Profiles;
+
+/// <summary>
+/// Stitches an anonymous or session id to a known user: the anonymous history merges into the user's,
+/// events both recorded count once, and later events and decisions for the anonymous id go to the user.
+/// </summary>
+public sealed class IdentityStitcher
+{
+    private readonly ProfileWriter _writer;
+
+    internal IdentityStitcher(ProfileWriter writer) => _writer = writer;
+
+    /// <summary>Links <paramref name="anonymousId"/> to <paramref name="userId"/> and merges its history.</summary>
+    public IdentifyResult Identify(string anonymousId, string userId)
+    {
+        var v = new ViolationList();
+        v.RequiredId("anonymous_id", anonymousId);
+        v.RequiredId("user_id", userId);
+        if (anonymousId == userId && anonymousId.Length > 0)
+        {
+            v.Add("anonymous_id", "must differ from user_id");
+        }
+
+        v.ThrowIfAny();
+        var update = Apply(anonymousId, userId, _writer.Live(_writer.Time.GetUtcNow()), out var merged, out var duplicates);
+        return new IdentifyResult(update.After, merged, duplicates);
+    }
+
+    /// <summary>
+    /// Under both profiles' locks: logs the merge (write-ahead), then merges. Nothing is logged when both ids
+    /// already resolve to one profile. Holding both locks while logging keeps the record in order with every
+    /// write to either profile, so a compaction that captures them after its rotation either sees the merge or
+    /// finds the record in the log it replays. Events are logged under the key they were sent for and links are
+    /// followed on replay, so an event logged before or after the merge record ends up in the same profile.
+    /// </summary>
+    internal ProfileUpdate Apply(string anonymousId, string userId, WriteStamp stamp, out int merged, out int duplicates)
+    {
+        int m = 0, d = 0;
+        var update = _writer.Store.Merge(
+            anonymousId,
+            userId,
+            (into, from, version) =>
+            {
+                if (stamp.Log)
+                {
+                    _writer.Log.Append(stamp.Stamp(new MergeChange(anonymousId, userId), from is null ? 0 : version));
+                }
+
+                if (from is null)
+                {
+                    return into;
+                }
+
+                var result = into.Merge(from, version, out m, out d);
+
+                // The anonymous id leaves its segments (watchers see it leave) and is then no member of anything:
+                // from now on it resolves to the user, who is counted once, under the user's id.
+                var memberships = _writer.Memberships;
+                memberships.Set(from.UserId, [], _writer.Catalogs.Current.Version, long.MaxValue, stamp.Now, $"identify:{userId}", publish: _writer.Consent.Gate(from) == ConsentGate.FullProfile);
+                memberships.Forget(from.UserId);
+                return _writer.Derive(result, stamp, $"identify:{anonymousId}");
+            },
+            stamp.Version);
+        _writer.PurchasesMayHaveChanged(update); // the anonymous history may have held purchases: the population changed
+        (merged, duplicates) = (m, d);
+        return update;
+    }
+}

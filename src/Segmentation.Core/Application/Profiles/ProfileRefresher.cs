@@ -1,0 +1,80 @@
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Application.Profiles;
+
+/// <summary>
+/// Keeps what is derived from many profiles current: the RFM model over the whole store, and the
+/// memberships of users evaluated under another catalog version or model, or whose results may have
+/// changed with time.
+/// </summary>
+public sealed class ProfileRefresher
+{
+    private readonly ProfileWriter _writer;
+
+    internal ProfileRefresher(ProfileWriter writer) => _writer = writer;
+
+    /// <summary>
+    /// Recomputes the RFM model over the store, logs it (write-ahead, like every change: a restart derives
+    /// the changes logged after it with the same model) and publishes it.
+    /// </summary>
+    public RfmModel RecomputeRfm()
+    {
+        var rfm = _writer.Rfm;
+        var model = rfm.Compute(_writer.Store);
+        try
+        {
+            _writer.Log.Append(RfmModelChange.From(model));
+        }
+        catch
+        {
+            rfm.MarkDirty(); // not published: the next attempt recomputes
+            throw;
+        }
+
+        rfm.Publish(model);
+        return model;
+    }
+
+    /// <summary>
+    /// Re-evaluates the memberships of users evaluated under another catalog version or RFM model, or whose
+    /// results may have changed with time (memberships migrate when definitions change). Runs under each
+    /// user's lock without changing the profile, so Decide is never blocked. Returns how many were re-evaluated.
+    /// </summary>
+    public int RefreshMemberships(CancellationToken cancellation = default)
+    {
+        var now = _writer.Time.GetUtcNow();
+        var count = 0;
+        foreach (var user in _writer.Memberships.StaleUsers(_writer.Catalogs.Current.Version, _writer.Rfm.Current.Version, now.UtcTicks).ToList())
+        {
+            cancellation.ThrowIfCancellationRequested();
+            _writer.EvaluateMembership(user, now, cause: null);
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>
+    /// Evaluates the memberships of every profile the membership index does not know yet (profiles
+    /// restored from a snapshot), in parallel, each under its user's lock. Returns how many. For start-up,
+    /// before traffic: an index still empty is first sized for the store (<see cref="MembershipIndex.Reserve"/>).
+    /// </summary>
+    public int EvaluateNewMemberships()
+    {
+        var now = _writer.Time.GetUtcNow();
+        var count = 0;
+        var memberships = _writer.Memberships;
+        memberships.Reserve(_writer.Store.Count); // empty after a snapshot restore: sized once instead of grown a million entries
+        Parallel.ForEach(_writer.Store.Snapshot(), profile =>
+        {
+            if (memberships.CatalogVersionOf(profile.UserId) == 0)
+            {
+                _writer.EvaluateMembership(profile.UserId, now, "restore");
+                Interlocked.Increment(ref count);
+            }
+        });
+        return count;
+    }
+}

@@ -1,0 +1,139 @@
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
+
+namespace Segmentation.Core.Application.Profiles;
+
+/// <summary>
+/// How a write is applied: live (now, the current RFM model, the store's next version, logged write-ahead)
+/// or replayed from the change log (the record's time, model and version; not logged again).
+/// </summary>
+internal readonly record struct WriteStamp(DateTimeOffset Now, RfmModel Model, long Version, bool Log)
+{
+    /// <summary>The logged record with this write's version, time and model.</summary>
+    public T Stamp<T>(T record, long version)
+        where T : ChangeRecord => record with { Version = version, AppliedTicks = Now.UtcTicks, RfmVersion = Model.Version };
+
+    /// <summary>
+    /// True when a replayed record is already part of the profile: every write to a profile takes a newer
+    /// version under its lock, so a profile at the record's version or later holds its change.
+    /// </summary>
+    public bool AlreadyIn(Profile p) => Version > 0 && p.Version >= Version;
+}
+
+/// <summary>
+/// What every profile write shares, whichever command it serves: the store, the change log written
+/// ahead of memory, the clock, and the derivation that runs before a write returns (derived traits in
+/// the derived layer, the winning segment with its cause, and the membership index, gated by consent).
+/// </summary>
+internal sealed class ProfileWriter(
+    IProfileStore store,
+    CatalogProvider catalogs,
+    RfmModelProvider rfm,
+    MembershipIndex memberships,
+    TimeProvider time,
+    IChangeLog log,
+    ConsentPolicy consent,
+    RetentionPolicy retention)
+{
+    /// <summary>Source recorded on derived attributes.</summary>
+    public const string DerivedSource = "segmentation-service";
+
+    public IProfileStore Store => store;
+
+    public CatalogProvider Catalogs => catalogs;
+
+    public RfmModelProvider Rfm => rfm;
+
+    public MembershipIndex Memberships => memberships;
+
+    public TimeProvider Time => time;
+
+    public IChangeLog Log => log;
+
+    public ConsentPolicy Consent => consent;
+
+    public RetentionPolicy Retention => retention;
+
+    public WriteStamp Live(DateTimeOffset now) => new(now, rfm.Current, 0, Log: true);
+
+    public WriteStamp Replayed(ChangeRecord record) => new(
+        record.AppliedTicks > 0 ? new DateTimeOffset(record.AppliedTicks, TimeSpan.Zero) : time.GetUtcNow(),
+        (record.RfmVersion > 0 ? rfm.Find(record.RfmVersion) : null) ?? rfm.Current,
+        record.Version,
+        Log: false);
+
+    /// <summary>Derived data on write: derived traits in the derived layer, and the winning segment.</summary>
+    public Profile Derive(Profile profile, WriteStamp stamp, string cause)
+    {
+        var catalog = catalogs.Current;
+        var model = stamp.Model;
+        var now = stamp.Now;
+        var context = new EvalContext(profile, RequestContext.Empty, now.UtcTicks, model);
+        var lead = DerivedScores.LeadScore(context, catalog.Scoring.Lead);
+        SetDerived(ref profile, "lifecycle_stage", DerivedScores.LifecycleStage(context), now);
+        SetDerived(ref profile, "engagement_status", DerivedScores.Engagement(context), now);
+        SetDerived(ref profile, "intent_level", DerivedScores.Intent(context), now);
+        SetDerived(ref profile, "lead_score", (double)lead, now);
+        SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(DerivedScores.GradedLeadScore(profile, lead), catalog.Scoring.Lead), now);
+        SetDerived(ref profile, "rfm_segment", DerivedScores.RfmSegment(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)), now);
+
+        // Membership honours consent like Decide: without personalization consent only the (empty) request
+        // context is evaluated, and nothing about the user is emitted to watchers.
+        var full = consent.Gate(profile) == ConsentGate.FullProfile;
+        var evaluation = Decider.Evaluate(catalog, full ? profile : null, RequestContext.Empty, now, model);
+        memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version, publish: full);
+        return profile.WithSegment(evaluation.Winner.Id, now, cause);
+    }
+
+    /// <summary>Re-evaluates one user's memberships under the user's lock without changing the profile.</summary>
+    public void EvaluateMembership(string user, DateTimeOffset now, string? cause) =>
+        store.Update(user, (p, _) =>
+        {
+            if (p.UserId != user)
+            {
+                // An id stitched to another profile is no member of anything: its user is counted, once.
+                memberships.Forget(user);
+            }
+            else if (p.TotalEvents + p.Attributes.Count > 0)
+            {
+                var catalog = catalogs.Current;
+                var model = rfm.Current;
+                var why = cause ?? (memberships.CatalogVersionOf(user) != catalog.Version ? $"catalog:v{catalog.Version}" : "time");
+                var full = consent.Gate(p) == ConsentGate.FullProfile;
+                var evaluation = Decider.Evaluate(catalog, full ? p : null, RequestContext.Empty, now, model);
+                memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, why, model.Version, publish: full);
+            }
+            else
+            {
+                memberships.Forget(user);
+            }
+
+            return p;
+        });
+
+    /// <summary>Marks the RFM model stale when a write changed a profile's purchases.</summary>
+    public void PurchasesMayHaveChanged(ProfileUpdate update)
+    {
+        if (update.Changed && ((update.Before?.Orders ?? 0) != update.After.Orders || (update.Before?.Revenue ?? 0) != update.After.Revenue))
+        {
+            rfm.MarkDirty();
+        }
+    }
+
+    // Stores a derived value in the derived layer when it changed; a declared or observed value of the same
+    // name is kept (the more reliable layer wins).
+    private static void SetDerived(ref Profile profile, string name, object? value, DateTimeOffset now)
+    {
+        if (value is not null && !Equals(profile.Trait(name), value))
+        {
+            profile.TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.Derived, DerivedSource, now), profile.Version, out profile);
+        }
+    }
+}

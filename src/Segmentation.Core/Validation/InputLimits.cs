@@ -1,0 +1,41 @@
+namespace Segmentation.Core.Validation;
+
+/// <summary>
+/// The documented bounds of what a caller may send, in one place: every request check and every error
+/// message reads them from here (docs/security.md lists them for callers).
+/// </summary>
+public static class InputLimits
+{
+    /// <summary>Longest user, anonymous or session id.</summary>
+    public const int MaxIdLength = 256;
+
+    /// <summary>Longest source name of a write (the system that sent it).</summary>
+    public const int MaxSourceLength = 64;
+
+    /// <summary>Longest trait name.</summary>
+    public const int MaxTraitNameLength = 64;
+
+    /// <summary>Most traits one write may set.</summary>
+    public const int MaxTraitsPerWrite = 100;
+
+    /// <summary>Longest string trait value.</summary>
+    public const int MaxStringTraitLength = 1024;
+
+    /// <summary>Most values of a list trait.</summary>
+    public const int MaxListValues = 100;
+
+    /// <summary>Longest value of a list trait.</summary>
+    public const int MaxListValueLength = 256;
+
+    /// <summary>Most events one bulk call may carry (a stream has no such bound).</summary>
+    public const int MaxEventsPerCall = 1000;
+
+    /// <summary>The default of the most events one profile holds.</summary>
+    public const int MaxEventsPerProfile = 1_000_000;
+
+    /// <summary>The earliest timestamp a trait may hold (time arithmetic over stored times never leaves the representable range).</summary>
+    public static readonly DateTimeOffset EarliestTimestamp = new(1800, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>The first timestamp a trait may no longer hold.</summary>
+    public static readonly DateTimeOffset LatestTimestamp = new(2200, 1, 1, 0, 0, 0, TimeSpan.Zero);
+}
