@@ -4,8 +4,8 @@ using System.Text;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Microsoft.VisualBasic.FileIO;
 using Segmentation.Contracts.V1;
+using Segmentation.OnlineRetail;
 
 namespace Segmentation.Cli;
 
@@ -53,97 +53,53 @@ internal static class ImportCommand
         return 0;
     }
 
-    /// <summary>Parses the CSV and builds events in time order (ties by event id), filling the read side of the report.</summary>
+    /// <summary>Reads the CSV (<see cref="OnlineRetailCsv"/>) and builds events in time order (ties by event id), filling the read side of the report.</summary>
     internal static List<Event> ReadEvents(FileInfo csv, DateTimeOffset? endsAt, ImportReport report)
     {
-        var rows = new List<Row>();
-        using (var parser = new TextFieldParser(csv.FullName, Encoding.UTF8) { TextFieldType = FieldType.Delimited, HasFieldsEnclosedInQuotes = true })
+        OnlineRetailRead read;
+        using (var text = new StreamReader(csv.FullName, Encoding.UTF8, detectEncodingFromByteOrderMarks: true))
         {
-            parser.SetDelimiters(",");
-            var header = parser.ReadFields();
-            if (header is null || header.Length < 8 || header[0].Trim().TrimStart('\uFEFF') != "InvoiceNo")
+            try
             {
-                throw new InvalidDataException($"{csv.Name} is not an Online Retail CSV: expected the header InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country");
+                read = OnlineRetailCsv.Read(text, endsAt);
             }
-
-            while (!parser.EndOfData)
+            catch (InvalidDataException ex)
             {
-                string[]? fields;
-                try
-                {
-                    fields = parser.ReadFields();
-                }
-                catch (MalformedLineException)
-                {
-                    report.RowsRead++;
-                    report.Reject("malformed CSV line");
-                    continue;
-                }
-
-                if (fields is null)
-                {
-                    continue;
-                }
-
-                report.RowsRead++;
-                if (fields.Length < 8)
-                {
-                    report.Reject("too few columns");
-                    continue;
-                }
-
-                if (Parse(fields, out var reason) is { } row)
-                {
-                    rows.Add(row);
-                }
-                else
-                {
-                    report.Reject(reason);
-                }
+                throw new InvalidDataException($"{csv.Name}: {ex.Message}", ex);
             }
         }
 
-        var shift = TimeSpan.Zero;
-        if (endsAt is { } end && rows.Count > 0)
+        report.RowsRead = read.RowsRead;
+        foreach (var (reason, count) in read.RejectedRows)
         {
-            var last = rows.Max(r => r.At);
-            shift = TimeSpan.FromDays(Math.Floor((end.UtcDateTime.Date.AddDays(-1) - last.Date).TotalDays));
+            report.RowsRejected[reason] = count;
         }
 
-        report.ShiftDays = (int)shift.TotalDays;
-        var events = new List<Event>();
-        foreach (var invoice in rows.GroupBy(r => r.Invoice, StringComparer.Ordinal))
+        report.ShiftDays = (int)read.Shift.TotalDays;
+        var events = new List<Event>(read.Invoices.Count);
+        foreach (var invoice in read.Invoices)
         {
-            var first = invoice.First();
-            var cancellation = first.Invoice.StartsWith('C');
             var e = new Event
             {
-                EventId = "uci-" + first.Invoice,
-                Type = cancellation ? "refund" : "purchase",
-                UserId = first.Customer,
-                Timestamp = Timestamp.FromDateTime(DateTime.SpecifyKind(invoice.Min(r => r.At) + shift, DateTimeKind.Utc)),
+                EventId = "uci-" + invoice.Number,
+                Type = invoice.IsCancellation ? "refund" : "purchase",
+                UserId = invoice.Customer,
+                Timestamp = Timestamp.FromDateTime(invoice.At),
                 Context = new EventContext
                 {
                     Source = Source,
                     Device = "unknown",
-                    SessionId = first.Invoice,
+                    SessionId = invoice.Number,
                     PageType = "checkout",
-                    Country = first.Country,
+                    Country = invoice.Country,
                 },
                 Currency = "GBP",
-                OrderId = first.Invoice,
+                OrderId = invoice.Number,
+                Value = invoice.Value,
             };
-            var sum = 0.0;
-            foreach (var r in invoice)
-            {
-                var quantity = Math.Abs(r.Quantity);
-                e.Lines.Add(new OrderLine { ProductId = r.StockCode, Name = r.Description, Quantity = quantity, UnitPrice = r.UnitPrice });
-                sum += quantity * r.UnitPrice;
-            }
-
-            e.Value = Math.Round(sum, 2);
+            e.Lines.Add(invoice.Lines.Select(l => new OrderLine { ProductId = l.StockCode, Name = l.Description, Quantity = l.Quantity, UnitPrice = l.UnitPrice }));
             events.Add(e);
-            if (cancellation)
+            if (invoice.IsCancellation)
             {
                 report.RefundEvents++;
             }
@@ -156,7 +112,6 @@ internal static class ImportCommand
         report.Invoices = events.Count;
         report.Customers = events.Select(e => e.UserId).Distinct(StringComparer.Ordinal).Count();
         report.CustomersWithPurchase = events.Where(e => e.Type == "purchase").Select(e => e.UserId).Distinct(StringComparer.Ordinal).Count();
-        events.Sort(static (a, b) => a.Timestamp.CompareTo(b.Timestamp) is var c && c != 0 ? c : string.CompareOrdinal(a.EventId, b.EventId));
         if (events.Count > 0)
         {
             report.FirstEventAt = Cli.Time(events[0].Timestamp);
@@ -164,59 +119,6 @@ internal static class ImportCommand
         }
 
         return events;
-    }
-
-    private static Row? Parse(string[] f, out string reason)
-    {
-        reason = "";
-        var invoice = f[0].Trim();
-        var customer = f[6].Trim();
-        if (customer.Length == 0)
-        {
-            reason = "missing customer id";
-            return null;
-        }
-
-        // CustomerID is written as a float ("12923.0").
-        if (customer.EndsWith(".0", StringComparison.Ordinal))
-        {
-            customer = customer[..^2];
-        }
-
-        if (invoice.Length == 0 || f[1].Trim().Length == 0)
-        {
-            reason = "missing invoice or stock code";
-            return null;
-        }
-
-        if (!int.TryParse(f[3].Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var quantity) ||
-            !double.TryParse(f[5].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var price) ||
-            !DateTime.TryParseExact(f[4].Trim(), ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm", "M/d/yyyy H:mm"], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at))
-        {
-            reason = "unparseable quantity, price or date";
-            return null;
-        }
-
-        var cancellation = invoice.StartsWith('C');
-        if (price <= 0 || !double.IsFinite(price))
-        {
-            reason = "non-positive unit price";
-            return null;
-        }
-
-        if (!cancellation && quantity <= 0)
-        {
-            reason = "non-positive quantity on a sale";
-            return null;
-        }
-
-        if (cancellation && quantity >= 0)
-        {
-            reason = "non-negative quantity on a cancellation";
-            return null;
-        }
-
-        return new Row(invoice, f[1].Trim(), f[2].Trim(), quantity, at, price, customer, f[7].Trim());
     }
 
     /// <summary>Writes every event to one StreamEvents call while a second task reads the results (one per event, in order).</summary>
@@ -516,7 +418,6 @@ internal static class ImportCommand
         }
     }
 
-    private sealed record Row(string Invoice, string StockCode, string Description, int Quantity, DateTime At, double UnitPrice, string Customer, string Country);
 }
 
 /// <summary>What the import read, built, sent and what the server did with it.</summary>

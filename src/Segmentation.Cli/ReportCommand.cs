@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using System.Text.RegularExpressions;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 
@@ -20,12 +19,6 @@ internal static partial class ReportCommand
     private const int MaxMemberIdsListed = 100_000;
     private const int MaxDecideTries = 25;
     private const string UnknownVisitor = "segctl-report-unknown-visitor";
-
-    /// <summary>Traits the service derives (F1 derived layer); other traits.* names are declared or observed.</summary>
-    private static readonly HashSet<string> DerivedTraits = new(StringComparer.Ordinal) { "lifecycle_stage", "engagement_status", "intent_level", "lead_score", "lead_grade" };
-
-    /// <summary>Traits the service observes from events (first-party layer).</summary>
-    private static readonly HashSet<string> ObservedTraits = new(StringComparer.Ordinal) { "country", "last_viewed_category" };
 
     private static readonly string[] KpisReportedByChannels = ["ctr", "conversion", "revenue", "churn"];
 
@@ -56,7 +49,9 @@ internal static partial class ReportCommand
         var live = await catalogs.ListSegmentsAsync(new ListSegmentsRequest(), cancellationToken: ct);
         var counts = live.Segments.ToDictionary(s => s.Segment.Id, StringComparer.Ordinal);
 
-        var fields = catalog.Segments.SelectMany(s => FieldReferences(s.Rule).Select(f => (Segment: s.Segment.Id, Field: f))).ToList();
+        // The service says which fields each rule reads and the data layer of each (GetCatalog), so nothing here
+        // has to know the catalog's derived or observed traits.
+        var fields = catalog.Segments.SelectMany(s => s.FieldsRead.Select(f => (Segment: s.Segment.Id, f.Field, Source: DataSource(f)))).ToList();
         var report = new StrategyReport
         {
             GeneratedAt = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture),
@@ -70,7 +65,7 @@ internal static partial class ReportCommand
                     .ToList(),
                 catalog.ContextFieldsRead.ToList()),
             SegmentCount = catalog.Segments.Count,
-            DataSources = fields.GroupBy(f => DataSource(f.Field), StringComparer.Ordinal)
+            DataSources = fields.GroupBy(f => f.Source, StringComparer.Ordinal)
                 .Select(g => new DataSourceUse(g.Key, g.Select(f => f.Segment).Distinct(StringComparer.Ordinal).Count(), g.Select(f => f.Field).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList()))
                 .OrderBy(d => DataSourceOrder(d.Source))
                 .ToList(),
@@ -100,7 +95,7 @@ internal static partial class ReportCommand
                 Criteria = s.Fallback ? "fallback: users no other segment claims (unknown users and thin data)" : s.Rule,
                 Profile = Summarise(sampled.OfType<Profile>().ToList(), members.Count),
                 Strategy = await StrategyAsync(decisions, s.Segment.Id, s.Fallback, sample, ct),
-                ReadsRequestContext = FieldReferences(s.Rule).Any(f => f.StartsWith("context.", StringComparison.Ordinal)),
+                ReadsRequestContext = s.FieldsRead.Any(f => f.Layer == DataLayer.Unspecified),
                 Kpis = new Kpis(size?.MemberCount ?? 0, KpisReportedByChannels, KpiNote),
                 Warnings = audit.Warnings.Where(w => w.Segment == s.Segment.Id).Select(CatalogCommands.FormatWarning).ToList(),
             });
@@ -110,31 +105,16 @@ internal static partial class ReportCommand
         return 0;
     }
 
-    /// <summary>Field references in a compact rule, for example "events.checkout_start.last_at" or "traits.lead_grade".</summary>
-    internal static IEnumerable<string> FieldReferences(string rule) =>
-        FieldPattern().Matches(rule).Select(m => m.Value).Distinct(StringComparer.Ordinal);
-
-    [GeneratedRegex(@"(?<![\w.])(?:orders|rfm|events|traits|context|email|cart|profile|affinity)\.[a-z0-9_]+(?:\.[a-z0-9_]+)?", RegexOptions.CultureInvariant)]
-    private static partial Regex FieldPattern();
-
     private static string Family(string field) => field[..field.IndexOf('.', StringComparison.Ordinal)];
 
-    /// <summary>Which of the framework's data layers (F1) a rule field reads.</summary>
-    internal static string DataSource(string field)
+    /// <summary>The data layer a rule field reads, in the report's words.</summary>
+    internal static string DataSource(FieldRead field) => field.Layer switch
     {
-        var family = Family(field);
-        var name = field[(family.Length + 1)..];
-        return family switch
-        {
-            "traits" when DerivedTraits.Contains(name) => "derived scores",
-            "traits" when ObservedTraits.Contains(name) => "first-party events",
-            "traits" => "zero-party traits",
-            "rfm" or "affinity" => "derived scores",
-            "cart" when name == "abandoned" => "derived scores",
-            "context" => "request context",
-            _ => "first-party events",
-        };
-    }
+        DataLayer.ZeroParty => "zero-party traits",
+        DataLayer.FirstParty => "first-party events",
+        DataLayer.Derived => "derived scores",
+        _ => "request context",
+    };
 
     private static int DataSourceOrder(string source) => source switch
     {

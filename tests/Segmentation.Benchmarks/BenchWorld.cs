@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
@@ -23,8 +25,8 @@ public sealed class FixedClock(DateTimeOffset now) : TimeProvider
 }
 
 /// <summary>
-/// The one place benchmarks build domain objects: the domain wired as the server wires it (and as
-/// tests/Segmentation.Core.Tests/TestWorld.cs does), over a synthetic 50-segment catalog, with a
+/// The one place benchmarks build domain objects: the domain wired by AddSegmentationCore as in the server
+/// (and in tests/Segmentation.Core.Tests/TestWorld.cs), over a synthetic 50-segment catalog, with a
 /// small RFM population and one realistic shopper. Constructor changes in Segmentation.Core need a
 /// fix here only.
 /// </summary>
@@ -39,26 +41,33 @@ public sealed class BenchWorld : IDisposable
     public BenchWorld(int populationCustomers = 500)
     {
         Clock = new FixedClock(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
-        Catalogs = new CatalogProvider(Clock);
-        var catalog = Catalogs.Load(new InMemoryCatalogSource([new CatalogFile("bench.yaml", SyntheticCatalog())], "bench"));
-        if (catalog.Segments.Count(s => s.Rule is not null) != RuleSegments)
+        var services = new ServiceCollection();
+        services.AddSingleton<TimeProvider>(Clock);
+        services.AddSingleton<ICatalogSource>(new InMemoryCatalogSource([new CatalogFile("bench.yaml", SyntheticCatalog())], "bench"));
+        services.AddSegmentationCore();
+        _services = services.BuildServiceProvider();
+
+        Catalogs = _services.GetRequiredService<CatalogStartup>().Load();
+        if (Catalogs.Current.Segments.Count(s => s.Rule is not null) != RuleSegments)
         {
             throw new InvalidOperationException($"the synthetic catalog should have {RuleSegments} rule segments");
         }
 
-        Store = new InMemoryProfileStore();
-        Rfm = new RfmModelProvider();
-        Memberships = new MembershipIndex();
-        Cache = new DecisionCache();
-        Renderer = new TemplateRenderer();
-        Decider = new Decider(Renderer);
-        Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, Decider, Clock);
-        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock);
+        Store = _services.GetRequiredService<InMemoryProfileStore>();
+        Rfm = _services.GetRequiredService<RfmModelProvider>();
+        Memberships = _services.GetRequiredService<MembershipIndex>();
+        Cache = _services.GetRequiredService<DecisionCache>();
+        Renderer = _services.GetRequiredService<TemplateRenderer>();
+        Decider = _services.GetRequiredService<Decider>();
+        Engine = _services.GetRequiredService<DecisionEngine>();
+        Ingestion = _services.GetRequiredService<ProfileIngestion>();
 
         AddPopulation(populationCustomers);
         AddShopper();
         Rfm.Recompute(Store);
     }
+
+    private readonly ServiceProvider _services;
 
     public FixedClock Clock { get; }
 
@@ -266,5 +275,5 @@ public sealed class BenchWorld : IDisposable
         });
     }
 
-    public void Dispose() => Cache.Dispose();
+    public void Dispose() => _services.Dispose();
 }

@@ -87,7 +87,7 @@ public class CatalogGovernanceTests
         Assert.False(restored.ById.ContainsKey("second"));
         Assert.Equal([3L, 2, 1], provider.History.Select(h => h.Version));
         Assert.Equal(1, provider.History[0].RolledBackFrom);
-        Assert.Throws<KeyNotFoundException>(() => provider.Rollback(42));
+        Assert.Throws<Validation.NotFoundException>(() => provider.Rollback(42));
     }
 
     private static AuditReport Audit(TestWorld w, AuditOptions? options = null) =>

@@ -108,8 +108,8 @@ public sealed class LongHistoryTests
     [Fact]
     public void A_profile_at_its_event_limit_refuses_more_events_and_a_bulk_write_reports_it_per_event()
     {
-        using var w = new TestWorld();
-        var ingestion = new ProfileIngestion(w.Store, w.Catalogs, w.Rfm, w.Memberships, w.Clock) { EventLimit = 3 };
+        using var w = new TestWorld(eventLimit: 3);
+        var ingestion = w.Ingestion;
         BehaviourEvent View(int i) => new()
         {
             EventId = $"v{i}",

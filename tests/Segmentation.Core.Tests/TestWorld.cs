@@ -1,5 +1,7 @@
 using Segmentation.Core.Application.Catalogs;
+using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Import;
 using Segmentation.Core.Application.Membership;
@@ -26,20 +28,44 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// <summary>The whole domain wired together, as the server wires it, over an in-memory catalog or the default one.</summary>
 public sealed class TestWorld : IDisposable
 {
-    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null)
+    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null, int? eventLimit = null)
     {
         Clock = new ManualClock(now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
-        Catalogs = new CatalogProvider(Clock);
-        Catalogs.Load(catalog ?? new EmbeddedCatalogSource());
-        Store = store ?? new InMemoryProfileStore();
-        Rfm = new RfmModelProvider();
-        Memberships = new MembershipIndex();
-        Cache = new DecisionCache();
-        Renderer = new TemplateRenderer();
-        Engine = new DecisionEngine(Catalogs, Store, Rfm, Cache, new Decider(Renderer), Clock, consent);
-        Ingestion = new ProfileIngestion(Store, Catalogs, Rfm, Memberships, Clock, changeLog, consent, retention);
-        Rights = new DataSubjectRights(Ingestion, Store, Catalogs, Rfm, Memberships, Cache, Clock, compaction);
+        var services = new ServiceCollection();
+        services.AddSingleton<TimeProvider>(Clock);
+        services.AddSingleton(catalog ?? new EmbeddedCatalogSource());
+        AddIf(services, store);
+        AddIf(services, changeLog);
+        AddIf(services, consent);
+        AddIf(services, retention);
+        AddIf(services, compaction);
+        services.AddSegmentationCore(o => o.EventLimit = eventLimit ?? o.EventLimit);
+        _services = services.BuildServiceProvider();
+
+        Catalogs = _services.GetRequiredService<CatalogStartup>().Load();
+        Store = _services.GetRequiredService<InMemoryProfileStore>();
+        Rfm = _services.GetRequiredService<RfmModelProvider>();
+        Memberships = _services.GetRequiredService<MembershipIndex>();
+        Cache = _services.GetRequiredService<DecisionCache>();
+        Renderer = _services.GetRequiredService<TemplateRenderer>();
+        Engine = _services.GetRequiredService<DecisionEngine>();
+        Ingestion = _services.GetRequiredService<ProfileIngestion>();
+        Rights = _services.GetRequiredService<DataSubjectRights>();
+        Governance = _services.GetRequiredService<CatalogGovernance>();
     }
+
+    private readonly ServiceProvider _services;
+
+    private static void AddIf<T>(ServiceCollection services, T? instance)
+        where T : class
+    {
+        if (instance is not null)
+        {
+            services.AddSingleton(instance);
+        }
+    }
+
+    public CatalogGovernance Governance { get; }
 
     public DataSubjectRights Rights { get; }
 
@@ -101,5 +127,5 @@ public sealed class TestWorld : IDisposable
         });
     }
 
-    public void Dispose() => Cache.Dispose();
+    public void Dispose() => _services.Dispose();
 }

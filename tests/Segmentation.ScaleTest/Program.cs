@@ -1,13 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
-using Segmentation.Core.Catalog;
-using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
-using Segmentation.Core.Rendering;
 using Segmentation.ScaleTest;
 using Segmentation.Storage;
 
@@ -57,11 +56,8 @@ for (var i = 0; i < args.Length; i++)
 if (restoreFrom is not null)
 {
     // Child of a scale run: restore its snapshot in this fresh process and report.
-    var childClock = TimeProvider.System;
-    var childCatalogs = new CatalogProvider(childClock);
-    childCatalogs.Load(new EmbeddedCatalogSource());
     var childKey = Convert.FromHexString(Environment.GetEnvironmentVariable("SCALETEST_PII_KEY") ?? throw new InvalidOperationException("SCALETEST_PII_KEY is not set"));
-    var result = Restore(restoreFrom, childCatalogs, Pii(childCatalogs, childKey), new RfmModelProvider(childClock), childClock, "restore in a fresh process (server restart)");
+    var result = Restore(restoreFrom, childKey, "restore in a fresh process (server restart)");
     Console.WriteLine(result.Row);
     Console.WriteLine(FormattableString.Invariant($"fingerprint {result.Fingerprint} {result.Customers}"));
     return 0;
@@ -72,16 +68,16 @@ var process = Process.GetCurrentProcess();
 Console.WriteLine(FormattableString.Invariant(
     $"scale run: {profiles:N0} profiles, {decides:N0} decides, seed {seed}, {threads} ingest threads; {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}"));
 
-// The server's wiring (and BenchWorld's), over the embedded default catalog the server serves.
-var clock = TimeProvider.System;
-var catalogs = new CatalogProvider(clock);
-catalogs.Load(new EmbeddedCatalogSource());
-var store = new InMemoryProfileStore();
-var rfm = new RfmModelProvider(clock);
-var memberships = new MembershipIndex();
-using var cache = new DecisionCache();
-var engine = new DecisionEngine(catalogs, store, rfm, cache, new Decider(new TemplateRenderer()), clock);
-var ingestion = new ProfileIngestion(store, catalogs, rfm, memberships, clock);
+// The server's wiring (AddSegmentationCore, as in BenchWorld), over the embedded default catalog the server serves.
+var domain = Domain();
+var clock = domain.GetRequiredService<TimeProvider>();
+var catalogs = domain.GetRequiredService<CatalogProvider>();
+var store = domain.GetRequiredService<InMemoryProfileStore>();
+var rfm = domain.GetRequiredService<RfmModelProvider>();
+var memberships = domain.GetRequiredService<MembershipIndex>();
+var cache = domain.GetRequiredService<DecisionCache>();
+var engine = domain.GetRequiredService<DecisionEngine>();
+var ingestion = domain.GetRequiredService<ProfileIngestion>();
 var now = clock.GetUtcNow();
 var generator = new HistoryGenerator(seed, now);
 
@@ -226,7 +222,7 @@ try
 
     var fingerprint = Fingerprint(store);
     var expected = ids.Take(1000).Select(id => store.Get(id)!).ToArray();
-    var restored = Restore(dataDir, catalogs, pii, rfm, clock, "restore in this process, original population still in memory");
+    var restored = Restore(dataDir, key, "restore in this process, original population still in memory");
     var same = expected.Count(p => restored.Store!.Get(p.UserId) is { } r && r.Version == p.Version && r.TotalEvents == p.TotalEvents && r.Revenue.Equals(p.Revenue) && r.Attributes.Count == p.Attributes.Count);
     var row = restored.Row;
     var restoredCustomers = restored.Customers;
@@ -237,7 +233,9 @@ try
     engine = null!;
     ingestion = null!;
     memberships = null!;
-    cache.Clear();
+    cache = null!;
+    domain.Dispose();
+    domain = null!;
     GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     process.Refresh();
     Console.WriteLine(FormattableString.Invariant($"both populations released: this process's managed heap {Mb(GC.GetTotalMemory(forceFullCollection: false))}, working set {Mb(process.WorkingSet64)}"));
@@ -307,15 +305,28 @@ static SnapshotInfo WriteSnapshot(InMemoryProfileStore store, string dataDir, Pi
     return compactor.Last!;
 }
 
+// The domain wired as the server wires it, its catalog loaded.
+static ServiceProvider Domain()
+{
+    var services = new ServiceCollection();
+    services.AddSegmentationCore();
+    var provider = services.BuildServiceProvider();
+    provider.GetRequiredService<CatalogStartup>().Load();
+    return provider;
+}
+
 static PiiProtector Pii(CatalogProvider catalogs, byte[] key) =>
     new(key, name => catalogs.Current.Traits.TryGetValue(name, out var t) && t.Pii);
 
 // Restores the snapshot in dataDir into a new store (snapshot, then the log after it), then RFM and
 // memberships as the server's start-up does, and reports the times.
-static RestoreResult Restore(string dataDir, CatalogProvider catalogs, PiiProtector pii, RfmModelProvider rfm, TimeProvider clock, string what)
+static RestoreResult Restore(string dataDir, byte[] key, string what)
 {
-    var store = new InMemoryProfileStore();
-    var ingestion = new ProfileIngestion(store, catalogs, rfm, new MembershipIndex(), clock);
+    using var domain = Domain();
+    var store = domain.GetRequiredService<InMemoryProfileStore>();
+    var ingestion = domain.GetRequiredService<ProfileIngestion>();
+    var clock = domain.GetRequiredService<TimeProvider>();
+    var pii = Pii(domain.GetRequiredService<CatalogProvider>(), key);
     using var log = new FileChangeLog(dataDir, pii: pii);
     using var compactor = new StoreCompactor(store, log, pii);
     var process = Process.GetCurrentProcess();

@@ -107,6 +107,26 @@ public sealed class ProfileAndCatalogServiceTests(GrpcTestFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task GetCatalog_gives_the_trait_schema_and_the_fields_each_segment_reads_with_their_data_layers()
+    {
+        var c = await new CatalogService.CatalogServiceClient(fixture.Channel).GetCatalogAsync(new GetCatalogRequest());
+
+        var traits = c.Traits.ToDictionary(t => t.Name);
+        Assert.Equal((DataLayer.Derived, "string"), (traits["rfm_segment"].Layer, traits["rfm_segment"].Type)); // derived by the service, not declared
+        Assert.Equal((DataLayer.Derived, "number"), (traits["lead_score"].Layer, traits["lead_score"].Type));
+        Assert.Equal(DataLayer.FirstParty, traits["country"].Layer); // observed from events
+        Assert.Equal(DataLayer.ZeroParty, traits["company_size"].Layer);
+        Assert.Contains(c.Traits, t => t.Pii);
+
+        var overseas = Assert.Single(c.Segments, s => s.Segment.Id == "overseas_customer").FieldsRead;
+        Assert.Contains(overseas, f => f.Field == "traits.country" && f.Layer == DataLayer.FirstParty);
+        var visitor = Assert.Single(c.Segments, s => s.Segment.Id == "international_visitor").FieldsRead;
+        Assert.Contains(visitor, f => f.Field == "context.country" && f.Layer == DataLayer.Unspecified);
+        Assert.Empty(c.Segments[^1].FieldsRead); // the fallback has no rule
+        Assert.All(c.Segments.SkipLast(1), s => Assert.NotEmpty(s.FieldsRead));
+    }
+
+    [Fact]
     public async Task Health_reports_serving()
     {
         var health = await new Health.HealthClient(fixture.Channel).CheckAsync(new HealthCheckRequest());

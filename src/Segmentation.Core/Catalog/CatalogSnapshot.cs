@@ -83,6 +83,9 @@ public sealed class CatalogSnapshot
     public FieldAccessor Field(string name) =>
         _accessors.GetOrAdd(name, static (n, fields) => fields.Resolve(n, null, null, out var error, out _) ?? throw new ArgumentException(error, nameof(name)), _fields);
 
+    /// <inheritdoc cref="FieldRegistry.LayerOf"/>
+    public AttributeLayer? LayerOf(string field) => _fields.LayerOf(field);
+
     /// <summary>The profile features this catalog's rules read, remembered per evaluation by an <see cref="EvalContext"/> made with it.</summary>
     public FeatureLayout Features { get; }
 

@@ -80,20 +80,6 @@ public sealed record Decision
     /// <summary>The explanation, when asked for.</summary>
     public Explanation? Explanation { get; init; }
 
-    /// <summary>
-    /// A slot shared by a decision and the copies the cache serves of it (<c>with</c> copies the reference),
-    /// where an adapter may keep its own form of the decision to build it once: the gRPC host keeps the
-    /// protobuf sub-messages there. Never read by the domain.
-    /// </summary>
-    public DecisionAttachment Attachment { get; init; } = new();
-
     /// <summary>The variant of one kind.</summary>
     public RenderedVariant Variant(VariantKind kind) => Variants[(int)kind];
-}
-
-/// <summary>See <see cref="Decision.Attachment"/>.</summary>
-public sealed class DecisionAttachment
-{
-    /// <summary>The adapter's value; set at most once in practice (a lost race only repeats the work).</summary>
-    public object? Value { get; set; }
 }

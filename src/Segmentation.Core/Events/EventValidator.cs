@@ -45,8 +45,8 @@ public static class EventValidator
             v.Add("user_id", "user_id or anonymous_id is required");
         }
 
-        v.MaxLength("user_id", e.UserId, 256);
-        v.MaxLength("anonymous_id", e.AnonymousId, 256);
+        v.OptionalId("user_id", e.UserId);
+        v.OptionalId("anonymous_id", e.AnonymousId);
 
         if (e.Timestamp == default)
         {
@@ -63,7 +63,7 @@ public static class EventValidator
 
         v.Required("context.source", e.Context.Source, 64);
         v.Required("context.device", e.Context.Device, 64);
-        v.Required("context.session_id", e.Context.SessionId, 256);
+        v.RequiredId("context.session_id", e.Context.SessionId);
         v.Required("context.page_type", e.Context.PageType, 64);
         v.MaxLength("context.page_path", e.Context.PagePath, 2048);
         v.MaxLength("context.country", e.Context.Country, 64);

@@ -341,4 +341,7 @@ public static class ObservedAttributes
 
     /// <summary>Country seen on the user's events.</summary>
     public const string Country = "country";
+
+    /// <summary>Every attribute the profile observes from events.</summary>
+    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal) { LastViewedCategory, Country };
 }

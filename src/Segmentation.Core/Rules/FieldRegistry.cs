@@ -25,6 +25,30 @@ public sealed class FieldRegistry
         _derived = derived;
     }
 
+    /// <summary>
+    /// The data layer a field's value comes from: derived for what the service infers (derived traits, RFM,
+    /// affinities, cart abandonment), first party for what it observes (events, orders, email engagement, and
+    /// traits observed from events or declared with <c>observed_by</c>), zero party for other declared traits;
+    /// null for request context fields, which are sent with each request and never stored.
+    /// </summary>
+    public AttributeLayer? LayerOf(string field)
+    {
+        ArgumentNullException.ThrowIfNull(field);
+        var dot = field.IndexOf('.', StringComparison.Ordinal);
+        var family = dot < 0 ? field : field[..dot];
+        var name = dot < 0 ? "" : field[(dot + 1)..];
+        return family switch
+        {
+            "context" => null,
+            "traits" when _derived?.Traits.ContainsKey(name) == true => AttributeLayer.Derived,
+            "traits" when ObservedAttributes.All.Contains(name) || (_traits.TryGetValue(name, out var t) && t.ObservedBy is not null) => AttributeLayer.FirstParty,
+            "traits" => AttributeLayer.ZeroParty,
+            "rfm" or "affinity" => AttributeLayer.Derived,
+            _ when !Fixed.ContainsKey(field) && _derived?.Field(field) is not null => AttributeLayer.Derived,
+            _ => AttributeLayer.FirstParty,
+        };
+    }
+
     /// <summary>Names of the fixed (non-parameterised) fields, for documentation and errors.</summary>
     public static IEnumerable<string> FixedNames => Fixed.Keys.Order(StringComparer.Ordinal);
 

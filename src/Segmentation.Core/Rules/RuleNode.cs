@@ -44,6 +44,20 @@ public abstract class RuleNode
     public abstract bool Explain(EvalContext context, List<ClauseTrace> trace);
 
     /// <summary>
+    /// The fields the clause reads, references followed (for example <c>orders.count</c>, <c>traits.tier</c>,
+    /// <c>context.device</c>), in ordinal order.
+    /// </summary>
+    public IReadOnlyList<string> FieldsRead()
+    {
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        CollectFields(fields);
+        return [.. fields.Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>Adds the fields the clause reads to <paramref name="fields"/>.</summary>
+    internal abstract void CollectFields(HashSet<string> fields);
+
+    /// <summary>
     /// This clause as an expression over the context parameter <paramref name="c"/>, with the same result
     /// and the same side effects on the context as <see cref="Evaluate"/>: used to compile a whole catalog
     /// into one method. By default a call of <see cref="Evaluate"/>.
@@ -117,6 +131,9 @@ public sealed class LeafNode : RuleNode
     public override bool ReadsContext => _field.Name.StartsWith("context.", StringComparison.Ordinal);
 
     /// <inheritdoc />
+    internal override void CollectFields(HashSet<string> fields) => fields.Add(_field.Name);
+
+    /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)
     {
         var result = Evaluate(context);
@@ -167,6 +184,15 @@ public sealed class GroupNode : RuleNode
 
     /// <inheritdoc />
     public override bool ReadsContext => _children.Any(c => c.ReadsContext);
+
+    /// <inheritdoc />
+    internal override void CollectFields(HashSet<string> fields)
+    {
+        foreach (var child in _children)
+        {
+            child.CollectFields(fields);
+        }
+    }
 
     /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)
@@ -276,6 +302,9 @@ public sealed class ReferenceNode : RuleNode
 
     /// <inheritdoc />
     public override bool ReadsContext => _target.ReadsContext;
+
+    /// <inheritdoc />
+    internal override void CollectFields(HashSet<string> fields) => _target.CollectFields(fields);
 
     /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)

@@ -1,3 +1,4 @@
+using Segmentation.Storage;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 

@@ -85,3 +85,25 @@ public sealed class LimitsOptions
         return null;
     }
 }
+
+/// <summary>Registers <see cref="LimitsOptions"/> once, bound and validated at start-up, for every part of the host that reads it.</summary>
+internal static class LimitsOptionsRegistration
+{
+    /// <summary>Binds <see cref="LimitsOptions.Section"/> (once, however many parts ask).</summary>
+    public static IServiceCollection AddLimitsOptions(this IServiceCollection services)
+    {
+        if (services.Any(d => d.ServiceType == typeof(Registered)))
+        {
+            return services;
+        }
+
+        services.AddSingleton<Registered>();
+        services.AddOptions<LimitsOptions>()
+            .BindConfiguration(LimitsOptions.Section)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        return services;
+    }
+
+    private sealed class Registered;
+}

@@ -1,3 +1,4 @@
+using Segmentation.Storage;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 

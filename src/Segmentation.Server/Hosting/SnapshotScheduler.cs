@@ -1,3 +1,4 @@
+using Segmentation.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Segmentation.Server.Hosting;

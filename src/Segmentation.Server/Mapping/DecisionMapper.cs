@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Google.Protobuf.WellKnownTypes;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
@@ -56,8 +57,19 @@ internal static class DecisionMapper
     public static Contracts.V1.Decision ToProto(Domain.Decision d)
     {
         // The parts that every copy of a cached decision shares are mapped once and reused by reference
-        // (protobuf messages are only read while serialized); only the id and from_cache differ per call.
-        var parts = d.Attachment.Value as SharedParts ?? Share(d);
+        // (protobuf messages are only read while serialized); only the id, from_cache and the time differ per call.
+        // A fresh decision is mapped on its own; the first copy the cache serves keeps its mapping for the next.
+        SharedParts parts;
+        if (!d.FromCache)
+        {
+            parts = Share(d);
+        }
+        else if (!Shared.TryGetValue(d.Variants, out parts!))
+        {
+            parts = Share(d);
+            Shared.AddOrUpdate(d.Variants, parts);
+        }
+
         var result = new Contracts.V1.Decision
         {
             DecisionId = d.DecisionId,
@@ -101,6 +113,12 @@ internal static class DecisionMapper
         return result;
     }
 
+    // Protobuf forms of decisions, keyed by the decision's rendered variants: every decision the decider makes
+    // renders into a list of its own, and the copies the decision cache serves share it (a record copy keeps
+    // the reference), so the key stands for "this decision and its cached copies" without the domain holding
+    // a slot for the adapter. Entries live as long as the decision does (the cache holds it) and no longer.
+    private static readonly ConditionalWeakTable<IReadOnlyList<Core.Rendering.RenderedVariant>, SharedParts> Shared = [];
+
     private static SharedParts Share(Domain.Decision d)
     {
         var matched = new MatchedSegment[d.Matched.Count];
@@ -129,7 +147,6 @@ internal static class DecisionMapper
             ToProto(d.Variant(VariantKind.Journey)),
             ToProto(d.Variant(VariantKind.Messaging)),
             matched);
-        d.Attachment.Value = parts;
         return parts;
     }
 

@@ -22,10 +22,7 @@ public static class SecurityServiceCollectionExtensions
             .BindConfiguration(SecurityOptions.Section)
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SecurityOptions>, SecurityOptionsValidator>());
-        services.AddOptions<LimitsOptions>()
-            .BindConfiguration(LimitsOptions.Section)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddLimitsOptions(); // request size, stream rates and connections are read here
 
         services.TryAddSingleton<ApiKeyRing>();
         services.TryAddSingleton<StreamRateLimits>();

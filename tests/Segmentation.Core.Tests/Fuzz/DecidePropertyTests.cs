@@ -63,13 +63,13 @@ public sealed class DecidePropertyTests : IDisposable
         }
         catch (ValidationException ex)
         {
-            Assert.False(context.IsWithinLimits() && !(at < DecisionEngine.MinEvaluationTime), "rejected a valid request: " + ex.Message);
+            Assert.False(context.IsWithinLimits() && !(at < DecisionRequest.MinEvaluationTime), "rejected a valid request: " + ex.Message);
             Assert.All(ex.Violations, v => Assert.True(v.Field.StartsWith("context.", StringComparison.Ordinal) || v.Field == "timestamp", v.Field));
             return;
         }
 
         Assert.True(context.IsWithinLimits(), "an oversized context was accepted");
-        Assert.False(at < DecisionEngine.MinEvaluationTime, "an evaluation time before 1970 was accepted");
+        Assert.False(at < DecisionRequest.MinEvaluationTime, "an evaluation time before 1970 was accepted");
         Assert.Same(catalog.ById[first.Winner.Id], first.Winner);
         Assert.Equal(first.FallbackUsed, ReferenceEquals(first.Winner, catalog.Fallback) && first.Matched.All(m => m.Status != MatchStatus.Winner));
         Assert.Equal(Enum.GetValues<VariantKind>().Length, first.Variants.Count);

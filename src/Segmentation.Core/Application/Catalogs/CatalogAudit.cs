@@ -20,8 +20,20 @@ public sealed record AuditOptions
     /// <summary>Segments matching at least this share of the population are "too broad".</summary>
     public double BroadShare { get; init; } = 0.9;
 
-    /// <summary>A segment without members for this long is stale (F15).</summary>
+    /// <summary>A segment without members for this long is stale: an assumption the data no longer supports.</summary>
     public TimeSpan NoMembersFor { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>The defaults, with each threshold a caller gave (a positive value; 0 means "the default") in its place.</summary>
+    public static AuditOptions Overriding(int minSize, int significanceFloor, double broadShare)
+    {
+        var defaults = new AuditOptions();
+        return defaults with
+        {
+            MinSize = minSize > 0 ? minSize : defaults.MinSize,
+            SignificanceFloor = significanceFloor > 0 ? significanceFloor : defaults.SignificanceFloor,
+            BroadShare = broadShare > 0 ? broadShare : defaults.BroadShare,
+        };
+    }
 }
 
 /// <summary>A validation warning, computed against the current profiles, with its numbers.</summary>

@@ -1,4 +1,5 @@
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Catalogs;
 
@@ -51,7 +52,7 @@ public sealed class CatalogProvider
 
     /// <summary>
     /// Republishes the files of an earlier version (the one before the current when
-    /// <paramref name="version"/> is null) as a new version. Throws <see cref="KeyNotFoundException"/>
+    /// <paramref name="version"/> is null) as a new version. Throws <see cref="NotFoundException"/>
     /// when that version is not kept.
     /// </summary>
     public CatalogSnapshot Rollback(long? version = null)
@@ -65,7 +66,7 @@ public sealed class CatalogProvider
                 : _history.LastOrDefault(h => h.Info.Version < current);
             if (entry.Snapshot is null || entry.Info.Version == current)
             {
-                throw new KeyNotFoundException(version is null
+                throw new NotFoundException(version is null
                     ? "there is no earlier catalog version to roll back to"
                     : $"catalog version {version} is not available (kept: {string.Join(", ", _history.Select(h => h.Info.Version))})");
             }

@@ -8,13 +8,73 @@ using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Decisions;
 
-/// <summary>A request for a decision.</summary>
+/// <summary>A request for a decision; <see cref="ThrowIfInvalid"/> is the one check of its fields.</summary>
 /// <param name="UserId">Known user id, or empty.</param>
 /// <param name="AnonymousId">Anonymous visitor id, used when <paramref name="UserId"/> is empty.</param>
 /// <param name="Context">The request context.</param>
 /// <param name="At">Evaluation time; null means now.</param>
 /// <param name="Explain">Whether to return an explanation (bypasses the cache).</param>
-public sealed record DecisionRequest(string UserId, string AnonymousId, RequestContext Context, DateTimeOffset? At = null, bool Explain = false);
+public sealed record DecisionRequest(string UserId, string AnonymousId, RequestContext Context, DateTimeOffset? At = null, bool Explain = false)
+{
+    /// <summary>
+    /// The earliest evaluation time a caller may ask for: decision ids are time-ordered UUIDs (v7),
+    /// which cannot encode an earlier time.
+    /// </summary>
+    public static readonly DateTimeOffset MinEvaluationTime = DateTimeOffset.UnixEpoch;
+
+    /// <summary>The id decided for: the user id, or the anonymous id when there is none.</summary>
+    public string SubjectId => UserId.Length > 0 ? UserId : AnonymousId;
+
+    /// <summary>
+    /// Throws <see cref="ValidationException"/> naming every invalid field: an id is required (user or
+    /// anonymous), neither may be blank or longer than <see cref="InputLimits.MaxIdLength"/>, context fields
+    /// are bounded, and the evaluation time is not before 1970. Valid requests (the common case) cost no allocation.
+    /// </summary>
+    public void ThrowIfInvalid()
+    {
+        if (!string.IsNullOrWhiteSpace(SubjectId) && UserId.Length <= InputLimits.MaxIdLength && AnonymousId.Length <= InputLimits.MaxIdLength
+            && Context.IsWithinLimits() && !(At < MinEvaluationTime) && !(AnonymousId.Length > 0 && string.IsNullOrWhiteSpace(AnonymousId)))
+        {
+            return;
+        }
+
+        var v = new ViolationList();
+        if (SubjectId.Length == 0)
+        {
+            v.Add("user_id", "user_id or anonymous_id is required");
+        }
+        else if (string.IsNullOrWhiteSpace(UserId) && UserId.Length > 0)
+        {
+            v.Add("user_id", "must not be blank (only white space)");
+        }
+
+        if (AnonymousId.Length > 0 && string.IsNullOrWhiteSpace(AnonymousId))
+        {
+            v.Add("anonymous_id", "must not be blank (only white space)");
+        }
+
+        v.OptionalId("user_id", UserId);
+        v.OptionalId("anonymous_id", AnonymousId);
+        CheckShared(v, Context, At);
+        v.ThrowIfAny();
+    }
+
+    /// <summary>The checks a single decision and a batch share: the context's fields and the evaluation time.</summary>
+    internal static void CheckShared(ViolationList v, RequestContext context, DateTimeOffset? at)
+    {
+        context.Validate(v, "context");
+        if (at < MinEvaluationTime)
+        {
+            v.Add("timestamp", "must not be before 1970-01-01T00:00:00Z");
+        }
+    }
+
+    /// <summary>Why one user id of a batch is invalid, or null.</summary>
+    internal static FieldViolation? CheckBatchId(string id, int index) =>
+        string.IsNullOrWhiteSpace(id) ? new FieldViolation($"user_ids[{index}]", "must not be empty")
+        : id.Length > InputLimits.MaxIdLength ? new FieldViolation($"user_ids[{index}]", $"must be at most {InputLimits.MaxIdLength} characters")
+        : null;
+}
 
 /// <summary>One result of a batch: a decision, or the reason there is none for that user.</summary>
 /// <param name="Index">Position in the request.</param>
@@ -37,45 +97,15 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     public const int MaxBatchSize = 10_000;
 
     /// <summary>
-    /// The earliest evaluation time a caller may ask for: decision ids are time-ordered UUIDs (v7),
-    /// which cannot encode an earlier time.
-    /// </summary>
-    public static readonly DateTimeOffset MinEvaluationTime = DateTimeOffset.UnixEpoch;
-
-    /// <summary>
     /// Decides for one user. <paramref name="cancellation"/> (the caller's deadline) is checked before
     /// any work and again before rendering: an abandoned call throws <see cref="OperationCanceledException"/>.
     /// </summary>
     public Decision Decide(DecisionRequest request, CancellationToken cancellation = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         cancellation.ThrowIfCancellationRequested();
-        var userId = request.UserId.Length > 0 ? request.UserId : request.AnonymousId;
-        if (string.IsNullOrWhiteSpace(userId) || request.UserId.Length > 256 || request.AnonymousId.Length > 256 || !request.Context.IsWithinLimits() || request.At < MinEvaluationTime
-            || (request.AnonymousId.Length > 0 && string.IsNullOrWhiteSpace(request.AnonymousId)))
-        {
-            var v = new ViolationList();
-            if (userId.Length == 0)
-            {
-                v.Add("user_id", "user_id or anonymous_id is required");
-            }
-            else if (string.IsNullOrWhiteSpace(request.UserId) && request.UserId.Length > 0)
-            {
-                v.Add("user_id", "must not be blank (only white space)");
-            }
-
-            if (request.AnonymousId.Length > 0 && string.IsNullOrWhiteSpace(request.AnonymousId))
-            {
-                v.Add("anonymous_id", "must not be blank (only white space)");
-            }
-
-            v.MaxLength("user_id", request.UserId, 256);
-            v.MaxLength("anonymous_id", request.AnonymousId, 256);
-            request.Context.Validate(v, "context");
-            CheckEvaluationTime(v, request.At);
-            v.ThrowIfAny();
-        }
-
-        return DecideOne(catalogs.Current, rfm.Current, userId, request.Context, request.At ?? time.GetUtcNow(), request.Explain, cancellation);
+        request.ThrowIfInvalid();
+        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, request.Context, request.At ?? time.GetUtcNow(), request.Explain, cancellation);
     }
 
     /// <summary>
@@ -100,19 +130,10 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
 
         var v = new ViolationList();
-        context.Validate(v, "context");
-        CheckEvaluationTime(v, at);
+        DecisionRequest.CheckShared(v, context, at);
         v.ThrowIfAny();
 
         return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain, purpose, cancellation);
-    }
-
-    private static void CheckEvaluationTime(ViolationList v, DateTimeOffset? at)
-    {
-        if (at < MinEvaluationTime)
-        {
-            v.Add("timestamp", "must not be before 1970-01-01T00:00:00Z");
-        }
     }
 
     private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain, ConsentPurpose? purpose, CancellationToken cancellation)
@@ -121,13 +142,9 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         {
             cancellation.ThrowIfCancellationRequested();
             var id = userIds[i];
-            if (string.IsNullOrWhiteSpace(id))
+            if (DecisionRequest.CheckBatchId(id, i) is { } invalid)
             {
-                yield return new BatchItem(i, id, null, new FieldViolation($"user_ids[{i}]", "must not be empty"));
-            }
-            else if (id.Length > 256)
-            {
-                yield return new BatchItem(i, id, null, new FieldViolation($"user_ids[{i}]", "must be at most 256 characters"));
+                yield return new BatchItem(i, id, null, invalid);
             }
             else if (purpose is { } p && _consent.Status(profiles.Get(id), p) is { Granted: false } missing)
             {

@@ -133,7 +133,7 @@ public sealed class DataSubjectRights(
     private static void RequireId(string userId)
     {
         var v = new ViolationList();
-        v.Required("user_id", userId, 256);
+        v.RequiredId("user_id", userId);
         v.ThrowIfAny();
     }
 

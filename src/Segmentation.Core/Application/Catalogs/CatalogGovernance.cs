@@ -1,0 +1,246 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Catalogs;
+
+/// <summary>The outcome of validating a candidate catalog: its errors, or (when valid) the audit's warnings against the current profiles.</summary>
+/// <param name="Errors">Every error; empty when the candidate is valid.</param>
+/// <param name="Warnings">The audit's warnings, when valid.</param>
+public sealed record CatalogValidation(IReadOnlyList<CatalogError> Errors, IReadOnlyList<CatalogWarning> Warnings)
+{
+    /// <summary>True when the candidate has no error.</summary>
+    public bool Valid => Errors.Count == 0;
+}
+
+/// <summary>A published catalog and the audit's warnings about it.</summary>
+public sealed record PublishedCatalog(CatalogSnapshot Catalog, IReadOnlyList<CatalogWarning> Warnings);
+
+/// <summary>A rollback: the new version and the version whose files it republished.</summary>
+public sealed record RolledBackCatalog(CatalogSnapshot Catalog, long RestoredFrom);
+
+/// <summary>One segment's current membership count and share of the population.</summary>
+public sealed record SegmentCount(Segment Segment, int Members, double Share);
+
+/// <summary>The current catalog's segments with their counts.</summary>
+public sealed record SegmentCounts(long CatalogVersion, int Population, IReadOnlyList<SegmentCount> Segments);
+
+/// <summary>One page of a segment's members, in id order, with the token of the next page ("" on the last).</summary>
+public sealed record MembersPage(IReadOnlyList<string> UserIds, int Total, string NextPageToken);
+
+/// <summary>The outcome of previewing a candidate segment: the preview, or the candidate's errors.</summary>
+public sealed record PreviewOutcome(SegmentPreview? Preview, IReadOnlyList<CatalogError> Errors);
+
+/// <summary>
+/// Catalog governance, the use cases of the catalog's owners: validate a candidate against the current
+/// profiles, publish, roll back, audit, preview one segment, count and page through members, and watch
+/// membership changes. Audits and previews see users without personalization consent as empty profiles,
+/// as membership does. Request bounds and defaults (files, page sizes, sample sizes) live here, so every
+/// adapter applies the same ones.
+/// </summary>
+public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore store, RfmModelProvider rfm, MembershipIndex memberships, TimeProvider time, ConsentPolicy consent)
+{
+    /// <summary>Most files one catalog may have.</summary>
+    public const int MaxFiles = 200;
+
+    /// <summary>Largest catalog file (and candidate segment), in characters.</summary>
+    public const int MaxFileLength = 1 << 20;
+
+    /// <summary>Longest file name.</summary>
+    public const int MaxFileNameLength = 256;
+
+    /// <summary>Members per page when the caller gives no size.</summary>
+    public const int DefaultPageSize = 100;
+
+    /// <summary>Most members per page.</summary>
+    public const int MaxPageSize = 1000;
+
+    /// <summary>Sample members of a preview when the caller gives no size.</summary>
+    public const int DefaultSampleSize = 10;
+
+    /// <summary>Most sample members of a preview.</summary>
+    public const int MaxSampleSize = 100;
+
+    /// <summary>How many membership changes a watcher may fall behind before it is disconnected.</summary>
+    public const int WatchCapacity = 10_000;
+
+    /// <summary>The active catalog.</summary>
+    public CatalogSnapshot Current => catalogs.Current;
+
+    /// <summary>Published versions, newest first.</summary>
+    public IReadOnlyList<CatalogVersionInfo> History => catalogs.History;
+
+    /// <summary>Validates candidate files without publishing them; a valid candidate is audited against the current profiles.</summary>
+    public CatalogValidation Validate(IReadOnlyList<CatalogFile> files, AuditOptions? options, CancellationToken cancellation = default)
+    {
+        var source = Source(files, "validate");
+        try
+        {
+            var candidate = CatalogLoader.Load(source, cancellation);
+            return new CatalogValidation([], Audit(candidate, options, cancellation).Warnings);
+        }
+        catch (CatalogException ex)
+        {
+            return new CatalogValidation(ex.Errors, []);
+        }
+    }
+
+    /// <summary>
+    /// Publishes candidate files as the next version. Throws <see cref="ValidationException"/> with one
+    /// violation per catalog error (the current catalog stays).
+    /// </summary>
+    public PublishedCatalog Publish(IReadOnlyList<CatalogFile> files, string comment, CancellationToken cancellation = default)
+    {
+        CatalogSnapshot published;
+        try
+        {
+            published = catalogs.Load(Source(files, "api"), comment, cancellation);
+        }
+        catch (CatalogException ex)
+        {
+            throw new ValidationException([.. ex.Errors.Select(e => new FieldViolation($"files[{e.File}]", e.ToString()))]);
+        }
+
+        return new PublishedCatalog(published, Audit(published, null, CancellationToken.None).Warnings);
+    }
+
+    /// <summary>
+    /// Republishes an earlier version's files (the one before the current when <paramref name="version"/> is
+    /// null) as a new version. Throws <see cref="NotFoundException"/> when that version is not kept.
+    /// </summary>
+    public RolledBackCatalog Rollback(long? version)
+    {
+        var restored = catalogs.Rollback(version);
+        var from = catalogs.History.First(h => h.Version == restored.Version).RolledBackFrom ?? 0;
+        return new RolledBackCatalog(restored, from);
+    }
+
+    /// <summary>Every segment of the current catalog with its current membership count.</summary>
+    public SegmentCounts Counts()
+    {
+        var c = catalogs.Current;
+        var population = memberships.Users;
+        var counts = new List<SegmentCount>(c.Segments.Count);
+        foreach (var s in c.Segments)
+        {
+            var count = memberships.Count(s.Id);
+            counts.Add(new SegmentCount(s, count, population == 0 ? 0 : (double)count / population));
+        }
+
+        return new SegmentCounts(c.Version, population, counts);
+    }
+
+    /// <summary>
+    /// One page of <paramref name="segmentId"/>'s members after <paramref name="pageToken"/>;
+    /// <paramref name="pageSize"/> 0 means <see cref="DefaultPageSize"/>. Throws <see cref="NotFoundException"/>
+    /// for a segment the current catalog does not have.
+    /// </summary>
+    public MembersPage Members(string segmentId, string pageToken, int pageSize)
+    {
+        if (!catalogs.Current.ById.ContainsKey(segmentId))
+        {
+            throw new NotFoundException($"unknown segment '{Shorten(segmentId)}'");
+        }
+
+        if (pageSize is < 0 or > MaxPageSize)
+        {
+            throw new ValidationException("page_size", $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})");
+        }
+
+        var size = pageSize == 0 ? DefaultPageSize : pageSize;
+        var page = memberships.Members(segmentId, pageToken, size + 1);
+        return new MembersPage([.. page.Take(size)], memberships.Count(segmentId), page.Count > size ? page[size - 1] : "");
+    }
+
+    /// <summary>
+    /// Previews a candidate segment (written as in a catalog file) against the current catalog and profiles;
+    /// <paramref name="sampleSize"/> 0 means <see cref="DefaultSampleSize"/>, and is clamped to 1..<see cref="MaxSampleSize"/>.
+    /// </summary>
+    public PreviewOutcome Preview(string segmentYaml, int sampleSize, CancellationToken cancellation = default)
+    {
+        if (string.IsNullOrWhiteSpace(segmentYaml) || segmentYaml.Length > MaxFileLength)
+        {
+            throw new ValidationException("segment_yaml", "a segment definition of at most 1 MiB is required");
+        }
+
+        try
+        {
+            var sample = Math.Clamp(sampleSize == 0 ? DefaultSampleSize : sampleSize, 1, MaxSampleSize);
+            return new PreviewOutcome(CatalogAudit.Preview(catalogs.Current, segmentYaml, Profiles(), rfm.Current, time.GetUtcNow(), sampleSize: sample, cancellation: cancellation), []);
+        }
+        catch (CatalogException ex)
+        {
+            return new PreviewOutcome(null, ex.Errors);
+        }
+    }
+
+    /// <summary>Audits <paramref name="catalog"/> (usually <see cref="Current"/>, read once by the caller) against the current profiles.</summary>
+    public AuditReport Audit(CatalogSnapshot catalog, AuditOptions? options, CancellationToken cancellation = default) =>
+        CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options ?? new AuditOptions(), memberships, cancellation);
+
+    /// <summary>
+    /// Membership changes of <paramref name="segmentIds"/> (all segments when empty) as they happen, until
+    /// <paramref name="cancellation"/>. A watcher that falls more than <see cref="WatchCapacity"/> changes behind
+    /// gets <see cref="LimitExceededException"/> and must resynchronise.
+    /// </summary>
+    public async IAsyncEnumerable<MembershipChange> Watch(IReadOnlyList<string> segmentIds, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        var reader = memberships.Subscribe(MembershipIndex.Filter(segmentIds), WatchCapacity, cancellation);
+        while (true)
+        {
+            MembershipChange change;
+            try
+            {
+                if (!await reader.WaitToReadAsync(cancellation).ConfigureAwait(false))
+                {
+                    yield break;
+                }
+
+                if (!reader.TryRead(out change!))
+                {
+                    continue;
+                }
+            }
+            catch (ChannelClosedException)
+            {
+                throw new LimitExceededException($"the watcher fell more than {WatchCapacity:N0} changes behind; reconnect and resynchronise with ListSegmentMembers");
+            }
+
+            yield return change;
+        }
+    }
+
+    private IEnumerable<Profile> Profiles() => store.Snapshot().Select(consent.GatedView);
+
+    private static InMemoryCatalogSource Source(IReadOnlyList<CatalogFile> files, string origin)
+    {
+        var v = new ViolationList();
+        if (files.Count is 0 or > MaxFiles)
+        {
+            v.Add("files", $"between 1 and {MaxFiles} files are required (got {files.Count})");
+        }
+
+        for (var i = 0; i < files.Count; i++)
+        {
+            v.Required($"files[{i}].name", files[i].Name, MaxFileNameLength);
+            if (files[i].Text.Length > MaxFileLength)
+            {
+                v.Add($"files[{i}].content", "must be at most 1 MiB");
+            }
+        }
+
+        if (files.Select(f => f.Name).Distinct(StringComparer.Ordinal).Count() != files.Count)
+        {
+            v.Add("files", "file names must be unique");
+        }
+
+        v.ThrowIfAny();
+        return new InMemoryCatalogSource(files, origin);
+    }
+
+    private static string Shorten(string id) => id.Length > 64 ? id[..64] + "…" : id;
+}

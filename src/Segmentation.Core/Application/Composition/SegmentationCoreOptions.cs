@@ -1,0 +1,18 @@
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Composition;
+
+/// <summary>What the domain reads from configuration; the host fills it from its own settings.</summary>
+public sealed class SegmentationCoreOptions
+{
+    /// <summary>The decision cache's bounds.</summary>
+    public DecisionCacheOptions DecisionCache { get; set; } = new();
+
+    /// <summary>The bounds of one template render.</summary>
+    public RenderLimits Rendering { get; set; } = new();
+
+    /// <summary>Most events one profile holds.</summary>
+    public int EventLimit { get; set; } = InputLimits.MaxEventsPerProfile;
+}

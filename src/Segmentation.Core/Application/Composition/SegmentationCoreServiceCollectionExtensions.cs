@@ -1,0 +1,113 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Composition;
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.Privacy;
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds further parts (durable storage, ...) to the domain <see cref="SegmentationCoreServiceCollectionExtensions.AddSegmentationCore"/> registered.</summary>
+public interface ISegmentationBuilder
+{
+    /// <summary>The services the domain is registered in.</summary>
+    IServiceCollection Services { get; }
+}
+
+/// <summary>The one place the decisioning domain is wired: the server, the in-memory test host, the benchmarks and the scale test all use it.</summary>
+public static class SegmentationCoreServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the domain: the catalog (loaded by the <see cref="CatalogStartup"/> hosted step from the
+    /// registered <see cref="ICatalogSource"/>, the embedded default catalog unless another is registered), the
+    /// in-memory profile store, RFM scoring, the membership index, the template renderer, the decider, the
+    /// decision cache and engine, the profile write handlers, data-subject rights and catalog governance.
+    /// Every registration is a <c>TryAdd</c>: register your own clock, store, catalog source, consent or
+    /// retention policy, change log or compaction before calling to replace the default (a system clock, an
+    /// in-memory store, consent as <see cref="ConsentPolicy.Default"/>, events kept forever, nothing written to disk).
+    /// </summary>
+    /// <param name="services">The services to add to.</param>
+    /// <param name="configure">Sets the domain's options (cache size, render limits, event limit).</param>
+    public static ISegmentationBuilder AddSegmentationCore(this IServiceCollection services, Action<SegmentationCoreOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var options = services.AddOptions<SegmentationCoreOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ICatalogSource, EmbeddedCatalogSource>();
+        services.TryAddSingleton(ConsentPolicy.Default);
+        services.TryAddSingleton(RetentionPolicy.KeepForever);
+        services.TryAddSingleton<IChangeLog>(NoChangeLog.Instance);
+        services.TryAddSingleton<IStoreCompaction>(NoStoreCompaction.Instance);
+        services.TryAddSingleton<InMemoryProfileStore>();
+        services.TryAddSingleton<IProfileStore>(sp => sp.GetRequiredService<InMemoryProfileStore>());
+
+        services.TryAddSingleton(sp => new CatalogProvider(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<CatalogStartup>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, CatalogStartup>(sp => sp.GetRequiredService<CatalogStartup>()));
+        services.TryAddSingleton(sp => new RfmModelProvider(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<MembershipIndex>();
+        services.TryAddSingleton(sp => new DecisionCache(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.DecisionCache));
+        services.TryAddSingleton(sp => new TemplateRenderer(
+            sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Rendering,
+            sp.GetService<ILogger<TemplateRenderer>>()));
+        services.TryAddSingleton(sp => new Decider(sp.GetRequiredService<TemplateRenderer>()));
+        services.TryAddSingleton(sp => new DecisionEngine(
+            sp.GetRequiredService<CatalogProvider>(),
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<RfmModelProvider>(),
+            sp.GetRequiredService<DecisionCache>(),
+            sp.GetRequiredService<Decider>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ConsentPolicy>()));
+        services.TryAddSingleton(sp => new ProfileIngestion(
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<CatalogProvider>(),
+            sp.GetRequiredService<RfmModelProvider>(),
+            sp.GetRequiredService<MembershipIndex>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IChangeLog>(),
+            sp.GetRequiredService<ConsentPolicy>(),
+            sp.GetRequiredService<RetentionPolicy>())
+        {
+            EventLimit = sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.EventLimit,
+        });
+        services.TryAddSingleton<ISnapshotStateSource>(sp => sp.GetRequiredService<ProfileIngestion>());
+        services.TryAddSingleton(sp => new DataSubjectRights(
+            sp.GetRequiredService<ProfileIngestion>(),
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<CatalogProvider>(),
+            sp.GetRequiredService<RfmModelProvider>(),
+            sp.GetRequiredService<MembershipIndex>(),
+            sp.GetRequiredService<DecisionCache>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IStoreCompaction>()));
+        services.TryAddSingleton(sp => new CatalogGovernance(
+            sp.GetRequiredService<CatalogProvider>(),
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<RfmModelProvider>(),
+            sp.GetRequiredService<MembershipIndex>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ConsentPolicy>()));
+        return new SegmentationBuilder(services);
+    }
+
+    private sealed class SegmentationBuilder(IServiceCollection services) : ISegmentationBuilder
+    {
+        public IServiceCollection Services { get; } = services;
+    }
+}

@@ -1,0 +1,201 @@
+using System.Globalization;
+using Sylvan.Data.Csv;
+
+namespace Segmentation.OnlineRetail;
+
+/// <summary>One line of an invoice.</summary>
+/// <param name="StockCode">The product's stock code.</param>
+/// <param name="Description">The product's description.</param>
+/// <param name="Quantity">Units (positive, also on a cancellation).</param>
+/// <param name="UnitPrice">Price per unit in GBP.</param>
+public sealed record InvoiceLine(string StockCode, string Description, int Quantity, double UnitPrice);
+
+/// <summary>
+/// One invoice of the dataset: a sale, or a cancellation (invoice number starting with "C") of the units
+/// on its lines.
+/// </summary>
+/// <param name="Number">The invoice number.</param>
+/// <param name="Customer">The customer id (the dataset's float form "12923.0" read as "12923").</param>
+/// <param name="Country">The customer's country.</param>
+/// <param name="At">The invoice time (UTC), shifted when the read asked for it.</param>
+/// <param name="Lines">Its lines.</param>
+public sealed record Invoice(string Number, string Customer, string Country, DateTime At, IReadOnlyList<InvoiceLine> Lines)
+{
+    /// <summary>True for a cancellation invoice.</summary>
+    public bool IsCancellation => Number.StartsWith('C');
+
+    /// <summary>The invoice's value: units times price over its lines, rounded to pence.</summary>
+    public double Value => Math.Round(Lines.Sum(l => l.Quantity * l.UnitPrice), 2);
+}
+
+/// <summary>What a read of the CSV produced and rejected.</summary>
+/// <param name="Invoices">Invoices in time order (ties by number).</param>
+/// <param name="RowsRead">Data rows read (header excluded).</param>
+/// <param name="RejectedRows">Rows rejected, by reason.</param>
+/// <param name="Shift">Whole days added to every timestamp.</param>
+public sealed record OnlineRetailRead(IReadOnlyList<Invoice> Invoices, int RowsRead, IReadOnlyDictionary<string, int> RejectedRows, TimeSpan Shift);
+
+/// <summary>
+/// Reads the UCI Online Retail dataset (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
+/// CustomerID, Country) with Sylvan.Data.Csv and groups its rows into invoices. A row is rejected, and counted by
+/// reason, when it is malformed, has too few columns, no customer id, no invoice number or stock code, an
+/// unparseable quantity, price or date, a price that is not a positive finite number, a non-positive quantity
+/// on a sale or a non-negative one on a cancellation. Dates are read as <c>yyyy-MM-dd HH:mm:ss</c>,
+/// <c>yyyy-MM-dd HH:mm</c> or <c>M/d/yyyy H:mm</c> (the dataset's published forms), in UTC; a byte order mark
+/// before the header is ignored.
+/// </summary>
+public static class OnlineRetailCsv
+{
+    /// <summary>The header the file must start with.</summary>
+    public const string Header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
+
+    private static readonly string[] DateFormats = ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm", "M/d/yyyy H:mm"];
+
+    /// <summary>Reads <paramref name="csv"/> (header first) into invoices.</summary>
+    /// <param name="csv">The CSV text.</param>
+    /// <param name="endsAt">When set, timestamps are shifted by whole days so the last invoice falls on the day before this instant.</param>
+    /// <exception cref="InvalidDataException">The text does not start with the dataset's header.</exception>
+    public static OnlineRetailRead Read(TextReader csv, DateTimeOffset? endsAt = null)
+    {
+        ArgumentNullException.ThrowIfNull(csv);
+        var rejected = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        void Reject(string reason) => rejected[reason] = rejected.GetValueOrDefault(reason) + 1;
+
+        var rows = new List<Row>();
+        var read = 0;
+        using (var reader = CsvDataReader.Create(csv, new CsvDataReaderOptions { HasHeaders = false }))
+        {
+            if (!reader.Read() || reader.RowFieldCount < 8 || reader.GetString(0).Trim().TrimStart('\uFEFF') != "InvoiceNo")
+            {
+                throw new InvalidDataException("not an Online Retail CSV: expected the header " + Header);
+            }
+
+            var fields = new string[8];
+            var lastMalformedRow = -1;
+            while (true)
+            {
+                try
+                {
+                    if (!reader.Read())
+                    {
+                        break;
+                    }
+                }
+                catch (CsvFormatException)
+                {
+                    // A malformed quoted field: the row is rejected and reading goes on after it, unless the
+                    // reader cannot get past it.
+                    read++;
+                    Reject("malformed CSV line");
+                    if (reader.RowNumber == lastMalformedRow)
+                    {
+                        break;
+                    }
+
+                    lastMalformedRow = reader.RowNumber;
+                    continue;
+                }
+
+                read++;
+                if (reader.RowFieldCount < 8)
+                {
+                    Reject("too few columns");
+                    continue;
+                }
+
+                for (var i = 0; i < fields.Length; i++)
+                {
+                    fields[i] = reader.GetString(i);
+                }
+
+                if (Parse(fields, out var reason) is { } row)
+                {
+                    rows.Add(row);
+                }
+                else
+                {
+                    Reject(reason);
+                }
+            }
+        }
+
+        var shift = TimeSpan.Zero;
+        if (endsAt is { } end && rows.Count > 0)
+        {
+            var last = rows.Max(r => r.At);
+            shift = TimeSpan.FromDays(Math.Floor((end.UtcDateTime.Date.AddDays(-1) - last.Date).TotalDays));
+        }
+
+        var invoices = rows
+            .GroupBy(r => r.Invoice, StringComparer.Ordinal)
+            .Select(g =>
+            {
+                var first = g.First();
+                return new Invoice(
+                    first.Invoice,
+                    first.Customer,
+                    first.Country,
+                    DateTime.SpecifyKind(g.Min(r => r.At) + shift, DateTimeKind.Utc),
+                    [.. g.Select(r => new InvoiceLine(r.StockCode, r.Description, Math.Abs(r.Quantity), r.UnitPrice))]);
+            })
+            .OrderBy(i => i.At)
+            .ThenBy(i => "uci-" + i.Number, StringComparer.Ordinal)
+            .ToList();
+        return new OnlineRetailRead(invoices, read, rejected, shift);
+    }
+
+    private static Row? Parse(string[] f, out string reason)
+    {
+        reason = "";
+        var invoice = f[0].Trim();
+        var customer = f[6].Trim();
+        if (customer.Length == 0)
+        {
+            reason = "missing customer id";
+            return null;
+        }
+
+        // CustomerID is written as a float ("12923.0").
+        if (customer.EndsWith(".0", StringComparison.Ordinal))
+        {
+            customer = customer[..^2];
+        }
+
+        if (invoice.Length == 0 || f[1].Trim().Length == 0)
+        {
+            reason = "missing invoice or stock code";
+            return null;
+        }
+
+        if (!int.TryParse(f[3].Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var quantity) ||
+            !double.TryParse(f[5].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var price) ||
+            !DateTime.TryParseExact(f[4].Trim(), DateFormats, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at))
+        {
+            reason = "unparseable quantity, price or date";
+            return null;
+        }
+
+        var cancellation = invoice.StartsWith('C');
+        if (price <= 0 || !double.IsFinite(price))
+        {
+            reason = "non-positive unit price";
+            return null;
+        }
+
+        if (!cancellation && quantity <= 0)
+        {
+            reason = "non-positive quantity on a sale";
+            return null;
+        }
+
+        if (cancellation && quantity >= 0)
+        {
+            reason = "non-negative quantity on a cancellation";
+            return null;
+        }
+
+        return new Row(invoice, f[1].Trim(), f[2].Trim(), quantity, at, price, customer, f[7].Trim());
+    }
+
+    private sealed record Row(string Invoice, string StockCode, string Description, int Quantity, DateTime At, double UnitPrice, string Customer, string Country);
+}

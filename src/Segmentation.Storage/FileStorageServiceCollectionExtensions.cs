@@ -1,0 +1,50 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Profiles;
+using Segmentation.Storage;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Where a data directory is and how values are sealed in it.</summary>
+/// <param name="Directory">The data directory.</param>
+/// <param name="Pii">Seals personal-data values at rest.</param>
+/// <param name="AcceptDataLoss">Start although files the manifest expects are missing (operator override).</param>
+public sealed record FileStorageSettings(string Directory, PiiProtector? Pii, bool AcceptDataLoss = false);
+
+/// <summary>Registers durable storage of the profile store on local disk.</summary>
+public static class FileStorageServiceCollectionExtensions
+{
+    /// <summary>
+    /// Keeps the profile store durable in a data directory (change log written ahead of memory, snapshots,
+    /// compaction, PII sealed at rest) when <paramref name="settings"/> gives one; when it gives null,
+    /// durability is off and nothing is written. Replaces the domain's <see cref="IChangeLog"/> and
+    /// <see cref="IStoreCompaction"/>; <see cref="DurableStorage"/> gives the file store to start-up restore and
+    /// scheduled snapshots.
+    /// </summary>
+    public static ISegmentationBuilder AddFileStorage(this ISegmentationBuilder builder, Func<IServiceProvider, FileStorageSettings?> settings)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(settings);
+        var services = builder.Services;
+        services.TryAddSingleton(sp => settings(sp) is { } s
+            ? new DurableStorage(new FileStore(
+                s.Directory,
+                sp.GetRequiredService<IProfileStore>(),
+                s.Pii,
+                new LazySnapshotState(sp),
+                sp.GetService<ILoggerFactory>(),
+                s.AcceptDataLoss))
+            : DurableStorage.Off);
+        services.Replace(ServiceDescriptor.Singleton(sp => sp.GetRequiredService<DurableStorage>().ChangeLog));
+        services.Replace(ServiceDescriptor.Singleton(sp => sp.GetRequiredService<DurableStorage>().Compaction));
+        return builder;
+    }
+
+    // What snapshots carry besides profiles comes from the profile writer, which itself depends on the change
+    // log this storage provides: it is resolved when a snapshot is taken, not when the storage is built.
+    private sealed class LazySnapshotState(IServiceProvider services) : ISnapshotStateSource
+    {
+        public SnapshotState Capture() => services.GetRequiredService<ISnapshotStateSource>().Capture();
+    }
+}

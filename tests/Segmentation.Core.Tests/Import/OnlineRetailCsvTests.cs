@@ -1,0 +1,97 @@
+using Segmentation.OnlineRetail;
+
+namespace Segmentation.Core.Tests.Import;
+
+/// <summary>The one Online Retail reader both the demo import and segctl import use.</summary>
+public sealed class OnlineRetailCsvTests
+{
+    private const string Header = OnlineRetailCsv.Header + "\n";
+
+    private static OnlineRetailRead Read(string rows, DateTimeOffset? endsAt = null) => OnlineRetailCsv.Read(new StringReader(Header + rows), endsAt);
+
+    [Fact]
+    public void Rows_of_one_invoice_become_one_invoice_and_a_cancellation_counts_positive_units()
+    {
+        var read = Read("""
+            536365,85123A,WHITE HANGING HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            536365,71053,"WHITE METAL LANTERN, LARGE",6,2010-12-01 08:26:00,3.39,17850.0,United Kingdom
+            C536379,D,Discount,-1,2010-12-01 09:41:00,27.5,14527.0,United Kingdom
+            """);
+
+        Assert.Equal(3, read.RowsRead);
+        Assert.Empty(read.RejectedRows);
+        var sale = read.Invoices[0];
+        Assert.Equal(("536365", "17850", false, 2), (sale.Number, sale.Customer, sale.IsCancellation, sale.Lines.Count));
+        Assert.Equal("WHITE METAL LANTERN, LARGE", sale.Lines[1].Description); // a quoted comma stays in the field
+        Assert.Equal(Math.Round((6 * 2.55) + (6 * 3.39), 2), sale.Value);
+        var refund = read.Invoices[1];
+        Assert.True(refund.IsCancellation);
+        Assert.Equal(1, refund.Lines[0].Quantity);
+    }
+
+    [Theory]
+    [InlineData("2010-12-01 08:26:00")]
+    [InlineData("2010-12-01 08:26")]
+    [InlineData("12/1/2010 8:26")]
+    public void Every_published_date_form_is_read_as_utc(string date)
+    {
+        var read = Read($"536365,85123A,HEART,6,{date},2.55,17850.0,United Kingdom\n");
+
+        var invoice = Assert.Single(read.Invoices);
+        Assert.Equal(new DateTime(2010, 12, 1, 8, 26, 0, DateTimeKind.Utc), invoice.At);
+        Assert.Equal(DateTimeKind.Utc, invoice.At.Kind);
+    }
+
+    [Fact]
+    public void A_byte_order_mark_before_the_header_is_ignored()
+    {
+        var read = OnlineRetailCsv.Read(new StringReader("\uFEFF" + Header + "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom\n"));
+
+        Assert.Single(read.Invoices);
+    }
+
+    [Fact]
+    public void Bad_rows_are_rejected_by_reason_and_the_rest_is_read()
+    {
+        var read = Read("""
+            536365,85123A,HEART,6,2010-12-01 08:26:00,NaN,17850.0,United Kingdom
+            536366,,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            536367,85123A,HEART,6,2010-12-01 08:26:00,2.55,,United Kingdom
+            536368,85123A,HEART,0,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            C536369,85123A,HEART,2,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            536370,85123A,HEART,6,yesterday,2.55,17850.0,United Kingdom
+            536371,85123A
+            536372,85123A,HEART,6,2010-12-01 08:26:00,-1,17850.0,United Kingdom
+            536373,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            """);
+
+        Assert.Equal(9, read.RowsRead);
+        Assert.Equal(2, read.RejectedRows["non-positive unit price"]); // NaN and -1
+        Assert.Equal(1, read.RejectedRows["missing invoice or stock code"]);
+        Assert.Equal(1, read.RejectedRows["missing customer id"]);
+        Assert.Equal(1, read.RejectedRows["non-positive quantity on a sale"]);
+        Assert.Equal(1, read.RejectedRows["non-negative quantity on a cancellation"]);
+        Assert.Equal(1, read.RejectedRows["unparseable quantity, price or date"]);
+        Assert.Equal(1, read.RejectedRows["too few columns"]);
+        Assert.Equal("536373", Assert.Single(read.Invoices).Number);
+    }
+
+    [Fact]
+    public void A_file_without_the_header_is_refused()
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => OnlineRetailCsv.Read(new StringReader("a,b,c\n1,2,3\n")));
+
+        Assert.Contains(OnlineRetailCsv.Header, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Shifting_moves_the_last_invoice_to_the_day_before_the_end_by_whole_days()
+    {
+        var end = new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+
+        var read = Read("536365,85123A,HEART,6,2011-12-09 12:50:00,2.55,17850.0,United Kingdom\n", end);
+
+        Assert.Equal(new DateTime(2026, 5, 31, 12, 50, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
+        Assert.Equal(0, read.Shift.Ticks % TimeSpan.TicksPerDay);
+    }
+}
