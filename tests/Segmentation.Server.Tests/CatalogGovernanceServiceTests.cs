@@ -2,6 +2,7 @@ using Google.Rpc;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
+using Segmentation.Server.Tests.Support;
 using CatalogFile = Segmentation.Contracts.V1.CatalogFile;
 
 namespace Segmentation.Server.Tests;
@@ -190,7 +191,7 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
         await Task.Delay(200); // the subscription is registered when the call starts on the server
         for (var i = 0; i < 5; i++)
         {
-            await profiles.TrackEventAsync(new TrackEventRequest { Event = DecisionServiceTests.Event(user, $"w{i}", "product_view") });
+            await profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, $"w{i}", "product_view") });
         }
 
         WatchSegmentChangesResponse? change = null;

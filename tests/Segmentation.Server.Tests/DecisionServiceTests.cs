@@ -2,6 +2,7 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
+using Segmentation.Server.Tests.Support;
 
 namespace Segmentation.Server.Tests;
 
@@ -68,7 +69,7 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
 
         for (var i = 0; i < 5; i++)
         {
-            await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, $"pv-{i}", "product_view") });
+            await Profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, $"pv-{i}", "product_view") });
         }
 
         var after = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
@@ -81,7 +82,7 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
     {
         var user = NewUser();
         var addedAt = DateTimeOffset.UtcNow.AddMinutes(-1);
-        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "atc-1", "add_to_cart", addedAt) });
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, "atc-1", "add_to_cart", addedAt) });
 
         var now = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
         var later = (await Decisions.DecideAsync(new DecideRequest { UserId = user, Timestamp = Timestamp.FromDateTimeOffset(addedAt.AddHours(2)) })).Decision;
@@ -94,7 +95,7 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
     public async Task Declared_vip_overrides_churned()
     {
         var user = NewUser();
-        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "old-order", "purchase", DateTimeOffset.UtcNow.AddDays(-400), value: 20) });
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, "old-order", "purchase", DateTimeOffset.UtcNow.AddDays(-400), value: 20) });
         var before = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
         Assert.Contains(before.MatchedSegments, m => m.Segment.Id == "churned" && m.Status != MatchStatus.Overridden);
 
@@ -160,16 +161,4 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
         var ex = await Assert.ThrowsAsync<RpcException>(async () => await call.ResponseStream.MoveNext());
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
     }
-
-    internal static Event Event(string user, string id, string type, DateTimeOffset? at = null, double value = 0) => new()
-    {
-        EventId = id,
-        Type = type,
-        UserId = user,
-        Timestamp = Timestamp.FromDateTimeOffset(at ?? DateTimeOffset.UtcNow),
-        Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s-" + user, PageType = "product" },
-        Value = value,
-        OrderId = type == "purchase" ? "o-" + id : "",
-        ProductId = type is "product_view" or "add_to_cart" ? "sku-1" : "",
-    };
 }

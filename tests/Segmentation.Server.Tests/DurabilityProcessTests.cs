@@ -5,7 +5,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Segmentation.Contracts.V1;
-using Segmentation.Core.Tests;
+using Segmentation.Core.Tests.Support;
 using Xunit.Abstractions;
 
 namespace Segmentation.Server.Tests;
@@ -267,7 +267,7 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
 
     private static async Task Eventually(Func<Task> check)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow.AddSeconds(60); // a job backing off (at most 30 s) retries within it
         while (true)
         {
             try

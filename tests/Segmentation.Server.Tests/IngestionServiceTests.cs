@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Segmentation.Contracts.V1;
+using Segmentation.Server.Tests.Support;
 
 namespace Segmentation.Server.Tests;
 
@@ -10,7 +11,7 @@ public sealed class IngestionServiceTests(GrpcTestFixture fixture) : IClassFixtu
     private static string NewUser() => "ing-" + Guid.NewGuid().ToString("N");
 
     private static Event Event(string user, string id, string type, DateTimeOffset? at = null, double value = 0, string anonymous = "", string pageType = "product") =>
-        Fix(DecisionServiceTests.Event(user, id, type, at, value), anonymous, pageType);
+        Fix(ProtoEvents.Make(user, id, type, at, value), anonymous, pageType);
 
     private static Event Fix(Event e, string anonymous, string pageType)
     {

@@ -3,6 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
+using Segmentation.Server.Tests.Support;
 
 namespace Segmentation.Server.Tests;
 
@@ -26,7 +27,7 @@ public sealed class PrivacyServiceTests(GrpcTestFixture fixture) : IClassFixture
     {
         for (var i = 0; i < 5; i++)
         {
-            var e = DecisionServiceTests.Event(user, $"{user}-v{i}", "product_view");
+            var e = ProtoEvents.Make(user, $"{user}-v{i}", "product_view");
             if (anonymous.Length > 0)
             {
                 e.UserId = "";
@@ -183,7 +184,7 @@ public sealed class PrivacyServiceTests(GrpcTestFixture fixture) : IClassFixture
         var again = await Privacy.ForgetUserAsync(new ForgetUserRequest { UserId = user });
         Assert.False(again.Existed);
 
-        await Profiles.TrackEventAsync(new TrackEventRequest { Event = DecisionServiceTests.Event(user, $"{user}-after", "page_view") });
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, $"{user}-after", "page_view") });
         var fresh = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
         Assert.Equal(1, fresh.EventCounts.Values.Sum());
         Assert.DoesNotContain("first_name", fresh.Attributes.Select(a => a.Name));

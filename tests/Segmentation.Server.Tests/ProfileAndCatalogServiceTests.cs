@@ -4,6 +4,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Reflection.V1Alpha;
 using Segmentation.Contracts.V1;
+using Segmentation.Server.Tests.Support;
 
 namespace Segmentation.Server.Tests;
 
@@ -76,7 +77,7 @@ public sealed class ProfileAndCatalogServiceTests(GrpcTestFixture fixture) : ICl
     public async Task Resending_an_event_id_is_accepted_and_not_counted_twice()
     {
         var user = NewUser();
-        var e = DecisionServiceTests.Event(user, "buy-1", "purchase", value: 40);
+        var e = ProtoEvents.Make(user, "buy-1", "purchase", value: 40);
 
         var first = await Profiles.TrackEventAsync(new TrackEventRequest { Event = e });
         var retry = await Profiles.TrackEventAsync(new TrackEventRequest { Event = e });

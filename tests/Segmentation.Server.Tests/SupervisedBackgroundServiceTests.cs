@@ -1,5 +1,11 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
 using Segmentation.Server.Hosting;
+using Segmentation.Storage;
 
 namespace Segmentation.Server.Tests;
 
@@ -43,6 +49,56 @@ public sealed class SupervisedBackgroundServiceTests
 
         Assert.Equal(3, job.Runs);
         Assert.Empty(health.Problems);
+    }
+
+    [Fact]
+    public async Task A_snapshot_that_failed_on_a_full_disk_is_retried_as_soon_as_the_job_restarts_and_health_clears_without_new_writes()
+    {
+        using var disk = new TinyDisk(4);
+        var store = new InMemoryProfileStore();
+        using var files = new FileStore(disk.Directory("store"), store, pii: null, state: null);
+        files.RestoreSnapshot();
+        files.ReplayLog(_ => { });
+        var at = new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+        for (var i = 0; i < 20; i++)
+        {
+            var e = new BehaviourEvent { EventId = $"e{i}", Type = EventTypes.PageView, UserId = "u1", Timestamp = at, Context = new EventContext("web", "mobile", "s1", "product") };
+            files.Append(new EventChange("u1", StoredEvent.From(e)) { Version = i + 1 });
+        }
+
+        var options = new SegmentationOptions { SnapshotLogBytes = 1, SnapshotCheckSeconds = 1, SnapshotIntervalMinutes = 60 };
+        var health = new ServiceHealth();
+        var scheduler = new SnapshotScheduler(new DurableStorage(files), Options.Create(options), TimeProvider.System, health, NullLogger<SnapshotScheduler>.Instance)
+        {
+            InitialBackoff = TimeSpan.FromMilliseconds(200),
+        };
+
+        disk.Fill();
+        await scheduler.StartAsync(CancellationToken.None);
+        try
+        {
+            await Until(() => health.Problems.ContainsKey("snapshot"));
+
+            // Nothing more is written and no snapshot would be due by size or time: the failed one is still owed,
+            // and is taken as soon as the disk has room, which clears the health report.
+            options.SnapshotLogBytes = long.MaxValue;
+            disk.Free();
+            await Until(() => health.Problems.Count == 0);
+        }
+        finally
+        {
+            await scheduler.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private static async Task Until(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold within 20 s");
+            await Task.Delay(50);
+        }
     }
 
     [Fact]

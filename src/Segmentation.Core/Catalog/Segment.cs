@@ -12,7 +12,7 @@ public sealed class Segment
     /// <summary>Human-readable name.</summary>
     public required string Name { get; init; }
 
-    /// <summary>Segment type (F10).</summary>
+    /// <summary>Segment type.</summary>
     public required SegmentType Type { get; init; }
 
     /// <summary>Resolved priority; higher wins.</summary>

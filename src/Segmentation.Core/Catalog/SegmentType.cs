@@ -1,6 +1,6 @@
 namespace Segmentation.Core.Catalog;
 
-/// <summary>Segment types of the framework (F10).</summary>
+/// <summary>Segment types of the segmentation framework.</summary>
 public enum SegmentType
 {
     /// <summary>What the user does.</summary>
@@ -44,7 +44,7 @@ public enum SegmentType
 }
 
 /// <summary>
-/// The framework's priority families (F12): intent &gt; behaviour &gt; value &gt; need &gt; context &gt;
+/// The framework's priority families: intent &gt; behaviour &gt; value &gt; need &gt; context &gt;
 /// psychographic. Each type belongs to one family; a segment's default priority is its family's.
 /// </summary>
 public static class SegmentFamilies

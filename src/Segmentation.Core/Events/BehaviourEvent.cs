@@ -1,6 +1,6 @@
 namespace Segmentation.Core.Events;
 
-/// <summary>Where and how an event happened (F5).</summary>
+/// <summary>Where and how an event happened.</summary>
 public sealed record EventContext(string Source, string Device, string SessionId, string PageType, string? PagePath = null, string? Country = null);
 
 /// <summary>One line of an order or cart change.</summary>

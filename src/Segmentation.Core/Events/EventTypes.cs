@@ -2,7 +2,7 @@ using System.Collections.Frozen;
 
 namespace Segmentation.Core.Events;
 
-/// <summary>The event types the service understands (F5).</summary>
+/// <summary>The event types the service understands.</summary>
 public static class EventTypes
 {
     /// <summary>The <c>page_view</c> event type.</summary>

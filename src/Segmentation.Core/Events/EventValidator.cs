@@ -3,7 +3,7 @@ using Segmentation.Core.Validation;
 namespace Segmentation.Core.Events;
 
 /// <summary>
-/// Validates behavioural events before they reach a profile (F5, F8). Field paths in violations are
+/// Validates behavioural events before they reach a profile. Field paths in violations are
 /// those of the public API (<c>event.context.session_id</c>).
 /// </summary>
 public static class EventValidator

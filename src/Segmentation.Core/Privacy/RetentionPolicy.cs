@@ -3,7 +3,7 @@ using Segmentation.Core.Profiles;
 namespace Segmentation.Core.Privacy;
 
 /// <summary>
-/// How long events are kept (F9: data is kept only as long as needed): a default age and optional ages per
+/// How long events are kept (data is kept only as long as needed): a default age and optional ages per
 /// event type. An event older than its type's age no longer counts in aggregates, is removed from the
 /// profile by the application's retention sweep, is rejected at ingest, and is removed again by the sweep that follows a restart's replay.
 /// A null age means "kept forever".

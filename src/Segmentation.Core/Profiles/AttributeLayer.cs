@@ -1,8 +1,9 @@
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// Where an attribute's value came from (framework F1). The numeric order is the reliability
-/// order of F2: a value from a lower layer never replaces a value from a higher one.
+/// Where an attribute's value came from: declared by the user, observed by us or inferred by us.
+/// The numeric order is the reliability order: a value from a lower layer never replaces a value
+/// from a higher one.
 /// </summary>
 public enum AttributeLayer
 {

@@ -1,6 +1,6 @@
 namespace Segmentation.Core.Profiles;
 
-/// <summary>What a user's data may be used for (F9). Consent is recorded per purpose.</summary>
+/// <summary>What a user's data may be used for. Consent is recorded per purpose.</summary>
 public enum ConsentPurpose
 {
     /// <summary>

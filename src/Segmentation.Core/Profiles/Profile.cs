@@ -4,11 +4,11 @@ using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
 
-/// <summary>A change of a user's winning segment (F6, F15): from, to, when and which write caused it. A value kept inline in the profile's history array.</summary>
+/// <summary>A change of a user's winning segment: from, to, when and which write caused it. A value kept inline in the profile's history array.</summary>
 public readonly record struct SegmentChange(string? From, string To, DateTimeOffset At, string Cause);
 
 /// <summary>
-/// An immutable snapshot of one user's profile: attributes with provenance (F1), the accepted events
+/// An immutable snapshot of one user's profile: attributes with provenance (layer, source and time), the accepted events
 /// in time order, and the aggregates derived from them on write. Writers build a new snapshot under
 /// the user's lock; readers never lock.
 /// </summary>
@@ -26,7 +26,7 @@ public sealed record Profile
     /// <summary>Globally increasing version; a new value on every change. Part of the decision cache key.</summary>
     public long Version { get; init; }
 
-    /// <summary>Stored attributes by name. Each name holds the value of the most reliable layer written (F2).</summary>
+    /// <summary>Stored attributes by name. Each name holds the value of the most reliable layer written.</summary>
     public AttributeDictionary Attributes { get; init; } = AttributeDictionary.Empty;
 
     /// <summary>Accepted events in time order (ties in arrival order), stored in columns.</summary>
@@ -45,7 +45,7 @@ public sealed record Profile
     public SegmentHistory SegmentHistory { get; init; } = SegmentHistory.Empty;
 
     /// <summary>
-    /// The consent audit trail (F9): every grant and withdrawal recorded, in time order (ties in arrival
+    /// The consent audit trail: every grant and withdrawal recorded, in time order (ties in arrival
     /// order). The current consent for a purpose is the latest entry for it; see <see cref="LatestConsent"/>.
     /// </summary>
     public ImmutableList<ConsentRecord> ConsentTrail { get; init; } = [];
@@ -246,7 +246,7 @@ public sealed record Profile
     /// <summary>
     /// Merges another profile's history into this one (identity stitching): events are united by event
     /// id, so an event both profiles recorded counts once, and the aggregates are replayed; attributes
-    /// merge under the layer hierarchy (F2) and, within a layer, the newer value wins.
+    /// merge under the layer hierarchy (the more reliable layer wins) and, within a layer, the newer value wins.
     /// </summary>
     public Profile Merge(Profile other, long newVersion, out int mergedEvents, out int duplicateEvents)
     {
@@ -287,7 +287,7 @@ public sealed record Profile
     }
 
     /// <summary>
-    /// Sets an attribute unless a more reliable layer already holds it (F2). Within the same layer,
+    /// Sets an attribute unless a more reliable layer already holds it. Within the same layer,
     /// the later write wins. Returns false when the write was ignored.
     /// </summary>
     public bool TrySetAttribute(ProfileAttribute attribute, long newVersion, out Profile result)

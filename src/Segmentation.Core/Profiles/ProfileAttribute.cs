@@ -3,7 +3,7 @@ using Segmentation.Core.Profiles.Compact;
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// One stored attribute with its provenance (F1). A value type: a profile's attributes are one array of
+/// One stored attribute with its provenance (layer, source and time). A value type: a profile's attributes are one array of
 /// these (see <see cref="AttributeDictionary"/>), not an object each; the time is kept as UTC ticks and an
 /// offset, so an attribute takes 40 bytes.
 /// </summary>

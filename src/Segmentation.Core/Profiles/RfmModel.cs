@@ -1,7 +1,7 @@
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// RFM quintile scoring (F16) over the customer population at one moment, versioned.
+/// RFM (recency, frequency, monetary) quintile scoring over the customer population at one moment, versioned.
 /// </summary>
 /// <remarks>
 /// Customers are the profiles with at least one purchase. For each dimension the population's

@@ -4,7 +4,7 @@ namespace Segmentation.Core.Profiles;
 
 /// <summary>
 /// The part of an accepted event a profile keeps: enough to recompute every aggregate by replay
-/// (out-of-order delivery, identity merges) and nothing else (F8: unknown or useless fields are not stored).
+/// (out-of-order delivery, identity merges) and nothing else (unknown or useless fields are not stored).
 /// A value: profiles keep events in an <see cref="EventLog"/> (pooled strings by id, ids as UTF-8), and this
 /// is the form they are written and read in, so decoding a snapshot or a log allocates no object per event.
 /// </summary>

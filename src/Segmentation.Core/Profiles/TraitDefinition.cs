@@ -10,6 +10,6 @@ namespace Segmentation.Core.Profiles;
 /// <param name="Description">What it means.</param>
 /// <param name="ObservedBy">
 /// A behavioural field answering the same question (e.g. <c>affinity.top_category</c> for a declared
-/// preferred category); rules may ask for the F3 resolution with <c>resolve: recent</c>.
+/// preferred category); rules may let the more recent signal win with <c>resolve: recent</c>.
 /// </param>
 public sealed record TraitDefinition(string Name, FieldType Type, bool Pii, string Description, string? ObservedBy = null);

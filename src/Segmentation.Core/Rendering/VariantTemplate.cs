@@ -2,7 +2,7 @@ using Scriban;
 
 namespace Segmentation.Core.Rendering;
 
-/// <summary>The five personalization outcomes every segment must define (F14).</summary>
+/// <summary>The five personalization outcomes every segment must define.</summary>
 public enum VariantKind
 {
     /// <summary>Content block, e.g. a hero banner.</summary>

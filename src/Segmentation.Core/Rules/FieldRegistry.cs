@@ -60,8 +60,8 @@ public sealed class FieldRegistry
         Resolve(name, window, last, null, out error, out contextField);
 
     /// <summary>
-    /// Resolves <paramref name="name"/>; <paramref name="resolve"/> <c>recent</c> asks for the F3 resolution
-    /// of a declared trait and the behavioural field that answers the same question.
+    /// Resolves <paramref name="name"/>; <paramref name="resolve"/> <c>recent</c> asks that, when a declared trait
+    /// and the behavioural field that answers the same question disagree, the more recent signal wins.
     /// </summary>
     public FieldAccessor? Resolve(string name, TimeSpan? window, int? last, string? resolve, out string? error, out ContextField? contextField)
     {
@@ -233,7 +233,7 @@ public sealed class FieldRegistry
             : FieldAccessor.ForText(name, c => Read(c) as string);
     }
 
-    // F3: when recent behaviour and an older declared value disagree, the more recent signal wins.
+    // When recent behaviour and an older declared value disagree, the more recent signal wins.
     private FieldAccessor? RecentResolution(string name, string resolve, out string? error)
     {
         error = null;

@@ -5,14 +5,14 @@ using Segmentation.Core.Rules;
 namespace Segmentation.Core.Scoring;
 
 /// <summary>
-/// Derived data (F1 derived layer) computed from a profile at an evaluation time: lifecycle stage,
-/// engagement status, intent level, lead score and grade (F17), named RFM segment (F16), and decayed
-/// category/product affinity (F7). Each function narrows <see cref="EvalContext.ValidUntilTicks"/> to
+/// Derived (inferred) data computed from a profile at an evaluation time: lifecycle stage,
+/// engagement status, intent level, lead score and grade, named RFM segment, and decayed
+/// category/product affinity. Each function narrows <see cref="EvalContext.ValidUntilTicks"/> to
 /// the instant its answer could change with time alone, so cached decisions never go stale.
 /// </summary>
 public static class DerivedScores
 {
-    /// <summary>Names of derived traits; a declared or observed value of the same name wins (F2).</summary>
+    /// <summary>Names of derived traits; a declared or observed value of the same name wins.</summary>
     public static readonly IReadOnlyDictionary<string, FieldType> Traits = new Dictionary<string, FieldType>(StringComparer.Ordinal)
     {
         ["lifecycle_stage"] = FieldType.String,
@@ -150,7 +150,7 @@ public static class DerivedScores
         return searches + views + Count(EventTypes.PageView, 7 * Day) > 0 ? "browsing" : null;
     }
 
-    /// <summary>Lead score 0–100 (F17): fit + behaviour + engagement signals + negative signals, clamped.</summary>
+    /// <summary>Lead score 0–100: fit + behaviour + engagement signals + negative signals, clamped.</summary>
     public static int LeadScore(EvalContext c, LeadScoring lead)
     {
         var p = c.Profile;
@@ -256,7 +256,7 @@ public static class DerivedScores
         }
     }
 
-    /// <summary>cold, warm, hot or sales_ready by the configured thresholds (F17 default: 0–30, 31–50, 51–80, 81–100).</summary>
+    /// <summary>cold, warm, hot or sales_ready by the configured thresholds (by default 0–30, 31–50, 51–80, 81–100).</summary>
     public static string LeadGrade(double score, LeadScoring lead) =>
         score >= lead.SalesReady ? "sales_ready" : score >= lead.Hot ? "hot" : score >= lead.Warm ? "warm" : "cold";
 
@@ -274,7 +274,7 @@ public static class DerivedScores
     }
 
     /// <summary>
-    /// The named RFM segment (F16) of scores r, f, m (1–5), first match in this order:
+    /// The named RFM segment of scores r, f, m (1–5), first match in this order:
     /// champions (4–5 on each; 5-5-5 at the core), at_risk_high_value (r ≤ 2, m ≥ 4), lost (all ≤ 2),
     /// recent_low_value (r ≥ 4, m ≤ 2), vip (f 5, m 5), emerging_vip (r ≥ 4, m ≥ 4),
     /// high_potential (r ≥ 4, m 3), price_sensitive (f ≥ 3, m ≤ 2), core (all 2–4), otherwise other.
@@ -297,7 +297,7 @@ public static class DerivedScores
 
     /// <summary>
     /// The category (or product, with <paramref name="byProduct"/>) with the highest decayed affinity:
-    /// each product view counts 1, add to cart 3 and purchase 5, halved every half-life (F7);
+    /// each product view counts 1, add to cart 3 and purchase 5, halved every half-life;
     /// interactions older than 8 half-lives are ignored. Also the
     /// time of the latest interaction with it. Decay scales every score alike, so the ranking only
     /// changes with new events.

@@ -2,7 +2,7 @@ using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Scoring;
 
-/// <summary>One behavioural lead-scoring signal (F17): points per matching event in a window, capped.</summary>
+/// <summary>One behavioural lead-scoring signal: points per matching event in a window, capped.</summary>
 /// <param name="Name">Signal name, for explanations.</param>
 /// <param name="EventType">Event type that counts.</param>
 /// <param name="PageType">When set, only events on this page type count (e.g. pricing).</param>
@@ -12,10 +12,10 @@ namespace Segmentation.Core.Scoring;
 /// <param name="Window">Only events within this window count; null means lifetime.</param>
 public sealed record LeadSignal(string Name, string EventType, string? PageType, string? Category, int Points, int Cap, TimeSpan? Window);
 
-/// <summary>A fit criterion of lead scoring (F17 demographic/firmographic fit): a compiled rule and its points.</summary>
+/// <summary>A fit criterion of lead scoring (demographic or firmographic fit): a compiled rule and its points.</summary>
 public sealed record LeadFit(string Name, RuleNode Rule, int Points);
 
-/// <summary>Lead scoring configuration (F17), set in the catalog under <c>scoring.lead</c>.</summary>
+/// <summary>Lead scoring configuration, set in the catalog under <c>scoring.lead</c>.</summary>
 public sealed record LeadScoring
 {
     /// <summary>The framework's default weights, used when the catalog sets none.</summary>
@@ -65,7 +65,7 @@ public sealed record ScoringSettings
     /// <summary>A cart with items and no change for this long is abandoned.</summary>
     public TimeSpan CartAbandonmentAfter { get; init; } = TimeSpan.FromHours(1);
 
-    /// <summary>Half-life of category and product affinity (F7): an interaction this old counts half.</summary>
+    /// <summary>Half-life of category and product affinity: an interaction this old counts half.</summary>
     public TimeSpan AffinityHalfLife { get; init; } = TimeSpan.FromDays(30);
 
     /// <summary>Lead scoring.</summary>

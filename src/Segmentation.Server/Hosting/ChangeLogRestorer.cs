@@ -1,6 +1,6 @@
-using Segmentation.Storage;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
+using Segmentation.Storage;
 
 namespace Segmentation.Server.Hosting;
 

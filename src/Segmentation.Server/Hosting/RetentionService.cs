@@ -5,7 +5,7 @@ using Segmentation.Core.Application.Profiles;
 namespace Segmentation.Server.Hosting;
 
 /// <summary>
-/// Applies event retention (F9) at start-up and then every <see cref="RetentionOptions.SweepInterval"/>:
+/// Applies event retention (data is kept only as long as needed) at start-up and then every <see cref="RetentionOptions.SweepInterval"/>:
 /// expired events are removed from every profile (<see cref="ProfileIngestion.ApplyRetention"/>), and when
 /// any were, durable storage is compacted so they leave the disk too.
 /// </summary>

@@ -20,7 +20,13 @@ internal sealed class RfmRecomputeService(IOptions<SegmentationOptions> options,
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), time);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            if (!rfm.IsDirty || time.GetUtcNow() - last < minInterval)
+            if (Recovering && !rfm.IsDirty)
+            {
+                Succeeded(); // the model the failed attempt wanted to replace was published since
+                continue;
+            }
+
+            if (!rfm.IsDirty || (!Recovering && time.GetUtcNow() - last < minInterval))
             {
                 continue;
             }

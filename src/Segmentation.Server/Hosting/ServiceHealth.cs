@@ -1,6 +1,6 @@
-using Segmentation.Storage;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Segmentation.Storage;
 
 namespace Segmentation.Server.Hosting;
 

@@ -1,5 +1,5 @@
-using Segmentation.Storage;
 using Microsoft.Extensions.Options;
+using Segmentation.Storage;
 
 namespace Segmentation.Server.Hosting;
 
@@ -8,7 +8,7 @@ namespace Segmentation.Server.Hosting;
 /// (<see cref="SegmentationOptions.SnapshotLogBytes"/>) or enough time has passed with changes
 /// (<see cref="SegmentationOptions.SnapshotIntervalMinutes"/>), which bounds restore time and disk use.
 /// </summary>
-internal sealed class SnapshotScheduler(DurableStorage storage, IOptions<SegmentationOptions> options, TimeProvider time, ServiceHealth health, ILogger<SnapshotScheduler> logger)
+public sealed class SnapshotScheduler(DurableStorage storage, IOptions<SegmentationOptions> options, TimeProvider time, ServiceHealth health, ILogger<SnapshotScheduler> logger)
     : SupervisedBackgroundService(health, logger)
 {
     protected override string Job => "snapshot";
@@ -27,7 +27,7 @@ internal sealed class SnapshotScheduler(DurableStorage storage, IOptions<Segment
         {
             await Task.Delay(TimeSpan.FromSeconds(options.Value.SnapshotCheckSeconds), time, stoppingToken);
             var pending = compactor.LogBytesSinceSnapshot();
-            if (pending >= options.Value.SnapshotLogBytes || (pending > 0 && time.GetUtcNow() - last >= interval))
+            if (Recovering || pending >= options.Value.SnapshotLogBytes || (pending > 0 && time.GetUtcNow() - last >= interval))
             {
                 await compactor.CompactAsync(stoppingToken);
                 last = time.GetUtcNow();

@@ -5,7 +5,7 @@ namespace Segmentation.Server.Hosting;
 /// <summary>
 /// A background job that a recoverable failure never takes down: an I/O error (a full disk, a directory
 /// that refuses writes) or storage that cannot write is logged, reported to <see cref="ServiceHealth"/>
-/// (health turns NOT_SERVING) and the job starts again after a backoff (1 s doubling to 5 min); it clears
+/// (health turns NOT_SERVING) and the job starts again after a backoff (1 s doubling to 30 s, so health recovers within 30 s of the cause going away); it clears
 /// its report when <see cref="Succeeded"/> is called. Any other failure is a defect: it is logged as
 /// critical, the process exit code is set to 70 (EX_SOFTWARE) and the host stops, so a supervisor that
 /// restarts on failure does restart it.
@@ -16,7 +16,7 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
     public const int FailedExitCode = 70;
 
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan LastBackoff = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan LastBackoff = TimeSpan.FromSeconds(30);
 
     /// <summary>The job's name in logs and health reports.</summary>
     protected abstract string Job { get; }
@@ -30,8 +30,18 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
     /// <summary>The job; returns when there is nothing (more) to do.</summary>
     protected abstract Task RunAsync(CancellationToken stoppingToken);
 
+    /// <summary>
+    /// True while the job runs again after a failure and has not succeeded since: the job then retries the work
+    /// that failed at once, instead of waiting for its next scheduled turn, so health reflects the cause going away.
+    /// </summary>
+    protected bool Recovering { get; private set; }
+
     /// <summary>Clears the job's health report: call after each iteration that worked.</summary>
-    protected void Succeeded() => health.Clear(Job);
+    protected void Succeeded()
+    {
+        Recovering = false;
+        health.Clear(Job);
+    }
 
     /// <inheritdoc />
     protected sealed override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -51,6 +61,7 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or StorageUnavailableException)
             {
                 health.Report(Job, ex.Message);
+                Recovering = true;
                 logger.LogError("{Job} failed ({Reason}); health reports it and the job starts again in {Backoff:0.#} s", Job, ex.Message, backoff.TotalSeconds);
             }
             catch (Exception ex)

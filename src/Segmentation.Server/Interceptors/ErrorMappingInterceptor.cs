@@ -13,7 +13,7 @@ namespace Segmentation.Server.Interceptors;
 /// with <c>google.rpc.BadRequest</c> field violations, missing entities NOT_FOUND, catalog errors
 /// FAILED_PRECONDITION, storage that cannot write UNAVAILABLE (retryable), abandoned work DEADLINE_EXCEEDED or CANCELLED. Anything unexpected is logged and
 /// returned as INTERNAL without exception text. Outside development the log carries the exception's type
-/// and stack trace but not its message, which may quote request values such as PII traits (F9: PII is
+/// and stack trace but not its message, which may quote request values such as PII traits (PII is
 /// never written to logs).
 /// </summary>
 internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, IHostEnvironment environment) : Interceptor

@@ -130,7 +130,7 @@ internal static class ProfileMapper
         return result;
     }
 
-    // Derived data as of the read, through the same field accessors rules use (declared values win, F2).
+    // Derived data as of the read, through the same field accessors rules use (declared values win).
     private static DerivedData Derived(Core.Profiles.Profile p, RfmModel rfm, CatalogSnapshot catalog, long nowTicks)
     {
         var context = new Core.Rules.EvalContext(p, Core.Requests.RequestContext.Empty, nowTicks, rfm);

@@ -14,7 +14,7 @@ namespace Segmentation.Core.Tests.Architecture;
 public sealed class LayeringTests
 {
     private static readonly ArchUnitNET.Domain.Architecture Code = new ArchLoader()
-        .LoadAssemblies(typeof(Profiles.Profile).Assembly, typeof(Storage.FileStore).Assembly)
+        .LoadAssemblies(typeof(Core.Profiles.Profile).Assembly, typeof(Segmentation.Storage.FileStore).Assembly)
         .Build();
 
     /// <summary>The layers of the domain, bottom first; each is one or more top-level folders (namespaces) of Segmentation.Core.</summary>
@@ -50,7 +50,7 @@ public sealed class LayeringTests
     public void Every_folder_of_the_domain_belongs_to_a_layer()
     {
         var known = Layers.SelectMany(l => l).ToHashSet(StringComparer.Ordinal);
-        var folders = typeof(Profiles.Profile).Assembly.GetTypes()
+        var folders = typeof(Core.Profiles.Profile).Assembly.GetTypes()
             .Select(t => t.Namespace ?? "")
             .Where(ns => ns.StartsWith("Segmentation.Core.", StringComparison.Ordinal))
             .Select(ns => ns.Split('.')[2])

@@ -5,6 +5,7 @@ using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
+using Segmentation.Core.Tests.Support;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Fuzz;

@@ -3,6 +3,7 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
+using Segmentation.Core.Tests.Support;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Fuzz;
@@ -29,7 +30,7 @@ public sealed class FuzzRegressionTests : IDisposable
     {
         // Found by CatalogFuzzTests (seed eOBaoVlYHJj1): YamlDotNet threw ArgumentException for it.
         var yaml = "\0: " + new string('x', 491) + ": -1005298062209138";
-        var ex = Assert.Throws<Catalog.CatalogException>(() => Catalog.CatalogLoader.Load(new Catalog.InMemoryCatalogSource([new Catalog.CatalogFile("nul-key.yaml", yaml)], "test")));
+        var ex = Assert.Throws<Core.Catalog.CatalogException>(() => Core.Catalog.CatalogLoader.Load(new Core.Catalog.InMemoryCatalogSource([new Core.Catalog.CatalogFile("nul-key.yaml", yaml)], "test")));
         Assert.Contains(ex.Errors, e => e.File == "nul-key.yaml" && e.Message.StartsWith("YAML syntax error", StringComparison.Ordinal));
     }
 

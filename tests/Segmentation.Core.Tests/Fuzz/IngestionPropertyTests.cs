@@ -2,6 +2,7 @@ using CsCheck;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Fuzz;
@@ -158,7 +159,7 @@ public sealed class IngestionPropertyTests : IDisposable
         Assert.Equal(op.Traits.Keys.Order(StringComparer.Ordinal), result.Applied.Concat(result.Ignored).Order(StringComparer.Ordinal));
         foreach (var name in result.Ignored)
         {
-            // F2: ignored only because a more reliable layer (or a newer write of the same layer) holds it.
+            // Ignored only because a more reliable layer (or a newer write of the same layer) holds it.
             Assert.NotNull(before);
             var existing = before.Attributes[name];
             Assert.True(existing.Layer > op.Layer || (existing.Layer == op.Layer && existing.UpdatedAt > (op.At ?? Fuzz.Now)), $"{name} was ignored over {existing}");
@@ -176,7 +177,7 @@ public sealed class IngestionPropertyTests : IDisposable
         return result.Applied.Count > 0;
     }
 
-    private static bool IsDerived(string name) => Scoring.DerivedScores.Traits.Any(t => t.Key == name);
+    private static bool IsDerived(string name) => Core.Scoring.DerivedScores.Traits.Any(t => t.Key == name);
 
     private bool Identify(string anonymousId, string userId, string anon, string user, Model model)
     {
@@ -212,7 +213,7 @@ public sealed class IngestionPropertyTests : IDisposable
         }
     }
 
-    // A lower layer never replaces a higher one (F2), attributes are never dropped, and the version
+    // A lower layer never replaces a higher one, attributes are never dropped, and the version
     // strictly increases whenever the profile changes.
     private static void CheckTransition(Profile? before, Profile? after)
     {

@@ -8,7 +8,7 @@ using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Application.Catalogs;
 
-/// <summary>Thresholds of the catalog's validation warnings (F13).</summary>
+/// <summary>Thresholds of the catalog's validation warnings.</summary>
 public sealed record AuditOptions
 {
     /// <summary>Segments smaller than this are "too small" (the framework's ideal is 1,000+).</summary>
@@ -54,7 +54,7 @@ public sealed record AuditReport(int Population, IReadOnlyList<SegmentSize> Size
 public sealed record SegmentPreview(string SegmentId, int Members, int Population, double Share, IReadOnlyList<string> Sample, IReadOnlyList<(string SegmentId, int Count, double ShareOfCandidate)> Overlaps, IReadOnlyList<CatalogWarning> Warnings);
 
 /// <summary>
-/// Measures catalogs against the current profiles (F13, F15, F22): how many users each segment holds,
+/// Measures catalogs against the current profiles: how many users each segment holds,
 /// how segments overlap, and what should worry the catalog's owners.
 /// </summary>
 public static class CatalogAudit
@@ -130,7 +130,7 @@ public static class CatalogAudit
                 if (SameOutcome(s, t))
                 {
                     warnings.Add(new CatalogWarning("identical_outcome", t.Id, s.Id, t.SourceFile,
-                        $"'{t.Id}' has exactly the same five personalization outcomes as '{s.Id}': a segment that changes no experience should not exist (F22)"));
+                        $"'{t.Id}' has exactly the same five personalization outcomes as '{s.Id}': a segment that changes no experience should not exist"));
                 }
             }
         }
@@ -257,11 +257,11 @@ public static class CatalogAudit
             var last = index?.LastNonEmpty(s.Id);
             if (last is { } at && now - at >= options.NoMembersFor)
             {
-                warnings.Add(new CatalogWarning("stale", s.Id, null, s.SourceFile, $"'{s.Id}' has had no members since {at:yyyy-MM-dd} ({(now - at).TotalDays:0} days): stale assumption? (F15)"));
+                warnings.Add(new CatalogWarning("stale", s.Id, null, s.SourceFile, $"'{s.Id}' has had no members since {at:yyyy-MM-dd} ({(now - at).TotalDays:0} days): stale assumption?"));
             }
             else
             {
-                warnings.Add(new CatalogWarning("no_members", s.Id, null, s.SourceFile, $"'{s.Id}' matches none of the {population:N0} current profiles: not measurable with the data we have (F13)"));
+                warnings.Add(new CatalogWarning("no_members", s.Id, null, s.SourceFile, $"'{s.Id}' matches none of the {population:N0} current profiles: not measurable with the data we have"));
             }
         }
         else if (members < options.SignificanceFloor)
@@ -270,12 +270,12 @@ public static class CatalogAudit
         }
         else if (members < options.MinSize)
         {
-            warnings.Add(new CatalogWarning("too_small", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the minimum size of {options.MinSize:N0} (F13: substantial)"));
+            warnings.Add(new CatalogWarning("too_small", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the minimum size of {options.MinSize:N0} (segments must be substantial enough to act on)"));
         }
 
         if (population > 0 && (double)members / population >= options.BroadShare)
         {
-            warnings.Add(new CatalogWarning("too_broad", s.Id, null, s.SourceFile, $"'{s.Id}' matches {members:N0} of {population:N0} profiles ({share}): too broad to be a distinct segment (F13)"));
+            warnings.Add(new CatalogWarning("too_broad", s.Id, null, s.SourceFile, $"'{s.Id}' matches {members:N0} of {population:N0} profiles ({share}): too broad to be a distinct segment"));
         }
     }
 

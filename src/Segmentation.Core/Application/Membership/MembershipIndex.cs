@@ -15,7 +15,7 @@ namespace Segmentation.Core.Application.Membership;
 public sealed record MembershipChange(string UserId, string SegmentId, bool Entered, DateTimeOffset At, long CatalogVersion, string Cause);
 
 /// <summary>
-/// The live reverse index (F15, F22): for each segment its current members, for each user the
+/// The live reverse index: for each segment its current members, for each user the
 /// segments whose rules they match (with no request context), and a feed of enter/leave changes.
 /// Updated under each user's write lock, so a user's entries are never torn.
 /// </summary>

@@ -24,7 +24,7 @@ public sealed record ConsentView(string UserId, IReadOnlyList<ConsentStatus> Pur
 public sealed record UserDataExport(string UserId, string Json);
 
 /// <summary>
-/// The data subject's rights over their data (F9): see it (<see cref="Export"/>, <see cref="GetConsent"/>)
+/// The data subject's rights over their data: see it (<see cref="Export"/>, <see cref="GetConsent"/>)
 /// and erase it (<see cref="ForgetAsync"/>). Recording consent is a write and goes through
 /// <see cref="ProfileIngestion.RecordConsent"/>.
 /// </summary>

@@ -1,0 +1,219 @@
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Application.Decisions;
+
+public class DecisionCacheTests
+{
+    private static TestWorld World() => new(TestCatalogs.Source(
+        TestCatalogs.Segment("recent_viewer", "behavioural", "{ field: events.page_view.last_at, within: 1h }"),
+        TestCatalogs.Segment("mobile", "contextual", "{ field: context.device, eq: mobile }")));
+
+    [Fact]
+    public void Repeat_call_is_served_from_the_cache_with_a_new_decision_id()
+    {
+        using var w = World();
+        w.Track("u1", "page_view");
+
+        var first = w.Decide("u1");
+        var second = w.Decide("u1");
+
+        Assert.False(first.FromCache);
+        Assert.True(second.FromCache);
+        Assert.Equal(first.Winner.Id, second.Winner.Id);
+        Assert.NotEqual(first.DecisionId, second.DecisionId);
+    }
+
+    [Fact]
+    public void A_profile_change_is_never_served_stale()
+    {
+        using var w = World();
+        var before = w.Decide("u1");
+        Assert.Equal("everyone", before.Winner.Id);
+        Assert.True(w.Decide("u1").FromCache);
+
+        w.Track("u1", "page_view");
+        var after = w.Decide("u1");
+
+        Assert.False(after.FromCache);
+        Assert.Equal("recent_viewer", after.Winner.Id);
+    }
+
+    [Fact]
+    public void A_trait_change_is_never_served_stale()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")));
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["vip"] = false }, "crm", AttributeLayer.ZeroParty, null);
+        Assert.Equal("everyone", w.Decide("u1").Winner.Id);
+
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+
+        Assert.Equal("vip", w.Decide("u1").Winner.Id);
+    }
+
+    [Fact]
+    public void A_catalog_change_is_never_served_stale()
+    {
+        using var w = World();
+        w.Track("u1", "page_view");
+        Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+
+        w.Catalogs.Load(TestCatalogs.Source(TestCatalogs.Segment("viewer_v2", "intent", "{ field: events.page_view.count, gte: 1 }")));
+        var after = w.Decide("u1");
+
+        Assert.False(after.FromCache);
+        Assert.Equal("viewer_v2", after.Winner.Id);
+        Assert.Equal(2, after.CatalogVersion);
+    }
+
+    [Fact]
+    public void Only_context_fields_the_catalog_reads_split_the_cache()
+    {
+        using var w = World();
+        Assert.Equal([ContextField.Device], w.Catalogs.Current.ContextFieldsRead);
+
+        w.Decide("u1", new RequestContext(Device: "desktop", Country: "GB"));
+        var otherCountry = w.Decide("u1", new RequestContext(Device: "desktop", Country: "FR"));
+        var mobile = w.Decide("u1", new RequestContext(Device: "mobile", Country: "GB"));
+
+        Assert.True(otherCountry.FromCache); // the catalog never reads country
+        Assert.False(mobile.FromCache);
+        Assert.Equal("mobile", mobile.Winner.Id);
+    }
+
+    [Fact]
+    public void Each_request_context_of_a_user_keeps_its_own_decision()
+    {
+        using var w = World();
+        var desktop = new RequestContext(Device: "desktop");
+        var mobile = new RequestContext(Device: "mobile");
+
+        w.Decide("u1", desktop);
+        w.Decide("u1", mobile);
+        var desktopAgain = w.Decide("u1", desktop);
+        var mobileAgain = w.Decide("u1", mobile);
+
+        Assert.True(desktopAgain.FromCache);
+        Assert.Equal("everyone", desktopAgain.Winner.Id);
+        Assert.True(mobileAgain.FromCache);
+        Assert.Equal("mobile", mobileAgain.Winner.Id);
+        Assert.Equal(1, w.Cache.Count); // one entry per user
+    }
+
+    [Fact]
+    public void A_user_keeps_at_most_the_configured_number_of_contexts_newest_first()
+    {
+        using var cache = new Core.Application.Decisions.DecisionCache(new Core.Application.Decisions.DecisionCacheOptions { ContextsPerUser = 2 });
+        using var w = World();
+        var catalog = w.Catalogs.Current;
+        var versions = new Core.Application.Decisions.DecisionVersions(0, catalog.Version, 0);
+        var decision = w.Decide("u1");
+        var contexts = new[] { "a", "b", "c" }.Select(d => new RequestContext(Device: d)).ToArray();
+
+        foreach (var c in contexts)
+        {
+            cache.Set("u1", versions, catalog.ContextFieldsRead, c, decision);
+        }
+
+        var now = decision.EvaluatedAt.UtcTicks;
+        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[0], now)); // the oldest went first
+        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[1], now));
+        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[2], now));
+        Assert.Null(cache.Get("u1", versions with { Profile = 1 }, catalog.ContextFieldsRead, contexts[2], now));
+        Assert.Null(cache.Get("u2", versions, catalog.ContextFieldsRead, contexts[2], now));
+
+        Assert.Equal(1, cache.RemoveUsers(["u1", "u2"]));
+        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[2], now));
+    }
+
+    [Fact]
+    public void Decision_ids_are_unique_time_ordered_version_7_uuids()
+    {
+        var at = new DateTimeOffset(2026, 11, 29, 12, 0, 0, TimeSpan.Zero);
+        var ids = Enumerable.Range(0, 100_000).Select(_ => DecisionIds.Next(at)).ToList();
+
+        Assert.Equal(ids.Count, ids.Distinct(StringComparer.Ordinal).Count());
+        foreach (var id in ids.Take(100))
+        {
+            var guid = Guid.Parse(id);
+            Assert.Equal(7, guid.Version);
+            Assert.Equal(0b10, guid.Variant >> 2); // RFC 9562 variant
+            var bytes = guid.ToByteArray(bigEndian: true);
+            var millis = ((long)bytes[0] << 40) | ((long)bytes[1] << 32) | ((long)bytes[2] << 24) | ((long)bytes[3] << 16) | ((long)bytes[4] << 8) | bytes[5];
+            Assert.Equal(at.ToUnixTimeMilliseconds(), millis);
+        }
+
+        Assert.True(string.CompareOrdinal(ids[0], DecisionIds.Next(at.AddMilliseconds(1))) < 0);
+    }
+
+    [Fact]
+    public void A_time_based_rule_is_not_served_stale_once_its_window_passes()
+    {
+        using var w = World();
+        var viewedAt = w.Clock.Now;
+        w.Track("u1", "page_view", viewedAt);
+        Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+
+        w.Clock.Now = viewedAt.AddMinutes(59);
+        var stillRecent = w.Decide("u1");
+        w.Clock.Now = viewedAt.AddMinutes(60);
+        var expired = w.Decide("u1");
+
+        Assert.True(stillRecent.FromCache);
+        Assert.Equal("recent_viewer", stillRecent.Winner.Id);
+        Assert.False(expired.FromCache);
+        Assert.Equal("everyone", expired.Winner.Id);
+    }
+
+    [Fact]
+    public void Explain_is_computed_fresh_and_traces_every_rule()
+    {
+        using var w = World();
+        w.Track("u1", "page_view", w.Clock.Now.AddHours(-2));
+        w.Decide("u1");
+
+        var explained = w.Engine.Decide(new DecisionRequest("u1", "", new RequestContext(Device: "desktop"), Explain: true));
+
+        Assert.False(explained.FromCache);
+        var e = Assert.IsType<Explanation>(explained.Explanation);
+        var viewer = Assert.Single(e.Segments, s => s.Segment.Id == "recent_viewer");
+        Assert.False(viewer.Matched);
+        Assert.Equal("rule", viewer.FirstFailingClause);
+        var clause = Assert.Single(viewer.Clauses);
+        Assert.Equal(w.Clock.Now.AddHours(-2).ToString("O", System.Globalization.CultureInfo.InvariantCulture), clause.Actual);
+        Assert.Equal("desktop", Assert.Single(e.Segments, s => s.Segment.Id == "mobile").Clauses[0].Actual);
+        Assert.Contains("no segment matched", e.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Batch_uses_one_catalog_and_one_frozen_now_and_reports_bad_ids_in_place()
+    {
+        using var w = World();
+        w.Track("a", "page_view");
+        var items = w.Engine.DecideBatch(["a", "", "b"], RequestContext.Empty, null, explain: false).ToList();
+
+        Assert.Equal([0, 1, 2], items.Select(i => i.Index));
+        Assert.Equal("recent_viewer", items[0].Decision!.Winner.Id);
+        Assert.Null(items[1].Decision);
+        Assert.Equal("user_ids[1]", items[1].Error!.Field);
+        Assert.Equal("everyone", items[2].Decision!.Winner.Id);
+        Assert.Equal(items[0].Decision!.EvaluatedAt, items[2].Decision!.EvaluatedAt);
+    }
+
+    [Fact]
+    public void Batch_keeps_the_catalog_it_started_with()
+    {
+        using var w = World();
+        var items = w.Engine.DecideBatch(["a", "b"], RequestContext.Empty, null, explain: false);
+        using var e = items.GetEnumerator();
+        Assert.True(e.MoveNext());
+        w.Catalogs.Load(TestCatalogs.Source());
+        Assert.True(e.MoveNext());
+
+        Assert.Equal(1, e.Current.Decision!.CatalogVersion);
+        Assert.Equal(2, w.Catalogs.Current.Version);
+    }
+}

@@ -1,0 +1,455 @@
+using System.Text.Json;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Events;
+using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Core.Validation;
+using Segmentation.Storage;
+
+namespace Segmentation.Core.Tests.Application.Privacy;
+
+/// <summary>A change log that keeps records in memory, for replay tests.</summary>
+public sealed class ListChangeLog : IChangeLog
+{
+    public List<ChangeRecord> Records { get; } = [];
+
+    public void Append(ChangeRecord record) => Records.Add(record);
+}
+
+/// <summary>Counts compactions.</summary>
+public sealed class CountingCompaction : IStoreCompaction
+{
+    public int Calls { get; private set; }
+
+    public Task CompactAsync(CancellationToken cancellationToken = default)
+    {
+        Calls++;
+        return Task.CompletedTask;
+    }
+}
+
+public class PrivacyTests
+{
+    private static TestWorld World(ConsentPolicy? consent = null, IChangeLog? log = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null) => new(
+        TestCatalogs.Source(
+            TestCatalogs.Segment("recent_viewer", "behavioural", "{ field: events.page_view.last_at, within: 1h }"),
+            TestCatalogs.Segment("named", "preference", "{ field: traits.tier, eq: gold }"),
+            TestCatalogs.Segment("mobile", "contextual", "{ field: context.device, eq: mobile }")),
+        changeLog: log,
+        consent: consent,
+        retention: retention,
+        compaction: compaction);
+
+    private static readonly RequestContext Mobile = new(Device: "mobile");
+
+    [Fact]
+    public void Personalization_is_granted_by_default_and_other_purposes_are_not()
+    {
+        using var w = World();
+        w.Track("u1", EventTypes.PageView);
+        var view = w.Rights.GetConsent("u1");
+
+        Assert.All(view.Purposes, s => Assert.False(s.Recorded));
+        Assert.Equal(
+            [true, false, false, false],
+            ConsentPolicy.Purposes.Select(p => view.Purposes.Single(s => s.Purpose == p).Granted));
+        Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+        Assert.Equal(ConsentGate.FullProfile, w.Decide("u1").ConsentGate);
+    }
+
+    [Fact]
+    public void Consent_is_kept_as_an_audit_trail_and_the_latest_entry_per_purpose_applies()
+    {
+        using var w = World();
+        var t0 = w.Clock.Now;
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "signup-form", t0.AddDays(-3));
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.Personalization, false, "web-banner", t0.AddDays(-2));
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, false, "preference-centre", t0.AddDays(-1));
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "late-sync", t0.AddDays(-4)); // older: trail only
+
+        var view = w.Rights.GetConsent("u1");
+        Assert.Equal(4, view.Trail.Count);
+        Assert.Equal(["late-sync", "signup-form", "web-banner", "preference-centre"], view.Trail.Select(r => r.Source));
+        var email = view.Purposes.Single(p => p.Purpose == ConsentPurpose.EmailMarketing);
+        Assert.False(email.Granted);
+        Assert.Equal("preference-centre", email.Latest!.Source);
+        Assert.False(view.Purposes.Single(p => p.Purpose == ConsentPurpose.Personalization).Granted);
+    }
+
+    [Fact]
+    public void Recording_the_same_consent_twice_adds_it_once()
+    {
+        using var w = World();
+        var at = w.Clock.Now.AddMinutes(-1);
+        var first = w.Ingestion.RecordConsent("u1", ConsentPurpose.Analytics, true, "banner", at);
+        var second = w.Ingestion.RecordConsent("u1", ConsentPurpose.Analytics, true, "banner", at);
+
+        Assert.False(first.Duplicate);
+        Assert.True(second.Duplicate);
+        Assert.Single(w.Store.Get("u1")!.ConsentTrail);
+    }
+
+    [Fact]
+    public void Invalid_consent_is_rejected_with_field_violations()
+    {
+        using var w = World();
+        var ex = Assert.Throws<ValidationException>(() => w.Ingestion.RecordConsent("", (ConsentPurpose)99, true, "", w.Clock.Now.AddHours(1)));
+        Assert.Equal(["user_id", "source", "purpose", "timestamp"], ex.Violations.Select(v => v.Field));
+    }
+
+    [Fact]
+    public void Without_personalization_consent_Decide_reads_only_the_request_context_and_says_so()
+    {
+        using var w = World();
+        w.Track("u1", EventTypes.PageView);
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+        Assert.Equal("recent_viewer", w.Decide("u1", Mobile).Winner.Id);
+
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.Personalization, false, "web-banner", null);
+
+        var decision = w.Decide("u1", Mobile, explain: true);
+        Assert.Equal("mobile", decision.Winner.Id); // only the contextual segment can win
+        Assert.DoesNotContain(decision.Matched, m => m.Segment.Id is "recent_viewer" or "named");
+        Assert.Equal(ConsentGate.ContextOnly, decision.ConsentGate);
+        Assert.Contains("personalization consent withdrawn by 'web-banner'", decision.Explanation!.Consent);
+        Assert.Contains("only the request context was read", decision.Explanation.Consent);
+        Assert.Equal("everyone", w.Decide("u1").Winner.Id); // no context: the fallback
+    }
+
+    [Fact]
+    public void A_consent_change_is_a_new_cache_key_so_a_cached_decision_is_never_served_across_it()
+    {
+        using var w = World();
+        w.Track("u1", EventTypes.PageView);
+        Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+        Assert.True(w.Decide("u1").FromCache);
+        var version = w.Store.Get("u1")!.Version;
+
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.Personalization, false, "web-banner", null);
+        Assert.NotEqual(version, w.Store.Get("u1")!.Version);
+        var withdrawn = w.Decide("u1");
+        Assert.False(withdrawn.FromCache);
+        Assert.Equal("everyone", withdrawn.Winner.Id);
+
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.Personalization, true, "web-banner", null);
+        var granted = w.Decide("u1");
+        Assert.False(granted.FromCache);
+        Assert.Equal("recent_viewer", granted.Winner.Id);
+    }
+
+    [Fact]
+    public void With_explicit_consent_required_an_unrecorded_user_gets_the_context_only_gate()
+    {
+        using var w = World(new ConsentPolicy(RequireExplicitConsent: true));
+        w.Track("u1", EventTypes.PageView);
+        var decision = w.Decide("u1", explain: true);
+        Assert.Equal(ConsentGate.ContextOnly, decision.ConsentGate);
+        Assert.Equal("everyone", decision.Winner.Id);
+        Assert.Contains("never recorded: not granted by default", decision.Explanation!.Consent);
+        Assert.Empty(w.Memberships.SegmentsOf("u1"));
+
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.Personalization, true, "web-banner", null);
+        Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+        Assert.Equal(["recent_viewer"], w.Memberships.SegmentsOf("u1"));
+    }
+
+    [Fact]
+    public async Task Without_personalization_consent_a_user_is_in_no_behavioural_segment_and_nothing_is_emitted()
+    {
+        using var w = World();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var feed = w.Memberships.Subscribe(null, 100, cts.Token);
+        w.Ingestion.RecordConsent("quiet", ConsentPurpose.Personalization, false, "web-banner", null);
+        w.Track("quiet", EventTypes.PageView);
+        w.Track("loud", EventTypes.PageView);
+
+        Assert.Empty(w.Memberships.SegmentsOf("quiet"));
+        Assert.Equal(["loud"], w.Memberships.Members("recent_viewer", "", 10));
+        var change = await feed.ReadAsync(cts.Token);
+        Assert.Equal("loud", change.UserId);
+        Assert.False(feed.TryRead(out _));
+
+        // Withdrawing later removes the memberships silently.
+        w.Ingestion.RecordConsent("loud", ConsentPurpose.Personalization, false, "web-banner", null);
+        Assert.Empty(w.Memberships.Members("recent_viewer", "", 10));
+        Assert.False(feed.TryRead(out _));
+    }
+
+    [Fact]
+    public void DecideBatch_for_email_skips_users_without_email_marketing_consent_with_the_reason()
+    {
+        using var w = World();
+        w.Track("yes", EventTypes.PageView);
+        w.Track("no", EventTypes.PageView);
+        w.Track("never", EventTypes.PageView);
+        w.Ingestion.RecordConsent("yes", ConsentPurpose.EmailMarketing, true, "signup", null);
+        w.Ingestion.RecordConsent("no", ConsentPurpose.EmailMarketing, true, "signup", w.Clock.Now.AddDays(-1));
+        w.Ingestion.RecordConsent("no", ConsentPurpose.EmailMarketing, false, "unsubscribe-link", null);
+
+        var items = w.Engine.DecideBatch(["yes", "no", "never", "unknown"], RequestContext.Empty with { Channel = "email" }, null, false, ConsentPurpose.EmailMarketing).ToList();
+
+        Assert.Equal("recent_viewer", items[0].Decision!.Winner.Id);
+        Assert.All(items.Skip(1), i => Assert.Null(i.Decision));
+        Assert.All(items.Skip(1), i => Assert.Null(i.Error));
+        Assert.Contains("withdrawn by 'unsubscribe-link'", items[1].Skipped!.Value.Describe());
+        Assert.Equal("email_marketing consent never recorded: not granted by default", items[2].Skipped!.Value.Describe());
+        Assert.Equal(ConsentPurpose.EmailMarketing, items[3].Skipped!.Value.Purpose);
+
+        // Without a purpose nobody is skipped.
+        Assert.All(w.Engine.DecideBatch(["yes", "no", "never"], RequestContext.Empty, null, false), i => Assert.NotNull(i.Decision));
+    }
+
+    [Fact]
+    public void Consent_replays_idempotently_from_the_change_log()
+    {
+        var log = new ListChangeLog();
+        using var live = World(log: log);
+        live.Track("u1", EventTypes.PageView);
+        live.Ingestion.RecordConsent("u1", ConsentPurpose.Personalization, false, "web-banner", null);
+        live.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "signup", null);
+        Assert.Equal(2, log.Records.OfType<ConsentChange>().Count());
+
+        // A snapshot and the log tail may overlap: replay everything twice.
+        using var restored = World();
+        foreach (var record in log.Records.Concat(log.Records))
+        {
+            restored.Ingestion.Replay(Roundtrip(record));
+        }
+
+        Assert.Equal(live.Store.Get("u1")!.ConsentTrail, restored.Store.Get("u1")!.ConsentTrail);
+        Assert.Equal(ConsentGate.ContextOnly, restored.Decide("u1").ConsentGate);
+    }
+
+    [Fact]
+    public void Consent_trails_merge_when_an_anonymous_visitor_identifies()
+    {
+        using var w = World();
+        w.Ingestion.RecordConsent("anon-1", ConsentPurpose.Personalization, false, "web-banner", w.Clock.Now.AddMinutes(-5));
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "signup", w.Clock.Now.AddMinutes(-10));
+        w.Ingestion.Identify("anon-1", "u1");
+
+        var trail = w.Store.Get("u1")!.ConsentTrail;
+        Assert.Equal(["signup", "web-banner"], trail.Select(r => r.Source));
+        Assert.Equal(ConsentGate.ContextOnly, w.Decide("u1").ConsentGate);
+    }
+
+    [Fact]
+    public async Task ForgetUser_erases_the_profile_links_memberships_and_cached_decisions_and_compacts()
+    {
+        var log = new ListChangeLog();
+        var compaction = new CountingCompaction();
+        using var w = World(log: log, compaction: compaction);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        w.Ingestion.Track(AnonymousView("a1", "anon-1"));
+        w.Ingestion.Track(AnonymousView("a2", "anon-2"));
+        w.Ingestion.Identify("anon-1", "u1");
+        w.Ingestion.Identify("anon-2", "u1");
+        w.Track("u1", EventTypes.PageView);
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["first_name"] = "Ada" }, "crm", AttributeLayer.ZeroParty, null);
+        Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+        Assert.Equal("recent_viewer", w.Decide("anon-1").Winner.Id);
+        var feed = w.Memberships.Subscribe(null, 100, cts.Token);
+
+        var result = await w.Rights.ForgetAsync("u1");
+
+        Assert.True(result.Existed);
+        Assert.Equal("u1", result.UserId);
+        Assert.Equal(["anon-1", "anon-2"], result.LinkedIds);
+        Assert.Null(w.Store.Get("u1"));
+        Assert.Null(w.Store.Get("anon-1"));
+        Assert.Null(w.Store.Get("anon-2"));
+        Assert.Equal("anon-1", w.Store.Resolve("anon-1"));
+        Assert.Empty(w.Store.LinkedIds("u1"));
+        Assert.Empty(w.Memberships.Members("recent_viewer", "", 10));
+        Assert.Empty(w.Memberships.SegmentsOf("u1"));
+        Assert.False(feed.TryRead(out _)); // nothing about the user is emitted
+        Assert.Equal(0, w.Cache.Count);
+        var decision = w.Decide("u1");
+        Assert.False(decision.FromCache);
+        Assert.True(decision.FallbackUsed);
+        Assert.Equal("everyone", w.Decide("anon-1").Winner.Id);
+        Assert.Throws<NotFoundException>(() => w.Rights.Export("u1"));
+        Assert.Equal(1, compaction.Calls);
+        var forget = Assert.IsType<ForgetChange>(log.Records[^1]);
+        Assert.Equal("u1", forget.UserId);
+        Assert.Equal(["anon-1", "anon-2"], forget.LinkedIds);
+
+        // Again: fine, nothing logged, compacts again.
+        var again = await w.Rights.ForgetAsync("u1");
+        Assert.False(again.Existed);
+        Assert.IsType<ForgetChange>(log.Records[^1]);
+        Assert.Single(log.Records.OfType<ForgetChange>());
+        Assert.Equal(2, compaction.Calls);
+
+        // Later events start a fresh profile.
+        w.Track("u1", EventTypes.AddToCart);
+        var fresh = w.Store.Get("u1")!;
+        Assert.Equal(1, fresh.TotalEvents);
+        Assert.DoesNotContain("first_name", fresh.Attributes.Keys);
+        w.Ingestion.Track(AnonymousView("a3", "anon-1"));
+        Assert.Equal(1, w.Store.Get("u1")!.TotalEvents); // anon-1 is no longer linked to u1
+    }
+
+    [Fact]
+    public async Task Forgetting_a_linked_anonymous_id_erases_the_user_it_resolves_to()
+    {
+        using var w = World();
+        w.Ingestion.Track(AnonymousView("a1", "anon-1"));
+        w.Ingestion.Identify("anon-1", "u1");
+
+        var result = await w.Rights.ForgetAsync("anon-1");
+
+        Assert.Equal("u1", result.UserId);
+        Assert.Null(w.Store.Get("u1"));
+    }
+
+    [Fact]
+    public void ForgetChange_replays_idempotently_and_removes_the_user_and_linked_ids()
+    {
+        var log = new ListChangeLog();
+        using var live = World(log: log);
+        live.Ingestion.Track(AnonymousView("a1", "anon-1"));
+        live.Ingestion.Identify("anon-1", "u1");
+        live.Track("u1", EventTypes.PageView);
+        live.Track("u2", EventTypes.PageView);
+        live.Ingestion.Forget("u1");
+
+        using var restored = World();
+        foreach (var record in log.Records.Concat(log.Records))
+        {
+            restored.Ingestion.Replay(Roundtrip(record));
+        }
+
+        Assert.Null(restored.Store.Get("u1"));
+        Assert.Null(restored.Store.Get("anon-1"));
+        Assert.NotNull(restored.Store.Get("u2"));
+        Assert.Empty(restored.Memberships.SegmentsOf("u1"));
+    }
+
+    [Fact]
+    public void Export_contains_everything_held_about_the_user_as_json()
+    {
+        using var w = World();
+        w.Ingestion.Track(AnonymousView("a1", "anon-1"));
+        w.Ingestion.Identify("anon-1", "u1");
+        w.Track("u1", EventTypes.PageView);
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["first_name"] = "Ada", ["tier"] = "gold", ["interests"] = new[] { "tea", "maps" } }, "crm", AttributeLayer.ZeroParty, null);
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "signup", null);
+
+        var export = w.Rights.Export("anon-1");
+        Assert.Equal("u1", export.UserId);
+        using var doc = JsonDocument.Parse(export.Json);
+        var root = doc.RootElement;
+        Assert.Equal("u1", root.GetProperty("user_id").GetString());
+        Assert.Equal(["anon-1"], root.GetProperty("linked_ids").EnumerateArray().Select(e => e.GetString()));
+        var attributes = root.GetProperty("attributes").EnumerateArray().ToDictionary(a => a.GetProperty("name").GetString()!);
+        Assert.Equal("Ada", attributes["first_name"].GetProperty("value").GetString());
+        Assert.True(attributes["first_name"].GetProperty("pii").GetBoolean());
+        Assert.Equal("zero_party", attributes["first_name"].GetProperty("layer").GetString());
+        Assert.Equal("crm", attributes["first_name"].GetProperty("source").GetString());
+        Assert.Equal(["tea", "maps"], attributes["interests"].GetProperty("value").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal("derived", attributes["lifecycle_stage"].GetProperty("layer").GetString());
+        Assert.Equal(["a1", "t-1"], root.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("event_id").GetString()).Order());
+        Assert.Equal("signup", root.GetProperty("consent_trail")[0].GetProperty("source").GetString());
+        Assert.Equal("email_marketing", root.GetProperty("consent_trail")[0].GetProperty("purpose").GetString());
+        var consent = root.GetProperty("consent").EnumerateArray().ToDictionary(c => c.GetProperty("purpose").GetString()!, c => c.GetProperty("granted").GetBoolean());
+        Assert.Equal(new Dictionary<string, bool> { ["personalization"] = true, ["analytics"] = false, ["email_marketing"] = true, ["advertising"] = false }, consent);
+        Assert.NotEmpty(root.GetProperty("segment_history").EnumerateArray());
+        Assert.Contains("recent_viewer", root.GetProperty("memberships").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(2, root.GetProperty("aggregates").GetProperty("total_events").GetInt32());
+        Assert.Equal(0, root.GetProperty("rfm").GetProperty("recency").GetInt32());
+    }
+
+    [Fact]
+    public void Retention_removes_expired_events_from_aggregates_per_event_type()
+    {
+        var retention = new RetentionPolicy(TimeSpan.FromDays(365), new Dictionary<string, TimeSpan?> { [EventTypes.PageView] = TimeSpan.FromDays(30), [EventTypes.Purchase] = null });
+        using var w = World(retention: retention);
+        var t0 = w.Clock.Now;
+        w.Track("u1", EventTypes.PageView, t0.AddDays(-20));
+        w.Track("u1", EventTypes.PageView, t0.AddDays(-1));
+        w.Track("u1", EventTypes.Purchase, t0.AddDays(-300), value: 50);
+        w.Track("u1", EventTypes.Search, t0.AddDays(-300));
+        Assert.Equal(4, w.Store.Get("u1")!.TotalEvents);
+
+        w.Clock.Now = t0.AddDays(20); // the -20d page view is now 40 days old, the search 320 days
+        Assert.Equal(new RetentionResult(1, 1), w.Ingestion.ApplyRetention());
+        var p = w.Store.Get("u1")!;
+        Assert.Equal(3, p.TotalEvents);
+        Assert.Equal(1, p.Series(EventTypes.PageView).Count);
+        Assert.DoesNotContain("t-1", p.EventIds);
+
+        w.Clock.Now = t0.AddDays(70); // the search is past 365 days; purchases are kept forever; the -1d view is 71 days old
+        Assert.Equal(new RetentionResult(1, 2), w.Ingestion.ApplyRetention());
+        p = w.Store.Get("u1")!;
+        Assert.Equal([EventTypes.Purchase], p.Events.Select(e => e.Type));
+        Assert.Equal(1, p.Orders);
+        Assert.Equal(50, p.Revenue);
+        Assert.Equal(p.Events[0].Ticks, p.FirstSeenTicks);
+        Assert.Equal(new RetentionResult(0, 0), w.Ingestion.ApplyRetention());
+    }
+
+    [Fact]
+    public void Retention_rederives_memberships_so_expired_behaviour_stops_counting()
+    {
+        var retention = new RetentionPolicy(null, new Dictionary<string, TimeSpan?> { [EventTypes.PageView] = TimeSpan.FromMinutes(30) });
+        using var w = World(retention: retention);
+        w.Track("u1", EventTypes.PageView);
+        Assert.Equal(["recent_viewer"], w.Memberships.SegmentsOf("u1"));
+
+        w.Clock.Now = w.Clock.Now.AddMinutes(45);
+        w.Ingestion.ApplyRetention();
+
+        Assert.Empty(w.Memberships.SegmentsOf("u1"));
+        Assert.Equal(0, w.Store.Get("u1")!.TotalEvents);
+    }
+
+    [Fact]
+    public void Events_already_past_their_retention_are_rejected_at_ingest_and_removed_after_a_replay()
+    {
+        var retention = new RetentionPolicy(TimeSpan.FromDays(90));
+        var log = new ListChangeLog();
+        using var w = World(log: log, retention: retention);
+        var ex = Assert.Throws<ValidationException>(() => w.Track("u1", EventTypes.PageView, w.Clock.Now.AddDays(-91)));
+        Assert.Equal("event.timestamp", ex.Violations[0].Field);
+        Assert.Contains("retention", ex.Violations[0].Description);
+        w.Track("u1", EventTypes.PageView, w.Clock.Now.AddDays(-89));
+        Assert.Single(log.Records);
+
+        using var later = World(retention: retention);
+        later.Clock.Now = w.Clock.Now.AddDays(2);
+        later.Ingestion.Replay(log.Records[0]); // replayed as it was acknowledged...
+        later.Ingestion.ApplyRetention(); // ...and removed by the sweep every restore ends with
+        Assert.Equal(0, later.Store.Get("u1")!.TotalEvents);
+    }
+
+    [Fact]
+    public void A_validation_error_never_echoes_a_pii_value()
+    {
+        using var w = World();
+        const string secret = "ada.lovelace@example.com";
+        var tooLong = secret + new string('x', 1100);
+        var ex = Assert.Throws<ValidationException>(() => w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["first_name"] = tooLong, ["tier"] = 3.0 }, "crm", AttributeLayer.ZeroParty, null));
+        Assert.DoesNotContain(secret, ex.Message);
+        Assert.All(ex.Violations, v => Assert.DoesNotContain(secret, v.Description));
+        var wrongType = Assert.Throws<ValidationException>(() => w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["vip"] = secret }, "crm", AttributeLayer.ZeroParty, null));
+        Assert.DoesNotContain(secret, wrongType.Message);
+    }
+
+    private static BehaviourEvent AnonymousView(string id, string anonymousId) => new()
+    {
+        EventId = id,
+        Type = EventTypes.PageView,
+        UserId = "",
+        AnonymousId = anonymousId,
+        Timestamp = new DateTimeOffset(2026, 6, 1, 11, 59, 0, TimeSpan.Zero),
+        Context = new EventContext("web", "desktop", "s-" + anonymousId, "home"),
+    };
+
+    // Through the log's JSON form, as a restore reads it.
+    private static ChangeRecord Roundtrip(ChangeRecord record) =>
+        JsonSerializer.Deserialize(JsonSerializer.Serialize(record, ChangeRecordJson.Default.ChangeRecord), ChangeRecordJson.Default.ChangeRecord)!;
+}

@@ -1,0 +1,141 @@
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Catalog;
+
+public class CatalogValidationTests
+{
+    private static CatalogException Fails(params string[] segments) =>
+        Assert.Throws<CatalogException>(() => CatalogLoader.Load(TestCatalogs.Source(segments)));
+
+    [Fact]
+    public void Segment_without_all_five_outcomes_is_rejected()
+    {
+        var yaml = TestCatalogs.Segment("no_offer", "value", "{ field: orders.count, gte: 1 }").Replace("      offer: \"offer for no_offer\"\n", "");
+
+        var error = Assert.Single(Fails(yaml).Errors);
+
+        Assert.Equal(("segments.yaml", "no_offer", "personalization.offer"), (error.File, error.Segment, error.Clause));
+        Assert.Contains("every segment needs content, offer, cta, journey and messaging", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_alias_inside_the_node_it_names_is_an_error_not_an_endless_tree()
+    {
+        var yaml = TestCatalogs.Segment("s", "value", "&loop { all: [ *loop ] }");
+
+        var error = Assert.Single(Fails(yaml).Errors);
+
+        Assert.Contains("refers to the node that contains it", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unknown_field_error_names_file_line_segment_and_clause()
+    {
+        var error = Assert.Single(Fails(TestCatalogs.Segment("s", "value", """
+            all:
+              - { field: orders.count, gte: 1 }
+              - { field: orders.colour, eq: red }
+            """)).Errors);
+
+        Assert.Equal(("segments.yaml", "s", "rule.all[1]"), (error.File, error.Segment, error.Clause));
+        Assert.True(error.Line > 1);
+        Assert.Contains("unknown field 'orders.colour'", error.Message, StringComparison.Ordinal);
+        Assert.StartsWith("segments.yaml:", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{ field: traits.tier, gt: 5 }", "does not apply to string")]
+    [InlineData("{ field: traits.score, eq: high }", "takes a number")]
+    [InlineData("{ field: traits.score, within: 30d }", "does not apply to number")]
+    [InlineData("{ field: orders.last_at, within: soon }", "duration")]
+    [InlineData("{ field: traits.tier, regex: '(' }", "invalid regex")]
+    [InlineData("{ field: traits.score, gt: 1, lt: 5 }", "exactly one operator")]
+    [InlineData("{ field: traits.score }", "no operator")]
+    [InlineData("{ field: traits.unknown, eq: 1 }", "unknown trait")]
+    [InlineData("{ field: events.teleport.count, gte: 1 }", "unknown event type")]
+    [InlineData("{ field: orders.count, window: 30d, gte: 1 }", "'window' applies only")]
+    [InlineData("{ field: context.weather, eq: sunny }", "unknown context field")]
+    [InlineData("{ field: traits.score, between: [5, 1] }", "low <= high")]
+    [InlineData("{ all: [] }", "non-empty list")]
+    [InlineData("{ field: traits.score, approx: 5 }", "unknown key 'approx'")]
+    public void Rules_are_type_checked_at_load(string rule, string expected)
+    {
+        var error = Assert.Single(Fails(TestCatalogs.Segment("s", "value", rule)).Errors);
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Equal("s", error.Segment);
+    }
+
+    [Fact]
+    public void Unknown_override_and_exclusion_targets_are_errors()
+    {
+        var errors = Fails(TestCatalogs.Segment("s", "value", "{ field: orders.count, gte: 1 }", "    overrides: [ghost]\n    exclusions: [phantom]")).Errors;
+
+        Assert.Contains(errors, e => e.Clause == "overrides" && e.Message.Contains("ghost", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Clause == "exclusions" && e.Message.Contains("phantom", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Template_syntax_errors_and_unknown_model_variables_are_errors()
+    {
+        var broken = TestCatalogs.Segment("s", "value", "{ field: orders.count, gte: 1 }")
+            .Replace("\"cta for s\"", "\"{{ if profile.orders }}unclosed\"")
+            .Replace("\"journey for s\"", "\"{{ customer.name }}\"");
+
+        var errors = Fails(broken).Errors;
+
+        Assert.Contains(errors, e => e.Clause == "personalization.cta.template");
+        Assert.Contains(errors, e => e.Clause == "personalization.journey.template" && e.Message.Contains("unknown variable 'customer'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_catalog_needs_exactly_one_fallback()
+    {
+        var noFallback = new InMemoryCatalogSource([
+            new CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("  fallback: everyone\n", "")),
+            new CatalogFile("s.yaml", "segments:\n" + TestCatalogs.Segment("s", "value", "{ field: orders.count, gte: 1 }")),
+        ]);
+        Assert.Contains(Assert.Throws<CatalogException>(() => CatalogLoader.Load(noFallback)).Errors, e => e.Message.Contains("no fallback", StringComparison.Ordinal));
+
+        var second = TestCatalogs.Fallback.Replace("id: everyone", "id: everyone_else").Replace("segments:\n", "");
+        var errors = Fails(second).Errors;
+        Assert.Contains(errors, e => e.Segment == "everyone_else" && e.Message.Contains("only one fallback", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Duplicate_ids_unknown_types_and_unknown_keys_are_errors()
+    {
+        var rule = "{ field: orders.count, gte: 1 }";
+        var errors = Fails(
+            TestCatalogs.Segment("dup", "value", rule),
+            TestCatalogs.Segment("dup", "value", rule),
+            TestCatalogs.Segment("odd", "astrological", rule),
+            TestCatalogs.Segment("typo", "value", rule, "    prioritty: 5")).Errors;
+
+        Assert.Contains(errors, e => e.Segment == "dup" && e.Message.Contains("duplicate", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Segment == "odd" && e.Clause == "type");
+        Assert.Contains(errors, e => e.Segment == "typo" && e.Message.Contains("unknown key 'prioritty'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Invalid_yaml_reports_the_file_and_line()
+    {
+        var source = new InMemoryCatalogSource([new CatalogFile("bad.yaml", "segments:\n  - id: x\n   name: [unclosed\n")]);
+        var error = Assert.Throws<CatalogException>(() => CatalogLoader.Load(source)).Errors[0];
+        Assert.Equal("bad.yaml", error.File);
+        Assert.Contains("YAML", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_failed_load_keeps_the_previous_catalog_active()
+    {
+        var provider = new CatalogProvider();
+        var good = provider.Load(TestCatalogs.Source());
+
+        Assert.Throws<CatalogException>(() => provider.Load(TestCatalogs.Source(TestCatalogs.Segment("s", "value", "{ field: nope, eq: 1 }"))));
+
+        Assert.Same(good, provider.Current);
+        Assert.Equal(1, provider.Current.Version);
+    }
+}

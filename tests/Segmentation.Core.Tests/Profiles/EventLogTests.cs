@@ -1,0 +1,155 @@
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Tests.Profiles;
+
+/// <summary>The columnar event log gives back exactly the events it was given, whatever their strings hold.</summary>
+public sealed class EventLogTests
+{
+    private static readonly long T0 = new DateTimeOffset(2026, 11, 1, 0, 0, 0, TimeSpan.Zero).UtcTicks;
+
+    private static StoredEvent Event(string id, long minute, string session = "s1", string type = EventTypes.PageView, double value = 0, int quantity = 1,
+        string? category = null, string? product = null, string? campaign = null, string? country = "GB", string source = "web", string pageType = "home") =>
+        new(id, type, T0 + (minute * TimeSpan.TicksPerMinute), value, quantity, session, source, pageType, category, product, campaign, country);
+
+    [Fact]
+    public void Round_trips_every_field_of_every_event()
+    {
+        var longValue = new string('x', 300); // too long for the string pool
+        StoredEvent[] events =
+        [
+            Event("e1", 0),
+            Event("e2", 1, type: EventTypes.Purchase, value: 129.95, quantity: 3, category: "kitchen", product: "sku-1", pageType: "checkout"),
+            Event("é-日本-🙂", 2, session: "sess-ü", category: longValue, product: longValue + "p", campaign: longValue + "c", country: null, source: longValue + "s"),
+            Event("e4", 3, session: "s1", type: "custom_" + longValue, value: -0.0, quantity: -5, pageType: "pt-" + longValue),
+            Event("lone-\ud800-surrogate", 4, session: "sess-\udc00"),
+            Event("e6", 5, session: "s1", value: double.Epsilon, quantity: int.MaxValue, campaign: "camp-1"),
+        ];
+
+        var log = EventLog.Of(events);
+
+        Assert.Equal(events, log.ToArray());
+        Assert.Equal(events.Length, log.Count);
+        for (var i = 0; i < events.Length; i++)
+        {
+            Assert.Equal(events[i], log[i]);
+            Assert.Equal(events[i].Ticks, log.TicksAt(i));
+            Assert.Equal(events[i].Type, log.TypeAt(i));
+            Assert.Equal(events[i].PageType, log.PageTypeAt(i));
+            Assert.Equal(events[i].Category, log.CategoryAt(i));
+            Assert.Equal(events[i].ProductId, log.ProductIdAt(i));
+            Assert.True(log.Contains(events[i].EventId));
+        }
+
+        Assert.False(log.Contains("e3"));
+        Assert.False(log.Contains("lone-\ud801-surrogate"));
+    }
+
+    [Fact]
+    public void Adding_one_event_at_a_time_equals_building_at_once_and_late_events_go_in_time_order()
+    {
+        var log = EventLog.Empty;
+        var expected = new List<StoredEvent>();
+        var random = new Random(7);
+        for (var i = 0; i < 200; i++)
+        {
+            var minute = random.Next(0, 1000);
+            var e = Event($"e{i}", minute, session: $"s{minute / 100}", value: i % 3 == 0 ? i * 1.5 : 0, quantity: 1 + (i % 4), category: i % 2 == 0 ? "c" + (i % 5) : null);
+            log = log.Add(e);
+            expected.Insert(expected.FindLastIndex(x => x.Ticks <= e.Ticks) + 1, e); // after every event not later than it
+        }
+
+        Assert.Equal(expected, log.ToArray());
+        Assert.Equal(expected, EventLog.Of(expected).ToArray());
+        Assert.Equal(expected.Select(e => e.Ticks), Enumerable.Range(0, log.Count).Select(log.TicksAt));
+        Assert.Equal(expected.Select(e => e.SessionId).Distinct().Count(), log.Sessions);
+        Assert.Equal(log.Sessions, EventLog.Of(expected).Sessions);
+    }
+
+    [Fact]
+    public void The_default_log_is_empty_and_takes_events()
+    {
+        var log = default(EventLog).Add(Event("a", 1, session: "s")).Add(Event("b", 2, session: "s"));
+
+        Assert.Empty(default(EventLog));
+        Assert.False(default(EventLog).Contains("a"));
+        Assert.Equal(["a", "b"], log.Select(e => e.EventId));
+        Assert.Equal(1, log.Sessions);
+    }
+
+    [Fact]
+    public void Of_orders_events_by_time_keeping_arrival_order_for_ties()
+    {
+        var log = EventLog.Of([Event("b", 5), Event("a", 1), Event("c", 5)]);
+
+        Assert.Equal(["a", "b", "c"], log.Select(e => e.EventId));
+    }
+
+    [Fact]
+    public void Events_of_one_session_share_one_session_string_when_read()
+    {
+        var log = EventLog.Of([Event("a", 1, session: "s-long-session-id"), Event("b", 2, session: "s-long-session-id"), Event("c", 3, session: "other")]).Add(Event("d", 4, session: "other"));
+
+        var events = log.ToArray();
+
+        Assert.Same(events[0].SessionId, events[1].SessionId);
+        Assert.Same(events[2].SessionId, events[3].SessionId);
+        Assert.Equal("other", events[3].SessionId);
+        Assert.Equal(2, log.Sessions);
+        Assert.Equal(3, log.Add(Event("e", 5, session: "third")).Add(Event("f", 6, session: "other")).Add(Event("g", 7, session: "s-long-session-id")).Sessions);
+    }
+
+    [Fact]
+    public void Ids_with_the_same_hash_are_still_told_apart()
+    {
+        // Event ids are first compared by a 32-bit hash; find two ids that share one (birthday bound: a few
+        // hundred thousand candidates are plenty) and check the log confirms against the stored id.
+        var seen = new Dictionary<uint, string>();
+        (string A, string B)? pair = null;
+        for (var i = 0; pair is null && i < 2_000_000; i++)
+        {
+            var id = $"evt-{i}";
+            if (!seen.TryAdd(EventLog.HashId(id), id))
+            {
+                pair = (seen[EventLog.HashId(id)], id);
+            }
+        }
+
+        Assert.NotNull(pair);
+        var (a, b) = pair.Value;
+        var log = EventLog.Of([Event("x", 0), Event(a, 1), Event("y", 2)]);
+
+        Assert.True(log.Contains(a));
+        Assert.False(log.Contains(b));
+        Assert.True(log.Add(Event(b, 3)).Contains(b));
+    }
+}
+
+/// <summary>The encoded segment history gives back exactly the changes it was given.</summary>
+public sealed class SegmentHistoryTests
+{
+    [Fact]
+    public void Round_trips_changes_and_keeps_the_latest()
+    {
+        var longId = new string('s', 80); // too long for the string pool
+        var at = new DateTimeOffset(2026, 11, 29, 23, 59, 59, TimeSpan.FromHours(-5)).AddTicks(1234);
+        SegmentChange[] changes =
+        [
+            new(null, "everyone", at, "event:e-1"),
+            new("everyone", longId, at.AddDays(1).ToOffset(TimeSpan.FromMinutes(330)), "traits:crm ü 🙂"),
+            new(longId, "vip", at.AddDays(2).ToOffset(TimeSpan.Zero), "catalog:v12"),
+        ];
+
+        var history = SegmentHistory.Of(changes);
+
+        Assert.Equal(changes, history.ToArray());
+        Assert.Equal(3, history.Count);
+        Assert.Equal(changes[1], history[1]);
+        Assert.Equal(TimeSpan.FromMinutes(330), history[1].At.Offset);
+        Assert.Empty(SegmentHistory.Empty);
+        Assert.Empty(default(SegmentHistory));
+
+        var added = history.Add(new SegmentChange("vip", "churned", at.AddDays(3), "time"), keep: 3);
+        Assert.Equal([.. changes.Skip(1), new SegmentChange("vip", "churned", at.AddDays(3), "time")], added.ToArray());
+    }
+}

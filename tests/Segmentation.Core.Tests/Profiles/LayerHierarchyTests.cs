@@ -1,0 +1,84 @@
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Profiles;
+
+public class LayerHierarchyTests
+{
+    private static SetTraitsResult Set(TestWorld w, string value, AttributeLayer layer, DateTimeOffset? at = null) =>
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = value }, layer.ToString(), layer, at);
+
+    [Fact]
+    public void Declared_value_is_not_overwritten_by_observed_or_derived_data()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        Set(w, "declared", AttributeLayer.ZeroParty);
+
+        var observed = Set(w, "observed", AttributeLayer.FirstParty);
+        var derived = Set(w, "derived", AttributeLayer.Derived);
+
+        Assert.Equal(["tier"], observed.Ignored);
+        Assert.Equal(["tier"], derived.Ignored);
+        var attribute = w.Store.Get("u1")!.Attributes["tier"];
+        Assert.Equal("declared", attribute.Value);
+        Assert.Equal(AttributeLayer.ZeroParty, attribute.Layer);
+        Assert.Equal("ZeroParty", attribute.Source);
+    }
+
+    [Fact]
+    public void Higher_layer_replaces_lower_layer_and_keeps_provenance()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        Set(w, "derived", AttributeLayer.Derived);
+        Set(w, "observed", AttributeLayer.FirstParty);
+        var result = Set(w, "declared", AttributeLayer.ZeroParty);
+
+        Assert.Equal(["tier"], result.Applied);
+        var attribute = w.Store.Get("u1")!.Attributes["tier"];
+        Assert.Equal(("declared", AttributeLayer.ZeroParty, w.Clock.Now), (attribute.Value, attribute.Layer, attribute.UpdatedAt));
+    }
+
+    [Fact]
+    public void Within_a_layer_the_newer_value_wins_and_an_older_one_is_ignored()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        Set(w, "new", AttributeLayer.ZeroParty, w.Clock.Now.AddHours(-1));
+        var stale = Set(w, "old", AttributeLayer.ZeroParty, w.Clock.Now.AddHours(-2));
+        Set(w, "newest", AttributeLayer.ZeroParty);
+
+        Assert.Equal(["tier"], stale.Ignored);
+        Assert.Equal("newest", w.Store.Get("u1")!.Trait("tier"));
+    }
+
+    [Fact]
+    public void Observed_country_from_events_does_not_replace_a_declared_country()
+    {
+        var schema = TestCatalogs.Schema.Replace("first_name: { type: string, pii: true }", "first_name: { type: string, pii: true }\n    country: { type: string }");
+        using var w = new TestWorld(new Core.Catalog.InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback)]));
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["country"] = "FR" }, "account", AttributeLayer.ZeroParty, null);
+
+        w.Ingestion.Track(new Events.BehaviourEvent
+        {
+            EventId = "e1",
+            Type = "page_view",
+            UserId = "u1",
+            Timestamp = w.Clock.Now,
+            Context = new Events.EventContext("web", "mobile", "s1", "home", Country: "GB"),
+        });
+
+        Assert.Equal("FR", w.Store.Get("u1")!.Trait("country"));
+    }
+
+    [Fact]
+    public void Traits_must_be_declared_and_of_the_declared_type()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        var ex = Assert.Throws<Validation.ValidationException>(() =>
+            w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["nope"] = "x", ["score"] = "high" }, "quiz", AttributeLayer.ZeroParty, null));
+
+        Assert.Contains(ex.Violations, v => v.Field == "traits[nope]" && v.Description.Contains("unknown trait", StringComparison.Ordinal));
+        Assert.Contains(ex.Violations, v => v.Field == "traits[score]" && v.Description.Contains("number", StringComparison.Ordinal));
+        Assert.Null(w.Store.Get("u1")); // nothing stored
+    }
+}

@@ -1,0 +1,205 @@
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Scoring;
+
+public class DerivedScoreTests
+{
+    private static string? Read(TestWorld w, string field, string user = "u1")
+    {
+        return w.Catalogs.Current.Field(field).Describe(new EvalContext(w.Store.Get(user), RequestContext.Empty, w.Clock.Now.UtcTicks, w.Rfm.Current));
+    }
+
+    [Fact]
+    public void Lifecycle_stage_follows_orders_and_recency()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        var now = w.Clock.Now;
+        Assert.Equal("<missing>", Read(w, "traits.lifecycle_stage"));
+
+        w.Track("u1", EventTypes.PageView, now.AddDays(-2));
+        Assert.Equal("new_subscriber", Read(w, "traits.lifecycle_stage"));
+        w.Track("u1", EventTypes.Purchase, now.AddDays(-1), value: 10);
+        Assert.Equal("first_time_buyer", Read(w, "traits.lifecycle_stage"));
+        w.Track("u1", EventTypes.Purchase, now.AddHours(-1), value: 10);
+        Assert.Equal("repeat_buyer", Read(w, "traits.lifecycle_stage"));
+        for (var i = 0; i < 3; i++)
+        {
+            w.Track("u1", EventTypes.Purchase, now.AddMinutes(-i), value: 10);
+        }
+
+        Assert.Equal("loyal", Read(w, "traits.lifecycle_stage"));
+        w.Clock.Now = now.AddDays(100);
+        Assert.Equal("at_risk", Read(w, "traits.lifecycle_stage"));
+        w.Clock.Now = now.AddDays(200);
+        Assert.Equal("lapsed", Read(w, "traits.lifecycle_stage"));
+    }
+
+    [Fact]
+    public void Engagement_status_is_high_active_declining_or_inactive()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        var now = w.Clock.Now;
+        for (var i = 0; i < 12; i++)
+        {
+            w.Track("u1", EventTypes.PageView, now.AddDays(-i));
+        }
+
+        Assert.Equal("high", Read(w, "traits.engagement_status"));
+        w.Clock.Now = now.AddDays(25); // 12 events now 25–36 days old: 5 in the last 30 days, 7 before
+        Assert.Equal("active", Read(w, "traits.engagement_status"));
+        w.Clock.Now = now.AddDays(29); // 1 in the last 30 days, 11 in the 60 days before
+        Assert.Equal("declining", Read(w, "traits.engagement_status"));
+        w.Clock.Now = now.AddDays(45);
+        Assert.Equal("inactive", Read(w, "traits.engagement_status"));
+    }
+
+    [Fact]
+    public void Intent_level_reads_recent_searches_views_and_cart()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        var now = w.Clock.Now;
+        w.Track("u1", EventTypes.PageView, now.AddDays(-1));
+        Assert.Equal("browsing", Read(w, "traits.intent_level"));
+        w.Track("u1", EventTypes.Search, now.AddHours(-5));
+        w.Track("u1", EventTypes.Search, now.AddHours(-4));
+        Assert.Equal("researching", Read(w, "traits.intent_level"));
+        w.Track("u1", EventTypes.AddToCart, now.AddHours(-1));
+        Assert.Equal("ready_to_buy", Read(w, "traits.intent_level"));
+        w.Clock.Now = now.AddDays(10);
+        Assert.Equal("<missing>", Read(w, "traits.intent_level"));
+    }
+
+    [Fact]
+    public void Lead_score_uses_the_f17_weights_negative_signals_and_thresholds()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        var now = w.Clock.Now;
+        w.Ingestion.Track(new BehaviourEvent { EventId = "p1", Type = EventTypes.PageView, UserId = "u1", Timestamp = now.AddDays(-1), Context = new EventContext("web", "desktop", "s1", "pricing") });
+        Assert.Equal("10", Read(w, "traits.lead_score")); // one pricing page view
+        Assert.Equal("cold", Read(w, "traits.lead_grade"));
+
+        w.Ingestion.Track(new BehaviourEvent { EventId = "d1", Type = EventTypes.FormSubmit, UserId = "u1", Timestamp = now, Category = "demo_request", Context = new EventContext("web", "desktop", "s1", "demo") });
+        Assert.Equal("40", Read(w, "traits.lead_score")); // + demo request 30
+        Assert.Equal("warm", Read(w, "traits.lead_grade"));
+
+        w.Track("u1", EventTypes.EmailUnsubscribe);
+        Assert.Equal("20", Read(w, "traits.lead_score")); // unsubscribe -20
+
+        w.Clock.Now = now.AddDays(40); // pricing view out of its 30-day window, and 30+ days inactive: -15
+        Assert.Equal("0", Read(w, "traits.lead_score")); // 30 - 20 - 15, clamped at 0
+    }
+
+    [Fact]
+    public void Lead_scoring_is_configurable_in_the_catalog()
+    {
+        var schema = TestCatalogs.Schema + """
+
+            scoring:
+              cart_abandonment_after: 30m
+              lead:
+                thresholds: { warm: 10, hot: 20, sales_ready: 30 }
+                signals:
+                  - { name: pricing, event: page_view, page_type: pricing, points: 25, cap: 50, window: 7d }
+                fit:
+                  - { name: big_company, points: 10, rule: { field: traits.score, gte: 100 } }
+            """;
+        using var w = new TestWorld(new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback)]));
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 500d }, "crm", AttributeLayer.FirstParty, null);
+        w.Ingestion.Track(new BehaviourEvent { EventId = "p1", Type = EventTypes.PageView, UserId = "u1", Timestamp = w.Clock.Now, Context = new EventContext("web", "desktop", "s1", "pricing") });
+
+        Assert.Equal("35", Read(w, "traits.lead_score"));
+        Assert.Equal("sales_ready", Read(w, "traits.lead_grade"));
+        Assert.Equal(TimeSpan.FromMinutes(30), w.Catalogs.Current.Scoring.CartAbandonmentAfter);
+    }
+
+    [Fact]
+    public void A_declared_value_wins_over_the_derived_one()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        w.Track("u1", EventTypes.PageView);
+        Assert.Equal("new_subscriber", Read(w, "traits.lifecycle_stage"));
+        var stored = w.Store.Get("u1")!.Attributes["lifecycle_stage"];
+        Assert.Equal((AttributeLayer.Derived, "new_subscriber"), (stored.Layer, stored.Value));
+
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["lifecycle_stage"] = "loyal" }, "crm", AttributeLayer.ZeroParty, null);
+        w.Track("u1", EventTypes.PageView);
+
+        Assert.Equal("loyal", Read(w, "traits.lifecycle_stage"));
+        Assert.Equal(AttributeLayer.ZeroParty, w.Store.Get("u1")!.Attributes["lifecycle_stage"].Layer);
+    }
+
+    [Theory]
+    [InlineData(5, 5, 5, "champions")]
+    [InlineData(4, 4, 5, "champions")]
+    [InlineData(1, 3, 5, "at_risk_high_value")]
+    [InlineData(1, 1, 1, "lost")]
+    [InlineData(2, 1, 2, "lost")]
+    [InlineData(5, 2, 1, "recent_low_value")]
+    [InlineData(3, 5, 5, "vip")]
+    [InlineData(4, 3, 5, "emerging_vip")]
+    [InlineData(5, 1, 3, "high_potential")]
+    [InlineData(3, 4, 2, "price_sensitive")]
+    [InlineData(3, 4, 3, "core")]
+    [InlineData(1, 3, 3, "other")]
+    [InlineData(0, 0, 0, null)]
+    public void Rfm_scores_map_to_the_f16_named_segments(int r, int f, int m, string? expected) =>
+        Assert.Equal(expected, DerivedScores.RfmSegment(r, f, m));
+
+    [Fact]
+    public void Affinity_decays_so_recent_interest_beats_old_interest()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        var now = w.Clock.Now;
+        for (var i = 0; i < 4; i++)
+        {
+            w.Track("u1", EventTypes.ProductView, now.AddDays(-120), category: "garden"); // 4 views, 4 half-lives ago: 0.25
+        }
+
+        w.Track("u1", EventTypes.ProductView, now.AddDays(-1), category: "kitchen"); // 1 view, yesterday: ~0.98
+
+        Assert.Equal("kitchen", Read(w, "affinity.top_category"));
+        var (_, score, _) = DerivedScores.Affinity(w.Store.Get("u1"), now.UtcTicks, TimeSpan.FromDays(30));
+        Assert.Equal(Math.Pow(0.5, 1 / 30d), score, 6);
+    }
+
+    [Fact]
+    public void Rules_can_ask_for_the_f3_resolution_of_declared_and_recent_behaviour()
+    {
+        var schema = TestCatalogs.Schema.Replace("tier: { type: string }", "tier: { type: string, observed_by: affinity.top_category }");
+        var source = new InMemoryCatalogSource([
+            new("catalog.yaml", schema),
+            new("fallback.yaml", TestCatalogs.Fallback),
+            new("s.yaml", "segments:\n" +
+                TestCatalogs.Segment("declared_kitchen", "preference", "{ field: traits.tier, eq: kitchen }") + "\n" +
+                TestCatalogs.Segment("recent_garden", "psychographic", "{ field: traits.tier, resolve: recent, eq: garden }")),
+        ]);
+        using var w = new TestWorld(source);
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "kitchen" }, "quiz", AttributeLayer.ZeroParty, w.Clock.Now.AddDays(-60));
+        w.Track("u1", EventTypes.ProductView, w.Clock.Now.AddDays(-1), category: "garden");
+
+        var d = w.Decide("u1");
+
+        Assert.Contains(d.Matched, m => m.Segment.Id == "declared_kitchen"); // the declared value stands
+        Assert.Contains(d.Matched, m => m.Segment.Id == "recent_garden"); // recent behaviour wins when asked
+    }
+
+    [Fact]
+    public void Cart_abandonment_follows_the_configured_delay()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("abandoner", "behavioural", "{ field: cart.abandoned, eq: true }")));
+        var now = w.Clock.Now;
+        w.Track("u1", EventTypes.AddToCart, now, quantity: 1, value: 5);
+
+        Assert.Equal("everyone", w.Decide("u1").Winner.Id);
+        w.Clock.Now = now.AddMinutes(61);
+        Assert.Equal("abandoner", w.Decide("u1").Winner.Id);
+        w.Track("u1", EventTypes.Purchase, w.Clock.Now, value: 5);
+        Assert.Equal("everyone", w.Decide("u1").Winner.Id);
+    }
+}

@@ -1,0 +1,202 @@
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Storage;
+
+namespace Segmentation.Core.Tests.Storage;
+
+public sealed class ChangeLogTests : IDisposable
+{
+    private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-log-").FullName;
+
+    private string LogPath => FileChangeLog.SegmentPath(_dir, 1);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static BehaviourEvent Event(string id, string user, string type, DateTimeOffset at, double value = 0, string anonymous = "") => TestEvents.Make(id, user, type, at, value, anonymous);
+
+    // A mixed workload: events for 20 users (some late, some duplicates), traits, and identity merges.
+    private static void Write(TestWorld world)
+    {
+        var types = new[] { EventTypes.PageView, EventTypes.ProductView, EventTypes.AddToCart, EventTypes.Purchase, EventTypes.Search };
+        for (var i = 0; i < 400; i++)
+        {
+            var user = $"u{i % 20}";
+            var type = types[i % types.Length];
+            world.Ingestion.Track(Event($"e{i}", user, type, Now.AddHours(-(i * 7 % 500)), value: type == EventTypes.Purchase ? 10 + i : 0));
+        }
+
+        world.Ingestion.Track(Event("e3", "u3", EventTypes.Purchase, Now.AddHours(-1), value: 13)); // duplicate
+        for (var i = 0; i < 5; i++)
+        {
+            world.Ingestion.Track(Event($"anon-e{i}", "", EventTypes.PageView, Now.AddMinutes(-i), anonymous: $"anon{i}"));
+        }
+
+        world.Ingestion.Identify("anon0", "u0");
+        world.Ingestion.Identify("anon1", "u1");
+        world.Ingestion.Track(Event("after-merge", "", EventTypes.PageView, Now, anonymous: "anon0"));
+        world.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["preferred_category"] = "toys", ["vip"] = true }, "crm", AttributeLayer.ZeroParty, Now.AddDays(-1));
+        world.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["preferred_category"] = "books" }, "quiz", AttributeLayer.ZeroParty, Now);
+        world.Ingestion.SetTraits("u5", new Dictionary<string, object?> { ["preferred_category"] = "garden" }, "enrich", AttributeLayer.FirstParty, null);
+    }
+
+    private static void AssertSame(TestWorld expected, TestWorld actual)
+    {
+        var users = expected.Store.Snapshot().Select(p => p.UserId).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(users, actual.Store.Snapshot().Select(p => p.UserId).Order(StringComparer.Ordinal));
+        Assert.Equal(23, users.Count); // 20 users + 3 unmerged anonymous visitors
+        foreach (var user in users)
+        {
+            var a = expected.Store.Get(user)!;
+            var b = actual.Store.Get(user)!;
+            Assert.Equal(a.Events.Select(e => e.ToString()), b.Events.Select(e => e.ToString()));
+            Assert.Equal(a.EventIds.Order(StringComparer.Ordinal), b.EventIds.Order(StringComparer.Ordinal));
+            Assert.Equal(
+                (a.TotalEvents, a.Orders, a.Revenue, a.CartItems, a.FirstSeenTicks, a.LastSeenTicks, a.FirstPurchaseTicks, a.LastPurchaseTicks, a.Sessions),
+                (b.TotalEvents, b.Orders, b.Revenue, b.CartItems, b.FirstSeenTicks, b.LastSeenTicks, b.FirstPurchaseTicks, b.LastPurchaseTicks, b.Sessions));
+            Assert.Equal(
+                a.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal),
+                b.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal));
+            Assert.Equal(a.CurrentSegment, b.CurrentSegment);
+            Assert.Equal(expected.Store.LinkedIds(user), actual.Store.LinkedIds(user));
+        }
+    }
+
+    private TestWorld Reopen(out LogReplay recovery, out FileChangeLog log)
+    {
+        log = new FileChangeLog(_dir);
+        var world = new TestWorld(now: Now, changeLog: log);
+        recovery = log.Recover(world.Ingestion.Replay);
+        return world;
+    }
+
+    [Fact]
+    public void Changes_written_then_replayed_rebuild_identical_profiles()
+    {
+        using var first = Reopen(out var empty, out var log);
+        Assert.Equal(0, empty.Records);
+        Write(first);
+        log.Dispose();
+        Assert.Equal(400 + 5 + 2 + 1 + 3, FileChangeLog.ReadAll(_dir, out var dropped).Count); // the duplicate is not logged
+        Assert.Equal(0, dropped);
+
+        using var second = Reopen(out var recovery, out var log2);
+        using (log2)
+        {
+            Assert.Equal(411, recovery.Records);
+            Assert.Equal(0, recovery.DroppedBytes);
+            AssertSame(first, second);
+            Assert.True(second.Ingestion.Track(Event("e10", "u10", EventTypes.PageView, Now)).Duplicate);
+        }
+    }
+
+    [Fact]
+    public void Garbage_after_the_last_record_is_truncated_and_earlier_records_are_kept()
+    {
+        using (var world = Reopen(out _, out var log))
+        {
+            Write(world);
+            log.Dispose();
+        }
+
+        var good = new FileInfo(LogPath).Length;
+        var garbage = "\u0007garbage from a torn write that never finished"u8.ToArray();
+        using (var f = new FileStream(LogPath, FileMode.Append))
+        {
+            f.Write(garbage);
+        }
+
+        using var reopened = Reopen(out var recovery, out var log2);
+        using (log2)
+        {
+            Assert.Equal(411, recovery.Records);
+            Assert.Equal(garbage.Length, recovery.DroppedBytes);
+            Assert.Equal(good, new FileInfo(LogPath).Length);
+            reopened.Ingestion.Track(Event("new", "u1", EventTypes.PageView, Now));
+        }
+
+        Assert.Equal(412, FileChangeLog.ReadAll(_dir, out var dropped).Count);
+        Assert.Equal(0, dropped);
+    }
+
+    [Fact]
+    public void A_record_cut_mid_write_is_truncated_and_the_records_before_it_are_kept()
+    {
+        using (var world = Reopen(out _, out var log))
+        {
+            Write(world);
+            log.Dispose();
+        }
+
+        var length = new FileInfo(LogPath).Length;
+        using (var f = new FileStream(LogPath, FileMode.Open))
+        {
+            f.SetLength(length - 10); // the last record loses its end
+        }
+
+        using var reopened = Reopen(out var recovery, out var log2);
+        using (log2)
+        {
+            Assert.Equal(410, recovery.Records);
+            Assert.True(recovery.DroppedBytes > 0);
+            Assert.Equal(length - 10 - recovery.DroppedBytes, new FileInfo(LogPath).Length);
+            Assert.Equal(0, reopened.Store.Get("u5")!.Attributes.Values.Count(a => a.Source == "enrich")); // the torn traits write is gone
+            Assert.Equal(20, reopened.Store.Get("u0")!.Events.Count(e => e.EventId.StartsWith('e')));
+        }
+    }
+
+    [Fact]
+    public void A_corrupt_record_before_the_tail_stops_recovery_and_changes_nothing()
+    {
+        using (var world = Reopen(out _, out var log))
+        {
+            Write(world);
+            log.Dispose();
+        }
+
+        var bytes = File.ReadAllBytes(LogPath);
+        bytes[bytes.Length / 2] ^= 0x20; // flip one bit in a record in the middle
+        File.WriteAllBytes(LogPath, bytes);
+
+        using var log2 = new FileChangeLog(_dir);
+        using var world2 = new TestWorld(now: Now, changeLog: log2);
+        var ex = Assert.Throws<ChangeLogCorruptException>(() => log2.Recover(world2.Ingestion.Replay));
+        Assert.Contains("corrupt at byte", ex.Message);
+        Assert.Equal(bytes, File.ReadAllBytes(LogPath));
+        Assert.Throws<ChangeLogCorruptException>(() => FileChangeLog.ReadAll(_dir, out _));
+    }
+
+    [Fact]
+    public void Concurrent_writers_share_fsyncs_and_every_acknowledged_record_is_in_the_log()
+    {
+        using (var log = new FileChangeLog(_dir))
+        {
+            log.Recover(_ => { });
+            log.BeforeFlush = () => Thread.Sleep(2); // a slow disk, so that writers queue up behind each fsync
+            Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, w =>
+            {
+                for (var i = 0; i < 200; i++)
+                {
+                    log.Append(new MergeChange($"a{w}-{i}", $"u{w}"));
+                }
+            });
+            Assert.True(log.Commits < 1600, $"{log.Commits} fsyncs for 1600 records: no group commit");
+        }
+
+        var records = FileChangeLog.ReadAll(_dir, out _).Cast<MergeChange>().ToList();
+        Assert.Equal(1600, records.Select(r => r.AnonymousId).Distinct().Count());
+        for (var w = 0; w < 8; w++)
+        {
+            Assert.Equal(Enumerable.Range(0, 200).Select(i => $"a{w}-{i}"), records.Where(r => r.UserId == $"u{w}").Select(r => r.AnonymousId)); // per-writer order kept
+        }
+    }
+
+    [Fact]
+    public void Append_before_recover_is_refused()
+    {
+        using var log = new FileChangeLog(_dir);
+        Assert.Throws<InvalidOperationException>(() => log.Append(new MergeChange("a", "b")));
+    }
+}

@@ -1,0 +1,383 @@
+using System.Security.Cryptography;
+using System.Text;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Privacy;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Storage;
+
+namespace Segmentation.Core.Tests.Storage;
+
+public sealed class SnapshotTests : IDisposable
+{
+    private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+    private static readonly byte[] Key = RandomNumberGenerator.GetBytes(32);
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-snap-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static BehaviourEvent Event(string id, string user, string type, DateTimeOffset at, double value = 0, string anonymous = "") => TestEvents.Make(id, user, type, at, value, anonymous);
+
+    private static void Write(TestWorld world, int from, int count, int users)
+    {
+        var types = new[] { EventTypes.PageView, EventTypes.ProductView, EventTypes.AddToCart, EventTypes.Purchase, EventTypes.Search };
+        for (var i = from; i < from + count; i++)
+        {
+            var type = types[i % types.Length];
+            world.Ingestion.Track(Event($"e{i}", $"u{i % users}", type, Now.AddHours(-(i * 7 % 500)), value: type == EventTypes.Purchase ? 10 + i : 0));
+        }
+    }
+
+    private static void AssertSame(TestWorld expected, TestWorld actual)
+    {
+        var users = expected.Store.Snapshot().Select(p => p.UserId).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(users, actual.Store.Snapshot().Select(p => p.UserId).Order(StringComparer.Ordinal));
+        foreach (var user in users)
+        {
+            var a = expected.Store.Get(user)!;
+            var b = actual.Store.Get(user)!;
+            Assert.Equal(a.Events.Count, b.Events.Count);
+            for (var i = 0; i < a.Events.Count; i++)
+            {
+                Assert.Equal(a.Events[i], b.Events[i]);
+            }
+
+            Assert.Equal(a.EventIds.Order(StringComparer.Ordinal), b.EventIds.Order(StringComparer.Ordinal));
+            Assert.Equal(
+                (a.TotalEvents, a.Orders, a.Revenue, a.CartItems, a.FirstSeenTicks, a.LastSeenTicks, a.FirstPurchaseTicks, a.LastPurchaseTicks, a.Sessions),
+                (b.TotalEvents, b.Orders, b.Revenue, b.CartItems, b.FirstSeenTicks, b.LastSeenTicks, b.FirstPurchaseTicks, b.LastPurchaseTicks, b.Sessions));
+            Assert.Equal(
+                a.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal),
+                b.Attributes.Values.Select(x => (x.Name, Value: x.Value.ToString(), x.Layer, x.Source, x.UpdatedAt)).OrderBy(x => x.Name, StringComparer.Ordinal));
+            Assert.Equal(a.CurrentSegment, b.CurrentSegment);
+            Assert.Equal(a.SegmentHistory.ToArray(), b.SegmentHistory.ToArray());
+            Assert.Equal(a.ConsentTrail, b.ConsentTrail);
+            Assert.Equal(expected.Store.LinkedIds(user), actual.Store.LinkedIds(user));
+        }
+    }
+
+    // A store of 200 events over 10 users, compacted: the path of its snapshot.
+    private async Task<string> SnapshotOf200Events()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            Write(first.World, 0, 200, users: 10);
+            await first.Compactor.CompactAsync();
+            first.Log.Dispose();
+        }
+
+        return ProfileSnapshotFile.Find(_dir).Single().Path;
+    }
+
+    private bool DataDirectoryContains(string text)
+    {
+        var needle = Encoding.UTF8.GetBytes(text);
+        return Directory.EnumerateFiles(_dir)
+            .Where(f => Path.GetFileName(f) != DataDirectory.LockName) // empty, and locked by the open store
+            .Any(f => File.ReadAllBytes(f).AsSpan().IndexOf(needle) >= 0);
+    }
+
+    [Fact]
+    public async Task A_snapshot_plus_the_log_written_after_it_restores_identical_profiles_and_replaces_the_old_segments()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        Write(first.World, 0, 300, users: 20);
+        first.World.Ingestion.Track(Event("anon-1", "", EventTypes.PageView, Now, anonymous: "visitor-1"));
+        first.World.Ingestion.Identify("visitor-1", "u1");
+        first.World.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["preferred_category"] = "toys", ["vip"] = true }, "crm", AttributeLayer.ZeroParty, Now.AddDays(-1));
+        first.World.Ingestion.RecordConsent("u4", ConsentPurpose.EmailMarketing, granted: true, "signup-form", Now.AddDays(-2));
+        await first.Compactor.CompactAsync();
+        Assert.Equal(2, first.Log.Segment);
+        Assert.False(File.Exists(FileChangeLog.SegmentPath(_dir, 1)));
+        Assert.True(File.Exists(ProfileSnapshotFile.PathFor(_dir, 2)));
+
+        // The tail: more events for existing users, a new merge and traits after the snapshot.
+        Write(first.World, 300, 100, users: 25);
+        first.World.Ingestion.Track(Event("anon-2", "", EventTypes.PageView, Now, anonymous: "visitor-2"));
+        first.World.Ingestion.Identify("visitor-2", "u3");
+        first.World.Ingestion.SetTraits("u5", new Dictionary<string, object?> { ["preferred_category"] = "garden" }, "quiz", AttributeLayer.ZeroParty, Now);
+        first.World.Ingestion.RecordConsent("u4", ConsentPurpose.Personalization, granted: false, "preference-center", Now.AddMinutes(-1));
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        var (snapshot, tail) = second.Restore();
+        Assert.Equal(20, snapshot!.Profiles);
+        Assert.Equal(100 + 1 + 1 + 1 + 1, tail.Records);
+        Assert.Equal(2, second.World.Store.Get("u4")!.ConsentTrail.Count);
+        AssertSame(first.World, second.World);
+        Assert.Equal("u1", second.World.Store.Resolve("visitor-1"));
+        Assert.True(second.World.Ingestion.Track(Event("e10", "u10", EventTypes.PageView, Now)).Duplicate);
+        Assert.True(second.World.Store.Get("u24")!.Version < second.World.Ingestion.Track(Event("fresh", "u24", EventTypes.PageView, Now)).Profile.Version);
+    }
+
+    [Fact]
+    public async Task Compaction_while_writers_and_merges_run_loses_and_doubles_nothing()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        const int Writers = 4, PerWriter = 1500;
+        var compactions = Task.Run(async () =>
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await first.Compactor.CompactAsync();
+                await Task.Delay(5);
+            }
+        });
+        Parallel.For(0, Writers, w =>
+        {
+            for (var i = 0; i < PerWriter; i++)
+            {
+                var id = $"w{w}-{i}";
+                if (i % 100 == 50)
+                {
+                    first.World.Ingestion.Track(Event(id, "", EventTypes.PageView, Now.AddMinutes(-i), anonymous: $"anon-{id}"));
+                    first.World.Ingestion.Identify($"anon-{id}", $"u{w}-{i % 30}");
+                }
+                else
+                {
+                    first.World.Ingestion.Track(Event(id, $"u{w}-{i % 30}", EventTypes.ProductView, Now.AddMinutes(-i)));
+                }
+            }
+        });
+        await compactions;
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        var (snapshot, _) = second.Restore();
+        Assert.NotNull(snapshot);
+        Assert.Single(ProfileSnapshotFile.Find(_dir));
+        AssertSame(first.World, second.World);
+        Assert.Equal(Writers * PerWriter, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
+        Assert.Equal(Writers * 30, second.World.Store.Count); // merged visitors are not profiles of their own
+        Assert.Equal($"u1-{50 % 30}", second.World.Store.Resolve("anon-w1-50"));
+    }
+
+    [Fact]
+    public async Task PII_values_are_encrypted_in_the_log_and_in_snapshots_and_read_back_with_the_key()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Now));
+            first.World.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["email"] = "alice.liddell@example.org", ["first_name"] = "Alicetta", ["preferred_category"] = "toys" }, "checkout", AttributeLayer.ZeroParty, Now);
+            first.Log.Dispose();
+            Assert.False(DataDirectoryContains("alice.liddell@example.org"));
+            Assert.False(DataDirectoryContains("Alicetta"));
+            Assert.True(DataDirectoryContains("toys")); // not PII: stored as it is
+
+            using var second = new Durable(_dir, Key);
+            second.Restore();
+            Assert.Equal("alice.liddell@example.org", second.World.Store.Get("u1")!.Trait("email"));
+            await second.Compactor.CompactAsync();
+            second.Log.Dispose();
+            Assert.False(DataDirectoryContains("alice.liddell@example.org"));
+            Assert.False(DataDirectoryContains("Alicetta"));
+        }
+
+        using (var third = new Durable(_dir, Key))
+        {
+            third.Restore();
+            Assert.Equal("Alicetta", third.World.Store.Get("u1")!.Trait("first_name"));
+        }
+
+        // A wrong key is refused when the directory is opened (its key check value differs), before any read.
+        var ex = Assert.Throws<StoreDamagedException>(() => new Durable(_dir, RandomNumberGenerator.GetBytes(32)));
+        Assert.Contains("encryption key does not match", ex.Message);
+    }
+
+    [Fact]
+    public async Task A_damaged_snapshot_stops_restore_instead_of_losing_profiles()
+    {
+        var path = await SnapshotOf200Events();
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x01;
+        File.WriteAllBytes(path, bytes);
+
+        using var second = new Durable(_dir, Key);
+        var ex = Assert.Throws<InvalidDataException>(() => second.Compactor.Restore());
+        Assert.Contains("checksum", ex.Message);
+        Assert.Equal(bytes, File.ReadAllBytes(path)); // nothing was deleted or rewritten
+    }
+
+    [Fact]
+    public async Task A_chunk_whose_records_end_early_is_reported_as_damaged_even_with_a_valid_checksum()
+    {
+        // Frames after the 8-byte magic: [u32 length][u32 CRC-32][payload]; the second is the first chunk.
+        // Cut that chunk's payload short and give it a matching checksum, as a buggy writer would.
+        var path = await SnapshotOf200Events();
+        var bytes = File.ReadAllBytes(path);
+        var header = 8 + 8 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
+        var length = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(header));
+        var cut = bytes.AsSpan(header + 8, length / 2).ToArray();
+        using var damaged = new MemoryStream();
+        damaged.Write(bytes.AsSpan(0, header));
+        damaged.Write(BitConverter.GetBytes((uint)cut.Length));
+        damaged.Write(BitConverter.GetBytes(System.IO.Hashing.Crc32.HashToUInt32(cut)));
+        damaged.Write(cut);
+        damaged.Write(bytes.AsSpan(header + 8 + length));
+        File.WriteAllBytes(path, damaged.ToArray());
+
+        using var second = new Durable(_dir, Key);
+        var ex = Assert.Throws<InvalidDataException>(() => second.Compactor.Restore());
+        Assert.Contains("ends inside a record", ex.Message);
+        Assert.True(File.Exists(path)); // kept for inspection
+    }
+
+    [Fact]
+    public async Task Memberships_rebuilt_after_a_restore_equal_those_recorded_on_write()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        Write(first.World, 0, 4000, users: 1500); // more users than the index starts sized for
+        await first.Compactor.CompactAsync();
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        second.World.Ingestion.Restore(second.Files); // the restore without the membership rebuild
+        Assert.Equal(0, second.World.Memberships.Users);
+        Assert.Equal(1500, second.World.Ingestion.EvaluateNewMemberships());
+
+        foreach (var user in first.World.Store.Snapshot().Select(p => p.UserId))
+        {
+            Assert.Equal(first.World.Memberships.SegmentsOf(user), second.World.Memberships.SegmentsOf(user));
+        }
+
+        Assert.Equal(first.World.Memberships.Users, second.World.Memberships.Users);
+        Assert.Equal(0, second.World.Ingestion.EvaluateNewMemberships()); // all known now
+    }
+
+    [Fact]
+    public void Reserving_room_sizes_only_an_empty_index_and_never_drops_a_recorded_user()
+    {
+        var index = new Core.Application.Membership.MembershipIndex();
+        index.Reserve(5000);
+        index.Set("u1", ["a"], 1, long.MaxValue, Now, "test");
+        index.Reserve(100_000); // not empty: kept as it is
+        Assert.Equal(["a"], index.SegmentsOf("u1"));
+        Assert.Equal(1, index.Users);
+        Assert.Equal(1, index.Count("a"));
+    }
+
+    [Fact]
+    public async Task Leftovers_of_an_interrupted_compaction_are_ignored_and_removed()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            Write(first.World, 0, 100, users: 10);
+            await first.Compactor.CompactAsync();
+            Write(first.World, 100, 50, users: 10);
+            first.Log.Dispose();
+        }
+
+        // A crash while writing the next snapshot leaves a temporary file behind.
+        File.WriteAllText(ProfileSnapshotFile.PathFor(_dir, 3) + ".tmp", "half a snapshot");
+        using var second = new Durable(_dir, Key);
+        var (snapshot, tail) = second.Restore();
+        Assert.NotNull(snapshot);
+        Assert.Equal(2, second.Files.Data.Plan.SnapshotSegment);
+        Assert.Equal(50, tail.Records);
+        Assert.Equal(150, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
+        Assert.Empty(Directory.EnumerateFiles(_dir, "*.tmp"));
+    }
+
+    [Fact]
+    public async Task ForgetUser_leaves_no_byte_of_the_user_in_the_data_directory()
+    {
+        const string User = "forget-me-4711", Visitor = "visitor-4711-anon", Email = "mirabel.forget@example.org";
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        Write(first.World, 0, 200, users: 10); // other users, who must be kept
+        first.World.Ingestion.Track(Event("evt-4711-a", User, EventTypes.Purchase, Now.AddDays(-3), value: 42));
+        first.World.Ingestion.Track(Event("evt-4711-b", "", EventTypes.PageView, Now.AddDays(-1), anonymous: Visitor));
+        first.World.Ingestion.Identify(Visitor, User);
+        first.World.Ingestion.SetTraits(User, new Dictionary<string, object?> { ["email"] = Email, ["first_name"] = "Mirabel", ["preferred_category"] = "gardening-4711" }, "checkout", AttributeLayer.ZeroParty, Now);
+        first.World.Ingestion.RecordConsent(User, ConsentPurpose.EmailMarketing, granted: true, "signup-4711", Now);
+        await first.Compactor.CompactAsync(); // the user is in a snapshot now...
+        first.World.Ingestion.Track(Event("evt-4711-c", User, EventTypes.PageView, Now)); // ...and in the log after it
+        Assert.True(DataDirectoryContains(User));
+        Assert.True(DataDirectoryContains("gardening-4711"));
+
+        var rights = new DataSubjectRights(first.World.Ingestion, first.World.Store, first.World.Catalogs, first.World.Rfm, first.World.Memberships, first.World.Cache, first.World.Clock, first.Compactor);
+        var result = await rights.ForgetAsync(Visitor); // erasing through a stitched id erases the person
+        Assert.Equal(User, result.UserId);
+        Assert.Equal([Visitor], result.LinkedIds);
+        Assert.Null(first.World.Store.Get(User));
+        Assert.Null(first.World.Store.Get(Visitor));
+        first.Log.Dispose();
+
+        foreach (var needle in new[] { User, Visitor, "4711", Email, "Mirabel", "gardening-4711", "evt-4711", "signup-4711" })
+        {
+            Assert.False(DataDirectoryContains(needle), $"'{needle}' is still on disk");
+        }
+
+        // With the key: nothing left that decrypts to the user either, and everyone else is intact.
+        using var second = new Durable(_dir, Key);
+        second.Restore();
+        Assert.Null(second.World.Store.Get(User));
+        Assert.Equal(User, second.World.Store.Resolve(User)); // no link survives
+        Assert.Equal(10, second.World.Store.Count);
+        Assert.Equal(200, second.World.Store.Snapshot().Sum(p => p.TotalEvents));
+    }
+
+    [Fact]
+    public async Task A_first_write_logged_before_the_rotation_but_applied_after_it_is_in_the_snapshot()
+    {
+        // The user's first event is on disk in the old segment, but its profile does not exist yet when the
+        // compaction lists the store: the snapshot must still hold it, since the old segment is deleted.
+        var dir = Directory.CreateTempSubdirectory("seg-race-").FullName;
+        try
+        {
+            var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+            var pii = new PiiProtector(key, _ => false);
+            using (var log = new FileChangeLog(dir, pii: pii))
+            using (var held = new HoldAfterAppend(log))
+            using (var world = new TestWorld(now: Now, changeLog: held))
+            using (var compactor = new StoreCompactor(world.Store, log, pii))
+            {
+                log.Recover(_ => { });
+                var writer = Task.Run(() => world.Ingestion.Track(Event("first", "first-timer", EventTypes.PageView, Now)));
+                Assert.True(held.Appended.Wait(TimeSpan.FromSeconds(10)));
+
+                var compaction = compactor.CompactAsync();
+                await Task.Delay(300); // the compaction has rotated and is listing the store meanwhile
+                held.Release.Set();
+                Assert.False((await writer).Duplicate);
+                await compaction;
+            }
+
+            using var restored = new Durable(dir, key);
+            restored.Restore();
+            Assert.Equal(1, restored.World.Store.Get("first-timer")?.TotalEvents);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    // Appends to the real log, then holds the writer (inside its user's lock) until released.
+    private sealed class HoldAfterAppend(IChangeLog inner) : IChangeLog, IDisposable
+    {
+        public ManualResetEventSlim Appended { get; } = new();
+
+        public ManualResetEventSlim Release { get; } = new();
+
+        public void Append(ChangeRecord record)
+        {
+            inner.Append(record);
+            Appended.Set();
+            Release.Wait(TimeSpan.FromSeconds(30));
+        }
+
+        public void Dispose()
+        {
+            Appended.Dispose();
+            Release.Dispose();
+        }
+    }
+}

@@ -1,0 +1,342 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Events;
+using Segmentation.Core.Privacy;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Storage;
+
+namespace Segmentation.Core.Tests.Storage;
+
+/// <summary>
+/// What the durable store promises whatever the operator or the disk does: one process per directory, a
+/// full disk that costs availability but never data, missing files noticed, the key checked, and a restart
+/// that reproduces every profile exactly as it was acknowledged.
+/// </summary>
+public sealed class StoreDurabilityTests : IDisposable
+{
+    private static readonly DateTimeOffset Start = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+    private static readonly byte[] Key = RandomNumberGenerator.GetBytes(32);
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-durable-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static BehaviourEvent Event(string id, string user, string type, DateTimeOffset at, double value = 0, string anonymous = "") => TestEvents.Make(id, user, type, at, value, anonymous);
+
+    private bool AnyFileContains(string text)
+    {
+        var needle = Encoding.UTF8.GetBytes(text);
+        return Directory.EnumerateFiles(_dir)
+            .Where(f => Path.GetFileName(f) != DataDirectory.LockName)
+            .Any(f => File.ReadAllBytes(f).AsSpan().IndexOf(needle) >= 0);
+    }
+
+    [Fact]
+    public void A_second_store_on_the_same_directory_is_refused_naming_the_holder()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+
+        var ex = Assert.Throws<DataDirectoryLockedException>(() => new Durable(_dir, Key));
+        Assert.Contains($"process {Environment.ProcessId}", ex.Message);
+        Assert.Contains(_dir, ex.Message);
+
+        first.Dispose();
+        using var second = new Durable(_dir, Key); // released with the first store
+        second.Restore();
+    }
+
+    [Fact]
+    public async Task A_deleted_snapshot_stops_start_up_naming_it_until_the_loss_is_accepted()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+            await first.Compactor.CompactAsync();
+            first.World.Ingestion.Track(Event("e2", "u2", EventTypes.PageView, Start));
+        }
+
+        var snapshot = ProfileSnapshotFile.Find(_dir).Single().Path;
+        File.Delete(snapshot);
+
+        var ex = Assert.Throws<StoreDamagedException>(() => new Durable(_dir, Key));
+        Assert.Contains(Path.GetFileName(snapshot), ex.Message);
+        Assert.Contains("AcceptDataLoss", ex.Message);
+
+        using (var accepted = new Durable(_dir, Key, acceptDataLoss: true))
+        {
+            accepted.Restore();
+            Assert.Null(accepted.World.Store.Get("u1")); // lost with the snapshot
+            Assert.NotNull(accepted.World.Store.Get("u2")); // in the log after it
+            await accepted.Compactor.CompactAsync();
+        }
+
+        using var next = new Durable(_dir, Key); // consistent again: no override needed
+        next.Restore();
+        Assert.NotNull(next.World.Store.Get("u2"));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void A_missing_log_segment_stops_start_up_naming_it(long missing)
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            for (var i = 0; i < 3; i++)
+            {
+                first.World.Ingestion.Track(Event($"e{i}", $"u{i}", EventTypes.PageView, Start));
+                first.Log.Rotate();
+            }
+        }
+
+        Assert.Equal([1L, 2, 3, 4], FileChangeLog.Segments(_dir));
+        File.Delete(FileChangeLog.SegmentPath(_dir, missing));
+
+        var ex = Assert.Throws<StoreDamagedException>(() => new Durable(_dir, Key));
+        Assert.Contains(Path.GetFileName(FileChangeLog.SegmentPath(_dir, missing)), ex.Message);
+    }
+
+    [Fact]
+    public void A_sealed_segment_cut_at_a_record_boundary_is_noticed()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+            first.World.Ingestion.Track(Event("e2", "u1", EventTypes.PageView, Start.AddMinutes(1)));
+            first.Log.Rotate();
+        }
+
+        // Keep only the first record: a clean cut that no checksum can see.
+        var path = FileChangeLog.SegmentPath(_dir, 1);
+        var bytes = File.ReadAllBytes(path);
+        var first1 = 8 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes);
+        File.WriteAllBytes(path, bytes[..first1]);
+
+        var ex = Assert.Throws<StoreDamagedException>(() => new Durable(_dir, Key));
+        Assert.Contains("changes-00000001.log (cut or grown", ex.Message);
+    }
+
+    [Fact]
+    public void A_wrong_key_is_refused_even_before_any_personal_data_was_written()
+    {
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start)); // no PII anywhere
+        }
+
+        var ex = Assert.Throws<StoreDamagedException>(() => new Durable(_dir, RandomNumberGenerator.GetBytes(32)));
+        Assert.Contains("encryption key does not match", ex.Message);
+
+        using var right = new Durable(_dir, Key);
+        right.Restore();
+        Assert.NotNull(right.World.Store.Get("u1"));
+    }
+
+    [Fact]
+    public async Task A_full_disk_makes_writes_unavailable_loses_nothing_and_writes_resume_when_space_returns()
+    {
+        using var disk = new TinyDisk(megabytes: 4);
+        var dir = disk.Directory("store");
+        using var store = new Durable(dir, Key);
+        store.Restore();
+        var ingestion = store.World.Ingestion;
+        ingestion.Track(Event("before", "u1", EventTypes.Purchase, Start, value: 10));
+
+        disk.Fill();
+
+        // The segment's last page may still have room for a record or two; then the disk is full.
+        StorageUnavailableException? failed = null;
+        var attempt = 0;
+        for (; attempt < 200 && failed is null; attempt++)
+        {
+            try
+            {
+                ingestion.Track(Event($"during-{attempt}", "u1", EventTypes.Purchase, Start.AddSeconds(-1 - attempt), value: 20));
+            }
+            catch (StorageUnavailableException ex)
+            {
+                failed = ex;
+            }
+        }
+
+        Assert.NotNull(failed);
+        Assert.Contains("retry", failed.Message);
+        Assert.NotNull(store.Log.Failure);
+        var rejected = $"during-{attempt - 1}";
+        Assert.False(store.World.Store.Get("u1")!.HasEvent(rejected)); // not acknowledged, not applied
+        var acknowledged = store.World.Store.Get("u1")!.Orders;
+
+        // A snapshot cannot be written either; it leaves no temporary file behind.
+        await Assert.ThrowsAnyAsync<IOException>(() => store.Compactor.CompactAsync());
+        Assert.Empty(Directory.EnumerateFiles(dir, "*.tmp"));
+
+        disk.Free();
+        ingestion.Track(Event(rejected, "u1", EventTypes.Purchase, Start.AddSeconds(-attempt), value: 20)); // the client's retry
+        Assert.Null(store.Log.Failure);
+        await store.Compactor.CompactAsync();
+        store.Dispose();
+
+        using var restarted = new Durable(dir, Key);
+        restarted.Restore();
+        var profile = restarted.World.Store.Get("u1")!;
+        Assert.True(profile.HasEvent("before"));
+        Assert.True(profile.HasEvent(rejected));
+        Assert.Equal(acknowledged + 1, profile.Orders);
+    }
+
+    [Fact]
+    public async Task An_erasure_whose_compaction_fails_on_a_full_disk_is_unavailable_and_a_retry_leaves_no_trace()
+    {
+        using var disk = new TinyDisk(megabytes: 16);
+        var dir = disk.Directory("store");
+        using var store = new Durable(dir, Key);
+        store.Restore();
+        var ingestion = store.World.Ingestion;
+        ingestion.Track(Event("secret-event-id", "erase-me-user", EventTypes.PageView, Start, anonymous: "erase-me-anonymous"));
+        ingestion.SetTraits("erase-me-user", new Dictionary<string, object?> { ["company_name"] = "Erasable Widgets Ltd" }, "crm", AttributeLayer.ZeroParty, null);
+        for (var i = 0; i < 10_000; i++)
+        {
+            ingestion.Track(Event($"bulk-{i}", $"other-{i % 300}", EventTypes.PageView, Start.AddSeconds(-i))); // enough to fail mid-snapshot
+        }
+
+        disk.FillLeaving(8192); // room for the erasure record, not for the snapshot after it
+        await Assert.ThrowsAsync<StorageUnavailableException>(() => store.Rights.ForgetAsync("erase-me-user"));
+        Assert.Null(store.World.Store.Get("erase-me-user")); // erased in memory (and logged as erased) all the same
+        Assert.Empty(Directory.EnumerateFiles(dir, "*.tmp")); // the half-written snapshot held the erased user
+
+        disk.Free();
+        await store.Rights.ForgetAsync("erase-me-user"); // the retry compacts
+        foreach (var text in new[] { "erase-me-user", "erase-me-anonymous", "secret-event-id", "Erasable Widgets" })
+        {
+            Assert.False(Directory.EnumerateFiles(dir).Where(f => Path.GetFileName(f) != DataDirectory.LockName).Any(f => Encoding.UTF8.GetString(File.ReadAllBytes(f)).Contains(text, StringComparison.Ordinal)), text);
+        }
+    }
+
+    // Everything GetProfile and ExportUser show, with the export time left out.
+    private static Dictionary<string, string> Exports(TestWorld world)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var profile in world.Store.Snapshot())
+        {
+            var json = JsonNode.Parse(world.Rights.Export(profile.UserId).Json)!.AsObject();
+            json.Remove("exported_at");
+            var model = world.Rfm.Current;
+            result[profile.UserId] = $"{json.ToJsonString()} version={profile.Version} rfm=v{model.Version}:{model.Recency(profile)}{model.Frequency(profile)}{model.Monetary(profile)}";
+        }
+
+        return result;
+    }
+
+    [Fact]
+    public async Task A_replay_only_restart_and_a_snapshot_restart_reproduce_every_profile_exactly()
+    {
+        var retention = new RetentionPolicy(TimeSpan.FromDays(400), new Dictionary<string, TimeSpan?> { [EventTypes.Search] = TimeSpan.FromDays(2) });
+        Dictionary<string, string> expected;
+        DateTimeOffset restartAt;
+        using (var first = new Durable(_dir, Key, Start, retention: retention))
+        {
+            first.Restore();
+            var w = first.World;
+            var types = new[] { EventTypes.PageView, EventTypes.ProductView, EventTypes.Search, EventTypes.AddToCart, EventTypes.Purchase };
+            for (var i = 0; i < 400; i++)
+            {
+                w.Clock.Now = w.Clock.Now.AddMinutes(37); // every write at its own time: segment history and derived times must keep it
+                var user = $"u{i % 40}";
+                var type = types[i % types.Length];
+                w.Ingestion.Track(Event($"e{i}", user, type, w.Clock.Now.AddMinutes(-i % 90), value: type == EventTypes.Purchase ? 5 + (i % 200) : 0, anonymous: i % 7 == 0 ? $"anon-{i % 40}" : ""));
+                w.Ingestion.Track(Event($"e{i}", user, type, w.Clock.Now)); // a duplicate: changes nothing
+                if (i % 9 == 0)
+                {
+                    w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["preferred_category"] = $"cat-{i % 5}", ["company_size"] = (double)(i % 30) }, "crm", AttributeLayer.ZeroParty, w.Clock.Now.AddMinutes(-1));
+                }
+
+                if (i % 23 == 0)
+                {
+                    w.Ingestion.RecordConsent(user, ConsentPurpose.EmailMarketing, granted: i % 2 == 0, "banner", null);
+                }
+
+                if (i % 31 == 0)
+                {
+                    w.Ingestion.Identify($"visitor-{i}", user);
+                    w.Ingestion.Track(Event($"late-{i}", "", EventTypes.PageView, w.Clock.Now, anonymous: $"visitor-{i}"));
+                }
+
+                if (i % 50 == 49)
+                {
+                    w.Ingestion.RecomputeRfm(); // a new model between writes: each write is derived with the model of its time
+                    w.Ingestion.RefreshMemberships(); // re-evaluations take store versions without changing profiles
+                }
+
+                if (i % 120 == 119)
+                {
+                    w.Ingestion.ApplyRetention();
+                }
+            }
+
+            restartAt = w.Clock.Now.AddDays(3);
+            w.Clock.Now = restartAt;
+            w.Ingestion.ApplyRetention(); // as a restart does: what expired by now is removed (and logged removed)
+            w.Ingestion.RefreshMemberships();
+            expected = Exports(w);
+            Assert.Equal(40, expected.Count);
+        }
+
+        using (var replayed = new Durable(_dir, Key, restartAt, retention: retention))
+        {
+            var (snapshot, _) = replayed.Restore();
+            Assert.Null(snapshot);
+            replayed.World.Ingestion.RefreshMemberships();
+            AssertSameProfiles(expected, Exports(replayed.World));
+            await replayed.Compactor.CompactAsync();
+        }
+
+        using var fromSnapshot = new Durable(_dir, Key, restartAt, retention: retention);
+        var (restored, log) = fromSnapshot.Restore();
+        Assert.NotNull(restored);
+        Assert.Equal(0, log.Records);
+        fromSnapshot.World.Ingestion.RefreshMemberships();
+        AssertSameProfiles(expected, Exports(fromSnapshot.World));
+
+        // Versions never go backwards: the next write takes a version above every one handed out before.
+        var next = fromSnapshot.World.Ingestion.Track(Event("after-restart", "u1", EventTypes.PageView, restartAt)).Profile.Version;
+        Assert.True(next > expected.Values.Select(v => long.Parse(v.Split(" version=")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture)).Max());
+    }
+
+    private static void AssertSameProfiles(Dictionary<string, string> expected, Dictionary<string, string> actual)
+    {
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), actual.Keys.Order(StringComparer.Ordinal));
+        foreach (var (user, export) in expected)
+        {
+            Assert.Equal(export, actual[user]);
+        }
+    }
+
+    [Fact]
+    public async Task Retention_leaves_no_removed_event_id_in_the_segment_history_or_on_disk()
+    {
+        var retention = new RetentionPolicy(TimeSpan.FromDays(30));
+        using var store = new Durable(_dir, Key, Start, retention: retention);
+        store.Restore();
+        var w = store.World;
+        w.Ingestion.Track(Event("old-purchase-id", "u1", EventTypes.Purchase, Start.AddDays(-20), value: 900));
+        Assert.Contains(w.Store.Get("u1")!.SegmentHistory, c => c.Cause == "event:old-purchase-id");
+
+        w.Clock.Now = Start.AddDays(15);
+        var result = w.Ingestion.ApplyRetention();
+        await store.Compactor.CompactAsync();
+
+        Assert.Equal(1, result.EventsRemoved);
+        var history = w.Store.Get("u1")!.SegmentHistory;
+        Assert.NotEmpty(history);
+        Assert.DoesNotContain(history, c => c.Cause.Contains("old-purchase-id", StringComparison.Ordinal));
+        Assert.Contains(history, c => c.Cause == Profile.ExpiredEventCause);
+        Assert.False(AnyFileContains("old-purchase-id"));
+    }
+}
