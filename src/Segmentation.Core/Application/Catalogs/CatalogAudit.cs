@@ -69,21 +69,9 @@ public static class CatalogAudit
         var overlap = new int[n, n];
         var population = 0;
         var matchedRanks = new List<int>(n);
-        var seen = 0;
-        foreach (var profile in profiles)
+        foreach (var (_, m) in Evaluated(catalog, profiles, rfm, now, cancellation))
         {
-            if ((++seen & 0x3FF) == 0)
-            {
-                cancellation.ThrowIfCancellationRequested();
-            }
-
-            if (profile.TotalEvents + profile.Attributes.Count == 0)
-            {
-                continue;
-            }
-
             population++;
-            var m = Decider.Evaluate(catalog, profile, RequestContext.Empty, now, rfm).Matched;
             matchedRanks.Clear();
             for (var i = 0; i < n; i++)
             {
@@ -169,21 +157,9 @@ public static class CatalogAudit
         var population = 0;
         var members = new List<string>();
         var overlaps = new int[others.Count];
-        var seen = 0;
-        foreach (var profile in profiles)
+        foreach (var (profile, m) in Evaluated(candidateCatalog, profiles, rfm, now, cancellation))
         {
-            if ((++seen & 0x3FF) == 0)
-            {
-                cancellation.ThrowIfCancellationRequested();
-            }
-
-            if (profile.TotalEvents + profile.Attributes.Count == 0)
-            {
-                continue;
-            }
-
             population++;
-            var m = Decider.Evaluate(candidateCatalog, profile, RequestContext.Empty, now, rfm).Matched;
             if (!m[candidate.Rank])
             {
                 continue;
@@ -247,6 +223,27 @@ public static class CatalogAudit
         var renamed = map with { Entries = [.. map.Entries.Select(e => e.Name == "id" ? e with { Value = idNode with { Value = PreviewId(id) } } : e)] };
         var document = new SyntaxMap([new SyntaxEntry(new SyntaxScalar("segments", map.At), new SyntaxList([renamed], map.At))], map.At);
         return (id, document);
+    }
+
+    /// <summary>
+    /// The profiles that hold any data (empty ones are not part of the population), each with the
+    /// segments it matches without a request context; checks for cancellation every 1,024 profiles.
+    /// </summary>
+    private static IEnumerable<(Profile Profile, bool[] Matched)> Evaluated(CatalogSnapshot catalog, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, CancellationToken cancellation)
+    {
+        var seen = 0;
+        foreach (var profile in profiles)
+        {
+            if ((++seen & 0x3FF) == 0)
+            {
+                cancellation.ThrowIfCancellationRequested();
+            }
+
+            if (profile.TotalEvents + profile.Attributes.Count > 0)
+            {
+                yield return (profile, Decider.Evaluate(catalog, profile, RequestContext.Empty, now, rfm).Matched);
+            }
+        }
     }
 
     private static void SizeWarnings(Segment s, int members, int population, AuditOptions options, MembershipIndex? index, DateTimeOffset now, List<CatalogWarning> warnings)
