@@ -37,7 +37,7 @@ public sealed class CatalogSnapshot
         Personas = personas;
         ContextFieldsRead = contextFieldsRead;
         ById = segments.ToFrozenDictionary(s => s.Id, StringComparer.Ordinal);
-        _evaluateAll = new Lazy<Action<EvalContext, bool[]>>(() => RuleNode.CompileAll([.. Segments.Select(s => s.Rule)]));
+        _evaluateAll = new Lazy<Action<EvalContext, bool[]>>(() => RuleNode.CompileAll([.. Segments.Select(s => s.Rule)], Features));
     }
 
     private readonly Lazy<Action<EvalContext, bool[]>> _evaluateAll;

@@ -26,6 +26,11 @@ public sealed record Membership(bool[] Matched, Segment Winner, long ValidUntilT
     }
 }
 
+/// <summary>The winning segment and until when (UTC ticks) the same inputs give it.</summary>
+/// <param name="Winner">The winner, or the fallback.</param>
+/// <param name="ValidUntilTicks">Until when the result holds with time alone.</param>
+public readonly record struct Resolution(Segment Winner, long ValidUntilTicks);
+
 /// <summary>
 /// The decision as a pure function of (profile, catalog, request context, now, population model):
 /// no I/O, no locks, no clock reads. Evaluates every rule, resolves priority, overrides, exclusions
@@ -136,6 +141,29 @@ public sealed class Decider(TemplateRenderer renderer)
         var membership = new Membership(matched, Winner(segments, matched) ?? catalog.Fallback, context.ValidUntilTicks);
         context.Return();
         return membership;
+    }
+
+    /// <summary>
+    /// The winner alone (rules, priority, overrides, exclusions, fallback) written into the caller's
+    /// <paramref name="matched"/> (one entry per segment, by rank): what a send or a membership check needs,
+    /// without allocating.
+    /// </summary>
+    public static Resolution EvaluateWinner(CatalogSnapshot catalog, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool[] matched)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(matched);
+        var segments = catalog.Segments;
+        if (matched.Length != segments.Count)
+        {
+            throw new ArgumentException($"one entry per segment is needed ({segments.Count}, got {matched.Length})", nameof(matched));
+        }
+
+        var context = EvalContext.Rent(profile, request, now.UtcTicks, rfm, catalog.Features);
+        catalog.EvaluateAll(context, matched); // writes every rule's entry; the fallback has none
+        matched[catalog.Fallback.Rank] = false;
+        var resolution = new Resolution(Winner(segments, matched) ?? catalog.Fallback, context.ValidUntilTicks);
+        context.Return();
+        return resolution;
     }
 
     // The winner alone, as Resolve finds it: the first matched segment that no matched segment overrides

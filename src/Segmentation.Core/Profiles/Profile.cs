@@ -27,7 +27,44 @@ public sealed record Profile
     public long Version { get; init; }
 
     /// <summary>Stored attributes by name. Each name holds the value of the most reliable layer written.</summary>
-    public AttributeDictionary Attributes { get; init; } = AttributeDictionary.Empty;
+    public AttributeDictionary Attributes
+    {
+        get => _attributes;
+        init
+        {
+            _attributes = value;
+            _traitValues = null; // a snapshot made with other attributes keeps nothing built from these
+        }
+    }
+
+    private readonly AttributeDictionary _attributes = AttributeDictionary.Empty;
+
+    // The declared traits as the serving catalog's rules read them (see ITraitValueLayout), built on the first
+    // evaluation of this snapshot. Element 0 names the layout. Written without a lock: two threads that race
+    // build equal arrays, and a reference is written whole.
+    private long[]? _traitValues;
+
+    /// <summary>
+    /// This snapshot's declared traits laid out for <paramref name="layout"/>: kept by the snapshot when the
+    /// layout asks for it, so every decision after the first reads them by index. Treat the array as read-only.
+    /// </summary>
+    public long[] TraitValues(ITraitValueLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        var kept = _traitValues;
+        if (kept is not null && kept[0] == layout.Id)
+        {
+            return kept;
+        }
+
+        var built = layout.Build(_attributes);
+        if (layout.KeepOnProfiles)
+        {
+            _traitValues = built;
+        }
+
+        return built;
+    }
 
     /// <summary>Accepted events in time order (ties in arrival order), stored in columns.</summary>
     public EventLog Events { get; init; } = EventLog.Empty;

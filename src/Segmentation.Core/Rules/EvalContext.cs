@@ -1,3 +1,6 @@
+using System.Linq.Expressions;
+using System.Reflection;
+using System.Runtime.CompilerServices;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 
@@ -18,6 +21,8 @@ public sealed class EvalContext
     private readonly object?[] _references;
     private readonly int[] _stamps;
     private int _generation = 1;
+
+    private long[]? _traitValues; // the profile's trait values for _layout, once read in this evaluation
 
     private const int RememberedSeries = 4;
     private string[]? _seriesTypes;
@@ -82,6 +87,7 @@ public sealed class EvalContext
         }
 
         t_spare = null;
+        spare._traitValues = null;
         spare.Profile = profile;
         spare.Request = request;
         spare.NowTicks = nowTicks;
@@ -97,6 +103,7 @@ public sealed class EvalContext
     internal void Return()
     {
         Profile = null;
+        _traitValues = null;
         Request = RequestContext.Empty;
         Rfm = RfmModel.Empty;
         Array.Clear(_scalars);
@@ -109,6 +116,28 @@ public sealed class EvalContext
 
         _seriesCount = 0;
         t_spare = this;
+    }
+
+    /// <summary>The method behind <see cref="TraitValues"/>, for compiled catalogs.</summary>
+    internal static readonly MethodInfo TraitValuesMethod = typeof(EvalContext).GetMethod(nameof(TraitValues), BindingFlags.Instance | BindingFlags.NonPublic)!;
+
+    /// <summary>
+    /// The profile's declared traits laid out for <paramref name="layout"/> (see <see cref="ITraitValueLayout"/>):
+    /// found once per evaluation for the context's own catalog, kept by the profile snapshot across evaluations.
+    /// </summary>
+    internal long[] TraitValues(FeatureLayout layout) =>
+        ReferenceEquals(layout, _layout) && _traitValues is { } values ? values : LoadTraitValues(layout);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private long[] LoadTraitValues(FeatureLayout layout)
+    {
+        var values = Profile is { } profile ? profile.TraitValues(layout) : layout.MissingTraitValues;
+        if (ReferenceEquals(layout, _layout))
+        {
+            _traitValues = values;
+        }
+
+        return values;
     }
 
     /// <summary>The number (as its bits), time or flag feature in <paramref name="slot"/>, read once per evaluation.</summary>
@@ -197,15 +226,32 @@ public sealed class EvalContext
 
 /// <summary>
 /// The distinct profile features (field plus window, count or resolution) one catalog's rules read, each
-/// with a slot in <see cref="EvalContext"/>. Filled by the catalog's <see cref="RuleCompiler"/> while it
-/// compiles, read-only afterwards.
+/// with a slot in <see cref="EvalContext"/>, and the declared traits its rules test, each with a slot in
+/// the trait values a profile snapshot keeps for the catalog (<see cref="ITraitValueLayout"/>). Filled by the
+/// catalog's <see cref="RuleCompiler"/> while it compiles, read-only afterwards.
 /// </summary>
-public sealed class FeatureLayout
+public sealed class FeatureLayout : ITraitValueLayout
 {
+    private static long s_lastId;
+
     private readonly Dictionary<string, FieldAccessor> _features = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TraitSlot> _traits = new(StringComparer.Ordinal);
+    private readonly Lock _freezing = new();
+    private TraitSlot[]? _frozenTraits;
+    private long[]? _missing;
 
     /// <summary>Number of slots.</summary>
     public int Count => _features.Count;
+
+    /// <summary>Number of declared traits read through trait values.</summary>
+    public int TraitCount => _traits.Count;
+
+    /// <inheritdoc />
+    public long Id { get; } = Interlocked.Increment(ref s_lastId);
+
+    /// <inheritdoc />
+    /// <remarks>True unless set otherwise: a catalog previewed or otherwise evaluated once sets it false.</remarks>
+    public bool KeepOnProfiles { get; set; } = true;
 
     /// <summary>The accessor of <paramref name="field"/> that reads it through its slot (one slot per field name).</summary>
     internal FieldAccessor Remember(FieldAccessor field)
@@ -217,5 +263,79 @@ public sealed class FeatureLayout
         }
 
         return remembered;
+    }
+
+    /// <summary>The slot of declared trait <paramref name="trait"/> (one per trait), added while the catalog compiles.</summary>
+    internal TraitSlot Trait(TraitDefinition trait)
+    {
+        if (!_traits.TryGetValue(trait.Name, out var slot))
+        {
+            if (_frozenTraits is not null)
+            {
+                throw new InvalidOperationException("the catalog's trait slots are fixed once it is compiled");
+            }
+
+            slot = new TraitSlot(trait, _traits.Count + 1) { Layout = this };
+            _traits.Add(trait.Name, slot);
+        }
+
+        return slot;
+    }
+
+    /// <summary>The local of a whole-catalog method holding the profile's trait values for this layout.</summary>
+    internal ParameterExpression TraitValuesVariable { get; } = Expression.Variable(typeof(long[]), "traits");
+
+    /// <summary>The trait values of a profile without any of the traits (and of an unknown user).</summary>
+    internal long[] MissingTraitValues => _missing ?? Freeze();
+
+    /// <inheritdoc />
+    public long[] Build(AttributeDictionary attributes)
+    {
+        var missing = MissingTraitValues;
+        var slots = _frozenTraits!;
+        if (attributes.Count == 0 || slots.Length == 0)
+        {
+            return missing; // shared: nobody writes a trait values array
+        }
+
+        long[]? values = null;
+        foreach (var slot in slots)
+        {
+            if (attributes.TryGetValue(slot.Trait.Name, out var attribute))
+            {
+                var encoded = slot.Encode(attribute.Value);
+                if (encoded != slot.Missing)
+                {
+                    values ??= (long[])missing.Clone();
+                    values[slot.Index] = encoded;
+                }
+            }
+        }
+
+        return values ?? missing;
+    }
+
+    // Fixes the slots and their words on the first build: the catalog has been compiled by then.
+    private long[] Freeze()
+    {
+        lock (_freezing)
+        {
+            if (_missing is null)
+            {
+                var slots = _traits.Values.OrderBy(t => t.Index).ToArray();
+                var missing = new long[slots.Length + 1];
+                missing[0] = Id;
+                foreach (var slot in slots)
+                {
+                    slot.Freeze();
+                    missing[slot.Index] = slot.Missing;
+                }
+
+                _frozenTraits = slots;
+                _missing = missing;
+            }
+
+            return _missing;
+        }
     }
 }

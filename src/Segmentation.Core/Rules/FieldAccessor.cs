@@ -32,6 +32,9 @@ public sealed class FieldAccessor
     /// <summary>The field's type.</summary>
     public FieldType Type { get; }
 
+    /// <summary>The declared trait this field reads from the profile's attributes; null for every other field (derived traits included).</summary>
+    internal TraitDefinition? DeclaredTrait { get; private init; }
+
     /// <summary>Reader when <see cref="Type"/> matches (Number); null otherwise.</summary>
     public Func<EvalContext, double>? Number { get; private init; }
 
@@ -66,6 +69,20 @@ public sealed class FieldAccessor
         Text = c => c.Request.Get(field),
         ValueExpression = c => Expression.Call(Expression.Property(c, nameof(EvalContext.Request)), RequestGetMethod, Expression.Constant(field)),
     };
+
+    /// <summary>Creates the accessor of a declared trait stored in the profile's attributes; a value of another type than declared is missing.</summary>
+    internal static FieldAccessor ForDeclaredTrait(string name, TraitDefinition trait)
+    {
+        var key = trait.Name;
+        return trait.Type switch
+        {
+            FieldType.Number => new(name, FieldType.Number) { DeclaredTrait = trait, Number = c => c.Profile?.Trait(key) is double d ? d : double.NaN },
+            FieldType.Bool => new(name, FieldType.Bool) { DeclaredTrait = trait, Flag = c => c.Profile?.Trait(key) is bool b ? (b ? 1 : 0) : -1 },
+            FieldType.Timestamp => new(name, FieldType.Timestamp) { DeclaredTrait = trait, Time = c => c.Profile?.Trait(key) is DateTimeOffset t ? t.UtcTicks : long.MinValue },
+            FieldType.List => new(name, FieldType.List) { DeclaredTrait = trait, List = c => c.Profile?.Trait(key) as IReadOnlyList<string> },
+            _ => new(name, FieldType.String) { DeclaredTrait = trait, Text = c => c.Profile?.Trait(key) as string },
+        };
+    }
 
     /// <summary>Creates a text accessor.</summary>
     public static FieldAccessor ForText(string name, Func<EvalContext, string?> read) => new(name, FieldType.String) { Text = read };

@@ -118,7 +118,7 @@ public sealed class FieldRegistry
                     return null;
                 }
 
-                return _derived is { } derived && derived.Traits.ContainsKey(trait.Name) ? DerivedTrait(name, trait, derived) : Trait(name, trait);
+                return _derived is { } derived && derived.Traits.ContainsKey(trait.Name) ? DerivedTrait(name, trait, derived) : FieldAccessor.ForDeclaredTrait(name, trait);
 
             case "events" when parts.Length == 3:
                 if (!EventTypes.IsKnown(parts[1]))
@@ -143,19 +143,6 @@ public sealed class FieldRegistry
 
         error = $"unknown field '{name}'";
         return null;
-    }
-
-    private static FieldAccessor Trait(string name, TraitDefinition trait)
-    {
-        var key = trait.Name;
-        return trait.Type switch
-        {
-            FieldType.Number => FieldAccessor.ForNumber(name, c => c.Profile?.Trait(key) is double d ? d : double.NaN),
-            FieldType.Bool => FieldAccessor.ForFlag(name, c => c.Profile?.Trait(key) is bool b ? (b ? 1 : 0) : -1),
-            FieldType.Timestamp => FieldAccessor.ForTime(name, c => c.Profile?.Trait(key) is DateTimeOffset t ? t.UtcTicks : long.MinValue),
-            FieldType.List => FieldAccessor.ForList(name, c => c.Profile?.Trait(key) as IReadOnlyList<string>),
-            _ => FieldAccessor.ForText(name, c => c.Profile?.Trait(key) as string),
-        };
     }
 
     private static FieldAccessor? EventField(string name, string type, string measure, TimeSpan? window, out string? error)

@@ -231,12 +231,25 @@ public sealed class RuleCompiler
             return null;
         }
 
-        if (contextField is null)
+        // A declared trait is read by the whole-catalog method from the trait values the profile keeps for the
+        // catalog, when the condition can be decided from its slot; the condition's own delegate (explanations,
+        // and contexts of no catalog) reads the attribute by name. Request context fields are plain reads; every
+        // other feature is remembered per evaluation.
+        if (field.DeclaredTrait is { } declared && CompileTest(field, op, operand, out var text, out var opError, out _) is { } traitTest)
         {
-            field = Features.Remember(field); // request context fields are plain reads; every other feature is remembered per evaluation
+            var slot = Features.Trait(declared);
+            if (slot.Inline(op, operand) is { } slotTest)
+            {
+                return new LeafNode(path, $"{field.Name} {op} {text}", field, traitTest, slotTest, pure: slot.IsPure(op));
+            }
         }
 
-        var test = CompileTest(field, op, operand, out var text, out var opError, out var inline);
+        if (contextField is null)
+        {
+            field = Features.Remember(field);
+        }
+
+        var test = CompileTest(field, op, operand, out text, out opError, out var inline);
         if (test is null)
         {
             errors(path, operand, opError!);

@@ -40,6 +40,13 @@ public abstract class RuleNode
     /// </summary>
     public abstract long Size { get; }
 
+    /// <summary>
+    /// True when <see cref="Inline"/> is a few plain reads and comparisons with no effect on the context (a
+    /// condition on a declared trait's slot): such clauses are combined without branches, since evaluating
+    /// one that short-circuiting would skip costs less than a mispredicted jump and changes nothing.
+    /// </summary>
+    internal virtual bool Pure => false;
+
     /// <summary>Evaluates and appends a trace entry for this node and the children it evaluated.</summary>
     public abstract bool Explain(EvalContext context, List<ClauseTrace> trace);
 
@@ -71,10 +78,13 @@ public abstract class RuleNode
     /// Large catalogs compile into one method per <see cref="SegmentsPerMethod"/> segments, called in turn,
     /// so no single method grows past what the JIT compiles quickly.
     /// </summary>
-    public static Action<EvalContext, bool[]> CompileAll(IReadOnlyList<RuleNode?> rules)
+    /// <param name="rules">The rules, compiled by the compiler whose feature layout is <paramref name="features"/>.</param>
+    /// <param name="features">The catalog's feature layout: each method reads the profile's trait values for it once, at its start.</param>
+    public static Action<EvalContext, bool[]> CompileAll(IReadOnlyList<RuleNode?> rules, FeatureLayout features)
     {
+        ArgumentNullException.ThrowIfNull(features);
         var ranked = Enumerable.Range(0, rules.Count).Where(i => rules[i] is not null).ToList();
-        var methods = ranked.Chunk(SegmentsPerMethod).Select(chunk => CompileRanks(rules, chunk)).ToArray();
+        var methods = ranked.Chunk(SegmentsPerMethod).Select(chunk => CompileRanks(rules, chunk, features)).ToArray();
         if (methods.Length == 1)
         {
             return methods[0];
@@ -92,18 +102,24 @@ public abstract class RuleNode
     /// <summary>Most segments compiled into one method by <see cref="CompileAll"/>.</summary>
     public const int SegmentsPerMethod = 64;
 
-    private static Action<EvalContext, bool[]> CompileRanks(IReadOnlyList<RuleNode?> rules, IEnumerable<int> ranks)
+    private static Action<EvalContext, bool[]> CompileRanks(IReadOnlyList<RuleNode?> rules, IEnumerable<int> ranks, FeatureLayout features)
     {
         var c = Expression.Parameter(typeof(EvalContext), "c");
         var matched = Expression.Parameter(typeof(bool[]), "matched");
         var body = new List<Expression>();
+        if (features.TraitCount > 0)
+        {
+            // Conditions on declared traits read this local (see TraitSlot).
+            body.Add(Expression.Assign(features.TraitValuesVariable, Expression.Call(c, EvalContext.TraitValuesMethod, Expression.Constant(features))));
+        }
+
         foreach (var i in ranks)
         {
             body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), rules[i]!.Inline(c)));
         }
 
         body.Add(Expression.Empty());
-        return Expression.Lambda<Action<EvalContext, bool[]>>(Expression.Block(body), c, matched).Compile();
+        return Expression.Lambda<Action<EvalContext, bool[]>>(Expression.Block([features.TraitValuesVariable], body), c, matched).Compile();
     }
 }
 
@@ -117,12 +133,16 @@ public sealed class LeafNode : RuleNode
 
     private readonly Func<Expression, Expression>? _inline;
 
-    internal LeafNode(string path, string text, FieldAccessor field, Func<EvalContext, bool> evaluate, Func<Expression, Expression>? inline = null)
+    internal LeafNode(string path, string text, FieldAccessor field, Func<EvalContext, bool> evaluate, Func<Expression, Expression>? inline = null, bool pure = false)
         : base(path, text, evaluate)
     {
         _field = field;
         _inline = inline;
+        Pure = pure && inline is not null;
     }
+
+    /// <inheritdoc />
+    internal override bool Pure { get; }
 
     /// <inheritdoc />
     internal override Expression Inline(Expression c) => _inline is null ? base.Inline(c) : _inline(c);
@@ -173,14 +193,28 @@ public sealed class GroupNode : RuleNode
             return Expression.Not(_children[0].Inline(c));
         }
 
+        // A pure child is joined without a branch (&, |): evaluating it where && or || would skip it changes
+        // nothing. Any other child short-circuits, so a clause with effects on the context (a validity bound)
+        // runs exactly when its delegate would.
+        var all = _kind == "all";
         var result = _children[0].Inline(c);
         for (var i = 1; i < _children.Length; i++)
         {
-            result = _kind == "all" ? Expression.AndAlso(result, _children[i].Inline(c)) : Expression.OrElse(result, _children[i].Inline(c));
+            var next = _children[i].Inline(c);
+            result = (all, _children[i].Pure) switch
+            {
+                (true, true) => Expression.And(result, next),
+                (true, false) => Expression.AndAlso(result, next),
+                (false, true) => Expression.Or(result, next),
+                _ => Expression.OrElse(result, next),
+            };
         }
 
         return result;
     }
+
+    /// <inheritdoc />
+    internal override bool Pure => _children.All(ch => ch.Pure);
 
     /// <inheritdoc />
     public override bool ReadsContext => _children.Any(c => c.ReadsContext);
@@ -299,6 +333,9 @@ public sealed class ReferenceNode : RuleNode
 
     /// <inheritdoc />
     internal override Expression Inline(Expression c) => _target.Inline(c);
+
+    /// <inheritdoc />
+    internal override bool Pure => _target.Pure;
 
     /// <inheritdoc />
     public override bool ReadsContext => _target.ReadsContext;

@@ -23,6 +23,7 @@ public class DecisionBenchmark
     private Profile _profile = null!;
     private RfmModel _rfm = null!;
     private DecisionRequest _request = null!;
+    private bool[] _matched = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -31,6 +32,7 @@ public class DecisionBenchmark
         _catalog = _world.Catalogs.Current;
         _profile = _world.Shopper;
         _rfm = _world.Rfm.Current;
+        _matched = new bool[_catalog.Segments.Count];
         _request = new DecisionRequest(BenchWorld.ShopperId, "", _world.Request, _world.Now);
         _world.Engine.Decide(_request); // fills the cache for DecideOnHit
     }
@@ -59,6 +61,14 @@ public class DecisionBenchmark
     /// </summary>
     [Benchmark]
     public Membership ResolveOnMiss() => Decider.Evaluate(_catalog, _profile, _world.Request, _world.Now, _rfm);
+
+    /// <summary>
+    /// The winner alone into a reused match array (<see cref="Decider.EvaluateWinner"/>): the same work as
+    /// <see cref="ResolveOnMiss"/> without its result objects; the default-catalog counterpart of
+    /// <see cref="TraitHeavyBenchmark"/>.
+    /// </summary>
+    [Benchmark]
+    public int ResolveWinnerOnMiss() => Decider.EvaluateWinner(_catalog, _profile, _world.Request, _world.Now, _rfm, _matched).Winner.Rank;
 
     /// <summary>Cache hit through the engine: validation, profile read, cache key, lookup, new decision id.</summary>
     [Benchmark]

@@ -151,6 +151,7 @@ public static class CatalogAudit
     {
         var (id, document) = RenameCandidate(segmentYaml, cancellation);
         var candidateCatalog = CatalogLoader.Load(new InMemoryCatalogSource(current.Files, "preview"), [document], cancellation);
+        candidateCatalog.Features.KeepOnProfiles = false; // evaluated once: the serving catalog's trait values stay on the profiles
         var candidate = candidateCatalog.ById[PreviewId(id)];
         var others = candidateCatalog.Segments.Where(s => s != candidate && !s.IsFallback).ToList();
 
