@@ -23,6 +23,9 @@ internal sealed class WorkerStats
 
     public long Rejected { get; set; }
 
+    /// <summary>decide-batch: users decided in the recorded batches.</summary>
+    public long Items { get; set; }
+
     public void Error(StatusCode code) => Errors[code] = Errors.GetValueOrDefault(code) + 1;
 }
 
@@ -43,10 +46,21 @@ internal sealed record ModeResult(
     double TrackP99Ms,
     long Accepted,
     long Duplicate,
-    long Rejected)
+    long Rejected,
+    long Items,
+    double P999Ms)
 {
     /// <summary>Results of a stream-ingest run are events, not requests.</summary>
     public bool IsIngest => Mode == "stream-ingest";
+
+    /// <summary>A decide-batch run counts users decided per second; its latencies are whole batches.</summary>
+    public bool IsBatch => Mode == "decide-batch";
+
+    /// <summary>Server CPU time over the measured window (when the server's process id was given), in seconds.</summary>
+    public double? ServerCpuSeconds { get; init; }
+
+    /// <summary>Server CPU per unit of throughput (per request, event or batch user), in microseconds.</summary>
+    public double? ServerCpuMicrosPerUnit => ServerCpuSeconds is { } cpu && Throughput > 0 ? cpu * 1e6 / (Throughput * Seconds) : null;
 
     /// <summary>TrackEvent calls per second (decide-miss and mixed send one before some Decides).</summary>
     public double TrackThroughput => Seconds > 0 ? Tracks / Seconds : 0;
@@ -65,7 +79,7 @@ internal sealed record ModeResult(
             latencies.Length,
             errorCount,
             errorCount == 0 ? "" : string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}")),
-            latencies.Length / seconds,
+            (mode == "decide-batch" ? workers.Sum(w => w.Items) : latencies.Length) / seconds,
             Percentile(latencies, 0.50),
             Percentile(latencies, 0.90),
             Percentile(latencies, 0.99),
@@ -75,7 +89,9 @@ internal sealed record ModeResult(
             Percentile(tracks, 0.99),
             workers.Sum(w => w.Accepted),
             workers.Sum(w => w.Duplicate),
-            workers.Sum(w => w.Rejected));
+            workers.Sum(w => w.Rejected),
+            workers.Sum(w => w.Items),
+            Percentile(latencies, 0.999));
     }
 
     private static double Percentile(long[] sorted, double q) =>

@@ -10,11 +10,12 @@ internal sealed record LoadOptions
         Usage: Segmentation.LoadTest [options]
           --address URL        server address, loopback only (default http://127.0.0.1:5107)
           --api-key KEY        API key sent as x-api-key (default $SEGMENTATION_API_KEY, else the local development key)
-          --mode MODE          echo | decide-hit | decide-miss | decide-fresh | mixed | stream-ingest | all
+          --mode MODE          echo | decide-hit | decide-miss | decide-fresh | mixed | stream-ingest | decide-batch | all,
+                               or several joined by commas (echo,decide-batch)
                                (default all: an unmeasured warm-up pass of every mode, then each mode measured)
           --duration SECONDS   measured time per mode (default 10)
           --warmup SECONDS     unmeasured time before each measured mode (default 2)
-          --warmup-pass SECONDS  with --mode all: unmeasured time per mode in the initial warm-up pass (default 3; 0 skips it)
+          --warmup-pass SECONDS  with several modes: unmeasured time per mode in the initial warm-up pass (default 3; 0 skips it)
           --connections N      HTTP/2 connections (default 16)
           --concurrency N      calls in flight across all connections (default 160)
           --users N            distinct users for decide-miss and mixed (default 3000; demo customers first)
@@ -23,6 +24,9 @@ internal sealed record LoadOptions
           --streams N          stream-ingest: concurrent StreamEvents calls (default 4)
           --window N           stream-ingest: events in flight per stream (default 256)
           --ingest-users N     stream-ingest: distinct synthetic users the page views are spread over (default 100000)
+          --batch-size N       decide-batch: users per DecideBatch call (default 10000)
+          --batch-calls N      decide-batch: DecideBatch calls in flight (default 2)
+          --server-pid PID     the server's process id: report its CPU time per request (Linux /proc)
           --payload-bytes N    echo payload size (default: the size of one measured Decide response)
           --write-h2load-bodies DIR   write gRPC-framed echo.bin and decide.bin request bodies for h2load and exit
         """;
@@ -55,11 +59,17 @@ internal sealed record LoadOptions
 
     public int IngestUsers { get; init; } = 100_000;
 
+    public int BatchSize { get; init; } = 10_000;
+
+    public int BatchCalls { get; init; } = 2;
+
+    public int? ServerPid { get; init; }
+
     public int? PayloadBytes { get; init; }
 
     public string? H2LoadBodiesDirectory { get; init; }
 
-    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "decide-fresh", "mixed", "stream-ingest"];
+    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "decide-fresh", "mixed", "stream-ingest", "decide-batch"];
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the reason on bad input.</summary>
     public static LoadOptions Parse(string[] args)
@@ -85,15 +95,18 @@ internal sealed record LoadOptions
                 "--users" => o with { Users = (int)Number(name, Value(), 1, 10_000_000) },
                 "--hot-users" => o with { HotUsers = (int)Number(name, Value(), 1, 100_000) },
                 "--miss-percent" => o with { MissPercent = (int)Number(name, Value(), 0, 100) },
+                "--batch-size" => o with { BatchSize = (int)Number(name, Value(), 1, 10_000) },
+                "--batch-calls" => o with { BatchCalls = (int)Number(name, Value(), 1, 64) },
+                "--server-pid" => o with { ServerPid = (int)Number(name, Value(), 1, int.MaxValue) },
                 "--payload-bytes" => o with { PayloadBytes = (int)Number(name, Value(), 0, 4_000_000) },
                 "--write-h2load-bodies" => o with { H2LoadBodiesDirectory = Value() },
                 _ => throw new ArgumentException($"unknown option '{name}'"),
             };
         }
 
-        if (o.Mode != "all" && !Modes.Contains(o.Mode))
+        if (o.Mode != "all" && o.Mode.Split(',').FirstOrDefault(m => !Modes.Contains(m)) is { } unknown)
         {
-            throw new ArgumentException($"unknown mode '{o.Mode}'");
+            throw new ArgumentException($"unknown mode '{unknown}'");
         }
 
         // A load generator must not be pointed at someone else's server by mistake.

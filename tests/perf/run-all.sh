@@ -23,9 +23,9 @@ out=${PERF_OUT:-$root/BenchmarkDotNet.Artifacts/perf}
 mkdir -p "$out"
 
 if ((smoke)); then
-  duration=1; warmup=0.5; warmup_pass=0.5; h2_duration=1; bdn_job=(--job dry); scale=(--profiles 2000 --decides 1000 --breakdown 12)
+  duration=1; warmup=0.5; warmup_pass=0.5; h2_duration=1; bdn_job=(--job dry); scale=(--profiles 2000 --decides 1000 --breakdown 12); batch_size=500
 else
-  duration=10; warmup=2; warmup_pass=3; h2_duration=10; bdn_job=(--job short); scale=(--profiles 100000 --decides 100000 --breakdown 16)
+  duration=10; warmup=2; warmup_pass=3; h2_duration=10; bdn_job=(--job short); scale=(--profiles 100000 --decides 100000 --breakdown 16); batch_size=10000
 fi
 
 echo "== build (Release)"
@@ -62,9 +62,9 @@ grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
 
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key")
 
-echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each)"
+echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each), decide-batch (2 DecideBatch calls of $batch_size users in flight); server CPU per request from /proc"
 "${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
-  --streams 4 --window 256 | tee "$out/load.txt"
+  --streams 4 --window 256 --batch-size "$batch_size" --batch-calls 2 --server-pid "$server_pid" | tee "$out/load.txt"
 
 if command -v h2load > /dev/null && [[ "${PERF_H2LOAD:-1}" != 0 ]]; then
   echo "== h2load -c 16 -m 10 (one fixed request body per RPC: Decide is always the same user, so cache hits)"

@@ -115,6 +115,8 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     /// are yielded as skipped, with that consent as the reason; unknown users have none and are skipped too.
     /// <paramref name="cancellation"/> is checked before each user: once it is cancelled (the caller's
     /// deadline passed) enumeration stops with <see cref="OperationCanceledException"/>.
+    /// A batch answers from the decision cache where it can but does not fill it: a send's thousands of
+    /// decisions are asked for once, and would push out the storefront's hot entries.
     /// </summary>
     public IEnumerable<BatchItem> DecideBatch(IReadOnlyList<string> userIds, RequestContext context, DateTimeOffset? at, bool explain, ConsentPurpose? purpose = null, CancellationToken cancellation = default)
     {
@@ -152,12 +154,12 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             }
             else
             {
-                yield return new BatchItem(i, id, DecideOne(catalog, model, id, context, now, explain, cancellation), null);
+                yield return new BatchItem(i, id, DecideOne(catalog, model, id, context, now, explain, cancellation, fillCache: false), null);
             }
         }
     }
 
-    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation)
+    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation, bool fillCache = true)
     {
         var profile = profiles.Get(userId);
         var versions = new DecisionVersions(profile?.Version ?? 0, catalog.Version, model.Version);
@@ -167,7 +169,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
 
         var decision = decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
-        if (!explain)
+        if (!explain && fillCache)
         {
             cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
         }

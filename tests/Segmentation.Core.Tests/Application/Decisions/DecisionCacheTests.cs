@@ -216,4 +216,19 @@ public class DecisionCacheTests
         Assert.Equal(1, e.Current.Decision!.CatalogVersion);
         Assert.Equal(2, w.Catalogs.Current.Version);
     }
+
+    [Fact]
+    public void Batch_answers_from_the_cache_but_leaves_nothing_in_it()
+    {
+        using var w = World();
+        w.Track("a", "page_view");
+        w.Track("b", "page_view");
+        Assert.False(w.Decide("b").FromCache); // the storefront's decision for b is cached
+
+        var items = w.Engine.DecideBatch(["a", "b"], RequestContext.Empty, null, explain: false).ToList();
+
+        Assert.False(items[0].Decision!.FromCache);
+        Assert.True(items[1].Decision!.FromCache);
+        Assert.False(w.Decide("a").FromCache); // the batch's decision for a was not kept
+    }
 }
