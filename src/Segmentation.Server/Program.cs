@@ -18,9 +18,22 @@ builder.Services.AddGrpc(options =>
 });
 builder.Services.AddParsedRequestBinding();
 builder.Services.AddGrpcReflection();
-builder.Services.AddGrpcHealthChecks()
+// Readiness per service: the catalog service reads the segment membership index, which is rebuilt in the
+// background after a restart; every other service (and the server as a whole, "") is ready without it.
+builder.Services.AddGrpcHealthChecks(health =>
+    {
+        static bool WithoutMemberships(Grpc.AspNetCore.HealthChecks.HealthCheckMapContext check) => !check.Tags.Contains(MembershipHealthCheck.Tag);
+        health.Services.Map("", WithoutMemberships);
+        health.Services.Map("segmentation.v1.DecisionService", WithoutMemberships);
+        health.Services.Map("segmentation.v1.ProfileService", WithoutMemberships);
+        health.Services.Map("segmentation.v1.PrivacyService", WithoutMemberships);
+        health.Services.Map("segmentation.v1.DiagnosticsService", WithoutMemberships);
+
+        health.Services.Map("segmentation.v1.CatalogService", _ => true);
+    })
     .AddCheck("catalog", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy())
-    .AddCheck<StorageHealthCheck>("storage");
+    .AddCheck<StorageHealthCheck>("storage")
+    .AddCheck<MembershipHealthCheck>("memberships", tags: [MembershipHealthCheck.Tag]);
 
 var app = builder.Build();
 

@@ -139,3 +139,34 @@ public sealed class LimitExceededException : Exception
     {
     }
 }
+
+/// <summary>
+/// Thrown when what a call reads is not ready yet but will be shortly (the segment membership index while it
+/// is rebuilt after a restart). Mapped to UNAVAILABLE with a retry delay: the call may be sent again as is.
+/// </summary>
+public sealed class NotReadyException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public NotReadyException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public NotReadyException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public NotReadyException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    /// <summary>Creates the exception with the delay after which a retry is worth it.</summary>
+    public NotReadyException(string message, TimeSpan retryAfter)
+        : base(message) => RetryAfter = retryAfter;
+
+    /// <summary>When a retry is worth it.</summary>
+    public TimeSpan RetryAfter { get; } = TimeSpan.FromSeconds(1);
+}

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 using Segmentation.Storage;
@@ -6,8 +8,9 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// At start-up, before anything else writes (when <see cref="SegmentationOptions.DataDirectory"/> is
-/// set): restores the store exactly as it was acknowledged (<see cref="ProfileIngestion.Restore"/>) and
-/// evaluates the memberships of the profiles restored from the snapshot. A torn log tail is truncated with a
+/// set): restores the store exactly as it was acknowledged (<see cref="ProfileIngestion.Restore"/>), after
+/// which decisions are served, then evaluates the memberships of the restored profiles in the background
+/// (the membership index reports itself incomplete meanwhile). A torn log tail is truncated with a
 /// warning; a damaged snapshot, corruption before the tail, or a file the manifest expects but cannot find
 /// stops start-up.
 /// </summary>
@@ -15,8 +18,14 @@ internal sealed class ChangeLogRestorer(
     DurableStorage storage,
     ProfileIngestion ingestion,
     IProfileStore store,
-    ILogger<ChangeLogRestorer> logger) : IHostedService
+    MembershipIndex memberships,
+    ServiceHealth health,
+    ILogger<ChangeLogRestorer> logger) : IHostedService, IDisposable
 {
+    private const string Job = "membership rebuild";
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _rebuild = Task.CompletedTask;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (storage.Store is not { } files)
@@ -25,12 +34,15 @@ internal sealed class ChangeLogRestorer(
             return Task.CompletedTask;
         }
 
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var started = Stopwatch.GetTimestamp();
         var (snapshot, recovery, model, _) = ingestion.Restore(files);
-        var restoredAt = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-        var evaluated = ingestion.EvaluateNewMemberships();
+        var restoredAt = Stopwatch.GetElapsedTime(started);
+
+        // Decide reads profiles and RFM, both restored: it is served from here on. The membership index is
+        // rebuilt in the background; the calls that read it answer UNAVAILABLE until it is complete.
+        memberships.BeginRebuild(store.Count);
         logger.LogInformation(
-            "Restored {Profiles} profiles from {Directory} in {Elapsed} ms: snapshot of {SnapshotProfiles} profiles ({SnapshotMs} ms), {Records} log records replayed ({Bytes} bytes, {Dropped} bytes of torn tail dropped); RFM over {RfmCustomers} customers; memberships of {Evaluated} profiles evaluated in {MembershipMs} ms",
+            "Restored {Profiles} profiles from {Directory} in {Elapsed} ms: snapshot of {SnapshotProfiles} profiles ({SnapshotMs} ms), {Records} log records replayed ({Bytes} bytes, {Dropped} bytes of torn tail dropped); RFM over {RfmCustomers} customers. Decisions are served now; segment memberships are being rebuilt",
             store.Count,
             files.Data.Path,
             (long)restoredAt.TotalMilliseconds,
@@ -39,9 +51,9 @@ internal sealed class ChangeLogRestorer(
             recovery.Records,
             recovery.Bytes,
             recovery.DroppedBytes,
-            model.Customers,
-            evaluated,
-            (long)(System.Diagnostics.Stopwatch.GetElapsedTime(started) - restoredAt).TotalMilliseconds);
+            model.Customers);
+        _rebuild = Task.Run(() => Rebuild(started), CancellationToken.None);
+
         if (files.Lost.Count > 0)
         {
             // The operator accepted losing the missing files: a snapshot now makes the directory whole again
@@ -53,5 +65,38 @@ internal sealed class ChangeLogRestorer(
         return Task.CompletedTask;
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    private void Rebuild(long started)
+    {
+        try
+        {
+            var evaluated = ingestion.EvaluateNewMemberships(_stopping.Token);
+            health.Clear(Job);
+            logger.LogInformation(
+                "Segment memberships of {Evaluated} profiles rebuilt in {Ms} ms; fully ready {Total} ms after the restore began",
+                evaluated,
+                (long)(memberships.LastRebuildTime ?? TimeSpan.Zero).TotalMilliseconds,
+                (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            // The index stays as far as it got; the calls that read it work again (the periodic refresh
+            // evaluates anyone left out), and health says what happened.
+            health.Report(Job, $"the rebuild after the restore failed ({ex.GetType().Name}); memberships may be incomplete until the next refresh");
+            logger.LogError(ex, "Rebuilding segment memberships after the restore failed");
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (!_rebuild.IsCompleted)
+        {
+            await _stopping.CancelAsync();
+            await _rebuild.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    public void Dispose() => _stopping.Dispose();
 }

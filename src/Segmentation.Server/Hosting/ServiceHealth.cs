@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Segmentation.Core.Application.Membership;
 using Segmentation.Storage;
 
 namespace Segmentation.Server.Hosting;
@@ -39,5 +40,27 @@ internal sealed class StorageHealthCheck(DurableStorage storage, ServiceHealth h
         return Task.FromResult(problems.Count == 0
             ? HealthCheckResult.Healthy()
             : HealthCheckResult.Unhealthy(string.Join("; ", problems.Select(p => $"{p.Key}: {p.Value}"))));
+    }
+}
+
+/// <summary>
+/// Readiness of the segment membership index: unhealthy while it is rebuilt after a restart (with its progress),
+/// healthy once complete. Mapped only to the catalog service's health (its counts, member lists and watches read
+/// the index); decisions and ingestion are ready without it.
+/// </summary>
+internal sealed class MembershipHealthCheck(MembershipIndex memberships) : IHealthCheck
+{
+    /// <summary>The tag of this check: services that do not read the index leave it out.</summary>
+    public const string Tag = "memberships";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (memberships.IsComplete)
+        {
+            return Task.FromResult(HealthCheckResult.Healthy(memberships.LastRebuildTime is { } took ? $"complete (rebuilt in {took.TotalSeconds:0.0} s after the restart)" : "complete"));
+        }
+
+        var (done, total) = memberships.RebuildProgress;
+        return Task.FromResult(HealthCheckResult.Unhealthy($"segment memberships are being rebuilt after a restart: {done:N0} of {total:N0} profiles evaluated"));
     }
 }

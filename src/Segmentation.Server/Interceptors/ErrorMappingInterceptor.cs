@@ -116,6 +116,13 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 }.ToRpcException();
             case Core.Validation.LimitExceededException le:
                 return new RpcException(new Grpc.Core.Status(StatusCode.ResourceExhausted, le.Message));
+            case NotReadyException nr:
+                return new Google.Rpc.Status
+                {
+                    Code = (int)Code.Unavailable,
+                    Message = nr.Message,
+                    Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(nr.RetryAfter) }) },
+                }.ToRpcException();
             case StorageUnavailableException su:
                 return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, su.Message));
             case CatalogException ce:

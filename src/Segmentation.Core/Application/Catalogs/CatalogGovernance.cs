@@ -122,6 +122,7 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// <summary>Every segment of the current catalog with its current membership count.</summary>
     public SegmentCounts Counts()
     {
+        memberships.ThrowIfIncomplete();
         var c = catalogs.Current;
         var population = memberships.Users;
         var counts = new List<SegmentCount>(c.Segments.Count);
@@ -151,6 +152,7 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
             throw new ValidationException("page_size", $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})");
         }
 
+        memberships.ThrowIfIncomplete();
         var size = pageSize == 0 ? DefaultPageSize : pageSize;
         var page = memberships.Members(segmentId, pageToken, size + 1);
         return new MembersPage([.. page.Take(size)], memberships.Count(segmentId), page.Count > size ? page[size - 1] : "");
@@ -179,8 +181,9 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     }
 
     /// <summary>Audits <paramref name="catalog"/> (usually <see cref="Current"/>, read once by the caller) against the current profiles.</summary>
+    /// <remarks>While the membership index is rebuilt after a restart, the warnings that read it (staleness) are left out.</remarks>
     public AuditReport Audit(CatalogSnapshot catalog, AuditOptions? options, CancellationToken cancellation = default) =>
-        CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options ?? new AuditOptions(), memberships, cancellation);
+        CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options ?? new AuditOptions(), memberships.IsComplete ? memberships : null, cancellation);
 
     /// <summary>
     /// Membership changes of <paramref name="segmentIds"/> (all segments when empty) as they happen, until
@@ -189,6 +192,7 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// </summary>
     public async IAsyncEnumerable<MembershipChange> Watch(IReadOnlyList<string> segmentIds, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
+        memberships.ThrowIfIncomplete(); // a watcher would see every restored member enter
         var reader = memberships.Subscribe(MembershipIndex.Filter(segmentIds), WatchCapacity, cancellation);
         while (true)
         {

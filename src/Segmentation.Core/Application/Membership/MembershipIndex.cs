@@ -30,6 +30,51 @@ public sealed class MembershipIndex
     private readonly Lock _subscribersGate = new();
     private ImmutableSubscribers _subscribers = ImmutableSubscribers.Empty;
 
+    private volatile bool _rebuilding;
+    private int _rebuildTotal;
+    private int _rebuildDone;
+
+    /// <summary>
+    /// False while the index is being rebuilt after a restart (<see cref="BeginRebuild"/>): its counts, member
+    /// lists and change feed would be partial, so the calls that read them are refused until it is complete,
+    /// while decisions (which never read the index) are served.
+    /// </summary>
+    public bool IsComplete => !_rebuilding;
+
+    /// <summary>The rebuild's progress: profiles evaluated and profiles to evaluate (0 and 0 when none ran).</summary>
+    public (int Done, int Total) RebuildProgress => (Volatile.Read(ref _rebuildDone), Volatile.Read(ref _rebuildTotal));
+
+    /// <summary>How long the last rebuild took, once complete.</summary>
+    public TimeSpan? LastRebuildTime { get; private set; }
+
+    /// <summary>Marks the index incomplete: a rebuild of <paramref name="users"/> profiles starts.</summary>
+    public void BeginRebuild(int users)
+    {
+        Volatile.Write(ref _rebuildTotal, users);
+        Volatile.Write(ref _rebuildDone, 0);
+        _rebuilding = true;
+    }
+
+    /// <summary>Counts one profile of the rebuild as evaluated.</summary>
+    public void RebuildStep() => Interlocked.Increment(ref _rebuildDone);
+
+    /// <summary>Marks the index complete again, the rebuild having taken <paramref name="took"/>.</summary>
+    public void EndRebuild(TimeSpan took)
+    {
+        LastRebuildTime = took;
+        _rebuilding = false;
+    }
+
+    /// <summary>Throws <see cref="NotReadyException"/> while the index is being rebuilt.</summary>
+    public void ThrowIfIncomplete()
+    {
+        if (_rebuilding)
+        {
+            var (done, total) = RebuildProgress;
+            throw new NotReadyException($"segment memberships are being rebuilt after a restart ({done:N0} of {total:N0} profiles evaluated); retry shortly", TimeSpan.FromSeconds(1));
+        }
+    }
+
     /// <summary>
     /// Sizes the index for about <paramref name="users"/> users before it is first filled (start-up, after a
     /// restore): growing a concurrent dictionary to a million entries rebuilds it about ten times, each time

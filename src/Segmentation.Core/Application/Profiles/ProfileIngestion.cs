@@ -131,7 +131,7 @@ public sealed class ProfileIngestion : ISnapshotStateSource
     public int RefreshMemberships(CancellationToken cancellation = default) => Refresher.RefreshMemberships(cancellation);
 
     /// <inheritdoc cref="ProfileRefresher.EvaluateNewMemberships"/>
-    public int EvaluateNewMemberships() => Refresher.EvaluateNewMemberships();
+    public int EvaluateNewMemberships(CancellationToken cancellation = default) => Refresher.EvaluateNewMemberships(cancellation);
 
     /// <summary>Returns a profile or throws <see cref="NotFoundException"/>.</summary>
     public Profile Get(string userId)

@@ -61,20 +61,32 @@ public sealed class ProfileRefresher
     /// restored from a snapshot), in parallel, each under its user's lock. Returns how many. For start-up,
     /// before traffic: an index still empty is first sized for the store (<see cref="MembershipIndex.Reserve"/>).
     /// </summary>
-    public int EvaluateNewMemberships()
+    public int EvaluateNewMemberships(CancellationToken cancellation = default)
     {
         var now = _writer.Time.GetUtcNow();
         var count = 0;
         var memberships = _writer.Memberships;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         memberships.Reserve(_writer.Store.Count); // empty after a snapshot restore: sized once instead of grown a million entries
-        Parallel.ForEach(_writer.Store.Snapshot(), profile =>
+        memberships.BeginRebuild(_writer.Store.Count);
+        try
         {
-            if (memberships.CatalogVersionOf(profile.UserId) == 0)
+            Parallel.ForEach(_writer.Store.Snapshot(), new ParallelOptions { CancellationToken = cancellation }, profile =>
             {
-                _writer.EvaluateMembership(profile.UserId, now, "restore");
-                Interlocked.Increment(ref count);
-            }
-        });
+                if (memberships.CatalogVersionOf(profile.UserId) == 0)
+                {
+                    _writer.EvaluateMembership(profile.UserId, now, "restore");
+                    Interlocked.Increment(ref count);
+                }
+
+                memberships.RebuildStep();
+            });
+        }
+        finally
+        {
+            memberships.EndRebuild(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+
         return count;
     }
 }

@@ -2,6 +2,7 @@ using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Tests.Support;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Application.Catalogs;
 
@@ -246,5 +247,25 @@ public class CatalogGovernanceTests
         w.Ingestion.RefreshMemberships();
 
         Assert.Equal(0, w.Memberships.Count("recent"));
+    }
+
+    [Fact]
+    public void While_memberships_are_rebuilt_counts_members_and_watches_are_refused_and_decisions_and_audits_go_on()
+    {
+        using var w = new TestWorld(With("", TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")));
+        Population(w, 100, i => i);
+
+        w.Memberships.BeginRebuild(w.Store.Count);
+        Assert.False(w.Memberships.IsComplete);
+        Assert.Contains("0 of 100 profiles", Assert.Throws<NotReadyException>(() => w.Governance.Counts()).Message);
+        Assert.Throws<NotReadyException>(() => w.Governance.Members("high", "", 10));
+        Assert.Throws<NotReadyException>(() => w.Governance.Watch([]).GetAsyncEnumerator().MoveNextAsync().AsTask().GetAwaiter().GetResult());
+        Assert.Equal("high", w.Decide("p60").Winner.Id);
+        Assert.NotEmpty(w.Governance.Audit(w.Catalogs.Current, null).Sizes);
+
+        Assert.Equal(0, w.Ingestion.EvaluateNewMemberships()); // everyone was evaluated on write already
+        Assert.True(w.Memberships.IsComplete);
+        Assert.Equal((100, 100), w.Memberships.RebuildProgress);
+        Assert.Equal(50, w.Governance.Counts().Segments.Single(s => s.Segment.Id == "high").Members);
     }
 }
