@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using System.Linq.Expressions;
 using System.Reflection;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 
@@ -299,6 +301,7 @@ public sealed class FeatureLayout : ITraitValueLayout
         }
 
         long[]? values = null;
+        var personal = false;
         foreach (var slot in slots)
         {
             if (attributes.TryGetValue(slot.Trait.Name, out var attribute))
@@ -308,11 +311,42 @@ public sealed class FeatureLayout : ITraitValueLayout
                 {
                     values ??= (long[])missing.Clone();
                     values[slot.Index] = encoded;
+                    personal |= slot.HoldsPersonalValue;
                 }
             }
         }
 
-        return values ?? missing;
+        return values is null ? missing : personal ? values : Shared(values);
+    }
+
+    /// <summary>Most distinct trait value arrays a layout shares between profiles.</summary>
+    public const int MaxSharedTraitValues = 65_536;
+
+    // Profiles whose traits read by the catalog are equal hold one array: most profiles differ in few of
+    // them (a country, a category), so a million profiles need a few thousand arrays instead of a million.
+    // Past the bound an array is not shared, so the table cannot grow with the population. An array holding
+    // a user's own value (a number, a time, or any value of a trait declared pii) is never shared: it must
+    // go with its profile when the profile is erased, not stay behind in the table.
+    private readonly ConcurrentDictionary<long[], long[]> _shared = new(TraitValuesComparer.Instance);
+
+    private long[] Shared(long[] values) =>
+        _shared.TryGetValue(values, out var shared) ? shared
+        : _shared.Count < MaxSharedTraitValues ? _shared.GetOrAdd(values, values)
+        : values;
+
+    /// <summary>Arrays of trait values by content.</summary>
+    private sealed class TraitValuesComparer : IEqualityComparer<long[]>
+    {
+        public static readonly TraitValuesComparer Instance = new();
+
+        public bool Equals(long[]? x, long[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(long[] values)
+        {
+            var hash = new HashCode();
+            hash.AddBytes(MemoryMarshal.AsBytes(values.AsSpan()));
+            return hash.ToHashCode();
+        }
     }
 
     // Fixes the slots and their words on the first build: the catalog has been compiled by then.

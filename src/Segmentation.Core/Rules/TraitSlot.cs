@@ -50,6 +50,13 @@ internal sealed class TraitSlot
     /// <summary>Its element in the values array (element 0 names the layout).</summary>
     public int Index { get; }
 
+    /// <summary>
+    /// True when a present value encodes the user's own data rather than a word of the catalog: numbers and
+    /// times are kept as they are, and any value of a trait declared pii is personal. Such values are never
+    /// shared between profiles.
+    /// </summary>
+    public bool HoldsPersonalValue => Trait.Pii || Trait.Type is FieldType.Number or FieldType.Timestamp;
+
     /// <summary>The encoding of a missing value.</summary>
     public long Missing { get; }
 

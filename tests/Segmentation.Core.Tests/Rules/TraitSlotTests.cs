@@ -150,6 +150,33 @@ public class TraitSlotTests
         Assert.Equal(w.Catalogs.Current.Features.Id, w.Store.Get("u1")!.TraitValues(w.Catalogs.Current.Features)[0]);
     }
 
+    [Fact]
+    public void Profiles_with_equal_catalog_words_share_one_array_and_a_users_own_values_are_never_shared()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(
+            TestCatalogs.Segment("gold", "value", "{ all: [{ field: traits.tier, eq: gold }, { field: traits.vip, eq: true }] }"),
+            TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }"),
+            TestCatalogs.Segment("named", "value", "{ field: traits.first_name, exists: true }")));
+        var layout = w.Catalogs.Current.Features;
+        Profile Write(string user, Dictionary<string, object?> traits) => w.Ingestion.SetTraits(user, traits, "crm", AttributeLayer.ZeroParty, null).Profile;
+
+        var a = Write("a", new() { ["tier"] = "gold", ["vip"] = true });
+        var b = Write("b", new() { ["tier"] = "GOLD", ["vip"] = true });
+        var c = Write("c", new() { ["tier"] = "silver", ["vip"] = true });
+        Assert.Same(a.TraitValues(layout), b.TraitValues(layout));
+        Assert.NotSame(a.TraitValues(layout), c.TraitValues(layout));
+
+        var d = Write("d", new() { ["tier"] = "gold", ["score"] = 70.0 });
+        var e = Write("e", new() { ["tier"] = "gold", ["score"] = 70.0 });
+        Assert.Equal(d.TraitValues(layout), e.TraitValues(layout));
+        Assert.NotSame(d.TraitValues(layout), e.TraitValues(layout)); // a number is the user's own value
+
+        var f = Write("f", new() { ["first_name"] = "Ada" });
+        var g = Write("g", new() { ["first_name"] = "Ada" });
+        Assert.NotSame(f.TraitValues(layout), g.TraitValues(layout)); // so is anything of a pii trait
+        Assert.Equal(["gold", "high", "named"], new[] { w.Decide("a"), w.Decide("d"), w.Decide("f") }.Select(x => x.Winner.Id));
+    }
+
     private static Profile ProfileWith(params (string Name, object? Value)[] traits) => new("edge")
     {
         Attributes = AttributeDictionary.Of(traits.Where(t => t.Value is not null).Select(t => new ProfileAttribute(t.Name, t.Value!, AttributeLayer.ZeroParty, "test", At))),
