@@ -160,7 +160,7 @@ public sealed class RfmModel
 /// <summary>
 /// Holds the current <see cref="RfmModel"/> and swaps in recomputed ones atomically. Writes that change
 /// a customer's orders or revenue mark the model dirty; the host recomputes dirty models in the
-/// background (see the README's "Demo data" section for the policy). The last few models stay findable
+/// background (see docs/configuration.md, "Demo data", for the policy). The last few models stay findable
 /// by version, so that a change replayed from the change log is derived with the model it was derived
 /// with when it was written, even when a newer model was published while it was being written.
 /// </summary>
