@@ -84,7 +84,7 @@ internal sealed class BatchDecide(LoadOptions options, IReadOnlyList<string> use
             }
 
             stats.Latencies.Add(end - start);
-            stats.TrackLatencies.Add(first); // time to the first result
+            stats.FirstResultLatencies.Add(first);
             stats.Items += received;
         }
     }

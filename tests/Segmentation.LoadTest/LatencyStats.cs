@@ -26,6 +26,9 @@ internal sealed class WorkerStats
     /// <summary>decide-batch: users decided in the recorded batches.</summary>
     public long Items { get; set; }
 
+    /// <summary>decide-batch: per recorded batch, the time from the call to its first result.</summary>
+    public List<long> FirstResultLatencies { get; } = [];
+
     public void Error(StatusCode code) => Errors[code] = Errors.GetValueOrDefault(code) + 1;
 }
 
@@ -48,7 +51,8 @@ internal sealed record ModeResult(
     long Duplicate,
     long Rejected,
     long Items,
-    double P999Ms)
+    double P999Ms,
+    double FirstResultP99Ms)
 {
     /// <summary>Results of a stream-ingest run are events, not requests.</summary>
     public bool IsIngest => Mode == "stream-ingest";
@@ -91,7 +95,15 @@ internal sealed record ModeResult(
             workers.Sum(w => w.Duplicate),
             workers.Sum(w => w.Rejected),
             workers.Sum(w => w.Items),
-            Percentile(latencies, 0.999));
+            Percentile(latencies, 0.999),
+            Percentile(Sorted(workers.SelectMany(w => w.FirstResultLatencies)), 0.99));
+    }
+
+    private static long[] Sorted(IEnumerable<long> values)
+    {
+        var array = values.ToArray();
+        Array.Sort(array);
+        return array;
     }
 
     private static double Percentile(long[] sorted, double q) =>

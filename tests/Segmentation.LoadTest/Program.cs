@@ -166,7 +166,7 @@ string Line(ModeResult r)
     if (r.IsBatch)
     {
         return FormattableString.Invariant(
-            $"mode={r.Mode} users/s={r.Throughput:F0} batches={r.Ok} batch_size={options.BatchSize} calls={options.BatchCalls} batch_p50={r.P50Ms:F1}ms batch_p99={r.P99Ms:F1}ms max={r.MaxMs:F1}ms first_result_p99={r.TrackP99Ms:F2}ms errors={r.Errors}{errors}{cpu}");
+            $"mode={r.Mode} users/s={r.Throughput:F0} batches={r.Ok} batch_size={options.BatchSize} calls={options.BatchCalls} batch_p50={r.P50Ms:F1}ms batch_p99={r.P99Ms:F1}ms max={r.MaxMs:F1}ms first_result_p99={r.FirstResultP99Ms:F2}ms errors={r.Errors}{errors}{cpu}");
     }
 
     if (r.IsIngest)

@@ -199,7 +199,7 @@ internal sealed class TraitSlot
 
         var method = RuleOps.Method(op == "within" ? nameof(RuleOps.Within) : nameof(RuleOps.OlderThan));
         var span = Expression.Constant(d.Ticks);
-        return c => Expression.Call(method, c, Read(c), span); // the context, for the result's validity bound
+        return c => Expression.Call(method, c, Read(), span); // the context, for the result's validity bound
     }
 
     private Func<Expression, Expression>? TextTest(string op, SyntaxNode operand)
@@ -297,20 +297,20 @@ internal sealed class TraitSlot
     private Func<Expression, Expression> Raw(Func<ParameterExpression, Expression> test) => c =>
     {
         var value = Expression.Variable(typeof(long), Trait.Name);
-        return Expression.Block([value], Expression.Assign(value, Read(c)), test(value));
+        return Expression.Block([value], Expression.Assign(value, Read()), test(value));
     };
 
     // The slot's number read once into a variable, then tested.
     private Func<Expression, Expression> Number(Func<ParameterExpression, Expression> test) => c =>
     {
         var value = Expression.Variable(typeof(double), Trait.Name);
-        var bits = Expression.Call(typeof(BitConverter).GetMethod(nameof(BitConverter.Int64BitsToDouble), [typeof(long)])!, Read(c));
+        var bits = Expression.Call(typeof(BitConverter).GetMethod(nameof(BitConverter.Int64BitsToDouble), [typeof(long)])!, Read());
         return Expression.Block([value], Expression.Assign(value, bits), test(value));
     };
 
     // values[Index] of the profile's trait values, which the whole-catalog method reads into the layout's
     // variable once, at its start.
-    private BinaryExpression Read(Expression c) => Expression.ArrayIndex(Layout.TraitValuesVariable, Expression.Constant(Index));
+    private BinaryExpression Read() => Expression.ArrayIndex(Layout.TraitValuesVariable, Expression.Constant(Index));
 
     /// <summary>The layout the slot belongs to.</summary>
     public FeatureLayout Layout { get; init; } = null!;
