@@ -61,6 +61,19 @@ internal sealed class TraitSlot
     public long Missing { get; }
 
     /// <summary>
+    /// True when a condition <paramref name="op"/> on a trait of type <paramref name="type"/> can be decided from
+    /// the slot's value (the trait gets a slot only then); contains, starts_with and regex on text read the text.
+    /// </summary>
+    public static bool Reads(FieldType type, string op) => op == "exists" || type switch
+    {
+        FieldType.Number => op is "eq" or "ne" or "lt" or "lte" or "gt" or "gte" or "between" or "in" or "not_in",
+        FieldType.Bool => op is "eq" or "ne",
+        FieldType.Timestamp => op is "within" or "older_than",
+        FieldType.String => op is "eq" or "ne" or "in" or "not_in",
+        _ => op is "contains" or "in" or "not_in",
+    };
+
+    /// <summary>
     /// True when the condition's compiled test only reads and compares (every test but a timestamp's
     /// within/older_than, which also bounds the result's validity on the context).
     /// </summary>

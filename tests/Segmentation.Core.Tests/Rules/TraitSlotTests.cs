@@ -98,6 +98,18 @@ public class TraitSlotTests
     }
 
     [Fact]
+    public void Only_traits_with_a_condition_decided_from_the_slot_get_one()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(
+            TestCatalogs.Segment("go", "value", "{ field: traits.tier, starts_with: go }"),
+            TestCatalogs.Segment("ada", "value", "{ field: traits.first_name, regex: '^ad' }"),
+            TestCatalogs.Segment("baker", "need", "{ field: traits.interests, contains: baking }")));
+        Assert.Equal(1, w.Catalogs.Current.Features.TraitCount); // interests; tier and first_name are read as text
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+        Assert.Equal("go", w.Decide("u1").Winner.Id);
+    }
+
+    [Fact]
     public void An_unknown_user_reads_every_declared_trait_as_missing()
     {
         using var w = new TestWorld(TestCatalogs.Source(
