@@ -116,7 +116,7 @@ public static class CatalogCompiler
             for (var i = 0; i < variants.Length; i++)
             {
                 var v = definition.Variants[i];
-                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var parts, out var templateErrors);
+                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors);
                 if (template is null)
                 {
                     var clause = $"personalization.{v.Kind.ToString().ToLowerInvariant()}.template";
@@ -129,7 +129,7 @@ public static class CatalogCompiler
                     continue;
                 }
 
-                variants[i] = new VariantTemplate(v.Kind, v.Id, v.Source, template, v.Fallback, readsNow) { Parts = parts };
+                variants[i] = new VariantTemplate(v.Kind, v.Id, v.Source, template, v.Fallback, readsNow);
             }
 
             if (!ok)

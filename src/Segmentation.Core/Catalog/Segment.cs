@@ -37,23 +37,7 @@ public sealed class Segment
     public bool IsFallback { get; init; }
 
     /// <summary>The five variants, indexed by <see cref="VariantKind"/>.</summary>
-    public required IReadOnlyList<VariantTemplate> Variants
-    {
-        get => _variants;
-        init
-        {
-            _variants = value;
-            TemplateParts = value.Aggregate(ModelParts.None, static (parts, v) => v.Static is null ? parts | v.Parts : parts);
-        }
-    }
-
-    private readonly IReadOnlyList<VariantTemplate> _variants = [];
-
-    /// <summary>
-    /// The parts of the render model that the variants with code read (<see cref="ModelParts.None"/> when
-    /// every variant is plain text): what a decision for this segment builds before rendering.
-    /// </summary>
-    public ModelParts TemplateParts { get; private init; }
+    public required IReadOnlyList<VariantTemplate> Variants { get; init; }
 
     /// <summary>What templates read about this segment (<c>segment</c> and <c>persona</c> in the render model).</summary>
     public RenderSubject Subject => field ??= new RenderSubject(Id, Name, SegmentFamilies.Name(Type), Persona);

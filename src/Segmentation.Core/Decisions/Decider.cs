@@ -80,18 +80,25 @@ public sealed class Decider(TemplateRenderer renderer)
         winner ??= catalog.Fallback;
 
         cancellation.ThrowIfCancellationRequested();
-        // The model is built only when a variant has code (plain-text variants are pre-rendered), and only
-        // with the parts those templates read.
-        Scriban.Runtime.ScriptObject? model = null;
+        // Plain-text variants are pre-rendered; the model is bound only when a variant has code, and
+        // computes what its templates read as they read it.
+        RenderModel? model = null;
         var variants = new RenderedVariant[winner.Variants.Count];
-        for (var k = 0; k < variants.Length; k++)
+        try
         {
-            var variant = winner.Variants[k];
-            variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Build(context, winner.Subject, winner.TemplateParts));
-            if (variant.ReadsNow)
+            for (var k = 0; k < variants.Length; k++)
             {
-                context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only
+                var variant = winner.Variants[k];
+                variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Rent(context, winner.Subject));
+                if (variant.ReadsNow)
+                {
+                    context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only
+                }
             }
+        }
+        finally
+        {
+            model?.Return();
         }
 
         Explanation? explanation = null;
@@ -166,8 +173,7 @@ public sealed class Decider(TemplateRenderer renderer)
         return resolution;
     }
 
-    // The winner alone, as Resolve finds it: the first matched segment that no matched segment overrides
-    // or excludes.
+    // The winner: the first matched segment that no matched segment overrides or excludes.
     private static Segment? Winner(IReadOnlyList<Segment> segments, bool[] matched)
     {
         for (var i = 0; i < segments.Count; i++)
@@ -200,48 +206,9 @@ public sealed class Decider(TemplateRenderer renderer)
     /// when the user matches one of the segments in its <c>exclusions</c>. Suppression uses rule
     /// matches, so it does not depend on evaluation order. The winner is the first eligible segment.
     /// </summary>
-    internal static (Segment? Winner, List<SegmentMatch> Matches) Resolve(IReadOnlyList<Segment> segments, bool[] matched)
+    internal static (Segment? Winner, SegmentMatches Matches) Resolve(IReadOnlyList<Segment> segments, bool[] matched)
     {
-        var matches = new List<SegmentMatch>();
-        Segment? winner = null;
-        for (var i = 0; i < segments.Count; i++)
-        {
-            if (!matched[i])
-            {
-                continue;
-            }
-
-            var segment = segments[i];
-            string? suppressedBy = null;
-            var status = MatchStatus.Outranked;
-            foreach (var rank in segment.OverriddenByRanks)
-            {
-                if (matched[rank])
-                {
-                    suppressedBy = segments[rank].Id;
-                    status = MatchStatus.Overridden;
-                    break;
-                }
-            }
-
-            foreach (var rank in segment.ExclusionRanks)
-            {
-                if (suppressedBy is null && matched[rank])
-                {
-                    suppressedBy = segments[rank].Id;
-                    status = MatchStatus.Excluded;
-                }
-            }
-
-            if (suppressedBy is null && winner is null)
-            {
-                winner = segment;
-                status = MatchStatus.Winner;
-            }
-
-            matches.Add(new SegmentMatch(segment, status, suppressedBy));
-        }
-
-        return (winner, matches);
+        var winner = Winner(segments, matched);
+        return (winner, new SegmentMatches(segments, matched, winner));
     }
 }

@@ -22,7 +22,105 @@ public enum MatchStatus
 }
 
 /// <summary>A segment whose rule matched, and what resolution did with it.</summary>
-public sealed record SegmentMatch(Segment Segment, MatchStatus Status, string? SuppressedBy);
+/// <param name="Segment">The segment.</param>
+/// <param name="Status">Winner, outranked, overridden or excluded.</param>
+/// <param name="SuppressedBy">The id of the matched segment that overrides or excludes it, if any.</param>
+public readonly record struct SegmentMatch(Segment Segment, MatchStatus Status, string? SuppressedBy);
+
+/// <summary>
+/// The matched segments of one decision in priority order, each with what resolution did with it. Kept
+/// as the rule matches (one flag per segment) and read from them: a decision does not build a list it
+/// may never be asked for, and a cached decision holds one flag per segment instead of an object per match.
+/// </summary>
+public sealed class SegmentMatches : IReadOnlyList<SegmentMatch>
+{
+    private readonly IReadOnlyList<Segment> _segments;
+    private readonly bool[] _matched;
+    private readonly Segment? _winner;
+    private int[]? _ranks;
+
+    internal SegmentMatches(IReadOnlyList<Segment> segments, bool[] matched, Segment? winner)
+    {
+        _segments = segments;
+        _matched = matched;
+        _winner = winner;
+        foreach (var m in matched)
+        {
+            Count += m ? 1 : 0;
+        }
+    }
+
+    /// <inheritdoc />
+    public int Count { get; }
+
+    /// <inheritdoc />
+    public SegmentMatch this[int index]
+    {
+        get
+        {
+            _ranks ??= Ranks();
+            return At((uint)index < (uint)_ranks.Length ? _ranks[index] : throw new ArgumentOutOfRangeException(nameof(index)));
+        }
+    }
+
+    /// <inheritdoc />
+    public IEnumerator<SegmentMatch> GetEnumerator()
+    {
+        for (var rank = 0; rank < _matched.Length; rank++)
+        {
+            if (_matched[rank])
+            {
+                yield return At(rank);
+            }
+        }
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    private int[] Ranks()
+    {
+        var ranks = new int[Count];
+        for (int rank = 0, k = 0; rank < _matched.Length; rank++)
+        {
+            if (_matched[rank])
+            {
+                ranks[k++] = rank;
+            }
+        }
+
+        return ranks;
+    }
+
+    // Overrides come before exclusions, and the winner is the first matched segment neither suppresses.
+    private SegmentMatch At(int rank)
+    {
+        var segment = _segments[rank];
+        if (FirstMatched(segment.OverriddenByRanks) is { } overrider)
+        {
+            return new SegmentMatch(segment, MatchStatus.Overridden, overrider.Id);
+        }
+
+        if (FirstMatched(segment.ExclusionRanks) is { } excluder)
+        {
+            return new SegmentMatch(segment, MatchStatus.Excluded, excluder.Id);
+        }
+
+        return new SegmentMatch(segment, ReferenceEquals(segment, _winner) ? MatchStatus.Winner : MatchStatus.Outranked, null);
+    }
+
+    private Segment? FirstMatched(int[] ranks)
+    {
+        foreach (var rank in ranks)
+        {
+            if (_matched[rank])
+            {
+                return _segments[rank];
+            }
+        }
+
+        return null;
+    }
+}
 
 /// <summary>The evaluation of one segment, for explanations.</summary>
 public sealed record SegmentTrace(Segment Segment, bool Matched, IReadOnlyList<ClauseTrace> Clauses)

@@ -1,120 +1,291 @@
 using System.Globalization;
 using Scriban.Runtime;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Rendering;
 
 /// <summary>
-/// Builds the model templates see: <c>profile</c> (id, traits, orders, revenue, aov, cart_items,
-/// days_since_last_order, rfm), <c>segment</c>, <c>context</c>, <c>persona</c> and <c>now</c>.
-/// The model holds only script objects and plain values, never .NET objects.
+/// The model templates see: <c>profile</c> (id, traits, orders, revenue, aov, cart_items,
+/// days_since_last_order, rfm), <c>segment</c> (id, name, type), <c>context</c> (the request context fields),
+/// <c>persona</c> (id, name, tone, messaging, triggers, objections) and <c>now</c>. It holds only script
+/// objects and plain values, never .NET objects, and templates cannot change it.
 /// </summary>
-public static class RenderModel
+/// <remarks>
+/// Every value is read from the decision's inputs when a template reads it, so a decision whose templates
+/// read two traits costs two lookups, not a copy of the profile: one model (with its nested objects) per
+/// thread is bound to a decision's inputs by <see cref="Rent"/> and cleared by <see cref="Return"/>, which
+/// also drops the references to personal data. A render that reads the day count since the last order
+/// narrows the decision's validity to the next day boundary; one that does not leaves it alone.
+/// </remarks>
+public sealed class RenderModel : ComputedScriptObject
 {
-    /// <summary>
-    /// Builds the model for one decision: only <paramref name="parts"/> (what the templates to render read,
-    /// <see cref="VariantTemplate.Parts"/>); a part that is not built is absent, which no such template reads.
-    /// </summary>
-    public static ScriptObject Build(EvalContext c, RenderSubject segment, ModelParts parts = ModelParts.All)
+    private static readonly string[] Roots = ["profile", "segment", "context", "persona", "now"];
+
+    [ThreadStatic]
+    private static RenderModel? t_free;
+
+    private readonly ProfileObject _profile = new();
+    private readonly SubjectObject _segment = new();
+    private readonly ContextObject _context = new();
+    private readonly PersonaObject _persona = new();
+    private EvalContext? _inputs;
+    private RenderSubject? _subject;
+
+    private RenderModel()
     {
-        var model = new ScriptObject();
-        if ((parts & ModelParts.Profile) != 0)
-        {
-            model["profile"] = Profile(c);
-        }
+    }
 
-        if ((parts & ModelParts.Segment) != 0)
-        {
-            model["segment"] = new ScriptObject
-            {
-                ["id"] = segment.Id,
-                ["name"] = segment.Name,
-                ["type"] = segment.Type,
-            };
-        }
-
-        if ((parts & ModelParts.Context) != 0)
-        {
-            var context = new ScriptObject();
-            foreach (var (field, name) in RequestContext.Fields)
-            {
-                var value = c.Request.Get(field);
-                context[name] = value.Length == 0 ? null : value;
-            }
-
-            model["context"] = context;
-        }
-
-        if ((parts & ModelParts.Persona) != 0)
-        {
-            model["persona"] = segment.Persona is { } persona
-                ? new ScriptObject
-                {
-                    ["id"] = persona.Id,
-                    ["name"] = persona.Name,
-                    ["tone"] = persona.Tone,
-                    ["messaging"] = persona.Messaging,
-                    ["triggers"] = new ScriptArray(persona.Triggers),
-                    ["objections"] = new ScriptArray(persona.Objections),
-                }
-                : null;
-        }
-
-        if ((parts & ModelParts.Now) != 0)
-        {
-            model["now"] = new DateTime(c.NowTicks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture);
-        }
-
+    /// <summary>
+    /// A model of <paramref name="inputs"/> (profile, request context, time, population model) rendering
+    /// <paramref name="subject"/>; give it back with <see cref="Return"/> when the decision's variants are rendered.
+    /// </summary>
+    public static RenderModel Rent(EvalContext inputs, RenderSubject subject)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(subject);
+        var model = t_free ?? new RenderModel();
+        t_free = null; // a nested rent on this thread gets a model of its own
+        model.Bind(inputs, subject);
         return model;
     }
 
-    private static ScriptObject Profile(EvalContext c)
+    /// <summary>Unbinds the model from the decision's inputs and keeps it for this thread's next decision.</summary>
+    public void Return()
     {
-        var p = c.Profile;
-        var traits = new ScriptObject();
-        if (p is not null)
-        {
-            foreach (var (name, attribute) in p.Attributes)
-            {
-                traits[name] = attribute.Value switch
-                {
-                    DateTimeOffset t => t.UtcDateTime,
-                    IReadOnlyList<string> l => new ScriptArray(l),
-                    var v => v,
-                };
-            }
-        }
-
-        var rfm = new ScriptObject
-        {
-            ["recency"] = c.Rfm.Recency(p),
-            ["frequency"] = c.Rfm.Frequency(p),
-            ["monetary"] = c.Rfm.Monetary(p),
-        };
-        return new ScriptObject
-        {
-            ["id"] = p?.UserId,
-            ["traits"] = traits,
-            ["orders"] = p?.Orders ?? 0,
-            ["revenue"] = Math.Round(p?.Revenue ?? 0, 2),
-            ["aov"] = Math.Round(p?.AverageOrderValue ?? 0, 2),
-            ["cart_items"] = p?.CartItems ?? 0,
-            ["days_since_last_order"] = DaysSinceLastOrder(c),
-            ["rfm"] = rfm,
-        };
+        Bind(null, null);
+        t_free = this;
     }
 
-    // Rendered text that shows a day count changes at the next day boundary: narrow the validity.
-    private static long? DaysSinceLastOrder(EvalContext c)
+    /// <inheritdoc />
+    public override IEnumerable<string> GetMembers() => _inputs is null ? [] : Roots;
+
+    /// <inheritdoc />
+    public override bool TryGet(string member, out object? value)
     {
-        if (c.Profile is not { Orders: > 0 } p || p.LastPurchaseTicks > c.NowTicks)
+        if (_inputs is not { } inputs || _subject is not { } subject)
         {
-            return null;
+            value = null;
+            return false; // returned: nothing to read
         }
 
-        var days = (c.NowTicks - p.LastPurchaseTicks) / TimeSpan.TicksPerDay;
-        c.Until(p.LastPurchaseTicks + ((days + 1) * TimeSpan.TicksPerDay));
-        return days;
+        switch (member)
+        {
+            case "profile":
+                value = _profile;
+                return true;
+            case "segment":
+                value = _segment;
+                return true;
+            case "context":
+                value = _context;
+                return true;
+            case "persona":
+                value = subject.Persona is null ? null : _persona;
+                return true;
+            case "now":
+                value = new DateTime(inputs.NowTicks, DateTimeKind.Utc).ToString("O", CultureInfo.InvariantCulture);
+                return true;
+            default:
+                value = null;
+                return false;
+        }
+    }
+
+    private void Bind(EvalContext? inputs, RenderSubject? subject)
+    {
+        _inputs = inputs;
+        _subject = subject;
+        _profile.Bind(inputs);
+        _segment.Subject = subject;
+        _context.Request = inputs?.Request;
+        _persona.Persona = subject?.Persona;
+    }
+
+    // Strings of a catalog list as a fresh script array: templates may change their copy, never the catalog.
+    private static ScriptArray Copy(IReadOnlyList<string> items) => new(items);
+
+    private sealed class ProfileObject : ComputedScriptObject
+    {
+        private static readonly string[] Names = ["id", "traits", "orders", "revenue", "aov", "cart_items", "days_since_last_order", "rfm"];
+
+        private readonly TraitsObject _traits = new();
+        private readonly RfmObject _rfm = new();
+        private EvalContext? _inputs;
+
+        public void Bind(EvalContext? inputs)
+        {
+            _inputs = inputs;
+            _traits.Profile = inputs?.Profile;
+            _rfm.Inputs = inputs;
+        }
+
+        public override IEnumerable<string> GetMembers() => _inputs is null ? [] : Names;
+
+        public override bool TryGet(string member, out object? value)
+        {
+            var p = _inputs?.Profile;
+            value = member switch
+            {
+                "id" => p?.UserId,
+                "traits" => _traits,
+                "orders" => p?.Orders ?? 0,
+                "revenue" => Math.Round(p?.Revenue ?? 0, 2),
+                "aov" => Math.Round(p?.AverageOrderValue ?? 0, 2),
+                "cart_items" => p?.CartItems ?? 0,
+                "days_since_last_order" => _inputs is { } c ? DaysSinceLastOrder(c) : null,
+                "rfm" => _rfm,
+                _ => null,
+            };
+            return _inputs is not null && Array.IndexOf(Names, member) >= 0;
+        }
+
+        // Rendered text that shows a day count changes at the next day boundary: narrow the validity.
+        private static long? DaysSinceLastOrder(EvalContext c)
+        {
+            if (c.Profile is not { Orders: > 0 } p || p.LastPurchaseTicks > c.NowTicks)
+            {
+                return null;
+            }
+
+            var days = (c.NowTicks - p.LastPurchaseTicks) / TimeSpan.TicksPerDay;
+            c.Until(p.LastPurchaseTicks + ((days + 1) * TimeSpan.TicksPerDay));
+            return days;
+        }
+    }
+
+    private sealed class TraitsObject : ComputedScriptObject
+    {
+        public Profile? Profile { get; set; }
+
+        public override IEnumerable<string> GetMembers() => Profile is { } p ? p.Attributes.Keys : [];
+
+        public override bool TryGet(string member, out object? value)
+        {
+            if (Profile is { } p && p.Attributes.TryGetValue(member, out var attribute))
+            {
+                value = attribute.Value switch
+                {
+                    DateTimeOffset t => t.UtcDateTime,
+                    IReadOnlyList<string> l => Copy(l),
+                    var v => v,
+                };
+                return true;
+            }
+
+            value = null;
+            return false;
+        }
+    }
+
+    private sealed class RfmObject : ComputedScriptObject
+    {
+        private static readonly string[] Names = ["recency", "frequency", "monetary"];
+
+        public EvalContext? Inputs { get; set; }
+
+        public override IEnumerable<string> GetMembers() => Inputs is null ? [] : Names;
+
+        public override bool TryGet(string member, out object? value)
+        {
+            value = null;
+            if (Inputs is not { } c)
+            {
+                return false;
+            }
+
+            switch (member)
+            {
+                case "recency":
+                    value = c.Rfm.Recency(c.Profile);
+                    return true;
+                case "frequency":
+                    value = c.Rfm.Frequency(c.Profile);
+                    return true;
+                case "monetary":
+                    value = c.Rfm.Monetary(c.Profile);
+                    return true;
+                default:
+                    return false;
+            }
+        }
+    }
+
+    private sealed class ContextObject : ComputedScriptObject
+    {
+        public RequestContext? Request { get; set; }
+
+        public override IEnumerable<string> GetMembers() => Request is null ? [] : RequestContext.Fields.Select(f => f.Name);
+
+        public override bool TryGet(string member, out object? value)
+        {
+            value = null;
+            if (Request is not { } request)
+            {
+                return false;
+            }
+
+            foreach (var (field, name) in RequestContext.Fields)
+            {
+                if (name == member)
+                {
+                    var text = request.Get(field);
+                    value = text.Length == 0 ? null : text;
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    private sealed class SubjectObject : ComputedScriptObject
+    {
+        private static readonly string[] Names = ["id", "name", "type"];
+
+        public RenderSubject? Subject { get; set; }
+
+        public override IEnumerable<string> GetMembers() => Subject is null ? [] : Names;
+
+        public override bool TryGet(string member, out object? value)
+        {
+            value = Subject is not { } s
+                ? null
+                : member switch
+                {
+                    "id" => s.Id,
+                    "name" => s.Name,
+                    "type" => s.Type,
+                    _ => null,
+                };
+            return value is not null;
+        }
+    }
+
+    private sealed class PersonaObject : ComputedScriptObject
+    {
+        private static readonly string[] Names = ["id", "name", "tone", "messaging", "triggers", "objections"];
+
+        public Persona? Persona { get; set; }
+
+        public override IEnumerable<string> GetMembers() => Persona is null ? [] : Names;
+
+        public override bool TryGet(string member, out object? value)
+        {
+            value = Persona is not { } p
+                ? null
+                : member switch
+                {
+                    "id" => p.Id,
+                    "name" => p.Name,
+                    "tone" => p.Tone,
+                    "messaging" => p.Messaging,
+                    "triggers" => Copy(p.Triggers),
+                    "objections" => Copy(p.Objections),
+                    _ => null,
+                };
+            return value is not null;
+        }
     }
 }

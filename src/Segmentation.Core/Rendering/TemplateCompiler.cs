@@ -5,33 +5,7 @@ using Segmentation.Core.Requests;
 
 namespace Segmentation.Core.Rendering;
 
-/// <summary>The parts of the render model a template reads (its top-level names).</summary>
-[Flags]
-public enum ModelParts
-{
-    /// <summary>Nothing.</summary>
-    None = 0,
-
-    /// <summary><c>profile</c>.</summary>
-    Profile = 1,
-
-    /// <summary><c>segment</c>.</summary>
-    Segment = 2,
-
-    /// <summary><c>context</c>.</summary>
-    Context = 4,
-
-    /// <summary><c>persona</c>.</summary>
-    Persona = 8,
-
-    /// <summary><c>now</c>.</summary>
-    Now = 16,
-
-    /// <summary>Every part.</summary>
-    All = Profile | Segment | Context | Persona | Now,
-}
-
-/// <summary>Parses templates at catalog load and finds which request context fields and model parts they read.</summary>
+/// <summary>Parses templates at catalog load and finds which request context fields they read.</summary>
 public static class TemplateCompiler
 {
     private static readonly ParserOptions Parser = new() { ExpressionDepthLimit = 64 };
@@ -47,18 +21,9 @@ public static class TemplateCompiler
     /// errors. Adds the context fields it reads to <paramref name="contextRead"/>; <paramref name="readsNow"/>
     /// tells whether the output depends on the evaluation time (such output is not cached).
     /// </summary>
-    public static Template? Compile(string source, HashSet<ContextField> contextRead, out bool readsNow, out IReadOnlyList<string> errors) =>
-        Compile(source, contextRead, out readsNow, out _, out errors);
-
-    /// <summary>
-    /// As <see cref="Compile(string, HashSet{ContextField}, out bool, out IReadOnlyList{string})"/>, and tells
-    /// which parts of the model the template reads (<see cref="ModelParts.All"/> when it reads the model
-    /// through <c>this</c>), so a decision builds only those.
-    /// </summary>
-    public static Template? Compile(string source, HashSet<ContextField> contextRead, out bool readsNow, out ModelParts parts, out IReadOnlyList<string> errors)
+    public static Template? Compile(string source, HashSet<ContextField> contextRead, out bool readsNow, out IReadOnlyList<string> errors)
     {
         readsNow = false;
-        parts = ModelParts.All;
         var template = Template.Parse(source, parserOptions: Parser);
         if (template.HasErrors)
         {
@@ -69,8 +34,8 @@ public static class TemplateCompiler
         var walker = new ModelWalker();
         template.Page?.Accept(walker);
         readsNow = walker.ReadsNow;
-        parts = walker.Parts;
         var problems = walker.UnknownRoots.Select(r => $"template reads unknown variable '{r}'; the model has {string.Join(", ", ModelRoots)}").ToList();
+        problems.AddRange(walker.AssignedRoots.Select(r => $"template assigns to '{r}', which is part of the model; templates read the model and cannot change it (use another name)"));
         if (walker.WholeContext)
         {
             foreach (var (field, _) in RequestContext.Fields)
@@ -108,11 +73,11 @@ public static class TemplateCompiler
 
         public bool ReadsNow { get; private set; }
 
-        public ModelParts Parts { get; private set; }
+        public HashSet<string> AssignedRoots { get; } = new(StringComparer.Ordinal);
 
         public override void Visit(ScriptThisExpression node)
         {
-            Parts = ModelParts.All; // the model as a whole
+            WholeContext = true; // the model as a whole: any context field may be read through it
             base.Visit(node);
         }
 
@@ -121,6 +86,10 @@ public static class TemplateCompiler
             if (node.Target is ScriptVariable v)
             {
                 _locals.Add(v.Name);
+                if (ModelRoots.Contains(v.Name))
+                {
+                    AssignedRoots.Add(v.Name);
+                }
             }
 
             base.Visit(node);
@@ -157,7 +126,6 @@ public static class TemplateCompiler
             if (node.Target is ScriptVariableGlobal { Name: "context" } && node.Member is not null)
             {
                 ContextMembers.Add(node.Member.Name);
-                Parts |= ModelParts.Context;
                 return;
             }
 
@@ -167,15 +135,6 @@ public static class TemplateCompiler
 
         public override void Visit(ScriptVariableGlobal node)
         {
-            Parts |= node.Name switch
-            {
-                "profile" => ModelParts.Profile,
-                "segment" => ModelParts.Segment,
-                "context" => ModelParts.Context,
-                "persona" => ModelParts.Persona,
-                "now" => ModelParts.Now,
-                _ => ModelParts.None,
-            };
             if (node.Name == "context")
             {
                 WholeContext = true;

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Scriban;
 using Scriban.Runtime;
+using Scriban.Parsing;
 using Scriban.Syntax;
 
 namespace Segmentation.Core.Rendering;
@@ -59,8 +60,12 @@ public sealed class TemplateRenderer
     /// <summary>Render failures since start (also exported as a metric).</summary>
     public long FailureCount => Interlocked.Read(ref _failureCount);
 
-    /// <summary>Renders one variant against <paramref name="model"/>.</summary>
-    public RenderedVariant Render(VariantTemplate variant, ScriptObject model)
+    /// <summary>
+    /// Renders one variant against <paramref name="model"/>. The model's names are read-only to the template;
+    /// what the template assigns lives in a scope of its own that ends with the render, so nothing one variant
+    /// sets is seen by the next.
+    /// </summary>
+    public RenderedVariant Render(VariantTemplate variant, IScriptObject model)
     {
         if (variant.Static is { } plain)
         {
@@ -70,7 +75,8 @@ public sealed class TemplateRenderer
         var context = RentContext();
         context.StartClock(_timeLimitTicks);
         var globals = context.GlobalCount;
-        context.PushGlobal(model);
+        context.Scope.Open(model);
+        context.PushGlobal(context.Scope);
         try
         {
             var text = variant.Template.Render(context);
@@ -96,6 +102,7 @@ public sealed class TemplateRenderer
                 context.PopGlobal();
             }
 
+            context.Scope.Close();
             context.Reset();
         }
     }
@@ -142,6 +149,9 @@ internal sealed class SandboxContext : TemplateContext
     private long _deadline;
     private int _steps;
 
+    /// <summary>The scope of one render: the model, read-only, and the template's own variables.</summary>
+    public RenderScope Scope { get; } = new();
+
     /// <summary>Starts the clock of one render.</summary>
     public void StartClock(long limitTicks)
     {
@@ -158,5 +168,64 @@ internal sealed class SandboxContext : TemplateContext
         }
 
         return base.Evaluate(scriptNode, aliasReturnedFunction);
+    }
+}
+
+/// <summary>
+/// The global scope of one render: reads see the model first, then the template's own variables; writes
+/// go to the template's variables and may not replace a model name. Reused by a thread's renders: closing
+/// it forgets the model and every variable the template set.
+/// </summary>
+internal sealed class RenderScope : IScriptObject
+{
+    private readonly ScriptObject _variables = new();
+    private IScriptObject _model = EmptyModel;
+
+    private static readonly ScriptObject EmptyModel = new() { IsReadOnly = true };
+
+    public int Count => _model.Count + _variables.Count;
+
+    public bool IsReadOnly
+    {
+        get => false;
+        set { } // the model is read-only, the variables never are
+    }
+
+    public void Open(IScriptObject model) => _model = model;
+
+    public void Close()
+    {
+        _model = EmptyModel;
+        _variables.Clear();
+    }
+
+    public IEnumerable<string> GetMembers() => _model.GetMembers().Concat(_variables.GetMembers());
+
+    public bool Contains(string member) => _model.Contains(member) || _variables.Contains(member);
+
+    public bool TryGetValue(TemplateContext? context, SourceSpan span, string member, out object? value) =>
+        _model.TryGetValue(context, span, member, out value) || _variables.TryGetValue(context, span, member, out value);
+
+    public bool CanWrite(string member) => !_model.Contains(member) && _variables.CanWrite(member);
+
+    public bool TrySetValue(TemplateContext? context, SourceSpan span, string member, object? value, bool readOnly) =>
+        !_model.Contains(member) && _variables.TrySetValue(context, span, member, value, readOnly);
+
+    public bool Remove(string member) => _variables.Remove(member);
+
+    public void SetReadOnly(string member, bool readOnly) => _variables.SetReadOnly(member, readOnly);
+
+    public IScriptObject Clone(bool deep)
+    {
+        var copy = (ScriptObject)_variables.Clone(deep);
+        foreach (var name in _model.GetMembers())
+        {
+            if (_model.TryGetValue(null, default, name, out var value))
+            {
+                copy[name] = value;
+            }
+        }
+
+        return copy;
     }
 }

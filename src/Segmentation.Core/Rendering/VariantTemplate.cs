@@ -38,9 +38,6 @@ public sealed record VariantTemplate(VariantKind Kind, string Id, string Source,
         Source.Contains("{{", StringComparison.Ordinal) || Source.Contains("{%", StringComparison.Ordinal)
             ? null
             : new RenderedVariant(Id, Template.Render().Trim(), FallbackUsed: false);
-
-    /// <summary>The parts of the render model the template reads (all, unless the compiler said fewer).</summary>
-    public ModelParts Parts { get; init; } = ModelParts.All;
 }
 
 /// <summary>A rendered variant.</summary>

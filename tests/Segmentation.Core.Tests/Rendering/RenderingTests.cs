@@ -1,3 +1,4 @@
+using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
@@ -116,36 +117,81 @@ public class RenderingTests
         }
     }
 
-    [Theory]
-    [InlineData("{{ profile.traits.first_name }}, {{ context.device }}", ModelParts.Profile | ModelParts.Context)]
-    [InlineData("{{ segment.name }} for {{ persona.tone }}", ModelParts.Segment | ModelParts.Persona)]
-    [InlineData("{{ x = profile; x.orders }}", ModelParts.Profile)]
-    [InlineData("{{ now }}", ModelParts.Now)]
-    [InlineData("{{ 1 + 1 }}", ModelParts.None)]
-    [InlineData("{{ this.profile.orders }}", ModelParts.All)]
-    public void The_compiler_tells_which_parts_of_the_model_a_template_reads(string source, ModelParts expected)
+    [Fact]
+    public void Templates_read_the_model_but_cannot_change_it()
     {
-        Assert.NotNull(TemplateCompiler.Compile(source, [], out _, out var parts, out var errors));
-        Assert.Empty(errors);
-        Assert.Equal(expected, parts);
+        using var w = WorldWithContent("{{ profile.orders = 5 }}{{ profile.orders }}");
+
+        var v = RenderContent(w);
+
+        Assert.True(v.FallbackUsed); // setting a member of the model fails the render
+        Assert.Equal("fallback content", v.Text);
+    }
+
+    [Theory]
+    [InlineData("{{ profile = 1 }}")]
+    [InlineData("{{ now = 0; now }}")]
+    public void A_template_that_assigns_to_a_model_name_fails_catalog_validation(string template)
+    {
+        var error = Assert.Throws<Core.Catalog.CatalogException>(() => WorldWithContent(template));
+        Assert.Contains("part of the model", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void A_model_built_with_some_parts_renders_those_templates_as_the_whole_model_does()
+    public void Variables_a_template_sets_are_not_seen_by_the_next_variant()
     {
-        using var w = WorldWithContent("{{ profile.traits.first_name }} ({{ profile.orders }}) on {{ context.device }}");
-        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 3d, ["first_name"] = "Ada" }, "test", AttributeLayer.ZeroParty, null);
-        var context = new Core.Rules.EvalContext(w.Store.Get("u1"), new RequestContext(Device: "tablet"), w.Clock.Now.UtcTicks, w.Rfm.Current);
-        var segment = w.Catalogs.Current.ById["s"];
-        var variant = segment.Variants[(int)VariantKind.Content];
+        // Before each render got a scope of its own, the five variants shared one model object, so the
+        // offer printed the content's "x".
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("s", "value", "{ field: traits.score, gte: 0 }")
+            .Replace("template: \"content for s\"", "template: '{{ x = \"set by content\" }}{{ x }}'", StringComparison.Ordinal)
+            .Replace("offer: \"offer for s\"", "offer: '[{{ this.x }}]'", StringComparison.Ordinal)));
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 3d }, "test", AttributeLayer.ZeroParty, null);
 
-        var partial = w.Renderer.Render(variant, RenderModel.Build(context, segment.Subject, variant.Parts));
-        var whole = w.Renderer.Render(variant, RenderModel.Build(context, segment.Subject));
+        var d = w.Decide("u1");
 
-        Assert.Equal(ModelParts.Profile | ModelParts.Context, variant.Parts);
-        Assert.Equal(variant.Parts, segment.TemplateParts); // the other four variants are plain text
-        Assert.Equal("Ada (0) on tablet", partial.Text);
-        Assert.Equal(whole, partial);
+        Assert.Equal("set by content", d.Variant(VariantKind.Content).Text);
+        Assert.Equal("[]", d.Variant(VariantKind.Offer).Text);
+    }
+
+    [Fact]
+    public void Context_fields_read_through_this_are_part_of_the_catalog_reads()
+    {
+        // A template that reads the request context through "this" depends on every context field, so
+        // they all belong in the decision cache's key; before, none did and a cached decision rendered for
+        // one device was served to another.
+        using var w = WorldWithContent("{{ this.context.device }}");
+
+        Assert.Contains(ContextField.Device, w.Catalogs.Current.ContextFieldsRead);
+        Assert.Equal("tablet", RenderContent(w, new RequestContext(Device: "tablet")).Text);
+        Assert.Equal("mobile", RenderContent(w, new RequestContext(Device: "mobile")).Text);
+    }
+
+    [Fact]
+    public void Only_a_template_that_reads_the_day_count_narrows_the_validity_to_the_next_day()
+    {
+        using var reads = WorldWithContent("{{ profile.days_since_last_order }} days");
+        using var ignores = WorldWithContent("{{ profile.traits.first_name }}");
+        foreach (var w in new[] { reads, ignores })
+        {
+            w.Ingestion.Track(new BehaviourEvent
+            {
+                EventId = "o1",
+                Type = EventTypes.Purchase,
+                UserId = "u1",
+                Timestamp = w.Clock.Now.AddHours(-30),
+                Context = new EventContext("web", "desktop", "s1", "checkout"),
+                Value = 20,
+                Currency = "GBP",
+                OrderId = "o1",
+                Lines = [new OrderLine("p1", null, null, 1, 20)],
+            });
+        }
+
+        Assert.Equal("1 days", RenderContent(reads).Text);
+        Assert.Equal("Ada", RenderContent(ignores).Text);
+
+        Assert.Equal(reads.Clock.Now.AddHours(-30).AddDays(2).UtcTicks, reads.Decide("u1").ValidUntilTicks);
+        Assert.Equal(long.MaxValue, ignores.Decide("u1").ValidUntilTicks);
     }
 
     [Fact]
