@@ -195,8 +195,10 @@ cache.Clear();
 var (missLatencies, missHits, missSeconds) = DecideAll(engine, ids);
 Console.WriteLine(Report("Decide, cache miss", missLatencies, missHits, missSeconds));
 
-// Decide on a hit: the same users again (at most 50,000, well inside the cache's 100,000 entries).
+// Decide on a hit: the same users again (at most 50,000, well inside the cache's 100,000 entries), asked
+// for once more first, since the cache keeps a decision from a context's second request.
 var hitIds = ids.Take(50_000).ToArray();
+DecideAll(engine, hitIds);
 var (hitLatencies, hitHits, hitSeconds) = DecideAll(engine, hitIds);
 Console.WriteLine(Report("Decide, cache hit", hitLatencies, hitHits, hitSeconds));
 

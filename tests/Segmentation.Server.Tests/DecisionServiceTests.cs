@@ -62,6 +62,7 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
     {
         var user = NewUser();
         var first = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+        await Decisions.DecideAsync(new DecideRequest { UserId = user }); // asked again: cached
         var second = (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
         Assert.False(first.FromCache);
         Assert.True(second.FromCache);

@@ -207,7 +207,9 @@ public sealed class HostileInputTests(GrpcTestFixture fixture) : IClassFixture<G
         {
             if (round == 1)
             {
-                await decisions.DecideAsync(new DecideRequest { UserId = "12348" }); // a batch reads the cache but does not fill it
+                // A batch reads the cache but does not fill it; a context asked for twice is cached.
+                await decisions.DecideAsync(new DecideRequest { UserId = "12348" });
+                await decisions.DecideAsync(new DecideRequest { UserId = "12348" });
             }
 
             using var call = decisions.DecideBatch(request);

@@ -63,6 +63,12 @@ public sealed class SegmentationOptions
     [Range(1, 100_000_000)]
     public long DecisionCacheSize { get; set; } = 100_000;
 
+    /// <summary>
+    /// Cache a decision only from the second request of a user with the same context (true), so contexts seen
+    /// once do not fill the cache; false caches every computed decision.
+    /// </summary>
+    public bool DecisionCacheAdmitOnRepeat { get; set; } = true;
+
     /// <summary>Minimum seconds between RFM recomputations; a recomputation happens only after purchases or refunds changed.</summary>
     [Range(1, 86_400)]
     public int RfmRecomputeSeconds { get; set; } = 5;

@@ -40,7 +40,11 @@ public static class SegmentationServiceCollectionExtensions
         services.AddOptions<Core.Application.Composition.SegmentationCoreOptions>()
             .Configure<IOptions<SegmentationOptions>, IOptions<LimitsOptions>>((core, segmentation, limits) =>
             {
-                core.DecisionCache = core.DecisionCache with { SizeLimit = segmentation.Value.DecisionCacheSize };
+                core.DecisionCache = core.DecisionCache with
+                {
+                    SizeLimit = segmentation.Value.DecisionCacheSize,
+                    AdmitOnRepeat = segmentation.Value.DecisionCacheAdmitOnRepeat,
+                };
                 core.Rendering = new Core.Rendering.RenderLimits
                 {
                     OutputLimit = limits.Value.TemplateOutputChars,

@@ -34,7 +34,8 @@ public class DecisionBenchmark
         _rfm = _world.Rfm.Current;
         _matched = new bool[_catalog.Segments.Count];
         _request = new DecisionRequest(BenchWorld.ShopperId, "", _world.Request, _world.Now);
-        _world.Engine.Decide(_request); // fills the cache for DecideOnHit
+        _world.Engine.Decide(_request);
+        _world.Engine.Decide(_request); // asked twice: cached for DecideOnHit
     }
 
     [GlobalCleanup]

@@ -15,6 +15,14 @@ public sealed record DecisionCacheOptions
 
     /// <summary>Request contexts kept per user (distinct values of the context fields the catalog reads); the oldest goes first.</summary>
     public int ContextsPerUser { get; init; } = 8;
+
+    /// <summary>
+    /// Cache a decision only when its user has asked with the same context before (default true). A context
+    /// seen once (a unique landing page, a one-off campaign link) then costs a remembered hash instead of a
+    /// cached decision that pushes useful ones out and lives long enough to burden the garbage collector; a
+    /// context that repeats is cached from its second request and served from the cache from its third.
+    /// </summary>
+    public bool AdmitOnRepeat { get; init; } = true;
 }
 
 /// <summary>
@@ -34,7 +42,9 @@ public readonly record struct DecisionVersions(long Profile, long Catalog, long 
 /// fields the catalog reads. A lookup is one string-keyed read plus a comparison of those context values
 /// with the request's: nothing is allocated or formatted to build a key. Besides the versions and the
 /// context, a decision is valid only for evaluation times in [evaluated at, valid until): the instant a
-/// time-based rule ("within 30 days") could flip is computed during evaluation.
+/// time-based rule ("within 30 days") could flip is computed during evaluation. With
+/// <see cref="DecisionCacheOptions.AdmitOnRepeat"/> the entry also remembers hashes of the user's recent
+/// contexts (across profile versions), and a decision is kept only for a context remembered there.
 /// </summary>
 public sealed class DecisionCache : IDisposable
 {
@@ -82,9 +92,33 @@ public sealed class DecisionCache : IDisposable
         return null;
     }
 
-    /// <summary>Caches <paramref name="decision"/>, made from <paramref name="versions"/> for a request with <paramref name="context"/>.</summary>
+    /// <summary>
+    /// Caches <paramref name="decision"/>, made from <paramref name="versions"/> for a request with
+    /// <paramref name="context"/>; with <see cref="DecisionCacheOptions.AdmitOnRepeat"/>, only when the user
+    /// asked with this context before (otherwise the context is remembered).
+    /// </summary>
     public void Set(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, Decision decision)
     {
+        var existing = _cache.TryGetValue(userId, out var value) ? value as UserEntry : null;
+        var seen = existing?.Seen;
+        if (_options.AdmitOnRepeat)
+        {
+            var hash = ContextHash(fields, context);
+            if (seen is null)
+            {
+                seen = new RecentContexts();
+                seen.Remember(hash);
+                _cache.Set(userId, new UserEntry(versions, [], seen), new MemoryCacheEntryOptions { Size = 1, SlidingExpiration = _options.SlidingExpiration });
+                return;
+            }
+
+            if (!seen.Contains(hash))
+            {
+                seen.Remember(hash); // in place: the entry stays as it is
+                return;
+            }
+        }
+
         var values = new string[fields.Count];
         for (var i = 0; i < values.Length; i++)
         {
@@ -93,7 +127,7 @@ public sealed class DecisionCache : IDisposable
 
         // Keep the other contexts' decisions when they were made from the same versions; a concurrent Set
         // for the same user may win the race, which only costs a later miss.
-        var kept = _cache.TryGetValue(userId, out var value) && value is UserEntry old && old.Versions == versions ? old.Slots : [];
+        var kept = existing is { } old && old.Versions == versions ? old.Slots : [];
         var slots = new List<Slot>(Math.Min(kept.Length + 1, _options.ContextsPerUser)) { new(values, decision) };
         foreach (var slot in kept)
         {
@@ -103,7 +137,7 @@ public sealed class DecisionCache : IDisposable
             }
         }
 
-        var entry = new UserEntry(versions, slots.ToArray());
+        var entry = new UserEntry(versions, slots.ToArray(), seen);
         var options = new MemoryCacheEntryOptions { Size = entry.Slots.Length, SlidingExpiration = _options.SlidingExpiration };
         var lastValid = entry.LastValidTicks();
         if (lastValid - decision.EvaluatedAt.UtcTicks < MaxAbsoluteExpiration.Ticks)
@@ -164,11 +198,50 @@ public sealed class DecisionCache : IDisposable
     // Validities longer than this are not turned into an absolute expiration.
     private static readonly TimeSpan MaxAbsoluteExpiration = TimeSpan.FromDays(365);
 
-    private sealed class UserEntry(DecisionVersions versions, Slot[] slots)
+    // A hash of the request's values of the fields the catalog reads (never 0, which marks an empty entry).
+    private static long ContextHash(IReadOnlyList<ContextField> fields, RequestContext context)
+    {
+        var hash = new HashCode();
+        for (var i = 0; i < fields.Count; i++)
+        {
+            hash.Add(context.Get(fields[i]), StringComparer.Ordinal);
+        }
+
+        return (long)(uint)hash.ToHashCode() + 1;
+    }
+
+    /// <summary>
+    /// Hashes of a user's most recent contexts, in a ring written in place. Concurrent writers may overwrite
+    /// each other's entry, which only costs a later admission; a hash collision only admits a decision early.
+    /// </summary>
+    private sealed class RecentContexts
+    {
+        private readonly long[] _hashes = new long[16];
+        private int _next;
+
+        public bool Contains(long hash)
+        {
+            foreach (var h in _hashes)
+            {
+                if (h == hash)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        public void Remember(long hash) => Volatile.Write(ref _hashes[(Interlocked.Increment(ref _next) & int.MaxValue) % _hashes.Length], hash);
+    }
+
+    private sealed class UserEntry(DecisionVersions versions, Slot[] slots, RecentContexts? seen)
     {
         public DecisionVersions Versions { get; } = versions;
 
         public Slot[] Slots { get; } = slots;
+
+        public RecentContexts? Seen { get; } = seen;
 
         public long LastValidTicks()
         {

@@ -13,18 +13,73 @@ public class DecisionCacheTests
         TestCatalogs.Segment("mobile", "contextual", "{ field: context.device, eq: mobile }")));
 
     [Fact]
-    public void Repeat_call_is_served_from_the_cache_with_a_new_decision_id()
+    public void A_context_is_cached_on_its_second_request_and_served_from_the_cache_with_a_new_decision_id()
     {
         using var w = World();
         w.Track("u1", "page_view");
 
         var first = w.Decide("u1");
         var second = w.Decide("u1");
+        var third = w.Decide("u1");
 
         Assert.False(first.FromCache);
-        Assert.True(second.FromCache);
-        Assert.Equal(first.Winner.Id, second.Winner.Id);
-        Assert.NotEqual(first.DecisionId, second.DecisionId);
+        Assert.False(second.FromCache); // the first request only remembered the context
+        Assert.True(third.FromCache);
+        Assert.Equal(first.Winner.Id, third.Winner.Id);
+        Assert.NotEqual(second.DecisionId, third.DecisionId);
+    }
+
+    [Fact]
+    public void A_context_seen_once_leaves_no_decision_in_the_cache()
+    {
+        using var cache = new DecisionCache();
+        using var w = World();
+        var catalog = w.Catalogs.Current;
+        var versions = new DecisionVersions(0, catalog.Version, 0);
+        var decision = w.Decide("u1");
+        var now = decision.EvaluatedAt.UtcTicks;
+        var landing = new RequestContext(Device: "one-off");
+        var home = new RequestContext(Device: "desktop");
+
+        cache.Set("u1", versions, catalog.ContextFieldsRead, landing, decision);
+        cache.Set("u1", versions, catalog.ContextFieldsRead, home, decision);
+
+        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, landing, now));
+        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, home, now));
+
+        cache.Set("u1", versions, catalog.ContextFieldsRead, home, decision); // asked again: admitted
+        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, home, now));
+        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, landing, now));
+    }
+
+    [Fact]
+    public void A_remembered_context_is_admitted_after_a_profile_change()
+    {
+        // The storefront pattern: a page view is tracked between two renders of the same page.
+        using var w = World();
+        w.Decide("u1");
+        w.Track("u1", "page_view");
+
+        var afterChange = w.Decide("u1");
+        var again = w.Decide("u1");
+
+        Assert.False(afterChange.FromCache);
+        Assert.True(again.FromCache);
+        Assert.Equal("recent_viewer", again.Winner.Id);
+    }
+
+    [Fact]
+    public void Without_admission_on_repeat_the_first_decision_is_cached()
+    {
+        using var cache = new DecisionCache(new DecisionCacheOptions { AdmitOnRepeat = false });
+        using var w = World();
+        var catalog = w.Catalogs.Current;
+        var versions = new DecisionVersions(0, catalog.Version, 0);
+        var decision = w.Decide("u1");
+
+        cache.Set("u1", versions, catalog.ContextFieldsRead, RequestContext.Empty, decision);
+
+        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, RequestContext.Empty, decision.EvaluatedAt.UtcTicks));
     }
 
     [Fact]
@@ -33,6 +88,7 @@ public class DecisionCacheTests
         using var w = World();
         var before = w.Decide("u1");
         Assert.Equal("everyone", before.Winner.Id);
+        w.Decide("u1");
         Assert.True(w.Decide("u1").FromCache);
 
         w.Track("u1", "page_view");
@@ -76,6 +132,7 @@ public class DecisionCacheTests
         Assert.Equal([ContextField.Device], w.Catalogs.Current.ContextFieldsRead);
 
         w.Decide("u1", new RequestContext(Device: "desktop", Country: "GB"));
+        w.Decide("u1", new RequestContext(Device: "desktop", Country: "GB"));
         var otherCountry = w.Decide("u1", new RequestContext(Device: "desktop", Country: "FR"));
         var mobile = w.Decide("u1", new RequestContext(Device: "mobile", Country: "GB"));
 
@@ -93,6 +150,8 @@ public class DecisionCacheTests
 
         w.Decide("u1", desktop);
         w.Decide("u1", mobile);
+        w.Decide("u1", desktop);
+        w.Decide("u1", mobile);
         var desktopAgain = w.Decide("u1", desktop);
         var mobileAgain = w.Decide("u1", mobile);
 
@@ -106,10 +165,10 @@ public class DecisionCacheTests
     [Fact]
     public void A_user_keeps_at_most_the_configured_number_of_contexts_newest_first()
     {
-        using var cache = new Core.Application.Decisions.DecisionCache(new Core.Application.Decisions.DecisionCacheOptions { ContextsPerUser = 2 });
+        using var cache = new DecisionCache(new DecisionCacheOptions { ContextsPerUser = 2, AdmitOnRepeat = false });
         using var w = World();
         var catalog = w.Catalogs.Current;
-        var versions = new Core.Application.Decisions.DecisionVersions(0, catalog.Version, 0);
+        var versions = new DecisionVersions(0, catalog.Version, 0);
         var decision = w.Decide("u1");
         var contexts = new[] { "a", "b", "c" }.Select(d => new RequestContext(Device: d)).ToArray();
 
@@ -156,6 +215,7 @@ public class DecisionCacheTests
         var viewedAt = w.Clock.Now;
         w.Track("u1", "page_view", viewedAt);
         Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+        w.Decide("u1");
 
         w.Clock.Now = viewedAt.AddMinutes(59);
         var stillRecent = w.Decide("u1");
@@ -223,7 +283,8 @@ public class DecisionCacheTests
         using var w = World();
         w.Track("a", "page_view");
         w.Track("b", "page_view");
-        Assert.False(w.Decide("b").FromCache); // the storefront's decision for b is cached
+        w.Decide("b");
+        Assert.False(w.Decide("b").FromCache); // asked twice: the storefront's decision for b is cached
 
         var items = w.Engine.DecideBatch(["a", "b"], RequestContext.Empty, null, explain: false).ToList();
 

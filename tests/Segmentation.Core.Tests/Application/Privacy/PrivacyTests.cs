@@ -125,6 +125,7 @@ public class PrivacyTests
         using var w = World();
         w.Track("u1", EventTypes.PageView);
         Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
+        w.Decide("u1");
         Assert.True(w.Decide("u1").FromCache);
         var version = w.Store.Get("u1")!.Version;
 

@@ -104,6 +104,7 @@ public class ExtremeTimeTests
         w.Ingestion.Replay(new Core.Application.Changes.TraitsChange("u1", [new Core.Application.Changes.LoggedAttribute("birthday", AttributeLayer.ZeroParty, "crm", w.Clock.Now, Time: new DateTimeOffset(9999, 12, 31, 0, 0, 0, TimeSpan.Zero))]));
 
         var first = w.Decide("u1");
+        w.Decide("u1");
         var second = w.Decide("u1");
         Assert.Equal("birthday_soon", first.Winner.Id);
         Assert.True(second.FromCache);
