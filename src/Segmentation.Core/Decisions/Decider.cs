@@ -45,7 +45,11 @@ public sealed class Decider(TemplateRenderer renderer)
     /// <paramref name="cancellation"/> is checked before rendering (the costly part): an abandoned call
     /// throws <see cref="OperationCanceledException"/> instead of rendering.
     /// </summary>
-    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, ConsentStatus? personalization = null, CancellationToken cancellation = default)
+    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, ConsentStatus? personalization = null, CancellationToken cancellation = default) =>
+        Decide(catalog, userId, profile, request, now, rfm, explain, DecisionIds.Next(now), personalization, cancellation);
+
+    /// <summary>As the other overload, with the decision id given by the caller (who remembers decisions by it).</summary>
+    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, string decisionId, ConsentStatus? personalization = null, CancellationToken cancellation = default)
     {
         var gate = personalization is { Granted: false } ? ConsentGate.ContextOnly : ConsentGate.FullProfile;
         if (gate == ConsentGate.ContextOnly)
@@ -119,7 +123,7 @@ public sealed class Decider(TemplateRenderer renderer)
 
         var decision = new Decision
         {
-            DecisionId = DecisionIds.Next(now),
+            DecisionId = decisionId,
             UserId = userId,
             Winner = winner,
             FallbackUsed = fallbackUsed,

@@ -34,6 +34,21 @@ public static class EventTypes
     /// <summary>The <c>form_submit</c> event type.</summary>
     public const string FormSubmit = "form_submit";
 
+    /// <summary>The <c>impression</c> outcome: a decision's variant was shown.</summary>
+    public const string Impression = "impression";
+    /// <summary>The <c>click</c> outcome: a decision's variant was clicked.</summary>
+    public const string Click = "click";
+    /// <summary>The <c>conversion</c> outcome: a purchase credited to a decision.</summary>
+    public const string Conversion = "conversion";
+    /// <summary>The <c>dismiss</c> outcome: a decision's variant was closed or rejected.</summary>
+    public const string Dismiss = "dismiss";
+
+    /// <summary>
+    /// Types recorded from outcomes of decisions (OutcomeService): they need no session, since a click in an
+    /// email or a conversion reported by an order system has none, and they are not counted as sessions.
+    /// </summary>
+    public static readonly FrozenSet<string> Outcomes = new[] { Impression, Click, Conversion, Dismiss }.ToFrozenSet(StringComparer.Ordinal);
+
     /// <summary>Prefix that custom event types must carry, e.g. <c>custom.quiz_completed</c>.</summary>
     public const string CustomPrefix = "custom.";
 
@@ -42,6 +57,7 @@ public static class EventTypes
     {
         PageView, ProductView, Search, AddToCart, RemoveFromCart, CheckoutStart, Purchase, Refund,
         EmailSend, EmailOpen, EmailClick, EmailUnsubscribe, ReturnVisit, FormSubmit,
+        Impression, Click, Conversion, Dismiss,
     }.ToFrozenSet(StringComparer.Ordinal);
 
     /// <summary>True for a built-in type or a well-formed custom type.</summary>

@@ -63,7 +63,14 @@ public static class EventValidator
 
         v.Required("context.source", e.Context.Source, 64);
         v.Required("context.device", e.Context.Device, 64);
-        v.RequiredId("context.session_id", e.Context.SessionId);
+        if (EventTypes.Outcomes.Contains(e.Type) || e.Type.StartsWith("email_", StringComparison.Ordinal))
+        {
+            v.OptionalId("context.session_id", e.Context.SessionId); // outcomes and email events happen outside a web session
+        }
+        else
+        {
+            v.RequiredId("context.session_id", e.Context.SessionId);
+        }
         v.Required("context.page_type", e.Context.PageType, 64);
         v.MaxLength("context.page_path", e.Context.PagePath, 2048);
         v.MaxLength("context.country", e.Context.Country, 64);

@@ -192,7 +192,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             ticks[i] = e.Ticks;
             scratch.Hashes[i] = HashId(e.EventId);
             scratch.Keys[i] = KeysOf(e, ref extra);
-            if (sessionSet is not null ? sessionSet.Add(e.SessionId) : Array.IndexOf(scratch.Sessions, e.SessionId, 0, sessions) < 0)
+            if (e.SessionId.Length > 0 && (sessionSet is not null ? sessionSet.Add(e.SessionId) : Array.IndexOf(scratch.Sessions, e.SessionId, 0, sessions) < 0))
             {
                 scratch.Sessions[sessions++] = e.SessionId;
             }
@@ -375,7 +375,10 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         var distinct = new HashSet<string>(StringComparer.Ordinal);
         foreach (var e in hot)
         {
-            distinct.Add(e.SessionId);
+            if (e.SessionId.Length > 0)
+            {
+                distinct.Add(e.SessionId);
+            }
         }
 
         var archive = _archive;
@@ -411,7 +414,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
                 data,
                 extra is null ? null : (extra.Count == _extra?.Length ? _extra : [.. extra]),
                 same ? _lastSessionAt : records.Length + sessionAt,
-                same || HasSession(e.SessionId) ? _sessions : _sessions + 1,
+                same || e.SessionId.Length == 0 || HasSession(e.SessionId) ? _sessions : _sessions + 1,
                 _archive);
         }
         finally

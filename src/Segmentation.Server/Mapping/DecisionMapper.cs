@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using Google.Protobuf.WellKnownTypes;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
-using Segmentation.Core.Rendering;
 using Domain = Segmentation.Core.Decisions;
 
 namespace Segmentation.Server.Mapping;
@@ -141,11 +140,11 @@ internal static class DecisionMapper
 
         var parts = new SharedParts(
             ToRef(d.Winner),
-            ToProto(d.Variant(VariantKind.Content)),
-            ToProto(d.Variant(VariantKind.Offer)),
-            ToProto(d.Variant(VariantKind.Cta)),
-            ToProto(d.Variant(VariantKind.Journey)),
-            ToProto(d.Variant(VariantKind.Messaging)),
+            ToProto(d.Variant(Core.Rendering.VariantKind.Content)),
+            ToProto(d.Variant(Core.Rendering.VariantKind.Offer)),
+            ToProto(d.Variant(Core.Rendering.VariantKind.Cta)),
+            ToProto(d.Variant(Core.Rendering.VariantKind.Journey)),
+            ToProto(d.Variant(Core.Rendering.VariantKind.Messaging)),
             matched);
         return parts;
     }

@@ -28,6 +28,7 @@ public sealed class LayeringTests
         ["Rendering"],
         ["Catalog"],
         ["Decisions"],
+        ["Outcomes"],
         ["Application"],
     ];
 

@@ -28,7 +28,7 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// <summary>The whole domain wired together, as the server wires it, over an in-memory catalog or the default one.</summary>
 public sealed class TestWorld : IDisposable
 {
-    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null, int? eventLimit = null)
+    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null, int? eventLimit = null, Core.Application.Measurement.MeasurementOptions? measurement = null)
     {
         Clock = new ManualClock(now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
         var services = new ServiceCollection();
@@ -39,7 +39,11 @@ public sealed class TestWorld : IDisposable
         AddIf(services, consent);
         AddIf(services, retention);
         AddIf(services, compaction);
-        services.AddSegmentationCore(o => o.EventLimit = eventLimit ?? o.EventLimit);
+        services.AddSegmentationCore(o =>
+        {
+            o.EventLimit = eventLimit ?? o.EventLimit;
+            o.Measurement = measurement ?? new Core.Application.Measurement.MeasurementOptions { RememberedDecisions = 1 << 16 };
+        });
         _services = services.BuildServiceProvider();
 
         Catalogs = _services.GetRequiredService<CatalogStartup>().Load();
@@ -52,7 +56,15 @@ public sealed class TestWorld : IDisposable
         Ingestion = _services.GetRequiredService<ProfileIngestion>();
         Rights = _services.GetRequiredService<DataSubjectRights>();
         Governance = _services.GetRequiredService<CatalogGovernance>();
+        Measurement = _services.GetRequiredService<Core.Application.Measurement.DecisionMeasurement>();
+        Outcomes = _services.GetRequiredService<Core.Application.Measurement.OutcomeRecorder>();
     }
+
+    /// <summary>The ledger of served decisions and the KPIs.</summary>
+    public Core.Application.Measurement.DecisionMeasurement Measurement { get; }
+
+    /// <summary>Records outcomes of decisions.</summary>
+    public Core.Application.Measurement.OutcomeRecorder Outcomes { get; }
 
     private readonly ServiceProvider _services;
 

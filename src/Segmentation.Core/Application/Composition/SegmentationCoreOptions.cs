@@ -13,6 +13,9 @@ public sealed class SegmentationCoreOptions
     /// <summary>The bounds of one template render.</summary>
     public RenderLimits Rendering { get; set; } = new();
 
+    /// <summary>Attribution of outcomes and the decisions remembered for it.</summary>
+    public Measurement.MeasurementOptions Measurement { get; set; } = new();
+
     /// <summary>Most events one profile holds.</summary>
     public int EventLimit { get; set; } = InputLimits.MaxEventsPerProfile;
 }

@@ -6,6 +6,7 @@ using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Privacy;
 using Segmentation.Core.Application.Profiles;
@@ -66,6 +67,8 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Rendering,
             sp.GetService<ILogger<TemplateRenderer>>()));
         services.TryAddSingleton(sp => new Decider(sp.GetRequiredService<TemplateRenderer>()));
+        services.TryAddSingleton(sp => new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeasurementDrainService>());
         services.TryAddSingleton(sp => new DecisionEngine(
             sp.GetRequiredService<CatalogProvider>(),
             sp.GetRequiredService<IProfileStore>(),
@@ -73,7 +76,14 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<DecisionCache>(),
             sp.GetRequiredService<Decider>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ConsentPolicy>()));
+            sp.GetRequiredService<ConsentPolicy>(),
+            sp.GetRequiredService<DecisionMeasurement>()));
+        services.TryAddSingleton(sp => new OutcomeRecorder(
+            sp.GetRequiredService<DecisionMeasurement>(),
+            sp.GetRequiredService<ProfileIngestion>(),
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement));
         services.TryAddSingleton(sp => new ProfileIngestion(
             sp.GetRequiredService<IProfileStore>(),
             sp.GetRequiredService<CatalogProvider>(),

@@ -1,4 +1,5 @@
 using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Privacy;
@@ -89,7 +90,7 @@ public sealed record BatchItem(int Index, string UserId, Decision? Decision, Fie
 /// the consent gate (<see cref="ConsentPolicy"/>), consults the decision cache, and caches fresh decisions.
 /// Consent is part of the profile, so a consent change is a new profile version and a new cache key.
 /// </summary>
-public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profiles, RfmModelProvider rfm, DecisionCache cache, Decider decider, TimeProvider time, ConsentPolicy? consent = null)
+public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profiles, RfmModelProvider rfm, DecisionCache cache, Decider decider, TimeProvider time, ConsentPolicy? consent = null, DecisionMeasurement? measurement = null)
 {
     private readonly ConsentPolicy _consent = consent ?? ConsentPolicy.Default;
 
@@ -163,15 +164,28 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     {
         var profile = profiles.Get(userId);
         var versions = new DecisionVersions(profile?.Version ?? 0, catalog.Version, model.Version);
+
+        // A decision asked for with an explanation is for inspection: it is neither cached nor remembered (counted).
+        var (sequence, decisionId, id) = measurement is not null && !explain ? measurement.Ledger.Issue(now) : (-1, DecisionIds.Next(now), Guid.Empty);
+        Decision decision;
         if (!explain && cache.Get(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks) is { } cached)
         {
-            return cached with { DecisionId = DecisionIds.Next(now), FromCache = true, EvaluatedAt = now }; // valid at now: it is the decision for now (one batch, one time)
+            decision = cached with { DecisionId = decisionId, FromCache = true, EvaluatedAt = now }; // valid at now: it is the decision for now (one batch, one time)
+        }
+        else
+        {
+            decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
+            if (!explain && fillCache)
+            {
+                cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
+            }
         }
 
-        var decision = decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
-        if (!explain && fillCache)
+        if (sequence >= 0)
         {
-            cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
+            // The profile's own id string where it is the same id: the ledger then holds no copy of it.
+            var subject = profile is not null && string.Equals(profile.UserId, userId, StringComparison.Ordinal) ? profile.UserId : userId;
+            measurement!.Remember(sequence, id, subject, decision.Winner, catalog.Version, Channels.Intern(context.Channel), now.UtcTicks);
         }
 
         return decision;

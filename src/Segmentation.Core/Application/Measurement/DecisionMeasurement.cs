@@ -1,0 +1,84 @@
+using Microsoft.Extensions.Hosting;
+using Segmentation.Core.Catalog;
+
+namespace Segmentation.Core.Application.Measurement;
+
+/// <summary>
+/// What decisions did: the ledger of served decisions and the KPIs counted from it and from outcomes. A
+/// decision is only written to the ledger when it is served (no lock, no allocation); it is counted into
+/// the KPIs by <see cref="Drain"/>, which every KPI query calls first (so answers are never behind) and a
+/// background loop calls every second (so the ring never laps the count).
+/// </summary>
+public sealed class DecisionMeasurement(MeasurementOptions options)
+{
+    private readonly object _drain = new();
+    private long _counted;
+    private long _stalledSince = -1;
+
+    /// <summary>The served decisions, for attribution.</summary>
+    public DecisionLedger Ledger { get; } = new(options.RememberedDecisions);
+
+    /// <summary>The KPIs.</summary>
+    public KpiStore Kpis { get; } = new();
+
+    /// <summary>Decisions the ring overwrote before they were counted (zero unless draining fell a whole ring behind).</summary>
+    public long Lost { get; private set; }
+
+    /// <summary>Remembers a served decision (see <see cref="DecisionLedger.Remember"/>).</summary>
+    public void Remember(long sequence, Guid id, string userId, Segment winner, long catalogVersion, string channel, long ticks) =>
+        Ledger.Remember(sequence, id, userId, winner, catalogVersion, channel, ticks);
+
+    /// <summary>Counts every decision remembered since the last drain into the KPIs.</summary>
+    public void Drain()
+    {
+        lock (_drain)
+        {
+            var issued = Ledger.Issued;
+            while (_counted < issued)
+            {
+                if (Ledger.TryRead(_counted, out var d))
+                {
+                    Kpis.AddDecision(d.Ticks, d.Segment, d.CatalogVersion, d.Channel, d.UserId);
+                }
+                else if (Ledger.IsPending(_counted) && !StalledTooLong())
+                {
+                    return; // being written: counted by the next drain
+                }
+                else if (!Ledger.IsPending(_counted))
+                {
+                    Lost++; // overwritten by a later lap of the ring
+                }
+
+                _counted++;
+                _stalledSince = -1;
+            }
+        }
+    }
+
+    // An id issued for a decision that failed (a cancelled call) is never written: skip it after a second.
+    private bool StalledTooLong()
+    {
+        var now = Environment.TickCount64;
+        if (_stalledSince < 0)
+        {
+            _stalledSince = now;
+            return false;
+        }
+
+        return now - _stalledSince > 1_000;
+    }
+}
+
+/// <summary>Drains <see cref="DecisionMeasurement"/> every second while the host runs.</summary>
+public sealed class MeasurementDrainService(DecisionMeasurement measurement) : BackgroundService
+{
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            measurement.Drain();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+using System.Collections.Concurrent;
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Events;
+using Segmentation.Core.Outcomes;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Measurement;
+
+/// <summary>Options of outcome measurement.</summary>
+public sealed record MeasurementOptions
+{
+    /// <summary>
+    /// How long after a decision its outcomes are credited to it, and how far back a conversion without a
+    /// decision id looks for the user's last impression (last touch). Default 7 days.
+    /// </summary>
+    public TimeSpan AttributionWindow { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>Decisions remembered for attribution (rounded up to a power of two; 64 B each). Default 1,048,576.</summary>
+    public int RememberedDecisions { get; init; } = 1 << 20;
+}
+
+/// <summary>The result of one outcome.</summary>
+/// <param name="Index">Position in the request.</param>
+/// <param name="Attribution">How it was attributed, or that it was rejected.</param>
+/// <param name="DecisionId">The decision credited, when attributed.</param>
+/// <param name="SegmentId">That decision's segment.</param>
+/// <param name="Violations">Why it was rejected.</param>
+public sealed record OutcomeResult(int Index, Attribution Attribution, string? DecisionId, string? SegmentId, IReadOnlyList<FieldViolation> Violations);
+
+/// <summary>
+/// Records outcomes of decisions: validates each, records it as an event of the user's profile (so rules can
+/// read it, and re-sending its event id is not counted twice), credits it to the decision it names — or, for a
+/// conversion without one, to the user's last impression within the attribution window (last touch) — and
+/// counts it in the KPIs of that decision's segment, variant, channel and catalog version. An outcome whose
+/// decision is unknown, expired, forgotten by the ledger or made for another user is counted as unattributed,
+/// never refused. A decision is credited with one conversion per order id.
+/// </summary>
+public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileIngestion ingestion, IProfileStore profiles, TimeProvider time, MeasurementOptions options)
+{
+    // An outcome may arrive a little before the decision's own time when clocks differ.
+    private static readonly long ClockSkew = TimeSpan.FromMinutes(5).Ticks;
+
+    // Per user, the most recent credited impressions (at most RecentImpressions, newest last), so a conversion
+    // that arrives out of order is still credited to the last impression at or before its own time.
+    private const int RecentImpressions = 8;
+    private readonly ConcurrentDictionary<string, (long Sequence, long Ticks)[]> _impressions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(long Sequence, string OrderId), bool> _converted = new();
+    private long _prunedAt;
+
+    /// <summary>Most outcomes per call.</summary>
+    public const int MaxPerCall = 1_000;
+
+    /// <summary>Records <paramref name="outcomes"/>, each on its own; one result per outcome, in order.</summary>
+    public IReadOnlyList<OutcomeResult> RecordMany(IReadOnlyList<Outcome> outcomes)
+    {
+        ArgumentNullException.ThrowIfNull(outcomes);
+        if (outcomes.Count == 0 || outcomes.Count > MaxPerCall)
+        {
+            throw new ValidationException("outcomes", $"1 to {MaxPerCall} outcomes per call (got {outcomes.Count})");
+        }
+
+        var results = new OutcomeResult[outcomes.Count];
+        for (var i = 0; i < results.Length; i++)
+        {
+            results[i] = Record(i, outcomes[i], $"outcomes[{i}]");
+        }
+
+        return results;
+    }
+
+    /// <summary>Records one outcome, reporting (not throwing) why it was rejected.</summary>
+    public OutcomeResult Record(int index, Outcome outcome, string prefix = "outcome")
+    {
+        ArgumentNullException.ThrowIfNull(outcome);
+        var now = time.GetUtcNow();
+        try
+        {
+            outcome.ThrowIfInvalid(now, prefix);
+        }
+        catch (ValidationException ex)
+        {
+            return new OutcomeResult(index, Attribution.Rejected, null, null, ex.Violations);
+        }
+
+        var credited = Credit(outcome);
+        TrackResult tracked;
+        try
+        {
+            tracked = ingestion.Track(ProfileEvent(outcome, credited), prefix);
+        }
+        catch (ValidationException ex)
+        {
+            return new OutcomeResult(index, Attribution.Rejected, null, null, ex.Violations);
+        }
+        catch (LimitExceededException ex)
+        {
+            return new OutcomeResult(index, Attribution.Rejected, null, null, [new FieldViolation(prefix, ex.Message)]);
+        }
+
+        if (tracked.Duplicate)
+        {
+            return new OutcomeResult(index, Attribution.Duplicate, null, null, []);
+        }
+
+        var ticks = outcome.Timestamp.UtcTicks;
+        if (credited is not { } d)
+        {
+            measurement.Kpis.AddUnattributed(ticks, outcome.Type);
+            return new OutcomeResult(index, Attribution.Unattributed, null, null, []);
+        }
+
+        if (outcome.Type == OutcomeType.Conversion && !_converted.TryAdd((d.Decision.Sequence, outcome.OrderId!), true))
+        {
+            return new OutcomeResult(index, Attribution.Duplicate, d.Decision.DecisionId.ToString(), d.Decision.Segment.Id, []);
+        }
+
+        measurement.Kpis.AddOutcome(ticks, d.Decision.Segment.Id, d.Decision.CatalogVersion, d.Decision.Channel, outcome.Variant, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0);
+        if (outcome.Type == OutcomeType.Impression)
+        {
+            var touch = (Sequence: d.Decision.Sequence, Ticks: ticks);
+            _impressions.AddOrUpdate(outcome.SubjectId, [touch], (_, old) => [.. old.Append(touch).OrderBy(t => t.Ticks).TakeLast(RecentImpressions)]);
+        }
+
+        PruneConversions();
+        return new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, d.Decision.DecisionId.ToString(), d.Decision.Segment.Id, []);
+    }
+
+    // The decision the outcome is credited to, or null.
+    private (RememberedDecision Decision, bool LastTouch)? Credit(Outcome outcome)
+    {
+        var ticks = outcome.Timestamp.UtcTicks;
+        var window = options.AttributionWindow.Ticks;
+        if (outcome.DecisionId.Length > 0)
+        {
+            return measurement.Ledger.TryFind(outcome.DecisionId, out var d) && InWindow(d.Ticks) && SameSubject(outcome.SubjectId, d.UserId)
+                ? (d, false)
+                : null;
+        }
+
+        // A conversion without a decision id: the user's last impression at or before it, if within the window.
+        if (_impressions.TryGetValue(outcome.SubjectId, out var recent))
+        {
+            for (var i = recent.Length - 1; i >= 0; i--)
+            {
+                var (sequence, at) = recent[i];
+                if (at <= ticks)
+                {
+                    return ticks - at <= window && measurement.Ledger.TryRead(sequence, out var touched) && InWindow(touched.Ticks) ? (touched, true) : null;
+                }
+            }
+        }
+
+        return null;
+
+        bool InWindow(long decided) => ticks >= decided - ClockSkew && ticks - decided <= window;
+    }
+
+    // The same user, directly or through an identity link (a decision for an anonymous id, an outcome for the user it became).
+    private bool SameSubject(string outcomeSubject, string decisionSubject)
+    {
+        if (string.Equals(outcomeSubject, decisionSubject, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        return profiles.Get(outcomeSubject) is { } a && profiles.Get(decisionSubject) is { } b && string.Equals(a.UserId, b.UserId, StringComparison.Ordinal);
+    }
+
+    private static BehaviourEvent ProfileEvent(Outcome o, (RememberedDecision Decision, bool LastTouch)? credited) => new()
+    {
+        EventId = o.EventId,
+        Type = Outcome.EventType(o.Type),
+        UserId = o.UserId,
+        AnonymousId = o.AnonymousId,
+        Timestamp = o.Timestamp,
+        Context = new EventContext(Source: credited?.Decision.Channel ?? "outcome", Device: "unknown", SessionId: "", PageType: "outcome"),
+        Value = o.Type == OutcomeType.Conversion ? o.Value : 0,
+        Currency = o.Currency,
+        OrderId = o.OrderId,
+        CampaignId = credited is { } c ? c.Decision.DecisionId.ToString() : (o.DecisionId.Length > 0 ? o.DecisionId : null),
+        Category = o.Variant?.ToString().ToLowerInvariant(),
+    };
+
+    // Conversion keys of decisions the ledger has forgotten can never match again.
+    private void PruneConversions()
+    {
+        var ledger = measurement.Ledger;
+        var forgotten = ledger.Issued - ledger.Capacity;
+        if (forgotten <= Volatile.Read(ref _prunedAt) + (ledger.Capacity / 4))
+        {
+            return;
+        }
+
+        Volatile.Write(ref _prunedAt, forgotten);
+        foreach (var key in _converted.Keys)
+        {
+            if (key.Sequence < forgotten)
+            {
+                _converted.TryRemove(key, out _);
+            }
+        }
+    }
+}

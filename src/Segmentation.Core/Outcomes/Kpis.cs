@@ -1,0 +1,143 @@
+namespace Segmentation.Core.Outcomes;
+
+/// <summary>
+/// Counts of one group over a time range: decisions served, distinct users decided, and the outcomes credited
+/// to those decisions. The ratios are defined here once: a ratio with a zero denominator is 0.
+/// </summary>
+public sealed record Kpis
+{
+    /// <summary>Decisions served (computed or from the cache) whose winner is the group's segment.</summary>
+    public long Decisions { get; init; }
+
+    /// <summary>Distinct users decided (estimated, see <see cref="ReachSketch"/>).</summary>
+    public long Reach { get; init; }
+
+    /// <summary>Impressions credited.</summary>
+    public long Impressions { get; init; }
+
+    /// <summary>Clicks credited.</summary>
+    public long Clicks { get; init; }
+
+    /// <summary>Conversions credited (at most one per decision and order).</summary>
+    public long Conversions { get; init; }
+
+    /// <summary>Sum of the credited conversions' values.</summary>
+    public double Revenue { get; init; }
+
+    /// <summary>Dismissals credited.</summary>
+    public long Dismisses { get; init; }
+
+    /// <summary>Email sends credited.</summary>
+    public long EmailSends { get; init; }
+
+    /// <summary>Email opens credited.</summary>
+    public long EmailOpens { get; init; }
+
+    /// <summary>Email clicks credited.</summary>
+    public long EmailClicks { get; init; }
+
+    /// <summary>Unsubscribes credited.</summary>
+    public long EmailUnsubscribes { get; init; }
+
+    /// <summary>Clicks per impression.</summary>
+    public double ClickThroughRate => Ratio(Clicks, Impressions);
+
+    /// <summary>Conversions per impression.</summary>
+    public double ConversionRate => Ratio(Conversions, Impressions);
+
+    /// <summary>Revenue per distinct user decided.</summary>
+    public double RevenuePerUser => Reach == 0 ? 0 : Revenue / Reach;
+
+    /// <summary>Email opens per send.</summary>
+    public double OpenRate => Ratio(EmailOpens, EmailSends);
+
+    /// <summary>Unsubscribes per send.</summary>
+    public double UnsubscribeRate => Ratio(EmailUnsubscribes, EmailSends);
+
+    private static double Ratio(long part, long whole) => whole == 0 ? 0 : (double)part / whole;
+}
+
+/// <summary>
+/// Mutable counters of one group (one hour, one segment, version, channel and variant), added to from many
+/// threads: counts with interlocked increments, revenue as a double updated by compare-exchange.
+/// </summary>
+public sealed class KpiCounters
+{
+    private long _decisions;
+    private long _impressions;
+    private long _clicks;
+    private long _conversions;
+    private long _revenueBits;
+    private long _dismisses;
+    private long _emailSends;
+    private long _emailOpens;
+    private long _emailClicks;
+    private long _emailUnsubscribes;
+
+    /// <summary>Counts one decision served.</summary>
+    public void AddDecision() => Interlocked.Increment(ref _decisions);
+
+    /// <summary>Counts one credited outcome (and its value, for a conversion).</summary>
+    public void Add(OutcomeType type, double value)
+    {
+        switch (type)
+        {
+            case OutcomeType.Impression:
+                Interlocked.Increment(ref _impressions);
+                break;
+            case OutcomeType.Click:
+                Interlocked.Increment(ref _clicks);
+                break;
+            case OutcomeType.Conversion:
+                Interlocked.Increment(ref _conversions);
+                AddRevenue(value);
+                break;
+            case OutcomeType.Dismiss:
+                Interlocked.Increment(ref _dismisses);
+                break;
+            case OutcomeType.EmailSend:
+                Interlocked.Increment(ref _emailSends);
+                break;
+            case OutcomeType.EmailOpen:
+                Interlocked.Increment(ref _emailOpens);
+                break;
+            case OutcomeType.EmailClick:
+                Interlocked.Increment(ref _emailClicks);
+                break;
+            case OutcomeType.EmailUnsubscribe:
+                Interlocked.Increment(ref _emailUnsubscribes);
+                break;
+        }
+    }
+
+    /// <summary>These counts added to <paramref name="kpis"/> (reach is left to the caller).</summary>
+    public Kpis AddTo(Kpis kpis) => kpis with
+    {
+        Decisions = kpis.Decisions + Volatile.Read(ref _decisions),
+        Impressions = kpis.Impressions + Volatile.Read(ref _impressions),
+        Clicks = kpis.Clicks + Volatile.Read(ref _clicks),
+        Conversions = kpis.Conversions + Volatile.Read(ref _conversions),
+        Revenue = kpis.Revenue + BitConverter.Int64BitsToDouble(Volatile.Read(ref _revenueBits)),
+        Dismisses = kpis.Dismisses + Volatile.Read(ref _dismisses),
+        EmailSends = kpis.EmailSends + Volatile.Read(ref _emailSends),
+        EmailOpens = kpis.EmailOpens + Volatile.Read(ref _emailOpens),
+        EmailClicks = kpis.EmailClicks + Volatile.Read(ref _emailClicks),
+        EmailUnsubscribes = kpis.EmailUnsubscribes + Volatile.Read(ref _emailUnsubscribes),
+    };
+
+    private void AddRevenue(double value)
+    {
+        var seen = Volatile.Read(ref _revenueBits);
+        while (true)
+        {
+            var next = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(seen) + value);
+            var found = Interlocked.CompareExchange(ref _revenueBits, next, seen);
+            if (found == seen)
+            {
+                return;
+            }
+
+            seen = found;
+        }
+    }
+}

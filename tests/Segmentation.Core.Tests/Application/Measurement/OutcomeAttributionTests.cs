@@ -1,0 +1,257 @@
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Outcomes;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Tests.Application.Measurement;
+
+public class OutcomeAttributionTests
+{
+    private static TestWorld World(MeasurementOptions? options = null) => new(TestCatalogs.Source(
+        TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }"),
+        TestCatalogs.Segment("clicker", "behavioural", "{ field: events.click.count, gte: 2, window: 30d }")), measurement: options);
+
+    private static void Vip(TestWorld w, string user) =>
+        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+
+    private static Outcome Of(TestWorld w, string eventId, OutcomeType type, string decisionId, string user, VariantKind? variant = VariantKind.Offer, DateTimeOffset? at = null, string? order = null, double value = 0) =>
+        new(eventId, type, decisionId, user, "", variant, at ?? w.Clock.Now, order, value, order is null ? null : "GBP");
+
+    private static Kpis SegmentKpis(TestWorld w, string segment) =>
+        w.Measurement.Kpis.Query(new KpiQuery(w.Clock.Now.AddDays(-30), w.Clock.Now.AddHours(1), [KpiDimension.Segment])).Rows.SingleOrDefault(r => r.SegmentId == segment)?.Kpis ?? new Kpis();
+
+    private static KpiReport Report(TestWorld w)
+    {
+        w.Measurement.Drain();
+        return w.Measurement.Kpis.Query(new KpiQuery(w.Clock.Now.AddDays(-30), w.Clock.Now.AddHours(1), [KpiDimension.Segment]));
+    }
+
+    [Fact]
+    public void An_outcome_is_credited_to_the_decision_it_names_and_counted_for_its_segment()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        var d = w.Decide("u1");
+
+        var impression = w.Outcomes.Record(0, Of(w, "e1", OutcomeType.Impression, d.DecisionId, "u1"));
+        var click = w.Outcomes.Record(1, Of(w, "e2", OutcomeType.Click, d.DecisionId, "u1"));
+        var report = Report(w);
+
+        Assert.Equal(Attribution.Decision, impression.Attribution);
+        Assert.Equal("vip", impression.SegmentId);
+        Assert.Equal(d.DecisionId, click.DecisionId);
+        var vip = Assert.Single(report.Rows).Kpis;
+        Assert.Equal((1, 1, 1, 1.0), (vip.Decisions, vip.Impressions, vip.Clicks, vip.ClickThroughRate));
+        Assert.Equal(1, vip.Reach);
+    }
+
+    [Fact]
+    public void Outcomes_are_profile_events_that_rules_read()
+    {
+        using var w = World();
+        var first = w.Decide("u2");
+        Assert.Equal("everyone", first.Winner.Id);
+
+        w.Outcomes.Record(0, Of(w, "c1", OutcomeType.Click, first.DecisionId, "u2"));
+        w.Outcomes.Record(1, Of(w, "c2", OutcomeType.Click, first.DecisionId, "u2"));
+
+        Assert.Equal("clicker", w.Decide("u2").Winner.Id);
+        Assert.Equal(2, w.Store.Get("u2")!.Events.Count(e => e.Type == "click"));
+        Assert.Equal(0, w.Store.Get("u2")!.Sessions); // outcomes happen outside a session
+    }
+
+    [Theory]
+    [InlineData("not-a-uuid")]
+    [InlineData("0190a6e4-7b1c-7d2e-8f3a-123456789abc")] // a well-formed v7 id this service never issued
+    public void An_unknown_decision_id_is_accepted_as_unattributed(string decisionId)
+    {
+        using var w = World();
+
+        var result = w.Outcomes.Record(0, Of(w, "e1", OutcomeType.Click, decisionId, "u1"));
+
+        Assert.Equal(Attribution.Unattributed, result.Attribution);
+        Assert.Empty(result.Violations);
+        Assert.Equal(1, Report(w).UnattributedOutcomes);
+        Assert.NotNull(w.Store.Get("u1")); // still recorded on the profile
+    }
+
+    [Fact]
+    public void An_outcome_naming_another_users_decision_or_an_expired_one_is_unattributed()
+    {
+        using var w = World();
+        var d = w.Decide("u1");
+
+        var decidedAt = w.Clock.Now;
+        var otherUser = w.Outcomes.Record(0, Of(w, "e1", OutcomeType.Impression, d.DecisionId, "u2"));
+        w.Clock.Now = decidedAt.AddDays(8);
+        var late = w.Outcomes.Record(1, Of(w, "e2", OutcomeType.Impression, d.DecisionId, "u1", at: decidedAt.AddDays(7).AddMinutes(1)));
+        var justInTime = w.Outcomes.Record(2, Of(w, "e3", OutcomeType.Impression, d.DecisionId, "u1", at: decidedAt.AddDays(7)));
+
+        Assert.Equal(Attribution.Unattributed, otherUser.Attribution);
+        Assert.Equal(Attribution.Unattributed, late.Attribution); // after the 7-day window
+        Assert.Equal(Attribution.Decision, justInTime.Attribution);
+    }
+
+    [Fact]
+    public void A_decision_made_for_an_anonymous_id_is_credited_to_the_user_it_became()
+    {
+        using var w = World();
+        w.Track("anon-1", "page_view");
+        var d = w.Decide("anon-1");
+        w.Ingestion.Identify("anon-1", "u9");
+
+        var result = w.Outcomes.Record(0, Of(w, "e1", OutcomeType.Impression, d.DecisionId, "u9"));
+
+        Assert.Equal(Attribution.Decision, result.Attribution);
+    }
+
+    [Fact]
+    public void Re_sending_an_event_id_or_a_second_conversion_of_one_order_is_not_counted_again()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        var d = w.Decide("u1");
+
+        var first = w.Outcomes.Record(0, Of(w, "o1", OutcomeType.Conversion, d.DecisionId, "u1", order: "A-1", value: 40));
+        var retry = w.Outcomes.Record(1, Of(w, "o1", OutcomeType.Conversion, d.DecisionId, "u1", order: "A-1", value: 40));
+        var sameOrder = w.Outcomes.Record(2, Of(w, "o2", OutcomeType.Conversion, d.DecisionId, "u1", order: "A-1", value: 40));
+        var otherOrder = w.Outcomes.Record(3, Of(w, "o3", OutcomeType.Conversion, d.DecisionId, "u1", order: "A-2", value: 10));
+
+        Assert.Equal([Attribution.Decision, Attribution.Duplicate, Attribution.Duplicate, Attribution.Decision], new[] { first, retry, sameOrder, otherOrder }.Select(r => r.Attribution));
+        var vip = Assert.Single(Report(w).Rows).Kpis;
+        Assert.Equal(2, vip.Conversions);
+        Assert.Equal(50, vip.Revenue);
+    }
+
+    [Fact]
+    public void A_conversion_without_a_decision_id_is_credited_to_the_last_impression_at_or_before_it_within_seven_days()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        var t0 = w.Clock.Now;
+        var older = w.Decide("u1");
+        w.Clock.Now = t0.AddDays(1);
+        var newer = w.Engine.Decide(new Core.Application.Decisions.DecisionRequest("u1", "", new RequestContext(Device: "other"), Explain: false));
+        w.Clock.Now = t0.AddDays(3);
+        w.Outcomes.Record(0, Of(w, "i2", OutcomeType.Impression, newer.DecisionId, "u1", at: t0.AddDays(1)));
+        w.Outcomes.Record(1, Of(w, "i1", OutcomeType.Impression, older.DecisionId, "u1", at: t0)); // arrives late, happened earlier
+
+        var between = w.Outcomes.Record(2, Of(w, "c1", OutcomeType.Conversion, "", "u1", at: t0.AddHours(12), order: "A", value: 5));
+        var after = w.Outcomes.Record(3, Of(w, "c2", OutcomeType.Conversion, "", "u1", at: t0.AddDays(2), order: "B", value: 5));
+        var inFuture = w.Outcomes.Record(4, Of(w, "c3", OutcomeType.Conversion, "", "u1", at: t0.AddDays(9), order: "C", value: 5));
+        var noImpression = w.Outcomes.Record(5, Of(w, "c4", OutcomeType.Conversion, "", "u-none", order: "D", value: 5));
+
+        Assert.Equal((Attribution.LastImpression, older.DecisionId), (between.Attribution, between.DecisionId));
+        Assert.Equal((Attribution.LastImpression, newer.DecisionId), (after.Attribution, after.DecisionId));
+        Assert.Equal(Attribution.Rejected, inFuture.Attribution); // in the future for this clock
+        Assert.Equal(Attribution.Unattributed, noImpression.Attribution);
+    }
+
+    [Fact]
+    public void A_decision_the_ledger_has_forgotten_is_unattributed()
+    {
+        using var w = World(new MeasurementOptions { RememberedDecisions = 16 });
+        var first = w.Decide("u0");
+        for (var i = 1; i <= 40; i++)
+        {
+            w.Decide($"u{i}");
+        }
+
+        var result = w.Outcomes.Record(0, Of(w, "e1", OutcomeType.Impression, first.DecisionId, "u0"));
+        w.Measurement.Drain();
+
+        Assert.Equal(Attribution.Unattributed, result.Attribution);
+        Assert.Equal(25, w.Measurement.Lost); // 41 decisions through a ring of 16, never drained in between
+    }
+
+    [Fact]
+    public void Invalid_outcomes_are_rejected_with_field_violations_and_record_nothing()
+    {
+        using var w = World();
+
+        var noDecision = w.Outcomes.Record(0, Of(w, "e1", OutcomeType.Click, "", "u1"));
+        var noOrder = w.Outcomes.Record(1, Of(w, "e2", OutcomeType.Conversion, "", "u1", value: 3));
+        var negative = w.Outcomes.Record(2, Of(w, "e3", OutcomeType.Conversion, "", "u1", order: "A", value: -1));
+
+        Assert.Equal("outcome.decision_id", Assert.Single(noDecision.Violations).Field);
+        Assert.Equal("outcome.conversion.order_id", Assert.Single(noOrder.Violations).Field);
+        Assert.Equal("outcome.conversion.value", Assert.Single(negative.Violations).Field);
+        Assert.Null(w.Store.Get("u1"));
+        Assert.Throws<ValidationException>(() => w.Outcomes.RecordMany([]));
+    }
+
+    [Fact]
+    public void Decisions_asked_for_with_an_explanation_are_not_counted()
+    {
+        using var w = World();
+        w.Decide("u1", explain: true);
+        w.Decide("u1");
+
+        Assert.Equal(1, Report(w).Total.Decisions);
+    }
+
+    [Fact]
+    public void Kpis_group_by_channel_and_variant()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        var web = w.Decide("u1");
+        var email = w.Decide("u1", new RequestContext(Channel: "email"));
+        w.Outcomes.Record(0, Of(w, "e1", OutcomeType.Impression, web.DecisionId, "u1", VariantKind.Offer));
+        w.Outcomes.Record(1, Of(w, "e2", OutcomeType.EmailOpen, email.DecisionId, "u1", null));
+        w.Measurement.Drain();
+
+        var byChannel = w.Measurement.Kpis.Query(new KpiQuery(w.Clock.Now.AddDays(-1), w.Clock.Now.AddHours(1), [KpiDimension.Channel]));
+        var byVariant = w.Measurement.Kpis.Query(new KpiQuery(w.Clock.Now.AddDays(-1), w.Clock.Now.AddHours(1), [KpiDimension.Variant], Series: true));
+
+        Assert.Equal(["email", "web"], byChannel.Rows.Select(r => r.Channel).Order());
+        Assert.All(byChannel.Rows, r => Assert.Equal(1, r.Kpis.Decisions));
+        var offer = Assert.Single(byVariant.Rows, r => r.Variant == VariantKind.Offer);
+        Assert.Equal(("vip.offer", 2L, 1L), (offer.VariantId, offer.Kpis.Decisions, offer.Kpis.Impressions));
+        var whole = Assert.Single(byVariant.Rows, r => r.Variant is null);
+        Assert.Equal(1, whole.Kpis.EmailOpens);
+        Assert.Equal(6, byVariant.Rows.Count); // five variants and the outcomes that named none
+        Assert.Single(offer.Series);
+    }
+
+    [Fact]
+    public void A_bad_range_or_a_repeated_dimension_is_invalid()
+    {
+        using var w = World();
+        var now = w.Clock.Now;
+
+        Assert.Equal("end", Assert.Single(Assert.Throws<ValidationException>(() => w.Measurement.Kpis.Query(new KpiQuery(now, now.AddHours(-1), []))).Violations).Field);
+        Assert.Equal("start", Assert.Single(Assert.Throws<ValidationException>(() => w.Measurement.Kpis.Query(new KpiQuery(now.AddDays(-91), now, []))).Violations).Field);
+        Assert.Equal("group_by", Assert.Single(Assert.Throws<ValidationException>(() => w.Measurement.Kpis.Query(new KpiQuery(now.AddDays(-1), now, [KpiDimension.Channel, KpiDimension.Channel]))).Violations).Field);
+    }
+
+    [Fact]
+    public void Reach_is_estimated_within_two_percent_and_sketches_merge_as_a_union()
+    {
+        var a = new ReachSketch();
+        var b = new ReachSketch();
+        for (var i = 0; i < 60_000; i++)
+        {
+            a.Add($"user-{i}");
+        }
+
+        for (var i = 40_000; i < 100_000; i++)
+        {
+            b.Add($"user-{i}");
+        }
+
+        a.Merge(b);
+
+        Assert.InRange(a.Estimate(), 100_000 * 0.96, 100_000 * 1.04); // about 1.6 % standard error: 4 % is 2.5 sigma
+        var small = new ReachSketch();
+        foreach (var i in Enumerable.Range(0, 300))
+        {
+            small.Add($"u{i % 150}");
+        }
+
+        Assert.InRange(small.Estimate(), 147, 153); // small sets are counted by linear counting, nearly exactly
+    }
+}
