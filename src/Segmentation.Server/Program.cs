@@ -28,6 +28,8 @@ builder.Services.AddGrpcHealthChecks(health =>
         health.Services.Map("segmentation.v1.ProfileService", WithoutMemberships);
         health.Services.Map("segmentation.v1.PrivacyService", WithoutMemberships);
         health.Services.Map("segmentation.v1.DiagnosticsService", WithoutMemberships);
+        health.Services.Map("segmentation.v1.OutcomeService", WithoutMemberships);
+        health.Services.Map("segmentation.v1.InsightsService", WithoutMemberships);
 
         health.Services.Map("segmentation.v1.CatalogService", _ => true);
     })
@@ -45,6 +47,8 @@ app.MapGrpcService<ProfileGrpcService>();
 app.MapGrpcService<CatalogGrpcService>();
 app.MapGrpcService<PrivacyGrpcService>();
 app.MapGrpcService<DiagnosticsGrpcService>();
+app.MapGrpcService<OutcomeGrpcService>();
+app.MapGrpcService<InsightsGrpcService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
 

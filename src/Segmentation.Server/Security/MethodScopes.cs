@@ -23,6 +23,10 @@ public static class MethodScopes
         ["/segmentation.v1.ProfileService/SetTraits"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/GetProfile"] = ApiScope.Decide,
 
+        // Outcomes are written by the systems that ingest (storefront, email platform, order system); KPIs are read by admins.
+        ["/segmentation.v1.OutcomeService/RecordOutcomes"] = ApiScope.Ingest,
+        ["/segmentation.v1.InsightsService/GetKpis"] = ApiScope.Admin,
+
         // Catalog governance, reads and writes alike.
         ["/segmentation.v1.CatalogService/GetCatalog"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/ValidateCatalog"] = ApiScope.Admin,

@@ -1,0 +1,90 @@
+using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
+using Grpc.Core;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>Outcomes and KPIs over gRPC, against the default catalog.</summary>
+public sealed class OutcomeServiceTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+{
+    private DecisionService.DecisionServiceClient Decisions => new(fixture.Channel);
+
+    private OutcomeService.OutcomeServiceClient Outcomes => new(fixture.Channel);
+
+    private InsightsService.InsightsServiceClient Insights => new(fixture.Channel);
+
+    private static Outcome Make(string eventId, OutcomeType type, string decisionId, string user, VariantKind variant = VariantKind.Offer) => new()
+    {
+        EventId = eventId,
+        Type = type,
+        DecisionId = decisionId,
+        UserId = user,
+        Variant = variant,
+        Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+    };
+
+    [Fact]
+    public async Task Outcomes_of_a_decision_show_in_its_segments_kpis()
+    {
+        var user = "kpi-" + Guid.NewGuid().ToString("N");
+        var before = await Insights.GetKpisAsync(new GetKpisRequest { GroupBy = { KpiDimension.Segment, KpiDimension.Channel } });
+        var decision = (await Decisions.DecideAsync(new DecideRequest { UserId = user, Channel = Channel.App })).Decision;
+        var conversion = Make(user + "-c", OutcomeType.Conversion, decision.DecisionId, user);
+        conversion.Conversion = new Conversion { OrderId = "order-1", Value = 25.5, Currency = "GBP" };
+
+        var response = await Outcomes.RecordOutcomesAsync(new RecordOutcomesRequest
+        {
+            Outcomes = { Make(user + "-i", OutcomeType.Impression, decision.DecisionId, user), Make(user + "-k", OutcomeType.Click, decision.DecisionId, user), conversion, Make(user + "-i", OutcomeType.Impression, decision.DecisionId, user) },
+        });
+        var after = await Insights.GetKpisAsync(new GetKpisRequest { SegmentId = decision.Segment.Id, GroupBy = { KpiDimension.Segment, KpiDimension.Channel } });
+
+        Assert.Equal([Attribution.Decision, Attribution.Decision, Attribution.Decision, Attribution.Duplicate], response.Results.Select(r => r.Attribution));
+        Assert.All(response.Results.Take(3), r => Assert.Equal(decision.Segment.Id, r.SegmentId));
+        var row = Assert.Single(after.Rows, r => r.Channel == "app");
+        var old = before.Rows.SingleOrDefault(r => r.Channel == "app" && r.SegmentId == decision.Segment.Id)?.Kpis ?? new Kpis();
+        Assert.Equal(decision.Segment.Id, row.SegmentId);
+        Assert.Equal((1L, 1L, 1L, 1L), (row.Kpis.Decisions - old.Decisions, row.Kpis.Impressions - old.Impressions, row.Kpis.Clicks - old.Clicks, row.Kpis.Conversions - old.Conversions));
+        Assert.Equal(25.5, row.Kpis.Revenue - old.Revenue, 6);
+        Assert.True(after.End.ToDateTimeOffset() - after.Start.ToDateTimeOffset() >= TimeSpan.FromDays(30));
+    }
+
+    [Fact]
+    public async Task An_invalid_outcome_is_rejected_in_its_own_result_and_an_unknown_decision_is_unattributed()
+    {
+        var response = await Outcomes.RecordOutcomesAsync(new RecordOutcomesRequest
+        {
+            Outcomes =
+            {
+                Make("bad-1", OutcomeType.Unspecified, "x", "u-bad"),
+                Make("unknown-1", OutcomeType.Click, Guid.CreateVersion7().ToString(), "u-unknown"),
+            },
+        });
+
+        Assert.Equal(Attribution.Rejected, response.Results[0].Attribution);
+        Assert.Contains("outcomes[0].type", response.Results[0].Error, StringComparison.Ordinal);
+        Assert.Equal(Attribution.Unattributed, response.Results[1].Attribution);
+    }
+
+    [Fact]
+    public async Task Too_many_outcomes_or_a_bad_kpi_query_is_invalid_argument_with_field_violations()
+    {
+        var tooMany = new RecordOutcomesRequest();
+        tooMany.Outcomes.AddRange(Enumerable.Range(0, 1001).Select(i => Make($"m{i}", OutcomeType.Click, "d", "u")));
+
+        var many = await Assert.ThrowsAsync<RpcException>(() => Outcomes.RecordOutcomesAsync(tooMany).ResponseAsync);
+        var range = await Assert.ThrowsAsync<RpcException>(() => Insights.GetKpisAsync(new GetKpisRequest
+        {
+            Start = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+            End = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(-1)),
+        }).ResponseAsync);
+        var dimension = await Assert.ThrowsAsync<RpcException>(() => Insights.GetKpisAsync(new GetKpisRequest { GroupBy = { KpiDimension.Unspecified } }).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, many.StatusCode);
+        Assert.Equal("outcomes", Violation(many));
+        Assert.Equal("end", Violation(range));
+        Assert.Equal("group_by[0]", Violation(dimension));
+    }
+
+    private static string Violation(RpcException ex) => Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field;
+}
