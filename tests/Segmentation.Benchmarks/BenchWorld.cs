@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Catalog;
@@ -61,6 +62,8 @@ public sealed class BenchWorld : IDisposable
         Decider = _services.GetRequiredService<Decider>();
         Engine = _services.GetRequiredService<DecisionEngine>();
         Ingestion = _services.GetRequiredService<ProfileIngestion>();
+        Measurement = _services.GetRequiredService<DecisionMeasurement>();
+        Outcomes = _services.GetRequiredService<OutcomeRecorder>();
 
         AddPopulation(populationCustomers);
         AddShopper();
@@ -88,6 +91,10 @@ public sealed class BenchWorld : IDisposable
     public DecisionEngine Engine { get; }
 
     public ProfileIngestion Ingestion { get; }
+
+    public DecisionMeasurement Measurement { get; }
+
+    public OutcomeRecorder Outcomes { get; }
 
     public DateTimeOffset Now => Clock.Now;
 

@@ -165,17 +165,22 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         var profile = profiles.Get(userId);
         var versions = new DecisionVersions(profile?.Version ?? 0, catalog.Version, model.Version);
 
-        // A decision asked for with an explanation is for inspection: it is neither cached nor remembered (counted).
-        var (sequence, decisionId, id) = measurement is not null && !explain ? measurement.Ledger.Issue(now) : (-1, DecisionIds.Next(now), Guid.Empty);
+        if (explain)
+        {
+            // For inspection: computed afresh, neither cached nor remembered (so not counted in KPIs).
+            return decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
+        }
+
+        var (sequence, decisionId) = measurement?.Ledger.Issue(now) ?? (-1, DecisionIds.Next(now));
         Decision decision;
-        if (!explain && cache.Get(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks) is { } cached)
+        if (cache.Get(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks) is { } cached)
         {
             decision = cached with { DecisionId = decisionId, FromCache = true, EvaluatedAt = now }; // valid at now: it is the decision for now (one batch, one time)
         }
         else
         {
             decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
-            if (!explain && fillCache)
+            if (fillCache)
             {
                 cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
             }
@@ -185,7 +190,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         {
             // The profile's own id string where it is the same id: the ledger then holds no copy of it.
             var subject = profile is not null && string.Equals(profile.UserId, userId, StringComparison.Ordinal) ? profile.UserId : userId;
-            measurement!.Remember(sequence, id, subject, decision.Winner, catalog.Version, Channels.Intern(context.Channel), now.UtcTicks);
+            measurement!.Remember(sequence, subject, measurement.KeyFor(catalog, decision.Winner, context.Channel), now.UtcTicks);
         }
 
         return decision;

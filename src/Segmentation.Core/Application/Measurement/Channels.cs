@@ -18,33 +18,66 @@ public static class Channels
     /// <summary>The name counted once <see cref="MaxDistinct"/> names are in use.</summary>
     public const string Other = "other";
 
-    private static readonly ConcurrentDictionary<string, string> Names = new(StringComparer.Ordinal)
+    private static readonly string[] Names = new string[MaxDistinct];
+    private static readonly ConcurrentDictionary<string, int> Indexes = new(StringComparer.Ordinal);
+    private static int s_count;
+
+    static Channels()
     {
-        [Default] = Default,
-        ["email"] = "email",
-        ["ads"] = "ads",
-        ["app"] = "app",
-    };
+        foreach (var name in new[] { Default, "email", "ads", "app" })
+        {
+            Indexes[name] = s_count;
+            Names[s_count++] = name;
+        }
+
+        Names[MaxDistinct - 1] = Other;
+        Indexes[Other] = MaxDistinct - 1;
+    }
 
     /// <summary>The shared name of <paramref name="channel"/>.</summary>
-    public static string Intern(string? channel)
+    public static string Intern(string? channel) => Name(IndexOf(channel));
+
+    /// <summary>The name of channel number <paramref name="index"/> (see <see cref="IndexOf"/>).</summary>
+    public static string Name(int index) => Names[index];
+
+    /// <summary>A small number for <paramref name="channel"/>, below <see cref="MaxDistinct"/>, the same for every request of that channel.</summary>
+    public static int IndexOf(string? channel)
     {
-        if (string.IsNullOrEmpty(channel))
+        // The API's own channels without a lookup: this runs on every decision.
+        switch (channel)
         {
-            return Default;
+            case null or "":
+            case Default:
+                return 0;
+            case "email":
+                return 1;
+            case "ads":
+                return 2;
+            case "app":
+                return 3;
         }
 
-        if (Names.TryGetValue(channel, out var name))
+        if (Indexes.TryGetValue(channel, out var index) || Indexes.TryGetValue(channel.ToLowerInvariant(), out index))
         {
-            return name;
+            return index;
         }
 
-        var lower = channel.ToLowerInvariant();
-        if (Names.TryGetValue(lower, out name))
+        lock (Names)
         {
-            return name;
-        }
+            var lower = channel.ToLowerInvariant();
+            if (Indexes.TryGetValue(lower, out index))
+            {
+                return index;
+            }
 
-        return Names.Count >= MaxDistinct ? Other : Names.GetOrAdd(lower, lower);
+            if (s_count >= MaxDistinct - 1)
+            {
+                return MaxDistinct - 1; // other
+            }
+
+            Names[s_count] = lower;
+            Indexes[lower] = s_count;
+            return s_count++;
+        }
     }
 }

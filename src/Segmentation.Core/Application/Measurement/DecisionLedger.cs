@@ -4,15 +4,29 @@ using Segmentation.Core.Catalog;
 
 namespace Segmentation.Core.Application.Measurement;
 
+/// <summary>What many decisions share: the winner, the catalog version that chose it and the channel, as one object.</summary>
+/// <param name="Segment">The winning segment (its id and its five variants at that catalog version).</param>
+/// <param name="CatalogVersion">The catalog version.</param>
+/// <param name="Channel">The request's channel (<see cref="Channels"/>).</param>
+public sealed record DecisionKey(Segment Segment, long CatalogVersion, string Channel);
+
 /// <summary>A served decision as the ledger remembers it, for attribution and KPIs.</summary>
 /// <param name="Sequence">Its place in the ledger (also encoded in its id).</param>
 /// <param name="DecisionId">The id the caller got.</param>
 /// <param name="UserId">The user (or anonymous id) decided for.</param>
-/// <param name="Segment">The winner (its id and its five variants at that catalog version).</param>
-/// <param name="CatalogVersion">The catalog version that decided.</param>
-/// <param name="Channel">The request's channel.</param>
+/// <param name="Key">Its winner, catalog version and channel.</param>
 /// <param name="Ticks">When it was decided (UTC ticks).</param>
-public readonly record struct RememberedDecision(long Sequence, Guid DecisionId, string UserId, Segment Segment, long CatalogVersion, string Channel, long Ticks);
+public readonly record struct RememberedDecision(long Sequence, Guid DecisionId, string UserId, DecisionKey Key, long Ticks)
+{
+    /// <summary>The winning segment.</summary>
+    public Segment Segment => Key.Segment;
+
+    /// <summary>The catalog version that decided.</summary>
+    public long CatalogVersion => Key.CatalogVersion;
+
+    /// <summary>The request's channel.</summary>
+    public string Channel => Key.Channel;
+}
 
 /// <summary>
 /// Remembers the most recent served decisions — decision id → user, winning segment (with its variants),
@@ -20,15 +34,17 @@ public readonly record struct RememberedDecision(long Sequence, Guid DecisionId,
 /// decision it names and decisions can be counted per segment without slowing the decision down.
 /// </summary>
 /// <remarks>
-/// <para>Remembering costs a sequence number and one slot write, no lock and no allocation: the slot is the
-/// sequence modulo the capacity, and the sequence is part of the decision id itself (in the random bits of
-/// the UUIDv7, scrambled by an odd multiplier), so finding a decision by id is one slot read and a full
-/// comparison of the id — no index. A slot is 64 bytes; the user id is the profile's own string where the
-/// user has one and the channel one of a bounded set of shared names, so at the default capacity of
-/// 1,048,576 decisions the ledger is 64 MB, allocated once. When the ring wraps, the oldest decision is forgotten, and an outcome naming it is counted as
-/// unattributed, as for one older than the attribution window.</para>
-/// <para>Each slot is written under a per-slot sequence stamp (set to -1 while it is written, to the
-/// sequence plus one when done): a reader that sees the stamp change while reading discards what it read.</para>
+/// <para>Remembering costs a sequence number and one 32-byte slot write, no lock and no allocation: the slot is
+/// the sequence modulo the capacity, and the sequence is part of the decision id itself (in the random bits of
+/// the UUIDv7, scrambled by an odd multiplier), so finding a decision by id is one slot read and a comparison
+/// of the id — no index. A slot holds the id's random half (which carries the sequence), the time (which gives
+/// the id's other half), the user id (the profile's own string where the user has one) and a
+/// <see cref="DecisionKey"/> shared by every decision of the same winner, catalog version and channel; at the
+/// default capacity of 1,048,576 decisions the ledger is 32 MB, allocated once. When the ring wraps, the
+/// oldest decision is forgotten, and an outcome naming it is counted as unattributed, as for one older than
+/// the attribution window.</para>
+/// <para>The id's random half doubles as the slot's stamp: zero while the slot is written, the id's when done. A
+/// reader that sees it change while reading discards what it read.</para>
 /// </remarks>
 public sealed class DecisionLedger
 {
@@ -45,39 +61,35 @@ public sealed class DecisionLedger
     public DecisionLedger(int capacity = 1 << 20)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 16);
-        _slots = new Slot[(int)BitOperationsRoundUp((uint)capacity)];
+        _slots = new Slot[(int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity)];
         _processBits = BinaryPrimitives.ReadUInt64LittleEndian(RandomNumberGenerator.GetBytes(8));
     }
 
     /// <summary>Decisions the ledger can remember at once.</summary>
     public int Capacity => _slots.Length;
 
-    /// <summary>The sequence the next decision gets (the number of decisions remembered so far).</summary>
+    /// <summary>The sequence the next decision gets (the number of decisions issued so far).</summary>
     public long Issued => Volatile.Read(ref _next) + 1;
 
     /// <summary>
     /// A new decision id for a decision at <paramref name="at"/> and its sequence; call <see cref="Remember"/>
-    /// with both once the decision is made.
+    /// with the sequence and the same time once the decision is made.
     /// </summary>
-    public (long Sequence, string DecisionId, Guid Id) Issue(DateTimeOffset at)
+    public (long Sequence, string DecisionId) Issue(DateTimeOffset at)
     {
         var sequence = Interlocked.Increment(ref _next);
-        var id = IdOf(sequence, at);
-        return (sequence, id.ToString(), id);
+        return (sequence, IdOf(Low(sequence), at.UtcTicks).ToString());
     }
 
-    /// <summary>Remembers the decision issued <paramref name="sequence"/>.</summary>
-    public void Remember(long sequence, Guid id, string userId, Segment winner, long catalogVersion, string channel, long ticks)
+    /// <summary>Remembers the decision issued <paramref name="sequence"/> at <paramref name="ticks"/> (the time given to <see cref="Issue"/>).</summary>
+    public void Remember(long sequence, string userId, DecisionKey key, long ticks)
     {
         ref var slot = ref _slots[sequence & (_slots.Length - 1)];
-        Volatile.Write(ref slot.Stamp, -1);
-        slot.Id = id;
+        Volatile.Write(ref slot.Low, 0UL);
         slot.UserId = userId;
-        slot.Segment = winner;
-        slot.CatalogVersion = catalogVersion;
-        slot.Channel = channel;
+        slot.Key = key;
         slot.Ticks = ticks;
-        Volatile.Write(ref slot.Stamp, sequence + 1); // 0: never written
+        Volatile.Write(ref slot.Low, Low(sequence)); // never 0: the variant bit is set
     }
 
     /// <summary>The decision with this id, if the ledger still remembers it.</summary>
@@ -91,7 +103,8 @@ public sealed class DecisionLedger
 
         Span<byte> bytes = stackalloc byte[16];
         id.TryWriteBytes(bytes, bigEndian: true, out _);
-        var sequence = (long)((BinaryPrimitives.ReadUInt64BigEndian(bytes[8..]) & SequenceMask) * Unscramble & SequenceMask);
+        var low = BinaryPrimitives.ReadUInt64BigEndian(bytes[8..]);
+        var sequence = (long)((low & SequenceMask) * Unscramble & SequenceMask);
         return TryRead(sequence, out decision) && decision.DecisionId == id;
     }
 
@@ -99,39 +112,57 @@ public sealed class DecisionLedger
     public bool TryRead(long sequence, out RememberedDecision decision)
     {
         ref var slot = ref _slots[sequence & (_slots.Length - 1)];
-        var stamp = Volatile.Read(ref slot.Stamp);
-        if (stamp != sequence + 1)
+        var low = Low(sequence);
+        if (Volatile.Read(ref slot.Low) != low)
         {
             decision = default;
             return false;
         }
 
-        decision = new RememberedDecision(sequence, slot.Id, slot.UserId!, slot.Segment!, slot.CatalogVersion, slot.Channel!, slot.Ticks);
+        var (user, key, ticks) = (slot.UserId, slot.Key, slot.Ticks);
         Interlocked.MemoryBarrier();
-        if (Volatile.Read(ref slot.Stamp) != stamp)
+        if (Volatile.Read(ref slot.Low) != low || user is null || key is null)
         {
             decision = default;
             return false; // overwritten while read
         }
 
+        decision = new RememberedDecision(sequence, IdOf(low, ticks), user, key, ticks);
         return true;
     }
 
     /// <summary>
     /// Whether <paramref name="sequence"/> was issued but is not yet (or never will be: a decision abandoned
-    /// after its id was issued) written, as opposed to overwritten by a later lap of the ring.
+    /// after its id was issued) written, as opposed to written and overwritten by a later lap of the ring.
     /// </summary>
-    public bool IsPending(long sequence) => sequence <= Volatile.Read(ref _next) && Volatile.Read(ref _slots[sequence & (_slots.Length - 1)].Stamp) < sequence + 1;
-
-    // UUIDv7: unix_ts_ms (48) | ver (4) | rand_a (12) || var (2) | rand_b (62), rand_b ending in the scrambled sequence.
-    private Guid IdOf(long sequence, DateTimeOffset at)
+    public bool IsPending(long sequence)
     {
-        var millis = (ulong)Math.Max(0, at.ToUnixTimeMilliseconds()) & 0xFFFF_FFFF_FFFF;
+        if (sequence > Volatile.Read(ref _next))
+        {
+            return false;
+        }
+
+        var written = Volatile.Read(ref _slots[sequence & (_slots.Length - 1)].Low);
+        return written == 0 || SequenceOf(written) < sequence;
+    }
+
+    private static long SequenceOf(ulong low) => (long)((low & SequenceMask) * Unscramble & SequenceMask);
+
+    // rand_b with its variant bits: the process's 22 random bits, then the scrambled sequence.
+    private ulong Low(long sequence)
+    {
         var scrambled = ((ulong)sequence * Scramble) & SequenceMask;
+        var low = ((_processBits >> 12) << SequenceBits) | scrambled;
+        return (low & 0x3FFF_FFFF_FFFF_FFFFUL) | 0x8000_0000_0000_0000UL;
+    }
+
+    // UUIDv7: unix_ts_ms (48) | ver (4) | rand_a (12) || var (2) | rand_b (62).
+    private Guid IdOf(ulong low, long ticks)
+    {
+        var millis = (ulong)Math.Max(0, (ticks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMillisecond) & 0xFFFF_FFFF_FFFF;
         Span<byte> bytes = stackalloc byte[16];
         BinaryPrimitives.WriteUInt64BigEndian(bytes, (millis << 16) | 0x7000UL | (_processBits & 0x0FFF));
-        var low = ((_processBits >> 12) << SequenceBits) | scrambled;
-        BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], (low & 0x3FFF_FFFF_FFFF_FFFFUL) | 0x8000_0000_0000_0000UL);
+        BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], low);
         return new Guid(bytes, bigEndian: true);
     }
 
@@ -147,16 +178,11 @@ public sealed class DecisionLedger
         return x & SequenceMask;
     }
 
-    private static uint BitOperationsRoundUp(uint value) => System.Numerics.BitOperations.RoundUpToPowerOf2(value);
-
     private struct Slot
     {
-        public long Stamp;
-        public Guid Id;
+        public ulong Low;
         public string? UserId;
-        public Segment? Segment;
-        public long CatalogVersion;
-        public string? Channel;
+        public DecisionKey? Key;
         public long Ticks;
     }
 }

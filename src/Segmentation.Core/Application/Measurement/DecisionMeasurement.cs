@@ -24,9 +24,35 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
     /// <summary>Decisions the ring overwrote before they were counted (zero unless draining fell a whole ring behind).</summary>
     public long Lost { get; private set; }
 
+    private KeyTable? _keys;
+
+    /// <summary>
+    /// The shared <see cref="DecisionKey"/> of a decision of <paramref name="catalog"/> won by
+    /// <paramref name="winner"/> on <paramref name="channel"/>: one array read for the serving catalog.
+    /// </summary>
+    public DecisionKey KeyFor(CatalogSnapshot catalog, Segment winner, string? channel)
+    {
+        var channelIndex = Channels.IndexOf(channel);
+        var table = Volatile.Read(ref _keys);
+        if (table is null || !ReferenceEquals(table.Catalog, catalog))
+        {
+            table = new KeyTable(catalog, new DecisionKey?[catalog.Segments.Count * Channels.MaxDistinct]);
+            Volatile.Write(ref _keys, table); // a new catalog: the old one's keys live on in the ledger as long as it remembers them
+        }
+
+        var index = (winner.Rank * Channels.MaxDistinct) + channelIndex;
+        if ((uint)index >= (uint)table.Keys.Length || !ReferenceEquals(catalog.Segments[winner.Rank], winner))
+        {
+            return new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex)); // a winner of another snapshot
+        }
+
+        return table.Keys[index] ??= new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex));
+    }
+
     /// <summary>Remembers a served decision (see <see cref="DecisionLedger.Remember"/>).</summary>
-    public void Remember(long sequence, Guid id, string userId, Segment winner, long catalogVersion, string channel, long ticks) =>
-        Ledger.Remember(sequence, id, userId, winner, catalogVersion, channel, ticks);
+    public void Remember(long sequence, string userId, DecisionKey key, long ticks) => Ledger.Remember(sequence, userId, key, ticks);
+
+    private sealed record KeyTable(CatalogSnapshot Catalog, DecisionKey?[] Keys);
 
     /// <summary>Counts every decision remembered since the last drain into the KPIs.</summary>
     public void Drain()
@@ -38,7 +64,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
             {
                 if (Ledger.TryRead(_counted, out var d))
                 {
-                    Kpis.AddDecision(d.Ticks, d.Segment, d.CatalogVersion, d.Channel, d.UserId);
+                    Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
                 }
                 else if (Ledger.IsPending(_counted) && !StalledTooLong())
                 {

@@ -69,8 +69,9 @@ public sealed class KpiStore
     private long _newestDay = long.MinValue;
 
     /// <summary>Counts one decision served for <paramref name="userId"/> at <paramref name="ticks"/>.</summary>
-    public void AddDecision(long ticks, Segment winner, long catalogVersion, string channel, string userId)
+    public void AddDecision(long ticks, DecisionKey key, string userId)
     {
+        var (winner, catalogVersion, channel) = (key.Segment, key.CatalogVersion, key.Channel);
         _segments.TryAdd((winner.Id, catalogVersion), winner);
         Cell(ticks, new CellKey(winner.Id, catalogVersion, channel, null)).AddDecision();
         var day = ticks / TimeSpan.TicksPerDay;
