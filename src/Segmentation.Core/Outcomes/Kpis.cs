@@ -110,20 +110,25 @@ public sealed class KpiCounters
         }
     }
 
-    /// <summary>These counts added to <paramref name="kpis"/> (reach is left to the caller).</summary>
-    public Kpis AddTo(Kpis kpis) => kpis with
+    /// <summary>Adds these counts to <paramref name="sum"/>; without <paramref name="outcomes"/>, only the decisions.</summary>
+    public void AddTo(ref KpiSum sum, bool outcomes = true)
     {
-        Decisions = kpis.Decisions + Volatile.Read(ref _decisions),
-        Impressions = kpis.Impressions + Volatile.Read(ref _impressions),
-        Clicks = kpis.Clicks + Volatile.Read(ref _clicks),
-        Conversions = kpis.Conversions + Volatile.Read(ref _conversions),
-        Revenue = kpis.Revenue + BitConverter.Int64BitsToDouble(Volatile.Read(ref _revenueBits)),
-        Dismisses = kpis.Dismisses + Volatile.Read(ref _dismisses),
-        EmailSends = kpis.EmailSends + Volatile.Read(ref _emailSends),
-        EmailOpens = kpis.EmailOpens + Volatile.Read(ref _emailOpens),
-        EmailClicks = kpis.EmailClicks + Volatile.Read(ref _emailClicks),
-        EmailUnsubscribes = kpis.EmailUnsubscribes + Volatile.Read(ref _emailUnsubscribes),
-    };
+        sum.Decisions += Volatile.Read(ref _decisions);
+        if (!outcomes)
+        {
+            return;
+        }
+
+        sum.Impressions += Volatile.Read(ref _impressions);
+        sum.Clicks += Volatile.Read(ref _clicks);
+        sum.Conversions += Volatile.Read(ref _conversions);
+        sum.Revenue += BitConverter.Int64BitsToDouble(Volatile.Read(ref _revenueBits));
+        sum.Dismisses += Volatile.Read(ref _dismisses);
+        sum.EmailSends += Volatile.Read(ref _emailSends);
+        sum.EmailOpens += Volatile.Read(ref _emailOpens);
+        sum.EmailClicks += Volatile.Read(ref _emailClicks);
+        sum.EmailUnsubscribes += Volatile.Read(ref _emailUnsubscribes);
+    }
 
     private void AddRevenue(double value)
     {
@@ -140,4 +145,72 @@ public sealed class KpiCounters
             seen = found;
         }
     }
+}
+
+/// <summary>A running total of counters, added to in place while a query walks the hours.</summary>
+public struct KpiSum
+{
+    /// <summary>Decisions.</summary>
+    public long Decisions { get; set; }
+
+    /// <summary>Impressions.</summary>
+    public long Impressions { get; set; }
+
+    /// <summary>Clicks.</summary>
+    public long Clicks { get; set; }
+
+    /// <summary>Conversions.</summary>
+    public long Conversions { get; set; }
+
+    /// <summary>Revenue.</summary>
+    public double Revenue { get; set; }
+
+    /// <summary>Dismissals.</summary>
+    public long Dismisses { get; set; }
+
+    /// <summary>Email sends.</summary>
+    public long EmailSends { get; set; }
+
+    /// <summary>Email opens.</summary>
+    public long EmailOpens { get; set; }
+
+    /// <summary>Email clicks.</summary>
+    public long EmailClicks { get; set; }
+
+    /// <summary>Unsubscribes.</summary>
+    public long EmailUnsubscribes { get; set; }
+
+    /// <summary>Outcomes of every type.</summary>
+    public readonly long Outcomes => Impressions + Clicks + Conversions + Dismisses + EmailSends + EmailOpens + EmailClicks + EmailUnsubscribes;
+
+    /// <summary>Adds <paramref name="other"/>.</summary>
+    public void Add(in KpiSum other)
+    {
+        Decisions += other.Decisions;
+        Impressions += other.Impressions;
+        Clicks += other.Clicks;
+        Conversions += other.Conversions;
+        Revenue += other.Revenue;
+        Dismisses += other.Dismisses;
+        EmailSends += other.EmailSends;
+        EmailOpens += other.EmailOpens;
+        EmailClicks += other.EmailClicks;
+        EmailUnsubscribes += other.EmailUnsubscribes;
+    }
+
+    /// <summary>The total as <see cref="Kpis"/> with <paramref name="reach"/>.</summary>
+    public readonly Kpis ToKpis(long reach) => new()
+    {
+        Decisions = Decisions,
+        Reach = reach,
+        Impressions = Impressions,
+        Clicks = Clicks,
+        Conversions = Conversions,
+        Revenue = Revenue,
+        Dismisses = Dismisses,
+        EmailSends = EmailSends,
+        EmailOpens = EmailOpens,
+        EmailClicks = EmailClicks,
+        EmailUnsubscribes = EmailUnsubscribes,
+    };
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Outcomes;
 using Segmentation.Core.Rendering;
@@ -64,6 +65,7 @@ public sealed class KpiStore
     private static readonly VariantKind[] Kinds = Enum.GetValues<VariantKind>();
 
     private readonly Bucket?[] _hours = new Bucket?[Hours];
+    private readonly Bucket?[] _days = new Bucket?[RetentionDays + 1];
     private readonly ConcurrentDictionary<ReachKey, ReachSketch> _reach = new();
     private readonly ConcurrentDictionary<(string Segment, long Version), Segment> _segments = new();
     private long _newestDay = long.MinValue;
@@ -124,14 +126,23 @@ public sealed class KpiStore
             byChannel ? c.Channel : null,
             byVersion ? c.Version : null);
 
-        var totals = new Dictionary<GroupKey, Kpis>();
-        var series = query.Series ? new Dictionary<GroupKey, SortedDictionary<long, Kpis>>() : null;
-        var variantsSeen = new HashSet<(string Segment, VariantKind? Variant)>();
-        long unattributed = 0;
-        var all = new Kpis();
-        for (var hour = start.UtcTicks / TimeSpan.TicksPerHour; hour < end.UtcTicks / TimeSpan.TicksPerHour; hour++)
+        var totals = new Dictionary<GroupKey, KpiSum>();
+        var series = query.Series ? new Dictionary<GroupKey, SortedDictionary<long, KpiSum>>() : null;
+        var withoutVariant = new HashSet<string>(StringComparer.Ordinal); // segments with outcomes that named no variant
+        var unattributed = new KpiSum();
+        var all = new KpiSum();
+        var (firstHour, endHour) = (start.UtcTicks / TimeSpan.TicksPerHour, end.UtcTicks / TimeSpan.TicksPerHour);
+        for (var hour = firstHour; hour < endHour; hour++)
         {
-            if (Volatile.Read(ref _hours[hour % Hours]) is not { } bucket || bucket.Hour != hour)
+            // A whole day inside the range, without a series, is read from its day total.
+            var wholeDay = series is null && hour % 24 == 0 && hour + 24 <= endHour;
+            var (ring, period) = wholeDay ? (_days, hour / 24) : (_hours, hour);
+            if (wholeDay)
+            {
+                hour += 23;
+            }
+
+            if (Volatile.Read(ref ring[period % ring.Length]) is not { } bucket || bucket.Hour != period)
             {
                 continue;
             }
@@ -140,7 +151,7 @@ public sealed class KpiStore
             {
                 if (key.Segment.Length == 0)
                 {
-                    unattributed += Outcomes(counters.AddTo(new Kpis()));
+                    counters.AddTo(ref unattributed);
                     continue;
                 }
 
@@ -149,72 +160,64 @@ public sealed class KpiStore
                     continue;
                 }
 
-                all = counters.AddTo(all);
+                counters.AddTo(ref all);
+                var cell = new KpiSum();
                 if (byVariant && key.Variant is null)
                 {
                     // A decision renders all five variants: each variant's row counts it. Outcomes that named no
                     // variant (a decision-level counter set also holds those) get a row of their own.
-                    var counted = counters.AddTo(new Kpis());
+                    var decisions = new KpiSum();
+                    counters.AddTo(ref decisions, outcomes: false);
                     foreach (var kind in Kinds)
                     {
-                        Accumulate(GroupOf(key, kind), hour, counted with { Impressions = 0, Clicks = 0, Conversions = 0, Revenue = 0, Dismisses = 0, EmailSends = 0, EmailOpens = 0, EmailClicks = 0, EmailUnsubscribes = 0 });
+                        Accumulate(GroupOf(key, kind), hour, decisions);
                     }
 
-                    if (Outcomes(counted) > 0)
+                    counters.AddTo(ref cell);
+                    if (cell.Outcomes > 0)
                     {
-                        Accumulate(GroupOf(key, null), hour, counted);
-                        variantsSeen.Add((key.Segment, null));
+                        Accumulate(GroupOf(key, null), hour, cell);
+                        withoutVariant.Add(key.Segment);
                     }
 
                     continue;
                 }
 
-                Accumulate(GroupOf(key, key.Variant), hour, counters.AddTo(new Kpis()));
+                counters.AddTo(ref cell);
+                Accumulate(GroupOf(key, key.Variant), hour, cell);
             }
         }
 
+        var (firstDay, lastDay) = (FirstDay(start), LastDay(end));
+        var sketches = _reach.Where(p => p.Key.Day >= firstDay && p.Key.Day < lastDay && (query.SegmentId is null || p.Key.Segment == query.SegmentId)).ToList();
         var rows = new List<KpiRow>(totals.Count);
-        foreach (var (group, kpis) in totals)
+        foreach (var (group, sum) in totals)
         {
-            if (byVariant && group.Variant is null && !variantsSeen.Contains((group.Segment!, null)))
+            if (byVariant && group.Variant is null && !withoutVariant.Contains(group.Segment!))
             {
                 continue;
             }
 
-            var points = series is null ? [] : series[group].Select(p => new KpiPoint(new DateTimeOffset(p.Key * TimeSpan.TicksPerHour, TimeSpan.Zero), p.Value with { Reach = Reach(group, query.SegmentId, p.Key / 24, p.Key / 24 + 1) })).ToList();
-            rows.Add(new KpiRow(group.Segment, group.Variant, VariantId(group), group.Channel, group.Version, kpis with { Reach = Reach(group, query.SegmentId, FirstDay(start), LastDay(end)) }, points));
+            var points = series is null ? [] : series[group].Select(p => new KpiPoint(new DateTimeOffset(p.Key * TimeSpan.TicksPerHour, TimeSpan.Zero), p.Value.ToKpis(Reach(sketches, group, p.Key / 24, (p.Key / 24) + 1)))).ToList();
+            rows.Add(new KpiRow(group.Segment, group.Variant, VariantId(group), group.Channel, group.Version, sum.ToKpis(Reach(sketches, group, firstDay, lastDay)), points));
         }
 
         rows.Sort((a, b) => b.Kpis.Decisions != a.Kpis.Decisions ? b.Kpis.Decisions.CompareTo(a.Kpis.Decisions) : string.CompareOrdinal(a.SegmentId, b.SegmentId));
-        var total = all with { Reach = Reach(new GroupKey(null, null, null, null), query.SegmentId, FirstDay(start), LastDay(end)) };
-        return new KpiReport(start, end, rows, total, unattributed);
+        var total = all.ToKpis(Reach(sketches, new GroupKey(null, null, null, null), firstDay, lastDay));
+        return new KpiReport(start, end, rows, total, unattributed.Outcomes);
 
-        void Accumulate(GroupKey group, long hour, Kpis add)
+        void Accumulate(GroupKey group, long hour, in KpiSum add)
         {
-            totals[group] = Sum(totals.GetValueOrDefault(group) ?? new Kpis(), add);
+            CollectionsMarshal.GetValueRefOrAddDefault(totals, group, out _).Add(add);
             if (series is not null)
             {
                 var points = series.TryGetValue(group, out var s) ? s : series[group] = [];
-                points[hour] = Sum(points.GetValueOrDefault(hour) ?? new Kpis(), add);
+                var point = points.GetValueOrDefault(hour);
+                point.Add(add);
+                points[hour] = point;
             }
         }
     }
-
-    private static long Outcomes(Kpis k) => k.Impressions + k.Clicks + k.Conversions + k.Dismisses + k.EmailSends + k.EmailOpens + k.EmailClicks + k.EmailUnsubscribes;
-
-    private static Kpis Sum(Kpis a, Kpis b) => new()
-    {
-        Decisions = a.Decisions + b.Decisions,
-        Impressions = a.Impressions + b.Impressions,
-        Clicks = a.Clicks + b.Clicks,
-        Conversions = a.Conversions + b.Conversions,
-        Revenue = a.Revenue + b.Revenue,
-        Dismisses = a.Dismisses + b.Dismisses,
-        EmailSends = a.EmailSends + b.EmailSends,
-        EmailOpens = a.EmailOpens + b.EmailOpens,
-        EmailClicks = a.EmailClicks + b.EmailClicks,
-        EmailUnsubscribes = a.EmailUnsubscribes + b.EmailUnsubscribes,
-    };
 
     private static DateTimeOffset Floor(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerHour), TimeSpan.Zero);
 
@@ -224,25 +227,22 @@ public sealed class KpiStore
 
     private static long LastDay(DateTimeOffset end) => ((end.UtcTicks - 1) / TimeSpan.TicksPerDay) + 1;
 
-    // Distinct users of the group over the whole UTC days [fromDay, toDay).
-    private long Reach(GroupKey group, string? onlySegment, long fromDay, long toDay)
+    // Distinct users of the group over the whole UTC days [fromDay, toDay), from the sketches of the range.
+    private static long Reach(List<KeyValuePair<ReachKey, ReachSketch>> sketches, GroupKey group, long fromDay, long toDay)
     {
-        var merged = new ReachSketch();
-        var any = false;
-        foreach (var (key, sketch) in _reach)
+        ReachSketch? merged = null;
+        foreach (var (key, sketch) in sketches)
         {
             if (key.Day >= fromDay && key.Day < toDay
                 && (group.Segment is null || key.Segment == group.Segment)
-                && (onlySegment is null || key.Segment == onlySegment)
                 && (group.Channel is null || key.Channel == group.Channel)
                 && (group.Version is null || key.Version == group.Version))
             {
-                merged.Merge(sketch);
-                any = true;
+                (merged ??= new ReachSketch()).Merge(sketch);
             }
         }
 
-        return any ? merged.Estimate() : 0;
+        return merged?.Estimate() ?? 0;
     }
 
     private string? VariantId(GroupKey group)
@@ -257,22 +257,29 @@ public sealed class KpiStore
         return versions.Select(p => p.Value.Variants[(int)kind].Id).FirstOrDefault();
     }
 
-    private KpiCounters Cell(long ticks, CellKey key)
+    // Counters of one key in an hour, and in the day that holds it (day totals answer whole days without
+    // walking their hours).
+    private Counters Cell(long ticks, CellKey key)
     {
         var hour = ticks / TimeSpan.TicksPerHour;
-        ref var slot = ref _hours[hour % Hours];
+        return new Counters(In(_hours, hour, key), In(_days, hour / 24, key));
+    }
+
+    private static KpiCounters In(Bucket?[] ring, long period, CellKey key)
+    {
+        ref var slot = ref ring[period % ring.Length];
         var bucket = Volatile.Read(ref slot);
-        if (bucket is null || bucket.Hour != hour)
+        if (bucket is null || bucket.Hour != period)
         {
-            lock (_hours)
+            lock (ring)
             {
                 bucket = Volatile.Read(ref slot);
-                if (bucket is null || bucket.Hour < hour)
+                if (bucket is null || bucket.Hour < period)
                 {
-                    bucket = new Bucket(hour);
-                    Volatile.Write(ref slot, bucket); // the hour 90 days earlier is forgotten
+                    bucket = new Bucket(period);
+                    Volatile.Write(ref slot, bucket); // the period a ring's length earlier is forgotten
                 }
-                else if (bucket.Hour > hour)
+                else if (bucket.Hour > period)
                 {
                     return Discarded; // older than what is kept
                 }
@@ -280,6 +287,21 @@ public sealed class KpiStore
         }
 
         return bucket.Cells.GetOrAdd(key, static _ => new KpiCounters());
+    }
+
+    private readonly record struct Counters(KpiCounters Hour, KpiCounters Day)
+    {
+        public void AddDecision()
+        {
+            Hour.AddDecision();
+            Day.AddDecision();
+        }
+
+        public void Add(OutcomeType type, double value)
+        {
+            Hour.Add(type, value);
+            Day.Add(type, value);
+        }
     }
 
     private static readonly KpiCounters Discarded = new();
@@ -310,9 +332,10 @@ public sealed class KpiStore
 
     private readonly record struct ReachKey(string Segment, long Version, string Channel, long Day);
 
-    private sealed class Bucket(long hour)
+    // One hour's (or one day's) counters; Hour is the period's number (hours or days since 0001-01-01).
+    private sealed class Bucket(long period)
     {
-        public long Hour { get; } = hour;
+        public long Hour { get; } = period;
 
         public ConcurrentDictionary<CellKey, KpiCounters> Cells { get; } = new();
     }
