@@ -173,4 +173,21 @@ var report = new Command("report", "The segmentation strategy in the framework's
 report.SetAction((parse, ct) => Cli.RunAsync(() => ReportCommand.RunAsync(Target(parse), parse.GetValue(reportSample), parse.GetValue(json), ct)));
 root.Subcommands.Add(report);
 
+// kpis
+var kpiDays = new Option<int>("--days") { Description = "The last N days (default 30; at most 90)", DefaultValueFactory = _ => 30 };
+var kpiBy = new Option<string[]>("--by") { Description = "Group by segment (default), variant, channel and/or version (repeatable)", AllowMultipleArgumentsPerToken = true };
+var kpiSegment = new Option<string?>("--segment") { Description = "Only this segment" };
+var kpiSeries = new Option<bool>("--series") { Description = "One line per hour (with --csv or --json)" };
+var kpiCsv = new Option<bool>("--csv") { Description = "Print CSV (a header row, then one line per group, or per group and hour with --series) for BI tools" };
+var kpis = new Command("kpis", "KPIs of what decisions did (InsightsService.GetKpis): decisions, reach, impressions, CTR, conversions, revenue per segment; definitions in docs/outcomes.md") { kpiDays, kpiBy, kpiSegment, kpiSeries, kpiCsv };
+kpis.SetAction((parse, ct) => Cli.RunAsync(() => KpisCommand.RunAsync(
+    Target(parse),
+    parse.GetValue(kpiDays),
+    parse.GetValue(kpiBy) ?? [],
+    parse.GetValue(kpiSegment),
+    parse.GetValue(kpiSeries),
+    parse.GetValue(json) ? KpisCommand.Format.Json : parse.GetValue(kpiCsv) ? KpisCommand.Format.Csv : KpisCommand.Format.Table,
+    ct)));
+root.Subcommands.Add(kpis);
+
 return await root.Parse(args).InvokeAsync();

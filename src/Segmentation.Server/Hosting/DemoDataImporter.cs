@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Options;
 using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Import;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
@@ -10,13 +12,17 @@ namespace Segmentation.Server.Hosting;
 /// <summary>
 /// At start-up, imports the UCI Online Retail sample through <see cref="ProfileIngestion"/> (the same
 /// validation path as the API) so the service has real profiles to decide for. Timestamps are shifted
-/// so the data ends yesterday. Start-up waits for it; it takes well under a second.
+/// so the data ends yesterday. On a first import it then simulates three weeks of decisions and outcomes
+/// (<see cref="OutcomeSimulation"/>, clearly labelled as simulated) so that KPIs show something. Start-up
+/// waits for it; it takes about a second.
 /// </summary>
 internal sealed class DemoDataImporter(
     IOptions<SegmentationOptions> options,
     ProfileIngestion ingestion,
     RfmModelProvider rfm,
     CatalogProvider catalogs,
+    DecisionEngine engine,
+    OutcomeRecorder outcomes,
     TimeProvider time,
     ILogger<DemoDataImporter> logger) : IHostedService
 {
@@ -34,11 +40,12 @@ internal sealed class DemoDataImporter(
         using var reader = File.OpenText(path);
         var events = OnlineRetailImport.ReadEvents(reader, time.GetUtcNow(), out var report);
         var rejected = 0;
+        var added = 0;
         foreach (var e in events)
         {
             try
             {
-                ingestion.Track(e);
+                added += ingestion.Track(e).Duplicate ? 0 : 1;
             }
             catch (ValidationException ex)
             {
@@ -58,6 +65,18 @@ internal sealed class DemoDataImporter(
             rejected,
             report.Shift.TotalDays,
             model.Customers);
+
+        if (added > 0)
+        {
+            // Only on a first import: a restart that restored the demo profiles keeps their outcome events.
+            var customers = events.Select(e => e.ProfileKey).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            var simulated = OutcomeSimulation.Run(engine, outcomes, customers, time.GetUtcNow());
+            logger.LogInformation(
+                "Demo outcomes (SIMULATED, see docs/outcomes.md): {Decisions} decisions and {Outcomes} outcomes over the last 21 days, with response rates that differ by segment",
+                simulated.Decisions,
+                simulated.Outcomes);
+        }
+
         return Task.CompletedTask;
     }
 

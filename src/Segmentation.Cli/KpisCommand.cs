@@ -1,0 +1,143 @@
+using System.Globalization;
+using System.Text;
+using Google.Protobuf.WellKnownTypes;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Cli;
+
+/// <summary>segctl kpis: KPIs per segment (and variant, channel, catalog version) from InsightsService.GetKpis.</summary>
+internal static class KpisCommand
+{
+    /// <summary>Output formats of the command.</summary>
+    public enum Format
+    {
+        /// <summary>An aligned table.</summary>
+        Table,
+
+        /// <summary>The response as JSON (proto3 JSON mapping).</summary>
+        Json,
+
+        /// <summary>CSV with a header row, one line per row (and per hour with --series), for BI tools.</summary>
+        Csv,
+    }
+
+    public static async Task<int> RunAsync(ServiceTarget target, int days, string[] groupBy, string? segment, bool series, Format format, CancellationToken ct)
+    {
+        var request = new GetKpisRequest { IncludeSeries = series, SegmentId = segment ?? "" };
+        if (days > 0)
+        {
+            var end = DateTimeOffset.UtcNow;
+            request.End = Timestamp.FromDateTimeOffset(end);
+            request.Start = Timestamp.FromDateTimeOffset(end.AddDays(-days));
+        }
+
+        foreach (var name in groupBy)
+        {
+            request.GroupBy.Add(name.ToLowerInvariant() switch
+            {
+                "segment" => KpiDimension.Segment,
+                "variant" => KpiDimension.Variant,
+                "channel" => KpiDimension.Channel,
+                "version" or "catalog_version" => KpiDimension.CatalogVersion,
+                _ => throw new ArgumentException($"--by '{name}': use segment, variant, channel or version"),
+            });
+        }
+
+        using var grpc = Cli.OpenChannel(target);
+        var r = await new InsightsService.InsightsServiceClient(grpc).GetKpisAsync(request, cancellationToken: ct);
+        Console.Write(format switch
+        {
+            Format.Json => Cli.ToJson(r) + Environment.NewLine,
+            Format.Csv => Csv(r),
+            _ => Table(r),
+        });
+        return 0;
+    }
+
+    private static readonly string[] Columns =
+    [
+        "segment_id", "variant", "variant_id", "channel", "catalog_version", "hour", "decisions", "reach", "impressions", "clicks", "ctr",
+        "conversions", "conversion_rate", "revenue", "revenue_per_user", "dismisses", "email_sends", "email_opens", "email_clicks", "email_unsubscribes", "open_rate", "unsubscribe_rate",
+    ];
+
+    private static string Csv(GetKpisResponse r)
+    {
+        var sb = new StringBuilder(string.Join(',', Columns)).Append('\n');
+        foreach (var row in r.Rows)
+        {
+            if (row.Series.Count == 0)
+            {
+                Line(row, "", row.Kpis);
+            }
+
+            foreach (var point in row.Series)
+            {
+                Line(row, point.Hour.ToDateTimeOffset().ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture), point.Kpis);
+            }
+        }
+
+        return sb.ToString();
+
+        void Line(KpiRow row, string hour, Kpis k)
+        {
+            string[] cells =
+            [
+                row.SegmentId, Variant(row.Variant), row.VariantId, row.Channel, row.CatalogVersion == 0 ? "" : N(row.CatalogVersion), hour,
+                N(k.Decisions), N(k.Reach), N(k.Impressions), N(k.Clicks), R(k.Ctr), N(k.Conversions), R(k.ConversionRate), R(k.Revenue), R(k.RevenuePerUser),
+                N(k.Dismisses), N(k.EmailSends), N(k.EmailOpens), N(k.EmailClicks), N(k.EmailUnsubscribes), R(k.OpenRate), R(k.UnsubscribeRate),
+            ];
+            sb.AppendJoin(',', cells.Select(Quote)).Append('\n');
+        }
+    }
+
+    private static string Table(GetKpisResponse r)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"KPIs from {r.Start.ToDateTimeOffset():yyyy-MM-dd HH:mm} to {r.End.ToDateTimeOffset():yyyy-MM-dd HH:mm} UTC; outcomes credited to no decision: {r.UnattributedOutcomes:N0}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{"group",-40} {"decisions",10} {"reach",8} {"impr.",8} {"clicks",7} {"CTR",7} {"conv.",6} {"conv.%",7} {"revenue",11} {"rev/user",9} {"dismiss",7}");
+        foreach (var row in r.Rows)
+        {
+            Append(Group(row), row.Kpis);
+        }
+
+        Append("total", r.Total);
+        return sb.ToString();
+
+        void Append(string group, Kpis k) => sb.AppendLine(CultureInfo.InvariantCulture,
+            $"{(group.Length > 40 ? group[..40] : group),-40} {k.Decisions,10:N0} {k.Reach,8:N0} {k.Impressions,8:N0} {k.Clicks,7:N0} {k.Ctr,7:P1} {k.Conversions,6:N0} {k.ConversionRate,7:P1} {k.Revenue,11:N2} {k.RevenuePerUser,9:N2} {k.Dismisses,7:N0}");
+    }
+
+    private static string Group(KpiRow row)
+    {
+        var parts = new List<string>();
+        if (row.SegmentId.Length > 0)
+        {
+            parts.Add(row.SegmentId);
+        }
+
+        if (row.Variant != VariantKind.Unspecified)
+        {
+            parts.Add(Variant(row.Variant));
+        }
+
+        if (row.Channel.Length > 0)
+        {
+            parts.Add(row.Channel);
+        }
+
+        if (row.CatalogVersion > 0)
+        {
+            parts.Add("v" + N(row.CatalogVersion));
+        }
+
+        return string.Join(" / ", parts);
+    }
+
+    private static string Variant(VariantKind kind) => kind == VariantKind.Unspecified ? "" : kind.ToString().ToLowerInvariant();
+
+    private static string N(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    private static string R(double x) => x.ToString("0.######", CultureInfo.InvariantCulture);
+
+    private static string Quote(string s) => s.IndexOfAny([',', '"', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
+}
