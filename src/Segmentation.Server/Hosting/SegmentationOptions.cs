@@ -69,6 +69,14 @@ public sealed class SegmentationOptions
     /// </summary>
     public bool DecisionCacheAdmitOnRepeat { get; set; } = true;
 
+    /// <summary>Days after a decision during which its outcomes are credited to it (and a conversion looks back for the last impression).</summary>
+    [Range(1, 90)]
+    public int AttributionWindowDays { get; set; } = 7;
+
+    /// <summary>Served decisions remembered for attribution (32 bytes each; rounded up to a power of two).</summary>
+    [Range(16, 1 << 27)]
+    public int RememberedDecisions { get; set; } = 1 << 20;
+
     /// <summary>Minimum seconds between RFM recomputations; a recomputation happens only after purchases or refunds changed.</summary>
     [Range(1, 86_400)]
     public int RfmRecomputeSeconds { get; set; } = 5;

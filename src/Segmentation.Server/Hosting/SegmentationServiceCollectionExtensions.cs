@@ -45,6 +45,11 @@ public static class SegmentationServiceCollectionExtensions
                     SizeLimit = segmentation.Value.DecisionCacheSize,
                     AdmitOnRepeat = segmentation.Value.DecisionCacheAdmitOnRepeat,
                 };
+                core.Measurement = new Core.Application.Measurement.MeasurementOptions
+                {
+                    AttributionWindow = TimeSpan.FromDays(segmentation.Value.AttributionWindowDays),
+                    RememberedDecisions = segmentation.Value.RememberedDecisions,
+                };
                 core.Rendering = new Core.Rendering.RenderLimits
                 {
                     OutputLimit = limits.Value.TemplateOutputChars,

@@ -1,12 +1,13 @@
 using System.IO.Hashing;
 using System.Text;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Outcomes;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
 
-namespace Segmentation.Core.Application.Measurement;
+namespace Segmentation.Core.Application.Import;
 
 /// <summary>What a simulation produced.</summary>
 /// <param name="Decisions">Decisions made.</param>
