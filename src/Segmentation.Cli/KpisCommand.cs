@@ -141,3 +141,43 @@ internal static class KpisCommand
 
     private static string Quote(string s) => s.IndexOfAny([',', '"', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 }
+
+/// <summary>segctl sizes: member counts per segment over time (InsightsService.GetSegmentSizes).</summary>
+internal static class SizesCommand
+{
+    public static async Task<int> RunAsync(ServiceTarget target, int days, string? segment, bool json, CancellationToken ct)
+    {
+        var end = DateTimeOffset.UtcNow;
+        var request = new GetSegmentSizesRequest
+        {
+            Start = Timestamp.FromDateTimeOffset(end.AddDays(-Math.Clamp(days, 1, 90))),
+            End = Timestamp.FromDateTimeOffset(end),
+            SegmentId = segment ?? "",
+        };
+        using var grpc = Cli.OpenChannel(target);
+        var r = await new InsightsService.InsightsServiceClient(grpc).GetSegmentSizesAsync(request, cancellationToken: ct);
+        if (json)
+        {
+            Console.WriteLine(Cli.ToJson(r));
+            return 0;
+        }
+
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"member counts over the last {days} days (hourly points; live counts, no request context)");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{"segment",-32} {"points",6} {"first",9} {"now",9} {"change",9} {"min",9} {"max",9}");
+        foreach (var s in r.Segments)
+        {
+            if (s.Points.Count == 0)
+            {
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{s.SegmentId,-32} {0,6}");
+                continue;
+            }
+
+            var (first, now) = (s.Points[0].Members, s.Points[^1].Members);
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{s.SegmentId,-32} {s.Points.Count,6} {first,9:N0} {now,9:N0} {now - first,9:+#,0;-#,0;0} {s.Points.Min(p => p.Members),9:N0} {s.Points.Max(p => p.Members),9:N0}");
+        }
+
+        Console.Write(sb.ToString());
+        return 0;
+    }
+}

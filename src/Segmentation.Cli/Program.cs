@@ -190,4 +190,11 @@ kpis.SetAction((parse, ct) => Cli.RunAsync(() => KpisCommand.RunAsync(
     ct)));
 root.Subcommands.Add(kpis);
 
+// sizes
+var sizeDays = new Option<int>("--days") { Description = "The last N days (default 30; at most 90)", DefaultValueFactory = _ => 30 };
+var sizeSegment = new Option<string?>("--segment") { Description = "Only this segment" };
+var sizes = new Command("sizes", "Member counts per segment over time (InsightsService.GetSegmentSizes): first, now, change, min, max of the hourly points") { sizeDays, sizeSegment };
+sizes.SetAction((parse, ct) => Cli.RunAsync(() => SizesCommand.RunAsync(Target(parse), parse.GetValue(sizeDays), parse.GetValue(sizeSegment), parse.GetValue(json), ct)));
+root.Subcommands.Add(sizes);
+
 return await root.Parse(args).InvokeAsync();

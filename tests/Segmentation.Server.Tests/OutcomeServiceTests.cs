@@ -86,5 +86,16 @@ public sealed class OutcomeServiceTests(GrpcTestFixture fixture) : IClassFixture
         Assert.Equal("group_by[0]", Violation(dimension));
     }
 
+    [Fact]
+    public async Task Segment_sizes_have_a_point_for_the_current_hour_for_every_segment()
+    {
+        var response = await Insights.GetSegmentSizesAsync(new GetSegmentSizesRequest());
+        var one = await Insights.GetSegmentSizesAsync(new GetSegmentSizesRequest { SegmentId = "champions" });
+
+        Assert.NotEmpty(response.Segments);
+        Assert.All(response.Segments, s => Assert.NotEmpty(s.Points)); // sampled when the host started
+        Assert.True(Assert.Single(one.Segments).Points[^1].Members > 0);
+    }
+
     private static string Violation(RpcException ex) => Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field;
 }

@@ -26,6 +26,7 @@ public static class MethodScopes
         // Outcomes are written by the systems that ingest (storefront, email platform, order system); KPIs are read by admins.
         ["/segmentation.v1.OutcomeService/RecordOutcomes"] = ApiScope.Ingest,
         ["/segmentation.v1.InsightsService/GetKpis"] = ApiScope.Admin,
+        ["/segmentation.v1.InsightsService/GetSegmentSizes"] = ApiScope.Admin,
 
         // Catalog governance, reads and writes alike.
         ["/segmentation.v1.CatalogService/GetCatalog"] = ApiScope.Admin,

@@ -16,8 +16,31 @@ internal sealed class OutcomeGrpcService(OutcomeRecorder recorder) : OutcomeServ
 }
 
 /// <summary>gRPC adapter for the KPIs of <see cref="DecisionMeasurement"/>.</summary>
-internal sealed class InsightsGrpcService(DecisionMeasurement measurement, TimeProvider time) : InsightsService.InsightsServiceBase
+internal sealed class InsightsGrpcService(DecisionMeasurement measurement, SegmentSizeHistory sizes, Core.Application.Catalogs.CatalogProvider catalogs, TimeProvider time) : InsightsService.InsightsServiceBase
 {
+    public override Task<GetSegmentSizesResponse> GetSegmentSizes(GetSegmentSizesRequest request, ServerCallContext context)
+    {
+        var end = ValueMapper.ToDomain(request.End, "end") ?? time.GetUtcNow();
+        var start = ValueMapper.ToDomain(request.Start, "start") ?? end.AddDays(-30);
+        if (end <= start)
+        {
+            throw new Core.Validation.ValidationException("end", "must be after start");
+        }
+
+        sizes.Sample(); // the current hour's point is as of now
+        var response = new GetSegmentSizesResponse();
+        foreach (var segment in catalogs.Current.Segments.Where(s => request.SegmentId.Length == 0 || s.Id == request.SegmentId))
+        {
+            response.Segments.Add(new SegmentSizes
+            {
+                SegmentId = segment.Id,
+                Points = { sizes.Points(segment.Id, start, end).Select(p => new Contracts.V1.SizePoint { Hour = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(p.Hour), Members = p.Members }) },
+            });
+        }
+
+        return Task.FromResult(response);
+    }
+
     public override Task<GetKpisResponse> GetKpis(GetKpisRequest request, ServerCallContext context)
     {
         var end = ValueMapper.ToDomain(request.End, "end") ?? time.GetUtcNow();

@@ -69,6 +69,8 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton(sp => new Decider(sp.GetRequiredService<TemplateRenderer>()));
         services.TryAddSingleton(sp => new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeasurementDrainService>());
+        services.TryAddSingleton<SegmentSizeHistory>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SegmentSizeSampler>());
         services.TryAddSingleton(sp => new DecisionEngine(
             sp.GetRequiredService<CatalogProvider>(),
             sp.GetRequiredService<IProfileStore>(),

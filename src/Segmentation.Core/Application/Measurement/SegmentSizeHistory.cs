@@ -1,0 +1,86 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Hosting;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Membership;
+
+namespace Segmentation.Core.Application.Measurement;
+
+/// <summary>One point of a segment's size history.</summary>
+/// <param name="Hour">Start of the hour (UTC) the count was taken in.</param>
+/// <param name="Members">Members of the segment then.</param>
+public readonly record struct SizePoint(DateTimeOffset Hour, long Members);
+
+/// <summary>
+/// Member counts per segment over time, so a segment can be seen growing, shrinking or going stale: the
+/// membership index's live count of every segment of the serving catalog, taken once an hour (the last
+/// sample of an hour stands for it) and kept for <see cref="KpiStore.RetentionDays"/> days in a ring per
+/// segment (8 bytes an hour). Samples are skipped while the index is being rebuilt after a restart.
+/// </summary>
+public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvider catalogs, TimeProvider time)
+{
+    private const int Hours = KpiStore.RetentionDays * 24;
+
+    private readonly ConcurrentDictionary<string, long[]> _members = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long[]> _hours = new(StringComparer.Ordinal);
+
+    /// <summary>Records every segment's member count for the current hour; false when the index is not complete.</summary>
+    public bool Sample()
+    {
+        if (!memberships.IsComplete)
+        {
+            return false;
+        }
+
+        var hour = time.GetUtcNow().UtcTicks / TimeSpan.TicksPerHour;
+        foreach (var segment in catalogs.Current.Segments)
+        {
+            var members = _members.GetOrAdd(segment.Id, static _ => new long[Hours]);
+            var hours = _hours.GetOrAdd(segment.Id, static _ => new long[Hours]);
+            var slot = (int)(hour % Hours);
+            Volatile.Write(ref members[slot], memberships.Count(segment.Id));
+            Volatile.Write(ref hours[slot], hour + 1); // 0: never sampled
+        }
+
+        return true;
+    }
+
+    /// <summary>The hourly points of <paramref name="segmentId"/> in [start, end), oldest first.</summary>
+    public IReadOnlyList<SizePoint> Points(string segmentId, DateTimeOffset start, DateTimeOffset end)
+    {
+        if (!_members.TryGetValue(segmentId, out var members) || !_hours.TryGetValue(segmentId, out var hours))
+        {
+            return [];
+        }
+
+        var points = new List<SizePoint>();
+        var first = Math.Max(start.UtcTicks / TimeSpan.TicksPerHour, (end.UtcTicks / TimeSpan.TicksPerHour) - Hours);
+        for (var hour = first; hour * TimeSpan.TicksPerHour < end.UtcTicks; hour++)
+        {
+            var slot = (int)(hour % Hours);
+            if (Volatile.Read(ref hours[slot]) == hour + 1)
+            {
+                points.Add(new SizePoint(new DateTimeOffset(hour * TimeSpan.TicksPerHour, TimeSpan.Zero), Volatile.Read(ref members[slot])));
+            }
+        }
+
+        return points;
+    }
+
+    /// <summary>Ids of the segments with history, in no particular order.</summary>
+    public IEnumerable<string> Segments => _members.Keys;
+}
+
+/// <summary>Samples <see cref="SegmentSizeHistory"/> once a minute (so each hour's point is at most a minute old) while the host runs.</summary>
+public sealed class SegmentSizeSampler(SegmentSizeHistory history) : BackgroundService
+{
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        history.Sample();
+        using var timer = new PeriodicTimer(TimeSpan.FromMinutes(1));
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            history.Sample();
+        }
+    }
+}
