@@ -93,7 +93,7 @@ internal static class KpisCommand
     private static string Table(GetKpisResponse r)
     {
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"KPIs from {r.Start.ToDateTimeOffset():yyyy-MM-dd HH:mm} to {r.End.ToDateTimeOffset():yyyy-MM-dd HH:mm} UTC; outcomes credited to no decision: {r.UnattributedOutcomes:N0}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"KPIs from {r.Start.ToDateTimeOffset():yyyy-MM-dd HH:mm} to {r.End.ToDateTimeOffset():yyyy-MM-dd HH:mm} UTC; outcomes credited to no decision: {r.UnattributedOutcomes:N0}; decisions that fell back: {r.FallbackRate:P1}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"{"group",-40} {"decisions",10} {"reach",8} {"impr.",8} {"clicks",7} {"CTR",7} {"conv.",6} {"conv.%",7} {"revenue",11} {"rev/user",9} {"dismiss",7}");
         foreach (var row in r.Rows)
         {

@@ -86,6 +86,7 @@ internal static class OutcomeMapper
             End = Timestamp.FromDateTimeOffset(report.End),
             Total = ToProto(report.Total),
             UnattributedOutcomes = report.UnattributedOutcomes,
+            FallbackRate = report.FallbackRate,
         };
         foreach (var row in report.Rows)
         {

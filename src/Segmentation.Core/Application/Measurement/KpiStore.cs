@@ -47,7 +47,8 @@ public readonly record struct KpiPoint(DateTimeOffset Hour, Kpis Kpis);
 /// <param name="Rows">One row per group, most decisions first.</param>
 /// <param name="Total">All groups together.</param>
 /// <param name="UnattributedOutcomes">Outcomes in the range credited to no decision.</param>
-public sealed record KpiReport(DateTimeOffset Start, DateTimeOffset End, IReadOnlyList<KpiRow> Rows, Kpis Total, long UnattributedOutcomes);
+/// <param name="FallbackRate">Share of the range's decisions whose winner was the catalog's fallback segment.</param>
+public sealed record KpiReport(DateTimeOffset Start, DateTimeOffset End, IReadOnlyList<KpiRow> Rows, Kpis Total, long UnattributedOutcomes, double FallbackRate = 0);
 
 /// <summary>
 /// Decisions and credited outcomes in hourly buckets, kept for <see cref="RetentionDays"/> days in a ring (an
@@ -131,6 +132,7 @@ public sealed class KpiStore
         var withoutVariant = new HashSet<string>(StringComparer.Ordinal); // segments with outcomes that named no variant
         var unattributed = new KpiSum();
         var all = new KpiSum();
+        var fallback = new KpiSum();
         var (firstHour, endHour) = (start.UtcTicks / TimeSpan.TicksPerHour, end.UtcTicks / TimeSpan.TicksPerHour);
         for (var hour = firstHour; hour < endHour; hour++)
         {
@@ -161,6 +163,11 @@ public sealed class KpiStore
                 }
 
                 counters.AddTo(ref all);
+                if (key.Variant is null && _segments.TryGetValue((key.Segment, key.Version), out var decided) && decided.IsFallback)
+                {
+                    counters.AddTo(ref fallback, outcomes: false);
+                }
+
                 var cell = new KpiSum();
                 if (byVariant && key.Variant is null)
                 {
@@ -204,7 +211,7 @@ public sealed class KpiStore
 
         rows.Sort((a, b) => b.Kpis.Decisions != a.Kpis.Decisions ? b.Kpis.Decisions.CompareTo(a.Kpis.Decisions) : string.CompareOrdinal(a.SegmentId, b.SegmentId));
         var total = all.ToKpis(Reach(sketches, new GroupKey(null, null, null, null), firstDay, lastDay));
-        return new KpiReport(start, end, rows, total, unattributed.Outcomes);
+        return new KpiReport(start, end, rows, total, unattributed.Outcomes, all.Decisions == 0 ? 0 : (double)fallback.Decisions / all.Decisions);
 
         void Accumulate(GroupKey group, long hour, in KpiSum add)
         {

@@ -184,6 +184,22 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void The_fallback_rate_is_the_share_of_decisions_won_by_the_fallback()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        w.Decide("u1");
+        w.Decide("u2"); // no segment: the fallback
+        w.Decide("u3");
+        w.Decide("u3", new RequestContext(Device: "tablet"));
+
+        var report = Report(w);
+
+        Assert.Equal(0.75, report.FallbackRate, 6);
+        Assert.Equal(3, report.Rows.Single(r => r.SegmentId == "everyone").Kpis.Decisions);
+    }
+
+    [Fact]
     public void Decisions_asked_for_with_an_explanation_are_not_counted()
     {
         using var w = World();
