@@ -107,7 +107,8 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<MembershipIndex>(),
             sp.GetRequiredService<DecisionCache>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<IStoreCompaction>()));
+            sp.GetRequiredService<IStoreCompaction>(),
+            sp.GetRequiredService<OutcomeRecorder>()));
         services.TryAddSingleton(sp => new CatalogGovernance(
             sp.GetRequiredService<CatalogProvider>(),
             sp.GetRequiredService<IProfileStore>(),

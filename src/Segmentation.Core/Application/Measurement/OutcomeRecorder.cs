@@ -48,6 +48,17 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     private readonly ConcurrentDictionary<(long Sequence, string OrderId), bool> _converted = new();
     private long _prunedAt;
 
+    /// <summary>Forgets <paramref name="userIds"/> (erasure): their remembered decisions and impressions.</summary>
+    public void Forget(IReadOnlySet<string> userIds)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        measurement.Ledger.Forget(userIds);
+        foreach (var id in userIds)
+        {
+            _impressions.TryRemove(id, out _);
+        }
+    }
+
     /// <summary>Most outcomes per call.</summary>
     public const int MaxPerCall = 1_000;
 

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Privacy;
@@ -36,14 +37,15 @@ public sealed class DataSubjectRights(
     MembershipIndex memberships,
     DecisionCache cache,
     TimeProvider time,
-    IStoreCompaction? compaction = null)
+    IStoreCompaction? compaction = null,
+    OutcomeRecorder? outcomes = null)
 {
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
 
     /// <summary>
     /// Erases a user everywhere: the profile and every id stitched to it, identity links and segment
     /// memberships (<see cref="ProfileIngestion.Forget"/>, logged write-ahead), every cached decision for
-    /// any of those ids, and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
+    /// any of those ids, the decisions and impressions remembered for attribution, and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
     /// snapshot without the user replaces the older snapshots and log segments, including the one holding
     /// the erasure record). Nothing is emitted on the membership change feed. Idempotent: erasing an
     /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it).
@@ -54,7 +56,9 @@ public sealed class DataSubjectRights(
     public async Task<ForgetResult> ForgetAsync(string userId)
     {
         var result = ingestion.Forget(userId);
-        cache.RemoveUsers(new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal));
+        var ids = new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal);
+        cache.RemoveUsers(ids);
+        outcomes?.Forget(ids); // remembered decisions and impressions hold the ids too
         try
         {
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);

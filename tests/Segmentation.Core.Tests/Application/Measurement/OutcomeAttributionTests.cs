@@ -151,6 +151,22 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public async Task Erasing_a_user_forgets_their_remembered_decisions_and_impressions()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        var d = w.Decide("u1");
+        var other = w.Decide("u2");
+        w.Outcomes.Record(0, Of(w, "i1", OutcomeType.Impression, d.DecisionId, "u1"));
+
+        await w.Rights.ForgetAsync("u1");
+
+        Assert.False(w.Measurement.Ledger.TryFind(d.DecisionId, out _)); // no copy of the id is left with the decision
+        Assert.True(w.Measurement.Ledger.TryFind(other.DecisionId, out _));
+        Assert.Equal(Attribution.Unattributed, w.Outcomes.Record(1, Of(w, "c1", OutcomeType.Conversion, "", "u1", order: "A", value: 5)).Attribution);
+    }
+
+    [Fact]
     public void A_decision_the_ledger_has_forgotten_is_unattributed()
     {
         using var w = World(new MeasurementOptions { RememberedDecisions = 16 });
