@@ -18,6 +18,7 @@ builder.Services.AddGrpc(options =>
 });
 builder.Services.AddParsedRequestBinding();
 builder.Services.AddGrpcReflection();
+builder.Services.AddSegmentationTelemetry(builder.Configuration);
 // Readiness per service: the catalog service reads the segment membership index, which is rebuilt in the
 // background after a restart; every other service (and the server as a whole, "") is ready without it.
 builder.Services.AddGrpcHealthChecks(health =>
@@ -33,8 +34,8 @@ builder.Services.AddGrpcHealthChecks(health =>
 
         health.Services.Map("segmentation.v1.CatalogService", _ => true);
     })
-    .AddCheck("catalog", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy())
-    .AddCheck<StorageHealthCheck>("storage")
+    .AddCheck<CatalogHealthCheck>("catalog", tags: [Telemetry.ReadyTag])
+    .AddCheck<StorageHealthCheck>("storage", tags: [Telemetry.ReadyTag])
     .AddCheck<MembershipHealthCheck>("memberships", tags: [MembershipHealthCheck.Tag]);
 
 var app = builder.Build();
@@ -51,6 +52,7 @@ app.MapGrpcService<OutcomeGrpcService>();
 app.MapGrpcService<InsightsGrpcService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
+app.MapSegmentationTelemetry(); // /metrics and /healthz
 
 try
 {

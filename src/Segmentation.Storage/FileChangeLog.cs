@@ -1,7 +1,8 @@
 using System.Text.Json;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Telemetry;
 
 namespace Segmentation.Storage;
 
@@ -410,10 +411,12 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                     length += buffers[i].Length;
                 }
 
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 RandomAccess.Write(_file!.SafeFileHandle, buffers, _durableLength);
                 BeforeFlush?.Invoke();
                 _file!.Flush(flushToDisk: true);
                 Interlocked.Increment(ref _commits);
+                SegmentationTelemetry.ChangeLogFsync.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
             catch (Exception ex)
             {

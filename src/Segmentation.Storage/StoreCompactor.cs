@@ -1,6 +1,7 @@
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Storage;
@@ -122,6 +123,8 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
         _log.Data.RecordSnapshot(segment);
         var removed = RemoveCovered(segment) + RemoveTemporaryFiles();
         Last = info;
+        SegmentationTelemetry.SnapshotDuration.Record(info.Elapsed.TotalSeconds);
+        SegmentationTelemetry.SnapshotSize.Record(info.Bytes);
         _logger.LogInformation(
             "Snapshot of {Profiles} profiles written ({Bytes} bytes) in {Elapsed} ms; {Removed} older files removed; the log continues at segment {Segment}",
             info.Profiles,

@@ -92,6 +92,7 @@ public sealed class ConnectionLimitProcessTests
         var all = new[]
         {
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+            $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{RealServerProcessTests.FreePort()}",
             "--Segmentation:Security:AllowPlaintext=true",
         }.Concat(RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)).Concat(arguments);
         var info = new ProcessStartInfo("bash")

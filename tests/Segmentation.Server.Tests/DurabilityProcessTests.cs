@@ -84,9 +84,12 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
         using var disk = new TinyDisk(megabytes: 32);
         var dir = disk.Directory("store");
         var port = RealServerProcessTests.FreePort();
+        var httpPort = RealServerProcessTests.FreePort();
+        using var probes = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}") };
         var acknowledged = new List<string>();
         var arguments = Durable(
             dir,
+            $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{httpPort}",
             "--Segmentation:DemoData=false",
             "--Segmentation:SnapshotLogBytes=1024",
             "--Segmentation:SnapshotCheckSeconds=1",
@@ -135,6 +138,10 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
                 Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
                 Assert.Contains("retry", refused.Status.Detail);
                 Assert.Equal(HealthCheckResponse.Types.ServingStatus.NotServing, (await health.CheckAsync(new HealthCheckRequest())).Status);
+                var notReady = await probes.GetAsync("/healthz/ready");
+                Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, notReady.StatusCode); // an orchestrator stops routing here
+                Assert.Contains("the change log cannot write", await notReady.Content.ReadAsStringAsync());
+                Assert.Equal(System.Net.HttpStatusCode.OK, (await probes.GetAsync("/healthz/live")).StatusCode); // but does not restart it
 
                 // Snapshots and retention sweeps keep failing meanwhile; the process stays up.
                 await Task.Delay(TimeSpan.FromSeconds(4));
@@ -147,6 +154,7 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
                     acknowledged.Add("after");
                 });
                 await Eventually(async () => Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, (await health.CheckAsync(new HealthCheckRequest())).Status));
+                Assert.Equal(System.Net.HttpStatusCode.OK, (await probes.GetAsync("/healthz/ready")).StatusCode);
                 await Eventually(() =>
                 {
                     Assert.Empty(Directory.EnumerateFiles(dir, "*.tmp"));

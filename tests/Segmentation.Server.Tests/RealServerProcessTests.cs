@@ -86,7 +86,13 @@ public sealed class RealServerProcessTests
         info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
         info.ArgumentList.Add(dll);
-        foreach (var argument in arguments)
+        var list = arguments.ToList();
+        if (!list.Any(a => a.StartsWith("--Kestrel:Endpoints:Http:", StringComparison.Ordinal)))
+        {
+            list.Add($"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{FreePort()}"); // the HTTP endpoint (metrics, health): never the configured port, which parallel tests would share
+        }
+
+        foreach (var argument in list)
         {
             info.ArgumentList.Add(argument);
         }

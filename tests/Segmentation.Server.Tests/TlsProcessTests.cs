@@ -20,8 +20,10 @@ public sealed class TlsProcessTests : IDisposable
         await File.WriteAllBytesAsync(pfx, certificate.Export(X509ContentType.Pkcs12, "test-password"));
 
         var port = RealServerProcessTests.FreePort();
+        var httpPort = RealServerProcessTests.FreePort();
         using var server = RealServerProcessTests.StartServerProcess([
             $"--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:{port}",
+            $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{httpPort}",
             $"--Segmentation:Security:CertificatePath={pfx}",
             "--Segmentation:Security:CertificatePassword=test-password",
             "--Segmentation:DemoData=false",
@@ -41,6 +43,11 @@ public sealed class TlsProcessTests : IDisposable
 
             Assert.Equal("over tls", echo.Payload.ToStringUtf8());
             Assert.Equal(certificate.GetCertHashString(HashAlgorithmName.SHA256), presented);
+
+            // The HTTP/1.1-only endpoint of the probes and metrics may stay plaintext (no API call can cross it).
+            using var probes = new HttpClient();
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await probes.GetAsync($"http://127.0.0.1:{httpPort}/healthz/ready")).StatusCode);
+            Assert.Contains("segmentation_catalog_version", await probes.GetStringAsync($"http://127.0.0.1:{httpPort}/metrics"), StringComparison.Ordinal);
         }
         finally
         {
@@ -62,6 +69,21 @@ public sealed class TlsProcessTests : IDisposable
         Assert.Contains("is plaintext, but plaintext is not allowed", message, StringComparison.Ordinal);
         Assert.Contains("Segmentation:Security:CertificatePath", message, StringComparison.Ordinal);
         Assert.Contains("Segmentation:Security:AllowPlaintext=true", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Kestrel:Endpoints:Http ", message, StringComparison.Ordinal); // HTTP/1.1 only: the probes' endpoint may be plaintext
+    }
+
+    [Fact]
+    public async Task A_plaintext_endpoint_that_speaks_http2_needs_AllowPlaintext_even_for_the_probes()
+    {
+        var (exitCode, message) = await StartUpFailure([
+            $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{RealServerProcessTests.FreePort()}",
+            $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{RealServerProcessTests.FreePort()}",
+            "--Kestrel:Endpoints:Http:Protocols=Http1AndHttp2",
+            "--Segmentation:DemoData=false",
+            .. RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)]);
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("Endpoint Kestrel:Endpoints:Http (", message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -58,9 +58,12 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
             failures.Add($"Segmentation:Security:CertificateKeyPath: file '{options.CertificateKeyPath}' not found.");
         }
 
-        foreach (var (endpoint, url, hasOwnCertificate) in Endpoints())
+        foreach (var (endpoint, url, hasOwnCertificate, protocols) in Endpoints())
         {
-            if (url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !options.AllowPlaintext)
+            // An HTTP/1.1-only endpoint cannot carry a gRPC call (HTTP/2 is required), so no API key or personal
+            // data crosses it: it serves the metrics and health probes, and may be plaintext.
+            var http1Only = string.Equals(protocols, "Http1", StringComparison.OrdinalIgnoreCase);
+            if (url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !options.AllowPlaintext && !http1Only)
             {
                 failures.Add($"Endpoint {endpoint} ({url}) is plaintext, but plaintext is not allowed. Serve TLS: an https:// URL "
                     + "and a certificate (Segmentation:Security:CertificatePath); or, for local use only, set Segmentation:Security:AllowPlaintext=true.");
@@ -77,17 +80,17 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
 
     // The endpoints Kestrel will bind: Kestrel:Endpoints when present (they override URLS), else the
     // urls setting, else Kestrel's default (plaintext http://localhost:5000).
-    private IEnumerable<(string Endpoint, string Url, bool HasOwnCertificate)> Endpoints()
+    private IEnumerable<(string Endpoint, string Url, bool HasOwnCertificate, string? Protocols)> Endpoints()
     {
         var endpoints = configuration.GetSection("Kestrel:Endpoints").GetChildren().ToList();
         if (endpoints.Count > 0)
         {
-            return endpoints.Select(e => ($"Kestrel:Endpoints:{e.Key}", e["Url"] ?? "", e.GetSection("Certificate").Exists()));
+            return endpoints.Select(e => ($"Kestrel:Endpoints:{e.Key}", e["Url"] ?? "", e.GetSection("Certificate").Exists(), e["Protocols"] ?? configuration["Kestrel:EndpointDefaults:Protocols"]));
         }
 
         var urls = configuration["urls"];
         return string.IsNullOrWhiteSpace(urls)
-            ? [("default", "http://localhost:5000", false)]
-            : urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => ("urls", u, false));
+            ? [("default", "http://localhost:5000", false, null)]
+            : urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => ("urls", u, false, (string?)null));
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Server.Mapping;
 
 namespace Segmentation.Server.Services;
@@ -11,6 +12,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
 {
     public override Task<DecideResponse> Decide(DecideRequest request, ServerCallContext context)
     {
+        using var span = SegmentationTelemetry.Traces.StartActivity("Decide"); // null (free) unless traces are exported
         var decision = engine.Decide(new DecisionRequest(
             request.UserId,
             request.AnonymousId,
@@ -18,6 +20,13 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             ValueMapper.ToDomain(request.Timestamp, "timestamp"),
             request.Explain),
             context.CancellationToken);
+        if (span is not null)
+        {
+            span.SetTag("segmentation.decision_id", decision.DecisionId);
+            span.SetTag("segmentation.segment", decision.Winner.Id);
+            span.SetTag("segmentation.cache_hit", decision.FromCache);
+        }
+
         return Task.FromResult(new DecideResponse { Decision = DecisionMapper.ToProto(decision) });
     }
 
@@ -30,6 +39,8 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
 
     public override async Task DecideBatch(DecideBatchRequest request, IServerStreamWriter<DecideBatchResponse> responseStream, ServerCallContext context)
     {
+        using var span = SegmentationTelemetry.Traces.StartActivity("DecideBatch");
+        span?.SetTag("segmentation.batch.users", request.UserIds.Count);
         var items = engine.DecideBatch(
             request.UserIds,
             DecisionMapper.ToDomain(request.Context, request.Channel),
@@ -50,6 +61,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             if (item.Decision is not null)
             {
                 response.Decision = DecisionMapper.ToProto(item.Decision);
+                span?.AddEvent(new ActivityEvent("decision", tags: new ActivityTagsCollection { ["segmentation.decision_id"] = item.Decision.DecisionId, ["segmentation.segment"] = item.Decision.Winner.Id }));
             }
             else if (item.Skipped is { } consent)
             {

@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Server.Mapping;
 
 namespace Segmentation.Server.Services;
@@ -10,7 +11,20 @@ internal sealed class OutcomeGrpcService(OutcomeRecorder recorder) : OutcomeServ
 {
     public override Task<RecordOutcomesResponse> RecordOutcomes(RecordOutcomesRequest request, ServerCallContext context)
     {
+        using var span = SegmentationTelemetry.Traces.StartActivity("RecordOutcomes");
         var results = recorder.RecordMany(request.Outcomes.Select(OutcomeMapper.ToDomain).ToList());
+        if (span is not null)
+        {
+            span.SetTag("segmentation.outcomes", results.Count);
+            foreach (var r in results)
+            {
+                if (r.DecisionId is { } id)
+                {
+                    span.AddEvent(new System.Diagnostics.ActivityEvent("outcome", tags: new System.Diagnostics.ActivityTagsCollection { ["segmentation.decision_id"] = id, ["segmentation.attribution"] = r.Attribution.ToString() }));
+                }
+            }
+        }
+
         return Task.FromResult(new RecordOutcomesResponse { Results = { results.Select(OutcomeMapper.ToProto) } });
     }
 }

@@ -3,6 +3,7 @@ using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Profiles;
 using Segmentation.Server.Mapping;
 using Segmentation.Server.Security;
@@ -15,6 +16,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     public override Task<TrackEventResponse> TrackEvent(TrackEventRequest request, ServerCallContext context)
     {
         rateLimits.Acquire(context.Caller().Name, 1);
+        using var span = SegmentationTelemetry.Traces.StartActivity("TrackEvent");
         var result = ingestion.Track(ProfileMapper.ToDomain(request.Event ?? new Event()));
         return Task.FromResult(new TrackEventResponse
         {
@@ -27,6 +29,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     public override Task<TrackEventsResponse> TrackEvents(TrackEventsRequest request, ServerCallContext context)
     {
         rateLimits.Acquire(context.Caller().Name, Math.Max(1, request.Events.Count));
+        using var span = SegmentationTelemetry.Traces.StartActivity("TrackEvents");
         var response = new TrackEventsResponse();
         foreach (var result in ingestion.TrackMany(request.Events.Select(ProfileMapper.ToDomain).ToList()))
         {
@@ -45,6 +48,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             }
         }
 
+        span?.SetTag("segmentation.events.accepted", response.Accepted).SetTag("segmentation.events.duplicates", response.Duplicates).SetTag("segmentation.events.rejected", response.Rejected);
         return Task.FromResult(response);
     }
 
@@ -55,9 +59,10 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         var results = System.Threading.Channels.Channel.CreateBounded<StreamEventsResponse>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
         var writer = WriteResults(results.Reader, responseStream, context.CancellationToken);
         var caller = context.Caller().Name;
+        using var span = SegmentationTelemetry.Traces.StartActivity("StreamEvents");
+        var index = 0;
         try
         {
-            var index = 0;
             await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
             {
                 rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
@@ -76,6 +81,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
 
         results.Writer.TryComplete();
         await writer;
+        span?.SetTag("segmentation.events.received", index);
     }
 
     private static async Task WriteResults(ChannelReader<StreamEventsResponse> results, IServerStreamWriter<StreamEventsResponse> stream, CancellationToken cancellation)

@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Validation;
 
@@ -45,7 +46,27 @@ public sealed class CatalogProvider
     }
 
     /// <summary>Loads a catalog from <paramref name="source"/> and publishes it. Throws <see cref="CatalogException"/> and keeps the current catalog on error.</summary>
-    public CatalogSnapshot Load(ICatalogSource source, string comment = "", CancellationToken cancellation = default) => Publish(CatalogLoader.Load(source, cancellation), comment);
+    public CatalogSnapshot Load(ICatalogSource source, string comment = "", CancellationToken cancellation = default)
+    {
+        CatalogSnapshot loaded;
+        try
+        {
+            loaded = CatalogLoader.Load(source, cancellation);
+        }
+        catch (CatalogException)
+        {
+            SegmentationTelemetry.CatalogPublishes.Add(1, SegmentationTelemetry.Tag("origin", OriginKind(source.Origin)), SegmentationTelemetry.Tag("result", "rejected"));
+            throw;
+        }
+
+        return Publish(loaded, comment);
+    }
+
+    // The kind of origin, a bounded tag: "embedded", "api", "directory" (a path is never a tag).
+    private static string OriginKind(string origin) =>
+        origin.StartsWith("embedded", StringComparison.Ordinal) ? "embedded"
+        : origin.StartsWith("api", StringComparison.Ordinal) ? "api"
+        : "directory";
 
     /// <summary>Publishes a compiled snapshot with the next version.</summary>
     public CatalogSnapshot Publish(CatalogSnapshot snapshot, string comment = "") => PublishVersion(snapshot, comment, null);
@@ -94,6 +115,7 @@ public sealed class CatalogProvider
             _current = published;
         }
 
+        SegmentationTelemetry.CatalogPublishes.Add(1, SegmentationTelemetry.Tag("origin", rolledBackFrom is null ? OriginKind(published.Origin) : "rollback"), SegmentationTelemetry.Tag("result", "published"));
         Published?.Invoke(published);
         return published;
     }

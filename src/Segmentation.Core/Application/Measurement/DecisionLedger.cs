@@ -4,11 +4,12 @@ using Segmentation.Core.Catalog;
 
 namespace Segmentation.Core.Application.Measurement;
 
-/// <summary>What many decisions share: the winner, the catalog version that chose it and the channel, as one object.</summary>
+/// <summary>What many decisions share: the winner, the catalog version that chose it, the channel and whether the cache answered, as one object.</summary>
 /// <param name="Segment">The winning segment (its id and its five variants at that catalog version).</param>
 /// <param name="CatalogVersion">The catalog version.</param>
 /// <param name="Channel">The request's channel (<see cref="Channels"/>).</param>
-public sealed record DecisionKey(Segment Segment, long CatalogVersion, string Channel);
+/// <param name="FromCache">True when the decision cache answered (for the service's metrics; KPIs do not distinguish).</param>
+public sealed record DecisionKey(Segment Segment, long CatalogVersion, string Channel, bool FromCache = false);
 
 /// <summary>A served decision as the ledger remembers it, for attribution and KPIs.</summary>
 /// <param name="Sequence">Its place in the ledger (also encoded in its id).</param>

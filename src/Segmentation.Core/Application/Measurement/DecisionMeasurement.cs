@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Hosting;
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Catalog;
 
 namespace Segmentation.Core.Application.Measurement;
@@ -28,25 +29,26 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
 
     /// <summary>
     /// The shared <see cref="DecisionKey"/> of a decision of <paramref name="catalog"/> won by
-    /// <paramref name="winner"/> on <paramref name="channel"/>: one array read for the serving catalog.
+    /// <paramref name="winner"/> on <paramref name="channel"/>, answered by the cache or not: one array read
+    /// for the serving catalog.
     /// </summary>
-    public DecisionKey KeyFor(CatalogSnapshot catalog, Segment winner, string? channel)
+    public DecisionKey KeyFor(CatalogSnapshot catalog, Segment winner, string? channel, bool fromCache = false)
     {
         var channelIndex = Channels.IndexOf(channel);
         var table = Volatile.Read(ref _keys);
         if (table is null || !ReferenceEquals(table.Catalog, catalog))
         {
-            table = new KeyTable(catalog, new DecisionKey?[catalog.Segments.Count * Channels.MaxDistinct]);
+            table = new KeyTable(catalog, new DecisionKey?[catalog.Segments.Count * Channels.MaxDistinct * 2]);
             Volatile.Write(ref _keys, table); // a new catalog: the old one's keys live on in the ledger as long as it remembers them
         }
 
-        var index = (winner.Rank * Channels.MaxDistinct) + channelIndex;
+        var index = (((winner.Rank * Channels.MaxDistinct) + channelIndex) * 2) + (fromCache ? 1 : 0);
         if ((uint)index >= (uint)table.Keys.Length || !ReferenceEquals(catalog.Segments[winner.Rank], winner))
         {
-            return new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex)); // a winner of another snapshot
+            return new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache); // a winner of another snapshot
         }
 
-        return table.Keys[index] ??= new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex));
+        return table.Keys[index] ??= new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache);
     }
 
     /// <summary>Remembers a served decision (see <see cref="DecisionLedger.Remember"/>).</summary>
@@ -65,6 +67,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
                 if (Ledger.TryRead(_counted, out var d))
                 {
                     Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
+                    Count(d.Key);
                 }
                 else if (Ledger.IsPending(_counted) && !StalledTooLong())
                 {
@@ -78,6 +81,24 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
                 _counted++;
                 _stalledSince = -1;
             }
+        }
+    }
+
+    // The service's metrics, off the request path: a decision is counted when it is drained.
+    private static void Count(DecisionKey key)
+    {
+        if (SegmentationTelemetry.Decisions.Enabled)
+        {
+            SegmentationTelemetry.Decisions.Add(
+                1,
+                SegmentationTelemetry.Tag("segment", key.Segment.Id),
+                SegmentationTelemetry.Tag("channel", key.Channel),
+                SegmentationTelemetry.Tag("cache", key.FromCache ? "hit" : "miss"));
+        }
+
+        if (key.Segment.IsFallback && SegmentationTelemetry.FallbackDecisions.Enabled)
+        {
+            SegmentationTelemetry.FallbackDecisions.Add(1, SegmentationTelemetry.Tag("channel", key.Channel));
         }
     }
 

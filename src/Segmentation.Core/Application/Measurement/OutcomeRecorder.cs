@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Events;
 using Segmentation.Core.Outcomes;
 using Segmentation.Core.Profiles;
@@ -84,6 +85,23 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     public OutcomeResult Record(int index, Outcome outcome, string prefix = "outcome")
     {
         ArgumentNullException.ThrowIfNull(outcome);
+        var result = RecordOne(index, outcome, prefix);
+        if (SegmentationTelemetry.Outcomes.Enabled)
+        {
+            SegmentationTelemetry.Outcomes.Add(
+                1,
+                SegmentationTelemetry.Tag("type", (uint)outcome.Type < (uint)TypeNames.Length ? TypeNames[(int)outcome.Type] : "unknown"),
+                SegmentationTelemetry.Tag("attribution", AttributionNames[(int)result.Attribution]));
+        }
+
+        return result;
+    }
+
+    private static readonly string[] TypeNames = ["impression", "click", "conversion", "dismiss", "email_send", "email_open", "email_click", "email_unsubscribe"];
+    private static readonly string[] AttributionNames = ["decision", "last_impression", "unattributed", "duplicate", "rejected"];
+
+    private OutcomeResult RecordOne(int index, Outcome outcome, string prefix)
+    {
         var now = time.GetUtcNow();
         try
         {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Profiles.Compact;
 using Segmentation.Core.Validation;
 
@@ -143,6 +144,7 @@ public sealed class MembershipIndex
             if (!previous.Contains(id))
             {
                 _members.GetOrAdd(id, static _ => new(Stripes, 1024, StringComparer.Ordinal))[userId] = 0;
+                CountChange(id, entered: true);
                 if (publish)
                 {
                     Publish(new MembershipChange(userId, id, true, at, catalogVersion, cause));
@@ -167,6 +169,7 @@ public sealed class MembershipIndex
                 }
 
                 _lastNonEmpty[id] = at; // it had members until now
+                CountChange(id, entered: false);
                 if (publish)
                 {
                     Publish(new MembershipChange(userId, id, false, at, catalogVersion, cause));
@@ -265,6 +268,14 @@ public sealed class MembershipIndex
         }
 
         subscriber.Channel.Writer.TryComplete();
+    }
+
+    private static void CountChange(string segmentId, bool entered)
+    {
+        if (SegmentationTelemetry.MembershipChanges.Enabled)
+        {
+            SegmentationTelemetry.MembershipChanges.Add(1, SegmentationTelemetry.Tag("segment", segmentId), SegmentationTelemetry.Tag("direction", entered ? "entered" : "left"));
+        }
     }
 
     private void Publish(MembershipChange change)

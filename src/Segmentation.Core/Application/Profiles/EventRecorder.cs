@@ -19,10 +19,43 @@ public sealed class EventRecorder
     /// <summary>Most events one profile holds; an event beyond it is refused (RESOURCE_EXHAUSTED) until retention or erasure makes room.</summary>
     public int EventLimit { get; internal set; } = InputLimits.MaxEventsPerProfile;
 
+    /// <summary>The quality of the events sent so far: accepted, duplicates, rejections by reason, completeness.</summary>
+    public EventQuality Quality { get; } = new();
+
     /// <summary>Validates and records one event. Throws <see cref="ValidationException"/> when invalid.</summary>
     public TrackResult Track(BehaviourEvent e, string prefix = "event")
     {
         ArgumentNullException.ThrowIfNull(e);
+        TrackResult result;
+        try
+        {
+            result = TrackValid(e, prefix);
+        }
+        catch (ValidationException ex)
+        {
+            Quality.Rejected(ex.Violations, prefix);
+            throw;
+        }
+        catch (LimitExceededException)
+        {
+            Quality.Rejected("event_limit");
+            throw;
+        }
+
+        if (result.Duplicate)
+        {
+            Quality.Duplicate();
+        }
+        else
+        {
+            Quality.Accepted(e);
+        }
+
+        return result;
+    }
+
+    private TrackResult TrackValid(BehaviourEvent e, string prefix)
+    {
         var now = _writer.Time.GetUtcNow();
         EventValidator.Validate(e, now, prefix);
         var retention = _writer.Retention;

@@ -1,0 +1,158 @@
+using System.Diagnostics.Metrics;
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Application.Telemetry;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>Telemetry settings (section <c>Segmentation:Telemetry</c>).</summary>
+public sealed class TelemetryOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Segmentation:Telemetry";
+
+    /// <summary>Serve the metrics for Prometheus to scrape at <see cref="PrometheusPath"/> (default on).</summary>
+    public bool Prometheus { get; set; } = true;
+
+    /// <summary>Path of the Prometheus scrape endpoint (unauthenticated, like the health endpoints: it holds counts, never personal data).</summary>
+    public string PrometheusPath { get; set; } = "/metrics";
+
+    /// <summary>
+    /// An OTLP collector (for example <c>http://localhost:4317</c>): metrics and traces are exported to it when set.
+    /// The standard <c>OTEL_EXPORTER_OTLP_*</c> environment variables refine the exporter (protocol, headers).
+    /// </summary>
+    public string OtlpEndpoint { get; set; } = "";
+
+    /// <summary>
+    /// Record trace spans (Decide, DecideBatch, event ingestion and outcomes, with the decision id) and export them
+    /// to <see cref="OtlpEndpoint"/>. Off unless an OTLP endpoint is set: with no exporter a span is never created.
+    /// </summary>
+    public bool? Traces { get; set; }
+}
+
+/// <summary>OpenTelemetry metrics and traces, and the HTTP health endpoints for orchestrators.</summary>
+internal static class Telemetry
+{
+    /// <summary>Path of the liveness probe: the process answers (no check runs).</summary>
+    public const string LivePath = "/healthz/live";
+
+    /// <summary>Path of the readiness probe (also served at <c>/healthz</c>): the catalog is loaded and the change log can write.</summary>
+    public const string ReadyPath = "/healthz/ready";
+
+    /// <summary>Adds the OpenTelemetry pipeline configured by <see cref="TelemetryOptions"/>.</summary>
+    public static IServiceCollection AddSegmentationTelemetry(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection(TelemetryOptions.Section).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        services.Configure<TelemetryOptions>(configuration.GetSection(TelemetryOptions.Section));
+        services.AddSingleton<ServiceGauges>();
+        var otlp = options.OtlpEndpoint.Length > 0 ? new Uri(options.OtlpEndpoint, UriKind.Absolute) : null;
+        var traces = options.Traces ?? otlp is not null;
+        if (!options.Prometheus && otlp is null)
+        {
+            return services;
+        }
+
+        var telemetry = services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("segmentation", serviceVersion: typeof(Telemetry).Assembly.GetName().Version?.ToString()))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(SegmentationTelemetry.Name, TemplateRenderer.MeterName, ServiceGauges.MeterName)
+                    .AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel");
+                if (options.Prometheus)
+                {
+                    metrics.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
+                }
+
+                if (otlp is not null)
+                {
+                    metrics.AddOtlpExporter(o => o.Endpoint = otlp);
+                }
+            });
+        if (traces)
+        {
+            telemetry.WithTracing(tracing =>
+            {
+                tracing.AddSource(SegmentationTelemetry.Name).AddAspNetCoreInstrumentation();
+                if (otlp is not null)
+                {
+                    tracing.AddOtlpExporter(o => o.Endpoint = otlp);
+                }
+            });
+        }
+
+        return services;
+    }
+
+    /// <summary>Maps the Prometheus scrape endpoint (when on) and the HTTP health probes.</summary>
+    public static WebApplication MapSegmentationTelemetry(this WebApplication app)
+    {
+        var options = app.Configuration.GetSection(TelemetryOptions.Section).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        app.Services.GetRequiredService<ServiceGauges>(); // registers the gauges with the meter
+        if (options.Prometheus)
+        {
+            app.MapPrometheusScrapingEndpoint(options.PrometheusPath);
+        }
+
+        app.MapHealthChecks(LivePath, new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteJson });
+        var ready = new HealthCheckOptions { Predicate = c => c.Tags.Contains(ReadyTag), ResponseWriter = WriteJson };
+        app.MapHealthChecks(ReadyPath, ready);
+        app.MapHealthChecks("/healthz", ready);
+        return app;
+    }
+
+    /// <summary>Tag of the checks that decide readiness.</summary>
+    public const string ReadyTag = "ready";
+
+    // {"status":"Unhealthy","checks":{"storage":{"status":"Unhealthy","description":"..."}}}: check names and
+    // descriptions only (they name files and counts, never a user).
+    private static Task WriteJson(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "application/json; charset=utf-8";
+        var body = new Dictionary<string, object>
+        {
+            ["status"] = report.Status.ToString(),
+            ["checks"] = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString(), description = e.Value.Description }),
+        };
+        return context.Response.WriteAsync(JsonSerializer.Serialize(body));
+    }
+}
+
+/// <summary>Gauges of state the service keeps anyway, read when metrics are collected.</summary>
+internal sealed class ServiceGauges
+{
+    public const string MeterName = "Segmentation.Server";
+
+    public ServiceGauges(IMeterFactory meters, IProfileStore profiles, CatalogProvider catalogs, DecisionMeasurement measurement)
+    {
+        var meter = meters.Create(MeterName);
+        meter.CreateObservableGauge("segmentation.profiles", () => (long)profiles.Count, "{profile}", "Profiles in the store");
+        meter.CreateObservableGauge("segmentation.catalog.version", () => catalogs.Current.Version, null, "Version of the serving catalog");
+        meter.CreateObservableGauge("segmentation.catalog.segments", () => (long)catalogs.Current.Segments.Count, "{segment}", "Segments in the serving catalog");
+        meter.CreateObservableGauge("segmentation.decisions.remembered", () => Math.Min(measurement.Ledger.Issued, measurement.Ledger.Capacity), "{decision}", "Served decisions the ledger remembers for attribution");
+    }
+}
+
+/// <summary>Readiness of the catalog: a catalog is published and serving.</summary>
+internal sealed class CatalogHealthCheck(CatalogProvider catalogs) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var c = catalogs.Current;
+            return Task.FromResult(HealthCheckResult.Healthy($"version {c.Version} ({c.Segments.Count} segments, from {c.Origin})"));
+        }
+        catch (InvalidOperationException ex)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy(ex.Message));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Application.Telemetry;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// The Prometheus scrape endpoint, the HTTP health probes and the trace spans, read as an operator would. The
+/// service's meter is process-wide, so other tests running at the same time may add to a count: each assertion is
+/// on the growth this test caused (at least), never on an absolute value.
+/// </summary>
+public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<TelemetryTests.Host>
+{
+    /// <summary>The app without demo data.</summary>
+    public sealed class Host : WebApplicationFactory<Program>
+    {
+        protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
+        {
+            GrpcTestFixture.ConfigureTestHost(builder);
+            builder.UseSetting("Segmentation:DemoData", "false");
+        }
+    }
+
+    private Grpc.Net.Client.GrpcChannel Channel => GrpcTestFixture.CreateChannel(host);
+
+    [Fact]
+    public async Task Metrics_count_decisions_by_segment_channel_and_cache_events_by_reason_and_outcomes_by_attribution()
+    {
+        var http = host.CreateClient();
+        var decisions = new DecisionService.DecisionServiceClient(Channel);
+        var user = "metrics-" + Guid.NewGuid().ToString("N");
+        var first = (await decisions.DecideAsync(new DecideRequest { UserId = user, Channel = Contracts.V1.Channel.Email })).Decision;
+        var missLabels = new[] { ("segment", first.Segment.Id), ("channel", "email"), ("cache", "miss") };
+        var hitLabels = new[] { ("segment", first.Segment.Id), ("channel", "email"), ("cache", "hit") };
+        var before = await Scrape(http);
+        for (var i = 0; i < 3; i++)
+        {
+            await decisions.DecideAsync(new DecideRequest { UserId = user, Channel = Contracts.V1.Channel.Email }); // the second of a context is cached, the third answered from the cache
+        }
+
+        var events = new ProfileService.ProfileServiceClient(Channel);
+        var bad = new Event { EventId = user + "-bad", Type = "", UserId = user, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow), Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s", PageType = "home" } };
+        var good = bad.Clone();
+        good.EventId = user + "-good";
+        good.Type = "page_view";
+        var tracked = await events.TrackEventsAsync(new TrackEventsRequest { Events = { good, bad } });
+        Assert.Equal((1, 1), (tracked.Accepted, tracked.Rejected));
+        await new OutcomeService.OutcomeServiceClient(Channel).RecordOutcomesAsync(new RecordOutcomesRequest
+        {
+            Outcomes = { new Outcome { EventId = user + "-o", Type = OutcomeType.Click, DecisionId = Guid.CreateVersion7().ToString(), UserId = user, Variant = VariantKind.Offer, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) } },
+        });
+        host.Services.GetRequiredService<DecisionMeasurement>().Drain(); // decisions are counted off the request path, when drained
+
+        var after = await Scrape(http);
+        Assert.True(Value(after, "segmentation_decisions_total", missLabels) - Value(before, "segmentation_decisions_total", missLabels) >= 2, "decisions computed afresh are counted as cache misses of their segment and channel");
+        Assert.True(Value(after, "segmentation_decisions_total", hitLabels) - Value(before, "segmentation_decisions_total", hitLabels) >= 1, "a decision answered by the cache is counted as a hit");
+        Assert.True(Value(after, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) - Value(before, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) >= 1);
+        Assert.True(Value(after, "segmentation_events_total", ("result", "accepted")) - Value(before, "segmentation_events_total", ("result", "accepted")) >= 1);
+        Assert.True(Value(after, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) - Value(before, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) >= 1);
+        Assert.True(Value(after, "segmentation_profiles") >= 1);
+        Assert.True(Value(after, "segmentation_catalog_segments") > 1);
+        Assert.DoesNotContain(user, after); // tag sets are bounded: never a user id
+    }
+
+    [Fact]
+    public async Task Health_probes_answer_over_http_with_each_readiness_check()
+    {
+        var http = host.CreateClient();
+        var live = await http.GetAsync("/healthz/live");
+        var ready = await http.GetAsync("/healthz/ready");
+        var plain = await http.GetAsync("/healthz");
+
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+        using var body = JsonDocument.Parse(await ready.Content.ReadAsStringAsync());
+        Assert.Equal("Healthy", body.RootElement.GetProperty("status").GetString());
+        var checks = body.RootElement.GetProperty("checks");
+        Assert.StartsWith("version ", checks.GetProperty("catalog").GetProperty("description").GetString());
+        Assert.Equal("Healthy", checks.GetProperty("storage").GetProperty("status").GetString());
+        Assert.False(checks.TryGetProperty("memberships", out _), "the membership index gates only the catalog service, not readiness");
+    }
+
+    [Fact]
+    public async Task Decide_is_traced_with_its_decision_id_when_a_listener_samples_spans()
+    {
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name == SegmentationTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        var user = "traced-" + Guid.NewGuid().ToString("N");
+
+        var decision = (await new DecisionService.DecisionServiceClient(Channel).DecideAsync(new DecideRequest { UserId = user })).Decision;
+
+        var span = Assert.Single(spans, s => s.OperationName == "Decide" && (string?)s.GetTagItem("segmentation.decision_id") == decision.DecisionId);
+        Assert.Equal(decision.Segment.Id, span.GetTagItem("segmentation.segment"));
+        Assert.DoesNotContain(span.TagObjects, t => Equals(t.Value, user)); // the decision id, not the user
+    }
+
+    private static async Task<string> Scrape(HttpClient http)
+    {
+        var response = await http.GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadAsStringAsync();
+    }
+
+    // The value of the series of `name` carrying every label given (0 when there is none yet).
+    private static double Value(string scrape, string name, params (string Label, string Value)[] labels)
+    {
+        foreach (var line in scrape.Split('\n'))
+        {
+            if (!line.StartsWith(name + "{", StringComparison.Ordinal) && !line.StartsWith(name + " ", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var close = line.LastIndexOf('}');
+            var labelText = close < 0 ? "" : line[(name.Length + 1)..close];
+            if (labels.All(l => labelText.Contains($"{l.Label}=\"{l.Value}\"", StringComparison.Ordinal)))
+            {
+                var value = line[((close < 0 ? name.Length : close) + 1)..].Trim().Split(' ')[0];
+                return double.Parse(value, CultureInfo.InvariantCulture);
+            }
+        }
+
+        return 0;
+    }
+}
