@@ -58,6 +58,7 @@ internal static class KpisCommand
     [
         "segment_id", "variant", "variant_id", "channel", "catalog_version", "hour", "decisions", "reach", "impressions", "clicks", "ctr",
         "conversions", "conversion_rate", "revenue", "revenue_per_user", "dismisses", "email_sends", "email_opens", "email_clicks", "email_unsubscribes", "open_rate", "unsubscribe_rate",
+        "churned", "members_at_start", "churn_rate",
     ];
 
     private static string Csv(GetKpisResponse r)
@@ -85,6 +86,7 @@ internal static class KpisCommand
                 row.SegmentId, Variant(row.Variant), row.VariantId, row.Channel, row.CatalogVersion == 0 ? "" : N(row.CatalogVersion), hour,
                 N(k.Decisions), N(k.Reach), N(k.Impressions), N(k.Clicks), R(k.Ctr), N(k.Conversions), R(k.ConversionRate), R(k.Revenue), R(k.RevenuePerUser),
                 N(k.Dismisses), N(k.EmailSends), N(k.EmailOpens), N(k.EmailClicks), N(k.EmailUnsubscribes), R(k.OpenRate), R(k.UnsubscribeRate),
+                N(k.Churned), N(k.MembersAtStart), R(k.ChurnRate),
             ];
             sb.AppendJoin(',', cells.Select(Quote)).Append('\n');
         }
@@ -94,7 +96,7 @@ internal static class KpisCommand
     {
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"KPIs from {r.Start.ToDateTimeOffset():yyyy-MM-dd HH:mm} to {r.End.ToDateTimeOffset():yyyy-MM-dd HH:mm} UTC; outcomes credited to no decision: {r.UnattributedOutcomes:N0}; decisions that fell back: {r.FallbackRate:P1}");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"{"group",-40} {"decisions",10} {"reach",8} {"impr.",8} {"clicks",7} {"CTR",7} {"conv.",6} {"conv.%",7} {"revenue",11} {"rev/user",9} {"dismiss",7}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{"group",-40} {"decisions",10} {"reach",8} {"impr.",8} {"clicks",7} {"CTR",7} {"conv.",6} {"conv.%",7} {"revenue",11} {"rev/user",9} {"dismiss",7} {"churned",8} {"churn%",7}");
         foreach (var row in r.Rows)
         {
             Append(Group(row), row.Kpis);
@@ -104,7 +106,7 @@ internal static class KpisCommand
         return sb.ToString();
 
         void Append(string group, Kpis k) => sb.AppendLine(CultureInfo.InvariantCulture,
-            $"{(group.Length > 40 ? group[..40] : group),-40} {k.Decisions,10:N0} {k.Reach,8:N0} {k.Impressions,8:N0} {k.Clicks,7:N0} {k.Ctr,7:P1} {k.Conversions,6:N0} {k.ConversionRate,7:P1} {k.Revenue,11:N2} {k.RevenuePerUser,9:N2} {k.Dismisses,7:N0}");
+            $"{(group.Length > 40 ? group[..40] : group),-40} {k.Decisions,10:N0} {k.Reach,8:N0} {k.Impressions,8:N0} {k.Clicks,7:N0} {k.Ctr,7:P1} {k.Conversions,6:N0} {k.ConversionRate,7:P1} {k.Revenue,11:N2} {k.RevenuePerUser,9:N2} {k.Dismisses,7:N0} {k.Churned,8:N0} {k.ChurnRate,7:P1}");
     }
 
     private static string Group(KpiRow row)

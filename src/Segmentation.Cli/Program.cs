@@ -197,4 +197,11 @@ var sizes = new Command("sizes", "Member counts per segment over time (InsightsS
 sizes.SetAction((parse, ct) => Cli.RunAsync(() => SizesCommand.RunAsync(Target(parse), parse.GetValue(sizeDays), parse.GetValue(sizeSegment), parse.GetValue(json), ct)));
 root.Subcommands.Add(sizes);
 
+// quality
+var qualityDays = new Option<int>("--days") { Description = "Fallback rate over the decisions of the last N days (default 1; at most 90)", DefaultValueFactory = _ => 1 };
+var qualityCsv = new Option<bool>("--csv") { Description = "Print CSV (metric,key,value), one line per figure, for BI tools" };
+var quality = new Command("quality", "Data quality (InsightsService.GetDataQuality): events rejected by reason, duplicates, completeness, declared data, freshness, fallback rate, unsegmented profiles") { qualityDays, qualityCsv };
+quality.SetAction((parse, ct) => Cli.RunAsync(() => QualityCommand.RunAsync(Target(parse), parse.GetValue(qualityDays), parse.GetValue(json), parse.GetValue(qualityCsv), ct)));
+root.Subcommands.Add(quality);
+
 return await root.Parse(args).InvokeAsync();

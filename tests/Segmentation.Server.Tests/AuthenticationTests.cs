@@ -112,7 +112,7 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
             .ToList();
         var methods = services.SelectMany(s => s.Methods.Select(m => $"/{s.FullName}/{m.Name}")).ToList();
         Assert.Equal(7, services.Count);
-        Assert.Equal(25, methods.Count);
+        Assert.Equal(26, methods.Count);
         Assert.All(methods, m => Assert.Contains(m, MethodScopes.Mapped));
     }
 

@@ -97,5 +97,37 @@ public sealed class OutcomeServiceTests(GrpcTestFixture fixture) : IClassFixture
         Assert.True(Assert.Single(one.Segments).Points[^1].Members > 0);
     }
 
+    [Fact]
+    public async Task Data_quality_describes_the_demo_population_and_counts_a_rejected_event_by_its_reason()
+    {
+        var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);
+        var user = "quality-" + Guid.NewGuid().ToString("N");
+        var before = await Insights.GetDataQualityAsync(new GetDataQualityRequest());
+        var bad = new Event { EventId = user, Type = "page_view", UserId = user, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow), Context = new EventContext { Source = "web", SessionId = "s", PageType = "home" } };
+        Assert.Equal(1, (await profiles.TrackEventsAsync(new TrackEventsRequest { Events = { bad } })).Rejected); // no device
+
+        var after = await Insights.GetDataQualityAsync(new GetDataQualityRequest());
+
+        Assert.True(after.Profiles > 1000, "the demo import's customers");
+        Assert.Equal(after.Profiles, after.Freshness.Sum(b => b.Profiles));
+        Assert.Equal(8, after.Freshness.Count);
+        Assert.Equal(6, after.Completeness.Count);
+        Assert.True(after.HasUnsegmentedShare && after.UnsegmentedShare is >= 0 and <= 1);
+        Assert.NotNull(after.MedianAge);
+        Assert.True(after.End.ToDateTimeOffset() - after.Start.ToDateTimeOffset() == TimeSpan.FromDays(1));
+        long Rejected(GetDataQualityResponse r) => r.Rejections.SingleOrDefault(x => x.Reason == "context.device")?.Events ?? 0;
+        Assert.True(Rejected(after) - Rejected(before) >= 1);
+        Assert.True(after.EventsRejected - before.EventsRejected >= 1);
+
+        var range = await Assert.ThrowsAsync<RpcException>(() => Insights.GetDataQualityAsync(new GetDataQualityRequest
+        {
+            Start = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+            End = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(-1)),
+        }).ResponseAsync);
+        Assert.Equal("end", Violation(range));
+        var decideOnly = new InsightsService.InsightsServiceClient(fixture.CreateChannel(GrpcTestFixture.DecideKey));
+        Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => decideOnly.GetDataQualityAsync(new GetDataQualityRequest()).ResponseAsync)).StatusCode);
+    }
+
     private static string Violation(RpcException ex) => Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field;
 }

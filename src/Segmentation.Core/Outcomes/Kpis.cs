@@ -39,6 +39,18 @@ public sealed record Kpis
     /// <summary>Unsubscribes credited.</summary>
     public long EmailUnsubscribes { get; init; }
 
+    /// <summary>
+    /// Members of the segment who moved to a churn state (lapsed or lost) in the range; counted for rows grouped by
+    /// segment alone (0 otherwise: churn has no channel, variant or catalog version).
+    /// </summary>
+    public long Churned { get; init; }
+
+    /// <summary>Members of the segment at the start of the range (the churn rate's denominator), for rows grouped by segment alone.</summary>
+    public long MembersAtStart { get; init; }
+
+    /// <summary>Churned per member at the start of the range.</summary>
+    public double ChurnRate => Ratio(Churned, MembersAtStart);
+
     /// <summary>Clicks per impression.</summary>
     public double ClickThroughRate => Ratio(Clicks, Impressions);
 

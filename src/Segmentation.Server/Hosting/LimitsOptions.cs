@@ -41,9 +41,14 @@ public sealed class LimitsOptions
     [Range(0, 1_000_000)]
     public int MaxConnections { get; set; }
 
-    /// <summary>File descriptors kept for the service's own files when <see cref="MaxConnections"/> is derived.</summary>
+    /// <summary>
+    /// File descriptors kept for the service's own later files (log segments, snapshots, assemblies loaded on first
+    /// use) when <see cref="MaxConnections"/> is derived, on top of those already open when it is derived (about 250:
+    /// every loaded assembly holds descriptors). Without that headroom a flood of connections could use up the
+    /// descriptors the runtime itself needs, and it stops the process.
+    /// </summary>
     [Range(16, 100_000)]
-    public int ReservedFileDescriptors { get; set; } = 256;
+    public int ReservedFileDescriptors { get; set; } = 192;
 
     /// <summary>
     /// Seconds a new connection may stay silent before sending its first bytes (the HTTP/2 preface or a TLS
@@ -62,7 +67,20 @@ public sealed class LimitsOptions
 
     /// <summary>The connection limit in force: <see cref="MaxConnections"/>, or derived from the open-file limit.</summary>
     public int EffectiveMaxConnections() =>
-        MaxConnections > 0 ? MaxConnections : Math.Clamp((OpenFileLimit() ?? 10_256) - ReservedFileDescriptors, 32, 10_000);
+        MaxConnections > 0 ? MaxConnections : Math.Clamp((OpenFileLimit() ?? 10_256) - (OpenFilesNow() + ReservedFileDescriptors), 32, 10_000);
+
+    // Descriptors the process holds now (Linux: /proc/self/fd), or a typical start-up count where it cannot be read.
+    private static int OpenFilesNow()
+    {
+        try
+        {
+            return Directory.GetFileSystemEntries("/proc/self/fd").Length;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return 256;
+        }
+    }
 
     // The soft limit on open files (Linux: /proc/self/limits), or null where it cannot be read.
     private static int? OpenFileLimit()

@@ -77,6 +77,9 @@ public sealed class SegmentationOptions
     [Range(16, 1 << 27)]
     public int RememberedDecisions { get; set; } = 1 << 20;
 
+    /// <summary>Segments that are churn states (default <c>churned</c>, <c>lost_customers</c>): entering one from another segment is churn from it.</summary>
+    public string[]? ChurnSegments { get; set; }
+
     /// <summary>Minimum seconds between RFM recomputations; a recomputation happens only after purchases or refunds changed.</summary>
     [Range(1, 86_400)]
     public int RfmRecomputeSeconds { get; set; } = 5;

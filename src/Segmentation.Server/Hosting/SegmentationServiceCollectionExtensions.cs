@@ -49,6 +49,7 @@ public static class SegmentationServiceCollectionExtensions
                 {
                     AttributionWindow = TimeSpan.FromDays(segmentation.Value.AttributionWindowDays),
                     RememberedDecisions = segmentation.Value.RememberedDecisions,
+                    ChurnSegments = segmentation.Value.ChurnSegments ?? ["churned", "lost_customers"],
                 };
                 core.Rendering = new Core.Rendering.RenderLimits
                 {

@@ -78,6 +78,34 @@ internal static class OutcomeMapper
         _ => throw new Core.Validation.ValidationException($"group_by[{index}]", "must be a KpiDimension other than KPI_DIMENSION_UNSPECIFIED"),
     };
 
+    public static GetDataQualityResponse ToProto(DataQualityReport q)
+    {
+        var response = new GetDataQualityResponse
+        {
+            MeasuredAt = Timestamp.FromDateTimeOffset(q.At),
+            EventsAccepted = q.Events.Accepted,
+            EventsDuplicate = q.Events.Duplicates,
+            EventsRejected = q.Events.Rejected,
+            Rejections = { q.Events.RejectedByReason.Select(r => new RejectionCount { Reason = r.Key, Events = r.Value }) },
+            Completeness = { q.Events.Completeness.Select(c => new FieldCompleteness { Field = c.Key, Share = c.Value }) },
+            Profiles = q.Profiles,
+            DeclaredShare = q.DeclaredShare,
+            Freshness = { q.Freshness.Select(b => new Contracts.V1.FreshnessBand { Label = b.Label, UpTo = b.UpTo is { } up ? Duration.FromTimeSpan(up) : null, Profiles = b.Profiles }) },
+            MedianAge = q.MedianAge is { } median ? Duration.FromTimeSpan(median) : null,
+            P90Age = q.P90Age is { } p90 ? Duration.FromTimeSpan(p90) : null,
+            Decisions = q.Decisions,
+            FallbackRate = q.FallbackRate,
+            Start = Timestamp.FromDateTimeOffset(q.Start),
+            End = Timestamp.FromDateTimeOffset(q.End),
+        };
+        if (q.UnsegmentedShare is { } unsegmented)
+        {
+            response.UnsegmentedShare = unsegmented;
+        }
+
+        return response;
+    }
+
     public static GetKpisResponse ToProto(KpiReport report)
     {
         var response = new GetKpisResponse
@@ -123,5 +151,8 @@ internal static class OutcomeMapper
         EmailUnsubscribes = k.EmailUnsubscribes,
         OpenRate = k.OpenRate,
         UnsubscribeRate = k.UnsubscribeRate,
+        Churned = k.Churned,
+        MembersAtStart = k.MembersAtStart,
+        ChurnRate = k.ChurnRate,
     };
 }

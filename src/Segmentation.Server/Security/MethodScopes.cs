@@ -27,6 +27,7 @@ public static class MethodScopes
         ["/segmentation.v1.OutcomeService/RecordOutcomes"] = ApiScope.Ingest,
         ["/segmentation.v1.InsightsService/GetKpis"] = ApiScope.Admin,
         ["/segmentation.v1.InsightsService/GetSegmentSizes"] = ApiScope.Admin,
+        ["/segmentation.v1.InsightsService/GetDataQuality"] = ApiScope.Admin,
 
         // Catalog governance, reads and writes alike.
         ["/segmentation.v1.CatalogService/GetCatalog"] = ApiScope.Admin,

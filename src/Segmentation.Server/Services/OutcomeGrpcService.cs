@@ -30,8 +30,20 @@ internal sealed class OutcomeGrpcService(OutcomeRecorder recorder) : OutcomeServ
 }
 
 /// <summary>gRPC adapter for the KPIs of <see cref="DecisionMeasurement"/>.</summary>
-internal sealed class InsightsGrpcService(DecisionMeasurement measurement, SegmentSizeHistory sizes, Core.Application.Catalogs.CatalogProvider catalogs, TimeProvider time) : InsightsService.InsightsServiceBase
+internal sealed class InsightsGrpcService(SegmentKpis kpis, SegmentSizeHistory sizes, DataQuality quality, Core.Application.Catalogs.CatalogProvider catalogs, TimeProvider time) : InsightsService.InsightsServiceBase
 {
+    public override Task<GetDataQualityResponse> GetDataQuality(GetDataQualityRequest request, ServerCallContext context)
+    {
+        var end = ValueMapper.ToDomain(request.End, "end") ?? time.GetUtcNow();
+        var start = ValueMapper.ToDomain(request.Start, "start") ?? end.AddDays(-1);
+        if (end <= start)
+        {
+            throw new Core.Validation.ValidationException("end", "must be after start");
+        }
+
+        return Task.FromResult(OutcomeMapper.ToProto(quality.Measure(start, end, context.CancellationToken)));
+    }
+
     public override Task<GetSegmentSizesResponse> GetSegmentSizes(GetSegmentSizesRequest request, ServerCallContext context)
     {
         var end = ValueMapper.ToDomain(request.End, "end") ?? time.GetUtcNow();
@@ -60,8 +72,7 @@ internal sealed class InsightsGrpcService(DecisionMeasurement measurement, Segme
         var end = ValueMapper.ToDomain(request.End, "end") ?? time.GetUtcNow();
         var start = ValueMapper.ToDomain(request.Start, "start") ?? end.AddDays(-30);
         var dimensions = request.GroupBy.Select(OutcomeMapper.ToDomain).ToList();
-        measurement.Drain(); // every decision served so far is counted
-        var report = measurement.Kpis.Query(new KpiQuery(start, end, dimensions, request.SegmentId.Length > 0 ? request.SegmentId : null, request.IncludeSeries));
+        var report = kpis.Query(new KpiQuery(start, end, dimensions, request.SegmentId.Length > 0 ? request.SegmentId : null, request.IncludeSeries));
         return Task.FromResult(OutcomeMapper.ToProto(report));
     }
 }

@@ -60,6 +60,10 @@ public sealed class TestWorld : IDisposable
         Outcomes = _services.GetRequiredService<Core.Application.Measurement.OutcomeRecorder>();
     }
 
+    /// <summary>A service of the world (as the host would resolve it).</summary>
+    public T Get<T>()
+        where T : notnull => _services.GetRequiredService<T>();
+
     /// <summary>The ledger of served decisions and the KPIs.</summary>
     public Core.Application.Measurement.DecisionMeasurement Measurement { get; }
 

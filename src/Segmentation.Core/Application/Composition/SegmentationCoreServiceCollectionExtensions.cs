@@ -61,7 +61,7 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton<CatalogStartup>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, CatalogStartup>(sp => sp.GetRequiredService<CatalogStartup>()));
         services.TryAddSingleton(sp => new RfmModelProvider(sp.GetRequiredService<TimeProvider>()));
-        services.TryAddSingleton<MembershipIndex>();
+        services.TryAddSingleton(sp => new MembershipIndex { Moved = sp.GetRequiredService<ChurnHistory>().Moved }); // churn is counted from every change of a user's segments
         services.TryAddSingleton(sp => new DecisionCache(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.DecisionCache));
         services.TryAddSingleton(sp => new TemplateRenderer(
             sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Rendering,
@@ -70,6 +70,9 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton(sp => new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeasurementDrainService>());
         services.TryAddSingleton<SegmentSizeHistory>();
+        services.TryAddSingleton<DataQuality>();
+        services.TryAddSingleton(sp => new ChurnHistory(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement.ChurnSegments));
+        services.TryAddSingleton<SegmentKpis>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SegmentSizeSampler>());
         services.TryAddSingleton(sp => new DecisionEngine(
             sp.GetRequiredService<CatalogProvider>(),

@@ -19,6 +19,13 @@ public sealed record MeasurementOptions
 
     /// <summary>Decisions remembered for attribution (rounded up to a power of two; 64 B each). Default 1,048,576.</summary>
     public int RememberedDecisions { get; init; } = 1 << 20;
+
+    /// <summary>
+    /// The segments that are churn states (lapsed or lost customers): a member of another segment who enters one
+    /// of them has churned from it. Default <c>churned</c> and <c>lost_customers</c> (the default catalog's); ids the
+    /// serving catalog does not have are simply never entered.
+    /// </summary>
+    public IReadOnlyList<string> ChurnSegments { get; init; } = ["churned", "lost_customers"];
 }
 
 /// <summary>The result of one outcome.</summary>

@@ -138,6 +138,7 @@ public sealed class MembershipIndex
         }
 
         _users[userId] = new UserState(SegmentSets.Share(segments), catalogVersion, validUntilTicks, populationVersion);
+        Moved?.Invoke(previous, segments, at);
 
         foreach (var id in segments)
         {
@@ -177,6 +178,12 @@ public sealed class MembershipIndex
             }
         }
     }
+
+    /// <summary>
+    /// Called under the user's write lock whenever a user's segments change, with the segments before and after
+    /// (measurement counts churn from it). Must be quick and must not throw.
+    /// </summary>
+    public Action<IReadOnlyList<string>, IReadOnlyList<string>, DateTimeOffset>? Moved { get; set; }
 
     /// <summary>Removes a user from every segment (erasure, identity merge), emitting leave changes.</summary>
     public void Remove(string userId, DateTimeOffset at, long catalogVersion, string cause) =>

@@ -1,0 +1,80 @@
+using System.Collections.Concurrent;
+
+namespace Segmentation.Core.Application.Measurement;
+
+/// <summary>
+/// Churn per segment: how many of a segment's members moved to a churn state — entered one of the
+/// <see cref="MeasurementOptions.ChurnSegments"/> (lapsed or lost customers) while they were in no churn state
+/// before — counted per hour for <see cref="KpiStore.RetentionDays"/> days against each segment they left for it.
+/// The membership index reports every change of a user's segments (<see cref="Moved"/>); a churn rate divides the
+/// churned of a range by the segment's members at its start (the segment size history).
+/// </summary>
+public sealed class ChurnHistory
+{
+    private const int Hours = KpiStore.RetentionDays * 24;
+
+    private readonly HashSet<string> _churnStates;
+    private readonly ConcurrentDictionary<string, long[]> _churned = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long[]> _hours = new(StringComparer.Ordinal);
+
+    /// <summary>Counts moves into <paramref name="churnStates"/>.</summary>
+    public ChurnHistory(IEnumerable<string> churnStates) => _churnStates = new HashSet<string>(churnStates, StringComparer.Ordinal);
+
+    /// <summary>The segments that are churn states.</summary>
+    public IReadOnlySet<string> ChurnStates => _churnStates;
+
+    /// <summary>A user's segments changed from <paramref name="previous"/> to <paramref name="current"/> at <paramref name="at"/>.</summary>
+    public void Moved(IReadOnlyList<string> previous, IReadOnlyList<string> current, DateTimeOffset at)
+    {
+        if (_churnStates.Count == 0 || previous.Count == 0 || !current.Any(_churnStates.Contains) || previous.Any(_churnStates.Contains))
+        {
+            return;
+        }
+
+        var hour = at.UtcTicks / TimeSpan.TicksPerHour;
+        var slot = (int)(hour % Hours);
+        foreach (var left in previous)
+        {
+            var counts = _churned.GetOrAdd(left, static _ => new long[Hours]);
+            var hours = _hours.GetOrAdd(left, static _ => new long[Hours]);
+            lock (counts)
+            {
+                if (hours[slot] != hour + 1)
+                {
+                    hours[slot] = hour + 1; // a slot last used a lap (90 days) ago starts again
+                    counts[slot] = 0;
+                }
+
+                counts[slot]++;
+            }
+        }
+    }
+
+    /// <summary>Members of <paramref name="segmentId"/> who churned in the hour starting at <paramref name="hour"/>.</summary>
+    public long InHour(string segmentId, long hour)
+    {
+        if (!_churned.TryGetValue(segmentId, out var counts) || !_hours.TryGetValue(segmentId, out var hours))
+        {
+            return 0;
+        }
+
+        var slot = (int)(hour % Hours);
+        lock (counts)
+        {
+            return hours[slot] == hour + 1 ? counts[slot] : 0;
+        }
+    }
+
+    /// <summary>Members of <paramref name="segmentId"/> who churned in [start, end) (whole hours).</summary>
+    public long Churned(string segmentId, DateTimeOffset start, DateTimeOffset end)
+    {
+        long sum = 0;
+        var last = (end.UtcTicks + TimeSpan.TicksPerHour - 1) / TimeSpan.TicksPerHour;
+        for (var hour = Math.Max(start.UtcTicks / TimeSpan.TicksPerHour, last - Hours); hour < last; hour++)
+        {
+            sum += InHour(segmentId, hour);
+        }
+
+        return sum;
+    }
+}

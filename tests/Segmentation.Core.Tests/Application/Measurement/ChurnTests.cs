@@ -1,0 +1,65 @@
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Application.Measurement;
+
+/// <summary>Churn per segment: members who move to a churn state, over the members at the range's start.</summary>
+public class ChurnTests
+{
+    private static TestWorld World() => new(TestCatalogs.Source(
+        TestCatalogs.Segment("regular", "behavioural", "{ field: traits.tier, eq: regular }"),
+        TestCatalogs.Segment("churned", "lifecycle", "{ field: traits.tier, eq: lapsed }")));
+
+    private static void Status(TestWorld w, string user, string status) =>
+        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["tier"] = status }, "crm", AttributeLayer.ZeroParty, null);
+
+    [Fact]
+    public void Members_who_enter_a_churn_state_count_as_churned_from_the_segments_they_left()
+    {
+        using var w = World();
+        var start = w.Clock.Now;
+        for (var i = 0; i < 10; i++)
+        {
+            Status(w, $"u{i}", "regular");
+        }
+
+        w.Get<SegmentSizeHistory>().Sample(); // 10 members at the start
+
+        w.Clock.Now = start.AddHours(2);
+        Status(w, "u0", "lapsed");
+        Status(w, "u1", "lapsed");
+        Status(w, "u2", "lapsed");
+        Status(w, "u3", "gone-quiet"); // left, but to no churn state: not churn
+        Status(w, "u0", "lapsed"); // already churned: nothing new
+        Status(w, "new", "lapsed"); // never a member of anything: nothing to churn from
+
+        var report = w.Get<SegmentKpis>().Query(new KpiQuery(start, start.AddHours(5), [KpiDimension.Segment], Series: true));
+
+        var regular = Assert.Single(report.Rows, r => r.SegmentId == "regular");
+        Assert.Equal((3L, 10L), (regular.Kpis.Churned, regular.Kpis.MembersAtStart));
+        Assert.Equal(0.3, regular.Kpis.ChurnRate, 9);
+        var hour = Assert.Single(regular.Series, p => p.Kpis.Churned > 0);
+        Assert.Equal((start.AddHours(2).UtcTicks / TimeSpan.TicksPerHour) * TimeSpan.TicksPerHour, hour.Hour.UtcTicks);
+        Assert.Equal(3, hour.Kpis.Churned);
+        Assert.DoesNotContain(report.Rows, r => r.SegmentId == "churned" && r.Kpis.Churned > 0);
+    }
+
+    [Fact]
+    public void Churn_is_left_out_of_rows_grouped_by_channel_and_of_ranges_before_it()
+    {
+        using var w = World();
+        var start = w.Clock.Now;
+        Status(w, "a", "regular");
+        w.Decide("a");
+        w.Clock.Now = start.AddHours(3);
+        Status(w, "a", "lapsed");
+        var kpis = w.Get<SegmentKpis>();
+
+        Assert.All(kpis.Query(new KpiQuery(start, start.AddHours(5), [KpiDimension.Channel])).Rows, r => Assert.Equal(0, r.Kpis.Churned));
+        Assert.Equal(1, kpis.Query(new KpiQuery(start, start.AddHours(5), [KpiDimension.Segment])).Rows.Single(r => r.SegmentId == "regular").Kpis.Churned);
+        Assert.Equal(0, kpis.Query(new KpiQuery(start, start.AddHours(2), [KpiDimension.Segment])).Rows.Single(r => r.SegmentId == "regular").Kpis.Churned);
+        var row = kpis.Query(new KpiQuery(start, start.AddHours(5), [KpiDimension.Segment])).Rows.Single(r => r.SegmentId == "regular");
+        Assert.Equal((1L, 1.0), (row.Kpis.MembersAtStart, row.Kpis.ChurnRate)); // no size history: the members now (none) plus those who churned
+    }
+}
