@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Profiles;
 using Segmentation.Storage;
 
@@ -38,6 +39,16 @@ public static class FileStorageServiceCollectionExtensions
             : DurableStorage.Off);
         services.Replace(ServiceDescriptor.Singleton(sp => sp.GetRequiredService<DurableStorage>().ChangeLog));
         services.Replace(ServiceDescriptor.Singleton(sp => sp.GetRequiredService<DurableStorage>().Compaction));
+        services.Replace(ServiceDescriptor.Singleton<IMeasurementCheckpoint>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
+            ? new MeasurementCheckpointFile(
+                store.Data.Path,
+                sp.GetRequiredService<DecisionMeasurement>(),
+                sp.GetRequiredService<SegmentSizeHistory>(),
+                sp.GetRequiredService<ChurnHistory>(),
+                sp.GetRequiredService<OutcomeRecorder>(),
+                sp.GetRequiredService<Segmentation.Core.Application.Catalogs.CatalogProvider>(),
+                sp.GetService<ILoggerFactory>()?.CreateLogger<MeasurementCheckpointFile>())
+            : NoMeasurementCheckpoint.Instance));
         return builder;
     }
 

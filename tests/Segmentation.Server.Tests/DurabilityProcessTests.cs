@@ -239,6 +239,64 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
         }
     }
 
+    [Fact]
+    public async Task Kpis_and_remembered_decisions_survive_a_crash_once_measurement_was_saved()
+    {
+        var port = RealServerProcessTests.FreePort();
+        var arguments = Durable(_dir, "--Segmentation:DemoData=false", "--Segmentation:MeasurementCheckpointSeconds=1");
+        Outcome Made(string id, OutcomeType type, string decisionId) => new()
+        {
+            EventId = id,
+            Type = type,
+            DecisionId = decisionId,
+            UserId = "kpi-user",
+            Variant = VariantKind.Offer,
+            Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+        };
+        var query = new GetKpisRequest { GroupBy = { KpiDimension.Segment, KpiDimension.Channel } };
+        Decision decision;
+        GetKpisResponse before;
+        using (var server = RealServerProcessTests.StartServer(port, arguments))
+        {
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(server, port);
+                using var channel = Channel(port);
+                decision = (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "kpi-user", Channel = Contracts.V1.Channel.App })).Decision;
+                await new OutcomeService.OutcomeServiceClient(channel).RecordOutcomesAsync(new RecordOutcomesRequest { Outcomes = { Made("imp-1", OutcomeType.Impression, decision.DecisionId) } });
+                before = await new InsightsService.InsightsServiceClient(channel).GetKpisAsync(query);
+                await Task.Delay(TimeSpan.FromSeconds(3)); // a save happens within a second of a change
+            }
+            finally
+            {
+                await Stop(server); // killed: a crash, no shutdown save
+            }
+        }
+
+        Assert.True(File.Exists(Path.Combine(_dir, "measurement.bin")));
+        using (var server = RealServerProcessTests.StartServer(port, arguments))
+        {
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(server, port);
+                using var channel = Channel(port);
+                var after = await new InsightsService.InsightsServiceClient(channel).GetKpisAsync(query);
+                var click = await new OutcomeService.OutcomeServiceClient(channel).RecordOutcomesAsync(new RecordOutcomesRequest { Outcomes = { Made("click-1", OutcomeType.Click, decision.DecisionId) } });
+
+                var row = Assert.Single(after.Rows, r => r.SegmentId == decision.Segment.Id && r.Channel == "app");
+                Assert.Equal((1L, 1L), (row.Kpis.Decisions, row.Kpis.Impressions));
+                Assert.Equal(before.Rows.Single(r => r.SegmentId == decision.Segment.Id && r.Channel == "app").Kpis, row.Kpis);
+                var credited = Assert.Single(click.Results);
+                Assert.Equal((Attribution.Decision, decision.Segment.Id, decision.DecisionId), (credited.Attribution, credited.SegmentId, credited.DecisionId));
+            }
+            finally
+            {
+                await Stop(server);
+                output.WriteLine(RealServerProcessTests.OutputOf(server));
+            }
+        }
+    }
+
     private IEnumerable<string> ProfileSnapshotFiles() => Directory.EnumerateFiles(_dir, "snapshot-*.snap");
 
     // GetProfile and ExportUser of 50 demo customers (and the stitched one), the export time left out.

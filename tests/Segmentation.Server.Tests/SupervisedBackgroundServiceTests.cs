@@ -68,7 +68,7 @@ public sealed class SupervisedBackgroundServiceTests
 
         var options = new SegmentationOptions { SnapshotLogBytes = 1, SnapshotCheckSeconds = 1, SnapshotIntervalMinutes = 60 };
         var health = new ServiceHealth();
-        var scheduler = new SnapshotScheduler(new DurableStorage(files), Options.Create(options), TimeProvider.System, health, NullLogger<SnapshotScheduler>.Instance)
+        var scheduler = new SnapshotScheduler(new DurableStorage(files), Options.Create(options), TimeProvider.System, Core.Application.Measurement.NoMeasurementCheckpoint.Instance, health, NullLogger<SnapshotScheduler>.Instance)
         {
             InitialBackoff = TimeSpan.FromMilliseconds(200),
         };

@@ -71,75 +71,70 @@ public sealed record Kpis
 
 /// <summary>
 /// Mutable counters of one group (one hour, one segment, version, channel and variant), added to from many
-/// threads: counts with interlocked increments, revenue as a double updated by compare-exchange.
+/// threads: counts with interlocked increments, revenue as a double updated by compare-exchange. The counts
+/// are one array: decisions first, then one count per <see cref="OutcomeType"/> in its order.
 /// </summary>
 public sealed class KpiCounters
 {
-    private long _decisions;
-    private long _impressions;
-    private long _clicks;
-    private long _conversions;
+    /// <summary>Counts kept: decisions, then one per outcome type.</summary>
+    internal const int Count = 1 + 8;
+
+    private readonly long[] _counts = new long[Count];
     private long _revenueBits;
-    private long _dismisses;
-    private long _emailSends;
-    private long _emailOpens;
-    private long _emailClicks;
-    private long _emailUnsubscribes;
 
     /// <summary>Counts one decision served.</summary>
-    public void AddDecision() => Interlocked.Increment(ref _decisions);
+    public void AddDecision() => Interlocked.Increment(ref _counts[0]);
 
     /// <summary>Counts one credited outcome (and its value, for a conversion).</summary>
     public void Add(OutcomeType type, double value)
     {
-        switch (type)
+        if ((uint)type >= Count - 1)
         {
-            case OutcomeType.Impression:
-                Interlocked.Increment(ref _impressions);
-                break;
-            case OutcomeType.Click:
-                Interlocked.Increment(ref _clicks);
-                break;
-            case OutcomeType.Conversion:
-                Interlocked.Increment(ref _conversions);
-                AddRevenue(value);
-                break;
-            case OutcomeType.Dismiss:
-                Interlocked.Increment(ref _dismisses);
-                break;
-            case OutcomeType.EmailSend:
-                Interlocked.Increment(ref _emailSends);
-                break;
-            case OutcomeType.EmailOpen:
-                Interlocked.Increment(ref _emailOpens);
-                break;
-            case OutcomeType.EmailClick:
-                Interlocked.Increment(ref _emailClicks);
-                break;
-            case OutcomeType.EmailUnsubscribe:
-                Interlocked.Increment(ref _emailUnsubscribes);
-                break;
+            return;
+        }
+
+        Interlocked.Increment(ref _counts[1 + (int)type]);
+        if (type == OutcomeType.Conversion)
+        {
+            AddRevenue(value);
         }
     }
 
     /// <summary>Adds these counts to <paramref name="sum"/>; without <paramref name="outcomes"/>, only the decisions.</summary>
     public void AddTo(ref KpiSum sum, bool outcomes = true)
     {
-        sum.Decisions += Volatile.Read(ref _decisions);
+        sum[0] += Volatile.Read(ref _counts[0]);
         if (!outcomes)
         {
             return;
         }
 
-        sum.Impressions += Volatile.Read(ref _impressions);
-        sum.Clicks += Volatile.Read(ref _clicks);
-        sum.Conversions += Volatile.Read(ref _conversions);
+        for (var i = 1; i < Count; i++)
+        {
+            sum[i] += Volatile.Read(ref _counts[i]);
+        }
+
         sum.Revenue += BitConverter.Int64BitsToDouble(Volatile.Read(ref _revenueBits));
-        sum.Dismisses += Volatile.Read(ref _dismisses);
-        sum.EmailSends += Volatile.Read(ref _emailSends);
-        sum.EmailOpens += Volatile.Read(ref _emailOpens);
-        sum.EmailClicks += Volatile.Read(ref _emailClicks);
-        sum.EmailUnsubscribes += Volatile.Read(ref _emailUnsubscribes);
+    }
+
+    /// <summary>The counts (decisions, then per outcome type) and the revenue, for a checkpoint.</summary>
+    internal (long[] Counts, double Revenue) Read()
+    {
+        var counts = new long[Count];
+        for (var i = 0; i < Count; i++)
+        {
+            counts[i] = Volatile.Read(ref _counts[i]);
+        }
+
+        return (counts, BitConverter.Int64BitsToDouble(Volatile.Read(ref _revenueBits)));
+    }
+
+    /// <summary>Counters restored from a checkpoint.</summary>
+    internal static KpiCounters From(ReadOnlySpan<long> counts, double revenue)
+    {
+        var c = new KpiCounters { _revenueBits = BitConverter.DoubleToInt64Bits(revenue) };
+        counts[..Math.Min(Count, counts.Length)].CopyTo(c._counts);
+        return c;
     }
 
     private void AddRevenue(double value)
@@ -159,55 +154,58 @@ public sealed class KpiCounters
     }
 }
 
+/// <summary>Counts of a <see cref="KpiSum"/>: decisions, then one per outcome type.</summary>
+[System.Runtime.CompilerServices.InlineArray(KpiCounters.Count)]
+public struct KpiCounts
+{
+    private long _first;
+}
+
 /// <summary>A running total of counters, added to in place while a query walks the hours.</summary>
 public struct KpiSum
 {
+    private KpiCounts _counts;
+
+    /// <summary>Count <paramref name="index"/>: 0 decisions, 1 + an <see cref="OutcomeType"/> that type's outcomes.</summary>
+    public long this[int index]
+    {
+        readonly get => _counts[index];
+        set => _counts[index] = value;
+    }
+
     /// <summary>Decisions.</summary>
-    public long Decisions { get; set; }
-
-    /// <summary>Impressions.</summary>
-    public long Impressions { get; set; }
-
-    /// <summary>Clicks.</summary>
-    public long Clicks { get; set; }
-
-    /// <summary>Conversions.</summary>
-    public long Conversions { get; set; }
+    public long Decisions { readonly get => _counts[0]; set => _counts[0] = value; }
 
     /// <summary>Revenue.</summary>
     public double Revenue { get; set; }
 
-    /// <summary>Dismissals.</summary>
-    public long Dismisses { get; set; }
-
-    /// <summary>Email sends.</summary>
-    public long EmailSends { get; set; }
-
-    /// <summary>Email opens.</summary>
-    public long EmailOpens { get; set; }
-
-    /// <summary>Email clicks.</summary>
-    public long EmailClicks { get; set; }
-
-    /// <summary>Unsubscribes.</summary>
-    public long EmailUnsubscribes { get; set; }
-
     /// <summary>Outcomes of every type.</summary>
-    public readonly long Outcomes => Impressions + Clicks + Conversions + Dismisses + EmailSends + EmailOpens + EmailClicks + EmailUnsubscribes;
+    public readonly long Outcomes
+    {
+        get
+        {
+            long n = 0;
+            for (var i = 1; i < KpiCounters.Count; i++)
+            {
+                n += _counts[i];
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>Outcomes of <paramref name="type"/>.</summary>
+    public readonly long Of(OutcomeType type) => _counts[1 + (int)type];
 
     /// <summary>Adds <paramref name="other"/>.</summary>
     public void Add(in KpiSum other)
     {
-        Decisions += other.Decisions;
-        Impressions += other.Impressions;
-        Clicks += other.Clicks;
-        Conversions += other.Conversions;
+        for (var i = 0; i < KpiCounters.Count; i++)
+        {
+            _counts[i] += other._counts[i];
+        }
+
         Revenue += other.Revenue;
-        Dismisses += other.Dismisses;
-        EmailSends += other.EmailSends;
-        EmailOpens += other.EmailOpens;
-        EmailClicks += other.EmailClicks;
-        EmailUnsubscribes += other.EmailUnsubscribes;
     }
 
     /// <summary>The total as <see cref="Kpis"/> with <paramref name="reach"/>.</summary>
@@ -215,14 +213,14 @@ public struct KpiSum
     {
         Decisions = Decisions,
         Reach = reach,
-        Impressions = Impressions,
-        Clicks = Clicks,
-        Conversions = Conversions,
+        Impressions = Of(OutcomeType.Impression),
+        Clicks = Of(OutcomeType.Click),
+        Conversions = Of(OutcomeType.Conversion),
         Revenue = Revenue,
-        Dismisses = Dismisses,
-        EmailSends = EmailSends,
-        EmailOpens = EmailOpens,
-        EmailClicks = EmailClicks,
-        EmailUnsubscribes = EmailUnsubscribes,
+        Dismisses = Of(OutcomeType.Dismiss),
+        EmailSends = Of(OutcomeType.EmailSend),
+        EmailOpens = Of(OutcomeType.EmailOpen),
+        EmailClicks = Of(OutcomeType.EmailClick),
+        EmailUnsubscribes = Of(OutcomeType.EmailUnsubscribe),
     };
 }

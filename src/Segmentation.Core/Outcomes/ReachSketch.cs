@@ -21,6 +21,17 @@ public sealed class ReachSketch
 
     private readonly byte[] _registers = new byte[Registers];
 
+    /// <summary>The registers (a copy), for a checkpoint.</summary>
+    internal byte[] CopyRegisters() => (byte[])_registers.Clone();
+
+    /// <summary>A sketch restored from a checkpoint's registers.</summary>
+    internal static ReachSketch From(ReadOnlySpan<byte> registers)
+    {
+        var sketch = new ReachSketch();
+        registers[..Math.Min(registers.Length, Registers)].CopyTo(sketch._registers);
+        return sketch;
+    }
+
     /// <summary>Counts <paramref name="userId"/>.</summary>
     public void Add(string userId)
     {

@@ -19,6 +19,7 @@ internal sealed class ChangeLogRestorer(
     ProfileIngestion ingestion,
     IProfileStore store,
     MembershipIndex memberships,
+    Core.Application.Measurement.IMeasurementCheckpoint measurement,
     ServiceHealth health,
     ILogger<ChangeLogRestorer> logger) : IHostedService, IDisposable
 {
@@ -37,6 +38,10 @@ internal sealed class ChangeLogRestorer(
         var started = Stopwatch.GetTimestamp();
         var (snapshot, recovery, model, _) = ingestion.Restore(files);
         var restoredAt = Stopwatch.GetElapsedTime(started);
+        if (measurement.Restore())
+        {
+            logger.LogInformation("Restored the remembered decisions, KPIs, segment size and churn histories in {Elapsed} ms", (long)(Stopwatch.GetElapsedTime(started) - restoredAt).TotalMilliseconds);
+        }
 
         // Decide reads profiles and RFM, both restored: it is served from here on. The membership index is
         // rebuilt in the background; the calls that read it answer UNAVAILABLE until it is complete.

@@ -77,6 +77,13 @@ public sealed class SegmentationOptions
     [Range(16, 1 << 27)]
     public int RememberedDecisions { get; set; } = 1 << 20;
 
+    /// <summary>
+    /// Seconds between saves of measurement's state (remembered decisions, KPIs, size and churn histories) to the data
+    /// directory, when it changed; it is also saved after every snapshot and erasure and at shutdown.
+    /// </summary>
+    [Range(1, 86_400)]
+    public int MeasurementCheckpointSeconds { get; set; } = 60;
+
     /// <summary>Segments that are churn states (default <c>churned</c>, <c>lost_customers</c>): entering one from another segment is churn from it.</summary>
     public string[]? ChurnSegments { get; set; }
 

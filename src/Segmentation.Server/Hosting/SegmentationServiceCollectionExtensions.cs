@@ -78,6 +78,7 @@ public static class SegmentationServiceCollectionExtensions
         // is restored, then the demo import (which skips events already restored), then the periodic work starts.
         services.AddHostedService<ChangeLogRestorer>();
         services.AddHostedService<SnapshotScheduler>();
+        services.AddHostedService<MeasurementCheckpointService>();
         services.AddHostedService<DemoDataImporter>();
         services.AddHostedService<RfmRecomputeService>();
         services.AddHostedService<MembershipMaintainer>();

@@ -8,7 +8,7 @@ namespace Segmentation.Server.Hosting;
 /// (<see cref="SegmentationOptions.SnapshotLogBytes"/>) or enough time has passed with changes
 /// (<see cref="SegmentationOptions.SnapshotIntervalMinutes"/>), which bounds restore time and disk use.
 /// </summary>
-public sealed class SnapshotScheduler(DurableStorage storage, IOptions<SegmentationOptions> options, TimeProvider time, ServiceHealth health, ILogger<SnapshotScheduler> logger)
+public sealed class SnapshotScheduler(DurableStorage storage, IOptions<SegmentationOptions> options, TimeProvider time, Core.Application.Measurement.IMeasurementCheckpoint measurement, ServiceHealth health, ILogger<SnapshotScheduler> logger)
     : SupervisedBackgroundService(health, logger)
 {
     protected override string Job => "snapshot";
@@ -30,6 +30,7 @@ public sealed class SnapshotScheduler(DurableStorage storage, IOptions<Segmentat
             if (Recovering || pending >= options.Value.SnapshotLogBytes || (pending > 0 && time.GetUtcNow() - last >= interval))
             {
                 await compactor.CompactAsync(stoppingToken);
+                measurement.Save();
                 last = time.GetUtcNow();
                 Succeeded();
             }

@@ -73,6 +73,7 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton<DataQuality>();
         services.TryAddSingleton(sp => new ChurnHistory(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement.ChurnSegments));
         services.TryAddSingleton<SegmentKpis>();
+        services.TryAddSingleton<IMeasurementCheckpoint>(NoMeasurementCheckpoint.Instance);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SegmentSizeSampler>());
         services.TryAddSingleton(sp => new DecisionEngine(
             sp.GetRequiredService<CatalogProvider>(),
@@ -111,6 +112,7 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<DecisionCache>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<IStoreCompaction>(),
+            sp.GetRequiredService<IMeasurementCheckpoint>(),
             sp.GetRequiredService<OutcomeRecorder>()));
         services.TryAddSingleton(sp => new CatalogGovernance(
             sp.GetRequiredService<CatalogProvider>(),

@@ -50,6 +50,28 @@ public sealed class ChurnHistory
         }
     }
 
+    /// <summary>Each segment's hourly ring (churned, and the hour each slot holds plus one), for a checkpoint.</summary>
+    internal IEnumerable<(string Segment, long[] Churned, long[] Hours)> Rings()
+    {
+        foreach (var (segment, counts) in _churned)
+        {
+            lock (counts)
+            {
+                yield return (segment, (long[])counts.Clone(), _hours.TryGetValue(segment, out var h) ? (long[])h.Clone() : new long[Hours]);
+            }
+        }
+    }
+
+    /// <summary>Restores a checkpoint's rings.</summary>
+    internal void Restore(IEnumerable<(string Segment, long[] Churned, long[] Hours)> rings)
+    {
+        foreach (var (segment, churned, hours) in rings.Where(r => r.Churned.Length == Hours && r.Hours.Length == Hours))
+        {
+            _churned[segment] = churned;
+            _hours[segment] = hours;
+        }
+    }
+
     /// <summary>Members of <paramref name="segmentId"/> who churned in the hour starting at <paramref name="hour"/>.</summary>
     public long InHour(string segmentId, long hour)
     {

@@ -55,7 +55,7 @@ public sealed class DecisionLedger
     private static readonly ulong Unscramble = Inverse(Scramble);
 
     private readonly Slot[] _slots;
-    private readonly ulong _processBits; // rand_a (12) and the top 22 bits of rand_b: differ per process
+    private ulong _processBits; // rand_a (12) and the top 22 bits of rand_b: differ per process (restored with a checkpoint, so ids stay findable)
     private long _next = -1;
 
     /// <summary>Creates a ledger of <paramref name="capacity"/> decisions (rounded up to a power of two).</summary>
@@ -168,6 +168,40 @@ public sealed class DecisionLedger
 
         var written = Volatile.Read(ref _slots[sequence & (_slots.Length - 1)].Low);
         return written == 0 || SequenceOf(written) < sequence;
+    }
+
+    /// <summary>The bits every id of this ledger shares, for a checkpoint.</summary>
+    internal ulong ProcessBits => _processBits;
+
+    /// <summary>Every decision remembered, for a checkpoint.</summary>
+    internal IEnumerable<RememberedDecision> Remembered()
+    {
+        var issued = Issued;
+        for (var sequence = Math.Max(0, issued - _slots.Length); sequence < issued; sequence++)
+        {
+            if (TryRead(sequence, out var d))
+            {
+                yield return d;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Restores a checkpoint's decisions (into an empty ledger, before any decision is issued): the ids keep the
+    /// process bits they were issued with, and sequences continue after <paramref name="issued"/>.
+    /// </summary>
+    internal void Restore(ulong processBits, long issued, IEnumerable<(long Sequence, string UserId, DecisionKey Key, long Ticks)> decisions)
+    {
+        _processBits = processBits;
+        foreach (var (sequence, userId, key, ticks) in decisions)
+        {
+            if (sequence >= issued - _slots.Length && sequence < issued)
+            {
+                Remember(sequence, userId, key, ticks);
+            }
+        }
+
+        Volatile.Write(ref _next, issued - 1);
     }
 
     private static long SequenceOf(ulong low) => (long)((low & SequenceMask) * Unscramble & SequenceMask);

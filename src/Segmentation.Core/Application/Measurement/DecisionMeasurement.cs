@@ -56,6 +56,15 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
 
     private sealed record KeyTable(CatalogSnapshot Catalog, DecisionKey?[] Keys);
 
+    /// <summary>Marks every decision issued so far as counted (after a checkpoint restored them with their counts).</summary>
+    internal void Counted()
+    {
+        lock (_drain)
+        {
+            _counted = Ledger.Issued;
+        }
+    }
+
     /// <summary>Counts every decision remembered since the last drain into the KPIs.</summary>
     public void Drain()
     {

@@ -85,13 +85,24 @@ public sealed class KpiStore
         }
     }
 
+    /// <summary>Outcomes counted so far (credited or not): a checkpoint is due when it changed.</summary>
+    public long OutcomesCounted => Volatile.Read(ref _outcomesCounted);
+
+    private long _outcomesCounted;
+
     /// <summary>Counts one outcome credited to a decision of <paramref name="segmentId"/>.</summary>
-    public void AddOutcome(long ticks, string segmentId, long catalogVersion, string channel, VariantKind? variant, OutcomeType type, double value) =>
+    public void AddOutcome(long ticks, string segmentId, long catalogVersion, string channel, VariantKind? variant, OutcomeType type, double value)
+    {
         Cell(ticks, new CellKey(segmentId, catalogVersion, channel, variant)).Add(type, value);
+        Interlocked.Increment(ref _outcomesCounted);
+    }
 
     /// <summary>Counts one outcome credited to no decision.</summary>
-    public void AddUnattributed(long ticks, OutcomeType type) =>
+    public void AddUnattributed(long ticks, OutcomeType type)
+    {
         Cell(ticks, new CellKey("", 0, "", null)).Add(type, 0);
+        Interlocked.Increment(ref _outcomesCounted);
+    }
 
     /// <summary>Answers <paramref name="query"/>. Throws <see cref="ValidationException"/> for a bad range or repeated dimension.</summary>
     public KpiReport Query(KpiQuery query)
@@ -330,6 +341,70 @@ public sealed class KpiStore
                     _reach.TryRemove(key, out _);
                 }
             }
+        }
+    }
+
+    /// <summary>One cell of an hour (or, with <paramref name="Day"/>, a day) as a checkpoint holds it.</summary>
+    internal readonly record struct CellState(bool Day, long Period, string Segment, long Version, string Channel, VariantKind? Variant, long[] Counts, double Revenue);
+
+    /// <summary>The distinct users of one segment, version, channel and day as a checkpoint holds them.</summary>
+    internal readonly record struct ReachState(string Segment, long Version, string Channel, long Day, byte[] Registers);
+
+    /// <summary>Every cell kept, for a checkpoint.</summary>
+    internal IEnumerable<CellState> Cells()
+    {
+        foreach (var (ring, day) in new[] { (_hours, false), (_days, true) })
+        {
+            foreach (var bucket in ring)
+            {
+                if (bucket is null)
+                {
+                    continue;
+                }
+
+                foreach (var (key, counters) in bucket.Cells)
+                {
+                    var (counts, revenue) = counters.Read();
+                    yield return new CellState(day, bucket.Hour, key.Segment, key.Version, key.Channel, key.Variant, counts, revenue);
+                }
+            }
+        }
+    }
+
+    /// <summary>Every reach sketch kept, for a checkpoint.</summary>
+    internal IEnumerable<ReachState> ReachSketches() =>
+        _reach.Select(r => new ReachState(r.Key.Segment, r.Key.Version, r.Key.Channel, r.Key.Day, r.Value.CopyRegisters()));
+
+    /// <summary>The segments (with their variants) decided into, by id and catalog version, for a checkpoint.</summary>
+    internal IEnumerable<(string Segment, long Version, Segment Definition)> SegmentVersions() => _segments.Select(s => (s.Key.Segment, s.Key.Version, s.Value));
+
+    /// <summary>Restores what a checkpoint held (into an empty store, before anything is counted).</summary>
+    internal void Restore(IEnumerable<CellState> cells, IEnumerable<ReachState> reach, IEnumerable<(string Segment, long Version, Segment Definition)> segments)
+    {
+        foreach (var c in cells)
+        {
+            var ring = c.Day ? _days : _hours;
+            ref var slot = ref ring[c.Period % ring.Length];
+            if (slot is null || slot.Hour < c.Period)
+            {
+                slot = new Bucket(c.Period);
+            }
+
+            if (slot.Hour == c.Period)
+            {
+                slot.Cells[new CellKey(c.Segment, c.Version, c.Channel, c.Variant)] = KpiCounters.From(c.Counts, c.Revenue);
+            }
+        }
+
+        foreach (var r in reach)
+        {
+            _reach[new ReachKey(r.Segment, r.Version, r.Channel, r.Day)] = ReachSketch.From(r.Registers);
+            _newestDay = Math.Max(_newestDay, r.Day);
+        }
+
+        foreach (var (segment, version, definition) in segments)
+        {
+            _segments[(segment, version)] = definition;
         }
     }
 

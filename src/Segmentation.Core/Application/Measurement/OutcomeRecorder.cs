@@ -56,6 +56,26 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     private readonly ConcurrentDictionary<(long Sequence, string OrderId), bool> _converted = new();
     private long _prunedAt;
 
+    /// <summary>Each user's recent credited impressions, for a checkpoint.</summary>
+    internal IEnumerable<(string UserId, (long Sequence, long Ticks)[] Touches)> Impressions() => _impressions.Select(i => (i.Key, i.Value));
+
+    /// <summary>The (decision, order) pairs credited with a conversion, for a checkpoint.</summary>
+    internal IEnumerable<(long Sequence, string OrderId)> Conversions() => _converted.Keys;
+
+    /// <summary>Restores a checkpoint's impressions and credited conversions.</summary>
+    internal void Restore(IEnumerable<(string UserId, (long Sequence, long Ticks)[] Touches)> impressions, IEnumerable<(long Sequence, string OrderId)> conversions)
+    {
+        foreach (var (user, touches) in impressions)
+        {
+            _impressions[user] = touches;
+        }
+
+        foreach (var pair in conversions)
+        {
+            _converted[pair] = true;
+        }
+    }
+
     /// <summary>Forgets <paramref name="userIds"/> (erasure): their remembered decisions and impressions.</summary>
     public void Forget(IReadOnlySet<string> userIds)
     {

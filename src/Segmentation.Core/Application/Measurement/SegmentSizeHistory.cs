@@ -66,6 +66,20 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
         return points;
     }
 
+    /// <summary>Each segment's hourly ring (member counts, and the hour each slot holds plus one), for a checkpoint.</summary>
+    internal IEnumerable<(string Segment, long[] Members, long[] Hours)> Rings() =>
+        _members.Select(m => (m.Key, (long[])m.Value.Clone(), _hours.TryGetValue(m.Key, out var h) ? (long[])h.Clone() : new long[Hours]));
+
+    /// <summary>Restores a checkpoint's rings.</summary>
+    internal void Restore(IEnumerable<(string Segment, long[] Members, long[] Hours)> rings)
+    {
+        foreach (var (segment, members, hours) in rings.Where(r => r.Members.Length == Hours && r.Hours.Length == Hours))
+        {
+            _members[segment] = members;
+            _hours[segment] = hours;
+        }
+    }
+
     /// <summary>Ids of the segments with history, in no particular order.</summary>
     public IEnumerable<string> Segments => _members.Keys;
 }

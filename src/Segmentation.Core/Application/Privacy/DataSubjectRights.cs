@@ -38,6 +38,7 @@ public sealed class DataSubjectRights(
     DecisionCache cache,
     TimeProvider time,
     IStoreCompaction? compaction = null,
+    IMeasurementCheckpoint? checkpoint = null,
     OutcomeRecorder? outcomes = null)
 {
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
@@ -62,6 +63,7 @@ public sealed class DataSubjectRights(
         try
         {
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
+            checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

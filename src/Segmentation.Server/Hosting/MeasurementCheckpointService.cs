@@ -1,0 +1,68 @@
+using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Measurement;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// Saves measurement's state to the data directory every <see cref="SegmentationOptions.MeasurementCheckpointSeconds"/>
+/// when decisions were served or outcomes counted since the last save, and once more at shutdown. A crash loses at
+/// most that interval of KPI counts and remembered decisions; profiles (outcomes included, as events) are in the
+/// change log and never lost. A failing save is reported to health and retried.
+/// </summary>
+public sealed class MeasurementCheckpointService(
+    IMeasurementCheckpoint checkpoint,
+    DecisionMeasurement measurement,
+    IOptions<SegmentationOptions> options,
+    ServiceHealth health,
+    ILogger<MeasurementCheckpointService> logger) : SupervisedBackgroundService(health, logger)
+{
+    private (long Issued, long Outcomes) _saved = (-1, -1);
+
+    protected override string Job => "measurement checkpoint";
+
+    protected override async Task RunAsync(CancellationToken stoppingToken)
+    {
+        if (checkpoint is NoMeasurementCheckpoint)
+        {
+            return;
+        }
+
+        _saved = State();
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.MeasurementCheckpointSeconds));
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            SaveIfChanged();
+            Succeeded();
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (checkpoint is NoMeasurementCheckpoint)
+        {
+            return;
+        }
+
+        try
+        {
+            SaveIfChanged();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Saving measurement's state at shutdown failed ({Reason}); the last saved state will be restored", ex.Message);
+        }
+    }
+
+    private void SaveIfChanged()
+    {
+        var now = State();
+        if (now != _saved)
+        {
+            checkpoint.Save();
+            _saved = now;
+        }
+    }
+
+    private (long, long) State() => (measurement.Ledger.Issued, measurement.Kpis.OutcomesCounted);
+}

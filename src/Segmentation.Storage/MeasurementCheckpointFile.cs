@@ -1,0 +1,374 @@
+using System.IO.Hashing;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Rendering;
+
+namespace Segmentation.Storage;
+
+/// <summary>
+/// Measurement's state in one file of the data directory (<c>measurement.bin</c>): the served decisions the ledger
+/// remembers (id bits, user, winning segment, catalog version, channel, time), the hourly and daily KPI counters,
+/// the reach sketches, segment size and churn histories, and the impressions and conversions already credited.
+/// Written whole to a temporary file, flushed and renamed over the previous one, so a crash leaves either the old
+/// or the new file; a checksum (XXH64) ends it. A file that cannot be read is renamed aside with a warning and
+/// measurement starts empty: KPIs are derived data, and never a reason to refuse to start.
+/// </summary>
+public sealed class MeasurementCheckpointFile(
+    string directory,
+    DecisionMeasurement measurement,
+    SegmentSizeHistory sizes,
+    ChurnHistory churn,
+    OutcomeRecorder outcomes,
+    CatalogProvider catalogs,
+    ILogger? logger = null) : IMeasurementCheckpoint
+{
+    /// <summary>The file's name in the data directory.</summary>
+    public const string FileName = "measurement.bin";
+
+    private const string Magic = "SEGMEAS1";
+    private const int Format = 1;
+
+    private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private readonly object _gate = new();
+
+    /// <summary>Path of the file.</summary>
+    public string Path { get; } = System.IO.Path.Combine(directory, FileName);
+
+    /// <inheritdoc />
+    public void Save()
+    {
+        lock (_gate)
+        {
+            measurement.Drain(); // every remembered decision is in the KPIs written with it
+            var temporary = Path + ".tmp";
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                var hash = new XxHash64();
+                using (var writer = new BinaryWriter(new HashingStream(file, hash), Encoding.UTF8, leaveOpen: true))
+                {
+                    Write(writer);
+                }
+
+                file.Write(BitConverter.GetBytes(hash.GetCurrentHashAsUInt64()));
+                file.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, Path, overwrite: true);
+            DataDirectory.SyncDirectory(directory);
+        }
+    }
+
+    /// <inheritdoc />
+    public bool Restore()
+    {
+        if (!File.Exists(Path))
+        {
+            return false;
+        }
+
+        try
+        {
+            var bytes = File.ReadAllBytes(Path);
+            if (bytes.Length < 8 || XxHash64.HashToUInt64(bytes.AsSpan(0, bytes.Length - 8)) != BitConverter.ToUInt64(bytes, bytes.Length - 8))
+            {
+                throw new InvalidDataException("its checksum does not match its contents");
+            }
+
+            using var reader = new BinaryReader(new MemoryStream(bytes, 0, bytes.Length - 8, writable: false), Encoding.UTF8);
+            Read(reader);
+            return true;
+        }
+        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or IOException or ArgumentException)
+        {
+            var aside = Path + ".unreadable-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture);
+            File.Move(Path, aside, overwrite: true);
+            _logger.LogWarning("The saved measurement state {Path} could not be read ({Reason}); it was moved to {Aside} and KPIs, remembered decisions and histories start empty. Profiles are not affected.", Path, ex.Message, aside);
+            return false;
+        }
+    }
+
+    private void Write(BinaryWriter w)
+    {
+        w.Write(Magic);
+        w.Write(Format);
+
+        // Segments (as decided: id, name, type, priority, fallback, variant ids) and decision keys, each written once.
+        var segments = new Dictionary<Segment, int>(ReferenceEqualityComparer.Instance);
+        var keys = new Dictionary<DecisionKey, int>(ReferenceEqualityComparer.Instance);
+        var remembered = measurement.Ledger.Remembered().ToList();
+        var versions = measurement.Kpis.SegmentVersions().ToList();
+        foreach (var segment in remembered.Select(d => d.Segment).Concat(versions.Select(v => v.Definition)))
+        {
+            segments.TryAdd(segment, segments.Count);
+        }
+
+        foreach (var d in remembered)
+        {
+            keys.TryAdd(d.Key, keys.Count);
+        }
+
+        w.Write(segments.Count);
+        foreach (var s in segments.Keys)
+        {
+            w.Write(s.Id);
+            w.Write(s.Name);
+            w.Write((int)s.Type);
+            w.Write(s.Priority);
+            w.Write(s.IsFallback);
+            w.Write(s.Variants.Count);
+            foreach (var v in s.Variants)
+            {
+                w.Write((int)v.Kind);
+                w.Write(v.Id);
+            }
+        }
+
+        w.Write(keys.Count);
+        foreach (var k in keys.Keys)
+        {
+            w.Write(segments[k.Segment]);
+            w.Write(k.CatalogVersion);
+            w.Write(k.Channel);
+            w.Write(k.FromCache);
+        }
+
+        // The ledger.
+        w.Write(measurement.Ledger.ProcessBits);
+        w.Write(measurement.Ledger.Issued);
+        w.Write(remembered.Count);
+        foreach (var d in remembered)
+        {
+            w.Write(d.Sequence);
+            w.Write(d.UserId);
+            w.Write(keys[d.Key]);
+            w.Write(d.Ticks);
+        }
+
+        // KPIs.
+        w.Write(versions.Count);
+        foreach (var (segment, version, definition) in versions)
+        {
+            w.Write(segment);
+            w.Write(version);
+            w.Write(segments[definition]);
+        }
+
+        var cells = measurement.Kpis.Cells().ToList();
+        w.Write(cells.Count);
+        foreach (var c in cells)
+        {
+            w.Write(c.Day);
+            w.Write(c.Period);
+            w.Write(c.Segment);
+            w.Write(c.Version);
+            w.Write(c.Channel);
+            w.Write(c.Variant is { } kind ? (int)kind : -1);
+            w.Write(c.Counts.Length);
+            foreach (var n in c.Counts)
+            {
+                w.Write(n);
+            }
+
+            w.Write(c.Revenue);
+        }
+
+        var reach = measurement.Kpis.ReachSketches().ToList();
+        w.Write(reach.Count);
+        foreach (var r in reach)
+        {
+            w.Write(r.Segment);
+            w.Write(r.Version);
+            w.Write(r.Channel);
+            w.Write(r.Day);
+            w.Write(r.Registers.Length);
+            w.Write(r.Registers);
+        }
+
+        // Size and churn histories.
+        WriteRings(w, sizes.Rings().ToList());
+        WriteRings(w, churn.Rings().ToList());
+
+        // Credited impressions and conversions.
+        var impressions = outcomes.Impressions().ToList();
+        w.Write(impressions.Count);
+        foreach (var (user, touches) in impressions)
+        {
+            w.Write(user);
+            w.Write(touches.Length);
+            foreach (var (sequence, ticks) in touches)
+            {
+                w.Write(sequence);
+                w.Write(ticks);
+            }
+        }
+
+        var conversions = outcomes.Conversions().ToList();
+        w.Write(conversions.Count);
+        foreach (var (sequence, order) in conversions)
+        {
+            w.Write(sequence);
+            w.Write(order);
+        }
+    }
+
+    private void Read(BinaryReader r)
+    {
+        if (r.ReadString() != Magic || r.ReadInt32() is var format && format != Format)
+        {
+            throw new InvalidDataException("it is not a measurement state file of a known format");
+        }
+
+        var current = catalogs.Current;
+        var segments = new Segment[r.ReadInt32()];
+        for (var i = 0; i < segments.Length; i++)
+        {
+            var (id, name, type, priority, fallback) = (r.ReadString(), r.ReadString(), (SegmentType)r.ReadInt32(), r.ReadInt32(), r.ReadBoolean());
+            var variants = new (VariantKind, string)[r.ReadInt32()];
+            for (var v = 0; v < variants.Length; v++)
+            {
+                variants[v] = ((VariantKind)r.ReadInt32(), r.ReadString());
+            }
+
+            segments[i] = RememberedSegments.Resolve(current, id, name, type, priority, fallback, variants);
+        }
+
+        var keys = new DecisionKey[r.ReadInt32()];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = new DecisionKey(segments[r.ReadInt32()], r.ReadInt64(), Channels.Intern(r.ReadString()), r.ReadBoolean());
+        }
+
+        var processBits = r.ReadUInt64();
+        var issued = r.ReadInt64();
+        var decisions = new (long, string, DecisionKey, long)[r.ReadInt32()];
+        for (var i = 0; i < decisions.Length; i++)
+        {
+            decisions[i] = (r.ReadInt64(), r.ReadString(), keys[r.ReadInt32()], r.ReadInt64());
+        }
+
+        var versions = new (string, long, Segment)[r.ReadInt32()];
+        for (var i = 0; i < versions.Length; i++)
+        {
+            versions[i] = (r.ReadString(), r.ReadInt64(), segments[r.ReadInt32()]);
+        }
+
+        var cells = new KpiStore.CellState[r.ReadInt32()];
+        for (var i = 0; i < cells.Length; i++)
+        {
+            var (day, period, segment, version, channel, variant) = (r.ReadBoolean(), r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt32());
+            var counts = new long[r.ReadInt32()];
+            for (var n = 0; n < counts.Length; n++)
+            {
+                counts[n] = r.ReadInt64();
+            }
+
+            cells[i] = new KpiStore.CellState(day, period, segment, version, channel.Length == 0 ? "" : Channels.Intern(channel), variant < 0 ? null : (VariantKind)variant, counts, r.ReadDouble());
+        }
+
+        var reach = new KpiStore.ReachState[r.ReadInt32()];
+        for (var i = 0; i < reach.Length; i++)
+        {
+            var (segment, version, channel, day) = (r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64());
+            reach[i] = new KpiStore.ReachState(segment, version, Channels.Intern(channel), day, r.ReadBytes(r.ReadInt32()));
+        }
+
+        var sizeRings = ReadRings(r);
+        var churnRings = ReadRings(r);
+
+        var impressions = new (string, (long, long)[])[r.ReadInt32()];
+        for (var i = 0; i < impressions.Length; i++)
+        {
+            var user = r.ReadString();
+            var touches = new (long, long)[r.ReadInt32()];
+            for (var t = 0; t < touches.Length; t++)
+            {
+                touches[t] = (r.ReadInt64(), r.ReadInt64());
+            }
+
+            impressions[i] = (user, touches);
+        }
+
+        var conversions = new (long, string)[r.ReadInt32()];
+        for (var i = 0; i < conversions.Length; i++)
+        {
+            conversions[i] = (r.ReadInt64(), r.ReadString());
+        }
+
+        // Everything was read: only now is anything restored, so an unreadable file changes nothing.
+        measurement.Ledger.Restore(processBits, issued, decisions);
+        measurement.Counted();
+        measurement.Kpis.Restore(cells, reach, versions);
+        sizes.Restore(sizeRings);
+        churn.Restore(churnRings);
+        outcomes.Restore(impressions, conversions);
+    }
+
+    private static void WriteRings(BinaryWriter w, List<(string Segment, long[] Values, long[] Hours)> rings)
+    {
+        w.Write(rings.Count);
+        foreach (var (segment, values, hours) in rings)
+        {
+            w.Write(segment);
+            w.Write(values.Length);
+            for (var i = 0; i < values.Length; i++)
+            {
+                w.Write(values[i]);
+                w.Write(hours[i]);
+            }
+        }
+    }
+
+    private static List<(string, long[], long[])> ReadRings(BinaryReader r)
+    {
+        var rings = new List<(string, long[], long[])>();
+        for (var count = r.ReadInt32(); count > 0; count--)
+        {
+            var segment = r.ReadString();
+            var length = r.ReadInt32();
+            var (values, hours) = (new long[length], new long[length]);
+            for (var i = 0; i < length; i++)
+            {
+                values[i] = r.ReadInt64();
+                hours[i] = r.ReadInt64();
+            }
+
+            rings.Add((segment, values, hours));
+        }
+
+        return rings;
+    }
+
+    // Passes writes through to the file while hashing them.
+    private sealed class HashingStream(Stream inner, NonCryptographicHashAlgorithm hash) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            hash.Append(buffer);
+            inner.Write(buffer);
+        }
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,128 @@
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Outcomes;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Storage;
+
+namespace Segmentation.Core.Tests.Storage;
+
+/// <summary>Measurement survives a restart: a second world restores what the first saved, and goes on from there.</summary>
+public sealed class MeasurementCheckpointTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-measurement-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static TestWorld World(DateTimeOffset? now = null) => new(
+        TestCatalogs.Source(
+            TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }"),
+            TestCatalogs.Segment("regular", "behavioural", "{ field: traits.tier, eq: regular }"),
+            TestCatalogs.Segment("churned", "lifecycle", "{ field: traits.tier, eq: lapsed }")),
+        now);
+
+    private MeasurementCheckpointFile Checkpoint(TestWorld w) =>
+        new(_dir, w.Measurement, w.Get<SegmentSizeHistory>(), w.Get<ChurnHistory>(), w.Outcomes, w.Catalogs);
+
+    private static Outcome Outcome(string id, OutcomeType type, string user, Decision? decision, DateTimeOffset at, string? order = null) =>
+        new(id, type, decision?.DecisionId ?? "", user, "", VariantKind.Offer, at, order, order is null ? 0 : 40, order is null ? null : "GBP");
+
+    private static KpiQuery All(DateTimeOffset now) => new(now.AddDays(-2), now.AddHours(2), [KpiDimension.Segment, KpiDimension.Channel, KpiDimension.Variant]);
+
+    [Fact]
+    public void A_restored_world_reports_the_same_kpis_and_credits_outcomes_to_decisions_made_before_the_restart()
+    {
+        using var first = World();
+        var now = first.Clock.Now;
+        void Traits(TestWorld w, string user, string key, object value) => w.Ingestion.SetTraits(user, new Dictionary<string, object?> { [key] = value }, "crm", AttributeLayer.ZeroParty, null);
+        Traits(first, "a", "vip", true);
+        Traits(first, "r1", "tier", "regular");
+        Traits(first, "r2", "tier", "regular");
+        first.Get<SegmentSizeHistory>().Sample();
+        var a = first.Decide("a");
+        var b = first.Decide("b", new RequestContext(Channel: "email"));
+        first.Outcomes.Record(0, Outcome("a-imp", OutcomeType.Impression, "a", a, now));
+        first.Outcomes.Record(0, Outcome("a-conv", OutcomeType.Conversion, "a", a, now, order: "o-1"));
+        first.Outcomes.Record(0, Outcome("b-imp", OutcomeType.Impression, "b", b, now));
+        first.Outcomes.Record(0, Outcome("lost", OutcomeType.Click, "z", null, now));
+        first.Clock.Now = now.AddHours(1);
+        Traits(first, "r1", "tier", "lapsed"); // churned from regular
+        var kpisBefore = first.Get<SegmentKpis>().Query(All(first.Clock.Now));
+        var churnBefore = first.Get<SegmentKpis>().Query(new KpiQuery(now.AddDays(-1), now.AddHours(2), [KpiDimension.Segment]));
+        Checkpoint(first).Save();
+
+        using var second = World(first.Clock.Now);
+        Assert.True(Checkpoint(second).Restore());
+
+        var kpisAfter = second.Get<SegmentKpis>().Query(All(second.Clock.Now));
+        Assert.Equal(Rows(kpisBefore), Rows(kpisAfter));
+        Assert.Equal(kpisBefore.UnattributedOutcomes, kpisAfter.UnattributedOutcomes);
+        var churnAfter = second.Get<SegmentKpis>().Query(new KpiQuery(now.AddDays(-1), now.AddHours(2), [KpiDimension.Segment]));
+        Assert.Equal(1, churnAfter.Rows.Single(r => r.SegmentId == "regular").Kpis.Churned);
+        Assert.Equal(Rows(churnBefore), Rows(churnAfter));
+        Assert.Equal(first.Get<SegmentSizeHistory>().Points("regular", now.AddDays(-1), now.AddHours(2)), second.Get<SegmentSizeHistory>().Points("regular", now.AddDays(-1), now.AddHours(2)));
+
+        // The decisions made before the restart are still found by id: a click is credited, the same order is not
+        // converted twice, and a conversion without a decision id finds b's impression (last touch).
+        var click = second.Outcomes.Record(0, Outcome("a-click", OutcomeType.Click, "a", a, second.Clock.Now));
+        var again = second.Outcomes.Record(0, Outcome("a-conv-2", OutcomeType.Conversion, "a", a, second.Clock.Now, order: "o-1"));
+        var lastTouch = second.Outcomes.Record(0, Outcome("b-conv", OutcomeType.Conversion, "b", null, second.Clock.Now, order: "o-2"));
+        Assert.Equal((Attribution.Decision, "vip"), (click.Attribution, click.SegmentId));
+        Assert.Equal(Attribution.Duplicate, again.Attribution);
+        Assert.Equal((Attribution.LastImpression, b.DecisionId), (lastTouch.Attribution, lastTouch.DecisionId));
+
+        // New decisions continue the sequence: their ids are new and the old ones stay findable.
+        var c = second.Decide("a");
+        Assert.NotEqual(a.DecisionId, c.DecisionId);
+        Assert.True(second.Measurement.Ledger.TryFind(a.DecisionId, out var old) && old.UserId == "a");
+        Assert.True(second.Measurement.Ledger.TryFind(c.DecisionId, out _));
+        Assert.Equal(3, second.Get<SegmentKpis>().Query(All(second.Clock.Now)).Total.Decisions);
+    }
+
+    [Fact]
+    public void An_unreadable_file_is_set_aside_and_measurement_starts_empty()
+    {
+        using var first = World();
+        first.Decide("a");
+        var checkpoint = Checkpoint(first);
+        checkpoint.Save();
+        var bytes = File.ReadAllBytes(checkpoint.Path);
+        bytes[bytes.Length / 2] ^= 0x5A;
+        File.WriteAllBytes(checkpoint.Path, bytes);
+
+        using var second = World();
+        Assert.False(Checkpoint(second).Restore());
+
+        Assert.False(File.Exists(checkpoint.Path));
+        Assert.Single(Directory.EnumerateFiles(_dir, MeasurementCheckpointFile.FileName + ".unreadable-*"));
+        Assert.Equal(0, second.Measurement.Ledger.Issued);
+    }
+
+    [Fact]
+    public async Task Erasing_a_user_rewrites_the_saved_state_without_them()
+    {
+        using var w = World();
+        var checkpoint = Checkpoint(w);
+        w.Track("erase-me-4711", Events.EventTypes.PageView);
+        var decision = w.Decide("erase-me-4711");
+        w.Outcomes.Record(0, Outcome("imp", OutcomeType.Impression, "erase-me-4711", decision, w.Clock.Now));
+        w.Decide("keep-me-0815");
+        checkpoint.Save();
+        Assert.Contains("erase-me-4711", System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(checkpoint.Path)), StringComparison.Ordinal);
+        var rights = new Segmentation.Core.Application.Privacy.DataSubjectRights(w.Ingestion, w.Store, w.Catalogs, w.Rfm, w.Memberships, w.Cache, w.Clock, Segmentation.Core.Application.Changes.NoStoreCompaction.Instance, checkpoint, w.Outcomes);
+
+        await rights.ForgetAsync("erase-me-4711");
+
+        var saved = System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(checkpoint.Path));
+        Assert.DoesNotContain("erase-me-4711", saved, StringComparison.Ordinal);
+        Assert.Contains("keep-me-0815", saved, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_a_saved_file_nothing_is_restored() => Assert.False(Checkpoint(World()).Restore());
+
+    private static List<string> Rows(KpiReport report) =>
+        [.. report.Rows.Select(r => $"{r.SegmentId}|{r.Channel}|{r.Variant}|{r.VariantId}|{r.Kpis}").Order(StringComparer.Ordinal)];
+}
