@@ -99,16 +99,21 @@ public sealed class MeasurementCheckpointFile(
         // Segments (as decided: id, name, type, priority, fallback, variant ids) and decision keys, each written once.
         var segments = new Dictionary<Segment, int>(ReferenceEqualityComparer.Instance);
         var keys = new Dictionary<DecisionKey, int>(ReferenceEqualityComparer.Instance);
-        var remembered = measurement.Ledger.Remembered().ToList();
+        // The ledger is read twice (keys first, then the decisions) rather than copied: a million decisions would
+        // be 50 MB of copies. A slot overwritten between the reads is simply skipped.
+        var issued = measurement.Ledger.Issued;
         var versions = measurement.Kpis.SegmentVersions().ToList();
-        foreach (var segment in remembered.Select(d => d.Segment).Concat(versions.Select(v => v.Definition)))
+        foreach (var d in measurement.Ledger.Remembered(issued))
         {
-            segments.TryAdd(segment, segments.Count);
+            if (keys.TryAdd(d.Key, keys.Count))
+            {
+                segments.TryAdd(d.Segment, segments.Count);
+            }
         }
 
-        foreach (var d in remembered)
+        foreach (var (_, _, definition) in versions)
         {
-            keys.TryAdd(d.Key, keys.Count);
+            segments.TryAdd(definition, segments.Count);
         }
 
         w.Write(segments.Count);
@@ -138,15 +143,19 @@ public sealed class MeasurementCheckpointFile(
 
         // The ledger.
         w.Write(measurement.Ledger.ProcessBits);
-        w.Write(measurement.Ledger.Issued);
-        w.Write(remembered.Count);
-        foreach (var d in remembered)
+        w.Write(issued);
+        foreach (var d in measurement.Ledger.Remembered(issued))
         {
-            w.Write(d.Sequence);
-            w.Write(d.UserId);
-            w.Write(keys[d.Key]);
-            w.Write(d.Ticks);
+            if (keys.TryGetValue(d.Key, out var key))
+            {
+                w.Write(d.Sequence);
+                w.Write(d.UserId);
+                w.Write(key);
+                w.Write(d.Ticks);
+            }
         }
+
+        w.Write(-1L); // the end of the decisions
 
         // KPIs.
         w.Write(versions.Count);
@@ -244,10 +253,10 @@ public sealed class MeasurementCheckpointFile(
 
         var processBits = r.ReadUInt64();
         var issued = r.ReadInt64();
-        var decisions = new (long, string, DecisionKey, long)[r.ReadInt32()];
-        for (var i = 0; i < decisions.Length; i++)
+        var decisions = new List<(long, string, DecisionKey, long)>();
+        for (var sequence = r.ReadInt64(); sequence >= 0; sequence = r.ReadInt64())
         {
-            decisions[i] = (r.ReadInt64(), r.ReadString(), keys[r.ReadInt32()], r.ReadInt64());
+            decisions.Add((sequence, r.ReadString(), keys[r.ReadInt32()], r.ReadInt64()));
         }
 
         var versions = new (string, long, Segment)[r.ReadInt32()];

@@ -96,6 +96,10 @@ public sealed class BenchWorld : IDisposable
 
     public OutcomeRecorder Outcomes { get; }
 
+    /// <summary>A service of the world.</summary>
+    public T Get<T>()
+        where T : notnull => _services.GetRequiredService<T>();
+
     public DateTimeOffset Now => Clock.Now;
 
     /// <summary>A storefront product page on a phone in the UK.</summary>

@@ -66,6 +66,17 @@ public class MeasurementBenchmark
         return sequence;
     }
 
+    /// <summary>Saving measurement's state (the ledger of a million decisions, KPIs, histories) to a file, as every minute with changes.</summary>
+    [Benchmark]
+    public long SaveCheckpoint()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "seg-bench-measurement");
+        Directory.CreateDirectory(directory);
+        var file = new Segmentation.Storage.MeasurementCheckpointFile(directory, _world.Measurement, _world.Get<SegmentSizeHistory>(), _world.Get<ChurnHistory>(), _world.Outcomes, _world.Catalogs);
+        file.Save();
+        return new FileInfo(file.Path).Length;
+    }
+
     /// <summary>KPIs of every segment over 30 days with a million decisions remembered.</summary>
     [Benchmark]
     public int Kpis30DaysAllSegments() =>

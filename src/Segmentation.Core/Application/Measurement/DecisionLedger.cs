@@ -173,10 +173,9 @@ public sealed class DecisionLedger
     /// <summary>The bits every id of this ledger shares, for a checkpoint.</summary>
     internal ulong ProcessBits => _processBits;
 
-    /// <summary>Every decision remembered, for a checkpoint.</summary>
-    internal IEnumerable<RememberedDecision> Remembered()
+    /// <summary>Every decision remembered among the first <paramref name="issued"/> issued, for a checkpoint.</summary>
+    internal IEnumerable<RememberedDecision> Remembered(long issued)
     {
-        var issued = Issued;
         for (var sequence = Math.Max(0, issued - _slots.Length); sequence < issued; sequence++)
         {
             if (TryRead(sequence, out var d))

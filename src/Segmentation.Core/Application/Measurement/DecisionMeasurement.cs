@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Hosting;
 using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Catalog;
@@ -70,36 +71,56 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
     {
         lock (_drain)
         {
-            var issued = Ledger.Issued;
-            while (_counted < issued)
+            try
             {
-                if (Ledger.TryRead(_counted, out var d))
+                DrainLocked();
+            }
+            finally
+            {
+                // The service's metrics: one addition per winner, channel and cache result drained, not one per decision.
+                foreach (var (key, count) in _drained)
                 {
-                    Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
-                    Count(d.Key);
-                }
-                else if (Ledger.IsPending(_counted) && !StalledTooLong())
-                {
-                    return; // being written: counted by the next drain
-                }
-                else if (!Ledger.IsPending(_counted))
-                {
-                    Lost++; // overwritten by a later lap of the ring
+                    Count(key, count);
                 }
 
-                _counted++;
-                _stalledSince = -1;
+                _drained.Clear();
             }
         }
     }
 
+    private readonly Dictionary<DecisionKey, long> _drained = new(ReferenceEqualityComparer.Instance);
+
+    private void DrainLocked()
+    {
+        var issued = Ledger.Issued;
+        while (_counted < issued)
+        {
+            if (Ledger.TryRead(_counted, out var d))
+            {
+                Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
+                CollectionsMarshal.GetValueRefOrAddDefault(_drained, d.Key, out _)++;
+            }
+            else if (Ledger.IsPending(_counted) && !StalledTooLong())
+            {
+                return; // being written: counted by the next drain
+            }
+            else if (!Ledger.IsPending(_counted))
+            {
+                Lost++; // overwritten by a later lap of the ring
+            }
+
+            _counted++;
+            _stalledSince = -1;
+        }
+    }
+
     // The service's metrics, off the request path: a decision is counted when it is drained.
-    private static void Count(DecisionKey key)
+    private static void Count(DecisionKey key, long count)
     {
         if (SegmentationTelemetry.Decisions.Enabled)
         {
             SegmentationTelemetry.Decisions.Add(
-                1,
+                count,
                 SegmentationTelemetry.Tag("segment", key.Segment.Id),
                 SegmentationTelemetry.Tag("channel", key.Channel),
                 SegmentationTelemetry.Tag("cache", key.FromCache ? "hit" : "miss"));
@@ -107,7 +128,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
 
         if (key.Segment.IsFallback && SegmentationTelemetry.FallbackDecisions.Enabled)
         {
-            SegmentationTelemetry.FallbackDecisions.Add(1, SegmentationTelemetry.Tag("channel", key.Channel));
+            SegmentationTelemetry.FallbackDecisions.Add(count, SegmentationTelemetry.Tag("channel", key.Channel));
         }
     }
 
