@@ -26,6 +26,13 @@ public sealed class TelemetryOptions
     public string PrometheusPath { get; set; } = "/metrics";
 
     /// <summary>
+    /// Also collect ASP.NET Core's and Kestrel's own request and connection metrics (<c>http.server.request.duration</c>
+    /// by route and status, active connections). Default on; they cost every request a histogram record (see
+    /// docs/performance.md), so a deployment that measures requests elsewhere can turn them off.
+    /// </summary>
+    public bool HttpMetrics { get; set; } = true;
+
+    /// <summary>
     /// An OTLP collector (for example <c>http://localhost:4317</c>): metrics and traces are exported to it when set.
     /// The standard <c>OTEL_EXPORTER_OTLP_*</c> environment variables refine the exporter (protocol, headers).
     /// </summary>
@@ -64,8 +71,11 @@ internal static class Telemetry
             .ConfigureResource(r => r.AddService("segmentation", serviceVersion: typeof(Telemetry).Assembly.GetName().Version?.ToString()))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(SegmentationTelemetry.Name, TemplateRenderer.MeterName, ServiceGauges.MeterName)
-                    .AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel");
+                metrics.AddMeter(SegmentationTelemetry.Name, TemplateRenderer.MeterName, ServiceGauges.MeterName);
+                if (options.HttpMetrics)
+                {
+                    metrics.AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel");
+                }
                 if (options.Prometheus)
                 {
                     metrics.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
