@@ -29,6 +29,7 @@ public sealed class LayeringTests
         ["Catalog"],
         ["Decisions"],
         ["Outcomes"],
+        ["Experiments"],
         ["Application"],
     ];
 

@@ -1,0 +1,96 @@
+using Segmentation.Core.Experiments;
+
+namespace Segmentation.Core.Tests.Experiments;
+
+/// <summary>
+/// Every statistic against reference values computed independently. Unless stated, the references were computed
+/// with SciPy 1.10.1 (Debian 12's python3-scipy) — the calls are written next to each value — and are compared to
+/// 9 significant digits or better.
+/// </summary>
+public class ExperimentStatisticsTests
+{
+    // a = control, b = treatment: revenue per user of 12 and 14 users.
+    private static readonly double[] A = [12.5, 8.0, 0, 0, 22.1, 3.3, 0, 15.0, 7.2, 0, 9.9, 30.5];
+    private static readonly double[] B = [14.0, 0, 18.2, 25.0, 0, 11.1, 9.0, 0, 27.5, 16.4, 0, 12.8, 19.9, 0];
+
+    private static ArmMetric Of(double[] values) => new(values.Length, values.Sum(), values.Sum(v => v * v));
+
+    [Fact]
+    public void Welch_t_test_matches_scipy()
+    {
+        var r = ExperimentStatistics.Means(Of(A), Of(B));
+
+        // stats.ttest_ind(B, A, equal_var=False) → statistic 0.5076542445387481, pvalue 0.6164390824645497
+        Assert.Equal(0.5076542445387481, r.Statistic, 10);
+        Assert.Equal(0.6164390824645497, r.PValue, 10);
+
+        // Welch–Satterthwaite df and the 95 % interval: d ± stats.t.ppf(0.975, df) · se
+        Assert.Equal(23.442221011415374, r.DegreesOfFreedom, 8);
+        Assert.Equal(-5.991490905122583, r.DifferenceLower, 8);
+        Assert.Equal(9.893871857503537, r.DifferenceUpper, 8);
+        Assert.Equal((153.9 / 14) - (108.5 / 12), r.Difference, 10);
+    }
+
+    [Fact]
+    public void Two_proportion_z_test_matches_pearson_chi_squared_on_the_2x2_table()
+    {
+        var r = ExperimentStatistics.Rates(ArmMetric.Rate(200, 2000), ArmMetric.Rate(250, 2000));
+
+        // stats.chi2_contingency([[200, 1800], [250, 1750]], correction=False) → chi2 6.259780907668231, p 0.012350947711191402
+        Assert.Equal(6.259780907668231, r.Statistic * r.Statistic, 9);
+        Assert.Equal(0.012350947711191402, r.PValue, 10);
+
+        // p2 − p1 ± stats.norm.ppf(0.975) · √(p1(1 − p1)/n1 + p2(1 − p2)/n2)
+        Assert.Equal(0.00543100855465602, r.DifferenceLower, 10);
+        Assert.Equal(0.04456899144534397, r.DifferenceUpper, 10);
+        Assert.Equal(0.25, r.Lift, 12);
+        Assert.True(r.LiftLower > 0 && r.LiftUpper > r.Lift);
+    }
+
+    [Theory]
+    [InlineData(new long[] { 5010, 4990 }, new[] { 0.5, 0.5 }, 0.04, 0.841480581121794, false)] // stats.chisquare([5010, 4990], [5000, 5000])
+    [InlineData(new long[] { 5000, 5400 }, new[] { 1.0, 1.0 }, 15.384615384615385, 8.769942375590228e-05, true)] // stats.chisquare([5000, 5400], [5200, 5200])
+    [InlineData(new long[] { 3300, 3350, 3400 }, new[] { 0.33, 0.33, 0.34 }, 0.5050505050505096, 0.7768365955058739, false)] // stats.chisquare([3300, 3350, 3400], f_exp=[3316.5, 3316.5, 3417])
+    public void Sample_ratio_mismatch_is_pearson_goodness_of_fit(long[] users, double[] weights, double chi, double p, bool mismatch)
+    {
+        var r = ExperimentStatistics.SampleRatio(users, weights);
+
+        Assert.Equal(chi, r.ChiSquared, 9);
+        Assert.Equal(p, r.PValue, 12);
+        Assert.Equal(mismatch, r.Mismatch);
+    }
+
+    [Fact]
+    public void Benjamini_Hochberg_reproduces_the_papers_example()
+    {
+        // Benjamini & Hochberg (1995), J. R. Statist. Soc. B 57(1), section 3.2: 15 p-values; at q = 0.05 the four
+        // smallest are rejected (the 4th, 0.0095 ≤ 4/15 · 0.05, and none above it qualifies).
+        double[] p = [0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.0000];
+
+        var adjusted = ExperimentStatistics.BenjaminiHochberg(p);
+
+        Assert.Equal(4, adjusted.Count(q => q <= 0.05));
+        Assert.Equal(0.0095 * 15 / 4, adjusted[3], 12);
+        Assert.Equal(0.0015, adjusted[0], 12); // min over ranks ≥ 1 of p·m/rank: 0.0001·15 = 0.0015 < 0.0004·15/2 = 0.003
+        Assert.True(adjusted.Zip(adjusted.Skip(1)).All(x => x.First <= x.Second)); // monotone in the p-values' order
+    }
+
+    [Fact]
+    public void Users_per_arm_follows_the_normal_approximation()
+    {
+        // (stats.norm.ppf(0.975) + stats.norm.ppf(0.8))² · (0.1·0.9 + 0.11·0.89) / 0.01² = 14748.045020841953
+        Assert.Equal(14_749, ExperimentStatistics.UsersPerArm(0.10, 0.10));
+        Assert.True(ExperimentStatistics.UsersPerArm(0.10, 0.20) < ExperimentStatistics.UsersPerArm(0.10, 0.10) / 3);
+    }
+
+    [Theory]
+    [InlineData(100, 6.694388617066039)]
+    [InlineData(5000, 3.0352089903762534)]
+    [InlineData(100000, 3.3368575337865996)]
+    public void The_sequential_multiplier_is_narrowest_near_the_tuned_size(long users, double multiplier)
+    {
+        // The formula evaluated in Python's math module (docs/experiments.md); always wider than the fixed 1.96.
+        Assert.Equal(multiplier, ExperimentStatistics.SequentialMultiplier(users), 9);
+        Assert.True(multiplier > 1.96);
+    }
+}
