@@ -175,10 +175,10 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         if (outcome.Type == OutcomeType.Impression)
         {
             var touch = (Sequence: d.Decision.Sequence, Ticks: ticks);
-            _impressions.AddOrUpdate(outcome.SubjectId, [touch], (_, old) => [.. old.Append(touch).OrderBy(t => t.Ticks).TakeLast(RecentImpressions)]);
+            _impressions.AddOrUpdate(outcome.SubjectId, static (_, t) => [t], static (_, old, t) => WithTouch(old, t), touch);
         }
 
-        PruneConversions();
+        Prune();
         return new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, d.Decision.DecisionId.ToString(), d.Decision.Segment.Id, []);
     }
 
@@ -238,8 +238,33 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         Category = o.Variant?.ToString().ToLowerInvariant(),
     };
 
-    // Conversion keys of decisions the ledger has forgotten can never match again.
-    private void PruneConversions()
+    // The user's recent impressions with one more, oldest first, at most RecentImpressions (the oldest falls out).
+    private static (long Sequence, long Ticks)[] WithTouch((long Sequence, long Ticks)[] old, (long Sequence, long Ticks) touch)
+    {
+        var at = old.Length;
+        while (at > 0 && old[at - 1].Ticks > touch.Ticks)
+        {
+            at--; // an impression reported late goes in its place by time
+        }
+
+        var keep = Math.Min(old.Length + 1, RecentImpressions);
+        var drop = old.Length + 1 - keep;
+        var touches = new (long, long)[keep];
+        for (int from = 0, to = 0; from <= old.Length; from++)
+        {
+            var item = from < at ? old[from] : from == at ? touch : old[from - 1];
+            if (from >= drop)
+            {
+                touches[to++] = item;
+            }
+        }
+
+        return touches;
+    }
+
+    // Conversion keys and impressions of decisions the ledger has forgotten can never be credited again: dropped each
+    // time the ledger has forgotten another quarter of its capacity, so both stay bounded by what it remembers.
+    private void Prune()
     {
         var ledger = measurement.Ledger;
         var forgotten = ledger.Issued - ledger.Capacity;
@@ -254,6 +279,14 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             if (key.Sequence < forgotten)
             {
                 _converted.TryRemove(key, out _);
+            }
+        }
+
+        foreach (var (user, touches) in _impressions)
+        {
+            if (touches.Max(static t => t.Sequence) < forgotten)
+            {
+                _impressions.TryRemove(new KeyValuePair<string, (long Sequence, long Ticks)[]>(user, touches)); // unless a newer impression replaced it meanwhile
             }
         }
     }

@@ -286,4 +286,23 @@ public class OutcomeAttributionTests
 
         Assert.InRange(small.Estimate(), 147, 153); // small sets are counted by linear counting, nearly exactly
     }
+
+    [Fact]
+    public void Impressions_of_decisions_the_ledger_forgot_are_pruned()
+    {
+        using var w = World(new MeasurementOptions { RememberedDecisions = 16 });
+        var first = w.Decide("early");
+        Assert.Equal(Attribution.Decision, w.Outcomes.Record(0, Of(w, "early-imp", OutcomeType.Impression, first.DecisionId, "early")).Attribution);
+        Assert.Contains(w.Outcomes.Impressions(), i => i.UserId == "early");
+
+        // Enough later decisions (with impressions) for the ring to forget the first one, and a quarter ring more.
+        for (var i = 0; i < 40; i++)
+        {
+            var d = w.Decide($"later-{i}");
+            w.Outcomes.Record(0, Of(w, $"later-{i}-imp", OutcomeType.Impression, d.DecisionId, $"later-{i}"));
+        }
+
+        Assert.DoesNotContain(w.Outcomes.Impressions(), i => i.UserId == "early"); // it could never be credited again
+        Assert.True(w.Outcomes.Impressions().Count() <= 16 + 4 + 1, "only users with impressions of decisions the ledger still remembers are kept");
+    }
 }
