@@ -39,10 +39,12 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         var first = (await decisions.DecideAsync(new DecideRequest { UserId = user, Channel = Contracts.V1.Channel.Email })).Decision;
         var missLabels = new[] { ("segment", first.Segment.Id), ("channel", "email"), ("cache", "miss") };
         var hitLabels = new[] { ("segment", first.Segment.Id), ("channel", "email"), ("cache", "hit") };
+        var measurement = host.Services.GetRequiredService<DecisionMeasurement>();
+        measurement.Drain(); // the first decision is counted before the first scrape
         var before = await Scrape(http);
         for (var i = 0; i < 3; i++)
         {
-            await decisions.DecideAsync(new DecideRequest { UserId = user, Channel = Contracts.V1.Channel.Email }); // the second of a context is cached, the third answered from the cache
+            await decisions.DecideAsync(new DecideRequest { UserId = user, Channel = Contracts.V1.Channel.Email }); // the second of a context is computed and cached, the next two answered from the cache
         }
 
         var events = new ProfileService.ProfileServiceClient(Channel);
@@ -56,17 +58,22 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         {
             Outcomes = { new Outcome { EventId = user + "-o", Type = OutcomeType.Click, DecisionId = Guid.CreateVersion7().ToString(), UserId = user, Variant = VariantKind.Offer, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) } },
         });
-        host.Services.GetRequiredService<DecisionMeasurement>().Drain(); // decisions are counted off the request path, when drained
+        measurement.Drain(); // decisions are counted off the request path, when drained
 
         var after = await Scrape(http);
-        Assert.True(Value(after, "segmentation_decisions_total", missLabels) - Value(before, "segmentation_decisions_total", missLabels) >= 2, "decisions computed afresh are counted as cache misses of their segment and channel");
-        Assert.True(Value(after, "segmentation_decisions_total", hitLabels) - Value(before, "segmentation_decisions_total", hitLabels) >= 1, "a decision answered by the cache is counted as a hit");
+        Assert.True(Value(after, "segmentation_decisions_total", missLabels) - Value(before, "segmentation_decisions_total", missLabels) >= 1, "decisions computed afresh are counted as cache misses of their segment and channel");
+        Assert.True(Value(after, "segmentation_decisions_total", hitLabels) - Value(before, "segmentation_decisions_total", hitLabels) >= 2, "a decision answered by the cache is counted as a hit");
         Assert.True(Value(after, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) - Value(before, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) >= 1);
         Assert.True(Value(after, "segmentation_events_total", ("result", "accepted")) - Value(before, "segmentation_events_total", ("result", "accepted")) >= 1);
         Assert.True(Value(after, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) - Value(before, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) >= 1);
         Assert.True(Value(after, "segmentation_profiles") >= 1);
         Assert.True(Value(after, "segmentation_catalog_segments") > 1);
         Assert.DoesNotContain(user, after); // tag sets are bounded: never a user id
+
+        // Data quality as gauges: completeness per context field, profiles by freshness band, the declared share.
+        Assert.Equal(1.0, Value(after, "segmentation_events_completeness", ("field", "context.source")));
+        Assert.Contains(after.Split('\n'), l => l.StartsWith("segmentation_profiles_freshness", StringComparison.Ordinal) && l.Contains("band=\"no events\"", StringComparison.Ordinal)); // measured at most every 5 minutes: its values may predate this test's writes
+        Assert.Contains("segmentation_profiles_declared_share", after, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -140,13 +140,55 @@ internal sealed class ServiceGauges
 {
     public const string MeterName = "Segmentation.Server";
 
-    public ServiceGauges(IMeterFactory meters, IProfileStore profiles, CatalogProvider catalogs, DecisionMeasurement measurement)
+    // The profile figures of data quality take a pass over the store: measured at most this often for the gauges.
+    private static readonly TimeSpan QualityRefresh = TimeSpan.FromMinutes(5);
+    private readonly DataQuality _quality;
+    private readonly TimeProvider _time;
+    private readonly object _gate = new();
+    private (DataQualityReport Report, DateTimeOffset At)? _cached;
+
+    public ServiceGauges(IMeterFactory meters, IProfileStore profiles, CatalogProvider catalogs, DecisionMeasurement measurement, DataQuality quality, Core.Application.Profiles.ProfileIngestion ingestion, TimeProvider time)
     {
+        _quality = quality;
+        _time = time;
         var meter = meters.Create(MeterName);
         meter.CreateObservableGauge("segmentation.profiles", () => (long)profiles.Count, "{profile}", "Profiles in the store");
         meter.CreateObservableGauge("segmentation.catalog.version", () => catalogs.Current.Version, null, "Version of the serving catalog");
         meter.CreateObservableGauge("segmentation.catalog.segments", () => (long)catalogs.Current.Segments.Count, "{segment}", "Segments in the serving catalog");
         meter.CreateObservableGauge("segmentation.decisions.remembered", () => Math.Min(measurement.Ledger.Issued, measurement.Ledger.Capacity), "{decision}", "Served decisions the ledger remembers for attribution");
+
+        // Data quality: completeness from the event counters (cheap), the profile figures from a report at most 5 minutes old.
+        meter.CreateObservableGauge(
+            "segmentation.events.completeness",
+            () => ingestion.Events.Quality.Read().Completeness.Select(c => new Measurement<double>(c.Value, new KeyValuePair<string, object?>("field", c.Key))),
+            null,
+            "Share of accepted events carrying each optional context field");
+        meter.CreateObservableGauge("segmentation.profiles.declared_share", () => Report().DeclaredShare, null, "Share of profiles with declared (zero-party) data (refreshed at most every 5 minutes)");
+        meter.CreateObservableGauge(
+            "segmentation.profiles.unsegmented_share",
+            () => Report().UnsegmentedShare is { } share ? [new Measurement<double>(share)] : Array.Empty<Measurement<double>>(),
+            null,
+            "Share of profiles matching no segment but the fallback (refreshed at most every 5 minutes; absent while memberships are rebuilt)");
+        meter.CreateObservableGauge(
+            "segmentation.profiles.freshness",
+            () => Report().Freshness.Select(b => new Measurement<long>(b.Profiles, new KeyValuePair<string, object?>("band", b.Label))),
+            "{profile}",
+            "Profiles by the age of their last event (refreshed at most every 5 minutes)");
+    }
+
+    private DataQualityReport Report()
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            if (_cached is not { } cached || now - cached.At >= QualityRefresh)
+            {
+                cached = (_quality.Measure(now.AddDays(-1), now), now);
+                _cached = cached;
+            }
+
+            return cached.Report;
+        }
     }
 }
 
