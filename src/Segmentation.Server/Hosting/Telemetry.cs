@@ -59,7 +59,7 @@ internal static class Telemetry
     {
         var options = configuration.GetSection(TelemetryOptions.Section).Get<TelemetryOptions>() ?? new TelemetryOptions();
         services.Configure<TelemetryOptions>(configuration.GetSection(TelemetryOptions.Section));
-        services.AddSingleton<ServiceGauges>();
+        services.AddHostedService<ServiceGauges>(); // built when the host starts: a store that cannot open fails start-up there, explained
         var otlp = options.OtlpEndpoint.Length > 0 ? new Uri(options.OtlpEndpoint, UriKind.Absolute) : null;
         var traces = options.Traces ?? otlp is not null;
         if (!options.Prometheus && otlp is null)
@@ -105,7 +105,6 @@ internal static class Telemetry
     public static WebApplication MapSegmentationTelemetry(this WebApplication app)
     {
         var options = app.Configuration.GetSection(TelemetryOptions.Section).Get<TelemetryOptions>() ?? new TelemetryOptions();
-        app.Services.GetRequiredService<ServiceGauges>(); // registers the gauges with the meter
         if (options.Prometheus)
         {
             app.MapPrometheusScrapingEndpoint(options.PrometheusPath);
@@ -135,8 +134,8 @@ internal static class Telemetry
     }
 }
 
-/// <summary>Gauges of state the service keeps anyway, read when metrics are collected.</summary>
-internal sealed class ServiceGauges
+/// <summary>Gauges of state the service keeps anyway, read when metrics are collected (registered when the host starts).</summary>
+internal sealed class ServiceGauges : IHostedService
 {
     public const string MeterName = "Segmentation.Server";
 
@@ -175,6 +174,10 @@ internal sealed class ServiceGauges
             "{profile}",
             "Profiles by the age of their last event (refreshed at most every 5 minutes)");
     }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private DataQualityReport Report()
     {
