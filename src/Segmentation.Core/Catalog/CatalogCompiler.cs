@@ -92,6 +92,15 @@ public static class CatalogCompiler
             }
 
             CheckReachable(segments);
+            var experiments = new List<Experiment>();
+            foreach (var definition in _definition.Experiments)
+            {
+                if (segments.FirstOrDefault(s => s.Id == definition.SegmentId) is { } segment && BuildExperiment(definition, segment, templateContext) is { } experiment)
+                {
+                    experiments.Add(experiment);
+                }
+            }
+
             if (_errors.Count > 0)
             {
                 return null;
@@ -100,7 +109,7 @@ public static class CatalogCompiler
             var ordered = Rank(segments);
             var contextRead = _compiler.ContextFieldsRead.Concat(templateContext).Distinct().Order().ToList();
             return new CatalogSnapshot(
-                _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features);
+                _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features, experiments);
         }
 
         private Segment? Build(SegmentDefinition definition, HashSet<ContextField> templateContext)
@@ -152,6 +161,37 @@ public static class CatalogCompiler
                 Variants = variants,
                 SourceFile = definition.File,
             };
+        }
+
+        // An experiment's arms: each serves its own template where it overrides a variant, the segment's otherwise.
+        private Experiment? BuildExperiment(ExperimentDefinition definition, Segment segment, HashSet<ContextField> templateContext)
+        {
+            var arms = new List<ExperimentArm>(definition.Arms.Count);
+            var ok = true;
+            foreach (var arm in definition.Arms)
+            {
+                var variants = segment.Variants.ToArray();
+                foreach (var v in arm.Variants)
+                {
+                    var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors);
+                    if (template is null)
+                    {
+                        foreach (var message in templateErrors)
+                        {
+                            Error(v.Node, null, $"experiments.{definition.Id}.arms.{arm.Id}.variants.{v.Kind.ToString().ToLowerInvariant()}.template", "template error: " + message);
+                        }
+
+                        ok = false;
+                        continue;
+                    }
+
+                    variants[(int)v.Kind] = new VariantTemplate(v.Kind, v.Id, v.Source, template, v.Fallback, readsNow);
+                }
+
+                arms.Add(new ExperimentArm(arm.Id, arm.Weight, variants, [.. arm.Variants.Select(v => v.Kind)]));
+            }
+
+            return ok ? new Experiment(definition, segment, arms) : null;
         }
 
         // A segment whose rule implies the rule of a segment that overrides it, or of a segment it

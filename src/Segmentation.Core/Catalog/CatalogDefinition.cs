@@ -45,6 +45,9 @@ public sealed class CatalogDefinition
     /// <summary>Segments whose shape is valid, in the order written (files by name, then position).</summary>
     public required IReadOnlyList<SegmentDefinition> Segments { get; init; }
 
+    /// <summary>Experiments whose shape is valid, in the order written.</summary>
+    public IReadOnlyList<ExperimentDefinition> Experiments { get; init; } = [];
+
     /// <summary>The catalog's <c>scoring</c> mapping, if it has one.</summary>
     public SyntaxMap? Scoring { get; init; }
 }

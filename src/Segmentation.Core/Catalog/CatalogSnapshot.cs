@@ -24,8 +24,11 @@ public sealed class CatalogSnapshot
         IReadOnlyList<ContextField> contextFieldsRead,
         ScoringSettings scoring,
         FieldRegistry fields,
-        FeatureLayout features)
+        FeatureLayout features,
+        IReadOnlyList<Experiment>? experiments = null)
     {
+        Experiments = experiments ?? [];
+        _experimentByRank = new Experiment?[segments.Count];
         Features = features;
         Scoring = scoring;
         _fields = fields;
@@ -37,10 +40,72 @@ public sealed class CatalogSnapshot
         Personas = personas;
         ContextFieldsRead = contextFieldsRead;
         ById = segments.ToFrozenDictionary(s => s.Id, StringComparer.Ordinal);
+        foreach (var experiment in Experiments)
+        {
+            _experimentByRank[experiment.Segment.Rank] = experiment; // validated: one per segment and time window
+        }
         _evaluateAll = new Lazy<Action<EvalContext, bool[]>>(() => RuleNode.CompileAll([.. Segments.Select(s => s.Rule)], Features));
     }
 
     private readonly Lazy<Action<EvalContext, bool[]>> _evaluateAll;
+    private readonly Experiment?[] _experimentByRank;
+
+    /// <summary>The catalog's experiments, in the order written.</summary>
+    public IReadOnlyList<Experiment> Experiments { get; }
+
+    /// <summary>The experiment of <paramref name="winner"/> running at <paramref name="ticks"/>, or null.</summary>
+    public Experiment? ExperimentAt(Segment winner, long ticks)
+    {
+        ArgumentNullException.ThrowIfNull(winner);
+        if ((uint)winner.Rank >= (uint)_experimentByRank.Length || _experimentByRank[winner.Rank] is not { } experiment)
+        {
+            return null; // the common case: the segment has no experiment
+        }
+
+        if (!ReferenceEquals(experiment.Segment, winner))
+        {
+            return ExperimentsOf(winner, ticks); // a segment of another snapshot
+        }
+
+        return experiment.RunsAt(ticks) ? experiment : ExperimentsOf(winner, ticks);
+    }
+
+    // Several experiments of one segment in windows that do not overlap: the one running now.
+    private Experiment? ExperimentsOf(Segment winner, long ticks)
+    {
+        foreach (var e in Experiments)
+        {
+            if (ReferenceEquals(e.Segment, winner) && e.RunsAt(ticks))
+            {
+                return e;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>When the experiments of <paramref name="winner"/> next start or stop after <paramref name="ticks"/> (a decision is valid until then), or <see cref="long.MaxValue"/>.</summary>
+    public long NextExperimentChange(Segment winner, long ticks)
+    {
+        var next = long.MaxValue;
+        foreach (var e in Experiments)
+        {
+            if (ReferenceEquals(e.Segment, winner))
+            {
+                if (e.StartTicks > ticks)
+                {
+                    next = Math.Min(next, e.StartTicks);
+                }
+
+                if (e.StopTicks > ticks)
+                {
+                    next = Math.Min(next, e.StopTicks);
+                }
+            }
+        }
+
+        return next;
+    }
 
     /// <summary>
     /// Evaluates every segment's rule into <paramref name="matched"/> (by rank) with one method compiled

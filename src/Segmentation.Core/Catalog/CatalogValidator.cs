@@ -17,7 +17,10 @@ namespace Segmentation.Core.Catalog;
 public static partial class CatalogValidator
 {
     /// <summary>The keys a catalog file may have at its top level.</summary>
-    public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments"];
+    public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments"];
+
+    private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "arms"];
+    private static readonly string[] ArmKeys = ["id", "weight", "variants"];
 
     private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
@@ -48,6 +51,7 @@ public static partial class CatalogValidator
         private readonly Dictionary<string, Persona> _personas = new(StringComparer.Ordinal);
         private readonly List<SyntaxMap> _segmentNodes = [];
         private readonly List<SyntaxMap> _scoringNodes = [];
+        private readonly List<SyntaxMap> _experimentNodes = [];
         private string _name = "default";
         private SyntaxNode? _fallbackSetting;
 
@@ -101,6 +105,27 @@ public static partial class CatalogValidator
                         }
 
                         break;
+                    case "experiments":
+                        if (v is SyntaxList experiments)
+                        {
+                            foreach (var item in experiments.Items)
+                            {
+                                if (item is SyntaxMap m)
+                                {
+                                    _experimentNodes.Add(m);
+                                }
+                                else
+                                {
+                                    Error(item, null, "experiments", "each experiment must be a mapping");
+                                }
+                            }
+                        }
+                        else
+                        {
+                            Error(v, null, "experiments", "'experiments' must be a list");
+                        }
+
+                        break;
                     default:
                         Error(k, null, null, $"unknown top-level key '{k.Text}'; expected any of: {string.Join(", ", TopLevelKeys)}");
                         break;
@@ -149,6 +174,7 @@ public static partial class CatalogValidator
 
             CheckReferences(segments, declared);
             CheckFallback(origin, segments);
+            var experiments = ReadExperiments(segments, declared);
             return new CatalogDefinition
             {
                 Name = _name,
@@ -161,6 +187,7 @@ public static partial class CatalogValidator
                 RulesToCompile = toCompile,
                 Segments = segments,
                 Scoring = _scoringNodes.Count == 1 ? _scoringNodes[0] : null,
+                Experiments = experiments,
             };
         }
 
@@ -319,47 +346,270 @@ public static partial class CatalogValidator
                     continue;
                 }
 
-                string? variantId;
-                string? source;
-                var fallback = "";
-                if (v is SyntaxScalar s)
+                if (ReadVariant(id, clause, kinds[i], $"{id}.{names[i]}", v) is { } variant)
                 {
-                    variantId = $"{id}.{names[i]}";
-                    source = s.Value;
-                }
-                else if (v is SyntaxMap vm)
-                {
-                    foreach (var (vk, _) in vm.Entries)
-                    {
-                        if (!VariantKeys.Contains(vk.Text))
-                        {
-                            Error(vk, id, clause, $"unknown key '{vk.Text}'; a variant has: {string.Join(", ", VariantKeys)}");
-                            ok = false;
-                        }
-                    }
-
-                    variantId = vm.Get("id")?.Text ?? $"{id}.{names[i]}";
-                    source = vm.Get("template")?.Text;
-                    fallback = vm.Get("fallback")?.Text ?? "";
+                    result.Add(variant);
                 }
                 else
                 {
-                    Error(v, id, clause, "an outcome is a template string or a mapping with id, template and fallback");
                     ok = false;
-                    continue;
                 }
-
-                if (string.IsNullOrWhiteSpace(source))
-                {
-                    Error(v, id, clause + ".template", "the template is empty");
-                    ok = false;
-                    continue;
-                }
-
-                result.Add(new VariantDefinition(kinds[i], variantId, source, fallback, v));
             }
 
             return ok ? result : null;
+        }
+
+        // One variant: a template string, or a mapping with id, template and fallback.
+        private VariantDefinition? ReadVariant(string owner, string clause, VariantKind kind, string defaultId, SyntaxNode v)
+        {
+            string? variantId;
+            string? source;
+            var fallback = "";
+            var ok = true;
+            if (v is SyntaxScalar s)
+            {
+                variantId = defaultId;
+                source = s.Value;
+            }
+            else if (v is SyntaxMap vm)
+            {
+                foreach (var (vk, _) in vm.Entries)
+                {
+                    if (!VariantKeys.Contains(vk.Text))
+                    {
+                        Error(vk, owner, clause, $"unknown key '{vk.Text}'; a variant has: {string.Join(", ", VariantKeys)}");
+                        ok = false;
+                    }
+                }
+
+                variantId = vm.Get("id")?.Text ?? defaultId;
+                source = vm.Get("template")?.Text;
+                fallback = vm.Get("fallback")?.Text ?? "";
+            }
+            else
+            {
+                Error(v, owner, clause, "an outcome is a template string or a mapping with id, template and fallback");
+                return null;
+            }
+
+            if (string.IsNullOrWhiteSpace(source))
+            {
+                Error(v, owner, clause + ".template", "the template is empty");
+                return null;
+            }
+
+            return ok ? new VariantDefinition(kind, variantId, source, fallback, v) : null;
+        }
+
+        private List<ExperimentDefinition> ReadExperiments(List<SegmentDefinition> segments, HashSet<string> declared)
+        {
+            var result = new List<ExperimentDefinition>();
+            var ids = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var node in _experimentNodes)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                if (ReadExperiment(node, declared) is not { } experiment)
+                {
+                    continue;
+                }
+
+                if (!ids.TryAdd(experiment.Id, experiment.Node.At.File))
+                {
+                    Error(node, null, $"experiments.{experiment.Id}", $"duplicate experiment id (also defined in {ids[experiment.Id]})");
+                    continue;
+                }
+
+                // One experiment per segment at a time: a user the segment wins is in at most one experiment.
+                if (result.FirstOrDefault(e => e.SegmentId == experiment.SegmentId && Overlap(e, experiment)) is { } other)
+                {
+                    Error(node, null, $"experiments.{experiment.Id}.segment", $"segment '{experiment.SegmentId}' already has experiment '{other.Id}' ({other.Node.At.File}:{other.Node.At.Line}) in an overlapping time window; give them windows that do not overlap");
+                    continue;
+                }
+
+                if (segments.All(s => s.Id != experiment.SegmentId))
+                {
+                    continue; // the segment itself is invalid and reported
+                }
+
+                result.Add(experiment);
+            }
+
+            return result;
+        }
+
+        private static bool Overlap(ExperimentDefinition a, ExperimentDefinition b) =>
+            (a.Start ?? DateTimeOffset.MinValue) < (b.Stop ?? DateTimeOffset.MaxValue) && (b.Start ?? DateTimeOffset.MinValue) < (a.Stop ?? DateTimeOffset.MaxValue);
+
+        private ExperimentDefinition? ReadExperiment(SyntaxMap node, HashSet<string> declared)
+        {
+            var id = node.Get("id")?.Text;
+            var before = errors.Count;
+            if (id is null || !IdPattern().IsMatch(id))
+            {
+                Error(node, null, "experiments.id", "an experiment's 'id' is required: lower_snake_case, starting with a letter, at most 64 characters");
+                return null;
+            }
+
+            var clause = $"experiments.{id}";
+            foreach (var (k, _) in node.Entries)
+            {
+                if (!ExperimentKeys.Contains(k.Text))
+                {
+                    Error(k, null, clause, $"unknown key '{k.Text}'; an experiment has: {string.Join(", ", ExperimentKeys)}");
+                }
+            }
+
+            var segmentId = node.Get("segment")?.Text;
+            if (segmentId is null)
+            {
+                Error(node, null, clause + ".segment", "'segment' is required: the segment whose users the experiment splits");
+            }
+            else if (!declared.Contains(segmentId))
+            {
+                Error(node.Get("segment")!, null, clause + ".segment", $"unknown segment '{segmentId}'");
+            }
+
+            var start = Time(node.Get("start"), clause + ".start");
+            var stop = Time(node.Get("stop"), clause + ".stop");
+            if (start is { } s && stop is { } e && e <= s)
+            {
+                Error(node.Get("stop")!, null, clause + ".stop", "'stop' must be after 'start'");
+            }
+
+            var primary = node.Get("primary_metric")?.Text ?? ExperimentMetrics.Default;
+            if (!ExperimentMetrics.Names.Contains(primary))
+            {
+                Error(node.Get("primary_metric")!, null, clause + ".primary_metric", $"unknown metric '{primary}'; expected one of: {string.Join(", ", ExperimentMetrics.Names)}");
+            }
+
+            var guardrails = Texts(node.Get("guardrails"));
+            foreach (var g in guardrails.Where(g => !ExperimentMetrics.Names.Contains(g)))
+            {
+                Error(node.Get("guardrails")!, null, clause + ".guardrails", $"unknown metric '{g}'; expected any of: {string.Join(", ", ExperimentMetrics.Names)}");
+            }
+
+            double? mde = null;
+            if (node.Get("minimum_detectable_effect") is { } mdeNode)
+            {
+                if (double.TryParse(mdeNode.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out var m) && m > 0 && m < 10)
+                {
+                    mde = m;
+                }
+                else
+                {
+                    Error(mdeNode, null, clause + ".minimum_detectable_effect", $"'minimum_detectable_effect' is a relative change greater than 0 and below 10, such as 0.1 for 10 % (got '{mdeNode.Text}')");
+                }
+            }
+
+            var arms = ReadArms(node, id, clause);
+            if (errors.Count > before || arms is null || segmentId is null)
+            {
+                return null;
+            }
+
+            return new ExperimentDefinition(id, segmentId, node.Get("description")?.Text ?? "", node.Get("salt")?.Text ?? id, start, stop, primary, guardrails, mde, arms, node);
+        }
+
+        private List<ArmDefinition>? ReadArms(SyntaxMap experiment, string id, string clause)
+        {
+            if (experiment.Get("arms") is not SyntaxList list || list.Items.Count < 2)
+            {
+                Error(experiment.Get("arms") ?? experiment, null, clause + ".arms", "'arms' is required: a list of at least two arms (the first is the control)");
+                return null;
+            }
+
+            var kinds = Enum.GetValues<VariantKind>();
+            var names = kinds.Select(k => k.ToString().ToLowerInvariant()).ToArray();
+            var arms = new List<ArmDefinition>();
+            var ok = true;
+            foreach (var item in list.Items)
+            {
+                if (item is not SyntaxMap arm || arm.Get("id")?.Text is not { } armId || !IdPattern().IsMatch(armId))
+                {
+                    Error(item, null, clause + ".arms", "each arm is a mapping with an 'id' (lower_snake_case), a 'weight' and optional 'variants'");
+                    ok = false;
+                    continue;
+                }
+
+                var armClause = $"{clause}.arms.{armId}";
+                foreach (var (k, _) in arm.Entries)
+                {
+                    if (!ArmKeys.Contains(k.Text))
+                    {
+                        Error(k, null, armClause, $"unknown key '{k.Text}'; an arm has: {string.Join(", ", ArmKeys)}");
+                        ok = false;
+                    }
+                }
+
+                if (arms.Any(a => a.Id == armId))
+                {
+                    Error(arm, null, armClause, $"duplicate arm id '{armId}'");
+                    ok = false;
+                }
+
+                var weight = 1.0;
+                if (arm.Get("weight") is { } w && (!double.TryParse(w.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out weight) || weight < 0 || double.IsInfinity(weight)))
+                {
+                    Error(w, null, armClause + ".weight", $"'weight' is a number of at least 0 (got '{w.Text}')");
+                    ok = false;
+                }
+
+                var variants = new List<VariantDefinition>();
+                if (arm.Get("variants") is { } vNode)
+                {
+                    if (vNode is not SyntaxMap vm)
+                    {
+                        Error(vNode, null, armClause + ".variants", $"'variants' maps outcomes ({string.Join(", ", names)}) to templates");
+                        ok = false;
+                    }
+                    else
+                    {
+                        foreach (var (k, v) in vm.Entries)
+                        {
+                            var index = Array.IndexOf(names, k.Text);
+                            if (index < 0)
+                            {
+                                Error(k, null, armClause + ".variants", $"unknown outcome '{k.Text}'; expected {string.Join(", ", names)}");
+                                ok = false;
+                            }
+                            else if (ReadVariant(id, $"{armClause}.variants.{names[index]}", kinds[index], $"{id}.{armId}.{names[index]}", v) is { } variant)
+                            {
+                                variants.Add(variant);
+                            }
+                            else
+                            {
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+
+                arms.Add(new ArmDefinition(armId, weight, variants));
+            }
+
+            if (ok && arms.Sum(a => a.Weight) <= 0)
+            {
+                Error(list, null, clause + ".arms", "at least one arm needs a weight above 0");
+                ok = false;
+            }
+
+            return ok ? arms : null;
+        }
+
+        private DateTimeOffset? Time(SyntaxNode? node, string clause)
+        {
+            if (node is null)
+            {
+                return null;
+            }
+
+            if (DateTimeOffset.TryParse(node.Text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t))
+            {
+                return t;
+            }
+
+            Error(node, null, clause, $"a time such as 2026-12-01T00:00:00Z (got '{node.Text}')");
+            return null;
         }
 
         private string[] ReadIdList(string id, SyntaxNode? node, string key)

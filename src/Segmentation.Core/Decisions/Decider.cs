@@ -84,15 +84,29 @@ public sealed class Decider(TemplateRenderer renderer)
         winner ??= catalog.Fallback;
 
         cancellation.ThrowIfCancellationRequested();
+
+        // Randomised after arbitration: the winner's experiment, if one runs now, picks the user's arm, whose variants
+        // are served. The decision is valid until the winner's next experiment starts or stops.
+        Experiment? experiment = null;
+        ExperimentArm? arm = null;
+        var served = winner.Variants;
+        if (catalog.Experiments.Count > 0)
+        {
+            experiment = catalog.ExperimentAt(winner, context.NowTicks);
+            arm = experiment?.Assign(userId);
+            served = arm?.Variants ?? served;
+            context.Until(catalog.NextExperimentChange(winner, context.NowTicks));
+        }
+
         // Plain-text variants are pre-rendered; the model is bound only when a variant has code, and
         // computes what its templates read as they read it.
         RenderModel? model = null;
-        var variants = new RenderedVariant[winner.Variants.Count];
+        var variants = new RenderedVariant[served.Count];
         try
         {
             for (var k = 0; k < variants.Length; k++)
             {
-                var variant = winner.Variants[k];
+                var variant = served[k];
                 variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Rent(context, winner.Subject));
                 if (variant.ReadsNow)
                 {
@@ -118,6 +132,11 @@ public sealed class Decider(TemplateRenderer renderer)
                 : gate == ConsentGate.ContextOnly
                     ? $"{status.Describe()}: only the request context was read (gate: context only)"
                     : $"{status.Describe()}: the whole profile was read (gate: full profile)";
+            if (experiment is not null)
+            {
+                summary += $"; experiment '{experiment.Id}': arm '{arm!.Id}' (assigned by a hash of the user id; {(arm.Overrides.Count == 0 ? "the segment's own variants" : "its own " + string.Join(", ", arm.Overrides.Select(k => k.ToString().ToLowerInvariant())))})";
+            }
+
             explanation = new Explanation(traces, summary, catalog.ContextFieldsRead.Select(RequestContext.NameOf).ToList(), consent);
         }
 
@@ -134,6 +153,8 @@ public sealed class Decider(TemplateRenderer renderer)
             ValidUntilTicks = context.ValidUntilTicks,
             Explanation = explanation,
             ConsentGate = gate,
+            Experiment = experiment,
+            Arm = arm,
         };
         context.Return(); // nothing above keeps it: variants are rendered, traces hold values
         return decision;

@@ -175,6 +175,12 @@ public sealed record Decision
     /// <summary>True when served from the decision cache.</summary>
     public bool FromCache { get; init; }
 
+    /// <summary>The experiment of the winning segment the user is in, when one runs; randomised after arbitration.</summary>
+    public Experiment? Experiment { get; init; }
+
+    /// <summary>The user's arm of <see cref="Experiment"/>: its variants were served.</summary>
+    public ExperimentArm? Arm { get; init; }
+
     /// <summary>The explanation, when asked for.</summary>
     public Explanation? Explanation { get; init; }
 

@@ -84,6 +84,8 @@ internal static class DecisionMapper
             FromCache = d.FromCache,
             ConsentGate = d.ConsentGate == Core.Privacy.ConsentGate.ContextOnly ? Contracts.V1.ConsentGate.ContextOnly : Contracts.V1.ConsentGate.FullProfile,
             EvaluatedAt = Timestamp.FromDateTimeOffset(d.EvaluatedAt), // not shared: a cached decision served later is evaluated at the later time
+            ExperimentId = d.Experiment?.Id ?? "",
+            ArmId = d.Arm?.Id ?? "",
         };
         result.MatchedSegments.AddRange(parts.Matched);
 

@@ -21,6 +21,7 @@ public sealed class LayeringTests
     public static readonly string[][] Layers =
     [
         ["Validation", "Requests", "Events"],
+        ["Experiments"],
         ["Profiles"],
         ["Privacy"],
         ["Rules"],
@@ -29,7 +30,6 @@ public sealed class LayeringTests
         ["Catalog"],
         ["Decisions"],
         ["Outcomes"],
-        ["Experiments"],
         ["Application"],
     ];
 

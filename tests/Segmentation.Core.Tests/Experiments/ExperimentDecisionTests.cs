@@ -1,0 +1,91 @@
+using Segmentation.Core.Experiments;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Experiments;
+
+/// <summary>Experiments in decisions: randomised after arbitration, deterministic, served, bounded in time.</summary>
+public class ExperimentDecisionTests
+{
+    private static TestWorld World(string experiments = ExperimentCatalogTests.Experiment, DateTimeOffset? now = null) =>
+        new(ExperimentCatalogTests.Source(experiments), now);
+
+    private static void Vip(TestWorld w, string user) =>
+        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true, ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+
+    [Fact]
+    public void Users_the_segment_wins_are_split_between_arms_and_served_their_arms_variants()
+    {
+        using var w = World();
+        var arms = new Dictionary<string, long>();
+        for (var i = 0; i < 2000; i++)
+        {
+            Vip(w, $"v{i}");
+            var d = w.Decide($"v{i}");
+            Assert.Equal(("vip", "vip_offer_test"), (d.Winner.Id, d.Experiment?.Id));
+            arms[d.Arm!.Id] = arms.GetValueOrDefault(d.Arm.Id) + 1;
+            if (d.Arm.Id == "stronger_offer")
+            {
+                Assert.Equal(("vip.offer.stronger", "20 % off for gold"), (d.Variants[1].VariantId, d.Variants[1].Text));
+                Assert.Equal("Claim it", d.Variants[2].Text);
+            }
+            else
+            {
+                Assert.Equal("offer for vip", d.Variants[1].Text); // the control is the segment's own
+            }
+
+            Assert.Equal(d.Arm, w.Decide($"v{i}").Arm); // the same user, the same arm
+        }
+
+        Assert.False(ExperimentStatistics.SampleRatio([arms["control"], arms["stronger_offer"]], [1, 1]).Mismatch, string.Join(", ", arms));
+
+        // Users another segment wins are in no experiment: randomisation comes after arbitration.
+        var other = w.Decide("nobody-special");
+        Assert.Equal(("everyone", null, null), (other.Winner.Id, other.Experiment?.Id, other.Arm?.Id));
+    }
+
+    [Fact]
+    public void Assignment_is_the_same_in_another_process_with_the_same_catalog()
+    {
+        using var first = World();
+        using var second = World();
+        for (var i = 0; i < 50; i++)
+        {
+            Vip(first, $"u{i}");
+            Vip(second, $"u{i}");
+            Assert.Equal(first.Decide($"u{i}").Arm!.Id, second.Decide($"u{i}").Arm!.Id);
+        }
+    }
+
+    [Fact]
+    public void An_experiment_applies_only_in_its_window_and_a_decision_before_it_is_valid_until_it_starts()
+    {
+        var start = new DateTimeOffset(2026, 6, 10, 0, 0, 0, TimeSpan.Zero);
+        var windowed = ExperimentCatalogTests.Experiment.Replace("primary_metric:", "start: 2026-06-10T00:00:00Z\n    stop: 2026-06-20T00:00:00Z\n    primary_metric:", StringComparison.Ordinal);
+        using var w = World(windowed, now: start.AddDays(-2));
+        Vip(w, "a");
+
+        var before = w.Decide("a");
+        Assert.Null(before.Arm);
+        Assert.Equal(start.UtcTicks, before.ValidUntilTicks); // never served from the cache once the experiment runs
+
+        w.Clock.Now = start.AddDays(1);
+        var during = w.Decide("a");
+        Assert.NotNull(during.Arm);
+        Assert.Equal(start.AddDays(10).UtcTicks, during.ValidUntilTicks);
+
+        w.Clock.Now = start.AddDays(11);
+        Assert.Null(w.Decide("a").Arm);
+    }
+
+    [Fact]
+    public void Explain_says_which_arm_and_why()
+    {
+        using var w = World();
+        Vip(w, "a");
+
+        var d = w.Decide("a", explain: true);
+
+        Assert.Contains($"experiment 'vip_offer_test': arm '{d.Arm!.Id}'", d.Explanation!.Summary, StringComparison.Ordinal);
+    }
+}
