@@ -39,7 +39,8 @@ internal static class KpisCommand
                 "variant" => KpiDimension.Variant,
                 "channel" => KpiDimension.Channel,
                 "version" or "catalog_version" => KpiDimension.CatalogVersion,
-                _ => throw new ArgumentException($"--by '{name}': use segment, variant, channel or version"),
+                "arm" => KpiDimension.Arm,
+                _ => throw new ArgumentException($"--by '{name}': use segment, variant, channel, version or arm"),
             });
         }
 
@@ -56,7 +57,7 @@ internal static class KpisCommand
 
     private static readonly string[] Columns =
     [
-        "segment_id", "variant", "variant_id", "channel", "catalog_version", "hour", "decisions", "reach", "impressions", "clicks", "ctr",
+        "segment_id", "variant", "variant_id", "channel", "catalog_version", "experiment_id", "arm_id", "hour", "decisions", "reach", "impressions", "clicks", "ctr",
         "conversions", "conversion_rate", "revenue", "revenue_per_user", "dismisses", "email_sends", "email_opens", "email_clicks", "email_unsubscribes", "open_rate", "unsubscribe_rate",
         "churned", "members_at_start", "churn_rate",
     ];
@@ -83,7 +84,7 @@ internal static class KpisCommand
         {
             string[] cells =
             [
-                row.SegmentId, Variant(row.Variant), row.VariantId, row.Channel, row.CatalogVersion == 0 ? "" : N(row.CatalogVersion), hour,
+                row.SegmentId, Variant(row.Variant), row.VariantId, row.Channel, row.CatalogVersion == 0 ? "" : N(row.CatalogVersion), row.ExperimentId, row.ArmId, hour,
                 N(k.Decisions), N(k.Reach), N(k.Impressions), N(k.Clicks), R(k.Ctr), N(k.Conversions), R(k.ConversionRate), R(k.Revenue), R(k.RevenuePerUser),
                 N(k.Dismisses), N(k.EmailSends), N(k.EmailOpens), N(k.EmailClicks), N(k.EmailUnsubscribes), R(k.OpenRate), R(k.UnsubscribeRate),
                 N(k.Churned), N(k.MembersAtStart), R(k.ChurnRate),
@@ -130,6 +131,11 @@ internal static class KpisCommand
         if (row.CatalogVersion > 0)
         {
             parts.Add("v" + N(row.CatalogVersion));
+        }
+
+        if (row.ArmId.Length > 0)
+        {
+            parts.Add($"{row.ExperimentId}:{row.ArmId}");
         }
 
         return string.Join(" / ", parts);

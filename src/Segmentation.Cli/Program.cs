@@ -175,7 +175,7 @@ root.Subcommands.Add(report);
 
 // kpis
 var kpiDays = new Option<int>("--days") { Description = "The last N days (default 30; at most 90)", DefaultValueFactory = _ => 30 };
-var kpiBy = new Option<string[]>("--by") { Description = "Group by segment (default), variant, channel and/or version (repeatable)", AllowMultipleArgumentsPerToken = true };
+var kpiBy = new Option<string[]>("--by") { Description = "Group by segment (default), variant, channel, version and/or arm (repeatable)", AllowMultipleArgumentsPerToken = true };
 var kpiSegment = new Option<string?>("--segment") { Description = "Only this segment" };
 var kpiSeries = new Option<bool>("--series") { Description = "One line per hour (with --csv or --json)" };
 var kpiCsv = new Option<bool>("--csv") { Description = "Print CSV (a header row, then one line per group, or per group and hour with --series) for BI tools" };

@@ -30,7 +30,7 @@ public sealed class MeasurementCheckpointFile(
     public const string FileName = "measurement.bin";
 
     private const string Magic = "SEGMEAS1";
-    private const int Format = 1;
+    private const int Format = 2; // 2: experiment arms in decision keys, KPI cells and reach
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly object _gate = new();
@@ -139,6 +139,8 @@ public sealed class MeasurementCheckpointFile(
             w.Write(k.CatalogVersion);
             w.Write(k.Channel);
             w.Write(k.FromCache);
+            w.Write(k.Arm?.ExperimentId ?? "");
+            w.Write(k.Arm?.Id ?? "");
         }
 
         // The ledger.
@@ -183,6 +185,7 @@ public sealed class MeasurementCheckpointFile(
             }
 
             w.Write(c.Revenue);
+            w.Write(c.Arm);
         }
 
         var reach = measurement.Kpis.ReachSketches().ToList();
@@ -195,6 +198,19 @@ public sealed class MeasurementCheckpointFile(
             w.Write(r.Day);
             w.Write(r.Registers.Length);
             w.Write(r.Registers);
+            w.Write(r.Arm);
+        }
+
+        var armIds = measurement.Kpis.ArmVariantIds().ToList();
+        w.Write(armIds.Count);
+        foreach (var (arm, ids) in armIds)
+        {
+            w.Write(arm);
+            w.Write(ids.Length);
+            foreach (var id in ids)
+            {
+                w.Write(id);
+            }
         }
 
         // Size and churn histories.
@@ -248,7 +264,8 @@ public sealed class MeasurementCheckpointFile(
         var keys = new DecisionKey[r.ReadInt32()];
         for (var i = 0; i < keys.Length; i++)
         {
-            keys[i] = new DecisionKey(segments[r.ReadInt32()], r.ReadInt64(), Channels.Intern(r.ReadString()), r.ReadBoolean());
+            var (segment, version, channel, fromCache, experiment, arm) = (segments[r.ReadInt32()], r.ReadInt64(), Channels.Intern(r.ReadString()), r.ReadBoolean(), r.ReadString(), r.ReadString());
+            keys[i] = new DecisionKey(segment, version, channel, fromCache, experiment.Length == 0 ? null : ArmOf(current, experiment, arm));
         }
 
         var processBits = r.ReadUInt64();
@@ -275,14 +292,29 @@ public sealed class MeasurementCheckpointFile(
                 counts[n] = r.ReadInt64();
             }
 
-            cells[i] = new KpiStore.CellState(day, period, segment, version, channel.Length == 0 ? "" : Channels.Intern(channel), variant < 0 ? null : (VariantKind)variant, counts, r.ReadDouble());
+            var revenue = r.ReadDouble();
+            cells[i] = new KpiStore.CellState(day, period, segment, version, channel.Length == 0 ? "" : Channels.Intern(channel), variant < 0 ? null : (VariantKind)variant, counts, revenue, r.ReadString());
         }
 
         var reach = new KpiStore.ReachState[r.ReadInt32()];
         for (var i = 0; i < reach.Length; i++)
         {
             var (segment, version, channel, day) = (r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadInt64());
-            reach[i] = new KpiStore.ReachState(segment, version, Channels.Intern(channel), day, r.ReadBytes(r.ReadInt32()));
+            var registers = r.ReadBytes(r.ReadInt32());
+            reach[i] = new KpiStore.ReachState(segment, version, Channels.Intern(channel), day, registers, r.ReadString());
+        }
+
+        var armIds = new List<KeyValuePair<string, string[]>>();
+        for (var count = r.ReadInt32(); count > 0; count--)
+        {
+            var arm = r.ReadString();
+            var ids = new string[r.ReadInt32()];
+            for (var n = 0; n < ids.Length; n++)
+            {
+                ids[n] = r.ReadString();
+            }
+
+            armIds.Add(new(arm, ids));
         }
 
         var sizeRings = ReadRings(r);
@@ -310,11 +342,16 @@ public sealed class MeasurementCheckpointFile(
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
         measurement.Ledger.Restore(processBits, issued, decisions);
         measurement.Counted();
-        measurement.Kpis.Restore(cells, reach, versions);
+        measurement.Kpis.Restore(cells, reach, versions, armIds);
         sizes.Restore(sizeRings);
         churn.Restore(churnRings);
         outcomes.Restore(impressions, conversions);
     }
+
+    // The serving catalog's arm of that experiment, or one that keeps only the ids (its decisions are counted already).
+    private static ExperimentArm ArmOf(CatalogSnapshot current, string experiment, string arm) =>
+        current.Experiments.FirstOrDefault(e => e.Id == experiment)?.Arms.FirstOrDefault(a => a.Id == arm)
+        ?? new ExperimentArm(arm, 0, [], [], experiment);
 
     private static void WriteRings(BinaryWriter w, List<(string Segment, long[] Values, long[] Hours)> rings)
     {

@@ -51,6 +51,9 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
         }
 
         Assert.Equal(["control", "warmer"], arms.Order());
+        var kpis = await new InsightsService.InsightsServiceClient(channel).GetKpisAsync(new GetKpisRequest { GroupBy = { KpiDimension.Arm } });
+        Assert.Equal(40, kpis.Rows.Where(r => r.ExperimentId == "welcome_test").Sum(r => r.Kpis.Decisions));
+        Assert.Equal(["control", "warmer"], kpis.Rows.Where(r => r.ExperimentId == "welcome_test").Select(r => r.ArmId).Order());
         var explained = (await decisions.DecideAsync(new DecideRequest { UserId = "visitor-1", Explain = true })).Decision;
         Assert.Contains("experiment 'welcome_test'", explained.Explanation.Summary, StringComparison.Ordinal);
     }

@@ -188,7 +188,7 @@ public static class CatalogCompiler
                     variants[(int)v.Kind] = new VariantTemplate(v.Kind, v.Id, v.Source, template, v.Fallback, readsNow);
                 }
 
-                arms.Add(new ExperimentArm(arm.Id, arm.Weight, variants, [.. arm.Variants.Select(v => v.Kind)]));
+                arms.Add(new ExperimentArm(arm.Id, arm.Weight, variants, [.. arm.Variants.Select(v => v.Kind)], definition.Id));
             }
 
             return ok ? new Experiment(definition, segment, arms) : null;

@@ -110,4 +110,9 @@ public sealed class Experiment
 /// <param name="Weight">Its relative weight.</param>
 /// <param name="Variants">The five variants it serves: its own where it overrides them, the segment's otherwise.</param>
 /// <param name="Overrides">Which kinds it overrides.</param>
-public sealed record ExperimentArm(string Id, double Weight, IReadOnlyList<VariantTemplate> Variants, IReadOnlyList<VariantKind> Overrides);
+/// <param name="ExperimentId">The experiment it belongs to.</param>
+public sealed record ExperimentArm(string Id, double Weight, IReadOnlyList<VariantTemplate> Variants, IReadOnlyList<VariantKind> Overrides, string ExperimentId)
+{
+    /// <summary>"experiment:arm", how KPIs name the arm.</summary>
+    public string Key { get; } = ExperimentId + ":" + Id;
+}

@@ -75,6 +75,7 @@ internal static class OutcomeMapper
         Contracts.V1.KpiDimension.Variant => Core.Application.Measurement.KpiDimension.Variant,
         Contracts.V1.KpiDimension.Channel => Core.Application.Measurement.KpiDimension.Channel,
         Contracts.V1.KpiDimension.CatalogVersion => Core.Application.Measurement.KpiDimension.CatalogVersion,
+        Contracts.V1.KpiDimension.Arm => Core.Application.Measurement.KpiDimension.Arm,
         _ => throw new Core.Validation.ValidationException($"group_by[{index}]", "must be a KpiDimension other than KPI_DIMENSION_UNSPECIFIED"),
     };
 
@@ -127,6 +128,8 @@ internal static class OutcomeMapper
                 CatalogVersion = row.CatalogVersion ?? 0,
                 Kpis = ToProto(row.Kpis),
                 Series = { row.Series.Select(p => new Contracts.V1.KpiPoint { Hour = Timestamp.FromDateTimeOffset(p.Hour), Kpis = ToProto(p.Kpis) }) },
+                ExperimentId = row.Arm is { } arm && arm.IndexOf(':', StringComparison.Ordinal) is var colon and > 0 ? arm[..colon] : "",
+                ArmId = row.Arm is { } a && a.IndexOf(':', StringComparison.Ordinal) is var c and > 0 ? a[(c + 1)..] : "",
             });
         }
 

@@ -88,4 +88,42 @@ public class ExperimentDecisionTests
 
         Assert.Contains($"experiment 'vip_offer_test': arm '{d.Arm!.Id}'", d.Explanation!.Summary, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Kpis_grouped_by_arm_count_each_arms_decisions_users_and_outcomes()
+    {
+        using var w = World();
+        var expected = new Dictionary<string, (long Decisions, long Clicks)>();
+        for (var i = 0; i < 300; i++)
+        {
+            Vip(w, $"k{i}");
+            var d = w.Decide($"k{i}");
+            var clicked = d.Arm!.Id == "stronger_offer" || i % 3 == 0;
+            w.Outcomes.Record(0, new Core.Outcomes.Outcome($"k{i}-imp", Core.Outcomes.OutcomeType.Impression, d.DecisionId, $"k{i}", "", Core.Rendering.VariantKind.Offer, w.Clock.Now));
+            if (clicked)
+            {
+                w.Outcomes.Record(0, new Core.Outcomes.Outcome($"k{i}-click", Core.Outcomes.OutcomeType.Click, d.DecisionId, $"k{i}", "", Core.Rendering.VariantKind.Offer, w.Clock.Now));
+            }
+
+            var (decisions, clicks) = expected.GetValueOrDefault(d.Arm.Key);
+            expected[d.Arm.Key] = (decisions + 1, clicks + (clicked ? 1 : 0));
+        }
+
+        w.Decide("not-a-vip"); // a decision in no experiment
+        w.Measurement.Drain();
+        var range = new Core.Application.Measurement.KpiQuery(w.Clock.Now.AddHours(-1), w.Clock.Now.AddHours(1), [Core.Application.Measurement.KpiDimension.Arm]);
+        var rows = w.Measurement.Kpis.Query(range).Rows;
+
+        foreach (var (arm, (decisions, clicks)) in expected)
+        {
+            var row = Assert.Single(rows, r => r.Arm == arm);
+            Assert.Equal((decisions, decisions, clicks), (row.Kpis.Decisions, row.Kpis.Impressions, row.Kpis.Clicks));
+            Assert.InRange(row.Kpis.Reach, decisions * 0.95, decisions * 1.05); // one decision per user: reach is the users exposed
+        }
+
+        Assert.Equal(1, Assert.Single(rows, r => r.Arm == "").Kpis.Decisions);
+        var byVariant = w.Measurement.Kpis.Query(range with { GroupBy = [Core.Application.Measurement.KpiDimension.Arm, Core.Application.Measurement.KpiDimension.Variant] }).Rows;
+        Assert.Equal("vip.offer.stronger", Assert.Single(byVariant, r => r.Arm == "vip_offer_test:stronger_offer" && r.Variant == Core.Rendering.VariantKind.Offer).VariantId);
+        Assert.Equal("vip.offer", Assert.Single(byVariant, r => r.Arm == "vip_offer_test:control" && r.Variant == Core.Rendering.VariantKind.Offer).VariantId);
+    }
 }

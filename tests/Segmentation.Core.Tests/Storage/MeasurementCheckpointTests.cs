@@ -82,6 +82,25 @@ public sealed class MeasurementCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void Experiment_arms_survive_a_restart_in_the_kpis_and_in_remembered_decisions()
+    {
+        using var first = new TestWorld(Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment));
+        first.Ingestion.SetTraits("v", new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+        var decision = first.Decide("v");
+        var byArm = new KpiQuery(first.Clock.Now.AddHours(-1), first.Clock.Now.AddHours(1), [KpiDimension.Arm, KpiDimension.Variant]);
+        var before = first.Get<SegmentKpis>().Query(byArm);
+        Checkpoint(first).Save();
+
+        using var second = new TestWorld(Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment), first.Clock.Now);
+        Assert.True(Checkpoint(second).Restore());
+        Assert.Equal(Rows(before), Rows(second.Get<SegmentKpis>().Query(byArm)));
+
+        second.Outcomes.Record(0, Outcome("v-click", OutcomeType.Click, "v", decision, second.Clock.Now));
+        var clicked = second.Get<SegmentKpis>().Query(byArm with { GroupBy = [KpiDimension.Arm] }).Rows.Single(r => r.Arm == decision.Arm!.Key);
+        Assert.Equal((1L, 1L), (clicked.Kpis.Decisions, clicked.Kpis.Clicks)); // credited to the arm of a decision made before the restart
+    }
+
+    [Fact]
     public void An_unreadable_file_is_set_aside_and_measurement_starts_empty()
     {
         using var first = World();
@@ -124,5 +143,5 @@ public sealed class MeasurementCheckpointTests : IDisposable
     public void Without_a_saved_file_nothing_is_restored() => Assert.False(Checkpoint(World()).Restore());
 
     private static List<string> Rows(KpiReport report) =>
-        [.. report.Rows.Select(r => $"{r.SegmentId}|{r.Channel}|{r.Variant}|{r.VariantId}|{r.Kpis}").Order(StringComparer.Ordinal)];
+        [.. report.Rows.Select(r => $"{r.SegmentId}|{r.Channel}|{r.Variant}|{r.VariantId}|{r.Arm}|{r.Kpis}").Order(StringComparer.Ordinal)];
 }

@@ -190,7 +190,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         {
             // The profile's own id string where it is the same id: the ledger then holds no copy of it.
             var subject = profile is not null && string.Equals(profile.UserId, userId, StringComparison.Ordinal) ? profile.UserId : userId;
-            measurement!.Remember(sequence, subject, measurement.KeyFor(catalog, decision.Winner, context.Channel, decision.FromCache), now.UtcTicks);
+            measurement!.Remember(sequence, subject, measurement.KeyFor(catalog, decision.Winner, context.Channel, decision.FromCache, decision.Arm), now.UtcTicks);
         }
 
         return decision;

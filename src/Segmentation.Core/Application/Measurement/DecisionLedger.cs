@@ -9,7 +9,8 @@ namespace Segmentation.Core.Application.Measurement;
 /// <param name="CatalogVersion">The catalog version.</param>
 /// <param name="Channel">The request's channel (<see cref="Channels"/>).</param>
 /// <param name="FromCache">True when the decision cache answered (for the service's metrics; KPIs do not distinguish).</param>
-public sealed record DecisionKey(Segment Segment, long CatalogVersion, string Channel, bool FromCache = false);
+/// <param name="Arm">The experiment arm the decision served, if its segment ran an experiment.</param>
+public sealed record DecisionKey(Segment Segment, long CatalogVersion, string Channel, bool FromCache = false, ExperimentArm? Arm = null);
 
 /// <summary>A served decision as the ledger remembers it, for attribution and KPIs.</summary>
 /// <param name="Sequence">Its place in the ledger (also encoded in its id).</param>

@@ -33,7 +33,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
     /// <paramref name="winner"/> on <paramref name="channel"/>, answered by the cache or not: one array read
     /// for the serving catalog.
     /// </summary>
-    public DecisionKey KeyFor(CatalogSnapshot catalog, Segment winner, string? channel, bool fromCache = false)
+    public DecisionKey KeyFor(CatalogSnapshot catalog, Segment winner, string? channel, bool fromCache = false, ExperimentArm? arm = null)
     {
         var channelIndex = Channels.IndexOf(channel);
         var table = Volatile.Read(ref _keys);
@@ -41,6 +41,13 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
         {
             table = new KeyTable(catalog, new DecisionKey?[catalog.Segments.Count * Channels.MaxDistinct * 2]);
             Volatile.Write(ref _keys, table); // a new catalog: the old one's keys live on in the ledger as long as it remembers them
+        }
+
+        if (arm is not null)
+        {
+            // A decision in an experiment: the arm's own keys (experiment traffic only pays this lookup).
+            var keys = table.Arms.GetOrAdd(arm, static _ => new DecisionKey?[Channels.MaxDistinct * 2]);
+            return keys[(channelIndex * 2) + (fromCache ? 1 : 0)] ??= new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache, arm);
         }
 
         var index = (((winner.Rank * Channels.MaxDistinct) + channelIndex) * 2) + (fromCache ? 1 : 0);
@@ -55,7 +62,10 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
     /// <summary>Remembers a served decision (see <see cref="DecisionLedger.Remember"/>).</summary>
     public void Remember(long sequence, string userId, DecisionKey key, long ticks) => Ledger.Remember(sequence, userId, key, ticks);
 
-    private sealed record KeyTable(CatalogSnapshot Catalog, DecisionKey?[] Keys);
+    private sealed record KeyTable(CatalogSnapshot Catalog, DecisionKey?[] Keys)
+    {
+        public System.Collections.Concurrent.ConcurrentDictionary<ExperimentArm, DecisionKey?[]> Arms { get; } = new(ReferenceEqualityComparer.Instance);
+    }
 
     /// <summary>Marks every decision issued so far as counted (after a checkpoint restored them with their counts).</summary>
     internal void Counted()

@@ -21,6 +21,9 @@ public enum KpiDimension
 
     /// <summary>The catalog version that decided.</summary>
     CatalogVersion,
+
+    /// <summary>The experiment arm that served the decision (decisions in no experiment form a row without an arm).</summary>
+    Arm,
 }
 
 /// <summary>A KPI question: a time range, the dimensions to group by, an optional segment, and whether to add hourly series.</summary>
@@ -34,7 +37,11 @@ public sealed record KpiQuery(DateTimeOffset Start, DateTimeOffset End, IReadOnl
 /// <param name="CatalogVersion">The catalog version, when grouped by it.</param>
 /// <param name="Kpis">The KPIs over the range.</param>
 /// <param name="Series">Hourly points (hours without data left out), when asked for.</param>
-public sealed record KpiRow(string? SegmentId, VariantKind? Variant, string? VariantId, string? Channel, long? CatalogVersion, Kpis Kpis, IReadOnlyList<KpiPoint> Series);
+public sealed record KpiRow(string? SegmentId, VariantKind? Variant, string? VariantId, string? Channel, long? CatalogVersion, Kpis Kpis, IReadOnlyList<KpiPoint> Series)
+{
+    /// <summary>The experiment arm ("experiment:arm"), when grouped by arm; "" for decisions in no experiment.</summary>
+    public string? Arm { get; init; }
+}
 
 /// <summary>One hour of a series.</summary>
 /// <param name="Hour">Start of the hour (UTC).</param>
@@ -69,6 +76,7 @@ public sealed class KpiStore
     private readonly Bucket?[] _days = new Bucket?[RetentionDays + 1];
     private readonly ConcurrentDictionary<ReachKey, ReachSketch> _reach = new();
     private readonly ConcurrentDictionary<(string Segment, long Version), Segment> _segments = new();
+    private readonly ConcurrentDictionary<string, string[]> _armVariantIds = new(StringComparer.Ordinal);
     private long _newestDay = long.MinValue;
 
     /// <summary>Counts one decision served for <paramref name="userId"/> at <paramref name="ticks"/>.</summary>
@@ -76,9 +84,15 @@ public sealed class KpiStore
     {
         var (winner, catalogVersion, channel) = (key.Segment, key.CatalogVersion, key.Channel);
         _segments.TryAdd((winner.Id, catalogVersion), winner);
-        Cell(ticks, new CellKey(winner.Id, catalogVersion, channel, null)).AddDecision();
+        var arm = key.Arm?.Key ?? "";
+        if (key.Arm is { } a && !_armVariantIds.ContainsKey(arm))
+        {
+            _armVariantIds.TryAdd(arm, [.. a.Variants.Select(v => v.Id)]);
+        }
+
+        Cell(ticks, new CellKey(winner.Id, catalogVersion, channel, null, arm)).AddDecision();
         var day = ticks / TimeSpan.TicksPerDay;
-        _reach.GetOrAdd(new ReachKey(winner.Id, catalogVersion, channel, day), static _ => new ReachSketch()).Add(userId);
+        _reach.GetOrAdd(new ReachKey(winner.Id, catalogVersion, channel, day, arm), static _ => new ReachSketch()).Add(userId);
         if (day > Volatile.Read(ref _newestDay))
         {
             ForgetReachBefore(day);
@@ -91,16 +105,16 @@ public sealed class KpiStore
     private long _outcomesCounted;
 
     /// <summary>Counts one outcome credited to a decision of <paramref name="segmentId"/>.</summary>
-    public void AddOutcome(long ticks, string segmentId, long catalogVersion, string channel, VariantKind? variant, OutcomeType type, double value)
+    public void AddOutcome(long ticks, string segmentId, long catalogVersion, string channel, VariantKind? variant, OutcomeType type, double value, string arm = "")
     {
-        Cell(ticks, new CellKey(segmentId, catalogVersion, channel, variant)).Add(type, value);
+        Cell(ticks, new CellKey(segmentId, catalogVersion, channel, variant, arm)).Add(type, value);
         Interlocked.Increment(ref _outcomesCounted);
     }
 
     /// <summary>Counts one outcome credited to no decision.</summary>
     public void AddUnattributed(long ticks, OutcomeType type)
     {
-        Cell(ticks, new CellKey("", 0, "", null)).Add(type, 0);
+        Cell(ticks, new CellKey("", 0, "", null, "")).Add(type, 0);
         Interlocked.Increment(ref _outcomesCounted);
     }
 
@@ -132,11 +146,13 @@ public sealed class KpiStore
         var byVariant = dims.Contains(KpiDimension.Variant);
         var byChannel = dims.Contains(KpiDimension.Channel);
         var byVersion = dims.Contains(KpiDimension.CatalogVersion);
+        var byArm = dims.Contains(KpiDimension.Arm);
         GroupKey GroupOf(CellKey c, VariantKind? variant) => new(
             bySegment ? c.Segment : null,
             byVariant ? variant : null,
             byChannel ? c.Channel : null,
-            byVersion ? c.Version : null);
+            byVersion ? c.Version : null,
+            byArm ? c.Arm : null);
 
         var totals = new Dictionary<GroupKey, KpiSum>();
         var series = query.Series ? new Dictionary<GroupKey, SortedDictionary<long, KpiSum>>() : null;
@@ -217,11 +233,11 @@ public sealed class KpiStore
             }
 
             var points = series is null ? [] : series[group].Select(p => new KpiPoint(new DateTimeOffset(p.Key * TimeSpan.TicksPerHour, TimeSpan.Zero), p.Value.ToKpis(Reach(sketches, group, p.Key / 24, (p.Key / 24) + 1)))).ToList();
-            rows.Add(new KpiRow(group.Segment, group.Variant, VariantId(group), group.Channel, group.Version, sum.ToKpis(Reach(sketches, group, firstDay, lastDay)), points));
+            rows.Add(new KpiRow(group.Segment, group.Variant, VariantId(group), group.Channel, group.Version, sum.ToKpis(Reach(sketches, group, firstDay, lastDay)), points) { Arm = group.Arm });
         }
 
         rows.Sort((a, b) => b.Kpis.Decisions != a.Kpis.Decisions ? b.Kpis.Decisions.CompareTo(a.Kpis.Decisions) : string.CompareOrdinal(a.SegmentId, b.SegmentId));
-        var total = all.ToKpis(Reach(sketches, new GroupKey(null, null, null, null), firstDay, lastDay));
+        var total = all.ToKpis(Reach(sketches, new GroupKey(null, null, null, null, null), firstDay, lastDay));
         return new KpiReport(start, end, rows, total, unattributed.Outcomes, all.Decisions == 0 ? 0 : (double)fallback.Decisions / all.Decisions);
 
         void Accumulate(GroupKey group, long hour, in KpiSum add)
@@ -254,7 +270,8 @@ public sealed class KpiStore
             if (key.Day >= fromDay && key.Day < toDay
                 && (group.Segment is null || key.Segment == group.Segment)
                 && (group.Channel is null || key.Channel == group.Channel)
-                && (group.Version is null || key.Version == group.Version))
+                && (group.Version is null || key.Version == group.Version)
+                && (group.Arm is null || key.Arm == group.Arm))
             {
                 (merged ??= new ReachSketch()).Merge(sketch);
             }
@@ -268,6 +285,11 @@ public sealed class KpiStore
         if (group.Variant is not { } kind || group.Segment is null)
         {
             return null;
+        }
+
+        if (group.Arm is { Length: > 0 } arm && _armVariantIds.TryGetValue(arm, out var ids) && (int)kind < ids.Length)
+        {
+            return ids[(int)kind]; // the variant the arm served
         }
 
         // The variant as of the group's catalog version, else the newest version that decided for the segment.
@@ -345,10 +367,10 @@ public sealed class KpiStore
     }
 
     /// <summary>One cell of an hour (or, with <paramref name="Day"/>, a day) as a checkpoint holds it.</summary>
-    internal readonly record struct CellState(bool Day, long Period, string Segment, long Version, string Channel, VariantKind? Variant, long[] Counts, double Revenue);
+    internal readonly record struct CellState(bool Day, long Period, string Segment, long Version, string Channel, VariantKind? Variant, long[] Counts, double Revenue, string Arm = "");
 
     /// <summary>The distinct users of one segment, version, channel and day as a checkpoint holds them.</summary>
-    internal readonly record struct ReachState(string Segment, long Version, string Channel, long Day, byte[] Registers);
+    internal readonly record struct ReachState(string Segment, long Version, string Channel, long Day, byte[] Registers, string Arm = "");
 
     /// <summary>Every cell kept, for a checkpoint.</summary>
     internal IEnumerable<CellState> Cells()
@@ -365,7 +387,7 @@ public sealed class KpiStore
                 foreach (var (key, counters) in bucket.Cells)
                 {
                     var (counts, revenue) = counters.Read();
-                    yield return new CellState(day, bucket.Hour, key.Segment, key.Version, key.Channel, key.Variant, counts, revenue);
+                    yield return new CellState(day, bucket.Hour, key.Segment, key.Version, key.Channel, key.Variant, counts, revenue, key.Arm);
                 }
             }
         }
@@ -373,14 +395,22 @@ public sealed class KpiStore
 
     /// <summary>Every reach sketch kept, for a checkpoint.</summary>
     internal IEnumerable<ReachState> ReachSketches() =>
-        _reach.Select(r => new ReachState(r.Key.Segment, r.Key.Version, r.Key.Channel, r.Key.Day, r.Value.CopyRegisters()));
+        _reach.Select(r => new ReachState(r.Key.Segment, r.Key.Version, r.Key.Channel, r.Key.Day, r.Value.CopyRegisters(), r.Key.Arm));
+
+    /// <summary>The variant ids each experiment arm served (by kind), for a checkpoint.</summary>
+    internal IEnumerable<KeyValuePair<string, string[]>> ArmVariantIds() => _armVariantIds;
 
     /// <summary>The segments (with their variants) decided into, by id and catalog version, for a checkpoint.</summary>
     internal IEnumerable<(string Segment, long Version, Segment Definition)> SegmentVersions() => _segments.Select(s => (s.Key.Segment, s.Key.Version, s.Value));
 
     /// <summary>Restores what a checkpoint held (into an empty store, before anything is counted).</summary>
-    internal void Restore(IEnumerable<CellState> cells, IEnumerable<ReachState> reach, IEnumerable<(string Segment, long Version, Segment Definition)> segments)
+    internal void Restore(IEnumerable<CellState> cells, IEnumerable<ReachState> reach, IEnumerable<(string Segment, long Version, Segment Definition)> segments, IEnumerable<KeyValuePair<string, string[]>>? armVariantIds = null)
     {
+        foreach (var (arm, ids) in armVariantIds ?? [])
+        {
+            _armVariantIds[arm] = ids;
+        }
+
         foreach (var c in cells)
         {
             var ring = c.Day ? _days : _hours;
@@ -392,13 +422,13 @@ public sealed class KpiStore
 
             if (slot.Hour == c.Period)
             {
-                slot.Cells[new CellKey(c.Segment, c.Version, c.Channel, c.Variant)] = KpiCounters.From(c.Counts, c.Revenue);
+                slot.Cells[new CellKey(c.Segment, c.Version, c.Channel, c.Variant, c.Arm)] = KpiCounters.From(c.Counts, c.Revenue);
             }
         }
 
         foreach (var r in reach)
         {
-            _reach[new ReachKey(r.Segment, r.Version, r.Channel, r.Day)] = ReachSketch.From(r.Registers);
+            _reach[new ReachKey(r.Segment, r.Version, r.Channel, r.Day, r.Arm)] = ReachSketch.From(r.Registers);
             _newestDay = Math.Max(_newestDay, r.Day);
         }
 
@@ -408,11 +438,11 @@ public sealed class KpiStore
         }
     }
 
-    private readonly record struct CellKey(string Segment, long Version, string Channel, VariantKind? Variant);
+    private readonly record struct CellKey(string Segment, long Version, string Channel, VariantKind? Variant, string Arm);
 
-    private readonly record struct GroupKey(string? Segment, VariantKind? Variant, string? Channel, long? Version);
+    private readonly record struct GroupKey(string? Segment, VariantKind? Variant, string? Channel, long? Version, string? Arm);
 
-    private readonly record struct ReachKey(string Segment, long Version, string Channel, long Day);
+    private readonly record struct ReachKey(string Segment, long Version, string Channel, long Day, string Arm);
 
     // One hour's (or one day's) counters; Hour is the period's number (hours or days since 0001-01-01).
     private sealed class Bucket(long period)

@@ -171,7 +171,7 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             return new OutcomeResult(index, Attribution.Duplicate, d.Decision.DecisionId.ToString(), d.Decision.Segment.Id, []);
         }
 
-        measurement.Kpis.AddOutcome(ticks, d.Decision.Segment.Id, d.Decision.CatalogVersion, d.Decision.Channel, outcome.Variant, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0);
+        measurement.Kpis.AddOutcome(ticks, d.Decision.Segment.Id, d.Decision.CatalogVersion, d.Decision.Channel, outcome.Variant, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, d.Decision.Key.Arm?.Key ?? "");
         if (outcome.Type == OutcomeType.Impression)
         {
             var touch = (Sequence: d.Decision.Sequence, Ticks: ticks);
