@@ -45,6 +45,9 @@ public sealed class CatalogDefinition
     /// <summary>Segments whose shape is valid, in the order written (files by name, then position).</summary>
     public required IReadOnlyList<SegmentDefinition> Segments { get; init; }
 
+    /// <summary>The share of users in the decisioning holdout (0 to 0.5; 0: none).</summary>
+    public double Holdout { get; init; }
+
     /// <summary>Experiments whose shape is valid, in the order written.</summary>
     public IReadOnlyList<ExperimentDefinition> Experiments { get; init; } = [];
 

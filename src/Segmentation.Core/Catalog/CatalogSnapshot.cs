@@ -25,8 +25,10 @@ public sealed class CatalogSnapshot
         ScoringSettings scoring,
         FieldRegistry fields,
         FeatureLayout features,
-        IReadOnlyList<Experiment>? experiments = null)
+        IReadOnlyList<Experiment>? experiments = null,
+        double holdout = 0)
     {
+        Holdout = holdout;
         Experiments = experiments ?? [];
         _experimentByRank = new Experiment?[segments.Count];
         Features = features;
@@ -40,6 +42,7 @@ public sealed class CatalogSnapshot
         Personas = personas;
         ContextFieldsRead = contextFieldsRead;
         ById = segments.ToFrozenDictionary(s => s.Id, StringComparer.Ordinal);
+        HoldoutArm = new ExperimentArm(Experiment.HoldoutArmId, holdout, fallback.Variants, [], Experiment.HoldoutId);
         foreach (var experiment in Experiments)
         {
             _experimentByRank[experiment.Segment.Rank] = experiment; // validated: one per segment and time window
@@ -49,6 +52,15 @@ public sealed class CatalogSnapshot
 
     private readonly Lazy<Action<EvalContext, bool[]>> _evaluateAll;
     private readonly Experiment?[] _experimentByRank;
+
+    /// <summary>
+    /// The share of users in the decisioning holdout (catalog setting <c>holdout</c>): they get the fallback experience
+    /// for everything, so the lift of segment-driven personalization itself can be measured against them.
+    /// </summary>
+    public double Holdout { get; }
+
+    /// <summary>The arm decisions of held-out users report (<c>decisioning_holdout:holdout</c>), serving the fallback's variants.</summary>
+    public ExperimentArm HoldoutArm { get; }
 
     /// <summary>The catalog's experiments, in the order written.</summary>
     public IReadOnlyList<Experiment> Experiments { get; }

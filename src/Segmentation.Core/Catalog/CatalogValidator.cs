@@ -54,6 +54,7 @@ public static partial class CatalogValidator
         private readonly List<SyntaxMap> _experimentNodes = [];
         private string _name = "default";
         private SyntaxNode? _fallbackSetting;
+        private double _holdout;
 
         public void ReadTopLevel(SyntaxMap root)
         {
@@ -178,6 +179,7 @@ public static partial class CatalogValidator
             return new CatalogDefinition
             {
                 Name = _name,
+                Holdout = _holdout,
                 Origin = origin,
                 Traits = _traits,
                 Personas = _personas,
@@ -669,8 +671,16 @@ public static partial class CatalogValidator
                     case "fallback":
                         _fallbackSetting = v;
                         break;
+                    case "holdout":
+                        if (!double.TryParse(v.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out _holdout) || _holdout < 0 || _holdout > 0.5)
+                        {
+                            Error(v, null, "catalog.holdout", $"'holdout' is the share of users who get the fallback experience for everything, from 0 to 0.5 (got '{v.Text}')");
+                            _holdout = 0;
+                        }
+
+                        break;
                     default:
-                        Error(k, null, "catalog", $"unknown key '{k.Text}'; expected name or fallback");
+                        Error(k, null, "catalog", $"unknown key '{k.Text}'; expected name, fallback or holdout");
                         break;
                 }
             }

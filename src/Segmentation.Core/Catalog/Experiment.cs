@@ -51,6 +51,12 @@ public sealed record ArmDefinition(string Id, double Weight, IReadOnlyList<Varia
 /// </summary>
 public sealed class Experiment
 {
+    /// <summary>The experiment id decisions of the decisioning holdout report.</summary>
+    public const string HoldoutId = "decisioning_holdout";
+
+    /// <summary>The arm id decisions of the decisioning holdout report.</summary>
+    public const string HoldoutArmId = "holdout";
+
     private readonly double[] _weights;
 
     internal Experiment(ExperimentDefinition definition, Segment segment, IReadOnlyList<ExperimentArm> arms)

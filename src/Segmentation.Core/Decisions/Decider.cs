@@ -1,4 +1,5 @@
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Experiments;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
@@ -80,6 +81,16 @@ public sealed class Decider(TemplateRenderer renderer)
         }
 
         var (winner, matches) = Resolve(segments, matched);
+
+        // The decisioning holdout: a fixed share of users, by a hash of their id, get the fallback experience for
+        // everything (and no experiment), so personalization's own lift is measured against them.
+        var heldOut = catalog.Holdout > 0 && Assignment.InHoldout(userId, catalog.Holdout);
+        if (heldOut)
+        {
+            winner = null;
+            matches = new SegmentMatches(segments, matched, null); // matched, but none served
+        }
+
         var fallbackUsed = winner is null;
         winner ??= catalog.Fallback;
 
@@ -90,7 +101,11 @@ public sealed class Decider(TemplateRenderer renderer)
         Experiment? experiment = null;
         ExperimentArm? arm = null;
         var served = winner.Variants;
-        if (catalog.Experiments.Count > 0)
+        if (heldOut)
+        {
+            arm = catalog.HoldoutArm;
+        }
+        else if (catalog.Experiments.Count > 0)
         {
             experiment = catalog.ExperimentAt(winner, context.NowTicks);
             arm = experiment?.Assign(userId);
@@ -132,6 +147,11 @@ public sealed class Decider(TemplateRenderer renderer)
                 : gate == ConsentGate.ContextOnly
                     ? $"{status.Describe()}: only the request context was read (gate: context only)"
                     : $"{status.Describe()}: the whole profile was read (gate: full profile)";
+            if (heldOut)
+            {
+                summary = $"in the decisioning holdout ({catalog.Holdout:P0} of users, by a hash of the user id): the fallback '{winner.Id}' for everything; " + summary;
+            }
+
             if (experiment is not null)
             {
                 summary += $"; experiment '{experiment.Id}': arm '{arm!.Id}' (assigned by a hash of the user id; {(arm.Overrides.Count == 0 ? "the segment's own variants" : "its own " + string.Join(", ", arm.Overrides.Select(k => k.ToString().ToLowerInvariant())))})";

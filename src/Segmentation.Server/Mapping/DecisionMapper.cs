@@ -84,7 +84,7 @@ internal static class DecisionMapper
             FromCache = d.FromCache,
             ConsentGate = d.ConsentGate == Core.Privacy.ConsentGate.ContextOnly ? Contracts.V1.ConsentGate.ContextOnly : Contracts.V1.ConsentGate.FullProfile,
             EvaluatedAt = Timestamp.FromDateTimeOffset(d.EvaluatedAt), // not shared: a cached decision served later is evaluated at the later time
-            ExperimentId = d.Experiment?.Id ?? "",
+            ExperimentId = d.Arm?.ExperimentId ?? "",
             ArmId = d.Arm?.Id ?? "",
         };
         result.MatchedSegments.AddRange(parts.Matched);

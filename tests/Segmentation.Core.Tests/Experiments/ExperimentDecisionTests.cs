@@ -126,4 +126,56 @@ public class ExperimentDecisionTests
         Assert.Equal("vip.offer.stronger", Assert.Single(byVariant, r => r.Arm == "vip_offer_test:stronger_offer" && r.Variant == Core.Rendering.VariantKind.Offer).VariantId);
         Assert.Equal("vip.offer", Assert.Single(byVariant, r => r.Arm == "vip_offer_test:control" && r.Variant == Core.Rendering.VariantKind.Offer).VariantId);
     }
+
+    [Fact]
+    public void The_decisioning_holdout_gets_the_fallback_for_everything_and_is_counted_as_its_own_arm()
+    {
+        var source = new Core.Catalog.InMemoryCatalogSource(
+        [
+            new Core.Catalog.CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("fallback: everyone", "fallback: everyone\n  holdout: 0.2", StringComparison.Ordinal)),
+            new Core.Catalog.CatalogFile("fallback.yaml", TestCatalogs.Fallback),
+            new Core.Catalog.CatalogFile("segments.yaml", "segments:\n" + TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")),
+            new Core.Catalog.CatalogFile("experiments.yaml", ExperimentCatalogTests.Experiment),
+        ]);
+        using var w = new TestWorld(source);
+        var held = 0;
+        for (var i = 0; i < 2000; i++)
+        {
+            Vip(w, $"h{i}");
+            var d = w.Decide($"h{i}");
+            if (d.Arm is { ExperimentId: "decisioning_holdout" })
+            {
+                held++;
+                Assert.Equal(("everyone", true, "holdout", null), (d.Winner.Id, d.FallbackUsed, d.Arm.Id, d.Experiment));
+                Assert.Equal("Welcome", d.Variants[0].Text);
+                Assert.DoesNotContain(d.Matched, m => m.Status == Core.Decisions.MatchStatus.Winner); // vip matched, but was not served
+            }
+            else
+            {
+                Assert.Equal(("vip", "vip_offer_test"), (d.Winner.Id, d.Experiment?.Id)); // the others are personalized, and in the segment's experiment
+            }
+        }
+
+        Assert.InRange(held / 2000.0, 0.17, 0.23);
+        Assert.Equal(w.Decide("h7").Arm?.ExperimentId, w.Decide("h7").Arm?.ExperimentId); // sticky
+        Assert.StartsWith("in the decisioning holdout (20", w.Decide(Enumerable.Range(0, 2000).Select(i => $"h{i}").First(u => w.Decide(u).Arm!.ExperimentId == "decisioning_holdout"), explain: true).Explanation!.Summary, StringComparison.Ordinal);
+
+        w.Measurement.Drain();
+        var rows = w.Measurement.Kpis.Query(new Core.Application.Measurement.KpiQuery(w.Clock.Now.AddHours(-1), w.Clock.Now.AddHours(1), [Core.Application.Measurement.KpiDimension.Arm])).Rows;
+        Assert.True(Assert.Single(rows, r => r.Arm == "decisioning_holdout:holdout").Kpis.Decisions >= held);
+    }
+
+    [Fact]
+    public void A_holdout_share_outside_0_to_0_5_is_a_catalog_error()
+    {
+        var source = new Core.Catalog.InMemoryCatalogSource(
+        [
+            new Core.Catalog.CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("fallback: everyone", "fallback: everyone\n  holdout: 0.9", StringComparison.Ordinal)),
+            new Core.Catalog.CatalogFile("fallback.yaml", TestCatalogs.Fallback),
+        ]);
+
+        var error = Assert.Single(Assert.Throws<Core.Catalog.CatalogException>(() => Core.Catalog.CatalogLoader.Load(source)).Errors);
+        Assert.Equal(("catalog.yaml", 4), (error.File, error.Line));
+        Assert.Contains("'holdout'", error.Message, StringComparison.Ordinal);
+    }
 }
