@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
 using Segmentation.Contracts.V1;
+using static Segmentation.Cli.CsvText;
 
 namespace Segmentation.Cli;
 
@@ -142,12 +143,6 @@ internal static class KpisCommand
     }
 
     private static string Variant(VariantKind kind) => kind == VariantKind.Unspecified ? "" : kind.ToString().ToLowerInvariant();
-
-    private static string N(long n) => n.ToString(CultureInfo.InvariantCulture);
-
-    private static string R(double x) => x.ToString("0.######", CultureInfo.InvariantCulture);
-
-    private static string Quote(string s) => s.IndexOfAny([',', '"', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 }
 
 /// <summary>segctl sizes: member counts per segment over time (InsightsService.GetSegmentSizes).</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
 using Segmentation.Contracts.V1;
+using static Segmentation.Cli.CsvText;
 
 namespace Segmentation.Cli;
 
@@ -99,10 +100,4 @@ internal static class QualityCommand
         var t when t < TimeSpan.FromDays(2) => $"{t.TotalHours:0.#} h",
         var t => $"{t.TotalDays:0.#} days",
     };
-
-    private static string N(long n) => n.ToString(CultureInfo.InvariantCulture);
-
-    private static string R(double x) => x.ToString("0.######", CultureInfo.InvariantCulture);
-
-    private static string Quote(string s) => s.IndexOfAny([',', '"', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
 }

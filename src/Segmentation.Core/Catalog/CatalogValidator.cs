@@ -86,50 +86,36 @@ public static partial class CatalogValidator
 
                         break;
                     case "segments":
-                        if (v is SyntaxList seq)
-                        {
-                            foreach (var item in seq.Items)
-                            {
-                                if (item is SyntaxMap m)
-                                {
-                                    _segmentNodes.Add(m);
-                                }
-                                else
-                                {
-                                    Error(item, null, null, "each segment must be a mapping");
-                                }
-                            }
-                        }
-                        else
-                        {
-                            Error(v, null, null, "'segments' must be a list");
-                        }
-
+                        ReadMappings(v, _segmentNodes, null, "segment");
                         break;
                     case "experiments":
-                        if (v is SyntaxList experiments)
-                        {
-                            foreach (var item in experiments.Items)
-                            {
-                                if (item is SyntaxMap m)
-                                {
-                                    _experimentNodes.Add(m);
-                                }
-                                else
-                                {
-                                    Error(item, null, "experiments", "each experiment must be a mapping");
-                                }
-                            }
-                        }
-                        else
-                        {
-                            Error(v, null, "experiments", "'experiments' must be a list");
-                        }
-
+                        ReadMappings(v, _experimentNodes, "experiments", "experiment");
                         break;
                     default:
                         Error(k, null, null, $"unknown top-level key '{k.Text}'; expected any of: {string.Join(", ", TopLevelKeys)}");
                         break;
+                }
+            }
+        }
+
+        // A top-level list whose items are mappings (segments, experiments), each added to target.
+        private void ReadMappings(SyntaxNode node, List<SyntaxMap> target, string? clause, string noun)
+        {
+            if (node is not SyntaxList list)
+            {
+                Error(node, null, clause, $"'{noun}s' must be a list");
+                return;
+            }
+
+            foreach (var item in list.Items)
+            {
+                if (item is SyntaxMap map)
+                {
+                    target.Add(map);
+                }
+                else
+                {
+                    Error(item, null, clause, $"each {noun} must be a mapping");
                 }
             }
         }

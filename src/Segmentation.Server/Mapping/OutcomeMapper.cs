@@ -128,8 +128,8 @@ internal static class OutcomeMapper
                 CatalogVersion = row.CatalogVersion ?? 0,
                 Kpis = ToProto(row.Kpis),
                 Series = { row.Series.Select(p => new Contracts.V1.KpiPoint { Hour = Timestamp.FromDateTimeOffset(p.Hour), Kpis = ToProto(p.Kpis) }) },
-                ExperimentId = row.Arm is { } arm && arm.IndexOf(':', StringComparison.Ordinal) is var colon and > 0 ? arm[..colon] : "",
-                ArmId = row.Arm is { } a && a.IndexOf(':', StringComparison.Ordinal) is var c and > 0 ? a[(c + 1)..] : "",
+                ExperimentId = row.ExperimentId,
+                ArmId = row.ArmId,
             });
         }
 

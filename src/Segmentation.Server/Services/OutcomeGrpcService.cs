@@ -36,11 +36,6 @@ internal sealed class InsightsGrpcService(SegmentKpis kpis, SegmentSizeHistory s
     {
         var end = ValueMapper.ToDomain(request.End, "end") ?? time.GetUtcNow();
         var start = ValueMapper.ToDomain(request.Start, "start") ?? end.AddDays(-1);
-        if (end <= start)
-        {
-            throw new Core.Validation.ValidationException("end", "must be after start");
-        }
-
         return Task.FromResult(OutcomeMapper.ToProto(quality.Measure(start, end, context.CancellationToken)));
     }
 

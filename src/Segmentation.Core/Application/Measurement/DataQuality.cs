@@ -57,9 +57,17 @@ public sealed class DataQuality(ProfileIngestion ingestion, IProfileStore profil
         ("90 days - 1 year", TimeSpan.FromDays(365)),
     ];
 
-    /// <summary>Measures now; decisions are counted over [<paramref name="start"/>, <paramref name="end"/>).</summary>
+    /// <summary>
+    /// Measures now; decisions are counted over [<paramref name="start"/>, <paramref name="end"/>). Throws
+    /// <see cref="Validation.ValidationException"/> when the range is empty or longer than the KPIs kept.
+    /// </summary>
     public DataQualityReport Measure(DateTimeOffset start, DateTimeOffset end, CancellationToken cancellation = default)
     {
+        if (end <= start)
+        {
+            throw new Validation.ValidationException("end", "must be after start");
+        }
+
         var now = time.GetUtcNow();
         var fallback = catalogs.Current.Fallback.Id;
         var indexed = memberships.IsComplete;

@@ -41,6 +41,12 @@ public sealed record KpiRow(string? SegmentId, VariantKind? Variant, string? Var
 {
     /// <summary>The experiment arm ("experiment:arm"), when grouped by arm; "" for decisions in no experiment.</summary>
     public string? Arm { get; init; }
+
+    /// <summary>The experiment of <see cref="Arm"/> ("" when none).</summary>
+    public string ExperimentId => Arm is { } a && a.IndexOf(':', StringComparison.Ordinal) is var colon and > 0 ? a[..colon] : "";
+
+    /// <summary>The arm id of <see cref="Arm"/> ("" when none).</summary>
+    public string ArmId => Arm is { } a && a.IndexOf(':', StringComparison.Ordinal) is var colon and > 0 ? a[(colon + 1)..] : "";
 }
 
 /// <summary>One hour of a series.</summary>

@@ -117,14 +117,13 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         {
             SegmentationTelemetry.Outcomes.Add(
                 1,
-                SegmentationTelemetry.Tag("type", (uint)outcome.Type < (uint)TypeNames.Length ? TypeNames[(int)outcome.Type] : "unknown"),
+                SegmentationTelemetry.Tag("type", Enum.IsDefined(outcome.Type) ? Outcome.EventType(outcome.Type) : "unknown"),
                 SegmentationTelemetry.Tag("attribution", AttributionNames[(int)result.Attribution]));
         }
 
         return result;
     }
 
-    private static readonly string[] TypeNames = ["impression", "click", "conversion", "dismiss", "email_send", "email_open", "email_click", "email_unsubscribe"];
     private static readonly string[] AttributionNames = ["decision", "last_impression", "unattributed", "duplicate", "rejected"];
 
     private OutcomeResult RecordOne(int index, Outcome outcome, string prefix)
