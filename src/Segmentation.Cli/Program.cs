@@ -197,6 +197,54 @@ var sizes = new Command("sizes", "Member counts per segment over time (InsightsS
 sizes.SetAction((parse, ct) => Cli.RunAsync(() => SizesCommand.RunAsync(Target(parse), parse.GetValue(sizeDays), parse.GetValue(sizeSegment), parse.GetValue(json), ct)));
 root.Subcommands.Add(sizes);
 
+// experiments, results, simulate
+var experiments = new Command("experiments", "The serving catalog's experiments (ExperimentService.ListExperiments): status, arms, exposed users; see docs/experiments.md");
+experiments.SetAction((parse, ct) => Cli.RunAsync(() => ExperimentsCommand.ListAsync(Target(parse), parse.GetValue(json), ct)));
+var experimentId = new Argument<string>("experiment_id") { Description = "The experiment id" };
+var experimentComment = new Option<string>("--comment") { Description = "Comment of the catalog version published", DefaultValueFactory = _ => "" };
+var stopExperiment = new Command("stop", "Stop an experiment now (publishes a catalog version with its stop time)") { experimentId, experimentComment };
+stopExperiment.SetAction((parse, ct) => Cli.RunAsync(() => ExperimentsCommand.StopAsync(Target(parse), parse.GetValue(experimentId)!, parse.GetValue(experimentComment)!, parse.GetValue(json), ct)));
+var promoteArm = new Option<string>("--arm") { Description = "The arm to promote (default: the recommended winner; refused when there is none)", DefaultValueFactory = _ => "" };
+var promoteExperiment = new Command("promote", "Promote an arm: its variants become the segment's in a new catalog version, and the experiment stops") { experimentId, promoteArm, experimentComment };
+promoteExperiment.SetAction((parse, ct) => Cli.RunAsync(() => ExperimentsCommand.PromoteAsync(Target(parse), parse.GetValue(experimentId)!, parse.GetValue(promoteArm)!, parse.GetValue(experimentComment)!, parse.GetValue(json), ct)));
+experiments.Subcommands.Add(stopExperiment);
+experiments.Subcommands.Add(promoteExperiment);
+root.Subcommands.Add(experiments);
+
+var resultsId = new Argument<string>("experiment_id") { Description = "The experiment id" };
+var results = new Command("results", "An experiment's results (ExperimentService.GetExperimentResults): per arm users and metrics, lift with fixed and always-valid intervals, sample ratio check, recommendation") { resultsId };
+results.SetAction((parse, ct) => Cli.RunAsync(() => ExperimentsCommand.ResultsAsync(Target(parse), parse.GetValue(resultsId)!, parse.GetValue(json), ct)));
+root.Subcommands.Add(results);
+
+var simUsers = new Option<int>("--users") { Description = "Users to simulate, taken from the service's segment members (the demo population)", DefaultValueFactory = _ => 2_000 };
+var simSegment = new Option<string?>("--segment") { Description = "Only members of this segment (default: every segment's, in priority order)" };
+var simViews = new Option<int>("--views") { Description = "Page views per user: one Decide call and one impression each", DefaultValueFactory = _ => 3 };
+var simClick = new Option<double>("--click-rate") { Description = "True chance an impression is clicked", DefaultValueFactory = _ => 0.1 };
+var simConversion = new Option<double>("--conversion-rate") { Description = "True chance a user converts (once, after the last view)", DefaultValueFactory = _ => 0.1 };
+var simSegmentRate = new Option<string[]>("--segment-rate") { Description = "SEGMENT=RATE: a segment's own true conversion rate (repeatable)", AllowMultipleArgumentsPerToken = true };
+var simLift = new Option<string[]>("--lift") { Description = "ARM=LIFT or EXPERIMENT:ARM=LIFT: true relative lift of that arm's click and conversion rates, 0.2 for +20 % (repeatable)", AllowMultipleArgumentsPerToken = true };
+var simSeed = new Option<int>("--seed") { Description = "Seed of every draw; the same seed re-sends the same event ids (counted once)", DefaultValueFactory = _ => 1 };
+var simParallel = new Option<int>("--parallel") { Description = "Users simulated at once", DefaultValueFactory = _ => 8 };
+var simulate = new Command("simulate", "Drive the running service with traffic whose truth is known (decisions, impressions, clicks, conversions per segment and arm), to watch an experiment find it")
+{
+    simUsers, simSegment, simViews, simClick, simConversion, simSegmentRate, simLift, simSeed, simParallel,
+};
+simulate.SetAction((parse, ct) => Cli.RunAsync(() => ExperimentsCommand.SimulateAsync(
+    Target(parse),
+    parse.GetValue(simUsers),
+    parse.GetValue(simSegment),
+    new SimulationTruth(
+        parse.GetValue(simViews),
+        parse.GetValue(simClick),
+        parse.GetValue(simConversion),
+        ExperimentsCommand.Pairs("--segment-rate", parse.GetValue(simSegmentRate) ?? []),
+        ExperimentsCommand.Pairs("--lift", parse.GetValue(simLift) ?? []),
+        Seed: parse.GetValue(simSeed),
+        Parallelism: parse.GetValue(simParallel)),
+    parse.GetValue(json),
+    ct)));
+root.Subcommands.Add(simulate);
+
 // quality
 var qualityDays = new Option<int>("--days") { Description = "Fallback rate over the decisions of the last N days (default 1; at most 90)", DefaultValueFactory = _ => 1 };
 var qualityCsv = new Option<bool>("--csv") { Description = "Print CSV (metric,key,value), one line per figure, for BI tools" };

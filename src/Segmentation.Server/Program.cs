@@ -50,6 +50,7 @@ app.MapGrpcService<PrivacyGrpcService>();
 app.MapGrpcService<DiagnosticsGrpcService>();
 app.MapGrpcService<OutcomeGrpcService>();
 app.MapGrpcService<InsightsGrpcService>();
+app.MapGrpcService<ExperimentGrpcService>();
 app.MapGrpcHealthChecksService();
 app.MapGrpcReflectionService();
 app.MapSegmentationTelemetry(); // /metrics and /healthz

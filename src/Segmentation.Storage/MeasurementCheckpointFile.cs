@@ -30,7 +30,7 @@ public sealed class MeasurementCheckpointFile(
     public const string FileName = "measurement.bin";
 
     private const string Magic = "SEGMEAS1";
-    private const int Format = 2; // 2: experiment arms in decision keys, KPI cells and reach
+    private const int Format = 3; // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly object _gate = new();
@@ -238,6 +238,26 @@ public sealed class MeasurementCheckpointFile(
             w.Write(sequence);
             w.Write(order);
         }
+
+        // Experiment exposures: every user's recorded arm, outcomes since exposure and pre-exposure values.
+        var exposures = measurement.Exposures.Records().ToList();
+        w.Write(exposures.Count);
+        foreach (var (experiment, arm, e) in exposures)
+        {
+            w.Write(experiment);
+            w.Write(arm);
+            w.Write(e.Subject!);
+            w.Write(e.AssignedTicks);
+            w.Write(e.ExposedTicks);
+            w.Write(e.Impressions);
+            w.Write(e.Clicks);
+            w.Write(e.Conversions);
+            w.Write(e.Unsubscribes);
+            w.Write(e.Revenue);
+            w.Write(e.PreRevenue);
+            w.Write(e.PreConversions);
+            w.Write(e.PreClicks);
+        }
     }
 
     private void Read(BinaryReader r)
@@ -339,6 +359,26 @@ public sealed class MeasurementCheckpointFile(
             conversions[i] = (r.ReadInt64(), r.ReadString());
         }
 
+        var exposures = new (string, string, ExposureRecord)[r.ReadInt32()];
+        for (var i = 0; i < exposures.Length; i++)
+        {
+            var (experiment, arm) = (r.ReadString(), r.ReadString());
+            exposures[i] = (experiment, arm, new ExposureRecord
+            {
+                Subject = r.ReadString(),
+                AssignedTicks = r.ReadInt64(),
+                ExposedTicks = r.ReadInt64(),
+                Impressions = r.ReadInt32(),
+                Clicks = r.ReadInt32(),
+                Conversions = r.ReadInt32(),
+                Unsubscribes = r.ReadInt32(),
+                Revenue = r.ReadDouble(),
+                PreRevenue = r.ReadDouble(),
+                PreConversions = r.ReadInt32(),
+                PreClicks = r.ReadInt32(),
+            });
+        }
+
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
         measurement.Ledger.Restore(processBits, issued, decisions);
         measurement.Counted();
@@ -346,6 +386,7 @@ public sealed class MeasurementCheckpointFile(
         sizes.Restore(sizeRings);
         churn.Restore(churnRings);
         outcomes.Restore(impressions, conversions);
+        measurement.Exposures.Restore(exposures);
     }
 
     // The serving catalog's arm of that experiment, or one that keeps only the ids (its decisions are counted already).

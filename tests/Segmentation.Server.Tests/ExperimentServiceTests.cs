@@ -57,4 +57,70 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
         var explained = (await decisions.DecideAsync(new DecideRequest { UserId = "visitor-1", Explain = true })).Decision;
         Assert.Contains("experiment 'welcome_test'", explained.Explanation.Summary, StringComparison.Ordinal);
     }
+
+    private static string Lifted(string id, string salt) => $$"""
+        experiments:
+          - id: {{id}}
+            segment: general_audience
+            salt: {{salt}}
+            primary_metric: conversion_rate
+            guardrails: [ctr]
+            minimum_detectable_effect: 0.2
+            arms:
+              - id: control
+                weight: 1
+              - id: treatment
+                weight: 1
+                variants:
+                  content: { id: general_audience.content.{{id}}, template: "New arrivals, picked for you." }
+        """;
+
+    private static async Task PublishAsync(Grpc.Net.Client.GrpcChannel channel, string experiments)
+    {
+        var files = new EmbeddedCatalogSource().ReadFiles().Select(f => new ProtoCatalogFile { Name = f.Name, Content = f.Text }).ToList();
+        files.Add(new ProtoCatalogFile { Name = "experiments.yaml", Content = experiments });
+        await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "simulation" });
+    }
+
+    [Fact]
+    public async Task The_traffic_simulator_s_known_lift_is_found_and_promoted_and_an_AA_split_is_not()
+    {
+        var channel = GrpcTestFixture.CreateChannel(host);
+        var experiments = new ExperimentService.ExperimentServiceClient(channel);
+        var simulator = new Segmentation.Cli.TrafficSimulator(channel.CreateCallInvoker());
+        var truth = new Segmentation.Cli.SimulationTruth(ViewsPerUser: 1, ClickRate: 0.1, ConversionRate: 0.3, ArmLifts: new Dictionary<string, double> { ["sim_lift:treatment"] = 0.2 }, Seed: 7);
+
+        // A known 20 % relative lift on the conversion rate of arm treatment.
+        await PublishAsync(channel, Lifted("sim_lift", "lift"));
+        var lifted = await simulator.RunAsync([.. Enumerable.Range(0, 8_000).Select(i => $"sim-lift-{i}")], truth);
+        Assert.Equal(8_000, lifted.Arms.Where(a => a.Key.StartsWith("sim_lift:", StringComparison.Ordinal)).Sum(a => a.Value.Users));
+
+        var found = await experiments.GetExperimentResultsAsync(new GetExperimentResultsRequest { ExperimentId = "sim_lift" });
+        Assert.Equal((Recommendation.Winner, "treatment"), (found.Recommendation, found.WinningArmId));
+        Assert.False(found.SampleRatio.Mismatch);
+        Assert.Equal(8_000, found.Arms.Sum(a => a.ExposedUsers));
+        var primary = Assert.Single(found.Comparisons, c => !c.Guardrail);
+        Assert.InRange(0.2, primary.SequentialLift.Lower, primary.SequentialLift.Upper); // the truth inside the always-valid interval
+        Assert.Equal(Verdict.Better, primary.Verdict);
+
+        var promoted = await experiments.PromoteExperimentAsync(new PromoteExperimentRequest { ExperimentId = "sim_lift" });
+        Assert.Equal("treatment", promoted.ArmId);
+        var after = (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "after-promotion" })).Decision;
+        Assert.Equal(("general_audience.content.sim_lift", ""), (after.Content.VariantId, after.ExperimentId));
+        var listed = await experiments.ListExperimentsAsync(new ListExperimentsRequest());
+        Assert.Equal((ExperimentStatus.Promoted, "treatment"), (listed.Experiments.Single().Status, listed.Experiments.Single().PromotedArmId));
+
+        // An A/A split of the same size: no winner.
+        await PublishAsync(channel, Lifted("sim_aa", "aa"));
+        await simulator.RunAsync([.. Enumerable.Range(0, 8_000).Select(i => $"sim-aa-{i}")], truth with { ArmLifts = null });
+        var aa = await experiments.GetExperimentResultsAsync(new GetExperimentResultsRequest { ExperimentId = "sim_aa" });
+        Assert.NotEqual(Recommendation.Winner, aa.Recommendation);
+        Assert.False(aa.SampleRatio.Mismatch);
+        Assert.Equal(Verdict.Inconclusive, Assert.Single(aa.Comparisons, c => !c.Guardrail).Verdict);
+
+        var missing = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await experiments.GetExperimentResultsAsync(new GetExperimentResultsRequest { ExperimentId = "nope" }));
+        Assert.Equal(Grpc.Core.StatusCode.NotFound, missing.StatusCode);
+        var noWinner = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () => await experiments.PromoteExperimentAsync(new PromoteExperimentRequest { ExperimentId = "sim_aa" }));
+        Assert.Equal(Grpc.Core.StatusCode.FailedPrecondition, noWinner.StatusCode);
+    }
 }

@@ -98,6 +98,10 @@ public static class CatalogCompiler
                 if (segments.FirstOrDefault(s => s.Id == definition.SegmentId) is { } segment && BuildExperiment(definition, segment, templateContext) is { } experiment)
                 {
                     experiments.Add(experiment);
+                    if (experiment.Promoted is { } promoted)
+                    {
+                        segment.Serve(experiment.ArmById(promoted)!.Variants); // the winner standardised: everyone the segment wins gets its variants
+                    }
                 }
             }
 

@@ -19,7 +19,7 @@ public static partial class CatalogValidator
     /// <summary>The keys a catalog file may have at its top level.</summary>
     public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments"];
 
-    private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "arms"];
+    private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "arms"];
     private static readonly string[] ArmKeys = ["id", "weight", "variants"];
 
     private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
@@ -489,13 +489,35 @@ public static partial class CatalogValidator
                 }
             }
 
+            var exposure = ExposureTrigger.Decision;
+            if (node.Get("exposure") is { } exposureNode)
+            {
+                switch (exposureNode.Text)
+                {
+                    case "decision":
+                        break;
+                    case "impression":
+                        exposure = ExposureTrigger.Impression;
+                        break;
+                    default:
+                        Error(exposureNode, null, clause + ".exposure", $"'exposure' is 'decision' (a user is exposed when a decision in the experiment is served) or 'impression' (on its first impression outcome); got '{exposureNode.Text}'");
+                        break;
+                }
+            }
+
             var arms = ReadArms(node, id, clause);
+            var promoted = node.Get("promoted")?.Text;
+            if (promoted is not null && arms is not null && arms.All(a => a.Id != promoted))
+            {
+                Error(node.Get("promoted")!, null, clause + ".promoted", $"'promoted' names the winning arm; '{promoted}' is not one of: {string.Join(", ", arms.Select(a => a.Id))}");
+            }
+
             if (errors.Count > before || arms is null || segmentId is null)
             {
                 return null;
             }
 
-            return new ExperimentDefinition(id, segmentId, node.Get("description")?.Text ?? "", node.Get("salt")?.Text ?? id, start, stop, primary, guardrails, mde, arms, node);
+            return new ExperimentDefinition(id, segmentId, node.Get("description")?.Text ?? "", node.Get("salt")?.Text ?? id, start, stop, primary, guardrails, mde, arms, node, exposure, promoted);
         }
 
         private List<ArmDefinition>? ReadArms(SyntaxMap experiment, string id, string clause)

@@ -8,7 +8,7 @@ namespace Segmentation.Core.Catalog;
 public static class ExperimentMetrics
 {
     /// <summary>The metric names, as written in catalog files.</summary>
-    public static readonly IReadOnlyList<string> Names = ["ctr", "conversion_rate", "revenue_per_user", "unsubscribe_rate"];
+    public static readonly IReadOnlyList<string> Names = [.. ExperimentMetric.All.Select(m => m.Name)];
 
     /// <summary>The default primary metric.</summary>
     public const string Default = "conversion_rate";
@@ -26,6 +26,8 @@ public static class ExperimentMetrics
 /// <param name="MinimumDetectableEffect">The relative effect it is sized to detect, if declared.</param>
 /// <param name="Arms">Its arms, in the order written.</param>
 /// <param name="Node">Where it was written.</param>
+/// <param name="Exposure">When a user counts as exposed: when the decision is served, or on its first impression.</param>
+/// <param name="Promoted">The arm promoted to be the segment's variants (the experiment no longer runs), if any.</param>
 public sealed record ExperimentDefinition(
     string Id,
     string SegmentId,
@@ -37,7 +39,19 @@ public sealed record ExperimentDefinition(
     IReadOnlyList<string> Guardrails,
     double? MinimumDetectableEffect,
     IReadOnlyList<ArmDefinition> Arms,
-    SyntaxMap Node);
+    SyntaxMap Node,
+    ExposureTrigger Exposure = ExposureTrigger.Decision,
+    string? Promoted = null);
+
+/// <summary>When a user assigned to an arm counts as exposed to it (and enters its results).</summary>
+public enum ExposureTrigger
+{
+    /// <summary>When a decision in the experiment is served to the user (the default).</summary>
+    Decision,
+
+    /// <summary>On the first impression outcome reported for such a decision (the variant was actually shown).</summary>
+    Impression,
+}
 
 /// <summary>One arm as validated.</summary>
 /// <param name="Id">The arm id.</param>
@@ -71,8 +85,24 @@ public sealed class Experiment
         Guardrails = definition.Guardrails;
         MinimumDetectableEffect = definition.MinimumDetectableEffect;
         Arms = arms;
+        Exposure = definition.Exposure;
+        Node = definition.Node;
+        Promoted = definition.Promoted;
         _weights = [.. arms.Select(a => a.Weight)];
+        foreach (var arm in arms)
+        {
+            arm.Experiment = this;
+        }
     }
+
+    /// <summary>Where it was written (stopping and promoting edit the file there).</summary>
+    public SyntaxMap Node { get; }
+
+    /// <summary>When a user counts as exposed.</summary>
+    public ExposureTrigger Exposure { get; }
+
+    /// <summary>The arm promoted to be the segment's variants, if any: the experiment then no longer runs.</summary>
+    public string? Promoted { get; }
 
     /// <summary>The experiment id.</summary>
     public string Id { get; }
@@ -105,10 +135,37 @@ public sealed class Experiment
     public IReadOnlyList<ExperimentArm> Arms { get; }
 
     /// <summary>True when it runs at <paramref name="ticks"/>.</summary>
-    public bool RunsAt(long ticks) => ticks >= StartTicks && ticks < StopTicks;
+    public bool RunsAt(long ticks) => Promoted is null && ticks >= StartTicks && ticks < StopTicks;
 
-    /// <summary>The arm of <paramref name="subjectId"/>: the same on every node and after every restart.</summary>
+    /// <summary>The arm of <paramref name="subjectId"/> by its hash: the same on every node and after every restart.</summary>
     public ExperimentArm Assign(string subjectId) => Arms[Assignment.Arm(_weights, Assignment.Place(Salt, Id, subjectId))];
+
+    /// <summary>
+    /// The arm of <paramref name="subjectId"/>: the one recorded for <paramref name="recordedSubject"/> when there is
+    /// one and it still exists (so weight changes and identification never move a user who was already assigned),
+    /// otherwise by the hash of <paramref name="subjectId"/>.
+    /// </summary>
+    public ExperimentArm Assign(string subjectId, IRecordedAssignments? recorded, string recordedSubject)
+    {
+        if (recorded?.RecordedArm(Id, recordedSubject) is { } armId)
+        {
+            foreach (var arm in Arms)
+            {
+                if (string.Equals(arm.Id, armId, StringComparison.Ordinal))
+                {
+                    return arm;
+                }
+            }
+        }
+
+        return Assign(subjectId);
+    }
+
+    /// <summary>The arm with this id, or null.</summary>
+    public ExperimentArm? ArmById(string armId) => Arms.FirstOrDefault(a => string.Equals(a.Id, armId, StringComparison.Ordinal));
+
+    /// <summary>The arms' weights, in order.</summary>
+    public IReadOnlyList<double> Weights => _weights;
 }
 
 /// <summary>One arm of a compiled experiment.</summary>
@@ -119,6 +176,9 @@ public sealed class Experiment
 /// <param name="ExperimentId">The experiment it belongs to.</param>
 public sealed record ExperimentArm(string Id, double Weight, IReadOnlyList<VariantTemplate> Variants, IReadOnlyList<VariantKind> Overrides, string ExperimentId)
 {
+    /// <summary>The experiment it belongs to (null for the decisioning holdout's arm).</summary>
+    public Experiment? Experiment { get; internal set; }
+
     /// <summary>"experiment:arm", how KPIs name the arm.</summary>
     public string Key { get; } = ExperimentId + ":" + Id;
 }

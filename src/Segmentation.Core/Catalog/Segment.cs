@@ -37,7 +37,12 @@ public sealed class Segment
     public bool IsFallback { get; init; }
 
     /// <summary>The five variants, indexed by <see cref="VariantKind"/>.</summary>
-    public required IReadOnlyList<VariantTemplate> Variants { get; init; }
+    public required IReadOnlyList<VariantTemplate> Variants { get => _variants; init => _variants = value; }
+
+    private IReadOnlyList<VariantTemplate> _variants = [];
+
+    /// <summary>Replaces the variants while the catalog is compiled (an experiment's promoted arm), before anything reads them.</summary>
+    internal void Serve(IReadOnlyList<VariantTemplate> variants) => _variants = variants;
 
     /// <summary>What templates read about this segment (<c>segment</c> and <c>persona</c> in the render model).</summary>
     public RenderSubject Subject => field ??= new RenderSubject(Id, Name, SegmentFamilies.Name(Type), Persona);

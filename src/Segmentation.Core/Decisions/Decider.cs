@@ -47,11 +47,17 @@ public sealed class Decider(TemplateRenderer renderer)
     /// throws <see cref="OperationCanceledException"/> instead of rendering.
     /// </summary>
     public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, ConsentStatus? personalization = null, CancellationToken cancellation = default) =>
-        Decide(catalog, userId, profile, request, now, rfm, explain, DecisionIds.Next(now), personalization, cancellation);
+        Decide(catalog, userId, profile, request, now, rfm, explain, DecisionIds.Next(now), personalization, cancellation: cancellation);
 
     /// <summary>As the other overload, with the decision id given by the caller (who remembers decisions by it).</summary>
-    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, string decisionId, ConsentStatus? personalization = null, CancellationToken cancellation = default)
+    /// <remarks>
+    /// <paramref name="assignments"/> are the arms users were already given: a user with one keeps it (see
+    /// <see cref="Experiment.Assign(string, IRecordedAssignments?, string)"/>); they are read under the profile's id
+    /// (so an anonymous user's arm, recorded under the anonymous id and moved to the user when identified, is kept).
+    /// </remarks>
+    public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, string decisionId, ConsentStatus? personalization = null, IRecordedAssignments? assignments = null, CancellationToken cancellation = default)
     {
+        var subject = profile?.UserId ?? userId; // read before the consent gate may hide the profile: the assignment is not personal data
         var gate = personalization is { Granted: false } ? ConsentGate.ContextOnly : ConsentGate.FullProfile;
         if (gate == ConsentGate.ContextOnly)
         {
@@ -108,7 +114,7 @@ public sealed class Decider(TemplateRenderer renderer)
         else if (catalog.Experiments.Count > 0)
         {
             experiment = catalog.ExperimentAt(winner, context.NowTicks);
-            arm = experiment?.Assign(userId);
+            arm = experiment?.Assign(userId, assignments, subject);
             served = arm?.Variants ?? served;
             context.Until(catalog.NextExperimentChange(winner, context.NowTicks));
         }
@@ -154,7 +160,7 @@ public sealed class Decider(TemplateRenderer renderer)
 
             if (experiment is not null)
             {
-                summary += $"; experiment '{experiment.Id}': arm '{arm!.Id}' (assigned by a hash of the user id; {(arm.Overrides.Count == 0 ? "the segment's own variants" : "its own " + string.Join(", ", arm.Overrides.Select(k => k.ToString().ToLowerInvariant())))})";
+                summary += $"; experiment '{experiment.Id}': arm '{arm!.Id}' ({(assignments?.RecordedArm(experiment.Id, subject) == arm!.Id ? "recorded when the user was first assigned" : "assigned by a hash of the user id")}; {(arm.Overrides.Count == 0 ? "the segment's own variants" : "its own " + string.Join(", ", arm.Overrides.Select(k => k.ToString().ToLowerInvariant())))})";
             }
 
             explanation = new Explanation(traces, summary, catalog.ContextFieldsRead.Select(RequestContext.NameOf).ToList(), consent);

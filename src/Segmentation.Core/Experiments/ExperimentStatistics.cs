@@ -22,6 +22,53 @@ public readonly record struct ArmMetric(long Users, double Sum, double SumOfSqua
     public double Variance => Users < 2 ? 0 : Math.Max(0, (SumOfSquares - (Sum * Sum / Users)) / (Users - 1));
 }
 
+/// <summary>
+/// One arm's sufficient statistics of a per-user metric Y and its pre-exposure covariate X (for CUPED): the users,
+/// Σy, Σy², Σx, Σx² and Σxy. Adding users is all a scan of exposures does; every statistic is computed from these.
+/// </summary>
+public struct MetricSums
+{
+    /// <summary>Users.</summary>
+    public long Users { readonly get; private set; }
+
+    /// <summary>Σy.</summary>
+    public double SumY { readonly get; private set; }
+
+    /// <summary>Σy².</summary>
+    public double SumY2 { readonly get; private set; }
+
+    /// <summary>Σx.</summary>
+    public double SumX { readonly get; private set; }
+
+    /// <summary>Σx².</summary>
+    public double SumX2 { readonly get; private set; }
+
+    /// <summary>Σxy.</summary>
+    public double SumXY { readonly get; private set; }
+
+    /// <summary>Adds one user's value <paramref name="y"/> and pre-exposure value <paramref name="x"/>.</summary>
+    public void Add(double y, double x)
+    {
+        Users++;
+        SumY += y;
+        SumY2 += y * y;
+        SumX += x;
+        SumX2 += x * x;
+        SumXY += x * y;
+    }
+
+    /// <summary>The metric alone.</summary>
+    public readonly ArmMetric Metric => new(Users, SumY, SumY2);
+
+    /// <summary>The two arms' sums together.</summary>
+    public static MetricSums operator +(MetricSums a, MetricSums b) => new(
+        a.Users + b.Users, a.SumY + b.SumY, a.SumY2 + b.SumY2, a.SumX + b.SumX, a.SumX2 + b.SumX2, a.SumXY + b.SumXY);
+
+    /// <summary>The sums given.</summary>
+    public MetricSums(long users, double sumY, double sumY2, double sumX, double sumX2, double sumXY) =>
+        (Users, SumY, SumY2, SumX, SumX2, SumXY) = (users, sumY, sumY2, sumX, sumX2, sumXY);
+}
+
 /// <summary>A treatment arm compared with the control: the difference, the relative lift and their intervals, and the test.</summary>
 /// <param name="Difference">Treatment mean − control mean.</param>
 /// <param name="StandardError">Standard error of the difference.</param>
@@ -33,6 +80,7 @@ public readonly record struct ArmMetric(long Users, double Sum, double SumOfSqua
 /// <param name="Statistic">The test statistic (z for rates, Welch's t for means).</param>
 /// <param name="DegreesOfFreedom">Welch–Satterthwaite degrees of freedom (infinity for the z test).</param>
 /// <param name="PValue">Two-sided p-value.</param>
+/// <param name="LiftStandardError">Standard error of the relative lift (delta method).</param>
 public sealed record Comparison(
     double Difference,
     double StandardError,
@@ -43,7 +91,8 @@ public sealed record Comparison(
     double LiftUpper,
     double Statistic,
     double DegreesOfFreedom,
-    double PValue);
+    double PValue,
+    double LiftStandardError = 0);
 
 /// <summary>A sample-ratio-mismatch check: are the arms' user counts what their weights say?</summary>
 /// <param name="ChiSquared">Pearson's chi-squared statistic of the counts against the weights.</param>
@@ -201,6 +250,50 @@ public static class ExperimentStatistics
         return new ArmMetric(metric.Length, sum, squares);
     }
 
+    /// <summary>CUPED's θ from pooled sufficient statistics (the same value <see cref="CupedTheta(ReadOnlySpan{double}, ReadOnlySpan{double})"/> gives from the per-user values).</summary>
+    public static double CupedTheta(in MetricSums pooled)
+    {
+        if (pooled.Users < 2)
+        {
+            return 0;
+        }
+
+        var n = (double)pooled.Users;
+        var varX = pooled.SumX2 - (pooled.SumX * pooled.SumX / n);
+        var cov = pooled.SumXY - (pooled.SumX * pooled.SumY / n);
+        return varX <= 1e-12 * Math.Max(1, pooled.SumX2) ? 0 : cov / varX;
+    }
+
+    /// <summary>
+    /// An arm's metric after CUPED from its sufficient statistics: Σy' = Σy − θ(Σx − n·x̄) and
+    /// Σy'² = Σy² − 2θ(Σxy − x̄Σy) + θ²(Σx² − 2x̄Σx + n·x̄²), with x̄ the pooled pre-exposure mean — the same
+    /// as adjusting each user's value (<see cref="CupedAdjusted(ReadOnlySpan{double}, ReadOnlySpan{double}, double, double)"/>).
+    /// </summary>
+    public static ArmMetric CupedAdjusted(in MetricSums arm, double theta, double pooledCovariateMean)
+    {
+        var (n, m) = ((double)arm.Users, pooledCovariateMean);
+        var sum = arm.SumY - (theta * (arm.SumX - (n * m)));
+        var squares = arm.SumY2 - (2 * theta * (arm.SumXY - (m * arm.SumY))) + (theta * theta * (arm.SumX2 - (2 * m * arm.SumX) + (n * m * m)));
+        return new ArmMetric(arm.Users, sum, Math.Max(0, squares));
+    }
+
+    /// <summary>
+    /// Users needed per arm to detect a relative change of <paramref name="relativeEffect"/> on a mean of
+    /// <paramref name="baselineMean"/> whose per-user variance is <paramref name="variance"/> (both arms alike):
+    /// n = (z₁₋α/₂ + z_power)² · 2σ² / (effect · mean)², rounded up.
+    /// </summary>
+    public static long UsersPerArmForMean(double baselineMean, double variance, double relativeEffect, double alpha = 0.05, double power = 0.8)
+    {
+        var delta = relativeEffect * baselineMean;
+        if (delta == 0 || variance <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(relativeEffect), "the effect must move a mean that varies");
+        }
+
+        var z = Normal.InvCDF(0, 1, 1 - (alpha / 2)) + Normal.InvCDF(0, 1, power);
+        return (long)Math.Ceiling(z * z * 2 * variance / (delta * delta));
+    }
+
     /// <summary>
     /// Benjamini–Hochberg adjusted p-values (the false discovery rate across metrics and breakdowns): the
     /// i-th smallest p-value times m / i, made monotone from the largest down and capped at 1. Rejecting where the
@@ -251,7 +344,7 @@ public static class ExperimentStatistics
 
         // Delta method for the ratio m2/m1 with independent arms: Var ≈ var2/m1² + m2²·var1/m1⁴.
         var liftSe = m1 == 0 ? 0 : Math.Sqrt((var2 / (m1 * m1)) + (m2 * m2 * var1 / (m1 * m1 * m1 * m1)));
-        return new Comparison(diff, se, diff - (critical * se), diff + (critical * se), lift, lift - (critical * liftSe), lift + (critical * liftSe), statistic, df, p);
+        return new Comparison(diff, se, diff - (critical * se), diff + (critical * se), lift, lift - (critical * liftSe), lift + (critical * liftSe), statistic, df, p, liftSe);
     }
 
     private static void Check(ArmMetric control, ArmMetric treatment, double alpha)

@@ -170,3 +170,24 @@ public sealed class NotReadyException : Exception
     /// <summary>When a retry is worth it.</summary>
     public TimeSpan RetryAfter { get; } = TimeSpan.FromSeconds(1);
 }
+
+/// <summary>Thrown when a request is valid but the system is not in a state to carry it out (promoting an experiment without a winner). Mapped to FAILED_PRECONDITION.</summary>
+public sealed class PreconditionFailedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public PreconditionFailedException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public PreconditionFailedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public PreconditionFailedException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}

@@ -107,6 +107,8 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 }.ToRpcException();
             case NotFoundException nf:
                 return new RpcException(new Grpc.Core.Status(StatusCode.NotFound, nf.Message));
+            case PreconditionFailedException pf:
+                return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, pf.Message));
             case Security.RateLimitExceededException rl:
                 return new Google.Rpc.Status
                 {

@@ -29,6 +29,12 @@ public static class MethodScopes
         ["/segmentation.v1.InsightsService/GetSegmentSizes"] = ApiScope.Admin,
         ["/segmentation.v1.InsightsService/GetDataQuality"] = ApiScope.Admin,
 
+        // Experiments: results are read by admins like KPIs; stopping and promoting publish a catalog version.
+        ["/segmentation.v1.ExperimentService/ListExperiments"] = ApiScope.Admin,
+        ["/segmentation.v1.ExperimentService/GetExperimentResults"] = ApiScope.Admin,
+        ["/segmentation.v1.ExperimentService/StopExperiment"] = ApiScope.Admin,
+        ["/segmentation.v1.ExperimentService/PromoteExperiment"] = ApiScope.Admin,
+
         // Catalog governance, reads and writes alike.
         ["/segmentation.v1.CatalogService/GetCatalog"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/ValidateCatalog"] = ApiScope.Admin,

@@ -144,4 +144,40 @@ public sealed class MeasurementCheckpointTests : IDisposable
 
     private static List<string> Rows(KpiReport report) =>
         [.. report.Rows.Select(r => $"{r.SegmentId}|{r.Channel}|{r.Variant}|{r.VariantId}|{r.Arm}|{r.Kpis}").Order(StringComparer.Ordinal)];
+
+    [Fact]
+    public void Recorded_arms_and_experiment_outcomes_survive_a_restart_even_when_the_weights_changed()
+    {
+        var source = Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment);
+        using var first = new TestWorld(source);
+        var arms = new Dictionary<string, string>();
+        for (var i = 0; i < 200; i++)
+        {
+            first.Ingestion.SetTraits($"v{i}", new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+            var d = first.Decide($"v{i}");
+            arms[$"v{i}"] = d.Arm!.Id;
+            first.Outcomes.Record(0, Outcome($"v{i}-conv", OutcomeType.Conversion, $"v{i}", d, first.Clock.Now, order: $"o{i}"));
+        }
+
+        first.Measurement.Drain();
+        var before = first.Measurement.Exposures.Summarize("vip_offer_test")!;
+        new MeasurementCheckpointFile(_dir, first.Measurement, first.Get<SegmentSizeHistory>(), first.Get<ChurnHistory>(), first.Outcomes, first.Catalogs).Save();
+
+        // The second process serves a catalog with other weights: restored users keep their arms all the same.
+        var reweighted = Experiments.ExperimentCatalogTests.Experiment.Replace("id: stronger_offer\n        weight: 1", "id: stronger_offer\n        weight: 5", StringComparison.Ordinal);
+        using var second = new TestWorld(Experiments.ExperimentCatalogTests.Source(reweighted), first.Clock.Now);
+        for (var i = 0; i < 200; i++)
+        {
+            second.Ingestion.SetTraits($"v{i}", new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+        }
+
+        Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs).Restore());
+
+        Assert.All(arms, kv => Assert.Equal(kv.Value, second.Decide(kv.Key).Arm!.Id));
+        var after = second.Measurement.Exposures.Summarize("vip_offer_test")!;
+        foreach (var arm in before.Arms)
+        {
+            Assert.Equal((arm.Exposed, arm.Converted.SumY, arm.Revenue.SumY), (after.Arm(arm.ArmId).Exposed, after.Arm(arm.ArmId).Converted.SumY, after.Arm(arm.ArmId).Revenue.SumY));
+        }
+    }
 }

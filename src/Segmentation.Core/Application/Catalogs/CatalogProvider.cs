@@ -30,6 +30,12 @@ public sealed class CatalogProvider
     /// <summary>Raised after a new snapshot became active (publish or rollback).</summary>
     public event Action<CatalogSnapshot>? Published;
 
+    /// <summary>
+    /// Raised just before a new version replaces the current one (under the publish lock): what the old version
+    /// decided is settled first — e.g. the arms its decisions gave are recorded before new weights apply.
+    /// </summary>
+    public event Action? Publishing;
+
     /// <summary>The active snapshot.</summary>
     public CatalogSnapshot Current => _current ?? throw new InvalidOperationException("no catalog has been published yet");
 
@@ -105,6 +111,7 @@ public sealed class CatalogProvider
         CatalogSnapshot published;
         lock (_publishGate)
         {
+            Publishing?.Invoke();
             published = snapshot.Publish(++_version, _time.GetUtcNow());
             _history.Add((published, new CatalogVersionInfo(published.Version, published.LoadedAt, published.Origin, comment, rolledBackFrom)));
             if (_history.Count > MaxHistory)

@@ -6,6 +6,7 @@ using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Experiments;
 using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Privacy;
@@ -67,7 +68,13 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Rendering,
             sp.GetService<ILogger<TemplateRenderer>>()));
         services.TryAddSingleton(sp => new Decider(sp.GetRequiredService<TemplateRenderer>()));
-        services.TryAddSingleton(sp => new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement));
+        services.TryAddSingleton(sp =>
+        {
+            var measurement = new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement, new ExperimentExposures(sp.GetRequiredService<IProfileStore>()));
+            sp.GetRequiredService<ProfileIngestion>().Identity.Linked += measurement.Exposures.Link; // an identified user keeps the arm they had anonymously
+            sp.GetRequiredService<CatalogProvider>().Publishing += measurement.Drain; // arms given under the old weights are recorded before new ones apply
+            return measurement;
+        });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeasurementDrainService>());
         services.TryAddSingleton<SegmentSizeHistory>();
         services.TryAddSingleton<DataQuality>();
@@ -121,6 +128,10 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<MembershipIndex>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ConsentPolicy>()));
+        services.TryAddSingleton(sp => new ExperimentLifecycle(
+            sp.GetRequiredService<CatalogGovernance>(),
+            sp.GetRequiredService<DecisionMeasurement>(),
+            sp.GetRequiredService<TimeProvider>()));
         return new SegmentationBuilder(services);
     }
 

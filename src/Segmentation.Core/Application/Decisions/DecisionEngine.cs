@@ -168,7 +168,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         if (explain)
         {
             // For inspection: computed afresh, neither cached nor remembered (so not counted in KPIs).
-            return decider.Decide(catalog, userId, profile, context, now, model, explain, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
+            return decider.Decide(catalog, userId, profile, context, now, model, explain, DecisionIds.Next(now), _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
         }
 
         var (sequence, decisionId) = measurement?.Ledger.Issue(now) ?? (-1, DecisionIds.Next(now));
@@ -179,7 +179,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
         else
         {
-            decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), cancellation);
+            decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
             if (fillCache)
             {
                 cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);

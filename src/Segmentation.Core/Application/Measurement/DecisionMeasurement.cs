@@ -11,8 +11,11 @@ namespace Segmentation.Core.Application.Measurement;
 /// the KPIs by <see cref="Drain"/>, which every KPI query calls first (so answers are never behind) and a
 /// background loop calls every second (so the ring never laps the count).
 /// </summary>
-public sealed class DecisionMeasurement(MeasurementOptions options)
+public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentExposures? exposures = null)
 {
+    /// <summary>Every user's recorded arm and outcomes per experiment (recorded as decisions are counted).</summary>
+    public ExperimentExposures Exposures { get; } = exposures ?? new ExperimentExposures();
+
     private readonly object _drain = new();
     private long _counted;
     private long _stalledSince = -1;
@@ -108,6 +111,11 @@ public sealed class DecisionMeasurement(MeasurementOptions options)
             if (Ledger.TryRead(_counted, out var d))
             {
                 Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
+                if (d.Key.Arm is { Experiment: { } experiment } arm)
+                {
+                    Exposures.Record(arm, d.UserId, d.Ticks, experiment.Exposure == ExposureTrigger.Decision);
+                }
+
                 CollectionsMarshal.GetValueRefOrAddDefault(_drained, d.Key, out _)++;
             }
             else if (Ledger.IsPending(_counted) && !StalledTooLong())

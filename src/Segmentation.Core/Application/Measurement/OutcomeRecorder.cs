@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Application.Telemetry;
+using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
 using Segmentation.Core.Outcomes;
 using Segmentation.Core.Profiles;
@@ -81,6 +82,7 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     {
         ArgumentNullException.ThrowIfNull(userIds);
         measurement.Ledger.Forget(userIds);
+        measurement.Exposures.Forget(userIds);
         foreach (var id in userIds)
         {
             _impressions.TryRemove(id, out _);
@@ -162,6 +164,7 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         if (credited is not { } d)
         {
             measurement.Kpis.AddUnattributed(ticks, outcome.Type);
+            measurement.Exposures.Credit(outcome.SubjectId, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, ticks); // a user's outcome counts in their experiments wherever it was credited
             return new OutcomeResult(index, Attribution.Unattributed, null, null, []);
         }
 
@@ -170,6 +173,14 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             return new OutcomeResult(index, Attribution.Duplicate, d.Decision.DecisionId.ToString(), d.Decision.Segment.Id, []);
         }
 
+        if (d.Decision.Key.Arm is { Experiment: { } experiment } arm)
+        {
+            // The decision's arm is recorded before its outcome counts (the drain may not have reached the decision yet).
+            var exposes = experiment.Exposure == ExposureTrigger.Decision || outcome.Type is OutcomeType.Impression or OutcomeType.EmailSend;
+            measurement.Exposures.Record(arm, d.Decision.UserId, exposes && experiment.Exposure == ExposureTrigger.Decision ? d.Decision.Ticks : ticks, exposes);
+        }
+
+        measurement.Exposures.Credit(outcome.SubjectId, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, ticks);
         measurement.Kpis.AddOutcome(ticks, d.Decision.Segment.Id, d.Decision.CatalogVersion, d.Decision.Channel, outcome.Variant, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, d.Decision.Key.Arm?.Key ?? "");
         if (outcome.Type == OutcomeType.Impression)
         {

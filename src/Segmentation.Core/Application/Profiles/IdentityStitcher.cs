@@ -15,6 +15,9 @@ public sealed class IdentityStitcher
 
     internal IdentityStitcher(ProfileWriter writer) => _writer = writer;
 
+    /// <summary>Raised after an anonymous id's profile merged into a user's (anonymous id, user id), live or replayed.</summary>
+    public event Action<string, string>? Linked;
+
     /// <summary>Links <paramref name="anonymousId"/> to <paramref name="userId"/> and merges its history.</summary>
     public IdentifyResult Identify(string anonymousId, string userId)
     {
@@ -67,6 +70,8 @@ public sealed class IdentityStitcher
             },
             stamp.Version);
         _writer.PurchasesMayHaveChanged(update); // the anonymous history may have held purchases: the population changed
+        Linked?.Invoke(anonymousId, userId);
+
         (merged, duplicates) = (m, d);
         return update;
     }

@@ -1,0 +1,197 @@
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Experiments;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Experiments;
+
+/// <summary>Where an experiment is in its life.</summary>
+public enum ExperimentStatus
+{
+    /// <summary>Its start is still ahead.</summary>
+    Scheduled,
+
+    /// <summary>It splits its segment's users now.</summary>
+    Running,
+
+    /// <summary>Its stop has passed.</summary>
+    Stopped,
+
+    /// <summary>An arm was promoted: its variants are the segment's.</summary>
+    Promoted,
+}
+
+/// <summary>An experiment of the serving catalog with its status and exposed users.</summary>
+/// <param name="Experiment">The experiment.</param>
+/// <param name="Status">Its status now.</param>
+/// <param name="Exposed">Users exposed so far, all arms.</param>
+public sealed record ExperimentInfo(Experiment Experiment, ExperimentStatus Status, long Exposed);
+
+/// <summary>An experiment's results with what they were computed from.</summary>
+/// <param name="Info">The experiment.</param>
+/// <param name="Result">The results.</param>
+/// <param name="ComputedAt">When.</param>
+public sealed record ExperimentReport(ExperimentInfo Info, ExperimentResult Result, DateTimeOffset ComputedAt);
+
+/// <summary>
+/// Experiments as an experimenter handles them: listed with status and exposure, results computed from every exposed
+/// user's record, stopped, and their winner promoted. Stopping and promoting publish a new catalog version whose files
+/// say so (<c>stop:</c> and <c>promoted:</c> written into the experiment), so the change is versioned, visible in
+/// the files, and undone by a rollback like any other.
+/// </summary>
+public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMeasurement measurement, TimeProvider time)
+{
+    /// <summary>The serving catalog's version and experiments.</summary>
+    public (long CatalogVersion, IReadOnlyList<ExperimentInfo> Experiments) List()
+    {
+        measurement.Drain();
+        var now = time.GetUtcNow().UtcTicks;
+        var catalog = governance.Current;
+        return (catalog.Version, [.. catalog.Experiments.Select(e => Info(e, now))]);
+    }
+
+    /// <summary>The results of <paramref name="experimentId"/> now.</summary>
+    public ExperimentReport Results(string experimentId)
+    {
+        var experiment = Find(experimentId);
+        measurement.Drain(); // every decision served so far is recorded before counting
+        var now = time.GetUtcNow();
+        var summary = measurement.Exposures.Summarize(experiment.Id);
+        return new ExperimentReport(Info(experiment, now.UtcTicks, summary), ExperimentAnalysis.Analyze(Design(experiment), Observations(summary)), now);
+    }
+
+    /// <summary>Stops <paramref name="experimentId"/> now: a new catalog version with its <c>stop</c> set to this moment.</summary>
+    public PublishedCatalog Stop(string experimentId, string comment)
+    {
+        var experiment = Find(experimentId);
+        if (experiment.Promoted is not null || experiment.StopTicks <= time.GetUtcNow().UtcTicks)
+        {
+            throw new PreconditionFailedException($"experiment '{experimentId}' is not running or scheduled (it was stopped or promoted already)");
+        }
+
+        var stop = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        return Edit(experiment, "stop", stop, comment.Length > 0 ? comment : $"stop experiment {experimentId}");
+    }
+
+    /// <summary>
+    /// Promotes <paramref name="armId"/> of <paramref name="experimentId"/> (the recommended winner when empty): a new
+    /// catalog version in which everyone the segment wins is served that arm's variants and the experiment no longer runs.
+    /// </summary>
+    public (PublishedCatalog Published, string ArmId) Promote(string experimentId, string armId, string comment)
+    {
+        var experiment = Find(experimentId);
+        if (experiment.Promoted is { } already)
+        {
+            throw new PreconditionFailedException($"experiment '{experimentId}' already promoted arm '{already}'");
+        }
+
+        if (armId.Length == 0)
+        {
+            var result = Results(experimentId).Result;
+            if (result.Recommendation != Recommendation.Winner || result.WinningArmId is null)
+            {
+                throw new PreconditionFailedException($"experiment '{experimentId}' has no winner to promote ({result.Recommendation}: {result.Reason}); name the arm to promote it anyway");
+            }
+
+            armId = result.WinningArmId;
+        }
+        else if (experiment.ArmById(armId) is null)
+        {
+            throw new ValidationException("arm_id", $"experiment '{experimentId}' has no arm '{armId}'; its arms: {string.Join(", ", experiment.Arms.Select(a => a.Id))}");
+        }
+
+        return (Edit(experiment, "promoted", armId, comment.Length > 0 ? comment : $"promote arm {armId} of experiment {experimentId}"), armId);
+    }
+
+    /// <summary>What <see cref="ExperimentAnalysis"/> needs to know about <paramref name="experiment"/>.</summary>
+    public static ExperimentDesign Design(Experiment experiment)
+    {
+        ArgumentNullException.ThrowIfNull(experiment);
+        return new ExperimentDesign(experiment.Id, experiment.PrimaryMetric, experiment.Guardrails, experiment.MinimumDetectableEffect, [.. experiment.Arms.Select(a => (a.Id, a.Weight))]);
+    }
+
+    /// <summary>Each arm's observation from an exposure summary.</summary>
+    public static IReadOnlyList<ArmObservation> Observations(ExposureSummary? summary) =>
+        summary is null ? [] : [.. summary.Arms.Select(a => new ArmObservation(a.ArmId, a.Assigned, a.Exposed, ExperimentMetric.All.ToDictionary(m => m.Name, m => a.Of(m.Name))))];
+
+    private Experiment Find(string experimentId)
+    {
+        if (string.IsNullOrEmpty(experimentId))
+        {
+            throw new ValidationException("experiment_id", "an experiment id is required");
+        }
+
+        return governance.Current.Experiments.FirstOrDefault(e => e.Id == experimentId)
+            ?? throw new NotFoundException($"the serving catalog (version {governance.Current.Version}) has no experiment '{experimentId}'");
+    }
+
+    private ExperimentInfo Info(Experiment e, long now, ExposureSummary? summary = null)
+    {
+        summary ??= measurement.Exposures.Summarize(e.Id);
+        var status = e.Promoted is not null ? ExperimentStatus.Promoted
+            : now < e.StartTicks ? ExperimentStatus.Scheduled
+            : now >= e.StopTicks ? ExperimentStatus.Stopped
+            : ExperimentStatus.Running;
+        return new ExperimentInfo(e, status, summary?.Arms.Sum(a => a.Exposed) ?? 0);
+    }
+
+    // Sets key: value in the experiment's mapping, in the file it was written in, and publishes the files as a new version.
+    private PublishedCatalog Edit(Experiment experiment, string key, string value, string comment)
+    {
+        var catalog = governance.Current;
+        var node = experiment.Node;
+        var files = catalog.Files.ToList();
+        var index = files.FindIndex(f => f.Name == node.At.File);
+        if (index < 0)
+        {
+            throw new PreconditionFailedException($"experiment '{experiment.Id}' was written in '{node.At.File}', which the serving catalog's files do not hold (an embedded or generated catalog); publish an edited copy instead");
+        }
+
+        files[index] = files[index] with { Text = CatalogText.SetScalar(files[index].Text, node, key, value) };
+        return governance.Publish(files, comment);
+    }
+}
+
+/// <summary>Edits a catalog file's text where a mapping was written, keeping everything else (comments included) as it was.</summary>
+public static class CatalogText
+{
+    /// <summary>
+    /// <paramref name="text"/> with <paramref name="key"/> set to <paramref name="value"/> in the block mapping
+    /// <paramref name="map"/>: its value replaced on its own line when present, else a line added after the mapping's
+    /// first one-line key at the same indentation. Throws <see cref="PreconditionFailedException"/> for a flow mapping
+    /// (<c>{ id: a, ... }</c>), which is edited by hand.
+    /// </summary>
+    public static string SetScalar(string text, SyntaxMap map, string key, string value)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(map);
+        if (map.Entries.Count == 0 || map.Entries.Select(e => e.Key.At.Line).Distinct().Count() < map.Entries.Count)
+        {
+            throw new PreconditionFailedException($"the mapping at {map.At} is written on one line; write it as a block (one key per line) to edit it through the API");
+        }
+
+        var newline = text.Contains("\r\n", StringComparison.Ordinal) ? "\r\n" : "\n";
+        var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        var existing = map.Entries.FirstOrDefault(e => e.Key.Text == key);
+        if (existing is not null)
+        {
+            var line = existing.Key.At.Line - 1;
+            var indent = existing.Key.At.Column - 1;
+            lines[line] = lines[line][..indent] + key + ": " + Quote(value);
+        }
+        else
+        {
+            // After a key whose scalar value sits on its own line (a key with a block value would swallow the new line).
+            var anchor = map.Entries.FirstOrDefault(e => e.Value is SyntaxScalar s && s.At.Line == e.Key.At.Line)?.Key.At
+                ?? throw new PreconditionFailedException($"the mapping at {map.At} has no one-line key to add '{key}' after; add it by hand");
+            lines.Insert(anchor.Line, new string(' ', anchor.Column - 1) + key + ": " + Quote(value));
+        }
+
+        return string.Join(newline, lines);
+    }
+
+    private static string Quote(string value) =>
+        value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or ':' or '.') ? value : "\"" + value.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+}

@@ -1,0 +1,454 @@
+using System.Collections.Concurrent;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Events;
+using Segmentation.Core.Experiments;
+using Segmentation.Core.Outcomes;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Application.Measurement;
+
+/// <summary>
+/// One user's place in one experiment: the arm they were given, when, when they were first exposed, what they did
+/// afterwards and the pre-exposure values CUPED adjusts with.
+/// </summary>
+internal struct ExposureRecord
+{
+    /// <summary>The user (the profile's id), or null when the record was erased or moved.</summary>
+    public string? Subject;
+
+    /// <summary>The arm's index in its table's arm ids.</summary>
+    public int Arm;
+
+    /// <summary>When the arm was first recorded (UTC ticks).</summary>
+    public long AssignedTicks;
+
+    /// <summary>When the user was first exposed (UTC ticks), or 0 while assigned but not exposed.</summary>
+    public long ExposedTicks;
+
+    /// <summary>Impressions (web impressions and email sends) after exposure.</summary>
+    public int Impressions;
+
+    /// <summary>Clicks (web and email) after exposure.</summary>
+    public int Clicks;
+
+    /// <summary>Conversions after exposure.</summary>
+    public int Conversions;
+
+    /// <summary>Unsubscribes after exposure.</summary>
+    public int Unsubscribes;
+
+    /// <summary>Conversion value after exposure.</summary>
+    public double Revenue;
+
+    /// <summary>Purchase and conversion value in the pre-exposure window.</summary>
+    public double PreRevenue;
+
+    /// <summary>Purchases and conversions in the pre-exposure window.</summary>
+    public int PreConversions;
+
+    /// <summary>Clicks in the pre-exposure window.</summary>
+    public int PreClicks;
+
+    /// <summary>True once exposed.</summary>
+    public readonly bool Exposed => ExposedTicks != 0 && Subject is not null;
+}
+
+/// <summary>
+/// Every user's recorded arm and outcomes per experiment: what keeps a user in their arm when weights change or when
+/// they are identified, and what results are computed from, one record per user per experiment.
+/// </summary>
+/// <remarks>
+/// <para>A decision served in an experiment records the user's arm when the decision is counted (off the request
+/// path, within a second) — or earlier, when an outcome names the decision first. From then on the user keeps that
+/// arm (<see cref="IRecordedAssignments"/>), whatever the weights become, as long as the arm exists. A user is
+/// <em>exposed</em> when the decision is served, or on its first impression when the experiment says
+/// <c>exposure: impression</c>; from then on every outcome of theirs counts in their arm (user-level analysis: a
+/// conversion counts wherever it was credited, as experimentation platforms count it). At exposure, the user's own
+/// history of the 30 days before is read for CUPED: purchase and conversion value, their count, and clicks.</para>
+/// <para>Reads (a decision asking for a recorded arm) take no lock; writes take the experiment's lock. Records live
+/// in chunks that never move, about 120 bytes per user per experiment with the index. Identification moves an
+/// anonymous user's records to the user (unless the user has their own); erasure removes them.</para>
+/// </remarks>
+public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecordedAssignments
+{
+    /// <summary>How far back before exposure the pre-exposure values (CUPED's covariates) are read.</summary>
+    public static readonly TimeSpan PrePeriod = TimeSpan.FromDays(30);
+
+    // An outcome a little before the exposure's own time (clocks differ) still counts.
+    private static readonly long ClockSkew = TimeSpan.FromMinutes(5).Ticks;
+
+    private readonly ConcurrentDictionary<string, ExposureTable> _tables = new(StringComparer.Ordinal);
+
+    /// <inheritdoc />
+    public string? RecordedArm(string experimentId, string subjectId) =>
+        _tables.TryGetValue(experimentId, out var table) ? table.ArmOf(subjectId) : null;
+
+    /// <summary>
+    /// Records that <paramref name="subjectId"/> was served <paramref name="arm"/> at <paramref name="ticks"/> (keeping
+    /// an arm already recorded), and exposes them if <paramref name="expose"/> and not exposed yet.
+    /// </summary>
+    public void Record(ExperimentArm arm, string subjectId, long ticks, bool expose)
+    {
+        ArgumentNullException.ThrowIfNull(arm);
+        ArgumentNullException.ThrowIfNull(subjectId);
+        var profile = profiles?.Get(subjectId);
+        var subject = profile?.UserId ?? subjectId;
+        var table = _tables.GetOrAdd(arm.ExperimentId, static id => new ExposureTable(id));
+        table.Record(subject, arm.Id, ticks, expose ? profile : null, expose);
+    }
+
+    /// <summary>Counts an outcome of <paramref name="subjectId"/> in every experiment they were exposed to before it.</summary>
+    public void Credit(string subjectId, OutcomeType type, double value, long ticks)
+    {
+        if (_tables.IsEmpty)
+        {
+            return;
+        }
+
+        var subject = profiles?.Get(subjectId)?.UserId ?? subjectId;
+        foreach (var table in _tables.Values)
+        {
+            table.Credit(subject, type, value, ticks - ClockSkew);
+        }
+    }
+
+    /// <summary>Moves <paramref name="anonymousId"/>'s records to <paramref name="userId"/> (identification), where the user has none of their own.</summary>
+    public void Link(string anonymousId, string userId)
+    {
+        foreach (var table in _tables.Values)
+        {
+            table.Link(anonymousId, userId);
+        }
+    }
+
+    /// <summary>Forgets <paramref name="userIds"/> (erasure): their arms and outcomes leave every experiment.</summary>
+    public void Forget(IReadOnlySet<string> userIds)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        foreach (var table in _tables.Values)
+        {
+            table.Forget(userIds);
+        }
+    }
+
+    /// <summary>The experiment's per-arm sums, one scan of its records (null when nobody was assigned yet).</summary>
+    public ExposureSummary? Summarize(string experimentId) =>
+        _tables.TryGetValue(experimentId, out var table) ? table.Summarize() : null;
+
+    /// <summary>Every record of every experiment, for a checkpoint.</summary>
+    internal IEnumerable<(string ExperimentId, string ArmId, ExposureRecord Record)> Records() =>
+        _tables.Values.SelectMany(t => t.Records().Select(r => (t.ExperimentId, r.ArmId, r.Record)));
+
+    /// <summary>Restores a checkpoint's records (into empty tables, before decisions are served).</summary>
+    internal void Restore(IEnumerable<(string ExperimentId, string ArmId, ExposureRecord Record)> records)
+    {
+        foreach (var (experimentId, armId, record) in records)
+        {
+            _tables.GetOrAdd(experimentId, static id => new ExposureTable(id)).Restore(armId, record);
+        }
+
+        // Identifications replayed from the change log after the checkpoint was taken: records under an id that now
+        // resolves to another profile move to it, as they would have when the identification happened.
+        if (profiles is not null)
+        {
+            var moved = _tables.Values.SelectMany(t => t.Records()).Select(r => r.Record.Subject!).Distinct(StringComparer.Ordinal)
+                .Select(s => (From: s, To: profiles.Get(s)?.UserId)).Where(p => p.To is not null && p.To != p.From).ToList();
+            foreach (var (from, to) in moved)
+            {
+                Link(from, to!);
+            }
+        }
+    }
+
+    // The pre-exposure window's values, read from the profile's own history.
+    private static void ReadHistory(ref ExposureRecord record, Profile profile, long exposedTicks)
+    {
+        var window = PrePeriod.Ticks;
+        exposedTicks--; // strictly before exposure: an outcome at the very instant of exposure is the metric, not its covariate
+        var purchases = profile.Series(EventTypes.Purchase);
+        var conversions = profile.Series(EventTypes.Conversion);
+        record.PreRevenue = purchases.SumInWindow(exposedTicks, window, out _) + conversions.SumInWindow(exposedTicks, window, out _);
+        record.PreConversions = purchases.CountInWindow(exposedTicks, window, out _) + conversions.CountInWindow(exposedTicks, window, out _);
+        record.PreClicks = profile.Series(EventTypes.Click).CountInWindow(exposedTicks, window, out _) + profile.Series(EventTypes.EmailClick).CountInWindow(exposedTicks, window, out _);
+    }
+
+    private sealed class ExposureTable(string experimentId)
+    {
+        private const int ChunkBits = 12;
+        private const int ChunkSize = 1 << ChunkBits;
+
+        private readonly object _gate = new();
+        private readonly ConcurrentDictionary<string, int> _index = new(StringComparer.Ordinal);
+        private ExposureRecord[][] _chunks = [];
+        private string[] _armIds = [];
+        private int _count;
+
+        public string ExperimentId { get; } = experimentId;
+
+        // Lock-free: a record is written before its index entry is published, and chunks never move.
+        public string? ArmOf(string subject)
+        {
+            if (!_index.TryGetValue(subject, out var i))
+            {
+                return null;
+            }
+
+            var arm = Volatile.Read(ref _chunks)[i >> ChunkBits][i & (ChunkSize - 1)].Arm;
+            var arms = Volatile.Read(ref _armIds);
+            return (uint)arm < (uint)arms.Length ? arms[arm] : null;
+        }
+
+        public void Record(string subject, string armId, long ticks, Profile? profile, bool expose)
+        {
+            lock (_gate)
+            {
+                if (!_index.TryGetValue(subject, out var i))
+                {
+                    i = Add(new ExposureRecord { Subject = subject, Arm = ArmIndex(armId), AssignedTicks = ticks });
+                    _index[subject] = i;
+                }
+
+                ref var record = ref At(i);
+                if (expose && record.ExposedTicks == 0)
+                {
+                    record.ExposedTicks = Math.Max(1, ticks);
+                    if (profile is not null)
+                    {
+                        ReadHistory(ref record, profile, ticks);
+                    }
+                }
+            }
+        }
+
+        public void Credit(string subject, OutcomeType type, double value, long earliest)
+        {
+            if (!_index.TryGetValue(subject, out var i))
+            {
+                return;
+            }
+
+            lock (_gate)
+            {
+                ref var record = ref At(i);
+                if (!record.Exposed || record.ExposedTicks > earliest + (2 * ClockSkew) || !string.Equals(record.Subject, subject, StringComparison.Ordinal))
+                {
+                    return; // not exposed (yet) when it happened
+                }
+
+                switch (type)
+                {
+                    case OutcomeType.Impression or OutcomeType.EmailSend:
+                        record.Impressions++;
+                        break;
+                    case OutcomeType.Click or OutcomeType.EmailClick:
+                        record.Clicks++;
+                        break;
+                    case OutcomeType.Conversion:
+                        record.Conversions++;
+                        record.Revenue += value;
+                        break;
+                    case OutcomeType.EmailUnsubscribe:
+                        record.Unsubscribes++;
+                        break;
+                }
+            }
+        }
+
+        public void Link(string anonymousId, string userId)
+        {
+            lock (_gate)
+            {
+                if (!_index.TryRemove(anonymousId, out var i))
+                {
+                    return;
+                }
+
+                ref var record = ref At(i);
+                if (_index.ContainsKey(userId))
+                {
+                    record.Subject = null; // the user has their own arm: the anonymous record leaves the results
+                    return;
+                }
+
+                record.Subject = userId;
+                _index[userId] = i;
+            }
+        }
+
+        public void Forget(IReadOnlySet<string> userIds)
+        {
+            lock (_gate)
+            {
+                foreach (var id in userIds)
+                {
+                    if (_index.TryRemove(id, out var i))
+                    {
+                        At(i) = default;
+                        At(i).Arm = -1;
+                    }
+                }
+            }
+        }
+
+        public ExposureSummary Summarize()
+        {
+            lock (_gate)
+            {
+                var arms = new ArmSums[_armIds.Length];
+                for (var a = 0; a < arms.Length; a++)
+                {
+                    arms[a] = new ArmSums(_armIds[a]);
+                }
+
+                for (var c = 0; c < _chunks.Length; c++)
+                {
+                    var chunk = _chunks[c];
+                    var end = Math.Min(ChunkSize, _count - (c << ChunkBits));
+                    for (var k = 0; k < end; k++)
+                    {
+                        ref readonly var r = ref chunk[k];
+                        if (r.Subject is null || r.Arm < 0)
+                        {
+                            continue;
+                        }
+
+                        var sums = arms[r.Arm];
+                        sums.Assigned++;
+                        if (r.ExposedTicks != 0)
+                        {
+                            sums.Add(in r);
+                        }
+                    }
+                }
+
+                return new ExposureSummary(ExperimentId, arms);
+            }
+        }
+
+        public List<(string ArmId, ExposureRecord Record)> Records()
+        {
+            List<(string, ExposureRecord)> copy;
+            lock (_gate)
+            {
+                copy = new List<(string, ExposureRecord)>(_count);
+                for (var i = 0; i < _count; i++)
+                {
+                    var r = At(i);
+                    if (r.Subject is not null && r.Arm >= 0)
+                    {
+                        copy.Add((_armIds[r.Arm], r));
+                    }
+                }
+            }
+
+            return copy;
+        }
+
+        public void Restore(string armId, ExposureRecord record)
+        {
+            lock (_gate)
+            {
+                if (record.Subject is null || _index.ContainsKey(record.Subject))
+                {
+                    return;
+                }
+
+                record.Arm = ArmIndex(armId);
+                _index[record.Subject] = Add(record);
+            }
+        }
+
+        private ref ExposureRecord At(int i) => ref _chunks[i >> ChunkBits][i & (ChunkSize - 1)];
+
+        private int Add(ExposureRecord record)
+        {
+            var i = _count;
+            if ((i >> ChunkBits) == _chunks.Length)
+            {
+                var grown = new ExposureRecord[_chunks.Length + 1][];
+                _chunks.CopyTo(grown, 0);
+                grown[^1] = new ExposureRecord[ChunkSize];
+                Volatile.Write(ref _chunks, grown);
+            }
+
+            At(i) = record;
+            _count = i + 1;
+            return i;
+        }
+
+        private int ArmIndex(string armId)
+        {
+            var i = Array.IndexOf(_armIds, armId);
+            if (i >= 0)
+            {
+                return i;
+            }
+
+            Volatile.Write(ref _armIds, [.. _armIds, armId]);
+            return _armIds.Length - 1;
+        }
+    }
+}
+
+/// <summary>An experiment's per-arm sums, as of one scan.</summary>
+/// <param name="ExperimentId">The experiment.</param>
+/// <param name="Arms">One entry per arm that was ever recorded.</param>
+public sealed record ExposureSummary(string ExperimentId, IReadOnlyList<ArmSums> Arms)
+{
+    /// <summary>The sums of <paramref name="armId"/>, or empty ones.</summary>
+    public ArmSums Arm(string armId) => Arms.FirstOrDefault(a => a.ArmId == armId) ?? new ArmSums(armId);
+}
+
+/// <summary>One arm's users and, per metric, the sufficient statistics of the per-user value and its pre-exposure covariate.</summary>
+/// <param name="ArmId">The arm.</param>
+public sealed class ArmSums(string ArmId)
+{
+    /// <summary>The arm.</summary>
+    public string ArmId { get; } = ArmId;
+
+    /// <summary>Users recorded in the arm (exposed or not).</summary>
+    public long Assigned { get; internal set; }
+
+    /// <summary>Users exposed.</summary>
+    public long Exposed { get; private set; }
+
+    private MetricSums _clicked;
+    private MetricSums _converted;
+    private MetricSums _revenue;
+    private MetricSums _unsubscribed;
+
+    /// <summary>Share of exposed users who clicked at least once, with clicked-before as the covariate.</summary>
+    public MetricSums Clicked => _clicked;
+
+    /// <summary>Share who converted at least once, with converted-before as the covariate.</summary>
+    public MetricSums Converted => _converted;
+
+    /// <summary>Conversion value per user, with the pre-exposure purchase value as the covariate.</summary>
+    public MetricSums Revenue => _revenue;
+
+    /// <summary>Share who unsubscribed (no covariate).</summary>
+    public MetricSums Unsubscribed => _unsubscribed;
+
+    /// <summary>Impressions after exposure, summed.</summary>
+    public long Impressions { get; private set; }
+
+    /// <summary>The sums of <paramref name="metric"/> (a name of <see cref="ExperimentMetrics.Names"/>).</summary>
+    public MetricSums Of(string metric) => metric switch
+    {
+        "ctr" => Clicked,
+        "conversion_rate" => Converted,
+        "revenue_per_user" => Revenue,
+        "unsubscribe_rate" => Unsubscribed,
+        _ => throw new ArgumentOutOfRangeException(nameof(metric), metric, "unknown metric"),
+    };
+
+    internal void Add(in ExposureRecord r)
+    {
+        Exposed++;
+        Impressions += r.Impressions;
+        _clicked.Add(r.Clicks > 0 ? 1 : 0, r.PreClicks > 0 ? 1 : 0);
+        _converted.Add(r.Conversions > 0 ? 1 : 0, r.PreConversions > 0 ? 1 : 0);
+        _revenue.Add(r.Revenue, r.PreRevenue);
+        _unsubscribed.Add(r.Unsubscribes > 0 ? 1 : 0, 0);
+    }
+}

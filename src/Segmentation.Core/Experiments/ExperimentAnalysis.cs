@@ -1,0 +1,293 @@
+namespace Segmentation.Core.Experiments;
+
+/// <summary>A metric an experiment can be judged by.</summary>
+/// <param name="Name">Its name, as written in catalog files.</param>
+/// <param name="IsRate">True for a per-user 0/1 value (tested with the two-proportion z test); false for a mean (Welch's t).</param>
+/// <param name="HigherIsBetter">False where a rise is harm (unsubscribes).</param>
+/// <param name="Description">What one user's value is.</param>
+public sealed record ExperimentMetric(string Name, bool IsRate, bool HigherIsBetter, string Description)
+{
+    /// <summary>Every metric, by name.</summary>
+    public static readonly IReadOnlyList<ExperimentMetric> All =
+    [
+        new("ctr", true, true, "share of exposed users who clicked at least once"),
+        new("conversion_rate", true, true, "share of exposed users who converted at least once"),
+        new("revenue_per_user", false, true, "conversion value per exposed user"),
+        new("unsubscribe_rate", true, false, "share of exposed users who unsubscribed"),
+    ];
+
+    /// <summary>The metric named <paramref name="name"/>.</summary>
+    public static ExperimentMetric Named(string name) =>
+        All.FirstOrDefault(m => m.Name == name) ?? throw new ArgumentOutOfRangeException(nameof(name), name, "unknown metric");
+}
+
+/// <summary>What an experiment was designed as: what results are computed against.</summary>
+/// <param name="ExperimentId">The experiment.</param>
+/// <param name="PrimaryMetric">The metric that decides it.</param>
+/// <param name="Guardrails">Metrics it must not harm.</param>
+/// <param name="MinimumDetectableEffect">The relative effect it is sized to detect, if declared.</param>
+/// <param name="Arms">Arm ids and weights, the control first.</param>
+public sealed record ExperimentDesign(string ExperimentId, string PrimaryMetric, IReadOnlyList<string> Guardrails, double? MinimumDetectableEffect, IReadOnlyList<(string ArmId, double Weight)> Arms);
+
+/// <summary>One arm's observed data: users assigned and exposed, and each metric's sufficient statistics over the exposed.</summary>
+/// <param name="ArmId">The arm.</param>
+/// <param name="Assigned">Users given the arm.</param>
+/// <param name="Exposed">Users exposed to it.</param>
+/// <param name="Metrics">Each metric's sums, by name.</param>
+public sealed record ArmObservation(string ArmId, long Assigned, long Exposed, IReadOnlyDictionary<string, MetricSums> Metrics);
+
+/// <summary>What the results recommend.</summary>
+public enum Recommendation
+{
+    /// <summary>Not enough evidence yet: keep it running.</summary>
+    KeepRunning,
+
+    /// <summary>An arm is better on the primary metric with no guardrail harmed: promote it.</summary>
+    Winner,
+
+    /// <summary>The arms do not differ by the minimum detectable effect: stop and keep the control (or either).</summary>
+    NoDifference,
+
+    /// <summary>An arm harms a guardrail metric: stop it.</summary>
+    GuardrailHarmed,
+
+    /// <summary>The assignment is broken (sample ratio mismatch): the results are not to be trusted.</summary>
+    Invalid,
+}
+
+/// <summary>One arm's value of one metric.</summary>
+/// <param name="Metric">The metric.</param>
+/// <param name="Users">Exposed users.</param>
+/// <param name="Mean">The mean per user (the rate, for a rate).</param>
+/// <param name="Variance">The per-user sample variance.</param>
+/// <param name="Total">The sum over users (conversions, revenue).</param>
+public sealed record ArmMetricValue(string Metric, long Users, double Mean, double Variance, double Total);
+
+/// <summary>One arm's results.</summary>
+/// <param name="ArmId">The arm.</param>
+/// <param name="Weight">Its weight now.</param>
+/// <param name="ExpectedShare">Its share of users by weight.</param>
+/// <param name="Assigned">Users given the arm.</param>
+/// <param name="Exposed">Users exposed.</param>
+/// <param name="Metrics">Its value of every metric the experiment reads.</param>
+public sealed record ArmResult(string ArmId, double Weight, double ExpectedShare, long Assigned, long Exposed, IReadOnlyList<ArmMetricValue> Metrics);
+
+/// <summary>Whether a comparison shows a difference, by its always-valid interval.</summary>
+public enum Verdict
+{
+    /// <summary>The interval holds 0: no difference shown (yet).</summary>
+    Inconclusive,
+
+    /// <summary>Better than the control (in the metric's good direction).</summary>
+    Better,
+
+    /// <summary>Worse than the control.</summary>
+    Worse,
+}
+
+/// <summary>A treatment arm compared with the control on one metric.</summary>
+/// <param name="Metric">The metric.</param>
+/// <param name="ArmId">The treatment arm.</param>
+/// <param name="Guardrail">True for a guardrail, false for the primary metric.</param>
+/// <param name="Test">The test: <c>two-proportion z</c> or <c>welch t</c>; CUPED-adjusted values are tested with Welch's t.</param>
+/// <param name="Comparison">The comparison reported: CUPED-adjusted where the covariate reduced the variance, the raw one otherwise.</param>
+/// <param name="Raw">The comparison without CUPED.</param>
+/// <param name="Cuped">True when <paramref name="Comparison"/> is CUPED-adjusted.</param>
+/// <param name="VarianceReduction">The share of the difference's variance CUPED removed (0 without it).</param>
+/// <param name="SequentialDifference">The always-valid interval of the difference.</param>
+/// <param name="SequentialLift">The always-valid interval of the relative lift.</param>
+/// <param name="AdjustedPValue">The fixed-horizon p-value after Benjamini–Hochberg across every comparison of the experiment.</param>
+/// <param name="Verdict">Better, worse or inconclusive by the always-valid interval.</param>
+public sealed record MetricComparison(
+    string Metric,
+    string ArmId,
+    bool Guardrail,
+    string Test,
+    Comparison Comparison,
+    Comparison Raw,
+    bool Cuped,
+    double VarianceReduction,
+    (double Lower, double Upper) SequentialDifference,
+    (double Lower, double Upper) SequentialLift,
+    double AdjustedPValue,
+    Verdict Verdict);
+
+/// <summary>An experiment's results.</summary>
+/// <param name="ExperimentId">The experiment.</param>
+/// <param name="ControlArmId">The control (the first arm).</param>
+/// <param name="Arms">Each arm's results.</param>
+/// <param name="SampleRatio">The sample ratio check over exposed users.</param>
+/// <param name="Comparisons">Every treatment arm against the control on the primary metric and every guardrail.</param>
+/// <param name="UsersPerArmNeeded">Users per arm to detect the minimum detectable effect on the primary metric (α 0.05, power 0.8), when declared and computable.</param>
+/// <param name="Recommendation">What to do.</param>
+/// <param name="WinningArmId">The arm to promote when the recommendation is <see cref="Recommendation.Winner"/>.</param>
+/// <param name="Reason">Why, in words.</param>
+public sealed record ExperimentResult(
+    string ExperimentId,
+    string ControlArmId,
+    IReadOnlyList<ArmResult> Arms,
+    SampleRatioCheck SampleRatio,
+    IReadOnlyList<MetricComparison> Comparisons,
+    long? UsersPerArmNeeded,
+    Recommendation Recommendation,
+    string? WinningArmId,
+    string Reason);
+
+/// <summary>
+/// Results of an experiment as a pure function of its design and each arm's sufficient statistics: per-arm values,
+/// every treatment against the control (CUPED-adjusted where it helps), always-valid intervals safe to look at
+/// every day, the sample ratio check, Benjamini–Hochberg across comparisons, the sample size the minimum
+/// detectable effect needs, and a recommendation. docs/experiments.md says what each number means.
+/// </summary>
+public static class ExperimentAnalysis
+{
+    /// <summary>The significance level.</summary>
+    public const double Alpha = 0.05;
+
+    /// <summary>Analyzes <paramref name="observations"/> (arms missing from it have no users yet).</summary>
+    public static ExperimentResult Analyze(ExperimentDesign design, IReadOnlyList<ArmObservation> observations)
+    {
+        ArgumentNullException.ThrowIfNull(design);
+        ArgumentNullException.ThrowIfNull(observations);
+        if (design.Arms.Count < 2)
+        {
+            throw new ArgumentException("an experiment has at least two arms", nameof(design));
+        }
+
+        var metrics = new[] { design.PrimaryMetric }.Concat(design.Guardrails.Where(g => g != design.PrimaryMetric)).Select(ExperimentMetric.Named).ToList();
+        var byId = observations.ToDictionary(o => o.ArmId, StringComparer.Ordinal);
+        var weightSum = design.Arms.Sum(a => a.Weight);
+        var arms = design.Arms.Select(a =>
+        {
+            var o = byId.GetValueOrDefault(a.ArmId);
+            var values = metrics.Select(m =>
+            {
+                var sums = Sums(o, m.Name).Metric;
+                return new ArmMetricValue(m.Name, sums.Users, sums.Mean, sums.Variance, sums.Sum);
+            }).ToList();
+            return new ArmResult(a.ArmId, a.Weight, weightSum > 0 ? a.Weight / weightSum : 0, o?.Assigned ?? 0, o?.Exposed ?? 0, values);
+        }).ToList();
+
+        // Sample ratio over the arms that take traffic (an arm turned off keeps its users but expects no new ones).
+        var live = arms.Where(a => a.Weight > 0).ToList();
+        var srm = live.Count >= 2
+            ? ExperimentStatistics.SampleRatio(live.Select(a => a.Exposed).ToList(), live.Select(a => a.Weight).ToList())
+            : new SampleRatioCheck(0, 1, false);
+
+        var control = design.Arms[0].ArmId;
+        var treatments = design.Arms.Skip(1).Select(a => a.ArmId).ToList();
+        var sequentialAlpha = Alpha / treatments.Count; // Bonferroni over treatment arms keeps each family's error at α
+        var draft = new List<(ExperimentMetric Metric, string Arm, Comparison Chosen, Comparison Raw, bool Cuped, double Reduction, string Test)>();
+        foreach (var metric in metrics)
+        {
+            var c = Sums(byId.GetValueOrDefault(control), metric.Name);
+            foreach (var arm in treatments)
+            {
+                var t = Sums(byId.GetValueOrDefault(arm), metric.Name);
+                if (c.Users < 2 || t.Users < 2)
+                {
+                    continue;
+                }
+
+                var raw = metric.IsRate ? ExperimentStatistics.Rates(c.Metric, t.Metric, Alpha) : ExperimentStatistics.Means(c.Metric, t.Metric, Alpha);
+                var (chosen, cuped, reduction) = (raw, false, 0.0);
+                var pooled = c + t;
+                var theta = ExperimentStatistics.CupedTheta(pooled);
+                if (theta != 0)
+                {
+                    var mean = pooled.SumX / pooled.Users;
+                    var adjusted = ExperimentStatistics.Means(ExperimentStatistics.CupedAdjusted(c, theta, mean), ExperimentStatistics.CupedAdjusted(t, theta, mean), Alpha);
+                    var welch = ExperimentStatistics.Means(c.Metric, t.Metric, Alpha);
+                    if (adjusted.StandardError < welch.StandardError)
+                    {
+                        (chosen, cuped, reduction) = (adjusted, true, 1 - (adjusted.StandardError * adjusted.StandardError / (welch.StandardError * welch.StandardError)));
+                    }
+                }
+
+                draft.Add((metric, arm, chosen, raw, cuped, reduction, cuped || !metric.IsRate ? "welch t" : "two-proportion z"));
+            }
+        }
+
+        var adjustedP = ExperimentStatistics.BenjaminiHochberg(draft.Select(d => d.Chosen.PValue).ToList());
+        var comparisons = draft.Select((d, i) =>
+        {
+            var users = Sums(byId.GetValueOrDefault(control), d.Metric.Name).Users + Sums(byId.GetValueOrDefault(d.Arm), d.Metric.Name).Users;
+            var difference = ExperimentStatistics.SequentialInterval(d.Chosen.Difference, d.Chosen.StandardError, users, sequentialAlpha);
+            var lift = ExperimentStatistics.SequentialInterval(d.Chosen.Lift, d.Chosen.LiftStandardError, users, sequentialAlpha);
+            var verdict = difference.Lower > 0 ? Good(d.Metric, true) : difference.Upper < 0 ? Good(d.Metric, false) : Verdict.Inconclusive;
+            return new MetricComparison(d.Metric.Name, d.Arm, d.Metric.Name != design.PrimaryMetric, d.Test, d.Chosen, d.Raw, d.Cuped, d.Reduction, difference, lift, adjustedP[i], verdict);
+        }).ToList();
+
+        var needed = UsersNeeded(design, arms[0]);
+        var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, needed);
+        return new ExperimentResult(design.ExperimentId, control, arms, srm, comparisons, needed, recommendation, winner, reason);
+    }
+
+    private static Verdict Good(ExperimentMetric metric, bool rose) => rose == metric.HigherIsBetter ? Verdict.Better : Verdict.Worse;
+
+    private static MetricSums Sums(ArmObservation? o, string metric) => o is not null && o.Metrics.TryGetValue(metric, out var s) ? s : default;
+
+    private static long? UsersNeeded(ExperimentDesign design, ArmResult control)
+    {
+        if (design.MinimumDetectableEffect is not { } mde || control.Metrics[0] is not { Users: >= 2 } baseline)
+        {
+            return null;
+        }
+
+        var metric = ExperimentMetric.Named(design.PrimaryMetric);
+        if (metric.IsRate)
+        {
+            return baseline.Mean is > 0 and < 1 && baseline.Mean * (1 + mde) is > 0 and < 1
+                ? ExperimentStatistics.UsersPerArm(baseline.Mean, mde, Alpha)
+                : null;
+        }
+
+        return baseline.Mean > 0 && baseline.Variance > 0 ? ExperimentStatistics.UsersPerArmForMean(baseline.Mean, baseline.Variance, mde, Alpha) : null;
+    }
+
+    private static (Recommendation, string?, string) Recommend(ExperimentDesign design, List<ArmResult> arms, SampleRatioCheck srm, List<MetricComparison> comparisons, long? needed)
+    {
+        if (arms.Any(a => a.Weight > 0 && a.Exposed < 2))
+        {
+            return (Recommendation.KeepRunning, null, "waiting for exposed users in every arm");
+        }
+
+        if (srm.Mismatch)
+        {
+            return (Recommendation.Invalid, null, $"sample ratio mismatch (chi-squared {srm.ChiSquared:0.##}, p = {srm.PValue:0.######} < {ExperimentStatistics.SampleRatioThreshold}): the arms' users are not split as their weights say, so no result is to be trusted; find the cause (a redirect, a bot filter, a crash in one arm) before reading anything");
+        }
+
+        var harmed = comparisons.Where(c => c.Guardrail && c.Verdict == Verdict.Worse).ToList();
+        var primary = comparisons.Where(c => !c.Guardrail).ToList();
+        var better = primary.Where(c => c.Verdict == Verdict.Better && harmed.All(h => h.ArmId != c.ArmId)).OrderByDescending(c => Math.Abs(c.Comparison.Lift)).ToList();
+        if (better.Count > 0)
+        {
+            var best = better[0];
+            return (Recommendation.Winner, best.ArmId, $"'{best.ArmId}' beats the control on {best.Metric}: lift {best.Comparison.Lift:+0.0%;-0.0%}, always-valid interval {best.SequentialLift.Lower:+0.0%;-0.0%} to {best.SequentialLift.Upper:+0.0%;-0.0%}, with no guardrail harmed");
+        }
+
+        if (primary.Count == arms.Count - 1 && primary.Count > 0 && primary.All(c => c.Verdict == Verdict.Worse))
+        {
+            return (Recommendation.Winner, arms[0].ArmId, $"every treatment is worse than the control on {design.PrimaryMetric}: keep the control");
+        }
+
+        if (harmed.Count > 0)
+        {
+            var h = harmed[0];
+            return (Recommendation.GuardrailHarmed, null, $"'{h.ArmId}' harms guardrail {h.Metric} (always-valid interval of the difference {h.SequentialDifference.Lower:0.####} to {h.SequentialDifference.Upper:0.####}): stop it");
+        }
+
+        if (design.MinimumDetectableEffect is { } mde && primary.Count > 0 && primary.All(c => c.SequentialLift.Lower > -mde && c.SequentialLift.Upper < mde))
+        {
+            return (Recommendation.NoDifference, null, $"every arm's lift on {design.PrimaryMetric} is within ±{mde:0.#%} (the minimum detectable effect) with always-valid confidence: the arms do not differ by what matters");
+        }
+
+        if (needed is { } n && arms.Where(a => a.Weight > 0).All(a => a.Exposed >= n))
+        {
+            return (Recommendation.NoDifference, null, $"every arm has the {n:N0} users the minimum detectable effect needs and no difference on {design.PrimaryMetric} was found");
+        }
+
+        var more = needed is { } k ? $"; about {Math.Max(0, k - arms.Where(a => a.Weight > 0).Min(a => a.Exposed)):N0} more users per arm for the minimum detectable effect" : "";
+        return (Recommendation.KeepRunning, null, $"no difference shown on {design.PrimaryMetric} yet{more}");
+    }
+}

@@ -1,0 +1,251 @@
+using Segmentation.Core.Application.Experiments;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Experiments;
+using Segmentation.Core.Outcomes;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Tests.Experiments;
+
+/// <summary>
+/// Experiments end to end in the domain: recorded assignments that survive weight changes and identification,
+/// exposure, per-user outcomes, results with statistics against a known truth, stopping and promoting.
+/// </summary>
+public class ExperimentResultsTests
+{
+    private static TestWorld World(string experiments = ExperimentCatalogTests.Experiment) => new(ExperimentCatalogTests.Source(experiments));
+
+    private static void Vip(TestWorld w, string user) =>
+        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true, ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+
+    private static ExperimentLifecycle Lifecycle(TestWorld w) => w.Get<ExperimentLifecycle>();
+
+    // Traffic with a known truth: each VIP is decided for, sees the offer, and converts with the arm's true rate.
+    private static void Drive(TestWorld w, int users, Func<string, double> rate, int seed, string prefix = "u")
+    {
+        var random = new Random(seed);
+        for (var i = 0; i < users; i++)
+        {
+            var user = $"{prefix}{i}";
+            Vip(w, user);
+            var d = w.Decide(user);
+            w.Outcomes.Record(0, new Outcome($"{user}-imp", OutcomeType.Impression, d.DecisionId, user, "", VariantKind.Offer, w.Clock.Now));
+            if (random.NextDouble() < rate(d.Arm!.Id))
+            {
+                w.Outcomes.Record(0, new Outcome($"{user}-buy", OutcomeType.Conversion, d.DecisionId, user, "", VariantKind.Offer, w.Clock.Now, $"o-{user}", 40, "GBP"));
+            }
+        }
+    }
+
+    [Fact]
+    public void A_known_twenty_percent_lift_is_found_and_its_arm_promoted_into_the_segment()
+    {
+        using var w = World();
+        Drive(w, 20_000, arm => arm == "stronger_offer" ? 0.24 : 0.20, seed: 3);
+
+        var report = Lifecycle(w).Results("vip_offer_test");
+        var result = report.Result;
+
+        Assert.Equal((Recommendation.Winner, "stronger_offer"), (result.Recommendation, result.WinningArmId));
+        Assert.False(result.SampleRatio.Mismatch);
+        Assert.Equal(20_000, result.Arms.Sum(a => a.Exposed));
+        var primary = Assert.Single(result.Comparisons, c => !c.Guardrail);
+        Assert.Equal(("conversion_rate", "stronger_offer", Verdict.Better), (primary.Metric, primary.ArmId, primary.Verdict));
+        Assert.InRange(0.2, primary.Comparison.LiftLower, primary.Comparison.LiftUpper); // the truth is inside the interval
+        Assert.True(primary.SequentialLift.Lower > 0 && primary.SequentialLift.Lower < primary.Comparison.LiftLower); // always-valid: wider, still above 0
+        var control = result.Arms[0].Metrics[0];
+        Assert.InRange(control.Mean, 0.19, 0.21);
+        Assert.Equal(control.Total, control.Mean * control.Users, 6);
+        Assert.Single(result.Comparisons, c => c.Guardrail && c.Metric == "unsubscribe_rate");
+        Assert.Equal(ExperimentStatistics.UsersPerArm(control.Mean, 0.1), result.UsersPerArmNeeded);
+
+        var (published, arm) = Lifecycle(w).Promote("vip_offer_test", "", "");
+        Assert.Equal("stronger_offer", arm);
+        Assert.Contains("promoted: stronger_offer", published.Catalog.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal);
+        var after = w.Decide("u1");
+        Assert.Equal(("20 % off for gold", null), (after.Variants[(int)VariantKind.Offer].Text, after.Arm)); // everyone gets the winner
+        Assert.Equal(ExperimentStatus.Promoted, Assert.Single(Lifecycle(w).List().Experiments).Status);
+        Assert.Throws<PreconditionFailedException>(() => Lifecycle(w).Promote("vip_offer_test", "control", ""));
+
+        w.Governance.Rollback(null); // promotion is a catalog version like any other
+        Assert.Equal("vip_offer_test", w.Decide("u1").Experiment?.Id);
+    }
+
+    [Fact]
+    public void An_AA_split_finds_no_winner_and_promoting_without_one_is_refused()
+    {
+        using var w = World();
+        Drive(w, 6_000, _ => 0.2, seed: 5);
+
+        var result = Lifecycle(w).Results("vip_offer_test").Result;
+
+        Assert.NotEqual(Recommendation.Winner, result.Recommendation);
+        Assert.Equal(Verdict.Inconclusive, Assert.Single(result.Comparisons, c => !c.Guardrail).Verdict);
+        var refused = Assert.Throws<PreconditionFailedException>(() => Lifecycle(w).Promote("vip_offer_test", "", ""));
+        Assert.Contains("no winner", refused.Message, StringComparison.Ordinal);
+        Assert.Throws<NotFoundException>(() => Lifecycle(w).Results("nope"));
+    }
+
+    [Fact]
+    public void Users_keep_their_arm_when_the_weights_change_and_new_users_follow_the_new_weights()
+    {
+        using var w = World();
+        var first = new Dictionary<string, string>();
+        for (var i = 0; i < 1_000; i++)
+        {
+            Vip(w, $"s{i}");
+            first[$"s{i}"] = w.Decide($"s{i}").Arm!.Id;
+        }
+
+        var reweighted = ExperimentCatalogTests.Experiment.Replace("weight: 1\n      - id: stronger_offer\n        weight: 1", "weight: 1\n      - id: stronger_offer\n        weight: 9", StringComparison.Ordinal);
+        Assert.NotEqual(ExperimentCatalogTests.Experiment, reweighted);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "90/10");
+        var experiment = w.Catalogs.Current.Experiments[0];
+
+        // By the hash alone a share of them would move (the reason assignments are recorded)...
+        Assert.Contains(first, kv => experiment.Assign(kv.Key).Id != kv.Value);
+
+        // ...but every one keeps the arm they had.
+        Assert.All(first, kv => Assert.Equal(kv.Value, w.Decide(kv.Key).Arm!.Id));
+
+        var newcomers = Enumerable.Range(0, 1_000).Select(i => { Vip(w, $"n{i}"); return w.Decide($"n{i}").Arm!.Id; }).Count(a => a == "stronger_offer");
+        Assert.InRange(newcomers, 860, 940);
+    }
+
+    [Fact]
+    public void An_anonymous_user_keeps_their_arm_after_being_identified()
+    {
+        using var w = World();
+        var experiment = w.Catalogs.Current.Experiments[0];
+        var (anonymous, user) = Enumerable.Range(0, 100).Select(i => ($"anon-{i}", $"user-{i}")).First(p => experiment.Assign(p.Item1).Id != experiment.Assign(p.Item2).Id);
+        Vip(w, anonymous);
+        var before = w.Decide(anonymous).Arm!.Id;
+        w.Measurement.Drain();
+
+        w.Ingestion.Identify(anonymous, user);
+
+        Assert.Equal(before, w.Decide(user).Arm!.Id);
+        Assert.NotEqual(before, experiment.Assign(user).Id); // not by chance: the user's own hash says otherwise
+        var explained = w.Decide(user, explain: true);
+        Assert.Contains("recorded when the user was first assigned", explained.Explanation!.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Exposure_on_impression_counts_only_users_who_saw_the_variant()
+    {
+        using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal));
+        for (var i = 0; i < 10; i++)
+        {
+            Vip(w, $"e{i}");
+            var d = w.Decide($"e{i}");
+            if (i < 4)
+            {
+                w.Outcomes.Record(0, new Outcome($"e{i}-imp", OutcomeType.Impression, d.DecisionId, $"e{i}", "", VariantKind.Offer, w.Clock.Now));
+            }
+        }
+
+        var result = Lifecycle(w).Results("vip_offer_test").Result;
+
+        Assert.Equal((10L, 4L), (result.Arms.Sum(a => a.Assigned), result.Arms.Sum(a => a.Exposed)));
+    }
+
+    [Fact]
+    public void Every_outcome_of_an_exposed_user_counts_in_their_arm_and_erasure_removes_them()
+    {
+        using var w = World();
+        Vip(w, "x");
+        var d = w.Decide("x");
+        w.Outcomes.Record(0, new Outcome("x-imp", OutcomeType.Impression, d.DecisionId, "x", "", VariantKind.Offer, w.Clock.Now));
+        w.Outcomes.Record(0, new Outcome("x-buy", OutcomeType.Conversion, "", "x", "", null, w.Clock.Now, "o1", 30, "GBP")); // last touch
+        w.Outcomes.Record(0, new Outcome("x-buy2", OutcomeType.Conversion, "", "x", "", null, w.Clock.Now, "o2", 12, "GBP"));
+
+        var arm = Lifecycle(w).Results("vip_offer_test").Result.Arms.Single(a => a.ArmId == d.Arm!.Id);
+        var revenue = arm.Metrics.Single(m => m.Metric == "conversion_rate");
+        Assert.Equal((1L, 1.0), (revenue.Users, revenue.Mean));
+        Assert.Equal(42, w.Measurement.Exposures.Summarize("vip_offer_test")!.Arm(d.Arm!.Id).Revenue.SumY);
+
+        w.Outcomes.Forget(new HashSet<string> { "x" });
+        Assert.Equal(0, Lifecycle(w).Results("vip_offer_test").Result.Arms.Sum(a => a.Assigned));
+        Assert.Null(w.Measurement.Exposures.RecordedArm("vip_offer_test", "x"));
+    }
+
+    [Fact]
+    public void Cuped_uses_each_users_purchases_before_exposure_and_narrows_revenue_per_user()
+    {
+        var experiments = ExperimentCatalogTests.Experiment.Replace("primary_metric: conversion_rate", "primary_metric: revenue_per_user", StringComparison.Ordinal);
+        using var w = World(experiments);
+        var random = new Random(11);
+        for (var i = 0; i < 3_000; i++)
+        {
+            var user = $"c{i}";
+            Vip(w, user);
+
+            // Heavy buyers before are heavy buyers after: the covariate explains much of the metric.
+            var habit = random.Next(0, 6);
+            for (var k = 0; k < habit; k++)
+            {
+                w.Track(user, "purchase", w.Clock.Now.AddDays(-3 - k), value: 20, orderId: $"pre-{user}-{k}", quantity: 1);
+            }
+
+            var d = w.Decide(user);
+            var spend = (habit * 20) + random.Next(0, 20) + (d.Arm!.Id == "stronger_offer" ? 3 : 0);
+            w.Outcomes.Record(0, new Outcome($"{user}-buy", OutcomeType.Conversion, d.DecisionId, user, "", VariantKind.Offer, w.Clock.Now, $"post-{user}", spend, "GBP"));
+        }
+
+        var primary = Assert.Single(Lifecycle(w).Results("vip_offer_test").Result.Comparisons, c => !c.Guardrail);
+
+        Assert.Equal(("revenue_per_user", true, "welch t"), (primary.Metric, primary.Cuped, primary.Test));
+        Assert.True(primary.VarianceReduction > 0.8, $"variance reduction {primary.VarianceReduction}");
+        Assert.True(primary.Comparison.StandardError < primary.Raw.StandardError / 2);
+        Assert.InRange(primary.Comparison.Difference, 2, 4); // the true effect is +3
+    }
+
+    [Fact]
+    public void Stopping_publishes_a_version_whose_file_says_when_and_the_experiment_no_longer_runs()
+    {
+        using var w = World();
+        Vip(w, "a");
+        Assert.NotNull(w.Decide("a").Arm);
+
+        var published = Lifecycle(w).Stop("vip_offer_test", "");
+
+        Assert.Contains("stop: 2026-06-01T12:00:00Z", published.Catalog.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal);
+        Assert.Null(w.Decide("a").Arm);
+        Assert.Equal(ExperimentStatus.Stopped, Assert.Single(Lifecycle(w).List().Experiments).Status);
+        Assert.Throws<PreconditionFailedException>(() => Lifecycle(w).Stop("vip_offer_test", ""));
+        Assert.Throws<ValidationException>(() => Lifecycle(w).Promote("vip_offer_test", "nope", ""));
+    }
+
+    [Fact]
+    public void Catalog_text_edits_replace_or_add_a_key_and_keep_everything_else()
+    {
+        const string Text = "experiments:\n  # keep me\n  - id: t\n    segment: vip\n    stop: 2027-01-01T00:00:00Z # old\n    arms:\n      - id: a\n";
+        var map = new SyntaxMap(
+            [
+                new SyntaxEntry(new SyntaxScalar("id", new("f", 3, 5)), new SyntaxScalar("t", new("f", 3, 9))),
+                new SyntaxEntry(new SyntaxScalar("segment", new("f", 4, 5)), new SyntaxScalar("vip", new("f", 4, 14))),
+                new SyntaxEntry(new SyntaxScalar("stop", new("f", 5, 5)), new SyntaxScalar("2027-01-01T00:00:00Z", new("f", 5, 11))),
+                new SyntaxEntry(new SyntaxScalar("arms", new("f", 6, 5)), new SyntaxList([], new("f", 7, 7))),
+            ],
+            new("f", 3, 5));
+
+        Assert.Equal("experiments:\n  # keep me\n  - id: t\n    segment: vip\n    stop: now\n    arms:\n      - id: a\n", CatalogText.SetScalar(Text, map, "stop", "now"));
+        Assert.Equal("experiments:\n  # keep me\n  - id: t\n    promoted: a\n    segment: vip\n    stop: 2027-01-01T00:00:00Z # old\n    arms:\n      - id: a\n", CatalogText.SetScalar(Text, map, "promoted", "a"));
+
+        var flow = new SyntaxMap([new SyntaxEntry(new SyntaxScalar("id", new("f", 1, 4)), new SyntaxScalar("t", new("f", 1, 8))), new SyntaxEntry(new SyntaxScalar("segment", new("f", 1, 11)), new SyntaxScalar("vip", new("f", 1, 20)))], new("f", 1, 3));
+        Assert.Throws<PreconditionFailedException>(() => CatalogText.SetScalar("- { id: t, segment: vip }", flow, "stop", "now"));
+    }
+
+    [Fact]
+    public void A_promoted_arm_that_does_not_exist_is_a_catalog_error_at_its_line()
+    {
+        var error = Assert.Single(Assert.Throws<CatalogException>(() => CatalogLoader.Load(ExperimentCatalogTests.Source(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "promoted: nope\n    primary_metric:", StringComparison.Ordinal)))).Errors);
+        Assert.Contains("'nope' is not one of: control, stronger_offer", error.Message, StringComparison.Ordinal);
+        Assert.True(error.Line > 0);
+        var badExposure = Assert.Single(Assert.Throws<CatalogException>(() => CatalogLoader.Load(ExperimentCatalogTests.Source(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: view\n    primary_metric:", StringComparison.Ordinal)))).Errors);
+        Assert.Contains("'exposure' is 'decision'", badExposure.Message, StringComparison.Ordinal);
+    }
+}
