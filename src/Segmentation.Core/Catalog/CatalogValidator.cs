@@ -22,6 +22,9 @@ public static partial class CatalogValidator
     private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "arms"];
     private static readonly string[] ArmKeys = ["id", "weight", "variants"];
 
+    /// <summary>Most arms an experiment may have.</summary>
+    public const int MaxArms = 100;
+
     private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
     private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
@@ -522,6 +525,12 @@ public static partial class CatalogValidator
 
         private List<ArmDefinition>? ReadArms(SyntaxMap experiment, string id, string clause)
         {
+            if (experiment.Get("arms") is SyntaxList { Items.Count: > MaxArms } many)
+            {
+                Error(many, null, clause + ".arms", $"at most {MaxArms} arms per experiment (got {many.Items.Count})");
+                return null;
+            }
+
             if (experiment.Get("arms") is not SyntaxList list || list.Items.Count < 2)
             {
                 Error(experiment.Get("arms") ?? experiment, null, clause + ".arms", "'arms' is required: a list of at least two arms (the first is the control)");

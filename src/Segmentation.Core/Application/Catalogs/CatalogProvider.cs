@@ -31,10 +31,10 @@ public sealed class CatalogProvider
     public event Action<CatalogSnapshot>? Published;
 
     /// <summary>
-    /// Raised just before a new version replaces the current one (under the publish lock): what the old version
+    /// Raised with the new version just before it replaces the current one (under the publish lock): what the old version
     /// decided is settled first — e.g. the arms its decisions gave are recorded before new weights apply.
     /// </summary>
-    public event Action? Publishing;
+    public event Action<CatalogSnapshot>? Publishing;
 
     /// <summary>The active snapshot.</summary>
     public CatalogSnapshot Current => _current ?? throw new InvalidOperationException("no catalog has been published yet");
@@ -111,7 +111,7 @@ public sealed class CatalogProvider
         CatalogSnapshot published;
         lock (_publishGate)
         {
-            Publishing?.Invoke();
+            Publishing?.Invoke(snapshot);
             published = snapshot.Publish(++_version, _time.GetUtcNow());
             _history.Add((published, new CatalogVersionInfo(published.Version, published.LoadedAt, published.Origin, comment, rolledBackFrom)));
             if (_history.Count > MaxHistory)

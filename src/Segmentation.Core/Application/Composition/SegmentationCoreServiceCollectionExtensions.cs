@@ -72,7 +72,11 @@ public static class SegmentationCoreServiceCollectionExtensions
         {
             var measurement = new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement, new ExperimentExposures(sp.GetRequiredService<IProfileStore>()));
             sp.GetRequiredService<ProfileIngestion>().Identity.Linked += measurement.Exposures.Link; // an identified user keeps the arm they had anonymously
-            sp.GetRequiredService<CatalogProvider>().Publishing += measurement.Drain; // arms given under the old weights are recorded before new ones apply
+            sp.GetRequiredService<CatalogProvider>().Publishing += next =>
+            {
+                measurement.Drain(); // arms given under the old weights are recorded before new ones apply...
+                measurement.Exposures.Publishing(next); // ...and experiments whose weights change read them from then on
+            };
             return measurement;
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, MeasurementDrainService>());

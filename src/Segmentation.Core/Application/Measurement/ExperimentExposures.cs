@@ -80,8 +80,30 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     private readonly ConcurrentDictionary<string, ExposureTable> _tables = new(StringComparer.Ordinal);
 
     /// <inheritdoc />
+    /// <remarks>
+    /// While an experiment's weights are those its users were assigned under and nobody's record was moved by an
+    /// identification, the hash gives every recorded user their recorded arm: the answer is null without reading the
+    /// user's record (a decision then pays one dictionary lookup of the experiment). Once weights change (see
+    /// <see cref="Publishing"/>) or a record moves, the user's record is read.
+    /// </remarks>
     public string? RecordedArm(string experimentId, string subjectId) =>
-        _tables.TryGetValue(experimentId, out var table) ? table.ArmOf(subjectId) : null;
+        _tables.TryGetValue(experimentId, out var table) && table.ReadsRecords ? table.ArmOf(subjectId) : null;
+
+    /// <summary>
+    /// Called with a catalog about to be served: an experiment whose arms' weights differ from those its users were
+    /// assigned under reads recorded arms from now on (before the catalog serves a single decision).
+    /// </summary>
+    public void Publishing(CatalogSnapshot next)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        foreach (var experiment in next.Experiments)
+        {
+            if (_tables.TryGetValue(experiment.Id, out var table))
+            {
+                table.Serving(experiment);
+            }
+        }
+    }
 
     /// <summary>
     /// Records that <paramref name="subjectId"/> was served <paramref name="arm"/> at <paramref name="ticks"/> (keeping
@@ -93,7 +115,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         ArgumentNullException.ThrowIfNull(subjectId);
         var profile = profiles?.Get(subjectId);
         var subject = profile?.UserId ?? subjectId;
-        var table = _tables.GetOrAdd(arm.ExperimentId, static id => new ExposureTable(id));
+        var table = _tables.GetOrAdd(arm.ExperimentId, static (id, experiment) => new ExposureTable(id, experiment), arm.Experiment);
         table.Record(subject, arm.Id, ticks, expose ? profile : null, expose);
     }
 
@@ -144,7 +166,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     {
         foreach (var (experimentId, armId, record) in records)
         {
-            _tables.GetOrAdd(experimentId, static id => new ExposureTable(id)).Restore(armId, record);
+            _tables.GetOrAdd(experimentId, static id => new ExposureTable(id, null)).Restore(armId, record);
         }
 
         // Identifications replayed from the change log after the checkpoint was taken: records under an id that now
@@ -172,40 +194,60 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         record.PreClicks = profile.Series(EventTypes.Click).CountInWindow(exposedTicks, window, out _) + profile.Series(EventTypes.EmailClick).CountInWindow(exposedTicks, window, out _);
     }
 
-    private sealed class ExposureTable(string experimentId)
+    // The index maps a user to their record's position and arm, packed: position << 16 | arm.
+    private sealed class ExposureTable(string experimentId, Experiment? assignedUnder)
     {
         private const int ChunkBits = 12;
         private const int ChunkSize = 1 << ChunkBits;
 
         private readonly object _gate = new();
-        private readonly ConcurrentDictionary<string, int> _index = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, long> _index = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, double>? _weights = assignedUnder?.Arms.ToDictionary(a => a.Id, a => a.Weight, StringComparer.Ordinal);
         private ExposureRecord[][] _chunks = [];
         private string[] _armIds = [];
         private int _count;
+        private volatile bool _readsRecords = assignedUnder is null; // a restored table: its users' weights are not known
 
         public string ExperimentId { get; } = experimentId;
 
-        // Lock-free: a record is written before its index entry is published, and chunks never move.
+        /// <summary>True once the hash may disagree with a record (weights changed, a record moved, or restored).</summary>
+        public bool ReadsRecords => _readsRecords;
+
+        public void Serving(Experiment experiment)
+        {
+            if (_weights is null || experiment.Arms.Count != _weights.Count || experiment.Arms.Any(a => !_weights.TryGetValue(a.Id, out var w) || w != a.Weight))
+            {
+                _readsRecords = true;
+            }
+        }
+
+        // Lock-free: a record is written before its index entry is published.
         public string? ArmOf(string subject)
         {
-            if (!_index.TryGetValue(subject, out var i))
+            if (!_index.TryGetValue(subject, out var packed))
             {
                 return null;
             }
 
-            var arm = Volatile.Read(ref _chunks)[i >> ChunkBits][i & (ChunkSize - 1)].Arm;
+            var arm = (int)(packed & 0xFFFF);
             var arms = Volatile.Read(ref _armIds);
-            return (uint)arm < (uint)arms.Length ? arms[arm] : null;
+            return arm < arms.Length ? arms[arm] : null;
         }
 
         public void Record(string subject, string armId, long ticks, Profile? profile, bool expose)
         {
             lock (_gate)
             {
-                if (!_index.TryGetValue(subject, out var i))
+                int i;
+                if (_index.TryGetValue(subject, out var packed))
                 {
-                    i = Add(new ExposureRecord { Subject = subject, Arm = ArmIndex(armId), AssignedTicks = ticks });
-                    _index[subject] = i;
+                    i = (int)(packed >> 16);
+                }
+                else
+                {
+                    var arm = ArmIndex(armId);
+                    i = Add(new ExposureRecord { Subject = subject, Arm = arm, AssignedTicks = ticks });
+                    _index[subject] = Pack(i, arm);
                 }
 
                 ref var record = ref At(i);
@@ -222,14 +264,14 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
         public void Credit(string subject, OutcomeType type, double value, long earliest)
         {
-            if (!_index.TryGetValue(subject, out var i))
+            if (!_index.TryGetValue(subject, out var packed))
             {
                 return;
             }
 
             lock (_gate)
             {
-                ref var record = ref At(i);
+                ref var record = ref At((int)(packed >> 16));
                 if (!record.Exposed || record.ExposedTicks > earliest + (2 * ClockSkew) || !string.Equals(record.Subject, subject, StringComparison.Ordinal))
                 {
                     return; // not exposed (yet) when it happened
@@ -258,12 +300,12 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         {
             lock (_gate)
             {
-                if (!_index.TryRemove(anonymousId, out var i))
+                if (!_index.TryRemove(anonymousId, out var packed))
                 {
                     return;
                 }
 
-                ref var record = ref At(i);
+                ref var record = ref At((int)(packed >> 16));
                 if (_index.ContainsKey(userId))
                 {
                     record.Subject = null; // the user has their own arm: the anonymous record leaves the results
@@ -271,7 +313,8 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 }
 
                 record.Subject = userId;
-                _index[userId] = i;
+                _readsRecords = true; // the user's own hash may give another arm than the one they keep
+                _index[userId] = packed;
             }
         }
 
@@ -281,10 +324,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             {
                 foreach (var id in userIds)
                 {
-                    if (_index.TryRemove(id, out var i))
+                    if (_index.TryRemove(id, out var packed))
                     {
-                        At(i) = default;
-                        At(i).Arm = -1;
+                        ref var record = ref At((int)(packed >> 16));
+                        record = default;
+                        record.Arm = -1;
                     }
                 }
             }
@@ -354,9 +398,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 }
 
                 record.Arm = ArmIndex(armId);
-                _index[record.Subject] = Add(record);
+                _index[record.Subject] = Pack(Add(record), record.Arm);
             }
         }
+
+        private static long Pack(int position, int arm) => ((long)position << 16) | (uint)arm;
 
         private ref ExposureRecord At(int i) => ref _chunks[i >> ChunkBits][i & (ChunkSize - 1)];
 
