@@ -95,13 +95,34 @@ public static class CatalogCompiler
             var experiments = new List<Experiment>();
             foreach (var definition in _definition.Experiments)
             {
-                if (segments.FirstOrDefault(s => s.Id == definition.SegmentId) is { } segment && BuildExperiment(definition, segment, templateContext) is { } experiment)
+                var segment = definition.SegmentId is null ? null : segments.FirstOrDefault(s => s.Id == definition.SegmentId);
+                if ((segment is not null || definition.SegmentId is null) && segments.Count > 0 && BuildExperiment(definition, segment, segments.FirstOrDefault(s => s.IsFallback) ?? segments[^1], templateContext) is { } experiment)
                 {
                     experiments.Add(experiment);
                     if (experiment.Promoted is { } promoted)
                     {
-                        segment.Serve(experiment.ArmById(promoted)!.Variants); // the winner standardised: everyone the segment wins gets its variants
+                        // The winner standardised: everyone the segment (or, for a catalog experiment, any segment) wins gets its variants.
+                        var arm = experiment.ArmById(promoted)!;
+                        foreach (var s in segment is null ? segments : [segment])
+                        {
+                            s.Serve([.. s.Variants.Select((v, k) => arm.OverrideAt(k) ?? v)]);
+                        }
                     }
+                }
+            }
+
+            // A layer's experiments take consecutive shares of its users, in the order written; those without a
+            // declared share split what the others leave equally.
+            foreach (var layer in experiments.Where(e => e.Layer is not null).GroupBy(e => e.Layer))
+            {
+                var declared = _definition.Experiments.Where(d => d.Layer == layer.Key && d.Traffic is not null).ToDictionary(d => d.Id, d => d.Traffic!.Value);
+                var implicitShare = layer.Count(e => !declared.ContainsKey(e.Id)) is var n and > 0 ? Math.Max(0, 1 - declared.Values.Sum()) / n : 0;
+                var from = 0.0;
+                foreach (var e in layer)
+                {
+                    var share = declared.TryGetValue(e.Id, out var t) ? t : implicitShare;
+                    (e.LayerFrom, e.LayerTo) = (from, Math.Min(1, from + share));
+                    from += share;
                 }
             }
 
@@ -167,14 +188,15 @@ public static class CatalogCompiler
             };
         }
 
-        // An experiment's arms: each serves its own template where it overrides a variant, the segment's otherwise.
-        private Experiment? BuildExperiment(ExperimentDefinition definition, Segment segment, HashSet<ContextField> templateContext)
+        // An experiment's arms: each serves its own template where it overrides a variant, the winner's otherwise (its
+        // Variants show them over the segment's, or over the fallback's for an experiment of the whole catalog).
+        private Experiment? BuildExperiment(ExperimentDefinition definition, Segment? segment, Segment fallback, HashSet<ContextField> templateContext)
         {
             var arms = new List<ExperimentArm>(definition.Arms.Count);
             var ok = true;
             foreach (var arm in definition.Arms)
             {
-                var variants = segment.Variants.ToArray();
+                var variants = (segment ?? fallback).Variants.ToArray();
                 foreach (var v in arm.Variants)
                 {
                     var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors);

@@ -45,13 +45,19 @@ public sealed class CatalogSnapshot
         HoldoutArm = new ExperimentArm(Experiment.HoldoutArmId, holdout, fallback.Variants, [], Experiment.HoldoutId);
         foreach (var experiment in Experiments)
         {
-            _experimentByRank[experiment.Segment.Rank] = experiment; // validated: one per segment and time window
+            if (experiment.Segment is { } segment)
+            {
+                _experimentByRank[segment.Rank] = experiment; // marks the segments that have one
+            }
         }
+
+        _catalogExperiments = [.. Experiments.Where(e => e.Segment is null)];
         _evaluateAll = new Lazy<Action<EvalContext, bool[]>>(() => RuleNode.CompileAll([.. Segments.Select(s => s.Rule)], Features));
     }
 
     private readonly Lazy<Action<EvalContext, bool[]>> _evaluateAll;
     private readonly Experiment?[] _experimentByRank;
+    private readonly Experiment[] _catalogExperiments;
 
     /// <summary>
     /// The share of users in the decisioning holdout (catalog setting <c>holdout</c>): they get the fallback experience
@@ -65,29 +71,31 @@ public sealed class CatalogSnapshot
     /// <summary>The catalog's experiments, in the order written.</summary>
     public IReadOnlyList<Experiment> Experiments { get; }
 
-    /// <summary>The experiment of <paramref name="winner"/> running at <paramref name="ticks"/>, or null.</summary>
-    public Experiment? ExperimentAt(Segment winner, long ticks)
+    /// <summary>Experiments of the whole catalog (scope catalog), in the order written.</summary>
+    public IReadOnlyList<Experiment> CatalogExperiments => _catalogExperiments;
+
+    /// <summary>
+    /// The experiment a decision won by <paramref name="winner"/> is in at <paramref name="ticks"/>, or null: the
+    /// segment's own experiment running now if the user is in its share of its layer, else the first experiment of the
+    /// whole catalog running now whose layer share holds the user. A decision is in at most one experiment.
+    /// </summary>
+    public Experiment? ExperimentFor(Segment winner, string subjectId, long ticks)
     {
         ArgumentNullException.ThrowIfNull(winner);
-        if ((uint)winner.Rank >= (uint)_experimentByRank.Length || _experimentByRank[winner.Rank] is not { } experiment)
+        if ((uint)winner.Rank < (uint)_experimentByRank.Length && _experimentByRank[winner.Rank] is not null)
         {
-            return null; // the common case: the segment has no experiment
+            foreach (var e in Experiments)
+            {
+                if (ReferenceEquals(e.Segment, winner) && e.RunsAt(ticks) && e.InLayer(subjectId))
+                {
+                    return e;
+                }
+            }
         }
 
-        if (!ReferenceEquals(experiment.Segment, winner))
+        foreach (var e in _catalogExperiments)
         {
-            return ExperimentsOf(winner, ticks); // a segment of another snapshot
-        }
-
-        return experiment.RunsAt(ticks) ? experiment : ExperimentsOf(winner, ticks);
-    }
-
-    // Several experiments of one segment in windows that do not overlap: the one running now.
-    private Experiment? ExperimentsOf(Segment winner, long ticks)
-    {
-        foreach (var e in Experiments)
-        {
-            if (ReferenceEquals(e.Segment, winner) && e.RunsAt(ticks))
+            if (e.RunsAt(ticks) && e.InLayer(subjectId))
             {
                 return e;
             }
@@ -96,13 +104,13 @@ public sealed class CatalogSnapshot
         return null;
     }
 
-    /// <summary>When the experiments of <paramref name="winner"/> next start or stop after <paramref name="ticks"/> (a decision is valid until then), or <see cref="long.MaxValue"/>.</summary>
+    /// <summary>When the experiments a decision won by <paramref name="winner"/> could be in next start or stop after <paramref name="ticks"/> (a decision is valid until then), or <see cref="long.MaxValue"/>.</summary>
     public long NextExperimentChange(Segment winner, long ticks)
     {
         var next = long.MaxValue;
         foreach (var e in Experiments)
         {
-            if (ReferenceEquals(e.Segment, winner))
+            if (e.Segment is null || ReferenceEquals(e.Segment, winner))
             {
                 if (e.StartTicks > ticks)
                 {

@@ -19,7 +19,7 @@ public static partial class CatalogValidator
     /// <summary>The keys a catalog file may have at its top level.</summary>
     public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments"];
 
-    private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "arms"];
+    private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "scope", "layer", "traffic", "arms"];
     private static readonly string[] ArmKeys = ["id", "weight", "variants"];
 
     /// <summary>Most arms an experiment may have.</summary>
@@ -410,19 +410,31 @@ public static partial class CatalogValidator
                     continue;
                 }
 
-                // One experiment per segment at a time: a user the segment wins is in at most one experiment.
-                if (result.FirstOrDefault(e => e.SegmentId == experiment.SegmentId && Overlap(e, experiment)) is { } other)
+                // One experiment per segment (or per catalog) at a time, unless a layer splits users between them.
+                if (result.FirstOrDefault(e => e.SegmentId == experiment.SegmentId && Overlap(e, experiment) && (e.Layer is null || e.Layer != experiment.Layer)) is { } other)
                 {
-                    Error(node, null, $"experiments.{experiment.Id}.segment", $"segment '{experiment.SegmentId}' already has experiment '{other.Id}' ({other.Node.At.File}:{other.Node.At.Line}) in an overlapping time window; give them windows that do not overlap");
+                    var scope = experiment.SegmentId is { } segment ? $"segment '{segment}'" : "the catalog";
+                    Error(node, null, $"experiments.{experiment.Id}.segment", $"{scope} already has experiment '{other.Id}' ({other.Node.At.File}:{other.Node.At.Line}) in an overlapping time window; give them windows that do not overlap, or put both in one layer (layer: NAME) to split users between them");
                     continue;
                 }
 
-                if (segments.All(s => s.Id != experiment.SegmentId))
+                if (experiment.SegmentId is not null && segments.All(s => s.Id != experiment.SegmentId))
                 {
                     continue; // the segment itself is invalid and reported
                 }
 
                 result.Add(experiment);
+            }
+
+            // A layer's experiments take consecutive shares of its users: at most all of them.
+            foreach (var layer in result.Where(e => e.Layer is not null).GroupBy(e => e.Layer!))
+            {
+                var shares = layer.Where(e => e.Traffic is not null).Sum(e => e.Traffic!.Value);
+                if (shares > 1 + 1e-9 || (shares >= 1 - 1e-9 && layer.Any(e => e.Traffic is null)))
+                {
+                    var last = layer.Last();
+                    Error(last.Node, null, $"experiments.{last.Id}.traffic", $"layer '{layer.Key}' is over-full: its experiments' traffic adds up to {shares:0.###} and each experiment needs a share; the shares of one layer add up to at most 1");
+                }
             }
 
             return result;
@@ -451,13 +463,48 @@ public static partial class CatalogValidator
             }
 
             var segmentId = node.Get("segment")?.Text;
-            if (segmentId is null)
+            var scope = node.Get("scope")?.Text;
+            if (scope is not null && scope != "segment" && scope != "catalog")
             {
-                Error(node, null, clause + ".segment", "'segment' is required: the segment whose users the experiment splits");
+                Error(node.Get("scope")!, null, clause + ".scope", $"'scope' is 'segment' (the default: it splits the users one segment wins) or 'catalog' (it splits every user, whatever segment wins); got '{scope}'");
+            }
+            else if (scope == "catalog")
+            {
+                if (segmentId is not null)
+                {
+                    Error(node.Get("segment")!, null, clause + ".segment", "an experiment of scope 'catalog' splits every user and names no segment");
+                }
+            }
+            else if (segmentId is null)
+            {
+                Error(node, null, clause + ".segment", "'segment' is required: the segment whose users the experiment splits (or 'scope: catalog' for every user)");
             }
             else if (!declared.Contains(segmentId))
             {
                 Error(node.Get("segment")!, null, clause + ".segment", $"unknown segment '{segmentId}'");
+            }
+
+            var layer = node.Get("layer")?.Text;
+            if (layer is not null && !IdPattern().IsMatch(layer))
+            {
+                Error(node.Get("layer")!, null, clause + ".layer", "'layer' is a lower_snake_case name shared by experiments that must not share users");
+            }
+
+            double? traffic = null;
+            if (node.Get("traffic") is { } trafficNode)
+            {
+                if (layer is null)
+                {
+                    Error(trafficNode, null, clause + ".traffic", "'traffic' is the experiment's share of its layer's users; it needs a 'layer'");
+                }
+                else if (double.TryParse(trafficNode.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out var t) && t > 0 && t <= 1)
+                {
+                    traffic = t;
+                }
+                else
+                {
+                    Error(trafficNode, null, clause + ".traffic", $"'traffic' is a share greater than 0 and at most 1, such as 0.5 (got '{trafficNode.Text}')");
+                }
             }
 
             var start = Time(node.Get("start"), clause + ".start");
@@ -515,12 +562,12 @@ public static partial class CatalogValidator
                 Error(node.Get("promoted")!, null, clause + ".promoted", $"'promoted' names the winning arm; '{promoted}' is not one of: {string.Join(", ", arms.Select(a => a.Id))}");
             }
 
-            if (errors.Count > before || arms is null || segmentId is null)
+            if (errors.Count > before || arms is null || (segmentId is null && scope != "catalog"))
             {
                 return null;
             }
 
-            return new ExperimentDefinition(id, segmentId, node.Get("description")?.Text ?? "", node.Get("salt")?.Text ?? id, start, stop, primary, guardrails, mde, arms, node, exposure, promoted);
+            return new ExperimentDefinition(id, scope == "catalog" ? null : segmentId, node.Get("description")?.Text ?? "", node.Get("salt")?.Text ?? id, start, stop, primary, guardrails, mde, arms, node, exposure, promoted, layer, traffic);
         }
 
         private List<ArmDefinition>? ReadArms(SyntaxMap experiment, string id, string clause)

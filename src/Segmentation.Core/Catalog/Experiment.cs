@@ -16,7 +16,7 @@ public static class ExperimentMetrics
 
 /// <summary>An experiment as validated, its arms' templates still text.</summary>
 /// <param name="Id">The experiment id.</param>
-/// <param name="SegmentId">The segment whose winners it splits.</param>
+/// <param name="SegmentId">The segment whose winners it splits; null for an experiment of the whole catalog.</param>
 /// <param name="Description">What it tests.</param>
 /// <param name="Salt">The salt of its assignment hash.</param>
 /// <param name="Start">When it starts (null: from publication).</param>
@@ -28,9 +28,11 @@ public static class ExperimentMetrics
 /// <param name="Node">Where it was written.</param>
 /// <param name="Exposure">When a user counts as exposed: when the decision is served, or on its first impression.</param>
 /// <param name="Promoted">The arm promoted to be the segment's variants (the experiment no longer runs), if any.</param>
+/// <param name="Layer">The layer whose users it shares with other experiments, mutually exclusively, if any.</param>
+/// <param name="Traffic">Its share of the layer's users, when declared.</param>
 public sealed record ExperimentDefinition(
     string Id,
-    string SegmentId,
+    string? SegmentId,
     string Description,
     string Salt,
     DateTimeOffset? Start,
@@ -41,7 +43,9 @@ public sealed record ExperimentDefinition(
     IReadOnlyList<ArmDefinition> Arms,
     SyntaxMap Node,
     ExposureTrigger Exposure = ExposureTrigger.Decision,
-    string? Promoted = null);
+    string? Promoted = null,
+    string? Layer = null,
+    double? Traffic = null);
 
 /// <summary>When a user assigned to an arm counts as exposed to it (and enters its results).</summary>
 public enum ExposureTrigger
@@ -73,8 +77,9 @@ public sealed class Experiment
 
     private readonly double[] _weights;
 
-    internal Experiment(ExperimentDefinition definition, Segment segment, IReadOnlyList<ExperimentArm> arms)
+    internal Experiment(ExperimentDefinition definition, Segment? segment, IReadOnlyList<ExperimentArm> arms)
     {
+        Layer = definition.Layer;
         Id = definition.Id;
         Segment = segment;
         Description = definition.Description;
@@ -107,8 +112,29 @@ public sealed class Experiment
     /// <summary>The experiment id.</summary>
     public string Id { get; }
 
-    /// <summary>The segment whose winners it splits.</summary>
-    public Segment Segment { get; }
+    /// <summary>The segment whose winners it splits; null when it splits every user (scope catalog).</summary>
+    public Segment? Segment { get; }
+
+    /// <summary>The layer it shares users with other experiments in, mutually exclusively; null when in none.</summary>
+    public string? Layer { get; }
+
+    /// <summary>Start of its range of the layer's users, in [0, 1).</summary>
+    public double LayerFrom { get; internal set; }
+
+    /// <summary>End of its range of the layer's users (exclusive).</summary>
+    public double LayerTo { get; internal set; } = 1;
+
+    /// <summary>True when the user falls in its share of its layer (always, outside layers).</summary>
+    public bool InLayer(string subjectId)
+    {
+        if (Layer is null)
+        {
+            return true;
+        }
+
+        var place = Assignment.Place(Layer, "layer", subjectId);
+        return place >= LayerFrom && place < LayerTo;
+    }
 
     /// <summary>What it tests.</summary>
     public string Description { get; }
@@ -178,6 +204,26 @@ public sealed record ExperimentArm(string Id, double Weight, IReadOnlyList<Varia
 {
     /// <summary>The experiment it belongs to (null for the decisioning holdout's arm).</summary>
     public Experiment? Experiment { get; internal set; }
+
+    private VariantTemplate?[]? _overrides;
+
+    /// <summary>The arm's own template of <paramref name="kind"/>, or null where it serves the winner's.</summary>
+    public VariantTemplate? OverrideAt(int kind)
+    {
+        var overrides = _overrides ??= BuildOverrides();
+        return overrides[kind];
+    }
+
+    private VariantTemplate?[] BuildOverrides()
+    {
+        var overrides = new VariantTemplate?[Variants.Count];
+        foreach (var kind in Overrides)
+        {
+            overrides[(int)kind] = Variants[(int)kind];
+        }
+
+        return overrides;
+    }
 
     /// <summary>"experiment:arm", how KPIs name the arm.</summary>
     public string Key { get; } = ExperimentId + ":" + Id;

@@ -113,9 +113,8 @@ public sealed class Decider(TemplateRenderer renderer)
         }
         else if (catalog.Experiments.Count > 0)
         {
-            experiment = catalog.ExperimentAt(winner, context.NowTicks);
+            experiment = catalog.ExperimentFor(winner, userId, context.NowTicks);
             arm = experiment?.Assign(userId, assignments, subject);
-            served = arm?.Variants ?? served;
             context.Until(catalog.NextExperimentChange(winner, context.NowTicks));
         }
 
@@ -127,7 +126,7 @@ public sealed class Decider(TemplateRenderer renderer)
         {
             for (var k = 0; k < variants.Length; k++)
             {
-                var variant = served[k];
+                var variant = arm?.OverrideAt(k) ?? served[k]; // an arm serves its own templates where it overrides the winner's
                 variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Rent(context, winner.Subject));
                 if (variant.ReadsNow)
                 {

@@ -13,7 +13,9 @@ internal static class ExperimentMapper
         return new ExperimentInfo
         {
             Id = e.Id,
-            SegmentId = e.Segment.Id,
+            SegmentId = e.Segment?.Id ?? "",
+            Layer = e.Layer ?? "",
+            LayerShare = e.LayerTo - e.LayerFrom,
             Description = e.Description,
             Status = info.Status switch
             {

@@ -41,14 +41,14 @@ public class ExperimentCatalogTests
         var catalog = CatalogLoader.Load(Source(Experiment));
 
         var experiment = Assert.Single(catalog.Experiments);
-        Assert.Equal(("vip_offer_test", "vip", "conversion_rate", 0.1), (experiment.Id, experiment.Segment.Id, experiment.PrimaryMetric, experiment.MinimumDetectableEffect!.Value));
+        Assert.Equal(("vip_offer_test", "vip", "conversion_rate", 0.1), (experiment.Id, experiment.Segment!.Id, experiment.PrimaryMetric, experiment.MinimumDetectableEffect!.Value));
         Assert.Equal(["control", "stronger_offer"], experiment.Arms.Select(a => a.Id));
         var control = experiment.Arms[0];
         var stronger = experiment.Arms[1];
         Assert.Equal(experiment.Segment.Variants.Select(v => v.Id), control.Variants.Select(v => v.Id)); // the control serves the segment's own
         Assert.Equal(["vip.content", "vip.offer.stronger", "vip_offer_test.stronger_offer.cta", "vip.journey", "vip.messaging"], stronger.Variants.Select(v => v.Id));
-        Assert.Same(experiment, catalog.ExperimentAt(experiment.Segment, DateTimeOffset.UtcNow.UtcTicks));
-        Assert.Null(catalog.ExperimentAt(catalog.Fallback, DateTimeOffset.UtcNow.UtcTicks));
+        Assert.Same(experiment, catalog.ExperimentFor(experiment.Segment!, "u", DateTimeOffset.UtcNow.UtcTicks));
+        Assert.Null(catalog.ExperimentFor(catalog.Fallback, "u", DateTimeOffset.UtcNow.UtcTicks));
     }
 
     [Theory]

@@ -1,0 +1,94 @@
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Experiments;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Experiments;
+
+/// <summary>Experiments of the whole catalog, and layers that keep experiments' users apart.</summary>
+public class ExperimentLayerTests
+{
+    private static string CatalogWide(string id, string extra = "") => $$"""
+          - id: {{id}}
+            scope: catalog
+        {{extra}}
+            arms:
+              - id: control
+              - id: bold_cta
+                variants:
+                  cta: "{{id}}: buy now"
+        """;
+
+    private static void Vip(TestWorld w, string user) =>
+        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+
+    [Fact]
+    public void A_catalog_experiment_splits_every_user_and_overrides_only_its_variants_over_each_winners()
+    {
+        using var w = new TestWorld(ExperimentCatalogTests.Source("experiments:\n" + CatalogWide("cta_test")));
+        var arms = new Dictionary<string, int>();
+        for (var i = 0; i < 400; i++)
+        {
+            var user = $"u{i}";
+            if (i % 2 == 0)
+            {
+                Vip(w, user);
+            }
+
+            var d = w.Decide(user);
+            Assert.Equal("cta_test", d.Experiment?.Id);
+            Assert.Equal(i % 2 == 0 ? "vip" : "everyone", d.Winner.Id);
+            Assert.Equal(d.Winner.Variants[(int)VariantKind.Offer].Id, d.Variants[(int)VariantKind.Offer].VariantId); // not overridden: the winner's own
+            Assert.Equal(d.Arm!.Id == "bold_cta" ? "cta_test: buy now" : d.Winner.Variants[(int)VariantKind.Cta].Source, d.Variants[(int)VariantKind.Cta].Text);
+            arms[d.Arm.Id] = arms.GetValueOrDefault(d.Arm.Id) + 1;
+        }
+
+        Assert.False(ExperimentStatistics.SampleRatio([arms["control"], arms["bold_cta"]], [1, 1]).Mismatch);
+    }
+
+    [Fact]
+    public void A_segments_own_experiment_comes_before_a_catalog_experiment()
+    {
+        using var w = new TestWorld(ExperimentCatalogTests.Source(ExperimentCatalogTests.Experiment + "\n" + CatalogWide("cta_test")));
+        Vip(w, "a");
+
+        Assert.Equal("vip_offer_test", w.Decide("a").Experiment?.Id);
+        Assert.Equal("cta_test", w.Decide("b").Experiment?.Id);
+    }
+
+    [Fact]
+    public void Experiments_in_one_layer_never_share_a_user_and_take_their_declared_shares()
+    {
+        var experiments = "experiments:\n" + CatalogWide("first", "    layer: checkout\n    traffic: 0.3") + "\n" + CatalogWide("second", "    layer: checkout");
+        using var w = new TestWorld(ExperimentCatalogTests.Source(experiments));
+        var catalog = w.Catalogs.Current;
+        var (first, second) = (catalog.Experiments[0], catalog.Experiments[1]);
+        Assert.Equal((0.0, 0.3, 0.3, 1.0), (first.LayerFrom, first.LayerTo, second.LayerFrom, second.LayerTo)); // the rest of the layer
+
+        var counts = new Dictionary<string, int>();
+        for (var i = 0; i < 4_000; i++)
+        {
+            var user = $"l{i}";
+            Assert.False(first.InLayer(user) && second.InLayer(user)); // mutually exclusive
+            var d = w.Decide(user);
+            Assert.Equal(first.InLayer(user) ? "first" : "second", d.Experiment!.Id);
+            counts[d.Experiment.Id] = counts.GetValueOrDefault(d.Experiment.Id) + 1;
+        }
+
+        Assert.False(ExperimentStatistics.SampleRatio([counts["first"], counts["second"]], [0.3, 0.7]).Mismatch, string.Join(", ", counts));
+    }
+
+    [Theory]
+    [InlineData("experiments:\n{0}\n{1}", "already has experiment 'a'")] // two catalog experiments, same time, no layer
+    [InlineData("experiments:\n{0}", "'traffic' is the experiment's share of its layer's users; it needs a 'layer'", "    traffic: 0.5")]
+    [InlineData("experiments:\n{0}\n{1}", "layer 'x' is over-full", "    layer: x\n    traffic: 0.7", "    layer: x\n    traffic: 0.6")]
+    [InlineData("experiments:\n{0}", "names no segment", "    segment: vip")]
+    [InlineData("experiments:\n{0}", "'scope' is 'segment'", "    scope: world")]
+    public void Layer_and_scope_mistakes_are_catalog_errors(string template, string message, string extraA = "", string extraB = "")
+    {
+        var yaml = string.Format(System.Globalization.CultureInfo.InvariantCulture, template, CatalogWide("a", extraA), CatalogWide("b", extraB)).Replace("    scope: catalog\n    scope: world", "    scope: world", StringComparison.Ordinal);
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(ExperimentCatalogTests.Source(yaml))).Errors;
+        Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Line > 0);
+    }
+}
