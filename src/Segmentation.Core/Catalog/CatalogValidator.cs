@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Segmentation.Core.Experiments;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Rules;
@@ -19,7 +20,7 @@ public static partial class CatalogValidator
     /// <summary>The keys a catalog file may have at its top level.</summary>
     public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments"];
 
-    private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "scope", "layer", "traffic", "arms"];
+    private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "scope", "layer", "traffic", "allocation", "floor", "arms"];
     private static readonly string[] ArmKeys = ["id", "weight", "variants"];
 
     /// <summary>Most arms an experiment may have.</summary>
@@ -555,7 +556,41 @@ public static partial class CatalogValidator
                 }
             }
 
+            var bandit = false;
+            if (node.Get("allocation") is { } allocationNode)
+            {
+                switch (allocationNode.Text)
+                {
+                    case "fixed":
+                        break;
+                    case "bandit":
+                        bandit = true;
+                        break;
+                    default:
+                        Error(allocationNode, null, clause + ".allocation", $"'allocation' is 'fixed' (the weights, the default) or 'bandit' (Thompson sampling on the primary metric); got '{allocationNode.Text}'");
+                        break;
+                }
+            }
+
+            var floor = ThompsonSampling.MinimumFloor;
+            if (node.Get("floor") is { } floorNode)
+            {
+                if (!bandit)
+                {
+                    Error(floorNode, null, clause + ".floor", "'floor' is the least share a bandit keeps per arm; it needs 'allocation: bandit'");
+                }
+                else if (!double.TryParse(floorNode.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out floor) || floor < ThompsonSampling.MinimumFloor || floor > 0.5)
+                {
+                    Error(floorNode, null, clause + ".floor", $"'floor' is a share from {ThompsonSampling.MinimumFloor} to 0.5 (got '{floorNode.Text}')");
+                }
+            }
+
             var arms = ReadArms(node, id, clause);
+            if (bandit && arms is not null && floor * arms.Count > 1)
+            {
+                Error(node.Get("floor")!, null, clause + ".floor", $"a floor of {floor} for {arms.Count} arms adds up to more than everyone");
+            }
+
             var promoted = node.Get("promoted")?.Text;
             if (promoted is not null && arms is not null && arms.All(a => a.Id != promoted))
             {
@@ -567,7 +602,7 @@ public static partial class CatalogValidator
                 return null;
             }
 
-            return new ExperimentDefinition(id, scope == "catalog" ? null : segmentId, node.Get("description")?.Text ?? "", node.Get("salt")?.Text ?? id, start, stop, primary, guardrails, mde, arms, node, exposure, promoted, layer, traffic);
+            return new ExperimentDefinition(id, scope == "catalog" ? null : segmentId, node.Get("description")?.Text ?? "", node.Get("salt")?.Text ?? id, start, stop, primary, guardrails, mde, arms, node, exposure, promoted, layer, traffic, bandit ? floor : null);
         }
 
         private List<ArmDefinition>? ReadArms(SyntaxMap experiment, string id, string clause)

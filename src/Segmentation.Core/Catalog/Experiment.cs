@@ -30,6 +30,7 @@ public static class ExperimentMetrics
 /// <param name="Promoted">The arm promoted to be the segment's variants (the experiment no longer runs), if any.</param>
 /// <param name="Layer">The layer whose users it shares with other experiments, mutually exclusively, if any.</param>
 /// <param name="Traffic">Its share of the layer's users, when declared.</param>
+/// <param name="BanditFloor">For a bandit (allocation: bandit), the least share each arm keeps; null for fixed weights.</param>
 public sealed record ExperimentDefinition(
     string Id,
     string? SegmentId,
@@ -45,7 +46,8 @@ public sealed record ExperimentDefinition(
     ExposureTrigger Exposure = ExposureTrigger.Decision,
     string? Promoted = null,
     string? Layer = null,
-    double? Traffic = null);
+    double? Traffic = null,
+    double? BanditFloor = null);
 
 /// <summary>When a user assigned to an arm counts as exposed to it (and enters its results).</summary>
 public enum ExposureTrigger
@@ -80,6 +82,7 @@ public sealed class Experiment
     internal Experiment(ExperimentDefinition definition, Segment? segment, IReadOnlyList<ExperimentArm> arms)
     {
         Layer = definition.Layer;
+        BanditFloor = definition.BanditFloor;
         Id = definition.Id;
         Segment = segment;
         Description = definition.Description;
@@ -114,6 +117,29 @@ public sealed class Experiment
 
     /// <summary>The segment whose winners it splits; null when it splits every user (scope catalog).</summary>
     public Segment? Segment { get; }
+
+    /// <summary>For a bandit, the least share each arm keeps; null when its weights are fixed.</summary>
+    public double? BanditFloor { get; }
+
+    /// <summary>True when a bandit reallocates new users between arms (<see cref="Allocate"/>).</summary>
+    public bool IsBandit => BanditFloor is not null;
+
+    private double[]? _allocation;
+
+    /// <summary>The weights new users are assigned by now: a bandit's latest allocation, else the declared weights.</summary>
+    public IReadOnlyList<double> Allocation => Volatile.Read(ref _allocation) ?? _weights;
+
+    /// <summary>Sets a bandit's allocation of new users (one share per arm); users already assigned keep their arm.</summary>
+    public void Allocate(IReadOnlyList<double> shares)
+    {
+        ArgumentNullException.ThrowIfNull(shares);
+        if (!IsBandit || shares.Count != Arms.Count || shares.Any(s => s < 0 || !double.IsFinite(s)) || shares.Sum() <= 0)
+        {
+            throw new ArgumentException("a bandit's allocation: one non-negative share per arm", nameof(shares));
+        }
+
+        Volatile.Write(ref _allocation, [.. shares]);
+    }
 
     /// <summary>The layer it shares users with other experiments in, mutually exclusively; null when in none.</summary>
     public string? Layer { get; }
@@ -164,7 +190,7 @@ public sealed class Experiment
     public bool RunsAt(long ticks) => Promoted is null && ticks >= StartTicks && ticks < StopTicks;
 
     /// <summary>The arm of <paramref name="subjectId"/> by its hash: the same on every node and after every restart.</summary>
-    public ExperimentArm Assign(string subjectId) => Arms[Assignment.Arm(_weights, Assignment.Place(Salt, Id, subjectId))];
+    public ExperimentArm Assign(string subjectId) => Arms[Assignment.Arm(Volatile.Read(ref _allocation) ?? _weights, Assignment.Place(Salt, Id, subjectId))];
 
     /// <summary>
     /// The arm of <paramref name="subjectId"/>: the one recorded for <paramref name="recordedSubject"/> when there is

@@ -26,8 +26,9 @@ public sealed record ExperimentMetric(string Name, bool IsRate, bool HigherIsBet
 /// <param name="PrimaryMetric">The metric that decides it.</param>
 /// <param name="Guardrails">Metrics it must not harm.</param>
 /// <param name="MinimumDetectableEffect">The relative effect it is sized to detect, if declared.</param>
-/// <param name="Arms">Arm ids and weights, the control first.</param>
-public sealed record ExperimentDesign(string ExperimentId, string PrimaryMetric, IReadOnlyList<string> Guardrails, double? MinimumDetectableEffect, IReadOnlyList<(string ArmId, double Weight)> Arms);
+/// <param name="Arms">Arm ids and weights (a bandit's current allocation), the control first.</param>
+/// <param name="Bandit">True when a bandit allocates users: the split is not fixed, so the sample ratio is not checked, and estimates carry the bias of adaptive allocation.</param>
+public sealed record ExperimentDesign(string ExperimentId, string PrimaryMetric, IReadOnlyList<string> Guardrails, double? MinimumDetectableEffect, IReadOnlyList<(string ArmId, double Weight)> Arms, bool Bandit = false);
 
 /// <summary>One arm's observed data: users assigned and exposed, and each metric's sufficient statistics over the exposed.</summary>
 /// <param name="ArmId">The arm.</param>
@@ -170,7 +171,7 @@ public static class ExperimentAnalysis
 
         // Sample ratio over the arms that take traffic (an arm turned off keeps its users but expects no new ones).
         var live = arms.Where(a => a.Weight > 0).ToList();
-        var srm = live.Count >= 2
+        var srm = live.Count >= 2 && !design.Bandit // a bandit's split moves on purpose: there is no fixed ratio to check
             ? ExperimentStatistics.SampleRatio(live.Select(a => a.Exposed).ToList(), live.Select(a => a.Weight).ToList())
             : new SampleRatioCheck(0, 1, false);
 
@@ -220,6 +221,11 @@ public static class ExperimentAnalysis
 
         var needed = UsersNeeded(design, arms[0]);
         var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, needed);
+        if (design.Bandit)
+        {
+            reason += "; bandit allocation: the sample ratio is not checked (the split moves on purpose), and each arm's estimate is biased toward arms that looked good early (they got more users while their luck lasted); the bias shrinks as users accumulate, and a fixed split measures without it";
+        }
+
         return new ExperimentResult(design.ExperimentId, control, arms, srm, comparisons, needed, recommendation, winner, reason);
     }
 

@@ -132,6 +132,14 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<MembershipIndex>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ConsentPolicy>()));
+        services.TryAddSingleton(sp =>
+        {
+            var allocator = new BanditAllocator(sp.GetRequiredService<CatalogProvider>(), sp.GetRequiredService<DecisionMeasurement>(), sp.GetRequiredService<TimeProvider>());
+            sp.GetRequiredService<CatalogProvider>().Published += catalog => allocator.Reallocate(catalog); // a new version's bandits start from what is known
+            return allocator;
+        });
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BanditAllocationService>(sp =>
+            new BanditAllocationService(sp.GetRequiredService<BanditAllocator>(), sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement)));
         services.TryAddSingleton(sp => new ExperimentLifecycle(
             sp.GetRequiredService<CatalogGovernance>(),
             sp.GetRequiredService<DecisionMeasurement>(),

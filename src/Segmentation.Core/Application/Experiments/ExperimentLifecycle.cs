@@ -109,7 +109,8 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
     public static ExperimentDesign Design(Experiment experiment)
     {
         ArgumentNullException.ThrowIfNull(experiment);
-        return new ExperimentDesign(experiment.Id, experiment.PrimaryMetric, experiment.Guardrails, experiment.MinimumDetectableEffect, [.. experiment.Arms.Select(a => (a.Id, a.Weight))]);
+        var weights = experiment.Allocation;
+        return new ExperimentDesign(experiment.Id, experiment.PrimaryMetric, experiment.Guardrails, experiment.MinimumDetectableEffect, [.. experiment.Arms.Select((a, i) => (a.Id, weights[i]))], experiment.IsBandit);
     }
 
     /// <summary>Each arm's observation from an exposure summary.</summary>

@@ -206,7 +206,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         private ExposureRecord[][] _chunks = [];
         private string[] _armIds = [];
         private int _count;
-        private volatile bool _readsRecords = assignedUnder is null; // a restored table: its users' weights are not known
+        private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
 
         public string ExperimentId { get; } = experimentId;
 
@@ -215,7 +215,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
         public void Serving(Experiment experiment)
         {
-            if (_weights is null || experiment.Arms.Count != _weights.Count || experiment.Arms.Any(a => !_weights.TryGetValue(a.Id, out var w) || w != a.Weight))
+            if (_weights is null || experiment.IsBandit || experiment.Arms.Count != _weights.Count || experiment.Arms.Any(a => !_weights.TryGetValue(a.Id, out var w) || w != a.Weight))
             {
                 _readsRecords = true;
             }

@@ -27,6 +27,9 @@ public sealed record MeasurementOptions
     /// serving catalog does not have are simply never entered.
     /// </summary>
     public IReadOnlyList<string> ChurnSegments { get; init; } = ["churned", "lost_customers"];
+
+    /// <summary>How often bandit experiments reallocate new users from their outcomes so far. Default 5 minutes.</summary>
+    public TimeSpan BanditInterval { get; init; } = TimeSpan.FromMinutes(5);
 }
 
 /// <summary>The result of one outcome.</summary>
