@@ -26,7 +26,7 @@ internal sealed record SimulationTruth(
 {
     /// <summary>The true conversion rate of a user of <paramref name="segment"/> served <paramref name="experiment"/>'s <paramref name="arm"/>.</summary>
     public double Conversion(string segment, string experiment, string arm) =>
-        Math.Clamp((SegmentConversionRates?.GetValueOrDefault(segment) ?? ConversionRate) * (1 + Lift(experiment, arm)), 0, 1);
+        Math.Clamp((SegmentConversionRates is not null && SegmentConversionRates.TryGetValue(segment, out var own) ? own : ConversionRate) * (1 + Lift(experiment, arm)), 0, 1);
 
     /// <summary>The true click rate of an impression of that arm.</summary>
     public double Click(string experiment, string arm) => Math.Clamp(ClickRate * (1 + Lift(experiment, arm)), 0, 1);

@@ -37,7 +37,7 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
     {
         var channel = GrpcTestFixture.CreateChannel(host);
         var files = new EmbeddedCatalogSource().ReadFiles().Select(f => new ProtoCatalogFile { Name = f.Name, Content = f.Text }).ToList();
-        files.Add(new ProtoCatalogFile { Name = "experiments.yaml", Content = Experiment });
+        files.Add(new ProtoCatalogFile { Name = "test-experiments.yaml", Content = Experiment });
         await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "welcome test" });
         var decisions = new DecisionService.DecisionServiceClient(channel);
 
@@ -78,7 +78,7 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
     private static async Task PublishAsync(Grpc.Net.Client.GrpcChannel channel, string experiments)
     {
         var files = new EmbeddedCatalogSource().ReadFiles().Select(f => new ProtoCatalogFile { Name = f.Name, Content = f.Text }).ToList();
-        files.Add(new ProtoCatalogFile { Name = "experiments.yaml", Content = experiments });
+        files.Add(new ProtoCatalogFile { Name = "test-experiments.yaml", Content = experiments });
         await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "simulation" });
     }
 
@@ -88,7 +88,13 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
         var channel = GrpcTestFixture.CreateChannel(host);
         var experiments = new ExperimentService.ExperimentServiceClient(channel);
         var simulator = new Segmentation.Cli.TrafficSimulator(channel.CreateCallInvoker());
-        var truth = new Segmentation.Cli.SimulationTruth(ViewsPerUser: 1, ClickRate: 0.1, ConversionRate: 0.3, ArmLifts: new Dictionary<string, double> { ["sim_lift:treatment"] = 0.2 }, Seed: 7);
+        var truth = new Segmentation.Cli.SimulationTruth(
+            ViewsPerUser: 1,
+            ClickRate: 0.1,
+            ConversionRate: 0.3,
+            SegmentConversionRates: new Dictionary<string, double>(), // as segctl passes it when no --segment-rate is given
+            ArmLifts: new Dictionary<string, double> { ["sim_lift:treatment"] = 0.2 },
+            Seed: 7);
 
         // A known 20 % relative lift on the conversion rate of arm treatment.
         await PublishAsync(channel, Lifted("sim_lift", "lift"));
@@ -108,7 +114,8 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
         var after = (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "after-promotion" })).Decision;
         Assert.Equal(("general_audience.content.sim_lift", ""), (after.Content.VariantId, after.ExperimentId));
         var listed = await experiments.ListExperimentsAsync(new ListExperimentsRequest());
-        Assert.Equal((ExperimentStatus.Promoted, "treatment"), (listed.Experiments.Single().Status, listed.Experiments.Single().PromotedArmId));
+        var promotedInfo = listed.Experiments.Single(e => e.Id == "sim_lift");
+        Assert.Equal((ExperimentStatus.Promoted, "treatment"), (promotedInfo.Status, promotedInfo.PromotedArmId));
 
         // An A/A split of the same size: no winner.
         await PublishAsync(channel, Lifted("sim_aa", "aa"));

@@ -145,6 +145,9 @@ public static class ExperimentAnalysis
     /// <summary>The significance level.</summary>
     public const double Alpha = 0.05;
 
+    /// <summary>The least share of the variance CUPED must remove to be used (below it, the plain test is reported).</summary>
+    public const double CupedThreshold = 0.05;
+
     /// <summary>Analyzes <paramref name="observations"/> (arms missing from it have no users yet).</summary>
     public static ExperimentResult Analyze(ExperimentDesign design, IReadOnlyList<ArmObservation> observations)
     {
@@ -199,9 +202,10 @@ public static class ExperimentAnalysis
                     var mean = pooled.SumX / pooled.Users;
                     var adjusted = ExperimentStatistics.Means(ExperimentStatistics.CupedAdjusted(c, theta, mean), ExperimentStatistics.CupedAdjusted(t, theta, mean), Alpha);
                     var welch = ExperimentStatistics.Means(c.Metric, t.Metric, Alpha);
-                    if (adjusted.StandardError < welch.StandardError)
+                    var removed = welch.StandardError == 0 ? 0 : 1 - (adjusted.StandardError * adjusted.StandardError / (welch.StandardError * welch.StandardError));
+                    if (removed >= CupedThreshold)
                     {
-                        (chosen, cuped, reduction) = (adjusted, true, 1 - (adjusted.StandardError * adjusted.StandardError / (welch.StandardError * welch.StandardError)));
+                        (chosen, cuped, reduction) = (adjusted, true, removed);
                     }
                 }
 

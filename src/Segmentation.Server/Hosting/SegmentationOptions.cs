@@ -84,6 +84,10 @@ public sealed class SegmentationOptions
     [Range(1, 86_400)]
     public int MeasurementCheckpointSeconds { get; set; } = 60;
 
+    /// <summary>Seconds between bandit experiments' reallocations of new users (Thompson sampling on their outcomes so far).</summary>
+    [Range(10, 86_400)]
+    public int BanditIntervalSeconds { get; set; } = 300;
+
     /// <summary>Segments that are churn states (default <c>churned</c>, <c>lost_customers</c>): entering one from another segment is churn from it.</summary>
     public string[]? ChurnSegments { get; set; }
 

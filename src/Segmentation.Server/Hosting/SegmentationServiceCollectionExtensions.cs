@@ -50,6 +50,7 @@ public static class SegmentationServiceCollectionExtensions
                     AttributionWindow = TimeSpan.FromDays(segmentation.Value.AttributionWindowDays),
                     RememberedDecisions = segmentation.Value.RememberedDecisions,
                     ChurnSegments = segmentation.Value.ChurnSegments ?? ["churned", "lost_customers"],
+                    BanditInterval = TimeSpan.FromSeconds(segmentation.Value.BanditIntervalSeconds),
                 };
                 core.Rendering = new Core.Rendering.RenderLimits
                 {

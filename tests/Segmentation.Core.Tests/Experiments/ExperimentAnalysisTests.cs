@@ -99,4 +99,27 @@ public class ExperimentAnalysisTests
         var expected = ExperimentStatistics.BenjaminiHochberg([.. result.Comparisons.Select(c => c.Comparison.PValue)]);
         Assert.Equal(expected, result.Comparisons.Select(c => c.AdjustedPValue));
     }
+
+    [Fact]
+    public void A_covariate_that_explains_almost_nothing_leaves_the_plain_test()
+    {
+        // Converted-before explains ~0 of converted-after: CUPED would shave a hair off the variance and switch the test.
+        var random = new Random(8);
+        MetricSums Arm(double rate)
+        {
+            var sums = default(MetricSums);
+            for (var i = 0; i < 2_000; i++)
+            {
+                sums.Add(random.NextDouble() < rate ? 1 : 0, random.NextDouble() < 0.5 ? 1 : 0);
+            }
+
+            return sums;
+        }
+
+        var design = Design with { Guardrails = [] };
+        var result = ExperimentAnalysis.Analyze(design, [new("control", 2_000, 2_000, new Dictionary<string, MetricSums> { ["conversion_rate"] = Arm(0.3) }), new("b", 2_000, 2_000, new Dictionary<string, MetricSums> { ["conversion_rate"] = Arm(0.33) })]);
+
+        var primary = Assert.Single(result.Comparisons);
+        Assert.Equal((false, "two-proportion z", 0.0), (primary.Cuped, primary.Test, primary.VarianceReduction));
+    }
 }
