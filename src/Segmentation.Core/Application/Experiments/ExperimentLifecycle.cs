@@ -92,7 +92,7 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
             var result = Results(experimentId).Result;
             if (result.Recommendation != Recommendation.Winner || result.WinningArmId is null)
             {
-                throw new PreconditionFailedException($"experiment '{experimentId}' has no winner to promote ({result.Recommendation}: {result.Reason}); name the arm to promote it anyway");
+                throw new PreconditionFailedException($"experiment '{experimentId}' has no winner to promote ({result.Reason}); name the arm to promote it anyway");
             }
 
             armId = result.WinningArmId;
