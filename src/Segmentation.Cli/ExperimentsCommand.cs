@@ -66,6 +66,19 @@ internal static class ExperimentsCommand
             sb.Append('\n');
         }
 
+        if (r.Breakdowns.Count > 0)
+        {
+            sb.Append(Invariant, $"{e.PrimaryMetric} by the segment that won each user's exposing decision:\n");
+            sb.Append(Table(
+                ["segment", "exposed", "arm", "lift", "always-valid 95% CI", "p (BH)", "verdict"],
+                r.Breakdowns.SelectMany(b => b.Comparisons.Select(c => new[]
+                {
+                    b.SegmentId, b.ExposedUsers.ToString("N0", Invariant), c.ArmId, Percent(c.Lift),
+                    $"{Percent(c.SequentialLift.Lower)} .. {Percent(c.SequentialLift.Upper)}", c.AdjustedPValue.ToString("0.####", Invariant), Verdict(c.Verdict),
+                }))));
+            sb.Append('\n');
+        }
+
         sb.Append(Invariant, $"sample ratio: chi-squared {r.SampleRatio.ChiSquared:0.##}, p = {r.SampleRatio.PValue:0.####}{(r.SampleRatio.Mismatch ? "  MISMATCH: do not trust these results" : " (ok)")}\n");
         if (r.UsersPerArmNeeded > 0)
         {

@@ -30,7 +30,7 @@ public sealed class MeasurementCheckpointFile(
     public const string FileName = "measurement.bin";
 
     private const string Magic = "SEGMEAS1";
-    private const int Format = 3; // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures
+    private const int Format = 4; // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures; 4: their segments
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly object _gate = new();
@@ -242,10 +242,11 @@ public sealed class MeasurementCheckpointFile(
         // Experiment exposures: every user's recorded arm, outcomes since exposure and pre-exposure values.
         var exposures = measurement.Exposures.Records().ToList();
         w.Write(exposures.Count);
-        foreach (var (experiment, arm, e) in exposures)
+        foreach (var (experiment, arm, segment, e) in exposures)
         {
             w.Write(experiment);
             w.Write(arm);
+            w.Write(segment);
             w.Write(e.Subject!);
             w.Write(e.AssignedTicks);
             w.Write(e.ExposedTicks);
@@ -359,11 +360,11 @@ public sealed class MeasurementCheckpointFile(
             conversions[i] = (r.ReadInt64(), r.ReadString());
         }
 
-        var exposures = new (string, string, ExposureRecord)[r.ReadInt32()];
+        var exposures = new (string, string, string, ExposureRecord)[r.ReadInt32()];
         for (var i = 0; i < exposures.Length; i++)
         {
-            var (experiment, arm) = (r.ReadString(), r.ReadString());
-            exposures[i] = (experiment, arm, new ExposureRecord
+            var (experiment, arm, segment) = (r.ReadString(), r.ReadString(), r.ReadString());
+            exposures[i] = (experiment, arm, segment, new ExposureRecord
             {
                 Subject = r.ReadString(),
                 AssignedTicks = r.ReadInt64(),

@@ -132,7 +132,17 @@ public sealed record ExperimentResult(
     long? UsersPerArmNeeded,
     Recommendation Recommendation,
     string? WinningArmId,
-    string Reason);
+    string Reason)
+{
+    /// <summary>The primary metric per segment that won the users' exposing decisions, when there are several (an experiment of the whole catalog).</summary>
+    public IReadOnlyList<SegmentBreakdown> Breakdowns { get; init; } = [];
+}
+
+/// <summary>An experiment's primary metric among the users one segment won.</summary>
+/// <param name="SegmentId">The segment.</param>
+/// <param name="Exposed">Its exposed users, all arms.</param>
+/// <param name="Comparisons">Every treatment against the control on the primary metric, among those users (p-values adjusted with the experiment's other comparisons).</param>
+public sealed record SegmentBreakdown(string SegmentId, long Exposed, IReadOnlyList<MetricComparison> Comparisons);
 
 /// <summary>
 /// Results of an experiment as a pure function of its design and each arm's sufficient statistics: per-arm values,
@@ -148,8 +158,11 @@ public static class ExperimentAnalysis
     /// <summary>The least share of the variance CUPED must remove to be used (below it, the plain test is reported).</summary>
     public const double CupedThreshold = 0.05;
 
-    /// <summary>Analyzes <paramref name="observations"/> (arms missing from it have no users yet).</summary>
-    public static ExperimentResult Analyze(ExperimentDesign design, IReadOnlyList<ArmObservation> observations)
+    /// <summary>
+    /// Analyzes <paramref name="observations"/> (arms missing from it have no users yet), and the primary metric per
+    /// segment of <paramref name="breakdowns"/> when there are two or more; Benjamini–Hochberg covers them all.
+    /// </summary>
+    public static ExperimentResult Analyze(ExperimentDesign design, IReadOnlyList<ArmObservation> observations, IReadOnlyList<(string SegmentId, IReadOnlyList<ArmObservation> Arms)>? breakdowns = null)
     {
         ArgumentNullException.ThrowIfNull(design);
         ArgumentNullException.ThrowIfNull(observations);
@@ -181,18 +194,57 @@ public static class ExperimentAnalysis
         var control = design.Arms[0].ArmId;
         var treatments = design.Arms.Skip(1).Select(a => a.ArmId).ToList();
         var sequentialAlpha = Alpha / treatments.Count; // Bonferroni over treatment arms keeps each family's error at α
-        var draft = new List<(ExperimentMetric Metric, string Arm, Comparison Chosen, Comparison Raw, bool Cuped, double Reduction, string Test)>();
+        var draft = new List<Draft>();
         foreach (var metric in metrics)
         {
-            var c = Sums(byId.GetValueOrDefault(control), metric.Name);
-            foreach (var arm in treatments)
-            {
-                var t = Sums(byId.GetValueOrDefault(arm), metric.Name);
-                if (c.Users < 2 || t.Users < 2)
-                {
-                    continue;
-                }
+            draft.AddRange(Drafts(metric, control, treatments, byId, segment: null));
+        }
 
+        var segments = breakdowns is { Count: >= 2 } ? breakdowns : [];
+        foreach (var (segmentId, segmentArms) in segments)
+        {
+            draft.AddRange(Drafts(metrics[0], control, treatments, segmentArms.ToDictionary(o => o.ArmId, StringComparer.Ordinal), segmentId));
+        }
+
+        var adjustedP = ExperimentStatistics.BenjaminiHochberg(draft.Select(d => d.Chosen.PValue).ToList());
+        var all = draft.Select((d, i) =>
+        {
+            var difference = ExperimentStatistics.SequentialInterval(d.Chosen.Difference, d.Chosen.StandardError, d.Users, sequentialAlpha);
+            var lift = ExperimentStatistics.SequentialInterval(d.Chosen.Lift, d.Chosen.LiftStandardError, d.Users, sequentialAlpha);
+            var verdict = difference.Lower > 0 ? Good(d.Metric, true) : difference.Upper < 0 ? Good(d.Metric, false) : Verdict.Inconclusive;
+            return (d.Segment, Comparison: new MetricComparison(d.Metric.Name, d.Arm, d.Metric.Name != design.PrimaryMetric, d.Test, d.Chosen, d.Raw, d.Cuped, d.Reduction, difference, lift, adjustedP[i], verdict));
+        }).ToList();
+        var comparisons = all.Where(c => c.Segment is null).Select(c => c.Comparison).ToList();
+        var breakdownResults = segments.Select(s => new SegmentBreakdown(
+            s.SegmentId,
+            s.Arms.Sum(a => a.Exposed),
+            [.. all.Where(c => c.Segment == s.SegmentId).Select(c => c.Comparison)])).ToList();
+
+        var needed = UsersNeeded(design, arms[0]);
+        var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, needed);
+        if (design.Bandit)
+        {
+            reason += "; bandit allocation: the sample ratio is not checked (the split moves on purpose), and each arm's estimate is biased toward arms that looked good early (they got more users while their luck lasted); the bias shrinks as users accumulate, and a fixed split measures without it";
+        }
+
+        return new ExperimentResult(design.ExperimentId, control, arms, srm, comparisons, needed, recommendation, winner, reason) { Breakdowns = breakdownResults };
+    }
+
+    private sealed record Draft(ExperimentMetric Metric, string Arm, Comparison Chosen, Comparison Raw, bool Cuped, double Reduction, string Test, long Users, string? Segment);
+
+    // Each treatment against the control on one metric (CUPED where it removes enough of the variance).
+    private static IEnumerable<Draft> Drafts(ExperimentMetric metric, string control, List<string> treatments, Dictionary<string, ArmObservation> byId, string? segment)
+    {
+        var c = Sums(byId.GetValueOrDefault(control), metric.Name);
+        foreach (var arm in treatments)
+        {
+            var t = Sums(byId.GetValueOrDefault(arm), metric.Name);
+            if (c.Users < 2 || t.Users < 2)
+            {
+                continue;
+            }
+
+            {
                 var raw = metric.IsRate ? ExperimentStatistics.Rates(c.Metric, t.Metric, Alpha) : ExperimentStatistics.Means(c.Metric, t.Metric, Alpha);
                 var (chosen, cuped, reduction) = (raw, false, 0.0);
                 var pooled = c + t;
@@ -209,28 +261,9 @@ public static class ExperimentAnalysis
                     }
                 }
 
-                draft.Add((metric, arm, chosen, raw, cuped, reduction, cuped || !metric.IsRate ? "welch t" : "two-proportion z"));
+                yield return new Draft(metric, arm, chosen, raw, cuped, reduction, cuped || !metric.IsRate ? "welch t" : "two-proportion z", c.Users + t.Users, segment);
             }
         }
-
-        var adjustedP = ExperimentStatistics.BenjaminiHochberg(draft.Select(d => d.Chosen.PValue).ToList());
-        var comparisons = draft.Select((d, i) =>
-        {
-            var users = Sums(byId.GetValueOrDefault(control), d.Metric.Name).Users + Sums(byId.GetValueOrDefault(d.Arm), d.Metric.Name).Users;
-            var difference = ExperimentStatistics.SequentialInterval(d.Chosen.Difference, d.Chosen.StandardError, users, sequentialAlpha);
-            var lift = ExperimentStatistics.SequentialInterval(d.Chosen.Lift, d.Chosen.LiftStandardError, users, sequentialAlpha);
-            var verdict = difference.Lower > 0 ? Good(d.Metric, true) : difference.Upper < 0 ? Good(d.Metric, false) : Verdict.Inconclusive;
-            return new MetricComparison(d.Metric.Name, d.Arm, d.Metric.Name != design.PrimaryMetric, d.Test, d.Chosen, d.Raw, d.Cuped, d.Reduction, difference, lift, adjustedP[i], verdict);
-        }).ToList();
-
-        var needed = UsersNeeded(design, arms[0]);
-        var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, needed);
-        if (design.Bandit)
-        {
-            reason += "; bandit allocation: the sample ratio is not checked (the split moves on purpose), and each arm's estimate is biased toward arms that looked good early (they got more users while their luck lasted); the bias shrinks as users accumulate, and a fixed split measures without it";
-        }
-
-        return new ExperimentResult(design.ExperimentId, control, arms, srm, comparisons, needed, recommendation, winner, reason);
     }
 
     private static Verdict Good(ExperimentMetric metric, bool rose) => rose == metric.HigherIsBetter ? Verdict.Better : Verdict.Worse;

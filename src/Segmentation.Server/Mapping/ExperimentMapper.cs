@@ -70,6 +70,7 @@ internal static class ExperimentMapper
             },
             WinningArmId = r.WinningArmId ?? "",
             Reason = r.Reason,
+            Breakdowns = { r.Breakdowns.Select(b => new SegmentBreakdown { SegmentId = b.SegmentId, ExposedUsers = b.Exposed, Comparisons = { b.Comparisons.Select(ToProto) } }) },
         };
     }
 

@@ -69,7 +69,7 @@ public class ExperimentResultsBenchmark
     /// <summary>Every exposed user's record summed per arm, and the results computed from the sums.</summary>
     [Benchmark]
     public ExperimentResult ResultsForAMillionUsers() =>
-        ExperimentAnalysis.Analyze(_design, ExperimentLifecycle.Observations(_exposures.Summarize("offer_test")));
+        ExperimentAnalysis.Analyze(_design, ExperimentLifecycle.Observations(_exposures.Summarize("offer_test")?.Arms));
 
     /// <summary>A decision in an experiment whose weights never changed: the hash is exact, so no user's record is read.</summary>
     [Benchmark]

@@ -1,5 +1,6 @@
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Experiments;
+using Segmentation.Core.Outcomes;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Tests.Support;
@@ -90,5 +91,45 @@ public class ExperimentLayerTests
         var yaml = string.Format(System.Globalization.CultureInfo.InvariantCulture, template, CatalogWide("a", extraA), CatalogWide("b", extraB)).Replace("    scope: catalog\n    scope: world", "    scope: world", StringComparison.Ordinal);
         var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(ExperimentCatalogTests.Source(yaml))).Errors;
         Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Line > 0);
+    }
+
+    [Fact]
+    public void Results_of_a_catalog_experiment_break_the_primary_metric_down_by_winning_segment()
+    {
+        var yaml = "experiments:\n" + CatalogWide("cta_test").Replace("    scope: catalog", "    scope: catalog\n    primary_metric: ctr", StringComparison.Ordinal);
+        using var w = new TestWorld(ExperimentCatalogTests.Source(yaml));
+        var random = new Random(2);
+        for (var i = 0; i < 4_000; i++)
+        {
+            var user = $"u{i}";
+            var vip = i % 2 == 0;
+            if (vip)
+            {
+                Vip(w, user);
+            }
+
+            var d = w.Decide(user);
+
+            // The bold CTA works for VIPs only (+50 % clicks), not for everyone else.
+            var rate = d.Arm!.Id == "bold_cta" && vip ? 0.3 : 0.2;
+            if (random.NextDouble() < rate)
+            {
+                w.Outcomes.Record(0, new Outcome($"{user}-click", OutcomeType.Click, d.DecisionId, user, "", VariantKind.Cta, w.Clock.Now));
+            }
+        }
+
+        var result = w.Get<Core.Application.Experiments.ExperimentLifecycle>().Results("cta_test").Result;
+
+        // Each decision is counted under its own winner, arm or not (regression: an arm's decisions all took the first winner's segment).
+        var kpis = w.Measurement.Kpis.Query(new Core.Application.Measurement.KpiQuery(w.Clock.Now.AddHours(-1), w.Clock.Now.AddHours(1), [Core.Application.Measurement.KpiDimension.Segment, Core.Application.Measurement.KpiDimension.Arm])).Rows;
+        Assert.Equal(2_000, kpis.Where(r => r.SegmentId == "vip").Sum(r => r.Kpis.Decisions));
+        Assert.Equal(2_000, kpis.Where(r => r.SegmentId == "everyone").Sum(r => r.Kpis.Decisions));
+
+        Assert.Equal(["everyone", "vip"], result.Breakdowns.Select(b => b.SegmentId).Order());
+        Assert.Equal(4_000, result.Breakdowns.Sum(b => b.Exposed));
+        Assert.Equal(Verdict.Better, Assert.Single(result.Breakdowns.Single(b => b.SegmentId == "vip").Comparisons).Verdict);
+        Assert.Equal(Verdict.Inconclusive, Assert.Single(result.Breakdowns.Single(b => b.SegmentId == "everyone").Comparisons).Verdict);
+        var all = result.Comparisons.Concat(result.Breakdowns.SelectMany(b => b.Comparisons)).ToList();
+        Assert.Equal(ExperimentStatistics.BenjaminiHochberg([.. all.Select(c => c.Comparison.PValue)]), all.Select(c => c.AdjustedPValue)); // one family
     }
 }

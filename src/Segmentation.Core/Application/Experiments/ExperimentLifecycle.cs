@@ -59,7 +59,8 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         measurement.Drain(); // every decision served so far is recorded before counting
         var now = time.GetUtcNow();
         var summary = measurement.Exposures.Summarize(experiment.Id);
-        return new ExperimentReport(Info(experiment, now.UtcTicks, summary), ExperimentAnalysis.Analyze(Design(experiment), Observations(summary)), now);
+        var breakdowns = summary?.Segments.Select(s => (s.SegmentId, Observations(s.Arms))).ToList();
+        return new ExperimentReport(Info(experiment, now.UtcTicks, summary), ExperimentAnalysis.Analyze(Design(experiment), Observations(summary?.Arms), breakdowns), now);
     }
 
     /// <summary>Stops <paramref name="experimentId"/> now: a new catalog version with its <c>stop</c> set to this moment.</summary>
@@ -113,9 +114,9 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         return new ExperimentDesign(experiment.Id, experiment.PrimaryMetric, experiment.Guardrails, experiment.MinimumDetectableEffect, [.. experiment.Arms.Select((a, i) => (a.Id, weights[i]))], experiment.IsBandit);
     }
 
-    /// <summary>Each arm's observation from an exposure summary.</summary>
-    public static IReadOnlyList<ArmObservation> Observations(ExposureSummary? summary) =>
-        summary is null ? [] : [.. summary.Arms.Select(a => new ArmObservation(a.ArmId, a.Assigned, a.Exposed, ExperimentMetric.All.ToDictionary(m => m.Name, m => a.Of(m.Name))))];
+    /// <summary>Each arm's observation from an exposure summary's arms.</summary>
+    public static IReadOnlyList<ArmObservation> Observations(IReadOnlyList<ArmSums>? arms) =>
+        arms is null ? [] : [.. arms.Select(a => new ArmObservation(a.ArmId, a.Assigned, a.Exposed, ExperimentMetric.All.ToDictionary(m => m.Name, m => a.Of(m.Name))))];
 
     private Experiment Find(string experimentId)
     {

@@ -46,17 +46,18 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
             Volatile.Write(ref _keys, table); // a new catalog: the old one's keys live on in the ledger as long as it remembers them
         }
 
-        if (arm is not null)
-        {
-            // A decision in an experiment: the arm's own keys (experiment traffic only pays this lookup).
-            var keys = table.Arms.GetOrAdd(arm, static _ => new DecisionKey?[Channels.MaxDistinct * 2]);
-            return keys[(channelIndex * 2) + (fromCache ? 1 : 0)] ??= new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache, arm);
-        }
-
         var index = (((winner.Rank * Channels.MaxDistinct) + channelIndex) * 2) + (fromCache ? 1 : 0);
         if ((uint)index >= (uint)table.Keys.Length || !ReferenceEquals(catalog.Segments[winner.Rank], winner))
         {
-            return new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache); // a winner of another snapshot
+            return new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache, arm); // a winner of another snapshot
+        }
+
+        if (arm is not null)
+        {
+            // A decision in an experiment: the arm's own keys, per winner (an experiment of the whole catalog has many);
+            // experiment traffic only pays this lookup.
+            var keys = table.Arms.GetOrAdd(arm, static (_, length) => new DecisionKey?[length], table.Keys.Length);
+            return keys[index] ??= new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache, arm);
         }
 
         return table.Keys[index] ??= new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache);
@@ -113,7 +114,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
                 Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
                 if (d.Key.Arm is { Experiment: { } experiment } arm)
                 {
-                    Exposures.Record(arm, d.UserId, d.Ticks, experiment.Exposure == ExposureTrigger.Decision);
+                    Exposures.Record(arm, d.UserId, d.Ticks, experiment.Exposure == ExposureTrigger.Decision, d.Segment.Id);
                 }
 
                 CollectionsMarshal.GetValueRefOrAddDefault(_drained, d.Key, out _)++;

@@ -19,6 +19,9 @@ internal struct ExposureRecord
     /// <summary>The arm's index in its table's arm ids.</summary>
     public int Arm;
 
+    /// <summary>The index (in its table's segment ids) of the segment that won the exposing decision; -1 when not known.</summary>
+    public int Segment;
+
     /// <summary>When the arm was first recorded (UTC ticks).</summary>
     public long AssignedTicks;
 
@@ -109,14 +112,15 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     /// Records that <paramref name="subjectId"/> was served <paramref name="arm"/> at <paramref name="ticks"/> (keeping
     /// an arm already recorded), and exposes them if <paramref name="expose"/> and not exposed yet.
     /// </summary>
-    public void Record(ExperimentArm arm, string subjectId, long ticks, bool expose)
+    /// <remarks><paramref name="segmentId"/> is the segment that won the decision (for breakdowns of an experiment of the whole catalog).</remarks>
+    public void Record(ExperimentArm arm, string subjectId, long ticks, bool expose, string? segmentId = null)
     {
         ArgumentNullException.ThrowIfNull(arm);
         ArgumentNullException.ThrowIfNull(subjectId);
         var profile = profiles?.Get(subjectId);
         var subject = profile?.UserId ?? subjectId;
         var table = _tables.GetOrAdd(arm.ExperimentId, static (id, experiment) => new ExposureTable(id, experiment), arm.Experiment);
-        table.Record(subject, arm.Id, ticks, expose ? profile : null, expose);
+        table.Record(subject, arm.Id, ticks, expose ? profile : null, expose, segmentId);
     }
 
     /// <summary>Counts an outcome of <paramref name="subjectId"/> in every experiment they were exposed to before it.</summary>
@@ -158,15 +162,15 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         _tables.TryGetValue(experimentId, out var table) ? table.Summarize() : null;
 
     /// <summary>Every record of every experiment, for a checkpoint.</summary>
-    internal IEnumerable<(string ExperimentId, string ArmId, ExposureRecord Record)> Records() =>
-        _tables.Values.SelectMany(t => t.Records().Select(r => (t.ExperimentId, r.ArmId, r.Record)));
+    internal IEnumerable<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> Records() =>
+        _tables.Values.SelectMany(t => t.Records().Select(r => (t.ExperimentId, r.ArmId, r.SegmentId, r.Record)));
 
     /// <summary>Restores a checkpoint's records (into empty tables, before decisions are served).</summary>
-    internal void Restore(IEnumerable<(string ExperimentId, string ArmId, ExposureRecord Record)> records)
+    internal void Restore(IEnumerable<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> records)
     {
-        foreach (var (experimentId, armId, record) in records)
+        foreach (var (experimentId, armId, segmentId, record) in records)
         {
-            _tables.GetOrAdd(experimentId, static id => new ExposureTable(id, null)).Restore(armId, record);
+            _tables.GetOrAdd(experimentId, static id => new ExposureTable(id, null)).Restore(armId, segmentId, record);
         }
 
         // Identifications replayed from the change log after the checkpoint was taken: records under an id that now
@@ -205,6 +209,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         private readonly Dictionary<string, double>? _weights = assignedUnder?.Arms.ToDictionary(a => a.Id, a => a.Weight, StringComparer.Ordinal);
         private ExposureRecord[][] _chunks = [];
         private string[] _armIds = [];
+        private readonly List<string> _segmentIds = [];
         private int _count;
         private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
 
@@ -234,7 +239,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             return arm < arms.Length ? arms[arm] : null;
         }
 
-        public void Record(string subject, string armId, long ticks, Profile? profile, bool expose)
+        public void Record(string subject, string armId, long ticks, Profile? profile, bool expose, string? segmentId)
         {
             lock (_gate)
             {
@@ -246,7 +251,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 else
                 {
                     var arm = ArmIndex(armId);
-                    i = Add(new ExposureRecord { Subject = subject, Arm = arm, AssignedTicks = ticks });
+                    i = Add(new ExposureRecord { Subject = subject, Arm = arm, AssignedTicks = ticks, Segment = -1 });
                     _index[subject] = Pack(i, arm);
                 }
 
@@ -254,6 +259,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 if (expose && record.ExposedTicks == 0)
                 {
                     record.ExposedTicks = Math.Max(1, ticks);
+                    record.Segment = segmentId is null ? -1 : SegmentIndex(segmentId);
                     if (profile is not null)
                     {
                         ReadHistory(ref record, profile, ticks);
@@ -344,6 +350,12 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     arms[a] = new ArmSums(_armIds[a]);
                 }
 
+                var bySegment = new ArmSums[_segmentIds.Count][];
+                for (var s = 0; s < bySegment.Length; s++)
+                {
+                    bySegment[s] = [.. _armIds.Select(id => new ArmSums(id))];
+                }
+
                 for (var c = 0; c < _chunks.Length; c++)
                 {
                     var chunk = _chunks[c];
@@ -361,26 +373,30 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                         if (r.ExposedTicks != 0)
                         {
                             sums.Add(in r);
+                            if (r.Segment >= 0)
+                            {
+                                bySegment[r.Segment][r.Arm].Add(in r);
+                            }
                         }
                     }
                 }
 
-                return new ExposureSummary(ExperimentId, arms);
+                return new ExposureSummary(ExperimentId, arms, [.. _segmentIds.Select((id, s) => (id, (IReadOnlyList<ArmSums>)bySegment[s]))]);
             }
         }
 
-        public List<(string ArmId, ExposureRecord Record)> Records()
+        public List<(string ArmId, string SegmentId, ExposureRecord Record)> Records()
         {
-            List<(string, ExposureRecord)> copy;
+            List<(string, string, ExposureRecord)> copy;
             lock (_gate)
             {
-                copy = new List<(string, ExposureRecord)>(_count);
+                copy = new List<(string, string, ExposureRecord)>(_count);
                 for (var i = 0; i < _count; i++)
                 {
                     var r = At(i);
                     if (r.Subject is not null && r.Arm >= 0)
                     {
-                        copy.Add((_armIds[r.Arm], r));
+                        copy.Add((_armIds[r.Arm], r.Segment >= 0 ? _segmentIds[r.Segment] : "", r));
                     }
                 }
             }
@@ -388,7 +404,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             return copy;
         }
 
-        public void Restore(string armId, ExposureRecord record)
+        public void Restore(string armId, string segmentId, ExposureRecord record)
         {
             lock (_gate)
             {
@@ -397,6 +413,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     return;
                 }
 
+                record.Segment = segmentId.Length == 0 ? -1 : SegmentIndex(segmentId);
                 record.Arm = ArmIndex(armId);
                 _index[record.Subject] = Pack(Add(record), record.Arm);
             }
@@ -422,6 +439,18 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             return i;
         }
 
+        private int SegmentIndex(string segmentId)
+        {
+            var i = _segmentIds.IndexOf(segmentId);
+            if (i < 0)
+            {
+                _segmentIds.Add(segmentId);
+                i = _segmentIds.Count - 1;
+            }
+
+            return i;
+        }
+
         private int ArmIndex(string armId)
         {
             var i = Array.IndexOf(_armIds, armId);
@@ -439,7 +468,8 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 /// <summary>An experiment's per-arm sums, as of one scan.</summary>
 /// <param name="ExperimentId">The experiment.</param>
 /// <param name="Arms">One entry per arm that was ever recorded.</param>
-public sealed record ExposureSummary(string ExperimentId, IReadOnlyList<ArmSums> Arms)
+/// <param name="Segments">The same per segment that won the users' exposing decisions (one segment for an experiment of a segment).</param>
+public sealed record ExposureSummary(string ExperimentId, IReadOnlyList<ArmSums> Arms, IReadOnlyList<(string SegmentId, IReadOnlyList<ArmSums> Arms)> Segments)
 {
     /// <summary>The sums of <paramref name="armId"/>, or empty ones.</summary>
     public ArmSums Arm(string armId) => Arms.FirstOrDefault(a => a.ArmId == armId) ?? new ArmSums(armId);

@@ -180,7 +180,7 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         {
             // The decision's arm is recorded before its outcome counts (the drain may not have reached the decision yet).
             var exposes = experiment.Exposure == ExposureTrigger.Decision || outcome.Type is OutcomeType.Impression or OutcomeType.EmailSend;
-            measurement.Exposures.Record(arm, d.Decision.UserId, exposes && experiment.Exposure == ExposureTrigger.Decision ? d.Decision.Ticks : ticks, exposes);
+            measurement.Exposures.Record(arm, d.Decision.UserId, exposes && experiment.Exposure == ExposureTrigger.Decision ? d.Decision.Ticks : ticks, exposes, d.Decision.Segment.Id);
         }
 
         measurement.Exposures.Credit(outcome.SubjectId, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, ticks);
