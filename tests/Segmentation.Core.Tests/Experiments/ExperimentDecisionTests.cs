@@ -10,8 +10,7 @@ public class ExperimentDecisionTests
     private static TestWorld World(string experiments = ExperimentCatalogTests.Experiment, DateTimeOffset? now = null) =>
         new(ExperimentCatalogTests.Source(experiments), now);
 
-    private static void Vip(TestWorld w, string user) =>
-        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true, ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+    private static void Vip(TestWorld w, string user) => ExperimentCatalogTests.Vip(w, user, "gold");
 
     [Fact]
     public void Users_the_segment_wins_are_split_between_arms_and_served_their_arms_variants()

@@ -21,8 +21,7 @@ public class ExperimentLayerTests
                   cta: "{{id}}: buy now"
         """;
 
-    private static void Vip(TestWorld w, string user) =>
-        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+    private static void Vip(TestWorld w, string user) => ExperimentCatalogTests.Vip(w, user);
 
     [Fact]
     public void A_catalog_experiment_splits_every_user_and_overrides_only_its_variants_over_each_winners()

@@ -18,8 +18,7 @@ public class ExperimentResultsTests
 {
     private static TestWorld World(string experiments = ExperimentCatalogTests.Experiment) => new(ExperimentCatalogTests.Source(experiments));
 
-    private static void Vip(TestWorld w, string user) =>
-        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true, ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+    private static void Vip(TestWorld w, string user) => ExperimentCatalogTests.Vip(w, user, "gold");
 
     private static ExperimentLifecycle Lifecycle(TestWorld w) => w.Get<ExperimentLifecycle>();
 
