@@ -134,7 +134,7 @@ public static class CatalogCompiler
             var ordered = Rank(segments);
             var contextRead = _compiler.ContextFieldsRead.Concat(templateContext).Distinct().Order().ToList();
             return new CatalogSnapshot(
-                _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features, experiments, _definition.Holdout);
+                _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features, experiments, _definition.Holdout, _definition.ContactPolicies);
         }
 
         private Segment? Build(SegmentDefinition definition, HashSet<ContextField> templateContext)

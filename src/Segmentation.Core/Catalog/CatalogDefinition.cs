@@ -48,6 +48,9 @@ public sealed class CatalogDefinition
     /// <summary>The share of users in the decisioning holdout (0 to 0.5; 0: none).</summary>
     public double Holdout { get; init; }
 
+    /// <summary>The contact policies (none when the catalog declares none).</summary>
+    public ContactPolicies ContactPolicies { get; init; } = ContactPolicies.None;
+
     /// <summary>Experiments whose shape is valid, in the order written.</summary>
     public IReadOnlyList<ExperimentDefinition> Experiments { get; init; } = [];
 

@@ -26,8 +26,10 @@ public sealed class CatalogSnapshot
         FieldRegistry fields,
         FeatureLayout features,
         IReadOnlyList<Experiment>? experiments = null,
-        double holdout = 0)
+        double holdout = 0,
+        ContactPolicies? contactPolicies = null)
     {
+        ContactPolicies = contactPolicies ?? ContactPolicies.None;
         Holdout = holdout;
         Experiments = experiments ?? [];
         _experimentByRank = new Experiment?[segments.Count];
@@ -67,6 +69,9 @@ public sealed class CatalogSnapshot
 
     /// <summary>The arm decisions of held-out users report (<c>decisioning_holdout:holdout</c>), serving the fallback's variants.</summary>
     public ExperimentArm HoldoutArm { get; }
+
+    /// <summary>The catalog's contact policies: caps, quiet hours and suppression per channel.</summary>
+    public ContactPolicies ContactPolicies { get; }
 
     /// <summary>The catalog's experiments, in the order written.</summary>
     public IReadOnlyList<Experiment> Experiments { get; }

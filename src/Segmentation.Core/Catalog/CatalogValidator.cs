@@ -18,7 +18,7 @@ namespace Segmentation.Core.Catalog;
 public static partial class CatalogValidator
 {
     /// <summary>The keys a catalog file may have at its top level.</summary>
-    public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments"];
+    public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments", "contact_policies"];
 
     private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "scope", "layer", "traffic", "allocation", "floor", "arms"];
     private static readonly string[] ArmKeys = ["id", "weight", "variants"];
@@ -55,6 +55,7 @@ public static partial class CatalogValidator
         private readonly Dictionary<string, Persona> _personas = new(StringComparer.Ordinal);
         private readonly List<SyntaxMap> _segmentNodes = [];
         private readonly List<SyntaxMap> _scoringNodes = [];
+        private SyntaxNode? _contactPolicies;
         private readonly List<SyntaxMap> _experimentNodes = [];
         private string _name = "default";
         private SyntaxNode? _fallbackSetting;
@@ -94,6 +95,14 @@ public static partial class CatalogValidator
                         break;
                     case "experiments":
                         ReadMappings(v, _experimentNodes, "experiments", "experiment");
+                        break;
+                    case "contact_policies":
+                        if (_contactPolicies is not null)
+                        {
+                            Error(v, null, "contact_policies", $"'contact_policies' is defined in more than one file (also {_contactPolicies.At})");
+                        }
+
+                        _contactPolicies = v;
                         break;
                     default:
                         Error(k, null, null, $"unknown top-level key '{k.Text}'; expected any of: {string.Join(", ", TopLevelKeys)}");
@@ -166,8 +175,11 @@ public static partial class CatalogValidator
             CheckReferences(segments, declared);
             CheckFallback(origin, segments);
             var experiments = ReadExperiments(segments, declared);
+            var contact = _contactPolicies is null ? ContactPolicies.None
+                : new ContactPolicyReader((node, clause, message) => Error(node, null, clause, message)).Read(_contactPolicies, declared) ?? ContactPolicies.None;
             return new CatalogDefinition
             {
+                ContactPolicies = contact,
                 Name = _name,
                 Holdout = _holdout,
                 Origin = origin,

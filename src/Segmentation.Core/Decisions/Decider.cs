@@ -118,6 +118,10 @@ public sealed class Decider(TemplateRenderer renderer)
             context.Until(catalog.NextExperimentChange(winner, context.NowTicks));
         }
 
+        // Contact policies come after consent (the gate above) and after the winner is known.
+        var contact = catalog.ContactPolicies.Channels.Count == 0 ? null
+            : ContactEvaluation.Evaluate(catalog.ContactPolicies, request.Channel, winner, profile, context, request);
+
         // Plain-text variants are pre-rendered; the model is bound only when a variant has code, and
         // computes what its templates read as they read it.
         RenderModel? model = null;
@@ -162,6 +166,11 @@ public sealed class Decider(TemplateRenderer renderer)
                 summary += $"; experiment '{experiment.Id}': arm '{arm!.Id}' ({(assignments?.RecordedArm(experiment.Id, subject) == arm!.Id ? "recorded when the user was first assigned" : "assigned by a hash of the user id")}; {(arm.Overrides.Count == 0 ? "the segment's own variants" : "its own " + string.Join(", ", arm.Overrides.Select(k => k.ToString().ToLowerInvariant())))})";
             }
 
+            if (contact is not null)
+            {
+                summary += $"; contact ({contact.Channel}): {contact.Reason}";
+            }
+
             explanation = new Explanation(traces, summary, catalog.ContextFieldsRead.Select(RequestContext.NameOf).ToList(), consent);
         }
 
@@ -180,6 +189,7 @@ public sealed class Decider(TemplateRenderer renderer)
             ConsentGate = gate,
             Experiment = experiment,
             Arm = arm,
+            Contact = contact,
         };
         context.Return(); // nothing above keeps it: variants are rendered, traces hold values
         return decision;

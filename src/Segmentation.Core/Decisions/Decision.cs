@@ -181,6 +181,9 @@ public sealed record Decision
     /// <summary>The user's arm of <see cref="Experiment"/>: its variants were served.</summary>
     public ExperimentArm? Arm { get; init; }
 
+    /// <summary>The contact policies' verdict (send, suppress, send at a time) when the request's channel has a policy; null otherwise.</summary>
+    public ContactDecision? Contact { get; init; }
+
     /// <summary>The explanation, when asked for.</summary>
     public Explanation? Explanation { get; init; }
 

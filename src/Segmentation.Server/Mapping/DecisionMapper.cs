@@ -88,6 +88,10 @@ internal static class DecisionMapper
             ArmId = d.Arm?.Id ?? "",
         };
         result.MatchedSegments.AddRange(parts.Matched);
+        if (d.Contact is { } contact)
+        {
+            result.Contact = ToProto(contact);
+        }
 
         if (d.Explanation is { } e)
         {
@@ -162,4 +166,23 @@ internal static class DecisionMapper
 
     private static Contracts.V1.RenderedVariant ToProto(Core.Rendering.RenderedVariant v) =>
         new() { VariantId = v.VariantId, Text = v.Text, FallbackUsed = v.FallbackUsed };
+
+    private static Contracts.V1.ContactDecision ToProto(Core.Decisions.ContactDecision c) => new()
+    {
+        Action = c.Action switch
+        {
+            Core.Decisions.ContactAction.Send => Contracts.V1.ContactAction.Send,
+            Core.Decisions.ContactAction.Suppress => Contracts.V1.ContactAction.Suppress,
+            _ => Contracts.V1.ContactAction.SendAt,
+        },
+        Channel = c.Channel,
+        Policy = c.Policy,
+        Reason = c.Reason,
+        Engagement = c.Engagement,
+        Count = c.Count,
+        Limit = c.Limit,
+        Window = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(c.Window),
+        SendAt = c.SendAtTicks > 0 ? ValueMapper.Ticks(c.SendAtTicks) : null,
+        TimeZone = c.TimeZone,
+    };
 }

@@ -26,7 +26,7 @@ public class ExperimentCatalogTests
 
     /// <summary>Makes <paramref name="user"/> a VIP (declared), whom the test catalog's segment <c>vip</c> wins.</summary>
     internal static void Vip(Support.TestWorld w, string user, string? tier = null) =>
-        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["vip"] = true, ["tier"] = tier }, "crm", Core.Profiles.AttributeLayer.ZeroParty, null);
+        w.Ingestion.SetTraits(user, tier is null ? new Dictionary<string, object?> { ["vip"] = true } : new Dictionary<string, object?> { ["vip"] = true, ["tier"] = tier }, "crm", Core.Profiles.AttributeLayer.ZeroParty, null);
 
     internal static ICatalogSource Source(string experiments, params string[] extraSegments) => new InMemoryCatalogSource(
     [

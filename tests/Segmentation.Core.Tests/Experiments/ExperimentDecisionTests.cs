@@ -1,5 +1,4 @@
 using Segmentation.Core.Experiments;
-using Segmentation.Core.Profiles;
 using Segmentation.Core.Tests.Support;
 
 namespace Segmentation.Core.Tests.Experiments;

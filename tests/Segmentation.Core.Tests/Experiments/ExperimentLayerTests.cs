@@ -1,7 +1,6 @@
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Experiments;
 using Segmentation.Core.Outcomes;
-using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Tests.Support;
 

@@ -2,7 +2,6 @@ using Segmentation.Core.Application.Experiments;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Experiments;
 using Segmentation.Core.Outcomes;
-using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Tests.Support;

@@ -1,0 +1,187 @@
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
+
+namespace Segmentation.Core.Decisions;
+
+/// <summary>What the contact policies say about a decision.</summary>
+public enum ContactAction
+{
+    /// <summary>Contact now.</summary>
+    Send,
+
+    /// <summary>Do not contact (a cap is reached, or contact is paused after negative outcomes).</summary>
+    Suppress,
+
+    /// <summary>Contact, but not before <see cref="ContactDecision.SendAtTicks"/> (quiet hours in the user's time zone).</summary>
+    SendAt,
+}
+
+/// <summary>The contact policies' verdict on one decision, with the arithmetic behind it.</summary>
+/// <param name="Action">Send, suppress or send at a time.</param>
+/// <param name="Channel">The channel whose policy applied.</param>
+/// <param name="Policy">Which rule decided: <c>cap</c>, <c>override</c> (the segment's own cap), <c>suppression</c>, <c>quiet_hours</c> or <c>none</c>.</param>
+/// <param name="Reason">The arithmetic, in words.</param>
+/// <param name="Engagement">The user's engagement level the cap was tiered by (<c>default</c> when none).</param>
+/// <param name="Count">Contacts (or negative outcomes, for suppression) counted in the window.</param>
+/// <param name="Limit">The cap (or the suppression threshold); -1 when none applied.</param>
+/// <param name="Window">The window counted over.</param>
+/// <param name="SendAtTicks">For <see cref="ContactAction.SendAt"/>, when (UTC ticks); for a suppression, when contact is next allowed; else 0.</param>
+/// <param name="TimeZone">The user's time zone the quiet hours were read in.</param>
+public sealed record ContactDecision(ContactAction Action, string Channel, string Policy, string Reason, string Engagement, int Count, int Limit, TimeSpan Window, long SendAtTicks, string TimeZone);
+
+/// <summary>
+/// Contact policies applied to a decision, after consent and after the winner is known: first suppression after
+/// negative outcomes, then the channel's frequency cap (the winning segment's override, else the cap of the user's
+/// engagement level), then quiet hours in the user's time zone. Caps count the profile's own send outcomes
+/// (<c>email_send</c> for email, <c>impression</c> otherwise) in a rolling window, so a decision rendered but not
+/// sent uses up nothing, and a send re-sent with the same event id counts once. A pure function of the profile,
+/// the policies, the request and the time; the decision is valid until the verdict would change.
+/// </summary>
+public static class ContactEvaluation
+{
+    /// <summary>The verdict, or null when the channel has no policy.</summary>
+    public static ContactDecision? Evaluate(ContactPolicies policies, string channel, Segment winner, Profile? profile, EvalContext context, RequestContext request)
+    {
+        ArgumentNullException.ThrowIfNull(policies);
+        ArgumentNullException.ThrowIfNull(winner);
+        ArgumentNullException.ThrowIfNull(context);
+        if (policies.For(channel) is not { } policy)
+        {
+            return null;
+        }
+
+        var now = context.NowTicks;
+        var tier = DerivedScores.Engagement(context) ?? "default";
+        var zone = ZoneOf(policies, profile, request);
+
+        // Suppression after negative outcomes: paused until the pause after the last of them ends.
+        foreach (var rule in policies.Suppression)
+        {
+            var (count, last) = (0, long.MinValue);
+            foreach (var type in rule.EventTypes)
+            {
+                var series = profile?.Series(type) ?? EventSeries.Empty;
+                count += series.CountInWindow(now, rule.Within.Ticks, out var changes);
+                context.Until(changes);
+                var at = series.LastAtOrBefore(now, out _);
+                last = Math.Max(last, at);
+            }
+
+            if (count >= rule.After && last != long.MinValue && now < last + rule.Pause.Ticks)
+            {
+                var until = last + rule.Pause.Ticks;
+                context.Until(until);
+                return new ContactDecision(
+                    ContactAction.Suppress, channel, "suppression",
+                    $"{count} negative outcome(s) ({string.Join(", ", rule.EventTypes)}) in the last {Duration.Format(rule.Within)}, at least {rule.After}: contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}",
+                    tier, count, rule.After, rule.Within, until, zone.Id);
+            }
+        }
+
+        // The channel's frequency cap, shared by every segment and campaign on the channel.
+        var (cap, name) = policy.Overrides.TryGetValue(winner.Id, out var own) ? (own, "override")
+            : policy.Caps.TryGetValue(tier, out var tiered) || policy.Caps.TryGetValue("default", out tiered) ? (tiered, "cap") : (null, "none");
+        var sent = 0;
+        if (cap is not null)
+        {
+            sent = (profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty).CountInWindow(now, cap.Window.Ticks, out var frees);
+            context.Until(frees);
+            if (sent >= cap.Max)
+            {
+                var whose = name == "override" ? $"segment '{winner.Id}''s own {channel} cap" : $"{channel} cap for engagement '{tier}'";
+                var next = frees == long.MaxValue ? "never (the cap is 0)" : $"next allowed at {Time(frees)}";
+                return new ContactDecision(
+                    ContactAction.Suppress, channel, name,
+                    $"{whose}: {sent} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)}, at most {cap.Max}: suppressed; {next}",
+                    tier, sent, cap.Max, cap.Window, frees == long.MaxValue ? 0 : frees, zone.Id);
+            }
+        }
+
+        var allowance = cap is null ? $"no {channel} cap" : $"{sent} of {cap.Max} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)} ({(name == "override" ? $"segment '{winner.Id}''s own cap" : $"engagement '{tier}'")})";
+
+        // Quiet hours in the user's local time.
+        if (policy.Quiet is { } quiet)
+        {
+            var local = TimeZoneInfo.ConvertTime(new DateTimeOffset(now, TimeSpan.Zero), zone);
+            var minute = (local.Hour * 60) + local.Minute;
+            if (quiet.Contains(minute))
+            {
+                var sendAt = NextLocal(local, quiet.EndMinute, zone);
+                context.Until(sendAt);
+                return new ContactDecision(
+                    ContactAction.SendAt, channel, "quiet_hours",
+                    $"{allowance}; {local:HH:mm} in {zone.Id} is inside quiet hours {quiet}: send at {Time(sendAt)}",
+                    tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, sendAt, zone.Id);
+            }
+
+            context.Until(NextLocal(local, quiet.StartMinute, zone)); // the verdict changes when quiet hours begin
+        }
+
+        return new ContactDecision(ContactAction.Send, channel, cap is null ? "none" : name, $"{allowance}: send", tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, 0, zone.Id);
+    }
+
+    /// <summary>
+    /// The user's time zone: the profile's declared trait <c>time_zone</c> if it names one, else the request's
+    /// country's, else the profile's observed country's, else the catalog's <c>time_zone</c> (default UTC).
+    /// </summary>
+    public static TimeZoneInfo ZoneOf(ContactPolicies policies, Profile? profile, RequestContext request)
+    {
+        ArgumentNullException.ThrowIfNull(policies);
+        if (profile?.Trait("time_zone") is string declared && Zones.Named(declared) is { } named)
+        {
+            return named;
+        }
+
+        return Zones.OfCountry(request?.Country) ?? Zones.OfCountry(profile?.Trait(ObservedAttributes.Country) as string) ?? policies.DefaultTimeZone;
+    }
+
+    // The next UTC instant after local at which the local clock reads minuteOfDay (skipping a time the clocks jump over).
+    private static long NextLocal(DateTimeOffset local, int minuteOfDay, TimeZoneInfo zone)
+    {
+        var day = local.Date;
+        var target = day.AddMinutes(minuteOfDay);
+        if (target <= local.DateTime)
+        {
+            target = target.AddDays(1);
+        }
+
+        while (zone.IsInvalidTime(target))
+        {
+            target = target.AddMinutes(30); // inside the spring-forward gap: the first valid local time after it
+        }
+
+        return TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(target, DateTimeKind.Unspecified), zone).Ticks;
+    }
+
+    private static string Time(long ticks) => new DateTimeOffset(ticks, TimeSpan.Zero).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Time zones by name and by country, looked up once each.</summary>
+    private static class Zones
+    {
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TimeZoneInfo?> ByName = new(StringComparer.OrdinalIgnoreCase);
+
+        // The main time zone of countries by ISO 3166 code and by the names the demo data uses.
+        private static readonly Dictionary<string, string> Countries = new(StringComparer.OrdinalIgnoreCase)
+        {
+            ["GB"] = "Europe/London", ["United Kingdom"] = "Europe/London", ["IE"] = "Europe/Dublin", ["EIRE"] = "Europe/Dublin",
+            ["FR"] = "Europe/Paris", ["France"] = "Europe/Paris", ["DE"] = "Europe/Berlin", ["Germany"] = "Europe/Berlin",
+            ["NL"] = "Europe/Amsterdam", ["Netherlands"] = "Europe/Amsterdam", ["BE"] = "Europe/Brussels", ["Belgium"] = "Europe/Brussels",
+            ["ES"] = "Europe/Madrid", ["Spain"] = "Europe/Madrid", ["PT"] = "Europe/Lisbon", ["Portugal"] = "Europe/Lisbon",
+            ["IT"] = "Europe/Rome", ["Italy"] = "Europe/Rome", ["CH"] = "Europe/Zurich", ["Switzerland"] = "Europe/Zurich",
+            ["AT"] = "Europe/Vienna", ["Austria"] = "Europe/Vienna", ["NO"] = "Europe/Oslo", ["Norway"] = "Europe/Oslo",
+            ["SE"] = "Europe/Stockholm", ["Sweden"] = "Europe/Stockholm", ["DK"] = "Europe/Copenhagen", ["Denmark"] = "Europe/Copenhagen",
+            ["FI"] = "Europe/Helsinki", ["Finland"] = "Europe/Helsinki", ["PL"] = "Europe/Warsaw", ["Poland"] = "Europe/Warsaw",
+            ["US"] = "America/New_York", ["USA"] = "America/New_York", ["CA"] = "America/Toronto", ["Canada"] = "America/Toronto",
+            ["AU"] = "Australia/Sydney", ["Australia"] = "Australia/Sydney", ["JP"] = "Asia/Tokyo", ["Japan"] = "Asia/Tokyo",
+            ["SG"] = "Asia/Singapore", ["Singapore"] = "Asia/Singapore", ["IL"] = "Asia/Jerusalem", ["Israel"] = "Asia/Jerusalem",
+        };
+
+        public static TimeZoneInfo? Named(string id) => ByName.GetOrAdd(id, static n => ContactPolicyReader.TryZone(n, out var z) ? z : null);
+
+        public static TimeZoneInfo? OfCountry(string? country) =>
+            country is { Length: > 0 } && Countries.TryGetValue(country, out var id) ? Named(id) : null;
+    }
+}

@@ -1,0 +1,201 @@
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Outcomes;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Decisions;
+
+/// <summary>Contact policies: caps by engagement shared across segments, overrides, suppression, quiet hours in the user's time zone.</summary>
+public class ContactPolicyTests
+{
+    internal const string Policies = """
+        contact_policies:
+          time_zone: Europe/London
+          channels:
+            email:
+              caps:
+                high: 5/7d
+                active: 2/7d
+                declining: 1/7d
+                inactive: 0/7d
+                default: 2/7d
+              quiet_hours: "21:00-08:00"
+              overrides:
+                reengage: 1/14d
+          suppression:
+            - after: 2
+              outcomes: [dismiss, email_unsubscribe]
+              within: 7d
+              pause: 14d
+        """;
+
+    private static readonly RequestContext Email = new(Channel: "email");
+
+    // Noon in London in June (BST): outside quiet hours.
+    private static readonly DateTimeOffset Noon = new(2026, 6, 10, 11, 0, 0, TimeSpan.Zero);
+
+    private static InMemoryCatalogSource Source(string policies = Policies) => new(
+    [
+        new CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("first_name: { type: string, pii: true }", "first_name: { type: string, pii: true }\n    time_zone: { type: string }", StringComparison.Ordinal)),
+        new CatalogFile("fallback.yaml", TestCatalogs.Fallback),
+        new CatalogFile("segments.yaml", "segments:\n" + string.Join("\n",
+            TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }"),
+            TestCatalogs.Segment("regular", "behavioural", "{ field: traits.tier, eq: regular }"),
+            TestCatalogs.Segment("reengage", "lifecycle", "{ field: traits.tier, eq: lapsed }"))),
+        new CatalogFile("policies.yaml", policies),
+    ]);
+
+    private static TestWorld World(DateTimeOffset? now = null) => new(Source(), now ?? Noon);
+
+    private static void Traits(TestWorld w, string user, string key, object value) =>
+        w.Ingestion.SetTraits(user, new Dictionary<string, object?> { [key] = value }, "crm", AttributeLayer.ZeroParty, null);
+
+    private static void Sent(TestWorld w, string user, Decision d, string sendId) =>
+        w.Outcomes.Record(0, new Outcome(sendId, OutcomeType.EmailSend, d.DecisionId, user, "", null, w.Clock.Now));
+
+    [Fact]
+    public void The_email_cap_is_shared_by_every_segment_and_only_sends_use_it_up()
+    {
+        using var w = World();
+        Traits(w, "u", "vip", true);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(ContactAction.Send, w.Decide("u", Email).Contact!.Action); // rendered, not sent: nothing used up
+        }
+
+        Sent(w, "u", w.Decide("u", Email), "send-1");
+        Sent(w, "u", w.Decide("u", Email), "send-1"); // the same send id again: counted once
+        var second = w.Decide("u", Email);
+        Assert.Equal((ContactAction.Send, 1, 2), (second.Contact!.Action, second.Contact.Count, second.Contact.Limit));
+        Sent(w, "u", second, "send-2");
+
+        var capped = w.Decide("u", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, "cap", 2, 2), (capped.Action, capped.Policy, capped.Count, capped.Limit));
+        Assert.Contains("2 email_send(s) in the last 7d, at most 2: suppressed", capped.Reason, StringComparison.Ordinal);
+
+        // Another segment's campaign on the same channel: the same allowance.
+        Traits(w, "u", "vip", false);
+        Traits(w, "u", "tier", "regular");
+        var other = w.Decide("u", Email);
+        Assert.Equal(("regular", ContactAction.Suppress), (other.Winner.Id, other.Contact!.Action));
+
+        // The window rolls: allowed again when the first send leaves it, not a tick before.
+        w.Clock.Now = new DateTimeOffset(capped.SendAtTicks, TimeSpan.Zero).AddTicks(-1);
+        Assert.Equal(ContactAction.Suppress, w.Decide("u", Email).Contact!.Action);
+        w.Clock.Now = new DateTimeOffset(capped.SendAtTicks, TimeSpan.Zero);
+        Assert.Equal(ContactAction.Send, w.Decide("u", Email).Contact!.Action);
+        Assert.Equal(Noon.AddDays(7).UtcTicks, capped.SendAtTicks); // the first send, 7 days on
+    }
+
+    [Fact]
+    public void Inactive_users_get_nothing_except_the_segment_with_its_own_cap()
+    {
+        using var w = World();
+        w.Track("lapsed", "page_view", Noon.AddDays(-40)); // events, but none in 30 days: inactive
+        Traits(w, "lapsed", "vip", true);
+        var vip = w.Decide("lapsed", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, "inactive", 0, 0L), (vip.Action, vip.Engagement, vip.Limit, vip.SendAtTicks));
+        Assert.Contains("never (the cap is 0)", vip.Reason, StringComparison.Ordinal);
+
+        Traits(w, "lapsed", "vip", false);
+        Traits(w, "lapsed", "tier", "lapsed");
+        var reengage = w.Decide("lapsed", Email);
+        Assert.Equal(("reengage", ContactAction.Send, "override", 1), (reengage.Winner.Id, reengage.Contact!.Action, reengage.Contact.Policy, reengage.Contact.Limit));
+        Sent(w, "lapsed", reengage, "re-1");
+        Assert.Equal(ContactAction.Suppress, w.Decide("lapsed", Email).Contact!.Action); // 1 in 14 days
+    }
+
+    [Fact]
+    public void Negative_outcomes_pause_contact_for_the_declared_period()
+    {
+        using var w = World();
+        Traits(w, "d", "vip", true);
+        var d = w.Decide("d", Email);
+        w.Outcomes.Record(0, new Outcome("dismiss-1", OutcomeType.Dismiss, d.DecisionId, "d", "", null, Noon));
+        Assert.Equal(ContactAction.Send, w.Decide("d", Email).Contact!.Action); // one is not enough
+        w.Clock.Now = Noon.AddDays(2);
+        w.Outcomes.Record(0, new Outcome("dismiss-2", OutcomeType.Dismiss, d.DecisionId, "d", "", null, w.Clock.Now));
+
+        var paused = w.Decide("d", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, "suppression", 2), (paused.Action, paused.Policy, paused.Count));
+        Assert.Equal(Noon.AddDays(16).UtcTicks, paused.SendAtTicks); // 14 days after the last
+
+        w.Clock.Now = Noon.AddDays(16);
+        Assert.Equal(ContactAction.Send, w.Decide("d", Email).Contact!.Action);
+    }
+
+    [Theory]
+    [InlineData("2026-03-28T22:30:00Z", "SendAt", "2026-03-29T07:00:00Z")] // 22:30 GMT; the clocks go forward overnight: 08:00 BST is 07:00 UTC
+    [InlineData("2026-10-24T22:00:00Z", "SendAt", "2026-10-25T08:00:00Z")] // 23:00 BST; the clocks go back overnight: 08:00 GMT is 08:00 UTC
+    [InlineData("2026-06-10T06:59:00Z", "SendAt", "2026-06-10T07:00:00Z")] // 07:59 BST
+    [InlineData("2026-06-10T07:00:00Z", "Send", null)] // 08:00 BST: quiet hours end at 08:00
+    [InlineData("2026-06-10T19:59:00Z", "Send", null)] // 20:59 BST
+    [InlineData("2026-06-10T20:00:00Z", "SendAt", "2026-06-11T07:00:00Z")] // 21:00 BST
+    public void Quiet_hours_are_in_the_users_local_time_through_daylight_saving_changes(string now, string action, string? sendAt)
+    {
+        var at = DateTimeOffset.Parse(now, System.Globalization.CultureInfo.InvariantCulture);
+        using var w = World(at);
+        Traits(w, "q", "vip", true);
+
+        var contact = w.Decide("q", Email).Contact!;
+
+        Assert.Equal(Enum.Parse<ContactAction>(action), contact.Action);
+        Assert.Equal("Europe/London", contact.TimeZone);
+        if (sendAt is not null)
+        {
+            Assert.Equal(DateTimeOffset.Parse(sendAt, System.Globalization.CultureInfo.InvariantCulture).UtcTicks, contact.SendAtTicks);
+        }
+    }
+
+    [Fact]
+    public void The_time_zone_comes_from_the_profile_then_the_request_country_then_the_catalog()
+    {
+        var at = new DateTimeOffset(2026, 6, 10, 11, 30, 0, TimeSpan.Zero); // 12:30 in London, 07:30 in New York, 20:30 in Tokyo
+        using var w = World(at);
+        Traits(w, "z", "vip", true);
+
+        Assert.Equal(("Europe/London", ContactAction.Send), Verdict(w.Decide("z", Email).Contact!));
+        Assert.Equal(("Asia/Tokyo", ContactAction.Send), Verdict(w.Decide("z", Email with { Country = "JP" }).Contact!));
+        Traits(w, "z", "time_zone", "America/New_York");
+        Assert.Equal(("America/New_York", ContactAction.SendAt), Verdict(w.Decide("z", Email with { Country = "JP" }).Contact!));
+
+        static (string, ContactAction) Verdict(ContactDecision c) => (c.TimeZone, c.Action);
+    }
+
+    [Fact]
+    public void A_channel_without_a_policy_gets_no_verdict_and_explain_shows_the_arithmetic()
+    {
+        using var w = World();
+        Traits(w, "e", "vip", true);
+
+        Assert.Null(w.Decide("e").Contact); // web: no policy
+        var explained = w.Decide("e", Email, explain: true);
+        Assert.Contains("contact (email): 0 of 2 email_send(s) in the last 7d (engagement 'default'): send", explained.Explanation!.Summary, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("caps:\n        active: two a week", "a cap is MAX/WINDOW")]
+    [InlineData("caps:\n        keen: 2/7d", "unknown engagement level 'keen'")]
+    [InlineData("overrides:\n        nobody: 1/7d", "unknown segment 'nobody'")]
+    [InlineData("quiet_hours: \"late\"", "quiet hours are HH:MM-HH:MM")]
+    [InlineData("caps:\n        active: 2/0d", "a cap is MAX/WINDOW")]
+    public void Policy_mistakes_are_catalog_errors_at_their_line(string channelBody, string message)
+    {
+        var yaml = $"contact_policies:\n  channels:\n    email:\n      {channelBody}\n";
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(Source(yaml))).Errors;
+        Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Line > 0 && e.File == "policies.yaml");
+    }
+
+    [Theory]
+    [InlineData("contact_policies:\n  time_zone: Mars/Olympus\n", "unknown time zone 'Mars/Olympus'")]
+    [InlineData("contact_policies:\n  channels:\n    fax: {}\n", "unknown channel 'fax'")]
+    [InlineData("contact_policies:\n  suppression:\n    - { after: 2, outcomes: [click], within: 7d, pause: 14d }\n", "'click' is not a negative outcome")]
+    [InlineData("contact_policies:\n  suppression:\n    - { after: 0, outcomes: [dismiss], within: 7d, pause: 14d }\n", "'after' is the number of negative outcomes")]
+    public void Policy_settings_mistakes_are_catalog_errors(string yaml, string message)
+    {
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(Source(yaml))).Errors;
+        Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal));
+    }
+}
