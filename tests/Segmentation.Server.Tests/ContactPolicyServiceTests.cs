@@ -1,0 +1,69 @@
+using Microsoft.AspNetCore.Mvc.Testing;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Catalog;
+using ProtoCatalogFile = Segmentation.Contracts.V1.CatalogFile;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>Contact policies over gRPC: one email cap holds across two segments' campaigns, and only sends use it up.</summary>
+public sealed class ContactPolicyServiceTests(ContactPolicyServiceTests.Host host) : IClassFixture<ContactPolicyServiceTests.Host>
+{
+    /// <summary>The app without demo data (its catalog is changed by this test only).</summary>
+    public sealed class Host : WebApplicationFactory<Program>
+    {
+        protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
+        {
+            GrpcTestFixture.ConfigureTestHost(builder);
+            builder.UseSetting("Segmentation:DemoData", "false");
+        }
+    }
+
+    private const string Policies = """
+        contact_policies:
+          channels:
+            email:
+              caps: { default: 2/7d, active: 2/7d, high: 5/7d, declining: 1/7d, inactive: 0/7d }
+        """;
+
+    [Fact]
+    public async Task An_email_cap_holds_across_two_segments_campaigns()
+    {
+        var channel = GrpcTestFixture.CreateChannel(host);
+        var files = new EmbeddedCatalogSource().ReadFiles().Select(f => new ProtoCatalogFile { Name = f.Name, Content = f.Text }).ToList();
+        files.Add(new ProtoCatalogFile { Name = "policies.yaml", Content = Policies });
+        await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "policies" });
+        var profiles = new ProfileService.ProfileServiceClient(channel);
+        var decisions = new DecisionService.DecisionServiceClient(channel);
+        var outcomes = new OutcomeService.OutcomeServiceClient(channel);
+        const string User = "cap-user";
+
+        async Task<Decision> Campaign() => (await decisions.DecideAsync(new DecideRequest { UserId = User, Channel = Channel.Email })).Decision;
+        async Task Send(Decision d, string sendId) => await outcomes.RecordOutcomesAsync(new RecordOutcomesRequest
+        {
+            Outcomes = { new Outcome { EventId = sendId, Type = OutcomeType.EmailSend, DecisionId = d.DecisionId, UserId = User, Timestamp = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) } },
+        });
+
+        // The VIP campaign sends twice (and a retried send id once more).
+        await profiles.SetTraitsAsync(new SetTraitsRequest { UserId = User, Source = "crm", Traits = { ["vip"] = new AttributeValue { BoolValue = true } } });
+        var vip = await Campaign();
+        Assert.Equal(("vip", ContactAction.Send), (vip.Segment.Id, vip.Contact.Action));
+        await Send(vip, "vip-send-1");
+        await Send(vip, "vip-send-1");
+        await Campaign(); // rendered, never sent: uses up nothing
+        var second = await Campaign();
+        Assert.Equal((ContactAction.Send, 1), (second.Contact.Action, second.Contact.Count));
+        await Send(second, "vip-send-2");
+
+        // Another segment's campaign (no longer a VIP: new_visitor wins, ahead of gift_buyer) meets the same allowance.
+        await profiles.SetTraitsAsync(new SetTraitsRequest { UserId = User, Source = "crm", Traits = { ["vip"] = new AttributeValue { BoolValue = false }, ["shopping_for"] = new AttributeValue { StringValue = "gift" } } });
+        var gift = await Campaign();
+        Assert.Equal(("new_visitor", ContactAction.Suppress, "cap"), (gift.Segment.Id, gift.Contact.Action, gift.Contact.Policy));
+        Assert.Equal((2, 2), (gift.Contact.Count, gift.Contact.Limit));
+        Assert.Equal(TimeSpan.FromDays(7), gift.Contact.Window.ToTimeSpan());
+        Assert.NotNull(gift.Contact.SendAt); // next allowed when the first send leaves the window
+        Assert.Contains("at most 2: suppressed", gift.Contact.Reason, StringComparison.Ordinal);
+
+        // The web channel has no policy: no verdict.
+        Assert.Null((await decisions.DecideAsync(new DecideRequest { UserId = User })).Decision.Contact);
+    }
+}
