@@ -61,7 +61,9 @@ public sealed class ContactPolicyServiceTests(ContactPolicyServiceTests.Host hos
         Assert.Equal((2, 2), (gift.Contact.Count, gift.Contact.Limit));
         Assert.Equal(TimeSpan.FromDays(7), gift.Contact.Window.ToTimeSpan());
         Assert.NotNull(gift.Contact.SendAt); // next allowed when the first send leaves the window
-        Assert.Contains("at most 2: suppressed", gift.Contact.Reason, StringComparison.Ordinal);
+        var explained = (await decisions.DecideAsync(new DecideRequest { UserId = User, Channel = Channel.Email, Explain = true })).Decision;
+        Assert.Contains("at most 2: suppressed", explained.Contact.Reason, StringComparison.Ordinal);
+        Assert.Contains("contact (email):", explained.Explanation.Summary, StringComparison.Ordinal);
 
         // The web channel has no policy: no verdict.
         Assert.Null((await decisions.DecideAsync(new DecideRequest { UserId = User })).Decision.Contact);

@@ -23,7 +23,7 @@ public enum ContactAction
 /// <param name="Action">Send, suppress or send at a time.</param>
 /// <param name="Channel">The channel whose policy applied.</param>
 /// <param name="Policy">Which rule decided: <c>cap</c>, <c>override</c> (the segment's own cap), <c>suppression</c>, <c>quiet_hours</c> or <c>none</c>.</param>
-/// <param name="Reason">The arithmetic, in words.</param>
+/// <param name="Reason">The arithmetic, in words (written when the decision is explained; empty otherwise).</param>
 /// <param name="Engagement">The user's engagement level the cap was tiered by (<c>default</c> when none).</param>
 /// <param name="Count">Contacts (or negative outcomes, for suppression) counted in the window.</param>
 /// <param name="Limit">The cap (or the suppression threshold); -1 when none applied.</param>
@@ -42,8 +42,11 @@ public sealed record ContactDecision(ContactAction Action, string Channel, strin
 /// </summary>
 public static class ContactEvaluation
 {
-    /// <summary>The verdict, or null when the channel has no policy.</summary>
-    public static ContactDecision? Evaluate(ContactPolicies policies, string channel, Segment winner, Profile? profile, EvalContext context, RequestContext request)
+    /// <summary>
+    /// The verdict, or null when the channel has no policy. The arithmetic in words (<see cref="ContactDecision.Reason"/>)
+    /// is written only when <paramref name="explain"/> (empty otherwise: the structured fields say the same).
+    /// </summary>
+    public static ContactDecision? Evaluate(ContactPolicies policies, string channel, Segment winner, Profile? profile, EvalContext context, RequestContext request, bool explain = false)
     {
         ArgumentNullException.ThrowIfNull(policies);
         ArgumentNullException.ThrowIfNull(winner);
@@ -76,7 +79,7 @@ public static class ContactEvaluation
                 context.Until(until);
                 return new ContactDecision(
                     ContactAction.Suppress, channel, "suppression",
-                    $"{count} negative outcome(s) ({string.Join(", ", rule.EventTypes)}) in the last {Duration.Format(rule.Within)}, at least {rule.After}: contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}",
+                    explain ? $"{count} negative outcome(s) ({string.Join(", ", rule.EventTypes)}) in the last {Duration.Format(rule.Within)}, at least {rule.After}: contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}" : "",
                     tier, count, rule.After, rule.Within, until, zone.Id);
             }
         }
@@ -91,36 +94,40 @@ public static class ContactEvaluation
             context.Until(frees);
             if (sent >= cap.Max)
             {
-                var whose = name == "override" ? $"segment '{winner.Id}''s own {channel} cap" : $"{channel} cap for engagement '{tier}'";
-                var next = frees == long.MaxValue ? "never (the cap is 0)" : $"next allowed at {Time(frees)}";
-                return new ContactDecision(
-                    ContactAction.Suppress, channel, name,
-                    $"{whose}: {sent} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)}, at most {cap.Max}: suppressed; {next}",
-                    tier, sent, cap.Max, cap.Window, frees == long.MaxValue ? 0 : frees, zone.Id);
+                var reason = "";
+                if (explain)
+                {
+                    var whose = name == "override" ? $"segment '{winner.Id}''s own {channel} cap" : $"{channel} cap for engagement '{tier}'";
+                    var next = frees == long.MaxValue ? "never (the cap is 0)" : $"next allowed at {Time(frees)}";
+                    reason = $"{whose}: {sent} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)}, at most {cap.Max}: suppressed; {next}";
+                }
+
+                return new ContactDecision(ContactAction.Suppress, channel, name, reason, tier, sent, cap.Max, cap.Window, frees == long.MaxValue ? 0 : frees, zone.Id);
             }
         }
 
-        var allowance = cap is null ? $"no {channel} cap" : $"{sent} of {cap.Max} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)} ({(name == "override" ? $"segment '{winner.Id}''s own cap" : $"engagement '{tier}'")})";
+        var allowance = !explain ? "" : cap is null ? $"no {channel} cap" : $"{sent} of {cap.Max} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)} ({(name == "override" ? $"segment '{winner.Id}''s own cap" : $"engagement '{tier}'")})";
 
         // Quiet hours in the user's local time.
         if (policy.Quiet is { } quiet)
         {
-            var local = TimeZoneInfo.ConvertTime(new DateTimeOffset(now, TimeSpan.Zero), zone);
-            var minute = (local.Hour * 60) + local.Minute;
+            var offset = ZoneClock.OffsetAt(zone, now);
+            var localTicks = now + offset;
+            var minute = (int)(localTicks % TimeSpan.TicksPerDay / TimeSpan.TicksPerMinute);
             if (quiet.Contains(minute))
             {
-                var sendAt = NextLocal(local, quiet.EndMinute, zone);
+                var sendAt = ZoneClock.NextLocal(zone, now, offset, quiet.EndMinute);
                 context.Until(sendAt);
                 return new ContactDecision(
                     ContactAction.SendAt, channel, "quiet_hours",
-                    $"{allowance}; {local:HH:mm} in {zone.Id} is inside quiet hours {quiet}: send at {Time(sendAt)}",
+                    explain ? $"{allowance}; {new DateTime(localTicks):HH:mm} in {zone.Id} is inside quiet hours {quiet}: send at {Time(sendAt)}" : "",
                     tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, sendAt, zone.Id);
             }
 
-            context.Until(NextLocal(local, quiet.StartMinute, zone)); // the verdict changes when quiet hours begin
+            context.Until(ZoneClock.NextLocal(zone, now, offset, quiet.StartMinute)); // the verdict changes when quiet hours begin
         }
 
-        return new ContactDecision(ContactAction.Send, channel, cap is null ? "none" : name, $"{allowance}: send", tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, 0, zone.Id);
+        return new ContactDecision(ContactAction.Send, channel, cap is null ? "none" : name, explain ? $"{allowance}: send" : "", tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, 0, zone.Id);
     }
 
     /// <summary>
@@ -138,25 +145,68 @@ public static class ContactEvaluation
         return Zones.OfCountry(request?.Country) ?? Zones.OfCountry(profile?.Trait(ObservedAttributes.Country) as string) ?? policies.DefaultTimeZone;
     }
 
-    // The next UTC instant after local at which the local clock reads minuteOfDay (skipping a time the clocks jump over).
-    private static long NextLocal(DateTimeOffset local, int minuteOfDay, TimeZoneInfo zone)
-    {
-        var day = local.Date;
-        var target = day.AddMinutes(minuteOfDay);
-        if (target <= local.DateTime)
-        {
-            target = target.AddDays(1);
-        }
-
-        while (zone.IsInvalidTime(target))
-        {
-            target = target.AddMinutes(30); // inside the spring-forward gap: the first valid local time after it
-        }
-
-        return TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(target, DateTimeKind.Unspecified), zone).Ticks;
-    }
-
     private static string Time(long ticks) => new DateTimeOffset(ticks, TimeSpan.Zero).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// A time zone's UTC offset, remembered per zone for the quarter hour it was asked for (offsets change on
+    /// quarter-hour boundaries), so a decision reads its local time without converting through the zone's rules.
+    /// </summary>
+    private static class ZoneClock
+    {
+        private const long Quarter = TimeSpan.TicksPerMinute * 15;
+        private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TimeZoneInfo, Remembered> Offsets = [];
+
+        // Slot 0 remembers the quarter hour decisions are made in; slot 1 the one a boundary (the end or start of quiet
+        // hours) falls in, which stays the same all day.
+        public static long OffsetAt(TimeZoneInfo zone, long utcTicks, int slot = 0)
+        {
+            var quarter = utcTicks - (utcTicks % Quarter);
+            var remembered = Offsets.GetValue(zone, static _ => new Remembered());
+            var last = Volatile.Read(ref remembered.Slots[slot]);
+            if (last is not null && last.Quarter == quarter)
+            {
+                return last.Offset;
+            }
+
+            var offset = zone.GetUtcOffset(new DateTime(utcTicks, DateTimeKind.Utc)).Ticks;
+            Volatile.Write(ref remembered.Slots[slot], new Entry(quarter, offset));
+            return offset;
+        }
+
+        // The next UTC instant after localTicks at which the zone's local clock reads minuteOfDay (a local time the clocks
+        // skip in spring moves to the first valid time after it).
+        public static long NextLocal(TimeZoneInfo zone, long utcTicks, long offset, int minuteOfDay)
+        {
+            var localTicks = utcTicks + offset;
+            var target = localTicks - (localTicks % TimeSpan.TicksPerDay) + (minuteOfDay * TimeSpan.TicksPerMinute);
+            if (target <= localTicks)
+            {
+                target += TimeSpan.TicksPerDay;
+            }
+
+            // No change of offset between now and then (every day but two a year): the same offset converts it back.
+            var guess = target - offset;
+            if (OffsetAt(zone, guess, slot: 1) == offset)
+            {
+                return guess;
+            }
+
+            var local = new DateTime(target, DateTimeKind.Unspecified);
+            while (zone.IsInvalidTime(local))
+            {
+                local = local.AddMinutes(15);
+            }
+
+            return TimeZoneInfo.ConvertTimeToUtc(local, zone).Ticks;
+        }
+
+        private sealed record Entry(long Quarter, long Offset);
+
+        private sealed class Remembered
+        {
+            public readonly Entry?[] Slots = new Entry?[2];
+        }
+    }
 
     /// <summary>Time zones by name and by country, looked up once each.</summary>
     private static class Zones

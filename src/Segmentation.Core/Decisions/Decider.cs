@@ -120,7 +120,7 @@ public sealed class Decider(TemplateRenderer renderer)
 
         // Contact policies come after consent (the gate above) and after the winner is known.
         var contact = catalog.ContactPolicies.Channels.Count == 0 ? null
-            : ContactEvaluation.Evaluate(catalog.ContactPolicies, request.Channel, winner, profile, context, request);
+            : ContactEvaluation.Evaluate(catalog.ContactPolicies, request.Channel, winner, profile, context, request, explain);
 
         // Plain-text variants are pre-rendered; the model is bound only when a variant has code, and
         // computes what its templates read as they read it.
