@@ -132,7 +132,9 @@ public static class CatalogCompiler
             }
 
             var ordered = Rank(segments);
-            var contextRead = _compiler.ContextFieldsRead.Concat(templateContext).Distinct().Order().ToList();
+            // Contact policies read the request's channel and country: they are part of the decision cache's key then.
+            IEnumerable<ContextField> policyContext = _definition.ContactPolicies.Channels.Count > 0 ? [ContextField.Channel, ContextField.Country] : [];
+            var contextRead = _compiler.ContextFieldsRead.Concat(templateContext).Concat(policyContext).Distinct().Order().ToList();
             return new CatalogSnapshot(
                 _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features, experiments, _definition.Holdout, _definition.ContactPolicies);
         }

@@ -162,9 +162,9 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
             zone = TimeZoneInfo.FindSystemTimeZoneById(id);
             return true;
         }
-        catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            return false;
+            return false; // not found, invalid, or a name the system cannot read (a directory such as "Europe" throws SecurityException on Linux)
         }
     }
 

@@ -211,7 +211,8 @@ public static class ContactEvaluation
     /// <summary>Time zones by name and by country, looked up once each.</summary>
     private static class Zones
     {
-        private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TimeZoneInfo?> ByName = new(StringComparer.OrdinalIgnoreCase);
+        // Only zones that exist are remembered (a bounded set); a name that is not one is looked up again each time.
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TimeZoneInfo> ByName = new(StringComparer.Ordinal);
 
         // The main time zone of countries by ISO 3166 code and by the names the demo data uses.
         private static readonly Dictionary<string, string> Countries = new(StringComparer.OrdinalIgnoreCase)
@@ -229,7 +230,21 @@ public static class ContactEvaluation
             ["SG"] = "Asia/Singapore", ["Singapore"] = "Asia/Singapore", ["IL"] = "Asia/Jerusalem", ["Israel"] = "Asia/Jerusalem",
         };
 
-        public static TimeZoneInfo? Named(string id) => ByName.GetOrAdd(id, static n => ContactPolicyReader.TryZone(n, out var z) ? z : null);
+        public static TimeZoneInfo? Named(string id)
+        {
+            if (ByName.TryGetValue(id, out var zone))
+            {
+                return zone;
+            }
+
+            if (id.Length > 64 || !ContactPolicyReader.TryZone(id, out zone))
+            {
+                return null;
+            }
+
+            ByName.TryAdd(id, zone);
+            return zone;
+        }
 
         public static TimeZoneInfo? OfCountry(string? country) =>
             country is { Length: > 0 } && Countries.TryGetValue(country, out var id) ? Named(id) : null;

@@ -57,7 +57,10 @@ public sealed class Decider(TemplateRenderer renderer)
     /// </remarks>
     public Decision Decide(CatalogSnapshot catalog, string userId, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm, bool explain, string decisionId, ConsentStatus? personalization = null, IRecordedAssignments? assignments = null, CancellationToken cancellation = default)
     {
-        var subject = profile?.UserId ?? userId; // read before the consent gate may hide the profile: the assignment is not personal data
+        // Read before the consent gate may hide the profile: the assignment and contact limits are not personalization. The
+        // profile's own id is the subject every id of the user resolves to (an anonymous id identified as the user included).
+        var subject = profile?.UserId ?? userId;
+        var contactProfile = profile;
         var gate = personalization is { Granted: false } ? ConsentGate.ContextOnly : ConsentGate.FullProfile;
         if (gate == ConsentGate.ContextOnly)
         {
@@ -90,7 +93,7 @@ public sealed class Decider(TemplateRenderer renderer)
 
         // The decisioning holdout: a fixed share of users, by a hash of their id, get the fallback experience for
         // everything (and no experiment), so personalization's own lift is measured against them.
-        var heldOut = catalog.Holdout > 0 && Assignment.InHoldout(userId, catalog.Holdout);
+        var heldOut = catalog.Holdout > 0 && Assignment.InHoldout(subject, catalog.Holdout);
         if (heldOut)
         {
             winner = null;
@@ -113,14 +116,14 @@ public sealed class Decider(TemplateRenderer renderer)
         }
         else if (catalog.Experiments.Count > 0)
         {
-            experiment = catalog.ExperimentFor(winner, userId, context.NowTicks);
-            arm = experiment?.Assign(userId, assignments, subject);
+            experiment = catalog.ExperimentFor(winner, subject, context.NowTicks);
+            arm = experiment?.Assign(subject, assignments, subject);
             context.Until(catalog.NextExperimentChange(winner, context.NowTicks));
         }
 
         // Contact policies come after consent (the gate above) and after the winner is known.
         var contact = catalog.ContactPolicies.Channels.Count == 0 ? null
-            : ContactEvaluation.Evaluate(catalog.ContactPolicies, request.Channel, winner, profile, context, request, explain);
+            : ContactEvaluation.Evaluate(catalog.ContactPolicies, request.Channel, winner, contactProfile, context, request, explain);
 
         // Plain-text variants are pre-rendered; the model is bound only when a variant has code, and
         // computes what its templates read as they read it.

@@ -199,4 +199,51 @@ public class ContactPolicyTests
         var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(Source(yaml))).Errors;
         Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void A_time_zone_the_system_cannot_read_falls_back_instead_of_failing_the_decision()
+    {
+        using var w = World();
+        Traits(w, "tz", "vip", true);
+        Traits(w, "tz", "time_zone", "Europe"); // a directory of the zone database: reading it throws on Linux
+
+        var contact = w.Decide("tz", Email).Contact!;
+
+        Assert.Equal(("Europe/London", ContactAction.Send), (contact.TimeZone, contact.Action));
+        Traits(w, "tz", "time_zone", "europe/paris"); // not a zone (names are case-sensitive)...
+        Assert.Equal("Europe/London", w.Decide("tz", Email).Contact!.TimeZone);
+        Traits(w, "tz", "time_zone", "Europe/Paris"); // ...which must not hide the real one
+        Assert.Equal("Europe/Paris", w.Decide("tz", Email).Contact!.TimeZone);
+    }
+
+    [Fact]
+    public void A_web_decision_in_the_cache_is_not_served_for_an_email_request()
+    {
+        using var w = World();
+        Traits(w, "c", "vip", true);
+        w.Decide("c");
+        w.Decide("c"); // cached from a context's second request
+        Assert.True(w.Decide("c").FromCache); // the catalog's rules read no context field: one cache entry per user...
+
+        var email = w.Decide("c", Email);
+
+        Assert.False(email.FromCache); // ...but contact policies read the channel
+        Assert.NotNull(email.Contact);
+        Assert.Contains(Core.Requests.ContextField.Channel, w.Catalogs.Current.ContextFieldsRead);
+    }
+
+    [Fact]
+    public void Caps_hold_for_a_user_who_refused_personalization()
+    {
+        using var w = World();
+        Traits(w, "p", "vip", true);
+        Sent(w, "p", w.Decide("p", Email), "p-1");
+        Sent(w, "p", w.Decide("p", Email), "p-2");
+        w.Ingestion.RecordConsent("p", ConsentPurpose.Personalization, granted: false, "banner", null);
+
+        var d = w.Decide("p", Email);
+
+        Assert.Equal(Core.Privacy.ConsentGate.ContextOnly, d.ConsentGate); // the profile is not used to personalize...
+        Assert.Equal((ContactAction.Suppress, 2), (d.Contact!.Action, d.Contact.Count)); // ...but its sends still count
+    }
 }

@@ -132,6 +132,18 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public void A_user_reached_by_an_identified_anonymous_id_and_by_their_own_id_gets_one_arm()
+    {
+        using var w = World();
+        var experiment = w.Catalogs.Current.Experiments[0];
+        var (anonymous, user) = Enumerable.Range(0, 100).Select(i => ($"visitor-{i}", $"member-{i}")).First(p => experiment.Assign(p.Item1).Id != experiment.Assign(p.Item2).Id);
+        Vip(w, user);
+        w.Ingestion.Identify(anonymous, user); // identified before the experiment ever decided for them
+
+        Assert.Equal(w.Decide(user).Arm!.Id, w.Decide(anonymous).Arm!.Id); // one profile, one arm, whichever id the request names
+    }
+
+    [Fact]
     public void Exposure_on_impression_counts_only_users_who_saw_the_variant()
     {
         using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal));

@@ -142,7 +142,10 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
     // Sets key: value in the experiment's mapping, in the file it was written in, and publishes the files as a new version.
     private PublishedCatalog Edit(Experiment experiment, string key, string value, string comment)
     {
+        // The experiment as the catalog being edited wrote it (positions of another version's files would be wrong).
         var catalog = governance.Current;
+        experiment = catalog.Experiments.FirstOrDefault(e => e.Id == experiment.Id)
+            ?? throw new NotFoundException($"the serving catalog (version {catalog.Version}) no longer has experiment '{experiment.Id}'");
         var node = experiment.Node;
         var files = catalog.Files.ToList();
         var index = files.FindIndex(f => f.Name == node.At.File);
