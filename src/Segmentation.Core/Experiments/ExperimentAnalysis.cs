@@ -35,7 +35,8 @@ public sealed record ExperimentDesign(string ExperimentId, string PrimaryMetric,
 /// <param name="Assigned">Users given the arm.</param>
 /// <param name="Exposed">Users exposed to it.</param>
 /// <param name="Metrics">Each metric's sums, by name.</param>
-public sealed record ArmObservation(string ArmId, long Assigned, long Exposed, IReadOnlyDictionary<string, MetricSums> Metrics);
+/// <param name="ExposedUnderCurrentWeights">Exposed users assigned under the current weights (null: all of them), what the sample ratio is checked over.</param>
+public sealed record ArmObservation(string ArmId, long Assigned, long Exposed, IReadOnlyDictionary<string, MetricSums> Metrics, long? ExposedUnderCurrentWeights = null);
 
 /// <summary>What the results recommend.</summary>
 public enum Recommendation
@@ -188,7 +189,7 @@ public static class ExperimentAnalysis
         // Sample ratio over the arms that take traffic (an arm turned off keeps its users but expects no new ones).
         var live = arms.Where(a => a.Weight > 0).ToList();
         var srm = live.Count >= 2 && !design.Bandit // a bandit's split moves on purpose: there is no fixed ratio to check
-            ? ExperimentStatistics.SampleRatio(live.Select(a => a.Exposed).ToList(), live.Select(a => a.Weight).ToList())
+            ? ExperimentStatistics.SampleRatio(live.Select(a => byId.GetValueOrDefault(a.ArmId)?.ExposedUnderCurrentWeights ?? a.Exposed).ToList(), live.Select(a => a.Weight).ToList())
             : new SampleRatioCheck(0, 1, false);
 
         var control = design.Arms[0].ArmId;

@@ -100,6 +100,7 @@ public class ExperimentResultsTests
 
         var reweighted = ExperimentCatalogTests.Experiment.Replace("weight: 1\n      - id: stronger_offer\n        weight: 1", "weight: 1\n      - id: stronger_offer\n        weight: 9", StringComparison.Ordinal);
         Assert.NotEqual(ExperimentCatalogTests.Experiment, reweighted);
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
         w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "90/10");
         var experiment = w.Catalogs.Current.Experiments[0];
 
@@ -111,6 +112,12 @@ public class ExperimentResultsTests
 
         var newcomers = Enumerable.Range(0, 1_000).Select(i => { Vip(w, $"n{i}"); return w.Decide($"n{i}").Arm!.Id; }).Count(a => a == "stronger_offer");
         Assert.InRange(newcomers, 860, 940);
+
+        // The sample ratio is checked over users assigned under the weights they were split by (the 1,000 newcomers):
+        // all 2,000 against 1:9 would be a false mismatch.
+        var result = Lifecycle(w).Results("vip_offer_test").Result;
+        Assert.False(result.SampleRatio.Mismatch, $"chi-squared {result.SampleRatio.ChiSquared}");
+        Assert.Equal(2_000, result.Arms.Sum(a => a.Exposed));
     }
 
     [Fact]

@@ -75,7 +75,7 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<CatalogProvider>().Publishing += next =>
             {
                 measurement.Drain(); // arms given under the old weights are recorded before new ones apply...
-                measurement.Exposures.Publishing(next); // ...and experiments whose weights change read them from then on
+                measurement.Exposures.Publishing(next, sp.GetRequiredService<TimeProvider>().GetUtcNow().UtcTicks); // ...and experiments whose weights change read them from then on
             };
             return measurement;
         });

@@ -116,7 +116,7 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
 
     /// <summary>Each arm's observation from an exposure summary's arms.</summary>
     public static IReadOnlyList<ArmObservation> Observations(IReadOnlyList<ArmSums>? arms) =>
-        arms is null ? [] : [.. arms.Select(a => new ArmObservation(a.ArmId, a.Assigned, a.Exposed, ExperimentMetric.All.ToDictionary(m => m.Name, m => a.Of(m.Name))))];
+        arms is null ? [] : [.. arms.Select(a => new ArmObservation(a.ArmId, a.Assigned, a.Exposed, ExperimentMetric.All.ToDictionary(m => m.Name, m => a.Of(m.Name)), a.ExposedUnderCurrentWeights))];
 
     private Experiment Find(string experimentId)
     {

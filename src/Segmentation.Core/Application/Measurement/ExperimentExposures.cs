@@ -96,14 +96,14 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     /// Called with a catalog about to be served: an experiment whose arms' weights differ from those its users were
     /// assigned under reads recorded arms from now on (before the catalog serves a single decision).
     /// </summary>
-    public void Publishing(CatalogSnapshot next)
+    public void Publishing(CatalogSnapshot next, long nowTicks = 0)
     {
         ArgumentNullException.ThrowIfNull(next);
         foreach (var experiment in next.Experiments)
         {
             if (_tables.TryGetValue(experiment.Id, out var table))
             {
-                table.Serving(experiment);
+                table.Serving(experiment, nowTicks == 0 ? DateTimeOffset.UtcNow.UtcTicks : nowTicks);
             }
         }
     }
@@ -218,11 +218,31 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         /// <summary>True once the hash may disagree with a record (weights changed, a record moved, or restored).</summary>
         public bool ReadsRecords => _readsRecords;
 
-        public void Serving(Experiment experiment)
+        /// <summary>When the weights last changed (UTC ticks of the publish), or 0: the sample ratio is checked over users assigned since.</summary>
+        public long WeightsChangedTicks { get; private set; }
+
+        public void Serving(Experiment experiment, long now)
         {
-            if (_weights is null || experiment.IsBandit || experiment.Arms.Count != _weights.Count || experiment.Arms.Any(a => !_weights.TryGetValue(a.Id, out var w) || w != a.Weight))
+            if (_weights is null || experiment.IsBandit)
+            {
+                _readsRecords = true; // restored (its users' weights are not known) or a bandit (weights move on purpose)
+                return;
+            }
+
+            if (experiment.Arms.Count == _weights.Count && experiment.Arms.All(a => _weights.TryGetValue(a.Id, out var w) && w == a.Weight))
+            {
+                return;
+            }
+
+            lock (_gate)
             {
                 _readsRecords = true;
+                WeightsChangedTicks = now;
+                _weights.Clear();
+                foreach (var arm in experiment.Arms)
+                {
+                    _weights[arm.Id] = arm.Weight;
+                }
             }
         }
 
@@ -373,6 +393,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                         if (r.ExposedTicks != 0)
                         {
                             sums.Add(in r);
+                            if (r.AssignedTicks >= WeightsChangedTicks)
+                            {
+                                sums.ExposedUnderCurrentWeights++;
+                            }
+
                             if (r.Segment >= 0)
                             {
                                 bySegment[r.Segment][r.Arm].Add(in r);
@@ -487,6 +512,9 @@ public sealed class ArmSums(string ArmId)
 
     /// <summary>Users exposed.</summary>
     public long Exposed { get; private set; }
+
+    /// <summary>Users exposed who were assigned under the current weights (all of them unless the weights changed): what the sample ratio is checked over.</summary>
+    public long ExposedUnderCurrentWeights { get; internal set; }
 
     private MetricSums _clicked;
     private MetricSums _converted;
