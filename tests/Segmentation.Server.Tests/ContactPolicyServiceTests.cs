@@ -1,23 +1,10 @@
-using Microsoft.AspNetCore.Mvc.Testing;
 using Segmentation.Contracts.V1;
-using Segmentation.Core.Catalog;
-using ProtoCatalogFile = Segmentation.Contracts.V1.CatalogFile;
 
 namespace Segmentation.Server.Tests;
 
 /// <summary>Contact policies over gRPC: one email cap holds across two segments' campaigns, and only sends use it up.</summary>
-public sealed class ContactPolicyServiceTests(ContactPolicyServiceTests.Host host) : IClassFixture<ContactPolicyServiceTests.Host>
+public sealed class ContactPolicyServiceTests(ExperimentServiceTests.Host host) : IClassFixture<ExperimentServiceTests.Host>
 {
-    /// <summary>The app without demo data (its catalog is changed by this test only).</summary>
-    public sealed class Host : WebApplicationFactory<Program>
-    {
-        protected override void ConfigureWebHost(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder)
-        {
-            GrpcTestFixture.ConfigureTestHost(builder);
-            builder.UseSetting("Segmentation:DemoData", "false");
-        }
-    }
-
     private const string Policies = """
         contact_policies:
           channels:
@@ -29,9 +16,7 @@ public sealed class ContactPolicyServiceTests(ContactPolicyServiceTests.Host hos
     public async Task An_email_cap_holds_across_two_segments_campaigns()
     {
         var channel = GrpcTestFixture.CreateChannel(host);
-        var files = new EmbeddedCatalogSource().ReadFiles().Select(f => new ProtoCatalogFile { Name = f.Name, Content = f.Text }).ToList();
-        files.Add(new ProtoCatalogFile { Name = "policies.yaml", Content = Policies });
-        await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "policies" });
+        await ExperimentServiceTests.PublishAsync(channel, Policies, "policies.yaml");
         var profiles = new ProfileService.ProfileServiceClient(channel);
         var decisions = new DecisionService.DecisionServiceClient(channel);
         var outcomes = new OutcomeService.OutcomeServiceClient(channel);

@@ -36,9 +36,7 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
     public async Task Decide_returns_the_experiment_and_arm_and_serves_the_arms_variant()
     {
         var channel = GrpcTestFixture.CreateChannel(host);
-        var files = new EmbeddedCatalogSource().ReadFiles().Select(f => new ProtoCatalogFile { Name = f.Name, Content = f.Text }).ToList();
-        files.Add(new ProtoCatalogFile { Name = "test-experiments.yaml", Content = Experiment });
-        await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "welcome test" });
+        await PublishAsync(channel, Experiment);
         var decisions = new DecisionService.DecisionServiceClient(channel);
 
         var arms = new HashSet<string>();
@@ -75,10 +73,11 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
                   content: { id: general_audience.content.{{id}}, template: "New arrivals, picked for you." }
         """;
 
-    private static async Task PublishAsync(Grpc.Net.Client.GrpcChannel channel, string experiments)
+    /// <summary>Publishes the default catalog with one more file.</summary>
+    internal static async Task PublishAsync(Grpc.Net.Client.GrpcChannel channel, string content, string name = "test-experiments.yaml")
     {
         var files = new EmbeddedCatalogSource().ReadFiles().Select(f => new ProtoCatalogFile { Name = f.Name, Content = f.Text }).ToList();
-        files.Add(new ProtoCatalogFile { Name = "test-experiments.yaml", Content = experiments });
+        files.Add(new ProtoCatalogFile { Name = name, Content = content });
         await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "simulation" });
     }
 

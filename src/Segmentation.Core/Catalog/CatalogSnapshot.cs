@@ -76,9 +76,6 @@ public sealed class CatalogSnapshot
     /// <summary>The catalog's experiments, in the order written.</summary>
     public IReadOnlyList<Experiment> Experiments { get; }
 
-    /// <summary>Experiments of the whole catalog (scope catalog), in the order written.</summary>
-    public IReadOnlyList<Experiment> CatalogExperiments => _catalogExperiments;
-
     /// <summary>
     /// The experiment a decision won by <paramref name="winner"/> is in at <paramref name="ticks"/>, or null: the
     /// segment's own experiment running now if the user is in its share of its layer, else the first experiment of the

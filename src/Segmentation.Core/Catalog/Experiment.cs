@@ -215,9 +215,6 @@ public sealed class Experiment
 
     /// <summary>The arm with this id, or null.</summary>
     public ExperimentArm? ArmById(string armId) => Arms.FirstOrDefault(a => string.Equals(a.Id, armId, StringComparison.Ordinal));
-
-    /// <summary>The arms' weights, in order.</summary>
-    public IReadOnlyList<double> Weights => _weights;
 }
 
 /// <summary>One arm of a compiled experiment.</summary>

@@ -63,7 +63,7 @@ public class ExperimentResultsBenchmark
             }
         }
 
-        _reweighted.Publishing(CatalogLoader.Load(new InMemoryCatalogSource([new CatalogFile("catalog.yaml", Catalog(3))])));
+        _reweighted.Publishing(CatalogLoader.Load(new InMemoryCatalogSource([new CatalogFile("catalog.yaml", Catalog(3))])), DateTimeOffset.UtcNow.UtcTicks);
     }
 
     /// <summary>Every exposed user's record summed per arm, and the results computed from the sums.</summary>

@@ -96,14 +96,14 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     /// Called with a catalog about to be served: an experiment whose arms' weights differ from those its users were
     /// assigned under reads recorded arms from now on (before the catalog serves a single decision).
     /// </summary>
-    public void Publishing(CatalogSnapshot next, long nowTicks = 0)
+    public void Publishing(CatalogSnapshot next, long nowTicks)
     {
         ArgumentNullException.ThrowIfNull(next);
         foreach (var experiment in next.Experiments)
         {
             if (_tables.TryGetValue(experiment.Id, out var table))
             {
-                table.Serving(experiment, nowTicks == 0 ? DateTimeOffset.UtcNow.UtcTicks : nowTicks);
+                table.Serving(experiment, nowTicks);
             }
         }
     }
