@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -66,7 +67,8 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         Assert.True(Value(after, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) - Value(before, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) >= 1);
         Assert.True(Value(after, "segmentation_events_total", ("result", "accepted")) - Value(before, "segmentation_events_total", ("result", "accepted")) >= 1);
         Assert.True(Value(after, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) - Value(before, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) >= 1);
-        Assert.True(Value(after, "segmentation_profiles") >= 1);
+        Assert.Contains(after.Split('\n'), l => l.StartsWith("segmentation_profiles ", StringComparison.Ordinal) || l.StartsWith("segmentation_profiles{", StringComparison.Ordinal));
+        Assert.True(ProfilesGauge() >= 1, "this host's profile gauge counts the profile the event created");
         Assert.True(Value(after, "segmentation_catalog_segments") > 1);
         Assert.DoesNotContain(user, after); // tag sets are bounded: never a user id
 
@@ -113,6 +115,28 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         var span = Assert.Single(spans, s => s.OperationName == "Decide" && (string?)s.GetTagItem("segmentation.decision_id") == decision.DecisionId);
         Assert.Equal(decision.Segment.Id, span.GetTagItem("segmentation.segment"));
         Assert.DoesNotContain(span.TagObjects, t => Equals(t.Value, user)); // the decision id, not the user
+    }
+
+    // The profile gauge of this host alone, read through its own meter factory: every host in the test process
+    // registers a gauge of the same name, and the exporter reports one of them, so the scrape cannot say whose it is.
+    private long ProfilesGauge()
+    {
+        var factory = host.Services.GetRequiredService<IMeterFactory>();
+        long? value = null;
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter.Scope, factory) && instrument.Name == "segmentation.profiles")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, measurement, _, _) => value = measurement);
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return value ?? throw new InvalidOperationException("this host published no profile gauge");
     }
 
     private static async Task<string> Scrape(HttpClient http)
