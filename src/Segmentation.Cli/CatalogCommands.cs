@@ -9,7 +9,7 @@ using Segmentation.Contracts.V1;
 namespace Segmentation.Cli;
 
 /// <summary>Options of the watch command.</summary>
-internal sealed record WatchOptions(IReadOnlyList<string> SegmentIds, int Count, double Seconds);
+internal sealed record WatchOptions(IReadOnlyList<string> SegmentIds, int Count, double Seconds, long? After = null, bool FromOldest = false);
 
 /// <summary>
 /// The catalog governance commands: validate, publish, rollback, preview, audit, segments, members, watch.
@@ -302,7 +302,21 @@ internal static class CatalogCommands
         using var grpc = Cli.OpenChannel(address);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(TimeSpan.FromSeconds(o.Seconds));
+        if (o.After is < 0)
+        {
+            throw new ArgumentException("--after must be an offset of 0 or more (the last one a consumer handled)");
+        }
+
         var request = new WatchSegmentChangesRequest { SegmentIds = { o.SegmentIds } };
+        if (o.After is { } after)
+        {
+            request.AfterOffset = after;
+        }
+        else if (o.FromOldest)
+        {
+            request.FromOldest = true;
+        }
+
         var watched = o.SegmentIds.Count == 0 ? "all segments" : string.Join(", ", o.SegmentIds);
         await Console.Error.WriteLineAsync(
             $"watching {watched} for up to {o.Seconds.ToString("0.#", CultureInfo.InvariantCulture)} s{(o.Count > 0 ? $" or {o.Count} changes" : "")}...");
@@ -318,7 +332,7 @@ internal static class CatalogCommands
                     seen++;
                     Console.WriteLine(json
                         ? JsonLine.Format(c)
-                        : $"{Cli.Time(c.ChangedAt)}  {(c.Kind == MembershipChangeKind.Entered ? "entered" : "left   ")}  {c.SegmentId,-26} user {c.UserId,-12} catalog v{c.CatalogVersion}  cause {c.Cause}");
+                        : $"#{c.Offset,-8} {Cli.Time(c.ChangedAt)}  {Kind(c),-9}  {c.SegmentId,-26} user {c.UserId,-12} catalog v{c.CatalogVersion}  cause {c.Cause}");
                     if (o.Count > 0 && seen >= o.Count)
                     {
                         stop = "count reached";
@@ -342,6 +356,14 @@ internal static class CatalogCommands
             $"{Plural(seen, "change")} in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s (stopped: {stop})");
         return 0;
     }
+
+    private static string Kind(WatchSegmentChangesResponse c) => c.Kind switch
+    {
+        MembershipChangeKind.Entered => "entered",
+        MembershipChangeKind.Left => "left",
+        MembershipChangeKind.Triggered => "triggered " + c.TriggerId,
+        _ => c.Kind.ToString(),
+    };
 
     /// <summary>Every *.yaml / *.yml file under the directory (recursively), named relative to it with '/' separators, in name order.</summary>
     internal static List<CatalogFile> ReadCatalog(DirectoryInfo dir)

@@ -162,9 +162,14 @@ root.Subcommands.Add(members);
 var watchSegments = new Option<string[]>("--segment") { Description = "Only changes of this segment (repeatable; default all)", AllowMultipleArgumentsPerToken = true };
 var watchCount = new Option<int>("--count") { Description = "Stop after this many changes (0 = no limit)" };
 var watchSeconds = new Option<double>("--seconds") { Description = "Stop after this many seconds (always bounded)", DefaultValueFactory = _ => 30 };
-var watch = new Command("watch", "Follow users entering and leaving segments (WatchSegmentChanges), one line per change (JSON Lines with --json)") { watchSegments, watchCount, watchSeconds };
+var watchAfter = new Option<long?>("--after") { Description = "Resume after this offset (the last one handled): the retained entries missed first, then live" };
+var watchOldest = new Option<bool>("--from-oldest") { Description = "Start from the oldest retained entry" };
+var watch = new Command("watch", "Follow the change stream (WatchSegmentChanges): users entering and leaving segments and triggers firing, one line per entry with its offset (JSON Lines with --json)") { watchSegments, watchCount, watchSeconds, watchAfter, watchOldest };
 watch.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.WatchAsync(
-    Target(parse), new WatchOptions(parse.GetValue(watchSegments) ?? [], parse.GetValue(watchCount), parse.GetValue(watchSeconds)), parse.GetValue(json), ct)));
+    Target(parse),
+    new WatchOptions(parse.GetValue(watchSegments) ?? [], parse.GetValue(watchCount), parse.GetValue(watchSeconds), parse.GetValue(watchAfter), parse.GetValue(watchOldest)),
+    parse.GetValue(json),
+    ct)));
 root.Subcommands.Add(watch);
 
 // report

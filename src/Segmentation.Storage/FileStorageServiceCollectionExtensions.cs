@@ -49,6 +49,9 @@ public static class FileStorageServiceCollectionExtensions
                 sp.GetRequiredService<Segmentation.Core.Application.Catalogs.CatalogProvider>(),
                 sp.GetService<ILoggerFactory>()?.CreateLogger<MeasurementCheckpointFile>())
             : NoMeasurementCheckpoint.Instance));
+        services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.ChangeStream.IChangeFeedJournal>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
+            ? new ChangeStreamJournal(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<ChangeStreamJournal>())
+            : Segmentation.Core.Application.ChangeStream.NoChangeFeedJournal.Instance));
         return builder;
     }
 

@@ -57,6 +57,10 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
     [InlineData(GrpcTestFixture.IngestKey, "profile", "decide")]
     [InlineData(GrpcTestFixture.DecideKey, "catalog", "admin")]
     [InlineData(GrpcTestFixture.IngestKey, "publish", "admin")]
+    [InlineData(GrpcTestFixture.WatchKey, "decision", "decide")]
+    [InlineData(GrpcTestFixture.WatchKey, "catalog", "admin")]
+    [InlineData(GrpcTestFixture.DecideKey, "watch", "watch")]
+    [InlineData(GrpcTestFixture.IngestKey, "watch", "watch")]
     public async Task A_known_key_without_the_scope_is_permission_denied_naming_the_scope(string key, string call, string scope)
     {
         using var channel = fixture.CreateChannel(key);
@@ -73,6 +77,8 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
     [InlineData(GrpcTestFixture.IngestKey, "track")]
     [InlineData(GrpcTestFixture.IngestKey, "stream")]
     [InlineData(GrpcTestFixture.AdminKey, "catalog")]
+    [InlineData(GrpcTestFixture.WatchKey, "watch")]
+    [InlineData(GrpcTestFixture.AdminKey, "watch")] // admin implies watch
     public async Task A_key_with_the_scope_gets_through(string key, string call)
     {
         using var channel = fixture.CreateChannel(key);
@@ -238,6 +244,15 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
                 break;
             case "publish":
                 await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest());
+                break;
+            case "watch":
+                // The demo import put entries in the stream: from the oldest, the first arrives at once.
+                using (var watch = new CatalogService.CatalogServiceClient(channel).WatchSegmentChanges(new WatchSegmentChangesRequest { FromOldest = true }, deadline: DateTime.UtcNow.AddSeconds(30)))
+                {
+                    Assert.True(await watch.ResponseStream.MoveNext(CancellationToken.None));
+                    Assert.True(watch.ResponseStream.Current.Offset > 0);
+                }
+
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(call), call, null);

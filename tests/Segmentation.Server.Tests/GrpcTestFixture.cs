@@ -18,6 +18,7 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
     public const string DecideKey = "test-decide-key";
     public const string IngestKey = "test-ingest-key";
     public const string AdminKey = "test-admin-key";
+    public const string WatchKey = "test-watch-key";
 
     private GrpcChannel? _channel;
 
@@ -50,6 +51,7 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
             ("test-decide", DecideKey, ["decide"]),
             ("test-ingest", IngestKey, ["ingest"]),
             ("test-admin", AdminKey, ["admin"]),
+            ("test-watch", WatchKey, ["watch"]),
         };
         for (var i = 0; i < keys.Length; i++)
         {

@@ -136,7 +136,7 @@ public static class CatalogCompiler
             IEnumerable<ContextField> policyContext = _definition.ContactPolicies.Channels.Count > 0 ? [ContextField.Channel, ContextField.Country] : [];
             var contextRead = _compiler.ContextFieldsRead.Concat(templateContext).Concat(policyContext).Distinct().Order().ToList();
             return new CatalogSnapshot(
-                _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features, experiments, _definition.Holdout, _definition.ContactPolicies);
+                _definition.Name, _definition.Origin, ordered, ordered[^1], _traits, _definition.Personas.Values.ToList(), contextRead, scoring, _fields, _compiler.Features, experiments, _definition.Holdout, _definition.ContactPolicies, _definition.Triggers);
         }
 
         private Segment? Build(SegmentDefinition definition, HashSet<ContextField> templateContext)

@@ -51,6 +51,9 @@ public sealed class CatalogDefinition
     /// <summary>The contact policies (none when the catalog declares none).</summary>
     public ContactPolicies ContactPolicies { get; init; } = ContactPolicies.None;
 
+    /// <summary>Scheduled triggers on segment entry.</summary>
+    public IReadOnlyList<SegmentTrigger> Triggers { get; init; } = [];
+
     /// <summary>Experiments whose shape is valid, in the order written.</summary>
     public IReadOnlyList<ExperimentDefinition> Experiments { get; init; } = [];
 

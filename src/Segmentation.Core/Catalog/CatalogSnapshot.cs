@@ -27,8 +27,12 @@ public sealed class CatalogSnapshot
         FeatureLayout features,
         IReadOnlyList<Experiment>? experiments = null,
         double holdout = 0,
-        ContactPolicies? contactPolicies = null)
+        ContactPolicies? contactPolicies = null,
+        IReadOnlyList<SegmentTrigger>? triggers = null)
     {
+        Triggers = triggers ?? [];
+        TriggersBySegment = Triggers.GroupBy(t => t.Segment, StringComparer.Ordinal).ToFrozenDictionary(g => g.Key, g => (IReadOnlyList<SegmentTrigger>)[.. g], StringComparer.Ordinal);
+        TriggersById = Triggers.ToFrozenDictionary(t => t.Id, StringComparer.Ordinal);
         ContactPolicies = contactPolicies ?? ContactPolicies.None;
         Holdout = holdout;
         Experiments = experiments ?? [];
@@ -69,6 +73,15 @@ public sealed class CatalogSnapshot
 
     /// <summary>The arm decisions of held-out users report (<c>decisioning_holdout:holdout</c>), serving the fallback's variants.</summary>
     public ExperimentArm HoldoutArm { get; }
+
+    /// <summary>The catalog's scheduled triggers, in the order written.</summary>
+    public IReadOnlyList<SegmentTrigger> Triggers { get; }
+
+    /// <summary>The triggers scheduled by entering each segment.</summary>
+    public FrozenDictionary<string, IReadOnlyList<SegmentTrigger>> TriggersBySegment { get; }
+
+    /// <summary>The triggers by id.</summary>
+    public FrozenDictionary<string, SegmentTrigger> TriggersById { get; }
 
     /// <summary>The catalog's contact policies: caps, quiet hours and suppression per channel.</summary>
     public ContactPolicies ContactPolicies { get; }

@@ -18,7 +18,7 @@ namespace Segmentation.Core.Catalog;
 public static partial class CatalogValidator
 {
     /// <summary>The keys a catalog file may have at its top level.</summary>
-    public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments", "contact_policies"];
+    public static readonly IReadOnlyList<string> TopLevelKeys = ["catalog", "schema", "personas", "scoring", "fragments", "segments", "experiments", "contact_policies", "triggers"];
 
     private static readonly string[] ExperimentKeys = ["id", "segment", "description", "salt", "start", "stop", "primary_metric", "guardrails", "minimum_detectable_effect", "exposure", "promoted", "scope", "layer", "traffic", "allocation", "floor", "arms"];
     private static readonly string[] ArmKeys = ["id", "weight", "variants"];
@@ -57,6 +57,7 @@ public static partial class CatalogValidator
         private readonly List<SyntaxMap> _scoringNodes = [];
         private SyntaxNode? _contactPolicies;
         private readonly List<SyntaxMap> _experimentNodes = [];
+        private readonly List<SyntaxMap> _triggerNodes = [];
         private string _name = "default";
         private SyntaxNode? _fallbackSetting;
         private double _holdout;
@@ -95,6 +96,9 @@ public static partial class CatalogValidator
                         break;
                     case "experiments":
                         ReadMappings(v, _experimentNodes, "experiments", "experiment");
+                        break;
+                    case "triggers":
+                        ReadMappings(v, _triggerNodes, "triggers", "trigger");
                         break;
                     case "contact_policies":
                         if (_contactPolicies is not null)
@@ -177,9 +181,11 @@ public static partial class CatalogValidator
             var experiments = ReadExperiments(segments, declared);
             var contact = _contactPolicies is null ? ContactPolicies.None
                 : new ContactPolicyReader((node, clause, message) => Error(node, null, clause, message)).Read(_contactPolicies, declared) ?? ContactPolicies.None;
+            var triggers = new TriggerReader((node, clause, message) => Error(node, null, clause, message)).Read(_triggerNodes, declared);
             return new CatalogDefinition
             {
                 ContactPolicies = contact,
+                Triggers = triggers,
                 Name = _name,
                 Holdout = _holdout,
                 Origin = origin,

@@ -84,6 +84,14 @@ public sealed class SegmentationOptions
     [Range(1, 86_400)]
     public int MeasurementCheckpointSeconds { get; set; } = 60;
 
+    /// <summary>Days the change stream (WatchSegmentChanges) keeps entries for consumers to resume from.</summary>
+    [Range(1, 90)]
+    public int ChangeStreamRetentionDays { get; set; } = 7;
+
+    /// <summary>Most entries the change stream keeps (about 120 bytes each in memory, and on disk with a data directory).</summary>
+    [Range(1_000, 50_000_000)]
+    public int ChangeStreamCapacity { get; set; } = 1_000_000;
+
     /// <summary>Seconds between bandit experiments' reallocations of new users (Thompson sampling on their outcomes so far).</summary>
     [Range(10, 86_400)]
     public int BanditIntervalSeconds { get; set; } = 300;

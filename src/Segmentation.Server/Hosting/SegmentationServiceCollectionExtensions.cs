@@ -52,6 +52,11 @@ public static class SegmentationServiceCollectionExtensions
                     ChurnSegments = segmentation.Value.ChurnSegments ?? ["churned", "lost_customers"],
                     BanditInterval = TimeSpan.FromSeconds(segmentation.Value.BanditIntervalSeconds),
                 };
+                core.ChangeStream = new Core.Application.Membership.ChangeFeedOptions
+                {
+                    Retention = TimeSpan.FromDays(segmentation.Value.ChangeStreamRetentionDays),
+                    Capacity = segmentation.Value.ChangeStreamCapacity,
+                };
                 core.Rendering = new Core.Rendering.RenderLimits
                 {
                     OutputLimit = limits.Value.TemplateOutputChars,

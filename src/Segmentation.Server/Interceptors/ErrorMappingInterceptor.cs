@@ -125,6 +125,22 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                     Message = nr.Message,
                     Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(nr.RetryAfter) }) },
                 }.ToRpcException();
+            case Core.Application.Membership.FeedOffsetException fo:
+                // Machine-readable too: a consumer resynchronises, then continues from the oldest retained or newest offset.
+                return new Google.Rpc.Status
+                {
+                    Code = (int)Code.OutOfRange,
+                    Message = fo.Message,
+                    Details =
+                    {
+                        Any.Pack(new ErrorInfo
+                        {
+                            Reason = "CHANGE_OFFSET_NOT_RETAINED",
+                            Domain = "segmentation.v1",
+                            Metadata = { ["oldest_offset"] = fo.Oldest.ToString(System.Globalization.CultureInfo.InvariantCulture), ["newest_offset"] = fo.Last.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                        }),
+                    },
+                }.ToRpcException();
             case StorageUnavailableException su:
                 return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, su.Message));
             case CatalogException ce:

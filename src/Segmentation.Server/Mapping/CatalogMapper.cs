@@ -70,14 +70,29 @@ internal static class CatalogMapper
     public static SegmentMembers ToProto(SegmentCount count) =>
         new() { Segment = DecisionMapper.ToRef(count.Segment), MemberCount = count.Members, Share = count.Share };
 
-    public static WatchSegmentChangesResponse ToProto(MembershipChange change) => new()
+    public static WatchSegmentChangesResponse ToProto(FeedEntry entry) => new()
     {
-        UserId = change.UserId,
-        SegmentId = change.SegmentId,
-        Kind = change.Entered ? MembershipChangeKind.Entered : MembershipChangeKind.Left,
-        ChangedAt = Timestamp.FromDateTimeOffset(change.At),
-        CatalogVersion = change.CatalogVersion,
-        Cause = change.Cause,
+        UserId = entry.UserId,
+        SegmentId = entry.SegmentId,
+        Kind = entry.Kind switch
+        {
+            ChangeKind.Entered => MembershipChangeKind.Entered,
+            ChangeKind.Left => MembershipChangeKind.Left,
+            _ => MembershipChangeKind.Triggered,
+        },
+        ChangedAt = Timestamp.FromDateTimeOffset(entry.At),
+        CatalogVersion = entry.CatalogVersion,
+        Cause = entry.Cause,
+        Offset = entry.Offset,
+        TriggerId = entry.Trigger ?? "",
+    };
+
+    /// <summary>Where a watch starts: after an offset, from the oldest retained entry (after offset 0), or from now (null).</summary>
+    public static long? Start(WatchSegmentChangesRequest request) => request.StartCase switch
+    {
+        WatchSegmentChangesRequest.StartOneofCase.AfterOffset => request.AfterOffset,
+        WatchSegmentChangesRequest.StartOneofCase.FromOldest when request.FromOldest => long.MinValue,
+        _ => null,
     };
 
     public static CatalogIssue ToIssue(CatalogError e) => new()

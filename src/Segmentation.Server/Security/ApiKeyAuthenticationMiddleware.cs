@@ -60,7 +60,8 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
             return Reject(context, StatusCode.Unauthenticated, "unknown API key");
         }
 
-        if ((caller.Scopes & required) != required)
+        var granted = (caller.Scopes & ApiScope.Admin) != 0 ? caller.Scopes | ApiScope.Watch : caller.Scopes; // admin implies watch
+        if ((granted & required) != required)
         {
             logger.LogDebug("Rejected {Method} for {Caller}: scope {Scope} missing", method, caller.Name, ApiScopes.Name(required));
             return Reject(context, StatusCode.PermissionDenied, $"this call needs the '{ApiScopes.Name(required)}' scope, which API key '{caller.Name}' does not have");

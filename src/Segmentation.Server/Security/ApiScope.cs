@@ -13,11 +13,14 @@ public enum ApiScope
     /// <summary>Writes of behaviour and declared data: trackers, importers.</summary>
     Ingest = 2,
 
-    /// <summary>Catalog governance and privacy operations: operators.</summary>
+    /// <summary>Catalog governance and privacy operations: operators. Implies <see cref="Watch"/>.</summary>
     Admin = 4,
 
+    /// <summary>The change stream only: workflow engines that act on segment changes and triggers.</summary>
+    Watch = 8,
+
     /// <summary>Every scope.</summary>
-    All = Decide | Ingest | Admin,
+    All = Decide | Ingest | Admin | Watch,
 }
 
 /// <summary>Scope names as they appear in configuration and error messages.</summary>
@@ -31,6 +34,7 @@ public static class ApiScopes
             "decide" => ApiScope.Decide,
             "ingest" => ApiScope.Ingest,
             "admin" => ApiScope.Admin,
+            "watch" => ApiScope.Watch,
             _ => ApiScope.None,
         };
         return scope != ApiScope.None;
@@ -42,6 +46,7 @@ public static class ApiScopes
         ApiScope.Decide => "decide",
         ApiScope.Ingest => "ingest",
         ApiScope.Admin => "admin",
+        ApiScope.Watch => "watch",
         _ => scope.ToString().ToLowerInvariant(),
     };
 }

@@ -44,7 +44,7 @@ public static class MethodScopes
         ["/segmentation.v1.CatalogService/ListSegmentMembers"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/PreviewSegment"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/AuditCatalog"] = ApiScope.Admin,
-        ["/segmentation.v1.CatalogService/WatchSegmentChanges"] = ApiScope.Admin,
+        ["/segmentation.v1.CatalogService/WatchSegmentChanges"] = ApiScope.Watch, // a workflow engine needs the stream, not admin
 
         // Privacy: consent is recorded by the same systems that ingest; reading, erasing and exporting a user is admin.
         ["/segmentation.v1.PrivacyService/RecordConsent"] = ApiScope.Ingest,

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.ChangeStream;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
@@ -28,7 +29,7 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// <summary>The whole domain wired together, as the server wires it, over an in-memory catalog or the default one.</summary>
 public sealed class TestWorld : IDisposable
 {
-    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null, int? eventLimit = null, Core.Application.Measurement.MeasurementOptions? measurement = null)
+    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null, int? eventLimit = null, Core.Application.Measurement.MeasurementOptions? measurement = null, IChangeFeedJournal? journal = null)
     {
         Clock = new ManualClock(now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
         var services = new ServiceCollection();
@@ -39,6 +40,7 @@ public sealed class TestWorld : IDisposable
         AddIf(services, consent);
         AddIf(services, retention);
         AddIf(services, compaction);
+        AddIf(services, journal);
         services.AddSegmentationCore(o =>
         {
             o.EventLimit = eventLimit ?? o.EventLimit;
@@ -94,6 +96,18 @@ public sealed class TestWorld : IDisposable
     public RfmModelProvider Rfm { get; }
 
     public MembershipIndex Memberships { get; }
+
+    /// <summary>Every change-stream entry after <paramref name="offset"/>, oldest first.</summary>
+    public List<FeedEntry> FeedAfter(long offset)
+    {
+        var entries = new List<FeedEntry>();
+        while (Memberships.Feed.ReadAfter(offset, entries, 1000) > 0)
+        {
+            offset = entries[^1].Offset;
+        }
+
+        return entries;
+    }
 
     public DecisionCache Cache { get; }
 

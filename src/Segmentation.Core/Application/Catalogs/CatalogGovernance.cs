@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Privacy;
@@ -65,8 +64,8 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// <summary>Most sample members of a preview.</summary>
     public const int MaxSampleSize = 100;
 
-    /// <summary>How many membership changes a watcher may fall behind before it is disconnected.</summary>
-    public const int WatchCapacity = 10_000;
+    /// <summary>Entries a watcher reads from the change stream at a time.</summary>
+    public const int WatchBatch = 256;
 
     /// <summary>The active catalog.</summary>
     public CatalogSnapshot Current => catalogs.Current;
@@ -186,35 +185,48 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
         CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options ?? new AuditOptions(), memberships.IsComplete ? memberships : null, cancellation);
 
     /// <summary>
-    /// Membership changes of <paramref name="segmentIds"/> (all segments when empty) as they happen, until
-    /// <paramref name="cancellation"/>. A watcher that falls more than <see cref="WatchCapacity"/> changes behind
-    /// gets <see cref="LimitExceededException"/> and must resynchronise.
+    /// The change stream (membership changes and fired triggers) of <paramref name="segmentIds"/> (all segments
+    /// when empty), until <paramref name="cancellation"/>: the entries after offset <paramref name="after"/> first
+    /// (null: only what happens from now on), then each as it is appended. A consumer keeps the offset of the last
+    /// entry it handled and passes it back when it reconnects; entries it missed within the retention window come
+    /// first, in offset order. Throws <see cref="FeedOffsetException"/> when the entries it needs are no longer
+    /// retained (or the offset is past the stream's end), before anything is returned or as soon as the consumer
+    /// falls that far behind.
     /// </summary>
-    public async IAsyncEnumerable<MembershipChange> Watch(IReadOnlyList<string> segmentIds, [EnumeratorCancellation] CancellationToken cancellation = default)
+    public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        memberships.ThrowIfIncomplete(); // a watcher would see every restored member enter
-        var reader = memberships.Subscribe(MembershipIndex.Filter(segmentIds), WatchCapacity, cancellation);
+        memberships.ThrowIfIncomplete(); // restored members are not entries, and entries of users not yet re-evaluated would be missed
+        var filter = MembershipIndex.Filter(segmentIds);
+        var feed = memberships.Feed;
+        if (after is < 0 and not long.MinValue)
+        {
+            throw new ValidationException("after_offset", $"an offset is 0 or more (got {after})");
+        }
+
+        var cursor = after switch
+        {
+            null => feed.Last,
+            long.MinValue => feed.Oldest - 1, // from the oldest retained entry
+            { } offset => offset,
+        };
+        var batch = new List<FeedEntry>(WatchBatch);
         while (true)
         {
-            MembershipChange change;
-            try
+            batch.Clear();
+            if (feed.ReadAfter(cursor, batch, WatchBatch) == 0)
             {
-                if (!await reader.WaitToReadAsync(cancellation).ConfigureAwait(false))
-                {
-                    yield break;
-                }
-
-                if (!reader.TryRead(out change!))
-                {
-                    continue;
-                }
-            }
-            catch (ChannelClosedException)
-            {
-                throw new LimitExceededException($"the watcher fell more than {WatchCapacity:N0} changes behind; reconnect and resynchronise with ListSegmentMembers");
+                await feed.WaitAfterAsync(cursor, cancellation).ConfigureAwait(false);
+                continue;
             }
 
-            yield return change;
+            foreach (var entry in batch)
+            {
+                cursor = entry.Offset;
+                if (filter is null || filter.Contains(entry.SegmentId))
+                {
+                    yield return entry;
+                }
+            }
         }
     }
 

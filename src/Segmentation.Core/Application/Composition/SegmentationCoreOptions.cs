@@ -16,6 +16,9 @@ public sealed class SegmentationCoreOptions
     /// <summary>Attribution of outcomes and the decisions remembered for it.</summary>
     public Measurement.MeasurementOptions Measurement { get; set; } = new();
 
+    /// <summary>What the change stream keeps for consumers to resume from.</summary>
+    public Membership.ChangeFeedOptions ChangeStream { get; set; } = new();
+
     /// <summary>Most events one profile holds.</summary>
     public int EventLimit { get; set; } = InputLimits.MaxEventsPerProfile;
 }

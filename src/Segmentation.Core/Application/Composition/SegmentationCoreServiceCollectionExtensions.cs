@@ -11,6 +11,7 @@ using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Privacy;
 using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Application.ChangeStream;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Privacy;
@@ -62,7 +63,26 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton<CatalogStartup>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, CatalogStartup>(sp => sp.GetRequiredService<CatalogStartup>()));
         services.TryAddSingleton(sp => new RfmModelProvider(sp.GetRequiredService<TimeProvider>()));
-        services.TryAddSingleton(sp => new MembershipIndex { Moved = sp.GetRequiredService<ChurnHistory>().Moved }); // churn is counted from every change of a user's segments
+        services.TryAddSingleton<IChangeFeedJournal>(NoChangeFeedJournal.Instance);
+        services.TryAddSingleton(sp =>
+        {
+            // The stream is read back from its journal before anything appends to it: offsets continue where they were.
+            var options = sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.ChangeStream;
+            var time = sp.GetRequiredService<TimeProvider>();
+            var feed = new ChangeFeed(options, time);
+            var (entries, last) = sp.GetRequiredService<IChangeFeedJournal>().Load(time.GetUtcNow() - options.Retention, options.Capacity);
+            feed.Restore(entries, last);
+            return feed;
+        });
+        services.TryAddSingleton(sp => new MembershipIndex(sp.GetRequiredService<ChangeFeed>()) { Moved = sp.GetRequiredService<ChurnHistory>().Moved }); // churn is counted from every change of a user's segments
+        services.TryAddSingleton(sp =>
+        {
+            var feed = sp.GetRequiredService<ChangeFeed>();
+            var scheduler = new TriggerScheduler(feed, sp.GetRequiredService<CatalogProvider>(), sp.GetRequiredService<MembershipIndex>(), sp.GetRequiredService<IProfileStore>());
+            scheduler.Restore(sp.GetRequiredService<IChangeFeedJournal>().LoadTriggers() ?? new TriggerCheckpoint(feed.Last, [])); // entries from now on schedule triggers
+            return scheduler;
+        });
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ChangeStreamService>());
         services.TryAddSingleton(sp => new DecisionCache(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.DecisionCache));
         services.TryAddSingleton(sp => new TemplateRenderer(
             sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Rendering,

@@ -1,26 +1,16 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Profiles.Compact;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Membership;
 
-/// <summary>A user entering or leaving a segment (what trigger-based journeys subscribe to).</summary>
-/// <param name="UserId">The user.</param>
-/// <param name="SegmentId">The segment.</param>
-/// <param name="Entered">True when the user entered; false when they left.</param>
-/// <param name="At">When.</param>
-/// <param name="CatalogVersion">The catalog version that evaluated it.</param>
-/// <param name="Cause">The write that caused it (<c>event:&lt;id&gt;</c>, <c>traits:&lt;source&gt;</c>, <c>catalog:v&lt;n&gt;</c>, <c>time</c>...).</param>
-public sealed record MembershipChange(string UserId, string SegmentId, bool Entered, DateTimeOffset At, long CatalogVersion, string Cause);
-
 /// <summary>
 /// The live reverse index: for each segment its current members, for each user the
 /// segments whose rules they match (with no request context), and a feed of enter/leave changes.
 /// Updated under each user's write lock, so a user's entries are never torn.
 /// </summary>
-public sealed class MembershipIndex
+public sealed class MembershipIndex(ChangeFeed? feed = null)
 {
     // Many lock stripes: every write touches these, from every ingesting thread.
     private const int Stripes = 64;
@@ -28,8 +18,6 @@ public sealed class MembershipIndex
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _members = new(StringComparer.Ordinal);
     private ConcurrentDictionary<string, UserState> _users = new(Stripes, 1024, StringComparer.Ordinal); // replaced only by Reserve, while empty
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastNonEmpty = new(StringComparer.Ordinal);
-    private readonly Lock _subscribersGate = new();
-    private ImmutableSubscribers _subscribers = ImmutableSubscribers.Empty;
 
     private volatile bool _rebuilding;
     private int _rebuildTotal;
@@ -47,6 +35,12 @@ public sealed class MembershipIndex
 
     /// <summary>How long the last rebuild took, once complete.</summary>
     public TimeSpan? LastRebuildTime { get; private set; }
+
+    /// <summary>
+    /// True while the change log is replayed at start-up: the index is updated, but nothing is appended to the
+    /// change stream (those changes were appended when they first happened).
+    /// </summary>
+    public bool Replaying { get; set; }
 
     /// <summary>Marks the index incomplete: a rebuild of <paramref name="users"/> profiles starts.</summary>
     public void BeginRebuild(int users)
@@ -90,6 +84,9 @@ public sealed class MembershipIndex
         }
     }
 
+    /// <summary>The change stream every enter and leave is appended to.</summary>
+    public ChangeFeed Feed { get; } = feed ?? new ChangeFeed(new ChangeFeedOptions { Capacity = 100_000 });
+
     /// <summary>Number of users with a recorded membership.</summary>
     public int Users => _users.Count;
 
@@ -130,7 +127,9 @@ public sealed class MembershipIndex
     /// </summary>
     public void Set(string userId, IReadOnlyList<string> segments, long catalogVersion, long validUntilTicks, DateTimeOffset at, string cause, long populationVersion = 0, bool publish = true)
     {
-        var previous = _users.TryGetValue(userId, out var state) ? state.Segments : [];
+        var known = _users.TryGetValue(userId, out var state);
+        var previous = known ? state.Segments : [];
+        publish &= !Replaying && (known || !_rebuilding); // restored members are not new entries: during the rebuild only users already evaluated publish
         if (SameSegments(previous, segments))
         {
             _users[userId] = new UserState(previous, catalogVersion, validUntilTicks, populationVersion);
@@ -148,7 +147,7 @@ public sealed class MembershipIndex
                 CountChange(id, entered: true);
                 if (publish)
                 {
-                    Publish(new MembershipChange(userId, id, true, at, catalogVersion, cause));
+                    Feed.Append(userId, id, ChangeKind.Entered, at, catalogVersion, cause);
                 }
             }
 
@@ -173,7 +172,7 @@ public sealed class MembershipIndex
                 CountChange(id, entered: false);
                 if (publish)
                 {
-                    Publish(new MembershipChange(userId, id, false, at, catalogVersion, cause));
+                    Feed.Append(userId, id, ChangeKind.Left, at, catalogVersion, cause);
                 }
             }
         }
@@ -249,56 +248,11 @@ public sealed class MembershipIndex
         return segmentIds.Count == 0 ? null : segmentIds.ToHashSet(StringComparer.Ordinal);
     }
 
-    /// <summary>
-    /// Subscribes to membership changes, optionally only for some segments. A subscriber that falls more
-    /// than <paramref name="capacity"/> changes behind is completed with <see cref="ChannelClosedException"/>
-    /// rather than slowing writers down.
-    /// </summary>
-    public ChannelReader<MembershipChange> Subscribe(IReadOnlySet<string>? segments, int capacity, CancellationToken cancellation)
-    {
-        var channel = Channel.CreateBounded<MembershipChange>(new BoundedChannelOptions(capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        var subscriber = new Subscriber(channel, segments);
-        lock (_subscribersGate)
-        {
-            _subscribers = _subscribers.Add(subscriber);
-        }
-
-        cancellation.Register(() => Unsubscribe(subscriber));
-        return channel.Reader;
-    }
-
-    private void Unsubscribe(Subscriber subscriber)
-    {
-        lock (_subscribersGate)
-        {
-            _subscribers = _subscribers.Remove(subscriber);
-        }
-
-        subscriber.Channel.Writer.TryComplete();
-    }
-
     private static void CountChange(string segmentId, bool entered)
     {
         if (SegmentationTelemetry.MembershipChanges.Enabled)
         {
             SegmentationTelemetry.MembershipChanges.Add(1, SegmentationTelemetry.Tag("segment", segmentId), SegmentationTelemetry.Tag("direction", entered ? "entered" : "left"));
-        }
-    }
-
-    private void Publish(MembershipChange change)
-    {
-        foreach (var s in _subscribers.Items)
-        {
-            if (s.Segments is not null && !s.Segments.Contains(change.SegmentId))
-            {
-                continue;
-            }
-
-            if (!s.Channel.Writer.TryWrite(change))
-            {
-                Unsubscribe(s);
-                s.Channel.Writer.TryComplete(new ChannelClosedException("the subscriber fell too far behind"));
-            }
         }
     }
 
@@ -325,15 +279,4 @@ public sealed class MembershipIndex
 
     // A value in the dictionary's node (no object per user); the segment array is shared by every user in the same segments.
     private readonly record struct UserState(string[] Segments, long CatalogVersion, long ValidUntilTicks, long PopulationVersion);
-
-    private sealed record Subscriber(Channel<MembershipChange> Channel, IReadOnlySet<string>? Segments);
-
-    private sealed record ImmutableSubscribers(Subscriber[] Items)
-    {
-        public static readonly ImmutableSubscribers Empty = new([]);
-
-        public ImmutableSubscribers Add(Subscriber s) => new([.. Items, s]);
-
-        public ImmutableSubscribers Remove(Subscriber s) => new(Items.Where(x => x != s).ToArray());
-    }
 }

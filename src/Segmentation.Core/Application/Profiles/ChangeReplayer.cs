@@ -95,17 +95,28 @@ public sealed class ChangeReplayer
     public StoreRestore Restore(IStoreRecovery durable)
     {
         ArgumentNullException.ThrowIfNull(durable);
-        var snapshot = durable.RestoreSnapshot();
-        if (snapshot is not null)
+        var memberships = _writer.Memberships;
+        memberships.Replaying = true; // what is replayed already happened: its membership changes are in the change stream's own journal
+        LogReplay recovery;
+        RestoredSnapshot? snapshot;
+        try
         {
-            _writer.Store.RaiseVersion(snapshot.State.VersionFloor);
-            foreach (var record in snapshot.State.Preamble)
+            snapshot = durable.RestoreSnapshot();
+            if (snapshot is not null)
             {
-                Replay(record);
+                _writer.Store.RaiseVersion(snapshot.State.VersionFloor);
+                foreach (var record in snapshot.State.Preamble)
+                {
+                    Replay(record);
+                }
             }
-        }
 
-        var recovery = durable.ReplayLog(Replay);
+            recovery = durable.ReplayLog(Replay);
+        }
+        finally
+        {
+            memberships.Replaying = false;
+        }
 
         // The last logged model is current again, dirty when purchases were logged after it: the periodic
         // recomputation then follows as it would have. A log without any model (written before models were

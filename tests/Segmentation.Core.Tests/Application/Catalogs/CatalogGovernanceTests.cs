@@ -218,21 +218,15 @@ public class CatalogGovernanceTests
     {
         using var w = new TestWorld(With("", TestCatalogs.Segment("low", "value", "{ field: traits.score, lt: 50 }")));
         Population(w, 10, i => i * 10);
-        using var cts = new CancellationTokenSource();
-        var feed = w.Memberships.Subscribe(null, 1000, cts.Token);
+        var start = w.Memberships.Feed.Last;
 
         w.Catalogs.Load(With("", TestCatalogs.Segment("low", "value", "{ field: traits.score, lt: 30 }")));
         var refreshed = w.Ingestion.RefreshMemberships();
 
         Assert.Equal(10, refreshed);
         Assert.Equal(3, w.Memberships.Count("low"));
-        var changes = new List<Core.Application.Membership.MembershipChange>();
-        while (feed.TryRead(out var c))
-        {
-            changes.Add(c);
-        }
-
-        Assert.Equal(["p3", "p4"], changes.Where(c => !c.Entered).Select(c => c.UserId).Order());
+        var changes = w.FeedAfter(start);
+        Assert.Equal(["p3", "p4"], changes.Where(c => c.Kind == Core.Application.Membership.ChangeKind.Left).Select(c => c.UserId).Order());
         Assert.All(changes, c => Assert.Equal("catalog:v2", c.Cause));
     }
 
@@ -259,7 +253,7 @@ public class CatalogGovernanceTests
         Assert.False(w.Memberships.IsComplete);
         Assert.Contains("0 of 100 profiles", Assert.Throws<NotReadyException>(() => w.Governance.Counts()).Message);
         Assert.Throws<NotReadyException>(() => w.Governance.Members("high", "", 10));
-        Assert.Throws<NotReadyException>(() => w.Governance.Watch([]).GetAsyncEnumerator().MoveNextAsync().AsTask().GetAwaiter().GetResult());
+        Assert.Throws<NotReadyException>(() => w.Governance.Watch([], null).GetAsyncEnumerator().MoveNextAsync().AsTask().GetAwaiter().GetResult());
         Assert.Equal("high", w.Decide("p60").Winner.Id);
         Assert.NotEmpty(w.Governance.Audit(w.Catalogs.Current, null).Sizes);
 

@@ -161,22 +161,20 @@ public class PrivacyTests
     public async Task Without_personalization_consent_a_user_is_in_no_behavioural_segment_and_nothing_is_emitted()
     {
         using var w = World();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var feed = w.Memberships.Subscribe(null, 100, cts.Token);
+        var start = w.Memberships.Feed.Last;
         w.Ingestion.RecordConsent("quiet", ConsentPurpose.Personalization, false, "web-banner", null);
         w.Track("quiet", EventTypes.PageView);
         w.Track("loud", EventTypes.PageView);
 
         Assert.Empty(w.Memberships.SegmentsOf("quiet"));
         Assert.Equal(["loud"], w.Memberships.Members("recent_viewer", "", 10));
-        var change = await feed.ReadAsync(cts.Token);
+        var change = Assert.Single(w.FeedAfter(start));
         Assert.Equal("loud", change.UserId);
-        Assert.False(feed.TryRead(out _));
 
         // Withdrawing later removes the memberships silently.
         w.Ingestion.RecordConsent("loud", ConsentPurpose.Personalization, false, "web-banner", null);
         Assert.Empty(w.Memberships.Members("recent_viewer", "", 10));
-        Assert.False(feed.TryRead(out _));
+        Assert.Single(w.FeedAfter(start));
     }
 
     [Fact]
@@ -243,7 +241,6 @@ public class PrivacyTests
         var log = new ListChangeLog();
         var compaction = new CountingCompaction();
         using var w = World(log: log, compaction: compaction);
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         w.Ingestion.Track(AnonymousView("a1", "anon-1"));
         w.Ingestion.Track(AnonymousView("a2", "anon-2"));
         w.Ingestion.Identify("anon-1", "u1");
@@ -252,7 +249,7 @@ public class PrivacyTests
         w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["first_name"] = "Ada" }, "crm", AttributeLayer.ZeroParty, null);
         Assert.Equal("recent_viewer", w.Decide("u1").Winner.Id);
         Assert.Equal("recent_viewer", w.Decide("anon-1").Winner.Id);
-        var feed = w.Memberships.Subscribe(null, 100, cts.Token);
+        var start = w.Memberships.Feed.Last;
 
         var result = await w.Rights.ForgetAsync("u1");
 
@@ -266,7 +263,7 @@ public class PrivacyTests
         Assert.Empty(w.Store.LinkedIds("u1"));
         Assert.Empty(w.Memberships.Members("recent_viewer", "", 10));
         Assert.Empty(w.Memberships.SegmentsOf("u1"));
-        Assert.False(feed.TryRead(out _)); // nothing about the user is emitted
+        Assert.Empty(w.FeedAfter(start)); // nothing about the user is emitted
         Assert.Equal(0, w.Cache.Count);
         var decision = w.Decide("u1");
         Assert.False(decision.FromCache);

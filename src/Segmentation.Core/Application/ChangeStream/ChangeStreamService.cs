@@ -1,0 +1,73 @@
+using Segmentation.Core.Application.Membership;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Segmentation.Core.Application.ChangeStream;
+
+/// <summary>
+/// Keeps the change stream durable and the triggers firing while the host runs: every 100 ms it writes the new
+/// entries to the journal (then fsyncs), every second it fires the triggers that came due and saves the pending
+/// ones, every minute it drops what the retention window no longer keeps. On shutdown it writes everything, so a
+/// graceful restart loses nothing; after a crash, at most the last 100 ms of entries can be missing from the journal.
+/// </summary>
+public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler triggers, IChangeFeedJournal journal, TimeProvider time, ILogger<ChangeStreamService>? logger = null) : BackgroundService
+{
+    /// <summary>How often new entries are written to the journal.</summary>
+    public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
+
+    private readonly ILogger _logger = logger ?? NullLogger<ChangeStreamService>.Instance;
+    private readonly Lock _gate = new();
+
+    /// <summary>Writes unwritten entries to the journal and saves the pending triggers if they changed.</summary>
+    public void Flush()
+    {
+        lock (_gate)
+        {
+            while (feed.Unwritten(4096) is { Count: > 0 } entries)
+            {
+                journal.Append(entries);
+                feed.MarkJournaled(entries[^1].Offset);
+            }
+
+            if (triggers.Capture(feed.Journaled) is { } checkpoint)
+            {
+                journal.SaveTriggers(checkpoint);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(FlushInterval);
+        var ticks = 0;
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            try
+            {
+                if (++ticks % 10 == 0)
+                {
+                    triggers.Tick(time.GetUtcNow());
+                }
+
+                Flush();
+                if (ticks % 600 == 0)
+                {
+                    journal.Trim(feed.Oldest);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogError(ex, "Writing the change stream journal failed; retrying");
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        Flush();
+    }
+}

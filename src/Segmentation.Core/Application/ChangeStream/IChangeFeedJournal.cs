@@ -1,0 +1,57 @@
+using Segmentation.Core.Application.Membership;
+
+namespace Segmentation.Core.Application.ChangeStream;
+
+/// <summary>
+/// Where the change stream and the pending triggers are kept across restarts (a file in the data directory when
+/// one is configured). Called by one writer at a time: <see cref="ChangeStreamService"/>.
+/// </summary>
+public interface IChangeFeedJournal
+{
+    /// <summary>The retained entries (at most <paramref name="max"/>, none before <paramref name="notBefore"/>), oldest first, and the newest offset ever written.</summary>
+    (IReadOnlyList<FeedEntry> Entries, long LastOffset) Load(DateTimeOffset notBefore, int max);
+
+    /// <summary>Appends entries (ascending offsets, continuing the journal); durable on disk when it returns.</summary>
+    void Append(IReadOnlyList<FeedEntry> entries);
+
+    /// <summary>Drops what is kept of entries before <paramref name="oldest"/> (the newest entries are always kept, so offsets never restart).</summary>
+    void Trim(long oldest);
+
+    /// <summary>The pending triggers as last saved, and the stream offset they account for; null when none were saved.</summary>
+    TriggerCheckpoint? LoadTriggers();
+
+    /// <summary>Saves the pending triggers (replacing what was saved), atomically.</summary>
+    void SaveTriggers(TriggerCheckpoint checkpoint);
+}
+
+/// <summary>No journal: the stream is kept in memory only (no data directory).</summary>
+public sealed class NoChangeFeedJournal : IChangeFeedJournal
+{
+    /// <summary>The one instance.</summary>
+    public static readonly NoChangeFeedJournal Instance = new();
+
+    private NoChangeFeedJournal()
+    {
+    }
+
+    /// <inheritdoc />
+    public (IReadOnlyList<FeedEntry> Entries, long LastOffset) Load(DateTimeOffset notBefore, int max) => ([], 0);
+
+    /// <inheritdoc />
+    public void Append(IReadOnlyList<FeedEntry> entries)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Trim(long oldest)
+    {
+    }
+
+    /// <inheritdoc />
+    public TriggerCheckpoint? LoadTriggers() => null;
+
+    /// <inheritdoc />
+    public void SaveTriggers(TriggerCheckpoint checkpoint)
+    {
+    }
+}

@@ -1,0 +1,238 @@
+using System.Globalization;
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Application.ChangeStream;
+
+/// <summary>A trigger scheduled by a user's entry into its segment.</summary>
+/// <param name="UserId">The user.</param>
+/// <param name="TriggerId">The trigger.</param>
+/// <param name="SegmentId">Its segment.</param>
+/// <param name="EnteredOffset">The stream offset of the entry into the segment.</param>
+/// <param name="EnteredTicks">When the user entered (UTC ticks).</param>
+/// <param name="DueTicks">When it comes due (UTC ticks).</param>
+public sealed record PendingTrigger(string UserId, string TriggerId, string SegmentId, long EnteredOffset, long EnteredTicks, long DueTicks);
+
+/// <summary>The pending triggers and the stream offset up to which entries are accounted for in them.</summary>
+/// <param name="Cursor">Entries up to this offset have scheduled or cancelled what they should.</param>
+/// <param name="Pending">The triggers not yet due.</param>
+public sealed record TriggerCheckpoint(long Cursor, IReadOnlyList<PendingTrigger> Pending);
+
+/// <summary>
+/// Schedules the catalog's triggers from the change stream and fires them when due. It reads the stream like any
+/// consumer: an entry into a segment arms each trigger of the segment for that user (a later entry re-arms it,
+/// replacing the earlier one); leaving the segment disarms the triggers that need the user to still be a member.
+/// When a trigger comes due it fires, as a <see cref="ChangeKind.Triggered"/> entry of the stream, only if it is still
+/// in the catalog, the user still exists, is still in the segment (unless the trigger says otherwise) and no
+/// <c>unless</c> event happened since the entry. Durable through <see cref="Capture"/>/<see cref="Restore"/> and the
+/// stream itself: after a restart the entries after the checkpoint are read again, so nothing is lost; a trigger
+/// that fired just before a crash may fire again (at least once).
+/// </summary>
+public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, MembershipIndex memberships, IProfileStore profiles)
+{
+    /// <summary>Most triggers pending at once; entries beyond it are not scheduled (and counted in <see cref="Dropped"/>).</summary>
+    public const int MaxPending = 1_000_000;
+
+    private const string CausePrefix = "entered:";
+    private readonly Lock _gate = new();
+    private readonly PriorityQueue<PendingTrigger, long> _queue = new();
+    private readonly Dictionary<(string User, string Trigger), long> _armed = [];
+    private readonly List<FeedEntry> _batch = [];
+    private long _cursor = -1; // -1: start from the stream's end on the first tick
+    private long _saved = -1;
+
+    /// <summary>Triggers armed and not yet due.</summary>
+    public int Pending { get { lock (_gate) { return _armed.Count; } } }
+
+    /// <summary>Entries not scheduled because <see cref="MaxPending"/> triggers were pending.</summary>
+    public long Dropped { get; private set; }
+
+    /// <summary>Entries the scheduler could not read because the stream no longer retained them (it fell behind the retention window).</summary>
+    public long Missed { get; private set; }
+
+    /// <summary>Triggers fired so far.</summary>
+    public long Fired { get; private set; }
+
+    /// <summary>Loads a checkpoint at start-up, before the first <see cref="Tick"/>: the stream is read again from its cursor.</summary>
+    public void Restore(TriggerCheckpoint checkpoint)
+    {
+        lock (_gate)
+        {
+            foreach (var p in checkpoint.Pending)
+            {
+                Arm(p);
+            }
+
+            _cursor = _saved = checkpoint.Cursor;
+        }
+    }
+
+    /// <summary>
+    /// Reads the stream's new entries (arming and disarming), then fires every trigger due at <paramref name="now"/>.
+    /// Returns how many fired.
+    /// </summary>
+    public int Tick(DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            if (_cursor < 0)
+            {
+                _cursor = feed.Last;
+            }
+
+            Scan();
+            return FireDue(now);
+        }
+    }
+
+    /// <summary>
+    /// The state to save, or null when nothing changed since the last save. Its cursor is at most
+    /// <paramref name="journaled"/>, so the entries after it are in the journal to be read again after a restart.
+    /// </summary>
+    public TriggerCheckpoint? Capture(long journaled)
+    {
+        lock (_gate)
+        {
+            var cursor = Math.Min(Math.Max(_cursor, 0), journaled);
+            if (cursor == _saved)
+            {
+                return null;
+            }
+
+            var pending = new List<PendingTrigger>(_armed.Count);
+            foreach (var (p, _) in _queue.UnorderedItems)
+            {
+                if (_armed.TryGetValue((p.UserId, p.TriggerId), out var offset) && offset == p.EnteredOffset)
+                {
+                    pending.Add(p);
+                }
+            }
+
+            _saved = cursor;
+            return new TriggerCheckpoint(cursor, pending);
+        }
+    }
+
+    private void Scan()
+    {
+        var catalog = catalogs.Current;
+        while (true)
+        {
+            _batch.Clear();
+            try
+            {
+                if (feed.ReadAfter(_cursor, _batch, 4096) == 0)
+                {
+                    return;
+                }
+            }
+            catch (FeedOffsetException ex)
+            {
+                // Fell behind the retention window (a restart after a long outage, or a burst beyond the capacity):
+                // what was not read cannot be scheduled; go on from the oldest retained entry.
+                Missed += Math.Max(0, ex.Oldest - 1 - _cursor);
+                _cursor = Math.Min(ex.Oldest - 1, ex.Last);
+                continue;
+            }
+
+            foreach (var entry in _batch)
+            {
+                _cursor = entry.Offset;
+                switch (entry.Kind)
+                {
+                    case ChangeKind.Entered when catalog.TriggersBySegment.TryGetValue(entry.SegmentId, out var triggers):
+                        foreach (var t in triggers)
+                        {
+                            if (_armed.Count >= MaxPending && !_armed.ContainsKey((entry.UserId, t.Id)))
+                            {
+                                Dropped++;
+                                continue;
+                            }
+
+                            Arm(new PendingTrigger(entry.UserId, t.Id, t.Segment, entry.Offset, entry.At.UtcTicks, (entry.At + t.Delay).UtcTicks));
+                        }
+
+                        break;
+                    case ChangeKind.Left when catalog.TriggersBySegment.TryGetValue(entry.SegmentId, out var triggers):
+                        foreach (var t in triggers)
+                        {
+                            if (t.StillMember)
+                            {
+                                _armed.Remove((entry.UserId, t.Id));
+                            }
+                        }
+
+                        break;
+                    case ChangeKind.Triggered when entry.Trigger is { } id
+                        && _armed.TryGetValue((entry.UserId, id), out var armed)
+                        && entry.Cause == CausePrefix + armed.ToString(CultureInfo.InvariantCulture):
+                        _armed.Remove((entry.UserId, id)); // read again after a restart: it already fired
+                        break;
+                }
+            }
+        }
+    }
+
+    private void Arm(PendingTrigger p)
+    {
+        _armed[(p.UserId, p.TriggerId)] = p.EnteredOffset; // a later entry replaces an earlier one
+        _queue.Enqueue(p, p.DueTicks);
+        if (_queue.Count > 2 * Math.Max(_armed.Count, 4096))
+        {
+            // Users who keep entering and leaving leave replaced items behind: keep only the armed ones.
+            var live = _queue.UnorderedItems.Where(x => _armed.TryGetValue((x.Element.UserId, x.Element.TriggerId), out var o) && o == x.Element.EnteredOffset).ToList();
+            _queue.Clear();
+            _queue.EnqueueRange(live);
+        }
+    }
+
+    private int FireDue(DateTimeOffset now)
+    {
+        var catalog = catalogs.Current;
+        var fired = 0;
+        while (_queue.TryPeek(out var p, out var due) && due <= now.UtcTicks)
+        {
+            _queue.Dequeue();
+            if (!_armed.TryGetValue((p.UserId, p.TriggerId), out var offset) || offset != p.EnteredOffset)
+            {
+                continue; // disarmed, or replaced by a later entry
+            }
+
+            _armed.Remove((p.UserId, p.TriggerId));
+            if (!catalog.TriggersById.TryGetValue(p.TriggerId, out var trigger) || trigger.Segment != p.SegmentId || !StillHolds(trigger, p))
+            {
+                continue;
+            }
+
+            feed.Append(p.UserId, p.SegmentId, ChangeKind.Triggered, now, catalog.Version, CausePrefix + p.EnteredOffset.ToString(CultureInfo.InvariantCulture), p.TriggerId);
+            fired++;
+        }
+
+        Fired += fired;
+        return fired;
+    }
+
+    private bool StillHolds(Catalog.SegmentTrigger trigger, PendingTrigger p)
+    {
+        if (profiles.Get(p.UserId) is not { } profile)
+        {
+            return false; // erased
+        }
+
+        if (trigger.StillMember && !memberships.SegmentsOf(p.UserId).Contains(p.SegmentId))
+        {
+            return false;
+        }
+
+        foreach (var type in trigger.Unless)
+        {
+            if (profile.Series(type).LastTicks > p.EnteredTicks)
+            {
+                return false; // e.g. purchased since abandoning the cart
+            }
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,264 @@
+namespace Segmentation.Core.Application.Membership;
+
+/// <summary>What a change-stream entry says happened.</summary>
+public enum ChangeKind : byte
+{
+    /// <summary>The user now matches the segment.</summary>
+    Entered = 1,
+
+    /// <summary>The user no longer matches the segment.</summary>
+    Left = 2,
+
+    /// <summary>A scheduled trigger of the segment came due and its conditions still held.</summary>
+    Triggered = 3,
+}
+
+/// <summary>One entry of the change stream.</summary>
+/// <param name="Offset">Its position: increasing by one per entry, never reused (also across restarts).</param>
+/// <param name="UserId">The user.</param>
+/// <param name="SegmentId">The segment entered, left, or whose trigger fired.</param>
+/// <param name="Kind">What happened.</param>
+/// <param name="At">When.</param>
+/// <param name="CatalogVersion">The catalog version that evaluated it.</param>
+/// <param name="Cause">The write that caused it (<c>event:&lt;id&gt;</c>, <c>traits:&lt;source&gt;</c>, <c>catalog:v&lt;n&gt;</c>, <c>time</c>), or for a trigger <c>entered:&lt;offset&gt;</c>.</param>
+/// <param name="Trigger">The trigger's id, for <see cref="ChangeKind.Triggered"/>.</param>
+public sealed record FeedEntry(long Offset, string UserId, string SegmentId, ChangeKind Kind, DateTimeOffset At, long CatalogVersion, string Cause, string? Trigger = null);
+
+/// <summary>How much of the change stream is kept for consumers to resume from.</summary>
+public sealed class ChangeFeedOptions
+{
+    /// <summary>Entries kept in memory (and on disk) at most. About 120 bytes each; default 1,000,000.</summary>
+    public int Capacity { get; set; } = 1_000_000;
+
+    /// <summary>Entries older than this are dropped. Default 7 days.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+}
+
+/// <summary>
+/// The offset asked for is no longer (or not yet) in the stream: the consumer must resynchronise from the
+/// current memberships (ListSegmentMembers) and continue from <see cref="Oldest"/> or the end.
+/// </summary>
+public sealed class FeedOffsetException(string message, long oldest, long last) : Exception(message)
+{
+    /// <summary>The oldest offset still retained (last + 1 when none is).</summary>
+    public long Oldest { get; } = oldest;
+
+    /// <summary>The last offset written.</summary>
+    public long Last { get; } = last;
+}
+
+/// <summary>
+/// The change stream: every membership change and fired trigger, numbered by an offset that increases by one
+/// per entry, kept for a retention window (a count and an age) so a consumer that reconnects with its last
+/// offset receives everything it missed. Entries are appended under the user's write lock (so one user's
+/// entries are in the order they happened) and under one short global lock (so offsets are dense and in order).
+/// Durable when a journal writes what <see cref="ReadAfter"/> returns past <see cref="Journaled"/>, and
+/// <see cref="Restore"/> loads it back at start-up.
+/// </summary>
+public sealed class ChangeFeed
+{
+    private readonly Lock _gate = new();
+    private readonly int _capacity;
+    private FeedEntry?[] _ring; // grows by doubling up to the capacity
+    private readonly TimeSpan _retention;
+    private readonly TimeProvider _time;
+    private long _last;  // offset of the newest entry (0: none yet)
+    private long _first = 1; // offset of the oldest retained entry (_last + 1 when empty)
+    private long _journaled;
+    private TaskCompletionSource _appended = NewSignal();
+
+    /// <summary>A feed keeping what <paramref name="options"/> says.</summary>
+    public ChangeFeed(ChangeFeedOptions? options = null, TimeProvider? time = null)
+    {
+        options ??= new ChangeFeedOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Capacity, 1);
+        _capacity = options.Capacity;
+        _ring = new FeedEntry?[Math.Min(_capacity, 1024)];
+        _retention = options.Retention;
+        _time = time ?? TimeProvider.System;
+    }
+
+    /// <summary>The newest offset (0 before the first entry).</summary>
+    public long Last { get { lock (_gate) { return _last; } } }
+
+    /// <summary>The oldest offset still retained (<see cref="Last"/> + 1 when nothing is).</summary>
+    public long Oldest { get { lock (_gate) { Expire(_time.GetUtcNow()); return _first; } } }
+
+    /// <summary>The newest offset written to the journal.</summary>
+    public long Journaled => Volatile.Read(ref _journaled);
+
+    /// <summary>Entries dropped by the count bound before the journal wrote them (a burst larger than the capacity between two flushes).</summary>
+    public long Unjournaled { get; private set; }
+
+    /// <summary>Appends one entry, giving it the next offset.</summary>
+    public FeedEntry Append(string userId, string segmentId, ChangeKind kind, DateTimeOffset at, long catalogVersion, string cause, string? trigger = null)
+    {
+        TaskCompletionSource signal;
+        FeedEntry entry;
+        lock (_gate)
+        {
+            entry = new FeedEntry(_last + 1, userId, segmentId, kind, at, catalogVersion, cause, trigger);
+            Put(entry);
+            signal = _appended;
+            _appended = NewSignal();
+        }
+
+        signal.TrySetResult(); // outside the lock: waiting readers continue on the thread pool
+        return entry;
+    }
+
+    /// <summary>
+    /// Loads entries read back from the journal at start-up (ascending offsets), before anything is appended;
+    /// later appends continue after the last of them. Entries past the retention window are skipped.
+    /// </summary>
+    public void Restore(IEnumerable<FeedEntry> entries, long lastOffset)
+    {
+        lock (_gate)
+        {
+            foreach (var e in entries)
+            {
+                if (e.Offset <= _last)
+                {
+                    continue;
+                }
+
+                if (_last == 0 || e.Offset != _last + 1)
+                {
+                    Array.Clear(_ring); // the first entry, or after a gap: only the contiguous tail is served
+                    _first = e.Offset;
+                }
+
+                Put(e);
+            }
+
+            if (lastOffset > _last)
+            {
+                Array.Clear(_ring); // the journal knew later offsets whose entries are gone: numbering goes on after them
+                _last = lastOffset;
+                _first = lastOffset + 1;
+            }
+
+            _journaled = _last;
+            Expire(_time.GetUtcNow());
+        }
+    }
+
+    /// <summary>
+    /// Copies up to <paramref name="max"/> entries with offsets after <paramref name="after"/> into
+    /// <paramref name="into"/>, oldest first; returns how many. Throws <see cref="FeedOffsetException"/> when
+    /// entries right after <paramref name="after"/> are no longer retained, or when <paramref name="after"/> is
+    /// past the newest offset (the stream was reset: a consumer of another server or data directory).
+    /// </summary>
+    public int ReadAfter(long after, List<FeedEntry> into, int max)
+    {
+        lock (_gate)
+        {
+            Expire(_time.GetUtcNow());
+            if (after > _last)
+            {
+                throw new FeedOffsetException($"offset {after} is past the newest offset {_last}: this stream was reset (another server or data directory); resynchronise and continue from the newest offset", _first, _last);
+            }
+
+            if (after + 1 < _first)
+            {
+                throw new FeedOffsetException($"offset {after + 1} is no longer retained (the oldest is {_first}): resynchronise from the current memberships and continue from offset {_first - 1}", _first, _last);
+            }
+
+            var n = 0;
+            for (var o = after + 1; o <= _last && n < max; o++, n++)
+            {
+                into.Add(_ring[Slot(o)]!);
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>Completes when an entry after <paramref name="after"/> exists (at once if one does).</summary>
+    public Task WaitAfterAsync(long after, CancellationToken cancellation)
+    {
+        Task signal;
+        lock (_gate)
+        {
+            if (_last > after)
+            {
+                return Task.CompletedTask;
+            }
+
+            signal = _appended.Task;
+        }
+
+        return signal.WaitAsync(cancellation);
+    }
+
+    /// <summary>Records that the journal holds every entry up to <paramref name="offset"/>.</summary>
+    public void MarkJournaled(long offset)
+    {
+        lock (_gate)
+        {
+            _journaled = Math.Max(_journaled, offset);
+        }
+    }
+
+    /// <summary>The entries the journal has not written yet, oldest first (those already dropped are counted in <see cref="Unjournaled"/>).</summary>
+    public List<FeedEntry> Unwritten(int max)
+    {
+        var into = new List<FeedEntry>();
+        lock (_gate)
+        {
+            if (_journaled + 1 < _first)
+            {
+                Unjournaled += _first - _journaled - 1;
+                _journaled = _first - 1;
+            }
+
+            for (var o = _journaled + 1; o <= _last && into.Count < max; o++)
+            {
+                into.Add(_ring[Slot(o)]!);
+            }
+        }
+
+        return into;
+    }
+
+    private void Put(FeedEntry entry)
+    {
+        if (entry.Offset - _first + 1 > _ring.Length && _ring.Length < _capacity)
+        {
+            var grown = new FeedEntry?[(int)Math.Min(_capacity, _ring.Length * 2L)];
+            for (var o = _first; o <= _last; o++)
+            {
+                grown[(o - 1) % grown.Length] = _ring[Slot(o)];
+            }
+
+            _ring = grown;
+        }
+
+        _last = entry.Offset;
+        _ring[Slot(entry.Offset)] = entry;
+        if (_last - _first + 1 > _ring.Length)
+        {
+            _first = _last - _ring.Length + 1;
+        }
+
+        if ((_last & 1023) == 0)
+        {
+            Expire(entry.At);
+        }
+    }
+
+    // Drops entries older than the retention window (amortised: each entry is dropped once).
+    private void Expire(DateTimeOffset now)
+    {
+        var horizon = now - _retention;
+        while (_first <= _last && _ring[Slot(_first)] is { } oldest && oldest.At < horizon)
+        {
+            _ring[Slot(_first)] = null;
+            _first++;
+        }
+    }
+
+    private int Slot(long offset) => (int)((offset - 1) % _ring.Length);
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

@@ -1,0 +1,270 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.ChangeStream;
+
+namespace Segmentation.Storage;
+
+/// <summary>
+/// The change stream on disk, in the data directory's <c>changes/</c> folder: segment files
+/// <c>stream-&lt;first offset&gt;.log</c> of frames (one per append: a batch of entries, each with its offset), a new
+/// segment after 16 MiB, whole segments deleted once every entry in them is older than the retention window (the
+/// newest segment is always kept, so offsets continue after a restart even when every entry has expired), and the
+/// pending triggers in <c>triggers.bin</c> (written to a temporary file, flushed and renamed over the old one).
+/// A torn frame at the end of the newest segment (a crash mid-write) is cut off when the journal is opened; a
+/// damaged frame elsewhere ends what is read of that segment, with a warning (the stream is derived data: a
+/// consumer that misses entries is told to resynchronise, never served wrong ones).
+/// </summary>
+public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
+{
+    /// <summary>The folder in the data directory.</summary>
+    public const string FolderName = "changes";
+
+    private const string Prefix = "stream-";
+    private const string TriggersName = "triggers.bin";
+    private const byte Format = 1;
+
+    private readonly string _folder;
+    private readonly ILogger _logger;
+    private readonly long _segmentBytes;
+    private FileStream? _current;
+    private long _currentFirst;
+
+    /// <summary>Opens (creating) the journal in <paramref name="dataDirectory"/>; a new segment file starts after <paramref name="segmentBytes"/>.</summary>
+    public ChangeStreamJournal(string dataDirectory, ILogger? logger = null, long segmentBytes = 16 << 20)
+    {
+        _segmentBytes = segmentBytes;
+        _folder = Path.Combine(dataDirectory, FolderName);
+        Directory.CreateDirectory(_folder);
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    public (IReadOnlyList<FeedEntry> Entries, long LastOffset) Load(DateTimeOffset notBefore, int max)
+    {
+        var kept = new Queue<FeedEntry>();
+        var last = 0L;
+        var segments = Segments();
+        for (var i = 0; i < segments.Count; i++)
+        {
+            var (first, path) = segments[i];
+            using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            var good = 0L;
+            try
+            {
+                while (Framing.ReadNext(file, path) is { } frame)
+                {
+                    try
+                    {
+                        foreach (var e in Decode(frame.Span))
+                        {
+                            last = Math.Max(last, e.Offset);
+                            if (e.At >= notBefore)
+                            {
+                                kept.Enqueue(e);
+                                if (kept.Count > max)
+                                {
+                                    kept.Dequeue();
+                                }
+                            }
+                        }
+                    }
+                    finally
+                    {
+                        frame.Return();
+                    }
+
+                    good = file.Position;
+                }
+            }
+            catch (InvalidDataException ex)
+            {
+                if (i == segments.Count - 1)
+                {
+                    _logger.LogWarning("Change stream journal {File}: a torn write at byte {Offset} was cut off ({Reason})", path, good, ex.Message);
+                    file.SetLength(good);
+                }
+                else
+                {
+                    _logger.LogWarning("Change stream journal {File} is damaged at byte {Offset} ({Reason}); the entries after it are not served", path, good, ex.Message);
+                }
+            }
+
+            last = Math.Max(last, first - 1);
+        }
+
+        return (kept.ToList(), last);
+    }
+
+    /// <inheritdoc />
+    public void Append(IReadOnlyList<FeedEntry> entries)
+    {
+        if (entries.Count == 0)
+        {
+            return;
+        }
+
+        if (_current is null || _current.Length >= _segmentBytes)
+        {
+            Roll(entries[0].Offset);
+        }
+
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(Format);
+            writer.Write(entries.Count);
+            foreach (var e in entries)
+            {
+                writer.Write(e.Offset);
+                writer.Write((byte)e.Kind);
+                writer.Write(e.At.UtcTicks);
+                writer.Write(e.CatalogVersion);
+                writer.Write(e.UserId);
+                writer.Write(e.SegmentId);
+                writer.Write(e.Cause);
+                writer.Write(e.Trigger ?? "");
+            }
+        }
+
+        Framing.Write(_current!, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+        _current!.Flush(flushToDisk: true);
+    }
+
+    /// <inheritdoc />
+    public void Trim(long oldest)
+    {
+        var segments = Segments();
+        for (var i = 0; i + 1 < segments.Count; i++)
+        {
+            if (segments[i + 1].First <= oldest && segments[i].First != _currentFirst)
+            {
+                File.Delete(segments[i].Path); // every entry in it is before the oldest retained
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public TriggerCheckpoint? LoadTriggers()
+    {
+        var path = Path.Combine(_folder, TriggersName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var file = File.OpenRead(path);
+            if (Framing.ReadNext(file, path) is not { } frame)
+            {
+                return null;
+            }
+
+            try
+            {
+                using var reader = new BinaryReader(new MemoryStream(frame.Buffer, 0, frame.Length), Encoding.UTF8);
+                if (reader.ReadByte() != Format)
+                {
+                    throw new InvalidDataException($"{path}: unknown format");
+                }
+
+                var cursor = reader.ReadInt64();
+                var count = reader.ReadInt32();
+                var pending = new List<PendingTrigger>(count);
+                for (var i = 0; i < count; i++)
+                {
+                    pending.Add(new PendingTrigger(reader.ReadString(), reader.ReadString(), reader.ReadString(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64()));
+                }
+
+                return new TriggerCheckpoint(cursor, pending);
+            }
+            finally
+            {
+                frame.Return();
+            }
+        }
+        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
+        {
+            // Rebuilt from the retained stream instead: the triggers of entries before it are lost, and said so.
+            _logger.LogWarning("Pending triggers {File} cannot be read ({Reason}); moved aside, triggers are scheduled again from the retained change stream", path, ex.Message);
+            File.Move(path, path + ".damaged-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture), overwrite: true);
+            return new TriggerCheckpoint(0, []);
+        }
+    }
+
+    /// <inheritdoc />
+    public void SaveTriggers(TriggerCheckpoint checkpoint)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(Format);
+            writer.Write(checkpoint.Cursor);
+            writer.Write(checkpoint.Pending.Count);
+            foreach (var p in checkpoint.Pending)
+            {
+                writer.Write(p.UserId);
+                writer.Write(p.TriggerId);
+                writer.Write(p.SegmentId);
+                writer.Write(p.EnteredOffset);
+                writer.Write(p.EnteredTicks);
+                writer.Write(p.DueTicks);
+            }
+        }
+
+        var path = Path.Combine(_folder, TriggersName);
+        var temporary = path + ".tmp";
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            file.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _current?.Dispose();
+
+    private void Roll(long first)
+    {
+        _current?.Dispose();
+        _currentFirst = first;
+        _current = new FileStream(Path.Combine(_folder, $"{Prefix}{first:D20}.log"), FileMode.Append, FileAccess.Write, FileShare.Read);
+    }
+
+    private List<(long First, string Path)> Segments() =>
+        [.. Directory.EnumerateFiles(_folder, Prefix + "*.log")
+            .Select(p => (First: long.TryParse(Path.GetFileNameWithoutExtension(p).AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : -1, Path: p))
+            .Where(s => s.First > 0)
+            .OrderBy(s => s.First)];
+
+    private static List<FeedEntry> Decode(ReadOnlySpan<byte> payload)
+    {
+        using var reader = new BinaryReader(new MemoryStream(payload.ToArray()), Encoding.UTF8);
+        if (reader.ReadByte() != Format)
+        {
+            throw new InvalidDataException("unknown change stream journal format");
+        }
+
+        var count = reader.ReadInt32();
+        var entries = new List<FeedEntry>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var offset = reader.ReadInt64();
+            var kind = (ChangeKind)reader.ReadByte();
+            var at = new DateTimeOffset(reader.ReadInt64(), TimeSpan.Zero);
+            var version = reader.ReadInt64();
+            var user = reader.ReadString();
+            var segment = reader.ReadString();
+            var cause = reader.ReadString();
+            var trigger = reader.ReadString();
+            entries.Add(new FeedEntry(offset, user, segment, kind, at, version, cause, trigger.Length == 0 ? null : trigger));
+        }
+
+        return entries;
+    }
+}

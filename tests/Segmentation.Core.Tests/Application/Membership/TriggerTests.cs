@@ -1,0 +1,188 @@
+using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.ChangeStream;
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Events;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Storage;
+
+namespace Segmentation.Core.Tests.Application.Membership;
+
+/// <summary>Scheduled triggers on segment entry: validated in the catalog, fired on time through the change stream with a fake clock, cancelled when their condition no longer holds, and kept across a restart.</summary>
+public sealed class TriggerTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-triggers-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private const string Triggers = """
+        triggers:
+          - id: reminder
+            segment: high
+            delay: 3d
+            unless: [purchase]
+            description: Remind three days after entering, if no purchase since
+          - id: anyway
+            segment: high
+            delay: 1d
+            still_member: false
+        """;
+
+    private static InMemoryCatalogSource Catalog(string triggers = Triggers) => new(
+    [
+        new CatalogFile("catalog.yaml", TestCatalogs.Schema),
+        new CatalogFile("fallback.yaml", TestCatalogs.Fallback),
+        new CatalogFile("segments.yaml", "segments:\n" + TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")),
+        new CatalogFile("triggers.yaml", triggers),
+    ]);
+
+    private static TestWorld World(Core.Profiles.InMemoryProfileStore? store = null, IChangeFeedJournal? journal = null, DateTimeOffset? now = null) =>
+        new(Catalog(), store: store, journal: journal, now: now);
+
+    private static List<FeedEntry> Fired(TestWorld w, long after) => [.. w.FeedAfter(after).Where(e => e.Kind == ChangeKind.Triggered)];
+
+    [Fact]
+    public void A_trigger_fires_once_when_due_and_not_a_minute_before_naming_the_entry_it_came_from()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
+        scheduler.Tick(w.Clock.Now);
+
+        w.Clock.Now = entered.At.AddDays(3).AddMinutes(-1);
+        scheduler.Tick(w.Clock.Now);
+        Assert.Equal(["anyway"], Fired(w, start).Select(e => e.Trigger));
+
+        w.Clock.Now = entered.At.AddDays(3);
+        scheduler.Tick(w.Clock.Now);
+        scheduler.Tick(w.Clock.Now.AddDays(10));
+
+        var reminder = Assert.Single(Fired(w, start), e => e.Trigger == "reminder");
+        Assert.Equal(("u1", "high", $"entered:{entered.Offset}", entered.At.AddDays(3)), (reminder.UserId, reminder.SegmentId, reminder.Cause, reminder.At));
+        Assert.Equal(0, scheduler.Pending);
+    }
+
+    [Fact]
+    public void An_unless_event_after_the_entry_cancels_it()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        scheduler.Tick(w.Clock.Now);
+        w.Clock.Now = w.Clock.Now.AddDays(1);
+        w.Track("u1", EventTypes.Purchase, value: 20, orderId: "o-1", quantity: 1);
+
+        scheduler.Tick(w.Clock.Now.AddDays(5));
+
+        Assert.Equal(["anyway"], Fired(w, start).Select(e => e.Trigger)); // the purchase cancels the reminder only
+    }
+
+    [Fact]
+    public void Leaving_the_segment_cancels_it_and_entering_again_schedules_from_the_new_entry()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        var t0 = w.Clock.Now;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        scheduler.Tick(w.Clock.Now);
+        w.Clock.Now = t0.AddDays(1);
+        ChangeStreamTests.SetScore(w, "u1", 10); // left
+        scheduler.Tick(w.Clock.Now); // "anyway" of the first entry fires although the user left
+        w.Clock.Now = t0.AddDays(2);
+        ChangeStreamTests.SetScore(w, "u1", 90); // entered again
+        scheduler.Tick(w.Clock.Now);
+
+        scheduler.Tick(t0.AddDays(4)); // 3 days after the first entry: cancelled by the leave
+        Assert.DoesNotContain(Fired(w, start), e => e.Trigger == "reminder");
+
+        scheduler.Tick(t0.AddDays(5)); // 3 days after the second entry
+        var reminder = Assert.Single(Fired(w, start), e => e.Trigger == "reminder");
+        var reentry = w.FeedAfter(start).Last(e => e.Kind == ChangeKind.Entered);
+        Assert.Equal($"entered:{reentry.Offset}", reminder.Cause);
+        Assert.Equal(2, Fired(w, start).Count(e => e.Trigger == "anyway")); // still_member false: each entry fires
+    }
+
+    [Fact]
+    public async Task A_user_erased_before_it_is_due_gets_nothing()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        scheduler.Tick(w.Clock.Now);
+        await w.Rights.ForgetAsync("u1");
+
+        scheduler.Tick(w.Clock.Now.AddDays(4));
+
+        Assert.Empty(Fired(w, start));
+    }
+
+    [Fact]
+    public void Across_a_restart_pending_triggers_and_entries_after_the_checkpoint_fire_once_and_offsets_continue()
+    {
+        var store = new Core.Profiles.InMemoryProfileStore();
+        long lastBefore;
+        DateTimeOffset t0;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = World(store, journal);
+            t0 = w.Clock.Now;
+            var scheduler = w.Get<TriggerScheduler>();
+            var service = new ChangeStreamService(w.Memberships.Feed, scheduler, journal, w.Clock);
+            ChangeStreamTests.SetScore(w, "u1", 80);
+            scheduler.Tick(w.Clock.Now);
+            w.Clock.Now = t0.AddDays(1);
+            scheduler.Tick(w.Clock.Now); // u1's "anyway" fires before the restart
+            service.Flush(); // stream and checkpoint on disk
+            ChangeStreamTests.SetScore(w, "u2", 80); // scheduled after the checkpoint: only the stream has it
+            var tail = w.Memberships.Feed.Unwritten(100);
+            journal.Append(tail);
+            lastBefore = tail[^1].Offset;
+        }
+
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = World(store, journal, now: t0.AddDays(1));
+            var scheduler = w.Get<TriggerScheduler>();
+            w.Ingestion.EvaluateNewMemberships(); // the restart's membership rebuild: restored members are not new entries
+            Assert.Equal(lastBefore, w.Memberships.Feed.Last);
+            Assert.Equal(lastBefore + 1, w.Memberships.Feed.Append("x", "high", ChangeKind.Left, w.Clock.Now, 1, "test").Offset);
+
+            scheduler.Tick(t0.AddDays(10));
+
+            var fired = Fired(w, lastBefore + 1);
+            Assert.Equal([("u1", "reminder"), ("u2", "anyway"), ("u2", "reminder")], fired.Select(e => (e.UserId, e.Trigger!)).Order());
+            Assert.Equal(1, Fired(w, 0).Count(e => e.UserId == "u1" && e.Trigger == "anyway")); // fired once, before the restart
+        }
+    }
+
+    [Fact]
+    public void The_default_catalog_ships_the_cart_reminder_and_the_re_engagement_trigger()
+    {
+        var catalog = CatalogLoader.Load(new EmbeddedCatalogSource());
+
+        var cart = catalog.TriggersById["cart_reminder"];
+        Assert.Equal(("cart_abandoner", TimeSpan.FromDays(3), true), (cart.Segment, cart.Delay, cart.StillMember));
+        Assert.Equal([EventTypes.Purchase, EventTypes.CheckoutStart], cart.Unless);
+        Assert.Equal(("email_inactive", TimeSpan.Zero), (catalog.TriggersById["re_engagement"].Segment, catalog.TriggersById["re_engagement"].Delay));
+    }
+
+    [Theory]
+    [InlineData("triggers:\n  - id: t\n    segment: nope\n", "unknown segment 'nope'")]
+    [InlineData("triggers:\n  - id: t\n    segment: high\n    delay: 100d\n", "'delay' is a duration from 0 to 90d")]
+    [InlineData("triggers:\n  - id: t\n    segment: high\n    unless: [bought]\n", "'bought' is not an event type")]
+    [InlineData("triggers:\n  - id: t\n    segment: high\n    dealy: 3d\n", "unknown key 'dealy'")]
+    [InlineData("triggers:\n  - id: t\n    segment: high\n  - id: t\n    segment: high\n", "duplicate trigger id 't'")]
+    [InlineData("triggers:\n  - id: t\n    segment: high\n    still_member: maybe\n", "'still_member' is true or false")]
+    public void Mistakes_in_triggers_are_catalog_errors_at_file_and_line(string yaml, string message)
+    {
+        var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(Catalog(yaml)));
+        var error = Assert.Single(ex.Errors);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+        Assert.Equal("triggers.yaml", error.File);
+        Assert.True(error.Line > 1);
+    }
+}

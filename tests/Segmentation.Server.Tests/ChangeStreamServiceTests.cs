@@ -1,0 +1,112 @@
+using Google.Rpc;
+using Grpc.Core;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Segmentation.Contracts.V1;
+using Segmentation.Server.Tests.Support;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// WatchSegmentChanges as a workflow engine uses it: offsets on every entry, resuming after a disconnect and after
+/// a restart of the server with nothing missed or repeated, and OUT_OF_RANGE telling a consumer to resynchronise.
+/// </summary>
+public sealed class ChangeStreamServiceTests : IDisposable
+{
+    private static readonly string Key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-stream-host-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private WebApplicationFactory<Program> Server() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    {
+        GrpcTestFixture.ConfigureTestHost(b);
+        b.UseSetting("Segmentation:DemoData", "false");
+        b.UseSetting("Segmentation:DataDirectory", _dir);
+        b.UseSetting("Segmentation:EncryptionKey", Key);
+    });
+
+    private static async Task Explore(Grpc.Net.Client.GrpcChannel channel, string user)
+    {
+        var profiles = new ProfileService.ProfileServiceClient(channel);
+        for (var i = 0; i < 5; i++)
+        {
+            await profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, $"{user}-{i}", "product_view") });
+        }
+    }
+
+    // The first `count` entries of the stream from `request`, waiting for them (the membership rebuild after a restart is retried).
+    private static async Task<List<WatchSegmentChangesResponse>> Read(Grpc.Net.Client.GrpcChannel channel, WatchSegmentChangesRequest request, int count, Func<Task>? whileWatching = null)
+    {
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                using var watch = catalog.WatchSegmentChanges(request, cancellationToken: cts.Token);
+                var read = new List<WatchSegmentChangesResponse>();
+                var reading = Task.Run(async () =>
+                {
+                    while (read.Count < count && await watch.ResponseStream.MoveNext(cts.Token))
+                    {
+                        read.Add(watch.ResponseStream.Current);
+                    }
+                });
+                if (whileWatching is not null)
+                {
+                    await Task.Delay(200); // the call is under way on the server
+                    await whileWatching();
+                }
+
+                await reading;
+                return read;
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && attempt < 100)
+            {
+                await Task.Delay(100); // memberships are being rebuilt after the restart
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_consumer_resumes_after_a_restart_with_exactly_what_it_missed_then_the_live_stream()
+    {
+        var (a, b, c) = ("stream-a-" + Guid.NewGuid().ToString("N")[..8], "stream-b-" + Guid.NewGuid().ToString("N")[..8], "stream-c-" + Guid.NewGuid().ToString("N")[..8]);
+        long handled;
+        using (var first = Server())
+        {
+            using var channel = GrpcTestFixture.CreateChannel(first);
+            await Explore(channel, a);
+            var seen = await Read(channel, new WatchSegmentChangesRequest { FromOldest = true, SegmentIds = { "product_explorer" } }, 1);
+            var entered = Assert.Single(seen);
+            Assert.Equal((a, MembershipChangeKind.Entered), (entered.UserId, entered.Kind));
+            Assert.True(entered.Offset > 0);
+            handled = entered.Offset; // the consumer stores this, then goes away
+            await Explore(channel, b); // missed while it is away
+        }
+
+        using var second = Server(); // the same data directory: a restart
+        using var after = GrpcTestFixture.CreateChannel(second);
+        var resumed = await Read(after, new WatchSegmentChangesRequest { AfterOffset = handled, SegmentIds = { "product_explorer" } }, 2, () => Explore(after, c));
+
+        Assert.Equal([(b, MembershipChangeKind.Entered), (c, MembershipChangeKind.Entered)], resumed.Select(e => (e.UserId, e.Kind)));
+        Assert.True(resumed[0].Offset > handled && resumed[1].Offset > resumed[0].Offset); // numbering went on across the restart
+        Assert.Equal($"event:{b}-4", resumed[0].Cause);
+    }
+
+    [Fact]
+    public async Task An_offset_the_stream_never_reached_is_out_of_range_with_the_offsets_to_continue_from()
+    {
+        using var server = Server();
+        using var channel = GrpcTestFixture.CreateChannel(server);
+        await Explore(channel, "stream-x");
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() => Read(channel, new WatchSegmentChangesRequest { AfterOffset = 1_000_000 }, 1));
+
+        Assert.Equal(StatusCode.OutOfRange, ex.StatusCode);
+        Assert.Contains("resynchronise", ex.Status.Detail, StringComparison.Ordinal);
+        var info = ex.GetRpcStatus()!.GetDetail<ErrorInfo>();
+        Assert.Equal("CHANGE_OFFSET_NOT_RETAINED", info.Reason);
+        Assert.True(long.Parse(info.Metadata["newest_offset"], System.Globalization.CultureInfo.InvariantCulture) >= 1);
+    }
+}
