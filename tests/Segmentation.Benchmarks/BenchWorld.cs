@@ -267,7 +267,7 @@ public sealed class BenchWorld : IDisposable
 
     private int _seq;
 
-    private void Track(string user, string type, DateTimeOffset at, double value = 0, string? orderId = null, string? category = null, string? campaign = null, int quantity = 0)
+    public void Track(string user, string type, DateTimeOffset at, double value = 0, string? orderId = null, string? category = null, string? campaign = null, int quantity = 0)
     {
         var id = ++_seq;
         Ingestion.Track(new BehaviourEvent

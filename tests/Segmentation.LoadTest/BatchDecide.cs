@@ -33,7 +33,8 @@ internal sealed class BatchDecide(LoadOptions options, IReadOnlyList<string> use
             var n = Interlocked.Increment(ref _batches);
             var request = new DecideBatchRequest
             {
-                Channel = Channel.Web,
+                Channel = options.BatchChannel == "email" ? Channel.Email : Channel.Web,
+                Purpose = ConsentPurpose.Personalization, // decide for everyone: the send's consent check is not what is measured
                 Context = Scenarios.Context.Clone(),
             };
             request.Context.PagePath = $"/newsletter/{_runId}-{n}";

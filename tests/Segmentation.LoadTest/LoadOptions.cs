@@ -26,6 +26,7 @@ internal sealed record LoadOptions
           --ingest-users N     stream-ingest: distinct synthetic users the page views are spread over (default 100000)
           --batch-size N       decide-batch: users per DecideBatch call (default 10000)
           --batch-calls N      decide-batch: DecideBatch calls in flight (default 2)
+          --batch-channel C    decide-batch: web (default) or email (contact verdicts and send times per user)
           --server-pid PID     the server's process id: report its CPU time per request (Linux /proc)
           --payload-bytes N    echo payload size (default: the size of one measured Decide response)
           --write-h2load-bodies DIR   write gRPC-framed echo.bin and decide.bin request bodies for h2load and exit
@@ -63,6 +64,8 @@ internal sealed record LoadOptions
 
     public int BatchCalls { get; init; } = 2;
 
+    public string BatchChannel { get; init; } = "web";
+
     public int? ServerPid { get; init; }
 
     public int? PayloadBytes { get; init; }
@@ -97,6 +100,7 @@ internal sealed record LoadOptions
                 "--miss-percent" => o with { MissPercent = (int)Number(name, Value(), 0, 100) },
                 "--batch-size" => o with { BatchSize = (int)Number(name, Value(), 1, 10_000) },
                 "--batch-calls" => o with { BatchCalls = (int)Number(name, Value(), 1, 64) },
+                "--batch-channel" => o with { BatchChannel = Value() switch { "web" => "web", "email" => "email", _ => throw new ArgumentException("--batch-channel is web or email") } },
                 "--server-pid" => o with { ServerPid = (int)Number(name, Value(), 1, int.MaxValue) },
                 "--payload-bytes" => o with { PayloadBytes = (int)Number(name, Value(), 0, 4_000_000) },
                 "--write-h2load-bodies" => o with { H2LoadBodiesDirectory = Value() },

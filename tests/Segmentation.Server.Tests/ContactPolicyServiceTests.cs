@@ -53,4 +53,39 @@ public sealed class ContactPolicyServiceTests(ExperimentServiceTests.Host host) 
         // The web channel has no policy: no verdict.
         Assert.Null((await decisions.DecideAsync(new DecideRequest { UserId = User })).Decision.Contact);
     }
+
+    [Fact]
+    public async Task An_email_batch_carries_each_users_send_time_in_their_time_zone_and_a_web_batch_none()
+    {
+        var channel = GrpcTestFixture.CreateChannel(host);
+        var profiles = new ProfileService.ProfileServiceClient(channel);
+        const string User = "sto-reader";
+        await profiles.SetTraitsAsync(new SetTraitsRequest { UserId = User, Source = "crm", Traits = { ["time_zone"] = new AttributeValue { StringValue = "Asia/Tokyo" } } });
+        var outcomes = new OutcomeService.OutcomeServiceClient(channel);
+        var today = DateTimeOffset.UtcNow.UtcDateTime.Date;
+        for (var d = 1; d <= 8; d++)
+        {
+            var openedAt = new DateTimeOffset(today.AddDays(-d).AddHours(10).AddMinutes(40), TimeSpan.Zero); // 19:40 in Tokyo
+            await outcomes.RecordOutcomesAsync(new RecordOutcomesRequest
+            {
+                Outcomes = { new Outcome { EventId = $"sto-open-{d}", Type = OutcomeType.EmailOpen, UserId = User, DecisionId = Guid.CreateVersion7().ToString(), Timestamp = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(openedAt) } },
+            });
+        }
+
+        async Task<DecideBatchResponse> Batch(Channel on)
+        {
+            using var call = new DecisionService.DecisionServiceClient(channel).DecideBatch(new DecideBatchRequest { UserIds = { User }, Channel = on, Purpose = ConsentPurpose.Personalization });
+            Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+            return call.ResponseStream.Current;
+        }
+
+        var email = await Batch(Channel.Email);
+        var web = await Batch(Channel.Web);
+
+        Assert.Equal((19, "Asia/Tokyo", "profile"), (email.SendTime.LocalHour, email.SendTime.TimeZone, email.SendTime.Basis));
+        var sendAt = email.SendTime.SendAt.ToDateTimeOffset();
+        Assert.Equal(10, sendAt.UtcDateTime.Hour); // 19:00 in Tokyo
+        Assert.True(sendAt > DateTimeOffset.UtcNow.AddHours(-1) && sendAt <= DateTimeOffset.UtcNow.AddDays(1));
+        Assert.Null(web.SendTime);
+    }
 }

@@ -150,6 +150,13 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
         Assert.Equal("INVALID_ARGUMENT", items[1].Error.Code);
         Assert.Contains("user_ids[1]", items[1].Error.Message, StringComparison.Ordinal);
         Assert.Equal("champions", items[2].Decision.Segment.Id);
+
+        // Champions declare two email blocks: the last order to reorder, and products related to the customer's (learned from the demo orders).
+        Assert.Equal(["reorder", "upsell"], items[2].EmailBlocks.Select(b => b.Name));
+        Assert.Matches("^Running low\\? Reorder \\S+ in one click\\.$", items[2].EmailBlocks[0].Text);
+        Assert.Matches("^Customers who buy what you buy also chose: \\S+(, \\S+){4}\\.$", items[2].EmailBlocks[1].Text);
+        Assert.False(items[2].EmailBlocks[1].FallbackUsed);
+        Assert.NotNull(items[2].SendTime);
         Assert.Equal(ConsentPurpose.EmailMarketing, items[3].Skipped.Purpose);
         Assert.Single(items.Where(i => i.Decision is not null).Select(i => i.Decision.EvaluatedAt).Distinct());
         Assert.Single(items.Where(i => i.Decision is not null).Select(i => i.Decision.CatalogVersion).Distinct());

@@ -168,6 +168,24 @@ public static class CatalogCompiler
                 variants[i] = new VariantTemplate(v.Kind, v.Id, v.Source, template, v.Fallback, readsNow);
             }
 
+            var blocks = new List<EmailBlock>(definition.EmailBlocks.Count);
+            foreach (var (name, v) in definition.EmailBlocks)
+            {
+                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors);
+                if (template is null)
+                {
+                    foreach (var message in templateErrors)
+                    {
+                        Error(v.Node, definition.Id, $"email_blocks.{name}.template", "template error: " + message);
+                    }
+
+                    ok = false;
+                    continue;
+                }
+
+                blocks.Add(new EmailBlock(name, new VariantTemplate(v.Kind, v.Id, v.Source, template, v.Fallback, readsNow)));
+            }
+
             if (!ok)
             {
                 return null;
@@ -175,6 +193,7 @@ public static class CatalogCompiler
 
             return new Segment
             {
+                EmailBlocks = blocks,
                 Id = definition.Id,
                 Name = definition.Name,
                 Type = definition.Type,

@@ -88,6 +88,9 @@ public sealed record SegmentDefinition(
 {
     /// <summary>The file it was written in.</summary>
     public string File => Node.At.File;
+
+    /// <summary>Named content blocks beyond the five outcomes, for email layouts (rendered in email batches).</summary>
+    public IReadOnlyList<(string Name, VariantDefinition Variant)> EmailBlocks { get; init; } = [];
 }
 
 /// <summary>One outcome of a segment, with its template still as text.</summary>

@@ -26,7 +26,7 @@ public static partial class CatalogValidator
     /// <summary>Most arms an experiment may have.</summary>
     public const int MaxArms = 100;
 
-    private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization"];
+    private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization", "email_blocks"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
     private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
 
@@ -313,6 +313,7 @@ public static partial class CatalogValidator
             }
 
             var variants = ReadVariants(node, id, values.GetValueOrDefault("personalization"));
+            var blocks = ReadEmailBlocks(id, values.GetValueOrDefault("email_blocks"));
             var overrides = ReadIdList(id, values.GetValueOrDefault("overrides"), "overrides");
             var exclusions = ReadIdList(id, values.GetValueOrDefault("exclusions"), "exclusions");
             if (errors.Count > before || variants is null)
@@ -321,7 +322,50 @@ public static partial class CatalogValidator
             }
 
             return new SegmentDefinition(
-                id, name!, type, priority, values.GetValueOrDefault("description")?.Text ?? "", isFallback, persona, variants, overrides, exclusions, node);
+                id, name!, type, priority, values.GetValueOrDefault("description")?.Text ?? "", isFallback, persona, variants, overrides, exclusions, node)
+            {
+                EmailBlocks = blocks,
+            };
+        }
+
+        /// <summary>Most named email blocks one segment may declare.</summary>
+        private const int MaxEmailBlocks = 20;
+
+        // Named content blocks beyond the five outcomes, for email layouts: name -> template (or id, template, fallback).
+        private List<(string Name, VariantDefinition Variant)> ReadEmailBlocks(string id, SyntaxNode? node)
+        {
+            var blocks = new List<(string, VariantDefinition)>();
+            if (node is null)
+            {
+                return blocks;
+            }
+
+            if (node is not SyntaxMap map)
+            {
+                Error(node, id, "email_blocks", "'email_blocks' maps a block name (such as hero or footer) to a template");
+                return blocks;
+            }
+
+            if (map.Entries.Count > MaxEmailBlocks)
+            {
+                Error(node, id, "email_blocks", $"at most {MaxEmailBlocks} email blocks per segment (got {map.Entries.Count})");
+                return blocks;
+            }
+
+            foreach (var (k, v) in map.Entries)
+            {
+                var name = k.Text ?? "";
+                if (!IdPattern().IsMatch(name))
+                {
+                    Error(k, id, "email_blocks", $"block name '{name}' must be lower-case letters, digits and underscores (at most 64)");
+                }
+                else if (ReadVariant(id, $"email_blocks.{name}", VariantKind.Content, $"{id}.block.{name}", v) is { } variant)
+                {
+                    blocks.Add((name, variant));
+                }
+            }
+
+            return blocks;
         }
 
         private List<VariantDefinition>? ReadVariants(SyntaxMap segmentNode, string id, SyntaxNode? node)

@@ -50,6 +50,9 @@ public sealed class Segment
     /// <summary>File the segment was defined in.</summary>
     public required string SourceFile { get; init; }
 
+    /// <summary>Named content blocks beyond the five outcomes, for email layouts (rendered in email batches), in the order written.</summary>
+    public IReadOnlyList<EmailBlock> EmailBlocks { get; init; } = [];
+
     /// <summary>Position in the snapshot's priority order.</summary>
     public int Rank { get; internal set; }
 
@@ -62,3 +65,8 @@ public sealed class Segment
     /// <summary>Ranks of the segments that exclude members from this one (resolved at compile time).</summary>
     internal int[] ExclusionRanks { get; set; } = [];
 }
+
+/// <summary>A named content block of a segment, for email layouts (a hero, a product grid, a footer).</summary>
+/// <param name="Name">The block's name, unique in the segment.</param>
+/// <param name="Template">Its compiled template.</param>
+public sealed record EmailBlock(string Name, VariantTemplate Template);

@@ -151,7 +151,7 @@ public static class ContactEvaluation
     /// A time zone's UTC offset, remembered per zone for the quarter hour it was asked for (offsets change on
     /// quarter-hour boundaries), so a decision reads its local time without converting through the zone's rules.
     /// </summary>
-    private static class ZoneClock
+    internal static class ZoneClock
     {
         private const long Quarter = TimeSpan.TicksPerMinute * 15;
         private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TimeZoneInfo, Remembered> Offsets = [];

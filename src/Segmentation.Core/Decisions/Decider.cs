@@ -40,6 +40,39 @@ public readonly record struct Resolution(Segment Winner, long ValidUntilTicks);
 public sealed class Decider(TemplateRenderer renderer)
 {
     /// <summary>
+    /// The named email blocks of <paramref name="winner"/> (the segment a decision chose) rendered for the user, in
+    /// the order written: what an email batch sends besides the five outcomes. <paramref name="profile"/> is the view
+    /// the decision was allowed (consent-gated). A block that fails to render yields its fallback, as variants do.
+    /// </summary>
+    public IReadOnlyList<(string Name, RenderedVariant Block)> RenderEmailBlocks(CatalogSnapshot catalog, Segment winner, Profile? profile, RequestContext request, DateTimeOffset now, RfmModel rfm)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(winner);
+        if (winner.EmailBlocks.Count == 0)
+        {
+            return [];
+        }
+
+        var context = new EvalContext(profile, request, now.UtcTicks, rfm, catalog.Features);
+        var blocks = new (string, RenderedVariant)[winner.EmailBlocks.Count];
+        RenderModel? model = null;
+        try
+        {
+            for (var i = 0; i < blocks.Length; i++)
+            {
+                var block = winner.EmailBlocks[i];
+                blocks[i] = (block.Name, block.Template.Static ?? renderer.Render(block.Template, model ??= RenderModel.Rent(context, winner.Subject, renderer.Products)));
+            }
+        }
+        finally
+        {
+            model?.Return();
+        }
+
+        return blocks;
+    }
+
+    /// <summary>
     /// Decides for one user. <paramref name="personalization"/> is the user's personalization consent
     /// (null: granted); without it the profile is not read at all: the decision is evaluated against the
     /// request context only, as for an unknown visitor, and says so (<see cref="ConsentGate.ContextOnly"/>).
@@ -134,7 +167,7 @@ public sealed class Decider(TemplateRenderer renderer)
             for (var k = 0; k < variants.Length; k++)
             {
                 var variant = arm?.OverrideAt(k) ?? served[k]; // an arm serves its own templates where it overrides the winner's
-                variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Rent(context, winner.Subject));
+                variants[k] = variant.Static ?? renderer.Render(variant, model ??= RenderModel.Rent(context, winner.Subject, renderer.Products));
                 if (variant.ReadsNow)
                 {
                     context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only

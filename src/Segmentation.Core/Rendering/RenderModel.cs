@@ -8,7 +8,8 @@ namespace Segmentation.Core.Rendering;
 
 /// <summary>
 /// The model templates see: <c>profile</c> (id, traits, orders, revenue, aov, cart_items,
-/// days_since_last_order, rfm), <c>segment</c> (id, name, type), <c>context</c> (the request context fields),
+/// days_since_last_order, rfm, and for products recently_viewed, cart_products, last_purchase, top_categories,
+/// top_products, related), <c>segment</c> (id, name, type), <c>context</c> (the request context fields),
 /// <c>persona</c> (id, name, tone, messaging, triggers, objections) and <c>now</c>. It holds only script
 /// objects and plain values, never .NET objects, and templates cannot change it.
 /// </summary>
@@ -41,13 +42,14 @@ public sealed class RenderModel : ComputedScriptObject
     /// A model of <paramref name="inputs"/> (profile, request context, time, population model) rendering
     /// <paramref name="subject"/>; give it back with <see cref="Return"/> when the decision's variants are rendered.
     /// </summary>
-    public static RenderModel Rent(EvalContext inputs, RenderSubject subject)
+    public static RenderModel Rent(EvalContext inputs, RenderSubject subject, IRelatedProducts? related = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(subject);
         var model = t_free ?? new RenderModel();
         t_free = null; // a nested rent on this thread gets a model of its own
         model.Bind(inputs, subject);
+        model._profile.Related = related;
         return model;
     }
 
@@ -108,7 +110,14 @@ public sealed class RenderModel : ComputedScriptObject
 
     private sealed class ProfileObject : ComputedScriptObject
     {
-        private static readonly string[] Names = ["id", "traits", "orders", "revenue", "aov", "cart_items", "days_since_last_order", "rfm"];
+        private static readonly string[] Names =
+        [
+            "id", "traits", "orders", "revenue", "aov", "cart_items", "days_since_last_order", "rfm",
+            "recently_viewed", "cart_products", "last_purchase", "top_categories", "top_products", "related",
+        ];
+
+        /// <summary>Where <c>related</c> comes from (none: only popular products are unknown, the list is empty).</summary>
+        public IRelatedProducts? Related { get; set; }
 
         private readonly TraitsObject _traits = new();
         private readonly RfmObject _rfm = new();
@@ -136,9 +145,48 @@ public sealed class RenderModel : ComputedScriptObject
                 "cart_items" => p?.CartItems ?? 0,
                 "days_since_last_order" => _inputs is { } c ? DaysSinceLastOrder(c) : null,
                 "rfm" => _rfm,
+                "recently_viewed" => new ScriptArray(ProductSignals.RecentlyViewed(p)),
+                "cart_products" => new ScriptArray(ProductSignals.CartProducts(p)),
+                "last_purchase" => _inputs is { } lc ? LastPurchase(lc) : null,
+                "top_categories" => new ScriptArray(ProductSignals.Top(p, categories: true, _inputs?.NowTicks ?? 0)),
+                "top_products" => new ScriptArray(ProductSignals.Top(p, categories: false, _inputs?.NowTicks ?? 0)),
+                "related" => _inputs is { } rc ? RelatedTo(rc) : null,
                 _ => null,
             };
             return _inputs is not null && Array.IndexOf(Names, member) >= 0;
+        }
+
+        // { product, category, value, days_ago } of the last order; its day count narrows the validity to the next day boundary.
+        private static ScriptObject? LastPurchase(EvalContext c)
+        {
+            if (ProductSignals.Last(c.Profile) is not { } last || last.Ticks > c.NowTicks)
+            {
+                return null;
+            }
+
+            var days = (c.NowTicks - last.Ticks) / TimeSpan.TicksPerDay;
+            c.Until(last.Ticks + ((days + 1) * TimeSpan.TicksPerDay));
+            return new ScriptObject { ["product"] = last.ProductId, ["category"] = last.Category, ["value"] = Math.Round(last.Value, 2), ["days_ago"] = days };
+        }
+
+        // Up to five products related to what the user has in the cart, viewed lately and bought last, never one they bought.
+        private ScriptArray RelatedTo(EvalContext c)
+        {
+            if (Related is null)
+            {
+                return [];
+            }
+
+            var seeds = ProductSignals.CartProducts(c.Profile);
+            seeds.AddRange(ProductSignals.RecentlyViewed(c.Profile, 5).Where(p => !seeds.Contains(p)));
+            if (ProductSignals.Last(c.Profile)?.ProductId is { } bought && !seeds.Contains(bought))
+            {
+                seeds.Add(bought);
+            }
+
+            var related = Related.Related(seeds, ProductSignals.Purchased(c.Profile), 5, c.NowTicks, out var validUntil);
+            c.Until(validUntil); // the relations are refreshed then
+            return new ScriptArray(related);
         }
 
         // Rendered text that shows a day count changes at the next day boundary: narrow the validity.

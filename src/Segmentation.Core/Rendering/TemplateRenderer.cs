@@ -33,6 +33,9 @@ public sealed record RenderLimits
 /// </summary>
 public sealed class TemplateRenderer
 {
+    /// <summary>Where templates' <c>profile.related</c> comes from (the service's product relations); none: an empty list.</summary>
+    public IRelatedProducts? Products { get; set; }
+
     /// <summary>Meter name for rendering metrics.</summary>
     public const string MeterName = "Segmentation.Core.Rendering";
 

@@ -167,6 +167,16 @@ internal static class DecisionMapper
     private static Contracts.V1.RenderedVariant ToProto(Core.Rendering.RenderedVariant v) =>
         new() { VariantId = v.VariantId, Text = v.Text, FallbackUsed = v.FallbackUsed };
 
+    public static Contracts.V1.SendTime ToProto(Core.Decisions.SendTimeAdvice a) => new()
+    {
+        LocalHour = a.LocalHour,
+        SendAt = Timestamp.FromDateTimeOffset(new DateTimeOffset(a.SendAtTicks, TimeSpan.Zero)),
+        TimeZone = a.TimeZone,
+        Observations = a.Observations,
+        Share = a.Share,
+        Basis = a.Basis,
+    };
+
     private static Contracts.V1.ContactDecision ToProto(Core.Decisions.ContactDecision c) => new()
     {
         Action = c.Action switch

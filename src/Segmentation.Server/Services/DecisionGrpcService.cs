@@ -58,6 +58,13 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
         {
             response.Index = item.Index;
             response.UserId = item.UserId;
+            response.SendTime = item.SendTime is { } advice ? DecisionMapper.ToProto(advice) : null;
+            response.EmailBlocks.Clear();
+            foreach (var (name, block) in item.EmailBlocks)
+            {
+                response.EmailBlocks.Add(new EmailBlock { Name = name, VariantId = block.VariantId, Text = block.Text, FallbackUsed = block.FallbackUsed });
+            }
+
             if (item.Decision is not null)
             {
                 response.Decision = DecisionMapper.ToProto(item.Decision);

@@ -139,7 +139,7 @@ public sealed class TestWorld : IDisposable
 
     private int _seq;
 
-    public TrackResult Track(string user, string type, DateTimeOffset? at = null, double value = 0, string? campaign = null, string? category = null, string? orderId = null, int quantity = 0)
+    public TrackResult Track(string user, string type, DateTimeOffset? at = null, double value = 0, string? campaign = null, string? category = null, string? orderId = null, int quantity = 0, string? product = null)
     {
         var id = Interlocked.Increment(ref _seq);
         return Ingestion.Track(new BehaviourEvent
@@ -153,7 +153,8 @@ public sealed class TestWorld : IDisposable
             CampaignId = campaign,
             Category = category,
             OrderId = orderId ?? (type is EventTypes.Purchase or EventTypes.Refund ? $"o-{id}" : null),
-            Lines = quantity > 0 ? [new OrderLine("sku-1", null, null, quantity, value / quantity)] : [],
+            ProductId = product,
+            Lines = quantity > 0 ? [new OrderLine(product ?? "sku-1", null, category, quantity, value / quantity)] : [],
         });
     }
 

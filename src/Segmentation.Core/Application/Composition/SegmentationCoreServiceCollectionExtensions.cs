@@ -10,6 +10,7 @@ using Segmentation.Core.Application.Experiments;
 using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Privacy;
+using Segmentation.Core.Application.Products;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Application.ChangeStream;
 using Segmentation.Core.Catalog;
@@ -84,9 +85,13 @@ public static class SegmentationCoreServiceCollectionExtensions
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ChangeStreamService>());
         services.TryAddSingleton(sp => new DecisionCache(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.DecisionCache));
+        services.TryAddSingleton<ProductRelations>();
         services.TryAddSingleton(sp => new TemplateRenderer(
             sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Rendering,
-            sp.GetService<ILogger<TemplateRenderer>>()));
+            sp.GetService<ILogger<TemplateRenderer>>())
+        {
+            Products = sp.GetRequiredService<ProductRelations>(),
+        });
         services.TryAddSingleton(sp => new Decider(sp.GetRequiredService<TemplateRenderer>()));
         services.TryAddSingleton(sp =>
         {
@@ -114,24 +119,31 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<Decider>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ConsentPolicy>(),
-            sp.GetRequiredService<DecisionMeasurement>()));
+            sp.GetRequiredService<DecisionMeasurement>(),
+            sp.GetRequiredService<SendTimePriorProvider>()));
+        services.TryAddSingleton<SendTimePriorProvider>();
         services.TryAddSingleton(sp => new OutcomeRecorder(
             sp.GetRequiredService<DecisionMeasurement>(),
             sp.GetRequiredService<ProfileIngestion>(),
             sp.GetRequiredService<IProfileStore>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement));
-        services.TryAddSingleton(sp => new ProfileIngestion(
-            sp.GetRequiredService<IProfileStore>(),
-            sp.GetRequiredService<CatalogProvider>(),
-            sp.GetRequiredService<RfmModelProvider>(),
-            sp.GetRequiredService<MembershipIndex>(),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<IChangeLog>(),
-            sp.GetRequiredService<ConsentPolicy>(),
-            sp.GetRequiredService<RetentionPolicy>())
+        services.TryAddSingleton(sp =>
         {
-            EventLimit = sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.EventLimit,
+            var ingestion = new ProfileIngestion(
+                sp.GetRequiredService<IProfileStore>(),
+                sp.GetRequiredService<CatalogProvider>(),
+                sp.GetRequiredService<RfmModelProvider>(),
+                sp.GetRequiredService<MembershipIndex>(),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<IChangeLog>(),
+                sp.GetRequiredService<ConsentPolicy>(),
+                sp.GetRequiredService<RetentionPolicy>())
+            {
+                EventLimit = sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.EventLimit,
+            };
+            ingestion.Events.Accepted = sp.GetRequiredService<ProductRelations>().Observe; // related products learn from every accepted event
+            return ingestion;
         });
         services.TryAddSingleton<ISnapshotStateSource>(sp => sp.GetRequiredService<ProfileIngestion>());
         services.TryAddSingleton(sp => new DataSubjectRights(

@@ -4,6 +4,7 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Validation;
 
@@ -83,14 +84,21 @@ public sealed record DecisionRequest(string UserId, string AnonymousId, RequestC
 /// <param name="Decision">The decision, when one was made.</param>
 /// <param name="Error">Why the id was invalid.</param>
 /// <param name="Skipped">When the user was skipped for lack of consent to the batch's purpose: that consent (not an error).</param>
-public sealed record BatchItem(int Index, string UserId, Decision? Decision, FieldViolation? Error, ConsentStatus? Skipped = null);
+public sealed record BatchItem(int Index, string UserId, Decision? Decision, FieldViolation? Error, ConsentStatus? Skipped = null)
+{
+    /// <summary>For an email batch: when to send this user (their best hour, at or after what the contact policy allows); null otherwise, or when contact is suppressed with no next time.</summary>
+    public SendTimeAdvice? SendTime { get; init; }
+
+    /// <summary>For an email batch: the winning segment's named email blocks, rendered (empty when it declares none).</summary>
+    public IReadOnlyList<(string Name, RenderedVariant Block)> EmailBlocks { get; init; } = [];
+}
 
 /// <summary>
 /// Feeds the pure <see cref="Decider"/>: reads the current catalog snapshot and the profile, applies
 /// the consent gate (<see cref="ConsentPolicy"/>), consults the decision cache, and caches fresh decisions.
 /// Consent is part of the profile, so a consent change is a new profile version and a new cache key.
 /// </summary>
-public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profiles, RfmModelProvider rfm, DecisionCache cache, Decider decider, TimeProvider time, ConsentPolicy? consent = null, DecisionMeasurement? measurement = null)
+public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profiles, RfmModelProvider rfm, DecisionCache cache, Decider decider, TimeProvider time, ConsentPolicy? consent = null, DecisionMeasurement? measurement = null, SendTimePriorProvider? sendTimes = null)
 {
     private readonly ConsentPolicy _consent = consent ?? ConsentPolicy.Default;
 
@@ -141,6 +149,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
 
     private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain, ConsentPurpose? purpose, CancellationToken cancellation)
     {
+        var prior = context.Channel == "email" ? sendTimes?.Current ?? SendTimePrior.Default : null; // send times are for email sends
         for (var i = 0; i < userIds.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -155,9 +164,39 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             }
             else
             {
-                yield return new BatchItem(i, id, DecideOne(catalog, model, id, context, now, explain, cancellation, fillCache: false), null);
+                var decision = DecideOne(catalog, model, id, context, now, explain, cancellation, fillCache: false);
+                yield return new BatchItem(i, id, decision, null)
+                {
+                    SendTime = prior is null ? null : SendTimeFor(catalog, id, decision, context, prior, now),
+                    EmailBlocks = prior is null || decision.Winner.EmailBlocks.Count == 0 ? [] : BlocksFor(catalog, model, id, decision, context, now),
+                };
             }
         }
+    }
+
+    // The winner's email blocks, rendered from the profile the decision could see (consent-gated).
+    private IReadOnlyList<(string Name, RenderedVariant Block)> BlocksFor(CatalogSnapshot catalog, RfmModel model, string userId, Decision decision, RequestContext context, DateTimeOffset now)
+    {
+        var profile = profiles.Get(userId) is { } p ? _consent.GatedView(p) : null;
+        return decider.RenderEmailBlocks(catalog, decision.Winner, profile, context, now, model);
+    }
+
+    // The user's best hour, at or after the contact policy's earliest time (none when contact is suppressed for good).
+    private SendTimeAdvice? SendTimeFor(CatalogSnapshot catalog, string userId, Decision decision, RequestContext context, SendTimePrior prior, DateTimeOffset now)
+    {
+        var earliest = decision.Contact switch
+        {
+            { Action: ContactAction.Suppress, SendAtTicks: 0 } => -1L,
+            { Action: ContactAction.Suppress or ContactAction.SendAt } c => c.SendAtTicks,
+            _ => now.UtcTicks,
+        };
+        if (earliest < 0)
+        {
+            return null;
+        }
+
+        var profile = profiles.Get(userId);
+        return SendTimeEstimator.Estimate(profile, ContactEvaluation.ZoneOf(catalog.ContactPolicies, profile, context), prior, now.UtcTicks, earliest);
     }
 
     private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation, bool fillCache = true)

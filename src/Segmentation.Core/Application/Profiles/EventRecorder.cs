@@ -22,6 +22,9 @@ public sealed class EventRecorder
     /// <summary>The quality of the events sent so far: accepted, duplicates, rejections by reason, completeness.</summary>
     public EventQuality Quality { get; } = new();
 
+    /// <summary>Called with each event accepted (not a duplicate) and the profile holding it; must be quick and must not throw.</summary>
+    public Action<BehaviourEvent, Profile>? Accepted { get; set; }
+
     /// <summary>Validates and records one event. Throws <see cref="ValidationException"/> when invalid.</summary>
     public TrackResult Track(BehaviourEvent e, string prefix = "event")
     {
@@ -49,6 +52,7 @@ public sealed class EventRecorder
         else
         {
             Quality.Accepted(e);
+            Accepted?.Invoke(e, result.Profile);
         }
 
         return result;

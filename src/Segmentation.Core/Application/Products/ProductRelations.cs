@@ -1,0 +1,257 @@
+using System.Collections.Concurrent;
+using System.Collections.Frozen;
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
+
+namespace Segmentation.Core.Application.Products;
+
+/// <summary>
+/// Related products from the service's own data, updated as events arrive: two products are related when they are
+/// bought in one order (weight 2), bought one after the other by the same user (1: "repeat purchase → upsell"), or
+/// viewed within an hour of each other by the same user (1: "product viewed → similar products"). A user's related
+/// products are those with the largest counts summed over their seeds (cart, recent views, last purchase): "customers
+/// who bought this also bought", weighted by how often. Counts are kept per product for at most
+/// <see cref="MaxNeighbours"/> others (the least counted is replaced, as in the space-saving algorithm) and for at
+/// most <see cref="MaxProducts"/> products, product ids interned, so memory is bounded: about 7 KB per product with a
+/// full list, 140 MB at the very worst. Templates read a frozen copy refreshed every <see cref="Refresh"/> on fixed
+/// boundaries, and a decision that shows related products is valid until the next one — the decision cache is never stale.
+/// </summary>
+public sealed class ProductRelations : IRelatedProducts
+{
+    /// <summary>Most products tracked.</summary>
+    public const int MaxProducts = 20_000;
+
+    /// <summary>Most related products counted per product.</summary>
+    public const int MaxNeighbours = 256;
+
+    /// <summary>Related products kept per product in the frozen copy (with their counts).</summary>
+    public const int Kept = 50;
+
+    /// <summary>Most products of one order counted.</summary>
+    public const int MaxBasket = 30;
+
+    /// <summary>How often templates see new relations.</summary>
+    public static readonly TimeSpan Refresh = TimeSpan.FromMinutes(10);
+
+    private static readonly TimeSpan CoViewWindow = TimeSpan.FromHours(1);
+    private readonly ConcurrentDictionary<string, Neighbours> _pairs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, double> _popularity = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _ids = new(StringComparer.Ordinal); // one string per product id
+    private readonly Lock _gate = new();
+    private Frozen? _frozen;
+
+    /// <summary>Products tracked.</summary>
+    public int Products => _pairs.Count;
+
+    /// <summary>Learns from an accepted event of <paramref name="profile"/> (which already holds it).</summary>
+    public void Observe(BehaviourEvent e, Profile profile)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        ArgumentNullException.ThrowIfNull(profile);
+        switch (e.Type)
+        {
+            case EventTypes.Purchase:
+                var basket = e.Lines.Select(l => l.ProductId).Append(e.ProductId).OfType<string>().Distinct(StringComparer.Ordinal).Take(MaxBasket).ToList();
+                ObservePurchase(basket, EarlierPurchases(profile, e.EventId, basket));
+                break;
+            case EventTypes.ProductView when e.ProductId is { } viewed:
+                ObserveView(viewed, RecentViews(profile, e, viewed));
+                break;
+        }
+    }
+
+    /// <summary>Counts one order's products together, and each with the user's earlier purchases.</summary>
+    public void ObservePurchase(IReadOnlyList<string> basket, IReadOnlyList<string> earlier)
+    {
+        foreach (var a in basket)
+        {
+            _popularity.AddOrUpdate(a, 5, static (_, v) => v + 5);
+            foreach (var b in basket)
+            {
+                if (!ReferenceEquals(a, b) && a != b)
+                {
+                    Add(a, b, 2);
+                }
+            }
+
+            foreach (var before in earlier)
+            {
+                Add(before, a, 1);
+                Add(a, before, 1);
+            }
+        }
+    }
+
+    /// <summary>Counts a viewed product with the user's other recent views.</summary>
+    public void ObserveView(string product, IReadOnlyList<string> recent)
+    {
+        _popularity.AddOrUpdate(product, 1, static (_, v) => v + 1);
+        foreach (var other in recent)
+        {
+            Add(other, product, 1);
+            Add(product, other, 1);
+        }
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> Related(IReadOnlyList<string> seeds, IReadOnlySet<string> exclude, int max, long nowTicks, out long validUntilTicks)
+    {
+        var frozen = FrozenAt(nowTicks);
+        validUntilTicks = frozen.Boundary + Refresh.Ticks;
+        var scores = new Dictionary<string, double>(StringComparer.Ordinal);
+        for (var i = 0; i < seeds.Count; i++)
+        {
+            if (!frozen.Top.TryGetValue(seeds[i], out var related))
+            {
+                continue;
+            }
+
+            foreach (var (other, count) in related)
+            {
+                if (!exclude.Contains(other) && !seeds.Contains(other))
+                {
+                    scores[other] = scores.GetValueOrDefault(other) + count; // how often the other came with this seed
+                }
+            }
+        }
+
+        var result = scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key, StringComparer.Ordinal).Take(max).Select(s => s.Key).ToList();
+        foreach (var popular in frozen.Popular)
+        {
+            if (result.Count >= max)
+            {
+                break;
+            }
+
+            if (!exclude.Contains(popular) && !seeds.Contains(popular) && !result.Contains(popular))
+            {
+                result.Add(popular); // topped up with the most popular, as a new visitor would see
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>The most popular products now (purchases weigh 5, views 1), at most <paramref name="max"/>.</summary>
+    public IReadOnlyList<string> Popular(int max) =>
+        [.. _popularity.OrderByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal).Take(max).Select(p => p.Key)];
+
+    private Frozen FrozenAt(long nowTicks)
+    {
+        var boundary = nowTicks - (nowTicks % Refresh.Ticks);
+        var frozen = Volatile.Read(ref _frozen);
+        if (frozen is not null && frozen.Boundary == boundary)
+        {
+            return frozen;
+        }
+
+        lock (_gate)
+        {
+            if (_frozen is { } again && again.Boundary == boundary)
+            {
+                return again;
+            }
+
+            var top = _pairs.ToFrozenDictionary(p => p.Key, p => p.Value.Top(Kept), StringComparer.Ordinal);
+            var next = new Frozen(boundary, top, [.. Popular(50)]);
+            Volatile.Write(ref _frozen, next);
+            return next;
+        }
+    }
+
+    private void Add(string a, string b, double weight)
+    {
+        if (!_pairs.TryGetValue(a, out var neighbours))
+        {
+            if (_pairs.Count >= MaxProducts)
+            {
+                return;
+            }
+
+            neighbours = _pairs.GetOrAdd(Intern(a), static _ => new Neighbours());
+        }
+
+        neighbours.Add(Intern(b), weight);
+    }
+
+    // The one copy of a product id (bounded: at most MaxProducts ids plus the neighbours they name).
+    private string Intern(string id) => _ids.TryGetValue(id, out var known) ? known : _ids.Count < MaxProducts * 4 ? _ids.GetOrAdd(id, id) : id;
+
+    // The user's distinct purchased products before this order (newest first, at most 5), not in it.
+    private static List<string> EarlierPurchases(Profile profile, string eventId, List<string> basket)
+    {
+        var result = new List<string>();
+        var events = profile.Events;
+        for (var i = events.Count - 1; i >= 0 && result.Count < 5; i--)
+        {
+            if (events.TypeAt(i) == EventTypes.Purchase && events.ProductIdAt(i) is { } p && !basket.Contains(p) && !result.Contains(p) && events[i].EventId != eventId)
+            {
+                result.Add(p);
+            }
+        }
+
+        return result;
+    }
+
+    // The user's other products viewed within an hour before this view (newest first, at most 5).
+    private static List<string> RecentViews(Profile profile, BehaviourEvent e, string viewed)
+    {
+        var result = new List<string>();
+        var events = profile.Events;
+        var from = e.Timestamp.UtcTicks - CoViewWindow.Ticks;
+        for (var i = events.Count - 1; i >= 0 && result.Count < 5; i--)
+        {
+            var at = events.TicksAt(i);
+            if (at < from)
+            {
+                break;
+            }
+
+            if (at <= e.Timestamp.UtcTicks && events.TypeAt(i) == EventTypes.ProductView && events.ProductIdAt(i) is { } p && p != viewed && !result.Contains(p))
+            {
+                result.Add(p);
+            }
+        }
+
+        return result;
+    }
+
+    private sealed record Frozen(long Boundary, FrozenDictionary<string, (string Product, double Count)[]> Top, string[] Popular);
+
+    // One product's related products and counts: at most MaxNeighbours, the least counted replaced when full.
+    private sealed class Neighbours
+    {
+        private readonly Dictionary<string, double> _counts = new(StringComparer.Ordinal);
+
+        public void Add(string other, double weight)
+        {
+            lock (_counts)
+            {
+                if (_counts.TryGetValue(other, out var count))
+                {
+                    _counts[other] = count + weight;
+                    return;
+                }
+
+                if (_counts.Count < MaxNeighbours)
+                {
+                    _counts[other] = weight;
+                    return;
+                }
+
+                var (least, leastCount) = _counts.MinBy(c => c.Value);
+                _counts.Remove(least);
+                _counts[other] = leastCount + weight; // space-saving: the newcomer inherits the count it displaces (an upper bound)
+            }
+        }
+
+        public (string Product, double Count)[] Top(int n)
+        {
+            lock (_counts)
+            {
+                return [.. _counts.OrderByDescending(c => c.Value).ThenBy(c => c.Key, StringComparer.Ordinal).Take(n).Select(c => (c.Key, c.Value))];
+            }
+        }
+    }
+}
