@@ -29,10 +29,23 @@ public sealed record QuietHours(int StartMinute, int EndMinute)
 
 /// <summary>After <paramref name="After"/> negative outcomes (<paramref name="EventTypes"/>) within <paramref name="Within"/>, no contact for <paramref name="Pause"/> from the last of them.</summary>
 /// <param name="After">Negative outcomes that trigger the pause.</param>
-/// <param name="EventTypes">Which outcomes are negative (profile event types: dismiss, email_unsubscribe, ...).</param>
+/// <param name="EventTypes">Which outcomes are negative: dismiss, email_unsubscribe, and email_ignored (a send with no open or click within <paramref name="IgnoredAfter"/>).</param>
 /// <param name="Within">The window they are counted in.</param>
 /// <param name="Pause">How long contact pauses after the last of them.</param>
-public sealed record SuppressionRule(int After, IReadOnlyList<string> EventTypes, TimeSpan Within, TimeSpan Pause);
+/// <param name="SegmentOnly">
+/// True (<c>scope: segment</c>): only outcomes of decisions the winning segment made count, and only that segment's
+/// contact pauses ("pause that segment's offer"); false (<c>scope: all</c>, the default): every negative outcome
+/// counts and all marketing on the channel pauses.
+/// </param>
+/// <param name="IgnoredAfter">How long a send may go without an open or click before it counts as ignored.</param>
+public sealed record SuppressionRule(int After, IReadOnlyList<string> EventTypes, TimeSpan Within, TimeSpan Pause, bool SegmentOnly = false, TimeSpan IgnoredAfter = default)
+{
+    /// <summary>The negative outcome of a send nobody opened or clicked in time.</summary>
+    public const string EmailIgnored = "email_ignored";
+
+    /// <summary>The default time a send may go unopened before it counts as ignored.</summary>
+    public static readonly TimeSpan DefaultIgnoredAfter = TimeSpan.FromDays(3);
+}
 
 /// <summary>One channel's policy.</summary>
 /// <param name="Channel">The channel (email, web, app, ads).</param>
@@ -80,11 +93,11 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
 {
     private static readonly string[] Keys = ["time_zone", "channels", "suppression"];
     private static readonly string[] ChannelKeys = ["caps", "quiet_hours", "overrides"];
-    private static readonly string[] SuppressionKeys = ["after", "outcomes", "within", "pause"];
+    private static readonly string[] SuppressionKeys = ["after", "outcomes", "within", "pause", "scope", "ignored_after"];
     private static readonly string[] KnownChannels = ["web", "email", "ads", "app"];
 
     /// <summary>Event types that count as negative outcomes.</summary>
-    public static readonly IReadOnlyList<string> NegativeOutcomes = [EventTypes.Dismiss, EventTypes.EmailUnsubscribe];
+    public static readonly IReadOnlyList<string> NegativeOutcomes = [EventTypes.Dismiss, EventTypes.EmailUnsubscribe, SuppressionRule.EmailIgnored];
 
     public ContactPolicies? Read(SyntaxNode node, IReadOnlySet<string> segments)
     {
@@ -262,7 +275,7 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
         const string Clause = "contact_policies.suppression";
         if (node is not SyntaxMap map)
         {
-            error(node, Clause, "a suppression rule is a mapping: after, outcomes, within, pause");
+            error(node, Clause, "a suppression rule is a mapping: after, outcomes, within, pause (and scope, ignored_after)");
             return null;
         }
 
@@ -303,7 +316,32 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
 
         var within = Window(map, "within", Clause, ref ok);
         var pause = Window(map, "pause", Clause, ref ok);
-        return ok ? new SuppressionRule(after, outcomes, within, pause) : null;
+        var segmentOnly = false;
+        if (map.Get("scope") is { } scope)
+        {
+            if (scope.Text is "segment" or "all")
+            {
+                segmentOnly = scope.Text == "segment";
+            }
+            else
+            {
+                error(scope, Clause + ".scope", $"'scope' is 'all' (pause all marketing on the channel, the default) or 'segment' (pause only the segment whose decisions drew the outcomes); got '{scope.Text}'");
+                ok = false;
+            }
+        }
+
+        var ignoredAfter = SuppressionRule.DefaultIgnoredAfter;
+        if (map.Get("ignored_after") is not null)
+        {
+            ignoredAfter = Window(map, "ignored_after", Clause, ref ok);
+            if (!outcomes.Contains(SuppressionRule.EmailIgnored))
+            {
+                error(map.Get("ignored_after")!, Clause + ".ignored_after", "'ignored_after' applies only to a rule counting email_ignored");
+                ok = false;
+            }
+        }
+
+        return ok ? new SuppressionRule(after, outcomes, within, pause, segmentOnly, ignoredAfter) : null;
     }
 
     private TimeSpan Window(SyntaxMap map, string key, string clause, ref bool ok)

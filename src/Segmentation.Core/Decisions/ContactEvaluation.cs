@@ -1,4 +1,5 @@
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
@@ -63,23 +64,17 @@ public static class ContactEvaluation
         // Suppression after negative outcomes: paused until the pause after the last of them ends.
         foreach (var rule in policies.Suppression)
         {
-            var (count, last) = (0, long.MinValue);
-            foreach (var type in rule.EventTypes)
-            {
-                var series = profile?.Series(type) ?? EventSeries.Empty;
-                count += series.CountInWindow(now, rule.Within.Ticks, out var changes);
-                context.Until(changes);
-                var at = series.LastAtOrBefore(now, out _);
-                last = Math.Max(last, at);
-            }
-
+            var (count, last) = rule.SegmentOnly || rule.EventTypes.Contains(SuppressionRule.EmailIgnored)
+                ? NegativeOutcomes(rule, profile, winner.Id, context)
+                : NegativeOutcomesOfAll(rule, profile, context);
             if (count >= rule.After && last != long.MinValue && now < last + rule.Pause.Ticks)
             {
                 var until = last + rule.Pause.Ticks;
                 context.Until(until);
+                var whose = rule.SegmentOnly ? $" of segment '{winner.Id}'s decisions" : "";
                 return new ContactDecision(
                     ContactAction.Suppress, channel, "suppression",
-                    explain ? $"{count} negative outcome(s) ({string.Join(", ", rule.EventTypes)}) in the last {Duration.Format(rule.Within)}, at least {rule.After}: contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}" : "",
+                    explain ? $"{count} negative outcome(s){whose} ({string.Join(", ", rule.EventTypes)}) in the last {Duration.Format(rule.Within)}, at least {rule.After}: {(rule.SegmentOnly ? "this segment's" : "all")} contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}" : "",
                     tier, count, rule.After, rule.Within, until, zone.Id);
             }
         }
@@ -128,6 +123,113 @@ public static class ContactEvaluation
         }
 
         return new ContactDecision(ContactAction.Send, channel, cap is null ? "none" : name, explain ? $"{allowance}: send" : "", tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, 0, zone.Id);
+    }
+
+    // Every negative outcome of the rule's types in its window, from the profile's per-type series (the common case: cheap).
+    private static (int Count, long Last) NegativeOutcomesOfAll(SuppressionRule rule, Profile? profile, EvalContext context)
+    {
+        var (count, last) = (0, long.MinValue);
+        foreach (var type in rule.EventTypes)
+        {
+            var series = profile?.Series(type) ?? EventSeries.Empty;
+            count += series.CountInWindow(context.NowTicks, rule.Within.Ticks, out var changes);
+            context.Until(changes);
+            last = Math.Max(last, series.LastAtOrBefore(context.NowTicks, out _));
+        }
+
+        return (count, last);
+    }
+
+    // Negative outcomes read from the event log: those credited to the winning segment's decisions (outcome events carry
+    // that segment as their page type) when the rule is scoped to the segment, and ignored emails — sends with no open
+    // or click within the rule's ignored_after, counted from the moment they became ignored.
+    private static (int Count, long Last) NegativeOutcomes(SuppressionRule rule, Profile? profile, string segment, EvalContext context)
+    {
+        if (profile is null)
+        {
+            return (0, long.MinValue);
+        }
+
+        var now = context.NowTicks;
+        var from = now - rule.Within.Ticks;
+        var ignored = rule.EventTypes.Contains(SuppressionRule.EmailIgnored);
+        var engaged = ignored ? Engagement(profile) : [];
+        var (count, last) = (0, long.MinValue);
+        var events = profile.Events;
+        for (var i = events.Count - 1; i >= 0; i--)
+        {
+            var at = events.TicksAt(i);
+            if (at > now)
+            {
+                continue;
+            }
+
+            var type = events.TypeAt(i);
+            var counted = at;
+            if (ignored && type == EventTypes.EmailSend)
+            {
+                counted = at + rule.IgnoredAfter.Ticks; // ignored from then on, if nothing was opened or clicked by then
+                if (counted > now)
+                {
+                    if (!Opened(engaged, at, now))
+                    {
+                        context.Until(counted); // it may become ignored
+                    }
+
+                    continue;
+                }
+
+                if (Opened(engaged, at, counted))
+                {
+                    continue;
+                }
+            }
+            else if (!rule.EventTypes.Contains(type))
+            {
+                continue;
+            }
+
+            if (counted < from)
+            {
+                if (at + rule.IgnoredAfter.Ticks < from)
+                {
+                    break; // older than anything that can still count
+                }
+
+                continue;
+            }
+
+            if (rule.SegmentOnly && !string.Equals(events.PageTypeAt(i), segment, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            count++;
+            last = Math.Max(last, counted);
+            context.Until(counted + rule.Within.Ticks); // leaves the window then
+        }
+
+        return (count, last);
+    }
+
+    // The times of every open and click, ascending.
+    private static long[] Engagement(Profile profile)
+    {
+        var opens = profile.Series(EventTypes.EmailOpen).Ticks;
+        var clicks = profile.Series(EventTypes.EmailClick).Ticks;
+        var all = new long[opens.Length + clicks.Length];
+        opens.CopyTo(all);
+        clicks.CopyTo(all, opens.Length);
+        Array.Sort(all);
+        return all;
+    }
+
+    // True when an open or click falls in (from, to].
+    private static bool Opened(long[] engagement, long from, long to)
+    {
+        var i = Array.BinarySearch(engagement, from + 1);
+        i = i < 0 ? ~i : i;
+        return i < engagement.Length && engagement[i] <= to;
     }
 
     /// <summary>

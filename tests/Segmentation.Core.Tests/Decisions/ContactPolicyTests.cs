@@ -127,6 +127,73 @@ public class ContactPolicyTests
         Assert.Equal(ContactAction.Send, w.Decide("d", Email).Contact!.Action);
     }
 
+    private const string SegmentPause = """
+        contact_policies:
+          channels:
+            email:
+              caps: { default: 100/7d }
+          suppression:
+            - { after: 2, outcomes: [dismiss], within: 7d, pause: 14d, scope: segment }
+        """;
+
+    [Fact]
+    public void A_segment_scoped_rule_pauses_only_the_segment_whose_decisions_were_dismissed()
+    {
+        using var w = new TestWorld(Source(SegmentPause), Noon);
+        Traits(w, "s", "vip", true);
+        var vip = w.Decide("s", Email);
+        w.Outcomes.Record(0, new Outcome("s-dismiss-1", OutcomeType.Dismiss, vip.DecisionId, "s", "", null, Noon));
+        w.Outcomes.Record(0, new Outcome("s-dismiss-2", OutcomeType.Dismiss, vip.DecisionId, "s", "", null, Noon.AddMinutes(1)));
+        w.Clock.Now = Noon.AddMinutes(2);
+
+        var paused = w.Decide("s", Email, explain: true);
+        Assert.Equal(("vip", ContactAction.Suppress, 2), (paused.Winner.Id, paused.Contact!.Action, paused.Contact.Count));
+        Assert.Contains("of segment 'vip's decisions", paused.Contact.Reason, StringComparison.Ordinal);
+        Assert.Equal(Noon.AddMinutes(1).AddDays(14).UtcTicks, paused.Contact.SendAtTicks);
+
+        Traits(w, "s", "vip", false);
+        Traits(w, "s", "tier", "regular"); // another segment's campaign: its offer is not paused
+        var regular = w.Decide("s", Email);
+        Assert.Equal(("regular", ContactAction.Send), (regular.Winner.Id, regular.Contact!.Action));
+    }
+
+    private const string IgnoredPause = """
+        contact_policies:
+          channels:
+            email:
+              caps: { default: 100/7d }
+          suppression:
+            - { after: 3, outcomes: [email_ignored], within: 30d, pause: 14d, ignored_after: 3d }
+        """;
+
+    [Fact]
+    public void Emails_ignored_three_times_pause_contact_and_an_opened_one_does_not_count()
+    {
+        using var w = new TestWorld(Source(IgnoredPause), Noon);
+        Traits(w, "i", "vip", true);
+        for (var k = 0; k < 4; k++)
+        {
+            w.Clock.Now = Noon.AddDays(k * 4);
+            Sent(w, "i", w.Decide("i", Email), $"i-send-{k}");
+            if (k == 1)
+            {
+                w.Clock.Now = w.Clock.Now.AddHours(5);
+                w.Track("i", Events.EventTypes.EmailOpen, campaign: "c1"); // opened within 3 days: not ignored
+            }
+        }
+
+        // Sends on days 0, 4, 8 and 12; the one of day 4 was opened. On day 14 the day-12 send is not ignored yet.
+        w.Clock.Now = Noon.AddDays(14);
+        var before = w.Decide("i", Email);
+        Assert.Equal(ContactAction.Send, before.Contact!.Action);
+        Assert.True(before.ValidUntilTicks <= Noon.AddDays(15).UtcTicks, "the verdict changes when the last send becomes ignored");
+
+        w.Clock.Now = Noon.AddDays(15);
+        var paused = w.Decide("i", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, "suppression", 3), (paused.Action, paused.Policy, paused.Count));
+        Assert.Equal(Noon.AddDays(15 + 14).UtcTicks, paused.SendAtTicks); // 14 days after the third became ignored
+    }
+
     [Theory]
     [InlineData("2026-03-28T22:30:00Z", "SendAt", "2026-03-29T07:00:00Z")] // 22:30 GMT; the clocks go forward overnight: 08:00 BST is 07:00 UTC
     [InlineData("2026-10-24T22:00:00Z", "SendAt", "2026-10-25T08:00:00Z")] // 23:00 BST; the clocks go back overnight: 08:00 GMT is 08:00 UTC
@@ -194,6 +261,8 @@ public class ContactPolicyTests
     [InlineData("contact_policies:\n  channels:\n    fax: {}\n", "unknown channel 'fax'")]
     [InlineData("contact_policies:\n  suppression:\n    - { after: 2, outcomes: [click], within: 7d, pause: 14d }\n", "'click' is not a negative outcome")]
     [InlineData("contact_policies:\n  suppression:\n    - { after: 0, outcomes: [dismiss], within: 7d, pause: 14d }\n", "'after' is the number of negative outcomes")]
+    [InlineData("contact_policies:\n  suppression:\n    - { after: 2, outcomes: [dismiss], within: 7d, pause: 14d, scope: campaign }\n", "'scope' is 'all'")]
+    [InlineData("contact_policies:\n  suppression:\n    - { after: 2, outcomes: [dismiss], within: 7d, pause: 14d, ignored_after: 2d }\n", "'ignored_after' applies only to a rule counting email_ignored")]
     public void Policy_settings_mistakes_are_catalog_errors(string yaml, string message)
     {
         var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(Source(yaml))).Errors;

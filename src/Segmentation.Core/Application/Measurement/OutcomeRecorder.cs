@@ -243,7 +243,9 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         UserId = o.UserId,
         AnonymousId = o.AnonymousId,
         Timestamp = o.Timestamp,
-        Context = new EventContext(Source: credited?.Decision.Channel ?? "outcome", Device: "unknown", SessionId: "", PageType: "outcome"),
+        // The page type of an outcome is the segment whose decision it was credited to ("outcome" when none): contact
+        // policies scoped to a segment count that segment's negative outcomes by it.
+        Context = new EventContext(Source: credited?.Decision.Channel ?? "outcome", Device: "unknown", SessionId: "", PageType: credited?.Decision.Segment.Id ?? "outcome"),
         Value = o.Type == OutcomeType.Conversion ? o.Value : 0,
         Currency = o.Currency,
         OrderId = o.OrderId,
