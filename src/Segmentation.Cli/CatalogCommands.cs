@@ -307,7 +307,7 @@ internal static class CatalogCommands
             throw new ArgumentException("--after must be an offset of 0 or more (the last one a consumer handled)");
         }
 
-        var request = new WatchSegmentChangesRequest { SegmentIds = { o.SegmentIds } };
+        var request = new WatchSegmentChangesRequest { SegmentIds = { o.SegmentIds }, IncludeTriggers = true };
         if (o.After is { } after)
         {
             request.AfterOffset = after;

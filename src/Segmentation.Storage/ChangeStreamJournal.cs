@@ -129,8 +129,28 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             }
         }
 
-        Framing.Write(_current!, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
-        _current!.Flush(flushToDisk: true);
+        var at = _current!.Position;
+        try
+        {
+            Framing.Write(_current, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            _current.Flush(flushToDisk: true);
+        }
+        catch
+        {
+            // A half-written frame (a full disk) would read as a torn tail and cut off what later retries append:
+            // take it back; if even that fails, the next append starts a new segment file.
+            try
+            {
+                _current.SetLength(at);
+            }
+            catch (IOException)
+            {
+                _current.Dispose();
+                _current = null;
+            }
+
+            throw;
+        }
     }
 
     /// <inheritdoc />

@@ -78,6 +78,7 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
     [InlineData(GrpcTestFixture.IngestKey, "stream")]
     [InlineData(GrpcTestFixture.AdminKey, "catalog")]
     [InlineData(GrpcTestFixture.WatchKey, "watch")]
+    [InlineData(GrpcTestFixture.WatchKey, "members")] // how a stream consumer resynchronises
     [InlineData(GrpcTestFixture.AdminKey, "watch")] // admin implies watch
     public async Task A_key_with_the_scope_gets_through(string key, string call)
     {
@@ -244,6 +245,9 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
                 break;
             case "publish":
                 await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest());
+                break;
+            case "members":
+                await new CatalogService.CatalogServiceClient(channel).ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = "champions" });
                 break;
             case "watch":
                 // The demo import put entries in the stream: from the oldest, the first arrives at once.

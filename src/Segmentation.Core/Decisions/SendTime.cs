@@ -119,27 +119,29 @@ public static class SendTimeEstimator
     }
 
     /// <summary>
-    /// The advice for one user: the best local hour and its next start at or after <paramref name="earliestTicks"/>
-    /// (now, or when the contact policy next allows contact).
+    /// The advice for one user: the best local hour outside <paramref name="quiet"/> hours and its next start at or
+    /// after <paramref name="earliestTicks"/> (now, or when the contact policy next allows contact).
     /// </summary>
-    public static SendTimeAdvice Estimate(Profile? profile, TimeZoneInfo zone, SendTimePrior prior, long nowTicks, long earliestTicks)
+    public static SendTimeAdvice Estimate(Profile? profile, TimeZoneInfo zone, SendTimePrior prior, long nowTicks, long earliestTicks, Catalog.QuietHours? quiet = null)
     {
         ArgumentNullException.ThrowIfNull(prior);
         Span<double> counts = stackalloc double[24];
         var observed = Histogram(profile, zone, nowTicks, counts);
         Span<double> posterior = stackalloc double[24];
         var total = 0.0;
-        var best = 0;
+        var best = -1;
         for (var h = 0; h < 24; h++)
         {
             var smoothed = (0.25 * counts[(h + 23) % 24]) + (0.5 * counts[h]) + (0.25 * counts[(h + 1) % 24]);
             posterior[h] = smoothed + (PriorStrength * prior.Shares[h]);
             total += posterior[h];
-            if (posterior[h] > posterior[best])
+            if ((quiet is null || !quiet.Contains(h * 60)) && (best < 0 || posterior[h] > posterior[best]))
             {
-                best = h;
+                best = h; // never an hour that starts inside the channel's quiet hours
             }
         }
+
+        best = Math.Max(best, 0);
 
         var from = Math.Max(nowTicks, earliestTicks);
         var offset = ContactEvaluation.ZoneClock.OffsetAt(zone, from);

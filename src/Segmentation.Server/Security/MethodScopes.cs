@@ -41,7 +41,7 @@ public static class MethodScopes
         ["/segmentation.v1.CatalogService/PublishCatalog"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/RollbackCatalog"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/ListSegments"] = ApiScope.Admin,
-        ["/segmentation.v1.CatalogService/ListSegmentMembers"] = ApiScope.Admin,
+        ["/segmentation.v1.CatalogService/ListSegmentMembers"] = ApiScope.Watch, // how a stream consumer resynchronises
         ["/segmentation.v1.CatalogService/PreviewSegment"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/AuditCatalog"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/WatchSegmentChanges"] = ApiScope.Watch, // a workflow engine needs the stream, not admin

@@ -85,7 +85,7 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance) : Catalog
 
     public override async Task WatchSegmentChanges(WatchSegmentChangesRequest request, IServerStreamWriter<WatchSegmentChangesResponse> responseStream, ServerCallContext context)
     {
-        await foreach (var change in governance.Watch(request.SegmentIds, CatalogMapper.Start(request), context.CancellationToken))
+        await foreach (var change in governance.Watch(request.SegmentIds, CatalogMapper.Start(request), request.IncludeTriggers, context.CancellationToken))
         {
             await responseStream.WriteAsync(CatalogMapper.ToProto(change), context.CancellationToken);
         }

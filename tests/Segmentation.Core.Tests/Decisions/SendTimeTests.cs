@@ -108,6 +108,25 @@ public sealed class SendTimeTests(ITestOutputHelper output)
         Assert.Equal(new DateTimeOffset(2026, 6, 2, 8, 0, 0, TimeSpan.Zero).UtcTicks, advice.SendAtTicks); // 09:00 BST tomorrow
     }
 
+    [Fact]
+    public void A_night_owl_is_never_sent_to_inside_quiet_hours()
+    {
+        using var w = new TestWorld(now: Now);
+        var london = TimeZoneInfo.FindSystemTimeZoneById("Europe/London");
+        for (var d = 1; d <= 20; d++)
+        {
+            w.Track("owl", EventTypes.EmailOpen, at: new DateTimeOffset(2026, 5, 31, 22, 10, 0, TimeSpan.Zero).AddDays(-d), campaign: $"n{d}"); // 23:10 BST
+        }
+
+        var quiet = new Core.Catalog.QuietHours(21 * 60, 8 * 60);
+        var free = SendTimeEstimator.Estimate(w.Store.Get("owl"), london, SendTimePrior.Default, Now.UtcTicks, Now.UtcTicks);
+        var polite = SendTimeEstimator.Estimate(w.Store.Get("owl"), london, SendTimePrior.Default, Now.UtcTicks, Now.UtcTicks, quiet);
+
+        Assert.Equal(23, free.LocalHour);
+        Assert.False(quiet.Contains(polite.LocalHour * 60), $"{polite.LocalHour}:00 is inside quiet hours");
+        Assert.Equal(10, polite.LocalHour); // the habit is all inside quiet hours: the population's best allowed hour
+    }
+
     [Theory]
     [InlineData("2026-03-08T00:00:00Z", "2026-03-08T13:00:00Z")] // 19:00 EST the day before clocks go forward: 09:00 EDT is 13:00 UTC
     [InlineData("2026-03-07T13:00:00Z", "2026-03-07T14:00:00Z")] // 08:00 EST: 09:00 EST the same day

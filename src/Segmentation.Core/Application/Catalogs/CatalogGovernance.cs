@@ -191,9 +191,9 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// entry it handled and passes it back when it reconnects; entries it missed within the retention window come
     /// first, in offset order. Throws <see cref="FeedOffsetException"/> when the entries it needs are no longer
     /// retained (or the offset is past the stream's end), before anything is returned or as soon as the consumer
-    /// falls that far behind.
+    /// falls that far behind. Fired triggers are left out unless <paramref name="includeTriggers"/>.
     /// </summary>
-    public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, [EnumeratorCancellation] CancellationToken cancellation = default)
+    public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, bool includeTriggers = true, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         memberships.ThrowIfIncomplete(); // restored members are not entries, and entries of users not yet re-evaluated would be missed
         var filter = MembershipIndex.Filter(segmentIds);
@@ -203,26 +203,33 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
             throw new ValidationException("after_offset", $"an offset is 0 or more (got {after})");
         }
 
+        var fromOldest = after == long.MinValue; // until the first entry is read: what is oldest moves as entries expire
         var cursor = after switch
         {
             null => feed.Last,
-            long.MinValue => feed.Oldest - 1, // from the oldest retained entry
+            long.MinValue => 0,
             { } offset => offset,
         };
         var batch = new List<FeedEntry>(WatchBatch);
         while (true)
         {
             batch.Clear();
-            if (feed.ReadAfter(cursor, batch, WatchBatch) == 0)
+            if (feed.ReadAfter(cursor, batch, WatchBatch, fromOldest) == 0)
             {
+                if (fromOldest)
+                {
+                    cursor = Math.Max(cursor, feed.Oldest - 1); // nothing retained yet: wait for what comes after the end
+                }
+
                 await feed.WaitAfterAsync(cursor, cancellation).ConfigureAwait(false);
                 continue;
             }
 
+            fromOldest = false;
             foreach (var entry in batch)
             {
                 cursor = entry.Offset;
-                if (filter is null || filter.Contains(entry.SegmentId))
+                if ((filter is null || filter.Contains(entry.SegmentId)) && (includeTriggers || entry.Kind != ChangeKind.Triggered))
                 {
                     yield return entry;
                 }

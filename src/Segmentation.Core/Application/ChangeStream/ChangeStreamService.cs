@@ -7,11 +7,12 @@ namespace Segmentation.Core.Application.ChangeStream;
 
 /// <summary>
 /// Keeps the change stream durable and the triggers firing while the host runs: every 100 ms it writes the new
-/// entries to the journal (then fsyncs), every second it fires the triggers that came due and saves the pending
-/// ones, every minute it drops what the retention window no longer keeps. On shutdown it writes everything, so a
+/// entries to the journal (then fsyncs), every second it fires the triggers that came due (once start-up is over),
+/// every 10 seconds it saves the pending triggers if they changed (the entries after the save are read again after a
+/// restart), every minute it drops what the retention window no longer keeps. On shutdown it writes everything, so a
 /// graceful restart loses nothing; after a crash, at most the last 100 ms of entries can be missing from the journal.
 /// </summary>
-public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler triggers, IChangeFeedJournal journal, TimeProvider time, ILogger<ChangeStreamService>? logger = null) : BackgroundService
+public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler triggers, IChangeFeedJournal journal, TimeProvider time, ILogger<ChangeStreamService>? logger = null, IHostApplicationLifetime? lifetime = null) : BackgroundService
 {
     /// <summary>How often new entries are written to the journal.</summary>
     public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
@@ -19,8 +20,8 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
     private readonly ILogger _logger = logger ?? NullLogger<ChangeStreamService>.Instance;
     private readonly Lock _gate = new();
 
-    /// <summary>Writes unwritten entries to the journal and saves the pending triggers if they changed.</summary>
-    public void Flush()
+    /// <summary>Writes unwritten entries to the journal and, when <paramref name="saveTriggers"/>, the pending triggers if they changed.</summary>
+    public void Flush(bool saveTriggers = true)
     {
         lock (_gate)
         {
@@ -30,7 +31,7 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
                 feed.MarkJournaled(entries[^1].Offset);
             }
 
-            if (triggers.Capture(feed.Journaled) is { } checkpoint)
+            if (saveTriggers && triggers.Capture(feed.Journaled) is { } checkpoint)
             {
                 journal.SaveTriggers(checkpoint);
             }
@@ -46,20 +47,22 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
         {
             try
             {
-                if (++ticks % 10 == 0)
+                // Triggers fire once start-up is over (profiles restored): a due trigger checked against a store not yet
+                // restored would find no user and be dropped.
+                if (++ticks % 10 == 0 && (lifetime is null || lifetime.ApplicationStarted.IsCancellationRequested))
                 {
                     triggers.Tick(time.GetUtcNow());
                 }
 
-                Flush();
+                Flush(saveTriggers: ticks % 100 == 0);
                 if (ticks % 600 == 0)
                 {
                     journal.Trim(feed.Oldest);
                 }
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                _logger.LogError(ex, "Writing the change stream journal failed; retrying");
+                _logger.LogError(ex, "Writing the change stream journal or firing triggers failed; retrying");
             }
         }
     }

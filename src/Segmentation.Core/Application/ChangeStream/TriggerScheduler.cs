@@ -1,6 +1,7 @@
 using System.Globalization;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Application.ChangeStream;
@@ -29,7 +30,7 @@ public sealed record TriggerCheckpoint(long Cursor, IReadOnlyList<PendingTrigger
 /// stream itself: after a restart the entries after the checkpoint are read again, so nothing is lost; a trigger
 /// that fired just before a crash may fire again (at least once).
 /// </summary>
-public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, MembershipIndex memberships, IProfileStore profiles)
+public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, MembershipIndex memberships, IProfileStore profiles, ConsentPolicy? consent = null)
 {
     /// <summary>Most triggers pending at once; entries beyond it are not scheduled (and counted in <see cref="Dropped"/>).</summary>
     public const int MaxPending = 1_000_000;
@@ -82,7 +83,7 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
             }
 
             Scan();
-            return FireDue(now);
+            return memberships.IsComplete ? FireDue(now) : 0; // while memberships are rebuilt after a restart, "still a member" cannot be told
         }
     }
 
@@ -215,9 +216,9 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
 
     private bool StillHolds(Catalog.SegmentTrigger trigger, PendingTrigger p)
     {
-        if (profiles.Get(p.UserId) is not { } profile)
+        if (profiles.Get(p.UserId) is not { } profile || (consent ?? ConsentPolicy.Default).Gate(profile) != ConsentGate.FullProfile)
         {
-            return false; // erased
+            return false; // erased, or personalization consent withdrawn: such users never appear in the stream
         }
 
         if (trigger.StillMember && !memberships.SegmentsOf(p.UserId).Contains(p.SegmentId))

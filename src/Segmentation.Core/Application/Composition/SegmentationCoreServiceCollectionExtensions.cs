@@ -70,8 +70,9 @@ public static class SegmentationCoreServiceCollectionExtensions
             // The stream is read back from its journal before anything appends to it: offsets continue where they were.
             var options = sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.ChangeStream;
             var time = sp.GetRequiredService<TimeProvider>();
-            var feed = new ChangeFeed(options, time);
-            var (entries, last) = sp.GetRequiredService<IChangeFeedJournal>().Load(time.GetUtcNow() - options.Retention, options.Capacity);
+            var journal = sp.GetRequiredService<IChangeFeedJournal>();
+            var feed = new ChangeFeed(options, time) { ServeOnlyJournaled = journal is not NoChangeFeedJournal }; // an offset seen is never handed out again after a crash
+            var (entries, last) = journal.Load(time.GetUtcNow() - options.Retention, options.Capacity);
             feed.Restore(entries, last);
             return feed;
         });
@@ -79,7 +80,7 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var feed = sp.GetRequiredService<ChangeFeed>();
-            var scheduler = new TriggerScheduler(feed, sp.GetRequiredService<CatalogProvider>(), sp.GetRequiredService<MembershipIndex>(), sp.GetRequiredService<IProfileStore>());
+            var scheduler = new TriggerScheduler(feed, sp.GetRequiredService<CatalogProvider>(), sp.GetRequiredService<MembershipIndex>(), sp.GetRequiredService<IProfileStore>(), sp.GetRequiredService<ConsentPolicy>());
             scheduler.Restore(sp.GetRequiredService<IChangeFeedJournal>().LoadTriggers() ?? new TriggerCheckpoint(feed.Last, [])); // entries from now on schedule triggers
             return scheduler;
         });

@@ -195,8 +195,9 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             return null;
         }
 
-        var profile = profiles.Get(userId);
-        return SendTimeEstimator.Estimate(profile, ContactEvaluation.ZoneOf(catalog.ContactPolicies, profile, context), prior, now.UtcTicks, earliest);
+        var stored = profiles.Get(userId);
+        var profile = stored is null ? null : _consent.GatedView(stored); // behaviour the decision could not see is not used for timing either
+        return SendTimeEstimator.Estimate(profile, ContactEvaluation.ZoneOf(catalog.ContactPolicies, stored, context), prior, now.UtcTicks, earliest, catalog.ContactPolicies.For(context.Channel)?.Quiet);
     }
 
     private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation, bool fillCache = true)

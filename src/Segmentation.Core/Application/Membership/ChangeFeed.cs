@@ -84,6 +84,12 @@ public sealed class ChangeFeed
     /// <summary>The oldest offset still retained (<see cref="Last"/> + 1 when nothing is).</summary>
     public long Oldest { get { lock (_gate) { Expire(_time.GetUtcNow()); return _first; } } }
 
+    /// <summary>
+    /// True when a journal keeps the stream: readers are then served only entries already written to it, so an offset
+    /// a consumer has seen is never handed out again after a crash (entries reach readers within a flush interval).
+    /// </summary>
+    public bool ServeOnlyJournaled { get; init; }
+
     /// <summary>The newest offset written to the journal.</summary>
     public long Journaled => Volatile.Read(ref _journaled);
 
@@ -149,11 +155,16 @@ public sealed class ChangeFeed
     /// entries right after <paramref name="after"/> are no longer retained, or when <paramref name="after"/> is
     /// past the newest offset (the stream was reset: a consumer of another server or data directory).
     /// </summary>
-    public int ReadAfter(long after, List<FeedEntry> into, int max)
+    public int ReadAfter(long after, List<FeedEntry> into, int max, bool fromOldest = false)
     {
         lock (_gate)
         {
             Expire(_time.GetUtcNow());
+            if (fromOldest)
+            {
+                after = Math.Max(after, _first - 1); // read under the same lock as the entries: nothing can expire in between
+            }
+
             if (after > _last)
             {
                 throw new FeedOffsetException($"offset {after} is past the newest offset {_last}: this stream was reset (another server or data directory); resynchronise and continue from the newest offset", _first, _last);
@@ -165,7 +176,8 @@ public sealed class ChangeFeed
             }
 
             var n = 0;
-            for (var o = after + 1; o <= _last && n < max; o++, n++)
+            var end = ServeOnlyJournaled ? _journaled : _last;
+            for (var o = after + 1; o <= end && n < max; o++, n++)
             {
                 into.Add(_ring[Slot(o)]!);
             }
@@ -174,13 +186,13 @@ public sealed class ChangeFeed
         }
     }
 
-    /// <summary>Completes when an entry after <paramref name="after"/> exists (at once if one does).</summary>
+    /// <summary>Completes when an entry after <paramref name="after"/> can be read (at once if one can).</summary>
     public Task WaitAfterAsync(long after, CancellationToken cancellation)
     {
         Task signal;
         lock (_gate)
         {
-            if (_last > after)
+            if ((ServeOnlyJournaled ? _journaled : _last) > after)
             {
                 return Task.CompletedTask;
             }
@@ -191,13 +203,36 @@ public sealed class ChangeFeed
         return signal.WaitAsync(cancellation);
     }
 
-    /// <summary>Records that the journal holds every entry up to <paramref name="offset"/>.</summary>
-    public void MarkJournaled(long offset)
+    /// <summary>
+    /// Blanks an erased user in the retained entries: each keeps its offset and segment (consumers' positions stay
+    /// valid) with an empty user id and the cause <c>erased</c>. The journal's copies go as its files are trimmed.
+    /// </summary>
+    public void Redact(string userId)
     {
         lock (_gate)
         {
-            _journaled = Math.Max(_journaled, offset);
+            for (var o = _first; o <= _last; o++)
+            {
+                if (_ring[Slot(o)] is { } e && string.Equals(e.UserId, userId, StringComparison.Ordinal))
+                {
+                    _ring[Slot(o)] = e with { UserId = "", Cause = "erased" };
+                }
+            }
         }
+    }
+
+    /// <summary>Records that the journal holds every entry up to <paramref name="offset"/>.</summary>
+    public void MarkJournaled(long offset)
+    {
+        TaskCompletionSource signal;
+        lock (_gate)
+        {
+            _journaled = Math.Max(_journaled, offset);
+            signal = _appended;
+            _appended = NewSignal();
+        }
+
+        signal.TrySetResult(); // readers served only journaled entries can go on
     }
 
     /// <summary>The entries the journal has not written yet, oldest first (those already dropped are counted in <see cref="Unjournaled"/>).</summary>

@@ -188,9 +188,10 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     public void Remove(string userId, DateTimeOffset at, long catalogVersion, string cause) =>
         Set(userId, [], catalogVersion, long.MaxValue, at, cause);
 
-    /// <summary>Drops a user without emitting changes (the user no longer exists: erasure).</summary>
+    /// <summary>Drops a user without emitting changes (the user no longer exists: erasure), and blanks them in the change stream.</summary>
     public void Forget(string userId)
     {
+        Feed.Redact(userId); // the stream no longer names the user either
         if (_users.TryRemove(userId, out var state))
         {
             foreach (var id in state.Segments)

@@ -13,8 +13,8 @@ namespace Segmentation.Core.Application.Products;
 /// products are those with the largest counts summed over their seeds (cart, recent views, last purchase): "customers
 /// who bought this also bought", weighted by how often. Counts are kept per product for at most
 /// <see cref="MaxNeighbours"/> others (the least counted is replaced, as in the space-saving algorithm) and for at
-/// most <see cref="MaxProducts"/> products, product ids interned, so memory is bounded: about 7 KB per product with a
-/// full list, 140 MB at the very worst. Templates read a frozen copy refreshed every <see cref="Refresh"/> on fixed
+/// most <see cref="MaxProducts"/> products, product ids interned (at most four times as many) and popularity ranked for
+/// as many, so memory is bounded: about 7 KB per product with a full list, some 150 MB at the very worst. Templates read a frozen copy refreshed every <see cref="Refresh"/> on fixed
 /// boundaries, and a decision that shows related products is valid until the next one — the decision cache is never stale.
 /// </summary>
 public sealed class ProductRelations : IRelatedProducts
@@ -40,9 +40,12 @@ public sealed class ProductRelations : IRelatedProducts
     private readonly ConcurrentDictionary<string, string> _ids = new(StringComparer.Ordinal); // one string per product id
     private readonly Lock _gate = new();
     private Frozen? _frozen;
+    private int _tracked; // products in _pairs, counted here: ConcurrentDictionary.Count takes every lock
+    private int _interned;
+    private int _popular;
 
     /// <summary>Products tracked.</summary>
-    public int Products => _pairs.Count;
+    public int Products => Volatile.Read(ref _tracked);
 
     /// <summary>Learns from an accepted event of <paramref name="profile"/> (which already holds it).</summary>
     public void Observe(BehaviourEvent e, Profile profile)
@@ -66,7 +69,7 @@ public sealed class ProductRelations : IRelatedProducts
     {
         foreach (var a in basket)
         {
-            _popularity.AddOrUpdate(a, 5, static (_, v) => v + 5);
+            Popularity(a, 5);
             foreach (var b in basket)
             {
                 if (!ReferenceEquals(a, b) && a != b)
@@ -86,7 +89,7 @@ public sealed class ProductRelations : IRelatedProducts
     /// <summary>Counts a viewed product with the user's other recent views.</summary>
     public void ObserveView(string product, IReadOnlyList<string> recent)
     {
-        _popularity.AddOrUpdate(product, 1, static (_, v) => v + 1);
+        Popularity(product, 1);
         foreach (var other in recent)
         {
             Add(other, product, 1);
@@ -137,18 +140,20 @@ public sealed class ProductRelations : IRelatedProducts
     public IReadOnlyList<string> Popular(int max) =>
         [.. _popularity.OrderByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal).Take(max).Select(p => p.Key)];
 
+    // The frozen copy for the boundary nowTicks falls in; a request for an earlier boundary (a batch with a fixed
+    // evaluation time) gets the newest copy, never an older one rebuilt in its place.
     private Frozen FrozenAt(long nowTicks)
     {
         var boundary = nowTicks - (nowTicks % Refresh.Ticks);
         var frozen = Volatile.Read(ref _frozen);
-        if (frozen is not null && frozen.Boundary == boundary)
+        if (frozen is not null && frozen.Boundary >= boundary)
         {
             return frozen;
         }
 
         lock (_gate)
         {
-            if (_frozen is { } again && again.Boundary == boundary)
+            if (_frozen is { } again && again.Boundary >= boundary)
             {
                 return again;
             }
@@ -164,19 +169,57 @@ public sealed class ProductRelations : IRelatedProducts
     {
         if (!_pairs.TryGetValue(a, out var neighbours))
         {
-            if (_pairs.Count >= MaxProducts)
+            if (Volatile.Read(ref _tracked) >= MaxProducts)
             {
                 return;
             }
 
-            neighbours = _pairs.GetOrAdd(Intern(a), static _ => new Neighbours());
+            var added = new Neighbours();
+            neighbours = _pairs.GetOrAdd(Intern(a), added);
+            if (ReferenceEquals(neighbours, added))
+            {
+                Interlocked.Increment(ref _tracked);
+            }
         }
 
         neighbours.Add(Intern(b), weight);
     }
 
     // The one copy of a product id (bounded: at most MaxProducts ids plus the neighbours they name).
-    private string Intern(string id) => _ids.TryGetValue(id, out var known) ? known : _ids.Count < MaxProducts * 4 ? _ids.GetOrAdd(id, id) : id;
+    private string Intern(string id)
+    {
+        if (_ids.TryGetValue(id, out var known))
+        {
+            return known;
+        }
+
+        if (Volatile.Read(ref _interned) >= MaxProducts * 4)
+        {
+            return id;
+        }
+
+        var kept = _ids.GetOrAdd(id, id);
+        if (ReferenceEquals(kept, id))
+        {
+            Interlocked.Increment(ref _interned);
+        }
+
+        return kept;
+    }
+
+    // Popularity of at most MaxProducts * 4 products (the first seen; a new product beyond is not ranked).
+    private void Popularity(string product, double weight)
+    {
+        if (_popularity.TryGetValue(product, out _) || Volatile.Read(ref _popular) < MaxProducts * 4)
+        {
+            var first = false;
+            _popularity.AddOrUpdate(Intern(product), _ => { first = true; return weight; }, (_, v) => v + weight);
+            if (first)
+            {
+                Interlocked.Increment(ref _popular);
+            }
+        }
+    }
 
     // The user's distinct purchased products before this order (newest first, at most 5), not in it.
     private static List<string> EarlierPurchases(Profile profile, string eventId, List<string> basket)

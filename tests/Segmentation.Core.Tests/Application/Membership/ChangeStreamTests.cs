@@ -107,6 +107,48 @@ public sealed class ChangeStreamTests
     }
 
     [Fact]
+    public async Task With_a_journal_readers_get_only_what_is_written_so_an_offset_seen_is_never_handed_out_again_after_a_crash()
+    {
+        var feed = new ChangeFeed(new ChangeFeedOptions { Capacity = 100 }, new ManualClock(T0)) { ServeOnlyJournaled = true };
+        for (var i = 0; i < 3; i++)
+        {
+            feed.Append("u", "s", ChangeKind.Entered, T0, 1, $"e{i}");
+        }
+
+        Assert.Empty(After(feed, 0)); // appended, not yet on disk: a crash now would hand these offsets out again
+        var waiting = feed.WaitAfterAsync(0, CancellationToken.None);
+        Assert.False(waiting.IsCompleted);
+
+        feed.MarkJournaled(2);
+
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal([1L, 2], After(feed, 0).Select(e => e.Offset));
+    }
+
+    [Fact]
+    public async Task Fired_triggers_reach_only_consumers_that_ask_for_them()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")));
+        var start = w.Memberships.Feed.Last;
+        SetScore(w, "u1", 80);
+        w.Memberships.Feed.Append("u1", "high", ChangeKind.Triggered, T0, 1, "entered:1", "reminder");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        await using var plain = w.Governance.Watch([], start, includeTriggers: false, cts.Token).GetAsyncEnumerator(cts.Token);
+        await using var all = w.Governance.Watch([], start, includeTriggers: true, cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await plain.MoveNextAsync());
+        Assert.True(await all.MoveNextAsync());
+        Assert.True(await all.MoveNextAsync());
+
+        Assert.Equal(ChangeKind.Entered, plain.Current.Kind);
+        Assert.Equal(("reminder", ChangeKind.Triggered), (all.Current.Trigger, all.Current.Kind));
+        var next = plain.MoveNextAsync().AsTask();
+        SetScore(w, "u1", 10); // the plain consumer's next entry is the leave, not the trigger before it
+        Assert.True(await next);
+        Assert.Equal(ChangeKind.Left, plain.Current.Kind);
+    }
+
+    [Fact]
     public async Task A_waiting_reader_wakes_when_an_entry_is_appended()
     {
         var feed = Feed();
@@ -132,7 +174,7 @@ public sealed class ChangeStreamTests
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
         var seen = new List<FeedEntry>();
-        await using var watch = w.Governance.Watch(["high"], handled, cts.Token).GetAsyncEnumerator(cts.Token);
+        await using var watch = w.Governance.Watch(["high"], handled, cancellation: cts.Token).GetAsyncEnumerator(cts.Token);
         for (var i = 0; i < 2; i++)
         {
             Assert.True(await watch.MoveNextAsync());
@@ -155,9 +197,9 @@ public sealed class ChangeStreamTests
         using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")));
         SetScore(w, "u1", 80);
 
-        await using var watch = w.Governance.Watch([], 99, CancellationToken.None).GetAsyncEnumerator();
+        await using var watch = w.Governance.Watch([], 99).GetAsyncEnumerator();
         await Assert.ThrowsAsync<FeedOffsetException>(async () => await watch.MoveNextAsync());
-        await Assert.ThrowsAsync<Validation.ValidationException>(async () => await w.Governance.Watch([], -5, CancellationToken.None).GetAsyncEnumerator().MoveNextAsync());
+        await Assert.ThrowsAsync<Validation.ValidationException>(async () => await w.Governance.Watch([], -5).GetAsyncEnumerator().MoveNextAsync());
     }
 
     internal static void SetScore(TestWorld w, string user, double score) =>

@@ -64,6 +64,25 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void While_memberships_are_rebuilt_after_a_restart_nothing_fires_and_nothing_due_is_dropped()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        scheduler.Tick(w.Clock.Now);
+
+        w.Memberships.BeginRebuild(1); // "still a member" cannot be told yet
+        scheduler.Tick(w.Clock.Now.AddDays(4));
+        Assert.Empty(Fired(w, start));
+        Assert.Equal(2, scheduler.Pending);
+
+        w.Memberships.EndRebuild(TimeSpan.Zero);
+        scheduler.Tick(w.Clock.Now.AddDays(4));
+        Assert.Equal(["anyway", "reminder"], Fired(w, start).Select(e => e.Trigger).Order());
+    }
+
+    [Fact]
     public void An_unless_event_after_the_entry_cancels_it()
     {
         using var w = World();
@@ -121,6 +140,25 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_user_who_withdrew_personalization_consent_gets_no_trigger_and_an_erased_user_is_blanked_in_the_stream()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        ChangeStreamTests.SetScore(w, "u2", 80);
+        scheduler.Tick(w.Clock.Now);
+        w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, false, "web-banner", null);
+
+        scheduler.Tick(w.Clock.Now.AddDays(1)); // "anyway" needs no membership, but consent still gates it
+        Assert.Equal(["u2"], Fired(w, start).Select(e => e.UserId));
+
+        w.Memberships.Forget("u2");
+        Assert.DoesNotContain(w.FeedAfter(start), e => e.UserId == "u2");
+        Assert.Contains(w.FeedAfter(start), e => e.UserId == "" && e.Cause == "erased");
+    }
+
+    [Fact]
     public void Across_a_restart_pending_triggers_and_entries_after_the_checkpoint_fire_once_and_offsets_continue()
     {
         var store = new Core.Profiles.InMemoryProfileStore();
@@ -133,6 +171,7 @@ public sealed class TriggerTests : IDisposable
             var scheduler = w.Get<TriggerScheduler>();
             var service = new ChangeStreamService(w.Memberships.Feed, scheduler, journal, w.Clock);
             ChangeStreamTests.SetScore(w, "u1", 80);
+            service.Flush(); // with a journal, readers (the scheduler too) see entries once written
             scheduler.Tick(w.Clock.Now);
             w.Clock.Now = t0.AddDays(1);
             scheduler.Tick(w.Clock.Now); // u1's "anyway" fires before the restart
@@ -151,7 +190,9 @@ public sealed class TriggerTests : IDisposable
             Assert.Equal(lastBefore, w.Memberships.Feed.Last);
             Assert.Equal(lastBefore + 1, w.Memberships.Feed.Append("x", "high", ChangeKind.Left, w.Clock.Now, 1, "test").Offset);
 
+            var service = new ChangeStreamService(w.Memberships.Feed, scheduler, journal, w.Clock);
             scheduler.Tick(t0.AddDays(10));
+            service.Flush();
 
             var fired = Fired(w, lastBefore + 1);
             Assert.Equal([("u1", "reminder"), ("u2", "anyway"), ("u2", "reminder")], fired.Select(e => (e.UserId, e.Trigger!)).Order());
