@@ -24,6 +24,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 
     private const string Prefix = "stream-";
     private const string TriggersName = "triggers.bin";
+    private const string MembershipsName = "memberships.bin";
     private const byte Format = 1;
 
     private readonly string _folder;
@@ -236,6 +237,91 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         }
 
         var path = Path.Combine(_folder, TriggersName);
+        var temporary = path + ".tmp";
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            file.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    /// <inheritdoc />
+    public MembershipCheckpoint? LoadMemberships()
+    {
+        var path = Path.Combine(_folder, MembershipsName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var file = File.OpenRead(path);
+            if (Framing.ReadNext(file, path) is not { } frame)
+            {
+                return null;
+            }
+
+            try
+            {
+                using var reader = new BinaryReader(new MemoryStream(frame.Buffer, 0, frame.Length), Encoding.UTF8);
+                if (reader.ReadByte() != Format)
+                {
+                    throw new InvalidDataException($"{path}: unknown format");
+                }
+
+                var offset = reader.ReadInt64();
+                var count = reader.ReadInt32();
+                var users = new List<(string, string[])>(count);
+                for (var i = 0; i < count; i++)
+                {
+                    var user = reader.ReadString();
+                    var segments = new string[reader.ReadByte()];
+                    for (var k = 0; k < segments.Length; k++)
+                    {
+                        segments[k] = string.Intern(reader.ReadString());
+                    }
+
+                    users.Add((user, segments));
+                }
+
+                return new MembershipCheckpoint(offset, users);
+            }
+            finally
+            {
+                frame.Return();
+            }
+        }
+        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
+        {
+            _logger.LogWarning("Membership checkpoint {File} cannot be read ({Reason}); changes while the server was down are not announced this time", path, ex.Message);
+            return null;
+        }
+    }
+
+    /// <inheritdoc />
+    public void SaveMemberships(MembershipCheckpoint checkpoint)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(Format);
+            writer.Write(checkpoint.Offset);
+            writer.Write(checkpoint.Users.Count);
+            foreach (var (user, segments) in checkpoint.Users)
+            {
+                writer.Write(user);
+                writer.Write((byte)Math.Min(segments.Length, byte.MaxValue));
+                foreach (var segment in segments.Take(byte.MaxValue))
+                {
+                    writer.Write(segment);
+                }
+            }
+        }
+
+        var path = Path.Combine(_folder, MembershipsName);
         var temporary = path + ".tmp";
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {

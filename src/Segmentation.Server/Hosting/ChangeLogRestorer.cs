@@ -20,6 +20,7 @@ internal sealed class ChangeLogRestorer(
     IProfileStore store,
     MembershipIndex memberships,
     Core.Application.Measurement.IMeasurementCheckpoint measurement,
+    Core.Application.ChangeStream.ChangeStreamReconciler reconciler,
     ServiceHealth health,
     ILogger<ChangeLogRestorer> logger) : IHostedService, IDisposable
 {
@@ -75,6 +76,12 @@ internal sealed class ChangeLogRestorer(
         try
         {
             var evaluated = ingestion.EvaluateNewMemberships(_stopping.Token);
+            var announced = reconciler.Reconcile(); // what changed while the server was down reaches the change stream
+            if (announced > 0)
+            {
+                logger.LogInformation("Change stream: {Entries} membership changes since the last saved state announced with cause 'restart'", announced);
+            }
+
             health.Clear(Job);
             logger.LogInformation(
                 "Segment memberships of {Evaluated} profiles rebuilt in {Ms} ms; fully ready {Total} ms after the restore began",

@@ -9,10 +9,11 @@ namespace Segmentation.Core.Application.ChangeStream;
 /// Keeps the change stream durable and the triggers firing while the host runs: every 100 ms it writes the new
 /// entries to the journal (then fsyncs), every second it fires the triggers that came due (once start-up is over),
 /// every 10 seconds it saves the pending triggers if they changed (the entries after the save are read again after a
-/// restart), every minute it drops what the retention window no longer keeps. On shutdown it writes everything, so a
+/// restart), every minute it drops what the retention window no longer keeps, every 5 minutes and at shutdown it saves
+/// every user's memberships (<see cref="ChangeStreamReconciler"/> compares them after a restart). On shutdown it writes everything, so a
 /// graceful restart loses nothing; after a crash, at most the last 100 ms of entries can be missing from the journal.
 /// </summary>
-public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler triggers, IChangeFeedJournal journal, TimeProvider time, ILogger<ChangeStreamService>? logger = null, IHostApplicationLifetime? lifetime = null) : BackgroundService
+public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler triggers, IChangeFeedJournal journal, TimeProvider time, ILogger<ChangeStreamService>? logger = null, IHostApplicationLifetime? lifetime = null, ChangeStreamReconciler? reconciler = null, Membership.MembershipIndex? memberships = null) : BackgroundService
 {
     /// <summary>How often new entries are written to the journal.</summary>
     public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(100);
@@ -59,6 +60,11 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
                 {
                     journal.Trim(feed.Oldest);
                 }
+
+                if (ticks % 3000 == 0 && Ready())
+                {
+                    reconciler?.Save(); // every 5 minutes: what consumers have been told, for the next restart to compare with
+                }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -72,5 +78,12 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
     {
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
         Flush();
+        if (Ready())
+        {
+            reconciler?.Save();
+        }
     }
+
+    // Memberships are worth saving once start-up is over and they are rebuilt (a partial index would announce noise).
+    private bool Ready() => (lifetime is null || lifetime.ApplicationStarted.IsCancellationRequested) && (memberships?.IsComplete ?? true);
 }

@@ -22,7 +22,18 @@ public interface IChangeFeedJournal
 
     /// <summary>Saves the pending triggers (replacing what was saved), atomically.</summary>
     void SaveTriggers(TriggerCheckpoint checkpoint);
+
+    /// <summary>The memberships as last saved and the stream offset they account for; null when none were saved.</summary>
+    MembershipCheckpoint? LoadMemberships();
+
+    /// <summary>Saves every user's memberships (replacing what was saved), atomically.</summary>
+    void SaveMemberships(MembershipCheckpoint checkpoint);
 }
+
+/// <summary>Every user's segments at a point of the change stream: what consumers had been told by then.</summary>
+/// <param name="Offset">Every entry up to this offset is reflected.</param>
+/// <param name="Users">Users in at least one segment, with those segments.</param>
+public sealed record MembershipCheckpoint(long Offset, IReadOnlyList<(string UserId, string[] Segments)> Users);
 
 /// <summary>No journal: the stream is kept in memory only (no data directory).</summary>
 public sealed class NoChangeFeedJournal : IChangeFeedJournal
@@ -52,6 +63,14 @@ public sealed class NoChangeFeedJournal : IChangeFeedJournal
 
     /// <inheritdoc />
     public void SaveTriggers(TriggerCheckpoint checkpoint)
+    {
+    }
+
+    /// <inheritdoc />
+    public MembershipCheckpoint? LoadMemberships() => null;
+
+    /// <inheritdoc />
+    public void SaveMemberships(MembershipCheckpoint checkpoint)
     {
     }
 }

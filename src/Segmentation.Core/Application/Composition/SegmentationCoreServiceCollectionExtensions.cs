@@ -84,6 +84,14 @@ public static class SegmentationCoreServiceCollectionExtensions
             scheduler.Restore(sp.GetRequiredService<IChangeFeedJournal>().LoadTriggers() ?? new TriggerCheckpoint(feed.Last, [])); // entries from now on schedule triggers
             return scheduler;
         });
+        services.TryAddSingleton(sp => new ChangeStreamReconciler(
+            sp.GetRequiredService<ChangeFeed>(),
+            sp.GetRequiredService<MembershipIndex>(),
+            sp.GetRequiredService<IChangeFeedJournal>(),
+            sp.GetRequiredService<IProfileStore>(),
+            sp.GetRequiredService<CatalogProvider>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ConsentPolicy>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ChangeStreamService>());
         services.TryAddSingleton(sp => new DecisionCache(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.DecisionCache));
         services.TryAddSingleton<ProductRelations>();

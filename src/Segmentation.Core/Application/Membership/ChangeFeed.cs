@@ -155,7 +155,12 @@ public sealed class ChangeFeed
     /// entries right after <paramref name="after"/> are no longer retained, or when <paramref name="after"/> is
     /// past the newest offset (the stream was reset: a consumer of another server or data directory).
     /// </summary>
-    public int ReadAfter(long after, List<FeedEntry> into, int max, bool fromOldest = false)
+    public int ReadAfter(long after, List<FeedEntry> into, int max, bool fromOldest = false) => Read(after, into, max, fromOldest, unwritten: false);
+
+    /// <summary>As <see cref="ReadAfter"/>, including entries not yet written to the journal (for the service's own bookkeeping, never for consumers).</summary>
+    public int ReadAllAfter(long after, List<FeedEntry> into, int max) => Read(after, into, max, fromOldest: false, unwritten: true);
+
+    private int Read(long after, List<FeedEntry> into, int max, bool fromOldest, bool unwritten)
     {
         lock (_gate)
         {
@@ -176,7 +181,7 @@ public sealed class ChangeFeed
             }
 
             var n = 0;
-            var end = ServeOnlyJournaled ? _journaled : _last;
+            var end = ServeOnlyJournaled && !unwritten ? _journaled : _last;
             for (var o = after + 1; o <= end && n < max; o++, n++)
             {
                 into.Add(_ring[Slot(o)]!);

@@ -87,6 +87,18 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     /// <summary>The change stream every enter and leave is appended to.</summary>
     public ChangeFeed Feed { get; } = feed ?? new ChangeFeed(new ChangeFeedOptions { Capacity = 100_000 });
 
+    /// <summary>Every user in at least one segment, with those segments (a moment's view while writes go on).</summary>
+    public IEnumerable<(string UserId, string[] Segments)> Snapshot()
+    {
+        foreach (var (user, state) in _users)
+        {
+            if (state.Segments.Length > 0)
+            {
+                yield return (user, state.Segments);
+            }
+        }
+    }
+
     /// <summary>Number of users with a recorded membership.</summary>
     public int Users => _users.Count;
 

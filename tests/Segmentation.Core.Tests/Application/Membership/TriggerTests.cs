@@ -211,6 +211,43 @@ public sealed class TriggerTests : IDisposable
         Assert.Equal(("email_inactive", TimeSpan.Zero), (catalog.TriggersById["re_engagement"].Segment, catalog.TriggersById["re_engagement"].Delay));
     }
 
+    [Fact]
+    public void After_a_restart_what_changed_while_the_server_was_down_is_announced_once_and_nothing_else()
+    {
+        var catalog = TestCatalogs.Source(
+            TestCatalogs.Segment("recent", "behavioural", "{ field: events.page_view.last_at, within: 1h }"),
+            TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }"));
+        var store = new Core.Profiles.InMemoryProfileStore();
+        DateTimeOffset t0;
+        long lastBefore;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = new TestWorld(catalog, store: store, journal: journal);
+            t0 = w.Clock.Now;
+            var service = new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock);
+            w.Track("u1", EventTypes.PageView); // recent, for an hour
+            ChangeStreamTests.SetScore(w, "u2", 80);
+            service.Flush();
+            w.Get<ChangeStreamReconciler>().Save(); // what consumers have been told
+            ChangeStreamTests.SetScore(w, "u3", 80); // told after the save: the stream has it
+            service.Flush();
+            lastBefore = w.Memberships.Feed.Last;
+        }
+
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = new TestWorld(catalog, store: store, journal: journal, now: t0.AddHours(2)); // down for two hours
+            w.Ingestion.EvaluateNewMemberships();
+            var announced = w.Get<ChangeStreamReconciler>().Reconcile();
+            new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock).Flush();
+
+            var entries = w.FeedAfter(lastBefore);
+            Assert.Equal(1, announced);
+            var left = Assert.Single(entries);
+            Assert.Equal(("u1", "recent", ChangeKind.Left, ChangeStreamReconciler.Cause), (left.UserId, left.SegmentId, left.Kind, left.Cause));
+        }
+    }
+
     [Theory]
     [InlineData("triggers:\n  - id: t\n    segment: nope\n", "unknown segment 'nope'")]
     [InlineData("triggers:\n  - id: t\n    segment: high\n    delay: 100d\n", "'delay' is a duration from 0 to 90d")]
