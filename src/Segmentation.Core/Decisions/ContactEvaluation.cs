@@ -128,13 +128,27 @@ public static class ContactEvaluation
     // Every negative outcome of the rule's types in its window, from the profile's per-type series (the common case: cheap).
     private static (int Count, long Last) NegativeOutcomesOfAll(SuppressionRule rule, Profile? profile, EvalContext context)
     {
-        var (count, last) = (0, long.MinValue);
+        if (profile is null)
+        {
+            return (0, long.MinValue);
+        }
+
+        var count = 0;
         foreach (var type in rule.EventTypes)
         {
-            var series = profile?.Series(type) ?? EventSeries.Empty;
-            count += series.CountInWindow(context.NowTicks, rule.Within.Ticks, out var changes);
+            count += profile.Series(type).CountInWindow(context.NowTicks, rule.Within.Ticks, out var changes);
             context.Until(changes);
-            last = Math.Max(last, series.LastAtOrBefore(context.NowTicks, out _));
+        }
+
+        if (count < rule.After)
+        {
+            return (count, long.MinValue); // not paused: when the last of them was does not matter
+        }
+
+        var last = long.MinValue;
+        foreach (var type in rule.EventTypes)
+        {
+            last = Math.Max(last, profile.Series(type).LastAtOrBefore(context.NowTicks, out _));
         }
 
         return (count, last);
@@ -260,10 +274,25 @@ public static class ContactEvaluation
 
         // Slot 0 remembers the quarter hour decisions are made in; slot 1 the one a boundary (the end or start of quiet
         // hours) falls in, which stays the same all day.
+        // The zone this thread asked about last and its remembered offsets: most decisions in a row are for one zone,
+        // and a thread-static read is cheaper than the table's lookup.
+        [ThreadStatic]
+        private static (TimeZoneInfo Zone, Remembered Remembered)? t_last;
+
         public static long OffsetAt(TimeZoneInfo zone, long utcTicks, int slot = 0)
         {
             var quarter = utcTicks - (utcTicks % Quarter);
-            var remembered = Offsets.GetValue(zone, static _ => new Remembered());
+            Remembered remembered;
+            if (t_last is { } last0 && ReferenceEquals(last0.Zone, zone))
+            {
+                remembered = last0.Remembered;
+            }
+            else
+            {
+                remembered = Offsets.GetValue(zone, static _ => new Remembered());
+                t_last = (zone, remembered);
+            }
+
             var last = Volatile.Read(ref remembered.Slots[slot]);
             if (last is not null && last.Quarter == quarter)
             {

@@ -69,6 +69,7 @@ public class DecisionBenchmark
             """;
         _withPolicies = CatalogLoader.Load(new InMemoryCatalogSource([.. _catalog.Files, new CatalogFile("policies.yaml", Policies)], "bench"));
         _email = _world.Request with { Channel = "email" };
+        _policyWinner = DecideOnMissWithContactPolicy().Winner;
         if (DecideOnMissWithContactPolicy().Contact is null || DecideOnMissOnEmail().Contact is not null)
         {
             throw new InvalidOperationException("only the catalog with policies should give a contact verdict");
@@ -87,6 +88,23 @@ public class DecisionBenchmark
     [Benchmark]
     public Decision DecideOnMissWithContactPolicy() =>
         _world.Decider.Decide(_withPolicies, BenchWorld.ShopperId, _profile, _email, _world.Now, _rfm, explain: false);
+
+    /// <summary>
+    /// The policy verdict alone, as the Decider computes it for the shopper's winner (the same inputs, a fresh rule
+    /// context): what the two methods above differ by, measured without the rest of the decision around it.
+    /// </summary>
+    [Benchmark]
+    public ContactDecision? ContactPolicyVerdictAlone()
+    {
+        var context = new EvalContext(_profile, _email, _world.Now.UtcTicks, _rfm, _withPolicies.Features);
+        return ContactEvaluation.Evaluate(_withPolicies.ContactPolicies, "email", _policyWinner, _profile, context, _email);
+    }
+
+    /// <summary>A fresh rule context alone: the part of <see cref="ContactPolicyVerdictAlone"/> a decision has anyway.</summary>
+    [Benchmark]
+    public EvalContext RuleContextAlone() => new(_profile, _email, _world.Now.UtcTicks, _rfm, _withPolicies.Features);
+
+    private Segment _policyWinner = null!;
 
     [GlobalCleanup]
     public void Cleanup() => _world.Dispose();
