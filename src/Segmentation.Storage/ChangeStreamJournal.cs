@@ -171,27 +171,10 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     public TriggerCheckpoint? LoadTriggers()
     {
         var path = Path.Combine(_folder, TriggersName);
-        if (!File.Exists(path))
-        {
-            return null;
-        }
-
         try
         {
-            using var file = File.OpenRead(path);
-            if (Framing.ReadNext(file, path) is not { } frame)
+            return ReadFile(path, reader =>
             {
-                return null;
-            }
-
-            try
-            {
-                using var reader = new BinaryReader(new MemoryStream(frame.Buffer, 0, frame.Length), Encoding.UTF8);
-                if (reader.ReadByte() != Format)
-                {
-                    throw new InvalidDataException($"{path}: unknown format");
-                }
-
                 var cursor = reader.ReadInt64();
                 var count = reader.ReadInt32();
                 var pending = new List<PendingTrigger>(count);
@@ -201,11 +184,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                 }
 
                 return new TriggerCheckpoint(cursor, pending);
-            }
-            finally
-            {
-                frame.Return();
-            }
+            });
         }
         catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
         {
@@ -217,61 +196,29 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     /// <inheritdoc />
-    public void SaveTriggers(TriggerCheckpoint checkpoint)
+    public void SaveTriggers(TriggerCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, TriggersName), writer =>
     {
-        using var buffer = new MemoryStream();
-        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        writer.Write(checkpoint.Cursor);
+        writer.Write(checkpoint.Pending.Count);
+        foreach (var p in checkpoint.Pending)
         {
-            writer.Write(Format);
-            writer.Write(checkpoint.Cursor);
-            writer.Write(checkpoint.Pending.Count);
-            foreach (var p in checkpoint.Pending)
-            {
-                writer.Write(p.UserId);
-                writer.Write(p.TriggerId);
-                writer.Write(p.SegmentId);
-                writer.Write(p.EnteredOffset);
-                writer.Write(p.EnteredTicks);
-                writer.Write(p.DueTicks);
-            }
+            writer.Write(p.UserId);
+            writer.Write(p.TriggerId);
+            writer.Write(p.SegmentId);
+            writer.Write(p.EnteredOffset);
+            writer.Write(p.EnteredTicks);
+            writer.Write(p.DueTicks);
         }
-
-        var path = Path.Combine(_folder, TriggersName);
-        var temporary = path + ".tmp";
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, path, overwrite: true);
-    }
+    });
 
     /// <inheritdoc />
     public MembershipCheckpoint? LoadMemberships()
     {
         var path = Path.Combine(_folder, MembershipsName);
-        if (!File.Exists(path))
-        {
-            return null;
-        }
-
         try
         {
-            using var file = File.OpenRead(path);
-            if (Framing.ReadNext(file, path) is not { } frame)
+            return ReadFile(path, reader =>
             {
-                return null;
-            }
-
-            try
-            {
-                using var reader = new BinaryReader(new MemoryStream(frame.Buffer, 0, frame.Length), Encoding.UTF8);
-                if (reader.ReadByte() != Format)
-                {
-                    throw new InvalidDataException($"{path}: unknown format");
-                }
-
                 var offset = reader.ReadInt64();
                 var count = reader.ReadInt32();
                 var users = new List<(string, string[])>(count);
@@ -288,11 +235,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                 }
 
                 return new MembershipCheckpoint(offset, users);
-            }
-            finally
-            {
-                frame.Return();
-            }
+            });
         }
         catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
         {
@@ -302,26 +245,62 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     /// <inheritdoc />
-    public void SaveMemberships(MembershipCheckpoint checkpoint)
+    public void SaveMemberships(MembershipCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, MembershipsName), writer =>
+    {
+        writer.Write(checkpoint.Offset);
+        writer.Write(checkpoint.Users.Count);
+        foreach (var (user, segments) in checkpoint.Users)
+        {
+            writer.Write(user);
+            writer.Write((byte)Math.Min(segments.Length, byte.MaxValue));
+            foreach (var segment in segments.Take(byte.MaxValue))
+            {
+                writer.Write(segment);
+            }
+        }
+    });
+
+    // One framed, checksummed payload (format byte first) in a file of its own; null when the file does not exist.
+    private static T? ReadFile<T>(string path, Func<BinaryReader, T> read)
+        where T : class
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        using var file = File.OpenRead(path);
+        if (Framing.ReadNext(file, path) is not { } frame)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(frame.Buffer, 0, frame.Length), Encoding.UTF8);
+            if (reader.ReadByte() != Format)
+            {
+                throw new InvalidDataException($"{path}: unknown format");
+            }
+
+            return read(reader);
+        }
+        finally
+        {
+            frame.Return();
+        }
+    }
+
+    // Writes the payload to a temporary file, flushes it to disk and renames it over the old one: a crash leaves either.
+    private static void WriteFile(string path, Action<BinaryWriter> write)
     {
         using var buffer = new MemoryStream();
         using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(Format);
-            writer.Write(checkpoint.Offset);
-            writer.Write(checkpoint.Users.Count);
-            foreach (var (user, segments) in checkpoint.Users)
-            {
-                writer.Write(user);
-                writer.Write((byte)Math.Min(segments.Length, byte.MaxValue));
-                foreach (var segment in segments.Take(byte.MaxValue))
-                {
-                    writer.Write(segment);
-                }
-            }
+            write(writer);
         }
 
-        var path = Path.Combine(_folder, MembershipsName);
         var temporary = path + ".tmp";
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
         {

@@ -36,6 +36,18 @@ public sealed class BenchWorld : IDisposable
     /// <summary>Number of segments with a rule in <see cref="SyntheticCatalog"/> (plus one fallback).</summary>
     public const int RuleSegments = 50;
 
+    /// <summary>Email contact policies of the benchmarks: caps by engagement, suppression, quiet hours in Europe/London.</summary>
+    public const string EmailPolicies = """
+        contact_policies:
+          time_zone: Europe/London
+          channels:
+            email:
+              caps: { high: 5/7d, active: 2/7d, declining: 1/7d, inactive: 0/7d, default: 2/7d }
+              quiet_hours: "21:00-08:00"
+          suppression:
+            - { after: 3, outcomes: [dismiss, email_unsubscribe], within: 7d, pause: 14d }
+        """;
+
     /// <summary>The realistic shopper every decision benchmark decides for.</summary>
     public const string ShopperId = "bench-shopper";
 

@@ -45,17 +45,7 @@ public class BatchBenchmark
         }
 
         _world.Rfm.Recompute(_world.Store);
-        const string Policies = """
-            contact_policies:
-              time_zone: Europe/London
-              channels:
-                email:
-                  caps: { high: 5/7d, active: 2/7d, declining: 1/7d, inactive: 0/7d, default: 2/7d }
-                  quiet_hours: "21:00-08:00"
-              suppression:
-                - { after: 3, outcomes: [dismiss, email_unsubscribe], within: 7d, pause: 14d }
-            """;
-        _world.Catalogs.Load(new InMemoryCatalogSource([.. _world.Catalogs.Current.Files, new CatalogFile("policies.yaml", Policies)], "bench"));
+        _world.Catalogs.Load(new InMemoryCatalogSource([.. _world.Catalogs.Current.Files, new CatalogFile("policies.yaml", BenchWorld.EmailPolicies)], "bench"));
         _batches = [.. ids.Chunk(BatchSize)];
         _email = _world.Request with { Channel = "email", PagePath = "" };
         _web = _world.Request with { PagePath = "" };

@@ -56,18 +56,8 @@ public class DecisionBenchmark
             throw new InvalidOperationException("the shopper should be in the benchmark's experiment");
         }
 
-        // The same catalog with email contact policies (caps by engagement, a segment override, suppression, quiet hours).
-        const string Policies = """
-            contact_policies:
-              time_zone: Europe/London
-              channels:
-                email:
-                  caps: { high: 5/7d, active: 2/7d, declining: 1/7d, inactive: 0/7d, default: 2/7d }
-                  quiet_hours: "21:00-08:00"
-              suppression:
-                - { after: 3, outcomes: [dismiss, email_unsubscribe], within: 7d, pause: 14d }
-            """;
-        _withPolicies = CatalogLoader.Load(new InMemoryCatalogSource([.. _catalog.Files, new CatalogFile("policies.yaml", Policies)], "bench"));
+        // The same catalog with email contact policies (caps by engagement, suppression, quiet hours).
+        _withPolicies = CatalogLoader.Load(new InMemoryCatalogSource([.. _catalog.Files, new CatalogFile("policies.yaml", BenchWorld.EmailPolicies)], "bench"));
         _email = _world.Request with { Channel = "email" };
         _policyWinner = DecideOnMissWithContactPolicy().Winner;
         if (DecideOnMissWithContactPolicy().Contact is null || DecideOnMissOnEmail().Contact is not null)
