@@ -60,7 +60,7 @@ public sealed class ProductContentTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Relations_stay_bounded_per_product()
+    public void Past_the_related_products_counted_per_product_the_most_counted_survives_the_replacements()
     {
         var relations = new ProductRelations();
         for (var i = 0; i < 500; i++)
