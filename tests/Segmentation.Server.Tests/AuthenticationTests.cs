@@ -55,10 +55,15 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
     [InlineData(GrpcTestFixture.DecideKey, "track", "ingest")]
     [InlineData(GrpcTestFixture.AdminKey, "stream", "ingest")]
     [InlineData(GrpcTestFixture.IngestKey, "profile", "decide")]
-    [InlineData(GrpcTestFixture.DecideKey, "catalog", "admin")]
+    [InlineData(GrpcTestFixture.DecideKey, "catalog", "read")]
+    [InlineData(GrpcTestFixture.DecideKey, "kpis", "read")]
     [InlineData(GrpcTestFixture.IngestKey, "publish", "admin")]
+    [InlineData(GrpcTestFixture.ReadKey, "publish", "admin")] // an analyst reads, never publishes
+    [InlineData(GrpcTestFixture.ReadKey, "forget", "admin")]
+    [InlineData(GrpcTestFixture.ReadKey, "decision", "decide")]
+    [InlineData(GrpcTestFixture.ReadKey, "watch", "watch")]
     [InlineData(GrpcTestFixture.WatchKey, "decision", "decide")]
-    [InlineData(GrpcTestFixture.WatchKey, "catalog", "admin")]
+    [InlineData(GrpcTestFixture.WatchKey, "catalog", "read")]
     [InlineData(GrpcTestFixture.DecideKey, "watch", "watch")]
     [InlineData(GrpcTestFixture.IngestKey, "watch", "watch")]
     public async Task A_known_key_without_the_scope_is_permission_denied_naming_the_scope(string key, string call, string scope)
@@ -76,7 +81,11 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
     [InlineData(GrpcTestFixture.DecideKey, "profile")]
     [InlineData(GrpcTestFixture.IngestKey, "track")]
     [InlineData(GrpcTestFixture.IngestKey, "stream")]
-    [InlineData(GrpcTestFixture.AdminKey, "catalog")]
+    [InlineData(GrpcTestFixture.AdminKey, "catalog")] // admin implies read
+    [InlineData(GrpcTestFixture.ReadKey, "catalog")]
+    [InlineData(GrpcTestFixture.ReadKey, "counts")] // an analyst reads a segment count without admin
+    [InlineData(GrpcTestFixture.ReadKey, "kpis")]
+    [InlineData(GrpcTestFixture.ReadKey, "experiments")]
     [InlineData(GrpcTestFixture.WatchKey, "watch")]
     [InlineData(GrpcTestFixture.WatchKey, "members")] // how a stream consumer resynchronises
     [InlineData(GrpcTestFixture.AdminKey, "watch")] // admin implies watch
@@ -245,6 +254,18 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
                 break;
             case "publish":
                 await new CatalogService.CatalogServiceClient(channel).PublishCatalogAsync(new PublishCatalogRequest());
+                break;
+            case "counts":
+                Assert.NotEmpty((await new CatalogService.CatalogServiceClient(channel).ListSegmentsAsync(new ListSegmentsRequest())).Segments);
+                break;
+            case "kpis":
+                await new InsightsService.InsightsServiceClient(channel).GetKpisAsync(new GetKpisRequest());
+                break;
+            case "experiments":
+                await new ExperimentService.ExperimentServiceClient(channel).ListExperimentsAsync(new ListExperimentsRequest());
+                break;
+            case "forget":
+                await new PrivacyService.PrivacyServiceClient(channel).ForgetUserAsync(new ForgetUserRequest { UserId = "no-such-user-for-scope-test" });
                 break;
             case "members":
                 await new CatalogService.CatalogServiceClient(channel).ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = "champions" });

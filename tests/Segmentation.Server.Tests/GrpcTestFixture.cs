@@ -19,6 +19,7 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
     public const string IngestKey = "test-ingest-key";
     public const string AdminKey = "test-admin-key";
     public const string WatchKey = "test-watch-key";
+    public const string ReadKey = "test-read-key";
 
     private GrpcChannel? _channel;
 
@@ -52,6 +53,7 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
             ("test-ingest", IngestKey, ["ingest"]),
             ("test-admin", AdminKey, ["admin"]),
             ("test-watch", WatchKey, ["watch"]),
+            ("test-read", ReadKey, ["read"]),
         };
         for (var i = 0; i < keys.Length; i++)
         {

@@ -29,9 +29,9 @@ public sealed class HostileInputTests(GrpcTestFixture fixture) : IClassFixture<G
     [MemberData(nameof(Methods))]
     public async Task The_scope_is_that_of_the_method_routed_to_whatever_the_spelling_of_its_path(string path)
     {
-        // A key without the scope the method needs (admin implies watch, so the change stream is tried with decide).
+        // A key without the scope the method needs (admin implies read and watch, so those are tried with decide).
         var needs = MethodScopes.Required(path);
-        var key = needs is ApiScope.Admin or ApiScope.Watch ? GrpcTestFixture.DecideKey : GrpcTestFixture.AdminKey;
+        var key = needs is ApiScope.Admin or ApiScope.Watch or ApiScope.Read ? GrpcTestFixture.DecideKey : GrpcTestFixture.AdminKey;
         var invoker = fixture.CreateChannel(key).CreateCallInvoker();
         var slash = path.IndexOf('/', 1);
         var variants = new[]

@@ -60,7 +60,7 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
             return Reject(context, StatusCode.Unauthenticated, "unknown API key");
         }
 
-        var granted = (caller.Scopes & ApiScope.Admin) != 0 ? caller.Scopes | ApiScope.Watch : caller.Scopes; // admin implies watch
+        var granted = ApiScopes.Effective(caller.Scopes);
         if ((granted & required) != required)
         {
             logger.LogDebug("Rejected {Method} for {Caller}: scope {Scope} missing", method, caller.Name, ApiScopes.Name(required));

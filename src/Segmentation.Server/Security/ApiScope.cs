@@ -1,6 +1,6 @@
 namespace Segmentation.Server.Security;
 
-/// <summary>What an API key may do. Scopes are independent: <c>admin</c> does not imply the others.</summary>
+/// <summary>What an API key may do. Scopes are independent, except that <c>admin</c> implies <c>read</c> and <c>watch</c>.</summary>
 [Flags]
 public enum ApiScope
 {
@@ -13,14 +13,17 @@ public enum ApiScope
     /// <summary>Writes of behaviour and declared data: trackers, importers.</summary>
     Ingest = 2,
 
-    /// <summary>Catalog governance and privacy operations: operators. Implies <see cref="Watch"/>.</summary>
+    /// <summary>Catalog governance and privacy operations: operators. Implies <see cref="Read"/> and <see cref="Watch"/>.</summary>
     Admin = 4,
 
     /// <summary>The change stream only: workflow engines that act on segment changes and triggers.</summary>
     Watch = 8,
 
+    /// <summary>Reads of the catalog, segments, counts, KPIs, data quality and experiment reports: analysts and dashboards.</summary>
+    Read = 16,
+
     /// <summary>Every scope.</summary>
-    All = Decide | Ingest | Admin | Watch,
+    All = Decide | Ingest | Admin | Watch | Read,
 }
 
 /// <summary>Scope names as they appear in configuration and error messages.</summary>
@@ -35,6 +38,7 @@ public static class ApiScopes
             "ingest" => ApiScope.Ingest,
             "admin" => ApiScope.Admin,
             "watch" => ApiScope.Watch,
+            "read" => ApiScope.Read,
             _ => ApiScope.None,
         };
         return scope != ApiScope.None;
@@ -47,6 +51,11 @@ public static class ApiScopes
         ApiScope.Ingest => "ingest",
         ApiScope.Admin => "admin",
         ApiScope.Watch => "watch",
+        ApiScope.Read => "read",
         _ => scope.ToString().ToLowerInvariant(),
     };
+
+    /// <summary>The scopes a key holds once implications are applied: <c>admin</c> also reads and watches.</summary>
+    public static ApiScope Effective(ApiScope configured) =>
+        (configured & ApiScope.Admin) != 0 ? configured | ApiScope.Read | ApiScope.Watch : configured;
 }

@@ -23,27 +23,27 @@ public static class MethodScopes
         ["/segmentation.v1.ProfileService/SetTraits"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/GetProfile"] = ApiScope.Decide,
 
-        // Outcomes are written by the systems that ingest (storefront, email platform, order system); KPIs are read by admins.
+        // Outcomes are written by the systems that ingest (storefront, email platform, order system); KPIs are read with the read scope (analysts, dashboards).
         ["/segmentation.v1.OutcomeService/RecordOutcomes"] = ApiScope.Ingest,
-        ["/segmentation.v1.InsightsService/GetKpis"] = ApiScope.Admin,
-        ["/segmentation.v1.InsightsService/GetSegmentSizes"] = ApiScope.Admin,
-        ["/segmentation.v1.InsightsService/GetDataQuality"] = ApiScope.Admin,
+        ["/segmentation.v1.InsightsService/GetKpis"] = ApiScope.Read,
+        ["/segmentation.v1.InsightsService/GetSegmentSizes"] = ApiScope.Read,
+        ["/segmentation.v1.InsightsService/GetDataQuality"] = ApiScope.Read,
 
         // Experiments: results are read by admins like KPIs; stopping and promoting publish a catalog version.
-        ["/segmentation.v1.ExperimentService/ListExperiments"] = ApiScope.Admin,
-        ["/segmentation.v1.ExperimentService/GetExperimentResults"] = ApiScope.Admin,
+        ["/segmentation.v1.ExperimentService/ListExperiments"] = ApiScope.Read,
+        ["/segmentation.v1.ExperimentService/GetExperimentResults"] = ApiScope.Read,
         ["/segmentation.v1.ExperimentService/StopExperiment"] = ApiScope.Admin,
         ["/segmentation.v1.ExperimentService/PromoteExperiment"] = ApiScope.Admin,
 
         // Catalog governance, reads and writes alike.
-        ["/segmentation.v1.CatalogService/GetCatalog"] = ApiScope.Admin,
-        ["/segmentation.v1.CatalogService/ValidateCatalog"] = ApiScope.Admin,
+        ["/segmentation.v1.CatalogService/GetCatalog"] = ApiScope.Read,
+        ["/segmentation.v1.CatalogService/ValidateCatalog"] = ApiScope.Read,
         ["/segmentation.v1.CatalogService/PublishCatalog"] = ApiScope.Admin,
         ["/segmentation.v1.CatalogService/RollbackCatalog"] = ApiScope.Admin,
-        ["/segmentation.v1.CatalogService/ListSegments"] = ApiScope.Admin,
+        ["/segmentation.v1.CatalogService/ListSegments"] = ApiScope.Read,
         ["/segmentation.v1.CatalogService/ListSegmentMembers"] = ApiScope.Watch, // how a stream consumer resynchronises
-        ["/segmentation.v1.CatalogService/PreviewSegment"] = ApiScope.Admin,
-        ["/segmentation.v1.CatalogService/AuditCatalog"] = ApiScope.Admin,
+        ["/segmentation.v1.CatalogService/PreviewSegment"] = ApiScope.Read,
+        ["/segmentation.v1.CatalogService/AuditCatalog"] = ApiScope.Read,
         ["/segmentation.v1.CatalogService/WatchSegmentChanges"] = ApiScope.Watch, // a workflow engine needs the stream, not admin
 
         // Privacy: consent is recorded by the same systems that ingest; reading, erasing and exporting a user is admin.

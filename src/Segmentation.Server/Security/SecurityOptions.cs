@@ -44,6 +44,6 @@ public sealed class ApiKeyOptions
     [Required]
     public string Sha256 { get; set; } = "";
 
-    /// <summary>Scopes granted: <c>decide</c>, <c>ingest</c>, <c>admin</c>.</summary>
+    /// <summary>Scopes granted: <c>decide</c>, <c>ingest</c>, <c>read</c>, <c>watch</c>, <c>admin</c>.</summary>
     public List<string> Scopes { get; set; } = [];
 }

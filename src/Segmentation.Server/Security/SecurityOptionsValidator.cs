@@ -34,12 +34,12 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
 
             if (key.Scopes.Count == 0)
             {
-                failures.Add($"{at}:Scopes must name at least one of decide, ingest, admin, watch.");
+                failures.Add($"{at}:Scopes must name at least one of decide, ingest, read, watch, admin.");
             }
 
             foreach (var scope in key.Scopes.Where(s => !ApiScopes.TryParse(s, out _)))
             {
-                failures.Add($"{at}:Scopes: unknown scope '{scope}' (use decide, ingest, admin, watch).");
+                failures.Add($"{at}:Scopes: unknown scope '{scope}' (use decide, ingest, read, watch, admin).");
             }
         }
 
