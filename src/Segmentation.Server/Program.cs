@@ -38,25 +38,24 @@ builder.Services.AddGrpcHealthChecks(health =>
     .AddCheck<StorageHealthCheck>("storage", tags: [Telemetry.ReadyTag])
     .AddCheck<MembershipHealthCheck>("memberships", tags: [MembershipHealthCheck.Tag]);
 
-var app = builder.Build();
-
-app.UseRouting();
-app.UseMiddleware<ApiKeyAuthenticationMiddleware>(); // before any request body is read
-
-app.MapGrpcService<DecisionGrpcService>();
-app.MapGrpcService<ProfileGrpcService>();
-app.MapGrpcService<CatalogGrpcService>();
-app.MapGrpcService<PrivacyGrpcService>();
-app.MapGrpcService<DiagnosticsGrpcService>();
-app.MapGrpcService<OutcomeGrpcService>();
-app.MapGrpcService<InsightsGrpcService>();
-app.MapGrpcService<ExperimentGrpcService>();
-app.MapGrpcHealthChecksService();
-app.MapGrpcReflectionService();
-app.MapSegmentationTelemetry(); // /metrics and /healthz
-
 try
 {
+    var app = builder.Build(); // options are validated here: a configuration error is reported in words below
+    app.UseRouting();
+    app.UseMiddleware<ApiKeyAuthenticationMiddleware>(); // before any request body is read
+
+    app.MapGrpcService<DecisionGrpcService>();
+    app.MapGrpcService<ProfileGrpcService>();
+    app.MapGrpcService<CatalogGrpcService>();
+    app.MapGrpcService<PrivacyGrpcService>();
+    app.MapGrpcService<DiagnosticsGrpcService>();
+    app.MapGrpcService<OutcomeGrpcService>();
+    app.MapGrpcService<InsightsGrpcService>();
+    app.MapGrpcService<ExperimentGrpcService>();
+    app.MapGrpcHealthChecksService();
+    app.MapGrpcReflectionService();
+    app.MapSegmentationTelemetry(); // /metrics and /healthz
+
     app.Run();
 }
 catch (Exception ex) when (StartupFailure.Explain(ex) is { } reason)

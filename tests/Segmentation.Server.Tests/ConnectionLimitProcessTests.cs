@@ -92,7 +92,9 @@ public sealed class ConnectionLimitProcessTests
         var all = new[]
         {
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
+            "--Kestrel:Endpoints:Grpc:Protocols=Http2",
             $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{RealServerProcessTests.FreePort()}",
+            "--Kestrel:Endpoints:Http:Protocols=Http1",
             "--Segmentation:Security:AllowPlaintext=true",
         }.Concat(RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)).Concat(arguments);
         var info = new ProcessStartInfo("bash")

@@ -45,6 +45,7 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
     public static void ConfigureTestHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");
+        builder.UseSetting("Segmentation:DemoData", "true"); // the tests' world is the demo's; a test may turn it off
         builder.UseSetting("Segmentation:Security:AllowPlaintext", "true");
         var keys = new (string Name, string Key, string[] Scopes)[]
         {

@@ -59,6 +59,7 @@ public sealed class RealServerProcessTests
         StartServerProcess([
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
             "--Segmentation:Security:AllowPlaintext=true",
+            .. arguments.Any(a => a.StartsWith("--Segmentation:DemoData=", StringComparison.Ordinal)) ? [] : new[] { "--Segmentation:DemoData=true" },
             .. KeyArguments(ApiKey),
             .. arguments]);
 
@@ -90,6 +91,19 @@ public sealed class RealServerProcessTests
         if (!list.Any(a => a.StartsWith("--Kestrel:Endpoints:Http:", StringComparison.Ordinal)))
         {
             list.Add($"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{FreePort()}"); // the HTTP endpoint (metrics, health): never the configured port, which parallel tests would share
+        }
+
+        // The production defaults leave protocols to Kestrel (HTTP/1.1 and HTTP/2, chosen by ALPN over TLS); plaintext
+        // gRPC has no ALPN, so a plaintext gRPC endpoint is HTTP/2 only, and the probes' endpoint HTTP/1.1 only.
+        if (!list.Any(a => a.StartsWith("--Kestrel:Endpoints:Http:Protocols=", StringComparison.Ordinal)))
+        {
+            list.Add("--Kestrel:Endpoints:Http:Protocols=Http1");
+        }
+
+        if (list.Any(a => a.StartsWith("--Kestrel:Endpoints:Grpc:Url=http://", StringComparison.Ordinal))
+            && !list.Any(a => a.StartsWith("--Kestrel:Endpoints:Grpc:Protocols=", StringComparison.Ordinal)))
+        {
+            list.Add("--Kestrel:Endpoints:Grpc:Protocols=Http2");
         }
 
         foreach (var argument in list)

@@ -39,12 +39,14 @@ echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/m
 
 echo "== server on $address"
 server_dir=src/Segmentation.Server/bin/Release/net10.0
-# Started from its output directory so that its appsettings.json (HTTP/2 only) is the one read.
+# Started from its output directory so that its appsettings.json is the one read; HTTP/2 only (plaintext
+# gRPC has no ALPN to choose a protocol) and the demo data, which the production defaults leave out.
 # Plaintext on loopback, and one API key with every scope (the documented development key unless
 # SEGMENTATION_API_KEY is set): every measured call pays the same authentication as in production.
 api_key=${SEGMENTATION_API_KEY:-dev-local-key-change-me}
 api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
 (cd "$server_dir" && exec dotnet Segmentation.Server.dll --Kestrel:Endpoints:Grpc:Url="$address" \
+  --Kestrel:Endpoints:Grpc:Protocols=Http2 --Segmentation:DemoData=true \
   --Segmentation:Security:AllowPlaintext=true \
   --Segmentation:Security:ApiKeys:0:Name=perf --Segmentation:Security:ApiKeys:0:Sha256="$api_key_sha256" \
   --Segmentation:Security:ApiKeys:0:Scopes:0=decide --Segmentation:Security:ApiKeys:0:Scopes:1=ingest \

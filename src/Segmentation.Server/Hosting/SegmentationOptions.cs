@@ -53,8 +53,8 @@ public sealed class SegmentationOptions
         return Convert.TryFromBase64String(EncryptionKey.Trim(), buffer, out var written) && written == 32;
     }
 
-    /// <summary>Import the demo data (UCI Online Retail sample) at start-up.</summary>
-    public bool DemoData { get; set; } = true;
+    /// <summary>Import the demo data (UCI Online Retail sample) at start-up: on in Development only, a real deployment starts empty.</summary>
+    public bool DemoData { get; set; }
 
     /// <summary>Path of the demo CSV; relative paths are resolved against the app's base directory.</summary>
     public string DemoDataPath { get; set; } = "DemoData/online-retail-sample.csv";

@@ -78,8 +78,9 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
-    // The endpoints Kestrel will bind: Kestrel:Endpoints when present (they override URLS), else the
-    // urls setting, else Kestrel's default (plaintext http://localhost:5000).
+    // The endpoints Kestrel will bind: Kestrel:Endpoints when present (they override the rest), else the
+    // urls setting (ASPNETCORE_URLS, --urls), else the ports settings (ASPNETCORE_HTTP_PORTS and
+    // ASPNETCORE_HTTPS_PORTS, as the .NET container images set), else Kestrel's default (plaintext http://localhost:5000).
     private IEnumerable<(string Endpoint, string Url, bool HasOwnCertificate, string? Protocols)> Endpoints()
     {
         var endpoints = configuration.GetSection("Kestrel:Endpoints").GetChildren().ToList();
@@ -88,9 +89,18 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
             return endpoints.Select(e => ($"Kestrel:Endpoints:{e.Key}", e["Url"] ?? "", e.GetSection("Certificate").Exists(), e["Protocols"] ?? configuration["Kestrel:EndpointDefaults:Protocols"]));
         }
 
+        var defaults = configuration["Kestrel:EndpointDefaults:Protocols"];
         var urls = configuration["urls"];
-        return string.IsNullOrWhiteSpace(urls)
-            ? [("default", "http://localhost:5000", false, null)]
-            : urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(u => ("urls", u, false, (string?)null));
+        if (!string.IsNullOrWhiteSpace(urls))
+        {
+            return Split(urls).Select(u => ("urls", u, false, defaults));
+        }
+
+        var ports = Split(configuration["http_ports"]).Select(p => ("http_ports", $"http://*:{p}", false, defaults))
+            .Concat(Split(configuration["https_ports"]).Select(p => ("https_ports", $"https://*:{p}", false, defaults)))
+            .ToList();
+        return ports.Count > 0 ? ports : [("default", "http://localhost:5000", false, defaults)];
+
+        static string[] Split(string? list) => (list ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 }

@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// The server as an operator deploys it: the production configuration (no Development settings), listen
+/// addresses from the ASP.NET Core conventions a container sets, and no demo data.
+/// </summary>
+public sealed class DeploymentDefaultsProcessTests
+{
+    [Theory]
+    [InlineData("ASPNETCORE_HTTP_PORTS")] // what the .NET container images set
+    [InlineData("ASPNETCORE_URLS")]
+    public async Task The_production_configuration_listens_where_the_conventions_say_and_starts_empty(string variable)
+    {
+        var port = RealServerProcessTests.FreePort();
+        var value = variable == "ASPNETCORE_URLS" ? $"http://127.0.0.1:{port}" : port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var server = Start(new Dictionary<string, string>
+        {
+            [variable] = value,
+            ["Kestrel__EndpointDefaults__Protocols"] = "Http2", // plaintext gRPC (no TLS here) needs HTTP/2 only
+            ["Segmentation__Security__AllowPlaintext"] = "true",
+        });
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+
+            var segments = await new CatalogService.CatalogServiceClient(channel).ListSegmentsAsync(new ListSegmentsRequest());
+            Assert.Equal(0, segments.Population); // no demo import outside Development
+            Assert.NotEmpty(segments.Segments); // but the embedded default catalog is served
+            var missing = await Assert.ThrowsAsync<RpcException>(() => new ProfileService.ProfileServiceClient(channel).GetProfileAsync(new GetProfileRequest { UserId = "12347" }).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_configuration_error_is_one_sentence_and_exit_code_1_not_a_stack_trace()
+    {
+        using var server = Start(new Dictionary<string, string> { ["ASPNETCORE_HTTP_PORTS"] = RealServerProcessTests.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture) }, withKey: false);
+        var stderr = server.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.WaitForExitAsync(timeout.Token);
+        var message = await stderr;
+
+        Assert.Equal(1, server.ExitCode);
+        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
+        Assert.Contains("No API keys are configured", message, StringComparison.Ordinal);
+        Assert.Contains("Endpoint http_ports (http://*:", message, StringComparison.Ordinal); // plaintext refused without AllowPlaintext
+        Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
+    }
+
+    // The server from the test's output directory in Production, configured only by environment variables
+    // (and the one test key as arguments): no Kestrel:Endpoints, no demo-data setting.
+    private static Process Start(Dictionary<string, string> environment, bool withKey = true)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        info.Environment.Remove("ASPNETCORE_URLS");
+        info.Environment.Remove("ASPNETCORE_HTTP_PORTS");
+        info.Environment.Remove("ASPNETCORE_HTTPS_PORTS");
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Segmentation.Server.dll"));
+        if (withKey)
+        {
+            foreach (var argument in RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey))
+            {
+                info.ArgumentList.Add(argument);
+            }
+        }
+
+        return RealServerProcessTests.Start(info);
+    }
+}
