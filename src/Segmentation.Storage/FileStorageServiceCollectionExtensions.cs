@@ -52,6 +52,9 @@ public static class FileStorageServiceCollectionExtensions
         services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.ChangeStream.IChangeFeedJournal>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
             ? new ChangeStreamJournal(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<ChangeStreamJournal>())
             : Segmentation.Core.Application.ChangeStream.NoChangeFeedJournal.Instance));
+        services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.Catalogs.ICatalogVersionStore>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
+            ? new CatalogVersionFiles(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<CatalogVersionFiles>())
+            : Segmentation.Core.Application.Catalogs.NoCatalogVersionStore.Instance));
         return builder;
     }
 

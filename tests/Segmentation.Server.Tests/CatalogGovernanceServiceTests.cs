@@ -15,7 +15,7 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
     private static List<CatalogFile> DefaultFiles() =>
         new EmbeddedCatalogSource().ReadFiles().Select(f => new CatalogFile { Name = f.Name, Content = f.Text }).ToList();
 
-    private static List<CatalogFile> WithExtraSegment(string id)
+    internal static List<CatalogFile> WithExtraSegment(string id)
     {
         var files = DefaultFiles();
         files.Add(new CatalogFile

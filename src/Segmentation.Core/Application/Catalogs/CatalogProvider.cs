@@ -11,7 +11,9 @@ public sealed record CatalogVersionInfo(long Version, DateTimeOffset PublishedAt
 /// Holds the active <see cref="CatalogSnapshot"/>. Publishing swaps one reference: a request keeps
 /// the snapshot it started with, and a candidate that fails to load never replaces the good one.
 /// Previous versions are kept (up to <see cref="MaxHistory"/>) for rollback, which republishes an
-/// old version's files under a new version number.
+/// old version's files under a new version number. With a durable <see cref="ICatalogVersionStore"/>
+/// (see <see cref="Start"/>), every version is written before it becomes active, and the active
+/// version, the numbering and the history come back after a restart.
 /// </summary>
 public sealed class CatalogProvider
 {
@@ -20,8 +22,11 @@ public sealed class CatalogProvider
 
     private readonly TimeProvider _time;
     private readonly Lock _publishGate = new();
-    private readonly List<(CatalogSnapshot Snapshot, CatalogVersionInfo Info)> _history = [];
+    private readonly List<StoredCatalogVersion> _history = [];
     private volatile CatalogSnapshot? _current;
+    private ICatalogVersionStore _store = NoCatalogVersionStore.Instance;
+    private string? _startupOrigin;
+    private long _lastFromStartup; // newest version from the start-up origin: kept beyond the history, a restart compares with it
     private long _version;
 
     /// <summary>Creates an empty provider; call <see cref="Load"/> or Publish before use.</summary>
@@ -50,6 +55,61 @@ public sealed class CatalogProvider
             }
         }
     }
+
+    /// <summary>
+    /// The start-up publish. Restores the versions <paramref name="store"/> kept (the newest is active again, under
+    /// its own number) and keeps every later version there. The start-up <paramref name="source"/> (embedded or a
+    /// directory) is published as a new version only when nothing was kept, or when its files differ from those of
+    /// the newest kept version that came from the same origin (a new deployment): a catalog published through the
+    /// API survives a restart of an unchanged deployment. Throws <see cref="CatalogException"/> when the start-up
+    /// files, or the kept active version, do not load.
+    /// </summary>
+    public CatalogSnapshot Start(ICatalogSource source, ICatalogVersionStore store, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(store);
+        var kept = store.Load();
+        var lastFromSource = kept.LastOrDefault(k => k.Info.Origin == source.Origin);
+        lock (_publishGate)
+        {
+            _store = store;
+            _startupOrigin = source.Origin;
+            _lastFromStartup = lastFromSource?.Info.Version ?? 0;
+        }
+
+        if (kept.Count == 0)
+        {
+            return Load(source, cancellation: cancellation);
+        }
+
+        var files = source.ReadFiles();
+        var active = kept[^1];
+        CatalogSnapshot restored;
+        try
+        {
+            restored = CatalogLoader.Load(new InMemoryCatalogSource(active.Files, active.Info.Origin), cancellation);
+        }
+        catch (CatalogException ex)
+        {
+            throw new CatalogException([.. ex.Errors.Select(e => e with { Message = $"catalog version {active.Info.Version}, kept in the data directory and active before the restart, no longer loads: {e.Message}" })]);
+        }
+
+        lock (_publishGate)
+        {
+            Publishing?.Invoke(restored);
+            _history.AddRange(kept.TakeLast(MaxHistory));
+            _version = active.Info.Version;
+            _current = restored.Publish(active.Info.Version, active.Info.PublishedAt);
+        }
+
+        Published?.Invoke(_current);
+        return lastFromSource is not null && SameFiles(lastFromSource.Files, files)
+            ? _current
+            : Load(new InMemoryCatalogSource(files, source.Origin), lastFromSource is null ? "start-up: a new catalog source" : $"start-up: changed since v{lastFromSource.Info.Version}", cancellation);
+    }
+
+    private static bool SameFiles(IReadOnlyList<CatalogFile> a, IReadOnlyList<CatalogFile> b) =>
+        a.Count == b.Count && a.Zip(b).All(p => p.First.Name == p.Second.Name && p.First.Text == p.Second.Text);
 
     /// <summary>Loads a catalog from <paramref name="source"/> and publishes it. Throws <see cref="CatalogException"/> and keeps the current catalog on error.</summary>
     public CatalogSnapshot Load(ICatalogSource source, string comment = "", CancellationToken cancellation = default)
@@ -84,26 +144,26 @@ public sealed class CatalogProvider
     /// </summary>
     public CatalogSnapshot Rollback(long? version = null)
     {
-        CatalogSnapshot target;
+        StoredCatalogVersion target;
         lock (_publishGate)
         {
             var current = Current.Version;
             var entry = version is { } v
                 ? _history.FirstOrDefault(h => h.Info.Version == v)
                 : _history.LastOrDefault(h => h.Info.Version < current);
-            if (entry.Snapshot is null || entry.Info.Version == current)
+            if (entry is null || entry.Info.Version == current)
             {
                 throw new NotFoundException(version is null
                     ? "there is no earlier catalog version to roll back to"
                     : $"catalog version {version} is not available (kept: {string.Join(", ", _history.Select(h => h.Info.Version))})");
             }
 
-            target = entry.Snapshot;
+            target = entry;
         }
 
         // Recompile from the kept files so the new version is an independent snapshot.
-        var recompiled = CatalogLoader.Load(new InMemoryCatalogSource(target.Files, target.Origin));
-        return PublishVersion(recompiled, $"rollback to v{target.Version}", target.Version);
+        var recompiled = CatalogLoader.Load(new InMemoryCatalogSource(target.Files, target.Info.Origin));
+        return PublishVersion(recompiled, $"rollback to v{target.Info.Version}", target.Info.Version);
     }
 
     private CatalogSnapshot PublishVersion(CatalogSnapshot snapshot, string comment, long? rolledBackFrom)
@@ -111,9 +171,15 @@ public sealed class CatalogProvider
         CatalogSnapshot published;
         lock (_publishGate)
         {
+            var at = _time.GetUtcNow();
+            var kept = new StoredCatalogVersion(new CatalogVersionInfo(_version + 1, at, snapshot.Origin, comment, rolledBackFrom), snapshot.Files);
+            var fromStartup = snapshot.Origin == _startupOrigin ? kept.Info.Version : _lastFromStartup;
+            var keep = _history.Skip(_history.Count + 1 - MaxHistory).Select(h => h.Info.Version).Append(kept.Info.Version).Append(fromStartup).ToHashSet();
+            _store.Save(kept, keep); // durable before it is active: a failed write leaves the current version in place
+            _lastFromStartup = fromStartup;
             Publishing?.Invoke(snapshot);
-            published = snapshot.Publish(++_version, _time.GetUtcNow());
-            _history.Add((published, new CatalogVersionInfo(published.Version, published.LoadedAt, published.Origin, comment, rolledBackFrom)));
+            published = snapshot.Publish(++_version, at);
+            _history.Add(kept);
             if (_history.Count > MaxHistory)
             {
                 _history.RemoveAt(0);

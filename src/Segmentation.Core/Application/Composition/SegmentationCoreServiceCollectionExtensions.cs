@@ -61,6 +61,7 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton<IProfileStore>(sp => sp.GetRequiredService<InMemoryProfileStore>());
 
         services.TryAddSingleton(sp => new CatalogProvider(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<ICatalogVersionStore>(NoCatalogVersionStore.Instance);
         services.TryAddSingleton<CatalogStartup>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, CatalogStartup>(sp => sp.GetRequiredService<CatalogStartup>()));
         services.TryAddSingleton(sp => new RfmModelProvider(sp.GetRequiredService<TimeProvider>()));

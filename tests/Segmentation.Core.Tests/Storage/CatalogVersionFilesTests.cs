@@ -1,0 +1,86 @@
+using Segmentation.Core.Application.Catalogs;
+using Segmentation.Core.Catalog;
+using Segmentation.Storage;
+
+namespace Segmentation.Core.Tests.Storage;
+
+/// <summary>Published catalog versions kept in a data directory: what comes back, what is trimmed, and a failed write.</summary>
+public sealed class CatalogVersionFilesTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-catalog-versions-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly IReadOnlyList<CatalogFile> Default = new EmbeddedCatalogSource().ReadFiles();
+
+    private static InMemoryCatalogSource Renamed(string name) =>
+        new([.. Default.Select(f => f.Text.Contains("name: default", StringComparison.Ordinal) ? f with { Text = f.Text.Replace("name: default", "name: " + name, StringComparison.Ordinal) } : f)], "api");
+
+    [Fact]
+    public void Versions_come_back_in_order_with_their_files_and_only_the_newest_kept_ones_stay_on_disk()
+    {
+        var first = new CatalogProvider();
+        first.Start(new EmbeddedCatalogSource(), new CatalogVersionFiles(_dir));
+        for (var i = 0; i < CatalogProvider.MaxHistory + 4; i++)
+        {
+            first.Load(Renamed("n" + i), "publish " + i);
+        }
+
+        var lastVersion = first.Current.Version;
+        Assert.Equal(CatalogProvider.MaxHistory + 5, lastVersion);
+        // The kept history, and the newest version from the start-up source (v1, the embedded catalog): what a restart compares with.
+        Assert.Equal(CatalogProvider.MaxHistory + 1, Directory.GetFiles(Path.Combine(_dir, CatalogVersionFiles.DirectoryName), "v*.json").Length);
+
+        var second = new CatalogProvider();
+        var restored = second.Start(new EmbeddedCatalogSource(), new CatalogVersionFiles(_dir));
+        Assert.Equal(lastVersion, restored.Version);
+        Assert.Equal(first.Current.Name, restored.Name);
+        Assert.Equal(first.History, second.History); // the kept window only
+
+        var rolledBack = second.Rollback(null);
+        Assert.Equal(lastVersion + 1, rolledBack.Version);
+        Assert.Equal(first.History[1].Version, second.History[0].RolledBackFrom);
+    }
+
+    [Fact]
+    public void A_version_that_cannot_be_written_is_not_published()
+    {
+        var store = new FailingStore();
+        var provider = new CatalogProvider();
+        var v1 = provider.Start(new EmbeddedCatalogSource(), store);
+        store.Fail = true;
+
+        Assert.Throws<IOException>(() => provider.Load(Renamed("never"), "disk full"));
+        Assert.Same(v1, provider.Current);
+        Assert.Single(provider.History);
+
+        store.Fail = false;
+        Assert.Equal(2, provider.Load(Renamed("later"), "after the disk was freed").Version); // the failed publish used no number
+    }
+
+    [Fact]
+    public void A_damaged_version_file_stops_the_start_with_its_path()
+    {
+        new CatalogProvider().Start(new EmbeddedCatalogSource(), new CatalogVersionFiles(_dir));
+        var path = Directory.GetFiles(Path.Combine(_dir, CatalogVersionFiles.DirectoryName), "v*.json").Single();
+        File.WriteAllText(path, "{ \"version\": 1, ");
+
+        var ex = Assert.Throws<StoreDamagedException>(() => new CatalogProvider().Start(new EmbeddedCatalogSource(), new CatalogVersionFiles(_dir)));
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class FailingStore : ICatalogVersionStore
+    {
+        public bool Fail { get; set; }
+
+        public IReadOnlyList<StoredCatalogVersion> Load() => [];
+
+        public void Save(StoredCatalogVersion version, IReadOnlySet<long> keep)
+        {
+            if (Fail)
+            {
+                throw new IOException("No space left on device");
+            }
+        }
+    }
+}
