@@ -158,6 +158,21 @@ members.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.MembersAsync
     Target(parse), parse.GetValue(membersSegment)!, parse.GetValue(pageSize), parse.GetValue(pageToken), parse.GetValue(allPages), parse.GetValue(json), ct)));
 root.Subcommands.Add(members);
 
+// audit-log
+var auditAction = new Option<string?>("--action") { Description = "Only this action (catalog.publish, catalog.rollback, experiment.stop, experiment.promote, privacy.export, privacy.forget, privacy.get_consent, privacy.record_consent)" };
+var auditActor = new Option<string?>("--actor") { Description = "Only this API key name" };
+var auditUser = new Option<string?>("--user") { Description = "Only entries about this user id" };
+var auditPageSize = new Option<int>("--page-size") { Description = "Entries per page, 1 to 1000 (default 100)" };
+var auditPageToken = new Option<string?>("--page-token") { Description = "Continue with older entries (the token the previous page printed)" };
+var auditAll = new Option<bool>("--all") { Description = "Follow the pages to the oldest entry" };
+var auditLog = new Command("audit-log", "The admin audit trail (AuditService.ListAuditEntries), newest first: who published, rolled back, stopped or promoted, exported, erased, read or recorded consent, when, and the outcome; needs the admin scope") { auditAction, auditActor, auditUser, auditPageSize, auditPageToken, auditAll };
+auditLog.SetAction((parse, ct) => Cli.RunAsync(() => AuditLogCommand.RunAsync(
+    Target(parse),
+    new AuditLogCommand.Options(parse.GetValue(auditAction), parse.GetValue(auditActor), parse.GetValue(auditUser), parse.GetValue(auditPageSize), parse.GetValue(auditPageToken), parse.GetValue(auditAll)),
+    parse.GetValue(json),
+    ct)));
+root.Subcommands.Add(auditLog);
+
 // watch
 var watchSegments = new Option<string[]>("--segment") { Description = "Only changes of this segment (repeatable; default all)", AllowMultipleArgumentsPerToken = true };
 var watchCount = new Option<int>("--count") { Description = "Stop after this many changes (0 = no limit)" };

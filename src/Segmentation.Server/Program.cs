@@ -13,6 +13,7 @@ builder.Services.AddSegmentation();
 builder.Services.AddSegmentationSecurity();
 builder.Services.AddGrpc(options =>
 {
+    options.Interceptors.Add<AdminAuditInterceptor>(); // outermost: records the status the caller sees
     options.Interceptors.Add<ErrorMappingInterceptor>();
     options.EnableDetailedErrors = builder.Environment.IsDevelopment();
 });
@@ -31,6 +32,8 @@ builder.Services.AddGrpcHealthChecks(health =>
         health.Services.Map("segmentation.v1.DiagnosticsService", WithoutMemberships);
         health.Services.Map("segmentation.v1.OutcomeService", WithoutMemberships);
         health.Services.Map("segmentation.v1.InsightsService", WithoutMemberships);
+        health.Services.Map("segmentation.v1.ExperimentService", WithoutMemberships);
+        health.Services.Map("segmentation.v1.AuditService", WithoutMemberships);
 
         health.Services.Map("segmentation.v1.CatalogService", _ => true);
     })
@@ -52,6 +55,7 @@ try
     app.MapGrpcService<OutcomeGrpcService>();
     app.MapGrpcService<InsightsGrpcService>();
     app.MapGrpcService<ExperimentGrpcService>();
+    app.MapGrpcService<AuditGrpcService>();
     app.MapGrpcHealthChecksService();
     app.MapGrpcReflectionService();
     app.MapSegmentationTelemetry(); // /metrics and /healthz

@@ -55,6 +55,9 @@ public static class FileStorageServiceCollectionExtensions
         services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.Catalogs.ICatalogVersionStore>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
             ? new CatalogVersionFiles(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<CatalogVersionFiles>())
             : Segmentation.Core.Application.Catalogs.NoCatalogVersionStore.Instance));
+        services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.Audit.IAuditJournal>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
+            ? new AuditJournalFile(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<AuditJournalFile>())
+            : Segmentation.Core.Application.Audit.NoAuditJournal.Instance));
         return builder;
     }
 

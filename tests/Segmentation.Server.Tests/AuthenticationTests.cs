@@ -127,8 +127,8 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
             .Select(t => (Google.Protobuf.Reflection.ServiceDescriptor)t.GetProperty("Descriptor")!.GetValue(null)!)
             .ToList();
         var methods = services.SelectMany(s => s.Methods.Select(m => $"/{s.FullName}/{m.Name}")).ToList();
-        Assert.Equal(8, services.Count);
-        Assert.Equal(30, methods.Count);
+        Assert.Equal(9, services.Count);
+        Assert.Equal(31, methods.Count);
         Assert.All(methods, m => Assert.Contains(m, MethodScopes.Mapped));
     }
 

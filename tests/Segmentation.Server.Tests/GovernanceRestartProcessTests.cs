@@ -15,9 +15,11 @@ public sealed class GovernanceRestartProcessTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    private int _port;
+
     private async Task<(Process Server, GrpcChannel Channel)> Start(params string[] more)
     {
-        var port = RealServerProcessTests.FreePort();
+        var port = _port = RealServerProcessTests.FreePort();
         var server = RealServerProcessTests.StartServer(port, [$"--Segmentation:DataDirectory={_dir}", $"--Segmentation:EncryptionKey={Key}", "--Segmentation:DemoData=false", .. more]);
         await RealServerProcessTests.WaitUntilListening(server, port);
         return (server, GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) }));
@@ -28,6 +30,22 @@ public sealed class GovernanceRestartProcessTests : IDisposable
         channel.Dispose();
         server.Kill(entireProcessTree: true); // no graceful shutdown: what was acknowledged must already be on disk
         await server.WaitForExitAsync();
+    }
+
+    // segctl, built next to the tests (same configuration).
+    private static string Segctl
+    {
+        get
+        {
+            var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+            var root = AppContext.BaseDirectory;
+            while (!File.Exists(Path.Combine(root, "Segmentation.Grpc.sln")))
+            {
+                root = Path.GetDirectoryName(root.TrimEnd(Path.DirectorySeparatorChar)) ?? throw new InvalidOperationException("repository root not found");
+            }
+
+            return Path.Combine(root, "src", "Segmentation.Cli", "bin", configuration, "net10.0", "segctl.dll");
+        }
     }
 
     [Fact]
@@ -72,6 +90,16 @@ public sealed class GovernanceRestartProcessTests : IDisposable
             var after = await new CatalogService.CatalogServiceClient(channel).GetCatalogAsync(new GetCatalogRequest());
             Assert.Equal(3, after.Version); // the rollback is durable too
             Assert.DoesNotContain(after.Segments, s => s.Segment.Id == "bought_anything");
+
+            // The audit trail came through both restarts, and segctl reads it as an operator would.
+            var (exit, stdout, stderr) = await ExternalTools.Run("dotnet", $"{Segctl} --address http://127.0.0.1:{_port} --api-key {RealServerProcessTests.ApiKey} audit-log --json", AppContext.BaseDirectory, TimeSpan.FromSeconds(60));
+            Assert.True(exit == 0, stderr);
+            var entries = System.Text.Json.JsonDocument.Parse(stdout).RootElement.GetProperty("entries").EnumerateArray()
+                .Select(e => (Action: e.GetProperty("action").GetString(), Actor: e.GetProperty("actor").GetString(), Outcome: e.GetProperty("outcome").GetString(), Detail: e.GetProperty("detail").GetString()))
+                .ToList();
+            Assert.Equal(["catalog.rollback", "catalog.publish"], entries.Select(e => e.Action));
+            Assert.All(entries, e => Assert.Equal(("test", "OK"), (e.Actor, e.Outcome)));
+            Assert.Contains("comment: spring campaign", entries[1].Detail, StringComparison.Ordinal);
         }
         finally
         {

@@ -2,6 +2,7 @@ using System.Text;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Audit;
 
 namespace Segmentation.Server.Security;
 
@@ -15,7 +16,7 @@ namespace Segmentation.Server.Security;
 /// parsing and writes nothing above Debug to the log. The caller is attached to the request
 /// (<see cref="ApiCallerExtensions.Caller"/>) for per-caller limits. Keys are never logged or echoed.
 /// </summary>
-internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyRing keys, IOptions<SecurityOptions> options, ILogger<ApiKeyAuthenticationMiddleware> logger)
+internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyRing keys, IOptions<SecurityOptions> options, AdminAuditTrail audit, ILogger<ApiKeyAuthenticationMiddleware> logger)
 {
     private readonly bool _disabled = options.Value.DisableAuthentication;
 
@@ -64,6 +65,18 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
         if ((granted & required) != required)
         {
             logger.LogDebug("Rejected {Method} for {Caller}: scope {Scope} missing", method, caller.Name, ApiScopes.Name(required));
+            if (Interceptors.AuditedMethods.Action(method) is { } action)
+            {
+                try
+                {
+                    audit.Record(caller.Name, action, "PERMISSION_DENIED", null, $"the '{ApiScopes.Name(required)}' scope is missing"); // the body is not read: no user id
+                }
+                catch (IOException ex)
+                {
+                    logger.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
+                }
+            }
+
             return Reject(context, StatusCode.PermissionDenied, $"this call needs the '{ApiScopes.Name(required)}' scope, which API key '{caller.Name}' does not have");
         }
 

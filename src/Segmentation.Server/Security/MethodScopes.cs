@@ -51,6 +51,9 @@ public static class MethodScopes
         ["/segmentation.v1.PrivacyService/GetConsent"] = ApiScope.Admin,
         ["/segmentation.v1.PrivacyService/ForgetUser"] = ApiScope.Admin,
         ["/segmentation.v1.PrivacyService/ExportUser"] = ApiScope.Admin,
+
+        // The admin audit trail names who acted on which user: admin only.
+        ["/segmentation.v1.AuditService/ListAuditEntries"] = ApiScope.Admin,
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
     private static readonly string[] OpenServices = ["/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/"];

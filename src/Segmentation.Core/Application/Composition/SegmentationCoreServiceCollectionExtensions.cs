@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Audit;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Composition;
@@ -166,7 +167,10 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<IStoreCompaction>(),
             sp.GetRequiredService<IMeasurementCheckpoint>(),
-            sp.GetRequiredService<OutcomeRecorder>()));
+            sp.GetRequiredService<OutcomeRecorder>(),
+            sp.GetRequiredService<AdminAuditTrail>()));
+        services.TryAddSingleton<IAuditJournal>(NoAuditJournal.Instance);
+        services.TryAddSingleton(sp => new AdminAuditTrail(sp.GetRequiredService<IAuditJournal>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new CatalogGovernance(
             sp.GetRequiredService<CatalogProvider>(),
             sp.GetRequiredService<IProfileStore>(),

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Segmentation.Core.Application.Audit;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Decisions;
@@ -39,14 +40,16 @@ public sealed class DataSubjectRights(
     TimeProvider time,
     IStoreCompaction? compaction = null,
     IMeasurementCheckpoint? checkpoint = null,
-    OutcomeRecorder? outcomes = null)
+    OutcomeRecorder? outcomes = null,
+    AdminAuditTrail? audit = null)
 {
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
 
     /// <summary>
     /// Erases a user everywhere: the profile and every id stitched to it, identity links and segment
     /// memberships (<see cref="ProfileIngestion.Forget"/>, logged write-ahead), every cached decision for
-    /// any of those ids, the decisions and impressions remembered for attribution, and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
+    /// any of those ids, the decisions and impressions remembered for attribution, the ids in the admin audit trail
+    /// (replaced by <see cref="AdminAuditTrail.Erased"/>), and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
     /// snapshot without the user replaces the older snapshots and log segments, including the one holding
     /// the erasure record). Nothing is emitted on the membership change feed. Idempotent: erasing an
     /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it).
@@ -62,6 +65,7 @@ public sealed class DataSubjectRights(
         outcomes?.Forget(ids); // remembered decisions and impressions hold the ids too
         try
         {
+            audit?.Erase(ids); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
         }

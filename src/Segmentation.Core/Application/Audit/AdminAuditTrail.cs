@@ -1,0 +1,199 @@
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Audit;
+
+/// <summary>One administrative action: who (the API key's name), what, when, about which user, and how it ended.</summary>
+/// <param name="Sequence">Position in the trail, increasing from 1; the page token of listings.</param>
+/// <param name="At">When the action finished.</param>
+/// <param name="Actor">The API key's configured name (never the key).</param>
+/// <param name="Action">What was done, for example <c>catalog.publish</c>, <c>privacy.forget</c>.</param>
+/// <param name="Outcome"><c>OK</c>, or the status the action ended with (for example <c>INVALID_ARGUMENT</c>, <c>PERMISSION_DENIED</c>).</param>
+/// <param name="UserId">The user the action concerned; empty when none, <see cref="AdminAuditTrail.Erased"/> after that user was erased.</param>
+/// <param name="Detail">A short description without personal data (versions, experiment, purpose).</param>
+public sealed record AuditEntry(long Sequence, DateTimeOffset At, string Actor, string Action, string Outcome, string UserId, string Detail);
+
+/// <summary>A page of audit entries, newest first, and the token of the next (older) page; "" on the last.</summary>
+public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, string NextPageToken);
+
+/// <summary>Where the audit trail is kept (a file in the data directory); storage lives outside the domain.</summary>
+public interface IAuditJournal
+{
+    /// <summary>The kept entries, oldest first.</summary>
+    IReadOnlyList<AuditEntry> Load();
+
+    /// <summary>Appends one entry (written through to the operating system before the call returns).</summary>
+    void Append(AuditEntry entry);
+
+    /// <summary>Replaces the kept entries with <paramref name="entries"/> (oldest first), atomically: an erasure or trimming.</summary>
+    void Rewrite(IReadOnlyList<AuditEntry> entries);
+}
+
+/// <summary>No durability: the trail lives in memory only.</summary>
+public sealed class NoAuditJournal : IAuditJournal
+{
+    /// <summary>The one instance.</summary>
+    public static readonly NoAuditJournal Instance = new();
+
+    private NoAuditJournal()
+    {
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<AuditEntry> Load() => [];
+
+    /// <inheritdoc />
+    public void Append(AuditEntry entry)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Rewrite(IReadOnlyList<AuditEntry> entries)
+    {
+    }
+}
+
+/// <summary>
+/// The admin audit trail: catalog publishes and rollbacks, experiments stopped or promoted, users' data exported,
+/// erased or their consent read or changed on their behalf — each with the caller's API key name, the time and the
+/// outcome, durable through <see cref="IAuditJournal"/>. Entries carry no personal data beyond the id of the user an
+/// action concerned; when that user is erased (<see cref="Erase"/>), the id is replaced by <see cref="Erased"/> in every
+/// entry, so the trail keeps who did what and when (accountability) without identifying the person. The newest
+/// <see cref="MaxEntries"/> entries are kept.
+/// </summary>
+public sealed class AdminAuditTrail
+{
+    /// <summary>Entries kept; older ones are dropped (and the journal rewritten) once twice as many were written.</summary>
+    public const int MaxEntries = 100_000;
+
+    /// <summary>Entries per page when the caller gives no size.</summary>
+    public const int DefaultPageSize = 100;
+
+    /// <summary>Most entries per page.</summary>
+    public const int MaxPageSize = 1000;
+
+    /// <summary>What replaces the user id of an erased user.</summary>
+    public const string Erased = "[erased]";
+
+    /// <summary>Longest detail kept, in characters.</summary>
+    public const int MaxDetailLength = 300;
+
+    private readonly IAuditJournal _journal;
+    private readonly TimeProvider _time;
+    private readonly Lock _gate = new();
+    private readonly List<AuditEntry> _entries;
+    private int _appendedSinceRewrite;
+
+    /// <summary>Restores the trail <paramref name="journal"/> kept.</summary>
+    public AdminAuditTrail(IAuditJournal journal, TimeProvider time)
+    {
+        _journal = journal ?? throw new ArgumentNullException(nameof(journal));
+        _time = time ?? throw new ArgumentNullException(nameof(time));
+        _entries = [.. journal.Load()];
+    }
+
+    /// <summary>Entries kept now.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _entries.Count;
+            }
+        }
+    }
+
+    /// <summary>Records an action that finished now. A journal that cannot be written throws (the action itself already happened).</summary>
+    public AuditEntry Record(string actor, string action, string outcome, string? userId, string? detail)
+    {
+        lock (_gate)
+        {
+            var entry = new AuditEntry(
+                (_entries.Count > 0 ? _entries[^1].Sequence : 0) + 1,
+                _time.GetUtcNow(),
+                actor,
+                action,
+                outcome,
+                userId ?? "",
+                Shorten(detail ?? "", MaxDetailLength));
+            _entries.Add(entry);
+            _journal.Append(entry);
+            if (++_appendedSinceRewrite >= MaxEntries && _entries.Count > MaxEntries)
+            {
+                _entries.RemoveRange(0, _entries.Count - MaxEntries);
+                _journal.Rewrite(_entries);
+                _appendedSinceRewrite = 0;
+            }
+
+            return entry;
+        }
+    }
+
+    /// <summary>
+    /// Entries newest first, after <paramref name="pageToken"/> (the sequence the previous page ended before), filtered by
+    /// action, actor and user id when given (exact match). <paramref name="pageSize"/> 0 means <see cref="DefaultPageSize"/>.
+    /// </summary>
+    public AuditPage List(int pageSize, string pageToken, string? action = null, string? actor = null, string? userId = null)
+    {
+        if (pageSize is < 0 or > MaxPageSize)
+        {
+            throw new ValidationException("page_size", $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})");
+        }
+
+        long before = long.MaxValue;
+        if (!string.IsNullOrEmpty(pageToken) && (!long.TryParse(pageToken, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out before) || before <= 0))
+        {
+            throw new ValidationException("page_token", "not a token this service returned");
+        }
+
+        var size = pageSize == 0 ? DefaultPageSize : pageSize;
+        var page = new List<AuditEntry>(Math.Min(size, 64));
+        lock (_gate)
+        {
+            for (var i = _entries.Count - 1; i >= 0; i--)
+            {
+                var e = _entries[i];
+                if (e.Sequence >= before || !Matches(e.Action, action) || !Matches(e.Actor, actor) || !Matches(e.UserId, userId))
+                {
+                    continue;
+                }
+
+                if (page.Count == size)
+                {
+                    return new AuditPage(page, page[^1].Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                page.Add(e);
+            }
+        }
+
+        return new AuditPage(page, "");
+    }
+
+    /// <summary>Replaces every entry's user id that is one of <paramref name="userIds"/> by <see cref="Erased"/>, in memory and in the journal.</summary>
+    public void Erase(IReadOnlySet<string> userIds)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        lock (_gate)
+        {
+            var changed = false;
+            for (var i = 0; i < _entries.Count; i++)
+            {
+                if (_entries[i].UserId.Length > 0 && userIds.Contains(_entries[i].UserId))
+                {
+                    _entries[i] = _entries[i] with { UserId = Erased };
+                    changed = true;
+                }
+            }
+
+            if (changed)
+            {
+                _journal.Rewrite(_entries);
+            }
+        }
+    }
+
+    private static bool Matches(string value, string? filter) => string.IsNullOrEmpty(filter) || string.Equals(value, filter, StringComparison.Ordinal);
+
+    private static string Shorten(string text, int max) => text.Length <= max ? text : string.Concat(text.AsSpan(0, max - 1), "…");
+}

@@ -1,0 +1,119 @@
+using System.Globalization;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Application.Audit;
+using Segmentation.Server.Security;
+
+namespace Segmentation.Server.Interceptors;
+
+/// <summary>
+/// Records every administrative call in the <see cref="AdminAuditTrail"/> when it ends: the caller's key name, the
+/// action, its outcome (OK or the status code) and the user it concerned. The outermost interceptor, so it sees the
+/// status the caller sees. Calls refused for a missing scope never reach it: the authentication middleware records
+/// those (<see cref="AuditedMethods.Action"/>).
+/// </summary>
+internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<AdminAuditInterceptor> logger) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        var action = AuditedMethods.Action(context.Method);
+        if (action is null)
+        {
+            return await continuation(request, context);
+        }
+
+        TResponse response;
+        try
+        {
+            response = await continuation(request, context);
+        }
+        catch (RpcException ex)
+        {
+            Record(context, action, AuditedMethods.OutcomeName(ex.StatusCode), request, null);
+            throw;
+        }
+
+        Record(context, action, "OK", request, response);
+        return response;
+    }
+
+    private void Record(ServerCallContext context, string action, string outcome, object? request, object? response)
+    {
+        try
+        {
+            trail.Record(context.Caller().Name, action, outcome, AuditedMethods.UserOf(request), AuditedMethods.Detail(request, response));
+        }
+        catch (IOException ex)
+        {
+            // The action happened; failing the call now would make a client retry an action that succeeded.
+            logger.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
+        }
+    }
+}
+
+/// <summary>Which methods are audited, under which action name, and what of each request and response an entry keeps.</summary>
+internal static class AuditedMethods
+{
+    private static readonly Dictionary<string, string> Actions = new(StringComparer.Ordinal)
+    {
+        ["/segmentation.v1.CatalogService/PublishCatalog"] = "catalog.publish",
+        ["/segmentation.v1.CatalogService/RollbackCatalog"] = "catalog.rollback",
+        ["/segmentation.v1.ExperimentService/StopExperiment"] = "experiment.stop",
+        ["/segmentation.v1.ExperimentService/PromoteExperiment"] = "experiment.promote",
+        ["/segmentation.v1.PrivacyService/ExportUser"] = "privacy.export",
+        ["/segmentation.v1.PrivacyService/ForgetUser"] = "privacy.forget",
+        ["/segmentation.v1.PrivacyService/GetConsent"] = "privacy.get_consent",
+        ["/segmentation.v1.PrivacyService/RecordConsent"] = "privacy.record_consent",
+    };
+
+    /// <summary>The action name of an audited method, or null.</summary>
+    public static string? Action(string method) => Actions.GetValueOrDefault(method);
+
+    /// <summary>The status code as an entry names it: <c>INVALID_ARGUMENT</c>, as in the gRPC specification.</summary>
+    public static string OutcomeName(StatusCode code) => code switch
+    {
+        StatusCode.OK => "OK",
+        StatusCode.InvalidArgument => "INVALID_ARGUMENT",
+        StatusCode.DeadlineExceeded => "DEADLINE_EXCEEDED",
+        StatusCode.NotFound => "NOT_FOUND",
+        StatusCode.AlreadyExists => "ALREADY_EXISTS",
+        StatusCode.PermissionDenied => "PERMISSION_DENIED",
+        StatusCode.ResourceExhausted => "RESOURCE_EXHAUSTED",
+        StatusCode.FailedPrecondition => "FAILED_PRECONDITION",
+        StatusCode.Unauthenticated => "UNAUTHENTICATED",
+        StatusCode.Unavailable => "UNAVAILABLE",
+        StatusCode.Cancelled => "CANCELLED",
+        StatusCode.Internal => "INTERNAL",
+        _ => code.ToString().ToUpperInvariant(),
+    };
+
+    /// <summary>The user an action concerned; never for an erasure, whose point is that the id is gone.</summary>
+    public static string? UserOf(object? request) => request switch
+    {
+        ExportUserRequest r => Bounded(r.UserId),
+        GetConsentRequest r => Bounded(r.UserId),
+        RecordConsentRequest r => Bounded(r.UserId),
+        _ => null,
+    };
+
+    /// <summary>What an entry says besides who, what and whom: versions, comments, experiment, purpose. No personal data.</summary>
+    public static string Detail(object? request, object? response) => (request, response) switch
+    {
+        (PublishCatalogRequest q, PublishCatalogResponse r) => Invariant($"version {r.Version}; {q.Files.Count} files; comment: {q.Comment}"),
+        (PublishCatalogRequest q, _) => Invariant($"{q.Files.Count} files; comment: {q.Comment}"),
+        (RollbackCatalogRequest, RollbackCatalogResponse r) => Invariant($"version {r.Version} restores version {r.RestoredFrom}"),
+        (RollbackCatalogRequest q, _) => q.Version != 0 ? Invariant($"to version {q.Version}") : "to the previous version",
+        (StopExperimentRequest q, StopExperimentResponse r) => Invariant($"experiment {Bounded(q.ExperimentId)}; version {r.CatalogVersion}; comment: {q.Comment}"),
+        (StopExperimentRequest q, _) => $"experiment {Bounded(q.ExperimentId)}",
+        (PromoteExperimentRequest q, PromoteExperimentResponse r) => Invariant($"experiment {Bounded(q.ExperimentId)}; arm {r.ArmId}; version {r.CatalogVersion}; comment: {q.Comment}"),
+        (PromoteExperimentRequest q, _) => $"experiment {Bounded(q.ExperimentId)}; arm {Bounded(q.ArmId)}",
+        (ForgetUserRequest, ForgetUserResponse r) => Invariant($"existed: {r.Existed}; linked ids erased: {r.LinkedIds.Count}"),
+        (RecordConsentRequest q, _) => $"purpose {q.Purpose}; granted: {q.Granted}; source: {Bounded(q.Source)}",
+        _ => "",
+    };
+
+    private static string Bounded(string text) => text.Length <= 256 ? text : text[..256];
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,153 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Extensions.Logging;
+using Segmentation.Core.Application.Audit;
+
+namespace Segmentation.Storage;
+
+/// <summary>
+/// The admin audit trail in the data directory: <c>audit.jsonl</c>, one JSON object per line, appended and written
+/// through to the operating system on every entry (a process crash loses nothing) and flushed to disk at most a second
+/// later and at shutdown. An erasure or a trimming rewrites the file through a temporary file and a rename. A torn last
+/// line (a power loss mid-write) is skipped with a warning; any other unreadable line stops the start naming the file.
+/// </summary>
+public sealed class AuditJournalFile : IAuditJournal, IDisposable
+{
+    /// <summary>The file's name in the data directory.</summary>
+    public const string FileName = "audit.jsonl";
+
+    private readonly string _path;
+    private readonly ILogger? _logger;
+    private readonly Lock _gate = new();
+    private readonly Timer _flush;
+    private FileStream? _file;
+    private bool _dirty;
+
+    /// <summary>Keeps the trail in <paramref name="dataDirectory"/>/<see cref="FileName"/>.</summary>
+    public AuditJournalFile(string dataDirectory, ILogger<AuditJournalFile>? logger = null)
+    {
+        _path = Path.Combine(dataDirectory, FileName);
+        _logger = logger;
+        _flush = new Timer(_ => FlushToDisk(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<AuditEntry> Load()
+    {
+        if (!File.Exists(_path))
+        {
+            return [];
+        }
+
+        var lines = File.ReadAllLines(_path, Encoding.UTF8);
+        var entries = new List<AuditEntry>(lines.Length);
+        for (var i = 0; i < lines.Length; i++)
+        {
+            if (lines[i].Length == 0)
+            {
+                continue;
+            }
+
+            try
+            {
+                entries.Add(JsonSerializer.Deserialize(lines[i], AuditJson.Default.AuditEntry) ?? throw new JsonException("null entry"));
+            }
+            catch (JsonException ex) when (i == lines.Length - 1)
+            {
+                _logger?.LogWarning("The last line of {Path} is incomplete (a write cut short) and was skipped: {Reason}", _path, ex.Message);
+            }
+            catch (JsonException ex)
+            {
+                throw new StoreDamagedException($"line {i + 1} of the audit trail {_path} cannot be read ({ex.Message}); it is written only by the service. Restore it from a backup, or move it aside to start with an empty trail", ex);
+            }
+        }
+
+        return entries;
+    }
+
+    /// <inheritdoc />
+    public void Append(AuditEntry entry)
+    {
+        var line = JsonSerializer.SerializeToUtf8Bytes(entry, AuditJson.Default.AuditEntry);
+        lock (_gate)
+        {
+            _file ??= new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read);
+            _file.Write(line);
+            _file.WriteByte((byte)'\n');
+            _file.Flush(flushToDisk: false);
+            _dirty = true;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Rewrite(IReadOnlyList<AuditEntry> entries)
+    {
+        lock (_gate)
+        {
+            _file?.Dispose();
+            _file = null;
+            var temporary = _path + ".tmp";
+            try
+            {
+                using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+                {
+                    foreach (var entry in entries)
+                    {
+                        file.Write(JsonSerializer.SerializeToUtf8Bytes(entry, AuditJson.Default.AuditEntry));
+                        file.WriteByte((byte)'\n');
+                    }
+
+                    file.Flush(flushToDisk: true);
+                }
+
+                File.Move(temporary, _path, overwrite: true);
+                DataDirectory.SyncDirectory(Path.GetDirectoryName(_path)!);
+                _dirty = false;
+            }
+            catch
+            {
+                DataDirectory.TryDelete(temporary);
+                throw;
+            }
+        }
+    }
+
+    private void FlushToDisk()
+    {
+        lock (_gate)
+        {
+            if (!_dirty || _file is null)
+            {
+                return;
+            }
+
+            try
+            {
+                _file.Flush(flushToDisk: true);
+                _dirty = false;
+            }
+            catch (IOException ex)
+            {
+                _logger?.LogWarning("The audit trail could not be flushed to disk: {Reason}", ex.Message);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _flush.Dispose();
+        FlushToDisk();
+        lock (_gate)
+        {
+            _file?.Dispose();
+            _file = null;
+        }
+    }
+}
+
+/// <summary>Source-generated JSON metadata for audit entries (one per line, camelCase).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(AuditEntry))]
+internal sealed partial class AuditJson : JsonSerializerContext;
