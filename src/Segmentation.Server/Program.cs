@@ -16,7 +16,13 @@ builder.Services.AddGrpc(options =>
     options.Interceptors.Add<AdminAuditInterceptor>(); // outermost: records the status the caller sees
     options.Interceptors.Add<ErrorMappingInterceptor>();
     options.EnableDetailedErrors = builder.Environment.IsDevelopment();
+}).AddJsonTranscoding(transcoding =>
+{
+    // HTTP/JSON callers (the routes the protos declare with google.api.http) get the same error details as gRPC
+    // callers, in the JSON body: field violations, retry delays, error reasons.
+    transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(Google.Rpc.ErrorDetailsReflection.Descriptor);
 });
+builder.Services.AddHttpJsonApiDocument();
 builder.Services.AddParsedRequestBinding();
 builder.Services.AddGrpcReflection();
 builder.Services.AddSegmentationTelemetry(builder.Configuration);
@@ -46,6 +52,7 @@ try
     var app = builder.Build(); // options are validated here: a configuration error is reported in words below
     app.UseRouting();
     app.UseMiddleware<ApiKeyAuthenticationMiddleware>(); // before any request body is read
+    app.UseRateLimiter(); // per API key, so after authentication
 
     app.MapGrpcService<DecisionGrpcService>();
     app.MapGrpcService<ProfileGrpcService>();
@@ -59,6 +66,7 @@ try
     app.MapGrpcHealthChecksService();
     app.MapGrpcReflectionService();
     app.MapSegmentationTelemetry(); // /metrics and /healthz
+    app.MapHttpJsonApiDocument(); // /openapi/v1.json
 
     app.Run();
 }

@@ -291,6 +291,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         }
     }
 
+    private static long _temporaries;
+
     // Writes the payload to a temporary file, flushes it to disk and renames it over the old one: a crash leaves either.
     private static void WriteFile(string path, Action<BinaryWriter> write)
     {
@@ -301,14 +303,24 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             write(writer);
         }
 
-        var temporary = path + ".tmp";
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        // A temporary name of its own: two saves at once (a shutdown's and a timer's) never share a file, and the
+        // later rename wins with a complete file either way.
+        var temporary = $"{path}.{Environment.ProcessId}-{Interlocked.Increment(ref _temporaries)}.tmp";
+        try
         {
-            Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
-            file.Flush(flushToDisk: true);
-        }
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+                file.Flush(flushToDisk: true);
+            }
 
-        File.Move(temporary, path, overwrite: true);
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch
+        {
+            DataDirectory.TryDelete(temporary);
+            throw;
+        }
     }
 
     /// <inheritdoc />

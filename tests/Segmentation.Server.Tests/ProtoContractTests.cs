@@ -7,7 +7,7 @@ public sealed class ProtoContractTests
     public async Task Protos_are_buf_lint_clean()
     {
         var tools = Path.Combine(ExternalTools.RepoRoot, "tests", "contract");
-        await ExternalTools.EnsureNodePackages(tools, "@bufbuild/buf");
+        await ExternalTools.EnsureNodePackages(tools, "@bufbuild/buf", "protobufjs"); // protobufjs carries google/api/annotations.proto, which the protos import
         var buf = Path.Combine(tools, "node_modules", ".bin", "buf");
 
         var (exit, stdout, stderr) = await ExternalTools.Run(buf, "lint", ExternalTools.RepoRoot, TimeSpan.FromMinutes(2));

@@ -16,6 +16,14 @@ public sealed class LimitsOptions
     [Range(1, 100_000_000)]
     public int StreamEventsPerSecond { get; set; } = 200_000;
 
+    /// <summary>
+    /// Unary calls per second one API key may make, all unary methods (gRPC and HTTP/JSON) together, as a token bucket
+    /// holding one second's allowance; beyond it a call is answered RESOURCE_EXHAUSTED (HTTP 429) with a
+    /// <c>google.rpc.RetryInfo</c> delay. A key's own <c>RequestsPerSecond</c> overrides it; 0 turns the limit off.
+    /// </summary>
+    [Range(0, int.MaxValue)]
+    public int UnaryRequestsPerSecond { get; set; } = 100_000;
+
     /// <summary>Longest rendered variant, in characters; a longer render serves the variant's fallback text.</summary>
     [Range(64, 1_048_576)]
     public int TemplateOutputChars { get; set; } = 8192;

@@ -1,4 +1,3 @@
-using System.Text;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
@@ -19,6 +18,7 @@ namespace Segmentation.Server.Security;
 internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKeyRing keys, IOptions<SecurityOptions> options, AdminAuditTrail audit, ILogger<ApiKeyAuthenticationMiddleware> logger)
 {
     private readonly bool _disabled = options.Value.DisableAuthentication;
+    private readonly bool _allowPlaintext = options.Value.AllowPlaintext;
 
     public Task InvokeAsync(HttpContext context)
     {
@@ -32,6 +32,12 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
         if (required == ApiScope.None)
         {
             return next(context); // health checks and reflection
+        }
+
+        if (!_allowPlaintext && !context.Request.IsHttps && CallRejection.IsJson(context))
+        {
+            // The HTTP/1.1 endpoint may be plaintext for the probes and metrics; API calls over it may not.
+            return Reject(context, StatusCode.PermissionDenied, "the HTTP/JSON API is served over TLS only: call it with https://, or, for local use or behind a TLS-terminating proxy, set Segmentation:Security:AllowPlaintext=true");
         }
 
         if (_disabled)
@@ -84,35 +90,7 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
         return next(context);
     }
 
-    // A gRPC trailers-only response: the status in the response headers, no message.
-    private static Task Reject(HttpContext context, StatusCode code, string message)
-    {
-        var response = context.Response;
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = "application/grpc";
-        response.Headers["grpc-status"] = ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        response.Headers["grpc-message"] = PercentEncode(message);
-        return Task.CompletedTask;
-    }
-
-    // grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2: every byte outside printable ASCII, and '%').
-    private static string PercentEncode(string message)
-    {
-        var builder = new StringBuilder(message.Length);
-        foreach (var b in Encoding.UTF8.GetBytes(message))
-        {
-            if (b is >= 0x20 and <= 0x7E and not (byte)'%')
-            {
-                builder.Append((char)b);
-            }
-            else
-            {
-                builder.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
-            }
-        }
-
-        return builder.ToString();
-    }
+    private static Task Reject(HttpContext context, StatusCode code, string message) => CallRejection.Write(context, code, message);
 }
 
 /// <summary>Reads the authenticated caller of a call.</summary>

@@ -7,6 +7,9 @@ namespace Segmentation.Server.Security;
 /// <summary>An authenticated caller: the key's configured name and scopes (never the key).</summary>
 public sealed record ApiCaller(string Name, ApiScope Scopes)
 {
+    /// <summary>Unary calls per second this key may make; 0 takes <see cref="Hosting.LimitsOptions.UnaryRequestsPerSecond"/>.</summary>
+    public int UnaryPerSecond { get; init; }
+
     /// <summary>The caller of every call when authentication is disabled.</summary>
     public static readonly ApiCaller Anonymous = new("anonymous", ApiScope.All);
 }
@@ -26,7 +29,7 @@ public sealed class ApiKeyRing
     public ApiKeyRing(IOptions<SecurityOptions> options)
     {
         _keys = options.Value.ApiKeys
-            .Select(k => (Convert.FromHexString(k.Sha256.Trim()), new ApiCaller(k.Name, ParseScopes(k.Scopes))))
+            .Select(k => (Convert.FromHexString(k.Sha256.Trim()), new ApiCaller(k.Name, ParseScopes(k.Scopes)) { UnaryPerSecond = k.RequestsPerSecond }))
             .ToArray();
     }
 

@@ -46,4 +46,8 @@ public sealed class ApiKeyOptions
 
     /// <summary>Scopes granted: <c>decide</c>, <c>ingest</c>, <c>read</c>, <c>watch</c>, <c>admin</c>.</summary>
     public List<string> Scopes { get; set; } = [];
+
+    /// <summary>Unary calls per second this key may make (all unary methods together); 0 (the default) takes <c>Segmentation:Limits:UnaryRequestsPerSecond</c>.</summary>
+    [Range(0, int.MaxValue)]
+    public int RequestsPerSecond { get; set; }
 }

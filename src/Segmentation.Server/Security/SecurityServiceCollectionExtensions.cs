@@ -14,7 +14,7 @@ public static class SecurityServiceCollectionExtensions
     /// <summary>
     /// Adds the API key ring (the authentication middleware, <c>UseSegmentationAuthentication</c>, uses it),
     /// the security and limits options (validated at start-up), the https certificate for Kestrel,
-    /// the request size limit and the per-caller stream rate limits.
+    /// the request size limit, the per-caller stream rate limits and the per-key limit on unary calls.
     /// </summary>
     public static IServiceCollection AddSegmentationSecurity(this IServiceCollection services)
     {
@@ -28,6 +28,9 @@ public static class SecurityServiceCollectionExtensions
         services.TryAddSingleton<StreamRateLimits>();
         services.AddHostedService<SecurityStartupReport>();
 
+        services.AddRateLimiter(_ => { });
+        services.AddOptions<Microsoft.AspNetCore.RateLimiting.RateLimiterOptions>()
+            .Configure<IOptions<LimitsOptions>>((rateLimits, limits) => UnaryRateLimits.Configure(rateLimits, limits.Value));
         services.AddOptions<GrpcServiceOptions>()
             .Configure<IOptions<LimitsOptions>>((grpc, limits) => grpc.MaxReceiveMessageSize = limits.Value.MaxRequestBytes);
         services.AddOptions<KestrelServerOptions>()

@@ -50,6 +50,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             context.CancellationToken);
         var last = request.UserIds.Count - 1;
         var unflushed = 0;
+        var grpc = !Hosting.HttpJsonApi.IsHttpJsonCall(context.GetHttpContext()); // write options (buffering) are gRPC's only
         var flushedAt = Stopwatch.GetTimestamp();
 
         // One response message, filled again for each user: a write serializes it before it returns.
@@ -81,7 +82,11 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
 
             var now = Stopwatch.GetTimestamp();
             var flush = ++unflushed >= FlushEvery || item.Index == last || now - flushedAt >= FlushAfter;
-            responseStream.WriteOptions = flush ? null : Buffered;
+            if (grpc)
+            {
+                responseStream.WriteOptions = flush ? null : Buffered; // HTTP/JSON writes each item as it comes
+            }
+
             await responseStream.WriteAsync(response, context.CancellationToken);
             if (flush)
             {

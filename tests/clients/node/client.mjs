@@ -10,11 +10,13 @@ import protoLoader from '@grpc/proto-loader';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const protoRoot = path.resolve(here, '../../../protos');
+// google/api/annotations.proto (the HTTP/JSON routes the protos declare) ships with protobufjs.
+const googleApiRoot = path.resolve(here, 'node_modules/protobufjs');
 const [address = '127.0.0.1:5107', userId = '12415', apiKey = process.env.SEGMENTATION_API_KEY || 'dev-local-key-change-me'] = process.argv.slice(2);
 
 const definition = protoLoader.loadSync(
   ['segmentation/v1/decision_service.proto', 'segmentation/v1/catalog_service.proto', 'segmentation/v1/profile_service.proto'],
-  { includeDirs: [protoRoot], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true },
+  { includeDirs: [protoRoot, googleApiRoot], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true },
 );
 const v1 = grpc.loadPackageDefinition(definition).segmentation.v1;
 const credentials = grpc.credentials.createInsecure();

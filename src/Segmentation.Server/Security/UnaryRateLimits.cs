@@ -1,0 +1,60 @@
+using System.Threading.RateLimiting;
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Microsoft.AspNetCore.RateLimiting;
+using Segmentation.Server.Hosting;
+
+namespace Segmentation.Server.Security;
+
+/// <summary>
+/// Per API key limits on unary calls (gRPC and HTTP/JSON alike), with ASP.NET Core's rate limiting middleware: a token
+/// bucket per key name holding one second's allowance (<see cref="LimitsOptions.UnaryRequestsPerSecond"/>, or the key's
+/// own <c>RequestsPerSecond</c>), refilled continuously. Streaming calls have their own limits (events per second) and
+/// are not counted here; unauthenticated calls never reach it. A refused call is RESOURCE_EXHAUSTED (HTTP 429) with a
+/// <c>google.rpc.RetryInfo</c> delay (and <c>Retry-After</c> over HTTP), before its body is read.
+/// </summary>
+internal static class UnaryRateLimits
+{
+    /// <summary>Installs the limiter into <paramref name="options"/>.</summary>
+    public static void Configure(RateLimiterOptions options, LimitsOptions limits)
+    {
+        var defaultRate = limits.UnaryRequestsPerSecond;
+        options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+        {
+            if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { Method.Type: MethodType.Unary }
+                || context.Features.Get<ApiCaller>() is not { } caller)
+            {
+                return RateLimitPartition.GetNoLimiter("");
+            }
+
+            var rate = caller.UnaryPerSecond > 0 ? caller.UnaryPerSecond : defaultRate;
+            return rate <= 0
+                ? RateLimitPartition.GetNoLimiter("")
+                : RateLimitPartition.GetTokenBucketLimiter("key:" + caller.Name, _ => Bucket(rate));
+        });
+        options.OnRejected = (rejected, _) =>
+        {
+            var context = rejected.HttpContext;
+            var caller = context.Features.Get<ApiCaller>();
+            var rate = caller is { UnaryPerSecond: > 0 } ? caller.UnaryPerSecond : defaultRate;
+            var retry = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) && after > TimeSpan.Zero ? after : TimeSpan.FromSeconds(1.0 / Steps(rate));
+            return new ValueTask(CallRejection.Write(
+                context,
+                StatusCode.ResourceExhausted,
+                $"rate limit exceeded: at most {rate} calls per second for API key '{caller?.Name}' (unary calls together); retry after the delay given",
+                retry));
+        };
+    }
+
+    private static int Steps(int rate) => rate >= 20 ? 20 : 1;
+
+    // Refilled in 20 steps a second when the rate allows it, so the rate holds within a second; no queue.
+    private static TokenBucketRateLimiterOptions Bucket(int rate) => new()
+    {
+        TokenLimit = rate,
+        TokensPerPeriod = Math.Max(1, rate / Steps(rate)),
+        ReplenishmentPeriod = TimeSpan.FromSeconds(1.0 / Steps(rate)),
+        QueueLimit = 0,
+        AutoReplenishment = true,
+    };
+}

@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Google.Rpc;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// The HTTP/JSON API (gRPC JSON transcoding) as a webhook or a plain HTTP backend calls it: HTTP/1.1, JSON bodies,
+/// an API key header, against the real server process. Same authentication, limits and error details as gRPC.
+/// </summary>
+public sealed class HttpJsonApiProcessTests
+{
+    private static HttpClient Client(int port, string? key = RealServerProcessTests.ApiKey)
+    {
+        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), DefaultRequestVersion = HttpVersion.Version11, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        if (key is not null)
+        {
+            client.DefaultRequestHeaders.Add("x-api-key", key);
+        }
+
+        return client;
+    }
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static async Task<(Process Server, int GrpcPort, int HttpPort)> Start(params string[] more)
+    {
+        var grpcPort = RealServerProcessTests.FreePort();
+        var httpPort = RealServerProcessTests.FreePort();
+        var server = RealServerProcessTests.StartServer(grpcPort, [$"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{httpPort}", .. more]);
+        await RealServerProcessTests.WaitUntilListening(server, grpcPort);
+        await RealServerProcessTests.WaitUntilListening(server, httpPort);
+        return (server, grpcPort, httpPort);
+    }
+
+    private static async Task Stop(Process server)
+    {
+        server.Kill(entireProcessTree: true);
+        await server.WaitForExitAsync();
+    }
+
+    [Fact]
+    public async Task Decide_ingest_profile_outcomes_and_batch_work_over_http_1_1_with_json()
+    {
+        var (server, _, port) = await Start();
+        try
+        {
+            using var http = Client(port);
+
+            // Decide: the documented call, in the proto3 JSON mapping.
+            using var decided = await http.PostAsync("/v1/decide", Json("""{"userId":"12347","context":{"device":"mobile","country":"GB","pageType":"home"}}"""));
+            Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+            Assert.Equal(new Version(1, 1), decided.Version);
+            using var decision = JsonDocument.Parse(await decided.Content.ReadAsStringAsync());
+            var d = decision.RootElement.GetProperty("decision");
+            Assert.Equal("champions", d.GetProperty("segment").GetProperty("id").GetString());
+            Assert.False(string.IsNullOrWhiteSpace(d.GetProperty("offer").GetProperty("text").GetString()));
+            var decisionId = d.GetProperty("decisionId").GetString();
+
+            // Declared data, then the profile shows it.
+            using var traits = await http.PostAsync("/v1/users/http-json-user/traits", Json("""{"traits":{"first_name":{"stringValue":"Ada"}},"source":"webhook"}"""));
+            Assert.Equal(HttpStatusCode.OK, traits.StatusCode);
+            var profile = await http.GetStringAsync("/v1/users/http-json-user/profile");
+            Assert.Contains("\"first_name\"", profile, StringComparison.Ordinal);
+            Assert.Contains("Ada", profile, StringComparison.Ordinal);
+
+            // A behavioural event.
+            var now = DateTimeOffset.UtcNow.ToString("O");
+            var trackJson = "{\"event\":{\"eventId\":\"http-json-1\",\"type\":\"page_view\",\"userId\":\"http-json-user\",\"timestamp\":\"" + now + "\",\"context\":{\"source\":\"web\",\"device\":\"desktop\",\"sessionId\":\"s-1\",\"pageType\":\"home\"}}}";
+            using var tracked = await http.PostAsync("/v1/events", Json(trackJson));
+            Assert.Equal(HttpStatusCode.OK, tracked.StatusCode);
+
+            // An outcome of the decision.
+            using var outcome = await http.PostAsync("/v1/outcomes", Json($$"""{"outcomes":[{"eventId":"http-json-o1","type":"OUTCOME_TYPE_IMPRESSION","decisionId":"{{decisionId}}","userId":"12347","variant":"VARIANT_KIND_OFFER","timestamp":"{{now}}"}]}"""));
+            Assert.Equal(HttpStatusCode.OK, outcome.StatusCode);
+            var result = JsonDocument.Parse(await outcome.Content.ReadAsStringAsync()).RootElement.GetProperty("results")[0];
+            Assert.Equal("ATTRIBUTION_DECISION", result.GetProperty("attribution").GetString()); // credited to the decision served above
+            Assert.Equal("champions", result.GetProperty("segmentId").GetString());
+
+            // A batch: one JSON object per user, a line each, streamed.
+            using var batch = await http.PostAsync("/v1/decide/batch", Json("""{"userIds":["12347","12415","no-such-user"]}"""));
+            Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
+            var lines = (await batch.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(3, lines.Length);
+            Assert.Equal(["12347", "12415", "no-such-user"], lines.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("userId").GetString()));
+
+            // The OpenAPI document describes these routes.
+            using var anonymous = Client(port, key: null);
+            var openApi = await anonymous.GetStringAsync("/openapi/v1.json");
+            Assert.Contains("\"/v1/decide\"", openApi, StringComparison.Ordinal);
+            Assert.Contains("/traits\"", openApi, StringComparison.Ordinal);
+            Assert.Contains("\"/v1/outcomes\"", openApi, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await Stop(server);
+        }
+    }
+
+    [Fact]
+    public async Task Errors_are_json_with_the_same_codes_and_field_violations_as_grpc()
+    {
+        var (server, _, port) = await Start();
+        try
+        {
+            using var http = Client(port);
+            using var invalid = await http.PostAsync("/v1/events", Json("""{"event":{"eventId":"bad-1","type":"page_view","userId":"u"}}"""));
+            Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+            using var body = JsonDocument.Parse(await invalid.Content.ReadAsStringAsync());
+            Assert.Equal((int)StatusCode.InvalidArgument, body.RootElement.GetProperty("code").GetInt32());
+            var detail = body.RootElement.GetProperty("details")[0];
+            Assert.Equal("type.googleapis.com/google.rpc.BadRequest", detail.GetProperty("@type").GetString());
+            Assert.Contains(detail.GetProperty("fieldViolations").EnumerateArray(), v => v.GetProperty("field").GetString() == "event.context.session_id");
+
+            using var missing = await http.GetAsync("/v1/users/nobody-at-all/profile");
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+
+            using var anonymous = Client(port, key: null);
+            using var noKey = await anonymous.PostAsync("/v1/decide", Json("""{"userId":"12347"}"""));
+            Assert.Equal(HttpStatusCode.Unauthorized, noKey.StatusCode);
+            Assert.Equal((int)StatusCode.Unauthenticated, JsonDocument.Parse(await noKey.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetInt32());
+
+            using var bearer = Client(port, key: null);
+            bearer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", RealServerProcessTests.ApiKey);
+            Assert.Equal(HttpStatusCode.OK, (await bearer.PostAsync("/v1/decide", Json("""{"userId":"12347"}"""))).StatusCode);
+        }
+        finally
+        {
+            await Stop(server);
+        }
+    }
+
+    [Fact]
+    public async Task The_unary_rate_limit_per_key_answers_429_over_http_and_resource_exhausted_over_grpc_with_a_retry_delay()
+    {
+        var (server, grpcPort, port) = await Start("--Segmentation:Limits:UnaryRequestsPerSecond=3");
+        try
+        {
+            using var http = Client(port);
+            var statuses = new List<HttpResponseMessage>();
+            for (var i = 0; i < 10; i++)
+            {
+                statuses.Add(await http.PostAsync("/v1/decide", Json("""{"userId":"12347"}""")));
+            }
+
+            var limited = statuses.First(r => r.StatusCode == HttpStatusCode.TooManyRequests);
+            Assert.True(limited.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+            using var body = JsonDocument.Parse(await limited.Content.ReadAsStringAsync());
+            Assert.Equal((int)StatusCode.ResourceExhausted, body.RootElement.GetProperty("code").GetInt32());
+            Assert.Equal("type.googleapis.com/google.rpc.RetryInfo", body.RootElement.GetProperty("details")[0].GetProperty("@type").GetString());
+            Assert.True(statuses.Count(r => r.StatusCode == HttpStatusCode.OK) >= 3);
+
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            var decisions = new DecisionService.DecisionServiceClient(channel);
+            RpcException? refused = null;
+            for (var i = 0; i < 10 && refused is null; i++)
+            {
+                try
+                {
+                    await decisions.DecideAsync(new DecideRequest { UserId = "12347" });
+                }
+                catch (RpcException ex)
+                {
+                    refused = ex;
+                }
+            }
+
+            Assert.NotNull(refused);
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            Assert.True(refused.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay.ToTimeSpan() > TimeSpan.Zero);
+            Assert.Contains("3 calls per second for API key 'test'", refused.Status.Detail, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await Stop(server);
+        }
+    }
+
+    [Fact]
+    public async Task Over_plaintext_without_AllowPlaintext_the_json_api_refuses_and_the_probes_answer()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServerProcess([
+            $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{RealServerProcessTests.FreePort()}",
+            "--Kestrel:Endpoints:Grpc:Protocols=Http1",
+            $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{port}",
+            "--Segmentation:DemoData=false",
+            .. RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)]);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            using var http = Client(port);
+            using var refused = await http.PostAsync("/v1/decide", Json("""{"userId":"12347"}"""));
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Contains("served over TLS only", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz/live")).StatusCode);
+        }
+        finally
+        {
+            await Stop(server);
+        }
+    }
+}
