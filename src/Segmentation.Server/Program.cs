@@ -5,6 +5,10 @@ using Segmentation.Server.Services;
 
 var builder = WebApplication.CreateBuilder(args);
 
+// Secrets as files (Docker and Kubernetes secrets): a file named like the key (Segmentation__EncryptionKey) holds its
+// value. The directory is /run/secrets unless SEGMENTATION_SECRETS_DIR names another; it is read only when it exists.
+builder.Configuration.AddKeyPerFile(Environment.GetEnvironmentVariable("SEGMENTATION_SECRETS_DIR") is { Length: > 0 } secrets ? secrets : "/run/secrets", optional: true);
+
 // A client error is the client's business: gRPC's own "status raised" entries (which quote error details,
 // such as a user id that was not found) stay below Information, so no user id reaches the log by default.
 builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);

@@ -43,6 +43,46 @@ public sealed class DeploymentDefaultsProcessTests
     }
 
     [Fact]
+    public async Task Settings_can_come_from_secret_files_named_like_the_setting()
+    {
+        var secrets = Directory.CreateTempSubdirectory("seg-secrets-").FullName;
+        try
+        {
+            // As Docker and Kubernetes mount secrets: one file per setting, the value inside (a trailing newline is ignored).
+            await File.WriteAllTextAsync(Path.Combine(secrets, "Segmentation__Security__ApiKeys__0__Name"), "from-secret-file\n");
+            await File.WriteAllTextAsync(Path.Combine(secrets, "Segmentation__Security__ApiKeys__0__Sha256"), Security.ApiKeyRing.Hash("key-from-a-secret") + "\n");
+            await File.WriteAllTextAsync(Path.Combine(secrets, "Segmentation__Security__ApiKeys__0__Scopes__0"), "read");
+            var port = RealServerProcessTests.FreePort();
+            using var server = Start(
+                new Dictionary<string, string>
+                {
+                    ["ASPNETCORE_HTTP_PORTS"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["Kestrel__EndpointDefaults__Protocols"] = "Http2",
+                    ["Segmentation__Security__AllowPlaintext"] = "true",
+                    ["SEGMENTATION_SECRETS_DIR"] = secrets,
+                },
+                withKey: false);
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(server, port);
+                using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For("key-from-a-secret") });
+                Assert.NotEmpty((await new CatalogService.CatalogServiceClient(channel).ListSegmentsAsync(new ListSegmentsRequest())).Segments);
+                var denied = await Assert.ThrowsAsync<RpcException>(() => new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "u" }).ResponseAsync);
+                Assert.Contains("API key 'from-secret-file'", denied.Status.Detail, StringComparison.Ordinal);
+            }
+            finally
+            {
+                server.Kill(entireProcessTree: true);
+                await server.WaitForExitAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(secrets, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_configuration_error_is_one_sentence_and_exit_code_1_not_a_stack_trace()
     {
         using var server = Start(new Dictionary<string, string> { ["ASPNETCORE_HTTP_PORTS"] = RealServerProcessTests.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture) }, withKey: false);
