@@ -18,7 +18,7 @@ internal sealed record WatchOptions(IReadOnlyList<string> SegmentIds, int Count,
 internal static class CatalogCommands
 {
     /// <summary>Exit code of validate and preview when the candidate has errors, and of publish when it is rejected.</summary>
-    public const int Invalid = 1;
+    public const int Invalid = Cli.Rejected;
 
     private static readonly JsonFormatter JsonLine = new(JsonFormatter.Settings.Default);
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Google.Protobuf;
@@ -10,6 +11,9 @@ namespace Segmentation.Cli;
 /// <summary>Where the service is and the API key to call it with.</summary>
 internal sealed record ServiceTarget(string Address, string ApiKey)
 {
+    /// <summary>Where the key came from (<c>--api-key</c>, <c>SEGMENTATION_API_KEY</c> or the development key), for error messages.</summary>
+    public string KeySource { get; init; } = "--api-key";
+
     public override string ToString() => Address; // never the key
 }
 
@@ -19,22 +23,42 @@ internal static class Cli
     /// <summary>The address used when neither --address nor SEGCTL_ADDRESS is given.</summary>
     public const string DefaultAddress = "http://127.0.0.1:5107";
 
-    /// <summary>Exit code for a failed RPC.</summary>
+    /// <summary>Exit code of a failure: the service unreachable, refused credentials, an unexpected status.</summary>
     public const int RpcFailure = 1;
 
-    /// <summary>Exit code for bad input (missing file, wrong CSV header...).</summary>
-    public const int InputFailure = 2;
+    /// <summary>Exit code of a usage error: an unknown command or option, a bad option value, a missing file.</summary>
+    public const int UsageError = 2;
+
+    /// <summary>Exit code of input that was checked and refused: an invalid catalog, a rejected request, a malformed file.</summary>
+    public const int Rejected = 3;
+
+    /// <summary>The service and key source of the command being run, for error messages (never the key itself).</summary>
+    public static ServiceTarget? Current { get; set; }
 
     private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithIndentation());
 
-    public static string AddressFromEnvironment() =>
-        Environment.GetEnvironmentVariable("SEGCTL_ADDRESS") is { Length: > 0 } env ? env : DefaultAddress;
+    /// <summary>
+    /// The target of a command: the address (option, else SEGCTL_ADDRESS, else the default) checked to be an absolute
+    /// http(s) URL, and the key (option, else SEGMENTATION_API_KEY, else the development key) with where it came from.
+    /// Throws <see cref="ArgumentException"/> (a usage error) for an address that is not one.
+    /// </summary>
+    public static ServiceTarget Target(string? address, string? apiKey)
+    {
+        var (resolvedAddress, addressSource) = address is { Length: > 0 } ? (address, "--address")
+            : Environment.GetEnvironmentVariable("SEGCTL_ADDRESS") is { Length: > 0 } env ? (env, "SEGCTL_ADDRESS") : (DefaultAddress, "the default");
+        if (!Uri.TryCreate(resolvedAddress, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new ArgumentException($"{addressSource} '{resolvedAddress}' is not a service address: give the scheme and port, for example http://127.0.0.1:5107 (plaintext) or https://segmentation.example.com");
+        }
+
+        var (key, keySource) = apiKey is { Length: > 0 } ? (apiKey, "--api-key")
+            : Environment.GetEnvironmentVariable("SEGMENTATION_API_KEY") is { Length: > 0 } envKey ? (envKey, "SEGMENTATION_API_KEY")
+            : (DevelopmentKey, "the development key (neither --api-key nor SEGMENTATION_API_KEY was given)");
+        return Current = new ServiceTarget(resolvedAddress, key) { KeySource = keySource };
+    }
 
     /// <summary>The documented local development key, used when neither --api-key nor SEGMENTATION_API_KEY is given.</summary>
     public const string DevelopmentKey = "dev-local-key-change-me";
-
-    public static string ApiKeyFromEnvironment() =>
-        Environment.GetEnvironmentVariable("SEGMENTATION_API_KEY") is { Length: > 0 } env ? env : DevelopmentKey;
 
     /// <summary>The SHA-256 of the key's UTF-8 bytes as lower-case hex: what the server's configuration holds.</summary>
     public static string HashKey(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
@@ -60,12 +84,17 @@ internal static class Cli
         catch (RpcException ex)
         {
             await Console.Error.WriteLineAsync(Describe(ex));
-            return RpcFailure;
+            return ex.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.OutOfRange ? Rejected : RpcFailure;
         }
-        catch (Exception ex) when (ex is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
         {
             await Console.Error.WriteLineAsync("error: " + ex.Message);
-            return InputFailure;
+            return UsageError;
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
+        {
+            await Console.Error.WriteLineAsync("error: " + ex.Message);
+            return Rejected;
         }
         catch (OperationCanceledException)
         {
@@ -78,6 +107,20 @@ internal static class Cli
     {
         var sb = new StringBuilder();
         sb.Append("error: ").Append(StatusName(ex.StatusCode)).Append(" (").Append((int)ex.StatusCode).Append("): ").Append(ex.Status.Detail);
+        var target = Current;
+        switch (ex.StatusCode)
+        {
+            case StatusCode.Unavailable when target is not null:
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  could not reach {target.Address}: is the service running there? Give its address with --address or SEGCTL_ADDRESS (https:// for TLS).");
+                break;
+            case StatusCode.Unauthenticated when target is not null:
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} refused the API key from {target.KeySource}: pass the right key with --api-key or SEGMENTATION_API_KEY (segctl hash-key prints what the server's configuration must hold).");
+                break;
+            case StatusCode.PermissionDenied when target is not null:
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  the API key from {target.KeySource} lacks the scope this command needs: use a key that has it.");
+                break;
+        }
+
         var status = ex.GetRpcStatus();
         var badRequest = status?.GetDetail<BadRequest>();
         if (badRequest is not null)

@@ -1,17 +1,17 @@
 using System.CommandLine;
 using Segmentation.Cli;
 
-var address = new Option<string>("--address")
+// No default values here: help would print them, and the key may come from the environment. Both are resolved when
+// a command runs (Cli.Target): the option, else the environment variable, else the local default.
+var address = new Option<string?>("--address")
 {
-    Description = "Service address (env SEGCTL_ADDRESS; default " + Cli.DefaultAddress + ")",
+    Description = "Service address with its scheme, for example http://127.0.0.1:5107 (else env SEGCTL_ADDRESS, else " + Cli.DefaultAddress + ")",
     Recursive = true,
-    DefaultValueFactory = _ => Cli.AddressFromEnvironment(),
 };
-var apiKey = new Option<string>("--api-key")
+var apiKey = new Option<string?>("--api-key")
 {
-    Description = "API key sent as x-api-key (env SEGMENTATION_API_KEY; default the local development key " + Cli.DevelopmentKey + ")",
+    Description = "API key sent as x-api-key (else env SEGMENTATION_API_KEY, else the local development key); prefer the variable: options show in process lists",
     Recursive = true,
-    DefaultValueFactory = _ => Cli.ApiKeyFromEnvironment(),
 };
 var json = new Option<bool>("--json") { Description = "Print JSON instead of plain text", Recursive = true };
 
@@ -20,12 +20,23 @@ root.Options.Add(address);
 root.Options.Add(apiKey);
 root.Options.Add(json);
 
-ServiceTarget Target(ParseResult parse) => new(parse.GetValue(address)!, parse.GetValue(apiKey)!);
+ServiceTarget Target(ParseResult parse) => Cli.Target(parse.GetValue(address), parse.GetValue(apiKey));
 
-// hash-key: what an operator puts in Segmentation:Security:ApiKeys:N:Sha256
-var keyToHash = new Argument<string>("key") { Description = "The API key to hash" };
-var hashKey = new Command("hash-key", "Print the SHA-256 (hex) of an API key, for Segmentation:Security:ApiKeys:N:Sha256; no server call") { keyToHash };
-hashKey.SetAction(parse => Console.WriteLine(Cli.HashKey(parse.GetValue(keyToHash)!)));
+// hash-key: what an operator puts in Segmentation:Security:ApiKeys:N:Sha256. The key is read from standard input, never
+// an argument (arguments stay in shell history and process lists): printf %s "$KEY" | segctl hash-key
+var hashKey = new Command("hash-key", "Print the SHA-256 (hex) of an API key read from standard input (one line), for Segmentation:Security:ApiKeys:N:Sha256; no server call");
+hashKey.SetAction(_ =>
+{
+    var key = Console.In.ReadLine()?.TrimEnd('\r');
+    if (string.IsNullOrEmpty(key))
+    {
+        Console.Error.WriteLine("error: no key on standard input: printf %s \"$KEY\" | segctl hash-key");
+        return Cli.UsageError;
+    }
+
+    Console.WriteLine(Cli.HashKey(key));
+    return 0;
+});
 root.Subcommands.Add(hashKey);
 
 // import
@@ -272,4 +283,16 @@ var quality = new Command("quality", "Data quality (InsightsService.GetDataQuali
 quality.SetAction((parse, ct) => Cli.RunAsync(() => QualityCommand.RunAsync(Target(parse), parse.GetValue(qualityDays), parse.GetValue(json), parse.GetValue(qualityCsv), ct)));
 root.Subcommands.Add(quality);
 
-return await root.Parse(args).InvokeAsync();
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (var error in parsed.Errors)
+    {
+        Console.Error.WriteLine("error: " + error.Message);
+    }
+
+    Console.Error.WriteLine("run 'segctl --help' (or 'segctl COMMAND --help') for usage");
+    return Cli.UsageError; // documented exit codes: 0 ok, 1 failure, 2 usage, 3 invalid or rejected input
+}
+
+return await parsed.InvokeAsync();

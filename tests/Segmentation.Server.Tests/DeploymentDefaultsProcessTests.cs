@@ -102,15 +102,7 @@ public sealed class DeploymentDefaultsProcessTests
     // (and the one test key as arguments): no Kestrel:Endpoints, no demo-data setting.
     private static Process Start(Dictionary<string, string> environment, bool withKey = true)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = AppContext.BaseDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        var info = RealServerProcessTests.ServerStartInfo();
         info.Environment.Remove("ASPNETCORE_URLS");
         info.Environment.Remove("ASPNETCORE_HTTP_PORTS");
         info.Environment.Remove("ASPNETCORE_HTTPS_PORTS");
@@ -119,7 +111,6 @@ public sealed class DeploymentDefaultsProcessTests
             info.Environment[name] = value;
         }
 
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Segmentation.Server.dll"));
         if (withKey)
         {
             foreach (var argument in RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey))

@@ -22,6 +22,16 @@ internal static class ExternalTools
         Assert.True(exit == 0, $"npm ci failed in {clientDir} (run it there by hand: npm ci): {stderr}\n{stdout}");
     }
 
+    /// <summary>segctl's assembly, built next to the tests in the same configuration (run it with <c>dotnet</c>).</summary>
+    public static string Segctl
+    {
+        get
+        {
+            var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+            return Path.Combine(RepoRoot, "src", "Segmentation.Cli", "bin", configuration, "net10.0", "segctl.dll");
+        }
+    }
+
     public static async Task<(int Exit, string Stdout, string Stderr)> TryRun(string file, string args, string dir)
     {
         try

@@ -32,22 +32,6 @@ public sealed class GovernanceRestartProcessTests : IDisposable
         await server.WaitForExitAsync();
     }
 
-    // segctl, built next to the tests (same configuration).
-    private static string Segctl
-    {
-        get
-        {
-            var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
-            var root = AppContext.BaseDirectory;
-            while (!File.Exists(Path.Combine(root, "Segmentation.Grpc.sln")))
-            {
-                root = Path.GetDirectoryName(root.TrimEnd(Path.DirectorySeparatorChar)) ?? throw new InvalidOperationException("repository root not found");
-            }
-
-            return Path.Combine(root, "src", "Segmentation.Cli", "bin", configuration, "net10.0", "segctl.dll");
-        }
-    }
-
     [Fact]
     public async Task A_published_catalog_and_its_history_survive_a_restart_and_rollback_works_after_it()
     {
@@ -92,7 +76,7 @@ public sealed class GovernanceRestartProcessTests : IDisposable
             Assert.DoesNotContain(after.Segments, s => s.Segment.Id == "bought_anything");
 
             // The audit trail came through both restarts, and segctl reads it as an operator would.
-            var (exit, stdout, stderr) = await ExternalTools.Run("dotnet", $"{Segctl} --address http://127.0.0.1:{_port} --api-key {RealServerProcessTests.ApiKey} audit-log --json", AppContext.BaseDirectory, TimeSpan.FromSeconds(60));
+            var (exit, stdout, stderr) = await ExternalTools.Run("dotnet", $"{ExternalTools.Segctl} --address http://127.0.0.1:{_port} --api-key {RealServerProcessTests.ApiKey} audit-log --json", AppContext.BaseDirectory, TimeSpan.FromSeconds(60));
             Assert.True(exit == 0, stderr);
             var entries = System.Text.Json.JsonDocument.Parse(stdout).RootElement.GetProperty("entries").EnumerateArray()
                 .Select(e => (Action: e.GetProperty("action").GetString(), Actor: e.GetProperty("actor").GetString(), Outcome: e.GetProperty("outcome").GetString(), Detail: e.GetProperty("detail").GetString()))

@@ -76,17 +76,7 @@ public sealed class RealServerProcessTests
     /// <summary>Starts the server process (Production environment, from the test's output directory) with exactly <paramref name="arguments"/>.</summary>
     internal static Process StartServerProcess(IEnumerable<string> arguments)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Segmentation.Server.dll");
-        var info = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = AppContext.BaseDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        info.ArgumentList.Add(dll);
+        var info = ServerStartInfo();
         var list = arguments.ToList();
         if (!list.Any(a => a.StartsWith("--Kestrel:Endpoints:Http:", StringComparison.Ordinal)))
         {
@@ -112,6 +102,22 @@ public sealed class RealServerProcessTests
         }
 
         return Start(info);
+    }
+
+    /// <summary>How to run the server from the test's output directory in the Production environment, with no arguments yet.</summary>
+    internal static ProcessStartInfo ServerStartInfo()
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Segmentation.Server.dll"));
+        return info;
     }
 
     /// <summary>Starts a server process from <paramref name="info"/>, its log kept for <see cref="OutputOf"/>.</summary>

@@ -15,7 +15,7 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
         if (!options.DisableAuthentication && options.ApiKeys.Count == 0)
         {
             failures.Add("No API keys are configured (Segmentation:Security:ApiKeys, each with Name, Sha256 and Scopes). "
-                + "Add one (hash a key with: segctl hash-key <key>), or set Segmentation:Security:DisableAuthentication=true for local testing only.");
+                + "Add one (hash a key with: printf %s KEY | segctl hash-key), or set Segmentation:Security:DisableAuthentication=true for local testing only.");
         }
 
         for (var i = 0; i < options.ApiKeys.Count; i++)
@@ -29,7 +29,7 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
 
             if (key.Sha256.Trim().Length != 64 || !key.Sha256.Trim().All(char.IsAsciiHexDigit))
             {
-                failures.Add($"{at}:Sha256 must be the SHA-256 of the key as 64 hexadecimal characters (segctl hash-key <key>, or printf %s <key> | sha256sum).");
+                failures.Add($"{at}:Sha256 must be the SHA-256 of the key as 64 hexadecimal characters (printf %s KEY | segctl hash-key, or printf %s KEY | sha256sum).");
             }
 
             if (key.Scopes.Count == 0)
