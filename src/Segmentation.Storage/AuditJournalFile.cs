@@ -10,7 +10,7 @@ namespace Segmentation.Storage;
 /// The admin audit trail in the data directory: <c>audit.jsonl</c>, one JSON object per line, appended and written
 /// through to the operating system on every entry (a process crash loses nothing) and flushed to disk at most a second
 /// later and at shutdown. An erasure or a trimming rewrites the file through a temporary file and a rename. A torn last
-/// line (a power loss mid-write) is skipped with a warning; any other unreadable line stops the start naming the file.
+/// line (a power loss mid-write) is cut off the file with a warning; any other unreadable line stops the start naming the file.
 /// </summary>
 public sealed class AuditJournalFile : IAuditJournal, IDisposable
 {
@@ -40,7 +40,19 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
             return [];
         }
 
-        var lines = File.ReadAllLines(_path, Encoding.UTF8);
+        // Every entry is one line ending in '\n', written in one call: anything after the last '\n' is a write cut short
+        // (a power loss), dropped from the file so that the next entry starts on a line of its own.
+        var bytes = File.ReadAllBytes(_path);
+        var complete = Array.LastIndexOf(bytes, (byte)'\n') + 1;
+        if (complete < bytes.Length)
+        {
+            _logger?.LogWarning("The last line of {Path} is incomplete (a write cut short) and was dropped", _path);
+            using var file = new FileStream(_path, FileMode.Open, FileAccess.Write, FileShare.None);
+            file.SetLength(complete);
+            file.Flush(flushToDisk: true);
+        }
+
+        var lines = Encoding.UTF8.GetString(bytes, 0, complete).Split('\n');
         var entries = new List<AuditEntry>(lines.Length);
         for (var i = 0; i < lines.Length; i++)
         {
@@ -52,10 +64,6 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
             try
             {
                 entries.Add(JsonSerializer.Deserialize(lines[i], AuditJson.Default.AuditEntry) ?? throw new JsonException("null entry"));
-            }
-            catch (JsonException ex) when (i == lines.Length - 1)
-            {
-                _logger?.LogWarning("The last line of {Path} is incomplete (a write cut short) and was skipped: {Reason}", _path, ex.Message);
             }
             catch (JsonException ex)
             {
@@ -69,12 +77,14 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
     /// <inheritdoc />
     public void Append(AuditEntry entry)
     {
-        var line = JsonSerializer.SerializeToUtf8Bytes(entry, AuditJson.Default.AuditEntry);
+        var json = JsonSerializer.SerializeToUtf8Bytes(entry, AuditJson.Default.AuditEntry);
+        var line = new byte[json.Length + 1];
+        json.CopyTo(line, 0);
+        line[^1] = (byte)'\n';
         lock (_gate)
         {
             _file ??= new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read);
-            _file.Write(line);
-            _file.WriteByte((byte)'\n');
+            _file.Write(line); // the entry and its newline in one write
             _file.Flush(flushToDisk: false);
             _dirty = true;
         }

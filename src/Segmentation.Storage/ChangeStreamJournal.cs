@@ -40,6 +40,10 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         _folder = Path.Combine(dataDirectory, FolderName);
         Directory.CreateDirectory(_folder);
         _logger = logger ?? NullLogger.Instance;
+        foreach (var leftover in Directory.EnumerateFiles(_folder, "*.tmp"))
+        {
+            DataDirectory.TryDelete(leftover); // a save a crash interrupted: it may hold user ids and is never read
+        }
     }
 
     /// <inheritdoc />

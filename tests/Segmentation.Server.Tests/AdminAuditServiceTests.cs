@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Segmentation.Contracts.V1;
@@ -88,6 +89,31 @@ public sealed class AdminAuditServiceTests(AdminAuditServiceTests.Host host) : I
 
         var bad = await Assert.ThrowsAsync<RpcException>(async () => await Audit.ListAuditEntriesAsync(new ListAuditEntriesRequest { PageToken = "not-a-token" }));
         Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_call_spelled_in_another_case_is_audited_as_the_method_routing_resolved()
+    {
+        // Routing ignores case: the lower-case path reaches ExportUser, and must not slip past the audit trail.
+        var method = new Method<ExportUserRequest, ExportUserResponse>(
+            MethodType.Unary,
+            "segmentation.v1.privacyservice",
+            "exportuser",
+            Marshallers.Create(r => r.ToByteArray(), ExportUserRequest.Parser.ParseFrom),
+            Marshallers.Create(r => r.ToByteArray(), ExportUserResponse.Parser.ParseFrom));
+        var invoker = GrpcTestFixture.CreateChannel(host, GrpcTestFixture.AdminKey).CreateCallInvoker();
+        await invoker.AsyncUnaryCall(method, null, new CallOptions(), new ExportUserRequest { UserId = "12347" });
+
+        var entry = await Newest("privacy.export", "12347");
+        Assert.Equal(("test-admin", "OK"), (entry.Actor, entry.Outcome));
+    }
+
+    [Fact]
+    public async Task Consent_recorded_by_an_ingest_key_is_the_users_own_act_and_not_audited()
+    {
+        var ingest = new PrivacyService.PrivacyServiceClient(GrpcTestFixture.CreateChannel(host, GrpcTestFixture.IngestKey));
+        await ingest.RecordConsentAsync(new RecordConsentRequest { UserId = "banner-user", Purpose = ConsentPurpose.EmailMarketing, Granted = true, Source = "cookie-banner" });
+        Assert.Empty((await Audit.ListAuditEntriesAsync(new ListAuditEntriesRequest { UserId = "banner-user" })).Entries);
     }
 
     [Fact]

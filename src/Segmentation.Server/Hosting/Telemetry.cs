@@ -90,7 +90,18 @@ internal static class Telemetry
         {
             telemetry.WithTracing(tracing =>
             {
-                tracing.AddSource(SegmentationTelemetry.Name).AddAspNetCoreInstrumentation();
+                tracing.AddSource(SegmentationTelemetry.Name).AddAspNetCoreInstrumentation(http =>
+                {
+                    // The HTTP/JSON routes carry user ids in the path (/v1/users/{user_id}/profile): spans keep the
+                    // route template, never the path as sent, so no user id reaches a trace backend.
+                    http.EnrichWithHttpResponse = (activity, response) =>
+                    {
+                        if (response.HttpContext.GetEndpoint() is RouteEndpoint { RoutePattern.RawText: { } route })
+                        {
+                            activity.SetTag("url.path", route);
+                        }
+                    };
+                });
                 if (otlp is not null)
                 {
                     tracing.AddOtlpExporter(o => o.Endpoint = otlp);

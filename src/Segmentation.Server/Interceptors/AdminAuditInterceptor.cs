@@ -1,4 +1,5 @@
 using System.Globalization;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Segmentation.Contracts.V1;
@@ -17,9 +18,14 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        var action = AuditedMethods.Action(context.Method);
-        if (action is null)
+        // The method routing resolved, never the path as spelled: routing ignores case and a trailing slash, and
+        // '/segmentation.v1.privacyservice/exportuser' must be audited as ExportUser is.
+        var method = context.GetHttpContext().GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.FullName ?? context.Method;
+        var action = AuditedMethods.Action(method);
+        if (action is null || (action == AuditedMethods.RecordConsent && (context.Caller().Scopes & ApiScope.Admin) == 0))
         {
+            // Consent recorded by the systems that ingest (banners, preference centres) is the user's own act, kept in
+            // their consent trail; the audit trail records consent changed on a user's behalf by an admin key.
             return await continuation(request, context);
         }
 
@@ -44,7 +50,7 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
         {
             trail.Record(context.Caller().Name, action, outcome, AuditedMethods.UserOf(request), AuditedMethods.Detail(request, response));
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // The action happened; failing the call now would make a client retry an action that succeeded.
             logger.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
@@ -64,8 +70,11 @@ internal static class AuditedMethods
         ["/segmentation.v1.PrivacyService/ExportUser"] = "privacy.export",
         ["/segmentation.v1.PrivacyService/ForgetUser"] = "privacy.forget",
         ["/segmentation.v1.PrivacyService/GetConsent"] = "privacy.get_consent",
-        ["/segmentation.v1.PrivacyService/RecordConsent"] = "privacy.record_consent",
+        ["/segmentation.v1.PrivacyService/RecordConsent"] = RecordConsent,
     };
+
+    /// <summary>The action of consent recorded on a user's behalf (audited for admin keys only).</summary>
+    public const string RecordConsent = "privacy.record_consent";
 
     /// <summary>The action name of an audited method, or null.</summary>
     public static string? Action(string method) => Actions.GetValueOrDefault(method);

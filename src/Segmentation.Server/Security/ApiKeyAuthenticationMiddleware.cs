@@ -75,9 +75,9 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
             {
                 try
                 {
-                    audit.Record(caller.Name, action, "PERMISSION_DENIED", null, $"the '{ApiScopes.Name(required)}' scope is missing"); // the body is not read: no user id
+                    audit.RecordRefusal(caller.Name, action, "PERMISSION_DENIED", $"the '{ApiScopes.Name(required)}' scope is missing"); // the body is not read: no user id
                 }
-                catch (IOException ex)
+                catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     logger.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
                 }

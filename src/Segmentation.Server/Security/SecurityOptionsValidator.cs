@@ -60,8 +60,9 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
 
         foreach (var (endpoint, url, hasOwnCertificate, protocols) in Endpoints())
         {
-            // An HTTP/1.1-only endpoint cannot carry a gRPC call (HTTP/2 is required), so no API key or personal
-            // data crosses it: it serves the metrics and health probes, and may be plaintext.
+            // An HTTP/1.1-only endpoint cannot carry a gRPC call (HTTP/2 is required): it serves the metrics and health
+            // probes and may be plaintext. The HTTP/JSON API on it refuses plaintext requests unless AllowPlaintext
+            // (ApiKeyAuthenticationMiddleware), though a client that sends one has already sent its key in clear.
             var http1Only = string.Equals(protocols, "Http1", StringComparison.OrdinalIgnoreCase);
             if (url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) && !options.AllowPlaintext && !http1Only)
             {

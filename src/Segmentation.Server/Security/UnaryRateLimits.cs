@@ -48,13 +48,18 @@ internal static class UnaryRateLimits
 
     private static int Steps(int rate) => rate >= 20 ? 20 : 1;
 
-    // Refilled in 20 steps a second when the rate allows it, so the rate holds within a second; no queue.
-    private static TokenBucketRateLimiterOptions Bucket(int rate) => new()
+    // Refilled in about 20 steps a second when the rate allows it, so the rate holds within a second; the period is
+    // derived from the tokens per step, so the rate is exact (39/s is 1 token every 1/39 s, not 20/s); no queue.
+    private static TokenBucketRateLimiterOptions Bucket(int rate)
     {
-        TokenLimit = rate,
-        TokensPerPeriod = Math.Max(1, rate / Steps(rate)),
-        ReplenishmentPeriod = TimeSpan.FromSeconds(1.0 / Steps(rate)),
-        QueueLimit = 0,
-        AutoReplenishment = true,
-    };
+        var tokens = Math.Max(1, rate / Steps(rate));
+        return new()
+        {
+            TokenLimit = rate,
+            TokensPerPeriod = tokens,
+            ReplenishmentPeriod = TimeSpan.FromSeconds((double)tokens / rate),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        };
+    }
 }

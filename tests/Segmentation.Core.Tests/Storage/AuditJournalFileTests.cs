@@ -57,6 +57,81 @@ public sealed class AuditJournalFileTests : IDisposable
     }
 
     [Fact]
+    public void After_a_line_cut_short_the_next_entries_are_written_on_lines_of_their_own_and_survive_another_restart()
+    {
+        using (var journal = new AuditJournalFile(_dir))
+        {
+            new AdminAuditTrail(journal, _time).Record("ops", "catalog.publish", "OK", null, "");
+        }
+
+        File.AppendAllText(Path.Combine(_dir, AuditJournalFile.FileName), "{\"sequence\":2,\"at\":\"2026-"); // a power loss mid-write
+        using (var journal = new AuditJournalFile(_dir))
+        {
+            var trail = new AdminAuditTrail(journal, _time);
+            Assert.Equal(2, trail.Record("ops", "catalog.rollback", "OK", null, "").Sequence);
+        }
+
+        using var again = new AuditJournalFile(_dir);
+        Assert.Equal(["catalog.rollback", "catalog.publish"], new AdminAuditTrail(again, _time).List(0, "").Entries.Select(e => e.Action));
+    }
+
+    [Fact]
+    public void An_erasure_whose_rewrite_failed_is_done_by_the_retry()
+    {
+        var journal = new FlakyJournal();
+        var trail = new AdminAuditTrail(journal, _time);
+        trail.Record("ops", "privacy.record_consent", "OK", "u-1", "purpose EmailMarketing; granted: True; source: newsletter-form");
+        journal.FailNextRewrite = true;
+
+        Assert.Throws<IOException>(() => trail.Erase(new HashSet<string>(["u-1"])));
+        Assert.Equal("u-1", trail.List(0, "").Entries.Single().UserId); // nothing changed: the retry must find it again
+
+        trail.Erase(new HashSet<string>(["u-1"]));
+        var erased = Assert.Single(journal.Written!);
+        Assert.Equal((AdminAuditTrail.Erased, ""), (erased.UserId, erased.Detail)); // the consent source went with the id
+    }
+
+    [Fact]
+    public void Refused_calls_of_one_key_and_action_are_recorded_once_a_minute()
+    {
+        var trail = new AdminAuditTrail(NoAuditJournal.Instance, _time);
+        Assert.True(trail.RecordRefusal("analyst", "catalog.publish", "PERMISSION_DENIED", "scope missing"));
+        for (var i = 0; i < 1000; i++)
+        {
+            Assert.False(trail.RecordRefusal("analyst", "catalog.publish", "PERMISSION_DENIED", "scope missing"));
+        }
+
+        Assert.True(trail.RecordRefusal("analyst", "catalog.rollback", "PERMISSION_DENIED", "scope missing"));
+        _time.Now += AdminAuditTrail.RefusalInterval;
+        Assert.True(trail.RecordRefusal("analyst", "catalog.publish", "PERMISSION_DENIED", "scope missing"));
+        Assert.Equal(3, trail.Count);
+    }
+
+    private sealed class FlakyJournal : IAuditJournal
+    {
+        public bool FailNextRewrite { get; set; }
+
+        public IReadOnlyList<AuditEntry>? Written { get; private set; }
+
+        public IReadOnlyList<AuditEntry> Load() => [];
+
+        public void Append(AuditEntry entry)
+        {
+        }
+
+        public void Rewrite(IReadOnlyList<AuditEntry> entries)
+        {
+            if (FailNextRewrite)
+            {
+                FailNextRewrite = false;
+                throw new IOException("No space left on device");
+            }
+
+            Written = [.. entries];
+        }
+    }
+
+    [Fact]
     public void Filters_match_exactly_and_details_are_bounded()
     {
         var trail = new AdminAuditTrail(NoAuditJournal.Instance, _time);

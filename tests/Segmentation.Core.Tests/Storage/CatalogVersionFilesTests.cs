@@ -43,6 +43,22 @@ public sealed class CatalogVersionFilesTests : IDisposable
     }
 
     [Fact]
+    public void A_rollback_to_the_start_up_source_survives_a_restart_of_the_same_deployment()
+    {
+        var deployed = new InMemoryCatalogSource(Renamed("deployed").ReadFiles(), "directory:/catalog");
+        var first = new CatalogProvider();
+        first.Start(new InMemoryCatalogSource(Default, "directory:/catalog"), new CatalogVersionFiles(_dir)); // v1: the old deployment
+        var second = new CatalogProvider();
+        Assert.Equal(2, second.Start(deployed, new CatalogVersionFiles(_dir)).Version); // v2: a new deployment (changed files)
+        Assert.Equal(3, second.Rollback(1).Version); // the operator rolls the bad deployment back
+
+        var third = new CatalogProvider();
+        var active = third.Start(deployed, new CatalogVersionFiles(_dir)); // the same deployment restarts
+        Assert.Equal(3, active.Version); // the rollback stays; the deployed files are not published again
+        Assert.Equal("default", active.Name);
+    }
+
+    [Fact]
     public void A_version_that_cannot_be_written_is_not_published()
     {
         var store = new FailingStore();

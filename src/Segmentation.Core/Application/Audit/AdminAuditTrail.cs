@@ -80,15 +80,50 @@ public sealed class AdminAuditTrail
     private readonly IAuditJournal _journal;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
-    private readonly List<AuditEntry> _entries;
-    private int _appendedSinceRewrite;
+    private readonly Dictionary<(string Actor, string Action), DateTimeOffset> _lastRefusal = [];
+    private List<AuditEntry> _entries;
 
-    /// <summary>Restores the trail <paramref name="journal"/> kept.</summary>
+    /// <summary>Restores the trail <paramref name="journal"/> kept (the newest <see cref="MaxEntries"/> of it).</summary>
     public AdminAuditTrail(IAuditJournal journal, TimeProvider time)
     {
         _journal = journal ?? throw new ArgumentNullException(nameof(journal));
         _time = time ?? throw new ArgumentNullException(nameof(time));
         _entries = [.. journal.Load()];
+        if (_entries.Count > MaxEntries)
+        {
+            _entries.RemoveRange(0, _entries.Count - MaxEntries);
+            journal.Rewrite(_entries);
+        }
+    }
+
+    /// <summary>How long refused calls of one key and action are recorded once (so a caller cannot flood the trail).</summary>
+    public static readonly TimeSpan RefusalInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Records a call refused before it ran (a missing scope), at most once per key and action per
+    /// <see cref="RefusalInterval"/>: enough to show the attempt, never enough to push real actions out. Returns
+    /// whether an entry was written.
+    /// </summary>
+    public bool RecordRefusal(string actor, string action, string outcome, string detail)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            if (_lastRefusal.TryGetValue((actor, action), out var last) && now - last < RefusalInterval)
+            {
+                return false;
+            }
+
+            if (_lastRefusal.Count > 10_000)
+            {
+                _lastRefusal.Clear(); // bounded: keys are configured, actions few; this only guards against surprises
+            }
+
+            _lastRefusal[(actor, action)] = now;
+        }
+
+        Record(actor, action, outcome, null, detail + $" (refusals of this key and action are recorded at most once a minute)");
+        return true;
     }
 
     /// <summary>Entries kept now.</summary>
@@ -118,11 +153,10 @@ public sealed class AdminAuditTrail
                 Shorten(detail ?? "", MaxDetailLength));
             _entries.Add(entry);
             _journal.Append(entry);
-            if (++_appendedSinceRewrite >= MaxEntries && _entries.Count > MaxEntries)
+            if (_entries.Count >= 2 * MaxEntries)
             {
                 _entries.RemoveRange(0, _entries.Count - MaxEntries);
                 _journal.Rewrite(_entries);
-                _appendedSinceRewrite = 0;
             }
 
             return entry;
@@ -170,25 +204,31 @@ public sealed class AdminAuditTrail
         return new AuditPage(page, "");
     }
 
-    /// <summary>Replaces every entry's user id that is one of <paramref name="userIds"/> by <see cref="Erased"/>, in memory and in the journal.</summary>
+    /// <summary>
+    /// Replaces every entry's user id that is one of <paramref name="userIds"/> by <see cref="Erased"/> and clears that
+    /// entry's detail (a consent source, for example, is about the person), in the journal first and then in memory: when
+    /// the journal cannot be rewritten nothing changes and the exception tells the caller to retry, so a retry finds the
+    /// ids again and rewrites.
+    /// </summary>
     public void Erase(IReadOnlySet<string> userIds)
     {
         ArgumentNullException.ThrowIfNull(userIds);
         lock (_gate)
         {
-            var changed = false;
+            List<AuditEntry>? erased = null;
             for (var i = 0; i < _entries.Count; i++)
             {
                 if (_entries[i].UserId.Length > 0 && userIds.Contains(_entries[i].UserId))
                 {
-                    _entries[i] = _entries[i] with { UserId = Erased };
-                    changed = true;
+                    erased ??= [.. _entries];
+                    erased[i] = erased[i] with { UserId = Erased, Detail = "" };
                 }
             }
 
-            if (changed)
+            if (erased is not null)
             {
-                _journal.Rewrite(_entries);
+                _journal.Rewrite(erased);
+                _entries = erased;
             }
         }
     }

@@ -69,7 +69,9 @@ public sealed class CatalogProvider
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(store);
         var kept = store.Load();
-        var lastFromSource = kept.LastOrDefault(k => k.Info.Origin == source.Origin);
+        // What the start-up source itself last published (a rollback to one of its versions is an operator's choice,
+        // not a deployment: a restart must not undo it).
+        var lastFromSource = kept.LastOrDefault(k => k.Info.Origin == source.Origin && k.Info.RolledBackFrom is null);
         lock (_publishGate)
         {
             _store = store;
@@ -173,7 +175,7 @@ public sealed class CatalogProvider
         {
             var at = _time.GetUtcNow();
             var kept = new StoredCatalogVersion(new CatalogVersionInfo(_version + 1, at, snapshot.Origin, comment, rolledBackFrom), snapshot.Files);
-            var fromStartup = snapshot.Origin == _startupOrigin ? kept.Info.Version : _lastFromStartup;
+            var fromStartup = snapshot.Origin == _startupOrigin && rolledBackFrom is null ? kept.Info.Version : _lastFromStartup;
             var keep = _history.Skip(_history.Count + 1 - MaxHistory).Select(h => h.Info.Version).Append(kept.Info.Version).Append(fromStartup).ToHashSet();
             _store.Save(kept, keep); // durable before it is active: a failed write leaves the current version in place
             _lastFromStartup = fromStartup;
