@@ -20,7 +20,7 @@ internal static class CatalogCommands
     /// <summary>Exit code of validate and preview when the candidate has errors, and of publish when it is rejected.</summary>
     public const int Invalid = Cli.Rejected;
 
-    private static readonly JsonFormatter JsonLine = new(JsonFormatter.Settings.Default);
+    private static readonly JsonFormatter JsonLine = Cli.JsonLines;
 
     public static async Task<int> ValidateAsync(ServiceTarget address, DirectoryInfo dir, int minSize, bool json, CancellationToken ct)
     {

@@ -35,7 +35,17 @@ internal static class Cli
     /// <summary>The service and key source of the command being run, for error messages (never the key itself).</summary>
     public static ServiceTarget? Current { get; set; }
 
-    private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithIndentation());
+    /// <summary>
+    /// The one JSON style of every command's <c>--json</c>: proto field names (snake_case, as in the .proto files and
+    /// the import and report documents), default values included (a zero count is printed, not left out), times in
+    /// RFC 3339. <see cref="JsonLines"/> is the same on one line (streams).
+    /// </summary>
+    public static readonly JsonFormatter.Settings JsonStyle = JsonFormatter.Settings.Default.WithFormatDefaultValues(true).WithPreserveProtoFieldNames(true);
+
+    /// <summary>One JSON object per line, in <see cref="JsonStyle"/>.</summary>
+    public static readonly JsonFormatter JsonLines = new(JsonStyle);
+
+    private static readonly JsonFormatter Json = new(JsonStyle.WithIndentation());
 
     /// <summary>
     /// The target of a command: the address (option, else SEGCTL_ADDRESS, else the default) checked to be an absolute

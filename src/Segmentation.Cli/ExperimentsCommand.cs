@@ -7,6 +7,8 @@ namespace Segmentation.Cli;
 /// <summary>segctl experiments, results and simulate: experiments from ExperimentService, and traffic with a known truth to test them.</summary>
 internal static class ExperimentsCommand
 {
+    private static readonly System.Text.Json.JsonSerializerOptions Indented = new() { WriteIndented = true };
+
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
     public static async Task<int> ListAsync(ServiceTarget target, bool json, CancellationToken ct)
@@ -138,7 +140,7 @@ internal static class ExperimentsCommand
                 outcomes = summary.Outcomes,
                 seconds,
                 arms = summary.Arms.Select(a => new { arm = a.Key, users = a.Value.Users, converted = a.Value.Converted }),
-            }));
+            }, Indented)); // the names are already snake_case
             return 0;
         }
 

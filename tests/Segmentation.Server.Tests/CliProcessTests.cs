@@ -112,8 +112,14 @@ public sealed class CliProcessTests
                 await File.WriteAllTextAsync(Path.Combine(catalog, "bad.yaml"), "segments:\n  - id: broken\n    rule: { field: orders.count, gte: not-a-number }\n");
                 (exit, _, _) = await Segctl($"validate {catalog} --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey });
                 Assert.Equal(3, exit);
-                (exit, _, _) = await Segctl($"segments --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey });
+                (exit, var stdout, _) = await Segctl($"segments --json --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey });
                 Assert.Equal(0, exit);
+
+                // One JSON style: proto field names, default values included (an empty population is 0, not left out).
+                using var json = System.Text.Json.JsonDocument.Parse(stdout);
+                Assert.Equal("0", json.RootElement.GetProperty("population").GetString()); // int64: a string in the proto3 JSON mapping
+                Assert.True(json.RootElement.GetProperty("catalog_version").GetString() is "1");
+                Assert.True(json.RootElement.GetProperty("segments")[0].TryGetProperty("member_count", out _));
             }
             finally
             {

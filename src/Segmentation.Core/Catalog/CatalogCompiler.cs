@@ -4,6 +4,7 @@ using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Catalog;
 
@@ -391,7 +392,7 @@ public static class CatalogCompiler
                         settings = settings with { Lead = ReadLead(lead) };
                         break;
                     default:
-                        Error(k, null, "scoring", $"unknown key '{k.Text}'; expected cart_abandonment_after, affinity_half_life or lead");
+                        Error(k, null, "scoring", $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, ["cart_abandonment_after", "affinity_half_life", "lead"])}; expected cart_abandonment_after, affinity_half_life or lead");
                         break;
                 }
             }

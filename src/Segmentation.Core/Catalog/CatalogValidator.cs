@@ -5,6 +5,7 @@ using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Rules;
 using Segmentation.Core.Scoring;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Catalog;
 
@@ -250,7 +251,7 @@ public static partial class CatalogValidator
                 var key = k.Text ?? "";
                 if (!SegmentKeys.Contains(key))
                 {
-                    Error(k, node.Get("id")?.Text, key, $"unknown key '{key}'; a segment has: {string.Join(", ", SegmentKeys)}");
+                    Error(k, node.Get("id")?.Text, key, $"unknown key '{key}'{Suggestions.DidYouMean(key, SegmentKeys)}; a segment has: {string.Join(", ", SegmentKeys)}");
                     continue;
                 }
 
@@ -431,7 +432,7 @@ public static partial class CatalogValidator
                 {
                     if (!VariantKeys.Contains(vk.Text))
                     {
-                        Error(vk, owner, clause, $"unknown key '{vk.Text}'; a variant has: {string.Join(", ", VariantKeys)}");
+                        Error(vk, owner, clause, $"unknown key '{vk.Text}'{Suggestions.DidYouMean(vk.Text, VariantKeys)}; a variant has: {string.Join(", ", VariantKeys)}");
                         ok = false;
                     }
                 }
@@ -521,7 +522,7 @@ public static partial class CatalogValidator
             {
                 if (!ExperimentKeys.Contains(k.Text))
                 {
-                    Error(k, null, clause, $"unknown key '{k.Text}'; an experiment has: {string.Join(", ", ExperimentKeys)}");
+                    Error(k, null, clause, $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, ExperimentKeys)}; an experiment has: {string.Join(", ", ExperimentKeys)}");
                 }
             }
 
@@ -699,7 +700,7 @@ public static partial class CatalogValidator
                 {
                     if (!ArmKeys.Contains(k.Text))
                     {
-                        Error(k, null, armClause, $"unknown key '{k.Text}'; an arm has: {string.Join(", ", ArmKeys)}");
+                        Error(k, null, armClause, $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, ArmKeys)}; an arm has: {string.Join(", ", ArmKeys)}");
                         ok = false;
                     }
                 }
@@ -841,7 +842,7 @@ public static partial class CatalogValidator
 
                         break;
                     default:
-                        Error(k, null, "catalog", $"unknown key '{k.Text}'; expected name, fallback or holdout");
+                        Error(k, null, "catalog", $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, ["name", "fallback", "holdout"])}; expected name, fallback or holdout");
                         break;
                 }
             }

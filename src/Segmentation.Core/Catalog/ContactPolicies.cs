@@ -1,6 +1,7 @@
 using System.Globalization;
 using Segmentation.Core.Events;
 using Segmentation.Core.Rules;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Catalog;
 
@@ -111,7 +112,7 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
         {
             if (!Keys.Contains(k.Text))
             {
-                error(k, "contact_policies", $"unknown key '{k.Text}'; contact_policies has: {string.Join(", ", Keys)}");
+                error(k, "contact_policies", $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, Keys)}; contact_policies has: {string.Join(", ", Keys)}");
             }
         }
 
@@ -194,7 +195,7 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
         {
             if (!ChannelKeys.Contains(k.Text))
             {
-                error(k, clause, $"unknown key '{k.Text}'; a channel's policy has: {string.Join(", ", ChannelKeys)}");
+                error(k, clause, $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, ChannelKeys)}; a channel's policy has: {string.Join(", ", ChannelKeys)}");
             }
         }
 
@@ -283,7 +284,7 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
         {
             if (!SuppressionKeys.Contains(k.Text))
             {
-                error(k, Clause, $"unknown key '{k.Text}'; a suppression rule has: {string.Join(", ", SuppressionKeys)}");
+                error(k, Clause, $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, SuppressionKeys)}; a suppression rule has: {string.Join(", ", SuppressionKeys)}");
             }
         }
 

@@ -1,5 +1,6 @@
 using Segmentation.Core.Events;
 using Segmentation.Core.Rules;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Catalog;
 
@@ -55,7 +56,7 @@ internal sealed class TriggerReader(Action<SyntaxNode, string, string> error)
         {
             if (!Keys.Contains(k.Text))
             {
-                error(k, "triggers", $"unknown key '{k.Text}'; a trigger has: {string.Join(", ", Keys)}");
+                error(k, "triggers", $"unknown key '{k.Text}'{Suggestions.DidYouMean(k.Text, Keys)}; a trigger has: {string.Join(", ", Keys)}");
             }
         }
 

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Rules;
 
@@ -108,13 +109,13 @@ public sealed class FieldRegistry
                     }
                 }
 
-                error = $"unknown context field '{parts[1]}'; known: {string.Join(", ", RequestContext.Fields.Select(x => x.Name))}";
+                error = $"unknown context field '{parts[1]}'{Suggestions.DidYouMean(parts[1], RequestContext.Fields.Select(x => x.Name))}; known: {string.Join(", ", RequestContext.Fields.Select(x => x.Name))}";
                 return null;
 
             case "traits" when parts.Length == 2:
                 if (!_traits.TryGetValue(parts[1], out var trait))
                 {
-                    error = $"unknown trait '{parts[1]}': declare it under schema.traits";
+                    error = $"unknown trait '{parts[1]}'{Suggestions.DidYouMean(parts[1], _traits.Keys)}; declare it under schema.traits";
                     return null;
                 }
 
@@ -123,7 +124,7 @@ public sealed class FieldRegistry
             case "events" when parts.Length == 3:
                 if (!EventTypes.IsKnown(parts[1]))
                 {
-                    error = $"unknown event type '{parts[1]}'";
+                    error = $"unknown event type '{parts[1]}'{Suggestions.DidYouMean(parts[1], EventTypes.BuiltIn)}";
                     return null;
                 }
 
@@ -141,7 +142,7 @@ public sealed class FieldRegistry
                 return FieldAccessor.ForNumber($"{name}[last {n}]", c => EngagedOfLastSends(c, n, clicks));
         }
 
-        error = $"unknown field '{name}'";
+        error = $"unknown field '{name}'{Suggestions.DidYouMean(name, Fixed.Keys.Concat(_traits.Keys.Select(t => "traits." + t)).Concat(RequestContext.Fields.Select(f => "context." + f.Name)))}";
         return null;
     }
 

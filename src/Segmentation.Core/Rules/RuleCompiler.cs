@@ -5,6 +5,7 @@ using System.Linq.Expressions;
 using System.Text.RegularExpressions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Rules;
 
@@ -196,7 +197,7 @@ public sealed class RuleCompiler
                 default:
                     if (!Operators.Contains(key))
                     {
-                        errors(path, k, $"unknown key '{key}'; a condition has 'field', one operator ({string.Join(", ", Operators)}) and optionally 'window', 'last' or 'resolve'");
+                        errors(path, k, $"unknown key '{key}'{Suggestions.DidYouMean(key, [.. Operators, "field", "window", "last", "resolve"])}; a condition has 'field', one operator ({string.Join(", ", Operators)}) and optionally 'window', 'last' or 'resolve'");
                         return null;
                     }
 
