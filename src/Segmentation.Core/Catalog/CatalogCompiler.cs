@@ -35,6 +35,7 @@ public static class CatalogCompiler
         private readonly Dictionary<string, RuleNode?> _segmentRules = new(StringComparer.Ordinal);
         private readonly List<string> _compiling = [];
         private readonly Dictionary<string, TraitDefinition> _traits;
+        private readonly HashSet<string> _templateTraits;
         private readonly DerivedFields _derived = new();
         private readonly FieldRegistry _fields;
         private readonly RuleCompiler _compiler;
@@ -54,6 +55,7 @@ public static class CatalogCompiler
             }
 
             _fields = new FieldRegistry(_traits, _derived);
+            _templateTraits = [.. _traits.Keys, .. ObservedAttributes.All]; // what profile.traits.X may name in a template
             _compiler = new RuleCompiler(_fields) { References = this };
         }
 
@@ -153,7 +155,7 @@ public static class CatalogCompiler
             for (var i = 0; i < variants.Length; i++)
             {
                 var v = definition.Variants[i];
-                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors);
+                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors, _templateTraits);
                 if (template is null)
                 {
                     var clause = $"personalization.{v.Kind.ToString().ToLowerInvariant()}.template";
@@ -172,7 +174,7 @@ public static class CatalogCompiler
             var blocks = new List<EmailBlock>(definition.EmailBlocks.Count);
             foreach (var (name, v) in definition.EmailBlocks)
             {
-                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors);
+                var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors, _templateTraits);
                 if (template is null)
                 {
                     foreach (var message in templateErrors)
@@ -221,7 +223,7 @@ public static class CatalogCompiler
                 var variants = (segment ?? fallback).Variants.ToArray();
                 foreach (var v in arm.Variants)
                 {
-                    var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors);
+                    var template = TemplateCompiler.Compile(v.Source, templateContext, out var readsNow, out var templateErrors, _templateTraits);
                     if (template is null)
                     {
                         foreach (var message in templateErrors)

@@ -24,6 +24,15 @@ public sealed class RenderModel : ComputedScriptObject
 {
     private static readonly string[] Roots = ["profile", "segment", "context", "persona", "now"];
 
+    /// <summary>What a template may read under each model root (besides <c>profile.traits.*</c> and <c>context.*</c>), for checks at load.</summary>
+    public static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Members = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal)
+    {
+        ["profile"] = ProfileObject.Names,
+        ["segment"] = SubjectObject.Names,
+        ["persona"] = PersonaObject.Names,
+        ["profile.rfm"] = RfmObject.Names,
+    };
+
     [ThreadStatic]
     private static RenderModel? t_free;
 
@@ -110,7 +119,7 @@ public sealed class RenderModel : ComputedScriptObject
 
     private sealed class ProfileObject : ComputedScriptObject
     {
-        private static readonly string[] Names =
+        internal static readonly string[] Names =
         [
             "id", "traits", "orders", "revenue", "aov", "cart_items", "days_since_last_order", "rfm",
             "recently_viewed", "cart_products", "last_purchase", "top_categories", "top_products", "related",
@@ -229,7 +238,7 @@ public sealed class RenderModel : ComputedScriptObject
 
     private sealed class RfmObject : ComputedScriptObject
     {
-        private static readonly string[] Names = ["recency", "frequency", "monetary"];
+        internal static readonly string[] Names = ["recency", "frequency", "monetary"];
 
         public EvalContext? Inputs { get; set; }
 
@@ -290,7 +299,7 @@ public sealed class RenderModel : ComputedScriptObject
 
     private sealed class SubjectObject : ComputedScriptObject
     {
-        private static readonly string[] Names = ["id", "name", "type"];
+        internal static readonly string[] Names = ["id", "name", "type"];
 
         public RenderSubject? Subject { get; set; }
 
@@ -313,7 +322,7 @@ public sealed class RenderModel : ComputedScriptObject
 
     private sealed class PersonaObject : ComputedScriptObject
     {
-        private static readonly string[] Names = ["id", "name", "tone", "messaging", "triggers", "objections"];
+        internal static readonly string[] Names = ["id", "name", "tone", "messaging", "triggers", "objections"];
 
         public Persona? Persona { get; set; }
 

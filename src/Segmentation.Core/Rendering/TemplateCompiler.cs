@@ -6,7 +6,7 @@ using Segmentation.Core.Requests;
 namespace Segmentation.Core.Rendering;
 
 /// <summary>Parses templates at catalog load and finds which request context fields they read.</summary>
-public static class TemplateCompiler
+public static partial class TemplateCompiler
 {
     private static readonly ParserOptions Parser = new() { ExpressionDepthLimit = 64 };
 
@@ -21,9 +21,22 @@ public static class TemplateCompiler
     /// errors. Adds the context fields it reads to <paramref name="contextRead"/>; <paramref name="readsNow"/>
     /// tells whether the output depends on the evaluation time (such output is not cached).
     /// </summary>
-    public static Template? Compile(string source, HashSet<ContextField> contextRead, out bool readsNow, out IReadOnlyList<string> errors)
+    /// <remarks>
+    /// Names under the model are checked too: <c>profile.X</c>, <c>segment.X</c>, <c>persona.X</c>, <c>profile.rfm.X</c>
+    /// against what the render model has, and <c>profile.traits.X</c> against <paramref name="traits"/> when given — a
+    /// mistyped name is an error at load with its line and column in the template and a "did you mean", never an empty
+    /// string sent to customers. Liquid tags (<c>{% if %}</c>), which Scriban's syntax would print verbatim, are an error
+    /// that says so.
+    /// </remarks>
+    public static Template? Compile(string source, HashSet<ContextField> contextRead, out bool readsNow, out IReadOnlyList<string> errors, IReadOnlyCollection<string>? traits = null)
     {
         readsNow = false;
+        if (LiquidTag(source) is { } liquid)
+        {
+            errors = [$"{At(source, liquid)}: Liquid tags ('{{% ... %}}') are not supported and would be sent to customers as text; write Scriban: {{{{ if x }}}} ... {{{{ else }}}} ... {{{{ end }}}}, {{{{ for p in profile.top_products }}}} ... {{{{ end }}}}"];
+            return null;
+        }
+
         var template = Template.Parse(source, parserOptions: Parser);
         if (template.HasErrors)
         {
@@ -31,10 +44,11 @@ public static class TemplateCompiler
             return null;
         }
 
-        var walker = new ModelWalker();
+        var walker = new ModelWalker(traits);
         template.Page?.Accept(walker);
         readsNow = walker.ReadsNow;
-        var problems = walker.UnknownRoots.Select(r => $"template reads unknown variable '{r}'; the model has {string.Join(", ", ModelRoots)}").ToList();
+        var problems = walker.UnknownRoots.Select(r => $"template reads unknown variable '{r}'{Validation.Suggestions.DidYouMean(r, ModelRoots)}; the model has {string.Join(", ", ModelRoots)}").ToList();
+        problems.AddRange(walker.UnknownMembers);
         problems.AddRange(walker.AssignedRoots.Select(r => $"template assigns to '{r}', which is part of the model; templates read the model and cannot change it (use another name)"));
         if (walker.WholeContext)
         {
@@ -61,9 +75,35 @@ public static class TemplateCompiler
         return problems.Count == 0 ? template : null;
     }
 
-    private sealed class ModelWalker : ScriptVisitor
+    // The first Liquid tag ('{% ... %}'), or null. Scriban's own escape block '{%{ ... }%}' is not one.
+    private static int? LiquidTag(string source) => LiquidTagPattern().Match(source) is { Success: true } m ? m.Index : null;
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\{%(?!\{).*?(?<!\})%\}", System.Text.RegularExpressions.RegexOptions.Singleline, matchTimeoutMilliseconds: 1000)]
+    private static partial System.Text.RegularExpressions.Regex LiquidTagPattern();
+
+    // "line L, column C" (1-based) of a character of the template.
+    private static string At(string source, int index)
+    {
+        var line = 1;
+        var lineStart = 0;
+        for (var i = 0; i < index && i < source.Length; i++)
+        {
+            if (source[i] == '\n')
+            {
+                line++;
+                lineStart = i + 1;
+            }
+        }
+
+        return $"template line {line}, column {index - lineStart + 1}";
+    }
+
+    private sealed class ModelWalker(IReadOnlyCollection<string>? traits) : ScriptVisitor
     {
         private readonly HashSet<string> _locals = new(StringComparer.Ordinal);
+
+        /// <summary>Names under the model that it does not have, each as an error message with its place in the template.</summary>
+        public List<string> UnknownMembers { get; } = [];
 
         public HashSet<string> ContextMembers { get; } = new(StringComparer.Ordinal);
 
@@ -129,6 +169,24 @@ public static class TemplateCompiler
                 return;
             }
 
+            if (node.Member is { } member)
+            {
+                switch (node.Target)
+                {
+                    case ScriptVariableGlobal { Name: var root } when !_locals.Contains(root) && Rendering.RenderModel.Members.TryGetValue(root, out var known) && !known.Contains(member.Name):
+                        Unknown(member, $"{root} has no '{member.Name}'", root == "profile" && traits is not null && Validation.Suggestions.Closest(member.Name, known) is null && Validation.Suggestions.Closest(member.Name, traits) is { } trait
+                            ? $"; did you mean 'profile.traits.{trait}'?"
+                            : Validation.Suggestions.DidYouMean(member.Name, known), known);
+                        break;
+                    case ScriptMemberExpression { Target: ScriptVariableGlobal { Name: "profile" } profile, Member.Name: "traits" } when traits is not null && !_locals.Contains(profile.Name) && !traits.Contains(member.Name):
+                        Unknown(member, $"unknown trait '{member.Name}'", Validation.Suggestions.DidYouMean(member.Name, traits), null);
+                        break;
+                    case ScriptMemberExpression { Target: ScriptVariableGlobal { Name: "profile" } profile, Member.Name: "rfm" } when !_locals.Contains(profile.Name) && !Rendering.RenderModel.Members["profile.rfm"].Contains(member.Name):
+                        Unknown(member, $"profile.rfm has no '{member.Name}'", Validation.Suggestions.DidYouMean(member.Name, Rendering.RenderModel.Members["profile.rfm"]), Rendering.RenderModel.Members["profile.rfm"]);
+                        break;
+                }
+            }
+
             // Only the target can name a model root; the member is a name inside it.
             node.Target?.Accept(this);
         }
@@ -150,6 +208,9 @@ public static class TemplateCompiler
 
             base.Visit(node);
         }
+
+        private void Unknown(ScriptNode at, string what, string suggestion, IReadOnlyList<string>? known) =>
+            UnknownMembers.Add($"template line {at.Span.Start.Line + 1}, column {at.Span.Start.Column + 1}: {what}{suggestion}{(known is null ? "" : $" (it has {string.Join(", ", known)})")}");
 
         private static bool IsBuiltin(string name) => Builtins.Contains(name);
 

@@ -7,8 +7,8 @@ namespace Segmentation.Core.Validation;
 public static class Suggestions
 {
     /// <summary>
-    /// The candidate closest to <paramref name="input"/> (ignoring case), or null when none is within one edit per three
-    /// characters (at least one, at most three): a suggestion must look like a typo, not a guess.
+    /// The candidate closest to <paramref name="input"/> (ignoring case), or null when none is within about one edit per
+    /// three characters (one up to 3 characters, two up to 6, three beyond): a suggestion must look like a typo, not a guess.
     /// </summary>
     public static string? Closest(string? input, IEnumerable<string> candidates)
     {
@@ -19,7 +19,7 @@ public static class Suggestions
         }
 
         var lower = input.ToLowerInvariant();
-        var allowed = Math.Clamp(input.Length / 3, 1, 3);
+        var allowed = Math.Clamp((input.Length + 2) / 3, 1, 3); // two for 4-6 characters: a swapped pair is two edits
         string? best = null;
         var bestDistance = int.MaxValue;
         foreach (var candidate in candidates)

@@ -66,7 +66,11 @@ public class RenderingTests
     [Fact]
     public void Templates_cannot_reach_dotnet_types_through_the_model()
     {
-        using var w = WorldWithContent("[{{ profile.GetType }}{{ segment.id.GetType }}{{ profile.traits.first_name.Length }}]");
+        // profile.GetType is refused at load now (the profile has no such name); through a local alias, or one level
+        // deeper, the load checks do not look, and the render must still reach nothing of .NET.
+        Assert.Null(TemplateCompiler.Compile("{{ profile.GetType }}", [], out _, out var refused));
+        Assert.Contains("profile has no 'GetType'", Assert.Single(refused), StringComparison.Ordinal);
+        using var w = WorldWithContent("[{{ p = profile; p.GetType }}{{ segment.id.GetType }}{{ profile.traits.first_name.Length }}]");
 
         var v = RenderContent(w);
 

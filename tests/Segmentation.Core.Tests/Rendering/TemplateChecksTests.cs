@@ -1,0 +1,64 @@
+using Segmentation.Core.Catalog;
+using Segmentation.Core.Rendering;
+using Segmentation.Core.Requests;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Rendering;
+
+/// <summary>Template mistakes are catalog errors at load, with their place and a suggestion — never an empty string sent to customers.</summary>
+public sealed class TemplateChecksTests
+{
+    private static readonly string[] Traits = ["first_name", "vip", "country"];
+
+    private static IReadOnlyList<string> Errors(string template)
+    {
+        Assert.Null(TemplateCompiler.Compile(template, [], out _, out var errors, Traits));
+        return errors;
+    }
+
+    [Theory]
+    [InlineData("Hi {{ profile.traits.first_nam }}", "template line 1, column 22: unknown trait 'first_nam'; did you mean 'first_name'?")]
+    [InlineData("Hi {{ profile.frist_name }}", "profile has no 'frist_name'; did you mean 'profile.traits.first_name'?")]
+    [InlineData("{{ profile.ordrs }} orders", "profile has no 'ordrs'; did you mean 'orders'?")]
+    [InlineData("Hello\n  {{ segment.nmae }}", "template line 2, column 14: segment has no 'nmae'; did you mean 'name'?")]
+    [InlineData("{{ profile.rfm.recncy }}", "profile.rfm has no 'recncy'; did you mean 'recency'?")]
+    [InlineData("{{ profle.orders }}", "template reads unknown variable 'profle'; did you mean 'profile'?")]
+    public void A_mistyped_name_is_an_error_with_its_place_and_a_suggestion(string template, string expected)
+    {
+        Assert.Contains(Errors(template), e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Liquid_tags_are_rejected_with_an_error_that_says_so()
+    {
+        var error = Assert.Single(Errors("Hello{% if profile.traits.vip %} VIP{% endif %}"));
+        Assert.Contains("template line 1, column 6: Liquid tags", error, StringComparison.Ordinal);
+        Assert.Contains("{{ if x }}", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Correct_names_local_variables_and_loops_pass()
+    {
+        foreach (var template in new[]
+        {
+            "Hi {{ profile.traits.first_name }}, {{ profile.orders }} orders, RFM {{ profile.rfm.recency }}",
+            "{{ for p in profile.top_products }}{{ p.name }} {{ end }}{{ segment.name }} {{ persona.tone }}",
+            "{{ x = profile.last_purchase }}{{ x.days_ago }} days",
+            "{{ context.device }} at {{ now }}",
+        })
+        {
+            Assert.NotNull(TemplateCompiler.Compile(template, new HashSet<ContextField>(), out _, out var errors, Traits));
+            Assert.Empty(errors);
+        }
+    }
+
+    [Fact]
+    public void In_a_catalog_the_error_names_file_line_segment_and_clause()
+    {
+        var segment = TestCatalogs.Segment("s", "value", "{ field: orders.count, gte: 1 }").Replace("\"content for s\"", "\"Hi {{ profile.traits.first_nam }}\"", StringComparison.Ordinal);
+        var error = Assert.Single(Assert.Throws<CatalogException>(() => CatalogLoader.Load(TestCatalogs.Source(segment))).Errors);
+        Assert.Equal(("segments.yaml", "s", "personalization.content.template"), (error.File, error.Segment, error.Clause));
+        Assert.True(error.Line > 1);
+        Assert.Contains("did you mean 'first_name'?", error.Message, StringComparison.Ordinal);
+    }
+}
