@@ -3,6 +3,12 @@ using Segmentation.Server.Interceptors;
 using Segmentation.Server.Security;
 using Segmentation.Server.Services;
 
+// Validate-only mode, as 'nginx -t': the server's own catalog rules on a directory, without starting the service.
+if (CatalogValidationMode.Requested(args) is { } catalogDirectory)
+{
+    return CatalogValidationMode.Run(catalogDirectory);
+}
+
 var builder = WebApplication.CreateBuilder(args);
 
 // Secrets as files (Docker and Kubernetes secrets): a file named like the key (Segmentation__EncryptionKey) holds its
@@ -77,8 +83,10 @@ try
 catch (Exception ex) when (StartupFailure.Explain(ex) is { } reason)
 {
     Console.Error.WriteLine($"Segmentation.Server did not start: {reason}");
-    Environment.ExitCode = StartupFailure.ExitCode;
+    return StartupFailure.ExitCode;
 }
+
+return 0;
 
 /// <summary>Entry point, public for in-memory integration tests.</summary>
 public partial class Program;
