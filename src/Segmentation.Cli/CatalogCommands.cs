@@ -410,7 +410,13 @@ internal static class CatalogCommands
     /// <summary><c>[code] segment 'x' (with 'y'): message</c>.</summary>
     internal static string FormatWarning(CatalogIssue w)
     {
-        var sb = new StringBuilder().Append('[').Append(w.Code).Append(']');
+        var sb = new StringBuilder();
+        if (w.File.Length > 0)
+        {
+            sb.Append(w.File).Append(':').Append(w.Line.ToString(CultureInfo.InvariantCulture)).Append(' ');
+        }
+
+        sb.Append('[').Append(w.Code).Append(']');
         if (w.Segment.Length > 0)
         {
             sb.Append(" segment '").Append(w.Segment).Append('\'');

@@ -209,6 +209,7 @@ public static class CatalogCompiler
                 IsFallback = definition.IsFallback,
                 Variants = variants,
                 SourceFile = definition.File,
+                SourceLine = definition.Node.At.Line,
             };
         }
 

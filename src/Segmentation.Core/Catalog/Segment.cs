@@ -50,6 +50,9 @@ public sealed class Segment
     /// <summary>File the segment was defined in.</summary>
     public required string SourceFile { get; init; }
 
+    /// <summary>Line of that file the segment's definition starts at (1-based; 0 when not known), for warnings at file:line.</summary>
+    public int SourceLine { get; init; }
+
     /// <summary>Named content blocks beyond the five outcomes, for email layouts (rendered in email batches), in the order written.</summary>
     public IReadOnlyList<EmailBlock> EmailBlocks { get; init; } = [];
 

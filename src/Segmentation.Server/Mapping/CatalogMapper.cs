@@ -109,6 +109,7 @@ internal static class CatalogMapper
     {
         Code = w.Code,
         File = w.File,
+        Line = w.Line,
         Segment = w.Segment,
         OtherSegment = w.Other ?? "",
         Message = w.Message,

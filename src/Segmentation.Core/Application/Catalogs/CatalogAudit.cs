@@ -42,7 +42,14 @@ public sealed record AuditOptions
 /// <param name="Other">The other segment, for overlaps and identical outcomes.</param>
 /// <param name="File">File the segment is defined in.</param>
 /// <param name="Message">What is wrong, with the numbers.</param>
-public sealed record CatalogWarning(string Code, string Segment, string? Other, string File, string Message);
+public sealed record CatalogWarning(string Code, string Segment, string? Other, string File, string Message)
+{
+    /// <summary>Line of <see cref="File"/> where the segment the warning is about is defined (0 when not known).</summary>
+    public int Line { get; init; }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{File}:{Line} [{Code}] segment '{Segment}'{(Other is null ? "" : $" (with '{Other}')")}: {Message}";
+}
 
 /// <summary>Size and share of one segment.</summary>
 public sealed record SegmentSize(string SegmentId, int Members, double Share);
@@ -112,13 +119,13 @@ public static class CatalogAudit
                     s.Priority == t.Priority && !Resolves(s, t) && !Resolves(t, s))
                 {
                     warnings.Add(new CatalogWarning("overlap_unresolved", s.Id, t.Id, s.SourceFile,
-                        $"'{s.Id}' and '{t.Id}' are in the same family, share {overlap[i, j]:N0} members ({Pct(overlap[i, j], sizes[i])} of '{s.Id}') and have the same priority ({s.Priority}) with no override or exclusion between them; only declaration order decides"));
+                        $"'{s.Id}' and '{t.Id}' are in the same family, share {overlap[i, j]:N0} members ({Pct(overlap[i, j], sizes[i])} of '{s.Id}') and have the same priority ({s.Priority}) with no override or exclusion between them; only declaration order decides") { Line = s.SourceLine });
                 }
 
                 if (SameOutcome(s, t))
                 {
                     warnings.Add(new CatalogWarning("identical_outcome", t.Id, s.Id, t.SourceFile,
-                        $"'{t.Id}' has exactly the same five personalization outcomes as '{s.Id}': a segment that changes no experience should not exist"));
+                        $"'{t.Id}' has exactly the same five personalization outcomes as '{s.Id}': a segment that changes no experience should not exist") { Line = t.SourceLine });
                 }
             }
         }
@@ -255,25 +262,25 @@ public static class CatalogAudit
             var last = index?.LastNonEmpty(s.Id);
             if (last is { } at && now - at >= options.NoMembersFor)
             {
-                warnings.Add(new CatalogWarning("stale", s.Id, null, s.SourceFile, $"'{s.Id}' has had no members since {at:yyyy-MM-dd} ({(now - at).TotalDays:0} days): stale assumption?"));
+                warnings.Add(new CatalogWarning("stale", s.Id, null, s.SourceFile, $"'{s.Id}' has had no members since {at:yyyy-MM-dd} ({(now - at).TotalDays:0} days): stale assumption?") { Line = s.SourceLine });
             }
             else
             {
-                warnings.Add(new CatalogWarning("no_members", s.Id, null, s.SourceFile, $"'{s.Id}' matches none of the {population:N0} current profiles: not measurable with the data we have"));
+                warnings.Add(new CatalogWarning("no_members", s.Id, null, s.SourceFile, $"'{s.Id}' matches none of the {population:N0} current profiles: not measurable with the data we have") { Line = s.SourceLine });
             }
         }
         else if (members < options.SignificanceFloor)
         {
-            warnings.Add(new CatalogWarning("below_significance", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the significance floor of {options.SignificanceFloor}"));
+            warnings.Add(new CatalogWarning("below_significance", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the significance floor of {options.SignificanceFloor}") { Line = s.SourceLine });
         }
         else if (members < options.MinSize)
         {
-            warnings.Add(new CatalogWarning("too_small", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the minimum size of {options.MinSize:N0} (segments must be substantial enough to act on)"));
+            warnings.Add(new CatalogWarning("too_small", s.Id, null, s.SourceFile, $"'{s.Id}' has {members:N0} members ({share} of {population:N0}), below the minimum size of {options.MinSize:N0} (segments must be substantial enough to act on)") { Line = s.SourceLine });
         }
 
         if (population > 0 && (double)members / population >= options.BroadShare)
         {
-            warnings.Add(new CatalogWarning("too_broad", s.Id, null, s.SourceFile, $"'{s.Id}' matches {members:N0} of {population:N0} profiles ({share}): too broad to be a distinct segment"));
+            warnings.Add(new CatalogWarning("too_broad", s.Id, null, s.SourceFile, $"'{s.Id}' matches {members:N0} of {population:N0} profiles ({share}): too broad to be a distinct segment") { Line = s.SourceLine });
         }
     }
 

@@ -129,6 +129,14 @@ public class CatalogGovernanceTests
         Assert.Contains(report.Warnings, x => x.Code == "identical_outcome" && new[] { x.Segment, x.Other }.Order().SequenceEqual(["twin_a", "twin_b"]));
         Assert.Equal(21, report.Overlaps.Single(o => o.A == "mid_a" && o.B == "mid_b").Count);
         Assert.Equal(1, report.Sizes.Single(s => s.SegmentId == "rare").Members);
+
+        // Warnings carry file:line too: the line where the segment's definition starts.
+        var file = w.Catalogs.Current.Files.Single(f => f.Text.Contains("- id: nobody", StringComparison.Ordinal));
+        var line = file.Text[..file.Text.IndexOf("- id: nobody", StringComparison.Ordinal)].Count(c => c == '\n') + 1;
+        var nobody = report.Warnings.Single(x => x.Code == "no_members");
+        Assert.Equal((file.Name, line), (nobody.File, nobody.Line));
+        Assert.StartsWith($"{file.Name}:{line} [no_members] segment 'nobody'", nobody.ToString(), StringComparison.Ordinal);
+        Assert.All(report.Warnings, x => Assert.True(x.Line > 0, x.ToString()));
     }
 
     [Fact]
