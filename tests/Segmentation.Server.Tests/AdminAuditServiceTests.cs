@@ -116,6 +116,14 @@ public sealed class AdminAuditServiceTests(AdminAuditServiceTests.Host host) : I
         Assert.Empty((await Audit.ListAuditEntriesAsync(new ListAuditEntriesRequest { UserId = "banner-user" })).Entries);
     }
 
+    [Theory]
+    [InlineData(StatusCode.InvalidArgument, "INVALID_ARGUMENT")]
+    [InlineData(StatusCode.OutOfRange, "OUT_OF_RANGE")] // was OUTOFRANGE: only some codes were spelled out
+    [InlineData(StatusCode.DataLoss, "DATA_LOSS")]
+    [InlineData(StatusCode.OK, "OK")]
+    public void Outcomes_are_named_as_the_grpc_specification_names_them(StatusCode code, string name) =>
+        Assert.Equal(name, Interceptors.AuditedMethods.OutcomeName(code));
+
     [Fact]
     public async Task Reading_the_trail_needs_admin()
     {

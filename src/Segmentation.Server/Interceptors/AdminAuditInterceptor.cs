@@ -59,7 +59,7 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
 }
 
 /// <summary>Which methods are audited, under which action name, and what of each request and response an entry keeps.</summary>
-internal static class AuditedMethods
+public static class AuditedMethods
 {
     private static readonly Dictionary<string, string> Actions = new(StringComparer.Ordinal)
     {
@@ -79,23 +79,12 @@ internal static class AuditedMethods
     /// <summary>The action name of an audited method, or null.</summary>
     public static string? Action(string method) => Actions.GetValueOrDefault(method);
 
-    /// <summary>The status code as an entry names it: <c>INVALID_ARGUMENT</c>, as in the gRPC specification.</summary>
-    public static string OutcomeName(StatusCode code) => code switch
-    {
-        StatusCode.OK => "OK",
-        StatusCode.InvalidArgument => "INVALID_ARGUMENT",
-        StatusCode.DeadlineExceeded => "DEADLINE_EXCEEDED",
-        StatusCode.NotFound => "NOT_FOUND",
-        StatusCode.AlreadyExists => "ALREADY_EXISTS",
-        StatusCode.PermissionDenied => "PERMISSION_DENIED",
-        StatusCode.ResourceExhausted => "RESOURCE_EXHAUSTED",
-        StatusCode.FailedPrecondition => "FAILED_PRECONDITION",
-        StatusCode.Unauthenticated => "UNAUTHENTICATED",
-        StatusCode.Unavailable => "UNAVAILABLE",
-        StatusCode.Cancelled => "CANCELLED",
-        StatusCode.Internal => "INTERNAL",
-        _ => code.ToString().ToUpperInvariant(),
-    };
+    /// <summary>
+    /// The status code as an entry names it, as in the gRPC specification (<c>INVALID_ARGUMENT</c>, <c>OUT_OF_RANGE</c>,
+    /// <c>DATA_LOSS</c>): the enum member's words in upper snake case, for every code.
+    /// </summary>
+    public static string OutcomeName(StatusCode code) =>
+        code == StatusCode.OK ? "OK" : string.Concat(code.ToString().Select((c, i) => i > 0 && char.IsUpper(c) ? "_" + c : char.ToUpperInvariant(c).ToString()));
 
     /// <summary>The user an action concerned; never for an erasure, whose point is that the id is gone.</summary>
     public static string? UserOf(object? request) => request switch

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.RateLimiting;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
@@ -19,19 +20,20 @@ internal static class UnaryRateLimits
     public static void Configure(RateLimiterOptions options, LimitsOptions limits)
     {
         var defaultRate = limits.UnaryRequestsPerSecond;
-        options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
-        {
-            if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { Method.Type: MethodType.Unary }
-                || context.Features.Get<ApiCaller>() is not { } caller)
-            {
-                return RateLimitPartition.GetNoLimiter("");
-            }
+        var unlimited = RateLimitPartition.GetNoLimiter("");
 
-            var rate = caller.UnaryPerSecond > 0 ? caller.UnaryPerSecond : defaultRate;
-            return rate <= 0
-                ? RateLimitPartition.GetNoLimiter("")
-                : RateLimitPartition.GetTokenBucketLimiter("key:" + caller.Name, _ => Bucket(rate));
-        });
+        // One partition per caller, built once: a unary call (Decide on every page render) allocates nothing here.
+        // Key names are configured and never empty, so no caller shares the unlimited partition's key.
+        var partitions = new ConcurrentDictionary<ApiCaller, RateLimitPartition<string>>();
+        options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { Method.Type: MethodType.Unary }
+                || context.Features.Get<ApiCaller>() is not { } caller
+                ? unlimited
+                : partitions.GetOrAdd(caller, static (c, state) =>
+                {
+                    var rate = c.UnaryPerSecond > 0 ? c.UnaryPerSecond : state.DefaultRate;
+                    return rate <= 0 ? state.Unlimited : RateLimitPartition.GetTokenBucketLimiter(c.Name, _ => Bucket(rate));
+                }, (DefaultRate: defaultRate, Unlimited: unlimited)));
         options.OnRejected = (rejected, _) =>
         {
             var context = rejected.HttpContext;

@@ -105,13 +105,10 @@ public sealed class CatalogProvider
         }
 
         Published?.Invoke(_current);
-        return lastFromSource is not null && SameFiles(lastFromSource.Files, files)
+        return lastFromSource is not null && lastFromSource.Files.SequenceEqual(files) // records: same names and texts
             ? _current
             : Load(new InMemoryCatalogSource(files, source.Origin), lastFromSource is null ? "start-up: a new catalog source" : $"start-up: changed since v{lastFromSource.Info.Version}", cancellation);
     }
-
-    private static bool SameFiles(IReadOnlyList<CatalogFile> a, IReadOnlyList<CatalogFile> b) =>
-        a.Count == b.Count && a.Zip(b).All(p => p.First.Name == p.Second.Name && p.First.Text == p.Second.Text);
 
     /// <summary>Loads a catalog from <paramref name="source"/> and publishes it. Throws <see cref="CatalogException"/> and keeps the current catalog on error.</summary>
     public CatalogSnapshot Load(ICatalogSource source, string comment = "", CancellationToken cancellation = default)
