@@ -385,13 +385,17 @@ internal static class CatalogCommands
         return files.Count == 0 ? throw new ArgumentException($"no *.yaml or *.yml files under {dir.FullName}") : files;
     }
 
-    /// <summary><c>file:line segment 'x' at clause: message</c>, leaving out the parts the issue does not have.</summary>
+    /// <summary><c>file:line:column segment 'x' at clause: message</c>, leaving out the parts the issue does not have.</summary>
     internal static string FormatError(CatalogIssue e)
     {
         var sb = new StringBuilder(e.File.Length > 0 ? e.File : "(catalog)");
         if (e.Line > 0)
         {
             sb.Append(':').Append(e.Line.ToString(CultureInfo.InvariantCulture));
+            if (e.Column > 0)
+            {
+                sb.Append(':').Append(e.Column.ToString(CultureInfo.InvariantCulture));
+            }
         }
 
         if (e.Segment.Length > 0)

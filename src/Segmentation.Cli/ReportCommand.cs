@@ -20,9 +20,7 @@ internal static partial class ReportCommand
     private const int MaxDecideTries = 25;
     private const string UnknownVisitor = "segctl-report-unknown-visitor";
 
-    private static readonly string[] KpisReportedByChannels = ["ctr", "conversion", "revenue", "churn"];
-
-    private const string KpiNote = "CTR, conversion, revenue, churn — reported by the channel systems using decision_id and variant_id";
+    private const int KpiDays = 30;
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -49,6 +47,14 @@ internal static partial class ReportCommand
         var live = await catalogs.ListSegmentsAsync(new ListSegmentsRequest(), cancellationToken: ct);
         var counts = live.Segments.ToDictionary(s => s.Segment.Id, StringComparer.Ordinal);
 
+        // KPIs of what the segments' decisions did over the last 30 days (InsightsService.GetKpis), by segment.
+        var insights = new InsightsService.InsightsServiceClient(grpc);
+        var now = DateTimeOffset.UtcNow;
+        var kpiResponse = await insights.GetKpisAsync(
+            new GetKpisRequest { Start = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now.AddDays(-KpiDays)), End = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now), GroupBy = { KpiDimension.Segment } },
+            cancellationToken: ct);
+        var kpiBySegment = kpiResponse.Rows.ToDictionary(r => r.SegmentId, r => r.Kpis, StringComparer.Ordinal);
+
         // The service says which fields each rule reads and the data layer of each (GetCatalog), so nothing here
         // has to know the catalog's derived or observed traits.
         var fields = catalog.Segments.SelectMany(s => s.FieldsRead.Select(f => (Segment: s.Segment.Id, f.Field, Source: DataSource(f)))).ToList();
@@ -70,6 +76,14 @@ internal static partial class ReportCommand
                 .OrderBy(d => DataSourceOrder(d.Source))
                 .ToList(),
             CatalogWarnings = audit.Warnings.Where(w => w.Segment.Length == 0).Select(CatalogCommands.FormatWarning).ToList(),
+            LeadScoring = catalog.LeadScoring is { } lead
+                ? new LeadScoringReport(
+                    [.. lead.Signals.Select(x => new LeadSignalReport(x.Category, x.Name, x.Description, x.Points, x.Cap))],
+                    new LeadThresholds(lead.WarmFrom, lead.HotFrom, lead.SalesReadyFrom))
+                : null,
+            Personas = [.. catalog.Personas.Select(p => new PersonaCard(
+                p.Id, p.Name, p.Role, [.. p.Goals], [.. p.PainPoints], p.Behaviour, [.. p.Channels], [.. p.Triggers], p.Tone, p.Messaging, [.. p.Objections],
+                [.. catalog.Segments.Where(s => s.Persona == p.Id).Select(s => s.Segment.Id)]))],
         };
 
         var profileCache = new ConcurrentDictionary<string, Lazy<Task<Profile?>>>(StringComparer.Ordinal);
@@ -96,7 +110,7 @@ internal static partial class ReportCommand
                 Profile = Summarise(sampled.OfType<Profile>().ToList(), members.Count),
                 Strategy = await StrategyAsync(decisions, s.Segment.Id, s.Fallback, sample, ct),
                 ReadsRequestContext = s.FieldsRead.Any(f => f.Layer == DataLayer.Unspecified),
-                Kpis = new Kpis(size?.MemberCount ?? 0, KpisReportedByChannels, KpiNote),
+                Kpis = ToKpis(size?.MemberCount ?? 0, kpiBySegment.GetValueOrDefault(s.Segment.Id)),
                 Warnings = audit.Warnings.Where(w => w.Segment == s.Segment.Id).Select(CatalogCommands.FormatWarning).ToList(),
             });
         }
@@ -104,6 +118,10 @@ internal static partial class ReportCommand
         Console.Write(json ? JsonSerializer.Serialize(report, JsonOptions) + Environment.NewLine : Format(report));
         return 0;
     }
+
+    private static Kpis ToKpis(long members, Contracts.V1.Kpis? k) => k is null
+        ? new Kpis(members, KpiDays, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        : new Kpis(members, KpiDays, k.Decisions, k.Reach, k.Impressions, k.Ctr, k.Conversions, k.ConversionRate, k.Revenue, k.RevenuePerUser, k.Churned);
 
     private static string Family(string field) => field[..field.IndexOf('.', StringComparison.Ordinal)];
 
@@ -337,12 +355,57 @@ internal static partial class ReportCommand
                 sb.AppendLine(CultureInfo.InvariantCulture, $"  Strategy: {s.Strategy.Note}");
             }
 
-            sb.AppendLine(CultureInfo.InvariantCulture, $"  KPIs:     reach {CatalogCommands.Plural(s.Kpis.Reach, "member")} (live); {s.Kpis.Note}");
+            var k = s.Kpis;
+            sb.AppendLine(k.Decisions == 0
+                ? $"  KPIs:     no decisions in the last {k.Days} days (members now {k.Members:N0})"
+                : string.Create(CultureInfo.InvariantCulture, $"  KPIs:     last {k.Days} days: {k.Decisions:N0} decisions, reach {k.Reach:N0}, {k.Impressions:N0} impressions, CTR {CatalogCommands.Percent(k.Ctr)}, {k.Conversions:N0} conversions ({CatalogCommands.Percent(k.ConversionRate)}), revenue {k.Revenue:N2} ({k.RevenuePerUser:N2} per decided user), churned {k.Churned:N0}"));
             foreach (var w in s.Warnings)
             {
                 sb.AppendLine(CultureInfo.InvariantCulture, $"  Warning:  {w}");
             }
 
+            sb.AppendLine();
+        }
+
+        if (r.LeadScoring is { } lead)
+        {
+            sb.AppendLine("LEAD SCORING");
+            sb.AppendLine("------------");
+            var nameWidth = Math.Max(6, lead.Signals.Max(x => x.Name.Length));
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{"Category",-12} | {"Signal".PadRight(nameWidth)} | {"Points",6} | {"Cap",4} | What counts");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"{new string('-', 12)}-|-{new string('-', nameWidth)}-|-{new string('-', 6)}-|-{new string('-', 4)}-|------------");
+            foreach (var x in lead.Signals)
+            {
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{x.Category,-12} | {x.Name.PadRight(nameWidth)} | {x.Points,6:+0;-0;0} | {x.Cap,4:+0;-0;0} | {x.Counts}");
+            }
+
+            sb.AppendLine();
+            sb.AppendLine("Thresholds:");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Cold:        0-{lead.Thresholds.Warm - 1}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  MQL:         {lead.Thresholds.Warm}-{lead.Thresholds.Hot - 1} (warm)");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  SQL:         {lead.Thresholds.Hot}-{lead.Thresholds.SalesReady - 1} (hot)");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Sales Ready: {lead.Thresholds.SalesReady}-100");
+            sb.AppendLine();
+        }
+
+        foreach (var p in r.Personas)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"PERSONA: {p.Name} [{p.Id}]");
+            sb.AppendLine(new string('=', 9 + p.Name.Length + p.Id.Length + 3));
+            sb.AppendLine(CultureInfo.InvariantCulture, $"Role:        {Or(p.Role)}");
+            sb.AppendLine("Goals:");
+            AppendItems(sb, p.Goals);
+            sb.AppendLine("Pain Points:");
+            AppendItems(sb, p.PainPoints);
+            sb.AppendLine("Behavior:");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Channels:  {Or(string.Join(", ", p.Channels))}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Decision:  {Or(p.Behaviour)}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Triggers:  {Or(string.Join("; ", p.Triggers))}");
+            sb.AppendLine("Messaging:");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Value Prop: {Or(p.Messaging)}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Tone:       {Or(p.Tone)}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  Objections: {Or(string.Join("; ", p.Objections))}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"Segments:    {Or(string.Join(", ", p.Segments))}");
             sb.AppendLine();
         }
 
@@ -357,6 +420,21 @@ internal static partial class ReportCommand
         }
 
         return sb.ToString();
+    }
+
+    private static string Or(string text) => text.Length > 0 ? text : "-";
+
+    private static void AppendItems(StringBuilder sb, List<string> items)
+    {
+        if (items.Count == 0)
+        {
+            sb.AppendLine("  -");
+        }
+
+        foreach (var item in items)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  - {item}");
+        }
     }
 
     private static string MixText(List<Share> mix) =>
@@ -379,7 +457,21 @@ internal static partial class ReportCommand
         public List<SegmentReport> Segments { get; } = [];
 
         public required List<string> CatalogWarnings { get; init; }
+
+        public LeadScoringReport? LeadScoring { get; init; }
+
+        public required List<PersonaCard> Personas { get; init; }
     }
+
+    internal sealed record LeadScoringReport(List<LeadSignalReport> Signals, LeadThresholds Thresholds);
+
+    internal sealed record LeadSignalReport(string Category, string Name, string Counts, int Points, int Cap);
+
+    internal sealed record LeadThresholds(int Warm, int Hot, int SalesReady);
+
+    internal sealed record PersonaCard(
+        string Id, string Name, string Role, List<string> Goals, List<string> PainPoints, string Behaviour, List<string> Channels,
+        List<string> Triggers, string Tone, string Messaging, List<string> Objections, List<string> Segments);
 
     internal sealed record CatalogInfo(string Name, long Version, string Origin, string Fallback);
 
@@ -443,5 +535,5 @@ internal static partial class ReportCommand
 
     internal sealed record Variant(string Slot, string VariantId, string Text, bool? TemplateFallback);
 
-    internal sealed record Kpis(long Reach, IReadOnlyList<string> ReportedByChannels, string Note);
+    internal sealed record Kpis(long Members, int Days, long Decisions, long Reach, long Impressions, double Ctr, long Conversions, double ConversionRate, double Revenue, double RevenuePerUser, long Churned);
 }

@@ -132,4 +132,60 @@ public sealed class CliProcessTests
             await server.WaitForExitAsync();
         }
     }
+
+    [Fact]
+    public async Task Report_has_the_frameworks_shape_with_rules_in_the_text_syntax_kpis_lead_scoring_and_persona_cards()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+            var (exit, _, stderr) = await Segctl($"decide someone-new --address http://127.0.0.1:{port}", environment: env);
+            Assert.True(exit == 0, stderr);
+
+            (exit, var stdout, stderr) = await Segctl($"report --json --sample 3 --address http://127.0.0.1:{port}", environment: env);
+            Assert.True(exit == 0, stderr);
+            using var json = System.Text.Json.JsonDocument.Parse(stdout);
+            var root = json.RootElement;
+            var segments = root.GetProperty("segments").EnumerateArray().ToDictionary(s => s.GetProperty("id").GetString()!);
+
+            // Criteria in the text rule syntax, whichever form the catalog wrote them in.
+            Assert.Equal("traits.company_size >= 250", segments["enterprise_account"].GetProperty("criteria").GetString());
+
+            // KPIs are the service's own (GetKpis): the decision just made is counted under the fallback segment.
+            var fallback = root.GetProperty("catalog").GetProperty("fallback").GetString()!;
+            Assert.Equal(1, segments[fallback].GetProperty("kpis").GetProperty("decisions").GetInt64());
+            Assert.Equal(30, segments[fallback].GetProperty("kpis").GetProperty("days").GetInt32());
+
+            // Lead scoring: category, signal, points and the Cold/MQL/SQL/Sales Ready thresholds, read from the catalog.
+            var lead = root.GetProperty("lead_scoring");
+            Assert.Equal(31, lead.GetProperty("thresholds").GetProperty("warm").GetInt32());
+            Assert.Equal(81, lead.GetProperty("thresholds").GetProperty("sales_ready").GetInt32());
+            var signals = lead.GetProperty("signals").EnumerateArray().ToList();
+            Assert.Contains(signals, x => x.GetProperty("category").GetString() == "demographic" && x.GetProperty("counts").GetString() == "traits.company_size >= 5" && x.GetProperty("points").GetInt32() == 15);
+            Assert.Contains(signals, x => x.GetProperty("category").GetString() == "engagement" && x.GetProperty("name").GetString() == "email_open");
+            Assert.Contains(signals, x => x.GetProperty("category").GetString() == "negative" && x.GetProperty("points").GetInt32() == -20);
+
+            // Persona cards: role, goals, pain points, behaviour, messaging, and the segments they inform.
+            var trade = root.GetProperty("personas").EnumerateArray().Single(p => p.GetProperty("id").GetString() == "trade_buyer");
+            Assert.False(string.IsNullOrEmpty(trade.GetProperty("role").GetString()));
+            Assert.NotEmpty(trade.GetProperty("goals").EnumerateArray());
+            Assert.NotEmpty(trade.GetProperty("pain_points").EnumerateArray());
+            Assert.Contains(trade.GetProperty("segments").EnumerateArray(), s => s.GetString() == "enterprise_account");
+
+            (exit, stdout, stderr) = await Segctl($"report --sample 3 --address http://127.0.0.1:{port}", environment: env);
+            Assert.True(exit == 0, stderr);
+            foreach (var heading in new[] { "SEGMENTATION STRATEGY", "Approach:", "Data Source:", "SEGMENTS", "Criteria: traits.company_size >= 250", "KPIs:", "LEAD SCORING", "Sales Ready: 81-100", "PERSONA: Trade buyer", "Pain Points:" })
+            {
+                Assert.Contains(heading, stdout, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
 }

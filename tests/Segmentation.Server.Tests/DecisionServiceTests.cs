@@ -120,7 +120,7 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
         var vip = Assert.Single(d.Explanation.Segments, s => s.Segment.Id == "vip");
         Assert.False(vip.Matched);
         Assert.NotEmpty(vip.FirstFailingClause);
-        Assert.Contains(vip.Clauses, c => c.Description.StartsWith("orders.revenue gte 1000", StringComparison.Ordinal) && c.ActualValue == "453");
+        Assert.Contains(vip.Clauses, c => c.Description.StartsWith("orders.revenue >= 1000", StringComparison.Ordinal) && c.ActualValue == "453");
         Assert.Contains("device", d.Explanation.ContextFieldsRead);
     }
 

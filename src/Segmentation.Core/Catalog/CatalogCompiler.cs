@@ -280,7 +280,7 @@ public static class CatalogCompiler
                 return true;
             }
 
-            return b is GroupNode g && g.Text.StartsWith("all(", StringComparison.Ordinal) && g.Children.Any(c => Implies(c, a));
+            return b is GroupNode { Kind: "all" } g && g.Children.Any(c => Implies(c, a));
         }
 
         // Priority order: priority descending, then declaration order (files by name, then position); the
@@ -465,14 +465,15 @@ public static class CatalogCompiler
                 }
 
                 var points = m.Get("points") is { } p ? IntOf(p, at + ".points") : 0;
-                list.Add(new LeadSignal(
+                var signal = new LeadSignal(
                     m.Get("name")?.Text ?? type,
                     type,
                     m.Get("page_type")?.Text,
                     m.Get("category")?.Text,
                     points,
                     m.Get("cap") is { } cap ? IntOf(cap, at + ".cap") : points,
-                    m.Get("window") is { } sw ? DurationOf(sw, at + ".window") : null));
+                    m.Get("window") is { } sw ? DurationOf(sw, at + ".window") : null);
+                list.Add(Group(m, at) is { } group ? signal with { Group = group } : signal);
             }
 
             return list;
@@ -493,11 +494,29 @@ public static class CatalogCompiler
                 var rule = _compiler.Compile(ruleNode, at + ".rule", (c, n, message) => Error(n, null, c, message));
                 if (rule is not null)
                 {
-                    list.Add(new LeadFit(m.Get("name")?.Text ?? at, rule, m.Get("points") is { } p ? IntOf(p, at + ".points") : 0));
+                    var fit = new LeadFit(m.Get("name")?.Text ?? at, rule, m.Get("points") is { } p ? IntOf(p, at + ".points") : 0);
+                    list.Add(Group(m, at) is { } group ? fit with { Group = group } : fit);
                 }
             }
 
             return list;
+        }
+
+        // The scoring category a signal or fit criterion names with 'group', or null for its default.
+        private string? Group(SyntaxMap m, string at)
+        {
+            if (m.Get("group") is not { } node)
+            {
+                return null;
+            }
+
+            if (node.Text is { } group && LeadGroups.All.Contains(group))
+            {
+                return group;
+            }
+
+            Error(node, null, at + ".group", $"unknown scoring category '{node.Text}'{Validation.Suggestions.DidYouMean(node.Text, LeadGroups.All)}; one of {string.Join(", ", LeadGroups.All)}");
+            return null;
         }
 
         private TimeSpan DurationOf(SyntaxNode node, string clause)
@@ -523,6 +542,6 @@ public static class CatalogCompiler
         }
 
         private void Error(SyntaxNode node, string? segment, string? clause, string message) =>
-            _errors.Add(new CatalogError(node.At.File, node.At.Line, segment, clause, message));
+            _errors.Add(new CatalogError(node.At.File, node.At.Line, segment, clause, message) { Column = node.At.Column });
     }
 }

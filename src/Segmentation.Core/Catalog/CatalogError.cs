@@ -3,10 +3,13 @@ namespace Segmentation.Core.Catalog;
 /// <summary>A problem found while loading a catalog: file, line, segment and clause, and what is wrong.</summary>
 public sealed record CatalogError(string File, int Line, string? Segment, string? Clause, string Message)
 {
+    /// <summary>The column in the line (1-based), 0 when not known.</summary>
+    public int Column { get; init; }
+
     /// <inheritdoc />
     public override string ToString()
     {
-        var where = $"{File}:{Line}";
+        var where = Column > 0 ? $"{File}:{Line}:{Column}" : $"{File}:{Line}";
         if (Segment is not null)
         {
             where += $" segment '{Segment}'";

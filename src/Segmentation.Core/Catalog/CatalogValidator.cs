@@ -27,7 +27,7 @@ public static partial class CatalogValidator
     /// <summary>Most arms an experiment may have.</summary>
     public const int MaxArms = 100;
 
-    private static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization", "email_blocks"];
+    internal static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization", "email_blocks"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
     private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
 
@@ -920,7 +920,14 @@ public static partial class CatalogValidator
                     item.Get("tone")?.Text ?? "",
                     item.Get("messaging")?.Text ?? "",
                     Texts(item.Get("triggers")),
-                    Texts(item.Get("objections")));
+                    Texts(item.Get("objections")))
+                {
+                    Role = item.Get("role")?.Text ?? "",
+                    Goals = Texts(item.Get("goals")),
+                    PainPoints = Texts(item.Get("pain_points")),
+                    Behaviour = item.Get("behaviour")?.Text ?? "",
+                    Channels = Texts(item.Get("channels")),
+                };
             }
         }
 
@@ -928,6 +935,6 @@ public static partial class CatalogValidator
             node is SyntaxList seq ? seq.Items.Select(c => c.Text ?? "").ToList() : [];
 
         private void Error(SyntaxNode node, string? segment, string? clause, string message) =>
-            errors.Add(new CatalogError(node.At.File, node.At.Line, segment, clause, message));
+            errors.Add(new CatalogError(node.At.File, node.At.Line, segment, clause, message) { Column = node.At.Column });
     }
 }

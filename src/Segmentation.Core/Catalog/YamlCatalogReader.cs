@@ -70,7 +70,7 @@ public static class YamlCatalogReader
         var at = new SourcePosition(file, (int)node.Start.Line, (int)node.Start.Column);
         if (node is YamlScalarNode scalar)
         {
-            return new SyntaxScalar(scalar.Value, at);
+            return new SyntaxScalar(scalar.Value, at) { Quoted = scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted };
         }
 
         if (!open.Add(node))

@@ -68,9 +68,22 @@ public sealed class RuleCompiler
             return null;
         }
 
+        if (node is SyntaxScalar { Value: { Length: > 0 } } text)
+        {
+            // A rule in the text syntax: read into the same tree as the mapping form, then compiled like it.
+            var parsed = RuleText.Parse(text, out var textError);
+            if (parsed is null)
+            {
+                errors(path, new SyntaxScalar(text.Value, textError!.At), textError.Message);
+                return null;
+            }
+
+            return Compile(parsed, path, errors, depth + 1);
+        }
+
         if (node is not SyntaxMap map)
         {
-            errors(path, node, "a rule clause must be a mapping: all/any/not, or field plus one operator");
+            errors(path, node, "a rule clause must be a mapping (all/any/not, or field plus one operator) or a rule in the text syntax, e.g. \"orders.count >= 3 and orders.last_at within 90d\"");
             return null;
         }
 
@@ -236,12 +249,12 @@ public sealed class RuleCompiler
         // catalog, when the condition can be decided from its slot; the condition's own delegate (explanations,
         // and contexts of no catalog) reads the attribute by name. Request context fields are plain reads; every
         // other feature is remembered per evaluation.
-        if (field.DeclaredTrait is { } declared && TraitSlot.Reads(declared.Type, op) && CompileTest(field, op, operand, out var text, out var opError, out _) is { } traitTest)
+        if (field.DeclaredTrait is { } declared && TraitSlot.Reads(declared.Type, op) && CompileTest(field, op, operand, out var opError, out _) is { } traitTest)
         {
             var slot = Features.Trait(declared);
             if (slot.Inline(op, operand) is { } slotTest)
             {
-                return new LeafNode(path, $"{field.Name} {op} {text}", field, traitTest, slotTest, pure: slot.IsPure(op));
+                return new LeafNode(path, RuleText.Format(map), field, traitTest, slotTest, pure: slot.IsPure(op));
             }
         }
 
@@ -250,7 +263,7 @@ public sealed class RuleCompiler
             field = Features.Remember(field);
         }
 
-        var test = CompileTest(field, op, operand, out text, out opError, out var inline);
+        var test = CompileTest(field, op, operand, out opError, out var inline);
         if (test is null)
         {
             errors(path, operand, opError!);
@@ -262,14 +275,13 @@ public sealed class RuleCompiler
             ContextFieldsRead.Add(cf);
         }
 
-        return new LeafNode(path, $"{field.Name} {op} {text}", field, test, inline);
+        return new LeafNode(path, RuleText.Format(map), field, test, inline);
     }
 
-    private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, SyntaxNode operand, out string text, out string? error, out Func<Expression, Expression>? inline)
+    private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, SyntaxNode operand, out string? error, out Func<Expression, Expression>? inline)
     {
         error = null;
         inline = null;
-        text = operand is SyntaxList s ? "[" + string.Join(", ", s.Items.Select(Scalar)) + "]" : Scalar(operand) ?? "";
 
         if (op == "exists")
         {

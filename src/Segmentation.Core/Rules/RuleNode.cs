@@ -269,8 +269,17 @@ public sealed class GroupNode : RuleNode
         return result;
     }
 
-    private static string Describe(string kind, RuleNode[] children) =>
-        kind == "not" ? $"not ({children[0].Text})" : $"{kind}({string.Join(", ", children.Select(c => c.Text))})";
+    /// <summary>all, any or not.</summary>
+    public string Kind => _kind;
+
+    // The group in the text rule syntax: nested all/any groups in parentheses.
+    private static string Describe(string kind, RuleNode[] children)
+    {
+        static string Operand(RuleNode child) => child is GroupNode { Kind: "all" or "any" } ? $"({child.Text})" : child.Text;
+        return kind == "not"
+            ? "not " + Operand(children[0])
+            : string.Join(kind == "all" ? " and " : " or ", children.Select(Operand));
+    }
 
     private static Func<EvalContext, bool> Compose(string kind, RuleNode[] children)
     {

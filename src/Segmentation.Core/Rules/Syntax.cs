@@ -29,7 +29,11 @@ public abstract record SyntaxNode(SourcePosition At)
 /// <summary>A scalar: the text as written (null for an empty value).</summary>
 /// <param name="Value">The text.</param>
 /// <param name="At">Where it was written.</param>
-public sealed record SyntaxScalar(string? Value, SourcePosition At) : SyntaxNode(At);
+public sealed record SyntaxScalar(string? Value, SourcePosition At) : SyntaxNode(At)
+{
+    /// <summary>Whether the value was written in quotes (its content starts one column after <see cref="SyntaxNode.At"/>).</summary>
+    public bool Quoted { get; init; }
+}
 
 /// <summary>A list of nodes.</summary>
 /// <param name="Items">The items, in order.</param>

@@ -10,10 +10,37 @@ namespace Segmentation.Core.Scoring;
 /// <param name="Points">Points per event; negative for negative signals.</param>
 /// <param name="Cap">Largest total (smallest, for negative signals) the signal can contribute.</param>
 /// <param name="Window">Only events within this window count; null means lifetime.</param>
-public sealed record LeadSignal(string Name, string EventType, string? PageType, string? Category, int Points, int Cap, TimeSpan? Window);
+public sealed record LeadSignal(string Name, string EventType, string? PageType, string? Category, int Points, int Cap, TimeSpan? Window)
+{
+    /// <summary>The scoring category it is reported under: <c>group</c> in the catalog, else behavioural (negative for negative points).</summary>
+    public string Group { get; init; } = Points < 0 ? LeadGroups.Negative : LeadGroups.Behavioural;
+}
+
+/// <summary>The scoring categories of the framework's lead-scoring model.</summary>
+public static class LeadGroups
+{
+    /// <summary>Demographic and firmographic fit.</summary>
+    public const string Demographic = "demographic";
+
+    /// <summary>What the lead does (pricing pages, demo requests, downloads).</summary>
+    public const string Behavioural = "behavioural";
+
+    /// <summary>How engaged the lead is (email, webinars, return visits).</summary>
+    public const string Engagement = "engagement";
+
+    /// <summary>Signals that take points away (unsubscribes, inactivity).</summary>
+    public const string Negative = "negative";
+
+    /// <summary>Every category, in report order.</summary>
+    public static readonly IReadOnlyList<string> All = [Demographic, Behavioural, Engagement, Negative];
+}
 
 /// <summary>A fit criterion of lead scoring (demographic or firmographic fit): a compiled rule and its points.</summary>
-public sealed record LeadFit(string Name, RuleNode Rule, int Points);
+public sealed record LeadFit(string Name, RuleNode Rule, int Points)
+{
+    /// <summary>The scoring category it is reported under: <c>group</c> in the catalog, else demographic.</summary>
+    public string Group { get; init; } = LeadGroups.Demographic;
+}
 
 /// <summary>Lead scoring configuration, set in the catalog under <c>scoring.lead</c>.</summary>
 public sealed record LeadScoring
@@ -26,10 +53,10 @@ public sealed record LeadScoring
             new("pricing_page_view", "page_view", "pricing", null, 10, 20, TimeSpan.FromDays(30)),
             new("demo_request", "form_submit", null, "demo_request", 30, 30, TimeSpan.FromDays(90)),
             new("content_download", "form_submit", null, "content_download", 10, 20, TimeSpan.FromDays(90)),
-            new("webinar_attendance", "form_submit", null, "webinar", 15, 15, TimeSpan.FromDays(90)),
-            new("email_click", "email_click", null, null, 5, 15, TimeSpan.FromDays(30)),
-            new("email_open", "email_open", null, null, 1, 5, TimeSpan.FromDays(30)),
-            new("return_visit", "return_visit", null, null, 5, 10, TimeSpan.FromDays(30)),
+            new("webinar_attendance", "form_submit", null, "webinar", 15, 15, TimeSpan.FromDays(90)) { Group = LeadGroups.Engagement },
+            new("email_click", "email_click", null, null, 5, 15, TimeSpan.FromDays(30)) { Group = LeadGroups.Engagement },
+            new("email_open", "email_open", null, null, 1, 5, TimeSpan.FromDays(30)) { Group = LeadGroups.Engagement },
+            new("return_visit", "return_visit", null, null, 5, 10, TimeSpan.FromDays(30)) { Group = LeadGroups.Engagement },
             new("email_unsubscribe", "email_unsubscribe", null, null, -20, -20, null),
         ],
     };

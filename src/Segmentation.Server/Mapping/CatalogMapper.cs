@@ -53,6 +53,26 @@ internal static class CatalogMapper
             });
         }
 
+        foreach (var p in c.Personas)
+        {
+            response.Personas.Add(new Contracts.V1.Persona
+            {
+                Id = p.Id,
+                Name = p.Name,
+                Role = p.Role,
+                Goals = { p.Goals },
+                PainPoints = { p.PainPoints },
+                Behaviour = p.Behaviour,
+                Channels = { p.Channels },
+                Triggers = { p.Triggers },
+                Tone = p.Tone,
+                Messaging = p.Messaging,
+                Objections = { p.Objections },
+            });
+        }
+
+        response.LeadScoring = ToProto(c.Scoring.Lead);
+
         foreach (var v in history)
         {
             response.History.Add(new CatalogVersion { Version = v.Version, PublishedAt = Timestamp.FromDateTimeOffset(v.PublishedAt), Origin = v.Origin, Comment = v.Comment });
@@ -95,11 +115,40 @@ internal static class CatalogMapper
         _ => null,
     };
 
+    private static LeadScoringModel ToProto(Core.Scoring.LeadScoring lead)
+    {
+        var model = new LeadScoringModel { WarmFrom = lead.Warm, HotFrom = lead.Hot, SalesReadyFrom = lead.SalesReady };
+        foreach (var fit in lead.Fit)
+        {
+            model.Signals.Add(new LeadScoringSignal { Category = fit.Group, Name = fit.Name, Description = fit.Rule.Text, Points = fit.Points, Cap = fit.Points });
+        }
+
+        foreach (var signal in lead.Signals)
+        {
+            var what = signal.EventType
+                + (signal.PageType is { } page ? $" on page type {page}" : "")
+                + (signal.Category is { } category ? $" of category {category}" : "")
+                + (signal.Window is { } window ? $", within {Core.Rules.Duration.Format(window)}" : ", lifetime");
+            model.Signals.Add(new LeadScoringSignal { Category = signal.Group, Name = signal.Name, Description = what, Points = signal.Points, Cap = signal.Cap });
+        }
+
+        model.Signals.Add(new LeadScoringSignal
+        {
+            Category = Core.Scoring.LeadGroups.Negative,
+            Name = "inactive",
+            Description = $"no event for {Core.Rules.Duration.Format(lead.InactiveAfter)}",
+            Points = lead.InactivePoints,
+            Cap = lead.InactivePoints,
+        });
+        return model;
+    }
+
     public static CatalogIssue ToIssue(CatalogError e) => new()
     {
         Code = "error",
         File = e.File,
         Line = e.Line,
+        Column = e.Column,
         Segment = e.Segment ?? "",
         Clause = e.Clause ?? "",
         Message = e.Message,
