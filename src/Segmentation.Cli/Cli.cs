@@ -84,6 +84,12 @@ internal static class Cli
     /// <summary>Formats a protobuf message as indented JSON (proto3 JSON mapping).</summary>
     public static string ToJson(IMessage message) => Json.Format(message);
 
+    /// <summary>An RFC 3339 time given on the command line, or null; anything else is a usage error naming <paramref name="option"/>.</summary>
+    public static DateTimeOffset? ParseTime(string? text, string option) =>
+        text is null ? null
+        : DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var time) ? time
+        : throw new ArgumentException($"{option} '{text}' is not a time: use RFC 3339, e.g. 2026-11-30T14:05:00Z");
+
     /// <summary>Runs a command body; an RPC failure is printed to stderr with its status and field violations.</summary>
     public static async Task<int> RunAsync(Func<Task<int>> body)
     {

@@ -14,7 +14,8 @@ internal sealed record TrackOptions(
     string PageType,
     string Device,
     string? ProductId,
-    string? OrderId);
+    string? OrderId,
+    DateTimeOffset? Timestamp = null);
 
 /// <summary>The small commands: decide, profile, catalog, track.</summary>
 internal static class Commands
@@ -211,7 +212,7 @@ internal static class Commands
             EventId = "segctl-" + Guid.CreateVersion7(now).ToString("N"),
             Type = o.Type,
             UserId = o.UserId,
-            Timestamp = Timestamp.FromDateTimeOffset(now),
+            Timestamp = Timestamp.FromDateTimeOffset(o.Timestamp ?? now), // when it happened; the service checks how far back or ahead it may be
             Context = new EventContext
             {
                 Source = "segctl",
@@ -250,7 +251,7 @@ internal static class Commands
         return 0;
     }
 
-    private static Channel ParseChannel(string? channel) => channel?.ToLowerInvariant() switch
+    internal static Channel ParseChannel(string? channel) => channel?.ToLowerInvariant() switch
     {
         null or "" or "web" => Channel.Web,
         "email" => Channel.Email,

@@ -104,7 +104,8 @@ var trackPageType = new Option<string>("--page-type") { Description = "Page type
 var trackDevice = new Option<string>("--device") { Description = "Device of the event context", DefaultValueFactory = _ => "desktop" };
 var product = new Option<string?>("--product") { Description = "Product id (product_view, add_to_cart, remove_from_cart)" };
 var orderId = new Option<string?>("--order-id") { Description = "Order id (purchase, refund); generated when omitted" };
-var track = new Command("track", "Send one event (TrackEvent) with a generated event id") { trackUser, trackType, category, value, trackPageType, trackDevice, product, orderId };
+var trackAt = new Option<string?>("--timestamp") { Description = "When the event happened, RFC 3339 (e.g. 2026-11-30T14:05:00Z); default now" };
+var track = new Command("track", "Send one event (TrackEvent) with a generated event id") { trackUser, trackType, category, value, trackPageType, trackDevice, product, orderId, trackAt };
 track.SetAction((parse, ct) => Cli.RunAsync(() => Commands.TrackAsync(
     Target(parse),
     new TrackOptions(
@@ -115,10 +116,75 @@ track.SetAction((parse, ct) => Cli.RunAsync(() => Commands.TrackAsync(
         parse.GetValue(trackPageType)!,
         parse.GetValue(trackDevice)!,
         parse.GetValue(product),
-        parse.GetValue(orderId)),
+        parse.GetValue(orderId),
+        Cli.ParseTime(parse.GetValue(trackAt), "--timestamp")),
     parse.GetValue(json),
     ct)));
 root.Subcommands.Add(track);
+
+// decide-batch
+var batchSource = new Argument<string>("ids") { Description = "File of user ids, one per line (- for standard input); at most 10,000" };
+var batchChannel = new Option<string?>("--channel") { Description = "web (default), email, ads or app; email adds the best send time and email blocks" };
+var batchPurpose = new Option<string?>("--purpose") { Description = "Consent purpose users must have granted (default: the channel's, email_marketing for email)" };
+var decideBatch = new Command("decide-batch", "Decide for many users at once (DecideBatch, streamed): one line per user in order, a summary on stderr; exit 3 when a user failed") { batchSource, batchChannel, batchPurpose };
+decideBatch.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.DecideBatchAsync(Target(parse), parse.GetValue(batchSource)!, parse.GetValue(batchChannel), parse.GetValue(batchPurpose), parse.GetValue(json), ct)));
+root.Subcommands.Add(decideBatch);
+
+// traits
+var traitsUser = new Argument<string>("user_id") { Description = "User id" };
+var traitValues = new Argument<string[]>("traits") { Description = "name=value pairs: numbers, true/false, RFC 3339 times, lists with commas (garden,kitchen), else text (a leading = keeps text as text: tier==true)", Arity = ArgumentArity.OneOrMore };
+var traitsSource = new Option<string>("--source") { Description = "Where the values come from (kept as provenance)", DefaultValueFactory = _ => "segctl" };
+var traitsLayer = new Option<string>("--layer") { Description = "zero-party (declared by the user) or first-party (observed)", DefaultValueFactory = _ => "zero-party" };
+var traitsAt = new Option<string?>("--timestamp") { Description = "When the values were true, RFC 3339; default now" };
+var traits = new Command("traits", "Set a user's traits (SetTraits): declared data rules read as traits.<name>") { traitsUser, traitValues, traitsSource, traitsLayer, traitsAt };
+traits.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.TraitsAsync(
+    Target(parse), parse.GetValue(traitsUser)!, parse.GetValue(traitValues) ?? [], parse.GetValue(traitsSource)!, parse.GetValue(traitsLayer)!, Cli.ParseTime(parse.GetValue(traitsAt), "--timestamp"), parse.GetValue(json), ct)));
+root.Subcommands.Add(traits);
+
+// identify
+var identifyAnonymous = new Argument<string>("anonymous_id") { Description = "The anonymous (device or cookie) id" };
+var identifyUser = new Argument<string>("user_id") { Description = "The known user id it belongs to" };
+var identify = new Command("identify", "Link an anonymous id to a user id (Identify): the anonymous history merges into the user's profile") { identifyAnonymous, identifyUser };
+identify.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.IdentifyAsync(Target(parse), parse.GetValue(identifyAnonymous)!, parse.GetValue(identifyUser)!, parse.GetValue(json), ct)));
+root.Subcommands.Add(identify);
+
+// consent
+var consentUser = new Argument<string>("user_id") { Description = "User id" };
+var consentPurpose = new Option<string?>("--purpose") { Description = "personalization, analytics, email_marketing or advertising (with --grant or --withdraw)" };
+var grant = new Option<bool>("--grant") { Description = "Record that the user granted the purpose" };
+var withdraw = new Option<bool>("--withdraw") { Description = "Record that the user withdrew (or refused) the purpose" };
+var consentSource = new Option<string>("--source") { Description = "Where the choice was made (kept in the consent trail)", DefaultValueFactory = _ => "segctl" };
+var consent = new Command("consent", "Show a user's consent per purpose (GetConsent), or record a choice with --purpose and --grant/--withdraw (RecordConsent)") { consentUser, consentPurpose, grant, withdraw, consentSource };
+consent.Validators.Add(result =>
+{
+    if (result.GetValue(grant) && result.GetValue(withdraw))
+    {
+        result.AddError("--grant and --withdraw exclude each other");
+    }
+});
+consent.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.ConsentAsync(
+    Target(parse),
+    parse.GetValue(consentUser)!,
+    parse.GetValue(consentPurpose),
+    parse.GetValue(grant) ? true : parse.GetValue(withdraw) ? false : null,
+    parse.GetValue(consentSource)!,
+    parse.GetValue(json),
+    ct)));
+root.Subcommands.Add(consent);
+
+// export
+var exportUser = new Argument<string>("user_id") { Description = "User id" };
+var exportOutput = new Option<FileInfo?>("--output", "-o") { Description = "Write the JSON to this file instead of standard output" };
+var export = new Command("export", "Everything held about a user, as JSON (ExportUser: the right of access); needs the admin scope") { exportUser, exportOutput };
+export.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.ExportAsync(Target(parse), parse.GetValue(exportUser)!, parse.GetValue(exportOutput), ct)));
+root.Subcommands.Add(export);
+
+// forget
+var forgetUser = new Argument<string>("user_id") { Description = "User id" };
+var forgetYes = new Option<bool>("--yes") { Description = "Confirm: erasure cannot be undone" };
+var forget = new Command("forget", "Erase a user and every id linked to them (ForgetUser: the right to erasure); needs the admin scope and --yes") { forgetUser, forgetYes };
+forget.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.ForgetAsync(Target(parse), parse.GetValue(forgetUser)!, parse.GetValue(forgetYes), parse.GetValue(json), ct)));
+root.Subcommands.Add(forget);
 
 // validate
 var validateDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };

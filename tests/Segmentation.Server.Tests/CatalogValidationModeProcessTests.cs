@@ -39,7 +39,7 @@ public sealed class CatalogValidationModeProcessTests
                 """);
             (exit, stdout, _) = await Validate(directory);
             Assert.Equal(3, exit);
-            Assert.Contains("segments/broken.yaml:5 segment 'broken'", stdout, StringComparison.Ordinal);
+            Assert.Contains("segments/broken.yaml:5:5 segment 'broken'", stdout, StringComparison.Ordinal); // file:line:column of the misspelt key
             Assert.Contains("did you mean 'priority'?", stdout, StringComparison.Ordinal);
             Assert.Contains("did you mean 'orders.count'?", stdout, StringComparison.Ordinal);
 

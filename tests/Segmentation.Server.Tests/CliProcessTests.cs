@@ -188,4 +188,72 @@ public sealed class CliProcessTests
             await server.WaitForExitAsync();
         }
     }
+
+    [Fact]
+    public async Task User_commands_set_traits_track_identify_decide_in_batch_record_consent_export_and_forget()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+            var at = $"--address http://127.0.0.1:{port}";
+            async Task<string> Ok(string arguments, string? stdin = null)
+            {
+                var (exit, stdout, stderr) = await Segctl($"{arguments} {at}", stdin, env);
+                Assert.True(exit == 0, $"segctl {arguments}: exit {exit}: {stderr}");
+                return stdout;
+            }
+
+            Assert.Contains("applied: ", await Ok("traits cli-u1 shopping_for=gold company_size=300 interests=garden,kitchen"), StringComparison.Ordinal);
+            var hourAgo = DateTimeOffset.UtcNow.AddHours(-1).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            await Ok($"track cli-anon page_view --timestamp {hourAgo}");
+            Assert.Contains("1 events merged", await Ok("identify cli-anon cli-u1"), StringComparison.Ordinal);
+
+            using (var profile = System.Text.Json.JsonDocument.Parse(await Ok("profile cli-u1 --json")))
+            {
+                var text = profile.RootElement.ToString();
+                Assert.Contains("gold", text, StringComparison.Ordinal);
+                Assert.Contains("kitchen", text, StringComparison.Ordinal);
+            }
+
+            // The event kept the time it was given, not the time it was sent.
+            Assert.Contains(hourAgo[..13], await Ok("export cli-u1"), StringComparison.Ordinal);
+
+            var batch = await Ok("decide-batch -", stdin: "cli-u1\ncli-nobody\n");
+            var lines = batch.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(2, lines.Length);
+            Assert.StartsWith("cli-u1\t", lines[0], StringComparison.Ordinal);
+            Assert.StartsWith("cli-nobody\t", lines[1], StringComparison.Ordinal);
+
+            Assert.Contains("recorded: email_marketing granted", await Ok("consent cli-u1 --purpose email_marketing --grant"), StringComparison.Ordinal);
+            using (var consent = System.Text.Json.JsonDocument.Parse(await Ok("consent cli-u1 --json")))
+            {
+                var email = consent.RootElement.GetProperty("states").EnumerateArray().Single(s => s.GetProperty("purpose").GetString() == "CONSENT_PURPOSE_EMAIL_MARKETING");
+                Assert.True(email.GetProperty("granted").GetBoolean());
+            }
+
+            // Mistakes are usage errors (exit 2) that say what to do; erasure needs --yes.
+            var (code, _, error) = await Segctl($"forget cli-u1 {at}", environment: env);
+            Assert.Equal(2, code);
+            Assert.Contains("--yes", error, StringComparison.Ordinal);
+            (code, _, error) = await Segctl($"track cli-u1 page_view --timestamp yesterday {at}", environment: env);
+            Assert.Equal(2, code);
+            Assert.Contains("RFC 3339", error, StringComparison.Ordinal);
+            (code, _, error) = await Segctl($"consent cli-u1 --purpose marketing --grant {at}", environment: env);
+            Assert.Equal(2, code);
+            Assert.Contains("unknown purpose 'marketing'", error, StringComparison.Ordinal);
+
+            Assert.Contains("erased cli-u1", await Ok("forget cli-u1 --yes"), StringComparison.Ordinal);
+            (code, _, error) = await Segctl($"export cli-u1 {at}", environment: env);
+            Assert.Equal(1, code);
+            Assert.Contains("NOT_FOUND", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
 }

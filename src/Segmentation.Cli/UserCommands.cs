@@ -1,0 +1,272 @@
+using System.Globalization;
+using System.Text.Json;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Cli;
+
+/// <summary>
+/// The commands about one user or a list of users: decide-batch, traits, identify, consent, export and forget.
+/// Each is one call of the public API; input is checked here only where the CLI can say it better (a trait
+/// written as name=value, a purpose name), everything else is the service's to judge.
+/// </summary>
+internal static class UserCommands
+{
+    /// <summary>Most user ids one decide-batch sends (the service's own limit per call).</summary>
+    public const int MaxBatchUsers = 10_000;
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>
+    /// <c>segctl decide-batch</c>: decides for every user id read from <paramref name="source"/> (one per line; "-" is
+    /// standard input), streaming one line per user in request order as the service answers.
+    /// </summary>
+    public static async Task<int> DecideBatchAsync(ServiceTarget address, string source, string? channel, string? purpose, bool json, CancellationToken ct)
+    {
+        var ids = await ReadIdsAsync(source, ct);
+        if (ids.Count == 0)
+        {
+            throw new ArgumentException($"no user ids in {(source == "-" ? "standard input" : source)}: one id per line");
+        }
+
+        if (ids.Count > MaxBatchUsers)
+        {
+            throw new ArgumentException($"{ids.Count:N0} user ids: at most {MaxBatchUsers:N0} per batch (split the file)");
+        }
+
+        var request = new DecideBatchRequest { Channel = Commands.ParseChannel(channel), UserIds = { ids } };
+        if (purpose is not null)
+        {
+            request.Purpose = ParsePurpose(purpose);
+        }
+
+        using var grpc = Cli.OpenChannel(address);
+        using var call = new DecisionService.DecisionServiceClient(grpc).DecideBatch(request, cancellationToken: ct);
+        int decided = 0, skipped = 0, failed = 0;
+        await foreach (var item in call.ResponseStream.ReadAllAsync(ct))
+        {
+            switch (item.ResultCase)
+            {
+                case DecideBatchResponse.ResultOneofCase.Decision:
+                    decided++;
+                    break;
+                case DecideBatchResponse.ResultOneofCase.Skipped:
+                    skipped++;
+                    break;
+                default:
+                    failed++;
+                    break;
+            }
+
+            Console.WriteLine(json ? Cli.ToJson(item) : Line(item));
+        }
+
+        Console.Error.WriteLine($"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}");
+        return failed > 0 ? Cli.Rejected : 0;
+    }
+
+    private static string Line(DecideBatchResponse item) => item.ResultCase switch
+    {
+        DecideBatchResponse.ResultOneofCase.Decision => string.Create(
+            CultureInfo.InvariantCulture,
+            $"{item.UserId}\t{item.Decision.Segment.Id}\t{item.Decision.DecisionId}{(item.SendTime is { } st ? $"\tsend at {st.SendAt?.ToDateTimeOffset():yyyy-MM-dd HH:mm}Z" : "")}{(item.Decision.Contact is { } c ? $"\t{Cli.EnumName(c.Action)}" : "")}"),
+        DecideBatchResponse.ResultOneofCase.Skipped => $"{item.UserId}\tskipped: {item.Skipped.Reason}",
+        _ => $"{item.UserId}\terror: {item.Error.Message}",
+    };
+
+    /// <summary><c>segctl traits</c>: declares traits for a user (SetTraits, zero-party by default).</summary>
+    public static async Task<int> TraitsAsync(ServiceTarget address, string userId, IReadOnlyList<string> assignments, string source, string layer, DateTimeOffset? at, bool json, CancellationToken ct)
+    {
+        if (assignments.Count == 0)
+        {
+            throw new ArgumentException("no traits: give name=value pairs, e.g. segctl traits u1 tier=gold company_size=12 vip=true interests=garden,kitchen");
+        }
+
+        var request = new SetTraitsRequest
+        {
+            UserId = userId,
+            Source = source,
+            Layer = layer.ToLowerInvariant() switch
+            {
+                "zero-party" or "zero_party" or "declared" => DataLayer.ZeroParty,
+                "first-party" or "first_party" or "observed" => DataLayer.FirstParty,
+                _ => throw new ArgumentException($"unknown layer '{layer}': use zero-party (declared by the user) or first-party (observed)"),
+            },
+        };
+        if (at is { } when)
+        {
+            request.Timestamp = Timestamp.FromDateTimeOffset(when);
+        }
+
+        foreach (var assignment in assignments)
+        {
+            var eq = assignment.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new ArgumentException($"'{assignment}' is not name=value (e.g. tier=gold)");
+            }
+
+            request.Traits[assignment[..eq]] = ParseValue(assignment[(eq + 1)..]);
+        }
+
+        using var grpc = Cli.OpenChannel(address);
+        var response = await new ProfileService.ProfileServiceClient(grpc).SetTraitsAsync(request, cancellationToken: ct);
+        Console.WriteLine(json
+            ? Cli.ToJson(response)
+            : $"applied: {Joined(response.Applied)}; ignored (an older value than the one kept): {Joined(response.Ignored)}; profile version {response.ProfileVersion}");
+        return 0;
+    }
+
+    // A value as written on the command line: true/false, a number, an RFC 3339 time, a list with commas
+    // (a single value in the list needs a trailing comma: garden,), else text. A value meant as text that
+    // looks like one of these is written with a leading '=' (tier==true is the text "true").
+    internal static AttributeValue ParseValue(string text)
+    {
+        if (text.StartsWith('='))
+        {
+            return new AttributeValue { StringValue = text[1..] };
+        }
+
+        if (text is "true" or "false")
+        {
+            return new AttributeValue { BoolValue = text == "true" };
+        }
+
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number))
+        {
+            return new AttributeValue { NumberValue = number };
+        }
+
+        if (text.Length >= 20 && char.IsAsciiDigit(text[0]) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+        {
+            return new AttributeValue { TimestampValue = Timestamp.FromDateTimeOffset(time) };
+        }
+
+        if (text.Contains(',', StringComparison.Ordinal))
+        {
+            return new AttributeValue { StringListValue = new StringList { Values = { text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) } } };
+        }
+
+        return new AttributeValue { StringValue = text };
+    }
+
+    /// <summary><c>segctl identify</c>: links an anonymous id to a user id (Identify), merging the anonymous history.</summary>
+    public static async Task<int> IdentifyAsync(ServiceTarget address, string anonymousId, string userId, bool json, CancellationToken ct)
+    {
+        using var grpc = Cli.OpenChannel(address);
+        var response = await new ProfileService.ProfileServiceClient(grpc).IdentifyAsync(new IdentifyRequest { AnonymousId = anonymousId, UserId = userId }, cancellationToken: ct);
+        Console.WriteLine(json
+            ? Cli.ToJson(response)
+            : $"{anonymousId} is now {userId}: {response.MergedEvents:N0} events merged, {response.DuplicateEvents:N0} duplicates dropped; profile version {response.ProfileVersion}");
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>segctl consent</c>: shows a user's consent per purpose with its trail (GetConsent), or, with
+    /// <paramref name="purpose"/> and a decision, records it (RecordConsent).
+    /// </summary>
+    public static async Task<int> ConsentAsync(ServiceTarget address, string userId, string? purpose, bool? granted, string source, bool json, CancellationToken ct)
+    {
+        using var grpc = Cli.OpenChannel(address);
+        var client = new PrivacyService.PrivacyServiceClient(grpc);
+        if (purpose is null != granted is null)
+        {
+            throw new ArgumentException("to record consent give both --purpose and --grant or --withdraw; with neither, the consent is shown");
+        }
+
+        if (purpose is not null)
+        {
+            var recorded = await client.RecordConsentAsync(
+                new RecordConsentRequest { UserId = userId, Purpose = ParsePurpose(purpose), Granted = granted!.Value, Source = source, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) },
+                cancellationToken: ct);
+            Console.WriteLine(json
+                ? Cli.ToJson(recorded)
+                : $"{(recorded.Duplicate ? "already recorded" : "recorded")}: {Cli.EnumName(recorded.State.Purpose)} {(recorded.State.Granted ? "granted" : "not granted")} for {userId}");
+            return 0;
+        }
+
+        var response = await client.GetConsentAsync(new GetConsentRequest { UserId = userId }, cancellationToken: ct);
+        if (json)
+        {
+            Console.WriteLine(Cli.ToJson(response));
+            return 0;
+        }
+
+        foreach (var state in response.States)
+        {
+            Console.WriteLine($"{Cli.EnumName(state.Purpose),-16} {(state.Granted ? "granted" : "not granted"),-12} {(state.Recorded ? $"recorded {state.Latest?.Timestamp?.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z from {state.Latest?.Source}" : "default (never recorded)")}");
+        }
+
+        return 0;
+    }
+
+    /// <summary><c>segctl export</c>: everything the service holds about a user (ExportUser), as JSON, to standard output or a file.</summary>
+    public static async Task<int> ExportAsync(ServiceTarget address, string userId, FileInfo? output, CancellationToken ct)
+    {
+        using var grpc = Cli.OpenChannel(address);
+        var response = await new PrivacyService.PrivacyServiceClient(grpc).ExportUserAsync(new ExportUserRequest { UserId = userId }, cancellationToken: ct);
+        using var document = JsonDocument.Parse(response.Json);
+        var pretty = JsonSerializer.Serialize(document.RootElement, Indented);
+        if (output is null)
+        {
+            Console.WriteLine(pretty);
+        }
+        else
+        {
+            await File.WriteAllTextAsync(output.FullName, pretty + Environment.NewLine, ct);
+            Console.Error.WriteLine($"exported {userId} to {output.FullName}");
+        }
+
+        return 0;
+    }
+
+    /// <summary><c>segctl forget</c>: erases a user and every id linked to them (ForgetUser); asks for --yes.</summary>
+    public static async Task<int> ForgetAsync(ServiceTarget address, string userId, bool confirmed, bool json, CancellationToken ct)
+    {
+        if (!confirmed)
+        {
+            throw new ArgumentException($"forget erases {userId} and every id linked to them, and cannot be undone: repeat with --yes");
+        }
+
+        using var grpc = Cli.OpenChannel(address);
+        var response = await new PrivacyService.PrivacyServiceClient(grpc).ForgetUserAsync(new ForgetUserRequest { UserId = userId }, cancellationToken: ct);
+        Console.WriteLine(json
+            ? Cli.ToJson(response)
+            : response.Existed
+                ? $"erased {userId}{(response.LinkedIds.Count > 0 ? $" and linked ids {Joined(response.LinkedIds)}" : "")}"
+                : $"nothing held about {userId} (recorded as erased all the same)");
+        return 0;
+    }
+
+    internal static ConsentPurpose ParsePurpose(string purpose) => purpose.ToLowerInvariant().Replace('-', '_') switch
+    {
+        "personalization" or "personalisation" => ConsentPurpose.Personalization,
+        "analytics" => ConsentPurpose.Analytics,
+        "email_marketing" or "email" => ConsentPurpose.EmailMarketing,
+        "advertising" or "ads" => ConsentPurpose.Advertising,
+        _ => throw new ArgumentException($"unknown purpose '{purpose}': use personalization, analytics, email_marketing or advertising"),
+    };
+
+    private static async Task<List<string>> ReadIdsAsync(string source, CancellationToken ct)
+    {
+        using var reader = source == "-" ? new StreamReader(Console.OpenStandardInput()) : new StreamReader(source);
+        var ids = new List<string>();
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.Trim() is { Length: > 0 } id && !id.StartsWith('#'))
+            {
+                ids.Add(id);
+            }
+
+            if (ids.Count > MaxBatchUsers)
+            {
+                break;
+            }
+        }
+
+        return ids;
+    }
+
+    private static string Joined(IEnumerable<string> items) => items.Any() ? string.Join(", ", items) : "-";
+}
