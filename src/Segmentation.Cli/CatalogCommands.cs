@@ -239,10 +239,10 @@ internal static class CatalogCommands
             return 0;
         }
 
-        var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"catalog v{r.CatalogVersion}: {r.Segments.Count} segments, {r.Population:N0} profiles with memberships (live counts, no request context)");
-        AppendSizes(sb, r.Segments);
-        Console.Write(sb.ToString());
+        Console.WriteLine($"catalog v{r.CatalogVersion}: {r.Segments.Count} segments, {r.Population:N0} profiles with memberships (live counts, no request context)");
+        Terminal.Table(
+            [">priority", "id", "type", ">members", ">share"],
+            r.Segments.Select(s => (IReadOnlyList<string>)[s.Segment.Priority.ToString(CultureInfo.InvariantCulture), s.Segment.Id, Cli.EnumName(s.Segment.Type), s.MemberCount.ToString("N0", CultureInfo.InvariantCulture), Percent(s.Share)]));
         return 0;
     }
 

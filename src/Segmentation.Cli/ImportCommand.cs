@@ -23,7 +23,7 @@ internal static class ImportCommand
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public static async Task<int> RunAsync(ServiceTarget address, FileInfo csv, bool shiftToNow, TimeSpan rfmWait, bool json, CancellationToken ct)
+    public static async Task<int> RunAsync(ServiceTarget address, FileInfo csv, MappedCsv? mapping, bool shiftToNow, TimeSpan rfmWait, bool json, CancellationToken ct)
     {
         if (!csv.Exists)
         {
@@ -31,19 +31,25 @@ internal static class ImportCommand
         }
 
         var total = Stopwatch.StartNew();
-        var report = new ImportReport { File = csv.Name, Address = address.Address };
-        var events = ReadEvents(csv, shiftToNow ? DateTimeOffset.UtcNow : null, report);
-
+        var report = new ImportReport { File = csv.Name, Address = address.Address, Mapped = mapping is not null };
         using var grpc = Cli.OpenChannel(address);
         var profiles = new ProfileService.ProfileServiceClient(grpc);
 
+        // A wrong address, key or scope fails here, before a large file is read.
+        await CheckKeyAsync(profiles, ct);
+        var events = mapping is null ? ReadEvents(csv, shiftToNow ? DateTimeOffset.UtcNow : null, report) : ReadMapped(mapping, csv, report);
+
         var send = Stopwatch.StartNew();
-        await StreamAsync(profiles, events, report, ct);
+        await Terminal.ProgressAsync("import", events.Count, "events", async progress =>
+        {
+            await StreamAsync(profiles, events, report, progress, ct);
+            return true;
+        });
         send.Stop();
         report.StreamSeconds = Math.Round(send.Elapsed.TotalSeconds, 3);
         report.EventsPerSecond = send.Elapsed.TotalSeconds > 0 ? Math.Round(events.Count / send.Elapsed.TotalSeconds) : 0;
 
-        if (rfmWait > TimeSpan.Zero && events.Count > 0)
+        if (mapping is null && rfmWait > TimeSpan.Zero && events.Count > 0)
         {
             await RfmAsync(profiles, events, report, rfmWait, ct);
         }
@@ -51,6 +57,35 @@ internal static class ImportCommand
         report.TotalSeconds = Math.Round(total.Elapsed.TotalSeconds, 3);
         Console.Write(json ? JsonSerializer.Serialize(report, JsonOptions) + Environment.NewLine : Format(report));
         return 0;
+    }
+
+    /// <summary>
+    /// Asks the service to take an empty batch of events: it refuses the batch as invalid once the key and its
+    /// ingest scope are accepted, and refuses the key or scope first otherwise (which is reported and ends the import).
+    /// </summary>
+    private static async Task CheckKeyAsync(ProfileService.ProfileServiceClient client, CancellationToken ct)
+    {
+        try
+        {
+            await client.TrackEventsAsync(new TrackEventsRequest(), cancellationToken: ct);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.InvalidArgument)
+        {
+            // The key was accepted: only the empty batch was refused.
+        }
+    }
+
+    private static List<Event> ReadMapped(MappedCsv mapping, FileInfo csv, ImportReport report)
+    {
+        var events = mapping.Read(csv, report);
+        report.Customers = events.Select(e => e.UserId.Length > 0 ? e.UserId : e.AnonymousId).Distinct(StringComparer.Ordinal).Count();
+        if (events.Count > 0)
+        {
+            report.FirstEventAt = Cli.Time(events.MinBy(e => e.Timestamp.ToDateTimeOffset())!.Timestamp);
+            report.LastEventAt = Cli.Time(events.MaxBy(e => e.Timestamp.ToDateTimeOffset())!.Timestamp);
+        }
+
+        return events;
     }
 
     /// <summary>Reads the CSV (<see cref="OnlineRetailCsv"/>) and builds events in time order (ties by event id), filling the read side of the report.</summary>
@@ -122,7 +157,7 @@ internal static class ImportCommand
     }
 
     /// <summary>Writes every event to one StreamEvents call while a second task reads the results (one per event, in order).</summary>
-    private static async Task StreamAsync(ProfileService.ProfileServiceClient client, List<Event> events, ImportReport report, CancellationToken ct)
+    private static async Task StreamAsync(ProfileService.ProfileServiceClient client, List<Event> events, ImportReport report, Action<long> progress, CancellationToken ct)
     {
         using var call = client.StreamEvents(cancellationToken: ct);
         var reader = Task.Run(
@@ -177,7 +212,10 @@ internal static class ImportCommand
             foreach (var e in events)
             {
                 await call.RequestStream.WriteAsync(new StreamEventsRequest { Event = e }, ct);
-                report.EventsSent++;
+                if (++report.EventsSent % 500 == 0)
+                {
+                    progress(report.EventsSent);
+                }
             }
 
             await call.RequestStream.CompleteAsync();
@@ -356,9 +394,18 @@ internal static class ImportCommand
             sb.AppendLine(inv, $"    {reason,-36} {n,7:N0}");
         }
 
-        sb.AppendLine(inv, $"  invoices → events          {r.Invoices,9:N0}   ({r.PurchaseEvents:N0} purchase, {r.RefundEvents:N0} refund)");
-        sb.AppendLine(inv, $"  distinct customers         {r.Customers,9:N0}   ({r.CustomersWithPurchase:N0} with at least one purchase)");
-        sb.AppendLine(inv, $"  timestamps shifted by      {r.ShiftDays,9:N0} days   (events {r.FirstEventAt} .. {r.LastEventAt})");
+        if (r.Mapped)
+        {
+            sb.AppendLine(inv, $"  rows → events              {r.RowsRead - r.RowsRejected.Values.Sum(),9:N0}   (events {r.FirstEventAt} .. {r.LastEventAt})");
+            sb.AppendLine(inv, $"  distinct users             {r.Customers,9:N0}");
+        }
+        else
+        {
+            sb.AppendLine(inv, $"  invoices → events          {r.Invoices,9:N0}   ({r.PurchaseEvents:N0} purchase, {r.RefundEvents:N0} refund)");
+            sb.AppendLine(inv, $"  distinct customers         {r.Customers,9:N0}   ({r.CustomersWithPurchase:N0} with at least one purchase)");
+            sb.AppendLine(inv, $"  timestamps shifted by      {r.ShiftDays,9:N0} days   (events {r.FirstEventAt} .. {r.LastEventAt})");
+        }
+
         sb.AppendLine(inv, $"  events sent                {r.EventsSent,9:N0}   (results received {r.Results:N0})");
         sb.AppendLine(inv, $"    accepted                 {r.Accepted,9:N0}");
         sb.AppendLine(inv, $"    duplicates               {r.Duplicates,9:N0}");
@@ -425,6 +472,7 @@ internal sealed class ImportReport
 {
     public string File { get; set; } = "";
     public string Address { get; set; } = "";
+    public bool Mapped { get; set; }
     public int RowsRead { get; set; }
     public SortedDictionary<string, int> RowsRejected { get; } = new(StringComparer.Ordinal);
     public int Invoices { get; set; }

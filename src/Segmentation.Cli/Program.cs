@@ -40,7 +40,10 @@ hashKey.SetAction(_ =>
 root.Subcommands.Add(hashKey);
 
 // import
-var csv = new Argument<FileInfo>("csv") { Description = "UCI Online Retail CSV (InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country)" };
+var csv = new Argument<FileInfo>("csv") { Description = "A CSV of events: the UCI Online Retail layout (InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country), or any layout with --map/--mapping" };
+var map = new Option<string[]>("--map") { Description = "Map an event field to a column, field=Column (repeatable): user_id, type, timestamp required; also event_id, anonymous_id, value, currency, order_id, product_id, category, campaign_id, search_query, device, page_type, page_path, country, session_id", AllowMultipleArgumentsPerToken = false };
+var mappingFile = new Option<FileInfo?>("--mapping") { Description = "A file of field=Column lines (# comments), as --map" };
+var importType = new Option<string?>("--type") { Description = "The event type of every row, when no column holds it" };
 var shift = new Option<bool>("--shift-to-now")
 {
     Description = "Shift timestamps by whole days so the last invoice falls on yesterday (UTC); on by default",
@@ -52,10 +55,11 @@ var rfmWait = new Option<int>("--rfm-wait")
     Description = "Seconds to wait for the server's RFM model to cover the imported customers (0 skips the RFM report)",
     DefaultValueFactory = _ => 30,
 };
-var import = new Command("import", "Import the UCI Online Retail CSV through ProfileService.StreamEvents and print a report") { csv, shift, noShift, rfmWait };
+var import = new Command("import", "Import events from a CSV through ProfileService.StreamEvents (progress on a terminal) and print a report; the key is checked before the file is read") { csv, shift, noShift, rfmWait, map, mappingFile, importType };
 import.SetAction((parse, ct) => Cli.RunAsync(() => ImportCommand.RunAsync(
     Target(parse),
     parse.GetValue(csv)!,
+    parse.GetValue(map) is { Length: > 0 } || parse.GetValue(mappingFile) is not null ? MappedCsv.Create(parse.GetValue(map) ?? [], parse.GetValue(mappingFile), parse.GetValue(importType)) : null,
     parse.GetValue(shift) && !parse.GetValue(noShift),
     TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(rfmWait))),
     parse.GetValue(json),

@@ -9,15 +9,26 @@ namespace Segmentation.Server.Tests;
 /// </summary>
 public sealed class CliProcessTests
 {
-    private static async Task<(int Exit, string Stdout, string Stderr)> Segctl(string arguments, string? stdin = null, Dictionary<string, string>? environment = null)
+    private static Task<(int Exit, string Stdout, string Stderr)> Segctl(string arguments, string? stdin = null, Dictionary<string, string>? environment = null) =>
+        Run(new ProcessStartInfo("dotnet", $"{ExternalTools.Segctl} {arguments}"), stdin, environment);
+
+    private static Task<(int Exit, string Stdout, string Stderr)> Segctl(Dictionary<string, string> environment, string file, params string[] arguments)
     {
-        var info = new ProcessStartInfo("dotnet", $"{ExternalTools.Segctl} {arguments}")
+        var info = new ProcessStartInfo(file);
+        foreach (var argument in arguments)
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+            info.ArgumentList.Add(argument);
+        }
+
+        return Run(info, null, environment);
+    }
+
+    private static async Task<(int Exit, string Stdout, string Stderr)> Run(ProcessStartInfo info, string? stdin, Dictionary<string, string>? environment)
+    {
+        info.RedirectStandardInput = true;
+        info.RedirectStandardOutput = true;
+        info.RedirectStandardError = true;
+        info.UseShellExecute = false;
         info.Environment.Remove("SEGMENTATION_API_KEY");
         info.Environment.Remove("SEGCTL_ADDRESS");
         foreach (var (name, value) in environment ?? [])
@@ -254,6 +265,127 @@ public sealed class CliProcessTests
         {
             server.Kill(entireProcessTree: true);
             await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Import_reads_a_mapped_csv_checks_the_key_before_the_file_and_is_idempotent()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        var work = Directory.CreateTempSubdirectory("seg-cli-import-").FullName;
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+            var at = $"--address http://127.0.0.1:{port}";
+            var day = DateTimeOffset.UtcNow.AddDays(-2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+            var csv = Path.Combine(work, "shop-events.csv");
+            await File.WriteAllTextAsync(csv, $"""
+                Who;What;When;Amount;Order
+                m-1;purchase;{day}T10:00:00Z;25.50;ord-1
+                m-1;page_view;{day}T11:00:00Z;;
+                m-2;purchase;{day}T12:00:00Z;10;ord-2
+                ;page_view;{day}T12:30:00Z;;
+                m-2;page_view;not a time;;
+                """.Replace(';', ','));
+            var mapping = Path.Combine(work, "mapping.txt");
+            await File.WriteAllTextAsync(mapping, "# our shop's export\nuser_id=Who\ntype = What\ntimestamp=When\n");
+
+            var (exit, stdout, stderr) = await Segctl($"import {csv} --mapping {mapping} --map value=Amount --map order_id=Order --json {at}", environment: env);
+            Assert.True(exit == 0, stderr);
+            using (var report = System.Text.Json.JsonDocument.Parse(stdout))
+            {
+                var r = report.RootElement;
+                Assert.Equal(5, r.GetProperty("rows_read").GetInt32());
+                Assert.Equal(1, r.GetProperty("rows_rejected").GetProperty("no user id").GetInt32());
+                Assert.Equal(1, r.GetProperty("rows_rejected").GetProperty("time not readable").GetInt32());
+                Assert.Equal(3, r.GetProperty("accepted").GetInt32());
+            }
+
+            (exit, stdout, _) = await Segctl($"profile m-1 --json {at}", environment: env);
+            Assert.Equal(0, exit);
+            Assert.Contains("25.5", stdout, StringComparison.Ordinal);
+
+            // The same file again: every event is a duplicate (ids from the file name and row), nothing counted twice.
+            (exit, stdout, _) = await Segctl($"import {csv} --mapping {mapping} --map value=Amount --map order_id=Order --json {at}", environment: env);
+            Assert.Equal(0, exit);
+            using (var again = System.Text.Json.JsonDocument.Parse(stdout))
+            {
+                Assert.Equal(3, again.RootElement.GetProperty("duplicates").GetInt32());
+                Assert.Equal(0, again.RootElement.GetProperty("accepted").GetInt32());
+            }
+
+            // Mapping mistakes are usage errors with a suggestion, before anything is sent.
+            (exit, _, stderr) = await Segctl($"import {csv} --map user_id=Who --map tipe=What --map timestamp=When {at}", environment: env);
+            Assert.Equal(2, exit);
+            Assert.Contains("did you mean 'type'?", stderr, StringComparison.Ordinal);
+            (exit, _, stderr) = await Segctl($"import {csv} --map user_id=Customer --map type=What --map timestamp=When {at}", environment: env);
+            Assert.Equal(3, exit);
+            Assert.Contains("no column 'Customer'", stderr, StringComparison.Ordinal);
+
+            // A refused key ends the import before the file is read: this file is not a valid import at all, yet the
+            // error is the key's (exit 1), not the file's (exit 3).
+            (exit, _, stderr) = await Segctl($"import {mapping} {at}", environment: new() { ["SEGMENTATION_API_KEY"] = "wrong-key" });
+            Assert.Equal(1, exit);
+            Assert.Contains("refused the API key", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Tables_are_drawn_on_a_terminal_and_plain_when_redirected()
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+            var (exit, plain, stderr) = await Segctl($"segments --address http://127.0.0.1:{port}", environment: env);
+            Assert.True(exit == 0, stderr);
+            Assert.Contains("general_audience", plain, StringComparison.Ordinal);
+            Assert.DoesNotContain("╭", plain, StringComparison.Ordinal);
+            Assert.DoesNotContain("\u001b[", plain, StringComparison.Ordinal);
+
+            // util-linux's script(1) runs segctl on a pseudo-terminal, as a person at a terminal would.
+            var command = $"dotnet {ExternalTools.Segctl} segments --address http://127.0.0.1:{port}";
+            (exit, var drawn, stderr) = await Segctl(env, "script", "-qec", command, "/dev/null");
+            Assert.True(exit == 0, stderr);
+            Assert.Contains("╭", drawn, StringComparison.Ordinal);
+            Assert.Contains("general_audience", drawn, StringComparison.Ordinal);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Segctl_installs_as_a_dotnet_tool()
+    {
+        var work = Directory.CreateTempSubdirectory("seg-cli-tool-").FullName;
+        try
+        {
+            var configuration = ExternalTools.Segctl.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+            var project = Path.Combine(ExternalTools.RepoRoot, "src", "Segmentation.Cli");
+            var (exit, stdout, stderr) = await ExternalTools.Run("dotnet", $"pack \"{project}\" -c {configuration} --no-build -o \"{work}/packages\"", ExternalTools.RepoRoot, TimeSpan.FromMinutes(3));
+            Assert.True(exit == 0, $"dotnet pack: {stdout}{stderr}");
+            (exit, stdout, stderr) = await ExternalTools.Run("dotnet", $"tool install Segmentation.Segctl --tool-path \"{work}/tools\" --add-source \"{work}/packages\" --ignore-failed-sources", work, TimeSpan.FromMinutes(3));
+            Assert.True(exit == 0, $"dotnet tool install: {stdout}{stderr}");
+            (exit, stdout, stderr) = await ExternalTools.Run(Path.Combine(work, "tools", "segctl"), "--help", work, TimeSpan.FromMinutes(1));
+            Assert.True(exit == 0, stderr);
+            Assert.Contains("decide-batch", stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
         }
     }
 }

@@ -110,13 +110,14 @@ export async function call(path, { method = 'GET', query, body, signal } = {}) {
 
 /**
  * Reads a server-streaming route: newline-delimited JSON, one message per line, until the server ends it or
- * `signal` aborts. A status object ({code, message}) arriving in the stream is thrown as ApiError.
+ * `signal` aborts; onOpen runs once the response headers arrived. A status object ({code, message}) arriving in the stream is thrown as ApiError.
  */
-export async function stream(path, { query, signal, onMessage }) {
+export async function stream(path, { query, signal, onMessage, onOpen = () => {} }) {
   const response = await fetch(url(path, query), { headers: headers(false), signal, cache: 'no-store' });
   if (!response.ok) {
     throw await errorOf(response);
   }
+  onOpen();
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';

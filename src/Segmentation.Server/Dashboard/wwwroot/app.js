@@ -153,5 +153,11 @@ signOut.addEventListener('click', () => {
   showSignIn('Signed out.');
 });
 
+// The skip link moves focus without touching the hash (the hash is the route).
+document.querySelector('.skip-link')?.addEventListener('click', (e) => {
+  e.preventDefault();
+  main.focus();
+});
+
 window.addEventListener('hashchange', route);
 route();

@@ -14,6 +14,8 @@ export function h(tag, attrs = {}, ...children) {
       for (const [event, fn] of Object.entries(value)) {
         el.addEventListener(event, fn);
       }
+    } else if (name === 'style' && typeof value === 'object') {
+      Object.assign(el.style, value); // CSSOM, allowed under a strict Content-Security-Policy
     } else if (name === 'className' || name === 'textContent' || name === 'value' || name === 'checked' || name === 'open') {
       el[name] = value;
     } else {
@@ -115,16 +117,17 @@ export function section(title, id, ...intro) {
 export const unavailable = (text) => h('p', { className: 'unavailable' }, `Not available: ${text}`);
 
 /**
- * A table sorted by clicking its column headers (buttons; the header carries aria-sort).
+ * A table sorted by clicking its column headers (buttons; the header carries aria-sort). `name` makes the test
+ * ids: the table is "{name}-table", the header buttons "sort-{name}-{column key}".
  * columns: [{key, label, value: row => sortable, render: row => cell content, testid?: row => string, numeric?}]
  * rowAttrs: row => attributes of the <tr>. The first column is a row header (<th scope="row">).
  */
-export function sortableTable({ caption, columns, rows, rowAttrs = () => ({}), sortKey = null, descending = true, className = '' }) {
+export function sortableTable({ name, caption, columns, rows, rowAttrs = () => ({}), sortKey = null, descending = true, className = '' }) {
   let key = sortKey;
   let desc = descending;
   const thead = h('thead');
   const tbody = h('tbody');
-  const table = h('table', { className: `data ${className}` }, h('caption', {}, caption), thead, tbody);
+  const table = h('table', { className: `data ${className}`, 'data-testid': `${name}-table` }, h('caption', {}, caption), thead, tbody);
 
   const draw = () => {
     const headerRow = h('tr');
@@ -135,13 +138,13 @@ export function sortableTable({ caption, columns, rows, rowAttrs = () => ({}), s
         h('button', {
           type: 'button',
           className: 'sort',
-          'data-testid': `sort-${col.key}`,
+          'data-testid': `sort-${name}-${col.key}`,
           on: {
             click: () => {
               desc = key === col.key ? !desc : !!col.numeric;
               key = col.key;
               draw();
-              table.querySelector(`[data-testid="sort-${col.key}"]`)?.focus();
+              table.querySelector(`[data-testid="sort-${name}-${col.key}"]`)?.focus();
             },
           },
         }, col.label, h('span', { className: 'sort-mark', 'aria-hidden': 'true' }, sorted ? (desc ? ' ▼' : ' ▲') : ' ↕'))));

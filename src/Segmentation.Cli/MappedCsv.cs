@@ -1,0 +1,194 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Google.Protobuf.WellKnownTypes;
+using Segmentation.Contracts.V1;
+using Sylvan.Data.Csv;
+
+namespace Segmentation.Cli;
+
+/// <summary>
+/// A CSV of events in any layout, read through a column mapping: which column holds the user id, the event type,
+/// the time, and so on. Each row is one event. The mapping comes from <c>--map field=Column</c> options or a
+/// small file of <c>field=Column</c> lines; unknown fields and columns the file does not have are errors before
+/// any row is read. Rows without a user id, type or a valid time are counted as rejected by reason, not sent.
+/// </summary>
+internal sealed class MappedCsv
+{
+    /// <summary>The event fields a column can be mapped to.</summary>
+    public static readonly IReadOnlyList<string> Fields =
+    [
+        "event_id", "user_id", "anonymous_id", "type", "timestamp", "value", "currency", "order_id", "product_id", "category",
+        "campaign_id", "search_query", "device", "page_type", "page_path", "country", "session_id",
+    ];
+
+    private readonly Dictionary<string, string> _columns;
+    private readonly string? _constantType;
+
+    private MappedCsv(Dictionary<string, string> columns, string? constantType)
+    {
+        _columns = columns;
+        _constantType = constantType;
+    }
+
+    /// <summary>
+    /// The mapping from <paramref name="assignments"/> (field=Column) and the lines of <paramref name="file"/>, if any
+    /// (later ones win); <paramref name="constantType"/> is the event type of every row when no column holds it.
+    /// </summary>
+    public static MappedCsv Create(IEnumerable<string> assignments, FileInfo? file, string? constantType)
+    {
+        var lines = new List<(string Text, string Where)>();
+        if (file is not null)
+        {
+            if (!file.Exists)
+            {
+                throw new FileNotFoundException($"no such mapping file: {file.FullName}");
+            }
+
+            var n = 0;
+            foreach (var line in File.ReadLines(file.FullName))
+            {
+                n++;
+                if (line.Trim() is { Length: > 0 } text && !text.StartsWith('#'))
+                {
+                    lines.Add((text, $"{file.Name}:{n}"));
+                }
+            }
+        }
+
+        lines.AddRange(assignments.Select(a => (a, "--map")));
+        var columns = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (text, where) in lines)
+        {
+            var eq = text.IndexOfAny(['=', ':']);
+            var field = eq > 0 ? text[..eq].Trim() : "";
+            var column = eq > 0 ? text[(eq + 1)..].Trim() : "";
+            if (field.Length == 0 || column.Length == 0)
+            {
+                throw new ArgumentException($"{where}: '{text}' is not field=Column (e.g. user_id=CustomerID)");
+            }
+
+            if (!Fields.Contains(field))
+            {
+                var close = Fields.OrderBy(f => Distance(f, field)).First();
+                throw new ArgumentException($"{where}: unknown event field '{field}'{(Distance(close, field) <= Math.Max(1, field.Length / 3) ? $"; did you mean '{close}'?" : "")} (fields: {string.Join(", ", Fields)})");
+            }
+
+            columns[field] = column;
+        }
+
+        if (!columns.ContainsKey("user_id") && !columns.ContainsKey("anonymous_id"))
+        {
+            throw new ArgumentException("the mapping needs user_id=<column> (or anonymous_id=<column>)");
+        }
+
+        if (!columns.ContainsKey("type") && string.IsNullOrEmpty(constantType))
+        {
+            throw new ArgumentException("the mapping needs type=<column>, or --type for one event type for every row");
+        }
+
+        if (!columns.ContainsKey("timestamp"))
+        {
+            throw new ArgumentException("the mapping needs timestamp=<column>: when each event happened (RFC 3339, or any format .NET reads in the invariant culture; no zone means UTC)");
+        }
+
+        return new MappedCsv(columns, constantType);
+    }
+
+    /// <summary>
+    /// Reads <paramref name="csv"/> (a header row first) into events in file order; the header is checked against
+    /// the mapping before any row is read.
+    /// </summary>
+    public List<Event> Read(FileInfo csv, ImportReport report)
+    {
+        using var text = new StreamReader(csv.FullName, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        using var reader = CsvDataReader.Create(text, new CsvDataReaderOptions { HasHeaders = true });
+        var header = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToList();
+        var ordinal = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (field, column) in _columns)
+        {
+            var index = header.FindIndex(h => string.Equals(h.Trim(), column, StringComparison.OrdinalIgnoreCase));
+            if (index < 0)
+            {
+                throw new InvalidDataException($"{csv.Name} has no column '{column}' (mapped to {field}); its columns: {string.Join(", ", header)}");
+            }
+
+            ordinal[field] = index;
+        }
+
+        // Rows without an event id get one from the file's name and the row number, so importing the same file
+        // again is deduplicated by the service instead of counted twice.
+        var prefix = "csv-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(csv.Name)))[..12] + "-";
+        var events = new List<Event>();
+        var row = 1;
+        while (reader.Read())
+        {
+            row++;
+            report.RowsRead++;
+            string Get(string field) => ordinal.TryGetValue(field, out var i) && i < reader.RowFieldCount ? reader.GetString(i).Trim() : "";
+
+            var user = Get("user_id");
+            var anonymous = Get("anonymous_id");
+            var type = ordinal.ContainsKey("type") ? Get("type") : _constantType!;
+            if (user.Length == 0 && anonymous.Length == 0)
+            {
+                report.Reject("no user id");
+                continue;
+            }
+
+            if (type.Length == 0)
+            {
+                report.Reject("no event type");
+                continue;
+            }
+
+            if (!DateTimeOffset.TryParse(Get("timestamp"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+            {
+                report.Reject("time not readable");
+                continue;
+            }
+
+            var e = new Event
+            {
+                EventId = Get("event_id") is { Length: > 0 } id ? id : prefix + row.ToString(CultureInfo.InvariantCulture),
+                Type = type,
+                UserId = user,
+                AnonymousId = anonymous,
+                Timestamp = Timestamp.FromDateTimeOffset(at),
+                Currency = Get("currency"),
+                OrderId = Get("order_id"),
+                ProductId = Get("product_id"),
+                Category = Get("category"),
+                CampaignId = Get("campaign_id"),
+                SearchQuery = Get("search_query"),
+                Context = new EventContext
+                {
+                    // A back-office export seldom has the web context the service asks of every event: unmapped, the
+                    // device and page type are "unknown" and the session is the user's day.
+                    Source = "segctl-import",
+                    Device = Get("device") is { Length: > 0 } device ? device : "unknown",
+                    PageType = Get("page_type") is { Length: > 0 } page ? page : "unknown",
+                    PagePath = Get("page_path"),
+                    Country = Get("country"),
+                    SessionId = Get("session_id") is { Length: > 0 } session ? session : $"{(user.Length > 0 ? user : anonymous)}-{at.UtcDateTime:yyyyMMdd}",
+                },
+            };
+            if (Get("value") is { Length: > 0 } value)
+            {
+                if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var amount))
+                {
+                    report.Reject("value not a number");
+                    continue;
+                }
+
+                e.Value = amount;
+            }
+
+            events.Add(e);
+        }
+
+        return events;
+    }
+
+    private static int Distance(string a, string b) => Quickenshtein.Levenshtein.GetDistance(a, b);
+}

@@ -1,0 +1,148 @@
+// One experiment's results: arms, exposure, lift with its confidence and always-valid intervals, the sample
+// ratio check, guardrails and the recommendation; promoting an arm. Routes: GET /v1/experiments/{id}/results,
+// POST /v1/experiments/{id}/promote.
+
+import { call, describeError } from '../api.js';
+import { h, fill, num, fmtInt, fmtDec, fmtPct, fmtLift, fmtTime, enumLabel, section, unavailable } from '../util.js';
+import { statusPill } from './experiments.js';
+
+const RATE_METRICS = new Set(['ctr', 'conversion_rate', 'unsubscribe_rate', 'open_rate', 'churn_rate']);
+
+/** A metric's value: a rate as a percentage, anything else (revenue per user) as a decimal. */
+const fmtMetric = (metric, v) => (RATE_METRICS.has(metric) ? fmtPct(v, 2) : fmtDec(v, 2));
+/** A difference of means: percentage points for rates. */
+function fmtDiff(metric, v) {
+  const n = num(v);
+  const sign = n > 0 ? '+' : n < 0 ? '−' : '±';
+  return RATE_METRICS.has(metric) ? `${sign}${fmtDec(Math.abs(n) * 100, 2)} pp` : `${sign}${fmtDec(Math.abs(n), 2)}`;
+}
+const fmtInterval = (i, f) => `[${f(i?.lower)}, ${f(i?.upper)}]`;
+const fmtP = (p) => (num(p) < 0.0001 ? '< 0.0001' : fmtDec(p, 4));
+
+function verdictText(v) {
+  return { VERDICT_BETTER: '▲ better', VERDICT_WORSE: '▼ worse', VERDICT_INCONCLUSIVE: '– inconclusive' }[v] ?? '–';
+}
+
+export async function render(ctx) {
+  const id = ctx.params[0];
+  ctx.setTitle(`Experiment ${id}`);
+  const title = h('h1', { tabindex: '-1' }, 'Experiment ', h('code', {}, id));
+  const summary = section('Recommendation', 'recommendation-section');
+  const arms = section('Arms', 'arms', h('p', { className: 'help' },
+    'Lift: treatment mean / control mean − 1 on the primary metric, with its 95 % fixed-horizon confidence interval (valid for one look at a planned sample size) and the always-valid 95 % interval (a confidence sequence: safe to look at every day). The verdict follows the always-valid interval.'));
+  const primary = section('Primary metric comparisons', 'primary');
+  const guardrails = section('Guardrails', 'guardrails');
+  const breakdowns = section('Per segment', 'breakdowns');
+  const promoteResult = h('p', { role: 'status', 'data-testid': 'promote-result' });
+  ctx.main.append(h('p', {}, h('a', { href: '#/experiments' }, '← All experiments')), title, summary.el, arms.el, primary.el, guardrails.el);
+
+  let res;
+  try {
+    res = await call(`/v1/experiments/${encodeURIComponent(id)}/results`, { signal: ctx.signal });
+  } catch (err) {
+    ctx.fail(err, `Results of ${id} (GET /v1/experiments/{id}/results)`);
+    for (const s of [summary, arms, primary, guardrails]) {
+      fill(s.body, unavailable('the results could not be read.'));
+    }
+    return;
+  }
+  const e = res.experiment ?? {};
+  const metric = e.primaryMetric ?? '';
+  fill(title, 'Experiment ', h('code', {}, e.id || id), ' ', statusPill(e.status));
+  const comparisons = res.comparisons ?? [];
+  const primaryOf = (armId) => comparisons.find((c) => c.armId === armId && !c.guardrail);
+  const srm = res.sampleRatio ?? {};
+
+  fill(summary.body,
+    h('p', {}, e.description || ''),
+    h('dl', { className: 'facts' },
+      h('dt', {}, 'Recommendation'), h('dd', {}, h('strong', { 'data-testid': 'recommendation', 'data-value': res.recommendation ?? '' }, enumLabel(res.recommendation, 'RECOMMENDATION_')),
+        res.winningArmId ? [' — winning arm ', h('code', { 'data-testid': 'winning-arm' }, res.winningArmId)] : null),
+      h('dt', {}, 'Why'), h('dd', { 'data-testid': 'recommendation-reason' }, res.reason || '—'),
+      h('dt', {}, 'Sample ratio'), h('dd', { 'data-testid': 'srm-status', 'data-value': srm.mismatch ? 'mismatch' : 'ok', className: srm.mismatch ? 'bad' : '' },
+        srm.mismatch ? '⚠ Sample ratio mismatch: the split is broken, no result is to be trusted' : '✓ No sample ratio mismatch',
+        ` (χ² ${fmtDec(srm.chiSquared, 3)}, p ${fmtP(srm.pValue)}; mismatch when p < 0.001)`),
+      h('dt', {}, 'Segment'), h('dd', {}, e.segmentId ? h('a', { href: `#/segments/${encodeURIComponent(e.segmentId)}` }, e.segmentId) : 'whole catalog'),
+      h('dt', {}, 'Primary metric'), h('dd', {}, metric || '—', e.minimumDetectableEffect ? ` (minimum detectable effect ${fmtPct(e.minimumDetectableEffect, 0)})` : ''),
+      h('dt', {}, 'Users per arm needed'), h('dd', { 'data-testid': 'users-per-arm-needed', 'data-value': num(res.usersPerArmNeeded) }, num(res.usersPerArmNeeded) ? fmtInt(res.usersPerArmNeeded) : 'not computed (no effect declared or no control data)'),
+      h('dt', {}, 'Exposed users'), h('dd', { 'data-testid': 'experiment-exposed', 'data-value': num(e.exposedUsers) }, `${fmtInt(e.exposedUsers)} (exposure on ${enumLabel(e.exposure, 'EXPOSURE_TRIGGER_')})`),
+      h('dt', {}, 'Computed'), h('dd', {}, fmtTime(res.computedAt))));
+
+  const promote = async (armId) => {
+    if (!window.confirm(`Promote arm '${armId}' of experiment '${id}'?\n\nThis publishes a new catalog version in which the arm's variants are served to everyone the segment wins (undo with a catalog rollback).`)) {
+      return;
+    }
+    promoteResult.textContent = `Promoting ${armId}…`;
+    try {
+      const r = await call(`/v1/experiments/${encodeURIComponent(id)}/promote`, { method: 'POST', body: { armId, comment: `promoted from the dashboard: arm ${armId}` }, signal: ctx.signal });
+      const warnings = (r.warnings ?? []).length;
+      promoteResult.textContent = `Promoted arm ${r.armId || armId}: catalog version ${r.catalogVersion ?? '?'} published${warnings ? ` with ${warnings} audit warning${warnings === 1 ? '' : 's'}` : ''}. Reload the page to see the new status.`;
+    } catch (err) {
+      promoteResult.textContent = err?.status === 403
+        ? `Not promoted: ${describeError(err)} Promoting needs a key with the admin scope.`
+        : `Not promoted: ${describeError(err)}`;
+      ctx.fail(err, `Promote ${armId}`);
+    }
+  };
+
+  const armRows = (res.arms ?? []).map((a) => {
+    const isControl = a.armId === res.controlArmId;
+    const value = (a.metrics ?? []).find((m) => m.metric === metric);
+    const c = primaryOf(a.armId);
+    return h('tr', { 'data-testid': `arm-${a.armId}` },
+      h('th', { scope: 'row' }, h('code', {}, a.armId), isControl ? ' (control)' : '', a.armId === res.winningArmId ? ' ★ winner' : '', a.armId === e.promotedArmId ? ' (promoted)' : ''),
+      h('td', { className: 'num' }, num(a.weight).toLocaleString('en-GB'), h('div', { className: 'note' }, `expected ${fmtPct(a.expectedShare, 1)}`)),
+      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-assigned`, 'data-value': num(a.assignedUsers) }, fmtInt(a.assignedUsers)),
+      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-exposed`, 'data-value': num(a.exposedUsers) }, fmtInt(a.exposedUsers)),
+      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-primary`, 'data-value': value ? num(value.mean) : undefined }, value ? fmtMetric(metric, value.mean) : '—',
+        value ? h('div', { className: 'note' }, `${fmtInt(value.users)} users, total ${fmtDec(value.total, RATE_METRICS.has(metric) ? 0 : 2)}`) : null),
+      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-lift`, 'data-value': c ? num(c.lift) : undefined }, c ? fmtLift(c.lift) : isControl ? 'baseline' : '—'),
+      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-lift-ci` }, c ? fmtInterval(c.liftCi, fmtLift) : '—'),
+      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-sequential-lift` }, c ? fmtInterval(c.sequentialLift, fmtLift) : '—'),
+      h('td', { 'data-testid': `arm-${a.armId}-verdict`, 'data-value': c?.verdict ?? '' }, c ? verdictText(c.verdict) : '—'),
+      h('td', { className: 'num' }, c ? fmtP(c.adjustedPValue) : '—'),
+      h('td', {}, h('button', { type: 'button', className: 'danger', 'data-testid': `promote-${a.armId}`, on: { click: () => promote(a.armId) } }, 'Promote', h('span', { className: 'sr-only' }, ` arm ${a.armId}`))));
+  });
+  fill(arms.body, h('div', { className: 'table-wrap' }, h('table', { className: 'data', 'data-testid': 'arms-table' },
+    h('caption', {}, `Arms of ${e.id || id}, control first; primary metric: ${metric || '—'}`),
+    h('thead', {}, h('tr', {}, ['Arm', 'Weight', 'Assigned users', 'Exposed users', `Primary (${metric || '—'})`, 'Lift', '95 % CI of lift', 'Always-valid 95 % interval', 'Verdict', 'Adjusted p', 'Action']
+      .map((l, i) => h('th', { scope: 'col', className: i >= 1 && i <= 7 || i === 9 ? 'num' : '' }, l)))),
+    h('tbody', {}, armRows))),
+  h('p', { className: 'note' }, 'Promoting publishes a new catalog version and needs a key with the admin scope.'), promoteResult);
+
+  fill(primary.body, comparisonTable('primary-comparisons', comparisons.filter((c) => !c.guardrail), res));
+  const guards = comparisons.filter((c) => c.guardrail);
+  fill(guardrails.body, guards.length ? comparisonTable('guardrail-comparisons', guards, res) : h('p', {}, (e.guardrails ?? []).length ? 'No guardrail comparisons yet.' : 'No guardrails declared.'));
+  if ((res.breakdowns ?? []).length) {
+    ctx.main.append(breakdowns.el);
+    fill(breakdowns.body, (res.breakdowns ?? []).map((b) => [
+      h('h3', {}, `${b.segmentId}: ${fmtInt(b.exposedUsers)} exposed users`),
+      comparisonTable(`breakdown-${b.segmentId}`, b.comparisons ?? [], res)]));
+  }
+}
+
+/** Every comparison in full: difference and lift with both intervals, the test and the p-values. */
+function comparisonTable(name, list, res) {
+  if (!list.length) {
+    return h('p', {}, 'No comparisons yet (no exposed users in a treatment arm or the control).');
+  }
+  const armMean = (armId, metric) => (res.arms ?? []).find((a) => a.armId === armId)?.metrics?.find((m) => m.metric === metric)?.mean;
+  return h('div', { className: 'table-wrap' }, h('table', { className: 'data', 'data-testid': name },
+    h('caption', { className: 'sr-only' }, 'Treatment arms against the control'),
+    h('thead', {}, h('tr', {}, ['Metric · arm', 'Control', 'Arm', 'Difference', '95 % CI', 'Always-valid', 'Lift', '95 % CI', 'Always-valid', 'Verdict', 'Test', 'p', 'Adjusted p']
+      .map((l, i) => h('th', { scope: 'col', className: i > 0 && i < 9 || i > 10 ? 'num' : '' }, l)))),
+    h('tbody', {}, list.map((c) => h('tr', { 'data-testid': `${name}-${c.metric}-${c.armId}` },
+      h('th', { scope: 'row' }, `${c.metric} · `, h('code', {}, c.armId)),
+      h('td', { className: 'num' }, fmtMetric(c.metric, armMean(res.controlArmId, c.metric))),
+      h('td', { className: 'num' }, fmtMetric(c.metric, armMean(c.armId, c.metric))),
+      h('td', { className: 'num' }, fmtDiff(c.metric, c.difference)),
+      h('td', { className: 'num' }, fmtInterval(c.differenceCi, (v) => fmtDiff(c.metric, v))),
+      h('td', { className: 'num' }, fmtInterval(c.sequentialDifference, (v) => fmtDiff(c.metric, v))),
+      h('td', { className: 'num' }, fmtLift(c.lift)),
+      h('td', { className: 'num' }, fmtInterval(c.liftCi, fmtLift)),
+      h('td', { className: 'num' }, fmtInterval(c.sequentialLift, fmtLift)),
+      h('td', {}, verdictText(c.verdict)),
+      h('td', {}, c.test || '—', c.cuped ? h('div', { className: 'note' }, `CUPED, variance −${fmtPct(c.varianceReduction, 0)}`) : null),
+      h('td', { className: 'num' }, fmtP(c.pValue)),
+      h('td', { className: 'num' }, fmtP(c.adjustedPValue)))))));
+}
