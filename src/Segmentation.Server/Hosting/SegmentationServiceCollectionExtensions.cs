@@ -90,6 +90,11 @@ public static class SegmentationServiceCollectionExtensions
         services.AddHostedService<MembershipMaintainer>();
         services.AddHostedService<CatalogDirectoryWatcher>();
         services.AddHostedService<RetentionService>();
+        services.AddOptions<RedisIngestionOptions>()
+            .BindConfiguration(RedisIngestionOptions.Section)
+            .Validate(o => !o.Problems().Any(), "invalid Segmentation:RedisIngestion configuration: Stream, Group and Consumer set, BatchSize 1..1000, DeadLetterStream different from Stream")
+            .ValidateOnStart();
+        services.AddHostedService<RedisStreamIngestion>(); // after the change-log restorer, so entries apply to the restored store; idle unless enabled
         return services;
     }
 }

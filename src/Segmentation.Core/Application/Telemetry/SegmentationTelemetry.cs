@@ -34,6 +34,10 @@ public static class SegmentationTelemetry
     public static readonly Counter<long> Events = Meter.CreateCounter<long>(
         "segmentation.events", "{event}", "Behavioural events by result (accepted, duplicate, rejected) and rejection reason");
 
+    /// <summary>Entries of the Redis stream consumer by result.</summary>
+    public static readonly Counter<long> StreamEntries = Meter.CreateCounter<long>(
+        "segmentation.redis_ingestion.entries", "{entry}", "Redis stream entries by result (applied, duplicate, dead_lettered)");
+
     /// <summary>Outcomes by type and attribution.</summary>
     public static readonly Counter<long> Outcomes = Meter.CreateCounter<long>(
         "segmentation.outcomes", "{outcome}", "Outcomes by type and attribution (decision, last_impression, unattributed, duplicate, rejected)");

@@ -141,8 +141,7 @@ async function route() {
 
 window.addEventListener('api:unauthenticated', (e) => {
   if (!apiKey.isSet() && main.querySelector('[data-testid="signin-form"]')) {
-    showAlert(describeError(e.detail)); // a parallel call of the same page also failed
-    return;
+    return; // a parallel call of the page already asked for the key
   }
   apiKey.clear();
   showSignIn(describeError(e.detail), true);

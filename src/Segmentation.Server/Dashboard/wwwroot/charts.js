@@ -34,8 +34,9 @@ function missingLibrary(container) {
 /**
  * A time-series line chart. xs: unix seconds; series: [{label, values}] (null leaves a gap). The chart is an
  * image with `ariaLabel`; callers add a data table or a text alternative next to it. Resizes with its container.
+ * `format` formats the y values (axis and legend).
  */
-export function lineChart(container, { xs, series, ariaLabel, height = 280, format = (v) => String(v) }) {
+export function lineChart(container, { xs, series, ariaLabel, height = 280, format = (v) => String(v), xWindow = 0, xLabel = 'Hour (UTC)' }) {
   const box = h('div', { role: 'img', 'aria-label': ariaLabel, className: 'chart' });
   container.append(box);
   if (!window.uPlot) {
@@ -46,10 +47,11 @@ export function lineChart(container, { xs, series, ariaLabel, height = 280, form
     width: width(),
     height,
     tzDate: utc,
-    scales: { x: { time: true } },
+    // xWindow (seconds): always show that much time up to the newest point (a live chart).
+    scales: { x: xWindow ? { time: true, range: (u, min, max) => [max - xWindow, max] } : { time: true } },
     cursor: { drag: { x: false, y: false } },
     series: [
-      { label: 'Hour (UTC)' },
+      { label: xLabel },
       ...series.map((s, i) => ({ label: s.label, ...seriesStyle(i), width: 2, points: { show: false }, value: (u, v) => (v === null || v === undefined ? '—' : format(v)) })),
     ],
     axes: [{}, { size: 70, values: (u, splits) => splits.map(format) }],

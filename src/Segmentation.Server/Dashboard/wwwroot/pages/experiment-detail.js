@@ -16,7 +16,8 @@ function fmtDiff(metric, v) {
   const sign = n > 0 ? '+' : n < 0 ? '−' : '±';
   return RATE_METRICS.has(metric) ? `${sign}${fmtDec(Math.abs(n) * 100, 2)} pp` : `${sign}${fmtDec(Math.abs(n), 2)}`;
 }
-const fmtInterval = (i, f) => `[${f(i?.lower)}, ${f(i?.upper)}]`;
+/** An interval as "[lower, upper]"; it may wrap after the comma only. */
+const fmtInterval = (i, f) => ['[', h('span', { className: 'nowrap' }, f(i?.lower)), ', ', h('span', { className: 'nowrap' }, f(i?.upper)), ']'];
 const fmtP = (p) => (num(p) < 0.0001 ? '< 0.0001' : fmtDec(p, 4));
 
 function verdictText(v) {
@@ -97,8 +98,8 @@ export async function render(ctx) {
       h('td', { className: 'num', 'data-testid': `arm-${a.armId}-primary`, 'data-value': value ? num(value.mean) : undefined }, value ? fmtMetric(metric, value.mean) : '—',
         value ? h('div', { className: 'note' }, `${fmtInt(value.users)} users, total ${fmtDec(value.total, RATE_METRICS.has(metric) ? 0 : 2)}`) : null),
       h('td', { className: 'num', 'data-testid': `arm-${a.armId}-lift`, 'data-value': c ? num(c.lift) : undefined }, c ? fmtLift(c.lift) : isControl ? 'baseline' : '—'),
-      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-lift-ci` }, c ? fmtInterval(c.liftCi, fmtLift) : '—'),
-      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-sequential-lift` }, c ? fmtInterval(c.sequentialLift, fmtLift) : '—'),
+      h('td', { className: 'num wrap', 'data-testid': `arm-${a.armId}-lift-ci` }, c ? fmtInterval(c.liftCi, fmtLift) : '—'),
+      h('td', { className: 'num wrap', 'data-testid': `arm-${a.armId}-sequential-lift` }, c ? fmtInterval(c.sequentialLift, fmtLift) : '—'),
       h('td', { 'data-testid': `arm-${a.armId}-verdict`, 'data-value': c?.verdict ?? '' }, c ? verdictText(c.verdict) : '—'),
       h('td', { className: 'num' }, c ? fmtP(c.adjustedPValue) : '—'),
       h('td', {}, h('button', { type: 'button', className: 'danger', 'data-testid': `promote-${a.armId}`, on: { click: () => promote(a.armId) } }, 'Promote', h('span', { className: 'sr-only' }, ` arm ${a.armId}`))));
@@ -136,11 +137,11 @@ function comparisonTable(name, list, res) {
       h('td', { className: 'num' }, fmtMetric(c.metric, armMean(res.controlArmId, c.metric))),
       h('td', { className: 'num' }, fmtMetric(c.metric, armMean(c.armId, c.metric))),
       h('td', { className: 'num' }, fmtDiff(c.metric, c.difference)),
-      h('td', { className: 'num' }, fmtInterval(c.differenceCi, (v) => fmtDiff(c.metric, v))),
-      h('td', { className: 'num' }, fmtInterval(c.sequentialDifference, (v) => fmtDiff(c.metric, v))),
+      h('td', { className: 'num wrap' }, fmtInterval(c.differenceCi, (v) => fmtDiff(c.metric, v))),
+      h('td', { className: 'num wrap' }, fmtInterval(c.sequentialDifference, (v) => fmtDiff(c.metric, v))),
       h('td', { className: 'num' }, fmtLift(c.lift)),
-      h('td', { className: 'num' }, fmtInterval(c.liftCi, fmtLift)),
-      h('td', { className: 'num' }, fmtInterval(c.sequentialLift, fmtLift)),
+      h('td', { className: 'num wrap' }, fmtInterval(c.liftCi, fmtLift)),
+      h('td', { className: 'num wrap' }, fmtInterval(c.sequentialLift, fmtLift)),
       h('td', {}, verdictText(c.verdict)),
       h('td', {}, c.test || '—', c.cuped ? h('div', { className: 'note' }, `CUPED, variance −${fmtPct(c.varianceReduction, 0)}`) : null),
       h('td', { className: 'num' }, fmtP(c.pValue)),

@@ -119,6 +119,7 @@ function renderFallbackDays(ctx, body, days) {
     ariaLabel: `Fallback rate per UTC day, last 7 days: ${summary}`,
     format: (v) => fmtPct(v, 1),
     height: 200,
+    xLabel: 'Day (UTC)',
   });
   ctx.onCleanup(() => chart.destroy());
   body.append(h('table', { className: 'data', 'data-testid': 'fallback-days-table' },

@@ -174,20 +174,26 @@ function membersPager(ctx, body, id) {
     }
   }
 
+  let busy = false;
   async function go(to) {
-    if (to < 0 || to >= tokens.length) {
+    if (busy || to < 0 || to >= tokens.length) {
       return;
     }
-    prev.disabled = true;
-    next.disabled = true;
+    busy = true; // the buttons stay enabled so that the one pressed keeps focus
+    listEl.setAttribute('aria-busy', 'true');
     try {
       const page = await call(`/v1/segments/${encodeURIComponent(id)}/members`, { query: { pageSize: PAGE_SIZE, pageToken: tokens[to] }, signal: ctx.signal });
+      const focused = document.activeElement;
       index = to;
       show(page);
+      if (focused?.disabled) {
+        (focused === next ? prev : next).focus(); // the pressed button became disabled (first or last page)
+      }
     } catch (err) {
       ctx.fail(err, 'Members (GET /v1/segments/{id}/members)');
-      prev.disabled = index === 0;
-      next.disabled = index + 1 >= tokens.length;
+    } finally {
+      busy = false;
+      listEl.removeAttribute('aria-busy');
     }
   }
 

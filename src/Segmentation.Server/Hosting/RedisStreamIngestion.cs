@@ -1,0 +1,234 @@
+using Google.Protobuf;
+using Microsoft.Extensions.Options;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Application.Telemetry;
+using Segmentation.Server.Mapping;
+using StackExchange.Redis;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>Settings of <see cref="RedisStreamIngestion"/>, under <c>Segmentation:RedisIngestion</c>.</summary>
+public sealed class RedisIngestionOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Segmentation:RedisIngestion";
+
+    /// <summary>Whether the service consumes the stream (off by default).</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>StackExchange.Redis configuration string, for example <c>127.0.0.1:6379</c> or <c>redis:6379,password=...</c>.</summary>
+    public string Configuration { get; set; } = "127.0.0.1:6379";
+
+    /// <summary>The stream events are read from.</summary>
+    public string Stream { get; set; } = "segmentation:events";
+
+    /// <summary>The consumer group (created at the start of the stream when missing).</summary>
+    public string Group { get; set; } = "segmentation";
+
+    /// <summary>This node's consumer name in the group; keep it stable across restarts so a restarted node finishes its own pending entries.</summary>
+    public string Consumer { get; set; } = Environment.MachineName;
+
+    /// <summary>Where rejected entries go with the reason; default the stream's name plus <c>:dead-letter</c>.</summary>
+    public string DeadLetterStream { get; set; } = "";
+
+    /// <summary>Entries read per round trip (1 to 1,000).</summary>
+    public int BatchSize { get; set; } = 200;
+
+    /// <summary>Wait before asking again when the stream had nothing new, in milliseconds.</summary>
+    public int PollMilliseconds { get; set; } = 50;
+
+    /// <summary>Entries another consumer read but has not acknowledged for this long are taken over (a node that died), in seconds.</summary>
+    public int ClaimIdleSeconds { get; set; } = 60;
+
+    /// <summary>Largest entry payload accepted, in bytes; a larger one is dead-lettered.</summary>
+    public int MaxEntryBytes { get; set; } = 64 * 1024;
+
+    /// <summary>The dead-letter stream is trimmed to about this many entries.</summary>
+    public int DeadLetterMaxLength { get; set; } = 100_000;
+
+    internal string DeadLetter => DeadLetterStream.Length > 0 ? DeadLetterStream : Stream + ":dead-letter";
+
+    internal IEnumerable<string> Problems()
+    {
+        if (!Enabled)
+        {
+            yield break;
+        }
+
+        if (string.IsNullOrWhiteSpace(Stream) || string.IsNullOrWhiteSpace(Group) || string.IsNullOrWhiteSpace(Consumer))
+        {
+            yield return "Stream, Group and Consumer must be set";
+        }
+
+        if (BatchSize is < 1 or > 1000)
+        {
+            yield return "BatchSize must be between 1 and 1000";
+        }
+
+        if (PollMilliseconds is < 1 or > 60_000 || ClaimIdleSeconds < 1 || MaxEntryBytes < 1024 || DeadLetterMaxLength < 1)
+        {
+            yield return "PollMilliseconds (1..60000), ClaimIdleSeconds (>= 1), MaxEntryBytes (>= 1024) and DeadLetterMaxLength (>= 1) must be in range";
+        }
+
+        if (DeadLetter == Stream)
+        {
+            yield return "DeadLetterStream must differ from Stream";
+        }
+    }
+}
+
+/// <summary>
+/// Consumes events from a Redis stream, as shops feed events from Kafka or Kinesis: one consumer of a consumer
+/// group reads entries whose <c>event</c> field is a <c>segmentation.v1.Event</c> in JSON, applies them through the
+/// same validated, de-duplicated write path as <c>TrackEvents</c> (which returns once the change-log record is
+/// fsynced), and only then acknowledges them (XACK). An entry that is not an event, or that the service rejects, is
+/// added to the dead-letter stream with the reason and then acknowledged. After a crash the entries read but not
+/// acknowledged are read again first; events already applied come back as duplicates by event id, so every entry
+/// is applied exactly once. Entries another consumer left unacknowledged for <see cref="RedisIngestionOptions.ClaimIdleSeconds"/>
+/// are claimed. Failures (Redis unreachable, a write that could not be made durable) leave entries unacknowledged
+/// and are retried with backoff; health reports the job meanwhile.
+/// </summary>
+internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> options, ProfileIngestion ingestion, ServiceHealth health, ILogger<RedisStreamIngestion> logger)
+    : SupervisedBackgroundService(health, logger)
+{
+    private readonly RedisIngestionOptions _options = options.Value;
+
+    protected override string Job => "Redis stream ingestion";
+
+    protected override async Task RunAsync(CancellationToken stoppingToken)
+    {
+        if (!_options.Enabled)
+        {
+            return;
+        }
+
+        var configuration = ConfigurationOptions.Parse(_options.Configuration);
+        configuration.AbortOnConnectFail = true; // a failed connection is a failed attempt: retried with backoff, reported in health
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var db = redis.GetDatabase();
+        await EnsureGroupAsync(db);
+        logger.LogInformation("Consuming Redis stream {Stream} as {Consumer} of group {Group}; rejected entries go to {DeadLetter}", _options.Stream, _options.Consumer, _options.Group, _options.DeadLetter);
+
+        // First the entries this consumer read before a restart and never acknowledged, then new ones.
+        var position = StreamPosition.Beginning;
+        var lastClaim = DateTime.UtcNow;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var entries = await db.StreamReadGroupAsync(_options.Stream, _options.Group, _options.Consumer, position, _options.BatchSize);
+            if (entries.Length == 0 && position == StreamPosition.Beginning)
+            {
+                position = StreamPosition.NewMessages;
+                continue;
+            }
+
+            if (entries.Length == 0 && DateTime.UtcNow - lastClaim > TimeSpan.FromSeconds(Math.Min(_options.ClaimIdleSeconds, 30)))
+            {
+                lastClaim = DateTime.UtcNow;
+                var claimed = await db.StreamAutoClaimAsync(_options.Stream, _options.Group, _options.Consumer, _options.ClaimIdleSeconds * 1000L, "0-0", _options.BatchSize);
+                entries = claimed.ClaimedEntries;
+            }
+
+            if (entries.Length == 0)
+            {
+                Succeeded();
+                await Task.Delay(_options.PollMilliseconds, stoppingToken);
+                continue;
+            }
+
+            await ApplyAsync(db, entries);
+            Succeeded();
+        }
+    }
+
+    private async Task EnsureGroupAsync(IDatabase db)
+    {
+        try
+        {
+            await db.StreamCreateConsumerGroupAsync(_options.Stream, _options.Group, StreamPosition.Beginning, createStream: true);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("BUSYGROUP", StringComparison.Ordinal))
+        {
+            // The group exists: consumption continues where the group is.
+        }
+    }
+
+    /// <summary>Applies a batch durably, dead-letters what cannot be applied, then acknowledges the whole batch.</summary>
+    internal async Task ApplyAsync(IDatabase db, StreamEntry[] entries)
+    {
+        var events = new List<Core.Events.BehaviourEvent>(entries.Length);
+        var entryOfEvent = new List<int>(entries.Length);
+        var deadLetters = new List<(StreamEntry Entry, string Reason)>();
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var payload = entries[i]["event"];
+            if (payload.IsNullOrEmpty)
+            {
+                deadLetters.Add((entries[i], "the entry has no 'event' field (a segmentation.v1.Event in JSON)"));
+                continue;
+            }
+
+            if (payload.Length() > _options.MaxEntryBytes)
+            {
+                deadLetters.Add((entries[i], $"the event is {payload.Length():N0} bytes; at most {_options.MaxEntryBytes:N0}"));
+                continue;
+            }
+
+            try
+            {
+                events.Add(ProfileMapper.ToDomain(JsonParser.Default.Parse<Event>((string)payload!)));
+                entryOfEvent.Add(i);
+            }
+            catch (Exception ex) when (ex is InvalidProtocolBufferException or InvalidJsonException or FormatException)
+            {
+                deadLetters.Add((entries[i], "not a segmentation.v1.Event in JSON: " + Bounded(ex.Message)));
+            }
+        }
+
+        // Durable on return: TrackMany answers once the batch's change-log records are fsynced (it throws otherwise,
+        // and nothing below runs: the entries stay pending and are read again).
+        int applied = 0, duplicates = 0;
+        foreach (var result in events.Count == 0 ? [] : ingestion.TrackMany(events))
+        {
+            switch (result.Status)
+            {
+                case Core.Application.Profiles.EventStatus.Accepted:
+                    applied++;
+                    break;
+                case Core.Application.Profiles.EventStatus.Duplicate:
+                    duplicates++;
+                    break;
+                default:
+                    deadLetters.Add((entries[entryOfEvent[result.Index]], Bounded(string.Join("; ", result.Violations.Select(v => $"{v.Field}: {v.Description}")))));
+                    break;
+            }
+        }
+
+        foreach (var (entry, reason) in deadLetters)
+        {
+            await db.StreamAddAsync(
+                _options.DeadLetter,
+                [
+                    new NameValueEntry("entry_id", entry.Id),
+                    new NameValueEntry("stream", _options.Stream),
+                    new NameValueEntry("reason", reason),
+                    new NameValueEntry("event", entry["event"].IsNull ? RedisValue.EmptyString : entry["event"]),
+                    new NameValueEntry("fields", string.Join(",", entry.Values.Select(v => (string?)v.Name))),
+                    new NameValueEntry("at", DateTimeOffset.UtcNow.ToString("O")),
+                ],
+                maxLength: _options.DeadLetterMaxLength,
+                useApproximateMaxLength: true);
+        }
+
+        await db.StreamAcknowledgeAsync(_options.Stream, _options.Group, [.. entries.Select(e => e.Id)]);
+        SegmentationTelemetry.StreamEntries.Add(applied, new KeyValuePair<string, object?>("result", "applied"));
+        SegmentationTelemetry.StreamEntries.Add(duplicates, new KeyValuePair<string, object?>("result", "duplicate"));
+        SegmentationTelemetry.StreamEntries.Add(deadLetters.Count, new KeyValuePair<string, object?>("result", "dead_lettered"));
+        if (deadLetters.Count > 0)
+        {
+            logger.LogWarning("{Count} Redis stream entries dead-lettered to {DeadLetter}, e.g. {Entry}: {Reason}", deadLetters.Count, _options.DeadLetter, deadLetters[0].Entry.Id, deadLetters[0].Reason);
+        }
+    }
+
+    private static string Bounded(string text) => text.Length <= 500 ? text : text[..500] + "…";
+}

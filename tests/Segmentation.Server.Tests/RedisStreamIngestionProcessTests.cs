@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
+using StackExchange.Redis;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// The Redis stream consumer against a real redis-server (Debian's package, started here): events fed to a
+/// stream are applied through the service's write path, rejected entries land on the dead-letter stream with the
+/// reason, and after the service is killed with SIGKILL in the middle of the stream and restarted, every entry has
+/// been applied exactly once — orders and revenue per user are what the distinct events add up to, re-sent
+/// entries included.
+/// </summary>
+public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
+{
+    private const string Stream = "shop:events";
+    private const int Users = 200;
+    private const int PurchasesPerUser = 25;
+    private const int Resent = 500;
+
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-redis-").FullName;
+    private Process? _redis;
+    private int _redisPort;
+
+    public async Task InitializeAsync()
+    {
+        var (found, _, _) = await ExternalTools.TryRun("redis-server", "--version", _dir);
+        Assert.True(found == 0, "redis-server is required for this test: apt-get install -y redis-server (.ci/run installs it)");
+        _redisPort = RealServerProcessTests.FreePort();
+        _redis = Process.Start(new ProcessStartInfo("redis-server", $"--port {_redisPort} --bind 127.0.0.1 --save \"\" --appendonly no --dir {_dir}")
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        })!;
+        for (var i = 0; i < 100; i++)
+        {
+            try
+            {
+                using var probe = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redisPort}");
+                return;
+            }
+            catch (RedisConnectionException)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.Fail("redis-server did not start");
+    }
+
+    public Task DisposeAsync()
+    {
+        _redis?.Kill(entireProcessTree: true);
+        _redis?.Dispose();
+        Directory.Delete(_dir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    private Process StartService(int port) => RealServerProcessTests.StartServer(
+        port,
+        $"--Segmentation:DataDirectory={Path.Combine(_dir, "data")}",
+        "--Segmentation:EncryptionKey=" + Convert.ToBase64String(new byte[32]),
+        "--Segmentation:DemoData=false",
+        "--Segmentation:RedisIngestion:Enabled=true",
+        $"--Segmentation:RedisIngestion:Configuration=127.0.0.1:{_redisPort}",
+        $"--Segmentation:RedisIngestion:Stream={Stream}",
+        "--Segmentation:RedisIngestion:Consumer=node-1",
+        "--Segmentation:RedisIngestion:BatchSize=20");
+
+    private static Event Purchase(int user, int n, DateTimeOffset at) => new()
+    {
+        EventId = $"redis-u{user}-p{n}",
+        Type = "purchase",
+        UserId = $"ru{user}",
+        Timestamp = Timestamp.FromDateTimeOffset(at),
+        Context = new EventContext { Source = "redis-test", Device = "desktop", SessionId = $"s{user}", PageType = "checkout" },
+        OrderId = $"o-{user}-{n}",
+        Value = n + 1,
+        Currency = "GBP",
+    };
+
+    [Fact]
+    public async Task Every_entry_is_applied_exactly_once_across_a_kill_9_and_rejected_ones_are_dead_lettered()
+    {
+        using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redisPort}");
+        var db = redis.GetDatabase();
+        var now = DateTimeOffset.UtcNow.AddHours(-1);
+        var entries = new List<NameValueEntry[]>();
+        for (var n = 0; n < PurchasesPerUser; n++)
+        {
+            for (var u = 0; u < Users; u++)
+            {
+                entries.Add([new("event", JsonFormatter.Default.Format(Purchase(u, n, now.AddSeconds(n))))]);
+            }
+        }
+
+        // Entries sent twice (a producer retrying), and entries that cannot be applied.
+        entries.AddRange(entries.Take(Resent).ToList());
+        var noUser = Purchase(1, 998, now);
+        noUser.UserId = "";
+        var invalid = new List<NameValueEntry[]>
+        {
+            new NameValueEntry[] { new("event", "{ this is not json") },
+            new NameValueEntry[] { new("payload", "no event field") },
+            new NameValueEntry[] { new("event", JsonFormatter.Default.Format(noUser)) },
+        };
+        var invalidIds = new List<string>();
+        var batch = db.CreateBatch();
+        var adds = entries.Select(e => batch.StreamAddAsync(Stream, e)).ToList();
+        batch.Execute();
+        await Task.WhenAll(adds);
+        foreach (var bad in invalid)
+        {
+            invalidIds.Add((await db.StreamAddAsync(Stream, bad))!);
+        }
+
+        var total = entries.Count + invalid.Count;
+
+        // Start the service, and kill it (SIGKILL) while it is part-way through the stream.
+        var port = RealServerProcessTests.FreePort();
+        var service = StartService(port);
+        long readAtKill;
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            while (true)
+            {
+                var group = (await db.StreamGroupInfoAsync(Stream)).SingleOrDefault();
+                readAtKill = group.EntriesRead ?? 0;
+                if (readAtKill > total / 10)
+                {
+                    break;
+                }
+
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"the consumer read {readAtKill} of {total} entries in 60 s");
+                await Task.Delay(5);
+            }
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true); // SIGKILL: no shutdown, no flush
+            await service.WaitForExitAsync();
+        }
+
+        var afterKill = (await db.StreamGroupInfoAsync(Stream)).Single();
+        Assert.True((afterKill.Lag ?? 0) + afterKill.PendingMessageCount > 0, "the kill came after the whole stream was handled: nothing was left to recover");
+
+        // Restart on the same data directory: pending entries are read again, the rest consumed.
+        port = RealServerProcessTests.FreePort();
+        service = StartService(port);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(service, port);
+            var watch = Stopwatch.StartNew();
+            while (true)
+            {
+                var group = (await db.StreamGroupInfoAsync(Stream)).Single();
+                if (group.Lag == 0 && group.PendingMessageCount == 0)
+                {
+                    break;
+                }
+
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(90), $"after the restart: lag {group.Lag}, pending {group.PendingMessageCount}");
+                await Task.Delay(50);
+            }
+
+            // Exactly once: every user has exactly their distinct purchases, re-sent entries and the entries
+            // re-read after the kill included.
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            var profiles = new ProfileService.ProfileServiceClient(channel);
+            var revenue = Enumerable.Range(1, PurchasesPerUser).Sum();
+            for (var u = 0; u < Users; u++)
+            {
+                var a = (await profiles.GetProfileAsync(new GetProfileRequest { UserId = $"ru{u}" })).Profile.Aggregates;
+                Assert.True(a.Orders == PurchasesPerUser && Math.Abs(a.Revenue - revenue) < 1e-9, $"ru{u}: {a.Orders} orders, revenue {a.Revenue}");
+            }
+
+            // The entries that could not be applied are on the dead-letter stream, each once per delivery, with a reason.
+            var dead = await db.StreamRangeAsync(Stream + ":dead-letter");
+            Assert.Equal(invalidIds.Order(StringComparer.Ordinal), dead.Select(d => (string)d["entry_id"]!).Distinct().Order(StringComparer.Ordinal));
+            Assert.Contains(dead, d => ((string)d["reason"]!).Contains("not a segmentation.v1.Event in JSON", StringComparison.Ordinal));
+            Assert.Contains(dead, d => ((string)d["reason"]!).Contains("no 'event' field", StringComparison.Ordinal));
+            Assert.Contains(dead, d => ((string)d["reason"]!).Contains("user_id", StringComparison.Ordinal));
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true);
+            await service.WaitForExitAsync();
+        }
+    }
+}
