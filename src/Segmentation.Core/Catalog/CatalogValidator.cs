@@ -27,6 +27,8 @@ public static partial class CatalogValidator
     /// <summary>Most arms an experiment may have.</summary>
     public const int MaxArms = 100;
 
+    private static readonly string[] OutcomeNames = [.. Enum.GetValues<Rendering.VariantKind>().Select(k => k.ToString().ToLowerInvariant())];
+
     internal static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization", "email_blocks"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
     private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
@@ -246,17 +248,28 @@ public static partial class CatalogValidator
         private SegmentDefinition? ReadSegment(SyntaxMap node, List<string> rulesToCompile)
         {
             var values = new Dictionary<string, SyntaxNode>(StringComparer.Ordinal);
+            var outcomes = OutcomeNames;
             foreach (var (k, v) in node.Entries)
             {
                 var key = k.Text ?? "";
                 if (!SegmentKeys.Contains(key))
                 {
-                    Error(k, node.Get("id")?.Text, key, $"unknown key '{key}'{Suggestions.DidYouMean(key, SegmentKeys)}; a segment has: {string.Join(", ", SegmentKeys)}");
+                    // An outcome written at the segment's level is one indentation mistake: say so once (the
+                    // personalization block then does not also report it missing).
+                    Error(k, node.Get("id")?.Text, key, outcomes.Contains(key) && node.Get("personalization") is SyntaxMap
+                        ? $"'{key}' is an outcome, but it is indented as a key of the segment: indent it under 'personalization' like the other outcomes"
+                        : $"unknown key '{key}'{Suggestions.DidYouMean(key, SegmentKeys)}; a segment has: {string.Join(", ", SegmentKeys)}");
                     continue;
                 }
 
                 values[key] = v;
             }
+
+            // A segment key written inside the personalization block (indented too far) is the same kind of mistake,
+            // reported there once; the segment does not also report the key missing.
+            var misplaced = values.GetValueOrDefault("personalization") is SyntaxMap block
+                ? block.Entries.Select(e => e.Name ?? "").Where(n => SegmentKeys.Contains(n) && !outcomes.Contains(n)).ToHashSet(StringComparer.Ordinal)
+                : [];
 
             var id = values.GetValueOrDefault("id")?.Text;
             var before = errors.Count;
@@ -302,7 +315,7 @@ public static partial class CatalogValidator
                     rulesToCompile.Add(id);
                 }
             }
-            else if (!isFallback)
+            else if (!isFallback && !misplaced.Contains("rule"))
             {
                 Error(node, id, "rule", "'rule' is required (only the fallback segment has none)");
             }
@@ -385,7 +398,9 @@ public static partial class CatalogValidator
             {
                 if (!names.Contains(k.Text))
                 {
-                    Error(k, id, $"personalization.{k.Text}", $"unknown outcome '{k.Text}'; expected {string.Join(", ", names)}");
+                    Error(k, id, $"personalization.{k.Text}", SegmentKeys.Contains(k.Text)
+                        ? $"'{k.Text}' is a key of the segment, but it is indented inside 'personalization': give it the indentation of 'personalization'"
+                        : $"unknown outcome '{k.Text}'{Suggestions.DidYouMean(k.Text, names)}; expected {string.Join(", ", names)}");
                     ok = false;
                 }
             }
@@ -394,6 +409,12 @@ public static partial class CatalogValidator
             {
                 var clause = $"personalization.{names[i]}";
                 var v = map.Get(names[i]);
+                if (v is null && segmentNode.Get(names[i]) is not null)
+                {
+                    ok = false; // written at the segment's level: reported there as an indentation mistake
+                    continue;
+                }
+
                 if (v is null)
                 {
                     Error(map, id, clause, $"missing '{names[i]}' outcome: every segment needs content, offer, cta, journey and messaging");

@@ -35,7 +35,7 @@ public static class YamlCatalogReader
         }
         catch (YamlException ex)
         {
-            errors.Add(new CatalogError(file.Name, (int)ex.Start.Line, null, null, "YAML syntax error: " + ex.Message));
+            errors.Add(new CatalogError(file.Name, (int)ex.Start.Line, null, null, "YAML syntax error: " + ex.Message + IndentationHint(ex.Message)) { Column = (int)ex.Start.Column });
         }
         catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
         {
@@ -47,6 +47,12 @@ public static class YamlCatalogReader
 
         return [];
     }
+
+    // YamlDotNet's words for the usual cause, a line indented differently from the keys beside it.
+    private static string IndentationHint(string message) =>
+        message.Contains("did not find expected key", StringComparison.Ordinal) || message.Contains("mapping values are not allowed", StringComparison.Ordinal)
+            ? " Check the indentation of this line and the one before: the keys of one mapping start in the same column (spaces, not tabs)."
+            : "";
 
     /// <summary>
     /// A YAML node as a syntax tree. Aliases are expanded (their total size is bounded by <see cref="YamlLimits"/>);
