@@ -60,6 +60,7 @@ builder.Services.AddGrpcHealthChecks(health =>
 try
 {
     var app = builder.Build(); // options are validated here: a configuration error is reported in words below
+    app.UseDashboard(); // static files at /dashboard/, before routing: no key needed for the page itself
     app.UseRouting();
     app.UseMiddleware<ApiKeyAuthenticationMiddleware>(); // before any request body is read
     app.UseRateLimiter(); // per API key, so after authentication

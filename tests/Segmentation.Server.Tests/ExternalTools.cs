@@ -22,6 +22,40 @@ internal static class ExternalTools
         Assert.True(exit == 0, $"npm ci failed in {clientDir} (run it there by hand: npm ci): {stderr}\n{stdout}");
     }
 
+    private static readonly SemaphoreSlim Apt = new(1, 1);
+
+    /// <summary>
+    /// Makes sure Debian <paramref name="packages"/> are installed when <paramref name="present"/> says they are not:
+    /// installs them with apt-get (as root, or with sudo without a password), one installation at a time, so the README's
+    /// test command works on a fresh machine with apt; fails saying what to install when that is not possible. Never skips.
+    /// </summary>
+    public static async Task EnsureDebianPackages(Func<Task<bool>> present, string purpose, params string[] packages)
+    {
+        if (await present())
+        {
+            return;
+        }
+
+        await Apt.WaitAsync();
+        try
+        {
+            if (await present())
+            {
+                return;
+            }
+
+            var install = $"apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {string.Join(' ', packages)}";
+            var asRoot = Environment.UserName == "root";
+            var (exit, stdout, stderr) = await Run(asRoot ? "bash" : "sudo", (asRoot ? "" : "-n bash ") + $"-c \"{install}\"", RepoRoot, TimeSpan.FromMinutes(10));
+            Assert.True(exit == 0 && await present(),
+                $"{purpose} needs the Debian packages {string.Join(", ", packages)}, which could not be installed: run 'sudo apt-get install -y {string.Join(' ', packages)}' (or bash .ci/run, which does). apt-get said: {stderr}\n{stdout}");
+        }
+        finally
+        {
+            Apt.Release();
+        }
+    }
+
     /// <summary>segctl's assembly, built next to the tests in the same configuration (run it with <c>dotnet</c>).</summary>
     public static string Segctl
     {

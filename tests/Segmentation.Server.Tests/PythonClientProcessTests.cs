@@ -60,18 +60,9 @@ public sealed class PythonClientProcessTests
         return found;
     }
 
-    private static async Task EnsurePythonGrpc()
-    {
-        const string check = "-c \"import grpc, grpc_tools.protoc\"";
-        if ((await ExternalTools.TryRun(Python, check, ExternalTools.RepoRoot)).Exit == 0)
-        {
-            return;
-        }
-
-        const string install = "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-grpcio python3-grpc-tools";
-        var asRoot = Environment.UserName == "root";
-        var (exit, stdout, stderr) = await ExternalTools.Run(asRoot ? "bash" : "sudo", (asRoot ? "" : "-n bash ") + $"-c \"{install}\"", ExternalTools.RepoRoot, TimeSpan.FromMinutes(10));
-        Assert.True(exit == 0 && (await ExternalTools.TryRun(Python, check, ExternalTools.RepoRoot)).Exit == 0,
-            $"Python gRPC is required for this test and could not be installed: run 'sudo apt-get install -y python3-grpcio python3-grpc-tools' (or bash .ci/run, which does). apt-get said: {stderr}\n{stdout}");
-    }
+    private static Task EnsurePythonGrpc() => ExternalTools.EnsureDebianPackages(
+        async () => (await ExternalTools.TryRun(Python, "-c \"import grpc, grpc_tools.protoc\"", ExternalTools.RepoRoot)).Exit == 0,
+        "The Python client test",
+        "python3-grpcio",
+        "python3-grpc-tools");
 }

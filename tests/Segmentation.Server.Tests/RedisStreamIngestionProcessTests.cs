@@ -27,8 +27,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var (found, _, _) = await ExternalTools.TryRun("redis-server", "--version", _dir);
-        Assert.True(found == 0, "redis-server is required for this test: apt-get install -y redis-server (.ci/run installs it)");
+        await ExternalTools.EnsureDebianPackages(async () => (await ExternalTools.TryRun("redis-server", "--version", _dir)).Exit == 0, "The Redis stream consumer's test", "redis-server");
         _redisPort = RealServerProcessTests.FreePort();
         _redis = Process.Start(new ProcessStartInfo("redis-server", $"--port {_redisPort} --bind 127.0.0.1 --save \"\" --appendonly no --dir {_dir}")
         {

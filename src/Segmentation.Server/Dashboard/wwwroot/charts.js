@@ -21,7 +21,17 @@ export function viridis(t) {
   const a = VIRIDIS[i].match(/\w\w/g).map((c) => parseInt(c, 16));
   const b = VIRIDIS[i + 1].match(/\w\w/g).map((c) => parseInt(c, 16));
   const rgb = a.map((v, k) => Math.round(v + (b[k] - v) * f));
-  return { background: `rgb(${rgb.join(',')})`, color: t < 0.6 ? '#ffffff' : '#000000' };
+  return { background: `rgb(${rgb.join(',')})`, color: readableOn(rgb) };
+}
+
+// Black or white, whichever contrasts more with the background (WCAG relative luminance).
+function readableOn(rgb) {
+  const [r, g, b] = rgb.map((v) => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  const luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  return (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) ? '#000000' : '#ffffff';
 }
 
 const utc = (ts) => window.uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');

@@ -116,6 +116,10 @@ function renderSparklines(ctx, body, sizes) {
       return;
     }
     const values = points.map((p) => num(p.members));
+    if (points.length < 2) {
+      fill(td, h('span', { className: 'note' }, `one hourly point so far (${fmtInt(values[0])})`));
+      return;
+    }
     const label = `${id} size over the last 7 days: ${fmtInt(values[0])} members at ${fmtTime(points[0].hour)}, ${fmtInt(values.at(-1))} at ${fmtTime(points.at(-1).hour)}; lowest ${fmtInt(Math.min(...values))}, highest ${fmtInt(Math.max(...values))} (${points.length} hourly points)`;
     td.replaceChildren();
     const chart = sparkline(td, { xs: points.map((p) => Date.parse(p.hour) / 1000), values, ariaLabel: label });

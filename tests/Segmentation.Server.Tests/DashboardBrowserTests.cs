@@ -1,0 +1,258 @@
+using System.Diagnostics;
+using System.Globalization;
+using Deque.AxeCore.Playwright;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Net.Client;
+using Microsoft.Playwright;
+using Segmentation.Contracts.V1;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// The dashboard in a real browser: Debian's Chromium driven by Playwright against the real server process with the
+/// demo data. Each page is opened, the numbers it shows are compared with what the gRPC API returns, a segment, an
+/// experiment and the decision inspector are clicked through, every page is checked with axe (no serious or
+/// critical accessibility violation), and a screenshot of each page is saved as a test artifact.
+/// </summary>
+public sealed class DashboardBrowserTests : IAsyncLifetime
+{
+    private const string AnalystKey = "analyst-read-only-key";
+
+    private static readonly string Screenshots = Path.Combine(AppContext.BaseDirectory, "dashboard-screenshots");
+
+    private Process? _server;
+    private int _httpPort;
+    private GrpcChannel? _channel;
+    private IPlaywright? _playwright;
+    private IBrowser? _browser;
+
+    /// <summary>The system Chromium (browser downloads are not possible here): CHROMIUM_PATH, else Debian's, installed if missing.</summary>
+    private static async Task<string> Chromium()
+    {
+        if (Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } configured)
+        {
+            Assert.True(File.Exists(configured), $"CHROMIUM_PATH is {configured}, which does not exist");
+            return configured;
+        }
+
+        const string debian = "/usr/bin/chromium";
+        await ExternalTools.EnsureDebianPackages(() => Task.FromResult(File.Exists(debian)), "The dashboard's browser tests", "chromium");
+        return debian;
+    }
+
+    public async Task InitializeAsync()
+    {
+        var chromium = await Chromium();
+        var grpcPort = RealServerProcessTests.FreePort();
+        _httpPort = RealServerProcessTests.FreePort();
+        _server = RealServerProcessTests.StartServer(
+            grpcPort,
+            $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{_httpPort}",
+            "--Segmentation:Security:ApiKeys:1:Name=analyst",
+            $"--Segmentation:Security:ApiKeys:1:Sha256={Security.ApiKeyRing.Hash(AnalystKey)}",
+            "--Segmentation:Security:ApiKeys:1:Scopes:0=read");
+        await RealServerProcessTests.WaitUntilListening(_server, grpcPort);
+        await RealServerProcessTests.WaitUntilListening(_server, _httpPort);
+        _channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+
+        // The memberships of the demo data are computed in the background after start: wait until they are settled.
+        var catalog = new CatalogService.CatalogServiceClient(_channel);
+        long previous = -1;
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var population = (await catalog.ListSegmentsAsync(new ListSegmentsRequest())).Population;
+            if (population > 0 && population == previous)
+            {
+                break;
+            }
+
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(120), "the demo data's memberships did not settle in 120 s");
+            previous = population;
+            await Task.Delay(1000);
+        }
+
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new() { ExecutablePath = chromium, Headless = true, Args = ["--no-sandbox"] });
+        Directory.CreateDirectory(Screenshots);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_browser is not null)
+        {
+            await _browser.DisposeAsync();
+        }
+
+        _playwright?.Dispose();
+        _channel?.Dispose();
+        if (_server is not null)
+        {
+            _server.Kill(entireProcessTree: true);
+            await _server.WaitForExitAsync();
+        }
+    }
+
+    private async Task<IPage> SignedInPage(string key = RealServerProcessTests.ApiKey)
+    {
+        var page = await _browser!.NewPageAsync(new() { ViewportSize = new() { Width = 1366, Height = 768 } });
+        var errors = new List<string>();
+        page.PageError += (_, error) => errors.Add(error);
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/");
+        await page.GetByTestId("api-key").FillAsync(key);
+        await page.GetByTestId("signin-submit").ClickAsync();
+        await page.GetByTestId("segments-table").WaitForAsync();
+        Assert.Empty(errors);
+        return page;
+    }
+
+    private static async Task Accessible(IPage page, string name)
+    {
+        var results = await page.RunAxe();
+        var serious = results.Violations.Where(v => v.Impact is "serious" or "critical").ToList();
+        Assert.True(serious.Count == 0, $"{name}: " + string.Join("; ", serious.Select(v => $"{v.Id} ({v.Impact}): {v.Help} — {string.Join(", ", v.Nodes.Take(3).Select(n => n.Html))}")));
+    }
+
+    private static async Task Screenshot(IPage page, string name) =>
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, name + ".png"), FullPage = false });
+
+    private static async Task<string> Value(IPage page, string testId) =>
+        await page.GetByTestId(testId).GetAttributeAsync("data-value") ?? await page.GetByTestId(testId).InnerTextAsync();
+
+    [Fact]
+    public async Task Every_page_shows_the_apis_numbers_is_accessible_and_clicks_through()
+    {
+        var catalog = new CatalogService.CatalogServiceClient(_channel);
+        var decisions = new DecisionService.DecisionServiceClient(_channel);
+        var insights = new InsightsService.InsightsServiceClient(_channel);
+        var experiments = new ExperimentService.ExperimentServiceClient(_channel);
+
+        // A few decisions, so the performance page has something to show.
+        foreach (var user in new[] { "12347", "12415", "13047", "12347" })
+        {
+            await decisions.DecideAsync(new DecideRequest { UserId = user });
+        }
+
+        var page = await SignedInPage();
+
+        // Segments: the population and every segment's live member count are the API's.
+        var live = await catalog.ListSegmentsAsync(new ListSegmentsRequest());
+        Assert.Equal(live.Population.ToString(CultureInfo.InvariantCulture), await Value(page, "population"));
+        foreach (var s in live.Segments)
+        {
+            Assert.Equal(s.MemberCount.ToString(CultureInfo.InvariantCulture), await Value(page, $"members-{s.Segment.Id}"));
+        }
+
+        await page.GetByTestId("overlap-matrix").WaitForAsync();
+
+        // How long the first page takes, the key already given (a reload): written beside the screenshots, never asserted.
+        await page.ReloadAsync();
+        await page.GetByTestId("overlap-matrix").WaitForAsync();
+        var loadMs = await page.EvaluateAsync<double>("performance.now()");
+        await File.WriteAllTextAsync(Path.Combine(Screenshots, "load-time.txt"), $"segments page with the demo data, reload to the overlap matrix rendered: {loadMs:0} ms\n");
+        await Accessible(page, "segments");
+        await Screenshot(page, "segments");
+
+        // Performance: decisions per segment over the last 24 hours are GetKpis's.
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/performance?range=24h");
+        await page.GetByTestId("kpi-segments-table").WaitForAsync();
+        var now = DateTimeOffset.UtcNow;
+        var kpis = await insights.GetKpisAsync(new GetKpisRequest { Start = Timestamp.FromDateTimeOffset(now.AddHours(-24)), End = Timestamp.FromDateTimeOffset(now), GroupBy = { KpiDimension.Segment } });
+        Assert.NotEmpty(kpis.Rows);
+        foreach (var row in kpis.Rows)
+        {
+            Assert.Equal(row.Kpis.Decisions.ToString(CultureInfo.InvariantCulture), await Value(page, $"kpi-{row.SegmentId}-decisions"));
+        }
+
+        await Accessible(page, "performance");
+        await Screenshot(page, "performance");
+
+        // Experiments: every experiment of the catalog, with its exposed users; then one experiment's arms.
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/experiments");
+        var listed = await experiments.ListExperimentsAsync(new ListExperimentsRequest());
+        Assert.NotEmpty(listed.Experiments);
+        await page.GetByTestId("experiments-table").WaitForAsync();
+        await Accessible(page, "experiments");
+        await Screenshot(page, "experiments");
+        var first = listed.Experiments[0];
+        await page.GetByTestId($"experiment-row-{first.Id}").GetByRole(AriaRole.Link).First.ClickAsync();
+        await page.GetByTestId("arms-table").WaitForAsync();
+        var results = await experiments.GetExperimentResultsAsync(new GetExperimentResultsRequest { ExperimentId = first.Id });
+        foreach (var arm in results.Arms)
+        {
+            Assert.Equal(arm.AssignedUsers.ToString(CultureInfo.InvariantCulture), await Value(page, $"arm-{arm.ArmId}-assigned"));
+        }
+
+        var recommendation = GetExperimentResultsResponse.Descriptor.FindFieldByName("recommendation").EnumType.FindValueByNumber((int)results.Recommendation).Name;
+        Assert.Equal(recommendation, await page.GetByTestId("recommendation").GetAttributeAsync("data-value"));
+        await Accessible(page, "experiment");
+        await Screenshot(page, "experiment");
+
+        // Data quality: the fallback rate is GetDataQuality's.
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/quality");
+        await page.GetByTestId("fallback-rate").WaitForAsync();
+        var quality = await insights.GetDataQualityAsync(new GetDataQualityRequest());
+        Assert.Equal(quality.FallbackRate, double.Parse(await Value(page, "fallback-rate"), CultureInfo.InvariantCulture), 6);
+        await Accessible(page, "quality");
+        await Screenshot(page, "quality");
+
+        // Live: the change stream's entries arrive (the demo import made many).
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/live");
+        await page.Locator("[data-testid^='change-']").First.WaitForAsync();
+        await Accessible(page, "live");
+        await Screenshot(page, "live");
+
+        // A segment, clicked from the list: its rule in the text syntax, as GetCatalog gives it.
+        var described = await catalog.GetCatalogAsync(new GetCatalogRequest());
+        var champions = described.Segments.Single(s => s.Segment.Id == "champions");
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/segments");
+        await page.GetByTestId("segment-row-champions").GetByRole(AriaRole.Link).First.ClickAsync();
+        await page.GetByTestId("segment-rule").WaitForAsync();
+        Assert.Equal(champions.Rule, (await page.GetByTestId("segment-rule").InnerTextAsync()).Trim());
+        await page.GetByTestId("variant-offer").WaitForAsync();
+        await Accessible(page, "segment");
+        await Screenshot(page, "segment");
+
+        // The decision inspector: the winner and the explanation are Decide's.
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/inspect");
+        await page.GetByTestId("inspect-user").FillAsync("12347");
+        await page.GetByTestId("inspect-submit").ClickAsync();
+        await page.GetByTestId("inspector-winner").WaitForAsync();
+        var decided = await decisions.DecideAsync(new DecideRequest { UserId = "12347", Explain = true });
+        Assert.Equal(decided.Decision.Segment.Id, (await page.GetByTestId("inspector-winner").InnerTextAsync()).Trim());
+        Assert.Equal(decided.Decision.Explanation.Segments.Count(s => s.Matched), await page.Locator("[data-testid^='matched-'][data-testid$='-status']").CountAsync());
+        await Accessible(page, "inspector");
+        await Screenshot(page, "inspector");
+    }
+
+    [Fact]
+    public async Task A_wrong_key_is_asked_again_and_a_key_without_admin_cannot_promote()
+    {
+        var page = await _browser!.NewPageAsync();
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/");
+        await page.GetByTestId("api-key").FillAsync("not-a-key");
+        await page.GetByTestId("signin-submit").ClickAsync();
+        await page.GetByTestId("signin-form").WaitForAsync();
+        Assert.Contains("key", (await page.GetByTestId("alerts").InnerTextAsync()).ToLowerInvariant(), StringComparison.Ordinal);
+
+        // A read-only key sees the experiment, but promoting an arm is refused for want of the admin scope.
+        var experiments = await new ExperimentService.ExperimentServiceClient(_channel).ListExperimentsAsync(new ListExperimentsRequest());
+        var experiment = experiments.Experiments[0];
+        var analyst = await SignedInPage(AnalystKey);
+        analyst.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await analyst.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/experiments/{experiment.Id}");
+        await analyst.GetByTestId("arms-table").WaitForAsync();
+        await analyst.Locator("[data-testid^='promote-']").First.ClickAsync();
+        await analyst.GetByText("admin", new() { Exact = false }).First.WaitForAsync();
+        var refused = await analyst.GetByTestId("promote-result").InnerTextAsync() + await analyst.GetByTestId("alerts").InnerTextAsync();
+        Assert.Contains("admin", refused, StringComparison.Ordinal);
+        var after = await new ExperimentService.ExperimentServiceClient(_channel).ListExperimentsAsync(new ListExperimentsRequest());
+        Assert.Equal(experiment.Status, after.Experiments.Single(e => e.Id == experiment.Id).Status); // not promoted
+
+        // The page itself holds no data: it is served without a key, with a content security policy.
+        using var http = new HttpClient();
+        using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{_httpPort}/dashboard/"));
+        Assert.True(response.IsSuccessStatusCode);
+        Assert.Contains("default-src 'self'", response.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
+    }
+}
