@@ -50,6 +50,13 @@ internal sealed record SimulationSummary(int Users, long Decisions, long Outcome
 /// </summary>
 internal sealed class TrafficSimulator(CallInvoker invoker)
 {
+    /// <summary>
+    /// The seed of one user's draws: a fixed function of the simulation's seed and the user's position. (It was
+    /// HashCode.Combine, which is randomised per process: a re-run with the same seed drew differently under the same
+    /// event ids, so it recorded new clicks and conversions instead of being idempotent.)
+    /// </summary>
+    internal static int DrawSeed(int seed, int index) => unchecked((int)(((uint)seed * 0x9E3779B1u) ^ ((uint)index * 0x85EBCA77u)));
+
     private const int OutcomeBatch = 500;
 
     /// <summary>Simulates <paramref name="users"/>; <paramref name="progress"/> gets the users done so far.</summary>
@@ -84,7 +91,7 @@ internal sealed class TrafficSimulator(CallInvoker invoker)
         await Parallel.ForEachAsync(Enumerable.Range(0, users.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, truth.Parallelism), CancellationToken = ct }, async (index, token) =>
         {
             var user = users[index];
-            var random = new Random(HashCode.Combine(truth.Seed, index)); // the same draws for the same seed and user position
+            var random = new Random(DrawSeed(truth.Seed, index)); // the same draws for the same seed and user position, in every process
             var prefix = $"sim-{truth.Seed}-{user}";
             Decision? last = null;
             for (var view = 0; view < truth.ViewsPerUser; view++)

@@ -82,6 +82,17 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
     }
 
     [Fact]
+    public void The_simulators_draws_depend_on_the_seed_and_user_position_only_the_same_in_every_process()
+    {
+        // Fixed values: a per-process randomised hash (as HashCode.Combine is) would differ in every test run, and a
+        // re-run of a seed would then record new outcomes under the same event ids instead of being idempotent.
+        Assert.Equal(1550548555, Segmentation.Cli.TrafficSimulator.DrawSeed(42, 7));
+        Assert.Equal(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 0), Segmentation.Cli.TrafficSimulator.DrawSeed(1, 0));
+        Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 0), Segmentation.Cli.TrafficSimulator.DrawSeed(1, 1));
+        Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 5), Segmentation.Cli.TrafficSimulator.DrawSeed(2, 5));
+    }
+
+    [Fact]
     public async Task The_traffic_simulator_s_known_lift_is_found_and_promoted_and_an_AA_split_is_not()
     {
         var channel = GrpcTestFixture.CreateChannel(host);

@@ -191,3 +191,27 @@ public sealed class PreconditionFailedException : Exception
     {
     }
 }
+
+/// <summary>
+/// Thrown when an edit was made on a version of something that changed before it could be applied (two experiment
+/// edits at once). Nothing was applied; reading again and retrying is safe. Mapped to ABORTED.
+/// </summary>
+public sealed class ConcurrencyConflictException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public ConcurrencyConflictException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public ConcurrencyConflictException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public ConcurrencyConflictException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}

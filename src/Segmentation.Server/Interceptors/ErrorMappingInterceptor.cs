@@ -109,6 +109,8 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 return new RpcException(new Grpc.Core.Status(StatusCode.NotFound, nf.Message));
             case PreconditionFailedException pf:
                 return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, pf.Message));
+            case ConcurrencyConflictException cc:
+                return new RpcException(new Grpc.Core.Status(StatusCode.Aborted, cc.Message));
             case Security.RateLimitExceededException rl:
                 return new Google.Rpc.Status
                 {

@@ -237,6 +237,60 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public async Task A_stop_and_a_promote_at_once_never_silently_undo_each_other()
+    {
+        for (var round = 0; round < 40; round++)
+        {
+            using var w = World();
+            using var start = new Barrier(2);
+            Exception? stopFailed = null, promoteFailed = null;
+            var stop = Task.Run(() =>
+            {
+                start.SignalAndWait();
+                try
+                {
+                    Lifecycle(w).Stop("vip_offer_test", "");
+                }
+                catch (Exception ex) when (ex is ConcurrencyConflictException or PreconditionFailedException)
+                {
+                    stopFailed = ex;
+                }
+            });
+            var promote = Task.Run(() =>
+            {
+                start.SignalAndWait();
+                try
+                {
+                    Lifecycle(w).Promote("vip_offer_test", "stronger_offer", "");
+                }
+                catch (Exception ex) when (ex is ConcurrencyConflictException or PreconditionFailedException)
+                {
+                    promoteFailed = ex;
+                }
+            });
+            await Task.WhenAll(stop, promote);
+
+            // Every edit that returned is in the serving catalog; one that did not was refused, not lost.
+            var text = w.Catalogs.Current.Files.Single(f => f.Name == "experiments.yaml").Text;
+            Assert.True(stopFailed is not null || text.Contains("stop: 2026-06-01T12:00:00Z", StringComparison.Ordinal), $"round {round}: the stop returned but is not in the catalog");
+            Assert.True(promoteFailed is not null || text.Contains("promoted: stronger_offer", StringComparison.Ordinal), $"round {round}: the promotion returned but is not in the catalog");
+            Assert.False(stopFailed is not null && promoteFailed is not null, $"round {round}: both were refused");
+        }
+    }
+
+    [Fact]
+    public void A_publish_made_on_an_older_version_is_refused_and_publishes_nothing()
+    {
+        using var w = World();
+        var governance = w.Get<Core.Application.Catalogs.CatalogGovernance>();
+        var before = w.Catalogs.Current;
+        Lifecycle(w).Stop("vip_offer_test", "");
+        var current = w.Catalogs.Current.Version;
+        Assert.Throws<ConcurrencyConflictException>(() => governance.Publish(before.Files, "an edit of the old version", before.Version));
+        Assert.Equal(current, w.Catalogs.Current.Version);
+    }
+
+    [Fact]
     public void Catalog_text_edits_replace_or_add_a_key_and_keep_everything_else()
     {
         const string Text = "experiments:\n  # keep me\n  - id: t\n    segment: vip\n    stop: 2027-01-01T00:00:00Z # old\n    arms:\n      - id: a\n";

@@ -92,12 +92,19 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// Publishes candidate files as the next version. Throws <see cref="ValidationException"/> with one
     /// violation per catalog error (the current catalog stays).
     /// </summary>
-    public PublishedCatalog Publish(IReadOnlyList<CatalogFile> files, string comment, CancellationToken cancellation = default)
+    public PublishedCatalog Publish(IReadOnlyList<CatalogFile> files, string comment, CancellationToken cancellation = default) =>
+        Publish(files, comment, null, cancellation);
+
+    /// <summary>
+    /// As <see cref="Publish(IReadOnlyList{CatalogFile}, string, CancellationToken)"/>, only if the current version is
+    /// still <paramref name="basedOn"/> (else <see cref="ConcurrencyConflictException"/>, nothing published).
+    /// </summary>
+    public PublishedCatalog Publish(IReadOnlyList<CatalogFile> files, string comment, long? basedOn, CancellationToken cancellation = default)
     {
         CatalogSnapshot published;
         try
         {
-            published = catalogs.Load(Source(files, "api"), comment, cancellation);
+            published = catalogs.Load(Source(files, "api"), comment, basedOn, cancellation);
         }
         catch (CatalogException ex)
         {

@@ -29,7 +29,7 @@ public sealed class CatalogProvider
     private long _lastFromStartup; // newest version from the start-up origin: kept beyond the history, a restart compares with it
     private long _version;
 
-    /// <summary>Creates an empty provider; call <see cref="Load"/> or Publish before use.</summary>
+    /// <summary>Creates an empty provider; call <see cref="Load(ICatalogSource, string, CancellationToken)"/> or Publish before use.</summary>
     public CatalogProvider(TimeProvider? time = null) => _time = time ?? TimeProvider.System;
 
     /// <summary>Raised after a new snapshot became active (publish or rollback).</summary>
@@ -111,7 +111,14 @@ public sealed class CatalogProvider
     }
 
     /// <summary>Loads a catalog from <paramref name="source"/> and publishes it. Throws <see cref="CatalogException"/> and keeps the current catalog on error.</summary>
-    public CatalogSnapshot Load(ICatalogSource source, string comment = "", CancellationToken cancellation = default)
+    public CatalogSnapshot Load(ICatalogSource source, string comment = "", CancellationToken cancellation = default) => Load(source, comment, null, cancellation);
+
+    /// <summary>
+    /// Loads and publishes <paramref name="source"/> as the next version, only if the current version is still
+    /// <paramref name="basedOn"/> (when set): an edit made on an older version throws <see cref="ConcurrencyConflictException"/>
+    /// and publishes nothing, so two edits at once never silently undo each other.
+    /// </summary>
+    public CatalogSnapshot Load(ICatalogSource source, string comment, long? basedOn, CancellationToken cancellation = default)
     {
         CatalogSnapshot loaded;
         try
@@ -124,7 +131,7 @@ public sealed class CatalogProvider
             throw;
         }
 
-        return Publish(loaded, comment);
+        return PublishVersion(loaded, comment, null, basedOn);
     }
 
     // The kind of origin, a bounded tag: "embedded", "api", "directory" (a path is never a tag).
@@ -134,7 +141,7 @@ public sealed class CatalogProvider
         : "directory";
 
     /// <summary>Publishes a compiled snapshot with the next version.</summary>
-    public CatalogSnapshot Publish(CatalogSnapshot snapshot, string comment = "") => PublishVersion(snapshot, comment, null);
+    public CatalogSnapshot Publish(CatalogSnapshot snapshot, string comment = "") => PublishVersion(snapshot, comment, null, null);
 
     /// <summary>
     /// Republishes the files of an earlier version (the one before the current when
@@ -162,14 +169,19 @@ public sealed class CatalogProvider
 
         // Recompile from the kept files so the new version is an independent snapshot.
         var recompiled = CatalogLoader.Load(new InMemoryCatalogSource(target.Files, target.Info.Origin));
-        return PublishVersion(recompiled, $"rollback to v{target.Info.Version}", target.Info.Version);
+        return PublishVersion(recompiled, $"rollback to v{target.Info.Version}", target.Info.Version, null);
     }
 
-    private CatalogSnapshot PublishVersion(CatalogSnapshot snapshot, string comment, long? rolledBackFrom)
+    private CatalogSnapshot PublishVersion(CatalogSnapshot snapshot, string comment, long? rolledBackFrom, long? basedOn)
     {
         CatalogSnapshot published;
         lock (_publishGate)
         {
+            if (basedOn is { } expected && expected != _version)
+            {
+                throw new ConcurrencyConflictException($"the catalog changed while this edit was made (it was made on version {expected}; version {_version} is current): nothing was published; read again and retry");
+            }
+
             var at = _time.GetUtcNow();
             var kept = new StoredCatalogVersion(new CatalogVersionInfo(_version + 1, at, snapshot.Origin, comment, rolledBackFrom), snapshot.Files);
             var fromStartup = snapshot.Origin == _startupOrigin && rolledBackFrom is null ? kept.Info.Version : _lastFromStartup;

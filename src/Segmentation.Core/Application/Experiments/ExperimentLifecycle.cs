@@ -66,14 +66,15 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
     /// <summary>Stops <paramref name="experimentId"/> now: a new catalog version with its <c>stop</c> set to this moment.</summary>
     public PublishedCatalog Stop(string experimentId, string comment)
     {
-        var experiment = Find(experimentId);
+        var catalog = governance.Current; // checked and edited as of this version; published only if it is still current
+        var experiment = Find(catalog, experimentId);
         if (experiment.Promoted is not null || experiment.StopTicks <= time.GetUtcNow().UtcTicks)
         {
             throw new PreconditionFailedException($"experiment '{experimentId}' is not running or scheduled (it was stopped or promoted already)");
         }
 
         var stop = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
-        return Edit(experiment, "stop", stop, comment.Length > 0 ? comment : $"stop experiment {experimentId}");
+        return Edit(catalog, experiment, "stop", stop, comment.Length > 0 ? comment : $"stop experiment {experimentId}");
     }
 
     /// <summary>
@@ -82,7 +83,8 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
     /// </summary>
     public (PublishedCatalog Published, string ArmId) Promote(string experimentId, string armId, string comment)
     {
-        var experiment = Find(experimentId);
+        var catalog = governance.Current;
+        var experiment = Find(catalog, experimentId);
         if (experiment.Promoted is { } already)
         {
             throw new PreconditionFailedException($"experiment '{experimentId}' already promoted arm '{already}'");
@@ -103,7 +105,7 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
             throw new ValidationException("arm_id", $"experiment '{experimentId}' has no arm '{armId}'; its arms: {string.Join(", ", experiment.Arms.Select(a => a.Id))}");
         }
 
-        return (Edit(experiment, "promoted", armId, comment.Length > 0 ? comment : $"promote arm {armId} of experiment {experimentId}"), armId);
+        return (Edit(catalog, experiment, "promoted", armId, comment.Length > 0 ? comment : $"promote arm {armId} of experiment {experimentId}"), armId);
     }
 
     /// <summary>What <see cref="ExperimentAnalysis"/> needs to know about <paramref name="experiment"/>.</summary>
@@ -118,15 +120,17 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
     public static IReadOnlyList<ArmObservation> Observations(IReadOnlyList<ArmSums>? arms) =>
         arms is null ? [] : [.. arms.Select(a => new ArmObservation(a.ArmId, a.Assigned, a.Exposed, ExperimentMetric.All.ToDictionary(m => m.Name, m => a.Of(m.Name)), a.ExposedUnderCurrentWeights))];
 
-    private Experiment Find(string experimentId)
+    private Experiment Find(string experimentId) => Find(governance.Current, experimentId);
+
+    private static Experiment Find(CatalogSnapshot catalog, string experimentId)
     {
         if (string.IsNullOrEmpty(experimentId))
         {
             throw new ValidationException("experiment_id", "an experiment id is required");
         }
 
-        return governance.Current.Experiments.FirstOrDefault(e => e.Id == experimentId)
-            ?? throw new NotFoundException($"the serving catalog (version {governance.Current.Version}) has no experiment '{experimentId}'");
+        return catalog.Experiments.FirstOrDefault(e => e.Id == experimentId)
+            ?? throw new NotFoundException($"the serving catalog (version {catalog.Version}) has no experiment '{experimentId}'");
     }
 
     private ExperimentInfo Info(Experiment e, long now, ExposureSummary? summary = null)
@@ -139,13 +143,10 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         return new ExperimentInfo(e, status, summary?.Arms.Sum(a => a.Exposed) ?? 0);
     }
 
-    // Sets key: value in the experiment's mapping, in the file it was written in, and publishes the files as a new version.
-    private PublishedCatalog Edit(Experiment experiment, string key, string value, string comment)
+    // Sets key: value in the experiment's mapping, in the file of `catalog` it was written in, and publishes the files
+    // as a new version if `catalog` is still the current one (the checks were made on it).
+    private PublishedCatalog Edit(CatalogSnapshot catalog, Experiment experiment, string key, string value, string comment)
     {
-        // The experiment as the catalog being edited wrote it (positions of another version's files would be wrong).
-        var catalog = governance.Current;
-        experiment = catalog.Experiments.FirstOrDefault(e => e.Id == experiment.Id)
-            ?? throw new NotFoundException($"the serving catalog (version {catalog.Version}) no longer has experiment '{experiment.Id}'");
         var node = experiment.Node;
         var files = catalog.Files.ToList();
         var index = files.FindIndex(f => f.Name == node.At.File);
@@ -155,7 +156,10 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         }
 
         files[index] = files[index] with { Text = CatalogText.SetScalar(files[index].Text, node, key, value) };
-        return governance.Publish(files, comment);
+
+        // Published only on the version the edit was made on: a stop and a promote (or a publish) at the same moment
+        // cannot silently undo each other; the later one is refused (ABORTED) and may be retried.
+        return governance.Publish(files, comment, catalog.Version);
     }
 }
 
