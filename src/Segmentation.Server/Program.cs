@@ -55,6 +55,7 @@ builder.Services.AddGrpcHealthChecks(health =>
     })
     .AddCheck<CatalogHealthCheck>("catalog", tags: [Telemetry.ReadyTag])
     .AddCheck<StorageHealthCheck>("storage", tags: [Telemetry.ReadyTag])
+    .AddCheck<DegradedJobsHealthCheck>("optional jobs", tags: [Telemetry.ReadyTag])
     .AddCheck<MembershipHealthCheck>("memberships", tags: [MembershipHealthCheck.Tag]);
 
 try

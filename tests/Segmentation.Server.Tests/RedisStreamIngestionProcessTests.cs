@@ -29,17 +29,21 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
     {
         await ExternalTools.EnsureDebianPackages(async () => (await ExternalTools.TryRun("redis-server", "--version", _dir)).Exit == 0, "The Redis stream consumer's test", "redis-server");
         _redisPort = RealServerProcessTests.FreePort();
-        _redis = Process.Start(new ProcessStartInfo("redis-server", $"--port {_redisPort} --bind 127.0.0.1 --save \"\" --appendonly no --dir {_dir}")
+        _redis = await StartRedis(_redisPort);
+    }
+
+    private async Task<Process> StartRedis(int port)
+    {
+        var redis = Process.Start(new ProcessStartInfo("redis-server", $"--port {port} --bind 127.0.0.1 --save \"\" --appendonly no --dir {_dir} --logfile redis-{port}.log")
         {
-            RedirectStandardOutput = true,
             UseShellExecute = false,
         })!;
         for (var i = 0; i < 100; i++)
         {
             try
             {
-                using var probe = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redisPort}");
-                return;
+                using var probe = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{port}");
+                return redis;
             }
             catch (RedisConnectionException)
             {
@@ -48,6 +52,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
         }
 
         Assert.Fail("redis-server did not start");
+        return redis;
     }
 
     public Task DisposeAsync()
@@ -58,16 +63,88 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    private Process StartService(int port) => RealServerProcessTests.StartServer(
+    private Process StartService(int port, int? redisPort = null, params string[] more) => RealServerProcessTests.StartServer(
         port,
+        [
+        .. more,
         $"--Segmentation:DataDirectory={Path.Combine(_dir, "data")}",
         "--Segmentation:EncryptionKey=" + Convert.ToBase64String(new byte[32]),
         "--Segmentation:DemoData=false",
         "--Segmentation:RedisIngestion:Enabled=true",
-        $"--Segmentation:RedisIngestion:Configuration=127.0.0.1:{_redisPort}",
+        $"--Segmentation:RedisIngestion:Configuration=127.0.0.1:{redisPort ?? _redisPort},connectTimeout=1000",
         $"--Segmentation:RedisIngestion:Stream={Stream}",
         "--Segmentation:RedisIngestion:Consumer=node-1",
-        "--Segmentation:RedisIngestion:BatchSize=20");
+        "--Segmentation:RedisIngestion:BatchSize=20",
+        "--Segmentation:RedisIngestion:ClaimIdleSeconds=3600", // recovery after the kill must come from re-reading this consumer's pending entries
+        ]);
+
+    [Fact]
+    public async Task Redis_down_leaves_decisions_up_and_health_degraded_and_consumption_starts_when_it_is_back()
+    {
+        var redisPort = RealServerProcessTests.FreePort(); // nothing listens there yet
+        var port = RealServerProcessTests.FreePort();
+        var httpPort = RealServerProcessTests.FreePort();
+        var service = StartService(port, redisPort, $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{httpPort}");
+        Process? late = null;
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(service, port);
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}") };
+
+            // The consumer's failure is reported as degraded: ready (200), decisions served, the process alive.
+            var watch = Stopwatch.StartNew();
+            string health;
+            while (true)
+            {
+                using var response = await http.GetAsync(new Uri("/healthz", UriKind.Relative));
+                health = await response.Content.ReadAsStringAsync();
+                Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+                if (health.Contains("Redis stream ingestion", StringComparison.Ordinal))
+                {
+                    break;
+                }
+
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"health never named the failing consumer: {health}");
+                await Task.Delay(200);
+            }
+
+            Assert.Contains("Degraded", health, StringComparison.Ordinal);
+            var decided = await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "anyone" });
+            Assert.False(string.IsNullOrEmpty(decided.Decision.Segment.Id));
+            Assert.False(service.HasExited);
+
+            // Redis comes up: the consumer connects on its next attempt and applies the stream.
+            late = await StartRedis(redisPort);
+            using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redisPort}");
+            await redis.GetDatabase().StreamAddAsync(Stream, [new NameValueEntry("event", JsonFormatter.Default.Format(Purchase(7, 0, DateTimeOffset.UtcNow.AddMinutes(-5))))]);
+            var profiles = new ProfileService.ProfileServiceClient(channel);
+            watch.Restart();
+            while (true)
+            {
+                try
+                {
+                    if ((await profiles.GetProfileAsync(new GetProfileRequest { UserId = "ru7" })).Profile.Aggregates.Orders == 1)
+                    {
+                        break;
+                    }
+                }
+                catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
+                {
+                }
+
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "the consumer did not recover once Redis was up");
+                await Task.Delay(200);
+            }
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true);
+            await service.WaitForExitAsync();
+            late?.Kill(entireProcessTree: true);
+            late?.Dispose();
+        }
+    }
 
     private static Event Purchase(int user, int n, DateTimeOffset at) => new()
     {

@@ -47,6 +47,9 @@ public sealed class RedisIngestionOptions
     /// <summary>The dead-letter stream is trimmed to about this many entries.</summary>
     public int DeadLetterMaxLength { get; set; } = 100_000;
 
+    /// <summary>An entry delivered this many times without being acknowledged (it fails every time) is dead-lettered.</summary>
+    public int MaxDeliveries { get; set; } = 5;
+
     internal string DeadLetter => DeadLetterStream.Length > 0 ? DeadLetterStream : Stream + ":dead-letter";
 
     internal IEnumerable<string> Problems()
@@ -66,9 +69,9 @@ public sealed class RedisIngestionOptions
             yield return "BatchSize must be between 1 and 1000";
         }
 
-        if (PollMilliseconds is < 1 or > 60_000 || ClaimIdleSeconds < 1 || MaxEntryBytes < 1024 || DeadLetterMaxLength < 1)
+        if (PollMilliseconds is < 1 or > 60_000 || ClaimIdleSeconds < 1 || MaxEntryBytes < 1024 || DeadLetterMaxLength < 1 || MaxDeliveries < 1)
         {
-            yield return "PollMilliseconds (1..60000), ClaimIdleSeconds (>= 1), MaxEntryBytes (>= 1024) and DeadLetterMaxLength (>= 1) must be in range";
+            yield return "PollMilliseconds (1..60000), ClaimIdleSeconds (>= 1), MaxEntryBytes (>= 1024), DeadLetterMaxLength (>= 1) and MaxDeliveries (>= 1) must be in range";
         }
 
         if (DeadLetter == Stream)
@@ -110,23 +113,25 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         await EnsureGroupAsync(db);
         logger.LogInformation("Consuming Redis stream {Stream} as {Consumer} of group {Group}; rejected entries go to {DeadLetter}", _options.Stream, _options.Consumer, _options.Group, _options.DeadLetter);
 
-        // First the entries this consumer read before a restart and never acknowledged, then new ones.
+        // First the entries this consumer read before a restart and never acknowledged (those that failed too often are
+        // dead-lettered), then new ones; entries other consumers left unacknowledged are claimed on a timer.
+        await DeadLetterExhaustedAsync(db);
         var position = StreamPosition.Beginning;
+        var claimEvery = TimeSpan.FromSeconds(Math.Clamp(_options.ClaimIdleSeconds / 2.0, 1, 30));
         var lastClaim = DateTime.UtcNow;
         while (!stoppingToken.IsCancellationRequested)
         {
+            if (DateTime.UtcNow - lastClaim > claimEvery)
+            {
+                lastClaim = DateTime.UtcNow;
+                await ClaimIdleAsync(db, stoppingToken);
+            }
+
             var entries = await db.StreamReadGroupAsync(_options.Stream, _options.Group, _options.Consumer, position, _options.BatchSize);
             if (entries.Length == 0 && position == StreamPosition.Beginning)
             {
                 position = StreamPosition.NewMessages;
                 continue;
-            }
-
-            if (entries.Length == 0 && DateTime.UtcNow - lastClaim > TimeSpan.FromSeconds(Math.Min(_options.ClaimIdleSeconds, 30)))
-            {
-                lastClaim = DateTime.UtcNow;
-                var claimed = await db.StreamAutoClaimAsync(_options.Stream, _options.Group, _options.Consumer, _options.ClaimIdleSeconds * 1000L, "0-0", _options.BatchSize);
-                entries = claimed.ClaimedEntries;
             }
 
             if (entries.Length == 0)
@@ -138,6 +143,55 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
 
             await ApplyAsync(db, entries);
             Succeeded();
+        }
+    }
+
+    /// <inheritdoc />
+    protected override bool NeededToServe => false; // decisions never wait for Redis
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Every failure of the consumer is retried with backoff and reported in health, never a reason to stop the service
+    /// that serves decisions: Redis unreachable or timing out, a write that could not be made durable, or an entry the
+    /// write path fails on (redelivered, then dead-lettered after <see cref="RedisIngestionOptions.MaxDeliveries"/>).
+    /// </remarks>
+    protected override bool IsTransient(Exception exception) => true;
+
+    // Takes over entries other consumers read but left unacknowledged for ClaimIdleSeconds (a node that died), following
+    // XAUTOCLAIM's cursor through the whole pending list; they are applied like new entries.
+    private async Task ClaimIdleAsync(IDatabase db, CancellationToken stoppingToken)
+    {
+        RedisValue cursor = "0-0";
+        do
+        {
+            var claimed = await db.StreamAutoClaimAsync(_options.Stream, _options.Group, _options.Consumer, _options.ClaimIdleSeconds * 1000L, cursor, _options.BatchSize);
+            if (claimed.ClaimedEntries.Length > 0)
+            {
+                await DeadLetterExhaustedAsync(db);
+                await ApplyAsync(db, claimed.ClaimedEntries);
+            }
+
+            cursor = claimed.NextStartId;
+        }
+        while (cursor != "0-0" && !stoppingToken.IsCancellationRequested);
+    }
+
+    // Entries of this consumer delivered MaxDeliveries times without an acknowledgement fail every time (an entry
+    // the write path cannot take): they are dead-lettered instead of being retried for ever.
+    private async Task DeadLetterExhaustedAsync(IDatabase db)
+    {
+        var pending = await db.StreamPendingMessagesAsync(_options.Stream, _options.Group, 1000, _options.Consumer);
+        var exhausted = pending.Where(p => p.DeliveryCount >= _options.MaxDeliveries).Select(p => p.MessageId).ToArray();
+        foreach (var id in exhausted)
+        {
+            var entry = (await db.StreamRangeAsync(_options.Stream, id, id)).FirstOrDefault();
+            await DeadLetterAsync(db, entry.IsNull ? new StreamEntry(id, []) : entry, $"not applied after {_options.MaxDeliveries} deliveries (it failed every time; see the service's log)");
+        }
+
+        if (exhausted.Length > 0)
+        {
+            await db.StreamAcknowledgeAsync(_options.Stream, _options.Group, exhausted);
+            SegmentationTelemetry.StreamEntries.Add(exhausted.Length, new KeyValuePair<string, object?>("result", "dead_lettered"));
         }
     }
 
@@ -179,7 +233,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                 events.Add(ProfileMapper.ToDomain(JsonParser.Default.Parse<Event>((string)payload!)));
                 entryOfEvent.Add(i);
             }
-            catch (Exception ex) when (ex is InvalidProtocolBufferException or InvalidJsonException or FormatException)
+            catch (Exception ex) when (ex is InvalidProtocolBufferException or InvalidJsonException or FormatException or ArgumentException or OverflowException or Core.Validation.ValidationException)
             {
                 deadLetters.Add((entries[i], "not a segmentation.v1.Event in JSON: " + Bounded(ex.Message)));
             }
@@ -206,18 +260,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
 
         foreach (var (entry, reason) in deadLetters)
         {
-            await db.StreamAddAsync(
-                _options.DeadLetter,
-                [
-                    new NameValueEntry("entry_id", entry.Id),
-                    new NameValueEntry("stream", _options.Stream),
-                    new NameValueEntry("reason", reason),
-                    new NameValueEntry("event", entry["event"].IsNull ? RedisValue.EmptyString : entry["event"]),
-                    new NameValueEntry("fields", string.Join(",", entry.Values.Select(v => (string?)v.Name))),
-                    new NameValueEntry("at", DateTimeOffset.UtcNow.ToString("O")),
-                ],
-                maxLength: _options.DeadLetterMaxLength,
-                useApproximateMaxLength: true);
+            await DeadLetterAsync(db, entry, reason);
         }
 
         await db.StreamAcknowledgeAsync(_options.Stream, _options.Group, [.. entries.Select(e => e.Id)]);
@@ -228,6 +271,27 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         {
             logger.LogWarning("{Count} Redis stream entries dead-lettered to {DeadLetter}, e.g. {Entry}: {Reason}", deadLetters.Count, _options.DeadLetter, deadLetters[0].Entry.Id, deadLetters[0].Reason);
         }
+    }
+
+    // The entry's id, stream, reason and time, its payload when it is within MaxEntryBytes (else only its size), and
+    // the names of its fields (bounded): a dead letter is never larger than an entry the service accepts.
+    private async Task DeadLetterAsync(IDatabase db, StreamEntry entry, string reason)
+    {
+        var payload = entry.IsNull ? RedisValue.Null : entry["event"];
+        var size = payload.IsNull ? 0 : payload.Length();
+        await db.StreamAddAsync(
+            _options.DeadLetter,
+            [
+                new NameValueEntry("entry_id", entry.Id),
+                new NameValueEntry("stream", _options.Stream),
+                new NameValueEntry("reason", reason),
+                new NameValueEntry("event", payload.IsNull || size > _options.MaxEntryBytes ? RedisValue.EmptyString : payload),
+                new NameValueEntry("event_bytes", size),
+                new NameValueEntry("fields", Bounded(string.Join(",", (entry.IsNull ? [] : entry.Values).Take(20).Select(v => (string?)v.Name)))),
+                new NameValueEntry("at", DateTimeOffset.UtcNow.ToString("O")),
+            ],
+            maxLength: _options.DeadLetterMaxLength,
+            useApproximateMaxLength: true);
     }
 
     private static string Bounded(string text) => text.Length <= 500 ? text : text[..500] + "…";

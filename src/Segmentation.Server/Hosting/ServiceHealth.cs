@@ -12,15 +12,41 @@ namespace Segmentation.Server.Hosting;
 public sealed class ServiceHealth
 {
     private readonly ConcurrentDictionary<string, string> _problems = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _degraded = new(StringComparer.Ordinal);
 
-    /// <summary>The current problems, by job.</summary>
+    /// <summary>The current problems, by job: the service is not ready while there are any.</summary>
     public IReadOnlyDictionary<string, string> Problems => _problems;
+
+    /// <summary>Failing jobs the service serves without (an ingestion adapter): reported as degraded, still ready.</summary>
+    public IReadOnlyDictionary<string, string> Degraded => _degraded;
 
     /// <summary>Records that <paramref name="job"/> is failing and why.</summary>
     public void Report(string job, string reason) => _problems[job] = reason;
 
+    /// <summary>Records that <paramref name="job"/>, which decisions do not depend on, is failing and why.</summary>
+    public void ReportDegraded(string job, string reason) => _degraded[job] = reason;
+
     /// <summary>Records that <paramref name="job"/> works again.</summary>
-    public void Clear(string job) => _problems.TryRemove(job, out _);
+    public void Clear(string job)
+    {
+        _problems.TryRemove(job, out _);
+        _degraded.TryRemove(job, out _);
+    }
+}
+
+/// <summary>
+/// Jobs the service can serve without (the Redis stream consumer): while one fails, health is Degraded with the
+/// reason — readiness stays up (HTTP 200, gRPC SERVING), so an outage of Redis never takes decisions down with it.
+/// </summary>
+internal sealed class DegradedJobsHealthCheck(ServiceHealth health) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var degraded = health.Degraded;
+        return Task.FromResult(degraded.Count == 0
+            ? HealthCheckResult.Healthy()
+            : HealthCheckResult.Degraded(string.Join("; ", degraded.Select(p => $"{p.Key}: {p.Value}"))));
+    }
 }
 
 /// <summary>

@@ -36,6 +36,15 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
     /// </summary>
     protected bool Recovering { get; private set; }
 
+    /// <summary>
+    /// Failures of this job's own dependencies that clear by themselves (a network service unreachable): reported in
+    /// health and retried with backoff, like a storage failure, instead of stopping the service.
+    /// </summary>
+    protected virtual bool IsTransient(Exception exception) => false;
+
+    /// <summary>Whether the service is not ready while this job fails (true), or only degraded (an optional adapter).</summary>
+    protected virtual bool NeededToServe => true;
+
     /// <summary>Clears the job's health report: call after each iteration that worked.</summary>
     protected void Succeeded()
     {
@@ -58,9 +67,17 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
             {
                 return;
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or StorageUnavailableException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or StorageUnavailableException || IsTransient(ex))
             {
-                health.Report(Job, ex.Message);
+                if (NeededToServe)
+                {
+                    health.Report(Job, ex.Message);
+                }
+                else
+                {
+                    health.ReportDegraded(Job, ex.Message);
+                }
+
                 Recovering = true;
                 logger.LogError("{Job} failed ({Reason}); health reports it and the job starts again in {Backoff:0.#} s", Job, ex.Message, backoff.TotalSeconds);
             }
