@@ -76,7 +76,11 @@ public static class YamlCatalogReader
         var at = new SourcePosition(file, (int)node.Start.Line, (int)node.Start.Column);
         if (node is YamlScalarNode scalar)
         {
-            return new SyntaxScalar(scalar.Value, at) { Quoted = scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted };
+            return new SyntaxScalar(scalar.Value, at)
+            {
+                Quoted = scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted,
+                SourceLength = node.End.Line == node.Start.Line ? (int)(node.End.Column - node.Start.Column) : -1,
+            };
         }
 
         if (!open.Add(node))

@@ -40,7 +40,11 @@ public sealed class RuleCompiler
     /// <summary>Most conditions one rule may stand for with its references expanded.</summary>
     public const int MaxConditions = 10_000;
 
+    /// <summary>Most characters of text rules one catalog may hold, counted with YAML aliases expanded (each use is parsed).</summary>
+    public const int MaxTextRuleCharacters = 1_000_000;
+
     private readonly FieldRegistry _fields;
+    private long _textRuleCharacters;
 
     /// <summary>Creates a compiler resolving fields through <paramref name="fields"/>.</summary>
     public RuleCompiler(FieldRegistry fields) => _fields = fields;
@@ -70,6 +74,13 @@ public sealed class RuleCompiler
 
         if (node is SyntaxScalar { Value: { Length: > 0 } } text)
         {
+            _textRuleCharacters += text.Value.Length;
+            if (_textRuleCharacters > MaxTextRuleCharacters)
+            {
+                errors(path, node, $"the catalog's text rules amount to more than {MaxTextRuleCharacters:N0} characters (with YAML aliases expanded: each use is read again); use fragments for shared rules");
+                return null;
+            }
+
             // A rule in the text syntax: read into the same tree as the mapping form, then compiled like it.
             var parsed = RuleText.Parse(text, out var textError);
             if (parsed is null)

@@ -51,15 +51,24 @@ public static class RuleText
         ArgumentNullException.ThrowIfNull(scalar);
         var text = scalar.Value ?? "";
         var origin = scalar.At;
-        var contentColumn = origin.Column + (scalar.Quoted ? 1 : 0);
-        return Parse(text, offset => Locate(text, offset, origin, contentColumn), out error);
+
+        // Columns are exact when the value is written on one line as it reads (plain, or quoted without escapes);
+        // otherwise (folded lines, escapes, block scalars) the error names the scalar's line only.
+        if (scalar.SourceLength == text.Length + (scalar.Quoted ? 2 : 0))
+        {
+            var contentColumn = origin.Column + (scalar.Quoted ? 1 : 0);
+            return Parse(text, offset => origin with { Column = contentColumn + offset }, out error);
+        }
+
+        return Parse(text, _ => origin with { Column = 0 }, out error);
     }
 
     /// <summary>Parses <paramref name="text"/> as a rule (positions are line and column inside the text).</summary>
     public static SyntaxNode? Parse(string text, out RuleTextError? error)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return Parse(text, offset => Locate(text, offset, new SourcePosition("rule", 1, 1), 1), out error);
+        var lines = new Lines(text);
+        return Parse(text, lines.At, out error);
     }
 
     private static SyntaxNode? Parse(string text, Func<int, SourcePosition> at, out RuleTextError? error)
@@ -129,6 +138,12 @@ public static class RuleText
             return;
         }
 
+        if (map.Entries.Count == 1 && map.Entries[0].Name is "all" or "any" && map.Entries[0].Value is SyntaxList { Items.Count: 1 } single)
+        {
+            Write(sb, single.Items[0], depth + 1); // a one-item group is its item (the text form has none)
+            return;
+        }
+
         if (map.Entries.Count == 1 && map.Entries[0].Name is "all" or "any" && map.Entries[0].Value is SyntaxList items)
         {
             var joiner = map.Entries[0].Name == "all" ? " and " : " or ";
@@ -171,6 +186,7 @@ public static class RuleText
     // A group that needs parentheses inside another group or after 'not': all/any (or a text rule that is one).
     private static bool IsGroup(SyntaxNode node) => node switch
     {
+        SyntaxMap { Entries: [{ Name: "all" or "any", Value: SyntaxList { Items: [var only] } }] } => IsGroup(only),
         SyntaxMap m => m.Entries.Count == 1 && m.Entries[0].Name is "all" or "any",
         SyntaxScalar s => Parse(s.Value ?? "", out _) is SyntaxMap m && IsGroup(m),
         _ => false,
@@ -264,8 +280,6 @@ public static class RuleText
             {
                 '"' => "\\\"",
                 '\\' => "\\\\",
-                '\n' => "\\n",
-                '\t' => "\\t",
                 _ => ch.ToString(),
             });
         }
@@ -275,26 +289,17 @@ public static class RuleText
 
     private static bool IsWordChar(char ch) => char.IsLetterOrDigit(ch) || ch is '_' or '.' or '-' or '+' or ':' or '/' or '@' or '$' or '£' or '€' or '%';
 
-    // Where offset `offset` of the text is in the file: lines inside the text count from the scalar's line;
-    // on its first line columns count from where the scalar's content starts.
-    private static SourcePosition Locate(string text, int offset, SourcePosition origin, int contentColumn)
+    // Line and column (1-based) of an offset of a text, by a binary search of its line starts.
+    private sealed class Lines(string text)
     {
-        offset = Math.Clamp(offset, 0, text.Length);
-        var line = 0;
-        var lineStart = 0;
-        for (var i = 0; i < offset; i++)
-        {
-            if (text[i] == '\n')
-            {
-                line++;
-                lineStart = i + 1;
-            }
-        }
+        private readonly int[] _starts = [0, .. text.Select((ch, i) => (ch, i)).Where(c => c.ch == '\n').Select(c => c.i + 1)];
 
-        var column = offset - lineStart + 1;
-        return line == 0
-            ? origin with { Column = contentColumn + column - 1 }
-            : origin with { Line = origin.Line + line, Column = column };
+        public SourcePosition At(int offset)
+        {
+            var line = Array.BinarySearch(_starts, offset);
+            line = line >= 0 ? line : ~line - 1;
+            return new SourcePosition("rule", line + 1, offset - _starts[line] + 1);
+        }
     }
 
     private enum Kind
@@ -384,6 +389,8 @@ public static class RuleText
         return tokens;
     }
 
+    // A quoted value. In double quotes \" is a quote and \\ a backslash; any other backslash is kept as written
+    // (so a regex such as "^\d{3}" reads as written). Single quotes take no escapes.
     private static string Quoted(string text, ref int i)
     {
         var quote = text[i];
@@ -397,10 +404,9 @@ public static class RuleText
                 return sb.ToString();
             }
 
-            if (ch == '\\' && i < text.Length)
+            if (ch == '\\' && quote == '"' && i < text.Length && text[i] is '"' or '\\')
             {
-                var next = text[i++];
-                sb.Append(next switch { 'n' => '\n', 't' => '\t', _ => next });
+                sb.Append(text[i++]);
                 continue;
             }
 
@@ -560,8 +566,14 @@ public static class RuleText
             while (Peek() is { } q && Qualifiers.Any(q.Is))
             {
                 _next++;
+                var key = q.Value.ToLowerInvariant();
+                if (entries.Any(e => e.Item1 == key))
+                {
+                    throw new RuleTextException($"'{key}' is given twice for '{field.Value}'", q.Offset);
+                }
+
                 var value = Take($"a value after '{q.Value}'");
-                entries.Add((q.Value.ToLowerInvariant(), q.Offset, Scalar(value.Value, value.Offset)));
+                entries.Add((key, q.Offset, Scalar(value.Value, value.Offset)));
             }
 
             var opToken = Take($"an operator after '{field.Value}'");

@@ -33,6 +33,9 @@ public sealed record SyntaxScalar(string? Value, SourcePosition At) : SyntaxNode
 {
     /// <summary>Whether the value was written in quotes (its content starts one column after <see cref="SyntaxNode.At"/>).</summary>
     public bool Quoted { get; init; }
+
+    /// <summary>How many characters the scalar takes in its file when written on one line (quotes included); -1 across lines, 0 when unknown.</summary>
+    public int SourceLength { get; init; }
 }
 
 /// <summary>A list of nodes.</summary>
