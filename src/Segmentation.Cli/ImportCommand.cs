@@ -56,7 +56,10 @@ internal static class ImportCommand
 
         report.TotalSeconds = Math.Round(total.Elapsed.TotalSeconds, 3);
         Console.Write(json ? JsonSerializer.Serialize(report, JsonOptions) + Environment.NewLine : Format(report));
-        return 0;
+
+        // Nothing taken (neither applied nor already there) while rows or events were refused: the input was rejected.
+        var refused = report.RowsRejected.Values.Sum() + report.RejectedByServer;
+        return report.Accepted + report.Duplicates == 0 && refused > 0 ? Cli.Rejected : 0;
     }
 
     /// <summary>

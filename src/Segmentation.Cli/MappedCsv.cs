@@ -116,9 +116,15 @@ internal sealed class MappedCsv
             ordinal[field] = index;
         }
 
-        // Rows without an event id get one from the file's name and the row number, so importing the same file
-        // again is deduplicated by the service instead of counted twice.
-        var prefix = "csv-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(csv.Name)))[..12] + "-";
+        // Rows without an event id get one from the file's content and the row number: importing the same file again
+        // is deduplicated by the service instead of counted twice, and another export (even under the same name) gets
+        // ids of its own.
+        string prefix;
+        using (var content = File.OpenRead(csv.FullName))
+        {
+            prefix = "csv-" + Convert.ToHexStringLower(SHA256.HashData(content))[..16] + "-";
+        }
+
         var events = new List<Event>();
         var row = 1;
         while (reader.Read())

@@ -9,7 +9,10 @@ namespace Segmentation.Cli;
 /// </summary>
 internal static class Terminal
 {
-    /// <summary>True when standard output is a terminal (and NO_COLOR or SEGCTL_PLAIN does not ask for plain text).</summary>
+    /// <summary>
+    /// True when standard output is a terminal that takes ANSI sequences and SEGCTL_PLAIN does not ask for plain text.
+    /// (NO_COLOR, as Spectre.Console reads it, removes colours but keeps the drawing.)
+    /// </summary>
     public static bool Interactive =>
         !Console.IsOutputRedirected
         && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("SEGCTL_PLAIN"))

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -214,7 +215,18 @@ internal static class UserCommands
         }
         else
         {
-            await File.WriteAllTextAsync(output.FullName, pretty + Environment.NewLine, ct);
+            // Personal data: readable by the owner only (on Unix), whatever the umask.
+            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+
+            await using (var file = new StreamWriter(output.FullName, Encoding.UTF8, options))
+            {
+                await file.WriteAsync(pretty + Environment.NewLine);
+            }
+
             Console.Error.WriteLine($"exported {userId} to {output.FullName}");
         }
 

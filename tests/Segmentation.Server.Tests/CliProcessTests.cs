@@ -355,7 +355,7 @@ public sealed class CliProcessTests
 
             // util-linux's script(1) runs segctl on a pseudo-terminal, as a person at a terminal would.
             var command = $"dotnet {ExternalTools.Segctl} segments --address http://127.0.0.1:{port}";
-            (exit, var drawn, stderr) = await Segctl(env, "script", "-qec", command, "/dev/null");
+            (exit, var drawn, stderr) = await Segctl(new(env) { ["TERM"] = "xterm-256color" }, "script", "-qec", command, "/dev/null");
             Assert.True(exit == 0, stderr);
             Assert.Contains("╭", drawn, StringComparison.Ordinal);
             Assert.Contains("general_audience", drawn, StringComparison.Ordinal);

@@ -275,18 +275,21 @@ public static partial class CatalogValidator
             var before = errors.Count;
             if (id is null || !IdPattern().IsMatch(id))
             {
-                Error(node, id, "id", "'id' is required: lower_snake_case, starting with a letter, at most 64 characters");
+                Error(node, id, "id", misplaced.Contains("id") && id is null
+                    ? "'id' is indented inside 'personalization': give it the indentation of 'personalization'"
+                    : "'id' is required: lower_snake_case, starting with a letter, at most 64 characters");
                 return null;
             }
 
+            // A key indented into 'personalization' is reported there, once; not also as missing here.
             var name = values.GetValueOrDefault("name")?.Text;
-            if (string.IsNullOrWhiteSpace(name))
+            if (string.IsNullOrWhiteSpace(name) && !misplaced.Contains("name"))
             {
                 Error(node, id, "name", "'name' is required");
             }
 
             var typeText = values.GetValueOrDefault("type")?.Text;
-            if (!SegmentFamilies.TryParse(typeText, out var type))
+            if (!SegmentFamilies.TryParse(typeText, out var type) && !(typeText is null && misplaced.Contains("type")))
             {
                 Error(values.GetValueOrDefault("type") ?? node, id, "type", $"'type' must be one of: {string.Join(", ", Enum.GetValues<SegmentType>().Select(SegmentFamilies.Name))} (got '{typeText}')");
             }

@@ -38,8 +38,8 @@ public static class LeadGroups
 /// <summary>A fit criterion of lead scoring (demographic or firmographic fit): a compiled rule and its points.</summary>
 public sealed record LeadFit(string Name, RuleNode Rule, int Points)
 {
-    /// <summary>The scoring category it is reported under: <c>group</c> in the catalog, else demographic.</summary>
-    public string Group { get; init; } = LeadGroups.Demographic;
+    /// <summary>The scoring category it is reported under: <c>group</c> in the catalog, else demographic (negative for negative points).</summary>
+    public string Group { get; init; } = Points < 0 ? LeadGroups.Negative : LeadGroups.Demographic;
 }
 
 /// <summary>Lead scoring configuration, set in the catalog under <c>scoring.lead</c>.</summary>

@@ -71,4 +71,23 @@ public sealed class IndentationMistakeTests
         Assert.Equal("cta", error.Clause);
         Assert.Contains("'cta' is an outcome, but it is indented as a key of the segment", error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("name: A")]
+    [InlineData("type: intent")]
+    public void Any_segment_key_indented_inside_personalization_is_one_error(string key)
+    {
+        var keys = new[] { "name: A", "type: intent" }.Where(k => k != key);
+        var error = OnlyError($"""
+            segments:
+              - id: a
+            {string.Join("\n", keys.Select(k => "    " + k))}
+                rule: "orders.count >= 1"
+                personalization:
+                  cta: "x"
+            {Outcomes}
+                  {key}
+            """);
+        Assert.Contains("is a key of the segment, but it is indented inside 'personalization'", error.Message, StringComparison.Ordinal);
+    }
 }

@@ -94,7 +94,12 @@ async function route() {
     showSignIn();
     return;
   }
-  const path = decodeURIComponent(location.hash.replace(/^#/, '').split('?')[0]);
+  let path;
+  try {
+    path = decodeURIComponent(location.hash.replace(/^#/, '').split('?')[0]);
+  } catch {
+    path = ''; // a malformed address (a stray %) is a page not found, not an error
+  }
   const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(path) })).find((x) => x.m);
   leavePage();
   updateChrome(match?.r.nav);

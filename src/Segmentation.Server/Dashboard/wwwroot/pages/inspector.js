@@ -69,13 +69,12 @@ export async function render(ctx) {
     run();
   });
 
+  // A link may name the user; deciding is still the user's action (a decision is counted like any served one).
   const preset = ctx.query.get('user');
   if (preset) {
     user.input.value = preset;
-    await run();
-  } else {
-    user.input.focus();
   }
+  user.input.focus();
 }
 
 function renderDecision(root, d, request) {

@@ -25,7 +25,7 @@ export async function render(ctx) {
   const rate = section('Decision rate', 'rate', h('p', { className: 'help' },
     `Served decisions per second, from the difference of the segmentation_decisions_total counter at /metrics between polls every ${POLL_MS / 1000} s (the service counts decisions when it drains them into the KPIs, so the rate trails by a few seconds).`));
   const changes = section('Segment changes', 'changes', h('p', { className: 'help' },
-    `Users entering and leaving segments, from the oldest retained entry, then live; newest first, the last ${MAX_ROWS} shown. Needs a key with the watch (or admin) scope.`));
+    `Users entering and leaving segments as they happen (or, on request, from the oldest retained entry); newest first, the last ${MAX_ROWS} shown. Needs a key with the watch (or admin) scope.`));
   ctx.main.append(h('h1', { tabindex: '-1' }, 'Live'), rate.el, changes.el);
   startRate(ctx, rate.body);
   startChanges(ctx, changes.body);
@@ -116,9 +116,10 @@ function startChanges(ctx, body) {
   const countText = h('span', { 'data-testid': 'changes-count', 'data-value': '0' }, '0');
   const countDetail = h('span', {});
   const toggle = h('button', { type: 'button', 'data-testid': 'stream-toggle' }, 'Pause');
+  const replayButton = h('button', { type: 'button', 'data-testid': 'stream-replay' }, 'Replay from the oldest retained entry');
   const tbody = h('tbody', {});
   fill(body,
-    h('div', { className: 'row' }, toggle, h('p', { role: 'status' }, 'Stream: ', status)),
+    h('div', { className: 'row' }, toggle, replayButton, h('p', { role: 'status' }, 'Stream: ', status)),
     h('p', {}, 'Entries received: ', countText, countDetail),
     h('div', { className: 'table-wrap scroll', tabindex: '0', role: 'region', 'aria-label': 'Segment changes (scrollable)' }, h('table', { className: 'data', 'data-testid': 'changes-table' },
       h('caption', {}, `Newest first, at most ${MAX_ROWS} rows`),
@@ -131,6 +132,7 @@ function startChanges(ctx, body) {
   let lastOffset = null;
   let controller = null;
   let running = false;
+  let replay = false;
 
   const paint = () => {
     paintTimer = null;
@@ -162,26 +164,31 @@ function startChanges(ctx, body) {
   };
 
   const connect = async () => {
-    controller = new AbortController();
+    const mine = new AbortController();
+    controller = mine;
     running = true;
     toggle.textContent = 'Pause';
     status.textContent = 'connecting…';
-    const query = lastOffset === null ? { fromOldest: true } : { afterOffset: lastOffset };
+    // Live from now; the retained history only when asked for (it can be long), then resumed after the last offset seen.
+    const query = lastOffset !== null ? { afterOffset: lastOffset } : replay ? { fromOldest: true } : {};
     try {
-      await stream('/v1/segment-changes', { query, signal: controller.signal, onMessage, onOpen: () => { status.textContent = 'connected, receiving'; } });
+      await stream('/v1/segment-changes', { query, signal: mine.signal, onMessage, onOpen: () => { status.textContent = 'connected, receiving'; } });
       status.textContent = 'ended by the service';
     } catch (err) {
       if (ctx.signal.aborted) {
         return;
       }
-      if (controller.signal.aborted) {
+      if (controller !== mine) {
+        return; // replaced by a newer connection (a replay)
+      }
+      if (mine.signal.aborted) {
         status.textContent = `paused after offset ${lastOffset ?? '—'}`;
       } else {
         status.textContent = `stopped: ${describeError(err)}`;
         ctx.fail(err, 'Change stream (GET /v1/segment-changes)');
       }
     } finally {
-      if (!ctx.signal.aborted) {
+      if (!ctx.signal.aborted && controller === mine) {
         running = false;
         toggle.textContent = lastOffset === null ? 'Reconnect' : 'Resume';
       }
@@ -194,6 +201,16 @@ function startChanges(ctx, body) {
     } else {
       connect();
     }
+  });
+  replayButton.addEventListener('click', () => {
+    replay = true;
+    lastOffset = null;
+    recent = [];
+    pending = [];
+    Object.assign(counts, { received: 0, entered: 0, left: 0 });
+    replayButton.disabled = true;
+    controller?.abort();
+    setTimeout(connect, 0);
   });
   ctx.onCleanup(() => {
     controller?.abort();

@@ -60,11 +60,18 @@ export async function render(ctx) {
       fill(variants.body, h('p', {}, 'The segment has no members now, so there is no member to render its variants for.'));
       return null;
     }
-    return call('/v1/decide', { method: 'POST', body: { userId: sample, explain: false }, signal })
-      .then((r) => renderVariants(variants.body, id, sample, r.decision ?? {}), (err) => {
-        ctx.fail(err, `Decide for sample member ${sample} (POST /v1/decide)`);
-        fill(variants.body, unavailable('the sample decision could not be made.'));
-      });
+    // Rendering is a real decision (counted in the KPIs and in experiments' exposure), so it is asked for, not automatic.
+    const render = h('button', { type: 'button', 'data-testid': 'render-sample' }, `Render the variants for member ${sample}`);
+    render.addEventListener('click', () => {
+      render.disabled = true;
+      call('/v1/decide', { method: 'POST', body: { userId: sample, explain: false }, signal })
+        .then((r) => renderVariants(variants.body, id, sample, r.decision ?? {}), (err) => {
+          ctx.fail(err, `Decide for sample member ${sample} (POST /v1/decide)`);
+          fill(variants.body, unavailable('the sample decision could not be made.'));
+        });
+    });
+    fill(variants.body, h('p', { className: 'help' }, 'Rendering asks the service for a decision for one member, which is counted like any served decision (KPIs, experiment exposure). Needs a key with the decide scope.'), render);
+    return null;
   }, (err) => {
     ctx.fail(err, 'Members (GET /v1/segments/{id}/members)');
     fill(members.body, unavailable('the members could not be listed.'));
