@@ -76,6 +76,13 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         Assert.Equal(1.0, Value(after, "segmentation_events_completeness", ("field", "context.source")));
         Assert.Contains(after.Split('\n'), l => l.StartsWith("segmentation_profiles_freshness", StringComparison.Ordinal) && l.Contains("band=\"no events\"", StringComparison.Ordinal)); // measured at most every 5 minutes: its values may predate this test's writes
         Assert.Contains("segmentation_profiles_declared_share", after, StringComparison.Ordinal);
+
+        // The change stream and its triggers.
+        Assert.True(Value(after, "segmentation_changes_last_offset") >= Value(after, "segmentation_changes_oldest_offset"));
+        foreach (var name in new[] { "segmentation_changes_last_offset", "segmentation_changes_oldest_offset", "segmentation_triggers_fired_total", "segmentation_triggers_pending", "segmentation_triggers_dropped_total", "segmentation_triggers_missed_total" })
+        {
+            Assert.Contains(after.Split('\n'), l => l.StartsWith(name + " ", StringComparison.Ordinal) || l.StartsWith(name + "{", StringComparison.Ordinal));
+        }
     }
 
     [Fact]

@@ -157,7 +157,7 @@ internal sealed class ServiceGauges : IHostedService
     private readonly object _gate = new();
     private (DataQualityReport Report, DateTimeOffset At)? _cached;
 
-    public ServiceGauges(IMeterFactory meters, IProfileStore profiles, CatalogProvider catalogs, DecisionMeasurement measurement, DataQuality quality, Core.Application.Profiles.ProfileIngestion ingestion, TimeProvider time)
+    public ServiceGauges(IMeterFactory meters, IProfileStore profiles, CatalogProvider catalogs, DecisionMeasurement measurement, DataQuality quality, Core.Application.Profiles.ProfileIngestion ingestion, Core.Application.Membership.ChangeFeed feed, Core.Application.ChangeStream.TriggerScheduler triggers, TimeProvider time)
     {
         _quality = quality;
         _time = time;
@@ -165,6 +165,13 @@ internal sealed class ServiceGauges : IHostedService
         meter.CreateObservableGauge("segmentation.profiles", () => (long)profiles.Count, "{profile}", "Profiles in the store");
         meter.CreateObservableGauge("segmentation.catalog.version", () => catalogs.Current.Version, null, "Version of the serving catalog");
         meter.CreateObservableGauge("segmentation.catalog.segments", () => (long)catalogs.Current.Segments.Count, "{segment}", "Segments in the serving catalog");
+        // The change stream and its scheduled triggers: how far it has come, what is retained, what fired, what waits.
+        meter.CreateObservableGauge("segmentation.changes.last_offset", () => feed.Last, "{entry}", "Offset of the newest entry of the change stream");
+        meter.CreateObservableGauge("segmentation.changes.oldest_offset", () => feed.Oldest, "{entry}", "Offset of the oldest entry the change stream still retains (older offsets are OUT_OF_RANGE to consumers)");
+        meter.CreateObservableCounter("segmentation.triggers.fired", () => triggers.Fired, "{trigger}", "Scheduled triggers fired into the change stream");
+        meter.CreateObservableGauge("segmentation.triggers.pending", () => (long)triggers.Pending, "{trigger}", "Triggers armed and not yet due");
+        meter.CreateObservableCounter("segmentation.triggers.dropped", () => triggers.Dropped, "{entry}", "Segment entries not scheduled because too many triggers were pending");
+        meter.CreateObservableCounter("segmentation.triggers.missed", () => triggers.Missed, "{entry}", "Change-stream entries the trigger scheduler could not read (it fell behind the retention window)");
         meter.CreateObservableGauge("segmentation.decisions.remembered", () => Math.Min(measurement.Ledger.Issued, measurement.Ledger.Capacity), "{decision}", "Served decisions the ledger remembers for attribution");
 
         // Data quality: completeness from the event counters (cheap), the profile figures from a report at most 5 minutes old.
