@@ -47,12 +47,19 @@ internal static class KpisCommand
 
         using var grpc = Cli.OpenChannel(target);
         var r = await new InsightsService.InsightsServiceClient(grpc).GetKpisAsync(request, cancellationToken: ct);
-        Console.Write(format switch
+        switch (format)
         {
-            Format.Json => Cli.ToJson(r) + Environment.NewLine,
-            Format.Csv => Csv(r),
-            _ => Table(r),
-        });
+            case Format.Json:
+                Console.WriteLine(Cli.ToJson(r));
+                break;
+            case Format.Csv:
+                Console.Write(Csv(r));
+                break;
+            default:
+                Table(r);
+                break;
+        }
+
         return 0;
     }
 
@@ -94,21 +101,26 @@ internal static class KpisCommand
         }
     }
 
-    private static string Table(GetKpisResponse r)
+    private static void Table(GetKpisResponse r)
     {
-        var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"KPIs from {r.Start.ToDateTimeOffset():yyyy-MM-dd HH:mm} to {r.End.ToDateTimeOffset():yyyy-MM-dd HH:mm} UTC; outcomes credited to no decision: {r.UnattributedOutcomes:N0}; decisions that fell back: {r.FallbackRate:P1}");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"{"group",-40} {"decisions",10} {"reach",8} {"impr.",8} {"clicks",7} {"CTR",7} {"conv.",6} {"conv.%",7} {"revenue",11} {"rev/user",9} {"dismiss",7} {"churned",8} {"churn%",7}");
-        foreach (var row in r.Rows)
-        {
-            Append(Group(row), row.Kpis);
-        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"KPIs from {r.Start.ToDateTimeOffset():yyyy-MM-dd HH:mm} to {r.End.ToDateTimeOffset():yyyy-MM-dd HH:mm} UTC; outcomes credited to no decision: {r.UnattributedOutcomes:N0}; decisions that fell back: {r.FallbackRate:P1}"));
+        Terminal.Table(
+            ["group", ">decisions", ">reach", ">impr.", ">clicks", ">CTR", ">conv.", ">conv.%", ">revenue", ">rev/user", ">dismiss", ">churned", ">churn%"],
+            r.Rows.Select(row => Cells(Group(row), row.Kpis)).Append(Cells("total", r.Total)));
 
-        Append("total", r.Total);
-        return sb.ToString();
-
-        void Append(string group, Kpis k) => sb.AppendLine(CultureInfo.InvariantCulture,
-            $"{(group.Length > 40 ? group[..40] : group),-40} {k.Decisions,10:N0} {k.Reach,8:N0} {k.Impressions,8:N0} {k.Clicks,7:N0} {k.Ctr,7:P1} {k.Conversions,6:N0} {k.ConversionRate,7:P1} {k.Revenue,11:N2} {k.RevenuePerUser,9:N2} {k.Dismisses,7:N0} {k.Churned,8:N0} {k.ChurnRate,7:P1}");
+        static IReadOnlyList<string> Cells(string group, Kpis k) =>
+        [
+            group.Length > 40 ? group[..40] : group,
+            .. new object[] { k.Decisions, k.Reach, k.Impressions, k.Clicks }.Select(n => string.Format(CultureInfo.InvariantCulture, "{0:N0}", n)),
+            k.Ctr.ToString("P1", CultureInfo.InvariantCulture),
+            k.Conversions.ToString("N0", CultureInfo.InvariantCulture),
+            k.ConversionRate.ToString("P1", CultureInfo.InvariantCulture),
+            k.Revenue.ToString("N2", CultureInfo.InvariantCulture),
+            k.RevenuePerUser.ToString("N2", CultureInfo.InvariantCulture),
+            k.Dismisses.ToString("N0", CultureInfo.InvariantCulture),
+            k.Churned.ToString("N0", CultureInfo.InvariantCulture),
+            k.ChurnRate.ToString("P1", CultureInfo.InvariantCulture),
+        ];
     }
 
     private static string Group(KpiRow row)
@@ -165,22 +177,21 @@ internal static class SizesCommand
             return 0;
         }
 
-        var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"member counts over the last {days} days (hourly points; live counts, no request context)");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"{"segment",-32} {"points",6} {"first",9} {"now",9} {"change",9} {"min",9} {"max",9}");
-        foreach (var s in r.Segments)
-        {
-            if (s.Points.Count == 0)
+        Console.WriteLine($"member counts over the last {days} days (hourly points; live counts, no request context)");
+        Terminal.Table(
+            ["segment", ">points", ">first", ">now", ">change", ">min", ">max"],
+            r.Segments.Select(s =>
             {
-                sb.AppendLine(CultureInfo.InvariantCulture, $"{s.SegmentId,-32} {0,6}");
-                continue;
-            }
+                if (s.Points.Count == 0)
+                {
+                    return (IReadOnlyList<string>)[s.SegmentId, "0", "", "", "", "", ""];
+                }
 
-            var (first, now) = (s.Points[0].Members, s.Points[^1].Members);
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{s.SegmentId,-32} {s.Points.Count,6} {first,9:N0} {now,9:N0} {now - first,9:+#,0;-#,0;0} {s.Points.Min(p => p.Members),9:N0} {s.Points.Max(p => p.Members),9:N0}");
-        }
-
-        Console.Write(sb.ToString());
+                var (first, now) = (s.Points[0].Members, s.Points[^1].Members);
+                return [s.SegmentId, s.Points.Count.ToString(CultureInfo.InvariantCulture), N(first), N(now), (now - first).ToString("+#,0;-#,0;0", CultureInfo.InvariantCulture), N(s.Points.Min(p => p.Members)), N(s.Points.Max(p => p.Members))];
+            }));
         return 0;
+
+        static string N(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
     }
 }

@@ -352,6 +352,10 @@ public sealed class CliProcessTests
             Assert.Contains("general_audience", plain, StringComparison.Ordinal);
             Assert.DoesNotContain("╭", plain, StringComparison.Ordinal);
             Assert.DoesNotContain("\u001b[", plain, StringComparison.Ordinal);
+            (exit, var kpis, stderr) = await Segctl($"kpis --address http://127.0.0.1:{port}", environment: env);
+            Assert.True(exit == 0, stderr);
+            Assert.Matches(@"(?m)^\s+group\s+decisions\s+reach", kpis); // the same table, plain
+            Assert.Matches(@"(?m)^\s+total\s+0\s+0", kpis);
 
             // util-linux's script(1) runs segctl on a pseudo-terminal, as a person at a terminal would.
             var command = $"dotnet {ExternalTools.Segctl} segments --address http://127.0.0.1:{port}";
