@@ -116,20 +116,13 @@ internal sealed class MappedCsv
             ordinal[field] = index;
         }
 
-        // Rows without an event id get one from the file's content and the row number: importing the same file again
-        // is deduplicated by the service instead of counted twice, and another export (even under the same name) gets
-        // ids of its own.
-        string prefix;
-        using (var content = File.OpenRead(csv.FullName))
-        {
-            prefix = "csv-" + Convert.ToHexStringLower(SHA256.HashData(content))[..16] + "-";
-        }
-
+        // Rows without an event id get one from the row's own values (and how many identical rows came before it in
+        // this file): importing the same rows again — the same file, a re-sorted or a grown export — is deduplicated
+        // by the service instead of counted twice.
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         var events = new List<Event>();
-        var row = 1;
         while (reader.Read())
         {
-            row++;
             report.RowsRead++;
             string Get(string field) => ordinal.TryGetValue(field, out var i) && i < reader.RowFieldCount ? reader.GetString(i).Trim() : "";
 
@@ -156,7 +149,7 @@ internal sealed class MappedCsv
 
             var e = new Event
             {
-                EventId = Get("event_id") is { Length: > 0 } id ? id : prefix + row.ToString(CultureInfo.InvariantCulture),
+                EventId = Get("event_id") is { Length: > 0 } id ? id : RowId(string.Join('\u001f', ordinal.Keys.Order(StringComparer.Ordinal).Select(f => f + "=" + Get(f))), seen),
                 Type = type,
                 UserId = user,
                 AnonymousId = anonymous,
@@ -194,6 +187,14 @@ internal sealed class MappedCsv
         }
 
         return events;
+    }
+
+    // "csv-" and 24 hex digits of the SHA-256 of the row's mapped values and its occurrence among identical rows.
+    private static string RowId(string values, Dictionary<string, int> seen)
+    {
+        var occurrence = seen[values] = seen.GetValueOrDefault(values) + 1;
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(values + "\u001e" + occurrence.ToString(CultureInfo.InvariantCulture)));
+        return "csv-" + Convert.ToHexStringLower(hash)[..24];
     }
 
     private static int Distance(string a, string b) => Quickenshtein.Levenshtein.GetDistance(a, b);

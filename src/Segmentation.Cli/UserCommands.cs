@@ -222,9 +222,14 @@ internal static class UserCommands
                 options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
             }
 
-            await using (var file = new StreamWriter(output.FullName, Encoding.UTF8, options))
+            await using (var file = new StreamWriter(output.FullName, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options))
             {
                 await file.WriteAsync(pretty + Environment.NewLine);
+            }
+
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(output.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite); // also when it replaced an existing file
             }
 
             Console.Error.WriteLine($"exported {userId} to {output.FullName}");

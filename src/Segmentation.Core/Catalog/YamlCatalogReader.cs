@@ -80,6 +80,7 @@ public static class YamlCatalogReader
             {
                 Quoted = scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted,
                 SourceLength = node.End.Line == node.Start.Line ? (int)(node.End.Column - node.Start.Column) : -1,
+                LiteralBlock = scalar.Style == ScalarStyle.Literal,
             };
         }
 

@@ -60,6 +60,13 @@ public static class RuleText
             return Parse(text, offset => origin with { Column = contentColumn + offset }, out error);
         }
 
+        if (scalar.LiteralBlock)
+        {
+            // A literal block keeps the file's lines: line n of the rule is the n-th line after the indicator.
+            var lines = new Lines(text);
+            return Parse(text, offset => origin with { Line = origin.Line + lines.At(offset).Line, Column = 0 }, out error);
+        }
+
         return Parse(text, _ => origin with { Column = 0 }, out error);
     }
 
@@ -198,7 +205,15 @@ public static class RuleText
         sb.Append(field);
         if (map.Get("last")?.Text is { } last)
         {
-            sb.Append('(').Append(last).Append(')');
+            // field(3) reads back as 'last' only for digits; anything else is written out (and read back) as 'last "..."'.
+            if (last.Length > 0 && last.All(char.IsAsciiDigit))
+            {
+                sb.Append('(').Append(last).Append(')');
+            }
+            else
+            {
+                sb.Append(" last ").Append(Value(last));
+            }
         }
 
         if (map.Get("window")?.Text is { } window)
@@ -222,8 +237,8 @@ public static class RuleText
             var operand = entry.Value;
             switch (op)
             {
-                case "exists" when operand.Text is "true" or "false":
-                    sb.Append(operand.Text == "true" ? " exists" : " not exists");
+                case "exists" when bool.TryParse(operand.Text, out var exists):
+                    sb.Append(exists ? " exists" : " not exists");
                     break;
                 case "in" or "not_in":
                     sb.Append(op == "in" ? " in " : " not in ");

@@ -36,6 +36,9 @@ public sealed record SyntaxScalar(string? Value, SourcePosition At) : SyntaxNode
 
     /// <summary>How many characters the scalar takes in its file when written on one line (quotes included); -1 across lines, 0 when unknown.</summary>
     public int SourceLength { get; init; }
+
+    /// <summary>Whether the value was written as a literal block (<c>|</c>): its lines are the file's lines after the indicator.</summary>
+    public bool LiteralBlock { get; init; }
 }
 
 /// <summary>A list of nodes.</summary>

@@ -47,8 +47,6 @@ public sealed class RedisIngestionOptions
     /// <summary>The dead-letter stream is trimmed to about this many entries.</summary>
     public int DeadLetterMaxLength { get; set; } = 100_000;
 
-    /// <summary>An entry delivered this many times without being acknowledged (it fails every time) is dead-lettered.</summary>
-    public int MaxDeliveries { get; set; } = 5;
 
     internal string DeadLetter => DeadLetterStream.Length > 0 ? DeadLetterStream : Stream + ":dead-letter";
 
@@ -69,9 +67,9 @@ public sealed class RedisIngestionOptions
             yield return "BatchSize must be between 1 and 1000";
         }
 
-        if (PollMilliseconds is < 1 or > 60_000 || ClaimIdleSeconds < 1 || MaxEntryBytes < 1024 || DeadLetterMaxLength < 1 || MaxDeliveries < 1)
+        if (PollMilliseconds is < 1 or > 60_000 || ClaimIdleSeconds < 1 || MaxEntryBytes < 1024 || DeadLetterMaxLength < 1)
         {
-            yield return "PollMilliseconds (1..60000), ClaimIdleSeconds (>= 1), MaxEntryBytes (>= 1024), DeadLetterMaxLength (>= 1) and MaxDeliveries (>= 1) must be in range";
+            yield return "PollMilliseconds (1..60000), ClaimIdleSeconds (>= 1), MaxEntryBytes (>= 1024) and DeadLetterMaxLength (>= 1) must be in range";
         }
 
         if (DeadLetter == Stream)
@@ -113,9 +111,8 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         await EnsureGroupAsync(db);
         logger.LogInformation("Consuming Redis stream {Stream} as {Consumer} of group {Group}; rejected entries go to {DeadLetter}", _options.Stream, _options.Consumer, _options.Group, _options.DeadLetter);
 
-        // First the entries this consumer read before a restart and never acknowledged (those that failed too often are
-        // dead-lettered), then new ones; entries other consumers left unacknowledged are claimed on a timer.
-        await DeadLetterExhaustedAsync(db);
+        // First the entries this consumer read before a restart and never acknowledged, then new ones; entries other
+        // consumers left unacknowledged are claimed on a timer.
         var position = StreamPosition.Beginning;
         var claimEvery = TimeSpan.FromSeconds(Math.Clamp(_options.ClaimIdleSeconds / 2.0, 1, 30));
         var lastClaim = DateTime.UtcNow;
@@ -152,8 +149,8 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
     /// <inheritdoc />
     /// <remarks>
     /// Every failure of the consumer is retried with backoff and reported in health, never a reason to stop the service
-    /// that serves decisions: Redis unreachable or timing out, a write that could not be made durable, or an entry the
-    /// write path fails on (redelivered, then dead-lettered after <see cref="RedisIngestionOptions.MaxDeliveries"/>).
+    /// that serves decisions: Redis unreachable or timing out, or a write that could not be made durable. (An entry the
+    /// write path fails on for any other reason is found and dead-lettered by itself, see ApplyAsync.)
     /// </remarks>
     protected override bool IsTransient(Exception exception) => true;
 
@@ -167,32 +164,12 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
             var claimed = await db.StreamAutoClaimAsync(_options.Stream, _options.Group, _options.Consumer, _options.ClaimIdleSeconds * 1000L, cursor, _options.BatchSize);
             if (claimed.ClaimedEntries.Length > 0)
             {
-                await DeadLetterExhaustedAsync(db);
                 await ApplyAsync(db, claimed.ClaimedEntries);
             }
 
             cursor = claimed.NextStartId;
         }
         while (cursor != "0-0" && !stoppingToken.IsCancellationRequested);
-    }
-
-    // Entries of this consumer delivered MaxDeliveries times without an acknowledgement fail every time (an entry
-    // the write path cannot take): they are dead-lettered instead of being retried for ever.
-    private async Task DeadLetterExhaustedAsync(IDatabase db)
-    {
-        var pending = await db.StreamPendingMessagesAsync(_options.Stream, _options.Group, 1000, _options.Consumer);
-        var exhausted = pending.Where(p => p.DeliveryCount >= _options.MaxDeliveries).Select(p => p.MessageId).ToArray();
-        foreach (var id in exhausted)
-        {
-            var entry = (await db.StreamRangeAsync(_options.Stream, id, id)).FirstOrDefault();
-            await DeadLetterAsync(db, entry.IsNull ? new StreamEntry(id, []) : entry, $"not applied after {_options.MaxDeliveries} deliveries (it failed every time; see the service's log)");
-        }
-
-        if (exhausted.Length > 0)
-        {
-            await db.StreamAcknowledgeAsync(_options.Stream, _options.Group, exhausted);
-            SegmentationTelemetry.StreamEntries.Add(exhausted.Length, new KeyValuePair<string, object?>("result", "dead_lettered"));
-        }
     }
 
     private async Task EnsureGroupAsync(IDatabase db)
@@ -239,10 +216,37 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
             }
         }
 
-        // Durable on return: TrackMany answers once the batch's change-log records are fsynced (it throws otherwise,
-        // and nothing below runs: the entries stay pending and are read again).
+        // Durable on return: TrackMany answers once the batch's change-log records are fsynced. A failure to make them
+        // durable (storage) propagates: nothing is acknowledged, the batch is read again after the backoff, and nothing is
+        // dead-lettered for it. Any other failure is an entry the write path cannot take: the batch is applied again one
+        // entry at a time (events already applied come back as duplicates) and only the entry that fails is dead-lettered.
         int applied = 0, duplicates = 0;
-        foreach (var result in events.Count == 0 ? [] : ingestion.TrackMany(events))
+        IReadOnlyList<Core.Application.Profiles.EventResult> results;
+        try
+        {
+            results = events.Count == 0 ? [] : [.. ingestion.TrackMany(events)];
+        }
+        catch (Exception ex) when (!IsStorageFailure(ex))
+        {
+            logger.LogWarning(ex, "A batch of {Count} Redis stream entries failed ({Reason}); applying them one at a time to find the entry at fault", events.Count, ex.Message);
+            var one = new List<Core.Application.Profiles.EventResult>(events.Count);
+            for (var k = 0; k < events.Count; k++)
+            {
+                try
+                {
+                    var result = ingestion.TrackMany([events[k]]).Single();
+                    one.Add(result with { Index = k });
+                }
+                catch (Exception single) when (!IsStorageFailure(single))
+                {
+                    deadLetters.Add((entries[entryOfEvent[k]], Bounded($"the write path failed on this entry: {single.GetType().Name}: {single.Message}")));
+                }
+            }
+
+            results = one;
+        }
+
+        foreach (var result in results)
         {
             switch (result.Status)
             {
@@ -277,7 +281,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
     // the names of its fields (bounded): a dead letter is never larger than an entry the service accepts.
     private async Task DeadLetterAsync(IDatabase db, StreamEntry entry, string reason)
     {
-        var payload = entry.IsNull ? RedisValue.Null : entry["event"];
+        var payload = entry.Values is null || entry.IsNull ? RedisValue.Null : entry["event"];
         var size = payload.IsNull ? 0 : payload.Length();
         await db.StreamAddAsync(
             _options.DeadLetter,
@@ -287,12 +291,14 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                 new NameValueEntry("reason", reason),
                 new NameValueEntry("event", payload.IsNull || size > _options.MaxEntryBytes ? RedisValue.EmptyString : payload),
                 new NameValueEntry("event_bytes", size),
-                new NameValueEntry("fields", Bounded(string.Join(",", (entry.IsNull ? [] : entry.Values).Take(20).Select(v => (string?)v.Name)))),
+                new NameValueEntry("fields", Bounded(string.Join(",", (entry.Values ?? []).Take(20).Select(v => (string?)v.Name)))),
                 new NameValueEntry("at", DateTimeOffset.UtcNow.ToString("O")),
             ],
             maxLength: _options.DeadLetterMaxLength,
             useApproximateMaxLength: true);
     }
+
+    private static bool IsStorageFailure(Exception ex) => ex is IOException or UnauthorizedAccessException or Core.Application.Changes.StorageUnavailableException or OperationCanceledException;
 
     private static string Bounded(string text) => text.Length <= 500 ? text : text[..500] + "…";
 }

@@ -78,6 +78,11 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
                     health.ReportDegraded(Job, ex.Message);
                 }
 
+                if (!Recovering)
+                {
+                    backoff = InitialBackoff; // a new failure after a success starts the backoff over
+                }
+
                 Recovering = true;
                 logger.LogError("{Job} failed ({Reason}); health reports it and the job starts again in {Backoff:0.#} s", Job, ex.Message, backoff.TotalSeconds);
             }

@@ -55,6 +55,24 @@ public sealed class RuleTextTests
         Assert.Equal(value, ((SyntaxMap)RuleText.Parse(RuleText.Format(tree), out _)!).Entries[^1].Value.Text); // and written back so
     }
 
+    [Fact]
+    public void A_mistake_in_a_literal_block_rule_is_reported_at_its_own_line()
+    {
+        var segments = "segments:\n" + TestCatalogs.Segment("block", "value", "|\n  orders.count >= 1\n  and orders.aov gretaer 3");
+        var source = new InMemoryCatalogSource([new CatalogFile("catalog.yaml", TestCatalogs.Schema), new CatalogFile("fallback.yaml", TestCatalogs.Fallback), new CatalogFile("segments.yaml", segments)]);
+        var error = Assert.Single(Assert.Throws<CatalogException>(() => CatalogLoader.Load(source)).Errors);
+        Assert.Contains("gretaer", segments.Split('\n')[error.Line - 1], StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{ field: traits.score, exists: True }", "traits.score exists")]
+    [InlineData("{ field: email.opens_of_last_sends, last: \"3.0\", gte: 1 }", "email.opens_of_last_sends last 3.0 >= 1")]
+    public void Unusual_mapping_values_are_written_so_they_read_back_the_same(string yaml, string text)
+    {
+        Assert.Equal(text, RuleText.Format(ReadYaml(yaml)));
+        Assert.Equal(text, RuleText.Format(RuleText.Parse(text, out _)!));
+    }
+
     [Theory]
     [InlineData("events.page_view.count window 1d window 30d >= 5")]
     [InlineData("events.page_view.count(1d) window 30d >= 5")]

@@ -121,7 +121,9 @@ async function route() {
       if (page.controller.signal.aborted || err?.status === 401) {
         return;
       }
-      console.error(err);
+      if (!err?.status) {
+        console.error(err); // unexpected (not an answer of the API, which the alert reports in full)
+      }
       showAlert(describeError(err, what));
     },
     setTitle: (title) => {

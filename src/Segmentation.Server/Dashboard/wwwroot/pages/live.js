@@ -190,6 +190,7 @@ function startChanges(ctx, body) {
     } finally {
       if (!ctx.signal.aborted && controller === mine) {
         running = false;
+        replayButton.disabled = false; // a replay that ended (or failed) may be asked for again
         toggle.textContent = lastOffset === null ? 'Reconnect' : 'Resume';
       }
     }
