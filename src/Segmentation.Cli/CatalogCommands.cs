@@ -54,9 +54,14 @@ internal static class CatalogCommands
         return response.Valid ? 0 : Invalid;
     }
 
-    public static async Task<int> PublishAsync(ServiceTarget address, DirectoryInfo dir, string? comment, bool json, CancellationToken ct)
+    public static async Task<int> PublishAsync(ServiceTarget address, DirectoryInfo dir, string? comment, long basedOn, bool json, CancellationToken ct)
     {
-        var request = new PublishCatalogRequest { Files = { ReadCatalog(dir) }, Comment = comment ?? "" };
+        if (basedOn < 0)
+        {
+            throw new ArgumentException("--based-on must be a catalog version (1 or more)");
+        }
+
+        var request = new PublishCatalogRequest { Files = { ReadCatalog(dir) }, Comment = comment ?? "", BasedOnVersion = basedOn };
         using var grpc = Cli.OpenChannel(address);
         PublishCatalogResponse response;
         try

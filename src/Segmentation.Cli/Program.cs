@@ -200,8 +200,9 @@ root.Subcommands.Add(validate);
 // publish
 var publishDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };
 var comment = new Option<string?>("--comment") { Description = "Why, for the audit trail (for example \"spring campaign\")" };
-var publish = new Command("publish", "Validate and publish a catalog directory (PublishCatalog); exit code 1 when it is rejected") { publishDir, comment };
-publish.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PublishAsync(Target(parse), parse.GetValue(publishDir)!, parse.GetValue(comment), parse.GetValue(json), ct)));
+var basedOn = new Option<long>("--based-on") { Description = "Publish only if this is still the active version (else ABORTED, nothing published): the version the files were read from" };
+var publish = new Command("publish", "Validate and publish a catalog directory (PublishCatalog); exit code 3 when it is rejected") { publishDir, comment, basedOn };
+publish.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.PublishAsync(Target(parse), parse.GetValue(publishDir)!, parse.GetValue(comment), parse.GetValue(basedOn), parse.GetValue(json), ct)));
 root.Subcommands.Add(publish);
 
 // rollback

@@ -62,6 +62,19 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task A_publish_based_on_an_older_version_is_aborted_and_publishes_nothing()
+    {
+        var current = (await Catalog.GetCatalogAsync(new GetCatalogRequest())).Version;
+        var published = await Catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { DefaultFiles() }, Comment = "based on the current", BasedOnVersion = current });
+        Assert.Equal(current + 1, published.Version);
+
+        var stale = await Assert.ThrowsAsync<RpcException>(async () => await Catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { DefaultFiles() }, Comment = "edited from an old read", BasedOnVersion = current }));
+        Assert.Equal(StatusCode.Aborted, stale.StatusCode);
+        Assert.Contains($"made on version {current}", stale.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(published.Version, (await Catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+    }
+
+    [Fact]
     public async Task Valid_catalog_validates_with_measured_warnings()
     {
         var result = await Catalog.ValidateCatalogAsync(new ValidateCatalogRequest { Files = { DefaultFiles() }, Thresholds = new AuditThresholds { MinSize = 100 } });

@@ -24,7 +24,7 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance) : Catalog
 
     public override Task<PublishCatalogResponse> PublishCatalog(PublishCatalogRequest request, ServerCallContext context)
     {
-        var result = governance.Publish(CatalogMapper.ToDomain(request.Files), request.Comment, context.CancellationToken);
+        var result = governance.Publish(CatalogMapper.ToDomain(request.Files), request.Comment, request.BasedOnVersion == 0 ? null : request.BasedOnVersion, context.CancellationToken);
         return Task.FromResult(new PublishCatalogResponse { Version = result.Catalog.Version, Warnings = { result.Warnings.Select(CatalogMapper.ToIssue) } });
     }
 
