@@ -75,11 +75,13 @@ internal sealed class ProfileWriter(
         var catalog = catalogs.Current;
         var model = stamp.Model;
         var now = stamp.Now;
-        var context = new EvalContext(profile, RequestContext.Empty, now.UtcTicks, model);
+        var context = EvalContext.Rent(profile, RequestContext.Empty, now.UtcTicks, model, catalog.Features); // pooled: a write allocates no context of its own
         var lead = DerivedScores.LeadScore(context, catalog.Scoring.Lead);
-        SetDerived(ref profile, "lifecycle_stage", DerivedScores.LifecycleStage(context), now);
-        SetDerived(ref profile, "engagement_status", DerivedScores.Engagement(context), now);
-        SetDerived(ref profile, "intent_level", DerivedScores.Intent(context), now);
+        var (stage, engagement, intent) = (DerivedScores.LifecycleStage(context), DerivedScores.Engagement(context), DerivedScores.Intent(context));
+        context.Return();
+        SetDerived(ref profile, "lifecycle_stage", stage, now);
+        SetDerived(ref profile, "engagement_status", engagement, now);
+        SetDerived(ref profile, "intent_level", intent, now);
         SetDerived(ref profile, "lead_score", (double)lead, now);
         SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(DerivedScores.GradedLeadScore(profile, lead), catalog.Scoring.Lead), now);
         SetDerived(ref profile, "rfm_segment", DerivedScores.RfmSegment(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)), now);
