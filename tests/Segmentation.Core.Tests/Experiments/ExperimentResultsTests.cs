@@ -279,6 +279,17 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public void Stopping_an_experiment_that_has_not_started_is_refused_with_what_to_do_instead()
+    {
+        using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "start: 2027-01-01T00:00:00Z\n    primary_metric:", StringComparison.Ordinal));
+        var before = w.Catalogs.Current.Version;
+        var refused = Assert.Throws<PreconditionFailedException>(() => Lifecycle(w).Stop("vip_offer_test", ""));
+        Assert.Contains("has not started (it starts at 2027-01-01T00:00:00Z)", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("remove it from the catalog or move its start", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(before, w.Catalogs.Current.Version);
+    }
+
+    [Fact]
     public void A_publish_made_on_an_older_version_is_refused_and_publishes_nothing()
     {
         using var w = World();

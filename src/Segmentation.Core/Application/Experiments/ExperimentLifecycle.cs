@@ -73,6 +73,12 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
             throw new PreconditionFailedException($"experiment '{experimentId}' is not running or scheduled (it was stopped or promoted already)");
         }
 
+        if (time.GetUtcNow().UtcTicks < experiment.StartTicks)
+        {
+            // A stop before the start would be an invalid catalog ('stop' must be after 'start'): say what to do instead.
+            throw new PreconditionFailedException($"experiment '{experimentId}' has not started (it starts at {new DateTimeOffset(experiment.StartTicks, TimeSpan.Zero):yyyy-MM-ddTHH:mm:ssZ}): there is nothing to stop yet; to call it off, remove it from the catalog or move its start, and publish");
+        }
+
         var stop = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
         return Edit(catalog, experiment, "stop", stop, comment.Length > 0 ? comment : $"stop experiment {experimentId}");
     }
