@@ -127,7 +127,7 @@ public sealed class RuleCompiler
                 return null;
             }
 
-            return new ReferenceNode(path, $"{keys[0]}({name})", target);
+            return new ReferenceNode(path, RuleText.Format(map), target);
         }
 
         foreach (var group in new[] { "all", "any", "not" })
@@ -147,7 +147,7 @@ public sealed class RuleCompiler
             if (group == "not")
             {
                 var inner = Compile(body, $"{path}.not", errors, depth + 1);
-                return inner is null ? null : new GroupNode(path, "not", [inner]);
+                return inner is null ? null : new GroupNode(path, RuleText.Format(map), "not", [inner]);
             }
 
             if (body is not SyntaxList seq || seq.Items.Count == 0)
@@ -174,7 +174,7 @@ public sealed class RuleCompiler
                 return null;
             }
 
-            return ok ? new GroupNode(path, group, children.ToArray()) : null;
+            return ok ? new GroupNode(path, RuleText.Format(map), group, children.ToArray()) : null;
         }
 
         return CompileLeaf(map, keys, path, errors);

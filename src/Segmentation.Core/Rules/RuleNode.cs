@@ -168,8 +168,8 @@ public sealed class GroupNode : RuleNode
     private readonly string _kind;
     private readonly RuleNode[] _children;
 
-    internal GroupNode(string path, string kind, RuleNode[] children)
-        : base(path, Describe(kind, children), Compose(kind, children))
+    internal GroupNode(string path, string text, string kind, RuleNode[] children)
+        : base(path, text, Compose(kind, children))
     {
         _kind = kind;
         _children = children;
@@ -271,15 +271,6 @@ public sealed class GroupNode : RuleNode
 
     /// <summary>all, any or not.</summary>
     public string Kind => _kind;
-
-    // The group in the text rule syntax: nested all/any groups in parentheses.
-    private static string Describe(string kind, RuleNode[] children)
-    {
-        static string Operand(RuleNode child) => child is GroupNode { Kind: "all" or "any" } ? $"({child.Text})" : child.Text;
-        return kind == "not"
-            ? "not " + Operand(children[0])
-            : string.Join(kind == "all" ? " and " : " or ", children.Select(Operand));
-    }
 
     private static Func<EvalContext, bool> Compose(string kind, RuleNode[] children)
     {
