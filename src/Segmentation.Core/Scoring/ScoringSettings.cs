@@ -81,7 +81,36 @@ public sealed record LeadScoring
 
     /// <summary>Lowest sales-ready score.</summary>
     public int SalesReady { get; init; } = 81;
+
+    /// <summary>
+    /// The model as the framework's lead-scoring table: fit criteria (their rule in the text syntax), then event
+    /// signals (what counts, and over which window), then the inactivity signal.
+    /// </summary>
+    public IReadOnlyList<LeadScoringRow> Table()
+    {
+        var rows = new List<LeadScoringRow>(Fit.Count + Signals.Count + 1);
+        rows.AddRange(Fit.Select(f => new LeadScoringRow(f.Group, f.Name, f.Rule.Text, f.Points, f.Points)));
+        rows.AddRange(Signals.Select(s => new LeadScoringRow(
+            s.Group,
+            s.Name,
+            s.EventType
+                + (s.PageType is { } page ? $" on page type {page}" : "")
+                + (s.Category is { } category ? $" of category {category}" : "")
+                + (s.Window is { } window ? $", within {Duration.Format(window)}" : ", lifetime"),
+            s.Points,
+            s.Cap)));
+        rows.Add(new LeadScoringRow(LeadGroups.Negative, "inactive", $"no event for {Duration.Format(InactiveAfter)}", InactivePoints, InactivePoints));
+        return rows;
+    }
 }
+
+/// <summary>One row of the lead-scoring table.</summary>
+/// <param name="Category">demographic, behavioural, engagement or negative.</param>
+/// <param name="Name">The signal's name.</param>
+/// <param name="Description">What counts.</param>
+/// <param name="Points">Points per occurrence.</param>
+/// <param name="Cap">The most (least, for negative signals) it adds in total.</param>
+public sealed record LeadScoringRow(string Category, string Name, string Description, int Points, int Cap);
 
 /// <summary>Settings of derived data, set in the catalog under <c>scoring</c>.</summary>
 public sealed record ScoringSettings

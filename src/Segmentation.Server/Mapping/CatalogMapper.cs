@@ -115,33 +115,13 @@ internal static class CatalogMapper
         _ => null,
     };
 
-    private static LeadScoringModel ToProto(Core.Scoring.LeadScoring lead)
+    private static LeadScoringModel ToProto(Core.Scoring.LeadScoring lead) => new()
     {
-        var model = new LeadScoringModel { WarmFrom = lead.Warm, HotFrom = lead.Hot, SalesReadyFrom = lead.SalesReady };
-        foreach (var fit in lead.Fit)
-        {
-            model.Signals.Add(new LeadScoringSignal { Category = fit.Group, Name = fit.Name, Description = fit.Rule.Text, Points = fit.Points, Cap = fit.Points });
-        }
-
-        foreach (var signal in lead.Signals)
-        {
-            var what = signal.EventType
-                + (signal.PageType is { } page ? $" on page type {page}" : "")
-                + (signal.Category is { } category ? $" of category {category}" : "")
-                + (signal.Window is { } window ? $", within {Core.Rules.Duration.Format(window)}" : ", lifetime");
-            model.Signals.Add(new LeadScoringSignal { Category = signal.Group, Name = signal.Name, Description = what, Points = signal.Points, Cap = signal.Cap });
-        }
-
-        model.Signals.Add(new LeadScoringSignal
-        {
-            Category = Core.Scoring.LeadGroups.Negative,
-            Name = "inactive",
-            Description = $"no event for {Core.Rules.Duration.Format(lead.InactiveAfter)}",
-            Points = lead.InactivePoints,
-            Cap = lead.InactivePoints,
-        });
-        return model;
-    }
+        WarmFrom = lead.Warm,
+        HotFrom = lead.Hot,
+        SalesReadyFrom = lead.SalesReady,
+        Signals = { lead.Table().Select(r => new LeadScoringSignal { Category = r.Category, Name = r.Name, Description = r.Description, Points = r.Points, Cap = r.Cap }) },
+    };
 
     public static CatalogIssue ToIssue(CatalogError e) => new()
     {
