@@ -27,6 +27,7 @@ public static partial class CatalogValidator
     /// <summary>Most arms an experiment may have.</summary>
     public const int MaxArms = 100;
 
+    // The five outcomes as catalogs name them, in VariantKind order.
     private static readonly string[] OutcomeNames = [.. Enum.GetValues<Rendering.VariantKind>().Select(k => k.ToString().ToLowerInvariant())];
 
     internal static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization", "email_blocks"];
@@ -248,7 +249,6 @@ public static partial class CatalogValidator
         private SegmentDefinition? ReadSegment(SyntaxMap node, List<string> rulesToCompile)
         {
             var values = new Dictionary<string, SyntaxNode>(StringComparer.Ordinal);
-            var outcomes = OutcomeNames;
             foreach (var (k, v) in node.Entries)
             {
                 var key = k.Text ?? "";
@@ -256,7 +256,7 @@ public static partial class CatalogValidator
                 {
                     // An outcome written at the segment's level is one indentation mistake: say so once (the
                     // personalization block then does not also report it missing).
-                    Error(k, node.Get("id")?.Text, key, outcomes.Contains(key) && node.Get("personalization") is SyntaxMap
+                    Error(k, node.Get("id")?.Text, key, OutcomeNames.Contains(key) && node.Get("personalization") is SyntaxMap
                         ? $"'{key}' is an outcome, but it is indented as a key of the segment: indent it under 'personalization' like the other outcomes"
                         : $"unknown key '{key}'{Suggestions.DidYouMean(key, SegmentKeys)}; a segment has: {string.Join(", ", SegmentKeys)}");
                     continue;
@@ -268,7 +268,7 @@ public static partial class CatalogValidator
             // A segment key written inside the personalization block (indented too far) is the same kind of mistake,
             // reported there once; the segment does not also report the key missing.
             var misplaced = values.GetValueOrDefault("personalization") is SyntaxMap block
-                ? block.Entries.Select(e => e.Name ?? "").Where(n => SegmentKeys.Contains(n) && !outcomes.Contains(n)).ToHashSet(StringComparer.Ordinal)
+                ? block.Entries.Select(e => e.Name ?? "").Where(n => SegmentKeys.Contains(n) && !OutcomeNames.Contains(n)).ToHashSet(StringComparer.Ordinal)
                 : [];
 
             var id = values.GetValueOrDefault("id")?.Text;
@@ -388,7 +388,7 @@ public static partial class CatalogValidator
         private List<VariantDefinition>? ReadVariants(SyntaxMap segmentNode, string id, SyntaxNode? node)
         {
             var kinds = Enum.GetValues<VariantKind>();
-            var names = kinds.Select(k => k.ToString().ToLowerInvariant()).ToArray();
+            var names = OutcomeNames; // by kind, in the same order
             if (node is not SyntaxMap map)
             {
                 Error(node ?? segmentNode, id, "personalization", $"'personalization' is required with all five outcomes: {string.Join(", ", names)} (no segment without a personalization outcome)");
@@ -707,7 +707,7 @@ public static partial class CatalogValidator
             }
 
             var kinds = Enum.GetValues<VariantKind>();
-            var names = kinds.Select(k => k.ToString().ToLowerInvariant()).ToArray();
+            var names = OutcomeNames; // by kind, in the same order
             var arms = new List<ArmDefinition>();
             var ok = true;
             foreach (var item in list.Items)
