@@ -50,6 +50,23 @@ public sealed class CliProcessTests
         return (process.ExitCode, await stdout, await stderr);
     }
 
+    // Runs body against a real service (no demo data) on a free port, stopped afterwards whatever happens.
+    private static async Task WithService(Func<int, Task> body)
+    {
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            await body(port);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
     [Fact]
     public async Task Help_never_prints_the_key_from_the_environment()
     {
@@ -106,11 +123,8 @@ public sealed class CliProcessTests
         Assert.Contains($"could not reach http://127.0.0.1:{closed}", stderr, StringComparison.Ordinal);
         Assert.Contains("SEGCTL_ADDRESS", stderr, StringComparison.Ordinal);
 
-        var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
-        try
+        await WithService(async port =>
         {
-            await RealServerProcessTests.WaitUntilListening(server, port);
             (exit, _, stderr) = await Segctl($"segments --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = "not-the-right-key" });
             Assert.Equal(1, exit);
             Assert.Contains("refused the API key from SEGMENTATION_API_KEY", stderr, StringComparison.Ordinal);
@@ -136,22 +150,14 @@ public sealed class CliProcessTests
             {
                 Directory.Delete(catalog, recursive: true);
             }
-        }
-        finally
-        {
-            server.Kill(entireProcessTree: true);
-            await server.WaitForExitAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task Report_has_the_frameworks_shape_with_rules_in_the_text_syntax_kpis_lead_scoring_and_persona_cards()
     {
-        var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
-        try
+        await WithService(async port =>
         {
-            await RealServerProcessTests.WaitUntilListening(server, port);
             var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
             var (exit, _, stderr) = await Segctl($"decide someone-new --address http://127.0.0.1:{port}", environment: env);
             Assert.True(exit == 0, stderr);
@@ -192,22 +198,14 @@ public sealed class CliProcessTests
             {
                 Assert.Contains(heading, stdout, StringComparison.Ordinal);
             }
-        }
-        finally
-        {
-            server.Kill(entireProcessTree: true);
-            await server.WaitForExitAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task User_commands_set_traits_track_identify_decide_in_batch_record_consent_export_and_forget()
     {
-        var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
-        try
+        await WithService(async port =>
         {
-            await RealServerProcessTests.WaitUntilListening(server, port);
             var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
             var at = $"--address http://127.0.0.1:{port}";
             async Task<string> Ok(string arguments, string? stdin = null)
@@ -260,80 +258,73 @@ public sealed class CliProcessTests
             (code, _, error) = await Segctl($"export cli-u1 {at}", environment: env);
             Assert.Equal(1, code);
             Assert.Contains("NOT_FOUND", error, StringComparison.Ordinal);
-        }
-        finally
-        {
-            server.Kill(entireProcessTree: true);
-            await server.WaitForExitAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task Import_reads_a_mapped_csv_checks_the_key_before_the_file_and_is_idempotent()
     {
-        var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
         var work = Directory.CreateTempSubdirectory("seg-cli-import-").FullName;
         try
         {
-            await RealServerProcessTests.WaitUntilListening(server, port);
-            var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
-            var at = $"--address http://127.0.0.1:{port}";
-            var day = DateTimeOffset.UtcNow.AddDays(-2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
-            var csv = Path.Combine(work, "shop-events.csv");
-            await File.WriteAllTextAsync(csv, $"""
-                Who;What;When;Amount;Order
-                m-1;purchase;{day}T10:00:00Z;25.50;ord-1
-                m-1;page_view;{day}T11:00:00Z;;
-                m-2;purchase;{day}T12:00:00Z;10;ord-2
-                ;page_view;{day}T12:30:00Z;;
-                m-2;page_view;not a time;;
-                """.Replace(';', ','));
-            var mapping = Path.Combine(work, "mapping.txt");
-            await File.WriteAllTextAsync(mapping, "# our shop's export\nuser_id=Who\ntype = What\ntimestamp=When\n");
-
-            var (exit, stdout, stderr) = await Segctl($"import {csv} --mapping {mapping} --map value=Amount --map order_id=Order --json {at}", environment: env);
-            Assert.True(exit == 0, stderr);
-            using (var report = System.Text.Json.JsonDocument.Parse(stdout))
+            await WithService(async port =>
             {
-                var r = report.RootElement;
-                Assert.Equal(5, r.GetProperty("rows_read").GetInt32());
-                Assert.Equal(1, r.GetProperty("rows_rejected").GetProperty("no user id").GetInt32());
-                Assert.Equal(1, r.GetProperty("rows_rejected").GetProperty("time not readable").GetInt32());
-                Assert.Equal(3, r.GetProperty("accepted").GetInt32());
-            }
+                var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+                var at = $"--address http://127.0.0.1:{port}";
+                var day = DateTimeOffset.UtcNow.AddDays(-2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+                var csv = Path.Combine(work, "shop-events.csv");
+                await File.WriteAllTextAsync(csv, $"""
+                    Who;What;When;Amount;Order
+                    m-1;purchase;{day}T10:00:00Z;25.50;ord-1
+                    m-1;page_view;{day}T11:00:00Z;;
+                    m-2;purchase;{day}T12:00:00Z;10;ord-2
+                    ;page_view;{day}T12:30:00Z;;
+                    m-2;page_view;not a time;;
+                    """.Replace(';', ','));
+                var mapping = Path.Combine(work, "mapping.txt");
+                await File.WriteAllTextAsync(mapping, "# our shop's export\nuser_id=Who\ntype = What\ntimestamp=When\n");
 
-            (exit, stdout, _) = await Segctl($"profile m-1 --json {at}", environment: env);
-            Assert.Equal(0, exit);
-            Assert.Contains("25.5", stdout, StringComparison.Ordinal);
+                var (exit, stdout, stderr) = await Segctl($"import {csv} --mapping {mapping} --map value=Amount --map order_id=Order --json {at}", environment: env);
+                Assert.True(exit == 0, stderr);
+                using (var report = System.Text.Json.JsonDocument.Parse(stdout))
+                {
+                    var r = report.RootElement;
+                    Assert.Equal(5, r.GetProperty("rows_read").GetInt32());
+                    Assert.Equal(1, r.GetProperty("rows_rejected").GetProperty("no user id").GetInt32());
+                    Assert.Equal(1, r.GetProperty("rows_rejected").GetProperty("time not readable").GetInt32());
+                    Assert.Equal(3, r.GetProperty("accepted").GetInt32());
+                }
 
-            // The same file again: every event is a duplicate (ids from the file name and row), nothing counted twice.
-            (exit, stdout, _) = await Segctl($"import {csv} --mapping {mapping} --map value=Amount --map order_id=Order --json {at}", environment: env);
-            Assert.Equal(0, exit);
-            using (var again = System.Text.Json.JsonDocument.Parse(stdout))
-            {
-                Assert.Equal(3, again.RootElement.GetProperty("duplicates").GetInt32());
-                Assert.Equal(0, again.RootElement.GetProperty("accepted").GetInt32());
-            }
+                (exit, stdout, _) = await Segctl($"profile m-1 --json {at}", environment: env);
+                Assert.Equal(0, exit);
+                Assert.Contains("25.5", stdout, StringComparison.Ordinal);
 
-            // Mapping mistakes are usage errors with a suggestion, before anything is sent.
-            (exit, _, stderr) = await Segctl($"import {csv} --map user_id=Who --map tipe=What --map timestamp=When {at}", environment: env);
-            Assert.Equal(2, exit);
-            Assert.Contains("did you mean 'type'?", stderr, StringComparison.Ordinal);
-            (exit, _, stderr) = await Segctl($"import {csv} --map user_id=Customer --map type=What --map timestamp=When {at}", environment: env);
-            Assert.Equal(3, exit);
-            Assert.Contains("no column 'Customer'", stderr, StringComparison.Ordinal);
+                // The same file again: every event is a duplicate (ids from the file name and row), nothing counted twice.
+                (exit, stdout, _) = await Segctl($"import {csv} --mapping {mapping} --map value=Amount --map order_id=Order --json {at}", environment: env);
+                Assert.Equal(0, exit);
+                using (var again = System.Text.Json.JsonDocument.Parse(stdout))
+                {
+                    Assert.Equal(3, again.RootElement.GetProperty("duplicates").GetInt32());
+                    Assert.Equal(0, again.RootElement.GetProperty("accepted").GetInt32());
+                }
 
-            // A refused key ends the import before the file is read: this file is not a valid import at all, yet the
-            // error is the key's (exit 1), not the file's (exit 3).
-            (exit, _, stderr) = await Segctl($"import {mapping} {at}", environment: new() { ["SEGMENTATION_API_KEY"] = "wrong-key" });
-            Assert.Equal(1, exit);
-            Assert.Contains("refused the API key", stderr, StringComparison.Ordinal);
+                // Mapping mistakes are usage errors with a suggestion, before anything is sent.
+                (exit, _, stderr) = await Segctl($"import {csv} --map user_id=Who --map tipe=What --map timestamp=When {at}", environment: env);
+                Assert.Equal(2, exit);
+                Assert.Contains("did you mean 'type'?", stderr, StringComparison.Ordinal);
+                (exit, _, stderr) = await Segctl($"import {csv} --map user_id=Customer --map type=What --map timestamp=When {at}", environment: env);
+                Assert.Equal(3, exit);
+                Assert.Contains("no column 'Customer'", stderr, StringComparison.Ordinal);
+
+                // A refused key ends the import before the file is read: this file is not a valid import at all, yet the
+                // error is the key's (exit 1), not the file's (exit 3).
+                (exit, _, stderr) = await Segctl($"import {mapping} {at}", environment: new() { ["SEGMENTATION_API_KEY"] = "wrong-key" });
+                Assert.Equal(1, exit);
+                Assert.Contains("refused the API key", stderr, StringComparison.Ordinal);
+            });
         }
         finally
         {
-            server.Kill(entireProcessTree: true);
-            await server.WaitForExitAsync();
             Directory.Delete(work, recursive: true);
         }
     }
@@ -341,11 +332,8 @@ public sealed class CliProcessTests
     [Fact]
     public async Task Tables_are_drawn_on_a_terminal_and_plain_when_redirected()
     {
-        var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
-        try
+        await WithService(async port =>
         {
-            await RealServerProcessTests.WaitUntilListening(server, port);
             var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
             var (exit, plain, stderr) = await Segctl($"segments --address http://127.0.0.1:{port}", environment: env);
             Assert.True(exit == 0, stderr);
@@ -363,12 +351,7 @@ public sealed class CliProcessTests
             Assert.True(exit == 0, stderr);
             Assert.Contains("╭", drawn, StringComparison.Ordinal);
             Assert.Contains("general_audience", drawn, StringComparison.Ordinal);
-        }
-        finally
-        {
-            server.Kill(entireProcessTree: true);
-            await server.WaitForExitAsync();
-        }
+        });
     }
 
     [Fact]

@@ -87,7 +87,6 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
         // Fixed values: a per-process randomised hash (as HashCode.Combine is) would differ in every test run, and a
         // re-run of a seed would then record new outcomes under the same event ids instead of being idempotent.
         Assert.Equal(1550548555, Segmentation.Cli.TrafficSimulator.DrawSeed(42, 7));
-        Assert.Equal(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 0), Segmentation.Cli.TrafficSimulator.DrawSeed(1, 0));
         Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 0), Segmentation.Cli.TrafficSimulator.DrawSeed(1, 1));
         Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 5), Segmentation.Cli.TrafficSimulator.DrawSeed(2, 5));
     }
