@@ -226,7 +226,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         {
             results = events.Count == 0 ? [] : [.. ingestion.TrackMany(events)];
         }
-        catch (Exception ex) when (!IsStorageFailure(ex))
+        catch (Exception ex) when (!IsStorageFailure(ex) && ex is not OperationCanceledException)
         {
             logger.LogWarning(ex, "A batch of {Count} Redis stream entries failed ({Reason}); applying them one at a time to find the entry at fault", events.Count, ex.Message);
             var one = new List<Core.Application.Profiles.EventResult>(events.Count);
@@ -237,7 +237,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                     var result = ingestion.TrackMany([events[k]]).Single();
                     one.Add(result with { Index = k });
                 }
-                catch (Exception single) when (!IsStorageFailure(single))
+                catch (Exception single) when (!IsStorageFailure(single) && single is not OperationCanceledException)
                 {
                     deadLetters.Add((entries[entryOfEvent[k]], Bounded($"the write path failed on this entry: {single.GetType().Name}: {single.Message}")));
                 }
@@ -297,8 +297,6 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
             maxLength: _options.DeadLetterMaxLength,
             useApproximateMaxLength: true);
     }
-
-    private static bool IsStorageFailure(Exception ex) => ex is IOException or UnauthorizedAccessException or Core.Application.Changes.StorageUnavailableException or OperationCanceledException;
 
     private static string Bounded(string text) => text.Length <= 500 ? text : text[..500] + "…";
 }

@@ -42,6 +42,9 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
     /// </summary>
     protected virtual bool IsTransient(Exception exception) => false;
 
+    /// <summary>A failure of the disk or the change log (retried with backoff by every job; never a reason to drop data).</summary>
+    protected static bool IsStorageFailure(Exception exception) => exception is IOException or UnauthorizedAccessException or StorageUnavailableException;
+
     /// <summary>Whether the service is not ready while this job fails (true), or only degraded (an optional adapter).</summary>
     protected virtual bool NeededToServe => true;
 
@@ -67,7 +70,7 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
             {
                 return;
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or StorageUnavailableException || IsTransient(ex))
+            catch (Exception ex) when (IsStorageFailure(ex) || IsTransient(ex))
             {
                 if (NeededToServe)
                 {
