@@ -85,10 +85,12 @@ public static class ContactEvaluation
         var sent = 0;
         if (cap is not null)
         {
-            sent = (profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty).CountInWindow(now, cap.Window.Ticks, out var frees);
-            context.Until(frees);
+            var series = profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty;
+            sent = series.CountInWindow(now, cap.Window.Ticks, out var changes);
+            context.Until(changes);
             if (sent >= cap.Max)
             {
+                var frees = NextAllowed(series, now, sent, cap);
                 var reason = "";
                 if (explain)
                 {
@@ -123,6 +125,21 @@ public static class ContactEvaluation
         }
 
         return new ContactDecision(ContactAction.Send, channel, cap is null ? "none" : name, explain ? $"{allowance}: send" : "", tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, 0, zone.Id);
+    }
+
+    // When enough sends have left the window for one more: the (sent − max + 1)-th oldest of the window's sends leaves it.
+    // That is the oldest only when the user is exactly at the cap; after a cap was lowered (or sends were recorded
+    // beyond it) more of them must leave first. Never while the cap is 0.
+    private static long NextAllowed(EventSeries series, long now, int sent, FrequencyCap cap)
+    {
+        if (cap.Max <= 0)
+        {
+            return long.MaxValue;
+        }
+
+        var window = cap.Window.Ticks;
+        var first = series.InsertionIndex(now - window); // the oldest send inside the window
+        return series.TicksAt(first + sent - cap.Max) + window;
     }
 
     // Every negative outcome of the rule's types in its window, from the profile's per-type series (the common case: cheap).

@@ -91,6 +91,31 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void Above_a_lowered_cap_contact_is_next_allowed_when_enough_sends_have_left_the_window()
+    {
+        // Four sends recorded on four days (under an earlier, higher cap); the cap is now 2 in 7 days. One more is
+        // allowed only when three have left the window: the third send's time plus 7 days, not the first's.
+        using var w = World();
+        Traits(w, "u", "vip", true);
+        for (var day = 0; day < 4; day++)
+        {
+            w.Clock.Now = Noon.AddDays(day);
+            Sent(w, "u", w.Decide("u", Email), $"send-{day}");
+        }
+
+        var capped = w.Decide("u", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, 4, 2), (capped.Action, capped.Count, capped.Limit));
+        Assert.Equal(Noon.AddDays(2 + 7).UtcTicks, capped.SendAtTicks);
+        Assert.Contains($"next allowed at {Noon.AddDays(9):yyyy-MM-dd}", w.Decide("u", Email, explain: true).Contact!.Reason, StringComparison.Ordinal);
+
+        w.Clock.Now = Noon.AddDays(8); // the first two have left, two remain: still at the cap
+        var stillCapped = w.Decide("u", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, 2, Noon.AddDays(9).UtcTicks), (stillCapped.Action, stillCapped.Count, stillCapped.SendAtTicks));
+        w.Clock.Now = new DateTimeOffset(capped.SendAtTicks, TimeSpan.Zero);
+        Assert.Equal(ContactAction.Send, w.Decide("u", Email).Contact!.Action);
+    }
+
+    [Fact]
     public void Inactive_users_get_nothing_except_the_segment_with_its_own_cap()
     {
         using var w = World();
