@@ -47,7 +47,8 @@ public static class FileStorageServiceCollectionExtensions
                 sp.GetRequiredService<ChurnHistory>(),
                 sp.GetRequiredService<OutcomeRecorder>(),
                 sp.GetRequiredService<Segmentation.Core.Application.Catalogs.CatalogProvider>(),
-                sp.GetService<ILoggerFactory>()?.CreateLogger<MeasurementCheckpointFile>())
+                sp.GetService<ILoggerFactory>()?.CreateLogger<MeasurementCheckpointFile>(),
+                sp.GetRequiredService<TimeProvider>())
             : NoMeasurementCheckpoint.Instance));
         services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.ChangeStream.IChangeFeedJournal>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
             ? new ChangeStreamJournal(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<ChangeStreamJournal>())

@@ -24,13 +24,17 @@ public sealed class MeasurementCheckpointFile(
     ChurnHistory churn,
     OutcomeRecorder outcomes,
     CatalogProvider catalogs,
-    ILogger? logger = null) : IMeasurementCheckpoint
+    ILogger? logger = null,
+    TimeProvider? time = null) : IMeasurementCheckpoint
 {
     /// <summary>The file's name in the data directory.</summary>
     public const string FileName = "measurement.bin";
 
     private const string Magic = "SEGMEAS1";
-    private const int Format = 4; // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures; 4: their segments
+    private const int Format = 5; // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures; 4: their segments; 5: experiment tables (weights, weight change, end, removal)
+    private const int OldestReadable = 4;
+
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly object _gate = new();
@@ -44,6 +48,7 @@ public sealed class MeasurementCheckpointFile(
         lock (_gate)
         {
             measurement.Drain(); // every remembered decision is in the KPIs written with it
+            measurement.Exposures.Prune(_time.GetUtcNow().UtcTicks); // experiments removed long ago are not written again
             var temporary = Path + ".tmp";
             using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
             {
@@ -259,11 +264,29 @@ public sealed class MeasurementCheckpointFile(
             w.Write(e.PreConversions);
             w.Write(e.PreClicks);
         }
+
+        // Each experiment's table: the weights its users were assigned under, when they changed, when it ended or left the catalog.
+        var tables = measurement.Exposures.Tables().ToList();
+        w.Write(tables.Count);
+        foreach (var t in tables)
+        {
+            w.Write(t.ExperimentId);
+            w.Write(t.WeightsChangedTicks);
+            w.Write(t.EndTicks);
+            w.Write(t.RemovedTicks);
+            w.Write(t.ReadsRecords);
+            w.Write(t.Weights?.Count ?? -1);
+            foreach (var (arm, weight) in t.Weights ?? [])
+            {
+                w.Write(arm);
+                w.Write(weight);
+            }
+        }
     }
 
     private void Read(BinaryReader r)
     {
-        if (r.ReadString() != Magic || r.ReadInt32() is var format && format != Format)
+        if (r.ReadString() != Magic || r.ReadInt32() is var format && format is < OldestReadable or > Format)
         {
             throw new InvalidDataException("it is not a measurement state file of a known format");
         }
@@ -380,6 +403,19 @@ public sealed class MeasurementCheckpointFile(
             });
         }
 
+        var tables = new List<ExposureTableState>();
+        for (var count = format >= 5 ? r.ReadInt32() : 0; count > 0; count--)
+        {
+            var (experiment, changed, end, removed, reads, arms) = (r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt32());
+            var weights = arms < 0 ? null : new (string, double)[arms];
+            for (var a = 0; a < arms; a++)
+            {
+                weights![a] = (r.ReadString(), r.ReadDouble());
+            }
+
+            tables.Add(new ExposureTableState(experiment, changed, end, removed, reads, weights));
+        }
+
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
         measurement.Ledger.Restore(processBits, issued, decisions);
         measurement.Counted();
@@ -387,7 +423,7 @@ public sealed class MeasurementCheckpointFile(
         sizes.Restore(sizeRings);
         churn.Restore(churnRings);
         outcomes.Restore(impressions, conversions);
-        measurement.Exposures.Restore(exposures);
+        measurement.Exposures.Restore(exposures, tables, current, _time.GetUtcNow().UtcTicks);
     }
 
     // The serving catalog's arm of that experiment, or one that keeps only the ids (its decisions are counted already).

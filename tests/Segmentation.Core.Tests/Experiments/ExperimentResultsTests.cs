@@ -1,5 +1,6 @@
 using Segmentation.Core.Application.Experiments;
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Decisions;
 using Segmentation.Core.Experiments;
 using Segmentation.Core.Outcomes;
 using Segmentation.Core.Rendering;
@@ -329,5 +330,75 @@ public class ExperimentResultsTests
         Assert.True(error.Line > 0);
         var badExposure = Assert.Single(Assert.Throws<CatalogException>(() => CatalogLoader.Load(ExperimentCatalogTests.Source(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: view\n    primary_metric:", StringComparison.Ordinal)))).Errors);
         Assert.Contains("'exposure' is 'decision'", badExposure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Outcomes_after_the_experiment_stopped_or_was_promoted_do_not_count_in_its_results()
+    {
+        using var w = World();
+        var decisions = new Dictionary<string, Decision>();
+        for (var i = 0; i < 40; i++)
+        {
+            Vip(w, $"p{i}");
+            decisions[$"p{i}"] = w.Decide($"p{i}");
+        }
+
+        void Convert(string user, string suffix) =>
+            w.Outcomes.Record(0, new Outcome($"{user}-{suffix}", OutcomeType.Conversion, decisions[user].DecisionId, user, "", VariantKind.Offer, w.Clock.Now, $"o-{user}-{suffix}", 40, "GBP"));
+
+        for (var i = 0; i < 10; i++)
+        {
+            Convert($"p{i}", "running"); // while it runs: counted
+        }
+
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        Lifecycle(w).Stop("vip_offer_test", "");
+        w.Clock.Now = w.Clock.Now.AddHours(1);
+        for (var i = 10; i < 20; i++)
+        {
+            Convert($"p{i}", "stopped"); // an hour after the stop: the users were no longer served the arms
+        }
+
+        Lifecycle(w).Promote("vip_offer_test", "stronger_offer", "");
+        w.Clock.Now = w.Clock.Now.AddHours(1);
+        for (var i = 20; i < 30; i++)
+        {
+            Convert($"p{i}", "promoted");
+        }
+
+        var result = Lifecycle(w).Results("vip_offer_test").Result;
+        Assert.Equal(40, result.Arms.Sum(a => a.Exposed));
+        Assert.Equal(10, result.Arms.Sum(a => a.Metrics.Single(m => m.Metric == "conversion_rate").Total));
+    }
+
+    [Fact]
+    public void An_experiment_removed_from_the_catalog_keeps_its_records_for_a_rollback_then_they_are_dropped()
+    {
+        using var w = World();
+        var arms = new Dictionary<string, string>();
+        for (var i = 0; i < 50; i++)
+        {
+            Vip(w, $"r{i}");
+            arms[$"r{i}"] = w.Decide($"r{i}").Arm!.Id;
+        }
+
+        w.Measurement.Drain();
+        var withExperiment = w.Catalogs.Current.Files;
+        w.Governance.Publish([.. withExperiment.Where(f => f.Name != "experiments.yaml")], "experiment removed");
+        Assert.Null(w.Decide("r0").Arm);
+
+        // A rollback within the retention brings it back with its users and results.
+        w.Clock.Now = w.Clock.Now.AddDays(10);
+        w.Governance.Publish(withExperiment, "experiment back");
+        Assert.Equal(50, Lifecycle(w).Results("vip_offer_test").Result.Arms.Sum(a => a.Exposed));
+
+        // Removed for longer than the retention: nothing of it is kept.
+        w.Governance.Publish([.. withExperiment.Where(f => f.Name != "experiments.yaml")], "experiment removed again");
+        w.Clock.Now = w.Clock.Now.Add(Core.Application.Measurement.ExperimentExposures.RemovedRetention).AddMinutes(-1);
+        w.Measurement.Exposures.Prune(w.Clock.Now.UtcTicks);
+        Assert.NotNull(w.Measurement.Exposures.Summarize("vip_offer_test"));
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        w.Measurement.Exposures.Prune(w.Clock.Now.UtcTicks);
+        Assert.Null(w.Measurement.Exposures.Summarize("vip_offer_test"));
     }
 }

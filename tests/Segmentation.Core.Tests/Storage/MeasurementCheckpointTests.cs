@@ -1,4 +1,5 @@
 using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Outcomes;
@@ -179,5 +180,45 @@ public sealed class MeasurementCheckpointTests : IDisposable
         {
             Assert.Equal((arm.Exposed, arm.Converted.SumY, arm.Revenue.SumY), (after.Arm(arm.ArmId).Exposed, after.Arm(arm.ArmId).Converted.SumY, after.Arm(arm.ArmId).Revenue.SumY));
         }
+    }
+
+    [Fact]
+    public void When_the_weights_changed_and_when_the_experiment_ended_survive_a_restart()
+    {
+        var source = Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment);
+        var reweighted = Experiments.ExperimentCatalogTests.Experiment.Replace("id: stronger_offer\n        weight: 1", "id: stronger_offer\n        weight: 5", StringComparison.Ordinal);
+        using var first = new TestWorld(source);
+        void Users(TestWorld w, string prefix)
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                Experiments.ExperimentCatalogTests.Vip(w, $"{prefix}{i}");
+                w.Decide($"{prefix}{i}");
+            }
+        }
+
+        Users(first, "before");
+        first.Clock.Now = first.Clock.Now.AddMinutes(1);
+        first.Governance.Publish([.. first.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "1:5");
+        first.Clock.Now = first.Clock.Now.AddMinutes(1);
+        Users(first, "after");
+        first.Get<Core.Application.Experiments.ExperimentLifecycle>().Stop("vip_offer_test", "");
+        first.Measurement.Drain();
+        var underCurrent = first.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.ExposedUnderCurrentWeights);
+        Assert.Equal(100, underCurrent); // the sample ratio is checked over the 100 split 1:5
+        new MeasurementCheckpointFile(_dir, first.Measurement, first.Get<SegmentSizeHistory>(), first.Get<ChurnHistory>(), first.Outcomes, first.Catalogs, time: first.Clock).Save();
+
+        // The second process serves the stopped catalog an hour later.
+        var later = first.Clock.Now.AddHours(1);
+        using var second = new TestWorld(new InMemoryCatalogSource(first.Catalogs.Current.Files), later);
+        Users(second, "before"); // profiles (the change log's part), for crediting outcomes
+        Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs, time: second.Clock).Restore());
+
+        var restored = second.Measurement.Exposures.Summarize("vip_offer_test")!;
+        Assert.Equal((200, 100), (restored.Arms.Sum(a => a.Exposed), restored.Arms.Sum(a => a.ExposedUnderCurrentWeights)));
+
+        // An outcome after the stop, credited in the new process, does not count.
+        second.Measurement.Exposures.Credit("before0", OutcomeType.Conversion, 40, later.UtcTicks);
+        Assert.Equal(0, second.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Converted.SumY));
     }
 }

@@ -77,6 +77,9 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     /// <summary>How far back before exposure the pre-exposure values (CUPED's covariates) are read.</summary>
     public static readonly TimeSpan PrePeriod = TimeSpan.FromDays(30);
 
+    /// <summary>How long the records of an experiment removed from the catalog are kept (for a rollback), before <see cref="Prune"/> drops them.</summary>
+    public static readonly TimeSpan RemovedRetention = TimeSpan.FromDays(30);
+
     // An outcome a little before the exposure's own time (clocks differ) still counts.
     private static readonly long ClockSkew = TimeSpan.FromMinutes(5).Ticks;
 
@@ -104,6 +107,32 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             if (_tables.TryGetValue(experiment.Id, out var table))
             {
                 table.Serving(experiment, nowTicks);
+            }
+        }
+
+        foreach (var table in _tables.Values)
+        {
+            if (!next.Experiments.Any(e => e.Id == table.ExperimentId))
+            {
+                table.Removed(nowTicks);
+            }
+        }
+
+        Prune(nowTicks);
+    }
+
+    /// <summary>
+    /// Drops the records of experiments that left the catalog more than <see cref="RemovedRetention"/> ago: a rollback
+    /// within that time brings an experiment back with its users in their arms and its results; after it, nothing of
+    /// it is kept (memory stays bounded by the experiments the catalog holds).
+    /// </summary>
+    public void Prune(long nowTicks)
+    {
+        foreach (var table in _tables.Values)
+        {
+            if (table.RemovedTicks != 0 && nowTicks - table.RemovedTicks >= RemovedRetention.Ticks)
+            {
+                _tables.TryRemove(table.ExperimentId, out _);
             }
         }
     }
@@ -165,12 +194,33 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     internal IEnumerable<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> Records() =>
         _tables.Values.SelectMany(t => t.Records().Select(r => (t.ExperimentId, r.ArmId, r.SegmentId, r.Record)));
 
-    /// <summary>Restores a checkpoint's records (into empty tables, before decisions are served).</summary>
-    internal void Restore(IEnumerable<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> records)
+    /// <summary>What each experiment's table knows beside its records, for a checkpoint.</summary>
+    internal IEnumerable<ExposureTableState> Tables() => [.. _tables.Values.Select(t => t.State())];
+
+    /// <summary>
+    /// Restores a checkpoint's records and tables (into empty tables, before decisions are served), then brings them up
+    /// to <paramref name="current"/>, the catalog serving now (published while the server was down, it may have
+    /// changed weights, stopped or removed an experiment).
+    /// </summary>
+    internal void Restore(
+        IEnumerable<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> records,
+        IEnumerable<ExposureTableState> tables,
+        CatalogSnapshot? current,
+        long nowTicks)
     {
+        foreach (var state in tables)
+        {
+            _tables.GetOrAdd(state.ExperimentId, static id => new ExposureTable(id, null)).Restore(state);
+        }
+
         foreach (var (experimentId, armId, segmentId, record) in records)
         {
             _tables.GetOrAdd(experimentId, static id => new ExposureTable(id, null)).Restore(armId, segmentId, record);
+        }
+
+        if (current is not null)
+        {
+            Publishing(current, nowTicks);
         }
 
         // Identifications replayed from the change log after the checkpoint was taken: records under an id that now
@@ -206,12 +256,13 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
         private readonly object _gate = new();
         private readonly ConcurrentDictionary<string, long> _index = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, double>? _weights = assignedUnder?.Arms.ToDictionary(a => a.Id, a => a.Weight, StringComparer.Ordinal);
         private ExposureRecord[][] _chunks = [];
         private string[] _armIds = [];
         private readonly List<string> _segmentIds = [];
         private int _count;
+        private Dictionary<string, double>? _weights = assignedUnder?.Arms.ToDictionary(a => a.Id, a => a.Weight, StringComparer.Ordinal);
         private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
+        private long _endTicks = assignedUnder?.StopTicks ?? long.MaxValue;
 
         public string ExperimentId { get; } = experimentId;
 
@@ -221,21 +272,31 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         /// <summary>When the weights last changed (UTC ticks of the publish), or 0: the sample ratio is checked over users assigned since.</summary>
         public long WeightsChangedTicks { get; private set; }
 
+        /// <summary>When the experiment was removed from the catalog (UTC ticks of the publish), or 0 while it is in it.</summary>
+        public long RemovedTicks { get; private set; }
+
         public void Serving(Experiment experiment, long now)
         {
-            if (_weights is null || experiment.IsBandit)
-            {
-                _readsRecords = true; // restored (its users' weights are not known) or a bandit (weights move on purpose)
-                return;
-            }
-
-            if (experiment.Arms.Count == _weights.Count && experiment.Arms.All(a => _weights.TryGetValue(a.Id, out var w) && w == a.Weight))
-            {
-                return;
-            }
-
             lock (_gate)
             {
+                RemovedTicks = 0;
+
+                // Outcomes count until the experiment ends: its stop, or the moment its arm was promoted (after either,
+                // its users are served something else, so what they do no longer measures the arms).
+                _endTicks = experiment.Promoted is null ? experiment.StopTicks
+                    : Math.Min(experiment.StopTicks, _endTicks < now ? _endTicks : now);
+
+                if (_weights is null || experiment.IsBandit)
+                {
+                    _readsRecords = true; // restored from a file without weights, or a bandit (weights move on purpose)
+                    return;
+                }
+
+                if (experiment.Arms.Count == _weights.Count && experiment.Arms.All(a => _weights.TryGetValue(a.Id, out var w) && w == a.Weight))
+                {
+                    return;
+                }
+
                 _readsRecords = true;
                 WeightsChangedTicks = now;
                 _weights.Clear();
@@ -243,6 +304,38 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 {
                     _weights[arm.Id] = arm.Weight;
                 }
+            }
+        }
+
+        public void Removed(long now)
+        {
+            lock (_gate)
+            {
+                if (RemovedTicks == 0)
+                {
+                    RemovedTicks = now;
+                    _endTicks = Math.Min(_endTicks, now);
+                }
+            }
+        }
+
+        public ExposureTableState State()
+        {
+            lock (_gate)
+            {
+                return new ExposureTableState(ExperimentId, WeightsChangedTicks, _endTicks, RemovedTicks, _readsRecords, _weights is null ? null : [.. _weights.Select(w => (w.Key, w.Value))]);
+            }
+        }
+
+        public void Restore(ExposureTableState state)
+        {
+            lock (_gate)
+            {
+                WeightsChangedTicks = state.WeightsChangedTicks;
+                _endTicks = state.EndTicks;
+                RemovedTicks = state.RemovedTicks;
+                _weights = state.Weights?.ToDictionary(w => w.ArmId, w => w.Weight, StringComparer.Ordinal);
+                _readsRecords = state.ReadsRecords || _weights is null;
             }
         }
 
@@ -301,6 +394,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 if (!record.Exposed || record.ExposedTicks > earliest + (2 * ClockSkew) || !string.Equals(record.Subject, subject, StringComparison.Ordinal))
                 {
                     return; // not exposed (yet) when it happened
+                }
+
+                if (earliest >= _endTicks)
+                {
+                    return; // after the experiment ended: the user was no longer served the arm
                 }
 
                 switch (type)
@@ -489,6 +587,15 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         }
     }
 }
+
+/// <summary>What an experiment's table of records knows beside the records (kept by the measurement checkpoint).</summary>
+/// <param name="ExperimentId">The experiment.</param>
+/// <param name="WeightsChangedTicks">When its weights last changed (0: never); the sample ratio is checked over users assigned since.</param>
+/// <param name="EndTicks">When it ended (its stop, promotion or removal), or <see cref="long.MaxValue"/>; later outcomes do not count.</param>
+/// <param name="RemovedTicks">When it left the catalog, or 0.</param>
+/// <param name="ReadsRecords">True once the hash may disagree with a user's recorded arm.</param>
+/// <param name="Weights">The weights its users were assigned under, or null when not known.</param>
+internal readonly record struct ExposureTableState(string ExperimentId, long WeightsChangedTicks, long EndTicks, long RemovedTicks, bool ReadsRecords, IReadOnlyList<(string ArmId, double Weight)>? Weights);
 
 /// <summary>An experiment's per-arm sums, as of one scan.</summary>
 /// <param name="ExperimentId">The experiment.</param>
