@@ -21,6 +21,7 @@ internal sealed class ChangeLogRestorer(
     MembershipIndex memberships,
     Core.Application.Measurement.IMeasurementCheckpoint measurement,
     Core.Application.ChangeStream.ChangeStreamReconciler reconciler,
+    Core.Application.Products.ProductRelations relations,
     ServiceHealth health,
     ILogger<ChangeLogRestorer> logger) : IHostedService, IDisposable
 {
@@ -46,6 +47,9 @@ internal sealed class ChangeLogRestorer(
 
         // Decide reads profiles and RFM, both restored: it is served from here on. The membership index is
         // rebuilt in the background; the calls that read it answer UNAVAILABLE until it is complete.
+        // Related products are derived data, not saved: they are learned again from the profiles as restored (captured
+        // now, before any new event is accepted and learned live, so nothing counts twice).
+        var restoredProfiles = store.Snapshot().ToArray();
         memberships.BeginRebuild(store.Count);
         logger.LogInformation(
             "Restored {Profiles} profiles from {Directory} in {Elapsed} ms: snapshot of {SnapshotProfiles} profiles ({SnapshotMs} ms), {Records} log records replayed ({Bytes} bytes, {Dropped} bytes of torn tail dropped); RFM over {RfmCustomers} customers. Decisions are served now; segment memberships are being rebuilt",
@@ -58,7 +62,7 @@ internal sealed class ChangeLogRestorer(
             recovery.Bytes,
             recovery.DroppedBytes,
             model.Customers);
-        _rebuild = Task.Run(() => Rebuild(started), CancellationToken.None);
+        _rebuild = Task.Run(() => Rebuild(started, restoredProfiles), CancellationToken.None);
 
         if (files.Lost.Count > 0)
         {
@@ -71,11 +75,14 @@ internal sealed class ChangeLogRestorer(
         return Task.CompletedTask;
     }
 
-    private void Rebuild(long started)
+    private void Rebuild(long started, Profile[] restoredProfiles)
     {
         try
         {
             var evaluated = ingestion.EvaluateNewMemberships(_stopping.Token);
+            var learning = Stopwatch.GetTimestamp();
+            relations.Learn(restoredProfiles, _stopping.Token);
+            logger.LogInformation("Related products learned again from {Profiles} restored profiles in {Ms} ms: {Products} products", restoredProfiles.Length, (long)Stopwatch.GetElapsedTime(learning).TotalMilliseconds, relations.Products);
             var announced = reconciler.Reconcile(); // what changed while the server was down reaches the change stream
             if (announced > 0)
             {

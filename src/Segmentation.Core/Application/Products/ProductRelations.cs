@@ -64,6 +64,75 @@ public sealed class ProductRelations : IRelatedProducts
         }
     }
 
+    /// <summary>
+    /// Learns from <paramref name="profiles"/>' kept histories, each in time order, as if their events arrived again:
+    /// how the relations (derived data, not saved) come back after a restart. Purchases count with the user's earlier
+    /// purchases and views with the views of the hour before; a profile keeps one product per order, so products bought
+    /// together in one order are not related again this way (later orders relate them once more).
+    /// </summary>
+    /// <returns>The profiles learned from (the enumeration stops when <paramref name="cancellation"/> is signalled).</returns>
+    public int Learn(IEnumerable<Profile> profiles, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(profiles);
+        var count = 0;
+        var purchased = new List<string>();
+        var recent = new List<string>();
+        var basket = new string[1];
+        foreach (var profile in profiles)
+        {
+            if (cancellation.IsCancellationRequested)
+            {
+                break;
+            }
+
+            purchased.Clear();
+            var events = profile.Events;
+            for (var i = 0; i < events.Count; i++)
+            {
+                if (events.ProductIdAt(i) is not { } product)
+                {
+                    continue;
+                }
+
+                var type = events.TypeAt(i);
+                if (type == EventTypes.Purchase)
+                {
+                    basket[0] = product;
+                    recent.Clear();
+                    for (var k = purchased.Count - 1; k >= 0 && recent.Count < 5; k--)
+                    {
+                        if (purchased[k] != product)
+                        {
+                            recent.Add(purchased[k]);
+                        }
+                    }
+
+                    ObservePurchase(basket, recent);
+                    purchased.Remove(product);
+                    purchased.Add(product); // distinct, newest last
+                }
+                else if (type == EventTypes.ProductView)
+                {
+                    recent.Clear();
+                    var from = events.TicksAt(i) - CoViewWindow.Ticks;
+                    for (var k = i - 1; k >= 0 && recent.Count < 5 && events.TicksAt(k) >= from; k--)
+                    {
+                        if (events.TypeAt(k) == EventTypes.ProductView && events.ProductIdAt(k) is { } p && p != product && !recent.Contains(p))
+                        {
+                            recent.Add(p);
+                        }
+                    }
+
+                    ObserveView(product, recent);
+                }
+            }
+
+            count++;
+        }
+
+        return count;
+    }
+
     /// <summary>Counts one order's products together, and each with the user's earlier purchases.</summary>
     public void ObservePurchase(IReadOnlyList<string> basket, IReadOnlyList<string> earlier)
     {

@@ -76,6 +76,49 @@ public sealed class ProductContentTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Relations_learned_again_from_the_profiles_give_the_related_products_learned_live()
+    {
+        // Orders of one product each (a profile keeps one product per order) bought one after the other, and views
+        // within an hour of each other: what a restart learns again from the restored profiles.
+        using var w = new TestWorld(Catalog("related {{ profile.related | array.join ',' }}"));
+        var t0 = w.Clock.Now;
+        var random = new Random(11);
+        for (var u = 0; u < 60; u++)
+        {
+            var at = t0.AddDays(-30 + random.Next(10));
+            for (var k = 0; k < 4; k++)
+            {
+                at = at.AddMinutes(10 + random.Next(60));
+                var product = $"p{random.Next(12)}";
+                if (k % 2 == 0)
+                {
+                    w.Ingestion.Track(Order($"o{u}-{k}", $"user{u}", at, product));
+                }
+                else
+                {
+                    w.Track($"user{u}", EventTypes.ProductView, at: at, category: "kitchen", product: product);
+                }
+            }
+        }
+
+        var live = w.Get<ProductRelations>();
+        var rebuilt = new ProductRelations();
+        Assert.Equal(60, rebuilt.Learn(w.Store.Snapshot()));
+
+        Assert.Equal(live.Products, rebuilt.Products);
+        var none = new HashSet<string>();
+        for (var p = 0; p < 12; p++)
+        {
+            var seeds = new[] { $"p{p}" };
+            var expected = live.Related(seeds, none, 5, t0.UtcTicks, out _);
+            Assert.NotEmpty(expected);
+            Assert.Equal(expected, rebuilt.Related(seeds, none, 5, t0.UtcTicks, out _));
+        }
+
+        Assert.Equal(live.Popular(12), rebuilt.Popular(12));
+    }
+
+    [Fact]
     public void On_a_hold_out_of_the_demo_purchases_related_products_beat_popularity()
     {
         using var reader = File.OpenText(TestWorld.DemoCsvPath);
