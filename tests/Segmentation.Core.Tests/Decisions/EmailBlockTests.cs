@@ -37,6 +37,66 @@ public sealed class EmailBlockTests
         Assert.Empty(web.EmailBlocks);
     }
 
+    [Fact]
+    public void An_email_batch_reads_each_profile_once_for_its_decision_send_time_and_blocks()
+    {
+        // One read per user: the decision, its send time and its blocks (and a consent check) see one version of the
+        // profile (three reads could see three, if the user was written in between).
+        using var w = new TestWorld(Catalog(Blocks));
+        var users = new[] { "ada", "bob", "cy" };
+        foreach (var user in users)
+        {
+            w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["score"] = 5.0, ["first_name"] = user }, "crm", AttributeLayer.ZeroParty, null);
+        }
+
+        var counting = new CountingStore(w.Store);
+        var engine = new Core.Application.Decisions.DecisionEngine(
+            w.Catalogs, counting, w.Get<RfmModelProvider>(), new Core.Application.Decisions.DecisionCache(new Core.Application.Decisions.DecisionCacheOptions()),
+            w.Get<Core.Decisions.Decider>(), w.Clock, w.Get<Core.Privacy.ConsentPolicy>(), w.Measurement, w.Get<Core.Application.Decisions.SendTimePriorProvider>());
+
+        var items = engine.DecideBatch(users, new RequestContext(Channel: "email"), w.Clock.Now, explain: false).ToList();
+
+        Assert.All(items, item => Assert.NotEmpty(item.EmailBlocks));
+        Assert.Equal(users.Length, counting.Gets);
+    }
+
+    private sealed class CountingStore(IProfileStore inner) : IProfileStore
+    {
+        public int Gets { get; private set; }
+
+        public long Version => inner.Version;
+
+        public int Count => inner.Count;
+
+        public Profile? Get(string key)
+        {
+            Gets++;
+            return inner.Get(key);
+        }
+
+        public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0) => inner.Update(key, mutate, atVersion);
+
+        public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0) => inner.Merge(fromKey, intoKey, merge, atVersion);
+
+        public void RaiseVersion(long version) => inner.RaiseVersion(version);
+
+        public ProfileRemoval Remove(string key, Action<string, Profile?, IReadOnlyList<string>>? beforeRemove = null) => inner.Remove(key, beforeRemove);
+
+        public string Resolve(string key) => inner.Resolve(key);
+
+        public IReadOnlyList<string> LinkedIds(string key) => inner.LinkedIds(key);
+
+        public (Profile? Profile, IReadOnlyList<string> LinkedIds) Capture(string key) => inner.Capture(key);
+
+        public void Restore(Profile profile) => inner.Restore(profile);
+
+        public void RestoreLinks(string key, IReadOnlyList<string> aliases) => inner.RestoreLinks(key, aliases);
+
+        public IEnumerable<Profile> Snapshot() => inner.Snapshot();
+
+        public IEnumerable<string> Keys() => inner.Keys();
+    }
+
     [Theory]
     [InlineData("    email_blocks: [hero]\n", "'email_blocks' maps a block name")]
     [InlineData("    email_blocks:\n      Hero: \"x\"\n", "block name 'Hero' must be lower-case")]

@@ -114,7 +114,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         ArgumentNullException.ThrowIfNull(request);
         cancellation.ThrowIfCancellationRequested();
         request.ThrowIfInvalid();
-        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, request.Context, request.At ?? time.GetUtcNow(), request.Explain, cancellation);
+        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, profiles.Get(request.SubjectId), request.Context, request.At ?? time.GetUtcNow(), request.Explain, cancellation);
     }
 
     /// <summary>
@@ -158,31 +158,36 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             {
                 yield return new BatchItem(i, id, null, invalid);
             }
-            else if (purpose is { } p && _consent.Status(profiles.Get(id), p) is { Granted: false } missing)
-            {
-                yield return new BatchItem(i, id, null, null, missing);
-            }
             else
             {
-                var decision = DecideOne(catalog, model, id, context, now, explain, cancellation, fillCache: false);
+                // One read of the profile per user: the consent check, the decision, its send time and its email blocks
+                // all see the same version of it.
+                var profile = profiles.Get(id);
+                if (purpose is { } p && _consent.Status(profile, p) is { Granted: false } missing)
+                {
+                    yield return new BatchItem(i, id, null, null, missing);
+                    continue;
+                }
+
+                var decision = DecideOne(catalog, model, id, profile, context, now, explain, cancellation, fillCache: false);
                 yield return new BatchItem(i, id, decision, null)
                 {
-                    SendTime = prior is null ? null : SendTimeFor(catalog, id, decision, context, prior, now),
-                    EmailBlocks = prior is null || decision.Winner.EmailBlocks.Count == 0 ? [] : BlocksFor(catalog, model, id, decision, context, now),
+                    SendTime = prior is null ? null : SendTimeFor(catalog, profile, decision, context, prior, now),
+                    EmailBlocks = prior is null || decision.Winner.EmailBlocks.Count == 0 ? [] : BlocksFor(catalog, model, profile, decision, context, now),
                 };
             }
         }
     }
 
     // The winner's email blocks, rendered from the profile the decision could see (consent-gated).
-    private IReadOnlyList<(string Name, RenderedVariant Block)> BlocksFor(CatalogSnapshot catalog, RfmModel model, string userId, Decision decision, RequestContext context, DateTimeOffset now)
+    private IReadOnlyList<(string Name, RenderedVariant Block)> BlocksFor(CatalogSnapshot catalog, RfmModel model, Profile? stored, Decision decision, RequestContext context, DateTimeOffset now)
     {
-        var profile = profiles.Get(userId) is { } p ? _consent.GatedView(p) : null;
+        var profile = stored is null ? null : _consent.GatedView(stored);
         return decider.RenderEmailBlocks(catalog, decision.Winner, profile, context, now, model);
     }
 
     // The user's best hour, at or after the contact policy's earliest time (none when contact is suppressed for good).
-    private SendTimeAdvice? SendTimeFor(CatalogSnapshot catalog, string userId, Decision decision, RequestContext context, SendTimePrior prior, DateTimeOffset now)
+    private SendTimeAdvice? SendTimeFor(CatalogSnapshot catalog, Profile? stored, Decision decision, RequestContext context, SendTimePrior prior, DateTimeOffset now)
     {
         var earliest = decision.Contact switch
         {
@@ -195,14 +200,12 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             return null;
         }
 
-        var stored = profiles.Get(userId);
         var profile = stored is null ? null : _consent.GatedView(stored); // behaviour the decision could not see is not used for timing either
         return SendTimeEstimator.Estimate(profile, ContactEvaluation.ZoneOf(catalog.ContactPolicies, stored, context), prior, now.UtcTicks, earliest, catalog.ContactPolicies.For(context.Channel)?.Quiet);
     }
 
-    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation, bool fillCache = true)
+    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, Profile? profile, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation, bool fillCache = true)
     {
-        var profile = profiles.Get(userId);
         var versions = new DecisionVersions(profile?.Version ?? 0, catalog.Version, model.Version);
 
         if (explain)
