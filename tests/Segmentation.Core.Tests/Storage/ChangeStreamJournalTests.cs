@@ -74,6 +74,34 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void Trimming_drops_only_segments_wholly_before_the_oldest_retained_entry()
+    {
+        var written = new List<FeedEntry>();
+        int before;
+        using (var journal = new ChangeStreamJournal(_dir, segmentBytes: 512))
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                var batch = Entries(1 + (i * 10), 10, T0.AddHours(i));
+                journal.Append(batch);
+                written.AddRange(batch);
+            }
+
+            before = Directory.GetFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName), "stream-*.log").Length;
+            journal.Trim(oldest: 95); // offset 95 sits inside a segment: that segment, with its older entries, stays
+        }
+
+        var after = Directory.GetFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName), "stream-*.log").Length;
+        Assert.InRange(after, 2, before - 1); // some dropped, not all
+
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (entries, last) = reopened.Load(T0.AddDays(-1), 1000);
+        Assert.Equal(200, last);
+        Assert.InRange(entries[0].Offset, 2, 95); // something was dropped, and the first kept is at or before the oldest retained
+        Assert.Equal(written.Where(e => e.Offset >= entries[0].Offset), entries); // everything after it, exactly
+    }
+
+    [Fact]
     public void Pending_triggers_are_saved_and_read_back()
     {
         var checkpoint = new TriggerCheckpoint(42, [new PendingTrigger("u1", "reminder", "cart", 40, T0.UtcTicks, T0.AddDays(3).UtcTicks)]);
