@@ -46,6 +46,12 @@ public sealed record SuppressionRule(int After, IReadOnlyList<string> EventTypes
 
     /// <summary>The default time a send may go unopened before it counts as ignored.</summary>
     public static readonly TimeSpan DefaultIgnoredAfter = TimeSpan.FromDays(3);
+
+    /// <summary>True when ignored emails are among the negative outcomes (they are read from the event log, not a series).</summary>
+    public bool CountsIgnored { get; } = EventTypes.Contains(EmailIgnored);
+
+    /// <summary>The negative outcomes' event types as an array (read on every decision on the channel without an enumerator).</summary>
+    internal string[] TypeArray { get; } = [.. EventTypes];
 }
 
 /// <summary>One channel's policy.</summary>
@@ -173,7 +179,15 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
 
         try
         {
-            zone = TimeZoneInfo.FindSystemTimeZoneById(id);
+            // Zone names are case-sensitive (IANA file names); the runtime's cache of zones already read is not, so a
+            // name that differs from the zone found only by case is refused, whichever zones were read before.
+            var found = TimeZoneInfo.FindSystemTimeZoneById(id);
+            if (!string.Equals(found.Id, id, StringComparison.Ordinal) && string.Equals(found.Id, id, StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+
+            zone = found;
             return true;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)

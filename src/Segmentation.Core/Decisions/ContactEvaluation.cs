@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
@@ -62,9 +63,11 @@ public static class ContactEvaluation
         var zone = ZoneOf(policies, profile, request);
 
         // Suppression after negative outcomes: paused until the pause after the last of them ends.
-        foreach (var rule in policies.Suppression)
+        var rules = policies.Suppression;
+        for (var r = 0; r < rules.Count; r++)
         {
-            var (count, last) = rule.SegmentOnly || rule.EventTypes.Contains(SuppressionRule.EmailIgnored)
+            var rule = rules[r];
+            var (count, last) = rule.SegmentOnly || rule.CountsIgnored
                 ? NegativeOutcomes(rule, profile, winner.Id, context)
                 : NegativeOutcomesOfAll(rule, profile, context);
             if (count >= rule.After && last != long.MinValue && now < last + rule.Pause.Ticks)
@@ -151,9 +154,10 @@ public static class ContactEvaluation
         }
 
         var count = 0;
-        foreach (var type in rule.EventTypes)
+        var types = rule.TypeArray;
+        for (var t = 0; t < types.Length; t++)
         {
-            count += profile.Series(type).CountInWindow(context.NowTicks, rule.Within.Ticks, out var changes);
+            count += profile.Series(types[t]).CountInWindow(context.NowTicks, rule.Within.Ticks, out var changes);
             context.Until(changes);
         }
 
@@ -163,9 +167,9 @@ public static class ContactEvaluation
         }
 
         var last = long.MinValue;
-        foreach (var type in rule.EventTypes)
+        for (var t = 0; t < types.Length; t++)
         {
-            last = Math.Max(last, profile.Series(type).LastAtOrBefore(context.NowTicks, out _));
+            last = Math.Max(last, profile.Series(types[t]).LastAtOrBefore(context.NowTicks, out _));
         }
 
         return (count, last);
@@ -183,7 +187,7 @@ public static class ContactEvaluation
 
         var now = context.NowTicks;
         var from = now - rule.Within.Ticks;
-        var ignored = rule.EventTypes.Contains(SuppressionRule.EmailIgnored);
+        var ignored = rule.CountsIgnored;
         var engaged = ignored ? Engagement(profile) : [];
         var (count, last) = (0, long.MinValue);
         var events = profile.Events;
@@ -215,7 +219,7 @@ public static class ContactEvaluation
                     continue;
                 }
             }
-            else if (!rule.EventTypes.Contains(type))
+            else if (Array.IndexOf(rule.TypeArray, type) < 0)
             {
                 continue;
             }
@@ -394,7 +398,12 @@ public static class ContactEvaluation
             return zone;
         }
 
+        // Each country's zone, resolved once (a country whose zone this system does not know is left out).
+        private static readonly FrozenDictionary<string, TimeZoneInfo> CountryZones =
+            Countries.Select(c => (c.Key, Zone: Named(c.Value))).Where(c => c.Zone is not null)
+                .ToFrozenDictionary(c => c.Key, c => c.Zone!, StringComparer.OrdinalIgnoreCase);
+
         public static TimeZoneInfo? OfCountry(string? country) =>
-            country is { Length: > 0 } && Countries.TryGetValue(country, out var id) ? Named(id) : null;
+            country is { Length: > 0 } && CountryZones.TryGetValue(country, out var zone) ? zone : null;
     }
 }

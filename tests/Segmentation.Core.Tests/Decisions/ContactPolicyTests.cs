@@ -308,6 +308,8 @@ public class ContactPolicyTests
         Assert.Equal("Europe/London", w.Decide("tz", Email).Contact!.TimeZone);
         Traits(w, "tz", "time_zone", "Europe/Paris"); // ...which must not hide the real one
         Assert.Equal("Europe/Paris", w.Decide("tz", Email).Contact!.TimeZone);
+        Traits(w, "tz", "time_zone", "europe/paris"); // still not a zone once the real one was read (the runtime's zone cache ignores case)
+        Assert.Equal("Europe/London", w.Decide("tz", Email).Contact!.TimeZone);
     }
 
     [Fact]
