@@ -52,15 +52,41 @@ public sealed class ProductRelations : IRelatedProducts
     {
         ArgumentNullException.ThrowIfNull(e);
         ArgumentNullException.ThrowIfNull(profile);
+        // Scratch lists of this thread: an accepted event allocates nothing here (the lists are read, never kept).
+        var (basket, related) = t_scratch ??= ([], []);
+        basket.Clear();
+        related.Clear();
         switch (e.Type)
         {
             case EventTypes.Purchase:
-                var basket = e.Lines.Select(l => l.ProductId).Append(e.ProductId).OfType<string>().Distinct(StringComparer.Ordinal).Take(MaxBasket).ToList();
-                ObservePurchase(basket, EarlierPurchases(profile, e.EventId, basket));
+                for (var i = 0; i < e.Lines.Count && basket.Count < MaxBasket; i++)
+                {
+                    AddDistinct(basket, e.Lines[i].ProductId);
+                }
+
+                if (basket.Count < MaxBasket)
+                {
+                    AddDistinct(basket, e.ProductId);
+                }
+
+                EarlierPurchases(profile, basket, related);
+                ObservePurchase(basket, related);
                 break;
             case EventTypes.ProductView when e.ProductId is { } viewed:
-                ObserveView(viewed, RecentViews(profile, e, viewed));
+                RecentViews(profile, e, viewed, related);
+                ObserveView(viewed, related);
                 break;
+        }
+    }
+
+    [ThreadStatic]
+    private static (List<string> Basket, List<string> Related)? t_scratch;
+
+    private static void AddDistinct(List<string> products, string? product)
+    {
+        if (product is not null && !products.Contains(product))
+        {
+            products.Add(product);
         }
     }
 
@@ -136,21 +162,23 @@ public sealed class ProductRelations : IRelatedProducts
     /// <summary>Counts one order's products together, and each with the user's earlier purchases.</summary>
     public void ObservePurchase(IReadOnlyList<string> basket, IReadOnlyList<string> earlier)
     {
-        foreach (var a in basket)
+        for (var i = 0; i < basket.Count; i++) // by index: no enumerator is allocated per event
         {
+            var a = basket[i];
             Popularity(a, 5);
-            foreach (var b in basket)
+            for (var j = 0; j < basket.Count; j++)
             {
+                var b = basket[j];
                 if (!ReferenceEquals(a, b) && a != b)
                 {
                     Add(a, b, 2);
                 }
             }
 
-            foreach (var before in earlier)
+            for (var k = 0; k < earlier.Count; k++)
             {
-                Add(before, a, 1);
-                Add(a, before, 1);
+                Add(earlier[k], a, 1);
+                Add(a, earlier[k], 1);
             }
         }
     }
@@ -159,10 +187,10 @@ public sealed class ProductRelations : IRelatedProducts
     public void ObserveView(string product, IReadOnlyList<string> recent)
     {
         Popularity(product, 1);
-        foreach (var other in recent)
+        for (var i = 0; i < recent.Count; i++)
         {
-            Add(other, product, 1);
-            Add(product, other, 1);
+            Add(recent[i], product, 1);
+            Add(product, recent[i], 1);
         }
     }
 
@@ -279,37 +307,44 @@ public sealed class ProductRelations : IRelatedProducts
     // Popularity of at most MaxProducts * 4 products (the first seen; a new product beyond is not ranked).
     private void Popularity(string product, double weight)
     {
-        if (_popularity.TryGetValue(product, out _) || Volatile.Read(ref _popular) < MaxProducts * 4)
+        while (true)
         {
-            var first = false;
-            _popularity.AddOrUpdate(Intern(product), _ => { first = true; return weight; }, (_, v) => v + weight);
-            if (first)
+            if (_popularity.TryGetValue(product, out var count))
+            {
+                if (_popularity.TryUpdate(product, count + weight, count))
+                {
+                    return;
+                }
+            }
+            else if (Volatile.Read(ref _popular) >= MaxProducts * 4)
+            {
+                return;
+            }
+            else if (_popularity.TryAdd(Intern(product), weight))
             {
                 Interlocked.Increment(ref _popular);
+                return;
             }
         }
     }
 
-    // The user's distinct purchased products before this order (newest first, at most 5), not in it.
-    private static List<string> EarlierPurchases(Profile profile, string eventId, List<string> basket)
+    // The user's distinct purchased products before this order (newest first, at most 5), not in it. The order itself is
+    // passed over by its products: the product the profile keeps for it (its first line's) is in the basket.
+    private static void EarlierPurchases(Profile profile, List<string> basket, List<string> result)
     {
-        var result = new List<string>();
         var events = profile.Events;
         for (var i = events.Count - 1; i >= 0 && result.Count < 5; i--)
         {
-            if (events.TypeAt(i) == EventTypes.Purchase && events.ProductIdAt(i) is { } p && !basket.Contains(p) && !result.Contains(p) && events[i].EventId != eventId)
+            if (events.TypeAt(i) == EventTypes.Purchase && events.ProductIdAt(i) is { } p && !basket.Contains(p) && !result.Contains(p))
             {
                 result.Add(p);
             }
         }
-
-        return result;
     }
 
     // The user's other products viewed within an hour before this view (newest first, at most 5).
-    private static List<string> RecentViews(Profile profile, BehaviourEvent e, string viewed)
+    private static void RecentViews(Profile profile, BehaviourEvent e, string viewed, List<string> result)
     {
-        var result = new List<string>();
         var events = profile.Events;
         var from = e.Timestamp.UtcTicks - CoViewWindow.Ticks;
         for (var i = events.Count - 1; i >= 0 && result.Count < 5; i--)
@@ -325,8 +360,6 @@ public sealed class ProductRelations : IRelatedProducts
                 result.Add(p);
             }
         }
-
-        return result;
     }
 
     private sealed record Frozen(long Boundary, FrozenDictionary<string, (string Product, double Count)[]> Top, string[] Popular);
