@@ -30,6 +30,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private readonly string _folder;
     private readonly ILogger _logger;
     private readonly long _segmentBytes;
+    private readonly Lock _gate = new();
+    private readonly List<(IReadOnlySet<string> Ids, long Until)> _recentlyErased = [];
     private FileStream? _current;
     private long _currentFirst;
 
@@ -106,6 +108,14 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     /// <inheritdoc />
     public void Append(IReadOnlyList<FeedEntry> entries)
     {
+        lock (_gate)
+        {
+            AppendLocked(RedactRecent(entries));
+        }
+    }
+
+    private void AppendLocked(IReadOnlyList<FeedEntry> entries)
+    {
         if (entries.Count == 0)
         {
             return;
@@ -116,28 +126,11 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             Roll(entries[0].Offset);
         }
 
-        using var buffer = new MemoryStream();
-        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
-        {
-            writer.Write(Format);
-            writer.Write(entries.Count);
-            foreach (var e in entries)
-            {
-                writer.Write(e.Offset);
-                writer.Write((byte)e.Kind);
-                writer.Write(e.At.UtcTicks);
-                writer.Write(e.CatalogVersion);
-                writer.Write(e.UserId);
-                writer.Write(e.SegmentId);
-                writer.Write(e.Cause);
-                writer.Write(e.Trigger ?? "");
-            }
-        }
-
+        var payload = Encode(entries);
         var at = _current!.Position;
         try
         {
-            Framing.Write(_current, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            Framing.Write(_current, payload);
             _current.Flush(flushToDisk: true);
         }
         catch
@@ -159,7 +152,152 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     /// <inheritdoc />
+    public void Redact(IReadOnlySet<string> userIds)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        lock (_gate)
+        {
+            _recentlyErased.Add((new HashSet<string>(userIds, StringComparer.Ordinal), Environment.TickCount64 + 60_000));
+            foreach (var (first, path) in Segments())
+            {
+                RedactSegment(first, path, userIds);
+            }
+
+            if (LoadMemberships() is { } memberships && memberships.Users.Any(u => userIds.Contains(u.UserId)))
+            {
+                SaveMemberships(memberships with { Users = [.. memberships.Users.Where(u => !userIds.Contains(u.UserId))] });
+            }
+
+            if (LoadTriggers() is { } triggers && triggers.Pending.Any(t => userIds.Contains(t.UserId)))
+            {
+                SaveTriggers(triggers with { Pending = [.. triggers.Pending.Where(t => !userIds.Contains(t.UserId))] });
+            }
+        }
+    }
+
+    // Rewrites one segment file with the users' entries blanked, when it holds any (temporary file, fsync, rename).
+    private void RedactSegment(long first, string path, IReadOnlySet<string> userIds)
+    {
+        var entries = new List<FeedEntry>();
+        var found = false;
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        {
+            try
+            {
+                while (Framing.ReadNext(file, path) is { } frame)
+                {
+                    try
+                    {
+                        foreach (var e in Decode(frame.Span))
+                        {
+                            found |= userIds.Contains(e.UserId);
+                            entries.Add(userIds.Contains(e.UserId) ? Erased(e) : e);
+                        }
+                    }
+                    finally
+                    {
+                        frame.Return();
+                    }
+                }
+            }
+            catch (InvalidDataException)
+            {
+                // A torn or damaged tail is never served (see Load): the rewritten file keeps what reads before it.
+                found = true;
+            }
+        }
+
+        if (!found)
+        {
+            return;
+        }
+
+        var current = first == _currentFirst && _current is not null;
+        if (current)
+        {
+            _current!.Dispose();
+            _current = null;
+        }
+
+        var temporary = path + ".redact.tmp";
+        try
+        {
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                if (entries.Count > 0)
+                {
+                    Framing.Write(file, Encode(entries));
+                }
+
+                file.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, path, overwrite: true);
+            DataDirectory.SyncDirectory(_folder);
+        }
+        catch
+        {
+            DataDirectory.TryDelete(temporary);
+            throw;
+        }
+        finally
+        {
+            if (current)
+            {
+                Roll(first); // appends go on at the end of the rewritten file
+            }
+        }
+    }
+
+    // Entries of users erased within the last minute are written blanked: an append that read them before the erasure.
+    private IReadOnlyList<FeedEntry> RedactRecent(IReadOnlyList<FeedEntry> entries)
+    {
+        if (_recentlyErased.Count == 0)
+        {
+            return entries;
+        }
+
+        var now = Environment.TickCount64;
+        _recentlyErased.RemoveAll(r => r.Until < now);
+        return [.. entries.Select(e => _recentlyErased.Any(r => r.Ids.Contains(e.UserId)) ? Erased(e) : e)];
+    }
+
+    // One frame's payload: the format, the count, then each entry.
+    private static byte[] Encode(IReadOnlyList<FeedEntry> entries)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(Format);
+            writer.Write(entries.Count);
+            foreach (var e in entries)
+            {
+                writer.Write(e.Offset);
+                writer.Write((byte)e.Kind);
+                writer.Write(e.At.UtcTicks);
+                writer.Write(e.CatalogVersion);
+                writer.Write(e.UserId);
+                writer.Write(e.SegmentId);
+                writer.Write(e.Cause);
+                writer.Write(e.Trigger ?? "");
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static FeedEntry Erased(FeedEntry e) => e with { UserId = "", Cause = "erased" };
+
+    /// <inheritdoc />
     public void Trim(long oldest)
+    {
+        lock (_gate)
+        {
+            TrimLocked(oldest);
+        }
+    }
+
+    private void TrimLocked(long oldest)
     {
         var segments = Segments();
         for (var i = 0; i + 1 < segments.Count; i++)

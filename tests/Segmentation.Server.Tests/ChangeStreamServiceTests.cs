@@ -109,4 +109,26 @@ public sealed class ChangeStreamServiceTests : IDisposable
         Assert.Equal("CHANGE_OFFSET_NOT_RETAINED", info.Reason);
         Assert.True(long.Parse(info.Metadata["newest_offset"], System.Globalization.CultureInfo.InvariantCulture) >= 1);
     }
+
+    [Fact]
+    public async Task ForgetUser_leaves_no_change_stream_file_naming_the_user()
+    {
+        var (gone, kept) = ("stream-gone-" + Guid.NewGuid().ToString("N")[..8], "stream-kept-" + Guid.NewGuid().ToString("N")[..8]);
+        using var server = Server();
+        using var channel = GrpcTestFixture.CreateChannel(server);
+        await Explore(channel, gone);
+        await Explore(channel, kept);
+        var seen = await Read(channel, new WatchSegmentChangesRequest { FromOldest = true, SegmentIds = { "product_explorer" } }, 2); // served only once journaled
+        Assert.Equal([gone, kept], seen.Select(e => e.UserId).Order(StringComparer.Ordinal));
+        var folder = Path.Combine(_dir, "changes");
+        bool Named(string user) => Directory.EnumerateFiles(folder).Any(f => File.ReadAllText(f).Contains(user, StringComparison.Ordinal));
+        Assert.True(Named(gone));
+
+        await new PrivacyService.PrivacyServiceClient(channel).ForgetUserAsync(new ForgetUserRequest { UserId = gone });
+
+        Assert.False(Named(gone));
+        Assert.True(Named(kept));
+        var after = await Read(channel, new WatchSegmentChangesRequest { FromOldest = true, SegmentIds = { "product_explorer" } }, 2);
+        Assert.Equal([("", "erased"), (kept, seen.Single(e => e.UserId == kept).Cause)], after.Select(e => (e.UserId, e.Cause)).OrderBy(p => p.Item1, StringComparer.Ordinal));
+    }
 }

@@ -102,6 +102,43 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void Erasure_leaves_no_file_naming_the_user_and_the_journal_goes_on()
+    {
+        const string Erased = "erase-me-4711";
+        FeedEntry Of(long offset, string user) => new(offset, user, "seg", ChangeKind.Entered, T0.AddMinutes(offset), 3, $"event:{offset}");
+        var written = new List<FeedEntry>();
+        using (var journal = new ChangeStreamJournal(_dir, segmentBytes: 512))
+        {
+            for (var i = 0; i < 12; i++)
+            {
+                var batch = Enumerable.Range(1 + (i * 5), 5).Select(o => Of(o, o % 4 == 0 ? Erased : $"keep-{o}")).ToList();
+                journal.Append(batch);
+                written.AddRange(batch);
+            }
+
+            journal.SaveMemberships(new MembershipCheckpoint(60, [(Erased, ["seg"]), ("keep-1", ["seg"])]));
+            journal.SaveTriggers(new TriggerCheckpoint(60, [new PendingTrigger(Erased, "reminder", "seg", 4, T0.UtcTicks, T0.AddDays(3).UtcTicks), new PendingTrigger("keep-1", "reminder", "seg", 1, T0.UtcTicks, T0.AddDays(3).UtcTicks)]));
+            Assert.Contains(Directory.EnumerateFiles(_dir, "*", SearchOption.AllDirectories), f => File.ReadAllText(f).Contains(Erased, StringComparison.Ordinal));
+
+            journal.Redact(new HashSet<string> { Erased });
+
+            // An append that read the user's entry before the erasure: written blanked all the same.
+            var late = new List<FeedEntry> { Of(61, Erased), Of(62, "keep-62") };
+            journal.Append(late);
+            written.AddRange(late);
+        }
+
+        Assert.DoesNotContain(Directory.EnumerateFiles(_dir, "*", SearchOption.AllDirectories), f => File.ReadAllText(f).Contains(Erased, StringComparison.Ordinal));
+
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (entries, last) = reopened.Load(T0.AddDays(-1), 1000);
+        Assert.Equal(62, last);
+        Assert.Equal(written.Select(e => e.UserId == Erased ? e with { UserId = "", Cause = "erased" } : e), entries); // offsets, segments and times kept
+        Assert.Equal(["keep-1"], reopened.LoadMemberships()!.Users.Select(u => u.UserId));
+        Assert.Equal(["keep-1"], reopened.LoadTriggers()!.Pending.Select(t => t.UserId));
+    }
+
+    [Fact]
     public void Pending_triggers_are_saved_and_read_back()
     {
         var checkpoint = new TriggerCheckpoint(42, [new PendingTrigger("u1", "reminder", "cart", 40, T0.UtcTicks, T0.AddDays(3).UtcTicks)]);

@@ -28,6 +28,14 @@ public interface IChangeFeedJournal
 
     /// <summary>Saves every user's memberships (replacing what was saved), atomically.</summary>
     void SaveMemberships(MembershipCheckpoint checkpoint);
+
+    /// <summary>
+    /// Erasure: rewrites what is kept on disk so that no file names <paramref name="userIds"/> — their stream entries
+    /// keep offset, segment and time with an empty user id and the cause <c>erased</c> (as the stream in memory shows
+    /// them), their saved memberships and pending triggers are dropped — and redacts entries of theirs appended in the
+    /// next minute the same way (an append already under way when the user was erased). Atomic per file.
+    /// </summary>
+    void Redact(IReadOnlySet<string> userIds);
 }
 
 /// <summary>Every user's segments at a point of the change stream: what consumers had been told by then.</summary>
@@ -55,6 +63,11 @@ public sealed class NoChangeFeedJournal : IChangeFeedJournal
 
     /// <inheritdoc />
     public void Trim(long oldest)
+    {
+    }
+
+    /// <inheritdoc />
+    public void Redact(IReadOnlySet<string> userIds)
     {
     }
 

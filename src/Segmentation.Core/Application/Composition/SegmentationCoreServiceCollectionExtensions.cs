@@ -168,7 +168,8 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<IStoreCompaction>(),
             sp.GetRequiredService<IMeasurementCheckpoint>(),
             sp.GetRequiredService<OutcomeRecorder>(),
-            sp.GetRequiredService<AdminAuditTrail>()));
+            sp.GetRequiredService<AdminAuditTrail>(),
+            sp.GetRequiredService<IChangeFeedJournal>()));
         services.TryAddSingleton<IAuditJournal>(NoAuditJournal.Instance);
         services.TryAddSingleton(sp => new AdminAuditTrail(sp.GetRequiredService<IAuditJournal>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new CatalogGovernance(

@@ -41,7 +41,8 @@ public sealed class DataSubjectRights(
     IStoreCompaction? compaction = null,
     IMeasurementCheckpoint? checkpoint = null,
     OutcomeRecorder? outcomes = null,
-    AdminAuditTrail? audit = null)
+    AdminAuditTrail? audit = null,
+    ChangeStream.IChangeFeedJournal? journal = null)
 {
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
 
@@ -51,7 +52,7 @@ public sealed class DataSubjectRights(
     /// any of those ids, the decisions and impressions remembered for attribution, the ids in the admin audit trail
     /// (replaced by <see cref="AdminAuditTrail.Erased"/>), and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
     /// snapshot without the user replaces the older snapshots and log segments, including the one holding
-    /// the erasure record). Nothing is emitted on the membership change feed. Idempotent: erasing an
+    /// the erasure record), the saved measurement state and the change stream's files. Nothing is emitted on the membership change feed. Idempotent: erasing an
     /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it).
     /// Compaction is not cancelled when the caller goes away. When the compaction fails (a full disk), the
     /// erasure still holds in memory and in the log, and <see cref="StorageUnavailableException"/> tells the
@@ -68,6 +69,7 @@ public sealed class DataSubjectRights(
             audit?.Erase(ids); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
+            journal?.Redact(ids); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
