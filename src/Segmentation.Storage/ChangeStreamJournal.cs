@@ -31,7 +31,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private readonly ILogger _logger;
     private readonly long _segmentBytes;
     private readonly Lock _gate = new();
-    private readonly List<(IReadOnlySet<string> Ids, long Until)> _recentlyErased = [];
+    private readonly List<(IReadOnlySet<string> Ids, long Through)> _erased = []; // until the journal has appended past Through
+    private long _lastAppended;
     private FileStream? _current;
     private long _currentFirst;
 
@@ -110,7 +111,12 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         lock (_gate)
         {
-            AppendLocked(RedactRecent(entries));
+            AppendLocked(BlankErased(entries));
+            if (entries.Count > 0)
+            {
+                _lastAppended = Math.Max(_lastAppended, entries[^1].Offset);
+                _erased.RemoveAll(r => r.Through <= _lastAppended);
+            }
         }
     }
 
@@ -152,25 +158,44 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     /// <inheritdoc />
-    public void Redact(IReadOnlySet<string> userIds)
+    public void Redact(IReadOnlySet<string> userIds, long throughOffset)
     {
         ArgumentNullException.ThrowIfNull(userIds);
         lock (_gate)
         {
-            _recentlyErased.Add((new HashSet<string>(userIds, StringComparer.Ordinal), Environment.TickCount64 + 60_000));
+            if (throughOffset > _lastAppended)
+            {
+                _erased.Add((new HashSet<string>(userIds, StringComparer.Ordinal), throughOffset));
+            }
+
             foreach (var (first, path) in Segments())
             {
                 RedactSegment(first, path, userIds);
             }
 
-            if (LoadMemberships() is { } memberships && memberships.Users.Any(u => userIds.Contains(u.UserId)))
+            // Saved memberships and pending triggers without the users; a copy set aside as damaged is deleted (it may
+            // name them, and it is kept only for diagnosis).
+            foreach (var damaged in Directory.EnumerateFiles(_folder, "*.damaged-*"))
             {
-                SaveMemberships(memberships with { Users = [.. memberships.Users.Where(u => !userIds.Contains(u.UserId))] });
+                DataDirectory.TryDelete(damaged);
+            }
+
+            var membershipsPath = Path.Combine(_folder, MembershipsName);
+            if (LoadMemberships() is { } memberships)
+            {
+                if (memberships.Users.Any(u => userIds.Contains(u.UserId)))
+                {
+                    WriteMemberships(memberships with { Users = [.. memberships.Users.Where(u => !userIds.Contains(u.UserId))] });
+                }
+            }
+            else if (File.Exists(membershipsPath))
+            {
+                DataDirectory.TryDelete(membershipsPath); // unreadable: useless, and it may name them
             }
 
             if (LoadTriggers() is { } triggers && triggers.Pending.Any(t => userIds.Contains(t.UserId)))
             {
-                SaveTriggers(triggers with { Pending = [.. triggers.Pending.Where(t => !userIds.Contains(t.UserId))] });
+                WriteTriggers(triggers with { Pending = [.. triggers.Pending.Where(t => !userIds.Contains(t.UserId))] });
             }
         }
     }
@@ -249,18 +274,13 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         }
     }
 
-    // Entries of users erased within the last minute are written blanked: an append that read them before the erasure.
-    private IReadOnlyList<FeedEntry> RedactRecent(IReadOnlyList<FeedEntry> entries)
-    {
-        if (_recentlyErased.Count == 0)
-        {
-            return entries;
-        }
+    // Entries of erased users up to the stream's offset at their erasure are written blanked (an append that read them
+    // before the erasure); a later entry is a new profile's under the same id.
+    private IReadOnlyList<FeedEntry> BlankErased(IReadOnlyList<FeedEntry> entries) =>
+        _erased.Count == 0 ? entries : [.. entries.Select(e => IsErased(e.UserId, e.Offset) ? Erased(e) : e)];
 
-        var now = Environment.TickCount64;
-        _recentlyErased.RemoveAll(r => r.Until < now);
-        return [.. entries.Select(e => _recentlyErased.Any(r => r.Ids.Contains(e.UserId)) ? Erased(e) : e)];
-    }
+    private bool IsErased(string userId, long offset = long.MinValue) =>
+        _erased.Any(r => offset <= r.Through && r.Ids.Contains(userId));
 
     // One frame's payload: the format, the count, then each entry.
     private static byte[] Encode(IReadOnlyList<FeedEntry> entries)
@@ -338,7 +358,26 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     /// <inheritdoc />
-    public void SaveTriggers(TriggerCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, TriggersName), writer =>
+    public void SaveTriggers(TriggerCheckpoint checkpoint)
+    {
+        lock (_gate)
+        {
+            SaveTriggersLocked(checkpoint);
+        }
+    }
+
+    // Under the lock, without users being erased (a checkpoint taken before their erasure and saved after it).
+    private void SaveTriggersLocked(TriggerCheckpoint checkpoint)
+    {
+        if (checkpoint.Pending.Any(p => IsErased(p.UserId)))
+        {
+            checkpoint = checkpoint with { Pending = [.. checkpoint.Pending.Where(p => !IsErased(p.UserId))] };
+        }
+
+        WriteTriggers(checkpoint);
+    }
+
+    private void WriteTriggers(TriggerCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, TriggersName), writer =>
     {
         writer.Write(checkpoint.Cursor);
         writer.Write(checkpoint.Pending.Count);
@@ -387,7 +426,25 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     /// <inheritdoc />
-    public void SaveMemberships(MembershipCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, MembershipsName), writer =>
+    public void SaveMemberships(MembershipCheckpoint checkpoint)
+    {
+        lock (_gate)
+        {
+            SaveMembershipsLocked(checkpoint);
+        }
+    }
+
+    private void SaveMembershipsLocked(MembershipCheckpoint checkpoint)
+    {
+        if (checkpoint.Users.Any(u => IsErased(u.UserId)))
+        {
+            checkpoint = checkpoint with { Users = [.. checkpoint.Users.Where(u => !IsErased(u.UserId))] };
+        }
+
+        WriteMemberships(checkpoint);
+    }
+
+    private void WriteMemberships(MembershipCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, MembershipsName), writer =>
     {
         writer.Write(checkpoint.Offset);
         writer.Write(checkpoint.Users.Count);

@@ -31,10 +31,15 @@ public sealed class MeasurementCheckpointFile(
     public const string FileName = "measurement.bin";
 
     private const string Magic = "SEGMEAS1";
-    private const int Format = 5; // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures; 4: their segments; 5: experiment tables (weights, weight change, end, removal)
-    private const int OldestReadable = 4;
+    // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures; 4: their segments. The experiment
+    // tables (weights, weight change, end, removal) follow as a trailer that a reader of format 4 without it ignores, so
+    // the previous version still reads a file this one wrote (a rollback of the deployment keeps the KPIs).
+    private const int Format = 4;
 
     private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    /// <summary>False to write a file as the previous version did, without the experiment tables' trailer (for tests of reading one).</summary>
+    internal bool WriteExperimentTables { get; init; } = true;
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly object _gate = new();
@@ -265,7 +270,13 @@ public sealed class MeasurementCheckpointFile(
             w.Write(e.PreClicks);
         }
 
-        // Each experiment's table: the weights its users were assigned under, when they changed, when it ended or left the catalog.
+        // The trailer: each experiment's table (the weights its users were assigned under, when they changed, when it
+        // ended or left the catalog).
+        if (!WriteExperimentTables)
+        {
+            return;
+        }
+
         var tables = measurement.Exposures.Tables().ToList();
         w.Write(tables.Count);
         foreach (var t in tables)
@@ -286,7 +297,7 @@ public sealed class MeasurementCheckpointFile(
 
     private void Read(BinaryReader r)
     {
-        if (r.ReadString() != Magic || r.ReadInt32() is var format && format is < OldestReadable or > Format)
+        if (r.ReadString() != Magic || r.ReadInt32() != Format)
         {
             throw new InvalidDataException("it is not a measurement state file of a known format");
         }
@@ -404,7 +415,7 @@ public sealed class MeasurementCheckpointFile(
         }
 
         var tables = new List<ExposureTableState>();
-        for (var count = format >= 5 ? r.ReadInt32() : 0; count > 0; count--)
+        for (var count = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt32() : 0; count > 0; count--) // a file without the trailer has none
         {
             var (experiment, changed, end, removed, reads, arms) = (r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadBoolean(), r.ReadInt32());
             var weights = arms < 0 ? null : new (string, double)[arms];

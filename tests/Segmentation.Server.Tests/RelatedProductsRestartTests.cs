@@ -61,11 +61,12 @@ public sealed class RelatedProductsRestartTests : IDisposable
         using var second = Server();
         using var started = GrpcTestFixture.CreateChannel(second); // starts the host
         var relations = second.Services.GetRequiredService<ProductRelations>();
-        for (var wait = 0; wait < 300 && relations.Products == 0; wait++)
+        for (var wait = 0; wait < 300 && relations.Relearned == 0; wait++)
         {
-            await Task.Delay(100); // learned in the background after the restore
+            await Task.Delay(100); // learned in the background after the restore and the membership rebuild
         }
 
+        Assert.Equal(20, relations.Relearned);
         Assert.Equal(3, relations.Products);
         Assert.Equal(before, relations.Related(["teapot"], new HashSet<string>(), 3, DateTimeOffset.UtcNow.UtcTicks, out _));
     }

@@ -47,11 +47,19 @@ public sealed record SuppressionRule(int After, IReadOnlyList<string> EventTypes
     /// <summary>The default time a send may go unopened before it counts as ignored.</summary>
     public static readonly TimeSpan DefaultIgnoredAfter = TimeSpan.FromDays(3);
 
-    /// <summary>True when ignored emails are among the negative outcomes (they are read from the event log, not a series).</summary>
-    public bool CountsIgnored { get; } = EventTypes.Contains(EmailIgnored);
+    /// <summary>Which outcomes are negative (see the constructor).</summary>
+    public IReadOnlyList<string> EventTypes
+    {
+        get;
+        init
+        {
+            field = value;
+            CountsIgnored = value.Contains(EmailIgnored); // kept in step by a copy (`with`) that sets the types
+        }
+    } = EventTypes;
 
-    /// <summary>The negative outcomes' event types as an array (read on every decision on the channel without an enumerator).</summary>
-    internal string[] TypeArray { get; } = [.. EventTypes];
+    /// <summary>True when ignored emails are among the negative outcomes (they are read from the event log, not a series).</summary>
+    public bool CountsIgnored { get; private init; } = EventTypes.Contains(EmailIgnored); // as constructed (an initializer bypasses the accessor above)
 }
 
 /// <summary>One channel's policy.</summary>
@@ -182,7 +190,8 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
             // Zone names are case-sensitive (IANA file names); the runtime's cache of zones already read is not, so a
             // name that differs from the zone found only by case is refused, whichever zones were read before.
             var found = TimeZoneInfo.FindSystemTimeZoneById(id);
-            if (!string.Equals(found.Id, id, StringComparison.Ordinal) && string.Equals(found.Id, id, StringComparison.OrdinalIgnoreCase))
+            // (UTC is the runtime's own zone, found in any case: "utc" stays valid.)
+            if (!string.Equals(found.Id, id, StringComparison.Ordinal) && string.Equals(found.Id, id, StringComparison.OrdinalIgnoreCase) && !ReferenceEquals(found, TimeZoneInfo.Utc))
             {
                 return false;
             }

@@ -154,8 +154,8 @@ public static class ContactEvaluation
         }
 
         var count = 0;
-        var types = rule.TypeArray;
-        for (var t = 0; t < types.Length; t++)
+        var types = rule.EventTypes;
+        for (var t = 0; t < types.Count; t++) // by index: no enumerator
         {
             count += profile.Series(types[t]).CountInWindow(context.NowTicks, rule.Within.Ticks, out var changes);
             context.Until(changes);
@@ -167,7 +167,7 @@ public static class ContactEvaluation
         }
 
         var last = long.MinValue;
-        for (var t = 0; t < types.Length; t++)
+        for (var t = 0; t < types.Count; t++)
         {
             last = Math.Max(last, profile.Series(types[t]).LastAtOrBefore(context.NowTicks, out _));
         }
@@ -219,7 +219,7 @@ public static class ContactEvaluation
                     continue;
                 }
             }
-            else if (Array.IndexOf(rule.TypeArray, type) < 0)
+            else if (!rule.EventTypes.Contains(type))
             {
                 continue;
             }
@@ -366,6 +366,9 @@ public static class ContactEvaluation
         // Only zones that exist are remembered (a bounded set); a name that is not one is looked up again each time.
         private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TimeZoneInfo> ByName = new(StringComparer.Ordinal);
 
+        // Names asked for that are not zones (at most 1,000 remembered).
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> NotZones = new(StringComparer.Ordinal);
+
         // The main time zone of countries by ISO 3166 code and by the names the demo data uses.
         private static readonly Dictionary<string, string> Countries = new(StringComparer.OrdinalIgnoreCase)
         {
@@ -389,8 +392,18 @@ public static class ContactEvaluation
                 return zone;
             }
 
-            if (id.Length > 64 || !ContactPolicyReader.TryZone(id, out zone))
+            if (id.Length > 64 || NotZones.ContainsKey(id))
             {
+                return null;
+            }
+
+            if (!ContactPolicyReader.TryZone(id, out zone))
+            {
+                if (NotZones.Count < 1_000)
+                {
+                    NotZones.TryAdd(id, 0); // a profile's misspelt zone is not looked up (under the runtime's lock) on every decision
+                }
+
                 return null;
             }
 

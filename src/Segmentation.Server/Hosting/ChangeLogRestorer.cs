@@ -28,6 +28,7 @@ internal sealed class ChangeLogRestorer(
     private const string Job = "membership rebuild";
     private readonly CancellationTokenSource _stopping = new();
     private Task _rebuild = Task.CompletedTask;
+    private Profile[]? _restoredProfiles;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -49,7 +50,7 @@ internal sealed class ChangeLogRestorer(
         // rebuilt in the background; the calls that read it answer UNAVAILABLE until it is complete.
         // Related products are derived data, not saved: they are learned again from the profiles as restored (captured
         // now, before any new event is accepted and learned live, so nothing counts twice).
-        var restoredProfiles = store.Snapshot().ToArray();
+        _restoredProfiles = store.Snapshot().ToArray();
         memberships.BeginRebuild(store.Count);
         logger.LogInformation(
             "Restored {Profiles} profiles from {Directory} in {Elapsed} ms: snapshot of {SnapshotProfiles} profiles ({SnapshotMs} ms), {Records} log records replayed ({Bytes} bytes, {Dropped} bytes of torn tail dropped); RFM over {RfmCustomers} customers. Decisions are served now; segment memberships are being rebuilt",
@@ -62,7 +63,7 @@ internal sealed class ChangeLogRestorer(
             recovery.Bytes,
             recovery.DroppedBytes,
             model.Customers);
-        _rebuild = Task.Run(() => Rebuild(started, restoredProfiles), CancellationToken.None);
+        _rebuild = Task.Run(() => Rebuild(started), CancellationToken.None);
 
         if (files.Lost.Count > 0)
         {
@@ -75,14 +76,11 @@ internal sealed class ChangeLogRestorer(
         return Task.CompletedTask;
     }
 
-    private void Rebuild(long started, Profile[] restoredProfiles)
+    private void Rebuild(long started)
     {
         try
         {
             var evaluated = ingestion.EvaluateNewMemberships(_stopping.Token);
-            var learning = Stopwatch.GetTimestamp();
-            relations.Learn(restoredProfiles, _stopping.Token);
-            logger.LogInformation("Related products learned again from {Profiles} restored profiles in {Ms} ms: {Products} products", restoredProfiles.Length, (long)Stopwatch.GetElapsedTime(learning).TotalMilliseconds, relations.Products);
             var announced = reconciler.Reconcile(); // what changed while the server was down reaches the change stream
             if (announced > 0)
             {
@@ -105,6 +103,24 @@ internal sealed class ChangeLogRestorer(
             // evaluates anyone left out), and health says what happened.
             health.Report(Job, $"the rebuild after the restore failed ({ex.GetType().Name}); memberships may be incomplete until the next refresh");
             logger.LogError(ex, "Rebuilding segment memberships after the restore failed");
+        }
+
+        Relearn(Interlocked.Exchange(ref _restoredProfiles, null) ?? []); // the array is not kept once learned from
+    }
+
+    // Related products, after the memberships (which decisions and the change stream wait for): derived data, so a
+    // failure here is logged and the relations learn from new events as they arrive.
+    private void Relearn(Profile[] restoredProfiles)
+    {
+        try
+        {
+            var learning = Stopwatch.GetTimestamp();
+            var learned = relations.Learn(restoredProfiles, _stopping.Token);
+            logger.LogInformation("Related products learned again from {Profiles} restored profiles in {Ms} ms: {Products} products", learned, (long)Stopwatch.GetElapsedTime(learning).TotalMilliseconds, relations.Products);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Learning related products again from the restored profiles failed; they are learned from new events");
         }
     }
 

@@ -313,6 +313,15 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void Utc_is_a_time_zone_in_any_case_and_other_names_only_as_written()
+    {
+        Assert.True(ContactPolicyReader.TryZone("utc", out var utc));
+        Assert.Same(TimeZoneInfo.Utc, utc);
+        Assert.True(ContactPolicyReader.TryZone("Europe/Berlin", out _));
+        Assert.False(ContactPolicyReader.TryZone("EUROPE/BERLIN", out _)); // after the real one was read (the runtime's cache ignores case)
+    }
+
+    [Fact]
     public void A_web_decision_in_the_cache_is_not_served_for_an_email_request()
     {
         using var w = World();

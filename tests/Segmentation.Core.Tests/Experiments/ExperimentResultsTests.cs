@@ -401,4 +401,20 @@ public class ExperimentResultsTests
         w.Measurement.Exposures.Prune(w.Clock.Now.UtcTicks);
         Assert.Null(w.Measurement.Exposures.Summarize("vip_offer_test"));
     }
+
+    [Fact]
+    public void Outcomes_after_a_promotion_without_a_stop_do_not_count()
+    {
+        using var w = World();
+        Vip(w, "p");
+        var decision = w.Decide("p");
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        Lifecycle(w).Promote("vip_offer_test", "control", "");
+        w.Clock.Now = w.Clock.Now.AddHours(1);
+        w.Outcomes.Record(0, new Outcome("p-late", OutcomeType.Conversion, decision.DecisionId, "p", "", VariantKind.Offer, w.Clock.Now, "o-late", 40, "GBP"));
+
+        var result = Lifecycle(w).Results("vip_offer_test").Result;
+        Assert.Equal(1, result.Arms.Sum(a => a.Exposed));
+        Assert.Equal(0, result.Arms.Sum(a => a.Metrics.Single(m => m.Metric == "conversion_rate").Total));
+    }
 }

@@ -120,7 +120,7 @@ public sealed class ChangeStreamJournalTests : IDisposable
             journal.SaveTriggers(new TriggerCheckpoint(60, [new PendingTrigger(Erased, "reminder", "seg", 4, T0.UtcTicks, T0.AddDays(3).UtcTicks), new PendingTrigger("keep-1", "reminder", "seg", 1, T0.UtcTicks, T0.AddDays(3).UtcTicks)]));
             Assert.Contains(Directory.EnumerateFiles(_dir, "*", SearchOption.AllDirectories), f => File.ReadAllText(f).Contains(Erased, StringComparison.Ordinal));
 
-            journal.Redact(new HashSet<string> { Erased });
+            journal.Redact(new HashSet<string> { Erased }, throughOffset: 61); // the stream had reached 61 when the user was erased
 
             // An append that read the user's entry before the erasure: written blanked all the same.
             var late = new List<FeedEntry> { Of(61, Erased), Of(62, "keep-62") };
@@ -136,6 +136,12 @@ public sealed class ChangeStreamJournalTests : IDisposable
         Assert.Equal(written.Select(e => e.UserId == Erased ? e with { UserId = "", Cause = "erased" } : e), entries); // offsets, segments and times kept
         Assert.Equal(["keep-1"], reopened.LoadMemberships()!.Users.Select(u => u.UserId));
         Assert.Equal(["keep-1"], reopened.LoadTriggers()!.Pending.Select(t => t.UserId));
+
+        // A new profile under the same id after the erasure is named as any other.
+        reopened.Append([Of(63, Erased)]);
+        reopened.Dispose();
+        using var third = new ChangeStreamJournal(_dir);
+        Assert.Equal(Erased, third.Load(T0.AddDays(-1), 1000).Entries[^1].UserId);
     }
 
     [Fact]

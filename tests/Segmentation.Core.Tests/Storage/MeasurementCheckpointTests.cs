@@ -221,4 +221,23 @@ public sealed class MeasurementCheckpointTests : IDisposable
         second.Measurement.Exposures.Credit("before0", OutcomeType.Conversion, 40, later.UtcTicks);
         Assert.Equal(0, second.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Converted.SumY));
     }
+
+    [Fact]
+    public void A_file_without_the_experiment_tables_trailer_as_the_previous_version_wrote_is_read()
+    {
+        var source = Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment);
+        using var first = new TestWorld(source);
+        for (var i = 0; i < 50; i++)
+        {
+            Experiments.ExperimentCatalogTests.Vip(first, $"old{i}");
+            first.Decide($"old{i}");
+        }
+
+        first.Measurement.Drain();
+        new MeasurementCheckpointFile(_dir, first.Measurement, first.Get<SegmentSizeHistory>(), first.Get<ChurnHistory>(), first.Outcomes, first.Catalogs) { WriteExperimentTables = false }.Save();
+
+        using var second = new TestWorld(source, first.Clock.Now);
+        Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs).Restore());
+        Assert.Equal(50, second.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Exposed));
+    }
 }

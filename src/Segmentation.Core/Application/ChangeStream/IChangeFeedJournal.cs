@@ -32,10 +32,11 @@ public interface IChangeFeedJournal
     /// <summary>
     /// Erasure: rewrites what is kept on disk so that no file names <paramref name="userIds"/> — their stream entries
     /// keep offset, segment and time with an empty user id and the cause <c>erased</c> (as the stream in memory shows
-    /// them), their saved memberships and pending triggers are dropped — and redacts entries of theirs appended in the
-    /// next minute the same way (an append already under way when the user was erased). Atomic per file.
+    /// them), their saved memberships and pending triggers are dropped — and blanks the same way their entries up to
+    /// <paramref name="throughOffset"/> (the stream's last offset when they were erased) that are appended later (an
+    /// append already under way). Atomic per file.
     /// </summary>
-    void Redact(IReadOnlySet<string> userIds);
+    void Redact(IReadOnlySet<string> userIds, long throughOffset);
 }
 
 /// <summary>Every user's segments at a point of the change stream: what consumers had been told by then.</summary>
@@ -67,7 +68,7 @@ public sealed class NoChangeFeedJournal : IChangeFeedJournal
     }
 
     /// <inheritdoc />
-    public void Redact(IReadOnlySet<string> userIds)
+    public void Redact(IReadOnlySet<string> userIds, long throughOffset)
     {
     }
 

@@ -128,11 +128,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     /// </summary>
     public void Prune(long nowTicks)
     {
-        foreach (var table in _tables.Values)
+        foreach (var (id, table) in _tables)
         {
-            if (table.RemovedTicks != 0 && nowTicks - table.RemovedTicks >= RemovedRetention.Ticks)
+            if (table.TryRetire(nowTicks - RemovedRetention.Ticks))
             {
-                _tables.TryRemove(table.ExperimentId, out _);
+                _tables.TryRemove(KeyValuePair.Create(id, table)); // this table only: never one published since
             }
         }
     }
@@ -304,6 +304,15 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 {
                     _weights[arm.Id] = arm.Weight;
                 }
+            }
+        }
+
+        /// <summary>True when it left the catalog at or before <paramref name="removedBy"/> (checked under its lock, so a publish that brings it back either comes first or finds it retired).</summary>
+        public bool TryRetire(long removedBy)
+        {
+            lock (_gate)
+            {
+                return RemovedTicks != 0 && RemovedTicks <= removedBy;
             }
         }
 

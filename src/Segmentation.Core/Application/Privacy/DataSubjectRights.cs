@@ -69,7 +69,7 @@ public sealed class DataSubjectRights(
             audit?.Erase(ids); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
-            journal?.Redact(ids); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)
+            journal?.Redact(ids, memberships.Feed.Last); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -59,21 +59,17 @@ public sealed class ProductRelations : IRelatedProducts
         switch (e.Type)
         {
             case EventTypes.Purchase:
+                AddDistinct(basket, e.ProductId); // first: the product the profile keeps for the order is always in the basket
                 for (var i = 0; i < e.Lines.Count && basket.Count < MaxBasket; i++)
                 {
                     AddDistinct(basket, e.Lines[i].ProductId);
                 }
 
-                if (basket.Count < MaxBasket)
-                {
-                    AddDistinct(basket, e.ProductId);
-                }
-
-                EarlierPurchases(profile, basket, related);
+                EarlierPurchases(profile.Events, profile.Events.Count, basket, related);
                 ObservePurchase(basket, related);
                 break;
             case EventTypes.ProductView when e.ProductId is { } viewed:
-                RecentViews(profile, e, viewed, related);
+                RecentViews(profile.Events, profile.Events.Count, e.Timestamp.UtcTicks, viewed, related);
                 ObserveView(viewed, related);
                 break;
         }
@@ -101,17 +97,15 @@ public sealed class ProductRelations : IRelatedProducts
     {
         ArgumentNullException.ThrowIfNull(profiles);
         var count = 0;
-        var purchased = new List<string>();
         var recent = new List<string>();
         var basket = new string[1];
         foreach (var profile in profiles)
         {
             if (cancellation.IsCancellationRequested)
             {
-                break;
+                return count; // not a completed pass
             }
 
-            purchased.Clear();
             var events = profile.Events;
             for (var i = 0; i < events.Count; i++)
             {
@@ -120,35 +114,17 @@ public sealed class ProductRelations : IRelatedProducts
                     continue;
                 }
 
+                recent.Clear();
                 var type = events.TypeAt(i);
                 if (type == EventTypes.Purchase)
                 {
                     basket[0] = product;
-                    recent.Clear();
-                    for (var k = purchased.Count - 1; k >= 0 && recent.Count < 5; k--)
-                    {
-                        if (purchased[k] != product)
-                        {
-                            recent.Add(purchased[k]);
-                        }
-                    }
-
+                    EarlierPurchases(events, i, basket, recent);
                     ObservePurchase(basket, recent);
-                    purchased.Remove(product);
-                    purchased.Add(product); // distinct, newest last
                 }
                 else if (type == EventTypes.ProductView)
                 {
-                    recent.Clear();
-                    var from = events.TicksAt(i) - CoViewWindow.Ticks;
-                    for (var k = i - 1; k >= 0 && recent.Count < 5 && events.TicksAt(k) >= from; k--)
-                    {
-                        if (events.TypeAt(k) == EventTypes.ProductView && events.ProductIdAt(k) is { } p && p != product && !recent.Contains(p))
-                        {
-                            recent.Add(p);
-                        }
-                    }
-
+                    RecentViews(events, i, events.TicksAt(i), product, recent);
                     ObserveView(product, recent);
                 }
             }
@@ -156,8 +132,14 @@ public sealed class ProductRelations : IRelatedProducts
             count++;
         }
 
+        Volatile.Write(ref _relearned, count);
         return count;
     }
+
+    /// <summary>Profiles the last completed <see cref="Learn"/> learned from (0 until one completed).</summary>
+    public int Relearned => Volatile.Read(ref _relearned);
+
+    private int _relearned;
 
     /// <summary>Counts one order's products together, and each with the user's earlier purchases.</summary>
     public void ObservePurchase(IReadOnlyList<string> basket, IReadOnlyList<string> earlier)
@@ -329,11 +311,11 @@ public sealed class ProductRelations : IRelatedProducts
     }
 
     // The user's distinct purchased products before this order (newest first, at most 5), not in it. The order itself is
-    // passed over by its products: the product the profile keeps for it (its first line's) is in the basket.
-    private static void EarlierPurchases(Profile profile, List<string> basket, List<string> result)
+    // passed over by its products: the product the profile keeps for it (the event's product, else its first line's) is
+    // always in the basket.
+    private static void EarlierPurchases(EventLog events, int end, IReadOnlyList<string> basket, List<string> result)
     {
-        var events = profile.Events;
-        for (var i = events.Count - 1; i >= 0 && result.Count < 5; i--)
+        for (var i = end - 1; i >= 0 && result.Count < 5; i--)
         {
             if (events.TypeAt(i) == EventTypes.Purchase && events.ProductIdAt(i) is { } p && !basket.Contains(p) && !result.Contains(p))
             {
@@ -342,20 +324,19 @@ public sealed class ProductRelations : IRelatedProducts
         }
     }
 
-    // The user's other products viewed within an hour before this view (newest first, at most 5).
-    private static void RecentViews(Profile profile, BehaviourEvent e, string viewed, List<string> result)
+    // The user's other products viewed within the hour up to `at`, among the events before `end` (newest first, at most 5).
+    private static void RecentViews(EventLog events, int end, long at, string viewed, List<string> result)
     {
-        var events = profile.Events;
-        var from = e.Timestamp.UtcTicks - CoViewWindow.Ticks;
-        for (var i = events.Count - 1; i >= 0 && result.Count < 5; i--)
+        var from = at - CoViewWindow.Ticks;
+        for (var i = end - 1; i >= 0 && result.Count < 5; i--)
         {
-            var at = events.TicksAt(i);
-            if (at < from)
+            var ticks = events.TicksAt(i);
+            if (ticks < from)
             {
                 break;
             }
 
-            if (at <= e.Timestamp.UtcTicks && events.TypeAt(i) == EventTypes.ProductView && events.ProductIdAt(i) is { } p && p != viewed && !result.Contains(p))
+            if (ticks <= at && events.TypeAt(i) == EventTypes.ProductView && events.ProductIdAt(i) is { } p && p != viewed && !result.Contains(p))
             {
                 result.Add(p);
             }
