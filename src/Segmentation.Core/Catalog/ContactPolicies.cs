@@ -83,12 +83,47 @@ public sealed class ContactPolicies
     /// <summary>No policies.</summary>
     public static readonly ContactPolicies None = new(new Dictionary<string, ChannelPolicy>(), [], TimeZoneInfo.Utc);
 
+    private readonly Dictionary<string, (ChannelPolicy Policy, FrequencyCap?[] CapsByTier)> _plans;
+
     internal ContactPolicies(IReadOnlyDictionary<string, ChannelPolicy> channels, IReadOnlyList<SuppressionRule> suppression, TimeZoneInfo defaultTimeZone)
     {
         Channels = channels;
         Suppression = suppression;
         DefaultTimeZone = defaultTimeZone;
+
+        // Each channel's cap per engagement level (a level without its own cap takes the default's), resolved once:
+        // a decision then indexes an array instead of hashing the level's name, twice for a level without a cap.
+        _plans = channels.ToDictionary(
+            c => c.Key,
+            c => (c.Value, Tiers.Select(t => c.Value.Caps.GetValueOrDefault(t) ?? c.Value.Caps.GetValueOrDefault("default")).ToArray()),
+            StringComparer.Ordinal);
     }
+
+    /// <summary>
+    /// The policy of <paramref name="channel"/> with its cap per engagement level, indexed by <see cref="TierIndex"/>
+    /// (null where no cap applies); false when the channel has no policy.
+    /// </summary>
+    internal bool TryGetPlan(string channel, out ChannelPolicy policy, out FrequencyCap?[] capsByTier)
+    {
+        if (_plans.Count > 0 && _plans.TryGetValue(channel, out var plan))
+        {
+            (policy, capsByTier) = plan;
+            return true;
+        }
+
+        (policy, capsByTier) = (null!, []);
+        return false;
+    }
+
+    /// <summary>The index of an engagement level in <see cref="Tiers"/>; null or unknown: that of <c>default</c>.</summary>
+    internal static int TierIndex(string? tier) => tier switch
+    {
+        "high" => 0,
+        "active" => 1,
+        "declining" => 2,
+        "inactive" => 3,
+        _ => 4,
+    };
 
     /// <summary>Policies by channel.</summary>
     public IReadOnlyDictionary<string, ChannelPolicy> Channels { get; }

@@ -53,7 +53,7 @@ public static class ContactEvaluation
         ArgumentNullException.ThrowIfNull(policies);
         ArgumentNullException.ThrowIfNull(winner);
         ArgumentNullException.ThrowIfNull(context);
-        if (policies.For(channel) is not { } policy)
+        if (!policies.TryGetPlan(channel, out var policy, out var capsByTier))
         {
             return null;
         }
@@ -83,8 +83,8 @@ public static class ContactEvaluation
         }
 
         // The channel's frequency cap, shared by every segment and campaign on the channel.
-        var (cap, name) = policy.Overrides.TryGetValue(winner.Id, out var own) ? (own, "override")
-            : policy.Caps.TryGetValue(tier, out var tiered) || policy.Caps.TryGetValue("default", out tiered) ? (tiered, "cap") : (null, "none");
+        var (cap, name) = policy.Overrides.Count > 0 && policy.Overrides.TryGetValue(winner.Id, out var own) ? (own, "override")
+            : capsByTier[ContactPolicies.TierIndex(tier)] is { } tiered ? (tiered, "cap") : (null, "none");
         var sent = 0;
         if (cap is not null)
         {
