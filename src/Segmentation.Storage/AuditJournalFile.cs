@@ -97,29 +97,15 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         {
             _file?.Dispose();
             _file = null;
-            var temporary = _path + ".tmp";
-            try
+            DataDirectory.WriteAtomically(_path, file =>
             {
-                using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+                foreach (var entry in entries)
                 {
-                    foreach (var entry in entries)
-                    {
-                        file.Write(JsonSerializer.SerializeToUtf8Bytes(entry, AuditJson.Default.AuditEntry));
-                        file.WriteByte((byte)'\n');
-                    }
-
-                    file.Flush(flushToDisk: true);
+                    file.Write(JsonSerializer.SerializeToUtf8Bytes(entry, AuditJson.Default.AuditEntry));
+                    file.WriteByte((byte)'\n');
                 }
-
-                File.Move(temporary, _path, overwrite: true);
-                DataDirectory.SyncDirectory(Path.GetDirectoryName(_path)!);
-                _dirty = false;
-            }
-            catch
-            {
-                DataDirectory.TryDelete(temporary);
-                throw;
-            }
+            });
+            _dirty = false;
         }
     }
 

@@ -72,23 +72,7 @@ public sealed class CatalogVersionFiles : ICatalogVersionStore
         var info = version.Info;
         var document = new CatalogVersionDocument(info.Version, info.PublishedAt, info.Origin, info.Comment, info.RolledBackFrom, [.. version.Files.Select(f => new CatalogVersionFile(f.Name, f.Text))]);
         var path = PathOf(info.Version);
-        var temporary = path + ".tmp";
-        try
-        {
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                JsonSerializer.Serialize(file, document, CatalogVersionJson.Default.CatalogVersionDocument);
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, path, overwrite: true);
-            DataDirectory.SyncDirectory(_directory);
-        }
-        catch
-        {
-            DataDirectory.TryDelete(temporary);
-            throw;
-        }
+        DataDirectory.WriteAtomically(path, file => JsonSerializer.Serialize(file, document, CatalogVersionJson.Default.CatalogVersionDocument));
 
         foreach (var old in Directory.EnumerateFiles(_directory, "v*.json"))
         {

@@ -244,26 +244,15 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             _current = null;
         }
 
-        var temporary = path + ".redact.tmp";
         try
         {
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            DataDirectory.WriteAtomically(path, file =>
             {
                 if (entries.Count > 0)
                 {
                     Framing.Write(file, Encode(entries));
                 }
-
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, path, overwrite: true);
-            DataDirectory.SyncDirectory(_folder);
-        }
-        catch
-        {
-            DataDirectory.TryDelete(temporary);
-            throw;
+            });
         }
         finally
         {
@@ -504,22 +493,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 
         // A temporary name of its own: two saves at once (a shutdown's and a timer's) never share a file, and the
         // later rename wins with a complete file either way.
-        var temporary = $"{path}.{Environment.ProcessId}-{Interlocked.Increment(ref _temporaries)}.tmp";
-        try
-        {
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            DataDirectory.TryDelete(temporary);
-            throw;
-        }
+        DataDirectory.WriteAtomically(path, file => Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length)), $"{path}.{Environment.ProcessId}-{Interlocked.Increment(ref _temporaries)}.tmp");
     }
 
     /// <inheritdoc />

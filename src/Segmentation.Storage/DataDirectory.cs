@@ -341,22 +341,31 @@ public sealed class DataDirectory : IDisposable
         }
     }
 
-    // Written to a temporary file, flushed, renamed over the manifest, and the directory flushed.
     private void Save(StoreManifest manifest)
     {
-        var path = System.IO.Path.Combine(Path, ManifestName);
-        var temporary = path + ".tmp";
+        WriteAtomically(System.IO.Path.Combine(Path, ManifestName), file => JsonSerializer.Serialize(file, manifest, StoreManifestJson.Default.StoreManifest));
+        Manifest = manifest;
+    }
+
+    /// <summary>
+    /// Replaces <paramref name="path"/> with what <paramref name="write"/> writes, so that a crash leaves either the old
+    /// file or the new one: written to a temporary file (<paramref name="temporary"/>, else <c>path.tmp</c>), flushed to
+    /// disk, renamed over the file, and the directory flushed. On a failure the temporary file is deleted and the old
+    /// file is untouched.
+    /// </summary>
+    internal static void WriteAtomically(string path, Action<FileStream> write, string? temporary = null)
+    {
+        temporary ??= path + ".tmp";
         try
         {
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                JsonSerializer.Serialize(file, manifest, StoreManifestJson.Default.StoreManifest);
+                write(file);
                 file.Flush(flushToDisk: true);
             }
 
             File.Move(temporary, path, overwrite: true);
-            SyncDirectory(Path);
-            Manifest = manifest;
+            SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
         }
         catch
         {

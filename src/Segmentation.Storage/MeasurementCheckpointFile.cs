@@ -54,8 +54,7 @@ public sealed class MeasurementCheckpointFile(
         {
             measurement.Drain(); // every remembered decision is in the KPIs written with it
             measurement.Exposures.Prune(_time.GetUtcNow().UtcTicks); // experiments removed long ago are not written again
-            var temporary = Path + ".tmp";
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            DataDirectory.WriteAtomically(Path, file =>
             {
                 var hash = new XxHash64();
                 using (var writer = new BinaryWriter(new HashingStream(file, hash), Encoding.UTF8, leaveOpen: true))
@@ -64,11 +63,7 @@ public sealed class MeasurementCheckpointFile(
                 }
 
                 file.Write(BitConverter.GetBytes(hash.GetCurrentHashAsUInt64()));
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, Path, overwrite: true);
-            DataDirectory.SyncDirectory(directory);
+            });
         }
     }
 

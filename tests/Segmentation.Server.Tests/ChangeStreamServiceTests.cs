@@ -17,13 +17,7 @@ public sealed class ChangeStreamServiceTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private WebApplicationFactory<Program> Server() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-    {
-        GrpcTestFixture.ConfigureTestHost(b);
-        b.UseSetting("Segmentation:DemoData", "false");
-        b.UseSetting("Segmentation:DataDirectory", _dir);
-        b.UseSetting("Segmentation:EncryptionKey", Key);
-    });
+    private WebApplicationFactory<Program> Server() => GrpcTestFixture.DurableServer(_dir, Key);
 
     private static async Task Explore(Grpc.Net.Client.GrpcChannel channel, string user)
     {

@@ -42,6 +42,18 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
     }
 
     /// <summary>The test environment: plaintext allowed (the in-memory server has no TLS) and the test keys.</summary>
+    /// <summary>
+    /// An in-process server without demo data that keeps its state in <paramref name="dataDirectory"/> (encrypted with
+    /// <paramref name="encryptionKey"/>): two of them in turn on one directory are a restart.
+    /// </summary>
+    public static WebApplicationFactory<Program> DurableServer(string dataDirectory, string encryptionKey) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    {
+        ConfigureTestHost(b);
+        b.UseSetting("Segmentation:DemoData", "false");
+        b.UseSetting("Segmentation:DataDirectory", dataDirectory);
+        b.UseSetting("Segmentation:EncryptionKey", encryptionKey);
+    });
+
     public static void ConfigureTestHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");

@@ -14,13 +14,7 @@ public sealed class RelatedProductsRestartTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private WebApplicationFactory<Program> Server() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-    {
-        GrpcTestFixture.ConfigureTestHost(b);
-        b.UseSetting("Segmentation:DemoData", "false");
-        b.UseSetting("Segmentation:DataDirectory", _dir);
-        b.UseSetting("Segmentation:EncryptionKey", Key);
-    });
+    private WebApplicationFactory<Program> Server() => GrpcTestFixture.DurableServer(_dir, Key);
 
     private static Event Purchase(string user, string order, string product, DateTimeOffset at) => new()
     {
