@@ -41,7 +41,6 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
         return GrpcChannel.ForAddress(factory.Server.BaseAddress, new GrpcChannelOptions { HttpHandler = handler });
     }
 
-    /// <summary>The test environment: plaintext allowed (the in-memory server has no TLS) and the test keys.</summary>
     /// <summary>
     /// An in-process server without demo data that keeps its state in <paramref name="dataDirectory"/> (encrypted with
     /// <paramref name="encryptionKey"/>): two of them in turn on one directory are a restart.
@@ -54,6 +53,7 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
         b.UseSetting("Segmentation:EncryptionKey", encryptionKey);
     });
 
+    /// <summary>The test environment: plaintext allowed (the in-memory server has no TLS) and the test keys.</summary>
     public static void ConfigureTestHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Testing");

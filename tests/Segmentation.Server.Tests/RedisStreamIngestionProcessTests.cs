@@ -211,7 +211,13 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
                     break;
                 }
 
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"the consumer read {readAtKill} of {total} entries in 60 s");
+                if (service.HasExited || watch.Elapsed >= TimeSpan.FromSeconds(60))
+                {
+                    // Say why: the server's own log (its exit code when it stopped) rather than only a count.
+                    var log = RealServerProcessTests.OutputOf(service).Split('\n');
+                    Assert.Fail($"the consumer read {readAtKill} of {total} entries in {watch.Elapsed.TotalSeconds:0} s; server {(service.HasExited ? $"exited with {service.ExitCode}" : "still running")}; its log ends:\n{string.Join('\n', log.TakeLast(40))}");
+                }
+
                 await Task.Delay(5);
             }
         }

@@ -116,6 +116,20 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void An_engagement_level_without_its_own_cap_takes_the_default_and_without_a_default_none()
+    {
+        // Only 'high' and 'default' declared: a user of another level (no events: no level at all) gets the default cap.
+        using var w = new TestWorld(Source(System.Text.RegularExpressions.Regex.Replace(Policies, @"\n\s*(active|declining|inactive): \d/7d", "").Replace("default: 2/7d", "default: 3/7d", StringComparison.Ordinal)), Noon);
+        Traits(w, "u", "vip", true);
+        Assert.Equal(("cap", 3), (w.Decide("u", Email).Contact!.Policy, w.Decide("u", Email).Contact!.Limit));
+
+        // Only 'high' declared: the same user has no cap.
+        using var none = new TestWorld(Source(System.Text.RegularExpressions.Regex.Replace(Policies, @"\n\s*(active|declining|inactive|default): \d/7d", "")), Noon);
+        Traits(none, "u", "vip", true);
+        Assert.Equal(("none", ContactAction.Send), (none.Decide("u", Email).Contact!.Policy, none.Decide("u", Email).Contact!.Action));
+    }
+
+    [Fact]
     public void Inactive_users_get_nothing_except_the_segment_with_its_own_cap()
     {
         using var w = World();
