@@ -350,16 +350,27 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
     var workingSet = process.WorkingSet64;
     var heap = GC.GetGCMemoryInfo();
     var model = new RfmModelProvider(clock).Recompute(store);
+
+    var rfmDone = sw.Elapsed;
+
+    // As the server's restorer does before serving: the restored profiles captured for relearning related products.
+    Profile[]? restored = store.Snapshot().ToArray();
+    var captureMs = (sw.Elapsed - rfmDone).TotalMilliseconds;
     var rfmSeconds = sw.Elapsed.TotalSeconds - restoreSeconds;
     var membershipPauseBefore = GC.GetTotalPauseDuration();
     var membershipCpuBefore = process.TotalProcessorTime;
     var evaluated = ingestion.EvaluateNewMemberships();
     var membershipSeconds = sw.Elapsed.TotalSeconds - restoreSeconds - rfmSeconds;
+    var relearning = Stopwatch.StartNew();
+    var relations = new Segmentation.Core.Application.Products.ProductRelations();
+    relations.Learn(restored); // after the memberships, in the background in the server
+    restored = null;
+    var relearnSeconds = relearning.Elapsed.TotalSeconds;
     process.Refresh();
     var membershipPause = (GC.GetTotalPauseDuration() - membershipPauseBefore).TotalSeconds;
     var membershipCpu = (process.TotalProcessorTime - membershipCpuBefore).TotalSeconds;
     Console.WriteLine(FormattableString.Invariant(
-        $"{what}: {snapshot.Profiles:N0} profiles from the snapshot + {replay.Records:N0} log records in {restoreSeconds:F1} s wall, {cpu:F1} s CPU ({kernel:F1} s of it in the kernel), {gcs} GCs pausing {pause:F1} s, {allocated / (double)Math.Max(1, snapshot.Profiles):N0} B allocated per profile, working set {workingSet / 1048576.0:N0} MiB (peak {process.PeakWorkingSet64 / 1048576.0:N0} MiB, GC heap {heap.HeapSizeBytes / 1048576.0:N0} MiB, committed {heap.TotalCommittedBytes / 1048576.0:N0} MiB) (snapshot read {snapshot.Elapsed.TotalSeconds:F1} s on {Environment.ProcessorCount} cores); RFM {rfmSeconds:F1} s; memberships of {evaluated:N0} profiles {membershipSeconds:F1} s ({membershipCpu:F1} s CPU, GC pauses {membershipPause:F1} s); Decide served after {restoreSeconds + rfmSeconds:F1} s, fully ready (membership index complete) after {restoreSeconds + rfmSeconds + membershipSeconds:F1} s"));
+        $"{what}: {snapshot.Profiles:N0} profiles from the snapshot + {replay.Records:N0} log records in {restoreSeconds:F1} s wall, {cpu:F1} s CPU ({kernel:F1} s of it in the kernel), {gcs} GCs pausing {pause:F1} s, {allocated / (double)Math.Max(1, snapshot.Profiles):N0} B allocated per profile, working set {workingSet / 1048576.0:N0} MiB (peak {process.PeakWorkingSet64 / 1048576.0:N0} MiB, GC heap {heap.HeapSizeBytes / 1048576.0:N0} MiB, committed {heap.TotalCommittedBytes / 1048576.0:N0} MiB) (snapshot read {snapshot.Elapsed.TotalSeconds:F1} s on {Environment.ProcessorCount} cores); RFM {rfmSeconds:F1} s; memberships of {evaluated:N0} profiles {membershipSeconds:F1} s ({membershipCpu:F1} s CPU, GC pauses {membershipPause:F1} s); Decide served after {restoreSeconds + rfmSeconds:F1} s (RFM and the capture of the restored profiles, {captureMs:F0} ms, included), fully ready (membership index complete) after {restoreSeconds + rfmSeconds + membershipSeconds:F1} s; related products relearned in the background in {relearnSeconds:F1} s ({relations.Products:N0} products)"));
     var row = FormattableString.Invariant(
         $"| {what} | {snapshot.Profiles:N0} | {snapshot.Bytes / 1048576.0:F0} | {restoreSeconds:F1} | {rfmSeconds:F1} | {membershipSeconds:F1} |");
     return new RestoreResult(store, model.Customers, row, Fingerprint(store));
