@@ -215,8 +215,9 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                     {
                         foreach (var e in Decode(frame.Span))
                         {
-                            found |= userIds.Contains(e.UserId);
-                            entries.Add(userIds.Contains(e.UserId) ? Erased(e) : e);
+                            var erased = userIds.Contains(e.UserId);
+                            found |= erased;
+                            entries.Add(erased ? Erased(e) : e);
                         }
                     }
                     finally
@@ -351,19 +352,9 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         lock (_gate)
         {
-            SaveTriggersLocked(checkpoint);
+            // Without users being erased (a checkpoint taken before their erasure and saved after it).
+            WriteTriggers(_erased.Count == 0 ? checkpoint : checkpoint with { Pending = [.. checkpoint.Pending.Where(p => !IsErased(p.UserId))] });
         }
-    }
-
-    // Under the lock, without users being erased (a checkpoint taken before their erasure and saved after it).
-    private void SaveTriggersLocked(TriggerCheckpoint checkpoint)
-    {
-        if (checkpoint.Pending.Any(p => IsErased(p.UserId)))
-        {
-            checkpoint = checkpoint with { Pending = [.. checkpoint.Pending.Where(p => !IsErased(p.UserId))] };
-        }
-
-        WriteTriggers(checkpoint);
     }
 
     private void WriteTriggers(TriggerCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, TriggersName), writer =>
@@ -419,18 +410,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         lock (_gate)
         {
-            SaveMembershipsLocked(checkpoint);
+            WriteMemberships(_erased.Count == 0 ? checkpoint : checkpoint with { Users = [.. checkpoint.Users.Where(u => !IsErased(u.UserId))] }); // as the triggers
         }
-    }
-
-    private void SaveMembershipsLocked(MembershipCheckpoint checkpoint)
-    {
-        if (checkpoint.Users.Any(u => IsErased(u.UserId)))
-        {
-            checkpoint = checkpoint with { Users = [.. checkpoint.Users.Where(u => !IsErased(u.UserId))] };
-        }
-
-        WriteMemberships(checkpoint);
     }
 
     private void WriteMemberships(MembershipCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, MembershipsName), writer =>
@@ -479,8 +460,6 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         }
     }
 
-    private static long _temporaries;
-
     // Writes the payload to a temporary file, flushes it to disk and renames it over the old one: a crash leaves either.
     private static void WriteFile(string path, Action<BinaryWriter> write)
     {
@@ -491,9 +470,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             write(writer);
         }
 
-        // A temporary name of its own: two saves at once (a shutdown's and a timer's) never share a file, and the
-        // later rename wins with a complete file either way.
-        DataDirectory.WriteAtomically(path, file => Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length)), $"{path}.{Environment.ProcessId}-{Interlocked.Increment(ref _temporaries)}.tmp");
+        // Callers hold the journal's lock, so two saves (a shutdown's and a timer's) never share the temporary file.
+        DataDirectory.WriteAtomically(path, file => Framing.Write(file, buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
     }
 
     /// <inheritdoc />

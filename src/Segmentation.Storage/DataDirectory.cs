@@ -349,16 +349,16 @@ public sealed class DataDirectory : IDisposable
 
     /// <summary>
     /// Replaces <paramref name="path"/> with what <paramref name="write"/> writes, so that a crash leaves either the old
-    /// file or the new one: written to a temporary file (<paramref name="temporary"/>, else <c>path.tmp</c>), flushed to
-    /// disk, renamed over the file, and the directory flushed. On a failure the temporary file is deleted and the old
+    /// file or the new one: written to a temporary file (<c>path.tmp</c>), flushed to disk, renamed over the file, and
+    /// the directory flushed. On a failure the temporary file is deleted and the old
     /// file is untouched.
     /// </summary>
-    internal static void WriteAtomically(string path, Action<FileStream> write, string? temporary = null)
+    internal static void WriteAtomically(string path, Action<FileStream> write, int bufferSize = 1 << 16)
     {
-        temporary ??= path + ".tmp";
+        var temporary = path + ".tmp";
         try
         {
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize))
             {
                 write(file);
                 file.Flush(flushToDisk: true);

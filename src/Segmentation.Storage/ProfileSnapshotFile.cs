@@ -82,67 +82,52 @@ public static class ProfileSnapshotFile
         ArgumentNullException.ThrowIfNull(entries);
         state ??= SnapshotState.None;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var temporary = path + ".tmp";
         long profiles = 0;
-        try
-        {
-            profiles = WriteTemporary(temporary, segment, entries, pii, state);
-            File.Move(temporary, path, overwrite: true);
-            DataDirectory.SyncDirectory(Path.GetDirectoryName(path)!);
-        }
-        catch
-        {
-            DataDirectory.TryDelete(temporary);
-            throw;
-        }
+        DataDirectory.WriteAtomically(path, file => profiles = WriteBody(file, segment, entries, pii, state), bufferSize: 1 << 20);
 
         return new SnapshotInfo(segment, profiles, new FileInfo(path).Length, System.Diagnostics.Stopwatch.GetElapsedTime(started)) { Preamble = state.Preamble, VersionFloor = state.VersionFloor };
     }
 
-    private static long WriteTemporary(string temporary, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState state)
+    private static long WriteBody(FileStream file, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState state)
     {
         long profiles = 0;
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        file.Write(Magic);
+        using var header = new ProfileCodec.ChunkWriter();
+        header.Writer.Write(KindHeader);
+        header.Writer.Write(FormatVersion);
+        header.Writer.Write(segment);
+        header.Writer.Write(DateTime.UtcNow.Ticks);
+        header.Writer.Write(state.VersionFloor);
+        header.Writer.Write(state.Preamble.Count);
+        foreach (var record in state.Preamble)
         {
-            file.Write(Magic);
-            using var header = new ProfileCodec.ChunkWriter();
-            header.Writer.Write(KindHeader);
-            header.Writer.Write(FormatVersion);
-            header.Writer.Write(segment);
-            header.Writer.Write(DateTime.UtcNow.Ticks);
-            header.Writer.Write(state.VersionFloor);
-            header.Writer.Write(state.Preamble.Count);
-            foreach (var record in state.Preamble)
-            {
-                var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(record, ChangeRecordJson.Default.ChangeRecord);
-                header.Writer.Write(json.Length);
-                header.Writer.Write(json);
-            }
+            var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(record, ChangeRecordJson.Default.ChangeRecord);
+            header.Writer.Write(json.Length);
+            header.Writer.Write(json);
+        }
 
-            Framing.Write(file, header.Body());
+        Framing.Write(file, header.Body());
 
-            using var chunk = new ProfileCodec.ChunkWriter(); // one for every chunk: its buffers are reused
-            foreach (var entry in entries)
-            {
-                chunk.Add(entry, pii);
-                profiles++;
-                if (chunk.Count == ChunkProfiles)
-                {
-                    chunk.WriteChunk(file, KindChunk);
-                }
-            }
-
-            if (chunk.Count > 0)
+        using var chunk = new ProfileCodec.ChunkWriter(); // one for every chunk: its buffers are reused
+        foreach (var entry in entries)
+        {
+            chunk.Add(entry, pii);
+            profiles++;
+            if (chunk.Count == ChunkProfiles)
             {
                 chunk.WriteChunk(file, KindChunk);
             }
-
-            using var trailer = new ProfileCodec.ChunkWriter();
-            trailer.Writer.Write(KindTrailer);
-            trailer.Writer.Write(profiles);
-            Framing.Write(file, trailer.Body());
-            file.Flush(flushToDisk: true);
         }
+
+        if (chunk.Count > 0)
+        {
+            chunk.WriteChunk(file, KindChunk);
+        }
+
+        using var trailer = new ProfileCodec.ChunkWriter();
+        trailer.Writer.Write(KindTrailer);
+        trailer.Writer.Write(profiles);
+        Framing.Write(file, trailer.Body());
 
         return profiles;
     }

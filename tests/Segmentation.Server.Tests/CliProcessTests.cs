@@ -299,7 +299,7 @@ public sealed class CliProcessTests
                 Assert.Equal(0, exit);
                 Assert.Contains("25.5", stdout, StringComparison.Ordinal);
 
-                // The same file again: every event is a duplicate (ids from the file name and row), nothing counted twice.
+                // The same file again: every event is a duplicate (ids from each row's values), nothing counted twice.
                 (exit, stdout, _) = await Segctl($"import {csv} --mapping {mapping} --map value=Amount --map order_id=Order --json {at}", environment: env);
                 Assert.Equal(0, exit);
                 using (var again = System.Text.Json.JsonDocument.Parse(stdout))

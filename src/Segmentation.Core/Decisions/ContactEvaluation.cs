@@ -363,11 +363,11 @@ public static class ContactEvaluation
     /// <summary>Time zones by name and by country, looked up once each.</summary>
     private static class Zones
     {
-        // Only zones that exist are remembered (a bounded set); a name that is not one is looked up again each time.
+        // Zones that exist, by the name asked for (a bounded set), and names asked for that are not zones (at most
+        // 1,000 remembered, counted here: ConcurrentDictionary.Count takes every lock).
         private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TimeZoneInfo> ByName = new(StringComparer.Ordinal);
-
-        // Names asked for that are not zones (at most 1,000 remembered).
         private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> NotZones = new(StringComparer.Ordinal);
+        private static int _notZones;
 
         // The main time zone of countries by ISO 3166 code and by the names the demo data uses.
         private static readonly Dictionary<string, string> Countries = new(StringComparer.OrdinalIgnoreCase)
@@ -399,9 +399,9 @@ public static class ContactEvaluation
 
             if (!ContactPolicyReader.TryZone(id, out zone))
             {
-                if (NotZones.Count < 1_000)
+                if (Volatile.Read(ref _notZones) < 1_000 && NotZones.TryAdd(id, 0))
                 {
-                    NotZones.TryAdd(id, 0); // a profile's misspelt zone is not looked up (under the runtime's lock) on every decision
+                    Interlocked.Increment(ref _notZones); // a profile's misspelt zone is not looked up (under the runtime's lock) on every decision
                 }
 
                 return null;

@@ -4,7 +4,8 @@ namespace Segmentation.Core.Application.ChangeStream;
 
 /// <summary>
 /// Where the change stream and the pending triggers are kept across restarts (a file in the data directory when
-/// one is configured). Called by one writer at a time: <see cref="ChangeStreamService"/>.
+/// one is configured). Appends, trims and saves come from <see cref="ChangeStreamService"/> (and the reconciler's saves);
+/// <see cref="Redact"/> comes from an erasure, at any moment: an implementation serializes them.
 /// </summary>
 public interface IChangeFeedJournal
 {
