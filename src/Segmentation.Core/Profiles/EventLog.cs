@@ -42,9 +42,13 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     private const int HashSize = sizeof(uint);
     private const int KeysSize = 4 * sizeof(int);
 
+    // The hot run's arrays have room past this snapshot's events (their capacity is the times' length), so that
+    // the next snapshot can append in place; see AddAtEnd. Entries past _count belong to later snapshots, or to none.
     private readonly long[]? _times;      // null in default(EventLog): empty
-    private readonly byte[]? _bytes;      // id hashes (Count × 4 bytes), then keys (Count × 16), then the encoded records
+    private readonly byte[]? _bytes;      // the claim (4 bytes), id hashes (capacity × 4 bytes), keys (capacity × 16), then the encoded records
     private readonly string[]? _extra;    // key values the pool did not take (code -2 - index)
+    private readonly int _count;          // events of the hot run in this snapshot
+    private readonly int _recordBytes;    // bytes of encoded records in this snapshot
     private readonly int _lastSessionAt;  // offset in the records of the session literal the last event uses (when the hot run is not empty)
     private readonly int _sessions;       // distinct sessions of the hot run that the archive does not have
     private readonly Archive? _archive;   // the older events, frozen; null until the log first outgrows HotLimit
@@ -52,36 +56,52 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// <summary>Most events in the hot run, the part of a long log every write copies.</summary>
     public const int HotLimit = 1024;
 
-    private EventLog(long[] ticks, byte[] data, string[]? extra, int lastSessionAt, int sessions, Archive? archive = null)
+    private EventLog(long[] ticks, byte[] data, string[]? extra, int count, int recordBytes, int lastSessionAt, int sessions, Archive? archive = null)
     {
         _times = ticks;
         _bytes = data;
         _extra = extra;
+        _count = count;
+        _recordBytes = recordBytes;
         _lastSessionAt = lastSessionAt;
         _sessions = sessions;
         _archive = archive;
     }
 
     private EventLog(Archive archive)
-        : this([], [], null, -1, 0, archive)
+        : this([], NoData, null, 0, 0, -1, 0, archive)
     {
     }
 
+    private const int ClaimSize = sizeof(int);
+
+    private static readonly byte[] NoData = new byte[ClaimSize]; // an empty run's: no capacity, so never appended to in place
+
     private long[] Times => _times ?? [];
 
-    private byte[] Data => _bytes ?? [];
+    private byte[] Data => _bytes ?? NoData;
 
-    private int HotCount => Times.Length;
+    private int HotCount => _count;
+
+    private int Capacity => Times.Length;
 
     private int ArchivedCount => _archive?.Log.HotCount ?? 0;
 
-    private ReadOnlySpan<uint> IdHashes => MemoryMarshal.Cast<byte, uint>(Data.AsSpan(0, HotCount * HashSize));
+    private ReadOnlySpan<uint> IdHashes => MemoryMarshal.Cast<byte, uint>(Data.AsSpan(ClaimSize, HotCount * HashSize));
 
-    private ReadOnlySpan<Keys> KeyRows => MemoryMarshal.Cast<byte, Keys>(Data.AsSpan(HotCount * HashSize, HotCount * KeysSize));
+    private ReadOnlySpan<Keys> KeyRows => MemoryMarshal.Cast<byte, Keys>(Data.AsSpan(KeysAt(Capacity), HotCount * KeysSize));
 
-    private int RecordsAt => HotCount * (HashSize + KeysSize);
+    private int RecordsAt => RecordsAtFor(Capacity);
 
-    private ReadOnlySpan<byte> Records => Data.AsSpan(RecordsAt);
+    private ReadOnlySpan<byte> Records => Data.AsSpan(RecordsAt, _recordBytes);
+
+    private static int KeysAt(int capacity) => ClaimSize + (capacity * HashSize);
+
+    private static int RecordsAtFor(int capacity) => ClaimSize + (capacity * (HashSize + KeysSize));
+
+    // How many events have been written into these arrays: by the snapshot that built them, then by each snapshot that
+    // appended in place. A snapshot appends in place only while it is the last writer (its count equals the claim).
+    private static ref int Claim(byte[] data) => ref MemoryMarshal.Cast<byte, int>(data.AsSpan(0, ClaimSize))[0];
 
     /// <summary>Number of events.</summary>
     public int Count => ArchivedCount + HotCount;
@@ -90,7 +110,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     public int Sessions => (_archive?.Log._sessions ?? 0) + _sessions;
 
     /// <summary>Time (UTC ticks) of the latest event, or <see cref="long.MinValue"/> when empty.</summary>
-    public long LastTicks => HotCount > 0 ? Times[^1] : _archive?.Log.LastTicks ?? long.MinValue;
+    public long LastTicks => HotCount > 0 ? Times[HotCount - 1] : _archive?.Log.LastTicks ?? long.MinValue;
 
     /// <summary>True when the log keeps an archive run (it grew past <see cref="HotLimit"/> events).</summary>
     internal bool HasArchive => _archive is not null;
@@ -100,7 +120,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
     /// <summary>The archived events (empty without an archive), then the hot run's: the two runs as flat logs.</summary>
     internal (EventLog Archived, EventLog Hot) Runs =>
-        (_archive?.Log ?? Empty, new EventLog(Times, Data, _extra, _lastSessionAt, _sessions));
+        (_archive?.Log ?? Empty, new EventLog(Times, Data, _extra, _count, _recordBytes, _lastSessionAt, _sessions));
 
     /// <summary>The event at <paramref name="index"/>, decoded from the start of the log (O(index)).</summary>
     public StoredEvent this[int index]
@@ -143,8 +163,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
     /// <summary>The events' times as an all-events series (the arrays are shared, not copied).</summary>
     internal EventSeries AsSeries() => _archive is null
-        ? EventSeries.FromOrderedTicks(Times)
-        : EventSeries.FromOrderedTicks(Times).After(_archive.AllEvents);
+        ? EventSeries.FromOrderedTicks(Times, HotCount)
+        : EventSeries.FromOrderedTicks(Times, HotCount).After(_archive.AllEvents);
 
     /// <summary>
     /// Builds a log of <paramref name="events"/>; they are ordered by time first (stable) when they are not.
@@ -191,7 +211,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             var e = events[i];
             ticks[i] = e.Ticks;
             scratch.Hashes[i] = HashId(e.EventId);
-            scratch.Keys[i] = KeysOf(e, ref extra);
+            scratch.Keys[i] = KeysOf(e, 0, ref extra);
             if (e.SessionId.Length > 0 && (sessionSet is not null ? sessionSet.Add(e.SessionId) : Array.IndexOf(scratch.Sessions, e.SessionId, 0, sessions) < 0))
             {
                 scratch.Sessions[sessions++] = e.SessionId;
@@ -209,13 +229,14 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             recordBytes += written;
         }
 
-        var data = new byte[(n * (HashSize + KeysSize)) + recordBytes];
-        MemoryMarshal.AsBytes(scratch.Hashes.AsSpan(0, n)).CopyTo(data);
-        MemoryMarshal.AsBytes(scratch.Keys.AsSpan(0, n)).CopyTo(data.AsSpan(n * HashSize));
-        scratch.RecordBuffer.AsSpan(0, recordBytes).CopyTo(data.AsSpan(n * (HashSize + KeysSize)));
+        var data = new byte[RecordsAtFor(n) + recordBytes];
+        Claim(data) = n;
+        MemoryMarshal.AsBytes(scratch.Hashes.AsSpan(0, n)).CopyTo(data.AsSpan(ClaimSize));
+        MemoryMarshal.AsBytes(scratch.Keys.AsSpan(0, n)).CopyTo(data.AsSpan(KeysAt(n)));
+        scratch.RecordBuffer.AsSpan(0, recordBytes).CopyTo(data.AsSpan(RecordsAtFor(n)));
         Array.Clear(scratch.Sessions, 0, sessions);
         Array.Clear(scratch.RecordBuffer, 0, recordBytes); // ids are personal data: no copies left behind
-        return new EventLog(ticks, data, extra?.ToArray(), lastSessionAt, sessions);
+        return new EventLog(ticks, data, extra?.ToArray(), n, recordBytes, lastSessionAt, sessions);
     }
 
     [ThreadStatic]
@@ -310,7 +331,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             return Of(all);
         }
 
-        if (HotCount > 0 && e.Ticks < Times[^1])
+        if (HotCount > 0 && e.Ticks < Times[HotCount - 1])
         {
             var hot = new List<StoredEvent>(HotCount + 1);
             hot.AddRange(Runs.Hot);
@@ -334,16 +355,18 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         return new EventLog(_archive is null ? new Archive(hot) : _archive.Append(hot));
     }
 
-    // The flat run of this flat run's events followed by those of another flat run, later in time.
+    // The flat run of this flat run's events followed by those of another flat run, later in time (exact size).
     private EventLog Concat(EventLog next)
     {
         var (n, m) = (HotCount, next.HotCount);
         var offset = _extra?.Length ?? 0;
-        var data = new byte[Data.Length + next.Data.Length];
-        var at = 0;
-        IdHashes.CopyTo(MemoryMarshal.Cast<byte, uint>(data.AsSpan(at, n * HashSize)));
-        next.IdHashes.CopyTo(MemoryMarshal.Cast<byte, uint>(data.AsSpan(at += n * HashSize, m * HashSize)));
-        var keys = MemoryMarshal.Cast<byte, Keys>(data.AsSpan(at += m * HashSize, (n + m) * KeysSize));
+        var recordBytes = _recordBytes + next._recordBytes;
+        var data = new byte[RecordsAtFor(n + m) + recordBytes];
+        Claim(data) = n + m;
+        var hashes = MemoryMarshal.Cast<byte, uint>(data.AsSpan(ClaimSize, (n + m) * HashSize));
+        IdHashes.CopyTo(hashes);
+        next.IdHashes.CopyTo(hashes[n..]);
+        var keys = MemoryMarshal.Cast<byte, Keys>(data.AsSpan(KeysAt(n + m), (n + m) * KeysSize));
         KeyRows.CopyTo(keys);
         for (var i = 0; i < m; i++)
         {
@@ -351,10 +374,13 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             keys[n + i] = new Keys(Shift(k.Type), Shift(k.PageType), Shift(k.Category), Shift(k.ProductId));
         }
 
-        Records.CopyTo(data.AsSpan(at += (n + m) * KeysSize));
-        next.Records.CopyTo(data.AsSpan(at + Records.Length));
+        Records.CopyTo(data.AsSpan(RecordsAtFor(n + m)));
+        next.Records.CopyTo(data.AsSpan(RecordsAtFor(n + m) + _recordBytes));
+        var ticks = new long[n + m];
+        Times.AsSpan(0, n).CopyTo(ticks);
+        next.Times.AsSpan(0, m).CopyTo(ticks.AsSpan(n));
         string[]? extra = _extra is null && next._extra is null ? null : [.. _extra ?? [], .. next._extra ?? []];
-        return new EventLog([.. Times, .. next.Times], data, extra, m > 0 ? Records.Length + next._lastSessionAt : _lastSessionAt, _sessions + next._sessions);
+        return new EventLog(ticks, data, extra, n + m, recordBytes, m > 0 ? _recordBytes + next._lastSessionAt : _lastSessionAt, _sessions + next._sessions);
 
         int Shift(int code) => code <= -2 ? code - offset : code; // the next run's own extra strings follow this run's
     }
@@ -382,10 +408,14 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         }
 
         var archive = _archive;
-        return new EventLog(hot.Times, hot.Data, hot._extra, hot._lastSessionAt, distinct.Count(id => !archive.HasSession(id)), archive);
+        return new EventLog(hot.Times, hot.Data, hot._extra, hot._count, hot._recordBytes, hot._lastSessionAt, distinct.Count(id => !archive.HasSession(id)), archive);
     }
 
-    // Appends to the hot run (the archive, if any, is shared).
+    // Appends to the hot run (the archive, if any, is shared). The usual write: while this snapshot is the last one
+    // written to its arrays and they have room, the event is written past this snapshot's end, which this snapshot
+    // and every older one never read, and the new snapshot shares the arrays: a write copies nothing, whatever the
+    // length of the history. Otherwise (no room, a key value the pool does not take, or another snapshot already
+    // appended to these arrays) the run is copied into arrays with room for about half as many events again.
     private EventLog AddAtEnd(StoredEvent e)
     {
         var records = Records;
@@ -395,27 +425,40 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         try
         {
             var written = Encode(e, same, scratch, out var sessionAt);
-            var extra = _extra is null ? null : new List<string>(_extra);
-            var keys = KeysOf(e, ref extra);
+            List<string>? added = null;
+            var keys = KeysOf(e, _extra?.Length ?? 0, ref added);
             var hash = HashId(e.EventId);
-
-            // The same three sections, one entry longer each.
             var n = HotCount;
-            var data = new byte[((n + 1) * (HashSize + KeysSize)) + records.Length + written];
-            var at = 0;
-            Data.AsSpan(0, n * HashSize).CopyTo(data);
-            MemoryMarshal.Write(data.AsSpan(at += n * HashSize), in hash);
-            Data.AsSpan(n * HashSize, n * KeysSize).CopyTo(data.AsSpan(at += HashSize));
-            MemoryMarshal.Write(data.AsSpan(at += n * KeysSize), in keys);
-            records.CopyTo(data.AsSpan(at += KeysSize));
-            scratch.AsSpan(0, written).CopyTo(data.AsSpan(at + records.Length));
-            return new EventLog(
-                [.. Times, e.Ticks],
-                data,
-                extra is null ? null : (extra.Count == _extra?.Length ? _extra : [.. extra]),
-                same ? _lastSessionAt : records.Length + sessionAt,
-                same || e.SessionId.Length == 0 || HasSession(e.SessionId) ? _sessions : _sessions + 1,
-                _archive);
+            var lastSessionAt = same ? _lastSessionAt : _recordBytes + sessionAt;
+            var sessions = same || e.SessionId.Length == 0 || HasSession(e.SessionId) ? _sessions : _sessions + 1;
+            var data = Data;
+            var capacity = Capacity;
+            if (added is null && n < capacity && RecordsAt + _recordBytes + written <= data.Length
+                && Interlocked.CompareExchange(ref Claim(data), n + 1, n) == n)
+            {
+                Times[n] = e.Ticks;
+                MemoryMarshal.Write(data.AsSpan(ClaimSize + (n * HashSize)), in hash);
+                MemoryMarshal.Write(data.AsSpan(KeysAt(capacity) + (n * KeysSize)), in keys);
+                scratch.AsSpan(0, written).CopyTo(data.AsSpan(RecordsAt + _recordBytes));
+                return new EventLog(Times, data, _extra, n + 1, _recordBytes + written, lastSessionAt, sessions, _archive);
+            }
+
+            // New arrays with room: about half as many events again (at most the hot run's limit), records in proportion.
+            var grown = Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + Math.Max(1, (n + 1) / 2)));
+            var recordBytes = _recordBytes + written;
+            var copy = new byte[RecordsAtFor(grown) + recordBytes + (int)((long)recordBytes * (grown - n - 1) / (n + 1))];
+            Claim(copy) = n + 1;
+            IdHashes.CopyTo(MemoryMarshal.Cast<byte, uint>(copy.AsSpan(ClaimSize, n * HashSize)));
+            MemoryMarshal.Write(copy.AsSpan(ClaimSize + (n * HashSize)), in hash);
+            KeyRows.CopyTo(MemoryMarshal.Cast<byte, Keys>(copy.AsSpan(KeysAt(grown), n * KeysSize)));
+            MemoryMarshal.Write(copy.AsSpan(KeysAt(grown) + (n * KeysSize)), in keys);
+            records.CopyTo(copy.AsSpan(RecordsAtFor(grown)));
+            scratch.AsSpan(0, written).CopyTo(copy.AsSpan(RecordsAtFor(grown) + _recordBytes));
+            var ticks = new long[grown];
+            Times.AsSpan(0, n).CopyTo(ticks);
+            ticks[n] = e.Ticks;
+            var extra = added is null ? _extra : [.. _extra ?? [], .. added];
+            return new EventLog(ticks, copy, extra, n + 1, recordBytes, lastSessionAt, sessions, _archive);
         }
         finally
         {
@@ -480,10 +523,12 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         _ => _extra![-2 - code],
     };
 
-    private static Keys KeysOf(StoredEvent e, ref List<string>? extra) =>
-        new(KeyCode(e.Type, ref extra), KeyCode(e.PageType, ref extra), KeyCode(e.Category, ref extra), KeyCode(e.ProductId, ref extra));
+    // The pooled codes of an event's keys; a value the pool does not take is added to extra, whose first entry
+    // follows the existing extra strings' (existing).
+    private static Keys KeysOf(StoredEvent e, int existing, ref List<string>? extra) =>
+        new(KeyCode(e.Type, existing, ref extra), KeyCode(e.PageType, existing, ref extra), KeyCode(e.Category, existing, ref extra), KeyCode(e.ProductId, existing, ref extra));
 
-    private static int KeyCode(string? value, ref List<string>? extra)
+    private static int KeyCode(string? value, int existing, ref List<string>? extra)
     {
         if (value is null)
         {
@@ -498,7 +543,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
         extra ??= [];
         extra.Add(value);
-        return -1 - extra.Count;
+        return -1 - existing - extra.Count;
     }
 
     private static int MaxSize(StoredEvent e) =>
@@ -586,7 +631,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         private Archive(EventLog log, ulong[] sessionHashes)
         {
             Log = log;
-            AllEvents = new EventSeries.Older(EventSeries.FromOrderedTicks(log.Times));
+            AllEvents = new EventSeries.Older(EventSeries.FromOrderedTicks(log.Times, log.HotCount));
             _sessionHashes = sessionHashes;
         }
 

@@ -50,8 +50,9 @@ public readonly struct EventSeries
     public long LastTicks => _count == 0 ? _older?.Series.LastTicks ?? long.MinValue : _data[_start + _count - 1];
 
     /// <summary>A series of zero-valued events at <paramref name="ticks"/>, which are in time order (the array is kept).</summary>
-    internal static EventSeries FromOrderedTicks(long[] ticks) =>
-        ticks.Length == 0 ? Empty : new EventSeries(ticks, 0, ticks.Length, -1);
+    /// <summary>A series of zero-valued events at the first <paramref name="count"/> entries of <paramref name="ticks"/>, which are in time order (the array is kept).</summary>
+    internal static EventSeries FromOrderedTicks(long[] ticks, int count) =>
+        count == 0 ? Empty : new EventSeries(ticks, 0, count, -1);
 
     /// <summary>False when every event's value is 0 (no prefix sums are kept).</summary>
     internal bool HasValues => _prefixStart >= 0 || (_older?.Series.HasValues ?? false);

@@ -67,6 +67,67 @@ public sealed class EventLogTests
     }
 
     [Fact]
+    public void Appending_in_place_leaves_every_older_snapshot_as_it_was_and_branches_stay_apart()
+    {
+        // Appends at the end write past the snapshot's events into arrays with room; a snapshot must never see an
+        // event of a later snapshot, and two appends to one snapshot (a write that was discarded, a what-if) must
+        // not overwrite each other. Every seventh event has a key value the string pool does not take.
+        var longValue = new string('k', 300);
+        var snapshots = new List<EventLog> { EventLog.Empty };
+        var expected = new List<StoredEvent>();
+        for (var i = 0; i < 300; i++)
+        {
+            var e = Event($"e{i}", i, session: $"s{i / 10}", value: i % 3 == 0 ? i : 0, category: i % 7 == 0 ? longValue + i : "c" + (i % 4), product: $"p{i % 11}");
+            expected.Add(e);
+            snapshots.Add(snapshots[^1].Add(e));
+        }
+
+        for (var i = 0; i < snapshots.Count; i++)
+        {
+            Assert.Equal(expected.Take(i), snapshots[i].ToArray());
+            Assert.Equal(i, snapshots[i].Count);
+            Assert.Equal(i == 0 ? 0 : ((i - 1) / 10) + 1, snapshots[i].Sessions);
+            Assert.Equal(i == 0 ? long.MinValue : expected[i - 1].Ticks, snapshots[i].LastTicks);
+        }
+
+        // Branches from snapshots that later ones have appended to, and from the newest one twice.
+        foreach (var at in new[] { 0, 1, 5, 150, 299, 300, 300 })
+        {
+            var branchEvent = Event($"branch-{at}", 400, session: "other", category: at == 299 ? longValue : null);
+            var branch = snapshots[at].Add(branchEvent).Add(Event($"branch-{at}-2", 401, session: "other"));
+            Assert.Equal([.. expected.Take(at), branchEvent, Event($"branch-{at}-2", 401, session: "other")], branch.ToArray());
+            Assert.False(snapshots[at].Contains(branchEvent.EventId));
+            Assert.True(branch.Contains(branchEvent.EventId));
+            Assert.Equal(expected.Take(at), snapshots[at].ToArray());
+        }
+
+        Assert.Equal(expected, snapshots[^1].ToArray());
+        Assert.Equal(expected.Take(151), snapshots[151].ToArray());
+    }
+
+    [Fact]
+    public void Concurrent_appends_to_one_snapshot_each_get_their_own_event()
+    {
+        var log = EventLog.Empty;
+        for (var i = 0; i < 40; i++)
+        {
+            log = log.Add(Event($"e{i}", i));
+        }
+
+        var baseEvents = log.ToArray();
+        var results = new EventLog[64];
+        Parallel.For(0, results.Length, i => results[i] = log.Add(Event($"t{i}", 100 + i, session: $"t{i}")).Add(Event($"t{i}-b", 200 + i)));
+
+        for (var i = 0; i < results.Length; i++)
+        {
+            Assert.Equal([.. baseEvents, Event($"t{i}", 100 + i, session: $"t{i}"), Event($"t{i}-b", 200 + i)], results[i].ToArray());
+            Assert.Equal(2, results[i].Sessions);
+        }
+
+        Assert.Equal(baseEvents, log.ToArray());
+    }
+
+    [Fact]
     public void The_default_log_is_empty_and_takes_events()
     {
         var log = default(EventLog).Add(Event("a", 1, session: "s")).Add(Event("b", 2, session: "s"));
