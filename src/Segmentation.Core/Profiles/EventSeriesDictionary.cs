@@ -4,14 +4,21 @@ using Segmentation.Core.Profiles.Compact;
 namespace Segmentation.Core.Profiles;
 
 /// <summary>
-/// A profile's event series by event type, flattened into one array: the groups' bounds, then the times
-/// of every type grouped by type (types in ordinal order, each group in time order), then, when any value
-/// is not 0, each group's prefix sums of values. A <see cref="EventSeries"/> is a view of one group, so a
-/// profile holds one array whatever the number of types, and the array of type names is shared by every
-/// profile with the same set of types. A value wrapping those two arrays (no object of its own).
-/// Immutable; <see cref="Add"/> copies. For a history long enough for its <see cref="EventLog"/> to keep an
-/// archive run, the series of the archived events are kept apart, frozen (<see cref="Of(EventLog)"/>), and
-/// each series read is that archived series followed by the series of the newer events.
+/// A profile's event series by event type, flattened into one array: the groups' bounds and how many
+/// entries of each group have been written, then the times of every type grouped by type (types in ordinal
+/// order, each group in time order), then, when any value is not 0, each group's prefix sums of values. A
+/// <see cref="EventSeries"/> is a view of one group, so a profile holds one array whatever the number of
+/// types, and the array of type names is shared by every profile with the same set of types. A value
+/// wrapping those arrays (no object of its own).
+/// <para>
+/// Immutable to its readers. A group may have room past its entries: <see cref="Add"/> at the end of a group
+/// writes into that room while this snapshot is the last one written to the group, and the new snapshot shares
+/// the array, with its own small array of counts per group; otherwise it copies into an array with room for
+/// about half as many entries again in every group. A map built at once (<see cref="FromEvents"/>, restores,
+/// archives) has no room and no counts of its own. For a history long enough for its <see cref="EventLog"/> to
+/// keep an archive run, the series of the archived events are kept apart, frozen (<see cref="Of(EventLog)"/>),
+/// and each series read is that archived series followed by the series of the newer events.
+/// </para>
 /// </summary>
 public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, EventSeries>
 {
@@ -22,26 +29,31 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     private readonly string[]? _typeArray;  // ordinal order; null in default(EventSeriesDictionary): empty
 
-    // [0, T]: group g's times are [start(g), start(g + 1)) counted from the times section;
-    // [T + 1, T + 1 + N): the times; then, optionally, N + T prefix sums (double bits), group g's from start(g) + g.
+    // [0, T]: group g's room for times is [start(g), start(g + 1)), as indices of this array (start(T) ends the
+    // times); [T + 1, 2T]: how many entries of each group have been written (the claims: a snapshot appends in place
+    // only while its count equals its group's); then the times; then, optionally, a prefix-sum section (double bits)
+    // with group g's room + 1 sums from start(T) + (start(g) - start(0)) + g.
     private readonly long[]? _dataArray;
+
+    private readonly int[]? _counts;        // entries of each group in this snapshot; null when every group is full (no room)
 
     private readonly Archive? _archive;     // the archived events' series; null for a history never archived
 
-    private EventSeriesDictionary(string[]? types, long[]? data, Archive? archive = null)
+    private EventSeriesDictionary(string[]? types, long[]? data, int[]? counts = null, Archive? archive = null)
     {
         _typeArray = types;
         _dataArray = data;
+        _counts = counts;
         _archive = archive;
     }
 
     private EventSeriesDictionary(EventSeriesDictionary hot, Archive archive)
-        : this(hot._typeArray, hot._dataArray, archive)
+        : this(hot._typeArray, hot._dataArray, hot._counts, archive)
     {
     }
 
     // The newer events' series alone.
-    private EventSeriesDictionary Hot => new(_typeArray, _dataArray);
+    private EventSeriesDictionary Hot => new(_typeArray, _dataArray, _counts);
 
     // The series of archived events, each boxed once.
     private sealed class Archive(EventSeriesDictionary flat)
@@ -64,11 +76,44 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
     private string[] TypeNames => _typeArray ?? [];
 
-    private int TimesAt => TypeNames.Length + 1;
+    private bool HasValues => _dataArray is { } data && data.Length > (int)data[TypeNames.Length];
 
-    private int Total => _dataArray is null ? 0 : (int)_dataArray[TypeNames.Length];
+    // The first index of the times of a map of t groups.
+    private static int HeaderSize(int t) => (2 * t) + 1;
 
-    private bool HasValues => _dataArray is not null && _dataArray.Length > TimesAt + Total;
+    // Room of group g.
+    private static int RoomOf(long[] data, int g) => (int)(data[g + 1] - data[g]);
+
+    // Entries of group g in this snapshot.
+    private int CountOf(int g) => _counts?[g] ?? RoomOf(_dataArray!, g);
+
+    /// <summary>
+    /// A new array of t groups with the given room each (and a prefix-sum section when <paramref name="withValues"/>),
+    /// its claims set to <paramref name="counts"/>; the caller writes the entries.
+    /// </summary>
+    private static long[] Allocate(int t, ReadOnlySpan<int> room, ReadOnlySpan<int> counts, bool withValues)
+    {
+        var times = 0;
+        foreach (var r in room)
+        {
+            times += r;
+        }
+
+        var data = new long[HeaderSize(t) + times + (withValues ? times + t : 0)];
+        data[0] = HeaderSize(t);
+        for (var g = 0; g < t; g++)
+        {
+            data[g + 1] = data[g] + room[g];
+            data[t + 1 + g] = counts[g];
+        }
+
+        return data;
+    }
+
+    // Where group g's times and prefix sums start in a map of t groups.
+    private static int TimesOf(long[] data, int g) => (int)data[g];
+
+    private static int PrefixOf(long[] data, int t, int g) => (int)(data[t] + (data[g] - data[0]) + g);
 
     /// <summary>
     /// This map with the newer events' series moved into the archive: <paramref name="hot"/> is the hot run of
@@ -90,24 +135,21 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         }
 
         var older = new EventSeries[t];
-        var n = 0;
         for (var g = 0; g < t; g++)
         {
             archived.TryGetValue(types[g], out older[g]);
             counts[g] += older[g].Count;
-            n += counts[g];
         }
 
-        var data = new long[t + 1 + n + (anyValue ? n + t : 0)];
+        var data = Allocate(t, counts, counts, anyValue);
         var filled = new int[t];
         for (var g = 0; g < t; g++)
         {
-            data[g + 1] = data[g] + counts[g];
-            older[g].CopyTicks(data, t + 1 + (int)data[g]);
+            older[g].CopyTicks(data, TimesOf(data, g));
             filled[g] = older[g].Count;
             if (anyValue)
             {
-                older[g].CopyPrefix(data, t + 1 + n + (int)data[g] + g);
+                older[g].CopyPrefix(data, PrefixOf(data, t, g));
             }
         }
 
@@ -115,15 +157,15 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         {
             var g = Array.BinarySearch(types, e.Type, StringComparer.Ordinal);
             var j = filled[g]++;
-            data[t + 1 + (int)data[g] + j] = e.Ticks;
+            data[TimesOf(data, g) + j] = e.Ticks;
             if (anyValue)
             {
-                var p = t + 1 + n + (int)data[g] + g;
+                var p = PrefixOf(data, t, g);
                 data[p + j + 1] = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(data[p + j]) + e.Value);
             }
         }
 
-        return new EventSeriesDictionary(null, null, new Archive(new EventSeriesDictionary(TypeSets.Share(types), data)));
+        return new EventSeriesDictionary(null, null, archive: new Archive(new EventSeriesDictionary(TypeSets.Share(types), data)));
     }
 
     /// <inheritdoc />
@@ -189,20 +231,15 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             anyValue |= events[i].Value != 0;
         }
 
-        var data = new long[t + 1 + n + (anyValue ? n + t : 0)];
-        for (var g = 0; g < t; g++)
-        {
-            data[g + 1] = data[g] + counts[g];
-        }
-
+        var data = Allocate(t, counts, counts, anyValue);
         for (var i = 0; i < n; i++)
         {
             var g = typeOf[i];
             var j = next[g]++;
-            data[t + 1 + (int)data[g] + j] = events[i].Ticks;
+            data[TimesOf(data, g) + j] = events[i].Ticks;
             if (anyValue)
             {
-                var p = t + 1 + n + (int)data[g] + g;
+                var p = PrefixOf(data, t, g);
                 data[p + j + 1] = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(data[p + j]) + events[i].Value);
             }
         }
@@ -259,7 +296,12 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         if (!added)
         {
             types = old;
-            index = At(g).InsertionIndex(ticks);
+            var series = At(g);
+            index = series.InsertionIndex(ticks);
+            if (index == series.Count && TryAppendInPlace(g, ticks, value) is { } appended)
+            {
+                return appended;
+            }
         }
         else
         {
@@ -268,17 +310,22 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             index = 0;
         }
 
-        // Group h of the new map is group h of this one, or h - 1 past an added group g.
+        // A copy with room in every group: group h of the new map is group h of this one, or h - 1 past an added group g.
         var t = types.Length;
-        var n = Total + 1;
         var withValues = HasValues || value != 0;
-        var data = new long[t + 1 + n + (withValues ? n + t : 0)];
+        Span<int> counts = t <= 64 ? stackalloc int[t] : new int[t];
+        Span<int> room = t <= 64 ? stackalloc int[t] : new int[t];
+        for (var h = 0; h < t; h++)
+        {
+            counts[h] = (h == g ? (added ? 0 : CountOf(g)) + 1 : CountOf(added && h > g ? h - 1 : h));
+            room[h] = WithRoom(counts[h]);
+        }
+
+        var data = Allocate(t, room, counts, withValues);
         for (var h = 0; h < t; h++)
         {
             var source = h == g ? (added ? EventSeries.Empty : At(g)) : At(added && h > g ? h - 1 : h);
-            var count = source.Count + (h == g ? 1 : 0);
-            data[h + 1] = data[h] + count;
-            var at = t + 1 + (int)data[h];
+            var at = TimesOf(data, h);
             if (h == g)
             {
                 for (var k = 0; k < index; k++)
@@ -299,7 +346,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
 
             if (withValues)
             {
-                var p = t + 1 + n + (int)data[h] + h;
+                var p = PrefixOf(data, t, h);
                 if (h == g)
                 {
                     source.InsertIntoPrefix(data, p, index, value);
@@ -311,7 +358,40 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             }
         }
 
-        return new EventSeriesDictionary(types, data);
+        return new EventSeriesDictionary(types, data, counts.ToArray());
+    }
+
+    // Room for about half as many entries again.
+    private static int WithRoom(int count) => count + Math.Max(1, count / 2);
+
+    // The map with an event appended to the end of group g in the room past this snapshot's entries, or null when
+    // there is no room, the group's sums are not kept and the value is not 0, or another snapshot already wrote there.
+    private EventSeriesDictionary? TryAppendInPlace(int g, long ticks, double value)
+    {
+        var data = _dataArray!;
+        var t = TypeNames.Length;
+        var count = CountOf(g);
+        var withValues = HasValues;
+        if (count >= RoomOf(data, g) || (value != 0 && !withValues) || Interlocked.CompareExchange(ref data[t + 1 + g], count + 1, count) != count)
+        {
+            return null;
+        }
+
+        data[TimesOf(data, g) + count] = ticks;
+        if (withValues)
+        {
+            var p = PrefixOf(data, t, g);
+            data[p + count + 1] = BitConverter.DoubleToInt64Bits(BitConverter.Int64BitsToDouble(data[p + count]) + value);
+        }
+
+        var counts = new int[t];
+        for (var h = 0; h < t; h++)
+        {
+            counts[h] = CountOf(h);
+        }
+
+        counts[g] = count + 1;
+        return new EventSeriesDictionary(_typeArray, data, counts);
     }
 
     /// <inheritdoc />
@@ -330,10 +410,10 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     private EventSeries At(int g)
     {
         var data = _dataArray!;
-        var times = _typeArray!.Length + 1;
+        var t = _typeArray!.Length;
         var start = (int)data[g];
-        var total = (int)data[times - 1];
-        return new(data, times + start, (int)data[g + 1] - start, data.Length > times + total ? times + total + start + g : -1);
+        var end = (int)data[t];
+        return new(data, start, _counts?[g] ?? (int)data[g + 1] - start, data.Length > end ? end + (start - (int)data[0]) + g : -1);
     }
 
     private int IndexOf(string type)

@@ -116,6 +116,55 @@ public class EventSeriesTests
             Assert.Equal(own[^1].Ticks, series.LastAtOrBefore(2_000_000, out _));
         }
     }
+
+    [Fact]
+    public void Appending_in_place_leaves_every_older_map_as_it_was_and_branches_stay_apart()
+    {
+        // Adds at the end of a type's series write into room past the map's entries; a map must never see a later
+        // map's entries, two adds to one map must not overwrite each other, and values appearing after zero-valued
+        // events (sums kept from then on) must not disturb older maps.
+        string[] types = ["page_view", "add_to_cart", "purchase", "custom.x"];
+        var snapshots = new List<EventSeriesDictionary> { EventSeriesDictionary.Empty };
+        var events = new List<(string Type, long Ticks, double Value)>();
+        for (var i = 0; i < 400; i++)
+        {
+            var e = (Type: types[(i * 7 / 3) % (i < 50 ? 2 : 4)], Ticks: 1_000L * i, Value: i > 120 && i % 5 == 0 ? i / 4.0 : 0);
+            events.Add(e);
+            snapshots.Add(snapshots[^1].Add(e.Type, e.Ticks, e.Value));
+        }
+
+        void Same(IReadOnlyList<(string Type, long Ticks, double Value)> expected, EventSeriesDictionary map)
+        {
+            Assert.Equal(expected.Select(e => e.Type).Distinct().Order(StringComparer.Ordinal), map.Keys);
+            foreach (var (type, series) in map)
+            {
+                var own = expected.Where(e => e.Type == type).ToList();
+                Assert.Equal(own.Select(e => e.Ticks), series.Ticks);
+                Assert.Equal(own.Sum(e => e.Value), series.SumInWindow(10_000_000, 10_000_000, out _), 6);
+                Assert.Equal(own.Where(e => e.Ticks > 200_000).Sum(e => e.Value), series.SumInWindow(10_000_000, 10_000_000 - 200_000, out _), 6);
+            }
+        }
+
+        for (var i = 0; i < snapshots.Count; i += 7)
+        {
+            Same(events.Take(i).ToList(), snapshots[i]);
+        }
+
+        foreach (var at in new[] { 0, 3, 60, 121, 250, 400, 400 })
+        {
+            var branch = snapshots[at].Add("page_view", 5_000_000, 0).Add("purchase", 5_000_001, 9.5);
+            Same([.. events.Take(at), ("page_view", 5_000_000, 0), ("purchase", 5_000_001, 9.5)], branch);
+            Same(events.Take(at).ToList(), snapshots[at]);
+        }
+
+        Same(events, snapshots[^1]);
+        var results = new EventSeriesDictionary[32];
+        Parallel.For(0, results.Length, i => results[i] = snapshots[^1].Add("page_view", 6_000_000 + i, i));
+        for (var i = 0; i < results.Length; i++)
+        {
+            Same([.. events, ("page_view", 6_000_000 + i, i)], results[i]);
+        }
+    }
 }
 
 public class CompactCollectionTests
