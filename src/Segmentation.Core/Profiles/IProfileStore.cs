@@ -38,6 +38,14 @@ public interface IProfileStore
     ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0);
 
     /// <summary>
+    /// <see cref="Update(string, Func{Profile, long, Profile}, long)"/> with the write's inputs passed as
+    /// <paramref name="state"/>, so that a static <paramref name="mutate"/> captures nothing (the write path
+    /// allocates no closure).
+    /// </summary>
+    ProfileUpdate Update<TState>(string key, TState state, Func<Profile, long, TState, Profile> mutate, long atVersion = 0) =>
+        Update(key, (p, v) => mutate(p, v, state), atVersion);
+
+    /// <summary>
     /// Atomically merges the profile of <paramref name="fromKey"/> into <paramref name="intoKey"/> with
     /// <paramref name="merge"/>(into, from or null when it has no profile, next version) under both
     /// profiles' write locks, removes the source, and links <paramref name="fromKey"/> to

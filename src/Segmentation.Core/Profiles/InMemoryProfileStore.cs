@@ -95,7 +95,11 @@ public sealed class InMemoryProfileStore : IProfileStore
     }
 
     /// <inheritdoc />
-    public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0)
+    public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0) =>
+        Update(key, mutate, static (p, v, m) => m(p, v), atVersion);
+
+    /// <inheritdoc />
+    public ProfileUpdate Update<TState>(string key, TState state, Func<Profile, long, TState, Profile> mutate, long atVersion = 0)
     {
         while (true)
         {
@@ -110,7 +114,7 @@ public sealed class InMemoryProfileStore : IProfileStore
 
                 var before = entry.Current;
                 var current = before ?? new Profile(resolved);
-                var after = mutate(current, NextVersion(atVersion));
+                var after = mutate(current, NextVersion(atVersion), state);
                 if (ReferenceEquals(after, current))
                 {
                     return new ProfileUpdate(before, before ?? current);

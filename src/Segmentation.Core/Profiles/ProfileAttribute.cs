@@ -50,6 +50,9 @@ public readonly record struct ProfileAttribute(string Name, object Value, Attrib
         }
     }
 
+    /// <summary>A whole number 0–1023 as the one shared box of it (no allocation); another number boxed.</summary>
+    internal static object Number(int value) => value is >= 0 and < SharedNumbers ? NumberBoxes[value] : (double)value;
+
     private static object Shared(object value) => value switch
     {
         double d when d >= 0 && d < SharedNumbers && d == Math.Floor(d) && !double.IsNegative(d) => NumberBoxes[(int)d],

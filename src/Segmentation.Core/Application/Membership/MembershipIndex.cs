@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Segmentation.Core.Application.Telemetry;
+using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles.Compact;
 using Segmentation.Core.Validation;
 
@@ -129,6 +130,27 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
             .Order(StringComparer.Ordinal)
             .Take(limit)
             .ToList();
+    }
+
+    /// <summary>
+    /// <see cref="Set(string, IReadOnlyList{string}, long, long, DateTimeOffset, string, long, bool)"/> from an
+    /// evaluation of <paramref name="catalog"/>: when the user's segments are unchanged (most writes), neither the
+    /// list of ids nor the cause (<paramref name="cause"/> followed by <paramref name="causeDetail"/>) is built.
+    /// </summary>
+    public void Set(string userId, Core.Decisions.Membership evaluation, CatalogSnapshot catalog, DateTimeOffset at, string cause, string? causeDetail, long populationVersion = 0, bool publish = true)
+    {
+        if (_users.TryGetValue(userId, out var state) && SameSegments(state.Segments, evaluation.Matched, catalog))
+        {
+            var next = new UserState(state.Segments, catalog.Version, evaluation.ValidUntilTicks, populationVersion);
+            if (next != state)
+            {
+                _users[userId] = next;
+            }
+
+            return; // the common case, without building the list of ids or the cause
+        }
+
+        Set(userId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, at, cause + causeDetail, populationVersion, publish);
     }
 
     /// <summary>
@@ -267,6 +289,21 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
         {
             SegmentationTelemetry.MembershipChanges.Add(1, SegmentationTelemetry.Tag("segment", segmentId), SegmentationTelemetry.Tag("direction", entered ? "entered" : "left"));
         }
+    }
+
+    // True when previous holds exactly the ids of the matched segments, in the catalog's order.
+    private static bool SameSegments(string[] previous, bool[] matched, CatalogSnapshot catalog)
+    {
+        var k = 0;
+        for (var i = 0; i < matched.Length; i++)
+        {
+            if (matched[i] && (k >= previous.Length || !string.Equals(previous[k++], catalog.Segments[i].Id, StringComparison.Ordinal)))
+            {
+                return false;
+            }
+        }
+
+        return k == previous.Length;
     }
 
     private static bool SameSegments(string[] previous, IReadOnlyList<string> segments)

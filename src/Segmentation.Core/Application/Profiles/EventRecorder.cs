@@ -1,4 +1,3 @@
-using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
@@ -119,25 +118,28 @@ public sealed class EventRecorder
     {
         var update = _writer.Store.Update(
             key,
-            (p, v) =>
+            (Recorder: this, Key: key, Event: stored, Stamp: stamp),
+            static (p, v, w) =>
             {
+                var (recorder, key, stored, stamp) = w;
                 if (p.HasEvent(stored.EventId) || stamp.AlreadyIn(p))
                 {
                     return p;
                 }
 
-                if (stamp.Log && p.Events.Count >= EventLimit)
+                if (stamp.Log && p.Events.Count >= recorder.EventLimit)
                 {
-                    throw new LimitExceededException($"the profile holds {EventLimit:N0} events, the most one profile may hold; this event was not stored");
+                    throw new LimitExceededException($"the profile holds {recorder.EventLimit:N0} events, the most one profile may hold; this event was not stored");
                 }
 
+                var writer = recorder._writer;
                 if (stamp.Log)
                 {
-                    _writer.Log.Append(stamp.Stamp(new EventChange(key, stored), v));
+                    writer.Log.Append(stamp.Event(key, stored, v));
                 }
 
                 var applied = p.Apply(stored, v);
-                return ReferenceEquals(applied, p) ? p : _writer.Derive(applied, stamp, $"event:{stored.EventId}");
+                return ReferenceEquals(applied, p) ? p : writer.Derive(applied, stamp, Profile.EventCausePrefix, stored.EventId);
             },
             stamp.Version);
         if (update.Changed && stored.Type is EventTypes.Purchase or EventTypes.Refund)

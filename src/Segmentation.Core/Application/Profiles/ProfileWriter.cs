@@ -20,6 +20,10 @@ internal readonly record struct WriteStamp(DateTimeOffset Now, RfmModel Model, l
     public T Stamp<T>(T record, long version)
         where T : ChangeRecord => record with { Version = version, AppliedTicks = Now.UtcTicks, RfmVersion = Model.Version };
 
+    /// <summary>The logged record of an event with this write's version, time and model (built once: the write path's record).</summary>
+    public EventChange Event(string key, StoredEvent e, long version) =>
+        new(key, e) { Version = version, AppliedTicks = Now.UtcTicks, RfmVersion = Model.Version };
+
     /// <summary>
     /// True when a replayed record is already part of the profile: every write to a profile takes a newer
     /// version under its lock, so a profile at the record's version or later holds its change.
@@ -69,8 +73,12 @@ internal sealed class ProfileWriter(
         record.Version,
         Log: false);
 
-    /// <summary>Derived data on write: derived traits in the derived layer, and the winning segment.</summary>
-    public Profile Derive(Profile profile, WriteStamp stamp, string cause)
+    /// <summary>
+    /// Derived data on write: derived traits in the derived layer, and the winning segment. The cause of a membership
+    /// or segment change is <paramref name="cause"/> followed by <paramref name="causeDetail"/>, joined only when
+    /// something changed (most writes change nothing).
+    /// </summary>
+    public Profile Derive(Profile profile, WriteStamp stamp, string cause, string? causeDetail = null)
     {
         var catalog = catalogs.Current;
         var model = stamp.Model;
@@ -82,7 +90,7 @@ internal sealed class ProfileWriter(
         SetDerived(ref profile, "lifecycle_stage", stage, now);
         SetDerived(ref profile, "engagement_status", engagement, now);
         SetDerived(ref profile, "intent_level", intent, now);
-        SetDerived(ref profile, "lead_score", (double)lead, now);
+        SetDerived(ref profile, "lead_score", ProfileAttribute.Number(lead), now);
         SetDerived(ref profile, "lead_grade", DerivedScores.LeadGrade(DerivedScores.GradedLeadScore(profile, lead), catalog.Scoring.Lead), now);
         SetDerived(ref profile, "rfm_segment", DerivedScores.RfmSegment(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)), now);
 
@@ -90,8 +98,8 @@ internal sealed class ProfileWriter(
         // context is evaluated, and nothing about the user is emitted to watchers.
         var full = consent.Gate(profile) == ConsentGate.FullProfile;
         var evaluation = Decider.Evaluate(catalog, full ? profile : null, RequestContext.Empty, now, model);
-        memberships.Set(profile.UserId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, cause, model.Version, publish: full);
-        return profile.WithSegment(evaluation.Winner.Id, now, cause);
+        memberships.Set(profile.UserId, evaluation, catalog, now, cause, causeDetail, model.Version, publish: full);
+        return evaluation.Winner.Id == profile.CurrentSegment ? profile : profile.WithSegment(evaluation.Winner.Id, now, cause + causeDetail);
     }
 
     /// <summary>Re-evaluates one user's memberships under the user's lock without changing the profile.</summary>
@@ -110,7 +118,7 @@ internal sealed class ProfileWriter(
                 var why = cause ?? (memberships.CatalogVersionOf(user) != catalog.Version ? $"catalog:v{catalog.Version}" : "time");
                 var full = consent.Gate(p) == ConsentGate.FullProfile;
                 var evaluation = Decider.Evaluate(catalog, full ? p : null, RequestContext.Empty, now, model);
-                memberships.Set(user, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, now, why, model.Version, publish: full);
+                memberships.Set(user, evaluation, catalog, now, why, null, model.Version, publish: full);
             }
             else
             {
