@@ -12,14 +12,18 @@ namespace Segmentation.Core.Decisions;
 public sealed record Membership(bool[] Matched, Segment Winner, long ValidUntilTicks)
 {
     /// <summary>Ids of the matched segments, in priority order.</summary>
-    public IReadOnlyList<string> MatchedIds(CatalogSnapshot catalog)
+    public IReadOnlyList<string> MatchedIds(CatalogSnapshot catalog) => IdsOf(Matched, catalog);
+
+    /// <summary>Ids of the segments of <paramref name="catalog"/> flagged in <paramref name="matched"/> (by rank), in priority order.</summary>
+    public static string[] IdsOf(ReadOnlySpan<bool> matched, CatalogSnapshot catalog)
     {
-        var ids = new List<string>();
-        for (var i = 0; i < Matched.Length; i++)
+        ArgumentNullException.ThrowIfNull(catalog);
+        var ids = new string[matched.Count(true)];
+        for (int i = 0, k = 0; i < matched.Length; i++)
         {
-            if (Matched[i])
+            if (matched[i])
             {
-                ids.Add(catalog.Segments[i].Id);
+                ids[k++] = catalog.Segments[i].Id;
             }
         }
 

@@ -8,6 +8,9 @@ public interface IChangeLog
 {
     /// <summary>Appends a record and blocks until it is on disk.</summary>
     void Append(ChangeRecord record);
+
+    /// <summary>False when records are dropped (durability off): the hottest writes then build none.</summary>
+    bool KeepsRecords => true;
 }
 
 /// <summary>The change log used when durability is off: records are dropped.</summary>
@@ -19,6 +22,9 @@ public sealed class NoChangeLog : IChangeLog
     private NoChangeLog()
     {
     }
+
+    /// <inheritdoc />
+    public bool KeepsRecords => false;
 
     /// <inheritdoc />
     public void Append(ChangeRecord record)

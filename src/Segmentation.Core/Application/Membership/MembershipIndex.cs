@@ -134,14 +134,16 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
 
     /// <summary>
     /// <see cref="Set(string, IReadOnlyList{string}, long, long, DateTimeOffset, string, long, bool)"/> from an
-    /// evaluation of <paramref name="catalog"/>: when the user's segments are unchanged (most writes), neither the
-    /// list of ids nor the cause (<paramref name="cause"/> followed by <paramref name="causeDetail"/>) is built.
+    /// evaluation of <paramref name="catalog"/> (<paramref name="matched"/>: one flag per segment, by rank): when the
+    /// user's segments are unchanged (most writes), neither the list of ids nor the cause (<paramref name="cause"/>
+    /// followed by <paramref name="causeDetail"/>) is built.
     /// </summary>
-    public void Set(string userId, Core.Decisions.Membership evaluation, CatalogSnapshot catalog, DateTimeOffset at, string cause, string? causeDetail, long populationVersion = 0, bool publish = true)
+    public void Set(string userId, ReadOnlySpan<bool> matched, long validUntilTicks, CatalogSnapshot catalog, DateTimeOffset at, string cause, string? causeDetail, long populationVersion = 0, bool publish = true)
     {
-        if (_users.TryGetValue(userId, out var state) && SameSegments(state.Segments, evaluation.Matched, catalog))
+        ArgumentNullException.ThrowIfNull(catalog);
+        if (_users.TryGetValue(userId, out var state) && SameSegments(state.Segments, matched, catalog))
         {
-            var next = new UserState(state.Segments, catalog.Version, evaluation.ValidUntilTicks, populationVersion);
+            var next = new UserState(state.Segments, catalog.Version, validUntilTicks, populationVersion);
             if (next != state)
             {
                 _users[userId] = next;
@@ -150,7 +152,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
             return; // the common case, without building the list of ids or the cause
         }
 
-        Set(userId, evaluation.MatchedIds(catalog), catalog.Version, evaluation.ValidUntilTicks, at, cause + causeDetail, populationVersion, publish);
+        Set(userId, Core.Decisions.Membership.IdsOf(matched, catalog), catalog.Version, validUntilTicks, at, cause + causeDetail, populationVersion, publish);
     }
 
     /// <summary>
@@ -292,7 +294,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     }
 
     // True when previous holds exactly the ids of the matched segments, in the catalog's order.
-    private static bool SameSegments(string[] previous, bool[] matched, CatalogSnapshot catalog)
+    private static bool SameSegments(string[] previous, ReadOnlySpan<bool> matched, CatalogSnapshot catalog)
     {
         var k = 0;
         for (var i = 0; i < matched.Length; i++)

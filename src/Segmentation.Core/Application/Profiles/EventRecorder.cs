@@ -133,7 +133,7 @@ public sealed class EventRecorder
                 }
 
                 var writer = recorder._writer;
-                if (stamp.Log)
+                if (stamp.Log && writer.Log.KeepsRecords)
                 {
                     writer.Log.Append(stamp.Event(key, stored, v));
                 }

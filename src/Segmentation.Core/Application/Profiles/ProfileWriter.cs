@@ -1,6 +1,7 @@
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
@@ -97,8 +98,9 @@ internal sealed class ProfileWriter(
         // Membership honours consent like Decide: without personalization consent only the (empty) request
         // context is evaluated, and nothing about the user is emitted to watchers.
         var full = consent.Gate(profile) == ConsentGate.FullProfile;
-        var evaluation = Decider.Evaluate(catalog, full ? profile : null, RequestContext.Empty, now, model);
-        memberships.Set(profile.UserId, evaluation, catalog, now, cause, causeDetail, model.Version, publish: full);
+        var matched = Matched(catalog);
+        var evaluation = Decider.EvaluateWinner(catalog, full ? profile : null, RequestContext.Empty, now, model, matched);
+        memberships.Set(profile.UserId, matched, evaluation.ValidUntilTicks, catalog, now, cause, causeDetail, model.Version, publish: full);
         return evaluation.Winner.Id == profile.CurrentSegment ? profile : profile.WithSegment(evaluation.Winner.Id, now, cause + causeDetail);
     }
 
@@ -117,8 +119,9 @@ internal sealed class ProfileWriter(
                 var model = rfm.Current;
                 var why = cause ?? (memberships.CatalogVersionOf(user) != catalog.Version ? $"catalog:v{catalog.Version}" : "time");
                 var full = consent.Gate(p) == ConsentGate.FullProfile;
-                var evaluation = Decider.Evaluate(catalog, full ? p : null, RequestContext.Empty, now, model);
-                memberships.Set(user, evaluation, catalog, now, why, null, model.Version, publish: full);
+                var matched = Matched(catalog);
+                var evaluation = Decider.EvaluateWinner(catalog, full ? p : null, RequestContext.Empty, now, model, matched);
+                memberships.Set(user, matched, evaluation.ValidUntilTicks, catalog, now, why, null, model.Version, publish: full);
             }
             else
             {
@@ -127,6 +130,16 @@ internal sealed class ProfileWriter(
 
             return p;
         });
+
+    [ThreadStatic]
+    private static bool[]? t_matched;
+
+    // This thread's flags, one per segment of the catalog: a write's evaluation allocates none (read before the next write on the thread).
+    private static bool[] Matched(CatalogSnapshot catalog)
+    {
+        var n = catalog.Segments.Count;
+        return t_matched is { } m && m.Length == n ? m : t_matched = new bool[n];
+    }
 
     /// <summary>Marks the RFM model stale when a write changed a profile's purchases.</summary>
     public void PurchasesMayHaveChanged(ProfileUpdate update)
