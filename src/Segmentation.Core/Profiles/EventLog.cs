@@ -157,6 +157,88 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// <summary>Product id of event <paramref name="index"/>, if any.</summary>
     public string? ProductIdAt(int index) => index < ArchivedCount ? _archive!.Log.ProductIdAt(index) : Key(KeyRows[index - ArchivedCount].ProductId);
 
+    /// <summary>
+    /// The events from the newest back (at most <paramref name="limit"/>) with their type, page type and category as
+    /// codes of the string pool, for scans that test many events: comparing codes costs an int compare, and
+    /// <see cref="BackwardScan.Text"/> gives a code's string when a scan needs it.
+    /// </summary>
+    internal BackwardScan Backward(int limit) => new(this, limit);
+
+    /// <summary>A scan of a log's events from the newest back; see <see cref="Backward"/>.</summary>
+    internal ref struct BackwardScan
+    {
+        private readonly EventLog _archived;
+        private ReadOnlySpan<long> _times;
+        private ReadOnlySpan<Keys> _keys;
+        private string[]? _extra;
+        private int _index;
+        private int _left;
+        private bool _lastRun;
+
+        internal BackwardScan(EventLog log, int limit)
+        {
+            _archived = log._archive?.Log ?? Empty;
+            _times = log.Times.AsSpan(0, log.HotCount);
+            _keys = log.KeyRows;
+            _extra = log._extra;
+            _index = log.HotCount;
+            _left = limit;
+            _lastRun = log._archive is null;
+        }
+
+        /// <summary>Time (UTC ticks) of the current event.</summary>
+        public readonly long Ticks => _times[_index];
+
+        /// <summary>Code of the current event's type.</summary>
+        public readonly int Type => _keys[_index].Type;
+
+        /// <summary>Code of the current event's page type.</summary>
+        public readonly int PageType => _keys[_index].PageType;
+
+        /// <summary>Code of the current event's category (-1: none).</summary>
+        public readonly int Category => _keys[_index].Category;
+
+        /// <summary>Moves to the next older event; false past the oldest or the limit.</summary>
+        public bool MoveNext()
+        {
+            if (_left-- <= 0)
+            {
+                return false;
+            }
+
+            if (--_index >= 0)
+            {
+                return true;
+            }
+
+            if (_lastRun)
+            {
+                return false;
+            }
+
+            _lastRun = true;
+            _times = _archived.Times.AsSpan(0, _archived.HotCount);
+            _keys = _archived.KeyRows;
+            _extra = _archived._extra;
+            _index = _archived.HotCount - 1;
+            return _index >= 0;
+        }
+
+        /// <summary>The string of a code of the current event (null for -1).</summary>
+        public readonly string? Text(int code) => code switch
+        {
+            >= 0 => StringPool.ValueOf(code),
+            -1 => null,
+            _ => _extra![-2 - code],
+        };
+    }
+
+    /// <summary>
+    /// The code <see cref="Backward"/> gives events whose key is <paramref name="value"/>: its pool id, or -1 when the
+    /// pool does not take it (such values have codes below -1 that belong to their run: compare their <see cref="BackwardScan.Text"/>).
+    /// </summary>
+    internal static int CodeOf(string value) => StringPool.IdOf(value);
+
     /// <summary>The hash of an event id that de-duplication compares first.</summary>
     internal static uint HashId(string eventId) =>
         (uint)System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
@@ -579,7 +661,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         return at;
     }
 
-    private readonly record struct Keys(int Type, int PageType, int Category, int ProductId);
+    internal readonly record struct Keys(int Type, int PageType, int Category, int ProductId);
 
     /// <summary>The byte-array fields of one event, with pooled strings resolved.</summary>
     private readonly record struct Fields(string? Source, string? Campaign, string? Country, double Value, int Quantity);

@@ -191,38 +191,53 @@ public static class DerivedScores
     }
 
     // Events matching each signal within its window. Unfiltered signals use the per-type series (two
-    // binary searches); filtered ones (page type, category) share one backward scan from the newest event
-    // that stops at the oldest window's start.
+    // binary searches), and so do filtered ones (page type, category) when no event of their type is in their
+    // window. The other filtered signals share one backward scan from the newest event that stops at the
+    // oldest window's start, or once every one of them has reached its cap (older events cannot change the
+    // score: it changes when the newest events up to the cap leave the window, which is what the scan reports
+    // as the time the result holds until). The scan compares events by their codes in the string pool.
     private static void CountSignals(EvalContext c, Profile p, LeadScoring lead, Span<int> counts)
     {
+        var signals = lead.Signals;
+        Span<int> scanned = stackalloc int[signals.Count];
+        var unsaturated = 0;
         var oldest = long.MaxValue;
-        var anyFiltered = false;
-        for (var i = 0; i < lead.Signals.Count; i++)
+        for (var i = 0; i < signals.Count; i++)
         {
-            var signal = lead.Signals[i];
+            var signal = signals[i];
             var window = signal.Window?.Ticks ?? long.MaxValue;
-            if (signal.PageType is null && signal.Category is null)
+            var ofType = p.Series(signal.EventType).CountInWindow(c.NowTicks, window, out var changes);
+            if ((signal.PageType is null && signal.Category is null) || ofType == 0)
             {
-                counts[i] = p.Series(signal.EventType).CountInWindow(c.NowTicks, window, out var changes);
-                c.Until(changes);
+                counts[i] = ofType;
+                c.Until(changes); // for a filtered signal: when an event of its type next enters the window
             }
-            else
+            else if (Saturation(signal) > 0)
             {
-                anyFiltered = true;
+                scanned[unsaturated++] = i;
                 oldest = signal.Window is null ? long.MinValue : Math.Min(oldest, c.NowTicks - window);
             }
         }
 
-        if (!anyFiltered)
+        if (unsaturated == 0)
         {
             return;
         }
 
-        var events = p.Events;
-        var stop = Math.Max(0, events.Count - ScanHorizon);
-        for (var e = events.Count - 1; e >= stop; e--)
+        // A filter compares case-insensitively, so each signal remembers its verdict for the last page type and
+        // category code it saw (a profile's events repeat a few); codes below -1 are values the pool did not take
+        // and are compared as text.
+        scanned = scanned[..unsaturated];
+        Span<int> seenPage = stackalloc int[signals.Count];
+        Span<bool> pageMatches = stackalloc bool[signals.Count];
+        Span<int> seenCategory = stackalloc int[signals.Count];
+        Span<bool> categoryMatches = stackalloc bool[signals.Count];
+        seenPage.Fill(int.MinValue);
+        seenCategory.Fill(int.MinValue);
+        var scan = p.Events.Backward(ScanHorizon);
+        while (scan.MoveNext())
         {
-            var ticks = events.TicksAt(e);
+            var ticks = scan.Ticks;
             if (ticks > c.NowTicks)
             {
                 c.Until(ticks);
@@ -234,15 +249,15 @@ public static class DerivedScores
                 break;
             }
 
-            var type = events.TypeAt(e);
-
-            for (var i = 0; i < lead.Signals.Count; i++)
+            var type = scan.Type;
+            foreach (var i in scanned)
             {
-                var signal = lead.Signals[i];
-                if ((signal.PageType is null && signal.Category is null) || type != signal.EventType ||
+                var signal = signals[i];
+                if ((type != signal.TypeCode && (type >= -1 || !string.Equals(scan.Text(type), signal.EventType, StringComparison.Ordinal))) ||
+                    counts[i] >= Saturation(signal) ||
                     (signal.Window is { } w && ticks <= c.NowTicks - w.Ticks) ||
-                    (signal.PageType is not null && !string.Equals(events.PageTypeAt(e), signal.PageType, StringComparison.OrdinalIgnoreCase)) ||
-                    (signal.Category is not null && !string.Equals(events.CategoryAt(e), signal.Category, StringComparison.OrdinalIgnoreCase)))
+                    (signal.PageType is not null && !Matches(ref scan, scan.PageType, signal.PageType, signal.PageTypeCode, ref seenPage[i], ref pageMatches[i])) ||
+                    (signal.Category is not null && !Matches(ref scan, scan.Category, signal.Category, signal.CategoryCode, ref seenCategory[i], ref categoryMatches[i])))
                 {
                     continue;
                 }
@@ -252,9 +267,40 @@ public static class DerivedScores
                 {
                     c.Until(ticks + window.Ticks);
                 }
+
+                if (counts[i] == Saturation(signal) && --unsaturated == 0)
+                {
+                    return;
+                }
             }
         }
     }
+
+    // Whether an event's key (code) equals a filter case-insensitively, remembering the verdict for the last pooled code.
+    private static bool Matches(ref EventLog.BackwardScan scan, int code, string filter, int filterCode, ref int seen, ref bool matches)
+    {
+        if (code == filterCode && code >= 0)
+        {
+            return true;
+        }
+
+        if (code < -1)
+        {
+            return string.Equals(scan.Text(code), filter, StringComparison.OrdinalIgnoreCase);
+        }
+
+        if (code != seen)
+        {
+            seen = code;
+            matches = string.Equals(scan.Text(code), filter, StringComparison.OrdinalIgnoreCase);
+        }
+
+        return matches;
+    }
+
+    // How many matching events take a signal to its cap (points × count is clamped to the cap): more change nothing.
+    private static int Saturation(LeadSignal signal) =>
+        signal.Points == 0 ? 0 : (int)Math.Max(0, Math.Ceiling(signal.Cap / (double)signal.Points));
 
     /// <summary>cold, warm, hot or sales_ready by the configured thresholds (by default 0–30, 31–50, 51–80, 81–100).</summary>
     public static string LeadGrade(double score, LeadScoring lead) =>

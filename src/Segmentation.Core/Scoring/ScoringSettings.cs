@@ -1,3 +1,4 @@
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Scoring;
@@ -14,6 +15,15 @@ public sealed record LeadSignal(string Name, string EventType, string? PageType,
 {
     /// <summary>The scoring category it is reported under: <c>group</c> in the catalog, else behavioural (negative for negative points).</summary>
     public string Group { get; init; } = Points < 0 ? LeadGroups.Negative : LeadGroups.Behavioural;
+
+    /// <summary>The event log's code of <see cref="EventType"/> (see <see cref="EventLog.CodeOf"/>).</summary>
+    internal int TypeCode { get; } = EventLog.CodeOf(EventType);
+
+    /// <summary>The event log's code of <see cref="PageType"/> (-1 when none or not pooled).</summary>
+    internal int PageTypeCode { get; } = PageType is null ? -1 : EventLog.CodeOf(PageType);
+
+    /// <summary>The event log's code of <see cref="Category"/> (-1 when none or not pooled).</summary>
+    internal int CategoryCode { get; } = Category is null ? -1 : EventLog.CodeOf(Category);
 }
 
 /// <summary>The scoring categories of the framework's lead-scoring model.</summary>

@@ -119,6 +119,51 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void Filtered_lead_signals_count_up_to_their_cap_and_hold_until_the_capped_events_leave_the_window()
+    {
+        // Filters compare case-insensitively, also for values too long for the string pool (a category of 100
+        // characters); a signal at its cap ignores older events, so its score changes when the newest events up to
+        // the cap leave the window.
+        var longCategory = "whitepaper-" + new string('x', 89);
+        var schema = TestCatalogs.Schema + $$"""
+
+            scoring:
+              lead:
+                signals:
+                  - { name: pricing, event: page_view, page_type: Pricing, points: 10, cap: 20, window: 30d }
+                  - { name: whitepaper, event: form_submit, category: "{{longCategory.ToUpperInvariant()}}", points: 5, cap: 50, window: 30d }
+                  - { name: demo, event: form_submit, category: demo_request, points: 30, cap: 30, window: 90d }
+            """;
+        using var w = new TestWorld(new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback)]));
+        var now = w.Clock.Now;
+        var n = 0;
+        void Track(string type, string pageType, string? category, double daysAgo) =>
+            w.Ingestion.Track(new BehaviourEvent { EventId = $"e{n++}", Type = type, UserId = "u1", Timestamp = now.AddDays(-daysAgo), Category = category, Context = new EventContext("web", "desktop", "s1", pageType) });
+        for (var d = 14; d >= 10; d--)
+        {
+            Track(EventTypes.PageView, "pricing", null, d); // five pricing views, the newest 10 days ago: two reach the cap
+        }
+
+        Track(EventTypes.FormSubmit, "content", longCategory, 4);
+        Track(EventTypes.FormSubmit, "content", longCategory, 3);
+        Track(EventTypes.FormSubmit, "content", longCategory, 2);
+        for (var i = 0; i < 40; i++)
+        {
+            Track(EventTypes.PageView, "product", null, 0.5); // newer events that match no filter
+        }
+
+        Track(EventTypes.FormSubmit, "demo", "demo_request", 60);
+
+        var lead = w.Catalogs.Current.Scoring.Lead;
+        var context = new EvalContext(w.Store.Get("u1"), RequestContext.Empty, now.UtcTicks, w.Rfm.Current);
+        Assert.Equal(20 + 15 + 30, DerivedScores.LeadScore(context, lead));
+        Assert.Equal(now.AddDays(19).UtcTicks, context.ValidUntilTicks); // the second-newest pricing view leaves its window
+
+        var later = new EvalContext(w.Store.Get("u1"), RequestContext.Empty, now.AddDays(19).UtcTicks, w.Rfm.Current);
+        Assert.Equal(10 + 15 + 30, DerivedScores.LeadScore(later, lead));
+    }
+
+    [Fact]
     public void A_declared_value_wins_over_the_derived_one()
     {
         using var w = new TestWorld(TestCatalogs.Source());
