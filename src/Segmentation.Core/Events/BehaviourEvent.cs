@@ -57,6 +57,9 @@ public sealed record BehaviourEvent
     /// <summary>Search query for search events.</summary>
     public string? SearchQuery { get; init; }
 
-    /// <summary>Custom properties.</summary>
-    public IReadOnlyDictionary<string, object> Properties { get; init; } = new Dictionary<string, object>();
+    /// <summary>Custom properties (none: one shared empty map).</summary>
+    public IReadOnlyDictionary<string, object> Properties { get; init; } = NoProperties;
+
+    /// <summary>The shared empty map of properties.</summary>
+    public static IReadOnlyDictionary<string, object> NoProperties { get; } = System.Collections.Frozen.FrozenDictionary<string, object>.Empty;
 }

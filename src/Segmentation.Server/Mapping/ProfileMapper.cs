@@ -24,15 +24,17 @@ internal static class ProfileMapper
             Value = e.Value,
             Currency = NullIfEmpty(e.Currency),
             OrderId = NullIfEmpty(e.OrderId),
-            Lines = e.Lines.Select(l => new DomainLine(l.ProductId, NullIfEmpty(l.Name), NullIfEmpty(l.Category), l.Quantity, l.UnitPrice)).ToList(),
+            Lines = e.Lines.Count == 0 ? [] : e.Lines.Select(l => new DomainLine(l.ProductId, NullIfEmpty(l.Name), NullIfEmpty(l.Category), l.Quantity, l.UnitPrice)).ToList(),
             ProductId = NullIfEmpty(e.ProductId),
             Category = NullIfEmpty(e.Category),
             CampaignId = NullIfEmpty(e.CampaignId),
             SearchQuery = NullIfEmpty(e.SearchQuery),
-            Properties = e.Properties
-                .Select(p => (p.Key, Value: ValueMapper.ToProperty(p.Value)))
-                .Where(p => p.Value is not null)
-                .ToDictionary(p => p.Key, p => p.Value!, StringComparer.Ordinal),
+            Properties = e.Properties.Count == 0
+                ? BehaviourEvent.NoProperties
+                : e.Properties
+                    .Select(p => (p.Key, Value: ValueMapper.ToProperty(p.Value)))
+                    .Where(p => p.Value is not null)
+                    .ToDictionary(p => p.Key, p => p.Value!, StringComparer.Ordinal),
         };
     }
 
