@@ -638,7 +638,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         span[0] = flags;
         var at = 1;
         at += PooledString.Write(span[at..], e.Source);
-        at += PooledString.Write(span[at..], e.CampaignId);
+        at += PooledString.Write(span[at..], e.CampaignId, admit: false); // outcomes put decision ids here: unique, not pooled
         at += PooledString.Write(span[at..], e.Country);
         if ((flags & HasValue) != 0)
         {

@@ -120,14 +120,18 @@ internal static class PooledString
 
     public static int MaxSize(string? value) => value is null ? 1 : 5 + Literal.MaxSize(value);
 
-    public static int Write(Span<byte> span, string? value)
+    /// <summary>
+    /// Writes a value as its pool id, adding it to the pool when new; with <paramref name="admit"/> false, only a
+    /// value the pool already holds is written as an id (for fields that may hold unique ids).
+    /// </summary>
+    public static int Write(Span<byte> span, string? value, bool admit = true)
     {
         if (value is null)
         {
             return Varint.Write(span, NullCode);
         }
 
-        var id = StringPool.IdOf(value);
+        var id = admit ? StringPool.IdOf(value) : StringPool.Find(value);
         if (id >= 0)
         {
             return Varint.Write(span, (uint)id + 2);

@@ -6,8 +6,8 @@ namespace Segmentation.Core.Profiles.Compact;
 /// One shared instance, and a small integer id, per distinct value of the low-cardinality strings of
 /// stored events (event types, sources, page types, categories, countries, campaign and product ids), so
 /// a million profiles do not each hold their own copy of "product_view" or "GB": an <see cref="EventLog"/>
-/// keeps the id. Never used for ids of users, sessions, events or orders: those stay with their profile
-/// and are erased with it. Bounded and append-only: past <see cref="Capacity"/> distinct values (or for
+/// keeps the id. Never used for ids of users, sessions, events, orders or decisions: those stay with their
+/// profile and are erased with it (campaign ids are looked up, never added: outcomes carry decision ids there). Bounded and append-only: past <see cref="Capacity"/> distinct values (or for
 /// empty values and values longer than <see cref="MaxLength"/> characters) strings get no id and are kept as they come.
 /// </summary>
 internal static class StringPool
@@ -37,6 +37,12 @@ internal static class StringPool
 
     /// <summary>As <see cref="Share(string)"/>, null staying null.</summary>
     public static string? ShareOrNull(string? value) => value is null ? null : Share(value);
+
+    /// <summary>The pooled instance equal to <paramref name="value"/> when the pool already holds it, else <paramref name="value"/> (never adds).</summary>
+    public static string? ShareIfPooled(string? value) => value is not null && Find(value) is var id and >= 0 ? ValueOf(id) : value;
+
+    /// <summary>The id of <paramref name="value"/> when the pool holds it, else -1 (never adds).</summary>
+    public static int Find(string value) => value.Length is 0 or > MaxLength || !Ids.TryGetValue(value, out var id) ? -1 : id;
 
     /// <summary>The id of <paramref name="value"/> (added to the pool if new), or -1 when it is not pooled.</summary>
     public static int IdOf(string value)

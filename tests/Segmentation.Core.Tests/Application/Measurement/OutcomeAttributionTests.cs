@@ -63,6 +63,29 @@ public class OutcomeAttributionTests
         Assert.Equal(0, w.Store.Get("u2")!.Sessions); // outcomes happen outside a session
     }
 
+    [Fact]
+    public void Decision_ids_carried_by_outcomes_never_fill_the_shared_string_pool()
+    {
+        // The pool of low-cardinality strings (event types, categories, product ids) is bounded: were every decision
+        // id an outcome carries added to it, a million outcomes would fill it and every new category or product
+        // after that would be stored per profile. The ids are kept with their events and still match opens to sends.
+        using var w = World();
+        var ids = new List<string>();
+        for (var i = 0; i < 200; i++)
+        {
+            var d = w.Decide($"pool-{i}", RequestContext.Empty with { Channel = "email" });
+            ids.Add(d.DecisionId);
+            w.Outcomes.Record(0, Of(w, $"s{i}", OutcomeType.EmailSend, d.DecisionId, $"pool-{i}", VariantKind.Content));
+            w.Outcomes.Record(1, Of(w, $"o{i}", OutcomeType.EmailOpen, d.DecisionId, $"pool-{i}", VariantKind.Content));
+        }
+
+        Assert.All(ids, id => Assert.True(Core.Profiles.Compact.StringPool.Find(id) < 0, $"decision id {id} was added to the string pool"));
+        var profile = w.Store.Get("pool-7")!;
+        Assert.Equal(ids[7], Assert.Single(profile.EmailSends).CampaignId);
+        Assert.Contains(ids[7], profile.OpenedCampaigns);
+        Assert.Equal([ids[7], ids[7]], profile.Events.Select(e => e.CampaignId));
+    }
+
     [Theory]
     [InlineData("not-a-uuid")]
     [InlineData("0190a6e4-7b1c-7d2e-8f3a-123456789abc")] // a well-formed v7 id this service never issued
