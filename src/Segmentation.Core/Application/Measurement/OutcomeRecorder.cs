@@ -5,6 +5,7 @@ using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
 using Segmentation.Core.Outcomes;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Measurement;
@@ -144,10 +145,11 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         }
 
         var credited = Credit(outcome);
+        var decisionId = credited is { } c ? Text(c.Decision.DecisionId, outcome.DecisionId) : null;
         TrackResult tracked;
         try
         {
-            tracked = ingestion.Track(ProfileEvent(outcome, credited), prefix);
+            tracked = ingestion.Track(ProfileEvent(outcome, credited, decisionId), prefix);
         }
         catch (ValidationException ex)
         {
@@ -173,7 +175,7 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
 
         if (outcome.Type == OutcomeType.Conversion && !_converted.TryAdd((d.Decision.Sequence, outcome.OrderId!), true))
         {
-            return new OutcomeResult(index, Attribution.Duplicate, d.Decision.DecisionId.ToString(), d.Decision.Segment.Id, []);
+            return new OutcomeResult(index, Attribution.Duplicate, decisionId, d.Decision.Segment.Id, []);
         }
 
         if (d.Decision.Key.Arm is { Experiment: { } experiment } arm)
@@ -192,7 +194,7 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         }
 
         Prune();
-        return new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, d.Decision.DecisionId.ToString(), d.Decision.Segment.Id, []);
+        return new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, decisionId, d.Decision.Segment.Id, []);
     }
 
     // The decision the outcome is credited to, or null.
@@ -236,7 +238,17 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         return profiles.Get(outcomeSubject) is { } a && profiles.Get(decisionSubject) is { } b && string.Equals(a.UserId, b.UserId, StringComparison.Ordinal);
     }
 
-    private static BehaviourEvent ProfileEvent(Outcome o, (RememberedDecision Decision, bool LastTouch)? credited) => new()
+    // A decision id as text: the outcome's own string when it already is the canonical form (no new string).
+    private static string Text(Guid id, string given)
+    {
+        Span<char> text = stackalloc char[36];
+        return id.TryFormat(text, out var n) && text[..n].SequenceEqual(given) ? given : id.ToString();
+    }
+
+    // The lower-case name of each variant kind, as outcome events carry it in their category.
+    private static readonly string[] VariantNames = [.. Enum.GetValues<VariantKind>().Select(v => v.ToString().ToLowerInvariant())];
+
+    private static BehaviourEvent ProfileEvent(Outcome o, (RememberedDecision Decision, bool LastTouch)? credited, string? decisionId) => new()
     {
         EventId = o.EventId,
         Type = Outcome.EventType(o.Type),
@@ -249,8 +261,8 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         Value = o.Type == OutcomeType.Conversion ? o.Value : 0,
         Currency = o.Currency,
         OrderId = o.OrderId,
-        CampaignId = credited is { } c ? c.Decision.DecisionId.ToString() : (o.DecisionId.Length > 0 ? o.DecisionId : null),
-        Category = o.Variant?.ToString().ToLowerInvariant(),
+        CampaignId = decisionId ?? (o.DecisionId.Length > 0 ? o.DecisionId : null),
+        Category = o.Variant is { } v && (int)v >= 0 && (int)v < VariantNames.Length ? VariantNames[(int)v] : o.Variant?.ToString().ToLowerInvariant(),
     };
 
     // The user's recent impressions with one more, oldest first, at most RecentImpressions (the oldest falls out).

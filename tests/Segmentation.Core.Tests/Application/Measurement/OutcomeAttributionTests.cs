@@ -64,6 +64,21 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void A_decision_id_sent_in_upper_case_is_credited_and_kept_in_its_canonical_form()
+    {
+        using var w = World();
+        var d = w.Decide("u1", RequestContext.Empty with { Channel = "email" });
+
+        var send = w.Outcomes.Record(0, Of(w, "s1", OutcomeType.EmailSend, d.DecisionId.ToUpperInvariant(), "u1", VariantKind.Content));
+        var open = w.Outcomes.Record(1, Of(w, "o1", OutcomeType.EmailOpen, d.DecisionId, "u1", VariantKind.Content));
+
+        Assert.Equal((Attribution.Decision, d.DecisionId), (send.Attribution, send.DecisionId));
+        Assert.Equal(d.DecisionId, open.DecisionId);
+        Assert.Equal([d.DecisionId, d.DecisionId], w.Store.Get("u1")!.Events.Select(e => e.CampaignId));
+        Assert.Equal(["content", "content"], w.Store.Get("u1")!.Events.Select(e => e.Category));
+    }
+
+    [Fact]
     public void Decision_ids_carried_by_outcomes_never_fill_the_shared_string_pool()
     {
         // The pool of low-cardinality strings (event types, categories, product ids) is bounded: were every decision
