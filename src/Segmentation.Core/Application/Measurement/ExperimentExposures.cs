@@ -161,7 +161,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         }
 
         var subject = profiles?.Get(subjectId)?.UserId ?? subjectId;
-        foreach (var table in _tables.Values)
+        foreach (var (_, table) in _tables) // enumerated without locks (Values would take every lock and copy, per outcome)
         {
             table.Credit(subject, type, value, ticks - ClockSkew);
         }
