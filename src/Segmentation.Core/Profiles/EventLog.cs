@@ -22,7 +22,12 @@ namespace Segmentation.Core.Profiles;
 /// Enumerating materializes <see cref="StoredEvent"/>s in order (replay, snapshots, export); the indexer
 /// decodes from the start, so prefer enumeration or the column accessors.
 /// <para>
-/// A write copies these arrays, so a long history would make every write slower. A log of more than
+/// Immutable to its readers. From 16 events on, the hot run's arrays have room past the events: a write at the
+/// end appends in place while its snapshot is the last one written to them (see <c>AddAtEnd</c>), so a busy
+/// profile's write copies nothing; a smaller log is copied exact, as most profiles hold a few events and rest.
+/// </para>
+/// <para>
+/// A copy of a long history would make every write slower. A log of more than
 /// <see cref="HotLimit"/> events is therefore kept in two runs: the archive, the older events in the same
 /// form, frozen and shared by every later version of the profile, and the hot run of the newest events,
 /// which is all a write copies. When the hot run outgrows the limit, it is merged into a new archive: each
@@ -525,8 +530,9 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
                 return new EventLog(Times, data, _extra, n + 1, _recordBytes + written, lastSessionAt, sessions, _archive);
             }
 
-            // New arrays with room: about half as many events again (at most the hot run's limit), records in proportion.
-            var grown = Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + Math.Max(1, (n + 1) / 2)));
+            // New arrays with room: about half as many events again (at most the hot run's limit), records in proportion;
+            // exact below the size from which room is given (most profiles hold a few events and then rest).
+            var grown = n + 1 < EventSeriesDictionary.RoomFrom ? n + 1 : Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + ((n + 1) / 2)));
             var recordBytes = _recordBytes + written;
             var copy = new byte[RecordsAtFor(grown) + recordBytes + (int)((long)recordBytes * (grown - n - 1) / (n + 1))];
             Claim(copy) = n + 1;
@@ -638,7 +644,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         span[0] = flags;
         var at = 1;
         at += PooledString.Write(span[at..], e.Source);
-        at += PooledString.Write(span[at..], e.CampaignId, admit: false); // outcomes put decision ids here: unique, not pooled
+        at += PooledString.Write(span[at..], e.CampaignId, admit: e.CampaignId is null || !StringPool.IsUniqueId(e.CampaignId)); // outcomes put decision ids here
         at += PooledString.Write(span[at..], e.Country);
         if ((flags & HasValue) != 0)
         {

@@ -14,7 +14,8 @@ namespace Segmentation.Core.Profiles;
 /// Immutable to its readers. A group may have room past its entries: <see cref="Add"/> at the end of a group
 /// writes into that room while this snapshot is the last one written to the group, and the new snapshot shares
 /// the array, with its own small array of counts per group; otherwise it copies into an array with room for
-/// about half as many entries again in every group. A map built at once (<see cref="FromEvents"/>, restores,
+/// about half as many entries again in every group of 16 or more (smaller groups stay exact, and a map whose
+/// groups are all exact keeps no counts). A map built at once (<see cref="FromEvents"/>, restores,
 /// archives) has no room and no counts of its own. For a history long enough for its <see cref="EventLog"/> to
 /// keep an archive run, the series of the archived events are kept apart, frozen (<see cref="Of(EventLog)"/>),
 /// and each series read is that archived series followed by the series of the newer events.
@@ -322,6 +323,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         }
 
         var data = Allocate(t, room, counts, withValues);
+        var full = room.SequenceEqual(counts);
         for (var h = 0; h < t; h++)
         {
             var source = h == g ? (added ? EventSeries.Empty : At(g)) : At(added && h > g ? h - 1 : h);
@@ -358,11 +360,15 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             }
         }
 
-        return new EventSeriesDictionary(types, data, counts.ToArray());
+        return new EventSeriesDictionary(types, data, full ? null : counts.ToArray());
     }
 
-    // Room for about half as many entries again.
-    private static int WithRoom(int count) => count + Math.Max(1, count / 2);
+    // Room for about half as many entries again, for groups of at least RoomFrom entries: most profiles hold a few
+    // events and are then read for days, so theirs stay exact (as small as before, and without counts of their own).
+    private static int WithRoom(int count) => count < RoomFrom ? count : count + (count / 2);
+
+    /// <summary>The size from which a group (and an event log's hot run) is given room to grow in place.</summary>
+    internal const int RoomFrom = 16;
 
     // The map with an event appended to the end of group g in the room past this snapshot's entries, or null when
     // there is no room, the group's sums are not kept and the value is not 0, or another snapshot already wrote there.

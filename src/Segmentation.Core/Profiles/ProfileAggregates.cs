@@ -67,9 +67,8 @@ public sealed record ProfileAggregates
     /// <summary>Folds one event that is not earlier than any event folded so far.</summary>
     public ProfileAggregates Fold(StoredEvent e)
     {
-        // Campaign ids are kept: the pool's instance when it holds one (outcomes carry decision ids here, which
-        // are unique and never added to the pool).
-        e = e with { CampaignId = StringPool.ShareIfPooled(e.CampaignId) };
+        // Campaign ids are kept: one shared instance each, except decision ids (outcomes carry them here), which are unique.
+        e = e with { CampaignId = StringPool.ShareCampaign(e.CampaignId) };
         var next = this with
         {
             Series = Series.Add(e.Type, e.Ticks, e.Value),
@@ -131,7 +130,7 @@ public sealed record ProfileAggregates
         for (var i = 0; i < events.Count; i++)
         {
             var e = events[i];
-            var campaign = StringPool.ShareIfPooled(e.CampaignId);
+            var campaign = StringPool.ShareCampaign(e.CampaignId);
             switch (e.Type)
             {
                 case EventTypes.Purchase:

@@ -7,7 +7,7 @@ namespace Segmentation.Core.Profiles.Compact;
 /// stored events (event types, sources, page types, categories, countries, campaign and product ids), so
 /// a million profiles do not each hold their own copy of "product_view" or "GB": an <see cref="EventLog"/>
 /// keeps the id. Never used for ids of users, sessions, events, orders or decisions: those stay with their
-/// profile and are erased with it (campaign ids are looked up, never added: outcomes carry decision ids there). Bounded and append-only: past <see cref="Capacity"/> distinct values (or for
+/// profile and are erased with it (outcomes carry decision ids as campaign ids: see <see cref="IsUniqueId"/>). Bounded and append-only: past <see cref="Capacity"/> distinct values (or for
 /// empty values and values longer than <see cref="MaxLength"/> characters) strings get no id and are kept as they come.
 /// </summary>
 internal static class StringPool
@@ -38,8 +38,14 @@ internal static class StringPool
     /// <summary>As <see cref="Share(string)"/>, null staying null.</summary>
     public static string? ShareOrNull(string? value) => value is null ? null : Share(value);
 
-    /// <summary>The pooled instance equal to <paramref name="value"/> when the pool already holds it, else <paramref name="value"/> (never adds).</summary>
-    public static string? ShareIfPooled(string? value) => value is not null && Find(value) is var id and >= 0 ? ValueOf(id) : value;
+    /// <summary>
+    /// True for a value in the 36-character GUID form: a unique id (outcomes carry decision ids in their campaign
+    /// field), which is not pooled, so that a million outcomes never fill the pool; other campaign ids are.
+    /// </summary>
+    public static bool IsUniqueId(string value) => value.Length == 36 && value[8] == '-' && Guid.TryParseExact(value, "D", out _);
+
+    /// <summary>A campaign id as kept: the pool's instance, except for a unique id (<see cref="IsUniqueId"/>), kept as it is.</summary>
+    public static string? ShareCampaign(string? value) => value is null || IsUniqueId(value) ? value : Share(value);
 
     /// <summary>The id of <paramref name="value"/> when the pool holds it, else -1 (never adds).</summary>
     public static int Find(string value) => value.Length is 0 or > MaxLength || !Ids.TryGetValue(value, out var id) ? -1 : id;

@@ -99,6 +99,10 @@ public class OutcomeAttributionTests
         Assert.Equal(ids[7], Assert.Single(profile.EmailSends).CampaignId);
         Assert.Contains(ids[7], profile.OpenedCampaigns);
         Assert.Equal([ids[7], ids[7]], profile.Events.Select(e => e.CampaignId));
+
+        // A marketer's campaign id is low-cardinality and still shared through the pool.
+        w.Ingestion.Track(new Core.Events.BehaviourEvent { EventId = "open-1", Type = Core.Events.EventTypes.EmailOpen, UserId = "pool-7", Timestamp = w.Clock.Now, CampaignId = "winter-sale-2026-pool-test", Context = new Core.Events.EventContext("email", "unknown", "", "email") });
+        Assert.True(Core.Profiles.Compact.StringPool.Find("winter-sale-2026-pool-test") >= 0);
     }
 
     [Theory]
