@@ -22,7 +22,7 @@ namespace Segmentation.Core.Profiles;
 /// Enumerating materializes <see cref="StoredEvent"/>s in order (replay, snapshots, export); the indexer
 /// decodes from the start, so prefer enumeration or the column accessors.
 /// <para>
-/// Immutable to its readers. From 16 events on, the hot run's arrays have room past the events: a write at the
+/// Immutable to its readers. From <see cref="RoomFrom"/> events on, the hot run's arrays have room past the events: a write at the
 /// end appends in place while its snapshot is the last one written to them (see <c>AddAtEnd</c>), so a busy
 /// profile's write copies nothing; a smaller log is copied exact, as most profiles hold a few events and rest.
 /// </para>
@@ -58,8 +58,11 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     private readonly int _sessions;       // distinct sessions of the hot run that the archive does not have
     private readonly Archive? _archive;   // the older events, frozen; null until the log first outgrows HotLimit
 
-    /// <summary>Most events in the hot run, the part of a long log every write copies.</summary>
+    /// <summary>Most events in the hot run, the part of a long log a write may copy.</summary>
     public const int HotLimit = 1024;
+
+    /// <summary>The size from which a hot run (and a type's series, <see cref="EventSeriesDictionary"/>) gets room to grow in place.</summary>
+    internal const int RoomFrom = 16;
 
     private EventLog(long[] ticks, byte[] data, string[]? extra, int count, int recordBytes, int lastSessionAt, int sessions, Archive? archive = null)
     {
@@ -532,7 +535,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
             // New arrays with room: about half as many events again (at most the hot run's limit), records in proportion;
             // exact below the size from which room is given (most profiles hold a few events and then rest).
-            var grown = n + 1 < EventSeriesDictionary.RoomFrom ? n + 1 : Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + ((n + 1) / 2)));
+            var grown = n + 1 < RoomFrom ? n + 1 : Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + ((n + 1) / 2)));
             var recordBytes = _recordBytes + written;
             var copy = new byte[RecordsAtFor(grown) + recordBytes + (int)((long)recordBytes * (grown - n - 1) / (n + 1))];
             Claim(copy) = n + 1;

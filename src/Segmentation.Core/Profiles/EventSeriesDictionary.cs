@@ -363,12 +363,9 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         return new EventSeriesDictionary(types, data, full ? null : counts.ToArray());
     }
 
-    // Room for about half as many entries again, for groups of at least RoomFrom entries: most profiles hold a few
-    // events and are then read for days, so theirs stay exact (as small as before, and without counts of their own).
-    private static int WithRoom(int count) => count < RoomFrom ? count : count + (count / 2);
-
-    /// <summary>The size from which a group (and an event log's hot run) is given room to grow in place.</summary>
-    internal const int RoomFrom = 16;
+    // Room for about half as many entries again, for groups of at least EventLog.RoomFrom entries: most profiles hold
+    // a few events and are then read for days, so theirs stay exact (as small as before, and without counts of their own).
+    private static int WithRoom(int count) => count < EventLog.RoomFrom ? count : count + (count / 2);
 
     // The map with an event appended to the end of group g in the room past this snapshot's entries, or null when
     // there is no room, the group's sums are not kept and the value is not 0, or another snapshot already wrote there.

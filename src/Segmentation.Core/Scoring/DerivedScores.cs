@@ -212,7 +212,7 @@ public static class DerivedScores
                 counts[i] = ofType;
                 c.Until(changes); // for a filtered signal: when an event of its type next enters the window
             }
-            else if (Saturation(signal) > 0)
+            else if (signal.Saturation > 0)
             {
                 scanned[unsaturated++] = i;
                 oldest = signal.Window is null ? long.MinValue : Math.Min(oldest, c.NowTicks - window);
@@ -224,10 +224,24 @@ public static class DerivedScores
             return;
         }
 
-        // A filter compares case-insensitively, so each signal remembers its verdict for the last page type and
-        // category code it saw (a profile's events repeat a few); codes below -1 are values the pool did not take
-        // and are compared as text.
+        // Each scanned signal's type, page type and category as the event log's codes, and its cap in events. A
+        // filter compares case-insensitively, so each signal remembers its verdict for the last page type and category
+        // code it saw (a profile's events repeat a few); codes below -1 are values the pool did not take and are
+        // compared as text.
         scanned = scanned[..unsaturated];
+        Span<int> typeCode = stackalloc int[signals.Count];
+        Span<int> pageCode = stackalloc int[signals.Count];
+        Span<int> categoryCode = stackalloc int[signals.Count];
+        Span<int> saturation = stackalloc int[signals.Count];
+        foreach (var i in scanned)
+        {
+            var signal = signals[i];
+            typeCode[i] = EventLog.CodeOf(signal.EventType);
+            pageCode[i] = signal.PageType is null ? -1 : EventLog.CodeOf(signal.PageType);
+            categoryCode[i] = signal.Category is null ? -1 : EventLog.CodeOf(signal.Category);
+            saturation[i] = signal.Saturation;
+        }
+
         Span<int> seenPage = stackalloc int[signals.Count];
         Span<bool> pageMatches = stackalloc bool[signals.Count];
         Span<int> seenCategory = stackalloc int[signals.Count];
@@ -253,11 +267,11 @@ public static class DerivedScores
             foreach (var i in scanned)
             {
                 var signal = signals[i];
-                if ((type != signal.TypeCode && (type >= -1 || !string.Equals(scan.Text(type), signal.EventType, StringComparison.Ordinal))) ||
-                    counts[i] >= Saturation(signal) ||
+                if ((type != typeCode[i] && (type >= -1 || !string.Equals(scan.Text(type), signal.EventType, StringComparison.Ordinal))) ||
+                    counts[i] >= saturation[i] ||
                     (signal.Window is { } w && ticks <= c.NowTicks - w.Ticks) ||
-                    (signal.PageType is not null && !Matches(ref scan, scan.PageType, signal.PageType, signal.PageTypeCode, ref seenPage[i], ref pageMatches[i])) ||
-                    (signal.Category is not null && !Matches(ref scan, scan.Category, signal.Category, signal.CategoryCode, ref seenCategory[i], ref categoryMatches[i])))
+                    (signal.PageType is not null && !Matches(ref scan, scan.PageType, signal.PageType, pageCode[i], ref seenPage[i], ref pageMatches[i])) ||
+                    (signal.Category is not null && !Matches(ref scan, scan.Category, signal.Category, categoryCode[i], ref seenCategory[i], ref categoryMatches[i])))
                 {
                     continue;
                 }
@@ -268,7 +282,7 @@ public static class DerivedScores
                     c.Until(ticks + window.Ticks);
                 }
 
-                if (counts[i] == Saturation(signal) && --unsaturated == 0)
+                if (counts[i] == saturation[i] && --unsaturated == 0)
                 {
                     return;
                 }
@@ -297,10 +311,6 @@ public static class DerivedScores
 
         return matches;
     }
-
-    // How many matching events take a signal to its cap (points × count is clamped to the cap): more change nothing.
-    private static int Saturation(LeadSignal signal) =>
-        signal.Points == 0 ? 0 : (int)Math.Max(0, Math.Ceiling(signal.Cap / (double)signal.Points));
 
     /// <summary>cold, warm, hot or sales_ready by the configured thresholds (by default 0–30, 31–50, 51–80, 81–100).</summary>
     public static string LeadGrade(double score, LeadScoring lead) =>

@@ -1,4 +1,3 @@
-using Segmentation.Core.Profiles;
 using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Scoring;
@@ -16,14 +15,8 @@ public sealed record LeadSignal(string Name, string EventType, string? PageType,
     /// <summary>The scoring category it is reported under: <c>group</c> in the catalog, else behavioural (negative for negative points).</summary>
     public string Group { get; init; } = Points < 0 ? LeadGroups.Negative : LeadGroups.Behavioural;
 
-    /// <summary>The event log's code of <see cref="EventType"/> (see <see cref="EventLog.CodeOf"/>).</summary>
-    internal int TypeCode { get; } = EventLog.CodeOf(EventType);
-
-    /// <summary>The event log's code of <see cref="PageType"/> (-1 when none or not pooled).</summary>
-    internal int PageTypeCode { get; } = PageType is null ? -1 : EventLog.CodeOf(PageType);
-
-    /// <summary>The event log's code of <see cref="Category"/> (-1 when none or not pooled).</summary>
-    internal int CategoryCode { get; } = Category is null ? -1 : EventLog.CodeOf(Category);
+    /// <summary>How many matching events take the signal to its cap (points × count is clamped to the cap): more change nothing.</summary>
+    internal int Saturation => Points == 0 ? 0 : (int)Math.Max(0, Math.Ceiling(Cap / (double)Points));
 }
 
 /// <summary>The scoring categories of the framework's lead-scoring model.</summary>
