@@ -48,8 +48,15 @@ public static class FileStorageServiceCollectionExtensions
                 sp.GetRequiredService<OutcomeRecorder>(),
                 sp.GetRequiredService<Segmentation.Core.Application.Catalogs.CatalogProvider>(),
                 sp.GetService<ILoggerFactory>()?.CreateLogger<MeasurementCheckpointFile>(),
-                sp.GetRequiredService<TimeProvider>())
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<DecisionJournalFile>())
             : NoMeasurementCheckpoint.Instance));
+        services.TryAddSingleton(sp => new DecisionJournalFile(
+            sp.GetRequiredService<DurableStorage>().Store!.Data.Path,
+            sp.GetRequiredService<DecisionMeasurement>(),
+            sp.GetRequiredService<Segmentation.Core.Application.Catalogs.CatalogProvider>(),
+            sp.GetService<ILoggerFactory>()?.CreateLogger<DecisionJournalFile>(),
+            outcomes: sp.GetRequiredService<OutcomeRecorder>()));
         services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.ChangeStream.IChangeFeedJournal>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
             ? new ChangeStreamJournal(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<ChangeStreamJournal>())
             : Segmentation.Core.Application.ChangeStream.NoChangeFeedJournal.Instance));

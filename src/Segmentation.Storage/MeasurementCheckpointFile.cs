@@ -16,6 +16,9 @@ namespace Segmentation.Storage;
 /// Written whole to a temporary file, flushed and renamed over the previous one, so a crash leaves either the old
 /// or the new file; a checksum (XXH64) ends it. A file that cannot be read is renamed aside with a warning and
 /// measurement starts empty: KPIs are derived data, and never a reason to refuse to start.
+/// With a <see cref="DecisionJournalFile"/>, decisions served after the last save are not lost with a crash either: each
+/// save starts a new journal file before it reads the ledger and records its number (after the experiment tables), a
+/// restore replays the journal from that file on, and the files before it are deleted once the save is on disk.
 /// </summary>
 public sealed class MeasurementCheckpointFile(
     string directory,
@@ -25,7 +28,8 @@ public sealed class MeasurementCheckpointFile(
     OutcomeRecorder outcomes,
     CatalogProvider catalogs,
     ILogger? logger = null,
-    TimeProvider? time = null) : IMeasurementCheckpoint
+    TimeProvider? time = null,
+    DecisionJournalFile? journal = null) : IMeasurementCheckpoint
 {
     /// <summary>The file's name in the data directory.</summary>
     public const string FileName = "measurement.bin";
@@ -52,24 +56,65 @@ public sealed class MeasurementCheckpointFile(
     {
         lock (_gate)
         {
-            measurement.Drain(); // every remembered decision is in the KPIs written with it
-            measurement.Exposures.Prune(_time.GetUtcNow().UtcTicks); // experiments removed long ago are not written again
+            // Outcomes wait only while the counters are copied, not while the ledger and the file are written.
+            CapturedState? state = null;
+            outcomes.WhileNotCrediting(() => state = Capture());
             DataDirectory.WriteAtomically(Path, file =>
             {
                 var hash = new XxHash64();
                 using (var writer = new BinaryWriter(new HashingStream(file, hash), Encoding.UTF8, leaveOpen: true))
                 {
-                    Write(writer);
+                    Write(writer, state!);
                 }
 
                 file.Write(BitConverter.GetBytes(hash.GetCurrentHashAsUInt64()));
             });
+            journal?.DeleteBefore(state!.JournalFrom);
         }
+    }
+
+    // What a save holds besides the ledger, copied while no outcome is credited: every outcome credit the journal wrote
+    // so far is in a file before JournalFrom and in this state; outcomes credited from here on are in the new file only.
+    private sealed record CapturedState(long JournalFrom, long Issued, Dictionary<Segment, int> Segments, byte[] Counters);
+
+    private CapturedState Capture()
+    {
+        var journalFrom = journal?.Rotate() ?? 0;
+        measurement.Drain(); // every remembered decision is in the KPIs written with it
+        measurement.Exposures.Prune(_time.GetUtcNow().UtcTicks); // experiments removed long ago are not written again
+        var issued = measurement.Ledger.Issued;
+        var segments = new Dictionary<Segment, int>(ReferenceEqualityComparer.Instance);
+        using var counters = new MemoryStream();
+        using (var w = new BinaryWriter(counters, Encoding.UTF8, leaveOpen: true))
+        {
+            WriteCounters(w, segments, journalFrom);
+        }
+
+        return new CapturedState(journalFrom, issued, segments, counters.ToArray());
     }
 
     /// <inheritdoc />
     public bool Restore()
     {
+        var restored = RestoreCheckpoint(out var journalFrom);
+        if (journal is null)
+        {
+            return restored;
+        }
+
+        // Decisions served after that save (all of them, without one), from the journal.
+        var replayed = journal.Replay(journalFrom);
+        if (replayed > 0)
+        {
+            _logger.LogInformation("Restored {Decisions} remembered decisions from the decision journal", replayed);
+        }
+
+        return restored || replayed > 0;
+    }
+
+    private bool RestoreCheckpoint(out long journalFrom)
+    {
+        journalFrom = 0;
         if (!File.Exists(Path))
         {
             return false;
@@ -84,7 +129,7 @@ public sealed class MeasurementCheckpointFile(
             }
 
             using var reader = new BinaryReader(new MemoryStream(bytes, 0, bytes.Length - 8, writable: false), Encoding.UTF8);
-            Read(reader);
+            journalFrom = Read(reader);
             return true;
         }
         catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or IOException or ArgumentException)
@@ -96,18 +141,16 @@ public sealed class MeasurementCheckpointFile(
         }
     }
 
-    private void Write(BinaryWriter w)
+    private void Write(BinaryWriter w, CapturedState state)
     {
         w.Write(Magic);
         w.Write(Format);
 
-        // Segments (as decided: id, name, type, priority, fallback, variant ids) and decision keys, each written once.
-        var segments = new Dictionary<Segment, int>(ReferenceEqualityComparer.Instance);
+        // Segments (as decided: id, name, type, priority, fallback, variant ids; the KPIs' first) and decision keys, each
+        // written once. The ledger is read twice (keys first, then the decisions) rather than copied: a million decisions
+        // would be 50 MB of copies. A slot overwritten between the reads is simply skipped.
+        var (issued, segments) = (state.Issued, state.Segments);
         var keys = new Dictionary<DecisionKey, int>(ReferenceEqualityComparer.Instance);
-        // The ledger is read twice (keys first, then the decisions) rather than copied: a million decisions would
-        // be 50 MB of copies. A slot overwritten between the reads is simply skipped.
-        var issued = measurement.Ledger.Issued;
-        var versions = measurement.Kpis.SegmentVersions().ToList();
         foreach (var d in measurement.Ledger.Remembered(issued))
         {
             if (keys.TryAdd(d.Key, keys.Count))
@@ -116,36 +159,16 @@ public sealed class MeasurementCheckpointFile(
             }
         }
 
-        foreach (var (_, _, definition) in versions)
-        {
-            segments.TryAdd(definition, segments.Count);
-        }
-
         w.Write(segments.Count);
         foreach (var s in segments.Keys)
         {
-            w.Write(s.Id);
-            w.Write(s.Name);
-            w.Write((int)s.Type);
-            w.Write(s.Priority);
-            w.Write(s.IsFallback);
-            w.Write(s.Variants.Count);
-            foreach (var v in s.Variants)
-            {
-                w.Write((int)v.Kind);
-                w.Write(v.Id);
-            }
+            DecisionKeyCodec.WriteSegment(w, s);
         }
 
         w.Write(keys.Count);
         foreach (var k in keys.Keys)
         {
-            w.Write(segments[k.Segment]);
-            w.Write(k.CatalogVersion);
-            w.Write(k.Channel);
-            w.Write(k.FromCache);
-            w.Write(k.Arm?.ExperimentId ?? "");
-            w.Write(k.Arm?.Id ?? "");
+            DecisionKeyCodec.WriteKey(w, k, segments[k.Segment]);
         }
 
         // The ledger.
@@ -163,6 +186,18 @@ public sealed class MeasurementCheckpointFile(
         }
 
         w.Write(-1L); // the end of the decisions
+        w.Write(state.Counters);
+    }
+
+    // Everything after the ledger: KPIs, histories, credited outcomes, experiments. Adds the KPIs' segments to the
+    // table written before the ledger.
+    private void WriteCounters(BinaryWriter w, Dictionary<Segment, int> segments, long journalFrom)
+    {
+        var versions = measurement.Kpis.SegmentVersions().ToList();
+        foreach (var (_, _, definition) in versions)
+        {
+            segments.TryAdd(definition, segments.Count);
+        }
 
         // KPIs.
         w.Write(versions.Count);
@@ -288,9 +323,12 @@ public sealed class MeasurementCheckpointFile(
                 w.Write(weight);
             }
         }
+
+        w.Write(journalFrom); // the first decision journal file this save does not hold (a reader without it ignores it)
     }
 
-    private void Read(BinaryReader r)
+    // Restores the file's state; returns the first decision journal file it does not hold (0: every file).
+    private long Read(BinaryReader r)
     {
         if (r.ReadString() != Magic || r.ReadInt32() != Format)
         {
@@ -301,21 +339,13 @@ public sealed class MeasurementCheckpointFile(
         var segments = new Segment[r.ReadInt32()];
         for (var i = 0; i < segments.Length; i++)
         {
-            var (id, name, type, priority, fallback) = (r.ReadString(), r.ReadString(), (SegmentType)r.ReadInt32(), r.ReadInt32(), r.ReadBoolean());
-            var variants = new (VariantKind, string)[r.ReadInt32()];
-            for (var v = 0; v < variants.Length; v++)
-            {
-                variants[v] = ((VariantKind)r.ReadInt32(), r.ReadString());
-            }
-
-            segments[i] = RememberedSegments.Resolve(current, id, name, type, priority, fallback, variants);
+            segments[i] = DecisionKeyCodec.ReadSegment(r, current);
         }
 
         var keys = new DecisionKey[r.ReadInt32()];
         for (var i = 0; i < keys.Length; i++)
         {
-            var (segment, version, channel, fromCache, experiment, arm) = (segments[r.ReadInt32()], r.ReadInt64(), Channels.Intern(r.ReadString()), r.ReadBoolean(), r.ReadString(), r.ReadString());
-            keys[i] = new DecisionKey(segment, version, channel, fromCache, experiment.Length == 0 ? null : ArmOf(current, experiment, arm));
+            keys[i] = DecisionKeyCodec.ReadKey(r, segments, current);
         }
 
         var processBits = r.ReadUInt64();
@@ -422,6 +452,8 @@ public sealed class MeasurementCheckpointFile(
             tables.Add(new ExposureTableState(experiment, changed, end, removed, reads, weights));
         }
 
+        var journalFrom = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt64() : 0;
+
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
         measurement.Ledger.Restore(processBits, issued, decisions);
         measurement.Counted();
@@ -430,12 +462,8 @@ public sealed class MeasurementCheckpointFile(
         churn.Restore(churnRings);
         outcomes.Restore(impressions, conversions);
         measurement.Exposures.Restore(exposures, tables, current, _time.GetUtcNow().UtcTicks);
+        return journalFrom;
     }
-
-    // The serving catalog's arm of that experiment, or one that keeps only the ids (its decisions are counted already).
-    private static ExperimentArm ArmOf(CatalogSnapshot current, string experiment, string arm) =>
-        current.Experiments.FirstOrDefault(e => e.Id == experiment)?.Arms.FirstOrDefault(a => a.Id == arm)
-        ?? new ExperimentArm(arm, 0, [], [], experiment);
 
     private static void WriteRings(BinaryWriter w, List<(string Segment, long[] Values, long[] Hours)> rings)
     {

@@ -19,13 +19,21 @@ using Segmentation.Storage;
 // Options: --profiles N (default 1,000,000), --decides N (default 100,000), --seed N (default 42),
 //          --threads N (ingest threads, default: processor count), --breakdown N (after ingestion, print
 //          the N object types that take the most memory per profile). The run restarts itself with
-//          --restore-from DIR to time a restore in a fresh process (internal).
-const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N] [--breakdown N]";
+//          --restore-from DIR to time a restore in a fresh process (internal; the PII key in SCALETEST_PII_KEY),
+//          --keep-data (keep the snapshot's directory and print its key, to time restores again with --restore-from).
+const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N] [--breakdown N] [--keep-data]";
 int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount, breakdown = 0;
 string? restoreFrom = null;
+var keepData = false;
 for (var i = 0; i < args.Length; i++)
 {
     var name = args[i];
+    if (name == "--keep-data")
+    {
+        keepData = true;
+        continue;
+    }
+
     if (name == "--restore-from" && i + 1 < args.Length)
     {
         restoreFrom = args[++i];
@@ -216,6 +224,11 @@ var dataDir = Directory.CreateTempSubdirectory("seg-scale-").FullName;
 try
 {
     var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+    if (keepData)
+    {
+        Console.WriteLine($"snapshot directory {dataDir}, PII key {Convert.ToHexString(key)}");
+    }
+
     var pii = Pii(catalogs, key);
     sw.Restart();
     var written = WriteSnapshot(store, dataDir, pii);
@@ -255,7 +268,14 @@ try
 }
 finally
 {
-    Directory.Delete(dataDir, recursive: true);
+    if (keepData)
+    {
+        Console.WriteLine($"kept {dataDir}; time its restore again with: SCALETEST_PII_KEY=<key above> dotnet run -c Release --project tests/Segmentation.ScaleTest -- --restore-from {dataDir}");
+    }
+    else
+    {
+        Directory.Delete(dataDir, recursive: true);
+    }
 }
 
 GC.KeepAlive(generator);

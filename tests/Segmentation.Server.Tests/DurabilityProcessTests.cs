@@ -297,6 +297,59 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
         }
     }
 
+    [Fact]
+    public async Task Decisions_served_after_the_last_measurement_save_are_credited_after_kill_9()
+    {
+        var port = RealServerProcessTests.FreePort();
+        var arguments = Durable(_dir, "--Segmentation:DemoData=false", "--Segmentation:MeasurementCheckpointSeconds=3600");
+        var query = new GetKpisRequest { GroupBy = { KpiDimension.Segment, KpiDimension.Channel } };
+        Decision decision;
+        using (var server = RealServerProcessTests.StartServer(port, arguments))
+        {
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(server, port);
+                using var channel = Channel(port);
+                decision = (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "journal-user", Channel = Contracts.V1.Channel.App })).Decision;
+                var journal = Path.Combine(_dir, "decisions");
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                while (!(Directory.Exists(journal) && Directory.EnumerateFiles(journal).Any(f => new FileInfo(f).Length > 100)) && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(20); // the journal's group commit, every 20 ms
+                }
+            }
+            finally
+            {
+                await Stop(server); // killed before any measurement save (the interval is an hour)
+            }
+        }
+
+        Assert.False(File.Exists(Path.Combine(_dir, "measurement.bin")));
+        using (var server = RealServerProcessTests.StartServer(port, arguments))
+        {
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(server, port);
+                using var channel = Channel(port);
+                var click = await new OutcomeService.OutcomeServiceClient(channel).RecordOutcomesAsync(new RecordOutcomesRequest
+                {
+                    Outcomes = { new Outcome { EventId = "click-1", Type = OutcomeType.Click, DecisionId = decision.DecisionId, UserId = "journal-user", Variant = VariantKind.Offer, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) } },
+                });
+                var after = await new InsightsService.InsightsServiceClient(channel).GetKpisAsync(query);
+
+                var credited = Assert.Single(click.Results);
+                Assert.Equal((Attribution.Decision, decision.Segment.Id, decision.DecisionId), (credited.Attribution, credited.SegmentId, credited.DecisionId));
+                var row = Assert.Single(after.Rows, r => r.SegmentId == decision.Segment.Id && r.Channel == "app");
+                Assert.Equal((1L, 1L), (row.Kpis.Decisions, row.Kpis.Clicks));
+            }
+            finally
+            {
+                await Stop(server);
+                output.WriteLine(RealServerProcessTests.OutputOf(server));
+            }
+        }
+    }
+
     private IEnumerable<string> ProfileSnapshotFiles() => Directory.EnumerateFiles(_dir, "snapshot-*.snap");
 
     // GetProfile and ExportUser of 50 demo customers (and the stitched one), the export time left out.

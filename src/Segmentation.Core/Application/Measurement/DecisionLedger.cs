@@ -55,6 +55,11 @@ public sealed class DecisionLedger
     private const ulong Scramble = 0x9E_3779_B97FUL; // odd: a bijection modulo 2^40
     private static readonly ulong Unscramble = Inverse(Scramble);
 
+    // The variant bits of a stamp: 10 in every id (a written slot), 01 in the stamp of a forgotten one (erasure), which
+    // keeps the forgotten decision's sequence so a later lap of the ring still tells it apart.
+    private const ulong VariantBits = 3UL << 62;
+    private const ulong ForgottenVariant = 1UL << 62;
+
     private readonly Slot[] _slots;
     private ulong _processBits; // rand_a (12) and the top 22 bits of rand_b: differ per process (restored with a checkpoint, so ids stay findable)
     private long _next = -1;
@@ -107,7 +112,7 @@ public sealed class DecisionLedger
             ref var slot = ref _slots[i];
             if (slot.UserId is { } user && userIds.Contains(user))
             {
-                Volatile.Write(ref slot.Low, 0UL);
+                Volatile.Write(ref slot.Low, Forgotten(slot.Low));
                 slot.UserId = null;
                 slot.Key = null;
                 forgotten++;
@@ -171,6 +176,11 @@ public sealed class DecisionLedger
         return written == 0 || SequenceOf(written) < sequence;
     }
 
+    /// <summary>Whether the decision issued <paramref name="sequence"/> was forgotten by <see cref="Forget"/> (erasure).</summary>
+    public bool IsForgotten(long sequence) => Volatile.Read(ref _slots[sequence & (_slots.Length - 1)].Low) == Forgotten(Low(sequence));
+
+    private static ulong Forgotten(ulong stamp) => (stamp & ~VariantBits) | ForgottenVariant;
+
     /// <summary>The bits every id of this ledger shares, for a checkpoint.</summary>
     internal ulong ProcessBits => _processBits;
 
@@ -202,6 +212,34 @@ public sealed class DecisionLedger
         }
 
         Volatile.Write(ref _next, issued - 1);
+    }
+
+    /// <summary>
+    /// Adds decisions read back from the decision journal after <see cref="Restore"/> (or into an empty ledger), in
+    /// the order they were issued: the ids keep the process bits they were issued with, and sequences continue after
+    /// the last. False (and nothing added) when the journal's ids were issued under other process bits than the
+    /// restored ledger's (a journal older than the checkpoint's ledger).
+    /// </summary>
+    internal bool Replay(ulong processBits, IEnumerable<(long Sequence, string UserId, DecisionKey Key, long Ticks)> decisions)
+    {
+        if (Volatile.Read(ref _next) >= 0 && processBits != _processBits)
+        {
+            return false;
+        }
+
+        _processBits = processBits;
+        var last = Volatile.Read(ref _next);
+        foreach (var (sequence, userId, key, ticks) in decisions)
+        {
+            if (sequence > last - _slots.Length)
+            {
+                Remember(sequence, userId, key, ticks); // never over a newer decision of the same slot
+                last = Math.Max(last, sequence);
+            }
+        }
+
+        Volatile.Write(ref _next, last);
+        return true;
     }
 
     private static long SequenceOf(ulong low) => (long)((low & SequenceMask) * Unscramble & SequenceMask);

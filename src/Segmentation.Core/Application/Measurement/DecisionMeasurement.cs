@@ -123,7 +123,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
             {
                 return; // being written: counted by the next drain
             }
-            else if (!Ledger.IsPending(_counted))
+            else if (!Ledger.IsPending(_counted) && !Ledger.IsForgotten(_counted))
             {
                 Lost++; // overwritten by a later lap of the ring
             }

@@ -33,6 +33,16 @@ public sealed record MeasurementOptions
     public TimeSpan BanditInterval { get; init; } = TimeSpan.FromMinutes(5);
 }
 
+/// <summary>What crediting one outcome did, as the decision journal keeps it to credit it again after a crash.</summary>
+/// <param name="Sequence">The credited decision's sequence in the ledger; -1 when unattributed.</param>
+/// <param name="Ticks">The outcome's time (UTC ticks).</param>
+/// <param name="Type">The outcome's type.</param>
+/// <param name="Variant">The variant it concerns.</param>
+/// <param name="Value">Its value (a conversion's; 0 otherwise).</param>
+/// <param name="SubjectId">The user (or anonymous id) it was reported for.</param>
+/// <param name="OrderId">A conversion's order id.</param>
+public readonly record struct OutcomeCredit(long Sequence, long Ticks, OutcomeType Type, VariantKind? Variant, double Value, string SubjectId, string? OrderId);
+
 /// <summary>The result of one outcome.</summary>
 /// <param name="Index">Position in the request.</param>
 /// <param name="Attribution">How it was attributed, or that it was rejected.</param>
@@ -49,7 +59,7 @@ public sealed record OutcomeResult(int Index, Attribution Attribution, string? D
 /// decision is unknown, expired, forgotten by the ledger or made for another user is counted as unattributed,
 /// never refused. A decision is credited with one conversion per order id.
 /// </summary>
-public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileIngestion ingestion, IProfileStore profiles, TimeProvider time, MeasurementOptions options)
+public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileIngestion ingestion, IProfileStore profiles, TimeProvider time, MeasurementOptions options) : IDisposable
 {
     // An outcome may arrive a little before the decision's own time when clocks differ.
     private static readonly long ClockSkew = TimeSpan.FromMinutes(5).Ticks;
@@ -59,7 +69,58 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     private const int RecentImpressions = 8;
     private readonly ConcurrentDictionary<string, (long Sequence, long Ticks)[]> _impressions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(long Sequence, string OrderId), bool> _converted = new();
+    private readonly ReaderWriterLockSlim _crediting = new();
+    private readonly ConcurrentQueue<OutcomeCredit> _unjournaled = new();
     private long _prunedAt;
+
+    /// <summary>
+    /// True when a decision journal keeps what each outcome credited (<see cref="TakeCredits"/>), so that KPIs
+    /// credited after the last checkpoint survive a crash. Set before the first outcome.
+    /// </summary>
+    internal bool JournalsCredits { get; set; }
+
+    /// <summary>Moves the credits recorded since the last call (oldest first) to <paramref name="into"/>, for the journal.</summary>
+    internal void TakeCredits(List<OutcomeCredit> into)
+    {
+        while (_unjournaled.TryDequeue(out var credit))
+        {
+            into.Add(credit);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> (a checkpoint: start a new journal file, then save the state) while no outcome is
+    /// being credited, so every credit is either in the saved state and the journal files before the new one, or in
+    /// neither.
+    /// </summary>
+    internal void WhileNotCrediting(Action action)
+    {
+        _crediting.EnterWriteLock();
+        try
+        {
+            action();
+        }
+        finally
+        {
+            _crediting.ExitWriteLock();
+        }
+    }
+
+    /// <summary>
+    /// Credits again what a journaled outcome credited (after the checkpoint and the journal's decisions were restored);
+    /// false when its decision is no longer remembered.
+    /// </summary>
+    internal bool Replay(in OutcomeCredit credit)
+    {
+        if (credit.Sequence < 0)
+        {
+            CreditUnattributed(credit.SubjectId, credit.Type, credit.Value, credit.Ticks);
+            return true;
+        }
+
+        return measurement.Ledger.TryRead(credit.Sequence, out var d)
+            && CreditDecision(d, credit.Type, credit.Variant, credit.Value, credit.Ticks, credit.SubjectId, credit.OrderId);
+    }
 
     /// <summary>Each user's recent credited impressions, for a checkpoint.</summary>
     internal IEnumerable<(string UserId, (long Sequence, long Ticks)[] Touches)> Impressions() => _impressions.Select(i => (i.Key, i.Value));
@@ -80,6 +141,9 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             _converted[pair] = true;
         }
     }
+
+    /// <inheritdoc />
+    public void Dispose() => _crediting.Dispose();
 
     /// <summary>Forgets <paramref name="userIds"/> (erasure): their remembered decisions and impressions.</summary>
     public void Forget(IReadOnlySet<string> userIds)
@@ -166,35 +230,74 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         }
 
         var ticks = outcome.Timestamp.UtcTicks;
-        if (credited is not { } d)
+        var value = outcome.Type == OutcomeType.Conversion ? outcome.Value : 0;
+        OutcomeResult result;
+        _crediting.EnterReadLock(); // a checkpoint holds either this credit and its journal record, or neither
+        try
         {
-            measurement.Kpis.AddUnattributed(ticks, outcome.Type);
-            measurement.Exposures.Credit(outcome.SubjectId, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, ticks); // a user's outcome counts in their experiments wherever it was credited
-            return new OutcomeResult(index, Attribution.Unattributed, null, null, []);
-        }
+            if (credited is not { } d)
+            {
+                CreditUnattributed(outcome.SubjectId, outcome.Type, value, ticks);
+                Journal(new OutcomeCredit(-1, ticks, outcome.Type, outcome.Variant, value, outcome.SubjectId, null));
+                return new OutcomeResult(index, Attribution.Unattributed, null, null, []);
+            }
 
-        if (outcome.Type == OutcomeType.Conversion && !_converted.TryAdd((d.Decision.Sequence, outcome.OrderId!), true))
-        {
-            return new OutcomeResult(index, Attribution.Duplicate, decisionId, d.Decision.Segment.Id, []);
-        }
+            if (!CreditDecision(d.Decision, outcome.Type, outcome.Variant, value, ticks, outcome.SubjectId, outcome.OrderId))
+            {
+                return new OutcomeResult(index, Attribution.Duplicate, decisionId, d.Decision.Segment.Id, []);
+            }
 
-        if (d.Decision.Key.Arm is { Experiment: { } experiment } arm)
-        {
-            // The decision's arm is recorded before its outcome counts (the drain may not have reached the decision yet).
-            var exposes = experiment.Exposure == ExposureTrigger.Decision || outcome.Type is OutcomeType.Impression or OutcomeType.EmailSend;
-            measurement.Exposures.Record(arm, d.Decision.UserId, exposes && experiment.Exposure == ExposureTrigger.Decision ? d.Decision.Ticks : ticks, exposes, d.Decision.Segment.Id);
+            Journal(new OutcomeCredit(d.Decision.Sequence, ticks, outcome.Type, outcome.Variant, value, outcome.SubjectId, outcome.OrderId));
+            result = new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, decisionId, d.Decision.Segment.Id, []);
         }
-
-        measurement.Exposures.Credit(outcome.SubjectId, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, ticks);
-        measurement.Kpis.AddOutcome(ticks, d.Decision.Segment.Id, d.Decision.CatalogVersion, d.Decision.Channel, outcome.Variant, outcome.Type, outcome.Type == OutcomeType.Conversion ? outcome.Value : 0, d.Decision.Key.Arm?.Key ?? "");
-        if (outcome.Type == OutcomeType.Impression)
+        finally
         {
-            var touch = (Sequence: d.Decision.Sequence, Ticks: ticks);
-            _impressions.AddOrUpdate(outcome.SubjectId, static (_, t) => [t], static (_, old, t) => WithTouch(old, t), touch);
+            _crediting.ExitReadLock();
         }
 
         Prune();
-        return new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, decisionId, d.Decision.Segment.Id, []);
+        return result;
+    }
+
+    // An outcome credited to no decision: counted as unattributed, and in the user's experiments wherever it was credited.
+    private void CreditUnattributed(string subject, OutcomeType type, double value, long ticks)
+    {
+        measurement.Kpis.AddUnattributed(ticks, type);
+        measurement.Exposures.Credit(subject, type, value, ticks);
+    }
+
+    // An outcome credited to decision d: false when it is a conversion of an order the decision was credited with already.
+    private bool CreditDecision(in RememberedDecision d, OutcomeType type, VariantKind? variant, double value, long ticks, string subject, string? orderId)
+    {
+        if (type == OutcomeType.Conversion && !_converted.TryAdd((d.Sequence, orderId!), true))
+        {
+            return false;
+        }
+
+        if (d.Key.Arm is { Experiment: { } experiment } arm)
+        {
+            // The decision's arm is recorded before its outcome counts (the drain may not have reached the decision yet).
+            var exposes = experiment.Exposure == ExposureTrigger.Decision || type is OutcomeType.Impression or OutcomeType.EmailSend;
+            measurement.Exposures.Record(arm, d.UserId, exposes && experiment.Exposure == ExposureTrigger.Decision ? d.Ticks : ticks, exposes, d.Segment.Id);
+        }
+
+        measurement.Exposures.Credit(subject, type, value, ticks);
+        measurement.Kpis.AddOutcome(ticks, d.Segment.Id, d.CatalogVersion, d.Channel, variant, type, value, d.Key.Arm?.Key ?? "");
+        if (type == OutcomeType.Impression)
+        {
+            var touch = (Sequence: d.Sequence, Ticks: ticks);
+            _impressions.AddOrUpdate(subject, static (_, t) => [t], static (_, old, t) => WithTouch(old, t), touch);
+        }
+
+        return true;
+    }
+
+    private void Journal(in OutcomeCredit credit)
+    {
+        if (JournalsCredits)
+        {
+            _unjournaled.Enqueue(credit);
+        }
     }
 
     // The decision the outcome is credited to, or null.
