@@ -26,6 +26,8 @@ public class DecisionBenchmark
     private bool[] _matched = null!;
     private CatalogSnapshot _withExperiment = null!;
 
+    private DecisionEngine _unmeasured = null!;
+
     [GlobalSetup]
     public void Setup()
     {
@@ -37,6 +39,10 @@ public class DecisionBenchmark
         _request = new DecisionRequest(BenchWorld.ShopperId, "", _world.Request, _world.Now);
         _world.Engine.Decide(_request);
         _world.Engine.Decide(_request); // asked twice: cached for DecideOnHit
+
+        // The same engine without measurement (no ledger: a decision id, no remembered decision): what remembering
+        // decisions for attribution and KPIs adds to a cache hit.
+        _unmeasured = new DecisionEngine(_world.Catalogs, _world.Store, _world.Rfm, _world.Cache, _world.Decider, _world.Clock, _world.Get<Segmentation.Core.Privacy.ConsentPolicy>(), measurement: null);
 
         // The same catalog with an experiment on the shopper's winning segment whose arms override nothing: what
         // randomising after arbitration adds to a decision, rendering the same variants.
@@ -147,4 +153,8 @@ public class DecisionBenchmark
     /// <summary>Cache hit through the engine: validation, profile read, cache key, lookup, new decision id.</summary>
     [Benchmark]
     public Decision DecideOnHit() => _world.Engine.Decide(_request);
+
+    /// <summary>The same cache hit through an engine without measurement: the baseline of what remembering decisions costs.</summary>
+    [Benchmark]
+    public Decision DecideOnHitWithoutMeasurement() => _unmeasured.Decide(_request);
 }

@@ -62,6 +62,8 @@ public sealed class DecisionLedger
 
     private readonly Slot[] _slots;
     private ulong _processBits; // rand_a (12) and the top 22 bits of rand_b: differ per process (restored with a checkpoint, so ids stay findable)
+    private ulong _lowBase; // rand_b's variant and process bits, to which a sequence adds its scrambled 40 bits
+    private ulong _highBits; // the version and rand_a, below the time in the id's first half
     private long _next = -1;
 
     /// <summary>Creates a ledger of <paramref name="capacity"/> decisions (rounded up to a power of two).</summary>
@@ -69,7 +71,7 @@ public sealed class DecisionLedger
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 16);
         _slots = new Slot[(int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity)];
-        _processBits = BinaryPrimitives.ReadUInt64LittleEndian(RandomNumberGenerator.GetBytes(8));
+        SetProcessBits(BinaryPrimitives.ReadUInt64LittleEndian(RandomNumberGenerator.GetBytes(8)));
     }
 
     /// <summary>Decisions the ledger can remember at once.</summary>
@@ -202,7 +204,7 @@ public sealed class DecisionLedger
     /// </summary>
     internal void Restore(ulong processBits, long issued, IEnumerable<(long Sequence, string UserId, DecisionKey Key, long Ticks)> decisions)
     {
-        _processBits = processBits;
+        SetProcessBits(processBits);
         foreach (var (sequence, userId, key, ticks) in decisions)
         {
             if (sequence >= issued - _slots.Length && sequence < issued)
@@ -227,7 +229,7 @@ public sealed class DecisionLedger
             return false;
         }
 
-        _processBits = processBits;
+        SetProcessBits(processBits);
         var last = Volatile.Read(ref _next);
         foreach (var (sequence, userId, key, ticks) in decisions)
         {
@@ -244,20 +246,22 @@ public sealed class DecisionLedger
 
     private static long SequenceOf(ulong low) => (long)((low & SequenceMask) * Unscramble & SequenceMask);
 
-    // rand_b with its variant bits: the process's 22 random bits, then the scrambled sequence.
-    private ulong Low(long sequence)
+    private void SetProcessBits(ulong bits)
     {
-        var scrambled = ((ulong)sequence * Scramble) & SequenceMask;
-        var low = ((_processBits >> 12) << SequenceBits) | scrambled;
-        return (low & 0x3FFF_FFFF_FFFF_FFFFUL) | 0x8000_0000_0000_0000UL;
+        _processBits = bits;
+        _lowBase = ((((bits >> 12) << SequenceBits) & 0x3FFF_FFFF_FFFF_FFFFUL) | 0x8000_0000_0000_0000UL) & ~SequenceMask;
+        _highBits = 0x7000UL | (bits & 0x0FFF);
     }
+
+    // rand_b with its variant bits: the process's 22 random bits, then the scrambled sequence.
+    private ulong Low(long sequence) => _lowBase | (((ulong)sequence * Scramble) & SequenceMask);
 
     // UUIDv7: unix_ts_ms (48) | ver (4) | rand_a (12) || var (2) | rand_b (62).
     private Guid IdOf(ulong low, long ticks)
     {
         var millis = (ulong)Math.Max(0, (ticks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMillisecond) & 0xFFFF_FFFF_FFFF;
         Span<byte> bytes = stackalloc byte[16];
-        BinaryPrimitives.WriteUInt64BigEndian(bytes, (millis << 16) | 0x7000UL | (_processBits & 0x0FFF));
+        BinaryPrimitives.WriteUInt64BigEndian(bytes, (millis << 16) | _highBits);
         BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], low);
         return new Guid(bytes, bigEndian: true);
     }

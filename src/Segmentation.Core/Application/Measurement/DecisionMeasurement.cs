@@ -47,6 +47,11 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
         }
 
         var index = (((winner.Rank * Channels.MaxDistinct) + channelIndex) * 2) + (fromCache ? 1 : 0);
+        if (arm is null && (uint)index < (uint)table.Keys.Length && table.Keys[index] is { } known && ReferenceEquals(known.Segment, winner))
+        {
+            return known; // the common case: one array read
+        }
+
         if ((uint)index >= (uint)table.Keys.Length || !ReferenceEquals(catalog.Segments[winner.Rank], winner))
         {
             return new DecisionKey(winner, catalog.Version, Channels.Name(channelIndex), fromCache, arm); // a winner of another snapshot
