@@ -56,8 +56,7 @@ public sealed class DecisionJournalFile : IDisposable
     private FileStream? _file;
     private long _fileNumber = 1;
     private long _durableLength;
-    private long _next; // the sequence written next
-    private long _stalledSince = -1;
+    private LedgerCursor _next = new(0); // the decision written next
     private long _written;
     private Thread? _thread;
     private Exception? _failure;
@@ -142,7 +141,7 @@ public sealed class DecisionJournalFile : IDisposable
                 read += ReplayFile(path, current, credits);
             }
 
-            _next = _measurement.Ledger.Issued;
+            _next = new LedgerCursor(_measurement.Ledger.Issued);
 
             // Outcomes after every decision: a credit may name a decision journaled in a later batch than its own.
             var skipped = 0;
@@ -242,7 +241,6 @@ public sealed class DecisionJournalFile : IDisposable
                 return;
             }
 
-            _next = Math.Max(_next, 0);
             _thread = new Thread(Run) { IsBackground = true, Name = "decision journal writer" };
             _thread.Start();
         }
@@ -276,7 +274,7 @@ public sealed class DecisionJournalFile : IDisposable
                 // Reported by the write. What it did not write is in the state the checkpoint saves next: the decisions
                 // in the ledger, the credits in the KPIs (written to the new file as well, they would count twice).
                 _credits.Clear();
-                _next = Math.Max(_next, _measurement.Ledger.Issued);
+                _next = new LedgerCursor(Math.Max(_next.Next, _measurement.Ledger.Issued));
             }
 
             CloseLocked();
@@ -349,17 +347,22 @@ public sealed class DecisionJournalFile : IDisposable
     {
         var ledger = _measurement.Ledger;
         var issued = ledger.Issued;
-        var from = _next;
-        var sequence = from;
+        var cursor = _next; // moved on only once the batch is on disk
         var count = 0;
         _buffer.SetLength(0);
         var w = _writer;
         w.Write(KindBatch);
         var decisions = new MemoryStream(); // the decisions, after the segments and keys they introduce
         using var dw = new BinaryWriter(decisions, Encoding.UTF8, leaveOpen: true);
-        while (sequence < issued)
+        while (cursor.Next < issued)
         {
-            if (ledger.TryRead(sequence, out var d))
+            var read = cursor.Read(ledger, out var d);
+            if (read == LedgerRead.Waiting)
+            {
+                break; // being written: journaled next time
+            }
+
+            if (read == LedgerRead.Remembered)
             {
                 dw.Write(d.Sequence);
                 dw.Write(d.Ticks);
@@ -367,19 +370,12 @@ public sealed class DecisionJournalFile : IDisposable
                 dw.Write7BitEncodedInt(KeyIndex(d.Key));
                 count++;
             }
-            else if (ledger.IsPending(sequence) && !StalledTooLong())
-            {
-                break; // being written: journaled next time
-            }
-
-            sequence++;
-            _stalledSince = -1;
         }
 
         _outcomes?.TakeCredits(_credits);
         if (count == 0 && _credits.Count == 0)
         {
-            _next = sequence;
+            _next = cursor;
             _newSegments.Clear();
             _newKeys.Clear();
             return;
@@ -435,7 +431,7 @@ public sealed class DecisionJournalFile : IDisposable
             _logger.LogInformation("The decision journal is writable again");
         }
 
-        _next = sequence;
+        _next = cursor;
         _newSegments.Clear();
         _newKeys.Clear();
         _credits.Clear();
@@ -527,18 +523,5 @@ public sealed class DecisionJournalFile : IDisposable
         _keys.Clear();
         _newSegments.Clear();
         _newKeys.Clear();
-    }
-
-    // An id issued for a decision that failed (a cancelled call) is never written: skipped after a second.
-    private bool StalledTooLong()
-    {
-        var now = Environment.TickCount64;
-        if (_stalledSince < 0)
-        {
-            _stalledSince = now;
-            return false;
-        }
-
-        return now - _stalledSince > 1_000;
     }
 }

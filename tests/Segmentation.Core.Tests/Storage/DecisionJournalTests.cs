@@ -46,6 +46,24 @@ public sealed class DecisionJournalTests : IDisposable
 
     private static KpiQuery All(DateTimeOffset now) => new(now.AddDays(-2), now.AddHours(2), [KpiDimension.Segment, KpiDimension.Channel]);
 
+    // A new process on the crashed copy of the data directory: its measurement restored (checkpoint, then journal).
+    private Restarted Restart(DateTimeOffset now)
+    {
+        var world = World(now);
+        var journal = Journal(world, _crashed);
+        Assert.True(Checkpoint(world, _crashed, journal).Restore());
+        return new Restarted(world, journal);
+    }
+
+    private sealed record Restarted(TestWorld World, DecisionJournalFile Journal) : IDisposable
+    {
+        public void Dispose()
+        {
+            Journal.Dispose();
+            World.Dispose();
+        }
+    }
+
     // The data directory as it is on disk now, as a crash would leave it.
     private void Crash()
     {
@@ -74,9 +92,8 @@ public sealed class DecisionJournalTests : IDisposable
         Assert.Equal(3, kpis.Total.Decisions);
         Crash(); // no save after the last two decisions
 
-        using var second = World(first.Clock.Now);
-        using var journal2 = Journal(second, _crashed);
-        Assert.True(Checkpoint(second, _crashed, journal2).Restore());
+        using var restarted = Restart(first.Clock.Now);
+        var second = restarted.World;
 
         // Both kinds of decision are found by id: the one in the checkpoint and the two only the journal held.
         foreach (var (decision, user, segment) in new[] { (before, "v", "vip"), (after, "v", "vip"), (email, "w", "everyone") })
@@ -117,9 +134,8 @@ public sealed class DecisionJournalTests : IDisposable
         Assert.Equal((1L, 2L, 1L, 40.0), (before.Total.Decisions, before.Total.Impressions, before.Total.Conversions, before.Total.Revenue));
         Crash();
 
-        using var second = World(first.Clock.Now);
-        using var journal2 = Journal(second, _crashed);
-        Assert.True(Checkpoint(second, _crashed, journal2).Restore());
+        using var restarted = Restart(first.Clock.Now);
+        var second = restarted.World;
         var after = second.Get<SegmentKpis>().Query(All(second.Clock.Now));
         Assert.Equal(string.Join(Environment.NewLine, Rows(before)), string.Join(Environment.NewLine, Rows(after)));
         Assert.Equal(before.UnattributedOutcomes, after.UnattributedOutcomes);
@@ -157,9 +173,8 @@ public sealed class DecisionJournalTests : IDisposable
         journal.Flush();
         Crash();
 
-        using var second = World(first.Clock.Now);
-        using var journal2 = Journal(second, _crashed);
-        Assert.True(Checkpoint(second, _crashed, journal2).Restore());
+        using var restarted = Restart(first.Clock.Now);
+        var second = restarted.World;
         Assert.Equal(2_000, second.Get<SegmentKpis>().Query(All(second.Clock.Now)).Total.Impressions);
     }
 
@@ -173,9 +188,8 @@ public sealed class DecisionJournalTests : IDisposable
         journal.Flush();
         Crash();
 
-        using var second = World(first.Clock.Now);
-        using var journal2 = Journal(second, _crashed);
-        Assert.True(Checkpoint(second, _crashed, journal2).Restore());
+        using var restarted = Restart(first.Clock.Now);
+        var second = restarted.World;
         Assert.Equal(Attribution.Decision, second.Outcomes.Record(0, Click("c", "u", decision, second.Clock.Now)).Attribution);
         Assert.Equal(1, second.Get<SegmentKpis>().Query(All(second.Clock.Now)).Total.Decisions);
     }
@@ -203,9 +217,8 @@ public sealed class DecisionJournalTests : IDisposable
         var bytes = File.ReadAllBytes(copy);
         File.WriteAllBytes(copy, bytes[..^5]); // the last frame cut short, as by a crash mid-write
 
-        using var second = World(first.Clock.Now);
-        using var journal2 = Journal(second, _crashed);
-        Assert.True(Checkpoint(second, _crashed, journal2).Restore());
+        using var restarted = Restart(first.Clock.Now);
+        var second = restarted.World;
         Assert.True(second.Measurement.Ledger.TryFind(kept.DecisionId, out _));
         Assert.False(second.Measurement.Ledger.TryFind(torn.DecisionId, out _));
         Assert.Equal(2, second.Get<SegmentKpis>().Query(All(second.Clock.Now)).Total.Decisions);
@@ -235,9 +248,8 @@ public sealed class DecisionJournalTests : IDisposable
         }
 
         Crash();
-        using var second = World(w.Clock.Now);
-        using var journal2 = Journal(second, _crashed);
-        Assert.True(Checkpoint(second, _crashed, journal2).Restore());
+        using var restarted = Restart(w.Clock.Now);
+        var second = restarted.World;
         Assert.False(second.Measurement.Ledger.TryFind(erased.DecisionId, out _));
         Assert.True(second.Measurement.Ledger.TryFind(kept.DecisionId, out _));
     }
@@ -252,8 +264,15 @@ public sealed class DecisionJournalTests : IDisposable
         ledger.Forget(new HashSet<string> { "gone" });
         Assert.True(ledger.IsForgotten(first));
         Assert.False(ledger.IsPending(first)); // the journal and the drain pass it at once
+        var cursor = new LedgerCursor(first);
+        Assert.Equal(LedgerRead.Skipped, cursor.Read(ledger, out _));
+        var (pending, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
+        Assert.Equal((LedgerRead.Waiting, pending), (cursor.Read(ledger, out _), cursor.Next)); // issued, not yet written: the cursor waits
+        ledger.Remember(pending, "kept", key, 2);
+        Assert.Equal(LedgerRead.Remembered, cursor.Read(ledger, out var read));
+        Assert.Equal(("kept", pending + 1), (read.UserId, cursor.Next));
 
-        for (var i = 1; i < 16; i++)
+        for (var i = 2; i < 16; i++)
         {
             ledger.Issue(DateTimeOffset.UnixEpoch);
         }

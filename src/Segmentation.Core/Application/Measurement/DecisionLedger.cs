@@ -286,3 +286,77 @@ public sealed class DecisionLedger
         public long Ticks;
     }
 }
+
+/// <summary>What a <see cref="LedgerCursor"/> found at its place.</summary>
+public enum LedgerRead
+{
+    /// <summary>A remembered decision; the cursor moved past it.</summary>
+    Remembered,
+
+    /// <summary>Issued and still being written: read it again later; the cursor stayed.</summary>
+    Waiting,
+
+    /// <summary>Its slot was written again by a later lap of the ring before it was read; the cursor moved past it.</summary>
+    Overwritten,
+
+    /// <summary>Forgotten (erasure), or issued for a decision that failed and never written (skipped after a second); the cursor moved past it.</summary>
+    Skipped,
+}
+
+/// <summary>
+/// A reader's place in the ledger (the KPIs' drain, the decision journal): the next sequence to read, and since when it
+/// has waited for that decision to be written. Reads in issue order; an id issued for a decision that failed (a cancelled
+/// call) is never written, so it is skipped once it has been waited for a second.
+/// </summary>
+/// <param name="next">The first sequence to read.</param>
+public struct LedgerCursor(long next)
+{
+    private long _stalledSince = -1;
+
+    /// <summary>The sequence read next.</summary>
+    public long Next { get; private set; } = next;
+
+    /// <summary>Reads the decision at <see cref="Next"/> (call only while <see cref="Next"/> is below the ledger's <see cref="DecisionLedger.Issued"/>).</summary>
+    public LedgerRead Read(DecisionLedger ledger, out RememberedDecision decision)
+    {
+        ArgumentNullException.ThrowIfNull(ledger);
+        if (ledger.TryRead(Next, out decision))
+        {
+            Advance();
+            return LedgerRead.Remembered;
+        }
+
+        if (ledger.IsPending(Next))
+        {
+            if (!StalledTooLong())
+            {
+                return LedgerRead.Waiting;
+            }
+
+            Advance();
+            return LedgerRead.Skipped;
+        }
+
+        var forgotten = ledger.IsForgotten(Next);
+        Advance();
+        return forgotten ? LedgerRead.Skipped : LedgerRead.Overwritten;
+    }
+
+    private void Advance()
+    {
+        Next++;
+        _stalledSince = -1;
+    }
+
+    private bool StalledTooLong()
+    {
+        var now = Environment.TickCount64;
+        if (_stalledSince < 0)
+        {
+            _stalledSince = now;
+            return false;
+        }
+
+        return now - _stalledSince > 1_000;
+    }
+}

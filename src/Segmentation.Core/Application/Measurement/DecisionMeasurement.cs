@@ -17,8 +17,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
     public ExperimentExposures Exposures { get; } = exposures ?? new ExperimentExposures();
 
     private readonly object _drain = new();
-    private long _counted;
-    private long _stalledSince = -1;
+    private LedgerCursor _counted = new(0);
 
     /// <summary>The served decisions, for attribution.</summary>
     public DecisionLedger Ledger { get; } = new(options.RememberedDecisions);
@@ -81,7 +80,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
     {
         lock (_drain)
         {
-            _counted = Ledger.Issued;
+            _counted = new LedgerCursor(Ledger.Issued);
         }
     }
 
@@ -112,29 +111,25 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
     private void DrainLocked()
     {
         var issued = Ledger.Issued;
-        while (_counted < issued)
+        while (_counted.Next < issued)
         {
-            if (Ledger.TryRead(_counted, out var d))
+            switch (_counted.Read(Ledger, out var d))
             {
-                Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
-                if (d.Key.Arm is { Experiment: { } experiment } arm)
-                {
-                    Exposures.Record(arm, d.UserId, d.Ticks, experiment.Exposure == ExposureTrigger.Decision, d.Segment.Id);
-                }
+                case LedgerRead.Remembered:
+                    Kpis.AddDecision(d.Ticks, d.Key, d.UserId);
+                    if (d.Key.Arm is { Experiment: { } experiment } arm)
+                    {
+                        Exposures.Record(arm, d.UserId, d.Ticks, experiment.Exposure == ExposureTrigger.Decision, d.Segment.Id);
+                    }
 
-                CollectionsMarshal.GetValueRefOrAddDefault(_drained, d.Key, out _)++;
+                    CollectionsMarshal.GetValueRefOrAddDefault(_drained, d.Key, out _)++;
+                    break;
+                case LedgerRead.Waiting:
+                    return; // being written: counted by the next drain
+                case LedgerRead.Overwritten:
+                    Lost++; // overwritten by a later lap of the ring
+                    break;
             }
-            else if (Ledger.IsPending(_counted) && !StalledTooLong())
-            {
-                return; // being written: counted by the next drain
-            }
-            else if (!Ledger.IsPending(_counted) && !Ledger.IsForgotten(_counted))
-            {
-                Lost++; // overwritten by a later lap of the ring
-            }
-
-            _counted++;
-            _stalledSince = -1;
         }
     }
 
@@ -154,19 +149,6 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
         {
             SegmentationTelemetry.FallbackDecisions.Add(count, SegmentationTelemetry.Tag("channel", key.Channel));
         }
-    }
-
-    // An id issued for a decision that failed (a cancelled call) is never written: skip it after a second.
-    private bool StalledTooLong()
-    {
-        var now = Environment.TickCount64;
-        if (_stalledSince < 0)
-        {
-            _stalledSince = now;
-            return false;
-        }
-
-        return now - _stalledSince > 1_000;
     }
 }
 
