@@ -206,6 +206,16 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         /// <summary>Code of the current event's category (-1: none).</summary>
         public readonly int Category => _keys[_index].Category;
 
+        /// <summary>Code of the current event's product id (-1: none).</summary>
+        public readonly int ProductId => _keys[_index].ProductId;
+
+        /// <summary>
+        /// Whether a code of the current event stands for <paramref name="value"/>, whose <see cref="CodeOf"/> is
+        /// <paramref name="valueCode"/>: an int compare for pooled values, a string compare for the run's own.
+        /// </summary>
+        public readonly bool Is(int code, int valueCode, string value) =>
+            code >= 0 ? code == valueCode : code < -1 && string.Equals(Text(code), value, StringComparison.Ordinal);
+
         /// <summary>Moves to the next older event; false past the oldest or the limit.</summary>
         public bool MoveNext()
         {

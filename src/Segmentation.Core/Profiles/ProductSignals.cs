@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using Segmentation.Core.Events;
+using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
 
@@ -32,6 +34,23 @@ public static class ProductSignals
         _ => 0,
     };
 
+    /// <summary><see cref="Weight"/> of a scanned event, by its type's code: the codes are looked up once per scan.</summary>
+    internal readonly struct InteractionWeights()
+    {
+        private readonly int _view = EventLog.CodeOf(EventTypes.ProductView);
+        private readonly int _cart = EventLog.CodeOf(EventTypes.AddToCart);
+        private readonly int _purchase = EventLog.CodeOf(EventTypes.Purchase);
+
+        public double Of(ref EventLog.BackwardScan scan)
+        {
+            var type = scan.Type;
+            return scan.Is(type, _view, EventTypes.ProductView) ? 1
+                : scan.Is(type, _cart, EventTypes.AddToCart) ? 3
+                : scan.Is(type, _purchase, EventTypes.Purchase) ? 5
+                : 0;
+        }
+    }
+
     /// <summary>Distinct products viewed, newest first (at most <paramref name="max"/>).</summary>
     public static List<string> RecentlyViewed(Profile? profile, int max = MaxItems)
     {
@@ -41,10 +60,11 @@ public static class ProductSignals
             return result;
         }
 
-        var events = profile.Events;
-        for (var i = events.Count - 1; i >= 0 && result.Count < max; i--)
+        var view = EventLog.CodeOf(EventTypes.ProductView);
+        var scan = profile.Events.Backward(int.MaxValue);
+        while (result.Count < max && scan.MoveNext())
         {
-            if (events.TypeAt(i) == EventTypes.ProductView && events.ProductIdAt(i) is { } product && !result.Contains(product))
+            if (scan.Is(scan.Type, view, EventTypes.ProductView) && scan.Text(scan.ProductId) is { } product && !result.Contains(product))
             {
                 result.Add(product);
             }
@@ -62,26 +82,27 @@ public static class ProductSignals
             return result;
         }
 
-        var removed = new HashSet<string>(StringComparer.Ordinal);
-        var events = profile.Events;
-        for (var i = events.Count - 1; i >= 0 && result.Count < max; i--)
+        HashSet<string>? removed = null;
+        var (purchase, remove, add) = (EventLog.CodeOf(EventTypes.Purchase), EventLog.CodeOf(EventTypes.RemoveFromCart), EventLog.CodeOf(EventTypes.AddToCart));
+        var scan = profile.Events.Backward(int.MaxValue);
+        while (result.Count < max && scan.MoveNext())
         {
-            var type = events.TypeAt(i);
-            if (type == EventTypes.Purchase)
+            var type = scan.Type;
+            if (scan.Is(type, purchase, EventTypes.Purchase))
             {
                 break; // the cart before it was checked out
             }
 
-            if (events.ProductIdAt(i) is not { } product)
+            if (scan.Text(scan.ProductId) is not { } product)
             {
                 continue;
             }
 
-            if (type == EventTypes.RemoveFromCart)
+            if (scan.Is(type, remove, EventTypes.RemoveFromCart))
             {
-                removed.Add(product);
+                (removed ??= new HashSet<string>(StringComparer.Ordinal)).Add(product);
             }
-            else if (type == EventTypes.AddToCart && !removed.Contains(product) && !result.Contains(product))
+            else if (scan.Is(type, add, EventTypes.AddToCart) && removed?.Contains(product) != true && !result.Contains(product))
             {
                 result.Add(product);
             }
@@ -120,10 +141,11 @@ public static class ProductSignals
             return result;
         }
 
-        var events = profile.Events;
-        for (var i = 0; i < events.Count; i++)
+        var purchase = EventLog.CodeOf(EventTypes.Purchase);
+        var scan = profile.Events.Backward(int.MaxValue);
+        while (scan.MoveNext())
         {
-            if (events.TypeAt(i) == EventTypes.Purchase && events.ProductIdAt(i) is { } product)
+            if (scan.Is(scan.Type, purchase, EventTypes.Purchase) && scan.Text(scan.ProductId) is { } product)
             {
                 result.Add(product);
             }
@@ -144,18 +166,36 @@ public static class ProductSignals
             return [];
         }
 
-        var scores = new Dictionary<string, double>(StringComparer.Ordinal);
-        var events = profile.Events;
-        for (var i = 0; i < events.Count; i++)
+        // Summed by the pool's code (an int key; no string hashed per event), then by name: a product or category the
+        // pool does not hold has codes of its own run, and one the pool took later has both.
+        var byCode = new Dictionary<int, double>();
+        var scan = profile.Events.Backward(int.MaxValue);
+        var weights = new InteractionWeights();
+        Dictionary<string, double>? unpooled = null;
+        while (scan.MoveNext())
         {
-            var weight = Weight(events.TypeAt(i));
-            if (weight == 0 || (categories ? events.CategoryAt(i) : events.ProductIdAt(i)) is not { } key)
+            var weight = weights.Of(ref scan);
+            var key = categories ? scan.Category : scan.ProductId;
+            if (weight == 0 || key == -1)
             {
                 continue;
             }
 
-            var age = Math.Max(0, nowTicks - events.TicksAt(i));
-            scores[key] = scores.GetValueOrDefault(key) + (weight * Math.Pow(0.5, age / (double)AffinityHalfLife.Ticks));
+            var add = weight * Math.Pow(0.5, Math.Max(0, nowTicks - scan.Ticks) / (double)AffinityHalfLife.Ticks);
+            if (key >= 0)
+            {
+                CollectionsMarshal.GetValueRefOrAddDefault(byCode, key, out _) += add;
+            }
+            else
+            {
+                CollectionsMarshal.GetValueRefOrAddDefault(unpooled ??= new(StringComparer.Ordinal), scan.Text(key)!, out _) += add;
+            }
+        }
+
+        var scores = unpooled ?? new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (code, score) in byCode)
+        {
+            CollectionsMarshal.GetValueRefOrAddDefault(scores, StringPool.ValueOf(code), out _) += score;
         }
 
         return [.. scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key, StringComparer.Ordinal).Take(max).Select(s => s.Key)];

@@ -1,5 +1,7 @@
+using System.Runtime.InteropServices;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Profiles.Compact;
 using Segmentation.Core.Rules;
 
 namespace Segmentation.Core.Scoring;
@@ -367,34 +369,48 @@ public static class DerivedScores
 
         // Interactions older than 8 half-lives weigh under 0.4% of a fresh one and are not read.
         var horizon = nowTicks - (8 * halfLife.Ticks);
+        // Summed by the pool's code (an int key), then by name (see ProductSignals.Top).
+        Dictionary<int, (double Score, long Last)>? byCode = null;
         Dictionary<string, (double Score, long Last)>? scores = null;
-        var events = p.Events;
-        var stop = Math.Max(0, events.Count - ScanHorizon);
-        for (var i = events.Count - 1; i >= stop && events.TicksAt(i) > horizon; i--)
+        var weights = new ProductSignals.InteractionWeights();
+        var scan = p.Events.Backward(ScanHorizon);
+        while (scan.MoveNext() && scan.Ticks > horizon)
         {
-            var ticks = events.TicksAt(i);
-            var key = byProduct ? events.ProductIdAt(i) : events.CategoryAt(i);
-            var weight = events.TypeAt(i) switch
-            {
-                EventTypes.ProductView => 1d,
-                EventTypes.AddToCart => 3d,
-                EventTypes.Purchase => 5d,
-                _ => 0d,
-            };
-            if (key is null || weight == 0 || ticks > nowTicks)
+            var ticks = scan.Ticks;
+            var weight = weights.Of(ref scan);
+            var key = byProduct ? scan.ProductId : scan.Category;
+            if (key == -1 || weight == 0 || ticks > nowTicks)
             {
                 continue;
             }
 
-            scores ??= new(StringComparer.Ordinal);
             var decayed = weight * Math.Pow(0.5, (nowTicks - ticks) / (double)halfLife.Ticks);
-            var current = scores.GetValueOrDefault(key);
-            scores[key] = (current.Score + decayed, Math.Max(current.Last, ticks));
+            ref var entry = ref key >= 0
+                ? ref CollectionsMarshal.GetValueRefOrAddDefault(byCode ??= [], key, out _)
+                : ref CollectionsMarshal.GetValueRefOrAddDefault(scores ??= new(StringComparer.Ordinal), scan.Text(key)!, out _);
+            entry = (entry.Score + decayed, Math.Max(entry.Last, ticks));
         }
 
         if (scores is null)
         {
-            return (null, 0, long.MinValue);
+            // Every key pooled (the usual case): the best straight from the codes, compared as (score, name) like below.
+            (string? Top, double Score, long Last) top = (null, 0, long.MinValue);
+            foreach (var (code, (score, last)) in byCode ?? [])
+            {
+                var name = StringPool.ValueOf(code);
+                if (top.Top is null || Comparer<(double, string)>.Default.Compare((score, name), (top.Score, top.Top)) > 0)
+                {
+                    top = (name, score, last);
+                }
+            }
+
+            return top;
+        }
+
+        foreach (var (code, (score, last)) in byCode ?? [])
+        {
+            ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(scores, StringPool.ValueOf(code), out _);
+            entry = (entry.Score + score, Math.Max(entry.Last, last));
         }
 
         var best = scores.MaxBy(kv => (kv.Value.Score, kv.Key));

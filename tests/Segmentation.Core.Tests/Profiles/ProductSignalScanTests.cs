@@ -1,0 +1,135 @@
+using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Scoring;
+
+namespace Segmentation.Core.Tests.Profiles;
+
+/// <summary>
+/// The product signals and affinities read the log through its backward scan, comparing the string pool's codes; here
+/// they are recomputed independently, event by event through the log's string accessors, on generated histories
+/// long enough to have an archived run (past <see cref="EventLog.HotLimit"/> events).
+/// </summary>
+public sealed class ProductSignalScanTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
+
+    private static readonly string[] Types = [EventTypes.ProductView, EventTypes.ProductView, EventTypes.PageView, EventTypes.AddToCart, EventTypes.RemoveFromCart, EventTypes.Purchase, "newsletter_signup"];
+
+    private static Profile History(int seed, int count)
+    {
+        var random = new Random(seed);
+        var events = new List<StoredEvent>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var type = Types[random.Next(Types.Length)];
+            var product = type == EventTypes.PageView || random.Next(20) == 0 ? null : $"sku-{seed}-{random.Next(40)}";
+            var category = random.Next(10) == 0 ? null : $"category-{random.Next(8)}";
+            var ticks = Now.AddDays(-400).AddMinutes(i * (400.0 * 24 * 60 / count)).UtcTicks;
+            events.Add(new StoredEvent($"e-{seed}-{i}", type, ticks, type == EventTypes.Purchase ? 20 : 0, 1, $"s-{i / 10}", "web", "product", category, product, null, null));
+        }
+
+        return new Profile($"user-{seed}").WithEvents(events, count);
+    }
+
+    public static TheoryData<int, int> Histories() => new() { { 1, 30 }, { 2, 700 }, { 3, 2_500 }, { 4, 5_000 } };
+
+    [Theory]
+    [MemberData(nameof(Histories))]
+    public void Signals_read_by_code_equal_those_read_event_by_event(int seed, int count)
+    {
+        var p = History(seed, count);
+        Assert.True(count < EventLog.HotLimit || p.Events.HasArchive);
+        var events = p.Events;
+
+        var viewed = new List<string>();
+        for (var i = events.Count - 1; i >= 0 && viewed.Count < ProductSignals.MaxItems; i--)
+        {
+            if (events.TypeAt(i) == EventTypes.ProductView && events.ProductIdAt(i) is { } product && !viewed.Contains(product))
+            {
+                viewed.Add(product);
+            }
+        }
+
+        var cart = new List<string>();
+        var removed = new HashSet<string>();
+        for (var i = events.Count - 1; i >= 0 && cart.Count < ProductSignals.MaxItems && p.CartItems > 0; i--)
+        {
+            var type = events.TypeAt(i);
+            if (type == EventTypes.Purchase)
+            {
+                break;
+            }
+
+            if (events.ProductIdAt(i) is { } product)
+            {
+                if (type == EventTypes.RemoveFromCart)
+                {
+                    removed.Add(product);
+                }
+                else if (type == EventTypes.AddToCart && !removed.Contains(product) && !cart.Contains(product))
+                {
+                    cart.Add(product);
+                }
+            }
+        }
+
+        var purchased = Enumerable.Range(0, events.Count).Where(i => events.TypeAt(i) == EventTypes.Purchase).Select(events.ProductIdAt).OfType<string>().ToHashSet();
+
+        Assert.Equal(viewed, ProductSignals.RecentlyViewed(p));
+        Assert.Equal(cart, ProductSignals.CartProducts(p));
+        Assert.Equal(purchased.Order(), ProductSignals.Purchased(p).Order());
+        foreach (var categories in new[] { true, false })
+        {
+            Assert.Equal(TopEventByEvent(p, categories), ProductSignals.Top(p, categories, Now.UtcTicks));
+        }
+
+        foreach (var byProduct in new[] { true, false })
+        {
+            var expected = AffinityEventByEvent(p, byProduct);
+            var actual = DerivedScores.Affinity(p, Now.UtcTicks, ProductSignals.AffinityHalfLife, byProduct);
+            Assert.Equal((expected.Top, expected.Last), (actual.Top, actual.LastTicks));
+            Assert.Equal(expected.Score, actual.Score, 9);
+        }
+    }
+
+    private static List<string> TopEventByEvent(Profile p, bool categories)
+    {
+        var scores = new Dictionary<string, double>();
+        var events = p.Events;
+        for (var i = 0; i < events.Count; i++)
+        {
+            var weight = ProductSignals.Weight(events.TypeAt(i));
+            if (weight > 0 && (categories ? events.CategoryAt(i) : events.ProductIdAt(i)) is { } key)
+            {
+                scores[key] = scores.GetValueOrDefault(key) + (weight * Math.Pow(0.5, (Now.UtcTicks - events.TicksAt(i)) / (double)ProductSignals.AffinityHalfLife.Ticks));
+            }
+        }
+
+        return [.. scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key, StringComparer.Ordinal).Take(5).Select(s => s.Key)];
+    }
+
+    private static (string? Top, double Score, long Last) AffinityEventByEvent(Profile p, bool byProduct)
+    {
+        var half = ProductSignals.AffinityHalfLife;
+        var horizon = Now.UtcTicks - (8 * half.Ticks);
+        var scores = new Dictionary<string, (double Score, long Last)>();
+        var events = p.Events;
+        for (var i = events.Count - 1; i >= Math.Max(0, events.Count - DerivedScores.ScanHorizon) && events.TicksAt(i) > horizon; i--)
+        {
+            var weight = ProductSignals.Weight(events.TypeAt(i));
+            if (weight > 0 && (byProduct ? events.ProductIdAt(i) : events.CategoryAt(i)) is { } key)
+            {
+                var current = scores.GetValueOrDefault(key);
+                scores[key] = (current.Score + (weight * Math.Pow(0.5, (Now.UtcTicks - events.TicksAt(i)) / (double)half.Ticks)), Math.Max(current.Last, events.TicksAt(i)));
+            }
+        }
+
+        if (scores.Count == 0)
+        {
+            return (null, 0, long.MinValue);
+        }
+
+        var best = scores.MaxBy(kv => (kv.Value.Score, kv.Key));
+        return (best.Key, best.Value.Score, best.Value.Last);
+    }
+}
