@@ -166,6 +166,27 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     public string? ProductIdAt(int index) => index < ArchivedCount ? _archive!.Log.ProductIdAt(index) : Key(KeyRows[index - ArchivedCount].ProductId);
 
     /// <summary>
+    /// Value of event <paramref name="index"/>: read by moving past the records before it in its run, without making
+    /// their strings (the records differ in length), so O(its place in the run) and no allocation.
+    /// </summary>
+    public double ValueAt(int index)
+    {
+        if (index < ArchivedCount)
+        {
+            return _archive!.Log.ValueAt(index);
+        }
+
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Count);
+        var reader = new Reader(this);
+        for (var i = ArchivedCount; i < index; i++)
+        {
+            reader.Skip();
+        }
+
+        return reader.Skip();
+    }
+
+    /// <summary>
     /// The events from the newest back (at most <paramref name="limit"/>) with their type, page type and category as
     /// codes of the string pool, for scans that test many events: comparing codes costs an int compare, and
     /// <see cref="BackwardScan.Text"/> gives a code's string when a scan needs it.
@@ -716,6 +737,34 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             sameSession = (flags & SameSession) != 0;
             session = sameSession ? default : Literal.Read(_data, ref _at);
             return id;
+        }
+
+        /// <summary>Moves past the next event without making any of its strings; returns its value.</summary>
+        public double Skip()
+        {
+            var flags = _data[_at++];
+            PooledString.Skip(_data, ref _at);
+            PooledString.Skip(_data, ref _at);
+            PooledString.Skip(_data, ref _at);
+            var value = 0d;
+            if ((flags & HasValue) != 0)
+            {
+                value = BinaryPrimitives.ReadDoubleLittleEndian(_data.AsSpan(_at));
+                _at += 8;
+            }
+
+            if ((flags & HasQuantity) != 0)
+            {
+                _ = Varint.ReadSigned(_data, ref _at);
+            }
+
+            _ = Literal.Read(_data, ref _at);
+            if ((flags & SameSession) == 0)
+            {
+                _ = Literal.Read(_data, ref _at);
+            }
+
+            return value;
         }
     }
 

@@ -124,8 +124,7 @@ public static class ProductSignals
         {
             if (events.TypeAt(i) == EventTypes.Purchase)
             {
-                var e = events[i];
-                return new LastPurchase(e.ProductId, e.Category, e.Value, e.Ticks);
+                return new LastPurchase(events.ProductIdAt(i), events.CategoryAt(i), events.ValueAt(i), events.TicksAt(i)); // not the whole event: that decodes the log up to it
             }
         }
 

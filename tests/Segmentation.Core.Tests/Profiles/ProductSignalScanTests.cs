@@ -25,7 +25,7 @@ public sealed class ProductSignalScanTests
             var product = type == EventTypes.PageView || random.Next(20) == 0 ? null : $"sku-{seed}-{random.Next(40)}";
             var category = random.Next(10) == 0 ? null : $"category-{random.Next(8)}";
             var ticks = Now.AddDays(-400).AddMinutes(i * (400.0 * 24 * 60 / count)).UtcTicks;
-            events.Add(new StoredEvent($"e-{seed}-{i}", type, ticks, type == EventTypes.Purchase ? 20 : 0, 1, $"s-{i / 10}", "web", "product", category, product, null, null));
+            events.Add(new StoredEvent($"e-{seed}-{i}", type, ticks, type == EventTypes.Purchase ? 20 + i : 0, 1, $"s-{i / 10}", "web", "product", category, product, i % 7 == 0 ? Guid.NewGuid().ToString() : null, null));
         }
 
         return new Profile($"user-{seed}").WithEvents(events, count);
@@ -74,6 +74,14 @@ public sealed class ProductSignalScanTests
         }
 
         var purchased = Enumerable.Range(0, events.Count).Where(i => events.TypeAt(i) == EventTypes.Purchase).Select(events.ProductIdAt).OfType<string>().ToHashSet();
+
+        // Each event's value read in place equals the decoded event's, and the last purchase is the decoded one's.
+        var decoded = events.ToList();
+        Assert.Equal(decoded.Select(e => e.Value), Enumerable.Range(0, events.Count).Select(events.ValueAt));
+        var lastPurchase = decoded.LastOrDefault(e => e.Type == EventTypes.Purchase);
+        Assert.Equal(
+            lastPurchase.Type is null ? null : new LastPurchase(lastPurchase.ProductId, lastPurchase.Category, lastPurchase.Value, lastPurchase.Ticks),
+            ProductSignals.Last(p));
 
         Assert.Equal(viewed, ProductSignals.RecentlyViewed(p));
         Assert.Equal(cart, ProductSignals.CartProducts(p));

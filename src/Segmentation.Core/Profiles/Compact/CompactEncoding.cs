@@ -151,4 +151,13 @@ internal static class PooledString
             _ => StringPool.ValueOf((int)code - 2),
         };
     }
+
+    /// <summary>Moves past a value without making its string.</summary>
+    public static void Skip(ReadOnlySpan<byte> data, ref int at)
+    {
+        if (Varint.Read(data, ref at) == LiteralCode)
+        {
+            _ = Literal.Read(data, ref at);
+        }
+    }
 }
