@@ -6,6 +6,17 @@ namespace Segmentation.Core.Validation;
 /// </summary>
 public static class InputLimits
 {
+    /// <summary>
+    /// <paramref name="text"/> cut to at most <paramref name="max"/> characters, ending in "…" when cut: what the service
+    /// writes back of a caller's text (errors, audit entries, dead letters) stays bounded whatever was sent.
+    /// </summary>
+    public static string Bounded(string text, int max)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        return text.Length <= max ? text : string.Concat(text.AsSpan(0, max - 1), "…");
+    }
+
     /// <summary>Longest user, anonymous or session id.</summary>
     public const int MaxIdLength = 256;
 

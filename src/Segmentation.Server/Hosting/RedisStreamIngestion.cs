@@ -298,5 +298,5 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
             useApproximateMaxLength: true);
     }
 
-    private static string Bounded(string text) => text.Length <= 500 ? text : text[..500] + "…";
+    private static string Bounded(string text) => Segmentation.Core.Validation.InputLimits.Bounded(text, 500);
 }

@@ -111,7 +111,7 @@ public static class AuditedMethods
         _ => "",
     };
 
-    private static string Bounded(string text) => text.Length <= 256 ? text : text[..256];
+    private static string Bounded(string text) => Segmentation.Core.Validation.InputLimits.Bounded(text, 256);
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

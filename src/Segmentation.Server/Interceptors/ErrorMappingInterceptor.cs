@@ -91,7 +91,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 var badRequest = new BadRequest();
                 foreach (var violation in v.Violations.Take(MaxViolations))
                 {
-                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = Truncate(violation.Field, MaxFieldLength), Description = Truncate(violation.Description, MaxDescriptionLength) });
+                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = InputLimits.Bounded(violation.Field, MaxFieldLength), Description = InputLimits.Bounded(violation.Description, MaxDescriptionLength) });
                 }
 
                 if (v.Violations.Count > MaxViolations)
@@ -102,7 +102,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 return new Google.Rpc.Status
                 {
                     Code = (int)Code.InvalidArgument,
-                    Message = Truncate(v.Message, 1024),
+                    Message = InputLimits.Bounded(v.Message, 1024),
                     Details = { Any.Pack(badRequest) },
                 }.ToRpcException();
             case NotFoundException nf:
@@ -164,7 +164,6 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
         }
     }
 
-    private static string Truncate(string text, int max) => text.Length <= max ? text : string.Concat(text.AsSpan(0, max - 1), "…");
 }
 
 /// <summary>

@@ -150,7 +150,7 @@ public sealed class AdminAuditTrail
                 action,
                 outcome,
                 userId ?? "",
-                Shorten(detail ?? "", MaxDetailLength));
+                InputLimits.Bounded(detail ?? "", MaxDetailLength));
             _entries.Add(entry);
             _journal.Append(entry);
             if (_entries.Count >= 2 * MaxEntries)
@@ -235,5 +235,4 @@ public sealed class AdminAuditTrail
 
     private static bool Matches(string value, string? filter) => string.IsNullOrEmpty(filter) || string.Equals(value, filter, StringComparison.Ordinal);
 
-    private static string Shorten(string text, int max) => text.Length <= max ? text : string.Concat(text.AsSpan(0, max - 1), "…");
 }
