@@ -11,7 +11,8 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <param name="Directory">The data directory.</param>
 /// <param name="Pii">Seals personal-data values at rest.</param>
 /// <param name="AcceptDataLoss">Start although files the manifest expects are missing (operator override).</param>
-public sealed record FileStorageSettings(string Directory, PiiProtector? Pii, bool AcceptDataLoss = false);
+/// <param name="DecisionJournalInterval">How often the decision journal writes and flushes what was served and credited since (null: its default).</param>
+public sealed record FileStorageSettings(string Directory, PiiProtector? Pii, bool AcceptDataLoss = false, TimeSpan? DecisionJournalInterval = null);
 
 /// <summary>Registers durable storage of the profile store on local disk.</summary>
 public static class FileStorageServiceCollectionExtensions
@@ -56,7 +57,8 @@ public static class FileStorageServiceCollectionExtensions
             sp.GetRequiredService<DecisionMeasurement>(),
             sp.GetRequiredService<Segmentation.Core.Application.Catalogs.CatalogProvider>(),
             sp.GetService<ILoggerFactory>()?.CreateLogger<DecisionJournalFile>(),
-            outcomes: sp.GetRequiredService<OutcomeRecorder>()));
+            settings(sp)?.DecisionJournalInterval,
+            sp.GetRequiredService<OutcomeRecorder>()));
         services.Replace(ServiceDescriptor.Singleton<Segmentation.Core.Application.ChangeStream.IChangeFeedJournal>(sp => sp.GetRequiredService<DurableStorage>().Store is { } store
             ? new ChangeStreamJournal(store.Data.Path, sp.GetService<ILoggerFactory>()?.CreateLogger<ChangeStreamJournal>())
             : Segmentation.Core.Application.ChangeStream.NoChangeFeedJournal.Instance));

@@ -301,7 +301,7 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
     public async Task Decisions_served_after_the_last_measurement_save_are_credited_after_kill_9()
     {
         var port = RealServerProcessTests.FreePort();
-        var arguments = Durable(_dir, "--Segmentation:DemoData=false", "--Segmentation:MeasurementCheckpointSeconds=3600");
+        var arguments = Durable(_dir, "--Segmentation:DemoData=false", "--Segmentation:MeasurementCheckpointSeconds=3600", "--Segmentation:DecisionJournalMilliseconds=10");
         var query = new GetKpisRequest { GroupBy = { KpiDimension.Segment, KpiDimension.Channel } };
         Decision decision;
         using (var server = RealServerProcessTests.StartServer(port, arguments))
@@ -315,7 +315,7 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
                 var deadline = DateTime.UtcNow.AddSeconds(10);
                 while (!(Directory.Exists(journal) && Directory.EnumerateFiles(journal).Any(f => new FileInfo(f).Length > 100)) && DateTime.UtcNow < deadline)
                 {
-                    await Task.Delay(20); // the journal's group commit, every 20 ms
+                    await Task.Delay(10); // the journal's group commit, every 10 ms here
                 }
             }
             finally

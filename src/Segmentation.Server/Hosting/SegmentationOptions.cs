@@ -84,6 +84,13 @@ public sealed class SegmentationOptions
     [Range(1, 86_400)]
     public int MeasurementCheckpointSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// Milliseconds between writes of the decision journal (the decisions served and outcomes credited since the last
+    /// one, flushed to disk together): what a crash can lose of them, against one flush per interval.
+    /// </summary>
+    [Range(1, 60_000)]
+    public int DecisionJournalMilliseconds { get; set; } = 20;
+
     /// <summary>Days the change stream (WatchSegmentChanges) keeps entries for consumers to resume from.</summary>
     [Range(1, 90)]
     public int ChangeStreamRetentionDays { get; set; } = 7;

@@ -76,7 +76,7 @@ public static class SegmentationServiceCollectionExtensions
 
             var catalogs = sp.GetRequiredService<CatalogProvider>();
             var pii = PiiProtector.FromBase64(options.EncryptionKey, name => catalogs.Current.Traits.TryGetValue(name, out var trait) && trait.Pii);
-            return new FileStorageSettings(options.DataDirectory, pii, options.AcceptDataLoss);
+            return new FileStorageSettings(options.DataDirectory, pii, options.AcceptDataLoss, TimeSpan.FromMilliseconds(options.DecisionJournalMilliseconds));
         });
         services.TryAddSingleton<ServiceHealth>();
 
