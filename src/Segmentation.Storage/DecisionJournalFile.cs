@@ -129,6 +129,7 @@ public sealed class DecisionJournalFile : IDisposable
         {
             var current = _catalogs.Current;
             var credits = new List<OutcomeCredit>();
+            _fileNumber = Math.Max(_fileNumber, from); // files below it are the checkpoint's, deleted at the next restore
             foreach (var (number, path) in Files(Directory))
             {
                 _fileNumber = Math.Max(_fileNumber, number + 1); // never append to a file written by another process

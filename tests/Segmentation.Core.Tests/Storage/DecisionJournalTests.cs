@@ -179,6 +179,36 @@ public sealed class DecisionJournalTests : IDisposable
     }
 
     [Fact]
+    public void Decisions_after_a_clean_restart_survive_the_next_crash()
+    {
+        // A clean shutdown saves last, so no journal file is left at or after the number that save records; the next
+        // process must not number its files below it, or the restore after its crash would delete them as covered.
+        Decision before;
+        using (var first = World())
+        {
+            using var journal = Journal(first, _dir);
+            var checkpoint = Checkpoint(first, _dir, journal);
+            checkpoint.Restore();
+            before = first.Decide("a");
+            journal.Flush();
+            checkpoint.Save(); // at shutdown
+        }
+
+        Assert.Empty(DecisionJournalFile.Files(Path.Combine(_dir, DecisionJournalFile.FolderName)));
+        using var second = World();
+        using var journal2 = Journal(second, _dir);
+        Assert.True(Checkpoint(second, _dir, journal2).Restore());
+        var after = second.Decide("b");
+        journal2.Flush();
+        Crash();
+
+        using var restarted = Restart(second.Clock.Now);
+        Assert.True(restarted.World.Measurement.Ledger.TryFind(before.DecisionId, out _));
+        Assert.True(restarted.World.Measurement.Ledger.TryFind(after.DecisionId, out var found) && found.UserId == "b");
+        Assert.Equal(2, restarted.World.Get<SegmentKpis>().Query(All(restarted.World.Clock.Now)).Total.Decisions);
+    }
+
+    [Fact]
     public void Without_any_checkpoint_the_journal_alone_restores_the_decisions()
     {
         using var first = World();
