@@ -47,8 +47,10 @@ public sealed class DecisionJournalFile : IDisposable
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private readonly ManualResetEventSlim _stop = new();
-    private readonly MemoryStream _buffer = new();
+    private readonly MemoryStream _buffer = new(); // a batch's head: its kind, then the segments and keys it introduces
     private readonly BinaryWriter _writer;
+    private readonly MemoryStream _body = new(); // a batch's decisions and outcome credits, written after the head
+    private readonly BinaryWriter _bodyWriter;
     private readonly Dictionary<Segment, int> _segments = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<DecisionKey, int> _keys = new(ReferenceEqualityComparer.Instance);
     private readonly List<Segment> _newSegments = [];
@@ -76,6 +78,7 @@ public sealed class DecisionJournalFile : IDisposable
         _logger = logger ?? NullLogger.Instance;
         Interval = interval ?? TimeSpan.FromMilliseconds(20);
         _writer = new BinaryWriter(_buffer, Encoding.UTF8, leaveOpen: true);
+        _bodyWriter = new BinaryWriter(_body, Encoding.UTF8, leaveOpen: true);
         _outcomes = outcomes;
         if (outcomes is not null)
         {
@@ -270,7 +273,7 @@ public sealed class DecisionJournalFile : IDisposable
             {
                 WriteLocked();
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 // Reported by the write. What it did not write is in the state the checkpoint saves next: the decisions
                 // in the ledger, the credits in the KPIs (written to the new file as well, they would count twice).
@@ -320,6 +323,8 @@ public sealed class DecisionJournalFile : IDisposable
 
         _writer.Dispose();
         _buffer.Dispose();
+        _bodyWriter.Dispose();
+        _body.Dispose();
         _stop.Dispose();
     }
 
@@ -337,6 +342,11 @@ public sealed class DecisionJournalFile : IDisposable
                 {
                     // Reported once by WriteLocked; retried next interval.
                 }
+                catch (Exception ex)
+                {
+                    // Never the end of the process: the decisions stay in the ledger (saved by the next checkpoint).
+                    _logger.LogError(ex, "Writing to the decision journal failed unexpectedly; retried next interval");
+                }
             }
         }
     }
@@ -351,10 +361,9 @@ public sealed class DecisionJournalFile : IDisposable
         var cursor = _next; // moved on only once the batch is on disk
         var count = 0;
         _buffer.SetLength(0);
-        var w = _writer;
+        _body.SetLength(0);
+        var (w, dw) = (_writer, _bodyWriter);
         w.Write(KindBatch);
-        var decisions = new MemoryStream(); // the decisions, after the segments and keys they introduce
-        using var dw = new BinaryWriter(decisions, Encoding.UTF8, leaveOpen: true);
         while (cursor.Next < issued)
         {
             var read = cursor.Read(ledger, out var d);
@@ -412,7 +421,7 @@ public sealed class DecisionJournalFile : IDisposable
         try
         {
             var file = _file ?? OpenLocked();
-            Framing.Write(file, _buffer.GetBuffer().AsSpan(0, (int)_buffer.Length), decisions.GetBuffer().AsSpan(0, (int)decisions.Length));
+            Framing.Write(file, _buffer.GetBuffer().AsSpan(0, (int)_buffer.Length), _body.GetBuffer().AsSpan(0, (int)_body.Length));
             file.Flush(flushToDisk: true);
             _durableLength = file.Length;
         }

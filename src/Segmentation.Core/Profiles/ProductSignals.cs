@@ -44,9 +44,9 @@ public static class ProductSignals
         public double Of(ref EventLog.BackwardScan scan)
         {
             var type = scan.Type;
-            return scan.Is(type, _view, EventTypes.ProductView) ? 1
-                : scan.Is(type, _cart, EventTypes.AddToCart) ? 3
-                : scan.Is(type, _purchase, EventTypes.Purchase) ? 5
+            return scan.Is(type, _view, EventTypes.ProductView) ? Weight(EventTypes.ProductView)
+                : scan.Is(type, _cart, EventTypes.AddToCart) ? Weight(EventTypes.AddToCart)
+                : scan.Is(type, _purchase, EventTypes.Purchase) ? Weight(EventTypes.Purchase)
                 : 0;
         }
     }

@@ -269,7 +269,7 @@ public static class DerivedScores
             foreach (var i in scanned)
             {
                 var signal = signals[i];
-                if ((type != typeCode[i] && (type >= -1 || !string.Equals(scan.Text(type), signal.EventType, StringComparison.Ordinal))) ||
+                if (!scan.Is(type, typeCode[i], signal.EventType) ||
                     counts[i] >= saturation[i] ||
                     (signal.Window is { } w && ticks <= c.NowTicks - w.Ticks) ||
                     (signal.PageType is not null && !Matches(ref scan, scan.PageType, signal.PageType, pageCode[i], ref seenPage[i], ref pageMatches[i])) ||
