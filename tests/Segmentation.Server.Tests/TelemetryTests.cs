@@ -146,6 +146,19 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         return value ?? throw new InvalidOperationException("this host published no profile gauge");
     }
 
+    [Fact]
+    public async Task Metrics_include_the_runtimes_own_collections_pauses_and_allocation()
+    {
+        var http = host.CreateClient();
+        var before = Value(await Scrape(http), "dotnet_gc_heap_total_allocated_bytes_total");
+        GC.KeepAlive(Enumerable.Range(0, 1_000).Select(i => new byte[1_024]).ToList()); // at least a megabyte allocated between the scrapes
+        var after = await Scrape(http);
+        Assert.True(Value(after, "dotnet_gc_heap_total_allocated_bytes_total") - before >= 1_000_000, "the runtime meter reports the bytes allocated");
+        Assert.Contains(after.Split('\n'), l => l.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && l.Contains("gc_heap_generation=\"gen2\"", StringComparison.Ordinal));
+        Assert.Contains(after.Split('\n'), l => l.StartsWith("dotnet_gc_pause_time_seconds_total", StringComparison.Ordinal));
+        Assert.Contains(after.Split('\n'), l => l.StartsWith("dotnet_thread_pool_queue_length", StringComparison.Ordinal));
+    }
+
     private static async Task<string> Scrape(HttpClient http)
     {
         var response = await http.GetAsync("/metrics");

@@ -71,7 +71,9 @@ internal static class Telemetry
             .ConfigureResource(r => r.AddService("segmentation", serviceVersion: typeof(Telemetry).Assembly.GetName().Version?.ToString()))
             .WithMetrics(metrics =>
             {
-                metrics.AddMeter(SegmentationTelemetry.Name, TemplateRenderer.MeterName, ServiceGauges.MeterName);
+                // "System.Runtime": the runtime's own metrics (collections and pause time per generation, heap sizes,
+                // allocation, thread pool queue, lock contention, CPU time), read only when scraped.
+                metrics.AddMeter(SegmentationTelemetry.Name, TemplateRenderer.MeterName, ServiceGauges.MeterName, "System.Runtime");
                 if (options.HttpMetrics)
                 {
                     metrics.AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel");
