@@ -10,7 +10,7 @@ internal sealed record LoadOptions
         Usage: Segmentation.LoadTest [options]
           --address URL        server address, loopback only (default http://127.0.0.1:5107)
           --api-key KEY        API key sent as x-api-key (default $SEGMENTATION_API_KEY, else the local development key)
-          --mode MODE          echo | decide-hit | decide-miss | decide-fresh | mixed | stream-ingest | decide-batch | all,
+          --mode MODE          echo | decide-hit | decide-miss | echo-pair | decide-fresh | mixed | stream-ingest | decide-batch | all,
                                or several joined by commas (echo,decide-batch)
                                (default all: an unmeasured warm-up pass of every mode, then each mode measured)
           --duration SECONDS   measured time per mode (default 10)
@@ -72,7 +72,7 @@ internal sealed record LoadOptions
 
     public string? H2LoadBodiesDirectory { get; init; }
 
-    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "decide-fresh", "mixed", "stream-ingest", "decide-batch"];
+    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "echo-pair", "decide-fresh", "mixed", "stream-ingest", "decide-batch"];
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the reason on bad input.</summary>
     public static LoadOptions Parse(string[] args)

@@ -28,12 +28,22 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
             case "echo":
                 await Measure(stats, measured, async () =>
                 {
-                    await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = echoPayload }, deadline: Deadline());
+                    await Echo(channel);
                     return false;
                 });
                 break;
             case "decide-hit":
                 await Decide(channel, users[(int)((worker + iteration) % Math.Min(options.HotUsers, users.Count))], stats, measured);
+                break;
+            case "echo-pair":
+                // decide-miss's ceiling: the same two sequential RPCs per iteration with no work in the server, the
+                // second one counted (the first as decide-miss counts its TrackEvent).
+                await Unmeasured(stats, measured, () => Echo(channel));
+                await Measure(stats, measured, async () =>
+                {
+                    await Echo(channel);
+                    return false;
+                });
                 break;
             case "decide-miss":
                 await TrackThenDecide(channel, users[random.Next(users.Count)], worker, iteration, stats, measured);
@@ -81,18 +91,32 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
             return response.Decision.FromCache;
         });
 
+    private Task<EchoResponse> Echo(CallInvoker channel) =>
+        new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = echoPayload }, deadline: Deadline()).ResponseAsync;
+
     private async Task TrackThenDecide(CallInvoker channel, string user, int worker, long iteration, WorkerStats stats, bool measured)
+    {
+        if (await Unmeasured(stats, measured, () => new ProfileService.ProfileServiceClient(channel).TrackEventAsync(
+                new TrackEventRequest { Event = PageView(user, $"load-{_runId}-{worker}-{iteration}") }, deadline: Deadline()).ResponseAsync))
+        {
+            await Decide(channel, user, stats, measured);
+        }
+    }
+
+    // The call before the measured one (counted apart as a "track"); false when it failed (its status recorded).
+    private static async Task<bool> Unmeasured(WorkerStats stats, bool measured, Func<Task> call)
     {
         var start = Stopwatch.GetTimestamp();
         try
         {
-            await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(
-                new TrackEventRequest { Event = PageView(user, $"load-{_runId}-{worker}-{iteration}") }, deadline: Deadline());
+            await call();
             if (measured)
             {
                 stats.Tracks++;
                 stats.TrackLatencies.Add(Stopwatch.GetTimestamp() - start);
             }
+
+            return true;
         }
         catch (RpcException ex)
         {
@@ -101,10 +125,8 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
                 stats.Error(ex.StatusCode);
             }
 
-            return;
+            return false;
         }
-
-        await Decide(channel, user, stats, measured);
     }
 
     // Records one call's latency, whether the server served it from its cache, or its gRPC status on failure.
