@@ -123,13 +123,13 @@ public sealed class BenchWorld : IDisposable
     public EvalContext ShopperContext() => new(Shopper, Request, Now.UtcTicks, Rfm.Current, Catalogs.Current.Features);
 
     /// <summary>A page view for <paramref name="userId"/> now; <paramref name="eventId"/> must be unique to count.</summary>
-    public BehaviourEvent PageView(string userId, string eventId) => new()
+    public BehaviourEvent PageView(string userId, string eventId, string? country = null) => new()
     {
         EventId = eventId,
         Type = EventTypes.PageView,
         UserId = userId,
         Timestamp = Now,
-        Context = new EventContext("web", "mobile", $"s-{userId}", "product", "/gifts/christmas"),
+        Context = new EventContext("web", "mobile", $"s-{userId}", "product", "/gifts/christmas", country),
     };
 
     /// <summary>Adds <paramref name="count"/> customers with 1 to 6 purchases each over the last two years.</summary>

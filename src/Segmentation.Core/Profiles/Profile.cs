@@ -264,20 +264,20 @@ public sealed record Profile
             events = events.Freeze();
         }
 
-        var next = this with { Version = newVersion, Events = events, Aggregates = aggregates };
-
+        // The attributes the event observes, then one copy of the profile with everything (not one per attribute).
+        var attributes = Attributes;
         var at = new DateTimeOffset(e.Ticks, TimeSpan.Zero);
         if (e.Type == EventTypes.ProductView && e.Category is not null)
         {
-            next = next.WithObserved(ObservedAttributes.LastViewedCategory, e.Category, e.Source, at);
+            attributes = WithObserved(attributes, ObservedAttributes.LastViewedCategory, e.Category, e.Source, at);
         }
 
         if (!string.IsNullOrEmpty(e.Country))
         {
-            next = next.WithObserved(ObservedAttributes.Country, e.Country, e.Source, at);
+            attributes = WithObserved(attributes, ObservedAttributes.Country, e.Country, e.Source, at);
         }
 
-        return next;
+        return this with { Version = newVersion, Events = events, Aggregates = aggregates, Attributes = attributes };
     }
 
     /// <summary>
@@ -329,8 +329,7 @@ public sealed record Profile
     /// </summary>
     public bool TrySetAttribute(ProfileAttribute attribute, long newVersion, out Profile result)
     {
-        if (Attributes.TryGetValue(attribute.Name, out var existing) &&
-            (existing.Layer > attribute.Layer || (existing.Layer == attribute.Layer && existing.UpdatedAt > attribute.UpdatedAt)))
+        if (!Wins(Attributes, attribute))
         {
             result = this;
             return false;
@@ -339,6 +338,12 @@ public sealed record Profile
         result = this with { Version = newVersion, Attributes = Attributes.SetItem(attribute.Name, attribute) };
         return true;
     }
+
+    // Whether a write of attribute replaces what attributes hold under its name: not when a more reliable layer holds it,
+    // nor when the same layer holds a newer value.
+    private static bool Wins(AttributeDictionary attributes, ProfileAttribute attribute) =>
+        !attributes.TryGetValue(attribute.Name, out var existing) ||
+        !(existing.Layer > attribute.Layer || (existing.Layer == attribute.Layer && existing.UpdatedAt > attribute.UpdatedAt));
 
     /// <summary>Records the winning segment after a write; appends a change when it differs.</summary>
     public Profile WithSegment(string winner, DateTimeOffset at, string cause)
@@ -353,8 +358,11 @@ public sealed record Profile
     }
 
     // Observed values and sources are low-cardinality: stored as shared instances.
-    private Profile WithObserved(string name, string value, string source, DateTimeOffset at) =>
-        TrySetAttribute(new ProfileAttribute(name, StringPool.Share(value), AttributeLayer.FirstParty, StringPool.Share(source), at), Version, out var p) ? p : this;
+    private static AttributeDictionary WithObserved(AttributeDictionary attributes, string name, string value, string source, DateTimeOffset at)
+    {
+        var attribute = new ProfileAttribute(name, StringPool.Share(value), AttributeLayer.FirstParty, StringPool.Share(source), at);
+        return Wins(attributes, attribute) ? attributes.SetItem(name, attribute) : attributes;
+    }
 
     /// <summary>This profile with exactly <paramref name="ordered"/> (in time order) as its events, aggregates replayed.</summary>
     internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion)

@@ -162,8 +162,10 @@ public static class DerivedScores
         }
 
         var score = 0;
-        foreach (var fit in lead.Fit)
+        var fits = lead.Fit;
+        for (var i = 0; i < fits.Count; i++) // by index: a foreach over the interface would box a list enumerator per score
         {
+            var fit = fits[i];
             if (fit.Rule.Evaluate(c))
             {
                 score += fit.Points;

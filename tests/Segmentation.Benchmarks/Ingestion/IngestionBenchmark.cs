@@ -34,4 +34,12 @@ public class IngestionBenchmark
         var n = _next++;
         return _world.Ingestion.Track(_world.PageView(_users[n % Users], $"ev-{n}"));
     }
+
+    /// <summary>The same page view as a storefront sends it (and the load generator's stream-ingest): with the visitor's country, which the profile observes as an attribute.</summary>
+    [Benchmark]
+    public TrackResult TrackStorefrontPageView()
+    {
+        var n = _next++;
+        return _world.Ingestion.Track(_world.PageView(_users[n % Users], $"ev-{n}", "GB"));
+    }
 }

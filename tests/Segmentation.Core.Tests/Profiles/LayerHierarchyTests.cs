@@ -71,6 +71,35 @@ public class LayerHierarchyTests
     }
 
     [Fact]
+    public void An_event_observes_its_category_and_country_in_one_new_profile_and_a_late_event_does_not_replace_newer_values()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        Events.BehaviourEvent View(string id, string category, string country, DateTimeOffset at) => new()
+        {
+            EventId = id,
+            Type = Events.EventTypes.ProductView,
+            UserId = "u1",
+            Timestamp = at,
+            Context = new Events.EventContext("web", "mobile", "s1", "product", Country: country),
+            ProductId = "p1",
+            Category = category,
+        };
+
+        var before = w.Store.Get("u1");
+        w.Ingestion.Track(View("e1", "kitchen", "GB", w.Clock.Now.AddMinutes(-10)));
+        var first = w.Store.Get("u1")!;
+        Assert.Equal(("kitchen", "GB"), (first.Attributes[ObservedAttributes.LastViewedCategory].Value, first.Attributes[ObservedAttributes.Country].Value));
+        Assert.All(first.Attributes.Values.Where(a => ObservedAttributes.All.Contains(a.Name)), a => Assert.Equal((AttributeLayer.FirstParty, "web", w.Clock.Now.AddMinutes(-10)), (a.Layer, a.Source, a.UpdatedAt)));
+
+        w.Ingestion.Track(View("e2", "garden", "IE", w.Clock.Now));
+        w.Ingestion.Track(View("e3", "toys", "FR", w.Clock.Now.AddMinutes(-5))); // arrives late: older than e2's values
+        var last = w.Store.Get("u1")!;
+        Assert.Equal(("garden", "IE", w.Clock.Now), (last.Attributes[ObservedAttributes.LastViewedCategory].Value, last.Attributes[ObservedAttributes.Country].Value, last.Attributes[ObservedAttributes.Country].UpdatedAt));
+        Assert.Equal(3, last.TotalEvents);
+        Assert.Null(before);
+    }
+
+    [Fact]
     public void Traits_must_be_declared_and_of_the_declared_type()
     {
         using var w = new TestWorld(TestCatalogs.Source());
