@@ -49,6 +49,30 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         Assert.Equal(_dir, published.Origin);
     }
 
+    [Fact]
+    public async Task An_experiment_stopped_through_the_API_stays_stopped_when_the_directory_changes()
+    {
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:CatalogPath", _dir);
+            b.UseSetting("Segmentation:DemoData", "false");
+        });
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        var experiments = new ExperimentService.ExperimentServiceClient(channel);
+        await experiments.StopExperimentAsync(new StopExperimentRequest { ExperimentId = "champions_referral_test" }); // version 2: the stop is in the version's files, not in the directory
+
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        await File.WriteAllTextAsync(value, (await File.ReadAllTextAsync(value)).Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        var published = await WaitForVersion(catalog, 3);
+
+        Assert.Equal("VIP client", published.Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
+        var experiment = (await experiments.ListExperimentsAsync(new ListExperimentsRequest())).Experiments.Single(e => e.Id == "champions_referral_test");
+        Assert.Equal(ExperimentStatus.Stopped, experiment.Status);
+        Assert.DoesNotContain("stop:", await File.ReadAllTextAsync(Path.Combine(_dir, "experiments.yaml")), StringComparison.Ordinal); // the directory itself is never written
+    }
+
     [Theory]
     [InlineData("rule: { ? [a, b] : 1 }")]
     [InlineData("deep")]

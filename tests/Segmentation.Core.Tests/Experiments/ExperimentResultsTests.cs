@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Experiments;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
@@ -235,6 +236,71 @@ public class ExperimentResultsTests
         Assert.Equal(ExperimentStatus.Stopped, Assert.Single(Lifecycle(w).List().Experiments).Status);
         Assert.Throws<PreconditionFailedException>(() => Lifecycle(w).Stop("vip_offer_test", ""));
         Assert.Throws<ValidationException>(() => Lifecycle(w).Promote("vip_offer_test", "nope", ""));
+    }
+
+    // The start-up source (here: the test world's catalog) changed where the API cannot write: one file edited, the
+    // experiment's file as it was before the API stopped or promoted it.
+    private static CatalogSnapshot DirectoryChanged(TestWorld w, string experiments = ExperimentCatalogTests.Experiment)
+    {
+        var files = ExperimentCatalogTests.Source(experiments).ReadFiles().Select(f => f.Name == "fallback.yaml" ? f with { Text = f.Text + "\n# edited by hand\n" } : f).ToList();
+        return w.Catalogs.Load(new InMemoryCatalogSource(files), "file change");
+    }
+
+    [Fact]
+    public void A_change_of_the_catalog_directory_keeps_an_experiment_the_API_stopped_stopped()
+    {
+        using var w = World();
+        Vip(w, "a");
+        Lifecycle(w).Stop("vip_offer_test", "");
+        w.Clock.Now += TimeSpan.FromHours(1);
+
+        var published = DirectoryChanged(w);
+
+        Assert.Contains("# edited by hand", published.Files.Single(f => f.Name == "fallback.yaml").Text, StringComparison.Ordinal); // the directory's change is published
+        Assert.Contains("stop: 2026-06-01T12:00:00Z", published.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal); // with the stop, at its time
+        Assert.Equal(ExperimentStatus.Stopped, Assert.Single(Lifecycle(w).List().Experiments).Status);
+        Assert.Null(w.Decide("a").Arm);
+        Assert.EndsWith("kept ended: vip_offer_test", w.Catalogs.History[0].Comment, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_change_of_the_catalog_directory_keeps_a_promoted_arm_promoted_and_a_new_run_takes_a_new_id()
+    {
+        using var w = World();
+        Vip(w, "a");
+        Lifecycle(w).Promote("vip_offer_test", "stronger_offer", "");
+
+        var published = DirectoryChanged(w);
+        Assert.Contains("promoted: stronger_offer", published.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal);
+        Assert.Equal(("20 % off for gold", null), (w.Decide("a").Variants[(int)VariantKind.Offer].Text, w.Decide("a").Arm));
+
+        // Renamed in the directory: a new experiment, which runs.
+        DirectoryChanged(w, ExperimentCatalogTests.Experiment.Replace("id: vip_offer_test", "id: vip_offer_test_2", StringComparison.Ordinal));
+        Assert.Equal(ExperimentStatus.Running, Assert.Single(Lifecycle(w).List().Experiments).Status);
+        Assert.NotNull(w.Decide("a").Arm);
+    }
+
+    [Fact]
+    public void The_directory_says_last_when_it_ends_the_experiment_itself_and_a_promoted_arm_it_dropped_is_stopped_instead()
+    {
+        using var w = World();
+        Lifecycle(w).Promote("vip_offer_test", "stronger_offer", "");
+        var ownStop = ExperimentCatalogTests.Experiment.Replace("    primary_metric:", "    stop: 2026-05-01T00:00:00Z\n    primary_metric:", StringComparison.Ordinal);
+        var published = DirectoryChanged(w, ownStop);
+        Assert.DoesNotContain("promoted:", published.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal);
+        Assert.Equal(ExperimentStatus.Stopped, Assert.Single(Lifecycle(w).List().Experiments).Status);
+
+        using var v = World();
+        Lifecycle(v).Promote("vip_offer_test", "stronger_offer", "");
+        var oneArm = ExperimentCatalogTests.Experiment[..ExperimentCatalogTests.Experiment.IndexOf("      - id: stronger_offer", StringComparison.Ordinal)] + "      - id: bolder_offer\n        weight: 1\n";
+        var stopped = DirectoryChanged(v, oneArm);
+        Assert.Contains("stop: 2026-06-01T12:00:00Z", stopped.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal);
+        Assert.Equal(ExperimentStatus.Stopped, Assert.Single(Lifecycle(v).List().Experiments).Status);
+
+        // A publish through the API is published as given (PublishCatalog's contract; based_on_version protects it).
+        var api = v.Catalogs.Load(new InMemoryCatalogSource(ExperimentCatalogTests.Source(ExperimentCatalogTests.Experiment).ReadFiles(), "api"), "publish");
+        Assert.Equal(ExperimentStatus.Running, Assert.Single(Lifecycle(v).List().Experiments).Status);
+        Assert.DoesNotContain("stop:", api.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -2,7 +2,6 @@ using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Experiments;
-using Segmentation.Core.Rules;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Experiments;
@@ -79,7 +78,7 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
             throw new PreconditionFailedException($"experiment '{experimentId}' has not started (it starts at {new DateTimeOffset(experiment.StartTicks, TimeSpan.Zero):yyyy-MM-ddTHH:mm:ssZ}): there is nothing to stop yet; to call it off, remove it from the catalog or move its start, and publish");
         }
 
-        var stop = time.GetUtcNow().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        var stop = CatalogText.Instant(time.GetUtcNow());
         return Edit(catalog, experiment, "stop", stop, comment.Length > 0 ? comment : $"stop experiment {experimentId}");
     }
 
@@ -167,46 +166,4 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         // cannot silently undo each other; the later one is refused (ABORTED) and may be retried.
         return governance.Publish(files, comment, catalog.Version);
     }
-}
-
-/// <summary>Edits a catalog file's text where a mapping was written, keeping everything else (comments included) as it was.</summary>
-public static class CatalogText
-{
-    /// <summary>
-    /// <paramref name="text"/> with <paramref name="key"/> set to <paramref name="value"/> in the block mapping
-    /// <paramref name="map"/>: its value replaced on its own line when present, else a line added after the mapping's
-    /// first one-line key at the same indentation. Throws <see cref="PreconditionFailedException"/> for a flow mapping
-    /// (<c>{ id: a, ... }</c>), which is edited by hand.
-    /// </summary>
-    public static string SetScalar(string text, SyntaxMap map, string key, string value)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        ArgumentNullException.ThrowIfNull(map);
-        if (map.Entries.Count == 0 || map.Entries.Select(e => e.Key.At.Line).Distinct().Count() < map.Entries.Count)
-        {
-            throw new PreconditionFailedException($"the mapping at {map.At} is written on one line; write it as a block (one key per line) to edit it through the API");
-        }
-
-        var newline = text.Contains("\r\n", StringComparison.Ordinal) ? "\r\n" : "\n";
-        var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
-        var existing = map.Entries.FirstOrDefault(e => e.Key.Text == key);
-        if (existing is not null)
-        {
-            var line = existing.Key.At.Line - 1;
-            var indent = existing.Key.At.Column - 1;
-            lines[line] = lines[line][..indent] + key + ": " + Quote(value);
-        }
-        else
-        {
-            // After a key whose scalar value sits on its own line (a key with a block value would swallow the new line).
-            var anchor = map.Entries.FirstOrDefault(e => e.Value is SyntaxScalar s && s.At.Line == e.Key.At.Line)?.Key.At
-                ?? throw new PreconditionFailedException($"the mapping at {map.At} has no one-line key to add '{key}' after; add it by hand");
-            lines.Insert(anchor.Line, new string(' ', anchor.Column - 1) + key + ": " + Quote(value));
-        }
-
-        return string.Join(newline, lines);
-    }
-
-    private static string Quote(string value) =>
-        value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or ':' or '.') ? value : "\"" + value.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }

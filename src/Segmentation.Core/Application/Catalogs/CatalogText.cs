@@ -1,0 +1,49 @@
+using Segmentation.Core.Rules;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Catalogs;
+
+/// <summary>Edits a catalog file's text where a mapping was written, keeping everything else (comments included) as it was.</summary>
+public static class CatalogText
+{
+    /// <summary>
+    /// <paramref name="text"/> with <paramref name="key"/> set to <paramref name="value"/> in the block mapping
+    /// <paramref name="map"/>: its value replaced on its own line when present, else a line added after the mapping's
+    /// first one-line key at the same indentation. Throws <see cref="PreconditionFailedException"/> for a flow mapping
+    /// (<c>{ id: a, ... }</c>), which is edited by hand.
+    /// </summary>
+    public static string SetScalar(string text, SyntaxMap map, string key, string value)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(map);
+        if (map.Entries.Count == 0 || map.Entries.Select(e => e.Key.At.Line).Distinct().Count() < map.Entries.Count)
+        {
+            throw new PreconditionFailedException($"the mapping at {map.At} is written on one line; write it as a block (one key per line) to edit it through the API");
+        }
+
+        var newline = text.Contains("\r\n", StringComparison.Ordinal) ? "\r\n" : "\n";
+        var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        var existing = map.Entries.FirstOrDefault(e => e.Key.Text == key);
+        if (existing is not null)
+        {
+            var line = existing.Key.At.Line - 1;
+            var indent = existing.Key.At.Column - 1;
+            lines[line] = lines[line][..indent] + key + ": " + Quote(value);
+        }
+        else
+        {
+            // After a key whose scalar value sits on its own line (a key with a block value would swallow the new line).
+            var anchor = map.Entries.FirstOrDefault(e => e.Value is SyntaxScalar s && s.At.Line == e.Key.At.Line)?.Key.At
+                ?? throw new PreconditionFailedException($"the mapping at {map.At} has no one-line key to add '{key}' after; add it by hand");
+            lines.Insert(anchor.Line, new string(' ', anchor.Column - 1) + key + ": " + Quote(value));
+        }
+
+        return string.Join(newline, lines);
+    }
+
+    /// <summary>An instant as catalog files write it (UTC, to the second).</summary>
+    public static string Instant(DateTimeOffset at) => at.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Quote(string value) =>
+        value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or ':' or '.') ? value : "\"" + value.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+}
