@@ -65,6 +65,24 @@ public class LongHistoryBenchmark
         return last;
     }
 
+    /// <summary>
+    /// A page view, then a Decide for the same user (what a storefront does when a view changes what to show): the
+    /// write derives the lead score and evaluates memberships, then the decision evaluates the catalog again over the
+    /// same events (time per pair).
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = WritesPerInvocation)]
+    public Core.Decisions.Decision TrackThenDecideOnLongHistory()
+    {
+        Core.Decisions.Decision last = null!;
+        for (var i = 0; i < WritesPerInvocation; i++)
+        {
+            Write();
+            last = _world.Engine.Decide(new Core.Application.Decisions.DecisionRequest("long-history", "", _world.Request, _at));
+        }
+
+        return last;
+    }
+
     private TrackResult Write()
     {
         var n = _next++;
