@@ -22,12 +22,7 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     [Fact]
     public async Task A_broken_saved_file_is_rejected_and_the_last_good_catalog_keeps_serving()
     {
-        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            GrpcTestFixture.ConfigureTestHost(b);
-            b.UseSetting("Segmentation:CatalogPath", _dir);
-            b.UseSetting("Segmentation:DemoData", "false");
-        });
+        using var factory = Server();
         using var channel = GrpcTestFixture.CreateChannel(factory);
         var catalog = new CatalogService.CatalogServiceClient(channel);
         var decisions = new DecisionService.DecisionServiceClient(channel);
@@ -52,12 +47,7 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     [Fact]
     public async Task An_experiment_stopped_through_the_API_stays_stopped_when_the_directory_changes()
     {
-        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            GrpcTestFixture.ConfigureTestHost(b);
-            b.UseSetting("Segmentation:CatalogPath", _dir);
-            b.UseSetting("Segmentation:DemoData", "false");
-        });
+        using var factory = Server();
         using var channel = GrpcTestFixture.CreateChannel(factory);
         var catalog = new CatalogService.CatalogServiceClient(channel);
         var experiments = new ExperimentService.ExperimentServiceClient(channel);
@@ -79,12 +69,7 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     [InlineData("bomb")]
     public async Task A_hostile_saved_file_is_rejected_and_the_service_goes_on(string kind)
     {
-        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            GrpcTestFixture.ConfigureTestHost(b);
-            b.UseSetting("Segmentation:CatalogPath", _dir);
-            b.UseSetting("Segmentation:DemoData", "false");
-        });
+        using var factory = Server();
         using var channel = GrpcTestFixture.CreateChannel(factory);
         var catalog = new CatalogService.CatalogServiceClient(channel);
         Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
@@ -101,6 +86,14 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
         Assert.Equal("general_audience", (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "nobody" })).Decision.Segment.Id);
     }
+
+    // A server whose catalog is this test's directory, without demo data.
+    private WebApplicationFactory<Program> Server() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    {
+        GrpcTestFixture.ConfigureTestHost(b);
+        b.UseSetting("Segmentation:CatalogPath", _dir);
+        b.UseSetting("Segmentation:DemoData", "false");
+    });
 
     private static TimeSpan CatalogDirectoryWatcherDelay() => TimeSpan.FromSeconds(2.5);
 
