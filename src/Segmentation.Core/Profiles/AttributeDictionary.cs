@@ -23,6 +23,9 @@ public readonly struct AttributeDictionary : IReadOnlyDictionary<string, Profile
     /// <inheritdoc />
     public int Count => Items.Length;
 
+    /// <summary>True when <paramref name="other"/> is this very dictionary (the same items, not a copy).</summary>
+    internal bool SameAs(AttributeDictionary other) => ReferenceEquals(Items, other.Items);
+
     /// <inheritdoc />
     public IEnumerable<string> Keys => Items.Select(a => a.Name);
 

@@ -32,8 +32,12 @@ public sealed record Profile
         get => _attributes;
         init
         {
+            if (!_attributes.SameAs(value))
+            {
+                _traitValues = null; // a snapshot made with other attributes keeps nothing built from these
+            }
+
             _attributes = value;
-            _traitValues = null; // a snapshot made with other attributes keeps nothing built from these
         }
     }
 

@@ -141,6 +141,25 @@ public class TraitSlotTests
     }
 
     [Fact]
+    public void An_event_that_observes_no_attribute_keeps_the_trait_values_and_one_that_does_builds_them_again()
+    {
+        // A personal value (a PII trait): its layout is the profile's own array, never a shared one, so keeping is visible.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("named", "value", "{ field: traits.first_name, exists: true }")));
+        var layout = w.Catalogs.Current.Features;
+        var first = w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["first_name"] = "Ada" }, "crm", AttributeLayer.ZeroParty, null).Profile;
+        var built = first.TraitValues(layout);
+        Assert.NotSame(built, (first with { Attributes = first.Attributes.SetItem("first_name", first.Attributes["first_name"]) }).TraitValues(layout)); // other attributes: built again
+
+        var view = first.Apply(new StoredEvent("v1", Core.Events.EventTypes.PageView, At.UtcTicks, 0, 1, "s1", "web", "home", null, null, null, null), first.Version + 1);
+        Assert.Same(built, view.TraitValues(layout)); // the attributes did not change: nothing to build again
+
+        var fromGb = view.Apply(new StoredEvent("v2", Core.Events.EventTypes.PageView, At.UtcTicks + 1, 0, 1, "s1", "web", "home", null, null, null, "GB"), view.Version + 1);
+        Assert.Equal("GB", fromGb.Attributes[ObservedAttributes.Country].Value);
+        Assert.NotSame(built, fromGb.TraitValues(layout));
+        Assert.Equal(built, fromGb.TraitValues(layout)); // the same declared traits
+    }
+
+    [Fact]
     public void A_preview_does_not_displace_the_serving_catalogs_trait_values_and_a_publish_lays_them_out_again()
     {
         using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("gold", "value", "{ field: traits.tier, eq: gold }")));
