@@ -38,12 +38,15 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
             case "echo-pair":
                 // decide-miss's ceiling: the same two sequential RPCs per iteration with no work in the server, the
                 // second one counted (the first as decide-miss counts its TrackEvent).
-                await Unmeasured(stats, measured, () => Echo(channel));
-                await Measure(stats, measured, async () =>
+                if (await Unmeasured(stats, measured, () => Echo(channel)))
                 {
-                    await Echo(channel);
-                    return false;
-                });
+                    await Measure(stats, measured, async () =>
+                    {
+                        await Echo(channel);
+                        return false;
+                    });
+                }
+
                 break;
             case "decide-miss":
                 await TrackThenDecide(channel, users[random.Next(users.Count)], worker, iteration, stats, measured);

@@ -105,7 +105,7 @@ public sealed class CatalogProvider
         }
 
         Published?.Invoke(_current);
-        return lastFromSource is not null && lastFromSource.Files.SequenceEqual(files) // records: same names and texts
+        return lastFromSource is not null && (lastFromSource.Files.SequenceEqual(files) || SameKeepingEnded(lastFromSource, files, cancellation)) // records: same names and texts
             ? _current
             : Load(new InMemoryCatalogSource(files, source.Origin), lastFromSource is null ? "start-up: a new catalog source" : $"start-up: changed since v{lastFromSource.Info.Version}", cancellation);
     }
@@ -124,10 +124,25 @@ public sealed class CatalogProvider
         try
         {
             loaded = CatalogLoader.Load(source, cancellation);
-            if (_current is { } serving && string.Equals(source.Origin, Volatile.Read(ref _startupOrigin), StringComparison.Ordinal))
+            if (basedOn is not null || _current is null || !string.Equals(source.Origin, Volatile.Read(ref _startupOrigin), StringComparison.Ordinal))
             {
-                (loaded, var kept) = KeepEndedExperiments(serving, loaded, cancellation);
-                comment = kept.Count == 0 ? comment : $"{comment}{(comment.Length > 0 ? "; " : "")}kept ended: {string.Join(", ", kept)}";
+                return PublishVersion(loaded, comment, null, basedOn);
+            }
+
+            // The start-up source (a catalog directory, a deployment's files): experiments the serving version ended stay
+            // ended. Checked against the version it replaces, so a stop or promote published meanwhile is seen: retried.
+            for (var attempt = 0; ; attempt++)
+            {
+                var serving = Current;
+                var (kept, ids) = KeepEndedExperiments(serving, loaded, cancellation);
+                try
+                {
+                    return PublishVersion(kept, ids.Count == 0 ? comment : $"{comment}{(comment.Length > 0 ? "; " : "")}kept ended: {string.Join(", ", ids)}", null, serving.Version);
+                }
+                catch (ConcurrencyConflictException) when (attempt < 8)
+                {
+                    // another version was published since `serving` was read: check against it
+                }
             }
         }
         catch (CatalogException)
@@ -135,8 +150,22 @@ public sealed class CatalogProvider
             SegmentationTelemetry.CatalogPublishes.Add(1, SegmentationTelemetry.Tag("origin", OriginKind(source.Origin)), SegmentationTelemetry.Tag("result", "rejected"));
             throw;
         }
+    }
 
-        return PublishVersion(loaded, comment, null, basedOn);
+    // Whether `files` are the files `last` was published from, with the experiments it kept ended written in: a version
+    // that kept experiments ended holds edited copies, and an unchanged deployment must not count as a new one.
+    private bool SameKeepingEnded(StoredCatalogVersion last, IReadOnlyList<CatalogFile> files, CancellationToken cancellation)
+    {
+        try
+        {
+            var published = CatalogLoader.Load(new InMemoryCatalogSource(last.Files, last.Info.Origin), cancellation);
+            var (kept, ids) = KeepEndedExperiments(published, CatalogLoader.Load(new InMemoryCatalogSource(files, last.Info.Origin), cancellation), cancellation);
+            return ids.Count > 0 && kept.Files.SequenceEqual(last.Files);
+        }
+        catch (CatalogException)
+        {
+            return false; // the files differ (they would not even load as that version's source)
+        }
     }
 
     /// <summary>
@@ -159,9 +188,19 @@ public sealed class CatalogProvider
                 continue;
             }
 
-            edits.Add(before.Promoted is { } arm && next.ArmById(arm) is not null
-                ? (next, "promoted", arm)
-                : (next, "stop", CatalogText.Instant(new DateTimeOffset(Math.Min(before.StopTicks, now.UtcTicks), TimeSpan.Zero)))); // a promoted arm the new files dropped: stopped instead
+            if (before.Promoted is { } arm && next.ArmById(arm) is not null)
+            {
+                edits.Add((next, "promoted", arm));
+                continue;
+            }
+
+            var stop = new DateTimeOffset(Math.Min(before.StopTicks, now.UtcTicks), TimeSpan.Zero); // a promoted arm the new files dropped: stopped instead
+            if (next.StartTicks >= CatalogText.ParseInstant(CatalogText.Instant(stop)))
+            {
+                throw new CatalogException([new CatalogError(next.Node.At.File, next.Node.At.Line, null, "experiments", $"experiment '{next.Id}' ended in the serving catalog (version {serving.Version}, {(before.Promoted is null ? "stopped" : "promoted")} by {CatalogText.Instant(stop)}) and these files start it again at {CatalogText.Instant(new DateTimeOffset(next.StartTicks, TimeSpan.Zero))}: a new run takes a new id (its results would mix with the first run's)")]);
+            }
+
+            edits.Add((next, "stop", CatalogText.Instant(stop)));
         }
 
         if (edits.Count == 0)
