@@ -71,7 +71,7 @@ public class LayerHierarchyTests
     }
 
     [Fact]
-    public void An_event_observes_its_category_and_country_in_one_new_profile_and_a_late_event_does_not_replace_newer_values()
+    public void An_event_observes_its_category_and_country_and_a_late_event_does_not_replace_newer_values()
     {
         using var w = new TestWorld(TestCatalogs.Source());
         Events.BehaviourEvent View(string id, string category, string country, DateTimeOffset at) => new()

@@ -43,6 +43,32 @@ public sealed class CatalogVersionFilesTests : IDisposable
     }
 
     [Fact]
+    public void A_restart_with_the_same_files_is_not_a_new_deployment_after_an_experiment_was_kept_ended()
+    {
+        var clock = new Support.ManualClock(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
+                var source = Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment);
+        var first = new CatalogProvider(clock);
+        var v1 = first.Start(source, new CatalogVersionFiles(_dir));
+        var experiment = v1.Experiments.Single();
+        var stopped = v1.Files.Select(f => f.Name == experiment.Node.At.File ? f with { Text = CatalogText.SetScalar(f.Text, experiment.Node, "stop", CatalogText.Instant(clock.Now)) } : f).ToList();
+        first.Load(new InMemoryCatalogSource(stopped, "api"), "stop", v1.Version); // v2: stopped through the API
+        clock.Now += TimeSpan.FromHours(1);
+        var changed = new InMemoryCatalogSource([.. source.ReadFiles().Select(f => f.Name == "fallback.yaml" ? f with { Text = f.Text + "\n# edited\n" } : f)]);
+        Assert.Contains("kept ended", first.Load(changed, "file change") is { Version: 3 } ? first.History[0].Comment : "", StringComparison.Ordinal);
+        first.Load(new InMemoryCatalogSource(first.Current.Files, "api"), "published after", 3); // v4
+
+        // The same files again: v4 stays active and nothing is published.
+        var second = new CatalogProvider(clock);
+        Assert.Equal(4, second.Start(changed, new CatalogVersionFiles(_dir)).Version);
+        Assert.Equal(4, second.History[0].Version);
+
+        // Files that start the experiment again after it ended, under the same id, are refused and say why.
+        var again = Experiments.ExperimentCatalogTests.Experiment.Replace("    primary_metric:", "    start: 2026-07-01T00:00:00Z\n    primary_metric:", StringComparison.Ordinal);
+        var refused = Assert.Throws<CatalogException>(() => new CatalogProvider(clock).Start(Experiments.ExperimentCatalogTests.Source(again), new CatalogVersionFiles(_dir)));
+        Assert.Contains("a new run takes a new id", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_rollback_to_the_start_up_source_survives_a_restart_of_the_same_deployment()
     {
         var deployed = new InMemoryCatalogSource(Renamed("deployed").ReadFiles(), "directory:/catalog");

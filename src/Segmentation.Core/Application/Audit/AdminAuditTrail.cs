@@ -234,5 +234,4 @@ public sealed class AdminAuditTrail
     }
 
     private static bool Matches(string value, string? filter) => string.IsNullOrEmpty(filter) || string.Equals(value, filter, StringComparison.Ordinal);
-
 }

@@ -134,7 +134,7 @@ public sealed class CatalogProvider
             for (var attempt = 0; ; attempt++)
             {
                 var serving = Current;
-                var (kept, ids) = KeepEndedExperiments(serving, loaded, cancellation);
+                var (kept, ids) = EndedExperiments.Keep(serving, loaded, _time.GetUtcNow(), cancellation);
                 try
                 {
                     return PublishVersion(kept, ids.Count == 0 ? comment : $"{comment}{(comment.Length > 0 ? "; " : "")}kept ended: {string.Join(", ", ids)}", null, serving.Version);
@@ -159,75 +159,13 @@ public sealed class CatalogProvider
         try
         {
             var published = CatalogLoader.Load(new InMemoryCatalogSource(last.Files, last.Info.Origin), cancellation);
-            var (kept, ids) = KeepEndedExperiments(published, CatalogLoader.Load(new InMemoryCatalogSource(files, last.Info.Origin), cancellation), cancellation);
+            var (kept, ids) = EndedExperiments.Keep(published, CatalogLoader.Load(new InMemoryCatalogSource(files, last.Info.Origin), cancellation), _time.GetUtcNow(), cancellation);
             return ids.Count > 0 && kept.Files.SequenceEqual(last.Files);
         }
         catch (CatalogException)
         {
             return false; // the files differ (they would not even load as that version's source)
         }
-    }
-
-    /// <summary>
-    /// The start-up source's files (a catalog directory, or the embedded catalog of a new deployment) as they will be
-    /// served: an experiment the serving catalog has stopped or promoted — through the API, whose edits go into the
-    /// versions and not into the directory, or by its stop time — stays stopped or promoted when the new files would
-    /// run it again under the same id (a resumed experiment would mix two runs in one result; a new run takes a new
-    /// id). The stop or promotion is written into the new files where the experiment is, so the version's files say
-    /// what is served. Returns the snapshot to publish and the ids kept ended.
-    /// </summary>
-    private (CatalogSnapshot Snapshot, IReadOnlyList<string> Kept) KeepEndedExperiments(CatalogSnapshot serving, CatalogSnapshot loaded, CancellationToken cancellation)
-    {
-        var now = _time.GetUtcNow();
-        bool Ended(Catalog.Experiment e) => e.Promoted is not null || e.StopTicks <= now.UtcTicks;
-        var edits = new List<(Catalog.Experiment Experiment, string Key, string Value)>();
-        foreach (var next in loaded.Experiments)
-        {
-            if (Ended(next) || serving.Experiments.FirstOrDefault(e => e.Id == next.Id) is not { } before || !Ended(before))
-            {
-                continue;
-            }
-
-            if (before.Promoted is { } arm && next.ArmById(arm) is not null)
-            {
-                edits.Add((next, "promoted", arm));
-                continue;
-            }
-
-            var stop = new DateTimeOffset(Math.Min(before.StopTicks, now.UtcTicks), TimeSpan.Zero); // a promoted arm the new files dropped: stopped instead
-            if (next.StartTicks >= CatalogText.ParseInstant(CatalogText.Instant(stop)))
-            {
-                throw new CatalogException([new CatalogError(next.Node.At.File, next.Node.At.Line, null, "experiments", $"experiment '{next.Id}' ended in the serving catalog (version {serving.Version}, {(before.Promoted is null ? "stopped" : "promoted")} by {CatalogText.Instant(stop)}) and these files start it again at {CatalogText.Instant(new DateTimeOffset(next.StartTicks, TimeSpan.Zero))}: a new run takes a new id (its results would mix with the first run's)")]);
-            }
-
-            edits.Add((next, "stop", CatalogText.Instant(stop)));
-        }
-
-        if (edits.Count == 0)
-        {
-            return (loaded, []);
-        }
-
-        var files = loaded.Files.ToList();
-        foreach (var (experiment, key, value) in edits.OrderByDescending(e => e.Experiment.Node.At.Line)) // bottom up: a line added above would move the ones below
-        {
-            var index = files.FindIndex(f => f.Name == experiment.Node.At.File);
-            if (index < 0)
-            {
-                throw new CatalogException([new CatalogError(experiment.Node.At.File, experiment.Node.At.Line, null, "experiments", $"experiment '{experiment.Id}' was stopped or promoted in the serving catalog (version {serving.Version}) and these files would run it again; its file is not among them to say so: end it in the files, or give the new run a new id")]);
-            }
-
-            try
-            {
-                files[index] = files[index] with { Text = CatalogText.SetScalar(files[index].Text, experiment.Node, key, value) };
-            }
-            catch (PreconditionFailedException ex)
-            {
-                throw new CatalogException([new CatalogError(experiment.Node.At.File, experiment.Node.At.Line, null, "experiments", $"experiment '{experiment.Id}' was stopped or promoted in the serving catalog (version {serving.Version}) and these files would run it again; it cannot be ended in them ({ex.Message}): write '{key}: {value}' in it, or give the new run a new id")]);
-            }
-        }
-
-        return (CatalogLoader.Load(new InMemoryCatalogSource(files, loaded.Origin), cancellation), [.. edits.Select(e => e.Experiment.Id)]);
     }
 
     // The kind of origin, a bounded tag: "embedded", "api", "directory" (a path is never a tag).

@@ -44,9 +44,6 @@ public static class CatalogText
     /// <summary>An instant as catalog files write it (UTC, to the second).</summary>
     public static string Instant(DateTimeOffset at) => at.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>The UTC ticks of an instant written by <see cref="Instant"/>.</summary>
-    public static long ParseInstant(string text) => DateTimeOffset.ParseExact(text, "yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal).UtcTicks;
-
     private static string Quote(string value) =>
         value.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or ':' or '.') ? value : "\"" + value.Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }
