@@ -3,7 +3,7 @@ using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Scoring;
 
-namespace Segmentation.Benchmarks.Rendering;
+namespace Segmentation.Benchmarks.Products;
 
 /// <summary>
 /// What a template or rule pays to read a heavy user's product signals: a profile of 1,000 events over 60 days (product
