@@ -22,9 +22,10 @@ namespace Segmentation.Core.Profiles;
 /// Enumerating materializes <see cref="StoredEvent"/>s in order (replay, snapshots, export); the indexer
 /// decodes from the start, so prefer enumeration or the column accessors.
 /// <para>
-/// Immutable to its readers. From <see cref="RoomFrom"/> events on, the hot run's arrays have room past the events: a write at the
-/// end appends in place while its snapshot is the last one written to them (see <c>AddAtEnd</c>), so a busy
-/// profile's write copies nothing; a smaller log is copied exact, as most profiles hold a few events and rest.
+/// Immutable to its readers. From <see cref="RoomFrom"/> events on, and for a smaller log written during a visit
+/// (<see cref="InVisit"/>), the hot run's arrays have room past the events: a write at the end appends in place while its
+/// snapshot is the last one written to them (see <c>AddAtEnd</c>), so a busy profile's write copies nothing. Otherwise a
+/// smaller log is copied exact, as most profiles hold a few events and rest.
 /// </para>
 /// <para>
 /// A copy of a long history would make every write slower. A log of more than
@@ -63,6 +64,21 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
     /// <summary>The size from which a hot run (and a type's series, <see cref="EventSeriesDictionary"/>) gets room to grow in place.</summary>
     internal const int RoomFrom = 16;
+
+    /// <summary>
+    /// Events at most this far apart (30 minutes, the usual web-analytics session timeout) belong to one visit in
+    /// progress, whose next event is likely seconds away.
+    /// </summary>
+    internal static readonly long VisitGapTicks = TimeSpan.FromMinutes(30).Ticks;
+
+    /// <summary>
+    /// Whether arrays of <paramref name="count"/> entries, the last written at <paramref name="ticks"/> after one at
+    /// <paramref name="previousTicks"/>, get room to grow in place: from <see cref="RoomFrom"/> entries, or from two
+    /// during a visit. Without that a visit's every write would copy its short log, and under a stream of visits those
+    /// copies, each kept until the user's next event, are most of what the collector has to promote.
+    /// </summary>
+    internal static bool InVisit(int count, long previousTicks, long ticks) =>
+        count >= RoomFrom || (count > 1 && ticks - previousTicks <= VisitGapTicks);
 
     private EventLog(long[] ticks, byte[] data, string[]? extra, int count, int recordBytes, int lastSessionAt, int sessions, Archive? archive = null)
     {
@@ -122,6 +138,9 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
     /// <summary>True when the log keeps an archive run (it grew past <see cref="HotLimit"/> events).</summary>
     internal bool HasArchive => _archive is not null;
+
+    /// <summary>True when <paramref name="other"/> reads the same hot-run arrays (one was appended to the other in place).</summary>
+    internal bool SharesHotRun(EventLog other) => ReferenceEquals(_times, other._times) && _times is not null;
 
     /// <summary>True when <paramref name="other"/> shares this log's archive run (same frozen older events).</summary>
     internal bool SameArchive(EventLog other) => ReferenceEquals(_archive, other._archive);
@@ -565,8 +584,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             }
 
             // New arrays with room: about half as many events again (at most the hot run's limit), records in proportion;
-            // exact below the size from which room is given (most profiles hold a few events and then rest).
-            var grown = n + 1 < RoomFrom ? n + 1 : Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + ((n + 1) / 2)));
+            // exact for a small log outside a visit (most profiles hold a few events and then rest).
+            var grown = !InVisit(n + 1, n > 0 ? Times[n - 1] : long.MinValue, e.Ticks) ? n + 1 : Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + ((n + 1) / 2)));
             var recordBytes = _recordBytes + written;
             var copy = new byte[RecordsAtFor(grown) + recordBytes + (int)((long)recordBytes * (grown - n - 1) / (n + 1))];
             Claim(copy) = n + 1;

@@ -292,6 +292,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         var old = TypeNames;
         var g = IndexOf(type);
         var added = g < 0;
+        var inVisit = false;
         string[] types;
         int index;
         if (!added)
@@ -299,6 +300,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             types = old;
             var series = At(g);
             index = series.InsertionIndex(ticks);
+            inVisit = index == series.Count && EventLog.InVisit(series.Count + 1, series.LastTicks, ticks);
             if (index == series.Count && TryAppendInPlace(g, ticks, value) is { } appended)
             {
                 return appended;
@@ -319,7 +321,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         for (var h = 0; h < t; h++)
         {
             counts[h] = (h == g ? (added ? 0 : CountOf(g)) + 1 : CountOf(added && h > g ? h - 1 : h));
-            room[h] = WithRoom(counts[h]);
+            room[h] = WithRoom(counts[h], h == g && inVisit);
         }
 
         var data = Allocate(t, room, counts, withValues);
@@ -363,9 +365,10 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         return new EventSeriesDictionary(types, data, full ? null : counts.ToArray());
     }
 
-    // Room for about half as many entries again, for groups of at least EventLog.RoomFrom entries: most profiles hold
-    // a few events and are then read for days, so theirs stay exact (as small as before, and without counts of their own).
-    private static int WithRoom(int count) => count < EventLog.RoomFrom ? count : count + (count / 2);
+    // Room for about half as many entries again, for groups of at least EventLog.RoomFrom entries and for the group written
+    // during a visit (EventLog.InVisit): most profiles hold a few events and are then read for days, so theirs stay exact
+    // (as small as before, and without counts of their own).
+    private static int WithRoom(int count, bool inVisit) => count < EventLog.RoomFrom && !inVisit ? count : count + (count / 2);
 
     // The map with an event appended to the end of group g in the room past this snapshot's entries, or null when
     // there is no room, the group's sums are not kept and the value is not 0, or another snapshot already wrote there.

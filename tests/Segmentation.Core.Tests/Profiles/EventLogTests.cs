@@ -105,6 +105,26 @@ public sealed class EventLogTests
         Assert.Equal(expected.Take(151), snapshots[151].ToArray());
     }
 
+    [Theory]
+    [InlineData(1, 7)]          // a visit: a page a minute
+    [InlineData(24 * 60, 0)]    // a page a day: no visit
+    public void A_short_log_gets_room_to_grow_in_place_only_during_a_visit(long minutesApart, int expectedInPlace)
+    {
+        // Twelve events, fewer than the size from which every log gets room: during a visit most writes append in place
+        // (copies at 1, 2, 4, 7 and 11 events, each with room for half as many again), outside one every write copies exactly.
+        var log = EventLog.Empty;
+        var inPlace = 0;
+        for (var i = 0; i < 12; i++)
+        {
+            var next = log.Add(Event($"e{i}", i * minutesApart));
+            inPlace += next.SharesHotRun(log) ? 1 : 0;
+            log = next;
+        }
+
+        Assert.Equal(expectedInPlace, inPlace);
+        Assert.Equal(Enumerable.Range(0, 12).Select(i => Event($"e{i}", i * minutesApart)), log.ToArray());
+    }
+
     [Fact]
     public void Concurrent_appends_to_one_snapshot_each_get_their_own_event()
     {
