@@ -270,15 +270,14 @@ public sealed record Profile
 
         // The attributes the event observes, then one copy of the profile with everything (not one per attribute).
         var attributes = Attributes;
-        var at = new DateTimeOffset(e.Ticks, TimeSpan.Zero);
-        if (e.Type == EventTypes.ProductView && e.Category is not null)
+        if (ObservedValue(e, ObservedAttributes.LastViewedCategory) is { } category)
         {
-            attributes = WithObserved(attributes, ObservedAttributes.LastViewedCategory, e.Category, e.Source, at);
+            attributes = WithObserved(attributes, events, e, late, ObservedAttributes.LastViewedCategory, category);
         }
 
-        if (!string.IsNullOrEmpty(e.Country))
+        if (ObservedValue(e, ObservedAttributes.Country) is { } country)
         {
-            attributes = WithObserved(attributes, ObservedAttributes.Country, e.Country, e.Source, at);
+            attributes = WithObserved(attributes, events, e, late, ObservedAttributes.Country, country);
         }
 
         return this with { Version = newVersion, Events = events, Aggregates = aggregates, Attributes = attributes };
@@ -319,9 +318,14 @@ public sealed record Profile
             merged = merged.WithConsent(consent, newVersion);
         }
 
+        // Observed attributes compete by their latest observations in the merged history, not by their stored times.
         foreach (var attribute in other.Attributes.Values)
         {
-            merged.TrySetAttribute(attribute, newVersion, out merged);
+            var incoming = merged.LastObserved(attribute);
+            if (!merged.Attributes.TryGetValue(attribute.Name, out var held) || Wins(merged.LastObserved(held), incoming))
+            {
+                merged = merged with { Version = newVersion, Attributes = merged.Attributes.SetItem(incoming.Name, incoming) };
+            }
         }
 
         return merged;
@@ -333,7 +337,7 @@ public sealed record Profile
     /// </summary>
     public bool TrySetAttribute(ProfileAttribute attribute, long newVersion, out Profile result)
     {
-        if (!Wins(Attributes, attribute))
+        if (Attributes.TryGetValue(attribute.Name, out var held) && !Wins(LastObserved(held), attribute))
         {
             result = this;
             return false;
@@ -343,11 +347,10 @@ public sealed record Profile
         return true;
     }
 
-    // Whether a write of attribute replaces what attributes hold under its name: not when a more reliable layer holds it,
+    // Whether a write of attribute replaces the attribute held under its name: not when a more reliable layer holds it,
     // nor when the same layer holds a newer value.
-    private static bool Wins(AttributeDictionary attributes, ProfileAttribute attribute) =>
-        !attributes.TryGetValue(attribute.Name, out var existing) ||
-        !(existing.Layer > attribute.Layer || (existing.Layer == attribute.Layer && existing.UpdatedAt > attribute.UpdatedAt));
+    private static bool Wins(ProfileAttribute held, ProfileAttribute attribute) =>
+        !(held.Layer > attribute.Layer || (held.Layer == attribute.Layer && held.UpdatedAt > attribute.UpdatedAt));
 
     /// <summary>Records the winning segment after a write; appends a change when it differs.</summary>
     public Profile WithSegment(string winner, DateTimeOffset at, string cause)
@@ -361,11 +364,63 @@ public sealed record Profile
         return this with { CurrentSegment = winner, SegmentHistory = history };
     }
 
-    // Observed values and sources are low-cardinality: stored as shared instances.
-    private static AttributeDictionary WithObserved(AttributeDictionary attributes, string name, string value, string source, DateTimeOffset at)
+    /// <summary>
+    /// The stored attributes as a reader sees them: an attribute the profile observes from events carries the time of
+    /// its latest observation. (An event that observes the value, source and layer already held leaves the stored
+    /// attribute as it is, so that most events of a visit copy no attributes; its stored time is then the first
+    /// observation of the value.)
+    /// </summary>
+    public IEnumerable<ProfileAttribute> AttributesAsObserved() => Attributes.Values.Select(LastObserved);
+
+    /// <summary><paramref name="attribute"/> with the time of its latest observation when it is an observed attribute this profile's events observed later.</summary>
+    internal ProfileAttribute LastObserved(ProfileAttribute attribute) => LastObservedIn(Events, attribute);
+
+    private static ProfileAttribute LastObservedIn(EventLog events, ProfileAttribute attribute)
     {
-        var attribute = new ProfileAttribute(name, StringPool.Share(value), AttributeLayer.FirstParty, StringPool.Share(source), at);
-        return Wins(attributes, attribute) ? attributes.SetItem(name, attribute) : attributes;
+        if (attribute.Layer != AttributeLayer.FirstParty || !ObservedAttributes.All.Contains(attribute.Name) || attribute.Value is not string value)
+        {
+            return attribute;
+        }
+
+        var latest = attribute.UpdatedAt.UtcTicks;
+        foreach (var e in events)
+        {
+            if (e.Ticks > latest && string.Equals(ObservedValue(e, attribute.Name), value, StringComparison.Ordinal) && string.Equals(e.Source, attribute.Source, StringComparison.Ordinal))
+            {
+                latest = e.Ticks;
+            }
+        }
+
+        return latest == attribute.UpdatedAt.UtcTicks ? attribute : attribute with { UpdatedAt = new DateTimeOffset(latest, TimeSpan.Zero) };
+    }
+
+    // The value an event observes for an observed attribute, or null.
+    private static string? ObservedValue(in StoredEvent e, string name) => name switch
+    {
+        ObservedAttributes.Country => string.IsNullOrEmpty(e.Country) ? null : e.Country,
+        ObservedAttributes.LastViewedCategory => e.Type == EventTypes.ProductView ? e.Category : null,
+        _ => null,
+    };
+
+    // The attributes with what e observes under name. The value, source and layer already held: nothing changes (the
+    // latest observation is read from the events, see LastObserved). A late event competes with the held value's latest
+    // observation, so the result is what in-order delivery gives. Observed values and sources are low-cardinality:
+    // stored as shared instances.
+    private static AttributeDictionary WithObserved(AttributeDictionary attributes, EventLog events, in StoredEvent e, bool late, string name, string value)
+    {
+        var attribute = new ProfileAttribute(name, StringPool.Share(value), AttributeLayer.FirstParty, StringPool.Share(e.Source), new DateTimeOffset(e.Ticks, TimeSpan.Zero));
+        if (!attributes.TryGetValue(name, out var held))
+        {
+            return attributes.SetItem(name, attribute);
+        }
+
+        if (held.Layer == AttributeLayer.FirstParty && held.Value is string heldValue && string.Equals(heldValue, value, StringComparison.Ordinal)
+            && string.Equals(held.Source, attribute.Source, StringComparison.Ordinal))
+        {
+            return attributes;
+        }
+
+        return Wins(late ? LastObservedIn(events, held) : held, attribute) ? attributes.SetItem(name, attribute) : attributes;
     }
 
     /// <summary>This profile with exactly <paramref name="ordered"/> (in time order) as its events, aggregates replayed.</summary>

@@ -85,7 +85,7 @@ internal static class ProfileMapper
                 RfmComputedAt = rfm.Version == 0 ? null : Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(rfm.ComputedAt),
             },
         };
-        foreach (var a in p.Attributes.Values.OrderBy(a => a.Name, StringComparer.Ordinal))
+        foreach (var a in p.AttributesAsObserved().OrderBy(a => a.Name, StringComparer.Ordinal))
         {
             result.Attributes.Add(new Contracts.V1.ProfileAttribute
             {

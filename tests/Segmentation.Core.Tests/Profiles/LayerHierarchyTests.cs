@@ -97,6 +97,70 @@ public class LayerHierarchyTests
         Assert.Equal(3, last.TotalEvents);
     }
 
+    private static Events.BehaviourEvent Visit(string id, string country, DateTimeOffset at, string user = "u1", string anonymous = "") => new()
+    {
+        EventId = id,
+        Type = Events.EventTypes.PageView,
+        UserId = user,
+        AnonymousId = anonymous,
+        Timestamp = at,
+        Context = new Events.EventContext("web", "mobile", "s1", "home", Country: country),
+    };
+
+    private static ProfileAttribute CountryAsObserved(Profile p) => p.AttributesAsObserved().Single(a => a.Name == ObservedAttributes.Country);
+
+    [Fact]
+    public void An_event_observing_the_country_already_held_copies_no_attributes_and_readers_see_its_time()
+    {
+        // Most events of a visit carry the country the profile holds: such a write keeps the attributes (and what a
+        // decision laid out from them) instead of copying them for a new time; readers get the time from the events.
+        using var w = new TestWorld(TestCatalogs.Source());
+        w.Ingestion.Track(Visit("e1", "GB", w.Clock.Now.AddMinutes(-10)));
+        var before = w.Store.Get("u1")!;
+        w.Ingestion.Track(Visit("e2", "GB", w.Clock.Now.AddMinutes(-1)));
+        var after = w.Store.Get("u1")!;
+
+        Assert.Equal(2, after.TotalEvents);
+        Assert.True(after.Attributes.SameAs(before.Attributes));
+        Assert.Equal(("GB", AttributeLayer.FirstParty, "web", w.Clock.Now.AddMinutes(-1)), (CountryAsObserved(after).Value, CountryAsObserved(after).Layer, CountryAsObserved(after).Source, CountryAsObserved(after).UpdatedAt));
+    }
+
+    [Fact]
+    public void A_late_event_between_two_observations_of_the_held_country_changes_nothing()
+    {
+        using var w = new TestWorld(TestCatalogs.Source());
+        w.Ingestion.Track(Visit("e1", "GB", w.Clock.Now.AddMinutes(-10)));
+        w.Ingestion.Track(Visit("e2", "GB", w.Clock.Now));
+        w.Ingestion.Track(Visit("e3", "FR", w.Clock.Now.AddMinutes(-5))); // late: GB was seen after it
+
+        var p = w.Store.Get("u1")!;
+        Assert.Equal(("GB", w.Clock.Now), (CountryAsObserved(p).Value, CountryAsObserved(p).UpdatedAt));
+
+        w.Ingestion.Track(Visit("e4", "DE", w.Clock.Now.AddMinutes(1)));
+        w.Ingestion.Track(Visit("e5", "IE", w.Clock.Now.AddMinutes(-2))); // late, but no later event observed GB: DE stays
+        Assert.Equal("DE", w.Store.Get("u1")!.Trait("country"));
+    }
+
+    [Fact]
+    public void Merged_profiles_keep_the_country_observed_last_and_a_declared_write_competes_with_the_last_observation()
+    {
+        var schema = TestCatalogs.Schema.Replace("first_name: { type: string, pii: true }", "first_name: { type: string, pii: true }\n    country: { type: string }");
+        using var w = new TestWorld(new Core.Catalog.InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback)]));
+        w.Ingestion.Track(Visit("e1", "GB", w.Clock.Now.AddMinutes(-60)));
+        w.Ingestion.Track(Visit("e2", "GB", w.Clock.Now.AddMinutes(-1)));       // stored time stays -60; last observation -1
+        w.Ingestion.Track(Visit("a1", "FR", w.Clock.Now.AddMinutes(-30), user: "", anonymous: "anon-1"));
+        w.Ingestion.Identify("anon-1", "u1");
+
+        var merged = w.Store.Get("u1")!;
+        Assert.Equal(3, merged.TotalEvents);
+        Assert.Equal(("GB", w.Clock.Now.AddMinutes(-1)), (CountryAsObserved(merged).Value, CountryAsObserved(merged).UpdatedAt));
+
+        // A first-party write older than the last observation is ignored, as it was before observations kept their first time.
+        var older = w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["country"] = "ES" }, "crm", AttributeLayer.FirstParty, w.Clock.Now.AddMinutes(-30));
+        Assert.Equal(["country"], older.Ignored);
+        Assert.Equal("GB", w.Store.Get("u1")!.Trait("country"));
+    }
+
     [Fact]
     public void Traits_must_be_declared_and_of_the_declared_type()
     {

@@ -113,7 +113,7 @@ public sealed class DataSubjectRights(
             time.GetUtcNow(),
             profile.Version,
             store.LinkedIds(profile.UserId),
-            [.. profile.Attributes.Values.OrderBy(x => x.Name, StringComparer.Ordinal).Select(x => new ExportedAttribute(
+            [.. profile.AttributesAsObserved().OrderBy(x => x.Name, StringComparer.Ordinal).Select(x => new ExportedAttribute(
                 x.Name,
                 ValueOf(x.Value),
                 x.Layer switch { AttributeLayer.ZeroParty => "zero_party", AttributeLayer.FirstParty => "first_party", _ => "derived" },
