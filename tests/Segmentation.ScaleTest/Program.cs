@@ -21,8 +21,9 @@ using Segmentation.Storage;
 //          the N object types that take the most memory per profile). The run restarts itself with
 //          --restore-from DIR to time a restore in a fresh process (internal; the PII key in SCALETEST_PII_KEY),
 //          --keep-data (keep the snapshot's directory and print its key, to time restores again with --restore-from).
-const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N] [--breakdown N] [--keep-data]";
-int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount, breakdown = 0;
+//          --kept-per-write N: instead, what one storefront page view keeps alive for N users of 12 events each (KeptPerWrite).
+const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N] [--breakdown N] [--keep-data] | --kept-per-write N";
+int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount, breakdown = 0, keptPerWrite = 0;
 string? restoreFrom = null;
 var keepData = false;
 for (var i = 0; i < args.Length; i++)
@@ -54,11 +55,18 @@ for (var i = 0; i < args.Length; i++)
         case "--seed": seed = value; break;
         case "--threads": threads = value; break;
         case "--breakdown": breakdown = value; break;
+        case "--kept-per-write": keptPerWrite = value; break;
         default:
             Console.Error.WriteLine($"unknown option '{name}'");
             Console.Error.WriteLine(Usage);
             return 2;
     }
+}
+
+if (keptPerWrite > 0)
+{
+    KeptPerWrite.Run(keptPerWrite, rounds: 12);
+    return 0;
 }
 
 if (restoreFrom is not null)
