@@ -13,7 +13,11 @@ internal static class HeapWalk
     private static readonly MethodInfo? RawSize =
         typeof(RuntimeHelpers).GetMethod("GetRawObjectDataSize", BindingFlags.NonPublic | BindingFlags.Static);
 
-    public static void Report(object root, int profiles, int top)
+    /// <summary>
+    /// Prints the <paramref name="top"/> types by bytes per profile of the objects reachable from <paramref name="root"/>,
+    /// leaving out those also reachable from <paramref name="excluding"/> (to count what one snapshot adds to another).
+    /// </summary>
+    public static void Report(object root, int profiles, int top, object? excluding = null, string what = "store and membership index")
     {
         if (RawSize is null)
         {
@@ -21,15 +25,40 @@ internal static class HeapWalk
             return;
         }
 
-        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance) { root };
-        var stack = new Stack<object>([root]);
-        var totals = new Dictionary<Type, (long Bytes, long Count)>();
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
         var fields = new Dictionary<Type, FieldInfo[]>();
+        if (excluding is not null)
+        {
+            Walk(excluding, seen, fields, totals: null);
+        }
+
+        var totals = new Dictionary<Type, (long Bytes, long Count)>();
+        Walk(root, seen, fields, totals);
+        Console.WriteLine(FormattableString.Invariant($"heap breakdown ({what}, {totals.Values.Sum(v => v.Bytes) / (double)profiles:N0} B/profile):"));
+        foreach (var (type, (bytes, count)) in totals.OrderByDescending(kv => kv.Value.Bytes).Take(top))
+        {
+            Console.WriteLine(FormattableString.Invariant($"  {bytes / (double)profiles,8:N1} B/profile  {count / (double)profiles,6:N2} objects/profile  {Name(type)}"));
+        }
+    }
+
+    // Every object reachable from root and not yet seen, counted by type into totals (when given).
+    private static void Walk(object root, HashSet<object> seen, Dictionary<Type, FieldInfo[]> fields, Dictionary<Type, (long Bytes, long Count)>? totals)
+    {
+        if (!seen.Add(root))
+        {
+            return;
+        }
+
+        var stack = new Stack<object>([root]);
         while (stack.TryPop(out var o))
         {
             var type = o.GetType();
-            var size = ((long)(nuint)RawSize.Invoke(null, [o])! + 16 + 7) & ~7L;
-            totals[type] = totals.TryGetValue(type, out var t) ? (t.Bytes + size, t.Count + 1) : (size, 1);
+            if (totals is not null)
+            {
+                var size = ((long)(nuint)RawSize!.Invoke(null, [o])! + 16 + 7) & ~7L;
+                totals[type] = totals.TryGetValue(type, out var t) ? (t.Bytes + size, t.Count + 1) : (size, 1);
+            }
+
             if (o is Array array)
             {
                 var element = type.GetElementType()!;
@@ -45,12 +74,6 @@ internal static class HeapWalk
             {
                 VisitFields(o, type, seen, stack, fields);
             }
-        }
-
-        Console.WriteLine(FormattableString.Invariant($"heap breakdown (store and membership index, {totals.Values.Sum(v => v.Bytes) / (double)profiles:N0} B/profile):"));
-        foreach (var (type, (bytes, count)) in totals.OrderByDescending(kv => kv.Value.Bytes).Take(top))
-        {
-            Console.WriteLine(FormattableString.Invariant($"  {bytes / (double)profiles,8:N1} B/profile  {count / (double)profiles,6:N2} objects/profile  {Name(type)}"));
         }
     }
 

@@ -16,7 +16,7 @@ namespace Segmentation.ScaleTest;
 /// </summary>
 internal static class KeptPerWrite
 {
-    public static void Run(int users, int rounds)
+    public static void Run(int users, int rounds, int breakdown)
     {
         var services = new ServiceCollection();
         services.AddSingleton(TimeProvider.System);
@@ -37,6 +37,11 @@ internal static class KeptPerWrite
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         Write(ingestion, ids, ref n);
         var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        if (breakdown > 0)
+        {
+            HeapWalk.Report(ids.Select(id => store.Get(id)!).ToArray(), users, breakdown, excluding: held.Snapshots, what: "what the newest snapshots hold that the previous ones do not");
+        }
+
         var withPrevious = GC.GetTotalMemory(forceFullCollection: true);
         held.Snapshots = null;
         var withoutPrevious = GC.GetTotalMemory(forceFullCollection: true);

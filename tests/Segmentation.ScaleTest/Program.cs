@@ -21,7 +21,8 @@ using Segmentation.Storage;
 //          the N object types that take the most memory per profile). The run restarts itself with
 //          --restore-from DIR to time a restore in a fresh process (internal; the PII key in SCALETEST_PII_KEY),
 //          --keep-data (keep the snapshot's directory and print its key, to time restores again with --restore-from).
-//          --kept-per-write N: instead, what one storefront page view keeps alive for N users of 12 events each (KeptPerWrite).
+//          --kept-per-write N: instead, what one storefront page view keeps alive for N users of 12 events each (KeptPerWrite;
+//          with --breakdown, by type).
 const string Usage = "Usage: Segmentation.ScaleTest [--profiles N] [--decides N] [--seed N] [--threads N] [--breakdown N] [--keep-data] | --kept-per-write N";
 int profiles = 1_000_000, decides = 100_000, seed = 42, threads = Environment.ProcessorCount, breakdown = 0, keptPerWrite = 0;
 string? restoreFrom = null;
@@ -65,7 +66,7 @@ for (var i = 0; i < args.Length; i++)
 
 if (keptPerWrite > 0)
 {
-    KeptPerWrite.Run(keptPerWrite, rounds: 12);
+    KeptPerWrite.Run(keptPerWrite, rounds: 12, breakdown);
     return 0;
 }
 
