@@ -322,6 +322,10 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         {
             counts[h] = (h == g ? (added ? 0 : CountOf(g)) + 1 : CountOf(added && h > g ? h - 1 : h));
             room[h] = WithRoom(counts[h], h == g && inVisit);
+            if (h != g && _dataArray is { } previous)
+            {
+                room[h] = Math.Max(room[h], RoomOf(previous, added && h > g ? h - 1 : h)); // the other groups keep the room they had (a visit alternates types)
+            }
         }
 
         var data = Allocate(t, room, counts, withValues);

@@ -187,6 +187,7 @@ public sealed record Profile
     /// </summary>
     public Profile WithoutEvents(Func<StoredEvent, bool> expired, long newVersion, out int removed)
     {
+        ArgumentNullException.ThrowIfNull(expired);
         var kept = new List<StoredEvent>(Events.Count);
         foreach (var e in Events)
         {
@@ -202,7 +203,19 @@ public sealed record Profile
             return this;
         }
 
-        return WithEvents(kept, newVersion);
+        // An observed attribute's latest observation may be among the removed events: it is stored first, so its time
+        // neither goes back nor depends on the order the events arrived in.
+        var attributes = Attributes;
+        foreach (var attribute in Attributes.Values)
+        {
+            var observed = LastObserved(attribute);
+            if (observed.UpdatedAt != attribute.UpdatedAt)
+            {
+                attributes = attributes.SetItem(observed.Name, observed);
+            }
+        }
+
+        return WithEvents(kept, newVersion) with { Attributes = attributes };
     }
 
     /// <summary>
@@ -382,16 +395,34 @@ public sealed record Profile
             return attribute;
         }
 
+        // Only events after the stored time can move it: the archived run is read only when it reaches past that time.
         var latest = attribute.UpdatedAt.UtcTicks;
-        foreach (var e in events)
+        var (archived, hot) = events.Runs;
+        if (archived.LastTicks > latest)
         {
-            if (e.Ticks > latest && string.Equals(ObservedValue(e, attribute.Name), value, StringComparison.Ordinal) && string.Equals(e.Source, attribute.Source, StringComparison.Ordinal))
+            latest = LatestObservation(archived, attribute.Name, value, attribute.Source, latest);
+        }
+
+        if (hot.LastTicks > latest)
+        {
+            latest = LatestObservation(hot, attribute.Name, value, attribute.Source, latest);
+        }
+
+        return latest == attribute.UpdatedAt.UtcTicks ? attribute : attribute with { UpdatedAt = new DateTimeOffset(latest, TimeSpan.Zero) };
+    }
+
+    private static long LatestObservation(EventLog run, string name, string value, string source, long after)
+    {
+        var latest = after;
+        foreach (var e in run)
+        {
+            if (e.Ticks > latest && string.Equals(ObservedValue(e, name), value, StringComparison.Ordinal) && string.Equals(e.Source, source, StringComparison.Ordinal))
             {
                 latest = e.Ticks;
             }
         }
 
-        return latest == attribute.UpdatedAt.UtcTicks ? attribute : attribute with { UpdatedAt = new DateTimeOffset(latest, TimeSpan.Zero) };
+        return latest;
     }
 
     // The value an event observes for an observed attribute, or null.

@@ -244,7 +244,7 @@ public sealed class FieldRegistry
             ProfileAttribute declared = default;
             var hasDeclared = c.Profile is { } p && p.Attributes.TryGetValue(key, out declared);
             var observed = derived.Observed(observedBy, c);
-            if (observed.Value is not null && (!hasDeclared || observed.LastTicks > declared.UpdatedAt.UtcTicks))
+            if (observed.Value is not null && (!hasDeclared || (observed.LastTicks > declared.UpdatedAt.UtcTicks && observed.LastTicks > c.Profile!.LastObserved(declared).UpdatedAt.UtcTicks)))
             {
                 return observed.Value;
             }

@@ -142,6 +142,26 @@ public class LayerHierarchyTests
     }
 
     [Fact]
+    public void Removing_the_events_that_observed_a_country_keeps_its_last_observation_whatever_the_arrival_order()
+    {
+        var day0 = new DateTimeOffset(2026, 6, 1, 0, 0, 0, TimeSpan.Zero);
+        StoredEvent View(string id, int day) => new(id, Events.EventTypes.PageView, day0.AddDays(day).UtcTicks, 0, 1, "s1", "web", "home", null, null, null, "GB");
+
+        var inOrder = new Profile("u1").Apply(View("e1", 0), 1).Apply(View("e2", 20), 2);
+        var outOfOrder = new Profile("u1").Apply(View("e2", 20), 1).Apply(View("e1", 0), 2); // e1 late, same value: the stored time stays day 20
+        foreach (var p in new[] { inOrder, outOfOrder })
+        {
+            Assert.Equal(day0.AddDays(20), CountryAsObserved(p).UpdatedAt);
+            var swept = p.WithoutEvents(e => true, 3, out var removed); // retention removes every event
+            Assert.Equal(2, removed);
+            Assert.Equal(("GB", day0.AddDays(20)), (CountryAsObserved(swept).Value, CountryAsObserved(swept).UpdatedAt));
+
+            // An older first-party write still loses to the last observation.
+            Assert.False(swept.TrySetAttribute(new ProfileAttribute(ObservedAttributes.Country, "FR", AttributeLayer.FirstParty, "crm", day0.AddDays(10)), 4, out _));
+        }
+    }
+
+    [Fact]
     public void Merged_profiles_keep_the_country_observed_last_and_a_declared_write_competes_with_the_last_observation()
     {
         var schema = TestCatalogs.Schema.Replace("first_name: { type: string, pii: true }", "first_name: { type: string, pii: true }\n    country: { type: string }");
