@@ -138,13 +138,27 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     // Keys, not profiles, are listed: a user's first write holds the lock while its record is logged and
     // before its profile exists; Capture waits for it, so a record logged before the rotation (whose
     // segment this snapshot replaces) is never left out.
+    // A merge into a user already captured is logged after the rotation, and its replay finds the merged profile only if
+    // the snapshot holds it; but the walk may reach that profile's key after the merge (it then reads the user) or never
+    // (the key left the store). So a user read again at a later version is written again, and after the walk every user
+    // whose linked ids changed since its capture is read again; a restore keeps each user's latest version.
     private IEnumerable<SnapshotEntry> Capture()
     {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var captured = new Dictionary<string, (long Version, int Links)>(StringComparer.Ordinal);
         foreach (var key in _store.Keys())
         {
             var (profile, links) = _store.Capture(key);
-            if (profile is not null && seen.Add(profile.UserId))
+            if (profile is not null && (!captured.TryGetValue(profile.UserId, out var earlier) || profile.Version > earlier.Version))
+            {
+                captured[profile.UserId] = (profile.Version, links.Count);
+                yield return new SnapshotEntry(profile, links);
+            }
+        }
+
+        foreach (var (user, earlier) in captured)
+        {
+            var (profile, links) = _store.Capture(user);
+            if (profile is not null && profile.UserId == user && links.Count != earlier.Links && profile.Version > earlier.Version)
             {
                 yield return new SnapshotEntry(profile, links);
             }

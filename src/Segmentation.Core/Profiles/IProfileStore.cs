@@ -84,7 +84,10 @@ public interface IProfileStore
     /// </summary>
     (Profile? Profile, IReadOnlyList<string> LinkedIds) Capture(string key);
 
-    /// <summary>Loads a profile read from a snapshot (start-up, before any write); keeps versions increasing past it.</summary>
+    /// <summary>
+    /// Loads a profile read from a snapshot (start-up, before any write); keeps versions increasing past it. Of two
+    /// loads of one user the later version stays (a snapshot holds a user twice when a merge into it ran during the capture).
+    /// </summary>
     void Restore(Profile profile);
 
     /// <summary>

@@ -52,7 +52,10 @@ public sealed class InMemoryProfileStore : IProfileStore
         var entry = _entries.GetOrAdd(profile.UserId, static _ => new Entry());
         lock (entry)
         {
-            entry.Current = profile;
+            if (entry.Current is null || profile.Version > entry.Current.Version)
+            {
+                entry.Current = profile; // a snapshot may hold a user twice (a merge during its capture): the later version wins
+            }
         }
 
         RaiseVersion(profile.Version);

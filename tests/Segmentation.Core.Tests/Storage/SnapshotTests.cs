@@ -156,6 +156,74 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal($"u1-{50 % 30}", second.World.Store.Resolve("anon-w1-50"));
     }
 
+    [Theory]
+    [InlineData(true)]   // the walk reaches the merged visitor's key after the merge (it resolves to the user)
+    [InlineData(false)]  // the key left the store before the walk reached it
+    public async Task A_merge_into_a_user_the_compaction_already_captured_loses_nothing(bool walkSeesMergedKey)
+    {
+        // The compaction captures one profile at a time. Here it captures the user, then the visitor is merged into the
+        // user (the merge is logged after the rotation, so it is replayed on restore, where the visitor no longer exists),
+        // then the walk goes on: the user's merged profile must still reach the snapshot.
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        first.World.Ingestion.Track(Event("e-user", "u1", EventTypes.PageView, Now.AddMinutes(-2)));
+        first.World.Ingestion.Track(Event("e-visitor", "", EventTypes.ProductView, Now.AddMinutes(-1), anonymous: "anon-1"));
+        var interleaved = new InterleavingStore(first.World.Store, "u1", () => first.World.Ingestion.Identify("anon-1", "u1"), walkSeesMergedKey ? ["anon-1"] : []);
+        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
+        {
+            await compactor.CompactAsync();
+        }
+
+        Assert.Equal(2, first.World.Store.Get("u1")!.TotalEvents);
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        second.Restore();
+        AssertSame(first.World, second.World);
+        Assert.Equal(2, second.World.Store.Get("u1")!.TotalEvents);
+        Assert.Equal("u1", second.World.Store.Resolve("anon-1"));
+    }
+
+    // The store as a compaction walks it: the first key, then an action (a merge), then the keys left (and extra ones).
+    private sealed class InterleavingStore(IProfileStore inner, string firstKey, Action between, IReadOnlyList<string> extraKeys) : IProfileStore
+    {
+        public long Version => inner.Version;
+
+        public int Count => inner.Count;
+
+        public IEnumerable<string> Keys()
+        {
+            yield return firstKey;
+            between();
+            foreach (var key in inner.Keys().Where(k => k != firstKey).Concat(extraKeys))
+            {
+                yield return key;
+            }
+        }
+
+        public Profile? Get(string key) => inner.Get(key);
+
+        public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0) => inner.Update(key, mutate, atVersion);
+
+        public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0) => inner.Merge(fromKey, intoKey, merge, atVersion);
+
+        public void RaiseVersion(long version) => inner.RaiseVersion(version);
+
+        public ProfileRemoval Remove(string key, Action<string, Profile?, IReadOnlyList<string>>? beforeRemove = null) => inner.Remove(key, beforeRemove);
+
+        public string Resolve(string key) => inner.Resolve(key);
+
+        public IReadOnlyList<string> LinkedIds(string key) => inner.LinkedIds(key);
+
+        public (Profile? Profile, IReadOnlyList<string> LinkedIds) Capture(string key) => inner.Capture(key);
+
+        public void Restore(Profile profile) => inner.Restore(profile);
+
+        public void RestoreLinks(string key, IReadOnlyList<string> aliases) => inner.RestoreLinks(key, aliases);
+
+        public IEnumerable<Profile> Snapshot() => inner.Snapshot();
+    }
+
     [Fact]
     public async Task PII_values_are_encrypted_in_the_log_and_in_snapshots_and_read_back_with_the_key()
     {
