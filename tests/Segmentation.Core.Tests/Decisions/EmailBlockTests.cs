@@ -60,41 +60,15 @@ public sealed class EmailBlockTests
         Assert.Equal(users.Length, counting.Gets);
     }
 
-    private sealed class CountingStore(IProfileStore inner) : IProfileStore
+    private sealed class CountingStore(IProfileStore inner) : DelegatingProfileStore(inner)
     {
         public int Gets { get; private set; }
 
-        public long Version => inner.Version;
-
-        public int Count => inner.Count;
-
-        public Profile? Get(string key)
+        public override Profile? Get(string key)
         {
             Gets++;
-            return inner.Get(key);
+            return Inner.Get(key);
         }
-
-        public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0) => inner.Update(key, mutate, atVersion);
-
-        public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0) => inner.Merge(fromKey, intoKey, merge, atVersion);
-
-        public void RaiseVersion(long version) => inner.RaiseVersion(version);
-
-        public ProfileRemoval Remove(string key, Action<string, Profile?, IReadOnlyList<string>>? beforeRemove = null) => inner.Remove(key, beforeRemove);
-
-        public string Resolve(string key) => inner.Resolve(key);
-
-        public IReadOnlyList<string> LinkedIds(string key) => inner.LinkedIds(key);
-
-        public (Profile? Profile, IReadOnlyList<string> LinkedIds) Capture(string key) => inner.Capture(key);
-
-        public void Restore(Profile profile) => inner.Restore(profile);
-
-        public void RestoreLinks(string key, IReadOnlyList<string> aliases) => inner.RestoreLinks(key, aliases);
-
-        public IEnumerable<Profile> Snapshot() => inner.Snapshot();
-
-        public IEnumerable<string> Keys() => inner.Keys();
     }
 
     [Theory]

@@ -185,43 +185,17 @@ public sealed class SnapshotTests : IDisposable
     }
 
     // The store as a compaction walks it: the first key, then an action (a merge), then the keys left (and extra ones).
-    private sealed class InterleavingStore(IProfileStore inner, string firstKey, Action between, IReadOnlyList<string> extraKeys) : IProfileStore
+    private sealed class InterleavingStore(IProfileStore inner, string firstKey, Action between, IReadOnlyList<string> extraKeys) : DelegatingProfileStore(inner)
     {
-        public long Version => inner.Version;
-
-        public int Count => inner.Count;
-
-        public IEnumerable<string> Keys()
+        public override IEnumerable<string> Keys()
         {
             yield return firstKey;
             between();
-            foreach (var key in inner.Keys().Where(k => k != firstKey).Concat(extraKeys))
+            foreach (var key in Inner.Keys().Where(k => k != firstKey).Concat(extraKeys))
             {
                 yield return key;
             }
         }
-
-        public Profile? Get(string key) => inner.Get(key);
-
-        public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0) => inner.Update(key, mutate, atVersion);
-
-        public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0) => inner.Merge(fromKey, intoKey, merge, atVersion);
-
-        public void RaiseVersion(long version) => inner.RaiseVersion(version);
-
-        public ProfileRemoval Remove(string key, Action<string, Profile?, IReadOnlyList<string>>? beforeRemove = null) => inner.Remove(key, beforeRemove);
-
-        public string Resolve(string key) => inner.Resolve(key);
-
-        public IReadOnlyList<string> LinkedIds(string key) => inner.LinkedIds(key);
-
-        public (Profile? Profile, IReadOnlyList<string> LinkedIds) Capture(string key) => inner.Capture(key);
-
-        public void Restore(Profile profile) => inner.Restore(profile);
-
-        public void RestoreLinks(string key, IReadOnlyList<string> aliases) => inner.RestoreLinks(key, aliases);
-
-        public IEnumerable<Profile> Snapshot() => inner.Snapshot();
     }
 
     [Fact]
