@@ -69,16 +69,20 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
         }
 
         var segment = plan.SnapshotSegment;
-        var links = new System.Collections.Concurrent.ConcurrentQueue<(string Key, IReadOnlyList<string> Aliases)>();
+        var links = new System.Collections.Concurrent.ConcurrentQueue<(string Key, IReadOnlyList<string> Aliases, long Version)>();
         var info = ProfileSnapshotFile.Read(path, _pii, entry =>
         {
             _store.Restore(entry.Profile);
             if (entry.LinkedIds.Count > 0)
             {
-                links.Enqueue((entry.Profile.UserId, entry.LinkedIds));
+                links.Enqueue((entry.Profile.UserId, entry.LinkedIds, entry.Profile.Version));
             }
         }, Environment.ProcessorCount);
-        foreach (var (key, aliases) in links)
+
+        // Links as the profiles were merged, oldest first, and only those of the copy restored when a user is held twice
+        // (chunks are read in parallel; a user merged into during the capture is held before and after the merge).
+        var current = links.Where(l => _store.Get(l.Key)?.Version == l.Version).OrderBy(l => l.Version).ToList();
+        foreach (var (key, aliases, _) in current)
         {
             _store.RestoreLinks(key, aliases);
         }
@@ -138,31 +142,43 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     // Keys, not profiles, are listed: a user's first write holds the lock while its record is logged and
     // before its profile exists; Capture waits for it, so a record logged before the rotation (whose
     // segment this snapshot replaces) is never left out.
-    // A merge into a user already captured is logged after the rotation, and its replay finds the merged profile only if
-    // the snapshot holds it; but the walk may reach that profile's key after the merge (it then reads the user) or never
-    // (the key left the store). So a user read again at a later version is written again, and after the walk every user
-    // whose linked ids changed since its capture is read again; a restore keeps each user's latest version.
+    // A merge during the walk is logged after the rotation, and its replay finds the merged profile only if the snapshot
+    // holds it. But the walk reads one profile at a time: the merged profile's key may leave the store before the walk
+    // reaches it, while the target was read before the merge or is new and behind the walk. So the store records every
+    // merge's target while the walk runs, and the targets are read again after it (until no merge is left unread); a
+    // user read at a later version than before is written again, and a restore keeps each user's latest version.
     private IEnumerable<SnapshotEntry> Capture()
     {
-        var captured = new Dictionary<string, (long Version, int Links)>(StringComparer.Ordinal);
+        using var merges = _store.RecordMerges();
+        var captured = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var key in _store.Keys())
         {
-            var (profile, links) = _store.Capture(key);
-            if (profile is not null && (!captured.TryGetValue(profile.UserId, out var earlier) || profile.Version > earlier.Version))
+            if (CaptureNewer(key, captured) is { } entry)
             {
-                captured[profile.UserId] = (profile.Version, links.Count);
-                yield return new SnapshotEntry(profile, links);
+                yield return entry;
             }
         }
 
-        foreach (var (user, earlier) in captured)
+        while (merges.TryTake(out var target))
         {
-            var (profile, links) = _store.Capture(user);
-            if (profile is not null && profile.UserId == user && links.Count != earlier.Links && profile.Version > earlier.Version)
+            if (CaptureNewer(target, captured) is { } entry)
             {
-                yield return new SnapshotEntry(profile, links);
+                yield return entry;
             }
         }
+    }
+
+    // The profile under key (or the one it was merged into) with its linked ids, unless that version was captured already.
+    private SnapshotEntry? CaptureNewer(string key, Dictionary<string, long> captured)
+    {
+        var (profile, links) = _store.Capture(key);
+        if (profile is null || (captured.TryGetValue(profile.UserId, out var earlier) && profile.Version <= earlier))
+        {
+            return null;
+        }
+
+        captured[profile.UserId] = profile.Version;
+        return new SnapshotEntry(profile, links);
     }
 
     // Temporary files of writes that failed or were cut short (their data may include erased users).

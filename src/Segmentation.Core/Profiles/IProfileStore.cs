@@ -109,4 +109,26 @@ public interface IProfileStore
     /// change logged before a log rotation is always in the snapshot that replaces that log.
     /// </summary>
     IEnumerable<string> Keys();
+
+    /// <summary>
+    /// Starts recording the profiles merges write into (each merge's target), until the recording is disposed: a walk of
+    /// <see cref="Keys"/> that captures profiles one at a time (a snapshot) reads them again, since a merge can move a
+    /// profile it has not reached into one it has already read, or into one created behind it.
+    /// </summary>
+    MergeRecording RecordMerges();
+}
+
+/// <summary>The targets of the merges since a <see cref="IProfileStore.RecordMerges"/>, in order; stop it by disposing.</summary>
+public sealed class MergeRecording(Action<MergeRecording> stop) : IDisposable
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _targets = new();
+
+    /// <summary>Takes the oldest target not yet taken.</summary>
+    public bool TryTake([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? target) => _targets.TryDequeue(out target);
+
+    /// <summary>Records a merge's target (the store calls it under the merged profiles' locks).</summary>
+    public void Add(string target) => _targets.Enqueue(target);
+
+    /// <inheritdoc />
+    public void Dispose() => stop(this);
 }

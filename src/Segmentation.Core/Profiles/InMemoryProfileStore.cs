@@ -45,6 +45,30 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
     }
 
+    // The recordings of merge targets in progress (a compaction's walk); replaced whole, read without a lock.
+    private MergeRecording[] _recordings = [];
+    private readonly Lock _recordingsGate = new();
+
+    /// <inheritdoc />
+    public MergeRecording RecordMerges()
+    {
+        var recording = new MergeRecording(Stop);
+        lock (_recordingsGate)
+        {
+            Volatile.Write(ref _recordings, [.. _recordings, recording]);
+        }
+
+        return recording;
+
+        void Stop(MergeRecording done)
+        {
+            lock (_recordingsGate)
+            {
+                Volatile.Write(ref _recordings, [.. _recordings.Where(r => !ReferenceEquals(r, done))]);
+            }
+        }
+    }
+
     /// <inheritdoc />
     public void Restore(Profile profile)
     {
@@ -173,6 +197,10 @@ public sealed class InMemoryProfileStore : IProfileStore
 
                     into.Aliases = [.. into.Aliases.Append(source).Concat(from.Aliases).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
                     from.Aliases = [];
+                    foreach (var recording in Volatile.Read(ref _recordings))
+                    {
+                        recording.Add(target);
+                    }
 
                     return new ProfileUpdate(before, after);
                 }

@@ -180,7 +180,7 @@ public sealed class SnapshotTests : IDisposable
         first.Restore();
         first.World.Ingestion.Track(Event("e-user", "u1", EventTypes.PageView, Now.AddMinutes(-2)));
         first.World.Ingestion.Track(Event("e-visitor", "", EventTypes.ProductView, Now.AddMinutes(-1), anonymous: "anon-1"));
-        var interleaved = new InterleavingStore(first.World.Store, "u1", () => first.World.Ingestion.Identify("anon-1", "u1"), walkSeesMergedKey ? ["anon-1"] : []);
+        var interleaved = new InterleavingStore(first.World.Store, "u1", () => first.World.Ingestion.Identify("anon-1", "u1"), rest => walkSeesMergedKey ? rest.Append("anon-1") : rest);
         using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
         {
             await compactor.CompactAsync();
@@ -196,14 +196,73 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal("u1", second.World.Store.Resolve("anon-1"));
     }
 
-    // The store as a compaction walks it: the first key, then an action (a merge), then the keys left (and extra ones).
-    private sealed class InterleavingStore(IProfileStore inner, string firstKey, Action between, IReadOnlyList<string> extraKeys) : DelegatingProfileStore(inner)
+    [Fact]
+    public async Task A_merge_into_a_user_created_behind_the_compaction_walk_loses_nothing()
+    {
+        // Browse, then sign up while a compaction runs: the visitor's key leaves the store before the walk reaches it and
+        // the new user's key lands where the walk has already been, so the walk reads neither.
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        first.World.Ingestion.Track(Event("e-other", "other", EventTypes.PageView, Now.AddMinutes(-3)));
+        first.World.Ingestion.Track(Event("e-visitor", "", EventTypes.ProductView, Now.AddMinutes(-1), anonymous: "anon-1"));
+        var interleaved = new InterleavingStore(first.World.Store, "other", () => first.World.Ingestion.Identify("anon-1", "new-user"), rest => rest.Where(k => k != "new-user"));
+        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
+        {
+            await compactor.CompactAsync();
+        }
+
+        first.Log.Dispose();
+        using var second = new Durable(_dir, Key);
+        second.Restore();
+        AssertSame(first.World, second.World);
+        Assert.Equal(1, second.World.Store.Get("new-user")!.TotalEvents);
+        Assert.Equal("new-user", second.World.Store.Resolve("anon-1"));
+    }
+
+    [Fact]
+    public async Task A_chain_of_merges_during_the_compaction_walk_loses_nothing_and_links_follow_the_last_merge()
+    {
+        // Two visitors were merged into u1, one before the compaction and one during it, after the walk read u1; then u1
+        // is merged into a new account u2, behind the walk. The snapshot then holds u1 linked to the first visitor and
+        // u2 linked to both and to u1: links must be restored in the order of the merges, whatever order the parallel
+        // read gives (else the first visitor points at an empty u1 again).
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        first.World.Ingestion.Track(Event("e-u1", "u1", EventTypes.PageView, Now.AddMinutes(-3)));
+        first.World.Ingestion.Track(Event("e-visitor-0", "", EventTypes.ProductView, Now.AddMinutes(-2), anonymous: "anon-0"));
+        first.World.Ingestion.Track(Event("e-visitor", "", EventTypes.ProductView, Now.AddMinutes(-1), anonymous: "anon-1"));
+        first.World.Ingestion.Identify("anon-0", "u1");
+        var interleaved = new InterleavingStore(
+            first.World.Store,
+            "u1",
+            () =>
+            {
+                first.World.Ingestion.Identify("anon-1", "u1");
+                first.World.Ingestion.Identify("u1", "u2");
+            },
+            rest => rest.Where(k => k != "u2"));
+        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
+        {
+            await compactor.CompactAsync();
+        }
+
+        first.Log.Dispose();
+        using var second = new Durable(_dir, Key);
+        second.Restore();
+        AssertSame(first.World, second.World);
+        Assert.Equal(3, second.World.Store.Get("u2")!.TotalEvents);
+        Assert.Equal(("u2", "u2", "u2"), (second.World.Store.Resolve("anon-0"), second.World.Store.Resolve("anon-1"), second.World.Store.Resolve("u1")));
+        Assert.Equal(["u2"], second.World.Store.Snapshot().Select(p => p.UserId)); // no empty u1 again
+    }
+
+    // The store as a compaction walks it: the first key, then an action (merges), then the keys left as rest chooses.
+    private sealed class InterleavingStore(IProfileStore inner, string firstKey, Action between, Func<IEnumerable<string>, IEnumerable<string>> rest) : DelegatingProfileStore(inner)
     {
         public override IEnumerable<string> Keys()
         {
             yield return firstKey;
             between();
-            foreach (var key in Inner.Keys().Where(k => k != firstKey).Concat(extraKeys))
+            foreach (var key in rest(Inner.Keys().Where(k => k != firstKey)))
             {
                 yield return key;
             }

@@ -35,4 +35,6 @@ internal class DelegatingProfileStore(IProfileStore inner) : IProfileStore
     public IEnumerable<Profile> Snapshot() => Inner.Snapshot();
 
     public virtual IEnumerable<string> Keys() => Inner.Keys();
+
+    public MergeRecording RecordMerges() => Inner.RecordMerges();
 }
