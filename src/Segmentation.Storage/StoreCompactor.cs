@@ -147,16 +147,25 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     // reaches it, while the target was read before the merge or is new and behind the walk. So the store records every
     // merge's target while the walk runs, and the targets are read again after it (until no merge is left unread); a
     // user read at a later version than before is written again, and a restore keeps each user's latest version.
+    // A merge after the walk needs no second read: its source was read by the walk or written after the rotation, so the
+    // recording stops with the walk (and the reads after it end even under a steady stream of merges).
     private IEnumerable<SnapshotEntry> Capture()
     {
-        using var merges = _store.RecordMerges();
+        var merges = _store.RecordMerges();
         var captured = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var key in _store.Keys())
+        try
         {
-            if (CaptureNewer(key, captured) is { } entry)
+            foreach (var key in _store.Keys())
             {
-                yield return entry;
+                if (CaptureNewer(key, captured) is { } entry)
+                {
+                    yield return entry;
+                }
             }
+        }
+        finally
+        {
+            merges.Dispose();
         }
 
         while (merges.TryTake(out var target))

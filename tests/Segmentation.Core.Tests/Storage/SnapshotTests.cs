@@ -255,6 +255,38 @@ public sealed class SnapshotTests : IDisposable
         Assert.Equal(["u2"], second.World.Store.Snapshot().Select(p => p.UserId)); // no empty u1 again
     }
 
+    [Fact]
+    public async Task An_erased_visitor_merged_again_during_the_compaction_walk_does_not_take_the_user_with_it_on_restart()
+    {
+        // During the walk a visitor is erased, comes back and signs in as a user the walk has read. The snapshot holds the
+        // user with the visitor linked (and the visitor's new page view); the erasure, logged after the rotation, is
+        // replayed on restart and must not remove the user the id now resolves to.
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        first.World.Ingestion.Track(Event("e-user", "t-user", EventTypes.PageView, Now.AddMinutes(-5)));
+        first.World.Ingestion.Track(Event("e-before", "", EventTypes.ProductView, Now.AddMinutes(-4), anonymous: "anon-y"));
+        var interleaved = new InterleavingStore(
+            first.World.Store,
+            "t-user",
+            () =>
+            {
+                first.World.Ingestion.Forget("anon-y");
+                first.World.Ingestion.Track(Event("e-after", "", EventTypes.PageView, Now.AddMinutes(-1), anonymous: "anon-y"));
+                first.World.Ingestion.Identify("anon-y", "t-user");
+            },
+            rest => rest);
+        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
+        {
+            await compactor.CompactAsync();
+        }
+
+        first.Log.Dispose();
+        using var second = new Durable(_dir, Key);
+        second.Restore();
+        AssertSame(first.World, second.World);
+        Assert.Equal(["e-after", "e-user"], second.World.Store.Get("t-user")!.EventIds.Order(StringComparer.Ordinal));
+    }
+
     // The store as a compaction walks it: the first key, then an action (merges), then the keys left as rest chooses.
     private sealed class InterleavingStore(IProfileStore inner, string firstKey, Action between, Func<IEnumerable<string>, IEnumerable<string>> rest) : DelegatingProfileStore(inner)
     {

@@ -63,10 +63,10 @@ public sealed class ChangeReplayer
                 break;
             case ForgetChange change:
                 _writer.Store.RaiseVersion(change.Version);
-                _eraser.Apply(change.UserId, log: false);
+                _eraser.Replay(change.UserId, change.Version);
                 foreach (var linked in change.LinkedIds)
                 {
-                    _eraser.Apply(linked, log: false);
+                    _eraser.Replay(linked, change.Version);
                 }
 
                 break;

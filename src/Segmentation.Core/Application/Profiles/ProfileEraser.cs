@@ -30,6 +30,22 @@ public sealed class ProfileEraser
         return new ForgetResult(removal.UserId, removal.Removed is not null || removal.LinkedIds.Count > 0, removal.LinkedIds);
     }
 
+    /// <summary>
+    /// Replays a logged erasure of <paramref name="key"/> at <paramref name="erasedAt"/> (the record's version): removes
+    /// what the id resolves to unless that profile was written after the erasure. A snapshot taken while the erasure
+    /// ran can already hold a later profile under the id or linked to it (the erased visitor came back and was merged
+    /// into another user): that profile holds nothing erased and stays.
+    /// </summary>
+    internal void Replay(string key, long erasedAt)
+    {
+        if (_writer.Store.Get(key) is { } current && current.Version > erasedAt)
+        {
+            return;
+        }
+
+        Apply(key, log: false);
+    }
+
     /// <summary>Removes <paramref name="key"/>'s profile and linked ids, logging the erasure first when <paramref name="log"/>.</summary>
     internal ProfileRemoval Apply(string key, bool log)
     {
