@@ -81,8 +81,8 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
 
         // Links as the profiles were merged, oldest first, and only those of the copy restored when a user is held twice
         // (chunks are read in parallel; a user merged into during the capture is held before and after the merge).
-        var current = links.Where(l => _store.Get(l.Key)?.Version == l.Version).OrderBy(l => l.Version).ToList();
-        foreach (var (key, aliases, _) in current)
+        var restored = links.Where(l => _store.Get(l.Key)?.Version == l.Version).OrderBy(l => l.Version).ToList();
+        foreach (var (key, aliases, _) in restored)
         {
             _store.RestoreLinks(key, aliases);
         }
@@ -145,10 +145,10 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     // A merge during the walk is logged after the rotation, and its replay finds the merged profile only if the snapshot
     // holds it. But the walk reads one profile at a time: the merged profile's key may leave the store before the walk
     // reaches it, while the target was read before the merge or is new and behind the walk. So the store records every
-    // merge's target while the walk runs, and the targets are read again after it (until no merge is left unread); a
-    // user read at a later version than before is written again, and a restore keeps each user's latest version.
-    // A merge after the walk needs no second read: its source was read by the walk or written after the rotation, so the
-    // recording stops with the walk (and the reads after it end even under a steady stream of merges).
+    // merge's target while the walk runs, and the targets are read again after it; a user read at a later version than
+    // before is written again, and a restore keeps each user's latest version. A merge after the walk needs no second
+    // read (its source was read by the walk or written after the rotation), so the recording stops with the walk, and
+    // the reads after it end even under a steady stream of merges.
     private IEnumerable<SnapshotEntry> Capture()
     {
         var merges = _store.RecordMerges();

@@ -61,27 +61,33 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         });
         measurement.Drain(); // decisions are counted off the request path, when drained
 
-        // Other test hosts alive in this process share the meters by name (see below): a collection can miss a stream
-        // while one of them is disposed, so the counters are scraped again (up to five times) before concluding.
-        bool Moved(string scrape) =>
-            Value(scrape, "segmentation_decisions_total", missLabels) - Value(before, "segmentation_decisions_total", missLabels) >= 1
-            && Value(scrape, "segmentation_decisions_total", hitLabels) - Value(before, "segmentation_decisions_total", hitLabels) >= 2
-            && Value(scrape, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) - Value(before, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) >= 1
-            && Value(scrape, "segmentation_events_total", ("result", "accepted")) - Value(before, "segmentation_events_total", ("result", "accepted")) >= 1
-            && Value(scrape, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) - Value(before, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) >= 1;
+        // Each counter must have moved by at least this much since the first scrape.
+        (string Why, string Name, (string Label, string Value)[] Labels, double AtLeast)[] counters =
+        [
+            ("decisions computed afresh are counted as cache misses of their segment and channel", "segmentation_decisions_total", missLabels, 1),
+            ("a decision answered by the cache is counted as a hit", "segmentation_decisions_total", hitLabels, 2),
+            ("a rejected event is counted by reason", "segmentation_events_total", [("result", "rejected"), ("reason", "type")], 1),
+            ("an accepted event is counted", "segmentation_events_total", [("result", "accepted")], 1),
+            ("an outcome is counted by type and attribution", "segmentation_outcomes_total", [("type", "click"), ("attribution", "unattributed")], 1),
+        ];
         string[] gauges = ["segmentation_profiles", "segmentation_catalog_segments", "segmentation_events_completeness", "segmentation_profiles_freshness", "segmentation_profiles_declared_share", "segmentation_changes_last_offset", "segmentation_changes_oldest_offset", "segmentation_triggers_fired_total", "segmentation_triggers_pending", "segmentation_triggers_dropped_total", "segmentation_triggers_missed_total"];
+        bool Moved(string scrape, (string Why, string Name, (string Label, string Value)[] Labels, double AtLeast) c) =>
+            Value(scrape, c.Name, c.Labels) - Value(before, c.Name, c.Labels) >= c.AtLeast;
+
+        // Other test hosts alive in this process share the meters by name (below): a collection can miss a stream while
+        // one of them is disposed, so the metrics are scraped again (up to five times) before concluding.
         var after = await Scrape(http);
-        for (var i = 0; i < 5 && !(Moved(after) && gauges.All(g => HasSeries(after, g))); i++)
+        for (var i = 0; i < 5 && !(counters.All(c => Moved(after, c)) && gauges.All(g => HasSeries(after, g))); i++)
         {
             await Task.Delay(200);
             after = await Scrape(http);
         }
 
-        Assert.True(Value(after, "segmentation_decisions_total", missLabels) - Value(before, "segmentation_decisions_total", missLabels) >= 1, "decisions computed afresh are counted as cache misses of their segment and channel");
-        Assert.True(Value(after, "segmentation_decisions_total", hitLabels) - Value(before, "segmentation_decisions_total", hitLabels) >= 2, "a decision answered by the cache is counted as a hit");
-        Assert.True(Value(after, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) - Value(before, "segmentation_events_total", ("result", "rejected"), ("reason", "type")) >= 1);
-        Assert.True(Value(after, "segmentation_events_total", ("result", "accepted")) - Value(before, "segmentation_events_total", ("result", "accepted")) >= 1);
-        Assert.True(Value(after, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) - Value(before, "segmentation_outcomes_total", ("type", "click"), ("attribution", "unattributed")) >= 1);
+        foreach (var counter in counters)
+        {
+            Assert.True(Moved(after, counter), counter.Why);
+        }
+
         // OpenTelemetry subscribes to meters by name, so the other test hosts alive in this process register the same
         // gauges with this host's provider and a collection may export one of theirs, or miss the stream while one is
         // disposed (a single server has one host): hence the scrapes above until every series is there.

@@ -23,7 +23,7 @@ namespace Segmentation.Core.Profiles;
 /// decodes from the start, so prefer enumeration or the column accessors.
 /// <para>
 /// Immutable to its readers. From <see cref="RoomFrom"/> events on, and for a smaller log written during a visit
-/// (<see cref="InVisit"/>), the hot run's arrays have room past the events: a write at the end appends in place while its
+/// (<see cref="GetsRoom"/>), the hot run's arrays have room past the events: a write at the end appends in place while its
 /// snapshot is the last one written to them (see <c>AddAtEnd</c>), so a busy profile's write copies nothing. Otherwise a
 /// smaller log is copied exact, as most profiles hold a few events and rest.
 /// </para>
@@ -77,7 +77,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// during a visit. Without that a visit's every write would copy its short log, and under a stream of visits those
     /// copies, each kept until the user's next event, are most of what the collector has to promote.
     /// </summary>
-    internal static bool InVisit(int count, long previousTicks, long ticks) =>
+    internal static bool GetsRoom(int count, long previousTicks, long ticks) =>
         count >= RoomFrom || (count > 1 && ticks - previousTicks <= VisitGapTicks);
 
     private EventLog(long[] ticks, byte[] data, string[]? extra, int count, int recordBytes, int lastSessionAt, int sessions, Archive? archive = null)
@@ -585,7 +585,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
             // New arrays with room: about half as many events again (at most the hot run's limit), records in proportion;
             // exact for a small log outside a visit (most profiles hold a few events and then rest).
-            var grown = !InVisit(n + 1, n > 0 ? Times[n - 1] : long.MinValue, e.Ticks) ? n + 1 : Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + ((n + 1) / 2)));
+            var grown = !GetsRoom(n + 1, n > 0 ? Times[n - 1] : long.MinValue, e.Ticks) ? n + 1 : Math.Max(n + 1, Math.Min(HotLimit + 1, n + 1 + ((n + 1) / 2)));
             var recordBytes = _recordBytes + written;
             var copy = new byte[RecordsAtFor(grown) + recordBytes + (int)((long)recordBytes * (grown - n - 1) / (n + 1))];
             Claim(copy) = n + 1;

@@ -292,7 +292,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         var old = TypeNames;
         var g = IndexOf(type);
         var added = g < 0;
-        var inVisit = false;
+        var writtenGetsRoom = false;
         string[] types;
         int index;
         if (!added)
@@ -300,7 +300,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             types = old;
             var series = At(g);
             index = series.InsertionIndex(ticks);
-            inVisit = index == series.Count && EventLog.InVisit(series.Count + 1, series.LastTicks, ticks);
+            writtenGetsRoom = index == series.Count && EventLog.GetsRoom(series.Count + 1, series.LastTicks, ticks);
             if (index == series.Count && TryAppendInPlace(g, ticks, value) is { } appended)
             {
                 return appended;
@@ -321,7 +321,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
         for (var h = 0; h < t; h++)
         {
             counts[h] = (h == g ? (added ? 0 : CountOf(g)) + 1 : CountOf(added && h > g ? h - 1 : h));
-            room[h] = WithRoom(counts[h], h == g && inVisit);
+            room[h] = WithRoom(counts[h], h == g && writtenGetsRoom);
             if (h != g && _dataArray is { } previous)
             {
                 room[h] = Math.Max(room[h], RoomOf(previous, added && h > g ? h - 1 : h)); // the other groups keep the room they had (a visit alternates types)
@@ -370,9 +370,9 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     }
 
     // Room for about half as many entries again, for groups of at least EventLog.RoomFrom entries and for the group written
-    // during a visit (EventLog.InVisit): most profiles hold a few events and are then read for days, so theirs stay exact
+    // during a visit (EventLog.GetsRoom): most profiles hold a few events and are then read for days, so theirs stay exact
     // (as small as before, and without counts of their own).
-    private static int WithRoom(int count, bool inVisit) => count < EventLog.RoomFrom && !inVisit ? count : count + (count / 2);
+    private static int WithRoom(int count, bool getsRoom) => count < EventLog.RoomFrom && !getsRoom ? count : count + (count / 2);
 
     // The map with an event appended to the end of group g in the room past this snapshot's entries, or null when
     // there is no room, the group's sums are not kept and the value is not 0, or another snapshot already wrote there.

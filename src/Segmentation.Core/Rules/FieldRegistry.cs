@@ -244,6 +244,7 @@ public sealed class FieldRegistry
             ProfileAttribute declared = default;
             var hasDeclared = c.Profile is { } p && p.Attributes.TryGetValue(key, out declared);
             var observed = derived.Observed(observedBy, c);
+            // The stored time first: the last observation of an observed attribute (later, never earlier) reads the events.
             if (observed.Value is not null && (!hasDeclared || (observed.LastTicks > declared.UpdatedAt.UtcTicks && observed.LastTicks > c.Profile!.LastObserved(declared).UpdatedAt.UtcTicks)))
             {
                 return observed.Value;

@@ -122,7 +122,8 @@ public class LayerHierarchyTests
 
         Assert.Equal(2, after.TotalEvents);
         Assert.True(after.Attributes.SameAs(before.Attributes));
-        Assert.Equal(("GB", AttributeLayer.FirstParty, "web", w.Clock.Now.AddMinutes(-1)), (CountryAsObserved(after).Value, CountryAsObserved(after).Layer, CountryAsObserved(after).Source, CountryAsObserved(after).UpdatedAt));
+        var country = CountryAsObserved(after);
+        Assert.Equal(("GB", AttributeLayer.FirstParty, "web", w.Clock.Now.AddMinutes(-1)), (country.Value, country.Layer, country.Source, country.UpdatedAt));
     }
 
     [Fact]

@@ -180,18 +180,7 @@ public sealed class SnapshotTests : IDisposable
         first.Restore();
         first.World.Ingestion.Track(Event("e-user", "u1", EventTypes.PageView, Now.AddMinutes(-2)));
         first.World.Ingestion.Track(Event("e-visitor", "", EventTypes.ProductView, Now.AddMinutes(-1), anonymous: "anon-1"));
-        var interleaved = new InterleavingStore(first.World.Store, "u1", () => first.World.Ingestion.Identify("anon-1", "u1"), rest => walkSeesMergedKey ? rest.Append("anon-1") : rest);
-        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
-        {
-            await compactor.CompactAsync();
-        }
-
-        Assert.Equal(2, first.World.Store.Get("u1")!.TotalEvents);
-        first.Log.Dispose();
-
-        using var second = new Durable(_dir, Key);
-        second.Restore();
-        AssertSame(first.World, second.World);
+        using var second = await CompactWalkingThenRestart(first, "u1", () => first.World.Ingestion.Identify("anon-1", "u1"), rest => walkSeesMergedKey ? rest.Append("anon-1") : rest);
         Assert.Equal(2, second.World.Store.Get("u1")!.TotalEvents);
         Assert.Equal("u1", second.World.Store.Resolve("anon-1"));
     }
@@ -205,16 +194,7 @@ public sealed class SnapshotTests : IDisposable
         first.Restore();
         first.World.Ingestion.Track(Event("e-other", "other", EventTypes.PageView, Now.AddMinutes(-3)));
         first.World.Ingestion.Track(Event("e-visitor", "", EventTypes.ProductView, Now.AddMinutes(-1), anonymous: "anon-1"));
-        var interleaved = new InterleavingStore(first.World.Store, "other", () => first.World.Ingestion.Identify("anon-1", "new-user"), rest => rest.Where(k => k != "new-user"));
-        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
-        {
-            await compactor.CompactAsync();
-        }
-
-        first.Log.Dispose();
-        using var second = new Durable(_dir, Key);
-        second.Restore();
-        AssertSame(first.World, second.World);
+        using var second = await CompactWalkingThenRestart(first, "other", () => first.World.Ingestion.Identify("anon-1", "new-user"), rest => rest.Where(k => k != "new-user"));
         Assert.Equal(1, second.World.Store.Get("new-user")!.TotalEvents);
         Assert.Equal("new-user", second.World.Store.Resolve("anon-1"));
     }
@@ -232,8 +212,8 @@ public sealed class SnapshotTests : IDisposable
         first.World.Ingestion.Track(Event("e-visitor-0", "", EventTypes.ProductView, Now.AddMinutes(-2), anonymous: "anon-0"));
         first.World.Ingestion.Track(Event("e-visitor", "", EventTypes.ProductView, Now.AddMinutes(-1), anonymous: "anon-1"));
         first.World.Ingestion.Identify("anon-0", "u1");
-        var interleaved = new InterleavingStore(
-            first.World.Store,
+        using var second = await CompactWalkingThenRestart(
+            first,
             "u1",
             () =>
             {
@@ -241,15 +221,6 @@ public sealed class SnapshotTests : IDisposable
                 first.World.Ingestion.Identify("u1", "u2");
             },
             rest => rest.Where(k => k != "u2"));
-        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
-        {
-            await compactor.CompactAsync();
-        }
-
-        first.Log.Dispose();
-        using var second = new Durable(_dir, Key);
-        second.Restore();
-        AssertSame(first.World, second.World);
         Assert.Equal(3, second.World.Store.Get("u2")!.TotalEvents);
         Assert.Equal(("u2", "u2", "u2"), (second.World.Store.Resolve("anon-0"), second.World.Store.Resolve("anon-1"), second.World.Store.Resolve("u1")));
         Assert.Equal(["u2"], second.World.Store.Snapshot().Select(p => p.UserId)); // no empty u1 again
@@ -265,8 +236,8 @@ public sealed class SnapshotTests : IDisposable
         first.Restore();
         first.World.Ingestion.Track(Event("e-user", "t-user", EventTypes.PageView, Now.AddMinutes(-5)));
         first.World.Ingestion.Track(Event("e-before", "", EventTypes.ProductView, Now.AddMinutes(-4), anonymous: "anon-y"));
-        var interleaved = new InterleavingStore(
-            first.World.Store,
+        using var second = await CompactWalkingThenRestart(
+            first,
             "t-user",
             () =>
             {
@@ -275,16 +246,23 @@ public sealed class SnapshotTests : IDisposable
                 first.World.Ingestion.Identify("anon-y", "t-user");
             },
             rest => rest);
-        using (var compactor = new StoreCompactor(interleaved, first.Log, first.Pii))
+        Assert.Equal(["e-after", "e-user"], second.World.Store.Get("t-user")!.EventIds.Order(StringComparer.Ordinal));
+    }
+
+    // Compacts first's store through a walk that reads firstKey, runs between, then the keys rest chooses; then restarts from
+    // the directory and checks that the restored store equals the live one.
+    private async Task<Durable> CompactWalkingThenRestart(Durable first, string firstKey, Action between, Func<IEnumerable<string>, IEnumerable<string>> rest)
+    {
+        using (var compactor = new StoreCompactor(new InterleavingStore(first.World.Store, firstKey, between, rest), first.Log, first.Pii))
         {
             await compactor.CompactAsync();
         }
 
         first.Log.Dispose();
-        using var second = new Durable(_dir, Key);
+        var second = new Durable(_dir, Key);
         second.Restore();
         AssertSame(first.World, second.World);
-        Assert.Equal(["e-after", "e-user"], second.World.Store.Get("t-user")!.EventIds.Order(StringComparer.Ordinal));
+        return second;
     }
 
     // The store as a compaction walks it: the first key, then an action (merges), then the keys left as rest chooses.
