@@ -260,7 +260,7 @@ public sealed class RuleCompiler
         // catalog, when the condition can be decided from its slot; the condition's own delegate (explanations,
         // and contexts of no catalog) reads the attribute by name. Request context fields are plain reads; every
         // other feature is remembered per evaluation.
-        if (field.DeclaredTrait is { } declared && TraitSlot.Reads(declared.Type, op) && CompileTest(field, op, operand, out var opError, out _) is { } traitTest)
+        if (field.DeclaredTrait is { } declared && TraitSlot.Reads(declared, op) && CompileTest(field, op, operand, out var opError, out _) is { } traitTest)
         {
             var slot = Features.Trait(declared);
             if (slot.Inline(op, operand) is { } slotTest)
@@ -396,7 +396,7 @@ public sealed class RuleCompiler
         };
     }
 
-    private static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) TextTest(
+    internal static (Func<EvalContext, bool>? Test, Func<Expression, Expression>? Inline) TextTest(
         Func<EvalContext, string?> get, Func<Expression, Expression>? value, string op, SyntaxNode operand, out string? error)
     {
         error = null;

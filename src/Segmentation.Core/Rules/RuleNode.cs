@@ -113,13 +113,52 @@ public abstract class RuleNode
             body.Add(Expression.Assign(features.TraitValuesVariable, Expression.Call(c, EvalContext.TraitValuesMethod, Expression.Constant(features))));
         }
 
+        var locals = new FeatureLocals(c, features);
         foreach (var i in ranks)
         {
-            body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), rules[i]!.Inline(c)));
+            body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), locals.Visit(rules[i]!.Inline(c))));
         }
 
         body.Add(Expression.Empty());
-        return Expression.Lambda<Action<EvalContext, bool[]>>(Expression.Block([features.TraitValuesVariable], body), c, matched).Compile();
+        return Expression.Lambda<Action<EvalContext, bool[]>>(Expression.Block([features.TraitValuesVariable, .. locals.Variables], body), c, matched).Compile();
+    }
+
+    /// <summary>
+    /// Gives each remembered feature a whole-catalog method reads a local of its own: the first read in the
+    /// method goes through the context (<see cref="EvalContext.Scalar"/> or <see cref="EvalContext.Reference"/>,
+    /// which computes and remembers it there, so clauses the method calls rather than inlines find it too), every
+    /// later one reads the local. A read skipped by short-circuiting leaves the local unset, so the next read
+    /// still goes through the context: the values and validity bounds are those of the context's own remembering.
+    /// </summary>
+    private sealed class FeatureLocals(ParameterExpression context, FeatureLayout features) : ExpressionVisitor
+    {
+        private readonly Dictionary<int, (ParameterExpression Value, ParameterExpression Read)> _slots = [];
+
+        /// <summary>The locals added, values and their read flags.</summary>
+        public IEnumerable<ParameterExpression> Variables => _slots.Values.SelectMany(s => new[] { s.Value, s.Read });
+
+        protected override Expression VisitMethodCall(MethodCallExpression node)
+        {
+            if (node.Object == context
+                && node.Method.DeclaringType == typeof(EvalContext)
+                && node.Method.Name is nameof(EvalContext.Scalar) or nameof(EvalContext.Reference)
+                && node.Arguments is [ConstantExpression { Value: var layout }, ConstantExpression { Value: int slot }, ConstantExpression]
+                && ReferenceEquals(layout, features))
+            {
+                if (!_slots.TryGetValue(slot, out var local))
+                {
+                    local = (Expression.Variable(node.Type, $"feature{slot}"), Expression.Variable(typeof(bool), $"read{slot}"));
+                    _slots.Add(slot, local);
+                }
+
+                return Expression.Condition(
+                    local.Read,
+                    local.Value,
+                    Expression.Block(Expression.Assign(local.Value, node), Expression.Assign(local.Read, Expression.Constant(true)), local.Value));
+            }
+
+            return base.VisitMethodCall(node);
+        }
     }
 }
 

@@ -11,12 +11,13 @@ namespace Segmentation.Core.Rules;
 /// </summary>
 /// <remarks>
 /// Encodings. A number: its IEEE bits, NaN when missing. A bool: 1, 0, or -1 when missing. A timestamp: UTC
-/// ticks, <see cref="long.MinValue"/> when missing. A string: 0 when missing or empty, 1 for a value none of the
-/// catalog's conditions names, else the id of the word it equals (case-insensitively, as text conditions
-/// compare). A list: 0 when missing or empty; else bit 63 set, and bit <c>k</c> set when it holds word
-/// <c>k</c> of the catalog's conditions (up to 63 words per list trait; a condition on a 64th word reads the
-/// list itself). Text conditions other than equality and membership (contains, starts_with, regex) read
-/// the string itself.
+/// ticks, <see cref="long.MinValue"/> when missing. A string: in the low 32 bits, 0 when missing or empty, 1 for a
+/// value none of the catalog's conditions names, else the id of the word it equals (case-insensitively, as text
+/// conditions compare); in bit <c>32 + k</c>, the result of the catalog's <c>k</c>-th text test on it (contains,
+/// starts_with, regex: up to 31 per trait, decided once when the profile snapshot lays out its values; a 32nd
+/// test, and any test on a trait declared pii, reads the string itself). A list: 0 when missing or empty; else
+/// bit 63 set, and bit <c>k</c> set when it holds word <c>k</c> of the catalog's conditions (up to 63 words per
+/// list trait; a condition on a 64th word reads the list itself).
 /// </remarks>
 internal sealed class TraitSlot
 {
@@ -24,12 +25,16 @@ internal sealed class TraitSlot
     private const long OtherText = 1;
     private const long ListPresent = long.MinValue;
     private const int ListWords = 63;
+    private const int TextTestShift = 32;
+    private const int TextTests = 31;
+    private const long WordBits = 0xFFFF_FFFFL;
 
     // Small sets of values are tested as a chain of equalities; larger ones by a mask or a set.
     private const int ChainedValues = 8;
 
     private readonly Dictionary<string, int> _words = new(StringComparer.OrdinalIgnoreCase);
     private FrozenDictionary<string, int>? _frozen;
+    private readonly List<Func<string, bool>> _textTests = [];
 
     public TraitSlot(TraitDefinition trait, int index)
     {
@@ -61,15 +66,16 @@ internal sealed class TraitSlot
     public long Missing { get; }
 
     /// <summary>
-    /// True when a condition <paramref name="op"/> on a trait of type <paramref name="type"/> can be decided from
-    /// the slot's value (the trait gets a slot only then); contains, starts_with and regex on text read the text.
+    /// True when a condition <paramref name="op"/> on <paramref name="trait"/> can be decided from the slot's value
+    /// (the trait gets a slot only then). Contains, starts_with and regex on a text trait declared pii read the text:
+    /// their results would make every such profile's values its own (see <see cref="HoldsPersonalValue"/>).
     /// </summary>
-    public static bool Reads(FieldType type, string op) => op == "exists" || type switch
+    public static bool Reads(TraitDefinition trait, string op) => op == "exists" || trait.Type switch
     {
         FieldType.Number => op is "eq" or "ne" or "lt" or "lte" or "gt" or "gte" or "between" or "in" or "not_in",
         FieldType.Bool => op is "eq" or "ne",
         FieldType.Timestamp => op is "within" or "older_than",
-        FieldType.String => op is "eq" or "ne" or "in" or "not_in",
+        FieldType.String => op is "eq" or "ne" or "in" or "not_in" || (op is "contains" or "starts_with" or "regex" && !trait.Pii),
         _ => op is "contains" or "in" or "not_in",
     };
 
@@ -95,7 +101,21 @@ internal sealed class TraitSlot
             case FieldType.Timestamp:
                 return value is DateTimeOffset t ? t.UtcTicks : Missing;
             case FieldType.String:
-                return value is string { Length: > 0 } s ? (words.TryGetValue(s, out var id) ? id : OtherText) : MissingText;
+                if (value is not string { Length: > 0 } s)
+                {
+                    return MissingText; // no text test matches a missing value
+                }
+
+                long text = words.TryGetValue(s, out var id) ? id : OtherText;
+                for (var k = 0; k < _textTests.Count; k++)
+                {
+                    if (_textTests[k](s))
+                    {
+                        text |= 1L << (TextTestShift + k);
+                    }
+                }
+
+                return text;
             default:
                 if (value is not IReadOnlyList<string> { Count: > 0 } list)
                 {
@@ -221,7 +241,7 @@ internal sealed class TraitSlot
         var exists = Exists(op, operand, id => Expression.NotEqual(id, missing));
         if (exists is not null)
         {
-            return Raw(exists);
+            return WordOf(exists);
         }
 
         switch (op)
@@ -229,17 +249,36 @@ internal sealed class TraitSlot
             case "eq" or "ne" when operand.Text is { Length: > 0 } x:
                 var word = Expression.Constant((long)Word(x));
                 return op == "eq"
-                    ? Raw(id => Expression.Equal(id, word))
-                    : Raw(id => Expression.And(Expression.NotEqual(id, missing), Expression.NotEqual(id, word)));
+                    ? WordOf(id => Expression.Equal(id, word))
+                    : WordOf(id => Expression.And(Expression.NotEqual(id, missing), Expression.NotEqual(id, word)));
             case "in" or "not_in" when operand is SyntaxList list && list.Items.All(i => i.Text is { Length: > 0 }):
                 var ids = list.Items.Select(i => (long)Word(i.Text!)).Distinct().ToArray();
                 return op == "in"
-                    ? Raw(id => TextIn(id, ids))
-                    : Raw(id => Expression.And(Expression.NotEqual(id, missing), Expression.Not(TextIn(id, ids))));
+                    ? WordOf(id => TextIn(id, ids))
+                    : WordOf(id => Expression.And(Expression.NotEqual(id, missing), Expression.Not(TextIn(id, ids))));
+            case "contains" or "starts_with" or "regex" when !Trait.Pii && _textTests.Count < TextTests:
+                // The condition's own test of a string, decided when the values are laid out; here one bit.
+                var text = Expression.Parameter(typeof(string), "text");
+                var (_, inline) = RuleCompiler.TextTest(_ => null, _ => text, op, operand, out _);
+                if (inline is null)
+                {
+                    return null;
+                }
+
+                var bit = Expression.Constant(1L << (TextTestShift + _textTests.Count));
+                _textTests.Add(Expression.Lambda<Func<string, bool>>(inline(text), text).Compile());
+                return Raw(v => Expression.NotEqual(Expression.And(v, bit), Expression.Constant(0L)));
             default:
-                return null; // contains, starts_with, regex (and empty words) read the text itself
+                return null; // empty words, and text tests past the slot's bits, read the text itself
         }
     }
+
+    // A text slot's word id (its low bits) read once into a variable, then tested.
+    private Func<Expression, Expression> WordOf(Func<ParameterExpression, Expression> test) => c =>
+    {
+        var value = Expression.Variable(typeof(long), Trait.Name);
+        return Expression.Block([value], Expression.Assign(value, Expression.And(Read(), Expression.Constant(WordBits))), test(value));
+    };
 
     private static Expression TextIn(ParameterExpression id, long[] ids)
     {

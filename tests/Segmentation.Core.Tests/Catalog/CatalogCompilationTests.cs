@@ -84,6 +84,57 @@ public class CatalogCompilationTests
     }
 
     [Fact]
+    public void A_feature_many_rules_read_is_computed_once_per_evaluation_whichever_rule_reads_it_first()
+    {
+        // probe.count read: behind a condition that short-circuits (not read there), by an inlined comparison (the
+        // first read), by more inlined ones, and by a test the method calls rather than inlines (between).
+        var reads = 0;
+        var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => ++reads)));
+        string[] texts =
+        [
+            "context.device == \"tv\" and probe.count >= 1",
+            "probe.count >= 2",
+            "probe.count >= 5 or context.device == \"mobile\"",
+            "probe.count between 1 and 4",
+            "not probe.count < 3",
+        ];
+        var rules = texts.Select((text, i) => compiler.Compile(RuleText.Parse(text, out var error) ?? throw new InvalidOperationException(error!.Message), $"rule{i}", (_, _, message) => throw new InvalidOperationException(message))).ToList();
+        var evaluateAll = RuleNode.CompileAll(rules, compiler.Features);
+        Assert.Equal(1, compiler.Features.Count);
+
+        foreach (var request in Requests)
+        {
+            var context = new EvalContext(null, request, 0, RfmModel.Empty, compiler.Features);
+            var matched = new bool[texts.Length];
+            reads = 0;
+            evaluateAll(context, matched);
+            Assert.Equal(1, reads);
+            var plain = new EvalContext(null, request, 0, RfmModel.Empty);
+            Assert.Equal(rules.Select(r => r!.Evaluate(plain)), matched);
+            Assert.Equal([false, true, request.Device == "mobile", true, true], matched);
+
+            context.Reset(); // a new evaluation computes it again, once
+            reads = 0;
+            evaluateAll(context, matched);
+            Assert.Equal(1, reads);
+        }
+    }
+
+    // A scoring layer that knows one field, probe.count (always 3), and counts its computations.
+    private sealed class CountingFields(Func<int> read) : IDerivedFields
+    {
+        public IReadOnlyDictionary<string, FieldType> Traits { get; } = new Dictionary<string, FieldType>();
+
+        public IReadOnlySet<string> ObservableFields { get; } = new HashSet<string>();
+
+        public object? Compute(string trait, EvalContext c) => null;
+
+        public FieldAccessor? Field(string name) => name == "probe.count" ? FieldAccessor.ForNumber(name, _ => read() * 0 + 3) : null;
+
+        public (string? Value, long LastTicks) Observed(string observedBy, EvalContext c) => (null, long.MinValue);
+    }
+
+    [Fact]
     public void A_returned_context_is_reused_by_its_thread_and_keeps_nothing_of_the_profile_it_read()
     {
         using var w = new TestWorld(TestCatalogs.Source(
