@@ -21,6 +21,10 @@ builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.W
 
 builder.Services.AddSegmentation();
 builder.Services.AddSegmentationSecurity();
+// The interceptors are services of their own, one instance for the process: the host would otherwise build one per
+// call, and the error mapper's limit on repeated log entries has to see every call to limit anything.
+builder.Services.AddSingleton<AdminAuditInterceptor>();
+builder.Services.AddSingleton<ErrorMappingInterceptor>();
 builder.Services.AddGrpc(options =>
 {
     options.Interceptors.Add<AdminAuditInterceptor>(); // outermost: records the status the caller sees

@@ -47,7 +47,11 @@ internal static class HttpJsonApi
     /// <summary>Serves the document at <see cref="DocumentPath"/>.</summary>
     public static IEndpointRouteBuilder MapHttpJsonApiDocument(this WebApplication app)
     {
-        app.UseSwagger(options => options.RouteTemplate = "openapi/{documentName}.json");
+        // Only on its own path: the document middleware builds a document generator for every request it sees,
+        // which on the pipeline of every gRPC call was work (and garbage) for nothing.
+        app.UseWhen(
+            context => context.Request.Path.StartsWithSegments("/openapi", StringComparison.OrdinalIgnoreCase),
+            branch => branch.UseSwagger(options => options.RouteTemplate = "openapi/{documentName}.json"));
         return app;
     }
 }

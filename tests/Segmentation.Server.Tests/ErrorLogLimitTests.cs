@@ -1,0 +1,78 @@
+using System.Collections.Concurrent;
+using Grpc.Core;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Segmentation.Contracts.V1;
+using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>Errors nobody expected are logged, but a caller that keeps triggering one cannot flood the log.</summary>
+public sealed class ErrorLogLimitTests
+{
+    private const string Category = "Segmentation.Server.Interceptors.ErrorMappingInterceptor";
+
+    [Fact]
+    public async Task An_unexpected_error_repeated_by_many_calls_is_logged_five_times_a_minute()
+    {
+        // Regression: the limit lived in the interceptor, which the host created anew for every call, so every
+        // failing call was logged (and every call, failing or not, built a limiter).
+        var logs = new CapturedLogs();
+        await using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:DemoData", "false");
+            b.ConfigureTestServices(services =>
+            {
+                services.AddSingleton<ILoggerProvider>(logs);
+                services.AddSingleton<IProfileStore>(sp => new FailingReads(sp.GetRequiredService<InMemoryProfileStore>()));
+            });
+        });
+        var client = new DecisionService.DecisionServiceClient(GrpcTestFixture.CreateChannel(factory));
+
+        for (var i = 0; i < 12; i++)
+        {
+            var ex = await Assert.ThrowsAsync<RpcException>(async () => await client.DecideAsync(new DecideRequest { UserId = FailingReads.User }));
+            Assert.Equal(StatusCode.Internal, ex.StatusCode);
+            Assert.Equal("internal error; see server logs", ex.Status.Detail);
+        }
+
+        Assert.NotNull((await client.DecideAsync(new DecideRequest { UserId = "someone-else" })).Decision.Segment); // only that user's reads fail
+        var errors = logs.Entries.Where(e => e.Category == Category && e.Level == LogLevel.Error).ToList();
+        Assert.Equal(5, errors.Count);
+        Assert.All(errors, e => Assert.Contains(nameof(InvalidOperationException), e.Message, StringComparison.Ordinal));
+    }
+
+    // A store whose reads of one user fail as no code path expects.
+    private sealed class FailingReads(IProfileStore inner) : DelegatingProfileStore(inner)
+    {
+        public const string User = "fails-on-read";
+
+        public override Core.Profiles.Profile? Get(string key) => key == User ? throw new InvalidOperationException("a read that fails") : base.Get(key);
+    }
+
+    private sealed class CapturedLogs : ILoggerProvider
+    {
+        public ConcurrentQueue<(string Category, LogLevel Level, string Message)> Entries { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(CapturedLogs logs, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                logs.Entries.Enqueue((category, logLevel, formatter(state, exception) + exception?.GetType().Name));
+        }
+    }
+}
