@@ -24,7 +24,7 @@ internal static class ProfileMapper
             Value = e.Value,
             Currency = NullIfEmpty(e.Currency),
             OrderId = NullIfEmpty(e.OrderId),
-            Lines = e.Lines.Count == 0 ? [] : e.Lines.Select(l => new DomainLine(l.ProductId, NullIfEmpty(l.Name), NullIfEmpty(l.Category), l.Quantity, l.UnitPrice)).ToList(),
+            Lines = e.Lines.Count == 0 ? Array.Empty<DomainLine>() : e.Lines.Select(l => new DomainLine(l.ProductId, NullIfEmpty(l.Name), NullIfEmpty(l.Category), l.Quantity, l.UnitPrice)).ToList(),
             ProductId = NullIfEmpty(e.ProductId),
             Category = NullIfEmpty(e.Category),
             CampaignId = NullIfEmpty(e.CampaignId),
