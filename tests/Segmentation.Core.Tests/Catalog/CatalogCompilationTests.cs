@@ -89,7 +89,7 @@ public class CatalogCompilationTests
         // probe.count read: behind a condition that short-circuits (not read there), by an inlined comparison (the
         // first read), by more inlined ones, and by a test the method calls rather than inlines (between).
         var reads = 0;
-        var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => ++reads)));
+        var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => reads++)));
         string[] texts =
         [
             "context.device == \"tv\" and probe.count >= 1",
@@ -121,7 +121,7 @@ public class CatalogCompilationTests
     }
 
     // A scoring layer that knows one field, probe.count (always 3), and counts its computations.
-    private sealed class CountingFields(Func<int> read) : IDerivedFields
+    private sealed class CountingFields(Action read) : IDerivedFields
     {
         public IReadOnlyDictionary<string, FieldType> Traits { get; } = new Dictionary<string, FieldType>();
 
@@ -129,7 +129,11 @@ public class CatalogCompilationTests
 
         public object? Compute(string trait, EvalContext c) => null;
 
-        public FieldAccessor? Field(string name) => name == "probe.count" ? FieldAccessor.ForNumber(name, _ => read() * 0 + 3) : null;
+        public FieldAccessor? Field(string name) => name == "probe.count" ? FieldAccessor.ForNumber(name, _ =>
+        {
+            read();
+            return 3;
+        }) : null;
 
         public (string? Value, long LastTicks) Observed(string observedBy, EvalContext c) => (null, long.MinValue);
     }
