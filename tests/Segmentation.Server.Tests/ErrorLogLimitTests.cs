@@ -11,6 +11,11 @@ using Segmentation.Core.Tests.Support;
 namespace Segmentation.Server.Tests;
 
 /// <summary>Errors nobody expected are logged, but a caller that keeps triggering one cannot flood the log.</summary>
+/// <remarks>
+/// Run alone: its host, started and disposed inside the test with a replaced store, shares the service's meters by
+/// name with the other hosts of this process, and while it stops the telemetry test's scrapes miss their gauges.
+/// </remarks>
+[Collection(Alone.Name)]
 public sealed class ErrorLogLimitTests
 {
     private const string Category = "Segmentation.Server.Interceptors.ErrorMappingInterceptor";
@@ -75,4 +80,11 @@ public sealed class ErrorLogLimitTests
                 logs.Entries.Enqueue((category, logLevel, formatter(state, exception) + exception?.GetType().Name));
         }
     }
+}
+
+/// <summary>Test classes that must not run beside any other (xUnit runs such a collection after the parallel ones).</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class Alone
+{
+    public const string Name = "alone";
 }

@@ -75,9 +75,12 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
             Value(scrape, c.Name, c.Labels) - Value(before, c.Name, c.Labels) >= c.AtLeast;
 
         // Other test hosts alive in this process share the meters by name (below): a collection can miss a stream while
-        // one of them is disposed, so the metrics are scraped again (up to five times) before concluding.
+        // one of them is disposed, so the metrics are scraped again (up to ten times) before concluding.
+        // This host's completeness of context.source is 1 (every event it took carried one); another host's may differ.
+        bool Complete(string scrape) => counters.All(c => Moved(scrape, c)) && gauges.All(g => HasSeries(scrape, g))
+            && Value(scrape, "segmentation_events_completeness", ("field", "context.source")) == 1.0;
         var after = await Scrape(http);
-        for (var i = 0; i < 5 && !(counters.All(c => Moved(after, c)) && gauges.All(g => HasSeries(after, g))); i++)
+        for (var i = 0; i < 10 && !Complete(after); i++)
         {
             await Task.Delay(200);
             after = await Scrape(http);
