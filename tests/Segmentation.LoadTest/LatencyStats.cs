@@ -16,7 +16,7 @@ internal sealed class WorkerStats
 
     public long Tracks { get; set; }
 
-    /// <summary>stream-ingest: results per status.</summary>
+    /// <summary>stream-ingest, stream-batch: results per status.</summary>
     public long Accepted { get; set; }
 
     public long Duplicate { get; set; }
@@ -54,8 +54,8 @@ internal sealed record ModeResult(
     double P999Ms,
     double FirstResultP99Ms)
 {
-    /// <summary>Results of a stream-ingest run are events, not requests.</summary>
-    public bool IsIngest => Mode == "stream-ingest";
+    /// <summary>Results of a stream-ingest or stream-batch run are events, not requests.</summary>
+    public bool IsIngest => Mode is "stream-ingest" or "stream-batch";
 
     /// <summary>A decide-batch run counts users decided per second; its latencies are whole batches.</summary>
     public bool IsBatch => Mode == "decide-batch";

@@ -10,7 +10,7 @@ internal sealed record LoadOptions
         Usage: Segmentation.LoadTest [options]
           --address URL        server address, loopback only (default http://127.0.0.1:5107)
           --api-key KEY        API key sent as x-api-key (default $SEGMENTATION_API_KEY, else the local development key)
-          --mode MODE          echo | decide-hit | decide-miss | echo-pair | decide-fresh | mixed | stream-ingest | decide-batch | all,
+          --mode MODE          echo | decide-hit | decide-miss | echo-pair | decide-fresh | mixed | stream-ingest | stream-batch | decide-batch | all,
                                or several joined by commas (echo,decide-batch)
                                (default all: an unmeasured warm-up pass of every mode, then each mode measured)
           --duration SECONDS   measured time per mode (default 10)
@@ -21,9 +21,10 @@ internal sealed record LoadOptions
           --users N            distinct users for decide-miss and mixed (default 3000; demo customers first)
           --hot-users N        users decide-hit cycles through (default 100)
           --miss-percent P     mixed: share of iterations that track an event before deciding (default 20)
-          --streams N          stream-ingest: concurrent StreamEvents calls (default 4)
-          --window N           stream-ingest: events in flight per stream (default 256)
-          --ingest-users N     stream-ingest: distinct synthetic users the page views are spread over (default 100000)
+          --streams N          stream-ingest, stream-batch: concurrent StreamEvents calls (default 4)
+          --window N           stream-ingest, stream-batch: events in flight per stream (default 256)
+          --stream-batch N     stream-batch: events per StreamEvents message (default 64; stream-ingest sends one per message)
+          --ingest-users N     stream-ingest, stream-batch: distinct synthetic users the page views are spread over (default 100000)
           --batch-size N       decide-batch: users per DecideBatch call (default 10000)
           --batch-calls N      decide-batch: DecideBatch calls in flight (default 2)
           --batch-channel C    decide-batch: web (default) or email (contact verdicts and send times per user)
@@ -60,6 +61,8 @@ internal sealed record LoadOptions
 
     public int IngestUsers { get; init; } = 100_000;
 
+    public int StreamBatch { get; init; } = 64;
+
     public int BatchSize { get; init; } = 10_000;
 
     public int BatchCalls { get; init; } = 2;
@@ -72,7 +75,7 @@ internal sealed record LoadOptions
 
     public string? H2LoadBodiesDirectory { get; init; }
 
-    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "echo-pair", "decide-fresh", "mixed", "stream-ingest", "decide-batch"];
+    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "echo-pair", "decide-fresh", "mixed", "stream-ingest", "stream-batch", "decide-batch"];
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the reason on bad input.</summary>
     public static LoadOptions Parse(string[] args)
@@ -92,6 +95,7 @@ internal sealed record LoadOptions
                 "--warmup-pass" => o with { WarmupPassSeconds = Number(name, Value(), 0, 600) },
                 "--streams" => o with { Streams = (int)Number(name, Value(), 1, 1024) },
                 "--window" => o with { Window = (int)Number(name, Value(), 1, 100_000) },
+                "--stream-batch" => o with { StreamBatch = (int)Number(name, Value(), 1, 1000) },
                 "--ingest-users" => o with { IngestUsers = (int)Number(name, Value(), 1, 100_000_000) },
                 "--connections" => o with { Connections = (int)Number(name, Value(), 1, 1024) },
                 "--concurrency" => o with { Concurrency = (int)Number(name, Value(), 1, 100_000) },

@@ -8,10 +8,11 @@ using Segmentation.Contracts.V1;
 namespace Segmentation.LoadTest;
 
 /// <summary>
-/// stream-ingest: <see cref="LoadOptions.Streams"/> concurrent <c>ProfileService.StreamEvents</c> calls,
-/// each sending valid page views for many distinct synthetic users as fast as the results come back:
-/// at most <see cref="LoadOptions.Window"/> events in flight per stream, results read concurrently.
-/// Records, per event, the time from write to its result, and the result's status.
+/// stream-ingest and stream-batch: <see cref="LoadOptions.Streams"/> concurrent <c>ProfileService.StreamEvents</c> calls,
+/// each sending valid page views for many distinct synthetic users as fast as the results come back: one event per
+/// message (stream-ingest) or batches of <see cref="LoadOptions.StreamBatch"/> per message (stream-batch, as a bulk
+/// sender with events ready would), at most <see cref="LoadOptions.Window"/> events in flight per stream, results read
+/// concurrently. Records, per event, the time from writing its message to reading its result, and the result's status.
 /// </summary>
 internal sealed class StreamIngest(LoadOptions options)
 {
@@ -19,20 +20,21 @@ internal sealed class StreamIngest(LoadOptions options)
     private long _sequence;
 
     /// <summary>Runs every stream until <paramref name="stopAt"/>; results received in [measureFrom, stopAt) are recorded.</summary>
-    public async Task<WorkerStats[]> RunAsync(GrpcChannel[] channels, long measureFrom, long stopAt)
+    public async Task<WorkerStats[]> RunAsync(GrpcChannel[] channels, long measureFrom, long stopAt, int batch)
     {
         var stats = Enumerable.Range(0, options.Streams).Select(_ => new WorkerStats()).ToArray();
-        await Task.WhenAll(Enumerable.Range(0, options.Streams).Select(s => Task.Run(() => RunStream(channels[s % channels.Length], stats[s], measureFrom, stopAt))));
+        await Task.WhenAll(Enumerable.Range(0, options.Streams).Select(s => Task.Run(() => RunStream(channels[s % channels.Length], stats[s], measureFrom, stopAt, batch))));
         return stats;
     }
 
-    private async Task RunStream(GrpcChannel channel, WorkerStats stats, long measureFrom, long stopAt)
+    private async Task RunStream(GrpcChannel channel, WorkerStats stats, long measureFrom, long stopAt, int batch)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(((stopAt - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency) + 30);
         using var call = new ProfileService.ProfileServiceClient(channel).StreamEvents(deadline: deadline);
-        using var window = new SemaphoreSlim(options.Window, options.Window);
+        var messagesInFlight = Math.Max(1, options.Window / batch);
+        using var window = new SemaphoreSlim(messagesInFlight, messagesInFlight);
 
-        // Results come back in request order, so the send times queue up in the same order.
+        // Results come back in request order, so the send times queue up in the same order (one per message).
         var sent = new System.Collections.Concurrent.ConcurrentQueue<long>();
         var reader = Task.Run(async () =>
         {
@@ -46,12 +48,14 @@ internal sealed class StreamIngest(LoadOptions options)
                     continue;
                 }
 
-                stats.Latencies.Add(now - start);
-                switch (response.Result.Status)
+                if (response.Result is { } single)
                 {
-                    case EventStatus.Accepted: stats.Accepted++; break;
-                    case EventStatus.Duplicate: stats.Duplicate++; break;
-                    default: stats.Rejected++; break;
+                    Count(stats, single, now - start);
+                }
+
+                foreach (var result in response.Results)
+                {
+                    Count(stats, result, now - start);
                 }
             }
         });
@@ -70,9 +74,21 @@ internal sealed class StreamIngest(LoadOptions options)
                     continue;
                 }
 
-                var n = Interlocked.Increment(ref _sequence);
+                var message = new StreamEventsRequest();
+                if (batch == 1)
+                {
+                    message.Event = PageView(Interlocked.Increment(ref _sequence));
+                }
+                else
+                {
+                    for (var i = 0; i < batch; i++)
+                    {
+                        message.Events.Add(PageView(Interlocked.Increment(ref _sequence)));
+                    }
+                }
+
                 sent.Enqueue(Stopwatch.GetTimestamp());
-                await call.RequestStream.WriteAsync(new StreamEventsRequest { Event = PageView(n) });
+                await call.RequestStream.WriteAsync(message);
             }
 
             await call.RequestStream.CompleteAsync();
@@ -81,6 +97,17 @@ internal sealed class StreamIngest(LoadOptions options)
         catch (RpcException ex)
         {
             stats.Error(ex.StatusCode);
+        }
+    }
+
+    private static void Count(WorkerStats stats, EventResult result, long latency)
+    {
+        stats.Latencies.Add(latency);
+        switch (result.Status)
+        {
+            case EventStatus.Accepted: stats.Accepted++; break;
+            case EventStatus.Duplicate: stats.Duplicate++; break;
+            default: stats.Rejected++; break;
         }
     }
 

@@ -204,6 +204,29 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
         Assert.InRange(results, 1, 199);
     }
 
+    [Fact]
+    public async Task A_batch_message_counts_each_of_its_events_against_the_ingestion_rate()
+    {
+        using var factory = SmallLimits(); // 20 events per second, a burst of 20
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        using var call = new ProfileService.ProfileServiceClient(channel).StreamEvents();
+        var now = DateTimeOffset.UtcNow;
+        var batch = new StreamEventsRequest();
+        for (var i = 0; i < 20; i++)
+        {
+            batch.Events.Add(IngestionEvent($"rate-batch-{i}", now));
+        }
+
+        await call.RequestStream.WriteAsync(batch);
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(20, call.ResponseStream.Current.Results.Count);
+
+        // The same 20 again within the second (refilled only after a whole second): two messages, but 40 events.
+        await call.RequestStream.WriteAsync(batch);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+    }
+
     private static WebApplicationFactory<Program> SmallLimits() =>
         new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
         {

@@ -1,3 +1,4 @@
+using Google.Rpc;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Server.Tests.Support;
@@ -56,6 +57,71 @@ public sealed class IngestionServiceTests(GrpcTestFixture fixture) : IClassFixtu
         var p = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
         Assert.Equal(2, p.EventCounts.Values.Sum());
         Assert.Equal(25, p.Aggregates.Revenue);
+    }
+
+    [Fact]
+    public async Task StreamEvents_answers_a_batch_message_with_its_results_in_order_and_counts_indexes_across_messages()
+    {
+        var user = NewUser();
+        using var call = Profiles.StreamEvents();
+        await call.RequestStream.WriteAsync(new StreamEventsRequest { Event = Event(user, "b0", "page_view") });
+        await call.RequestStream.WriteAsync(new StreamEventsRequest
+        {
+            Events =
+            {
+                Event(user, "b1", "product_view"),
+                new Event { EventId = "b2", Type = "page_view", UserId = user }, // no timestamp, no context
+                Event(user, "b0", "page_view"), // a duplicate of the first message's event
+                Event(user, "b3", "purchase", value: 40),
+            },
+        });
+        await call.RequestStream.WriteAsync(new StreamEventsRequest { Event = Event(user, "b4", "page_view"), Events = { Event(user, "b5", "page_view") } });
+        await call.RequestStream.CompleteAsync();
+        var responses = new List<StreamEventsResponse>();
+        await foreach (var r in call.ResponseStream.ReadAllAsync())
+        {
+            responses.Add(r);
+        }
+
+        Assert.Equal(3, responses.Count);
+        Assert.Equal((0, "b0", EventStatus.Accepted), (responses[0].Result.Index, responses[0].Result.EventId, responses[0].Result.Status));
+        Assert.Empty(responses[0].Results);
+        Assert.Null(responses[1].Result);
+        Assert.Equal([1, 2, 3, 4], responses[1].Results.Select(r => r.Index));
+        Assert.Equal(["b1", "b2", "b0", "b3"], responses[1].Results.Select(r => r.EventId));
+        Assert.Equal([EventStatus.Accepted, EventStatus.Rejected, EventStatus.Duplicate, EventStatus.Accepted], responses[1].Results.Select(r => r.Status));
+        Assert.Contains(responses[1].Results[1].Violations, v => v.Field == "events[1].timestamp");
+        Assert.Contains(responses[1].Results[1].Violations, v => v.Field == "events[1].context.session_id");
+        Assert.Equal(user, responses[1].Results[3].UserId);
+
+        // The single event beside a batch is recorded first.
+        Assert.Equal([(5, "b4"), (6, "b5")], responses[2].Results.Select(r => (r.Index, r.EventId)));
+        Assert.All(responses[2].Results, r => Assert.Equal(EventStatus.Accepted, r.Status));
+        var p = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
+        Assert.Equal(5, p.EventCounts.Values.Sum());
+        Assert.Equal(40, p.Aggregates.Revenue);
+    }
+
+    [Fact]
+    public async Task StreamEvents_ends_with_INVALID_ARGUMENT_for_a_batch_of_more_than_1000_events_after_answering_the_messages_before_it()
+    {
+        var user = NewUser();
+        using var call = Profiles.StreamEvents();
+        await call.RequestStream.WriteAsync(new StreamEventsRequest { Events = { Event(user, "ok", "page_view") } });
+        var tooMany = new StreamEventsRequest();
+        for (var i = 0; i < 1001; i++)
+        {
+            tooMany.Events.Add(Event(user, $"x{i}", "page_view"));
+        }
+
+        await call.RequestStream.WriteAsync(tooMany);
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(EventStatus.Accepted, call.ResponseStream.Current.Results.Single().Status);
+        var ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Contains(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations, v => v.Field == "events" && v.Description.Contains("1000", StringComparison.Ordinal));
+        var p = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
+        Assert.Equal(1, p.EventCounts.Values.Sum()); // nothing of the refused batch was recorded
     }
 
     [Fact]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 6 measuring instruments, end to end: builds Release, starts the real server on 127.0.0.1:5199,
 # drives it with the repo's load generator (one unmeasured warm-up pass of every mode, then echo baseline,
-# Decide cache hits, misses, a mix, and StreamEvents bulk ingestion; ratios to echo from the same run),
+# Decide cache hits, misses, a mix, and StreamEvents bulk ingestion (one event per message and batches); ratios to echo from the same run),
 # optionally with h2load, stops the server, runs the BenchmarkDotNet suite, then a 100k-profile memory/scale
 # run (the 1M-profile run takes ~5 min on 2 cores, so it is separate:
 # dotnet run -c Release --project tests/Segmentation.ScaleTest -- --profiles 1000000).
@@ -64,7 +64,7 @@ grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
 
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key")
 
-echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, echo-pair (its ceiling), decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each), decide-batch (2 DecideBatch calls of $batch_size users in flight); server CPU per request from /proc"
+echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, echo-pair (its ceiling), decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each, one per message), stream-batch (the same, 64 events per message), decide-batch (2 DecideBatch calls of $batch_size users in flight); server CPU per request from /proc"
 "${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
   --streams 4 --window 256 --batch-size "$batch_size" --batch-calls 2 --server-pid "$server_pid" | tee "$out/load.txt"
 

@@ -5,6 +5,7 @@ using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Validation;
 using Segmentation.Server.Mapping;
 using Segmentation.Server.Security;
 
@@ -65,10 +66,18 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         {
             await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
             {
-                rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
+                StreamEventsResponse response;
+                if (message.Events.Count == 0)
+                {
+                    rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
+                    response = new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()))) };
+                }
+                else
+                {
+                    response = TrackBatch(message, caller, ref index);
+                }
 
-                var result = ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()));
-                await results.Writer.WriteAsync(new StreamEventsResponse { Result = ProfileMapper.ToProto(result) }, context.CancellationToken);
+                await results.Writer.WriteAsync(response, context.CancellationToken);
             }
         }
         catch
@@ -82,6 +91,30 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         results.Writer.TryComplete();
         await writer;
         span?.SetTag("segmentation.events.received", index);
+    }
+
+    // A message with a batch: its events in order (a single event beside the batch first), answered in one message.
+    private StreamEventsResponse TrackBatch(StreamEventsRequest message, string caller, ref int index)
+    {
+        var count = message.Events.Count + (message.Event is null ? 0 : 1);
+        if (count > InputLimits.MaxEventsPerCall)
+        {
+            throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {count}); split the batch over more messages");
+        }
+
+        rateLimits.Acquire(caller, count);
+        var response = new StreamEventsResponse();
+        if (message.Event is { } first)
+        {
+            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(first))));
+        }
+
+        for (var i = 0; i < message.Events.Count; i++)
+        {
+            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i))));
+        }
+
+        return response;
     }
 
     private static async Task WriteResults(ChannelReader<StreamEventsResponse> results, IServerStreamWriter<StreamEventsResponse> stream, CancellationToken cancellation)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
@@ -90,8 +91,22 @@ public sealed class EventRecorder
     {
         for (var i = 0; i < events.Count; i++)
         {
-            yield return TrackOne(i, events[i], $"events[{i}]");
+            yield return TrackOne(i, events[i], BatchField(i));
         }
+    }
+
+    // "events[0]" to "events[999]", made once each: a batch's events are named by these on every write.
+    private static readonly string?[] BatchFields = new string?[InputLimits.MaxEventsPerCall];
+
+    /// <summary>The field name of event <paramref name="position"/> of a batch (<c>events[position]</c>), for its violations.</summary>
+    public static string BatchField(int position)
+    {
+        if ((uint)position >= (uint)BatchFields.Length)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"events[{position}]");
+        }
+
+        return BatchFields[position] ??= string.Create(CultureInfo.InvariantCulture, $"events[{position}]");
     }
 
     /// <summary>Records one event of a stream, reporting rather than throwing a validation failure.</summary>
