@@ -125,6 +125,39 @@ public sealed class IngestionServiceTests(GrpcTestFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task StreamEvents_stops_reading_a_client_that_sends_batches_but_never_reads_its_results()
+    {
+        // Results wait in the server in events, not messages: with batches of 1,000, a client that never reads
+        // must be stopped after thousands of events (the bound plus transport buffers), not after a million.
+        var user = NewUser();
+        using var cancel = new CancellationTokenSource();
+        using var call = Profiles.StreamEvents(cancellationToken: cancel.Token);
+        var sent = 0;
+        while (sent < 300_000)
+        {
+            var batch = new StreamEventsRequest();
+            for (var i = 0; i < 1000; i++)
+            {
+                batch.Events.Add(Event(user, $"q{sent + i}", "page_view"));
+            }
+
+            var write = call.RequestStream.WriteAsync(batch);
+            if (await Task.WhenAny(write, Task.Delay(TimeSpan.FromSeconds(3))) != write)
+            {
+                break; // the server stopped reading
+            }
+
+            await write;
+            sent += 1000;
+        }
+
+        cancel.Cancel();
+        Assert.InRange(sent, 4000, 150_000);
+        var stored = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile.EventCounts.Values.Sum();
+        Assert.InRange(stored, 4000, sent); // at least the whole batches that fit the bound of 4,096 were tracked
+    }
+
+    [Fact]
     public async Task TrackEvents_reports_each_event_and_counts()
     {
         var user = NewUser();

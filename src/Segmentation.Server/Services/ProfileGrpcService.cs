@@ -53,12 +53,18 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         return Task.FromResult(response);
     }
 
+    // Results waiting to be written, counted in events (a batch's results count as its events): a client that stops
+    // reading holds at most this many in the server, then its stream is no longer read.
+    private const int MaxQueuedResults = 4096;
+
     // Results are written by a second loop so that, when results queue up, they go out in one
     // buffered batch and one flush instead of one flush per event.
     public override async Task StreamEvents(IAsyncStreamReader<StreamEventsRequest> requestStream, IServerStreamWriter<StreamEventsResponse> responseStream, ServerCallContext context)
     {
-        var results = System.Threading.Channels.Channel.CreateBounded<StreamEventsResponse>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
-        var writer = WriteResults(results.Reader, responseStream, context.CancellationToken);
+        using var room = new SemaphoreSlim(MaxQueuedResults, MaxQueuedResults);
+        // Not SingleReader: that channel cannot count what it holds, and the writer flushes by the count.
+        var results = System.Threading.Channels.Channel.CreateUnbounded<StreamEventsResponse>(new UnboundedChannelOptions { SingleWriter = true });
+        var writer = WriteResults(results.Reader, responseStream, room, context.CancellationToken);
         var caller = context.Caller().Name;
         using var span = SegmentationTelemetry.Traces.StartActivity("StreamEvents");
         var index = 0;
@@ -66,6 +72,20 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         {
             await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
             {
+                var events = message.Events.Count == 0 ? 1 : message.Events.Count + (message.Event is null ? 0 : 1);
+                if (events > InputLimits.MaxEventsPerCall)
+                {
+                    throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {events}); split the batch over more messages");
+                }
+
+                for (var i = 0; i < events; i++)
+                {
+                    if (!room.Wait(0))
+                    {
+                        await room.WaitAsync(context.CancellationToken);
+                    }
+                }
+
                 StreamEventsResponse response;
                 if (message.Events.Count == 0)
                 {
@@ -74,10 +94,10 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
                 }
                 else
                 {
-                    response = TrackBatch(message, caller, ref index);
+                    response = TrackBatch(message, events, caller, ref index);
                 }
 
-                await results.Writer.WriteAsync(response, context.CancellationToken);
+                results.Writer.TryWrite(response); // unbounded: the room taken above bounds it
             }
         }
         catch
@@ -94,15 +114,9 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     }
 
     // A message with a batch: its events in order (a single event beside the batch first), answered in one message.
-    private StreamEventsResponse TrackBatch(StreamEventsRequest message, string caller, ref int index)
+    private StreamEventsResponse TrackBatch(StreamEventsRequest message, int events, string caller, ref int index)
     {
-        var count = message.Events.Count + (message.Event is null ? 0 : 1);
-        if (count > InputLimits.MaxEventsPerCall)
-        {
-            throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {count}); split the batch over more messages");
-        }
-
-        rateLimits.Acquire(caller, count);
+        rateLimits.Acquire(caller, events);
         var response = new StreamEventsResponse();
         if (message.Event is { } first)
         {
@@ -117,7 +131,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         return response;
     }
 
-    private static async Task WriteResults(ChannelReader<StreamEventsResponse> results, IServerStreamWriter<StreamEventsResponse> stream, CancellationToken cancellation)
+    private static async Task WriteResults(ChannelReader<StreamEventsResponse> results, IServerStreamWriter<StreamEventsResponse> stream, SemaphoreSlim room, CancellationToken cancellation)
     {
         var buffered = new WriteOptions(WriteFlags.BufferHint);
         while (await results.WaitToReadAsync(cancellation))
@@ -127,6 +141,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
                 // Flush only with the last queued result.
                 stream.WriteOptions = results.Count > 0 ? buffered : null;
                 await stream.WriteAsync(response, cancellation);
+                room.Release(response.Results.Count + (response.Result is null ? 0 : 1));
             }
         }
     }
