@@ -43,11 +43,15 @@ server_dir=src/Segmentation.Server/bin/Release/net10.0
 # gRPC has no ALPN to choose a protocol) and the demo data, which the production defaults leave out.
 # Plaintext on loopback, and one API key with every scope (the documented development key unless
 # SEGMENTATION_API_KEY is set): every measured call pays the same authentication as in production.
+# The per-key rate limits are raised far above what one machine can send: the harness measures the server,
+# and the default limits (200,000 stream events and 100,000 unary calls per second per key) are reachable
+# by stream-batch on a fast machine, which would then measure the limiter's RESOURCE_EXHAUSTED instead.
 api_key=${SEGMENTATION_API_KEY:-dev-local-key-change-me}
 api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
 (cd "$server_dir" && exec dotnet Segmentation.Server.dll --Kestrel:Endpoints:Grpc:Url="$address" \
   --Kestrel:Endpoints:Grpc:Protocols=Http2 --Segmentation:DemoData=true \
   --Segmentation:Security:AllowPlaintext=true \
+  --Segmentation:Limits:StreamEventsPerSecond=10000000 --Segmentation:Limits:UnaryRequestsPerSecond=10000000 \
   --Segmentation:Security:ApiKeys:0:Name=perf --Segmentation:Security:ApiKeys:0:Sha256="$api_key_sha256" \
   --Segmentation:Security:ApiKeys:0:Scopes:0=decide --Segmentation:Security:ApiKeys:0:Scopes:1=ingest \
   --Segmentation:Security:ApiKeys:0:Scopes:2=admin) > "$out/server.log" 2>&1 &
