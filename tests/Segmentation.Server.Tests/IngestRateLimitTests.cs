@@ -12,37 +12,66 @@ public sealed class IngestRateLimitTests
     [Fact]
     public async Task Unary_track_calls_beyond_the_keys_event_rate_are_resource_exhausted_with_a_retry_delay()
     {
-        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            GrpcTestFixture.ConfigureTestHost(b);
-            b.UseSetting("Segmentation:DemoData", "false");
-            b.UseSetting("Segmentation:Limits:StreamEventsPerSecond", "5");
-        });
+        using var factory = CreateFactory(eventsPerSecond: 5);
         using var channel = GrpcTestFixture.CreateChannel(factory);
         var profiles = new ProfileService.ProfileServiceClient(channel);
-        var request = new TrackEventsRequest();
-        for (var i = 0; i < 8; i++)
+        var request = Events(4);
+
+        // Four events fit the budget of five a second: calls of four run out of it and are told to come back.
+        for (var i = 0; i < 5; i++)
         {
-            request.Events.Add(new Event
+            try
             {
-                EventId = $"rate-{i}",
-                Type = "page_view",
-                UserId = "u1",
-                Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(-1)),
-                Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s1", PageType = "home" },
-            });
+                await profiles.TrackEventsAsync(request);
+            }
+            catch (RpcException limited) when (limited.StatusCode == StatusCode.ResourceExhausted)
+            {
+                Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
+                await AssertUnaryCallsAreLimited(profiles, request.Events[0]);
+                return;
+            }
         }
 
-        var ex = await Assert.ThrowsAsync<RpcException>(async () => await profiles.TrackEventsAsync(request));
-        Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
-        Assert.NotNull(ex.GetRpcStatus()?.GetDetail<RetryInfo>());
+        Assert.Fail("five calls of four events within a second passed a budget of five events per second");
+    }
 
-        await profiles.TrackEventAsync(new TrackEventRequest { Event = request.Events[0] }); // within the budget
+    [Fact]
+    public async Task A_call_with_more_events_than_the_keys_rate_allows_in_a_second_is_invalid_not_retryable()
+    {
+        // Retrying such a call can never succeed, so RESOURCE_EXHAUSTED with a retry delay would have its client retry
+        // forever: it names the events field and the largest batch the key may send instead.
+        using var factory = CreateFactory(eventsPerSecond: 5);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var profiles = new ProfileService.ProfileServiceClient(channel);
+
+        var unary = await Assert.ThrowsAsync<RpcException>(async () => await profiles.TrackEventsAsync(Events(8)));
+        AssertTooManyForTheRate(unary);
+
+        using var call = profiles.StreamEvents();
+        var batch = new StreamEventsRequest();
+        batch.Events.AddRange(Events(8).Events);
+        await call.RequestStream.WriteAsync(batch);
+        var streamed = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+        AssertTooManyForTheRate(streamed);
+
+        await profiles.TrackEventsAsync(Events(5)); // a whole second's budget in one call is still granted
+    }
+
+    private static void AssertTooManyForTheRate(RpcException ex)
+    {
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        var violation = Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+        Assert.Equal("events", violation.Field);
+        Assert.Contains("at most 5", violation.Description, StringComparison.Ordinal);
+    }
+
+    private static async Task AssertUnaryCallsAreLimited(ProfileService.ProfileServiceClient profiles, Event one)
+    {
         for (var i = 0; i < 10; i++)
         {
             try
             {
-                await profiles.TrackEventAsync(new TrackEventRequest { Event = request.Events[i % 8] });
+                await profiles.TrackEventAsync(new TrackEventRequest { Event = one });
             }
             catch (RpcException limited) when (limited.StatusCode == StatusCode.ResourceExhausted)
             {
@@ -51,5 +80,30 @@ public sealed class IngestRateLimitTests
         }
 
         Assert.Fail("ten unary calls within a second passed a budget of five events per second");
+    }
+
+    private static WebApplicationFactory<Program> CreateFactory(int eventsPerSecond) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    {
+        GrpcTestFixture.ConfigureTestHost(b);
+        b.UseSetting("Segmentation:DemoData", "false");
+        b.UseSetting("Segmentation:Limits:StreamEventsPerSecond", eventsPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    });
+
+    private static TrackEventsRequest Events(int count)
+    {
+        var request = new TrackEventsRequest();
+        for (var i = 0; i < count; i++)
+        {
+            request.Events.Add(new Event
+            {
+                EventId = $"rate-{Guid.NewGuid():N}",
+                Type = "page_view",
+                UserId = "u1",
+                Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(-1)),
+                Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s1", PageType = "home" },
+            });
+        }
+
+        return request;
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.RateLimiting;
 using Microsoft.Extensions.Options;
+using Segmentation.Core.Validation;
 using Segmentation.Server.Hosting;
 
 namespace Segmentation.Server.Security;
@@ -30,9 +31,18 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
         return lease.IsAcquired;
     }
 
-    /// <summary>Takes <paramref name="events"/> from the caller's bucket or throws <see cref="RateLimitExceededException"/>.</summary>
+    /// <summary>
+    /// Takes <paramref name="events"/> from the caller's bucket or throws <see cref="RateLimitExceededException"/>
+    /// (retryable); more events than a second's allowance throw <see cref="ValidationException"/> instead, since
+    /// retrying them could never succeed.
+    /// </summary>
     public void Acquire(string caller, int events)
     {
+        if (events > EventsPerSecond)
+        {
+            throw new ValidationException("events", $"{events} events in one call or stream message are more than this API key may send in a second; send at most {EventsPerSecond} at a time");
+        }
+
         if (!TryAcquire(caller, events))
         {
             throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents and StreamEvents together); retry after the delay given", TimeSpan.FromSeconds(1));
