@@ -283,6 +283,18 @@ internal static class ProfileCodec
         // Bytes after their 7-bit encoded length (a string's UTF-8, a sealed value).
         public ReadOnlySpan<byte> Prefixed() => Take(Count());
 
+        /// <summary>Skips length-prefixed bytes, giving where they start and how many there are (in <see cref="Data"/>).</summary>
+        public (int Start, int Length) SkipPrefixed()
+        {
+            var length = Count();
+            var start = _at;
+            Take(length);
+            return (start, length);
+        }
+
+        /// <summary>The buffer read.</summary>
+        public byte[] Data => _data;
+
         // The length-prefixed bytes at position, without moving.
         public ReadOnlySpan<byte> PrefixedAt(int position)
         {
@@ -332,6 +344,7 @@ internal static class ProfileCodec
         private string?[] _symbolStrings = [];
         private int _symbolCount;
         private StoredEvent[] _events = new StoredEvent[64];
+        private readonly Utf8EventIds _ids = new();
         private SegmentChange[] _history = new SegmentChange[8];
 
         public void Load(PooledFrame frame) => _in.Reset(frame.Buffer, frame.Length);
@@ -426,10 +439,14 @@ internal static class ProfileCodec
                 _events = new StoredEvent[Math.Max(eventCount, _events.Length * 2)];
             }
 
+            _ids.Reset(r.Data);
             for (var i = 0; i < eventCount; i++)
             {
+                var (idStart, idLength) = r.SkipPrefixed();
+                _ids.Add(idStart, idLength);
                 _events[i] = new StoredEvent(
-                    r.String(),
+                    "", // the id stays in the chunk's bytes (_ids): the log keeps it as bytes, so it is never decoded
+
                     Symbol()!,
                     r.Int64(),
                     r.Double(),
@@ -468,7 +485,7 @@ internal static class ProfileCodec
                 CurrentSegment = current,
                 SegmentHistory = SegmentHistory.Of(new ArraySegment<SegmentChange>(_history, 0, historyCount)),
                 ConsentTrail = consents?.ToImmutable() ?? [],
-            }.WithEvents(events, version);
+            }.WithEvents(events, version, _ids);
             return new SnapshotEntry(profile, links);
         }
 

@@ -298,8 +298,24 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     internal static int CodeOf(string value) => StringPool.IdOf(value);
 
     /// <summary>The hash of an event id that de-duplication compares first.</summary>
-    internal static uint HashId(string eventId) =>
-        (uint)System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId.AsSpan()));
+    internal static uint HashId(string eventId) => HashId(eventId.AsSpan());
+
+    private static uint HashId(ReadOnlySpan<char> eventId) =>
+        (uint)System.IO.Hashing.XxHash3.HashToUInt64(MemoryMarshal.AsBytes(eventId));
+
+    // The hash of the id these UTF-8 bytes decode to (the same as of the decoded string).
+    private static uint HashId(ReadOnlySpan<byte> utf8)
+    {
+        char[]? rented = null;
+        var chars = utf8.Length <= 256 ? stackalloc char[utf8.Length] : (rented = ArrayPool<char>.Shared.Rent(utf8.Length));
+        var hash = HashId(chars[..System.Text.Encoding.UTF8.GetChars(utf8, chars)]);
+        if (rented is not null)
+        {
+            ArrayPool<char>.Shared.Return(rented, clearArray: true); // ids are personal data
+        }
+
+        return hash;
+    }
 
     /// <summary>The events' times as an all-events series (the arrays are shared, not copied).</summary>
     internal EventSeries AsSeries() => _archive is null
@@ -310,21 +326,34 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// Builds a log of <paramref name="events"/>; they are ordered by time first (stable) when they are not.
     /// More than <see cref="HotLimit"/> events go to an archive run.
     /// </summary>
-    public static EventLog Of(IReadOnlyList<StoredEvent> events)
+    public static EventLog Of(IReadOnlyList<StoredEvent> events) => Of(events, null);
+
+    /// <summary>
+    /// <see cref="Of(IReadOnlyList{StoredEvent})"/> for events whose ids are given as UTF-8 bytes in
+    /// <paramref name="ids"/> (one per event, in order) instead of in <see cref="StoredEvent.EventId"/>.
+    /// </summary>
+    internal static EventLog Of(IReadOnlyList<StoredEvent> events, Utf8EventIds? ids)
     {
-        var flat = Flat(events);
+        var flat = Flat(events, ids);
         return flat.HotCount > HotLimit ? new EventLog(new Archive(flat)) : flat;
     }
 
     // One run of the events, however many there are.
-    private static EventLog Flat(IReadOnlyList<StoredEvent> events)
+    private static EventLog Flat(IReadOnlyList<StoredEvent> events, Utf8EventIds? ids = null)
     {
         ArgumentNullException.ThrowIfNull(events);
+        if (ids is not null && ids.Count != events.Count)
+        {
+            throw new ArgumentException($"one id per event is needed ({events.Count}, got {ids.Count})", nameof(ids));
+        }
+
         for (var i = 1; i < events.Count; i++)
         {
             if (events[i].Ticks < events[i - 1].Ticks)
             {
-                events = [.. events.OrderBy(e => e.Ticks)];
+                // Out of order (not how a log is saved): ordered with their ids as strings.
+                events = [.. events.Select((e, at) => ids is null ? e : e with { EventId = ids.StringAt(at) }).OrderBy(e => e.Ticks)];
+                ids = null;
                 break;
             }
         }
@@ -350,7 +379,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         {
             var e = events[i];
             ticks[i] = e.Ticks;
-            scratch.Hashes[i] = HashId(e.EventId);
+            var id = ids is null ? default : ids[i];
+            scratch.Hashes[i] = ids is null ? HashId(e.EventId) : HashId(id);
             scratch.Keys[i] = KeysOf(e, 0, ref extra);
             if (e.SessionId.Length > 0 && (sessionSet is not null ? sessionSet.Add(e.SessionId) : Array.IndexOf(scratch.Sessions, e.SessionId, 0, sessions) < 0))
             {
@@ -358,8 +388,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             }
 
             var same = lastSession is not null && string.Equals(lastSession, e.SessionId, StringComparison.Ordinal);
-            var span = scratch.Records(recordBytes, MaxSize(e));
-            var written = Encode(e, same, span, out var sessionAt);
+            var span = scratch.Records(recordBytes, MaxSize(e) + (ids is null ? 0 : Literal.MaxSize(id)));
+            var written = Encode(e, ids is not null, id, same, span, out var sessionAt);
             if (!same)
             {
                 lastSessionAt = recordBytes + sessionAt;
@@ -382,7 +412,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     [ThreadStatic]
     private static Scratch? t_scratch;
 
-    /// <summary>Per-thread space <see cref="Of"/> encodes into.</summary>
+    /// <summary>Per-thread space <see cref="Of(IReadOnlyList{StoredEvent})"/> encodes into.</summary>
     private sealed class Scratch
     {
         public uint[] Hashes = new uint[64];
@@ -564,7 +594,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         var scratch = ArrayPool<byte>.Shared.Rent(max);
         try
         {
-            var written = Encode(e, same, scratch, out var sessionAt);
+            var written = Encode(e, false, default, same, scratch, out var sessionAt);
             List<string>? added = null;
             var keys = KeysOf(e, _extra?.Length ?? 0, ref added);
             var hash = HashId(e.EventId);
@@ -690,8 +720,11 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     private static int MaxSize(StoredEvent e) =>
         1 + 8 + 5 + PooledString.MaxSize(e.Source) + PooledString.MaxSize(e.CampaignId) + PooledString.MaxSize(e.Country) + Literal.MaxSize(e.EventId) + Literal.MaxSize(e.SessionId);
 
-    /// <summary>Encodes the byte-array part of one event; <paramref name="sessionAt"/> is where its session literal starts (when written).</summary>
-    private static int Encode(StoredEvent e, bool sameSession, Span<byte> span, out int sessionAt)
+    /// <summary>
+    /// Encodes the byte-array part of one event; its id is <paramref name="idUtf8"/> when <paramref name="idInBytes"/>,
+    /// else its <see cref="StoredEvent.EventId"/>. <paramref name="sessionAt"/> is where its session literal starts (when written).
+    /// </summary>
+    private static int Encode(StoredEvent e, bool idInBytes, ReadOnlySpan<byte> idUtf8, bool sameSession, Span<byte> span, out int sessionAt)
     {
         var flags = (byte)((e.Value != 0 ? HasValue : 0) | (e.Quantity != 1 ? HasQuantity : 0) | (sameSession ? SameSession : 0));
         span[0] = flags;
@@ -710,7 +743,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             at += Varint.WriteSigned(span[at..], e.Quantity);
         }
 
-        at += Literal.Write(span[at..], e.EventId);
+        at += idInBytes ? Literal.WriteUtf8(span[at..], idUtf8) : Literal.Write(span[at..], e.EventId);
         sessionAt = at;
         if (!sameSession)
         {

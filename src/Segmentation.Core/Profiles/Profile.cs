@@ -455,9 +455,15 @@ public sealed record Profile
     }
 
     /// <summary>This profile with exactly <paramref name="ordered"/> (in time order) as its events, aggregates replayed.</summary>
-    internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion)
+    internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion) => WithEvents(ordered, newVersion, null);
+
+    /// <summary>
+    /// <see cref="WithEvents(IReadOnlyList{StoredEvent}, long)"/> with the events' ids as UTF-8 in <paramref name="ids"/>
+    /// (a snapshot's own bytes) instead of in their <see cref="StoredEvent.EventId"/>.
+    /// </summary>
+    internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion, Utf8EventIds? ids)
     {
-        var events = EventLog.Of(ordered);
+        var events = EventLog.Of(ordered, ids);
         var aggregates = ProfileAggregates.Replay(ordered);
         if (events.HasArchive)
         {

@@ -1,3 +1,4 @@
+using System.Text;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 
@@ -43,6 +44,49 @@ public sealed class EventLogTests
 
         Assert.False(log.Contains("e3"));
         Assert.False(log.Contains("lone-\ud801-surrogate"));
+    }
+
+    [Theory]
+    [InlineData(false, 6)]
+    [InlineData(true, 6)] // out of time order: the ids are decoded and the events sorted
+    [InlineData(false, 5000)] // past the hot limit: an archive run
+    public void A_log_built_from_utf8_ids_equals_one_built_from_the_strings_they_decode_to(bool shuffled, int count)
+    {
+        // What a restore does: the ids stay in the snapshot's bytes. Invalid UTF-8 becomes what decoding makes of it.
+        var ids = new List<byte[]>();
+        var events = new List<StoredEvent>();
+        for (var i = 0; i < count; i++)
+        {
+            byte[] id = (i % 3) switch
+            {
+                0 => Encoding.UTF8.GetBytes($"é-日本-🙂-{i}"),
+                1 => [.. Encoding.UTF8.GetBytes($"bad-{i}-"), 0xC3, 0x28, 0xFF],
+                _ => Encoding.UTF8.GetBytes($"e{i}"),
+            };
+            ids.Add(id);
+            events.Add(Event(Encoding.UTF8.GetString(id), shuffled ? (i * 7) % count : i, session: $"s{i / 3}", value: i));
+        }
+
+        var buffer = new byte[1 + ids.Sum(id => id.Length)]; // a byte before the first id: starts are not 0
+        var utf8 = new Utf8EventIds();
+        utf8.Reset(buffer);
+        var at = 1;
+        foreach (var id in ids)
+        {
+            id.CopyTo(buffer, at);
+            utf8.Add(at, id.Length);
+            at += id.Length;
+        }
+
+        var placeholders = events.Select(e => e with { EventId = "" }).ToList();
+        var fromBytes = EventLog.Of(placeholders, utf8);
+        var fromStrings = EventLog.Of(events);
+
+        Assert.Equal(fromStrings.ToArray(), fromBytes.ToArray());
+        Assert.Equal(count > EventLog.HotLimit, fromBytes.HasArchive);
+        Assert.All(events, e => Assert.True(fromBytes.Contains(e.EventId)));
+        Assert.False(fromBytes.Contains("bad-1-"));
+        Assert.Contains(fromBytes, e => e.EventId.Contains('\uFFFD', StringComparison.Ordinal)); // the invalid bytes, replaced
     }
 
     [Fact]

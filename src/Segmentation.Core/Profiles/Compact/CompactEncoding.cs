@@ -34,6 +34,22 @@ internal readonly ref struct Literal(ReadOnlySpan<byte> bytes, bool utf16)
         return n + raw.Length;
     }
 
+    /// <summary>The most bytes <see cref="WriteUtf8"/> writes for <paramref name="utf8"/>.</summary>
+    public static int MaxSize(ReadOnlySpan<byte> utf8) => 5 + (utf8.Length * 3);
+
+    /// <summary>Writes the string <paramref name="utf8"/> decodes to, as <see cref="Write"/> would, copying valid UTF-8 as it is.</summary>
+    public static int WriteUtf8(Span<byte> span, ReadOnlySpan<byte> utf8)
+    {
+        if (!Utf8.IsValid(utf8))
+        {
+            return Write(span, Encoding.UTF8.GetString(utf8)); // what decoding makes of invalid bytes (replacement characters)
+        }
+
+        var header = Varint.Write(span, (uint)utf8.Length << 1);
+        utf8.CopyTo(span[header..]);
+        return header + utf8.Length;
+    }
+
     public static Literal Read(ReadOnlySpan<byte> data, scoped ref int at)
     {
         var header = Varint.Read(data, ref at);

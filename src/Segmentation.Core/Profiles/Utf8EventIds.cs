@@ -1,0 +1,43 @@
+namespace Segmentation.Core.Profiles;
+
+/// <summary>
+/// The ids of a run of events as UTF-8 bytes in someone else's buffer (a snapshot chunk being restored), one per
+/// event in order, so that building the events' log does not decode each id into a string only to encode it back.
+/// Reused from one profile to the next; holds positions, never a copy of the ids.
+/// </summary>
+internal sealed class Utf8EventIds
+{
+    private byte[] _buffer = [];
+    private int[] _starts = new int[64];
+    private int[] _lengths = new int[64];
+
+    /// <summary>The ids added since the last <see cref="Reset"/>.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>The bytes of the id of event <paramref name="index"/>.</summary>
+    public ReadOnlySpan<byte> this[int index] => _buffer.AsSpan(_starts[index], _lengths[index]);
+
+    /// <summary>Starts a new run of ids, all in <paramref name="buffer"/>.</summary>
+    public void Reset(byte[] buffer)
+    {
+        _buffer = buffer;
+        Count = 0;
+    }
+
+    /// <summary>Adds the next event's id: <paramref name="length"/> bytes at <paramref name="start"/> of the buffer.</summary>
+    public void Add(int start, int length)
+    {
+        if (Count == _starts.Length)
+        {
+            Array.Resize(ref _starts, Count * 2);
+            Array.Resize(ref _lengths, Count * 2);
+        }
+
+        _starts[Count] = start;
+        _lengths[Count] = length;
+        Count++;
+    }
+
+    /// <summary>The id of event <paramref name="index"/> as a string (for the rare path that needs one).</summary>
+    public string StringAt(int index) => System.Text.Encoding.UTF8.GetString(this[index]);
+}
