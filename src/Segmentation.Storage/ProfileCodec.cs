@@ -446,7 +446,6 @@ internal static class ProfileCodec
                 _ids.Add(idStart, idLength);
                 _events[i] = new StoredEvent(
                     "", // the id stays in the chunk's bytes (_ids): the log keeps it as bytes, so it is never decoded
-
                     Symbol()!,
                     r.Int64(),
                     r.Double(),

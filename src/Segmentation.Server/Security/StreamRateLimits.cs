@@ -18,19 +18,6 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
     /// <summary>Events per second per caller.</summary>
     public int EventsPerSecond { get; } = options.Value.StreamEventsPerSecond;
 
-    /// <summary>Takes <paramref name="events"/> from <paramref name="caller"/>'s bucket; false when it holds fewer.</summary>
-    public bool TryAcquire(string caller, int events = 1)
-    {
-        if (events > EventsPerSecond)
-        {
-            return false; // more than a second's allowance can never be granted at once
-        }
-
-        var bucket = _buckets.GetOrAdd(caller, static (_, rate) => Create(rate), EventsPerSecond);
-        using var lease = bucket.AttemptAcquire(events);
-        return lease.IsAcquired;
-    }
-
     /// <summary>
     /// Takes <paramref name="events"/> from the caller's bucket or throws <see cref="RateLimitExceededException"/>
     /// (retryable); more events than a second's allowance throw <see cref="ValidationException"/> instead, since
@@ -43,7 +30,9 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
             throw new ValidationException("events", $"{events} events in one call or stream message are more than this API key may send in a second; send at most {EventsPerSecond} at a time");
         }
 
-        if (!TryAcquire(caller, events))
+        var bucket = _buckets.GetOrAdd(caller, static (_, rate) => Create(rate), EventsPerSecond);
+        using var lease = bucket.AttemptAcquire(events);
+        if (!lease.IsAcquired)
         {
             throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents and StreamEvents together); retry after the delay given", TimeSpan.FromSeconds(1));
         }
