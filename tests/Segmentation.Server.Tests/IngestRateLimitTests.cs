@@ -57,6 +57,27 @@ public sealed class IngestRateLimitTests
         await profiles.TrackEventsAsync(Events(5)); // a whole second's budget in one call is still granted
     }
 
+    [Fact]
+    public async Task A_call_refused_for_carrying_too_many_events_spends_none_of_the_keys_budget()
+    {
+        // A bulk call over the per-call bound is refused before any event is counted, so the refusal takes nothing
+        // from the second's budget: the largest allowed call right after it is still granted in full.
+        using var factory = CreateFactory(eventsPerSecond: 1200);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var profiles = new ProfileService.ProfileServiceClient(channel);
+        var oversized = Events(1001);
+        var largest = Events(1000);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await profiles.TrackEventsAsync(oversized));
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        var violation = Assert.Single(refused.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+        Assert.Equal("events", violation.Field);
+        Assert.Contains("at most 1000 events per call", violation.Description, StringComparison.Ordinal);
+
+        var granted = await profiles.TrackEventsAsync(largest);
+        Assert.Equal(1000, granted.Accepted);
+    }
+
     private static void AssertTooManyForTheRate(RpcException ex)
     {
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);

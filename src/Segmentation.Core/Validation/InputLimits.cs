@@ -41,6 +41,15 @@ public static class InputLimits
     /// <summary>Most events one bulk call may carry (a stream has no such bound).</summary>
     public const int MaxEventsPerCall = 1000;
 
+    /// <summary>Throws <see cref="ValidationException"/> on <c>events</c> when a bulk call carries more than <see cref="MaxEventsPerCall"/>.</summary>
+    public static void CheckEventsPerCall(int count)
+    {
+        if (count > MaxEventsPerCall)
+        {
+            throw new ValidationException("events", $"at most {MaxEventsPerCall} events per call (got {count}); use StreamEvents for more");
+        }
+    }
+
     /// <summary>The default of the most events one profile holds.</summary>
     public const int MaxEventsPerProfile = 1_000_000;
 

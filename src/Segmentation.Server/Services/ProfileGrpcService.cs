@@ -29,6 +29,8 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
 
     public override Task<TrackEventsResponse> TrackEvents(TrackEventsRequest request, ServerCallContext context)
     {
+        // A call refused for its size spends none of the key's budget.
+        InputLimits.CheckEventsPerCall(request.Events.Count);
         rateLimits.Acquire(context.Caller().Name, Math.Max(1, request.Events.Count));
         using var span = SegmentationTelemetry.Traces.StartActivity("TrackEvents");
         var response = new TrackEventsResponse();

@@ -79,11 +79,7 @@ public sealed class EventRecorder
     public IEnumerable<EventResult> TrackMany(IReadOnlyList<BehaviourEvent> events)
     {
         ArgumentNullException.ThrowIfNull(events);
-        if (events.Count > InputLimits.MaxEventsPerCall)
-        {
-            throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per call (got {events.Count}); use StreamEvents for more");
-        }
-
+        InputLimits.CheckEventsPerCall(events.Count);
         return Iterate(events);
     }
 
