@@ -19,6 +19,11 @@ builder.Configuration.AddKeyPerFile(Environment.GetEnvironmentVariable("SEGMENTA
 // such as a user id that was not found) stay below Information, so no user id reaches the log by default.
 builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);
 
+// A start-up failure is reported once, below: in words when an operator can fix it, else by the runtime with its stack
+// trace. The host's own "Hosting failed to start" error would print it as a stack dump first. A background job that
+// fails at run time is still logged by the host, as critical, with its exception.
+builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+
 builder.Services.AddSegmentation();
 builder.Services.AddSegmentationSecurity();
 // The interceptors are services of their own, one instance for the process: the host would otherwise build one per

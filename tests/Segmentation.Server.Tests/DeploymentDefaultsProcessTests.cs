@@ -98,6 +98,30 @@ public sealed class DeploymentDefaultsProcessTests
         Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_port_already_taken_is_one_paragraph_naming_the_address_and_exit_code_1_with_no_stack_trace_in_the_log()
+    {
+        // Another process holds the port. The operator reads the console (the log on standard output, the reason on
+        // standard error): a sentence that names the address, not a file error, and no stack dump anywhere, not even
+        // from background services stopped before they ever ran.
+        using var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        holder.Start();
+        var port = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        var stderr = server.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.WaitForExitAsync(timeout.Token);
+        var message = await stderr;
+        var log = RealServerProcessTests.OutputOf(server);
+
+        Assert.Equal(1, server.ExitCode);
+        Assert.StartsWith("Segmentation.Server did not start: cannot listen: ", message, StringComparison.Ordinal);
+        Assert.Contains($"http://127.0.0.1:{port}", message, StringComparison.Ordinal);
+        Assert.Contains("Another process holds the port", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", log, StringComparison.Ordinal);
+    }
+
     // The server from the test's output directory in Production, configured only by environment variables
     // (and the one test key as arguments): no Kestrel:Endpoints, no demo-data setting.
     private static Process Start(Dictionary<string, string> environment, bool withKey = true)

@@ -6,7 +6,7 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// Start-up failures an operator can fix (configuration, a data directory in use or damaged, a bad
-/// catalog): reported as one paragraph and exit code 1 instead of an unhandled-exception dump.
+/// catalog, a port another process holds): reported as one paragraph and exit code 1 instead of an unhandled-exception dump.
 /// </summary>
 internal static class StartupFailure
 {
@@ -20,6 +20,8 @@ internal static class StartupFailure
         DataDirectoryLockedException or StoreDamagedException or ChangeLogCorruptException or CatalogException => ex.Message,
         OptionsValidationException o => "invalid configuration: " + string.Join("; ", o.Failures),
         InvalidDataException => "the durable store cannot be read: " + ex.Message,
+        IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException } => "cannot listen: " + ex.Message
+            + " Another process holds the port: stop it, or give this server another address (Kestrel:Endpoints:<name>:Url, ASPNETCORE_URLS or ASPNETCORE_HTTP_PORTS).",
         IOException or UnauthorizedAccessException => "a file could not be read or written: " + ex.Message,
         _ => null,
     };

@@ -44,7 +44,7 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
     {
         using var timer = new PeriodicTimer(FlushInterval);
         var ticks = 0;
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        while (await timer.NextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             try
             {

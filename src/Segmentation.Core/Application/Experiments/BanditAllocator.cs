@@ -45,7 +45,7 @@ public sealed class BanditAllocationService(BanditAllocator allocator, Measureme
     {
         allocator.Reallocate();
         using var timer = new PeriodicTimer(options.BanditInterval);
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        while (await timer.NextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             allocator.Reallocate();
         }

@@ -159,7 +159,7 @@ public sealed class MeasurementDrainService(DecisionMeasurement measurement) : B
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        while (await timer.NextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             measurement.Drain();
         }

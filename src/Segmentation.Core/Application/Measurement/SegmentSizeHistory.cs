@@ -92,7 +92,7 @@ public sealed class SegmentSizeSampler(SegmentSizeHistory history) : BackgroundS
     {
         history.Sample();
         using var timer = new PeriodicTimer(TimeSpan.FromMinutes(1));
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        while (await timer.NextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             history.Sample();
         }
