@@ -122,6 +122,22 @@ public sealed class DeploymentDefaultsProcessTests
         Assert.DoesNotContain("   at ", log, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_configuration_value_of_the_wrong_type_is_one_sentence_naming_the_key_not_an_unhandled_exception()
+    {
+        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", "--Segmentation:DecisionCacheSize=lots");
+        var stderr = server.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.WaitForExitAsync(timeout.Token);
+        var message = await stderr;
+
+        Assert.Equal(1, server.ExitCode);
+        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
+        Assert.Contains("'lots' at 'Segmentation:DecisionCacheSize'", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
+    }
+
     // The server from the test's output directory in Production, configured only by environment variables
     // (and the one test key as arguments): no Kestrel:Endpoints, no demo-data setting.
     private static Process Start(Dictionary<string, string> environment, bool withKey = true)

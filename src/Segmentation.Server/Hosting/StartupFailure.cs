@@ -19,10 +19,15 @@ internal static class StartupFailure
         AggregateException { InnerExceptions.Count: 1 } a => Explain(a.InnerException!),
         DataDirectoryLockedException or StoreDamagedException or ChangeLogCorruptException or CatalogException => ex.Message,
         OptionsValidationException o => "invalid configuration: " + string.Join("; ", o.Failures),
+        InvalidOperationException when IsBindingFailure(ex) => "invalid configuration: " + ex.Message, // names the value, the key and the type it must have
         InvalidDataException => "the durable store cannot be read: " + ex.Message,
         IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException } => "cannot listen: " + ex.Message
             + " Another process holds the port: stop it, or give this server another address (Kestrel:Endpoints:<name>:Url, ASPNETCORE_URLS or ASPNETCORE_HTTP_PORTS).",
         IOException or UnauthorizedAccessException => "a file could not be read or written: " + ex.Message,
         _ => null,
     };
+
+    // A configuration value the binder could not convert to its option's type (a word where a number belongs).
+    private static bool IsBindingFailure(Exception ex) =>
+        ex.TargetSite?.DeclaringType == typeof(Microsoft.Extensions.Configuration.ConfigurationBinder) && ex.InnerException is not null;
 }
