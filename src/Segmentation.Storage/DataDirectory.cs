@@ -92,6 +92,11 @@ public sealed class DataDirectory : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         logger ??= NullLogger.Instance;
         var full = System.IO.Path.GetFullPath(path);
+        if (File.Exists(full))
+        {
+            throw new IOException($"the data directory {full} is a file, not a directory: give a directory (created when missing)");
+        }
+
         Directory.CreateDirectory(full);
         var held = AcquireLock(full);
         try

@@ -34,6 +34,17 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void A_data_directory_that_is_a_file_is_refused_saying_so()
+    {
+        var file = Path.Combine(_dir, "not-a-directory");
+        File.WriteAllText(file, "someone else's file");
+
+        var ex = Assert.Throws<IOException>(() => new Durable(file, Key));
+        Assert.Contains($"the data directory {file} is a file, not a directory", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("someone else's file", File.ReadAllText(file)); // left as it was
+    }
+
+    [Fact]
     public void A_second_store_on_the_same_directory_is_refused_naming_the_holder()
     {
         using var first = new Durable(_dir, Key);
