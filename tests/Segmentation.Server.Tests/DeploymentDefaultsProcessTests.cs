@@ -86,16 +86,11 @@ public sealed class DeploymentDefaultsProcessTests
     public async Task A_configuration_error_is_one_sentence_and_exit_code_1_not_a_stack_trace()
     {
         using var server = Start(new Dictionary<string, string> { ["ASPNETCORE_HTTP_PORTS"] = RealServerProcessTests.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture) }, withKey: false);
-        var stderr = server.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await server.WaitForExitAsync(timeout.Token);
-        var message = await stderr;
+        var message = await FailedStart(server);
 
-        Assert.Equal(1, server.ExitCode);
         Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
         Assert.Contains("No API keys are configured", message, StringComparison.Ordinal);
         Assert.Contains("Endpoint http_ports (http://*:", message, StringComparison.Ordinal); // plaintext refused without AllowPlaintext
-        Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -108,34 +103,35 @@ public sealed class DeploymentDefaultsProcessTests
         holder.Start();
         var port = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
         using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
-        var stderr = server.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await server.WaitForExitAsync(timeout.Token);
-        var message = await stderr;
-        var log = RealServerProcessTests.OutputOf(server);
+        var message = await FailedStart(server);
 
-        Assert.Equal(1, server.ExitCode);
         Assert.StartsWith("Segmentation.Server did not start: cannot listen: ", message, StringComparison.Ordinal);
         Assert.Contains($"http://127.0.0.1:{port}", message, StringComparison.Ordinal);
         Assert.Contains("Another process holds the port", message, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task A_configuration_value_of_the_wrong_type_is_one_sentence_naming_the_key_not_an_unhandled_exception()
     {
         using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", "--Segmentation:DecisionCacheSize=lots");
+        var message = await FailedStart(server);
+
+        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
+        Assert.Contains("'lots' at 'Segmentation:DecisionCacheSize'", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
+    }
+
+    // Waits for a server that must not start: its exit code is 1 and its standard error one paragraph, returned.
+    private static async Task<string> FailedStart(Process server)
+    {
         var stderr = server.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await server.WaitForExitAsync(timeout.Token);
         var message = await stderr;
-
         Assert.Equal(1, server.ExitCode);
-        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
-        Assert.Contains("'lots' at 'Segmentation:DecisionCacheSize'", message, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
+        return message;
     }
 
     // The server from the test's output directory in Production, configured only by environment variables
