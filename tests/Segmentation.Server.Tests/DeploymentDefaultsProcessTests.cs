@@ -122,6 +122,18 @@ public sealed class DeploymentDefaultsProcessTests
         Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_listen_address_that_is_not_a_url_is_one_sentence_naming_it_not_an_unhandled_exception()
+    {
+        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", "--Kestrel:Endpoints:Grpc:Url=localhost-5000");
+        var message = await FailedStart(server);
+
+        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
+        Assert.Contains("'localhost-5000'", message, StringComparison.Ordinal);
+        Assert.Contains("http://", message, StringComparison.Ordinal); // says what a listen address looks like
+        Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
+    }
+
     // Waits for a server that must not start: its exit code is 1 and its standard error one paragraph, returned.
     private static async Task<string> FailedStart(Process server)
     {
