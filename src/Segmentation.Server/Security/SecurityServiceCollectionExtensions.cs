@@ -63,7 +63,11 @@ public static class SecurityServiceCollectionExtensions
         }
         catch (CryptographicException ex)
         {
-            throw new InvalidOperationException($"Segmentation:Security:CertificatePath: cannot load the certificate '{o.CertificatePath}' (wrong password or key, or not a PKCS#12/PEM file): {ex.Message}", ex);
+            // A configuration the server cannot use: reported at start-up as one sentence, like any invalid option.
+            throw new OptionsValidationException(
+                nameof(SecurityOptions),
+                typeof(SecurityOptions),
+                [$"Segmentation:Security:CertificatePath: cannot load the certificate '{o.CertificatePath}' (wrong password or key, or not a PKCS#12/PEM file): {ex.Message}"]);
         }
     }
 }
