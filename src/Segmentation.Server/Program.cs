@@ -9,66 +9,67 @@ if (CatalogValidationMode.Requested(args) is { } catalogDirectory)
     return CatalogValidationMode.Run(catalogDirectory);
 }
 
-var builder = WebApplication.CreateBuilder(args);
-
-// Secrets as files (Docker and Kubernetes secrets): a file named like the key (Segmentation__EncryptionKey) holds its
-// value. The directory is /run/secrets unless SEGMENTATION_SECRETS_DIR names another; it is read only when it exists.
-builder.Configuration.AddKeyPerFile(Environment.GetEnvironmentVariable("SEGMENTATION_SECRETS_DIR") is { Length: > 0 } secrets ? secrets : "/run/secrets", optional: true);
-
-// A client error is the client's business: gRPC's own "status raised" entries (which quote error details,
-// such as a user id that was not found) stay below Information, so no user id reaches the log by default.
-builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);
-
-// A start-up failure is reported once, below: in words when an operator can fix it, else by the runtime with its stack
-// trace. The host's own "Hosting failed to start" error would print it as a stack dump first. A background job that
-// fails at run time is still logged by the host, as critical, with its exception.
-builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
-
-builder.Services.AddSegmentation();
-builder.Services.AddSegmentationSecurity();
-// The interceptors are services of their own, one instance for the process: the host would otherwise build one per
-// call, and the error mapper's limit on repeated log entries has to see every call to limit anything.
-builder.Services.AddSingleton<AdminAuditInterceptor>();
-builder.Services.AddSingleton<ErrorMappingInterceptor>();
-builder.Services.AddGrpc(options =>
-{
-    options.Interceptors.Add<AdminAuditInterceptor>(); // outermost: records the status the caller sees
-    options.Interceptors.Add<ErrorMappingInterceptor>();
-    options.EnableDetailedErrors = builder.Environment.IsDevelopment();
-}).AddJsonTranscoding(transcoding =>
-{
-    // HTTP/JSON callers (the routes the protos declare with google.api.http) get the same error details as gRPC
-    // callers, in the JSON body: field violations, retry delays, error reasons.
-    transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(Google.Rpc.ErrorDetailsReflection.Descriptor);
-});
-builder.Services.AddHttpJsonApiDocument();
-builder.Services.AddParsedRequestBinding();
-builder.Services.AddGrpcReflection();
-builder.Services.AddSegmentationTelemetry(builder.Configuration);
-// Readiness per service: the catalog service reads the segment membership index, which is rebuilt in the
-// background after a restart; every other service (and the server as a whole, "") is ready without it.
-builder.Services.AddGrpcHealthChecks(health =>
-    {
-        static bool WithoutMemberships(Grpc.AspNetCore.HealthChecks.HealthCheckMapContext check) => !check.Tags.Contains(MembershipHealthCheck.Tag);
-        health.Services.Map("", WithoutMemberships);
-        health.Services.Map("segmentation.v1.DecisionService", WithoutMemberships);
-        health.Services.Map("segmentation.v1.ProfileService", WithoutMemberships);
-        health.Services.Map("segmentation.v1.PrivacyService", WithoutMemberships);
-        health.Services.Map("segmentation.v1.DiagnosticsService", WithoutMemberships);
-        health.Services.Map("segmentation.v1.OutcomeService", WithoutMemberships);
-        health.Services.Map("segmentation.v1.InsightsService", WithoutMemberships);
-        health.Services.Map("segmentation.v1.ExperimentService", WithoutMemberships);
-        health.Services.Map("segmentation.v1.AuditService", WithoutMemberships);
-
-        health.Services.Map("segmentation.v1.CatalogService", _ => true);
-    })
-    .AddCheck<CatalogHealthCheck>("catalog", tags: [Telemetry.ReadyTag])
-    .AddCheck<StorageHealthCheck>("storage", tags: [Telemetry.ReadyTag])
-    .AddCheck<DegradedJobsHealthCheck>("optional jobs", tags: [Telemetry.ReadyTag])
-    .AddCheck<MembershipHealthCheck>("memberships", tags: [MembershipHealthCheck.Tag]);
-
 try
 {
+    // Everything that reads configuration is inside: a bad value anywhere is explained in words below.
+    var builder = WebApplication.CreateBuilder(args);
+
+    // Secrets as files (Docker and Kubernetes secrets): a file named like the key (Segmentation__EncryptionKey) holds its
+    // value. The directory is /run/secrets unless SEGMENTATION_SECRETS_DIR names another; it is read only when it exists.
+    builder.Configuration.AddKeyPerFile(Environment.GetEnvironmentVariable("SEGMENTATION_SECRETS_DIR") is { Length: > 0 } secrets ? secrets : "/run/secrets", optional: true);
+
+    // A client error is the client's business: gRPC's own "status raised" entries (which quote error details,
+    // such as a user id that was not found) stay below Information, so no user id reaches the log by default.
+    builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);
+
+    // A start-up failure is reported once, below: in words when an operator can fix it, else by the runtime with its stack
+    // trace. The host's own "Hosting failed to start" error would print it as a stack dump first. A background job that
+    // fails at run time is still logged by the host, as critical, with its exception.
+    builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+
+    builder.Services.AddSegmentation();
+    builder.Services.AddSegmentationSecurity();
+    // The interceptors are services of their own, one instance for the process: the host would otherwise build one per
+    // call, and the error mapper's limit on repeated log entries has to see every call to limit anything.
+    builder.Services.AddSingleton<AdminAuditInterceptor>();
+    builder.Services.AddSingleton<ErrorMappingInterceptor>();
+    builder.Services.AddGrpc(options =>
+    {
+        options.Interceptors.Add<AdminAuditInterceptor>(); // outermost: records the status the caller sees
+        options.Interceptors.Add<ErrorMappingInterceptor>();
+        options.EnableDetailedErrors = builder.Environment.IsDevelopment();
+    }).AddJsonTranscoding(transcoding =>
+    {
+        // HTTP/JSON callers (the routes the protos declare with google.api.http) get the same error details as gRPC
+        // callers, in the JSON body: field violations, retry delays, error reasons.
+        transcoding.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromFiles(Google.Rpc.ErrorDetailsReflection.Descriptor);
+    });
+    builder.Services.AddHttpJsonApiDocument();
+    builder.Services.AddParsedRequestBinding();
+    builder.Services.AddGrpcReflection();
+    builder.Services.AddSegmentationTelemetry(builder.Configuration);
+    // Readiness per service: the catalog service reads the segment membership index, which is rebuilt in the
+    // background after a restart; every other service (and the server as a whole, "") is ready without it.
+    builder.Services.AddGrpcHealthChecks(health =>
+        {
+            static bool WithoutMemberships(Grpc.AspNetCore.HealthChecks.HealthCheckMapContext check) => !check.Tags.Contains(MembershipHealthCheck.Tag);
+            health.Services.Map("", WithoutMemberships);
+            health.Services.Map("segmentation.v1.DecisionService", WithoutMemberships);
+            health.Services.Map("segmentation.v1.ProfileService", WithoutMemberships);
+            health.Services.Map("segmentation.v1.PrivacyService", WithoutMemberships);
+            health.Services.Map("segmentation.v1.DiagnosticsService", WithoutMemberships);
+            health.Services.Map("segmentation.v1.OutcomeService", WithoutMemberships);
+            health.Services.Map("segmentation.v1.InsightsService", WithoutMemberships);
+            health.Services.Map("segmentation.v1.ExperimentService", WithoutMemberships);
+            health.Services.Map("segmentation.v1.AuditService", WithoutMemberships);
+
+            health.Services.Map("segmentation.v1.CatalogService", _ => true);
+        })
+        .AddCheck<CatalogHealthCheck>("catalog", tags: [Telemetry.ReadyTag])
+        .AddCheck<StorageHealthCheck>("storage", tags: [Telemetry.ReadyTag])
+        .AddCheck<DegradedJobsHealthCheck>("optional jobs", tags: [Telemetry.ReadyTag])
+        .AddCheck<MembershipHealthCheck>("memberships", tags: [MembershipHealthCheck.Tag]);
+
     var app = builder.Build(); // options are validated here: a configuration error is reported in words below
     app.UseDashboard(); // static files at /dashboard/, before routing: no key needed for the page itself
     app.UseRouting();

@@ -165,6 +165,20 @@ public sealed class DeploymentDefaultsProcessTests
         }
     }
 
+    [Theory]
+    [InlineData("--Segmentation:Telemetry:OtlpEndpoint=localhost-4317", "Segmentation:Telemetry:OtlpEndpoint")]
+    [InlineData("--Segmentation:Telemetry:Prometheus=maybe", "'maybe' at 'Segmentation:Telemetry:Prometheus'")]
+    public async Task A_bad_telemetry_setting_is_one_sentence_naming_it_not_an_unhandled_exception(string argument, string named)
+    {
+        // Telemetry is configured while services are registered, before the host is built: its errors must be
+        // explained like every other configuration error.
+        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", argument);
+        var message = await FailedStart(server);
+
+        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
+        Assert.Contains(named, message, StringComparison.Ordinal);
+    }
+
     // Waits for a server that must not start: its exit code is 1 and its standard error one paragraph, returned.
     private static async Task<string> FailedStart(Process server)
     {

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -60,7 +61,12 @@ internal static class Telemetry
         var options = configuration.GetSection(TelemetryOptions.Section).Get<TelemetryOptions>() ?? new TelemetryOptions();
         services.Configure<TelemetryOptions>(configuration.GetSection(TelemetryOptions.Section));
         services.AddHostedService<ServiceGauges>(); // built when the host starts: a store that cannot open fails start-up there, explained
-        var otlp = options.OtlpEndpoint.Length > 0 ? new Uri(options.OtlpEndpoint, UriKind.Absolute) : null;
+        Uri? otlp = null;
+        if (options.OtlpEndpoint.Length > 0 && !Uri.TryCreate(options.OtlpEndpoint, UriKind.Absolute, out otlp))
+        {
+            throw new OptionsValidationException(nameof(TelemetryOptions), typeof(TelemetryOptions), [$"{TelemetryOptions.Section}:OtlpEndpoint must be an absolute URL such as http://collector:4317 (got '{options.OtlpEndpoint}')"]);
+        }
+
         var traces = options.Traces ?? otlp is not null;
         if (!options.Prometheus && otlp is null)
         {
