@@ -111,26 +111,18 @@ public sealed class DeploymentDefaultsProcessTests
         Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_configuration_value_of_the_wrong_type_is_one_sentence_naming_the_key_not_an_unhandled_exception()
+    [Theory]
+    [InlineData("--Segmentation:DecisionCacheSize=lots", "'lots' at 'Segmentation:DecisionCacheSize'")] // a word where a number belongs
+    [InlineData("--Kestrel:Endpoints:Grpc:Url=localhost-5000", "'localhost-5000'); give one such as http://")] // says what a listen address looks like
+    [InlineData("--Segmentation:Telemetry:OtlpEndpoint=localhost-4317", "Segmentation:Telemetry:OtlpEndpoint")]
+    [InlineData("--Segmentation:Telemetry:Prometheus=maybe", "'maybe' at 'Segmentation:Telemetry:Prometheus'")] // read while services are registered
+    public async Task A_bad_setting_is_one_sentence_naming_it_not_an_unhandled_exception(string argument, string named)
     {
-        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", "--Segmentation:DecisionCacheSize=lots");
+        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", argument);
         var message = await FailedStart(server);
 
         Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
-        Assert.Contains("'lots' at 'Segmentation:DecisionCacheSize'", message, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task A_listen_address_that_is_not_a_url_is_one_sentence_naming_it_not_an_unhandled_exception()
-    {
-        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", "--Kestrel:Endpoints:Grpc:Url=localhost-5000");
-        var message = await FailedStart(server);
-
-        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
-        Assert.Contains("'localhost-5000'", message, StringComparison.Ordinal);
-        Assert.Contains("http://", message, StringComparison.Ordinal); // says what a listen address looks like
+        Assert.Contains(named, message, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
     }
 
@@ -163,20 +155,6 @@ public sealed class DeploymentDefaultsProcessTests
         {
             File.Delete(pfx);
         }
-    }
-
-    [Theory]
-    [InlineData("--Segmentation:Telemetry:OtlpEndpoint=localhost-4317", "Segmentation:Telemetry:OtlpEndpoint")]
-    [InlineData("--Segmentation:Telemetry:Prometheus=maybe", "'maybe' at 'Segmentation:Telemetry:Prometheus'")]
-    public async Task A_bad_telemetry_setting_is_one_sentence_naming_it_not_an_unhandled_exception(string argument, string named)
-    {
-        // Telemetry is configured while services are registered, before the host is built: its errors must be
-        // explained like every other configuration error.
-        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", argument);
-        var message = await FailedStart(server);
-
-        Assert.StartsWith("Segmentation.Server did not start: invalid configuration:", message, StringComparison.Ordinal);
-        Assert.Contains(named, message, StringComparison.Ordinal);
     }
 
     // Waits for a server that must not start: its exit code is 1 and its standard error one paragraph, returned.
