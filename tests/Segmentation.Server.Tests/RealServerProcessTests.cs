@@ -142,6 +142,15 @@ public sealed class RealServerProcessTests
     internal static string OutputOf(Process server) =>
         Outputs.TryGetValue(server, out var lines) ? string.Join('\n', lines) : "";
 
+    /// <summary>Waits (at most 60 s) for a server that must refuse to start: its exit code, standard error and log.</summary>
+    internal static async Task<(int ExitCode, string Stderr, string Log)> RefusedStart(Process server)
+    {
+        var stderr = server.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.WaitForExitAsync(timeout.Token);
+        return (server.ExitCode, await stderr, OutputOf(server));
+    }
+
     internal static async Task WaitUntilListening(Process server, int port)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);

@@ -60,7 +60,7 @@ public sealed class TlsProcessTests : IDisposable
     public async Task Without_a_certificate_and_without_AllowPlaintext_start_up_fails_with_a_clear_message()
     {
         var port = RealServerProcessTests.FreePort();
-        var (exitCode, message) = await StartUpFailure([
+        var (exitCode, message, _) = await StartUpFailure([
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
             "--Segmentation:DemoData=false",
             .. RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)]);
@@ -75,7 +75,7 @@ public sealed class TlsProcessTests : IDisposable
     [Fact]
     public async Task A_plaintext_endpoint_that_speaks_http2_needs_AllowPlaintext_even_for_the_probes()
     {
-        var (exitCode, message) = await StartUpFailure([
+        var (exitCode, message, _) = await StartUpFailure([
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{RealServerProcessTests.FreePort()}",
             $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{RealServerProcessTests.FreePort()}",
             "--Kestrel:Endpoints:Http:Protocols=Http1AndHttp2",
@@ -90,7 +90,7 @@ public sealed class TlsProcessTests : IDisposable
     public async Task Without_api_keys_start_up_fails_unless_authentication_is_disabled()
     {
         var port = RealServerProcessTests.FreePort();
-        var (exitCode, message) = await StartUpFailure([
+        var (exitCode, message, _) = await StartUpFailure([
             $"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}",
             "--Segmentation:Security:AllowPlaintext=true",
             "--Segmentation:DemoData=false"]);
@@ -99,14 +99,35 @@ public sealed class TlsProcessTests : IDisposable
         Assert.Contains("No API keys are configured", message, StringComparison.Ordinal);
     }
 
-    // Starts the server with arguments it must refuse; returns its exit code and standard error.
-    private static async Task<(int ExitCode, string Stderr)> StartUpFailure(string[] arguments)
+    [Theory]
+    [InlineData("--Segmentation:Security:CertificatePath", "--Segmentation:Security:CertificatePassword")]
+    [InlineData("--Kestrel:Endpoints:Grpc:Certificate:Path", "--Kestrel:Endpoints:Grpc:Certificate:Password")]
+    public async Task A_certificate_with_the_wrong_password_is_one_sentence_not_an_unhandled_exception(string pathKey, string passwordKey)
+    {
+        using var certificate = SelfSigned();
+        var pfx = Path.Combine(_dir, "server.pfx");
+        await File.WriteAllBytesAsync(pfx, certificate.Export(X509ContentType.Pkcs12, "right"));
+
+        var (exitCode, message, log) = await StartUpFailure([
+            $"--Kestrel:Endpoints:Grpc:Url=https://127.0.0.1:{RealServerProcessTests.FreePort()}",
+            $"{pathKey}={pfx}",
+            $"{passwordKey}=wrong",
+            "--Segmentation:DemoData=false",
+            .. RealServerProcessTests.KeyArguments(RealServerProcessTests.ApiKey)]);
+
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith("Segmentation.Server did not start:", message, StringComparison.Ordinal);
+        Assert.Contains("certificate", message, StringComparison.Ordinal);
+        Assert.Contains("password", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", log, StringComparison.Ordinal);
+    }
+
+    // Starts the server with arguments it must refuse; returns its exit code, standard error and log.
+    private static async Task<(int ExitCode, string Stderr, string Log)> StartUpFailure(string[] arguments)
     {
         using var server = RealServerProcessTests.StartServerProcess(arguments);
-        var stderr = server.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await server.WaitForExitAsync(timeout.Token);
-        return (server.ExitCode, await stderr);
+        return await RealServerProcessTests.RefusedStart(server);
     }
 
     private static X509Certificate2 SelfSigned()
