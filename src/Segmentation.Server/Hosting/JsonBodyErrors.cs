@@ -1,0 +1,299 @@
+using System.Buffers;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Google.Protobuf.Reflection;
+using Microsoft.AspNetCore.Grpc.JsonTranscoding;
+using Segmentation.Server.Mapping;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// Names the field when an HTTP/JSON request body does not fit its message. JSON transcoding parses the body
+/// before any of our code runs and refuses a bad one as INVALID_ARGUMENT without saying where ("Request JSON payload
+/// is not correctly formatted." for a number in a string field or a syntax error; "Error converting value…" for an
+/// unknown enum name). This keeps a copy of the body as transcoding reads it and, when the answer is such a refusal
+/// (code INVALID_ARGUMENT with no details), finds the first problem (<see cref="JsonBodyProblem"/>) and answers with
+/// it as a <c>google.rpc.BadRequest</c> field violation, the same shape the service's own validation gives. Any
+/// other answer passes through untouched; only HTTP/JSON calls with a body pay for the copy.
+/// </summary>
+internal sealed class JsonBodyErrors(RequestDelegate next, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits)
+{
+    private const int InvalidArgument = 3;
+    private const int MaxCapturedError = 64 * 1024;
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        // gRPC calls (every Decide) pass with one header comparison and no state machine.
+        if (context.Request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase)
+            || HttpMethods.IsGet(context.Request.Method)
+            || HttpMethods.IsDelete(context.Request.Method)
+            || context.GetEndpoint()?.Metadata.GetMetadata<GrpcJsonTranscodingMetadata>() is not { } metadata
+            || BodyMessage(metadata) is not { } body)
+        {
+            return next(context);
+        }
+
+        return WithBodyErrorsNamed(context, body);
+    }
+
+    private async Task WithBodyErrorsNamed(HttpContext context, (MessageDescriptor Message, string Prefix) body)
+    {
+        var requestBody = context.Request.Body;
+        var responseBody = context.Response.Body;
+        using var copy = new CopyingStream(requestBody, limits.Value.MaxRequestBytes);
+        var answer = new ErrorCapturingStream(responseBody, context.Response);
+        context.Request.Body = copy;
+        context.Response.Body = answer;
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            context.Request.Body = requestBody;
+            context.Response.Body = responseBody;
+        }
+
+        if (answer.Captured is not { } error)
+        {
+            return;
+        }
+
+        if (IsUndetailedRefusal(error) && await copy.ReadToEndAsync(context.RequestAborted) && JsonBodyProblem.Find(copy.Written, body.Message, body.Prefix) is { } problem)
+        {
+            context.Response.ContentLength = null;
+            await WriteAsync(context.Response, problem);
+        }
+        else
+        {
+            await responseBody.WriteAsync(error, context.RequestAborted);
+        }
+    }
+
+    // The message the body is parsed as, and the path its fields are named under.
+    private static (MessageDescriptor Message, string Prefix)? BodyMessage(GrpcJsonTranscodingMetadata metadata)
+    {
+        var input = metadata.MethodDescriptor.InputType;
+        var selector = metadata.HttpRule.Body;
+        if (selector == "*")
+        {
+            return (input, "");
+        }
+
+        return input.FindFieldByName(selector) is { FieldType: FieldType.Message, IsRepeated: false } field ? (field.MessageType, selector + ".") : null;
+    }
+
+    private static bool IsUndetailedRefusal(ReadOnlyMemory<byte> error)
+    {
+        try
+        {
+            using var status = JsonDocument.Parse(error);
+            var root = status.RootElement;
+            return root.ValueKind == JsonValueKind.Object
+                && root.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.Number && code.GetInt32() == InvalidArgument
+                && (!root.TryGetProperty("details", out var details) || details.ValueKind != JsonValueKind.Array || details.GetArrayLength() == 0);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    // A google.rpc.Status in the proto3 JSON mapping, as transcoding writes the service's own errors.
+    private static async Task WriteAsync(HttpResponse response, JsonBodyProblem problem)
+    {
+        response.ContentType = "application/json; charset=utf-8";
+        var message = problem.Field is { } field ? $"{field}: {problem.Description}" : problem.Description;
+        await using var json = new Utf8JsonWriter(response.Body, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }); // a JSON body, never HTML: quotes stay readable
+        json.WriteStartObject();
+        json.WriteNumber("code", InvalidArgument);
+        json.WriteString("message", message);
+        json.WriteStartArray("details");
+        if (problem.Field is not null)
+        {
+            json.WriteStartObject();
+            json.WriteString("@type", "type.googleapis.com/google.rpc.BadRequest");
+            json.WriteStartArray("fieldViolations");
+            json.WriteStartObject();
+            json.WriteString("field", problem.Field);
+            json.WriteString("description", problem.Description);
+            json.WriteString("reason", "");
+            json.WriteEndObject();
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
+        json.WriteEndObject();
+        await json.FlushAsync(response.HttpContext.RequestAborted);
+    }
+
+    /// <summary>Reads through to the request body, keeping what was read up to a limit.</summary>
+    private sealed class CopyingStream(Stream inner, int limit) : Stream
+    {
+        private readonly ArrayBufferWriter<byte> _written = new();
+        private bool _overflowed;
+
+        /// <summary>The body as read so far.</summary>
+        public ReadOnlySpan<byte> Written => _written.WrittenSpan;
+
+        // True when the whole body was read and kept.
+        private bool Complete { get; set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Keep(buffer.AsSpan(offset, inner.Read(buffer, offset, count)));
+
+        public override int Read(Span<byte> buffer) => Keep(buffer[..inner.Read(buffer)]);
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await inner.ReadAsync(buffer, cancellationToken);
+            return Keep(buffer.Span[..read]);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        /// <summary>Reads what transcoding left unread (it stops at the first problem); false when the body is too large to keep.</summary>
+        public async Task<bool> ReadToEndAsync(CancellationToken cancellationToken)
+        {
+            var buffer = new byte[16 * 1024];
+            while (!Complete && !_overflowed)
+            {
+                _ = await ReadAsync(buffer, cancellationToken); // kept by Keep; a short read just loops
+            }
+
+            return Complete;
+        }
+
+        private int Keep(ReadOnlySpan<byte> read)
+        {
+            if (read.IsEmpty)
+            {
+                Complete = !_overflowed;
+            }
+            else if (!_overflowed && _written.WrittenCount + read.Length <= limit)
+            {
+                _written.Write(read);
+            }
+            else
+            {
+                _overflowed = true; // larger than any request the service accepts: not kept
+                _written.ResetWrittenCount();
+            }
+
+            return read.Length;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>
+    /// Passes the response through, except one that starts with status 400: that is kept (up to a limit) for
+    /// <see cref="InvokeAsync"/> to pass on or replace.
+    /// </summary>
+    private sealed class ErrorCapturingStream(Stream inner, HttpResponse response) : Stream
+    {
+        private ArrayBufferWriter<byte>? _captured;
+        private bool _decided;
+
+        /// <summary>The error answer kept, if the response was one.</summary>
+        public ReadOnlyMemory<byte>? Captured => _captured?.WrittenMemory;
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (!Keep(buffer, out var released))
+            {
+                inner.Write(released.Span);
+                inner.Write(buffer);
+            }
+        }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (!Keep(buffer.Span, out var released))
+            {
+                await inner.WriteAsync(released, cancellationToken);
+                await inner.WriteAsync(buffer, cancellationToken);
+            }
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Flush()
+        {
+            if (_captured is null)
+            {
+                inner.Flush();
+            }
+        }
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => _captured is null ? inner.FlushAsync(cancellationToken) : Task.CompletedTask;
+
+        // True when the bytes were kept rather than to be written; otherwise also what was kept before, to be written first.
+        private bool Keep(ReadOnlySpan<byte> buffer, out ReadOnlyMemory<byte> released)
+        {
+            released = default;
+            if (!_decided)
+            {
+                _decided = true;
+                if (response.StatusCode == StatusCodes.Status400BadRequest)
+                {
+                    _captured = new ArrayBufferWriter<byte>();
+                }
+            }
+
+            if (_captured is null)
+            {
+                return false;
+            }
+
+            if (_captured.WrittenCount + buffer.Length > MaxCapturedError)
+            {
+                // Larger than any error transcoding writes: not one of them, so it goes through as it is.
+                released = _captured.WrittenMemory;
+                _captured = null;
+                return false;
+            }
+
+            _captured.Write(buffer);
+            return true;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

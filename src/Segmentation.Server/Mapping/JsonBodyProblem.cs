@@ -1,0 +1,266 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+using Google.Protobuf.WellKnownTypes;
+
+namespace Segmentation.Server.Mapping;
+
+/// <summary>
+/// The first place where an HTTP/JSON request body does not fit its protobuf message, found by walking the JSON
+/// against the message's descriptor: a field of the wrong JSON type, an enum name the contract does not have, a time
+/// that is not RFC 3339, or JSON that is not well formed. JSON transcoding rejects such a body with one message for
+/// every case ("Request JSON payload is not correctly formatted.") or with no field named; this names the field as
+/// gRPC callers' field violations do (<c>events[2].timestamp</c>, proto field names).
+/// </summary>
+/// <remarks>
+/// Only as strict as transcoding is (it runs after transcoding refused a body, to say where): unknown fields are
+/// skipped, numbers may be quoted, and null stands for any field's default.
+/// </remarks>
+/// <param name="Field">The field's path, or null when the problem is the body as a whole (not JSON, not an object).</param>
+/// <param name="Description">What is wrong with it, in words a client author can act on.</param>
+internal sealed record JsonBodyProblem(string? Field, string Description)
+{
+    private const int MaxDepth = 64;
+    private const int MaxQuoted = 64;
+
+    /// <summary>The first problem of <paramref name="json"/> as a <paramref name="message"/> whose fields are named under <paramref name="prefix"/>, or null when it has none.</summary>
+    public static JsonBodyProblem? Find(ReadOnlySpan<byte> json, MessageDescriptor message, string prefix = "")
+    {
+        if (json.Trim(" \t\r\n"u8).IsEmpty)
+        {
+            return new(null, "the request body is empty: send a JSON object");
+        }
+
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = MaxDepth });
+        try
+        {
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                return new(null, $"the request body must be a JSON object, not {Describe(ref reader)}");
+            }
+
+            if (Message(ref reader, message, prefix) is { } problem)
+            {
+                return problem;
+            }
+
+            reader.Read(); // anything after the object is a syntax error
+            return null;
+        }
+        catch (JsonException ex)
+        {
+            return new(null, NotJson(ex));
+        }
+    }
+
+    // Where and why, in the reader's words without its advice to the server's own code ("Change the reader options").
+    private static string NotJson(JsonException ex)
+    {
+        var reason = ex.Message;
+        var at = reason.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        reason = (at > 0 ? reason[..at] : reason).Replace(" Change the reader options.", "", StringComparison.Ordinal).Trim();
+        return ex.LineNumber is { } line && ex.BytePositionInLine is { } position
+            ? string.Create(CultureInfo.InvariantCulture, $"the request body is not valid JSON (line {line + 1}, byte {position + 1}): {reason}")
+            : $"the request body is not valid JSON: {reason}";
+    }
+
+    // The reader is on the object's StartObject; returns with it on the matching EndObject.
+    private static JsonBodyProblem? Message(ref Utf8JsonReader reader, MessageDescriptor message, string prefix)
+    {
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var name = reader.GetString()!;
+            var field = message.FindFieldByName(name) ?? message.Fields.InDeclarationOrder().FirstOrDefault(f => f.JsonName == name);
+            reader.Read();
+            if (field is null)
+            {
+                reader.Skip(); // unknown fields are ignored, as transcoding ignores them
+                continue;
+            }
+
+            if (Value(ref reader, field, prefix + field.Name) is { } problem)
+            {
+                return problem;
+            }
+        }
+
+        return null;
+    }
+
+    // The reader is on the field's value; returns with it on the value's last token.
+    private static JsonBodyProblem? Value(ref Utf8JsonReader reader, FieldDescriptor field, string path)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null; // the field's default
+        }
+
+        if (field.IsMap)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                return Expected(ref reader, path, "a JSON object (a map of keys to values)");
+            }
+
+            var value = field.MessageType.FindFieldByNumber(2);
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var key = reader.GetString()!;
+                reader.Read();
+                if (Single(ref reader, value, $"{path}[{Quote(key)}]") is { } problem)
+                {
+                    return problem;
+                }
+            }
+
+            return null;
+        }
+
+        if (field.IsRepeated)
+        {
+            if (reader.TokenType != JsonTokenType.StartArray)
+            {
+                return Expected(ref reader, path, "a JSON array");
+            }
+
+            for (var i = 0; reader.Read() && reader.TokenType != JsonTokenType.EndArray; i++)
+            {
+                if (Single(ref reader, field, $"{path}[{i.ToString(CultureInfo.InvariantCulture)}]") is { } problem)
+                {
+                    return problem;
+                }
+            }
+
+            return null;
+        }
+
+        return Single(ref reader, field, path);
+    }
+
+    // One value of the field's type (an element of a repeated field, a map's value, or the field itself).
+    private static JsonBodyProblem? Single(ref Utf8JsonReader reader, FieldDescriptor field, string path)
+    {
+        var token = reader.TokenType;
+        switch (field.FieldType)
+        {
+            case FieldType.String:
+                return token == JsonTokenType.String ? null : Expected(ref reader, path, "a string");
+            case FieldType.Bytes:
+                return token == JsonTokenType.String ? null : Expected(ref reader, path, "a base64 string");
+            case FieldType.Bool:
+                return token is JsonTokenType.True or JsonTokenType.False ? null : Expected(ref reader, path, "true or false");
+            case FieldType.Double or FieldType.Float:
+                return token is JsonTokenType.Number or JsonTokenType.String ? null : Expected(ref reader, path, "a number");
+            case FieldType.Enum:
+                return Enum(ref reader, field.EnumType, path);
+            case FieldType.Message or FieldType.Group:
+                return Nested(ref reader, field.MessageType, path);
+            default: // the integer types
+                if (token == JsonTokenType.Number && !reader.TryGetInt64(out _) && !reader.TryGetUInt64(out _))
+                {
+                    return new(path, $"expected a whole number, got {Describe(ref reader)}");
+                }
+
+                return token is JsonTokenType.Number or JsonTokenType.String ? null : Expected(ref reader, path, "a whole number");
+        }
+    }
+
+    private static JsonBodyProblem? Enum(ref Utf8JsonReader reader, EnumDescriptor type, string path)
+    {
+        if (reader.TokenType == JsonTokenType.Number)
+        {
+            return null; // a number is the service's to judge
+        }
+
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            return Expected(ref reader, path, $"one of {Names(type)}");
+        }
+
+        var name = reader.GetString()!;
+        return type.FindValueByName(name) is null ? new(path, $"'{Quote(name)}' is not a value of {type.Name}: use one of {Names(type)}") : null;
+    }
+
+    private static JsonBodyProblem? Nested(ref Utf8JsonReader reader, MessageDescriptor type, string path)
+    {
+        switch (type.FullName)
+        {
+            case "google.protobuf.Timestamp":
+                return Parsed(ref reader, path, Timestamp.Descriptor, "an RFC 3339 time such as 2026-12-04T09:30:00Z");
+            case "google.protobuf.Duration":
+                return Parsed(ref reader, path, Duration.Descriptor, "a duration in seconds such as 1.5s");
+            case "google.protobuf.FieldMask":
+                return reader.TokenType == JsonTokenType.String ? null : Expected(ref reader, path, "a comma-separated list of field paths");
+            case "google.protobuf.Value":
+                reader.Skip(); // any JSON value
+                return null;
+            case "google.protobuf.ListValue":
+                return Skipped(ref reader, JsonTokenType.StartArray, path, "a JSON array");
+            case "google.protobuf.Struct" or "google.protobuf.Any" or "google.protobuf.Empty":
+                return Skipped(ref reader, JsonTokenType.StartObject, path, "a JSON object");
+        }
+
+        if (type.File.Package == "google.protobuf" && type.Name.EndsWith("Value", StringComparison.Ordinal))
+        {
+            return Single(ref reader, type.FindFieldByNumber(1), path); // a wrapper is written as the value it wraps
+        }
+
+        return reader.TokenType == JsonTokenType.StartObject
+            ? Message(ref reader, type, path + ".")
+            : Expected(ref reader, path, $"a JSON object (a {type.Name})");
+    }
+
+    private static JsonBodyProblem? Skipped(ref Utf8JsonReader reader, JsonTokenType start, string path, string expected)
+    {
+        if (reader.TokenType != start)
+        {
+            return Expected(ref reader, path, expected);
+        }
+
+        reader.Skip();
+        return null;
+    }
+
+    // A well-known type written as a string: parsed by protobuf's own JSON parser.
+    private static JsonBodyProblem? Parsed(ref Utf8JsonReader reader, string path, MessageDescriptor type, string expected)
+    {
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            return Expected(ref reader, path, expected);
+        }
+
+        var text = reader.GetString()!;
+        try
+        {
+            JsonParser.Default.Parse(JsonSerializer.Serialize(text), type);
+            return null;
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            return new(path, $"expected {expected}, got '{Quote(text)}'");
+        }
+    }
+
+    private static JsonBodyProblem Expected(ref Utf8JsonReader reader, string path, string expected) =>
+        new(path, $"expected {expected}, got {Describe(ref reader)}");
+
+    // What the reader is on, in words (a value is quoted, shortened).
+    private static string Describe(ref Utf8JsonReader reader) => reader.TokenType switch
+    {
+        JsonTokenType.String => $"the string '{Quote(reader.GetString()!)}'",
+        JsonTokenType.Number => $"the number {Quote(Encoding.UTF8.GetString(reader.ValueSpan))}",
+        JsonTokenType.True => "true",
+        JsonTokenType.False => "false",
+        JsonTokenType.Null => "null",
+        JsonTokenType.StartObject => "an object",
+        JsonTokenType.StartArray => "an array",
+        _ => reader.TokenType.ToString(),
+    };
+
+    private static string Names(EnumDescriptor type) => string.Join(", ", type.Values.Select(v => v.Name));
+
+    private static string Quote(string text) => text.Length <= MaxQuoted ? text : string.Concat(text.AsSpan(0, MaxQuoted), "…");
+}

@@ -1,0 +1,90 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// An HTTP/JSON body that does not fit its message (a number where the contract has a string, an enum name it does
+/// not have, a time that is not RFC 3339, JSON that is not well formed) is refused naming the field, as the gRPC
+/// API's validation does. JSON transcoding alone answered "Request JSON payload is not correctly formatted." or
+/// "Error converting value…" with no field and no details.
+/// </summary>
+public sealed class HttpJsonBodyErrorTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+{
+    private const string GoodEvent = """{"eventId":"json-ok-1","type":"page_view","userId":"json-user","timestamp":"2026-12-01T10:00:00Z","context":{"source":"web","device":"mobile","sessionId":"s1","pageType":"home"}}""";
+
+    private async Task<(HttpStatusCode Status, JsonElement Body)> Post(string path, string json)
+    {
+        using var http = fixture.CreateClient();
+        http.DefaultRequestHeaders.Add("x-api-key", GrpcTestFixture.AllScopesKey);
+        using var response = await http.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+
+    [Theory]
+    [InlineData("/v1/decide", """{"userId":12347}""", "user_id", "expected a string, got the number 12347")]
+    [InlineData("/v1/decide", """{"userId":"12347","explain":"yes"}""", "explain", "expected true or false, got the string 'yes'")]
+    [InlineData("/v1/decide", """{"userId":"12347","channel":"CHANNEL_FAX"}""", "channel", "'CHANNEL_FAX' is not a value of Channel: use one of CHANNEL_UNSPECIFIED, CHANNEL_WEB")]
+    [InlineData("/v1/decide", """{"userId":"12347","context":"home"}""", "context", "expected a JSON object (a RequestContext), got the string 'home'")]
+    [InlineData("/v1/decide", """{"user_id":"12347","context":{"page_type":["home"]}}""", "context.page_type", "expected a string, got an array")]
+    [InlineData("/v1/events", """{"event":{"eventId":"e1","type":"page_view","userId":"u1","timestamp":"yesterday"}}""", "event.timestamp", "expected an RFC 3339 time such as 2026-12-04T09:30:00Z, got 'yesterday'")]
+    [InlineData("/v1/events/batch", """{"events":[""" + GoodEvent + """,{"eventId":"e2","context":{"device":5}}]}""", "events[1].context.device", "expected a string, got the number 5")]
+    [InlineData("/v1/events/batch", """{"events":{"eventId":"e1"}}""", "events", "expected a JSON array, got an object")]
+    [InlineData("/v1/users/json-user/traits", """{"traits":{"plan":{"numberValue":true}}}""", "traits[plan].number_value", "expected a number, got true")]
+    public async Task A_body_that_does_not_fit_its_message_is_refused_naming_the_field(string path, string json, string field, string description)
+    {
+        var (status, body) = await Post(path, json);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(3, body.GetProperty("code").GetInt32());
+        var violation = Assert.Single(Assert.Single(body.GetProperty("details").EnumerateArray()).GetProperty("fieldViolations").EnumerateArray());
+        Assert.Equal(field, violation.GetProperty("field").GetString());
+        Assert.StartsWith(description, violation.GetProperty("description").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith($"{field}: {description}", body.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_field_is_named_when_it_comes_after_more_than_transcoding_reads_at_once()
+    {
+        // 300 good events (~90 KB) before the bad one: transcoding stops reading at the problem, the rest is read to find it.
+        var events = string.Join(",", Enumerable.Range(0, 300).Select(i => GoodEvent.Replace("json-ok-1", $"json-ok-{i}", StringComparison.Ordinal)));
+        var (status, body) = await Post("/v1/events/batch", $$"""{"events":[{{events}},{"eventId":"late","timestamp":17}]}""");
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var violation = body.GetProperty("details")[0].GetProperty("fieldViolations")[0];
+        Assert.Equal("events[300].timestamp", violation.GetProperty("field").GetString());
+        Assert.StartsWith("expected an RFC 3339 time", violation.GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("""{"userId":"12347",}""", "the request body is not valid JSON (line 1, byte 19): The JSON object contains a trailing comma")]
+    [InlineData("""{"userId":"12347" "explain":true}""", "the request body is not valid JSON (line 1, byte 19)")]
+    [InlineData("""[{"userId":"12347"}]""", "the request body must be a JSON object, not an array")]
+    [InlineData("", "the request body is empty: send a JSON object")]
+    public async Task A_body_that_is_not_a_json_object_says_where_and_why(string json, string message)
+    {
+        var (status, body) = await Post("/v1/decide", json);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(3, body.GetProperty("code").GetInt32());
+        Assert.StartsWith(message, body.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("reader options", body.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, body.GetProperty("details").GetArrayLength()); // no field to name
+    }
+
+    [Fact]
+    public async Task The_services_own_errors_and_good_bodies_pass_through_unchanged()
+    {
+        // Well-formed JSON the service itself refuses: its own field violations, untouched.
+        var (status, body) = await Post("/v1/events", """{"event":{"eventId":"e1","type":"page_view","userId":"u1"}}""");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(body.GetProperty("details")[0].GetProperty("fieldViolations").EnumerateArray(), v => v.GetProperty("field").GetString() == "event.timestamp" && v.GetProperty("description").GetString() == "is required");
+
+        // Unknown fields are ignored and quoted numbers accepted, as transcoding accepts them; the call succeeds.
+        var (ok, decided) = await Post("/v1/decide", """{"userId":"12347","notAField":{"x":[1,2]},"context":{"pageType":"home"}}""");
+        Assert.Equal(HttpStatusCode.OK, ok);
+        Assert.Equal("12347", decided.GetProperty("decision").GetProperty("userId").GetString());
+    }
+}
