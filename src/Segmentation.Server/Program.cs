@@ -75,7 +75,7 @@ try
     app.UseRouting();
     app.UseMiddleware<ApiKeyAuthenticationMiddleware>(); // before any request body is read
     app.UseRateLimiter(); // per API key, so after authentication
-    app.UseMiddleware<JsonBodyErrors>(); // HTTP/JSON bodies transcoding refuses: the field named
+    app.UseMiddleware<HttpJsonInputErrors>(); // HTTP/JSON bodies and query strings transcoding refuses: the field named
 
     app.MapGrpcService<DecisionGrpcService>();
     app.MapGrpcService<ProfileGrpcService>();

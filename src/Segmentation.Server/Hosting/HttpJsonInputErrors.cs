@@ -8,32 +8,54 @@ using Segmentation.Server.Mapping;
 namespace Segmentation.Server.Hosting;
 
 /// <summary>
-/// Names the field when an HTTP/JSON request body does not fit its message. JSON transcoding parses the body
-/// before any of our code runs and refuses a bad one as INVALID_ARGUMENT without saying where ("Request JSON payload
-/// is not correctly formatted." for a number in a string field or a syntax error; "Error converting value…" for an
-/// unknown enum name). This keeps a copy of the body as transcoding reads it and, when the answer is such a refusal
-/// (code INVALID_ARGUMENT with no details), finds the first problem (<see cref="JsonBodyProblem"/>) and answers with
-/// it as a <c>google.rpc.BadRequest</c> field violation, the same shape the service's own validation gives. Any
-/// other answer passes through untouched; only HTTP/JSON calls with a body pay for the copy.
+/// Names the field when an HTTP/JSON request does not fit its message. JSON transcoding parses the body and the query
+/// string before any of our code runs and refuses a bad one as INVALID_ARGUMENT without saying where ("Request JSON
+/// payload is not correctly formatted." for a number in a string field or a syntax error; "Error converting value…"
+/// or "Invalid value 'FOO' for enum type…" for an unknown enum name; "The input string 'abc' was not in a correct
+/// format." for a query parameter). This keeps a copy of the body as transcoding reads it and, when the answer is such
+/// a refusal (code INVALID_ARGUMENT with no details), finds the first problem (<see cref="HttpJsonInputProblem"/>) and
+/// answers with it as a <c>google.rpc.BadRequest</c> field violation, the same shape the service's own validation
+/// gives. Any other answer passes through untouched; gRPC calls pass with one header comparison.
 /// </summary>
-internal sealed class JsonBodyErrors(RequestDelegate next, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits)
+internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits)
 {
     private const int InvalidArgument = 3;
     private const int MaxCapturedError = 64 * 1024;
 
     public Task InvokeAsync(HttpContext context)
     {
-        // gRPC calls (every Decide) pass with one header comparison and no state machine.
         if (context.Request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase)
-            || HttpMethods.IsGet(context.Request.Method)
-            || HttpMethods.IsDelete(context.Request.Method)
-            || context.GetEndpoint()?.Metadata.GetMetadata<GrpcJsonTranscodingMetadata>() is not { } metadata
-            || BodyMessage(metadata) is not { } body)
+            || context.GetEndpoint()?.Metadata.GetMetadata<GrpcJsonTranscodingMetadata>() is not { } metadata)
         {
             return next(context);
         }
 
-        return WithBodyErrorsNamed(context, body);
+        if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsDelete(context.Request.Method))
+        {
+            return context.Request.QueryString.HasValue ? WithQueryErrorsNamed(context, metadata.MethodDescriptor.InputType) : next(context);
+        }
+
+        return BodyMessage(metadata) is { } body ? WithBodyErrorsNamed(context, body) : next(context);
+    }
+
+    private async Task WithQueryErrorsNamed(HttpContext context, MessageDescriptor message)
+    {
+        var responseBody = context.Response.Body;
+        var answer = new ErrorCapturingStream(responseBody, context.Response);
+        context.Response.Body = answer;
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            context.Response.Body = responseBody;
+        }
+
+        if (answer.Captured is { } error)
+        {
+            await AnswerAsync(context, error, () => HttpJsonInputProblem.InQuery(context.Request.Query, message));
+        }
     }
 
     private async Task WithBodyErrorsNamed(HttpContext context, (MessageDescriptor Message, string Prefix) body)
@@ -54,19 +76,25 @@ internal sealed class JsonBodyErrors(RequestDelegate next, Microsoft.Extensions.
             context.Response.Body = responseBody;
         }
 
-        if (answer.Captured is not { } error)
+        if (answer.Captured is { } error)
         {
-            return;
+            // Transcoding stops reading at the first problem: the rest is read to walk the whole body.
+            var complete = IsUndetailedRefusal(error) && await copy.ReadToEndAsync(context.RequestAborted);
+            await AnswerAsync(context, error, () => complete ? HttpJsonInputProblem.InBody(copy.Written, body.Message, body.Prefix) : null);
         }
+    }
 
-        if (IsUndetailedRefusal(error) && await copy.ReadToEndAsync(context.RequestAborted) && JsonBodyProblem.Find(copy.Written, body.Message, body.Prefix) is { } problem)
+    // The kept error as it is, or, for a refusal without details whose problem is found, that problem.
+    private static async Task AnswerAsync(HttpContext context, ReadOnlyMemory<byte> error, Func<HttpJsonInputProblem?> find)
+    {
+        if (IsUndetailedRefusal(error) && find() is { } problem)
         {
             context.Response.ContentLength = null;
             await WriteAsync(context.Response, problem);
         }
         else
         {
-            await responseBody.WriteAsync(error, context.RequestAborted);
+            await context.Response.Body.WriteAsync(error, context.RequestAborted);
         }
     }
 
@@ -100,7 +128,7 @@ internal sealed class JsonBodyErrors(RequestDelegate next, Microsoft.Extensions.
     }
 
     // A google.rpc.Status in the proto3 JSON mapping, as transcoding writes the service's own errors.
-    private static async Task WriteAsync(HttpResponse response, JsonBodyProblem problem)
+    private static async Task WriteAsync(HttpResponse response, HttpJsonInputProblem problem)
     {
         response.ContentType = "application/json; charset=utf-8";
         var message = problem.Field is { } field ? $"{field}: {problem.Description}" : problem.Description;

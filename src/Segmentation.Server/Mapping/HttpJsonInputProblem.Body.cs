@@ -1,32 +1,18 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Google.Protobuf.WellKnownTypes;
 
 namespace Segmentation.Server.Mapping;
 
-/// <summary>
-/// The first place where an HTTP/JSON request body does not fit its protobuf message, found by walking the JSON
-/// against the message's descriptor: a field of the wrong JSON type, an enum name the contract does not have, a time
-/// that is not RFC 3339, or JSON that is not well formed. JSON transcoding rejects such a body with one message for
-/// every case ("Request JSON payload is not correctly formatted.") or with no field named; this names the field as
-/// gRPC callers' field violations do (<c>events[2].timestamp</c>, proto field names).
-/// </summary>
-/// <remarks>
-/// Only as strict as transcoding is (it runs after transcoding refused a body, to say where): unknown fields are
-/// skipped, numbers may be quoted, and null stands for any field's default.
-/// </remarks>
-/// <param name="Field">The field's path, or null when the problem is the body as a whole (not JSON, not an object).</param>
-/// <param name="Description">What is wrong with it, in words a client author can act on.</param>
-internal sealed record JsonBodyProblem(string? Field, string Description)
+/// <summary>Problems of HTTP/JSON request bodies (see the type's other part for what it is).</summary>
+internal sealed partial record HttpJsonInputProblem
 {
     private const int MaxDepth = 64;
-    private const int MaxQuoted = 64;
 
     /// <summary>The first problem of <paramref name="json"/> as a <paramref name="message"/> whose fields are named under <paramref name="prefix"/>, or null when it has none.</summary>
-    public static JsonBodyProblem? Find(ReadOnlySpan<byte> json, MessageDescriptor message, string prefix = "")
+    public static HttpJsonInputProblem? InBody(ReadOnlySpan<byte> json, MessageDescriptor message, string prefix = "")
     {
         if (json.Trim(" \t\r\n"u8).IsEmpty)
         {
@@ -68,7 +54,7 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
     }
 
     // The reader is on the object's StartObject; returns with it on the matching EndObject.
-    private static JsonBodyProblem? Message(ref Utf8JsonReader reader, MessageDescriptor message, string prefix)
+    private static HttpJsonInputProblem? Message(ref Utf8JsonReader reader, MessageDescriptor message, string prefix)
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -91,7 +77,7 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
     }
 
     // The reader is on the field's value; returns with it on the value's last token.
-    private static JsonBodyProblem? Value(ref Utf8JsonReader reader, FieldDescriptor field, string path)
+    private static HttpJsonInputProblem? Value(ref Utf8JsonReader reader, FieldDescriptor field, string path)
     {
         if (reader.TokenType == JsonTokenType.Null)
         {
@@ -141,7 +127,7 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
     }
 
     // One value of the field's type (an element of a repeated field, a map's value, or the field itself).
-    private static JsonBodyProblem? Single(ref Utf8JsonReader reader, FieldDescriptor field, string path)
+    private static HttpJsonInputProblem? Single(ref Utf8JsonReader reader, FieldDescriptor field, string path)
     {
         var token = reader.TokenType;
         switch (field.FieldType)
@@ -168,7 +154,7 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
         }
     }
 
-    private static JsonBodyProblem? Enum(ref Utf8JsonReader reader, EnumDescriptor type, string path)
+    private static HttpJsonInputProblem? Enum(ref Utf8JsonReader reader, EnumDescriptor type, string path)
     {
         if (reader.TokenType == JsonTokenType.Number)
         {
@@ -180,18 +166,17 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
             return Expected(ref reader, path, $"one of {Names(type)}");
         }
 
-        var name = reader.GetString()!;
-        return type.FindValueByName(name) is null ? new(path, $"'{Quote(name)}' is not a value of {type.Name}: use one of {Names(type)}") : null;
+        return UnknownEnumValue(type, reader.GetString()!, path);
     }
 
-    private static JsonBodyProblem? Nested(ref Utf8JsonReader reader, MessageDescriptor type, string path)
+    private static HttpJsonInputProblem? Nested(ref Utf8JsonReader reader, MessageDescriptor type, string path)
     {
         switch (type.FullName)
         {
             case "google.protobuf.Timestamp":
-                return Parsed(ref reader, path, Timestamp.Descriptor, "an RFC 3339 time such as 2026-12-04T09:30:00Z");
+                return Parsed(ref reader, path, Timestamp.Descriptor, ExpectedTime);
             case "google.protobuf.Duration":
-                return Parsed(ref reader, path, Duration.Descriptor, "a duration in seconds such as 1.5s");
+                return Parsed(ref reader, path, Duration.Descriptor, ExpectedDuration);
             case "google.protobuf.FieldMask":
                 return reader.TokenType == JsonTokenType.String ? null : Expected(ref reader, path, "a comma-separated list of field paths");
             case "google.protobuf.Value":
@@ -203,7 +188,7 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
                 return Skipped(ref reader, JsonTokenType.StartObject, path, "a JSON object");
         }
 
-        if (type.File.Package == "google.protobuf" && type.Name.EndsWith("Value", StringComparison.Ordinal))
+        if (IsWrapper(type))
         {
             return Single(ref reader, type.FindFieldByNumber(1), path); // a wrapper is written as the value it wraps
         }
@@ -213,7 +198,7 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
             : Expected(ref reader, path, $"a JSON object (a {type.Name})");
     }
 
-    private static JsonBodyProblem? Skipped(ref Utf8JsonReader reader, JsonTokenType start, string path, string expected)
+    private static HttpJsonInputProblem? Skipped(ref Utf8JsonReader reader, JsonTokenType start, string path, string expected)
     {
         if (reader.TokenType != start)
         {
@@ -225,26 +210,10 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
     }
 
     // A well-known type written as a string: parsed by protobuf's own JSON parser.
-    private static JsonBodyProblem? Parsed(ref Utf8JsonReader reader, string path, MessageDescriptor type, string expected)
-    {
-        if (reader.TokenType != JsonTokenType.String)
-        {
-            return Expected(ref reader, path, expected);
-        }
+    private static HttpJsonInputProblem? Parsed(ref Utf8JsonReader reader, string path, MessageDescriptor type, string expected) =>
+        reader.TokenType == JsonTokenType.String ? Unparsable(reader.GetString()!, type, path, expected) : Expected(ref reader, path, expected);
 
-        var text = reader.GetString()!;
-        try
-        {
-            JsonParser.Default.Parse(JsonSerializer.Serialize(text), type);
-            return null;
-        }
-        catch (InvalidProtocolBufferException)
-        {
-            return new(path, $"expected {expected}, got '{Quote(text)}'");
-        }
-    }
-
-    private static JsonBodyProblem Expected(ref Utf8JsonReader reader, string path, string expected) =>
+    private static HttpJsonInputProblem Expected(ref Utf8JsonReader reader, string path, string expected) =>
         new(path, $"expected {expected}, got {Describe(ref reader)}");
 
     // What the reader is on, in words (a value is quoted, shortened).
@@ -259,8 +228,4 @@ internal sealed record JsonBodyProblem(string? Field, string Description)
         JsonTokenType.StartArray => "an array",
         _ => reader.TokenType.ToString(),
     };
-
-    private static string Names(EnumDescriptor type) => string.Join(", ", type.Values.Select(v => v.Name));
-
-    private static string Quote(string text) => text.Length <= MaxQuoted ? text : string.Concat(text.AsSpan(0, MaxQuoted), "…");
 }

@@ -5,12 +5,13 @@ using System.Text.Json;
 namespace Segmentation.Server.Tests;
 
 /// <summary>
-/// An HTTP/JSON body that does not fit its message (a number where the contract has a string, an enum name it does
-/// not have, a time that is not RFC 3339, JSON that is not well formed) is refused naming the field, as the gRPC
-/// API's validation does. JSON transcoding alone answered "Request JSON payload is not correctly formatted." or
-/// "Error converting value…" with no field and no details.
+/// An HTTP/JSON body or query string that does not fit its message (a number where the contract has a string, an enum
+/// name it does not have, a time that is not RFC 3339, JSON that is not well formed, a page size of "abc") is refused
+/// naming the field, as the gRPC API's validation does. JSON transcoding alone answered "Request JSON payload is not
+/// correctly formatted.", "Error converting value…" or "The input string 'abc' was not in a correct format." with no
+/// field and no details.
 /// </summary>
-public sealed class HttpJsonBodyErrorTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
+public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFixture<GrpcTestFixture>
 {
     private const string GoodEvent = """{"eventId":"json-ok-1","type":"page_view","userId":"json-user","timestamp":"2026-12-01T10:00:00Z","context":{"source":"web","device":"mobile","sessionId":"s1","pageType":"home"}}""";
 
@@ -59,6 +60,25 @@ public sealed class HttpJsonBodyErrorTests(GrpcTestFixture fixture) : IClassFixt
     }
 
     [Theory]
+    [InlineData("/v1/kpis?groupBy=FOO", "group_by", "'FOO' is not a value of KpiDimension: use one of KPI_DIMENSION_UNSPECIFIED")]
+    [InlineData("/v1/kpis?start=yesterday", "start", "expected an RFC 3339 time such as 2026-12-04T09:30:00Z, got 'yesterday'")]
+    [InlineData("/v1/kpis?includeSeries=maybe", "include_series", "expected true or false, got 'maybe'")]
+    [InlineData("/v1/segments/champions/members?pageSize=abc", "page_size", "expected a whole number, got 'abc'")]
+    [InlineData("/v1/audit-entries?page_size=1.5", "page_size", "expected a whole number, got '1.5'")]
+    public async Task A_query_parameter_that_does_not_parse_is_refused_naming_the_field(string pathAndQuery, string field, string description)
+    {
+        using var http = fixture.CreateClient();
+        http.DefaultRequestHeaders.Add("x-api-key", GrpcTestFixture.AllScopesKey);
+        using var response = await http.GetAsync(pathAndQuery);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var violation = Assert.Single(body.RootElement.GetProperty("details")[0].GetProperty("fieldViolations").EnumerateArray());
+        Assert.Equal(field, violation.GetProperty("field").GetString());
+        Assert.StartsWith(description, violation.GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("""{"userId":"12347",}""", "the request body is not valid JSON (line 1, byte 19): The JSON object contains a trailing comma")]
     [InlineData("""{"userId":"12347" "explain":true}""", "the request body is not valid JSON (line 1, byte 19)")]
     [InlineData("""[{"userId":"12347"}]""", "the request body must be a JSON object, not an array")]
@@ -86,5 +106,11 @@ public sealed class HttpJsonBodyErrorTests(GrpcTestFixture fixture) : IClassFixt
         var (ok, decided) = await Post("/v1/decide", """{"userId":"12347","notAField":{"x":[1,2]},"context":{"pageType":"home"}}""");
         Assert.Equal(HttpStatusCode.OK, ok);
         Assert.Equal("12347", decided.GetProperty("decision").GetProperty("userId").GetString());
+
+        // A query parameter that is no field is ignored, as transcoding ignores it.
+        using var http = fixture.CreateClient();
+        http.DefaultRequestHeaders.Add("x-api-key", GrpcTestFixture.AllScopesKey);
+        using var kpis = await http.GetAsync("/v1/kpis?from=yesterday&groupBy=KPI_DIMENSION_SEGMENT");
+        Assert.Equal(HttpStatusCode.OK, kpis.StatusCode);
     }
 }
