@@ -33,6 +33,7 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
     [InlineData("/v1/events", """{"event":{"eventId":"e1","type":"page_view","userId":"u1","timestamp":"yesterday"}}""", "event.timestamp", "expected an RFC 3339 time such as 2026-12-04T09:30:00Z, got 'yesterday'")]
     [InlineData("/v1/events/batch", """{"events":[""" + GoodEvent + """,{"eventId":"e2","context":{"device":5}}]}""", "events[1].context.device", "expected a string, got the number 5")]
     [InlineData("/v1/events/batch", """{"events":{"eventId":"e1"}}""", "events", "expected a JSON array, got an object")]
+    [InlineData("/v1/decide", """{"userId":"\ud800abc"}""", "user_id", "the string is not valid text")]
     [InlineData("/v1/users/json-user/traits", """{"traits":{"plan":{"numberValue":true}}}""", "traits[plan].number_value", "expected a number, got true")]
     public async Task A_body_that_does_not_fit_its_message_is_refused_naming_the_field(string path, string json, string field, string description)
     {
@@ -83,6 +84,7 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
     [InlineData("""{"userId":"12347" "explain":true}""", "the request body is not valid JSON (line 1, byte 19)")]
     [InlineData("""[{"userId":"12347"}]""", "the request body must be a JSON object, not an array")]
     [InlineData("", "the request body is empty: send a JSON object")]
+    [InlineData("""{"\ud800":5,"userId":5}""", "a property name is not valid text")] // was an unhandled exception (500) of the finder itself
     public async Task A_body_that_is_not_a_json_object_says_where_and_why(string json, string message)
     {
         var (status, body) = await Post("/v1/decide", json);
@@ -92,6 +94,22 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
         Assert.StartsWith(message, body.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.DoesNotContain("reader options", body.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Equal(0, body.GetProperty("details").GetArrayLength()); // no field to name
+    }
+
+    [Fact]
+    public async Task Bytes_that_are_not_utf8_in_a_string_name_its_field()
+    {
+        using var http = fixture.CreateClient();
+        http.DefaultRequestHeaders.Add("x-api-key", GrpcTestFixture.AllScopesKey);
+        using var content = new ByteArrayContent([.. "{\"userId\":\""u8, 0xFF, 0xFE, .. "\"}"u8]);
+        content.Headers.ContentType = new("application/json");
+        using var response = await http.PostAsync("/v1/decide", content);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var violation = body.RootElement.GetProperty("details")[0].GetProperty("fieldViolations")[0];
+        Assert.Equal("user_id", violation.GetProperty("field").GetString());
+        Assert.StartsWith("the string is not valid text", violation.GetProperty("description").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

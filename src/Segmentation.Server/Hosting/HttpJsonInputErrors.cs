@@ -87,7 +87,7 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
     // The kept error as it is, or, for a refusal without details whose problem is found, that problem.
     private static async Task AnswerAsync(HttpContext context, ReadOnlyMemory<byte> error, Func<HttpJsonInputProblem?> find)
     {
-        if (IsUndetailedRefusal(error) && find() is { } problem)
+        if (IsUndetailedRefusal(error) && Safely(find) is { } problem)
         {
             context.Response.ContentLength = null;
             await WriteAsync(context.Response, problem);
@@ -95,6 +95,19 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         else
         {
             await context.Response.Body.WriteAsync(error, context.RequestAborted);
+        }
+    }
+
+    // Finding the problem only adds words to a refusal: should it fail on input nobody foresaw, the refusal goes out as it was.
+    private static HttpJsonInputProblem? Safely(Func<HttpJsonInputProblem?> find)
+    {
+        try
+        {
+            return find();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or FormatException or JsonException)
+        {
+            return null;
         }
     }
 

@@ -58,7 +58,11 @@ internal sealed partial record HttpJsonInputProblem
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var name = reader.GetString()!;
+            if (!TryText(ref reader, out var name))
+            {
+                return new(prefix.Length == 0 ? null : prefix.TrimEnd('.'), NotText("a property name"));
+            }
+
             var field = message.FindFieldByName(name) ?? message.Fields.InDeclarationOrder().FirstOrDefault(f => f.JsonName == name);
             reader.Read();
             if (field is null)
@@ -94,7 +98,11 @@ internal sealed partial record HttpJsonInputProblem
             var value = field.MessageType.FindFieldByNumber(2);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var key = reader.GetString()!;
+                if (!TryText(ref reader, out var key))
+                {
+                    return new(path, NotText("a key"));
+                }
+
                 reader.Read();
                 if (Single(ref reader, value, $"{path}[{Quote(key)}]") is { } problem)
                 {
@@ -133,7 +141,9 @@ internal sealed partial record HttpJsonInputProblem
         switch (field.FieldType)
         {
             case FieldType.String:
-                return token == JsonTokenType.String ? null : Expected(ref reader, path, "a string");
+                return token != JsonTokenType.String ? Expected(ref reader, path, "a string")
+                    : TryText(ref reader, out _) ? null
+                    : new(path, NotText("the string"));
             case FieldType.Bytes:
                 return token == JsonTokenType.String ? null : Expected(ref reader, path, "a base64 string");
             case FieldType.Bool:
@@ -166,7 +176,7 @@ internal sealed partial record HttpJsonInputProblem
             return Expected(ref reader, path, $"one of {Names(type)}");
         }
 
-        return UnknownEnumValue(type, reader.GetString()!, path);
+        return TryText(ref reader, out var name) ? UnknownEnumValue(type, name, path) : new(path, NotText("the value"));
     }
 
     private static HttpJsonInputProblem? Nested(ref Utf8JsonReader reader, MessageDescriptor type, string path)
@@ -211,7 +221,26 @@ internal sealed partial record HttpJsonInputProblem
 
     // A well-known type written as a string: parsed by protobuf's own JSON parser.
     private static HttpJsonInputProblem? Parsed(ref Utf8JsonReader reader, string path, MessageDescriptor type, string expected) =>
-        reader.TokenType == JsonTokenType.String ? Unparsable(reader.GetString()!, type, path, expected) : Expected(ref reader, path, expected);
+        reader.TokenType != JsonTokenType.String ? Expected(ref reader, path, expected)
+        : TryText(ref reader, out var text) ? Unparsable(text, type, path, expected)
+        : new(path, NotText("the value"));
+
+    // The string the reader is on, unless it is not text: bytes that are not UTF-8, or a \uD800–\uDFFF escape without its pair.
+    private static bool TryText(ref Utf8JsonReader reader, out string text)
+    {
+        try
+        {
+            text = reader.GetString()!;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            text = "";
+            return false;
+        }
+    }
+
+    private static string NotText(string what) => $"{what} is not valid text: bytes that are not UTF-8, or a \\uD800–\\uDFFF escape without its pair";
 
     private static HttpJsonInputProblem Expected(ref Utf8JsonReader reader, string path, string expected) =>
         new(path, $"expected {expected}, got {Describe(ref reader)}");
@@ -219,7 +248,7 @@ internal sealed partial record HttpJsonInputProblem
     // What the reader is on, in words (a value is quoted, shortened).
     private static string Describe(ref Utf8JsonReader reader) => reader.TokenType switch
     {
-        JsonTokenType.String => $"the string '{Quote(reader.GetString()!)}'",
+        JsonTokenType.String => TryText(ref reader, out var text) ? $"the string '{Quote(text)}'" : "a string that is not valid text",
         JsonTokenType.Number => $"the number {Quote(Encoding.UTF8.GetString(reader.ValueSpan))}",
         JsonTokenType.True => "true",
         JsonTokenType.False => "false",
