@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using CsCheck;
 
 namespace Segmentation.Server.Tests;
 
@@ -110,6 +111,64 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
         var violation = body.RootElement.GetProperty("details")[0].GetProperty("fieldViolations")[0];
         Assert.Equal("user_id", violation.GetProperty("field").GetString());
         Assert.StartsWith("the string is not valid text", violation.GetProperty("description").GetString(), StringComparison.Ordinal);
+    }
+
+    private static readonly (string Path, string Json)[] Seeds =
+    [
+        ("/v1/decide", """{"userId":"12347","channel":"CHANNEL_WEB","explain":false,"context":{"device":"mobile","country":"GB","pageType":"home"},"timestamp":"2026-12-01T10:00:00Z"}"""),
+        ("/v1/events", "{\"event\":" + GoodEvent + "}"),
+        ("/v1/events/batch", "{\"events\":[" + GoodEvent + "," + GoodEvent.Replace("json-ok-1", "json-ok-2", StringComparison.Ordinal) + "]}"),
+        ("/v1/users/json-user/traits", """{"traits":{"plan":{"stringValue":"gold"},"age":{"numberValue":41},"tags":{"stringListValue":{"values":["a","b"]}}},"layer":"DATA_LAYER_ZERO_PARTY"}"""),
+    ];
+
+    private static readonly string[] Fragments = ["5", "-1.5", "1e400", "\"x\"", "true", "null", "[", "]", "{", "}", ",", ":", "\"\\ud800\"", "\"CHANNEL_FAX\"", "\"2026-13-45T00:00:00Z\"", "[1,{}]", "{\"a\":[]}", ""];
+
+    // A seed body with a few characters replaced, dropped or cut short: most are refused by transcoding, some reach the service.
+    private static readonly Gen<(string Path, string Json)> Mutated =
+        Gen.Select(Gen.Int[0, Seeds.Length - 1], Gen.Select(Gen.Int[0, 3], Gen.Int[0, 10_000], Gen.Int[0, Fragments.Length - 1], Gen.Int[0, 20]).Array[1, 4])
+            .Select((seed, edits) =>
+            {
+                var (path, json) = Seeds[seed];
+                foreach (var (kind, at, fragment, length) in edits)
+                {
+                    var i = at % (json.Length + 1);
+                    json = kind switch
+                    {
+                        0 => string.Concat(json.AsSpan(0, i), Fragments[fragment], json.AsSpan(Math.Min(json.Length, i + length))), // replace a stretch
+                        1 => json.Insert(i, Fragments[fragment]),
+                        2 => json.Remove(i, Math.Min(length, json.Length - i)),
+                        _ => json[..i], // cut short
+                    };
+                }
+
+                return (path, json);
+            });
+
+    [Fact]
+    public async Task Random_damage_to_good_bodies_never_makes_a_server_error_and_every_refusal_is_a_status_with_named_fields()
+    {
+        using var http = fixture.CreateClient();
+        http.DefaultRequestHeaders.Add("x-api-key", GrpcTestFixture.AllScopesKey);
+        await Mutated.SampleAsync(
+            async body =>
+            {
+                using var response = await http.PostAsync(body.Path, new StringContent(body.Json, Encoding.UTF8, "application/json"));
+                var text = await response.Content.ReadAsStringAsync();
+                Assert.True((int)response.StatusCode < 500, $"{(int)response.StatusCode} for {body.Json}: {text}");
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+
+                using var status = JsonDocument.Parse(text);
+                Assert.False(string.IsNullOrEmpty(status.RootElement.GetProperty("message").GetString()));
+                foreach (var detail in status.RootElement.GetProperty("details").EnumerateArray())
+                {
+                    Assert.All(detail.GetProperty("fieldViolations").EnumerateArray(), v => Assert.False(string.IsNullOrEmpty(v.GetProperty("field").GetString())));
+                }
+            },
+            iter: Environment.GetEnvironmentVariable("CsCheck_Iter") is { Length: > 0 } ? Check.Iter : 300,
+            threads: 1);
     }
 
     [Fact]
