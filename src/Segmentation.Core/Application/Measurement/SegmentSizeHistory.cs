@@ -52,9 +52,12 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
             return [];
         }
 
+        // The ring holds the hours up to now: a range reaching into the future is cut there (and one starting further back
+        // than the ring reaches, at its oldest hour), so a wide range costs no more than the kept hours.
         var points = new List<SizePoint>();
-        var first = Math.Max(start.UtcTicks / TimeSpan.TicksPerHour, (end.UtcTicks / TimeSpan.TicksPerHour) - Hours);
-        for (var hour = first; hour * TimeSpan.TicksPerHour < end.UtcTicks; hour++)
+        var now = time.GetUtcNow().UtcTicks / TimeSpan.TicksPerHour;
+        var first = Math.Max(start.UtcTicks / TimeSpan.TicksPerHour, now - Hours + 1);
+        for (var hour = first; hour <= now && hour * TimeSpan.TicksPerHour < end.UtcTicks; hour++)
         {
             var slot = (int)(hour % Hours);
             if (Volatile.Read(ref hours[slot]) == hour + 1)

@@ -35,6 +35,25 @@ public class SegmentSizeHistoryTests
     }
 
     [Fact]
+    public void A_range_ending_far_ahead_still_holds_the_kept_hours()
+    {
+        // The 90 days kept end now, not at the range's end: a range to 2100 used to look only at the 90 days before 2100.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")));
+        var history = new SegmentSizeHistory(w.Memberships, w.Catalogs, w.Clock);
+        w.Ingestion.SetTraits("a", new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);
+        history.Sample();
+        w.Clock.Now = w.Clock.Now.AddHours(5);
+        history.Sample();
+
+        var wide = history.Points("vip", new DateTimeOffset(1800, 1, 1, 0, 0, 0, TimeSpan.Zero), new DateTimeOffset(2199, 12, 31, 0, 0, 0, TimeSpan.Zero));
+        var recent = history.Points("vip", w.Clock.Now.AddDays(-1), w.Clock.Now.AddHours(1));
+
+        Assert.Equal(2, wide.Count);
+        Assert.Equal(recent, wide);
+        Assert.Equal([1L, 1L], wide.Select(p => p.Members));
+    }
+
+    [Fact]
     public void No_sample_is_taken_while_the_membership_index_is_rebuilt()
     {
         using var w = new TestWorld();
