@@ -94,7 +94,7 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
         Assert.Equal(3, body.GetProperty("code").GetInt32());
         Assert.StartsWith(message, body.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.DoesNotContain("reader options", body.GetProperty("message").GetString(), StringComparison.Ordinal);
-        Assert.Equal(0, body.GetProperty("details").GetArrayLength()); // no field to name
+        Assert.True(!body.TryGetProperty("details", out var details) || details.GetArrayLength() == 0); // no field to name
     }
 
     [Fact]
@@ -162,7 +162,8 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
 
                 using var status = JsonDocument.Parse(text);
                 Assert.False(string.IsNullOrEmpty(status.RootElement.GetProperty("message").GetString()));
-                foreach (var detail in status.RootElement.GetProperty("details").EnumerateArray())
+                var details = status.RootElement.TryGetProperty("details", out var listed) ? listed.EnumerateArray().ToList() : [];
+                foreach (var detail in details)
                 {
                     Assert.All(detail.GetProperty("fieldViolations").EnumerateArray(), v => Assert.False(string.IsNullOrEmpty(v.GetProperty("field").GetString())));
                 }

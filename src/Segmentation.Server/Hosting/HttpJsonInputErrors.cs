@@ -1,9 +1,10 @@
 using System.Buffers;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using Google.Protobuf.Reflection;
+using Google.Protobuf.WellKnownTypes;
 using Microsoft.AspNetCore.Grpc.JsonTranscoding;
 using Segmentation.Server.Mapping;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Hosting;
 
@@ -19,7 +20,7 @@ namespace Segmentation.Server.Hosting;
 /// </summary>
 internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits)
 {
-    private const int InvalidArgument = 3;
+    private const int InvalidArgument = (int)Google.Rpc.Code.InvalidArgument;
     private const int MaxCapturedError = 64 * 1024;
 
     public Task InvokeAsync(HttpContext context)
@@ -54,7 +55,8 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
 
         if (answer.Captured is { } error)
         {
-            await AnswerAsync(context, error, () => HttpJsonInputProblem.InQuery(context.Request.Query, message));
+            var problem = IsUndetailedRefusal(error) ? Safely(() => HttpJsonInputProblem.InQuery(context.Request.Query, message)) : null;
+            await AnswerAsync(context, error, problem);
         }
     }
 
@@ -79,23 +81,36 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         if (answer.Captured is { } error)
         {
             // Transcoding stops reading at the first problem: the rest is read to walk the whole body.
-            var complete = IsUndetailedRefusal(error) && await copy.ReadToEndAsync(context.RequestAborted);
-            await AnswerAsync(context, error, () => complete ? HttpJsonInputProblem.InBody(copy.Written, body.Message, body.Prefix) : null);
+            var problem = IsUndetailedRefusal(error) && await copy.ReadToEndAsync(context.RequestAborted)
+                ? Safely(() => HttpJsonInputProblem.InBody(copy.Written, body.Message, body.Prefix))
+                : null;
+            await AnswerAsync(context, error, problem);
         }
     }
 
-    // The kept error as it is, or, for a refusal without details whose problem is found, that problem.
-    private static async Task AnswerAsync(HttpContext context, ReadOnlyMemory<byte> error, Func<HttpJsonInputProblem?> find)
+    // The kept error as it is, or the problem found in its place, as a google.rpc.Status like every other refusal.
+    private static Task AnswerAsync(HttpContext context, ReadOnlyMemory<byte> error, HttpJsonInputProblem? problem)
     {
-        if (IsUndetailedRefusal(error) && Safely(find) is { } problem)
+        if (problem is null || context.Response.HasStarted)
         {
-            context.Response.ContentLength = null;
-            await WriteAsync(context.Response, problem);
+            return context.Response.Body.WriteAsync(error, context.RequestAborted).AsTask();
         }
-        else
+
+        var status = new Google.Rpc.Status
         {
-            await context.Response.Body.WriteAsync(error, context.RequestAborted);
+            Code = InvalidArgument,
+            Message = problem.Field is { } field ? $"{field}: {problem.Description}" : problem.Description,
+        };
+        if (problem.Field is not null)
+        {
+            status.Details.Add(Any.Pack(new Google.Rpc.BadRequest
+            {
+                FieldViolations = { new Google.Rpc.BadRequest.Types.FieldViolation { Field = problem.Field, Description = problem.Description } },
+            }));
         }
+
+        context.Response.ContentLength = null;
+        return CallRejection.WriteJson(context.Response, status);
     }
 
     // Finding the problem only adds words to a refusal: should it fail on input nobody foresaw, the refusal goes out as it was.
@@ -138,35 +153,6 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         {
             return false;
         }
-    }
-
-    // A google.rpc.Status in the proto3 JSON mapping, as transcoding writes the service's own errors.
-    private static async Task WriteAsync(HttpResponse response, HttpJsonInputProblem problem)
-    {
-        response.ContentType = "application/json; charset=utf-8";
-        var message = problem.Field is { } field ? $"{field}: {problem.Description}" : problem.Description;
-        await using var json = new Utf8JsonWriter(response.Body, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }); // a JSON body, never HTML: quotes stay readable
-        json.WriteStartObject();
-        json.WriteNumber("code", InvalidArgument);
-        json.WriteString("message", message);
-        json.WriteStartArray("details");
-        if (problem.Field is not null)
-        {
-            json.WriteStartObject();
-            json.WriteString("@type", "type.googleapis.com/google.rpc.BadRequest");
-            json.WriteStartArray("fieldViolations");
-            json.WriteStartObject();
-            json.WriteString("field", problem.Field);
-            json.WriteString("description", problem.Description);
-            json.WriteString("reason", "");
-            json.WriteEndObject();
-            json.WriteEndArray();
-            json.WriteEndObject();
-        }
-
-        json.WriteEndArray();
-        json.WriteEndObject();
-        await json.FlushAsync(response.HttpContext.RequestAborted);
     }
 
     /// <summary>Reads through to the request body, keeping what was read up to a limit.</summary>

@@ -63,7 +63,7 @@ internal sealed partial record HttpJsonInputProblem
                 return new(prefix.Length == 0 ? null : prefix.TrimEnd('.'), NotText("a property name"));
             }
 
-            var field = message.FindFieldByName(name) ?? message.Fields.InDeclarationOrder().FirstOrDefault(f => f.JsonName == name);
+            var field = FieldNamed(message, name);
             reader.Read();
             if (field is null)
             {

@@ -46,7 +46,7 @@ internal sealed partial record HttpJsonInputProblem
             }
 
             var within = field?.MessageType ?? message;
-            field = within.FindFieldByName(part) ?? within.Fields.InDeclarationOrder().FirstOrDefault(f => f.JsonName == part);
+            field = FieldNamed(within, part);
             if (field is null)
             {
                 return null;
@@ -55,7 +55,7 @@ internal sealed partial record HttpJsonInputProblem
             path.Add(field.Name);
         }
 
-        return field is null ? null : (field, string.Join('.', path));
+        return (field!, string.Join('.', path)); // Split gives at least one part, so a field was found
     }
 
     // One value as its field's type, parsed as transcoding parses query values.

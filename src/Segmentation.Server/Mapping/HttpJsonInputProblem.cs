@@ -24,6 +24,10 @@ internal sealed partial record HttpJsonInputProblem(string? Field, string Descri
     private const string ExpectedTime = "an RFC 3339 time such as 2026-12-04T09:30:00Z";
     private const string ExpectedDuration = "a duration in seconds such as 1.5s";
 
+    // The field a JSON property or query parameter names: by its proto name or its JSON (lowerCamelCase) name, as transcoding accepts both.
+    private static FieldDescriptor? FieldNamed(MessageDescriptor message, string name) =>
+        message.FindFieldByName(name) ?? message.Fields.InDeclarationOrder().FirstOrDefault(f => f.JsonName == name);
+
     // A value the enum does not have, by name.
     private static HttpJsonInputProblem? UnknownEnumValue(EnumDescriptor type, string name, string path) =>
         type.FindValueByName(name) is null ? new(path, $"'{Quote(name)}' is not a value of {type.Name}: use one of {Names(type)}") : null;

@@ -16,7 +16,7 @@ namespace Segmentation.Server.Security;
 /// </summary>
 internal static class CallRejection
 {
-    private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithTypeRegistry(TypeRegistry.FromMessages(RetryInfo.Descriptor)));
+    private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithTypeRegistry(TypeRegistry.FromMessages(RetryInfo.Descriptor, BadRequest.Descriptor)));
 
     /// <summary>True when the request came through JSON transcoding (HTTP/JSON), not gRPC.</summary>
     public static bool IsJson(HttpContext context) => Hosting.HttpJsonApi.IsHttpJsonCall(context);
@@ -33,14 +33,12 @@ internal static class CallRejection
         var response = context.Response;
         if (IsJson(context))
         {
-            response.StatusCode = HttpStatus(code);
-            response.ContentType = "application/json; charset=utf-8";
             if (retryAfter is { } wait)
             {
                 response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
             }
 
-            return response.WriteAsync(Json.Format(status));
+            return WriteJson(response, status);
         }
 
         response.StatusCode = StatusCodes.Status200OK;
@@ -53,6 +51,14 @@ internal static class CallRejection
         }
 
         return Task.CompletedTask;
+    }
+
+    /// <summary>Answers an HTTP/JSON caller with <paramref name="status"/>: the HTTP status of its code and the status as a JSON body.</summary>
+    public static Task WriteJson(Microsoft.AspNetCore.Http.HttpResponse response, Google.Rpc.Status status)
+    {
+        response.StatusCode = HttpStatus((StatusCode)status.Code);
+        response.ContentType = "application/json; charset=utf-8";
+        return response.WriteAsync(Json.Format(status));
     }
 
     /// <summary>The HTTP status JSON transcoding gives a gRPC code (as in google.rpc.Code's mapping).</summary>
