@@ -91,7 +91,7 @@ try
     app.MapSegmentationTelemetry(); // /metrics and /healthz
     app.MapHttpJsonApiDocument(); // /openapi/v1.json
 
-    app.Run();
+    await HostRunning.RunAsync(app); // a failed start stops the jobs that did start before the failure is explained below
 }
 catch (Exception ex) when (StartupFailure.Explain(ex) is { } reason)
 {

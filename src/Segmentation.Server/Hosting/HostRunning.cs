@@ -1,0 +1,61 @@
+namespace Segmentation.Server.Hosting;
+
+/// <summary>Runs the host until it shuts down, and stops what did start when start-up fails.</summary>
+public static class HostRunning
+{
+    /// <summary>How long the hosted services that did start get to stop after a failed start-up.</summary>
+    public static readonly TimeSpan StopAfterFailedStart = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Starts <paramref name="host"/>, waits for it to shut down and disposes it, as the host's own <c>RunAsync</c>
+    /// does, except that a failed start-up first stops the hosted services that had started (the background jobs, the
+    /// change stream's last journal flush) and then rethrows the failure. Disposing without a stop, as <c>RunAsync</c>
+    /// does, cancels the jobs behind the host's back: it then logs a job whose task ended cancelled as a critical
+    /// failure with a stack trace, beside the start-up failure's own message. Since .NET 10 that happens even to a
+    /// job written to end quietly on cancellation, when its first step was still queued on the thread pool (a busy
+    /// machine), because the job's task is then cancelled before it runs.
+    /// </summary>
+    public static async Task RunAsync(IHost host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        try
+        {
+            try
+            {
+                await host.StartAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                await StopQuietlyAsync(host).ConfigureAwait(false);
+                throw;
+            }
+
+            await host.WaitForShutdownAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            if (host is IAsyncDisposable asyncDisposable)
+            {
+                await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                host.Dispose();
+            }
+        }
+    }
+
+    // The start-up failure is what the operator needs to read; a service that also fails to stop adds nothing to it.
+    private static async Task StopQuietlyAsync(IHost host)
+    {
+        using var timeout = new CancellationTokenSource(StopAfterFailedStart);
+        try
+        {
+            await host.StopAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Deliberately ignored: see above.
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Segmentation.Server.Hosting;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>A start-up that fails stops the background jobs that did start, so none is logged as a critical failure.</summary>
+public sealed class HostRunningTests
+{
+    // A job that ends cancelled when its token is: what any job is, in .NET 10, whose first step is still queued on a
+    // busy thread pool when the token is cancelled.
+    private sealed class JobEndingCancelled : BackgroundService
+    {
+        protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Delay(Timeout.Infinite, stoppingToken);
+    }
+
+    // Kestrel's place in the real host: a service started after the jobs, failing as a port already taken does.
+    private sealed class FailingStart : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => throw new IOException("Failed to bind to address http://127.0.0.1:1: address already in use.");
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    private sealed class KeptLog : ILoggerProvider, ILogger
+    {
+        public ConcurrentQueue<(LogLevel Level, Exception? Exception)> Entries { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Entries.Enqueue((logLevel, exception));
+
+        public void Dispose()
+        {
+        }
+    }
+
+    [Fact]
+    public async Task A_failed_start_stops_the_jobs_that_started_so_none_is_logged_as_failing_and_the_failure_is_rethrown()
+    {
+        var log = new KeptLog();
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Logging.AddProvider(log);
+        builder.Services.AddSingleton<JobEndingCancelled>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<JobEndingCancelled>());
+        builder.Services.AddHostedService<FailingStart>();
+        var host = builder.Build();
+        var job = host.Services.GetRequiredService<JobEndingCancelled>();
+
+        var failure = await Assert.ThrowsAsync<IOException>(() => HostRunning.RunAsync(host));
+
+        Assert.Contains("address already in use", failure.Message, StringComparison.Ordinal);
+        var stoppedBeforeReturning = job.ExecuteTask is { IsCompleted: true }; // the stop waited for it
+        await Task.WhenAny(job.ExecuteTask!, Task.Delay(TimeSpan.FromSeconds(10)));
+        await Task.Delay(200); // the host's own watch over the job logs after the job's task ends
+        Assert.DoesNotContain(log.Entries, e => e.Exception is OperationCanceledException);
+        Assert.DoesNotContain(log.Entries, e => e.Level == LogLevel.Critical); // the host's "stopping" entry: the server lets these through
+        Assert.True(stoppedBeforeReturning);
+    }
+}
