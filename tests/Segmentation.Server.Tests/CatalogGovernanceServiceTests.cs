@@ -62,6 +62,33 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task A_comment_too_long_for_the_history_is_refused_naming_the_field_and_publishes_nothing()
+    {
+        // Every kept version's comment goes out with each GetCatalog; one of 3 MB made every later read larger than a
+        // client's default 4 MB message limit.
+        var before = (await Catalog.GetCatalogAsync(new GetCatalogRequest())).Version;
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await Catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { DefaultFiles() }, Comment = new string('x', 3_000_000) }));
+        var stop = await Assert.ThrowsAsync<RpcException>(async () => await new ExperimentService.ExperimentServiceClient(fixture.Channel).StopExperimentAsync(new StopExperimentRequest { ExperimentId = "champions_referral_test", Comment = new string('x', 1_001) }));
+
+        foreach (var error in new[] { refused, stop })
+        {
+            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            var violation = Assert.Single(error.GetRpcStatus()!.GetDetail<BadRequest>().FieldViolations);
+            Assert.Equal("comment", violation.Field);
+            Assert.StartsWith("must be at most 1000 characters (got ", violation.Description, StringComparison.Ordinal);
+        }
+
+        var after = await Catalog.GetCatalogAsync(new GetCatalogRequest());
+        Assert.Equal(before, after.Version);
+        var audited = await new AuditService.AuditServiceClient(fixture.Channel).ListAuditEntriesAsync(new ListAuditEntriesRequest { Action = "catalog.publish" });
+        var entry = audited.Entries.First(e => e.Outcome == "INVALID_ARGUMENT"); // the refusal is audited, its comment cut
+        Assert.Equal(Segmentation.Core.Application.Audit.AdminAuditTrail.MaxDetailLength, entry.Detail.Length);
+        var longest = await Catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { DefaultFiles() }, Comment = new string('y', 1_000) });
+        Assert.Equal(new string('y', 1_000), (await Catalog.GetCatalogAsync(new GetCatalogRequest())).History.Single(h => h.Version == longest.Version).Comment);
+    }
+
+    [Fact]
     public async Task A_publish_based_on_an_older_version_is_aborted_and_publishes_nothing()
     {
         var current = (await Catalog.GetCatalogAsync(new GetCatalogRequest())).Version;

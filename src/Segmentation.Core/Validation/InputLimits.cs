@@ -23,6 +23,12 @@ public static class InputLimits
     /// <summary>Longest source name of a write (the system that sent it).</summary>
     public const int MaxSourceLength = 64;
 
+    /// <summary>
+    /// Longest comment of a published catalog version. Every kept version's comment goes out with each catalog read
+    /// (its history), so one long comment would make every later read too large for a client's default message limit.
+    /// </summary>
+    public const int MaxCommentLength = 1000;
+
     /// <summary>Longest trait name.</summary>
     public const int MaxTraitNameLength = 64;
 

@@ -3,6 +3,7 @@ using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Server.Mapping;
 
@@ -75,7 +76,7 @@ internal static class CatalogMapper
 
         foreach (var v in history)
         {
-            response.History.Add(new CatalogVersion { Version = v.Version, PublishedAt = Timestamp.FromDateTimeOffset(v.PublishedAt), Origin = v.Origin, Comment = v.Comment });
+            response.History.Add(new CatalogVersion { Version = v.Version, PublishedAt = Timestamp.FromDateTimeOffset(v.PublishedAt), Origin = v.Origin, Comment = InputLimits.Bounded(v.Comment, InputLimits.MaxCommentLength) }); // bounded too when kept from before the limit
         }
 
         return response;

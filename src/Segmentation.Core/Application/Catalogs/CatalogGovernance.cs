@@ -101,6 +101,10 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// </summary>
     public PublishedCatalog Publish(IReadOnlyList<CatalogFile> files, string comment, long? basedOn, CancellationToken cancellation = default)
     {
+        var violations = new ViolationList();
+        violations.MaxLength("comment", comment, InputLimits.MaxCommentLength);
+        violations.ThrowIfAny();
+
         CatalogSnapshot published;
         try
         {
