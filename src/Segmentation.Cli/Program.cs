@@ -179,8 +179,9 @@ root.Subcommands.Add(consent);
 // export
 var exportUser = new Argument<string>("user_id") { Description = "User id" };
 var exportOutput = new Option<FileInfo?>("--output", "-o") { Description = "Write the JSON to this file instead of standard output" };
-var export = new Command("export", "Everything held about a user, as JSON (ExportUser: the right of access); needs the admin scope") { exportUser, exportOutput };
-export.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.ExportAsync(Target(parse), parse.GetValue(exportUser)!, parse.GetValue(exportOutput), ct)));
+var exportLines = new Option<bool>("--lines") { Description = "JSON Lines sent in parts (StreamUserExport), for a profile of any size: the export without its events, then one event per line" };
+var export = new Command("export", "Everything held about a user, as JSON (ExportUser: the right of access); needs the admin scope") { exportUser, exportOutput, exportLines };
+export.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.ExportAsync(Target(parse), parse.GetValue(exportUser)!, parse.GetValue(exportOutput), parse.GetValue(exportLines), ct)));
 root.Subcommands.Add(export);
 
 // forget

@@ -202,40 +202,66 @@ internal static class UserCommands
         return 0;
     }
 
-    /// <summary><c>segctl export</c>: everything the service holds about a user (ExportUser), as JSON, to standard output or a file.</summary>
-    public static async Task<int> ExportAsync(ServiceTarget address, string userId, FileInfo? output, CancellationToken ct)
+    /// <summary>
+    /// <c>segctl export</c>: everything the service holds about a user, to standard output or a file: one JSON document
+    /// (ExportUser), or with <paramref name="lines"/> JSON Lines written part by part as they arrive (StreamUserExport:
+    /// a profile of any size).
+    /// </summary>
+    public static async Task<int> ExportAsync(ServiceTarget address, string userId, FileInfo? output, bool lines, CancellationToken ct)
     {
         using var grpc = Cli.OpenChannel(address);
-        var response = await new PrivacyService.PrivacyServiceClient(grpc).ExportUserAsync(new ExportUserRequest { UserId = userId }, cancellationToken: ct);
-        using var document = JsonDocument.Parse(response.Json);
-        var pretty = JsonSerializer.Serialize(document.RootElement, Indented);
-        if (output is null)
+        var privacy = new PrivacyService.PrivacyServiceClient(grpc);
+        if (lines)
         {
-            Console.WriteLine(pretty);
+            using var call = privacy.StreamUserExport(new StreamUserExportRequest { UserId = userId }, cancellationToken: ct);
+            await using var target = output is null ? null : OwnerOnlyFile(output);
+            var writer = target ?? Console.Out;
+            await foreach (var part in call.ResponseStream.ReadAllAsync(ct))
+            {
+                await writer.WriteAsync(part.JsonLines);
+            }
+
+            await writer.FlushAsync(ct);
         }
         else
         {
-            // Personal data: readable by the owner only (on Unix), whatever the umask.
-            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows())
+            var response = await privacy.ExportUserAsync(new ExportUserRequest { UserId = userId }, cancellationToken: ct);
+            using var document = JsonDocument.Parse(response.Json);
+            var pretty = JsonSerializer.Serialize(document.RootElement, Indented);
+            if (output is null)
             {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                Console.WriteLine(pretty);
+                return 0;
             }
 
-            await using (var file = new StreamWriter(output.FullName, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options))
-            {
-                await file.WriteAsync(pretty + Environment.NewLine);
-            }
+            await using var file = OwnerOnlyFile(output);
+            await file.WriteAsync(pretty + Environment.NewLine);
+        }
 
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(output.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite); // also when it replaced an existing file
-            }
-
+        if (output is not null)
+        {
             Console.Error.WriteLine($"exported {userId} to {output.FullName}");
         }
 
         return 0;
+    }
+
+    // Personal data: a file readable by the owner only (on Unix), whatever the umask, also when it replaces an existing one.
+    private static StreamWriter OwnerOnlyFile(FileInfo output)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        var file = new StreamWriter(output.FullName, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(output.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        return file;
     }
 
     /// <summary><c>segctl forget</c>: erases a user and every id linked to them (ForgetUser); asks for --yes.</summary>

@@ -229,6 +229,13 @@ public sealed class CliProcessTests
 
             // The event kept the time it was given, not the time it was sent.
             Assert.Contains(hourAgo[..13], await Ok("export cli-u1"), StringComparison.Ordinal);
+            var exportLines = (await Ok("export cli-u1 --lines")).Split('\n', StringSplitOptions.RemoveEmptyEntries); // StreamUserExport: JSON Lines
+            using (var header = System.Text.Json.JsonDocument.Parse(exportLines[0]))
+            {
+                Assert.Equal(exportLines.Length - 1, header.RootElement.GetProperty("event_count").GetInt32());
+            }
+
+            Assert.Contains(exportLines.Skip(1), l => l.Contains(hourAgo[..13], StringComparison.Ordinal));
 
             var batch = await Ok("decide-batch -", stdin: "cli-u1\ncli-nobody\n");
             var lines = batch.Split('\n', StringSplitOptions.RemoveEmptyEntries);

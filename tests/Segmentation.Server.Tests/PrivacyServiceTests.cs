@@ -211,6 +211,49 @@ public sealed class PrivacyServiceTests(GrpcTestFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task StreamUserExport_sends_the_export_in_parts_of_json_lines_and_is_audited()
+    {
+        var user = NewUser();
+        var start = DateTimeOffset.UtcNow.AddDays(-3);
+        for (var call = 0; call < 3; call++)
+        {
+            var request = new TrackEventsRequest();
+            request.Events.AddRange(Enumerable.Range(call * 900, 900).Select(i => ProtoEvents.Make(user, $"{user}-e{i}", "page_view", start.AddSeconds(i))));
+            Assert.Equal(900, (await Profiles.TrackEventsAsync(request)).Accepted);
+        }
+
+        using var call2 = Privacy.StreamUserExport(new StreamUserExportRequest { UserId = user });
+        var parts = new List<StreamUserExportResponse>();
+        await foreach (var part in call2.ResponseStream.ReadAllAsync())
+        {
+            parts.Add(part);
+        }
+
+        Assert.Equal(3, parts.Count); // 1,000 events a part
+        Assert.All(parts, p => Assert.Equal((user, 2_700), (p.UserId, p.EventCount)));
+        var lines = string.Concat(parts.Select(p => p.JsonLines)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        using var header = JsonDocument.Parse(lines[0]);
+        Assert.Equal(user, header.RootElement.GetProperty("user_id").GetString());
+        Assert.Equal(2_700, header.RootElement.GetProperty("event_count").GetInt32());
+        var whole = JsonDocument.Parse((await Privacy.ExportUserAsync(new ExportUserRequest { UserId = user })).Json);
+        Assert.Equal(
+            whole.RootElement.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("event_id").GetString()),
+            lines.Skip(1).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("event_id").GetString()));
+        whole.Dispose();
+
+        var unknown = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var missing = Privacy.StreamUserExport(new StreamUserExportRequest { UserId = NewUser() });
+            await missing.ResponseStream.MoveNext();
+        });
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+
+        var audit = await new AuditService.AuditServiceClient(fixture.Channel).ListAuditEntriesAsync(new ListAuditEntriesRequest { Action = "privacy.export", UserId = user });
+        Assert.Equal(2, audit.Entries.Count); // the export in parts and the one in a document
+        Assert.All(audit.Entries, e => Assert.Equal("OK", e.Outcome));
+    }
+
+    [Fact]
     public async Task A_rejected_pii_value_is_not_echoed_in_the_error()
     {
         const string secret = "ada.lovelace@example.com";

@@ -18,10 +18,7 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        // The method routing resolved, never the path as spelled: routing ignores case and a trailing slash, and
-        // '/segmentation.v1.privacyservice/exportuser' must be audited as ExportUser is.
-        var method = context.GetHttpContext().GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.FullName ?? context.Method;
-        var action = AuditedMethods.Action(method);
+        var action = AuditedMethods.Action(MethodOf(context));
         if (action is null || (action == AuditedMethods.RecordConsent && (context.Caller().Scopes & ApiScope.Admin) == 0))
         {
             // Consent recorded by the systems that ingest (banners, preference centres) is the user's own act, kept in
@@ -43,6 +40,34 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
         Record(context, action, "OK", request, response);
         return response;
     }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        // An export in parts is the same action as one in a document: recorded when it ends, however it ends.
+        var action = AuditedMethods.Action(MethodOf(context));
+        if (action is null)
+        {
+            await continuation(request, responseStream, context);
+            return;
+        }
+
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (RpcException ex)
+        {
+            Record(context, action, AuditedMethods.OutcomeName(ex.StatusCode), request, null);
+            throw;
+        }
+
+        Record(context, action, "OK", request, null);
+    }
+
+    // The method routing resolved, never the path as spelled: routing ignores case and a trailing slash, and
+    // '/segmentation.v1.privacyservice/exportuser' must be audited as ExportUser is.
+    private static string MethodOf(ServerCallContext context) =>
+        context.GetHttpContext().GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.FullName ?? context.Method;
 
     private void Record(ServerCallContext context, string action, string outcome, object? request, object? response)
     {
@@ -68,6 +93,7 @@ public static class AuditedMethods
         ["/segmentation.v1.ExperimentService/StopExperiment"] = "experiment.stop",
         ["/segmentation.v1.ExperimentService/PromoteExperiment"] = "experiment.promote",
         ["/segmentation.v1.PrivacyService/ExportUser"] = "privacy.export",
+        ["/segmentation.v1.PrivacyService/StreamUserExport"] = "privacy.export",
         ["/segmentation.v1.PrivacyService/ForgetUser"] = "privacy.forget",
         ["/segmentation.v1.PrivacyService/GetConsent"] = "privacy.get_consent",
         ["/segmentation.v1.PrivacyService/RecordConsent"] = RecordConsent,
@@ -90,6 +116,7 @@ public static class AuditedMethods
     public static string? UserOf(object? request) => request switch
     {
         ExportUserRequest r => Bounded(r.UserId),
+        StreamUserExportRequest r => Bounded(r.UserId),
         GetConsentRequest r => Bounded(r.UserId),
         RecordConsentRequest r => Bounded(r.UserId),
         _ => null,

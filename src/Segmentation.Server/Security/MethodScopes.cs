@@ -51,6 +51,7 @@ public static class MethodScopes
         ["/segmentation.v1.PrivacyService/GetConsent"] = ApiScope.Admin,
         ["/segmentation.v1.PrivacyService/ForgetUser"] = ApiScope.Admin,
         ["/segmentation.v1.PrivacyService/ExportUser"] = ApiScope.Admin,
+        ["/segmentation.v1.PrivacyService/StreamUserExport"] = ApiScope.Admin,
 
         // The admin audit trail names who acted on which user: admin only.
         ["/segmentation.v1.AuditService/ListAuditEntries"] = ApiScope.Admin,

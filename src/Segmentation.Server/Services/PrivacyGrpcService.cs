@@ -43,4 +43,14 @@ internal sealed class PrivacyGrpcService(ProfileIngestion ingestion, DataSubject
         var export = rights.Export(request.UserId);
         return Task.FromResult(new ExportUserResponse { UserId = export.UserId, Json = export.Json });
     }
+
+    public override async Task StreamUserExport(StreamUserExportRequest request, IServerStreamWriter<StreamUserExportResponse> responseStream, ServerCallContext context)
+    {
+        var export = rights.ExportInParts(request.UserId);
+        foreach (var part in export.Parts)
+        {
+            context.CancellationToken.ThrowIfCancellationRequested();
+            await responseStream.WriteAsync(new StreamUserExportResponse { UserId = export.UserId, JsonLines = part, EventCount = export.EventCount });
+        }
+    }
 }

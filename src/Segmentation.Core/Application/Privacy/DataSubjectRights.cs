@@ -25,6 +25,15 @@ public sealed record ConsentView(string UserId, IReadOnlyList<ConsentStatus> Pur
 /// <param name="Json">Everything held about the user, as a JSON object.</param>
 public sealed record UserDataExport(string UserId, string Json);
 
+/// <summary>The export of one user in parts, for a profile of any size (see <see cref="DataSubjectRights.ExportInParts"/>).</summary>
+/// <param name="UserId">The profile key the id resolved to.</param>
+/// <param name="EventCount">The events the export holds.</param>
+/// <param name="Parts">
+/// JSON Lines, in parts of whole lines: the first line is the export object without its events (with
+/// <c>event_count</c>), then one line per stored event, oldest first. Each part is written as it is read.
+/// </param>
+public sealed record UserDataExportParts(string UserId, int EventCount, IEnumerable<string> Parts);
+
 /// <summary>
 /// The data subject's rights over their data: see it (<see cref="Export"/>, <see cref="GetConsent"/>)
 /// and erase it (<see cref="ForgetAsync"/>). Recording consent is a write and goes through
@@ -101,14 +110,76 @@ public sealed class DataSubjectRights(
     /// memberships, linked ids, aggregates and derived scores. Throws <see cref="NotFoundException"/> for an
     /// unknown user.
     /// </summary>
-    public UserDataExport Export(string userId)
+    public UserDataExport Export(string userId) => ExportAtMost(userId, MaxEventsInOneExport);
+
+    /// <summary>
+    /// Most events <see cref="Export"/> puts in one document (about 35 MB of JSON); a larger profile is exported with
+    /// <see cref="ExportInParts"/>, so no export is ever built whole in memory.
+    /// </summary>
+    public const int MaxEventsInOneExport = 100_000;
+
+    /// <summary>Most events in one part of <see cref="ExportInParts"/>.</summary>
+    public const int EventsPerPart = 1_000;
+
+    internal UserDataExport ExportAtMost(string userId, int maxEvents)
+    {
+        var profile = ProfileToExport(userId);
+        if (profile.Events.Count > maxEvents)
+        {
+            throw new LimitExceededException(
+                $"this user's export holds {profile.Events.Count:N0} events, more than one document carries ({maxEvents:N0}): use StreamUserExport, which sends it in parts");
+        }
+
+        return new UserDataExport(profile.UserId, JsonSerializer.Serialize(Describe(profile, withEvents: true), UserExportJson.Default.UserExport));
+    }
+
+    /// <summary>
+    /// Everything <see cref="Export"/> holds, as JSON Lines in parts of at most <see cref="EventsPerPart"/> events:
+    /// the export object without its events first, then each event on a line of its own. The profile is read once,
+    /// so the parts are one consistent export however long they take to send. Throws as <see cref="Export"/> does.
+    /// </summary>
+    public UserDataExportParts ExportInParts(string userId)
+    {
+        var profile = ProfileToExport(userId);
+        return new UserDataExportParts(profile.UserId, profile.Events.Count, Lines(profile));
+    }
+
+    private IEnumerable<string> Lines(Profile profile)
+    {
+        var part = new System.Text.StringBuilder();
+        part.Append(JsonSerializer.Serialize(Describe(profile, withEvents: false), UserExportLinesJson.Default.UserExport)).Append('\n');
+        var inPart = 0;
+        foreach (var e in profile.Events)
+        {
+            if (inPart == EventsPerPart)
+            {
+                yield return part.ToString();
+                part.Clear();
+                inPart = 0;
+            }
+
+            part.Append(JsonSerializer.Serialize(Exported(e), UserExportLinesJson.Default.ExportedEvent)).Append('\n');
+            inPart++;
+        }
+
+        yield return part.ToString();
+    }
+
+    private Profile ProfileToExport(string userId)
     {
         RequireId(userId);
-        var profile = store.Get(userId) ?? throw new NotFoundException("no profile for this user_id (never written, or erased)");
+        return store.Get(userId) ?? throw new NotFoundException("no profile for this user_id (never written, or erased)");
+    }
+
+    private static ExportedEvent Exported(StoredEvent e) =>
+        new(e.EventId, e.Type, new DateTimeOffset(e.Ticks, TimeSpan.Zero), e.Value, e.Quantity, e.SessionId, e.Source, e.PageType, e.Category, e.ProductId, e.CampaignId, e.Country);
+
+    private UserExport Describe(Profile profile, bool withEvents)
+    {
         var traits = catalogs.Current.Traits;
         var model = rfm.Current;
         var a = profile.Aggregates;
-        var export = new UserExport(
+        return new UserExport(
             profile.UserId,
             time.GetUtcNow(),
             profile.Version,
@@ -120,7 +191,8 @@ public sealed class DataSubjectRights(
                 x.Source,
                 x.UpdatedAt,
                 traits.TryGetValue(x.Name, out var t) && t.Pii))],
-            [.. profile.Events.Select(e => new ExportedEvent(e.EventId, e.Type, new DateTimeOffset(e.Ticks, TimeSpan.Zero), e.Value, e.Quantity, e.SessionId, e.Source, e.PageType, e.Category, e.ProductId, e.CampaignId, e.Country))],
+            profile.Events.Count,
+            withEvents ? [.. profile.Events.Select(Exported)] : null,
             [.. ConsentPolicy.Purposes.Select(p => ingestion.Consent.Status(profile, p)).Select(s => new ExportedConsentState(ConsentPolicy.NameOf(s.Purpose), s.Granted, s.Recorded, s.Latest?.Source, s.Latest?.At))],
             [.. profile.ConsentTrail.Select(c => new ExportedConsent(ConsentPolicy.NameOf(c.Purpose), c.Granted, c.Source, c.At))],
             profile.CurrentSegment,
@@ -139,7 +211,6 @@ public sealed class DataSubjectRights(
                 [.. a.OpenedCampaigns.Order(StringComparer.Ordinal)],
                 [.. a.ClickedCampaigns.Order(StringComparer.Ordinal)]),
             new ExportedRfm(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)));
-        return new UserDataExport(profile.UserId, JsonSerializer.Serialize(export, UserExportJson.Default.UserExport));
     }
 
     private static void RequireId(string userId)
@@ -169,7 +240,8 @@ internal sealed record UserExport(
     long ProfileVersion,
     IReadOnlyList<string> LinkedIds,
     IReadOnlyList<ExportedAttribute> Attributes,
-    IReadOnlyList<ExportedEvent> Events,
+    int EventCount,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<ExportedEvent>? Events,
     IReadOnlyList<ExportedConsentState> Consent,
     IReadOnlyList<ExportedConsent> ConsentTrail,
     string? CurrentSegment,
@@ -196,3 +268,9 @@ internal sealed record ExportedRfm(int Recency, int Frequency, int Monetary);
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [JsonSerializable(typeof(UserExport))]
 internal sealed partial class UserExportJson : JsonSerializerContext;
+
+/// <summary>Source-generated JSON metadata for user exports in parts: one object per line.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(UserExport))]
+[JsonSerializable(typeof(ExportedEvent))]
+internal sealed partial class UserExportLinesJson : JsonSerializerContext;

@@ -362,6 +362,48 @@ public class PrivacyTests
     }
 
     [Fact]
+    public void An_export_in_parts_holds_what_the_document_holds_as_json_lines_and_a_profile_too_large_for_one_document_is_refused()
+    {
+        using var w = World();
+        var t0 = w.Clock.Now;
+        for (var i = 0; i < 2_345; i++)
+        {
+            w.Track("u1", i % 7 == 0 ? EventTypes.ProductView : EventTypes.PageView, t0.AddMinutes(i - 3_000), product: i % 7 == 0 ? "sku-" + i : null);
+        }
+
+        var whole = w.Rights.Export("u1");
+        var inParts = w.Rights.ExportInParts("u1");
+        var parts = inParts.Parts.ToList();
+
+        Assert.Equal(("u1", 2_345), (inParts.UserId, inParts.EventCount));
+        Assert.Equal(3, parts.Count); // 1,000 events per part, the header line in the first
+        Assert.All(parts, p => Assert.EndsWith("\n", p, StringComparison.Ordinal));
+        var lines = string.Concat(parts).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(1 + 2_345, lines.Length);
+
+        var document = System.Text.Json.Nodes.JsonNode.Parse(whole.Json)!.AsObject();
+        var header = System.Text.Json.Nodes.JsonNode.Parse(lines[0])!.AsObject();
+        Assert.False(header.ContainsKey("events"));
+        Assert.Equal(2_345, (int)header["event_count"]!);
+        Assert.Equal(2_345, (int)document["event_count"]!);
+        Assert.Equal(document.Select(f => f.Key).Where(k => k != "events"), header.Select(f => f.Key));
+        Assert.All(header.Where(f => f.Key != "exported_at"), f => Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(document[f.Key], f.Value), f.Key));
+
+        var events = document["events"]!.AsArray();
+        Assert.Equal(2_345, events.Count);
+        for (var i = 0; i < events.Count; i++)
+        {
+            Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(events[i], System.Text.Json.Nodes.JsonNode.Parse(lines[i + 1])), lines[i + 1]);
+        }
+
+        // A profile with more events than one document carries is refused, not built whole in memory.
+        var refused = Assert.Throws<LimitExceededException>(() => w.Rights.ExportAtMost("u1", 2_344));
+        Assert.Contains("2,345 events", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("StreamUserExport", refused.Message, StringComparison.Ordinal);
+        Assert.Equal("u1", w.Rights.ExportAtMost("u1", 2_345).UserId);
+    }
+
+    [Fact]
     public void Retention_removes_expired_events_from_aggregates_per_event_type()
     {
         var retention = new RetentionPolicy(TimeSpan.FromDays(365), new Dictionary<string, TimeSpan?> { [EventTypes.PageView] = TimeSpan.FromDays(30), [EventTypes.Purchase] = null });
