@@ -175,13 +175,19 @@ public sealed class ChangeLogTests : IDisposable
         {
             log.Recover(_ => { });
             log.BeforeFlush = () => Thread.Sleep(2); // a slow disk, so that writers queue up behind each fsync
-            Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, w =>
+            // Eight threads of their own, not Parallel.For: on a busy thread pool (the other tests of the run) that ran
+            // every iteration on the calling thread, one writer at a time, and there was nothing to share.
+            using var ready = new Barrier(8);
+            var writers = Enumerable.Range(0, 8).Select(w => new Thread(() =>
             {
+                ready.SignalAndWait();
                 for (var i = 0; i < 200; i++)
                 {
                     log.Append(new MergeChange($"a{w}-{i}", $"u{w}"));
                 }
-            });
+            })).ToList();
+            writers.ForEach(t => t.Start());
+            writers.ForEach(t => t.Join());
             Assert.True(log.Commits < 1600, $"{log.Commits} fsyncs for 1600 records: no group commit");
         }
 
