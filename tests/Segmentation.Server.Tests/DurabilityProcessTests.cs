@@ -59,6 +59,8 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
         try
         {
             await RealServerProcessTests.WaitUntilListening(first, port);
+            var measurement = Path.Combine(_dir, Segmentation.Storage.MeasurementCheckpointFile.FileName);
+            var before = File.Exists(measurement) ? await File.ReadAllBytesAsync(measurement) : null;
             using var second = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), Durable(_dir, "--Segmentation:DemoData=false"));
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await second.WaitForExitAsync(timeout.Token);
@@ -68,6 +70,10 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
             Assert.Equal(1, second.ExitCode);
             Assert.Contains($"is in use by process {first.Id}", error);
             Assert.DoesNotContain("   at ", error); // one paragraph, not a stack dump
+
+            // The refused server wrote nothing into the holder's directory: its measurement state was never restored and
+            // must not replace the holder's when its jobs are stopped after the failed start.
+            Assert.Equal(before, File.Exists(measurement) ? await File.ReadAllBytesAsync(measurement) : null);
 
             using var channel = Channel(port);
             await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(new TrackEventRequest { Event = PageView("still-writing", "u1") });

@@ -65,4 +65,46 @@ public sealed class HostRunningTests
         Assert.DoesNotContain(log.Entries, e => e.Level == LogLevel.Critical); // the host's "stopping" entry: the server lets these through
         Assert.True(stoppedBeforeReturning);
     }
+
+    private sealed class CountingCheckpoint : Segmentation.Core.Application.Measurement.IMeasurementCheckpoint
+    {
+        public int Saves { get; private set; }
+
+        public void Save() => Saves++;
+
+        public bool Restore() => false;
+    }
+
+    private sealed class Lifetime : IHostApplicationLifetime
+    {
+        public CancellationTokenSource Started { get; } = new();
+
+        public CancellationToken ApplicationStarted => Started.Token;
+
+        public CancellationToken ApplicationStopping => CancellationToken.None;
+
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+
+        public void StopApplication()
+        {
+        }
+    }
+
+    [Fact]
+    public async Task Measurement_state_is_saved_at_shutdown_only_when_the_host_had_started()
+    {
+        // A failed start stops every hosted service, also a job that never ran (its first step still queued): its state
+        // was never restored, and the data directory may be another server's, so it must not be saved over the file.
+        var checkpoint = new CountingCheckpoint();
+        var measurement = new Segmentation.Core.Application.Measurement.DecisionMeasurement(new Segmentation.Core.Application.Measurement.MeasurementOptions { RememberedDecisions = 16 });
+        var lifetime = new Lifetime();
+        MeasurementCheckpointService Job() => new(checkpoint, measurement, Microsoft.Extensions.Options.Options.Create(new SegmentationOptions()), new ServiceHealth(), Microsoft.Extensions.Logging.Abstractions.NullLogger<MeasurementCheckpointService>.Instance, lifetime);
+
+        await Job().StopAsync(CancellationToken.None);
+        Assert.Equal(0, checkpoint.Saves);
+
+        lifetime.Started.Cancel();
+        await Job().StopAsync(CancellationToken.None);
+        Assert.Equal(1, checkpoint.Saves); // a normal shutdown saves
+    }
 }

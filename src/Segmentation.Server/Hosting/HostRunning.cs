@@ -13,7 +13,9 @@ public static class HostRunning
     /// does, cancels the jobs behind the host's back: it then logs a job whose task ended cancelled as a critical
     /// failure with a stack trace, beside the start-up failure's own message. Since .NET 10 that happens even to a
     /// job written to end quietly on cancellation, when its first step was still queued on the thread pool (a busy
-    /// machine), because the job's task is then cancelled before it runs.
+    /// machine), because the job's task is then cancelled before it runs. The host stops every hosted service, started
+    /// or not; the services that save at shutdown (measurement's checkpoint, the change stream's journal) skip that when
+    /// the application never started, so a failed start leaves the data directory as it found it.
     /// </summary>
     public static async Task RunAsync(IHost host)
     {

@@ -15,7 +15,8 @@ public sealed class MeasurementCheckpointService(
     DecisionMeasurement measurement,
     IOptions<SegmentationOptions> options,
     ServiceHealth health,
-    ILogger<MeasurementCheckpointService> logger) : SupervisedBackgroundService(health, logger)
+    ILogger<MeasurementCheckpointService> logger,
+    IHostApplicationLifetime? lifetime = null) : SupervisedBackgroundService(health, logger)
 {
     private (long Issued, long Outcomes) _saved = (-1, -1);
 
@@ -40,8 +41,10 @@ public sealed class MeasurementCheckpointService(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        if (checkpoint is NoMeasurementCheckpoint)
+        if (checkpoint is NoMeasurementCheckpoint || lifetime?.ApplicationStarted.IsCancellationRequested == false)
         {
+            // A host whose start failed leaves the data directory as it found it: its measurement state may be empty or
+            // half restored, and the directory may even belong to another server (the one holding its lock).
             return;
         }
 

@@ -77,6 +77,11 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        if (lifetime?.ApplicationStarted.IsCancellationRequested == false)
+        {
+            return; // a host whose start failed writes nothing to a data directory that may not even be its own
+        }
+
         Flush();
         if (Ready())
         {

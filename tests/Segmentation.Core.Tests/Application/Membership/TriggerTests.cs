@@ -263,4 +263,37 @@ public sealed class TriggerTests : IDisposable
         Assert.Equal("triggers.yaml", error.File);
         Assert.True(error.Line > 1);
     }
+
+    [Fact]
+    public async Task A_host_that_never_started_writes_nothing_to_the_journal_when_it_stops_and_one_that_started_flushes()
+    {
+        // After a failed start the host stops every hosted service, even one whose job never ran; the data directory may
+        // be half restored or held by another server, so nothing is written on the way out.
+        using var journal = new ChangeStreamJournal(_dir);
+        using var w = World(journal: journal);
+        w.Memberships.Feed.Append("u1", "high", ChangeKind.Entered, w.Clock.Now, 1, "test");
+        var lifetime = new Lifetime();
+
+        await new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock, lifetime: lifetime).StopAsync(CancellationToken.None);
+        Assert.Single(w.Memberships.Feed.Unwritten(10));
+
+        lifetime.Started.Cancel();
+        await new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock, lifetime: lifetime).StopAsync(CancellationToken.None);
+        Assert.Empty(w.Memberships.Feed.Unwritten(10)); // a normal shutdown still writes what is left
+    }
+
+    private sealed class Lifetime : Microsoft.Extensions.Hosting.IHostApplicationLifetime
+    {
+        public CancellationTokenSource Started { get; } = new();
+
+        public CancellationToken ApplicationStarted => Started.Token;
+
+        public CancellationToken ApplicationStopping => CancellationToken.None;
+
+        public CancellationToken ApplicationStopped => CancellationToken.None;
+
+        public void StopApplication()
+        {
+        }
+    }
 }
