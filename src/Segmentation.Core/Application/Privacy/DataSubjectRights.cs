@@ -114,7 +114,7 @@ public sealed class DataSubjectRights(
 
     /// <summary>
     /// Most events <see cref="Export"/> puts in one document (about 35 MB of JSON); a larger profile is exported with
-    /// <see cref="ExportInParts"/>, so no export is ever built whole in memory.
+    /// <see cref="ExportInParts"/>, so no larger export is ever built whole in memory.
     /// </summary>
     public const int MaxEventsInOneExport = 100_000;
 
@@ -136,7 +136,8 @@ public sealed class DataSubjectRights(
     /// <summary>
     /// Everything <see cref="Export"/> holds, as JSON Lines in parts of at most <see cref="EventsPerPart"/> events:
     /// the export object without its events first, then each event on a line of its own. The profile is read once,
-    /// so the parts are one consistent export however long they take to send. Throws as <see cref="Export"/> does.
+    /// so the parts are one consistent export however long they take to send. Throws as <see cref="Export"/> does for
+    /// a missing id or an unknown user; there is no size limit.
     /// </summary>
     public UserDataExportParts ExportInParts(string userId)
     {
