@@ -26,19 +26,7 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
             return await continuation(request, context);
         }
 
-        TResponse response;
-        try
-        {
-            response = await continuation(request, context);
-        }
-        catch (RpcException ex)
-        {
-            Record(context, action, AuditedMethods.OutcomeName(ex.StatusCode), request, null);
-            throw;
-        }
-
-        Record(context, action, "OK", request, response);
-        return response;
+        return await RecordedAsync(context, action, request, () => continuation(request, context));
     }
 
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
@@ -51,9 +39,21 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
             return;
         }
 
-        try
+        await RecordedAsync<object?>(context, action, request, async () =>
         {
             await continuation(request, responseStream, context);
+            return null;
+        });
+    }
+
+    // Runs the call and records how it ended: the status the caller sees (the error mapper inside has turned every
+    // failure into one) and, when it succeeded, what it returned.
+    private async Task<T> RecordedAsync<T>(ServerCallContext context, string action, object request, Func<Task<T>> call)
+    {
+        T result;
+        try
+        {
+            result = await call();
         }
         catch (RpcException ex)
         {
@@ -61,7 +61,8 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
             throw;
         }
 
-        Record(context, action, "OK", request, null);
+        Record(context, action, "OK", request, result);
+        return result;
     }
 
     // The method routing resolved, never the path as spelled: routing ignores case and a trailing slash, and

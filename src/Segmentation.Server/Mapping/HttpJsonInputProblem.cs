@@ -52,5 +52,5 @@ internal sealed partial record HttpJsonInputProblem(string? Field, string Descri
 
     private static string Names(EnumDescriptor type) => string.Join(", ", type.Values.Select(v => v.Name));
 
-    private static string Quote(string text) => text.Length <= MaxQuoted ? text : string.Concat(text.AsSpan(0, MaxQuoted), "…");
+    private static string Quote(string text) => Core.Validation.InputLimits.Bounded(text, MaxQuoted);
 }

@@ -20,28 +20,13 @@ internal static class PairedCacheHit
     public static void Run(int rounds)
     {
         using var world = new BenchWorld();
-        var request = new DecisionRequest(BenchWorld.ShopperId, "", world.Request, world.Now);
-        world.Engine.Decide(request);
-        world.Engine.Decide(request); // asked twice: cached
-        var unmeasured = new DecisionEngine(world.Catalogs, world.Store, world.Rfm, world.Cache, world.Decider, world.Clock, world.Get<ConsentPolicy>(), measurement: null);
+        var request = CachedRequest(world, world.Engine);
+        var unmeasured = Unmeasured(world);
         var (measured, plain, ratios) = (new List<double>(), new List<double>(), new List<double>());
         for (var round = 0; round <= rounds; round++)
         {
-            // Two plain loops (no delegate between the timer and the call).
-            var watch = Stopwatch.StartNew();
-            for (var i = 0; i < Block; i++)
-            {
-                world.Engine.Decide(request);
-            }
-
-            var withLedger = watch.Elapsed.TotalNanoseconds / Block;
-            watch.Restart();
-            for (var i = 0; i < Block; i++)
-            {
-                unmeasured.Decide(request);
-            }
-
-            var without = watch.Elapsed.TotalNanoseconds / Block;
+            var withLedger = NanosecondsPerCall(world.Engine, request);
+            var without = NanosecondsPerCall(unmeasured, request);
             if (round > 0)
             {
                 // The first round warms both up.
@@ -51,10 +36,7 @@ internal static class PairedCacheHit
             }
         }
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cache hit, {rounds} alternating rounds of {Block:N0} calls each"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  with measurement     {Quartiles(measured, "F1")} ns"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  without measurement  {Quartiles(plain, "F1")} ns"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  paired ratio         {Quartiles(ratios, "F3")} (target <= 1.05)"));
+        Report(string.Create(CultureInfo.InvariantCulture, $"cache hit, {rounds} alternating rounds of {Block:N0} calls each"), measured, plain, ratios);
     }
 
     /// <summary>
@@ -80,10 +62,7 @@ internal static class PairedCacheHit
             ratios.Add(with / without);
         }
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cache hit, {pairs} pairs of processes, each the median of {AloneRounds} rounds of {Block:N0} calls after one to warm up"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  with measurement     {Quartiles(measured, "F1")} ns"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  without measurement  {Quartiles(plain, "F1")} ns"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  paired ratio         {Quartiles(ratios, "F3")} (target <= 1.05)"));
+        Report(string.Create(CultureInfo.InvariantCulture, $"cache hit, {pairs} pairs of processes, each the median of {AloneRounds} rounds of {Block:N0} calls after one to warm up"), measured, plain, ratios);
     }
 
     private const int AloneRounds = 10;
@@ -92,28 +71,52 @@ internal static class PairedCacheHit
     public static void RunAlone(bool withMeasurement)
     {
         using var world = new BenchWorld();
-        var request = new DecisionRequest(BenchWorld.ShopperId, "", world.Request, world.Now);
-        var engine = withMeasurement
-            ? world.Engine
-            : new DecisionEngine(world.Catalogs, world.Store, world.Rfm, world.Cache, world.Decider, world.Clock, world.Get<ConsentPolicy>(), measurement: null);
-        engine.Decide(request);
-        engine.Decide(request); // asked twice: cached
+        var engine = withMeasurement ? world.Engine : Unmeasured(world);
+        var request = CachedRequest(world, engine);
         var rounds = new List<double>();
         for (var round = 0; round <= AloneRounds; round++)
         {
-            var watch = Stopwatch.StartNew();
-            for (var i = 0; i < Block; i++)
-            {
-                engine.Decide(request);
-            }
-
+            var nanoseconds = NanosecondsPerCall(engine, request);
             if (round > 0)
             {
-                rounds.Add(watch.Elapsed.TotalNanoseconds / Block); // the first round warms up
+                rounds.Add(nanoseconds); // the first round warms up
             }
         }
 
         Console.WriteLine(rounds.Order().ElementAt(rounds.Count / 2).ToString("R", CultureInfo.InvariantCulture));
+    }
+
+    // The same world's engine without measurement: what a hit costs when nothing is remembered.
+    private static DecisionEngine Unmeasured(BenchWorld world) =>
+        new(world.Catalogs, world.Store, world.Rfm, world.Cache, world.Decider, world.Clock, world.Get<ConsentPolicy>(), measurement: null);
+
+    // The benchmark's request, asked twice through the engine so that it is cached.
+    private static DecisionRequest CachedRequest(BenchWorld world, DecisionEngine engine)
+    {
+        var request = new DecisionRequest(BenchWorld.ShopperId, "", world.Request, world.Now);
+        engine.Decide(request);
+        engine.Decide(request);
+        return request;
+    }
+
+    // One block of calls in a plain loop (no delegate between the timer and the call).
+    private static double NanosecondsPerCall(DecisionEngine engine, DecisionRequest request)
+    {
+        var watch = Stopwatch.StartNew();
+        for (var i = 0; i < Block; i++)
+        {
+            engine.Decide(request);
+        }
+
+        return watch.Elapsed.TotalNanoseconds / Block;
+    }
+
+    private static void Report(string title, List<double> measured, List<double> plain, List<double> ratios)
+    {
+        Console.WriteLine(title);
+        Console.WriteLine($"  with measurement     {Quartiles(measured, "0.0")} ns");
+        Console.WriteLine($"  without measurement  {Quartiles(plain, "0.0")} ns");
+        Console.WriteLine($"  paired ratio         {Quartiles(ratios, "0.000")} (target <= 1.05)");
     }
 
     private static double Alone(bool withMeasurement)
