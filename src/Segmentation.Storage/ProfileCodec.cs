@@ -298,11 +298,18 @@ internal static class ProfileCodec
         // The length-prefixed bytes at position, without moving.
         public ReadOnlySpan<byte> PrefixedAt(int position)
         {
+            var (start, length) = PrefixedRangeAt(position);
+            return _data.AsSpan(start, length);
+        }
+
+        // Where the length-prefixed bytes at position start and how many there are (in Data), without moving.
+        public (int Start, int Length) PrefixedRangeAt(int position)
+        {
             var at = _at;
             _at = position;
-            var bytes = Prefixed();
+            var range = SkipPrefixed();
             _at = at;
-            return bytes;
+            return range;
         }
 
         public string String() => System.Text.Encoding.UTF8.GetString(Prefixed());
@@ -439,24 +446,18 @@ internal static class ProfileCodec
                 _events = new StoredEvent[Math.Max(eventCount, _events.Length * 2)];
             }
 
-            _ids.Reset(r.Data);
+            _ids.Reset(r.Data, sessions: true);
             for (var i = 0; i < eventCount; i++)
             {
+                // The id and the session id stay in the chunk's bytes (_ids): the log keeps them as bytes, so they are never decoded.
                 var (idStart, idLength) = r.SkipPrefixed();
-                _ids.Add(idStart, idLength);
-                _events[i] = new StoredEvent(
-                    "", // the id stays in the chunk's bytes (_ids): the log keeps it as bytes, so it is never decoded
-                    Symbol()!,
-                    r.Int64(),
-                    r.Double(),
-                    r.Int32(),
-                    Symbol()!,
-                    Symbol()!,
-                    Symbol()!,
-                    Symbol(),
-                    Symbol(),
-                    Symbol(),
-                    Symbol());
+                var type = Symbol()!;
+                var ticks = r.Int64();
+                var value = r.Double();
+                var quantity = r.Int32();
+                var (sessionStart, sessionLength) = SymbolBytes();
+                _ids.Add(idStart, idLength, sessionStart, sessionLength);
+                _events[i] = new StoredEvent("", type, ticks, value, quantity, "", Symbol()!, Symbol()!, Symbol(), Symbol(), Symbol(), Symbol());
             }
 
             var events = new ArraySegment<StoredEvent>(_events, 0, eventCount);
@@ -478,31 +479,44 @@ internal static class ProfileCodec
                 consents!.Add(new ConsentRecord((ConsentPurpose)r.Byte(), r.Boolean(), Symbol()!, r.Time()));
             }
 
+            var (log, aggregates) = Profile.Replay(events, _ids);
             var profile = new Profile(userId)
             {
+                Version = version,
+                Events = log,
+                Aggregates = aggregates,
                 Attributes = AttributeDictionary.OfSorted(attributes),
                 CurrentSegment = current,
                 SegmentHistory = SegmentHistory.Of(new ArraySegment<SegmentChange>(_history, 0, historyCount)),
                 ConsentTrail = consents?.ToImmutable() ?? [],
-            }.WithEvents(events, version, _ids);
+            };
             return new SnapshotEntry(profile, links);
         }
 
         // 0 for null, else 1 + the index in the chunk's string table.
         private string? Symbol()
         {
-            var index = _in.Count();
-            if (index == 0)
-            {
-                return null;
-            }
+            var index = SymbolIndex();
+            return index < 0 ? null : _symbolStrings[index] ??= StringPool.Decode(_in.PrefixedAt(_symbolAt[index]));
+        }
 
-            if ((uint)(index - 1) >= (uint)_symbolCount)
+        // Where a string of the table starts in the chunk's bytes and its length, without decoding it (null: no bytes).
+        private (int Start, int Length) SymbolBytes()
+        {
+            var index = SymbolIndex();
+            return index < 0 ? (0, 0) : _in.PrefixedRangeAt(_symbolAt[index]);
+        }
+
+        // The index in the table of the next string read, or -1 for null.
+        private int SymbolIndex()
+        {
+            var index = _in.Count();
+            if ((uint)index > (uint)_symbolCount)
             {
                 throw new InvalidDataException($"string {index} is not in the chunk's table of {_symbolCount}");
             }
 
-            return _symbolStrings[index - 1] ??= StringPool.Decode(_in.PrefixedAt(_symbolAt[index - 1]));
+            return index - 1;
         }
     }
 }

@@ -352,7 +352,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             if (events[i].Ticks < events[i - 1].Ticks)
             {
                 // Out of order (not how a log is saved): ordered with their ids as strings.
-                events = [.. events.Select((e, at) => ids is null ? e : e with { EventId = ids.StringAt(at) }).OrderBy(e => e.Ticks)];
+                events = [.. Decoded(events, ids, sessionsOnly: false).OrderBy(e => e.Ticks)];
                 ids = null;
                 break;
             }
@@ -361,6 +361,15 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         if (events.Count == 0)
         {
             return Empty;
+        }
+
+        // Session ids given as bytes are compared as bytes (valid UTF-8: equal bytes, equal strings) by a linear search;
+        // past 64 events, or for bytes that are not valid UTF-8, they are decoded and compared as strings.
+        var sessionBytes = ids is { HasSessions: true };
+        if (sessionBytes && (events.Count > 64 || !ValidSessions(ids!)))
+        {
+            events = Decoded(events, ids, sessionsOnly: true);
+            sessionBytes = false;
         }
 
         // Encoded into per-thread scratch space first (restoring a snapshot builds a million logs), then
@@ -372,6 +381,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         List<string>? extra = null;
         var lastSessionAt = -1;
         string? lastSession = null;
+        var lastSessionOf = -1; // the event whose session bytes are the last session
         var recordBytes = 0;
         var sessions = 0;
         var sessionSet = n > 64 ? new HashSet<string>(StringComparer.Ordinal) : null; // a linear search up to 64
@@ -380,20 +390,36 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             var e = events[i];
             ticks[i] = e.Ticks;
             var id = ids is null ? default : ids[i];
+            var session = sessionBytes ? ids!.SessionAt(i) : default;
             scratch.Hashes[i] = ids is null ? HashId(e.EventId) : HashId(id);
             scratch.Keys[i] = KeysOf(e, 0, ref extra);
-            if (e.SessionId.Length > 0 && (sessionSet is not null ? sessionSet.Add(e.SessionId) : Array.IndexOf(scratch.Sessions, e.SessionId, 0, sessions) < 0))
+            bool same;
+            if (sessionBytes)
             {
-                scratch.Sessions[sessions++] = e.SessionId;
+                if (session.Length > 0 && !SessionSeen(ids!, scratch.SessionOf, sessions, session))
+                {
+                    scratch.SessionOf[sessions++] = i;
+                }
+
+                same = lastSessionOf >= 0 && ids!.SessionAt(lastSessionOf).SequenceEqual(session);
+            }
+            else
+            {
+                if (e.SessionId.Length > 0 && (sessionSet is not null ? sessionSet.Add(e.SessionId) : Array.IndexOf(scratch.Sessions, e.SessionId, 0, sessions) < 0))
+                {
+                    scratch.Sessions[sessions++] = e.SessionId;
+                }
+
+                same = lastSession is not null && string.Equals(lastSession, e.SessionId, StringComparison.Ordinal);
             }
 
-            var same = lastSession is not null && string.Equals(lastSession, e.SessionId, StringComparison.Ordinal);
-            var span = scratch.Records(recordBytes, MaxSize(e) + (ids is null ? 0 : Literal.MaxSize(id)));
-            var written = Encode(e, ids is not null, id, same, span, out var sessionAt);
+            var span = scratch.Records(recordBytes, MaxSize(e) + (ids is null ? 0 : Literal.MaxSize(id)) + Literal.MaxSize(session));
+            var written = Encode(e, ids is not null, id, same, span, out var sessionAt, sessionBytes, session);
             if (!same)
             {
                 lastSessionAt = recordBytes + sessionAt;
                 lastSession = e.SessionId;
+                lastSessionOf = i;
             }
 
             recordBytes += written;
@@ -409,6 +435,51 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         return new EventLog(ticks, data, extra?.ToArray(), n, recordBytes, lastSessionAt, sessions);
     }
 
+    // The events with the ids (unless sessionsOnly) and session ids given as bytes in ids decoded into their strings.
+    private static StoredEvent[] Decoded(IReadOnlyList<StoredEvent> events, Utf8EventIds? ids, bool sessionsOnly)
+    {
+        var decoded = new StoredEvent[events.Count];
+        for (var i = 0; i < decoded.Length; i++)
+        {
+            var e = events[i];
+            if (ids is not null && !sessionsOnly)
+            {
+                e = e with { EventId = ids.StringAt(i) };
+            }
+
+            decoded[i] = ids is { HasSessions: true } ? e with { SessionId = System.Text.Encoding.UTF8.GetString(ids.SessionAt(i)) } : e;
+        }
+
+        return decoded;
+    }
+
+    private static bool ValidSessions(Utf8EventIds ids)
+    {
+        for (var i = 0; i < ids.Count; i++)
+        {
+            if (!System.Text.Unicode.Utf8.IsValid(ids.SessionAt(i)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    // Whether one of the first `count` distinct sessions (by the event that has each) has these bytes.
+    private static bool SessionSeen(Utf8EventIds ids, int[] sessionOf, int count, ReadOnlySpan<byte> session)
+    {
+        for (var j = 0; j < count; j++)
+        {
+            if (ids.SessionAt(sessionOf[j]).SequenceEqual(session))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     [ThreadStatic]
     private static Scratch? t_scratch;
 
@@ -418,6 +489,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         public uint[] Hashes = new uint[64];
         public Keys[] Keys = new Keys[64];
         public string?[] Sessions = new string?[64];
+        public int[] SessionOf = new int[64];
         public byte[] RecordBuffer = new byte[4096];
 
         public void Reserve(int count)
@@ -427,6 +499,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
                 Hashes = new uint[count];
                 Keys = new Keys[count];
                 Sessions = new string?[count];
+                SessionOf = new int[count];
             }
         }
 
@@ -724,7 +797,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// Encodes the byte-array part of one event; its id is <paramref name="idUtf8"/> when <paramref name="idInBytes"/>,
     /// else its <see cref="StoredEvent.EventId"/>. <paramref name="sessionAt"/> is where its session literal starts (when written).
     /// </summary>
-    private static int Encode(StoredEvent e, bool idInBytes, ReadOnlySpan<byte> idUtf8, bool sameSession, Span<byte> span, out int sessionAt)
+    private static int Encode(StoredEvent e, bool idInBytes, ReadOnlySpan<byte> idUtf8, bool sameSession, Span<byte> span, out int sessionAt, bool sessionInBytes = false, ReadOnlySpan<byte> sessionUtf8 = default)
     {
         var flags = (byte)((e.Value != 0 ? HasValue : 0) | (e.Quantity != 1 ? HasQuantity : 0) | (sameSession ? SameSession : 0));
         span[0] = flags;
@@ -747,7 +820,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         sessionAt = at;
         if (!sameSession)
         {
-            at += Literal.Write(span[at..], e.SessionId);
+            at += sessionInBytes ? Literal.WriteUtf8(span[at..], sessionUtf8) : Literal.Write(span[at..], e.SessionId);
         }
 
         return at;

@@ -220,7 +220,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
             }
         }
 
-        Array.Sort(types, 0, t, StringComparer.Ordinal);
+        CopyOnWrite.SortOrdinal(types.AsSpan(0, t));
         var typeOf = scratch.TypeOf;
         Span<int> counts = t <= 64 ? stackalloc int[t] : new int[t];
         Span<int> next = t <= 64 ? stackalloc int[t] : new int[t];

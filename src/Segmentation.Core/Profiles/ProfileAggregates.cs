@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles.Compact;
 
@@ -122,7 +123,8 @@ public sealed record ProfileAggregates
             return Empty;
         }
 
-        ImmutableArray<EmailSend>.Builder? sends = null;
+        EmailSend[]? sends = null; // exactly as many as there are (a restore replays a million profiles)
+        var sent = 0;
         List<string>? opened = null, clicked = null;
         int orders = 0, cartItems = 0;
         double revenue = 0;
@@ -152,7 +154,7 @@ public sealed record ProfileAggregates
                     cartUpdated = e.Ticks;
                     break;
                 case EventTypes.EmailSend when e.CampaignId is not null:
-                    (sends ??= ImmutableArray.CreateBuilder<EmailSend>()).Add(new EmailSend(e.Ticks, campaign!));
+                    (sends ??= new EmailSend[CountSends(events, i)])[sent++] = new EmailSend(e.Ticks, campaign!);
                     break;
                 case EventTypes.EmailOpen when e.CampaignId is not null:
                     (opened ??= []).Add(campaign!);
@@ -176,10 +178,25 @@ public sealed record ProfileAggregates
             LastPurchaseTicks = lastPurchase,
             CartItems = cartItems,
             CartUpdatedTicks = cartUpdated,
-            EmailSends = sends is null ? Empty.EmailSends : Keep(sends.DrainToImmutable()),
+            EmailSends = sends is null ? Empty.EmailSends : Keep(ImmutableCollectionsMarshal.AsImmutableArray(sends)),
             OpenedCampaigns = opened is null ? StringSet.Empty : StringSet.Of(opened),
             ClickedCampaigns = clicked is null ? StringSet.Empty : StringSet.Of(clicked),
         };
+    }
+
+    // The email sends Replay keeps from events[from] on.
+    private static int CountSends(IReadOnlyList<StoredEvent> events, int from)
+    {
+        var count = 0;
+        for (var i = from; i < events.Count; i++)
+        {
+            if (events[i] is { Type: EventTypes.EmailSend, CampaignId: not null })
+            {
+                count++;
+            }
+        }
+
+        return count;
     }
 
     /// <summary>Aggregates of <paramref name="events"/> folded one by one (any order).</summary>

@@ -47,13 +47,20 @@ public sealed class EventLogTests
     }
 
     [Theory]
-    [InlineData(false, 6)]
-    [InlineData(true, 6)] // out of time order: the ids are decoded and the events sorted
-    [InlineData(false, 5000)] // past the hot limit: an archive run
-    public void A_log_built_from_utf8_ids_equals_one_built_from_the_strings_they_decode_to(bool shuffled, int count)
+    [InlineData(false, 6, false)]
+    [InlineData(true, 6, false)] // out of time order: the ids are decoded and the events sorted
+    [InlineData(false, 5000, false)] // past the hot limit: an archive run
+    [InlineData(false, 6, true)] // the session ids as bytes too
+    [InlineData(false, 64, true)] // the most sessions compared as bytes
+    [InlineData(false, 65, true)] // past that: decoded and compared as strings
+    [InlineData(true, 6, true)]
+    [InlineData(false, 5000, true)]
+    public void A_log_built_from_utf8_ids_equals_one_built_from_the_strings_they_decode_to(bool shuffled, int count, bool sessionBytes)
     {
-        // What a restore does: the ids stay in the snapshot's bytes. Invalid UTF-8 becomes what decoding makes of it.
+        // What a restore does: the ids (and session ids) stay in the snapshot's bytes. Invalid UTF-8 becomes what
+        // decoding makes of it: two different invalid session ids that decode alike are one session.
         var ids = new List<byte[]>();
+        var sessions = new List<byte[]>();
         var events = new List<StoredEvent>();
         for (var i = 0; i < count; i++)
         {
@@ -63,30 +70,54 @@ public sealed class EventLogTests
                 1 => [.. Encoding.UTF8.GetBytes($"bad-{i}-"), 0xC3, 0x28, 0xFF],
                 _ => Encoding.UTF8.GetBytes($"e{i}"),
             };
+            byte[] session = (i % 7) switch
+            {
+                5 => [], // no session
+                3 or 4 when count == 6 => [0x73, (byte)(0xF0 + (i % 2)), 0x28], // invalid, and both variants decode to "s\uFFFD("
+                _ => Encoding.UTF8.GetBytes($"s-日本-{i / 3}"),
+            };
             ids.Add(id);
-            events.Add(Event(Encoding.UTF8.GetString(id), shuffled ? (i * 7) % count : i, session: $"s{i / 3}", value: i));
+            sessions.Add(session);
+            events.Add(Event(Encoding.UTF8.GetString(id), shuffled ? (i * 7) % count : i, session: Encoding.UTF8.GetString(session), value: i));
         }
 
-        var buffer = new byte[1 + ids.Sum(id => id.Length)]; // a byte before the first id: starts are not 0
+        var buffer = new byte[1 + ids.Sum(id => id.Length) + sessions.Sum(x => x.Length)]; // a byte before the first id: starts are not 0
         var utf8 = new Utf8EventIds();
-        utf8.Reset(buffer);
+        utf8.Reset(buffer, sessionBytes);
         var at = 1;
-        foreach (var id in ids)
+        for (var i = 0; i < count; i++)
         {
-            id.CopyTo(buffer, at);
-            utf8.Add(at, id.Length);
-            at += id.Length;
+            ids[i].CopyTo(buffer, at);
+            var idAt = at;
+            at += ids[i].Length;
+            if (sessionBytes)
+            {
+                sessions[i].CopyTo(buffer, at);
+                utf8.Add(idAt, ids[i].Length, at, sessions[i].Length);
+                at += sessions[i].Length;
+            }
+            else
+            {
+                utf8.Add(idAt, ids[i].Length);
+            }
         }
 
-        var placeholders = events.Select(e => e with { EventId = "" }).ToList();
+        var placeholders = events.Select(e => e with { EventId = "", SessionId = sessionBytes ? "" : e.SessionId }).ToList();
         var fromBytes = EventLog.Of(placeholders, utf8);
         var fromStrings = EventLog.Of(events);
 
         Assert.Equal(fromStrings.ToArray(), fromBytes.ToArray());
+        Assert.Equal(fromStrings.Sessions, fromBytes.Sessions);
+        Assert.Equal(events.Select(e => e.SessionId).Where(x => x.Length > 0).Distinct(StringComparer.Ordinal).Count(), fromBytes.Sessions);
         Assert.Equal(count > EventLog.HotLimit, fromBytes.HasArchive);
         Assert.All(events, e => Assert.True(fromBytes.Contains(e.EventId)));
         Assert.False(fromBytes.Contains("bad-1-"));
         Assert.Contains(fromBytes, e => e.EventId.Contains('\uFFFD', StringComparison.Ordinal)); // the invalid bytes, replaced
+
+        // The next event of the same session continues it, whichever way the log was built.
+        var last = events.MaxBy(e => e.Ticks);
+        var next = Event("next", count + 1, session: last.SessionId);
+        Assert.Equal(fromStrings.Add(next).Sessions, fromBytes.Add(next).Sessions);
     }
 
     [Fact]

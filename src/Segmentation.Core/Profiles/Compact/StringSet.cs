@@ -28,7 +28,7 @@ public sealed class StringSet : IReadOnlySet<string>
             return Empty;
         }
 
-        Array.Sort(sorted, StringComparer.Ordinal);
+        CopyOnWrite.SortOrdinal(sorted);
         var distinct = 1;
         for (var i = 1; i < sorted.Length; i++)
         {
