@@ -353,6 +353,7 @@ internal static class ProfileCodec
         private StoredEvent[] _events = new StoredEvent[64];
         private readonly Utf8EventIds _ids = new();
         private SegmentChange[] _history = new SegmentChange[8];
+        private (int Start, int Length)[] _causes = new (int, int)[8];
 
         public void Load(PooledFrame frame) => _in.Reset(frame.Buffer, frame.Length);
 
@@ -465,11 +466,17 @@ internal static class ProfileCodec
             if (_history.Length < historyCount)
             {
                 _history = new SegmentChange[Math.Max(historyCount, _history.Length * 2)];
+                _causes = new (int, int)[_history.Length];
             }
 
             for (var i = 0; i < historyCount; i++)
             {
-                _history[i] = new SegmentChange(Symbol(), Symbol()!, r.Time(), Symbol()!);
+                // The cause stays in the chunk's bytes (_causes), as event ids do: the history keeps it as bytes.
+                var from = Symbol();
+                var to = Symbol()!;
+                var at = r.Time();
+                _causes[i] = SymbolBytes();
+                _history[i] = new SegmentChange(from, to, at, "");
             }
 
             var consentCount = r.Count();
@@ -487,7 +494,7 @@ internal static class ProfileCodec
                 Aggregates = aggregates,
                 Attributes = AttributeDictionary.OfSorted(attributes),
                 CurrentSegment = current,
-                SegmentHistory = SegmentHistory.Of(new ArraySegment<SegmentChange>(_history, 0, historyCount)),
+                SegmentHistory = SegmentHistory.Of(_history.AsSpan(0, historyCount), r.Data, _causes.AsSpan(0, historyCount)),
                 ConsentTrail = consents?.ToImmutable() ?? [],
             };
             return new SnapshotEntry(profile, links);

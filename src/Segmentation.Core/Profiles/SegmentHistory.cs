@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections;
+using System.Runtime.InteropServices;
 using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
@@ -42,33 +43,47 @@ public readonly struct SegmentHistory : IReadOnlyList<SegmentChange>
     public static SegmentHistory Of(IEnumerable<SegmentChange> changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        var list = changes as IReadOnlyList<SegmentChange> ?? [.. changes];
-        if (list.Count == 0)
+        return changes switch
+        {
+            SegmentChange[] array => Of(array, null, default),
+            List<SegmentChange> list => Of(CollectionsMarshal.AsSpan(list), null, default),
+            _ => Of(changes.ToArray(), null, default),
+        };
+    }
+
+    /// <summary>
+    /// The changes <paramref name="changes"/>, in the order given; with <paramref name="causeBytes"/>, each change's
+    /// cause is the UTF-8 at <paramref name="causes"/>[i] in it instead of its <see cref="SegmentChange.Cause"/> (a
+    /// snapshot's own bytes, as a restore reads them: never decoded into a string only to be encoded back).
+    /// </summary>
+    internal static SegmentHistory Of(ReadOnlySpan<SegmentChange> changes, byte[]? causeBytes, ReadOnlySpan<(int Start, int Length)> causes)
+    {
+        if (changes.Length == 0)
         {
             return Empty;
         }
 
         var size = 5;
-        for (var i = 0; i < list.Count; i++)
+        for (var i = 0; i < changes.Length; i++)
         {
-            size += MaxSize(list[i]);
+            size += MaxSize(changes[i]) + (causeBytes is null ? 0 : Literal.MaxSize(causeBytes.AsSpan(causes[i].Start, causes[i].Length)));
         }
 
         // Encoded into a pooled buffer, then copied into the exact-size array.
         var buffer = ArrayPool<byte>.Shared.Rent(size);
         try
         {
-            var at = Varint.Write(buffer, (uint)list.Count);
-            for (var i = 0; i < list.Count; i++)
+            var at = Varint.Write(buffer, (uint)changes.Length);
+            for (var i = 0; i < changes.Length; i++)
             {
-                var change = list[i];
+                var change = changes[i];
                 var span = buffer.AsSpan(at);
                 var n = PooledString.Write(span, change.From);
                 n += PooledString.Write(span[n..], change.To);
                 BinaryPrimitives.WriteInt64LittleEndian(span[n..], change.At.UtcTicks);
                 n += 8;
                 n += Varint.WriteSigned(span[n..], (int)change.At.TotalOffsetMinutes);
-                n += Literal.Write(span[n..], change.Cause);
+                n += causeBytes is null ? Literal.Write(span[n..], change.Cause) : Literal.WriteUtf8(span[n..], causeBytes.AsSpan(causes[i].Start, causes[i].Length));
                 at += n;
             }
 

@@ -308,4 +308,30 @@ public sealed class SegmentHistoryTests
         var added = history.Add(new SegmentChange("vip", "churned", at.AddDays(3), "time"), keep: 3);
         Assert.Equal([.. changes.Skip(1), new SegmentChange("vip", "churned", at.AddDays(3), "time")], added.ToArray());
     }
+
+    [Fact]
+    public void A_history_built_from_utf8_causes_equals_one_built_from_the_strings_they_decode_to()
+    {
+        // What a restore does: the causes stay in the snapshot's bytes. Invalid UTF-8 becomes what decoding makes of it.
+        var at = new DateTimeOffset(2026, 11, 29, 23, 59, 59, TimeSpan.FromHours(2));
+        byte[][] causes = [Encoding.UTF8.GetBytes("event:é-日本-🙂-1"), [.. "event:bad-"u8, 0xC3, 0x28, 0xFF], [], Encoding.UTF8.GetBytes("catalog:v12")];
+        var buffer = new byte[1 + causes.Sum(c => c.Length)]; // a byte before the first cause: starts are not 0
+        var ranges = new (int Start, int Length)[causes.Length];
+        var next = 1;
+        for (var i = 0; i < causes.Length; i++)
+        {
+            causes[i].CopyTo(buffer, next);
+            ranges[i] = (next, causes[i].Length);
+            next += causes[i].Length;
+        }
+
+        var changes = causes.Select((c, i) => new SegmentChange(i == 0 ? null : $"s{i - 1}", $"s{i}", at.AddHours(i), Encoding.UTF8.GetString(c))).ToArray();
+        var placeholders = changes.Select(c => c with { Cause = "" }).ToArray();
+
+        var fromBytes = SegmentHistory.Of(placeholders, buffer, ranges);
+
+        Assert.Equal(SegmentHistory.Of(changes).ToArray(), fromBytes.ToArray());
+        Assert.Equal(changes, fromBytes.ToArray());
+        Assert.Contains('\uFFFD', fromBytes[1].Cause); // the invalid bytes, replaced
+    }
 }
