@@ -447,7 +447,7 @@ internal static class ProfileCodec
                 _events = new StoredEvent[Math.Max(eventCount, _events.Length * 2)];
             }
 
-            _ids.Reset(r.Data, sessions: true);
+            _ids.Reset(r.Data);
             for (var i = 0; i < eventCount; i++)
             {
                 // The id and the session id stay in the chunk's bytes (_ids): the log keeps them as bytes, so they are never decoded.

@@ -351,8 +351,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         {
             if (events[i].Ticks < events[i - 1].Ticks)
             {
-                // Out of order (not how a log is saved): ordered with their ids as strings.
-                events = [.. Decoded(events, ids, sessionsOnly: false).OrderBy(e => e.Ticks)];
+                // Out of order (not how a log is saved): ordered with their ids and session ids as strings.
+                events = [.. (ids is null ? events : Decoded(events, ids, sessionsOnly: false)).OrderBy(e => e.Ticks)];
                 ids = null;
                 break;
             }
@@ -365,10 +365,10 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
         // Session ids given as bytes are compared as bytes (valid UTF-8: equal bytes, equal strings) by a linear search;
         // past 64 events, or for bytes that are not valid UTF-8, they are decoded and compared as strings.
-        var sessionBytes = ids is { HasSessions: true };
+        var sessionBytes = ids is not null;
         if (sessionBytes && (events.Count > 64 || !ValidSessions(ids!)))
         {
-            events = Decoded(events, ids, sessionsOnly: true);
+            events = Decoded(events, ids!, sessionsOnly: true);
             sessionBytes = false;
         }
 
@@ -435,19 +435,15 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         return new EventLog(ticks, data, extra?.ToArray(), n, recordBytes, lastSessionAt, sessions);
     }
 
-    // The events with the ids (unless sessionsOnly) and session ids given as bytes in ids decoded into their strings.
-    private static StoredEvent[] Decoded(IReadOnlyList<StoredEvent> events, Utf8EventIds? ids, bool sessionsOnly)
+    // The events with their session ids, and unless sessionsOnly their ids, decoded from the bytes in ids into strings.
+    private static StoredEvent[] Decoded(IReadOnlyList<StoredEvent> events, Utf8EventIds ids, bool sessionsOnly)
     {
         var decoded = new StoredEvent[events.Count];
         for (var i = 0; i < decoded.Length; i++)
         {
-            var e = events[i];
-            if (ids is not null && !sessionsOnly)
-            {
-                e = e with { EventId = ids.StringAt(i) };
-            }
-
-            decoded[i] = ids is { HasSessions: true } ? e with { SessionId = System.Text.Encoding.UTF8.GetString(ids.SessionAt(i)) } : e;
+            decoded[i] = sessionsOnly
+                ? events[i] with { SessionId = ids.SessionStringAt(i) }
+                : events[i] with { EventId = ids.StringAt(i), SessionId = ids.SessionStringAt(i) };
         }
 
         return decoded;

@@ -455,21 +455,17 @@ public sealed record Profile
     }
 
     /// <summary>This profile with exactly <paramref name="ordered"/> (in time order) as its events, aggregates replayed.</summary>
-    internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion) => WithEvents(ordered, newVersion, null);
-
-    /// <summary>
-    /// <see cref="WithEvents(IReadOnlyList{StoredEvent}, long)"/> with the events' ids as UTF-8 in <paramref name="ids"/>
-    /// (a snapshot's own bytes) instead of in their <see cref="StoredEvent.EventId"/>.
-    /// </summary>
-    internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion, Utf8EventIds? ids)
+    internal Profile WithEvents(IReadOnlyList<StoredEvent> ordered, long newVersion)
     {
-        var (events, aggregates) = Replay(ordered, ids);
+        var (events, aggregates) = Replay(ordered, null);
         return this with { Version = newVersion, Events = events, Aggregates = aggregates };
     }
 
     /// <summary>
-    /// The log and aggregates of <paramref name="ordered"/> (see <see cref="WithEvents(IReadOnlyList{StoredEvent}, long, Utf8EventIds?)"/>),
-    /// for building a profile with them in one step (a restore builds a million).
+    /// The log and aggregates of <paramref name="ordered"/> (see <see cref="WithEvents"/>), for building a profile
+    /// with them in one step (a restore builds a million); with <paramref name="ids"/>, the events' ids and session
+    /// ids are the UTF-8 there (a snapshot's own bytes) instead of their <see cref="StoredEvent.EventId"/> and
+    /// <see cref="StoredEvent.SessionId"/>.
     /// </summary>
     internal static (EventLog Events, ProfileAggregates Aggregates) Replay(IReadOnlyList<StoredEvent> ordered, Utf8EventIds? ids)
     {
