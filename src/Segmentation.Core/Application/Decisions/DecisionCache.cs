@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Caching.Memory;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Requests;
 
@@ -71,7 +72,11 @@ public sealed class DecisionCache : IDisposable
     /// for a request whose values of <paramref name="fields"/> equal <paramref name="context"/>'s, valid at
     /// <paramref name="nowTicks"/>; otherwise null.
     /// </summary>
-    public Decision? Get(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, long nowTicks)
+    public Decision? Get(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, long nowTicks) =>
+        Find(userId, versions, fields, context, nowTicks)?.Decision;
+
+    /// <summary>As <see cref="Get"/>, with what the cache keeps beside the decision (<see cref="CachedDecision"/>).</summary>
+    public CachedDecision? Find(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, long nowTicks)
     {
         if (!_cache.TryGetValue(userId, out var value) || value is not UserEntry entry || entry.Versions != versions)
         {
@@ -85,7 +90,7 @@ public sealed class DecisionCache : IDisposable
             if (SameContext(slot.Context, fields, context))
             {
                 var d = slot.Decision;
-                return d.EvaluatedAt.UtcTicks <= nowTicks && nowTicks < d.ValidUntilTicks ? d : null;
+                return d.EvaluatedAt.UtcTicks <= nowTicks && nowTicks < d.ValidUntilTicks ? slot : null;
             }
         }
 
@@ -128,7 +133,7 @@ public sealed class DecisionCache : IDisposable
         // Keep the other contexts' decisions when they were made from the same versions; a concurrent Set
         // for the same user may win the race, which only costs a later miss.
         var kept = existing is { } old && old.Versions == versions ? old.Slots : [];
-        var slots = new List<Slot>(Math.Min(kept.Length + 1, _options.ContextsPerUser)) { new(values, decision) };
+        var slots = new List<CachedDecision>(Math.Min(kept.Length + 1, _options.ContextsPerUser)) { new(values, decision) };
         foreach (var slot in kept)
         {
             if (slots.Count < _options.ContextsPerUser && !SameValues(slot.Context, values))
@@ -193,8 +198,6 @@ public sealed class DecisionCache : IDisposable
 
     private static bool SameValues(string[] a, string[] b) => a.AsSpan().SequenceEqual(b);
 
-    private sealed record Slot(string[] Context, Decision Decision);
-
     // Validities longer than this are not turned into an absolute expiration.
     private static readonly TimeSpan MaxAbsoluteExpiration = TimeSpan.FromDays(365);
 
@@ -235,11 +238,11 @@ public sealed class DecisionCache : IDisposable
         public void Remember(long hash) => Volatile.Write(ref _hashes[(Interlocked.Increment(ref _next) & int.MaxValue) % _hashes.Length], hash);
     }
 
-    private sealed class UserEntry(DecisionVersions versions, Slot[] slots, RecentContexts? seen)
+    private sealed class UserEntry(DecisionVersions versions, CachedDecision[] slots, RecentContexts? seen)
     {
         public DecisionVersions Versions { get; } = versions;
 
-        public Slot[] Slots { get; } = slots;
+        public CachedDecision[] Slots { get; } = slots;
 
         public RecentContexts? Seen { get; } = seen;
 
@@ -254,4 +257,26 @@ public sealed class DecisionCache : IDisposable
             return last;
         }
     }
+}
+
+/// <summary>A cached decision, the request context values it was made for, and the key its servings are remembered under.</summary>
+public sealed class CachedDecision
+{
+    internal CachedDecision(string[] context, Decision decision)
+    {
+        Context = context;
+        Decision = decision;
+    }
+
+    /// <summary>The decision.</summary>
+    public Decision Decision { get; }
+
+    /// <summary>
+    /// The ledger's key for this decision served from the cache, kept from its first serving so that later ones
+    /// skip the lookup (<see cref="DecisionMeasurement.KeyFor"/>); null until then. Its channel is the first
+    /// serving's: a serving on another channel (possible when the catalog does not read the channel) looks its own up.
+    /// </summary>
+    public DecisionKey? ServedKey { get; set; }
+
+    internal string[] Context { get; }
 }

@@ -216,9 +216,10 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
 
         var (sequence, decisionId) = measurement?.Ledger.Issue(now) ?? (-1, DecisionIds.Next(now));
         Decision decision;
-        if (cache.Get(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks) is { } cached)
+        var cached = cache.Find(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks);
+        if (cached is not null)
         {
-            decision = cached with { DecisionId = decisionId, FromCache = true, EvaluatedAt = now }; // valid at now: it is the decision for now (one batch, one time)
+            decision = cached.Decision with { DecisionId = decisionId, FromCache = true, EvaluatedAt = now }; // valid at now: it is the decision for now (one batch, one time)
         }
         else
         {
@@ -233,9 +234,25 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         {
             // The profile's own id string where it is the same id: the ledger then holds no copy of it.
             var subject = profile is not null && string.Equals(profile.UserId, userId, StringComparison.Ordinal) ? profile.UserId : userId;
-            measurement!.Remember(sequence, subject, measurement.KeyFor(catalog, decision.Winner, context.Channel, decision.FromCache, decision.Arm), now.UtcTicks);
+            measurement!.Remember(sequence, subject, KeyOf(measurement, catalog, decision, cached, context.Channel), now.UtcTicks);
         }
 
         return decision;
+    }
+
+    // The ledger's key of a decision; one served from the cache keeps its key beside it, so a hit skips the lookup.
+    private static DecisionKey KeyOf(DecisionMeasurement measurement, CatalogSnapshot catalog, Decision decision, CachedDecision? cached, string? channel)
+    {
+        if (cached is null)
+        {
+            return measurement.KeyFor(catalog, decision.Winner, channel, fromCache: false, decision.Arm);
+        }
+
+        if (cached.ServedKey is { } kept && Channels.Is(kept.Channel, channel))
+        {
+            return kept;
+        }
+
+        return cached.ServedKey = measurement.KeyFor(catalog, decision.Winner, channel, fromCache: true, decision.Arm);
     }
 }

@@ -37,6 +37,14 @@ public static class Channels
     /// <summary>The shared name of <paramref name="channel"/>.</summary>
     public static string Intern(string? channel) => Name(IndexOf(channel));
 
+    /// <summary>
+    /// Whether <paramref name="channel"/>, as a request gives it, is counted as <paramref name="name"/> (a name this
+    /// class gave): true when it is that name or, for <see cref="Default"/>, none. False may still be the same channel
+    /// written otherwise ("Email"); <see cref="IndexOf"/> answers exactly.
+    /// </summary>
+    public static bool Is(string name, string? channel) =>
+        string.Equals(name, channel, StringComparison.Ordinal) || (string.IsNullOrEmpty(channel) && ReferenceEquals(name, Default));
+
     /// <summary>The name of channel number <paramref name="index"/> (see <see cref="IndexOf"/>).</summary>
     public static string Name(int index) => Names[index];
 

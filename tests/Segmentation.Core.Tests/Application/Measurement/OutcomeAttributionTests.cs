@@ -49,6 +49,27 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void A_decision_served_from_the_cache_is_remembered_on_the_channel_that_asked()
+    {
+        using var w = World();
+        Vip(w, "u3");
+        var email = new RequestContext(Channel: "email");
+        Assert.DoesNotContain(ContextField.Channel, w.Catalogs.Current.ContextFieldsRead); // one cache entry serves every channel
+        w.Decide("u3", email);
+        w.Decide("u3", email); // cached from the context's second request
+
+        var served = new[] { w.Decide("u3", email), w.Decide("u3", email), w.Decide("u3"), w.Decide("u3", new RequestContext(Channel: "")), w.Decide("u3", new RequestContext(Channel: "Email")), w.Decide("u3", email) };
+
+        Assert.All(served, d => Assert.True(d.FromCache));
+        var remembered = served.Select(d => w.Measurement.Ledger.TryFind(d.DecisionId, out var r) ? r : throw new InvalidOperationException(d.DecisionId)).ToArray();
+        Assert.Equal(["email", "email", "web", "web", "email", "email"], remembered.Select(r => r.Channel));
+        Assert.All(remembered, r => Assert.True(r.Key.FromCache));
+        Assert.All(remembered, r => Assert.Equal("vip", r.Segment.Id));
+        var report = Report(w);
+        Assert.Equal(8, Assert.Single(report.Rows).Kpis.Decisions);
+    }
+
+    [Fact]
     public void Outcomes_are_profile_events_that_rules_read()
     {
         using var w = World();
