@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Segmentation.Core.Profiles.Compact;
 
@@ -392,7 +393,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             var id = ids is null ? default : ids[i];
             var session = sessionBytes ? ids!.SessionAt(i) : default;
             scratch.Hashes[i] = ids is null ? HashId(e.EventId) : HashId(id);
-            scratch.Keys[i] = KeysOf(e, 0, ref extra);
+            scratch.Keys[i] = KeysOf(e, 0, ref extra, scratch);
             bool same;
             if (sessionBytes)
             {
@@ -414,7 +415,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             }
 
             var span = scratch.Records(recordBytes, MaxSize(e) + (ids is null ? 0 : Literal.MaxSize(id)) + Literal.MaxSize(session));
-            var written = Encode(e, ids is not null, id, same, span, out var sessionAt, sessionBytes, session);
+            var written = Encode(e, ids is not null, id, same, span, out var sessionAt, sessionBytes, session, scratch);
             if (!same)
             {
                 lastSessionAt = recordBytes + sessionAt;
@@ -487,6 +488,9 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         public string?[] Sessions = new string?[64];
         public int[] SessionOf = new int[64];
         public byte[] RecordBuffer = new byte[4096];
+
+        // Pool ids by string instance (see IdOf): key and context values only, never ids of users, events or sessions.
+        public (string? Value, int Id)[] Codes = new (string?, int)[1024];
 
         public void Reserve(int count)
         {
@@ -765,17 +769,17 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
 
     // The pooled codes of an event's keys; a value the pool does not take is added to extra, whose first entry
     // follows the existing extra strings' (existing).
-    private static Keys KeysOf(StoredEvent e, int existing, ref List<string>? extra) =>
-        new(KeyCode(e.Type, existing, ref extra), KeyCode(e.PageType, existing, ref extra), KeyCode(e.Category, existing, ref extra), KeyCode(e.ProductId, existing, ref extra));
+    private static Keys KeysOf(StoredEvent e, int existing, ref List<string>? extra, Scratch? memo = null) =>
+        new(KeyCode(e.Type, existing, ref extra, memo), KeyCode(e.PageType, existing, ref extra, memo), KeyCode(e.Category, existing, ref extra, memo), KeyCode(e.ProductId, existing, ref extra, memo));
 
-    private static int KeyCode(string? value, int existing, ref List<string>? extra)
+    private static int KeyCode(string? value, int existing, ref List<string>? extra, Scratch? memo)
     {
         if (value is null)
         {
             return -1;
         }
 
-        var id = StringPool.IdOf(value);
+        var id = IdOf(value, memo);
         if (id >= 0)
         {
             return id;
@@ -786,6 +790,28 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         return -1 - existing - extra.Count;
     }
 
+    // The pool id of value (StringPool.IdOf), remembered by instance in the thread's scratch when one is given: a log
+    // built whole (a restore builds a million) repeats its types, sources and countries, and a restore reads each
+    // value of a chunk as one instance, so most lookups are a reference comparison instead of hashing the string.
+    // Ids never change once given, and a value the pool refused stays refused (the pool is append-only and bounded).
+    private static int IdOf(string value, Scratch? memo)
+    {
+        if (memo is null)
+        {
+            return StringPool.IdOf(value);
+        }
+
+        ref var known = ref memo.Codes[RuntimeHelpers.GetHashCode(value) & (memo.Codes.Length - 1)];
+        if (ReferenceEquals(known.Value, value))
+        {
+            return known.Id;
+        }
+
+        var id = StringPool.IdOf(value);
+        known = (value, id);
+        return id;
+    }
+
     private static int MaxSize(StoredEvent e) =>
         1 + 8 + 5 + PooledString.MaxSize(e.Source) + PooledString.MaxSize(e.CampaignId) + PooledString.MaxSize(e.Country) + Literal.MaxSize(e.EventId) + Literal.MaxSize(e.SessionId);
 
@@ -793,14 +819,14 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     /// Encodes the byte-array part of one event; its id is <paramref name="idUtf8"/> when <paramref name="idInBytes"/>,
     /// else its <see cref="StoredEvent.EventId"/>. <paramref name="sessionAt"/> is where its session literal starts (when written).
     /// </summary>
-    private static int Encode(StoredEvent e, bool idInBytes, ReadOnlySpan<byte> idUtf8, bool sameSession, Span<byte> span, out int sessionAt, bool sessionInBytes = false, ReadOnlySpan<byte> sessionUtf8 = default)
+    private static int Encode(StoredEvent e, bool idInBytes, ReadOnlySpan<byte> idUtf8, bool sameSession, Span<byte> span, out int sessionAt, bool sessionInBytes = false, ReadOnlySpan<byte> sessionUtf8 = default, Scratch? memo = null)
     {
         var flags = (byte)((e.Value != 0 ? HasValue : 0) | (e.Quantity != 1 ? HasQuantity : 0) | (sameSession ? SameSession : 0));
         span[0] = flags;
         var at = 1;
-        at += PooledString.Write(span[at..], e.Source);
+        at += PooledString.Write(span[at..], e.Source, e.Source is null ? -1 : IdOf(e.Source, memo));
         at += PooledString.Write(span[at..], e.CampaignId, admit: e.CampaignId is null || !StringPool.IsUniqueId(e.CampaignId)); // outcomes put decision ids here
-        at += PooledString.Write(span[at..], e.Country);
+        at += PooledString.Write(span[at..], e.Country, e.Country is null ? -1 : IdOf(e.Country, memo));
         if ((flags & HasValue) != 0)
         {
             BinaryPrimitives.WriteDoubleLittleEndian(span[at..], e.Value);

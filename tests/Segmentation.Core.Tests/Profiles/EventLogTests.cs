@@ -109,6 +109,38 @@ public sealed class EventLogTests
     }
 
     [Fact]
+    public void Logs_built_whole_read_back_every_value_whichever_instance_carries_it()
+    {
+        // Building a log whole remembers pool ids by string instance, per thread: values repeated as one instance,
+        // equal values as other instances, values the pool refuses (too long), and more distinct values than the memo
+        // has room for, so that instances share its slots. Each log reads back as built, and equals the one built an
+        // event at a time (which looks every value up).
+        var tooLong = new string('c', 65);
+        var shared = "cat-shared";
+        for (var round = 0; round < 3; round++)
+        {
+            var events = new StoredEvent[3000];
+            for (var i = 0; i < events.Length; i++)
+            {
+                var category = (i % 4) switch
+                {
+                    0 => shared,
+                    1 => new string("cat-shared".AsSpan()), // equal, another instance
+                    2 => tooLong,
+                    _ => $"cat-{round}-{i}", // distinct: 3,000 values through 1,024 slots
+                };
+                events[i] = Event($"e{i}", i, category: category, product: i % 3 == 0 ? tooLong + i : $"p{i % 50}", country: i % 5 == 0 ? null : (i % 2 == 0 ? "GB" : new string("FR".AsSpan())), source: i % 7 == 0 ? tooLong : "web");
+            }
+
+            var whole = EventLog.Of(events);
+            var oneByOne = events.Aggregate(EventLog.Empty, (log, e) => log.Add(e));
+
+            Assert.Equal(events, whole.ToArray());
+            Assert.Equal(oneByOne.ToArray(), whole.ToArray());
+        }
+    }
+
+    [Fact]
     public void Adding_one_event_at_a_time_equals_building_at_once_and_late_events_go_in_time_order()
     {
         var log = EventLog.Empty;

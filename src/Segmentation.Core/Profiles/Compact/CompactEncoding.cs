@@ -147,7 +147,17 @@ internal static class PooledString
             return Varint.Write(span, NullCode);
         }
 
-        var id = admit ? StringPool.IdOf(value) : StringPool.Find(value);
+        return Write(span, value, admit ? StringPool.IdOf(value) : StringPool.Find(value));
+    }
+
+    /// <summary>Writes a value whose pool id (or -1: not pooled) the caller already has.</summary>
+    public static int Write(Span<byte> span, string? value, int id)
+    {
+        if (value is null)
+        {
+            return Varint.Write(span, NullCode);
+        }
+
         if (id >= 0)
         {
             return Varint.Write(span, (uint)id + 2);
