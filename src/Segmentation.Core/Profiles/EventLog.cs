@@ -489,7 +489,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         public int[] SessionOf = new int[64];
         public byte[] RecordBuffer = new byte[4096];
 
-        // Pool ids by string instance (see IdOf): key and context values only, never ids of users, events or sessions.
+        // Pool ids by string instance (see IdOf): pooled key and context values only, never ids of users, events or sessions.
         public (string? Value, int Id)[] Codes = new (string?, int)[1024];
 
         public void Reserve(int count)
@@ -793,7 +793,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
     // The pool id of value (StringPool.IdOf), remembered by instance in the thread's scratch when one is given: a log
     // built whole (a restore builds a million) repeats its types, sources and countries, and a restore reads each
     // value of a chunk as one instance, so most lookups are a reference comparison instead of hashing the string.
-    // Ids never change once given, and a value the pool refused stays refused (the pool is append-only and bounded).
+    // Ids never change once given (the pool is append-only); only pooled values are remembered.
     private static int IdOf(string value, Scratch? memo)
     {
         if (memo is null)
@@ -808,7 +808,11 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
         }
 
         var id = StringPool.IdOf(value);
-        known = (value, id);
+        if (id >= 0)
+        {
+            known = (value, id); // a refused value (too long, or the pool full) lives only in its profile's log, and goes with it
+        }
+
         return id;
     }
 

@@ -141,6 +141,28 @@ public sealed class EventLogTests
     }
 
     [Fact]
+    public void Building_a_log_keeps_no_value_the_pool_refused_once_the_log_is_gone()
+    {
+        // A value too long for the pool lives only in its profile's log (and goes with it on erasure): the thread's
+        // memo of pool ids must not keep it.
+        var refused = BuildLogAndDropIt();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+
+        Assert.False(refused.IsAlive);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static WeakReference BuildLogAndDropIt()
+    {
+        var product = new string('p', 100) + Guid.NewGuid().ToString("N"); // longer than the pool takes
+        var log = EventLog.Of([Event("e1", 0, product: product), Event("e2", 1, product: product)]);
+        Assert.Equal(product, log[1].ProductId);
+        return new WeakReference(product);
+    }
+
+    [Fact]
     public void Adding_one_event_at_a_time_equals_building_at_once_and_late_events_go_in_time_order()
     {
         var log = EventLog.Empty;

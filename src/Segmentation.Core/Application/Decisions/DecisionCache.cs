@@ -276,7 +276,7 @@ public sealed class CachedDecision
     /// skip the lookup (<see cref="DecisionMeasurement.KeyFor"/>); null until then. Its channel is the first
     /// serving's: a serving on another channel (possible when the catalog does not read the channel) looks its own up.
     /// </summary>
-    public DecisionKey? ServedKey { get; set; }
+    public DecisionKey? ServedKey { get; internal set; }
 
     internal string[] Context { get; }
 }
