@@ -68,14 +68,10 @@ public sealed class DecisionCache : IDisposable
     public int Count => _cache.Count;
 
     /// <summary>
-    /// Returns the decision cached for <paramref name="userId"/> from exactly <paramref name="versions"/>,
-    /// for a request whose values of <paramref name="fields"/> equal <paramref name="context"/>'s, valid at
-    /// <paramref name="nowTicks"/>; otherwise null.
+    /// The decision cached for <paramref name="userId"/> from exactly <paramref name="versions"/>, for a request whose
+    /// values of <paramref name="fields"/> equal <paramref name="context"/>'s, valid at <paramref name="nowTicks"/>,
+    /// with what the cache keeps beside it (<see cref="CachedDecision"/>); otherwise null.
     /// </summary>
-    public Decision? Get(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, long nowTicks) =>
-        Find(userId, versions, fields, context, nowTicks)?.Decision;
-
-    /// <summary>As <see cref="Get"/>, with what the cache keeps beside the decision (<see cref="CachedDecision"/>).</summary>
     public CachedDecision? Find(string userId, in DecisionVersions versions, IReadOnlyList<ContextField> fields, RequestContext context, long nowTicks)
     {
         if (!_cache.TryGetValue(userId, out var value) || value is not UserEntry entry || entry.Versions != versions)

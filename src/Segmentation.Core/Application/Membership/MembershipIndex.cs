@@ -122,7 +122,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     /// </summary>
     public IReadOnlyList<string> Members(string segmentId, string after, int limit)
     {
-        if (!_members.TryGetValue(segmentId, out var members))
+        if (limit <= 0 || !_members.TryGetValue(segmentId, out var members))
         {
             return [];
         }
@@ -130,11 +130,6 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
         // The smallest `limit` ids after the token in one pass, without sorting the segment: a max-heap of the
         // page so far, which most ids fail against its largest with one comparison (a page of a 1M-member
         // segment sorted every id after the token before).
-        if (limit <= 0)
-        {
-            return [];
-        }
-
         var page = new PriorityQueue<string, string>(limit + 1, DescendingOrdinal);
         foreach (var (user, _) in members)
         {

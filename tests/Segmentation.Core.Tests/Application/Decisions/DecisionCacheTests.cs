@@ -44,12 +44,12 @@ public class DecisionCacheTests
         cache.Set("u1", versions, catalog.ContextFieldsRead, landing, decision);
         cache.Set("u1", versions, catalog.ContextFieldsRead, home, decision);
 
-        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, landing, now));
-        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, home, now));
+        Assert.Null(cache.Find("u1", versions, catalog.ContextFieldsRead, landing, now)?.Decision);
+        Assert.Null(cache.Find("u1", versions, catalog.ContextFieldsRead, home, now)?.Decision);
 
         cache.Set("u1", versions, catalog.ContextFieldsRead, home, decision); // asked again: admitted
-        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, home, now));
-        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, landing, now));
+        Assert.Same(decision, cache.Find("u1", versions, catalog.ContextFieldsRead, home, now)?.Decision);
+        Assert.Null(cache.Find("u1", versions, catalog.ContextFieldsRead, landing, now)?.Decision);
     }
 
     [Fact]
@@ -79,7 +79,7 @@ public class DecisionCacheTests
 
         cache.Set("u1", versions, catalog.ContextFieldsRead, RequestContext.Empty, decision);
 
-        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, RequestContext.Empty, decision.EvaluatedAt.UtcTicks));
+        Assert.Same(decision, cache.Find("u1", versions, catalog.ContextFieldsRead, RequestContext.Empty, decision.EvaluatedAt.UtcTicks)?.Decision);
     }
 
     [Fact]
@@ -178,14 +178,14 @@ public class DecisionCacheTests
         }
 
         var now = decision.EvaluatedAt.UtcTicks;
-        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[0], now)); // the oldest went first
-        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[1], now));
-        Assert.Same(decision, cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[2], now));
-        Assert.Null(cache.Get("u1", versions with { Profile = 1 }, catalog.ContextFieldsRead, contexts[2], now));
-        Assert.Null(cache.Get("u2", versions, catalog.ContextFieldsRead, contexts[2], now));
+        Assert.Null(cache.Find("u1", versions, catalog.ContextFieldsRead, contexts[0], now)?.Decision); // the oldest went first
+        Assert.Same(decision, cache.Find("u1", versions, catalog.ContextFieldsRead, contexts[1], now)?.Decision);
+        Assert.Same(decision, cache.Find("u1", versions, catalog.ContextFieldsRead, contexts[2], now)?.Decision);
+        Assert.Null(cache.Find("u1", versions with { Profile = 1 }, catalog.ContextFieldsRead, contexts[2], now)?.Decision);
+        Assert.Null(cache.Find("u2", versions, catalog.ContextFieldsRead, contexts[2], now)?.Decision);
 
         Assert.Equal(1, cache.RemoveUsers(["u1", "u2"]));
-        Assert.Null(cache.Get("u1", versions, catalog.ContextFieldsRead, contexts[2], now));
+        Assert.Null(cache.Find("u1", versions, catalog.ContextFieldsRead, contexts[2], now)?.Decision);
     }
 
     [Fact]
