@@ -116,6 +116,31 @@ public interface IProfileStore
     /// profile it has not reached into one it has already read, or into one created behind it.
     /// </summary>
     MergeRecording RecordMerges();
+
+    /// <summary>
+    /// Starts a capture of every profile as it is now, read later with <see cref="StoreCapture.Take"/> (on another
+    /// thread, while writes go on): what it returns is the store as it was at this call. One capture at a time. This
+    /// default reads the profiles here; the in-memory store defers the reading without holding writes.
+    /// </summary>
+    StoreCapture BeginCapture() => StoreCapture.Of([.. Snapshot()]);
+}
+
+/// <summary>Every profile of a store as it was when <see cref="IProfileStore.BeginCapture"/> was called; taken once.</summary>
+public abstract class StoreCapture
+{
+    /// <summary>The profiles, each once, in no particular order; ends the capture (also when cancelled).</summary>
+    public abstract Profile[] Take(CancellationToken cancellation = default);
+
+    /// <summary>A capture of profiles already read.</summary>
+    public static StoreCapture Of(Profile[] profiles) => new Read(profiles);
+
+    private sealed class Read(Profile[] profiles) : StoreCapture
+    {
+        private Profile[]? _profiles = profiles;
+
+        public override Profile[] Take(CancellationToken cancellation = default) =>
+            Interlocked.Exchange(ref _profiles, null) ?? throw new InvalidOperationException("a capture is taken once");
+    }
 }
 
 /// <summary>The targets of the merges since a <see cref="IProfileStore.RecordMerges"/>, in order; stop it by disposing.</summary>

@@ -11,9 +11,12 @@ public sealed class InMemoryProfileStore : IProfileStore
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _links = new(StringComparer.Ordinal);
     private long _version;
+    private int _count;                 // profiles held (entries with a current profile), kept by Set
+    private volatile PendingCapture? _capture;
+    private int _lastCaptureId;
 
     /// <inheritdoc />
-    public int Count => _entries.Count(e => e.Value.Current is not null);
+    public int Count => Volatile.Read(ref _count);
 
     /// <inheritdoc />
     public Profile? Get(string key) => _entries.TryGetValue(Resolve(key), out var e) ? e.Current : null;
@@ -78,7 +81,7 @@ public sealed class InMemoryProfileStore : IProfileStore
         {
             if (entry.Current is null || profile.Version > entry.Current.Version)
             {
-                entry.Current = profile; // a snapshot may hold a user twice (a merge during its capture): the later version wins
+                Set(entry, profile); // a snapshot may hold a user twice (a merge during its capture): the later version wins
             }
         }
 
@@ -114,7 +117,10 @@ public sealed class InMemoryProfileStore : IProfileStore
                 _links[alias] = key;
 
                 // A profile captured under the alias before it was merged is stale: its data is in the target.
-                _entries.TryRemove(alias, out _);
+                if (_entries.TryRemove(alias, out var stale) && stale.Current is not null)
+                {
+                    Interlocked.Decrement(ref _count); // links are restored before anything else writes: nobody holds the stale entry
+                }
             }
 
             entry.Aliases = [.. entry.Aliases.Union(aliases, StringComparer.Ordinal).Order(StringComparer.Ordinal)];
@@ -147,7 +153,7 @@ public sealed class InMemoryProfileStore : IProfileStore
                     return new ProfileUpdate(before, before ?? current);
                 }
 
-                entry.Current = after;
+                Set(entry, after);
                 return new ProfileUpdate(before, after);
             }
         }
@@ -183,8 +189,8 @@ public sealed class InMemoryProfileStore : IProfileStore
                     var before = into.Current;
                     var current = before ?? new Profile(target);
                     var after = merge(current, from.Current, NextVersion(atVersion));
-                    into.Current = after;
-                    from.Current = null;
+                    Set(into, after);
+                    Set(from, null);
                     from.Retired = true;
                     _links[source] = target;
                     _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
@@ -225,7 +231,7 @@ public sealed class InMemoryProfileStore : IProfileStore
                 IReadOnlyList<string> linked = entry.Aliases;
                 var removed = entry.Current;
                 beforeRemove?.Invoke(resolved, removed, linked);
-                entry.Current = null;
+                Set(entry, null);
                 entry.Retired = true;
                 entry.Aliases = [];
                 _entries.TryRemove(new KeyValuePair<string, Entry>(resolved, entry));
@@ -272,6 +278,109 @@ public sealed class InMemoryProfileStore : IProfileStore
         return Interlocked.Increment(ref _version);
     }
 
+    // Replaces the entry's profile (under the entry's lock): what a capture in progress has not read yet is kept for it first.
+    private void Set(Entry entry, Profile? profile)
+    {
+        var before = entry.Current;
+        _capture?.Keep(entry);
+        entry.Current = profile;
+        if (before is null != profile is null)
+        {
+            Interlocked.Add(ref _count, profile is null ? -1 : 1);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Starting costs nothing: <see cref="StoreCapture.Take"/> reads each user's entry under its lock, and a write to an
+    /// entry it has not read yet keeps the replaced (or removed, or merged away) profile for it, so the capture is the
+    /// store as it was here however long the reading takes; writes are never held.
+    /// </remarks>
+    public StoreCapture BeginCapture()
+    {
+        var capture = new PendingCapture(this, Interlocked.Increment(ref _lastCaptureId));
+        if (Interlocked.CompareExchange(ref _capture, capture, null) is not null)
+        {
+            throw new InvalidOperationException("a capture of the store is already in progress (one at a time)");
+        }
+
+        return capture;
+    }
+
+    private sealed class PendingCapture(InMemoryProfileStore store, int id) : StoreCapture
+    {
+        private readonly List<Profile> _kept = [];
+        private bool _closed;
+        private int _taken;
+
+        // Under the entry's lock, before a write replaces or removes its profile: the first write to an entry not
+        // yet read keeps the profile it had when the capture began (later writes find the entry marked).
+        public void Keep(Entry entry)
+        {
+            if (entry.CapturedBy == id)
+            {
+                return;
+            }
+
+            entry.CapturedBy = id;
+            if (entry.Current is { } profile)
+            {
+                lock (_kept)
+                {
+                    if (!_closed)
+                    {
+                        _kept.Add(profile); // after closing, the reading has passed every entry: it holds the profile already
+                    }
+                }
+            }
+        }
+
+        public override Profile[] Take(CancellationToken cancellation = default)
+        {
+            if (Interlocked.Exchange(ref _taken, 1) != 0)
+            {
+                throw new InvalidOperationException("a capture is taken once");
+            }
+
+            var read = new List<Profile>(store.Count);
+            try
+            {
+                var visited = 0;
+                foreach (var (_, entry) in store._entries)
+                {
+                    if ((++visited & 4095) == 0)
+                    {
+                        cancellation.ThrowIfCancellationRequested();
+                    }
+
+                    lock (entry)
+                    {
+                        if (entry.CapturedBy != id)
+                        {
+                            entry.CapturedBy = id; // read: later writes keep nothing for this capture
+                            if (entry.Current is { } profile)
+                            {
+                                read.Add(profile);
+                            }
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                lock (_kept)
+                {
+                    _closed = true;
+                }
+
+                Interlocked.CompareExchange(ref store._capture, null, this);
+            }
+
+            read.AddRange(_kept);
+            return [.. read];
+        }
+    }
+
     // Locked with Monitor on the entry itself: a separate Lock object would cost 40 bytes per user.
     private sealed class Entry
     {
@@ -284,6 +393,9 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
 
         public bool Retired { get; set; }
+
+        /// <summary>The last capture that read this entry or kept its profile (<see cref="PendingCapture"/>); fits beside <see cref="Retired"/>.</summary>
+        public int CapturedBy { get; set; }
 
         /// <summary>Ids linked to this profile, sorted; replaced (never mutated) under the entry's lock.</summary>
         public string[] Aliases { get; set; } = [];

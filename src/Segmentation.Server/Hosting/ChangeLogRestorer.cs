@@ -28,7 +28,7 @@ internal sealed class ChangeLogRestorer(
     private const string Job = "membership rebuild";
     private readonly CancellationTokenSource _stopping = new();
     private Task _rebuild = Task.CompletedTask;
-    private Profile[]? _restoredProfiles;
+    private StoreCapture? _restoredProfiles;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -48,9 +48,10 @@ internal sealed class ChangeLogRestorer(
 
         // Decide reads profiles and RFM, both restored: it is served from here on. The membership index is
         // rebuilt in the background; the calls that read it answer UNAVAILABLE until it is complete.
-        // Related products are derived data, not saved: they are learned again from the profiles as restored (captured
-        // now, before any new event is accepted and learned live, so nothing counts twice).
-        _restoredProfiles = store.Snapshot().ToArray();
+        // Related products are derived data, not saved: they are learned again from the profiles as restored (a capture
+        // begun now, before any new event is accepted and learned live, so nothing counts twice; it is read in the
+        // background, a write meanwhile keeping for it the profile it replaces).
+        _restoredProfiles = store.BeginCapture();
         memberships.BeginRebuild(store.Count);
         logger.LogInformation(
             "Restored {Profiles} profiles from {Directory} in {Elapsed} ms: snapshot of {SnapshotProfiles} profiles ({SnapshotMs} ms), {Records} log records replayed ({Bytes} bytes, {Dropped} bytes of torn tail dropped); RFM over {RfmCustomers} customers. Decisions are served now; segment memberships are being rebuilt",
@@ -78,6 +79,22 @@ internal sealed class ChangeLogRestorer(
 
     private void Rebuild(long started)
     {
+        Profile[] restoredProfiles = [];
+        try
+        {
+            var reading = Stopwatch.GetTimestamp();
+            restoredProfiles = Interlocked.Exchange(ref _restoredProfiles, null)?.Take(_stopping.Token) ?? [];
+            logger.LogInformation("Captured the {Profiles} restored profiles for relearning related products in {Ms} ms", restoredProfiles.Length, (long)Stopwatch.GetElapsedTime(reading).TotalMilliseconds);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Capturing the restored profiles failed; related products are learned from new events only");
+        }
+
         try
         {
             var evaluated = ingestion.EvaluateNewMemberships(_stopping.Token);
@@ -105,7 +122,7 @@ internal sealed class ChangeLogRestorer(
             logger.LogError(ex, "Rebuilding segment memberships after the restore failed");
         }
 
-        Relearn(Interlocked.Exchange(ref _restoredProfiles, null) ?? []); // the array is not kept once learned from
+        Relearn(restoredProfiles); // the array is not kept once learned from
     }
 
     // Related products, after the memberships (which decisions and the change stream wait for): derived data, so a

@@ -37,4 +37,6 @@ internal class DelegatingProfileStore(IProfileStore inner) : IProfileStore
     public virtual IEnumerable<string> Keys() => Inner.Keys();
 
     public MergeRecording RecordMerges() => Inner.RecordMerges();
+
+    public StoreCapture BeginCapture() => Inner.BeginCapture();
 }
