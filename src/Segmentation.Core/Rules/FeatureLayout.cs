@@ -16,6 +16,7 @@ public sealed class FeatureLayout : ITraitValueLayout
     private static long s_lastId;
 
     private readonly Dictionary<string, FieldAccessor> _features = new(StringComparer.Ordinal);
+    private readonly List<FieldAccessor> _reads = []; // by slot: each feature's own reader
     private readonly Dictionary<string, TraitSlot> _traits = new(StringComparer.Ordinal);
     private readonly Lock _freezing = new();
     private TraitSlot[]? _frozenTraits;
@@ -41,10 +42,36 @@ public sealed class FeatureLayout : ITraitValueLayout
         {
             remembered = field.Remembered(this, _features.Count);
             _features.Add(field.Name, remembered);
+            _reads.Add(field);
         }
 
         return remembered;
     }
+
+    /// <summary>The slot of the feature named <paramref name="name"/>, or -1 when it has none (a trait or request field).</summary>
+    internal int SlotOf(string name) => _reads.FindIndex(f => f.Name == name);
+
+    /// <summary>
+    /// The feature in <paramref name="slot"/> computed, as an expression over the context <paramref name="c"/> of the
+    /// type its remembered read has (its bits for a number, a long for a time or flag, else the text or list): for a
+    /// whole-catalog method that keeps each feature in a local of its own (the rule method's first read).
+    /// </summary>
+    internal Expression Read(int slot, Expression c)
+    {
+        var field = _reads[slot];
+        return field.Type switch
+        {
+            FieldType.Number => Expression.Call(DoubleToBitsMethod, Invoke(field.Number!, c)),
+            FieldType.Timestamp => Invoke(field.Time!, c),
+            FieldType.Bool => Expression.Convert(Invoke(field.Flag!, c), typeof(long)),
+            FieldType.String => Invoke(field.Text!, c),
+            _ => Invoke(field.List!, c),
+        };
+    }
+
+    private static readonly System.Reflection.MethodInfo DoubleToBitsMethod = typeof(BitConverter).GetMethod(nameof(BitConverter.DoubleToInt64Bits), [typeof(double)])!;
+
+    private static InvocationExpression Invoke(Delegate read, Expression c) => Expression.Invoke(Expression.Constant(read), c);
 
     /// <summary>The slot of declared trait <paramref name="trait"/> (one per trait), added while the catalog compiles.</summary>
     internal TraitSlot Trait(TraitDefinition trait)

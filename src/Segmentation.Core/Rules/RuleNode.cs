@@ -72,6 +72,12 @@ public abstract class RuleNode
     internal virtual Expression Inline(Expression c) => Expression.Invoke(Expression.Constant(Evaluate), c);
 
     /// <summary>
+    /// Adds the fields this clause reads through the evaluation context (<see cref="EvalContext.Scalar"/>) when
+    /// <see cref="Inline"/> calls it rather than inlining it: all of them, unless it inlines its parts.
+    /// </summary>
+    internal virtual void CollectCalledFields(HashSet<string> fields) => CollectFields(fields);
+
+    /// <summary>
     /// Compiles <paramref name="rules"/> (a catalog's segments' rules, by rank; null for a segment without one)
     /// into one method that writes each rule's result to <c>matched[i]</c>, short-circuiting exactly as the
     /// delegates do.
@@ -84,7 +90,39 @@ public abstract class RuleNode
     {
         ArgumentNullException.ThrowIfNull(features);
         var ranked = Enumerable.Range(0, rules.Count).Where(i => rules[i] is not null).ToList();
-        var methods = ranked.Chunk(SegmentsPerMethod).Select(chunk => CompileRanks(rules, chunk, features)).ToArray();
+        var chunks = ranked.Chunk(SegmentsPerMethod).ToArray();
+
+        // Each feature is computed once per evaluation. One that a single method reads, only in clauses it inlines, is
+        // computed straight into that method's local; one read by a clause the method calls rather than inlines, or by
+        // more than one method, goes through the context, which remembers it for the others.
+        var called = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var i in ranked)
+        {
+            rules[i]!.CollectCalledFields(called);
+        }
+
+        var shared = called.Select(features.SlotOf).Where(slot => slot >= 0).ToHashSet();
+        if (chunks.Length > 1)
+        {
+            var readers = new Dictionary<int, int>();
+            foreach (var chunk in chunks)
+            {
+                var fields = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var i in chunk)
+                {
+                    rules[i]!.CollectFields(fields);
+                }
+
+                foreach (var slot in fields.Select(features.SlotOf).Where(slot => slot >= 0))
+                {
+                    readers[slot] = readers.GetValueOrDefault(slot) + 1;
+                }
+            }
+
+            shared.UnionWith(readers.Where(r => r.Value > 1).Select(r => r.Key));
+        }
+
+        var methods = chunks.Select(chunk => CompileRanks(rules, chunk, features, shared)).ToArray();
         if (methods.Length == 1)
         {
             return methods[0];
@@ -102,7 +140,7 @@ public abstract class RuleNode
     /// <summary>Most segments compiled into one method by <see cref="CompileAll"/>.</summary>
     public const int SegmentsPerMethod = 64;
 
-    private static Action<EvalContext, bool[]> CompileRanks(IReadOnlyList<RuleNode?> rules, IEnumerable<int> ranks, FeatureLayout features)
+    private static Action<EvalContext, bool[]> CompileRanks(IReadOnlyList<RuleNode?> rules, IEnumerable<int> ranks, FeatureLayout features, HashSet<int> shared)
     {
         var c = Expression.Parameter(typeof(EvalContext), "c");
         var matched = Expression.Parameter(typeof(bool[]), "matched");
@@ -113,7 +151,7 @@ public abstract class RuleNode
             body.Add(Expression.Assign(features.TraitValuesVariable, Expression.Call(c, EvalContext.TraitValuesMethod, Expression.Constant(features))));
         }
 
-        var locals = new FeatureLocals(c, features);
+        var locals = new FeatureLocals(c, features, shared);
         foreach (var i in ranks)
         {
             body.Add(Expression.Assign(Expression.ArrayAccess(matched, Expression.Constant(i)), locals.Visit(rules[i]!.Inline(c))));
@@ -124,13 +162,16 @@ public abstract class RuleNode
     }
 
     /// <summary>
-    /// Gives each remembered feature a whole-catalog method reads a local of its own: the first read in the
-    /// method goes through the context (<see cref="EvalContext.Scalar"/> or <see cref="EvalContext.Reference"/>,
-    /// which computes and remembers it there, so clauses the method calls rather than inlines find it too), every
-    /// later one reads the local. A read skipped by short-circuiting leaves the local unset, so the next read
-    /// still goes through the context: the values and validity bounds are those of the context's own remembering.
+    /// Gives each remembered feature a whole-catalog method reads a local of its own: every read after the first reads
+    /// the local; a read skipped by short-circuiting leaves it unset, so the next read is a first one. A first read
+    /// computes the feature with its own reader (<see cref="FeatureLayout.Read"/>), unless the feature is in
+    /// <paramref name="shared"/> (read by another method too, or by a clause this one calls rather than inlines): then
+    /// it goes through the context (<see cref="EvalContext.Scalar"/> or <see cref="EvalContext.Reference"/>), which
+    /// computes and remembers it there for those readers. Either way the catalog's evaluation computes a feature once,
+    /// with the same value and validity bound; a later reader of the same context outside it (contact policies, an
+    /// explanation) computes a feature kept in a local again.
     /// </summary>
-    private sealed class FeatureLocals(ParameterExpression context, FeatureLayout features) : ExpressionVisitor
+    private sealed class FeatureLocals(ParameterExpression context, FeatureLayout features, HashSet<int> shared) : ExpressionVisitor
     {
         private readonly Dictionary<int, (ParameterExpression Value, ParameterExpression Read)> _slots = [];
 
@@ -154,11 +195,12 @@ public abstract class RuleNode
                 return Expression.Condition(
                     local.Read,
                     local.Value,
-                    Expression.Block(Expression.Assign(local.Value, node), Expression.Assign(local.Read, Expression.Constant(true)), local.Value));
+                    Expression.Block(Expression.Assign(local.Value, shared.Contains(slot) ? node : features.Read(slot, context)), Expression.Assign(local.Read, Expression.Constant(true)), local.Value));
             }
 
             return base.VisitMethodCall(node);
         }
+
     }
 }
 
@@ -191,6 +233,15 @@ public sealed class LeafNode : RuleNode
 
     /// <inheritdoc />
     internal override void CollectFields(HashSet<string> fields) => fields.Add(_field.Name);
+
+    /// <inheritdoc />
+    internal override void CollectCalledFields(HashSet<string> fields)
+    {
+        if (_inline is null)
+        {
+            fields.Add(_field.Name);
+        }
+    }
 
     /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)
@@ -264,6 +315,15 @@ public sealed class GroupNode : RuleNode
         foreach (var child in _children)
         {
             child.CollectFields(fields);
+        }
+    }
+
+    /// <inheritdoc />
+    internal override void CollectCalledFields(HashSet<string> fields)
+    {
+        foreach (var child in _children)
+        {
+            child.CollectCalledFields(fields);
         }
     }
 
@@ -381,6 +441,9 @@ public sealed class ReferenceNode : RuleNode
 
     /// <inheritdoc />
     internal override void CollectFields(HashSet<string> fields) => _target.CollectFields(fields);
+
+    /// <inheritdoc />
+    internal override void CollectCalledFields(HashSet<string> fields) => _target.CollectCalledFields(fields);
 
     /// <inheritdoc />
     public override bool Explain(EvalContext context, List<ClauseTrace> trace)

@@ -120,6 +120,39 @@ public class CatalogCompilationTests
         }
     }
 
+    [Theory]
+    [InlineData(5)]     // one method: computed straight into its local
+    [InlineData(150)]   // three methods (64 rules each) reading it: through the context, which the first one fills
+    public void A_feature_inlined_clauses_read_is_computed_once_per_evaluation_in_one_method_or_many(int ruleCount)
+    {
+        var reads = 0;
+        var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => reads++)));
+        var texts = Enumerable.Range(0, ruleCount).Select(i => (i % 3) switch
+        {
+            0 => $"probe.count >= {i % 5}",
+            1 => $"context.device == \"tv\" and probe.count >= {i % 4}",
+            _ => $"not probe.count < {i % 6} or context.device == \"mobile\"",
+        }).ToArray();
+        var rules = texts.Select((text, i) => compiler.Compile(RuleText.Parse(text, out var error) ?? throw new InvalidOperationException(error!.Message), $"rule{i}", (_, _, message) => throw new InvalidOperationException(message))).ToList();
+        var evaluateAll = RuleNode.CompileAll(rules, compiler.Features);
+
+        foreach (var request in Requests)
+        {
+            var context = new EvalContext(null, request, 0, RfmModel.Empty, compiler.Features);
+            var matched = new bool[texts.Length];
+            reads = 0;
+            evaluateAll(context, matched);
+            Assert.Equal(1, reads);
+            var plain = new EvalContext(null, request, 0, RfmModel.Empty);
+            Assert.Equal(rules.Select(r => r!.Evaluate(plain)), matched);
+
+            context.Reset();
+            reads = 0;
+            evaluateAll(context, matched);
+            Assert.Equal(1, reads);
+        }
+    }
+
     // A scoring layer that knows one field, probe.count (always 3), and counts its computations.
     private sealed class CountingFields(Action read) : IDerivedFields
     {
