@@ -165,6 +165,33 @@ public class EventSeriesTests
             Same([.. events, ("page_view", 6_000_000 + i, i)], results[i]);
         }
     }
+
+    [Fact]
+    public void Windows_and_last_times_agree_with_counting_one_by_one_at_every_point_of_random_series()
+    {
+        var origin = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc).Ticks;
+        var random = new Random(7);
+        for (var round = 0; round < 300; round++)
+        {
+            var times = Enumerable.Range(0, random.Next(0, 70)).Select(_ => origin + (random.Next(0, 40) * Day)).ToList(); // repeats included
+            var series = times.Aggregate(EventSeries.Empty, (s, t) => s.Add(t, 1));
+            times.Sort();
+            for (var now = origin - Day; now <= origin + (41 * Day); now += Day / 2)
+            {
+                foreach (var window in new[] { Day, 3 * Day, 10 * Day, long.MaxValue })
+                {
+                    var start = window == long.MaxValue ? long.MinValue : now - window;
+                    var expected = times.Count(t => t > start && t <= now);
+                    Assert.Equal(expected, series.CountInWindow(now, window, out _));
+                    Assert.Equal(expected, series.SumInWindow(now, window, out _));
+                }
+
+                var last = times.Where(t => t <= now).DefaultIfEmpty(long.MinValue).Max();
+                Assert.Equal(last, series.LastAtOrBefore(now, out var changesAt));
+                Assert.Equal(times.Where(t => t > now).DefaultIfEmpty(long.MaxValue).Min(), changesAt);
+            }
+        }
+    }
 }
 
 public class CompactCollectionTests
