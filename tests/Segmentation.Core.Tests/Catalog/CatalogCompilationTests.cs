@@ -88,8 +88,6 @@ public class CatalogCompilationTests
     {
         // probe.count read: behind a condition that short-circuits (not read there), by an inlined comparison (the
         // first read), by more inlined ones, and by a test the method calls rather than inlines (between).
-        var reads = 0;
-        var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => reads++)));
         string[] texts =
         [
             "context.device == \"tv\" and probe.count >= 1",
@@ -98,6 +96,29 @@ public class CatalogCompilationTests
             "probe.count between 1 and 4",
             "not probe.count < 3",
         ];
+        ComputesTheProbeOncePerEvaluation(texts, (request, matched) => Assert.Equal([false, true, request.Device == "mobile", true, true], matched));
+    }
+
+    [Theory]
+    [InlineData(5)]     // one method: computed straight into its local
+    [InlineData(150)]   // three methods (64 rules each) reading it: through the context, which the first one fills
+    public void A_feature_inlined_clauses_read_is_computed_once_per_evaluation_in_one_method_or_many(int ruleCount)
+    {
+        var texts = Enumerable.Range(0, ruleCount).Select(i => (i % 3) switch
+        {
+            0 => $"probe.count >= {i % 5}",
+            1 => $"context.device == \"tv\" and probe.count >= {i % 4}",
+            _ => $"not probe.count < {i % 6} or context.device == \"mobile\"",
+        }).ToArray();
+        ComputesTheProbeOncePerEvaluation(texts);
+    }
+
+    // Compiles the rules into whole-catalog methods and evaluates them for each request, twice (the context reset
+    // between): probe.count is computed once each time, and every rule agrees with its own delegate.
+    private static void ComputesTheProbeOncePerEvaluation(string[] texts, Action<RequestContext, bool[]>? check = null)
+    {
+        var reads = 0;
+        var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => reads++)));
         var rules = texts.Select((text, i) => compiler.Compile(RuleText.Parse(text, out var error) ?? throw new InvalidOperationException(error!.Message), $"rule{i}", (_, _, message) => throw new InvalidOperationException(message))).ToList();
         var evaluateAll = RuleNode.CompileAll(rules, compiler.Features);
         Assert.Equal(1, compiler.Features.Count);
@@ -111,42 +132,9 @@ public class CatalogCompilationTests
             Assert.Equal(1, reads);
             var plain = new EvalContext(null, request, 0, RfmModel.Empty);
             Assert.Equal(rules.Select(r => r!.Evaluate(plain)), matched);
-            Assert.Equal([false, true, request.Device == "mobile", true, true], matched);
+            check?.Invoke(request, matched);
 
             context.Reset(); // a new evaluation computes it again, once
-            reads = 0;
-            evaluateAll(context, matched);
-            Assert.Equal(1, reads);
-        }
-    }
-
-    [Theory]
-    [InlineData(5)]     // one method: computed straight into its local
-    [InlineData(150)]   // three methods (64 rules each) reading it: through the context, which the first one fills
-    public void A_feature_inlined_clauses_read_is_computed_once_per_evaluation_in_one_method_or_many(int ruleCount)
-    {
-        var reads = 0;
-        var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => reads++)));
-        var texts = Enumerable.Range(0, ruleCount).Select(i => (i % 3) switch
-        {
-            0 => $"probe.count >= {i % 5}",
-            1 => $"context.device == \"tv\" and probe.count >= {i % 4}",
-            _ => $"not probe.count < {i % 6} or context.device == \"mobile\"",
-        }).ToArray();
-        var rules = texts.Select((text, i) => compiler.Compile(RuleText.Parse(text, out var error) ?? throw new InvalidOperationException(error!.Message), $"rule{i}", (_, _, message) => throw new InvalidOperationException(message))).ToList();
-        var evaluateAll = RuleNode.CompileAll(rules, compiler.Features);
-
-        foreach (var request in Requests)
-        {
-            var context = new EvalContext(null, request, 0, RfmModel.Empty, compiler.Features);
-            var matched = new bool[texts.Length];
-            reads = 0;
-            evaluateAll(context, matched);
-            Assert.Equal(1, reads);
-            var plain = new EvalContext(null, request, 0, RfmModel.Empty);
-            Assert.Equal(rules.Select(r => r!.Evaluate(plain)), matched);
-
-            context.Reset();
             reads = 0;
             evaluateAll(context, matched);
             Assert.Equal(1, reads);
