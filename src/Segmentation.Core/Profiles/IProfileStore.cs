@@ -125,11 +125,17 @@ public interface IProfileStore
     StoreCapture BeginCapture() => StoreCapture.Of([.. Snapshot()]);
 }
 
-/// <summary>Every profile of a store as it was when <see cref="IProfileStore.BeginCapture"/> was called; taken once.</summary>
-public abstract class StoreCapture
+/// <summary>
+/// Every profile of a store as it was when <see cref="IProfileStore.BeginCapture"/> was called; taken once. Disposing
+/// it untaken ends it without reading (the store stops keeping profiles for it).
+/// </summary>
+public abstract class StoreCapture : IDisposable
 {
     /// <summary>The profiles, each once, in no particular order; ends the capture (also when cancelled).</summary>
     public abstract Profile[] Take(CancellationToken cancellation = default);
+
+    /// <inheritdoc />
+    public abstract void Dispose();
 
     /// <summary>A capture of profiles already read.</summary>
     public static StoreCapture Of(Profile[] profiles) => new Read(profiles);
@@ -139,7 +145,9 @@ public abstract class StoreCapture
         private Profile[]? _profiles = profiles;
 
         public override Profile[] Take(CancellationToken cancellation = default) =>
-            Interlocked.Exchange(ref _profiles, null) ?? throw new InvalidOperationException("a capture is taken once");
+            Interlocked.Exchange(ref _profiles, null) ?? throw new InvalidOperationException("a capture is taken once (or was disposed)");
+
+        public override void Dispose() => _profiles = null;
     }
 }
 

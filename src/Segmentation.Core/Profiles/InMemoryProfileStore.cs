@@ -81,7 +81,7 @@ public sealed class InMemoryProfileStore : IProfileStore
         {
             if (entry.Current is null || profile.Version > entry.Current.Version)
             {
-                Set(entry, profile); // a snapshot may hold a user twice (a merge during its capture): the later version wins
+                Set(entry, profile, _capture); // a snapshot may hold a user twice (a merge during its capture): the later version wins
             }
         }
 
@@ -153,7 +153,7 @@ public sealed class InMemoryProfileStore : IProfileStore
                     return new ProfileUpdate(before, before ?? current);
                 }
 
-                Set(entry, after);
+                Set(entry, after, _capture);
                 return new ProfileUpdate(before, after);
             }
         }
@@ -189,8 +189,9 @@ public sealed class InMemoryProfileStore : IProfileStore
                     var before = into.Current;
                     var current = before ?? new Profile(target);
                     var after = merge(current, from.Current, NextVersion(atVersion));
-                    Set(into, after);
-                    Set(from, null);
+                    var capture = _capture; // one capture for both sides: the merge is wholly before or after its start
+                    Set(into, after, capture);
+                    Set(from, null, capture);
                     from.Retired = true;
                     _links[source] = target;
                     _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
@@ -231,7 +232,7 @@ public sealed class InMemoryProfileStore : IProfileStore
                 IReadOnlyList<string> linked = entry.Aliases;
                 var removed = entry.Current;
                 beforeRemove?.Invoke(resolved, removed, linked);
-                Set(entry, null);
+                Set(entry, null, _capture);
                 entry.Retired = true;
                 entry.Aliases = [];
                 _entries.TryRemove(new KeyValuePair<string, Entry>(resolved, entry));
@@ -279,10 +280,10 @@ public sealed class InMemoryProfileStore : IProfileStore
     }
 
     // Replaces the entry's profile (under the entry's lock): what a capture in progress has not read yet is kept for it first.
-    private void Set(Entry entry, Profile? profile)
+    private void Set(Entry entry, Profile? profile, PendingCapture? capture)
     {
         var before = entry.Current;
-        _capture?.Keep(entry);
+        capture?.Keep(entry);
         entry.Current = profile;
         if (before is null != profile is null)
         {
@@ -335,11 +336,29 @@ public sealed class InMemoryProfileStore : IProfileStore
             }
         }
 
+        public override void Dispose()
+        {
+            if (Interlocked.Exchange(ref _taken, 1) == 0)
+            {
+                End(); // never read: writes stop keeping profiles for it
+            }
+        }
+
+        private void End()
+        {
+            lock (_kept)
+            {
+                _closed = true;
+            }
+
+            Interlocked.CompareExchange(ref store._capture, null, this);
+        }
+
         public override Profile[] Take(CancellationToken cancellation = default)
         {
             if (Interlocked.Exchange(ref _taken, 1) != 0)
             {
-                throw new InvalidOperationException("a capture is taken once");
+                throw new InvalidOperationException("a capture is taken once (or was disposed)");
             }
 
             var read = new List<Profile>(store.Count);
@@ -368,12 +387,7 @@ public sealed class InMemoryProfileStore : IProfileStore
             }
             finally
             {
-                lock (_kept)
-                {
-                    _closed = true;
-                }
-
-                Interlocked.CompareExchange(ref store._capture, null, this);
+                End();
             }
 
             read.AddRange(_kept);

@@ -50,8 +50,7 @@ internal sealed class ChangeLogRestorer(
         // rebuilt in the background; the calls that read it answer UNAVAILABLE until it is complete.
         // Related products are derived data, not saved: they are learned again from the profiles as restored (a capture
         // begun now, before any new event is accepted and learned live, so nothing counts twice; it is read in the
-        // background, a write meanwhile keeping for it the profile it replaces).
-        _restoredProfiles = store.BeginCapture();
+        // background, a write meanwhile keeping for it the profile it replaces; nothing writes before start-up ends).
         memberships.BeginRebuild(store.Count);
         logger.LogInformation(
             "Restored {Profiles} profiles from {Directory} in {Elapsed} ms: snapshot of {SnapshotProfiles} profiles ({SnapshotMs} ms), {Records} log records replayed ({Bytes} bytes, {Dropped} bytes of torn tail dropped); RFM over {RfmCustomers} customers. Decisions are served now; segment memberships are being rebuilt",
@@ -64,6 +63,7 @@ internal sealed class ChangeLogRestorer(
             recovery.Bytes,
             recovery.DroppedBytes,
             model.Customers);
+        _restoredProfiles = store.BeginCapture();
         _rebuild = Task.Run(() => Rebuild(started), CancellationToken.None);
 
         if (files.Lost.Count > 0)
@@ -83,7 +83,11 @@ internal sealed class ChangeLogRestorer(
         try
         {
             var reading = Stopwatch.GetTimestamp();
-            restoredProfiles = Interlocked.Exchange(ref _restoredProfiles, null)?.Take(_stopping.Token) ?? [];
+            using (var capture = Interlocked.Exchange(ref _restoredProfiles, null))
+            {
+                restoredProfiles = capture?.Take(_stopping.Token) ?? []; // ended whatever happens: the store keeps nothing for it after
+            }
+
             logger.LogInformation("Captured the {Profiles} restored profiles for relearning related products in {Ms} ms", restoredProfiles.Length, (long)Stopwatch.GetElapsedTime(reading).TotalMilliseconds);
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -150,5 +154,9 @@ internal sealed class ChangeLogRestorer(
         }
     }
 
-    public void Dispose() => _stopping.Dispose();
+    public void Dispose()
+    {
+        Interlocked.Exchange(ref _restoredProfiles, null)?.Dispose();
+        _stopping.Dispose();
+    }
 }

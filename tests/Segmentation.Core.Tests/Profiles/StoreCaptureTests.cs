@@ -54,6 +54,18 @@ public sealed class StoreCaptureTests
     }
 
     [Fact]
+    public void A_capture_disposed_unread_ends_and_keeps_nothing()
+    {
+        var store = StoreOf(3);
+        var capture = store.BeginCapture();
+        capture.Dispose();
+        store.Update("u0", Write);
+
+        AssertSameProfiles(store.Snapshot().ToList(), store.BeginCapture().Take()); // a new one may begin: the first ended
+        Assert.Throws<InvalidOperationException>(() => capture.Take());
+    }
+
+    [Fact]
     public void One_capture_at_a_time_and_a_cancelled_reading_ends_it()
     {
         var store = StoreOf(10_000);
@@ -77,12 +89,18 @@ public sealed class StoreCaptureTests
             var before = store.Snapshot().ToList();
             var capture = store.BeginCapture();
             using var stop = new CancellationTokenSource();
+            using var writing = new CountdownEvent(2);
             var writers = Enumerable.Range(0, 2).Select(w => Task.Run(() =>
             {
                 var random = new Random((round * 10) + w);
                 var n = 0;
                 while (!stop.IsCancellationRequested || n < 2_000)
                 {
+                    if (n == 500)
+                    {
+                        writing.Signal(); // the reading starts once both writers are under way
+                    }
+
                     var user = $"u{random.Next(Users)}";
                     switch (random.Next(10))
                     {
@@ -104,6 +122,7 @@ public sealed class StoreCaptureTests
                 }
             })).ToArray();
 
+            Assert.True(writing.Wait(TimeSpan.FromSeconds(30)));
             var taken = capture.Take();
             stop.Cancel();
             await Task.WhenAll(writers);
