@@ -340,7 +340,11 @@ public sealed class InMemoryProfileStore : IProfileStore
         {
             if (Interlocked.Exchange(ref _taken, 1) == 0)
             {
-                End(); // never read: writes stop keeping profiles for it
+                End(); // never read: writes stop keeping profiles for it, and what they kept goes
+                lock (_kept)
+                {
+                    _kept.Clear();
+                }
             }
         }
 

@@ -200,7 +200,6 @@ public abstract class RuleNode
 
             return base.VisitMethodCall(node);
         }
-
     }
 }
 

@@ -100,9 +100,9 @@ public class CatalogCompilationTests
     }
 
     [Theory]
-    [InlineData(5)]     // one method: computed straight into its local
-    [InlineData(150)]   // three methods (64 rules each) reading it: through the context, which the first one fills
-    public void A_feature_inlined_clauses_read_is_computed_once_per_evaluation_in_one_method_or_many(int ruleCount)
+    [InlineData(5, false)]     // one method: computed straight into its local, not remembered in the context
+    [InlineData(150, true)]    // three methods (64 rules each) reading it: through the context, which the first one fills
+    public void A_feature_inlined_clauses_read_is_computed_once_per_evaluation_in_one_method_or_many(int ruleCount, bool throughTheContext)
     {
         var texts = Enumerable.Range(0, ruleCount).Select(i => (i % 3) switch
         {
@@ -110,12 +110,12 @@ public class CatalogCompilationTests
             1 => $"context.device == \"tv\" and probe.count >= {i % 4}",
             _ => $"not probe.count < {i % 6} or context.device == \"mobile\"",
         }).ToArray();
-        ComputesTheProbeOncePerEvaluation(texts);
+        ComputesTheProbeOncePerEvaluation(texts, rememberedInTheContext: throughTheContext);
     }
 
     // Compiles the rules into whole-catalog methods and evaluates them for each request, twice (the context reset
     // between): probe.count is computed once each time, and every rule agrees with its own delegate.
-    private static void ComputesTheProbeOncePerEvaluation(string[] texts, Action<RequestContext, bool[]>? check = null)
+    private static void ComputesTheProbeOncePerEvaluation(string[] texts, Action<RequestContext, bool[]>? check = null, bool? rememberedInTheContext = null)
     {
         var reads = 0;
         var compiler = new RuleCompiler(new FieldRegistry(new Dictionary<string, TraitDefinition>(), new CountingFields(() => reads++)));
@@ -133,6 +133,14 @@ public class CatalogCompilationTests
             var plain = new EvalContext(null, request, 0, RfmModel.Empty);
             Assert.Equal(rules.Select(r => r!.Evaluate(plain)), matched);
             check?.Invoke(request, matched);
+            if (rememberedInTheContext is { } remembered)
+            {
+                // Read afterwards through the context, as a reader outside the catalog's evaluation does.
+                var probe = compiler.Features.Remember(FieldAccessor.ForNumber("probe.count", _ => double.NaN));
+                reads = 0;
+                Assert.Equal(3, probe.Number!(context));
+                Assert.Equal(remembered ? 0 : 1, reads);
+            }
 
             context.Reset(); // a new evaluation computes it again, once
             reads = 0;

@@ -173,17 +173,21 @@ public class EventSeriesTests
         var random = new Random(7);
         for (var round = 0; round < 300; round++)
         {
-            var times = Enumerable.Range(0, random.Next(0, 70)).Select(_ => origin + (random.Next(0, 40) * Day)).ToList(); // repeats included
-            var series = times.Aggregate(EventSeries.Empty, (s, t) => s.Add(t, 1));
-            times.Sort();
+            var events = Enumerable.Range(0, random.Next(0, 70)).Select(_ => (Time: origin + (random.Next(0, 40) * Day), Value: (double)random.Next(1, 9))).ToList(); // repeated times included
+            var series = events.Aggregate(EventSeries.Empty, (s, e) => s.Add(e.Time, e.Value));
+            var times = events.Select(e => e.Time).Order().ToList();
             for (var now = origin - Day; now <= origin + (41 * Day); now += Day / 2)
             {
                 foreach (var window in new[] { Day, 3 * Day, 10 * Day, long.MaxValue })
                 {
                     var start = window == long.MaxValue ? long.MinValue : now - window;
-                    var expected = times.Count(t => t > start && t <= now);
-                    Assert.Equal(expected, series.CountInWindow(now, window, out _));
-                    Assert.Equal(expected, series.SumInWindow(now, window, out _));
+                    var inWindow = events.Where(e => e.Time > start && e.Time <= now).ToList();
+                    Assert.Equal(inWindow.Count, series.CountInWindow(now, window, out var changes));
+                    Assert.Equal(inWindow.Sum(e => e.Value), series.SumInWindow(now, window, out _));
+
+                    // The count next changes when the oldest event in the window leaves it, or the next one comes into it.
+                    var leaves = window == long.MaxValue || inWindow.Count == 0 ? long.MaxValue : inWindow.Min(e => e.Time) + window;
+                    Assert.Equal(Math.Min(leaves, times.Where(t => t > now).DefaultIfEmpty(long.MaxValue).Min()), changes);
                 }
 
                 var last = times.Where(t => t <= now).DefaultIfEmpty(long.MinValue).Max();
