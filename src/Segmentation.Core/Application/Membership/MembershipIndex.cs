@@ -16,9 +16,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     // Many lock stripes: every write touches these, from every ingesting thread.
     private const int Stripes = 64;
 
-    private static readonly Comparer<string> DescendingOrdinal = Comparer<string>.Create(static (a, b) => string.CompareOrdinal(b, a));
-
-    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _members = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SegmentMemberSet> _members = new(StringComparer.Ordinal);
     private ConcurrentDictionary<string, UserState> _users = new(Stripes, 1024, StringComparer.Ordinal); // replaced only by Reserve, while empty
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastNonEmpty = new(StringComparer.Ordinal);
 
@@ -119,43 +117,28 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
 
     /// <summary>
     /// One page of a segment's members in id order, after <paramref name="after"/> (exclusive; empty for the first page).
+    /// The first page of a segment starts building its ordered listing in the background and is answered by one pass
+    /// over the members, as are pages until the listing is ready; then a page is a search and a walk of the page.
     /// </summary>
-    public IReadOnlyList<string> Members(string segmentId, string after, int limit)
-    {
-        if (limit <= 0 || !_members.TryGetValue(segmentId, out var members))
-        {
-            return [];
-        }
+    public IReadOnlyList<string> Members(string segmentId, string after, int limit) =>
+        limit <= 0 || !_members.TryGetValue(segmentId, out var members) ? [] : members.Page(after, limit);
 
-        // The smallest `limit` ids after the token in one pass, without sorting the segment: a max-heap of the
-        // page so far, which most ids fail against its largest with one comparison (a page of a 1M-member
-        // segment sorted every id after the token before).
-        var page = new PriorityQueue<string, string>(limit + 1, DescendingOrdinal);
-        foreach (var (user, _) in members)
-        {
-            if (string.CompareOrdinal(user, after) <= 0)
-            {
-                continue;
-            }
+    /// <summary>
+    /// Starts building the ordered listing of a segment's members unless it is built or being built (what the first
+    /// page of a segment does); the task completes when pages come from it. Completed at once for a segment without
+    /// members.
+    /// </summary>
+    public Task PrepareListing(string segmentId) =>
+        _members.TryGetValue(segmentId, out var members) ? members.Prepare() : Task.CompletedTask;
 
-            if (page.Count < limit)
-            {
-                page.Enqueue(user, user);
-            }
-            else if (string.CompareOrdinal(user, page.Peek()) < 0)
-            {
-                page.EnqueueDequeue(user, user);
-            }
-        }
+    /// <summary>True when pages of the segment come from its ordered listing (not a pass over its members).</summary>
+    public bool IsListed(string segmentId) => _members.TryGetValue(segmentId, out var members) && members.IsListed;
 
-        var ids = new string[page.Count];
-        for (var i = ids.Length - 1; i >= 0; i--)
-        {
-            ids[i] = page.Dequeue(); // largest first
-        }
-
-        return ids;
-    }
+    /// <summary>
+    /// How long a segment's ordered listing is kept up to date without being paged: the next change after that drops it
+    /// (a million-member listing holds about 64 MB), and the next page builds it again. Ten minutes by default.
+    /// </summary>
+    public TimeSpan ListingIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
     /// <see cref="Set(string, IReadOnlyList{string}, long, long, DateTimeOffset, string, long, bool)"/> from an
@@ -204,7 +187,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
         {
             if (!previous.Contains(id))
             {
-                _members.GetOrAdd(id, static _ => new(Stripes, 1024, StringComparer.Ordinal))[userId] = 0;
+                _members.GetOrAdd(id, static (_, idle) => new SegmentMemberSet(Stripes, idle), ListingIdleTimeout).Add(userId);
                 CountChange(id, entered: true);
                 if (publish)
                 {
@@ -226,7 +209,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
             {
                 if (_members.TryGetValue(id, out var m))
                 {
-                    m.TryRemove(userId, out _);
+                    m.Remove(userId);
                 }
 
                 _lastNonEmpty[id] = at; // it had members until now
@@ -259,7 +242,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
             {
                 if (_members.TryGetValue(id, out var m))
                 {
-                    m.TryRemove(userId, out _);
+                    m.Remove(userId);
                 }
             }
         }

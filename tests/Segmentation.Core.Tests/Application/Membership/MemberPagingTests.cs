@@ -8,11 +8,15 @@ public sealed class MemberPagingTests
     private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(7)]
-    [InlineData(1000)]
-    [InlineData(5000)] // larger than the segment: one page
-    public void Pages_concatenate_to_every_member_in_ordinal_order(int pageSize)
+    [InlineData(1, false)]
+    [InlineData(7, false)]
+    [InlineData(1000, false)]
+    [InlineData(5000, false)] // larger than the segment: one page
+    [InlineData(1, true)]
+    [InlineData(7, true)]
+    [InlineData(1000, true)]
+    [InlineData(5000, true)]
+    public async Task Pages_concatenate_to_every_member_in_ordinal_order(int pageSize, bool fromListing)
     {
         var index = new MembershipIndex();
         var random = new Random(11);
@@ -27,7 +31,145 @@ public sealed class MemberPagingTests
 
         index.Set("outsider", ["other"], 1, long.MaxValue, Now, "event", publish: false);
         expected.Sort(StringComparer.Ordinal);
+        if (fromListing)
+        {
+            await index.PrepareListing("audience");
+            Assert.True(index.IsListed("audience"));
+        }
 
+        Assert.Equal(expected, ListAll(index, pageSize));
+    }
+
+    [Fact]
+    public async Task A_listed_segment_pages_the_members_after_each_change()
+    {
+        var index = new MembershipIndex();
+        var members = new SortedSet<string>(StringComparer.Ordinal);
+        var random = new Random(5);
+        for (var i = 0; i < 500; i++)
+        {
+            Join(index, members, $"u{i:D4}");
+        }
+
+        await index.PrepareListing("audience");
+        for (var step = 0; step < 300; step++)
+        {
+            var id = $"u{random.Next(700):D4}";
+            if (members.Contains(id))
+            {
+                Leave(index, members, id);
+            }
+            else
+            {
+                Join(index, members, id);
+            }
+
+            Assert.Equal(members.Count, index.Count("audience"));
+            if (step % 30 == 0)
+            {
+                Assert.Equal(members, ListAll(index, 37));
+            }
+        }
+
+        Assert.True(index.IsListed("audience"));
+        Assert.Equal(members, ListAll(index, 37));
+    }
+
+    [Fact]
+    public async Task Changes_made_while_the_listing_is_built_are_in_it()
+    {
+        // Two writers (each owning its users, as each user's writes are serialized) join and leave while the listing
+        // of a large segment is built; once it is ready and they stop, pages list exactly the members.
+        var index = new MembershipIndex();
+        for (var i = 0; i < 100_000; i++)
+        {
+            index.Set($"base{i:D6}", ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+        }
+
+        var finals = new SortedSet<string>[2];
+        var changes = new int[2];
+        using var stop = new CancellationTokenSource();
+        var writers = Enumerable.Range(0, 2).Select(w => Task.Run(() =>
+        {
+            var mine = new SortedSet<string>(StringComparer.Ordinal);
+            var random = new Random(w);
+            while (!stop.IsCancellationRequested)
+            {
+                // New users, and the first thousand base users leaving and coming back.
+                var id = random.Next(3) == 0 ? $"base{random.Next(1000) * 2 + w:D6}" : $"w{w}-{random.Next(20_000):D5}";
+                var isMember = id.StartsWith("base", StringComparison.Ordinal) ? !mine.Contains("-" + id) : mine.Contains(id);
+                index.Set(id, isMember ? [] : ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+                Track(mine, id, joined: !isMember);
+                Interlocked.Increment(ref changes[w]);
+            }
+
+            finals[w] = mine;
+        })).ToArray();
+
+        while (Volatile.Read(ref changes[0]) < 1000 || Volatile.Read(ref changes[1]) < 1000)
+        {
+            await Task.Delay(1); // both writers under way
+        }
+
+        var before = changes.Sum();
+        await index.PrepareListing("audience");
+        var during = changes.Sum() - before;
+        await Task.Delay(50);
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+
+        var expected = new SortedSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < 100_000; i++)
+        {
+            expected.Add($"base{i:D6}");
+        }
+
+        foreach (var mine in finals)
+        {
+            foreach (var entry in mine)
+            {
+                if (entry.StartsWith('-'))
+                {
+                    expected.Remove(entry[1..]); // a base user whose last change was leaving
+                }
+                else
+                {
+                    expected.Add(entry);
+                }
+            }
+        }
+
+        Assert.True(during > 0, "no change was made while the listing was built");
+        Assert.True(index.IsListed("audience"));
+        Assert.Equal(expected.Count, index.Count("audience"));
+        Assert.Equal(expected, ListAll(index, 1000));
+    }
+
+    [Fact]
+    public async Task A_listing_not_paged_within_the_idle_timeout_is_dropped_at_the_next_change_and_built_again()
+    {
+        var index = new MembershipIndex { ListingIdleTimeout = TimeSpan.Zero };
+        var members = new SortedSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < 50; i++)
+        {
+            Join(index, members, $"u{i:D2}");
+        }
+
+        await index.PrepareListing("audience");
+        Assert.True(index.IsListed("audience"));
+        await Task.Delay(30); // past the timeout on a coarse clock
+
+        Join(index, members, "u99");
+        Assert.False(index.IsListed("audience"));
+        Assert.Equal(members, ListAll(index, 7)); // by a pass over the members, and the listing is being built again
+
+        await index.PrepareListing("audience");
+        Assert.True(index.IsListed("audience"));
+        Assert.Equal(members, ListAll(index, 7));
+    }
+
+    private static List<string> ListAll(MembershipIndex index, int pageSize)
+    {
         var listed = new List<string>();
         var after = "";
         while (true)
@@ -37,13 +179,47 @@ public sealed class MemberPagingTests
             listed.AddRange(page);
             if (page.Count < pageSize)
             {
-                break;
+                return listed;
             }
 
             after = page[^1];
         }
+    }
 
-        Assert.Equal(expected, listed);
+    private static void Join(MembershipIndex index, SortedSet<string> members, string id)
+    {
+        index.Set(id, ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+        members.Add(id);
+    }
+
+    private static void Leave(MembershipIndex index, SortedSet<string> members, string id)
+    {
+        index.Set(id, [], 1, long.MaxValue, Now, "event", publish: false);
+        members.Remove(id);
+    }
+
+    // A writer's own record of its users: members by id; a base user who left as "-" + id.
+    private static void Track(SortedSet<string> mine, string id, bool joined)
+    {
+        if (!id.StartsWith("base", StringComparison.Ordinal))
+        {
+            if (joined)
+            {
+                mine.Add(id);
+            }
+            else
+            {
+                mine.Remove(id);
+            }
+        }
+        else if (joined)
+        {
+            mine.Remove("-" + id);
+        }
+        else
+        {
+            mine.Add("-" + id);
+        }
     }
 
     [Fact]
