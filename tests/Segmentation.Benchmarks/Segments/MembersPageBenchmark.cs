@@ -4,7 +4,7 @@ using Segmentation.Core.Application.Membership;
 namespace Segmentation.Benchmarks.Segments;
 
 /// <summary>
-/// A large segment's members listed page by page (GetSegmentMembers), as a send system pages through an audience:
+/// A large segment's members listed page by page (ListSegmentMembers), as a send system pages through an audience:
 /// the segment has <see cref="Members"/> members. A page in the middle of the listing once the segment's ordered
 /// listing is built (what its first page starts in the background), and building that listing.
 /// </summary>
@@ -29,7 +29,17 @@ public class MembersPageBenchmark
     }
 
     [GlobalSetup(Target = nameof(BuildListing))]
-    public void SetupBuilding() => _index = Filled(new MembershipIndex { ListingIdleTimeout = TimeSpan.Zero });
+    public void SetupBuilding() => _index = Filled(new MembershipIndex { Listings = new() { IdleTimeout = TimeSpan.Zero } });
+
+    [GlobalSetup(Target = nameof(JoinAndLeaveListed))]
+    public void SetupListedChanges()
+    {
+        _index = Filled(new MembershipIndex());
+        _index.PrepareListing("audience").GetAwaiter().GetResult();
+    }
+
+    [GlobalSetup(Target = nameof(JoinAndLeaveUnlisted))]
+    public void SetupUnlistedChanges() => _index = Filled(new MembershipIndex { Listings = new() { Enabled = false } });
 
     /// <summary>1,000 members after a token in the middle of the listing.</summary>
     [Benchmark]
@@ -46,6 +56,20 @@ public class MembersPageBenchmark
         _index.Set("toggled", _toggled ? ["audience"] : [], catalogVersion: 1, validUntilTicks: long.MaxValue, Now, "event", publish: false);
         _index.PrepareListing("audience").GetAwaiter().GetResult();
         return _index.IsListed("audience");
+    }
+
+    /// <summary>A user joining and leaving a listed segment: what keeping its listing adds to a change (two changes).</summary>
+    [Benchmark]
+    public void JoinAndLeaveListed() => JoinAndLeave();
+
+    /// <summary>The same on a segment that is never listed.</summary>
+    [Benchmark]
+    public void JoinAndLeaveUnlisted() => JoinAndLeave();
+
+    private void JoinAndLeave()
+    {
+        _index.Set("mover", ["audience"], catalogVersion: 1, validUntilTicks: long.MaxValue, Now, "event", publish: false);
+        _index.Set("mover", [], catalogVersion: 1, validUntilTicks: long.MaxValue, Now, "event", publish: false);
     }
 
     private MembershipIndex Filled(MembershipIndex index)

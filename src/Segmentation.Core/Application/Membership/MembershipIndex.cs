@@ -135,10 +135,10 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     public bool IsListed(string segmentId) => _members.TryGetValue(segmentId, out var members) && members.IsListed;
 
     /// <summary>
-    /// How long a segment's ordered listing is kept up to date without being paged: the next change after that drops it
-    /// (a million-member listing holds about 64 MB), and the next page builds it again. Ten minutes by default.
+    /// How segments' ordered member listings are kept: a listing not paged for ten minutes is dropped at the segment's
+    /// next change (a million-member listing holds about 64 MB), and the next page builds it again.
     /// </summary>
-    public TimeSpan ListingIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public ListingOptions Listings { get; init; } = new();
 
     /// <summary>
     /// <see cref="Set(string, IReadOnlyList{string}, long, long, DateTimeOffset, string, long, bool)"/> from an
@@ -187,7 +187,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
         {
             if (!previous.Contains(id))
             {
-                _members.GetOrAdd(id, static (_, idle) => new SegmentMemberSet(Stripes, idle), ListingIdleTimeout).Add(userId);
+                _members.GetOrAdd(id, static (_, listings) => new SegmentMemberSet(Stripes, listings), Listings).Add(userId);
                 CountChange(id, entered: true);
                 if (publish)
                 {

@@ -18,7 +18,7 @@ public sealed class MemberPagingTests
     [InlineData(5000, true)]
     public async Task Pages_concatenate_to_every_member_in_ordinal_order(int pageSize, bool fromListing)
     {
-        var index = new MembershipIndex();
+        var index = Index(fromListing);
         var random = new Random(11);
         var expected = new List<string>();
         for (var i = 0; i < 3000; i++)
@@ -89,7 +89,7 @@ public sealed class MemberPagingTests
         var finals = new SortedSet<string>[2];
         var changes = new int[2];
         using var stop = new CancellationTokenSource();
-        var writers = Enumerable.Range(0, 2).Select(w => Task.Run(() =>
+        var writers = Enumerable.Range(0, 2).Select(w => Task.Factory.StartNew(() =>
         {
             var mine = new SortedSet<string>(StringComparer.Ordinal);
             var random = new Random(w);
@@ -104,7 +104,7 @@ public sealed class MemberPagingTests
             }
 
             finals[w] = mine;
-        })).ToArray();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray(); // their own threads: the build runs on the pool
 
         while (Volatile.Read(ref changes[0]) < 1000 || Volatile.Read(ref changes[1]) < 1000)
         {
@@ -148,7 +148,7 @@ public sealed class MemberPagingTests
     [Fact]
     public async Task A_listing_not_paged_within_the_idle_timeout_is_dropped_at_the_next_change_and_built_again()
     {
-        var index = new MembershipIndex { ListingIdleTimeout = TimeSpan.Zero };
+        var index = new MembershipIndex { Listings = new() { IdleTimeout = TimeSpan.Zero } };
         var members = new SortedSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < 50; i++)
         {
@@ -167,6 +167,9 @@ public sealed class MemberPagingTests
         Assert.True(index.IsListed("audience"));
         Assert.Equal(members, ListAll(index, 7));
     }
+
+    // Pages from the ordered listing once it is built, or always by a pass over the members.
+    private static MembershipIndex Index(bool fromListing) => new() { Listings = new() { Enabled = fromListing } };
 
     private static List<string> ListAll(MembershipIndex index, int pageSize)
     {
@@ -222,13 +225,20 @@ public sealed class MemberPagingTests
         }
     }
 
-    [Fact]
-    public void A_token_of_a_member_who_left_continues_after_it_and_an_unknown_segment_or_empty_page_is_empty()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_token_of_a_member_who_left_continues_after_it_and_an_unknown_segment_or_empty_page_is_empty(bool fromListing)
     {
-        var index = new MembershipIndex();
+        var index = Index(fromListing);
         foreach (var id in new[] { "a", "b", "c", "d", "e" })
         {
             index.Set(id, ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+        }
+
+        if (fromListing)
+        {
+            await index.PrepareListing("audience");
         }
 
         var first = index.Members("audience", "", 2);
@@ -240,5 +250,70 @@ public sealed class MemberPagingTests
         Assert.Empty(index.Members("audience", "e", 2));
         Assert.Empty(index.Members("nobody", "", 2));
         Assert.Empty(index.Members("audience", "", 0));
+        Assert.Equal(fromListing, index.IsListed("audience"));
+    }
+
+    [Fact]
+    public async Task Joins_and_leaves_made_between_the_copy_and_the_replay_are_in_the_listing()
+    {
+        MembershipIndex index = null!;
+        index = new MembershipIndex
+        {
+            Listings = new()
+            {
+                // Runs inside the build, after it copied the members: these changes are only in its log.
+                AfterCopy = () =>
+                {
+                    index.Set("joined", ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+                    index.Set("u03", [], 1, long.MaxValue, Now, "event", publish: false);
+                    index.Set("u05", [], 1, long.MaxValue, Now, "event", publish: false);
+                    index.Set("u05", ["audience"], 1, long.MaxValue, Now, "event", publish: false); // left and came back
+                },
+            },
+        };
+        for (var i = 0; i < 8; i++)
+        {
+            index.Set($"u{i:D2}", ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+        }
+
+        await index.PrepareListing("audience");
+
+        Assert.True(index.IsListed("audience"));
+        Assert.Equal(["joined", "u00", "u01", "u02", "u04", "u05", "u06", "u07"], ListAll(index, 3));
+    }
+
+    [Fact]
+    public async Task A_build_whose_log_outgrows_the_segment_is_abandoned_and_tried_again_only_after_a_while()
+    {
+        var retry = TimeSpan.FromHours(1);
+        MembershipIndex index = null!;
+        index = new MembershipIndex
+        {
+            Listings = new()
+            {
+                MinLogBeforeAbandoning = 0,
+                RetryAfterFailure = retry,
+                AfterCopy = () =>
+                {
+                    for (var i = 0; i < 6; i++)
+                    {
+                        // Twelve changes waiting for a build of a segment of four or five members.
+                        index.Set($"late{i}", ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+                        index.Set($"late{i}", [], 1, long.MaxValue, Now, "event", publish: false);
+                    }
+                },
+            },
+        };
+        for (var i = 0; i < 4; i++)
+        {
+            index.Set($"u{i}", ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+        }
+
+        await index.PrepareListing("audience");
+        Assert.False(index.IsListed("audience"));
+        Assert.Equal(["u0", "u1", "u2", "u3"], ListAll(index, 3)); // by the pass
+
+        await index.PrepareListing("audience"); // within the retry delay: no new build
+        Assert.False(index.IsListed("audience"));
     }
 }
