@@ -226,6 +226,28 @@ public sealed class IngestionServiceTests(GrpcTestFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Identify_past_the_linked_id_limit_is_resource_exhausted_and_merges_nothing()
+    {
+        var user = NewUser();
+        for (var i = 0; i < 1000; i++)
+        {
+            await Profiles.IdentifyAsync(new IdentifyRequest { AnonymousId = $"link{i}-{user}", UserId = user });
+        }
+
+        var anonymous = "late-" + user;
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event("", "late", "page_view", anonymous: anonymous) });
+
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await Profiles.IdentifyAsync(new IdentifyRequest { AnonymousId = anonymous, UserId = user }));
+
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Contains("1,000", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(1000, (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile.LinkedIds.Count);
+        var kept = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = anonymous })).Profile;
+        Assert.Equal(anonymous, kept.UserId); // still its own profile, with its history
+        Assert.Equal(1, kept.EventCounts.Values.Sum());
+    }
+
+    [Fact]
     public async Task GetProfile_shows_windows_derived_data_and_segment_changes()
     {
         var user = NewUser();

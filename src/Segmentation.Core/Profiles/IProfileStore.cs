@@ -56,7 +56,12 @@ public interface IProfileStore
     /// <param name="intoKey">The known user.</param>
     /// <param name="merge">Builds the merged profile (and logs the merge) under both locks.</param>
     /// <param name="atVersion">As for <see cref="Update"/>.</param>
-    ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0);
+    /// <param name="maxLinkedIds">
+    /// The most ids that may be linked to one profile: a merge that would link more to the target (the source, and the
+    /// ids linked to it, on top of the target's) throws <see cref="Validation.LimitExceededException"/> under both locks,
+    /// before <paramref name="merge"/> is called, so nothing is logged or changed.
+    /// </param>
+    ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue);
 
     /// <summary>The highest profile version handed out so far.</summary>
     long Version { get; }

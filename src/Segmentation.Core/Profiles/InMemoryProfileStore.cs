@@ -160,7 +160,7 @@ public sealed class InMemoryProfileStore : IProfileStore
     }
 
     /// <inheritdoc />
-    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0)
+    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue)
     {
         while (true)
         {
@@ -173,6 +173,11 @@ public sealed class InMemoryProfileStore : IProfileStore
             }
 
             var into = _entries.GetOrAdd(target, static _ => new Entry());
+            if (into.Aliases.Length >= maxLinkedIds)
+            {
+                throw LinkedIdsExceeded(into, 1, maxLinkedIds); // before the source gets an entry: refused ids leave nothing behind
+            }
+
             var from = _entries.GetOrAdd(source, static _ => new Entry());
 
             // Lock both entries in a fixed order so concurrent merges cannot deadlock.
@@ -184,6 +189,11 @@ public sealed class InMemoryProfileStore : IProfileStore
                     if (into.Retired || from.Retired)
                     {
                         continue; // merged away or erased meanwhile: resolve again
+                    }
+
+                    if (into.Aliases.Length + 1 + from.Aliases.Length > maxLinkedIds)
+                    {
+                        throw LinkedIdsExceeded(into, 1 + from.Aliases.Length, maxLinkedIds);
                     }
 
                     var before = into.Current;
@@ -214,6 +224,9 @@ public sealed class InMemoryProfileStore : IProfileStore
             }
         }
     }
+
+    private static Validation.LimitExceededException LinkedIdsExceeded(Entry into, int brought, int max) =>
+        new($"the user has {into.Aliases.Length:N0} linked ids and this would link {brought:N0} more, past the {max:N0} one profile may hold; nothing was linked or merged");
 
     /// <inheritdoc />
     public ProfileRemoval Remove(string key, Action<string, Profile?, IReadOnlyList<string>>? beforeRemove = null)
