@@ -193,6 +193,13 @@ public sealed class InMemoryProfileStore : IProfileStore
 
                     if (into.Aliases.Length + 1 + from.Aliases.Length > maxLinkedIds)
                     {
+                        if (from.Current is null && from.Aliases.Length == 0)
+                        {
+                            // The target filled up since the first check and the source's entry was made for this merge.
+                            from.Retired = true;
+                            _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
+                        }
+
                         throw LinkedIdsExceeded(into, 1 + from.Aliases.Length, maxLinkedIds);
                     }
 

@@ -59,6 +59,14 @@ public static class InputLimits
     /// <summary>The default of the most events one profile holds.</summary>
     public const int MaxEventsPerProfile = 1_000_000;
 
+    /// <summary>
+    /// The most anonymous or session ids one user may have stitched to it (every device, browser and session that later
+    /// identified): each link is kept with the profile and copied when another merges in, so without a bound a caller
+    /// stitching every request's id to one user would grow it without end. A stitch past it is refused until the user
+    /// is erased; replays of the change log are not held to it.
+    /// </summary>
+    public const int MaxLinkedIdsPerProfile = 1_000;
+
     /// <summary>The earliest timestamp a trait may hold (time arithmetic over stored times never leaves the representable range).</summary>
     public static readonly DateTimeOffset EarliestTimestamp = new(1800, 1, 1, 0, 0, 0, TimeSpan.Zero);
 

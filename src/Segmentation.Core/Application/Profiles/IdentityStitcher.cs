@@ -15,18 +15,15 @@ public sealed class IdentityStitcher
 
     internal IdentityStitcher(ProfileWriter writer) => _writer = writer;
 
-    /// <summary>
-    /// The most anonymous or session ids one user may have linked (every device, browser and session that later
-    /// identified): a stitch past it is refused with <see cref="LimitExceededException"/> and the anonymous history
-    /// stays where it is. Each link is kept with the profile and copied when another merges in, so without a bound a
-    /// caller stitching every request's id to one user would grow it without end. Replays of the log are not held to it.
-    /// </summary>
-    public const int MaxLinkedIds = 1_000;
-
     /// <summary>Raised after an anonymous id's profile merged into a user's (anonymous id, user id), live or replayed.</summary>
     public event Action<string, string>? Linked;
 
     /// <summary>Links <paramref name="anonymousId"/> to <paramref name="userId"/> and merges its history.</summary>
+    /// <exception cref="ValidationException">An id is missing or too long, or both are the same.</exception>
+    /// <exception cref="LimitExceededException">
+    /// The user would hold more than <see cref="InputLimits.MaxLinkedIdsPerProfile"/> linked ids (the anonymous id and any
+    /// already stitched to it count); nothing is merged, linked or logged.
+    /// </exception>
     public IdentifyResult Identify(string anonymousId, string userId)
     {
         var v = new ViolationList();
@@ -77,7 +74,7 @@ public sealed class IdentityStitcher
                 return _writer.Derive(result, stamp, $"identify:{anonymousId}");
             },
             stamp.Version,
-            stamp.Log ? MaxLinkedIds : int.MaxValue); // a replay restores what was acknowledged
+            stamp.Log ? InputLimits.MaxLinkedIdsPerProfile : int.MaxValue); // a replay restores what was acknowledged
 
         _writer.PurchasesMayHaveChanged(update); // the anonymous history may have held purchases: the population changed
         Linked?.Invoke(anonymousId, userId);

@@ -1,5 +1,4 @@
 using Segmentation.Core.Application.Changes;
-using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Tests.Application.Privacy;
@@ -16,7 +15,7 @@ public sealed class LinkedIdLimitTests
     {
         var log = new ListChangeLog();
         using var w = new TestWorld(changeLog: log);
-        for (var i = 0; i < IdentityStitcher.MaxLinkedIds; i++)
+        for (var i = 0; i < InputLimits.MaxLinkedIdsPerProfile; i++)
         {
             w.Ingestion.Identify($"anon-{i}", "user-1");
         }
@@ -30,11 +29,12 @@ public sealed class LinkedIdLimitTests
         Assert.Throws<LimitExceededException>(() => w.Ingestion.Identify("anon-never-seen", "user-1"));
 
         Assert.Equal(logged, log.Records.Count); // nothing was written ahead for the refused stitches
-        Assert.Equal(IdentityStitcher.MaxLinkedIds, w.Store.LinkedIds("user-1").Count);
+        Assert.Equal(InputLimits.MaxLinkedIdsPerProfile, w.Store.LinkedIds("user-1").Count);
         Assert.Equal("anon-late", w.Store.Resolve("anon-late")); // its history stays its own
         Assert.Equal(1, w.Store.Get("anon-late")!.TotalEvents);
         Assert.Equal("anon-never-seen", w.Store.Resolve("anon-never-seen"));
         Assert.Null(w.Store.Get("anon-never-seen"));
+        Assert.DoesNotContain("anon-never-seen", w.Store.Keys()); // refused before it got an entry
         Assert.Equal(entries, w.Store.Count);
 
         // A log holding more links than the limit (written before it, or acknowledged by a larger one) is replayed as it is.
@@ -46,7 +46,7 @@ public sealed class LinkedIdLimitTests
             restored.Ingestion.Replay(record);
         }
 
-        Assert.Equal(IdentityStitcher.MaxLinkedIds + 1, restored.Store.LinkedIds("user-1").Count);
+        Assert.Equal(InputLimits.MaxLinkedIdsPerProfile + 1, restored.Store.LinkedIds("user-1").Count);
         Assert.Equal("user-1", restored.Store.Resolve("anon-late"));
         Assert.Contains(restored.Store.Get("user-1")!.Events, e => e.EventId == "late");
     }
