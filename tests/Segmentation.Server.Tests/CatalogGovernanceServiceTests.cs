@@ -1,5 +1,7 @@
 using Google.Rpc;
 using Grpc.Core;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
 using Segmentation.Server.Tests.Support;
@@ -37,6 +39,19 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
                 """,
         });
         return files;
+    }
+
+    [Fact]
+    public void The_member_listing_idle_time_is_read_from_configuration()
+    {
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:DemoData", "false");
+            b.UseSetting("Segmentation:MemberListingIdleMinutes", "3");
+        });
+
+        Assert.Equal(TimeSpan.FromMinutes(3), factory.Services.GetRequiredService<Core.Application.Membership.MembershipIndex>().Listings.IdleTimeout);
     }
 
     [Fact]

@@ -99,6 +99,13 @@ public sealed class SegmentationOptions
     [Range(1_000, 50_000_000)]
     public int ChangeStreamCapacity { get; set; } = 1_000_000;
 
+    /// <summary>
+    /// Minutes a segment's ordered member listing (built in the background by its first ListSegmentMembers page) is kept
+    /// up to date without a page; at the segment's next change after that it is dropped (about 64 MB per million members).
+    /// </summary>
+    [Range(1, 1_440)]
+    public int MemberListingIdleMinutes { get; set; } = 10;
+
     /// <summary>Seconds between bandit experiments' reallocations of new users (Thompson sampling on their outcomes so far).</summary>
     [Range(10, 86_400)]
     public int BanditIntervalSeconds { get; set; } = 300;

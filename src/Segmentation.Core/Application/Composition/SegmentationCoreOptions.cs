@@ -19,6 +19,9 @@ public sealed class SegmentationCoreOptions
     /// <summary>What the change stream keeps for consumers to resume from.</summary>
     public Membership.ChangeFeedOptions ChangeStream { get; set; } = new();
 
+    /// <summary>How segments' ordered member listings are kept.</summary>
+    public Membership.ListingOptions MemberListings { get; set; } = new();
+
     /// <summary>Most events one profile holds.</summary>
     public int EventLimit { get; set; } = InputLimits.MaxEventsPerProfile;
 }

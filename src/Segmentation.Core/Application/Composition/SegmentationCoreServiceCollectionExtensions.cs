@@ -78,7 +78,11 @@ public static class SegmentationCoreServiceCollectionExtensions
             feed.Restore(entries, last);
             return feed;
         });
-        services.TryAddSingleton(sp => new MembershipIndex(sp.GetRequiredService<ChangeFeed>()) { Moved = sp.GetRequiredService<ChurnHistory>().Moved }); // churn is counted from every change of a user's segments
+        services.TryAddSingleton(sp => new MembershipIndex(sp.GetRequiredService<ChangeFeed>())
+        {
+            Moved = sp.GetRequiredService<ChurnHistory>().Moved, // churn is counted from every change of a user's segments
+            Listings = sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.MemberListings,
+        });
         services.TryAddSingleton(sp =>
         {
             var feed = sp.GetRequiredService<ChangeFeed>();
