@@ -90,6 +90,18 @@ internal static class Cli
         : DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var time) ? time
         : throw new ArgumentException($"{option} '{text}' is not a time: use RFC 3339, e.g. 2026-11-30T14:05:00Z");
 
+    /// <summary>
+    /// <see cref="Rejected"/> for a request the service refused for what it asked (invalid, against the state, out of
+    /// range, or past a stored limit: <c>RESOURCE_EXHAUSTED</c> without a retry delay, which retrying will not change);
+    /// <see cref="RpcFailure"/> for the rest, rate limits among them.
+    /// </summary>
+    public static int ExitCodeOf(RpcException ex) => ex.StatusCode switch
+    {
+        StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.OutOfRange => Rejected,
+        StatusCode.ResourceExhausted when ex.GetRpcStatus()?.GetDetail<RetryInfo>() is null => Rejected,
+        _ => RpcFailure,
+    };
+
     /// <summary>Runs a command body; an RPC failure is printed to stderr with its status and field violations.</summary>
     public static async Task<int> RunAsync(Func<Task<int>> body)
     {
@@ -100,7 +112,7 @@ internal static class Cli
         catch (RpcException ex)
         {
             await Console.Error.WriteLineAsync(Describe(ex));
-            return ex.StatusCode is StatusCode.InvalidArgument or StatusCode.FailedPrecondition or StatusCode.OutOfRange ? Rejected : RpcFailure;
+            return ExitCodeOf(ex);
         }
         catch (Exception ex) when (ex is ArgumentException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
         {

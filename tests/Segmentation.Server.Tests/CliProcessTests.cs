@@ -269,6 +269,27 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task A_stitch_past_the_linked_id_limit_exits_3_as_refused_input_not_1()
+    {
+        await WithService(async port =>
+        {
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new Grpc.Net.Client.GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            var profiles = new Contracts.V1.ProfileService.ProfileServiceClient(channel);
+            for (var i = 0; i < 1000; i++)
+            {
+                await profiles.IdentifyAsync(new Contracts.V1.IdentifyRequest { AnonymousId = $"cli-link-{i}", UserId = "cli-full" });
+            }
+
+            var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+            var (code, _, error) = await Segctl($"identify cli-late cli-full --address http://127.0.0.1:{port}", environment: env);
+
+            Assert.Equal(3, code);
+            Assert.Contains("RESOURCE_EXHAUSTED", error, StringComparison.Ordinal);
+            Assert.Contains("1,000", error, StringComparison.Ordinal);
+        });
+    }
+
+    [Fact]
     public async Task Import_reads_a_mapped_csv_checks_the_key_before_the_file_and_is_idempotent()
     {
         var work = Directory.CreateTempSubdirectory("seg-cli-import-").FullName;
