@@ -52,7 +52,7 @@ public static class SegmentationServiceCollectionExtensions
                     ChurnSegments = segmentation.Value.ChurnSegments ?? ["churned", "lost_customers"],
                     BanditInterval = TimeSpan.FromSeconds(segmentation.Value.BanditIntervalSeconds),
                 };
-                core.MemberListings = new Core.Application.Membership.ListingOptions { IdleTimeout = TimeSpan.FromMinutes(segmentation.Value.MemberListingIdleMinutes) };
+                core.MemberListings = core.MemberListings with { IdleTimeout = TimeSpan.FromMinutes(segmentation.Value.MemberListingIdleMinutes) };
                 core.ChangeStream = new Core.Application.Membership.ChangeFeedOptions
                 {
                     Retention = TimeSpan.FromDays(segmentation.Value.ChangeStreamRetentionDays),
