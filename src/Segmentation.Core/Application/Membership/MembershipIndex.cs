@@ -121,7 +121,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     /// over the members, as are pages until the listing is ready; then a page is a search and a walk of the page.
     /// </summary>
     public IReadOnlyList<string> Members(string segmentId, string after, int limit) =>
-        limit <= 0 || !_members.TryGetValue(segmentId, out var members) ? [] : members.Page(after, limit);
+        _members.TryGetValue(segmentId, out var members) ? members.Page(after, limit) : [];
 
     /// <summary>
     /// Starts building the ordered listing of a segment's members unless it is built or being built (what the first
@@ -135,8 +135,9 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     public bool IsListed(string segmentId) => _members.TryGetValue(segmentId, out var members) && members.IsListed;
 
     /// <summary>
-    /// How segments' ordered member listings are kept: a listing not paged for ten minutes is dropped at the segment's
-    /// next change (a million-member listing holds about 64 MB), and the next page builds it again.
+    /// How segments' ordered member listings are kept: a listing not paged for its idle time (ten minutes by default,
+    /// <c>Segmentation:MemberListingIdleMinutes</c>) is dropped at the segment's next change (a million-member listing
+    /// holds about 64 MB), and the next page builds it again.
     /// </summary>
     public ListingOptions Listings { get; init; } = new();
 

@@ -54,7 +54,7 @@ internal sealed class SegmentMemberSet(int stripes, ListingOptions options)
         }
     }
 
-    /// <summary>Up to <paramref name="limit"/> members after <paramref name="after"/> in ordinal order.</summary>
+    /// <summary>Up to <paramref name="limit"/> members after <paramref name="after"/> in ordinal order (none for a limit of 0 or less).</summary>
     public IReadOnlyList<string> Page(string after, int limit)
     {
         if (limit <= 0)
@@ -257,7 +257,10 @@ public sealed record ListingOptions
     /// <summary>After a build fails or is abandoned, how long pages keep to the pass before another is started.</summary>
     public TimeSpan RetryAfterFailure { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>A build is abandoned once more changes than this (or than the segment has members) wait for it.</summary>
+    /// <summary>
+    /// A build is abandoned once the changes waiting for it outnumber both this and the segment's members (the segment
+    /// changes faster than it can be built).
+    /// </summary>
     public int MinLogBeforeAbandoning { get; init; } = 100_000;
 
     /// <summary>Called by a build between copying the members and replaying the changes made meanwhile (tests).</summary>
