@@ -54,8 +54,8 @@ internal sealed record ModeResult(
     double P999Ms,
     double FirstResultP99Ms)
 {
-    /// <summary>Results of a stream-ingest or stream-batch run are events, not requests.</summary>
-    public bool IsIngest => Mode is "stream-ingest" or "stream-batch";
+    /// <summary>Results of a stream-ingest, stream-batch or echo-stream run are events (or stand for them), not requests.</summary>
+    public bool IsIngest => Mode is "stream-ingest" or "stream-batch" or "echo-stream";
 
     /// <summary>A decide-batch run counts users decided per second; its latencies are whole batches.</summary>
     public bool IsBatch => Mode == "decide-batch";

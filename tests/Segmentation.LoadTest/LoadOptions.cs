@@ -10,7 +10,7 @@ internal sealed record LoadOptions
         Usage: Segmentation.LoadTest [options]
           --address URL        server address, loopback only (default http://127.0.0.1:5107)
           --api-key KEY        API key sent as x-api-key (default $SEGMENTATION_API_KEY, else the local development key)
-          --mode MODE          echo | decide-hit | decide-miss | echo-pair | decide-fresh | mixed | stream-ingest | stream-batch | decide-batch | all,
+          --mode MODE          echo | decide-hit | decide-miss | echo-pair | decide-fresh | mixed | stream-ingest | echo-stream | stream-batch | decide-batch | all,
                                or several joined by commas (echo,decide-batch)
                                (default all: an unmeasured warm-up pass of every mode, then each mode measured)
           --duration SECONDS   measured time per mode (default 10)
@@ -21,8 +21,8 @@ internal sealed record LoadOptions
           --users N            distinct users for decide-miss and mixed (default 3000; demo customers first)
           --hot-users N        users decide-hit cycles through (default 100)
           --miss-percent P     mixed: share of iterations that track an event before deciding (default 20)
-          --streams N          stream-ingest, stream-batch: concurrent StreamEvents calls (default 4)
-          --window N           stream-ingest, stream-batch: events in flight per stream (default 256)
+          --streams N          stream-ingest, echo-stream, stream-batch: concurrent StreamEvents (EchoStream) calls (default 4)
+          --window N           stream-ingest, echo-stream, stream-batch: events in flight per stream (default 256)
           --stream-batch N     stream-batch: events per StreamEvents message (default 64; stream-ingest sends one per message)
           --ingest-users N     stream-ingest, stream-batch: distinct synthetic users the page views are spread over (default 100000)
           --batch-size N       decide-batch: users per DecideBatch call (default 10000)
@@ -75,7 +75,7 @@ internal sealed record LoadOptions
 
     public string? H2LoadBodiesDirectory { get; init; }
 
-    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "echo-pair", "decide-fresh", "mixed", "stream-ingest", "stream-batch", "decide-batch"];
+    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "echo-pair", "decide-fresh", "mixed", "stream-ingest", "echo-stream", "stream-batch", "decide-batch"];
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the reason on bad input.</summary>
     public static LoadOptions Parse(string[] args)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -13,6 +14,9 @@ namespace Segmentation.LoadTest;
 /// message (stream-ingest) or batches of <see cref="LoadOptions.StreamBatch"/> per message (stream-batch, as a bulk
 /// sender with events ready would), at most <see cref="LoadOptions.Window"/> events in flight per stream, results read
 /// concurrently. Records, per event, the time from writing its message to reading its result, and the result's status.
+/// echo-stream: stream-ingest's ceiling, the same streams and window over <c>DiagnosticsService.EchoStream</c>, which
+/// answers through the same stream handling with no work: each message carries as many bytes as the page view it
+/// stands for and asks for as many back as that event's result would take.
 /// </summary>
 internal sealed class StreamIngest(LoadOptions options)
 {
@@ -20,17 +24,23 @@ internal sealed class StreamIngest(LoadOptions options)
     private long _sequence;
 
     /// <summary>Runs every stream until <paramref name="stopAt"/>; results received in [measureFrom, stopAt) are recorded.</summary>
-    public async Task<WorkerStats[]> RunAsync(GrpcChannel[] channels, long measureFrom, long stopAt, int batch)
+    public async Task<WorkerStats[]> RunAsync(GrpcChannel[] channels, long measureFrom, long stopAt, int batch, bool echo = false)
     {
         var stats = Enumerable.Range(0, options.Streams).Select(_ => new WorkerStats()).ToArray();
-        await Task.WhenAll(Enumerable.Range(0, options.Streams).Select(s => Task.Run(() => RunStream(channels[s % channels.Length], stats[s], measureFrom, stopAt, batch))));
+        await Task.WhenAll(Enumerable.Range(0, options.Streams).Select(s => Task.Run(() =>
+        {
+            var channel = channels[s % channels.Length];
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(((stopAt - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency) + 30);
+            return echo
+                ? Pump(new DiagnosticsService.DiagnosticsServiceClient(channel).EchoStream(deadline: deadline), stats[s], measureFrom, stopAt, 1, EchoOfPageView, CountEcho)
+                : Pump(new ProfileService.ProfileServiceClient(channel).StreamEvents(deadline: deadline), stats[s], measureFrom, stopAt, batch, () => PageViews(batch), CountResults);
+        })));
         return stats;
     }
 
-    private async Task RunStream(GrpcChannel channel, WorkerStats stats, long measureFrom, long stopAt, int batch)
+    private async Task Pump<TRequest, TResponse>(AsyncDuplexStreamingCall<TRequest, TResponse> call, WorkerStats stats, long measureFrom, long stopAt, int batch, Func<TRequest> next, Action<WorkerStats, TResponse, long> count)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(((stopAt - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency) + 30);
-        using var call = new ProfileService.ProfileServiceClient(channel).StreamEvents(deadline: deadline);
+        using var _ = call;
         var messagesInFlight = Math.Max(1, options.Window / batch);
         using var window = new SemaphoreSlim(messagesInFlight, messagesInFlight);
 
@@ -43,19 +53,9 @@ internal sealed class StreamIngest(LoadOptions options)
                 var now = Stopwatch.GetTimestamp();
                 sent.TryDequeue(out var start);
                 window.Release();
-                if (now < measureFrom || now >= stopAt)
+                if (now >= measureFrom && now < stopAt)
                 {
-                    continue;
-                }
-
-                if (response.Result is { } single)
-                {
-                    Count(stats, single, now - start);
-                }
-
-                foreach (var result in response.Results)
-                {
-                    Count(stats, result, now - start);
+                    count(stats, response, now - start);
                 }
             }
         });
@@ -74,19 +74,7 @@ internal sealed class StreamIngest(LoadOptions options)
                     continue;
                 }
 
-                var message = new StreamEventsRequest();
-                if (batch == 1)
-                {
-                    message.Event = PageView(Interlocked.Increment(ref _sequence));
-                }
-                else
-                {
-                    for (var i = 0; i < batch; i++)
-                    {
-                        message.Events.Add(PageView(Interlocked.Increment(ref _sequence)));
-                    }
-                }
-
+                var message = next();
                 sent.Enqueue(Stopwatch.GetTimestamp());
                 await call.RequestStream.WriteAsync(message);
             }
@@ -98,6 +86,60 @@ internal sealed class StreamIngest(LoadOptions options)
         {
             stats.Error(ex.StatusCode);
         }
+    }
+
+    private StreamEventsRequest PageViews(int batch)
+    {
+        var message = new StreamEventsRequest();
+        if (batch == 1)
+        {
+            message.Event = PageView(Interlocked.Increment(ref _sequence));
+        }
+        else
+        {
+            for (var i = 0; i < batch; i++)
+            {
+                message.Events.Add(PageView(Interlocked.Increment(ref _sequence)));
+            }
+        }
+
+        return message;
+    }
+
+    // The bytes one page view's message and its result would move, with no event in them.
+    private EchoStreamRequest EchoOfPageView()
+    {
+        var n = Interlocked.Increment(ref _sequence);
+        var pageView = PageView(n);
+        var result = new StreamEventsResponse
+        {
+            Result = new EventResult { Index = (int)n, EventId = pageView.EventId, Status = EventStatus.Accepted, UserId = pageView.UserId, ProfileVersion = 100 },
+        };
+        return new EchoStreamRequest { Payload = Zeros(new StreamEventsRequest { Event = pageView }.CalculateSize()), ResponseBytes = (uint)result.CalculateSize() };
+    }
+
+    // Page views differ in size by a few digits: one payload per size, shared.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, ByteString> ZerosBySize = new();
+
+    private static ByteString Zeros(int length) => ZerosBySize.GetOrAdd(length, static n => ByteString.CopyFrom(new byte[n]));
+
+    private static void CountResults(WorkerStats stats, StreamEventsResponse response, long latency)
+    {
+        if (response.Result is { } single)
+        {
+            Count(stats, single, latency);
+        }
+
+        foreach (var result in response.Results)
+        {
+            Count(stats, result, latency);
+        }
+    }
+
+    private static void CountEcho(WorkerStats stats, EchoStreamResponse response, long latency)
+    {
+        stats.Latencies.Add(latency);
+        stats.Accepted++;
     }
 
     private static void Count(WorkerStats stats, EventResult result, long latency)

@@ -128,7 +128,7 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
             .ToList();
         var methods = services.SelectMany(s => s.Methods.Select(m => $"/{s.FullName}/{m.Name}")).ToList();
         Assert.Equal(9, services.Count);
-        Assert.Equal(32, methods.Count);
+        Assert.Equal(33, methods.Count);
         Assert.All(methods, m => Assert.Contains(m, MethodScopes.Mapped));
     }
 

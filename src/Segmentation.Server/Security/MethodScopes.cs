@@ -19,6 +19,7 @@ public static class MethodScopes
         ["/segmentation.v1.ProfileService/TrackEvent"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/TrackEvents"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/StreamEvents"] = ApiScope.Ingest,
+        ["/segmentation.v1.DiagnosticsService/EchoStream"] = ApiScope.Ingest, // StreamEvents' baseline pays its authentication
         ["/segmentation.v1.ProfileService/Identify"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/SetTraits"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/GetProfile"] = ApiScope.Decide,

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Catalogs;
@@ -60,66 +59,34 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     // (InputLimits.MaxEventsPerCall), or a batch could never get its room.
     private const int MaxQueuedResults = 4096;
 
-    // Results are written by a second loop so that, when results queue up, they go out in one
-    // buffered batch and one flush instead of one flush per event.
     public override async Task StreamEvents(IAsyncStreamReader<StreamEventsRequest> requestStream, IServerStreamWriter<StreamEventsResponse> responseStream, ServerCallContext context)
     {
-        using var room = new SemaphoreSlim(MaxQueuedResults, MaxQueuedResults);
-        // Not SingleReader: that channel cannot count what it holds, and the writer flushes by the count.
-        var results = System.Threading.Channels.Channel.CreateUnbounded<StreamEventsResponse>(new UnboundedChannelOptions { SingleWriter = true });
-        var writer = WriteResults(results.Reader, responseStream, room, context.CancellationToken);
         var caller = context.Caller().Name;
         using var span = SegmentationTelemetry.Traces.StartActivity("StreamEvents");
         var index = 0;
-        try
+        await PipelinedStream.RunAsync(requestStream, responseStream, MaxQueuedResults, weigh: static message =>
         {
-            await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+            var events = message.Events.Count == 0 ? 1 : message.Events.Count + (message.Event is null ? 0 : 1);
+            return events <= InputLimits.MaxEventsPerCall
+                ? events
+                : throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {events}); split the batch over more messages");
+        }, answer: message =>
+        {
+            if (message.Events.Count > 0)
             {
-                var events = message.Events.Count == 0 ? 1 : message.Events.Count + (message.Event is null ? 0 : 1);
-                if (events > InputLimits.MaxEventsPerCall)
-                {
-                    throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {events}); split the batch over more messages");
-                }
-
-                for (var i = 0; i < events; i++)
-                {
-                    if (!room.Wait(0))
-                    {
-                        await room.WaitAsync(context.CancellationToken);
-                    }
-                }
-
-                StreamEventsResponse response;
-                if (message.Events.Count == 0)
-                {
-                    rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
-                    response = new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()))) };
-                }
-                else
-                {
-                    response = TrackBatch(message, events, caller, ref index);
-                }
-
-                results.Writer.TryWrite(response); // unbounded: the room taken above bounds it
+                return TrackBatch(message, caller, ref index);
             }
-        }
-        catch
-        {
-            // Reading failed (client gone, deadline, rate limit): stop the writer and observe its outcome before rethrowing.
-            results.Writer.TryComplete();
-            await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
-            throw;
-        }
 
-        results.Writer.TryComplete();
-        await writer;
+            rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
+            return new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()))) };
+        }, context.CancellationToken);
         span?.SetTag("segmentation.events.received", index);
     }
 
     // A message with a batch: its events in order (a single event beside the batch first), answered in one message.
-    private StreamEventsResponse TrackBatch(StreamEventsRequest message, int events, string caller, ref int index)
+    private StreamEventsResponse TrackBatch(StreamEventsRequest message, string caller, ref int index)
     {
-        rateLimits.Acquire(caller, events);
+        rateLimits.Acquire(caller, message.Events.Count + (message.Event is null ? 0 : 1));
         var response = new StreamEventsResponse();
         if (message.Event is { } first)
         {
@@ -132,21 +99,6 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         }
 
         return response;
-    }
-
-    private static async Task WriteResults(ChannelReader<StreamEventsResponse> results, IServerStreamWriter<StreamEventsResponse> stream, SemaphoreSlim room, CancellationToken cancellation)
-    {
-        var buffered = new WriteOptions(WriteFlags.BufferHint);
-        while (await results.WaitToReadAsync(cancellation))
-        {
-            while (results.TryRead(out var response))
-            {
-                // Flush only with the last queued result.
-                stream.WriteOptions = results.Count > 0 ? buffered : null;
-                await stream.WriteAsync(response, cancellation);
-                room.Release(response.Results.Count + (response.Result is null ? 0 : 1));
-            }
-        }
     }
 
     public override Task<IdentifyResponse> Identify(IdentifyRequest request, ServerCallContext context)
