@@ -23,6 +23,8 @@ internal sealed record LoadOptions
           --miss-percent P     mixed: share of iterations that track an event before deciding (default 20)
           --streams N          stream-ingest, echo-stream, stream-batch: concurrent StreamEvents (EchoStream) calls (default 4)
           --window N           stream-ingest, echo-stream, stream-batch: events in flight per stream (default 256)
+          --stream-connections N  stream-ingest, echo-stream, stream-batch: HTTP/2 connections the streams share
+                               (default 0: one per stream, up to --connections; 1: every stream on one connection)
           --stream-batch N     stream-batch: events per StreamEvents message (default 64; stream-ingest sends one per message)
           --ingest-users N     stream-ingest, stream-batch: distinct synthetic users the page views are spread over (default 100000)
           --batch-size N       decide-batch: users per DecideBatch call (default 10000)
@@ -59,6 +61,9 @@ internal sealed record LoadOptions
 
     public int Window { get; init; } = 256;
 
+    /// <summary>HTTP/2 connections the streams are spread over (0: one per stream, up to --connections).</summary>
+    public int StreamConnections { get; init; }
+
     public int IngestUsers { get; init; } = 100_000;
 
     public int StreamBatch { get; init; } = 64;
@@ -94,6 +99,7 @@ internal sealed record LoadOptions
                 "--warmup" => o with { WarmupSeconds = Number(name, Value(), 0, 600) },
                 "--warmup-pass" => o with { WarmupPassSeconds = Number(name, Value(), 0, 600) },
                 "--streams" => o with { Streams = (int)Number(name, Value(), 1, 1024) },
+                "--stream-connections" => o with { StreamConnections = (int)Number(name, Value(), 0, 1024) },
                 "--window" => o with { Window = (int)Number(name, Value(), 1, 100_000) },
                 "--stream-batch" => o with { StreamBatch = (int)Number(name, Value(), 1, 1000) },
                 "--ingest-users" => o with { IngestUsers = (int)Number(name, Value(), 1, 100_000_000) },
