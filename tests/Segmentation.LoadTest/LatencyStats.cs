@@ -66,6 +66,12 @@ internal sealed record ModeResult(
     /// <summary>Server CPU per unit of throughput (per request, event or batch user), in microseconds.</summary>
     public double? ServerCpuMicrosPerUnit => ServerCpuSeconds is { } cpu && Throughput > 0 ? cpu * 1e6 / (Throughput * Seconds) : null;
 
+    /// <summary>The load generator's own CPU seconds over the measured time: the client shares the machine's cores.</summary>
+    public double? ClientCpuSeconds { get; init; }
+
+    /// <summary>The load generator's CPU per request, event or batch user, in microseconds.</summary>
+    public double? ClientCpuMicrosPerUnit => ClientCpuSeconds is { } cpu && Throughput > 0 ? cpu * 1e6 / (Throughput * Seconds) : null;
+
     /// <summary>TrackEvent calls per second (decide-miss and mixed send one before some Decides).</summary>
     public double TrackThroughput => Seconds > 0 ? Tracks / Seconds : 0;
 

@@ -78,15 +78,16 @@ if (echo is not null && results.Count > 1)
 {
     Console.WriteLine();
     Console.WriteLine("summary (same server, same run; ratios are to the bare Echo RPC with a payload the size of a Decide response)");
-    Console.WriteLine("(decide-batch: users/s, latencies of whole batches; stream-ingest, echo-stream, stream-batch: events/s; server CPU per request, event or batch user)");
-    Console.WriteLine("mode            req/s    p50 ms   p90 ms   p99 ms p99.9 ms   max ms   errors  cache hits  throughput % of echo  p99 x echo  server CPU us");
+    Console.WriteLine("(decide-batch: users/s, latencies of whole batches; stream-ingest, echo-stream, stream-batch: events/s; server and load-generator CPU per request, event or batch user: they share the cores)");
+    Console.WriteLine("mode            req/s    p50 ms   p90 ms   p99 ms p99.9 ms   max ms   errors  cache hits  throughput % of echo  p99 x echo  server CPU us  client CPU us");
     foreach (var r in results)
     {
         var share = r.IsIngest || r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{100 * r.Throughput / echo.Throughput:F0} %");
         var ratio = r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{r.P99Ms / echo.P99Ms:F2}x");
         var cpu = r.ServerCpuMicrosPerUnit is { } micros ? string.Create(CultureInfo.InvariantCulture, $"{micros:F1}") : "-";
+        var clientCpu = r.ClientCpuMicrosPerUnit is { } clientMicros ? string.Create(CultureInfo.InvariantCulture, $"{clientMicros:F1}") : "-";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{r.Mode,-14} {r.Throughput,8:F0}  {r.P50Ms,8:F2} {r.P90Ms,8:F2} {r.P99Ms,8:F2} {r.P999Ms,8:F2} {r.MaxMs,8:F2} {r.Errors,8}  {HitShare(r),10}  {share,20}  {ratio,10}  {cpu,12}"));
+            $"{r.Mode,-14} {r.Throughput,8:F0}  {r.P50Ms,8:F2} {r.P90Ms,8:F2} {r.P99Ms,8:F2} {r.P999Ms,8:F2} {r.MaxMs,8:F2} {r.Errors,8}  {HitShare(r),10}  {share,20}  {ratio,10}  {cpu,12}  {clientCpu,13}"));
     }
 
     Console.WriteLine();
@@ -107,8 +108,9 @@ if (echo is not null && results.Count > 1)
                 + Verdict($"p99 {r.P99Ms / echo.P99Ms:F2}x echo's (target <= 1.2x)", r.P99Ms <= 1.2 * echo.P99Ms),
             "stream-ingest" or "stream-batch" => Verdict($"{r.Throughput:F0} events/s over {options.Streams} streams, {(r.Mode == "stream-ingest" ? 1 : options.StreamBatch)} per message (target >= 150,000 events/s)", r.Throughput >= 150_000)
                 + "; " + Verdict($"result p99 {r.P99Ms / echo.P99Ms:F2}x echo's p99 (target <= 2x)", r.P99Ms <= 2 * echo.P99Ms)
-                + (r.Mode != "stream-ingest" || echoStream is not { Throughput: > 0 } ? "" : string.Create(CultureInfo.InvariantCulture, $"; {100 * r.Throughput / echoStream.Throughput:F0} % of echo-stream's rate (the ceiling of one event per message)")),
-            "echo-stream" => string.Create(CultureInfo.InvariantCulture, $"{r.Throughput:F0} messages/s over {options.Streams} streams, one per message, result p99 {r.P99Ms / echo.P99Ms:F2}x echo's - what stream-ingest would reach if recording an event cost the server nothing"),
+                + (r.Mode != "stream-ingest" || echoStream is not { Throughput: > 0 } ? "" : string.Create(CultureInfo.InvariantCulture, $"; {100 * r.Throughput / echoStream.Throughput:F0} % of echo-stream's rate (the ceiling of one event per message)"))
+                + CoreBound(r),
+            "echo-stream" => string.Create(CultureInfo.InvariantCulture, $"{r.Throughput:F0} messages/s over {options.Streams} streams, one per message, result p99 {r.P99Ms / echo.P99Ms:F2}x echo's - what stream-ingest would reach if recording an event cost the server nothing") + CoreBound(r),
             "decide-batch" => Verdict($"{r.Throughput:F0} users/s (target >= 150,000)", r.Throughput >= 150_000)
                 + (r.ServerCpuMicrosPerUnit is { } perUser ? "; " + Verdict($"server CPU {perUser:F1} us per user (target <= 8)", perUser <= 8) : "; server CPU not measured (--server-pid)"),
             _ => null,
@@ -132,7 +134,8 @@ async Task<ModeResult> RunMode(string mode, double durationSeconds, double warmu
     var frequency = Stopwatch.Frequency;
     var measureFrom = Stopwatch.GetTimestamp() + (long)(warmupSeconds * frequency);
     var stopAt = measureFrom + (long)(durationSeconds * frequency);
-    var cpu = ServerCpu.Between(options.ServerPid, measureFrom, stopAt);
+    var cpu = ProcessCpu.Between(options.ServerPid, measureFrom, stopAt);
+    var clientCpu = ProcessCpu.Between(Environment.ProcessId, measureFrom, stopAt);
     var stats = mode switch
     {
         "stream-ingest" => await ingest.RunAsync(channels, measureFrom, stopAt, batch: 1),
@@ -141,7 +144,7 @@ async Task<ModeResult> RunMode(string mode, double durationSeconds, double warmu
         "decide-batch" => await batches.RunAsync(channels, measureFrom, stopAt),
         _ => await RunCalls(mode, measureFrom, stopAt),
     };
-    return ModeResult.From(mode, durationSeconds, stats) with { ServerCpuSeconds = await cpu };
+    return ModeResult.From(mode, durationSeconds, stats) with { ServerCpuSeconds = await cpu, ClientCpuSeconds = await clientCpu };
 }
 
 async Task<WorkerStats[]> RunCalls(string mode, long measureFrom, long stopAt)
@@ -170,7 +173,8 @@ async Task<WorkerStats[]> RunCalls(string mode, long measureFrom, long stopAt)
 string Line(ModeResult r)
 {
     var errors = r.Errors > 0 ? $" ({r.ErrorDetail})" : "";
-    var cpu = r.ServerCpuMicrosPerUnit is { } micros ? FormattableString.Invariant($" server_cpu_us={micros:F1}") : "";
+    var cpu = (r.ServerCpuMicrosPerUnit is { } micros ? FormattableString.Invariant($" server_cpu_us={micros:F1}") : "")
+        + (r.ClientCpuMicrosPerUnit is { } clientMicros ? FormattableString.Invariant($" client_cpu_us={clientMicros:F1}") : "");
     if (r.IsBatch)
     {
         return FormattableString.Invariant(
@@ -187,6 +191,11 @@ string Line(ModeResult r)
     return FormattableString.Invariant(
         $"mode={r.Mode} req/s={r.Throughput:F0} p50={r.P50Ms:F2}ms p90={r.P90Ms:F2}ms p99={r.P99Ms:F2}ms p99.9={r.P999Ms:F2}ms max={r.MaxMs:F2}ms ok={r.Ok} errors={r.Errors}{errors} cache_hits={HitShare(r)}{tracks}{cpu}");
 }
+
+// What the machine allows: the server and the load generator share its cores, so together their CPU per unit bounds the rate.
+static string CoreBound(ModeResult r) => r.ServerCpuMicrosPerUnit is { } server && r.ClientCpuMicrosPerUnit is { } client
+    ? string.Create(CultureInfo.InvariantCulture, $"; server {server:F1} + load generator {client:F1} us of CPU per unit: at most {Environment.ProcessorCount * 1e6 / (server + client):F0}/s on {Environment.ProcessorCount} cores")
+    : "";
 
 static string Verdict(FormattableString what, bool met) => what.ToString(CultureInfo.InvariantCulture) + (met ? ": met" : ": MISSED");
 

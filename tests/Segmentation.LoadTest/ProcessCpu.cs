@@ -4,10 +4,11 @@ using System.Globalization;
 namespace Segmentation.LoadTest;
 
 /// <summary>
-/// The server's CPU time (user + system) from <c>/proc/PID/stat</c>, when the load generator is told the server's
-/// process id (Linux only; the server runs on the same machine, as every load run here does).
+/// A process's CPU time (user + system) from <c>/proc/PID/stat</c>: the server's, when the load generator is told its
+/// process id, and the load generator's own (Linux only; the server runs on the same machine, as every load run here
+/// does, so the two share its cores).
 /// </summary>
-internal static class ServerCpu
+internal static class ProcessCpu
 {
     // USER_HZ: the unit of utime and stime in /proc; 100 on every Linux this runs on.
     private const double TicksPerSecond = 100;
@@ -35,7 +36,7 @@ internal static class ServerCpu
         }
     }
 
-    /// <summary>The server's CPU seconds between <paramref name="from"/> and <paramref name="to"/> (Stopwatch timestamps).</summary>
+    /// <summary>The process's CPU seconds between <paramref name="from"/> and <paramref name="to"/> (Stopwatch timestamps).</summary>
     public static async Task<double?> Between(int? pid, long from, long to)
     {
         if (pid is null)
