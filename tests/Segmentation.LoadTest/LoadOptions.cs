@@ -23,8 +23,8 @@ internal sealed record LoadOptions
           --miss-percent P     mixed: share of iterations that track an event before deciding (default 20)
           --streams N          stream-ingest, echo-stream, stream-batch: concurrent StreamEvents (EchoStream) calls (default 4)
           --window N           stream-ingest, echo-stream, stream-batch: events in flight per stream (default 256)
-          --stream-connections N  stream-ingest, echo-stream, stream-batch: HTTP/2 connections the streams share
-                               (default 0: one per stream, up to --connections; 1: every stream on one connection)
+          --stream-connections N   stream-ingest, echo-stream, stream-batch: HTTP/2 connections the streams share, at most
+                               --connections (default 0: one per stream, up to --connections; 1: every stream on one)
           --stream-batch N     stream-batch: events per StreamEvents message (default 64; stream-ingest sends one per message)
           --ingest-users N     stream-ingest, stream-batch: distinct synthetic users the page views are spread over (default 100000)
           --batch-size N       decide-batch: users per DecideBatch call (default 10000)

@@ -78,7 +78,7 @@ if (echo is not null && results.Count > 1)
 {
     Console.WriteLine();
     Console.WriteLine("summary (same server, same run; ratios are to the bare Echo RPC with a payload the size of a Decide response)");
-    Console.WriteLine("(decide-batch: users/s, latencies of whole batches; stream-ingest, echo-stream, stream-batch: events/s; server and load-generator CPU per request, event or batch user: they share the cores)");
+    Console.WriteLine("(decide-batch: users/s, latencies of whole batches; stream-ingest, stream-batch: events/s; echo-stream: messages/s, one per event; server and load-generator CPU per request, event or batch user: they share the cores)");
     Console.WriteLine("mode            req/s    p50 ms   p90 ms   p99 ms p99.9 ms   max ms   errors  cache hits  throughput % of echo  p99 x echo  server CPU us  client CPU us");
     foreach (var r in results)
     {
@@ -184,7 +184,7 @@ string Line(ModeResult r)
     if (r.IsIngest)
     {
         return FormattableString.Invariant(
-            $"mode={r.Mode} events/s={r.Throughput:F0} result_p50={r.P50Ms:F2}ms result_p90={r.P90Ms:F2}ms result_p99={r.P99Ms:F2}ms result_p99.9={r.P999Ms:F2}ms max={r.MaxMs:F2}ms results={r.Ok} accepted={r.Accepted} duplicate={r.Duplicate} rejected={r.Rejected} stream_errors={r.Errors}{errors} streams={options.Streams} window={options.Window} per_message={(r.Mode == "stream-batch" ? options.StreamBatch : 1)}{cpu}");
+            $"mode={r.Mode} events/s={r.Throughput:F0} result_p50={r.P50Ms:F2}ms result_p90={r.P90Ms:F2}ms result_p99={r.P99Ms:F2}ms result_p99.9={r.P999Ms:F2}ms max={r.MaxMs:F2}ms results={r.Ok} accepted={r.Accepted} duplicate={r.Duplicate} rejected={r.Rejected} stream_errors={r.Errors}{errors} streams={options.Streams} stream_connections={(options.StreamConnections is > 0 and var shared ? Math.Min(shared, options.Connections) : Math.Min(options.Streams, options.Connections))} window={options.Window} per_message={(r.Mode == "stream-batch" ? options.StreamBatch : 1)}{cpu}");
     }
 
     var tracks = r.Tracks > 0 ? FormattableString.Invariant($" track_events={r.Tracks} track_p99={r.TrackP99Ms:F2}ms") : "";

@@ -31,8 +31,9 @@ internal sealed class StreamIngest(LoadOptions options)
         {
             var channel = channels[s % (options.StreamConnections is > 0 and var n ? Math.Min(n, channels.Length) : channels.Length)];
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(((stopAt - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency) + 30);
+            var position = 0; // the stream's own count, as the server's result index
             return echo
-                ? Pump(new DiagnosticsService.DiagnosticsServiceClient(channel).EchoStream(deadline: deadline), stats[s], measureFrom, stopAt, 1, EchoOfPageView, CountEcho)
+                ? Pump(new DiagnosticsService.DiagnosticsServiceClient(channel).EchoStream(deadline: deadline), stats[s], measureFrom, stopAt, 1, () => EchoOfPageView(position++), CountEcho)
                 : Pump(new ProfileService.ProfileServiceClient(channel).StreamEvents(deadline: deadline), stats[s], measureFrom, stopAt, batch, () => PageViews(batch), CountResults);
         })));
         return stats;
@@ -106,16 +107,31 @@ internal sealed class StreamIngest(LoadOptions options)
         return message;
     }
 
-    // The bytes one page view's message and its result would move, with no event in them.
-    private EchoStreamRequest EchoOfPageView()
+    // A message of the size of one page view's StreamEvents message, asking for an answer of the size of its result
+    // (a result at the stream's position, accepted), with no event in it.
+    private EchoStreamRequest EchoOfPageView(int position)
     {
-        var n = Interlocked.Increment(ref _sequence);
-        var pageView = PageView(n);
+        var pageView = PageView(Interlocked.Increment(ref _sequence));
         var result = new StreamEventsResponse
         {
-            Result = new EventResult { Index = (int)n, EventId = pageView.EventId, Status = EventStatus.Accepted, UserId = pageView.UserId, ProfileVersion = 100 },
+            Result = new EventResult { Index = position, EventId = pageView.EventId, Status = EventStatus.Accepted, UserId = pageView.UserId, ProfileVersion = 100 },
         };
-        return new EchoStreamRequest { Payload = Zeros(new StreamEventsRequest { Event = pageView }.CalculateSize()), ResponseBytes = (uint)result.CalculateSize() };
+        var answer = BytesField(result.CalculateSize(), 0);
+        var askFor = CodedOutputStream.ComputeUInt32Size((uint)answer) + 1;
+        return new EchoStreamRequest { Payload = Zeros(BytesField(new StreamEventsRequest { Event = pageView }.CalculateSize(), askFor)), ResponseBytes = (uint)answer };
+    }
+
+    // The length of a bytes field (field number below 16) that, with `otherFields` bytes beside it, makes a message of
+    // `messageSize` bytes (or as near below as lengths allow).
+    private static int BytesField(int messageSize, int otherFields)
+    {
+        var length = Math.Max(0, messageSize - otherFields - 2);
+        while (length > 0 && 1 + CodedOutputStream.ComputeLengthSize(length) + length + otherFields > messageSize)
+        {
+            length--;
+        }
+
+        return length;
     }
 
     // Page views differ in size by a few digits: one payload per size, shared.

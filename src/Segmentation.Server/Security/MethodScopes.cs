@@ -14,12 +14,12 @@ public static class MethodScopes
         ["/segmentation.v1.DecisionService/Decide"] = ApiScope.Decide,
         ["/segmentation.v1.DecisionService/DecideBatch"] = ApiScope.Decide,
         ["/segmentation.v1.DiagnosticsService/Echo"] = ApiScope.Decide,
+        ["/segmentation.v1.DiagnosticsService/EchoStream"] = ApiScope.Ingest, // the baseline of StreamEvents pays its authentication
 
         // Ingestion. GetProfile reads personal data, but storefronts need it: decide, not admin.
         ["/segmentation.v1.ProfileService/TrackEvent"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/TrackEvents"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/StreamEvents"] = ApiScope.Ingest,
-        ["/segmentation.v1.DiagnosticsService/EchoStream"] = ApiScope.Ingest, // StreamEvents' baseline pays its authentication
         ["/segmentation.v1.ProfileService/Identify"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/SetTraits"] = ApiScope.Ingest,
         ["/segmentation.v1.ProfileService/GetProfile"] = ApiScope.Decide,

@@ -8,7 +8,7 @@ namespace Segmentation.Server.Security;
 
 /// <summary>
 /// A token bucket per caller (API key name) for ingested events, over <c>TrackEvent</c>, <c>TrackEvents</c>
-/// and <c>StreamEvents</c> together: it holds one second's allowance and refills continuously, so a caller
+/// and <c>StreamEvents</c> together (and the messages of <c>EchoStream</c>, their baseline): it holds one second's allowance and refills continuously, so a caller
 /// may burst up to <see cref="LimitsOptions.StreamEventsPerSecond"/> and sustain that rate.
 /// </summary>
 public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposable
@@ -34,7 +34,7 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
         using var lease = bucket.AttemptAcquire(events);
         if (!lease.IsAcquired)
         {
-            throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents and StreamEvents together); retry after the delay given", TimeSpan.FromSeconds(1));
+            throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents and StreamEvents together, with EchoStream's messages); retry after the delay given", TimeSpan.FromSeconds(1));
         }
     }
 

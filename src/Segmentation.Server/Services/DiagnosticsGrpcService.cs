@@ -2,40 +2,41 @@ using Google.Protobuf;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Validation;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Services;
 
 /// <summary>
 /// Bare no-op RPCs: the baselines that load tests compare Decide and StreamEvents against (same server, same pipeline
-/// and interceptors, same bytes moved, no domain work).
+/// and interceptors, same bytes moved, no domain work). EchoStream's messages are charged to the caller's ingestion rate
+/// limit as StreamEvents' events are: the baseline pays for the limiter, and is no unmetered stream.
 /// </summary>
-internal sealed class DiagnosticsGrpcService : DiagnosticsService.DiagnosticsServiceBase
+internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits) : DiagnosticsService.DiagnosticsServiceBase
 {
-    /// <summary>The largest <c>response_bytes</c> an EchoStream message may ask for (4 MiB).</summary>
-    public const int MaxEchoResponseBytes = 4 * 1024 * 1024;
+    /// <summary>The largest <c>response_bytes</c> an EchoStream message may ask for (64 KiB; a stream result is ~100 B).</summary>
+    public const int MaxEchoResponseBytes = 64 * 1024;
 
     // As many answers wait to be written as StreamEvents lets one-event messages wait.
     private const int MaxQueuedAnswers = 4096;
+
+    // Every EchoStream answer is a slice of these zeros, never written: asking for bytes allocates none.
+    private static readonly byte[] Zeros = new byte[MaxEchoResponseBytes];
 
     public override Task<EchoResponse> Echo(EchoRequest request, ServerCallContext context) =>
         Task.FromResult(new EchoResponse { Payload = request.Payload });
 
     public override Task EchoStream(IAsyncStreamReader<EchoStreamRequest> requestStream, IServerStreamWriter<EchoStreamResponse> responseStream, ServerCallContext context)
     {
-        // A stream asks for the same size message after message: its payload is made once per size change.
-        var payload = ByteString.Empty;
-        return PipelinedStream.RunAsync(requestStream, responseStream, MaxQueuedAnswers, weigh: static message =>
-            message.ResponseBytes <= MaxEchoResponseBytes
+        var caller = context.Caller().Name;
+        return PipelinedStream.RunAsync(requestStream, responseStream, MaxQueuedAnswers,
+            weigh: static message => message.ResponseBytes <= MaxEchoResponseBytes
                 ? 1
                 : throw new ValidationException("response_bytes", $"at most {MaxEchoResponseBytes} bytes (got {message.ResponseBytes})"),
-            answer: message =>
+            answer: (message, _) =>
             {
-                if (payload.Length != message.ResponseBytes)
-                {
-                    payload = ByteString.CopyFrom(new byte[message.ResponseBytes]);
-                }
-
-                return new EchoStreamResponse { Payload = payload };
-            }, context.CancellationToken);
+                rateLimits.Acquire(caller, 1);
+                return new EchoStreamResponse { Payload = UnsafeByteOperations.UnsafeWrap(Zeros.AsMemory(0, (int)message.ResponseBytes)) };
+            },
+            context.CancellationToken);
     }
 }

@@ -9,22 +9,31 @@ namespace Segmentation.Server.Services;
 /// <c>ProfileService.StreamEvents</c> and its baseline <c>DiagnosticsService.EchoStream</c>, so that the baseline
 /// measures exactly the stream handling the ingestion pays.
 /// </summary>
-internal static class PipelinedStream
+public static class PipelinedStream
 {
     /// <summary>
+    /// Answers written without a flush at most: a buffered write returns without waiting for the client, so only a
+    /// flush lets a client that does not read hold the writer back. Answers that queue up faster than they are written
+    /// still leave in batches of this many.
+    /// </summary>
+    public const int FlushEvery = 64;
+
+    /// <summary>
     /// Reads <paramref name="requests"/> until the client completes it, answering each message with
-    /// <paramref name="answer"/>. <paramref name="weigh"/> gives a message's weight (StreamEvents: its events) and may
-    /// throw to refuse it; at most <paramref name="maxQueued"/> weight waits to be written, so a client that stops
-    /// reading holds that much in the server and its stream is then no longer read. A message heavier than
-    /// <paramref name="maxQueued"/> could never get its room: <paramref name="weigh"/> must refuse it. An exception
-    /// from reading, weighing or answering stops the writer and is rethrown once the writer has finished.
+    /// <paramref name="answer"/> (given the message and its weight). <paramref name="weigh"/> gives a message's weight,
+    /// at least 1 (StreamEvents: its events), and may throw to refuse it. At most <paramref name="maxQueued"/> weight
+    /// waits to be written, and answers are flushed at least every <see cref="FlushEvery"/> answers, so a client that
+    /// stops reading holds a bounded amount in the server (the queue, plus what the transport buffers until a flush
+    /// waits), and its stream is then no longer read. A message heavier than <paramref name="maxQueued"/> could never
+    /// get its room: <paramref name="weigh"/> must refuse it. When reading, weighing or answering throws, reading stops,
+    /// the answers already queued are written, and the exception is rethrown.
     /// </summary>
     public static async Task RunAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
         IServerStreamWriter<TResponse> responses,
         int maxQueued,
         Func<TRequest, int> weigh,
-        Func<TRequest, TResponse> answer,
+        Func<TRequest, int, TResponse> answer,
         CancellationToken cancellation)
     {
         using var room = new SemaphoreSlim(maxQueued, maxQueued);
@@ -44,7 +53,7 @@ internal static class PipelinedStream
                     }
                 }
 
-                answers.Writer.TryWrite((answer(message), weight)); // unbounded: the room taken above bounds it
+                answers.Writer.TryWrite((answer(message, weight), weight)); // unbounded: the room taken above bounds it
             }
         }
         catch
@@ -63,13 +72,16 @@ internal static class PipelinedStream
     private static async Task WriteAnswers<TResponse>(ChannelReader<(TResponse Response, int Weight)> answers, IServerStreamWriter<TResponse> stream, SemaphoreSlim room, CancellationToken cancellation)
     {
         var buffered = new WriteOptions(WriteFlags.BufferHint);
+        var unflushed = 0;
         while (await answers.WaitToReadAsync(cancellation))
         {
             while (answers.TryRead(out var answer))
             {
-                // Flush only with the last queued answer.
-                stream.WriteOptions = answers.Count > 0 ? buffered : null;
+                // Flush with the last queued answer, and at least every FlushEvery answers.
+                var flush = answers.Count == 0 || ++unflushed >= FlushEvery;
+                stream.WriteOptions = flush ? null : buffered;
                 await stream.WriteAsync(answer.Response, cancellation);
+                unflushed = flush ? 0 : unflushed;
                 room.Release(answer.Weight);
             }
         }

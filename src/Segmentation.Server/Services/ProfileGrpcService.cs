@@ -70,11 +70,11 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             return events <= InputLimits.MaxEventsPerCall
                 ? events
                 : throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {events}); split the batch over more messages");
-        }, answer: message =>
+        }, answer: (message, events) =>
         {
             if (message.Events.Count > 0)
             {
-                return TrackBatch(message, caller, ref index);
+                return TrackBatch(message, events, caller, ref index);
             }
 
             rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
@@ -84,9 +84,9 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     }
 
     // A message with a batch: its events in order (a single event beside the batch first), answered in one message.
-    private StreamEventsResponse TrackBatch(StreamEventsRequest message, string caller, ref int index)
+    private StreamEventsResponse TrackBatch(StreamEventsRequest message, int events, string caller, ref int index)
     {
-        rateLimits.Acquire(caller, message.Events.Count + (message.Event is null ? 0 : 1));
+        rateLimits.Acquire(caller, events);
         var response = new StreamEventsResponse();
         if (message.Event is { } first)
         {

@@ -1,0 +1,150 @@
+using Grpc.Core;
+using Segmentation.Server.Services;
+
+namespace Segmentation.Server.Tests;
+
+/// <summary>
+/// The stream handling StreamEvents and EchoStream share, driven by in-memory streams so that the order of reads and
+/// writes is set by the test rather than by the transport.
+/// </summary>
+public sealed class PipelinedStreamTests
+{
+    private const int MaxQueued = 4096;
+
+    [Fact]
+    public async Task A_client_that_sends_faster_than_answers_are_written_and_never_reads_is_no_longer_read()
+    {
+        // The client always has messages ready well ahead of what the server has written, so after the first answer
+        // the queue never looks empty; buffered writes return at once, and after one flush that goes through (the
+        // first answer may find the queue empty) a write that flushes waits for a reader that never comes.
+        var requests = new EndlessRequests(limit: 200_000);
+        var responses = new UnreadResponses(requests);
+        using var cancel = new CancellationTokenSource();
+        var run = PipelinedStream.RunAsync(requests, responses, MaxQueued, weigh: static _ => 1, answer: static (message, _) => message, cancel.Token);
+
+        await requests.StalledFor(TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(20));
+        var read = requests.Read;
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+
+        // Without a flush every so many answers the writer never waits, and all 200,000 messages are read. With it: the
+        // queue's bound, the answers written up to the second flush, and the message waiting for room.
+        Assert.InRange(responses.Written, PipelinedStream.FlushEvery, 2 * PipelinedStream.FlushEvery - 1);
+        Assert.InRange(read, MaxQueued, MaxQueued + (2 * PipelinedStream.FlushEvery) + 1);
+    }
+
+    [Fact]
+    public async Task Answers_are_written_in_order_and_each_holds_its_weight_of_room_until_written()
+    {
+        var requests = new EndlessRequests(limit: 20_000);
+        var written = new List<int>();
+        var responses = new RecordingResponses(written);
+        await PipelinedStream.RunAsync(requests, responses, maxQueued: 1000, weigh: static m => 1 + (m % 3), answer: static (m, weight) => m * 10 + weight, CancellationToken.None);
+
+        Assert.Equal(Enumerable.Range(0, 20_000).Select(m => m * 10 + 1 + (m % 3)), written);
+    }
+
+    [Fact]
+    public async Task A_refused_message_ends_the_stream_after_the_answers_before_it_are_written()
+    {
+        var requests = new EndlessRequests(limit: 1000);
+        var written = new List<int>();
+        var responses = new RecordingResponses(written);
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => PipelinedStream.RunAsync(
+            requests, responses, MaxQueued, weigh: static m => m == 500 ? throw new InvalidOperationException("refused") : 1, answer: static (m, _) => m, CancellationToken.None));
+
+        Assert.Equal("refused", ex.Message);
+        Assert.Equal(Enumerable.Range(0, 500), written);
+    }
+
+    // Messages 0, 1, 2, … up to a limit, each ready at once.
+    private sealed class EndlessRequests(int limit) : IAsyncStreamReader<int>
+    {
+        private int _read;
+
+        public int Current { get; private set; } = -1;
+
+        public int Read => Volatile.Read(ref _read);
+
+        public Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (_read == limit)
+            {
+                return Task.FromResult(false);
+            }
+
+            Current = _read;
+            Interlocked.Increment(ref _read);
+            return Task.FromResult(true);
+        }
+
+        // Returns once no message has been read for `still`; fails after `atMost`.
+        public async Task StalledFor(TimeSpan still, TimeSpan atMost)
+        {
+            var deadline = DateTime.UtcNow + atMost;
+            var last = -1;
+            while (DateTime.UtcNow < deadline)
+            {
+                var now = Read;
+                if (now == last)
+                {
+                    return;
+                }
+
+                last = now;
+                await Task.Delay(still);
+            }
+
+            Assert.Fail($"still reading after {atMost}: {Read} messages");
+        }
+    }
+
+    // A client that reads the first flush and nothing after: buffered writes are taken at once (each only once the
+    // client has sent messages well ahead of it), and a later write that flushes waits until the call is cancelled.
+    private sealed class UnreadResponses(EndlessRequests requests) : IServerStreamWriter<int>
+    {
+        private bool _flushedOnce;
+
+        public int Written { get; private set; }
+
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(int message) => WriteAsync(message, CancellationToken.None);
+
+        public async Task WriteAsync(int message, CancellationToken cancellationToken)
+        {
+            if (WriteOptions is not { } options || (options.Flags & WriteFlags.BufferHint) == 0)
+            {
+                if (_flushedOnce)
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                }
+
+                _flushedOnce = true;
+            }
+
+            // Two more read than this one and the next: the next one's successor is queued when the next is taken.
+            while (requests.Read < message + 4)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                await Task.Yield();
+            }
+
+            Written++;
+        }
+    }
+
+    private sealed class RecordingResponses(List<int> written) : IServerStreamWriter<int>
+    {
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(int message) => WriteAsync(message, CancellationToken.None);
+
+        public Task WriteAsync(int message, CancellationToken cancellationToken)
+        {
+            written.Add(message);
+            return Task.CompletedTask;
+        }
+    }
+}
