@@ -1,6 +1,7 @@
 using Google.Rpc;
 using Grpc.Core;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
@@ -52,6 +53,38 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
         });
 
         Assert.Equal(TimeSpan.FromMinutes(3), factory.Services.GetRequiredService<Core.Application.Membership.MembershipIndex>().Listings.IdleTimeout);
+    }
+
+    [Fact]
+    public async Task The_host_drops_a_member_listing_nobody_pages_though_its_segment_no_longer_changes()
+    {
+        await using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:DemoData", "false");
+            b.ConfigureTestServices(services => services.PostConfigure<Core.Application.Composition.SegmentationCoreOptions>(o =>
+                o.MemberListings = o.MemberListings with { IdleTimeout = TimeSpan.Zero }));
+        });
+        var index = factory.Services.GetRequiredService<Core.Application.Membership.MembershipIndex>();
+        var catalog = factory.Services.GetRequiredService<Core.Application.Catalogs.CatalogProvider>().Current.Version;
+        var rfm = factory.Services.GetRequiredService<Core.Profiles.RfmModelProvider>().Current.Version;
+
+        // Members that no evaluation touches again: current under this catalog and model, and valid for ever.
+        for (var i = 0; i < 20; i++)
+        {
+            index.Set($"sweep-{i:D2}", ["sweep-audience"], catalog, long.MaxValue, DateTimeOffset.UtcNow, "test", rfm, publish: false);
+        }
+
+        await index.PrepareListing("sweep-audience");
+        Assert.True(index.IsListed("sweep-audience"));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (index.IsListed("sweep-audience") && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.False(index.IsListed("sweep-audience")); // dropped by the maintainer's sweep (every 5 s)
+        Assert.Equal(20, index.Count("sweep-audience")); // with no change to the segment: only the listing went
     }
 
     [Fact]

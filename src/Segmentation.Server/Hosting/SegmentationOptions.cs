@@ -101,7 +101,8 @@ public sealed class SegmentationOptions
 
     /// <summary>
     /// Minutes a segment's ordered member listing (built in the background by its first ListSegmentMembers page) is kept
-    /// up to date without a page; at the segment's next change after that it is dropped (about 64 MB per million members).
+    /// up to date without a page; after that it is dropped at the next sweep (every 5 s) or the segment's next change,
+    /// whichever comes first (about 64 MB per million members).
     /// </summary>
     [Range(1, 1_440)]
     public int MemberListingIdleMinutes { get; set; } = 10;

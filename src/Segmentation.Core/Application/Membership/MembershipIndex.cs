@@ -135,9 +135,24 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     public bool IsListed(string segmentId) => _members.TryGetValue(segmentId, out var members) && members.IsListed;
 
     /// <summary>
+    /// Drops the ordered member listings not paged for their idle time (<see cref="Listings"/>) even if their segments
+    /// no longer change; the host calls it every few seconds. Returns how many were dropped.
+    /// </summary>
+    public int DropIdleListings()
+    {
+        var dropped = 0;
+        foreach (var (_, members) in _members)
+        {
+            dropped += members.DropIfIdle() ? 1 : 0;
+        }
+
+        return dropped;
+    }
+
+    /// <summary>
     /// How segments' ordered member listings are kept: a listing not paged for its idle time (ten minutes by default,
-    /// <c>Segmentation:MemberListingIdleMinutes</c>) is dropped at the segment's next change (a million-member listing
-    /// holds about 64 MB), and the next page builds it again.
+    /// <c>Segmentation:MemberListingIdleMinutes</c>) is dropped at the segment's next change or the next sweep
+    /// (<see cref="DropIdleListings"/>; a million-member listing holds about 64 MB), and the next page builds it again.
     /// </summary>
     public ListingOptions Listings { get; init; } = new();
 

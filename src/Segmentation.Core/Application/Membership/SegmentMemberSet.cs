@@ -11,8 +11,9 @@ namespace Segmentation.Core.Application.Membership;
 /// The ordered listing is built in the background on the first page request (about 0.8 s and 64 MB for a million
 /// members); until it is ready, pages are answered by one pass over the set. While it is being built, joins and
 /// leaves are logged and replayed onto it before it is used, so it never misses a change; once ready, each change
-/// updates it under the segment's lock. At its first change after <see cref="ListingOptions.IdleTimeout"/> without a
-/// page it is dropped, and built again when needed. A build that fails, or whose log outgrows the segment, is
+/// updates it under the segment's lock. Once <see cref="ListingOptions.IdleTimeout"/> has passed without a page it is
+/// dropped at the segment's next change or by <see cref="DropIfIdle"/> (the index sweeps every few seconds), whichever
+/// comes first, and built again when needed. A build that fails, or whose log outgrows the segment, is
 /// abandoned; pages keep to the pass, and no new build starts for <see cref="ListingOptions.RetryAfterFailure"/>.
 /// </remarks>
 internal sealed class SegmentMemberSet(int stripes, ListingOptions options)
@@ -169,7 +170,7 @@ internal sealed class SegmentMemberSet(int stripes, ListingOptions options)
                     }
 
                     break;
-                case Ready when Environment.TickCount64 - Volatile.Read(ref _pagedAt) > (long)options.IdleTimeout.TotalMilliseconds:
+                case Ready when Idle():
                     Abandon(failed: false); // not paged for a while: stop keeping it
                     break;
                 case Ready:
@@ -186,6 +187,31 @@ internal sealed class SegmentMemberSet(int stripes, ListingOptions options)
             }
         }
     }
+
+    /// <summary>
+    /// Drops the ordered listing if it has not been paged for <see cref="ListingOptions.IdleTimeout"/>, so that a
+    /// segment that stops changing does not keep it; true when it was dropped.
+    /// </summary>
+    public bool DropIfIdle()
+    {
+        if (Volatile.Read(ref _mode) != Ready || !Idle())
+        {
+            return false;
+        }
+
+        lock (_gate)
+        {
+            if (_mode != Ready || !Idle())
+            {
+                return false;
+            }
+
+            Abandon(failed: false);
+            return true;
+        }
+    }
+
+    private bool Idle() => Environment.TickCount64 - Volatile.Read(ref _pagedAt) > (long)options.IdleTimeout.TotalMilliseconds;
 
     // Under the lock: pages go back to the pass; a later page builds the listing again.
     private void Abandon(bool failed)
@@ -251,7 +277,10 @@ public sealed record ListingOptions
     /// <summary>False: pages are always answered by a pass over the segment (no listing is built).</summary>
     public bool Enabled { get; init; } = true;
 
-    /// <summary>A listing not paged for this long is dropped at the segment's next change. Ten minutes by default.</summary>
+    /// <summary>
+    /// A listing not paged for this long is dropped at the segment's next change or at the index's next sweep
+    /// (<see cref="MembershipIndex.DropIdleListings"/>). Ten minutes by default.
+    /// </summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>After a build fails or is abandoned, how long pages keep to the pass before another is started.</summary>

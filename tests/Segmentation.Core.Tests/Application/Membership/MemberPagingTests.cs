@@ -168,6 +168,31 @@ public sealed class MemberPagingTests
         Assert.Equal(members, ListAll(index, 7));
     }
 
+    [Fact]
+    public async Task The_sweep_drops_a_listing_not_paged_within_the_idle_timeout_though_its_segment_no_longer_changes()
+    {
+        var idle = new MembershipIndex { Listings = new() { IdleTimeout = TimeSpan.Zero } };
+        var kept = new MembershipIndex();
+        var members = new SortedSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < 50; i++)
+        {
+            Join(idle, members, $"u{i:D2}");
+            kept.Set($"u{i:D2}", ["audience"], 1, long.MaxValue, Now, "event", publish: false);
+        }
+
+        await idle.PrepareListing("audience");
+        await kept.PrepareListing("audience");
+        await Task.Delay(30); // past the zero timeout on a coarse clock
+
+        Assert.Equal(1, idle.DropIdleListings());
+        Assert.False(idle.IsListed("audience"));
+        Assert.Equal(0, idle.DropIdleListings()); // nothing left to drop
+        Assert.Equal(members, ListAll(idle, 7)); // by a pass over the members, and the listing is being built again
+
+        Assert.Equal(0, kept.DropIdleListings()); // paged within ten minutes: kept
+        Assert.True(kept.IsListed("audience"));
+    }
+
     // Pages from the ordered listing once it is built, or always by a pass over the members.
     private static MembershipIndex Index(bool fromListing) => new() { Listings = new() { Enabled = fromListing } };
 
