@@ -63,6 +63,20 @@ public sealed class PipelinedStreamTests
         Assert.Equal(Enumerable.Range(0, 500), written);
     }
 
+    [Fact]
+    public async Task A_failed_write_ends_the_stream_with_its_error_instead_of_leaving_the_reader_waiting_for_room()
+    {
+        // The client keeps sending; the tenth write fails. The reader used to fill the queue and then wait for room
+        // that the dead writer never gave back, until the call's deadline (for ever without one).
+        var requests = new EndlessRequests(limit: 200_000);
+        var responses = new FailingResponses(failAt: 10);
+        var run = PipelinedStream.RunAsync(requests, responses, MaxQueued, weigh: static _ => 1, answer: static (m, _) => m, CancellationToken.None);
+
+        var ex = await Assert.ThrowsAsync<IOException>(() => run.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal("write failed", ex.Message);
+        Assert.InRange(requests.Read, 10, MaxQueued + 11); // it stopped reading: no more than the queue's bound past the failure
+    }
+
     // Messages 0, 1, 2, … up to a limit, each ready at once.
     private sealed class EndlessRequests(int limit) : IAsyncStreamReader<int>
     {
@@ -139,6 +153,19 @@ public sealed class PipelinedStreamTests
 
             Written++;
         }
+    }
+
+    // Writes that succeed until the one at `failAt`, which fails as a broken transport would.
+    private sealed class FailingResponses(int failAt) : IServerStreamWriter<int>
+    {
+        private int _writes;
+
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(int message) => WriteAsync(message, CancellationToken.None);
+
+        public Task WriteAsync(int message, CancellationToken cancellationToken) =>
+            ++_writes == failAt ? Task.FromException(new IOException("write failed")) : Task.CompletedTask;
     }
 
     private sealed class RecordingResponses(List<int> written) : IServerStreamWriter<int>

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Grpc.Core;
 
@@ -26,7 +27,8 @@ public static class PipelinedStream
     /// stops reading holds a bounded amount in the server (the queue, plus what the transport buffers until a flush
     /// waits), and its stream is then no longer read. A message heavier than <paramref name="maxQueued"/> could never
     /// get its room: <paramref name="weigh"/> must refuse it. When reading, weighing or answering throws, reading stops,
-    /// the answers already queued are written, and the exception is rethrown.
+    /// the answers already queued are written, and the exception is rethrown; when writing an answer throws, reading
+    /// stops too and that exception is rethrown.
     /// </summary>
     public static async Task RunAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
@@ -39,17 +41,20 @@ public static class PipelinedStream
         using var room = new SemaphoreSlim(maxQueued, maxQueued);
         // Not SingleReader: that channel cannot count what it holds, and the writer flushes by the count.
         var answers = Channel.CreateUnbounded<(TResponse Response, int Weight)>(new UnboundedChannelOptions { SingleWriter = true });
-        var writer = WriteAnswers(answers.Reader, responses, room, cancellation);
+        // Cancelled by the call, or by the writer when a write fails: the reader must not wait for room (or for the
+        // client's next message) that a dead writer will never give back.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var writer = WriteAnswers(answers.Reader, responses, room, stop);
         try
         {
-            await foreach (var message in requests.ReadAllAsync(cancellation))
+            await foreach (var message in requests.ReadAllAsync(stop.Token))
             {
                 var weight = weigh(message);
                 for (var i = 0; i < weight; i++)
                 {
                     if (!room.Wait(0, CancellationToken.None)) // the fast path; the wait below observes cancellation
                     {
-                        await room.WaitAsync(cancellation);
+                        await room.WaitAsync(stop.Token);
                     }
                 }
 
@@ -58,10 +63,15 @@ public static class PipelinedStream
         }
         catch
         {
-            // Reading or answering failed (client gone, deadline, refused input): stop the writer and observe its
-            // outcome before rethrowing.
+            // Reading or answering failed (client gone, deadline, refused input, or the writer failed and stopped the
+            // reading): stop the writer and observe its outcome before rethrowing; a failed write is the cause to report.
             answers.Writer.TryComplete();
             await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
+            if (writer.Exception?.InnerException is { } failedWrite && !cancellation.IsCancellationRequested)
+            {
+                ExceptionDispatchInfo.Throw(failedWrite);
+            }
+
             throw;
         }
 
@@ -69,21 +79,29 @@ public static class PipelinedStream
         await writer;
     }
 
-    private static async Task WriteAnswers<TResponse>(ChannelReader<(TResponse Response, int Weight)> answers, IServerStreamWriter<TResponse> stream, SemaphoreSlim room, CancellationToken cancellation)
+    private static async Task WriteAnswers<TResponse>(ChannelReader<(TResponse Response, int Weight)> answers, IServerStreamWriter<TResponse> stream, SemaphoreSlim room, CancellationTokenSource stop)
     {
         var buffered = new WriteOptions(WriteFlags.BufferHint);
         var unflushed = 0;
-        while (await answers.WaitToReadAsync(cancellation))
+        try
         {
-            while (answers.TryRead(out var answer))
+            while (await answers.WaitToReadAsync(stop.Token))
             {
-                // Flush with the last queued answer, and at least every FlushEvery answers.
-                var flush = answers.Count == 0 || ++unflushed >= FlushEvery;
-                stream.WriteOptions = flush ? null : buffered;
-                await stream.WriteAsync(answer.Response, cancellation);
-                unflushed = flush ? 0 : unflushed;
-                room.Release(answer.Weight);
+                while (answers.TryRead(out var answer))
+                {
+                    // Flush with the last queued answer, and at least every FlushEvery answers.
+                    var flush = answers.Count == 0 || ++unflushed >= FlushEvery;
+                    stream.WriteOptions = flush ? null : buffered;
+                    await stream.WriteAsync(answer.Response, stop.Token);
+                    unflushed = flush ? 0 : unflushed;
+                    room.Release(answer.Weight);
+                }
             }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            await stop.CancelAsync(); // RunAsync awaits this task before it disposes the source
+            throw;
         }
     }
 }
