@@ -64,6 +64,9 @@ internal sealed record LoadOptions
     /// <summary>HTTP/2 connections the streams are spread over (0: one per stream, up to --connections).</summary>
     public int StreamConnections { get; init; }
 
+    /// <summary>The HTTP/2 connections the streams actually use: <see cref="StreamConnections"/> (or one per stream), at most <see cref="Connections"/>.</summary>
+    public int StreamConnectionsUsed => Math.Min(StreamConnections > 0 ? StreamConnections : Streams, Connections);
+
     public int IngestUsers { get; init; } = 100_000;
 
     public int StreamBatch { get; init; } = 64;

@@ -82,12 +82,12 @@ if (echo is not null && results.Count > 1)
     Console.WriteLine("mode            req/s    p50 ms   p90 ms   p99 ms p99.9 ms   max ms   errors  cache hits  throughput % of echo  p99 x echo  server CPU us  client CPU us");
     foreach (var r in results)
     {
-        var share = r.IsIngest || r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{100 * r.Throughput / echo.Throughput:F0} %");
-        var ratio = r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{r.P99Ms / echo.P99Ms:F2}x");
-        var cpu = r.ServerCpuMicrosPerUnit is { } micros ? string.Create(CultureInfo.InvariantCulture, $"{micros:F1}") : "-";
-        var clientCpu = r.ClientCpuMicrosPerUnit is { } clientMicros ? string.Create(CultureInfo.InvariantCulture, $"{clientMicros:F1}") : "-";
+        var share = r.IsIngest || r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{100 * r.Throughput / echo.Throughput:0} %");
+        var ratio = r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{r.P99Ms / echo.P99Ms:0.00}x");
+        var cpu = r.ServerCpuMicrosPerUnit is { } micros ? string.Create(CultureInfo.InvariantCulture, $"{micros:0.0}") : "-";
+        var clientCpu = r.ClientCpuMicrosPerUnit is { } clientMicros ? string.Create(CultureInfo.InvariantCulture, $"{clientMicros:0.0}") : "-";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{r.Mode,-14} {r.Throughput,8:F0}  {r.P50Ms,8:F2} {r.P90Ms,8:F2} {r.P99Ms,8:F2} {r.P999Ms,8:F2} {r.MaxMs,8:F2} {r.Errors,8}  {HitShare(r),10}  {share,20}  {ratio,10}  {cpu,12}  {clientCpu,13}"));
+            $"{r.Mode,-14} {r.Throughput,8:0}  {r.P50Ms,8:0.00} {r.P90Ms,8:0.00} {r.P99Ms,8:0.00} {r.P999Ms,8:0.00} {r.MaxMs,8:0.00} {r.Errors,8}  {HitShare(r),10}  {share,20}  {ratio,10}  {cpu,12}  {clientCpu,13}"));
     }
 
     Console.WriteLine();
@@ -96,23 +96,23 @@ if (echo is not null && results.Count > 1)
     {
         var verdict = r.Mode switch
         {
-            "decide-hit" => Verdict($"throughput {100 * r.Throughput / echo.Throughput:F0} % of echo (target >= 80 %)", r.Throughput >= 0.8 * echo.Throughput)
-                + "; " + Verdict($"p99 {r.P99Ms / echo.P99Ms:F2}x echo's (target <= 1.3x)", r.P99Ms <= 1.3 * echo.P99Ms),
-            "decide-miss" => Verdict($"Decide throughput {100 * r.Throughput / echo.Throughput:F0} % of echo (target >= 50 %)", r.Throughput >= 0.5 * echo.Throughput)
-                + string.Create(CultureInfo.InvariantCulture, $"; with the TrackEvent before each Decide {100 * (r.Throughput + r.TrackThroughput) / echo.Throughput:F0} % of echo's RPC rate; p99 {r.P99Ms / echo.P99Ms:F2}x echo's (no target)")
-                + (pair is not { Throughput: > 0 } ? "" : string.Create(CultureInfo.InvariantCulture, $"; {100 * r.Throughput / pair.Throughput:F0} % of echo-pair's rate (the ceiling of two RPCs per iteration)")),
-            "echo-pair" => string.Create(CultureInfo.InvariantCulture, $"two Echo calls per iteration, the second counted: {100 * r.Throughput / echo.Throughput:F0} % of echo - what decide-miss would reach if TrackEvent and Decide cost the server nothing"),
-            "decide-fresh" => Verdict($"throughput {100 * r.Throughput / echo.Throughput:F0} % of echo (every Decide computed in full; target >= 70 %)", r.Throughput >= 0.7 * echo.Throughput)
-                + "; " + Verdict($"p99 {r.P99Ms / echo.P99Ms:F2}x echo's (target <= 1.5x)", r.P99Ms <= 1.5 * echo.P99Ms),
-            "mixed" => string.Create(CultureInfo.InvariantCulture, $"throughput {100 * r.Throughput / echo.Throughput:F0} % of echo (no target); ")
-                + Verdict($"p99 {r.P99Ms / echo.P99Ms:F2}x echo's (target <= 1.2x)", r.P99Ms <= 1.2 * echo.P99Ms),
-            "stream-ingest" or "stream-batch" => Verdict($"{r.Throughput:F0} events/s over {options.Streams} streams, {(r.Mode == "stream-ingest" ? 1 : options.StreamBatch)} per message (target >= 150,000 events/s)", r.Throughput >= 150_000)
-                + "; " + Verdict($"result p99 {r.P99Ms / echo.P99Ms:F2}x echo's p99 (target <= 2x)", r.P99Ms <= 2 * echo.P99Ms)
-                + (r.Mode != "stream-ingest" || echoStream is not { Throughput: > 0 } ? "" : string.Create(CultureInfo.InvariantCulture, $"; {100 * r.Throughput / echoStream.Throughput:F0} % of echo-stream's rate (the ceiling of one event per message)"))
+            "decide-hit" => Verdict($"throughput {100 * r.Throughput / echo.Throughput:0} % of echo (target >= 80 %)", r.Throughput >= 0.8 * echo.Throughput)
+                + "; " + Verdict($"p99 {r.P99Ms / echo.P99Ms:0.00}x echo's (target <= 1.3x)", r.P99Ms <= 1.3 * echo.P99Ms),
+            "decide-miss" => Verdict($"Decide throughput {100 * r.Throughput / echo.Throughput:0} % of echo (target >= 50 %)", r.Throughput >= 0.5 * echo.Throughput)
+                + string.Create(CultureInfo.InvariantCulture, $"; with the TrackEvent before each Decide {100 * (r.Throughput + r.TrackThroughput) / echo.Throughput:0} % of echo's RPC rate; p99 {r.P99Ms / echo.P99Ms:0.00}x echo's (no target)")
+                + (pair is not { Throughput: > 0 } ? "" : string.Create(CultureInfo.InvariantCulture, $"; {100 * r.Throughput / pair.Throughput:0} % of echo-pair's rate (the ceiling of two RPCs per iteration)")),
+            "echo-pair" => string.Create(CultureInfo.InvariantCulture, $"two Echo calls per iteration, the second counted: {100 * r.Throughput / echo.Throughput:0} % of echo - what decide-miss would reach if TrackEvent and Decide cost the server nothing"),
+            "decide-fresh" => Verdict($"throughput {100 * r.Throughput / echo.Throughput:0} % of echo (every Decide computed in full; target >= 70 %)", r.Throughput >= 0.7 * echo.Throughput)
+                + "; " + Verdict($"p99 {r.P99Ms / echo.P99Ms:0.00}x echo's (target <= 1.5x)", r.P99Ms <= 1.5 * echo.P99Ms),
+            "mixed" => string.Create(CultureInfo.InvariantCulture, $"throughput {100 * r.Throughput / echo.Throughput:0} % of echo (no target); ")
+                + Verdict($"p99 {r.P99Ms / echo.P99Ms:0.00}x echo's (target <= 1.2x)", r.P99Ms <= 1.2 * echo.P99Ms),
+            "stream-ingest" or "stream-batch" => Verdict($"{r.Throughput:0} events/s over {options.Streams} streams, {(r.Mode == "stream-ingest" ? 1 : options.StreamBatch)} per message (target >= 150,000 events/s)", r.Throughput >= 150_000)
+                + "; " + Verdict($"result p99 {r.P99Ms / echo.P99Ms:0.00}x echo's p99 (target <= 2x)", r.P99Ms <= 2 * echo.P99Ms)
+                + (r.Mode != "stream-ingest" || echoStream is not { Throughput: > 0 } ? "" : string.Create(CultureInfo.InvariantCulture, $"; {100 * r.Throughput / echoStream.Throughput:0} % of echo-stream's rate (the ceiling of one event per message)"))
                 + CoreBound(r),
-            "echo-stream" => string.Create(CultureInfo.InvariantCulture, $"{r.Throughput:F0} messages/s over {options.Streams} streams, one per message, result p99 {r.P99Ms / echo.P99Ms:F2}x echo's - what stream-ingest would reach if recording an event cost the server nothing") + CoreBound(r),
-            "decide-batch" => Verdict($"{r.Throughput:F0} users/s (target >= 150,000)", r.Throughput >= 150_000)
-                + (r.ServerCpuMicrosPerUnit is { } perUser ? "; " + Verdict($"server CPU {perUser:F1} us per user (target <= 8)", perUser <= 8) : "; server CPU not measured (--server-pid)"),
+            "echo-stream" => string.Create(CultureInfo.InvariantCulture, $"{r.Throughput:0} messages/s over {options.Streams} streams, one per message, result p99 {r.P99Ms / echo.P99Ms:0.00}x echo's - what stream-ingest would reach if recording an event cost the server nothing") + CoreBound(r),
+            "decide-batch" => Verdict($"{r.Throughput:0} users/s (target >= 150,000)", r.Throughput >= 150_000)
+                + (r.ServerCpuMicrosPerUnit is { } perUser ? "; " + Verdict($"server CPU {perUser:0.0} us per user (target <= 8)", perUser <= 8) : "; server CPU not measured (--server-pid)"),
             _ => null,
         };
         if (verdict is not null)
@@ -173,28 +173,28 @@ async Task<WorkerStats[]> RunCalls(string mode, long measureFrom, long stopAt)
 string Line(ModeResult r)
 {
     var errors = r.Errors > 0 ? $" ({r.ErrorDetail})" : "";
-    var cpu = (r.ServerCpuMicrosPerUnit is { } micros ? FormattableString.Invariant($" server_cpu_us={micros:F1}") : "")
-        + (r.ClientCpuMicrosPerUnit is { } clientMicros ? FormattableString.Invariant($" client_cpu_us={clientMicros:F1}") : "");
+    var cpu = (r.ServerCpuMicrosPerUnit is { } micros ? FormattableString.Invariant($" server_cpu_us={micros:0.0}") : "")
+        + (r.ClientCpuMicrosPerUnit is { } clientMicros ? FormattableString.Invariant($" client_cpu_us={clientMicros:0.0}") : "");
     if (r.IsBatch)
     {
         return FormattableString.Invariant(
-            $"mode={r.Mode} users/s={r.Throughput:F0} batches={r.Ok} batch_size={options.BatchSize} calls={options.BatchCalls} batch_p50={r.P50Ms:F1}ms batch_p99={r.P99Ms:F1}ms max={r.MaxMs:F1}ms first_result_p99={r.FirstResultP99Ms:F2}ms errors={r.Errors}{errors}{cpu}");
+            $"mode={r.Mode} users/s={r.Throughput:0} batches={r.Ok} batch_size={options.BatchSize} calls={options.BatchCalls} batch_p50={r.P50Ms:0.0}ms batch_p99={r.P99Ms:0.0}ms max={r.MaxMs:0.0}ms first_result_p99={r.FirstResultP99Ms:0.00}ms errors={r.Errors}{errors}{cpu}");
     }
 
     if (r.IsIngest)
     {
         return FormattableString.Invariant(
-            $"mode={r.Mode} events/s={r.Throughput:F0} result_p50={r.P50Ms:F2}ms result_p90={r.P90Ms:F2}ms result_p99={r.P99Ms:F2}ms result_p99.9={r.P999Ms:F2}ms max={r.MaxMs:F2}ms results={r.Ok} accepted={r.Accepted} duplicate={r.Duplicate} rejected={r.Rejected} stream_errors={r.Errors}{errors} streams={options.Streams} stream_connections={(options.StreamConnections is > 0 and var shared ? Math.Min(shared, options.Connections) : Math.Min(options.Streams, options.Connections))} window={options.Window} per_message={(r.Mode == "stream-batch" ? options.StreamBatch : 1)}{cpu}");
+            $"mode={r.Mode} events/s={r.Throughput:0} result_p50={r.P50Ms:0.00}ms result_p90={r.P90Ms:0.00}ms result_p99={r.P99Ms:0.00}ms result_p99.9={r.P999Ms:0.00}ms max={r.MaxMs:0.00}ms results={r.Ok} accepted={r.Accepted} duplicate={r.Duplicate} rejected={r.Rejected} stream_errors={r.Errors}{errors} streams={options.Streams} stream_connections={options.StreamConnectionsUsed} window={options.Window} per_message={(r.Mode == "stream-batch" ? options.StreamBatch : 1)}{cpu}");
     }
 
-    var tracks = r.Tracks > 0 ? FormattableString.Invariant($" track_events={r.Tracks} track_p99={r.TrackP99Ms:F2}ms") : "";
+    var tracks = r.Tracks > 0 ? FormattableString.Invariant($" track_events={r.Tracks} track_p99={r.TrackP99Ms:0.00}ms") : "";
     return FormattableString.Invariant(
-        $"mode={r.Mode} req/s={r.Throughput:F0} p50={r.P50Ms:F2}ms p90={r.P90Ms:F2}ms p99={r.P99Ms:F2}ms p99.9={r.P999Ms:F2}ms max={r.MaxMs:F2}ms ok={r.Ok} errors={r.Errors}{errors} cache_hits={HitShare(r)}{tracks}{cpu}");
+        $"mode={r.Mode} req/s={r.Throughput:0} p50={r.P50Ms:0.00}ms p90={r.P90Ms:0.00}ms p99={r.P99Ms:0.00}ms p99.9={r.P999Ms:0.00}ms max={r.MaxMs:0.00}ms ok={r.Ok} errors={r.Errors}{errors} cache_hits={HitShare(r)}{tracks}{cpu}");
 }
 
 // What the machine allows: the server and the load generator share its cores, so together their CPU per unit bounds the rate.
 static string CoreBound(ModeResult r) => r.ServerCpuMicrosPerUnit is { } server && r.ClientCpuMicrosPerUnit is { } client
-    ? string.Create(CultureInfo.InvariantCulture, $"; server {server:F1} + load generator {client:F1} us of CPU per unit: at most {Environment.ProcessorCount * 1e6 / (server + client):F0}/s on {Environment.ProcessorCount} cores")
+    ? string.Create(CultureInfo.InvariantCulture, $"; server {server:0.0} + load generator {client:0.0} us of CPU per unit: at most {Environment.ProcessorCount * 1e6 / (server + client):0}/s on {Environment.ProcessorCount} cores")
     : "";
 
 static string Verdict(FormattableString what, bool met) => what.ToString(CultureInfo.InvariantCulture) + (met ? ": met" : ": MISSED");

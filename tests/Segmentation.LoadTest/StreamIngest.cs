@@ -29,7 +29,7 @@ internal sealed class StreamIngest(LoadOptions options)
         var stats = Enumerable.Range(0, options.Streams).Select(_ => new WorkerStats()).ToArray();
         await Task.WhenAll(Enumerable.Range(0, options.Streams).Select(s => Task.Run(() =>
         {
-            var channel = channels[s % (options.StreamConnections is > 0 and var n ? Math.Min(n, channels.Length) : channels.Length)];
+            var channel = channels[s % options.StreamConnectionsUsed];
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(((stopAt - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency) + 30);
             var position = 0; // the stream's own count, as the server's result index
             return echo

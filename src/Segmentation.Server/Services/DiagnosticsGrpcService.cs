@@ -16,9 +16,6 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits) : Diag
     /// <summary>The largest <c>response_bytes</c> an EchoStream message may ask for (64 KiB; a stream result is ~100 B).</summary>
     public const int MaxEchoResponseBytes = 64 * 1024;
 
-    // As many answers wait to be written as StreamEvents lets one-event messages wait.
-    private const int MaxQueuedAnswers = 4096;
-
     // Every EchoStream answer is a slice of these zeros, never written: asking for bytes allocates none.
     private static readonly byte[] Zeros = new byte[MaxEchoResponseBytes];
 
@@ -28,7 +25,7 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits) : Diag
     public override Task EchoStream(IAsyncStreamReader<EchoStreamRequest> requestStream, IServerStreamWriter<EchoStreamResponse> responseStream, ServerCallContext context)
     {
         var caller = context.Caller().Name;
-        return PipelinedStream.RunAsync(requestStream, responseStream, MaxQueuedAnswers,
+        return PipelinedStream.RunAsync(requestStream, responseStream, ProfileGrpcService.MaxQueuedResults, // as many as StreamEvents lets one-event messages wait
             weigh: static message => message.ResponseBytes <= MaxEchoResponseBytes
                 ? 1
                 : throw new ValidationException("response_bytes", $"at most {MaxEchoResponseBytes} bytes (got {message.ResponseBytes})"),

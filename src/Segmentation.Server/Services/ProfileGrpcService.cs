@@ -57,7 +57,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     // Results waiting to be written, counted in events (a batch's results count as its events): a client that stops
     // reading holds at most this many in the server, then its stream is no longer read. At least one whole batch
     // (InputLimits.MaxEventsPerCall), or a batch could never get its room.
-    private const int MaxQueuedResults = 4096;
+    internal const int MaxQueuedResults = 4096;
 
     public override async Task StreamEvents(IAsyncStreamReader<StreamEventsRequest> requestStream, IServerStreamWriter<StreamEventsResponse> responseStream, ServerCallContext context)
     {
