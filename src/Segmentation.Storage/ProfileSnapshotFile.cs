@@ -18,6 +18,9 @@ public sealed record SnapshotInfo(long Segment, long Profiles, long Bytes, TimeS
 
     /// <summary>The highest profile version handed out when the snapshot was taken (erased profiles' included).</summary>
     public long VersionFloor { get; init; }
+
+    /// <summary>For a restore: the no-GC region it ran in, or null when it ran with the collector as usual.</summary>
+    public RestoreCollectorHold? CollectorHold { get; init; }
 }
 
 /// <summary>

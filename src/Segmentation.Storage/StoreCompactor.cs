@@ -41,9 +41,13 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     /// <summary>The last snapshot written or restored, or null.</summary>
     public SnapshotInfo? Last { get; private set; }
 
+    /// <summary>Snapshots from this size on are restored with the garbage collector held off (<see cref="RestoreCollectorHold"/>).</summary>
+    internal long CollectorHoldFrom { get; set; } = RestoreCollectorHold.MinSnapshotBytes;
+
     /// <summary>
-    /// Restores the snapshot the directory's manifest names into the store (profiles decoded on every core,
-    /// then identity links), raises the store's version counter past every version it handed out, and returns
+    /// Restores the snapshot the directory's manifest names into the store (profiles decoded on every core, a
+    /// large snapshot with the garbage collector held off, see <see cref="RestoreCollectorHold"/>; then identity
+    /// links), raises the store's version counter past every version it handed out, and returns
     /// it (its <see cref="SnapshotInfo.Preamble"/> is replayed before the log); null when there is none.
     /// Leftovers of an interrupted compaction (temporary files, snapshots and segments the manifest does not
     /// expect) are removed. Call before <see cref="FileChangeLog.Recover"/>, passing the result's <see cref="SnapshotInfo.Segment"/>.
@@ -70,14 +74,32 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
 
         var segment = plan.SnapshotSegment;
         var links = new System.Collections.Concurrent.ConcurrentQueue<(string Key, IReadOnlyList<string> Aliases, long Version)>();
-        var info = ProfileSnapshotFile.Read(path, _pii, entry =>
+        SnapshotInfo info;
+        var hold = RestoreCollectorHold.TryBegin(new FileInfo(path).Length, CollectorHoldFrom);
+        try
         {
-            _store.Restore(entry.Profile);
-            if (entry.LinkedIds.Count > 0)
+            info = ProfileSnapshotFile.Read(path, _pii, entry =>
             {
-                links.Enqueue((entry.Profile.UserId, entry.LinkedIds, entry.Profile.Version));
-            }
-        }, Environment.ProcessorCount);
+                _store.Restore(entry.Profile);
+                if (entry.LinkedIds.Count > 0)
+                {
+                    links.Enqueue((entry.Profile.UserId, entry.LinkedIds, entry.Profile.Version));
+                }
+            }, Environment.ProcessorCount) with { CollectorHold = hold };
+        }
+        finally
+        {
+            hold?.Dispose();
+        }
+
+        if (hold is { Held: true })
+        {
+            _logger.LogInformation("Snapshot restored with the garbage collector held off (a no-GC region of {RegionMiB} MiB)", hold.Bytes >> 20);
+        }
+        else if (hold is not null)
+        {
+            _logger.LogInformation("Snapshot restored past its no-GC region of {RegionMiB} MiB: the garbage collector ran during the restore", hold.Bytes >> 20);
+        }
 
         // Links as the profiles were merged, oldest first, and only those of the copy restored when a user is held twice
         // (chunks are read in parallel; a user merged into during the capture is held before and after the merge).

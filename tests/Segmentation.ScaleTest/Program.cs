@@ -77,6 +77,7 @@ if (restoreFrom is not null)
     var result = Restore(restoreFrom, childKey, "restore in a fresh process (server restart)");
     Console.WriteLine(result.Row);
     Console.WriteLine(FormattableString.Invariant($"fingerprint {result.Fingerprint} {result.Customers}"));
+    Console.WriteLine(GarbageAfterRestore(result));
     return 0;
 }
 
@@ -382,6 +383,8 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
     var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
     var workingSet = process.WorkingSet64;
     var heap = GC.GetGCMemoryInfo();
+    var hold = files.Compactor.Last?.CollectorHold;
+    var collector = hold is null ? "the collector as usual" : hold.Held ? $"the collector held off (a no-GC region of {hold.Bytes >> 20:N0} MiB)" : $"the collector running past its no-GC region of {hold.Bytes >> 20:N0} MiB";
 
     // As the server's restorer does before serving: a capture of the restored profiles for relearning related products
     // begun (and the store's count read for the membership rebuild); Decide is served from here.
@@ -408,10 +411,45 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
     var model = new RfmModelProvider(clock).Recompute(store); // the check, not part of a restart
     var rfmSeconds = rfm.Elapsed.TotalSeconds;
     Console.WriteLine(FormattableString.Invariant(
-        $"{what}: {snapshot.Profiles:N0} profiles from the snapshot + {restore.Log.Records:N0} log records in {restoreSeconds:0.0} s wall (snapshot read {snapshot.Elapsed.TotalSeconds:0.0} s on {Environment.ProcessorCount} cores; the rest: log, logged RFM model, retention sweep: {restore.Expired.ProfilesChanged:N0} profiles changed), {cpu:0.0} s CPU ({kernel:0.0} s of it in the kernel), {gcs} GCs ({gen1} of them gen1 or gen2, {gen2} gen2) pausing {pause:0.0} s, {allocated / (double)Math.Max(1, snapshot.Profiles):N0} B allocated per profile, working set {workingSet / 1048576.0:N0} MiB (peak {process.PeakWorkingSet64 / 1048576.0:N0} MiB, GC heap {heap.HeapSizeBytes / 1048576.0:N0} MiB, committed {heap.TotalCommittedBytes / 1048576.0:N0} MiB); **Decide served after {servedSeconds:0.0} s**; in the background: the restored profiles' capture read in {captureSeconds * 1000:0} ms, memberships of {evaluated:N0} profiles {membershipSeconds:0.0} s ({membershipCpu:0.0} s CPU, GC pauses {membershipPause:0.0} s), fully ready (membership index complete) after {servedSeconds + captureSeconds + membershipSeconds:0.0} s; related products relearned in the background in {relearnSeconds:0.0} s ({relations.Products:N0} products); RFM recomputed for the check in {rfmSeconds:0.0} s (not part of a restart)"));
+        $"{what}: {snapshot.Profiles:N0} profiles from the snapshot + {restore.Log.Records:N0} log records in {restoreSeconds:0.0} s wall (snapshot read {snapshot.Elapsed.TotalSeconds:0.0} s on {Environment.ProcessorCount} cores; the rest: log, logged RFM model, retention sweep: {restore.Expired.ProfilesChanged:N0} profiles changed), {cpu:0.0} s CPU ({kernel:0.0} s of it in the kernel), {gcs} GCs ({gen1} of them gen1 or gen2, {gen2} gen2) pausing {pause:0.0} s (snapshot read with {collector}), {allocated / (double)Math.Max(1, snapshot.Profiles):N0} B allocated per profile, working set {workingSet / 1048576.0:N0} MiB (peak {process.PeakWorkingSet64 / 1048576.0:N0} MiB, GC heap {heap.HeapSizeBytes / 1048576.0:N0} MiB, committed {heap.TotalCommittedBytes / 1048576.0:N0} MiB); **Decide served after {servedSeconds:0.0} s**; in the background: the restored profiles' capture read in {captureSeconds * 1000:0} ms, memberships of {evaluated:N0} profiles {membershipSeconds:0.0} s ({membershipCpu:0.0} s CPU, GC pauses {membershipPause:0.0} s), fully ready (membership index complete) after {servedSeconds + captureSeconds + membershipSeconds:0.0} s; related products relearned in the background in {relearnSeconds:0.0} s ({relations.Products:N0} products); RFM recomputed for the check in {rfmSeconds:0.0} s (not part of a restart)"));
     var row = FormattableString.Invariant(
         $"| {what} | {snapshot.Profiles:N0} | {snapshot.Bytes / 1048576.0:0} | {restoreSeconds:0.0} | {servedSeconds:0.0} | {captureSeconds + membershipSeconds:0.0} | {servedSeconds + captureSeconds + membershipSeconds:0.0} |");
     return new RestoreResult(store, model.Customers, row, Fingerprint(store));
+}
+
+// The collections that follow a restore while decisions are served: short-lived garbage (what requests leave behind),
+// 2 KB per restored profile (64 MB at least), allocated over the restored store, reporting each collection's pause. A restore leaves its profiles young
+// (with or without a no-GC region); the first collections after it promote them, which is where the long pauses are.
+static string GarbageAfterRestore(RestoreResult restored)
+{
+    var pauseBefore = GC.GetTotalPauseDuration();
+    var gcsBefore = GC.CollectionCount(0);
+    var seen = gcsBefore;
+    var longest = TimeSpan.Zero;
+    var megabytes = (int)Math.Max(64, (restored.Store?.Count ?? 0) * 2048L >> 20);
+    var process = Process.GetCurrentProcess();
+    var cpuBefore = process.TotalProcessorTime;
+    var sw = Stopwatch.StartNew();
+    for (var megabyte = 0; megabyte < megabytes; megabyte++)
+    {
+        for (var i = 0; i < 10_000; i++)
+        {
+            GC.KeepAlive(new byte[80]); // about 100 B each with the array's header: 1 MB per round
+        }
+
+        var count = GC.CollectionCount(0);
+        if (count != seen)
+        {
+            seen = count;
+            var last = GC.GetGCMemoryInfo(GCKind.Any).PauseDurations[0];
+            longest = last > longest ? last : longest;
+        }
+    }
+
+    GC.KeepAlive(restored.Store);
+    process.Refresh();
+    return FormattableString.Invariant(
+        $"then {megabytes:N0} MB of request garbage over the restored store: {GC.CollectionCount(0) - gcsBefore} GCs pausing {(GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds:0} ms in all, the longest {longest.TotalMilliseconds:0} ms, in {sw.Elapsed.TotalSeconds:0.0} s ({(process.TotalProcessorTime - cpuBefore).TotalSeconds:0.0} s CPU)");
 }
 
 // Runs this program again with --restore-from, so the restore starts from an empty heap like a server restart.
