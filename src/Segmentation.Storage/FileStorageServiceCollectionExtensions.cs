@@ -12,7 +12,8 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <param name="Pii">Seals personal-data values at rest.</param>
 /// <param name="AcceptDataLoss">Start although files the manifest expects are missing (operator override).</param>
 /// <param name="DecisionJournalInterval">How often the decision journal writes and flushes what was served and credited since (null: its default).</param>
-public sealed record FileStorageSettings(string Directory, PiiProtector? Pii, bool AcceptDataLoss = false, TimeSpan? DecisionJournalInterval = null);
+/// <param name="HoldCollectorDuringRestore">Restore a large snapshot with the garbage collector held off (<see cref="RestoreCollectorHold"/>).</param>
+public sealed record FileStorageSettings(string Directory, PiiProtector? Pii, bool AcceptDataLoss = false, TimeSpan? DecisionJournalInterval = null, bool HoldCollectorDuringRestore = true);
 
 /// <summary>Registers durable storage of the profile store on local disk.</summary>
 public static class FileStorageServiceCollectionExtensions
@@ -36,7 +37,8 @@ public static class FileStorageServiceCollectionExtensions
                 s.Pii,
                 new LazySnapshotState(sp),
                 sp.GetService<ILoggerFactory>(),
-                s.AcceptDataLoss))
+                s.AcceptDataLoss,
+                s.HoldCollectorDuringRestore))
             : DurableStorage.Off);
         services.Replace(ServiceDescriptor.Singleton(sp => sp.GetRequiredService<DurableStorage>().ChangeLog));
         services.Replace(ServiceDescriptor.Singleton(sp => sp.GetRequiredService<DurableStorage>().Compaction));

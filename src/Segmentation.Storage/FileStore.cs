@@ -22,16 +22,20 @@ public sealed class FileStore : IChangeLog, IStoreCompaction, IStoreRecovery, ID
     /// <param name="state">What snapshots carry besides profiles.</param>
     /// <param name="loggers">Where the log and the compactor report.</param>
     /// <param name="acceptDataLoss">Start although files the manifest expects are missing (operator override).</param>
+    /// <param name="holdCollectorDuringRestore">Restore a large snapshot with the garbage collector held off (<see cref="RestoreCollectorHold"/>).</param>
     /// <exception cref="DataDirectoryLockedException">Another process holds the directory.</exception>
     /// <exception cref="StoreDamagedException">Files are missing, or the key differs from the directory's.</exception>
-    public FileStore(string directory, IProfileStore store, PiiProtector? pii, ISnapshotStateSource? state, ILoggerFactory? loggers = null, bool acceptDataLoss = false)
+    public FileStore(string directory, IProfileStore store, PiiProtector? pii, ISnapshotStateSource? state, ILoggerFactory? loggers = null, bool acceptDataLoss = false, bool holdCollectorDuringRestore = true)
     {
         loggers ??= NullLoggerFactory.Instance;
         Data = DataDirectory.Open(directory, pii, loggers.CreateLogger<FileChangeLog>(), acceptDataLoss);
         try
         {
             Log = new FileChangeLog(Data, loggers.CreateLogger<FileChangeLog>(), pii, ownsDirectory: true);
-            Compactor = new StoreCompactor(store, Log, pii, loggers.CreateLogger<StoreCompactor>(), state);
+            Compactor = new StoreCompactor(store, Log, pii, loggers.CreateLogger<StoreCompactor>(), state)
+            {
+                CollectorHoldFrom = holdCollectorDuringRestore ? RestoreCollectorHold.MinSnapshotBytes : long.MaxValue,
+            };
         }
         catch
         {

@@ -19,8 +19,11 @@ public sealed record SnapshotInfo(long Segment, long Profiles, long Bytes, TimeS
     /// <summary>The highest profile version handed out when the snapshot was taken (erased profiles' included).</summary>
     public long VersionFloor { get; init; }
 
-    /// <summary>For a restore: the no-GC region it ran in, or null when it ran with the collector as usual.</summary>
-    public RestoreCollectorHold? CollectorHold { get; init; }
+    /// <summary>For a restore: whether it ran with the garbage collector held off (<see cref="RestoreCollectorHold"/>).</summary>
+    public CollectorHoldOutcome CollectorHold { get; init; }
+
+    /// <summary>For a restore the collector was to be held off for: the no-GC region's size in bytes.</summary>
+    public long CollectorHoldBytes { get; init; }
 }
 
 /// <summary>

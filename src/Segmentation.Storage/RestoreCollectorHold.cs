@@ -2,47 +2,90 @@ using System.Runtime;
 
 namespace Segmentation.Storage;
 
+/// <summary>How a snapshot's restore ran with respect to the garbage collector (<see cref="RestoreCollectorHold"/>).</summary>
+public enum CollectorHoldOutcome
+{
+    /// <summary>Not tried: the snapshot is small, the hold is turned off, or nothing was restored.</summary>
+    NotTried,
+
+    /// <summary>The runtime refused the no-GC region (too large for the memory it may use, or another is open).</summary>
+    Refused,
+
+    /// <summary>The collector stayed off for the whole snapshot.</summary>
+    Held,
+
+    /// <summary>
+    /// The region ended before the restore did: the restore allocated past it (the collector then runs), or the
+    /// process asked for another region (the runtime then ends the open one).
+    /// </summary>
+    EndedEarly,
+}
+
 /// <summary>
 /// Holds the garbage collector off while a snapshot is restored. A restore allocates what it keeps: nearly every
 /// byte it allocates is a restored profile that lives as long as the process, so each collection during it only
 /// marks and copies live profiles from one generation to the next (at a million profiles, ten collections of which
 /// three of the whole heap, and a quarter of the restore's processor time). Inside a no-GC region sized from the
-/// snapshot none runs; the first collection after it promotes what was restored once, while decisions are served.
+/// snapshot none runs; the collections after it promote what was restored, while decisions are served.
 /// </summary>
 /// <remarks>
-/// A region the runtime refuses (another is open, or the size is out of its range), a snapshot too small for it
-/// to matter, or a restore that allocates past the region (the collector then runs and the region ends) only
-/// loses the saving. The region is at most half the memory the collector may use, so garbage that is not
-/// collected inside it cannot fill the memory.
+/// A region the runtime refuses, or a restore that allocates past it (the collector then runs and the region ends),
+/// only loses the saving. The runtime commits the region's memory when it opens it (touching none of it), so the
+/// region, large-object share included, is at most half the memory the collector may use, less what it already
+/// holds; garbage that is not collected inside the region cannot fill the memory.
 /// </remarks>
 public sealed class RestoreCollectorHold : IDisposable
 {
     /// <summary>
-    /// Bytes a restore allocates per byte of snapshot, with room to spare: 2.8 measured (2,009 B allocated per
+    /// Bytes a restore allocates per byte of snapshot, with room to spare: 2.7 measured (2,009 B allocated per
     /// profile restored from a snapshot of 710 MiB holding 1,000,200 profiles).
     /// </summary>
     public const double AllocatedPerSnapshotByte = 3.5;
 
-    /// <summary>Smaller snapshots restore in well under a second and are restored with the collector as usual.</summary>
+    /// <summary>Smaller snapshots (32 MiB) restore in well under a second and are restored with the collector as usual.</summary>
     public const long MinSnapshotBytes = 32L << 20;
 
-    /// <summary>The smallest region opened: room for the restore's fixed costs (buffers, the first chunks) whatever the snapshot.</summary>
+    /// <summary>The smallest region opened (64 MiB): room for the restore's fixed costs (buffers, the first chunks).</summary>
     public const long MinRegionBytes = 64L << 20;
 
-    private RestoreCollectorHold(long bytes) => Bytes = bytes;
+    /// <summary>
+    /// The region's share for large objects (85,000 bytes and more: the store's tables as they grow, read buffers):
+    /// after a 1M-profile restore 31 MiB of them are live, about half of what the tables' growth allocated.
+    /// </summary>
+    public const double LargeObjectShare = 0.1;
 
-    /// <summary>The region's size in bytes: what may be allocated before the collector runs again.</summary>
+    private readonly int _collectionsAtStart;
+    private bool _open;
+
+    private RestoreCollectorHold(long bytes, bool opened)
+    {
+        Bytes = bytes;
+        _open = opened;
+        _collectionsAtStart = GC.CollectionCount(0);
+        Outcome = opened ? CollectorHoldOutcome.Held : CollectorHoldOutcome.Refused;
+    }
+
+    /// <summary>The region's size in bytes, large objects included: what may be allocated before the collector runs again.</summary>
     public long Bytes { get; }
 
     /// <summary>
-    /// Whether the collector stayed off until <see cref="Dispose"/> (false when the restore allocated past the
-    /// region, or anything else ended it). Read after disposing.
+    /// <see cref="CollectorHoldOutcome.Held"/> while the region is open and once this hold closed it;
+    /// <see cref="CollectorHoldOutcome.EndedEarly"/> when it had ended before; or <see cref="CollectorHoldOutcome.Refused"/>.
     /// </summary>
-    public bool Held { get; private set; }
+    public CollectorHoldOutcome Outcome { get; private set; }
+
+    /// <summary>The region a snapshot of <paramref name="snapshotBytes"/> is restored in, given what the collector may still use.</summary>
+    public static long RegionBytes(long snapshotBytes)
+    {
+        var memory = GC.GetGCMemoryInfo();
+        var room = Math.Max(0, (memory.TotalAvailableMemoryBytes / 2) - memory.TotalCommittedBytes);
+        return (long)Math.Min(Math.Max(snapshotBytes * AllocatedPerSnapshotByte, MinRegionBytes), room);
+    }
 
     /// <summary>
-    /// Opens a no-GC region for restoring a snapshot of <paramref name="snapshotBytes"/>, or returns null when
-    /// the snapshot is smaller than <paramref name="minSnapshotBytes"/> or the runtime refuses the region.
+    /// Opens a no-GC region for restoring a snapshot of <paramref name="snapshotBytes"/>, or returns null when the
+    /// snapshot is smaller than <paramref name="minSnapshotBytes"/>. A hold whose <see cref="Outcome"/> is
+    /// <see cref="CollectorHoldOutcome.Refused"/> holds nothing.
     /// </summary>
     /// <param name="snapshotBytes">The snapshot file's length.</param>
     /// <param name="minSnapshotBytes">Snapshots below this size are restored with the collector as usual.</param>
@@ -53,38 +96,53 @@ public sealed class RestoreCollectorHold : IDisposable
             return null;
         }
 
-        var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        var bytes = (long)Math.Min(Math.Max(snapshotBytes * AllocatedPerSnapshotByte, MinRegionBytes), available / 2.0);
+        var bytes = RegionBytes(snapshotBytes);
+        var large = (long)(bytes * LargeObjectShare);
+        bool opened;
         try
         {
-            return GC.TryStartNoGCRegion(bytes) ? new RestoreCollectorHold(bytes) : null;
+            opened = bytes >= MinRegionBytes && GC.TryStartNoGCRegion(bytes, large);
         }
         catch (ArgumentOutOfRangeException)
         {
-            return null; // larger than the runtime allows a region to be
+            opened = false; // larger than the runtime allows a region to be
         }
         catch (InvalidOperationException)
         {
-            return null; // a region is already open in this process
+            opened = false; // a region is already open in this process
         }
+
+        return new RestoreCollectorHold(bytes, opened);
     }
 
-    /// <summary>Ends the region if it is still open (the collector runs again as usual).</summary>
+    /// <summary>Ends the region if this hold opened it and it is still open (the collector runs again as usual); once.</summary>
     public void Dispose()
     {
-        if (GCSettings.LatencyMode != GCLatencyMode.NoGCRegion)
+        if (!_open)
         {
+            return;
+        }
+
+        _open = false;
+
+        // Any collection since the region opened ended it (the runtime collects inside a region only when it is
+        // exceeded), as does a request for another region (refused or not): whatever region is open now, if any,
+        // is not this one when a collection ran. A region opened after this one ended without a collection cannot be
+        // told apart, and only this process's restore opens regions.
+        if (GC.CollectionCount(0) != _collectionsAtStart || GCSettings.LatencyMode != GCLatencyMode.NoGCRegion)
+        {
+            Outcome = CollectorHoldOutcome.EndedEarly;
             return;
         }
 
         try
         {
             GC.EndNoGCRegion();
-            Held = true;
         }
         catch (InvalidOperationException)
         {
-            // The region ended on its own (a collection ran inside it): the collector is already running as usual.
+            // Exceeded between the check above and here: the collection that ran ended the region.
+            Outcome = CollectorHoldOutcome.EndedEarly;
         }
     }
 }

@@ -41,7 +41,10 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     /// <summary>The last snapshot written or restored, or null.</summary>
     public SnapshotInfo? Last { get; private set; }
 
-    /// <summary>Snapshots from this size on are restored with the garbage collector held off (<see cref="RestoreCollectorHold"/>).</summary>
+    /// <summary>
+    /// Snapshots from this size on are restored with the garbage collector held off (<see cref="RestoreCollectorHold"/>);
+    /// <see cref="long.MaxValue"/> turns the hold off.
+    /// </summary>
     internal long CollectorHoldFrom { get; set; } = RestoreCollectorHold.MinSnapshotBytes;
 
     /// <summary>
@@ -85,20 +88,17 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
                 {
                     links.Enqueue((entry.Profile.UserId, entry.LinkedIds, entry.Profile.Version));
                 }
-            }, Environment.ProcessorCount) with { CollectorHold = hold };
+            }, Environment.ProcessorCount);
         }
         finally
         {
             hold?.Dispose();
         }
 
-        if (hold is { Held: true })
+        if (hold is not null)
         {
-            _logger.LogInformation("Snapshot restored with the garbage collector held off (a no-GC region of {RegionMiB} MiB)", hold.Bytes >> 20);
-        }
-        else if (hold is not null)
-        {
-            _logger.LogInformation("Snapshot restored past its no-GC region of {RegionMiB} MiB: the garbage collector ran during the restore", hold.Bytes >> 20);
+            info = info with { CollectorHold = hold.Outcome, CollectorHoldBytes = hold.Bytes };
+            LogHold(hold);
         }
 
         // Links as the profiles were merged, oldest first, and only those of the copy restored when a user is held twice
@@ -140,6 +140,23 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
 
     /// <summary>Releases the gate.</summary>
     public void Dispose() => _gate.Dispose();
+
+    private void LogHold(RestoreCollectorHold hold)
+    {
+        var mebibytes = hold.Bytes >> 20;
+        switch (hold.Outcome)
+        {
+            case CollectorHoldOutcome.Held:
+                _logger.LogInformation("Snapshot restored with the garbage collector held off (a no-GC region of {RegionMiB} MiB)", mebibytes);
+                break;
+            case CollectorHoldOutcome.EndedEarly:
+                _logger.LogInformation("Snapshot restored past its no-GC region of {RegionMiB} MiB: the garbage collector ran during the restore", mebibytes);
+                break;
+            default:
+                _logger.LogInformation("The runtime refused a no-GC region of {RegionMiB} MiB for restoring the snapshot: restored with the garbage collector as usual", mebibytes);
+                break;
+        }
+    }
 
     private void CompactNow()
     {

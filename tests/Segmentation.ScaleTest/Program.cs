@@ -383,8 +383,15 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
     var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
     var workingSet = process.WorkingSet64;
     var heap = GC.GetGCMemoryInfo();
-    var hold = files.Compactor.Last?.CollectorHold;
-    var collector = hold is null ? "the collector as usual" : hold.Held ? $"the collector held off (a no-GC region of {hold.Bytes >> 20:N0} MiB)" : $"the collector running past its no-GC region of {hold.Bytes >> 20:N0} MiB";
+    var last = files.Compactor.Last;
+    var region = (last?.CollectorHoldBytes ?? 0) >> 20;
+    var collector = last?.CollectorHold switch
+    {
+        Segmentation.Storage.CollectorHoldOutcome.Held => $"the collector held off (a no-GC region of {region:N0} MiB)",
+        Segmentation.Storage.CollectorHoldOutcome.EndedEarly => $"the collector running past its no-GC region of {region:N0} MiB",
+        Segmentation.Storage.CollectorHoldOutcome.Refused => $"the collector as usual (a no-GC region of {region:N0} MiB refused)",
+        _ => "the collector as usual",
+    };
 
     // As the server's restorer does before serving: a capture of the restored profiles for relearning related products
     // begun (and the store's count read for the membership rebuild); Decide is served from here.
@@ -418,13 +425,13 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
 }
 
 // The collections that follow a restore while decisions are served: short-lived garbage (what requests leave behind),
-// 2 KB per restored profile (64 MB at least), allocated over the restored store, reporting each collection's pause. A restore leaves its profiles young
-// (with or without a no-GC region); the first collections after it promote them, which is where the long pauses are.
+// 2 KB per restored profile (64 MiB at least), allocated over the restored store, with the collections' pauses in all and
+// the most paused in any one megabyte (the longest pause, or two shorter ones). A restore leaves its profiles young (with
+// or without a no-GC region); the first collections after it promote them, which is where the long pauses are.
 static string GarbageAfterRestore(RestoreResult restored)
 {
     var pauseBefore = GC.GetTotalPauseDuration();
     var gcsBefore = GC.CollectionCount(0);
-    var seen = gcsBefore;
     var longest = TimeSpan.Zero;
     var megabytes = (int)Math.Max(64, (restored.Store?.Count ?? 0) * 2048L >> 20);
     var process = Process.GetCurrentProcess();
@@ -432,24 +439,20 @@ static string GarbageAfterRestore(RestoreResult restored)
     var sw = Stopwatch.StartNew();
     for (var megabyte = 0; megabyte < megabytes; megabyte++)
     {
+        var pausedBefore = GC.GetTotalPauseDuration();
         for (var i = 0; i < 10_000; i++)
         {
             GC.KeepAlive(new byte[80]); // about 100 B each with the array's header: 1 MB per round
         }
 
-        var count = GC.CollectionCount(0);
-        if (count != seen)
-        {
-            seen = count;
-            var last = GC.GetGCMemoryInfo(GCKind.Any).PauseDurations[0];
-            longest = last > longest ? last : longest;
-        }
+        var paused = GC.GetTotalPauseDuration() - pausedBefore; // this megabyte's pauses: the longest pause, or more
+        longest = paused > longest ? paused : longest;
     }
 
     GC.KeepAlive(restored.Store);
     process.Refresh();
     return FormattableString.Invariant(
-        $"then {megabytes:N0} MB of request garbage over the restored store: {GC.CollectionCount(0) - gcsBefore} GCs pausing {(GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds:0} ms in all, the longest {longest.TotalMilliseconds:0} ms, in {sw.Elapsed.TotalSeconds:0.0} s ({(process.TotalProcessorTime - cpuBefore).TotalSeconds:0.0} s CPU)");
+        $"then {megabytes:N0} MB of request garbage over the restored store: {GC.CollectionCount(0) - gcsBefore} GCs pausing {(GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds:0} ms in all, the longest (the most paused in one megabyte) {longest.TotalMilliseconds:0} ms, in {sw.Elapsed.TotalSeconds:0.0} s ({(process.TotalProcessorTime - cpuBefore).TotalSeconds:0.0} s CPU)");
 }
 
 // Runs this program again with --restore-from, so the restore starts from an empty heap like a server restart.

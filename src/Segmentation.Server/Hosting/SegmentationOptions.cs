@@ -34,6 +34,13 @@ public sealed class SegmentationOptions
     /// </summary>
     public bool AcceptDataLoss { get; set; }
 
+    /// <summary>
+    /// Restore a large snapshot (32 MiB and more) with the garbage collector held off: a no-GC region of 3.5 × the
+    /// snapshot's bytes, at most half the memory the collector may use, committed (not touched) while it is open.
+    /// On by default; turn it off where committed memory is counted against a tight limit.
+    /// </summary>
+    public bool HoldCollectorDuringRestore { get; set; } = true;
+
     /// <summary>A snapshot is written (and the log compacted) when this much log has accumulated since the last one.</summary>
     [Range(1024, long.MaxValue)]
     public long SnapshotLogBytes { get; set; } = 256L * 1024 * 1024;

@@ -77,7 +77,7 @@ public static class SegmentationServiceCollectionExtensions
 
             var catalogs = sp.GetRequiredService<CatalogProvider>();
             var pii = PiiProtector.FromBase64(options.EncryptionKey, name => catalogs.Current.Traits.TryGetValue(name, out var trait) && trait.Pii);
-            return new FileStorageSettings(options.DataDirectory, pii, options.AcceptDataLoss, TimeSpan.FromMilliseconds(options.DecisionJournalMilliseconds));
+            return new FileStorageSettings(options.DataDirectory, pii, options.AcceptDataLoss, TimeSpan.FromMilliseconds(options.DecisionJournalMilliseconds), options.HoldCollectorDuringRestore);
         });
         services.TryAddSingleton<ServiceHealth>();
 

@@ -1,6 +1,7 @@
 using System.Runtime;
 using System.Security.Cryptography;
 using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Tests.Support;
 using Segmentation.Storage;
 
@@ -21,14 +22,14 @@ public sealed class RestoreCollectorHoldTests : IDisposable
     [Fact]
     public void The_collector_stays_off_inside_the_region_and_runs_again_after_it()
     {
-        var collections = GC.CollectionCount(0);
         var hold = RestoreCollectorHold.TryBegin(snapshotBytes: 40L << 20);
         Assert.NotNull(hold);
         try
         {
+            Assert.Equal(CollectorHoldOutcome.Held, hold.Outcome);
             Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
-            Assert.Equal((long)((40L << 20) * RestoreCollectorHold.AllocatedPerSnapshotByte), hold.Bytes);
-            collections = GC.CollectionCount(0); // opening the region may collect once, to make room
+            Assert.InRange(hold.Bytes, RestoreCollectorHold.MinRegionBytes, (long)((40L << 20) * RestoreCollectorHold.AllocatedPerSnapshotByte));
+            var collections = GC.CollectionCount(0); // opening the region may collect once, to make room
             Allocate(megabytes: 32);
             Assert.Equal(collections, GC.CollectionCount(0));
         }
@@ -37,9 +38,8 @@ public sealed class RestoreCollectorHoldTests : IDisposable
             hold.Dispose();
         }
 
-        Assert.True(hold.Held);
+        Assert.Equal(CollectorHoldOutcome.Held, hold.Outcome);
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
-        hold.Dispose(); // a second dispose changes nothing
     }
 
     [Fact]
@@ -47,25 +47,58 @@ public sealed class RestoreCollectorHoldTests : IDisposable
     {
         var hold = RestoreCollectorHold.TryBegin(snapshotBytes: 1, minSnapshotBytes: 0);
         Assert.NotNull(hold);
-        Assert.Equal(RestoreCollectorHold.MinRegionBytes, hold.Bytes);
+        Assert.Equal((CollectorHoldOutcome.Held, RestoreCollectorHold.MinRegionBytes), (hold.Outcome, hold.Bytes));
         var collections = GC.CollectionCount(0);
         Allocate(megabytes: 3 * (int)(RestoreCollectorHold.MinRegionBytes >> 20));
         Assert.True(GC.CollectionCount(0) > collections);
 
         hold.Dispose();
-        Assert.False(hold.Held);
+        Assert.Equal(CollectorHoldOutcome.EndedEarly, hold.Outcome);
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
     }
 
     [Fact]
-    public void Small_snapshots_and_a_second_region_are_restored_with_the_collector_as_usual()
+    public void A_hold_whose_region_ended_leaves_a_region_opened_after_it_open()
+    {
+        var first = RestoreCollectorHold.TryBegin(snapshotBytes: 1, minSnapshotBytes: 0)!;
+        Allocate(megabytes: 3 * (int)(RestoreCollectorHold.MinRegionBytes >> 20)); // the first region ends
+        var second = RestoreCollectorHold.TryBegin(snapshotBytes: 1, minSnapshotBytes: 0)!;
+        Assert.Equal(CollectorHoldOutcome.Held, second.Outcome);
+
+        first.Dispose();
+        Assert.Equal(CollectorHoldOutcome.EndedEarly, first.Outcome);
+        Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode); // the second region is still open
+
+        second.Dispose();
+        second.Dispose(); // once
+        Assert.Equal(CollectorHoldOutcome.Held, second.Outcome);
+        Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+    }
+
+    [Fact]
+    public void Small_snapshots_are_not_held_and_a_second_region_is_refused()
     {
         Assert.Null(RestoreCollectorHold.TryBegin(RestoreCollectorHold.MinSnapshotBytes - 1));
         Assert.Null(RestoreCollectorHold.TryBegin(0, minSnapshotBytes: 0));
 
-        using var first = RestoreCollectorHold.TryBegin(RestoreCollectorHold.MinSnapshotBytes);
-        Assert.NotNull(first);
-        Assert.Null(RestoreCollectorHold.TryBegin(RestoreCollectorHold.MinSnapshotBytes)); // one region per process
+        var first = RestoreCollectorHold.TryBegin(RestoreCollectorHold.MinSnapshotBytes)!;
+        Assert.Equal(CollectorHoldOutcome.Held, first.Outcome);
+        var second = RestoreCollectorHold.TryBegin(RestoreCollectorHold.MinSnapshotBytes)!;
+        Assert.Equal(CollectorHoldOutcome.Refused, second.Outcome); // one region per process
+        Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode); // and the runtime ends the open one when asked for another
+
+        second.Dispose();
+        first.Dispose();
+        Assert.Equal((CollectorHoldOutcome.EndedEarly, CollectorHoldOutcome.Refused), (first.Outcome, second.Outcome));
+    }
+
+    [Fact]
+    public void The_region_leaves_half_the_memory_the_collector_may_use()
+    {
+        var memory = GC.GetGCMemoryInfo();
+        var room = (memory.TotalAvailableMemoryBytes / 2) - memory.TotalCommittedBytes;
+        Assert.True(RestoreCollectorHold.RegionBytes(long.MaxValue / 8) <= room);
+        Assert.Equal((long)((100L << 20) * RestoreCollectorHold.AllocatedPerSnapshotByte), RestoreCollectorHold.RegionBytes(100L << 20));
     }
 
     [Fact]
@@ -95,9 +128,8 @@ public sealed class RestoreCollectorHoldTests : IDisposable
         second.Compactor.CollectorHoldFrom = 0; // the snapshot is a few kilobytes: hold the collector off all the same
         second.Restore();
 
-        var hold = second.Compactor.Last!.CollectorHold;
-        Assert.NotNull(hold);
-        Assert.True(hold.Held);
+        Assert.Equal(CollectorHoldOutcome.Held, second.Compactor.Last!.CollectorHold);
+        Assert.Equal(RestoreCollectorHold.MinRegionBytes, second.Compactor.Last.CollectorHoldBytes);
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
         Assert.Equal(expected.Count, second.World.Store.Count);
         foreach (var (user, (version, events, revenue)) in expected)
@@ -105,6 +137,18 @@ public sealed class RestoreCollectorHoldTests : IDisposable
             var p = second.World.Store.Get(user)!;
             Assert.Equal((version, events, revenue), (p.Version, p.Events.Count, p.Revenue));
         }
+    }
+
+    [Fact]
+    public void A_file_store_with_the_hold_turned_off_restores_with_the_collector_as_usual()
+    {
+        using (var on = new FileStore(Path.Combine(_dir, "on"), new InMemoryProfileStore(), pii: null, state: null))
+        {
+            Assert.Equal(RestoreCollectorHold.MinSnapshotBytes, on.Compactor.CollectorHoldFrom);
+        }
+
+        using var off = new FileStore(Path.Combine(_dir, "off"), new InMemoryProfileStore(), pii: null, state: null, holdCollectorDuringRestore: false);
+        Assert.Equal(long.MaxValue, off.Compactor.CollectorHoldFrom);
     }
 
     // Short-lived garbage, one megabyte at a time.
