@@ -264,6 +264,50 @@ public class DecisionCacheTests
     }
 
     [Fact]
+    public void Batch_decides_each_user_on_its_own_profile_around_bad_and_unknown_ids()
+    {
+        // Every user gets the decision of its own profile, whatever its position and the invalid or unknown ids around it.
+        using var w = World();
+        var ids = new List<string>();
+        var viewers = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < 21; i++)
+        {
+            var id = (i % 5) switch
+            {
+                0 => $"viewer-{i}",
+                1 => $"unknown-{i}",
+                2 => i % 2 == 0 ? "" : "  ",
+                3 => new string('x', Segmentation.Core.Validation.InputLimits.MaxIdLength + 1),
+                _ => $"viewer-{i}",
+            };
+            if (id.StartsWith("viewer-", StringComparison.Ordinal))
+            {
+                w.Track(id, "page_view");
+                viewers.Add(id);
+            }
+
+            ids.Add(id);
+        }
+
+        var items = w.Engine.DecideBatch(ids, RequestContext.Empty, null, explain: false).ToList();
+
+        Assert.Equal(Enumerable.Range(0, 21), items.Select(i => i.Index));
+        for (var i = 0; i < ids.Count; i++)
+        {
+            var item = items[i];
+            if (i % 5 is 2 or 3)
+            {
+                Assert.Null(item.Decision);
+                Assert.Equal($"user_ids[{i}]", item.Error!.Field);
+                continue;
+            }
+
+            Assert.Equal(ids[i], item.Decision!.UserId);
+            Assert.Equal(viewers.Contains(ids[i]) ? "recent_viewer" : "everyone", item.Decision.Winner.Id);
+        }
+    }
+
+    [Fact]
     public void Batch_keeps_the_catalog_it_started_with()
     {
         using var w = World();
