@@ -11,6 +11,9 @@ public enum CollectorHoldOutcome
     /// <summary>The runtime refused the no-GC region (too large for the memory it may use, or another is open).</summary>
     Refused,
 
+    /// <summary>Not tried: the memory the collector may still use leaves no room for the smallest region.</summary>
+    NoRoom,
+
     /// <summary>The collector stayed off for the whole snapshot.</summary>
     Held,
 
@@ -30,9 +33,9 @@ public enum CollectorHoldOutcome
 /// </summary>
 /// <remarks>
 /// A region the runtime refuses, or a restore that allocates past it (the collector then runs and the region ends),
-/// only loses the saving. The runtime commits the region's memory when it opens it (touching none of it), so the
-/// region, large-object share included, is at most half the memory the collector may use, less what it already
-/// holds; garbage that is not collected inside the region cannot fill the memory.
+/// only loses the saving. The runtime commits the region's memory when it opens it (touching none of it, with about
+/// 5 % to spare), so the region, large-object share included, is at most half the memory the collector may use, less
+/// what the heap holds now; garbage that is not collected inside the region cannot fill the memory.
 /// </remarks>
 public sealed class RestoreCollectorHold : IDisposable
 {
@@ -57,12 +60,12 @@ public sealed class RestoreCollectorHold : IDisposable
     private readonly int _collectionsAtStart;
     private bool _open;
 
-    private RestoreCollectorHold(long bytes, bool opened)
+    private RestoreCollectorHold(long bytes, CollectorHoldOutcome outcome)
     {
         Bytes = bytes;
-        _open = opened;
+        _open = outcome == CollectorHoldOutcome.Held;
         _collectionsAtStart = GC.CollectionCount(0);
-        Outcome = opened ? CollectorHoldOutcome.Held : CollectorHoldOutcome.Refused;
+        Outcome = outcome;
     }
 
     /// <summary>The region's size in bytes, large objects included: what may be allocated before the collector runs again.</summary>
@@ -70,22 +73,29 @@ public sealed class RestoreCollectorHold : IDisposable
 
     /// <summary>
     /// <see cref="CollectorHoldOutcome.Held"/> while the region is open and once this hold closed it;
-    /// <see cref="CollectorHoldOutcome.EndedEarly"/> when it had ended before; or <see cref="CollectorHoldOutcome.Refused"/>.
+    /// <see cref="CollectorHoldOutcome.EndedEarly"/> when it had ended before; or <see cref="CollectorHoldOutcome.Refused"/>
+    /// or <see cref="CollectorHoldOutcome.NoRoom"/> when none was opened.
     /// </summary>
     public CollectorHoldOutcome Outcome { get; private set; }
 
     /// <summary>The region a snapshot of <paramref name="snapshotBytes"/> is restored in, given what the collector may still use.</summary>
-    public static long RegionBytes(long snapshotBytes)
+    public static long RegionBytes(long snapshotBytes) =>
+        (long)Math.Min(Math.Max(snapshotBytes * AllocatedPerSnapshotByte, MinRegionBytes), Room());
+
+    // Half the memory the collector may use, less what the heap holds now (the larger of what it committed at its
+    // last collection and what is allocated since), less the runtime's 5 % to spare when it commits a region.
+    private static double Room()
     {
         var memory = GC.GetGCMemoryInfo();
-        var room = Math.Max(0, (memory.TotalAvailableMemoryBytes / 2) - memory.TotalCommittedBytes);
-        return (long)Math.Min(Math.Max(snapshotBytes * AllocatedPerSnapshotByte, MinRegionBytes), room);
+        var held = Math.Max(memory.TotalCommittedBytes, GC.GetTotalMemory(forceFullCollection: false));
+        return Math.Max(0, ((memory.TotalAvailableMemoryBytes / 2) - held) / 1.05);
     }
 
     /// <summary>
     /// Opens a no-GC region for restoring a snapshot of <paramref name="snapshotBytes"/>, or returns null when the
     /// snapshot is smaller than <paramref name="minSnapshotBytes"/>. A hold whose <see cref="Outcome"/> is
-    /// <see cref="CollectorHoldOutcome.Refused"/> holds nothing.
+    /// <see cref="CollectorHoldOutcome.Refused"/> or <see cref="CollectorHoldOutcome.NoRoom"/> holds nothing. Asking
+    /// while a region is open is refused, and the runtime then ends the open region too.
     /// </summary>
     /// <param name="snapshotBytes">The snapshot file's length.</param>
     /// <param name="minSnapshotBytes">Snapshots below this size are restored with the collector as usual.</param>
@@ -97,11 +107,15 @@ public sealed class RestoreCollectorHold : IDisposable
         }
 
         var bytes = RegionBytes(snapshotBytes);
-        var large = (long)(bytes * LargeObjectShare);
+        if (bytes < MinRegionBytes)
+        {
+            return new RestoreCollectorHold(bytes, CollectorHoldOutcome.NoRoom);
+        }
+
         bool opened;
         try
         {
-            opened = bytes >= MinRegionBytes && GC.TryStartNoGCRegion(bytes, large);
+            opened = GC.TryStartNoGCRegion(bytes, (long)(bytes * LargeObjectShare));
         }
         catch (ArgumentOutOfRangeException)
         {
@@ -109,10 +123,10 @@ public sealed class RestoreCollectorHold : IDisposable
         }
         catch (InvalidOperationException)
         {
-            opened = false; // a region is already open in this process
+            opened = false; // a region is already open in this process (and the runtime has just ended it)
         }
 
-        return new RestoreCollectorHold(bytes, opened);
+        return new RestoreCollectorHold(bytes, opened ? CollectorHoldOutcome.Held : CollectorHoldOutcome.Refused);
     }
 
     /// <summary>Ends the region if this hold opened it and it is still open (the collector runs again as usual); once.</summary>

@@ -45,7 +45,7 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     /// Snapshots from this size on are restored with the garbage collector held off (<see cref="RestoreCollectorHold"/>);
     /// <see cref="long.MaxValue"/> turns the hold off.
     /// </summary>
-    internal long CollectorHoldFrom { get; set; } = RestoreCollectorHold.MinSnapshotBytes;
+    public long CollectorHoldFrom { get; internal set; } = RestoreCollectorHold.MinSnapshotBytes;
 
     /// <summary>
     /// Restores the snapshot the directory's manifest names into the store (profiles decoded on every core, a
@@ -151,6 +151,9 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
                 break;
             case CollectorHoldOutcome.EndedEarly:
                 _logger.LogInformation("Snapshot restored past its no-GC region of {RegionMiB} MiB: the garbage collector ran during the restore", mebibytes);
+                break;
+            case CollectorHoldOutcome.NoRoom:
+                _logger.LogInformation("No room for a no-GC region ({RegionMiB} MiB left of half the memory the collector may use): the snapshot was restored with the garbage collector as usual", mebibytes);
                 break;
             default:
                 _logger.LogInformation("The runtime refused a no-GC region of {RegionMiB} MiB for restoring the snapshot: restored with the garbage collector as usual", mebibytes);

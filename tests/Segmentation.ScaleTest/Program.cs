@@ -390,6 +390,7 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
         Segmentation.Storage.CollectorHoldOutcome.Held => $"the collector held off (a no-GC region of {region:N0} MiB)",
         Segmentation.Storage.CollectorHoldOutcome.EndedEarly => $"the collector running past its no-GC region of {region:N0} MiB",
         Segmentation.Storage.CollectorHoldOutcome.Refused => $"the collector as usual (a no-GC region of {region:N0} MiB refused)",
+        Segmentation.Storage.CollectorHoldOutcome.NoRoom => "the collector as usual (no room for a no-GC region)",
         _ => "the collector as usual",
     };
 
