@@ -139,10 +139,9 @@ public sealed class RestoreCollectorHold : IDisposable
 
         _open = false;
 
-        // Any collection since the region opened ended it (the runtime collects inside a region only when it is
-        // exceeded), as does a request for another region (refused or not): whatever region is open now, if any,
-        // is not this one when a collection ran. A region opened after this one ended without a collection cannot be
-        // told apart, and only this process's restore opens regions.
+        // A collection since the region opened means it ended: the runtime collects inside a region only when it is
+        // exceeded, and opening any later region collects first, so a region open now is not this one. A request for
+        // a region while this one is open is refused and ends this one without a collection: the latency mode says so.
         if (GC.CollectionCount(0) != _collectionsAtStart || GCSettings.LatencyMode != GCLatencyMode.NoGCRegion)
         {
             Outcome = CollectorHoldOutcome.EndedEarly;
