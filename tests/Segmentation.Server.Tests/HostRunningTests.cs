@@ -68,9 +68,21 @@ public sealed class HostRunningTests
 
     private sealed class CountingCheckpoint : Segmentation.Core.Application.Measurement.IMeasurementCheckpoint
     {
-        public int Saves { get; private set; }
+        private int _saves;
 
-        public void Save() => Saves++;
+        public int Saves => Volatile.Read(ref _saves);
+
+        // When set, each save waits for it (a slow disk), after counting itself.
+        public ManualResetEventSlim? Hold { get; init; }
+
+        public ManualResetEventSlim Entered { get; } = new();
+
+        public void Save()
+        {
+            Interlocked.Increment(ref _saves);
+            Entered.Set();
+            Hold?.Wait(TimeSpan.FromSeconds(30));
+        }
 
         public bool Restore() => false;
     }
@@ -106,5 +118,29 @@ public sealed class HostRunningTests
         lifetime.Started.Cancel();
         await Job().StopAsync(CancellationToken.None);
         Assert.Equal(1, checkpoint.Saves); // a normal shutdown saves
+    }
+
+    [Fact]
+    public async Task Measurement_state_is_saved_once_when_the_host_stops_the_service_twice_and_the_second_stop_waits_for_it()
+    {
+        // The test host stops a host twice at once (its dispose and the application's run loop): both stops found the
+        // state changed and saved it, the later one still writing after the other had returned.
+        using var hold = new ManualResetEventSlim();
+        var checkpoint = new CountingCheckpoint { Hold = hold };
+        var measurement = new Segmentation.Core.Application.Measurement.DecisionMeasurement(new Segmentation.Core.Application.Measurement.MeasurementOptions { RememberedDecisions = 16 });
+        var lifetime = new Lifetime();
+        lifetime.Started.Cancel();
+        var job = new MeasurementCheckpointService(checkpoint, measurement, Microsoft.Extensions.Options.Options.Create(new SegmentationOptions()), new ServiceHealth(), Microsoft.Extensions.Logging.Abstractions.NullLogger<MeasurementCheckpointService>.Instance, lifetime);
+
+        var first = Task.Run(() => job.StopAsync(CancellationToken.None));
+        Assert.True(checkpoint.Entered.Wait(TimeSpan.FromSeconds(10)));
+        var second = Task.Run(() => job.StopAsync(CancellationToken.None));
+        var finishedEarly = await Task.WhenAny(second, Task.Delay(300)) == second;
+
+        hold.Set();
+        await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(finishedEarly);
+        Assert.Equal(1, checkpoint.Saves);
     }
 }

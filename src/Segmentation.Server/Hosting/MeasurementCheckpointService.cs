@@ -5,7 +5,8 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// Saves measurement's state to the data directory every <see cref="SegmentationOptions.MeasurementCheckpointSeconds"/>
-/// when decisions were served or outcomes counted since the last save, and once more at shutdown. What happened between
+/// when decisions were served or outcomes counted since the last save, and once more at shutdown (once, however often the
+/// host stops it). What happened between
 /// two saves is in the decision journal (fsynced every 20 ms), which each save shortens: a crash loses at most the
 /// journal's last 20 ms of decisions and outcome credits; profiles (outcomes included, as events) are in the change log
 /// and never lost. A failing save is reported to health and retried.
@@ -18,6 +19,7 @@ public sealed class MeasurementCheckpointService(
     ILogger<MeasurementCheckpointService> logger,
     IHostApplicationLifetime? lifetime = null) : SupervisedBackgroundService(health, logger)
 {
+    private readonly Core.Application.ShutdownSave _shutdown = new();
     private (long Issued, long Outcomes) _saved = (-1, -1);
 
     protected override string Job => "measurement checkpoint";
@@ -50,7 +52,7 @@ public sealed class MeasurementCheckpointService(
 
         try
         {
-            SaveIfChanged();
+            _shutdown.Run(SaveIfChanged);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

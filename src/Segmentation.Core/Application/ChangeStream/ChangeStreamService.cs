@@ -10,8 +10,8 @@ namespace Segmentation.Core.Application.ChangeStream;
 /// entries to the journal (then fsyncs), every second it fires the triggers that came due (once start-up is over),
 /// every 10 seconds it saves the pending triggers if they changed (the entries after the save are read again after a
 /// restart), every minute it drops what the retention window no longer keeps, every 5 minutes and at shutdown it saves
-/// every user's memberships (<see cref="ChangeStreamReconciler"/> compares them after a restart). On shutdown it writes everything, so a
-/// graceful restart loses nothing; after a crash, at most the last 100 ms of entries can be missing from the journal.
+/// every user's memberships (<see cref="ChangeStreamReconciler"/> compares them after a restart). On shutdown it writes everything (once, however often the host
+/// stops it: <see cref="ShutdownSave"/>), so a graceful restart loses nothing; after a crash, at most the last 100 ms of entries can be missing from the journal.
 /// </summary>
 public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler triggers, IChangeFeedJournal journal, TimeProvider time, ILogger<ChangeStreamService>? logger = null, IHostApplicationLifetime? lifetime = null, ChangeStreamReconciler? reconciler = null, Membership.MembershipIndex? memberships = null) : BackgroundService
 {
@@ -20,6 +20,7 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
 
     private readonly ILogger _logger = logger ?? NullLogger<ChangeStreamService>.Instance;
     private readonly Lock _gate = new();
+    private readonly ShutdownSave _shutdown = new();
 
     /// <summary>Writes unwritten entries to the journal and, when <paramref name="saveTriggers"/>, the pending triggers if they changed.</summary>
     public void Flush(bool saveTriggers = true)
@@ -82,11 +83,14 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
             return; // a host whose start failed writes nothing to a data directory that may not even be its own
         }
 
-        Flush();
-        if (Ready())
+        _shutdown.Run(() =>
         {
-            reconciler?.Save();
-        }
+            Flush();
+            if (Ready())
+            {
+                reconciler?.Save();
+            }
+        });
     }
 
     // Memberships are worth saving once start-up is over and they are rebuilt (a partial index would announce noise).
