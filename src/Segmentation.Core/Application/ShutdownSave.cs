@@ -6,7 +6,8 @@ namespace Segmentation.Core.Application;
 /// stopping signal, stops it again — and the later stop must neither return before the save it raced with is written
 /// (its caller would then free the data directory under a write still running) nor write the same state again after
 /// the host reported itself stopped. The first stop saves; a stop arriving meanwhile waits for that save; a stop
-/// after it returns at once. A save that throws is tried again by the next stop.
+/// after it returns at once, also when the first stop's save threw (production stops once, so a retry would only ever
+/// write after the host said it had stopped).
 /// </summary>
 public sealed class ShutdownSave
 {
@@ -24,8 +25,15 @@ public sealed class ShutdownSave
                 return false;
             }
 
-            save();
-            _saved = true;
+            try
+            {
+                save();
+            }
+            finally
+            {
+                _saved = true; // also when it threw: a later stop writing after the first returned is what this prevents
+            }
+
             return true;
         }
     }

@@ -69,4 +69,22 @@ public sealed class ChangeStreamShutdownTests
         Assert.False(finishedEarly); // it waited for the save under way
         Assert.Equal(1, journal.MembershipSaves);
     }
+
+    [Fact]
+    public void A_stop_after_a_shutdown_save_that_failed_does_not_save_again()
+    {
+        // The later of two stops used to retry a save that threw, writing after the first stop had returned.
+        var once = new Segmentation.Core.Application.ShutdownSave();
+        var runs = 0;
+
+        Assert.Throws<IOException>(() => once.Run(() =>
+        {
+            runs++;
+            throw new IOException("disk full");
+        }));
+        var ranAgain = once.Run(() => runs++);
+
+        Assert.False(ranAgain);
+        Assert.Equal(1, runs);
+    }
 }
