@@ -1,6 +1,7 @@
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Tests.Support;
 
@@ -266,8 +267,9 @@ public class DecisionCacheTests
     [Fact]
     public void Batch_decides_each_user_on_its_own_profile_around_bad_and_unknown_ids()
     {
-        // Every user gets the decision of its own profile, whatever its position and the invalid or unknown ids around it.
-        using var w = World();
+        // Every user gets the decision of its own profile, whatever its position and the invalid or unknown ids around it:
+        // each viewer's content is rendered from a trait only its profile holds, so two users swapping profiles fail it.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("recent_viewer", "behavioural", "{ field: events.page_view.last_at, within: 1h }").Replace("template: \"content for recent_viewer\"", "template: \"content for {{ profile.traits.tier }}\"", StringComparison.Ordinal)));
         var ids = new List<string>();
         var viewers = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < 21; i++)
@@ -283,6 +285,7 @@ public class DecisionCacheTests
             if (id.StartsWith("viewer-", StringComparison.Ordinal))
             {
                 w.Track(id, "page_view");
+                w.Ingestion.SetTraits(id, new Dictionary<string, object?> { ["tier"] = $"tier of {id}" }, "crm", AttributeLayer.ZeroParty, null);
                 viewers.Add(id);
             }
 
@@ -304,6 +307,7 @@ public class DecisionCacheTests
 
             Assert.Equal(ids[i], item.Decision!.UserId);
             Assert.Equal(viewers.Contains(ids[i]) ? "recent_viewer" : "everyone", item.Decision.Winner.Id);
+            Assert.Equal(viewers.Contains(ids[i]) ? $"content for tier of {ids[i]}" : "Welcome", item.Decision.Variant(VariantKind.Content).Text);
         }
     }
 
