@@ -218,7 +218,7 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
         // Let the background re-evaluation settle after any publish by the other tests.
         ListSegmentsResponse list = null!;
         AuditCatalogResponse audit = null!;
-        for (var attempt = 0; attempt < 50; attempt++)
+        for (var attempt = 0; attempt < 300; attempt++) // up to a minute on a busy machine; it ends once the counts agree
         {
             list = await Catalog.ListSegmentsAsync(new ListSegmentsRequest());
             audit = await Catalog.AuditCatalogAsync(new AuditCatalogRequest());
@@ -274,9 +274,10 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
     public async Task Watchers_see_users_enter_segments_as_events_arrive()
     {
         var user = "watch-" + Guid.NewGuid().ToString("N");
-        using var watch = Catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { SegmentIds = { "product_explorer" } }, cancellationToken: new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
+        // From the stream's last offset now: the watch replays what was appended before its subscription reached the server.
+        var from = fixture.Services.GetRequiredService<Core.Application.Membership.MembershipIndex>().Feed.Last;
+        using var watch = Catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { SegmentIds = { "product_explorer" }, AfterOffset = from }, cancellationToken: new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
         var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);
-        await Task.Delay(200); // the subscription is registered when the call starts on the server
         for (var i = 0; i < 5; i++)
         {
             await profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, $"w{i}", "product_view") });

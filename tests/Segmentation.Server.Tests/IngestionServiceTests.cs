@@ -150,8 +150,10 @@ public sealed class IngestionServiceTests(GrpcTestFixture fixture) : IClassFixtu
                 batch.Events.Add(Event(user, $"q{sent + i}", "page_view"));
             }
 
+            // Before the fewest events the assertion below expects, a slow write is a slow machine, waited for (up to 30 s);
+            // after them, a write blocked for 3 s means the server stopped reading.
             var write = call.RequestStream.WriteAsync(batch);
-            if (await Task.WhenAny(write, Task.Delay(TimeSpan.FromSeconds(3))) != write)
+            if (await Task.WhenAny(write, Task.Delay(TimeSpan.FromSeconds(sent < 4000 ? 30 : 3))) != write)
             {
                 break; // the server stopped reading
             }

@@ -88,7 +88,10 @@ public sealed class LogPrivacyProcessTests
 
         var log = RealServerProcessTests.OutputOf(server).Split('\n');
         Assert.Contains(log, l => l.Contains("Now listening", StringComparison.Ordinal));
-        var loud = log.Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal) || (l.StartsWith("warn:", StringComparison.Ordinal) && !l.Contains("SecurityStartupReport", StringComparison.Ordinal))).ToList();
+        // Warnings other than the security report's are loud too, except Kestrel's heartbeat one (event 22), which says the
+        // machine was starved of CPU, not that the server did anything wrong.
+        var loud = log.Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal)
+            || (l.StartsWith("warn:", StringComparison.Ordinal) && !l.Contains("SecurityStartupReport", StringComparison.Ordinal) && !l.Contains("Microsoft.AspNetCore.Server.Kestrel[22]", StringComparison.Ordinal))).ToList();
         Assert.True(loud.Count == 0, string.Join('\n', loud));
         Assert.DoesNotContain(log, l => l.Contains("   at ", StringComparison.Ordinal)); // no stack traces
     }

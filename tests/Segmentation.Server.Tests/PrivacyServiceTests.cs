@@ -2,6 +2,7 @@ using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Contracts.V1;
 using Segmentation.Server.Tests.Support;
 
@@ -138,8 +139,9 @@ public sealed class PrivacyServiceTests(GrpcTestFixture fixture) : IClassFixture
         var (quiet, loud) = (NewUser(), NewUser());
         await Consent(quiet, ConsentPurpose.Personalization, false);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        using var watch = Catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { SegmentIds = { "product_explorer" } }, cancellationToken: cts.Token);
-        await Task.Delay(200); // the subscription is registered when the call starts on the server
+        // From the stream's last offset now: the watch replays what was appended before its subscription reached the server.
+        var from = fixture.Services.GetRequiredService<Segmentation.Core.Application.Membership.MembershipIndex>().Feed.Last;
+        using var watch = Catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { SegmentIds = { "product_explorer" }, AfterOffset = from }, cancellationToken: cts.Token);
         await Explore(quiet);
         await Explore(loud);
 

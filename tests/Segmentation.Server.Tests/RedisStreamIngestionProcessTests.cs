@@ -206,7 +206,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             {
                 var group = (await db.StreamGroupInfoAsync(Stream)).SingleOrDefault();
                 readAtKill = group.EntriesRead ?? 0;
-                if (readAtKill > total / 10)
+                if (readAtKill > 0) // killed once it has read anything: however fast it runs meanwhile, most of the stream is still ahead
                 {
                     break;
                 }

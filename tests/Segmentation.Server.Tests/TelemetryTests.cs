@@ -17,6 +17,7 @@ namespace Segmentation.Server.Tests;
 /// service's meter is process-wide, so other tests running at the same time may add to a count: each assertion is
 /// on the growth this test caused (at least), never on an absolute value.
 /// </summary>
+[Collection(Alone.Name)] // the meters are process-wide: hosts created and disposed by tests running beside it replace or drop its series
 public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<TelemetryTests.Host>
 {
     /// <summary>The app without demo data.</summary>
