@@ -45,13 +45,39 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
     /// An in-process server without demo data that keeps its state in <paramref name="dataDirectory"/> (encrypted with
     /// <paramref name="encryptionKey"/>): two of them in turn on one directory are a restart.
     /// </summary>
-    public static WebApplicationFactory<Program> DurableServer(string dataDirectory, string encryptionKey) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    public static WebApplicationFactory<Program> DurableServer(string dataDirectory, string encryptionKey)
     {
-        ConfigureTestHost(b);
-        b.UseSetting("Segmentation:DemoData", "false");
-        b.UseSetting("Segmentation:DataDirectory", dataDirectory);
-        b.UseSetting("Segmentation:EncryptionKey", encryptionKey);
-    });
+        WaitUntilUnlocked(dataDirectory);
+        return new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            ConfigureTestHost(b);
+            b.UseSetting("Segmentation:DemoData", "false");
+            b.UseSetting("Segmentation:DataDirectory", dataDirectory);
+            b.UseSetting("Segmentation:EncryptionKey", encryptionKey);
+        });
+    }
+
+    // The test host disposes a host from two threads at once (its own dispose, and the application's run loop woken by
+    // the stopping signal); the second returns while the first may still be closing the data directory's files, so a
+    // server restarted in this process can find the directory locked for a moment. Production disposes once. Waits (up
+    // to 10 s) until the lock can be taken; a directory still locked after that fails the new server's start, explained.
+    private static void WaitUntilUnlocked(string dataDirectory)
+    {
+        var lockPath = Path.Combine(dataDirectory, Segmentation.Storage.DataDirectory.LockName);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (File.Exists(lockPath) && DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+                return;
+            }
+            catch (IOException)
+            {
+                Thread.Sleep(20);
+            }
+        }
+    }
 
     /// <summary>The test environment: plaintext allowed (the in-memory server has no TLS) and the test keys.</summary>
     public static void ConfigureTestHost(IWebHostBuilder builder)
