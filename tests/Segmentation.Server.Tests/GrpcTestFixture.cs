@@ -57,11 +57,14 @@ public sealed class GrpcTestFixture : WebApplicationFactory<Program>
         });
     }
 
-    // The test host disposes a host from two threads at once (its own dispose, and the application's run loop woken by
-    // the stopping signal); the second returns while the first may still be closing the data directory's files, so a
-    // server restarted in this process can find the directory locked for a moment. Production disposes once. Waits (up
-    // to 10 s) until the lock can be taken; a directory still locked after that fails the new server's start, explained.
-    private static void WaitUntilUnlocked(string dataDirectory)
+    /// <summary>
+    /// The test host disposes a host from two threads at once (its own dispose, and the application's run loop woken by
+    /// the stopping signal); the second returns while the first may still be closing the data directory's files, so a
+    /// server restarted in this process can find the directory locked for a moment, and a test deleting it can race the
+    /// last writes. Production disposes once. Waits (up to 10 s) until the lock can be taken (the files are closed
+    /// before it is released); a directory still locked after that fails the new server's start, explained.
+    /// </summary>
+    public static void WaitUntilUnlocked(string dataDirectory)
     {
         var lockPath = Path.Combine(dataDirectory, Segmentation.Storage.DataDirectory.LockName);
         var deadline = DateTime.UtcNow.AddSeconds(10);

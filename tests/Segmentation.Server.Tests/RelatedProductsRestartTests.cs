@@ -12,7 +12,11 @@ public sealed class RelatedProductsRestartTests : IDisposable
     private static readonly string Key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
     private readonly string _dir = Directory.CreateTempSubdirectory("seg-related-host-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose()
+    {
+        GrpcTestFixture.WaitUntilUnlocked(_dir); // the last host's files closed
+        Directory.Delete(_dir, recursive: true);
+    }
 
     private WebApplicationFactory<Program> Server() => GrpcTestFixture.DurableServer(_dir, Key);
 

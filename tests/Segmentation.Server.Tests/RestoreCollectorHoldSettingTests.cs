@@ -9,7 +9,15 @@ public sealed class RestoreCollectorHoldSettingTests : IDisposable
     private static readonly string Key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
     private readonly string _dir = Directory.CreateTempSubdirectory("seg-hold-host-").FullName;
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose()
+    {
+        foreach (var host in Directory.EnumerateDirectories(_dir))
+        {
+            GrpcTestFixture.WaitUntilUnlocked(host); // the host's files closed
+        }
+
+        Directory.Delete(_dir, recursive: true);
+    }
 
     [Theory]
     [InlineData(null, RestoreCollectorHold.MinSnapshotBytes)]

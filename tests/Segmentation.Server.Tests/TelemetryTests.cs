@@ -14,7 +14,7 @@ namespace Segmentation.Server.Tests;
 
 /// <summary>
 /// The Prometheus scrape endpoint, the HTTP health probes and the trace spans, read as an operator would. The
-/// service's meter is process-wide, so other tests running at the same time may add to a count: each assertion is
+/// service's meter is process-wide, so the tests that ran before these have already counted into it: each assertion is
 /// on the growth this test caused (at least), never on an absolute value.
 /// </summary>
 [Collection(Alone.Name)] // the meters are process-wide: hosts created and disposed by tests running beside it replace or drop its series
