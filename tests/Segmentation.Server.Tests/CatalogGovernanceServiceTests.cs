@@ -273,27 +273,32 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
     [Fact]
     public async Task Watchers_see_users_enter_segments_as_events_arrive()
     {
-        var user = "watch-" + Guid.NewGuid().ToString("N");
         // From the stream's last offset now: the watch replays what was appended before its subscription reached the server.
         var from = fixture.Services.GetRequiredService<Core.Application.Membership.MembershipIndex>().Feed.Last;
         using var watch = Catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { SegmentIds = { "product_explorer" }, AfterOffset = from }, cancellationToken: new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
         var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);
-        for (var i = 0; i < 5; i++)
-        {
-            await profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, $"w{i}", "product_view") });
-        }
 
+        // A first user's entry, read, proves the watch is running on the server; the second user's then arrives live.
         WatchSegmentChangesResponse? change = null;
-        while (await watch.ResponseStream.MoveNext(CancellationToken.None))
+        foreach (var user in new[] { "watch-first-" + Guid.NewGuid().ToString("N"), "watch-" + Guid.NewGuid().ToString("N") })
         {
-            if (watch.ResponseStream.Current.UserId == user)
+            for (var i = 0; i < 5; i++)
             {
-                change = watch.ResponseStream.Current;
-                break;
+                await profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make(user, $"{user}-w{i}", "product_view") });
             }
-        }
 
-        Assert.NotNull(change);
-        Assert.Equal(("product_explorer", MembershipChangeKind.Entered, "event:w4"), (change.SegmentId, change.Kind, change.Cause));
+            change = null;
+            while (await watch.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                if (watch.ResponseStream.Current.UserId == user)
+                {
+                    change = watch.ResponseStream.Current;
+                    break;
+                }
+            }
+
+            Assert.NotNull(change);
+            Assert.Equal(("product_explorer", MembershipChangeKind.Entered, $"event:{user}-w4"), (change.SegmentId, change.Kind, change.Cause));
+        }
     }
 }
