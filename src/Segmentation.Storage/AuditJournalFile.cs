@@ -23,6 +23,7 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
     private readonly Timer _flush;
     private FileStream? _file;
     private bool _dirty;
+    private bool _closed;
 
     /// <summary>Keeps the trail in <paramref name="dataDirectory"/>/<see cref="FileName"/>.</summary>
     public AuditJournalFile(string dataDirectory, ILogger<AuditJournalFile>? logger = null)
@@ -83,6 +84,9 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         line[^1] = (byte)'\n';
         lock (_gate)
         {
+            // Closed at shutdown, after which the data directory may already be another server's: an action finishing
+            // that late (a call outliving the shutdown timeout) fails its audit instead of reopening the file.
+            ObjectDisposedException.ThrowIf(_closed, this);
             _file ??= new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read);
             _file.Write(line); // the entry and its newline in one write
             _file.Flush(flushToDisk: false);
@@ -95,6 +99,7 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
     {
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_closed, this); // as an append
             _file?.Dispose();
             _file = null;
             DataDirectory.WriteAtomically(_path, file =>
@@ -137,6 +142,7 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         FlushToDisk();
         lock (_gate)
         {
+            _closed = true;
             _file?.Dispose();
             _file = null;
         }

@@ -31,6 +31,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private readonly ILogger _logger;
     private readonly long _segmentBytes;
     private readonly Lock _gate = new();
+    private bool _closed;
     private readonly List<(IReadOnlySet<string> Ids, long Through)> _erased = []; // until the journal has appended past Through
     private long _lastAppended;
     private FileStream? _current;
@@ -111,6 +112,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         lock (_gate)
         {
+            // Closed at shutdown, after which the data directory may already be another server's: nothing is written then.
+            ObjectDisposedException.ThrowIf(_closed, this);
             AppendLocked(BlankErased(entries));
             if (entries.Count > 0)
             {
@@ -163,6 +166,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         ArgumentNullException.ThrowIfNull(userIds);
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_closed, this);
             if (throughOffset > _lastAppended)
             {
                 _erased.Add((new HashSet<string>(userIds, StringComparer.Ordinal), throughOffset));
@@ -303,6 +307,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_closed, this);
             TrimLocked(oldest);
         }
     }
@@ -352,6 +357,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_closed, this);
             // Without users being erased (a checkpoint taken before their erasure and saved after it).
             WriteTriggers(_erased.Count == 0 ? checkpoint : checkpoint with { Pending = [.. checkpoint.Pending.Where(p => !IsErased(p.UserId))] });
         }
@@ -410,6 +416,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_closed, this);
             WriteMemberships(_erased.Count == 0 ? checkpoint : checkpoint with { Users = [.. checkpoint.Users.Where(u => !IsErased(u.UserId))] }); // as the triggers
         }
     }
@@ -475,7 +482,14 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _current?.Dispose();
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            _current?.Dispose();
+        }
+    }
 
     private void Roll(long first)
     {

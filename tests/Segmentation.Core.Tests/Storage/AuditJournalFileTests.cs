@@ -143,4 +143,21 @@ public sealed class AuditJournalFileTests : IDisposable
         Assert.Equal(AdminAuditTrail.MaxDetailLength, trail.List(0, "", userId: "u-1").Entries.Single().Detail.Length);
         Assert.Throws<Validation.ValidationException>(() => trail.List(AdminAuditTrail.MaxPageSize + 1, ""));
     }
+
+    [Fact]
+    public void A_journal_closed_at_shutdown_refuses_entries_instead_of_reopening_the_file()
+    {
+        // An action that finished after the shutdown closed the journal reopened audit.jsonl and appended to it, though the
+        // data directory may by then be another server's (its lock released).
+        var journal = new AuditJournalFile(_dir);
+        var trail = new AdminAuditTrail(journal, _time);
+        trail.Record("ops", "catalog.publish", "OK", null, "version 2");
+        journal.Dispose();
+        var path = Path.Combine(_dir, AuditJournalFile.FileName);
+        var before = File.ReadAllText(path);
+
+        Assert.Throws<ObjectDisposedException>(() => trail.Record("ops", "catalog.rollback", "OK", null, "late"));
+        Assert.Throws<ObjectDisposedException>(() => journal.Rewrite([]));
+        Assert.Equal(before, File.ReadAllText(path));
+    }
 }
