@@ -89,6 +89,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
         try
         {
             await RealServerProcessTests.WaitUntilListening(service, port);
+            await RealServerProcessTests.WaitUntilListening(service, httpPort); // bound after the gRPC one: a busy machine can ask before it is
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}") };
 

@@ -31,6 +31,7 @@ public sealed class TlsProcessTests : IDisposable
         try
         {
             await RealServerProcessTests.WaitUntilListening(server, port);
+            await RealServerProcessTests.WaitUntilListening(server, httpPort); // the probes' endpoint, bound after the first
             var presented = "";
             var tls = new SocketsHttpHandler();
             tls.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
