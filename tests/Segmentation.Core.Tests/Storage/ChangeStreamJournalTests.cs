@@ -160,4 +160,20 @@ public sealed class ChangeStreamJournalTests : IDisposable
         Assert.Equal(42, loaded.Cursor);
         Assert.Equal(checkpoint.Pending, loaded.Pending);
     }
+
+    [Fact]
+    public void A_journal_closed_at_shutdown_writes_nothing_after()
+    {
+        // Appends, saves and erasures reaching the journal after it was closed wrote their files, though the data
+        // directory may by then be another server's (its lock released).
+        var journal = new ChangeStreamJournal(_dir);
+        journal.Dispose();
+        var folder = Path.Combine(_dir, ChangeStreamJournal.FolderName);
+
+        Assert.Throws<ObjectDisposedException>(() => journal.Append(Entries(1, 3)));
+        Assert.Throws<ObjectDisposedException>(() => journal.SaveMemberships(new MembershipCheckpoint(0, [("u1", ["vip"])])));
+        Assert.Throws<ObjectDisposedException>(() => journal.SaveTriggers(new TriggerCheckpoint(0, [])));
+        Assert.Throws<ObjectDisposedException>(() => journal.Redact(new HashSet<string>(["u1"]), 0));
+        Assert.Empty(Directory.Exists(folder) ? Directory.GetFiles(folder) : []);
+    }
 }

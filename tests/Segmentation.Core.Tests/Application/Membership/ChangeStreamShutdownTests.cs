@@ -87,27 +87,4 @@ public sealed class ChangeStreamShutdownTests
         Assert.False(ranAgain);
         Assert.Equal(1, runs);
     }
-
-    [Fact]
-    public void A_journal_closed_at_shutdown_writes_nothing_after()
-    {
-        // Saves and erasures reaching the journal after it was closed wrote their files, though the data directory may
-        // by then be another server's (its lock released).
-        var dir = Directory.CreateTempSubdirectory("seg-journal-closed-").FullName;
-        try
-        {
-            var journal = new Segmentation.Storage.ChangeStreamJournal(dir);
-            journal.Dispose();
-            var folder = Path.Combine(dir, Segmentation.Storage.ChangeStreamJournal.FolderName);
-
-            Assert.Throws<ObjectDisposedException>(() => journal.SaveMemberships(new MembershipCheckpoint(0, [("u1", ["vip"])])));
-            Assert.Throws<ObjectDisposedException>(() => journal.SaveTriggers(new TriggerCheckpoint(0, [])));
-            Assert.Throws<ObjectDisposedException>(() => journal.Redact(new HashSet<string>(["u1"]), 0));
-            Assert.Empty(Directory.Exists(folder) ? Directory.GetFiles(folder) : []);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
 }
