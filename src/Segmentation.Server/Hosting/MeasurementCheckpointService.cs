@@ -5,11 +5,11 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// Saves measurement's state to the data directory every <see cref="SegmentationOptions.MeasurementCheckpointSeconds"/>
-/// when decisions were served or outcomes counted since the last save, and once more at shutdown (once, however often the
-/// host stops it). What happened between
-/// two saves is in the decision journal (fsynced every 20 ms), which each save shortens: a crash loses at most the
-/// journal's last 20 ms of decisions and outcome credits; profiles (outcomes included, as events) are in the change log
-/// and never lost. A failing save is reported to health and retried.
+/// when decisions were served or outcomes counted since the last save, and once more at shutdown (once, however often
+/// the host stops it: <see cref="Core.Application.ShutdownSave"/>). What happened between two saves is in the decision
+/// journal (fsynced every 20 ms), which each save shortens: a crash loses at most the journal's last 20 ms of decisions
+/// and outcome credits; profiles (outcomes included, as events) are in the change log and never lost. A failing save
+/// is reported to health and retried.
 /// </summary>
 public sealed class MeasurementCheckpointService(
     IMeasurementCheckpoint checkpoint,

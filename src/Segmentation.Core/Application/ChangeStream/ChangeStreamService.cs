@@ -10,8 +10,9 @@ namespace Segmentation.Core.Application.ChangeStream;
 /// entries to the journal (then fsyncs), every second it fires the triggers that came due (once start-up is over),
 /// every 10 seconds it saves the pending triggers if they changed (the entries after the save are read again after a
 /// restart), every minute it drops what the retention window no longer keeps, every 5 minutes and at shutdown it saves
-/// every user's memberships (<see cref="ChangeStreamReconciler"/> compares them after a restart). On shutdown it writes everything (once, however often the host
-/// stops it: <see cref="ShutdownSave"/>), so a graceful restart loses nothing; after a crash, at most the last 100 ms of entries can be missing from the journal.
+/// every user's memberships (<see cref="ChangeStreamReconciler"/> compares them after a restart). On shutdown it
+/// writes everything (once, however often the host stops it: <see cref="ShutdownSave"/>), so a graceful restart loses
+/// nothing; after a crash, at most the last 100 ms of entries can be missing from the journal.
 /// </summary>
 public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler triggers, IChangeFeedJournal journal, TimeProvider time, ILogger<ChangeStreamService>? logger = null, IHostApplicationLifetime? lifetime = null, ChangeStreamReconciler? reconciler = null, Membership.MembershipIndex? memberships = null) : BackgroundService
 {
