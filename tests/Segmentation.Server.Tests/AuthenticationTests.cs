@@ -48,6 +48,26 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
         Assert.Equal(StatusCode.Unauthenticated, ex.StatusCode);
     }
 
+    [Fact]
+    public async Task A_decide_carrying_events_needs_the_ingest_scope_too_and_records_nothing_without_it()
+    {
+        var user = "auth-" + Guid.NewGuid().ToString("N");
+        var request = new DecideRequest { UserId = user, Events = { Support.ProtoEvents.Make(user, "atc-1", "add_to_cart") } };
+        using var decideOnly = fixture.CreateChannel(GrpcTestFixture.DecideKey);
+        using var both = fixture.CreateChannel(GrpcTestFixture.AllScopesKey);
+
+        var ex = await Assert.ThrowsAsync<RpcException>(() => new DecisionService.DecisionServiceClient(decideOnly).DecideAsync(request).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, ex.StatusCode);
+        Assert.Contains("'ingest' scope", ex.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(GrpcTestFixture.DecideKey, ex.Status.Detail, StringComparison.Ordinal);
+        var profiles = new ProfileService.ProfileServiceClient(both);
+        var missing = await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = user }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+
+        var granted = await new DecisionService.DecisionServiceClient(both).DecideAsync(request);
+        Assert.Equal(EventStatus.Accepted, Assert.Single(granted.EventResults).Status);
+    }
+
     [Theory]
     [InlineData(GrpcTestFixture.IngestKey, "decision", "decide")]
     [InlineData(GrpcTestFixture.AdminKey, "decision", "decide")]

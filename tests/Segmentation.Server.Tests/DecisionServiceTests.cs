@@ -163,6 +163,53 @@ public sealed class DecisionServiceTests(GrpcTestFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task Decide_records_the_events_it_carries_first_and_decides_on_them_in_one_call()
+    {
+        // The storefront's page render: the page's product views go with the Decide, which sees them.
+        var user = NewUser();
+        var request = new DecideRequest { UserId = user };
+        for (var i = 0; i < 5; i++)
+        {
+            var view = ProtoEvents.Make("", $"pv-{i}", "product_view"); // naming no user: recorded for the request's
+            request.Events.Add(view);
+        }
+
+        request.Events.Add(ProtoEvents.Make(NewUser(), "pv-other", "product_view")); // another user's: rejected
+        request.Events.Add(ProtoEvents.Make(user, "pv-0", "product_view")); // a repeat of the first: a duplicate
+
+        var response = await Decisions.DecideAsync(request);
+
+        Assert.Equal("product_explorer", response.Decision.Segment.Id);
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6], response.EventResults.Select(r => r.Index));
+        Assert.All(response.EventResults.Take(5), r => Assert.Equal(EventStatus.Accepted, r.Status));
+        Assert.Equal(EventStatus.Rejected, response.EventResults[5].Status);
+        Assert.Equal("events[5].user_id", Assert.Single(response.EventResults[5].Violations).Field);
+        Assert.Equal(EventStatus.Duplicate, response.EventResults[6].Status);
+        var profile = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
+        Assert.Equal(5, profile.EventCounts["product_view"]);
+        Assert.Equal(profile.Version, response.EventResults[4].ProfileVersion);
+    }
+
+    [Fact]
+    public async Task Decide_with_more_events_than_a_page_sends_is_invalid_and_records_none()
+    {
+        var user = NewUser();
+        var request = new DecideRequest { UserId = user };
+        for (var i = 0; i < 101; i++)
+        {
+            request.Events.Add(ProtoEvents.Make(user, $"pv-{i}", "product_view"));
+        }
+
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await Decisions.DecideAsync(request));
+
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        var violation = Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+        Assert.Equal("events", violation.Field);
+        Assert.Contains("at most 100 events per decision", violation.Description, StringComparison.Ordinal);
+        Assert.Equal("general_audience", (await Decisions.DecideAsync(new DecideRequest { UserId = user })).Decision.Segment.Id);
+    }
+
+    [Fact]
     public async Task DecideBatch_rejects_an_empty_batch()
     {
         using var call = Decisions.DecideBatch(new DecideBatchRequest());

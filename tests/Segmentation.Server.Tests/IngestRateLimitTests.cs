@@ -36,6 +36,36 @@ public sealed class IngestRateLimitTests
     }
 
     [Fact]
+    public async Task The_events_a_decide_carries_count_against_the_keys_event_rate_and_a_refused_call_records_none()
+    {
+        using var factory = CreateFactory(eventsPerSecond: 5);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var decisions = new DecisionService.DecisionServiceClient(channel);
+        var recorded = 0;
+
+        // Four events fit the budget of five a second: Decides carrying four run out of it and are told to come back.
+        for (var i = 0; i < 10; i++)
+        {
+            var request = new DecideRequest { UserId = "u1" };
+            request.Events.AddRange(Events(4).Events);
+            try
+            {
+                recorded += (await decisions.DecideAsync(request)).EventResults.Count(r => r.Status == EventStatus.Accepted);
+            }
+            catch (RpcException limited) when (limited.StatusCode == StatusCode.ResourceExhausted)
+            {
+                Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
+                var profile = (await new ProfileService.ProfileServiceClient(channel).GetProfileAsync(new GetProfileRequest { UserId = "u1" })).Profile;
+                Assert.Equal(recorded, profile.EventCounts["page_view"]); // the refused call's events were not recorded
+                Assert.NotEmpty((await decisions.DecideAsync(new DecideRequest { UserId = "u1" })).Decision.DecisionId); // a Decide without events spends none of it
+                return;
+            }
+        }
+
+        Assert.Fail("ten Decides of four events each passed a budget of five events per second");
+    }
+
+    [Fact]
     public async Task A_call_with_more_events_than_the_keys_rate_allows_in_a_second_is_invalid_not_retryable()
     {
         // Retrying such a call can never succeed, so RESOURCE_EXHAUSTED with a retry delay would have its client retry

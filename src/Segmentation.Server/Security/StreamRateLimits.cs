@@ -34,7 +34,7 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
         using var lease = bucket.AttemptAcquire(events);
         if (!lease.IsAcquired)
         {
-            throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents and StreamEvents together, with EchoStream's messages); retry after the delay given", TimeSpan.FromSeconds(1));
+            throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents, StreamEvents and the events of Decide together, with EchoStream's messages); retry after the delay given", TimeSpan.FromSeconds(1));
         }
     }
 

@@ -3,23 +3,36 @@ using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Telemetry;
+using Segmentation.Core.Events;
 using Segmentation.Server.Mapping;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="DecisionEngine"/>.</summary>
-internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionService.DecisionServiceBase
+internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide trackAndDecide, StreamRateLimits rateLimits) : DecisionService.DecisionServiceBase
 {
     public override Task<DecideResponse> Decide(DecideRequest request, ServerCallContext context)
     {
         using var span = SegmentationTelemetry.Traces.StartActivity("Decide"); // null (free) unless traces are exported
-        var decision = engine.Decide(new DecisionRequest(
+        var decisionRequest = new DecisionRequest(
             request.UserId,
             request.AnonymousId,
             DecisionMapper.ToDomain(request.Context, request.Channel),
             ValueMapper.ToDomain(request.Timestamp, "timestamp"),
-            request.Explain),
-            context.CancellationToken);
+            request.Explain);
+        var response = new DecideResponse();
+        Core.Decisions.Decision decision;
+        if (request.Events.Count == 0)
+        {
+            decision = engine.Decide(decisionRequest, context.CancellationToken);
+        }
+        else
+        {
+            decision = TrackThenDecide(request, decisionRequest, response, context);
+            span?.SetTag("segmentation.events", request.Events.Count);
+        }
+
         if (span is not null)
         {
             span.SetTag("segmentation.decision_id", decision.DecisionId);
@@ -27,7 +40,35 @@ internal sealed class DecisionGrpcService(DecisionEngine engine) : DecisionServi
             span.SetTag("segmentation.cache_hit", decision.FromCache);
         }
 
-        return Task.FromResult(new DecideResponse { Decision = DecisionMapper.ToProto(decision) });
+        response.Decision = DecisionMapper.ToProto(decision);
+        return Task.FromResult(response);
+    }
+
+    // A Decide that records the page's events first: it writes to profiles, so the key needs the ingest scope too, and
+    // its events count against the key's ingestion rate (checked for size before any is spent, as TrackEvents does).
+    private Core.Decisions.Decision TrackThenDecide(DecideRequest request, DecisionRequest decisionRequest, DecideResponse response, ServerCallContext context)
+    {
+        var caller = context.Caller();
+        if ((ApiScopes.Effective(caller.Scopes) & ApiScope.Ingest) == 0)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"a Decide with events records them, which needs the '{ApiScopes.Name(ApiScope.Ingest)}' scope; API key '{caller.Name}' does not have it"));
+        }
+
+        TrackAndDecide.CheckEventCount(request.Events.Count);
+        rateLimits.Acquire(caller.Name, request.Events.Count);
+        var events = new BehaviourEvent[request.Events.Count];
+        for (var i = 0; i < events.Length; i++)
+        {
+            events[i] = ProfileMapper.ToDomain(request.Events[i]);
+        }
+
+        var tracked = trackAndDecide.Decide(decisionRequest, events, context.CancellationToken);
+        foreach (var result in tracked.Events)
+        {
+            response.EventResults.Add(ProfileMapper.ToProto(result));
+        }
+
+        return tracked.Decision;
     }
 
     // Results are written to the response without flushing, and flushed every FlushEvery results, when

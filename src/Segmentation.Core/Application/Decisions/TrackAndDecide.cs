@@ -1,0 +1,76 @@
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Decisions;
+using Segmentation.Core.Events;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Application.Decisions;
+
+/// <summary>A decision and the results of the events recorded just before it, in the order they were sent.</summary>
+/// <param name="Decision">The decision, made after the events were recorded.</param>
+/// <param name="Events">One result per event: accepted, a duplicate of a recorded event, or rejected and why.</param>
+public sealed record TrackedDecision(Decision Decision, IReadOnlyList<EventResult> Events);
+
+/// <summary>
+/// Records a caller's events for one user and then decides for that user: what a storefront does on a page render
+/// (record the page view, then decide what the page shows) in one call instead of two, the decision seeing what was
+/// recorded. Each event is recorded as <see cref="EventRecorder.TrackOne"/> records an event of a batch, so a rejected
+/// event is reported in its result and never fails the decision.
+/// </summary>
+public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine engine)
+{
+    /// <summary>The most events one decision may carry (a page's events, not a bulk load: that is what batches and streams are for).</summary>
+    public const int MaxEvents = 100;
+
+    /// <summary>
+    /// Throws <see cref="ValidationException"/> on <c>events</c> when a decision carries more than <see cref="MaxEvents"/>;
+    /// callers check it before spending anything on the call (its rate-limit tokens).
+    /// </summary>
+    public static void CheckEventCount(int count)
+    {
+        if (count > MaxEvents)
+        {
+            throw new ValidationException("events", $"at most {MaxEvents} events per decision (got {count}); send more with TrackEvents or StreamEvents");
+        }
+    }
+
+    /// <summary>
+    /// Records <paramref name="events"/> in order, then decides for <paramref name="request"/>. An event naming no user
+    /// is recorded for the request's user id and anonymous id; one naming a user must name the request's subject (its
+    /// user id, or its anonymous id when it has no user id), or it is rejected. Nothing is recorded when the request
+    /// itself is invalid (<see cref="ValidationException"/>) or carries too many events.
+    /// </summary>
+    public TrackedDecision Decide(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(events);
+        cancellation.ThrowIfCancellationRequested();
+        CheckEventCount(events.Count);
+        request.ThrowIfInvalid();
+
+        var results = events.Count == 0 ? [] : new EventResult[events.Count];
+        for (var i = 0; i < events.Count; i++)
+        {
+            results[i] = Record(i, request, events[i]);
+        }
+
+        return new TrackedDecision(engine.Decide(request, cancellation), results);
+    }
+
+    private EventResult Record(int index, DecisionRequest request, BehaviourEvent e)
+    {
+        var field = EventRecorder.BatchField(index);
+        if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
+        {
+            e = e with { UserId = request.UserId, AnonymousId = request.AnonymousId };
+        }
+        else if (!string.Equals(e.ProfileKey, request.SubjectId, StringComparison.Ordinal))
+        {
+            var named = e.UserId.Length > 0 ? "user_id" : "anonymous_id";
+            FieldViolation[] violations = [new($"{field}.{named}", "must be empty or name the user decided for (the request's user_id, or its anonymous_id when it has none)")];
+            ingestion.Events.Quality.Rejected(violations, field);
+            return new EventResult(index, e.EventId, EventStatus.Rejected, null, violations);
+        }
+
+        return ingestion.TrackOne(index, e, field);
+    }
+}
