@@ -10,7 +10,7 @@ internal sealed record LoadOptions
         Usage: Segmentation.LoadTest [options]
           --address URL        server address, loopback only (default http://127.0.0.1:5107)
           --api-key KEY        API key sent as x-api-key (default $SEGMENTATION_API_KEY, else the local development key)
-          --mode MODE          echo | decide-hit | decide-miss | echo-pair | decide-fresh | mixed | stream-ingest | echo-stream | stream-batch | decide-batch | all,
+          --mode MODE          echo | decide-hit | decide-miss | echo-pair | decide-with-event | decide-fresh | mixed | stream-ingest | echo-stream | stream-batch | decide-batch | all,
                                or several joined by commas (echo,decide-batch)
                                (default all: an unmeasured warm-up pass of every mode, then each mode measured)
           --duration SECONDS   measured time per mode (default 10)
@@ -18,7 +18,7 @@ internal sealed record LoadOptions
           --warmup-pass SECONDS  with several modes: unmeasured time per mode in the initial warm-up pass (default 3; 0 skips it)
           --connections N      HTTP/2 connections (default 16)
           --concurrency N      calls in flight across all connections (default 160)
-          --users N            distinct users for decide-miss and mixed (default 3000; demo customers first)
+          --users N            distinct users for decide-miss, decide-with-event and mixed (default 3000; demo customers first)
           --hot-users N        users decide-hit cycles through (default 100)
           --miss-percent P     mixed: share of iterations that track an event before deciding (default 20)
           --streams N          stream-ingest, echo-stream, stream-batch: concurrent StreamEvents (EchoStream) calls (default 4)
@@ -83,7 +83,7 @@ internal sealed record LoadOptions
 
     public string? H2LoadBodiesDirectory { get; init; }
 
-    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "echo-pair", "decide-fresh", "mixed", "stream-ingest", "echo-stream", "stream-batch", "decide-batch"];
+    public static readonly string[] Modes = ["echo", "decide-hit", "decide-miss", "echo-pair", "decide-with-event", "decide-fresh", "mixed", "stream-ingest", "echo-stream", "stream-batch", "decide-batch"];
 
     /// <summary>Parses <paramref name="args"/>; throws <see cref="ArgumentException"/> with the reason on bad input.</summary>
     public static LoadOptions Parse(string[] args)

@@ -101,6 +101,7 @@ if (echo is not null && results.Count > 1)
             "decide-miss" => Verdict($"Decide throughput {100 * r.Throughput / echo.Throughput:0} % of echo (target >= 50 %)", r.Throughput >= 0.5 * echo.Throughput)
                 + string.Create(CultureInfo.InvariantCulture, $"; with the TrackEvent before each Decide {100 * (r.Throughput + r.TrackThroughput) / echo.Throughput:0} % of echo's RPC rate; p99 {r.P99Ms / echo.P99Ms:0.00}x echo's (no target)")
                 + (pair is not { Throughput: > 0 } ? "" : string.Create(CultureInfo.InvariantCulture, $"; {100 * r.Throughput / pair.Throughput:0} % of echo-pair's rate (the ceiling of two RPCs per iteration)")),
+            "decide-with-event" => string.Create(CultureInfo.InvariantCulture, $"decide-miss's page view and Decide in one call (DecideRequest.events): {100 * r.Throughput / echo.Throughput:0} % of echo, p99 {r.P99Ms / echo.P99Ms:0.00}x echo's (no target: decide-miss's is for the two calls)"),
             "echo-pair" => string.Create(CultureInfo.InvariantCulture, $"two Echo calls per iteration, the second counted: {100 * r.Throughput / echo.Throughput:0} % of echo - what decide-miss would reach if TrackEvent and Decide cost the server nothing"),
             "decide-fresh" => Verdict($"throughput {100 * r.Throughput / echo.Throughput:0} % of echo (every Decide computed in full; target >= 70 %)", r.Throughput >= 0.7 * echo.Throughput)
                 + "; " + Verdict($"p99 {r.P99Ms / echo.P99Ms:0.00}x echo's (target <= 1.5x)", r.P99Ms <= 1.5 * echo.P99Ms),

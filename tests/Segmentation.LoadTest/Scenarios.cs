@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -9,7 +10,8 @@ namespace Segmentation.LoadTest;
 /// <summary>
 /// The calls one mode makes; each iteration records exactly one measured call (Echo or Decide). decide-miss
 /// sends a TrackEvent before each Decide (the profile changes between calls; only the Decide is measured,
-/// the TrackEvents are counted apart); decide-fresh sends a page path never seen before, so every Decide is
+/// the TrackEvents are counted apart); decide-with-event sends the same page view inside the Decide (one call, the
+/// event counted as a track); decide-fresh sends a page path never seen before, so every Decide is
 /// computed in full without a write in between.
 /// </summary>
 internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users, ByteString echoPayload)
@@ -49,7 +51,12 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
 
                 break;
             case "decide-miss":
-                await TrackThenDecide(channel, users[random.Next(users.Count)], worker, iteration, stats, measured);
+                await TrackThenDecide(channel, users[random.Next(users.Count)], stats, measured);
+                break;
+            case "decide-with-event":
+                // decide-miss's workload in one round trip: the page view goes with the Decide (DecideRequest.events),
+                // recorded before the decision, which sees it; the event is counted as a track.
+                await DecideWithEvent(channel, users[random.Next(users.Count)], stats, measured);
                 break;
             case "decide-fresh":
                 // A page path never sent before: the catalog reads page_path, so the decision cannot come from
@@ -62,7 +69,7 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
                 var user = users[random.Next(users.Count)];
                 if (random.Next(100) < options.MissPercent)
                 {
-                    await TrackThenDecide(channel, user, worker, iteration, stats, measured);
+                    await TrackThenDecide(channel, user, stats, measured);
                 }
                 else
                 {
@@ -85,7 +92,13 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
         Context = new EventContext { Source = "web", Device = "mobile", SessionId = "load-" + user, PageType = "product", PagePath = "/gifts/christmas" },
     };
 
-    private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
+    // A new event id on every call of the run, whatever the mode, pass or worker: an id sent before (the warm-up pass
+    // and the measured run draw the same users in the same order) would be a duplicate, a write that changes nothing.
+    private long _events;
+
+    private string NextEventId() => string.Create(CultureInfo.InvariantCulture, $"load-{_runId}-{Interlocked.Increment(ref _events)}");
+
+        private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
 
     private static Task Decide(CallInvoker channel, string user, WorkerStats stats, bool measured, RequestContext? context = null) =>
         Measure(stats, measured, async () =>
@@ -97,13 +110,40 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
     private Task<EchoResponse> Echo(CallInvoker channel) =>
         new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = echoPayload }, deadline: Deadline()).ResponseAsync;
 
-    private async Task TrackThenDecide(CallInvoker channel, string user, int worker, long iteration, WorkerStats stats, bool measured)
+    private async Task TrackThenDecide(CallInvoker channel, string user, WorkerStats stats, bool measured)
     {
-        if (await Unmeasured(stats, measured, () => new ProfileService.ProfileServiceClient(channel).TrackEventAsync(
-                new TrackEventRequest { Event = PageView(user, $"load-{_runId}-{worker}-{iteration}") }, deadline: Deadline()).ResponseAsync))
+        if (await Unmeasured(stats, measured, async () =>
+            {
+                var tracked = await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(
+                    new TrackEventRequest { Event = PageView(user, NextEventId()) }, deadline: Deadline());
+                if (tracked.Duplicate)
+                {
+                    throw new RpcException(new Status(StatusCode.AlreadyExists, "the page view was a duplicate: the profile did not change"));
+                }
+            }))
         {
             await Decide(channel, user, stats, measured);
         }
+    }
+
+    private async Task DecideWithEvent(CallInvoker channel, string user, WorkerStats stats, bool measured)
+    {
+        var request = new DecideRequest { UserId = user, Context = Context, Events = { PageView("", NextEventId()) } };
+        await Measure(stats, measured, async () =>
+        {
+            var response = await new DecisionService.DecisionServiceClient(channel).DecideAsync(request, deadline: Deadline());
+            if (response.EventResults is not [{ Status: EventStatus.Accepted }])
+            {
+                throw new RpcException(new Status(StatusCode.AlreadyExists, "the page view carried by the Decide was not recorded as a new event"));
+            }
+
+            if (measured)
+            {
+                stats.Tracks++;
+            }
+
+            return response.Decision.FromCache;
+        });
     }
 
     // The call before the measured one (counted apart as a "track"); false when it failed (its status recorded).

@@ -89,7 +89,7 @@ grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
 
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key")
 
-echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, echo-pair (its ceiling), decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each, one per message), echo-stream (its ceiling: the same over EchoStream), stream-batch (stream-ingest's streams, 64 events per message), decide-batch (2 DecideBatch calls of $batch_size users in flight); server CPU per request from /proc"
+echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, echo-pair (its ceiling), decide-with-event (decide-miss in one call), decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each, one per message), echo-stream (its ceiling: the same over EchoStream), stream-batch (stream-ingest's streams, 64 events per message), decide-batch (2 DecideBatch calls of $batch_size users in flight); server CPU per request from /proc"
 "${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
   --streams 4 --window 256 --batch-size "$batch_size" --batch-calls 2 --server-pid "$server_pid" | tee "$out/load.txt"
 
