@@ -34,7 +34,10 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
     [InlineData("/v1/events", """{"event":{"eventId":"e1","type":"page_view","userId":"u1","timestamp":"yesterday"}}""", "event.timestamp", "expected an RFC 3339 time such as 2026-12-04T09:30:00Z, got 'yesterday'")]
     [InlineData("/v1/events/batch", """{"events":[""" + GoodEvent + """,{"eventId":"e2","context":{"device":5}}]}""", "events[1].context.device", "expected a string, got the number 5")]
     [InlineData("/v1/events/batch", """{"events":{"eventId":"e1"}}""", "events", "expected a JSON array, got an object")]
+    [InlineData("/v1/events/batch", """{"events":[{"eventId":"e1","lines":[{"productId":"p1","quantity":"lots"}]}]}""", "events[0].lines[0].quantity", "expected a whole number, got the string 'lots'")]
     [InlineData("/v1/decide", """{"userId":"\ud800abc"}""", "user_id", "the string is not valid text")]
+    [InlineData("/v1/decide", """{"userId":"json-user","events":[""" + GoodEvent + """,{"eventId":"e2","value":"ten"}]}""", "events[1].value", "expected a number (in quotes only NaN, Infinity or -Infinity), got the string 'ten'")]
+    [InlineData("/v1/events", """{"event":{"eventId":"e1","type":"purchase","value":"12.50"}}""", "event.value", "expected a number (in quotes only NaN, Infinity or -Infinity), got the string '12.50'")]
     [InlineData("/v1/users/json-user/traits", """{"traits":{"plan":{"numberValue":true}}}""", "traits[plan].number_value", "expected a number, got true")]
     public async Task A_body_that_does_not_fit_its_message_is_refused_naming_the_field(string path, string json, string field, string description)
     {
@@ -46,6 +49,20 @@ public sealed class HttpJsonInputErrorTests(GrpcTestFixture fixture) : IClassFix
         Assert.Equal(field, violation.GetProperty("field").GetString());
         Assert.StartsWith(description, violation.GetProperty("description").GetString(), StringComparison.Ordinal);
         Assert.StartsWith($"{field}: {description}", body.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_decide_over_http_json_records_the_events_it_carries_and_reports_each()
+    {
+        var user = "json-" + Guid.NewGuid().ToString("N");
+        var view = GoodEvent.Replace("json-ok-1", "json-view-1", StringComparison.Ordinal).Replace("\"userId\":\"json-user\",", "", StringComparison.Ordinal);
+        var (status, body) = await Post("/v1/decide", $$"""{"userId":"{{user}}","events":[{{view}},{{view}}]}""");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.False(string.IsNullOrEmpty(body.GetProperty("decision").GetProperty("decisionId").GetString()));
+        var results = body.GetProperty("eventResults").EnumerateArray().ToList();
+        Assert.Equal(["EVENT_STATUS_ACCEPTED", "EVENT_STATUS_DUPLICATE"], results.Select(r => r.GetProperty("status").GetString()));
+        Assert.All(results, r => Assert.Equal(user, r.GetProperty("userId").GetString()));
     }
 
     [Fact]

@@ -149,7 +149,8 @@ internal sealed partial record HttpJsonInputProblem
             case FieldType.Bool:
                 return token is JsonTokenType.True or JsonTokenType.False ? null : Expected(ref reader, path, "true or false");
             case FieldType.Double or FieldType.Float:
-                return token is JsonTokenType.Number or JsonTokenType.String ? null : Expected(ref reader, path, "a number");
+                return token == JsonTokenType.Number || (token == JsonTokenType.String && NamedNumber(ref reader)) ? null
+                    : Expected(ref reader, path, token == JsonTokenType.String ? "a number (in quotes only NaN, Infinity or -Infinity)" : "a number");
             case FieldType.Enum:
                 return Enum(ref reader, field.EnumType, path);
             case FieldType.Message or FieldType.Group:
@@ -160,9 +161,20 @@ internal sealed partial record HttpJsonInputProblem
                     return new(path, $"expected a whole number, got {Describe(ref reader)}");
                 }
 
-                return token is JsonTokenType.Number or JsonTokenType.String ? null : Expected(ref reader, path, "a whole number");
+                return token == JsonTokenType.Number || (token == JsonTokenType.String && WholeNumberText(ref reader)) ? null : Expected(ref reader, path, "a whole number");
         }
     }
+
+    // The strings transcoding reads as a floating-point number: the named values only ("5" in quotes it refuses).
+    private static bool NamedNumber(ref Utf8JsonReader reader) =>
+        reader.ValueTextEquals("NaN"u8) || reader.ValueTextEquals("Infinity"u8) || reader.ValueTextEquals("-Infinity"u8);
+
+    // A whole number in quotes, as 64-bit integers are written in JSON. Judged at least as loosely as transcoding reads
+    // it, so a value it takes is never refused here: what is not a number at all ("lots") is named, the rest (a 32-bit
+    // field in quotes, a value out of range) is left to its own message.
+    private static bool WholeNumberText(ref Utf8JsonReader reader) =>
+        TryText(ref reader, out var text)
+        && (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out _) || ulong.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out _));
 
     private static HttpJsonInputProblem? Enum(ref Utf8JsonReader reader, EnumDescriptor type, string path)
     {
