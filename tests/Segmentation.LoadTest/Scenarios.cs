@@ -92,13 +92,14 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
         Context = new EventContext { Source = "web", Device = "mobile", SessionId = "load-" + user, PageType = "product", PagePath = "/gifts/christmas" },
     };
 
-    // A new event id on every call of the run, whatever the mode, pass or worker: an id sent before (the warm-up pass
-    // and the measured run draw the same users in the same order) would be a duplicate, a write that changes nothing.
+    // A new event id on every call of the run, whatever the mode, pass or worker: an id sent before (each mode's workers
+    // draw the same users in the same order, so decide-miss and decide-with-event would repeat each other's events)
+    // would be a duplicate, a write that changes nothing.
     private long _events;
 
     private string NextEventId() => string.Create(CultureInfo.InvariantCulture, $"load-{_runId}-{Interlocked.Increment(ref _events)}");
 
-        private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
+    private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
 
     private static Task Decide(CallInvoker channel, string user, WorkerStats stats, bool measured, RequestContext? context = null) =>
         Measure(stats, measured, async () =>

@@ -57,12 +57,37 @@ public sealed class IngestRateLimitTests
                 Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
                 var profile = (await new ProfileService.ProfileServiceClient(channel).GetProfileAsync(new GetProfileRequest { UserId = "u1" })).Profile;
                 Assert.Equal(recorded, profile.EventCounts["page_view"]); // the refused call's events were not recorded
-                Assert.NotEmpty((await decisions.DecideAsync(new DecideRequest { UserId = "u1" })).Decision.DecisionId); // a Decide without events spends none of it
+                Assert.NotEmpty((await decisions.DecideAsync(new DecideRequest { UserId = "u1" })).Decision.DecisionId); // deciding alone is still served
                 return;
             }
         }
 
         Assert.Fail("ten Decides of four events each passed a budget of five events per second");
+    }
+
+    [Fact]
+    public async Task A_decide_without_events_or_refused_as_invalid_spends_none_of_the_keys_event_rate()
+    {
+        // A Decide refused as invalid carrying a whole second's budget, ten Decides without events, then one carrying the
+        // whole budget: granted in full. Had any of them taken tokens, the budget of five would be short unless a whole
+        // second passed in between (then the test proves less, but cannot fail wrongly).
+        using var factory = CreateFactory(eventsPerSecond: 5);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var decisions = new DecisionService.DecisionServiceClient(channel);
+        var invalid = new DecideRequest { UserId = "u1", Context = new RequestContext { PagePath = "/" + new string('p', 3000) } };
+        invalid.Events.AddRange(Events(5).Events);
+        var refused = await Assert.ThrowsAsync<RpcException>(async () => await decisions.DecideAsync(invalid));
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        for (var i = 0; i < 10; i++)
+        {
+            await decisions.DecideAsync(new DecideRequest { UserId = "u1" });
+        }
+
+        var full = new DecideRequest { UserId = "u1" };
+        full.Events.AddRange(Events(5).Events);
+        var response = await decisions.DecideAsync(full);
+
+        Assert.Equal(5, response.EventResults.Count(r => r.Status == EventStatus.Accepted));
     }
 
     [Fact]

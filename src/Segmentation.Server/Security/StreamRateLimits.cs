@@ -7,8 +7,8 @@ using Segmentation.Server.Hosting;
 namespace Segmentation.Server.Security;
 
 /// <summary>
-/// A token bucket per caller (API key name) for ingested events, over <c>TrackEvent</c>, <c>TrackEvents</c>
-/// and <c>StreamEvents</c> together (and the messages of <c>EchoStream</c>, their baseline): it holds one second's allowance and refills continuously, so a caller
+/// A token bucket per caller (API key name) for ingested events, over <c>TrackEvent</c>, <c>TrackEvents</c>,
+/// <c>StreamEvents</c> and the events a <c>Decide</c> carries together (and the messages of <c>EchoStream</c>, their baseline): it holds one second's allowance and refills continuously, so a caller
 /// may burst up to <see cref="LimitsOptions.StreamEventsPerSecond"/> and sustain that rate.
 /// </summary>
 public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposable

@@ -45,7 +45,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
     }
 
     // A Decide that records the page's events first: it writes to profiles, so the key needs the ingest scope too, and
-    // its events count against the key's ingestion rate (checked for size before any is spent, as TrackEvents does).
+    // its events count against the key's ingestion rate (the call checked for size and validity before any is spent).
     private Core.Decisions.Decision TrackThenDecide(DecideRequest request, DecisionRequest decisionRequest, DecideResponse response, ServerCallContext context)
     {
         var caller = context.Caller();
@@ -55,6 +55,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
         }
 
         TrackAndDecide.CheckEventCount(request.Events.Count);
+        decisionRequest.ThrowIfInvalid(); // a request that cannot be decided spends none of the budget either
         rateLimits.Acquire(caller.Name, request.Events.Count);
         var events = new BehaviourEvent[request.Events.Count];
         for (var i = 0; i < events.Length; i++)

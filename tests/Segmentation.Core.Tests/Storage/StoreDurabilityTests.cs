@@ -203,6 +203,33 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void A_decide_carrying_events_on_a_full_disk_still_decides_and_reports_what_was_not_recorded()
+    {
+        // A storefront's page render must not fail because the page view could not be stored: the decision is made on
+        // what was recorded, and the events the disk refused come back as not recorded, to be sent again.
+        using var disk = new TinyDisk(megabytes: 4);
+        using var store = new Durable(disk.Directory("store"), Key);
+        store.Restore();
+        var trackAndDecide = store.World.Get<Segmentation.Core.Application.Decisions.TrackAndDecide>();
+        var request = new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty);
+        var events = Enumerable.Range(0, 100).Select(i => Event($"page-{i}", "", EventTypes.PageView, Start.AddSeconds(-i))).ToList();
+
+        disk.Fill();
+        var tracked = trackAndDecide.Decide(request, events);
+
+        Assert.NotNull(tracked.Decision.Winner);
+        var recorded = tracked.Events.TakeWhile(r => r.Status == Segmentation.Core.Application.Profiles.EventStatus.Accepted).Count();
+        Assert.True(recorded < 100, "the full disk took every event");
+        Assert.All(tracked.Events.Skip(recorded), r =>
+        {
+            Assert.Equal(Segmentation.Core.Application.Profiles.EventStatus.Rejected, r.Status);
+            Assert.Equal($"events[{r.Index}]", Assert.Single(r.Violations).Field);
+            Assert.Contains("send it again", r.Violations[0].Description, StringComparison.Ordinal);
+        });
+        Assert.Equal(recorded, store.World.Store.Get("u1")?.TotalEvents ?? 0); // what was reported recorded, and only that
+    }
+
+    [Fact]
     public async Task An_erasure_whose_compaction_fails_on_a_full_disk_is_unavailable_and_a_retry_leaves_no_trace()
     {
         using var disk = new TinyDisk(megabytes: 16);

@@ -137,7 +137,7 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<DecisionMeasurement>(),
             sp.GetRequiredService<SendTimePriorProvider>()));
         services.TryAddSingleton<SendTimePriorProvider>();
-        services.TryAddSingleton(sp => new TrackAndDecide(sp.GetRequiredService<ProfileIngestion>(), sp.GetRequiredService<DecisionEngine>()));
+        services.TryAddSingleton(sp => new TrackAndDecide(sp.GetRequiredService<ProfileIngestion>(), sp.GetRequiredService<DecisionEngine>(), sp.GetRequiredService<IProfileStore>()));
         services.TryAddSingleton(sp => new OutcomeRecorder(
             sp.GetRequiredService<DecisionMeasurement>(),
             sp.GetRequiredService<ProfileIngestion>(),

@@ -1,6 +1,8 @@
+using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Decisions;
@@ -16,7 +18,7 @@ public sealed record TrackedDecision(Decision Decision, IReadOnlyList<EventResul
 /// recorded. Each event is recorded as <see cref="EventRecorder.TrackOne"/> records an event of a batch, so a rejected
 /// event is reported in its result and never fails the decision.
 /// </summary>
-public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine engine)
+public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine engine, IProfileStore profiles)
 {
     /// <summary>The most events one decision may carry (a page's events, not a bulk load: that is what batches and streams are for).</summary>
     public const int MaxEvents = 100;
@@ -35,9 +37,12 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
 
     /// <summary>
     /// Records <paramref name="events"/> in order, then decides for <paramref name="request"/>. An event naming no user
-    /// is recorded for the request's user id and anonymous id; one naming a user must name the request's subject (its
-    /// user id, or its anonymous id when it has no user id), or it is rejected. Nothing is recorded when the request
-    /// itself is invalid (<see cref="ValidationException"/>) or carries too many events.
+    /// is recorded for the request's user id and anonymous id; one naming a user must name the profile decided for
+    /// (the request's user id, or its anonymous id when it has no user id, or an id linked to the same profile), or it is
+    /// rejected. Nothing is recorded when the request itself is invalid (<see cref="ValidationException"/>) or carries
+    /// too many events. When the durable store cannot take a write (a full disk), that event and the ones after it are
+    /// reported as not recorded (sending them again is safe) and the decision is still made, on what was recorded.
+    /// <paramref name="cancellation"/> is checked before the events only: once recorded, the decision is made.
     /// </summary>
     public TrackedDecision Decide(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default)
     {
@@ -48,29 +53,43 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         request.ThrowIfInvalid();
 
         var results = events.Count == 0 ? [] : new EventResult[events.Count];
+        var storable = true;
         for (var i = 0; i < events.Count; i++)
         {
-            results[i] = Record(i, request, events[i]);
+            results[i] = storable ? Record(i, request, events[i], ref storable) : NotStored(i, events[i]);
         }
 
-        return new TrackedDecision(engine.Decide(request, cancellation), results);
+        return new TrackedDecision(engine.Decide(request, CancellationToken.None), results);
     }
 
-    private EventResult Record(int index, DecisionRequest request, BehaviourEvent e)
+    private EventResult Record(int index, DecisionRequest request, BehaviourEvent e, ref bool storable)
     {
         var field = EventRecorder.BatchField(index);
         if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
         {
             e = e with { UserId = request.UserId, AnonymousId = request.AnonymousId };
         }
-        else if (!string.Equals(e.ProfileKey, request.SubjectId, StringComparison.Ordinal))
+        else if (!string.Equals(e.ProfileKey, request.SubjectId, StringComparison.Ordinal)
+            && !string.Equals(profiles.Resolve(e.ProfileKey), profiles.Resolve(request.SubjectId), StringComparison.Ordinal))
         {
             var named = e.UserId.Length > 0 ? "user_id" : "anonymous_id";
-            FieldViolation[] violations = [new($"{field}.{named}", "must be empty or name the user decided for (the request's user_id, or its anonymous_id when it has none)")];
+            FieldViolation[] violations = [new($"{field}.{named}", "must be empty or name the user decided for (the request's user_id, or its anonymous_id when it has none, or an id linked to that user)")];
             ingestion.Events.Quality.Rejected(violations, field);
             return new EventResult(index, e.EventId, EventStatus.Rejected, null, violations);
         }
 
-        return ingestion.TrackOne(index, e, field);
+        try
+        {
+            return ingestion.TrackOne(index, e, field);
+        }
+        catch (StorageUnavailableException)
+        {
+            storable = false;
+            return NotStored(index, e);
+        }
     }
+
+    // An event the durable store could not take: not applied, so sending it again later records it.
+    private static EventResult NotStored(int index, BehaviourEvent e) =>
+        new(index, e.EventId, EventStatus.Rejected, null, [new(EventRecorder.BatchField(index), "not recorded: the service cannot store events now (storage unavailable); send it again later")]);
 }

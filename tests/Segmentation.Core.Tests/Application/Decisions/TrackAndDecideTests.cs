@@ -80,6 +80,23 @@ public class TrackAndDecideTests
     }
 
     [Fact]
+    public void An_event_naming_an_id_linked_to_the_user_decided_for_is_recorded_on_that_user()
+    {
+        // A browser sends its anonymous id on every event, also once the visitor has signed in and been identified.
+        using var w = World();
+        w.Ingestion.Identify("anon-1", "u1");
+        var trackAndDecide = w.Get<TrackAndDecide>();
+
+        var byAnonymous = trackAndDecide.Decide(Request("u1", "anon-1"), [Event(w, "e1", EventTypes.ProductView, anonymous: "anon-1")]);
+        var byUser = trackAndDecide.Decide(Request("", "anon-1"), [Event(w, "e2", EventTypes.ProductView, user: "u1")]);
+
+        Assert.Equal(EventStatus.Accepted, Assert.Single(byAnonymous.Events).Status);
+        Assert.Equal(EventStatus.Accepted, Assert.Single(byUser.Events).Status);
+        Assert.Equal(2, w.Store.Get("u1")!.TotalEvents);
+        Assert.Equal("viewer", byUser.Decision.Winner.Id);
+    }
+
+    [Fact]
     public void An_invalid_or_repeated_event_is_reported_in_its_result_and_the_decision_is_still_made()
     {
         using var w = World();
@@ -101,12 +118,13 @@ public class TrackAndDecideTests
         using var w = World();
         var trackAndDecide = w.Get<TrackAndDecide>();
 
-        var noUser = Assert.Throws<ValidationException>(() => trackAndDecide.Decide(Request(""), [Event(w, "e1", EventTypes.AddToCart, user: "u1")]));
+        var tooLongPath = new RequestContext(PagePath: "/" + new string('p', 3000)); // the user is fine, the request is not
+        var invalid = Assert.Throws<ValidationException>(() => trackAndDecide.Decide(Request("u1") with { Context = tooLongPath }, [Event(w, "e1", EventTypes.AddToCart)]));
         var tooMany = Assert.Throws<ValidationException>(() => trackAndDecide.Decide(
             Request("u1"),
             Enumerable.Range(0, TrackAndDecide.MaxEvents + 1).Select(i => Event(w, $"e{i}", EventTypes.ProductView)).ToList()));
 
-        Assert.Contains(noUser.Violations, v => v.Field == "user_id");
+        Assert.Contains(invalid.Violations, v => v.Field == "context.page_path");
         Assert.Equal("events", Assert.Single(tooMany.Violations).Field);
         Assert.Null(w.Store.Get("u1"));
     }
