@@ -38,6 +38,8 @@ public sealed class PythonClientProcessTests
         Assert.Contains(root.GetProperty("decision").GetProperty("matched").EnumerateArray(), m => m.GetString() == "repeat_buyer:MATCH_STATUS_EXCLUDED");
         Assert.False(root.GetProperty("track").GetProperty("duplicate").GetBoolean());
         Assert.Equal(["12415", "python-user", "nobody-known"], root.GetProperty("batch").EnumerateArray().Select(u => u.GetString()));
+        var recorded = Assert.Single(root.GetProperty("decideWithEvents").EnumerateArray());
+        Assert.Equal(["EVENT_STATUS_ACCEPTED", "python-user"], recorded.EnumerateArray().Select(v => v.GetString()));
         var invalid = root.GetProperty("invalid");
         Assert.Equal("INVALID_ARGUMENT", invalid.GetProperty("code").GetString());
         Assert.Contains(invalid.GetProperty("violations").EnumerateArray(), v => v.GetString() == "event.context.session_id");

@@ -49,6 +49,9 @@ public sealed class RealServerProcessTests
 
         Assert.Contains(decision.GetProperty("matched").EnumerateArray(), m => m.GetString() == "mobile_shopper:MATCH_STATUS_OUTRANKED");
         Assert.Equal("INVALID_ARGUMENT", root.GetProperty("invalid").GetProperty("codeName").GetString());
+        var tracked = root.GetProperty("tracked"); // five product views sent with the Decide, seen by it
+        Assert.Equal("product_explorer", tracked.GetProperty("segment").GetString());
+        Assert.Equal(Enumerable.Repeat("EVENT_STATUS_ACCEPTED", 5), tracked.GetProperty("events").EnumerateArray().Select(e => e.GetString()));
     }
 
     /// <summary>The key the server processes started by tests accept (every scope).</summary>

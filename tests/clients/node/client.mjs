@@ -53,6 +53,19 @@ try {
     matched: d.matched_segments.map((m) => `${m.segment.id}:${m.status}`),
   };
 
+  // A page render that records its product views in the same call: the decision sees them.
+  const visitor = `node-${Date.now()}-${process.pid}`;
+  const seconds = Math.floor(Date.now() / 1000);
+  const views = [0, 1, 2, 3, 4].map((i) => ({
+    event_id: `${visitor}-view-${i}`,
+    type: 'product_view',
+    timestamp: { seconds: seconds - 60 + i, nanos: 0 },
+    context: { source: 'web', device: 'mobile', session_id: `${visitor}-s`, page_type: 'product' },
+    product_id: `sku-${i}`,
+  }));
+  const tracked = await call(decisions, 'Decide', { user_id: visitor, context: { device: 'mobile', page_type: 'product' }, events: views });
+  result.tracked = { segment: tracked.decision.segment.id, events: tracked.event_results.map((r) => r.status) };
+
   try {
     await call(decisions, 'Decide', {});
     result.invalid = 'no error';

@@ -73,6 +73,13 @@ def main() -> None:
     tracked = profile.TrackEvent(profiles.TrackEventRequest(event=event), metadata=metadata, timeout=30)
     seen["track"] = {"duplicate": tracked.duplicate, "profileVersion": int(tracked.profile_version)}
 
+    # The page view sent with the Decide itself (one round trip), naming no user: recorded for the request's.
+    view = profiles.Event(event_id="py-view-" + uuid.uuid4().hex, type="page_view")
+    view.timestamp.FromSeconds(int(time.time()) - 1)
+    view.context.source, view.context.device, view.context.session_id, view.context.page_type = "web", "desktop", "py-session", "home"
+    with_events = decide.Decide(decisions.DecideRequest(user_id="python-user", events=[view]), metadata=metadata, timeout=30)
+    seen["decideWithEvents"] = [(profiles.EventStatus.Name(r.status), r.user_id) for r in with_events.event_results]
+
     batch = decide.DecideBatch(decisions.DecideBatchRequest(user_ids=[user_id, "python-user", "nobody-known"]), metadata=metadata, timeout=30)
     seen["batch"] = [item.user_id for item in batch]
 
