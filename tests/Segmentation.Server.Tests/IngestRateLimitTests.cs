@@ -18,21 +18,11 @@ public sealed class IngestRateLimitTests
         var request = Events(4);
 
         // Four events fit the budget of five a second: calls of four run out of it and are told to come back.
-        for (var i = 0; i < 5; i++)
-        {
-            try
-            {
-                await profiles.TrackEventsAsync(request);
-            }
-            catch (RpcException limited) when (limited.StatusCode == StatusCode.ResourceExhausted)
-            {
-                Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
-                await AssertUnaryCallsAreLimited(profiles, request.Events[0]);
-                return;
-            }
-        }
+        var limited = await UntilLimited(5, async () => await profiles.TrackEventsAsync(request));
 
-        Assert.Fail("five calls of four events within a second passed a budget of five events per second");
+        Assert.True(limited is not null, "five calls of four events within a second passed a budget of five events per second");
+        Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
+        await AssertUnaryCallsAreLimited(profiles, request.Events[0]);
     }
 
     [Fact]
@@ -44,25 +34,36 @@ public sealed class IngestRateLimitTests
         var recorded = 0;
 
         // Four events fit the budget of five a second: Decides carrying four run out of it and are told to come back.
-        for (var i = 0; i < 10; i++)
+        var limited = await UntilLimited(10, async () =>
         {
             var request = new DecideRequest { UserId = "u1" };
             request.Events.AddRange(Events(4).Events);
+            recorded += (await decisions.DecideAsync(request)).EventResults.Count(r => r.Status == EventStatus.Accepted);
+        });
+
+        Assert.True(limited is not null, "ten Decides of four events each passed a budget of five events per second");
+        Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
+        var profile = (await new ProfileService.ProfileServiceClient(channel).GetProfileAsync(new GetProfileRequest { UserId = "u1" })).Profile;
+        Assert.Equal(recorded, profile.EventCounts["page_view"]); // the refused call's events were not recorded
+        Assert.NotEmpty((await decisions.DecideAsync(new DecideRequest { UserId = "u1" })).Decision.DecisionId); // deciding alone is still served
+    }
+
+    // Makes the call up to the given number of times, until one is refused for the rate: that refusal, or null if none was.
+    private static async Task<RpcException?> UntilLimited(int attempts, Func<Task> call)
+    {
+        for (var i = 0; i < attempts; i++)
+        {
             try
             {
-                recorded += (await decisions.DecideAsync(request)).EventResults.Count(r => r.Status == EventStatus.Accepted);
+                await call();
             }
             catch (RpcException limited) when (limited.StatusCode == StatusCode.ResourceExhausted)
             {
-                Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
-                var profile = (await new ProfileService.ProfileServiceClient(channel).GetProfileAsync(new GetProfileRequest { UserId = "u1" })).Profile;
-                Assert.Equal(recorded, profile.EventCounts["page_view"]); // the refused call's events were not recorded
-                Assert.NotEmpty((await decisions.DecideAsync(new DecideRequest { UserId = "u1" })).Decision.DecisionId); // deciding alone is still served
-                return;
+                return limited;
             }
         }
 
-        Assert.Fail("ten Decides of four events each passed a budget of five events per second");
+        return null;
     }
 
     [Fact]
