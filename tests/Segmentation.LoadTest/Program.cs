@@ -188,7 +188,9 @@ string Line(ModeResult r)
             $"mode={r.Mode} events/s={r.Throughput:0} result_p50={r.P50Ms:0.00}ms result_p90={r.P90Ms:0.00}ms result_p99={r.P99Ms:0.00}ms result_p99.9={r.P999Ms:0.00}ms max={r.MaxMs:0.00}ms results={r.Ok} accepted={r.Accepted} duplicate={r.Duplicate} rejected={r.Rejected} stream_errors={r.Errors}{errors} streams={options.Streams} stream_connections={options.StreamConnectionsUsed} window={options.Window} per_message={(r.Mode == "stream-batch" ? options.StreamBatch : 1)}{cpu}");
     }
 
-    var tracks = r.Tracks > 0 ? FormattableString.Invariant($" track_events={r.Tracks} track_p99={r.TrackP99Ms:0.00}ms") : "";
+    var tracks = r.Tracks == 0 ? ""
+        : r.TrackP99Ms > 0 ? FormattableString.Invariant($" track_events={r.Tracks} track_p99={r.TrackP99Ms:0.00}ms")
+        : FormattableString.Invariant($" track_events={r.Tracks}"); // recorded inside the measured call (decide-with-event): no latency of their own
     return FormattableString.Invariant(
         $"mode={r.Mode} req/s={r.Throughput:0} p50={r.P50Ms:0.00}ms p90={r.P90Ms:0.00}ms p99={r.P99Ms:0.00}ms p99.9={r.P999Ms:0.00}ms max={r.MaxMs:0.00}ms ok={r.Ok} errors={r.Errors}{errors} cache_hits={HitShare(r)}{tracks}{cpu}");
 }

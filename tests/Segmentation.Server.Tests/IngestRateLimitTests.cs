@@ -48,24 +48,6 @@ public sealed class IngestRateLimitTests
         Assert.NotEmpty((await decisions.DecideAsync(new DecideRequest { UserId = "u1" })).Decision.DecisionId); // deciding alone is still served
     }
 
-    // Makes the call up to the given number of times, until one is refused for the rate: that refusal, or null if none was.
-    private static async Task<RpcException?> UntilLimited(int attempts, Func<Task> call)
-    {
-        for (var i = 0; i < attempts; i++)
-        {
-            try
-            {
-                await call();
-            }
-            catch (RpcException limited) when (limited.StatusCode == StatusCode.ResourceExhausted)
-            {
-                return limited;
-            }
-        }
-
-        return null;
-    }
-
     [Fact]
     public async Task A_decide_without_events_or_refused_as_invalid_spends_none_of_the_keys_event_rate()
     {
@@ -132,6 +114,24 @@ public sealed class IngestRateLimitTests
 
         var granted = await profiles.TrackEventsAsync(largest);
         Assert.Equal(1000, granted.Accepted);
+    }
+
+    // Makes the call up to the given number of times, until one is refused for the rate: that refusal, or null if none was.
+    private static async Task<RpcException?> UntilLimited(int attempts, Func<Task> call)
+    {
+        for (var i = 0; i < attempts; i++)
+        {
+            try
+            {
+                await call();
+            }
+            catch (RpcException limited) when (limited.StatusCode == StatusCode.ResourceExhausted)
+            {
+                return limited;
+            }
+        }
+
+        return null;
     }
 
     private static void AssertTooManyForTheRate(RpcException ex)

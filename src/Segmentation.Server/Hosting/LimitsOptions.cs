@@ -12,7 +12,7 @@ public sealed class LimitsOptions
     [Range(1024, 256 * 1024 * 1024)]
     public int MaxRequestBytes { get; set; } = 4 * 1024 * 1024;
 
-    /// <summary>Events per second one API key may send over <c>StreamEvents</c> (all its streams together); beyond it the stream ends with RESOURCE_EXHAUSTED.</summary>
+    /// <summary>Events per second one API key may send over <c>TrackEvent</c>, <c>TrackEvents</c>, <c>StreamEvents</c> (all its streams) and the events a <c>Decide</c> carries, together; beyond it a call is refused and a stream ends, with RESOURCE_EXHAUSTED.</summary>
     [Range(1, 100_000_000)]
     public int StreamEventsPerSecond { get; set; } = 200_000;
 

@@ -9,7 +9,7 @@ using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Services;
 
-/// <summary>gRPC adapter for <see cref="DecisionEngine"/>.</summary>
+/// <summary>gRPC adapter for <see cref="DecisionEngine"/>, and for <see cref="TrackAndDecide"/> when a Decide carries events.</summary>
 internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide trackAndDecide, StreamRateLimits rateLimits) : DecisionService.DecisionServiceBase
 {
     public override Task<DecideResponse> Decide(DecideRequest request, ServerCallContext context)

@@ -2,9 +2,12 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Events;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Requests;
 using Segmentation.Core.Tests.Support;
 using Segmentation.Storage;
 
@@ -210,19 +213,19 @@ public sealed class StoreDurabilityTests : IDisposable
         using var disk = new TinyDisk(megabytes: 4);
         using var store = new Durable(disk.Directory("store"), Key);
         store.Restore();
-        var trackAndDecide = store.World.Get<Segmentation.Core.Application.Decisions.TrackAndDecide>();
-        var request = new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty);
+        var trackAndDecide = store.World.Get<TrackAndDecide>();
+        var request = new DecisionRequest("u1", "", RequestContext.Empty);
         var events = Enumerable.Range(0, 100).Select(i => Event($"page-{i}", "", EventTypes.PageView, Start.AddSeconds(-i))).ToList();
 
         disk.Fill();
         var tracked = trackAndDecide.Decide(request, events);
 
         Assert.NotNull(tracked.Decision.Winner);
-        var recorded = tracked.Events.TakeWhile(r => r.Status == Segmentation.Core.Application.Profiles.EventStatus.Accepted).Count();
+        var recorded = tracked.Events.TakeWhile(r => r.Status == EventStatus.Accepted).Count();
         Assert.True(recorded < 100, "the full disk took every event");
         Assert.All(tracked.Events.Skip(recorded), r =>
         {
-            Assert.Equal(Segmentation.Core.Application.Profiles.EventStatus.Rejected, r.Status);
+            Assert.Equal(EventStatus.Rejected, r.Status);
             Assert.Equal($"events[{r.Index}]", Assert.Single(r.Violations).Field);
             Assert.Contains("send it again", r.Violations[0].Description, StringComparison.Ordinal);
         });

@@ -130,6 +130,32 @@ public class TrackAndDecideTests
     }
 
     [Fact]
+    public void A_deadline_that_passes_once_the_events_are_recorded_still_gets_the_decision_and_one_passed_before_records_nothing()
+    {
+        // Recorded events are not undone by a deadline: failing the call then would report as lost what was stored.
+        using var w = World();
+        var trackAndDecide = w.Get<TrackAndDecide>();
+        using var passed = new CancellationTokenSource();
+        passed.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => trackAndDecide.Decide(Request("u1"), [Event(w, "e0", EventTypes.AddToCart)], passed.Token));
+        Assert.Null(w.Store.Get("u1"));
+
+        using var deadline = new CancellationTokenSource();
+        var accepted = w.Ingestion.Events.Accepted;
+        w.Ingestion.Events.Accepted = (e, p) =>
+        {
+            accepted?.Invoke(e, p);
+            deadline.Cancel(); // the deadline passes while the events are being recorded
+        };
+
+        var tracked = trackAndDecide.Decide(Request("u1"), [Event(w, "e1", EventTypes.AddToCart)], deadline.Token);
+
+        Assert.True(deadline.IsCancellationRequested);
+        Assert.Equal(EventStatus.Accepted, Assert.Single(tracked.Events).Status);
+        Assert.Equal("shopper", tracked.Decision.Winner.Id);
+    }
+
+    [Fact]
     public void Without_events_it_is_the_plain_decision()
     {
         using var w = World();
