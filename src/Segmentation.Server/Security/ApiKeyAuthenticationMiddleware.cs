@@ -67,8 +67,7 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
             return Reject(context, StatusCode.Unauthenticated, "unknown API key");
         }
 
-        var granted = ApiScopes.Effective(caller.Scopes);
-        if ((granted & required) != required)
+        if (!caller.Has(required))
         {
             logger.LogDebug("Rejected {Method} for {Caller}: scope {Scope} missing", method, caller.Name, ApiScopes.Name(required));
             if (Interceptors.AuditedMethods.Action(method) is { } action)

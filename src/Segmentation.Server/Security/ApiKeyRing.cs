@@ -10,6 +10,9 @@ public sealed record ApiCaller(string Name, ApiScope Scopes)
     /// <summary>Unary calls per second this key may make; 0 takes <see cref="Hosting.LimitsOptions.UnaryRequestsPerSecond"/>.</summary>
     public int UnaryPerSecond { get; init; }
 
+    /// <summary>True when the key may do what <paramref name="required"/> names (every scope in it, with what <c>admin</c> implies).</summary>
+    public bool Has(ApiScope required) => (ApiScopes.Effective(Scopes) & required) == required;
+
     /// <summary>The caller of every call when authentication is disabled.</summary>
     public static readonly ApiCaller Anonymous = new("anonymous", ApiScope.All);
 }

@@ -49,7 +49,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
     private Core.Decisions.Decision TrackThenDecide(DecideRequest request, DecisionRequest decisionRequest, DecideResponse response, ServerCallContext context)
     {
         var caller = context.Caller();
-        if ((ApiScopes.Effective(caller.Scopes) & ApiScope.Ingest) == 0)
+        if (!caller.Has(ApiScope.Ingest))
         {
             throw new RpcException(new Status(StatusCode.PermissionDenied, $"a Decide with events records them, which needs the '{ApiScopes.Name(ApiScope.Ingest)}' scope; API key '{caller.Name}' does not have it"));
         }
