@@ -56,13 +56,21 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         var storable = true;
         for (var i = 0; i < events.Count; i++)
         {
-            results[i] = storable ? Record(i, request, events[i], ref storable) : NotStored(i, events[i]);
+            try
+            {
+                results[i] = storable ? Record(i, request, events[i]) : NotStored(i, events[i]);
+            }
+            catch (StorageUnavailableException)
+            {
+                storable = false; // the store refuses writes now: this event and the rest are reported, not tried
+                results[i] = NotStored(i, events[i]);
+            }
         }
 
         return new TrackedDecision(engine.Decide(request, CancellationToken.None), results);
     }
 
-    private EventResult Record(int index, DecisionRequest request, BehaviourEvent e, ref bool storable)
+    private EventResult Record(int index, DecisionRequest request, BehaviourEvent e)
     {
         var field = EventRecorder.BatchField(index);
         if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
@@ -78,15 +86,7 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
             return new EventResult(index, e.EventId, EventStatus.Rejected, null, violations);
         }
 
-        try
-        {
-            return ingestion.TrackOne(index, e, field);
-        }
-        catch (StorageUnavailableException)
-        {
-            storable = false;
-            return NotStored(index, e);
-        }
+        return ingestion.TrackOne(index, e, field);
     }
 
     // An event the durable store could not take: not applied, so sending it again later records it.

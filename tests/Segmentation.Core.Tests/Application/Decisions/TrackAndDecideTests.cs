@@ -13,16 +13,8 @@ public class TrackAndDecideTests
         TestCatalogs.Segment("shopper", "intent", "{ field: events.add_to_cart.count, window: 1d, gte: 1 }"),
         TestCatalogs.Segment("viewer", "behavioural", "{ field: events.product_view.count, window: 1d, gte: 2 }")));
 
-    private static BehaviourEvent Event(TestWorld w, string id, string type, string user = "", string anonymous = "") => new()
-    {
-        EventId = id,
-        Type = type,
-        UserId = user,
-        AnonymousId = anonymous,
-        Timestamp = w.Clock.Now,
-        Context = new EventContext("web", "desktop", "s1", "product"),
-        ProductId = "sku-1",
-    };
+    private static BehaviourEvent Event(TestWorld w, string id, string type, string user = "", string anonymous = "") =>
+        TestEvents.Make(id, user, type, w.Clock.Now, anonymous: anonymous);
 
     private static DecisionRequest Request(string user, string anonymous = "") => new(user, anonymous, RequestContext.Empty);
 
