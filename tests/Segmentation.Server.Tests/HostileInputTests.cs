@@ -3,6 +3,7 @@ using Google.Rpc;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Server.Security;
+using Segmentation.Server.Tests.Support;
 
 namespace Segmentation.Server.Tests;
 
@@ -85,6 +86,62 @@ public sealed class HostileInputTests(GrpcTestFixture fixture) : IClassFixture<G
         var ex = await Assert.ThrowsAsync<RpcException>(async () => await decisions.DecideAsync(new DecideRequest { UserId = " " }));
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
         Assert.Contains(Violations(ex), v => v.Field == "user_id");
+    }
+
+    [Fact]
+    public async Task A_blank_user_or_anonymous_id_rejects_an_event_or_an_outcome_and_records_nothing()
+    {
+        var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);
+        var blankUser = ProtoEvents.Make(" ", "blank-user-event", "page_view");
+        var blankAnonymous = ProtoEvents.Make("", "blank-anonymous-event", "page_view");
+        blankAnonymous.AnonymousId = "\t ";
+        var tracked = await profiles.TrackEventsAsync(new TrackEventsRequest { Events = { blankUser, blankAnonymous } });
+        Assert.Equal([EventStatus.Rejected, EventStatus.Rejected], tracked.Results.Select(r => r.Status));
+        Assert.Contains(tracked.Results[0].Violations, v => v.Field == "events[0].user_id" && v.Description.Contains("blank", StringComparison.Ordinal));
+        Assert.Contains(tracked.Results[1].Violations, v => v.Field == "events[1].anonymous_id");
+
+        var one = await Assert.ThrowsAsync<RpcException>(async () => await profiles.TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make("  ", "blank-single-event", "page_view") }));
+        Assert.Equal(StatusCode.InvalidArgument, one.StatusCode);
+        Assert.Contains(Violations(one), v => v.Field == "event.user_id");
+
+        var outcome = new Outcome { EventId = "blank-outcome", Type = OutcomeType.Conversion, UserId = " ", Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow), Conversion = new Conversion { OrderId = "o-blank", Value = 5 } };
+        var recorded = await new OutcomeService.OutcomeServiceClient(fixture.Channel).RecordOutcomesAsync(new RecordOutcomesRequest { Outcomes = { outcome } });
+        Assert.Equal(Attribution.Rejected, recorded.Results.Single().Attribution);
+        Assert.StartsWith("outcomes[0].user_id", recorded.Results.Single().Error, StringComparison.Ordinal);
+
+        // A blank key names no profile: asking for one is itself invalid.
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(async () => await profiles.GetProfileAsync(new GetProfileRequest { UserId = " " }))).StatusCode);
+    }
+
+    [Theory]
+    [InlineData(42)]
+    [InlineData(-3)]
+    public async Task An_outcome_with_an_unknown_variant_kind_is_rejected_not_credited_to_the_whole_decision(int variant)
+    {
+        var decision = await new DecisionService.DecisionServiceClient(fixture.Channel).DecideAsync(new DecideRequest { UserId = "12347" });
+        var outcome = new Outcome { EventId = $"variant-{variant}", Type = OutcomeType.Click, DecisionId = decision.Decision.DecisionId, UserId = "12347", Variant = (VariantKind)variant, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) };
+        var recorded = await new OutcomeService.OutcomeServiceClient(fixture.Channel).RecordOutcomesAsync(new RecordOutcomesRequest { Outcomes = { outcome } });
+        Assert.Equal(Attribution.Rejected, recorded.Results.Single().Attribution);
+        Assert.StartsWith("outcomes[0].variant", recorded.Results.Single().Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_not_found_error_quoting_a_huge_id_stays_small()
+    {
+        var experiments = new ExperimentService.ExperimentServiceClient(fixture.Channel);
+        var id = new string('x', 1_000_000);
+        var calls = new Func<Task>[]
+        {
+            async () => await experiments.GetExperimentResultsAsync(new GetExperimentResultsRequest { ExperimentId = id }),
+            async () => await experiments.StopExperimentAsync(new StopExperimentRequest { ExperimentId = id }),
+            async () => await experiments.PromoteExperimentAsync(new PromoteExperimentRequest { ExperimentId = id }),
+        };
+        foreach (var call in calls)
+        {
+            var ex = await Assert.ThrowsAsync<RpcException>(call);
+            Assert.Equal(StatusCode.NotFound, ex.StatusCode);
+            Assert.InRange(ex.Status.Detail.Length, 1, 1024);
+        }
     }
 
     [Theory]

@@ -105,6 +105,11 @@ public sealed record Outcome(
         }
 
         v.MaxLength("decision_id", DecisionId, MaxDecisionIdLength);
+        if (Variant is { } variant && !Enum.IsDefined(variant))
+        {
+            v.Add("variant", "unknown variant kind; use content, offer, cta, journey or messaging, or leave it unset for the whole decision");
+        }
+
         if (Timestamp == default)
         {
             v.Add("timestamp", "is required");

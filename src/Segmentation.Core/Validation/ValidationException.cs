@@ -97,8 +97,18 @@ public sealed class ViolationList(string? prefix = null)
     /// <summary>Requires a non-empty id (user, anonymous or session) of at most <see cref="InputLimits.MaxIdLength"/> characters.</summary>
     public void RequiredId(string field, string? value) => Required(field, value, InputLimits.MaxIdLength);
 
-    /// <summary>Checks an optional id's length (at most <see cref="InputLimits.MaxIdLength"/> characters).</summary>
-    public void OptionalId(string field, string? value) => MaxLength(field, value, InputLimits.MaxIdLength);
+    /// <summary>Checks an optional id: empty, or not blank (only white space) and at most <see cref="InputLimits.MaxIdLength"/> characters.</summary>
+    public void OptionalId(string field, string? value)
+    {
+        if (!string.IsNullOrEmpty(value) && string.IsNullOrWhiteSpace(value))
+        {
+            Add(field, "must not be blank (only white space)");
+        }
+        else
+        {
+            MaxLength(field, value, InputLimits.MaxIdLength);
+        }
+    }
 
     /// <summary>Checks an optional string's length.</summary>
     public void MaxLength(string field, string? value, int max)

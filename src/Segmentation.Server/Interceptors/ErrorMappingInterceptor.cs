@@ -74,6 +74,11 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
     private const int MaxFieldLength = 128;
     private const int MaxDescriptionLength = 256;
 
+    /// <summary>Longest status message: whatever a message quotes from the request, an error stays small.</summary>
+    public const int MaxMessageLength = 1024;
+
+    private static string Bounded(string message) => InputLimits.Bounded(message, MaxMessageLength);
+
     private RpcException Map(Exception ex, ServerCallContext context)
     {
         if (context.CancellationToken.IsCancellationRequested && ex is not ValidationException)
@@ -102,29 +107,29 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 return new Google.Rpc.Status
                 {
                     Code = (int)Code.InvalidArgument,
-                    Message = InputLimits.Bounded(v.Message, 1024),
+                    Message = Bounded(v.Message),
                     Details = { Any.Pack(badRequest) },
                 }.ToRpcException();
             case NotFoundException nf:
-                return new RpcException(new Grpc.Core.Status(StatusCode.NotFound, nf.Message));
+                return new RpcException(new Grpc.Core.Status(StatusCode.NotFound, Bounded(nf.Message)));
             case PreconditionFailedException pf:
-                return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, pf.Message));
+                return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, Bounded(pf.Message)));
             case ConcurrencyConflictException cc:
-                return new RpcException(new Grpc.Core.Status(StatusCode.Aborted, cc.Message));
+                return new RpcException(new Grpc.Core.Status(StatusCode.Aborted, Bounded(cc.Message)));
             case Security.RateLimitExceededException rl:
                 return new Google.Rpc.Status
                 {
                     Code = (int)Code.ResourceExhausted,
-                    Message = rl.Message,
+                    Message = Bounded(rl.Message),
                     Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(rl.RetryAfter) }) },
                 }.ToRpcException();
             case Core.Validation.LimitExceededException le:
-                return new RpcException(new Grpc.Core.Status(StatusCode.ResourceExhausted, le.Message));
+                return new RpcException(new Grpc.Core.Status(StatusCode.ResourceExhausted, Bounded(le.Message)));
             case NotReadyException nr:
                 return new Google.Rpc.Status
                 {
                     Code = (int)Code.Unavailable,
-                    Message = nr.Message,
+                    Message = Bounded(nr.Message),
                     Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(nr.RetryAfter) }) },
                 }.ToRpcException();
             case Core.Application.Membership.FeedOffsetException fo:
@@ -132,7 +137,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 return new Google.Rpc.Status
                 {
                     Code = (int)Code.OutOfRange,
-                    Message = fo.Message,
+                    Message = Bounded(fo.Message),
                     Details =
                     {
                         Any.Pack(new ErrorInfo
@@ -144,9 +149,9 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                     },
                 }.ToRpcException();
             case StorageUnavailableException su:
-                return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, su.Message));
+                return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, Bounded(su.Message)));
             case CatalogException ce:
-                return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, ce.Message));
+                return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, Bounded(ce.Message)));
             default:
                 if (_unexpected.ShouldLog(ex.GetType(), context.Method, out var suppressed))
                 {

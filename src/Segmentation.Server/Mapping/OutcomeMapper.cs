@@ -40,7 +40,8 @@ internal static class OutcomeMapper
         VariantKind.Cta => Rendering.VariantKind.Cta,
         VariantKind.Journey => Rendering.VariantKind.Journey,
         VariantKind.Messaging => Rendering.VariantKind.Messaging,
-        _ => null,
+        VariantKind.Unspecified => null,
+        _ => (Rendering.VariantKind)(-1), // undefined: reported by the domain's validation, never read as "no variant"
     };
 
     public static VariantKind ToProto(Rendering.VariantKind? kind) => kind switch

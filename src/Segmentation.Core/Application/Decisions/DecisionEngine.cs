@@ -45,15 +45,6 @@ public sealed record DecisionRequest(string UserId, string AnonymousId, RequestC
         {
             v.Add("user_id", "user_id or anonymous_id is required");
         }
-        else if (string.IsNullOrWhiteSpace(UserId) && UserId.Length > 0)
-        {
-            v.Add("user_id", "must not be blank (only white space)");
-        }
-
-        if (AnonymousId.Length > 0 && string.IsNullOrWhiteSpace(AnonymousId))
-        {
-            v.Add("anonymous_id", "must not be blank (only white space)");
-        }
 
         v.OptionalId("user_id", UserId);
         v.OptionalId("anonymous_id", AnonymousId);

@@ -135,7 +135,7 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         }
 
         return catalog.Experiments.FirstOrDefault(e => e.Id == experimentId)
-            ?? throw new NotFoundException($"the serving catalog (version {catalog.Version}) has no experiment '{experimentId}'");
+            ?? throw new NotFoundException($"the serving catalog (version {catalog.Version}) has no experiment '{InputLimits.Bounded(experimentId, 64)}'");
     }
 
     private ExperimentInfo Info(Experiment e, long now, ExposureSummary? summary = null)
