@@ -11,6 +11,8 @@ namespace Segmentation.Storage;
 /// through to the operating system on every entry (a process crash loses nothing) and flushed to disk at most a second
 /// later and at shutdown. An erasure or a trimming rewrites the file through a temporary file and a rename. A torn last
 /// line (a power loss mid-write) is cut off the file with a warning; any other unreadable line stops the start naming the file.
+/// A write the disk refuses (full, or failing) is cut back off the file before the next one, so a refused entry never
+/// leaves part of a line in the middle of the trail, and the trail is written again once the disk has room.
 /// </summary>
 public sealed class AuditJournalFile : IAuditJournal, IDisposable
 {
@@ -21,7 +23,8 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
     private readonly ILogger? _logger;
     private readonly Lock _gate = new();
     private readonly Timer _flush;
-    private FileStream? _file;
+    private FileStream? _file; // unbuffered: a write reaches the operating system whole or fails, never waits in a buffer
+    private long _whole = -1; // the file's length after its last whole entry (-1: taken from the file when it is opened)
     private bool _dirty;
     private bool _closed;
 
@@ -87,11 +90,68 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
             // Closed at shutdown, after which the data directory may already be another server's: an action finishing
             // that late (a call outliving the shutdown timeout) fails its audit instead of reopening the file.
             ObjectDisposedException.ThrowIf(_closed, this);
-            _file ??= new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.Read);
-            _file.Write(line); // the entry and its newline in one write
-            _file.Flush(flushToDisk: false);
+            var file = Open();
+            try
+            {
+                file.Write(line); // the entry and its newline in one write
+            }
+            catch (IOException)
+            {
+                Discard(); // what part of the line did reach the file is cut off, now or when the file is next opened
+                throw;
+            }
+
+            _whole += line.Length;
             _dirty = true;
         }
+    }
+
+    // The file, open at its end; a refused write's remains (past the last whole entry) are cut off first.
+    private FileStream Open()
+    {
+        if (_file is not null)
+        {
+            return _file;
+        }
+
+        var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        try
+        {
+            if (_whole < 0)
+            {
+                _whole = file.Length;
+            }
+            else if (file.Length > _whole)
+            {
+                file.SetLength(_whole);
+            }
+
+            file.Position = _whole;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+
+        return _file = file;
+    }
+
+    // After a refused write: cut the file back to its last whole entry if the disk lets us, and close it either way
+    // (the next entry reopens it and cuts it back then).
+    private void Discard()
+    {
+        try
+        {
+            _file?.SetLength(_whole);
+        }
+        catch (IOException ex)
+        {
+            _logger?.LogWarning("The audit trail could not be cut back after a refused write ({Reason}); it is cut back before the next entry", ex.Message);
+        }
+
+        _file?.Dispose(); // unbuffered: closing writes nothing, so it cannot fail on a full disk
+        _file = null;
     }
 
     /// <inheritdoc />
@@ -100,7 +160,7 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_closed, this); // as an append
-            _file?.Dispose();
+            _file?.Dispose(); // unbuffered: nothing to write, so it cannot fail
             _file = null;
             DataDirectory.WriteAtomically(_path, file =>
             {
@@ -110,6 +170,7 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
                     file.WriteByte((byte)'\n');
                 }
             });
+            _whole = -1; // a new file: its length is read when it is opened
             _dirty = false;
         }
     }

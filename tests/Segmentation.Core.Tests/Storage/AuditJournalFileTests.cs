@@ -76,6 +76,53 @@ public sealed class AuditJournalFileTests : IDisposable
     }
 
     [Fact]
+    public void A_full_disk_refuses_an_entry_without_leaving_part_of_it_in_the_trail_and_entries_are_written_again_once_there_is_room()
+    {
+        using var disk = new TinyDisk(2);
+        var dir = disk.Directory("audit");
+        var detail = new string('d', AdminAuditTrail.MaxDetailLength);
+        int kept;
+        using (var journal = new AuditJournalFile(dir))
+        {
+            var trail = new AdminAuditTrail(journal, _time);
+            trail.Record("ops", "privacy.export", "OK", "u-1", "");
+            disk.Fill();
+
+            // The file's last page still has room for a few entries; the one that crosses into a new page is refused
+            // after part of it was written.
+            kept = 1;
+            IOException? refused = null;
+            for (var i = 0; i < 100 && refused is null; i++)
+            {
+                try
+                {
+                    trail.Record("ops", "catalog.publish", "OK", null, detail);
+                    kept++;
+                }
+                catch (IOException ex)
+                {
+                    refused = ex;
+                }
+            }
+
+            Assert.NotNull(refused);
+            Assert.ThrowsAny<IOException>(() => trail.Erase(new HashSet<string>(["u-1"]))); // the rewrite needs room too
+            disk.Free();
+            trail.Record("ops", "catalog.rollback", "OK", null, "after the disk had room again");
+            trail.Erase(new HashSet<string>(["u-1"]));
+            trail.Record("ops", "privacy.forget", "OK", null, "after the erasure");
+        }
+
+        using var reopened = new AuditJournalFile(dir); // a part-written line in the middle would stop this start
+        var entries = new AdminAuditTrail(reopened, _time).List(0, "").Entries;
+        // Every entry once, in order: the refused one too, which the trail kept in memory and the erasure's rewrite wrote.
+        Assert.Equal(kept + 3, entries.Count);
+        Assert.Equal(Enumerable.Range(1, kept + 3).Reverse().Select(n => (long)n), entries.Select(e => e.Sequence));
+        Assert.Equal(["privacy.forget", "catalog.rollback", "catalog.publish"], entries.Take(3).Select(e => e.Action));
+        Assert.Equal(AdminAuditTrail.Erased, entries[^1].UserId);
+    }
+
+    [Fact]
     public void An_erasure_whose_rewrite_failed_is_done_by_the_retry()
     {
         var journal = new FlakyJournal();
