@@ -495,7 +495,9 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         _current?.Dispose();
         _currentFirst = first;
-        _current = new FileStream(Path.Combine(_folder, $"{Prefix}{first:D20}.log"), FileMode.Append, FileAccess.Write, FileShare.Read);
+        // Unbuffered: a refused write leaves nothing waiting in a buffer, so taking it back and closing the file cannot
+        // fail again on the same full disk (a buffered close would, and leave a closed file behind for every later append).
+        _current = new FileStream(Path.Combine(_folder, $"{Prefix}{first:D20}.log"), FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
     }
 
     private List<(long First, string Path)> Segments() =>

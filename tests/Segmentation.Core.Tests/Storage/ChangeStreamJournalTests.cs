@@ -1,3 +1,4 @@
+using Segmentation.Core.Tests.Support;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.ChangeStream;
 using Segmentation.Storage;
@@ -30,6 +31,44 @@ public sealed class ChangeStreamJournalTests : IDisposable
 
         Assert.Equal(written, entries);
         Assert.Equal(50, last);
+    }
+
+    [Fact]
+    public void A_full_disk_refuses_an_append_and_once_there_is_room_the_journal_goes_on_with_nothing_lost_or_repeated()
+    {
+        using var disk = new TinyDisk(2);
+        var dir = disk.Directory("data");
+        var written = Entries(1, 400);
+        using (var journal = new ChangeStreamJournal(dir))
+        {
+            journal.Append(written[..10]);
+            disk.Fill();
+
+            // The segment's last page still has room for a batch or two; the one that crosses into a new page is refused.
+            var appended = 10;
+            IOException? refused = null;
+            while (refused is null && appended < 370)
+            {
+                try
+                {
+                    journal.Append(written[appended..(appended + 30)]);
+                    appended += 30;
+                }
+                catch (IOException ex)
+                {
+                    refused = ex;
+                }
+            }
+
+            Assert.NotNull(refused);
+            disk.Free();
+            journal.Append(written[appended..]); // the refused batch again, as the service retries it, and the rest
+        }
+
+        using var reopened = new ChangeStreamJournal(dir);
+        var (entries, last) = reopened.Load(T0.AddDays(-1), 1000);
+        Assert.Equal(written, entries);
+        Assert.Equal(400, last);
     }
 
     [Fact]
