@@ -212,7 +212,10 @@ public static class ExperimentAnalysis
         {
             var difference = ExperimentStatistics.SequentialInterval(d.Chosen.Difference, d.Chosen.StandardError, d.Users, sequentialAlpha);
             var lift = ExperimentStatistics.SequentialInterval(d.Chosen.Lift, d.Chosen.LiftStandardError, d.Users, sequentialAlpha);
-            var verdict = difference.Lower > 0 ? Good(d.Metric, true) : difference.Upper < 0 ? Good(d.Metric, false) : Verdict.Inconclusive;
+            // No standard error, no verdict: when nothing varies within either arm (0 of 2 against 2 of 2) the interval has
+            // no width, which is no evidence of anything.
+            var verdict = d.Chosen.StandardError <= 0 ? Verdict.Inconclusive
+                : difference.Lower > 0 ? Good(d.Metric, true) : difference.Upper < 0 ? Good(d.Metric, false) : Verdict.Inconclusive;
             return (d.Segment, Comparison: new MetricComparison(d.Metric.Name, d.Arm, d.Metric.Name != design.PrimaryMetric, d.Test, d.Chosen, d.Raw, d.Cuped, d.Reduction, difference, lift, adjustedP[i], verdict));
         }).ToList();
         var comparisons = all.Where(c => c.Segment is null).Select(c => c.Comparison).ToList();
@@ -222,7 +225,8 @@ public static class ExperimentAnalysis
             [.. all.Where(c => c.Segment == s.SegmentId).Select(c => c.Comparison)])).ToList();
 
         var needed = UsersNeeded(design, arms[0]);
-        var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, needed);
+        var sequentialNeeded = needed is { } oneLook ? ExperimentStatistics.SequentialUsersPerArm(oneLook, Alpha, sequentialAlpha) : (long?)null;
+        var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, sequentialNeeded);
         if (design.Bandit)
         {
             reason += "; bandit allocation: the sample ratio is not checked (the split moves on purpose), and each arm's estimate is biased toward arms that looked good early (they got more users while their luck lasted); the bias shrinks as users accumulate, and a fixed split measures without it";
@@ -289,16 +293,27 @@ public static class ExperimentAnalysis
         return baseline.Mean > 0 && baseline.Variance > 0 ? ExperimentStatistics.UsersPerArmForMean(baseline.Mean, baseline.Variance, mde, Alpha) : null;
     }
 
+    // The smallest number of users an arm is expected to have for the sample ratio's chi-squared to be read (the usual
+    // rule for Pearson's test): below it a mismatch is not flagged, however lopsided the split.
+    private const double SampleRatioMinimumExpected = 5;
+
+    // needed: users per arm the always-valid test needs to detect the minimum detectable effect (null: none declared).
     private static (Recommendation, string?, string) Recommend(ExperimentDesign design, List<ArmResult> arms, SampleRatioCheck srm, List<MetricComparison> comparisons, long? needed)
     {
-        if (arms.Any(a => a.Weight > 0 && a.Exposed < 2))
-        {
-            return (Recommendation.KeepRunning, null, "waiting for exposed users in every arm");
-        }
-
-        if (srm.Mismatch)
+        // A broken split is checked first: an arm that gets (almost) no users while the others get thousands is the
+        // very failure the check is for, not a reason to wait.
+        var live = arms.Where(a => a.Weight > 0).ToList();
+        var exposed = live.Sum(a => a.Exposed);
+        var weights = live.Sum(a => a.Weight);
+        var readable = live.Count >= 2 && live.All(a => exposed * a.Weight / weights >= SampleRatioMinimumExpected);
+        if (srm.Mismatch && (readable || live.All(a => a.Exposed >= 2)))
         {
             return (Recommendation.Invalid, null, $"sample ratio mismatch (chi-squared {srm.ChiSquared:0.##}, p = {srm.PValue:0.######} < {ExperimentStatistics.SampleRatioThreshold}): the arms' users are not split as their weights say, so no result is to be trusted; find the cause (a redirect, a bot filter, a crash in one arm) before reading anything");
+        }
+
+        if (live.Any(a => a.Exposed < 2))
+        {
+            return (Recommendation.KeepRunning, null, "waiting for exposed users in every arm");
         }
 
         var harmed = comparisons.Where(c => c.Guardrail && c.Verdict == Verdict.Worse).ToList();
@@ -321,17 +336,20 @@ public static class ExperimentAnalysis
             return (Recommendation.GuardrailHarmed, null, $"'{h.ArmId}' harms guardrail {h.Metric} (always-valid interval of the difference {h.SequentialDifference.Lower:0.####} to {h.SequentialDifference.Upper:0.####}): stop it");
         }
 
-        if (design.MinimumDetectableEffect is { } mde && primary.Count > 0 && primary.All(c => c.SequentialLift.Lower > -mde && c.SequentialLift.Upper < mde))
+        // Equivalence needs a lift that can be estimated: none when the control's mean is 0 or nothing varies (its
+        // standard error is then 0 and its interval a point, which shows nothing).
+        if (design.MinimumDetectableEffect is { } mde && primary.Count > 0
+            && primary.All(c => c.Comparison.LiftStandardError > 0 && c.SequentialLift.Lower > -mde && c.SequentialLift.Upper < mde))
         {
             return (Recommendation.NoDifference, null, $"every arm's lift on {design.PrimaryMetric} is within ±{mde:0.#%} (the minimum detectable effect) with always-valid confidence: the arms do not differ by what matters");
         }
 
         if (needed is { } n && arms.Where(a => a.Weight > 0).All(a => a.Exposed >= n))
         {
-            return (Recommendation.NoDifference, null, $"every arm has the {n:N0} users the minimum detectable effect needs and no difference on {design.PrimaryMetric} was found");
+            return (Recommendation.NoDifference, null, $"every arm has the {n:N0} users the always-valid test needs to detect the minimum detectable effect and no difference on {design.PrimaryMetric} was found");
         }
 
-        var more = needed is { } k ? $"; about {Math.Max(0, k - arms.Where(a => a.Weight > 0).Min(a => a.Exposed)):N0} more users per arm for the minimum detectable effect" : "";
+        var more = needed is { } k ? $"; about {Math.Max(0, k - arms.Where(a => a.Weight > 0).Min(a => a.Exposed)):N0} more users per arm for the always-valid test to detect the minimum detectable effect" : "";
         return (Recommendation.KeepRunning, null, $"no difference shown on {design.PrimaryMetric} yet{more}");
     }
 }

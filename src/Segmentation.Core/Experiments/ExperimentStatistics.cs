@@ -336,6 +336,41 @@ public static class ExperimentStatistics
         return (long)Math.Ceiling(n);
     }
 
+    /// <summary>
+    /// Users per arm the always-valid test needs to detect the effect a one-look test needs
+    /// <paramref name="oneLookUsersPerArm"/> for (at <paramref name="alpha"/> and <paramref name="power"/>): the smallest
+    /// n whose expected estimate, effect / SE(n), clears the sequential multiplier at the two arms' 2n users (at
+    /// <paramref name="sequentialAlpha"/>) by the power's quantile. With SE(n) = SE(n₀)·√(n₀/n) and
+    /// effect / SE(n₀) = z(1 − α/2) + z(power), that is √(n/n₀)·(z(1 − α/2) + z(power)) ≥ multiplier(2n) + z(power).
+    /// </summary>
+    public static long SequentialUsersPerArm(long oneLookUsersPerArm, double alpha = 0.05, double sequentialAlpha = 0.05, double power = 0.8)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(oneLookUsersPerArm, 1);
+        var zPower = Normal.InvCDF(0, 1, power);
+        var z = Normal.InvCDF(0, 1, 1 - (alpha / 2)) + zPower;
+        bool Enough(long n) => Math.Sqrt(n / (double)oneLookUsersPerArm) * z >= SequentialMultiplier(2 * n, sequentialAlpha) + zPower;
+
+        // The left side grows as √n, the multiplier only as √(ln n) past its narrowest point: double, then bisect.
+        var (low, high) = (oneLookUsersPerArm - 1, oneLookUsersPerArm);
+        while (!Enough(high))
+        {
+            if (high > long.MaxValue / 4)
+            {
+                return high;
+            }
+
+            (low, high) = (high, high * 2);
+        }
+
+        while (high - low > 1)
+        {
+            var middle = low + ((high - low) / 2);
+            (low, high) = Enough(middle) ? (low, middle) : (middle, high);
+        }
+
+        return high;
+    }
+
     private static Comparison Compare(double m1, double m2, double var1, double var2, double statistic, double df, double p, double critical)
     {
         var diff = m2 - m1;

@@ -61,6 +61,102 @@ public class ExperimentAnalysisTests
     }
 
     [Fact]
+    public void Arms_in_which_nothing_varies_show_no_winner()
+    {
+        // 0 of 2 against 2 of 2: both variances are 0, so the interval has no width; it is no evidence.
+        var rates = ExperimentAnalysis.Analyze(Design, [Arm("control", 2, 0), Arm("b", 2, 2)]);
+        Assert.Equal(Verdict.Inconclusive, Assert.Single(rates.Comparisons, c => !c.Guardrail).Verdict);
+        Assert.Equal(Recommendation.KeepRunning, rates.Recommendation);
+        Assert.Null(rates.WinningArmId);
+
+        // Revenue of 0 and 0 against 10 and 10: the same for a mean.
+        var design = new ExperimentDesign("t", "revenue_per_user", [], 0.1, [("control", 1), ("b", 1)]);
+        static ArmObservation Revenue(string id, double each)
+        {
+            var sums = default(MetricSums);
+            sums.Add(each, 0);
+            sums.Add(each, 0);
+            return new(id, 2, 2, new Dictionary<string, MetricSums> { ["revenue_per_user"] = sums });
+        }
+
+        var means = ExperimentAnalysis.Analyze(design, [Revenue("control", 0), Revenue("b", 10)]);
+        Assert.Equal(Verdict.Inconclusive, Assert.Single(means.Comparisons).Verdict);
+        Assert.NotEqual(Recommendation.Winner, means.Recommendation);
+    }
+
+    [Theory]
+    [InlineData(1000, 0, 0)] // no conversions anywhere yet: a new low-rate experiment, or broken tracking
+    [InlineData(400, 0, 4)] // a lift from nothing has no size
+    [InlineData(1000, 1000, 1000)] // everyone converts in both arms: nothing varies
+    public void No_difference_is_not_claimed_from_a_lift_that_cannot_be_estimated(long users, long controlConversions, long treatmentConversions)
+    {
+        var result = ExperimentAnalysis.Analyze(Design with { Guardrails = [] }, [Arm("control", users, controlConversions), Arm("b", users, treatmentConversions)]);
+        Assert.NotEqual(Recommendation.NoDifference, result.Recommendation);
+        Assert.NotEqual(Recommendation.Winner, result.Recommendation);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(0)]
+    public void An_arm_that_gets_almost_no_users_while_the_other_gets_thousands_is_a_broken_split_not_a_wait(long treatmentUsers)
+    {
+        var result = ExperimentAnalysis.Analyze(Design, [Arm("control", 10_000, 1_000), Arm("b", treatmentUsers, 0)]);
+
+        Assert.True(result.SampleRatio.Mismatch);
+        Assert.Equal(Recommendation.Invalid, result.Recommendation);
+    }
+
+    [Fact]
+    public void Users_needed_by_the_always_valid_test_exceed_the_one_look_figure_and_meet_its_condition()
+    {
+        // The documented example: 850 per arm for a one-look test at 20 % on a 32.5 % baseline.
+        var n = ExperimentStatistics.SequentialUsersPerArm(850);
+        var z = 1.959963984540054 + 0.8416212335729143; // SciPy: norm.ppf(0.975) + norm.ppf(0.8)
+        bool Enough(long users) => Math.Sqrt(users / 850.0) * z >= ExperimentStatistics.SequentialMultiplier(2 * users) + 0.8416212335729143;
+        Assert.True(Enough(n));
+        Assert.False(Enough(n - 1));
+        Assert.InRange(n, 1_600, 2_400); // the multiplier is 3.16 at 1,700 users instead of 1.96: about twice the users
+    }
+
+    [Fact]
+    public void Stopping_for_no_difference_at_the_users_needed_keeps_the_power_to_find_an_effect_of_the_declared_size()
+    {
+        // A true lift of exactly the minimum detectable effect (20 % on 32.5 %), looked at every 50 users per arm and
+        // stopped at the first recommendation that is not "keep running": the winner is found about 80 % of the time
+        // (the power the users needed are computed for), not stopped early as "no difference".
+        var design = new ExperimentDesign("t", "conversion_rate", [], 0.2, [("control", 1), ("b", 1)]);
+        var random = new Random(20261205);
+        const int Runs = 300;
+        var winners = 0;
+        for (var run = 0; run < Runs; run++)
+        {
+            var (control, treatment) = (default(MetricSums), default(MetricSums));
+            for (var users = 1; users <= 20_000; users++)
+            {
+                control.Add(random.NextDouble() < 0.325 ? 1 : 0, 0);
+                treatment.Add(random.NextDouble() < 0.39 ? 1 : 0, 0);
+                if (users % 50 != 0)
+                {
+                    continue;
+                }
+
+                var result = ExperimentAnalysis.Analyze(design, [Observed("control", users, control), Observed("b", users, treatment)]);
+                if (result.Recommendation == Recommendation.KeepRunning)
+                {
+                    continue;
+                }
+
+                winners += result.Recommendation == Recommendation.Winner && result.WinningArmId == "b" ? 1 : 0;
+                break;
+            }
+        }
+
+        Assert.True(winners >= 0.72 * Runs, $"the winner was found in {winners} of {Runs} runs");
+
+        static ArmObservation Observed(string id, long users, MetricSums sums) => new(id, users, users, new Dictionary<string, MetricSums> { ["conversion_rate"] = sums });
+    }
+
+    [Fact]
     public void A_winner_that_harms_a_guardrail_is_not_promoted()
     {
         var result = ExperimentAnalysis.Analyze(Design, [Arm("control", 10_000, 1_000, 50), Arm("b", 10_000, 1_300, 200)]);
@@ -86,7 +182,9 @@ public class ExperimentAnalysisTests
 
         Assert.Equal(Recommendation.KeepRunning, result.Recommendation);
         Assert.Equal(14_749, result.UsersPerArmNeeded); // the docs' example: 10 % baseline, +10 %
-        Assert.Contains("13,749 more users per arm", result.Reason, StringComparison.Ordinal);
+        // The always-valid test needs 31,837 per arm for the same effect (Python, statistics.NormalDist: the smallest n with
+        // √(n/14,749)·(z(0.975) + z(0.8)) ≥ multiplier(2n) + z(0.8)); the reason counts from there.
+        Assert.Contains("30,837 more users per arm for the always-valid test", result.Reason, StringComparison.Ordinal);
     }
 
     [Fact]
