@@ -360,6 +360,38 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void A_profile_whose_many_events_expire_at_once_is_swept_in_pieces_the_log_can_hold_and_restarts_without_them()
+    {
+        // 24,000 event ids of 127 characters, 120 of them escaped to six bytes each in JSON: about 17 MB of ids, past the
+        // 16 MiB one logged record may hold. Logged as one removal, the sweep failed (and a restart, which sweeps, too).
+        using var disk = new TinyDisk(512); // a tmpfs: the log's flushes cost nothing, so 24,000 writes take seconds
+        var dir = disk.Directory("data");
+        var retention = new RetentionPolicy(TimeSpan.FromDays(30));
+        var ids = Enumerable.Range(0, 24_000).Select(i => i.ToString("D6", System.Globalization.CultureInfo.InvariantCulture) + "-" + new string('é', 120)).ToList();
+        var sweptAt = Start.AddDays(15);
+        using (var store = new Durable(dir, Key, Start, retention: retention))
+        {
+            store.Restore();
+            var w = store.World;
+            foreach (var id in ids)
+            {
+                w.Ingestion.Track(Event(id, "u1", EventTypes.PageView, Start.AddDays(-20)));
+            }
+
+            w.Ingestion.Track(Event("recent", "u1", EventTypes.PageView, Start));
+            w.Clock.Now = sweptAt;
+            var result = w.Ingestion.ApplyRetention();
+
+            Assert.Equal(new RetentionResult(1, 24_000), result);
+            Assert.Equal(["recent"], w.Store.Get("u1")!.Events.Select(e => e.EventId));
+        }
+
+        using var restarted = new Durable(dir, Key, sweptAt, retention: retention);
+        restarted.Restore();
+        Assert.Equal(["recent"], restarted.World.Store.Get("u1")!.Events.Select(e => e.EventId));
+    }
+
+    [Fact]
     public async Task Retention_leaves_no_removed_event_id_in_the_segment_history_or_on_disk()
     {
         var retention = new RetentionPolicy(TimeSpan.FromDays(30));

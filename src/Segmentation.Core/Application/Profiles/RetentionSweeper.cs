@@ -37,11 +37,19 @@ public sealed class RetentionSweeper
         foreach (var key in _writer.Store.Snapshot().Select(p => p.UserId).ToList())
         {
             cancellation.ThrowIfCancellationRequested();
-            var update = Apply(key, e => retention.IsExpired(e, nowTicks), _writer.Live(now), out var removed);
-            if (update.Changed && removed > 0)
+            var removedHere = 0;
+            bool more;
+            do
+            {
+                var update = Apply(key, e => retention.IsExpired(e, nowTicks), _writer.Live(now), out var removed, out more);
+                removedHere += update.Changed ? removed : 0;
+            }
+            while (more);
+
+            if (removedHere > 0)
             {
                 profiles++;
-                events += removed;
+                events += removedHere;
             }
         }
 
@@ -49,23 +57,55 @@ public sealed class RetentionSweeper
     }
 
     /// <summary>
+    /// The most event ids one logged removal names, by their size in the worst case (every character escaped to six
+    /// bytes in JSON): a profile whose many events expire at once is swept in several writes, each logged within the
+    /// change log's record size instead of one record too large to log.
+    /// </summary>
+    internal const int MaxExpiredIdBytesPerWrite = 4 * 1024 * 1024;
+
+    internal ProfileUpdate Apply(string key, Func<StoredEvent, bool> expired, WriteStamp stamp, out int removed) =>
+        Apply(key, expired, stamp, out removed, out _);
+
+    /// <summary>
     /// Under the user's lock: removes the events <paramref name="expired"/> selects, logs their ids
     /// (write-ahead), derives again and takes their ids out of the segment history's causes, so a removed
     /// event is named nowhere.
     /// </summary>
-    internal ProfileUpdate Apply(string key, Func<StoredEvent, bool> expired, WriteStamp stamp, out int removed)
+    /// <remarks><paramref name="more"/>: a live sweep stopped at <see cref="MaxExpiredIdBytesPerWrite"/>; call again for the rest.</remarks>
+    internal ProfileUpdate Apply(string key, Func<StoredEvent, bool> expired, WriteStamp stamp, out int removed, out bool more)
     {
         var count = 0;
+        var stopped = false;
         var update = _writer.Store.Update(
             key,
             (p, version) =>
             {
+                stopped = false;
                 if (stamp.AlreadyIn(p))
                 {
                     return p;
                 }
 
-                var gone = p.Events.Where(expired).Select(e => e.EventId).ToList();
+                var gone = new List<string>();
+                long bytes = 0;
+                foreach (var e in p.Events)
+                {
+                    if (!expired(e))
+                    {
+                        continue;
+                    }
+
+                    var size = (6L * e.EventId.Length) + 3; // quotes and a comma
+                    if (stamp.Log && gone.Count > 0 && bytes + size > MaxExpiredIdBytesPerWrite)
+                    {
+                        stopped = true;
+                        break;
+                    }
+
+                    gone.Add(e.EventId);
+                    bytes += size;
+                }
+
                 if (gone.Count == 0)
                 {
                     return p;
@@ -82,6 +122,7 @@ public sealed class RetentionSweeper
             },
             stamp.Version);
         removed = count;
+        more = stopped && update.Changed;
         _writer.PurchasesMayHaveChanged(update);
         return update;
     }
