@@ -54,6 +54,10 @@ public static class ProfileSnapshotFile
     public static string PathFor(string directory, long segment) =>
         Path.Combine(directory, FormattableString.Invariant($"{Prefix}{segment:D8}{Suffix}"));
 
+    /// <summary>True for the name of a snapshot's temporary file (a snapshot being written, or one a crash cut short).</summary>
+    public static bool IsTemporary(string fileName) =>
+        fileName.StartsWith(Prefix, StringComparison.Ordinal) && fileName.EndsWith(Suffix + ".tmp", StringComparison.Ordinal);
+
     /// <summary>The snapshots in <paramref name="directory"/> by segment, ascending.</summary>
     public static IReadOnlyList<(long Segment, string Path)> Find(string directory)
     {

@@ -167,7 +167,7 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
         var state = (_state?.Capture() ?? SnapshotState.None) with { VersionFloor = _store.Version };
         var info = ProfileSnapshotFile.Write(ProfileSnapshotFile.PathFor(_log.Directory, segment), segment, Capture(), _pii, state);
         _log.Data.RecordSnapshot(segment);
-        var removed = RemoveCovered(segment) + RemoveTemporaryFiles();
+        var removed = RemoveCovered(segment) + RemoveTemporaryFiles(storesOnly: true);
         Last = info;
         SegmentationTelemetry.SnapshotDuration.Record(info.Elapsed.TotalSeconds);
         SegmentationTelemetry.SnapshotSize.Record(info.Bytes);
@@ -232,12 +232,21 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
         return new SnapshotEntry(profile, links);
     }
 
-    // Temporary files of writes that failed or were cut short (their data may include erased users).
-    private int RemoveTemporaryFiles()
+    // Temporary files of writes that failed or were cut short (their data may include erased users). At a restore,
+    // before anything else writes, every one in the directory (a crash leaves the audit trail's and the measurements'
+    // too); at a compaction only the store's own (snapshots and the manifest): the others may be being written by their
+    // own components at that moment.
+    private int RemoveTemporaryFiles(bool storesOnly = false)
     {
         var removed = 0;
         foreach (var temporary in Directory.EnumerateFiles(_log.Directory, "*.tmp"))
         {
+            var name = Path.GetFileName(temporary);
+            if (storesOnly && !ProfileSnapshotFile.IsTemporary(name) && name != DataDirectory.ManifestName + ".tmp")
+            {
+                continue;
+            }
+
             File.Delete(temporary);
             removed++;
         }

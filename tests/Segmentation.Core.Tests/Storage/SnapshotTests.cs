@@ -409,6 +409,29 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public async Task A_compaction_removes_its_own_leftover_temporary_files_but_not_another_components_being_written()
+    {
+        using var store = new Durable(_dir, Key);
+        store.Restore();
+        Write(store.World, 0, 20, users: 5);
+
+        // The measurements' checkpoint and the audit trail write through temporary files of their own, on their own
+        // schedules: one may be half written while a compaction runs.
+        var stale = ProfileSnapshotFile.PathFor(_dir, 9) + ".tmp";
+        File.WriteAllText(stale, "half a snapshot");
+        var measurements = Path.Combine(_dir, MeasurementCheckpointFile.FileName + ".tmp");
+        var audit = Path.Combine(_dir, AuditJournalFile.FileName + ".tmp");
+        File.WriteAllText(measurements, "being written");
+        File.WriteAllText(audit, "being written");
+
+        await store.Compactor.CompactAsync();
+
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(measurements));
+        Assert.True(File.Exists(audit));
+    }
+
+    [Fact]
     public async Task ForgetUser_leaves_no_byte_of_the_user_in_the_data_directory()
     {
         const string User = "forget-me-zq4711", Visitor = "visitor-zq4711-anon", Email = "mirabel.forget@example.org";
