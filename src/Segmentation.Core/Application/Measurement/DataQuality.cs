@@ -63,10 +63,9 @@ public sealed class DataQuality(ProfileIngestion ingestion, IProfileStore profil
     /// </summary>
     public DataQualityReport Measure(DateTimeOffset start, DateTimeOffset end, CancellationToken cancellation = default)
     {
-        if (end <= start)
-        {
-            throw new Validation.ValidationException("end", "must be after start");
-        }
+        var range = new Validation.ViolationList();
+        KpiStore.CheckRange(range, start, end); // before the pass over every profile
+        range.ThrowIfAny();
 
         var now = time.GetUtcNow();
         var fallback = catalogs.Current.Fallback.Id;

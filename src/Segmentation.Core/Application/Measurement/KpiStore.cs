@@ -131,14 +131,7 @@ public sealed class KpiStore
         var start = Floor(query.Start);
         var end = Ceiling(query.End);
         var v = new ViolationList();
-        if (end <= start)
-        {
-            v.Add("end", "must be after start");
-        }
-        else if (end - start > TimeSpan.FromDays(RetentionDays))
-        {
-            v.Add("start", $"the range may span at most {RetentionDays} days (the KPIs kept)");
-        }
+        CheckRange(v, query.Start, query.End);
 
         if (query.GroupBy.Distinct().Count() != query.GroupBy.Count)
         {
@@ -259,6 +252,23 @@ public sealed class KpiStore
         }
     }
 
+    /// <summary>
+    /// Adds a violation when [<paramref name="start"/>, <paramref name="end"/>) is empty or longer than the
+    /// <see cref="RetentionDays"/> days kept (as asked: a 90-day range not on whole hours is answered over the hours it touches).
+    /// </summary>
+    public static void CheckRange(ViolationList v, DateTimeOffset start, DateTimeOffset end)
+    {
+        ArgumentNullException.ThrowIfNull(v);
+        if (end <= start)
+        {
+            v.Add("end", "must be after start");
+        }
+        else if (end - start > TimeSpan.FromDays(RetentionDays))
+        {
+            v.Add("start", $"the range may span at most {RetentionDays} days (the KPIs kept)");
+        }
+    }
+
     private static DateTimeOffset Floor(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerHour), TimeSpan.Zero);
 
     private static DateTimeOffset Ceiling(DateTimeOffset t) => t.UtcTicks % TimeSpan.TicksPerHour == 0 ? new(t.UtcTicks, TimeSpan.Zero) : Floor(t).AddHours(1);
@@ -364,7 +374,7 @@ public sealed class KpiStore
             _newestDay = day;
             foreach (var key in _reach.Keys)
             {
-                if (key.Day <= day - RetentionDays)
+                if (key.Day < day - RetentionDays) // a range of 90 days touches 91 UTC days: the oldest one's users count too
                 {
                     _reach.TryRemove(key, out _);
                 }

@@ -68,6 +68,34 @@ public class DataQualityTests
     }
 
     [Fact]
+    public void A_range_of_90_days_is_answered_whatever_its_minutes_and_counts_the_users_of_its_oldest_day()
+    {
+        using var w = new TestWorld();
+        var quality = new DataQuality(w.Ingestion, w.Store, w.Memberships, w.Catalogs, w.Measurement, w.Clock);
+        w.Clock.Now = new DateTimeOffset(2026, 3, 1, 18, 0, 0, TimeSpan.Zero);
+        w.Track("early", EventTypes.PageView);
+        w.Decide("early");
+        w.Measurement.Drain();
+        w.Clock.Now = new DateTimeOffset(2026, 5, 30, 12, 30, 0, TimeSpan.Zero); // 89 days and 18.5 hours later
+        w.Track("late", EventTypes.PageView);
+        w.Decide("late");
+        w.Measurement.Drain();
+
+        // Exactly 90 days, from 1 March 13:00: both users, the one decided on the range's first (partial) day too.
+        var onHours = w.Measurement.Kpis.Query(new KpiQuery(new DateTimeOffset(2026, 3, 1, 13, 0, 0, TimeSpan.Zero), new DateTimeOffset(2026, 5, 30, 13, 0, 0, TimeSpan.Zero), [KpiDimension.Channel]));
+        Assert.Equal((2L, 2L), (onHours.Rows.Sum(r => r.Kpis.Decisions), onHours.Rows.Sum(r => r.Kpis.Reach)));
+
+        // The last 90 days from now (12:30, so from 1 March 12:30): answered, not refused for the hours its ends round to.
+        var now = w.Clock.Now;
+        Assert.Equal(2, w.Measurement.Kpis.Query(new KpiQuery(now.AddDays(-90), now, [KpiDimension.Channel])).Rows.Sum(r => r.Kpis.Decisions));
+        Assert.Equal(2, quality.Measure(now.AddDays(-90), now).Decisions);
+
+        // Longer is refused, by the quality report too, on its start.
+        var tooLong = Assert.Throws<ValidationException>(() => quality.Measure(now.AddDays(-91), now));
+        Assert.Equal("start", Assert.Single(tooLong.Violations).Field);
+    }
+
+    [Fact]
     public void The_unsegmented_share_is_unknown_while_memberships_are_rebuilt()
     {
         using var w = new TestWorld();
