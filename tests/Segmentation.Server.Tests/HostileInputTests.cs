@@ -126,6 +126,49 @@ public sealed class HostileInputTests(GrpcTestFixture fixture) : IClassFixture<G
     }
 
     [Fact]
+    public async Task Numbers_and_ids_outside_their_documented_ranges_are_invalid_argument_not_clamped_defaulted_or_not_found()
+    {
+        var catalog = new CatalogService.CatalogServiceClient(fixture.Channel);
+        async Task<RpcException> Refused(Func<Task> call) => await Assert.ThrowsAsync<RpcException>(call);
+
+        foreach (var share in new[] { 5.0, -0.1, double.NaN, double.PositiveInfinity })
+        {
+            var audit = await Refused(async () => await catalog.AuditCatalogAsync(new AuditCatalogRequest { Thresholds = new AuditThresholds { BroadShare = share } }));
+            Assert.Equal(StatusCode.InvalidArgument, audit.StatusCode);
+            Assert.Contains(Violations(audit), v => v.Field == "thresholds.broad_share");
+        }
+
+        foreach (var size in new[] { -5, 1_000_000 })
+        {
+            var preview = await Refused(async () => await catalog.PreviewSegmentAsync(new PreviewSegmentRequest { SegmentYaml = "id: x", SampleSize = size }));
+            Assert.Equal(StatusCode.InvalidArgument, preview.StatusCode);
+            Assert.Contains(Violations(preview), v => v.Field == "sample_size");
+        }
+
+        var members = await Refused(async () => await catalog.ListSegmentMembersAsync(new ListSegmentMembersRequest()));
+        Assert.Equal(StatusCode.InvalidArgument, members.StatusCode);
+        Assert.Contains(Violations(members), v => v.Field == "segment_id");
+
+        var rollback = await Refused(async () => await catalog.RollbackCatalogAsync(new RollbackCatalogRequest { Version = -3 }));
+        Assert.Equal(StatusCode.InvalidArgument, rollback.StatusCode);
+        Assert.Contains(Violations(rollback), v => v.Field == "version");
+        var serving = (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version;
+        Assert.Equal(StatusCode.FailedPrecondition, (await Refused(async () => await catalog.RollbackCatalogAsync(new RollbackCatalogRequest { Version = serving }))).StatusCode);
+
+        var watch = await Refused(async () =>
+        {
+            using var call = catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { AfterOffset = long.MinValue });
+            await call.ResponseStream.MoveNext();
+        });
+        Assert.Equal(StatusCode.InvalidArgument, watch.StatusCode);
+        Assert.Contains(Violations(watch), v => v.Field == "after_offset");
+
+        var empty = await Refused(async () => await new ProfileService.ProfileServiceClient(fixture.Channel).TrackEventsAsync(new TrackEventsRequest()));
+        Assert.Equal(StatusCode.InvalidArgument, empty.StatusCode);
+        Assert.Contains(Violations(empty), v => v.Field == "events");
+    }
+
+    [Fact]
     public async Task A_not_found_error_quoting_a_huge_id_stays_small()
     {
         var experiments = new ExperimentService.ExperimentServiceClient(fixture.Channel);

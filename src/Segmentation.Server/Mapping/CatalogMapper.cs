@@ -111,7 +111,9 @@ internal static class CatalogMapper
     /// <summary>Where a watch starts: after an offset, from the oldest retained entry (after offset 0), or from now (null).</summary>
     public static long? Start(WatchSegmentChangesRequest request) => request.StartCase switch
     {
-        WatchSegmentChangesRequest.StartOneofCase.AfterOffset => request.AfterOffset,
+        // Checked here: long.MinValue is how from_oldest is passed on, so a negative offset must not get that far.
+        WatchSegmentChangesRequest.StartOneofCase.AfterOffset => request.AfterOffset >= 0 ? request.AfterOffset
+            : throw new ValidationException("after_offset", $"an offset is 0 or more (got {request.AfterOffset})"),
         WatchSegmentChangesRequest.StartOneofCase.FromOldest when request.FromOldest => long.MinValue,
         _ => null,
     };

@@ -5,6 +5,7 @@ using Segmentation.Core.Decisions;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Catalogs;
 
@@ -23,9 +24,29 @@ public sealed record AuditOptions
     /// <summary>A segment without members for this long is stale: an assumption the data no longer supports.</summary>
     public TimeSpan NoMembersFor { get; init; } = TimeSpan.FromDays(30);
 
-    /// <summary>The defaults, with each threshold a caller gave (a positive value; 0 means "the default") in its place.</summary>
+    /// <summary>
+    /// The defaults, with each threshold a caller gave (a positive value; 0 means "the default") in its place. Throws
+    /// <see cref="ValidationException"/> (fields under <c>thresholds</c>) for a negative size or a share outside 0–1.
+    /// </summary>
     public static AuditOptions Overriding(int minSize, int significanceFloor, double broadShare)
     {
+        var v = new ViolationList("thresholds");
+        if (minSize < 0)
+        {
+            v.Add("min_size", "must be 0 (the default) or more");
+        }
+
+        if (significanceFloor < 0)
+        {
+            v.Add("significance_floor", "must be 0 (the default) or more");
+        }
+
+        if (!(broadShare is >= 0 and <= 1))
+        {
+            v.Add("broad_share", "must be a share from 0 to 1 (0 means the default, 0.9)");
+        }
+
+        v.ThrowIfAny();
         var defaults = new AuditOptions();
         return defaults with
         {

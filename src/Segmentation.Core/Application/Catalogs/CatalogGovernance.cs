@@ -152,6 +152,11 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// </summary>
     public MembersPage Members(string segmentId, string pageToken, int pageSize)
     {
+        if (string.IsNullOrEmpty(segmentId))
+        {
+            throw new ValidationException("segment_id", "a segment id is required");
+        }
+
         if (!catalogs.Current.ById.ContainsKey(segmentId))
         {
             throw new NotFoundException($"unknown segment '{Shorten(segmentId)}'");
@@ -170,18 +175,25 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
 
     /// <summary>
     /// Previews a candidate segment (written as in a catalog file) against the current catalog and profiles;
-    /// <paramref name="sampleSize"/> 0 means <see cref="DefaultSampleSize"/>, and is clamped to 1..<see cref="MaxSampleSize"/>.
+    /// <paramref name="sampleSize"/> 0 means <see cref="DefaultSampleSize"/>, at most <see cref="MaxSampleSize"/>.
     /// </summary>
     public PreviewOutcome Preview(string segmentYaml, int sampleSize, CancellationToken cancellation = default)
     {
+        var v = new ViolationList();
         if (string.IsNullOrWhiteSpace(segmentYaml) || segmentYaml.Length > MaxFileLength)
         {
-            throw new ValidationException("segment_yaml", "a segment definition of at most 1 MiB is required");
+            v.Add("segment_yaml", "a segment definition of at most 1 MiB is required");
         }
 
+        if (sampleSize is < 0 or > MaxSampleSize)
+        {
+            v.Add("sample_size", $"must be between 1 and {MaxSampleSize} (0 means {DefaultSampleSize})");
+        }
+
+        v.ThrowIfAny();
         try
         {
-            var sample = Math.Clamp(sampleSize == 0 ? DefaultSampleSize : sampleSize, 1, MaxSampleSize);
+            var sample = sampleSize == 0 ? DefaultSampleSize : sampleSize;
             return new PreviewOutcome(CatalogAudit.Preview(catalogs.Current, segmentYaml, Profiles(), rfm.Current, time.GetUtcNow(), sampleSize: sample, cancellation: cancellation), []);
         }
         catch (CatalogException ex)

@@ -180,14 +180,25 @@ public sealed class CatalogProvider
     /// <summary>
     /// Republishes the files of an earlier version (the one before the current when
     /// <paramref name="version"/> is null) as a new version. Throws <see cref="NotFoundException"/>
-    /// when that version is not kept.
+    /// when that version is not kept, <see cref="ValidationException"/> for a version below 1 and
+    /// <see cref="PreconditionFailedException"/> for the serving version itself.
     /// </summary>
     public CatalogSnapshot Rollback(long? version = null)
     {
+        if (version is <= 0)
+        {
+            throw new ValidationException("version", $"a catalog version is 1 or more (got {version}); 0 or unset means the version before the serving one");
+        }
+
         StoredCatalogVersion target;
         lock (_publishGate)
         {
             var current = Current.Version;
+            if (version == current)
+            {
+                throw new PreconditionFailedException($"catalog version {current} is the one serving: there is nothing to roll back to");
+            }
+
             var entry = version is { } v
                 ? _history.FirstOrDefault(h => h.Info.Version == v)
                 : _history.LastOrDefault(h => h.Info.Version < current);
