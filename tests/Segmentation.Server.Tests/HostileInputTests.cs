@@ -169,6 +169,27 @@ public sealed class HostileInputTests(GrpcTestFixture fixture) : IClassFixture<G
     }
 
     [Fact]
+    public async Task An_event_property_past_its_documented_limits_rejects_that_event_alone()
+    {
+        var longList = ProtoEvents.Make("property-limits", "property-list", "custom.survey_answered");
+        longList.Properties["answers"] = new AttributeValue { StringListValue = new StringList { Values = { Enumerable.Range(0, 101).Select(i => $"a{i}") } } };
+        var longValue = ProtoEvents.Make("property-limits", "property-list-value", "custom.survey_answered");
+        longValue.Properties["answers"] = new AttributeValue { StringListValue = new StringList { Values = { new string('a', 257) } } };
+        var badTime = ProtoEvents.Make("property-limits", "property-time", "custom.survey_answered");
+        badTime.Properties["answered_at"] = new AttributeValue { TimestampValue = new Timestamp { Seconds = -100_000_000_000 } };
+        var fine = ProtoEvents.Make("property-limits", "property-fine", "custom.survey_answered");
+        fine.Properties["answers"] = new AttributeValue { StringListValue = new StringList { Values = { "yes", "no" } } };
+        fine.Properties["answered_at"] = new AttributeValue { TimestampValue = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) };
+
+        var tracked = await new ProfileService.ProfileServiceClient(fixture.Channel).TrackEventsAsync(new TrackEventsRequest { Events = { longList, longValue, badTime, fine } });
+
+        Assert.Equal([EventStatus.Rejected, EventStatus.Rejected, EventStatus.Rejected, EventStatus.Accepted], tracked.Results.Select(r => r.Status));
+        Assert.Contains(tracked.Results[0].Violations, v => v.Field == "events[0].properties[answers]");
+        Assert.Contains(tracked.Results[1].Violations, v => v.Field == "events[1].properties[answers]");
+        Assert.Contains(tracked.Results[2].Violations, v => v.Field == "events[2].properties[answered_at]");
+    }
+
+    [Fact]
     public async Task A_not_found_error_quoting_a_huge_id_stays_small()
     {
         var experiments = new ExperimentService.ExperimentServiceClient(fixture.Channel);

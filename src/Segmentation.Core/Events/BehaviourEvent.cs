@@ -63,3 +63,10 @@ public sealed record BehaviourEvent
     /// <summary>The shared empty map of properties.</summary>
     public static IReadOnlyDictionary<string, object> NoProperties { get; } = System.Collections.Frozen.FrozenDictionary<string, object>.Empty;
 }
+
+/// <summary>
+/// A property value the request gave but no value can hold (a timestamp out of range): kept in place of the value so
+/// the event's validation rejects that event, naming the property, instead of the value being dropped unseen.
+/// </summary>
+/// <param name="Reason">What is wrong, as the violation says it.</param>
+public sealed record InvalidPropertyValue(string Reason);

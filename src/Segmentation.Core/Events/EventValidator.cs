@@ -149,6 +149,14 @@ public static class EventValidator
                 {
                     v.Add($"properties[{name}]", "must be at most 1024 characters");
                 }
+                else if (value is IReadOnlyList<string> list && (list.Count > InputLimits.MaxListValues || list.Any(x => x.Length > InputLimits.MaxListValueLength)))
+                {
+                    v.Add($"properties[{name}]", $"a list holds at most {InputLimits.MaxListValues} values of at most {InputLimits.MaxListValueLength} characters");
+                }
+                else if (value is InvalidPropertyValue invalid)
+                {
+                    v.Add($"properties[{name}]", invalid.Reason);
+                }
             }
         }
 

@@ -18,9 +18,16 @@ internal static class ValueMapper
         _ => null,
     };
 
-    /// <summary>An event property value; one with an out-of-range timestamp is dropped, like an empty one.</summary>
+    /// <summary>
+    /// An event property value (null for an empty one, which is dropped); one with an out-of-range timestamp is carried
+    /// as an <see cref="Core.Events.InvalidPropertyValue"/>, which the event's validation rejects for that event alone.
+    /// </summary>
     public static object? ToProperty(AttributeValue value) =>
-        value.KindCase == AttributeValue.KindOneofCase.TimestampValue && !(IsValid(value.TimestampValue) && value.TimestampValue.Seconds >= MinAccepted && value.TimestampValue.Seconds < MaxAccepted) ? null : ToDomain(value, "properties");
+        value.KindCase == AttributeValue.KindOneofCase.TimestampValue && !(IsValid(value.TimestampValue) && value.TimestampValue.Seconds >= MinAccepted && value.TimestampValue.Seconds < MaxAccepted)
+            ? new Core.Events.InvalidPropertyValue(TimestampRange)
+            : ToDomain(value, "properties");
+
+    private const string TimestampRange = "must be a valid timestamp between 1800-01-01 and 2199-12-31 (nanos 0 to 999999999)";
 
     public static AttributeValue ToProto(object value) => value switch
     {
@@ -63,7 +70,7 @@ internal static class ValueMapper
     public static DateTimeOffset? ToDomain(Timestamp? t, string field) =>
         t is null ? null
         : t.Seconds >= MinAccepted && t.Seconds < MaxAccepted && t.Nanos is >= 0 and <= 999_999_999 ? t.ToDateTimeOffset()
-        : throw new Core.Validation.ValidationException(field, "must be a valid timestamp between 1800-01-01 and 2199-12-31 (nanos 0 to 999999999)");
+        : throw new Core.Validation.ValidationException(field, TimestampRange);
 
     /// <summary>
     /// An event timestamp that never throws: one out of range is clamped to the nearest representable
