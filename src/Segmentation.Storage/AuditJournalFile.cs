@@ -24,7 +24,6 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
     private readonly Lock _gate = new();
     private readonly Timer _flush;
     private FileStream? _file; // unbuffered: a write reaches the operating system whole or fails, never waits in a buffer
-    private long _whole = -1; // the file's length after its last whole entry (-1: taken from the file when it is opened)
     private bool _dirty;
     private bool _closed;
 
@@ -97,16 +96,22 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
             }
             catch (IOException)
             {
-                Discard(); // what part of the line did reach the file is cut off, now or when the file is next opened
+                // What part of the line reached the file is cut off when the file is next opened.
+                _file = null;
+                file.Dispose(); // unbuffered: closing writes nothing, so it cannot fail on a full disk
                 throw;
             }
 
-            _whole += line.Length;
             _dirty = true;
         }
     }
 
-    // The file, open at its end; a refused write's remains (past the last whole entry) are cut off first.
+    // Most bytes one entry's line takes (its fields are bounded); a file whose last newline is further back than this
+    // from its end is left as it is, for the next start to report.
+    private const int MaxLineBytes = 64 * 1024;
+
+    // The file, open at its end, which is cut back to just after its last newline first: a write the disk refused
+    // leaves part of its line behind, and the next entry must not be written after it (the line would be unreadable).
     private FileStream Open()
     {
         if (_file is not null)
@@ -114,19 +119,23 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
             return _file;
         }
 
-        var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
         try
         {
-            if (_whole < 0)
+            var length = file.Length;
+            var tail = (int)Math.Min(length, MaxLineBytes);
+            var bytes = new byte[tail];
+            file.Position = length - tail;
+            file.ReadExactly(bytes);
+            var newline = Array.LastIndexOf(bytes, (byte)'\n');
+            var whole = newline >= 0 ? length - tail + newline + 1 : tail == length ? 0 : length;
+            if (whole < length)
             {
-                _whole = file.Length;
-            }
-            else if (file.Length > _whole)
-            {
-                file.SetLength(_whole);
+                _logger?.LogWarning("The audit trail ended in part of a line (a write the disk refused); it was cut off");
+                file.SetLength(whole);
             }
 
-            file.Position = _whole;
+            file.Position = whole;
         }
         catch
         {
@@ -135,23 +144,6 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         }
 
         return _file = file;
-    }
-
-    // After a refused write: cut the file back to its last whole entry if the disk lets us, and close it either way
-    // (the next entry reopens it and cuts it back then).
-    private void Discard()
-    {
-        try
-        {
-            _file?.SetLength(_whole);
-        }
-        catch (IOException ex)
-        {
-            _logger?.LogWarning("The audit trail could not be cut back after a refused write ({Reason}); it is cut back before the next entry", ex.Message);
-        }
-
-        _file?.Dispose(); // unbuffered: closing writes nothing, so it cannot fail on a full disk
-        _file = null;
     }
 
     /// <inheritdoc />
@@ -170,7 +162,6 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
                     file.WriteByte((byte)'\n');
                 }
             });
-            _whole = -1; // a new file: its length is read when it is opened
             _dirty = false;
         }
     }
