@@ -84,7 +84,7 @@ internal static class ExperimentsCommand
         sb.Append(Invariant, $"sample ratio: chi-squared {r.SampleRatio.ChiSquared:0.##}, p = {r.SampleRatio.PValue:0.####}{(r.SampleRatio.Mismatch ? "  MISMATCH: do not trust these results" : " (ok)")}\n");
         if (r.UsersPerArmNeeded > 0)
         {
-            sb.Append(Invariant, $"users per arm for a {e.MinimumDetectableEffect:0.#%} effect (alpha 0.05, power 0.8): {r.UsersPerArmNeeded:N0}\n");
+            sb.Append(Invariant, $"users per arm for a {e.MinimumDetectableEffect:0.#%} effect with one look (alpha 0.05, power 0.8; the always-valid test needs more): {r.UsersPerArmNeeded:N0}\n");
         }
 
         sb.Append(Invariant, $"recommendation: {Recommendation(r.Recommendation)}{(r.WinningArmId.Length > 0 ? $" ({r.WinningArmId})" : "")}: {r.Reason}\n");

@@ -69,19 +69,26 @@ public class ExperimentAnalysisTests
         Assert.Equal(Recommendation.KeepRunning, rates.Recommendation);
         Assert.Null(rates.WinningArmId);
 
-        // Revenue of 0 and 0 against 10 and 10: the same for a mean.
+        // Revenue of 0 and 0 against 10 and 10: the same for a mean; and seven users of 19.99 each, whose variance from
+        // sums is a rounding residue (1.5e-13), not a spread.
         var design = new ExperimentDesign("t", "revenue_per_user", [], 0.1, [("control", 1), ("b", 1)]);
-        static ArmObservation Revenue(string id, double each)
+        static ArmObservation Revenue(string id, double each, int users)
         {
             var sums = default(MetricSums);
-            sums.Add(each, 0);
-            sums.Add(each, 0);
-            return new(id, 2, 2, new Dictionary<string, MetricSums> { ["revenue_per_user"] = sums });
+            for (var i = 0; i < users; i++)
+            {
+                sums.Add(each, 0);
+            }
+
+            return new(id, users, users, new Dictionary<string, MetricSums> { ["revenue_per_user"] = sums });
         }
 
-        var means = ExperimentAnalysis.Analyze(design, [Revenue("control", 0), Revenue("b", 10)]);
-        Assert.Equal(Verdict.Inconclusive, Assert.Single(means.Comparisons).Verdict);
-        Assert.NotEqual(Recommendation.Winner, means.Recommendation);
+        foreach (var (each, users) in new[] { (10.0, 2), (19.99, 7) })
+        {
+            var means = ExperimentAnalysis.Analyze(design, [Revenue("control", 0, users), Revenue("b", each, users)]);
+            Assert.Equal(Verdict.Inconclusive, Assert.Single(means.Comparisons).Verdict);
+            Assert.NotEqual(Recommendation.Winner, means.Recommendation);
+        }
     }
 
     [Theory]

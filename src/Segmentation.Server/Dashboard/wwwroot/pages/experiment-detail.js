@@ -65,7 +65,7 @@ export async function render(ctx) {
         ` (χ² ${fmtDec(srm.chiSquared, 3)}, p ${fmtP(srm.pValue)}; mismatch when p < 0.001)`),
       h('dt', {}, 'Segment'), h('dd', {}, e.segmentId ? h('a', { href: `#/segments/${encodeURIComponent(e.segmentId)}` }, e.segmentId) : 'whole catalog'),
       h('dt', {}, 'Primary metric'), h('dd', {}, metric || '—', e.minimumDetectableEffect ? ` (minimum detectable effect ${fmtPct(e.minimumDetectableEffect, 0)})` : ''),
-      h('dt', {}, 'Users per arm needed'), h('dd', { 'data-testid': 'users-per-arm-needed', 'data-value': num(res.usersPerArmNeeded) }, num(res.usersPerArmNeeded) ? fmtInt(res.usersPerArmNeeded) : 'not computed (no effect declared or no control data)'),
+      h('dt', {}, 'Users per arm needed (one look; the always-valid test needs more)'), h('dd', { 'data-testid': 'users-per-arm-needed', 'data-value': num(res.usersPerArmNeeded) }, num(res.usersPerArmNeeded) ? fmtInt(res.usersPerArmNeeded) : 'not computed (no effect declared or no control data)'),
       h('dt', {}, 'Exposed users'), h('dd', { 'data-testid': 'experiment-exposed', 'data-value': num(e.exposedUsers) }, `${fmtInt(e.exposedUsers)} (exposure on ${enumLabel(e.exposure, 'EXPOSURE_TRIGGER_')})`),
       h('dt', {}, 'Computed'), h('dd', {}, fmtTime(res.computedAt))));
 
