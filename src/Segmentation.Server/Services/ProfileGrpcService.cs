@@ -35,7 +35,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         }
 
         InputLimits.CheckEventsPerCall(request.Events.Count);
-        rateLimits.Acquire(context.Caller().Name, Math.Max(1, request.Events.Count));
+        rateLimits.Acquire(context.Caller().Name, request.Events.Count);
         using var span = SegmentationTelemetry.Traces.StartActivity("TrackEvents");
         var response = new TrackEventsResponse();
         foreach (var result in ingestion.TrackMany(request.Events.Select(ProfileMapper.ToDomain).ToList()))

@@ -75,7 +75,7 @@ public sealed class KpiStore
     /// <summary>Days of hourly buckets kept.</summary>
     public const int RetentionDays = 90;
 
-    private const int Hours = RetentionDays * 24;
+    private const int Hours = (RetentionDays * 24) + 1; // a 90-day range not on whole hours touches 2,161 hours
     private static readonly VariantKind[] Kinds = Enum.GetValues<VariantKind>();
 
     private readonly Bucket?[] _hours = new Bucket?[Hours];

@@ -57,11 +57,24 @@ public sealed class RetentionSweeper
     }
 
     /// <summary>
-    /// The most event ids one logged removal names, by their size in the worst case (every character escaped to six
-    /// bytes in JSON): a profile whose many events expire at once is swept in several writes, each logged within the
-    /// change log's record size instead of one record too large to log.
+    /// The most bytes of event ids one logged removal names: a profile whose many events expire at once (more than
+    /// about 100,000 of 36-character ids) is swept in several writes, each logged within the change log's record size,
+    /// instead of one record too large to log.
     /// </summary>
     internal const int MaxExpiredIdBytesPerWrite = 4 * 1024 * 1024;
+
+    // An id's size in the logged JSON at most: its quotes and comma, and each character as one byte when printable
+    // ASCII the encoder leaves as it is, else six (an escape; a surrogate pair is two).
+    private static long JsonSize(string id)
+    {
+        long size = 3;
+        foreach (var c in id)
+        {
+            size += c is >= ' ' and <= '~' and not ('"' or '\\' or '<' or '>' or '&' or '\'' or '+' or '`') ? 1 : 6;
+        }
+
+        return size;
+    }
 
     internal ProfileUpdate Apply(string key, Func<StoredEvent, bool> expired, WriteStamp stamp, out int removed) =>
         Apply(key, expired, stamp, out removed, out _);
@@ -95,7 +108,7 @@ public sealed class RetentionSweeper
                         continue;
                     }
 
-                    var size = (6L * e.EventId.Length) + 3; // quotes and a comma
+                    var size = JsonSize(e.EventId);
                     if (stamp.Log && gone.Count > 0 && bytes + size > MaxExpiredIdBytesPerWrite)
                     {
                         stopped = true;

@@ -72,6 +72,9 @@ public class DataQualityTests
     {
         using var w = new TestWorld();
         var quality = new DataQuality(w.Ingestion, w.Store, w.Memberships, w.Catalogs, w.Measurement, w.Clock);
+        w.Clock.Now = new DateTimeOffset(2026, 3, 1, 12, 45, 0, TimeSpan.Zero); // in the first hour of the last query below
+        w.Track("first-hour", EventTypes.PageView);
+        w.Decide("first-hour");
         w.Clock.Now = new DateTimeOffset(2026, 3, 1, 18, 0, 0, TimeSpan.Zero);
         w.Track("early", EventTypes.PageView);
         w.Decide("early");
@@ -81,14 +84,16 @@ public class DataQualityTests
         w.Decide("late");
         w.Measurement.Drain();
 
-        // Exactly 90 days, from 1 March 13:00: both users, the one decided on the range's first (partial) day too.
+        // Exactly 90 days, from 1 March 13:00: two decisions; reach counts the whole UTC days the range touches, so the
+        // users decided on its first (partial) day count too, both of them.
         var onHours = w.Measurement.Kpis.Query(new KpiQuery(new DateTimeOffset(2026, 3, 1, 13, 0, 0, TimeSpan.Zero), new DateTimeOffset(2026, 5, 30, 13, 0, 0, TimeSpan.Zero), [KpiDimension.Channel]));
-        Assert.Equal((2L, 2L), (onHours.Rows.Sum(r => r.Kpis.Decisions), onHours.Rows.Sum(r => r.Kpis.Reach)));
+        Assert.Equal((2L, 3L), (onHours.Rows.Sum(r => r.Kpis.Decisions), onHours.Rows.Sum(r => r.Kpis.Reach)));
 
-        // The last 90 days from now (12:30, so from 1 March 12:30): answered, not refused for the hours its ends round to.
+        // The last 90 days from now (12:30, so from 1 March 12:30): answered, not refused for the hours its ends round to,
+        // over the 2,161 hours it touches (its first hour is kept beside the current one).
         var now = w.Clock.Now;
-        Assert.Equal(2, w.Measurement.Kpis.Query(new KpiQuery(now.AddDays(-90), now, [KpiDimension.Channel])).Rows.Sum(r => r.Kpis.Decisions));
-        Assert.Equal(2, quality.Measure(now.AddDays(-90), now).Decisions);
+        Assert.Equal(3, w.Measurement.Kpis.Query(new KpiQuery(now.AddDays(-90), now, [KpiDimension.Channel])).Rows.Sum(r => r.Kpis.Decisions));
+        Assert.Equal(3, quality.Measure(now.AddDays(-90), now).Decisions);
 
         // Longer is refused, by the quality report too, on its start.
         var tooLong = Assert.Throws<ValidationException>(() => quality.Measure(now.AddDays(-91), now));
