@@ -56,6 +56,12 @@ public static class InputLimits
         }
     }
 
+    /// <summary>
+    /// Most consent records one profile's trail holds: a trail is never trimmed (it is the evidence of what the user
+    /// agreed to, and when), so past this many a new grant or withdrawal is refused until the user is erased.
+    /// </summary>
+    public const int MaxConsentRecordsPerProfile = 10_000;
+
     /// <summary>The default of the most events one profile holds.</summary>
     public const int MaxEventsPerProfile = 1_000_000;
 

@@ -64,6 +64,12 @@ public sealed class ConsentRecorder
                     return p;
                 }
 
+                // Live writes only: a replay restores what was accepted, whatever the limit is now.
+                if (stamp.Log && p.ConsentTrail.Count >= InputLimits.MaxConsentRecordsPerProfile)
+                {
+                    throw new LimitExceededException($"this user's consent trail holds {p.ConsentTrail.Count:N0} records, the most one profile keeps ({InputLimits.MaxConsentRecordsPerProfile:N0}); it is never trimmed, so no more can be recorded until the user is erased");
+                }
+
                 if (stamp.Log)
                 {
                     _writer.Log.Append(stamp.Stamp(new ConsentChange(key, record), version));

@@ -61,6 +61,25 @@ public class PrivacyTests
     }
 
     [Fact]
+    public void A_consent_trail_is_bounded_past_its_limit_new_records_are_refused_and_nothing_is_trimmed()
+    {
+        using var w = World();
+        var t0 = w.Clock.Now.AddDays(-30);
+        for (var i = 0; i < InputLimits.MaxConsentRecordsPerProfile; i++)
+        {
+            w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, i % 2 == 0, "preference-centre", t0.AddSeconds(i));
+        }
+
+        var full = w.Store.Get("u1")!;
+        Assert.Throws<LimitExceededException>(() => w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "preference-centre", w.Clock.Now));
+
+        // Nothing was recorded or trimmed; an entry already in the trail is still accepted as the duplicate it is.
+        Assert.Same(full, w.Store.Get("u1"));
+        Assert.True(w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "preference-centre", t0).Duplicate);
+        Assert.Equal(InputLimits.MaxConsentRecordsPerProfile, w.Store.Get("u1")!.ConsentTrail.Count);
+    }
+
+    [Fact]
     public void Consent_is_kept_as_an_audit_trail_and_the_latest_entry_per_purpose_applies()
     {
         using var w = World();
