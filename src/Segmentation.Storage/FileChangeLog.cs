@@ -70,6 +70,26 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     /// <summary>Test hook: runs on the writer thread before each fsync (to simulate a slow or failing disk).</summary>
     internal Action? BeforeFlush { get; set; }
 
+    /// <summary>Test hook: runs on the writer thread before the segment is cut back after a failed write.</summary>
+    internal Action? BeforeCutBack { get; set; }
+
+    /// <summary>For tests: records waiting for the next group commit.</summary>
+    internal int PendingRecords
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pending.Frames.Count;
+            }
+        }
+    }
+
+    // The writer thread's own: a failed write whose cut-back failed too. The next batch is written only after the
+    // cut-back succeeds; written over the refused batch's bytes instead, it could leave whole frames of the refused
+    // batch after it, which a restart would replay.
+    private bool _cutBackOwed;
+
     /// <summary>Creates the log kept in <paramref name="directory"/>, opening and locking it; nothing is read until <see cref="Recover"/>.</summary>
     /// <param name="directory">Directory of the segment files (created when missing).</param>
     /// <param name="logger">Where truncations and failures are reported.</param>
@@ -412,6 +432,11 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 }
 
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                if (_cutBackOwed)
+                {
+                    CutBack(); // fails this batch, unwritten, while the segment cannot be cut back
+                }
+
                 RandomAccess.Write(_file!.SafeFileHandle, buffers, _durableLength);
                 BeforeFlush?.Invoke();
                 _file!.Flush(flushToDisk: true);
@@ -461,15 +486,28 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         _logger.LogError(
             "Change log {Path}: write failed ({Error}); the batch's writers get UNAVAILABLE and nothing of it is applied. Writes are retried as they come",
             _path, error.Message);
+        if (_cutBackOwed)
+        {
+            return; // the batch failed on the cut-back itself: nothing of it was written
+        }
+
         try
         {
-            _file!.SetLength(_durableLength);
-            _file.Flush(flushToDisk: true);
+            CutBack();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            _logger.LogError("Change log {Path}: could not cut the segment back to {Length} bytes after the failed write ({Error})", _path, _durableLength, ex.Message);
+            _cutBackOwed = true;
+            _logger.LogError("Change log {Path}: could not cut the segment back to {Length} bytes after the failed write ({Error}); the next write tries again first", _path, _durableLength, ex.Message);
         }
+    }
+
+    private void CutBack()
+    {
+        BeforeCutBack?.Invoke();
+        _file!.SetLength(_durableLength);
+        _file.Flush(flushToDisk: true);
+        _cutBackOwed = false;
     }
 
     // Returns the number of good records and the offset just after the last one.

@@ -200,6 +200,56 @@ public sealed class ChangeLogTests : IDisposable
     }
 
     [Fact]
+    public async Task After_a_failed_write_whose_cut_back_failed_too_the_next_write_cuts_back_first_and_no_refused_record_is_replayed()
+    {
+        using (var log = new FileChangeLog(_dir))
+        {
+            log.Recover(_ => { });
+            log.Append(new MergeChange("a-0", "u"));
+
+            // The next batch is held at its fsync while two more records queue behind it, to be written as one batch.
+            using var held = new ManualResetEventSlim();
+            using var release = new ManualResetEventSlim();
+            var (flushes, cutBacks) = (0, 0);
+            log.BeforeFlush = () =>
+            {
+                switch (Interlocked.Increment(ref flushes))
+                {
+                    case 1:
+                        held.Set();
+                        release.Wait();
+                        break;
+                    case 2:
+                        throw new IOException("the disk failed the fsync"); // a-2 and a-3 are in the file, not durable
+                }
+            };
+            log.BeforeCutBack = () =>
+            {
+                if (Interlocked.Increment(ref cutBacks) == 1)
+                {
+                    throw new IOException("the disk failed the cut-back too");
+                }
+            };
+
+            var first = Task.Run(() => log.Append(new MergeChange("a-1", "u")));
+            held.Wait();
+            var refused = new[] { Task.Run(() => log.Append(new MergeChange("a-2", "u"))), Task.Run(() => log.Append(new MergeChange("a-3", "u"))) };
+            SpinWait.SpinUntil(() => log.PendingRecords == 2, TimeSpan.FromSeconds(30));
+            Assert.Equal(2, log.PendingRecords);
+            release.Set();
+            await first;
+            foreach (var task in refused)
+            {
+                await Assert.ThrowsAnyAsync<Exception>(() => task);
+            }
+
+            log.Append(new MergeChange("a-4", "u")); // as long as a-2: written over it, a-3 would follow intact
+        }
+
+        Assert.Equal(["a-0", "a-1", "a-4"], FileChangeLog.ReadAll(_dir, out _).Cast<MergeChange>().Select(r => r.AnonymousId));
+    }
+
+    [Fact]
     public void Append_before_recover_is_refused()
     {
         using var log = new FileChangeLog(_dir);
