@@ -241,6 +241,13 @@ public sealed class RfmModelProvider(TimeProvider? time = null)
         }
     }
 
+    /// <summary>
+    /// Held from a computed model's logging to its publishing, and by a snapshot's capture of <see cref="Recent"/>: a
+    /// snapshot taken between the two would cover the log segment holding the model's record without the model, and a
+    /// restart would derive the records stamped with it with an older one.
+    /// </summary>
+    internal Lock LogGate { get; } = new();
+
     /// <summary>The published model of <paramref name="version"/> when it is among the recent ones, else null.</summary>
     public RfmModel? Find(long version)
     {

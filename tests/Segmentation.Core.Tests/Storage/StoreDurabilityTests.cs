@@ -360,6 +360,48 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public async Task A_snapshot_taken_while_a_recomputed_model_is_logged_but_not_yet_published_keeps_the_model()
+    {
+        RfmModel logged;
+        using (var store = new Durable(_dir, Key, Start))
+        {
+            store.Restore();
+            var w = store.World;
+            w.Ingestion.Track(Event("before-model", "u1", EventTypes.Purchase, Start.AddDays(-1), value: 50));
+
+            // A compaction starts between the model's logging and its publishing, and is given two seconds to finish
+            // there. It waits for the publishing now; before, it finished without the model and deleted the segment
+            // holding the model's record.
+            Task? compaction = null;
+            using var finished = new ManualResetEventSlim();
+            w.Ingestion.Refresher.AfterModelLogged = () =>
+            {
+                compaction = Task.Run(async () =>
+                {
+                    await store.Compactor.CompactAsync();
+                    finished.Set();
+                });
+                finished.Wait(TimeSpan.FromSeconds(2));
+            };
+            logged = w.Ingestion.RecomputeRfm();
+            w.Ingestion.Refresher.AfterModelLogged = null;
+            await compaction!;
+            w.Ingestion.Track(Event("after-model", "u1", EventTypes.Purchase, Start, value: 70)); // derived with that model
+            Assert.Same(logged, w.Rfm.Current);
+        }
+
+        // The model itself, not one computed again at the restart under the same version number (from the store as it is
+        // then, with the later purchase: other boundaries).
+        using var restarted = new Durable(_dir, Key, Start);
+        restarted.Restore();
+        var restored = restarted.World.Rfm.Find(logged.Version);
+        Assert.NotNull(restored);
+        Assert.Equal(logged.RecencyBoundaries, restored.RecencyBoundaries);
+        Assert.Equal(logged.FrequencyBoundaries, restored.FrequencyBoundaries);
+        Assert.Equal(logged.MonetaryBoundaries, restored.MonetaryBoundaries);
+    }
+
+    [Fact]
     public void A_profile_whose_many_events_expire_at_once_is_swept_in_pieces_the_log_can_hold_and_restarts_without_them()
     {
         // 24,000 event ids of 127 characters, 120 of them escaped to six bytes each in JSON: about 17 MB of ids, past the

@@ -90,7 +90,13 @@ public sealed class ProfileIngestion : ISnapshotStateSource
     }
 
     /// <summary>What a snapshot carries besides profiles: the recent RFM models (writes logged after it may name them) and the highest version handed out.</summary>
-    public SnapshotState Capture() => new([.. _writer.Rfm.Recent.Where(m => m.Version > 0).Select(RfmModelChange.From)], _writer.Store.Version);
+    public SnapshotState Capture()
+    {
+        lock (_writer.Rfm.LogGate) // a model logged but not yet published is waited for (its record is in what the snapshot replaces)
+        {
+            return new([.. _writer.Rfm.Recent.Where(m => m.Version > 0).Select(RfmModelChange.From)], _writer.Store.Version);
+        }
+    }
 
     /// <inheritdoc cref="EventRecorder.Track"/>
     public TrackResult Track(BehaviourEvent e, string prefix = "event") => Events.Track(e, prefix);

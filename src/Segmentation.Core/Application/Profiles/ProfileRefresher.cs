@@ -23,19 +23,27 @@ public sealed class ProfileRefresher
     {
         var rfm = _writer.Rfm;
         var model = rfm.Compute(_writer.Store);
-        try
+        lock (rfm.LogGate) // a snapshot's capture of the recent models waits for the publishing of one already logged
         {
-            _writer.Log.Append(RfmModelChange.From(model));
-        }
-        catch
-        {
-            rfm.MarkDirty(); // not published: the next attempt recomputes
-            throw;
+            try
+            {
+                _writer.Log.Append(RfmModelChange.From(model));
+            }
+            catch
+            {
+                rfm.MarkDirty(); // not published: the next attempt recomputes
+                throw;
+            }
+
+            AfterModelLogged?.Invoke();
+            rfm.Publish(model);
         }
 
-        rfm.Publish(model);
         return model;
     }
+
+    /// <summary>Test hook: runs between a recomputed model's logging and its publishing.</summary>
+    internal Action? AfterModelLogged { get; set; }
 
     /// <summary>
     /// Re-evaluates the memberships of users evaluated under another catalog version or RFM model, or whose
