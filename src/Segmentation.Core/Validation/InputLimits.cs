@@ -47,9 +47,14 @@ public static class InputLimits
     /// <summary>Most events one bulk call may carry (a stream has no such bound).</summary>
     public const int MaxEventsPerCall = 1000;
 
-    /// <summary>Throws <see cref="ValidationException"/> on <c>events</c> when a bulk call carries more than <see cref="MaxEventsPerCall"/>.</summary>
+    /// <summary>Throws <see cref="ValidationException"/> on <c>events</c> when a bulk call carries none or more than <see cref="MaxEventsPerCall"/>.</summary>
     public static void CheckEventsPerCall(int count)
     {
+        if (count == 0)
+        {
+            throw new ValidationException("events", $"at least one event is required (1 to {MaxEventsPerCall})");
+        }
+
         if (count > MaxEventsPerCall)
         {
             throw new ValidationException("events", $"at most {MaxEventsPerCall} events per call (got {count}); use StreamEvents for more");

@@ -29,11 +29,6 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     public override Task<TrackEventsResponse> TrackEvents(TrackEventsRequest request, ServerCallContext context)
     {
         // A call refused for its size spends none of the key's budget.
-        if (request.Events.Count == 0)
-        {
-            throw new ValidationException("events", $"at least one event is required (1 to {InputLimits.MaxEventsPerCall})");
-        }
-
         InputLimits.CheckEventsPerCall(request.Events.Count);
         rateLimits.Acquire(context.Caller().Name, request.Events.Count);
         using var span = SegmentationTelemetry.Traces.StartActivity("TrackEvents");

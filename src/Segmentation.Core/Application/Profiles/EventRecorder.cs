@@ -74,7 +74,8 @@ public sealed class EventRecorder
 
     /// <summary>
     /// Records many events; each is validated and applied on its own, so one bad event is rejected by
-    /// itself and never affects the others. Results are yielded in order.
+    /// itself and never affects the others. Results are yielded in order. A batch of no events, or of more than
+    /// <see cref="InputLimits.MaxEventsPerCall"/>, is refused whole (<see cref="ValidationException"/>).
     /// </summary>
     public IEnumerable<EventResult> TrackMany(IReadOnlyList<BehaviourEvent> events)
     {
