@@ -108,14 +108,12 @@ internal static class CatalogMapper
         TriggerId = entry.Trigger ?? "",
     };
 
-    /// <summary>Where a watch starts: after an offset, from the oldest retained entry (after offset 0), or from now (null).</summary>
-    public static long? Start(WatchSegmentChangesRequest request) => request.StartCase switch
+    /// <summary>Where a watch starts: after an offset, from the oldest retained entry, or (neither) from now.</summary>
+    public static (long? After, bool FromOldest) Start(WatchSegmentChangesRequest request) => request.StartCase switch
     {
-        // Checked here: long.MinValue is how from_oldest is passed on, so a negative offset must not get that far.
-        WatchSegmentChangesRequest.StartOneofCase.AfterOffset => request.AfterOffset >= 0 ? request.AfterOffset
-            : throw new ValidationException("after_offset", $"an offset is 0 or more (got {request.AfterOffset})"),
-        WatchSegmentChangesRequest.StartOneofCase.FromOldest when request.FromOldest => long.MinValue,
-        _ => null,
+        WatchSegmentChangesRequest.StartOneofCase.AfterOffset => (request.AfterOffset, false),
+        WatchSegmentChangesRequest.StartOneofCase.FromOldest => (null, request.FromOldest),
+        _ => (null, false),
     };
 
     private static LeadScoringModel ToProto(Core.Scoring.LeadScoring lead) => new()

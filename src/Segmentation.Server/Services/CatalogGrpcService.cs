@@ -85,7 +85,8 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance) : Catalog
 
     public override async Task WatchSegmentChanges(WatchSegmentChangesRequest request, IServerStreamWriter<WatchSegmentChangesResponse> responseStream, ServerCallContext context)
     {
-        await foreach (var change in governance.Watch(request.SegmentIds, CatalogMapper.Start(request), request.IncludeTriggers, context.CancellationToken))
+        var (after, fromOldest) = CatalogMapper.Start(request);
+        await foreach (var change in governance.Watch(request.SegmentIds, after, request.IncludeTriggers, fromOldest, context.CancellationToken))
         {
             await responseStream.WriteAsync(CatalogMapper.ToProto(change), context.CancellationToken);
         }

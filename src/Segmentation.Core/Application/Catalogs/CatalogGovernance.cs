@@ -210,29 +210,30 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// <summary>
     /// The change stream (membership changes and fired triggers) of <paramref name="segmentIds"/> (all segments
     /// when empty), until <paramref name="cancellation"/>: the entries after offset <paramref name="after"/> first
-    /// (null: only what happens from now on), then each as it is appended. A consumer keeps the offset of the last
+    /// (with <paramref name="fromOldest"/>, every entry still retained; neither: only what happens from now on), then
+    /// each as it is appended. A consumer keeps the offset of the last
     /// entry it handled and passes it back when it reconnects; entries it missed within the retention window come
     /// first, in offset order. Throws <see cref="FeedOffsetException"/> when the entries it needs are no longer
     /// retained (or the offset is past the stream's end), before anything is returned or as soon as the consumer
     /// falls that far behind. Fired triggers are left out unless <paramref name="includeTriggers"/>.
     /// </summary>
-    public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, bool includeTriggers = true, [EnumeratorCancellation] CancellationToken cancellation = default)
+    public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, bool includeTriggers = true, bool fromOldest = false, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         memberships.ThrowIfIncomplete(); // restored members are not entries, and entries of users not yet re-evaluated would be missed
         var filter = MembershipIndex.Filter(segmentIds);
         var feed = memberships.Feed;
-        if (after is < 0 and not long.MinValue)
+        if (after < 0)
         {
             throw new ValidationException("after_offset", $"an offset is 0 or more (got {after})");
         }
 
-        var fromOldest = after == long.MinValue; // until the first entry is read: what is oldest moves as entries expire
-        var cursor = after switch
+        if (fromOldest && after is not null)
         {
-            null => feed.Last,
-            long.MinValue => 0,
-            { } offset => offset,
-        };
+            throw new ValidationException("from_oldest", "either an offset to resume after or from the oldest entry, not both");
+        }
+
+        // From the oldest: until the first entry is read, what is oldest moves as entries expire.
+        var cursor = fromOldest ? 0 : after ?? feed.Last;
         var batch = new List<FeedEntry>(WatchBatch);
         while (true)
         {

@@ -134,8 +134,8 @@ public sealed class ChangeStreamTests
         w.Memberships.Feed.Append("u1", "high", ChangeKind.Triggered, T0, 1, "entered:1", "reminder");
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
 
-        await using var plain = w.Governance.Watch([], start, includeTriggers: false, cts.Token).GetAsyncEnumerator(cts.Token);
-        await using var all = w.Governance.Watch([], start, includeTriggers: true, cts.Token).GetAsyncEnumerator(cts.Token);
+        await using var plain = w.Governance.Watch([], start, includeTriggers: false, cancellation: cts.Token).GetAsyncEnumerator(cts.Token);
+        await using var all = w.Governance.Watch([], start, includeTriggers: true, cancellation: cts.Token).GetAsyncEnumerator(cts.Token);
         Assert.True(await plain.MoveNextAsync());
         Assert.True(await all.MoveNextAsync());
         Assert.True(await all.MoveNextAsync());
