@@ -10,9 +10,9 @@ namespace Segmentation.Storage;
 /// The admin audit trail in the data directory: <c>audit.jsonl</c>, one JSON object per line, appended and written
 /// through to the operating system on every entry (a process crash loses nothing) and flushed to disk at most a second
 /// later and at shutdown. An erasure or a trimming rewrites the file through a temporary file and a rename. A torn last
-/// line (a power loss mid-write) is cut off the file with a warning; any other unreadable line stops the start naming the file.
-/// A write the disk refuses (full, or failing) is cut back off the file before the next one, so a refused entry never
-/// leaves part of a line in the middle of the trail, and the trail is written again once the disk has room.
+/// line (a power loss mid-write, or a write the disk refused) is left out with a warning and cut off the file before the
+/// next entry is written, so it never ends up in the middle of the trail; any other unreadable line stops the start naming
+/// the file. Entries are written again once the disk has room.
 /// </summary>
 public sealed class AuditJournalFile : IAuditJournal, IDisposable
 {
@@ -44,15 +44,12 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         }
 
         // Every entry is one line ending in '\n', written in one call: anything after the last '\n' is a write cut short
-        // (a power loss), dropped from the file so that the next entry starts on a line of its own.
+        // (a power loss, a full disk), left out here and cut off the file before the next entry is written (Open).
         var bytes = File.ReadAllBytes(_path);
         var complete = Array.LastIndexOf(bytes, (byte)'\n') + 1;
         if (complete < bytes.Length)
         {
             _logger?.LogWarning("The last line of {Path} is incomplete (a write cut short) and was dropped", _path);
-            using var file = new FileStream(_path, FileMode.Open, FileAccess.Write, FileShare.None);
-            file.SetLength(complete);
-            file.Flush(flushToDisk: true);
         }
 
         var lines = Encoding.UTF8.GetString(bytes, 0, complete).Split('\n');

@@ -346,12 +346,12 @@ public static class ExperimentAnalysis
             return (Recommendation.NoDifference, null, $"every arm's lift on {design.PrimaryMetric} is within ±{mde:0.#%} (the minimum detectable effect) with always-valid confidence: the arms do not differ by what matters");
         }
 
-        if (needed is { } n && arms.Where(a => a.Weight > 0).All(a => a.Exposed >= n))
+        if (needed is { } n && live.All(a => a.Exposed >= n))
         {
             return (Recommendation.NoDifference, null, $"every arm has the {n:N0} users the always-valid test needs to detect the minimum detectable effect and no difference on {design.PrimaryMetric} was found");
         }
 
-        var more = needed is { } k ? $"; about {Math.Max(0, k - arms.Where(a => a.Weight > 0).Min(a => a.Exposed)):N0} more users per arm for the always-valid test to detect the minimum detectable effect" : "";
+        var more = needed is { } k ? $"; about {Math.Max(0, k - live.Min(a => a.Exposed)):N0} more users per arm for the always-valid test to detect the minimum detectable effect" : "";
         return (Recommendation.KeepRunning, null, $"no difference shown on {design.PrimaryMetric} yet{more}");
     }
 }
