@@ -346,19 +346,34 @@ public sealed class DataDirectory : IDisposable
         }
     }
 
+    /// <summary>Test hook: runs after the manifest is renamed into place, before its directory is flushed (to simulate a failing flush).</summary>
+    internal Action? BeforeDirectorySync { get; set; }
+
+    // A manifest renamed into place is the one in effect even when flushing the directory failed after the rename:
+    // the store then goes by it (a rotation keeps the segment it names), and the caller still sees the failure.
     private void Save(StoreManifest manifest)
     {
-        WriteAtomically(System.IO.Path.Combine(Path, ManifestName), file => JsonSerializer.Serialize(file, manifest, StoreManifestJson.Default.StoreManifest));
+        try
+        {
+            WriteAtomically(System.IO.Path.Combine(Path, ManifestName), file => JsonSerializer.Serialize(file, manifest, StoreManifestJson.Default.StoreManifest), beforeSync: BeforeDirectorySync);
+        }
+        catch (ReplacedNotFlushedException)
+        {
+            Manifest = manifest;
+            throw;
+        }
+
         Manifest = manifest;
     }
 
     /// <summary>
     /// Replaces <paramref name="path"/> with what <paramref name="write"/> writes, so that a crash leaves either the old
     /// file or the new one: written to a temporary file (<c>path.tmp</c>), flushed to disk, renamed over the file, and
-    /// the directory flushed. On a failure the temporary file is deleted and the old
-    /// file is untouched.
+    /// the directory flushed. On a failure before the rename the temporary file is deleted and the old file is
+    /// untouched; a failure to flush the directory after the rename throws <see cref="ReplacedNotFlushedException"/>:
+    /// the new file is in place (a power loss may still bring the old one back).
     /// </summary>
-    internal static void WriteAtomically(string path, Action<FileStream> write, int bufferSize = 1 << 16)
+    internal static void WriteAtomically(string path, Action<FileStream> write, int bufferSize = 1 << 16, Action? beforeSync = null)
     {
         var temporary = path + ".tmp";
         try
@@ -370,7 +385,15 @@ public sealed class DataDirectory : IDisposable
             }
 
             File.Move(temporary, path, overwrite: true);
-            SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+            try
+            {
+                beforeSync?.Invoke();
+                SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+            }
+            catch (IOException ex)
+            {
+                throw new ReplacedNotFlushedException(path, ex);
+            }
         }
         catch
         {
@@ -403,6 +426,36 @@ internal static partial class NativeMethods
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     internal static partial int Close(int fd);
+}
+
+/// <summary>
+/// A file was replaced (renamed into place), but flushing its directory afterwards failed: the new file is the one
+/// in effect, and a power loss may bring the old one back.
+/// </summary>
+public sealed class ReplacedNotFlushedException : IOException
+{
+    /// <summary>Creates the exception.</summary>
+    public ReplacedNotFlushedException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public ReplacedNotFlushedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and its cause.</summary>
+    public ReplacedNotFlushedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    /// <summary>Creates the exception for <paramref name="path"/>, replaced, whose directory flush failed with <paramref name="cause"/>.</summary>
+    internal ReplacedNotFlushedException(string path, IOException cause)
+        : base($"{path} was replaced, but flushing its directory failed ({cause.Message}); a power loss may bring the old file back", cause)
+    {
+    }
 }
 
 /// <summary>Another process holds the data directory.</summary>

@@ -285,6 +285,13 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 DataDirectory.SyncDirectory(_directory);
                 _data.RecordSegment(next, sealedLength: _durableLength);
             }
+            catch (ReplacedNotFlushedException)
+            {
+                // The manifest in effect names the new segment and the old one's final length: the rotation has
+                // happened, and appending on to the old segment would grow it past that length. Only the flush failed.
+                SwitchTo(file, path, next);
+                throw;
+            }
             catch
             {
                 file.Dispose();
@@ -292,14 +299,20 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 throw;
             }
 
-            _file.SetLength(_durableLength); // nothing after the last durable batch belongs to the sealed segment
-            _file.Dispose();
-            _file = file;
-            _path = path;
-            _durableLength = 0;
-            Interlocked.Exchange(ref _segment, next);
+            SwitchTo(file, path, next);
             return next;
         }
+    }
+
+    // Seals the current segment at its durable length and appends to the new one from now on. Under the gate.
+    private void SwitchTo(FileStream file, string path, long segment)
+    {
+        _file!.SetLength(_durableLength); // nothing after the last durable batch belongs to the sealed segment
+        _file.Dispose();
+        _file = file;
+        _path = path;
+        _durableLength = 0;
+        Interlocked.Exchange(ref _segment, segment);
     }
 
     /// <summary>Deletes the segments numbered below <paramref name="segment"/> (covered by a snapshot). Returns how many.</summary>

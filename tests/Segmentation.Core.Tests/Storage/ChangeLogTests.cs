@@ -250,6 +250,29 @@ public sealed class ChangeLogTests : IDisposable
     }
 
     [Fact]
+    public void A_rotation_whose_manifest_was_renamed_but_not_flushed_keeps_the_segment_the_manifest_names_and_every_record()
+    {
+        using (var log = new FileChangeLog(_dir))
+        {
+            log.Recover(_ => { });
+            log.Append(new MergeChange("a-0", "u"));
+
+            // The manifest naming segment 2 is renamed into place; flushing the directory after the rename fails.
+            log.Data.BeforeDirectorySync = () => throw new IOException("the disk failed the directory flush");
+            Assert.ThrowsAny<IOException>(() => log.Rotate());
+            log.Data.BeforeDirectorySync = null;
+
+            log.Append(new MergeChange("a-1", "u"));
+        }
+
+        // The restart finds every file the manifest names (it named segment 2, which was deleted) and every record.
+        using var reopened = new FileChangeLog(_dir);
+        var replayed = new List<string>();
+        reopened.Recover(change => replayed.Add(((MergeChange)change).AnonymousId));
+        Assert.Equal(["a-0", "a-1"], replayed);
+    }
+
+    [Fact]
     public void Append_before_recover_is_refused()
     {
         using var log = new FileChangeLog(_dir);
