@@ -14,8 +14,9 @@ namespace Segmentation.Storage;
 /// newest segment is always kept, so offsets continue after a restart even when every entry has expired), and the
 /// pending triggers in <c>triggers.bin</c> (written to a temporary file, flushed and renamed over the old one).
 /// A torn frame at the end of the newest segment (a crash mid-write) is cut off when the journal is opened; a
-/// damaged frame elsewhere ends what is read of that segment, with a warning (the stream is derived data: a
-/// consumer that misses entries is told to resynchronise, never served wrong ones).
+/// damaged frame elsewhere is skipped with a warning, and the intact frames after it are read on, so that their
+/// offsets are never handed out again (the stream is derived data: a consumer that misses entries is told to
+/// resynchronise, never served wrong ones).
 /// </summary>
 public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 {
@@ -26,6 +27,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private const string TriggersName = "triggers.bin";
     private const string MembershipsName = "memberships.bin";
     private const byte Format = 1;
+    private const int MinEntryBytes = 8 + 1 + 8 + 8 + 4; // offset, kind, time, version and four empty strings
 
     private readonly string _folder;
     private readonly ILogger _logger;
@@ -55,6 +57,22 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         var kept = new Queue<FeedEntry>();
         var last = 0L;
+        void Take(IReadOnlyList<FeedEntry> entries)
+        {
+            foreach (var e in entries)
+            {
+                last = Math.Max(last, e.Offset);
+                if (e.At >= notBefore)
+                {
+                    kept.Enqueue(e);
+                    if (kept.Count > max)
+                    {
+                        kept.Dequeue();
+                    }
+                }
+            }
+        }
+
         var segments = Segments();
         for (var i = 0; i < segments.Count; i++)
         {
@@ -67,18 +85,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                 {
                     try
                     {
-                        foreach (var e in Decode(frame.Span))
-                        {
-                            last = Math.Max(last, e.Offset);
-                            if (e.At >= notBefore)
-                            {
-                                kept.Enqueue(e);
-                                if (kept.Count > max)
-                                {
-                                    kept.Dequeue();
-                                }
-                            }
-                        }
+                        Take(Decode(frame.Span));
                     }
                     finally
                     {
@@ -88,16 +95,24 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                     good = file.Position;
                 }
             }
-            catch (InvalidDataException ex)
+            catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
             {
-                if (i == segments.Count - 1)
+                // Intact frames after the bad one make it damage, not a torn last write: they are read on, so that their
+                // offsets are never handed out again (the feed serves only the contiguous tail after the gap).
+                var after = ReadOnAfterDamage(file, good, last, Take);
+                if (after == 0 && i == segments.Count - 1)
                 {
                     _logger.LogWarning("Change stream journal {File}: a torn write at byte {Offset} was cut off ({Reason})", path, good, ex.Message);
                     file.SetLength(good);
                 }
                 else
                 {
-                    _logger.LogWarning("Change stream journal {File} is damaged at byte {Offset} ({Reason}); the entries after it are not served", path, good, ex.Message);
+                    _logger.LogWarning(
+                        "Change stream journal {File} is damaged at byte {Offset} ({Reason}); the entries in the damaged part are lost, {Frames} intact frames after it were read",
+                        path,
+                        good,
+                        ex.Message,
+                        after);
                 }
             }
 
@@ -105,6 +120,50 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         }
 
         return (kept.ToList(), last);
+    }
+
+    // Looks for intact frames after the bad one at offset (a frame whose length fits, whose checksum matches and which
+    // decodes to entries numbered after every entry read so far), hands their entries to take and returns how many.
+    private static int ReadOnAfterDamage(FileStream file, long offset, long last, Action<IReadOnlyList<FeedEntry>> take)
+    {
+        var rest = new byte[file.Length - offset];
+        file.Seek(offset, SeekOrigin.Begin);
+        file.ReadExactly(rest);
+        var frames = 0;
+        var at = 1;
+        while (at + Framing.HeaderSize < rest.Length)
+        {
+            // The payload starts with the format: a cheap test before the checksum of a possible frame is computed.
+            if (rest[at + Framing.HeaderSize] == Format && Framing.IsFrameAt(rest, at))
+            {
+                var size = (int)Framing.Header(rest.AsSpan(at)).Size;
+                var entries = TryDecode(rest.AsSpan(at + Framing.HeaderSize, size));
+                if (entries is { Count: > 0 } && entries[0].Offset > last)
+                {
+                    take(entries);
+                    last = entries[^1].Offset;
+                    frames++;
+                    at += Framing.HeaderSize + size;
+                    continue;
+                }
+            }
+
+            at++;
+        }
+
+        return frames;
+    }
+
+    private static List<FeedEntry>? TryDecode(ReadOnlySpan<byte> payload)
+    {
+        try
+        {
+            return Decode(payload);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or ArgumentException)
+        {
+            return null;
+        }
     }
 
     /// <inheritdoc />
@@ -515,6 +574,11 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         }
 
         var count = reader.ReadInt32();
+        if (count < 0 || count > payload.Length / MinEntryBytes)
+        {
+            throw new InvalidDataException($"a change stream journal frame of {payload.Length} bytes cannot hold {count} entries");
+        }
+
         var entries = new List<FeedEntry>(count);
         for (var i = 0; i < count; i++)
         {

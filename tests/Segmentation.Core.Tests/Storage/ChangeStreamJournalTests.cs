@@ -92,6 +92,42 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void Damage_in_the_middle_of_the_newest_segment_keeps_the_frames_after_it_and_their_offsets_are_never_handed_out_again()
+    {
+        var written = Entries(1, 30);
+        long damagedAt;
+        string segment;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            journal.Append(written[..10]);
+            segment = Directory.GetFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName), "stream-*.log").Single();
+            damagedAt = new FileInfo(segment).Length + 20; // inside the second frame's payload
+            journal.Append(written[10..20]);
+            journal.Append(written[20..]);
+        }
+
+        var length = new FileInfo(segment).Length;
+        using (var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = damagedAt;
+            var b = file.ReadByte();
+            file.Position = damagedAt;
+            file.WriteByte((byte)(b ^ 0x5A)); // a bad sector, not a torn last write: an intact frame follows
+        }
+
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (entries, last) = reopened.Load(T0.AddDays(-1), 1000);
+
+        Assert.Equal(30, last); // cut off at the damage, the stream would number new entries from 11 again
+        Assert.Equal([.. written[..10], .. written[20..]], entries); // the entries after the damaged frame are read on
+        Assert.Equal(length, new FileInfo(segment).Length); // nothing intact was cut off
+
+        var feed = new ChangeFeed(new ChangeFeedOptions(), new ManualClock(T0.AddHours(1)));
+        feed.Restore(entries, last);
+        Assert.Equal(30, feed.Last); // the next entry is 31
+    }
+
+    [Fact]
     public void Only_the_newest_entries_within_the_window_are_loaded_and_trimming_keeps_the_numbering()
     {
         using (var journal = new ChangeStreamJournal(_dir, segmentBytes: 512))
