@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Runtime.InteropServices;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
@@ -62,7 +63,8 @@ public static class ContactEvaluation
         var tier = DerivedScores.Engagement(context) ?? "default";
         var zone = ZoneOf(policies, profile, request);
 
-        // Suppression after negative outcomes: paused until the pause after the last of them ends.
+        // Suppression after negative outcomes: at least `after` of them within `within` pause contact until `pause` after
+        // the last of them, even once they have left the counting window (a pause may be longer than the window).
         var rules = policies.Suppression;
         for (var r = 0; r < rules.Count; r++)
         {
@@ -70,14 +72,14 @@ public static class ContactEvaluation
             var (count, last) = rule.SegmentOnly || rule.CountsIgnored
                 ? NegativeOutcomes(rule, profile, winner.Id, context)
                 : NegativeOutcomesOfAll(rule, profile, context);
-            if (count >= rule.After && last != long.MinValue && now < last + rule.Pause.Ticks)
+            if (last != long.MinValue)
             {
                 var until = last + rule.Pause.Ticks;
                 context.Until(until);
                 var whose = rule.SegmentOnly ? $" of segment '{winner.Id}'s decisions" : "";
                 return new ContactDecision(
                     ContactAction.Suppress, channel, "suppression",
-                    explain ? $"{count} negative outcome(s){whose} ({string.Join(", ", rule.EventTypes)}) in the last {Duration.Format(rule.Within)}, at least {rule.After}: {(rule.SegmentOnly ? "this segment's" : "all")} contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}" : "",
+                    explain ? $"{count} negative outcome(s){whose} ({string.Join(", ", rule.EventTypes)}) within {Duration.Format(rule.Within)}, the last at {Time(last)}, at least {rule.After}: {(rule.SegmentOnly ? "this segment's" : "all")} contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}" : "",
                     tier, count, rule.After, rule.Within, until, zone.Id);
             }
         }
@@ -145,7 +147,11 @@ public static class ContactEvaluation
         return series.TicksAt(first + sent - cap.Max) + window;
     }
 
-    // Every negative outcome of the rule's types in its window, from the profile's per-type series (the common case: cheap).
+    // How far back a negative outcome can still matter: counted within `within` of a moment at most `pause` ago.
+    private static long Reach(SuppressionRule rule) => rule.Within.Ticks > long.MaxValue - rule.Pause.Ticks ? long.MaxValue : rule.Within.Ticks + rule.Pause.Ticks;
+
+    // The pause in force, from the profile's per-type series (the common case: cheap): the latest negative outcome that
+    // made `after` within `within`, if its pause has not ended, with the count it made; else (0, long.MinValue).
     private static (int Count, long Last) NegativeOutcomesOfAll(SuppressionRule rule, Profile? profile, EvalContext context)
     {
         if (profile is null)
@@ -153,31 +159,72 @@ public static class ContactEvaluation
             return (0, long.MinValue);
         }
 
+        var now = context.NowTicks;
+        var reach = Reach(rule);
         var count = 0;
         var types = rule.EventTypes;
         for (var t = 0; t < types.Count; t++) // by index: no enumerator
         {
-            count += profile.Series(types[t]).CountInWindow(context.NowTicks, rule.Within.Ticks, out var changes);
+            count += profile.Series(types[t]).CountInWindow(now, reach, out var changes);
             context.Until(changes);
         }
 
         if (count < rule.After)
         {
-            return (count, long.MinValue); // not paused: when the last of them was does not matter
+            return (0, long.MinValue); // too few to have started a pause that still runs
         }
 
-        var last = long.MinValue;
+        var times = new long[count];
+        var n = 0;
+        var from = reach == long.MaxValue ? long.MinValue : now - reach;
         for (var t = 0; t < types.Count; t++)
         {
-            last = Math.Max(last, profile.Series(types[t]).LastAtOrBefore(context.NowTicks, out _));
+            var series = profile.Series(types[t]);
+            var end = series.InsertionIndex(now);
+            for (var i = from == long.MinValue ? 0 : series.InsertionIndex(from); i < end && n < times.Length; i++)
+            {
+                times[n++] = series.TicksAt(i);
+            }
         }
 
-        return (count, last);
+        Array.Sort(times, 0, n);
+        return PauseInForce(times.AsSpan(0, n), now, rule);
+    }
+
+    // The latest moment T in (now − pause, now] at which at least `after` of the outcomes fell in (T − within, T] — the
+    // last of them, whose pause is still running — with how many; else (0, long.MinValue). Times ascending, none after
+    // now. The count only rises at an outcome, so only outcomes' times are tried, newest first; the window's oldest
+    // index only moves back as they do.
+    private static (int Count, long Last) PauseInForce(ReadOnlySpan<long> times, long now, SuppressionRule rule)
+    {
+        var oldest = times.Length - 1;
+        for (var j = times.Length - 1; j >= 0; j--)
+        {
+            var at = times[j];
+            if (at <= now - rule.Pause.Ticks)
+            {
+                break; // its pause, and every earlier one's, has ended
+            }
+
+            oldest = Math.Min(oldest, j);
+            while (oldest > 0 && times[oldest - 1] > at - rule.Within.Ticks)
+            {
+                oldest--;
+            }
+
+            if (j - oldest + 1 >= rule.After)
+            {
+                return (j - oldest + 1, at);
+            }
+        }
+
+        return (0, long.MinValue);
     }
 
     // Negative outcomes read from the event log: those credited to the winning segment's decisions (outcome events carry
     // that segment as their page type) when the rule is scoped to the segment, and ignored emails — sends with no open
-    // or click within the rule's ignored_after, counted from the moment they became ignored.
+    // or click within the rule's ignored_after, counted from the moment they became ignored. Returns the pause in force
+    // as PauseInForce does.
     private static (int Count, long Last) NegativeOutcomes(SuppressionRule rule, Profile? profile, string segment, EvalContext context)
     {
         if (profile is null)
@@ -186,35 +233,37 @@ public static class ContactEvaluation
         }
 
         var now = context.NowTicks;
-        var from = now - rule.Within.Ticks;
+        var reach = Reach(rule);
+        var from = reach == long.MaxValue ? long.MinValue : now - reach;
         var ignored = rule.CountsIgnored;
         var engaged = ignored ? Engagement(profile) : [];
-        var (count, last) = (0, long.MinValue);
+        List<long>? counted = null;
         var events = profile.Events;
         for (var i = events.Count - 1; i >= 0; i--)
         {
             var at = events.TicksAt(i);
             if (at > now)
             {
+                context.Until(at); // dated later: it may count then
                 continue;
             }
 
             var type = events.TypeAt(i);
-            var counted = at;
+            var when = at;
             if (ignored && type == EventTypes.EmailSend)
             {
-                counted = at + rule.IgnoredAfter.Ticks; // ignored from then on, if nothing was opened or clicked by then
-                if (counted > now)
+                when = at + rule.IgnoredAfter.Ticks; // ignored from then on, if nothing was opened or clicked by then
+                if (when > now)
                 {
                     if (!Opened(engaged, at, now))
                     {
-                        context.Until(counted); // it may become ignored
+                        context.Until(when); // it may become ignored
                     }
 
                     continue;
                 }
 
-                if (Opened(engaged, at, counted))
+                if (Opened(engaged, at, when))
                 {
                     continue;
                 }
@@ -224,9 +273,9 @@ public static class ContactEvaluation
                 continue;
             }
 
-            if (counted < from)
+            if (when <= from)
             {
-                if (at + rule.IgnoredAfter.Ticks < from)
+                if (at + rule.IgnoredAfter.Ticks <= from)
                 {
                     break; // older than anything that can still count
                 }
@@ -239,12 +288,16 @@ public static class ContactEvaluation
                 continue;
             }
 
-            count++;
-            last = Math.Max(last, counted);
-            context.Until(counted + rule.Within.Ticks); // leaves the window then
+            (counted ??= []).Add(when);
         }
 
-        return (count, last);
+        if (counted is null || counted.Count < rule.After)
+        {
+            return (0, long.MinValue);
+        }
+
+        counted.Sort();
+        return PauseInForce(CollectionsMarshal.AsSpan(counted), now, rule);
     }
 
     // The times of every open and click, ascending.

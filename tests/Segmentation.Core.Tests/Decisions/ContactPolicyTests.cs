@@ -166,6 +166,31 @@ public class ContactPolicyTests
         Assert.Equal(ContactAction.Send, w.Decide("d", Email).Contact!.Action);
     }
 
+    [Fact]
+    public void A_pause_longer_than_its_counting_window_lasts_its_whole_length_after_the_last_outcome()
+    {
+        using var w = World();
+        Traits(w, "p", "vip", true);
+        var d = w.Decide("p", Email);
+        for (var day = 0; day < 3; day++)
+        {
+            w.Clock.Now = Noon.AddDays(day);
+            w.Outcomes.Record(0, new Outcome($"p-dismiss-{day}", OutcomeType.Dismiss, d.DecisionId, "p", "", null, w.Clock.Now));
+        }
+
+        // Eight days on, only the last dismissal is within the 7 days counted: the pause it started (14 days) still runs.
+        w.Clock.Now = Noon.AddDays(8);
+        var paused = w.Decide("p", Email, explain: true).Contact!;
+        Assert.Equal((ContactAction.Suppress, "suppression", 3), (paused.Action, paused.Policy, paused.Count));
+        Assert.Equal(Noon.AddDays(16).UtcTicks, paused.SendAtTicks);
+        Assert.Contains("until 2026-06-26T11:00:00", paused.Reason, StringComparison.Ordinal);
+
+        w.Clock.Now = Noon.AddDays(16).AddMinutes(-1);
+        Assert.Equal(ContactAction.Suppress, w.Decide("p", Email).Contact!.Action);
+        w.Clock.Now = Noon.AddDays(16);
+        Assert.Equal(ContactAction.Send, w.Decide("p", Email).Contact!.Action);
+    }
+
     private const string SegmentPause = """
         contact_policies:
           channels:
@@ -189,6 +214,8 @@ public class ContactPolicyTests
         Assert.Equal(("vip", ContactAction.Suppress, 2), (paused.Winner.Id, paused.Contact!.Action, paused.Contact.Count));
         Assert.Contains("of segment 'vip's decisions", paused.Contact.Reason, StringComparison.Ordinal);
         Assert.Equal(Noon.AddMinutes(1).AddDays(14).UtcTicks, paused.Contact.SendAtTicks);
+        w.Clock.Now = Noon.AddDays(8); // both dismissals have left the 7 days counted; the 14-day pause has not ended
+        Assert.Equal((ContactAction.Suppress, Noon.AddMinutes(1).AddDays(14).UtcTicks), (w.Decide("s", Email).Contact!.Action, w.Decide("s", Email).Contact!.SendAtTicks));
 
         Traits(w, "s", "vip", false);
         Traits(w, "s", "tier", "regular"); // another segment's campaign: its offer is not paused
