@@ -105,7 +105,38 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         ArgumentNullException.ThrowIfNull(request);
         cancellation.ThrowIfCancellationRequested();
         request.ThrowIfInvalid();
-        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, profiles.Get(request.SubjectId), request.Context, request.At ?? time.GetUtcNow(), request.Explain, cancellation);
+        var (now, served) = EvaluationTime(request.At);
+        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, profiles.Get(request.SubjectId), request.Context, now, request.Explain, cancellation, served: served);
+    }
+
+    /// <summary>
+    /// Decides for one user at a past time as if the decision had been served then: remembered and counted at that time
+    /// (the demo's simulated history; a caller's own past times are previews).
+    /// </summary>
+    internal Decision DecideAsServed(DecisionRequest request)
+    {
+        request.ThrowIfInvalid();
+        var now = request.At ?? time.GetUtcNow();
+        if (now > time.GetUtcNow() + ServedClockSkew)
+        {
+            throw new ArgumentOutOfRangeException(nameof(request), "a decision served later than now cannot be counted");
+        }
+
+        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, profiles.Get(request.SubjectId), request.Context, now, request.Explain, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// How far a caller's evaluation time may be from the server's clock for the decision to count as served: further
+    /// off, it is a preview or a replay, answered like any decision but neither remembered for outcomes nor counted in
+    /// the KPIs and experiments (a decision dated years ahead would take over the KPIs' time slots).
+    /// </summary>
+    public static readonly TimeSpan ServedClockSkew = TimeSpan.FromMinutes(5);
+
+    // The evaluation time, and whether a decision made at it is a served one (unset, or within the clock skew of now).
+    private (DateTimeOffset Now, bool Served) EvaluationTime(DateTimeOffset? at)
+    {
+        var now = time.GetUtcNow();
+        return at is not { } asked ? (now, true) : (asked, (asked - now).Duration() <= ServedClockSkew);
     }
 
     /// <summary>
@@ -135,10 +166,11 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         DecisionRequest.CheckShared(v, context, at);
         v.ThrowIfAny();
 
-        return Batch(userIds, context, catalogs.Current, rfm.Current, at ?? time.GetUtcNow(), explain, purpose, cancellation);
+        var (now, served) = EvaluationTime(at);
+        return Batch(userIds, context, catalogs.Current, rfm.Current, now, served, explain, purpose, cancellation);
     }
 
-    private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool explain, ConsentPurpose? purpose, CancellationToken cancellation)
+    private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool served, bool explain, ConsentPurpose? purpose, CancellationToken cancellation)
     {
         var prior = context.Channel == "email" ? sendTimes?.Current ?? SendTimePrior.Default : null; // send times are for email sends
         for (var i = 0; i < userIds.Count; i++)
@@ -160,7 +192,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
                     continue;
                 }
 
-                var decision = DecideOne(catalog, model, id, profile, context, now, explain, cancellation, fillCache: false);
+                var decision = DecideOne(catalog, model, id, profile, context, now, explain, cancellation, fillCache: false, served: served);
                 yield return new BatchItem(i, id, decision, null)
                 {
                     SendTime = prior is null ? null : SendTimeFor(catalog, profile, decision, context, prior, now),
@@ -195,7 +227,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         return SendTimeEstimator.Estimate(profile, ContactEvaluation.ZoneOf(catalog.ContactPolicies, stored, context), prior, now.UtcTicks, earliest, catalog.ContactPolicies.For(context.Channel)?.Quiet);
     }
 
-    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, Profile? profile, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation, bool fillCache = true)
+    private Decision DecideOne(CatalogSnapshot catalog, RfmModel model, string userId, Profile? profile, RequestContext context, DateTimeOffset now, bool explain, CancellationToken cancellation, bool fillCache = true, bool served = true)
     {
         var versions = new DecisionVersions(profile?.Version ?? 0, catalog.Version, model.Version);
 
@@ -205,7 +237,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             return decider.Decide(catalog, userId, profile, context, now, model, explain, DecisionIds.Next(now), _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
         }
 
-        var (sequence, decisionId) = measurement?.Ledger.Issue(now) ?? (-1, DecisionIds.Next(now));
+        var (sequence, decisionId) = (served ? measurement?.Ledger.Issue(now) : null) ?? (-1, DecisionIds.Next(now));
         Decision decision;
         var cached = cache.Find(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks);
         if (cached is not null)

@@ -46,7 +46,7 @@ public static class OutcomeSimulation
                 var at = end.AddDays(-day).AddMinutes(random.Next(24 * 60));
                 var user = users[random.Next(users.Count)];
                 var email = random.Next(10) < 3;
-                var d = engine.Decide(new DecisionRequest(user, "", new RequestContext(Channel: email ? "email" : "web"), at));
+                var d = engine.DecideAsServed(new DecisionRequest(user, "", new RequestContext(Channel: email ? "email" : "web"), at));
                 decisions++;
                 var click = ClickRate(d.Winner);
                 var id = $"sim-{d.DecisionId}";

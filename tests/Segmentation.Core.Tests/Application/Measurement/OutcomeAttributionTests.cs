@@ -1,3 +1,4 @@
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Outcomes;
 using Segmentation.Core.Profiles;
@@ -46,6 +47,28 @@ public class OutcomeAttributionTests
         var vip = Assert.Single(report.Rows).Kpis;
         Assert.Equal((1, 1, 1, 1.0), (vip.Decisions, vip.Impressions, vip.Clicks, vip.ClickThroughRate));
         Assert.Equal(1, vip.Reach);
+    }
+
+    [Fact]
+    public void A_decision_for_another_time_is_a_preview_neither_remembered_nor_counted_and_cannot_take_over_the_kpis()
+    {
+        using var w = World();
+        Vip(w, "u9");
+        var served = w.Decide("u9");
+        w.Outcomes.Record(0, Of(w, "p1", OutcomeType.Impression, served.DecisionId, "u9"));
+
+        // Years ahead (its hour and day slots would replace today's) and a month back (a replay): previews.
+        var ahead = w.Engine.Decide(new DecisionRequest("u9", "", RequestContext.Empty, new DateTimeOffset(2199, 1, 1, 0, 0, 0, TimeSpan.Zero)));
+        var replayed = w.Engine.Decide(new DecisionRequest("u9", "", RequestContext.Empty, w.Clock.Now.AddDays(-30)));
+        var skewed = w.Engine.Decide(new DecisionRequest("u9", "", RequestContext.Empty, w.Clock.Now.AddMinutes(2))); // a caller's clock a little ahead: served
+        Assert.Equal("vip", ahead.Winner.Id);
+        Assert.False(w.Measurement.Ledger.TryFind(ahead.DecisionId, out _));
+        Assert.False(w.Measurement.Ledger.TryFind(replayed.DecisionId, out _));
+        Assert.True(w.Measurement.Ledger.TryFind(skewed.DecisionId, out _));
+        Assert.Equal(Attribution.Unattributed, w.Outcomes.Record(0, Of(w, "p2", OutcomeType.Impression, ahead.DecisionId, "u9")).Attribution);
+
+        var vip = Assert.Single(Report(w).Rows).Kpis;
+        Assert.Equal((2, 1, 1), (vip.Decisions, vip.Impressions, vip.Reach)); // today's two served decisions and their impression are still there
     }
 
     [Fact]
