@@ -312,22 +312,52 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
                 : null;
         }
 
-        // A conversion without a decision id: the user's last impression at or before it, if within the window.
-        if (_impressions.TryGetValue(outcome.SubjectId, out var recent))
+        // A conversion without a decision id: the user's last impression at or before it, under any id of the user (an
+        // impression as an anonymous visitor, the conversion once signed in, or the other way round), if the conversion
+        // is within the window after that impression (the impression was within the window after its decision).
+        var (last, lastAt) = (-1L, long.MinValue);
+        foreach (var id in IdsOf(outcome.SubjectId))
         {
-            for (var i = recent.Length - 1; i >= 0; i--)
+            if (_impressions.TryGetValue(id, out var recent))
             {
-                var (sequence, at) = recent[i];
-                if (at <= ticks)
+                for (var i = recent.Length - 1; i >= 0; i--)
                 {
-                    return ticks - at <= window && measurement.Ledger.TryRead(sequence, out var touched) && InWindow(touched.Ticks) ? (touched, true) : null;
+                    var (sequence, at) = recent[i];
+                    if (at <= ticks)
+                    {
+                        (last, lastAt) = at > lastAt ? (sequence, at) : (last, lastAt);
+                        break;
+                    }
                 }
             }
         }
 
-        return null;
+        return last >= 0 && ticks - lastAt <= window && measurement.Ledger.TryRead(last, out var touched) ? (touched, true) : null;
 
         bool InWindow(long decided) => ticks >= decided - ClockSkew && ticks - decided <= window;
+    }
+
+    // The subject's own id, the profile it resolves to, and every id linked to that profile.
+    private IEnumerable<string> IdsOf(string subject)
+    {
+        yield return subject;
+        if (profiles.Get(subject) is not { } profile)
+        {
+            yield break;
+        }
+
+        if (!string.Equals(profile.UserId, subject, StringComparison.Ordinal))
+        {
+            yield return profile.UserId;
+        }
+
+        foreach (var linked in profiles.LinkedIds(profile.UserId))
+        {
+            if (!string.Equals(linked, subject, StringComparison.Ordinal))
+            {
+                yield return linked;
+            }
+        }
     }
 
     // The same user, directly or through an identity link (a decision for an anonymous id, an outcome for the user it became).

@@ -237,6 +237,41 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void A_conversion_without_a_decision_id_finds_the_last_impression_through_identity_links()
+    {
+        using var w = World();
+        w.Track("anon-7", "page_view");
+        var before = w.Decide("anon-7");
+        w.Outcomes.Record(0, Of(w, "i1", OutcomeType.Impression, before.DecisionId, "anon-7"));
+        w.Ingestion.Identify("anon-7", "u7"); // the visitor signs in, then buys
+
+        var signedIn = w.Outcomes.Record(1, Of(w, "c1", OutcomeType.Conversion, "", "u7", order: "A", value: 5));
+        Assert.Equal((Attribution.LastImpression, before.DecisionId), (signedIn.Attribution, signedIn.DecisionId));
+
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        var after = w.Decide("u7");
+        w.Outcomes.Record(2, Of(w, "i2", OutcomeType.Impression, after.DecisionId, "u7"));
+        var byOldId = w.Outcomes.Record(3, Of(w, "c2", OutcomeType.Conversion, "", "anon-7", order: "B", value: 5)); // a tag still sending the old id
+        Assert.Equal((Attribution.LastImpression, after.DecisionId), (byOldId.Attribution, byOldId.DecisionId));
+    }
+
+    [Fact]
+    public void Last_touch_counts_the_window_from_the_impression_not_from_its_decision()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        var t0 = w.Clock.Now;
+        var d = w.Decide("u1");
+        w.Clock.Now = t0.AddDays(6);
+        Assert.Equal(Attribution.Decision, w.Outcomes.Record(0, Of(w, "i1", OutcomeType.Impression, d.DecisionId, "u1")).Attribution);
+        w.Clock.Now = t0.AddDays(8); // two days after the impression, eight after the decision
+
+        var conversion = w.Outcomes.Record(1, Of(w, "c1", OutcomeType.Conversion, "", "u1", order: "A", value: 5));
+
+        Assert.Equal((Attribution.LastImpression, d.DecisionId), (conversion.Attribution, conversion.DecisionId));
+    }
+
+    [Fact]
     public async Task Erasing_a_user_forgets_their_remembered_decisions_and_impressions()
     {
         using var w = World();
