@@ -363,6 +363,23 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void A_zone_name_spelt_with_empty_parts_is_not_a_zone()
+    {
+        // The runtime opens "America//New_York" as the same file, under that name: each spelling would be one more zone
+        // remembered for good (a profile trait can carry any of thousands).
+        Assert.True(ContactPolicyReader.TryZone("America/New_York", out _));
+        foreach (var spelling in new[] { "America//New_York", "America///New_York", "/America/New_York", "America/New_York/" })
+        {
+            Assert.False(ContactPolicyReader.TryZone(spelling, out _), spelling);
+        }
+
+        using var w = World();
+        Traits(w, "tz2", "vip", true);
+        Traits(w, "tz2", "time_zone", "Europe//Paris");
+        Assert.Equal("Europe/London", w.Decide("tz2", Email).Contact!.TimeZone); // the catalog's zone, not a variant of Paris
+    }
+
+    [Fact]
     public void A_web_decision_in_the_cache_is_not_served_for_an_email_request()
     {
         using var w = World();
