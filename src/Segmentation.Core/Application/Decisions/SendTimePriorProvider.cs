@@ -15,7 +15,12 @@ public sealed class SendTimePriorProvider(IProfileStore profiles, CatalogProvide
     public static readonly TimeSpan Refresh = TimeSpan.FromHours(1);
 
     private readonly Lock _gate = new();
-    private (SendTimePrior Prior, long At)? _current;
+
+    // Published whole, as one reference: a struct of the prior and its time, read without the lock while another
+    // thread writes it, could be seen with its time and without its prior.
+    private Computed? _current;
+
+    private sealed record Computed(SendTimePrior Prior, long At);
 
     /// <summary>The prior, recomputed when older than <see cref="Refresh"/>.</summary>
     public SendTimePrior Current
@@ -23,7 +28,7 @@ public sealed class SendTimePriorProvider(IProfileStore profiles, CatalogProvide
         get
         {
             var now = time.GetUtcNow().UtcTicks;
-            if (_current is { } c && now - c.At < Refresh.Ticks)
+            if (Volatile.Read(ref _current) is { } c && now - c.At < Refresh.Ticks)
             {
                 return c.Prior;
             }
@@ -36,7 +41,7 @@ public sealed class SendTimePriorProvider(IProfileStore profiles, CatalogProvide
                 }
 
                 var prior = Compute(now);
-                _current = (prior, now);
+                Volatile.Write(ref _current, new Computed(prior, now));
                 return prior;
             }
         }
