@@ -198,7 +198,8 @@ public sealed class KpiStore
                 if (byVariant && key.Variant is null)
                 {
                     // A decision renders all five variants: each variant's row counts it. Outcomes that named no
-                    // variant (a decision-level counter set also holds those) get a row of their own.
+                    // variant (a decision-level counter set also holds those) get a row of their own, which counts
+                    // every decision too (in every period, so a series and a day total agree), shown when it has any.
                     var decisions = new KpiSum();
                     counters.AddTo(ref decisions, outcomes: false);
                     foreach (var kind in Kinds)
@@ -207,9 +208,9 @@ public sealed class KpiStore
                     }
 
                     counters.AddTo(ref cell);
+                    Accumulate(GroupOf(key, null), hour, cell);
                     if (cell.Outcomes > 0)
                     {
-                        Accumulate(GroupOf(key, null), hour, cell);
                         withoutVariant.Add(key.Segment);
                     }
 

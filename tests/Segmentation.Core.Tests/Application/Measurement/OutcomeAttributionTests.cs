@@ -72,6 +72,27 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void The_row_of_outcomes_that_named_no_variant_counts_the_same_decisions_with_or_without_a_series()
+    {
+        var midnight = new DateTimeOffset(2026, 6, 1, 0, 0, 0, TimeSpan.Zero);
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")), midnight.AddHours(1));
+        Vip(w, "u1");
+        var d = w.Decide("u1");
+        w.Decide("u2");
+        w.Clock.Now = midnight.AddHours(3); // the outcome in another hour than the decisions
+        w.Outcomes.Record(0, Of(w, "n1", OutcomeType.Click, d.DecisionId, "u1", variant: null));
+        w.Measurement.Drain();
+
+        Kpis NoVariant(bool series) => w.Measurement.Kpis.Query(new KpiQuery(midnight, midnight.AddDays(1), [KpiDimension.Variant], Series: series))
+            .Rows.Single(r => r.SegmentId == "vip" && r.Variant is null).Kpis;
+
+        var byDay = NoVariant(series: false);
+        var byHour = NoVariant(series: true);
+        Assert.Equal((1, 1L), (byDay.Decisions, byDay.Clicks)); // every decision of the segment, as each variant's row counts them
+        Assert.Equal((byDay.Decisions, byDay.Clicks), (byHour.Decisions, byHour.Clicks));
+    }
+
+    [Fact]
     public void A_decision_served_from_the_cache_is_remembered_on_the_channel_that_asked()
     {
         using var w = World();
