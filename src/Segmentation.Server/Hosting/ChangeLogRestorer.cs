@@ -99,34 +99,52 @@ internal sealed class ChangeLogRestorer(
             logger.LogError(ex, "Capturing the restored profiles failed; related products are learned from new events only");
         }
 
-        try
+        RebuildMemberships(started);
+        Relearn(restoredProfiles); // the array is not kept once learned from
+    }
+
+    // Until it succeeds: a failed rebuild leaves the index incomplete (the calls that read it answer UNAVAILABLE with a
+    // retry hint; decisions and ingestion, which do not read it, stay ready, so health is degraded, not unready) and is
+    // tried again after 1 s, doubling to 30 s, each time evaluating only the profiles still left out.
+    private void RebuildMemberships(long started)
+    {
+        var backoff = TimeSpan.FromSeconds(1);
+        while (!_stopping.IsCancellationRequested)
         {
-            var evaluated = ingestion.EvaluateNewMemberships(_stopping.Token);
-            var announced = reconciler.Reconcile(); // what changed while the server was down reaches the change stream
-            if (announced > 0)
+            try
             {
-                logger.LogInformation("Change stream: {Entries} membership changes since the last saved state announced with cause 'restart'", announced);
+                var evaluated = ingestion.EvaluateNewMemberships(_stopping.Token);
+                var announced = reconciler.Reconcile(); // what changed while the server was down reaches the change stream
+                if (announced > 0)
+                {
+                    logger.LogInformation("Change stream: {Entries} membership changes since the last saved state announced with cause 'restart'", announced);
+                }
+
+                health.Clear(Job);
+                logger.LogInformation(
+                    "Segment memberships of {Evaluated} profiles rebuilt in {Ms} ms; fully ready {Total} ms after the restore began",
+                    evaluated,
+                    (long)(memberships.LastRebuildTime ?? TimeSpan.Zero).TotalMilliseconds,
+                    (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                return;
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                health.ReportDegraded(Job, $"the rebuild after the restore failed ({ex.GetType().Name}: {ex.Message}); the calls that read segment memberships answer UNAVAILABLE until a retry succeeds");
+                logger.LogError(ex, "Rebuilding segment memberships after the restore failed; retrying in {Backoff}", backoff);
             }
 
-            health.Clear(Job);
-            logger.LogInformation(
-                "Segment memberships of {Evaluated} profiles rebuilt in {Ms} ms; fully ready {Total} ms after the restore began",
-                evaluated,
-                (long)(memberships.LastRebuildTime ?? TimeSpan.Zero).TotalMilliseconds,
-                (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
-        {
-        }
-        catch (Exception ex)
-        {
-            // The index stays as far as it got; the calls that read it work again (the periodic refresh
-            // evaluates anyone left out), and health says what happened.
-            health.Report(Job, $"the rebuild after the restore failed ({ex.GetType().Name}); memberships may be incomplete until the next refresh");
-            logger.LogError(ex, "Rebuilding segment memberships after the restore failed");
-        }
+            if (_stopping.Token.WaitHandle.WaitOne(backoff))
+            {
+                return;
+            }
 
-        Relearn(restoredProfiles); // the array is not kept once learned from
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+        }
     }
 
     // Related products, after the memberships (which decisions and the change stream wait for): derived data, so a

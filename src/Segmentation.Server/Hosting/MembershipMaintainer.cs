@@ -38,6 +38,8 @@ internal sealed class MembershipMaintainer(ProfileIngestion ingestion, CatalogPr
                 {
                     logger.LogInformation("Dropped the member listings of {Count} segments not paged for {Idle}", dropped, memberships.Listings.IdleTimeout);
                 }
+
+                Succeeded(); // a failure reported before (a storage error, retried) is over
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

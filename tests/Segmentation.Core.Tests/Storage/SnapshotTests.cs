@@ -374,6 +374,29 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public async Task A_rebuild_that_fails_leaves_the_index_incomplete_until_one_succeeds()
+    {
+        using var first = new Durable(_dir, Key);
+        first.Restore();
+        Write(first.World, 0, 400, users: 150);
+        await first.Compactor.CompactAsync();
+        first.Log.Dispose();
+
+        using var second = new Durable(_dir, Key);
+        second.World.Ingestion.Restore(second.Files);
+        using var stopped = new CancellationTokenSource();
+        await stopped.CancelAsync(); // the rebuild ends before it evaluated anyone, as on any failure
+
+        Assert.ThrowsAny<OperationCanceledException>(() => second.World.Ingestion.EvaluateNewMemberships(stopped.Token));
+        Assert.False(second.World.Memberships.IsComplete); // its readers are refused instead of served a partial index
+        Assert.Throws<Core.Validation.NotReadyException>(() => second.World.Memberships.ThrowIfIncomplete());
+
+        Assert.Equal(150, second.World.Ingestion.EvaluateNewMemberships()); // the retry
+        Assert.True(second.World.Memberships.IsComplete);
+        Assert.Equal(first.World.Memberships.Users, second.World.Memberships.Users);
+    }
+
+    [Fact]
     public void Reserving_room_sizes_only_an_empty_index_and_never_drops_a_recorded_user()
     {
         var index = new Core.Application.Membership.MembershipIndex();

@@ -68,6 +68,7 @@ public sealed class ProfileRefresher
     /// Evaluates the memberships of every profile the membership index does not know yet (profiles
     /// restored from a snapshot), in parallel, each under its user's lock. Returns how many. For start-up,
     /// before traffic: an index still empty is first sized for the store (<see cref="MembershipIndex.Reserve"/>).
+    /// The index is complete once this returns; when it throws, the index stays incomplete and the call may be made again.
     /// </summary>
     public int EvaluateNewMemberships(CancellationToken cancellation = default)
     {
@@ -77,24 +78,20 @@ public sealed class ProfileRefresher
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         memberships.Reserve(_writer.Store.Count); // empty after a snapshot restore: sized once instead of grown a million entries
         memberships.BeginRebuild(_writer.Store.Count);
-        try
+        Parallel.ForEach(_writer.Store.Snapshot(), new ParallelOptions { CancellationToken = cancellation }, profile =>
         {
-            Parallel.ForEach(_writer.Store.Snapshot(), new ParallelOptions { CancellationToken = cancellation }, profile =>
+            if (memberships.CatalogVersionOf(profile.UserId) == 0)
             {
-                if (memberships.CatalogVersionOf(profile.UserId) == 0)
-                {
-                    _writer.EvaluateMembership(profile.UserId, now, "restore");
-                    Interlocked.Increment(ref count);
-                }
+                _writer.EvaluateMembership(profile.UserId, now, "restore");
+                Interlocked.Increment(ref count);
+            }
 
-                memberships.RebuildStep();
-            });
-        }
-        finally
-        {
-            memberships.EndRebuild(System.Diagnostics.Stopwatch.GetElapsedTime(started));
-        }
+            memberships.RebuildStep();
+        });
 
+        // Complete only when every profile was evaluated: after a failure the index stays incomplete (its readers are
+        // refused, with a retry hint) until a call that succeeds, which evaluates only the profiles still left out.
+        memberships.EndRebuild(System.Diagnostics.Stopwatch.GetElapsedTime(started));
         return count;
     }
 }
