@@ -20,6 +20,13 @@ internal sealed record TrackOptions(
 /// <summary>The small commands: decide, profile, catalog, track.</summary>
 internal static class Commands
 {
+    /// <summary>The most days the KPI, size and quality commands ask for (what the service keeps).</summary>
+    public const int MaxDays = 90;
+
+    /// <summary>Throws a usage error unless <paramref name="days"/> is 1 to <see cref="MaxDays"/>: the range asked for is the one printed.</summary>
+    public static int CheckDays(int days) =>
+        days is >= 1 and <= MaxDays ? days : throw new ArgumentException($"--days must be 1 to {MaxDays} (got {days}): the service keeps {MaxDays} days");
+
     public static async Task<int> DecideAsync(
         ServiceTarget address, string userId, bool anonymous, bool explain, string? device, string? country, string? pageType, string? channel, bool json, CancellationToken ct)
     {

@@ -25,12 +25,9 @@ internal static class KpisCommand
     public static async Task<int> RunAsync(ServiceTarget target, int days, string[] groupBy, string? segment, bool series, Format format, CancellationToken ct)
     {
         var request = new GetKpisRequest { IncludeSeries = series, SegmentId = segment ?? "" };
-        if (days > 0)
-        {
-            var end = DateTimeOffset.UtcNow;
-            request.End = Timestamp.FromDateTimeOffset(end);
-            request.Start = Timestamp.FromDateTimeOffset(end.AddDays(-days));
-        }
+        var end = DateTimeOffset.UtcNow;
+        request.End = Timestamp.FromDateTimeOffset(end);
+        request.Start = Timestamp.FromDateTimeOffset(end.AddDays(-Commands.CheckDays(days)));
 
         foreach (var name in groupBy)
         {
@@ -165,7 +162,7 @@ internal static class SizesCommand
         var end = DateTimeOffset.UtcNow;
         var request = new GetSegmentSizesRequest
         {
-            Start = Timestamp.FromDateTimeOffset(end.AddDays(-Math.Clamp(days, 1, 90))),
+            Start = Timestamp.FromDateTimeOffset(end.AddDays(-Commands.CheckDays(days))),
             End = Timestamp.FromDateTimeOffset(end),
             SegmentId = segment ?? "",
         };

@@ -14,7 +14,7 @@ internal static class QualityCommand
         var end = DateTimeOffset.UtcNow;
         var request = new GetDataQualityRequest
         {
-            Start = Timestamp.FromDateTimeOffset(end.AddDays(-Math.Clamp(days, 1, 90))),
+            Start = Timestamp.FromDateTimeOffset(end.AddDays(-Commands.CheckDays(days))),
             End = Timestamp.FromDateTimeOffset(end),
         };
         using var grpc = Cli.OpenChannel(target);

@@ -107,7 +107,7 @@ internal static partial class ReportCommand
                 Exclusions = s.Exclusions.Count > 0 ? s.Exclusions.ToList() : null,
                 Size = new SegmentSize(size?.MemberCount ?? 0, Math.Round(size?.Share ?? 0, 4), live.Population),
                 Criteria = s.Fallback ? "fallback: users no other segment claims (unknown users and thin data)" : s.Rule,
-                Profile = Summarise(sampled.OfType<Profile>().ToList(), members.Count),
+                Profile = Summarise(sampled.OfType<Profile>().ToList(), (int)Math.Min(size?.MemberCount ?? members.Count, int.MaxValue), members.Count),
                 Strategy = await StrategyAsync(decisions, s.Segment.Id, s.Fallback, sample, ct),
                 ReadsRequestContext = s.FieldsRead.Any(f => f.Layer == DataLayer.Unspecified),
                 Kpis = ToKpis(size?.MemberCount ?? 0, kpiBySegment.GetValueOrDefault(s.Segment.Id)),
@@ -191,7 +191,8 @@ internal static partial class ReportCommand
         }
     }
 
-    private static MemberProfile? Summarise(List<Profile> sample, int members)
+    // members: the segment's size; listed: the member ids the sample was drawn from (the first MaxMemberIdsListed by id).
+    private static MemberProfile? Summarise(List<Profile> sample, int members, int listed)
     {
         if (sample.Count == 0)
         {
@@ -206,6 +207,7 @@ internal static partial class ReportCommand
         return new MemberProfile(
             sample.Count,
             members,
+            listed,
             Math.Round(sample.Average(p => (double)(p.Aggregates?.Orders ?? 0)), 2),
             Math.Round(sample.Average(p => p.Aggregates?.Revenue ?? 0), 2),
             buyers.Count == 0 ? null : Math.Round(buyers.Average(p => p.Aggregates.AverageOrderValue), 2),
@@ -331,7 +333,7 @@ internal static partial class ReportCommand
             {
                 var median = p.MedianDaysSinceLastPurchase is { } m ? m.ToString("0.#", CultureInfo.InvariantCulture) + " days" : "-";
                 var aov = p.AverageOrderValue is { } a ? a.ToString("0.00", CultureInfo.InvariantCulture) : "-";
-                sb.AppendLine(CultureInfo.InvariantCulture, $"  Profile:  sample of {p.Sampled:N0} of {p.Members:N0} members: avg orders {p.AverageOrders:0.00}, avg revenue {p.AverageRevenue:0.00}, AOV of buyers {aov}, buyers {CatalogCommands.Percent(p.BuyerShare)}");
+                sb.AppendLine(CultureInfo.InvariantCulture, $"  Profile:  sample of {p.Sampled:N0} of {p.Members:N0} members{(p.SampledFrom < p.Members ? $" (drawn from the first {p.SampledFrom:N0} by id)" : "")}: avg orders {p.AverageOrders:0.00}, avg revenue {p.AverageRevenue:0.00}, AOV of buyers {aov}, buyers {CatalogCommands.Percent(p.BuyerShare)}");
                 sb.AppendLine(CultureInfo.InvariantCulture, $"            median days since last purchase {median}; top countries {MixText(p.TopCountries)}");
                 sb.AppendLine(CultureInfo.InvariantCulture, $"            lifecycle {MixText(p.LifecycleStages)}");
             }
@@ -521,6 +523,7 @@ internal static partial class ReportCommand
     internal sealed record MemberProfile(
         int Sampled,
         int Members,
+        int SampledFrom,
         double AverageOrders,
         double AverageRevenue,
         double? AverageOrderValue,

@@ -33,7 +33,7 @@ internal static class UserCommands
 
         if (ids.Count > MaxBatchUsers)
         {
-            throw new ArgumentException($"{ids.Count:N0} user ids: at most {MaxBatchUsers:N0} per batch (split the file)");
+            throw new ArgumentException($"more than {MaxBatchUsers:N0} user ids: at most {MaxBatchUsers:N0} per batch (split the file)");
         }
 
         var request = new DecideBatchRequest { Channel = Commands.ParseChannel(channel), UserIds = { ids } };
@@ -214,14 +214,43 @@ internal static class UserCommands
         if (lines)
         {
             using var call = privacy.StreamUserExport(new StreamUserExportRequest { UserId = userId }, cancellationToken: ct);
-            await using var target = output is null ? null : OwnerOnlyFile(output);
-            var writer = target ?? Console.Out;
-            await foreach (var part in call.ResponseStream.ReadAllAsync(ct))
+            if (output is null)
             {
-                await writer.WriteAsync(part.JsonLines);
-            }
+                await foreach (var part in call.ResponseStream.ReadAllAsync(ct))
+                {
+                    await Console.Out.WriteAsync(part.JsonLines);
+                }
 
-            await writer.FlushAsync(ct);
+                await Console.Out.FlushAsync(ct);
+            }
+            else
+            {
+                // Written beside the file and renamed over it once complete: a refused or broken export leaves an
+                // earlier export there as it was, never emptied or cut short.
+                var partial = new FileInfo(output.FullName + ".partial");
+                try
+                {
+                    await using (var target = OwnerOnlyFile(partial))
+                    {
+                        await foreach (var part in call.ResponseStream.ReadAllAsync(ct))
+                        {
+                            await target.WriteAsync(part.JsonLines);
+                        }
+                    }
+
+                    File.Move(partial.FullName, output.FullName, overwrite: true);
+                }
+                catch
+                {
+                    partial.Refresh();
+                    if (partial.Exists)
+                    {
+                        partial.Delete();
+                    }
+
+                    throw;
+                }
+            }
         }
         else
         {

@@ -112,6 +112,14 @@ public sealed class CliProcessTests
         (exit, _, stderr) = await Segctl("members champions --page-size 5000", environment: new() { ["SEGCTL_ADDRESS"] = "http://127.0.0.1:1" });
         Assert.Equal(2, exit);
         Assert.Contains("--page-size", stderr, StringComparison.Ordinal);
+
+        // A range the service does not keep is refused, not clamped and then printed as asked (or silently the server's default).
+        foreach (var command in new[] { "kpis --days 0", "kpis --days 365", "sizes --days 365", "quality --days 91" })
+        {
+            (exit, _, stderr) = await Segctl(command, environment: new() { ["SEGCTL_ADDRESS"] = "http://127.0.0.1:1" });
+            Assert.True(exit == 2, $"segctl {command}: exit {exit}: {stderr}");
+            Assert.Contains("--days must be 1 to 90", stderr, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -261,10 +269,23 @@ public sealed class CliProcessTests
             Assert.Equal(2, code);
             Assert.Contains("unknown purpose 'marketing'", error, StringComparison.Ordinal);
 
+            var saved = Path.Combine(Path.GetTempPath(), $"segctl-export-{Guid.NewGuid():N}.jsonl");
+            await Ok($"export cli-u1 --lines -o {saved}");
+            var before = await File.ReadAllTextAsync(saved);
+            Assert.Contains("event_count", before, StringComparison.Ordinal);
+
             Assert.Contains("erased cli-u1", await Ok("forget cli-u1 --yes"), StringComparison.Ordinal);
             (code, _, error) = await Segctl($"export cli-u1 {at}", environment: env);
             Assert.Equal(1, code);
             Assert.Contains("NOT_FOUND", error, StringComparison.Ordinal);
+
+            // A failed export to a file leaves the file as it was (the last good export), not emptied.
+            (code, _, error) = await Segctl($"export cli-u1 --lines -o {saved} {at}", environment: env);
+            Assert.Equal(1, code);
+            Assert.Contains("NOT_FOUND", error, StringComparison.Ordinal);
+            Assert.Equal(before, await File.ReadAllTextAsync(saved));
+            Assert.False(File.Exists(saved + ".partial"));
+            File.Delete(saved);
         });
     }
 
