@@ -38,6 +38,9 @@ export function describeError(err, what = '') {
     if (err.status === 401) {
       return `${prefix}the API key is missing or not accepted — please sign in again (${err.message}).`;
     }
+    if (err.status === 403 && /TLS only/.test(err.message)) {
+      return `${prefix}this server refuses API calls over plain HTTP — open the dashboard with https:// (${err.message}).`;
+    }
     if (err.status === 403) {
       const scope = /'([a-z_]+)' scope/.exec(err.message)?.[1];
       return `${prefix}this key lacks the ${scope ? `'${scope}'` : 'required'} scope (${err.message}).`;
