@@ -61,7 +61,12 @@ public interface IProfileStore
     /// ids linked to it, on top of the target's) throws <see cref="Validation.LimitExceededException"/> under both locks,
     /// before <paramref name="merge"/> is called, so nothing is logged or changed.
     /// </param>
-    ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue);
+    /// <param name="onlyUnlinkedSource">
+    /// When true, a <paramref name="fromKey"/> already linked to another profile than the target's throws
+    /// <see cref="Validation.PreconditionFailedException"/> under both locks, before <paramref name="merge"/> is called:
+    /// an anonymous id one user signed in with is never merged, with that user's whole profile, into a second user.
+    /// </param>
+    ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue, bool onlyUnlinkedSource = false);
 
     /// <summary>The highest profile version handed out so far.</summary>
     long Version { get; }

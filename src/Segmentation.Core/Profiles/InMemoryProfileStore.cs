@@ -160,7 +160,7 @@ public sealed class InMemoryProfileStore : IProfileStore
     }
 
     /// <inheritdoc />
-    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue)
+    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue, bool onlyUnlinkedSource = false)
     {
         while (true)
         {
@@ -170,6 +170,12 @@ public sealed class InMemoryProfileStore : IProfileStore
             {
                 var existing = Get(target) ?? new Profile(target);
                 return new ProfileUpdate(existing, existing);
+            }
+
+            if (onlyUnlinkedSource && source != fromKey)
+            {
+                // Checked on every pass: a concurrent merge that links fromKey retires its entry, and this loop resolves again.
+                throw new Validation.PreconditionFailedException("this anonymous_id is already linked to another user (a shared device or browser): it is not merged into a second user; send the new user's events under a new anonymous id");
             }
 
             var into = _entries.GetOrAdd(target, static _ => new Entry());

@@ -16,7 +16,7 @@ internal class DelegatingProfileStore(IProfileStore inner) : IProfileStore
 
     public ProfileUpdate Update(string key, Func<Profile, long, Profile> mutate, long atVersion = 0) => Inner.Update(key, mutate, atVersion);
 
-    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue) => Inner.Merge(fromKey, intoKey, merge, atVersion, maxLinkedIds);
+    public ProfileUpdate Merge(string fromKey, string intoKey, Func<Profile, Profile?, long, Profile> merge, long atVersion = 0, int maxLinkedIds = int.MaxValue, bool onlyUnlinkedSource = false) => Inner.Merge(fromKey, intoKey, merge, atVersion, maxLinkedIds, onlyUnlinkedSource);
 
     public void RaiseVersion(long version) => Inner.RaiseVersion(version);
 

@@ -20,6 +20,7 @@ public sealed class IdentityStitcher
 
     /// <summary>Links <paramref name="anonymousId"/> to <paramref name="userId"/> and merges its history.</summary>
     /// <exception cref="ValidationException">An id is missing or too long, or both are the same.</exception>
+    /// <exception cref="PreconditionFailedException">The anonymous id is linked to another user already; nothing is merged.</exception>
     /// <exception cref="LimitExceededException">
     /// The user would hold more than <see cref="InputLimits.MaxLinkedIdsPerProfile"/> linked ids (the anonymous id and any
     /// already stitched to it count); nothing is merged, linked or logged.
@@ -74,7 +75,8 @@ public sealed class IdentityStitcher
                 return _writer.Derive(result, stamp, $"identify:{anonymousId}");
             },
             stamp.Version,
-            stamp.Log ? InputLimits.MaxLinkedIdsPerProfile : int.MaxValue); // a replay restores what was acknowledged
+            stamp.Log ? InputLimits.MaxLinkedIdsPerProfile : int.MaxValue, // a replay restores what was acknowledged
+            onlyUnlinkedSource: stamp.Log);
 
         _writer.PurchasesMayHaveChanged(update); // the anonymous history may have held purchases: the population changed
         Linked?.Invoke(anonymousId, userId);

@@ -38,6 +38,27 @@ public class IdentityAndTraitSharingTests
     }
 
     [Fact]
+    public void An_anonymous_id_already_linked_to_one_user_is_never_merged_into_another()
+    {
+        // A shared device: one browser id, two people signing in one after the other.
+        using var w = new TestWorld();
+        w.Ingestion.Track(Event("a1", "", "kiosk", w.Clock.Now.AddMinutes(-9)));
+        w.Track("user-b", EventTypes.Purchase, value: 40);
+        w.Track("user-c", EventTypes.PageView);
+        w.Ingestion.Identify("kiosk", "user-b");
+
+        var refused = Assert.Throws<Core.Validation.PreconditionFailedException>(() => w.Ingestion.Identify("kiosk", "user-c"));
+
+        Assert.Contains("already linked to another user", refused.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("user-b", refused.Message, StringComparison.Ordinal); // the other person is not named
+        Assert.Equal("user-b", w.Store.Get("user-b")!.UserId); // B is still B, with B's purchase
+        Assert.Equal(1, w.Store.Get("user-b")!.Aggregates.Orders);
+        Assert.Equal(0, w.Store.Get("user-c")!.Aggregates.Orders);
+        Assert.Equal("user-b", w.Store.Get("kiosk")!.UserId);
+        Assert.Equal(0, w.Ingestion.Identify("kiosk", "user-b").MergedEvents); // the same link again is a no-op, not a refusal
+    }
+
+    [Fact]
     public void A_declared_lead_score_is_graded_as_declared()
     {
         using var w = new TestWorld();
