@@ -115,6 +115,33 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
         }
     }
 
+    /// <summary>
+    /// Drops every pending trigger of <paramref name="userIds"/> (an erasure): none fires, for them or for a new profile
+    /// under the same id, and the next save no longer holds them.
+    /// </summary>
+    public void Forget(IReadOnlySet<string> userIds)
+    {
+        ArgumentNullException.ThrowIfNull(userIds);
+        lock (_gate)
+        {
+            var dropped = _armed.Keys.Where(k => userIds.Contains(k.User)).ToList();
+            if (dropped.Count == 0)
+            {
+                return;
+            }
+
+            foreach (var key in dropped)
+            {
+                _armed.Remove(key);
+            }
+
+            var kept = _queue.UnorderedItems.Where(x => !userIds.Contains(x.Element.UserId)).ToList();
+            _queue.Clear();
+            _queue.EnqueueRange(kept);
+            _saved = long.MinValue; // the saved state names them: the next capture saves again
+        }
+    }
+
     private void Scan()
     {
         var catalog = catalogs.Current;

@@ -174,7 +174,8 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<IMeasurementCheckpoint>(),
             sp.GetRequiredService<OutcomeRecorder>(),
             sp.GetRequiredService<AdminAuditTrail>(),
-            sp.GetRequiredService<IChangeFeedJournal>()));
+            sp.GetRequiredService<IChangeFeedJournal>(),
+            sp.GetRequiredService<TriggerScheduler>()));
         services.TryAddSingleton<IAuditJournal>(NoAuditJournal.Instance);
         services.TryAddSingleton(sp => new AdminAuditTrail(sp.GetRequiredService<IAuditJournal>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new CatalogGovernance(

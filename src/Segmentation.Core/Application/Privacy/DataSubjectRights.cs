@@ -51,7 +51,8 @@ public sealed class DataSubjectRights(
     IMeasurementCheckpoint? checkpoint = null,
     OutcomeRecorder? outcomes = null,
     AdminAuditTrail? audit = null,
-    ChangeStream.IChangeFeedJournal? journal = null)
+    ChangeStream.IChangeFeedJournal? journal = null,
+    ChangeStream.TriggerScheduler? triggers = null)
 {
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
 
@@ -73,6 +74,7 @@ public sealed class DataSubjectRights(
         var ids = new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal);
         cache.RemoveUsers(ids);
         outcomes?.Forget(ids); // remembered decisions and impressions hold the ids too
+        triggers?.Forget(ids); // pending triggers too: none fires for a new profile under the id, none is saved again
         try
         {
             audit?.Erase(ids); // the admin audit trail keeps the actions, not the person's id

@@ -64,6 +64,25 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public async Task Erasing_a_user_drops_their_pending_triggers_so_none_fires_for_a_new_profile_under_the_same_id_or_is_saved_again()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        scheduler.Tick(w.Clock.Now);
+        Assert.Equal(2, scheduler.Pending);
+
+        await w.Rights.ForgetAsync("u1");
+        Assert.Equal(0, scheduler.Pending);
+        Assert.DoesNotContain(scheduler.Capture(long.MaxValue)?.Pending ?? [], p => p.UserId == "u1");
+
+        w.Track("u1", EventTypes.PageView); // someone new under the same id, in no segment
+        scheduler.Tick(w.Clock.Now.AddDays(4));
+        Assert.Empty(Fired(w, start)); // "anyway" (no membership needed) came from the erased user's entry
+    }
+
+    [Fact]
     public void While_memberships_are_rebuilt_after_a_restart_nothing_fires_and_nothing_due_is_dropped()
     {
         using var w = World();
