@@ -137,12 +137,21 @@ public sealed class InMemoryProfileStore : IProfileStore
         while (true)
         {
             var resolved = Resolve(key);
+            AfterResolve?.Invoke(key);
             var entry = _entries.GetOrAdd(resolved, static _ => new Entry());
             lock (entry)
             {
                 if (entry.Retired)
                 {
                     continue; // merged away meanwhile: follow the new link
+                }
+
+                if (Resolve(key) != resolved)
+                {
+                    // The id leads elsewhere since it was resolved (a merge linked it, an erasure dropped its link) and
+                    // this entry may have been made for the stale target: follow the id as it is now.
+                    DropIfUnused(resolved, entry);
+                    continue;
                 }
 
                 var before = entry.Current;
@@ -238,6 +247,20 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
     }
 
+    /// <summary>Test hook: runs in <see cref="Update{TState}"/> after the key is resolved, before its entry is taken (to force interleavings).</summary>
+    internal Action<string>? AfterResolve { get; set; }
+
+    // Removes an entry made for a write that then found its id leading elsewhere, when nothing was ever stored in it.
+    // Under the entry's lock.
+    private void DropIfUnused(string key, Entry entry)
+    {
+        if (entry.Current is null && entry.Aliases.Length == 0)
+        {
+            entry.Retired = true;
+            _entries.TryRemove(new KeyValuePair<string, Entry>(key, entry));
+        }
+    }
+
     private static Validation.LimitExceededException LinkedIdsExceeded(Entry into, int brought, int max) =>
         new($"the user has {into.Aliases.Length:N0} linked ids and this would link {brought:N0} more, past the {max:N0} one profile may hold; nothing was linked or merged");
 
@@ -258,14 +281,18 @@ public sealed class InMemoryProfileStore : IProfileStore
                 IReadOnlyList<string> linked = entry.Aliases;
                 var removed = entry.Current;
                 beforeRemove?.Invoke(resolved, removed, linked);
-                Set(entry, null, _capture);
-                entry.Retired = true;
-                entry.Aliases = [];
-                _entries.TryRemove(new KeyValuePair<string, Entry>(resolved, entry));
+
+                // The links go first: a write that resolved a linked id to this profile and finds the entry gone
+                // resolves again to the id itself, instead of making a new entry under the erased id.
                 foreach (var alias in linked)
                 {
                     _links.TryRemove(new KeyValuePair<string, string>(alias, resolved));
                 }
+
+                Set(entry, null, _capture);
+                entry.Retired = true;
+                entry.Aliases = [];
+                _entries.TryRemove(new KeyValuePair<string, Entry>(resolved, entry));
 
                 return new ProfileRemoval(resolved, removed, linked);
             }

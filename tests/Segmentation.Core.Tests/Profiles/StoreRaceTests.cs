@@ -1,0 +1,60 @@
+using Segmentation.Core.Profiles;
+
+namespace Segmentation.Core.Tests.Profiles;
+
+/// <summary>
+/// Writes that resolved an id just before an erasure or a merge changed where it leads: the write follows the id's
+/// link as it is when the write holds the profile's lock, so an erased profile never comes back under its own id and
+/// no event lands in a profile no id leads to. The interleavings are forced with the store's test hook.
+/// </summary>
+public sealed class StoreRaceTests
+{
+    private static Profile Write(Profile p, long version) => p with { Version = version };
+
+    private static InMemoryProfileStore LinkedStore()
+    {
+        var store = new InMemoryProfileStore();
+        store.Update("anon", Write);
+        store.Update("user", Write);
+        store.Merge("anon", "user", (into, _, version) => into with { Version = version });
+        return store;
+    }
+
+    [Fact]
+    public void A_write_for_a_linked_id_that_resolved_before_the_erasure_does_not_bring_the_erased_profile_back()
+    {
+        var store = LinkedStore();
+        store.AfterResolve = key =>
+        {
+            store.AfterResolve = null;
+            store.Remove("user"); // erased between the write's resolving "anon" to "user" and its taking the entry
+        };
+
+        store.Update("anon", Write);
+
+        Assert.Null(store.Get("user")); // the erased id holds nothing
+        Assert.DoesNotContain("user", store.Keys());
+        Assert.Equal("anon", store.Get("anon")!.UserId); // the new write made a profile of its own
+        Assert.Equal(1, store.Count);
+    }
+
+    [Fact]
+    public void A_write_that_resolved_before_a_merge_lands_in_the_profile_the_id_leads_to()
+    {
+        var store = new InMemoryProfileStore();
+        store.Update("anon", Write);
+        store.Update("user", Write);
+        store.AfterResolve = key =>
+        {
+            store.AfterResolve = null;
+            store.Merge("anon", "user", (into, _, version) => into with { Version = version }); // identified meanwhile
+        };
+
+        var written = store.Update("anon", Write);
+
+        Assert.Equal("user", written.After.UserId);
+        Assert.Same(written.After, store.Get("anon")); // reachable through the link
+        Assert.Equal(["user"], store.Keys()); // no entry left under "anon"
+        Assert.Equal(1, store.Count);
+    }
+}
