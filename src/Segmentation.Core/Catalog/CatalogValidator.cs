@@ -27,6 +27,18 @@ public static partial class CatalogValidator
     /// <summary>Most arms an experiment may have.</summary>
     public const int MaxArms = 100;
 
+    /// <summary>Most segments a catalog may define (its audit compares every pair).</summary>
+    public const int MaxSegments = 2_000;
+
+    /// <summary>Most characters of one template (a variant's or an email block's).</summary>
+    public const int MaxTemplateChars = 65_536;
+
+    /// <summary>
+    /// Most characters of every template and fallback of a catalog together, counted with YAML aliases expanded: an
+    /// alias is one node however long its text, and each use of it is a template of its own to compile.
+    /// </summary>
+    public const int MaxCatalogTemplateChars = 4_000_000;
+
     // The five outcomes as catalogs name them, in VariantKind order.
     private static readonly string[] OutcomeNames = [.. Enum.GetValues<Rendering.VariantKind>().Select(k => k.ToString().ToLowerInvariant())];
 
@@ -63,6 +75,8 @@ public static partial class CatalogValidator
         private readonly List<SyntaxMap> _experimentNodes = [];
         private readonly List<SyntaxMap> _triggerNodes = [];
         private string _name = "default";
+        private long _templateChars;
+        private bool _templateBudgetReported;
         private SyntaxNode? _fallbackSetting;
         private double _holdout;
 
@@ -146,6 +160,12 @@ public static partial class CatalogValidator
             if (_scoringNodes.Count > 1)
             {
                 Error(_scoringNodes[1], null, "scoring", "'scoring' is defined in more than one file");
+            }
+
+            if (_segmentNodes.Count > MaxSegments)
+            {
+                Error(_segmentNodes[MaxSegments], null, "segments", $"the catalog defines {_segmentNodes.Count:N0} segments (at most {MaxSegments:N0})");
+                _segmentNodes.RemoveRange(MaxSegments, _segmentNodes.Count - MaxSegments); // the rest is not read or compiled
             }
 
             var rules = new Dictionary<string, SyntaxNode>(StringComparer.Ordinal);
@@ -474,6 +494,25 @@ public static partial class CatalogValidator
             if (string.IsNullOrWhiteSpace(source))
             {
                 Error(v, owner, clause + ".template", "the template is empty");
+                return null;
+            }
+
+            if (source.Length > MaxTemplateChars || fallback.Length > MaxTemplateChars)
+            {
+                Error(v, owner, clause + (source.Length > MaxTemplateChars ? ".template" : ".fallback"), $"{Math.Max(source.Length, fallback.Length):N0} characters (at most {MaxTemplateChars:N0})");
+                return null;
+            }
+
+            // Refused before anything is compiled: the total is what compiling would cost.
+            _templateChars += source.Length + fallback.Length;
+            if (_templateChars > MaxCatalogTemplateChars)
+            {
+                if (!_templateBudgetReported)
+                {
+                    _templateBudgetReported = true;
+                    Error(v, owner, clause, $"the catalog has more than {MaxCatalogTemplateChars:N0} characters of templates once aliases are expanded (at most {MaxCatalogTemplateChars:N0}); write a long text once per segment instead of repeating it through anchors");
+                }
+
                 return null;
             }
 

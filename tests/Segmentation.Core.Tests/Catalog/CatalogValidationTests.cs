@@ -31,6 +31,49 @@ public class CatalogValidationTests
     }
 
     [Fact]
+    public void Templates_repeated_through_aliases_are_counted_expanded_and_bounded_before_anything_is_compiled()
+    {
+        // One 50,000-character template, used five times per segment through an alias and the personalization map
+        // through another, in 20 segments: 5 million characters to compile from a file of 50 KB.
+        var big = new string('A', 50_000);
+        var yaml = new System.Text.StringBuilder("segments:\n");
+        for (var i = 0; i < 20; i++)
+        {
+            yaml.Append(System.Globalization.CultureInfo.InvariantCulture, $"  - id: s{i}\n    name: s{i}\n    type: value\n    rule: {{ field: orders.count, gte: {i + 1} }}\n");
+            yaml.Append(i == 0
+                ? $"    personalization: &p\n      content: &t \"{big}\"\n      offer: *t\n      cta: *t\n      journey: *t\n      messaging: *t\n"
+                : "    personalization: *p\n");
+        }
+
+        var source = new InMemoryCatalogSource([new CatalogFile("catalog.yaml", TestCatalogs.Schema), new CatalogFile("fallback.yaml", TestCatalogs.Fallback), new CatalogFile("segments.yaml", yaml.ToString())]);
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(source)).Errors;
+
+        Assert.Contains(errors, e => e.Message.Contains("characters of templates once aliases are expanded (at most 4,000,000)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_template_longer_than_the_limit_is_an_error()
+    {
+        var yaml = TestCatalogs.Segment("long", "value", "{ field: orders.count, gte: 1 }").Replace("\"offer for long\"", "\"" + new string('x', 70_000) + "\"", StringComparison.Ordinal);
+
+        var error = Assert.Single(Fails(yaml).Errors);
+
+        Assert.Equal(("long", "personalization.offer.template"), (error.Segment, error.Clause));
+        Assert.Contains("70,000 characters (at most 65,536)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void More_segments_than_the_limit_is_an_error()
+    {
+        // With the fallback, one past the limit.
+        var segments = Enumerable.Range(0, CatalogValidator.MaxSegments).Select(i => TestCatalogs.Segment($"s{i}", "value", $"{{ field: orders.count, gte: {i} }}")).ToArray();
+
+        var errors = Fails(segments).Errors;
+
+        Assert.Contains(errors, e => e.Message.Contains($"{CatalogValidator.MaxSegments + 1:N0} segments (at most {CatalogValidator.MaxSegments:N0})", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Unknown_field_error_names_file_line_segment_and_clause()
     {
         var error = Assert.Single(Fails(TestCatalogs.Segment("s", "value", """
