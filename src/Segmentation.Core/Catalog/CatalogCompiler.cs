@@ -15,6 +15,9 @@ namespace Segmentation.Core.Catalog;
 /// </summary>
 public static class CatalogCompiler
 {
+    /// <summary>Most lead-score signals a catalog may declare.</summary>
+    public const int MaxLeadSignals = 200;
+
     /// <summary>Most conditions a whole catalog's rules may stand for with their references expanded.</summary>
     public const int MaxCatalogConditions = 50_000;
 
@@ -448,6 +451,13 @@ public static class CatalogCompiler
         private List<LeadSignal> ReadSignals(SyntaxList signals, string clause)
         {
             var list = new List<LeadSignal>();
+            if (signals.Items.Count > MaxLeadSignals)
+            {
+                // Every profile write counts each signal in space on the thread's stack.
+                Error(signals.Items[MaxLeadSignals], null, clause, $"{signals.Items.Count:N0} signals (at most {MaxLeadSignals:N0})");
+                return list;
+            }
+
             for (var i = 0; i < signals.Items.Count; i++)
             {
                 var at = $"{clause}[{i}]";

@@ -44,6 +44,7 @@ public static partial class CatalogValidator
 
     internal static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization", "email_blocks"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
+    private static readonly string[] TraitKeys = ["type", "pii", "description", "observed_by"];
     private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
 
     /// <summary>Reads the catalog files' root mappings into a definition; problems are added to <paramref name="errors"/>.</summary>
@@ -705,7 +706,7 @@ public static partial class CatalogValidator
                 {
                     Error(floorNode, null, clause + ".floor", "'floor' is the least share a bandit keeps per arm; it needs 'allocation: bandit'");
                 }
-                else if (!double.TryParse(floorNode.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out floor) || floor < ThompsonSampling.MinimumFloor || floor > 0.5)
+                else if (!double.TryParse(floorNode.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out floor) || !double.IsFinite(floor) || floor < ThompsonSampling.MinimumFloor || floor > 0.5)
                 {
                     Error(floorNode, null, clause + ".floor", $"'floor' is a share from {ThompsonSampling.MinimumFloor} to 0.5 (got '{floorNode.Text}')");
                 }
@@ -775,7 +776,7 @@ public static partial class CatalogValidator
                 }
 
                 var weight = 1.0;
-                if (arm.Get("weight") is { } w && (!double.TryParse(w.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out weight) || weight < 0 || double.IsInfinity(weight)))
+                if (arm.Get("weight") is { } w && (!double.TryParse(w.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out weight) || !double.IsFinite(weight) || weight < 0))
                 {
                     Error(w, null, armClause + ".weight", $"'weight' is a number of at least 0 (got '{w.Text}')");
                     ok = false;
@@ -897,7 +898,7 @@ public static partial class CatalogValidator
                         _fallbackSetting = v;
                         break;
                     case "holdout":
-                        if (!double.TryParse(v.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out _holdout) || _holdout < 0 || _holdout > 0.5)
+                        if (!double.TryParse(v.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out _holdout) || !double.IsFinite(_holdout) || _holdout < 0 || _holdout > 0.5)
                         {
                             Error(v, null, "catalog.holdout", $"'holdout' is the share of users who get the fallback experience for everything, from 0 to 0.5 (got '{v.Text}')");
                             _holdout = 0;
@@ -942,7 +943,19 @@ public static partial class CatalogValidator
                     continue;
                 }
 
-                var pii = bool.TryParse(def.Get("pii")?.Text, out var p) && p;
+                var pii = false;
+                if (def.Get("pii") is { } piiNode && !bool.TryParse(piiNode.Text, out pii))
+                {
+                    // A trait meant as personal data that is read as not (pii: yes) would be logged and kept unsealed.
+                    Error(piiNode, null, clause + ".pii", $"'pii' is true or false (got '{piiNode.Text}')");
+                    continue;
+                }
+
+                if (def.Entries.Select(e => e.Key.Text).FirstOrDefault(key => !TraitKeys.Contains(key)) is { } unknown)
+                {
+                    Error(def, null, clause, $"unknown key '{unknown}'{Suggestions.DidYouMean(unknown, TraitKeys)}; a trait has: {string.Join(", ", TraitKeys)}");
+                    continue;
+                }
                 if (_traits.ContainsKey(name))
                 {
                     Error(k, null, clause, "trait declared twice");

@@ -73,6 +73,31 @@ public class CatalogValidationTests
         Assert.Contains(errors, e => e.Message.Contains($"{CatalogValidator.MaxSegments + 1:N0} segments (at most {CatalogValidator.MaxSegments:N0})", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("first_name: { type: string, pii: true }", "first_name: { type: string, pii: yes }", "'pii' is true or false (got 'yes')")]
+    [InlineData("first_name: { type: string, pii: true }", "first_name: { type: string, PII: true }", "unknown key 'PII'; did you mean 'pii'?")]
+    [InlineData("fallback: everyone", "fallback: everyone\n  holdout: nan", "'holdout' is the share of users")]
+    public void A_setting_that_would_be_read_as_something_else_is_an_error(string find, string replace, string message)
+    {
+        var source = new InMemoryCatalogSource([new CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace(find, replace, StringComparison.Ordinal)), new CatalogFile("fallback.yaml", TestCatalogs.Fallback)]);
+
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(source)).Errors;
+
+        Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void More_lead_score_signals_than_the_limit_is_an_error()
+    {
+        var signals = string.Join("\n", Enumerable.Range(0, CatalogCompiler.MaxLeadSignals + 1).Select(i => $"          - {{ name: s{i}, event: page_view, points: 1, cap: 5, window: 7d }}"));
+        var schema = TestCatalogs.Schema + "\n\nscoring:\n  lead:\n    signals:\n" + signals.Replace("          - ", "      - ", StringComparison.Ordinal) + "\n";
+        var source = new InMemoryCatalogSource([new CatalogFile("catalog.yaml", schema), new CatalogFile("fallback.yaml", TestCatalogs.Fallback)]);
+
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(source)).Errors;
+
+        Assert.Contains(errors, e => e.Message.Contains($"{CatalogCompiler.MaxLeadSignals + 1:N0} signals (at most {CatalogCompiler.MaxLeadSignals:N0})", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Unknown_field_error_names_file_line_segment_and_clause()
     {
