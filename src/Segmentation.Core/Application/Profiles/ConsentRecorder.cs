@@ -52,6 +52,10 @@ public sealed class ConsentRecorder
         return new ConsentResult(update.After, !update.Changed);
     }
 
+    // True when the record withdraws a purpose that was granted before it and is not after it.
+    private bool Withdraws(Profile before, Profile after, ConsentRecord record) =>
+        !record.Granted && _writer.Consent.Status(before, record.Purpose).Granted && !_writer.Consent.Status(after, record.Purpose).Granted;
+
     /// <summary>Under the user's lock: skips an entry already in the trail, logs (write-ahead), then applies and derives.</summary>
     internal ProfileUpdate Apply(string key, ConsentRecord record, WriteStamp stamp) =>
         _writer.Store.Update(
@@ -64,10 +68,12 @@ public sealed class ConsentRecorder
                     return p;
                 }
 
-                // Live writes only: a replay restores what was accepted, whatever the limit is now.
-                if (stamp.Log && p.ConsentTrail.Count >= InputLimits.MaxConsentRecordsPerProfile)
+                // Live writes only: a replay restores what was accepted, whatever the limit is now. Past the limit a
+                // withdrawal that takes effect is still recorded (withdrawing must stay possible); nothing else is, so a
+                // purpose is withdrawn at most once more and the trail stays bounded.
+                if (stamp.Log && p.ConsentTrail.Count >= InputLimits.MaxConsentRecordsPerProfile && !Withdraws(p, next, record))
                 {
-                    throw new LimitExceededException($"this user's consent trail holds {p.ConsentTrail.Count:N0} records, the most one profile keeps ({InputLimits.MaxConsentRecordsPerProfile:N0}); it is never trimmed, so no more can be recorded until the user is erased");
+                    throw new LimitExceededException($"this user's consent trail holds {p.ConsentTrail.Count:N0} records, the most one profile keeps ({InputLimits.MaxConsentRecordsPerProfile:N0}); it is never trimmed, so nothing but the withdrawal of a granted purpose can be recorded until the user is erased");
                 }
 
                 if (stamp.Log)

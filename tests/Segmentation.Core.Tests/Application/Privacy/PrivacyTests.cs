@@ -80,6 +80,26 @@ public class PrivacyTests
     }
 
     [Fact]
+    public void A_full_consent_trail_still_takes_the_withdrawal_of_a_granted_purpose_and_nothing_else()
+    {
+        using var w = World();
+        var t0 = w.Clock.Now.AddDays(-30);
+        for (var i = 0; i < InputLimits.MaxConsentRecordsPerProfile; i++)
+        {
+            w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, i % 2 == 1, "preference-centre", t0.AddSeconds(i)); // granted last
+        }
+
+        // Withdrawing must stay as easy as granting: the withdrawal that takes effect is recorded past the limit.
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, false, "unsubscribe-link", w.Clock.Now);
+        Assert.False(w.Rights.GetConsent("u1").Purposes.Single(p => p.Purpose == ConsentPurpose.EmailMarketing).Granted);
+        Assert.Equal(InputLimits.MaxConsentRecordsPerProfile + 1, w.Store.Get("u1")!.ConsentTrail.Count);
+
+        // Nothing else: not a grant, not a withdrawal that changes nothing (so the trail stays bounded).
+        Assert.Throws<LimitExceededException>(() => w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "preference-centre", w.Clock.Now));
+        Assert.Throws<LimitExceededException>(() => w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, false, "preference-centre", w.Clock.Now));
+    }
+
+    [Fact]
     public void Consent_is_kept_as_an_audit_trail_and_the_latest_entry_per_purpose_applies()
     {
         using var w = World();
