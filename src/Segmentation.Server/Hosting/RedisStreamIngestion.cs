@@ -220,13 +220,15 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         // durable (storage) propagates: nothing is acknowledged, the batch is read again after the backoff, and nothing is
         // dead-lettered for it. Any other failure is an entry the write path cannot take: the batch is applied again one
         // entry at a time (events already applied come back as duplicates) and only the entry that fails is dead-lettered.
+        // A write path already closed (a shutdown that outlasted the host's timeout) is no entry's fault either: nothing
+        // is acknowledged, and the entries are read again after the restart.
         int applied = 0, duplicates = 0;
         IReadOnlyList<Core.Application.Profiles.EventResult> results;
         try
         {
             results = events.Count == 0 ? [] : [.. ingestion.TrackMany(events)];
         }
-        catch (Exception ex) when (!IsStorageFailure(ex) && ex is not OperationCanceledException)
+        catch (Exception ex) when (!IsStorageFailure(ex) && ex is not (OperationCanceledException or ObjectDisposedException))
         {
             logger.LogWarning(ex, "A batch of {Count} Redis stream entries failed ({Reason}); applying them one at a time to find the entry at fault", events.Count, ex.Message);
             var one = new List<Core.Application.Profiles.EventResult>(events.Count);
@@ -237,7 +239,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                     var result = ingestion.TrackMany([events[k]]).Single();
                     one.Add(result with { Index = k });
                 }
-                catch (Exception single) when (!IsStorageFailure(single) && single is not OperationCanceledException)
+                catch (Exception single) when (!IsStorageFailure(single) && single is not (OperationCanceledException or ObjectDisposedException))
                 {
                     deadLetters.Add((entries[entryOfEvent[k]], Bounded($"the write path failed on this entry: {single.GetType().Name}: {single.Message}")));
                 }
