@@ -12,7 +12,7 @@ namespace Segmentation.Core.Rendering;
 /// <summary>Sandbox limits applied to every render.</summary>
 public sealed record RenderLimits
 {
-    /// <summary>Maximum loop iterations per render (cumulative).</summary>
+    /// <summary>Maximum iterations of each loop of a render (Scriban counts per loop; the time limit bounds a render's loops together).</summary>
     public int LoopLimit { get; init; } = 1000;
 
     /// <summary>Maximum function recursion depth.</summary>
@@ -70,9 +70,9 @@ public sealed class TemplateRenderer
     /// </summary>
     public RenderedVariant Render(VariantTemplate variant, IScriptObject model)
     {
-        if (variant.Static is { } plain)
+        if (variant.Static is { } plain && plain.Text.Length <= _limits.OutputLimit)
         {
-            return plain; // plain text: nothing to evaluate
+            return plain; // plain text: nothing to evaluate (past the output limit it is rendered, and refused, like any)
         }
 
         var context = RentContext();

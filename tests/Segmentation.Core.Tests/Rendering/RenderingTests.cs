@@ -122,6 +122,18 @@ public class RenderingTests
     }
 
     [Fact]
+    public void Plain_text_past_the_output_limit_is_served_as_its_fallback_like_a_rendered_one()
+    {
+        var source = new string('x', 100);
+        var template = TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors));
+        var variant = new VariantTemplate(VariantKind.Content, "long", source, template, "fallback", ReadsNow: false);
+
+        var rendered = new TemplateRenderer(new RenderLimits { OutputLimit = 50 }).Render(variant, new Scriban.Runtime.ScriptObject());
+
+        Assert.Equal(("fallback", true), (rendered.Text, rendered.FallbackUsed));
+    }
+
+    [Fact]
     public void Templates_read_the_model_but_cannot_change_it()
     {
         using var w = WorldWithContent("{{ profile.orders = 5 }}{{ profile.orders }}");
