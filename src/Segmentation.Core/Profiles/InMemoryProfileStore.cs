@@ -175,6 +175,7 @@ public sealed class InMemoryProfileStore : IProfileStore
         {
             var target = Resolve(intoKey);
             var source = Resolve(fromKey);
+            AfterResolve?.Invoke(fromKey);
             if (source == target)
             {
                 var existing = Get(target) ?? new Profile(target);
@@ -204,6 +205,16 @@ public sealed class InMemoryProfileStore : IProfileStore
                     if (into.Retired || from.Retired)
                     {
                         continue; // merged away or erased meanwhile: resolve again
+                    }
+
+                    if (Resolve(intoKey) != target || Resolve(fromKey) != source)
+                    {
+                        // An id leads elsewhere since it was resolved (a concurrent merge linked it, an erasure dropped
+                        // its link), and an entry may have been made here for the stale target or source: resolve again,
+                        // so a check on the source (onlyUnlinkedSource) always sees the link as it is under the locks.
+                        DropIfUnused(target, into);
+                        DropIfUnused(source, from);
+                        continue;
                     }
 
                     if (into.Aliases.Length + 1 + from.Aliases.Length > maxLinkedIds)
@@ -247,7 +258,7 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
     }
 
-    /// <summary>Test hook: runs in <see cref="Update{TState}"/> after the key is resolved, before its entry is taken (to force interleavings).</summary>
+    /// <summary>Test hook: runs in <see cref="Update{TState}"/> and <see cref="Merge"/> after the keys are resolved, before their entries are taken (to force interleavings).</summary>
     internal Action<string>? AfterResolve { get; set; }
 
     // Removes an entry made for a write that then found its id leading elsewhere, when nothing was ever stored in it.

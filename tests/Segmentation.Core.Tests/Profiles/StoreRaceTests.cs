@@ -57,4 +57,26 @@ public sealed class StoreRaceTests
         Assert.Equal(["user"], store.Keys()); // no entry left under "anon"
         Assert.Equal(1, store.Count);
     }
+
+    [Fact]
+    public void Two_sign_ins_on_one_device_at_once_link_it_to_one_user_and_refuse_the_other()
+    {
+        var store = new InMemoryProfileStore();
+        store.Update("kiosk", Write);
+        store.Update("b", Write);
+        store.Update("c", Write);
+        static Profile Merged(Profile into, Profile? from, long version) => into with { Version = version };
+        store.AfterResolve = key =>
+        {
+            store.AfterResolve = null;
+            store.Merge("kiosk", "b", Merged, onlyUnlinkedSource: true); // the other sign-in wins the race
+        };
+
+        Assert.Throws<Core.Validation.PreconditionFailedException>(() => store.Merge("kiosk", "c", Merged, onlyUnlinkedSource: true));
+
+        Assert.Equal("b", store.Resolve("kiosk"));
+        Assert.Equal(["kiosk"], store.LinkedIds("b"));
+        Assert.Empty(store.LinkedIds("c"));
+        Assert.DoesNotContain("kiosk", store.Keys()); // no entry left under the device's id
+    }
 }
