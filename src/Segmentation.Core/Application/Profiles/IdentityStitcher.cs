@@ -12,8 +12,9 @@ namespace Segmentation.Core.Application.Profiles;
 public sealed class IdentityStitcher
 {
     private readonly ProfileWriter _writer;
+    private readonly EventRecorder _events;
 
-    internal IdentityStitcher(ProfileWriter writer) => _writer = writer;
+    internal IdentityStitcher(ProfileWriter writer, EventRecorder events) => (_writer, _events) = (writer, events);
 
     /// <summary>Raised after an anonymous id's profile merged into a user's (anonymous id, user id), live or replayed.</summary>
     public event Action<string, string>? Linked;
@@ -22,7 +23,7 @@ public sealed class IdentityStitcher
     /// <exception cref="ValidationException">An id is missing or too long, or both are the same.</exception>
     /// <exception cref="PreconditionFailedException">The anonymous id is linked to another user already; nothing is merged.</exception>
     /// <exception cref="LimitExceededException">
-    /// The user would hold more than <see cref="InputLimits.MaxLinkedIdsPerProfile"/> linked ids (the anonymous id and any
+    /// The merged profile would hold more events or consent records than one profile may, or the user would hold more than <see cref="InputLimits.MaxLinkedIdsPerProfile"/> linked ids (the anonymous id and any
     /// already stitched to it count); nothing is merged, linked or logged.
     /// </exception>
     public IdentifyResult Identify(string anonymousId, string userId)
@@ -40,6 +41,20 @@ public sealed class IdentityStitcher
         return new IdentifyResult(update.After, merged, duplicates);
     }
 
+    // Refuses a merge whose profile would hold more events or consent records than one profile may (nothing logged yet).
+    private void CheckLimits(Profile merged, Profile into)
+    {
+        if (merged.Events.Count > _events.EventLimit && merged.Events.Count > into.Events.Count)
+        {
+            throw new LimitExceededException($"merged, the user would hold {merged.Events.Count:N0} events, past the {_events.EventLimit:N0} one profile may hold; nothing was merged or linked");
+        }
+
+        if (merged.ConsentTrail.Count > InputLimits.MaxConsentRecordsPerProfile && merged.ConsentTrail.Count > into.ConsentTrail.Count)
+        {
+            throw new LimitExceededException($"merged, the user's consent trail would hold {merged.ConsentTrail.Count:N0} records, past the {InputLimits.MaxConsentRecordsPerProfile:N0} one profile keeps; nothing was merged or linked");
+        }
+    }
+
     /// <summary>
     /// Under both profiles' locks: logs the merge (write-ahead), then merges. Nothing is logged when both ids
     /// already resolve to one profile. Holding both locks while logging keeps the record in order with every
@@ -55,6 +70,13 @@ public sealed class IdentityStitcher
             userId,
             (into, from, version) =>
             {
+                var result = from is null ? into : into.Merge(from, version, out m, out d);
+                if (stamp.Log && from is not null)
+                {
+                    // The limits a profile's own writes keep hold for the merged one too (a replay restores what was accepted).
+                    CheckLimits(result, into);
+                }
+
                 if (stamp.Log)
                 {
                     _writer.Log.Append(stamp.Stamp(new MergeChange(anonymousId, userId), from is null ? 0 : version));
@@ -64,8 +86,6 @@ public sealed class IdentityStitcher
                 {
                     return into;
                 }
-
-                var result = into.Merge(from, version, out m, out d);
 
                 // The anonymous id leaves its segments (watchers see it leave) and is then no member of anything:
                 // from now on it resolves to the user, who is counted once, under the user's id.

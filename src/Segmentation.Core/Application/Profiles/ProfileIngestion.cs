@@ -44,7 +44,7 @@ public sealed class ProfileIngestion : ISnapshotStateSource
         _writer = new ProfileWriter(store, catalogs, rfm, memberships, time, changeLog ?? NoChangeLog.Instance, consent ?? ConsentPolicy.Default, retention ?? RetentionPolicy.KeepForever);
         Events = new EventRecorder(_writer);
         Traits = new TraitWriter(_writer);
-        Identity = new IdentityStitcher(_writer);
+        Identity = new IdentityStitcher(_writer, Events);
         Consents = new ConsentRecorder(_writer);
         Eraser = new ProfileEraser(_writer);
         Sweeper = new RetentionSweeper(_writer);

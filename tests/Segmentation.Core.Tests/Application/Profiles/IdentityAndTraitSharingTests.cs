@@ -59,6 +59,22 @@ public class IdentityAndTraitSharingTests
     }
 
     [Fact]
+    public void A_merge_that_would_pass_the_event_limit_is_refused_and_nothing_is_linked()
+    {
+        using var w = new TestWorld(eventLimit: 10);
+        for (var i = 0; i < 6; i++)
+        {
+            w.Ingestion.Track(Event($"a{i}", "", "anon-9", w.Clock.Now.AddMinutes(-20 + i)));
+            w.Track("user-9", EventTypes.PageView, w.Clock.Now.AddMinutes(-10 + i));
+        }
+
+        Assert.Throws<Core.Validation.LimitExceededException>(() => w.Ingestion.Identify("anon-9", "user-9"));
+
+        Assert.Equal("anon-9", w.Store.Get("anon-9")!.UserId); // not linked
+        Assert.Equal((6, 6), (w.Store.Get("anon-9")!.Events.Count, w.Store.Get("user-9")!.Events.Count));
+    }
+
+    [Fact]
     public void A_declared_lead_score_is_graded_as_declared()
     {
         using var w = new TestWorld();
