@@ -215,7 +215,7 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
     public static bool TryZone(string? id, out TimeZoneInfo zone)
     {
         zone = TimeZoneInfo.Utc;
-        if (string.IsNullOrWhiteSpace(id) || id.StartsWith('/') || id.EndsWith('/') || id.Contains("//", StringComparison.Ordinal))
+        if (string.IsNullOrWhiteSpace(id) || id.Split('/').Any(part => part is "" or "." or ".."))
         {
             return false; // the system opens "America//New_York" as America/New_York's file, under that name: one zone per spelling
         }

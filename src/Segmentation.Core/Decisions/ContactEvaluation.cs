@@ -174,7 +174,7 @@ public static class ContactEvaluation
             return (0, long.MinValue); // too few to have started a pause that still runs
         }
 
-        var times = new long[count];
+        Span<long> times = count <= 128 ? stackalloc long[count] : new long[count]; // a decision allocates nothing for a few outcomes
         var n = 0;
         var from = reach == long.MaxValue ? long.MinValue : now - reach;
         for (var t = 0; t < types.Count; t++)
@@ -187,8 +187,9 @@ public static class ContactEvaluation
             }
         }
 
-        Array.Sort(times, 0, n);
-        return PauseInForce(times.AsSpan(0, n), now, rule);
+        times = times[..n];
+        times.Sort();
+        return PauseInForce(times, now, rule);
     }
 
     // The latest moment T in (now − pause, now] at which at least `after` of the outcomes fell in (T − within, T] — the

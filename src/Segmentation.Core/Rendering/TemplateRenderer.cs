@@ -60,6 +60,15 @@ public sealed class TemplateRenderer
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
+    // A failed render: counted, logged by the kind of failure only, and answered with the variant's fallback text.
+    private RenderedVariant Failed(VariantTemplate variant, string errorType)
+    {
+        Interlocked.Increment(ref _failureCount);
+        Failures.Add(1, new KeyValuePair<string, object?>("variant", variant.Id));
+        _logger.LogWarning("Template {VariantId} failed to render ({ErrorType}); serving its fallback text", variant.Id, errorType);
+        return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true);
+    }
+
     /// <summary>Render failures since start (also exported as a metric).</summary>
     public long FailureCount => Interlocked.Read(ref _failureCount);
 
@@ -70,9 +79,10 @@ public sealed class TemplateRenderer
     /// </summary>
     public RenderedVariant Render(VariantTemplate variant, IScriptObject model)
     {
-        if (variant.Static is { } plain && plain.Text.Length <= _limits.OutputLimit)
+        if (variant.Static is { } plain)
         {
-            return plain; // plain text: nothing to evaluate (past the output limit it is rendered, and refused, like any)
+            // Plain text: nothing to evaluate; past the output limit it is refused like a rendered text.
+            return plain.Text.Length <= _limits.OutputLimit ? plain : Failed(variant, nameof(RenderLimits.OutputLimit));
         }
 
         var context = RentContext();
@@ -92,11 +102,8 @@ public sealed class TemplateRenderer
         }
         catch (Exception ex)
         {
-            Interlocked.Increment(ref _failureCount);
-            Failures.Add(1, new KeyValuePair<string, object?>("variant", variant.Id));
             // The exception text is not logged: it may quote values of the render model, which include PII traits.
-            _logger.LogWarning("Template {VariantId} failed to render ({ErrorType}); serving its fallback text", variant.Id, ex.GetType().Name);
-            return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true);
+            return Failed(variant, ex.GetType().Name);
         }
         finally
         {

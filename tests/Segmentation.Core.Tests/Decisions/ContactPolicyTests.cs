@@ -368,7 +368,7 @@ public class ContactPolicyTests
         // The runtime opens "America//New_York" as the same file, under that name: each spelling would be one more zone
         // remembered for good (a profile trait can carry any of thousands).
         Assert.True(ContactPolicyReader.TryZone("America/New_York", out _));
-        foreach (var spelling in new[] { "America//New_York", "America///New_York", "/America/New_York", "America/New_York/" })
+        foreach (var spelling in new[] { "America//New_York", "America///New_York", "/America/New_York", "America/New_York/", "America/./New_York", "./America/New_York" })
         {
             Assert.False(ContactPolicyReader.TryZone(spelling, out _), spelling);
         }

@@ -106,7 +106,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         cancellation.ThrowIfCancellationRequested();
         request.ThrowIfInvalid();
         var (now, served) = EvaluationTime(request.At);
-        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, profiles.Get(request.SubjectId), request.Context, now, request.Explain, cancellation, served: served);
+        return DecideOne(catalogs.Current, rfm.Current, request.SubjectId, profiles.Get(request.SubjectId), request.Context, now, request.Explain, cancellation, fillCache: served, served: served);
     }
 
     /// <summary>

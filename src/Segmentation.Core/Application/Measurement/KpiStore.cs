@@ -155,7 +155,7 @@ public sealed class KpiStore
 
         var totals = new Dictionary<GroupKey, KpiSum>();
         var series = query.Series ? new Dictionary<GroupKey, SortedDictionary<long, KpiSum>>() : null;
-        var withoutVariant = new HashSet<string>(StringComparer.Ordinal); // segments with outcomes that named no variant
+        var withoutVariant = new HashSet<GroupKey>(); // groups with outcomes that named no variant
         var unattributed = new KpiSum();
         var all = new KpiSum();
         var fallback = new KpiSum();
@@ -208,10 +208,11 @@ public sealed class KpiStore
                     }
 
                     counters.AddTo(ref cell);
-                    Accumulate(GroupOf(key, null), hour, cell);
+                    var group = GroupOf(key, null);
+                    Accumulate(group, hour, cell);
                     if (cell.Outcomes > 0)
                     {
-                        withoutVariant.Add(key.Segment);
+                        withoutVariant.Add(group);
                     }
 
                     continue;
@@ -227,7 +228,7 @@ public sealed class KpiStore
         var rows = new List<KpiRow>(totals.Count);
         foreach (var (group, sum) in totals)
         {
-            if (byVariant && group.Variant is null && !withoutVariant.Contains(group.Segment!))
+            if (byVariant && group.Variant is null && !withoutVariant.Contains(group))
             {
                 continue;
             }
