@@ -304,15 +304,20 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         }
     }
 
-    // Seals the current segment at its durable length and appends to the new one from now on. Under the gate.
+    // Appends to the new segment from now on, then seals the old one at its durable length (switched first: a failure to
+    // seal must not leave appends going on past the length the manifest recorded). Under the gate.
     private void SwitchTo(FileStream file, string path, long segment)
     {
-        _file!.SetLength(_durableLength); // nothing after the last durable batch belongs to the sealed segment
-        _file.Dispose();
+        var sealing = _file!;
+        var durable = _durableLength;
         _file = file;
         _path = path;
         _durableLength = 0;
         Interlocked.Exchange(ref _segment, segment);
+        using (sealing)
+        {
+            sealing.SetLength(durable); // nothing after the last durable batch belongs to the sealed segment
+        }
     }
 
     /// <summary>Deletes the segments numbered below <paramref name="segment"/> (covered by a snapshot). Returns how many.</summary>

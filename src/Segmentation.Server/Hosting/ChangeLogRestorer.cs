@@ -99,14 +99,25 @@ internal sealed class ChangeLogRestorer(
             logger.LogError(ex, "Capturing the restored profiles failed; related products are learned from new events only");
         }
 
-        RebuildMemberships(started);
-        Relearn(restoredProfiles); // the array is not kept once learned from
+        // Memberships first (decisions' change stream and the catalog calls wait for them), then related products; a
+        // rebuild that keeps failing is retried after the relearning, which then does not wait for it.
+        if (!RebuildMemberships(started, retry: false))
+        {
+            Relearn(restoredProfiles); // the array is not kept once learned from
+            restoredProfiles = [];
+            RebuildMemberships(started, retry: true);
+        }
+        else
+        {
+            Relearn(restoredProfiles);
+        }
     }
 
     // Until it succeeds: a failed rebuild leaves the index incomplete (the calls that read it answer UNAVAILABLE with a
     // retry hint; decisions and ingestion, which do not read it, stay ready, so health is degraded, not unready) and is
     // tried again after 1 s, doubling to 30 s, each time evaluating only the profiles still left out.
-    private void RebuildMemberships(long started)
+    // True once the rebuild succeeded (or the service stops); with retry false, after one failed attempt returns false.
+    private bool RebuildMemberships(long started, bool retry)
     {
         var backoff = TimeSpan.FromSeconds(1);
         while (!_stopping.IsCancellationRequested)
@@ -126,11 +137,11 @@ internal sealed class ChangeLogRestorer(
                     evaluated,
                     (long)(memberships.LastRebuildTime ?? TimeSpan.Zero).TotalMilliseconds,
                     (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-                return;
+                return true;
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
             {
-                return;
+                return true;
             }
             catch (Exception ex)
             {
@@ -138,13 +149,20 @@ internal sealed class ChangeLogRestorer(
                 logger.LogError(ex, "Rebuilding segment memberships after the restore failed; retrying in {Backoff}", backoff);
             }
 
+            if (!retry)
+            {
+                return false;
+            }
+
             if (_stopping.Token.WaitHandle.WaitOne(backoff))
             {
-                return;
+                return true;
             }
 
             backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
         }
+
+        return true;
     }
 
     // Related products, after the memberships (which decisions and the change stream wait for): derived data, so a
