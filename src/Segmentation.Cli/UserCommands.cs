@@ -225,31 +225,13 @@ internal static class UserCommands
             }
             else
             {
-                // Written beside the file and renamed over it once complete: a refused or broken export leaves an
-                // earlier export there as it was, never emptied or cut short.
-                var partial = new FileInfo(output.FullName + ".partial");
-                try
+                await WriteReplacingAsync(output, async target =>
                 {
-                    await using (var target = OwnerOnlyFile(partial))
+                    await foreach (var part in call.ResponseStream.ReadAllAsync(ct))
                     {
-                        await foreach (var part in call.ResponseStream.ReadAllAsync(ct))
-                        {
-                            await target.WriteAsync(part.JsonLines);
-                        }
+                        await target.WriteAsync(part.JsonLines);
                     }
-
-                    File.Move(partial.FullName, output.FullName, overwrite: true);
-                }
-                catch
-                {
-                    partial.Refresh();
-                    if (partial.Exists)
-                    {
-                        partial.Delete();
-                    }
-
-                    throw;
-                }
+                });
             }
         }
         else
@@ -263,8 +245,7 @@ internal static class UserCommands
                 return 0;
             }
 
-            await using var file = OwnerOnlyFile(output);
-            await file.WriteAsync(pretty + Environment.NewLine);
+            await WriteReplacingAsync(output, file => file.WriteAsync(pretty + Environment.NewLine));
         }
 
         if (output is not null)
@@ -276,6 +257,32 @@ internal static class UserCommands
     }
 
     // Personal data: a file readable by the owner only (on Unix), whatever the umask, also when it replaces an existing one.
+    // Writes beside the file (a name of this process's own) and renames over it once complete: a refused, broken or
+    // failed export (a full disk) leaves an earlier export there as it was, never emptied or cut short.
+    private static async Task WriteReplacingAsync(FileInfo output, Func<StreamWriter, Task> write)
+    {
+        var partial = new FileInfo($"{output.FullName}.{Environment.ProcessId}.partial");
+        try
+        {
+            await using (var target = OwnerOnlyFile(partial))
+            {
+                await write(target);
+            }
+
+            File.Move(partial.FullName, output.FullName, overwrite: true);
+        }
+        catch
+        {
+            partial.Refresh();
+            if (partial.Exists)
+            {
+                partial.Delete();
+            }
+
+            throw;
+        }
+    }
+
     private static StreamWriter OwnerOnlyFile(FileInfo output)
     {
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };

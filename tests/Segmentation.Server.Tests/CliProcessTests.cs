@@ -284,7 +284,7 @@ public sealed class CliProcessTests
             Assert.Equal(1, code);
             Assert.Contains("NOT_FOUND", error, StringComparison.Ordinal);
             Assert.Equal(before, await File.ReadAllTextAsync(saved));
-            Assert.False(File.Exists(saved + ".partial"));
+            Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(saved)!, Path.GetFileName(saved) + ".*partial"));
             File.Delete(saved);
         });
     }
