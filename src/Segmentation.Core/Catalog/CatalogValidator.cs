@@ -45,6 +45,7 @@ public static partial class CatalogValidator
     internal static readonly string[] SegmentKeys = ["id", "name", "type", "description", "priority", "persona", "overrides", "exclusions", "fallback", "rule", "personalization", "email_blocks"];
     private static readonly string[] VariantKeys = ["id", "template", "fallback"];
     private static readonly string[] TraitKeys = ["type", "pii", "description", "observed_by"];
+    private static readonly string[] PersonaKeys = ["id", "name", "tone", "messaging", "triggers", "objections", "role", "goals", "pain_points", "behaviour", "channels"];
     private static readonly IReadOnlySet<string> Observable = new DerivedFields().ObservableFields;
 
     /// <summary>Reads the catalog files' root mappings into a definition; problems are added to <paramref name="errors"/>.</summary>
@@ -981,12 +982,30 @@ public static partial class CatalogValidator
                 return;
             }
 
-            foreach (var item in seq.Items.OfType<SyntaxMap>())
+            foreach (var entry in seq.Items)
             {
+                if (entry is not SyntaxMap item)
+                {
+                    Error(entry, null, "personas", "a persona is a mapping with id, name, tone, messaging and the like");
+                    continue;
+                }
+
                 var id = item.Get("id")?.Text;
                 if (id is null || !IdPattern().IsMatch(id))
                 {
                     Error(item, null, "personas", "a persona needs a lower_snake_case 'id'");
+                    continue;
+                }
+
+                if (item.Entries.Select(e => e.Key.Text).FirstOrDefault(key => !PersonaKeys.Contains(key)) is { } unknown)
+                {
+                    Error(item, null, $"personas.{id}", $"unknown key '{unknown}'{Suggestions.DidYouMean(unknown, PersonaKeys)}; a persona has: {string.Join(", ", PersonaKeys)}");
+                    continue;
+                }
+
+                if (_personas.ContainsKey(id))
+                {
+                    Error(item, null, $"personas.{id}", "persona declared twice");
                     continue;
                 }
 

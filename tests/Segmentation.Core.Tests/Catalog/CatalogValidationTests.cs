@@ -77,6 +77,8 @@ public class CatalogValidationTests
     [InlineData("first_name: { type: string, pii: true }", "first_name: { type: string, pii: yes }", "'pii' is true or false (got 'yes')")]
     [InlineData("first_name: { type: string, pii: true }", "first_name: { type: string, PII: true }", "unknown key 'PII'; did you mean 'pii'?")]
     [InlineData("fallback: everyone", "fallback: everyone\n  holdout: nan", "'holdout' is the share of users")]
+    [InlineData("    tone: warm", "    tone: warm\n    tagline: Be kind", "unknown key 'tagline'")]
+    [InlineData("    messaging: Be kind", "    messaging: Be kind\n  - id: friendly\n    name: Again", "persona declared twice")]
     [InlineData("vip: { type: bool }", "vip: { type: bool }\n    lead_score: { type: string }", "'lead_score' is derived by the service as a number; declare it with that type (declared: string)")]
     public void A_setting_that_would_be_read_as_something_else_is_an_error(string find, string replace, string message)
     {
