@@ -13,6 +13,20 @@ public sealed class AuditJournalFileTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Fact]
+    public void A_call_about_an_erased_user_that_ends_after_the_erasure_is_recorded_without_the_id()
+    {
+        var clock = new ManualClock(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
+        var trail = new AdminAuditTrail(NoAuditJournal.Instance, clock);
+        trail.Erase(new HashSet<string>(["u-1"]));
+
+        var late = trail.Record("ops", "privacy.export", "OK", "u-1", "parts: 3"); // an export in flight during the erasure
+
+        Assert.Equal((AdminAuditTrail.Erased, ""), (late.UserId, late.Detail));
+        clock.Now += AdminAuditTrail.ErasedMemory + TimeSpan.FromMinutes(1);
+        Assert.Equal("u-1", trail.Record("ops", "privacy.export", "OK", "u-1", "").UserId); // a new user under the id, much later
+    }
+
+    [Fact]
     public void Entries_come_back_after_a_restart_with_erased_ids_still_erased()
     {
         using (var journal = new AuditJournalFile(_dir))

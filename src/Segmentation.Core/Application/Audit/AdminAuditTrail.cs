@@ -81,6 +81,14 @@ public sealed class AdminAuditTrail
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
     private readonly Dictionary<(string Actor, string Action), DateTimeOffset> _lastRefusal = [];
+
+    // Ids erased within ErasedMemory, with when: a call about the user still in flight at the erasure (an export, a
+    // consent read) is recorded after it, and must not name the user either.
+    private readonly Dictionary<string, DateTimeOffset> _recentlyErased = new(StringComparer.Ordinal);
+    private readonly Queue<(string Id, DateTimeOffset At)> _erasedOrder = new();
+
+    /// <summary>How long after an erasure an entry about one of its ids is recorded without the id.</summary>
+    public static readonly TimeSpan ErasedMemory = TimeSpan.FromHours(1);
     private List<AuditEntry> _entries;
 
     /// <summary>Restores the trail <paramref name="journal"/> kept (the newest <see cref="MaxEntries"/> of it).</summary>
@@ -143,14 +151,17 @@ public sealed class AdminAuditTrail
     {
         lock (_gate)
         {
+            var now = _time.GetUtcNow();
+            ForgetOldErasures(now);
+            var erased = userId is { Length: > 0 } && _recentlyErased.ContainsKey(userId);
             var entry = new AuditEntry(
                 (_entries.Count > 0 ? _entries[^1].Sequence : 0) + 1,
-                _time.GetUtcNow(),
+                now,
                 actor,
                 action,
                 outcome,
-                userId ?? "",
-                InputLimits.Bounded(detail ?? "", MaxDetailLength));
+                erased ? Erased : userId ?? "",
+                erased ? "" : InputLimits.Bounded(detail ?? "", MaxDetailLength));
             _entries.Add(entry);
             _journal.Append(entry);
             if (_entries.Count >= 2 * MaxEntries)
@@ -229,6 +240,27 @@ public sealed class AdminAuditTrail
             {
                 _journal.Rewrite(erased);
                 _entries = erased;
+            }
+
+            var now = _time.GetUtcNow();
+            ForgetOldErasures(now);
+            foreach (var id in userIds)
+            {
+                _recentlyErased[id] = now;
+                _erasedOrder.Enqueue((id, now));
+            }
+        }
+    }
+
+    // Under the gate: drops the ids erased longer than ErasedMemory ago.
+    private void ForgetOldErasures(DateTimeOffset now)
+    {
+        while (_erasedOrder.TryPeek(out var oldest) && now - oldest.At > ErasedMemory)
+        {
+            _erasedOrder.Dequeue();
+            if (_recentlyErased.TryGetValue(oldest.Id, out var at) && at == oldest.At)
+            {
+                _recentlyErased.Remove(oldest.Id);
             }
         }
     }
