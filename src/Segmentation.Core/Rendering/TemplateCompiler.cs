@@ -191,6 +191,18 @@ public static partial class TemplateCompiler
             node.Target?.Accept(this);
         }
 
+        public override void Visit(ScriptIndexerExpression node)
+        {
+            // profile.traits["name"] names a trait as profile.traits.name does, and is checked the same way.
+            if (node is { Target: ScriptMemberExpression { Target: ScriptVariableGlobal { Name: "profile" } profile, Member.Name: "traits" }, Index: ScriptLiteral { Value: string name } index }
+                && traits is not null && !_locals.Contains(profile.Name) && !traits.Contains(name))
+            {
+                Unknown(index, $"unknown trait '{name}'", Validation.Suggestions.DidYouMean(name, traits), null);
+            }
+
+            base.Visit(node);
+        }
+
         public override void Visit(ScriptVariableGlobal node)
         {
             if (node.Name == "context")

@@ -23,6 +23,7 @@ public sealed class TemplateChecksTests
     [InlineData("Hello\n  {{ segment.nmae }}", "template line 2, column 14: segment has no 'nmae'; did you mean 'name'?")]
     [InlineData("{{ profile.rfm.recncy }}", "profile.rfm has no 'recncy'; did you mean 'recency'?")]
     [InlineData("{{ profle.orders }}", "template reads unknown variable 'profle'; did you mean 'profile'?")]
+    [InlineData("Hi {{ profile.traits[\"frist_name\"] }}", "unknown trait 'frist_name'; did you mean 'first_name'?")]
     public void A_mistyped_name_is_an_error_with_its_place_and_a_suggestion(string template, string expected)
     {
         Assert.Contains(Errors(template), e => e.Contains(expected, StringComparison.Ordinal));
