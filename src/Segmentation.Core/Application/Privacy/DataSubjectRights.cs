@@ -88,6 +88,12 @@ public sealed class DataSubjectRights(
             // still hold the user's data: the caller must retry until the compaction succeeds.
             throw new StorageUnavailableException($"the user was erased from the live store, but removing their data from the files on disk failed ({ex.Message}); retry ForgetUser (it is idempotent) until it succeeds", ex);
         }
+        finally
+        {
+            // Again: a decision computed from the profile before the erasure (a Decide in flight) may have been cached
+            // since the first removal; never served (its profile version is gone), but it holds rendered personal text.
+            cache.RemoveUsers(ids);
+        }
 
         return result;
     }

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
@@ -27,6 +29,16 @@ public sealed class CountingCompaction : IStoreCompaction
     public Task CompactAsync(CancellationToken cancellationToken = default)
     {
         Calls++;
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Runs an action while the store is compacted (what else happens during an erasure's compaction).</summary>
+public sealed class CallbackCompaction(Action during) : IStoreCompaction
+{
+    public Task CompactAsync(CancellationToken cancellationToken = default)
+    {
+        during();
         return Task.CompletedTask;
     }
 }
@@ -77,6 +89,24 @@ public class PrivacyTests
         Assert.Same(full, w.Store.Get("u1"));
         Assert.True(w.Ingestion.RecordConsent("u1", ConsentPurpose.EmailMarketing, true, "preference-centre", t0).Duplicate);
         Assert.Equal(InputLimits.MaxConsentRecordsPerProfile, w.Store.Get("u1")!.ConsentTrail.Count);
+    }
+
+    [Fact]
+    public async Task A_decision_cached_by_a_call_that_read_the_profile_before_the_erasure_is_dropped_too()
+    {
+        Decision? before = null;
+        DecisionVersions versions = default;
+        TestWorld? world = null;
+        using var w = world = World(compaction: new CallbackCompaction(() =>
+            world!.Cache.Set("u1", versions, world.Catalogs.Current.ContextFieldsRead, RequestContext.Empty, before!))); // a Decide that read u1 before the erasure ends now
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "gold", ["first_name"] = "Ada" }, "crm", AttributeLayer.ZeroParty, null);
+        before = w.Decide("u1");
+        versions = new DecisionVersions(w.Store.Get("u1")!.Version, w.Catalogs.Current.Version, w.Rfm.Current.Version);
+
+        await w.Rights.ForgetAsync("u1");
+
+        Assert.Null(w.Cache.Find("u1", versions, w.Catalogs.Current.ContextFieldsRead, RequestContext.Empty, w.Clock.Now.UtcTicks));
+        Assert.Equal(0, w.Cache.Count);
     }
 
     [Fact]
