@@ -146,10 +146,11 @@ public sealed class InMemoryProfileStore : IProfileStore
                     continue; // merged away meanwhile: follow the new link
                 }
 
-                if (Resolve(key) != resolved)
+                if (entry.Current is null && Resolve(key) != resolved)
                 {
                     // The id leads elsewhere since it was resolved (a merge linked it, an erasure dropped its link) and
-                    // this entry may have been made for the stale target: follow the id as it is now.
+                    // this entry may have been made for the stale target: follow the id as it is now. Only an entry
+                    // without a profile can be such a one: a live profile's entry is retired whenever its ids move.
                     DropIfUnused(resolved, entry);
                     continue;
                 }
@@ -219,12 +220,7 @@ public sealed class InMemoryProfileStore : IProfileStore
 
                     if (into.Aliases.Length + 1 + from.Aliases.Length > maxLinkedIds)
                     {
-                        if (from.Current is null && from.Aliases.Length == 0)
-                        {
-                            // The target filled up since the first check and the source's entry was made for this merge.
-                            from.Retired = true;
-                            _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
-                        }
+                        DropIfUnused(source, from); // the target filled up since the first check; the source's entry may be this merge's
 
                         throw LinkedIdsExceeded(into, 1 + from.Aliases.Length, maxLinkedIds);
                     }

@@ -99,17 +99,14 @@ internal sealed class ChangeLogRestorer(
             logger.LogError(ex, "Capturing the restored profiles failed; related products are learned from new events only");
         }
 
-        // Memberships first (decisions' change stream and the catalog calls wait for them), then related products; a
-        // rebuild that keeps failing is retried after the relearning, which then does not wait for it.
-        if (!RebuildMemberships(started, retry: false))
+        // Memberships first (the change stream and the catalog calls wait for them), then related products; a rebuild
+        // that failed is retried after the relearning, which then does not wait for it.
+        var rebuilt = RebuildMemberships(started, retry: false);
+        Relearn(restoredProfiles);
+        restoredProfiles = []; // not kept while a failing rebuild retries
+        if (!rebuilt)
         {
-            Relearn(restoredProfiles); // the array is not kept once learned from
-            restoredProfiles = [];
             RebuildMemberships(started, retry: true);
-        }
-        else
-        {
-            Relearn(restoredProfiles);
         }
     }
 
