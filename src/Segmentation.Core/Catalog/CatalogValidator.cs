@@ -78,7 +78,6 @@ public static partial class CatalogValidator
         private readonly List<SyntaxMap> _triggerNodes = [];
         private string _name = "default";
         private long _templateChars;
-        private bool _templateBudgetReported;
         private SyntaxNode? _fallbackSetting;
         private double _holdout;
 
@@ -506,12 +505,12 @@ public static partial class CatalogValidator
             }
 
             // Refused before anything is compiled: the total is what compiling would cost.
+            var before = _templateChars;
             _templateChars += source.Length + fallback.Length;
             if (_templateChars > MaxCatalogTemplateChars)
             {
-                if (!_templateBudgetReported)
+                if (before <= MaxCatalogTemplateChars) // reported once, by the template that crossed the limit
                 {
-                    _templateBudgetReported = true;
                     Error(v, owner, clause, $"the catalog has more than {MaxCatalogTemplateChars:N0} characters of templates once aliases are expanded (at most {MaxCatalogTemplateChars:N0}); write a long text once per segment instead of repeating it through anchors");
                 }
 
