@@ -141,6 +141,7 @@ internal static class CatalogMapper
         File = w.File,
         Line = w.Line,
         Segment = w.Segment,
+        Clause = w.Clause,
         OtherSegment = w.Other ?? "",
         Message = w.Message,
     };

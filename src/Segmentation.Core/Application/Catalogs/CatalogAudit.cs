@@ -58,7 +58,7 @@ public sealed record AuditOptions
 }
 
 /// <summary>A validation warning, computed against the current profiles, with its numbers.</summary>
-/// <param name="Code">Stable code: too_small, below_significance, no_members, too_broad, overlap_unresolved, identical_outcome, stale.</param>
+/// <param name="Code">Stable code: too_small, below_significance, no_members, too_broad, overlap_unresolved, identical_outcome, stale, no_fallback.</param>
 /// <param name="Segment">The segment it is about.</param>
 /// <param name="Other">The other segment, for overlaps and identical outcomes.</param>
 /// <param name="File">File the segment is defined in.</param>
@@ -68,8 +68,11 @@ public sealed record CatalogWarning(string Code, string Segment, string? Other, 
     /// <summary>Line of <see cref="File"/> where the segment the warning is about is defined (0 when not known).</summary>
     public int Line { get; init; }
 
+    /// <summary>The clause it is about, for example <c>personalization.offer</c> (empty when the whole segment).</summary>
+    public string Clause { get; init; } = "";
+
     /// <inheritdoc />
-    public override string ToString() => $"{File}:{Line} [{Code}] segment '{Segment}'{(Other is null ? "" : $" (with '{Other}')")}: {Message}";
+    public override string ToString() => $"{File}:{Line} [{Code}] segment '{Segment}'{(Clause.Length == 0 ? "" : $" {Clause}")}{(Other is null ? "" : $" (with '{Other}')")}: {Message}";
 }
 
 /// <summary>Size and share of one segment.</summary>
@@ -151,6 +154,7 @@ public static class CatalogAudit
             }
         }
 
+        FallbackWarnings(catalog, warnings);
         var pairs = new List<(string, string, int)>();
         for (var i = 0; i < n; i++)
         {
@@ -306,6 +310,44 @@ public static class CatalogAudit
     }
 
     private static bool Resolves(Segment a, Segment b) => a.Overrides.Contains(b.Id) || a.Exclusions.Contains(b.Id);
+
+    // A template with code renders at every decision and can fail there (an output, loop or time limit; a value of
+    // an unexpected type): the variant's fallback text is served then, and without one that is an empty text.
+    private static void FallbackWarnings(CatalogSnapshot catalog, List<CatalogWarning> warnings)
+    {
+        foreach (var s in catalog.Segments)
+        {
+            foreach (var v in s.Variants)
+            {
+                Check(v, s.Id, s.SourceFile, s.SourceLine, "personalization." + v.Kind.ToString().ToLowerInvariant());
+            }
+
+            foreach (var b in s.EmailBlocks)
+            {
+                Check(b.Template, s.Id, s.SourceFile, s.SourceLine, "email_blocks." + b.Name);
+            }
+        }
+
+        foreach (var e in catalog.Experiments)
+        {
+            foreach (var arm in e.Arms)
+            {
+                foreach (var kind in arm.Overrides)
+                {
+                    Check(arm.Variants[(int)kind], e.Segment?.Id ?? "", e.Node.At.File, e.Node.At.Line, $"experiments.{e.Id}.arms.{arm.Id}.variants.{kind.ToString().ToLowerInvariant()}");
+                }
+            }
+        }
+
+        void Check(Rendering.VariantTemplate v, string segment, string file, int line, string clause)
+        {
+            if (v.Static is null && v.Fallback.Length == 0)
+            {
+                warnings.Add(new CatalogWarning("no_fallback", segment, null, file,
+                    $"variant '{v.Id}' has template code and no fallback text: a render that fails (a limit, a value of an unexpected type) serves an empty text; write it as {{ id, template, fallback }}") { Line = line, Clause = clause });
+            }
+        }
+    }
 
     private static bool SameOutcome(Segment a, Segment b) =>
         a.Variants.Select(v => v.Source).SequenceEqual(b.Variants.Select(v => v.Source), StringComparer.Ordinal);

@@ -154,6 +154,27 @@ public class CatalogGovernanceTests
     }
 
     [Fact]
+    public void Audit_warns_about_a_variant_with_template_code_and_no_fallback_text()
+    {
+        // A render that fails serves the fallback text; without one the storefront gets an empty text.
+        var bare = TestCatalogs.Segment("bare", "value", "{ field: traits.score, lt: 50 }")
+            .Replace("offer: \"offer for bare\"", "offer: \"{{ profile.traits.score }} points\"")
+            .Replace("cta: \"cta for bare\"", "cta: { id: bare.cta, template: \"{{ profile.orders }} orders\" }");
+        var covered = TestCatalogs.Segment("covered", "value", "{ field: traits.score, gte: 50 }", "    priority: 450")
+            .Replace("offer: \"offer for covered\"", "offer: { template: \"{{ profile.traits.score }} points\", fallback: \"Points\" }");
+        using var w = new TestWorld(With("", bare, covered));
+        Population(w, 100, i => i);
+
+        var report = Audit(w, new AuditOptions { MinSize = 40, SignificanceFloor = 5 });
+
+        var missing = report.Warnings.Where(x => x.Code == "no_fallback").ToList();
+        Assert.Equal(["personalization.cta", "personalization.offer"], missing.Select(x => x.Clause).Order());
+        Assert.All(missing, x => Assert.Equal("bare", x.Segment));
+        Assert.Contains(missing, x => x.Message.StartsWith("variant 'bare.cta' has template code and no fallback text", StringComparison.Ordinal));
+        Assert.All(missing, x => Assert.True(x.Line > 0, x.ToString()));
+    }
+
+    [Fact]
     public void The_default_catalog_has_no_structural_warnings_on_the_demo_population()
     {
         using var w = new TestWorld();
