@@ -248,6 +248,11 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
             return false; // erased, or personalization consent withdrawn: such users never appear in the stream
         }
 
+        if (!string.Equals(profile.UserId, p.UserId, StringComparison.Ordinal))
+        {
+            return false; // an anonymous id merged into a user since: the user's own entry into the segment arms the user's trigger
+        }
+
         if (trigger.StillMember && !memberships.SegmentsOf(p.UserId).Contains(p.SegmentId))
         {
             return false;

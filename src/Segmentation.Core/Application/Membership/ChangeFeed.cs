@@ -43,7 +43,7 @@ public sealed class FeedOffsetException(string message, long oldest, long last) 
     /// <summary>The oldest offset still retained (last + 1 when none is).</summary>
     public long Oldest { get; } = oldest;
 
-    /// <summary>The last offset written.</summary>
+    /// <summary>The newest offset a consumer can be served.</summary>
     public long Last { get; } = last;
 }
 
@@ -170,18 +170,20 @@ public sealed class ChangeFeed
                 after = Math.Max(after, _first - 1); // read under the same lock as the entries: nothing can expire in between
             }
 
-            if (after > _last)
+            // A consumer is told only of offsets it can be served: with a journal, the written ones (an offset not yet
+            // written could be handed out again, with other content, after a crash).
+            var end = ServeOnlyJournaled && !unwritten ? _journaled : _last;
+            if (after > end)
             {
-                throw new FeedOffsetException($"offset {after} is past the newest offset {_last}: this stream was reset (another server or data directory); resynchronise and continue from the newest offset", _first, _last);
+                throw new FeedOffsetException($"offset {after} is past the newest offset {end}: this stream was reset (another server or data directory); resynchronise and continue from the newest offset", _first, end);
             }
 
             if (after + 1 < _first)
             {
-                throw new FeedOffsetException($"offset {after + 1} is no longer retained (the oldest is {_first}): resynchronise from the current memberships and continue from offset {_first - 1}", _first, _last);
+                throw new FeedOffsetException($"offset {after + 1} is no longer retained (the oldest is {_first}): resynchronise from the current memberships and continue from offset {_first - 1}", _first, end);
             }
 
             var n = 0;
-            var end = ServeOnlyJournaled && !unwritten ? _journaled : _last;
             for (var o = after + 1; o <= end && n < max; o++, n++)
             {
                 into.Add(_ring[Slot(o)]!);

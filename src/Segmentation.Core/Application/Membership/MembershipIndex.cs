@@ -252,6 +252,15 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     public void Forget(string userId)
     {
         Feed.Redact(userId); // the stream no longer names the user either
+        Drop(userId);
+    }
+
+    /// <summary>
+    /// Drops an id from the index without emitting changes or touching the change stream: an anonymous id merged
+    /// into a user, whose entries (its "left" ones included) stay as they were sent, naming it.
+    /// </summary>
+    public void Drop(string userId)
+    {
         if (_users.TryRemove(userId, out var state))
         {
             foreach (var id in state.Segments)

@@ -91,7 +91,7 @@ public sealed class IdentityStitcher
                 // from now on it resolves to the user, who is counted once, under the user's id.
                 var memberships = _writer.Memberships;
                 memberships.Set(from.UserId, [], _writer.Catalogs.Current.Version, long.MaxValue, stamp.Now, $"identify:{userId}", publish: _writer.Consent.Gate(from) == ConsentGate.FullProfile);
-                memberships.Forget(from.UserId);
+                memberships.Drop(from.UserId);
                 return _writer.Derive(result, stamp, $"identify:{anonymousId}");
             },
             stamp.Version,

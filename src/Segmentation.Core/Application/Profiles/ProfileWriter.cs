@@ -110,8 +110,9 @@ internal sealed class ProfileWriter(
         {
             if (p.UserId != user)
             {
-                // An id stitched to another profile is no member of anything: its user is counted, once.
-                memberships.Forget(user);
+                // An id stitched to another profile is no member of anything: its user is counted, once. Its past
+                // entries in the change stream stay as they were sent (it was merged, not erased).
+                memberships.Drop(user);
             }
             else if (p.TotalEvents + p.Attributes.Count > 0)
             {

@@ -1,4 +1,5 @@
 using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Tests.Support;
 
@@ -123,6 +124,45 @@ public sealed class ChangeStreamTests
 
         await waiting.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal([1L, 2], After(feed, 0).Select(e => e.Offset));
+    }
+
+    [Fact]
+    public void With_a_journal_an_offset_past_what_is_written_is_out_of_range_naming_the_newest_written_one()
+    {
+        // A consumer told to continue from an offset not yet on disk would skip what a crash hands out again under it.
+        var feed = new ChangeFeed(new ChangeFeedOptions { Capacity = 100 }, new ManualClock(T0)) { ServeOnlyJournaled = true };
+        for (var i = 0; i < 5; i++)
+        {
+            feed.Append("u", "s", ChangeKind.Entered, T0, 1, $"e{i}");
+        }
+
+        feed.MarkJournaled(3);
+
+        var ex = Assert.Throws<FeedOffsetException>(() => After(feed, 4));
+        Assert.Equal(3, ex.Last);
+        Assert.Contains("past the newest offset 3", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Identify_announces_the_anonymous_id_leaving_under_its_own_id_and_keeps_its_earlier_entries()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")));
+        var start = w.Memberships.Feed.Last;
+        SetScore(w, "visitor", 80);
+        var entered = Assert.Single(w.FeedAfter(start));
+
+        w.Ingestion.Identify("visitor", "u1");
+
+        // A membership refresh that listed the id just before the merge evaluates it after (a race, forced here).
+        var writer = (ProfileWriter)typeof(ProfileIngestion).GetField("_writer", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(w.Ingestion)!;
+        writer.EvaluateMembership("visitor", w.Clock.Now, null);
+
+        var entries = w.FeedAfter(start);
+        Assert.DoesNotContain(entries, e => e.Cause == "erased" || e.UserId.Length == 0); // merged, not erased
+        Assert.Equal(entered, entries[0]);
+        Assert.Contains(entries, e => (e.UserId, e.SegmentId, e.Kind, e.Cause) == ("visitor", "high", ChangeKind.Left, "identify:u1"));
+        Assert.Contains(entries, e => (e.UserId, e.SegmentId, e.Kind) == ("u1", "high", ChangeKind.Entered));
+        Assert.Empty(w.Memberships.SegmentsOf("visitor"));
     }
 
     [Fact]

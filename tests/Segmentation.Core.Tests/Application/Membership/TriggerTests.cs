@@ -83,6 +83,23 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_trigger_armed_for_an_anonymous_id_does_not_fire_once_it_is_merged_into_a_user_whose_own_entry_fires_it_once()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "visitor", 80);
+        scheduler.Tick(w.Clock.Now);
+
+        w.Ingestion.Identify("visitor", "u1");
+        scheduler.Tick(w.Clock.Now);
+        scheduler.Tick(w.Clock.Now.AddDays(4));
+
+        // "anyway" does not need membership: the visitor's own arming would fire it with the user's profile too.
+        Assert.Equal([("u1", "anyway"), ("u1", "reminder")], Fired(w, start).Select(e => (e.UserId, e.Trigger!)).Order());
+    }
+
+    [Fact]
     public void While_memberships_are_rebuilt_after_a_restart_nothing_fires_and_nothing_due_is_dropped()
     {
         using var w = World();
