@@ -325,6 +325,13 @@ public sealed class MeasurementCheckpointFile(
         }
 
         w.Write(journalFrom); // the first decision journal file this save does not hold (a reader without it ignores it)
+
+        // Each table's salt, in the order of the tables above ("" when not known; a reader without it ignores it).
+        w.Write(tables.Count);
+        foreach (var t in tables)
+        {
+            w.Write(t.Salt ?? "");
+        }
     }
 
     // Restores the file's state; returns the first decision journal file it does not hold (0: every file).
@@ -453,6 +460,20 @@ public sealed class MeasurementCheckpointFile(
         }
 
         var journalFrom = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt64() : 0;
+        if (r.BaseStream.Position < r.BaseStream.Length)
+        {
+            var salts = r.ReadInt32();
+            if (salts != tables.Count)
+            {
+                throw new InvalidDataException($"{salts} experiment salts for {tables.Count} tables");
+            }
+
+            for (var i = 0; i < salts; i++)
+            {
+                var salt = r.ReadString();
+                tables[i] = tables[i] with { Salt = salt.Length == 0 ? null : salt };
+            }
+        }
 
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
         measurement.Ledger.Restore(processBits, issued, decisions);

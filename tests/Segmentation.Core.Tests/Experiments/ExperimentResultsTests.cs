@@ -122,6 +122,35 @@ public class ExperimentResultsTests
         Assert.Equal(2_000, result.Arms.Sum(a => a.Exposed));
     }
 
+    [Theory]
+    [InlineData("salt")]
+    [InlineData("order")]
+    public void Users_keep_their_arm_when_the_salt_or_the_order_of_the_arms_changes(string change)
+    {
+        // Either moves the hash's ranges as new weights do; results keep crediting users to their recorded arm, so
+        // serving them another would measure nothing.
+        using var w = World();
+        var first = new Dictionary<string, string>();
+        for (var i = 0; i < 1_000; i++)
+        {
+            Vip(w, $"s{i}");
+            first[$"s{i}"] = w.Decide($"s{i}").Arm!.Id;
+        }
+
+        const string Control = "      - id: control\n        weight: 1\n";
+        var experiments = ExperimentCatalogTests.Experiment;
+        var changed = change == "salt"
+            ? experiments.Replace("primary_metric:", "salt: spring\n    primary_metric:", StringComparison.Ordinal)
+            : experiments.Replace(Control, "", StringComparison.Ordinal) + "\n" + Control;
+        Assert.NotEqual(experiments, changed);
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", changed)], change);
+        var experiment = w.Catalogs.Current.Experiments[0];
+
+        Assert.Contains(first, kv => experiment.Assign(kv.Key).Id != kv.Value); // the hash alone would move some
+        Assert.All(first, kv => Assert.Equal(kv.Value, w.Decide(kv.Key).Arm!.Id));
+    }
+
     [Fact]
     public void An_anonymous_user_keeps_their_arm_after_being_identified()
     {

@@ -146,8 +146,10 @@ public sealed class MeasurementCheckpointTests : IDisposable
     private static List<string> Rows(KpiReport report) =>
         [.. report.Rows.Select(r => $"{r.SegmentId}|{r.Channel}|{r.Variant}|{r.VariantId}|{r.Arm}|{r.Kpis}").Order(StringComparer.Ordinal)];
 
-    [Fact]
-    public void Recorded_arms_and_experiment_outcomes_survive_a_restart_even_when_the_weights_changed()
+    [Theory]
+    [InlineData("weights")]
+    [InlineData("salt")] // kept in the file: a salt changed while the service was down moves users as new weights do
+    public void Recorded_arms_and_experiment_outcomes_survive_a_restart_even_when_the_weights_or_the_salt_changed(string change)
     {
         var source = Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment);
         using var first = new TestWorld(source);
@@ -164,9 +166,12 @@ public sealed class MeasurementCheckpointTests : IDisposable
         var before = first.Measurement.Exposures.Summarize("vip_offer_test")!;
         new MeasurementCheckpointFile(_dir, first.Measurement, first.Get<SegmentSizeHistory>(), first.Get<ChurnHistory>(), first.Outcomes, first.Catalogs).Save();
 
-        // The second process serves a catalog with other weights: restored users keep their arms all the same.
-        var reweighted = Experiments.ExperimentCatalogTests.Experiment.Replace("id: stronger_offer\n        weight: 1", "id: stronger_offer\n        weight: 5", StringComparison.Ordinal);
-        using var second = new TestWorld(Experiments.ExperimentCatalogTests.Source(reweighted), first.Clock.Now);
+        // The second process serves a catalog with other weights or another salt: restored users keep their arms all the same.
+        var changed = change == "salt"
+            ? Experiments.ExperimentCatalogTests.Experiment.Replace("primary_metric:", "salt: spring\n    primary_metric:", StringComparison.Ordinal)
+            : Experiments.ExperimentCatalogTests.Experiment.Replace("id: stronger_offer\n        weight: 1", "id: stronger_offer\n        weight: 5", StringComparison.Ordinal);
+        using var second = new TestWorld(Experiments.ExperimentCatalogTests.Source(changed), first.Clock.Now);
+        Assert.Contains(arms, kv => second.Catalogs.Current.Experiments[0].Assign(kv.Key).Id != kv.Value); // the hash alone would move some
         for (var i = 0; i < 200; i++)
         {
             second.Ingestion.SetTraits($"v{i}", new Dictionary<string, object?> { ["vip"] = true }, "crm", AttributeLayer.ZeroParty, null);

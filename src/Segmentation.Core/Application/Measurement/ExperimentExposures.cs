@@ -260,7 +260,9 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         private string[] _armIds = [];
         private readonly List<string> _segmentIds = [];
         private int _count;
-        private Dictionary<string, double>? _weights = assignedUnder?.Arms.ToDictionary(a => a.Id, a => a.Weight, StringComparer.Ordinal);
+        // What places a user in an arm besides their id: the arms in order with their weights, and the salt.
+        private (string ArmId, double Weight)[]? _weights = assignedUnder?.Arms.Select(a => (a.Id, a.Weight)).ToArray();
+        private string? _salt = assignedUnder?.Salt;
         private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
         private long _endTicks = assignedUnder?.StopTicks ?? long.MaxValue;
 
@@ -289,21 +291,23 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 if (_weights is null || experiment.IsBandit)
                 {
                     _readsRecords = true; // restored from a file without weights, or a bandit (weights move on purpose)
+                    _salt = experiment.Salt;
                     return;
                 }
 
-                if (experiment.Arms.Count == _weights.Count && experiment.Arms.All(a => _weights.TryGetValue(a.Id, out var w) && w == a.Weight))
+                // Arms reordered or a new salt move users between arms as new weights do: from then on the records
+                // decide for users already assigned, so each stays in the arm their outcomes are credited to. (A salt
+                // not known, from a file written before it was kept, is taken as it is.)
+                var placement = experiment.Arms.Select(a => (a.Id, a.Weight)).ToArray();
+                if (placement.SequenceEqual(_weights) && (_salt is null || _salt == experiment.Salt))
                 {
+                    _salt = experiment.Salt;
                     return;
                 }
 
                 _readsRecords = true;
                 WeightsChangedTicks = now;
-                _weights.Clear();
-                foreach (var arm in experiment.Arms)
-                {
-                    _weights[arm.Id] = arm.Weight;
-                }
+                (_weights, _salt) = (placement, experiment.Salt);
             }
         }
 
@@ -332,7 +336,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         {
             lock (_gate)
             {
-                return new ExposureTableState(ExperimentId, WeightsChangedTicks, _endTicks, RemovedTicks, _readsRecords, _weights is null ? null : [.. _weights.Select(w => (w.Key, w.Value))]);
+                return new ExposureTableState(ExperimentId, WeightsChangedTicks, _endTicks, RemovedTicks, _readsRecords, _weights, _salt);
             }
         }
 
@@ -343,7 +347,8 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 WeightsChangedTicks = state.WeightsChangedTicks;
                 _endTicks = state.EndTicks;
                 RemovedTicks = state.RemovedTicks;
-                _weights = state.Weights?.ToDictionary(w => w.ArmId, w => w.Weight, StringComparer.Ordinal);
+                _weights = state.Weights?.ToArray();
+                _salt = state.Salt;
                 _readsRecords = state.ReadsRecords || _weights is null;
             }
         }
@@ -603,8 +608,9 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 /// <param name="EndTicks">When it ended (its stop, promotion or removal), or <see cref="long.MaxValue"/>; later outcomes do not count.</param>
 /// <param name="RemovedTicks">When it left the catalog, or 0.</param>
 /// <param name="ReadsRecords">True once the hash may disagree with a user's recorded arm.</param>
-/// <param name="Weights">The weights its users were assigned under, or null when not known.</param>
-internal readonly record struct ExposureTableState(string ExperimentId, long WeightsChangedTicks, long EndTicks, long RemovedTicks, bool ReadsRecords, IReadOnlyList<(string ArmId, double Weight)>? Weights);
+/// <param name="Weights">The arms in order with the weights its users were assigned under, or null when not known.</param>
+/// <param name="Salt">The salt they were assigned with, or null when not known.</param>
+internal readonly record struct ExposureTableState(string ExperimentId, long WeightsChangedTicks, long EndTicks, long RemovedTicks, bool ReadsRecords, IReadOnlyList<(string ArmId, double Weight)>? Weights, string? Salt = null);
 
 /// <summary>An experiment's per-arm sums, as of one scan.</summary>
 /// <param name="ExperimentId">The experiment.</param>
