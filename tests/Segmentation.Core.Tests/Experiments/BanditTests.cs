@@ -87,6 +87,36 @@ public class BanditTests
         Assert.Contains("biased toward arms that looked good early", result.Reason, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void An_arm_declared_with_weight_0_stays_off_when_a_bandit_reallocates()
+    {
+        // Without data its posterior is flat: in the draw it would beat a 10 % arm nine times in ten.
+        var experiments = ExperimentCatalogTests.Experiment
+            .Replace("primary_metric:", "allocation: bandit\n    primary_metric:", StringComparison.Ordinal)
+            .Replace("        cta: \"Claim it\"", "        cta: \"Claim it\"\n      - id: staged\n        weight: 0\n        variants:\n          cta: \"Soon\"", StringComparison.Ordinal);
+        using var w = new TestWorld(ExperimentCatalogTests.Source(experiments));
+        for (var i = 0; i < 400; i++)
+        {
+            ExperimentCatalogTests.Vip(w, $"b{i}");
+            var d = w.Decide($"b{i}");
+            if (i % 10 == 0)
+            {
+                w.Outcomes.Record(0, new Outcome($"b{i}-buy", OutcomeType.Conversion, d.DecisionId, $"b{i}", "", VariantKind.Offer, w.Clock.Now, $"o-b{i}", 10, "GBP"));
+            }
+        }
+
+        Assert.Equal(1, w.Get<BanditAllocator>().Reallocate());
+
+        var allocation = w.Catalogs.Current.Experiments[0].Allocation;
+        Assert.Equal(0, allocation[2]);
+        Assert.Equal(1, allocation[0] + allocation[1], 9);
+        Assert.DoesNotContain(Enumerable.Range(0, 300), i =>
+        {
+            ExperimentCatalogTests.Vip(w, $"n{i}");
+            return w.Decide($"n{i}").Arm!.Id == "staged";
+        });
+    }
+
     [Theory]
     [InlineData("floor: 0.1", "it needs 'allocation: bandit'")]
     [InlineData("allocation: greedy", "'allocation' is 'fixed'")]

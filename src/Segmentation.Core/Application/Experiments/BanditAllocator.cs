@@ -14,7 +14,7 @@ namespace Segmentation.Core.Application.Experiments;
 /// </summary>
 public sealed class BanditAllocator(CatalogProvider catalogs, DecisionMeasurement measurement, TimeProvider time)
 {
-    /// <summary>Reallocates every running bandit of <paramref name="catalog"/> (the serving one when null); returns how many.</summary>
+    /// <summary>Reallocates every running bandit of <paramref name="catalog"/> (the serving one when null) with at least two arms on; returns how many.</summary>
     public int Reallocate(CatalogSnapshot? catalog = null)
     {
         catalog ??= catalogs.Current;
@@ -26,14 +26,31 @@ public sealed class BanditAllocator(CatalogProvider catalogs, DecisionMeasuremen
         }
 
         measurement.Drain();
+        var reallocated = 0;
         foreach (var e in bandits)
         {
+            // An arm declared with weight 0 is off for new users: it takes no part in the draw (with no data its
+            // posterior is flat, and would win most draws against a low rate) and keeps a share of 0.
+            var live = Enumerable.Range(0, e.Arms.Count).Where(i => e.Arms[i].Weight > 0).ToList();
+            if (live.Count < 2)
+            {
+                continue; // one arm on: the declared weights already send everyone to it
+            }
+
             var summary = measurement.Exposures.Summarize(e.Id);
-            var sums = e.Arms.Select(a => summary?.Arm(a.Id).Of(e.PrimaryMetric) ?? default).ToList();
-            e.Allocate(ThompsonSampling.Allocate(sums, ExperimentMetric.Named(e.PrimaryMetric), e.BanditFloor!.Value, new Random()));
+            var sums = live.Select(i => summary?.Arm(e.Arms[i].Id).Of(e.PrimaryMetric) ?? default).ToList();
+            var shares = ThompsonSampling.Allocate(sums, ExperimentMetric.Named(e.PrimaryMetric), e.BanditFloor!.Value, new Random());
+            var allocation = new double[e.Arms.Count];
+            for (var k = 0; k < live.Count; k++)
+            {
+                allocation[live[k]] = shares[k];
+            }
+
+            e.Allocate(allocation);
+            reallocated++;
         }
 
-        return bandits.Count;
+        return reallocated;
     }
 }
 
