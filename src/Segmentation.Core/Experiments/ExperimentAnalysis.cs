@@ -320,11 +320,16 @@ public static class ExperimentAnalysis
 
         var harmed = comparisons.Where(c => c.Guardrail && c.Verdict == Verdict.Worse).ToList();
         var primary = comparisons.Where(c => !c.Guardrail).ToList();
-        var better = primary.Where(c => c.Verdict == Verdict.Better && harmed.All(h => h.ArmId != c.ArmId)).OrderByDescending(c => Math.Abs(c.Comparison.Lift)).ToList();
+        // Ranked by the difference: every arm is compared with the same control, so it orders them as the lift does,
+        // and still does when the control's mean is 0 (no lift then: every arm's would read 0).
+        var better = primary.Where(c => c.Verdict == Verdict.Better && harmed.All(h => h.ArmId != c.ArmId)).OrderByDescending(c => Math.Abs(c.Comparison.Difference)).ToList();
         if (better.Count > 0)
         {
             var best = better[0];
-            return (Recommendation.Winner, best.ArmId, $"'{best.ArmId}' beats the control on {best.Metric}: lift {best.Comparison.Lift:+0.0%;-0.0%}, always-valid interval {best.SequentialLift.Lower:+0.0%;-0.0%} to {best.SequentialLift.Upper:+0.0%;-0.0%}, with no guardrail harmed");
+            var effect = best.Comparison is { Lift: 0, LiftStandardError: 0 }
+                ? $"difference {best.Comparison.Difference:+0.####;-0.####}, always-valid interval {best.SequentialDifference.Lower:+0.####;-0.####} to {best.SequentialDifference.Upper:+0.####;-0.####} (the control's mean is 0: no relative lift)"
+                : $"lift {best.Comparison.Lift:+0.0%;-0.0%}, always-valid interval {best.SequentialLift.Lower:+0.0%;-0.0%} to {best.SequentialLift.Upper:+0.0%;-0.0%}";
+            return (Recommendation.Winner, best.ArmId, $"'{best.ArmId}' beats the control on {best.Metric}: {effect}, with no guardrail harmed");
         }
 
         if (primary.Count == arms.Count - 1 && primary.Count > 0 && primary.All(c => c.Verdict == Verdict.Worse))

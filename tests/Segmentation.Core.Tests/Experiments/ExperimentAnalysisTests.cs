@@ -61,6 +61,21 @@ public class ExperimentAnalysisTests
     }
 
     [Fact]
+    public void With_no_conversion_in_the_control_the_winner_is_the_arm_that_converts_most_and_no_lift_is_claimed()
+    {
+        // Every lift reads 0 when the control's mean is 0: ranked by it, the first arm listed won.
+        var design = Design with { Arms = [("control", 1), ("t1", 1), ("t2", 1)] };
+
+        var result = ExperimentAnalysis.Analyze(design, [Arm("control", 1_000, 0), Arm("t1", 1_000, 20), Arm("t2", 1_000, 60)]);
+
+        Assert.Equal(Recommendation.Winner, result.Recommendation);
+        Assert.Equal("t2", result.WinningArmId);
+        Assert.Contains("difference +0.06", result.Reason, StringComparison.Ordinal);
+        Assert.Contains("the control's mean is 0: no relative lift", result.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain("lift +0.0%", result.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Arms_in_which_nothing_varies_show_no_winner()
     {
         // 0 of 2 against 2 of 2: both variances are 0, so the interval has no width; it is no evidence.
