@@ -233,7 +233,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 
             foreach (var (first, path) in Segments())
             {
-                RedactSegment(first, path, userIds);
+                RedactSegment(first, path, userIds, throughOffset);
             }
 
             // Saved memberships and pending triggers without the users; a copy set aside as damaged is deleted (it may
@@ -264,7 +264,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     // Rewrites one segment file with the users' entries blanked, when it holds any (temporary file, fsync, rename).
-    private void RedactSegment(long first, string path, IReadOnlySet<string> userIds)
+    // Only entries up to the erasure's offset: a later one under the id is a new profile's, named in memory too.
+    private void RedactSegment(long first, string path, IReadOnlySet<string> userIds, long throughOffset)
     {
         var entries = new List<FeedEntry>();
         var found = false;
@@ -278,7 +279,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                     {
                         foreach (var e in Decode(frame.Span))
                         {
-                            var erased = userIds.Contains(e.UserId);
+                            var erased = e.Offset <= throughOffset && userIds.Contains(e.UserId);
                             found |= erased;
                             entries.Add(erased ? Erased(e) : e);
                         }

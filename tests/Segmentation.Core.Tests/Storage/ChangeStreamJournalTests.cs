@@ -220,6 +220,48 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public async Task An_erasure_blanks_on_disk_only_what_it_blanked_in_memory_not_a_new_profile_under_the_id_made_during_its_compaction()
+    {
+        // The user's app keeps sending events while the erasure compacts the store: a new profile under the id enters
+        // the segment, named in memory; it must be named on disk too, or a restart serves the same offset blanked.
+        var journal = new ChangeStreamJournal(_dir);
+        TestWorld? world = null;
+        long flushed = 0;
+        void Flush() // what the change stream's writer does every 100 ms
+        {
+            var entries = new List<FeedEntry>();
+            world!.Memberships.Feed.ReadAllAfter(flushed, entries, 1000);
+            journal.Append(entries);
+            flushed = entries.Count > 0 ? entries[^1].Offset : flushed;
+            world.Memberships.Feed.MarkJournaled(flushed);
+        }
+
+        var w = world = new TestWorld(
+            TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")),
+            compaction: new Application.Privacy.CallbackCompaction(() =>
+            {
+                Application.Membership.ChangeStreamTests.SetScore(world!, "u1", 80);
+                Flush();
+            }),
+            journal: journal);
+        List<FeedEntry> inMemory;
+        using (w)
+        {
+            Application.Membership.ChangeStreamTests.SetScore(w, "u1", 80);
+            Flush();
+
+            await w.Rights.ForgetAsync("u1");
+            inMemory = w.FeedAfter(0);
+        }
+
+        journal.Dispose();
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (onDisk, _) = reopened.Load(T0.AddYears(-10), 1000);
+        Assert.Equal(["", "u1"], inMemory.Where(e => e.SegmentId == "high").Select(e => e.UserId));
+        Assert.Equal(inMemory, onDisk);
+    }
+
+    [Fact]
     public void Pending_triggers_are_saved_and_read_back()
     {
         var checkpoint = new TriggerCheckpoint(42, [new PendingTrigger("u1", "reminder", "cart", 40, T0.UtcTicks, T0.AddDays(3).UtcTicks)]);

@@ -31,11 +31,11 @@ public interface IChangeFeedJournal
     void SaveMemberships(MembershipCheckpoint checkpoint);
 
     /// <summary>
-    /// Erasure: rewrites what is kept on disk so that no file names <paramref name="userIds"/> — their stream entries
-    /// keep offset, segment and time with an empty user id and the cause <c>erased</c> (as the stream in memory shows
-    /// them), their saved memberships and pending triggers are dropped — and blanks the same way their entries up to
-    /// <paramref name="throughOffset"/> (the stream's last offset when they were erased) that are appended later (an
-    /// append already under way). Atomic per file.
+    /// Erasure: rewrites what is kept on disk so that no file names <paramref name="userIds"/> — their stream entries up
+    /// to <paramref name="throughOffset"/> (the stream's last offset when they were erased, as the stream in memory
+    /// blanked them) keep offset, segment and time with an empty user id and the cause <c>erased</c>, whether written
+    /// already or appended later (an append already under way); their saved memberships and pending triggers are
+    /// dropped. An entry after that offset is a new profile's under the same id, and stays named. Atomic per file.
     /// </summary>
     void Redact(IReadOnlySet<string> userIds, long throughOffset);
 }

@@ -71,6 +71,7 @@ public sealed class DataSubjectRights(
     public async Task<ForgetResult> ForgetAsync(string userId)
     {
         var result = ingestion.Forget(userId);
+        var erasedThrough = memberships.Feed.Last; // the entries blanked in memory; a later one under the id is a new profile's
         var ids = new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal);
         cache.RemoveUsers(ids);
         outcomes?.Forget(ids); // remembered decisions and impressions hold the ids too
@@ -80,7 +81,7 @@ public sealed class DataSubjectRights(
             audit?.Erase(ids); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
-            journal?.Redact(ids, memberships.Feed.Last); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)
+            journal?.Redact(ids, erasedThrough); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
