@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
+using Segmentation.Core.Experiments;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
@@ -58,12 +59,14 @@ public sealed class CatalogSnapshot
         }
 
         _catalogExperiments = [.. Experiments.Where(e => e.Segment is null)];
+        _layers = Experiments.Where(e => e.Layer is not null).GroupBy(e => e.Layer!, StringComparer.Ordinal).ToFrozenDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal);
         _evaluateAll = new Lazy<Action<EvalContext, bool[]>>(() => RuleNode.CompileAll([.. Segments.Select(s => s.Rule)], Features));
     }
 
     private readonly Lazy<Action<EvalContext, bool[]>> _evaluateAll;
     private readonly Experiment?[] _experimentByRank;
     private readonly Experiment[] _catalogExperiments;
+    private readonly FrozenDictionary<string, Experiment[]> _layers;
 
     /// <summary>
     /// The share of users in the decisioning holdout (catalog setting <c>holdout</c>): they get the fallback experience
@@ -92,16 +95,17 @@ public sealed class CatalogSnapshot
     /// <summary>
     /// The experiment a decision won by <paramref name="winner"/> is in at <paramref name="ticks"/>, or null: the
     /// segment's own experiment running now if the user is in its share of its layer, else the first experiment of the
-    /// whole catalog running now whose layer share holds the user. A decision is in at most one experiment.
+    /// whole catalog running now whose layer share holds the user. A decision is in at most one experiment. With
+    /// <paramref name="recorded"/>, a user recorded in an experiment of a layer stays in it (see <see cref="InLayer"/>).
     /// </summary>
-    public Experiment? ExperimentFor(Segment winner, string subjectId, long ticks)
+    public Experiment? ExperimentFor(Segment winner, string subjectId, long ticks, IRecordedAssignments? recorded = null)
     {
         ArgumentNullException.ThrowIfNull(winner);
         if ((uint)winner.Rank < (uint)_experimentByRank.Length && _experimentByRank[winner.Rank] is not null)
         {
             foreach (var e in Experiments)
             {
-                if (ReferenceEquals(e.Segment, winner) && e.RunsAt(ticks) && e.InLayer(subjectId))
+                if (ReferenceEquals(e.Segment, winner) && e.RunsAt(ticks) && InLayer(e, subjectId, ticks, recorded))
                 {
                     return e;
                 }
@@ -110,13 +114,40 @@ public sealed class CatalogSnapshot
 
         foreach (var e in _catalogExperiments)
         {
-            if (e.RunsAt(ticks) && e.InLayer(subjectId))
+            if (e.RunsAt(ticks) && InLayer(e, subjectId, ticks, recorded))
             {
                 return e;
             }
         }
 
         return null;
+    }
+
+    // A layer's experiments never share a user. The layer's ranges place users not yet in any of them; a user recorded
+    // in one stays in it while it runs, wherever the ranges move (an experiment of the layer added, removed or given
+    // another share) and whatever id the user is known by now (an anonymous visitor's record moves to the user at
+    // Identify, the user's own id places them elsewhere) — results keep crediting the user to that experiment.
+    private bool InLayer(Experiment e, string subjectId, long ticks, IRecordedAssignments? recorded)
+    {
+        if (e.Layer is null || recorded is null)
+        {
+            return e.InLayer(subjectId);
+        }
+
+        if (recorded.IsRecorded(e.Id, subjectId))
+        {
+            return true;
+        }
+
+        foreach (var other in _layers[e.Layer])
+        {
+            if (!ReferenceEquals(other, e) && other.RunsAt(ticks) && recorded.IsRecorded(other.Id, subjectId))
+            {
+                return false;
+            }
+        }
+
+        return e.InLayer(subjectId);
     }
 
     /// <summary>When the experiments a decision won by <paramref name="winner"/> could be in next start or stop after <paramref name="ticks"/> (a decision is valid until then), or <see cref="long.MaxValue"/>.</summary>

@@ -153,7 +153,7 @@ public sealed class Decider(TemplateRenderer renderer)
         }
         else if (catalog.Experiments.Count > 0)
         {
-            experiment = catalog.ExperimentFor(winner, subject, context.NowTicks);
+            experiment = catalog.ExperimentFor(winner, subject, context.NowTicks, assignments);
             arm = experiment?.Assign(subject, assignments, subject);
             context.Until(catalog.NextExperimentChange(winner, context.NowTicks));
         }

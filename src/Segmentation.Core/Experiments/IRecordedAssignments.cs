@@ -8,4 +8,7 @@ public interface IRecordedAssignments
 {
     /// <summary>The arm id recorded for <paramref name="subjectId"/> in <paramref name="experimentId"/>, or null.</summary>
     string? RecordedArm(string experimentId, string subjectId);
+
+    /// <summary>True when <paramref name="subjectId"/> has an arm recorded in <paramref name="experimentId"/>, whatever the weights.</summary>
+    bool IsRecorded(string experimentId, string subjectId);
 }

@@ -78,6 +78,46 @@ public class ExperimentLayerTests
         Assert.False(ExperimentStatistics.SampleRatio([counts["first"], counts["second"]], [0.3, 0.7]).Mismatch, string.Join(", ", counts));
     }
 
+    [Fact]
+    public void A_user_stays_in_the_experiment_of_the_layer_they_were_recorded_in_when_the_layers_ranges_move()
+    {
+        // Removing 'a' gives 'b' the first half and 'c' the second: by the ranges alone, part of b's users would be
+        // served c, while b's results go on crediting them — counted in both.
+        string Layer(params string[] ids) => "experiments:\n" + string.Join("\n", ids.Select(id => CatalogWide(id, "    layer: checkout")));
+        using var w = new TestWorld(ExperimentCatalogTests.Source(Layer("a", "b", "c")));
+        var before = Enumerable.Range(0, 600).ToDictionary(i => $"u{i}", i => w.Decide($"u{i}").Experiment!.Id);
+        w.Measurement.Drain();
+
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", Layer("b", "c"))], "a ended");
+        var (b, c) = (w.Catalogs.Current.Experiments[0], w.Catalogs.Current.Experiments[1]);
+        Assert.Contains(before, kv => kv.Value == "b" && c.InLayer(kv.Key)); // the ranges alone would move some
+
+        foreach (var (user, experiment) in before)
+        {
+            var now = w.Decide(user).Experiment!.Id;
+            Assert.Equal(experiment == "a" ? (b.InLayer(user) ? "b" : "c") : experiment, now); // a's users are placed afresh
+        }
+
+        w.Measurement.Drain();
+        Assert.DoesNotContain(before.Keys, u => w.Measurement.Exposures.IsRecorded("b", u) && w.Measurement.Exposures.IsRecorded("c", u));
+    }
+
+    [Fact]
+    public void An_identified_visitor_stays_in_the_experiment_of_the_layer_they_were_in_anonymously()
+    {
+        var experiments = "experiments:\n" + CatalogWide("first", "    layer: checkout") + "\n" + CatalogWide("second", "    layer: checkout");
+        using var w = new TestWorld(ExperimentCatalogTests.Source(experiments));
+        var first = w.Catalogs.Current.Experiments[0];
+        var (visitor, user) = Enumerable.Range(0, 100).Select(i => ($"anon-{i}", $"user-{i}")).First(p => first.InLayer(p.Item1) && !first.InLayer(p.Item2));
+        Assert.Equal("first", w.Decide(visitor).Experiment!.Id);
+        w.Measurement.Drain();
+
+        w.Ingestion.Identify(visitor, user);
+
+        Assert.Equal("first", w.Decide(user).Experiment!.Id); // the user's own id places them in 'second'
+    }
+
     [Theory]
     [InlineData("experiments:\n{0}\n{1}", "already has experiment 'a'")] // two catalog experiments, same time, no layer
     [InlineData("experiments:\n{0}", "'traffic' is the experiment's share of its layer's users; it needs a 'layer'", "    traffic: 0.5")]

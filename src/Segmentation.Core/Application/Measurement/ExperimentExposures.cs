@@ -95,6 +95,10 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     public string? RecordedArm(string experimentId, string subjectId) =>
         _tables.TryGetValue(experimentId, out var table) && table.ReadsRecords ? table.ArmOf(subjectId) : null;
 
+    /// <inheritdoc />
+    public bool IsRecorded(string experimentId, string subjectId) =>
+        _tables.TryGetValue(experimentId, out var table) && table.Holds(subjectId);
+
     /// <summary>
     /// Called with a catalog about to be served: an experiment whose arms' weights differ from those its users were
     /// assigned under reads recorded arms from now on (before the catalog serves a single decision).
@@ -354,6 +358,8 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         }
 
         // Lock-free: a record is written before its index entry is published.
+        public bool Holds(string subject) => _index.ContainsKey(subject);
+
         public string? ArmOf(string subject)
         {
             if (!_index.TryGetValue(subject, out var packed))
