@@ -99,17 +99,20 @@ public sealed class ChangeFeed
     /// <summary>Appends one entry, giving it the next offset.</summary>
     public FeedEntry Append(string userId, string segmentId, ChangeKind kind, DateTimeOffset at, long catalogVersion, string cause, string? trigger = null)
     {
-        TaskCompletionSource signal;
+        TaskCompletionSource? signal = null;
         FeedEntry entry;
         lock (_gate)
         {
             entry = new FeedEntry(_last + 1, userId, segmentId, kind, at, catalogVersion, cause, trigger);
             Put(entry);
-            signal = _appended;
-            _appended = NewSignal();
+            if (!ServeOnlyJournaled) // otherwise nothing new is readable until the journal has written it: MarkJournaled wakes readers
+            {
+                signal = _appended;
+                _appended = NewSignal();
+            }
         }
 
-        signal.TrySetResult(); // outside the lock: waiting readers continue on the thread pool
+        signal?.TrySetResult(); // outside the lock: waiting readers continue on the thread pool
         return entry;
     }
 

@@ -108,7 +108,7 @@ public sealed class ChangeStreamTests
     }
 
     [Fact]
-    public async Task With_a_journal_readers_get_only_what_is_written_so_an_offset_seen_is_never_handed_out_again_after_a_crash()
+    public async Task With_a_journal_readers_get_only_what_is_written_so_an_offset_seen_is_never_handed_out_again_after_a_crash_and_wake_when_it_is()
     {
         var feed = new ChangeFeed(new ChangeFeedOptions { Capacity = 100 }, new ManualClock(T0)) { ServeOnlyJournaled = true };
         for (var i = 0; i < 3; i++)
@@ -119,6 +119,8 @@ public sealed class ChangeStreamTests
         Assert.Empty(After(feed, 0)); // appended, not yet on disk: a crash now would hand these offsets out again
         var waiting = feed.WaitAfterAsync(0, CancellationToken.None);
         Assert.False(waiting.IsCompleted);
+        feed.Append("u", "s", ChangeKind.Entered, T0, 1, "e3");
+        Assert.False(waiting.IsCompleted); // an append gives a waiting reader nothing to read: it is not woken for it
 
         feed.MarkJournaled(2);
 
