@@ -10,7 +10,8 @@ namespace Segmentation.Core.Experiments;
 /// <remarks>
 /// Posteriors: for a rate, Beta(1 + users who converted, 1 + users who did not) (a uniform prior); for a mean,
 /// Normal(mean, variance / users), with a wide prior (the pooled mean and variance of all arms, as if from one user)
-/// while an arm has fewer than two users.
+/// while an arm has fewer than two users, and the pooled variance while its own is 0 (every user the same value, as
+/// no revenue at all early on: taken as certain, the arm would be held at its floor however few users it has seen).
 /// </remarks>
 public static class ThompsonSampling
 {
@@ -65,7 +66,9 @@ public static class ThompsonSampling
         }
 
         var m = arm.Metric;
-        var (mean, variance) = m.Users >= 2 ? (m.Mean, m.Variance / m.Users) : (pooled.Mean, Math.Max(pooled.Variance, 1));
+        var (mean, variance) = m.Users < 2 ? (pooled.Mean, Math.Max(pooled.Variance, 1))
+            : m.Variance > 0 ? (m.Mean, m.Variance / m.Users)
+            : (m.Mean, Math.Max(pooled.Variance, 1) / m.Users);
         var normal = new Normal(mean, Math.Sqrt(Math.Max(variance, 1e-12)), random);
         return normal.Sample;
     }

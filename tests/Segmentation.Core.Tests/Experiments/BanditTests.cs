@@ -45,6 +45,28 @@ public class BanditTests
     }
 
     [Fact]
+    public void An_arm_whose_users_all_spent_nothing_yet_is_not_taken_as_certain()
+    {
+        // 20 users, none with revenue yet, against 200 of whom 20 spent 10: with a variance of 0 the first arm's
+        // posterior was a point at 0, beaten by every draw of the second — held at the floor after 20 users.
+        var none = default(MetricSums);
+        var some = default(MetricSums);
+        for (var i = 0; i < 200; i++)
+        {
+            if (i < 20)
+            {
+                none.Add(0, 0);
+            }
+
+            some.Add(i < 20 ? 10 : 0, 0);
+        }
+
+        var shares = ThompsonSampling.Allocate([none, some], ExperimentMetric.Named("revenue_per_user"), 0.01, new Random(5));
+
+        Assert.InRange(shares[0], 0.04, 0.15); // the chance it is the better arm with the pooled spread: about 7 %
+    }
+
+    [Fact]
     public void Where_lower_is_better_the_lower_arm_wins()
     {
         var shares = ThompsonSampling.Allocate([Rate(2_000, 100), Rate(2_000, 20)], ExperimentMetric.Named("unsubscribe_rate"), 0.01, new Random(4));
