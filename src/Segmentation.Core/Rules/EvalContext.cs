@@ -41,6 +41,7 @@ public sealed class EvalContext
         _scalars = featureSlots == 0 ? [] : new long[featureSlots];
         _references = featureSlots == 0 ? [] : new object?[featureSlots];
         _stamps = featureSlots == 0 ? [] : new int[featureSlots];
+        BoundByEventsAhead();
     }
 
     /// <summary>The profile, or null for an unknown user.</summary>
@@ -66,6 +67,26 @@ public sealed class EvalContext
     {
         _generation++;
         ValidUntilTicks = long.MaxValue;
+        BoundByEventsAhead();
+    }
+
+    // Events dated after the evaluation time (a client's clock ahead, by at most minutes) are read once their time
+    // comes — by rules, templates, scores and day counts alike — so any result may change then: valid until the first.
+    private void BoundByEventsAhead()
+    {
+        if (Profile is not { } p || p.LastSeenTicks <= NowTicks)
+        {
+            return;
+        }
+
+        var first = p.LastSeenTicks;
+        var scan = p.Events.Backward(int.MaxValue); // in time order, newest first
+        while (scan.MoveNext() && scan.Ticks > NowTicks)
+        {
+            first = scan.Ticks;
+        }
+
+        ValidUntilTicks = first;
     }
 
     [ThreadStatic]

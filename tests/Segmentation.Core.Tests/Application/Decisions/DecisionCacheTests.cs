@@ -31,6 +31,25 @@ public class DecisionCacheTests
     }
 
     [Fact]
+    public void An_event_dated_a_little_ahead_of_the_server_bounds_the_decision_until_its_time_comes()
+    {
+        // Read once its time comes (a day count of "now minus a future time" is no count): the decision cached before
+        // must not outlive that moment.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("seen_this_week", "behavioural", "{ field: profile.days_since_last_seen, lte: 7 }")));
+        var ahead = w.Clock.Now.AddSeconds(30);
+        w.Track("u1", "page_view", at: ahead); // a storefront whose clock is 30 s fast
+
+        var first = w.Decide("u1");
+        w.Decide("u1");
+        Assert.Equal(("everyone", ahead.UtcTicks), (first.Winner.Id, first.ValidUntilTicks));
+
+        w.Clock.Now = ahead.AddSeconds(1);
+        var later = w.Decide("u1");
+        Assert.False(later.FromCache);
+        Assert.Equal("seen_this_week", later.Winner.Id);
+    }
+
+    [Fact]
     public void A_context_seen_once_leaves_no_decision_in_the_cache()
     {
         using var cache = new DecisionCache();
