@@ -156,7 +156,8 @@ public sealed class CatalogSnapshot
         var next = long.MaxValue;
         foreach (var e in Experiments)
         {
-            if (e.Segment is null || ReferenceEquals(e.Segment, winner))
+            // With a layer's siblings too: one ending lets the users recorded in it into this winner's experiment.
+            if (e.Segment is null || ReferenceEquals(e.Segment, winner) || (e.Layer is { } layer && _layers[layer].Any(x => x.Segment is null || ReferenceEquals(x.Segment, winner))))
             {
                 if (e.StartTicks > ticks)
                 {

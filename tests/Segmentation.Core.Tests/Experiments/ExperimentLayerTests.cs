@@ -104,6 +104,29 @@ public class ExperimentLayerTests
     }
 
     [Fact]
+    public void A_decision_is_valid_until_an_experiment_of_its_layer_ends_even_one_of_another_segment()
+    {
+        // A user recorded in 'regulars_test' is kept out of 'vip_test' (same layer) while it runs; when it stops they
+        // may enter 'vip_test', so a vip decision cached before must not outlive that stop.
+        static string Of(string id, string segment, string extra) => $$"""
+              - id: {{id}}
+                segment: {{segment}}
+                layer: loyalty
+            {{extra}}
+                arms:
+                  - id: control
+                  - id: bold
+                    variants:
+                      cta: "{{id}}"
+            """;
+        var experiments = "experiments:\n" + Of("vip_test", "vip", "") + "\n" + Of("regulars_test", "regulars", "    stop: 2030-01-01T00:00:00Z");
+        var catalog = CatalogLoader.Load(ExperimentCatalogTests.Source(experiments, TestCatalogs.Segment("regulars", "behavioural", "{ field: traits.score, gte: 1 }")));
+
+        var stop = new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero).UtcTicks;
+        Assert.Equal(stop, catalog.NextExperimentChange(catalog.ById["vip"], stop - TimeSpan.TicksPerDay));
+    }
+
+    [Fact]
     public void An_identified_visitor_stays_in_the_experiment_of_the_layer_they_were_in_anonymously()
     {
         var experiments = "experiments:\n" + CatalogWide("first", "    layer: checkout") + "\n" + CatalogWide("second", "    layer: checkout");
