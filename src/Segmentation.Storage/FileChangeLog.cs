@@ -377,7 +377,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             {
                 throw error is ObjectDisposedException
                     ? new ObjectDisposedException(nameof(FileChangeLog), error)
-                    : new StorageUnavailableException($"the change could not be written to the change log ({error.Message}); it was not applied: retry later", error);
+                    : new StorageUnavailableException($"the change could not be written to the change log ({StorageUnavailableException.Describe(error)}); it was not applied: retry later", error);
             }
         }
     }

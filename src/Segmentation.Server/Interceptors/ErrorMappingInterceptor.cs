@@ -19,6 +19,7 @@ namespace Segmentation.Server.Interceptors;
 internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, IHostEnvironment environment) : Interceptor
 {
     private readonly RepeatedLogLimit _unexpected = new(perMinute: 5);
+    private readonly RepeatedLogLimit _storage = new(perMinute: 5);
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
@@ -65,6 +66,25 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
         catch (Exception ex) when (ex is not RpcException)
         {
             throw Map(ex, context);
+        }
+    }
+
+    // How long a caller should wait before retrying a write the storage refused (a full disk is freed by an operator).
+    private static readonly TimeSpan StorageRetryAfter = TimeSpan.FromSeconds(5);
+
+    private static RpcException Unavailable(string message, TimeSpan retryAfter) => new Google.Rpc.Status
+    {
+        Code = (int)Code.Unavailable,
+        Message = Bounded(message),
+        Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(retryAfter) }) },
+    }.ToRpcException();
+
+    // The operating system's message (which names the server's files) goes to the log, not to the caller; rate-limited.
+    private void LogStorage(Exception error, ServerCallContext context)
+    {
+        if (_storage.ShouldLog(error.GetType(), context.Method, out var suppressed))
+        {
+            logger.LogWarning("A write in {Method} failed in storage: {ExceptionType}: {Message} ({Suppressed} more of the same in the last minute not logged)", context.Method, error.GetType().FullName, error.Message, suppressed);
         }
     }
 
@@ -126,12 +146,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case Core.Validation.LimitExceededException le:
                 return new RpcException(new Grpc.Core.Status(StatusCode.ResourceExhausted, Bounded(le.Message)));
             case NotReadyException nr:
-                return new Google.Rpc.Status
-                {
-                    Code = (int)Code.Unavailable,
-                    Message = Bounded(nr.Message),
-                    Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(nr.RetryAfter) }) },
-                }.ToRpcException();
+                return Unavailable(nr.Message, nr.RetryAfter);
             case Core.Application.Membership.FeedOffsetException fo:
                 // Machine-readable too: a consumer resynchronises, then continues from the oldest retained or newest offset.
                 return new Google.Rpc.Status
@@ -149,7 +164,13 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                     },
                 }.ToRpcException();
             case StorageUnavailableException su:
-                return new RpcException(new Grpc.Core.Status(StatusCode.Unavailable, Bounded(su.Message)));
+                LogStorage(su.InnerException ?? su, context);
+                return Unavailable(su.Message, StorageRetryAfter);
+            case IOException or UnauthorizedAccessException:
+                // A write the data directory refused where no code named the failure (a catalog version, a saved state):
+                // as retryable as a change log that cannot write, never INTERNAL.
+                LogStorage(ex, context);
+                return Unavailable($"the data directory could not be written ({StorageUnavailableException.Describe(ex)}): retry later", StorageRetryAfter);
             case CatalogException ce:
                 return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, Bounded(ce.Message)));
             default:

@@ -75,4 +75,16 @@ public sealed class StorageUnavailableException : Exception
         : base(message, innerException)
     {
     }
+
+    /// <summary>
+    /// What went wrong with a write, in words a caller may be told: the operating system's message names the server's
+    /// files, so it is kept for the server's log.
+    /// </summary>
+    public static string Describe(Exception error) => error switch
+    {
+        UnauthorizedAccessException => "access to the data directory was denied",
+        IOException { HResult: 28 or unchecked((int)0x80070070) or unchecked((int)0x80070027) } => "no space left on the device", // ENOSPC; Windows' disk full
+        IOException => "an I/O error",
+        _ => error.GetType().Name,
+    };
 }

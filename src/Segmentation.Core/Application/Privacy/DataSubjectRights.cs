@@ -87,7 +87,7 @@ public sealed class DataSubjectRights(
         {
             // Erased in memory and logged as erased (a restart never brings the user back), but older files
             // still hold the user's data: the caller must retry until the compaction succeeds.
-            throw new StorageUnavailableException($"the user was erased from the live store, but removing their data from the files on disk failed ({ex.Message}); retry ForgetUser (it is idempotent) until it succeeds", ex);
+            throw new StorageUnavailableException($"the user was erased from the live store, but removing their data from the files on disk failed ({StorageUnavailableException.Describe(ex)}); retry ForgetUser (it is idempotent) until it succeeds", ex);
         }
         finally
         {
