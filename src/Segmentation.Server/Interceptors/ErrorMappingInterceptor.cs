@@ -166,7 +166,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case StorageUnavailableException su:
                 LogStorage(su.InnerException ?? su, context);
                 return Unavailable(su.Message, StorageRetryAfter);
-            case IOException or UnauthorizedAccessException:
+            case IOException or UnauthorizedAccessException when ex is not Microsoft.AspNetCore.Connections.ConnectionResetException and not BadHttpRequestException: // those two are the caller's connection
                 // A write the data directory refused where no code named the failure (a catalog version, a saved state):
                 // as retryable as a change log that cannot write, never INTERNAL.
                 LogStorage(ex, context);
