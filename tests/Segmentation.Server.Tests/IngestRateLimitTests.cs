@@ -9,6 +9,24 @@ namespace Segmentation.Server.Tests;
 /// <summary>Unary ingestion shares the per-key events-per-second budget with streams.</summary>
 public sealed class IngestRateLimitTests
 {
+    [Theory]
+    [InlineData(1)]
+    [InlineData(19)]
+    [InlineData(20)]
+    [InlineData(30)]
+    [InlineData(39)]
+    [InlineData(1_010)]
+    [InlineData(200_000)]
+    public void The_event_bucket_refills_at_exactly_the_configured_rate_and_holds_a_second_of_it(int rate)
+    {
+        // Regression: refilled rate / 20 (rounded down) tokens 20 times a second, so 39/s sustained 20/s and 1,010/s 1,000/s.
+        var bucket = Security.StreamRateLimits.Bucket(rate);
+
+        Assert.InRange(bucket.TokensPerPeriod / bucket.ReplenishmentPeriod.TotalSeconds, rate * 0.9999, rate * 1.0001); // a period is whole 100 ns ticks
+        Assert.Equal(rate, bucket.TokenLimit);
+        Assert.True(bucket.ReplenishmentPeriod <= TimeSpan.FromSeconds(1));
+    }
+
     [Fact]
     public async Task Unary_track_calls_beyond_the_keys_event_rate_are_resource_exhausted_with_a_retry_delay()
     {

@@ -47,19 +47,10 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
         }
     }
 
-    private static TokenBucketRateLimiter Create(int rate)
-    {
-        // Refill in 20 steps a second when the rate allows it, so the rate holds within a second.
-        var steps = rate >= 20 ? 20 : 1;
-        return new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = rate,
-            TokensPerPeriod = rate / steps,
-            ReplenishmentPeriod = TimeSpan.FromSeconds(1.0 / steps),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        });
-    }
+    /// <summary>The bucket of a caller allowed <paramref name="rate"/> events per second: the unary limits' shape, exact at any rate.</summary>
+    public static TokenBucketRateLimiterOptions Bucket(int rate) => UnaryRateLimits.Bucket(rate);
+
+    private static TokenBucketRateLimiter Create(int rate) => new(Bucket(rate));
 }
 
 /// <summary>A caller exceeded its rate limit; answered RESOURCE_EXHAUSTED with a <c>google.rpc.RetryInfo</c> delay.</summary>

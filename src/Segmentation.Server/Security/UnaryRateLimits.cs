@@ -52,7 +52,7 @@ internal static class UnaryRateLimits
 
     // Refilled in about 20 steps a second when the rate allows it, so the rate holds within a second; the period is
     // derived from the tokens per step, so the rate is exact (39/s is 1 token every 1/39 s, not 20/s); no queue.
-    private static TokenBucketRateLimiterOptions Bucket(int rate)
+    internal static TokenBucketRateLimiterOptions Bucket(int rate)
     {
         var tokens = Math.Max(1, rate / Steps(rate));
         return new()
