@@ -44,6 +44,11 @@ public sealed class ProductRelations : IRelatedProducts
     private int _interned;
     private int _popular;
 
+    private readonly TimeProvider _time;
+
+    /// <summary>Relations whose copies follow <paramref name="time"/> (the system clock when null).</summary>
+    public ProductRelations(TimeProvider? time = null) => _time = time ?? TimeProvider.System;
+
     /// <summary>Products tracked.</summary>
     public int Products => Volatile.Read(ref _tracked);
 
@@ -179,8 +184,13 @@ public sealed class ProductRelations : IRelatedProducts
     /// <inheritdoc />
     public IReadOnlyList<string> Related(IReadOnlyList<string> seeds, IReadOnlySet<string> exclude, int max, long nowTicks, out long validUntilTicks)
     {
-        var frozen = FrozenAt(nowTicks);
-        validUntilTicks = frozen.Boundary + Refresh.Ticks;
+        // Copies follow the server's clock: a request dated past its refresh boundary (a preview dated next year, a
+        // client's clock ahead) gets the current copy, valid for that instant only — building the copy of its time
+        // would serve it to everyone until then, and to decisions cached under the current one too early.
+        var serverBoundary = BoundaryOf(_time.GetUtcNow().UtcTicks);
+        var ahead = BoundaryOf(nowTicks) > serverBoundary;
+        var frozen = FrozenAt(ahead ? serverBoundary : nowTicks);
+        validUntilTicks = ahead ? nowTicks + 1 : frozen.Boundary + Refresh.Ticks;
         var scores = new Dictionary<string, double>(StringComparer.Ordinal);
         for (var i = 0; i < seeds.Count; i++)
         {
@@ -223,7 +233,7 @@ public sealed class ProductRelations : IRelatedProducts
     // evaluation time) gets the newest copy, never an older one rebuilt in its place.
     private Frozen FrozenAt(long nowTicks)
     {
-        var boundary = nowTicks - (nowTicks % Refresh.Ticks);
+        var boundary = BoundaryOf(nowTicks);
         var frozen = Volatile.Read(ref _frozen);
         if (frozen is not null && frozen.Boundary >= boundary)
         {
@@ -243,6 +253,8 @@ public sealed class ProductRelations : IRelatedProducts
             return next;
         }
     }
+
+    private static long BoundaryOf(long ticks) => ticks - (ticks % Refresh.Ticks);
 
     private void Add(string a, string b, double weight)
     {

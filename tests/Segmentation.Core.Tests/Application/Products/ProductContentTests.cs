@@ -60,6 +60,26 @@ public sealed class ProductContentTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_request_dated_ahead_of_the_server_does_not_freeze_the_related_products_until_its_time()
+    {
+        // Regression: a preview Decide dated next year built the copy of its refresh boundary, which every later
+        // request (all earlier) was then served, so relations stopped refreshing for a year.
+        var clock = new ManualClock(new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero));
+        var relations = new ProductRelations(clock);
+        relations.ObserveView("lamp", ["shade"]);
+
+        var preview = relations.Related(["lamp"], new HashSet<string>(), 1, clock.Now.AddYears(1).UtcTicks, out var previewValid);
+        Assert.Equal(["shade"], preview);
+        Assert.Equal(clock.Now.AddYears(1).UtcTicks + 1, previewValid); // answered from the current copy, for that instant only
+
+        relations.ObserveView("lamp", ["bulb"]);
+        relations.ObserveView("lamp", ["bulb"]);
+        clock.Now = clock.Now.Add(ProductRelations.Refresh);
+
+        Assert.Equal(["bulb"], relations.Related(["lamp"], new HashSet<string>(), 1, clock.Now.UtcTicks, out _)); // refreshed on time
+    }
+
+    [Fact]
     public void Past_the_related_products_counted_per_product_the_most_counted_survives_the_replacements()
     {
         var relations = new ProductRelations();
