@@ -47,6 +47,26 @@ public class ExperimentLayerTests
     }
 
     [Fact]
+    public void A_decision_cached_for_the_user_before_identify_gives_way_to_the_arm_the_visitor_brings()
+    {
+        // A visitor without a profile links to the user without changing any profile version: the user's decision
+        // cached before (its arm by the user's own hash, not yet recorded) was served after the visitor's arm moved in.
+        using var w = new TestWorld(ExperimentCatalogTests.Source("experiments:\n" + CatalogWide("cta_test")));
+        var experiment = w.Catalogs.Current.Experiments[0];
+        var (visitor, user) = Enumerable.Range(0, 100).Select(i => ($"anon-{i}", $"user-{i}")).First(p => experiment.Assign(p.Item1).Id != experiment.Assign(p.Item2).Id);
+        var visitorArm = w.Decide(visitor).Arm!.Id;
+        w.Measurement.Drain(); // the visitor's arm is recorded
+        w.Decide(user);
+        Assert.True(w.Decide(user).FromCache || w.Decide(user).FromCache); // the user's own arm, cached
+
+        w.Ingestion.Identify(visitor, user);
+
+        var after = w.Decide(user);
+        Assert.False(after.FromCache);
+        Assert.Equal(visitorArm, after.Arm!.Id);
+    }
+
+    [Fact]
     public void A_segments_own_experiment_comes_before_a_catalog_experiment()
     {
         using var w = new TestWorld(ExperimentCatalogTests.Source(ExperimentCatalogTests.Experiment + "\n" + CatalogWide("cta_test")));

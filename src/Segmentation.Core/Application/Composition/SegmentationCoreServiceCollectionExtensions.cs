@@ -111,7 +111,10 @@ public static class SegmentationCoreServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var measurement = new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement, new ExperimentExposures(sp.GetRequiredService<IProfileStore>()));
-            sp.GetRequiredService<ProfileIngestion>().Identity.Linked += measurement.Exposures.Link; // an identified user keeps the arm they had anonymously
+            var identity = sp.GetRequiredService<ProfileIngestion>().Identity;
+            identity.Linked += measurement.Exposures.Link; // an identified user keeps the arm they had anonymously
+            var cache = sp.GetRequiredService<DecisionCache>();
+            identity.Linked += (anonymousId, userId) => cache.RemoveUsers([anonymousId, userId]); // then: a decision cached for either id may have served another arm (a link alone changes no profile version)
             sp.GetRequiredService<CatalogProvider>().Publishing += next =>
             {
                 measurement.Drain(); // arms given under the old weights are recorded before new ones apply...
