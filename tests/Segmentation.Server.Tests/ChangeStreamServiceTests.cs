@@ -98,6 +98,7 @@ public sealed class ChangeStreamServiceTests : IDisposable
         using var server = Server();
         using var channel = GrpcTestFixture.CreateChannel(server);
         await Explore(channel, "stream-x");
+        await Read(channel, new WatchSegmentChangesRequest { FromOldest = true }, 1); // served once written: the newest offset named below is a written one
 
         var ex = await Assert.ThrowsAsync<RpcException>(() => Read(channel, new WatchSegmentChangesRequest { AfterOffset = 1_000_000 }, 1));
 
