@@ -39,8 +39,8 @@ public sealed class DerivedFields : IDerivedFields
             c.Until(at);
             return c.NowTicks >= at ? 1 : 0;
         }),
-        "affinity.top_category" => FieldAccessor.ForText(name, c => DerivedScores.Affinity(c.Profile, c.NowTicks, Settings.AffinityHalfLife).Top),
-        "affinity.top_product" => FieldAccessor.ForText(name, c => DerivedScores.Affinity(c.Profile, c.NowTicks, Settings.AffinityHalfLife, byProduct: true).Top),
+        "affinity.top_category" => FieldAccessor.ForText(name, c => Affinity(c, byProduct: false).Top),
+        "affinity.top_product" => FieldAccessor.ForText(name, c => Affinity(c, byProduct: true).Top),
         "rfm.segment" => FieldAccessor.ForText(name, c => DerivedScores.RfmSegment(c.Rfm.Recency(c.Profile), c.Rfm.Frequency(c.Profile), c.Rfm.Monetary(c.Profile))),
         _ => null,
     };
@@ -48,7 +48,15 @@ public sealed class DerivedFields : IDerivedFields
     /// <inheritdoc />
     public (string? Value, long LastTicks) Observed(string observedBy, EvalContext c)
     {
-        var (top, _, last) = DerivedScores.Affinity(c.Profile, c.NowTicks, Settings.AffinityHalfLife, byProduct: observedBy == "affinity.top_product");
+        var (top, _, last) = Affinity(c, byProduct: observedBy == "affinity.top_product");
         return (top, last);
+    }
+
+    // The top (and when it changes with time alone: its oldest interaction read leaving the window narrows the validity).
+    private (string? Top, double Score, long LastTicks) Affinity(EvalContext c, bool byProduct)
+    {
+        var result = DerivedScores.Affinity(c.Profile, c.NowTicks, Settings.AffinityHalfLife, byProduct, out var changesAt);
+        c.Until(changesAt);
+        return result;
     }
 }

@@ -360,10 +360,15 @@ public static class DerivedScores
     /// each product view counts 1, add to cart 3 and purchase 5, halved every half-life;
     /// interactions older than 8 half-lives are ignored. Also the
     /// time of the latest interaction with it. Decay scales every score alike, so the ranking only
-    /// changes with new events.
+    /// changes with new events, or when the oldest interaction read leaves the 8 half-lives.
     /// </summary>
-    public static (string? Top, double Score, long LastTicks) Affinity(Profile? p, long nowTicks, TimeSpan halfLife, bool byProduct = false)
+    public static (string? Top, double Score, long LastTicks) Affinity(Profile? p, long nowTicks, TimeSpan halfLife, bool byProduct = false) =>
+        Affinity(p, nowTicks, halfLife, byProduct, out _);
+
+    /// <summary>As <see cref="Affinity(Profile?, long, TimeSpan, bool)"/>; <paramref name="changesAt"/> is when the oldest interaction read leaves the 8 half-lives (the result may change then), or <see cref="long.MaxValue"/>.</summary>
+    public static (string? Top, double Score, long LastTicks) Affinity(Profile? p, long nowTicks, TimeSpan halfLife, bool byProduct, out long changesAt)
     {
+        changesAt = long.MaxValue;
         if (p is null)
         {
             return (null, 0, long.MinValue);
@@ -386,6 +391,7 @@ public static class DerivedScores
                 continue;
             }
 
+            changesAt = ticks + (8 * halfLife.Ticks); // newest first: the last one counted is the oldest
             var decayed = weight * Math.Pow(0.5, (nowTicks - ticks) / (double)halfLife.Ticks);
             ref var entry = ref key >= 0
                 ? ref CollectionsMarshal.GetValueRefOrAddDefault(byCode ??= [], key, out _)

@@ -214,6 +214,23 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void A_decision_reading_the_top_category_is_valid_until_its_oldest_interaction_leaves_the_eight_half_lives()
+    {
+        // The ranking never changes with decay alone, but an interaction older than 8 half-lives is no longer read:
+        // the only garden view, 239 days old, stops counting on day 240 and the user then has no top category.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("gardener", "psychographic", "{ field: affinity.top_category, eq: garden }")));
+        var viewed = w.Clock.Now.AddDays(-239);
+        w.Track("u1", EventTypes.ProductView, viewed, category: "garden");
+
+        var d = w.Decide("u1");
+
+        Assert.Equal("gardener", d.Winner.Id);
+        Assert.Equal(viewed.AddDays(240).UtcTicks, d.ValidUntilTicks);
+        w.Clock.Now = viewed.AddDays(240);
+        Assert.Equal("everyone", w.Decide("u1").Winner.Id);
+    }
+
+    [Fact]
     public void Rules_can_ask_for_the_f3_resolution_of_declared_and_recent_behaviour()
     {
         var schema = TestCatalogs.Schema.Replace("tier: { type: string }", "tier: { type: string, observed_by: affinity.top_category }");
