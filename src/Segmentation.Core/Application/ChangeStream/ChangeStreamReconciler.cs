@@ -18,11 +18,24 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
     /// <summary>The cause of the entries it appends.</summary>
     public const string Cause = "restart";
 
-    /// <summary>Saves what consumers have been told so far (call periodically and at shutdown).</summary>
-    public void Save()
+    /// <summary>
+    /// Saves what consumers have been told so far (call periodically and at shutdown). <paramref name="writeEntries"/>
+    /// writes the stream's unwritten entries: the checkpoint is saved only once every entry it accounts for is written,
+    /// so a crash never leaves it ahead of the stream (a restart would then find its offset gone and announce nothing,
+    /// or take changes whose entries were lost as told). Returns false when they could not be written (kept as before).
+    /// </summary>
+    public bool Save(Action? writeEntries = null)
     {
         var offset = feed.Last; // read first: every entry up to it is already in the index
-        journal.SaveMemberships(new MembershipCheckpoint(offset, [.. memberships.Snapshot()]));
+        var users = memberships.Snapshot().ToList();
+        writeEntries?.Invoke();
+        if (feed.Journaled < offset)
+        {
+            return false;
+        }
+
+        journal.SaveMemberships(new MembershipCheckpoint(offset, users));
+        return true;
     }
 
     /// <summary>Appends the differences; returns how many entries, or -1 when there was nothing to compare with.</summary>

@@ -41,6 +41,9 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
         }
     }
 
+    /// <summary>Saves what consumers have been told (the memberships with the offset they account for), after writing the entries up to it.</summary>
+    public void SaveMemberships() => reconciler?.Save(() => Flush(saveTriggers: false));
+
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -65,7 +68,7 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
 
                 if (ticks % 3000 == 0 && Ready())
                 {
-                    reconciler?.Save(); // every 5 minutes: what consumers have been told, for the next restart to compare with
+                    SaveMemberships(); // every 5 minutes: what consumers have been told, for the next restart to compare with
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -89,7 +92,7 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
             Flush();
             if (Ready())
             {
-                reconciler?.Save();
+                SaveMemberships();
             }
         });
     }

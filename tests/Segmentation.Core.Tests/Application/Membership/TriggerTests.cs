@@ -248,6 +248,31 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void The_saved_memberships_never_account_for_entries_the_stream_has_not_written()
+    {
+        // Regression: the checkpoint took the stream's last offset while entries after the last flush were in memory
+        // only; after a crash the restored stream ended before it, and the restart announced nothing at all.
+        long saved, written;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = World(journal: journal);
+            var service = new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock, reconciler: w.Get<ChangeStreamReconciler>(), memberships: w.Memberships);
+            ChangeStreamTests.SetScore(w, "u1", 80); // appended, not yet flushed
+
+            service.SaveMemberships();
+            saved = journal.LoadMemberships()!.Offset;
+        } // a crash here loses nothing the checkpoint names
+
+        using (var reopened = new ChangeStreamJournal(_dir))
+        {
+            written = reopened.Load(DateTimeOffset.UnixEpoch, 1000).LastOffset;
+        }
+
+        Assert.True(saved >= 1);
+        Assert.True(saved <= written, $"checkpoint at {saved}, stream written to {written}");
+    }
+
+    [Fact]
     public void After_a_restart_what_changed_while_the_server_was_down_is_announced_once_and_nothing_else()
     {
         var catalog = TestCatalogs.Source(
