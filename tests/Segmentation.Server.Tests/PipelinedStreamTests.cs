@@ -34,9 +34,11 @@ public sealed class PipelinedStreamTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
 
         // Without a flush every so many answers the writer never waits, and all 200,000 messages are read. With it: the
-        // answers written up to the flush that waits, the queue's bound, and the message read that waited for room.
+        // answers a flush took out, the room (answers written since, which the transport holds, count in it), and the
+        // message read that waited for room. Regression: buffered answers gave their room back at once, so the server
+        // held up to FlushEvery answers more than the room.
         Assert.InRange(responses.Written, PipelinedStream.FlushEvery, 2 * PipelinedStream.FlushEvery - 1);
-        Assert.InRange(requests.Read, responses.Written + 1, responses.Written + MaxQueued + 1);
+        Assert.InRange(requests.Read, responses.Written + 1, responses.Flushed + MaxQueued + 1);
     }
 
     [Fact]
@@ -131,13 +133,17 @@ public sealed class PipelinedStreamTests
 
         public int Written { get; private set; }
 
+        // Answers the flush that went through took out (it and those written before it).
+        public int Flushed { get; private set; }
+
         public WriteOptions? WriteOptions { get; set; }
 
         public Task WriteAsync(int message) => WriteAsync(message, CancellationToken.None);
 
         public async Task WriteAsync(int message, CancellationToken cancellationToken)
         {
-            if (WriteOptions is not { } options || (options.Flags & WriteFlags.BufferHint) == 0)
+            var flush = WriteOptions is not { } options || (options.Flags & WriteFlags.BufferHint) == 0;
+            if (flush)
             {
                 if (_flushedOnce)
                 {
@@ -145,6 +151,7 @@ public sealed class PipelinedStreamTests
                 }
 
                 _flushedOnce = true;
+                Flushed = Written + 1;
             }
 
             // Two more read than this one and the next: the next one's successor is queued when the next is taken.

@@ -23,9 +23,9 @@ public static class PipelinedStream
     /// Reads <paramref name="requests"/> until the client completes it, answering each message with
     /// <paramref name="answer"/> (given the message and its weight). <paramref name="weigh"/> gives a message's weight,
     /// at least 1 (StreamEvents: its events), and may throw to refuse it. At most <paramref name="maxQueued"/> weight
-    /// waits to be written, and answers are flushed at least every <see cref="FlushEvery"/> answers, so a client that
-    /// stops reading holds a bounded amount in the server (the queue, plus what the transport buffers until a flush
-    /// waits), and its stream is then no longer read. A message heavier than <paramref name="maxQueued"/> could never
+    /// waits to be written or sits written in the transport's buffer until a flush (it counts until a flush has taken it
+    /// out), and answers are flushed at least every <see cref="FlushEvery"/> answers, so a client that stops reading
+    /// holds at most that much in the server, and its stream is then no longer read. A message heavier than <paramref name="maxQueued"/> could never
     /// get its room: <paramref name="weigh"/> must refuse it. When reading, weighing or answering throws, reading stops,
     /// the answers already queued are written, and the exception is rethrown; when writing an answer throws, reading
     /// stops too and that exception is rethrown.
@@ -83,18 +83,25 @@ public static class PipelinedStream
     {
         var buffered = new WriteOptions(WriteFlags.BufferHint);
         var unflushed = 0;
+        var held = 0; // the weight of answers written without a flush: the transport holds them until the next one
         try
         {
             while (await answers.WaitToReadAsync(stop.Token))
             {
                 while (answers.TryRead(out var answer))
                 {
-                    // Flush with the last queued answer, and at least every FlushEvery answers.
+                    // Flush with the last queued answer, and at least every FlushEvery answers. An answer's room is given
+                    // back once a flush has taken it out: a buffered write returns at once, so giving it back then let a
+                    // client that does not read hold FlushEvery answers more than the room.
                     var flush = answers.Count == 0 || ++unflushed >= FlushEvery;
                     stream.WriteOptions = flush ? null : buffered;
                     await stream.WriteAsync(answer.Response, stop.Token);
-                    unflushed = flush ? 0 : unflushed;
-                    room.Release(answer.Weight);
+                    held += answer.Weight;
+                    if (flush)
+                    {
+                        room.Release(held);
+                        (held, unflushed) = (0, 0);
+                    }
                 }
             }
         }
