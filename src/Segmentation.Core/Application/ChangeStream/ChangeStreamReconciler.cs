@@ -38,7 +38,15 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
         return true;
     }
 
-    /// <summary>Appends the differences; returns how many entries, or -1 when there was nothing to compare with.</summary>
+    /// <summary>Test hook: runs for a user with differences just before they are checked again under the user's lock.</summary>
+    internal Action<string>? BeforeAnnouncing { get; set; }
+
+    /// <summary>
+    /// Appends the differences; returns how many entries, or -1 when there was nothing to compare with. Live writes go
+    /// on meanwhile (the index is complete): a user found with differences is checked again under the user's write lock,
+    /// after reading the entries appended since, so an entry a live write appended is never contradicted by an older
+    /// comparison.
+    /// </summary>
     public int Reconcile()
     {
         if (journal.LoadMemberships() is not { } saved)
@@ -51,23 +59,7 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
         var cursor = saved.Offset;
         try
         {
-            while (feed.ReadAllAfter(cursor, batch, 4096) > 0)
-            {
-                foreach (var e in batch)
-                {
-                    cursor = e.Offset;
-                    if (e.Kind == ChangeKind.Entered)
-                    {
-                        (told.TryGetValue(e.UserId, out var set) ? set : told[e.UserId] = new HashSet<string>(StringComparer.Ordinal)).Add(e.SegmentId);
-                    }
-                    else if (e.Kind == ChangeKind.Left && told.TryGetValue(e.UserId, out var set))
-                    {
-                        set.Remove(e.SegmentId);
-                    }
-                }
-
-                batch.Clear();
-            }
+            cursor = ReadTold(told, cursor, batch);
         }
         catch (FeedOffsetException)
         {
@@ -82,29 +74,89 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
         users.UnionWith(memberships.Snapshot().Select(u => u.UserId));
         foreach (var user in users)
         {
-            if (profiles.Get(user) is not { } profile || !string.Equals(profile.UserId, user, StringComparison.Ordinal) || gate.Gate(profile) != ConsentGate.FullProfile)
+            if (!Announceable(profiles.Get(user), user, gate) || !Differs(told, user))
             {
-                continue; // erased, merged into another id, or without personalization consent
+                continue;
             }
 
-            var before = told.TryGetValue(user, out var set) ? set : [];
-            var current = memberships.SegmentsOf(user);
-            foreach (var segment in current)
+            BeforeAnnouncing?.Invoke(user);
+            try
             {
-                if (!before.Contains(segment))
+                profiles.Update(user, (p, _) =>
                 {
-                    feed.Append(user, segment, ChangeKind.Entered, now, version, Cause);
-                    appended++;
+                    if (Announceable(p, user, gate))
+                    {
+                        cursor = ReadTold(told, cursor, batch); // no entry of this user can be appended while this runs
+                        appended += Announce(told, user, now, version);
+                    }
+
+                    return p; // nothing stored
+                });
+            }
+            catch (FeedOffsetException)
+            {
+                break; // entries since read expired meanwhile (a stream far past its retention): what is left is not known
+            }
+        }
+
+        return appended;
+    }
+
+    // Erased (or an empty profile in its place), merged into another id, or without personalization consent: left out.
+    private static bool Announceable(Profile? profile, string user, ConsentPolicy gate) =>
+        profile is { } p && string.Equals(p.UserId, user, StringComparison.Ordinal) && p.TotalEvents + p.Attributes.Count > 0 && gate.Gate(p) == ConsentGate.FullProfile;
+
+    private bool Differs(Dictionary<string, HashSet<string>> told, string user)
+    {
+        var before = told.TryGetValue(user, out var set) ? set : [];
+        var current = memberships.SegmentsOf(user);
+        return current.Count != before.Count || current.Any(s => !before.Contains(s));
+    }
+
+    // Applies the stream's entries after `cursor` to what consumers were told; returns the new cursor.
+    private long ReadTold(Dictionary<string, HashSet<string>> told, long cursor, List<FeedEntry> batch)
+    {
+        while (feed.ReadAllAfter(cursor, batch, 4096) > 0)
+        {
+            foreach (var e in batch)
+            {
+                cursor = e.Offset;
+                if (e.Kind == ChangeKind.Entered)
+                {
+                    (told.TryGetValue(e.UserId, out var set) ? set : told[e.UserId] = new HashSet<string>(StringComparer.Ordinal)).Add(e.SegmentId);
+                }
+                else if (e.Kind == ChangeKind.Left && told.TryGetValue(e.UserId, out var set))
+                {
+                    set.Remove(e.SegmentId);
                 }
             }
 
-            foreach (var segment in before)
+            batch.Clear();
+        }
+
+        return cursor;
+    }
+
+    private int Announce(Dictionary<string, HashSet<string>> told, string user, DateTimeOffset now, long version)
+    {
+        var before = told.TryGetValue(user, out var set) ? set : [];
+        var current = memberships.SegmentsOf(user);
+        var appended = 0;
+        foreach (var segment in current)
+        {
+            if (!before.Contains(segment))
             {
-                if (!current.Contains(segment))
-                {
-                    feed.Append(user, segment, ChangeKind.Left, now, version, Cause);
-                    appended++;
-                }
+                feed.Append(user, segment, ChangeKind.Entered, now, version, Cause);
+                appended++;
+            }
+        }
+
+        foreach (var segment in before)
+        {
+            if (!current.Contains(segment))
+            {
+                feed.Append(user, segment, ChangeKind.Left, now, version, Cause);
+                appended++;
             }
         }
 

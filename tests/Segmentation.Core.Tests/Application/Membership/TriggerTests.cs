@@ -309,6 +309,44 @@ public sealed class TriggerTests : IDisposable
         }
     }
 
+    [Fact]
+    public void A_live_write_during_the_restart_announcement_is_not_contradicted_by_it()
+    {
+        // The announcement runs once the index is complete, with traffic served: a page view arriving between its
+        // comparison and its append put the user back in 'recent' (announced live), then the announcement appended the
+        // older comparison's 'left' — consumers kept the user out of a segment the index has them in.
+        var catalog = TestCatalogs.Source(TestCatalogs.Segment("recent", "behavioural", "{ field: events.page_view.last_at, within: 1h }"));
+        var store = new Core.Profiles.InMemoryProfileStore();
+        DateTimeOffset t0;
+        long lastBefore;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = new TestWorld(catalog, store: store, journal: journal);
+            t0 = w.Clock.Now;
+            var service = new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock);
+            w.Track("u1", EventTypes.PageView);
+            service.Flush();
+            w.Get<ChangeStreamReconciler>().Save();
+            lastBefore = w.Memberships.Feed.Last;
+        }
+
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = new TestWorld(catalog, store: store, journal: journal, now: t0.AddHours(2)); // down for two hours
+            w.Ingestion.EvaluateNewMemberships();
+            var reconciler = w.Get<ChangeStreamReconciler>();
+            w.Track("u0", EventTypes.PageView); // this world's event ids start again: the first one was the first world's
+            reconciler.BeforeAnnouncing = user => Assert.False(w.Track(user, EventTypes.PageView).Duplicate); // back on the site as the server comes up
+
+            reconciler.Reconcile();
+            new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock).Flush();
+
+            var entries = w.FeedAfter(lastBefore).Where(e => e.UserId == "u1").Select(e => (e.Kind, e.Cause)).ToList();
+            Assert.Equal(ChangeKind.Entered, Assert.Single(entries).Kind); // the live entry, and nothing after it
+            Assert.Contains("recent", w.Memberships.SegmentsOf("u1"));
+        }
+    }
+
     [Theory]
     [InlineData("triggers:\n  - id: t\n    segment: nope\n", "unknown segment 'nope'")]
     [InlineData("triggers:\n  - id: t\n    segment: high\n    delay: 100d\n", "'delay' is a duration from 0 to 90d")]
