@@ -481,13 +481,21 @@ public static class CatalogCompiler
                 }
 
                 var points = m.Get("points") is { } p ? IntOf(p, at + ".points") : 0;
+                var capped = m.Get("cap") is { } cap ? IntOf(cap, at + ".cap") : points;
+                if (capped != 0 && points != 0 && (capped > 0) != (points > 0))
+                {
+                    // The cap bounds the points the signal's events add up to: of the other sign it would be given to every
+                    // profile, even one without such events (points -10, cap 5: +5 for everyone).
+                    Error(m.Get("cap")!, null, at + ".cap", $"the cap ({capped}) bounds what the signal's points ({points}) add up to: it has their sign");
+                }
+
                 var signal = new LeadSignal(
                     m.Get("name")?.Text ?? type,
                     type,
                     m.Get("page_type")?.Text,
                     m.Get("category")?.Text,
                     points,
-                    m.Get("cap") is { } cap ? IntOf(cap, at + ".cap") : points,
+                    capped,
                     m.Get("window") is { } sw ? DurationOf(sw, at + ".window") : null);
                 list.Add(Group(m, at) is { } group ? signal with { Group = group } : signal);
             }
@@ -508,6 +516,13 @@ public static class CatalogCompiler
                 }
 
                 var rule = _compiler.Compile(ruleNode, at + ".rule", (c, n, message) => Error(n, null, c, message));
+                if (rule?.FieldsRead().FirstOrDefault(f => f is "traits.lead_score" or "traits.lead_grade") is { } circular)
+                {
+                    // The score would be computed to evaluate its own fit criterion, without end (the process's stack).
+                    Error(ruleNode, null, at + ".rule", $"a fit criterion adds to the lead score, so it cannot read '{circular}' (directly or through a segment or fragment it references)");
+                    continue;
+                }
+
                 if (rule is not null)
                 {
                     var fit = new LeadFit(m.Get("name")?.Text ?? at, rule, m.Get("points") is { } p ? IntOf(p, at + ".points") : 0);

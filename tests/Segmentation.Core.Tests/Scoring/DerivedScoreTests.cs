@@ -118,6 +118,22 @@ public class DerivedScoreTests
         Assert.Equal(TimeSpan.FromMinutes(30), w.Catalogs.Current.Scoring.CartAbandonmentAfter);
     }
 
+    [Theory]
+    [InlineData("fit:\n      - { name: self, points: 10, rule: { field: traits.lead_score, gte: 50 } }", "cannot read 'traits.lead_score'")]
+    [InlineData("fit:\n      - { name: graded, points: 10, rule: { segment: hot_leads } }", "cannot read 'traits.lead_grade'")]
+    [InlineData("signals:\n      - { name: unsubscribed, event: email_unsubscribe, points: -10, cap: 5 }", "the cap (5) bounds what the signal's points (-10) add up to")]
+    public void Lead_scoring_that_would_read_itself_or_give_points_to_everyone_is_a_catalog_error(string lead, string message)
+    {
+        // A fit rule reading the score (or the grade, through a segment) recursed until the process's stack ran out at
+        // the first profile write; a cap of the other sign than its points was given to every profile.
+        var schema = TestCatalogs.Schema + "\n\nscoring:\n  lead:\n    " + lead + "\n";
+        var segments = "segments:\n" + TestCatalogs.Segment("hot_leads", "behavioural", "{ field: traits.lead_grade, eq: hot }");
+
+        var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback), new("s.yaml", segments)])));
+
+        Assert.Contains(ex.Errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Line > 0);
+    }
+
     [Fact]
     public void Filtered_lead_signals_count_up_to_their_cap_and_hold_until_the_capped_events_leave_the_window()
     {
