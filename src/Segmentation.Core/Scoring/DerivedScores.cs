@@ -66,8 +66,8 @@ public static class DerivedScores
         }
 
         var since = c.NowTicks - p.LastPurchaseTicks;
-        c.Until(p.LastPurchaseTicks + (90 * Day));
-        c.Until(p.LastPurchaseTicks + (180 * Day));
+        c.Until(p.LastPurchaseTicks + (90 * Day) + 1); // the stage moves when more than 90 (180) days have passed: one tick after
+        c.Until(p.LastPurchaseTicks + (180 * Day) + 1);
         if (since > 180 * Day)
         {
             return "lapsed";

@@ -41,6 +41,22 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void A_lifecycle_stage_evaluated_at_its_boundary_is_valid_only_until_the_tick_it_moves()
+    {
+        // At exactly 90 days a first-time buyer is one still ("more than 90 days" is at risk); the bound said 90 days,
+        // which is no bound at that instant, so the decision was valid until 180 days (and at exactly 180, for ever).
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("first_timers", "value", "{ field: traits.lifecycle_stage, eq: first_time_buyer }")));
+        var bought = w.Clock.Now.AddDays(-90);
+        w.Track("u1", EventTypes.Purchase, bought, value: 10);
+
+        var d = w.Decide("u1");
+
+        Assert.Equal(("first_timers", bought.AddDays(90).UtcTicks + 1), (d.Winner.Id, d.ValidUntilTicks));
+        w.Clock.Now = w.Clock.Now.AddTicks(1);
+        Assert.Equal("everyone", w.Decide("u1").Winner.Id);
+    }
+
+    [Fact]
     public void Engagement_status_is_high_active_declining_or_inactive()
     {
         using var w = new TestWorld(TestCatalogs.Source());
