@@ -401,12 +401,12 @@ public static class DerivedScores
 
         if (scores is null)
         {
-            // Every key pooled (the usual case): the best straight from the codes, compared as (score, name) like below.
+            // Every key pooled (the usual case): the best straight from the codes, compared as below.
             (string? Top, double Score, long Last) top = (null, 0, long.MinValue);
             foreach (var (code, (score, last)) in byCode ?? [])
             {
                 var name = StringPool.ValueOf(code);
-                if (top.Top is null || Comparer<(double, string)>.Default.Compare((score, name), (top.Score, top.Top)) > 0)
+                if (Beats(score, name, top.Score, top.Top))
                 {
                     top = (name, score, last);
                 }
@@ -421,7 +421,20 @@ public static class DerivedScores
             entry = (entry.Score + score, Math.Max(entry.Last, last));
         }
 
-        var best = scores.MaxBy(kv => (kv.Value.Score, kv.Key));
-        return (best.Key, best.Value.Score, best.Value.Last);
+        (string? Top, double Score, long Last) best = (null, 0, long.MinValue);
+        foreach (var (name, (score, last)) in scores)
+        {
+            if (Beats(score, name, best.Score, best.Top))
+            {
+                best = (name, score, last);
+            }
+        }
+
+        return best;
     }
+
+    // The higher score; on a tie the name first in ordinal order, as ProductSignals.Top ranks them (profile.top_categories'
+    // first is affinity.top_category), whatever the server's culture.
+    private static bool Beats(double score, string name, double bestScore, string? bestName) =>
+        bestName is null || score > bestScore || (score == bestScore && string.CompareOrdinal(name, bestName) < 0);
 }

@@ -263,6 +263,21 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void On_a_tie_the_top_category_is_the_first_of_the_profiles_top_categories()
+    {
+        // Regression: the rule field kept the greatest name by the culture's comparison, the template's list the
+        // smallest by ordinal order: "shoes" for one, "books" first for the other.
+        using var w = new TestWorld(TestCatalogs.Source());
+        var at = w.Clock.Now.AddHours(-1);
+        w.Track("u1", EventTypes.ProductView, at, category: "shoes");
+        w.Track("u1", EventTypes.ProductView, at, category: "books");
+
+        var profile = w.Store.Get("u1");
+        Assert.Equal("books", Read(w, "affinity.top_category"));
+        Assert.Equal("books", Core.Profiles.ProductSignals.Top(profile, categories: true, w.Clock.Now.UtcTicks)[0]);
+    }
+
+    [Fact]
     public void Rules_can_ask_for_the_f3_resolution_of_declared_and_recent_behaviour()
     {
         var schema = TestCatalogs.Schema.Replace("tier: { type: string }", "tier: { type: string, observed_by: affinity.top_category }");
