@@ -174,9 +174,10 @@ public sealed class ChangeFeed
             }
 
             // A consumer is told only of offsets it can be served: with a journal, the written ones (an offset not yet
-            // written could be handed out again, with other content, after a crash).
+            // written could be handed out again, with other content, after a crash). An offset up to the last appended
+            // one is no reset: a watch "from now" starts there and is served once the journal has written past it.
             var end = ServeOnlyJournaled && !unwritten ? _journaled : _last;
-            if (after > end)
+            if (after > _last)
             {
                 throw new FeedOffsetException($"offset {after} is past the newest offset {end}: this stream was reset (another server or data directory); resynchronise and continue from the newest offset", _first, end);
             }

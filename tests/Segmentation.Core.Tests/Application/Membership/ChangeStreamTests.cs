@@ -140,9 +140,15 @@ public sealed class ChangeStreamTests
 
         feed.MarkJournaled(3);
 
-        var ex = Assert.Throws<FeedOffsetException>(() => After(feed, 4));
+        var ex = Assert.Throws<FeedOffsetException>(() => After(feed, 6));
         Assert.Equal(3, ex.Last);
         Assert.Contains("past the newest offset 3", ex.Message, StringComparison.Ordinal);
+
+        // A watch "from now" starts after the last appended entry, written or not: no reset, served once written.
+        Assert.Empty(After(feed, feed.Last));
+        feed.Append("u", "s", ChangeKind.Entered, T0, 1, "e5");
+        feed.MarkJournaled(6);
+        Assert.Equal([6L], After(feed, 5).Select(e => e.Offset));
     }
 
     [Fact]
