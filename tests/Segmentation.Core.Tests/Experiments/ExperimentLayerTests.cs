@@ -56,8 +56,9 @@ public class ExperimentLayerTests
         var (visitor, user) = Enumerable.Range(0, 100).Select(i => ($"anon-{i}", $"user-{i}")).First(p => experiment.Assign(p.Item1).Id != experiment.Assign(p.Item2).Id);
         var visitorArm = w.Decide(visitor).Arm!.Id;
         w.Measurement.Drain(); // the visitor's arm is recorded
-        w.Decide(user);
-        Assert.True(w.Decide(user).FromCache || w.Decide(user).FromCache); // the user's own arm, cached
+        w.Decide(user); // remembers the context
+        w.Decide(user); // caches the decision
+        Assert.True(w.Decide(user).FromCache); // the user's own arm, served from the cache
 
         w.Ingestion.Identify(visitor, user);
 

@@ -22,20 +22,17 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
     /// Saves what consumers have been told so far (call periodically and at shutdown). <paramref name="writeEntries"/>
     /// writes the stream's unwritten entries: the checkpoint is saved only once every entry it accounts for is written,
     /// so a crash never leaves it ahead of the stream (a restart would then find its offset gone and announce nothing,
-    /// or take changes whose entries were lost as told). Returns false when they could not be written (kept as before).
+    /// or take changes whose entries were lost as told). When they could not be written, the last checkpoint is kept.
     /// </summary>
-    public bool Save(Action? writeEntries = null)
+    public void Save(Action? writeEntries = null)
     {
         var offset = feed.Last; // read first: every entry up to it is already in the index
         var users = memberships.Snapshot().ToList();
         writeEntries?.Invoke();
-        if (feed.Journaled < offset)
+        if (feed.Journaled >= offset)
         {
-            return false;
+            journal.SaveMemberships(new MembershipCheckpoint(offset, users));
         }
-
-        journal.SaveMemberships(new MembershipCheckpoint(offset, users));
-        return true;
     }
 
     /// <summary>Test hook: runs for a user with differences just before they are checked again under the user's lock.</summary>
@@ -106,12 +103,8 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
     private static bool Announceable(Profile? profile, string user, ConsentPolicy gate) =>
         profile is { } p && string.Equals(p.UserId, user, StringComparison.Ordinal) && p.TotalEvents + p.Attributes.Count > 0 && gate.Gate(p) == ConsentGate.FullProfile;
 
-    private bool Differs(Dictionary<string, HashSet<string>> told, string user)
-    {
-        var before = told.TryGetValue(user, out var set) ? set : [];
-        var current = memberships.SegmentsOf(user);
-        return current.Count != before.Count || current.Any(s => !before.Contains(s));
-    }
+    private bool Differs(Dictionary<string, HashSet<string>> told, string user) =>
+        told.TryGetValue(user, out var before) ? !before.SetEquals(memberships.SegmentsOf(user)) : memberships.SegmentsOf(user).Count > 0;
 
     // Applies the stream's entries after `cursor` to what consumers were told; returns the new cursor.
     private long ReadTold(Dictionary<string, HashSet<string>> told, long cursor, List<FeedEntry> batch)
