@@ -1,6 +1,4 @@
-using System.Runtime.InteropServices;
 using Segmentation.Core.Events;
-using Segmentation.Core.Profiles.Compact;
 
 namespace Segmentation.Core.Profiles;
 
@@ -14,7 +12,7 @@ public sealed record LastPurchase(string? ProductId, string? Category, double Va
 /// <summary>
 /// What a profile knows about products, for data-to-action content ("product viewed → similar products, cart
 /// abandoned → reminder, repeat purchase → upsell"): recently viewed products, the cart's products, the last purchase,
-/// and the categories and products the user cares most about by decayed affinity. Pure functions of the profile's
+/// and the weights of interactions in the decayed affinities scoring ranks them by. Pure functions of the profile's
 /// events, each bounded in size, computed only when a template reads them.
 /// </summary>
 public static class ProductSignals
@@ -151,52 +149,5 @@ public static class ProductSignals
         }
 
         return result;
-    }
-
-    /// <summary>
-    /// The top products (<paramref name="categories"/> false) or categories by affinity: each view, add to cart and
-    /// purchase weighs 1, 3 and 5, halved every 30 days; ties by name. Time scales every weight alike, so the order
-    /// never changes with time alone (the decision stays valid).
-    /// </summary>
-    public static List<string> Top(Profile? profile, bool categories, long nowTicks, int max = 5)
-    {
-        if (profile is null)
-        {
-            return [];
-        }
-
-        // Summed by the pool's code (an int key; no string hashed per event), then by name: a product or category the
-        // pool does not hold has codes of its own run, and one the pool took later has both.
-        var byCode = new Dictionary<int, double>();
-        var scan = profile.Events.Backward(int.MaxValue);
-        var weights = new InteractionWeights();
-        Dictionary<string, double>? unpooled = null;
-        while (scan.MoveNext())
-        {
-            var weight = weights.Of(ref scan);
-            var key = categories ? scan.Category : scan.ProductId;
-            if (weight == 0 || key == -1)
-            {
-                continue;
-            }
-
-            var add = weight * Math.Pow(0.5, Math.Max(0, nowTicks - scan.Ticks) / (double)AffinityHalfLife.Ticks);
-            if (key >= 0)
-            {
-                CollectionsMarshal.GetValueRefOrAddDefault(byCode, key, out _) += add;
-            }
-            else
-            {
-                CollectionsMarshal.GetValueRefOrAddDefault(unpooled ??= new(StringComparer.Ordinal), scan.Text(key)!, out _) += add;
-            }
-        }
-
-        var scores = unpooled ?? new Dictionary<string, double>(StringComparer.Ordinal);
-        foreach (var (code, score) in byCode)
-        {
-            CollectionsMarshal.GetValueRefOrAddDefault(scores, StringPool.ValueOf(code), out _) += score;
-        }
-
-        return [.. scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key, StringComparer.Ordinal).Take(max).Select(s => s.Key)];
     }
 }

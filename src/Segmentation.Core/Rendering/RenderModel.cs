@@ -3,6 +3,7 @@ using Scriban.Runtime;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Rules;
+using Segmentation.Core.Scoring;
 
 namespace Segmentation.Core.Rendering;
 
@@ -50,8 +51,10 @@ public sealed class RenderModel : ComputedScriptObject
     /// <summary>
     /// A model of <paramref name="inputs"/> (profile, request context, time, population model) rendering
     /// <paramref name="subject"/>; give it back with <see cref="Return"/> when the decision's variants are rendered.
+    /// <paramref name="affinityHalfLife"/> is the catalog's (scoring's <c>affinity_half_life</c>): the first of
+    /// <c>profile.top_categories</c> is then the rules' <c>affinity.top_category</c>.
     /// </summary>
-    public static RenderModel Rent(EvalContext inputs, RenderSubject subject, IRelatedProducts? related = null)
+    public static RenderModel Rent(EvalContext inputs, RenderSubject subject, IRelatedProducts? related = null, TimeSpan? affinityHalfLife = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(subject);
@@ -59,6 +62,7 @@ public sealed class RenderModel : ComputedScriptObject
         t_free = null; // a nested rent on this thread gets a model of its own
         model.Bind(inputs, subject);
         model._profile.Related = related;
+        model._profile.AffinityHalfLife = affinityHalfLife ?? ProductSignals.AffinityHalfLife;
         return model;
     }
 
@@ -128,6 +132,9 @@ public sealed class RenderModel : ComputedScriptObject
         /// <summary>Where <c>related</c> comes from (none: only popular products are unknown, the list is empty).</summary>
         public IRelatedProducts? Related { get; set; }
 
+        /// <summary>The half-life of the affinities <c>top_categories</c> and <c>top_products</c> rank by.</summary>
+        public TimeSpan AffinityHalfLife { get; set; } = ProductSignals.AffinityHalfLife;
+
         private readonly TraitsObject _traits = new();
         private readonly RfmObject _rfm = new();
         private EvalContext? _inputs;
@@ -157,8 +164,8 @@ public sealed class RenderModel : ComputedScriptObject
                 "recently_viewed" => new ScriptArray(ProductSignals.RecentlyViewed(p)),
                 "cart_products" => new ScriptArray(ProductSignals.CartProducts(p)),
                 "last_purchase" => _inputs is { } lc ? LastPurchase(lc) : null,
-                "top_categories" => new ScriptArray(ProductSignals.Top(p, categories: true, _inputs?.NowTicks ?? 0)),
-                "top_products" => new ScriptArray(ProductSignals.Top(p, categories: false, _inputs?.NowTicks ?? 0)),
+                "top_categories" => _inputs is { } tc ? Top(tc, byProduct: false) : null,
+                "top_products" => _inputs is { } tp ? Top(tp, byProduct: true) : null,
                 "related" => _inputs is { } rc ? RelatedTo(rc) : null,
                 _ => null,
             };
@@ -196,6 +203,14 @@ public sealed class RenderModel : ComputedScriptObject
             var related = Related.Related(seeds, ProductSignals.Purchased(c.Profile), 5, c.NowTicks, out var validUntil);
             c.Until(validUntil); // the relations are refreshed then
             return new ScriptArray(related);
+        }
+
+        // The five of highest affinity: the list changes when the oldest interaction read leaves the window, which narrows the validity.
+        private ScriptArray Top(EvalContext c, bool byProduct)
+        {
+            var top = DerivedScores.TopAffinities(c.Profile, c.NowTicks, AffinityHalfLife, byProduct, max: 5, out var changesAt);
+            c.Until(changesAt);
+            return new ScriptArray(top);
         }
 
         // Rendered text that shows a day count changes at the next day boundary: narrow the validity.

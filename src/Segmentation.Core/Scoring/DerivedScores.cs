@@ -368,37 +368,7 @@ public static class DerivedScores
     /// <summary>As <see cref="Affinity(Profile?, long, TimeSpan, bool)"/>; <paramref name="changesAt"/> is when the oldest interaction read leaves the 8 half-lives (the result may change then), or <see cref="long.MaxValue"/>.</summary>
     public static (string? Top, double Score, long LastTicks) Affinity(Profile? p, long nowTicks, TimeSpan halfLife, bool byProduct, out long changesAt)
     {
-        changesAt = long.MaxValue;
-        if (p is null)
-        {
-            return (null, 0, long.MinValue);
-        }
-
-        // Interactions older than 8 half-lives weigh under 0.4% of a fresh one and are not read.
-        var horizon = nowTicks - (8 * halfLife.Ticks);
-        // Summed by the pool's code (an int key), then by name (see ProductSignals.Top).
-        Dictionary<int, (double Score, long Last)>? byCode = null;
-        Dictionary<string, (double Score, long Last)>? scores = null;
-        var weights = new ProductSignals.InteractionWeights();
-        var scan = p.Events.Backward(ScanHorizon);
-        while (scan.MoveNext() && scan.Ticks > horizon)
-        {
-            var ticks = scan.Ticks;
-            var weight = weights.Of(ref scan);
-            var key = byProduct ? scan.ProductId : scan.Category;
-            if (key == -1 || weight == 0 || ticks > nowTicks)
-            {
-                continue;
-            }
-
-            changesAt = ticks + (8 * halfLife.Ticks); // newest first: the last one counted is the oldest
-            var decayed = weight * Math.Pow(0.5, (nowTicks - ticks) / (double)halfLife.Ticks);
-            ref var entry = ref key >= 0
-                ? ref CollectionsMarshal.GetValueRefOrAddDefault(byCode ??= [], key, out _)
-                : ref CollectionsMarshal.GetValueRefOrAddDefault(scores ??= new(StringComparer.Ordinal), scan.Text(key)!, out _);
-            entry = (entry.Score + decayed, Math.Max(entry.Last, ticks));
-        }
-
+        var (byCode, scores) = AffinityScores(p, nowTicks, halfLife, byProduct, out changesAt);
         if (scores is null)
         {
             // Every key pooled (the usual case): the best straight from the codes, compared as below.
@@ -415,14 +385,8 @@ public static class DerivedScores
             return top;
         }
 
-        foreach (var (code, (score, last)) in byCode ?? [])
-        {
-            ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(scores, StringPool.ValueOf(code), out _);
-            entry = (entry.Score + score, Math.Max(entry.Last, last));
-        }
-
         (string? Top, double Score, long Last) best = (null, 0, long.MinValue);
-        foreach (var (name, (score, last)) in scores)
+        foreach (var (name, (score, last)) in ByName(byCode, scores))
         {
             if (Beats(score, name, best.Score, best.Top))
             {
@@ -433,7 +397,75 @@ public static class DerivedScores
         return best;
     }
 
-    // The higher score; on a tie the name first in ordinal order, as ProductSignals.Top ranks them (profile.top_categories'
+    /// <summary>
+    /// The <paramref name="max"/> categories (or products, with <paramref name="byProduct"/>) of highest decayed
+    /// affinity, highest first (ties by ordinal name): the interactions <see cref="Affinity(Profile?, long, TimeSpan, bool, out long)"/>
+    /// reads, so the first is its top. <paramref name="changesAt"/> as there.
+    /// </summary>
+    public static List<string> TopAffinities(Profile? p, long nowTicks, TimeSpan halfLife, bool byProduct, int max, out long changesAt)
+    {
+        var (byCode, byName) = AffinityScores(p, nowTicks, halfLife, byProduct, out changesAt);
+        if (byCode is null && byName is null)
+        {
+            return [];
+        }
+
+        return [.. ByName(byCode, byName ?? new(StringComparer.Ordinal))
+            .OrderByDescending(s => s.Value.Score).ThenBy(s => s.Key, StringComparer.Ordinal).Take(max).Select(s => s.Key)];
+    }
+
+    // The decayed score and latest interaction of each key read: the newest ScanHorizon events within 8 half-lives,
+    // none dated after now. Summed by the pool's code (an int key; no string hashed per event); a key the pool does not
+    // hold is summed by name.
+    private static (Dictionary<int, (double Score, long Last)>? ByCode, Dictionary<string, (double Score, long Last)>? ByName) AffinityScores(
+        Profile? p, long nowTicks, TimeSpan halfLife, bool byProduct, out long changesAt)
+    {
+        changesAt = long.MaxValue;
+        if (p is null)
+        {
+            return (null, null);
+        }
+
+        // Interactions older than 8 half-lives weigh under 0.4% of a fresh one and are not read.
+        var horizon = nowTicks - (8 * halfLife.Ticks);
+        Dictionary<int, (double Score, long Last)>? byCode = null;
+        Dictionary<string, (double Score, long Last)>? byName = null;
+        var weights = new ProductSignals.InteractionWeights();
+        var scan = p.Events.Backward(ScanHorizon);
+        while (scan.MoveNext() && scan.Ticks > horizon)
+        {
+            var ticks = scan.Ticks;
+            var weight = weights.Of(ref scan);
+            var key = byProduct ? scan.ProductId : scan.Category;
+            if (key == -1 || weight == 0 || ticks > nowTicks)
+            {
+                continue;
+            }
+
+            changesAt = ticks + (8 * halfLife.Ticks); // newest first: the last one counted is the oldest
+            var decayed = weight * Math.Pow(0.5, (nowTicks - ticks) / (double)halfLife.Ticks);
+            ref var entry = ref key >= 0
+                ? ref CollectionsMarshal.GetValueRefOrAddDefault(byCode ??= [], key, out _)
+                : ref CollectionsMarshal.GetValueRefOrAddDefault(byName ??= new(StringComparer.Ordinal), scan.Text(key)!, out _);
+            entry = (entry.Score + decayed, Math.Max(entry.Last, ticks));
+        }
+
+        return (byCode, byName);
+    }
+
+    // The pooled keys' scores added to the named ones (a name the pool took after some of its events were logged has both).
+    private static Dictionary<string, (double Score, long Last)> ByName(Dictionary<int, (double Score, long Last)>? byCode, Dictionary<string, (double Score, long Last)> byName)
+    {
+        foreach (var (code, (score, last)) in byCode ?? [])
+        {
+            ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(byName, StringPool.ValueOf(code), out _);
+            entry = (entry.Score + score, Math.Max(entry.Last, last));
+        }
+
+        return byName;
+    }
+
+    // The higher score; on a tie the name first in ordinal order, as TopAffinities ranks them (profile.top_categories'
     // first is affinity.top_category), whatever the server's culture.
     private static bool Beats(double score, string name, double bestScore, string? bestName) =>
         bestName is null || score > bestScore || (score == bestScore && string.CompareOrdinal(name, bestName) < 0);

@@ -48,7 +48,7 @@ public class ProductSignalsBenchmark
 
     /// <summary>The template field <c>profile.top_categories</c>.</summary>
     [Benchmark]
-    public List<string> TopCategories() => ProductSignals.Top(_profile, categories: true, _now);
+    public List<string> TopCategories() => DerivedScores.TopAffinities(_profile, _now, ProductSignals.AffinityHalfLife, byProduct: false, max: 5, out _);
 
     /// <summary>The template field <c>profile.cart_products</c>.</summary>
     [Benchmark]

@@ -88,7 +88,7 @@ public sealed class ProductSignalScanTests
         Assert.Equal(purchased.Order(), ProductSignals.Purchased(p).Order());
         foreach (var categories in new[] { true, false })
         {
-            Assert.Equal(TopEventByEvent(p, categories), ProductSignals.Top(p, categories, Now.UtcTicks));
+            Assert.Equal(TopEventByEvent(p, categories), DerivedScores.TopAffinities(p, Now.UtcTicks, ProductSignals.AffinityHalfLife, byProduct: !categories, max: 5, out _));
         }
 
         foreach (var byProduct in new[] { true, false })
@@ -100,14 +100,16 @@ public sealed class ProductSignalScanTests
         }
     }
 
+    // The newest ScanHorizon events within 8 half-lives, as affinity reads them.
     private static List<string> TopEventByEvent(Profile p, bool categories)
     {
+        var horizon = Now.UtcTicks - (8 * ProductSignals.AffinityHalfLife.Ticks);
         var scores = new Dictionary<string, double>();
         var events = p.Events;
-        for (var i = 0; i < events.Count; i++)
+        for (var i = events.Count - 1; i >= Math.Max(0, events.Count - DerivedScores.ScanHorizon) && events.TicksAt(i) > horizon; i--)
         {
             var weight = ProductSignals.Weight(events.TypeAt(i));
-            if (weight > 0 && (categories ? events.CategoryAt(i) : events.ProductIdAt(i)) is { } key)
+            if (weight > 0 && events.TicksAt(i) <= Now.UtcTicks && (categories ? events.CategoryAt(i) : events.ProductIdAt(i)) is { } key)
             {
                 scores[key] = scores.GetValueOrDefault(key) + (weight * Math.Pow(0.5, (Now.UtcTicks - events.TicksAt(i)) / (double)ProductSignals.AffinityHalfLife.Ticks));
             }

@@ -274,7 +274,7 @@ public class DerivedScoreTests
 
         var profile = w.Store.Get("u1");
         Assert.Equal("books", Read(w, "affinity.top_category"));
-        Assert.Equal("books", Core.Profiles.ProductSignals.Top(profile, categories: true, w.Clock.Now.UtcTicks)[0]);
+        Assert.Equal("books", DerivedScores.TopAffinities(profile, w.Clock.Now.UtcTicks, ProductSignals.AffinityHalfLife, byProduct: false, max: 5, out _)[0]);
     }
 
     [Fact]

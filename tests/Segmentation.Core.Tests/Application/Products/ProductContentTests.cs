@@ -2,7 +2,9 @@ using Segmentation.Core.Application.Import;
 using Segmentation.Core.Application.Products;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
+using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
+using Segmentation.Core.Scoring;
 using Segmentation.Core.Tests.Support;
 using Xunit.Abstractions;
 
@@ -37,6 +39,68 @@ public sealed class ProductContentTests(ITestOutputHelper output)
         var text = Content(w, "u");
 
         Assert.Equal("viewed candle-1,candle-2; cart candle-1; last lamp-1 3d; cats candles,lamps,mugs; top candle-1", text);
+    }
+
+    [Fact]
+    public void Top_categories_read_the_interactions_affinity_reads_so_their_first_is_the_rules_top_category()
+    {
+        // Regression: the template's list walked every event the profile keeps (up to a million per render) while
+        // affinity.top_category reads the newest 1,024: 300 old purchases of books ranked books first in the
+        // template and shoes for the rules.
+        using var w = new TestWorld(Catalog("cats {{ profile.top_categories | array.join ',' }}"));
+        var t0 = w.Clock.Now;
+        for (var i = 0; i < 300; i++)
+        {
+            w.Track("u", EventTypes.Purchase, at: t0.AddDays(-2), value: 10, category: "books", orderId: $"o{i}", quantity: 1, product: "novel");
+        }
+
+        for (var i = 0; i < DerivedScores.ScanHorizon; i++)
+        {
+            w.Track("u", EventTypes.ProductView, at: t0.AddHours(-1), category: "shoes", product: "boot");
+        }
+
+        var profile = w.Store.Get("u");
+        Assert.Equal("shoes", DerivedScores.Affinity(profile, t0.UtcTicks, ProductSignals.AffinityHalfLife).Top);
+        Assert.Equal("cats shoes", Content(w, "u"));
+    }
+
+    [Fact]
+    public void Top_categories_leave_out_interactions_older_than_eight_half_lives_and_the_decision_is_valid_until_one_leaves()
+    {
+        // Regression: the template's list kept an interaction of any age (its weight tiny but ranked), and a decision
+        // showing it stayed valid when affinity.top_category would have changed.
+        using var w = new TestWorld(Catalog("cats {{ profile.top_categories | array.join ',' }}"));
+        var t0 = w.Clock.Now;
+        var old = t0.AddDays(-239);
+        w.Track("u", EventTypes.ProductView, at: old, category: "lamps", product: "lamp-1");
+        w.Track("u", EventTypes.ProductView, at: t0.AddHours(-1), category: "candles", product: "candle-1");
+
+        var now = w.Decide("u");
+        Assert.Equal("cats candles,lamps", now.Variant(VariantKind.Content).Text);
+        Assert.Equal(old.Add(8 * ProductSignals.AffinityHalfLife).UtcTicks, now.ValidUntilTicks);
+
+        w.Clock.Now = old.Add(8 * ProductSignals.AffinityHalfLife);
+        Assert.Equal("cats candles", Content(w, "u"));
+    }
+
+    [Fact]
+    public void Top_categories_decay_with_the_catalogs_affinity_half_life()
+    {
+        // A view today against a purchase (five times the weight) 14 days ago: with a 30-day half-life the purchase
+        // ranks first; with the catalog's 7 days it weighs 5/4 and still does; 21 days ago (5/8) the view wins.
+        var source = new InMemoryCatalogSource(
+        [
+            new CatalogFile("catalog.yaml", TestCatalogs.Schema + "\nscoring:\n  affinity_half_life: 7d\n"),
+            new CatalogFile("fallback.yaml", TestCatalogs.Fallback),
+            new CatalogFile("segments.yaml", "segments:\n" + TestCatalogs.Segment("shopper", "behavioural", "{ field: profile.events, gte: 1 }").Replace("content for shopper", "cats {{ profile.top_categories | array.join ',' }}", StringComparison.Ordinal)),
+        ]);
+        using var w = new TestWorld(source);
+        var t0 = w.Clock.Now;
+        w.Track("u", EventTypes.Purchase, at: t0.AddDays(-21), value: 10, category: "lamps", orderId: "o1", quantity: 1, product: "lamp-1");
+        w.Track("u", EventTypes.ProductView, at: t0.AddMinutes(-1), category: "candles", product: "candle-1");
+
+        Assert.Equal("cats candles,lamps", Content(w, "u"));
+        Assert.Equal("lamps", DerivedScores.Affinity(w.Store.Get("u"), t0.UtcTicks, ProductSignals.AffinityHalfLife).Top); // the 30-day default ranks the other way
     }
 
     [Fact]
