@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
+using Google.Rpc;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.OnlineRetail;
@@ -163,14 +164,53 @@ internal static class ImportCommand
     // both sides than one message each).
     private const int EventsPerMessage = 100;
 
-    /// <summary>Writes every event to one StreamEvents call, in batches, while a second task reads the results (one per event, in order).</summary>
+    // Rate-limit waits in a row, each without a result received since the last, before the import gives up.
+    private const int MaxWaitsWithoutProgress = 10;
+
+    /// <summary>
+    /// Writes every event in StreamEvents calls, in batches, while a second task reads the results (one per event, in
+    /// order). When the service ends a call for its ingestion rate limit (RESOURCE_EXHAUSTED with a retry delay), the
+    /// import waits that long and goes on in a new call from the first event without a result: an event applied whose
+    /// result was lost comes back as a duplicate, never counted twice.
+    /// </summary>
     private static async Task StreamAsync(ProfileService.ProfileServiceClient client, List<Event> events, ImportReport report, Action<long> progress, CancellationToken ct)
+    {
+        var waits = 0;
+        while (true)
+        {
+            var from = report.Results;
+            try
+            {
+                await StreamFromAsync(client, events, from, report, progress, ct);
+                break;
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted && ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay is { } delay)
+            {
+                waits = report.Results > from ? 1 : waits + 1;
+                if (waits > MaxWaitsWithoutProgress)
+                {
+                    throw;
+                }
+
+                report.RateLimitWaits++;
+                await Task.Delay(delay.ToTimeSpan(), ct);
+            }
+        }
+
+        if (report.Results != events.Count)
+        {
+            report.MissingResults = events.Count - report.Results;
+        }
+    }
+
+    // One StreamEvents call sending events[from..]; the results it reads are counted in the report as they come.
+    private static async Task StreamFromAsync(ProfileService.ProfileServiceClient client, List<Event> events, int from, ImportReport report, Action<long> progress, CancellationToken ct)
     {
         using var call = client.StreamEvents(cancellationToken: ct);
         var reader = Task.Run(
             async () =>
             {
-                var expected = 0;
+                var expected = 0; // the call's own index (it counts from 0 in each call)
                 await foreach (var response in call.ResponseStream.ReadAllAsync(ct))
                 {
                     if (response.Result is { } single)
@@ -183,14 +223,12 @@ internal static class ImportCommand
                         Count(r, ref expected);
                     }
                 }
-
-                return expected;
             },
             ct);
 
         try
         {
-            for (var start = 0; start < events.Count; start += EventsPerMessage)
+            for (var start = from; start < events.Count; start += EventsPerMessage)
             {
                 var message = new StreamEventsRequest();
                 message.Events.AddRange(events.Skip(start).Take(EventsPerMessage));
@@ -210,20 +248,18 @@ internal static class ImportCommand
             // The server ended the call; the reader's exception (awaited below) says why.
         }
 
-        report.Results = await reader;
-        if (report.Results != events.Count)
-        {
-            report.MissingResults = events.Count - report.Results;
-        }
+        await reader;
 
         void Count(EventResult r, ref int expected)
         {
-            if (r.Index != expected || (expected < events.Count && r.EventId != events[expected].EventId))
+            var at = from + expected;
+            if (r.Index != expected || (at < events.Count && r.EventId != events[at].EventId))
             {
                 report.OutOfOrderResults++;
             }
 
             expected++;
+            report.Results++;
             switch (r.Status)
             {
                 case EventStatus.Accepted:
@@ -443,6 +479,11 @@ internal static class ImportCommand
             sb.AppendLine(inv, $"  WARNING: {r.OutOfOrderResults} results out of order, {r.MissingResults} results missing");
         }
 
+        if (r.RateLimitWaits > 0)
+        {
+            sb.AppendLine(inv, $"  rate limit waits           {r.RateLimitWaits,9:N0}   (the service's ingestion limit; each call went on after its delay)");
+        }
+
         sb.AppendLine(inv, $"  stream elapsed             {r.StreamSeconds,9:0.000} s   ({r.EventsPerSecond:N0} events/s)");
         if (r.Rfm is { } rfm)
         {
@@ -510,6 +551,9 @@ internal sealed class ImportReport
     public List<string> ViolationSamples { get; } = [];
     public int OutOfOrderResults { get; set; }
     public int MissingResults { get; set; }
+
+    /// <summary>Times the service's ingestion rate limit ended a call and the import waited its delay to go on.</summary>
+    public int RateLimitWaits { get; set; }
     public double StreamSeconds { get; set; }
     public double EventsPerSecond { get; set; }
     public RfmReport? Rfm { get; set; }

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
 using Segmentation.Contracts.V1;
+using Segmentation.OnlineRetail;
 using Sylvan.Data.Csv;
 
 namespace Segmentation.Cli;
@@ -99,10 +100,23 @@ internal sealed class MappedCsv
     /// Reads <paramref name="csv"/> (a header row first) into events in file order; the header is checked against
     /// the mapping before any row is read.
     /// </summary>
+    /// <exception cref="InvalidDataException">A mapped column is missing, or the file is not valid CSV (<see cref="CsvReading.Malformed"/>).</exception>
     public List<Event> Read(FileInfo csv, ImportReport report)
     {
-        using var text = new StreamReader(csv.FullName, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-        using var reader = CsvDataReader.Create(text, new CsvDataReaderOptions { HasHeaders = true });
+        try
+        {
+            using var text = new StreamReader(csv.FullName, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            using var reader = CsvDataReader.Create(text, CsvReading.Options(hasHeaders: true));
+            return Read(reader, csv.Name, report);
+        }
+        catch (CsvFormatException ex)
+        {
+            throw new InvalidDataException($"{csv.Name}: {CsvReading.Malformed(ex, report.RowsRead).Message}", ex);
+        }
+    }
+
+    private List<Event> Read(CsvDataReader reader, string file, ImportReport report)
+    {
         var header = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToList();
         var ordinal = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (field, column) in _columns)
@@ -110,7 +124,7 @@ internal sealed class MappedCsv
             var index = header.FindIndex(h => string.Equals(h.Trim(), column, StringComparison.OrdinalIgnoreCase));
             if (index < 0)
             {
-                throw new InvalidDataException($"{csv.Name} has no column '{column}' (mapped to {field}); its columns: {string.Join(", ", header)}");
+                throw new InvalidDataException($"{file} has no column '{column}' (mapped to {field}); its columns: {string.Join(", ", header)}");
             }
 
             ordinal[field] = index;

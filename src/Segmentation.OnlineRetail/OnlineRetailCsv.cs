@@ -38,9 +38,11 @@ public sealed record OnlineRetailRead(IReadOnlyList<Invoice> Invoices, int RowsR
 /// <summary>
 /// Reads the UCI Online Retail dataset (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
 /// CustomerID, Country) with Sylvan.Data.Csv and groups its rows into invoices. A row is rejected, and counted by
-/// reason, when it is malformed, has too few columns, no customer id, no invoice number or stock code, an
+/// reason, when it has too few columns, no customer id, no invoice number or stock code, an
 /// unparseable quantity, price or date, a price that is not a positive finite number, a non-positive quantity
-/// on a sale or a non-negative one on a cancellation. Dates are read as <c>yyyy-MM-dd HH:mm:ss</c>,
+/// on a sale or a non-negative one on a cancellation. A malformed quoted field stops the read with an error naming
+/// its row (where the next row starts is then unknown), and nothing of the file is used. Rows starting with
+/// <c>#</c> are rows like any other. Dates are read as <c>yyyy-MM-dd HH:mm:ss</c>,
 /// <c>yyyy-MM-dd HH:mm</c> or <c>M/d/yyyy H:mm</c> (the dataset's published forms), in UTC; a byte order mark
 /// before the header is ignored.
 /// </summary>
@@ -54,7 +56,7 @@ public static class OnlineRetailCsv
     /// <summary>Reads <paramref name="csv"/> (header first) into invoices.</summary>
     /// <param name="csv">The CSV text.</param>
     /// <param name="endsAt">When set, timestamps are shifted by whole days so the last invoice falls on the day before this instant.</param>
-    /// <exception cref="InvalidDataException">The text does not start with the dataset's header.</exception>
+    /// <exception cref="InvalidDataException">The text does not start with the dataset's header, or is not valid CSV (<see cref="CsvReading.Malformed"/>).</exception>
     public static OnlineRetailRead Read(TextReader csv, DateTimeOffset? endsAt = null)
     {
         ArgumentNullException.ThrowIfNull(csv);
@@ -63,39 +65,17 @@ public static class OnlineRetailCsv
 
         var rows = new List<Row>();
         var read = 0;
-        using (var reader = CsvDataReader.Create(csv, new CsvDataReaderOptions { HasHeaders = false }))
+        try
         {
+            using var reader = CsvDataReader.Create(csv, CsvReading.Options(hasHeaders: false));
             if (!reader.Read() || reader.RowFieldCount < 8 || reader.GetString(0).Trim().TrimStart('\uFEFF') != "InvoiceNo")
             {
                 throw new InvalidDataException("not an Online Retail CSV: expected the header " + Header);
             }
 
             var fields = new string[8];
-            var lastMalformedRow = -1;
-            while (true)
+            while (reader.Read())
             {
-                try
-                {
-                    if (!reader.Read())
-                    {
-                        break;
-                    }
-                }
-                catch (CsvFormatException)
-                {
-                    // A malformed quoted field: the row is rejected and reading goes on after it, unless the
-                    // reader cannot get past it.
-                    read++;
-                    Reject("malformed CSV line");
-                    if (reader.RowNumber == lastMalformedRow)
-                    {
-                        break;
-                    }
-
-                    lastMalformedRow = reader.RowNumber;
-                    continue;
-                }
-
                 read++;
                 if (reader.RowFieldCount < 8)
                 {
@@ -117,6 +97,11 @@ public static class OnlineRetailCsv
                     Reject(reason);
                 }
             }
+        }
+        catch (CsvFormatException ex)
+        {
+            // The reader cannot get past a malformed quoted field (nor tell where the next row starts).
+            throw CsvReading.Malformed(ex, read);
         }
 
         var shift = TimeSpan.Zero;

@@ -51,10 +51,10 @@ public sealed class CliProcessTests
     }
 
     // Runs body against a real service (no demo data) on a free port, stopped afterwards whatever happens.
-    private static async Task WithService(Func<int, Task> body)
+    private static async Task WithService(Func<int, Task> body, params string[] settings)
     {
         var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        using var server = RealServerProcessTests.StartServer(port, ["--Segmentation:DemoData=false", .. settings]);
         try
         {
             await RealServerProcessTests.WaitUntilListening(server, port);
@@ -371,6 +371,57 @@ public sealed class CliProcessTests
                 Assert.Equal(1, exit);
                 Assert.Contains("refused the API key", stderr, StringComparison.Ordinal);
             });
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Import_goes_on_after_the_rate_limits_delay_reads_rows_starting_with_a_hash_and_refuses_a_malformed_file_by_its_row()
+    {
+        // Regressions: the import ended at the service's first RESOURCE_EXHAUSTED (exit 1, no report, and a re-run
+        // stopped at the same place); rows starting with '#' (an order number) were skipped as comments without a word;
+        // a record past 16,384 characters, a malformed quoted field or an empty file ended in a stack trace.
+        var work = Directory.CreateTempSubdirectory("seg-cli-import-").FullName;
+        try
+        {
+            await WithService(
+                async port =>
+                {
+                    var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+                    var at = $"--address http://127.0.0.1:{port}";
+                    var day = DateTimeOffset.UtcNow.AddDays(-2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+                    var notes = new string('n', 20_000);
+                    var csv = Path.Combine(work, "orders.csv");
+                    await File.WriteAllLinesAsync(csv, ["Order,Who,When,Notes", .. Enumerable.Range(0, 1_000).Select(i => $"#{1000 + i},o-{i % 50},{day}T10:{i / 60 % 60:00}:{i % 60:00}Z,{(i == 7 ? notes : "")}")]);
+
+                    var (exit, stdout, stderr) = await Segctl($"import {csv} --map user_id=Who --map timestamp=When --type page_view --json {at}", environment: env);
+                    Assert.True(exit == 0, stderr);
+                    using (var report = System.Text.Json.JsonDocument.Parse(stdout))
+                    {
+                        var r = report.RootElement;
+                        Assert.Equal(1_000, r.GetProperty("rows_read").GetInt32());
+                        Assert.Equal(1_000, r.GetProperty("accepted").GetInt32() + r.GetProperty("duplicates").GetInt32());
+                        Assert.True(r.GetProperty("rate_limit_waits").GetInt32() >= 1, stdout); // 1,000 events at 400 a second
+                        Assert.Equal(0, r.GetProperty("missing_results").GetInt32());
+                    }
+
+                    var malformed = Path.Combine(work, "malformed.csv");
+                    await File.WriteAllTextAsync(malformed, $"Who,When\nm-1,{day}T10:00:00Z\n\"m-2\"x,{day}T11:00:00Z\nm-3,{day}T12:00:00Z\n");
+                    (exit, _, stderr) = await Segctl($"import {malformed} --map user_id=Who --map timestamp=When --type page_view {at}", environment: env);
+                    Assert.Equal(3, exit);
+                    Assert.Contains("malformed.csv: row 2 after the header is not valid CSV", stderr, StringComparison.Ordinal);
+                    Assert.DoesNotContain("Unhandled", stderr, StringComparison.Ordinal);
+
+                    var empty = Path.Combine(work, "empty.csv");
+                    await File.WriteAllTextAsync(empty, "");
+                    (exit, _, stderr) = await Segctl($"import {empty} --map user_id=Who --map timestamp=When --type page_view {at}", environment: env);
+                    Assert.Equal(3, exit);
+                    Assert.Contains("the file is empty", stderr, StringComparison.Ordinal);
+                },
+                "--Segmentation:Limits:StreamEventsPerSecond=400");
         }
         finally
         {

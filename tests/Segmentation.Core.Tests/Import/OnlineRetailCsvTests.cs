@@ -77,6 +77,37 @@ public sealed class OnlineRetailCsvTests
     }
 
     [Fact]
+    public void A_malformed_quoted_field_stops_the_read_with_an_error_naming_its_row()
+    {
+        // Regression: the reader cannot go on after a malformed quoted field; the next read threw an
+        // InvalidOperationException no caller expected (segctl printed a stack trace, nothing was imported).
+        var ex = Assert.Throws<InvalidDataException>(() => Read("""
+            536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            536366,85123A,"HEART"X,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            536367,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            """));
+
+        Assert.StartsWith("row 2 after the header is not valid CSV", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("nothing was imported", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_row_starting_with_a_hash_is_a_row_and_a_long_field_is_read()
+    {
+        // Regression: the CSV library's default took '#' for a comment and skipped such rows without counting them,
+        // and refused a record past 16,384 characters.
+        var description = new string('x', 20_000);
+        var read = Read($"""
+            #536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            536366,85123A,{description},6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+            """);
+
+        Assert.Equal(2, read.RowsRead);
+        Assert.Equal(["#536365", "536366"], read.Invoices.Select(i => i.Number));
+        Assert.Equal(description, read.Invoices[1].Lines[0].Description);
+    }
+
+    [Fact]
     public void A_file_without_the_header_is_refused()
     {
         var ex = Assert.Throws<InvalidDataException>(() => OnlineRetailCsv.Read(new StringReader("a,b,c\n1,2,3\n")));

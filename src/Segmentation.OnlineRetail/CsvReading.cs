@@ -1,0 +1,41 @@
+using Sylvan.Data.Csv;
+
+namespace Segmentation.OnlineRetail;
+
+/// <summary>
+/// How our CSV readers (the Online Retail import and <c>segctl import</c>'s mapped files) read a file with Sylvan.Data.Csv:
+/// strict RFC 4180 quoting, no comment lines (an order number such as <c>#1001</c> starts many exports' rows), and
+/// records up to <see cref="MaxRecordChars"/> characters.
+/// </summary>
+public static class CsvReading
+{
+    /// <summary>The longest record read (a long page path or description fits; a quote never closed does not).</summary>
+    public const int MaxRecordChars = 1 << 20;
+
+    /// <summary>The reader's options.</summary>
+    /// <param name="hasHeaders">Whether the first record names the columns.</param>
+    public static CsvDataReaderOptions Options(bool hasHeaders) => new()
+    {
+        HasHeaders = hasHeaders,
+        Comment = '\0', // the library's default ('#') would skip such rows without a word; no export writes a NUL
+        BufferSize = 1 << 14,
+        MaxBufferSize = MaxRecordChars,
+    };
+
+    /// <summary>
+    /// The error for a file the reader cannot go on with (a quoted field not closed properly, a record past
+    /// <see cref="MaxRecordChars"/>, no header): the reader cannot tell where the next row starts, so nothing of the file
+    /// is used. <paramref name="rowsRead"/> counts the rows before it after the header.
+    /// </summary>
+    public static InvalidDataException Malformed(CsvFormatException ex, int rowsRead)
+    {
+        ArgumentNullException.ThrowIfNull(ex);
+        var what = ex switch
+        {
+            CsvMissingHeadersException => "the file is empty: expected a header row",
+            CsvRecordTooLargeException => $"row {rowsRead + 1} after the header is longer than {MaxRecordChars:N0} characters (a quote never closed?)",
+            _ => $"row {rowsRead + 1} after the header is not valid CSV ({ex.Message.TrimEnd('.')})",
+        };
+        return new InvalidDataException($"{what}; nothing was imported: fix the file and import it again", ex);
+    }
+}
