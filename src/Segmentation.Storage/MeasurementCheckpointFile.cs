@@ -141,6 +141,16 @@ public sealed class MeasurementCheckpointFile(
         }
     }
 
+    /// <inheritdoc />
+    public void DeleteSetAside()
+    {
+        var folder = System.IO.Path.GetDirectoryName(Path)!;
+        foreach (var aside in Directory.EnumerateFiles(folder, FileName + ".unreadable-*"))
+        {
+            File.Delete(aside);
+        }
+    }
+
     private void Write(BinaryWriter w, CapturedState state)
     {
         w.Write(Magic);

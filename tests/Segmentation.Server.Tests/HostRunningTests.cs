@@ -77,6 +77,10 @@ public sealed class HostRunningTests
 
         public ManualResetEventSlim Entered { get; } = new();
 
+        public void DeleteSetAside()
+        {
+        }
+
         public void Save()
         {
             Interlocked.Increment(ref _saves);

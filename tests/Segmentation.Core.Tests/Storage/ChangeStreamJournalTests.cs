@@ -262,6 +262,51 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public async Task A_retried_erasure_blanks_on_disk_the_entries_of_the_ids_stitched_to_the_user()
+    {
+        // Regression: the first attempt's compaction failed (a full disk) before the journal was redacted; the retry
+        // found the profile gone and its stitched visitor id with it, redacted only the user's id and answered OK while
+        // the visitor's entries stayed in the stream's files.
+        var journal = new ChangeStreamJournal(_dir);
+        TestWorld? world = null;
+        long flushed = 0;
+        void Flush()
+        {
+            var entries = new List<FeedEntry>();
+            world!.Memberships.Feed.ReadAllAfter(flushed, entries, 1000);
+            journal.Append(entries);
+            flushed = entries.Count > 0 ? entries[^1].Offset : flushed;
+            world.Memberships.Feed.MarkJournaled(flushed);
+        }
+
+        var attempts = 0;
+        var w = world = new TestWorld(
+            TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")),
+            compaction: new Application.Privacy.CallbackCompaction(() =>
+            {
+                if (++attempts == 1)
+                {
+                    throw new IOException("No space left on device");
+                }
+            }),
+            journal: journal);
+        using (w)
+        {
+            Application.Membership.ChangeStreamTests.SetScore(w, "visitor-4711", 80);
+            Flush();
+            w.Ingestion.Identify("visitor-4711", "u1");
+
+            await Assert.ThrowsAsync<Segmentation.Core.Application.Changes.StorageUnavailableException>(() => w.Rights.ForgetAsync("u1"));
+            await w.Rights.ForgetAsync("u1");
+        }
+
+        journal.Dispose();
+        var files = Directory.EnumerateFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName)).ToList();
+        Assert.NotEmpty(files);
+        Assert.DoesNotContain(files, f => System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(f)).Contains("visitor-4711", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Pending_triggers_are_saved_and_read_back()
     {
         var checkpoint = new TriggerCheckpoint(42, [new PendingTrigger("u1", "reminder", "cart", 40, T0.UtcTicks, T0.AddDays(3).UtcTicks)]);

@@ -141,6 +141,34 @@ public sealed class MeasurementCheckpointTests : IDisposable
     }
 
     [Fact]
+    public async Task Erasing_a_user_deletes_a_copy_of_the_saved_state_set_aside_as_unreadable()
+    {
+        // Regression: a file set aside at a restart (damaged, or of an older format) kept every user's ids through
+        // every later erasure: nothing ever deleted it.
+        using (var first = World())
+        {
+            first.Track("erase-me-4711", Events.EventTypes.PageView);
+            first.Decide("erase-me-4711");
+            var saved = Checkpoint(first);
+            saved.Save();
+            var bytes = File.ReadAllBytes(saved.Path);
+            bytes[^1] ^= 0x5A; // the checksum no longer matches
+            File.WriteAllBytes(saved.Path, bytes);
+        }
+
+        using var w = World();
+        var checkpoint = Checkpoint(w);
+        Assert.False(checkpoint.Restore());
+        var aside = Assert.Single(Directory.EnumerateFiles(_dir, MeasurementCheckpointFile.FileName + ".unreadable-*"));
+        Assert.Contains("erase-me-4711", System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(aside)), StringComparison.Ordinal);
+        var rights = new Segmentation.Core.Application.Privacy.DataSubjectRights(w.Ingestion, w.Store, w.Catalogs, w.Rfm, w.Memberships, w.Cache, w.Clock, Segmentation.Core.Application.Changes.NoStoreCompaction.Instance, checkpoint, w.Outcomes);
+
+        await rights.ForgetAsync("erase-me-4711");
+
+        Assert.DoesNotContain(Directory.EnumerateFiles(_dir), f => System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(f)).Contains("erase-me-4711", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Without_a_saved_file_nothing_is_restored() => Assert.False(Checkpoint(World()).Restore());
 
     private static List<string> Rows(KpiReport report) =>

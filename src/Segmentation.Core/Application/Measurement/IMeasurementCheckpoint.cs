@@ -15,6 +15,12 @@ public interface IMeasurementCheckpoint
 
     /// <summary>Restores the saved state into empty measurement; false when there is none (or it was unreadable and was set aside).</summary>
     bool Restore();
+
+    /// <summary>
+    /// Deletes the copies <see cref="Restore"/> set aside as unreadable: an erasure calls it after <see cref="Save"/>, since
+    /// they may hold the erased user's ids (they are kept only for diagnosis). Throws <see cref="IOException"/> when the disk refuses.
+    /// </summary>
+    void DeleteSetAside();
 }
 
 /// <summary>No durability: nothing is saved or restored.</summary>
@@ -30,6 +36,11 @@ public sealed class NoMeasurementCheckpoint : IMeasurementCheckpoint
 
     /// <inheritdoc />
     public bool Restore() => false;
+
+    /// <inheritdoc />
+    public void DeleteSetAside()
+    {
+    }
 }
 
 /// <summary>Segments as remembered decisions knew them, for decisions restored after a restart.</summary>

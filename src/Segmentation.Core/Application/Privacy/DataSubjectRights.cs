@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -56,6 +57,10 @@ public sealed class DataSubjectRights(
 {
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
 
+    // The ids of each erasure whose files are not cleaned yet (a compaction failed), by each of its ids: the retry finds the
+    // profile gone and the ids stitched to it with it, and takes them from here.
+    private readonly ConcurrentDictionary<string, IReadOnlySet<string>> _unfinished = new(StringComparer.Ordinal);
+
     /// <summary>
     /// Erases a user everywhere: the profile and every id stitched to it, identity links and segment
     /// memberships (<see cref="ProfileIngestion.Forget"/>, logged write-ahead), every cached decision for
@@ -63,7 +68,7 @@ public sealed class DataSubjectRights(
     /// (replaced by <see cref="AdminAuditTrail.Erased"/>), and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
     /// snapshot without the user replaces the older snapshots and log segments, including the one holding
     /// the erasure record), the saved measurement state and the change stream's files. Nothing is emitted on the membership change feed. Idempotent: erasing an
-    /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it).
+    /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it, for the ids stitched to the user too: they are kept until the files are cleaned, in this run of the process).
     /// Compaction is not cancelled when the caller goes away. When the compaction fails (a full disk), the
     /// erasure still holds in memory and in the log, and <see cref="StorageUnavailableException"/> tells the
     /// caller to retry.
@@ -73,6 +78,14 @@ public sealed class DataSubjectRights(
         var result = ingestion.Forget(userId);
         var erasedThrough = memberships.Feed.Last; // the entries blanked in memory; a later one under the id is a new profile's
         var ids = new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal);
+        foreach (var id in ids.ToArray())
+        {
+            if (_unfinished.TryGetValue(id, out var earlier))
+            {
+                ids.UnionWith(earlier);
+            }
+        }
+
         cache.RemoveUsers(ids);
         outcomes?.Forget(ids); // remembered decisions and impressions hold the ids too
         triggers?.Forget(ids); // pending triggers too: none fires for a new profile under the id, none is saved again
@@ -81,10 +94,20 @@ public sealed class DataSubjectRights(
             audit?.Erase(ids); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
+            checkpoint?.DeleteSetAside(); // nor a copy of it set aside as unreadable
             journal?.Redact(ids, erasedThrough); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)
+            foreach (var id in ids)
+            {
+                _unfinished.TryRemove(id, out _);
+            }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            foreach (var id in ids)
+            {
+                _unfinished[id] = ids;
+            }
+
             // Erased in memory and logged as erased (a restart never brings the user back), but older files
             // still hold the user's data: the caller must retry until the compaction succeeds.
             throw new StorageUnavailableException($"the user was erased from the live store, but removing their data from the files on disk failed ({StorageUnavailableException.Describe(ex)}); retry ForgetUser (it is idempotent) until it succeeds", ex);
