@@ -226,16 +226,25 @@ public sealed class DataDirectory : IDisposable
         var manifest = Read(directory);
         if (manifest is null)
         {
-            if (segments.Count == 0 && snapshots.Count == 0)
+            // A fresh directory (or one whose first start crashed before its manifest was written): its first segment is
+            // created before the manifest that expects it, so a manifest never names a segment that was not there.
+            var first = FileChangeLog.SegmentPath(directory, 1);
+            if (snapshots.Count == 0 && (segments.Count == 0 || (segments is [1] && new FileInfo(first).Length == 0)))
             {
+                if (segments.Count == 0)
+                {
+                    File.Create(first).Dispose();
+                    SyncDirectory(directory);
+                }
+
                 manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, keyCheck, 0, 1, 1);
-                return (manifest, new RecoveryPlan(null, 0, [], []));
+                return (manifest, new RecoveryPlan(null, 0, [1], []));
             }
 
             // A directory written before manifests existed: what is there now is taken as what is expected.
             var snapshot = snapshots.Count > 0 ? snapshots[^1] : 0;
-            var first = snapshot > 0 ? snapshot : segments[0];
-            manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, null, snapshot, first, Math.Max(first, segments.Count > 0 ? segments[^1] : first));
+            var firstSegment = snapshot > 0 ? snapshot : segments[0];
+            manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, null, snapshot, firstSegment, Math.Max(firstSegment, segments.Count > 0 ? segments[^1] : firstSegment));
             logger.LogWarning(
                 "Data directory {Directory} has no {Manifest}: one was created from the files present (snapshot {Snapshot}, log segments {First}-{Last}); files missing before this start cannot be detected",
                 directory, ManifestName, snapshot, manifest.FirstSegment, manifest.LastSegment);
@@ -262,9 +271,8 @@ public sealed class DataDirectory : IDisposable
             missing.Add(System.IO.Path.GetFileName(ProfileSnapshotFile.PathFor(directory, manifest.Snapshot)));
         }
 
-        // The last segment is created by the first start: a fresh directory has none yet.
-        var hasData = segments.Count > 0 || snapshots.Count > 0;
-        for (var n = manifest.FirstSegment; hasData && n <= manifest.LastSegment; n++)
+        // Every segment the manifest names was created before it was named (the first one before the manifest itself).
+        for (var n = manifest.FirstSegment; n <= manifest.LastSegment; n++)
         {
             if (!segments.Contains(n))
             {

@@ -116,6 +116,36 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void The_only_log_segment_of_a_store_without_a_snapshot_deleted_stops_start_up()
+    {
+        // Regression: before the first compaction (no snapshot yet) a missing segment was taken for a fresh directory's
+        // not yet created one; the start created an empty segment and served an empty store without a word.
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+        }
+
+        Assert.Equal([1L], FileChangeLog.Segments(_dir));
+        File.Delete(FileChangeLog.SegmentPath(_dir, 1));
+
+        var ex = Assert.Throws<StoreDamagedException>(() => new Durable(_dir, Key));
+        Assert.Contains(Path.GetFileName(FileChangeLog.SegmentPath(_dir, 1)), ex.Message);
+    }
+
+    [Fact]
+    public void A_first_start_that_stopped_before_its_manifest_was_written_starts_fresh()
+    {
+        // The first segment is created before the manifest: a crash between the two leaves that empty segment alone.
+        File.Create(FileChangeLog.SegmentPath(_dir, 1)).Dispose();
+
+        using var fresh = new Durable(_dir, Key);
+        fresh.Restore();
+        fresh.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+        Assert.NotNull(fresh.World.Store.Get("u1"));
+    }
+
+    [Fact]
     public void A_sealed_segment_cut_at_a_record_boundary_is_noticed()
     {
         using (var first = new Durable(_dir, Key))
