@@ -88,22 +88,21 @@ public static class DerivedScores
 
     /// <summary>
     /// inactive (no event in 30 days), declining (fewer than half the events of the previous 60 days'
-    /// 30-day average), high (10+ events in 30 days), otherwise active.
+    /// 30-day average), high (10+ events in 30 days), otherwise active. Only the user's own events count: the
+    /// service's email sends and impressions are what it did, not what the user did (each send would otherwise make an
+    /// inactive user active again, and the contact policy's inactive tier would never hold for a user mailed monthly).
+    /// Null without any event of the user's own (nothing to judge by: a user known only from declared data and sends).
     /// </summary>
     public static string? Engagement(EvalContext c)
     {
         var p = c.Profile;
-        if (p is null || p.TotalEvents == 0)
+        if (p is null || p.AllEvents.Count - p.Series(EventTypes.EmailSend).Count - p.Series(EventTypes.Impression).Count <= 0)
         {
             return null;
         }
 
-        // The all-events series gives windowed counts in two binary searches, whatever the history's length.
-        var all = p.AllEvents;
-        var recent = all.CountInWindow(c.NowTicks, 30 * Day, out var changes30);
-        var previous = all.CountInWindow(c.NowTicks, 90 * Day, out var changes90) - recent;
-        c.Until(changes30);
-        c.Until(changes90);
+        var recent = OwnEvents(c, p, 30 * Day);
+        var previous = OwnEvents(c, p, 90 * Day) - recent;
 
         if (recent == 0)
         {
@@ -116,6 +115,19 @@ public static class DerivedScores
         }
 
         return recent >= 10 ? "high" : "active";
+    }
+
+    // The user's own events in the window: every event but the service's sends and impressions. Each series gives its
+    // windowed count in two binary searches, whatever the history's length; the count may change when any of them does.
+    private static int OwnEvents(EvalContext c, Profile p, long window)
+    {
+        var count = p.AllEvents.CountInWindow(c.NowTicks, window, out var changes)
+            - p.Series(EventTypes.EmailSend).CountInWindow(c.NowTicks, window, out var sendsChange)
+            - p.Series(EventTypes.Impression).CountInWindow(c.NowTicks, window, out var impressionsChange);
+        c.Until(changes);
+        c.Until(sendsChange);
+        c.Until(impressionsChange);
+        return count;
     }
 
     /// <summary>

@@ -148,6 +148,25 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void The_services_own_sends_and_impressions_do_not_make_an_inactive_user_active()
+    {
+        // Regression: engagement counted every profile event, the outcomes recorded about the user included: the
+        // re-engagement send made the user "active" (cap 2 in 7 days), so the next campaign was sent too.
+        using var w = World();
+        w.Track("lapsed", "page_view", Noon.AddDays(-40));
+        Traits(w, "lapsed", "tier", "lapsed");
+        var reengage = w.Decide("lapsed", Email);
+        Sent(w, "lapsed", reengage, "re-1");
+        w.Outcomes.Record(0, new Outcome("imp-1", OutcomeType.Impression, reengage.DecisionId, "lapsed", "", null, Noon));
+
+        Traits(w, "lapsed", "tier", "regular");
+        Traits(w, "lapsed", "vip", true);
+        var campaign = w.Decide("lapsed", Email).Contact!;
+
+        Assert.Equal((ContactAction.Suppress, "inactive"), (campaign.Action, campaign.Engagement));
+    }
+
+    [Fact]
     public void Negative_outcomes_pause_contact_for_the_declared_period()
     {
         using var w = World();
