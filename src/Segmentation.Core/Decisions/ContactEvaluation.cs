@@ -63,31 +63,11 @@ public static class ContactEvaluation
         var tier = DerivedScores.Engagement(context) ?? "default";
         var zone = ZoneOf(policies, profile, request);
 
-        // Suppression after negative outcomes: at least `after` of them within `within` pause contact until `pause` after
-        // the last of them, even once they have left the counting window (a pause may be longer than the window).
-        var rules = policies.Suppression;
-        for (var r = 0; r < rules.Count; r++)
-        {
-            var rule = rules[r];
-            var (count, last) = rule.SegmentOnly || rule.CountsIgnored
-                ? NegativeOutcomes(rule, profile, winner.Id, context)
-                : NegativeOutcomesOfAll(rule, profile, context);
-            if (last != long.MinValue)
-            {
-                var until = last + rule.Pause.Ticks;
-                context.Until(until);
-                var whose = rule.SegmentOnly ? $" of segment '{winner.Id}'s decisions" : "";
-                return new ContactDecision(
-                    ContactAction.Suppress, channel, "suppression",
-                    explain ? $"{count} negative outcome(s){whose} ({string.Join(", ", rule.EventTypes)}) within {Duration.Format(rule.Within)}, the last at {Time(last)}, at least {rule.After}: {(rule.SegmentOnly ? "this segment's" : "all")} contact paused {Duration.Format(rule.Pause)} after the last, until {Time(until)}" : "",
-                    tier, count, rule.After, rule.Within, until, zone.Id);
-            }
-        }
-
         // The channel's frequency cap, shared by every segment and campaign on the channel.
         var (cap, name) = policy.Overrides.Count > 0 && policy.Overrides.TryGetValue(winner.Id, out var own) ? (own, "override")
             : capsByTier[ContactPolicies.TierIndex(tier)] is { } tiered ? (tiered, "cap") : (null, "none");
         var sent = 0;
+        var frees = long.MinValue; // when the cap allows one more send (long.MaxValue: never), if it is reached now
         if (cap is not null)
         {
             var series = profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty;
@@ -95,17 +75,50 @@ public static class ContactEvaluation
             context.Until(changes);
             if (sent >= cap.Max)
             {
-                var frees = NextAllowed(series, now, sent, cap);
-                var reason = "";
-                if (explain)
-                {
-                    var whose = name == "override" ? $"segment '{winner.Id}''s own {channel} cap" : $"{channel} cap for engagement '{tier}'";
-                    var next = frees == long.MaxValue ? "never (the cap is 0)" : $"next allowed at {Time(frees)}";
-                    reason = $"{whose}: {sent} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)}, at most {cap.Max}: suppressed; {next}";
-                }
-
-                return new ContactDecision(ContactAction.Suppress, channel, name, reason, tier, sent, cap.Max, cap.Window, frees == long.MaxValue ? 0 : frees, zone.Id);
+                frees = NextAllowed(series, now, sent, cap);
             }
+        }
+
+        // Suppression after negative outcomes: at least `after` of them within `within` pause contact until `pause` after
+        // the last of them, even once they have left the counting window (a pause may be longer than the window). Of the
+        // rules in force, the pause that ends last holds; contact is next allowed when it ends and the cap allows a send.
+        var rules = policies.Suppression;
+        (SuppressionRule Rule, int Count, long Last, long Until)? pause = null;
+        for (var r = 0; r < rules.Count; r++)
+        {
+            var rule = rules[r];
+            var (count, last) = rule.SegmentOnly || rule.CountsIgnored
+                ? NegativeOutcomes(rule, profile, winner.Id, context)
+                : NegativeOutcomesOfAll(rule, profile, context);
+            if (last != long.MinValue && (pause is null || last + rule.Pause.Ticks > pause.Value.Until))
+            {
+                pause = (rule, count, last, last + rule.Pause.Ticks);
+            }
+        }
+
+        if (pause is { } held)
+        {
+            context.Until(held.Until);
+            var next = frees == long.MaxValue ? 0 : Math.Max(held.Until, frees);
+            var whose = held.Rule.SegmentOnly ? $" of segment '{winner.Id}'s decisions" : "";
+            var then = next == held.Until ? "" : next == 0 ? $"; then the {channel} cap of 0 allows none" : $"; then the {channel} cap allows the next at {Time(next)}";
+            return new ContactDecision(
+                ContactAction.Suppress, channel, "suppression",
+                explain ? $"{held.Count} negative outcome(s){whose} ({string.Join(", ", held.Rule.EventTypes)}) within {Duration.Format(held.Rule.Within)}, the last at {Time(held.Last)}, at least {held.Rule.After}: {(held.Rule.SegmentOnly ? "this segment's" : "all")} contact paused {Duration.Format(held.Rule.Pause)} after the last, until {Time(held.Until)}{then}" : "",
+                tier, held.Count, held.Rule.After, held.Rule.Within, next, zone.Id);
+        }
+
+        if (cap is not null && frees != long.MinValue)
+        {
+            var reason = "";
+            if (explain)
+            {
+                var whose = name == "override" ? $"segment '{winner.Id}''s own {channel} cap" : $"{channel} cap for engagement '{tier}'";
+                var next = frees == long.MaxValue ? "never (the cap is 0)" : $"next allowed at {Time(frees)}";
+                reason = $"{whose}: {sent} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)}, at most {cap.Max}: suppressed; {next}";
+            }
+
+            return new ContactDecision(ContactAction.Suppress, channel, name, reason, tier, sent, cap.Max, cap.Window, frees == long.MaxValue ? 0 : frees, zone.Id);
         }
 
         var allowance = !explain ? "" : cap is null ? $"no {channel} cap" : $"{sent} of {cap.Max} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)} ({(name == "override" ? $"segment '{winner.Id}''s own cap" : $"engagement '{tier}'")})";

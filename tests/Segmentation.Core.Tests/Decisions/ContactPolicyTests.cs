@@ -242,6 +242,60 @@ public class ContactPolicyTests
         Assert.Equal(("regular", ContactAction.Send), (regular.Winner.Id, regular.Contact!.Action));
     }
 
+    private const string TwoPauses = """
+        contact_policies:
+          channels:
+            email:
+              caps: { default: 100/7d, inactive: 0/7d }
+          suppression:
+            - { after: 3, outcomes: [dismiss], within: 7d, pause: 14d }
+            - { after: 2, outcomes: [dismiss], within: 7d, pause: 30d, scope: segment }
+        """;
+
+    [Fact]
+    public void Of_two_pauses_in_force_contact_is_next_allowed_when_the_longer_ends()
+    {
+        // Regression: only the first rule in force was read: three dismissals gave "until 14 days on" while the
+        // segment's 30-day pause was still running then; a sender scheduling at that time mailed into it.
+        using var w = new TestWorld(Source(TwoPauses), Noon);
+        Traits(w, "s", "vip", true);
+        w.Track("s", "page_view", Noon.AddMinutes(-5)); // active: the cap is not what holds
+        var vip = w.Decide("s", Email);
+        for (var i = 0; i < 3; i++)
+        {
+            w.Outcomes.Record(0, new Outcome($"s-dismiss-{i}", OutcomeType.Dismiss, vip.DecisionId, "s", "", null, Noon.AddMinutes(i)));
+        }
+
+        w.Clock.Now = Noon.AddMinutes(3);
+        var paused = w.Decide("s", Email).Contact!;
+
+        Assert.Equal((ContactAction.Suppress, Noon.AddMinutes(2).AddDays(30).UtcTicks), (paused.Action, paused.SendAtTicks));
+        w.Clock.Now = Noon.AddDays(15);
+        Assert.Equal(ContactAction.Suppress, w.Decide("s", Email).Contact!.Action);
+    }
+
+    [Fact]
+    public void A_pause_over_a_cap_of_zero_gives_no_time_to_send_at()
+    {
+        // Regression: the pause's end was given as the time to send, though the inactive user's cap of 0 allows
+        // nothing then either ("unset when never", as for a cap of 0).
+        using var w = new TestWorld(Source(TwoPauses.Replace("pause: 30d", "pause: 60d", StringComparison.Ordinal)), Noon);
+        Traits(w, "s", "vip", true);
+        w.Track("s", "page_view", Noon.AddDays(-40)); // inactive (the dismissals, the user's own, are 34 days old too)
+        w.Clock.Now = Noon.AddDays(-36);
+        var vip = w.Decide("s", Email);
+        w.Clock.Now = Noon.AddDays(-34);
+        w.Outcomes.Record(0, new Outcome("s-dismiss-1", OutcomeType.Dismiss, vip.DecisionId, "s", "", null, Noon.AddDays(-35)));
+        w.Outcomes.Record(0, new Outcome("s-dismiss-2", OutcomeType.Dismiss, vip.DecisionId, "s", "", null, Noon.AddDays(-34)));
+        w.Clock.Now = Noon;
+
+        var paused = w.Decide("s", Email).Contact!;
+        var batch = w.Engine.DecideBatch(["s"], Email, null, false).Single();
+
+        Assert.Equal((ContactAction.Suppress, "suppression", 0L), (paused.Action, paused.Policy, paused.SendAtTicks));
+        Assert.Null(batch.SendTime);
+    }
+
     private const string IgnoredPause = """
         contact_policies:
           channels:
