@@ -80,17 +80,23 @@ public sealed class MeasurementCheckpointFile(
     private CapturedState Capture()
     {
         var journalFrom = journal?.Rotate() ?? 0;
-        measurement.Drain(); // every remembered decision is in the KPIs written with it
         measurement.Exposures.Prune(_time.GetUtcNow().UtcTicks); // experiments removed long ago are not written again
-        var issued = measurement.Ledger.Issued;
-        var segments = new Dictionary<Segment, int>(ReferenceEqualityComparer.Instance);
-        using var counters = new MemoryStream();
-        using (var w = new BinaryWriter(counters, Encoding.UTF8, leaveOpen: true))
-        {
-            WriteCounters(w, segments, journalFrom);
-        }
 
-        return new CapturedState(journalFrom, issued, segments, counters.ToArray());
+        // The KPIs and exposures hold exactly the decisions before `counted` (no drain runs meanwhile); the ledger is saved
+        // up to `issued`, read after it, and a restore counts the decisions in between (a drain stops at one still being
+        // written, and decisions are issued while it runs).
+        return measurement.WhileDrained(counted =>
+        {
+            var issued = measurement.Ledger.Issued;
+            var segments = new Dictionary<Segment, int>(ReferenceEqualityComparer.Instance);
+            using var counters = new MemoryStream();
+            using (var w = new BinaryWriter(counters, Encoding.UTF8, leaveOpen: true))
+            {
+                WriteCounters(w, segments, journalFrom, counted);
+            }
+
+            return new CapturedState(journalFrom, issued, segments, counters.ToArray());
+        });
     }
 
     /// <inheritdoc />
@@ -201,7 +207,7 @@ public sealed class MeasurementCheckpointFile(
 
     // Everything after the ledger: KPIs, histories, credited outcomes, experiments. Adds the KPIs' segments to the
     // table written before the ledger.
-    private void WriteCounters(BinaryWriter w, Dictionary<Segment, int> segments, long journalFrom)
+    private void WriteCounters(BinaryWriter w, Dictionary<Segment, int> segments, long journalFrom, long counted)
     {
         var versions = measurement.Kpis.SegmentVersions().ToList();
         foreach (var (_, _, definition) in versions)
@@ -342,6 +348,8 @@ public sealed class MeasurementCheckpointFile(
         {
             w.Write(t.Salt ?? "");
         }
+
+        w.Write(counted); // the first decision the KPIs above do not count (a reader without it takes every saved one as counted)
     }
 
     // Restores the file's state; returns the first decision journal file it does not hold (0: every file).
@@ -485,9 +493,11 @@ public sealed class MeasurementCheckpointFile(
             }
         }
 
+        long? counted = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt64() : null;
+
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
         measurement.Ledger.Restore(processBits, issued, decisions);
-        measurement.Counted();
+        measurement.Counted(counted);
         measurement.Kpis.Restore(cells, reach, versions, armIds);
         sizes.Restore(sizeRings);
         churn.Restore(churnRings);

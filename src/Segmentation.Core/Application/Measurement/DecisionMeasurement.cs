@@ -75,12 +75,29 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
         public System.Collections.Concurrent.ConcurrentDictionary<ExperimentArm, DecisionKey?[]> Arms { get; } = new(ReferenceEqualityComparer.Instance);
     }
 
-    /// <summary>Marks every decision issued so far as counted (after a checkpoint restored them with their counts).</summary>
-    internal void Counted()
+    /// <summary>
+    /// Marks the decisions issued before <paramref name="through"/> (all issued so far without one) as counted: after a
+    /// checkpoint restored them with their counts. Those from it on are counted by the next drain.
+    /// </summary>
+    internal void Counted(long? through = null)
     {
         lock (_drain)
         {
-            _counted = new LedgerCursor(Ledger.Issued);
+            _counted = new LedgerCursor(Math.Min(through ?? long.MaxValue, Ledger.Issued));
+        }
+    }
+
+    /// <summary>
+    /// Drains, then runs <paramref name="capture"/> with the first sequence not counted while no drain runs: the KPIs and
+    /// exposures it copies hold exactly the decisions before that sequence (what a checkpoint saves with them).
+    /// </summary>
+    internal T WhileDrained<T>(Func<long, T> capture)
+    {
+        ArgumentNullException.ThrowIfNull(capture);
+        lock (_drain)
+        {
+            Drain();
+            return capture(_counted.Next);
         }
     }
 
