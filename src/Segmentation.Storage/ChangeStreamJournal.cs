@@ -27,6 +27,9 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private const string TriggersName = "triggers.bin";
     private const string MembershipsName = "memberships.bin";
     private const byte Format = 1;
+
+    // The memberships file's format: a user's segment count as a 7-bit encoded integer (Format wrote a byte).
+    private const byte MembershipsFormat = 2;
     private const int MinEntryBytes = 8 + 1 + 8 + 8 + 4; // offset, kind, time, version and four empty strings
 
     private readonly string _folder;
@@ -444,7 +447,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         var path = Path.Combine(_folder, MembershipsName);
         try
         {
-            return ReadFile(path, reader =>
+            return ReadFile(path, MembershipsFormat, (reader, format) =>
             {
                 var offset = reader.ReadInt64();
                 var count = reader.ReadInt32();
@@ -452,7 +455,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                 for (var i = 0; i < count; i++)
                 {
                     var user = reader.ReadString();
-                    var segments = new string[reader.ReadByte()];
+                    var segments = new string[format == Format ? reader.ReadByte() : reader.Read7BitEncodedInt()];
                     for (var k = 0; k < segments.Length; k++)
                     {
                         segments[k] = string.Intern(reader.ReadString());
@@ -481,15 +484,18 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         }
     }
 
-    private void WriteMemberships(MembershipCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, MembershipsName), writer =>
+    // Each user's segments whole (a catalog may have 2,000): their count as a 7-bit encoded integer, the memberships
+    // file's second format (the first wrote a byte and kept 255 segments; the previous version reads that file as
+    // unknown and announces nothing at that start).
+    private void WriteMemberships(MembershipCheckpoint checkpoint) => WriteFile(Path.Combine(_folder, MembershipsName), MembershipsFormat, writer =>
     {
         writer.Write(checkpoint.Offset);
         writer.Write(checkpoint.Users.Count);
         foreach (var (user, segments) in checkpoint.Users)
         {
             writer.Write(user);
-            writer.Write((byte)Math.Min(segments.Length, byte.MaxValue));
-            foreach (var segment in segments.Take(byte.MaxValue))
+            writer.Write7BitEncodedInt(segments.Length);
+            foreach (var segment in segments)
             {
                 writer.Write(segment);
             }
@@ -498,6 +504,10 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 
     // One framed, checksummed payload (format byte first) in a file of its own; null when the file does not exist.
     private static T? ReadFile<T>(string path, Func<BinaryReader, T> read)
+        where T : class => ReadFile(path, Format, (reader, _) => read(reader));
+
+    // As above; a file of format Format up to `newest` is read, and `read` is told which.
+    private static T? ReadFile<T>(string path, byte newest, Func<BinaryReader, byte, T> read)
         where T : class
     {
         if (!File.Exists(path))
@@ -514,12 +524,13 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         try
         {
             using var reader = new BinaryReader(new MemoryStream(frame.Buffer, 0, frame.Length), Encoding.UTF8);
-            if (reader.ReadByte() != Format)
+            var format = reader.ReadByte();
+            if (format < Format || format > newest)
             {
                 throw new InvalidDataException($"{path}: unknown format");
             }
 
-            return read(reader);
+            return read(reader, format);
         }
         finally
         {
@@ -528,12 +539,14 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     }
 
     // Writes the payload to a temporary file, flushes it to disk and renames it over the old one: a crash leaves either.
-    private static void WriteFile(string path, Action<BinaryWriter> write)
+    private static void WriteFile(string path, Action<BinaryWriter> write) => WriteFile(path, Format, write);
+
+    private static void WriteFile(string path, byte format, Action<BinaryWriter> write)
     {
         using var buffer = new MemoryStream();
         using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
         {
-            writer.Write(Format);
+            writer.Write(format);
             write(writer);
         }
 

@@ -307,6 +307,44 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void Saved_memberships_keep_every_segment_of_a_user_and_the_first_format_is_still_read()
+    {
+        // Regression: a user's segment count was written as a byte, so a user in 300 segments was saved in 255: every
+        // restart announced 45 "entered" again and missed the "left" of any of them.
+        var segments = Enumerable.Range(0, 300).Select(i => $"s{i}").ToArray();
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            journal.SaveMemberships(new MembershipCheckpoint(7, [("u1", segments)]));
+        }
+
+        using (var reopened = new ChangeStreamJournal(_dir))
+        {
+            Assert.Equal(segments, Assert.Single(reopened.LoadMemberships()!.Users).Segments);
+        }
+
+        // A file the previous version wrote (format 1, the count as a byte) is read as it was.
+        using (var payload = new MemoryStream())
+        {
+            using (var w = new BinaryWriter(payload, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                w.Write((byte)1);
+                w.Write(7L);
+                w.Write(1);
+                w.Write("u1");
+                w.Write((byte)2);
+                w.Write("vip");
+                w.Write("regular");
+            }
+
+            using var file = File.Create(Path.Combine(_dir, ChangeStreamJournal.FolderName, "memberships.bin"));
+            Framing.Write(file, payload.ToArray());
+        }
+
+        using var old = new ChangeStreamJournal(_dir);
+        Assert.Equal(["vip", "regular"], Assert.Single(old.LoadMemberships()!.Users).Segments);
+    }
+
+    [Fact]
     public void Pending_triggers_are_saved_and_read_back()
     {
         var checkpoint = new TriggerCheckpoint(42, [new PendingTrigger("u1", "reminder", "cart", 40, T0.UtcTicks, T0.AddDays(3).UtcTicks)]);
