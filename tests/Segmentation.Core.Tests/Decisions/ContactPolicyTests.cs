@@ -356,6 +356,29 @@ public class ContactPolicyTests
         }
     }
 
+    [Theory]
+    [InlineData("IN", "Asia/Kolkata")]
+    [InlineData("NZ", "Pacific/Auckland")]
+    [InlineData("BR", "America/Sao_Paulo")]
+    [InlineData("Greece", "Europe/Athens")]
+    [InlineData("Channel Islands", "Europe/Jersey")]
+    [InlineData("RSA", "Africa/Johannesburg")]
+    [InlineData("Hong Kong", "Asia/Hong_Kong")]
+    [InlineData("United Arab Emirates", "Asia/Dubai")]
+    [InlineData("Czech Republic", "Europe/Prague")]
+    [InlineData("Iceland", "Atlantic/Reykjavik")]
+    public void A_country_the_demo_data_or_iso_names_has_its_own_zone_for_quiet_hours(string country, string zone)
+    {
+        // Regression: about 22 countries were known; India at 02:00 local time was mailed on London's 20:30.
+        var at = new DateTimeOffset(2026, 6, 10, 19, 30, 0, TimeSpan.Zero); // 20:30 in London: outside quiet hours there
+        using var w = World(at);
+        Traits(w, "z", "vip", true);
+
+        var contact = w.Decide("z", Email with { Country = country }).Contact!;
+
+        Assert.Equal(zone, contact.TimeZone);
+    }
+
     [Fact]
     public void The_time_zone_comes_from_the_profile_then_the_request_country_then_the_catalog()
     {
