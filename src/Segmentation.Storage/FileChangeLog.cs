@@ -67,11 +67,28 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         public Exception? Error { get; set; }
     }
 
+    private int _rotating; // rotations waiting for the writer to go idle; appends wait for them (under the gate)
+
     /// <summary>Test hook: runs on the writer thread before each fsync (to simulate a slow or failing disk).</summary>
     internal Action? BeforeFlush { get; set; }
 
     /// <summary>Test hook: runs on the writer thread before the segment is cut back after a failed write.</summary>
     internal Action? BeforeCutBack { get; set; }
+
+    /// <summary>Test hook: runs (under the log's lock) when an append waits for a rotation to end.</summary>
+    internal Action? AppendWaitsForRotation { get; set; }
+
+    /// <summary>For tests: rotations waiting for the writer to go idle.</summary>
+    internal int RotationsWaiting
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _rotating;
+            }
+        }
+    }
 
     /// <summary>For tests: records waiting for the next group commit.</summary>
     internal int PendingRecords
@@ -267,41 +284,57 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 throw new InvalidOperationException("the change log is not open: call Recover first");
             }
 
-            while (_writing || _pending.Frames.Count > 0)
-            {
-                ObjectDisposedException.ThrowIf(_stopping, this);
-                Monitor.Wait(_gate);
-            }
-
-            ObjectDisposedException.ThrowIf(_stopping, this);
-
-            // The writer thread is idle now: nothing is pending and the last batch has ended.
-            var next = Interlocked.Read(ref _segment) + 1;
-            var path = SegmentPath(_directory, next);
-            var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
+            // New appends wait until the rotation is done (into the new segment): otherwise a steady stream of writers,
+            // each arriving during the previous fsync, keeps something pending forever and the rotation never starts.
+            _rotating++;
             try
             {
-                file.Flush(flushToDisk: true);
-                DataDirectory.SyncDirectory(_directory);
-                _data.RecordSegment(next, sealedLength: _durableLength);
-            }
-            catch (ReplacedNotFlushedException)
-            {
-                // The manifest in effect names the new segment and the old one's final length: the rotation has
-                // happened, and appending on to the old segment would grow it past that length. Only the flush failed.
-                SwitchTo(file, path, next);
-                throw;
-            }
-            catch
-            {
-                file.Dispose();
-                DataDirectory.TryDelete(path);
-                throw;
-            }
+                while (_writing || _pending.Frames.Count > 0)
+                {
+                    ObjectDisposedException.ThrowIf(_stopping, this);
+                    Monitor.Wait(_gate);
+                }
 
-            SwitchTo(file, path, next);
-            return next;
+                ObjectDisposedException.ThrowIf(_stopping, this);
+                return RotateLocked();
+            }
+            finally
+            {
+                _rotating--;
+                Monitor.PulseAll(_gate);
+            }
         }
+    }
+
+    // The rotation itself, under the gate with the writer idle.
+    private long RotateLocked()
+    {
+        // The writer thread is idle now: nothing is pending and the last batch has ended.
+        var next = Interlocked.Read(ref _segment) + 1;
+        var path = SegmentPath(_directory, next);
+        var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
+        try
+        {
+            file.Flush(flushToDisk: true);
+            DataDirectory.SyncDirectory(_directory);
+            _data.RecordSegment(next, sealedLength: _durableLength);
+        }
+        catch (ReplacedNotFlushedException)
+        {
+            // The manifest in effect names the new segment and the old one's final length: the rotation has
+            // happened, and appending on to the old segment would grow it past that length. Only the flush failed.
+            SwitchTo(file, path, next);
+            throw;
+        }
+        catch
+        {
+            file.Dispose();
+            DataDirectory.TryDelete(path);
+            throw;
+        }
+
+        SwitchTo(file, path, next);
+        return next;
     }
 
     // Appends to the new segment from now on, then seals the old one at its durable length (switched first: a failure to
@@ -365,6 +398,13 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             }
 
             ObjectDisposedException.ThrowIf(_stopping, this);
+            while (_rotating > 0)
+            {
+                AppendWaitsForRotation?.Invoke();
+                Monitor.Wait(_gate);
+                ObjectDisposedException.ThrowIf(_stopping, this);
+            }
+
             var batch = _pending;
             batch.Frames.Add(frame);
             Monitor.PulseAll(_gate);

@@ -278,4 +278,54 @@ public sealed class ChangeLogTests : IDisposable
         using var log = new FileChangeLog(_dir);
         Assert.Throws<InvalidOperationException>(() => log.Append(new MergeChange("a", "b")));
     }
+
+    [Fact]
+    public async Task A_rotation_is_not_held_off_by_writers_arriving_during_every_fsync()
+    {
+        // Regression: a rotation waited for the writer to be idle with nothing pending, but appends went on joining the
+        // next batch meanwhile; with a writer arriving during every fsync (a busy server) it never started, and the
+        // compaction (and an erasure waiting for it) waited as long as the traffic lasted.
+        using var log = new FileChangeLog(_dir);
+        log.Recover(_ => { });
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        using var waiting = new ManualResetEventSlim();
+        var (flushes, fed, rotated) = (0, 0, 0);
+        var appends = new System.Collections.Concurrent.ConcurrentQueue<Task>();
+        log.AppendWaitsForRotation = waiting.Set;
+        log.BeforeFlush = () =>
+        {
+            if (Interlocked.Increment(ref flushes) == 1)
+            {
+                held.Set();
+                release.Wait();
+            }
+
+            if (Volatile.Read(ref rotated) == 0 && Volatile.Read(ref fed) < 50)
+            {
+                // A writer arrives during this fsync: it joins the next batch, or waits for the rotation.
+                var n = Interlocked.Increment(ref fed);
+                waiting.Reset();
+                appends.Enqueue(Task.Run(() => log.Append(new MergeChange($"fed-{n}", "u"))));
+                SpinWait.SpinUntil(() => log.PendingRecords > 0 || waiting.IsSet, TimeSpan.FromSeconds(30));
+            }
+        };
+
+        var first = Task.Run(() => log.Append(new MergeChange("a-0", "u")));
+        held.Wait(); // a batch is at its fsync when the rotation starts
+        var rotation = Task.Run(() =>
+        {
+            var segment = log.Rotate();
+            Volatile.Write(ref rotated, 1);
+            return segment;
+        });
+        SpinWait.SpinUntil(() => log.RotationsWaiting > 0, TimeSpan.FromSeconds(30));
+        release.Set();
+
+        Assert.Equal(2, await rotation);
+        await first;
+        await Task.WhenAll(appends);
+        Assert.True(fed <= 3, $"{fed} writers arrived before the rotation started");
+        Assert.Equal(1 + fed, FileChangeLog.ReadAll(_dir, out _).Count);
+    }
 }
