@@ -31,6 +31,8 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
         writeEntries?.Invoke();
         if (feed.Journaled >= offset)
         {
+            // A user erased since the snapshot (whose erasure may already have rewritten the file) is not written back.
+            users.RemoveAll(u => profiles.Get(u.UserId) is null);
             journal.SaveMemberships(new MembershipCheckpoint(offset, users));
         }
     }

@@ -248,6 +248,27 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_user_erased_while_memberships_are_saved_is_not_written_back()
+    {
+        // Regression: the memberships were read before the erasure rewrote the file without the user, and written after
+        // it with the user: the file named the erased user until the next save.
+        using var journal = new ChangeStreamJournal(_dir);
+        using var w = World(journal: journal);
+        var service = new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock, reconciler: w.Get<ChangeStreamReconciler>(), memberships: w.Memberships);
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        ChangeStreamTests.SetScore(w, "u2", 80);
+        service.Flush();
+
+        w.Get<ChangeStreamReconciler>().Save(() =>
+        {
+            w.Rights.ForgetAsync("u1").GetAwaiter().GetResult();
+            service.Flush();
+        });
+
+        Assert.Equal(["u2"], journal.LoadMemberships()!.Users.Select(u => u.UserId));
+    }
+
+    [Fact]
     public void The_saved_memberships_never_account_for_entries_the_stream_has_not_written()
     {
         // Regression: the checkpoint took the stream's last offset while entries after the last flush were in memory
