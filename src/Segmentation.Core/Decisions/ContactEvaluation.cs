@@ -70,9 +70,11 @@ public static class ContactEvaluation
         var frees = long.MinValue; // when the cap allows one more send (long.MaxValue: never), if it is reached now
         if (cap is not null)
         {
+            // A send dated up to the accepted clock skew ahead (the sender's clock runs fast) has happened: it counts now.
             var series = profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty;
-            sent = series.CountInWindow(now, cap.Window.Ticks, out var changes);
-            context.Until(changes);
+            var ahead = EventValidator.MaxFutureSkew.Ticks;
+            sent = series.CountInWindow(now + ahead, cap.Window.Ticks + ahead, out var changes);
+            context.Until(changes == long.MaxValue ? changes : changes - ahead); // counted as of now + ahead: the change, in real time
             if (sent >= cap.Max)
             {
                 frees = NextAllowed(series, now, sent, cap);

@@ -91,6 +91,21 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void A_send_dated_a_few_minutes_ahead_counts_at_once()
+    {
+        // Regression: the cap counted sends up to now only; a send stamped by a sender whose clock runs 4 minutes fast
+        // (accepted: at most 5) did not count for those 4 minutes, and another campaign was sent meanwhile.
+        using var w = World();
+        Traits(w, "u", "vip", true);
+        Sent(w, "u", w.Decide("u", Email), "send-1");
+        w.Outcomes.Record(0, new Outcome("send-2", OutcomeType.EmailSend, w.Decide("u", Email).DecisionId, "u", "", null, Noon.AddMinutes(4)));
+
+        var capped = w.Decide("u", Email).Contact!;
+
+        Assert.Equal((ContactAction.Suppress, 2), (capped.Action, capped.Count));
+    }
+
+    [Fact]
     public void Above_a_lowered_cap_contact_is_next_allowed_when_enough_sends_have_left_the_window()
     {
         // Four sends recorded on four days (under an earlier, higher cap); the cap is now 2 in 7 days. One more is
