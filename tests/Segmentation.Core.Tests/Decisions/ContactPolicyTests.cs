@@ -106,6 +106,24 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void A_batch_decides_each_user_once_whichever_of_their_ids_is_listed_again()
+    {
+        // Regression: a user listed twice (or under a stitched visitor id too) got two decisions, each allowed by the
+        // cap, and an email send mailed them twice.
+        using var w = World();
+        Traits(w, "u", "vip", true);
+        w.Track("visitor", "page_view", Noon.AddMinutes(-5));
+        w.Ingestion.Identify("visitor", "u");
+
+        var items = w.Engine.DecideBatch(["u", "w", "u", "visitor"], Email, null, false).ToList();
+
+        Assert.Equal([ContactAction.Send, ContactAction.Send], items.Take(2).Select(i => i.Decision!.Contact!.Action));
+        Assert.Equal(("user_ids[2]", "the same user as user_ids[0]: a batch decides each user once"), (items[2].Error!.Field, items[2].Error!.Description));
+        Assert.Equal(("user_ids[3]", "the same user as user_ids[0]: a batch decides each user once"), (items[3].Error!.Field, items[3].Error!.Description));
+        Assert.All(items.Skip(2), i => Assert.Null(i.Decision));
+    }
+
+    [Fact]
     public void Above_a_lowered_cap_contact_is_next_allowed_when_enough_sends_have_left_the_window()
     {
         // Four sends recorded on four days (under an earlier, higher cap); the cap is now 2 in 7 days. One more is

@@ -147,7 +147,8 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     /// <paramref name="cancellation"/> is checked before each user: once it is cancelled (the caller's
     /// deadline passed) enumeration stops with <see cref="OperationCanceledException"/>.
     /// A batch answers from the decision cache where it can but does not fill it: a send's thousands of
-    /// decisions are asked for once, and would push out the storefront's hot entries.
+    /// decisions are asked for once, and would push out the storefront's hot entries. A user listed again (the same id,
+    /// or another id of the same profile) gets an error item naming the first.
     /// </summary>
     public IEnumerable<BatchItem> DecideBatch(IReadOnlyList<string> userIds, RequestContext context, DateTimeOffset? at, bool explain, ConsentPurpose? purpose = null, CancellationToken cancellation = default)
     {
@@ -173,6 +174,10 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     private IEnumerable<BatchItem> Batch(IReadOnlyList<string> userIds, RequestContext context, CatalogSnapshot catalog, RfmModel model, DateTimeOffset now, bool served, bool explain, ConsentPurpose? purpose, CancellationToken cancellation)
     {
         var prior = context.Channel == "email" ? sendTimes?.Current ?? SendTimePrior.Default : null; // send times are for email sends
+
+        // Each person once: a second id of the same profile (the same id again, or an id stitched to it) is an error of
+        // its item, not a second decision (an email send would mail them twice, each time within the contact cap).
+        var decided = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var i = 0; i < userIds.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -186,6 +191,12 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
                 // One read of the profile per user: the consent check, the decision, its send time and its email blocks
                 // all see the same version of it.
                 var profile = profiles.Get(id);
+                if (!decided.TryAdd(profile?.UserId ?? id, i))
+                {
+                    yield return new BatchItem(i, id, null, new FieldViolation($"user_ids[{i}]", $"the same user as user_ids[{decided[profile?.UserId ?? id]}]: a batch decides each user once"));
+                    continue;
+                }
+
                 if (purpose is { } p && _consent.Status(profile, p) is { Granted: false } missing)
                 {
                     yield return new BatchItem(i, id, null, null, missing);
