@@ -78,7 +78,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             }
 
             rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
-            return new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Event ?? new Event()))) };
+            return new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Event ?? new Event()))) };
         }, context.CancellationToken);
         span?.SetTag("segmentation.events.received", index);
     }
@@ -90,12 +90,12 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         var response = new StreamEventsResponse();
         if (message.Event is { } first)
         {
-            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(first))));
+            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(first))));
         }
 
         for (var i = 0; i < message.Events.Count; i++)
         {
-            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(index++, ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i))));
+            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i))));
         }
 
         return response;

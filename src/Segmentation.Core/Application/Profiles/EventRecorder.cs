@@ -95,6 +95,17 @@ public sealed class EventRecorder
     // "events[0]" to "events[999]", made once each: a batch's events are named by these on every write.
     private static readonly string?[] BatchFields = new string?[InputLimits.MaxEventsPerCall];
 
+    /// <summary>
+    /// The index of a stream's next event (<c>EventResult.index</c>, an int32 of the public contract): returns
+    /// <paramref name="index"/> and advances it, from 2,147,483,647 back to 0 (never negative, however long the stream).
+    /// </summary>
+    public static int NextStreamIndex(ref int index)
+    {
+        var current = index;
+        index = current == int.MaxValue ? 0 : current + 1;
+        return current;
+    }
+
     /// <summary>The field name of event <paramref name="position"/> of a batch (<c>events[position]</c>), for its violations.</summary>
     public static string BatchField(int position)
     {

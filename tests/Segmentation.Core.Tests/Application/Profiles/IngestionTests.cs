@@ -162,4 +162,14 @@ public class IngestionTests
 
         Assert.Same(before, w.Store.Get("u1"));
     }
+
+    [Fact]
+    public void A_streams_event_index_starts_again_at_zero_after_the_largest_int32()
+    {
+        // Regression: StreamEvents counted its events with index++ on an int, which went negative after 2,147,483,647
+        // events on one stream (about eight hours at full rate) and broke clients matching results by index.
+        var index = int.MaxValue - 1;
+
+        Assert.Equal([int.MaxValue - 1, int.MaxValue, 0, 1], [EventRecorder.NextStreamIndex(ref index), EventRecorder.NextStreamIndex(ref index), EventRecorder.NextStreamIndex(ref index), EventRecorder.NextStreamIndex(ref index)]);
+    }
 }
