@@ -48,6 +48,16 @@ internal static class ProfileCodec
 
         public int Count { get; private set; }
 
+        /// <summary>Bytes of profiles in the chunk so far (its symbol table aside).</summary>
+        public long BodyLength
+        {
+            get
+            {
+                Writer.Flush();
+                return _body.Length;
+            }
+        }
+
         public void Dispose()
         {
             Writer.Flush();

@@ -30,7 +30,7 @@ public sealed record SnapshotInfo(long Segment, long Profiles, long Bytes, TimeS
 /// The snapshot file format: every profile of the store at one point of the change log, so that restore
 /// reads it and replays only the log segments written after it. Layout: an 8-byte magic, then frames
 /// (<see cref="Framing"/>) whose first payload byte is the kind: a header (format version, segment, creation
-/// time), chunks of up to <see cref="ChunkProfiles"/> profiles (encoded by <see cref="ProfileCodec"/>), and a
+/// time), chunks of up to <see cref="ChunkProfiles"/> profiles or about <see cref="ChunkBytes"/> (encoded by <see cref="ProfileCodec"/>), and a
 /// trailer with the profile count. The header also carries the store's state besides profiles
 /// (<see cref="SnapshotState"/>: format 2; format 1 files, without it, are still read). Chunks decode in parallel on restore. Aggregates are not stored:
 /// they are a pure function of the events and are rebuilt on read. PII attribute values are sealed with
@@ -41,6 +41,13 @@ public static class ProfileSnapshotFile
 {
     /// <summary>Profiles per chunk.</summary>
     public const int ChunkProfiles = 1024;
+
+    /// <summary>
+    /// Bytes after which a chunk is cut even with fewer profiles: a chunk is one frame held in memory while written and
+    /// read (and decoded on several threads at once), so a run of profiles with very long histories (up to a million
+    /// events each) must not make one of gigabytes.
+    /// </summary>
+    public const int ChunkBytes = 64 << 20;
 
     private const int FormatVersion = 2;
     private const byte KindHeader = 1;
@@ -87,18 +94,22 @@ public static class ProfileSnapshotFile
     /// <param name="pii">Seals PII attribute values; null stores them as they are.</param>
     /// <param name="state">What the store holds besides profiles (null: nothing).</param>
     /// <remarks>A failed write removes its temporary file: it may hold personal data, some of it already erased.</remarks>
-    public static SnapshotInfo Write(string path, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState? state = null)
+    public static SnapshotInfo Write(string path, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState? state = null) =>
+        Write(path, segment, entries, pii, state, ChunkBytes);
+
+    /// <summary>As above, cutting chunks at <paramref name="chunkBytes"/> (tests).</summary>
+    internal static SnapshotInfo Write(string path, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState? state, int chunkBytes)
     {
         ArgumentNullException.ThrowIfNull(entries);
         state ??= SnapshotState.None;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         long profiles = 0;
-        DataDirectory.WriteAtomically(path, file => profiles = WriteBody(file, segment, entries, pii, state), bufferSize: 1 << 20);
+        DataDirectory.WriteAtomically(path, file => profiles = WriteBody(file, segment, entries, pii, state, chunkBytes), bufferSize: 1 << 20);
 
         return new SnapshotInfo(segment, profiles, new FileInfo(path).Length, System.Diagnostics.Stopwatch.GetElapsedTime(started)) { Preamble = state.Preamble, VersionFloor = state.VersionFloor };
     }
 
-    private static long WriteBody(FileStream file, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState state)
+    private static long WriteBody(FileStream file, long segment, IEnumerable<SnapshotEntry> entries, PiiProtector? pii, SnapshotState state, int chunkBytes)
     {
         long profiles = 0;
         file.Write(Magic);
@@ -123,7 +134,7 @@ public static class ProfileSnapshotFile
         {
             chunk.Add(entry, pii);
             profiles++;
-            if (chunk.Count == ChunkProfiles)
+            if (chunk.Count == ChunkProfiles || chunk.BodyLength >= chunkBytes)
             {
                 chunk.WriteChunk(file, KindChunk);
             }

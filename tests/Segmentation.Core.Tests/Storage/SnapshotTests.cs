@@ -126,6 +126,30 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public void A_chunk_is_cut_by_its_bytes_as_well_as_its_profile_count()
+    {
+        // Regression: chunks were cut every 1,024 profiles only, so a run of profiles with very long histories made a
+        // chunk past the 2 GB a buffer holds, and every compaction failed as if the disk did.
+        using var w = new TestWorld(TestCatalogs.Source());
+        Write(w, 0, 900, users: 3);
+        var path = Path.Combine(_dir, "cut.snap");
+
+        ProfileSnapshotFile.Write(path, 1, w.Store.Snapshot().Select(p => new SnapshotEntry(p, [])), null, null, chunkBytes: 4_000);
+
+        var bytes = File.ReadAllBytes(path);
+        var chunks = 0;
+        for (var at = 8; at < bytes.Length; at += 8 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at)))
+        {
+            chunks += bytes[at + 8] == 2 ? 1 : 0; // a chunk's kind
+        }
+
+        Assert.Equal(3, chunks); // each profile's 300 events pass the 4,000 bytes alone
+        var read = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        ProfileSnapshotFile.Read(path, null, e => read[e.Profile.UserId] = e.Profile.Events.Count, parallelism: 2);
+        Assert.Equal(w.Store.Snapshot().ToDictionary(p => p.UserId, p => p.Events.Count), read.ToDictionary());
+    }
+
+    [Fact]
     public async Task Compaction_while_writers_and_merges_run_loses_and_doubles_nothing()
     {
         using var first = new Durable(_dir, Key);
