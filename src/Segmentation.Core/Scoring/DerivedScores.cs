@@ -96,13 +96,23 @@ public static class DerivedScores
     public static string? Engagement(EvalContext c)
     {
         var p = c.Profile;
-        if (p is null || p.AllEvents.Count - p.Series(EventTypes.EmailSend).Count - p.Series(EventTypes.Impression).Count <= 0)
+        if (p is null)
         {
             return null;
         }
 
-        var recent = OwnEvents(c, p, 30 * Day);
-        var previous = OwnEvents(c, p, 90 * Day) - recent;
+        // Each series gives its windowed count in two binary searches, whatever the history's length (a profile that
+        // was never sent to nor shown anything has empty ones).
+        var all = p.AllEvents;
+        var sends = p.Series(EventTypes.EmailSend);
+        var impressions = p.Series(EventTypes.Impression);
+        if (all.Count - sends.Count - impressions.Count <= 0)
+        {
+            return null;
+        }
+
+        var recent = OwnEvents(c, all, sends, impressions, 30 * Day);
+        var previous = OwnEvents(c, all, sends, impressions, 90 * Day) - recent;
 
         if (recent == 0)
         {
@@ -117,16 +127,24 @@ public static class DerivedScores
         return recent >= 10 ? "high" : "active";
     }
 
-    // The user's own events in the window: every event but the service's sends and impressions. Each series gives its
-    // windowed count in two binary searches, whatever the history's length; the count may change when any of them does.
-    private static int OwnEvents(EvalContext c, Profile p, long window)
+    // The user's own events in the window: every event but the service's sends and impressions; the count may change
+    // when any of the three does.
+    private static int OwnEvents(EvalContext c, EventSeries all, EventSeries sends, EventSeries impressions, long window)
     {
-        var count = p.AllEvents.CountInWindow(c.NowTicks, window, out var changes)
-            - p.Series(EventTypes.EmailSend).CountInWindow(c.NowTicks, window, out var sendsChange)
-            - p.Series(EventTypes.Impression).CountInWindow(c.NowTicks, window, out var impressionsChange);
+        var count = all.CountInWindow(c.NowTicks, window, out var changes);
         c.Until(changes);
-        c.Until(sendsChange);
-        c.Until(impressionsChange);
+        if (sends.Count > 0)
+        {
+            count -= sends.CountInWindow(c.NowTicks, window, out var sendsChange);
+            c.Until(sendsChange);
+        }
+
+        if (impressions.Count > 0)
+        {
+            count -= impressions.CountInWindow(c.NowTicks, window, out var impressionsChange);
+            c.Until(impressionsChange);
+        }
+
         return count;
     }
 

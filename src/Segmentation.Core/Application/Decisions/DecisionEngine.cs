@@ -177,7 +177,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
 
         // Each person once: a second id of the same profile (the same id again, or an id stitched to it) is an error of
         // its item, not a second decision (an email send would mail them twice, each time within the contact cap).
-        var decided = new Dictionary<string, int>(StringComparer.Ordinal);
+        var decided = new Dictionary<string, int>(userIds.Count, StringComparer.Ordinal);
         for (var i = 0; i < userIds.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
