@@ -101,7 +101,7 @@ public static class ContactEvaluation
         if (pause is { } held)
         {
             context.Until(held.Until);
-            var next = frees == long.MaxValue ? 0 : Math.Max(held.Until, frees);
+            var next = AfterPause(policy, capsByTier, winner, profile, context, held.Until);
             var whose = held.Rule.SegmentOnly ? $" of segment '{winner.Id}'s decisions" : "";
             var then = next == held.Until ? "" : next == 0 ? $"; then the {channel} cap of 0 allows none" : $"; then the {channel} cap allows the next at {Time(next)}";
             return new ContactDecision(
@@ -145,6 +145,39 @@ public static class ContactEvaluation
         }
 
         return new ContactDecision(ContactAction.Send, channel, cap is null ? "none" : name, explain ? $"{allowance}: send" : "", tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, 0, zone.Id);
+    }
+
+    // When contact is next allowed after a pause ending at `until`: then, if the cap that applies then (the user's
+    // engagement may have changed by then: a pause's own outcomes leave the 30 days counted) allows a send; else when it
+    // does, or 0 for never (a cap of 0).
+    private static long AfterPause(ChannelPolicy policy, FrequencyCap?[] capsByTier, Segment winner, Profile? profile, EvalContext context, long until)
+    {
+        FrequencyCap? cap;
+        if (policy.Overrides.Count > 0 && policy.Overrides.TryGetValue(winner.Id, out var own))
+        {
+            cap = own;
+        }
+        else
+        {
+            var then = new EvalContext(profile, context.Request, until, context.Rfm);
+            cap = capsByTier[ContactPolicies.TierIndex(DerivedScores.Engagement(then) ?? "default")];
+        }
+
+        if (cap is null)
+        {
+            return until;
+        }
+
+        var series = profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty;
+        var ahead = EventValidator.MaxFutureSkew.Ticks;
+        var sent = series.CountInWindow(until + ahead, cap.Window.Ticks + ahead, out _);
+        if (sent < cap.Max)
+        {
+            return until;
+        }
+
+        var frees = NextAllowed(series, until, sent, cap);
+        return frees == long.MaxValue ? 0 : frees;
     }
 
     // When enough sends have left the window for one more: the (sent − max + 1)-th oldest of the window's sends leaves it.

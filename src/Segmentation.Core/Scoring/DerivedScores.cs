@@ -91,7 +91,7 @@ public static class DerivedScores
     /// 30-day average), high (10+ events in 30 days), otherwise active. Only the user's own events count: the
     /// service's email sends and impressions are what it did, not what the user did (each send would otherwise make an
     /// inactive user active again, and the contact policy's inactive tier would never hold for a user mailed monthly).
-    /// Null without any event of the user's own (nothing to judge by: a user known only from declared data and sends).
+    /// A user who was sent or shown something but never did anything is inactive; null without any event at all.
     /// </summary>
     public static string? Engagement(EvalContext c)
     {
@@ -101,15 +101,16 @@ public static class DerivedScores
             return null;
         }
 
+        if (p.TotalEvents == 0)
+        {
+            return null;
+        }
+
         // Each series gives its windowed count in two binary searches, whatever the history's length (a profile that
         // was never sent to nor shown anything has empty ones).
         var all = p.AllEvents;
         var sends = p.Series(EventTypes.EmailSend);
         var impressions = p.Series(EventTypes.Impression);
-        if (all.Count - sends.Count - impressions.Count <= 0)
-        {
-            return null;
-        }
 
         var recent = OwnEvents(c, all, sends, impressions, 30 * Day);
         var previous = OwnEvents(c, all, sends, impressions, 90 * Day) - recent;

@@ -60,6 +60,7 @@ public class ContactPolicyTests
     {
         using var w = World();
         Traits(w, "u", "vip", true);
+        w.Track("u", "page_view", Noon.AddMinutes(-5)); // active (a user only ever sent to is inactive)
         for (var i = 0; i < 5; i++)
         {
             Assert.Equal(ContactAction.Send, w.Decide("u", Email).Contact!.Action); // rendered, not sent: nothing used up
@@ -130,6 +131,7 @@ public class ContactPolicyTests
         // allowed only when three have left the window: the third send's time plus 7 days, not the first's.
         using var w = World();
         Traits(w, "u", "vip", true);
+        w.Track("u", "page_view", Noon.AddMinutes(-5)); // active, whatever the sends
         for (var day = 0; day < 4; day++)
         {
             w.Clock.Now = Noon.AddDays(day);
@@ -197,6 +199,21 @@ public class ContactPolicyTests
         var campaign = w.Decide("lapsed", Email).Contact!;
 
         Assert.Equal((ContactAction.Suppress, "inactive"), (campaign.Action, campaign.Engagement));
+    }
+
+    [Fact]
+    public void A_user_only_ever_sent_to_is_inactive()
+    {
+        // The review of the fix above: a user with sends and no event of their own had no engagement level (the looser
+        // default cap), so the least engaged were mailed the most.
+        using var w = World(Noon.AddDays(-1));
+        Traits(w, "only-sent", "vip", true);
+        Sent(w, "only-sent", w.Decide("only-sent", Email), "send-1");
+        w.Clock.Now = Noon;
+
+        var contact = w.Decide("only-sent", Email).Contact!;
+
+        Assert.Equal((ContactAction.Suppress, "inactive"), (contact.Action, contact.Engagement));
     }
 
     [Fact]
@@ -279,7 +296,7 @@ public class ContactPolicyTests
         contact_policies:
           channels:
             email:
-              caps: { default: 100/7d, inactive: 0/7d }
+              caps: { default: 100/7d }
           suppression:
             - { after: 3, outcomes: [dismiss], within: 7d, pause: 14d }
             - { after: 2, outcomes: [dismiss], within: 7d, pause: 30d, scope: segment }
@@ -308,11 +325,34 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void The_time_after_a_pause_is_judged_by_the_cap_that_applies_when_the_pause_ends()
+    {
+        // Regression (of the fix above): the time after the pause was checked against today's cap; by the pause's end
+        // its own dismissals had left the 30 days counted, the user was inactive (a cap of 0), and a Decide at the time
+        // given suppressed for good.
+        using var w = new TestWorld(Source(TwoPauses.Replace("{ default: 100/7d }", "{ default: 100/7d, inactive: 0/7d }", StringComparison.Ordinal)), Noon);
+        Traits(w, "s", "vip", true);
+        var vip = w.Decide("s", Email);
+        for (var i = 0; i < 2; i++)
+        {
+            w.Outcomes.Record(0, new Outcome($"s-dismiss-{i}", OutcomeType.Dismiss, vip.DecisionId, "s", "", null, Noon.AddMinutes(i)));
+        }
+
+        w.Clock.Now = Noon.AddMinutes(2);
+        var paused = w.Decide("s", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, "suppression", "active", 0L), (paused.Action, paused.Policy, paused.Engagement, paused.SendAtTicks));
+
+        w.Clock.Now = Noon.AddMinutes(1).AddDays(30); // the pause's end
+        var then = w.Decide("s", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, "inactive", 0L), (then.Action, then.Engagement, then.SendAtTicks));
+    }
+
+    [Fact]
     public void A_pause_over_a_cap_of_zero_gives_no_time_to_send_at()
     {
         // Regression: the pause's end was given as the time to send, though the inactive user's cap of 0 allows
         // nothing then either ("unset when never", as for a cap of 0).
-        using var w = new TestWorld(Source(TwoPauses.Replace("pause: 30d", "pause: 60d", StringComparison.Ordinal)), Noon);
+        using var w = new TestWorld(Source(TwoPauses.Replace("pause: 30d", "pause: 60d", StringComparison.Ordinal).Replace("{ default: 100/7d }", "{ default: 100/7d, inactive: 0/7d }", StringComparison.Ordinal)), Noon);
         Traits(w, "s", "vip", true);
         w.Track("s", "page_view", Noon.AddDays(-40)); // inactive (the dismissals, the user's own, are 34 days old too)
         w.Clock.Now = Noon.AddDays(-36);
