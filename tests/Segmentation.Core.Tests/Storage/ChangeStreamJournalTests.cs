@@ -290,6 +290,7 @@ public sealed class ChangeStreamJournalTests : IDisposable
                 }
             }),
             journal: journal);
+        List<FeedEntry> inMemory;
         using (w)
         {
             Application.Membership.ChangeStreamTests.SetScore(w, "visitor-4711", 80);
@@ -297,13 +298,20 @@ public sealed class ChangeStreamJournalTests : IDisposable
             w.Ingestion.Identify("visitor-4711", "u1");
 
             await Assert.ThrowsAsync<Segmentation.Core.Application.Changes.StorageUnavailableException>(() => w.Rights.ForgetAsync("u1"));
+            Application.Membership.ChangeStreamTests.SetScore(w, "visitor-4711", 90); // the cookie came back: a new profile
+            Flush();
             await w.Rights.ForgetAsync("u1");
+            inMemory = w.FeedAfter(0);
         }
 
         journal.Dispose();
-        var files = Directory.EnumerateFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName)).ToList();
-        Assert.NotEmpty(files);
-        Assert.DoesNotContain(files, f => System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(f)).Contains("visitor-4711", StringComparison.Ordinal));
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (onDisk, _) = reopened.Load(T0.AddYears(-10), 1000);
+        var high = onDisk.Where(e => e.SegmentId == "high").Select(e => e.UserId).ToList();
+        Assert.Equal("visitor-4711", high[^1]); // the new profile's entry, not blanked by the retry
+        Assert.All(high.SkipLast(1), id => Assert.Equal("", id)); // the erased user's, under either id
+        Assert.DoesNotContain("u1", high);
+        Assert.Equal(inMemory, onDisk);
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -57,9 +57,12 @@ public sealed class DataSubjectRights(
 {
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
 
-    // The ids of each erasure whose files are not cleaned yet (a compaction failed), by each of its ids: the retry finds the
-    // profile gone and the ids stitched to it with it, and takes them from here.
-    private readonly ConcurrentDictionary<string, IReadOnlySet<string>> _unfinished = new(StringComparer.Ordinal);
+    // Each erasure whose files are not cleaned yet (a compaction failed), by each of its ids: its ids and the stream
+    // offset it blanked through. A retry finds the profile gone and the ids stitched to it with it; it cleans their files
+    // from here, through that offset only (a later entry under one of them is a new profile's, which the retry leaves alone).
+    private readonly Dictionary<string, List<Unfinished>> _unfinished = new(StringComparer.Ordinal); // under its own lock
+
+    private sealed record Unfinished(IReadOnlySet<string> Ids, long Through);
 
     /// <summary>
     /// Erases a user everywhere: the profile and every id stitched to it, identity links and segment
@@ -78,12 +81,10 @@ public sealed class DataSubjectRights(
         var result = ingestion.Forget(userId);
         var erasedThrough = memberships.Feed.Last; // the entries blanked in memory; a later one under the id is a new profile's
         var ids = new HashSet<string>([userId, result.UserId, .. result.LinkedIds], StringComparer.Ordinal);
-        foreach (var id in ids.ToArray())
+        List<Unfinished> earlier;
+        lock (_unfinished)
         {
-            if (_unfinished.TryGetValue(id, out var earlier))
-            {
-                ids.UnionWith(earlier);
-            }
+            earlier = [.. ids.SelectMany(id => _unfinished.GetValueOrDefault(id) ?? []).Distinct()];
         }
 
         cache.RemoveUsers(ids);
@@ -91,21 +92,34 @@ public sealed class DataSubjectRights(
         triggers?.Forget(ids); // pending triggers too: none fires for a new profile under the id, none is saved again
         try
         {
-            audit?.Erase(ids); // the admin audit trail keeps the actions, not the person's id
+            audit?.Erase(new HashSet<string>(ids.Concat(earlier.SelectMany(e => e.Ids)), StringComparer.Ordinal)); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
             checkpoint?.DeleteSetAside(); // nor a copy of it set aside as unreadable
             journal?.Redact(ids, erasedThrough); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)
-            foreach (var id in ids)
+            foreach (var e in earlier)
             {
-                _unfinished.TryRemove(id, out _);
+                journal?.Redact(e.Ids, e.Through); // an earlier attempt's ids, as far as it blanked them
+            }
+
+            lock (_unfinished)
+            {
+                foreach (var id in ids.Concat(earlier.SelectMany(e => e.Ids)))
+                {
+                    _unfinished.Remove(id);
+                }
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            foreach (var id in ids)
+            var unfinished = new Unfinished(ids, erasedThrough);
+            lock (_unfinished)
             {
-                _unfinished[id] = ids;
+                foreach (var id in ids)
+                {
+                    ref var list = ref CollectionsMarshal.GetValueRefOrAddDefault(_unfinished, id, out _);
+                    (list ??= []).Add(unfinished);
+                }
             }
 
             // Erased in memory and logged as erased (a restart never brings the user back), but older files
