@@ -234,7 +234,7 @@ internal static class ImportCommand
                 message.Events.AddRange(events.Skip(start).Take(EventsPerMessage));
                 await call.RequestStream.WriteAsync(message, ct);
                 var before = report.EventsSent;
-                report.EventsSent += message.Events.Count;
+                report.EventsSent = Math.Max(before, start + message.Events.Count); // an event sent again after a rate-limit wait counts once
                 if (report.EventsSent / 500 != before / 500)
                 {
                     progress(report.EventsSent);

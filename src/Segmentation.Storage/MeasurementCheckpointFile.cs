@@ -496,13 +496,17 @@ public sealed class MeasurementCheckpointFile(
         long? counted = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt64() : null;
 
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
-        measurement.Ledger.Restore(processBits, issued, decisions);
-        measurement.Counted(counted);
-        measurement.Kpis.Restore(cells, reach, versions, armIds);
-        sizes.Restore(sizeRings);
-        churn.Restore(churnRings);
-        outcomes.Restore(impressions, conversions);
-        measurement.Exposures.Restore(exposures, tables, current, _time.GetUtcNow().UtcTicks);
+        // No drain runs meanwhile (its timer runs during a restore): it would count decisions into what is then overwritten,
+        // or count the restored ones again.
+        measurement.Restore(counted, () =>
+        {
+            measurement.Ledger.Restore(processBits, issued, decisions);
+            measurement.Kpis.Restore(cells, reach, versions, armIds);
+            sizes.Restore(sizeRings);
+            churn.Restore(churnRings);
+            outcomes.Restore(impressions, conversions);
+            measurement.Exposures.Restore(exposures, tables, current, _time.GetUtcNow().UtcTicks);
+        });
         return journalFrom;
     }
 

@@ -406,6 +406,7 @@ public sealed class CliProcessTests
                         Assert.Equal(1_000, r.GetProperty("accepted").GetInt32() + r.GetProperty("duplicates").GetInt32());
                         Assert.True(r.GetProperty("rate_limit_waits").GetInt32() >= 1, stdout); // 1,000 events at 400 a second
                         Assert.Equal(0, r.GetProperty("missing_results").GetInt32());
+                        Assert.Equal(1_000, r.GetProperty("events_sent").GetInt32()); // those sent again after a wait count once
                     }
 
                     var malformed = Path.Combine(work, "malformed.csv");

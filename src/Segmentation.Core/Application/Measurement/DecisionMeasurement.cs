@@ -88,6 +88,20 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
     }
 
     /// <summary>
+    /// Runs <paramref name="restore"/> (a checkpoint's ledger, KPIs and exposures) while no drain runs, then marks the
+    /// decisions before <paramref name="counted"/> as counted (<see cref="Counted"/>).
+    /// </summary>
+    internal void Restore(long? counted, Action restore)
+    {
+        ArgumentNullException.ThrowIfNull(restore);
+        lock (_drain)
+        {
+            restore();
+            Counted(counted);
+        }
+    }
+
+    /// <summary>
     /// Drains, then runs <paramref name="capture"/> with the first sequence not counted while no drain runs: the KPIs and
     /// exposures it copies hold exactly the decisions before that sequence (what a checkpoint saves with them).
     /// </summary>
