@@ -19,7 +19,12 @@ namespace Segmentation.Storage;
 /// <param name="FirstSegment">The first log segment restore replays (the snapshot's segment, or 1).</param>
 /// <param name="LastSegment">The last log segment created; every segment from the first to this one exists.</param>
 /// <param name="Sealed">The length of each segment from the first on that is no longer appended to, recorded when it was sealed.</param>
-public sealed record StoreManifest(int Format, DateTimeOffset CreatedAt, string? KeyCheck, long Snapshot, long FirstSegment, long LastSegment, IReadOnlyList<SealedSegment>? Sealed = null);
+/// <param name="SegmentFirst">
+/// The directory's first segment was created before this manifest (so a manifest naming a segment that is not there means
+/// a lost file). False in a manifest an earlier version wrote: it wrote the manifest first, and a first start that stopped
+/// in between left one naming a segment never created.
+/// </param>
+public sealed record StoreManifest(int Format, DateTimeOffset CreatedAt, string? KeyCheck, long Snapshot, long FirstSegment, long LastSegment, IReadOnlyList<SealedSegment>? Sealed = null, bool SegmentFirst = false);
 
 /// <summary>A log segment that is no longer appended to, and its final length.</summary>
 /// <param name="Segment">The segment number.</param>
@@ -237,14 +242,14 @@ public sealed class DataDirectory : IDisposable
                     SyncDirectory(directory);
                 }
 
-                manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, keyCheck, 0, 1, 1);
+                manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, keyCheck, 0, 1, 1, SegmentFirst: true);
                 return (manifest, new RecoveryPlan(null, 0, [1], []));
             }
 
             // A directory written before manifests existed: what is there now is taken as what is expected.
             var snapshot = snapshots.Count > 0 ? snapshots[^1] : 0;
             var firstSegment = snapshot > 0 ? snapshot : segments[0];
-            manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, null, snapshot, firstSegment, Math.Max(firstSegment, segments.Count > 0 ? segments[^1] : firstSegment));
+            manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, null, snapshot, firstSegment, Math.Max(firstSegment, segments.Count > 0 ? segments[^1] : firstSegment), SegmentFirst: true);
             logger.LogWarning(
                 "Data directory {Directory} has no {Manifest}: one was created from the files present (snapshot {Snapshot}, log segments {First}-{Last}); files missing before this start cannot be detected",
                 directory, ManifestName, snapshot, manifest.FirstSegment, manifest.LastSegment);
@@ -258,6 +263,17 @@ public sealed class DataDirectory : IDisposable
         }
 
         manifest = manifest with { KeyCheck = manifest.KeyCheck ?? keyCheck };
+
+        // An earlier version's first start that stopped between writing its manifest and creating the first segment:
+        // nothing was ever written, so the directory starts fresh (and records that its segment now exists).
+        if (!manifest.SegmentFirst && segments.Count == 0 && snapshots.Count == 0 && manifest is { Snapshot: 0, FirstSegment: 1, LastSegment: 1 })
+        {
+            File.Create(FileChangeLog.SegmentPath(directory, 1)).Dispose();
+            SyncDirectory(directory);
+            return (manifest with { SegmentFirst = true }, new RecoveryPlan(null, 0, [1], []));
+        }
+
+        manifest = manifest with { SegmentFirst = true }; // from here on every segment it names was created before
 
         // A segment created just before a crash, before the manifest recorded it, is expected too.
         if (segments.Contains(manifest.LastSegment + 1))

@@ -134,6 +134,25 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void A_manifest_an_earlier_version_wrote_before_its_first_segment_starts_fresh()
+    {
+        // The review of the fix above: the earlier version wrote the manifest first; a first start that stopped before
+        // creating the segment (an invalid catalog) left a manifest naming segment 1, which is no loss: nothing was written.
+        File.WriteAllText(Path.Combine(_dir, DataDirectory.ManifestName), """
+            { "format": 1, "createdAt": "2026-11-01T00:00:00+00:00", "keyCheck": null, "snapshot": 0, "firstSegment": 1, "lastSegment": 1 }
+            """);
+
+        using (var fresh = new Durable(_dir, Key))
+        {
+            fresh.Restore();
+            fresh.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+        }
+
+        File.Delete(FileChangeLog.SegmentPath(_dir, 1)); // from now on a lost segment is noticed
+        Assert.Throws<StoreDamagedException>(() => new Durable(_dir, Key));
+    }
+
+    [Fact]
     public void A_first_start_that_stopped_before_its_manifest_was_written_starts_fresh()
     {
         // The first segment is created before the manifest: a crash between the two leaves that empty segment alone.
