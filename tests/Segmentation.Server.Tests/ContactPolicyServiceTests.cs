@@ -5,11 +5,12 @@ namespace Segmentation.Server.Tests;
 /// <summary>Contact policies over gRPC: one email cap holds across two segments' campaigns, and only sends use it up.</summary>
 public sealed class ContactPolicyServiceTests(ExperimentServiceTests.Host host) : IClassFixture<ExperimentServiceTests.Host>
 {
+    // The user below has no event of their own (traits and sends only): inactive, which here takes the default cap.
     private const string Policies = """
         contact_policies:
           channels:
             email:
-              caps: { default: 2/7d, active: 2/7d, high: 5/7d, declining: 1/7d, inactive: 0/7d }
+              caps: { default: 2/7d, active: 2/7d, high: 5/7d, declining: 1/7d }
         """;
 
     [Fact]

@@ -128,6 +128,39 @@ public static class DerivedScores
         return recent >= 10 ? "high" : "active";
     }
 
+    // The time of the user's latest own event (not one of the service's sends or impressions), or long.MinValue: the
+    // series are sorted by time, so the service's events are taken off the end of all events, equal times pairing up.
+    private static long LastOwnEventTicks(Profile p)
+    {
+        var sends = p.Series(EventTypes.EmailSend);
+        var shown = p.Series(EventTypes.Impression);
+        if (sends.Count == 0 && shown.Count == 0)
+        {
+            return p.LastSeenTicks;
+        }
+
+        var all = p.AllEvents;
+        int j = sends.Count - 1, k = shown.Count - 1;
+        for (var i = all.Count - 1; i >= 0; i--)
+        {
+            var ticks = all.TicksAt(i);
+            if (j >= 0 && sends.TicksAt(j) == ticks)
+            {
+                j--;
+            }
+            else if (k >= 0 && shown.TicksAt(k) == ticks)
+            {
+                k--;
+            }
+            else
+            {
+                return ticks;
+            }
+        }
+
+        return long.MinValue;
+    }
+
     // The user's own events in the window: every event but the service's sends and impressions; the count may change
     // when any of the three does.
     private static int OwnEvents(EvalContext c, EventSeries all, EventSeries sends, EventSeries impressions, long window)
@@ -214,7 +247,9 @@ public static class DerivedScores
 
         if (p.TotalEvents > 0)
         {
-            var inactiveAt = p.LastSeenTicks + lead.InactiveAfter.Ticks;
+            // Inactive as engagement judges it: by the user's own events (the service's sends and impressions are not).
+            var lastOwn = LastOwnEventTicks(p);
+            var inactiveAt = lastOwn == long.MinValue ? long.MinValue : lastOwn + lead.InactiveAfter.Ticks;
             c.Until(inactiveAt);
             if (c.NowTicks >= inactiveAt)
             {

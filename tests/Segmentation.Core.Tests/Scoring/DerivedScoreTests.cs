@@ -112,6 +112,29 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void The_lead_scores_inactive_penalty_reads_the_users_own_events_as_engagement_does()
+    {
+        // Regression: the penalty read the last event of any kind, so a weekly mail kept a user who did nothing for 40
+        // days from it while engagement_status called them inactive.
+        var schema = TestCatalogs.Schema + """
+
+            scoring:
+              lead:
+                signals:
+                  - { name: pricing, event: page_view, page_type: pricing, points: 25, cap: 50, window: 90d }
+            """;
+        using var w = new TestWorld(new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback)]));
+        var now = w.Clock.Now;
+        w.Ingestion.Track(new BehaviourEvent { EventId = "p1", Type = EventTypes.PageView, UserId = "u1", Timestamp = now.AddDays(-40), Context = new EventContext("web", "desktop", "s1", "pricing") });
+        Assert.Equal("10", Read(w, "traits.lead_score")); // 25 - 15
+
+        w.Outcomes.Record(0, new Core.Outcomes.Outcome("send-1", Core.Outcomes.OutcomeType.EmailSend, w.Decide("u1").DecisionId, "u1", "", null, now));
+
+        Assert.Equal("inactive", Read(w, "traits.engagement_status"));
+        Assert.Equal("10", Read(w, "traits.lead_score"));
+    }
+
+    [Fact]
     public void Lead_scoring_is_configurable_in_the_catalog()
     {
         var schema = TestCatalogs.Schema + """
