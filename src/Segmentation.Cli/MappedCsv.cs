@@ -26,18 +26,29 @@ internal sealed class MappedCsv
     private readonly Dictionary<string, string> _columns;
     private readonly string? _constantType;
 
-    private MappedCsv(Dictionary<string, string> columns, string? constantType)
+    // The timestamp column's exact format (a day-first export's dd/MM/yyyy HH:mm), or null for RFC 3339 and the invariant
+    // culture's forms (which read 01/03/2024 as 3 January).
+    private readonly string? _timeFormat;
+
+    private MappedCsv(Dictionary<string, string> columns, string? constantType, string? timeFormat)
     {
         _columns = columns;
         _constantType = constantType;
+        _timeFormat = timeFormat;
     }
 
     /// <summary>
     /// The mapping from <paramref name="assignments"/> (field=Column) and the lines of <paramref name="file"/>, if any
-    /// (later ones win); <paramref name="constantType"/> is the event type of every row when no column holds it.
+    /// (later ones win); <paramref name="constantType"/> is the event type of every row when no column holds it;
+    /// <paramref name="timeFormat"/>, the timestamp column's exact format (null: RFC 3339 or the invariant culture's forms).
     /// </summary>
-    public static MappedCsv Create(IEnumerable<string> assignments, FileInfo? file, string? constantType)
+    public static MappedCsv Create(IEnumerable<string> assignments, FileInfo? file, string? constantType, string? timeFormat = null)
     {
+        if (timeFormat is { } format && !IsFormat(format))
+        {
+            throw new ArgumentException($"--time-format '{format}' is not a .NET date and time format (for example dd/MM/yyyy HH:mm)");
+        }
+
         var lines = new List<(string Text, string Where)>();
         if (file is not null)
         {
@@ -93,7 +104,7 @@ internal sealed class MappedCsv
             throw new ArgumentException("the mapping needs timestamp=<column>: when each event happened (RFC 3339, or any format .NET reads in the invariant culture; no zone means UTC)");
         }
 
-        return new MappedCsv(columns, constantType);
+        return new MappedCsv(columns, constantType, timeFormat);
     }
 
     /// <summary>
@@ -155,7 +166,9 @@ internal sealed class MappedCsv
                 continue;
             }
 
-            if (!DateTimeOffset.TryParse(Get("timestamp"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+            if (!(_timeFormat is null
+                ? DateTimeOffset.TryParse(Get("timestamp"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
+                : DateTimeOffset.TryParseExact(Get("timestamp"), _timeFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at)))
             {
                 report.Reject("time not readable");
                 continue;
@@ -209,6 +222,20 @@ internal sealed class MappedCsv
         var occurrence = seen[values] = seen.GetValueOrDefault(values) + 1;
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(values + "\u001e" + occurrence.ToString(CultureInfo.InvariantCulture)));
         return "csv-" + Convert.ToHexStringLower(hash)[..24];
+    }
+
+    // A format string .NET can write a date with (a typo such as "dd/MM/yyyy HH:mm:" still is; "%" alone is not).
+    private static bool IsFormat(string format)
+    {
+        try
+        {
+            _ = new DateTimeOffset(2024, 3, 1, 10, 0, 0, TimeSpan.Zero).ToString(format, CultureInfo.InvariantCulture);
+            return format.Length > 0;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
     }
 
     private static int Distance(string a, string b) => Quickenshtein.Levenshtein.GetDistance(a, b);

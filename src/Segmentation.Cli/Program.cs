@@ -44,6 +44,7 @@ var csv = new Argument<FileInfo>("csv") { Description = "A CSV of events: the UC
 var map = new Option<string[]>("--map") { Description = "Map an event field to a column, field=Column (repeatable): user_id, type, timestamp required; also event_id, anonymous_id, value, currency, order_id, product_id, category, campaign_id, search_query, device, page_type, page_path, country, session_id", AllowMultipleArgumentsPerToken = false };
 var mappingFile = new Option<FileInfo?>("--mapping") { Description = "A file of field=Column lines (# comments), as --map" };
 var importType = new Option<string?>("--type") { Description = "The event type of every row, when no column holds it" };
+var timeFormat = new Option<string?>("--time-format") { Description = "The timestamp column's exact .NET format, for a day-first export (dd/MM/yyyy HH:mm); without it, RFC 3339 or any form the invariant culture reads (month first)" };
 var shift = new Option<bool>("--shift-to-now")
 {
     Description = "Shift timestamps by whole days so the last invoice falls on yesterday (UTC); on by default",
@@ -55,11 +56,11 @@ var rfmWait = new Option<int>("--rfm-wait")
     Description = "Seconds to wait for the server's RFM model to cover the imported customers (0 skips the RFM report)",
     DefaultValueFactory = _ => 30,
 };
-var import = new Command("import", "Import events from a CSV through ProfileService.StreamEvents (progress on a terminal) and print a report; the key is checked before the file is read") { csv, shift, noShift, rfmWait, map, mappingFile, importType };
+var import = new Command("import", "Import events from a CSV through ProfileService.StreamEvents (progress on a terminal) and print a report; the key is checked before the file is read") { csv, shift, noShift, rfmWait, map, mappingFile, importType, timeFormat };
 import.SetAction((parse, ct) => Cli.RunAsync(() => ImportCommand.RunAsync(
     Target(parse),
     parse.GetValue(csv)!,
-    parse.GetValue(map) is { Length: > 0 } || parse.GetValue(mappingFile) is not null ? MappedCsv.Create(parse.GetValue(map) ?? [], parse.GetValue(mappingFile), parse.GetValue(importType)) : null,
+    parse.GetValue(map) is { Length: > 0 } || parse.GetValue(mappingFile) is not null ? MappedCsv.Create(parse.GetValue(map) ?? [], parse.GetValue(mappingFile), parse.GetValue(importType), parse.GetValue(timeFormat)) : null,
     parse.GetValue(shift) && !parse.GetValue(noShift),
     TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(rfmWait))),
     parse.GetValue(json),

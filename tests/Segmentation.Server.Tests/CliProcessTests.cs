@@ -421,6 +421,21 @@ public sealed class CliProcessTests
                     (exit, _, stderr) = await Segctl($"import {empty} --map user_id=Who --map timestamp=When --type page_view {at}", environment: env);
                     Assert.Equal(3, exit);
                     Assert.Contains("the file is empty", stderr, StringComparison.Ordinal);
+
+                    // A day-first export: read with its exact format (the invariant culture reads 04/12 as 12 April).
+                    var when = DateTimeOffset.UtcNow.AddDays(-2);
+                    var dayFirst = Path.Combine(work, "day-first.csv");
+                    await File.WriteAllTextAsync(dayFirst, $"Who,When\nd-1,{when.ToString("dd/MM/yyyy", System.Globalization.CultureInfo.InvariantCulture)} 10:00\n");
+                    (exit, stdout, stderr) = await Segctl($"import {dayFirst} --map user_id=Who --map timestamp=When --type page_view --time-format \"dd/MM/yyyy HH:mm\" --json {at}", environment: env);
+                    Assert.True(exit == 0, stderr);
+                    using (var report = System.Text.Json.JsonDocument.Parse(stdout))
+                    {
+                        Assert.Equal(when.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) + " 10:00:00Z", report.RootElement.GetProperty("first_event_at").GetString());
+                    }
+
+                    (exit, _, stderr) = await Segctl($"import {dayFirst} --map user_id=Who --map timestamp=When --type page_view --time-format % {at}", environment: env);
+                    Assert.Equal(2, exit);
+                    Assert.Contains("is not a .NET date and time format", stderr, StringComparison.Ordinal);
                 },
                 "--Segmentation:Limits:StreamEventsPerSecond=400");
         }
