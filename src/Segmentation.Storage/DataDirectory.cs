@@ -223,6 +223,13 @@ public sealed class DataDirectory : IDisposable
         }
     }
 
+    // An empty first log segment, made durable before a manifest names it.
+    private static void CreateFirstSegment(string directory)
+    {
+        File.Create(FileChangeLog.SegmentPath(directory, 1)).Dispose();
+        SyncDirectory(directory);
+    }
+
     private static (StoreManifest Manifest, RecoveryPlan Plan) Check(string directory, PiiProtector? pii, ILogger logger, bool acceptDataLoss)
     {
         var segments = FileChangeLog.Segments(directory);
@@ -238,8 +245,7 @@ public sealed class DataDirectory : IDisposable
             {
                 if (segments.Count == 0)
                 {
-                    File.Create(first).Dispose();
-                    SyncDirectory(directory);
+                    CreateFirstSegment(directory);
                 }
 
                 manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, keyCheck, 0, 1, 1, SegmentFirst: true);
@@ -268,8 +274,7 @@ public sealed class DataDirectory : IDisposable
         // nothing was ever written, so the directory starts fresh (and records that its segment now exists).
         if (!manifest.SegmentFirst && segments.Count == 0 && snapshots.Count == 0 && manifest is { Snapshot: 0, FirstSegment: 1, LastSegment: 1 })
         {
-            File.Create(FileChangeLog.SegmentPath(directory, 1)).Dispose();
-            SyncDirectory(directory);
+            CreateFirstSegment(directory);
             return (manifest with { SegmentFirst = true }, new RecoveryPlan(null, 0, [1], []));
         }
 

@@ -64,21 +64,12 @@ public static class ContactEvaluation
         var zone = ZoneOf(policies, profile, request);
 
         // The channel's frequency cap, shared by every segment and campaign on the channel.
-        var (cap, name) = policy.Overrides.Count > 0 && policy.Overrides.TryGetValue(winner.Id, out var own) ? (own, "override")
-            : capsByTier[ContactPolicies.TierIndex(tier)] is { } tiered ? (tiered, "cap") : (null, "none");
-        var sent = 0;
-        var frees = long.MinValue; // when the cap allows one more send (long.MaxValue: never), if it is reached now
+        var (cap, name) = CapFor(policy, capsByTier, winner, tier);
+        var (sent, frees) = (0, long.MinValue);
         if (cap is not null)
         {
-            // A send dated up to the accepted clock skew ahead (the sender's clock runs fast) has happened: it counts now.
-            var series = profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty;
-            var ahead = EventValidator.MaxFutureSkew.Ticks;
-            sent = series.CountInWindow(now + ahead, cap.Window.Ticks + ahead, out var changes);
-            context.Until(changes == long.MaxValue ? changes : changes - ahead); // counted as of now + ahead: the change, in real time
-            if (sent >= cap.Max)
-            {
-                frees = NextAllowed(series, now, sent, cap);
-            }
+            (sent, frees) = Sends(profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty, now, cap, out var changes);
+            context.Until(changes);
         }
 
         // Suppression after negative outcomes: at least `after` of them within `within` pause contact until `pause` after
@@ -152,32 +143,30 @@ public static class ContactEvaluation
     // does, or 0 for never (a cap of 0).
     private static long AfterPause(ChannelPolicy policy, FrequencyCap?[] capsByTier, Segment winner, Profile? profile, EvalContext context, long until)
     {
-        FrequencyCap? cap;
-        if (policy.Overrides.Count > 0 && policy.Overrides.TryGetValue(winner.Id, out var own))
-        {
-            cap = own;
-        }
-        else
-        {
-            var then = new EvalContext(profile, context.Request, until, context.Rfm);
-            cap = capsByTier[ContactPolicies.TierIndex(DerivedScores.Engagement(then) ?? "default")];
-        }
-
-        if (cap is null)
+        var tierThen = DerivedScores.Engagement(new EvalContext(profile, context.Request, until, context.Rfm)) ?? "default";
+        if (CapFor(policy, capsByTier, winner, tierThen).Cap is not { } cap)
         {
             return until;
         }
 
-        var series = profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty;
+        var (_, frees) = Sends(profile?.Series(policy.ConsumedBy) ?? EventSeries.Empty, until, cap, out _);
+        return frees == long.MinValue ? until : frees == long.MaxValue ? 0 : frees;
+    }
+
+    // The cap that applies to the winner: its own override, else the engagement tier's, else none.
+    private static (FrequencyCap? Cap, string Name) CapFor(ChannelPolicy policy, FrequencyCap?[] capsByTier, Segment winner, string tier) =>
+        policy.Overrides.Count > 0 && policy.Overrides.TryGetValue(winner.Id, out var own) ? (own, "override")
+        : capsByTier[ContactPolicies.TierIndex(tier)] is { } tiered ? (tiered, "cap") : (null, "none");
+
+    // The sends counted against the cap at `at` — one dated up to the accepted clock skew ahead (a sender's fast clock) has
+    // happened — and, when they reach it, when one more is allowed (long.MaxValue: never; long.MinValue: not reached).
+    // `changesAt` is when the count may change with time alone.
+    private static (int Sent, long Frees) Sends(EventSeries series, long at, FrequencyCap cap, out long changesAt)
+    {
         var ahead = EventValidator.MaxFutureSkew.Ticks;
-        var sent = series.CountInWindow(until + ahead, cap.Window.Ticks + ahead, out _);
-        if (sent < cap.Max)
-        {
-            return until;
-        }
-
-        var frees = NextAllowed(series, until, sent, cap);
-        return frees == long.MaxValue ? 0 : frees;
+        var sent = series.CountInWindow(at + ahead, cap.Window.Ticks + ahead, out var changes);
+        changesAt = changes == long.MaxValue ? changes : changes - ahead; // counted as of at + ahead: the change, in real time
+        return (sent, sent >= cap.Max ? NextAllowed(series, at, sent, cap) : long.MinValue);
     }
 
     // When enough sends have left the window for one more: the (sent − max + 1)-th oldest of the window's sends leaves it.

@@ -76,20 +76,9 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
     }
 
     /// <summary>
-    /// Marks the decisions issued before <paramref name="through"/> (all issued so far without one) as counted: after a
-    /// checkpoint restored them with their counts. Those from it on are counted by the next drain.
-    /// </summary>
-    internal void Counted(long? through = null)
-    {
-        lock (_drain)
-        {
-            _counted = new LedgerCursor(Math.Min(through ?? long.MaxValue, Ledger.Issued));
-        }
-    }
-
-    /// <summary>
     /// Runs <paramref name="restore"/> (a checkpoint's ledger, KPIs and exposures) while no drain runs, then marks the
-    /// decisions before <paramref name="counted"/> as counted (<see cref="Counted"/>).
+    /// decisions issued before <paramref name="counted"/> (all issued, without one) as counted: the checkpoint holds their
+    /// counts. Those from it on are counted by the next drain.
     /// </summary>
     internal void Restore(long? counted, Action restore)
     {
@@ -97,7 +86,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
         lock (_drain)
         {
             restore();
-            Counted(counted);
+            _counted = new LedgerCursor(Math.Min(counted ?? long.MaxValue, Ledger.Issued));
         }
     }
 
