@@ -226,24 +226,17 @@ public sealed class ChangeStreamJournalTests : IDisposable
         // the segment, named in memory; it must be named on disk too, or a restart serves the same offset blanked.
         var journal = new ChangeStreamJournal(_dir);
         TestWorld? world = null;
-        long flushed = 0;
-        void Flush() // what the change stream's writer does every 100 ms
-        {
-            var entries = new List<FeedEntry>();
-            world!.Memberships.Feed.ReadAllAfter(flushed, entries, 1000);
-            journal.Append(entries);
-            flushed = entries.Count > 0 ? entries[^1].Offset : flushed;
-            world.Memberships.Feed.MarkJournaled(flushed);
-        }
-
+        ChangeStreamService? writer = null; // its Flush is what the change stream's writer does every 100 ms
         var w = world = new TestWorld(
             TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")),
             compaction: new Application.Privacy.CallbackCompaction(() =>
             {
                 Application.Membership.ChangeStreamTests.SetScore(world!, "u1", 80);
-                Flush();
+                writer!.Flush();
             }),
             journal: journal);
+        writer = new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock);
+        void Flush() => writer!.Flush();
         List<FeedEntry> inMemory;
         using (w)
         {
@@ -268,19 +261,8 @@ public sealed class ChangeStreamJournalTests : IDisposable
         // found the profile gone and its stitched visitor id with it, redacted only the user's id and answered OK while
         // the visitor's entries stayed in the stream's files.
         var journal = new ChangeStreamJournal(_dir);
-        TestWorld? world = null;
-        long flushed = 0;
-        void Flush()
-        {
-            var entries = new List<FeedEntry>();
-            world!.Memberships.Feed.ReadAllAfter(flushed, entries, 1000);
-            journal.Append(entries);
-            flushed = entries.Count > 0 ? entries[^1].Offset : flushed;
-            world.Memberships.Feed.MarkJournaled(flushed);
-        }
-
         var attempts = 0;
-        var w = world = new TestWorld(
+        var w = new TestWorld(
             TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")),
             compaction: new Application.Privacy.CallbackCompaction(() =>
             {
@@ -290,6 +272,8 @@ public sealed class ChangeStreamJournalTests : IDisposable
                 }
             }),
             journal: journal);
+        var writer = new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock);
+        void Flush() => writer.Flush();
         List<FeedEntry> inMemory;
         using (w)
         {
