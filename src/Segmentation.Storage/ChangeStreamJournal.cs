@@ -570,7 +570,23 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         _currentFirst = first;
         // Unbuffered: a refused write leaves nothing waiting in a buffer, so taking it back and closing the file cannot
         // fail again on the same full disk (a buffered close would, and leave a closed file behind for every later append).
-        _current = new FileStream(Path.Combine(_folder, $"{Prefix}{first:D20}.log"), FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        var path = Path.Combine(_folder, $"{Prefix}{first:D20}.log");
+        var created = !File.Exists(path);
+        _current = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        if (created)
+        {
+            try
+            {
+                DataDirectory.SyncDirectory(_folder); // a new file's name is durable before entries fsynced into it count
+            }
+            catch
+            {
+                _current.Dispose();
+                _current = null;
+                DataDirectory.TryDelete(path); // empty: the next append makes it again
+                throw;
+            }
+        }
     }
 
     private List<(long First, string Path)> Segments() =>

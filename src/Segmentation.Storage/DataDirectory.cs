@@ -168,9 +168,13 @@ public sealed class DataDirectory : IDisposable
         }
     }
 
+    /// <summary>Called with the directory before each directory sync (tests: what exists when a directory is made durable).</summary>
+    internal static event Action<string>? DirectorySyncing;
+
     /// <summary>Makes a rename or a new file in <paramref name="directory"/> durable (fsync of the directory; Linux and macOS).</summary>
     public static void SyncDirectory(string directory)
     {
+        DirectorySyncing?.Invoke(directory);
         if (OperatingSystem.IsWindows())
         {
             return; // NTFS journals renames; a directory cannot be opened for flushing there

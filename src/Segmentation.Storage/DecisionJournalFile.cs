@@ -484,6 +484,7 @@ public sealed class DecisionJournalFile : IDisposable
             }
 
             Framing.Write(file, header.GetBuffer().AsSpan(0, (int)header.Length));
+            DataDirectory.SyncDirectory(Directory); // the new file's name is durable before anything fsynced into it counts
         }
         catch
         {
