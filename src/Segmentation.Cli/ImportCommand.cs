@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
@@ -38,21 +40,33 @@ internal static class ImportCommand
 
         // A wrong address, key or scope fails here, before a large file is read.
         await CheckKeyAsync(profiles, ct);
-        var events = mapping is null ? ReadEvents(csv, shiftToNow ? DateTimeOffset.UtcNow : null, report) : ReadMapped(mapping, csv, report);
-
         var send = Stopwatch.StartNew();
-        await Terminal.ProgressAsync("import", events.Count, "events", async progress =>
+        if (mapping is null)
         {
-            await StreamAsync(profiles, events, report, progress, ct);
-            return true;
-        });
-        send.Stop();
-        report.StreamSeconds = Math.Round(send.Elapsed.TotalSeconds, 3);
-        report.EventsPerSecond = send.Elapsed.TotalSeconds > 0 ? Math.Round(events.Count / send.Elapsed.TotalSeconds) : 0;
-
-        if (mapping is null && rfmWait > TimeSpan.Zero && events.Count > 0)
+            var events = ReadEvents(csv, shiftToNow ? DateTimeOffset.UtcNow : null, report);
+            send.Restart();
+            await Terminal.ProgressAsync("import", events.Count, "events", async progress =>
+            {
+                await StreamAsync(profiles, events, report, () => progress(report.EventsSent), ct);
+                return true;
+            });
+            Sent(report, send);
+            if (rfmWait > TimeSpan.Zero && events.Count > 0)
+            {
+                await RfmAsync(profiles, events, report, rfmWait, ct);
+            }
+        }
+        else
         {
-            await RfmAsync(profiles, events, report, rfmWait, ct);
+            // Read as it is sent: the file's size does not matter (the progress is the share of its bytes read).
+            using var file = new FileStream(csv.FullName, FileMode.Open, FileAccess.Read, FileShare.Read);
+            var length = file.CanSeek ? file.Length : 0;
+            await Terminal.ProgressAsync("import", length, "bytes", async progress =>
+            {
+                await StreamAsync(profiles, mapping.Read(file, csv.Name, report), report, () => progress(length > 0 ? file.Position : 0), ct);
+                return true;
+            });
+            Sent(report, send);
         }
 
         report.TotalSeconds = Math.Round(total.Elapsed.TotalSeconds, 3);
@@ -79,17 +93,10 @@ internal static class ImportCommand
         }
     }
 
-    private static List<Event> ReadMapped(MappedCsv mapping, FileInfo csv, ImportReport report)
+    private static void Sent(ImportReport report, Stopwatch send)
     {
-        var events = mapping.Read(csv, report);
-        report.Customers = events.Select(e => e.UserId.Length > 0 ? e.UserId : e.AnonymousId).Distinct(StringComparer.Ordinal).Count();
-        if (events.Count > 0)
-        {
-            report.FirstEventAt = Cli.Time(events.MinBy(e => e.Timestamp.ToDateTimeOffset())!.Timestamp);
-            report.LastEventAt = Cli.Time(events.MaxBy(e => e.Timestamp.ToDateTimeOffset())!.Timestamp);
-        }
-
-        return events;
+        report.StreamSeconds = Math.Round(send.Elapsed.TotalSeconds, 3);
+        report.EventsPerSecond = send.Elapsed.TotalSeconds > 0 ? Math.Round(report.EventsSent / send.Elapsed.TotalSeconds) : 0;
     }
 
     /// <summary>Reads the CSV (<see cref="OnlineRetailCsv"/>) and builds events in time order (ties by event id), filling the read side of the report.</summary>
@@ -171,17 +178,22 @@ internal static class ImportCommand
     /// Writes every event in StreamEvents calls, in batches, while a second task reads the results (one per event, in
     /// order). When the service ends a call for its ingestion rate limit (RESOURCE_EXHAUSTED with a retry delay), the
     /// import waits that long and goes on in a new call from the first event without a result: an event applied whose
-    /// result was lost comes back as a duplicate, never counted twice.
+    /// result was lost comes back as a duplicate, never counted twice. Events are taken from <paramref name="events"/>
+    /// as they are sent; only those sent and not yet answered are kept.
     /// </summary>
-    private static async Task StreamAsync(ProfileService.ProfileServiceClient client, List<Event> events, ImportReport report, Action<long> progress, CancellationToken ct)
+    private static async Task StreamAsync(ProfileService.ProfileServiceClient client, IEnumerable<Event> events, ImportReport report, Action progress, CancellationToken ct)
     {
+        using var source = events.GetEnumerator();
+        var unanswered = new ConcurrentQueue<Event>(); // sent (or being sent), no result yet: oldest first
         var waits = 0;
         while (true)
         {
             var from = report.Results;
+            List<Event> again = [.. unanswered]; // what the last call sent without an answer, sent first in the next
+            unanswered.Clear();
             try
             {
-                await StreamFromAsync(client, events, from, report, progress, ct);
+                await StreamCallAsync(client, again, source, unanswered, report, progress, ct);
                 break;
             }
             catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted && ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay is { } delay)
@@ -197,14 +209,15 @@ internal static class ImportCommand
             }
         }
 
-        if (report.Results != events.Count)
+        if (report.Results != report.EventsSent)
         {
-            report.MissingResults = events.Count - report.Results;
+            report.MissingResults = report.EventsSent - report.Results;
         }
     }
 
-    // One StreamEvents call sending events[from..]; the results it reads are counted in the report as they come.
-    private static async Task StreamFromAsync(ProfileService.ProfileServiceClient client, List<Event> events, int from, ImportReport report, Action<long> progress, CancellationToken ct)
+    // One StreamEvents call: sends the events of again, then the source's next ones; the results it reads are counted
+    // in the report as they come, each taking its event off unanswered.
+    private static async Task StreamCallAsync(ProfileService.ProfileServiceClient client, List<Event> again, IEnumerator<Event> source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, CancellationToken ct)
     {
         using var call = client.StreamEvents(cancellationToken: ct);
         var reader = Task.Run(
@@ -226,18 +239,54 @@ internal static class ImportCommand
             },
             ct);
 
+        InvalidDataException? unreadable = null; // the file cannot be read on from here: the call ends with what was sent
         try
         {
-            for (var start = from; start < events.Count; start += EventsPerMessage)
+            var resent = 0;
+            while (unreadable is null)
             {
                 var message = new StreamEventsRequest();
-                message.Events.AddRange(events.Skip(start).Take(EventsPerMessage));
+                var fresh = 0;
+                for (; resent < again.Count && message.Events.Count < EventsPerMessage; resent++)
+                {
+                    message.Events.Add(again[resent]);
+                }
+
+                try
+                {
+                    while (message.Events.Count < EventsPerMessage && source.MoveNext())
+                    {
+                        message.Events.Add(source.Current);
+                        fresh++;
+                    }
+                }
+                catch (InvalidDataException ex)
+                {
+                    // Its message counts the events sent so far: those read into this message are not sent. What was
+                    // sent is answered before the error is reported.
+                    unreadable = ex;
+                    for (; fresh > 0; fresh--)
+                    {
+                        message.Events.RemoveAt(message.Events.Count - 1);
+                    }
+                }
+
+                if (message.Events.Count == 0)
+                {
+                    break;
+                }
+
+                foreach (var e in message.Events)
+                {
+                    unanswered.Enqueue(e); // before the write: a result may come back before it returns
+                }
+
                 await call.RequestStream.WriteAsync(message, ct);
                 var before = report.EventsSent;
-                report.EventsSent = Math.Max(before, start + message.Events.Count); // an event sent again after a rate-limit wait counts once
+                report.EventsSent += fresh; // an event sent again after a rate-limit wait counts once
                 if (report.EventsSent / 500 != before / 500)
                 {
-                    progress(report.EventsSent);
+                    progress();
                 }
             }
 
@@ -249,11 +298,14 @@ internal static class ImportCommand
         }
 
         await reader;
+        if (unreadable is not null)
+        {
+            ExceptionDispatchInfo.Throw(unreadable);
+        }
 
         void Count(EventResult r, ref int expected)
         {
-            var at = from + expected;
-            if (r.Index != expected || (at < events.Count && r.EventId != events[at].EventId))
+            if (!unanswered.TryDequeue(out var sent) || r.Index != expected || r.EventId != sent.EventId)
             {
                 report.OutOfOrderResults++;
             }

@@ -108,25 +108,62 @@ internal sealed class MappedCsv
     }
 
     /// <summary>
-    /// Reads <paramref name="csv"/> (a header row first) into events in file order; the header is checked against
-    /// the mapping before any row is read.
+    /// Reads <paramref name="csv"/> (<paramref name="file"/> names it in errors; a header row first) into events in file order, one row at a time as they are
+    /// enumerated: a file of any size is imported in the memory of its distinct users (the report's count) and about
+    /// 24 bytes per row without an event id (how many identical rows came before it). The header is checked against
+    /// the mapping at the first <c>MoveNext</c>, before any row is read. The report's rows, rejections, users and first
+    /// and last times grow as rows are read.
     /// </summary>
-    /// <exception cref="InvalidDataException">A mapped column is missing, or the file is not valid CSV (<see cref="CsvReading.Malformed"/>).</exception>
-    public List<Event> Read(FileInfo csv, ImportReport report)
+    /// <exception cref="InvalidDataException">A mapped column is missing, or the file is not valid CSV from some row on (<see cref="CsvReading.Malformed"/>): thrown by the <c>MoveNext</c> that reaches it.</exception>
+    public IEnumerable<Event> Read(Stream csv, string file, ImportReport report)
     {
-        try
+        using var text = new StreamReader(csv, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
+        using var reader = Csv(() => CsvDataReader.Create(text, CsvReading.Options(hasHeaders: true)), file, report);
+        var ordinal = Ordinals(reader, file);
+
+        // Rows without an event id get one from the row's own values (and how many identical rows came before it in
+        // this file): importing the same rows again — the same file, a re-sorted or a grown export — is deduplicated
+        // by the service instead of counted twice. The rows seen are kept by a 64-bit hash of their values, not by
+        // the values themselves.
+        var seen = new Dictionary<ulong, int>();
+        var users = new HashSet<string>(StringComparer.Ordinal);
+        var (first, last) = (DateTimeOffset.MaxValue, DateTimeOffset.MinValue);
+        while (Csv(reader.Read, file, report))
         {
-            using var text = new StreamReader(csv.FullName, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-            using var reader = CsvDataReader.Create(text, CsvReading.Options(hasHeaders: true));
-            return Read(reader, csv.Name, report);
-        }
-        catch (CsvFormatException ex)
-        {
-            throw new InvalidDataException($"{csv.Name}: {CsvReading.Malformed(ex, report.RowsRead).Message}", ex);
+            report.RowsRead++;
+            if (Row(reader, ordinal, seen, report) is not { } e)
+            {
+                continue;
+            }
+
+            var at = e.Timestamp.ToDateTimeOffset();
+            (first, last) = (at < first ? at : first, at > last ? at : last);
+            report.FirstEventAt = Cli.Time(Timestamp.FromDateTimeOffset(first));
+            report.LastEventAt = Cli.Time(Timestamp.FromDateTimeOffset(last));
+            if (users.Add(e.UserId.Length > 0 ? e.UserId : e.AnonymousId))
+            {
+                report.Customers = users.Count;
+            }
+
+            yield return e;
         }
     }
 
-    private List<Event> Read(CsvDataReader reader, string file, ImportReport report)
+    // A step of the CSV reader; a file it cannot go on with is an InvalidDataException naming the file and the row.
+    private static T Csv<T>(Func<T> step, string file, ImportReport report)
+    {
+        try
+        {
+            return step();
+        }
+        catch (CsvFormatException ex)
+        {
+            throw new InvalidDataException($"{file}: {CsvReading.Malformed(ex, report.RowsRead, report.EventsSent).Message}", ex);
+        }
+    }
+
+    // Each mapped field's column index in the file's header.
+    private Dictionary<string, int> Ordinals(CsvDataReader reader, string file)
     {
         var header = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToList();
         var ordinal = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -141,85 +178,88 @@ internal sealed class MappedCsv
             ordinal[field] = index;
         }
 
-        // Rows without an event id get one from the row's own values (and how many identical rows came before it in
-        // this file): importing the same rows again — the same file, a re-sorted or a grown export — is deduplicated
-        // by the service instead of counted twice.
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        var events = new List<Event>();
-        while (reader.Read())
+        return ordinal;
+    }
+
+    // The event of the reader's current row, or null when the row is rejected (counted in the report by reason).
+    private Event? Row(CsvDataReader reader, Dictionary<string, int> ordinal, Dictionary<ulong, int> seen, ImportReport report)
+    {
+        string Get(string field) => ordinal.TryGetValue(field, out var i) && i < reader.RowFieldCount ? reader.GetString(i).Trim() : "";
+
+        var user = Get("user_id");
+        var anonymous = Get("anonymous_id");
+        var type = ordinal.ContainsKey("type") ? Get("type") : _constantType!;
+        if (user.Length == 0 && anonymous.Length == 0)
         {
-            report.RowsRead++;
-            string Get(string field) => ordinal.TryGetValue(field, out var i) && i < reader.RowFieldCount ? reader.GetString(i).Trim() : "";
-
-            var user = Get("user_id");
-            var anonymous = Get("anonymous_id");
-            var type = ordinal.ContainsKey("type") ? Get("type") : _constantType!;
-            if (user.Length == 0 && anonymous.Length == 0)
-            {
-                report.Reject("no user id");
-                continue;
-            }
-
-            if (type.Length == 0)
-            {
-                report.Reject("no event type");
-                continue;
-            }
-
-            if (!(_timeFormat is null
-                ? DateTimeOffset.TryParse(Get("timestamp"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
-                : DateTimeOffset.TryParseExact(Get("timestamp"), _timeFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at)))
-            {
-                report.Reject("time not readable");
-                continue;
-            }
-
-            var e = new Event
-            {
-                EventId = Get("event_id") is { Length: > 0 } id ? id : RowId(string.Join('\u001f', ordinal.Keys.Order(StringComparer.Ordinal).Select(f => f + "=" + Get(f))), seen),
-                Type = type,
-                UserId = user,
-                AnonymousId = anonymous,
-                Timestamp = Timestamp.FromDateTimeOffset(at),
-                Currency = Get("currency"),
-                OrderId = Get("order_id"),
-                ProductId = Get("product_id"),
-                Category = Get("category"),
-                CampaignId = Get("campaign_id"),
-                SearchQuery = Get("search_query"),
-                Context = new EventContext
-                {
-                    // A back-office export seldom has the web context the service asks of every event: unmapped, the
-                    // device and page type are "unknown" and the session is the user's day.
-                    Source = "segctl-import",
-                    Device = Get("device") is { Length: > 0 } device ? device : "unknown",
-                    PageType = Get("page_type") is { Length: > 0 } page ? page : "unknown",
-                    PagePath = Get("page_path"),
-                    Country = Get("country"),
-                    SessionId = Get("session_id") is { Length: > 0 } session ? session : $"{(user.Length > 0 ? user : anonymous)}-{at.UtcDateTime:yyyyMMdd}",
-                },
-            };
-            if (Get("value") is { Length: > 0 } value)
-            {
-                if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var amount))
-                {
-                    report.Reject("value not a number");
-                    continue;
-                }
-
-                e.Value = amount;
-            }
-
-            events.Add(e);
+            report.Reject("no user id");
+            return null;
         }
 
-        return events;
+        if (type.Length == 0)
+        {
+            report.Reject("no event type");
+            return null;
+        }
+
+        if (!(_timeFormat is null
+            ? DateTimeOffset.TryParse(Get("timestamp"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
+            : DateTimeOffset.TryParseExact(Get("timestamp"), _timeFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out at)))
+        {
+            report.Reject("time not readable");
+            return null;
+        }
+
+        double? amount = null;
+        if (Get("value") is { Length: > 0 } value)
+        {
+            if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed))
+            {
+                report.Reject("value not a number");
+                return null;
+            }
+
+            amount = parsed;
+        }
+
+        var e = new Event
+        {
+            EventId = Get("event_id") is { Length: > 0 } id ? id : RowId(string.Join('\u001f', ordinal.Keys.Order(StringComparer.Ordinal).Select(f => f + "=" + Get(f))), seen),
+            Type = type,
+            UserId = user,
+            AnonymousId = anonymous,
+            Timestamp = Timestamp.FromDateTimeOffset(at),
+            Currency = Get("currency"),
+            OrderId = Get("order_id"),
+            ProductId = Get("product_id"),
+            Category = Get("category"),
+            CampaignId = Get("campaign_id"),
+            SearchQuery = Get("search_query"),
+            Context = new EventContext
+            {
+                // A back-office export seldom has the web context the service asks of every event: unmapped, the
+                // device and page type are "unknown" and the session is the user's day.
+                Source = "segctl-import",
+                Device = Get("device") is { Length: > 0 } device ? device : "unknown",
+                PageType = Get("page_type") is { Length: > 0 } page ? page : "unknown",
+                PagePath = Get("page_path"),
+                Country = Get("country"),
+                SessionId = Get("session_id") is { Length: > 0 } session ? session : $"{(user.Length > 0 ? user : anonymous)}-{at.UtcDateTime:yyyyMMdd}",
+            },
+        };
+        if (amount is { } v)
+        {
+            e.Value = v;
+        }
+
+        return e;
     }
 
     // "csv-" and 24 hex digits of the SHA-256 of the row's mapped values and its occurrence among identical rows.
-    private static string RowId(string values, Dictionary<string, int> seen)
+    private static string RowId(string values, Dictionary<ulong, int> seen)
     {
-        var occurrence = seen[values] = seen.GetValueOrDefault(values) + 1;
+        var bytes = Encoding.UTF8.GetBytes(values);
+        var key = BitConverter.ToUInt64(SHA256.HashData(bytes));
+        var occurrence = seen[key] = seen.GetValueOrDefault(key) + 1;
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(values + "\u001e" + occurrence.ToString(CultureInfo.InvariantCulture)));
         return "csv-" + Convert.ToHexStringLower(hash)[..24];
     }

@@ -25,9 +25,10 @@ public static class CsvReading
     /// <summary>
     /// The error for a file the reader cannot go on with (a quoted field not closed properly, a record past
     /// <see cref="MaxRecordChars"/>, no header): the reader cannot tell where the next row starts, so nothing of the file
-    /// is used. <paramref name="rowsRead"/> counts the rows before it after the header.
+    /// is used after it. <paramref name="rowsRead"/> counts the rows before it after the header; <paramref name="sent"/>, the
+    /// events made of them already sent (a reader that sends as it reads).
     /// </summary>
-    public static InvalidDataException Malformed(CsvFormatException ex, int rowsRead)
+    public static InvalidDataException Malformed(CsvFormatException ex, int rowsRead, long sent = 0)
     {
         ArgumentNullException.ThrowIfNull(ex);
         var what = ex switch
@@ -36,6 +37,10 @@ public static class CsvReading
             CsvRecordTooLargeException => $"row {rowsRead + 1} after the header is longer than {MaxRecordChars:N0} characters (a quote never closed?)",
             _ => $"row {rowsRead + 1} after the header is not valid CSV ({ex.Message.TrimEnd('.')})",
         };
-        return new InvalidDataException($"{what}; nothing was imported: fix the file and import it again", ex);
+        return new InvalidDataException(
+            sent == 0
+                ? $"{what}; nothing was imported: fix the file and import it again"
+                : $"{what}; the {sent:N0} events sent before it stay imported: fix the file and import it again (they are not counted twice)",
+            ex);
     }
 }

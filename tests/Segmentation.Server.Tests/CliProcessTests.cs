@@ -416,6 +416,14 @@ public sealed class CliProcessTests
                     Assert.Contains("malformed.csv: row 2 after the header is not valid CSV", stderr, StringComparison.Ordinal);
                     Assert.DoesNotContain("Unhandled", stderr, StringComparison.Ordinal);
 
+                    // Read as it is sent: a malformed row after whole messages were sent says what stays imported.
+                    var lateMalformed = Path.Combine(work, "late-malformed.csv");
+                    await File.WriteAllTextAsync(lateMalformed, "Who,When\n" + string.Concat(Enumerable.Range(0, 250).Select(i => $"l-{i},{day}T09:00:00Z\n")) + $"\"l-x\"x,{day}T11:00:00Z\n");
+                    (exit, _, stderr) = await Segctl($"import {lateMalformed} --map user_id=Who --map timestamp=When --type page_view {at}", environment: env);
+                    Assert.Equal(3, exit);
+                    Assert.Contains("late-malformed.csv: row 251 after the header is not valid CSV", stderr, StringComparison.Ordinal);
+                    Assert.Contains("the 200 events sent before it stay imported", stderr, StringComparison.Ordinal);
+
                     var empty = Path.Combine(work, "empty.csv");
                     await File.WriteAllTextAsync(empty, "");
                     (exit, _, stderr) = await Segctl($"import {empty} --map user_id=Who --map timestamp=When --type page_view {at}", environment: env);
@@ -438,6 +446,71 @@ public sealed class CliProcessTests
                     Assert.Contains("is not a .NET date and time format", stderr, StringComparison.Ordinal);
                 },
                 "--Segmentation:Limits:StreamEventsPerSecond=400");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_mapped_import_sends_rows_as_it_reads_them_not_after_reading_the_whole_file()
+    {
+        // Regression: the whole file was read into memory before the first event was sent (memory grew with the file,
+        // about a kilobyte per row). Fed through a pipe, the first rows must reach the service while the rest is unwritten.
+        var work = Directory.CreateTempSubdirectory("seg-cli-pipe-").FullName;
+        var fifo = Path.Combine(work, "events.csv");
+        using (var mkfifo = Process.Start("mkfifo", fifo))
+        {
+            await mkfifo.WaitForExitAsync();
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        try
+        {
+            await WithService(async port =>
+            {
+                var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+                var day = DateTimeOffset.UtcNow.AddDays(-2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+                string Rows(int from) => string.Concat(Enumerable.Range(from, 1_000).Select(i => $"p-{i % 50},{day}T10:{i / 60 % 60:00}:{i % 60:00}Z,{i}\n"));
+                var import = Segctl($"import {fifo} --map user_id=Who --map timestamp=When --map value=Amount --type page_view --json --address http://127.0.0.1:{port}", environment: env);
+
+                using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new Grpc.Net.Client.GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+                var profiles = new Contracts.V1.ProfileService.ProfileServiceClient(channel);
+                var pipe = await Task.Run(() => new FileStream(fifo, FileMode.Open, FileAccess.Write)).WaitAsync(TimeSpan.FromSeconds(60)); // opens once segctl reads it
+                var seen = false;
+                using (var writer = new StreamWriter(pipe))
+                {
+                    await writer.WriteAsync("Who,When,Amount\n" + Rows(0));
+                    await writer.FlushAsync();
+                    var waited = Stopwatch.StartNew();
+                    while (!seen && waited.Elapsed < TimeSpan.FromSeconds(30))
+                    {
+                        try
+                        {
+                            await profiles.GetProfileAsync(new Contracts.V1.GetProfileRequest { UserId = "p-0" });
+                            seen = true;
+                        }
+                        catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
+                        {
+                            await Task.Delay(100);
+                        }
+                    }
+
+                    await writer.WriteAsync(Rows(1_000)); // the rest of the file, once the first rows were seen (or not)
+                }
+
+                var (exit, stdout, stderr) = await import;
+                Assert.True(seen, "no event of the file reached the service before the file was complete");
+                Assert.True(exit == 0, stderr);
+                using var report = System.Text.Json.JsonDocument.Parse(stdout);
+                var r = report.RootElement;
+                Assert.Equal(2_000, r.GetProperty("rows_read").GetInt32());
+                Assert.Equal(2_000, r.GetProperty("accepted").GetInt32());
+                Assert.Equal(2_000, r.GetProperty("events_sent").GetInt32());
+                Assert.Equal(50, r.GetProperty("customers").GetInt32());
+                Assert.Equal(0, r.GetProperty("missing_results").GetInt32() + r.GetProperty("out_of_order_results").GetInt32());
+            });
         }
         finally
         {
