@@ -114,6 +114,7 @@ public sealed class DeploymentDefaultsProcessTests
     [InlineData("--Segmentation:DecisionCacheSize=lots", "'lots' at 'Segmentation:DecisionCacheSize'")] // a word where a number belongs
     [InlineData("--Kestrel:Endpoints:Grpc:Url=localhost-5000", "'localhost-5000'); give one such as http://")] // says what a listen address looks like
     [InlineData("--Segmentation:Telemetry:OtlpEndpoint=localhost-4317", "Segmentation:Telemetry:OtlpEndpoint")]
+    [InlineData("--Segmentation:RedisIngestion:Enabled=true", "Segmentation:RedisIngestion:Enabled needs Segmentation:DataDirectory")] // acknowledged, then lost at a restart
     [InlineData("--Segmentation:Telemetry:Prometheus=maybe", "'maybe' at 'Segmentation:Telemetry:Prometheus'")] // read while services are registered
     public async Task A_bad_setting_is_one_sentence_naming_it_not_an_unhandled_exception(string argument, string named)
     {

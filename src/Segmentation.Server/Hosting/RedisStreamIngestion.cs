@@ -23,7 +23,7 @@ public sealed class RedisIngestionOptions
     /// <summary>The stream events are read from.</summary>
     public string Stream { get; set; } = "segmentation:events";
 
-    /// <summary>The consumer group (created at the start of the stream when missing).</summary>
+    /// <summary>The consumer group (created at the start of the stream when missing): one per serving node, since each node keeps its own profiles and a group deals each entry to one consumer.</summary>
     public string Group { get; set; } = "segmentation";
 
     /// <summary>This node's consumer name in the group; keep it stable across restarts so a restarted node finishes its own pending entries.</summary>
@@ -38,7 +38,7 @@ public sealed class RedisIngestionOptions
     /// <summary>Wait before asking again when the stream had nothing new, in milliseconds.</summary>
     public int PollMilliseconds { get; set; } = 50;
 
-    /// <summary>Entries another consumer read but has not acknowledged for this long are taken over (a node that died), in seconds.</summary>
+    /// <summary>Entries another consumer read but has not acknowledged for this long are taken over (this node under an earlier name), in seconds.</summary>
     public int ClaimIdleSeconds { get; set; } = 60;
 
     /// <summary>Largest entry payload accepted, in bytes; a larger one is dead-lettered.</summary>
@@ -154,7 +154,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
     /// </remarks>
     protected override bool IsTransient(Exception exception) => true;
 
-    // Takes over entries other consumers read but left unacknowledged for ClaimIdleSeconds (a node that died), following
+    // Takes over entries other consumers read but left unacknowledged for ClaimIdleSeconds (this node under an earlier name), following
     // XAUTOCLAIM's cursor through the whole pending list; they are applied like new entries.
     private async Task ClaimIdleAsync(IDatabase db, CancellationToken stoppingToken)
     {

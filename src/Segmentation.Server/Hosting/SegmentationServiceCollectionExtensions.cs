@@ -94,6 +94,9 @@ public static class SegmentationServiceCollectionExtensions
         services.AddOptions<RedisIngestionOptions>()
             .BindConfiguration(RedisIngestionOptions.Section)
             .Validate(o => !o.Problems().Any(), "invalid Segmentation:RedisIngestion configuration: Stream, Group and Consumer set, BatchSize 1..1000, DeadLetterStream different from Stream")
+            .Validate<IOptions<SegmentationOptions>>(
+                (o, segmentation) => !o.Enabled || !string.IsNullOrWhiteSpace(segmentation.Value.DataDirectory),
+                "Segmentation:RedisIngestion:Enabled needs Segmentation:DataDirectory: an entry is acknowledged once its event is on disk, and without a data directory nothing is (acknowledged events would be lost at the next restart, and never read again)")
             .ValidateOnStart();
         services.AddHostedService<RedisStreamIngestion>(); // after the change-log restorer, so entries apply to the restored store; idle unless enabled
         return services;
