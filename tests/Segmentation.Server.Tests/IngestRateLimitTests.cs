@@ -6,7 +6,7 @@ using Segmentation.Contracts.V1;
 
 namespace Segmentation.Server.Tests;
 
-/// <summary>Unary ingestion shares the per-key events-per-second budget with streams.</summary>
+/// <summary>Unary ingestion and outcomes share the per-key events-per-second budget with streams; a batch's users count as unary calls.</summary>
 public sealed class IngestRateLimitTests
 {
     [Theory]
@@ -134,6 +134,64 @@ public sealed class IngestRateLimitTests
         Assert.Equal(1000, granted.Accepted);
     }
 
+    [Fact]
+    public async Task Recorded_outcomes_count_against_the_keys_event_rate()
+    {
+        // Regression: every accepted outcome is an event of the user's profile, yet RecordOutcomes spent none of the key's
+        // event budget: a key refused past five events a second could write a thousand a call this way.
+        using var factory = CreateFactory(eventsPerSecond: 5);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var outcomes = new OutcomeService.OutcomeServiceClient(channel);
+
+        var tooMany = await Assert.ThrowsAsync<RpcException>(async () => await outcomes.RecordOutcomesAsync(Impressions(50)));
+        Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
+        var violation = Assert.Single(tooMany.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+        Assert.Equal("outcomes", violation.Field);
+        Assert.Contains("at most 5", violation.Description, StringComparison.Ordinal);
+
+        var limited = await UntilLimited(5, async () => await outcomes.RecordOutcomesAsync(Impressions(4)));
+        Assert.True(limited is not null, "five calls of four outcomes within a second passed a budget of five events per second");
+        Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
+    }
+
+    [Fact]
+    public async Task Each_user_of_a_batch_counts_against_the_keys_unary_rate()
+    {
+        // Regression: DecideBatch (server streaming) was in no limit at all: a key held to 20 Decides a second could have
+        // any number of 10,000-user batches decided back to back.
+        using var factory = CreateFactory(eventsPerSecond: 5, unaryPerSecond: 20);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var decisions = new DecisionService.DecisionServiceClient(channel);
+        async Task Batch(int users)
+        {
+            var request = new DecideBatchRequest { Channel = Channel.Web };
+            request.UserIds.AddRange(Enumerable.Range(0, users).Select(i => $"b-{i}"));
+            using var call = decisions.DecideBatch(request);
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+            }
+        }
+
+        var tooMany = await Assert.ThrowsAsync<RpcException>(() => Batch(30));
+        Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
+        Assert.Equal("user_ids", Assert.Single(tooMany.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
+
+        var limited = await UntilLimited(10, () => Batch(15)); // ten batches of 15 within a second against 20 a second
+        Assert.True(limited is not null, "ten batches of 15 users back to back passed a budget of 20 calls per second");
+        Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
+    }
+
+    private static RecordOutcomesRequest Impressions(int count)
+    {
+        var request = new RecordOutcomesRequest();
+        for (var i = 0; i < count; i++)
+        {
+            request.Outcomes.Add(new Outcome { EventId = $"imp-{Guid.NewGuid():N}", Type = OutcomeType.Impression, UserId = "u1", DecisionId = "unknown", Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(-1)) });
+        }
+
+        return request;
+    }
+
     // Makes the call up to the given number of times, until one is refused for the rate: that refusal, or null if none was.
     private static async Task<RpcException?> UntilLimited(int attempts, Func<Task> call)
     {
@@ -177,11 +235,15 @@ public sealed class IngestRateLimitTests
         Assert.Fail("thirty unary calls back to back passed a budget of five events per second");
     }
 
-    private static WebApplicationFactory<Program> CreateFactory(int eventsPerSecond) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    private static WebApplicationFactory<Program> CreateFactory(int eventsPerSecond, int? unaryPerSecond = null) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
     {
         GrpcTestFixture.ConfigureTestHost(b);
         b.UseSetting("Segmentation:DemoData", "false");
         b.UseSetting("Segmentation:Limits:StreamEventsPerSecond", eventsPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (unaryPerSecond is { } rate)
+        {
+            b.UseSetting("Segmentation:Limits:UnaryRequestsPerSecond", rate.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
     });
 
     private static TrackEventsRequest Events(int count)

@@ -26,11 +26,12 @@ public static class SecurityServiceCollectionExtensions
 
         services.TryAddSingleton<ApiKeyRing>();
         services.TryAddSingleton<StreamRateLimits>();
+        services.TryAddSingleton<UnaryRateLimits>();
         services.AddHostedService<SecurityStartupReport>();
 
         services.AddRateLimiter(_ => { });
         services.AddOptions<Microsoft.AspNetCore.RateLimiting.RateLimiterOptions>()
-            .Configure<IOptions<LimitsOptions>>((rateLimits, limits) => UnaryRateLimits.Configure(rateLimits, limits.Value));
+            .Configure<UnaryRateLimits>((rateLimits, unary) => unary.Configure(rateLimits));
         services.AddOptions<GrpcServiceOptions>()
             .Configure<IOptions<LimitsOptions>>((grpc, limits) => grpc.MaxReceiveMessageSize = limits.Value.MaxRequestBytes);
         services.AddOptions<KestrelServerOptions>()

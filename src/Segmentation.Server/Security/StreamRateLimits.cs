@@ -8,7 +8,7 @@ namespace Segmentation.Server.Security;
 
 /// <summary>
 /// A token bucket per caller (API key name) for ingested events, over <c>TrackEvent</c>, <c>TrackEvents</c>,
-/// <c>StreamEvents</c> and the events a <c>Decide</c> carries together (and the messages of <c>EchoStream</c>, their baseline): it holds one second's allowance and refills continuously, so a caller
+/// <c>StreamEvents</c>, <c>RecordOutcomes</c> (each outcome is an event of the profile) and the events a <c>Decide</c> carries together (and the messages of <c>EchoStream</c>, their baseline): it holds one second's allowance and refills continuously, so a caller
 /// may burst up to <see cref="LimitsOptions.StreamEventsPerSecond"/> and sustain that rate.
 /// </summary>
 public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposable
@@ -21,20 +21,20 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
     /// <summary>
     /// Takes <paramref name="events"/> from the caller's bucket or throws <see cref="RateLimitExceededException"/>
     /// (retryable); more events than a second's allowance throw <see cref="ValidationException"/> instead, since
-    /// retrying them could never succeed.
+    /// retrying them could never succeed (reported on <paramref name="field"/>).
     /// </summary>
-    public void Acquire(string caller, int events)
+    public void Acquire(string caller, int events, string field = "events")
     {
         if (events > EventsPerSecond)
         {
-            throw new ValidationException("events", $"{events} events in one call or stream message are more than this API key may send in a second; send at most {EventsPerSecond} at a time");
+            throw new ValidationException(field, $"{events} events in one call or stream message are more than this API key may send in a second; send at most {EventsPerSecond} at a time");
         }
 
         var bucket = _buckets.GetOrAdd(caller, static (_, rate) => Create(rate), EventsPerSecond);
         using var lease = bucket.AttemptAcquire(events);
         if (!lease.IsAcquired)
         {
-            throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents, StreamEvents and the events of Decide together, with EchoStream's messages); retry after the delay given", TimeSpan.FromSeconds(1));
+            throw new RateLimitExceededException($"ingestion rate limit exceeded: at most {EventsPerSecond} events per second per API key (TrackEvent, TrackEvents, StreamEvents, RecordOutcomes and the events of Decide together, with EchoStream's messages); retry after the delay given", TimeSpan.FromSeconds(1));
         }
     }
 

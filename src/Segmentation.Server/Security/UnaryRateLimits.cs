@@ -3,50 +3,99 @@ using System.Threading.RateLimiting;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using Segmentation.Core.Validation;
 using Segmentation.Server.Hosting;
 
 namespace Segmentation.Server.Security;
 
 /// <summary>
-/// Per API key limits on unary calls (gRPC and HTTP/JSON alike), with ASP.NET Core's rate limiting middleware: a token
-/// bucket per key name holding one second's allowance (<see cref="LimitsOptions.UnaryRequestsPerSecond"/>, or the key's
-/// own <c>RequestsPerSecond</c>), refilled continuously. Streaming calls have their own limits (events per second) and
-/// are not counted here; unauthenticated calls never reach it. A refused call is RESOURCE_EXHAUSTED (HTTP 429) with a
-/// <c>google.rpc.RetryInfo</c> delay (and <c>Retry-After</c> over HTTP), before its body is read.
+/// Per API key limits on unary calls (gRPC and HTTP/JSON alike): a token bucket per key holding one second's allowance
+/// (<see cref="LimitsOptions.UnaryRequestsPerSecond"/>, or the key's own <c>RequestsPerSecond</c>), refilled
+/// continuously. ASP.NET Core's rate limiting middleware takes one token per unary call, before its body is read;
+/// <c>DecideBatch</c> takes one per user of the batch from the same bucket (<see cref="Acquire"/>): a batch of 10,000
+/// users is 10,000 decisions, not one call. Other streaming calls have their own limits (events per second);
+/// unauthenticated calls never reach it. A refused call is RESOURCE_EXHAUSTED (HTTP 429) with a
+/// <c>google.rpc.RetryInfo</c> delay (and <c>Retry-After</c> over HTTP).
 /// </summary>
-internal static class UnaryRateLimits
+internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposable
 {
+    private readonly int _defaultRate = limits.Value.UnaryRequestsPerSecond;
+
+    // One bucket per caller, built once (null: unlimited): a unary call (Decide on every page render) allocates nothing here.
+    private readonly ConcurrentDictionary<ApiCaller, TokenBucketRateLimiter?> _buckets = new();
+    private readonly ConcurrentDictionary<ApiCaller, RateLimitPartition<string>> _partitions = new();
+
+    /// <summary>The calls per second <paramref name="caller"/> may make (0: unlimited).</summary>
+    public int RateOf(ApiCaller caller) => caller.UnaryPerSecond > 0 ? caller.UnaryPerSecond : Math.Max(0, _defaultRate);
+
     /// <summary>Installs the limiter into <paramref name="options"/>.</summary>
-    public static void Configure(RateLimiterOptions options, LimitsOptions limits)
+    public void Configure(RateLimiterOptions options)
     {
-        var defaultRate = limits.UnaryRequestsPerSecond;
+        ArgumentNullException.ThrowIfNull(options);
         var unlimited = RateLimitPartition.GetNoLimiter("");
 
-        // One partition per caller, built once: a unary call (Decide on every page render) allocates nothing here.
         // Key names are configured and never empty, so no caller shares the unlimited partition's key.
-        var partitions = new ConcurrentDictionary<ApiCaller, RateLimitPartition<string>>();
         options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
             context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { Method.Type: MethodType.Unary }
                 || context.Features.Get<ApiCaller>() is not { } caller
                 ? unlimited
-                : partitions.GetOrAdd(caller, static (c, state) =>
-                {
-                    var rate = c.UnaryPerSecond > 0 ? c.UnaryPerSecond : state.DefaultRate;
-                    return rate <= 0 ? state.Unlimited : RateLimitPartition.GetTokenBucketLimiter(c.Name, _ => Bucket(rate));
-                }, (DefaultRate: defaultRate, Unlimited: unlimited)));
+                : _partitions.GetOrAdd(caller, static (c, state) =>
+                    state.Self.BucketOf(c) is { } bucket ? RateLimitPartition.Get(c.Name, _ => new Shared(bucket)) : state.Unlimited,
+                    (Self: this, Unlimited: unlimited)));
         options.OnRejected = (rejected, _) =>
         {
             var context = rejected.HttpContext;
             var caller = context.Features.Get<ApiCaller>();
-            var rate = caller is { UnaryPerSecond: > 0 } ? caller.UnaryPerSecond : defaultRate;
-            var retry = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) && after > TimeSpan.Zero ? after : TimeSpan.FromSeconds(1.0 / Steps(rate));
+            var rate = caller is null ? _defaultRate : RateOf(caller);
             return new ValueTask(CallRejection.Write(
                 context,
                 StatusCode.ResourceExhausted,
-                $"rate limit exceeded: at most {rate} calls per second for API key '{caller?.Name}' (unary calls together); retry after the delay given",
-                retry));
+                $"rate limit exceeded: at most {rate} calls per second for API key '{caller?.Name}' (unary calls and DecideBatch users together); retry after the delay given",
+                RetryAfter(rejected.Lease, rate)));
         };
     }
+
+    /// <summary>
+    /// Takes <paramref name="calls"/> tokens (a batch's users) from <paramref name="caller"/>'s bucket or throws
+    /// <see cref="RateLimitExceededException"/> (retryable); more than a second's allowance throws
+    /// <see cref="ValidationException"/> on <paramref name="field"/> instead, since retrying could never succeed.
+    /// </summary>
+    public void Acquire(ApiCaller caller, int calls, string field)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        if (BucketOf(caller) is not { } bucket)
+        {
+            return;
+        }
+
+        var rate = RateOf(caller);
+        if (calls > rate)
+        {
+            throw new ValidationException(field, $"{calls} users in one batch are more than this API key may have decided in a second; send at most {rate} at a time");
+        }
+
+        using var lease = bucket.AttemptAcquire(calls);
+        if (!lease.IsAcquired)
+        {
+            throw new RateLimitExceededException($"rate limit exceeded: at most {rate} calls per second for API key '{caller.Name}' (unary calls and DecideBatch users together); retry after the delay given", RetryAfter(lease, rate));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var bucket in _buckets.Values)
+        {
+            bucket?.Dispose();
+        }
+    }
+
+    private TokenBucketRateLimiter? BucketOf(ApiCaller caller) =>
+        _buckets.GetOrAdd(caller, static (c, self) => self.RateOf(c) is > 0 and var rate ? new TokenBucketRateLimiter(Bucket(rate)) : null, this);
+
+    private static TimeSpan RetryAfter(RateLimitLease lease, int rate) =>
+        lease.TryGetMetadata(MetadataName.RetryAfter, out var after) && after > TimeSpan.Zero ? after : TimeSpan.FromSeconds(1.0 / Steps(rate));
 
     private static int Steps(int rate) => rate >= 20 ? 20 : 1;
 
@@ -63,5 +112,19 @@ internal static class UnaryRateLimits
             QueueLimit = 0,
             AutoReplenishment = true,
         };
+    }
+
+    // A caller's bucket as the middleware's partition: never idle, so the middleware never disposes it (DecideBatch
+    // takes from it too); this class disposes it.
+    private sealed class Shared(RateLimiter bucket) : RateLimiter
+    {
+        public override TimeSpan? IdleDuration => null;
+
+        public override RateLimiterStatistics? GetStatistics() => bucket.GetStatistics();
+
+        protected override RateLimitLease AttemptAcquireCore(int permitCount) => bucket.AttemptAcquire(permitCount);
+
+        protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken) =>
+            bucket.AcquireAsync(permitCount, cancellationToken);
     }
 }

@@ -10,7 +10,7 @@ using Segmentation.Server.Security;
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="DecisionEngine"/>, and for <see cref="TrackAndDecide"/> when a Decide carries events.</summary>
-internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide trackAndDecide, StreamRateLimits rateLimits) : DecisionService.DecisionServiceBase
+internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide trackAndDecide, StreamRateLimits rateLimits, UnaryRateLimits unaryLimits) : DecisionService.DecisionServiceBase
 {
     public override Task<DecideResponse> Decide(DecideRequest request, ServerCallContext context)
     {
@@ -90,6 +90,11 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
             request.Explain,
             PrivacyMapper.BatchPurpose(request.Purpose, request.Channel),
             context.CancellationToken);
+        if (context.GetHttpContext().Features.Get<ApiCaller>() is { } caller)
+        {
+            unaryLimits.Acquire(caller, request.UserIds.Count, "user_ids"); // each user is a decision, as a Decide call is (a valid batch's)
+        }
+
         var last = request.UserIds.Count - 1;
         var unflushed = 0;
         var grpc = !Hosting.HttpJsonApi.IsHttpJsonCall(context.GetHttpContext()); // write options (buffering) are gRPC's only

@@ -3,15 +3,21 @@ using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Telemetry;
 using Segmentation.Server.Mapping;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="OutcomeRecorder"/>.</summary>
-internal sealed class OutcomeGrpcService(OutcomeRecorder recorder) : OutcomeService.OutcomeServiceBase
+internal sealed class OutcomeGrpcService(OutcomeRecorder recorder, StreamRateLimits rateLimits) : OutcomeService.OutcomeServiceBase
 {
     public override Task<RecordOutcomesResponse> RecordOutcomes(RecordOutcomesRequest request, ServerCallContext context)
     {
         using var span = SegmentationTelemetry.Traces.StartActivity("RecordOutcomes");
+        if (request.Outcomes.Count is > 0 and <= OutcomeRecorder.MaxPerCall)
+        {
+            rateLimits.Acquire(context.Caller().Name, request.Outcomes.Count, "outcomes"); // each is an event of the user's profile too
+        }
+
         var results = recorder.RecordMany(request.Outcomes.Select(OutcomeMapper.ToDomain).ToList());
         if (span is not null)
         {
