@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
@@ -49,6 +50,19 @@ public sealed class ErrorLogLimitTests
         var errors = logs.Entries.Where(e => e.Category == Category && e.Level == LogLevel.Error).ToList();
         Assert.Equal(5, errors.Count);
         Assert.All(errors, e => Assert.Contains(nameof(InvalidOperationException), e.Message, StringComparison.Ordinal));
+
+        // Regression: the limit was kept per path as the caller spelled it; routing ignores case, so each spelling of
+        // Decide had five more entries a minute (and a limiter entry kept for good).
+        var invoker = GrpcTestFixture.CreateChannel(factory).CreateCallInvoker();
+        var marshaller = (Request: Marshallers.Create<DecideRequest>(r => r.ToByteArray(), DecideRequest.Parser.ParseFrom), Response: Marshallers.Create<DecideResponse>(r => r.ToByteArray(), DecideResponse.Parser.ParseFrom));
+        foreach (var (service, name) in new[] { ("segmentation.v1.decisionservice", "decide"), ("segmentation.v1.DECISIONSERVICE", "Decide"), ("segmentation.v1.DecisionService", "DECIDE"), ("Segmentation.v1.decisionService", "dEcide") })
+        {
+            var spelled = new Method<DecideRequest, DecideResponse>(MethodType.Unary, service, name, marshaller.Request, marshaller.Response);
+            var ex = await Assert.ThrowsAsync<RpcException>(async () => await invoker.AsyncUnaryCall(spelled, null, new CallOptions(), new DecideRequest { UserId = FailingReads.User }));
+            Assert.Equal(StatusCode.Internal, ex.StatusCode); // routed to Decide
+        }
+
+        Assert.Equal(5, logs.Entries.Count(e => e.Category == Category && e.Level == LogLevel.Error));
     }
 
     // A store whose reads of one user fail as no code path expects.

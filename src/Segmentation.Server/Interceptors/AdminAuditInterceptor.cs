@@ -1,5 +1,4 @@
 using System.Globalization;
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Segmentation.Contracts.V1;
@@ -18,7 +17,7 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        var action = AuditedMethods.Action(MethodOf(context));
+        var action = AuditedMethods.Action(RoutedMethod.Of(context));
         if (action is null || (action == AuditedMethods.RecordConsent && (context.Caller().Scopes & ApiScope.Admin) == 0))
         {
             // Consent recorded by the systems that ingest (banners, preference centres) is the user's own act, kept in
@@ -32,7 +31,7 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
     public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
         // An export in parts is the same action as one in a document: recorded when it ends, however it ends.
-        var action = AuditedMethods.Action(MethodOf(context));
+        var action = AuditedMethods.Action(RoutedMethod.Of(context));
         if (action is null)
         {
             await continuation(request, responseStream, context);
@@ -64,11 +63,6 @@ internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<Admin
         Record(context, action, "OK", request, result);
         return result;
     }
-
-    // The method routing resolved, never the path as spelled: routing ignores case and a trailing slash, and
-    // '/segmentation.v1.privacyservice/exportuser' must be audited as ExportUser is.
-    private static string MethodOf(ServerCallContext context) =>
-        context.GetHttpContext().GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.FullName ?? context.Method;
 
     private void Record(ServerCallContext context, string action, string outcome, object? request, object? response)
     {

@@ -1,5 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Segmentation.Core.Application.Changes;
@@ -82,9 +83,10 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
     // The operating system's message (which names the server's files) goes to the log, not to the caller; rate-limited.
     private void LogStorage(Exception error, ServerCallContext context)
     {
-        if (_storage.ShouldLog(error.GetType(), context.Method, out var suppressed))
+        var method = RoutedMethod.Of(context); // a key per method, however the caller spelled its path
+        if (_storage.ShouldLog(error.GetType(), method, out var suppressed))
         {
-            logger.LogWarning("A write in {Method} failed in storage: {ExceptionType}: {Message} ({Suppressed} more of the same in the last minute not logged)", context.Method, error.GetType().FullName, error.Message, suppressed);
+            logger.LogWarning("A write in {Method} failed in storage: {ExceptionType}: {Message} ({Suppressed} more of the same in the last minute not logged)", method, error.GetType().FullName, error.Message, suppressed);
         }
     }
 
@@ -174,15 +176,16 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case CatalogException ce:
                 return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, Bounded(ce.Message)));
             default:
-                if (_unexpected.ShouldLog(ex.GetType(), context.Method, out var suppressed))
+                var method = RoutedMethod.Of(context); // a key per method, however the caller spelled its path
+                if (_unexpected.ShouldLog(ex.GetType(), method, out var suppressed))
                 {
                     if (environment.IsDevelopment())
                     {
-                        logger.LogError(ex, "Unhandled error in {Method} ({Suppressed} more of the same in the last minute not logged)", context.Method, suppressed);
+                        logger.LogError(ex, "Unhandled error in {Method} ({Suppressed} more of the same in the last minute not logged)", method, suppressed);
                     }
                     else
                     {
-                        logger.LogError("Unhandled {ExceptionType} in {Method} (message not logged: it may contain personal data; {Suppressed} more of the same in the last minute not logged){NewLine}{StackTrace}", ex.GetType().FullName, context.Method, suppressed, Environment.NewLine, ex.StackTrace);
+                        logger.LogError("Unhandled {ExceptionType} in {Method} (message not logged: it may contain personal data; {Suppressed} more of the same in the last minute not logged){NewLine}{StackTrace}", ex.GetType().FullName, method, suppressed, Environment.NewLine, ex.StackTrace);
                     }
                 }
 
@@ -234,4 +237,16 @@ internal sealed class RepeatedLogLimit(int perMinute)
 
         public int Suppressed { get; set; }
     }
+}
+
+/// <summary>The method of a call as routing resolved it.</summary>
+internal static class RoutedMethod
+{
+    /// <summary>
+    /// The routed method's full name, never the path as spelled: routing ignores case and a trailing slash, so
+    /// '/segmentation.v1.privacyservice/exportuser' is ExportUser (audited as it, and one key of a log limit, not one
+    /// per spelling).
+    /// </summary>
+    public static string Of(ServerCallContext context) =>
+        context.GetHttpContext().GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method.FullName ?? context.Method;
 }
