@@ -125,6 +125,24 @@ public sealed class DeploymentDefaultsProcessTests
         Assert.Contains(named, message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_key_configured_twice_or_with_a_negative_rate_is_refused_at_start()
+    {
+        // Regressions: a negative RequestsPerSecond silently meant the default rate, and a second entry with the same
+        // hash gave the key whichever entry matched last: here the test key with only the read scope, or all of them.
+        using var server = RealServerProcessTests.StartServer(
+            RealServerProcessTests.FreePort(),
+            "--Segmentation:DemoData=false",
+            "--Segmentation:Security:ApiKeys:0:RequestsPerSecond=-5",
+            "--Segmentation:Security:ApiKeys:1:Name=copied",
+            $"--Segmentation:Security:ApiKeys:1:Sha256={Security.ApiKeyRing.Hash(RealServerProcessTests.ApiKey).ToUpperInvariant()}",
+            "--Segmentation:Security:ApiKeys:1:Scopes:0=read");
+        var message = await FailedStart(server);
+
+        Assert.Contains("Segmentation:Security:ApiKeys:0:RequestsPerSecond must be 0", message, StringComparison.Ordinal);
+        Assert.Contains("is configured for 'test' and 'copied'", message, StringComparison.Ordinal);
+    }
+
     // Waits for a server that must not start: exit code 1, one paragraph on standard error (returned) and no stack trace
     // there or in its log.
     private static async Task<string> FailedStart(Process server)

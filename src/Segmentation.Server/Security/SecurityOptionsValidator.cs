@@ -4,7 +4,7 @@ namespace Segmentation.Server.Security;
 
 /// <summary>
 /// Fails start-up on unsafe or broken security configuration: no API keys (unless authentication is
-/// explicitly disabled), malformed keys, a plaintext endpoint without <c>AllowPlaintext</c>, an https
+/// explicitly disabled), malformed keys, one key configured twice, a negative rate, a plaintext endpoint without <c>AllowPlaintext</c>, an https
 /// endpoint without a certificate, a certificate file that does not exist.
 /// </summary>
 internal sealed class SecurityOptionsValidator(IConfiguration configuration) : IValidateOptions<SecurityOptions>
@@ -41,6 +41,18 @@ internal sealed class SecurityOptionsValidator(IConfiguration configuration) : I
             {
                 failures.Add($"{at}:Scopes: unknown scope '{scope}' (use decide, ingest, read, watch, admin).");
             }
+
+            if (key.RequestsPerSecond < 0)
+            {
+                failures.Add($"{at}:RequestsPerSecond must be 0 (the default, Segmentation:Limits:UnaryRequestsPerSecond) or more (got {key.RequestsPerSecond}).");
+            }
+        }
+
+        // One key is one caller: two entries with the same hash would give the key whichever entry matched last (a
+        // storefront's key with an operator's scopes, or the other way round).
+        foreach (var shared in options.ApiKeys.Where(k => k.Sha256.Trim().Length == 64).GroupBy(k => k.Sha256.Trim(), StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+        {
+            failures.Add($"Segmentation:Security:ApiKeys: the same key (Sha256 {shared.Key[..8]}...) is configured for {string.Join(" and ", shared.Select(k => $"'{k.Name}'"))}; give each caller its own key.");
         }
 
         foreach (var duplicate in options.ApiKeys.GroupBy(k => k.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
