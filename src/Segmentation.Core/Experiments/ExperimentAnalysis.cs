@@ -193,9 +193,6 @@ public static class ExperimentAnalysis
             ? ExperimentStatistics.SampleRatio(split, live.Select(a => a.Weight).ToList())
             : new SampleRatioCheck(0, 1, false);
 
-        // Pearson's test is read once every arm expects at least SampleRatioMinimumExpected users, over the same counts.
-        var (splitTotal, weights) = (split.Sum(), live.Sum(a => a.Weight));
-        var srmReadable = live.Count >= 2 && live.All(a => splitTotal * a.Weight / weights >= SampleRatioMinimumExpected);
 
         var control = design.Arms[0].ArmId;
         var treatments = design.Arms.Skip(1).Select(a => a.ArmId).ToList();
@@ -231,7 +228,7 @@ public static class ExperimentAnalysis
 
         var needed = UsersNeeded(design, arms[0]);
         var sequentialNeeded = needed is { } oneLook ? ExperimentStatistics.SequentialUsersPerArm(oneLook, Alpha, sequentialAlpha) : (long?)null;
-        var (recommendation, winner, reason) = Recommend(design, arms, srm, srmReadable, comparisons, sequentialNeeded);
+        var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, sequentialNeeded);
         if (design.Bandit)
         {
             reason += "; bandit allocation: the sample ratio is not checked (the split moves on purpose), and each arm's estimate is biased toward arms that looked good early (they got more users while their luck lasted); the bias shrinks as users accumulate, and a fixed split measures without it";
@@ -298,17 +295,13 @@ public static class ExperimentAnalysis
         return baseline.Mean > 0 && baseline.Variance > 0 ? ExperimentStatistics.UsersPerArmForMean(baseline.Mean, baseline.Variance, mde, Alpha) : null;
     }
 
-    // The smallest number of users an arm is expected to have for the sample ratio's chi-squared to be read (the usual
-    // rule for Pearson's test): below it a mismatch is not flagged, however lopsided the split.
-    private const double SampleRatioMinimumExpected = 5;
-
     // needed: users per arm the always-valid test needs to detect the minimum detectable effect (null: none declared).
-    private static (Recommendation, string?, string) Recommend(ExperimentDesign design, List<ArmResult> arms, SampleRatioCheck srm, bool srmReadable, List<MetricComparison> comparisons, long? needed)
+    private static (Recommendation, string?, string) Recommend(ExperimentDesign design, List<ArmResult> arms, SampleRatioCheck srm, List<MetricComparison> comparisons, long? needed)
     {
         // A broken split is checked first: an arm that gets (almost) no users while the others get thousands is the
         // very failure the check is for, not a reason to wait.
         var live = arms.Where(a => a.Weight > 0).ToList();
-        if (srm.Mismatch && (srmReadable || live.All(a => a.Exposed >= 2)))
+        if (srm.Mismatch)
         {
             return (Recommendation.Invalid, null, $"sample ratio mismatch (chi-squared {srm.ChiSquared:0.##}, p = {srm.PValue:0.######} < {ExperimentStatistics.SampleRatioThreshold}): the arms' users are not split as their weights say, so no result is to be trusted; find the cause (a redirect, a bot filter, a crash in one arm) before reading anything");
         }

@@ -157,9 +157,15 @@ public static class ExperimentStatistics
         return Compare(control.Mean, treatment.Mean, var1, var2, t, df, p, critical);
     }
 
+    /// <summary>The fewest users every arm must be expected to have for Pearson's chi-squared to be read (the usual rule).</summary>
+    public const double SampleRatioMinimumExpected = 5;
+
     /// <summary>
-    /// Pearson's chi-squared goodness of fit of the arms' exposed users against their weights; a p-value below
-    /// <see cref="SampleRatioThreshold"/> flags a sample ratio mismatch.
+    /// The arms' exposed users against their weights: Pearson's chi-squared goodness of fit once every arm is expected
+    /// to have <see cref="SampleRatioMinimumExpected"/> users; before that (its approximation flags far more often than
+    /// its p-value says at such counts) exact binomial tests, each arm's users against its share of all (two-sided,
+    /// Bonferroni over the arms beyond two). A p-value below <see cref="SampleRatioThreshold"/> flags a sample ratio
+    /// mismatch; the chi-squared is reported either way.
     /// </summary>
     public static SampleRatioCheck SampleRatio(IReadOnlyList<long> users, IReadOnlyList<double> weights)
     {
@@ -184,8 +190,68 @@ public static class ExperimentStatistics
             chi += expected == 0 ? 0 : (users[i] - expected) * (users[i] - expected) / expected;
         }
 
-        var p = 1 - ChiSquared.CDF(users.Count - 1, chi);
+        var readable = true;
+        for (var i = 0; i < users.Count; i++)
+        {
+            readable &= weights[i] <= 0 || total * weights[i] / weightSum >= SampleRatioMinimumExpected;
+        }
+
+        var p = readable || total > int.MaxValue ? 1 - ChiSquared.CDF(users.Count - 1, chi) : ExactSampleRatio(users, weights, (int)total, weightSum);
         return new SampleRatioCheck(chi, p, p < SampleRatioThreshold);
+    }
+
+    // The smallest two-sided exact binomial p-value over the arms with a share, times the arms beyond two (with two,
+    // both arms' tests are the same test).
+    private static double ExactSampleRatio(IReadOnlyList<long> users, IReadOnlyList<double> weights, int total, double weightSum)
+    {
+        var (smallest, tested) = (1.0, 0);
+        for (var i = 0; i < users.Count; i++)
+        {
+            if (weights[i] > 0)
+            {
+                smallest = Math.Min(smallest, BinomialTwoSided(total, Math.Min(1, weights[i] / weightSum), (int)users[i]));
+                tested++;
+            }
+        }
+
+        return Math.Min(1, smallest * (tested > 2 ? tested : 1));
+    }
+
+    /// <summary>
+    /// The two-sided exact binomial p-value of <paramref name="x"/> successes in <paramref name="n"/> trials of
+    /// probability <paramref name="p"/>: the probability of every outcome no more likely than it (as R's binom.test).
+    /// </summary>
+    public static double BinomialTwoSided(int n, double p, int x)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(x);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(x, n);
+        var observed = Binomial.PMF(p, n, x) * (1 + 1e-7); // outcomes as likely as it, up to rounding, count too
+        var mode = (int)Math.Min(n, Math.Floor((n + 1) * p));
+        if (x <= mode)
+        {
+            // The first outcome above the mode no more likely than x (the probabilities fall from the mode on).
+            var (lo, hi) = (mode + 1, n + 1);
+            while (lo < hi)
+            {
+                var mid = lo + ((hi - lo) / 2);
+                (lo, hi) = Binomial.PMF(p, n, mid) <= observed ? (lo, mid) : (mid + 1, hi);
+            }
+
+            return Math.Min(1, Binomial.CDF(p, n, x) + (lo > n ? 0 : 1 - Binomial.CDF(p, n, lo - 1)));
+        }
+        else
+        {
+            // The last outcome below the mode no more likely than x (the probabilities rise up to the mode).
+            var (lo, hi) = (-1, mode - 1);
+            while (lo < hi)
+            {
+                var mid = lo + ((hi - lo + 1) / 2);
+                (lo, hi) = Binomial.PMF(p, n, mid) <= observed ? (mid, hi) : (lo, mid - 1);
+            }
+
+            return Math.Min(1, (1 - Binomial.CDF(p, n, x - 1)) + (lo < 0 ? 0 : Binomial.CDF(p, n, lo)));
+        }
     }
 
     /// <summary>

@@ -129,6 +129,32 @@ public class ExperimentAnalysisTests
     }
 
     [Fact]
+    public void A_few_users_after_a_weight_change_do_not_make_the_results_invalid()
+    {
+        // Regression: the rule "every arm has 2 exposed users" read the arms' users of all time while the check reads
+        // those assigned since the change: right after 1:1 became 1:9, two newcomers both in the control (1 % of the
+        // time) made 500 + 500 users' results invalid. The check is exact at such counts now.
+        var design = Design with { Arms = [("control", 1), ("b", 9)] };
+        var control = Arm("control", 500, 60) with { ExposedUnderCurrentWeights = 2 };
+        var treatment = Arm("b", 500, 62) with { ExposedUnderCurrentWeights = 0 };
+
+        var result = ExperimentAnalysis.Analyze(design, [control, treatment]);
+
+        Assert.False(result.SampleRatio.Mismatch);
+        Assert.NotEqual(Recommendation.Invalid, result.Recommendation);
+    }
+
+    [Fact]
+    public void An_arm_that_gets_one_user_of_sixteen_on_an_even_split_is_a_broken_split()
+    {
+        // Before, fewer than 2 users in an arm was waited for however lopsided the rest: 1 against 15 is p = 0.0005.
+        var result = ExperimentAnalysis.Analyze(Design, [Arm("control", 15, 2), Arm("b", 1, 0)]);
+
+        Assert.True(result.SampleRatio.Mismatch);
+        Assert.Equal(Recommendation.Invalid, result.Recommendation);
+    }
+
+    [Fact]
     public void Users_needed_by_the_always_valid_test_exceed_the_one_look_figure_and_meet_its_condition()
     {
         // The documented example: 850 per arm for a one-look test at 20 % on a 32.5 % baseline.

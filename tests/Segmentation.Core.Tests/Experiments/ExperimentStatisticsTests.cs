@@ -60,6 +60,25 @@ public class ExperimentStatisticsTests
         Assert.Equal(mismatch, r.Mismatch);
     }
 
+    [Theory]
+    [InlineData(20, 0.01, 2, 0.01685933763565178)] // every outcome no more likely than the observed one, summed exactly (Python fractions)
+    [InlineData(2, 0.1, 2, 0.01)]
+    [InlineData(16, 0.5, 1, 0.000518798828125)]
+    [InlineData(100, 0.3, 18, 0.00849042805253757)]
+    [InlineData(100, 0.3, 42, 0.011696201822505088)]
+    [InlineData(500, 0.01, 0, 0.011778527296585965)]
+    [InlineData(40, 0.25, 10, 1.0)]
+    public void The_exact_binomial_p_value_sums_every_outcome_no_more_likely_than_the_observed_one(int n, double p, int x, double expected) =>
+        Assert.Equal(expected, ExperimentStatistics.BinomialTwoSided(n, p, x), 9);
+
+    [Theory]
+    [InlineData(new long[] { 18, 2 }, new[] { 99.0, 1.0 }, false)] // chi-squared 16.4 at 20 users: Pearson's approximation flagged it
+    [InlineData(new long[] { 2, 0 }, new[] { 1.0, 9.0 }, false)] // two users after a change to 1:9, both in the 10 % arm: p = 0.01
+    [InlineData(new long[] { 1, 15 }, new[] { 1.0, 1.0 }, true)] // p = 0.00052: broken even at 16 users
+    [InlineData(new long[] { 0, 3, 40 }, new[] { 1.0, 1.0, 8.0 }, false)]
+    public void Below_five_expected_users_an_arm_the_split_is_judged_by_exact_binomial_tests(long[] users, double[] weights, bool mismatch) =>
+        Assert.Equal(mismatch, ExperimentStatistics.SampleRatio(users, weights).Mismatch);
+
     [Fact]
     public void Benjamini_Hochberg_reproduces_the_papers_example()
     {
