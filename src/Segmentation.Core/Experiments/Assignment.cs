@@ -12,9 +12,10 @@ namespace Segmentation.Core.Experiments;
 /// fixed share of all users in the decisioning holdout.
 /// </summary>
 /// <remarks>
-/// Changing an experiment's weights moves the users whose place falls into a range that changed owner (growing an
-/// arm from 50 % to 60 % moves a tenth of the users into it). Keeping earlier assignments through weight changes
-/// needs them recorded; that is part of wiring experiments into decisions and is not built yet (docs/experiments.md).
+/// By the hash alone, changing an experiment's weights would move the users whose place falls into a range that
+/// changed owner (growing an arm from 50 % to 60 % moves a tenth of the users into it): after a change of weights,
+/// salt or arm order, a user's recorded arm is read instead (<see cref="IRecordedAssignments"/>), so every user keeps
+/// the arm they had and only new users follow the new weights.
 /// </remarks>
 public static class Assignment
 {

@@ -110,6 +110,44 @@ public class BanditTests
     }
 
     [Fact]
+    public void A_bandit_switched_to_fixed_weights_checks_its_split_over_the_users_assigned_since()
+    {
+        // Regression: the table kept the declared weights while a bandit moved the split, so publishing the same
+        // experiment with fixed weights found them unchanged and checked every user the bandit had placed against 1:1:
+        // a mismatch for good.
+        var bandit = ExperimentCatalogTests.Experiment.Replace("primary_metric:", "allocation: bandit\n    floor: 0.02\n    primary_metric:", StringComparison.Ordinal);
+        using var w = new TestWorld(ExperimentCatalogTests.Source(bandit));
+        for (var i = 0; i < 1_000; i++)
+        {
+            ExperimentCatalogTests.Vip(w, $"b{i}");
+            var d = w.Decide($"b{i}");
+            if (i % (d.Arm!.Id == "stronger_offer" ? 3 : 10) == 0)
+            {
+                w.Outcomes.Record(0, new Outcome($"b{i}-buy", OutcomeType.Conversion, d.DecisionId, $"b{i}", "", VariantKind.Offer, w.Clock.Now, $"o-b{i}", 10, "GBP"));
+            }
+        }
+
+        Assert.Equal(1, w.Get<BanditAllocator>().Reallocate());
+        for (var i = 0; i < 500; i++)
+        {
+            ExperimentCatalogTests.Vip(w, $"n{i}");
+            w.Decide($"n{i}"); // nearly all to the arm the bandit favours
+        }
+
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", ExperimentCatalogTests.Experiment)], "fixed 1:1");
+        for (var i = 0; i < 400; i++)
+        {
+            ExperimentCatalogTests.Vip(w, $"f{i}");
+            w.Decide($"f{i}");
+        }
+
+        var result = w.Get<ExperimentLifecycle>().Results("vip_offer_test").Result;
+        Assert.False(result.SampleRatio.Mismatch, $"chi-squared {result.SampleRatio.ChiSquared}");
+        Assert.Equal(1_900, result.Arms.Sum(a => a.Exposed));
+    }
+
+    [Fact]
     public void An_arm_declared_with_weight_0_stays_off_when_a_bandit_reallocates()
     {
         // Without data its posterior is flat: in the draw it would beat a 10 % arm nine times in ten.

@@ -264,8 +264,9 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         private string[] _armIds = [];
         private readonly List<string> _segmentIds = [];
         private int _count;
-        // What places a user in an arm besides their id: the arms in order with their weights, and the salt.
-        private (string ArmId, double Weight)[]? _weights = assignedUnder?.Arms.Select(a => (a.Id, a.Weight)).ToArray();
+        // What places a user in an arm besides their id: the arms in order with their weights (null: not known — a
+        // bandit's split moves, or a file did not keep them), and the salt.
+        private (string ArmId, double Weight)[]? _weights = assignedUnder is null || assignedUnder.IsBandit ? null : [.. assignedUnder.Arms.Select(a => (a.Id, a.Weight))];
         private string? _salt = assignedUnder?.Salt;
         private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
         private long _endTicks = assignedUnder?.StopTicks ?? long.MaxValue;
@@ -292,18 +293,21 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 _endTicks = experiment.Promoted is null ? experiment.StopTicks
                     : Math.Min(experiment.StopTicks, _endTicks < now ? _endTicks : now);
 
-                if (_weights is null || experiment.IsBandit)
+                if (experiment.IsBandit)
                 {
-                    _readsRecords = true; // restored from a file without weights, or a bandit (weights move on purpose)
+                    _readsRecords = true; // weights move on purpose
+                    _weights = null; // not the split users were placed by: fixed weights after it start a new sample ratio window
                     _salt = experiment.Salt;
                     return;
                 }
 
                 // Arms reordered or a new salt move users between arms as new weights do: from then on the records
                 // decide for users already assigned, so each stays in the arm their outcomes are credited to. (A salt
-                // not known, from a file written before it was kept, is taken as it is.)
+                // not known, from a file written before it was kept, is taken as it is.) Weights not known (a bandit's
+                // until now, or a file that did not keep them) count as changed: the sample ratio is checked over the
+                // users assigned from now on.
                 var placement = experiment.Arms.Select(a => (a.Id, a.Weight)).ToArray();
-                if (placement.SequenceEqual(_weights) && (_salt is null || _salt == experiment.Salt))
+                if (_weights is not null && placement.SequenceEqual(_weights) && (_salt is null || _salt == experiment.Salt))
                 {
                     _salt = experiment.Salt;
                     return;
