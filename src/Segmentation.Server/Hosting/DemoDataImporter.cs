@@ -12,17 +12,18 @@ namespace Segmentation.Server.Hosting;
 /// <summary>
 /// At start-up, imports the UCI Online Retail sample through <see cref="ProfileIngestion"/> (the same
 /// validation path as the API) so the service has real profiles to decide for. Timestamps are shifted
-/// so the data ends yesterday. On a first import it then simulates three weeks of decisions and outcomes
+/// so the data ends yesterday. It then simulates three weeks of decisions and outcomes
 /// (<see cref="OutcomeSimulation"/>, clearly labelled as simulated) so that KPIs show something. Start-up
-/// waits for it; it takes about a second.
+/// waits for it; it takes about a second. Only into an empty store: a restart that restored profiles from the data
+/// directory imports nothing (a demo customer erased since stays erased, and the simulation is not run again).
 /// </summary>
 internal sealed class DemoDataImporter(
     IOptions<SegmentationOptions> options,
     ProfileIngestion ingestion,
-    RfmModelProvider rfm,
     CatalogProvider catalogs,
     DecisionEngine engine,
     OutcomeRecorder outcomes,
+    IProfileStore store,
     TimeProvider time,
     ILogger<DemoDataImporter> logger) : IHostedService
 {
@@ -34,18 +35,23 @@ internal sealed class DemoDataImporter(
             return Task.CompletedTask;
         }
 
+        if (store.Count > 0)
+        {
+            logger.LogInformation("Demo data: not imported again ({Profiles} profiles restored from the data directory)", store.Count);
+            return Task.CompletedTask;
+        }
+
         var path = Path.IsPathRooted(options.Value.DemoDataPath)
             ? options.Value.DemoDataPath
             : Path.Combine(AppContext.BaseDirectory, options.Value.DemoDataPath);
         using var reader = File.OpenText(path);
         var events = OnlineRetailImport.ReadEvents(reader, time.GetUtcNow(), out var report);
         var rejected = 0;
-        var added = 0;
         foreach (var e in events)
         {
             try
             {
-                added += ingestion.Track(e).Duplicate ? 0 : 1;
+                ingestion.Track(e);
             }
             catch (ValidationException ex)
             {
@@ -54,7 +60,7 @@ internal sealed class DemoDataImporter(
             }
         }
 
-        var model = rfm.IsDirty || rfm.Current.Version == 0 ? ingestion.RecomputeRfm() : rfm.Current; // a restart that restored the demo data changes nothing
+        var model = ingestion.RecomputeRfm();
         logger.LogInformation(
             "Demo data: {Rows} rows read, {Purchases} purchases and {Refunds} refunds for {Customers} customers, rows rejected: {Rejected}, events rejected: {EventsRejected}; timestamps shifted by {Days} days; RFM over {RfmCustomers} customers",
             report.RowsRead,
@@ -66,16 +72,12 @@ internal sealed class DemoDataImporter(
             report.Shift.TotalDays,
             model.Customers);
 
-        if (added > 0)
-        {
-            // Only on a first import: a restart that restored the demo profiles keeps their outcome events.
-            var customers = events.Select(e => e.ProfileKey).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-            var simulated = OutcomeSimulation.Run(engine, outcomes, customers, time.GetUtcNow());
-            logger.LogInformation(
-                "Demo outcomes (SIMULATED, see docs/outcomes.md): {Decisions} decisions and {Outcomes} outcomes over the last 21 days, with response rates that differ by segment",
-                simulated.Decisions,
-                simulated.Outcomes);
-        }
+        var customers = events.Select(e => e.ProfileKey).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var simulated = OutcomeSimulation.Run(engine, outcomes, customers, time.GetUtcNow());
+        logger.LogInformation(
+            "Demo outcomes (SIMULATED, see docs/outcomes.md): {Decisions} decisions and {Outcomes} outcomes over the last 21 days, with response rates that differ by segment",
+            simulated.Decisions,
+            simulated.Outcomes);
 
         return Task.CompletedTask;
     }

@@ -12,7 +12,8 @@ namespace Segmentation.Core.Application.Import;
 /// <summary>What a simulation produced.</summary>
 /// <param name="Decisions">Decisions made.</param>
 /// <param name="Outcomes">Outcomes recorded.</param>
-public sealed record SimulationReport(int Decisions, int Outcomes);
+/// <param name="Rejected">Outcomes the recorder rejected (none, unless the simulation made an invalid one).</param>
+public sealed record SimulationReport(int Decisions, int Outcomes, int Rejected = 0);
 
 /// <summary>
 /// SIMULATED decisions and outcomes for the demo, so KPIs mean something on a fresh machine: over the last
@@ -20,7 +21,8 @@ public sealed record SimulationReport(int Decisions, int Outcomes);
 /// decision gets outcomes drawn with response rates that differ by segment — a base click rate by the
 /// segment's family (intent 12 %, behaviour 9 %, value 7 %, need 5 %, context 4 %, psychographic 3 %) scaled
 /// by a factor from 0.6 to 1.4 taken from the segment id, 80 % impressions (email: sends and 45 % opens),
-/// a quarter of clicks converting at 20 to 120. These are not observations: nothing about real customers'
+/// a quarter of clicks converting at 20 to 120. Outcomes that would happen after <c>end</c> (a decision of its last
+/// hours) are not made: they have not happened yet. These are not observations: nothing about real customers'
 /// responses is known from the demo data, which has purchases only.
 /// </summary>
 public static class OutcomeSimulation
@@ -37,8 +39,16 @@ public static class OutcomeSimulation
         }
 
         var random = new Random(seed);
-        var (decisions, recorded) = (0, 0);
+        var (decisions, recorded, rejected) = (0, 0, 0);
         var batch = new List<Outcome>();
+        void Add(Outcome outcome)
+        {
+            if (outcome.Timestamp <= end)
+            {
+                batch.Add(outcome);
+            }
+        }
+
         for (var day = days; day >= 1; day--)
         {
             for (var k = 0; k < perDay; k++)
@@ -54,11 +64,11 @@ public static class OutcomeSimulation
                 bool shown;
                 if (email)
                 {
-                    batch.Add(new Outcome(id + "-s", OutcomeType.EmailSend, d.DecisionId, user, "", null, at.AddMinutes(1)));
+                    Add(new Outcome(id + "-s", OutcomeType.EmailSend, d.DecisionId, user, "", null, at.AddMinutes(1)));
                     shown = random.NextDouble() < 0.45;
                     if (shown)
                     {
-                        batch.Add(new Outcome(id + "-o", OutcomeType.EmailOpen, d.DecisionId, user, "", null, at.AddHours(2)));
+                        Add(new Outcome(id + "-o", OutcomeType.EmailOpen, d.DecisionId, user, "", null, at.AddHours(2)));
                     }
                 }
                 else
@@ -66,33 +76,33 @@ public static class OutcomeSimulation
                     shown = random.NextDouble() < 0.8;
                     if (shown)
                     {
-                        batch.Add(new Outcome(id + "-i", OutcomeType.Impression, d.DecisionId, user, "", variant, at.AddSeconds(1)));
+                        Add(new Outcome(id + "-i", OutcomeType.Impression, d.DecisionId, user, "", variant, at.AddSeconds(1)));
                     }
                     else if (random.Next(20) == 0)
                     {
-                        batch.Add(new Outcome(id + "-x", OutcomeType.Dismiss, d.DecisionId, user, "", variant, at.AddSeconds(5)));
+                        Add(new Outcome(id + "-x", OutcomeType.Dismiss, d.DecisionId, user, "", variant, at.AddSeconds(5)));
                     }
                 }
 
                 if (shown && random.NextDouble() < click)
                 {
-                    batch.Add(new Outcome(id + "-c", email ? OutcomeType.EmailClick : OutcomeType.Click, d.DecisionId, user, "", variant, at.AddHours(2).AddMinutes(5)));
+                    Add(new Outcome(id + "-c", email ? OutcomeType.EmailClick : OutcomeType.Click, d.DecisionId, user, "", variant, at.AddHours(2).AddMinutes(5)));
                     if (random.Next(4) == 0)
                     {
                         var value = Math.Round(20 + (random.NextDouble() * 100), 2);
-                        batch.Add(new Outcome(id + "-v", OutcomeType.Conversion, d.DecisionId, user, "", variant, at.AddHours(3), $"sim-order-{d.DecisionId}", value, "GBP"));
+                        Add(new Outcome(id + "-v", OutcomeType.Conversion, d.DecisionId, user, "", variant, at.AddHours(3), $"sim-order-{d.DecisionId}", value, "GBP"));
                     }
                 }
 
                 if (batch.Count >= 500)
                 {
-                    recorded += Flush(outcomes, batch);
+                    Flush(outcomes, batch, ref recorded, ref rejected);
                 }
             }
         }
 
-        recorded += Flush(outcomes, batch);
-        return new SimulationReport(decisions, recorded);
+        Flush(outcomes, batch, ref recorded, ref rejected);
+        return new SimulationReport(decisions, recorded, rejected);
     }
 
     // The simulated click rate of a segment: its family's base rate, scaled by a factor from its id.
@@ -111,15 +121,25 @@ public static class OutcomeSimulation
         return family * factor;
     }
 
-    private static int Flush(OutcomeRecorder outcomes, List<Outcome> batch)
+    private static void Flush(OutcomeRecorder outcomes, List<Outcome> batch, ref int recorded, ref int rejected)
     {
         if (batch.Count == 0)
         {
-            return 0;
+            return;
         }
 
-        var accepted = outcomes.RecordMany(batch).Count(r => r.Attribution != Attribution.Rejected);
+        foreach (var result in outcomes.RecordMany(batch))
+        {
+            if (result.Attribution == Attribution.Rejected)
+            {
+                rejected++;
+            }
+            else
+            {
+                recorded++;
+            }
+        }
+
         batch.Clear();
-        return accepted;
     }
 }

@@ -18,6 +18,7 @@ public class OutcomeSimulationTests
         var kpis = w.Measurement.Kpis.Query(new KpiQuery(w.Clock.Now.AddDays(-30), w.Clock.Now, [KpiDimension.Segment]));
 
         Assert.Equal(21 * 300, report.Decisions);
+        Assert.Equal(0, report.Rejected); // regression: a decision of the last hours had its click dated hours ahead, refused as in the future
         Assert.Equal(report.Decisions, kpis.Total.Decisions);
         Assert.Equal(0, kpis.UnattributedOutcomes);
         Assert.True(kpis.Total.Impressions > 0 && kpis.Total.Clicks > 0 && kpis.Total.Conversions > 0 && kpis.Total.EmailOpens > 0);
