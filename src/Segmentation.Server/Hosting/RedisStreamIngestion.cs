@@ -259,7 +259,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                     duplicates++;
                     break;
                 default:
-                    deadLetters.Add((entries[entryOfEvent[result.Index]], Bounded(string.Join("; ", result.Violations.Select(v => $"{v.Field}: {v.Description}")))));
+                    deadLetters.Add((entries[entryOfEvent[result.Index]], Bounded(string.Join("; ", result.Violations.Select(v => $"{EntryField(v.Field)}: {v.Description}")))));
                     break;
             }
         }
@@ -277,6 +277,18 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         {
             logger.LogWarning("{Count} Redis stream entries dead-lettered to {DeadLetter}, e.g. {Entry}: {Reason}", deadLetters.Count, _options.DeadLetter, deadLetters[0].Entry.Id, deadLetters[0].Reason);
         }
+    }
+
+    // A violation's field as the entry's event names it: "events[17].user_id" is the 17th event of the read batch,
+    // a position that means nothing to whoever reads the dead letter (its entry id is given beside it).
+    private static string EntryField(string field)
+    {
+        if (!field.StartsWith("events[", StringComparison.Ordinal) || field.IndexOf(']', StringComparison.Ordinal) is not (> 0 and var end))
+        {
+            return field;
+        }
+
+        return end + 1 < field.Length && field[end + 1] == '.' ? field[(end + 2)..] : "event" + field[(end + 1)..];
     }
 
     // The entry's id, stream, reason and time, its payload when it is within MaxEntryBytes (else only its size), and
