@@ -73,6 +73,7 @@ try
     var app = builder.Build(); // options are validated here: a configuration error is reported in words below
     app.UseDashboard(); // static files at /dashboard/, before routing: no key needed for the page itself
     app.UseRouting();
+    app.UseHttpJsonApiHeaders(); // no cache keeps an HTTP/JSON answer (personal data), refusals included
     app.UseMiddleware<ApiKeyAuthenticationMiddleware>(); // before any request body is read
     app.UseRateLimiter(); // per API key, so after authentication
     app.UseMiddleware<HttpJsonInputErrors>(); // HTTP/JSON bodies and query strings transcoding refuses: the field named

@@ -33,6 +33,15 @@ public class DashboardMessageTests
     }
 
     [Fact]
+    public async Task An_answer_that_is_not_the_services_json_names_its_http_status_not_ok()
+    {
+        // Regression: a proxy's 502 page has no gRPC code, read as 0, which named it "OK".
+        var text = await Describe(502, 0, "Bad Gateway");
+
+        Assert.Equal("Loading KPIs: HTTP 502: Bad Gateway", text);
+    }
+
+    [Fact]
     public async Task A_key_without_the_scope_is_told_which_scope()
     {
         var text = await Describe(403, 7, "this call needs the 'admin' scope, which API key 'viewer' does not have");

@@ -121,9 +121,20 @@ public sealed class HttpJsonApiProcessTests
             using var missing = await http.GetAsync("/v1/users/nobody-at-all/profile");
             Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
 
+            // Regression: answers carried no Cache-Control, so a caching proxy could keep a profile or an export (the
+            // key is in a header caches do not treat as Authorization) and serve it to anyone for a while.
+            using var profile = await http.GetAsync("/v1/users/12347/profile");
+            Assert.Equal(HttpStatusCode.OK, profile.StatusCode);
+            foreach (var answer in new[] { profile, missing, invalid })
+            {
+                Assert.True(answer.Headers.CacheControl?.NoStore == true, $"{answer.RequestMessage?.RequestUri}: Cache-Control {answer.Headers.CacheControl}");
+                Assert.Contains("nosniff", answer.Headers.GetValues("X-Content-Type-Options"));
+            }
+
             using var anonymous = Client(port, key: null);
             using var noKey = await anonymous.PostAsync("/v1/decide", Json("""{"userId":"12347"}"""));
             Assert.Equal(HttpStatusCode.Unauthorized, noKey.StatusCode);
+            Assert.True(noKey.Headers.CacheControl?.NoStore == true, $"a refusal: Cache-Control {noKey.Headers.CacheControl}");
             Assert.Equal((int)StatusCode.Unauthenticated, JsonDocument.Parse(await noKey.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetInt32());
 
             using var bearer = Client(port, key: null);

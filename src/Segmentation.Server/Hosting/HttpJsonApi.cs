@@ -13,6 +13,27 @@ internal static class HttpJsonApi
     /// <summary>True when the request came through JSON transcoding (HTTP/JSON), not gRPC.</summary>
     public static bool IsHttpJsonCall(HttpContext context) => context.GetEndpoint()?.Metadata.GetMetadata<GrpcJsonTranscodingMetadata>() is not null;
 
+    /// <summary>
+    /// Marks every HTTP/JSON answer (refusals included) as not to be stored: they hold personal data (profiles, exports,
+    /// members, the audit trail), and the key travels in a header (<c>x-api-key</c>) that shared caches do not treat
+    /// as <c>Authorization</c>, so a caching proxy could otherwise serve one caller's answer to anyone for a while.
+    /// After routing (the endpoint tells an HTTP/JSON call) and before authentication (whose refusals are answers too).
+    /// </summary>
+    public static WebApplication UseHttpJsonApiHeaders(this WebApplication app)
+    {
+        app.Use((context, next) =>
+        {
+            if (IsHttpJsonCall(context))
+            {
+                context.Response.Headers.CacheControl = "no-store";
+                context.Response.Headers.XContentTypeOptions = "nosniff";
+            }
+
+            return next(context);
+        });
+        return app;
+    }
+
     /// <summary>Where the document is served.</summary>
     public const string DocumentPath = "/openapi/v1.json";
 

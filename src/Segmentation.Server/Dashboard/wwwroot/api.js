@@ -27,7 +27,8 @@ export class ApiError extends Error {
   }
 
   get codeName() {
-    return CODE_NAMES[this.code] ?? `HTTP ${this.status}`;
+    // Code 0 (OK) never names an error: an answer that was not the service's JSON (a proxy's page) has none.
+    return (this.code > 0 && CODE_NAMES[this.code]) || `HTTP ${this.status}`;
   }
 }
 

@@ -67,7 +67,7 @@ function startRate(ctx, body) {
         const perSecond = (value - prev.value) / (t - prev.t);
         rateText.textContent = fmtDec(perSecond, 2);
         rateText.dataset.value = String(perSecond);
-        note.textContent = `Last sample ${new Date(t * 1000).toLocaleTimeString('en-GB')}: ${fmtInt(value - prev.value)} decisions in ${fmtDec(t - prev.t, 1)} s.`;
+        note.textContent = `Last sample ${new Date(t * 1000).toLocaleTimeString('en-GB', { timeZone: 'UTC' })} UTC: ${fmtInt(value - prev.value)} decisions in ${fmtDec(t - prev.t, 1)} s.`;
         xs.push(t);
         ys.push(perSecond);
         if (xs.length > RATE_SAMPLES) {
