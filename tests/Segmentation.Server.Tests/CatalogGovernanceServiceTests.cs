@@ -15,6 +15,14 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
 {
     private CatalogService.CatalogServiceClient Catalog => new(fixture.Channel);
 
+    private const string BigSpenders = """
+        id: big_spenders
+        name: Big spenders
+        type: value
+        rule: { field: orders.revenue, gte: 500 }
+        personalization: { content: "a", offer: "b", cta: "c", journey: "d", messaging: "e" }
+        """;
+
     private static List<CatalogFile> DefaultFiles() =>
         new EmbeddedCatalogSource().ReadFiles().Select(f => new CatalogFile { Name = f.Name, Content = f.Text }).ToList();
 
@@ -248,22 +256,17 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
     [Fact]
     public async Task Preview_measures_a_candidate_without_publishing_it()
     {
-        var preview = await Catalog.PreviewSegmentAsync(new PreviewSegmentRequest
-        {
-            SegmentYaml = """
-                id: big_spenders
-                name: Big spenders
-                type: value
-                rule: { field: orders.revenue, gte: 500 }
-                personalization: { content: "a", offer: "b", cta: "c", journey: "d", messaging: "e" }
-                """,
-            SampleSize = 5,
-        });
+        var preview = await Catalog.PreviewSegmentAsync(new PreviewSegmentRequest { SegmentYaml = BigSpenders, SampleSize = 5 });
 
         Assert.Empty(preview.Errors);
         Assert.True(preview.MemberCount > 0 && preview.MemberCount < preview.Population);
         Assert.Equal(5, preview.SampleUserIds.Count);
         Assert.Contains(preview.Overlaps, o => o.SegmentId == "vip" && o.ShareOfCandidate > 0);
+
+        // Regression: a read-only key (counts, KPIs) got user ids too, and could narrow rules to learn any user's traits.
+        var asAnalyst = await new CatalogService.CatalogServiceClient(fixture.CreateChannel(GrpcTestFixture.ReadKey)).PreviewSegmentAsync(new PreviewSegmentRequest { SegmentYaml = BigSpenders, SampleSize = 5 });
+        Assert.Equal(preview.MemberCount, asAnalyst.MemberCount);
+        Assert.Empty(asAnalyst.SampleUserIds);
         Assert.DoesNotContain((await Catalog.GetCatalogAsync(new GetCatalogRequest())).Segments, s => s.Segment.Id == "big_spenders");
 
         var broken = await Catalog.PreviewSegmentAsync(new PreviewSegmentRequest { SegmentYaml = "id: x\nname: X\ntype: value\nrule: { field: nope, eq: 1 }\n" });

@@ -2,6 +2,7 @@ using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Server.Mapping;
+using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Services;
 
@@ -60,7 +61,11 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance) : Catalog
             response.MemberCount = p.Members;
             response.Population = p.Population;
             response.Share = p.Share;
-            response.SampleUserIds.Add(p.Sample);
+            if (context.Caller().Has(ApiScope.Watch))
+            {
+                response.SampleUserIds.Add(p.Sample); // user ids: for keys that may list members anyway, not a read-only key
+            }
+
             response.Overlaps.Add(p.Overlaps.Select(o => new SegmentOverlap { SegmentId = o.SegmentId, Count = o.Count, ShareOfCandidate = o.ShareOfCandidate }));
             response.Warnings.Add(p.Warnings.Select(CatalogMapper.ToIssue));
         }
