@@ -50,6 +50,7 @@ public static partial class TemplateCompiler
         var problems = walker.UnknownRoots.Select(r => $"template reads unknown variable '{r}'{Validation.Suggestions.DidYouMean(r, ModelRoots)}; the model has {string.Join(", ", ModelRoots)}").ToList();
         problems.AddRange(walker.UnknownMembers);
         problems.AddRange(walker.AssignedRoots.Select(r => $"template assigns to '{r}', which is part of the model; templates read the model and cannot change it (use another name)"));
+        problems.AddRange(walker.Refused);
         if (walker.WholeContext)
         {
             foreach (var (field, _) in RequestContext.Fields)
@@ -115,9 +116,13 @@ public static partial class TemplateCompiler
 
         public HashSet<string> AssignedRoots { get; } = new(StringComparer.Ordinal);
 
+        /// <summary>What a template may not do, each as an error message with its place.</summary>
+        public List<string> Refused { get; } = [];
+
         public override void Visit(ScriptThisExpression node)
         {
-            WholeContext = true; // the model as a whole: any context field may be read through it
+            WholeContext = true; // the model as a whole: any context field, and the time, may be read through it
+            ReadsNow = true;
             base.Visit(node);
         }
 
@@ -131,9 +136,26 @@ public static partial class TemplateCompiler
                     AssignedRoots.Add(v.Name);
                 }
             }
+            else if (RootOf(node.Target) is { } root && !_locals.Contains(root.Name) && IsBuiltin(root.Name))
+            {
+                // The built-in objects are shared by every render on a thread: a value set on one (math.stash =
+                // profile.traits.email) would be read by the next render, another user's.
+                Refused.Add($"{Place(node)}: template assigns to a member of the built-in object '{root.Name}'; built-ins are shared by every render and cannot be changed (assign to a name of your own)");
+            }
 
             base.Visit(node);
         }
+
+        // The variable an assignment target's member and index chain starts from.
+        private static ScriptVariable? RootOf(ScriptExpression? target) => target switch
+        {
+            ScriptVariable v => v,
+            ScriptMemberExpression m => RootOf(m.Target),
+            ScriptIndexerExpression i => RootOf(i.Target),
+            _ => null,
+        };
+
+        private static string Place(ScriptNode at) => $"template line {at.Span.Start.Line + 1}, column {at.Span.Start.Column + 1}";
 
         public override void Visit(ScriptImportStatement node)
         {
@@ -167,6 +189,21 @@ public static partial class TemplateCompiler
             {
                 ContextMembers.Add(node.Member.Name);
                 return;
+            }
+
+            if (node is { Target: ScriptVariableGlobal { Name: var builtin }, Member: { } called } && !_locals.Contains(builtin))
+            {
+                switch (builtin, called.Name)
+                {
+                    case ("object", "eval" or "eval_template"):
+                        // A string evaluated at render time: what it reads is unknown at load, so a cached decision
+                        // could be served to a request whose context it read differently.
+                        Refused.Add($"{Place(node)}: object.{called.Name} evaluates text at render time and is not allowed (write the template itself)");
+                        break;
+                    case ("date", "now"):
+                        Refused.Add($"{Place(node)}: date.now is the server's clock; use 'now', the decision's own time (a batch's frozen time, a preview's timestamp)");
+                        break;
+                }
             }
 
             if (node.Member is { } member)

@@ -69,6 +69,18 @@ public sealed class TemplateRenderer
         return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true);
     }
 
+    /// <summary>
+    /// A plain-text variant's answer without a render model (null for a template): its text, or past the output limit
+    /// its fallback like a rendered text.
+    /// </summary>
+    public RenderedVariant? Plain(VariantTemplate variant)
+    {
+        ArgumentNullException.ThrowIfNull(variant);
+        return variant.Static is not { } plain ? null
+            : plain.Text.Length <= _limits.OutputLimit ? plain
+            : Failed(variant, nameof(RenderLimits.OutputLimit));
+    }
+
     /// <summary>Render failures since start (also exported as a metric).</summary>
     public long FailureCount => Interlocked.Read(ref _failureCount);
 
@@ -79,10 +91,9 @@ public sealed class TemplateRenderer
     /// </summary>
     public RenderedVariant Render(VariantTemplate variant, IScriptObject model)
     {
-        if (variant.Static is { } plain)
+        if (Plain(variant) is { } plain)
         {
-            // Plain text: nothing to evaluate; past the output limit it is refused like a rendered text.
-            return plain.Text.Length <= _limits.OutputLimit ? plain : Failed(variant, nameof(RenderLimits.OutputLimit));
+            return plain;
         }
 
         var context = RentContext();
@@ -102,6 +113,11 @@ public sealed class TemplateRenderer
         }
         catch (Exception ex)
         {
+            // The thread's context is not used again: a failure can leave state behind that a reset does not clear (a
+            // recursion limit's call depth, counted before the limit throws, is never given back — 16 such failures
+            // and every function call on the thread failed).
+            t_context = null;
+
             // The exception text is not logged: it may quote values of the render model, which include PII traits.
             return Failed(variant, ex.GetType().Name);
         }

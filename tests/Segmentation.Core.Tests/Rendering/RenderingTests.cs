@@ -134,6 +134,42 @@ public class RenderingTests
     }
 
     [Fact]
+    public void Plain_text_past_the_output_limit_in_a_decision_is_served_as_its_fallback()
+    {
+        // Regression: decisions answered plain text from the variant directly, so the limit (8,192 characters by
+        // default) held only for templates: 65,536 characters went out in every variant and email block.
+        using var w = WorldWithContent(new string('x', 9_000));
+
+        var v = RenderContent(w);
+
+        Assert.Equal(("fallback content", true), (v.Text, v.FallbackUsed));
+    }
+
+    [Fact]
+    public void A_render_stopped_by_the_recursion_limit_leaves_nothing_behind_for_the_next_renders_on_its_thread()
+    {
+        // Regression: the thread's context was reset and reused after a failure, but the call depth counted before the
+        // recursion limit threw was never given back: after 16 such renders every function call on the thread failed.
+        var renderer = new TemplateRenderer();
+        VariantTemplate Variant(string source) =>
+            new(VariantKind.Content, "v", source, TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors)), "fallback", ReadsNow: false);
+        var upper = Variant("{{ 'x' | string.upcase }}");
+        var recursive = Variant("{{ func f; ret f; end; f }}");
+        var model = new Scriban.Runtime.ScriptObject();
+
+        // One thread (this synchronous test's) renders them all: the context is kept per thread.
+        Assert.Equal("X", renderer.Render(upper, model).Text);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.True(renderer.Render(recursive, model).FallbackUsed);
+        }
+
+        var rendered = renderer.Render(upper, model);
+
+        Assert.Equal(("X", false), (rendered.Text, rendered.FallbackUsed));
+    }
+
+    [Fact]
     public void Templates_read_the_model_but_cannot_change_it()
     {
         using var w = WorldWithContent("{{ profile.orders = 5 }}{{ profile.orders }}");

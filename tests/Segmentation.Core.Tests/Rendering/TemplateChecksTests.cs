@@ -29,6 +29,29 @@ public sealed class TemplateChecksTests
         Assert.Contains(Errors(template), e => e.Contains(expected, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("{{ math.stash = profile.traits.first_name }}", "assigns to a member of the built-in object 'math'")] // read by the thread's next render: another user's
+    [InlineData("{{ date.format = '%d/%m' }}{{ now }}", "assigns to a member of the built-in object 'date'")] // changed every later render's dates on the thread
+    [InlineData("{{ string['x'] = 1 }}", "assigns to a member of the built-in object 'string'")]
+    [InlineData("{{ persona.tone | object.eval_template }}", "object.eval_template evaluates text at render time")] // reads unknown at load: a cached decision served to another context
+    [InlineData("{{ object.eval 'context.country' }}", "object.eval evaluates text at render time")]
+    [InlineData("{{ date.now.year }}", "date.now is the server's clock; use 'now'")] // a batch's frozen time or a preview's timestamp ignored
+    public void What_a_template_may_not_do_is_an_error_at_load(string template, string expected)
+    {
+        Assert.Contains(Errors(template), e => e.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_model_read_through_this_counts_as_reading_the_time_and_every_context_field()
+    {
+        var reads = new HashSet<ContextField>();
+        Assert.NotNull(TemplateCompiler.Compile("{{ this.now }} {{ this.context.country }}", reads, out var readsNow, out var errors, Traits));
+
+        Assert.Empty(errors);
+        Assert.True(readsNow); // a decision showing it is not cached (it showed a stale time)
+        Assert.Contains(ContextField.Country, reads);
+    }
+
     [Fact]
     public void Liquid_tags_are_rejected_with_an_error_that_says_so()
     {
