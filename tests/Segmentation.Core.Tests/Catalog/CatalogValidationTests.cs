@@ -52,6 +52,21 @@ public class CatalogValidationTests
     }
 
     [Fact]
+    public void A_long_scalar_repeated_through_aliases_is_bounded_before_it_is_read_and_quoted_in_errors()
+    {
+        // Regression: the node limit counts an alias as one node whatever it names: 5,000 uses of a 10,000-character
+        // scalar as segment ids gave 5,000 errors quoting it whole (50 MB of messages; a 1 MiB file sent to
+        // ValidateCatalog with a read-only key could ask for hundreds of gigabytes).
+        var id = new string('z', 10_000);
+        var yaml = TestCatalogs.Segment("s", "value", "{ field: orders.count, gte: 1 }", $"    overrides: [&a \"{id}\", {string.Join(", ", Enumerable.Repeat("*a", 5_000))}]");
+
+        var errors = Fails(yaml).Errors;
+
+        Assert.Contains(errors, e => e.Message.Contains("characters of text once its aliases (*name) are expanded", StringComparison.Ordinal));
+        Assert.True(errors.Sum(e => e.Message.Length) < 100_000, $"{errors.Count} errors, {errors.Sum(e => (long)e.Message.Length):N0} characters");
+    }
+
+    [Fact]
     public void A_template_longer_than_the_limit_is_an_error()
     {
         var yaml = TestCatalogs.Segment("long", "value", "{ field: orders.count, gte: 1 }").Replace("\"offer for long\"", "\"" + new string('x', 70_000) + "\"", StringComparison.Ordinal);
