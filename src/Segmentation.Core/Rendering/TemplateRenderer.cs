@@ -61,12 +61,12 @@ public sealed class TemplateRenderer
     }
 
     // A failed render: counted, logged by the kind of failure only, and answered with the variant's fallback text.
-    private RenderedVariant Failed(VariantTemplate variant, string errorType)
+    private RenderedVariant Failed(VariantTemplate variant, string errorType, bool timedOut = false)
     {
         Interlocked.Increment(ref _failureCount);
         Failures.Add(1, new KeyValuePair<string, object?>("variant", variant.Id));
         _logger.LogWarning("Template {VariantId} failed to render ({ErrorType}); serving its fallback text", variant.Id, errorType);
-        return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true);
+        return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true) { TimedOut = timedOut };
     }
 
     /// <summary>
@@ -119,7 +119,7 @@ public sealed class TemplateRenderer
             t_context = null;
 
             // The exception text is not logged: it may quote values of the render model, which include PII traits.
-            return Failed(variant, ex.GetType().Name);
+            return Failed(variant, ex.GetType().Name, TimedOut(ex));
         }
         finally
         {
@@ -131,6 +131,20 @@ public sealed class TemplateRenderer
             context.Scope.Close();
             context.Reset();
         }
+    }
+
+    // Abandoned for time, however Scriban wrapped it (a regular expression's timeout surfaces inside its runtime error).
+    private static bool TimedOut(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is TimeoutException or System.Text.RegularExpressions.RegexMatchTimeoutException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private SandboxContext RentContext()

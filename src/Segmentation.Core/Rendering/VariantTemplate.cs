@@ -44,4 +44,11 @@ public sealed record VariantTemplate(VariantKind Kind, string Id, string Source,
 /// <param name="VariantId">The variant's id.</param>
 /// <param name="Text">The rendered text, or the fallback text.</param>
 /// <param name="FallbackUsed">True when rendering failed and the fallback text was used.</param>
-public sealed record RenderedVariant(string VariantId, string Text, bool FallbackUsed);
+public sealed record RenderedVariant(string VariantId, string Text, bool FallbackUsed)
+{
+    /// <summary>
+    /// True when the render was abandoned for its time (its own limit, or a regular expression's): a failure of the
+    /// moment (a collector pause, a busy machine), not of the template, so a decision showing it is not cached.
+    /// </summary>
+    public bool TimedOut { get; init; }
+}

@@ -170,6 +170,22 @@ public class RenderingTests
     }
 
     [Fact]
+    public void A_decision_whose_render_ran_out_of_time_is_not_cached()
+    {
+        // Regression: a render abandoned for its time limit (a collector pause, a busy machine) was cached with the
+        // decision, and its fallback text served until the profile, catalog or model changed.
+        var source = TestCatalogs.Source(TestCatalogs.Segment("s", "value", "{ field: traits.score, gte: 0 }")
+            .Replace("template: \"content for s\"", "template: '{{ for i in 1..500 }}{{ i }}{{ end }}'", StringComparison.Ordinal));
+        using var w = new TestWorld(source, rendering: new RenderLimits { TimeLimit = TimeSpan.FromTicks(1) });
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 3d }, "test", AttributeLayer.ZeroParty, null);
+
+        var decisions = Enumerable.Range(0, 3).Select(_ => w.Decide("u1")).ToList(); // a repeat is admitted to the cache
+
+        Assert.All(decisions, d => Assert.True(d.Variant(VariantKind.Content).FallbackUsed));
+        Assert.All(decisions, d => Assert.False(d.FromCache));
+    }
+
+    [Fact]
     public void Templates_read_the_model_but_cannot_change_it()
     {
         using var w = WorldWithContent("{{ profile.orders = 5 }}{{ profile.orders }}");

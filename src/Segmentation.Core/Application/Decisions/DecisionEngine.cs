@@ -258,7 +258,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         else
         {
             decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
-            if (fillCache)
+            if (fillCache && !TimedOut(decision))
             {
                 cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
             }
@@ -272,6 +272,22 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
 
         return decision;
+    }
+
+    // A render abandoned for its time is a failure of the moment, not of the template: such a decision is not cached
+    // (its fallback text would be served until the profile, catalog or model changed).
+    private static bool TimedOut(Decision decision)
+    {
+        var variants = decision.Variants;
+        for (var i = 0; i < variants.Count; i++)
+        {
+            if (variants[i].TimedOut)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     // The ledger's key of a decision; one served from the cache keeps its key beside it, so a hit skips the lookup.
