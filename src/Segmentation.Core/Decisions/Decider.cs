@@ -65,7 +65,7 @@ public sealed class Decider(TemplateRenderer renderer)
             for (var i = 0; i < blocks.Length; i++)
             {
                 var block = winner.EmailBlocks[i];
-                blocks[i] = (block.Name, renderer.Plain(block.Template) ?? renderer.Render(block.Template, model ??= RenderModel.Rent(context, winner.Subject, renderer.Products, catalog.Scoring.AffinityHalfLife)));
+                blocks[i] = (block.Name, renderer.Plain(block.Template) ?? renderer.Render(block.Template, model ??= RenderModel.Rent(context, winner.Subject, renderer.Products, catalog.Scoring)));
             }
         }
         finally
@@ -171,7 +171,7 @@ public sealed class Decider(TemplateRenderer renderer)
             for (var k = 0; k < variants.Length; k++)
             {
                 var variant = arm?.OverrideAt(k) ?? served[k]; // an arm serves its own templates where it overrides the winner's
-                variants[k] = renderer.Plain(variant) ?? renderer.Render(variant, model ??= RenderModel.Rent(context, winner.Subject, renderer.Products, catalog.Scoring.AffinityHalfLife));
+                variants[k] = renderer.Plain(variant) ?? renderer.Render(variant, model ??= RenderModel.Rent(context, winner.Subject, renderer.Products, catalog.Scoring));
                 if (variant.ReadsNow)
                 {
                     context.Until(context.NowTicks + 1); // output depends on the exact time: valid for this instant only

@@ -51,10 +51,12 @@ public sealed class RenderModel : ComputedScriptObject
     /// <summary>
     /// A model of <paramref name="inputs"/> (profile, request context, time, population model) rendering
     /// <paramref name="subject"/>; give it back with <see cref="Return"/> when the decision's variants are rendered.
-    /// <paramref name="affinityHalfLife"/> is the catalog's (scoring's <c>affinity_half_life</c>): the first of
-    /// <c>profile.top_categories</c> is then the rules' <c>affinity.top_category</c>.
+    /// <paramref name="scoring"/> is the catalog's: with its <c>affinity_half_life</c> the first of
+    /// <c>profile.top_categories</c> is the rules' <c>affinity.top_category</c>, and the derived traits
+    /// (<c>profile.traits.lead_score</c>, <c>lifecycle_stage</c>, ...) are computed at the decision's time as rules
+    /// compute them, unless a declared or observed value of the name wins.
     /// </summary>
-    public static RenderModel Rent(EvalContext inputs, RenderSubject subject, IRelatedProducts? related = null, TimeSpan? affinityHalfLife = null)
+    public static RenderModel Rent(EvalContext inputs, RenderSubject subject, IRelatedProducts? related = null, ScoringSettings? scoring = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(subject);
@@ -62,7 +64,7 @@ public sealed class RenderModel : ComputedScriptObject
         t_free = null; // a nested rent on this thread gets a model of its own
         model.Bind(inputs, subject);
         model._profile.Related = related;
-        model._profile.AffinityHalfLife = affinityHalfLife ?? ProductSignals.AffinityHalfLife;
+        model._profile.Scoring = scoring ?? ScoringSettings.Default;
         return model;
     }
 
@@ -132,8 +134,14 @@ public sealed class RenderModel : ComputedScriptObject
         /// <summary>Where <c>related</c> comes from (none: only popular products are unknown, the list is empty).</summary>
         public IRelatedProducts? Related { get; set; }
 
-        /// <summary>The half-life of the affinities <c>top_categories</c> and <c>top_products</c> rank by.</summary>
-        public TimeSpan AffinityHalfLife { get; set; } = ProductSignals.AffinityHalfLife;
+        /// <summary>The catalog's scoring: the half-life of the affinities <c>top_categories</c> and <c>top_products</c> rank by, and how derived traits are computed.</summary>
+        public ScoringSettings Scoring
+        {
+            get => _traits.Scoring;
+            set => _traits.Scoring = value;
+        }
+
+        private TimeSpan AffinityHalfLife => Scoring.AffinityHalfLife;
 
         private readonly TraitsObject _traits = new();
         private readonly RfmObject _rfm = new();
@@ -142,7 +150,7 @@ public sealed class RenderModel : ComputedScriptObject
         public void Bind(EvalContext? inputs)
         {
             _inputs = inputs;
-            _traits.Profile = inputs?.Profile;
+            _traits.Inputs = inputs;
             _rfm.Inputs = inputs;
         }
 
@@ -229,15 +237,32 @@ public sealed class RenderModel : ComputedScriptObject
 
     private sealed class TraitsObject : ComputedScriptObject
     {
-        public Profile? Profile { get; set; }
+        public EvalContext? Inputs { get; set; }
 
-        public override IEnumerable<string> GetMembers() => Profile is { } p ? p.Attributes.Keys : [];
+        public ScoringSettings Scoring { get; set; } = ScoringSettings.Default;
+
+        public override IEnumerable<string> GetMembers() => Inputs?.Profile is { } p ? p.Attributes.Keys : [];
 
         public override bool TryGet(string member, out object? value)
         {
-            if (Profile is { } p && p.Attributes.TryGetValue(member, out var attribute))
+            if (Inputs is not { Profile: { } p } c)
             {
-                value = attribute.Value switch
+                value = null;
+                return false;
+            }
+
+            var stored = p.Attributes.TryGetValue(member, out var attribute);
+            if (DerivedScores.Traits.ContainsKey(member) && (!stored || attribute!.Layer <= AttributeLayer.Derived))
+            {
+                // As rules read it: computed at the decision's time (the stored copy is as of the profile's last write:
+                // a lead score whose signals left their window since, a buyer who has lapsed since), narrowing validity.
+                value = DerivedScores.Compute(member, c, Scoring);
+                return value is not null || stored;
+            }
+
+            if (stored)
+            {
+                value = attribute!.Value switch
                 {
                     DateTimeOffset t => t.UtcDateTime,
                     IReadOnlyList<string> l => Copy(l),

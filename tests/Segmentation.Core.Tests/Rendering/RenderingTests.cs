@@ -186,6 +186,22 @@ public class RenderingTests
     }
 
     [Fact]
+    public void A_derived_trait_in_a_template_is_as_of_the_decision_like_the_rules_read_it()
+    {
+        // Regression: templates printed the copy stored at the profile's last write; a one-order buyer 200 days later
+        // matched rules as lapsed while the text still called them a first-time buyer.
+        using var w = WorldWithContent("{{ profile.traits.lifecycle_stage }}");
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 3d }, "test", AttributeLayer.ZeroParty, null);
+        w.Ingestion.Track(TestEvents.Make("buy-1", "u1", EventTypes.Purchase, w.Clock.Now.AddMinutes(-1), 20));
+        Assert.Equal("first_time_buyer", w.Decide("u1").Variant(VariantKind.Content).Text);
+
+        w.Clock.Now = w.Clock.Now.AddDays(200);
+        var later = w.Decide("u1");
+
+        Assert.Equal("lapsed", later.Variant(VariantKind.Content).Text);
+    }
+
+    [Fact]
     public void Templates_read_the_model_but_cannot_change_it()
     {
         using var w = WorldWithContent("{{ profile.orders = 5 }}{{ profile.orders }}");
