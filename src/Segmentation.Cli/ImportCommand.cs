@@ -183,7 +183,7 @@ internal static class ImportCommand
     /// </summary>
     private static async Task StreamAsync(ProfileService.ProfileServiceClient client, IEnumerable<Event> events, ImportReport report, Action progress, CancellationToken ct)
     {
-        using var source = events.GetEnumerator();
+        using var source = new EventSource(events);
         var unanswered = new ConcurrentQueue<Event>(); // sent (or being sent), no result yet: oldest first
         var waits = 0;
         while (true)
@@ -213,11 +213,54 @@ internal static class ImportCommand
         {
             report.MissingResults = report.EventsSent - report.Results;
         }
+
+        // A file that cannot be read on from some row: reported once what was sent before it is answered, whatever
+        // number of calls that took (a rate limit may end the call in which the row was reached).
+        if (source.Unreadable is { } unreadable)
+        {
+            throw new InvalidDataException($"{unreadable.Message}; {CsvReading.Consequence(report.EventsSent)}", unreadable);
+        }
+    }
+
+    // The events to send, taken one at a time; a row the file cannot be read on from ends them, and is kept to be
+    // reported (an iterator that threw is over: it is never asked again).
+    private sealed class EventSource(IEnumerable<Event> events) : IDisposable
+    {
+        private readonly IEnumerator<Event> _events = events.GetEnumerator();
+
+        public InvalidDataException? Unreadable { get; private set; }
+
+        public bool TryNext(out Event next)
+        {
+            next = null!;
+            if (Unreadable is not null)
+            {
+                return false;
+            }
+
+            try
+            {
+                if (!_events.MoveNext())
+                {
+                    return false;
+                }
+
+                next = _events.Current;
+                return true;
+            }
+            catch (InvalidDataException ex)
+            {
+                Unreadable = ex;
+                return false;
+            }
+        }
+
+        public void Dispose() => _events.Dispose();
     }
 
     // One StreamEvents call: sends the events of again, then the source's next ones; the results it reads are counted
     // in the report as they come, each taking its event off unanswered.
-    private static async Task StreamCallAsync(ProfileService.ProfileServiceClient client, List<Event> again, IEnumerator<Event> source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, CancellationToken ct)
+    private static async Task StreamCallAsync(ProfileService.ProfileServiceClient client, List<Event> again, EventSource source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, CancellationToken ct)
     {
         using var call = client.StreamEvents(cancellationToken: ct);
         var reader = Task.Run(
@@ -239,11 +282,11 @@ internal static class ImportCommand
             },
             ct);
 
-        InvalidDataException? unreadable = null; // the file cannot be read on from here: the call ends with what was sent
+        RpcException? writeFailed = null;
         try
         {
             var resent = 0;
-            while (unreadable is null)
+            while (true)
             {
                 var message = new StreamEventsRequest();
                 var fresh = 0;
@@ -252,23 +295,12 @@ internal static class ImportCommand
                     message.Events.Add(again[resent]);
                 }
 
-                try
+                // Past a row the file cannot be read on from, the source gives nothing more: the events read into this
+                // message before it are sent, and the error is reported once every call has ended (StreamAsync).
+                while (message.Events.Count < EventsPerMessage && source.TryNext(out var next))
                 {
-                    while (message.Events.Count < EventsPerMessage && source.MoveNext())
-                    {
-                        message.Events.Add(source.Current);
-                        fresh++;
-                    }
-                }
-                catch (InvalidDataException ex)
-                {
-                    // Its message counts the events sent so far: those read into this message are not sent. What was
-                    // sent is answered before the error is reported.
-                    unreadable = ex;
-                    for (; fresh > 0; fresh--)
-                    {
-                        message.Events.RemoveAt(message.Events.Count - 1);
-                    }
+                    message.Events.Add(next);
+                    fresh++;
                 }
 
                 if (message.Events.Count == 0)
@@ -281,9 +313,10 @@ internal static class ImportCommand
                     unanswered.Enqueue(e); // before the write: a result may come back before it returns
                 }
 
-                await call.RequestStream.WriteAsync(message, ct);
+                // Counted as sent before the write: if the write fails they are sent again (not counted again) in the next call.
                 var before = report.EventsSent;
-                report.EventsSent += fresh; // an event sent again after a rate-limit wait counts once
+                report.EventsSent += fresh;
+                await call.RequestStream.WriteAsync(message, ct);
                 if (report.EventsSent / 500 != before / 500)
                 {
                     progress();
@@ -292,15 +325,16 @@ internal static class ImportCommand
 
             await call.RequestStream.CompleteAsync();
         }
-        catch (RpcException) when (reader.IsCompleted)
+        catch (RpcException ex)
         {
-            // The server ended the call; the reader's exception (awaited below) says why.
+            writeFailed = ex; // the server ended the call: the reader's exception (awaited below) says why
         }
 
+        // Always awaited before the call is left: the next call's retry reads what this one's reader left in unanswered.
         await reader;
-        if (unreadable is not null)
+        if (writeFailed is not null)
         {
-            ExceptionDispatchInfo.Throw(unreadable);
+            ExceptionDispatchInfo.Throw(writeFailed);
         }
 
         void Count(EventResult r, ref int expected)

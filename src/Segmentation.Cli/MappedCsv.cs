@@ -158,7 +158,7 @@ internal sealed class MappedCsv
         }
         catch (CsvFormatException ex)
         {
-            throw new InvalidDataException($"{file}: {CsvReading.Malformed(ex, report.RowsRead, report.EventsSent).Message}", ex);
+            throw new InvalidDataException($"{file}: {CsvReading.Describe(ex, report.RowsRead)}", ex); // what became of the rows before it is said once they are answered
         }
     }
 

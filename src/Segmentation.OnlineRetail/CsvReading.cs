@@ -28,19 +28,23 @@ public static class CsvReading
     /// is used after it. <paramref name="rowsRead"/> counts the rows before it after the header; <paramref name="sent"/>, the
     /// events made of them already sent (a reader that sends as it reads).
     /// </summary>
-    public static InvalidDataException Malformed(CsvFormatException ex, int rowsRead, long sent = 0)
+    public static InvalidDataException Malformed(CsvFormatException ex, int rowsRead, long sent = 0) =>
+        new($"{Describe(ex, rowsRead)}; {Consequence(sent)}", ex);
+
+    /// <summary>What is wrong with the file at the row after <paramref name="rowsRead"/> rows (see <see cref="Malformed"/>).</summary>
+    public static string Describe(CsvFormatException ex, int rowsRead)
     {
         ArgumentNullException.ThrowIfNull(ex);
-        var what = ex switch
+        return ex switch
         {
             CsvMissingHeadersException => "the file is empty: expected a header row",
             CsvRecordTooLargeException => $"row {rowsRead + 1} after the header is longer than {MaxRecordChars:N0} characters (a quote never closed?)",
             _ => $"row {rowsRead + 1} after the header is not valid CSV ({ex.Message.TrimEnd('.')})",
         };
-        return new InvalidDataException(
-            sent == 0
-                ? $"{what}; nothing was imported: fix the file and import it again"
-                : $"{what}; the {sent:N0} events sent before it stay imported: fix the file and import it again (they are not counted twice)",
-            ex);
     }
+
+    /// <summary>What became of the file's earlier rows when it stopped, <paramref name="sent"/> events of them having been sent.</summary>
+    public static string Consequence(long sent) => sent == 0
+        ? "nothing was imported: fix the file and import it again"
+        : $"the {sent:N0} events read before it were sent and stay imported: fix the file and import it again (they are not counted twice)";
 }
