@@ -113,10 +113,14 @@ public sealed class TemplateRenderer
         }
         catch (Exception ex)
         {
-            // The thread's context is not used again: a failure can leave state behind that a reset does not clear (a
-            // recursion limit's call depth, counted before the limit throws, is never given back — 16 such failures
-            // and every function call on the thread failed).
-            t_context = null;
+            // The thread's context is not used again after a failure that can leave state behind a reset does not clear
+            // (a recursion limit's call depth, counted before the limit throws, is never given back — 16 such failures
+            // and every function call on the thread failed). Not after a timeout, which leaves none: a busy machine
+            // would otherwise build a context (tens of kilobytes) for every render it abandons.
+            if (!TimedOut(ex))
+            {
+                t_context = null;
+            }
 
             // The exception text is not logged: it may quote values of the render model, which include PII traits.
             return Failed(variant, ex.GetType().Name, TimedOut(ex));
@@ -175,6 +179,32 @@ public sealed class TemplateRenderer
             TemplateLoader = null,
             MemberFilter = static _ => false,
         };
+
+        // The built-in objects live as long as the thread's context, across renders and users: none may be changed (a
+        // value set on one would reach the next render, another user's), and none may evaluate text at render time or
+        // read the server's clock. The load refuses these where it sees them; this holds wherever it cannot (a built-in
+        // reached through a local name, 'with').
+        var builtins = context.BuiltinObject;
+        foreach (var name in builtins.Keys.ToList())
+        {
+            if (builtins[name] is ScriptObject functions)
+            {
+                if (name == "object")
+                {
+                    functions.Remove("eval");
+                    functions.Remove("eval_template");
+                }
+                else if (name == "date")
+                {
+                    functions.Remove("now");
+                }
+
+                functions.IsReadOnly = true;
+            }
+
+            builtins.SetReadOnly(name, true);
+        }
+
         return context;
     }
 }

@@ -202,6 +202,27 @@ public class RenderingTests
     }
 
     [Fact]
+    public void Built_ins_reached_through_a_local_name_can_neither_be_changed_nor_evaluate_text_nor_read_the_servers_clock()
+    {
+        // The load refuses math.x = ..., object.eval and date.now where it sees them; through a local alias it cannot,
+        // and the render must hold the line (one thread's renders share the built-ins, across users).
+        var renderer = new TemplateRenderer();
+        VariantTemplate Variant(string source) =>
+            new(VariantKind.Content, "v", source, TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors)), "fallback", ReadsNow: false);
+        var model = new Scriban.Runtime.ScriptObject();
+
+        var write = renderer.Render(Variant("{{ m = math }}{{ m.stash = 'secret' }}ok"), model);
+        var read = renderer.Render(Variant("[{{ math.stash }}]"), model);
+        var eval = renderer.Render(Variant("[{{ o = object }}{{ o.eval '40 + 2' }}]"), model);
+        var clock = renderer.Render(Variant("[{{ d = date }}{{ d.now }}]"), model);
+
+        Assert.True(write.FallbackUsed);
+        Assert.Equal("[]", read.Text);
+        Assert.DoesNotContain("42", eval.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain(DateTime.Now.Year.ToString(System.Globalization.CultureInfo.InvariantCulture), clock.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Templates_read_the_model_but_cannot_change_it()
     {
         using var w = WorldWithContent("{{ profile.orders = 5 }}{{ profile.orders }}");
