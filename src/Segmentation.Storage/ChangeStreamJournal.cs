@@ -47,7 +47,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         _segmentBytes = segmentBytes;
         _folder = Path.Combine(dataDirectory, FolderName);
-        Directory.CreateDirectory(_folder);
+        DataDirectory.CreateDurably(_folder);
         _logger = logger ?? NullLogger.Instance;
         foreach (var leftover in Directory.EnumerateFiles(_folder, "*.tmp"))
         {

@@ -470,7 +470,7 @@ public sealed class DecisionJournalFile : IDisposable
 
     private FileStream OpenLocked()
     {
-        System.IO.Directory.CreateDirectory(Directory);
+        DataDirectory.CreateDurably(Directory);
         var path = Path.Combine(Directory, FormattableString.Invariant($"{Prefix}{_fileNumber:D8}{Suffix}"));
         var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
         try

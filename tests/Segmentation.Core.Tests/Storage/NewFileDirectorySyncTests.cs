@@ -31,7 +31,7 @@ public sealed class NewFileDirectorySyncTests : IDisposable
         var full = Path.GetFullPath(directory);
         if (full.StartsWith(_dir, StringComparison.Ordinal) && Directory.Exists(full))
         {
-            _syncs.Enqueue((full, [.. Directory.EnumerateFiles(full).Select(Path.GetFileName).OfType<string>()]));
+            _syncs.Enqueue((full, [.. Directory.EnumerateFileSystemEntries(full).Select(Path.GetFileName).OfType<string>()]));
         }
     }
 
@@ -53,6 +53,7 @@ public sealed class NewFileDirectorySyncTests : IDisposable
 
         var file = Assert.Single(DecisionJournalFile.Files(journal.Directory));
         Assert.True(SyncedWith(file.Path), "the decisions folder was not synced after its new file was created");
+        Assert.True(SyncedWith(journal.Directory), "the data directory was not synced after the decisions folder was created");
     }
 
     [Fact]
@@ -66,6 +67,7 @@ public sealed class NewFileDirectorySyncTests : IDisposable
 
         var segments = Directory.GetFiles(_dir, "*.log", SearchOption.AllDirectories);
         Assert.Equal(2, segments.Length);
+        Assert.True(SyncedWith(Path.GetDirectoryName(segments[0])!), "the data directory was not synced after the change stream's folder was created");
         Assert.All(segments, s => Assert.True(SyncedWith(s), $"{Path.GetFileName(s)} was not followed by a sync of its directory"));
     }
 
