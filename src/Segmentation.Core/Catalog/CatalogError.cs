@@ -3,6 +3,15 @@ namespace Segmentation.Core.Catalog;
 /// <summary>A problem found while loading a catalog: file, line, segment and clause, and what is wrong.</summary>
 public sealed record CatalogError(string File, int Line, string? Segment, string? Clause, string Message)
 {
+    /// <summary>Longest message kept: a message may quote the file's text, which may be long (an alias repeats it).</summary>
+    public const int MaxMessageLength = 1_000;
+
+    /// <summary>What is wrong (at most <see cref="MaxMessageLength"/> characters).</summary>
+    public string Message { get; init; } = Validation.InputLimits.Bounded(Message, MaxMessageLength);
+
+    /// <summary>The segment's id as written (at most 128 characters).</summary>
+    public string? Segment { get; init; } = Segment is null ? null : Validation.InputLimits.Bounded(Segment, 128);
+
     /// <summary>The column in the line (1-based), 0 when not known.</summary>
     public int Column { get; init; }
 
@@ -27,9 +36,21 @@ public sealed record CatalogError(string File, int Line, string? Segment, string
 /// <summary>Thrown when a catalog has errors. Nothing of it is published.</summary>
 public sealed class CatalogException : Exception
 {
-    /// <summary>Creates the exception from the catalog's errors.</summary>
+    /// <summary>Most errors kept; past them one more error says how many were left out.</summary>
+    public const int MaxErrors = 200;
+
+    /// <summary>Creates the exception from the catalog's errors (the first <see cref="MaxErrors"/>, and how many more).</summary>
     public CatalogException(IReadOnlyList<CatalogError> errors)
-        : base($"catalog has {errors.Count} error(s):{Environment.NewLine}" + string.Join(Environment.NewLine, errors)) => Errors = errors;
+        : this(Kept(errors ?? throw new ArgumentNullException(nameof(errors))), errors.Count)
+    {
+    }
+
+    private CatalogException(IReadOnlyList<CatalogError> kept, int total)
+        : base($"catalog has {total} error(s):{Environment.NewLine}" + string.Join(Environment.NewLine, kept)) => Errors = kept;
+
+    private static IReadOnlyList<CatalogError> Kept(IReadOnlyList<CatalogError> errors) =>
+        errors.Count <= MaxErrors ? errors
+            : [.. errors.Take(MaxErrors), new CatalogError(errors[MaxErrors].File, errors[MaxErrors].Line, null, null, $"{errors.Count - MaxErrors:N0} more errors not listed; fix these first")];
 
     /// <summary>Creates the exception.</summary>
     public CatalogException()

@@ -64,6 +64,13 @@ public class CatalogValidationTests
 
         Assert.Contains(errors, e => e.Message.Contains("characters of text once its aliases (*name) are expanded", StringComparison.Ordinal));
         Assert.True(errors.Sum(e => e.Message.Length) < 100_000, $"{errors.Count} errors, {errors.Sum(e => (long)e.Message.Length):N0} characters");
+
+        // Within the text limit (3,000 uses: 30 million characters), each error quotes it bounded and the list is cut.
+        var within = TestCatalogs.Segment("s", "value", "{ field: orders.count, gte: 1 }", $"    overrides: [&a \"{id}\", {string.Join(", ", Enumerable.Repeat("*a", 3_000))}]");
+        var listed = Fails(within).Errors;
+        Assert.Equal(CatalogException.MaxErrors + 1, listed.Count);
+        Assert.Contains("more errors not listed", listed[^1].Message, StringComparison.Ordinal);
+        Assert.All(listed, e => Assert.True(e.Message.Length <= CatalogError.MaxMessageLength));
     }
 
     [Fact]
