@@ -147,6 +147,7 @@ public sealed class IngestRateLimitTests
         Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
         var violation = Assert.Single(tooMany.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
         Assert.Equal("outcomes", violation.Field);
+        Assert.Contains("50 outcomes (each an event of the user's profile) in one call", violation.Description, StringComparison.Ordinal);
         Assert.Contains("at most 5", violation.Description, StringComparison.Ordinal);
 
         var limited = await UntilLimited(5, async () => await outcomes.RecordOutcomesAsync(Impressions(4)));

@@ -27,7 +27,8 @@ public sealed class StreamRateLimits(IOptions<LimitsOptions> options) : IDisposa
     {
         if (events > EventsPerSecond)
         {
-            throw new ValidationException(field, $"{events} events in one call or stream message are more than this API key may send in a second; send at most {EventsPerSecond} at a time");
+            var what = field == "outcomes" ? "outcomes (each an event of the user's profile)" : "events";
+            throw new ValidationException(field, $"{events} {what} in one call or stream message are more than this API key may send in a second; send at most {EventsPerSecond} at a time");
         }
 
         var bucket = _buckets.GetOrAdd(caller, static (_, rate) => Create(rate), EventsPerSecond);
