@@ -303,7 +303,8 @@ public static class ExperimentAnalysis
         var live = arms.Where(a => a.Weight > 0).ToList();
         if (srm.Mismatch)
         {
-            return (Recommendation.Invalid, null, $"sample ratio mismatch (chi-squared {srm.ChiSquared:0.##}, p = {srm.PValue:0.######} < {ExperimentStatistics.SampleRatioThreshold}): the arms' users are not split as their weights say, so no result is to be trusted; find the cause (a redirect, a bot filter, a crash in one arm) before reading anything");
+            var test = srm.Exact ? "exact binomial tests" : $"chi-squared {srm.ChiSquared:0.##}";
+            return (Recommendation.Invalid, null, $"sample ratio mismatch ({test}, p = {srm.PValue:0.######} < {ExperimentStatistics.SampleRatioThreshold}): the arms' users are not split as their weights say, so no result is to be trusted; find the cause (a redirect, a bot filter, a crash in one arm) before reading anything");
         }
 
         if (live.Any(a => a.Exposed < 2))

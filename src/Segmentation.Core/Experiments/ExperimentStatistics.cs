@@ -114,7 +114,11 @@ public sealed record Comparison(
 /// <param name="ChiSquared">Pearson's chi-squared statistic of the counts against the weights.</param>
 /// <param name="PValue">Its p-value (k − 1 degrees of freedom).</param>
 /// <param name="Mismatch">True when the p-value is below the threshold: the assignment is broken and results are not to be trusted.</param>
-public sealed record SampleRatioCheck(double ChiSquared, double PValue, bool Mismatch);
+public sealed record SampleRatioCheck(double ChiSquared, double PValue, bool Mismatch)
+{
+    /// <summary>True when the p-value is the exact binomial tests' (an arm expected fewer than five users), not Pearson's.</summary>
+    public bool Exact { get; init; }
+}
 
 /// <summary>
 /// The statistics of an experiment, as pure functions over sufficient statistics. Distributions come from
@@ -196,8 +200,9 @@ public static class ExperimentStatistics
             readable &= weights[i] <= 0 || total * weights[i] / weightSum >= SampleRatioMinimumExpected;
         }
 
-        var p = readable || total > int.MaxValue ? 1 - ChiSquared.CDF(users.Count - 1, chi) : ExactSampleRatio(users, weights, (int)total, weightSum);
-        return new SampleRatioCheck(chi, p, p < SampleRatioThreshold);
+        var exact = !readable && total <= int.MaxValue;
+        var p = exact ? ExactSampleRatio(users, weights, (int)total, weightSum) : 1 - ChiSquared.CDF(users.Count - 1, chi);
+        return new SampleRatioCheck(chi, p, p < SampleRatioThreshold) { Exact = exact };
     }
 
     // The smallest two-sided exact binomial p-value over the arms with a share, times the arms beyond two (with two,

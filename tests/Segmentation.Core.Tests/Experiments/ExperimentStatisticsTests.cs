@@ -74,7 +74,7 @@ public class ExperimentStatisticsTests
     [Theory]
     [InlineData(new long[] { 18, 2 }, new[] { 99.0, 1.0 }, false)] // chi-squared 16.4 at 20 users: Pearson's approximation flagged it
     [InlineData(new long[] { 2, 0 }, new[] { 1.0, 9.0 }, false)] // two users after a change to 1:9, both in the 10 % arm: p = 0.01
-    [InlineData(new long[] { 1, 15 }, new[] { 1.0, 1.0 }, true)] // p = 0.00052: broken even at 16 users
+    [InlineData(new long[] { 4, 0 }, new[] { 1.0, 9.0 }, true)] // all 4 in the 10 % arm: p = 0.0001
     [InlineData(new long[] { 0, 3, 40 }, new[] { 1.0, 1.0, 8.0 }, false)]
     public void Below_five_expected_users_an_arm_the_split_is_judged_by_exact_binomial_tests(long[] users, double[] weights, bool mismatch) =>
         Assert.Equal(mismatch, ExperimentStatistics.SampleRatio(users, weights).Mismatch);
