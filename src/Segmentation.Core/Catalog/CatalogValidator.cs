@@ -27,6 +27,9 @@ public static partial class CatalogValidator
     /// <summary>Most arms an experiment may have.</summary>
     public const int MaxArms = 100;
 
+    /// <summary>Largest weight of an arm (weights are relative shares).</summary>
+    public const double MaxArmWeight = 1_000_000;
+
     /// <summary>Most segments a catalog may define (its audit compares every pair).</summary>
     public const int MaxSegments = 2_000;
 
@@ -776,9 +779,10 @@ public static partial class CatalogValidator
                 }
 
                 var weight = 1.0;
-                if (arm.Get("weight") is { } w && (!double.TryParse(w.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out weight) || !double.IsFinite(weight) || weight < 0))
+                // Bounded above so that the arms' sum stays finite (1e308 twice was +Inf: every user got the last arm).
+                if (arm.Get("weight") is { } w && (!double.TryParse(w.Text, NumberStyles.Float, CultureInfo.InvariantCulture, out weight) || !double.IsFinite(weight) || weight is < 0 or > MaxArmWeight))
                 {
-                    Error(w, null, armClause + ".weight", $"'weight' is a number of at least 0 (got '{w.Text}')");
+                    Error(w, null, armClause + ".weight", $"'weight' is a number from 0 to {MaxArmWeight:N0} (got '{w.Text}')");
                     ok = false;
                 }
 

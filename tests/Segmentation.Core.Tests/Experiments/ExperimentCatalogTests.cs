@@ -63,7 +63,8 @@ public class ExperimentCatalogTests
     [InlineData("primary_metric: conversion_rate", "primary_metric: happiness", "unknown metric 'happiness'", 5)]
     [InlineData("minimum_detectable_effect: 0.1", "minimum_detectable_effect: lots", "'minimum_detectable_effect' is a relative change", 7)]
     [InlineData("description: Does", "owner: me\n    description: Does", "unknown key 'owner'", 4)]
-    [InlineData("weight: 1\n      - id: stronger_offer", "weight: nan\n      - id: stronger_offer", "'weight' is a number of at least 0 (got 'nan')", 10)]
+    [InlineData("weight: 1\n      - id: stronger_offer", "weight: nan\n      - id: stronger_offer", "'weight' is a number from 0 to 1,000,000 (got 'nan')", 10)]
+    [InlineData("weight: 1\n      - id: stronger_offer", "weight: 1e308\n      - id: stronger_offer", "'weight' is a number from 0 to 1,000,000 (got '1e308')", 10)] // with another 1e308 the sum was +Inf: every user in the last arm
     public void Mistakes_are_catalog_errors_at_file_and_line(string find, string replace, string message, int line)
     {
         var error = Assert.Single(Errors(Experiment.Replace(find, replace, StringComparison.Ordinal)), e => e.Message.Contains(message, StringComparison.Ordinal));
