@@ -116,15 +116,9 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
             return _file;
         }
 
-        var created = !File.Exists(_path);
-        var file = new FileStream(_path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0);
+        var file = DataDirectory.OpenDurably(_path, p => new FileStream(p, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0));
         try
         {
-            if (created)
-            {
-                DataDirectory.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(_path))!); // the trail's name is durable before its first entry counts
-            }
-
             var length = file.Length;
             var tail = (int)Math.Min(length, MaxLineBytes);
             var bytes = new byte[tail];
@@ -143,11 +137,6 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         catch
         {
             file.Dispose();
-            if (created)
-            {
-                DataDirectory.TryDelete(_path); // empty: the next entry makes it again, and syncs its name then
-            }
-
             throw;
         }
 

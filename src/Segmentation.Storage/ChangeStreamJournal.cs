@@ -567,26 +567,11 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private void Roll(long first)
     {
         _current?.Dispose();
+        _current = null; // until the new segment is open: a failure to open it leaves the next append to try again
         _currentFirst = first;
         // Unbuffered: a refused write leaves nothing waiting in a buffer, so taking it back and closing the file cannot
         // fail again on the same full disk (a buffered close would, and leave a closed file behind for every later append).
-        var path = Path.Combine(_folder, $"{Prefix}{first:D20}.log");
-        var created = !File.Exists(path);
-        _current = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
-        if (created)
-        {
-            try
-            {
-                DataDirectory.SyncDirectory(_folder); // a new file's name is durable before entries fsynced into it count
-            }
-            catch
-            {
-                _current.Dispose();
-                _current = null;
-                DataDirectory.TryDelete(path); // empty: the next append makes it again
-                throw;
-            }
-        }
+        _current = DataDirectory.OpenDurably(Path.Combine(_folder, $"{Prefix}{first:D20}.log"), p => new FileStream(p, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0));
     }
 
     private List<(long First, string Path)> Segments() =>

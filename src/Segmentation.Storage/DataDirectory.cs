@@ -186,6 +186,32 @@ public sealed class DataDirectory : IDisposable
         SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(directory).TrimEnd(System.IO.Path.DirectorySeparatorChar))!);
     }
 
+    /// <summary>
+    /// Opens <paramref name="path"/> with <paramref name="open"/>; when that created the file, makes its name durable (a
+    /// sync of its folder) before anything written to it can count. A failed sync closes and deletes the new, empty file
+    /// (the next open makes it again and syncs then) and throws.
+    /// </summary>
+    internal static FileStream OpenDurably(string path, Func<string, FileStream> open)
+    {
+        var created = !File.Exists(path);
+        var file = open(path);
+        if (created)
+        {
+            try
+            {
+                SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+            }
+            catch
+            {
+                file.Dispose();
+                TryDelete(path);
+                throw;
+            }
+        }
+
+        return file;
+    }
+
     /// <summary>Makes a rename or a new file in <paramref name="directory"/> durable (fsync of the directory; Linux and macOS).</summary>
     public static void SyncDirectory(string directory)
     {

@@ -472,7 +472,7 @@ public sealed class DecisionJournalFile : IDisposable
     {
         DataDirectory.CreateDurably(Directory);
         var path = Path.Combine(Directory, FormattableString.Invariant($"{Prefix}{_fileNumber:D8}{Suffix}"));
-        var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16);
+        var file = DataDirectory.OpenDurably(path, p => new FileStream(p, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16));
         try
         {
             using var header = new MemoryStream();
@@ -484,7 +484,6 @@ public sealed class DecisionJournalFile : IDisposable
             }
 
             Framing.Write(file, header.GetBuffer().AsSpan(0, (int)header.Length));
-            DataDirectory.SyncDirectory(Directory); // the new file's name is durable before anything fsynced into it counts
         }
         catch
         {
