@@ -13,10 +13,9 @@ internal sealed class OutcomeGrpcService(OutcomeRecorder recorder, StreamRateLim
     public override Task<RecordOutcomesResponse> RecordOutcomes(RecordOutcomesRequest request, ServerCallContext context)
     {
         using var span = SegmentationTelemetry.Traces.StartActivity("RecordOutcomes");
-        if (request.Outcomes.Count is > 0 and <= OutcomeRecorder.MaxPerCall)
-        {
-            rateLimits.Acquire(context.Caller().Name, request.Outcomes.Count, "outcomes"); // each is an event of the user's profile too
-        }
+        // A call refused for its size spends none of the key's budget; each outcome is an event of the user's profile too.
+        OutcomeRecorder.CheckCount(request.Outcomes.Count);
+        rateLimits.Acquire(context.Caller().Name, request.Outcomes.Count, "outcomes");
 
         var results = recorder.RecordMany(request.Outcomes.Select(OutcomeMapper.ToDomain).ToList());
         if (span is not null)

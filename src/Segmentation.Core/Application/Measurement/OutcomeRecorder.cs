@@ -160,14 +160,20 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     /// <summary>Most outcomes per call.</summary>
     public const int MaxPerCall = 1_000;
 
+    /// <summary>Throws <see cref="ValidationException"/> unless a call of <paramref name="count"/> outcomes may be recorded (1 to <see cref="MaxPerCall"/>).</summary>
+    public static void CheckCount(int count)
+    {
+        if (count == 0 || count > MaxPerCall)
+        {
+            throw new ValidationException("outcomes", $"1 to {MaxPerCall} outcomes per call (got {count})");
+        }
+    }
+
     /// <summary>Records <paramref name="outcomes"/>, each on its own; one result per outcome, in order.</summary>
     public IReadOnlyList<OutcomeResult> RecordMany(IReadOnlyList<Outcome> outcomes)
     {
         ArgumentNullException.ThrowIfNull(outcomes);
-        if (outcomes.Count == 0 || outcomes.Count > MaxPerCall)
-        {
-            throw new ValidationException("outcomes", $"1 to {MaxPerCall} outcomes per call (got {outcomes.Count})");
-        }
+        CheckCount(outcomes.Count);
 
         var results = new OutcomeResult[outcomes.Count];
         for (var i = 0; i < results.Length; i++)
