@@ -114,7 +114,7 @@ internal sealed class MappedCsv
     /// the mapping at the first <c>MoveNext</c>, before any row is read. The report's rows, rejections, users and first
     /// and last times grow as rows are read.
     /// </summary>
-    /// <exception cref="InvalidDataException">A mapped column is missing, or the file is not valid CSV from some row on (<see cref="CsvReading.Malformed"/>): thrown by the <c>MoveNext</c> that reaches it.</exception>
+    /// <exception cref="InvalidDataException">A mapped column is missing, or the file is not valid CSV from some row on: thrown by the <c>MoveNext</c> that reaches it (<see cref="CsvReading.Describe"/>).</exception>
     public IEnumerable<Event> Read(Stream csv, string file, ImportReport report)
     {
         using var text = new StreamReader(csv, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
@@ -137,9 +137,18 @@ internal sealed class MappedCsv
             }
 
             var at = e.Timestamp.ToDateTimeOffset();
-            (first, last) = (at < first ? at : first, at > last ? at : last);
-            report.FirstEventAt = Cli.Time(Timestamp.FromDateTimeOffset(first));
-            report.LastEventAt = Cli.Time(Timestamp.FromDateTimeOffset(last));
+            if (at < first)
+            {
+                first = at;
+                report.FirstEventAt = Cli.Time(e.Timestamp);
+            }
+
+            if (at > last)
+            {
+                last = at;
+                report.LastEventAt = Cli.Time(e.Timestamp);
+            }
+
             if (users.Add(e.UserId.Length > 0 ? e.UserId : e.AnonymousId))
             {
                 report.Customers = users.Count;

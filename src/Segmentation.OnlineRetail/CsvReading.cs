@@ -25,11 +25,11 @@ public static class CsvReading
     /// <summary>
     /// The error for a file the reader cannot go on with (a quoted field not closed properly, a record past
     /// <see cref="MaxRecordChars"/>, no header): the reader cannot tell where the next row starts, so nothing of the file
-    /// is used after it. <paramref name="rowsRead"/> counts the rows before it after the header; <paramref name="sent"/>, the
-    /// events made of them already sent (a reader that sends as it reads).
+    /// is used (by a reader that reads the whole file before sending any of it). <paramref name="rowsRead"/> counts the
+    /// rows before it after the header.
     /// </summary>
-    public static InvalidDataException Malformed(CsvFormatException ex, int rowsRead, long sent = 0) =>
-        new($"{Describe(ex, rowsRead)}; {Consequence(sent)}", ex);
+    public static InvalidDataException Malformed(CsvFormatException ex, int rowsRead) =>
+        new($"{Describe(ex, rowsRead)}; {Consequence(0)}", ex);
 
     /// <summary>What is wrong with the file at the row after <paramref name="rowsRead"/> rows (see <see cref="Malformed"/>).</summary>
     public static string Describe(CsvFormatException ex, int rowsRead)

@@ -193,7 +193,6 @@ public static class ExperimentAnalysis
             ? ExperimentStatistics.SampleRatio(split, live.Select(a => a.Weight).ToList())
             : new SampleRatioCheck(0, 1, false);
 
-
         var control = design.Arms[0].ArmId;
         var treatments = design.Arms.Skip(1).Select(a => a.ArmId).ToList();
         var sequentialAlpha = Alpha / treatments.Count; // Bonferroni over treatment arms keeps each family's error at α

@@ -117,13 +117,14 @@ public sealed class TemplateRenderer
             // (a recursion limit's call depth, counted before the limit throws, is never given back — 16 such failures
             // and every function call on the thread failed). Not after a timeout, which leaves none: a busy machine
             // would otherwise build a context (tens of kilobytes) for every render it abandons.
-            if (!TimedOut(ex))
+            var timedOut = TimedOut(ex);
+            if (!timedOut)
             {
                 t_context = null;
             }
 
             // The exception text is not logged: it may quote values of the render model, which include PII traits.
-            return Failed(variant, ex.GetType().Name, TimedOut(ex));
+            return Failed(variant, ex.GetType().Name, timedOut);
         }
         finally
         {

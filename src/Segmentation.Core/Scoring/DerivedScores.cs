@@ -96,12 +96,7 @@ public static class DerivedScores
     public static string? Engagement(EvalContext c)
     {
         var p = c.Profile;
-        if (p is null)
-        {
-            return null;
-        }
-
-        if (p.TotalEvents == 0)
+        if (p is null || p.TotalEvents == 0)
         {
             return null;
         }
