@@ -125,8 +125,7 @@ public sealed class IngestRateLimitTests
         var largest = Events(1000);
 
         var refused = await Assert.ThrowsAsync<RpcException>(async () => await profiles.TrackEventsAsync(oversized));
-        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
-        var violation = Assert.Single(refused.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+        var violation = Invalid(refused);
         Assert.Equal("events", violation.Field);
         Assert.Contains("at most 1000 events per call", violation.Description, StringComparison.Ordinal);
 
@@ -144,8 +143,7 @@ public sealed class IngestRateLimitTests
         var outcomes = new OutcomeService.OutcomeServiceClient(channel);
 
         var tooMany = await Assert.ThrowsAsync<RpcException>(async () => await outcomes.RecordOutcomesAsync(Impressions(50)));
-        Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
-        var violation = Assert.Single(tooMany.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+        var violation = Invalid(tooMany);
         Assert.Equal("outcomes", violation.Field);
         Assert.Contains("50 outcomes (each an event of the user's profile) in one call", violation.Description, StringComparison.Ordinal);
         Assert.Contains("at most 5", violation.Description, StringComparison.Ordinal);
@@ -174,8 +172,7 @@ public sealed class IngestRateLimitTests
         }
 
         var tooMany = await Assert.ThrowsAsync<RpcException>(() => Batch(30));
-        Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
-        Assert.Equal("user_ids", Assert.Single(tooMany.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations).Field);
+        Assert.Equal("user_ids", Invalid(tooMany).Field);
 
         var limited = await UntilLimited(10, () => Batch(15)); // ten batches of 15 within a second against 20 a second
         Assert.True(limited is not null, "ten batches of 15 users back to back passed a budget of 20 calls per second");
@@ -211,10 +208,16 @@ public sealed class IngestRateLimitTests
         return null;
     }
 
-    private static void AssertTooManyForTheRate(RpcException ex)
+    // The one field violation of a call refused as invalid.
+    private static BadRequest.Types.FieldViolation Invalid(RpcException ex)
     {
         Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
-        var violation = Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+        return Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>()!.FieldViolations);
+    }
+
+    private static void AssertTooManyForTheRate(RpcException ex)
+    {
+        var violation = Invalid(ex);
         Assert.Equal("events", violation.Field);
         Assert.Contains("at most 5", violation.Description, StringComparison.Ordinal);
     }
