@@ -23,7 +23,7 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
         personalization: { content: "a", offer: "b", cta: "c", journey: "d", messaging: "e" }
         """;
 
-    private static List<CatalogFile> DefaultFiles() =>
+    internal static List<CatalogFile> DefaultFiles() =>
         new EmbeddedCatalogSource().ReadFiles().Select(f => new CatalogFile { Name = f.Name, Content = f.Text }).ToList();
 
     internal static List<CatalogFile> WithExtraSegment(string id)

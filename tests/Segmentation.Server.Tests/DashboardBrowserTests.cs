@@ -263,6 +263,92 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_catalog_experiments_per_segment_tables_show_each_segments_own_means()
+    {
+        // An experiment of the whole catalog, published beside the default segments.
+        const string Experiment = """
+            experiments:
+              - id: page_wide_cta
+                scope: catalog
+                primary_metric: ctr
+                arms:
+                  - id: control
+                  - id: bold_cta
+                    variants:
+                      cta: "Buy now"
+            """;
+        var catalog = new CatalogService.CatalogServiceClient(_channel);
+        var files = CatalogGovernanceServiceTests.DefaultFiles().Where(f => !f.Name.EndsWith("experiments.yaml", StringComparison.Ordinal)).ToList();
+        files.Add(new CatalogFile { Name = "experiments.yaml", Content = Experiment });
+        await catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "a whole-catalog experiment" });
+
+        // Demo customers of several segments are decided; only the users one segment wins click, and only in the
+        // treatment arm: the whole experiment's treatment mean is above 0, every other segment's is 0.
+        var users = new List<string>();
+        foreach (var segment in (await catalog.ListSegmentsAsync(new ListSegmentsRequest())).Segments.Where(s => s.MemberCount > 0))
+        {
+            users.AddRange((await catalog.ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = segment.Segment.Id, PageSize = 40 })).UserIds);
+        }
+
+        var decisions = new DecisionService.DecisionServiceClient(_channel);
+        var outcomes = new OutcomeService.OutcomeServiceClient(_channel);
+        string? clicking = null;
+        var exposed = 0;
+        foreach (var user in users.Distinct())
+        {
+            var d = (await decisions.DecideAsync(new DecideRequest { UserId = user })).Decision;
+            if (d.ExperimentId != "page_wide_cta")
+            {
+                continue; // the decisioning holdout
+            }
+
+            exposed++;
+            clicking ??= d.Segment.Id;
+            if (d.Segment.Id == clicking && d.ArmId == "bold_cta")
+            {
+                await outcomes.RecordOutcomesAsync(new RecordOutcomesRequest
+                {
+                    Outcomes = { new Outcome { EventId = $"click-{user}", Type = OutcomeType.Click, DecisionId = d.DecisionId, UserId = user, Variant = VariantKind.Cta, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) } },
+                });
+            }
+        }
+
+        // Exposures and outcomes are recorded in the background.
+        var experiments = new ExperimentService.ExperimentServiceClient(_channel);
+        GetExperimentResultsResponse results;
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            results = await experiments.GetExperimentResultsAsync(new GetExperimentResultsRequest { ExperimentId = "page_wide_cta" });
+            var clicked = results.Arms.Single(a => a.ArmId == "bold_cta").Metrics.Single(m => m.Metric == "ctr").Total;
+            if (results.Breakdowns.Sum(b => b.ExposedUsers) == exposed && clicked > 0)
+            {
+                break;
+            }
+
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"the experiment's {exposed} exposures and clicks were not recorded in 60 s");
+            await Task.Delay(500);
+        }
+
+        Assert.True(results.Breakdowns.Count >= 2, "the decided users were won by fewer than two segments");
+        var quiet = results.Breakdowns.First(b => b.SegmentId != clicking);
+        Assert.Equal(0, quiet.Arms.Single(a => a.ArmId == "bold_cta").Primary.Mean);
+
+        var page = await SignedInPage();
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/experiments/page_wide_cta");
+        await page.GetByTestId($"breakdown-{quiet.SegmentId}").WaitForAsync();
+        foreach (var breakdown in results.Breakdowns.Where(b => b.Comparisons.Count > 0))
+        {
+            var row = $"breakdown-{breakdown.SegmentId}-ctr-bold_cta";
+            var mean = (string arm) => breakdown.Arms.Single(a => a.ArmId == arm).Primary.Mean;
+            Assert.Equal(mean("control"), double.Parse(await Value(page, row + "-control"), CultureInfo.InvariantCulture), 9);
+            Assert.Equal(mean("bold_cta"), double.Parse(await Value(page, row + "-arm"), CultureInfo.InvariantCulture), 9); // regression: the whole experiment's mean
+        }
+
+        Assert.Empty(_errors);
+    }
+
+    [Fact]
     public async Task A_wrong_key_is_asked_again_and_a_key_without_admin_cannot_promote()
     {
         var page = await _browser!.NewPageAsync();

@@ -143,7 +143,14 @@ public sealed record ExperimentResult(
 /// <param name="SegmentId">The segment.</param>
 /// <param name="Exposed">Its exposed users, all arms.</param>
 /// <param name="Comparisons">Every treatment against the control on the primary metric, among those users (p-values adjusted with the experiment's other comparisons).</param>
-public sealed record SegmentBreakdown(string SegmentId, long Exposed, IReadOnlyList<MetricComparison> Comparisons);
+/// <param name="Arms">Each arm's primary metric among those users, in the order declared: the means the comparisons compare.</param>
+public sealed record SegmentBreakdown(string SegmentId, long Exposed, IReadOnlyList<MetricComparison> Comparisons, IReadOnlyList<SegmentArmValue> Arms);
+
+/// <summary>One arm's primary metric among the users one segment won.</summary>
+/// <param name="ArmId">The arm.</param>
+/// <param name="Exposed">Its exposed users among them.</param>
+/// <param name="Primary">Its value of the primary metric among them.</param>
+public sealed record SegmentArmValue(string ArmId, long Exposed, ArmMetricValue Primary);
 
 /// <summary>
 /// Results of an experiment as a pure function of its design and each arm's sufficient statistics: per-arm values,
@@ -178,11 +185,7 @@ public static class ExperimentAnalysis
         var arms = design.Arms.Select(a =>
         {
             var o = byId.GetValueOrDefault(a.ArmId);
-            var values = metrics.Select(m =>
-            {
-                var sums = Sums(o, m.Name).Metric;
-                return new ArmMetricValue(m.Name, sums.Users, sums.Mean, sums.Variance, sums.Sum);
-            }).ToList();
+            var values = metrics.Select(m => Value(o, m.Name)).ToList();
             return new ArmResult(a.ArmId, a.Weight, weightSum > 0 ? a.Weight / weightSum : 0, o?.Assigned ?? 0, o?.Exposed ?? 0, values);
         }).ToList();
 
@@ -220,10 +223,19 @@ public static class ExperimentAnalysis
             return (d.Segment, Comparison: new MetricComparison(d.Metric.Name, d.Arm, d.Metric.Name != design.PrimaryMetric, d.Test, d.Chosen, d.Raw, d.Cuped, d.Reduction, difference, lift, adjustedP[i], verdict));
         }).ToList();
         var comparisons = all.Where(c => c.Segment is null).Select(c => c.Comparison).ToList();
-        var breakdownResults = segments.Select(s => new SegmentBreakdown(
-            s.SegmentId,
-            s.Arms.Sum(a => a.Exposed),
-            [.. all.Where(c => c.Segment == s.SegmentId).Select(c => c.Comparison)])).ToList();
+        var breakdownResults = segments.Select(s =>
+        {
+            var segmentById = s.Arms.ToDictionary(o => o.ArmId, StringComparer.Ordinal);
+            return new SegmentBreakdown(
+                s.SegmentId,
+                s.Arms.Sum(a => a.Exposed),
+                [.. all.Where(c => c.Segment == s.SegmentId).Select(c => c.Comparison)],
+                [.. design.Arms.Select(a =>
+                {
+                    var o = segmentById.GetValueOrDefault(a.ArmId);
+                    return new SegmentArmValue(a.ArmId, o?.Exposed ?? 0, Value(o, metrics[0].Name));
+                })]);
+        }).ToList();
 
         var needed = UsersNeeded(design, arms[0]);
         var sequentialNeeded = needed is { } oneLook ? ExperimentStatistics.SequentialUsersPerArm(oneLook, Alpha, sequentialAlpha) : (long?)null;
@@ -273,6 +285,12 @@ public static class ExperimentAnalysis
     }
 
     private static Verdict Good(ExperimentMetric metric, bool rose) => rose == metric.HigherIsBetter ? Verdict.Better : Verdict.Worse;
+
+    private static ArmMetricValue Value(ArmObservation? o, string metric)
+    {
+        var sums = Sums(o, metric).Metric;
+        return new ArmMetricValue(metric, sums.Users, sums.Mean, sums.Variance, sums.Sum);
+    }
 
     private static MetricSums Sums(ArmObservation? o, string metric) => o is not null && o.Metrics.TryGetValue(metric, out var s) ? s : default;
 

@@ -54,7 +54,7 @@ internal static class ExperimentMapper
                     ExpectedShare = a.ExpectedShare,
                     AssignedUsers = a.Assigned,
                     ExposedUsers = a.Exposed,
-                    Metrics = { a.Metrics.Select(m => new ArmMetricValue { Metric = m.Metric, Users = m.Users, Mean = m.Mean, Variance = m.Variance, Total = m.Total }) },
+                    Metrics = { a.Metrics.Select(ToProto) },
                 }),
             },
             SampleRatio = new SampleRatioCheck { ChiSquared = r.SampleRatio.ChiSquared, PValue = r.SampleRatio.PValue, Mismatch = r.SampleRatio.Mismatch },
@@ -70,9 +70,20 @@ internal static class ExperimentMapper
             },
             WinningArmId = r.WinningArmId ?? "",
             Reason = r.Reason,
-            Breakdowns = { r.Breakdowns.Select(b => new SegmentBreakdown { SegmentId = b.SegmentId, ExposedUsers = b.Exposed, Comparisons = { b.Comparisons.Select(ToProto) } }) },
+            Breakdowns =
+            {
+                r.Breakdowns.Select(b => new SegmentBreakdown
+                {
+                    SegmentId = b.SegmentId,
+                    ExposedUsers = b.Exposed,
+                    Comparisons = { b.Comparisons.Select(ToProto) },
+                    Arms = { b.Arms.Select(a => new SegmentArmValue { ArmId = a.ArmId, ExposedUsers = a.Exposed, Primary = ToProto(a.Primary) }) },
+                }),
+            },
         };
     }
+
+    private static ArmMetricValue ToProto(Domain.ArmMetricValue m) => new() { Metric = m.Metric, Users = m.Users, Mean = m.Mean, Variance = m.Variance, Total = m.Total };
 
     private static MetricComparison ToProto(Domain.MetricComparison c) => new()
     {

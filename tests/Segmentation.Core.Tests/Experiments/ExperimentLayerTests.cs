@@ -181,6 +181,7 @@ public class ExperimentLayerTests
         var yaml = "experiments:\n" + CatalogWide("cta_test").Replace("    scope: catalog", "    scope: catalog\n    primary_metric: ctr", StringComparison.Ordinal);
         using var w = new TestWorld(ExperimentCatalogTests.Source(yaml));
         var random = new Random(2);
+        var counted = new Dictionary<(string Segment, string Arm), (int Users, int Clicked)>();
         for (var i = 0; i < 4_000; i++)
         {
             var user = $"u{i}";
@@ -194,10 +195,14 @@ public class ExperimentLayerTests
 
             // The bold CTA works for VIPs only (+50 % clicks), not for everyone else.
             var rate = d.Arm!.Id == "bold_cta" && vip ? 0.3 : 0.2;
-            if (random.NextDouble() < rate)
+            var clicked = random.NextDouble() < rate;
+            if (clicked)
             {
                 w.Outcomes.Record(0, new Outcome($"{user}-click", OutcomeType.Click, d.DecisionId, user, "", VariantKind.Cta, w.Clock.Now));
             }
+
+            var (users, clicks) = counted.GetValueOrDefault((d.Winner.Id, d.Arm.Id));
+            counted[(d.Winner.Id, d.Arm.Id)] = (users + 1, clicks + (clicked ? 1 : 0));
         }
 
         var result = w.Get<Core.Application.Experiments.ExperimentLifecycle>().Results("cta_test").Result;
@@ -211,6 +216,21 @@ public class ExperimentLayerTests
         Assert.Equal(4_000, result.Breakdowns.Sum(b => b.Exposed));
         Assert.Equal(Verdict.Better, Assert.Single(result.Breakdowns.Single(b => b.SegmentId == "vip").Comparisons).Verdict);
         Assert.Equal(Verdict.Inconclusive, Assert.Single(result.Breakdowns.Single(b => b.SegmentId == "everyone").Comparisons).Verdict);
+        // Each segment's own per-arm click rates, the ones its comparison compares (regression: only the whole experiment's were given).
+        foreach (var breakdown in result.Breakdowns)
+        {
+            Assert.Equal(["control", "bold_cta"], breakdown.Arms.Select(a => a.ArmId));
+            foreach (var arm in breakdown.Arms)
+            {
+                var (users, clicks) = counted[(breakdown.SegmentId, arm.ArmId)];
+                Assert.Equal((users, users, "ctr"), (arm.Exposed, arm.Primary.Users, arm.Primary.Metric));
+                Assert.Equal((double)clicks / users, arm.Primary.Mean, 12);
+            }
+
+            var comparison = Assert.Single(breakdown.Comparisons);
+            Assert.Equal(breakdown.Arms[1].Primary.Mean - breakdown.Arms[0].Primary.Mean, comparison.Raw.Difference, 12);
+        }
+
         var all = result.Comparisons.Concat(result.Breakdowns.SelectMany(b => b.Comparisons)).ToList();
         Assert.Equal(ExperimentStatistics.BenjaminiHochberg([.. all.Select(c => c.Comparison.PValue)]), all.Select(c => c.AdjustedPValue)); // one family
     }

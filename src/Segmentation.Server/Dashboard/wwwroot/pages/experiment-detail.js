@@ -111,31 +111,36 @@ export async function render(ctx) {
     h('tbody', {}, armRows))),
   h('p', { className: 'note' }, 'Promoting publishes a new catalog version and needs a key with the admin scope.'), promoteResult);
 
-  fill(primary.body, comparisonTable('primary-comparisons', comparisons.filter((c) => !c.guardrail), res));
+  const experimentMean = (armId, m) => (res.arms ?? []).find((a) => a.armId === armId)?.metrics?.find((v) => v.metric === m)?.mean;
+  fill(primary.body, comparisonTable('primary-comparisons', comparisons.filter((c) => !c.guardrail), res.controlArmId, experimentMean));
   const guards = comparisons.filter((c) => c.guardrail);
-  fill(guardrails.body, guards.length ? comparisonTable('guardrail-comparisons', guards, res) : h('p', {}, (e.guardrails ?? []).length ? 'No guardrail comparisons yet.' : 'No guardrails declared.'));
+  fill(guardrails.body, guards.length ? comparisonTable('guardrail-comparisons', guards, res.controlArmId, experimentMean) : h('p', {}, (e.guardrails ?? []).length ? 'No guardrail comparisons yet.' : 'No guardrails declared.'));
   if ((res.breakdowns ?? []).length) {
     ctx.main.append(breakdowns.el);
     fill(breakdowns.body, (res.breakdowns ?? []).map((b) => [
       h('h3', {}, `${b.segmentId}: ${fmtInt(b.exposedUsers)} exposed users`),
-      comparisonTable(`breakdown-${b.segmentId}`, b.comparisons ?? [], res)]));
+      // The segment's own means (its users only), the ones its comparisons compare.
+      comparisonTable(`breakdown-${b.segmentId}`, b.comparisons ?? [], res.controlArmId,
+        (armId) => (b.arms ?? []).find((a) => a.armId === armId)?.primary?.mean)]));
   }
 }
 
-/** Every comparison in full: difference and lift with both intervals, the test and the p-values. */
-function comparisonTable(name, list, res) {
+/**
+ * Every comparison in full: the two means compared (meanOf(armId, metric) among the same users as the comparison),
+ * difference and lift with both intervals, the test and the p-values.
+ */
+function comparisonTable(name, list, controlArmId, meanOf) {
   if (!list.length) {
     return h('p', {}, 'No comparisons yet (no exposed users in a treatment arm or the control).');
   }
-  const armMean = (armId, metric) => (res.arms ?? []).find((a) => a.armId === armId)?.metrics?.find((m) => m.metric === metric)?.mean;
   return h('div', { className: 'table-wrap' }, h('table', { className: 'data', 'data-testid': name },
     h('caption', { className: 'sr-only' }, 'Treatment arms against the control'),
     h('thead', {}, h('tr', {}, ['Metric · arm', 'Control', 'Arm', 'Difference', '95 % CI', 'Always-valid', 'Lift', '95 % CI', 'Always-valid', 'Verdict', 'Test', 'p', 'Adjusted p']
       .map((l, i) => h('th', { scope: 'col', className: i > 0 && i < 9 || i > 10 ? 'num' : '' }, l)))),
     h('tbody', {}, list.map((c) => h('tr', { 'data-testid': `${name}-${c.metric}-${c.armId}` },
       h('th', { scope: 'row' }, `${c.metric} · `, h('code', {}, c.armId)),
-      h('td', { className: 'num' }, fmtMetric(c.metric, armMean(res.controlArmId, c.metric))),
-      h('td', { className: 'num' }, fmtMetric(c.metric, armMean(c.armId, c.metric))),
+      h('td', { className: 'num', 'data-testid': `${name}-${c.metric}-${c.armId}-control`, 'data-value': num(meanOf(controlArmId, c.metric)) }, fmtMetric(c.metric, meanOf(controlArmId, c.metric))),
+      h('td', { className: 'num', 'data-testid': `${name}-${c.metric}-${c.armId}-arm`, 'data-value': num(meanOf(c.armId, c.metric)) }, fmtMetric(c.metric, meanOf(c.armId, c.metric))),
       h('td', { className: 'num' }, fmtDiff(c.metric, c.difference)),
       h('td', { className: 'num wrap' }, fmtInterval(c.differenceCi, (v) => fmtDiff(c.metric, v))),
       h('td', { className: 'num wrap' }, fmtInterval(c.sequentialDifference, (v) => fmtDiff(c.metric, v))),
