@@ -60,7 +60,7 @@ public static class ContactEvaluation
         }
 
         var now = context.NowTicks;
-        var tier = DerivedScores.Engagement(context) ?? "default";
+        var tier = Engagement(profile, context) ?? "default";
         var zone = ZoneOf(policies, profile, request);
 
         // The channel's frequency cap, shared by every segment and campaign on the channel.
@@ -136,6 +136,21 @@ public static class ContactEvaluation
         }
 
         return new ContactDecision(ContactAction.Send, channel, cap is null ? "none" : name, explain ? $"{allowance}: send" : "", tier, sent, cap?.Max ?? -1, cap?.Window ?? TimeSpan.Zero, 0, zone.Id);
+    }
+
+    // The user's engagement level, read from the whole profile even when the consent gate hid it from the rules (contact
+    // limits are not personalization); the verdict may change when the level does.
+    private static string? Engagement(Profile? profile, EvalContext context)
+    {
+        if (ReferenceEquals(profile, context.Profile))
+        {
+            return DerivedScores.Engagement(context);
+        }
+
+        var own = new EvalContext(profile, context.Request, context.NowTicks, context.Rfm);
+        var tier = DerivedScores.Engagement(own);
+        context.Until(own.ValidUntilTicks);
+        return tier;
     }
 
     // When contact is next allowed after a pause ending at `until`: then, if the cap that applies then (the user's

@@ -578,4 +578,29 @@ public class ContactPolicyTests
         Assert.Equal(Core.Privacy.ConsentGate.ContextOnly, d.ConsentGate); // the profile is not used to personalize...
         Assert.Equal((ContactAction.Suppress, 2), (d.Contact!.Action, d.Contact.Count)); // ...but its sends still count
     }
+
+    [Fact]
+    public void A_user_who_refused_personalization_keeps_the_cap_of_their_own_engagement()
+    {
+        // Regression: the engagement level was read from the profile the consent gate had hidden, so every such user got
+        // the default cap: an inactive user (cap 0) was sent two emails a week, a highly engaged one (cap 5) two.
+        using var w = World();
+        w.Track("lapsed", "page_view", Noon.AddDays(-40));
+        for (var i = 0; i < 10; i++)
+        {
+            w.Track("keen", "page_view", Noon.AddDays(-i - 1));
+        }
+
+        foreach (var user in new[] { "lapsed", "keen" })
+        {
+            w.Ingestion.RecordConsent(user, ConsentPurpose.Personalization, granted: false, "banner", null);
+        }
+
+        var lapsed = w.Decide("lapsed", Email);
+        var keen = w.Decide("keen", Email);
+
+        Assert.Equal(Core.Privacy.ConsentGate.ContextOnly, lapsed.ConsentGate);
+        Assert.Equal((ContactAction.Suppress, "inactive", 0), (lapsed.Contact!.Action, lapsed.Contact.Engagement, lapsed.Contact.Limit));
+        Assert.Equal((ContactAction.Send, "high", 5), (keen.Contact!.Action, keen.Contact.Engagement, keen.Contact.Limit));
+    }
 }
