@@ -272,31 +272,41 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     {
         var entries = new List<FeedEntry>();
         var found = false;
+        void Take(IReadOnlyList<FeedEntry> frame)
+        {
+            foreach (var e in frame)
+            {
+                var erased = e.Offset <= throughOffset && userIds.Contains(e.UserId);
+                found |= erased;
+                entries.Add(erased ? Erased(e) : e);
+            }
+        }
+
         using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
         {
+            long good = 0;
             try
             {
                 while (Framing.ReadNext(file, path) is { } frame)
                 {
                     try
                     {
-                        foreach (var e in Decode(frame.Span))
-                        {
-                            var erased = e.Offset <= throughOffset && userIds.Contains(e.UserId);
-                            found |= erased;
-                            entries.Add(erased ? Erased(e) : e);
-                        }
+                        Take(Decode(frame.Span));
                     }
                     finally
                     {
                         frame.Return();
                     }
+
+                    good = file.Position;
                 }
             }
-            catch (InvalidDataException)
+            catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException)
             {
-                // A torn or damaged tail is never served (see Load): the rewritten file keeps what reads before it.
+                // The damaged part may name the user and is never served (see Load): the file is rewritten without it,
+                // keeping the intact frames after it as Load reads them, so their entries and offsets are not lost.
                 found = true;
+                ReadOnAfterDamage(file, good, entries.Count > 0 ? entries[^1].Offset : first - 1, Take);
             }
         }
 

@@ -128,6 +128,46 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void An_erasure_rewriting_a_damaged_segment_keeps_the_intact_frames_after_the_damage()
+    {
+        var written = Entries(1, 30);
+        string segment;
+        long damagedAt;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            journal.Append(written[..10]);
+            segment = Directory.GetFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName), "stream-*.log").Single();
+            damagedAt = new FileInfo(segment).Length + 20; // inside the second frame's payload
+            journal.Append(written[10..20]);
+            journal.Append(written[20..]);
+        }
+
+        using (var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = damagedAt;
+            var b = file.ReadByte();
+            file.Position = damagedAt;
+            file.WriteByte((byte)(b ^ 0x5A));
+        }
+
+        // Regression: the rewrite kept only the frames before the damage, so offsets 21 to 30 were lost and, at the next
+        // start, handed out again to new entries.
+        var erased = written[25].UserId;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            Assert.Equal(30, journal.Load(T0.AddDays(-1), 1000).LastOffset); // the start, read past the damage
+            journal.Redact(new HashSet<string>(StringComparer.Ordinal) { erased }, 30);
+        }
+
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (entries, last) = reopened.Load(T0.AddDays(-1), 1000);
+        Assert.Equal(30, last);
+        Assert.Equal([.. written[..10].Select(e => e.Offset), .. written[20..].Select(e => e.Offset)], entries.Select(e => e.Offset));
+        Assert.DoesNotContain(entries, e => e.UserId == erased);
+        Assert.Equal(written[21], entries[11]); // the others' entries after the damage are as written
+    }
+
+    [Fact]
     public void Only_the_newest_entries_within_the_window_are_loaded_and_trimming_keeps_the_numbering()
     {
         using (var journal = new ChangeStreamJournal(_dir, segmentBytes: 512))
