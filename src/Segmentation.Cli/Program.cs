@@ -195,7 +195,7 @@ root.Subcommands.Add(forget);
 // validate
 var validateDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };
 var minSize = new Option<int>("--min-size") { Description = "Warn about segments with fewer members (0 = the server's default, 1,000)" };
-var validate = new Command("validate", "Dry-run a catalog directory (ValidateCatalog): errors with file:line, segment and clause; warnings with their codes. Exit code 1 when invalid") { validateDir, minSize };
+var validate = new Command("validate", "Dry-run a catalog directory (ValidateCatalog): errors with file:line, segment and clause; warnings with their codes. Exit code 3 when invalid") { validateDir, minSize };
 validate.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.ValidateAsync(Target(parse), parse.GetValue(validateDir)!, parse.GetValue(minSize), parse.GetValue(json), ct)));
 root.Subcommands.Add(validate);
 

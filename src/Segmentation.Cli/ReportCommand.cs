@@ -228,7 +228,8 @@ internal static partial class ReportCommand
             .ToList();
 
     /// <summary>
-    /// The segment's five variants, rendered by Decide (explain off) for the first sampled member the segment wins for.
+    /// The segment's five variants, rendered by Decide for the first sampled member the segment wins for; with explain, so
+    /// the render is a preview the service neither remembers nor counts in KPIs and experiments.
     /// A member can be outranked, overridden or excluded by another segment, so a few members are tried.
     /// </summary>
     private static async Task<SegmentStrategy> StrategyAsync(DecisionService.DecisionServiceClient client, string segmentId, bool fallback, List<string> sample, CancellationToken ct)
@@ -236,7 +237,7 @@ internal static partial class ReportCommand
         if (sample.Count == 0 && fallback)
         {
             // The fallback has no recorded members; an unknown visitor always gets it (Decide never fails for unknown ids).
-            var f = (await client.DecideAsync(new DecideRequest { AnonymousId = UnknownVisitor, Explain = false }, cancellationToken: ct)).Decision;
+            var f = (await client.DecideAsync(new DecideRequest { AnonymousId = UnknownVisitor, Explain = true }, cancellationToken: ct)).Decision;
             if (f.Segment.Id == segmentId)
             {
                 return new SegmentStrategy(
@@ -254,7 +255,7 @@ internal static partial class ReportCommand
         var winners = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var userId in sample.Take(MaxDecideTries))
         {
-            var d = (await client.DecideAsync(new DecideRequest { UserId = userId, Explain = false }, cancellationToken: ct)).Decision;
+            var d = (await client.DecideAsync(new DecideRequest { UserId = userId, Explain = true }, cancellationToken: ct)).Decision;
             if (d.Segment.Id == segmentId)
             {
                 return new SegmentStrategy(

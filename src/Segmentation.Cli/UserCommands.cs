@@ -60,7 +60,7 @@ internal static class UserCommands
                     break;
             }
 
-            Console.WriteLine(json ? Cli.ToJson(item) : Line(item));
+            Console.WriteLine(json ? Cli.JsonLines.Format(item) : Line(item)); // JSON Lines: one object per user
         }
 
         Console.Error.WriteLine($"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}");

@@ -145,6 +145,9 @@ public sealed class CliProcessTests
                 await File.WriteAllTextAsync(Path.Combine(catalog, "bad.yaml"), "segments:\n  - id: broken\n    rule: { field: orders.count, gte: not-a-number }\n");
                 (exit, _, _) = await Segctl($"validate {catalog} --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey });
                 Assert.Equal(3, exit);
+                (exit, var help, _) = await Segctl("validate --help");
+                Assert.Equal(0, exit);
+                Assert.Contains("Exit code 3 when invalid", System.Text.RegularExpressions.Regex.Replace(help, @"\s+", " "), StringComparison.Ordinal); // regression: the help said 1
                 (exit, var stdout, _) = await Segctl($"segments --json --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey });
                 Assert.Equal(0, exit);
 
@@ -206,6 +209,13 @@ public sealed class CliProcessTests
             {
                 Assert.Contains(heading, stdout, StringComparison.Ordinal);
             }
+
+            // The reports' own renders are previews: not counted as served decisions (regression: each report added one
+            // fallback decision and a decision per sampled member to the KPIs, and exposed members to experiments).
+            (exit, stdout, stderr) = await Segctl($"report --json --sample 3 --address http://127.0.0.1:{port}", environment: env);
+            Assert.True(exit == 0, stderr);
+            using var again = System.Text.Json.JsonDocument.Parse(stdout);
+            Assert.Equal(1, again.RootElement.GetProperty("segments").EnumerateArray().Single(s => s.GetProperty("id").GetString() == fallback).GetProperty("kpis").GetProperty("decisions").GetInt64());
         });
     }
 
@@ -250,6 +260,11 @@ public sealed class CliProcessTests
             Assert.Equal(2, lines.Length);
             Assert.StartsWith("cli-u1\t", lines[0], StringComparison.Ordinal);
             Assert.StartsWith("cli-nobody\t", lines[1], StringComparison.Ordinal);
+
+            // --json: one object per line (regression: each was an indented object over many lines).
+            var jsonLines = (await Ok("decide-batch - --json", stdin: "cli-u1\ncli-nobody\n")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(2, jsonLines.Length);
+            Assert.All(jsonLines, l => System.Text.Json.JsonDocument.Parse(l).Dispose());
 
             Assert.Contains("recorded: email_marketing granted", await Ok("consent cli-u1 --purpose email_marketing --grant"), StringComparison.Ordinal);
             using (var consent = System.Text.Json.JsonDocument.Parse(await Ok("consent cli-u1 --json")))
