@@ -128,7 +128,8 @@ foreach (var channel in channels)
     channel.Dispose();
 }
 
-return results.Any(r => r.Errors > 0 || r.Ok == 0 || r.Rejected > 0) ? 1 : 0;
+// Every event a run sends has an id of its own: a duplicate is a fault that would count toward events/s, not a success.
+return results.Any(r => r.Errors > 0 || r.Ok == 0 || r.Rejected > 0 || r.Duplicate > 0) ? 1 : 0;
 
 async Task<ModeResult> RunMode(string mode, double durationSeconds, double warmupSeconds)
 {

@@ -114,6 +114,7 @@ if command -v h2load > /dev/null && [[ "${PERF_H2LOAD:-1}" != 0 ]]; then
     verdict=$(awk -v d="${data:-0}" -v n="${ok:-0}" -v b="$bytes" 'BEGIN { if (n == 0) { print "NO SUCCESSES"; exit } per = d / n; printf "%.0f data bytes/request, expected %d: %s", per, b + 5, (per >= 0.9 * (b + 5) ? "real responses" : "GRPC ERRORS (no DATA)") }')
     grep -E "^(finished|requests|time for request)" "$out/h2load/$name.txt" | sed "s/^/  $name: /"
     echo "  $name: $rps req/s; $verdict"
+    [[ "$verdict" == *"real responses" ]] || { echo "h2load $name: no real responses, the rate above is not a measurement"; exit 1; }
   done
 else
   echo "== h2load not installed or disabled: skipped (apt-get install -y nghttp2-client)"
@@ -124,7 +125,12 @@ fi
 aborted=$(awk '/^(trce|dbug|info|warn|fail|crit):/ { n += inside && hit; inside = /^fail:/; hit = 0; next }
                /The request stream was aborted/ { hit = 1 }
                END { print n + (inside && hit) }' "$out/server.log")
-echo "== server log: $(grep -c '^fail:' "$out/server.log" || true) failures logged, of which $aborted aborted by clients at the end of timed runs"
+failures=$(grep -c '^fail:' "$out/server.log" || true)
+echo "== server log: $failures failures logged, of which $aborted aborted by clients at the end of timed runs"
+if ((failures > aborted)); then
+  grep -A3 '^fail:' "$out/server.log" | head -40
+  echo "the server logged failures that no client caused (above): the measurements are not of a healthy server"; exit 1
+fi
 stop_server
 trap - EXIT
 
