@@ -128,15 +128,18 @@ public sealed class MeasurementCheckpointTests : IDisposable
         w.Track("erase-me-4711", Events.EventTypes.PageView);
         var decision = w.Decide("erase-me-4711");
         w.Outcomes.Record(0, Outcome("imp", OutcomeType.Impression, "erase-me-4711", decision, w.Clock.Now));
+        w.Outcomes.Record(0, Outcome("buy", OutcomeType.Conversion, "erase-me-4711", decision, w.Clock.Now, order: "order-4711"));
         w.Decide("keep-me-0815");
         checkpoint.Save();
         Assert.Contains("erase-me-4711", System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(checkpoint.Path)), StringComparison.Ordinal);
+        Assert.Contains("order-4711", System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(checkpoint.Path)), StringComparison.Ordinal);
         var rights = new Segmentation.Core.Application.Privacy.DataSubjectRights(w.Ingestion, w.Store, w.Catalogs, w.Rfm, w.Memberships, w.Cache, w.Clock, Segmentation.Core.Application.Changes.NoStoreCompaction.Instance, checkpoint, w.Outcomes);
 
         await rights.ForgetAsync("erase-me-4711");
 
         var saved = System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(checkpoint.Path));
         Assert.DoesNotContain("erase-me-4711", saved, StringComparison.Ordinal);
+        Assert.DoesNotContain("order-4711", saved, StringComparison.Ordinal); // regression: their orders' ids were kept
         Assert.Contains("keep-me-0815", saved, StringComparison.Ordinal);
     }
 

@@ -149,12 +149,30 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     public void Forget(IReadOnlySet<string> userIds)
     {
         ArgumentNullException.ThrowIfNull(userIds);
-        measurement.Ledger.Forget(userIds);
-        measurement.Exposures.Forget(userIds);
-        foreach (var id in userIds)
+
+        // While no drain runs: one that read a decision of theirs before it was forgotten would record its exposure after.
+        measurement.WhileDrained(counted =>
         {
-            _impressions.TryRemove(id, out _);
-        }
+            var ledger = measurement.Ledger;
+            if (ledger.Forget(userIds) > 0)
+            {
+                foreach (var key in _converted.Keys)
+                {
+                    if (ledger.IsForgotten(key.Sequence))
+                    {
+                        _converted.TryRemove(key, out _); // their order ids: a forgotten decision is never credited again
+                    }
+                }
+            }
+
+            measurement.Exposures.Forget(userIds);
+            foreach (var id in userIds)
+            {
+                _impressions.TryRemove(id, out _);
+            }
+
+            return 0;
+        });
     }
 
     /// <summary>Most outcomes per call.</summary>

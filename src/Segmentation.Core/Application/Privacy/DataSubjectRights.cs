@@ -94,6 +94,7 @@ public sealed class DataSubjectRights(
         {
             audit?.Erase(new HashSet<string>(ids.Concat(earlier.SelectMany(e => e.Ids)), StringComparer.Ordinal)); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
+            outcomes?.Forget(ids); // again: a decision computed from the profile before the erasure (in flight then) may have been remembered since
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
             checkpoint?.DeleteSetAside(); // nor a copy of it set aside as unreadable
             journal?.Redact(ids, erasedThrough); // nor the change stream's files (entries blanked as in memory, saved memberships and triggers)

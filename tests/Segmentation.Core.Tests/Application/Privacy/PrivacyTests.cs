@@ -110,6 +110,29 @@ public class PrivacyTests
     }
 
     [Fact]
+    public async Task A_decision_remembered_by_a_call_that_read_the_profile_before_the_erasure_is_forgotten_too()
+    {
+        // Regression: a Decide in flight at the erasure remembered its decision after the ledger's scan, so the erased id
+        // stayed in memory and went into the saved measurement state and the decision journal.
+        TestWorld? world = null;
+        (long Sequence, string Id) inFlight = default;
+        Segmentation.Core.Application.Measurement.DecisionKey? key = null;
+        using var w = world = World(compaction: new CallbackCompaction(() =>
+        {
+            inFlight = world!.Measurement.Ledger.Issue(world.Clock.Now);
+            world.Measurement.Remember(inFlight.Sequence, "u1", key!, world.Clock.Now.UtcTicks); // a Decide that read u1 before the erasure ends now
+        }));
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+        Assert.True(w.Measurement.Ledger.TryFind(w.Decide("u1").DecisionId, out var remembered));
+        key = remembered.Key;
+
+        await w.Rights.ForgetAsync("u1");
+
+        Assert.NotNull(inFlight.Id);
+        Assert.False(w.Measurement.Ledger.TryFind(inFlight.Id, out _));
+    }
+
+    [Fact]
     public void A_full_consent_trail_still_takes_the_withdrawal_of_a_granted_purpose_and_nothing_else()
     {
         using var w = World();
