@@ -449,10 +449,11 @@ public static class ContactEvaluation
                 return guess;
             }
 
+            // A skipped time: on to the first minute the clocks show (a gap is an hour or two, on two nights a year).
             var local = new DateTime(target, DateTimeKind.Unspecified);
             while (zone.IsInvalidTime(local))
             {
-                local = local.AddMinutes(15);
+                local = local.AddMinutes(1);
             }
 
             return TimeZoneInfo.ConvertTimeToUtc(local, zone).Ticks;

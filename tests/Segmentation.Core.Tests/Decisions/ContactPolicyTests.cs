@@ -453,6 +453,22 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void Quiet_hours_ending_at_a_time_the_clocks_skip_end_at_the_first_valid_time_after_it()
+    {
+        // New York, 8 March 2026: at 02:00 EST the clocks go to 03:00 EDT (07:00 UTC). Quiet hours end at 02:10, a time
+        // that does not exist that night: the send is at 03:00 EDT (regression: 03:10, the skipped time was stepped over in
+        // quarters of an hour).
+        using var w = new TestWorld(Source(Policies.Replace("\"21:00-08:00\"", "\"21:00-02:10\"", StringComparison.Ordinal)), new DateTimeOffset(2026, 3, 8, 5, 0, 0, TimeSpan.Zero));
+        Traits(w, "z", "vip", true);
+        Traits(w, "z", "time_zone", "America/New_York");
+
+        var c = w.Decide("z", Email).Contact!;
+
+        Assert.Equal(ContactAction.SendAt, c.Action);
+        Assert.Equal(new DateTimeOffset(2026, 3, 8, 7, 0, 0, TimeSpan.Zero).UtcTicks, c.SendAtTicks);
+    }
+
+    [Fact]
     public void The_time_zone_comes_from_the_profile_then_the_request_country_then_the_catalog()
     {
         var at = new DateTimeOffset(2026, 6, 10, 11, 30, 0, TimeSpan.Zero); // 12:30 in London, 07:30 in New York, 20:30 in Tokyo
