@@ -51,17 +51,18 @@ public sealed class BenchWorld : IDisposable
     /// <summary>The realistic shopper every decision benchmark decides for.</summary>
     public const string ShopperId = "bench-shopper";
 
-    public BenchWorld(int populationCustomers = 500)
+    /// <summary>A world over the synthetic catalog, or over <paramref name="catalog"/> (the shipped one: <see cref="EmbeddedCatalogSource"/>).</summary>
+    public BenchWorld(int populationCustomers = 500, ICatalogSource? catalog = null)
     {
         Clock = new FixedClock(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
         var services = new ServiceCollection();
         services.AddSingleton<TimeProvider>(Clock);
-        services.AddSingleton<ICatalogSource>(new InMemoryCatalogSource([new CatalogFile("bench.yaml", SyntheticCatalog())], "bench"));
+        services.AddSingleton(catalog ?? new InMemoryCatalogSource([new CatalogFile("bench.yaml", SyntheticCatalog())], "bench"));
         services.AddSegmentationCore();
         _services = services.BuildServiceProvider();
 
         Catalogs = _services.GetRequiredService<CatalogStartup>().Load();
-        if (Catalogs.Current.Segments.Count(s => s.Rule is not null) != RuleSegments)
+        if (catalog is null && Catalogs.Current.Segments.Count(s => s.Rule is not null) != RuleSegments)
         {
             throw new InvalidOperationException($"the synthetic catalog should have {RuleSegments} rule segments");
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Segmentation.Contracts.V1;
@@ -16,6 +17,69 @@ internal sealed class BatchDecide(LoadOptions options, IReadOnlyList<string> use
 {
     private readonly string _runId = Guid.NewGuid().ToString("N")[..8];
     private long _batches;
+
+    /// <summary>
+    /// Gives every batch user the server does not hold (the <c>load-N</c> ids that pad the demo's customers up to the
+    /// batch size) a history of its own before anything is measured: a year of visits, product views and one to five
+    /// orders, seeded by the id, so no batch decides for empty profiles (cheaper than a customer's, and not a send's
+    /// audience). Event ids are fixed per user: a second run against the same server adds nothing. Returns how many
+    /// users were given one.
+    /// </summary>
+    public async Task<int> SeedAsync(GrpcChannel channel)
+    {
+        var client = new ProfileService.ProfileServiceClient(channel);
+        var now = DateTimeOffset.UtcNow;
+        var seeded = users.Where(u => u.StartsWith("load-", StringComparison.Ordinal)).ToList();
+        var request = new TrackEventsRequest();
+        foreach (var user in seeded)
+        {
+            var random = new Random(int.Parse(user.AsSpan("load-".Length), CultureInfo.InvariantCulture)); // the same history in every run
+            var orders = random.Next(1, 6);
+            for (var j = 0; j < orders; j++)
+            {
+                var at = now.AddDays(-random.Next(1, 365)).AddMinutes(-random.Next(0, 1440));
+                Add(user, $"{j}-v", "page_view", at.AddMinutes(-20));
+                Add(user, $"{j}-p", "product_view", at.AddMinutes(-10), product: $"P{random.Next(1, 400)}");
+                Add(user, $"{j}-o", "purchase", at, value: Math.Round(10 + (random.NextDouble() * 290), 2), order: $"seed-{user}-{j}");
+            }
+
+            if (request.Events.Count > 1_000 - 15) // a call takes 1,000 events; a user adds at most 15
+            {
+                await SendAsync();
+            }
+        }
+
+        if (request.Events.Count > 0)
+        {
+            await SendAsync();
+        }
+
+        return seeded.Count;
+
+        void Add(string user, string suffix, string type, DateTimeOffset at, double value = 0, string order = "", string product = "") => request.Events.Add(new Event
+        {
+            EventId = $"seed-{user}-{suffix}",
+            Type = type,
+            UserId = user,
+            Timestamp = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(at),
+            Value = value,
+            Currency = value > 0 ? "GBP" : "",
+            OrderId = order,
+            ProductId = product,
+            Context = new EventContext { Source = "web", Device = "desktop", SessionId = $"seed-{user}", PageType = type == "purchase" ? "checkout" : type == "product_view" ? "product" : "home" },
+        });
+
+        async Task SendAsync()
+        {
+            var response = await client.TrackEventsAsync(request, deadline: DateTime.UtcNow.AddSeconds(60));
+            if (response.Rejected > 0)
+            {
+                throw new InvalidOperationException($"seeding the batch users: {response.Rejected} events rejected ({response.Results.First(r => r.Violations.Count > 0).Violations[0]})");
+            }
+
+            request = new TrackEventsRequest();
+        }
+    }
 
     /// <summary>Runs every caller until <paramref name="stopAt"/>; batches that end in [measureFrom, stopAt) are recorded.</summary>
     public async Task<WorkerStats[]> RunAsync(GrpcChannel[] channels, long measureFrom, long stopAt)

@@ -52,6 +52,12 @@ var scenarios = new Scenarios(options, users, payload);
 var batches = new BatchDecide(options, DemoUsers.Load(Math.Max(options.Users, options.BatchSize)));
 var ingest = new StreamIngest(options);
 var modes = options.Mode == "all" ? LoadOptions.Modes : options.Mode.Split(',');
+if (modes.Contains("decide-batch"))
+{
+    var seeded = await batches.SeedAsync(channels[0]);
+    Console.WriteLine(FormattableString.Invariant($"decide-batch users: {Math.Max(options.Users, options.BatchSize) - seeded:N0} demo customers and {seeded:N0} given a generated history of their own (none is an empty profile)"));
+}
+
 if (modes.Length > 1 && options.WarmupPassSeconds > 0)
 {
     // One unmeasured pass of every mode first, so the JIT, the server's caches and pools are warm for

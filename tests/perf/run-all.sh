@@ -40,7 +40,7 @@ fi
 
 # The benchmarks behind the README's performance targets; the smoke and --all-benchmarks run every one (each pattern
 # is checked to name a benchmark in every mode, the smoke included, so a rename cannot drop one unnoticed).
-target_benchmarks=('*DecisionBenchmark.ResolveWinnerOnMiss' '*DecisionBenchmark.DecideOnMiss' '*DecisionBenchmark.DecideOnHit*'
+target_benchmarks=('*DecisionBenchmark.ResolveWinnerOnMiss*' '*DecisionBenchmark.DecideOnMiss' '*DecisionBenchmark.DecideOnHit*'
   '*TraitHeavyBenchmark*' '*IngestionBenchmark*' '*MeasurementBenchmark.RecordImpression*'
   '*MeasurementBenchmark.Kpis30DaysAllSegments')
 if ((smoke || all_benchmarks)); then

@@ -26,6 +26,22 @@ public sealed class FieldAccessor
         Type = type;
     }
 
+    private FieldAccessor(string name, FieldType type, bool costly)
+        : this(name, type) => Costly = costly;
+
+    /// <summary>
+    /// True when reading the field may walk the profile's events (a derived trait computed at evaluation time, such as
+    /// the lead score): a group of conditions tests its other clauses first (<see cref="GroupNode"/>).
+    /// </summary>
+    internal bool Costly { get; private set; }
+
+    /// <summary>Marks the field as <see cref="Costly"/> (on a new accessor, before it is shared); returns it.</summary>
+    internal FieldAccessor WalkingEvents()
+    {
+        Costly = true;
+        return this;
+    }
+
     /// <summary>The field as written in the rule, e.g. <c>events.purchase.count[90d]</c>.</summary>
     public string Name { get; }
 
@@ -110,24 +126,24 @@ public sealed class FieldAccessor
                 // Kept as its bits in the scalar slot.
                 var number = Number!;
                 Func<EvalContext, long> bits = c => BitConverter.DoubleToInt64Bits(number(c));
-                return new(Name, Type)
+                return new(Name, Type, Costly)
                 {
                     Number = c => BitConverter.Int64BitsToDouble(c.Scalar(layout, slot, bits)),
                     ValueExpression = c => Expression.Call(BitsToDoubleMethod, Slot(c, ScalarMethod, bits)),
                 };
             case FieldType.Timestamp:
                 var time = Time!;
-                return new(Name, Type) { Time = c => c.Scalar(layout, slot, time), ValueExpression = c => Slot(c, ScalarMethod, time) };
+                return new(Name, Type, Costly) { Time = c => c.Scalar(layout, slot, time), ValueExpression = c => Slot(c, ScalarMethod, time) };
             case FieldType.Bool:
                 var flag = Flag!;
                 Func<EvalContext, long> wide = c => flag(c);
-                return new(Name, Type) { Flag = c => (int)c.Scalar(layout, slot, wide), ValueExpression = c => Slot(c, ScalarMethod, wide) };
+                return new(Name, Type, Costly) { Flag = c => (int)c.Scalar(layout, slot, wide), ValueExpression = c => Slot(c, ScalarMethod, wide) };
             case FieldType.String:
                 var text = Text!;
-                return new(Name, Type) { Text = c => c.Reference(layout, slot, text), ValueExpression = c => Slot(c, TextMethod, text) };
+                return new(Name, Type, Costly) { Text = c => c.Reference(layout, slot, text), ValueExpression = c => Slot(c, TextMethod, text) };
             default:
                 var list = List!;
-                return new(Name, Type) { List = c => c.Reference(layout, slot, list), ValueExpression = c => Slot(c, ListMethod, list) };
+                return new(Name, Type, Costly) { List = c => c.Reference(layout, slot, list), ValueExpression = c => Slot(c, ListMethod, list) };
         }
     }
 

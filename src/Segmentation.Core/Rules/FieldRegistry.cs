@@ -216,9 +216,9 @@ public sealed class FieldRegistry
             c.Profile is { } p && p.Attributes.TryGetValue(key, out var a) && a.Layer > AttributeLayer.Derived
                 ? a.Value
                 : derived.Compute(key, c);
-        return trait.Type == FieldType.Number
+        return (trait.Type == FieldType.Number
             ? FieldAccessor.ForNumber(name, c => Read(c) is double d ? d : double.NaN)
-            : FieldAccessor.ForText(name, c => Read(c) as string);
+            : FieldAccessor.ForText(name, c => Read(c) as string)).WalkingEvents();
     }
 
     // When recent behaviour and an older declared value disagree, the more recent signal wins.
@@ -251,7 +251,7 @@ public sealed class FieldRegistry
             }
 
             return hasDeclared ? declared.Value as string : null;
-        });
+        }).WalkingEvents(); // the observed value reads the events
     }
 
 

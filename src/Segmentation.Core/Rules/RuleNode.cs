@@ -47,6 +47,13 @@ public abstract class RuleNode
     /// </summary>
     internal virtual bool Pure => false;
 
+    /// <summary>
+    /// True when evaluating the clause may walk the profile's events (it reads a field that is
+    /// <see cref="FieldAccessor.Costly"/>): a group evaluates its other clauses first, so that a cheap clause that
+    /// decides the group spares the walk.
+    /// </summary>
+    internal virtual bool Costly => false;
+
     /// <summary>Evaluates and appends a trace entry for this node and the children it evaluated.</summary>
     public abstract bool Explain(EvalContext context, List<ClauseTrace> trace);
 
@@ -228,6 +235,9 @@ public sealed class LeafNode : RuleNode
     internal override Expression Inline(Expression c) => _inline is null ? base.Inline(c) : _inline(c);
 
     /// <inheritdoc />
+    internal override bool Costly => _field.Costly;
+
+    /// <inheritdoc />
     public override bool ReadsContext => _field.Name.StartsWith("context.", StringComparison.Ordinal);
 
     /// <inheritdoc />
@@ -258,12 +268,19 @@ public sealed class GroupNode : RuleNode
     private readonly RuleNode[] _children;
 
     internal GroupNode(string path, string text, string kind, RuleNode[] children)
-        : base(path, text, Compose(kind, children))
+        : base(path, text, Compose(kind, InEvaluationOrder(children)))
     {
         _kind = kind;
-        _children = children;
+        _children = InEvaluationOrder(children);
+        Children = children;
         Size = SizeOf(children);
     }
+
+    // The order the clauses are evaluated in: as written, except that clauses that may walk the profile's events come
+    // last. A group's result does not depend on the order (clauses are pure but for the validity bounds they report, and
+    // a group decided by a clause holds until that clause changes, whichever was tested first); only its cost does.
+    private static RuleNode[] InEvaluationOrder(RuleNode[] children) =>
+        children.Any(c => c.Costly) ? [.. children.Where(c => !c.Costly), .. children.Where(c => c.Costly)] : children;
 
     /// <inheritdoc />
     public override long Size { get; }
@@ -271,8 +288,8 @@ public sealed class GroupNode : RuleNode
     /// <summary>The size of a group of <paramref name="children"/> (saturating: it only has to exceed a limit).</summary>
     internal static long SizeOf(IEnumerable<RuleNode> children) => children.Aggregate(0L, (sum, c) => Math.Min(sum + c.Size, long.MaxValue / 2));
 
-    /// <summary>The child clauses.</summary>
-    public IReadOnlyList<RuleNode> Children => _children;
+    /// <summary>The child clauses, as written.</summary>
+    public IReadOnlyList<RuleNode> Children { get; }
 
     /// <inheritdoc />
     internal override Expression Inline(Expression c)
@@ -304,6 +321,9 @@ public sealed class GroupNode : RuleNode
 
     /// <inheritdoc />
     internal override bool Pure => _children.All(ch => ch.Pure);
+
+    /// <inheritdoc />
+    internal override bool Costly => _children.Any(ch => ch.Costly);
 
     /// <inheritdoc />
     public override bool ReadsContext => _children.Any(c => c.ReadsContext);
@@ -434,6 +454,9 @@ public sealed class ReferenceNode : RuleNode
 
     /// <inheritdoc />
     internal override bool Pure => _target.Pure;
+
+    /// <inheritdoc />
+    internal override bool Costly => _target.Costly;
 
     /// <inheritdoc />
     public override bool ReadsContext => _target.ReadsContext;

@@ -39,8 +39,8 @@ public sealed class DerivedFields : IDerivedFields
             c.Until(at);
             return c.NowTicks >= at ? 1 : 0;
         }),
-        "affinity.top_category" => FieldAccessor.ForText(name, c => Affinity(c, byProduct: false).Top),
-        "affinity.top_product" => FieldAccessor.ForText(name, c => Affinity(c, byProduct: true).Top),
+        "affinity.top_category" => FieldAccessor.ForText(name, c => Affinity(c, byProduct: false).Top).WalkingEvents(),
+        "affinity.top_product" => FieldAccessor.ForText(name, c => Affinity(c, byProduct: true).Top).WalkingEvents(),
         "rfm.segment" => FieldAccessor.ForText(name, c => DerivedScores.RfmSegment(c.Rfm.Recency(c.Profile), c.Rfm.Frequency(c.Profile), c.Rfm.Monetary(c.Profile))),
         _ => null,
     };

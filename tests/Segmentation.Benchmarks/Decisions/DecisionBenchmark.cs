@@ -36,6 +36,10 @@ public class DecisionBenchmark
         _profile = _world.Shopper;
         _rfm = _world.Rfm.Current;
         _matched = new bool[_catalog.Segments.Count];
+        _shipped = new BenchWorld(catalog: new EmbeddedCatalogSource()); // the shopper's profile laid out for that catalog, as the server keeps it
+        _shippedProfile = _shipped.Shopper;
+        _shippedRfm = _shipped.Rfm.Current;
+        _shippedMatched = new bool[_shipped.Catalogs.Current.Segments.Count];
         _request = new DecisionRequest(BenchWorld.ShopperId, "", _world.Request, _world.Now);
         _world.Engine.Decide(_request);
         _world.Engine.Decide(_request); // asked twice: cached for DecideOnHit
@@ -113,7 +117,11 @@ public class DecisionBenchmark
     private Segment _policyWinner = null!;
 
     [GlobalCleanup]
-    public void Cleanup() => _world.Dispose();
+    public void Cleanup()
+    {
+        _world.Dispose();
+        _shipped.Dispose();
+    }
 
     /// <summary>Cache miss: the pure decision (rules, resolution, five rendered variants).</summary>
     [Benchmark]
@@ -149,6 +157,18 @@ public class DecisionBenchmark
     /// </summary>
     [Benchmark]
     public int ResolveWinnerOnMiss() => Decider.EvaluateWinner(_catalog, _profile, _world.Request, _world.Now, _rfm, _matched).Winner.Rank;
+
+    /// <summary>
+    /// As <see cref="ResolveWinnerOnMiss"/> (the same shopper), on the catalog the server ships and serves by default (the
+    /// embedded one, 25 segments) rather than the benchmarks' synthetic 50-segment catalog.
+    /// </summary>
+    [Benchmark]
+    public int ResolveWinnerOnMissShippedCatalog() => Decider.EvaluateWinner(_shipped.Catalogs.Current, _shippedProfile, _shipped.Request, _shipped.Now, _shippedRfm, _shippedMatched).Winner.Rank;
+
+    private BenchWorld _shipped = null!;
+    private Profile _shippedProfile = null!;
+    private RfmModel _shippedRfm = null!;
+    private bool[] _shippedMatched = null!;
 
     /// <summary>Cache hit through the engine: validation, profile read, cache key, lookup, new decision id.</summary>
     [Benchmark]

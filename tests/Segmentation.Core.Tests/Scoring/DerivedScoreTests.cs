@@ -157,6 +157,26 @@ public class DerivedScoreTests
         Assert.Equal(TimeSpan.FromMinutes(30), w.Catalogs.Current.Scoring.CartAbandonmentAfter);
     }
 
+    [Fact]
+    public void A_group_tests_its_other_clauses_before_one_that_walks_the_events()
+    {
+        // The default catalog's hot trade lead: a lead grade (computed from up to 1,024 events) and no orders. Written
+        // grade first, it computed the lead score on every decision of every buyer (about 1 µs of a 1.25 µs decision);
+        // the order count decides for a buyer, and the grade is only computed for a prospect.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment(
+            "hot_lead", "intent", "{ all: [ { field: traits.lead_grade, in: [hot, sales_ready] }, { field: orders.count, eq: 0 } ] }")));
+        w.Track("buyer", EventTypes.Purchase, value: 20, orderId: "o1");
+        w.Track("prospect", EventTypes.PageView);
+
+        var buyer = w.Decide("buyer", explain: true).Explanation!.Segments.Single(s => s.Segment.Id == "hot_lead");
+        var prospect = w.Decide("prospect", explain: true).Explanation!.Segments.Single(s => s.Segment.Id == "hot_lead");
+
+        Assert.Equal(["rule", "rule.all[1]"], buyer.Clauses.Select(c => c.Path)); // the grade was not read
+        Assert.Equal(("rule.all[1]", false), (buyer.FirstFailingClause, buyer.Matched));
+        Assert.Equal(["rule", "rule.all[1]", "rule.all[0]"], prospect.Clauses.Select(c => c.Path)); // no orders: the grade decides
+        Assert.Equal("rule.all[0]", prospect.FirstFailingClause); // cold
+    }
+
     [Theory]
     [InlineData("fit:\n      - { name: self, points: 10, rule: { field: traits.lead_score, gte: 50 } }", "cannot read 'traits.lead_score'")]
     [InlineData("fit:\n      - { name: graded, points: 10, rule: { segment: hot_leads } }", "cannot read 'traits.lead_grade'")]
