@@ -165,9 +165,9 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     public void Set(string userId, ReadOnlySpan<bool> matched, long validUntilTicks, CatalogSnapshot catalog, DateTimeOffset at, string cause, string? causeDetail, long populationVersion = 0, bool publish = true)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        if (_users.TryGetValue(userId, out var state) && SameSegments(state.Segments, matched, catalog))
+        if (_users.TryGetValue(userId, out var state) && SameSegments(state.Segments, matched, catalog) && state.Hidden == !publish)
         {
-            var next = new UserState(state.Segments, catalog.Version, validUntilTicks, populationVersion);
+            var next = new UserState(state.Segments, catalog.Version, validUntilTicks, populationVersion, state.Hidden);
             if (next != state)
             {
                 _users[userId] = next;
@@ -189,15 +189,23 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     {
         var known = _users.TryGetValue(userId, out var state);
         var previous = known ? state.Segments : [];
+        var hidden = !publish; // memberships of a user without personalization consent: never announced
         publish &= !Replaying && (known || !_rebuilding); // restored members are not new entries: during the rebuild only users already evaluated publish
-        if (SameSegments(previous, segments))
+
+        // Memberships held while hidden were never announced: once they may be, every segment is entered (watchers knew
+        // none of them), not the difference from what they never saw.
+        var announced = known && state.Hidden && !hidden ? [] : previous;
+        if (SameSegments(previous, segments) && (!publish || SameSegments(announced, segments)))
         {
-            _users[userId] = new UserState(previous, catalogVersion, validUntilTicks, populationVersion);
+            _users[userId] = new UserState(previous, catalogVersion, validUntilTicks, populationVersion, hidden);
             return; // the common case: a write that moves the user in or out of nothing
         }
 
-        _users[userId] = new UserState(SegmentSets.Share(segments), catalogVersion, validUntilTicks, populationVersion);
-        Moved?.Invoke(previous, segments, at);
+        _users[userId] = new UserState(SegmentSets.Share(segments), catalogVersion, validUntilTicks, populationVersion, hidden);
+        if (!SameSegments(previous, segments))
+        {
+            Moved?.Invoke(previous, segments, at);
+        }
 
         foreach (var id in segments)
         {
@@ -205,10 +213,11 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
             {
                 _members.GetOrAdd(id, static (_, listings) => new SegmentMemberSet(Stripes, listings), Listings).Add(userId);
                 CountChange(id, entered: true);
-                if (publish)
-                {
-                    Feed.Append(userId, id, ChangeKind.Entered, at, catalogVersion, cause);
-                }
+            }
+
+            if (publish && !announced.Contains(id))
+            {
+                Feed.Append(userId, id, ChangeKind.Entered, at, catalogVersion, cause);
             }
 
             // Minute resolution is plenty for "no members for 30 days", and avoids every write contending
@@ -230,7 +239,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
 
                 _lastNonEmpty[id] = at; // it had members until now
                 CountChange(id, entered: false);
-                if (publish)
+                if (publish && announced.Contains(id))
                 {
                     Feed.Append(userId, id, ChangeKind.Left, at, catalogVersion, cause);
                 }
@@ -363,5 +372,6 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     private static readonly StringArrayPool SegmentSets = new(capacity: 16_384);
 
     // A value in the dictionary's node (no object per user); the segment array is shared by every user in the same segments.
-    private readonly record struct UserState(string[] Segments, long CatalogVersion, long ValidUntilTicks, long PopulationVersion);
+    // Hidden: the segments were evaluated for a user without personalization consent, and not announced.
+    private readonly record struct UserState(string[] Segments, long CatalogVersion, long ValidUntilTicks, long PopulationVersion, bool Hidden = false);
 }

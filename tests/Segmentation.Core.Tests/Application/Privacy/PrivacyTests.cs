@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
@@ -130,6 +131,27 @@ public class PrivacyTests
 
         Assert.NotNull(inFlight.Id);
         Assert.False(w.Measurement.Ledger.TryFind(inFlight.Id, out _));
+    }
+
+    [Fact]
+    public void Granting_consent_announces_every_segment_the_user_is_in_not_only_what_changed()
+    {
+        // Regression: a rule true of a user about whom nothing is read (no orders) made a user without consent a member,
+        // unannounced; granting consent then announced only the difference from that, so the consumer never learnt of it.
+        using var w = new TestWorld(
+            TestCatalogs.Source(
+                TestCatalogs.Segment("never_bought", "transactional", "{ field: orders.count, eq: 0 }"),
+                TestCatalogs.Segment("recent_viewer", "behavioural", "{ field: events.page_view.last_at, within: 1h }")),
+            consent: new ConsentPolicy(RequireExplicitConsent: true));
+        w.Track("u1", EventTypes.PageView);
+        Assert.Contains("never_bought", w.Memberships.SegmentsOf("u1")); // held, not announced
+        var start = w.Memberships.Feed.Last;
+
+        w.Ingestion.RecordConsent("u1", ConsentPurpose.Personalization, granted: true, "web-banner", null);
+
+        var entered = w.FeedAfter(start).Where(e => e.UserId == "u1").ToList();
+        Assert.All(entered, e => Assert.Equal(ChangeKind.Entered, e.Kind));
+        Assert.Equal(["never_bought", "recent_viewer"], entered.Select(e => e.SegmentId).Order(StringComparer.Ordinal));
     }
 
     [Fact]
