@@ -219,9 +219,6 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// </summary>
     public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, bool includeTriggers = true, bool fromOldest = false, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        memberships.ThrowIfIncomplete(); // restored members are not entries, and entries of users not yet re-evaluated would be missed
-        var filter = MembershipIndex.Filter(segmentIds);
-        var feed = memberships.Feed;
         if (after < 0)
         {
             throw new ValidationException("after_offset", $"an offset is 0 or more (got {after})");
@@ -231,6 +228,10 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
         {
             throw new ValidationException("from_oldest", "either an offset to resume after or from the oldest entry, not both");
         }
+
+        var filter = MembershipIndex.Filter(segmentIds);
+        memberships.ThrowIfIncomplete(); // after the request's own mistakes, which no retry mends: restored members are not entries, and entries of users not yet re-evaluated would be missed
+        var feed = memberships.Feed;
 
         // From the oldest: until the first entry is read, what is oldest moves as entries expire.
         var cursor = fromOldest ? 0 : after ?? feed.Last;
