@@ -52,6 +52,57 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
     }
 
     [Fact]
+    public async Task Events_that_expired_while_the_server_was_down_leave_the_disk_at_the_next_start()
+    {
+        // Regression: the restore's own sweep removed them in memory, so the first periodic sweep found nothing to remove
+        // and never compacted: they stayed in the snapshot and log files until the next scheduled snapshot (an hour by
+        // default, up to a week).
+        var port = RealServerProcessTests.FreePort();
+        var arguments = Durable(
+            _dir,
+            "--Segmentation:DemoData=false",
+            "--Segmentation:SnapshotIntervalMinutes=10080",
+            "--Segmentation:Privacy:Retention:Default=30.00:00:00",
+            "--Segmentation:Privacy:Retention:EventTypes:search=00:00:03",
+            "--Segmentation:Privacy:Retention:SweepInterval=1.00:00:00");
+        using (var first = RealServerProcessTests.StartServer(port, arguments))
+        {
+            try
+            {
+                await RealServerProcessTests.WaitUntilListening(first, port);
+                using var channel = Channel(port);
+                var search = PageView("search-4711", "u1");
+                search.Type = "search";
+                await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(new TrackEventRequest { Event = search });
+            }
+            finally
+            {
+                await Stop(first);
+            }
+        }
+
+        bool OnDisk() => Directory.EnumerateFiles(_dir, "changes-*.log").Concat(Directory.EnumerateFiles(_dir, "snapshot-*.snap"))
+            .Any(f => System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(f)).Contains("search-4711", StringComparison.Ordinal));
+        Assert.True(OnDisk());
+        await Task.Delay(TimeSpan.FromSeconds(4)); // expired while the server was down
+
+        using var restarted = RealServerProcessTests.StartServer(port, arguments);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(restarted, port);
+            await Eventually(() =>
+            {
+                Assert.False(OnDisk());
+                return Task.CompletedTask;
+            });
+        }
+        finally
+        {
+            await Stop(restarted);
+        }
+    }
+
+    [Fact]
     public async Task A_second_server_on_the_same_data_directory_refuses_to_start_naming_the_holder()
     {
         var port = RealServerProcessTests.FreePort();

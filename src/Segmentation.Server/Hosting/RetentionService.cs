@@ -26,7 +26,9 @@ internal sealed class RetentionService(ProfileIngestion ingestion, IStoreCompact
         }
 
         // A failed sweep or compaction is retried by the base class; events removed in memory are logged as
-        // removed, so a restart never brings them back, and the retry's compaction takes them off the disk.
+        // removed, so a restart never brings them back, and the retry's compaction takes them off the disk. Those the
+        // restore's own sweep removed (expired while the service was down) are owed a compaction too.
+        _compactionOwed |= ingestion.ExpiredAtRestore > 0;
         using var timer = new PeriodicTimer(options.Value.Retention.SweepInterval);
         do
         {

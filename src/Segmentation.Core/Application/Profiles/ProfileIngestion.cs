@@ -128,7 +128,18 @@ public sealed class ProfileIngestion : ISnapshotStateSource
     public void Replay(ChangeRecord record) => Replayer.Replay(record);
 
     /// <inheritdoc cref="ChangeReplayer.Restore"/>
-    public StoreRestore Restore(IStoreRecovery durable) => Replayer.Restore(durable);
+    public StoreRestore Restore(IStoreRecovery durable)
+    {
+        var restored = Replayer.Restore(durable);
+        ExpiredAtRestore = restored.Expired.EventsRemoved;
+        return restored;
+    }
+
+    /// <summary>
+    /// Events the sweep after the last <see cref="Restore"/> removed (they expired while the service was down): removed in
+    /// memory and logged as removed, but still in the older files until durable storage is compacted.
+    /// </summary>
+    public long ExpiredAtRestore { get; private set; }
 
     /// <inheritdoc cref="ProfileRefresher.RecomputeRfm"/>
     public RfmModel RecomputeRfm() => Refresher.RecomputeRfm();
