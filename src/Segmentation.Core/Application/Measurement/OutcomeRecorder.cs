@@ -175,6 +175,19 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         });
     }
 
+    /// <summary>
+    /// What measurement holds about <paramref name="ids"/> (a user and the ids stitched to them), for an export: their
+    /// records in experiments, and the decisions remembered for attribution — the newest <paramref name="maxDecisions"/>,
+    /// newest first, and how many there are. A scan of the ledger and of every experiment's records.
+    /// </summary>
+    internal (IReadOnlyList<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> Experiments, int Decisions, IReadOnlyList<RememberedDecision> Newest) HeldAbout(IReadOnlySet<string> ids, int maxDecisions)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var experiments = measurement.Exposures.Records().Where(r => r.Record.Subject is { } subject && ids.Contains(subject)).ToList();
+        var decisions = measurement.Ledger.Remembered(measurement.Ledger.Issued).Where(d => ids.Contains(d.UserId)).ToList();
+        return (experiments, decisions.Count, [.. Enumerable.Reverse(decisions).Take(maxDecisions)]);
+    }
+
     /// <summary>Most outcomes per call.</summary>
     public const int MaxPerCall = 1_000;
 

@@ -222,16 +222,21 @@ public sealed class DataSubjectRights(
     private static ExportedEvent Exported(StoredEvent e) =>
         new(e.EventId, e.Type, new DateTimeOffset(e.Ticks, TimeSpan.Zero), e.Value, e.Quantity, e.SessionId, e.Source, e.PageType, e.Category, e.ProductId, e.CampaignId, e.Country);
 
+    /// <summary>Most remembered decisions an export lists (the newest; it says how many there are).</summary>
+    public const int MaxDecisionsInOneExport = 1_000;
+
     private UserExport Describe(Profile profile, bool withEvents)
     {
         var traits = catalogs.Current.Traits;
         var model = rfm.Current;
         var a = profile.Aggregates;
+        var linked = store.LinkedIds(profile.UserId);
+        var held = outcomes?.HeldAbout(new HashSet<string>([profile.UserId, .. linked], StringComparer.Ordinal), MaxDecisionsInOneExport);
         return new UserExport(
             profile.UserId,
             time.GetUtcNow(),
             profile.Version,
-            store.LinkedIds(profile.UserId),
+            linked,
             [.. profile.AttributesAsObserved().OrderBy(x => x.Name, StringComparer.Ordinal).Select(x => new ExportedAttribute(
                 x.Name,
                 ValueOf(x.Value),
@@ -258,7 +263,20 @@ public sealed class DataSubjectRights(
                 a.CartItems,
                 [.. a.OpenedCampaigns.Order(StringComparer.Ordinal)],
                 [.. a.ClickedCampaigns.Order(StringComparer.Ordinal)]),
-            new ExportedRfm(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)));
+            new ExportedRfm(model.Recency(profile), model.Frequency(profile), model.Monetary(profile)),
+            [.. (held?.Experiments ?? []).Select(e => new ExportedExperiment(
+                e.ExperimentId,
+                e.ArmId,
+                e.SegmentId,
+                new DateTimeOffset(e.Record.AssignedTicks, TimeSpan.Zero),
+                e.Record.ExposedTicks == 0 ? null : new DateTimeOffset(e.Record.ExposedTicks, TimeSpan.Zero),
+                e.Record.Impressions,
+                e.Record.Clicks,
+                e.Record.Conversions,
+                e.Record.Unsubscribes,
+                e.Record.Revenue))],
+            held?.Decisions ?? 0,
+            [.. (held?.Newest ?? []).Select(d => new ExportedDecision(d.DecisionId.ToString(), d.UserId, d.Segment.Id, d.Channel, d.CatalogVersion, new DateTimeOffset(d.Ticks, TimeSpan.Zero), d.Key.Arm?.ExperimentId, d.Key.Arm?.Id))]);
     }
 
     private static void RequireId(string userId)
@@ -296,7 +314,16 @@ internal sealed record UserExport(
     IReadOnlyList<ExportedSegmentChange> SegmentHistory,
     IReadOnlyList<string> Memberships,
     ExportedAggregates Aggregates,
-    ExportedRfm Rfm);
+    ExportedRfm Rfm,
+    IReadOnlyList<ExportedExperiment> Experiments,
+    int RememberedDecisionCount,
+    IReadOnlyList<ExportedDecision> RememberedDecisions);
+
+/// <summary>The user's record in one experiment: the arm, when given and first exposed, and the outcomes counted after.</summary>
+internal sealed record ExportedExperiment(string ExperimentId, string ArmId, string SegmentId, DateTimeOffset AssignedAt, DateTimeOffset? ExposedAt, int Impressions, int Clicks, int Conversions, int Unsubscribes, double Revenue);
+
+/// <summary>A decision remembered for attributing outcomes: its id, the id decided for, the winner, channel, catalog version, time and arm.</summary>
+internal sealed record ExportedDecision(string DecisionId, string DecidedFor, string SegmentId, string Channel, long CatalogVersion, DateTimeOffset At, string? ExperimentId, string? ArmId);
 
 internal sealed record ExportedAttribute(string Name, JsonNode? Value, string Layer, string Source, DateTimeOffset UpdatedAt, bool Pii);
 

@@ -442,6 +442,28 @@ public class PrivacyTests
     }
 
     [Fact]
+    public void Export_contains_the_users_experiments_and_the_decisions_remembered_for_them()
+    {
+        // Regression: the export left out what measurement holds about the user (saved to disk too): their arm and the
+        // outcomes counted in each experiment, and every decision remembered for attribution.
+        using var w = new TestWorld(Segmentation.Core.Tests.Experiments.ExperimentCatalogTests.Source(Segmentation.Core.Tests.Experiments.ExperimentCatalogTests.Experiment));
+        Segmentation.Core.Tests.Experiments.ExperimentCatalogTests.Vip(w, "u1");
+        var decision = w.Decide("u1");
+        w.Outcomes.Record(0, new Segmentation.Core.Outcomes.Outcome("c1", Segmentation.Core.Outcomes.OutcomeType.Click, decision.DecisionId, "u1", "", Segmentation.Core.Rendering.VariantKind.Offer, w.Clock.Now));
+        w.Decide("someone-else");
+        w.Measurement.Drain();
+
+        using var doc = JsonDocument.Parse(w.Rights.Export("u1").Json);
+        var root = doc.RootElement;
+
+        var experiment = Assert.Single(root.GetProperty("experiments").EnumerateArray());
+        Assert.Equal(("vip_offer_test", decision.Arm!.Id, "vip", 1), (experiment.GetProperty("experiment_id").GetString(), experiment.GetProperty("arm_id").GetString(), experiment.GetProperty("segment_id").GetString(), experiment.GetProperty("clicks").GetInt32()));
+        Assert.Equal(1, root.GetProperty("remembered_decision_count").GetInt32());
+        var remembered = Assert.Single(root.GetProperty("remembered_decisions").EnumerateArray());
+        Assert.Equal((decision.DecisionId, "vip", "vip_offer_test"), (remembered.GetProperty("decision_id").GetString(), remembered.GetProperty("segment_id").GetString(), remembered.GetProperty("experiment_id").GetString()));
+    }
+
+    [Fact]
     public void Export_contains_everything_held_about_the_user_as_json()
     {
         using var w = World();
