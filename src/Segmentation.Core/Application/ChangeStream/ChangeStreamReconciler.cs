@@ -27,7 +27,7 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
     public void Save(Action? writeEntries = null)
     {
         var offset = feed.Last; // read first: every entry up to it is already in the index
-        var users = memberships.Snapshot().ToList();
+        var users = memberships.Snapshot(announcedOnly: true).ToList(); // a user without consent was told nothing: a grant is announced whole
         writeEntries?.Invoke();
         if (feed.Journaled >= offset)
         {

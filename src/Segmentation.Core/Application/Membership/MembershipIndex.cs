@@ -88,12 +88,16 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     /// <summary>The change stream every enter and leave is appended to.</summary>
     public ChangeFeed Feed { get; } = feed ?? new ChangeFeed(new ChangeFeedOptions { Capacity = 100_000 });
 
-    /// <summary>Every user in at least one segment, with those segments (a moment's view while writes go on).</summary>
-    public IEnumerable<(string UserId, string[] Segments)> Snapshot()
+    /// <summary>
+    /// Every user in at least one segment, with those segments (a moment's view while writes go on); with
+    /// <paramref name="announcedOnly"/>, without the users whose memberships were never announced (no personalization
+    /// consent): what watchers have been told.
+    /// </summary>
+    public IEnumerable<(string UserId, string[] Segments)> Snapshot(bool announcedOnly = false)
     {
         foreach (var (user, state) in _users)
         {
-            if (state.Segments.Length > 0)
+            if (state.Segments.Length > 0 && !(announcedOnly && state.Hidden))
             {
                 yield return (user, state.Segments);
             }

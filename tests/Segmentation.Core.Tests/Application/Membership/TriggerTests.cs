@@ -331,6 +331,27 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void Memberships_never_announced_are_not_saved_as_told()
+    {
+        // Regression: the saved state took a user without personalization consent as told their segments; had the grant's
+        // entries been lost in a crash, the restart found no difference and announced nothing.
+        using var journal = new ChangeStreamJournal(_dir);
+        using var w = new TestWorld(
+            TestCatalogs.Source(TestCatalogs.Segment("never_bought", "transactional", "{ field: orders.count, eq: 0 }")),
+            consent: new Core.Privacy.ConsentPolicy(RequireExplicitConsent: true),
+            journal: journal);
+        w.Track("hidden", EventTypes.PageView);
+        w.Track("told", EventTypes.PageView);
+        w.Ingestion.RecordConsent("told", Core.Profiles.ConsentPurpose.Personalization, granted: true, "banner", null);
+        Assert.Contains("never_bought", w.Memberships.SegmentsOf("hidden"));
+        new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock).Flush();
+
+        w.Get<ChangeStreamReconciler>().Save();
+
+        Assert.Equal(["told"], journal.LoadMemberships()!.Users.Select(u => u.UserId));
+    }
+
+    [Fact]
     public void A_live_write_during_the_restart_announcement_is_not_contradicted_by_it()
     {
         // The announcement runs once the index is complete, with traffic served: a page view arriving between its
