@@ -26,6 +26,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private const string Prefix = "stream-";
     private const string TriggersName = "triggers.bin";
     private const string MembershipsName = "memberships.bin";
+    private const string StreamIdName = "stream.id";
     private const byte Format = 1;
 
     // The memberships file's format: a user's segment count as a 7-bit encoded integer (Format wrote a byte).
@@ -53,6 +54,33 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
         {
             DataDirectory.TryDelete(leftover); // a save a crash interrupted: it may hold user ids and is never read
         }
+
+        StreamId = ReadOrCreateStreamId();
+    }
+
+    /// <inheritdoc />
+    public string StreamId { get; }
+
+    // The stream's identity, written when the folder first holds a stream (a folder of a version before it gets one now:
+    // its consumers had none to compare). Unreadable, it is replaced: consumers that pass the old one resynchronise.
+    private string ReadOrCreateStreamId()
+    {
+        var path = Path.Combine(_folder, StreamIdName);
+        try
+        {
+            if (File.Exists(path) && File.ReadAllText(path, Encoding.ASCII).Trim() is { Length: 32 } kept && kept.All(char.IsAsciiHexDigitLower))
+            {
+                return kept;
+            }
+        }
+        catch (IOException ex)
+        {
+            _logger.LogWarning("Change stream identity {File} could not be read ({Reason}); the stream gets a new one", path, ex.Message);
+        }
+
+        var id = ChangeFeed.NewStreamId();
+        DataDirectory.WriteAtomically(path, file => file.Write(Encoding.ASCII.GetBytes(id)));
+        return id;
     }
 
     /// <inheritdoc />

@@ -71,6 +71,7 @@ public sealed class ChangeStreamServiceTests : IDisposable
     {
         var (a, b, c) = ("stream-a-" + Guid.NewGuid().ToString("N")[..8], "stream-b-" + Guid.NewGuid().ToString("N")[..8], "stream-c-" + Guid.NewGuid().ToString("N")[..8]);
         long handled;
+        string stream;
         using (var first = Server())
         {
             using var channel = GrpcTestFixture.CreateChannel(first);
@@ -80,16 +81,63 @@ public sealed class ChangeStreamServiceTests : IDisposable
             Assert.Equal((a, MembershipChangeKind.Entered), (entered.UserId, entered.Kind));
             Assert.True(entered.Offset > 0);
             handled = entered.Offset; // the consumer stores this, then goes away
+            stream = entered.StreamId; // with the stream it is from
+            Assert.Equal(32, stream.Length);
             await Explore(channel, b); // missed while it is away
         }
 
         using var second = Server(); // the same data directory: a restart
         using var after = GrpcTestFixture.CreateChannel(second);
-        var resumed = await Read(after, new WatchSegmentChangesRequest { AfterOffset = handled, SegmentIds = { "product_explorer" } }, 2, () => Explore(after, c));
+        var resumed = await Read(after, new WatchSegmentChangesRequest { AfterOffset = handled, StreamId = stream, SegmentIds = { "product_explorer" } }, 2, () => Explore(after, c));
+        Assert.All(resumed, e => Assert.Equal(stream, e.StreamId)); // the same stream across the restart
 
         Assert.Equal([(b, MembershipChangeKind.Entered), (c, MembershipChangeKind.Entered)], resumed.Select(e => (e.UserId, e.Kind)));
         Assert.True(resumed[0].Offset > handled && resumed[1].Offset > resumed[0].Offset); // numbering went on across the restart
         Assert.Equal($"event:{b}-4", resumed[0].Cause);
+    }
+
+    [Fact]
+    public async Task An_offset_from_a_stream_that_was_reset_is_out_of_range_even_where_the_new_stream_has_it()
+    {
+        // Regression: a consumer's offset from a stream that started again (another data directory, or a server without
+        // one restarted) was taken as a place in the new stream once that had grown past it: the consumer silently
+        // missed the new stream's first entries and read on from the middle.
+        string stream;
+        long handled;
+        using (var first = Server())
+        {
+            using var channel = GrpcTestFixture.CreateChannel(first);
+            await Explore(channel, "reset-a");
+            var entered = Assert.Single(await Read(channel, new WatchSegmentChangesRequest { FromOldest = true, SegmentIds = { "product_explorer" } }, 1));
+            (stream, handled) = (entered.StreamId, entered.Offset);
+        }
+
+        var other = Directory.CreateTempSubdirectory("seg-stream-reset-").FullName; // the data was reset
+        try
+        {
+            using (var reset = GrpcTestFixture.DurableServer(other, Key))
+            {
+                using var channel = GrpcTestFixture.CreateChannel(reset);
+                foreach (var user in new[] { "reset-b", "reset-c", "reset-d" })
+                {
+                    await Explore(channel, user);
+                }
+
+                var grown = await Read(channel, new WatchSegmentChangesRequest { FromOldest = true }, (int)handled + 1);
+                Assert.True(grown[^1].Offset > handled); // the new stream has the consumer's offset, with other entries
+                Assert.NotEqual(stream, grown[0].StreamId);
+
+                var ex = await Assert.ThrowsAsync<RpcException>(() => Read(channel, new WatchSegmentChangesRequest { AfterOffset = handled, StreamId = stream }, 1));
+                Assert.Equal(StatusCode.OutOfRange, ex.StatusCode);
+                Assert.Equal("CHANGE_OFFSET_NOT_RETAINED", ex.GetRpcStatus()!.GetDetail<ErrorInfo>().Reason);
+                Assert.Contains("reset", ex.Status.Detail, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            GrpcTestFixture.WaitUntilUnlocked(other);
+            Directory.Delete(other, recursive: true);
+        }
     }
 
     [Fact]

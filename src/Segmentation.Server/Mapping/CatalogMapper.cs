@@ -91,7 +91,7 @@ internal static class CatalogMapper
     public static SegmentMembers ToProto(SegmentCount count) =>
         new() { Segment = DecisionMapper.ToRef(count.Segment), MemberCount = count.Members, Share = count.Share };
 
-    public static WatchSegmentChangesResponse ToProto(FeedEntry entry) => new()
+    public static WatchSegmentChangesResponse ToProto(FeedEntry entry, string streamId) => new()
     {
         UserId = entry.UserId,
         SegmentId = entry.SegmentId,
@@ -106,6 +106,7 @@ internal static class CatalogMapper
         Cause = entry.Cause,
         Offset = entry.Offset,
         TriggerId = entry.Trigger ?? "",
+        StreamId = streamId,
     };
 
     /// <summary>Where a watch starts: after an offset, from the oldest retained entry, or (neither) from now.</summary>

@@ -91,9 +91,10 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance) : Catalog
     public override async Task WatchSegmentChanges(WatchSegmentChangesRequest request, IServerStreamWriter<WatchSegmentChangesResponse> responseStream, ServerCallContext context)
     {
         var (after, fromOldest) = CatalogMapper.Start(request);
-        await foreach (var change in governance.Watch(request.SegmentIds, after, request.IncludeTriggers, fromOldest, context.CancellationToken))
+        var stream = governance.StreamId;
+        await foreach (var change in governance.Watch(request.SegmentIds, after, request.IncludeTriggers, fromOldest, request.StreamId, context.CancellationToken))
         {
-            await responseStream.WriteAsync(CatalogMapper.ToProto(change), context.CancellationToken);
+            await responseStream.WriteAsync(CatalogMapper.ToProto(change, stream), context.CancellationToken);
         }
     }
 }

@@ -168,6 +168,34 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void The_stream_keeps_its_identity_across_restarts_and_a_new_stream_gets_another()
+    {
+        string id;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            id = journal.StreamId!;
+            journal.Append(Entries(1, 3));
+        }
+
+        using (var reopened = new ChangeStreamJournal(_dir))
+        {
+            Assert.Equal(id, reopened.StreamId);
+        }
+
+        var other = Directory.CreateTempSubdirectory("seg-journal-other-").FullName;
+        try
+        {
+            using var fresh = new ChangeStreamJournal(other);
+            Assert.Equal(32, fresh.StreamId!.Length);
+            Assert.NotEqual(id, fresh.StreamId);
+        }
+        finally
+        {
+            Directory.Delete(other, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Only_the_newest_entries_within_the_window_are_loaded_and_trimming_keeps_the_numbering()
     {
         using (var journal = new ChangeStreamJournal(_dir, segmentBytes: 512))
@@ -406,6 +434,6 @@ public sealed class ChangeStreamJournalTests : IDisposable
         Assert.Throws<ObjectDisposedException>(() => journal.SaveMemberships(new MembershipCheckpoint(0, [("u1", ["vip"])])));
         Assert.Throws<ObjectDisposedException>(() => journal.SaveTriggers(new TriggerCheckpoint(0, [])));
         Assert.Throws<ObjectDisposedException>(() => journal.Redact(new HashSet<string>(["u1"]), 0));
-        Assert.Empty(Directory.Exists(folder) ? Directory.GetFiles(folder) : []);
+        Assert.Equal(["stream.id"], Directory.GetFiles(folder).Select(Path.GetFileName)); // the stream's identity, written when it was opened
     }
 }

@@ -207,6 +207,12 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     public AuditReport Audit(CatalogSnapshot catalog, AuditOptions? options, CancellationToken cancellation = default) =>
         CatalogAudit.Run(catalog, Profiles(), rfm.Current, time.GetUtcNow(), options ?? new AuditOptions(), memberships.IsComplete ? memberships : null, cancellation);
 
+    /// <summary>The change stream's identity (<see cref="ChangeFeed.StreamId"/>).</summary>
+    public string StreamId => memberships.Feed.StreamId;
+
+    /// <summary>The longest stream id a watch may name (the service's are 32 characters).</summary>
+    public const int MaxStreamIdLength = 64;
+
     /// <summary>
     /// The change stream (membership changes and fired triggers) of <paramref name="segmentIds"/> (all segments
     /// when empty), until <paramref name="cancellation"/>: the entries after offset <paramref name="after"/> first
@@ -215,9 +221,11 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     /// entry it handled and passes it back when it reconnects; entries it missed within the retention window come
     /// first, in offset order. Throws <see cref="FeedOffsetException"/> when the entries it needs are no longer
     /// retained (or the offset is past the stream's end), before anything is returned or as soon as the consumer
-    /// falls that far behind. Fired triggers are left out unless <paramref name="includeTriggers"/>.
+    /// falls that far behind. Fired triggers are left out unless <paramref name="includeTriggers"/>. With a
+    /// <paramref name="streamId"/> (the stream the consumer's offset is from) that is not this stream's, the same
+    /// exception: the stream was reset, and its offsets are not the consumer's.
     /// </summary>
-    public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, bool includeTriggers = true, bool fromOldest = false, [EnumeratorCancellation] CancellationToken cancellation = default)
+    public async IAsyncEnumerable<FeedEntry> Watch(IReadOnlyList<string> segmentIds, long? after, bool includeTriggers = true, bool fromOldest = false, string? streamId = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         if (after < 0)
         {
@@ -229,9 +237,21 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
             throw new ValidationException("from_oldest", "either an offset to resume after or from the oldest entry, not both");
         }
 
+        if (streamId?.Length > MaxStreamIdLength)
+        {
+            throw new ValidationException("stream_id", $"a stream id is at most {MaxStreamIdLength} characters (got {streamId.Length})");
+        }
+
         var filter = MembershipIndex.Filter(segmentIds);
-        memberships.ThrowIfIncomplete(); // after the request's own mistakes, which no retry mends: restored members are not entries, and entries of users not yet re-evaluated would be missed
         var feed = memberships.Feed;
+        if (!string.IsNullOrEmpty(streamId) && streamId != feed.StreamId)
+        {
+            // An offset means something only in its own stream: this one started again (another server or data directory,
+            // or a server without one restarted), and may already be past the consumer's offset with other entries.
+            throw new FeedOffsetException($"the offset is from stream {streamId}, and this is stream {feed.StreamId} (the stream was reset): resynchronise from the current memberships and continue from the newest offset", feed.Oldest, feed.Last);
+        }
+
+        memberships.ThrowIfIncomplete(); // after the request's own mistakes, which no retry mends: restored members are not entries, and entries of users not yet re-evaluated would be missed
 
         // From the oldest: until the first entry is read, what is oldest moves as entries expire.
         var cursor = fromOldest ? 0 : after ?? feed.Last;

@@ -9,6 +9,12 @@ namespace Segmentation.Core.Application.ChangeStream;
 /// </summary>
 public interface IChangeFeedJournal
 {
+    /// <summary>
+    /// The stream's identity, kept with its files for the life of the stream (a new stream, numbered from 1 again, gets a
+    /// new one); null when nothing keeps it (the stream then gets a new one at every start).
+    /// </summary>
+    string? StreamId => null;
+
     /// <summary>The retained entries (at most <paramref name="max"/>, none before <paramref name="notBefore"/>), oldest first, and the newest offset ever written.</summary>
     (IReadOnlyList<FeedEntry> Entries, long LastOffset) Load(DateTimeOffset notBefore, int max);
 

@@ -73,7 +73,11 @@ public static class SegmentationCoreServiceCollectionExtensions
             var options = sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.ChangeStream;
             var time = sp.GetRequiredService<TimeProvider>();
             var journal = sp.GetRequiredService<IChangeFeedJournal>();
-            var feed = new ChangeFeed(options, time) { ServeOnlyJournaled = journal is not NoChangeFeedJournal }; // an offset seen is never handed out again after a crash
+            var feed = new ChangeFeed(options, time)
+            {
+                ServeOnlyJournaled = journal is not NoChangeFeedJournal, // an offset seen is never handed out again after a crash
+                StreamId = journal.StreamId ?? ChangeFeed.NewStreamId(),
+            };
             var (entries, last) = journal.Load(time.GetUtcNow() - options.Retention, options.Capacity);
             feed.Restore(entries, last);
             return feed;

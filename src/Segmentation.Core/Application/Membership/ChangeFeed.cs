@@ -67,6 +67,15 @@ public sealed class ChangeFeed
     private long _journaled;
     private TaskCompletionSource _appended = NewSignal();
 
+    /// <summary>
+    /// The stream's identity: an offset means something only in the stream it was read from. Random unless a journal
+    /// keeps one (<see cref="ChangeStream.IChangeFeedJournal.StreamId"/>).
+    /// </summary>
+    public string StreamId { get; init; } = NewStreamId();
+
+    /// <summary>A new random stream identity (32 hexadecimal digits).</summary>
+    public static string NewStreamId() => Guid.NewGuid().ToString("N");
+
     /// <summary>A feed keeping what <paramref name="options"/> says.</summary>
     public ChangeFeed(ChangeFeedOptions? options = null, TimeProvider? time = null)
     {

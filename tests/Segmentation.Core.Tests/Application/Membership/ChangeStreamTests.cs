@@ -250,6 +250,24 @@ public sealed class ChangeStreamTests
         await Assert.ThrowsAsync<Validation.ValidationException>(async () => await w.Governance.Watch([], -5).GetAsyncEnumerator().MoveNextAsync());
     }
 
+    [Fact]
+    public async Task Watch_with_an_offset_from_another_stream_fails_and_with_this_streams_id_reads_on()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")));
+        SetScore(w, "u1", 80);
+        SetScore(w, "u2", 90);
+
+        await using (var other = w.Governance.Watch([], 1, streamId: ChangeFeed.NewStreamId()).GetAsyncEnumerator())
+        {
+            Assert.Contains("reset", (await Assert.ThrowsAsync<FeedOffsetException>(async () => await other.MoveNextAsync())).Message, StringComparison.Ordinal);
+        }
+
+        await using var same = w.Governance.Watch([], 1, streamId: w.Governance.StreamId).GetAsyncEnumerator();
+        Assert.True(await same.MoveNextAsync());
+        Assert.Equal(("u2", 2L), (same.Current.UserId, same.Current.Offset));
+        await Assert.ThrowsAsync<Validation.ValidationException>(async () => await w.Governance.Watch([], 1, streamId: new string('a', 65)).GetAsyncEnumerator().MoveNextAsync());
+    }
+
     internal static void SetScore(TestWorld w, string user, double score) =>
         w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["score"] = score }, "crm", AttributeLayer.ZeroParty, null);
 }
