@@ -150,8 +150,9 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     {
         ArgumentNullException.ThrowIfNull(userIds);
 
-        // While no drain runs: one that read a decision of theirs before it was forgotten would record its exposure after.
-        measurement.WhileDrained(counted =>
+        // While nothing credits and no drain runs: an outcome or a drain that read a decision of theirs before it was
+        // forgotten would credit it, or record its exposure, after (the same order of locks as a checkpoint's).
+        WhileNotCrediting(() => measurement.WhileDrained(counted =>
         {
             var ledger = measurement.Ledger;
             if (ledger.Forget(userIds) > 0)
@@ -172,8 +173,11 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             }
 
             return 0;
-        });
+        }));
     }
+
+    /// <summary>Test hook: runs for an outcome after its decision was looked up and before it is credited.</summary>
+    internal Action<Outcome>? BeforeCrediting { get; set; }
 
     /// <summary>
     /// What measurement holds about <paramref name="ids"/> (a user and the ids stitched to them), for an export: their
@@ -269,9 +273,17 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         var ticks = outcome.Timestamp.UtcTicks;
         var value = outcome.Type == OutcomeType.Conversion ? outcome.Value : 0;
         OutcomeResult result;
+        BeforeCrediting?.Invoke(outcome);
         _crediting.EnterReadLock(); // a checkpoint holds either this credit and its journal record, or neither
         try
         {
+            if (credited is { } erased && measurement.Ledger.IsForgotten(erased.Decision.Sequence))
+            {
+                // Its user was erased while the outcome was on its way (Forget runs while nothing credits): nothing of it
+                // is kept, neither in the experiment and impressions nor in the journal.
+                return new OutcomeResult(index, Attribution.Unattributed, null, null, []);
+            }
+
             if (credited is not { } d)
             {
                 CreditUnattributed(outcome.SubjectId, outcome.Type, value, ticks);

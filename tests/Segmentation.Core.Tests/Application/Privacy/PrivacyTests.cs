@@ -134,6 +134,22 @@ public class PrivacyTests
     }
 
     [Fact]
+    public void An_outcome_on_its_way_when_its_user_is_erased_keeps_nothing_of_them()
+    {
+        // Regression: an outcome that had looked up its decision before the erasure credited it after: the erased id went
+        // back into the user's impressions (and experiments), and into the saved measurement state.
+        using var w = World();
+        w.Track("u1", EventTypes.PageView);
+        var decision = w.Decide("u1");
+        w.Outcomes.BeforeCrediting = _ => w.Rights.ForgetAsync("u1").GetAwaiter().GetResult();
+
+        var result = w.Outcomes.Record(0, new Segmentation.Core.Outcomes.Outcome("imp-1", Segmentation.Core.Outcomes.OutcomeType.Impression, decision.DecisionId, "u1", "", Segmentation.Core.Rendering.VariantKind.Offer, w.Clock.Now));
+
+        Assert.Equal(Segmentation.Core.Outcomes.Attribution.Unattributed, result.Attribution);
+        Assert.DoesNotContain(w.Outcomes.Impressions(), i => i.UserId == "u1");
+    }
+
+    [Fact]
     public void Granting_consent_announces_every_segment_the_user_is_in_not_only_what_changed()
     {
         // Regression: a rule true of a user about whom nothing is read (no orders) made a user without consent a member,
