@@ -15,6 +15,10 @@ internal sealed class RetentionService(ProfileIngestion ingestion, IStoreCompact
     // Events were removed in memory and the compaction that takes them off the disk has not succeeded yet.
     private bool _compactionOwed;
 
+    // What the restore found is read once, when the job first runs (after the restore: services start in order); a job
+    // restarted after a failure owes only what it had not compacted yet.
+    private bool _restoreRead;
+
     protected override string Job => "retention";
 
     protected override async Task RunAsync(CancellationToken stoppingToken)
@@ -26,9 +30,13 @@ internal sealed class RetentionService(ProfileIngestion ingestion, IStoreCompact
         }
 
         // A failed sweep or compaction is retried by the base class; events removed in memory are logged as
-        // removed, so a restart never brings them back, and the retry's compaction takes them off the disk. Those the
-        // restore's own sweep removed (expired while the service was down) are owed a compaction too.
-        _compactionOwed |= ingestion.ExpiredAtRestore > 0;
+        // removed, so a restart never brings them back, and the retry's compaction takes them off the disk.
+        if (!_restoreRead)
+        {
+            _compactionOwed |= ingestion.CompactionOwedAtRestore;
+            _restoreRead = true;
+        }
+
         using var timer = new PeriodicTimer(options.Value.Retention.SweepInterval);
         do
         {

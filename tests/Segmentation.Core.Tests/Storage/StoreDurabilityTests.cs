@@ -483,6 +483,39 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void A_restart_after_a_sweep_that_was_never_compacted_owes_the_compaction()
+    {
+        // Regression: only what the restore's own sweep removed counted; a removal logged before the restart, whose
+        // compaction failed or never ran, was replayed, the restore's sweep found nothing, and no compaction followed.
+        var retention = new RetentionPolicy(TimeSpan.FromDays(30));
+        var sweptAt = Start.AddDays(15);
+        using (var store = new Durable(_dir, Key, Start, retention: retention))
+        {
+            store.Restore();
+            var w = store.World;
+            w.Ingestion.Track(Event("old-id", "u1", EventTypes.PageView, Start.AddDays(-20)));
+            w.Clock.Now = sweptAt;
+            Assert.Equal(1, w.Ingestion.ApplyRetention().EventsRemoved); // no compaction: the process stops here
+        }
+
+        using var restarted = new Durable(_dir, Key, sweptAt, retention: retention);
+        restarted.Restore();
+        Assert.True(restarted.World.Ingestion.CompactionOwedAtRestore);
+
+        var other = Directory.CreateTempSubdirectory("seg-clean-").FullName;
+        try
+        {
+            using var clean = new Durable(other, Key, sweptAt, retention: retention);
+            clean.Restore();
+            Assert.False(clean.World.Ingestion.CompactionOwedAtRestore); // nothing removed, nothing owed
+        }
+        finally
+        {
+            Directory.Delete(other, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Retention_leaves_no_removed_event_id_in_the_segment_history_or_on_disk()
     {
         var retention = new RetentionPolicy(TimeSpan.FromDays(30));

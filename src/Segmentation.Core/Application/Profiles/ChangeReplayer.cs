@@ -17,6 +17,8 @@ public sealed class ChangeReplayer
     private readonly RetentionSweeper _retention;
     private readonly ProfileRefresher _refresher;
 
+    private long _expiriesReplayed;
+
     internal ChangeReplayer(ProfileWriter writer, EventRecorder events, TraitWriter traits, IdentityStitcher identity, ConsentRecorder consent, ProfileEraser eraser, RetentionSweeper retention, ProfileRefresher refresher)
     {
         _writer = writer;
@@ -73,6 +75,7 @@ public sealed class ChangeReplayer
             case ExpireChange change:
                 var ids = change.EventIds.ToHashSet(StringComparer.Ordinal);
                 _retention.Apply(change.UserId, e => ids.Contains(e.EventId), stamp, out _);
+                _expiriesReplayed++; // a removal logged and not yet compacted away (a compaction drops the record with the files)
                 break;
             case RfmModelChange change:
                 _writer.Rfm.Publish(change.ToModel(), replayed: true);
@@ -124,6 +127,6 @@ public sealed class ChangeReplayer
         var rfm = _writer.Rfm;
         var model = rfm.Current.Version == 0 && rfm.IsDirty ? _refresher.RecomputeRfm() : rfm.Current;
         var expired = _retention.ApplyRetention();
-        return new StoreRestore(snapshot, recovery, model, expired);
+        return new StoreRestore(snapshot, recovery, model, expired) { ExpiriesReplayed = _expiriesReplayed };
     }
 }

@@ -131,15 +131,16 @@ public sealed class ProfileIngestion : ISnapshotStateSource
     public StoreRestore Restore(IStoreRecovery durable)
     {
         var restored = Replayer.Restore(durable);
-        ExpiredAtRestore = restored.Expired.EventsRemoved;
+        CompactionOwedAtRestore = restored.CompactionOwed;
         return restored;
     }
 
     /// <summary>
-    /// Events the sweep after the last <see cref="Restore"/> removed (they expired while the service was down): removed in
-    /// memory and logged as removed, but still in the older files until durable storage is compacted.
+    /// True when the last <see cref="Restore"/> found events removed by retention that the older files may still hold:
+    /// removed by its own sweep (they expired while the service was down), or by a sweep before the restart whose
+    /// compaction never happened. Durable storage is owed a compaction.
     /// </summary>
-    public long ExpiredAtRestore { get; private set; }
+    public bool CompactionOwedAtRestore { get; private set; }
 
     /// <inheritdoc cref="ProfileRefresher.RecomputeRfm"/>
     public RfmModel RecomputeRfm() => Refresher.RecomputeRfm();

@@ -52,7 +52,17 @@ public sealed record RetentionResult(int ProfilesChanged, int EventsRemoved);
 /// <param name="Log">The log replayed after it.</param>
 /// <param name="Rfm">The RFM model in force afterwards.</param>
 /// <param name="Expired">What the retention sweep after the replay removed.</param>
-public sealed record StoreRestore(RestoredSnapshot? Snapshot, LogReplay Log, RfmModel Rfm, RetentionResult Expired);
+public sealed record StoreRestore(RestoredSnapshot? Snapshot, LogReplay Log, RfmModel Rfm, RetentionResult Expired)
+{
+    /// <summary>
+    /// Retention removals read back from the log: each was logged by a sweep whose compaction had not taken the
+    /// removed events off the older files (a compaction deletes the record with them).
+    /// </summary>
+    public long ExpiriesReplayed { get; init; }
+
+    /// <summary>True when events removed by retention may still be in the older files: durable storage is owed a compaction.</summary>
+    public bool CompactionOwed => Expired.EventsRemoved > 0 || ExpiriesReplayed > 0;
+}
 
 /// <summary>Result of stitching an anonymous id to a user.</summary>
 public sealed record IdentifyResult(Profile Profile, int MergedEvents, int DuplicateEvents);
