@@ -91,8 +91,9 @@ public sealed class ChangeStreamJournalTests : IDisposable
         Assert.Equal(intact, new FileInfo(segment).Length);
     }
 
-    [Fact]
-    public void Damage_in_the_middle_of_the_newest_segment_keeps_the_frames_after_it_and_their_offsets_are_never_handed_out_again()
+    // Entries 1 to 30 in three frames of one segment, a byte of the second frame's payload flipped (a bad sector, not a
+    // torn last write: an intact frame follows).
+    private (List<FeedEntry> Written, string Segment) ThreeFramesTheSecondDamaged()
     {
         var written = Entries(1, 30);
         long damagedAt;
@@ -106,14 +107,19 @@ public sealed class ChangeStreamJournalTests : IDisposable
             journal.Append(written[20..]);
         }
 
+        using var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = damagedAt;
+        var b = file.ReadByte();
+        file.Position = damagedAt;
+        file.WriteByte((byte)(b ^ 0x5A));
+        return (written, segment);
+    }
+
+    [Fact]
+    public void Damage_in_the_middle_of_the_newest_segment_keeps_the_frames_after_it_and_their_offsets_are_never_handed_out_again()
+    {
+        var (written, segment) = ThreeFramesTheSecondDamaged();
         var length = new FileInfo(segment).Length;
-        using (var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite))
-        {
-            file.Position = damagedAt;
-            var b = file.ReadByte();
-            file.Position = damagedAt;
-            file.WriteByte((byte)(b ^ 0x5A)); // a bad sector, not a torn last write: an intact frame follows
-        }
 
         using var reopened = new ChangeStreamJournal(_dir);
         var (entries, last) = reopened.Load(T0.AddDays(-1), 1000);
@@ -130,25 +136,7 @@ public sealed class ChangeStreamJournalTests : IDisposable
     [Fact]
     public void An_erasure_rewriting_a_damaged_segment_keeps_the_intact_frames_after_the_damage()
     {
-        var written = Entries(1, 30);
-        string segment;
-        long damagedAt;
-        using (var journal = new ChangeStreamJournal(_dir))
-        {
-            journal.Append(written[..10]);
-            segment = Directory.GetFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName), "stream-*.log").Single();
-            damagedAt = new FileInfo(segment).Length + 20; // inside the second frame's payload
-            journal.Append(written[10..20]);
-            journal.Append(written[20..]);
-        }
-
-        using (var file = new FileStream(segment, FileMode.Open, FileAccess.ReadWrite))
-        {
-            file.Position = damagedAt;
-            var b = file.ReadByte();
-            file.Position = damagedAt;
-            file.WriteByte((byte)(b ^ 0x5A));
-        }
+        var (written, _) = ThreeFramesTheSecondDamaged();
 
         // Regression: the rewrite kept only the frames before the damage, so offsets 21 to 30 were lost and, at the next
         // start, handed out again to new entries.
