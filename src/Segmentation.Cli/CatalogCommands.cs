@@ -9,7 +9,7 @@ using Segmentation.Contracts.V1;
 namespace Segmentation.Cli;
 
 /// <summary>Options of the watch command.</summary>
-internal sealed record WatchOptions(IReadOnlyList<string> SegmentIds, int Count, double Seconds, long? After = null, bool FromOldest = false);
+internal sealed record WatchOptions(IReadOnlyList<string> SegmentIds, int Count, double Seconds, long? After = null, bool FromOldest = false, string? Stream = null);
 
 /// <summary>
 /// The catalog governance commands: validate, publish, rollback, preview, audit, segments, members, watch.
@@ -312,7 +312,7 @@ internal static class CatalogCommands
             throw new ArgumentException("--after must be an offset of 0 or more (the last one a consumer handled)");
         }
 
-        var request = new WatchSegmentChangesRequest { SegmentIds = { o.SegmentIds }, IncludeTriggers = true };
+        var request = new WatchSegmentChangesRequest { SegmentIds = { o.SegmentIds }, IncludeTriggers = true, StreamId = o.Stream ?? "" };
         if (o.After is { } after)
         {
             request.AfterOffset = after;
@@ -334,7 +334,11 @@ internal static class CatalogCommands
             {
                 await foreach (var c in call.ResponseStream.ReadAllAsync(limit.Token))
                 {
-                    seen++;
+                    if (seen++ == 0 && !json)
+                    {
+                        await Console.Error.WriteLineAsync($"stream {c.StreamId}: resume with --after OFFSET --stream {c.StreamId}");
+                    }
+
                     Console.WriteLine(json
                         ? JsonLine.Format(c)
                         : $"#{c.Offset,-8} {Cli.Time(c.ChangedAt)}  {Kind(c),-9}  {c.SegmentId,-26} user {c.UserId,-12} catalog v{c.CatalogVersion}  cause {c.Cause}");

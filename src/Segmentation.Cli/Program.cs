@@ -263,10 +263,11 @@ var watchCount = new Option<int>("--count") { Description = "Stop after this man
 var watchSeconds = new Option<double>("--seconds") { Description = "Stop after this many seconds (always bounded)", DefaultValueFactory = _ => 30 };
 var watchAfter = new Option<long?>("--after") { Description = "Resume after this offset (the last one handled): the retained entries missed first, then live" };
 var watchOldest = new Option<bool>("--from-oldest") { Description = "Start from the oldest retained entry" };
-var watch = new Command("watch", "Follow the change stream (WatchSegmentChanges): users entering and leaving segments and triggers firing, one line per entry with its offset (JSON Lines with --json)") { watchSegments, watchCount, watchSeconds, watchAfter, watchOldest };
+var watchStream = new Option<string?>("--stream") { Description = "The stream the --after offset is from (its id is printed when a watch starts, and is stream_id in --json): refused when the stream was reset since" };
+var watch = new Command("watch", "Follow the change stream (WatchSegmentChanges): users entering and leaving segments and triggers firing, one line per entry with its offset (JSON Lines with --json)") { watchSegments, watchCount, watchSeconds, watchAfter, watchOldest, watchStream };
 watch.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.WatchAsync(
     Target(parse),
-    new WatchOptions(parse.GetValue(watchSegments) ?? [], parse.GetValue(watchCount), parse.GetValue(watchSeconds), parse.GetValue(watchAfter), parse.GetValue(watchOldest)),
+    new WatchOptions(parse.GetValue(watchSegments) ?? [], parse.GetValue(watchCount), parse.GetValue(watchSeconds), parse.GetValue(watchAfter), parse.GetValue(watchOldest), parse.GetValue(watchStream)),
     parse.GetValue(json),
     ct)));
 root.Subcommands.Add(watch);

@@ -261,6 +261,18 @@ public sealed class CliProcessTests
             Assert.StartsWith("cli-u1\t", lines[0], StringComparison.Ordinal);
             Assert.StartsWith("cli-nobody\t", lines[1], StringComparison.Ordinal);
 
+            // watch: the stream's entries with their offsets and the stream's id, to resume with; an id of another
+            // stream (the data reset since) is refused, naming the reset.
+            var first = System.Text.Json.JsonDocument.Parse((await Ok("watch --from-oldest --count 1 --seconds 20 --json")).Split('\n')[0]).RootElement;
+            var (offset, stream) = (first.GetProperty("offset").GetString(), first.GetProperty("stream_id").GetString());
+            Assert.Equal(32, stream!.Length);
+            var (watchExit, _, watchError) = await Segctl($"watch --after {offset} --stream {stream} --seconds 1 {at}", environment: env);
+            Assert.True(watchExit == 0, watchError);
+            Assert.Contains("watching", watchError, StringComparison.Ordinal);
+            (watchExit, _, watchError) = await Segctl($"watch --after {offset} --stream {new string('0', 32)} --seconds 5 {at}", environment: env);
+            Assert.NotEqual(0, watchExit);
+            Assert.Contains("reset", watchError, StringComparison.Ordinal);
+
             // --json: one object per line (regression: each was an indented object over many lines).
             var jsonLines = (await Ok("decide-batch - --json", stdin: "cli-u1\ncli-nobody\n")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(2, jsonLines.Length);
