@@ -31,7 +31,7 @@ internal sealed record LoadOptions
           --batch-calls N      decide-batch: DecideBatch calls in flight (default 2)
           --batch-channel C    decide-batch: web (default) or email (contact verdicts and send times per user)
           --server-pid PID     the server's process id: report its CPU time per request (Linux /proc)
-          --payload-bytes N    echo payload size (default: the size of one measured Decide response)
+          --payload-bytes N    echo the same N bytes both ways (default: a Decide request's size, answered with a Decide response's)
           --write-h2load-bodies DIR   write gRPC-framed echo.bin and decide.bin request bodies for h2load and exit
         """;
 

@@ -34,21 +34,28 @@ foreach (var channel in channels)
 var users = DemoUsers.Load(options.Users);
 var probe = await new DecisionService.DecisionServiceClient(channels[0]).DecideAsync(new DecideRequest { UserId = users[0], Context = Scenarios.Context });
 var decideBytes = probe.CalculateSize();
-var payload = ByteString.CopyFrom(new byte[options.PayloadBytes ?? decideBytes]);
+var decideRequestBytes = new DecideRequest { UserId = users[0], Context = Scenarios.Context }.CalculateSize();
+
+// The baseline moves what a Decide moves: a request of a Decide request's size, an answer of a Decide response's
+// (--payload-bytes: the same payload both ways, as Echo did before it could answer another size).
+var echoRequest = options.PayloadBytes is { } fixedBytes
+    ? new EchoRequest { Payload = ByteString.CopyFrom(new byte[fixedBytes]) }
+    : new EchoRequest { Payload = ByteString.CopyFrom(new byte[Math.Max(0, decideRequestBytes - 6)]), ResponseBytes = (uint)Math.Max(1, decideBytes - 3) };
+var echoResponseBytes = new EchoResponse { Payload = echoRequest.ResponseBytes == 0 ? echoRequest.Payload : ByteString.CopyFrom(new byte[echoRequest.ResponseBytes]) }.CalculateSize();
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"server {options.Address}  connections {options.Connections}  concurrency {options.Concurrency}  duration {options.DurationSeconds}s (+{options.WarmupSeconds}s warm-up)  users {users.Count}  Decide response {decideBytes} B  echo payload {payload.Length} B"));
+    $"server {options.Address}  connections {options.Connections}  concurrency {options.Concurrency}  duration {options.DurationSeconds}s (+{options.WarmupSeconds}s warm-up)  users {users.Count}  Decide request {decideRequestBytes} B, response {decideBytes} B  Echo request {echoRequest.CalculateSize()} B, response {echoResponseBytes} B"));
 
 if (options.H2LoadBodiesDirectory is { } dir)
 {
     Directory.CreateDirectory(dir);
-    await File.WriteAllBytesAsync(Path.Combine(dir, "echo.bin"), Frame(new EchoRequest { Payload = payload }));
+    await File.WriteAllBytesAsync(Path.Combine(dir, "echo.bin"), Frame(echoRequest));
     await File.WriteAllBytesAsync(Path.Combine(dir, "decide.bin"), Frame(new DecideRequest { UserId = users[0], Context = Scenarios.Context }));
-    var echoBytes = new EchoResponse { Payload = payload }.CalculateSize();
+    var echoBytes = echoResponseBytes;
     Console.WriteLine($"h2load bodies written to {dir}; response message bytes: echo {echoBytes} decide {decideBytes}");
     return 0;
 }
 
-var scenarios = new Scenarios(options, users, payload);
+var scenarios = new Scenarios(options, users, echoRequest);
 var batches = new BatchDecide(options, DemoUsers.Load(Math.Max(options.Users, options.BatchSize)));
 var ingest = new StreamIngest(options);
 var modes = options.Mode == "all" ? LoadOptions.Modes : options.Mode.Split(',');
@@ -83,7 +90,7 @@ var echoStream = results.FirstOrDefault(r => r.Mode == "echo-stream");
 if (echo is not null && results.Count > 1)
 {
     Console.WriteLine();
-    Console.WriteLine("summary (same server, same run; ratios are to the bare Echo RPC with a payload the size of a Decide response)");
+    Console.WriteLine("summary (same server, same run; ratios are to the bare Echo RPC moving a Decide's request and response sizes)");
     Console.WriteLine("(decide-batch: users/s, latencies of whole batches; stream-ingest, stream-batch: events/s; echo-stream: messages/s, one per event; server and load-generator CPU per request, event or batch user: they share the cores)");
     Console.WriteLine("mode            req/s    p50 ms   p90 ms   p99 ms p99.9 ms   max ms   errors  cache hits  throughput % of echo  p99 x echo  server CPU us  client CPU us");
     foreach (var r in results)

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
@@ -14,7 +13,7 @@ namespace Segmentation.LoadTest;
 /// event counted as a track); decide-fresh sends a page path never seen before, so every Decide is
 /// computed in full without a write in between.
 /// </summary>
-internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users, ByteString echoPayload)
+internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users, EchoRequest echoRequest)
 {
     /// <summary>The storefront request every Decide sends: a product page on a phone in the UK.</summary>
     public static readonly RequestContext Context = new() { Device = "mobile", Country = "GB", PageType = "product", PagePath = "/gifts/christmas" };
@@ -109,7 +108,7 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
         });
 
     private Task<EchoResponse> Echo(CallInvoker channel) =>
-        new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest { Payload = echoPayload }, deadline: Deadline()).ResponseAsync;
+        new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(echoRequest, deadline: Deadline()).ResponseAsync;
 
     private async Task TrackThenDecide(CallInvoker channel, string user, WorkerStats stats, bool measured)
     {

@@ -33,6 +33,22 @@ public sealed class DiagnosticsServiceTests(GrpcTestFixture fixture) : IClassFix
     }
 
     [Fact]
+    public async Task Echo_answers_its_payload_or_the_bytes_it_asks_for_and_refuses_more_than_64_KiB()
+    {
+        var client = new DiagnosticsService.DiagnosticsServiceClient(fixture.Channel);
+        var payload = Google.Protobuf.ByteString.CopyFromUtf8("echo me");
+
+        Assert.Equal(payload, (await client.EchoAsync(new EchoRequest { Payload = payload }, Within30Seconds)).Payload);
+        var sized = (await client.EchoAsync(new EchoRequest { Payload = payload, ResponseBytes = 900 }, Within30Seconds)).Payload;
+        Assert.Equal(900, sized.Length);
+        Assert.All(sized, b => Assert.Equal(0, b));
+
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await client.EchoAsync(new EchoRequest { ResponseBytes = 65_537 }, Within30Seconds));
+        Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        Assert.Equal("response_bytes", Assert.Single(ex.GetRpcStatus()!.GetDetail<BadRequest>().FieldViolations).Field);
+    }
+
+    [Fact]
     public async Task EchoStream_refuses_more_than_64_KiB_after_answering_the_messages_before_it()
     {
         using var call = new DiagnosticsService.DiagnosticsServiceClient(fixture.Channel).EchoStream(Within30Seconds);

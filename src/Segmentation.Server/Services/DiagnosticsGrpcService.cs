@@ -20,7 +20,12 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits) : Diag
     private static readonly byte[] Zeros = new byte[MaxEchoResponseBytes];
 
     public override Task<EchoResponse> Echo(EchoRequest request, ServerCallContext context) =>
-        Task.FromResult(new EchoResponse { Payload = request.Payload });
+        Task.FromResult(new EchoResponse { Payload = request.ResponseBytes == 0 ? request.Payload : Answer(request.ResponseBytes) });
+
+    // `bytes` zeros, a slice of one array (asking for bytes allocates none).
+    private static ByteString Answer(uint bytes) => bytes <= MaxEchoResponseBytes
+        ? UnsafeByteOperations.UnsafeWrap(Zeros.AsMemory(0, (int)bytes))
+        : throw new ValidationException("response_bytes", $"at most {MaxEchoResponseBytes} bytes (got {bytes})");
 
     public override Task EchoStream(IAsyncStreamReader<EchoStreamRequest> requestStream, IServerStreamWriter<EchoStreamResponse> responseStream, ServerCallContext context)
     {
@@ -32,7 +37,7 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits) : Diag
             answer: (message, _) =>
             {
                 rateLimits.Acquire(caller, 1);
-                return new EchoStreamResponse { Payload = UnsafeByteOperations.UnsafeWrap(Zeros.AsMemory(0, (int)message.ResponseBytes)) };
+                return new EchoStreamResponse { Payload = Answer(message.ResponseBytes) };
             },
             context.CancellationToken);
     }
