@@ -77,6 +77,23 @@ internal static class Commands
         AppendVariant(sb, "cta", d.Cta);
         AppendVariant(sb, "journey", d.Journey);
         AppendVariant(sb, "messaging", d.Messaging);
+        if (d.ExperimentId.Length > 0)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"experiment    {d.ExperimentId}, arm {d.ArmId}");
+        }
+
+        if (d.Contact is { } contact)
+        {
+            // The channel's contact policy: send, suppress or send at a time, and the counts behind it (the arithmetic in
+            // words with --explain).
+            var cap = contact.Limit < 0 ? "no cap" : $"{contact.Count} of {contact.Limit} in {contact.Window?.ToTimeSpan().TotalDays:0.#} days";
+            var when = contact.SendAt is { } at ? $", {(contact.Action == ContactAction.SendAt ? "send at" : "next allowed")} {Cli.Time(at)}" : "";
+            sb.AppendLine(CultureInfo.InvariantCulture, $"contact       {Cli.EnumName(contact.Action)} on {contact.Channel}: {contact.Policy}, engagement {contact.Engagement}, {cap}{when} ({contact.TimeZone})");
+            if (contact.Reason.Length > 0)
+            {
+                sb.AppendLine(CultureInfo.InvariantCulture, $"  {contact.Reason}");
+            }
+        }
 
         if (d.Explanation is { } x)
         {
@@ -85,7 +102,7 @@ internal static class Commands
             sb.AppendLine(CultureInfo.InvariantCulture, $"  context fields read: {(x.ContextFieldsRead.Count == 0 ? "(none)" : string.Join(", ", x.ContextFieldsRead))}");
             foreach (var s in x.Segments)
             {
-                var failing = s.Matched ? "" : s.FirstFailingClause.Length > 0 ? $"  first failing: {s.FirstFailingClause}" : "";
+                var failing = s.Matched ? "" : s.FirstFailingClause.Length > 0 ? $"  decided by: {s.FirstFailingClause}" : "";
                 sb.AppendLine(CultureInfo.InvariantCulture, $"  [{(s.Matched ? "match" : "no")}] {s.Segment.Id} ({s.Segment.Priority}){failing}");
                 foreach (var c in s.Clauses)
                 {

@@ -220,6 +220,39 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task Decide_in_plain_text_shows_the_contact_policys_verdict()
+    {
+        // Regression: only --json showed it; the plain text said nothing of the channel's contact policy.
+        var catalog = Directory.CreateTempSubdirectory("seg-cli-policies-").FullName;
+        try
+        {
+            var shipped = Path.Combine(ExternalTools.RepoRoot, "src", "Segmentation.Core", "DefaultCatalog");
+            foreach (var file in Directory.EnumerateFiles(shipped, "*.yaml", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(catalog, Path.GetRelativePath(shipped, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(file, target);
+            }
+
+            await File.WriteAllTextAsync(Path.Combine(catalog, "policies.yaml"), "contact_policies:\n  time_zone: Europe/London\n  channels:\n    email:\n      caps:\n        default: 2/7d\n");
+            await WithService(
+                async port =>
+                {
+                    var (exit, stdout, stderr) = await Segctl($"decide cli-contact --channel email --explain --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey });
+                    Assert.True(exit == 0, stderr);
+                    var line = Assert.Single(stdout.Split('\n'), l => l.StartsWith("contact ", StringComparison.Ordinal));
+                    Assert.Contains("on email", line, StringComparison.Ordinal);
+                    Assert.Contains("(Europe/London)", line, StringComparison.Ordinal);
+                },
+                $"--Segmentation:CatalogPath={catalog}");
+        }
+        finally
+        {
+            Directory.Delete(catalog, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task User_commands_set_traits_track_identify_decide_in_batch_record_consent_export_and_forget()
     {
         await WithService(async port =>
