@@ -268,12 +268,17 @@ public sealed class GroupNode : RuleNode
     private readonly RuleNode[] _children;
 
     internal GroupNode(string path, string text, string kind, RuleNode[] children)
-        : base(path, text, Compose(kind, InEvaluationOrder(children)))
+        : this(path, text, kind, children, InEvaluationOrder(children))
+    {
+    }
+
+    private GroupNode(string path, string text, string kind, RuleNode[] written, RuleNode[] evaluated)
+        : base(path, text, Compose(kind, evaluated))
     {
         _kind = kind;
-        _children = InEvaluationOrder(children);
-        Children = children;
-        Size = SizeOf(children);
+        _children = evaluated;
+        Children = written;
+        Size = SizeOf(written);
     }
 
     // The order the clauses are evaluated in: as written, except that clauses that may walk the profile's events come

@@ -104,6 +104,17 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
         }
     }
 
+    /// <summary>Drains, then runs <paramref name="action"/> while no drain runs.</summary>
+    internal void WhileDrained(Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (_drain)
+        {
+            Drain();
+            action();
+        }
+    }
+
     /// <summary>Counts every decision remembered since the last drain into the KPIs.</summary>
     public void Drain()
     {

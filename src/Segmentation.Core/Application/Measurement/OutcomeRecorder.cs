@@ -152,7 +152,7 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
 
         // While nothing credits and no drain runs: an outcome or a drain that read a decision of theirs before it was
         // forgotten would credit it, or record its exposure, after (the same order of locks as a checkpoint's).
-        WhileNotCrediting(() => measurement.WhileDrained(counted =>
+        WhileNotCrediting(() => measurement.WhileDrained(() =>
         {
             var ledger = measurement.Ledger;
             if (ledger.Forget(userIds) > 0)
@@ -171,8 +171,6 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             {
                 _impressions.TryRemove(id, out _);
             }
-
-            return 0;
         }));
     }
 
