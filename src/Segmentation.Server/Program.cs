@@ -27,6 +27,10 @@ try
     // fails at run time is still logged by the host, as critical, with its exception.
     builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
 
+    // Exception messages can quote personal data (a user id, a trait value): outside Development every logged exception
+    // shows its type and stack trace only, whichever component logs it.
+    builder.Logging.RedactExceptionMessagesOutside(builder.Environment);
+
     builder.Services.AddSegmentation();
     builder.Services.AddSegmentationSecurity();
     // The interceptors are services of their own, one instance for the process: the host would otherwise build one per

@@ -230,7 +230,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         }
         catch (Exception ex) when (!IsStorageFailure(ex) && ex is not (OperationCanceledException or ObjectDisposedException))
         {
-            logger.LogWarning(ex, "A batch of {Count} Redis stream entries failed ({Reason}); applying them one at a time to find the entry at fault", events.Count, ex.Message);
+            logger.LogWarning(ex, "A batch of {Count} Redis stream entries failed ({ExceptionType}); applying them one at a time to find the entry at fault", events.Count, ex.GetType().Name);
             var one = new List<Core.Application.Profiles.EventResult>(events.Count);
             for (var k = 0; k < events.Count; k++)
             {

@@ -17,7 +17,7 @@ namespace Segmentation.Server.Interceptors;
 /// and stack trace but not its message, which may quote request values such as PII traits (PII is
 /// never written to logs).
 /// </summary>
-internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger, IHostEnvironment environment) : Interceptor
+internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> logger) : Interceptor
 {
     private readonly RepeatedLogLimit _unexpected = new(perMinute: 5);
     private readonly RepeatedLogLimit _storage = new(perMinute: 5);
@@ -179,14 +179,8 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 var method = RoutedMethod.Of(context); // a key per method, however the caller spelled its path
                 if (_unexpected.ShouldLog(ex.GetType(), method, out var suppressed))
                 {
-                    if (environment.IsDevelopment())
-                    {
-                        logger.LogError(ex, "Unhandled error in {Method} ({Suppressed} more of the same in the last minute not logged)", method, suppressed);
-                    }
-                    else
-                    {
-                        logger.LogError("Unhandled {ExceptionType} in {Method} (message not logged: it may contain personal data; {Suppressed} more of the same in the last minute not logged){NewLine}{StackTrace}", ex.GetType().FullName, method, suppressed, Environment.NewLine, ex.StackTrace);
-                    }
+                    // Outside Development the logger factory drops the exception's message (it may quote personal data).
+                    logger.LogError(ex, "Unhandled {ExceptionType} in {Method} ({Suppressed} more of the same in the last minute not logged)", ex.GetType().FullName, method, suppressed);
                 }
 
                 return new RpcException(new Grpc.Core.Status(StatusCode.Internal, "internal error; see server logs"));
