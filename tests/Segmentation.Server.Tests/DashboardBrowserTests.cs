@@ -349,6 +349,45 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Promoting_an_arm_shows_the_new_status_without_a_reload()
+    {
+        // Regression: after a promotion the page still showed the experiment running and no arm promoted, and said
+        // "Reload the page to see the new status".
+        const string Experiment = """
+            experiments:
+              - id: promotable_cta
+                scope: catalog
+                primary_metric: ctr
+                arms:
+                  - id: control
+                  - id: short_cta
+                    variants:
+                      cta: "Shop"
+            """;
+        var catalog = new CatalogService.CatalogServiceClient(_channel);
+        var files = CatalogGovernanceServiceTests.DefaultFiles().Where(f => !f.Name.EndsWith("experiments.yaml", StringComparison.Ordinal)).ToList();
+        files.Add(new CatalogFile { Name = "experiments.yaml", Content = Experiment });
+        await catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "an experiment to promote" });
+
+        var page = await SignedInPage();
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/experiments/promotable_cta");
+        await page.GetByTestId("arms-table").WaitForAsync();
+        Assert.NotEqual("EXPERIMENT_STATUS_PROMOTED", await Value(page, "experiment-status"));
+        await page.GetByTestId("promote-short_cta").ClickAsync();
+
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=experiment-status]')?.dataset.value === 'EXPERIMENT_STATUS_PROMOTED'");
+        var experiment = (await new ExperimentService.ExperimentServiceClient(_channel).ListExperimentsAsync(new ListExperimentsRequest())).Experiments.Single(e => e.Id == "promotable_cta");
+        Assert.Equal(ExperimentStatus.Promoted, experiment.Status);
+        Assert.Equal("short_cta", experiment.PromotedArmId);
+        Assert.Contains("(promoted)", await page.GetByTestId("arm-short_cta").InnerTextAsync(), StringComparison.Ordinal);
+        var notice = page.GetByTestId("promote-result");
+        Assert.StartsWith("Promoted arm short_cta: catalog version", await notice.InnerTextAsync(), StringComparison.Ordinal);
+        Assert.True(await notice.EvaluateAsync<bool>("n => document.activeElement === n"), "the result does not have the focus");
+        Assert.Empty(_errors);
+    }
+
+    [Fact]
     public async Task A_wrong_key_is_asked_again_and_a_key_without_admin_cannot_promote()
     {
         var page = await _browser!.NewPageAsync();

@@ -89,7 +89,11 @@ function showSignIn(reason, isError = false) {
   input.focus();
 }
 
-async function route() {
+/**
+ * Shows the page the address names. A page that changed what it shows (a promotion) renders itself again through
+ * ctx.reload(notice): the notice is the page's to show, and it takes the focus instead of the heading.
+ */
+async function route(notice) {
   if (!apiKey.isSet()) {
     showSignIn();
     return;
@@ -129,6 +133,12 @@ async function route() {
     setTitle: (title) => {
       document.title = `${title} · Segmentation dashboard`;
     },
+    notice,
+    reload: (text) => {
+      if (current === page) {
+        route(text);
+      }
+    },
   };
   try {
     const module = await match.r.load();
@@ -141,7 +151,7 @@ async function route() {
     ctx.fail(err, 'This page failed');
   }
   if (current === page && !firstRender) {
-    main.querySelector('h1')?.focus();
+    ((notice ? main.querySelector('[data-notice]') : null) ?? main.querySelector('h1'))?.focus();
   }
   firstRender = false;
 }
@@ -165,5 +175,5 @@ document.querySelector('.skip-link')?.addEventListener('click', (e) => {
   main.focus();
 });
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => route());
 route();

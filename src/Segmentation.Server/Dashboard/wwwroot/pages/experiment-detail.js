@@ -34,7 +34,8 @@ export async function render(ctx) {
   const primary = section('Primary metric comparisons', 'primary');
   const guardrails = section('Guardrails', 'guardrails');
   const breakdowns = section('Per segment', 'breakdowns');
-  const promoteResult = h('p', { role: 'status', 'data-testid': 'promote-result' });
+  // After a promotion the page is rendered again (the status, the promoted arm) with the result as its notice.
+  const promoteResult = h('p', { role: 'status', 'data-testid': 'promote-result', tabindex: '-1', 'data-notice': '' }, ctx.notice ?? '');
   ctx.main.append(h('p', {}, h('a', { href: '#/experiments' }, '← All experiments')), title, summary.el, arms.el, primary.el, guardrails.el);
 
   let res;
@@ -49,7 +50,7 @@ export async function render(ctx) {
   }
   const e = res.experiment ?? {};
   const metric = e.primaryMetric ?? '';
-  fill(title, 'Experiment ', h('code', {}, e.id || id), ' ', statusPill(e.status));
+  fill(title, 'Experiment ', h('code', {}, e.id || id), ' ', h('span', { 'data-testid': 'experiment-status', 'data-value': e.status ?? '' }, statusPill(e.status)));
   const comparisons = res.comparisons ?? [];
   const primaryOf = (armId) => comparisons.find((c) => c.armId === armId && !c.guardrail);
   const srm = res.sampleRatio ?? {};
@@ -77,7 +78,7 @@ export async function render(ctx) {
     try {
       const r = await call(`/v1/experiments/${encodeURIComponent(id)}/promote`, { method: 'POST', body: { armId, comment: `promoted from the dashboard: arm ${armId}` }, signal: ctx.signal });
       const warnings = (r.warnings ?? []).length;
-      promoteResult.textContent = `Promoted arm ${r.armId || armId}: catalog version ${r.catalogVersion ?? '?'} published${warnings ? ` with ${warnings} audit warning${warnings === 1 ? '' : 's'}` : ''}. Reload the page to see the new status.`;
+      ctx.reload(`Promoted arm ${r.armId || armId}: catalog version ${r.catalogVersion ?? '?'} published${warnings ? ` with ${warnings} audit warning${warnings === 1 ? '' : 's'}` : ''}.`);
     } catch (err) {
       promoteResult.textContent = err?.status === 403
         ? `Not promoted: ${describeError(err)} Promoting needs a key with the admin scope.`
