@@ -87,6 +87,49 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         Assert.Equal("general_audience", (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "nobody" })).Decision.Segment.Id);
     }
 
+    [Fact]
+    public async Task Files_removed_while_the_directory_is_read_leave_the_service_ready_and_an_edit_published()
+    {
+        // Regression: a file listed and gone before its size was read (editors' temporary files, rsync, a config map
+        // update) failed the watch job: the service reported not ready for the rest of the process's life (the job
+        // never reported success again), and an edit made meanwhile was taken as loaded and never published.
+        using var factory = Server();
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        var health = new Grpc.Health.V1.Health.HealthClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+
+        var scratch = Path.Combine(_dir, "scratch");
+        Directory.CreateDirectory(scratch);
+        var names = Enumerable.Range(0, 2_000).Select(i => Path.Combine(scratch, $"tmp{i}.txt")).ToArray();
+        using var churn = new CancellationTokenSource(TimeSpan.FromSeconds(4));
+        var churning = Task.Run(() =>
+        {
+            while (!churn.IsCancellationRequested)
+            {
+                foreach (var name in names)
+                {
+                    File.WriteAllText(name, "x");
+                }
+
+                foreach (var name in names)
+                {
+                    File.Delete(name);
+                }
+            }
+        });
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await File.WriteAllTextAsync(value, (await File.ReadAllTextAsync(value)).Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        await churning;
+
+        var published = await WaitForVersion(catalog, 2);
+        var latest = await WaitForVipName(catalog, "VIP client");
+        Assert.True(latest.Version >= published.Version);
+        var ready = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest { Service = "" });
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, ready.Status);
+    }
+
     // A server whose catalog is this test's directory, without demo data.
     private WebApplicationFactory<Program> Server() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
     {
@@ -111,6 +154,22 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         }
 
         throw new TimeoutException($"catalog version {version} was not published within 10 s");
+    }
+
+    private static async Task<GetCatalogResponse> WaitForVipName(CatalogService.CatalogServiceClient catalog, string name)
+    {
+        for (var i = 0; i < 50; i++)
+        {
+            var c = await catalog.GetCatalogAsync(new GetCatalogRequest());
+            if (c.Segments.Single(s => s.Segment.Id == "vip").Segment.Name == name)
+            {
+                return c;
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"no catalog version named the vip segment '{name}' within 10 s");
     }
 
     public void Dispose()

@@ -16,6 +16,8 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
 {
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
+    private bool _unreadable; // the last poll could not read the directory (logged once per streak)
+
     protected override string Job => "catalog directory watch";
 
     protected override async Task RunAsync(CancellationToken stoppingToken)
@@ -26,12 +28,19 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
             return; // the embedded catalog does not change
         }
 
-        var loaded = Fingerprint(path);
+        // A poll that cannot read the directory (a file removed while it is listed, as editors, rsync and Kubernetes
+        // config map updates do; a folder without access) is skipped: the next one reads it again, nothing is taken as
+        // loaded meanwhile, and the job never fails for it (a failed job would report the service not ready).
+        var loaded = await FirstFingerprintAsync(path, stoppingToken);
         var pending = loaded;
         using var timer = new PeriodicTimer(PollInterval);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            var now = Fingerprint(path);
+            if (TryFingerprint(path) is not { } now)
+            {
+                continue;
+            }
+
             if (now == loaded)
             {
                 pending = now;
@@ -64,6 +73,42 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
                 // A catalog the loader could not even report on is rejected like any bad catalog: the service goes on.
                 logger.LogError("Catalog directory changed but loading it failed ({Error}); v{Version} keeps serving", ex.GetType().Name, catalogs.Current.Version);
             }
+        }
+    }
+
+    // The directory as the service started with it: read again until it can be read.
+    private async Task<string> FirstFingerprintAsync(string path, CancellationToken stoppingToken)
+    {
+        while (true)
+        {
+            if (TryFingerprint(path) is { } first)
+            {
+                return first;
+            }
+
+            await Task.Delay(PollInterval, stoppingToken);
+        }
+    }
+
+    // Names, sizes and modification times of every file, or null when the directory could not be read this time
+    // (logged once until a poll reads it again).
+    private string? TryFingerprint(string path)
+    {
+        try
+        {
+            var fingerprint = Fingerprint(path);
+            _unreadable = false;
+            return fingerprint;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            if (!_unreadable)
+            {
+                logger.LogWarning("Catalog directory could not be read ({ExceptionType}: {Reason}); it is read again at the next poll", ex.GetType().Name, ex.Message);
+            }
+
+            _unreadable = true;
+            return null;
         }
     }
 
