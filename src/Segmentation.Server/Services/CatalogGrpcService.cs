@@ -7,7 +7,7 @@ using Segmentation.Server.Security;
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="CatalogGovernance"/>: each method maps the request, calls the domain and maps the result.</summary>
-internal sealed class CatalogGrpcService(CatalogGovernance governance) : CatalogService.CatalogServiceBase
+internal sealed class CatalogGrpcService(CatalogGovernance governance, IHostApplicationLifetime lifetime) : CatalogService.CatalogServiceBase
 {
     public override Task<GetCatalogResponse> GetCatalog(GetCatalogRequest request, ServerCallContext context) =>
         Task.FromResult(CatalogMapper.ToProto(governance.Current, governance.History));
@@ -92,9 +92,17 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance) : Catalog
     {
         var (after, fromOldest) = CatalogMapper.Start(request);
         var stream = governance.StreamId;
-        await foreach (var change in governance.Watch(request.SegmentIds, after, request.IncludeTriggers, fromOldest, request.StreamId, context.CancellationToken))
+        using var call = ServerStopping.Linked(context, lifetime);
+        try
         {
-            await responseStream.WriteAsync(CatalogMapper.ToProto(change, stream), context.CancellationToken);
+            await foreach (var change in governance.Watch(request.SegmentIds, after, request.IncludeTriggers, fromOldest, request.StreamId, call.Token))
+            {
+                await responseStream.WriteAsync(CatalogMapper.ToProto(change, stream), call.Token);
+            }
+        }
+        catch (OperationCanceledException) when (ServerStopping.Ended(context, lifetime))
+        {
+            throw ServerStopping.Error("watch again after the last offset received");
         }
     }
 }

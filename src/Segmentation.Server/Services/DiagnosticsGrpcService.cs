@@ -11,7 +11,7 @@ namespace Segmentation.Server.Services;
 /// and interceptors, same bytes moved, no domain work). EchoStream's messages are charged to the caller's ingestion rate
 /// limit as StreamEvents' events are: the baseline pays for the limiter, and is no unmetered stream.
 /// </summary>
-internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits) : DiagnosticsService.DiagnosticsServiceBase
+internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits, IHostApplicationLifetime lifetime) : DiagnosticsService.DiagnosticsServiceBase
 {
     /// <summary>The largest <c>response_bytes</c> an EchoStream message may ask for (64 KiB; a stream result is ~100 B).</summary>
     public const int MaxEchoResponseBytes = 64 * 1024;
@@ -39,6 +39,7 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits) : Diag
                 rateLimits.Acquire(caller, 1);
                 return new EchoStreamResponse { Payload = Answer(message.ResponseBytes) };
             },
-            context.CancellationToken);
+            context.CancellationToken,
+            lifetime.ApplicationStopping); // as StreamEvents: ends when the server stops
     }
 }

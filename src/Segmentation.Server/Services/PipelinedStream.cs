@@ -28,7 +28,9 @@ public static class PipelinedStream
     /// holds at most that much in the server, and its stream is then no longer read. A message heavier than <paramref name="maxQueued"/> could never
     /// get its room: <paramref name="weigh"/> must refuse it. When reading, weighing or answering throws, reading stops,
     /// the answers already queued are written, and the exception is rethrown; when writing an answer throws, reading
-    /// stops too and that exception is rethrown.
+    /// stops too and that exception is rethrown. When <paramref name="stopReading"/> is cancelled (the server stops),
+    /// no further message is read, the answers to those read are written, and the call returns as if the client had
+    /// completed its stream.
     /// </summary>
     public static async Task RunAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
@@ -36,7 +38,8 @@ public static class PipelinedStream
         int maxQueued,
         Func<TRequest, int> weigh,
         Func<TRequest, int, TResponse> answer,
-        CancellationToken cancellation)
+        CancellationToken cancellation,
+        CancellationToken stopReading = default)
     {
         using var room = new SemaphoreSlim(maxQueued, maxQueued);
         // Not SingleReader: that channel cannot count what it holds, and the writer flushes by the count.
@@ -45,20 +48,28 @@ public static class PipelinedStream
         // client's next message) that a dead writer will never give back.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var writer = WriteAnswers(answers.Reader, responses, room, stop);
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, stopReading);
         try
         {
-            await foreach (var message in requests.ReadAllAsync(stop.Token))
+            try
             {
-                var weight = weigh(message);
-                for (var i = 0; i < weight; i++)
+                await foreach (var message in requests.ReadAllAsync(reading.Token))
                 {
-                    if (!room.Wait(0, CancellationToken.None)) // the fast path; the wait below observes cancellation
+                    var weight = weigh(message);
+                    for (var i = 0; i < weight; i++)
                     {
-                        await room.WaitAsync(stop.Token);
+                        if (!room.Wait(0, CancellationToken.None)) // the fast path; the wait below observes cancellation
+                        {
+                            await room.WaitAsync(reading.Token);
+                        }
                     }
-                }
 
-                answers.Writer.TryWrite((answer(message, weight), weight)); // unbounded: the room taken above bounds it
+                    answers.Writer.TryWrite((answer(message, weight), weight)); // unbounded: the room taken above bounds it
+                }
+            }
+            catch (OperationCanceledException) when (stopReading.IsCancellationRequested && !stop.IsCancellationRequested)
+            {
+                // Reading stopped: what was read is answered below.
             }
         }
         catch

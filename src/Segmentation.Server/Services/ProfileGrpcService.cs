@@ -11,7 +11,7 @@ using Segmentation.Server.Security;
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="ProfileIngestion"/>.</summary>
-internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileStore store, RfmModelProvider rfm, CatalogProvider catalogs, TimeProvider time, StreamRateLimits rateLimits) : ProfileService.ProfileServiceBase
+internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileStore store, RfmModelProvider rfm, CatalogProvider catalogs, TimeProvider time, StreamRateLimits rateLimits, IHostApplicationLifetime lifetime) : ProfileService.ProfileServiceBase
 {
     public override Task<TrackEventResponse> TrackEvent(TrackEventRequest request, ServerCallContext context)
     {
@@ -79,8 +79,13 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
 
             rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
             return new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Event ?? new Event()))) };
-        }, context.CancellationToken);
+        }, context.CancellationToken, lifetime.ApplicationStopping);
         span?.SetTag("segmentation.events.received", index);
+        if (ServerStopping.Ended(context, lifetime))
+        {
+            // Every event read was answered (the answers were written); nothing after them was read.
+            throw ServerStopping.Error("the events without a result were not applied: send them again on a new stream");
+        }
     }
 
     // A message with a batch: its events in order (a single event beside the batch first), answered in one message.
