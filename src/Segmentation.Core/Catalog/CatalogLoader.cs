@@ -28,10 +28,11 @@ public static class CatalogLoader
         var files = source.ReadFiles();
         var errors = new List<CatalogError>();
         var documents = new List<SyntaxMap>();
+        var budget = new YamlLimits.CatalogBudget(); // every file's tree is held until the catalog is validated
         foreach (var file in files)
         {
             cancellation.ThrowIfCancellationRequested();
-            documents.AddRange(ReadDocuments(file, errors, cancellation));
+            documents.AddRange(ReadDocuments(file, errors, budget, cancellation));
         }
 
         if (files.Count == 0)
@@ -52,11 +53,14 @@ public static class CatalogLoader
     }
 
     /// <summary>The root mappings of one catalog file (empty documents are skipped; any other root is an error).</summary>
-    public static IEnumerable<SyntaxMap> ReadDocuments(CatalogFile file, List<CatalogError> errors, CancellationToken cancellation = default)
+    public static IEnumerable<SyntaxMap> ReadDocuments(CatalogFile file, List<CatalogError> errors, CancellationToken cancellation = default) => ReadDocuments(file, errors, null, cancellation);
+
+    /// <summary>The root mappings of one file of a catalog whose files together are bounded by <paramref name="catalog"/>.</summary>
+    public static IEnumerable<SyntaxMap> ReadDocuments(CatalogFile file, List<CatalogError> errors, YamlLimits.CatalogBudget? catalog, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(errors);
-        foreach (var root in YamlCatalogReader.Read(file, errors, cancellation))
+        foreach (var root in YamlCatalogReader.Read(file, errors, catalog, cancellation))
         {
             if (root is SyntaxMap map)
             {

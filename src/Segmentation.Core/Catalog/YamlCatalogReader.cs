@@ -13,13 +13,19 @@ namespace Segmentation.Core.Catalog;
 public static class YamlCatalogReader
 {
     /// <summary>The documents of <paramref name="file"/>, each a syntax tree; problems are added to <paramref name="errors"/>.</summary>
-    public static IReadOnlyList<SyntaxNode> Read(CatalogFile file, List<CatalogError> errors, CancellationToken cancellation = default)
+    public static IReadOnlyList<SyntaxNode> Read(CatalogFile file, List<CatalogError> errors, CancellationToken cancellation = default) => Read(file, errors, null, cancellation);
+
+    /// <summary>
+    /// The documents of <paramref name="file"/>, one file of a catalog whose files together are bounded by
+    /// <paramref name="catalog"/>; problems are added to <paramref name="errors"/>.
+    /// </summary>
+    public static IReadOnlyList<SyntaxNode> Read(CatalogFile file, List<CatalogError> errors, YamlLimits.CatalogBudget? catalog, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(errors);
         try
         {
-            if (YamlLimits.Check(file.Name, file.Text, cancellation) is { } limit)
+            if (YamlLimits.Check(file.Name, file.Text, catalog, cancellation) is { } limit)
             {
                 errors.Add(limit);
                 return [];

@@ -22,14 +22,32 @@ public static class YamlLimits
     /// <summary>Most characters of scalars a catalog file may stand for once every alias is expanded.</summary>
     public const long MaxExpandedChars = 32L << 20;
 
+    /// <summary>
+    /// Most nodes a whole catalog (every file of it together) may stand for once every alias is expanded: the trees of
+    /// all files are held until the catalog is validated, and a request may carry many files.
+    /// </summary>
+    public const int MaxCatalogExpandedNodes = 2 * MaxExpandedNodes;
+
+    /// <summary>Most characters of scalars a whole catalog may stand for once every alias is expanded.</summary>
+    public const long MaxCatalogExpandedChars = 2 * MaxExpandedChars;
+
     /// <summary>The first limit <paramref name="text"/> breaks, as a catalog error of <paramref name="file"/>, or null.</summary>
     /// <exception cref="YamlException">The text is not well-formed YAML (reported by the caller as a syntax error).</exception>
-    public static CatalogError? Check(string file, string text, CancellationToken cancellation = default)
+    public static CatalogError? Check(string file, string text, CancellationToken cancellation = default) => Check(file, text, null, cancellation);
+
+    /// <summary>
+    /// The first limit <paramref name="text"/> breaks, as a catalog error of <paramref name="file"/>, or null; with
+    /// <paramref name="catalog"/>, the whole catalog's limits too, counting what the files checked before stand for
+    /// (the file is added to it when it passes).
+    /// </summary>
+    /// <exception cref="YamlException">The text is not well-formed YAML (reported by the caller as a syntax error).</exception>
+    public static CatalogError? Check(string file, string text, CatalogBudget? catalog, CancellationToken cancellation = default)
     {
         var parser = new Parser(new StringReader(text));
-        var open = new Stack<(Expanded Size, string? Anchor)>();
-        var anchors = new Dictionary<string, Expanded>(StringComparer.Ordinal);
+        var open = new Stack<(Expanded Size, int Deepest, string? Anchor)>();
+        var anchors = new Dictionary<string, (Expanded Size, int Depth)>(StringComparer.Ordinal);
         var total = default(Expanded);
+        var before = catalog?.Spent ?? default;
         var events = 0;
         while (parser.MoveNext())
         {
@@ -40,6 +58,7 @@ public static class YamlLimits
 
             var current = parser.Current!;
             Expanded size;
+            int depth;
             switch (current)
             {
                 case MappingStart or SequenceStart:
@@ -48,36 +67,44 @@ public static class YamlLimits
                         return new CatalogError(file, (int)current.Start.Line, null, null, $"nesting deeper than {MaxDepth} levels: a catalog file is never that deep");
                     }
 
-                    open.Push((default, ((NodeEvent)current).Anchor.IsEmpty ? null : ((NodeEvent)current).Anchor.Value));
+                    open.Push((default, 0, ((NodeEvent)current).Anchor.IsEmpty ? null : ((NodeEvent)current).Anchor.Value));
                     continue;
                 case MappingEnd or SequenceEnd:
-                    var (children, anchor) = open.Pop();
+                    var (children, deepest, anchor) = open.Pop();
                     size = children + new Expanded(1, 0);
+                    depth = deepest + 1;
                     if (anchor is not null)
                     {
-                        anchors[anchor] = size;
+                        anchors[anchor] = (size, depth);
                     }
 
                     break;
                 case Scalar scalar:
                     size = new Expanded(1, scalar.Value.Length);
+                    depth = 0;
                     if (!scalar.Anchor.IsEmpty)
                     {
-                        anchors[scalar.Anchor.Value] = size;
+                        anchors[scalar.Anchor.Value] = (size, depth);
                     }
 
                     break;
                 case AnchorAlias alias:
-                    size = anchors.TryGetValue(alias.Value.Value, out var aliased) ? aliased : new Expanded(1, 0);
+                    (size, depth) = anchors.TryGetValue(alias.Value.Value, out var aliased) ? aliased : (new Expanded(1, 0), 0);
                     break;
                 default:
                     continue; // stream and document boundaries, comments
             }
 
+            // An alias stands for its node's whole nesting where it is used: a few levels of text can nest far deeper.
+            if (open.Count + depth > MaxDepth)
+            {
+                return new CatalogError(file, (int)current.Start.Line, null, null, $"nesting deeper than {MaxDepth} levels once its aliases (*name) are expanded: a catalog file is never that deep");
+            }
+
             if (open.Count > 0)
             {
-                var (children, anchor) = open.Pop();
-                open.Push((children + size, anchor));
+                var (children, deepest, anchor) = open.Pop();
+                open.Push((children + size, Math.Max(deepest, depth), anchor));
             }
             else
             {
@@ -85,9 +112,14 @@ public static class YamlLimits
             }
 
             var all = total;
-            foreach (var (children, _) in open)
+            foreach (var (children, _, _) in open)
             {
                 all += children;
+            }
+
+            if (catalog is not null && (before + all is var whole) && (whole.Nodes > MaxCatalogExpandedNodes || whole.Chars > MaxCatalogExpandedChars))
+            {
+                return new CatalogError(file, (int)current.Start.Line, null, null, $"the catalog's files together stand for more than {MaxCatalogExpandedNodes:N0} YAML nodes or {MaxCatalogExpandedChars:N0} characters once their aliases (*name) are expanded (this file passes the limit); reuse rules through 'fragments' instead of repeating anchors");
             }
 
             if (all.Nodes > MaxExpandedNodes)
@@ -101,11 +133,22 @@ public static class YamlLimits
             }
         }
 
+        if (catalog is not null)
+        {
+            catalog.Spent = before + total;
+        }
+
         return null;
     }
 
+    /// <summary>What the files of one catalog checked so far stand for once their aliases are expanded.</summary>
+    public sealed class CatalogBudget
+    {
+        internal Expanded Spent { get; set; }
+    }
+
     // What a node stands for once its aliases are expanded: nodes and scalar characters (both saturating, never overflowing).
-    private readonly record struct Expanded(long Nodes, long Chars)
+    internal readonly record struct Expanded(long Nodes, long Chars)
     {
         public static Expanded operator +(Expanded a, Expanded b) =>
             new(Math.Min(a.Nodes + b.Nodes, long.MaxValue / 4), Math.Min(a.Chars + b.Chars, long.MaxValue / 4));

@@ -134,6 +134,49 @@ public sealed class CatalogFuzzTests
     }
 
     [Fact]
+    public void Aliases_cannot_nest_deeper_than_the_limit()
+    {
+        // Regression: depth was counted on the text only; an alias used 60 levels down stood for its whole nesting, so
+        // 75 anchors of 60 levels each (within every other limit) stood for about 4,500 levels, and the tree walker
+        // that converts the document recursed that deep (a stack overflow ends the process).
+        var yaml = new System.Text.StringBuilder("fragments:\n  a0: &a0 x\n");
+        for (var i = 1; i <= 75; i++)
+        {
+            yaml.Append($"  a{i}: &a{i} ").Append('[', 60).Append($" *a{i - 1} ").Append(']', 60).Append('\n');
+        }
+
+        var error = YamlLimits.Check("deep.yaml", yaml.ToString()); // checked on the event stream: no tree is built
+        Assert.NotNull(error);
+        Assert.Contains("nesting deeper than", error.Message, StringComparison.Ordinal);
+        Assert.Null(YamlLimits.Check("shallow.yaml", "fragments:\n  a: &a [[x]]\n  b: [[*a]]\n")); // aliases within the limit are fine
+    }
+
+    [Fact]
+    public void Many_files_each_within_the_alias_limit_are_a_catalog_error_before_their_trees_are_built()
+    {
+        // Regression: the limit on what aliases stand for applied per file, and a catalog may have many files (a request
+        // up to 200): 20 files of 230 bytes, each standing for about 190,000 nodes, were all expanded into trees held
+        // until validation (hundreds of MB from a read-only key's ValidateCatalog).
+        const string Bomb = """
+            fragments:
+              a: &a [x, x, x, x, x, x, x, x, x, x]
+              b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+              c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+              d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+              e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+            """;
+        Assert.Null(YamlLimits.Check("one.yaml", Bomb)); // one alone is within the file's limit
+        var files = Enumerable.Range(0, 20).Select(i => new CatalogFile($"zz-{i:00}.yaml", Bomb));
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([.. Default, .. files])));
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+
+        Assert.Contains(ex.Errors, e => e.Message.Contains("files together stand for more than", StringComparison.Ordinal));
+        Assert.True(allocated < 150L << 20, $"{allocated / (1 << 20)} MB allocated: the files' trees were built");
+    }
+
+    [Fact]
     public void Fragments_that_multiply_through_references_are_a_catalog_error()
     {
         var yaml = new System.Text.StringBuilder("fragments:\n  f0: { field: orders.count, gt: 1 }\n");
