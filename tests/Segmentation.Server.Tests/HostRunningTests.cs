@@ -81,11 +81,18 @@ public sealed class HostRunningTests
         {
         }
 
+        // The first saves that fail as a full disk does (each counted).
+        public int Failing { get; init; }
+
         public void Save()
         {
-            Interlocked.Increment(ref _saves);
+            var n = Interlocked.Increment(ref _saves);
             Entered.Set();
             Hold?.Wait(TimeSpan.FromSeconds(30));
+            if (n <= Failing)
+            {
+                throw new IOException("No space left on device");
+            }
         }
 
         public bool Restore() => false;
@@ -146,5 +153,63 @@ public sealed class HostRunningTests
 
         Assert.False(finishedEarly);
         Assert.Equal(1, checkpoint.Saves);
+    }
+
+    private static MeasurementCheckpointService CheckpointJob(CountingCheckpoint checkpoint, ServiceHealth health, Segmentation.Core.Application.Measurement.ChurnHistory churn, Lifetime lifetime) =>
+        new(checkpoint, new Segmentation.Core.Application.Measurement.DecisionMeasurement(new Segmentation.Core.Application.Measurement.MeasurementOptions { RememberedDecisions = 16 }),
+            Microsoft.Extensions.Options.Options.Create(new SegmentationOptions { MeasurementCheckpointSeconds = 1 }), health,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<MeasurementCheckpointService>.Instance, lifetime, churn)
+        {
+            InitialBackoff = TimeSpan.FromMilliseconds(10),
+        };
+
+    private static async Task Eventually(Func<bool> condition, string what)
+    {
+        for (var i = 0; i < 100 && !condition(); i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(condition(), what);
+    }
+
+    [Fact]
+    public async Task Churn_counted_without_any_decision_or_outcome_is_saved()
+    {
+        // Regression: the job saved only when decisions were served or outcomes counted; churn (time moving users into
+        // a lapsed segment on a quiet night) and segment sizes changed neither, so they were not saved, at shutdown either.
+        var checkpoint = new CountingCheckpoint();
+        var churn = new Segmentation.Core.Application.Measurement.ChurnHistory(["lost"]);
+        var lifetime = new Lifetime();
+        lifetime.Started.Cancel();
+        var job = CheckpointJob(checkpoint, new ServiceHealth(), churn, lifetime);
+        await job.StartAsync(CancellationToken.None);
+        await Task.Delay(100); // the job has read the state it starts from
+
+        churn.Moved(["vip"], ["lost"], DateTimeOffset.UtcNow);
+        await Eventually(() => checkpoint.Saves == 1, "the churn counted was not saved");
+        await job.StopAsync(CancellationToken.None);
+        Assert.Equal(1, checkpoint.Saves); // nothing new since: no second save at shutdown
+    }
+
+    [Fact]
+    public async Task A_failed_save_is_retried_when_the_job_starts_again_and_health_clears_only_after_it_succeeded()
+    {
+        // Regression: the restarted job took the state whose save had failed as saved, waited a whole interval (a minute
+        // by default, up to a day), found nothing new and cleared health without saving anything.
+        var checkpoint = new CountingCheckpoint { Failing = 1 };
+        var churn = new Segmentation.Core.Application.Measurement.ChurnHistory(["lost"]);
+        var health = new ServiceHealth();
+        var lifetime = new Lifetime();
+        lifetime.Started.Cancel();
+        var job = CheckpointJob(checkpoint, health, churn, lifetime);
+        await job.StartAsync(CancellationToken.None);
+        await Task.Delay(100);
+
+        churn.Moved(["vip"], ["lost"], DateTimeOffset.UtcNow);
+        await Eventually(() => checkpoint.Saves >= 1, "no save was tried");
+        await Eventually(() => checkpoint.Saves == 2, "the failed save was not tried again");
+        await Eventually(() => health.Problems.Count == 0, "health did not clear after the save succeeded");
+        await job.StopAsync(CancellationToken.None);
     }
 }

@@ -5,11 +5,13 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// Saves measurement's state to the data directory every <see cref="SegmentationOptions.MeasurementCheckpointSeconds"/>
-/// when decisions were served or outcomes counted since the last save, and once more at shutdown (once, however often
+/// when decisions were served, outcomes counted, churn counted or segment sizes sampled differently since the last
+/// save, and once more at shutdown (once, however often
 /// the host stops it: <see cref="Core.Application.ShutdownSave"/>). What happened between two saves is in the decision
 /// journal (fsynced every 20 ms), which each save shortens: a crash loses at most the journal's last 20 ms of decisions
 /// and outcome credits; profiles (outcomes included, as events) are in the change log and never lost. A failing save
-/// is reported to health and retried.
+/// is reported to health and retried at once when the job starts again (after its backoff); health clears only after
+/// a save succeeded.
 /// </summary>
 public sealed class MeasurementCheckpointService(
     IMeasurementCheckpoint checkpoint,
@@ -17,10 +19,12 @@ public sealed class MeasurementCheckpointService(
     IOptions<SegmentationOptions> options,
     ServiceHealth health,
     ILogger<MeasurementCheckpointService> logger,
-    IHostApplicationLifetime? lifetime = null) : SupervisedBackgroundService(health, logger)
+    IHostApplicationLifetime? lifetime = null,
+    ChurnHistory? churn = null,
+    SegmentSizeHistory? sizes = null) : SupervisedBackgroundService(health, logger)
 {
     private readonly Core.Application.ShutdownSave _shutdown = new();
-    private (long Issued, long Outcomes) _saved = (-1, -1);
+    private (long Issued, long Outcomes, long Churn, long Sizes) _saved = (-1, -1, -1, -1);
 
     protected override string Job => "measurement checkpoint";
 
@@ -31,7 +35,16 @@ public sealed class MeasurementCheckpointService(
             return;
         }
 
-        _saved = State();
+        if (Recovering)
+        {
+            SaveIfChanged(); // the save that failed, now rather than a whole interval later
+            Succeeded();
+        }
+        else
+        {
+            _saved = State();
+        }
+
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.MeasurementCheckpointSeconds));
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
@@ -70,5 +83,5 @@ public sealed class MeasurementCheckpointService(
         }
     }
 
-    private (long, long) State() => (measurement.Ledger.Issued, measurement.Kpis.OutcomesCounted);
+    private (long, long, long, long) State() => (measurement.Ledger.Issued, measurement.Kpis.OutcomesCounted, churn?.Counted ?? 0, sizes?.Changes ?? 0);
 }

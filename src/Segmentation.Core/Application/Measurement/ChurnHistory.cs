@@ -23,6 +23,11 @@ public sealed class ChurnHistory
     /// <summary>The segments that are churn states.</summary>
     public IReadOnlySet<string> ChurnStates => _churnStates;
 
+    /// <summary>How many moves were counted since the process started: a checkpoint saves when it changed.</summary>
+    public long Counted => Interlocked.Read(ref _counted);
+
+    private long _counted;
+
     /// <summary>A user's segments changed from <paramref name="previous"/> to <paramref name="current"/> at <paramref name="at"/>.</summary>
     public void Moved(IReadOnlyList<string> previous, IReadOnlyList<string> current, DateTimeOffset at)
     {
@@ -48,6 +53,8 @@ public sealed class ChurnHistory
                 counts[slot]++;
             }
         }
+
+        Interlocked.Increment(ref _counted);
     }
 
     /// <summary>Each segment's hourly ring (churned, and the hour each slot holds plus one), for a checkpoint.</summary>

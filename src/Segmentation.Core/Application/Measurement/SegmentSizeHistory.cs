@@ -37,12 +37,22 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
             var members = _members.GetOrAdd(segment.Id, static _ => new long[Hours]);
             var hours = _hours.GetOrAdd(segment.Id, static _ => new long[Hours]);
             var slot = (int)(hour % Hours);
-            Volatile.Write(ref members[slot], memberships.Count(segment.Id));
-            Volatile.Write(ref hours[slot], hour + 1); // 0: never sampled
+            var count = memberships.Count(segment.Id);
+            if (Volatile.Read(ref members[slot]) != count || Volatile.Read(ref hours[slot]) != hour + 1)
+            {
+                Volatile.Write(ref members[slot], count);
+                Volatile.Write(ref hours[slot], hour + 1); // 0: never sampled
+                Interlocked.Increment(ref _changes);
+            }
         }
 
         return true;
     }
+
+    /// <summary>How many points were written or changed since the process started: a checkpoint saves when it changed.</summary>
+    public long Changes => Interlocked.Read(ref _changes);
+
+    private long _changes;
 
     /// <summary>The hourly points of <paramref name="segmentId"/> in [start, end), oldest first.</summary>
     public IReadOnlyList<SizePoint> Points(string segmentId, DateTimeOffset start, DateTimeOffset end)
