@@ -191,9 +191,10 @@ public sealed class CatalogProvider
         }
 
         StoredCatalogVersion target;
+        long current;
         lock (_publishGate)
         {
-            var current = Current.Version;
+            current = Current.Version;
             if (version == current)
             {
                 throw new PreconditionFailedException($"catalog version {current} is the one serving: there is nothing to roll back to");
@@ -212,9 +213,10 @@ public sealed class CatalogProvider
             target = entry;
         }
 
-        // Recompile from the kept files so the new version is an independent snapshot.
+        // Recompile from the kept files so the new version is an independent snapshot. Published only if nothing else was
+        // meanwhile (a publish, a stop or promote of an experiment): a rollback never silently undoes it.
         var recompiled = CatalogLoader.Load(new InMemoryCatalogSource(target.Files, target.Info.Origin));
-        return PublishVersion(recompiled, $"rollback to v{target.Info.Version}", target.Info.Version, null);
+        return PublishVersion(recompiled, $"rollback to v{target.Info.Version}", target.Info.Version, current);
     }
 
     private CatalogSnapshot PublishVersion(CatalogSnapshot snapshot, string comment, long? rolledBackFrom, long? basedOn)

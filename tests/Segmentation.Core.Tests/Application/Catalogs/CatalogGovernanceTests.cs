@@ -292,4 +292,63 @@ public class CatalogGovernanceTests
         Assert.Equal((100, 100), w.Memberships.RebuildProgress);
         Assert.Equal(50, w.Governance.Counts().Segments.Single(s => s.Segment.Id == "high").Members);
     }
+
+    [Fact]
+    public void A_rollback_does_not_undo_a_version_published_while_it_was_compiled()
+    {
+        // Regression: the version to roll back to was chosen under the publish lock, but the new version was published
+        // unconditionally after the recompile: a publish (or an experiment's stop or promote) made meanwhile was
+        // silently undone, its experiment running again.
+        var provider = new CatalogProvider();
+        var files = With("").ReadFiles();
+        var concurrent = default(Exception);
+        var armed = false;
+        var oldFiles = new HookedFiles(files, () =>
+        {
+            if (!armed)
+            {
+                return;
+            }
+
+            armed = false;
+            // Another admin's publish, on another thread, lands while the rollback recompiles.
+            concurrent = Record.Exception(() => Task.Run(() => provider.Load(new InMemoryCatalogSource(files, "api"), "a concurrent edit")).GetAwaiter().GetResult());
+        });
+        var kept = new KeptVersions(
+            new StoredCatalogVersion(new CatalogVersionInfo(1, DateTimeOffset.UnixEpoch, "api", "old", null), oldFiles),
+            new StoredCatalogVersion(new CatalogVersionInfo(2, DateTimeOffset.UnixEpoch, "api", "new", null), files));
+        provider.Start(new InMemoryCatalogSource(files, "api"), kept); // v2 serves again
+        Assert.Equal(2, provider.Current.Version);
+
+        armed = true;
+        Assert.Throws<ConcurrencyConflictException>(() => provider.Rollback(1));
+        Assert.Null(concurrent);
+        Assert.Equal(3, provider.Current.Version); // the concurrent edit serves
+        Assert.Equal("a concurrent edit", provider.History[0].Comment);
+    }
+
+    // Files whose every enumeration runs a hook first (a moment inside the loading of a kept version).
+    private sealed class HookedFiles(IReadOnlyList<CatalogFile> files, Action hook) : IReadOnlyList<CatalogFile>
+    {
+        public CatalogFile this[int index] => files[index];
+
+        public int Count => files.Count;
+
+        public IEnumerator<CatalogFile> GetEnumerator()
+        {
+            hook();
+            return files.GetEnumerator();
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    private sealed class KeptVersions(params StoredCatalogVersion[] versions) : ICatalogVersionStore
+    {
+        public IReadOnlyList<StoredCatalogVersion> Load() => versions;
+
+        public void Save(StoredCatalogVersion version, IReadOnlySet<long> keep)
+        {
+        }
+    }
 }
