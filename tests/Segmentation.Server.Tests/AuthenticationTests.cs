@@ -190,6 +190,50 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
         Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task An_http_json_body_larger_than_the_limit_is_resource_exhausted(bool lengthDeclared)
+    {
+        // Regression: only gRPC messages were held to the limit; transcoding read JSON bodies up to Kestrel's own
+        // 28.6 MiB (seven times the documented 4 MiB), and refused a larger one as a malformed body (400).
+        using var factory = SmallLimits();
+        using var http = factory.CreateClient();
+        http.DefaultRequestHeaders.Add("x-api-key", GrpcTestFixture.AllScopesKey);
+        var json = "{\"payload\":\"" + Convert.ToBase64String(new byte[64 * 1024]) + "\"}";
+        using HttpContent content = lengthDeclared ? new StringContent(json, System.Text.Encoding.UTF8, "application/json") : new UndeclaredLength(json);
+
+        using var response = await http.PostAsync(new Uri("/v1/echo", UriKind.Relative), content);
+
+        Assert.Equal(System.Net.HttpStatusCode.TooManyRequests, response.StatusCode);
+        using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal((int)StatusCode.ResourceExhausted, body.RootElement.GetProperty("code").GetInt32());
+        Assert.Contains("16,384 bytes", body.RootElement.GetProperty("message").GetString(), StringComparison.Ordinal);
+
+        using var small = await http.PostAsync(new Uri("/v1/echo", UriKind.Relative), new StringContent("{\"payload\":\"aGk=\"}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, small.StatusCode); // within the limit
+    }
+
+    // A JSON body sent without a Content-Length (chunked).
+    private sealed class UndeclaredLength : HttpContent
+    {
+        private readonly string _json;
+
+        public UndeclaredLength(string json)
+        {
+            _json = json;
+            Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(_json)).AsTask();
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
     [Fact]
     public async Task A_caller_streaming_faster_than_its_rate_is_resource_exhausted()
     {

@@ -36,8 +36,26 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
             return context.Request.QueryString.HasValue ? WithQueryErrorsNamed(context, metadata.MethodDescriptor.InputType) : next(context);
         }
 
+        // The request size limit gRPC calls have (transcoding reads a JSON body without one): refused before it is read
+        // when its length is declared, else as soon as more was read.
+        if (context.Request.ContentLength > limits.Value.MaxRequestBytes)
+        {
+            return TooLargeAsync(context);
+        }
+
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+        {
+            size.MaxRequestBodySize = limits.Value.MaxRequestBytes; // a body read past it fails (a last line of defence)
+        }
+
         return BodyMessage(metadata) is { } body ? WithBodyErrorsNamed(context, body) : next(context);
     }
+
+    private Task TooLargeAsync(HttpContext context) => CallRejection.WriteJson(context.Response, new Google.Rpc.Status
+    {
+        Code = (int)Google.Rpc.Code.ResourceExhausted,
+        Message = $"the request body is larger than {limits.Value.MaxRequestBytes:N0} bytes, the most one request may carry (as over gRPC): split it",
+    });
 
     private async Task WithQueryErrorsNamed(HttpContext context, MessageDescriptor message)
     {
@@ -72,10 +90,21 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         {
             await next(context);
         }
+        catch (RequestTooLargeException)
+        {
+            // Transcoding let the refusal through: answered below.
+        }
         finally
         {
             context.Request.Body = requestBody;
             context.Response.Body = responseBody;
+        }
+
+        if (copy.TooLarge && !context.Response.HasStarted)
+        {
+            context.Response.ContentLength = null;
+            await TooLargeAsync(context); // whatever transcoding made of it (it answers a failed read as a malformed body)
+            return;
         }
 
         if (answer.Captured is { } error)
@@ -160,6 +189,11 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
     {
         private readonly ArrayBufferWriter<byte> _written = new();
         private bool _overflowed;
+        private long _read;
+        private bool _readingToEnd;
+
+        /// <summary>True when the body turned out larger than a request may be: reading it failed.</summary>
+        public bool TooLarge { get; private set; }
 
         /// <summary>The body as read so far.</summary>
         public ReadOnlySpan<byte> Written => _written.WrittenSpan;
@@ -193,6 +227,7 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         /// <summary>Reads what transcoding left unread (it stops at the first problem); false when the body is too large to keep.</summary>
         public async Task<bool> ReadToEndAsync(CancellationToken cancellationToken)
         {
+            _readingToEnd = true;
             var buffer = new byte[16 * 1024];
             while (!Complete && !_overflowed)
             {
@@ -204,6 +239,13 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
 
         private int Keep(ReadOnlySpan<byte> read)
         {
+            _read += read.Length;
+            if (_read > limit && !_readingToEnd)
+            {
+                TooLarge = true;
+                throw new RequestTooLargeException();
+            }
+
             if (read.IsEmpty)
             {
                 Complete = !_overflowed;
@@ -231,6 +273,8 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
+
+    private sealed class RequestTooLargeException() : IOException("the request body is larger than a request may be");
 
     /// <summary>
     /// Passes the response through, except one that starts with status 400: that is kept (up to a limit) for
