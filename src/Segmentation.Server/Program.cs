@@ -21,6 +21,7 @@ try
     // A client error is the client's business: gRPC's own "status raised" entries (which quote error details,
     // such as a user id that was not found) stay below Information, so no user id reaches the log by default.
     builder.Logging.AddFilter("Grpc.AspNetCore.Server.ServerCallHandler", LogLevel.Warning);
+    builder.Logging.AddFilter("Grpc.AspNetCore.Grpc.JsonTranscoding", LogLevel.Warning); // the same over HTTP/JSON (with stack traces of bodies it could not read)
 
     // A start-up failure is reported once, below: in words when an operator can fix it, else by the runtime with its stack
     // trace. The host's own "Hosting failed to start" error would print it as a stack dump first. A background job that

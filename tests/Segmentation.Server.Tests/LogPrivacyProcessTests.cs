@@ -15,7 +15,8 @@ public sealed class LogPrivacyProcessTests
     {
         const string user = "erased-user-7f3a91";
         var port = RealServerProcessTests.FreePort();
-        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        var httpPort = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false", $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{httpPort}");
         try
         {
             await RealServerProcessTests.WaitUntilListening(server, port);
@@ -27,6 +28,22 @@ public sealed class LogPrivacyProcessTests
             Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
             var notExported = await Assert.ThrowsAsync<RpcException>(async () => await privacy.ExportUserAsync(new ExportUserRequest { UserId = user }));
             Assert.Equal(StatusCode.NotFound, notExported.StatusCode);
+
+            // Regression: over HTTP/JSON, transcoding logged every error status with its detail at Information
+            // ("Error status code 'NotFound' with detail '… erased-user-7f3a91 …' raised."), and a malformed body
+            // with a stack trace.
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}") };
+            http.DefaultRequestHeaders.Add("x-api-key", RealServerProcessTests.ApiKey);
+            using (var response = await http.GetAsync(new Uri($"/v1/users/{user}/profile", UriKind.Relative)))
+            {
+                Assert.Equal(System.Net.HttpStatusCode.NotFound, response.StatusCode);
+            }
+
+            using (var response = await http.PostAsync(new Uri("/v1/decide", UriKind.Relative), new StringContent("{\"userId\":", System.Text.Encoding.UTF8, "application/json")))
+            {
+                Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);
+            }
+
             await Task.Delay(500); // let the console logger flush
         }
         finally
@@ -38,6 +55,8 @@ public sealed class LogPrivacyProcessTests
         var log = RealServerProcessTests.OutputOf(server);
         Assert.Contains("Now listening", log); // the log was captured
         Assert.DoesNotContain(user, log);
+        Assert.DoesNotContain("JsonTranscoding", log, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", log, StringComparison.Ordinal); // no stack trace
     }
 
     [Fact]
