@@ -50,6 +50,7 @@ public sealed class TemplateRenderer
     private readonly RenderLimits _limits;
     private readonly long _timeLimitTicks;
     private readonly ILogger _logger;
+    private readonly Validation.RepeatedLogLimit _failureLog = new(perMinute: 5); // per variant: a template failing on every call is logged five times a minute
     private long _failureCount;
 
     /// <summary>Creates a renderer.</summary>
@@ -65,7 +66,11 @@ public sealed class TemplateRenderer
     {
         Interlocked.Increment(ref _failureCount);
         Failures.Add(1, new KeyValuePair<string, object?>("variant", variant.Id));
-        _logger.LogWarning("Template {VariantId} failed to render ({ErrorType}); serving its fallback text", variant.Id, errorType);
+        if (_failureLog.ShouldLog(typeof(RenderedVariant), variant.Id, out var suppressed))
+        {
+            _logger.LogWarning("Template {VariantId} failed to render ({ErrorType}); serving its fallback text ({Suppressed} more failures of it in the last minute not logged)", variant.Id, errorType, suppressed);
+        }
+
         return new RenderedVariant(variant.Id, variant.Fallback, FallbackUsed: true) { TimedOut = timedOut };
     }
 

@@ -189,50 +189,6 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
 
 }
 
-/// <summary>
-/// Lets the same kind of log entry (by a key) through at most a few times a minute, counting the rest, so a
-/// caller that keeps triggering one error cannot flood the log.
-/// </summary>
-internal sealed class RepeatedLogLimit(int perMinute)
-{
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<(System.Type, string), Window> _windows = new();
-
-    /// <summary>True when an entry for (<paramref name="type"/>, <paramref name="where"/>) may be logged now; <paramref name="suppressed"/> counts those held back since the last one logged.</summary>
-    public bool ShouldLog(System.Type type, string where, out int suppressed)
-    {
-        var now = Environment.TickCount64;
-        var window = _windows.GetOrAdd((type, where), static _ => new Window());
-        lock (window)
-        {
-            if (now - window.Start >= 60_000)
-            {
-                (window.Start, window.Logged) = (now, 0);
-            }
-
-            if (window.Logged < perMinute)
-            {
-                window.Logged++;
-                suppressed = window.Suppressed;
-                window.Suppressed = 0;
-                return true;
-            }
-
-            window.Suppressed++;
-            suppressed = 0;
-            return false;
-        }
-    }
-
-    private sealed class Window
-    {
-        public long Start { get; set; } = Environment.TickCount64;
-
-        public int Logged { get; set; }
-
-        public int Suppressed { get; set; }
-    }
-}
-
 /// <summary>The method of a call as routing resolved it.</summary>
 internal static class RoutedMethod
 {

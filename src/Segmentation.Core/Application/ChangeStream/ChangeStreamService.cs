@@ -22,6 +22,7 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
     private readonly ILogger _logger = logger ?? NullLogger<ChangeStreamService>.Instance;
     private readonly Lock _gate = new();
     private readonly ShutdownSave _shutdown = new();
+    private readonly Validation.RepeatedLogLimit _failureLog = new(perMinute: 5); // a full disk fails every 100 ms tick
 
     /// <summary>Writes unwritten entries to the journal and, when <paramref name="saveTriggers"/>, the pending triggers if they changed.</summary>
     public void Flush(bool saveTriggers = true)
@@ -73,7 +74,10 @@ public sealed class ChangeStreamService(ChangeFeed feed, TriggerScheduler trigge
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                _logger.LogError(ex, "Writing the change stream journal or firing triggers failed; retrying");
+                if (_failureLog.ShouldLog(ex.GetType(), nameof(ExecuteAsync), out var suppressed))
+                {
+                    _logger.LogError(ex, "Writing the change stream journal or firing triggers failed; retrying every {Interval} ms ({Suppressed} more of the same in the last minute not logged)", FlushInterval.TotalMilliseconds, suppressed);
+                }
             }
         }
     }
