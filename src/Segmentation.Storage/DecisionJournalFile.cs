@@ -131,7 +131,7 @@ public sealed class DecisionJournalFile : IDisposable
         lock (_gate)
         {
             var current = _catalogs.Current;
-            var credits = new List<OutcomeCredit>();
+            var replay = new CreditReplay(_outcomes);
             _fileNumber = Math.Max(_fileNumber, from); // files below it are the checkpoint's, deleted at the next restore
             foreach (var (number, path) in Files(Directory))
             {
@@ -142,21 +142,14 @@ public sealed class DecisionJournalFile : IDisposable
                     continue;
                 }
 
-                read += ReplayFile(path, current, credits);
+                read += ReplayFile(path, current, replay);
             }
 
             _next = new LedgerCursor(_measurement.Ledger.Issued);
-
-            // Outcomes after every decision: a credit may name a decision journaled in a later batch than its own.
-            var skipped = 0;
-            foreach (var credit in credits)
+            replay.CreditDue(long.MaxValue); // credits whose decision the journal does not hold (no longer remembered: skipped)
+            if (replay.Skipped > 0)
             {
-                skipped += _outcomes is null || _outcomes.Replay(credit) ? 0 : 1;
-            }
-
-            if (skipped > 0)
-            {
-                _logger.LogWarning("{Skipped} of {Credits} journaled outcome credits name decisions no longer remembered; they were not counted again", skipped, credits.Count);
+                _logger.LogWarning("{Skipped} of {Credits} journaled outcome credits name decisions no longer remembered; they were not counted again", replay.Skipped, replay.Credits);
             }
         }
 
@@ -164,7 +157,50 @@ public sealed class DecisionJournalFile : IDisposable
         return read;
     }
 
-    private int ReplayFile(string path, CatalogSnapshot current, List<OutcomeCredit> allCredits)
+    // The journal's outcome credits, credited as soon as the decision each names is back in the ledger: in the order
+    // they were journaled, but a credit may name a decision journaled in a later batch than its own (the decision was
+    // being written when its outcome came), so it waits for it.
+    private sealed class CreditReplay(OutcomeRecorder? outcomes)
+    {
+        private readonly List<OutcomeCredit> _waiting = [];
+
+        public int Credits { get; private set; }
+
+        public int Skipped { get; private set; }
+
+        public void Add(List<OutcomeCredit> credits)
+        {
+            _waiting.AddRange(credits);
+            Credits += credits.Count;
+        }
+
+        // A file that is not replayed: its credits are not either.
+        public void Drop(List<OutcomeCredit> credits)
+        {
+            _waiting.RemoveRange(_waiting.Count - credits.Count, credits.Count);
+            Credits -= credits.Count;
+        }
+
+        // Credits every waiting credit whose decision was issued before `issued` (or that names none).
+        public void CreditDue(long issued)
+        {
+            var kept = 0;
+            foreach (var credit in _waiting)
+            {
+                if (credit.Sequence >= issued)
+                {
+                    _waiting[kept++] = credit; // its decision comes later in the journal
+                    continue;
+                }
+
+                Skipped += outcomes is null || outcomes.Replay(credit) ? 0 : 1;
+            }
+
+            _waiting.RemoveRange(kept, _waiting.Count - kept);
+        }
+    }
+
+    private int ReplayFile(string path, CatalogSnapshot current, CreditReplay replay)
     {
         var decisions = new List<(long, string, DecisionKey, long)>();
         var credits = new List<OutcomeCredit>();
@@ -225,13 +261,28 @@ public sealed class DecisionJournalFile : IDisposable
             _logger.LogWarning("The decision journal {Path} could not be read to its end ({Reason}); the {Decisions} decisions before that were restored", path, ex.Message, decisions.Count);
         }
 
-        if (processBits is { } bits && !_measurement.Ledger.Replay(bits, decisions))
+        replay.Add(credits);
+        if (processBits is not { } bits)
         {
-            _logger.LogWarning("The decision journal {Path} belongs to another ledger than the restored checkpoint's; its {Decisions} decisions and {Credits} outcome credits were not restored", path, decisions.Count, credits.Count);
             return 0;
         }
 
-        allCredits.AddRange(credits);
+        // In laps of half the ring, each credited and counted (drained) before the next lap can overwrite its decisions:
+        // a file may hold more decisions than the ring remembers (a minute of them at a high rate).
+        var lap = Math.Max(1, _measurement.Ledger.Capacity / 2);
+        for (var start = 0; start < decisions.Count; start += lap)
+        {
+            if (!_measurement.Ledger.Replay(bits, decisions.GetRange(start, Math.Min(lap, decisions.Count - start))))
+            {
+                _logger.LogWarning("The decision journal {Path} belongs to another ledger than the restored checkpoint's; its {Decisions} decisions and {Credits} outcome credits were not restored", path, decisions.Count, credits.Count);
+                replay.Drop(credits);
+                return 0;
+            }
+
+            replay.CreditDue(_measurement.Ledger.Issued);
+            _measurement.Drain();
+        }
+
         return decisions.Count;
     }
 
