@@ -22,8 +22,8 @@ public sealed record FreshnessBand(string Label, TimeSpan? UpTo, long Profiles);
 /// <param name="Decisions">Decisions served in [<paramref name="Start"/>, <paramref name="End"/>).</param>
 /// <param name="FallbackRate">Share of those decisions won by the fallback segment.</param>
 /// <param name="UnsegmentedShare">Share of profiles matching no segment but the fallback (null while the membership index is rebuilt).</param>
-/// <param name="Start">Start of the decision range.</param>
-/// <param name="End">End of the decision range.</param>
+/// <param name="Start">Start of the decision range the decisions were counted over (the hour the range asked for starts in).</param>
+/// <param name="End">End of that range (the end of the hour the range asked for ends in).</param>
 public sealed record DataQualityReport(
     DateTimeOffset At,
     EventQualityCounts Events,
@@ -125,8 +125,8 @@ public sealed class DataQuality(ProfileIngestion ingestion, IProfileStore profil
             decisions.Total.Decisions,
             decisions.FallbackRate,
             indexed ? (count == 0 ? 0 : (double)unsegmented / count) : null,
-            start,
-            end);
+            decisions.Start, // the range the decisions were counted over: whole hours around the one asked for
+            decisions.End);
     }
 
     private static int BandOf(long ageTicks)

@@ -101,6 +101,19 @@ public class DataQualityTests
     }
 
     [Fact]
+    public void The_decision_range_reported_is_the_one_the_decisions_were_counted_over()
+    {
+        // Regression: decisions are counted in whole hours, but the report gave back the range as asked (10:30 to
+        // 11:30 for decisions counted from 10:00 to 12:00), although the contract calls it the range used.
+        using var w = new TestWorld();
+        var hour = new DateTimeOffset(w.Clock.Now.UtcTicks / TimeSpan.TicksPerHour * TimeSpan.TicksPerHour, TimeSpan.Zero);
+
+        var q = new DataQuality(w.Ingestion, w.Store, w.Memberships, w.Catalogs, w.Measurement, w.Clock).Measure(hour.AddHours(-2).AddMinutes(30), hour.AddHours(-1).AddMinutes(30));
+
+        Assert.Equal((hour.AddHours(-2), hour), (q.Start, q.End));
+    }
+
+    [Fact]
     public void The_unsegmented_share_is_unknown_while_memberships_are_rebuilt()
     {
         using var w = new TestWorld();
