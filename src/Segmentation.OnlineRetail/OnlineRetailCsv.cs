@@ -39,7 +39,7 @@ public sealed record OnlineRetailRead(IReadOnlyList<Invoice> Invoices, int RowsR
 /// Reads the UCI Online Retail dataset (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
 /// CustomerID, Country) with Sylvan.Data.Csv and groups its rows into invoices. A row is rejected, and counted by
 /// reason, when it has too few columns, no customer id, no invoice number or stock code, an
-/// unparseable quantity, price or date, a price that is not a positive finite number, a non-positive quantity
+/// unparseable quantity, price or date, a price that is not a positive finite number, a quantity beyond a million units, a non-positive quantity
 /// on a sale or a non-negative one on a cancellation. A malformed quoted field stops the read with an error naming
 /// its row (where the next row starts is then unknown), and nothing of the file is used. Rows starting with
 /// <c>#</c> are rows like any other. Dates are read as <c>yyyy-MM-dd HH:mm:ss</c>,
@@ -167,6 +167,12 @@ public static class OnlineRetailCsv
             return null;
         }
 
+        if (quantity is < -MaxQuantity or > MaxQuantity)
+        {
+            reason = "quantity beyond a million units";
+            return null;
+        }
+
         if (!cancellation && quantity <= 0)
         {
             reason = "non-positive quantity on a sale";
@@ -181,6 +187,10 @@ public static class OnlineRetailCsv
 
         return new Row(invoice, f[1].Trim(), f[2].Trim(), quantity, at, price, customer, f[7].Trim());
     }
+
+    // The most units one order line may hold (an event's line has the same limit); beyond it no line is made, and a
+    // cancellation's count is never negated past what an int holds.
+    private const int MaxQuantity = 1_000_000;
 
     private sealed record Row(string Invoice, string StockCode, string Description, int Quantity, DateTime At, double UnitPrice, string Customer, string Country);
 }
