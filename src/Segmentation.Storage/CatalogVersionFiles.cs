@@ -68,7 +68,7 @@ public sealed class CatalogVersionFiles : ICatalogVersionStore
     {
         ArgumentNullException.ThrowIfNull(version);
         ArgumentNullException.ThrowIfNull(keep);
-        Directory.CreateDirectory(_directory);
+        DataDirectory.CreateDurably(_directory); // the folder's name is durable too: a power cut could otherwise lose every kept version
         var info = version.Info;
         var document = new CatalogVersionDocument(info.Version, info.PublishedAt, info.Origin, info.Comment, info.RolledBackFrom, [.. version.Files.Select(f => new CatalogVersionFile(f.Name, f.Text))]);
         var path = PathOf(info.Version);

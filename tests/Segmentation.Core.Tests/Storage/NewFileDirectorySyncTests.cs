@@ -81,4 +81,15 @@ public sealed class NewFileDirectorySyncTests : IDisposable
 
         Assert.True(SyncedWith(Path.Combine(_dir, AuditJournalFile.FileName)), "the data directory was not synced after the audit trail was created");
     }
+
+    [Fact]
+    public void The_catalog_versions_folder_is_followed_by_a_sync_of_the_data_directory()
+    {
+        // Regression: the folder was created without syncing the data directory: a power cut soon after the first
+        // version was written could lose the folder, every kept version and the numbering with it.
+        var files = TestCatalogs.Source(TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")).ReadFiles();
+        new CatalogVersionFiles(_dir).Save(new Core.Application.Catalogs.StoredCatalogVersion(new Core.Application.Catalogs.CatalogVersionInfo(1, T0, "api", "", null), files), new HashSet<long> { 1 });
+
+        Assert.True(SyncedWith(Path.Combine(_dir, "catalogs")), "the data directory was not synced after the catalogs folder was created");
+    }
 }
