@@ -53,7 +53,15 @@ internal static class ImportCommand
             Sent(report, send);
             if (rfmWait > TimeSpan.Zero && events.Count > 0)
             {
-                await RfmAsync(profiles, events, report, rfmWait, ct);
+                try
+                {
+                    await RfmAsync(profiles, events, report, rfmWait, ct);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.PermissionDenied)
+                {
+                    // An ingest-only key (a tracker's) imports but cannot read profiles: the import stands, with its report.
+                    report.Rfm = new RfmReport { Note = "not read: the key may import but not read profiles (that needs the decide scope); --rfm-wait 0 skips this summary" };
+                }
             }
         }
         else

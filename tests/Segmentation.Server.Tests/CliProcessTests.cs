@@ -439,6 +439,42 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task An_online_retail_import_with_an_ingest_only_key_reports_what_it_imported()
+    {
+        // Regression: the events were all sent and applied, then reading the profiles for the RFM summary was refused
+        // (it needs the decide scope) and the import ended with exit 1 and no report at all.
+        const string Tracker = "an-ingest-only-key";
+        var work = Directory.CreateTempSubdirectory("seg-cli-tracker-").FullName;
+        try
+        {
+            var csv = Path.Combine(work, "retail.csv");
+            await File.WriteAllTextAsync(csv, """
+                InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+                536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+                536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.85,17851.0,United Kingdom
+                536367,84879,BIRD,32,2010-12-01 08:34:00,1.69,13047.0,United Kingdom
+
+                """);
+            await WithService(
+                async port =>
+                {
+                    var (exit, stdout, stderr) = await Segctl($"import {csv} --json --rfm-wait 2 --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = Tracker });
+                    Assert.True(exit == 0, $"exit {exit}: {stderr}");
+                    using var report = System.Text.Json.JsonDocument.Parse(stdout);
+                    Assert.Equal(3, report.RootElement.GetProperty("accepted").GetInt32());
+                    Assert.Contains("decide scope", report.RootElement.GetProperty("rfm").GetProperty("note").GetString(), StringComparison.Ordinal);
+                },
+                "--Segmentation:Security:ApiKeys:1:Name=tracker",
+                $"--Segmentation:Security:ApiKeys:1:Sha256={Security.ApiKeyRing.Hash(Tracker)}",
+                "--Segmentation:Security:ApiKeys:1:Scopes:0=ingest");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Import_goes_on_after_the_rate_limits_delay_reads_rows_starting_with_a_hash_and_refuses_a_malformed_file_by_its_row()
     {
         // Regressions: the import ended at the service's first RESOURCE_EXHAUSTED (exit 1, no report, and a re-run
