@@ -36,6 +36,11 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
     public const int MaxPending = 1_000_000;
 
     private const string CausePrefix = "entered:";
+
+    // Personalization consent given (back): every segment the user is in is announced as entered, though they did not
+    // enter it now. Such entries arm nothing: what was armed before a withdrawal stays armed (consent is checked when it
+    // fires), and one that fired does not fire again.
+    private static readonly string ConsentGranted = $"consent:{Core.Privacy.ConsentPolicy.NameOf(Core.Profiles.ConsentPurpose.Personalization)}:granted";
     private readonly Lock _gate = new();
     private readonly PriorityQueue<PendingTrigger, long> _queue = new();
     private readonly Dictionary<(string User, string Trigger), long> _armed = [];
@@ -169,6 +174,8 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
                 _cursor = entry.Offset;
                 switch (entry.Kind)
                 {
+                    case ChangeKind.Entered when entry.Cause == ConsentGranted:
+                        break;
                     case ChangeKind.Entered when catalog.TriggersBySegment.TryGetValue(entry.SegmentId, out var triggers):
                         foreach (var t in triggers)
                         {

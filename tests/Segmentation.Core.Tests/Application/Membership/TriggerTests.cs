@@ -64,6 +64,34 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void Giving_personalization_consent_back_neither_postpones_a_pending_trigger_nor_fires_one_again()
+    {
+        // Regression: the grant announces every segment the user is in as entered (nothing was announced while consent
+        // was withdrawn); each such entry armed the segment's triggers again, as a new entry does: a pending reminder
+        // moved two days later, and a trigger that had fired fired again.
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
+        scheduler.Tick(w.Clock.Now);
+        w.Clock.Now = entered.At.AddDays(2);
+        scheduler.Tick(w.Clock.Now); // "anyway" (a day after the entry) fires
+        Assert.Equal(["anyway"], Fired(w, start).Select(e => e.Trigger));
+
+        w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: false, "preference-center", null);
+        w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: true, "preference-center", null);
+        Assert.Contains(w.FeedAfter(entered.Offset), e => e.Kind == ChangeKind.Entered && e.SegmentId == "high" && e.Cause == "consent:personalization:granted");
+        scheduler.Tick(w.Clock.Now);
+
+        w.Clock.Now = entered.At.AddDays(3);
+        scheduler.Tick(w.Clock.Now);
+        scheduler.Tick(w.Clock.Now.AddDays(10));
+        Assert.Equal([("anyway", $"entered:{entered.Offset}"), ("reminder", $"entered:{entered.Offset}")], Fired(w, start).Select(e => (e.Trigger!, e.Cause)).Order());
+        Assert.Equal(entered.At.AddDays(3), Assert.Single(Fired(w, start), e => e.Trigger == "reminder").At);
+    }
+
+    [Fact]
     public async Task Erasing_a_user_drops_their_pending_triggers_so_none_fires_for_a_new_profile_under_the_same_id_or_is_saved_again()
     {
         using var w = World();
