@@ -37,6 +37,12 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
 
     private const string CausePrefix = "entered:";
 
+    /// <summary>
+    /// How long a trigger that needs membership waits past its time for the user's memberships to catch up with the
+    /// serving catalog (a publish is re-evaluated over every user in the background); then the membership recorded decides.
+    /// </summary>
+    public static readonly TimeSpan MaxWaitForMemberships = TimeSpan.FromMinutes(5);
+
     // Personalization consent given (back): every segment the user is in is announced as entered, though they did not
     // enter it now. Such entries arm nothing: what was armed before a withdrawal stays armed (consent is checked when it
     // fires), and one that fired does not fire again.
@@ -226,6 +232,7 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
     {
         var catalog = catalogs.Current;
         var fired = 0;
+        var deferred = new List<PendingTrigger>();
         while (_queue.TryPeek(out var p, out var due) && due <= now.UtcTicks)
         {
             _queue.Dequeue();
@@ -234,14 +241,33 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
                 continue; // disarmed, or replaced by a later entry
             }
 
+            if (!catalog.TriggersById.TryGetValue(p.TriggerId, out var trigger) || trigger.Segment != p.SegmentId)
+            {
+                _armed.Remove((p.UserId, p.TriggerId));
+                continue;
+            }
+
+            if (trigger.StillMember && memberships.IsStale(p.UserId, catalog.Version, now.UtcTicks) && now.UtcTicks - p.DueTicks < MaxWaitForMemberships.Ticks)
+            {
+                // The user's memberships predate the serving catalog (or their time ran out): whether they are still a
+                // member is known once the refresh reaches them, when leaving disarms the trigger. Checked again then.
+                deferred.Add(p);
+                continue;
+            }
+
             _armed.Remove((p.UserId, p.TriggerId));
-            if (!catalog.TriggersById.TryGetValue(p.TriggerId, out var trigger) || trigger.Segment != p.SegmentId || !StillHolds(trigger, p))
+            if (!StillHolds(trigger, p))
             {
                 continue;
             }
 
             feed.Append(p.UserId, p.SegmentId, ChangeKind.Triggered, now, catalog.Version, CausePrefix + p.EnteredOffset.ToString(CultureInfo.InvariantCulture), p.TriggerId);
             fired++;
+        }
+
+        foreach (var p in deferred)
+        {
+            _queue.Enqueue(p, now.UtcTicks + TimeSpan.TicksPerSecond);
         }
 
         Fired += fired;

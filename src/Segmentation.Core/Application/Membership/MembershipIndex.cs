@@ -116,6 +116,14 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     /// <summary>The catalog version a user's memberships were evaluated with (0 when unknown).</summary>
     public long CatalogVersionOf(string userId) => _users.TryGetValue(userId, out var s) ? s.CatalogVersion : 0;
 
+    /// <summary>
+    /// Whether a user's recorded memberships may be out of date: evaluated with another catalog version than
+    /// <paramref name="catalogVersion"/> (a publish the refresh has not reached yet), or past the time their result
+    /// holds until (the time sweep evaluates them again shortly). False for a user not recorded.
+    /// </summary>
+    public bool IsStale(string userId, long catalogVersion, long nowTicks) =>
+        _users.TryGetValue(userId, out var s) && (s.CatalogVersion != catalogVersion || s.ValidUntilTicks <= nowTicks);
+
     /// <summary>The segments a user is in (empty when unknown).</summary>
     public IReadOnlyList<string> SegmentsOf(string userId) => _users.TryGetValue(userId, out var s) ? s.Segments : [];
 

@@ -92,6 +92,50 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_trigger_due_before_a_new_catalog_reached_the_users_memberships_waits_for_them()
+    {
+        // Regression: whether the user was still in the segment was read from memberships evaluated with the old
+        // catalog: a publish narrowing the segment (score 50 → 90) did not stop the reminder of a user no longer in it,
+        // when it came due before the background refresh reached them.
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
+        scheduler.Tick(w.Clock.Now);
+        var narrowed = Catalog().ReadFiles().Select(f => f.Name == "segments.yaml" ? new CatalogFile(f.Name, "segments:\n" + TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 90 }")) : f).ToList();
+        w.Catalogs.Load(new InMemoryCatalogSource(narrowed));
+
+        w.Clock.Now = entered.At.AddDays(3);
+        scheduler.Tick(w.Clock.Now);
+        Assert.DoesNotContain(Fired(w, start), e => e.Trigger == "reminder"); // waits for the refresh
+
+        w.Ingestion.RefreshMemberships(); // the refresh reaches u1: left
+        Assert.Contains(w.FeedAfter(start), e => e.Kind == ChangeKind.Left && e.UserId == "u1");
+        scheduler.Tick(w.Clock.Now.AddSeconds(1));
+        scheduler.Tick(w.Clock.Now.AddDays(1));
+        Assert.DoesNotContain(Fired(w, start), e => e.Trigger == "reminder");
+        Assert.Equal(0, scheduler.Pending);
+    }
+
+    [Fact]
+    public void A_trigger_whose_users_memberships_are_current_fires_on_time_after_a_publish()
+    {
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
+        scheduler.Tick(w.Clock.Now);
+        w.Catalogs.Load(Catalog()); // the same segments under a new version
+        w.Ingestion.RefreshMemberships();
+
+        w.Clock.Now = entered.At.AddDays(3);
+        scheduler.Tick(w.Clock.Now);
+        Assert.Equal(entered.At.AddDays(3), Assert.Single(Fired(w, start), e => e.Trigger == "reminder").At);
+    }
+
+    [Fact]
     public async Task Erasing_a_user_drops_their_pending_triggers_so_none_fires_for_a_new_profile_under_the_same_id_or_is_saved_again()
     {
         using var w = World();
