@@ -137,6 +137,45 @@ public sealed class AuditJournalFileTests : IDisposable
     }
 
     [Fact]
+    public void An_entry_the_full_disk_refused_is_written_before_the_next_one()
+    {
+        // Regression: the refused entry stayed in memory (listed) but reached the file only if an erasure or a trimming
+        // rewrote it: a plain restart lost it, although the trail promises entries are written again once there is room.
+        using var disk = new TinyDisk(2);
+        var dir = disk.Directory("audit");
+        var detail = new string('d', AdminAuditTrail.MaxDetailLength);
+        var listed = 0;
+        using (var journal = new AuditJournalFile(dir))
+        {
+            var trail = new AdminAuditTrail(journal, _time);
+            disk.Fill();
+            var refused = false;
+            for (var i = 0; i < 100 && !refused; i++)
+            {
+                try
+                {
+                    trail.Record("ops", "catalog.publish", "OK", null, detail);
+                }
+                catch (IOException)
+                {
+                    refused = true;
+                }
+            }
+
+            Assert.True(refused);
+            disk.Free();
+            trail.Record("ops", "catalog.rollback", "OK", null, "after the disk had room again");
+            listed = trail.List(0, "").Entries.Count;
+        }
+
+        using var reopened = new AuditJournalFile(dir);
+        var entries = new AdminAuditTrail(reopened, _time).List(0, "").Entries;
+        Assert.Equal(listed, entries.Count);
+        Assert.Equal(Enumerable.Range(1, listed).Reverse().Select(n => (long)n), entries.Select(e => e.Sequence));
+        Assert.Equal("catalog.rollback", entries[0].Action);
+    }
+
+    [Fact]
     public void An_erasure_whose_rewrite_failed_is_done_by_the_retry()
     {
         var journal = new FlakyJournal();

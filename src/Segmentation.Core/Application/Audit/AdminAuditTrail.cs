@@ -91,6 +91,9 @@ public sealed class AdminAuditTrail
     public static readonly TimeSpan ErasedMemory = TimeSpan.FromHours(1);
     private List<AuditEntry> _entries;
 
+    // The newest entries the journal refused (a full disk): written before the next entry, in order.
+    private int _unwritten;
+
     /// <summary>Restores the trail <paramref name="journal"/> kept (the newest <see cref="MaxEntries"/> of it).</summary>
     public AdminAuditTrail(IAuditJournal journal, TimeProvider time)
     {
@@ -163,7 +166,13 @@ public sealed class AdminAuditTrail
                 erased ? Erased : userId ?? "",
                 erased ? "" : InputLimits.Bounded(detail ?? "", MaxDetailLength));
             _entries.Add(entry);
-            _journal.Append(entry);
+            _unwritten++;
+            for (var i = _entries.Count - _unwritten; i < _entries.Count; i++)
+            {
+                _journal.Append(_entries[i]); // throws when refused: this one and those after it are written next time
+                _unwritten--;
+            }
+
             if (_entries.Count >= 2 * MaxEntries)
             {
                 _entries.RemoveRange(0, _entries.Count - MaxEntries);
@@ -240,6 +249,7 @@ public sealed class AdminAuditTrail
             {
                 _journal.Rewrite(erased);
                 _entries = erased;
+                _unwritten = 0; // the rewrite wrote every entry
             }
 
             var now = _time.GetUtcNow();
