@@ -214,6 +214,38 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
         Assert.Equal(System.Net.HttpStatusCode.OK, small.StatusCode); // within the limit
     }
 
+    [Fact]
+    public async Task An_http_json_caller_past_its_ingestion_rate_gets_retry_after()
+    {
+        // Regression: the limiter's own refusals carried Retry-After, but a 429 raised by the service (the ingestion rate
+        // of events, a batch decision's users) reached HTTP/JSON callers without it, the header api.md promises.
+        using var factory = SmallLimits(); // 20 events a second
+        using var http = factory.CreateClient();
+        http.DefaultRequestHeaders.Add("x-api-key", GrpcTestFixture.AllScopesKey);
+        var now = DateTimeOffset.UtcNow.AddSeconds(-1).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        HttpResponseMessage? refused = null;
+        for (var i = 0; i < 10 && refused is null; i++)
+        {
+            var events = string.Join(",", Enumerable.Range(0, 15).Select(n => $$$"""{"eventId":"ra-{{{i}}}-{{{n}}}","type":"page_view","userId":"ra-user","timestamp":"{{{now}}}","context":{"source":"web","device":"mobile","sessionId":"s1","pageType":"home"}}"""));
+            var response = await http.PostAsync(new Uri("/v1/events/batch", UriKind.Relative), new StringContent($$"""{"events":[{{events}}]}""", System.Text.Encoding.UTF8, "application/json"));
+            if (response.StatusCode == System.Net.HttpStatusCode.TooManyRequests)
+            {
+                refused = response;
+            }
+            else
+            {
+                response.Dispose();
+            }
+        }
+
+        using (refused)
+        {
+            Assert.NotNull(refused);
+            Assert.NotNull(refused.Headers.RetryAfter?.Delta);
+            Assert.True(refused.Headers.RetryAfter.Delta >= TimeSpan.FromSeconds(1));
+        }
+    }
+
     // A JSON body sent without a Content-Length (chunked).
     private sealed class UndeclaredLength : HttpContent
     {

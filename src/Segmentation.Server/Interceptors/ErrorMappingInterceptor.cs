@@ -80,6 +80,16 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
         Details = { Any.Pack(new RetryInfo { RetryDelay = Duration.FromTimeSpan(retryAfter) }) },
     }.ToRpcException();
 
+    // An HTTP/JSON caller reads the delay from Retry-After, as for the refusals the rate limiter answers itself (a gRPC
+    // caller from the RetryInfo detail; the header beside it does no harm).
+    private static void RetryAfterOverHttp(ServerCallContext context, TimeSpan after)
+    {
+        if (context.GetHttpContext() is { Response.HasStarted: false } http)
+        {
+            http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     // The operating system's message (which names the server's files) goes to the log, not to the caller; rate-limited.
     private void LogStorage(Exception error, ServerCallContext context)
     {
@@ -139,6 +149,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case ConcurrencyConflictException cc:
                 return new RpcException(new Grpc.Core.Status(StatusCode.Aborted, Bounded(cc.Message)));
             case Security.RateLimitExceededException rl:
+                RetryAfterOverHttp(context, rl.RetryAfter);
                 return new Google.Rpc.Status
                 {
                     Code = (int)Code.ResourceExhausted,
@@ -148,6 +159,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case Core.Validation.LimitExceededException le:
                 return new RpcException(new Grpc.Core.Status(StatusCode.ResourceExhausted, Bounded(le.Message)));
             case NotReadyException nr:
+                RetryAfterOverHttp(context, nr.RetryAfter);
                 return Unavailable(nr.Message, nr.RetryAfter);
             case Core.Application.Membership.FeedOffsetException fo:
                 // Machine-readable too: a consumer resynchronises, then continues from the oldest retained or newest offset.
