@@ -72,7 +72,17 @@ public sealed class CatalogVersionFiles : ICatalogVersionStore
         var info = version.Info;
         var document = new CatalogVersionDocument(info.Version, info.PublishedAt, info.Origin, info.Comment, info.RolledBackFrom, [.. version.Files.Select(f => new CatalogVersionFile(f.Name, f.Text))]);
         var path = PathOf(info.Version);
-        DataDirectory.WriteAtomically(path, file => JsonSerializer.Serialize(file, document, CatalogVersionJson.Default.CatalogVersionDocument));
+        try
+        {
+            DataDirectory.WriteAtomically(path, file => JsonSerializer.Serialize(file, document, CatalogVersionJson.Default.CatalogVersionDocument));
+        }
+        catch (ReplacedNotFlushedException)
+        {
+            // The version's file is in place but its name may not be durable: the publish fails (the current version
+            // stays), so the file must not make it the active version at the next start either.
+            DataDirectory.TryDelete(path);
+            throw;
+        }
 
         foreach (var old in Directory.EnumerateFiles(_directory, "v*.json"))
         {

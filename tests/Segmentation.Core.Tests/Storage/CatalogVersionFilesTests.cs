@@ -101,6 +101,40 @@ public sealed class CatalogVersionFilesTests : IDisposable
     }
 
     [Fact]
+    public void A_publish_that_failed_after_its_file_was_in_place_is_not_active_after_a_restart()
+    {
+        // Regression: the file was renamed into place, then syncing its folder failed: the publish failed (the caller was
+        // told UNAVAILABLE and the old version kept serving), but the file stayed and the next start made it active.
+        var catalogs = Path.GetFullPath(Path.Combine(_dir, CatalogVersionFiles.DirectoryName));
+        var fail = false;
+        void Refuse(string directory)
+        {
+            if (fail && Path.GetFullPath(directory) == catalogs)
+            {
+                throw new IOException("Input/output error");
+            }
+        }
+
+        var first = new CatalogProvider();
+        var v1 = first.Start(new EmbeddedCatalogSource(), new CatalogVersionFiles(_dir));
+        DataDirectory.DirectorySyncing += Refuse;
+        try
+        {
+            fail = true;
+            Assert.ThrowsAny<IOException>(() => first.Load(Renamed("failed"), "a publish whose folder could not be synced"));
+        }
+        finally
+        {
+            DataDirectory.DirectorySyncing -= Refuse;
+        }
+
+        Assert.Same(v1, first.Current);
+        var restarted = new CatalogProvider().Start(new EmbeddedCatalogSource(), new CatalogVersionFiles(_dir));
+        Assert.Equal(v1.Version, restarted.Version);
+        Assert.Equal(v1.Name, restarted.Name);
+    }
+
+    [Fact]
     public void A_damaged_version_file_stops_the_start_with_its_path()
     {
         new CatalogProvider().Start(new EmbeddedCatalogSource(), new CatalogVersionFiles(_dir));
