@@ -1,10 +1,21 @@
 using System.Globalization;
+using System.Text;
 
 namespace Segmentation.Cli;
 
 /// <summary>How the CSV exports write numbers and fields: invariant culture, RFC 4180 quoting.</summary>
 internal static class CsvText
 {
+    /// <summary>
+    /// How input files are read: UTF-8 (a byte order mark is skipped), refusing bytes that are not UTF-8 instead of
+    /// replacing them — an export in another encoding would otherwise turn "müller" and "möller" into one user.
+    /// </summary>
+    public static readonly Encoding StrictUtf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>The error for a file that is not UTF-8 text, <paramref name="where"/> naming the place.</summary>
+    public static InvalidDataException NotUtf8(string file, string where, DecoderFallbackException ex) =>
+        new($"{file}: {where} is not UTF-8 text (bytes {string.Join(" ", (ex.BytesUnknown ?? []).Select(b => $"0x{b:X2}"))}); convert the file first, for example with iconv -f windows-1252 -t utf-8", ex);
+
     /// <summary>A whole number.</summary>
     public static string N(long n) => n.ToString(CultureInfo.InvariantCulture);
 

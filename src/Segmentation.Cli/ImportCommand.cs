@@ -111,7 +111,7 @@ internal static class ImportCommand
     internal static List<Event> ReadEvents(FileInfo csv, DateTimeOffset? endsAt, ImportReport report)
     {
         OnlineRetailRead read;
-        using (var text = new StreamReader(csv.FullName, Encoding.UTF8, detectEncodingFromByteOrderMarks: true))
+        using (var text = new StreamReader(csv.FullName, CsvText.StrictUtf8, detectEncodingFromByteOrderMarks: true))
         {
             try
             {
@@ -120,6 +120,10 @@ internal static class ImportCommand
             catch (InvalidDataException ex)
             {
                 throw new InvalidDataException($"{csv.Name}: {ex.Message}", ex);
+            }
+            catch (DecoderFallbackException ex)
+            {
+                throw CsvText.NotUtf8(csv.Name, "the file", ex); // read whole before anything is sent: nothing was imported
             }
         }
 

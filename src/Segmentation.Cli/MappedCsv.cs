@@ -117,7 +117,7 @@ internal sealed class MappedCsv
     /// <exception cref="InvalidDataException">A mapped column is missing, or the file is not valid CSV from some row on: thrown by the <c>MoveNext</c> that reaches it (<see cref="CsvReading.Describe"/>).</exception>
     public IEnumerable<Event> Read(Stream csv, string file, ImportReport report)
     {
-        using var text = new StreamReader(csv, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
+        using var text = new StreamReader(csv, CsvText.StrictUtf8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
         using var reader = Csv(() => CsvDataReader.Create(text, CsvReading.Options(hasHeaders: true)), file, report);
         var ordinal = Ordinals(reader, file);
 
@@ -168,6 +168,10 @@ internal sealed class MappedCsv
         catch (CsvFormatException ex)
         {
             throw new InvalidDataException($"{file}: {CsvReading.Describe(ex, report.RowsRead)}", ex); // what became of the rows before it is said once they are answered
+        }
+        catch (DecoderFallbackException ex)
+        {
+            throw CsvText.NotUtf8(file, $"row {report.RowsRead + 1} after the header (or one of the next few)", ex);
         }
     }
 

@@ -439,6 +439,31 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task A_file_that_is_not_utf8_is_refused_naming_the_row_not_read_with_replaced_characters()
+    {
+        // Regression: bytes that are not UTF-8 were read as U+FFFD: a Windows-1252 export's "müller" and "möller" became
+        // one user "m\uFFFDller", without a word.
+        var work = Directory.CreateTempSubdirectory("seg-cli-encoding-").FullName;
+        try
+        {
+            var day = DateTimeOffset.UtcNow.AddDays(-2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+            var csv = Path.Combine(work, "latin.csv");
+            await File.WriteAllBytesAsync(csv, System.Text.Encoding.Latin1.GetBytes($"Who,When\nm\u00FCller@x.de,{day}T10:00:00Z\nm\u00F6ller@x.de,{day}T11:00:00Z\n"));
+            await WithService(async port =>
+            {
+                var (exit, _, stderr) = await Segctl($"import {csv} --map user_id=Who --map timestamp=When --type page_view --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey });
+                Assert.True(exit == 3, $"exit {exit}: {stderr}");
+                Assert.Contains("latin.csv: row 1 after the header (or one of the next few) is not UTF-8 text (bytes 0xFC", stderr, StringComparison.Ordinal);
+                Assert.Contains("iconv", stderr, StringComparison.Ordinal);
+            });
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task An_online_retail_import_with_an_ingest_only_key_reports_what_it_imported()
     {
         // Regression: the events were all sent and applied, then reading the profiles for the RFM summary was refused
