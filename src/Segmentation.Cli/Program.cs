@@ -50,7 +50,7 @@ var shift = new Option<bool>("--shift-to-now")
     Description = "Shift timestamps by whole days so the last invoice falls on yesterday (UTC); on by default",
     DefaultValueFactory = _ => true,
 };
-var noShift = new Option<bool>("--no-shift") { Description = "Keep the dataset's original timestamps" };
+var noShift = new Option<bool>("--no-shift") { Description = "Keep the dataset's original timestamps (2010-2011: the server rejects events older than their retention, 730 days unless configured)" };
 var rfmWait = new Option<int>("--rfm-wait")
 {
     Description = "Seconds to wait for the server's RFM model to cover the imported customers (0 skips the RFM report)",
