@@ -46,6 +46,43 @@ public sealed class HttpJsonApiProcessTests
     }
 
     [Fact]
+    public async Task A_body_past_the_request_size_limit_is_resource_exhausted_with_or_without_a_declared_length()
+    {
+        // Regression: the real server's own body limit, set to the request size limit, refused an undeclared-length
+        // (chunked) body from inside the read transcoding answers: an empty 413 and an unhandled-exception log entry
+        // with its stack trace, instead of RESOURCE_EXHAUSTED (the in-memory test server has no such limit).
+        var (server, _, httpPort) = await Start("--Segmentation:DemoData=false", "--Segmentation:Limits:MaxRequestBytes=16384");
+        try
+        {
+            using var http = Client(httpPort);
+            var json = "{\"payload\":\"" + Convert.ToBase64String(new byte[64 * 1024]) + "\"}";
+            foreach (var chunked in new[] { true, false })
+            {
+                using var content = Json(json);
+                if (chunked)
+                {
+                    content.Headers.ContentLength = null;
+                }
+
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/echo") { Content = content };
+                request.Headers.TransferEncodingChunked = chunked;
+                using var response = await http.SendAsync(request);
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.True(response.StatusCode == HttpStatusCode.TooManyRequests, $"chunked {chunked}: {(int)response.StatusCode} {body}");
+                using var status = JsonDocument.Parse(body);
+                Assert.Equal(8, status.RootElement.GetProperty("code").GetInt32());
+            }
+
+            await Task.Delay(300); // let the console logger flush
+            Assert.DoesNotContain("   at ", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await Stop(server);
+        }
+    }
+
+    [Fact]
     public async Task Decide_ingest_profile_outcomes_and_batch_work_over_http_1_1_with_json()
     {
         var (server, _, port) = await Start();

@@ -114,7 +114,8 @@ public sealed class OutcomeServiceTests(GrpcTestFixture fixture) : IClassFixture
         Assert.Equal(6, after.Completeness.Count);
         Assert.True(after.HasUnsegmentedShare && after.UnsegmentedShare is >= 0 and <= 1);
         Assert.NotNull(after.MedianAge);
-        Assert.True(after.End.ToDateTimeOffset() - after.Start.ToDateTimeOffset() == TimeSpan.FromDays(1));
+        var counted = after.End.ToDateTimeOffset() - after.Start.ToDateTimeOffset(); // the last day, in the whole hours decisions are counted in
+        Assert.True(counted >= TimeSpan.FromDays(1) && counted <= TimeSpan.FromHours(25) && after.Start.ToDateTimeOffset().Ticks % TimeSpan.TicksPerHour == 0, $"{after.Start}..{after.End}");
         long Rejected(GetDataQualityResponse r) => r.Rejections.SingleOrDefault(x => x.Reason == "context.device")?.Events ?? 0;
         Assert.True(Rejected(after) - Rejected(before) >= 1);
         Assert.True(after.EventsRejected - before.EventsRejected >= 1);

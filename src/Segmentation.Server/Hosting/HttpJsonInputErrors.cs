@@ -45,7 +45,9 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
 
         if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
         {
-            size.MaxRequestBodySize = limits.Value.MaxRequestBytes; // a body read past it fails (a last line of defence)
+            // A last line of defence, above the limit: the body's copy refuses a body past the limit first (as
+            // RESOURCE_EXHAUSTED); the server's own refusal (413) would come from inside a read transcoding answers.
+            size.MaxRequestBodySize = 2L * limits.Value.MaxRequestBytes + (64 << 10);
         }
 
         return BodyMessage(metadata) is { } body ? WithBodyErrorsNamed(context, body) : next(context);
@@ -110,7 +112,7 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         if (answer.Captured is { } error)
         {
             // Transcoding stops reading at the first problem: the rest is read to walk the whole body.
-            var problem = IsUndetailedRefusal(error) && await copy.ReadToEndAsync(context.RequestAborted)
+            var problem = IsUndetailedRefusal(error) && await copy.TryReadToEndAsync(context.RequestAborted)
                 ? Safely(() => HttpJsonInputProblem.InBody(copy.Written, body.Message, body.Prefix))
                 : null;
             await AnswerAsync(context, error, problem);
@@ -224,8 +226,23 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
             ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-        /// <summary>Reads what transcoding left unread (it stops at the first problem); false when the body is too large to keep.</summary>
-        public async Task<bool> ReadToEndAsync(CancellationToken cancellationToken)
+        /// <summary>
+        /// Reads what transcoding left unread (it stops at the first problem); false when the body is too large to keep
+        /// or cannot be read to its end (the client stopped sending, the server refused the rest).
+        /// </summary>
+        public async Task<bool> TryReadToEndAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                return await ReadToEndAsync(cancellationToken);
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
+
+        private async Task<bool> ReadToEndAsync(CancellationToken cancellationToken)
         {
             _readingToEnd = true;
             var buffer = new byte[16 * 1024];
