@@ -43,10 +43,11 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
     /// </summary>
     public static readonly TimeSpan MaxWaitForMemberships = TimeSpan.FromMinutes(5);
 
-    // Personalization consent given (back): every segment the user is in is announced as entered, though they did not
-    // enter it now. Such entries arm nothing: what was armed before a withdrawal stays armed (consent is checked when it
-    // fires), and one that fired does not fire again.
-    private static readonly string ConsentGranted = $"consent:{Core.Privacy.ConsentPolicy.NameOf(Core.Profiles.ConsentPurpose.Personalization)}:granted";
+    // Personalization consent given back: a segment announced before the withdrawal is announced again, though the user
+    // did not enter it now. Such entries arm nothing: what was armed before the withdrawal stays armed (consent is checked
+    // when it fires), and one that fired does not fire again. A segment announced for the first time at a grant (a first
+    // opt-in, or entered while consent was withdrawn) is an entry like any other.
+    private static readonly string ConsentGrantedAgain = $"consent:{Core.Privacy.ConsentPolicy.NameOf(Core.Profiles.ConsentPurpose.Personalization)}:granted{MembershipIndex.AgainSuffix}";
     private readonly Lock _gate = new();
     private readonly PriorityQueue<PendingTrigger, long> _queue = new();
     private readonly Dictionary<(string User, string Trigger), long> _armed = [];
@@ -180,7 +181,7 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
                 _cursor = entry.Offset;
                 switch (entry.Kind)
                 {
-                    case ChangeKind.Entered when entry.Cause == ConsentGranted:
+                    case ChangeKind.Entered when entry.Cause == ConsentGrantedAgain:
                         break;
                     case ChangeKind.Entered when catalog.TriggersBySegment.TryGetValue(entry.SegmentId, out var triggers):
                         foreach (var t in triggers)

@@ -20,6 +20,16 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     private ConcurrentDictionary<string, UserState> _users = new(Stripes, 1024, StringComparer.Ordinal); // replaced only by Reserve, while empty
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastNonEmpty = new(StringComparer.Ordinal);
 
+    // For each user whose personalization consent was withdrawn: the segments announced before it (what a consumer may
+    // still hold), until it is given back.
+    private readonly ConcurrentDictionary<string, string[]> _announcedBeforeHidden = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Added to the cause of an entry a consent grant announces for a segment that was announced before the consent was
+    /// withdrawn (the user did not enter it now; a consumer may hold it already): <c>consent:personalization:granted:again</c>.
+    /// </summary>
+    public const string AgainSuffix = ":again";
+
     private volatile bool _rebuilding;
     private int _rebuildTotal;
     private int _rebuildDone;
@@ -202,6 +212,16 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
         var known = _users.TryGetValue(userId, out var state);
         var previous = known ? state.Segments : [];
         var hidden = !publish; // memberships of a user without personalization consent: never announced
+        string[]? announcedBefore = null;
+        if (known && !state.Hidden && hidden)
+        {
+            _announcedBeforeHidden[userId] = state.Segments; // consent withdrawn: what was announced until now
+        }
+        else if (known && state.Hidden && !hidden)
+        {
+            _announcedBeforeHidden.TryRemove(userId, out announcedBefore); // given back
+        }
+
         publish &= !Replaying && (known || !_rebuilding); // restored members are not new entries: during the rebuild only users already evaluated publish
 
         // Memberships held while hidden were never announced: once they may be, every segment is entered (watchers knew
@@ -229,7 +249,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
 
             if (publish && !announced.Contains(id))
             {
-                Feed.Append(userId, id, ChangeKind.Entered, at, catalogVersion, cause);
+                Feed.Append(userId, id, ChangeKind.Entered, at, catalogVersion, announcedBefore is not null && announcedBefore.Contains(id) ? cause + AgainSuffix : cause);
             }
 
             // Minute resolution is plenty for "no members for 30 days", and avoids every write contending
@@ -282,6 +302,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     /// </summary>
     public void Drop(string userId)
     {
+        _announcedBeforeHidden.TryRemove(userId, out _);
         if (_users.TryRemove(userId, out var state))
         {
             foreach (var id in state.Segments)

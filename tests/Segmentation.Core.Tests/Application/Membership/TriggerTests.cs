@@ -81,7 +81,7 @@ public sealed class TriggerTests : IDisposable
 
         w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: false, "preference-center", null);
         w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: true, "preference-center", null);
-        Assert.Contains(w.FeedAfter(entered.Offset), e => e.Kind == ChangeKind.Entered && e.SegmentId == "high" && e.Cause == "consent:personalization:granted");
+        Assert.Contains(w.FeedAfter(entered.Offset), e => e.Kind == ChangeKind.Entered && e.SegmentId == "high" && e.Cause == "consent:personalization:granted:again");
         scheduler.Tick(w.Clock.Now);
 
         w.Clock.Now = entered.At.AddDays(3);
@@ -89,6 +89,25 @@ public sealed class TriggerTests : IDisposable
         scheduler.Tick(w.Clock.Now.AddDays(10));
         Assert.Equal([("anyway", $"entered:{entered.Offset}"), ("reminder", $"entered:{entered.Offset}")], Fired(w, start).Select(e => (e.Trigger!, e.Cause)).Order());
         Assert.Equal(entered.At.AddDays(3), Assert.Single(Fired(w, start), e => e.Trigger == "reminder").At);
+    }
+
+    [Fact]
+    public void A_first_opt_in_arms_the_triggers_of_the_segments_it_announces()
+    {
+        // Regression (of the fix above): every entry a grant announced armed nothing, so with explicit consent required
+        // a user's segments at their first opt-in (or entered while consent was withdrawn) never armed a trigger.
+        using var w = new TestWorld(Catalog(), consent: new Core.Privacy.ConsentPolicy(RequireExplicitConsent: true));
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "u1", 80);
+        Assert.Empty(w.FeedAfter(start)); // nothing announced without consent
+        w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: true, "banner", null);
+        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
+        Assert.Equal("consent:personalization:granted", entered.Cause);
+        scheduler.Tick(w.Clock.Now);
+
+        scheduler.Tick(w.Clock.Now.AddDays(4));
+        Assert.Equal(["anyway", "reminder"], Fired(w, start).Select(e => e.Trigger!).Order());
     }
 
     [Fact]
