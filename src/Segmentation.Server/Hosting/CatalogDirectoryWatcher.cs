@@ -31,7 +31,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
         // A poll that cannot read the directory (a file removed while it is listed, as editors, rsync and Kubernetes
         // config map updates do; a folder without access) is skipped: the next one reads it again, nothing is taken as
         // loaded meanwhile, and the job never fails for it (a failed job would report the service not ready).
-        var loaded = await FirstFingerprintAsync(path, stoppingToken);
+        var loaded = FirstFingerprint(path);
         var pending = loaded;
         using var timer = new PeriodicTimer(PollInterval);
         while (await timer.WaitForNextTickAsync(stoppingToken))
@@ -76,19 +76,9 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
         }
     }
 
-    // The directory as the service started with it: read again until it can be read.
-    private async Task<string> FirstFingerprintAsync(string path, CancellationToken stoppingToken)
-    {
-        while (true)
-        {
-            if (TryFingerprint(path) is { } first)
-            {
-                return first;
-            }
-
-            await Task.Delay(PollInterval, stoppingToken);
-        }
-    }
+    // The directory as the service started with it; when it cannot be read then, nothing is taken as loaded: the first
+    // state read is loaded (an edit made while it could not be read is not taken for the files the service started with).
+    private string FirstFingerprint(string path) => TryFingerprint(path) ?? string.Empty;
 
     // Names, sizes and modification times of every file, or null when the directory could not be read this time
     // (logged once until a poll reads it again).
