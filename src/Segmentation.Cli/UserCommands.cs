@@ -329,19 +329,28 @@ internal static class UserCommands
 
     private static async Task<List<string>> ReadIdsAsync(string source, CancellationToken ct)
     {
-        using var reader = source == "-" ? new StreamReader(Console.OpenStandardInput()) : new StreamReader(source);
+        using var reader = new StreamReader(source == "-" ? Console.OpenStandardInput() : File.OpenRead(source), CsvText.StrictUtf8); // ids that are not UTF-8 are refused, not merged by replacement characters
         var ids = new List<string>();
-        while (await reader.ReadLineAsync(ct) is { } line)
+        var lines = 0;
+        try
         {
-            if (line.Trim() is { Length: > 0 } id && !id.StartsWith('#'))
+            while (await reader.ReadLineAsync(ct) is { } line)
             {
-                ids.Add(id);
-            }
+                lines++;
+                if (line.Trim() is { Length: > 0 } id && !id.StartsWith('#'))
+                {
+                    ids.Add(id);
+                }
 
-            if (ids.Count > MaxBatchUsers)
-            {
-                break;
+                if (ids.Count > MaxBatchUsers)
+                {
+                    break;
+                }
             }
+        }
+        catch (System.Text.DecoderFallbackException ex)
+        {
+            throw CsvText.NotUtf8(source == "-" ? "standard input" : source, $"line {lines + 1} (or one of the next few)", ex);
         }
 
         return ids;

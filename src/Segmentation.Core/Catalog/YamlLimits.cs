@@ -26,10 +26,10 @@ public static class YamlLimits
     /// Most nodes a whole catalog (every file of it together) may stand for once every alias is expanded: the trees of
     /// all files are held until the catalog is validated, and a request may carry many files.
     /// </summary>
-    public const int MaxCatalogExpandedNodes = 2 * MaxExpandedNodes;
+    public const int MaxCatalogExpandedNodes = 5 * MaxExpandedNodes;
 
     /// <summary>Most characters of scalars a whole catalog may stand for once every alias is expanded.</summary>
-    public const long MaxCatalogExpandedChars = 2 * MaxExpandedChars;
+    public const long MaxCatalogExpandedChars = 4 * MaxExpandedChars;
 
     /// <summary>The first limit <paramref name="text"/> breaks, as a catalog error of <paramref name="file"/>, or null.</summary>
     /// <exception cref="YamlException">The text is not well-formed YAML (reported by the caller as a syntax error).</exception>

@@ -13,7 +13,16 @@ public sealed class RepeatedLogLimit(int perMinute)
     public bool ShouldLog(System.Type type, string where, out int suppressed)
     {
         var now = Environment.TickCount64;
-        var window = _windows.GetOrAdd((type, where), static _ => new Window());
+        if (!_windows.TryGetValue((type, where), out var window))
+        {
+            if (_windows.Count >= MaxKeys)
+            {
+                Sweep(now); // keys come and go (variant ids across catalog versions): windows over a minute old are forgotten
+            }
+
+            window = _windows.GetOrAdd((type, where), static _ => new Window());
+        }
+
         lock (window)
         {
             if (now - window.Start >= 60_000)
@@ -35,9 +44,23 @@ public sealed class RepeatedLogLimit(int perMinute)
         }
     }
 
+    // Windows kept before the old ones are swept.
+    private const int MaxKeys = 1024;
+
+    private void Sweep(long now)
+    {
+        foreach (var (key, old) in _windows)
+        {
+            if (now - Volatile.Read(ref old.Start) >= 60_000)
+            {
+                _windows.TryRemove(key, out _);
+            }
+        }
+    }
+
     private sealed class Window
     {
-        public long Start { get; set; } = Environment.TickCount64;
+        public long Start = Environment.TickCount64; // a field: the sweep reads it without the window's lock
 
         public int Logged { get; set; }
 

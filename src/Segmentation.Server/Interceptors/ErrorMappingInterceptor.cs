@@ -73,6 +73,12 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
     // How long a caller should wait before retrying a write the storage refused (a full disk is freed by an operator).
     private static readonly TimeSpan StorageRetryAfter = TimeSpan.FromSeconds(5);
 
+    private static RpcException Unavailable(ServerCallContext context, string message, TimeSpan retryAfter)
+    {
+        RetryAfterOverHttp(context, retryAfter);
+        return Unavailable(message, retryAfter);
+    }
+
     private static RpcException Unavailable(string message, TimeSpan retryAfter) => new Google.Rpc.Status
     {
         Code = (int)Code.Unavailable,
@@ -159,8 +165,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case Core.Validation.LimitExceededException le:
                 return new RpcException(new Grpc.Core.Status(StatusCode.ResourceExhausted, Bounded(le.Message)));
             case NotReadyException nr:
-                RetryAfterOverHttp(context, nr.RetryAfter);
-                return Unavailable(nr.Message, nr.RetryAfter);
+                return Unavailable(context, nr.Message, nr.RetryAfter);
             case Core.Application.Membership.FeedOffsetException fo:
                 // Machine-readable too: a consumer resynchronises, then continues from the oldest retained or newest offset.
                 return new Google.Rpc.Status
@@ -179,12 +184,12 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                 }.ToRpcException();
             case StorageUnavailableException su:
                 LogStorage(su.InnerException ?? su, context);
-                return Unavailable(su.Message, StorageRetryAfter);
+                return Unavailable(context, su.Message, StorageRetryAfter);
             case IOException or UnauthorizedAccessException when ex is not Microsoft.AspNetCore.Connections.ConnectionResetException and not BadHttpRequestException: // those two are the caller's connection
                 // A write the data directory refused where no code named the failure (a catalog version, a saved state):
                 // as retryable as a change log that cannot write, never INTERNAL.
                 LogStorage(ex, context);
-                return Unavailable($"the data directory could not be written ({StorageUnavailableException.Describe(ex)}): retry later", StorageRetryAfter);
+                return Unavailable(context, $"the data directory could not be written ({StorageUnavailableException.Describe(ex)}): retry later", StorageRetryAfter);
             case CatalogException ce:
                 return new RpcException(new Grpc.Core.Status(StatusCode.FailedPrecondition, Bounded(ce.Message)));
             default:

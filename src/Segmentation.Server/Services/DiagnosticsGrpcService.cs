@@ -40,6 +40,6 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits, IHostA
                 return new EchoStreamResponse { Payload = Answer(message.ResponseBytes) };
             },
             context.CancellationToken,
-            lifetime.ApplicationStopping); // as StreamEvents: ends when the server stops
+            lifetime.ApplicationStopping); // as StreamEvents, it stops reading when the server stops (and ends with OK: a baseline has nothing to send again)
     }
 }

@@ -83,7 +83,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         span?.SetTag("segmentation.events.received", index);
         if (ServerStopping.Ended(context, lifetime))
         {
-            // Every event read was answered (the answers were written); nothing after them was read.
+            // Every event applied was answered (the answers were written); nothing after them was applied.
             throw ServerStopping.Error("the events without a result were not applied: send them again on a new stream");
         }
     }

@@ -46,6 +46,9 @@ export async function render(ctx) {
     for (const s of [summary, arms, primary, guardrails]) {
       fill(s.body, unavailable('the results could not be read.'));
     }
+    if (ctx.notice) {
+      ctx.main.append(promoteResult); // the promotion happened even if its results cannot be read now
+    }
     return;
   }
   const e = res.experiment ?? {};
