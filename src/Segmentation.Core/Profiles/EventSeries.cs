@@ -144,7 +144,7 @@ public readonly struct EventSeries
             changesAt = Math.Min(changesAt, olderChanges);
         }
 
-        return sum;
+        return ProfileAggregates.Money(sum); // a difference of running sums: rounded as a sum of money
     }
 
     /// <summary>Last event at or before <paramref name="nowTicks"/>, or <see cref="long.MinValue"/>.</summary>

@@ -37,6 +37,13 @@ public sealed record ProfileAggregates
     /// <summary>Purchase value minus refunded value.</summary>
     public double Revenue { get; init; }
 
+    /// <summary>
+    /// A sum of money as the rules compare it: rounded to 6 decimals after each addition, so binary fractions never
+    /// leave an amount just below the one it adds up to (293.07 + 462.77 + 244.16 is 1000, not 999.9999999999999,
+    /// and a rule "revenue ≥ 1000" holds), while amounts keep every decimal a currency has.
+    /// </summary>
+    public static double Money(double amount) => Math.Round(amount, 6);
+
     /// <summary>First purchase time or <see cref="long.MinValue"/>.</summary>
     public long FirstPurchaseTicks { get; init; } = long.MinValue;
 
@@ -83,12 +90,12 @@ public sealed record ProfileAggregates
             EventTypes.Purchase => next with
             {
                 Orders = Orders + 1,
-                Revenue = Revenue + e.Value,
+                Revenue = Money(Revenue + e.Value),
                 FirstPurchaseTicks = FirstPurchaseTicks == long.MinValue ? e.Ticks : Math.Min(FirstPurchaseTicks, e.Ticks),
                 LastPurchaseTicks = Math.Max(LastPurchaseTicks, e.Ticks),
                 CartItems = 0,
             },
-            EventTypes.Refund => next with { Revenue = Revenue - e.Value },
+            EventTypes.Refund => next with { Revenue = Money(Revenue - e.Value) },
             EventTypes.AddToCart => next with { CartItems = (int)Math.Min(int.MaxValue, (long)CartItems + e.Quantity), CartUpdatedTicks = e.Ticks },
             EventTypes.RemoveFromCart => next with { CartItems = Math.Max(0, CartItems - e.Quantity), CartUpdatedTicks = e.Ticks },
             EventTypes.EmailSend when e.CampaignId is not null => next with { EmailSends = Keep(EmailSends.Add(new EmailSend(e.Ticks, e.CampaignId))) },
@@ -137,13 +144,13 @@ public sealed record ProfileAggregates
             {
                 case EventTypes.Purchase:
                     orders++;
-                    revenue += e.Value;
+                    revenue = Money(revenue + e.Value);
                     firstPurchase = firstPurchase == long.MinValue ? e.Ticks : Math.Min(firstPurchase, e.Ticks);
                     lastPurchase = Math.Max(lastPurchase, e.Ticks);
                     cartItems = 0;
                     break;
                 case EventTypes.Refund:
-                    revenue -= e.Value;
+                    revenue = Money(revenue - e.Value);
                     break;
                 case EventTypes.AddToCart:
                     cartItems = (int)Math.Min(int.MaxValue, (long)cartItems + e.Quantity);

@@ -299,7 +299,7 @@ public sealed class IngestionPropertyTests : IDisposable
         Assert.Equal(purchases.Count == 0 ? long.MinValue : purchases.Min(e => e.Ticks), a.FirstPurchaseTicks);
         Assert.Equal(purchases.Count == 0 ? long.MinValue : purchases.Max(e => e.Ticks), a.LastPurchaseTicks);
 
-        double revenue = 0;
+        double revenue = 0; // a sum of money: rounded to 6 decimals after each addition (see ProfileAggregates.Money)
         var cart = 0;
         var cartAt = long.MinValue;
         foreach (var e in events)
@@ -307,11 +307,11 @@ public sealed class IngestionPropertyTests : IDisposable
             switch (e.Type)
             {
                 case EventTypes.Purchase:
-                    revenue += e.Value;
+                    revenue = Math.Round(revenue + e.Value, 6);
                     cart = 0;
                     break;
                 case EventTypes.Refund:
-                    revenue -= e.Value;
+                    revenue = Math.Round(revenue - e.Value, 6);
                     break;
                 case EventTypes.AddToCart:
                     cart = (int)Math.Min(int.MaxValue, (long)cart + e.Quantity);

@@ -16,6 +16,32 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void Sums_of_money_reach_the_amount_they_add_up_to()
+    {
+        // Regression: revenue and windowed sums were added in binary floating point: 293.07 + 462.77 + 244.16 came to
+        // 999.9999999999999, so "revenue ≥ 1000" (the default catalog's vip rule) did not hold while templates showed 1000,
+        // and 10.10 + 20.20 ranked below 30.30 in the RFM monetary quintiles though they are equal.
+        using var w = new TestWorld(TestCatalogs.Source(
+            TestCatalogs.Segment("vip", "value", "{ field: orders.revenue, gte: 1000 }"),
+            TestCatalogs.Segment("spent_1000_this_month", "behavioural", "{ field: events.purchase.sum, window: 30d, gte: 1000 }")));
+        var now = w.Clock.Now;
+        foreach (var value in new[] { 293.07, 462.77, 244.16 })
+        {
+            w.Track("u1", EventTypes.Purchase, now.AddHours(-value / 100), value: value);
+        }
+
+        Assert.Equal(1000, w.Store.Get("u1")!.Aggregates.Revenue);
+        var explained = w.Decide("u1", explain: true);
+        Assert.Contains(explained.Explanation!.Segments, s => s.Segment.Id == "vip" && s.Matched);
+        Assert.Contains(explained.Explanation.Segments, s => s.Segment.Id == "spent_1000_this_month" && s.Matched);
+
+        w.Track("u2", EventTypes.Purchase, now.AddHours(-2), value: 10.10);
+        w.Track("u2", EventTypes.Purchase, now.AddHours(-1), value: 20.20);
+        w.Track("u3", EventTypes.Purchase, now.AddHours(-1), value: 30.30);
+        Assert.Equal(w.Store.Get("u3")!.Aggregates.Revenue, w.Store.Get("u2")!.Aggregates.Revenue);
+    }
+
+    [Fact]
     public void Lifecycle_stage_follows_orders_and_recency()
     {
         using var w = new TestWorld(TestCatalogs.Source());
