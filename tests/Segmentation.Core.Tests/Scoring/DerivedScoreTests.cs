@@ -158,6 +158,14 @@ public class DerivedScoreTests
 
         Assert.Equal("inactive", Read(w, "traits.engagement_status"));
         Assert.Equal("10", Read(w, "traits.lead_score"));
+
+        // Regression: an event of the user's dated a few minutes ahead (within the accepted clock skew) counted as their
+        // latest already, lifting the penalty while engagement, which reads up to now, still called them inactive.
+        w.Ingestion.Track(new BehaviourEvent { EventId = "ahead", Type = EventTypes.PageView, UserId = "u1", Timestamp = now.AddMinutes(3), Context = new EventContext("web", "desktop", "s1", "home") });
+        Assert.Equal("inactive", Read(w, "traits.engagement_status"));
+        Assert.Equal("10", Read(w, "traits.lead_score"));
+        w.Clock.Now = now.AddMinutes(3);
+        Assert.Equal("25", Read(w, "traits.lead_score")); // from its time on the user is active again
     }
 
     [Fact]
