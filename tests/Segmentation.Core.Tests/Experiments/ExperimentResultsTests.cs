@@ -122,6 +122,49 @@ public class ExperimentResultsTests
         Assert.Equal(2_000, result.Arms.Sum(a => a.Exposed));
     }
 
+    [Fact]
+    public void A_cached_decision_never_serves_another_arm_than_the_one_the_user_is_recorded_in()
+    {
+        // Regression: after the weights changed, a user whose first decision was not recorded yet (the drain waits behind a
+        // decision still being written) was decided by the hash under the new weights, and that decision was cached:
+        // once the first decision was recorded, every cache hit went on serving the other arm, credited to the recorded one.
+        using var w = World();
+        var reweighted = ExperimentCatalogTests.Experiment.Replace("weight: 1\n      - id: stronger_offer\n        weight: 1", "weight: 1\n      - id: stronger_offer\n        weight: 9", StringComparison.Ordinal);
+        var now = w.Clock.Now;
+        Vip(w, "earlier");
+        w.Decide("earlier");
+        w.Measurement.Drain(); // the experiment has recorded users
+        var (blocked, _) = w.Measurement.Ledger.Issue(now); // a decision between its id and its remembering: the drain stops there
+        var users = Enumerable.Range(0, 200).Select(i => $"c{i}").ToList();
+        var first = new Dictionary<string, string>();
+        foreach (var user in users)
+        {
+            Vip(w, user);
+            first[user] = w.Decide(user).Arm!.Id; // not recorded yet
+        }
+
+        w.Clock.Now = now.AddMinutes(1);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "90/10");
+        var experiment = w.Catalogs.Current.Experiments[0];
+        var moved = users.Where(u => experiment.Assign(u).Id != first[u]).ToList();
+        Assert.NotEmpty(moved); // by the hash alone these would now get the other arm
+        foreach (var user in moved)
+        {
+            w.Decide(user);
+            w.Decide(user);
+        }
+
+        w.Measurement.Remember(blocked, "someone", w.Measurement.KeyFor(w.Catalogs.Current, w.Decide("someone").Winner, "web"), now.UtcTicks);
+        w.Measurement.Drain(); // the first decisions are recorded now
+
+        Assert.All(moved, user =>
+        {
+            var served = w.Decide(user).Arm!.Id;
+            Assert.Equal(w.Measurement.Exposures.RecordedArm(experiment.Id, user), served);
+            Assert.Equal(first[user], served);
+        });
+    }
+
     [Theory]
     [InlineData("salt")]
     [InlineData("order")]

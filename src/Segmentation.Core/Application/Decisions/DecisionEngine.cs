@@ -258,7 +258,9 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         else
         {
             decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
-            if (fillCache && !TimedOut(decision))
+            // Not cached while its experiment arm may still change (the user's first arm not recorded yet after the weights
+            // changed): a hit would go on serving this arm after the recorded one is known.
+            if (fillCache && !TimedOut(decision) && !(decision.Arm is { } arm && measurement is not null && measurement.Exposures.ArmMayChange(arm.ExperimentId, userId)))
             {
                 cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
             }

@@ -95,6 +95,14 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     public string? RecordedArm(string experimentId, string subjectId) =>
         _tables.TryGetValue(experimentId, out var table) && table.ReadsRecords ? table.ArmOf(subjectId) : null;
 
+    /// <summary>
+    /// Whether the arm a decision serves the subject may still change: the experiment reads recorded arms (its weights
+    /// changed since its users were split) and the subject's is not recorded yet (an earlier decision may be, at the next
+    /// drain, and then it is the one served).
+    /// </summary>
+    public bool ArmMayChange(string experimentId, string subjectId) =>
+        _tables.TryGetValue(experimentId, out var table) && table.ReadsRecords && !table.Holds(subjectId);
+
     /// <inheritdoc />
     public bool IsRecorded(string experimentId, string subjectId) =>
         _tables.TryGetValue(experimentId, out var table) && table.Holds(subjectId);
