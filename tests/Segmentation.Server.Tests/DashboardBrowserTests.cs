@@ -133,6 +133,14 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     private static async Task Screenshot(IPage page, string name) =>
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, name + ".png"), FullPage = false });
 
+    // The default segments with these experiments in place of the default ones.
+    private static async Task PublishExperimentsAsync(CatalogService.CatalogServiceClient catalog, string experiments, string comment)
+    {
+        var files = CatalogGovernanceServiceTests.DefaultFiles().Where(f => !f.Name.EndsWith("experiments.yaml", StringComparison.Ordinal)).ToList();
+        files.Add(new CatalogFile { Name = "experiments.yaml", Content = experiments });
+        await catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = comment });
+    }
+
     private static async Task<string> Value(IPage page, string testId) =>
         await page.GetByTestId(testId).GetAttributeAsync("data-value") ?? await page.GetByTestId(testId).InnerTextAsync();
 
@@ -278,9 +286,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
                       cta: "Buy now"
             """;
         var catalog = new CatalogService.CatalogServiceClient(_channel);
-        var files = CatalogGovernanceServiceTests.DefaultFiles().Where(f => !f.Name.EndsWith("experiments.yaml", StringComparison.Ordinal)).ToList();
-        files.Add(new CatalogFile { Name = "experiments.yaml", Content = Experiment });
-        await catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "a whole-catalog experiment" });
+        await PublishExperimentsAsync(catalog, Experiment, "a whole-catalog experiment");
 
         // Demo customers of several segments are decided; only the users one segment wins click, and only in the
         // treatment arm: the whole experiment's treatment mean is above 0, every other segment's is 0.
@@ -365,9 +371,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
                       cta: "Shop"
             """;
         var catalog = new CatalogService.CatalogServiceClient(_channel);
-        var files = CatalogGovernanceServiceTests.DefaultFiles().Where(f => !f.Name.EndsWith("experiments.yaml", StringComparison.Ordinal)).ToList();
-        files.Add(new CatalogFile { Name = "experiments.yaml", Content = Experiment });
-        await catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { files }, Comment = "an experiment to promote" });
+        await PublishExperimentsAsync(catalog, Experiment, "an experiment to promote");
 
         var page = await SignedInPage();
         page.Dialog += (_, dialog) => dialog.AcceptAsync();

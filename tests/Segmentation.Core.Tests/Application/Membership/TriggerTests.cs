@@ -40,15 +40,22 @@ public sealed class TriggerTests : IDisposable
 
     private static List<FeedEntry> Fired(TestWorld w, long after) => [.. w.FeedAfter(after).Where(e => e.Kind == ChangeKind.Triggered)];
 
-    [Fact]
-    public void A_trigger_fires_once_when_due_and_not_a_minute_before_naming_the_entry_it_came_from()
+    // u1 enters "high" and the scheduler reads the entry: the scheduler, the stream's last offset before, and the entry.
+    private static (TriggerScheduler Scheduler, long Start, FeedEntry Entered) EnterHigh(TestWorld w)
     {
-        using var w = World();
         var scheduler = w.Get<TriggerScheduler>();
         var start = w.Memberships.Feed.Last;
         ChangeStreamTests.SetScore(w, "u1", 80);
         var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
         scheduler.Tick(w.Clock.Now);
+        return (scheduler, start, entered);
+    }
+
+    [Fact]
+    public void A_trigger_fires_once_when_due_and_not_a_minute_before_naming_the_entry_it_came_from()
+    {
+        using var w = World();
+        var (scheduler, start, entered) = EnterHigh(w);
 
         w.Clock.Now = entered.At.AddDays(3).AddMinutes(-1);
         scheduler.Tick(w.Clock.Now);
@@ -70,11 +77,7 @@ public sealed class TriggerTests : IDisposable
         // was withdrawn); each such entry armed the segment's triggers again, as a new entry does: a pending reminder
         // moved two days later, and a trigger that had fired fired again.
         using var w = World();
-        var scheduler = w.Get<TriggerScheduler>();
-        var start = w.Memberships.Feed.Last;
-        ChangeStreamTests.SetScore(w, "u1", 80);
-        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
-        scheduler.Tick(w.Clock.Now);
+        var (scheduler, start, entered) = EnterHigh(w);
         w.Clock.Now = entered.At.AddDays(2);
         scheduler.Tick(w.Clock.Now); // "anyway" (a day after the entry) fires
         Assert.Equal(["anyway"], Fired(w, start).Select(e => e.Trigger));
@@ -117,11 +120,7 @@ public sealed class TriggerTests : IDisposable
         // catalog: a publish narrowing the segment (score 50 → 90) did not stop the reminder of a user no longer in it,
         // when it came due before the background refresh reached them.
         using var w = World();
-        var scheduler = w.Get<TriggerScheduler>();
-        var start = w.Memberships.Feed.Last;
-        ChangeStreamTests.SetScore(w, "u1", 80);
-        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
-        scheduler.Tick(w.Clock.Now);
+        var (scheduler, start, entered) = EnterHigh(w);
         var narrowed = Catalog().ReadFiles().Select(f => f.Name == "segments.yaml" ? new CatalogFile(f.Name, "segments:\n" + TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 90 }")) : f).ToList();
         w.Catalogs.Load(new InMemoryCatalogSource(narrowed));
 
@@ -141,11 +140,7 @@ public sealed class TriggerTests : IDisposable
     public void A_trigger_whose_users_memberships_are_current_fires_on_time_after_a_publish()
     {
         using var w = World();
-        var scheduler = w.Get<TriggerScheduler>();
-        var start = w.Memberships.Feed.Last;
-        ChangeStreamTests.SetScore(w, "u1", 80);
-        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
-        scheduler.Tick(w.Clock.Now);
+        var (scheduler, start, entered) = EnterHigh(w);
         w.Catalogs.Load(Catalog()); // the same segments under a new version
         w.Ingestion.RefreshMemberships();
 
