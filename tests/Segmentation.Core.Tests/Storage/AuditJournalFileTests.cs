@@ -166,13 +166,33 @@ public sealed class AuditJournalFileTests : IDisposable
             disk.Free();
             trail.Record("ops", "catalog.rollback", "OK", null, "after the disk had room again");
             listed = trail.List(0, "").Entries.Count;
+
+            // Regression: one refused with no entry after it was written by nothing: a restart lost it.
+            disk.Fill();
+            refused = false;
+            for (var i = 0; i < 100 && !refused; i++)
+            {
+                try
+                {
+                    trail.Record("ops", "catalog.publish", "OK", null, detail);
+                }
+                catch (IOException)
+                {
+                    refused = true;
+                }
+            }
+
+            Assert.True(refused);
+            listed = trail.List(0, "").Entries.Count;
+            disk.Free();
+            trail.Dispose(); // the host's shutdown, before the journal closes
         }
 
         using var reopened = new AuditJournalFile(dir);
         var entries = new AdminAuditTrail(reopened, _time).List(0, "").Entries;
         Assert.Equal(listed, entries.Count);
         Assert.Equal(Enumerable.Range(1, listed).Reverse().Select(n => (long)n), entries.Select(e => e.Sequence));
-        Assert.Equal("catalog.rollback", entries[0].Action);
+        Assert.Equal("catalog.publish", entries[0].Action); // the last, refused one
     }
 
     [Fact]

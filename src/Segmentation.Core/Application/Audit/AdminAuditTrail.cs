@@ -60,7 +60,7 @@ public sealed class NoAuditJournal : IAuditJournal
 /// entry, so the trail keeps who did what and when (accountability) without identifying the person. The newest
 /// <see cref="MaxEntries"/> entries are kept.
 /// </summary>
-public sealed class AdminAuditTrail
+public sealed class AdminAuditTrail : IDisposable
 {
     /// <summary>Entries kept; older ones are dropped (and the journal rewritten) once twice as many were written.</summary>
     public const int MaxEntries = 100_000;
@@ -167,11 +167,7 @@ public sealed class AdminAuditTrail
                 erased ? "" : InputLimits.Bounded(detail ?? "", MaxDetailLength));
             _entries.Add(entry);
             _unwritten++;
-            for (var i = _entries.Count - _unwritten; i < _entries.Count; i++)
-            {
-                _journal.Append(_entries[i]); // throws when refused: this one and those after it are written next time
-                _unwritten--;
-            }
+            WriteUnwritten(); // throws when refused: this one and those after it are written next time
 
             if (_entries.Count >= 2 * MaxEntries)
             {
@@ -180,6 +176,35 @@ public sealed class AdminAuditTrail
             }
 
             return entry;
+        }
+    }
+
+    /// <summary>
+    /// Writes the entries the journal refused (a full disk since freed) before the journal closes at shutdown: without a
+    /// later entry to write them with, a restart would lose them. What still cannot be written is lost with the process.
+    /// </summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            try
+            {
+                WriteUnwritten();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                // The disk still refuses them, or the journal closed first: nothing more can be done.
+            }
+        }
+    }
+
+    // Appends the refused entries, oldest first; call under the gate.
+    private void WriteUnwritten()
+    {
+        for (var i = _entries.Count - _unwritten; i < _entries.Count; i++)
+        {
+            _journal.Append(_entries[i]);
+            _unwritten--;
         }
     }
 
