@@ -43,11 +43,6 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
     /// </summary>
     public static readonly TimeSpan MaxWaitForMemberships = TimeSpan.FromMinutes(5);
 
-    // Personalization consent given back: a segment announced before the withdrawal is announced again, though the user
-    // did not enter it now. Such entries arm nothing: what was armed before the withdrawal stays armed (consent is checked
-    // when it fires), and one that fired does not fire again. A segment announced for the first time at a grant (a first
-    // opt-in, or entered while consent was withdrawn) is an entry like any other.
-    private static readonly string ConsentGrantedAgain = $"consent:{Core.Privacy.ConsentPolicy.NameOf(Core.Profiles.ConsentPurpose.Personalization)}:granted{MembershipIndex.AgainSuffix}";
     private readonly Lock _gate = new();
     private readonly PriorityQueue<PendingTrigger, long> _queue = new();
     private readonly Dictionary<(string User, string Trigger), long> _armed = [];
@@ -181,7 +176,10 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
                 _cursor = entry.Offset;
                 switch (entry.Kind)
                 {
-                    case ChangeKind.Entered when entry.Cause == ConsentGrantedAgain:
+                    case ChangeKind.Entered when entry.Cause.EndsWith(MembershipIndex.AgainSuffix, StringComparison.Ordinal):
+                        // Announced again at a personalization consent given back (announced before the withdrawal): the
+                        // user did not enter it now. What was armed before stays armed (consent is checked when it fires),
+                        // and one that fired does not fire again. A segment first announced at a grant is a plain entry.
                         break;
                     case ChangeKind.Entered when catalog.TriggersBySegment.TryGetValue(entry.SegmentId, out var triggers):
                         foreach (var t in triggers)
@@ -233,7 +231,7 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
     {
         var catalog = catalogs.Current;
         var fired = 0;
-        var deferred = new List<PendingTrigger>();
+        List<PendingTrigger>? deferred = null;
         while (_queue.TryPeek(out var p, out var due) && due <= now.UtcTicks)
         {
             _queue.Dequeue();
@@ -252,7 +250,7 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
             {
                 // The user's memberships predate the serving catalog (or their time ran out): whether they are still a
                 // member is known once the refresh reaches them, when leaving disarms the trigger. Checked again then.
-                deferred.Add(p);
+                (deferred ??= []).Add(p);
                 continue;
             }
 
@@ -266,7 +264,7 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
             fired++;
         }
 
-        foreach (var p in deferred)
+        foreach (var p in deferred ?? [])
         {
             _queue.Enqueue(p, now.UtcTicks + TimeSpan.TicksPerSecond);
         }
