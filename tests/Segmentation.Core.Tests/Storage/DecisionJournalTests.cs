@@ -191,6 +191,7 @@ public sealed class DecisionJournalTests : IDisposable
         first.Outcomes.Record(0, Made("imp-2", OutcomeType.Impression, "v", a, now.AddMinutes(1))); // only in the journal
         first.Outcomes.Record(0, Made("conv-1", OutcomeType.Conversion, "v", a, now.AddMinutes(2), order: "o-1"));
         first.Outcomes.Record(0, Made("lost", OutcomeType.Click, "z", null, now.AddMinutes(2)));
+        first.Outcomes.Record(0, Made("lost-conv", OutcomeType.Conversion, "z", null, now.AddMinutes(2), order: "o-9")); // unattributed
         journal.Flush();
         var before = first.Get<SegmentKpis>().Query(All(first.Clock.Now));
         Assert.Equal((1L, 2L, 1L, 40.0), (before.Total.Decisions, before.Total.Impressions, before.Total.Conversions, before.Total.Revenue));
@@ -206,7 +207,9 @@ public sealed class DecisionJournalTests : IDisposable
         // decision id finds the impression made after the save (last touch).
         var again = second.Outcomes.Record(0, Made("conv-2", OutcomeType.Conversion, "v", a, second.Clock.Now, order: "o-1"));
         var lastTouch = second.Outcomes.Record(0, Made("conv-3", OutcomeType.Conversion, "v", null, now.AddMinutes(3), order: "o-2"));
+        var lostAgain = second.Outcomes.Record(0, Made("lost-conv-2", OutcomeType.Conversion, "z", null, second.Clock.Now, order: "o-9"));
         Assert.Equal(Attribution.Duplicate, again.Attribution);
+        Assert.Equal(Attribution.Duplicate, lostAgain.Attribution); // an unattributed order counts once too
         Assert.Equal((Attribution.LastImpression, a.DecisionId), (lastTouch.Attribution, lastTouch.DecisionId));
     }
 

@@ -48,6 +48,7 @@ public sealed class MeasurementCheckpointTests : IDisposable
         first.Outcomes.Record(0, Outcome("a-conv", OutcomeType.Conversion, "a", a, now, order: "o-1"));
         first.Outcomes.Record(0, Outcome("b-imp", OutcomeType.Impression, "b", b, now));
         first.Outcomes.Record(0, Outcome("lost", OutcomeType.Click, "z", null, now));
+        first.Outcomes.Record(0, Outcome("lost-conv", OutcomeType.Conversion, "z", null, now, order: "o-9")); // unattributed
         first.Clock.Now = now.AddHours(1);
         Traits(first, "r1", "tier", "lapsed"); // churned from regular
         var kpisBefore = first.Get<SegmentKpis>().Query(All(first.Clock.Now));
@@ -71,7 +72,9 @@ public sealed class MeasurementCheckpointTests : IDisposable
         var again = second.Outcomes.Record(0, Outcome("a-conv-2", OutcomeType.Conversion, "a", a, second.Clock.Now, order: "o-1"));
         var lastTouch = second.Outcomes.Record(0, Outcome("b-conv", OutcomeType.Conversion, "b", null, second.Clock.Now, order: "o-2"));
         Assert.Equal((Attribution.Decision, "vip"), (click.Attribution, click.SegmentId));
+        var lostAgain = second.Outcomes.Record(0, Outcome("lost-conv-2", OutcomeType.Conversion, "z", null, second.Clock.Now, order: "o-9"));
         Assert.Equal(Attribution.Duplicate, again.Attribution);
+        Assert.Equal(Attribution.Duplicate, lostAgain.Attribution); // an unattributed order counts once too
         Assert.Equal((Attribution.LastImpression, b.DecisionId), (lastTouch.Attribution, lastTouch.DecisionId));
 
         // New decisions continue the sequence: their ids are new and the old ones stay findable.

@@ -57,7 +57,8 @@ public sealed record OutcomeResult(int Index, Attribution Attribution, string? D
 /// conversion without one, to the user's last impression within the attribution window (last touch) — and
 /// counts it in the KPIs of that decision's segment, variant, channel and catalog version. An outcome whose
 /// decision is unknown, expired, forgotten by the ledger or made for another user is counted as unattributed,
-/// never refused. A decision is credited with one conversion per order id.
+/// never refused. An order is credited with one conversion: a second report of it is a duplicate, whichever decision
+/// it names or reaches.
 /// </summary>
 public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileIngestion ingestion, IProfileStore profiles, TimeProvider time, MeasurementOptions options) : IDisposable
 {
@@ -68,7 +69,13 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     // that arrives out of order is still credited to the last impression at or before its own time.
     private const int RecentImpressions = 8;
     private readonly ConcurrentDictionary<string, (long Sequence, long Ticks)[]> _impressions = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<(long Sequence, string OrderId), bool> _converted = new();
+    // Each order credited with a conversion, and the decision's sequence it was credited to — or, when unattributed, its
+    // time as Unattributed(ticks), a negative number: an order counts once, whichever decision a second report of it
+    // would name or reach by last touch. Unattributed orders are forgotten an attribution window after their time,
+    // checked each time UnattributedPerPrune more of them were added.
+    private readonly ConcurrentDictionary<string, long> _orders = new(StringComparer.Ordinal);
+    private const int UnattributedPerPrune = 65_536;
+    private int _unattributedSincePrune;
     private readonly ReaderWriterLockSlim _crediting = new();
     private readonly ConcurrentQueue<OutcomeCredit> _unjournaled = new();
     private long _prunedAt;
@@ -114,7 +121,11 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     {
         if (credit.Sequence < 0)
         {
-            CreditUnattributed(credit.SubjectId, credit.Type, credit.Value, credit.Ticks);
+            if (IsNewOrder(credit.Type, credit.OrderId, Unattributed(credit.Ticks)))
+            {
+                CreditUnattributed(credit.SubjectId, credit.Type, credit.Value, credit.Ticks);
+            }
+
             return true;
         }
 
@@ -125,8 +136,8 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     /// <summary>Each user's recent credited impressions, for a checkpoint.</summary>
     internal IEnumerable<(string UserId, (long Sequence, long Ticks)[] Touches)> Impressions() => _impressions.Select(i => (i.Key, i.Value));
 
-    /// <summary>The (decision, order) pairs credited with a conversion, for a checkpoint.</summary>
-    internal IEnumerable<(long Sequence, string OrderId)> Conversions() => _converted.Keys;
+    /// <summary>The orders credited with a conversion and their decisions (negative: unattributed, at a time), for a checkpoint.</summary>
+    internal IEnumerable<(long Sequence, string OrderId)> Conversions() => _orders.Select(static o => (o.Value, o.Key));
 
     /// <summary>Restores a checkpoint's impressions and credited conversions.</summary>
     internal void Restore(IEnumerable<(string UserId, (long Sequence, long Ticks)[] Touches)> impressions, IEnumerable<(long Sequence, string OrderId)> conversions)
@@ -136,9 +147,9 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             _impressions[user] = touches;
         }
 
-        foreach (var pair in conversions)
+        foreach (var (sequence, order) in conversions)
         {
-            _converted[pair] = true;
+            _orders.TryAdd(order, sequence); // a checkpoint from before orders counted once may name one order twice
         }
     }
 
@@ -157,11 +168,11 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             var ledger = measurement.Ledger;
             if (ledger.Forget(userIds) > 0)
             {
-                foreach (var key in _converted.Keys)
+                foreach (var (order, sequence) in _orders)
                 {
-                    if (ledger.IsForgotten(key.Sequence))
+                    if (sequence >= 0 && ledger.IsForgotten(sequence))
                     {
-                        _converted.TryRemove(key, out _); // their order ids: a forgotten decision is never credited again
+                        _orders.TryRemove(order, out _); // their order ids: a forgotten decision is never credited again
                     }
                 }
             }
@@ -284,18 +295,24 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
 
             if (credited is not { } d)
             {
-                CreditUnattributed(outcome.SubjectId, outcome.Type, value, ticks);
-                Journal(new OutcomeCredit(-1, ticks, outcome.Type, outcome.Variant, value, outcome.SubjectId, null));
-                return new OutcomeResult(index, Attribution.Unattributed, null, null, []);
-            }
+                if (!IsNewOrder(outcome.Type, outcome.OrderId, Unattributed(ticks)))
+                {
+                    return new OutcomeResult(index, Attribution.Duplicate, null, null, []);
+                }
 
-            if (!CreditDecision(d.Decision, outcome.Type, outcome.Variant, value, ticks, outcome.SubjectId, outcome.OrderId))
+                CreditUnattributed(outcome.SubjectId, outcome.Type, value, ticks);
+                Journal(new OutcomeCredit(-1, ticks, outcome.Type, outcome.Variant, value, outcome.SubjectId, outcome.OrderId));
+                result = new OutcomeResult(index, Attribution.Unattributed, null, null, []);
+            }
+            else if (CreditDecision(d.Decision, outcome.Type, outcome.Variant, value, ticks, outcome.SubjectId, outcome.OrderId))
+            {
+                Journal(new OutcomeCredit(d.Decision.Sequence, ticks, outcome.Type, outcome.Variant, value, outcome.SubjectId, outcome.OrderId));
+                result = new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, decisionId, d.Decision.Segment.Id, []);
+            }
+            else
             {
                 return new OutcomeResult(index, Attribution.Duplicate, decisionId, d.Decision.Segment.Id, []);
             }
-
-            Journal(new OutcomeCredit(d.Decision.Sequence, ticks, outcome.Type, outcome.Variant, value, outcome.SubjectId, outcome.OrderId));
-            result = new OutcomeResult(index, d.LastTouch ? Attribution.LastImpression : Attribution.Decision, decisionId, d.Decision.Segment.Id, []);
         }
         finally
         {
@@ -313,10 +330,35 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         measurement.Exposures.Credit(subject, type, value, ticks);
     }
 
-    // An outcome credited to decision d: false when it is a conversion of an order the decision was credited with already.
+    // False for a conversion of an order credited already (to this decision, another one, or none); otherwise the order
+    // is now credited to the decision at sequence (or unattributed: see Unattributed).
+    private bool IsNewOrder(OutcomeType type, string? orderId, long sequence)
+    {
+        if (type != OutcomeType.Conversion || string.IsNullOrEmpty(orderId))
+        {
+            return true;
+        }
+
+        if (!_orders.TryAdd(orderId, sequence))
+        {
+            return false;
+        }
+
+        if (sequence < 0)
+        {
+            Interlocked.Increment(ref _unattributedSincePrune);
+        }
+
+        return true;
+    }
+
+    // An unattributed order's entry: its time, as a negative number (decisions' sequences are never negative).
+    private static long Unattributed(long ticks) => -1 - ticks;
+
+    // An outcome credited to decision d: false when it is a conversion of an order credited already.
     private bool CreditDecision(in RememberedDecision d, OutcomeType type, VariantKind? variant, double value, long ticks, string subject, string? orderId)
     {
-        if (type == OutcomeType.Conversion && !_converted.TryAdd((d.Sequence, orderId!), true))
+        if (!IsNewOrder(type, orderId, d.Sequence))
         {
             return false;
         }
@@ -469,26 +511,35 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         return touches;
     }
 
-    // Conversion keys and impressions of decisions the ledger has forgotten can never be credited again: dropped each
-    // time the ledger has forgotten another quarter of its capacity, so both stay bounded by what it remembers.
+    // Orders and impressions of decisions the ledger has forgotten can never be credited again: dropped each time the
+    // ledger has forgotten another quarter of its capacity, so both stay bounded by what it remembers. Unattributed
+    // orders older than the attribution window are dropped then too, and each time UnattributedPerPrune were added.
     private void Prune()
     {
         var ledger = measurement.Ledger;
         var forgotten = ledger.Issued - ledger.Capacity;
-        if (forgotten <= Volatile.Read(ref _prunedAt) + (ledger.Capacity / 4))
+        var ledgerMoved = forgotten > Volatile.Read(ref _prunedAt) + (ledger.Capacity / 4);
+        if (!ledgerMoved && Volatile.Read(ref _unattributedSincePrune) < UnattributedPerPrune)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _unattributedSincePrune, 0);
+        var expired = Unattributed(time.GetUtcNow().UtcTicks - options.AttributionWindow.Ticks);
+        foreach (var (order, sequence) in _orders)
+        {
+            if (sequence >= 0 ? sequence < forgotten : sequence > expired)
+            {
+                _orders.TryRemove(new KeyValuePair<string, long>(order, sequence));
+            }
+        }
+
+        if (!ledgerMoved)
         {
             return;
         }
 
         Volatile.Write(ref _prunedAt, forgotten);
-        foreach (var key in _converted.Keys)
-        {
-            if (key.Sequence < forgotten)
-            {
-                _converted.TryRemove(key, out _);
-            }
-        }
-
         foreach (var (user, touches) in _impressions)
         {
             if (touches.Max(static t => t.Sequence) < forgotten)

@@ -151,7 +151,7 @@ public class KpiRecomputationTests
 
         var byId = decided.ToDictionary(d => d.Id);
         var seenEvents = new HashSet<string>();
-        var creditedOrders = new HashSet<(string Decision, string Order)>();
+        var creditedOrders = new HashSet<string>(); // an order counts once, whichever decision it is credited to (or none)
         var impressions = new Dictionary<string, List<(DateTimeOffset At, Decided Decision)>>();
         long unattributed = 0;
         foreach (var o in arrival)
@@ -180,7 +180,11 @@ public class KpiRecomputationTests
 
             if (credited is null)
             {
-                unattributed++;
+                if (o.Type != OutcomeType.Conversion || creditedOrders.Add(o.OrderId!))
+                {
+                    unattributed++;
+                }
+
                 continue;
             }
 
@@ -194,7 +198,7 @@ public class KpiRecomputationTests
                 case OutcomeType.Click:
                     s.Clicks++;
                     break;
-                case OutcomeType.Conversion when creditedOrders.Add((credited.Id, o.OrderId!)):
+                case OutcomeType.Conversion when creditedOrders.Add(o.OrderId!):
                     s.Conversions++;
                     s.Revenue += o.Value;
                     break;

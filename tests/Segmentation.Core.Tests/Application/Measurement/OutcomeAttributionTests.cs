@@ -234,6 +234,44 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void An_order_reported_again_by_last_touch_or_naming_another_decision_is_counted_once()
+    {
+        using var w = World();
+        Vip(w, "u1");
+        var email = w.Decide("u1");
+        var web = w.Engine.Decide(new DecisionRequest("u1", "", new RequestContext(Device: "other"), Explain: false));
+        w.Outcomes.Record(0, Of(w, "i1", OutcomeType.Impression, web.DecisionId, "u1"));
+
+        // The email system reports the order with its decision id; the storefront reports it again without one.
+        var named = w.Outcomes.Record(1, Of(w, "o1", OutcomeType.Conversion, email.DecisionId, "u1", order: "A-1", value: 40));
+        var lastTouch = w.Outcomes.Record(2, Of(w, "o2", OutcomeType.Conversion, "", "u1", order: "A-1", value: 40));
+        var otherDecision = w.Outcomes.Record(3, Of(w, "o3", OutcomeType.Conversion, web.DecisionId, "u1", order: "A-1", value: 40));
+
+        Assert.Equal([Attribution.Decision, Attribution.Duplicate, Attribution.Duplicate], new[] { named, lastTouch, otherDecision }.Select(r => r.Attribution));
+        var vip = Assert.Single(Report(w).Rows).Kpis;
+        Assert.Equal((1, 40.0), (vip.Conversions, vip.Revenue));
+    }
+
+    [Fact]
+    public void An_unattributed_order_reported_again_is_counted_once_until_an_attribution_window_after_it()
+    {
+        using var w = World();
+        var first = w.Outcomes.Record(0, Of(w, "c1", OutcomeType.Conversion, "", "u-none", order: "Z-1", value: 5));
+        var again = w.Outcomes.Record(1, Of(w, "c2", OutcomeType.Conversion, "", "u-none", order: "Z-1", value: 5));
+        Assert.Equal([Attribution.Unattributed, Attribution.Duplicate], new[] { first, again }.Select(r => r.Attribution));
+
+        // Each order is remembered an attribution window after its time, then forgotten: memory stays bounded.
+        w.Clock.Now = w.Clock.Now.AddDays(8);
+        for (var i = 0; i < 65_536; i++)
+        {
+            w.Outcomes.Record(2 + i, Of(w, $"n{i}", OutcomeType.Conversion, "", "u-none", order: $"N-{i}", value: 1));
+        }
+
+        Assert.DoesNotContain(w.Outcomes.Conversions(), c => c.OrderId == "Z-1");
+        Assert.Contains(w.Outcomes.Conversions(), c => c.OrderId == "N-0"); // within its window
+    }
+
+    [Fact]
     public void A_conversion_without_a_decision_id_is_credited_to_the_last_impression_at_or_before_it_within_seven_days()
     {
         using var w = World();
