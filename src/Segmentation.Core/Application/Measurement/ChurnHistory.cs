@@ -5,7 +5,9 @@ namespace Segmentation.Core.Application.Measurement;
 /// <summary>
 /// Churn per segment: how many of a segment's members moved to a churn state — entered one of the
 /// <see cref="MeasurementOptions.ChurnSegments"/> (lapsed or lost customers) while they were in no churn state
-/// before — counted per hour for <see cref="KpiStore.RetentionDays"/> days against each segment they left for it.
+/// before — counted per hour for <see cref="KpiStore.RetentionDays"/> days against each segment they left for it (not
+/// against a segment they stay in). Moves are counted, not distinct members: a user who returns from the churn state
+/// and lapses again in the same range counts twice.
 /// The membership index reports every change of a user's segments (<see cref="Moved"/>); a churn rate divides the
 /// churned of a range by the segment's members at its start (the segment size history).
 /// </summary>
@@ -40,6 +42,11 @@ public sealed class ChurnHistory
         var slot = (int)(hour % Hours);
         foreach (var left in previous)
         {
+            if (current.Contains(left))
+            {
+                continue; // still a member: the user did not leave it for the churn state
+            }
+
             var counts = _churned.GetOrAdd(left, static _ => new long[Hours]);
             var hours = _hours.GetOrAdd(left, static _ => new long[Hours]);
             lock (counts)

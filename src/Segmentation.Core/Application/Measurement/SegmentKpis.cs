@@ -6,8 +6,7 @@ namespace Segmentation.Core.Application.Measurement;
 /// <summary>
 /// KPI reports as the API answers them: the counted decisions and outcomes (<see cref="KpiStore"/>), with churn added
 /// to rows grouped by segment alone — members who moved to a churn state in the range (<see cref="ChurnHistory"/>)
-/// over the segment's members at its start (the first hourly point of <see cref="SegmentSizeHistory"/> in the range;
-/// when the history has none, the live count plus the range's churned, a lower bound).
+/// over the segment's members at its start (see <see cref="MembersAtStart"/>).
 /// </summary>
 public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory churn, SegmentSizeHistory sizes, MembershipIndex memberships)
 {
@@ -44,13 +43,13 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
         }
 
         var churned = churn.Churned(segment, start, end);
-        var kpis = row.Kpis with { Churned = churned, MembersAtStart = MembersAt(segment, start, end, churned) };
+        var history = sizes.Points(segment, DateTimeOffset.MinValue, end);
+        var kpis = row.Kpis with { Churned = churned, MembersAtStart = MembersAtStart(segment, history, start, end) ?? memberships.Count(segment) + churned };
         var points = row.Series;
         if (series)
         {
             var byHour = row.Series.ToDictionary(p => p.Hour);
             var hours = new SortedDictionary<DateTimeOffset, KpiPoint>(byHour);
-            var sized = sizes.Points(segment, start, end).ToDictionary(p => p.Hour, p => p.Members);
             for (var hour = start.UtcTicks / TimeSpan.TicksPerHour; hour * TimeSpan.TicksPerHour < end.UtcTicks; hour++)
             {
                 var inHour = churn.InHour(segment, hour);
@@ -58,7 +57,8 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
                 if (inHour > 0 || byHour.ContainsKey(at))
                 {
                     var point = hours.TryGetValue(at, out var p) ? p : new KpiPoint(at, new Kpis());
-                    hours[at] = point with { Kpis = point.Kpis with { Churned = inHour, MembersAtStart = sized.GetValueOrDefault(at) } };
+                    var members = MembersAtStart(segment, history, at, at.AddHours(1)) ?? 0;
+                    hours[at] = point with { Kpis = point.Kpis with { Churned = inHour, MembersAtStart = members } };
                 }
             }
 
@@ -68,8 +68,32 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
         return row with { Kpis = kpis, Series = points };
     }
 
-    // The first size point in the range; without one (a range before the history), the members now plus those who
-    // churned in the range — a lower bound of the members at its start.
-    private long MembersAt(string segment, DateTimeOffset start, DateTimeOffset end, long churned) =>
-        sizes.Points(segment, start, end) is { Count: > 0 } points ? points[0].Members : memberships.Count(segment) + churned;
+    /// <summary>
+    /// The segment's members at <paramref name="start"/>, from its size history (each point is the count at the end of its
+    /// hour): the last point of an hour before the one <paramref name="start"/> falls in; without one, the first point in
+    /// [start, end) plus those who churned from the start up to the end of that point's hour (they were members at the
+    /// start and the point no longer counts them); null when the history has neither.
+    /// </summary>
+    internal long? MembersAtStart(string segment, IReadOnlyList<SizePoint> history, DateTimeOffset start, DateTimeOffset end)
+    {
+        var startHour = start.UtcTicks / TimeSpan.TicksPerHour * TimeSpan.TicksPerHour;
+        var (low, high) = (0, history.Count); // the first point at or after the start's hour
+        while (low < high)
+        {
+            var mid = (low + high) / 2;
+            (low, high) = history[mid].Hour.UtcTicks < startHour ? (mid + 1, high) : (low, mid);
+        }
+
+        if (low > 0)
+        {
+            return history[low - 1].Members;
+        }
+
+        if (low < history.Count && history[low].Hour < end)
+        {
+            return history[low].Members + churn.Churned(segment, start, history[low].Hour.AddHours(1));
+        }
+
+        return null;
+    }
 }

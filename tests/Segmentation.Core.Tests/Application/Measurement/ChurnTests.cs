@@ -62,4 +62,53 @@ public class ChurnTests
         var row = kpis.Query(new KpiQuery(start, start.AddHours(5), [KpiDimension.Segment])).Rows.Single(r => r.SegmentId == "regular");
         Assert.Equal((1L, 1.0), (row.Kpis.MembersAtStart, row.Kpis.ChurnRate)); // no size history: the members now (none) plus those who churned
     }
+
+    [Fact]
+    public void Members_at_start_count_those_who_churned_in_the_first_sampled_hour_and_series_hours_start_from_the_hour_before()
+    {
+        using var w = World();
+        var start = new DateTimeOffset(w.Clock.Now.UtcTicks / TimeSpan.TicksPerHour * TimeSpan.TicksPerHour, TimeSpan.Zero);
+        w.Clock.Now = start.AddMinutes(5);
+        for (var i = 0; i < 10; i++)
+        {
+            Status(w, $"u{i}", "regular");
+        }
+
+        w.Clock.Now = start.AddMinutes(15);
+        for (var i = 0; i < 5; i++)
+        {
+            Status(w, $"u{i}", "lapsed");
+        }
+
+        w.Clock.Now = start.AddMinutes(59);
+        w.Get<SegmentSizeHistory>().Sample(); // the hour's point: 5, after its churn
+        w.Clock.Now = start.AddHours(1).AddMinutes(30);
+        Status(w, "u5", "lapsed");
+        w.Get<SegmentSizeHistory>().Sample(); // 4
+
+        var report = w.Get<SegmentKpis>().Query(new KpiQuery(start, start.AddHours(3), [KpiDimension.Segment], Series: true));
+
+        var regular = Assert.Single(report.Rows, r => r.SegmentId == "regular");
+        Assert.Equal((6L, 10L, 0.6), (regular.Kpis.Churned, regular.Kpis.MembersAtStart, regular.Kpis.ChurnRate));
+        Assert.Equal([(5L, 10L), (1L, 5L)], regular.Series.Where(p => p.Kpis.Churned > 0).Select(p => (p.Kpis.Churned, p.Kpis.MembersAtStart)));
+    }
+
+    [Fact]
+    public void A_user_who_lapses_is_not_churned_from_a_segment_they_stay_in()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(
+            TestCatalogs.Segment("regular", "behavioural", "{ field: traits.tier, eq: regular }"),
+            TestCatalogs.Segment("scored", "engagement", "{ field: traits.score, gte: 1 }"),
+            TestCatalogs.Segment("churned", "lifecycle", "{ field: traits.tier, eq: lapsed }")));
+        var start = w.Clock.Now;
+        w.Ingestion.SetTraits("a", new Dictionary<string, object?> { ["tier"] = "regular", ["score"] = 5.0 }, "crm", AttributeLayer.ZeroParty, null);
+        w.Get<SegmentSizeHistory>().Sample();
+        w.Clock.Now = start.AddHours(1);
+        Status(w, "a", "lapsed");
+
+        var rows = w.Get<SegmentKpis>().Query(new KpiQuery(start, start.AddHours(3), [KpiDimension.Segment])).Rows;
+
+        Assert.Equal(1, rows.Single(r => r.SegmentId == "regular").Kpis.Churned);
+        Assert.DoesNotContain(rows, r => r.SegmentId == "scored" && r.Kpis.Churned > 0);
+    }
 }
