@@ -164,7 +164,12 @@ public sealed record Profile
     /// grant, source and time) already present is not added again, so replaying a record is idempotent;
     /// this instance is returned then.
     /// </summary>
-    public Profile WithConsent(ConsentRecord record, long newVersion)
+    public Profile WithConsent(ConsentRecord record, long newVersion) => WithConsent(record, newVersion, merging: false);
+
+    // merging: a record of a merged profile. Which of two records of the same time from two profiles was recorded last
+    // is not known, so of those the withdrawal counts (the trail's last record of a purpose is its status): a grant
+    // goes before the records of its time, a withdrawal after them.
+    private Profile WithConsent(ConsentRecord record, long newVersion, bool merging)
     {
         if (ConsentTrail.Contains(record))
         {
@@ -172,7 +177,7 @@ public sealed record Profile
         }
 
         var index = ConsentTrail.Count;
-        while (index > 0 && ConsentTrail[index - 1].At > record.At)
+        while (index > 0 && (ConsentTrail[index - 1].At > record.At || (merging && record.Granted && ConsentTrail[index - 1].At == record.At)))
         {
             index--;
         }
@@ -328,7 +333,7 @@ public sealed record Profile
 
         foreach (var consent in other.ConsentTrail)
         {
-            merged = merged.WithConsent(consent, newVersion);
+            merged = merged.WithConsent(consent, newVersion, merging: true);
         }
 
         // Observed attributes compete by their latest observations in the merged history, not by their stored times.

@@ -37,6 +37,21 @@ public class IdentityAndTraitSharingTests
         Assert.Empty(w.Memberships.SegmentsOf("anon-1"));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Of_a_grant_and_a_withdrawal_at_the_same_time_on_two_merged_profiles_the_withdrawal_counts(bool anonymousGranted)
+    {
+        using var w = new TestWorld();
+        var at = w.Clock.Now.AddMinutes(-1); // clocks with whole seconds: two records of one second are likely
+        w.Ingestion.RecordConsent("anon-7", ConsentPurpose.Personalization, granted: anonymousGranted, "banner", at);
+        w.Ingestion.RecordConsent("user-7", ConsentPurpose.Personalization, granted: !anonymousGranted, "preference-center", at);
+
+        w.Ingestion.Identify("anon-7", "user-7");
+
+        Assert.False(Core.Privacy.ConsentPolicy.Default.Status(w.Store.Get("user-7"), ConsentPurpose.Personalization).Granted);
+    }
+
     [Fact]
     public void An_anonymous_id_already_linked_to_one_user_is_never_merged_into_another()
     {
