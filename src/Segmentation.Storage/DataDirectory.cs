@@ -102,7 +102,7 @@ public sealed class DataDirectory : IDisposable
             throw new IOException($"the data directory {full} is a file, not a directory: give a directory (created when missing)");
         }
 
-        Directory.CreateDirectory(full);
+        CreateDurably(full); // a power cut right after a first start could otherwise lose the whole folder, and the next start serve an empty store
         var held = AcquireLock(full);
         try
         {
@@ -173,17 +173,28 @@ public sealed class DataDirectory : IDisposable
 
     /// <summary>
     /// Creates <paramref name="directory"/> if it does not exist, and then makes its name durable (a sync of the folder
-    /// holding it): a new file in it, synced later, is not lost with a folder a power cut dropped.
+    /// holding it, and so for each missing folder above it): a new file in it, synced later, is not lost with a folder a
+    /// power cut dropped.
     /// </summary>
     public static void CreateDurably(string directory)
     {
-        if (Directory.Exists(directory))
+        var full = System.IO.Path.GetFullPath(directory).TrimEnd(System.IO.Path.DirectorySeparatorChar);
+        var created = new List<string>(); // the folders this makes, innermost first: each one's name lives in its parent
+        for (var missing = full; !Directory.Exists(missing); missing = System.IO.Path.GetDirectoryName(missing)!)
+        {
+            created.Add(missing);
+        }
+
+        if (created.Count == 0)
         {
             return;
         }
 
-        Directory.CreateDirectory(directory);
-        SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(directory).TrimEnd(System.IO.Path.DirectorySeparatorChar))!);
+        Directory.CreateDirectory(full);
+        for (var i = created.Count - 1; i >= 0; i--)
+        {
+            SyncDirectory(System.IO.Path.GetDirectoryName(created[i])!);
+        }
     }
 
     /// <summary>

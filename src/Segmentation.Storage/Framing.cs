@@ -74,7 +74,7 @@ internal static class Framing
         }
 
         var (size, crc) = Header(head);
-        if (read < HeaderSize || size == 0 || size > file.Length - file.Position)
+        if (read < HeaderSize || size == 0 || size > file.Length - file.Position || size > Array.MaxLength) // a damaged length past 2 GiB too
         {
             throw new InvalidDataException($"{what} is truncated or damaged at byte {file.Position - read}");
         }

@@ -57,6 +57,19 @@ public sealed class NewFileDirectorySyncTests : IDisposable
     }
 
     [Fact]
+    public void A_new_data_directory_and_each_missing_folder_above_it_are_made_durable()
+    {
+        var data = Path.Combine(_dir, "var", "segmentation"); // neither folder exists yet
+
+        using (DataDirectory.Open(data))
+        {
+        }
+
+        Assert.True(SyncedWith(Path.Combine(_dir, "var")), "the folder holding the new var folder was not synced");
+        Assert.True(SyncedWith(data), "the folder holding the new data directory was not synced");
+    }
+
+    [Fact]
     public void Each_new_change_stream_segment_is_followed_by_a_sync_of_its_directory()
     {
         using (var journal = new ChangeStreamJournal(_dir, segmentBytes: 1))
