@@ -152,6 +152,34 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         Assert.DoesNotContain(span.TagObjects, t => Equals(t.Value, user)); // the decision id, not the user
     }
 
+    [Fact]
+    public async Task A_batch_span_carries_at_most_128_decision_events_and_counts_the_rest()
+    {
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name == SegmentationTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        var request = new DecideBatchRequest { Channel = Contracts.V1.Channel.Web };
+        var marker = Guid.NewGuid().ToString("N");
+        request.UserIds.AddRange(Enumerable.Range(0, 300).Select(i => $"batch-{marker}-{i}"));
+
+        using var call = new DecisionService.DecisionServiceClient(Channel).DecideBatch(request);
+        var answered = 0;
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            answered++;
+        }
+
+        var span = Assert.Single(spans, s => s.OperationName == "DecideBatch" && (int?)s.GetTagItem("segmentation.batch.users") == 300);
+        Assert.Equal(300, answered);
+        Assert.Equal(SegmentationTelemetry.MaxSpanEvents, span.Events.Count());
+        Assert.Equal(300 - SegmentationTelemetry.MaxSpanEvents, span.GetTagItem("segmentation.events_dropped"));
+    }
+
     // The profile gauge of this host alone, read through its own meter factory: every host in the test process
     // registers a gauge of the same name, and the exporter reports one of them, so the scrape cannot say whose it is.
     private long ProfilesGauge()

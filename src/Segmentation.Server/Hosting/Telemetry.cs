@@ -41,7 +41,8 @@ public sealed class TelemetryOptions
 
     /// <summary>
     /// Record trace spans (Decide, DecideBatch, event ingestion and outcomes, with the decision id) and export them
-    /// to <see cref="OtlpEndpoint"/>. Off unless an OTLP endpoint is set: with no exporter a span is never created.
+    /// to <see cref="OtlpEndpoint"/>. On by default when an OTLP endpoint is set; without one, true records nothing either:
+    /// with no exporter a span is never created.
     /// </summary>
     public bool? Traces { get; set; }
 }
@@ -67,7 +68,7 @@ internal static class Telemetry
             throw new OptionsValidationException(nameof(TelemetryOptions), typeof(TelemetryOptions), [$"{TelemetryOptions.Section}:OtlpEndpoint must be an absolute URL such as http://collector:4317 (got '{options.OtlpEndpoint}')"]);
         }
 
-        var traces = options.Traces ?? otlp is not null;
+        var traces = (options.Traces ?? true) && otlp is not null; // with no exporter no span is ever created
         if (!options.Prometheus && otlp is null)
         {
             return services;

@@ -97,6 +97,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
 
         var last = request.UserIds.Count - 1;
         var unflushed = 0;
+        var spanEvents = 0;
         var grpc = !Hosting.HttpJsonApi.IsHttpJsonCall(context.GetHttpContext()); // write options (buffering) are gRPC's only
         var flushedAt = Stopwatch.GetTimestamp();
 
@@ -116,7 +117,10 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
             if (item.Decision is not null)
             {
                 response.Decision = DecisionMapper.ToProto(item.Decision);
-                span?.AddEvent(new ActivityEvent("decision", tags: new ActivityTagsCollection { ["segmentation.decision_id"] = item.Decision.DecisionId, ["segmentation.segment"] = item.Decision.Winner.Id }));
+                if (span is not null)
+                {
+                    SegmentationTelemetry.AddBounded(span, ref spanEvents, new ActivityEvent("decision", tags: new ActivityTagsCollection { ["segmentation.decision_id"] = item.Decision.DecisionId, ["segmentation.segment"] = item.Decision.Winner.Id }));
+                }
             }
             else if (item.Skipped is { } consent)
             {

@@ -21,11 +21,12 @@ internal sealed class OutcomeGrpcService(OutcomeRecorder recorder, StreamRateLim
         if (span is not null)
         {
             span.SetTag("segmentation.outcomes", results.Count);
+            var events = 0;
             foreach (var r in results)
             {
                 if (r.DecisionId is { } id)
                 {
-                    span.AddEvent(new System.Diagnostics.ActivityEvent("outcome", tags: new System.Diagnostics.ActivityTagsCollection { ["segmentation.decision_id"] = id, ["segmentation.attribution"] = r.Attribution.ToString() }));
+                    SegmentationTelemetry.AddBounded(span, ref events, new System.Diagnostics.ActivityEvent("outcome", tags: new System.Diagnostics.ActivityTagsCollection { ["segmentation.decision_id"] = id, ["segmentation.attribution"] = r.Attribution.ToString() }));
                 }
             }
         }

@@ -22,6 +22,30 @@ public static class SegmentationTelemetry
     /// <summary>Trace spans of decisions and ingestion.</summary>
     public static readonly ActivitySource Traces = new(Name);
 
+    /// <summary>
+    /// Most events one span carries (a batch call's span has one per decision or outcome up to here): OpenTelemetry
+    /// exporters keep 128 by default, so more would be built only to be dropped. The span's
+    /// <c>segmentation.events_dropped</c> tag counts the rest.
+    /// </summary>
+    public const int MaxSpanEvents = 128;
+
+    /// <summary>
+    /// Adds <paramref name="item"/> to <paramref name="span"/> while <paramref name="added"/> (the events this call added
+    /// so far) is below <see cref="MaxSpanEvents"/>, else counts it as dropped.
+    /// </summary>
+    public static void AddBounded(Activity span, ref int added, in ActivityEvent item)
+    {
+        ArgumentNullException.ThrowIfNull(span);
+        if (++added <= MaxSpanEvents)
+        {
+            span.AddEvent(item);
+        }
+        else
+        {
+            span.SetTag("segmentation.events_dropped", added - MaxSpanEvents);
+        }
+    }
+
     /// <summary>Served decisions, by winning segment, channel and whether the decision cache answered.</summary>
     public static readonly Counter<long> Decisions = Meter.CreateCounter<long>(
         "segmentation.decisions", "{decision}", "Served decisions by winning segment, channel and cache result (hit or miss)");
