@@ -65,6 +65,13 @@ public sealed class IdentityStitcher
     internal ProfileUpdate Apply(string anonymousId, string userId, WriteStamp stamp, out int merged, out int duplicates)
     {
         int m = 0, d = 0;
+        if (!stamp.Log && IsUndoneLater(anonymousId, userId, stamp))
+        {
+            (merged, duplicates) = (0, 0);
+            var held = _writer.Store.Get(userId) ?? new Profile(userId);
+            return new ProfileUpdate(held, held);
+        }
+
         var update = _writer.Store.Merge(
             anonymousId,
             userId,
@@ -79,7 +86,7 @@ public sealed class IdentityStitcher
 
                 if (stamp.Log)
                 {
-                    _writer.Log.Append(stamp.Stamp(new MergeChange(anonymousId, userId), from is null ? 0 : version));
+                    _writer.Log.Append(stamp.Stamp(new MergeChange(anonymousId, userId), version)); // a link alone too: see IsUndoneLater
                 }
 
                 if (from is null)
@@ -103,5 +110,21 @@ public sealed class IdentityStitcher
 
         (merged, duplicates) = (m, d);
         return update;
+    }
+
+    // A replayed merge that the store restored so far shows was undone before the snapshot was taken (an erasure of the
+    // user dropped the link, and the snapshot holds what came after): the anonymous id is linked to another user now (live,
+    // a linked id is never merged into a second user), or it has a profile written after the merge (live, every write to
+    // it after the merge went to the user). Applying it would take that later history into the erased user.
+    private bool IsUndoneLater(string anonymousId, string userId, WriteStamp stamp)
+    {
+        var store = _writer.Store;
+        var source = store.Resolve(anonymousId);
+        if (source != anonymousId)
+        {
+            return source != store.Resolve(userId);
+        }
+
+        return stamp.Version > 0 && store.Get(anonymousId) is { } later && later.Version > stamp.Version;
     }
 }
