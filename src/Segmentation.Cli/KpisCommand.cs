@@ -167,7 +167,16 @@ internal static class SizesCommand
             SegmentId = segment ?? "",
         };
         using var grpc = Cli.OpenChannel(target);
-        var r = await new InsightsService.InsightsServiceClient(grpc).GetSegmentSizesAsync(request, cancellationToken: ct);
+        var client = new InsightsService.InsightsServiceClient(grpc);
+        var r = await client.GetSegmentSizesAsync(request, cancellationToken: ct);
+        while (r.NextPageToken.Length > 0) // every page, as one answer
+        {
+            request.PageToken = r.NextPageToken;
+            var next = await client.GetSegmentSizesAsync(request, cancellationToken: ct);
+            r.Segments.Add(next.Segments);
+            r.NextPageToken = next.NextPageToken;
+        }
+
         if (json)
         {
             Console.WriteLine(Cli.ToJson(r));

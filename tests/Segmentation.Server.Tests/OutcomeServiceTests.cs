@@ -98,6 +98,31 @@ public sealed class OutcomeServiceTests(GrpcTestFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task Segment_sizes_come_a_page_at_a_time_and_a_bad_page_or_an_unknown_segment_is_refused()
+    {
+        var all = await Insights.GetSegmentSizesAsync(new GetSegmentSizesRequest());
+        var paged = new List<string>();
+        var request = new GetSegmentSizesRequest { PageSize = 7 };
+        do
+        {
+            var page = await Insights.GetSegmentSizesAsync(request);
+            Assert.InRange(page.Segments.Count, 1, 7);
+            paged.AddRange(page.Segments.Select(s => s.SegmentId));
+            request.PageToken = page.NextPageToken;
+        }
+        while (request.PageToken.Length > 0);
+
+        var tooLarge = await Assert.ThrowsAsync<RpcException>(() => Insights.GetSegmentSizesAsync(new GetSegmentSizesRequest { PageSize = 101 }).ResponseAsync);
+        var badToken = await Assert.ThrowsAsync<RpcException>(() => Insights.GetSegmentSizesAsync(new GetSegmentSizesRequest { PageToken = "no-such-segment" }).ResponseAsync);
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => Insights.GetSegmentSizesAsync(new GetSegmentSizesRequest { SegmentId = "no-such-segment" }).ResponseAsync);
+
+        Assert.Equal("", all.NextPageToken); // the default catalog fits one page
+        Assert.Equal(all.Segments.Select(s => s.SegmentId), paged);
+        Assert.Equal(("page_size", "page_token"), (Violation(tooLarge), Violation(badToken)));
+        Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
     public async Task Data_quality_describes_the_demo_population_and_counts_a_rejected_event_by_its_reason()
     {
         var profiles = new ProfileService.ProfileServiceClient(fixture.Channel);

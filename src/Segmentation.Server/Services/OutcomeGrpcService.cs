@@ -36,7 +36,7 @@ internal sealed class OutcomeGrpcService(OutcomeRecorder recorder, StreamRateLim
 }
 
 /// <summary>gRPC adapter for the KPIs of <see cref="DecisionMeasurement"/>.</summary>
-internal sealed class InsightsGrpcService(SegmentKpis kpis, SegmentSizeHistory sizes, DataQuality quality, Core.Application.Catalogs.CatalogProvider catalogs, TimeProvider time) : InsightsService.InsightsServiceBase
+internal sealed class InsightsGrpcService(SegmentKpis kpis, SegmentSizeHistory sizes, DataQuality quality, TimeProvider time) : InsightsService.InsightsServiceBase
 {
     public override Task<GetDataQualityResponse> GetDataQuality(GetDataQualityRequest request, ServerCallContext context)
     {
@@ -55,13 +55,14 @@ internal sealed class InsightsGrpcService(SegmentKpis kpis, SegmentSizeHistory s
         }
 
         sizes.Sample(); // the current hour's point is as of now
-        var response = new GetSegmentSizesResponse();
-        foreach (var segment in catalogs.Current.Segments.Where(s => request.SegmentId.Length == 0 || s.Id == request.SegmentId))
+        var page = sizes.Page(start, end, request.SegmentId, request.PageSize, request.PageToken);
+        var response = new GetSegmentSizesResponse { NextPageToken = page.NextPageToken };
+        foreach (var (segment, points) in page.Segments)
         {
             response.Segments.Add(new SegmentSizes
             {
-                SegmentId = segment.Id,
-                Points = { sizes.Points(segment.Id, start, end).Select(p => new Contracts.V1.SizePoint { Hour = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(p.Hour), Members = p.Members }) },
+                SegmentId = segment,
+                Points = { points.Select(p => new Contracts.V1.SizePoint { Hour = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(p.Hour), Members = p.Members }) },
             });
         }
 

@@ -2,8 +2,14 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Hosting;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Application.Measurement;
+
+/// <summary>A page of segments' size histories.</summary>
+/// <param name="Segments">Each segment's id and hourly points, oldest first.</param>
+/// <param name="NextPageToken">The token of the next page; empty on the last.</param>
+public sealed record SizePage(IReadOnlyList<(string SegmentId, IReadOnlyList<SizePoint> Points)> Segments, string NextPageToken);
 
 /// <summary>One point of a segment's size history.</summary>
 /// <param name="Hour">Start of the hour (UTC) the count was taken in.</param>
@@ -77,6 +83,56 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
         }
 
         return points;
+    }
+
+    /// <summary>Segments per page of <see cref="Page"/> when none is asked for.</summary>
+    public const int DefaultPageSize = 100;
+
+    /// <summary>
+    /// Most segments per page of <see cref="Page"/>: 90 days of hourly points are about 30 KB per segment on the wire, so
+    /// a full page stays under a gRPC client's default 4 MB message limit.
+    /// </summary>
+    public const int MaxPageSize = 100;
+
+    /// <summary>
+    /// The size histories of the serving catalog's segments in its priority order, a page at a time: from the segment
+    /// <paramref name="pageToken"/> names (the first when empty), at most <paramref name="pageSize"/> of them (0 means
+    /// <see cref="DefaultPageSize"/>); or of <paramref name="segmentId"/> alone, when given — also a segment a later catalog
+    /// removed, while its history is kept.
+    /// </summary>
+    /// <exception cref="ValidationException">The page size is out of range, or the token names no segment of the serving catalog.</exception>
+    /// <exception cref="NotFoundException"><paramref name="segmentId"/> is neither in the serving catalog nor in the history.</exception>
+    public SizePage Page(DateTimeOffset start, DateTimeOffset end, string? segmentId, int pageSize, string? pageToken)
+    {
+        if (pageSize is < 0 or > MaxPageSize)
+        {
+            throw new ValidationException("page_size", $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})");
+        }
+
+        if (!string.IsNullOrEmpty(segmentId))
+        {
+            if (!catalogs.Current.Segments.Any(s => s.Id == segmentId) && !_members.ContainsKey(segmentId))
+            {
+                throw new NotFoundException($"segment '{segmentId}' is not in the serving catalog and has no size history");
+            }
+
+            return new SizePage([(segmentId, Points(segmentId, start, end))], "");
+        }
+
+        var segments = catalogs.Current.Segments;
+        var from = 0;
+        if (!string.IsNullOrEmpty(pageToken))
+        {
+            from = segments.ToList().FindIndex(s => s.Id == pageToken);
+            if (from < 0)
+            {
+                throw new ValidationException("page_token", "names no segment of the serving catalog (it changed since the previous page): start again without a token");
+            }
+        }
+
+        var size = pageSize == 0 ? DefaultPageSize : pageSize;
+        var page = segments.Skip(from).Take(size).Select(s => (s.Id, Points(s.Id, start, end))).ToList();
+        return new SizePage(page, from + size < segments.Count ? segments[from + size].Id : "");
     }
 
     /// <summary>Each segment's hourly ring (member counts, and the hour each slot holds plus one), for a checkpoint.</summary>

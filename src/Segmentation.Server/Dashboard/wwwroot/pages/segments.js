@@ -13,7 +13,7 @@ export async function render(ctx) {
   const list = call('/v1/segments', { signal });
   const catalog = call('/v1/catalog', { signal });
   const audit = call('/v1/catalog/audit', { method: 'POST', body: {}, signal });
-  const sizes = call('/v1/segment-sizes', { query: { start: new Date(Date.now() - 7 * DAY).toISOString() }, signal });
+  const sizes = allSizes(new Date(Date.now() - 7 * DAY).toISOString(), signal);
 
   const summary = section('Catalog', 'catalog');
   const table = section('Segments in priority order', 'segments', h('p', { className: 'help' },
@@ -58,6 +58,18 @@ export async function render(ctx) {
     table.body.querySelectorAll('[data-testid^="size-"]').forEach((td) => fill(td, '—'));
   });
   await Promise.allSettled([audit, sizes]);
+}
+
+// Every page of GET /v1/segment-sizes (100 segments each), as one answer.
+async function allSizes(start, signal) {
+  const segments = [];
+  let pageToken = '';
+  do {
+    const page = await call('/v1/segment-sizes', { query: pageToken ? { start, pageToken } : { start }, signal });
+    segments.push(...(page.segments ?? []));
+    pageToken = page.nextPageToken ?? '';
+  } while (pageToken);
+  return { segments };
 }
 
 function renderSummary(body, list, cat) {

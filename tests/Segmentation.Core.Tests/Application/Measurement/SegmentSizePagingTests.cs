@@ -1,0 +1,52 @@
+using Segmentation.Core.Application.Measurement;
+using Segmentation.Core.Tests.Support;
+using Segmentation.Core.Validation;
+
+namespace Segmentation.Core.Tests.Application.Measurement;
+
+/// <summary>Segment size histories a page at a time: a large catalog's answer stays under a client's message limit.</summary>
+public class SegmentSizePagingTests
+{
+    private static string[] Segments(int count) =>
+        [.. Enumerable.Range(0, count).Select(i => TestCatalogs.Segment($"s{i:D3}", "value", $"{{ field: traits.score, gte: {i}.0 }}"))];
+
+    [Fact]
+    public void A_catalog_of_over_200_segments_comes_in_three_pages_of_its_priority_order()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(Segments(250)));
+        var history = w.Get<SegmentSizeHistory>();
+        history.Sample();
+        var (start, end) = (w.Clock.Now.AddDays(-1), w.Clock.Now.AddHours(1));
+
+        var pages = new List<SizePage>();
+        var token = "";
+        do
+        {
+            pages.Add(history.Page(start, end, null, 0, token));
+            token = pages[^1].NextPageToken;
+        }
+        while (token.Length > 0);
+
+        Assert.Equal([100, 100, w.Catalogs.Current.Segments.Count - 200], pages.Select(p => p.Segments.Count)); // and the fallback
+        Assert.Equal(w.Catalogs.Current.Segments.Select(s => s.Id), pages.SelectMany(p => p.Segments).Select(s => s.SegmentId));
+        Assert.All(pages.SelectMany(p => p.Segments), s => Assert.Single(s.Points));
+        Assert.Equal("page_size", Assert.Throws<ValidationException>(() => history.Page(start, end, null, 101, "")).Violations[0].Field);
+        Assert.Equal("page_token", Assert.Throws<ValidationException>(() => history.Page(start, end, null, 0, "gone")).Violations[0].Field);
+    }
+
+    [Fact]
+    public void A_segment_a_later_catalog_removed_keeps_its_history_readable_by_id()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(Segments(3)));
+        var history = w.Get<SegmentSizeHistory>();
+        history.Sample();
+        var (start, end) = (w.Clock.Now.AddDays(-1), w.Clock.Now.AddHours(1));
+        w.Catalogs.Load(TestCatalogs.Source(Segments(2))); // s002 removed
+
+        var removed = Assert.Single(history.Page(start, end, "s002", 0, null).Segments);
+
+        Assert.Single(removed.Points);
+        Assert.DoesNotContain(history.Page(start, end, null, 0, null).Segments, s => s.SegmentId == "s002");
+        Assert.Throws<NotFoundException>(() => history.Page(start, end, "never", 0, null));
+    }
+}
