@@ -69,6 +69,10 @@ public sealed class FieldRegistry
         error = null;
         contextField = null;
         var parts = name.Split('.');
+        if (parts is ["events", "custom", var custom, var measure])
+        {
+            parts = ["events", EventTypes.CustomPrefix + custom, measure]; // a custom type's own dot: events.custom.quiz_completed.count
+        }
 
         if (window is not null && !(parts.Length == 3 && parts[0] == "events" && parts[2] is "count" or "sum"))
         {

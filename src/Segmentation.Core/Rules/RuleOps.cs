@@ -75,11 +75,20 @@ internal static class RuleOps
 
     public static bool ListNoneIn(IReadOnlyList<string>? list, FrozenSet<string> set) => list is { Count: > 0 } && !ListAnyIn(list, set);
 
-    /// <summary>True while now &lt; t + span; it flips to false at t + span, which bounds the result's validity.</summary>
+    /// <summary>
+    /// True while t ≤ now &lt; t + span (t in the last span; a time still ahead is not, until it comes): it flips at t and
+    /// at t + span, which bound the result's validity.
+    /// </summary>
     public static bool Within(EvalContext c, long t, long span)
     {
         if (t == long.MinValue)
         {
+            return false;
+        }
+
+        if (t > c.NowTicks)
+        {
+            c.Until(t);
             return false;
         }
 

@@ -147,6 +147,31 @@ public class RuleOperatorTests
     }
 
     [Fact]
+    public void Within_is_false_for_a_time_still_ahead_until_it_comes()
+    {
+        var rule = "{ field: traits.birthday, within: 7d }";
+        Assert.False(Matches(rule, w => Traits(w, ("birthday", w.Clock.Now.AddDays(400))))); // was true: now < t + 7d
+        Assert.False(Matches(rule, w => Traits(w, ("birthday", w.Clock.Now.AddDays(3)))));
+        Assert.True(Matches(rule, w => Traits(w, ("birthday", w.Clock.Now.AddDays(-3)))));
+
+        using var world = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("target", "behavioural", rule)));
+        Traits(world, ("birthday", world.Clock.Now.AddDays(3)));
+        Assert.NotEqual("target", world.Decide("u1").Winner.Id);
+        world.Clock.Now = world.Clock.Now.AddDays(4); // the day came: the cached answer was valid only until then
+        Assert.Equal("target", world.Decide("u1").Winner.Id);
+    }
+
+    [Theory]
+    [InlineData("{ field: events.custom.quiz_completed.count, window: 30d, gte: 1 }")]
+    [InlineData("{ field: events.custom.quiz_completed.last_at, within: 30d }")]
+    [InlineData("events.custom.quiz_completed.count(30d) >= 1")]
+    public void Rules_read_custom_event_types(string rule)
+    {
+        Assert.True(Matches(rule, w => w.Track("u1", "custom.quiz_completed", w.Clock.Now.AddDays(-1))));
+        Assert.False(Matches(rule, w => w.Track("u1", "custom.quiz_started", w.Clock.Now.AddDays(-1))));
+    }
+
+    [Fact]
     public void Event_counts_and_sums_in_a_window()
     {
         var rule = """
