@@ -415,9 +415,15 @@ public sealed class RuleCompiler
         }
 
         var x = Scalar(operand);
-        if (x is null || operand is not SyntaxScalar)
+        if (x is null || operand is not SyntaxScalar scalar)
         {
             error = $"'{op}' takes a single value";
+            return default;
+        }
+
+        if (NoValue(x, scalar.Quoted, op) is { } empty)
+        {
+            error = empty;
             return default;
         }
 
@@ -520,9 +526,15 @@ public sealed class RuleCompiler
         {
             case "contains":
                 var x = Scalar(operand);
-                if (x is null || operand is not SyntaxScalar)
+                if (x is null || operand is not SyntaxScalar scalar)
                 {
                     error = "'contains' on a list takes a single value";
+                    return default;
+                }
+
+                if (NoValue(x, scalar.Quoted, op) is { } empty)
+                {
+                    error = empty;
                     return default;
                 }
 
@@ -568,6 +580,13 @@ public sealed class RuleCompiler
     }
 
     internal static string? Scalar(SyntaxNode? node) => node?.Text;
+
+    // Why an operand of a text or list test stands for no value (empty, or an unquoted null or ~), or null: such a test
+    // matches never (eq) or every present value (ne, contains, starts_with, regex), which no author means.
+    private static string? NoValue(string x, bool quoted, string op) =>
+        x.Length == 0 ? $"'{op}' needs a value, not an empty one; to test whether the field is set, use exists: true or exists: false"
+        : !quoted && x is "null" or "Null" or "NULL" or "~" ? $"'{op}: {x}' would compare with the text \"{x}\"; to match a missing value use exists: false (quote it to mean the text)"
+        : null;
 
     private static bool TryList(SyntaxNode node, out List<string> items)
     {

@@ -20,6 +20,32 @@ public class CatalogValidationTests
         Assert.Contains("every segment needs content, offer, cta, journey and messaging", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("{ field: traits.tier, eq: }", "needs a value")]
+    [InlineData("{ field: traits.tier, eq: \"\" }", "needs a value")]
+    [InlineData("{ field: traits.tier, ne: '' }", "needs a value")]
+    [InlineData("{ field: traits.tier, contains: \"\" }", "needs a value")]
+    [InlineData("{ field: traits.tier, starts_with: \"\" }", "needs a value")]
+    [InlineData("{ field: traits.tier, regex: \"\" }", "needs a value")]
+    [InlineData("{ field: traits.interests, contains: \"\" }", "needs a value")]
+    [InlineData("{ field: traits.tier, eq: null }", "use exists: false")]
+    [InlineData("{ field: traits.tier, ne: ~ }", "use exists: false")]
+    public void A_comparison_with_no_value_is_an_error_at_its_line_pointing_to_exists(string rule, string message)
+    {
+        var error = Assert.Single(Fails(TestCatalogs.Segment("s", "value", rule)).Errors);
+
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+        Assert.True(error.Line > 0, error.ToString());
+    }
+
+    [Fact]
+    public void A_quoted_null_is_the_text_null()
+    {
+        var catalog = CatalogLoader.Load(TestCatalogs.Source(TestCatalogs.Segment("s", "value", "{ field: traits.tier, eq: \"null\" }")));
+
+        Assert.Contains(catalog.Segments, s => s.Id == "s");
+    }
+
     [Fact]
     public void An_alias_inside_the_node_it_names_is_an_error_not_an_endless_tree()
     {
