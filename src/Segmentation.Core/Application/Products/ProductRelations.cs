@@ -230,7 +230,9 @@ public sealed class ProductRelations : IRelatedProducts
         [.. _popularity.OrderByDescending(p => p.Value).ThenBy(p => p.Key, StringComparer.Ordinal).Take(max).Select(p => p.Key)];
 
     // The frozen copy for the boundary nowTicks falls in; a request for an earlier boundary (a batch with a fixed
-    // evaluation time) gets the newest copy, never an older one rebuilt in its place.
+    // evaluation time) gets the newest copy, never an older one rebuilt in its place. One request rebuilds it (up to
+    // 20,000 products' neighbours sorted): the others meanwhile get the copy it replaces, valid only until the boundary
+    // passed (so nothing caches it), instead of waiting on the rebuild — decisions never queue behind it.
     private Frozen FrozenAt(long nowTicks)
     {
         var boundary = BoundaryOf(nowTicks);
@@ -240,19 +242,36 @@ public sealed class ProductRelations : IRelatedProducts
             return frozen;
         }
 
-        lock (_gate)
+        if (frozen is null)
+        {
+            _gate.Enter(); // the first copy: nothing to serve meanwhile
+        }
+        else if (!_gate.TryEnter())
+        {
+            return frozen;
+        }
+
+        try
         {
             if (_frozen is { } again && again.Boundary >= boundary)
             {
                 return again;
             }
 
+            Rebuilding?.Invoke();
             var top = _pairs.ToFrozenDictionary(p => p.Key, p => p.Value.Top(Kept), StringComparer.Ordinal);
             var next = new Frozen(boundary, top, [.. Popular(50)]);
             Volatile.Write(ref _frozen, next);
             return next;
         }
+        finally
+        {
+            _gate.Exit();
+        }
     }
+
+    /// <summary>Test hook: runs when a request starts rebuilding the frozen copy, holding the rebuild.</summary>
+    internal Action? Rebuilding { get; set; }
 
     private static long BoundaryOf(long ticks) => ticks - (ticks % Refresh.Ticks);
 

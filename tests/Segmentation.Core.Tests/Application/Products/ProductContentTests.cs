@@ -144,6 +144,37 @@ public sealed class ProductContentTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task While_one_request_rebuilds_the_related_products_the_others_get_the_previous_copy_uncacheable()
+    {
+        // Regression: every request after a refresh boundary waited for one request's rebuild (up to 20,000 products'
+        // neighbours sorted under a lock), so renders showing related products stalled together every 10 minutes.
+        var clock = new ManualClock(new DateTimeOffset(2026, 12, 1, 12, 0, 0, TimeSpan.Zero));
+        var relations = new ProductRelations(clock);
+        relations.ObserveView("lamp", ["shade"]);
+        Assert.Equal(["shade"], relations.Related(["lamp"], new HashSet<string>(), 1, clock.Now.UtcTicks, out _));
+        relations.ObserveView("lamp", ["bulb"]);
+        relations.ObserveView("lamp", ["bulb"]);
+        clock.Now = clock.Now.Add(ProductRelations.Refresh);
+
+        using var rebuilding = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        relations.Rebuilding = () =>
+        {
+            rebuilding.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+        };
+        var rebuilder = Task.Run(() => relations.Related(["lamp"], new HashSet<string>(), 1, clock.Now.UtcTicks, out _));
+        Assert.True(rebuilding.Wait(TimeSpan.FromSeconds(30)));
+
+        var meanwhile = relations.Related(["lamp"], new HashSet<string>(), 1, clock.Now.UtcTicks, out var meanwhileValid); // returns while the rebuild is held
+        release.Set();
+
+        Assert.Equal(["shade"], meanwhile);
+        Assert.True(meanwhileValid <= clock.Now.UtcTicks, "a copy served during a rebuild must not be cached past the boundary");
+        Assert.Equal(["bulb"], await rebuilder);
+    }
+
+    [Fact]
     public void Past_the_related_products_counted_per_product_the_most_counted_survives_the_replacements()
     {
         var relations = new ProductRelations();
