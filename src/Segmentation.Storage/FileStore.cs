@@ -77,7 +77,12 @@ public sealed class FileStore : IChangeLog, IStoreCompaction, IStoreRecovery, ID
     }
 
     /// <inheritdoc />
-    public LogReplay ReplayLog(Action<ChangeRecord> apply) => Log.Recover(apply, _snapshotSegment);
+    public LogReplay ReplayLog(Action<ChangeRecord> apply)
+    {
+        var replay = Log.Recover(apply, _snapshotSegment);
+        Data.ConfirmKey(); // the snapshot and the log were read with the configured key
+        return replay;
+    }
 
     /// <inheritdoc />
     public void Dispose()

@@ -203,6 +203,35 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void Without_a_manifest_a_wrong_key_fails_the_restore_without_locking_the_right_key_out()
+    {
+        // A directory whose manifest was deleted (as the error for an unreadable one suggests) or that predates manifests:
+        // nothing names its key. A start with the wrong key recorded that key before the restore failed, so the start with
+        // the right one was refused as "key does not match".
+        using (var first = new Durable(_dir, Key))
+        {
+            first.Restore();
+            first.World.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["email"] = "ada@example.org" }, "checkout", AttributeLayer.ZeroParty, Start);
+        }
+
+        File.Delete(Path.Combine(_dir, DataDirectory.ManifestName));
+        using (var wrong = new Durable(_dir, RandomNumberGenerator.GetBytes(32)))
+        {
+            Assert.ThrowsAny<Exception>(() => wrong.Restore()); // its personal data cannot be read with that key
+        }
+
+        using (var right = new Durable(_dir, Key))
+        {
+            right.Restore();
+            Assert.Equal("ada@example.org", right.World.Store.Get("u1")!.Trait("email"));
+        }
+
+        // Read with it, the right key is now the directory's: a wrong one is refused when the directory is opened.
+        var refused = Assert.Throws<StoreDamagedException>(() => new Durable(_dir, RandomNumberGenerator.GetBytes(32)));
+        Assert.Contains("encryption key does not match", refused.Message);
+    }
+
+    [Fact]
     public async Task A_full_disk_makes_writes_unavailable_loses_nothing_and_writes_resume_when_space_returns()
     {
         using var disk = new TinyDisk(megabytes: 4);
