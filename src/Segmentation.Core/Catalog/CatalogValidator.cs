@@ -973,6 +973,13 @@ public static partial class CatalogValidator
                     continue;
                 }
 
+                if (observedBy is not null && type != FieldType.String)
+                {
+                    // The observed fields are text: a declared number or list would never be compared with them.
+                    Error(def.Get("type") ?? v, null, clause, $"a trait observed_by {observedBy} is a string (the field it is observed by is text), not a {typeText}");
+                    continue;
+                }
+
                 _traits[name] = new TraitDefinition(name, type, pii, def.Get("description")?.Text ?? "", observedBy);
             }
         }

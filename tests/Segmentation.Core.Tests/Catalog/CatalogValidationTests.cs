@@ -38,6 +38,20 @@ public class CatalogValidationTests
         Assert.True(error.Line > 0, error.ToString());
     }
 
+    [Theory]
+    [InlineData("number")]
+    [InlineData("list")]
+    public void A_trait_observed_by_a_text_field_must_be_a_string(string type)
+    {
+        var schema = TestCatalogs.Schema.Replace("score: { type: number }", $"score: {{ type: {type}, observed_by: affinity.top_category }}");
+        var source = new InMemoryCatalogSource([new CatalogFile("catalog.yaml", schema), new CatalogFile("fallback.yaml", TestCatalogs.Fallback)]);
+
+        var error = Assert.Single(Assert.Throws<CatalogException>(() => CatalogLoader.Load(source)).Errors);
+
+        Assert.Contains("is a string", error.Message, StringComparison.Ordinal);
+        Assert.Equal(("catalog.yaml", true), (error.File, error.Line > 0));
+    }
+
     [Fact]
     public void A_quoted_null_is_the_text_null()
     {

@@ -118,7 +118,7 @@ public class DerivedScoreTests
     }
 
     [Fact]
-    public void Lead_score_uses_the_f17_weights_negative_signals_and_thresholds()
+    public void Lead_score_uses_the_frameworks_weights_negative_signals_and_thresholds()
     {
         using var w = new TestWorld(TestCatalogs.Source());
         var now = w.Clock.Now;
@@ -302,7 +302,7 @@ public class DerivedScoreTests
     [InlineData(3, 4, 3, "core")]
     [InlineData(1, 3, 3, "other")]
     [InlineData(0, 0, 0, null)]
-    public void Rfm_scores_map_to_the_f16_named_segments(int r, int f, int m, string? expected) =>
+    public void Rfm_scores_map_to_the_frameworks_named_segments(int r, int f, int m, string? expected) =>
         Assert.Equal(expected, DerivedScores.RfmSegment(r, f, m));
 
     [Fact]
@@ -355,7 +355,7 @@ public class DerivedScoreTests
     }
 
     [Fact]
-    public void Rules_can_ask_for_the_f3_resolution_of_declared_and_recent_behaviour()
+    public void Rules_can_ask_for_the_more_recent_of_declared_and_observed_behaviour()
     {
         var schema = TestCatalogs.Schema.Replace("tier: { type: string }", "tier: { type: string, observed_by: affinity.top_category }");
         var source = new InMemoryCatalogSource([
