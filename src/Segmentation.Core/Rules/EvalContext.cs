@@ -18,8 +18,8 @@ public sealed class EvalContext
     private readonly FeatureLayout? _layout;
     private readonly long[] _scalars;
     private readonly object?[] _references;
-    private readonly int[] _stamps;
-    private int _generation = 1;
+    private readonly long[] _stamps; // per slot, the evaluation (generation) that read it: a long never wraps, an int could in days of a pooled context
+    private long _generation = 1;
 
     private long[]? _traitValues; // the profile's trait values for _layout, once read in this evaluation
 
@@ -27,7 +27,7 @@ public sealed class EvalContext
     private string[]? _seriesTypes;
     private EventSeries[]? _series;
     private int _seriesCount;
-    private int _seriesGeneration;
+    private long _seriesGeneration;
 
     /// <summary>Creates a context; with <paramref name="features"/> (the catalog's layout) features are remembered per evaluation.</summary>
     public EvalContext(Profile? profile, RequestContext request, long nowTicks, RfmModel rfm, FeatureLayout? features = null)
@@ -40,7 +40,7 @@ public sealed class EvalContext
         Rfm = rfm;
         _scalars = featureSlots == 0 ? [] : new long[featureSlots];
         _references = featureSlots == 0 ? [] : new object?[featureSlots];
-        _stamps = featureSlots == 0 ? [] : new int[featureSlots];
+        _stamps = featureSlots == 0 ? [] : new long[featureSlots];
         BoundByEventsAhead();
     }
 
