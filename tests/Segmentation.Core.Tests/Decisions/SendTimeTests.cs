@@ -164,4 +164,30 @@ public sealed class SendTimeTests(ITestOutputHelper output)
         Assert.Equal("population", email[1].SendTime!.Basis);
         Assert.Null(web[0].SendTime);
     }
+
+    [Fact]
+    public void The_population_prior_reads_no_one_who_withdrew_personalization_consent()
+    {
+        // Regression: the prior read every profile's opens, so 60 users who withdrew consent and open at 03:00 moved the
+        // population's best hour — and with it the send time of everyone with little history of their own.
+        using var w = new TestWorld(now: Now);
+        for (var u = 0; u < 70; u++)
+        {
+            var (user, hour) = u < 10 ? ($"yes-{u}", 10) : ($"no-{u}", 3);
+            for (var day = 1; day <= 5; day++)
+            {
+                w.Track(user, EventTypes.EmailOpen, at: new DateTimeOffset(Now.Date.AddDays(-day).AddHours(hour), TimeSpan.Zero), campaign: $"c{day}");
+            }
+
+            if (u >= 10)
+            {
+                w.Ingestion.RecordConsent(user, ConsentPurpose.Personalization, granted: false, "banner", null);
+            }
+        }
+
+        var prior = w.Get<Core.Application.Decisions.SendTimePriorProvider>().Current;
+
+        Assert.Equal(10, prior.Users);
+        Assert.Equal(10, prior.Shares.Select((share, hour) => (share, hour)).MaxBy(s => s.share).hour);
+    }
 }

@@ -1,5 +1,6 @@
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Decisions;
+using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 
@@ -9,7 +10,7 @@ namespace Segmentation.Core.Application.Decisions;
 /// The population prior of send-time optimisation (<see cref="SendTimePrior"/>), computed from every profile's email
 /// engagement at most once an hour (a pass over the store; a batch send never waits for more than the first one).
 /// </summary>
-public sealed class SendTimePriorProvider(IProfileStore profiles, CatalogProvider catalogs, TimeProvider time)
+public sealed class SendTimePriorProvider(IProfileStore profiles, CatalogProvider catalogs, TimeProvider time, ConsentPolicy consent)
 {
     /// <summary>How long a computed prior is used.</summary>
     public static readonly TimeSpan Refresh = TimeSpan.FromHours(1);
@@ -54,6 +55,11 @@ public sealed class SendTimePriorProvider(IProfileStore profiles, CatalogProvide
         var users = 0;
         foreach (var profile in profiles.Snapshot())
         {
+            if (consent.Gate(profile) != ConsentGate.FullProfile)
+            {
+                continue; // behaviour personalization may not use is not used for anyone's timing either
+            }
+
             if (profile.Series(Events.EventTypes.EmailOpen).Count + profile.Series(Events.EventTypes.EmailClick).Count > 0
                 && SendTimeEstimator.AddShares(profile, ContactEvaluation.ZoneOf(policies, profile, RequestContext.Empty), now, sums))
             {
