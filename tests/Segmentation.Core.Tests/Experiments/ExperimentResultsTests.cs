@@ -165,6 +165,27 @@ public class ExperimentResultsTests
         });
     }
 
+    [Fact]
+    public void An_anonymous_id_linked_to_a_recorded_user_is_served_from_the_cache_after_a_weight_change()
+    {
+        // Regression: whether the arm could still change was asked for the id as requested, and arms are recorded under
+        // the user a linked id resolves to: a signed-in visitor's anonymous id was never cached while weights had changed.
+        using var w = World();
+        var reweighted = ExperimentCatalogTests.Experiment.Replace("weight: 1\n      - id: stronger_offer\n        weight: 1", "weight: 1\n      - id: stronger_offer\n        weight: 9", StringComparison.Ordinal);
+        Vip(w, "member");
+        w.Ingestion.Identify("visitor", "member");
+        w.Decide("member");
+        w.Measurement.Drain(); // member's arm is recorded
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "90/10");
+
+        w.Decide("visitor");
+        w.Decide("visitor"); // cached at the second asking (admitted on repeat)
+        var again = w.Decide("visitor");
+
+        Assert.True(again.FromCache);
+        Assert.Equal(w.Measurement.Exposures.RecordedArm(w.Catalogs.Current.Experiments[0].Id, "member"), again.Arm!.Id);
+    }
+
     [Theory]
     [InlineData("salt")]
     [InlineData("order")]

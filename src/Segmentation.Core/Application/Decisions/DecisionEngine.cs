@@ -184,7 +184,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             var id = userIds[i];
             if (DecisionRequest.CheckBatchId(id, i) is { } invalid)
             {
-                yield return new BatchItem(i, id, null, invalid);
+                yield return new BatchItem(i, InputLimits.Bounded(id, InputLimits.MaxIdLength + 1), null, invalid); // echoed, never whole: an id of megabytes stays in its request
             }
             else
             {
@@ -260,7 +260,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
             decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
             // Not cached while its experiment arm may still change (the user's first arm not recorded yet after the weights
             // changed): a hit would go on serving this arm after the recorded one is known.
-            if (fillCache && !TimedOut(decision) && !(decision.Arm is { } arm && measurement is not null && measurement.Exposures.ArmMayChange(arm.ExperimentId, userId)))
+            if (fillCache && !TimedOut(decision) && !(decision.Arm is { } arm && measurement is not null && measurement.Exposures.ArmMayChange(arm.ExperimentId, profile?.UserId ?? userId))) // the subject its arm is recorded under (a linked id's user)
             {
                 cache.Set(userId, versions, catalog.ContextFieldsRead, context, decision);
             }

@@ -4,6 +4,7 @@ using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Tests.Support;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Application.Decisions;
 
@@ -281,6 +282,21 @@ public class DecisionCacheTests
         Assert.Equal("user_ids[1]", items[1].Error!.Field);
         Assert.Equal("everyone", items[2].Decision!.Winner.Id);
         Assert.Equal(items[0].Decision!.EvaluatedAt, items[2].Decision!.EvaluatedAt);
+    }
+
+    [Fact]
+    public void A_batch_echoes_an_overlong_id_cut_short_not_whole()
+    {
+        // Regression: the rejected id came back whole in its item: one id of a few megabytes made a result larger than a
+        // client's default 4 MB message limit.
+        using var w = World();
+        var huge = new string('x', 1 << 20);
+
+        var item = Assert.Single(w.Engine.DecideBatch([huge], RequestContext.Empty, null, explain: false));
+
+        Assert.Equal("user_ids[0]", item.Error!.Field);
+        Assert.InRange(item.UserId.Length, 1, InputLimits.MaxIdLength + 1);
+        Assert.StartsWith("xxxx", item.UserId, StringComparison.Ordinal);
     }
 
     [Fact]
