@@ -52,7 +52,30 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
             }
         }
 
+        if (Interlocked.Exchange(ref _prunedHour, hour) != hour)
+        {
+            ForgetRemoved(hour);
+        }
+
         return true;
+    }
+
+    private long _prunedHour;
+
+    // Once an hour: the rings of segments no catalog serves any more whose newest point has left the kept window are
+    // dropped (a catalog renaming its segments now and then would otherwise keep 35 KB per old id for ever).
+    private void ForgetRemoved(long hour)
+    {
+        var served = catalogs.Current.Segments.Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var (segment, hours) in _hours)
+        {
+            if (!served.Contains(segment) && hours.Max() - 1 <= hour - Hours)
+            {
+                _members.TryRemove(segment, out _);
+                _hours.TryRemove(segment, out _);
+                Interlocked.Increment(ref _changes);
+            }
+        }
     }
 
     /// <summary>How many points were written or changed since the process started: a checkpoint saves when it changed.</summary>

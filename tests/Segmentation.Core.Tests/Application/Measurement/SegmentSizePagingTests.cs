@@ -49,4 +49,22 @@ public class SegmentSizePagingTests
         Assert.DoesNotContain(history.Page(start, end, null, 0, null).Segments, s => s.SegmentId == "s002");
         Assert.Throws<NotFoundException>(() => history.Page(start, end, "never", 0, null));
     }
+
+    [Fact]
+    public void A_removed_segments_history_is_dropped_once_its_newest_point_leaves_the_kept_window()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(Segments(3)));
+        var history = w.Get<SegmentSizeHistory>();
+        history.Sample();
+        w.Catalogs.Load(TestCatalogs.Source(Segments(2))); // s002 removed
+
+        w.Clock.Now = w.Clock.Now.AddDays(KpiStore.RetentionDays - 1);
+        history.Sample();
+        Assert.Contains("s002", history.Segments); // still within the kept window: readable by id
+
+        w.Clock.Now = w.Clock.Now.AddDays(2);
+        history.Sample();
+        Assert.DoesNotContain("s002", history.Segments);
+        Assert.Contains("s001", history.Segments); // still served: kept
+    }
 }
