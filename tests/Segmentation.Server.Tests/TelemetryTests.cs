@@ -132,17 +132,24 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
         Assert.False(checks.TryGetProperty("memberships", out _), "the membership index gates only the catalog service, not readiness");
     }
 
-    [Fact]
-    public async Task Decide_is_traced_with_its_decision_id_when_a_listener_samples_spans()
+    // A listener sampling every span of the service into spans, as a trace exporter would, until disposed.
+    private static ActivityListener SampleSpans(System.Collections.Concurrent.ConcurrentQueue<Activity> spans)
     {
-        var spans = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
+        var listener = new ActivityListener
         {
             ShouldListenTo = s => s.Name == SegmentationTelemetry.Name,
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = spans.Enqueue,
         };
         ActivitySource.AddActivityListener(listener);
+        return listener;
+    }
+
+    [Fact]
+    public async Task Decide_is_traced_with_its_decision_id_when_a_listener_samples_spans()
+    {
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
+        using var listener = SampleSpans(spans);
         var user = "traced-" + Guid.NewGuid().ToString("N");
 
         var decision = (await new DecisionService.DecisionServiceClient(Channel).DecideAsync(new DecideRequest { UserId = user })).Decision;
@@ -156,13 +163,7 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
     public async Task A_batch_span_carries_at_most_128_decision_events_and_counts_the_rest()
     {
         var spans = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = s => s.Name == SegmentationTelemetry.Name,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = spans.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var listener = SampleSpans(spans);
         var request = new DecideBatchRequest { Channel = Contracts.V1.Channel.Web };
         var marker = Guid.NewGuid().ToString("N");
         request.UserIds.AddRange(Enumerable.Range(0, 300).Select(i => $"batch-{marker}-{i}"));
