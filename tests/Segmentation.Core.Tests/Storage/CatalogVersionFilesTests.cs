@@ -43,6 +43,23 @@ public sealed class CatalogVersionFilesTests : IDisposable
     }
 
     [Fact]
+    public void A_kept_version_published_before_a_newer_check_still_starts_and_a_new_publish_of_it_is_refused()
+    {
+        // An upgrade added checks (here: a comparison with no value). The catalog active before the restart passed the
+        // checks of its day: refusing it now would stop the server at start; publishing it anew is checked.
+        var files = Support.TestCatalogs.Source(Support.TestCatalogs.Segment("tiered", "value", "{ field: traits.tier, ne: \"\" }")).ReadFiles();
+        new CatalogVersionFiles(_dir).Save(new StoredCatalogVersion(new CatalogVersionInfo(7, DateTimeOffset.UtcNow, "api", "published before the check", null), files), new HashSet<long> { 7 });
+
+        var provider = new CatalogProvider();
+        var restored = provider.Start(new InMemoryCatalogSource(files, "api"), new CatalogVersionFiles(_dir));
+
+        Assert.Equal(7, restored.Version);
+        Assert.Contains(restored.Segments, s => s.Id == "tiered");
+        var refused = Assert.Throws<CatalogException>(() => provider.Load(new InMemoryCatalogSource(files, "api"), "again"));
+        Assert.Contains(refused.Errors, e => e.Message.Contains("needs a value", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_restart_with_the_same_files_is_not_a_new_deployment_after_an_experiment_was_kept_ended()
     {
         var clock = new Support.ManualClock(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));

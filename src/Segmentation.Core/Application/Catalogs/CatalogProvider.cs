@@ -89,7 +89,7 @@ public sealed class CatalogProvider
         CatalogSnapshot restored;
         try
         {
-            restored = CatalogLoader.Load(new InMemoryCatalogSource(active.Files, active.Info.Origin), cancellation);
+            restored = CatalogLoader.LoadKept(new InMemoryCatalogSource(active.Files, active.Info.Origin), cancellation);
         }
         catch (CatalogException ex)
         {
@@ -158,7 +158,7 @@ public sealed class CatalogProvider
     {
         try
         {
-            var published = CatalogLoader.Load(new InMemoryCatalogSource(last.Files, last.Info.Origin), cancellation);
+            var published = CatalogLoader.LoadKept(new InMemoryCatalogSource(last.Files, last.Info.Origin), cancellation);
             var (kept, ids) = EndedExperiments.Keep(published, CatalogLoader.Load(new InMemoryCatalogSource(files, last.Info.Origin), cancellation), _time.GetUtcNow(), cancellation);
             return ids.Count > 0 && kept.Files.SequenceEqual(last.Files);
         }
@@ -215,7 +215,7 @@ public sealed class CatalogProvider
 
         // Recompile from the kept files so the new version is an independent snapshot. Published only if nothing else was
         // meanwhile (a publish, a stop or promote of an experiment): a rollback never silently undoes it.
-        var recompiled = CatalogLoader.Load(new InMemoryCatalogSource(target.Files, target.Info.Origin));
+        var recompiled = CatalogLoader.LoadKept(new InMemoryCatalogSource(target.Files, target.Info.Origin)); // it was active before
         return PublishVersion(recompiled, $"rollback to v{target.Info.Version}", target.Info.Version, current);
     }
 
