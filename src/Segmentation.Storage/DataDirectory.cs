@@ -336,10 +336,6 @@ public sealed class DataDirectory : IDisposable
             logger.LogWarning(
                 "Data directory {Directory} has no {Manifest}: one was created from the files present (snapshot {Snapshot}, log segments {First}-{Last}); files missing before this start cannot be detected",
                 directory, ManifestName, snapshot, manifest.FirstSegment, manifest.LastSegment);
-
-            // Nothing says which key wrote these files: the configured one is recorded once restore has read them with it
-            // (ConfirmKey). Recorded now, a wrong key would fail the restore and then lock the right one out.
-            unconfirmedKey = keyCheck;
         }
 
         if (manifest.KeyCheck is not null && keyCheck != manifest.KeyCheck)
@@ -347,6 +343,14 @@ public sealed class DataDirectory : IDisposable
             throw new StoreDamagedException(keyCheck is null
                 ? $"the data directory {directory} was created with an encryption key and none is configured: set Segmentation:EncryptionKey to that key"
                 : $"the encryption key does not match the key the data directory {directory} was created with (its key check value differs): configure the original Segmentation:EncryptionKey; with another key its encrypted personal data could never be read");
+        }
+
+        if (manifest.KeyCheck is null && keyCheck is not null && (snapshots.Count > 0 || segments.Any(n => new FileInfo(FileChangeLog.SegmentPath(directory, n)).Length > 0)))
+        {
+            // Files no key is recorded for (a directory from before manifests, or whose manifest was deleted, or one a
+            // start with a wrong key failed to restore): the configured key is recorded once restore has read them with
+            // it (ConfirmKey). Recorded now, a wrong key would fail the restore and then lock the right one out.
+            unconfirmedKey = keyCheck;
         }
 
         manifest = manifest with { KeyCheck = manifest.KeyCheck ?? (unconfirmedKey is null ? keyCheck : null) };
