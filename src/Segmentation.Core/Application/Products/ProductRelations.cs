@@ -190,7 +190,9 @@ public sealed class ProductRelations : IRelatedProducts
         var serverBoundary = BoundaryOf(_time.GetUtcNow().UtcTicks);
         var ahead = BoundaryOf(nowTicks) > serverBoundary;
         var frozen = FrozenAt(ahead ? serverBoundary : nowTicks);
-        validUntilTicks = ahead ? nowTicks + 1 : frozen.Boundary + Refresh.Ticks;
+        // Valid for this instant only when ahead, or when the copy is an older one served during another request's
+        // rebuild (its own end has passed: a decision must not be cached on it).
+        validUntilTicks = ahead || frozen.Boundary + Refresh.Ticks <= nowTicks ? nowTicks + 1 : frozen.Boundary + Refresh.Ticks;
         var scores = new Dictionary<string, double>(StringComparer.Ordinal);
         for (var i = 0; i < seeds.Count; i++)
         {
@@ -231,8 +233,8 @@ public sealed class ProductRelations : IRelatedProducts
 
     // The frozen copy for the boundary nowTicks falls in; a request for an earlier boundary (a batch with a fixed
     // evaluation time) gets the newest copy, never an older one rebuilt in its place. One request rebuilds it (up to
-    // 20,000 products' neighbours sorted): the others meanwhile get the copy it replaces, valid only until the boundary
-    // passed (so nothing caches it), instead of waiting on the rebuild — decisions never queue behind it.
+    // 20,000 products' neighbours sorted): the others meanwhile get the copy it replaces, valid for their instant only
+    // (so nothing caches it), instead of waiting on the rebuild — decisions never queue behind it.
     private Frozen FrozenAt(long nowTicks)
     {
         var boundary = BoundaryOf(nowTicks);
