@@ -511,9 +511,10 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
         return touches;
     }
 
-    // Orders and impressions of decisions the ledger has forgotten can never be credited again: dropped each time the
-    // ledger has forgotten another quarter of its capacity, so both stay bounded by what it remembers. Unattributed
-    // orders older than the attribution window are dropped then too, and each time UnattributedPerPrune were added.
+    // Each time the ledger has forgotten another quarter of its capacity, and each time UnattributedPerPrune unattributed
+    // orders were added (one thread at a time): an order whose decision is forgotten is kept as an unattributed one from
+    // now, unattributed orders past their attribution window are dropped, and so are impressions of forgotten decisions
+    // (they can never be credited again). Both stay bounded by what the ledger remembers and the window.
     private void Prune()
     {
         var ledger = measurement.Ledger;
@@ -524,22 +525,47 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             return;
         }
 
-        Volatile.Write(ref _unattributedSincePrune, 0);
-        var expired = Unattributed(time.GetUtcNow().UtcTicks - options.AttributionWindow.Ticks);
-        foreach (var (order, sequence) in _orders)
+        if (Interlocked.Exchange(ref _pruning, 1) == 1)
         {
-            if (sequence >= 0 ? sequence < forgotten : sequence > expired)
+            return; // another thread prunes
+        }
+
+        try
+        {
+            Volatile.Write(ref _unattributedSincePrune, 0);
+            var now = time.GetUtcNow().UtcTicks;
+            var expired = Unattributed(now - options.AttributionWindow.Ticks);
+            foreach (var (order, sequence) in _orders)
             {
-                _orders.TryRemove(new KeyValuePair<string, long>(order, sequence));
+                if (sequence >= 0 && sequence < forgotten)
+                {
+                    // Its decision is forgotten, the order is not: a report of it arriving later is still a duplicate,
+                    // for an attribution window from now, as an unattributed order's is.
+                    _orders.TryUpdate(order, Unattributed(now), sequence);
+                }
+                else if (sequence < 0 && sequence > expired)
+                {
+                    _orders.TryRemove(new KeyValuePair<string, long>(order, sequence));
+                }
+            }
+
+            if (ledgerMoved)
+            {
+                Volatile.Write(ref _prunedAt, forgotten);
+                ForgetImpressions(forgotten);
             }
         }
-
-        if (!ledgerMoved)
+        finally
         {
-            return;
+            Volatile.Write(ref _pruning, 0);
         }
+    }
 
-        Volatile.Write(ref _prunedAt, forgotten);
+    private int _pruning;
+
+    // Impressions of decisions the ledger has forgotten can never be credited again.
+    private void ForgetImpressions(long forgotten)
+    {
         foreach (var (user, touches) in _impressions)
         {
             if (touches.Max(static t => t.Sequence) < forgotten)

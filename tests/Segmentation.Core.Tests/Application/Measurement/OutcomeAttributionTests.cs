@@ -253,6 +253,26 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void An_order_reported_again_after_its_decision_was_forgotten_is_still_counted_once()
+    {
+        // Regression: the order left the memory with its decision, so the storefront's later report of it (no decision
+        // id) counted it again, as unattributed and in the user's experiments.
+        using var w = World(new MeasurementOptions { RememberedDecisions = 16 });
+        Vip(w, "u0");
+        var d = w.Decide("u0");
+        Assert.Equal(Attribution.Decision, w.Outcomes.Record(0, Of(w, "o1", OutcomeType.Conversion, d.DecisionId, "u0", order: "A-9", value: 40)).Attribution);
+        for (var i = 0; i < 40; i++)
+        {
+            w.Decide($"x{i}"); // the ring of 16 forgets d
+            Assert.Equal(Attribution.Unattributed, w.Outcomes.Record(0, Of(w, $"c{i}", OutcomeType.Click, Guid.CreateVersion7().ToString(), $"x{i}")).Attribution); // outcomes prune as the ring moves
+        }
+
+        var later = w.Outcomes.Record(0, Of(w, "o2", OutcomeType.Conversion, "", "u0", order: "A-9", value: 40));
+
+        Assert.Equal(Attribution.Duplicate, later.Attribution);
+    }
+
+    [Fact]
     public void An_unattributed_order_reported_again_is_counted_once_until_an_attribution_window_after_it()
     {
         using var w = World();
