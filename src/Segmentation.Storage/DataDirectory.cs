@@ -200,9 +200,9 @@ public sealed class DataDirectory : IDisposable
     {
         var full = System.IO.Path.GetFullPath(directory).TrimEnd(System.IO.Path.DirectorySeparatorChar);
         var created = new List<string>(); // the folders this makes, innermost first: each one's name lives in its parent
-        for (var missing = full; !Directory.Exists(missing); missing = System.IO.Path.GetDirectoryName(missing)!)
+        for (var missing = full; !string.IsNullOrEmpty(missing) && !Directory.Exists(missing); missing = System.IO.Path.GetDirectoryName(missing))
         {
-            created.Add(missing);
+            created.Add(missing); // up to a folder that exists, or the root (an unreachable share or drive: CreateDirectory then throws)
         }
 
         if (created.Count == 0)
@@ -213,7 +213,10 @@ public sealed class DataDirectory : IDisposable
         Directory.CreateDirectory(full);
         for (var i = created.Count - 1; i >= 0; i--)
         {
-            SyncDirectory(System.IO.Path.GetDirectoryName(created[i])!);
+            if (System.IO.Path.GetDirectoryName(created[i]) is { Length: > 0 } parent)
+            {
+                SyncDirectory(parent);
+            }
         }
     }
 

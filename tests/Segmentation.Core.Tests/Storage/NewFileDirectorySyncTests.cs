@@ -70,6 +70,15 @@ public sealed class NewFileDirectorySyncTests : IDisposable
     }
 
     [Fact]
+    public async Task Making_the_root_durable_returns_at_once()
+    {
+        // Regression: the walk up to an existing folder went past the root (its parent is null) and never ended.
+        var made = Task.Run(() => DataDirectory.CreateDurably(Path.GetPathRoot(_dir)!));
+
+        Assert.Same(made, await Task.WhenAny(made, Task.Delay(TimeSpan.FromSeconds(10))));
+    }
+
+    [Fact]
     public void Each_new_change_stream_segment_is_followed_by_a_sync_of_its_directory()
     {
         using (var journal = new ChangeStreamJournal(_dir, segmentBytes: 1))
