@@ -43,7 +43,7 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
         }
 
         var churned = churn.Churned(segment, start, end);
-        var history = sizes.Points(segment, DateTimeOffset.MinValue, end);
+        var history = sizes.Points(segment, start.AddHours(-1), end); // from the hour before the range: its point is the start's
         var kpis = row.Kpis with { Churned = churned, MembersAtStart = MembersAtStart(segment, history, start, end) ?? memberships.Count(segment) + churned };
         var points = row.Series;
         if (series)
@@ -70,7 +70,7 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
 
     /// <summary>
     /// The segment's members at <paramref name="start"/>, from its size history (each point is the count at the end of its
-    /// hour): the last point of an hour before the one <paramref name="start"/> falls in; without one, the first point in
+    /// hour): the point of the hour just before the one <paramref name="start"/> falls in; without one, the first point in
     /// [start, end) plus those who churned from the start up to the end of that point's hour (they were members at the
     /// start and the point no longer counts them); null when the history has neither.
     /// </summary>
@@ -84,9 +84,9 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
             (low, high) = history[mid].Hour.UtcTicks < startHour ? (mid + 1, high) : (low, mid);
         }
 
-        if (low > 0)
+        if (low > 0 && history[low - 1].Hour.UtcTicks == startHour - TimeSpan.TicksPerHour)
         {
-            return history[low - 1].Members;
+            return history[low - 1].Members; // the hour just before: an older point (before a gap in sampling) could be stale
         }
 
         if (low < history.Count && history[low].Hour < end)

@@ -111,4 +111,38 @@ public class ChurnTests
         Assert.Equal(1, rows.Single(r => r.SegmentId == "regular").Kpis.Churned);
         Assert.DoesNotContain(rows, r => r.SegmentId == "scored" && r.Kpis.Churned > 0);
     }
+
+    [Fact]
+    public void Members_at_start_never_come_from_a_point_before_a_gap_in_sampling()
+    {
+        // Regression: the last point before the range was used however old: after days without samples (a server down,
+        // an index rebuilt) a stale count three days back stood for the start.
+        using var w = World();
+        var t0 = new DateTimeOffset(w.Clock.Now.UtcTicks / TimeSpan.TicksPerHour * TimeSpan.TicksPerHour, TimeSpan.Zero);
+        w.Clock.Now = t0.AddMinutes(5);
+        for (var i = 0; i < 10; i++)
+        {
+            Status(w, $"u{i}", "regular");
+        }
+
+        w.Get<SegmentSizeHistory>().Sample(); // 10, three days before the range
+        for (var i = 10; i < 15; i++)
+        {
+            Status(w, $"u{i}", "regular"); // joined while nothing sampled
+        }
+
+        var start = t0.AddDays(3);
+        w.Clock.Now = start.AddMinutes(10);
+        for (var i = 0; i < 4; i++)
+        {
+            Status(w, $"u{i}", "lapsed");
+        }
+
+        w.Clock.Now = start.AddMinutes(59);
+        w.Get<SegmentSizeHistory>().Sample(); // 11, after the hour's churn
+
+        var regular = w.Get<SegmentKpis>().Query(new KpiQuery(start, start.AddHours(2), [KpiDimension.Segment])).Rows.Single(r => r.SegmentId == "regular");
+
+        Assert.Equal((4L, 15L), (regular.Kpis.Churned, regular.Kpis.MembersAtStart));
+    }
 }
