@@ -117,9 +117,9 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
             if (item.Decision is not null)
             {
                 response.Decision = DecisionMapper.ToProto(item.Decision);
-                if (span is not null)
+                if (span is not null && SegmentationTelemetry.RoomForEvent(ref spanEvents))
                 {
-                    SegmentationTelemetry.AddBounded(span, ref spanEvents, new ActivityEvent("decision", tags: new ActivityTagsCollection { ["segmentation.decision_id"] = item.Decision.DecisionId, ["segmentation.segment"] = item.Decision.Winner.Id }));
+                    span.AddEvent(new ActivityEvent("decision", tags: new ActivityTagsCollection { ["segmentation.decision_id"] = item.Decision.DecisionId, ["segmentation.segment"] = item.Decision.Winner.Id }));
                 }
             }
             else if (item.Skipped is { } consent)
@@ -145,5 +145,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
                 flushedAt = now;
             }
         }
+
+        SegmentationTelemetry.EndEvents(span, spanEvents);
     }
 }

@@ -24,11 +24,13 @@ internal sealed class OutcomeGrpcService(OutcomeRecorder recorder, StreamRateLim
             var events = 0;
             foreach (var r in results)
             {
-                if (r.DecisionId is { } id)
+                if (r.DecisionId is { } id && SegmentationTelemetry.RoomForEvent(ref events))
                 {
-                    SegmentationTelemetry.AddBounded(span, ref events, new System.Diagnostics.ActivityEvent("outcome", tags: new System.Diagnostics.ActivityTagsCollection { ["segmentation.decision_id"] = id, ["segmentation.attribution"] = r.Attribution.ToString() }));
+                    span.AddEvent(new System.Diagnostics.ActivityEvent("outcome", tags: new System.Diagnostics.ActivityTagsCollection { ["segmentation.decision_id"] = id, ["segmentation.attribution"] = r.Attribution.ToString() }));
                 }
             }
+
+            SegmentationTelemetry.EndEvents(span, events);
         }
 
         return Task.FromResult(new RecordOutcomesResponse { Results = { results.Select(OutcomeMapper.ToProto) } });

@@ -30,17 +30,15 @@ public static class SegmentationTelemetry
     public const int MaxSpanEvents = 128;
 
     /// <summary>
-    /// Adds <paramref name="item"/> to <paramref name="span"/> while <paramref name="added"/> (the events this call added
-    /// so far) is below <see cref="MaxSpanEvents"/>, else counts it as dropped.
+    /// Whether a span may carry one more event: true for the first <see cref="MaxSpanEvents"/> calls of one span (counted
+    /// in <paramref name="added"/>), checked before the event is built; <see cref="EndEvents"/> then tags the rest.
     /// </summary>
-    public static void AddBounded(Activity span, ref int added, in ActivityEvent item)
+    public static bool RoomForEvent(ref int added) => ++added <= MaxSpanEvents;
+
+    /// <summary>Tags <paramref name="span"/> with the events <see cref="RoomForEvent"/> refused (none: no tag).</summary>
+    public static void EndEvents(Activity? span, int added)
     {
-        ArgumentNullException.ThrowIfNull(span);
-        if (++added <= MaxSpanEvents)
-        {
-            span.AddEvent(item);
-        }
-        else
+        if (span is not null && added > MaxSpanEvents)
         {
             span.SetTag("segmentation.events_dropped", added - MaxSpanEvents);
         }
