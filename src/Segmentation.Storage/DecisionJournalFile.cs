@@ -149,7 +149,7 @@ public sealed class DecisionJournalFile : IDisposable
             replay.CreditDue(long.MaxValue); // credits whose decision the journal does not hold (no longer remembered: skipped)
             if (replay.Skipped > 0)
             {
-                _logger.LogWarning("{Skipped} of {Credits} journaled outcome credits name decisions no longer remembered; they were not counted again", replay.Skipped, replay.Credits);
+                _logger.LogWarning("{Skipped} of {Credits} journaled outcome credits were not counted again: their decisions are no longer remembered, or their orders were credited already", replay.Skipped, replay.Credits);
             }
         }
 
