@@ -10,27 +10,22 @@ namespace Segmentation.Core.Catalog;
 /// </summary>
 public static class CatalogLoader
 {
-    private static readonly AsyncLocal<bool> s_kept = new();
-
     /// <summary>
-    /// True while a catalog version that was already active is loaded again (a restart, a rollback): checks added since
-    /// it was published (a comparison with no value, a non-string trait observed by a text field) do not refuse it, so
-    /// an upgrade never stops a server whose active catalog passed the checks of its day; a new publish is checked.
+    /// Loads a catalog version that was already active (a restart, a rollback): checks added since it was published (a
+    /// comparison with no value, a non-string trait observed by a text field) do not refuse it, so an upgrade never stops
+    /// a server whose active catalog passed the checks of its day; a new publish is checked (<see cref="Load(ICatalogSource, CancellationToken)"/>).
     /// </summary>
-    internal static bool LoadingKeptVersion => s_kept.Value;
-
-    /// <summary>Loads a version that was active before, with the leniency of <see cref="LoadingKeptVersion"/>.</summary>
     public static CatalogSnapshot LoadKept(ICatalogSource source, CancellationToken cancellation = default)
     {
-        var outer = s_kept.Value;
-        s_kept.Value = true;
+        var outer = KeptVersion.Loading;
+        KeptVersion.Loading = true;
         try
         {
             return Load(source, cancellation);
         }
         finally
         {
-            s_kept.Value = outer;
+            KeptVersion.Loading = outer;
         }
     }
 

@@ -973,7 +973,7 @@ public static partial class CatalogValidator
                     continue;
                 }
 
-                if (observedBy is not null && type != FieldType.String && !CatalogLoader.LoadingKeptVersion)
+                if (observedBy is not null && type != FieldType.String && !KeptVersion.Loading)
                 {
                     // The observed fields are text: a declared number or list would never be compared with them.
                     Error(def.Get("type") ?? v, null, clause, $"a trait observed_by {observedBy} is a string (the field it is observed by is text), not a {typeText}");

@@ -3,7 +3,6 @@ using System.Collections.Frozen;
 using System.Globalization;
 using System.Linq.Expressions;
 using System.Text.RegularExpressions;
-using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Requests;
 using Segmentation.Core.Validation;
@@ -585,7 +584,7 @@ public sealed class RuleCompiler
     // Why an operand of a text or list test stands for no value (empty, or an unquoted null or ~), or null: such a test
     // matches never (eq) or every present value (ne, contains, starts_with, regex), which no author means.
     private static string? NoValue(string x, bool quoted, string op) =>
-        CatalogLoader.LoadingKeptVersion ? null // published before this check: it keeps the meaning it had
+        KeptVersion.Loading ? null // published before this check: it keeps the meaning it had
         : x.Length == 0 ? $"'{op}' needs a value, not an empty one; to test whether the field is set, use exists: true or exists: false"
         : !quoted && x is "null" or "Null" or "NULL" or "~" ? $"'{op}: {x}' would compare with the text \"{x}\"; to match a missing value use exists: false (quote it to mean the text)"
         : null;
