@@ -400,6 +400,11 @@ public sealed class RuleCompiler
         Func<EvalContext, string?> get, Func<Expression, Expression>? value, string op, SyntaxNode operand, out string? error)
     {
         error = null;
+        if (op is not ("eq" or "ne" or "in" or "not_in" or "contains" or "starts_with" or "regex"))
+        {
+            return default; // not a text operator (between, lt, within...): the caller says it does not apply, whatever the operand
+        }
+
         if (op is "in" or "not_in")
         {
             if (!TryList(operand, out var items))

@@ -53,6 +53,14 @@ public class CatalogValidationTests
     }
 
     [Fact]
+    public void Between_on_a_string_says_it_does_not_apply_not_that_it_takes_one_value()
+    {
+        var error = Assert.Single(Fails(TestCatalogs.Segment("s", "value", "{ field: traits.tier, between: [a, c] }")).Errors);
+
+        Assert.Contains("operator 'between' does not apply to string field", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_quoted_null_is_the_text_null()
     {
         var catalog = CatalogLoader.Load(TestCatalogs.Source(TestCatalogs.Segment("s", "value", "{ field: traits.tier, eq: \"null\" }")));
