@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using Microsoft.Extensions.Hosting;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Membership;
@@ -118,12 +119,12 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
     public const int MaxPageSize = 100;
 
     /// <summary>
-    /// The size histories of the serving catalog's segments in its priority order, a page at a time: from the segment
-    /// <paramref name="pageToken"/> names (the first when empty), at most <paramref name="pageSize"/> of them (0 means
+    /// The size histories of the serving catalog's segments in its priority order, a page at a time: from where
+    /// <paramref name="pageToken"/> says (the first when empty; a token of another catalog version is refused), at most <paramref name="pageSize"/> of them (0 means
     /// <see cref="DefaultPageSize"/>); or of <paramref name="segmentId"/> alone, when given — also a segment a later catalog
     /// removed, while its history is kept.
     /// </summary>
-    /// <exception cref="ValidationException">The page size is out of range, or the token names no segment of the serving catalog.</exception>
+    /// <exception cref="ValidationException">The page size is out of range, or the token is not one this returned for the serving catalog version.</exception>
     /// <exception cref="NotFoundException"><paramref name="segmentId"/> is neither in the serving catalog nor in the history.</exception>
     public SizePage Page(DateTimeOffset start, DateTimeOffset end, string? segmentId, int pageSize, string? pageToken)
     {
@@ -142,20 +143,29 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
             return new SizePage([(segmentId, Points(segmentId, start, end))], "");
         }
 
-        var segments = catalogs.Current.Segments;
+        // A token is the catalog version and the position of the page's first segment: a publish between two pages
+        // (segments inserted, removed or reordered) would make a position skip or repeat segments, so it is refused.
+        var catalog = catalogs.Current;
+        var segments = catalog.Segments;
         var from = 0;
         if (!string.IsNullOrEmpty(pageToken))
         {
-            from = segments.ToList().FindIndex(s => s.Id == pageToken);
-            if (from < 0)
+            var parts = pageToken.Split('.');
+            if (parts.Length != 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var version)
+                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out from) || from >= segments.Count)
             {
-                throw new ValidationException("page_token", "names no segment of the serving catalog (it changed since the previous page): start again without a token");
+                throw new ValidationException("page_token", "not a token this service returned");
+            }
+
+            if (version != catalog.Version)
+            {
+                throw new ValidationException("page_token", $"the catalog changed since the previous page (version {version}, now {catalog.Version}): start again without a token");
             }
         }
 
         var size = pageSize == 0 ? DefaultPageSize : pageSize;
         var page = segments.Skip(from).Take(size).Select(s => (s.Id, Points(s.Id, start, end))).ToList();
-        return new SizePage(page, from + size < segments.Count ? segments[from + size].Id : "");
+        return new SizePage(page, from + size < segments.Count ? string.Create(CultureInfo.InvariantCulture, $"{catalog.Version}.{from + size}") : "");
     }
 
     /// <summary>Each segment's hourly ring (member counts, and the hour each slot holds plus one), for a checkpoint.</summary>

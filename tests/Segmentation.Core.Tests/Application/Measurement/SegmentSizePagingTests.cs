@@ -35,6 +35,21 @@ public class SegmentSizePagingTests
     }
 
     [Fact]
+    public void A_publish_between_two_pages_makes_the_next_token_refused_instead_of_skipping_segments()
+    {
+        using var w = new TestWorld(TestCatalogs.Source(Segments(150)));
+        var history = w.Get<SegmentSizeHistory>();
+        var (start, end) = (w.Clock.Now.AddDays(-1), w.Clock.Now.AddHours(1));
+        var first = history.Page(start, end, null, 0, null);
+        w.Catalogs.Load(TestCatalogs.Source([TestCatalogs.Segment("inserted", "intent", "{ field: traits.score, gte: 1.0 }"), .. Segments(150)])); // one more, first in priority
+
+        var refused = Assert.Throws<ValidationException>(() => history.Page(start, end, null, 0, first.NextPageToken));
+
+        Assert.Equal("page_token", refused.Violations[0].Field);
+        Assert.Contains("the catalog changed since the previous page", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_segment_a_later_catalog_removed_keeps_its_history_readable_by_id()
     {
         using var w = new TestWorld(TestCatalogs.Source(Segments(3)));
