@@ -64,6 +64,34 @@ public sealed class ChurnHistory
         Interlocked.Increment(ref _counted);
     }
 
+    /// <summary>
+    /// Drops the rings of segments not in <paramref name="served"/> whose newest count has left the kept window (at
+    /// <paramref name="hour"/>): a catalog renaming its segments now and then would otherwise keep them for ever.
+    /// </summary>
+    public void ForgetRemoved(IReadOnlySet<string> served, long hour)
+    {
+        ArgumentNullException.ThrowIfNull(served);
+        foreach (var (segment, counts) in _churned)
+        {
+            if (served.Contains(segment) || !_hours.TryGetValue(segment, out var hours))
+            {
+                continue;
+            }
+
+            lock (counts)
+            {
+                if (hours.Max() - 1 > hour - Hours)
+                {
+                    continue;
+                }
+            }
+
+            _churned.TryRemove(segment, out _);
+            _hours.TryRemove(segment, out _);
+            Interlocked.Increment(ref _counted); // the next checkpoint saves without them
+        }
+    }
+
     /// <summary>Each segment's hourly ring (churned, and the hour each slot holds plus one), for a checkpoint.</summary>
     internal IEnumerable<(string Segment, long[] Churned, long[] Hours)> Rings()
     {

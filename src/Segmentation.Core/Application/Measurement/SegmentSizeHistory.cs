@@ -23,7 +23,7 @@ public readonly record struct SizePoint(DateTimeOffset Hour, long Members);
 /// sample of an hour stands for it) and kept for <see cref="KpiStore.RetentionDays"/> days in a ring per
 /// segment (8 bytes an hour). Samples are skipped while the index is being rebuilt after a restart.
 /// </summary>
-public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvider catalogs, TimeProvider time)
+public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvider catalogs, TimeProvider time, ChurnHistory? churn = null)
 {
     private const int Hours = KpiStore.RetentionDays * 24;
 
@@ -64,7 +64,8 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
     private long _prunedHour;
 
     // Once an hour: the rings of segments no catalog serves any more whose newest point has left the kept window are
-    // dropped (a catalog renaming its segments now and then would otherwise keep 35 KB per old id for ever).
+    // dropped, with their churn rings (a catalog renaming its segments now and then would otherwise keep 35 KB per old
+    // id for ever).
     private void ForgetRemoved(long hour)
     {
         var served = catalogs.Current.Segments.Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
@@ -77,6 +78,8 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
                 Interlocked.Increment(ref _changes);
             }
         }
+
+        churn?.ForgetRemoved(served, hour); // its churn history likewise
     }
 
     /// <summary>How many points were written or changed since the process started: a checkpoint saves when it changed.</summary>

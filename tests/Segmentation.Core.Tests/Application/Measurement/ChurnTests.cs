@@ -145,4 +145,21 @@ public class ChurnTests
 
         Assert.Equal((4L, 15L), (regular.Kpis.Churned, regular.Kpis.MembersAtStart));
     }
+
+    [Fact]
+    public void A_removed_segments_churn_is_dropped_once_its_newest_count_leaves_the_kept_window()
+    {
+        using var w = World();
+        Status(w, "a", "regular");
+        w.Get<SegmentSizeHistory>().Sample();
+        Status(w, "a", "lapsed"); // churned from regular
+        var churn = w.Get<ChurnHistory>();
+        Assert.Contains(churn.Rings(), r => r.Segment == "regular");
+        w.Catalogs.Load(TestCatalogs.Source(TestCatalogs.Segment("churned", "lifecycle", "{ field: traits.tier, eq: lapsed }"))); // regular removed
+
+        w.Clock.Now = w.Clock.Now.AddDays(KpiStore.RetentionDays + 1);
+        w.Get<SegmentSizeHistory>().Sample();
+
+        Assert.DoesNotContain(churn.Rings(), r => r.Segment == "regular");
+    }
 }
