@@ -106,8 +106,8 @@ public sealed class DataDirectory : IDisposable
         var held = AcquireLock(full);
         try
         {
-            var (manifest, plan, unconfirmedKey) = Check(full, pii, logger, acceptDataLoss);
-            var directory = new DataDirectory(full, held, manifest, plan) { _unconfirmedKeyCheck = unconfirmedKey };
+            var (manifest, plan) = Check(full, pii, logger, acceptDataLoss);
+            var directory = new DataDirectory(full, held, manifest, plan);
             directory.Save(manifest);
             return directory;
         }
@@ -159,24 +159,21 @@ public sealed class DataDirectory : IDisposable
     }
 
     /// <summary>
-    /// Records the configured key as the directory's once restore has read its files with it, when the directory had no
-    /// manifest to name one (a directory from before manifests, or whose manifest was deleted): until then a wrong key
-    /// fails the restore without locking the right one out.
+    /// Records <paramref name="keyCheck"/> (the configured key's check value; null without a key) as the directory's key
+    /// once restore has read its files with it, when none is recorded yet: a directory with data that names no key (from
+    /// before manifests, whose manifest was deleted, or which a start with a wrong key failed to restore) is opened without
+    /// recording one, so a wrong key fails its restore without locking the right one out.
     /// </summary>
-    public void ConfirmKey()
+    public void ConfirmKey(string? keyCheck)
     {
         lock (_gate)
         {
-            if (_unconfirmedKeyCheck is { } key && Manifest.KeyCheck is null)
+            if (keyCheck is not null && Manifest.KeyCheck is null)
             {
-                Save(Manifest with { KeyCheck = key });
+                Save(Manifest with { KeyCheck = keyCheck });
             }
-
-            _unconfirmedKeyCheck = null;
         }
     }
-
-    private string? _unconfirmedKeyCheck;
 
     /// <summary>Releases the lock (the process keeps it until then).</summary>
     public void Dispose()
@@ -309,12 +306,11 @@ public sealed class DataDirectory : IDisposable
         SyncDirectory(directory);
     }
 
-    private static (StoreManifest Manifest, RecoveryPlan Plan, string? UnconfirmedKey) Check(string directory, PiiProtector? pii, ILogger logger, bool acceptDataLoss)
+    private static (StoreManifest Manifest, RecoveryPlan Plan) Check(string directory, PiiProtector? pii, ILogger logger, bool acceptDataLoss)
     {
         var segments = FileChangeLog.Segments(directory);
         var snapshots = ProfileSnapshotFile.Find(directory).Select(s => s.Segment).ToList();
         var keyCheck = pii?.KeyCheck();
-        string? unconfirmedKey = null;
         var manifest = Read(directory);
         if (manifest is null)
         {
@@ -329,7 +325,7 @@ public sealed class DataDirectory : IDisposable
                 }
 
                 manifest = new StoreManifest(ManifestFormat, DateTimeOffset.UtcNow, keyCheck, 0, 1, 1, SegmentFirst: true);
-                return (manifest, new RecoveryPlan(null, 0, [1], []), null);
+                return (manifest, new RecoveryPlan(null, 0, [1], []));
             }
 
             // A directory written before manifests existed: what is there now is taken as what is expected.
@@ -348,22 +344,18 @@ public sealed class DataDirectory : IDisposable
                 : $"the encryption key does not match the key the data directory {directory} was created with (its key check value differs): configure the original Segmentation:EncryptionKey; with another key its encrypted personal data could never be read");
         }
 
-        if (manifest.KeyCheck is null && keyCheck is not null && (snapshots.Count > 0 || segments.Any(n => new FileInfo(FileChangeLog.SegmentPath(directory, n)).Length > 0)))
-        {
-            // Files no key is recorded for (a directory from before manifests, or whose manifest was deleted, or one a
-            // start with a wrong key failed to restore): the configured key is recorded once restore has read them with
-            // it (ConfirmKey). Recorded now, a wrong key would fail the restore and then lock the right one out.
-            unconfirmedKey = keyCheck;
-        }
-
-        manifest = manifest with { KeyCheck = manifest.KeyCheck ?? (unconfirmedKey is null ? keyCheck : null) };
+        // Files no key is recorded for (a directory from before manifests, or whose manifest was deleted, or one a start
+        // with a wrong key failed to restore): the configured key is recorded once restore has read them with it
+        // (ConfirmKey). Recorded now, a wrong key would fail the restore and then lock the right one out.
+        var hasData = snapshots.Count > 0 || segments.Any(n => new FileInfo(FileChangeLog.SegmentPath(directory, n)).Length > 0);
+        manifest = manifest with { KeyCheck = manifest.KeyCheck ?? (hasData ? null : keyCheck) };
 
         // An earlier version's first start that stopped between writing its manifest and creating the first segment:
         // nothing was ever written, so the directory starts fresh (and records that its segment now exists).
         if (!manifest.SegmentFirst && segments.Count == 0 && snapshots.Count == 0 && manifest is { Snapshot: 0, FirstSegment: 1, LastSegment: 1 })
         {
             CreateFirstSegment(directory);
-            return (manifest with { SegmentFirst = true }, new RecoveryPlan(null, 0, [1], []), unconfirmedKey);
+            return (manifest with { SegmentFirst = true }, new RecoveryPlan(null, 0, [1], []));
         }
 
         manifest = manifest with { SegmentFirst = true }; // from here on every segment it names was created before
@@ -410,7 +402,7 @@ public sealed class DataDirectory : IDisposable
                 manifest.Snapshot > 0 ? ProfileSnapshotFile.PathFor(directory, manifest.Snapshot) : null,
                 manifest.Snapshot,
                 [.. segments.Where(n => n >= manifest.FirstSegment && n <= manifest.LastSegment)],
-                []), unconfirmedKey);
+                []));
         }
 
         if (!acceptDataLoss)
@@ -435,7 +427,7 @@ public sealed class DataDirectory : IDisposable
         logger.LogError(
             "Data directory {Directory}: starting without files its manifest expected ({Missing}) because Segmentation:AcceptDataLoss is set; the changes they held are lost. Restoring from snapshot {Snapshot} and log segments {Segments}",
             directory, string.Join(", ", missing), kept, string.Join(", ", replay));
-        return (rewritten, new RecoveryPlan(kept > 0 ? ProfileSnapshotFile.PathFor(directory, kept) : null, kept, replay, missing), unconfirmedKey);
+        return (rewritten, new RecoveryPlan(kept > 0 ? ProfileSnapshotFile.PathFor(directory, kept) : null, kept, replay, missing));
     }
 
     private static StoreManifest? Read(string directory)

@@ -29,6 +29,7 @@ public sealed class FileStore : IChangeLog, IStoreCompaction, IStoreRecovery, ID
     {
         loggers ??= NullLoggerFactory.Instance;
         Data = DataDirectory.Open(directory, pii, loggers.CreateLogger<FileChangeLog>(), acceptDataLoss);
+        _keyCheck = pii?.KeyCheck();
         try
         {
             Log = new FileChangeLog(Data, loggers.CreateLogger<FileChangeLog>(), pii, ownsDirectory: true);
@@ -43,6 +44,8 @@ public sealed class FileStore : IChangeLog, IStoreCompaction, IStoreRecovery, ID
             throw;
         }
     }
+
+    private readonly string? _keyCheck;
 
     /// <summary>The locked data directory.</summary>
     public DataDirectory Data { get; }
@@ -80,7 +83,7 @@ public sealed class FileStore : IChangeLog, IStoreCompaction, IStoreRecovery, ID
     public LogReplay ReplayLog(Action<ChangeRecord> apply)
     {
         var replay = Log.Recover(apply, _snapshotSegment);
-        Data.ConfirmKey(); // the snapshot and the log were read with the configured key
+        Data.ConfirmKey(_keyCheck); // the snapshot and the log were read with the configured key
         return replay;
     }
 
