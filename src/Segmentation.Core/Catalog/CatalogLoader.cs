@@ -15,19 +15,8 @@ public static class CatalogLoader
     /// comparison with no value, a non-string trait observed by a text field) do not refuse it, so an upgrade never stops
     /// a server whose active catalog passed the checks of its day; a new publish is checked (<see cref="Load(ICatalogSource, CancellationToken)"/>).
     /// </summary>
-    public static CatalogSnapshot LoadKept(ICatalogSource source, CancellationToken cancellation = default)
-    {
-        var outer = KeptVersion.Loading;
-        KeptVersion.Loading = true;
-        try
-        {
-            return Load(source, cancellation);
-        }
-        finally
-        {
-            KeptVersion.Loading = outer;
-        }
-    }
+    public static CatalogSnapshot LoadKept(ICatalogSource source, CancellationToken cancellation = default) =>
+        KeptVersion.Compile(() => Load(source, cancellation));
 
     /// <summary>
     /// Loads and compiles the catalog, or throws <see cref="CatalogException"/> with every error. Honours

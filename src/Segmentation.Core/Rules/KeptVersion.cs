@@ -8,10 +8,21 @@ internal static class KeptVersion
 {
     private static readonly AsyncLocal<bool> s_loading = new();
 
-    /// <summary>True while a kept version is compiled on this flow.</summary>
-    public static bool Loading
+    /// <summary>True while <see cref="Compile{T}"/> runs on this flow.</summary>
+    public static bool Loading => s_loading.Value;
+
+    /// <summary>Runs <paramref name="compile"/> (the load of a version that was active before) with <see cref="Loading"/> true.</summary>
+    public static T Compile<T>(Func<T> compile)
     {
-        get => s_loading.Value;
-        set => s_loading.Value = value;
+        var outer = s_loading.Value;
+        s_loading.Value = true;
+        try
+        {
+            return compile();
+        }
+        finally
+        {
+            s_loading.Value = outer;
+        }
     }
 }

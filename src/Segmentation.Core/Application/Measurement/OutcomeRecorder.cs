@@ -69,13 +69,13 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
     // that arrives out of order is still credited to the last impression at or before its own time.
     private const int RecentImpressions = 8;
     private readonly ConcurrentDictionary<string, (long Sequence, long Ticks)[]> _impressions = new(StringComparer.Ordinal);
-    // Each order credited with a conversion, and the decision's sequence it was credited to — or, when unattributed, its
-    // time as Unattributed(ticks), a negative number: an order counts once, whichever decision a second report of it
-    // would name or reach by last touch. Unattributed orders are forgotten an attribution window after their time,
-    // checked each time UnattributedPerPrune more of them were added.
+    // Each order credited with a conversion, and the decision's sequence it was credited to — or, when unattributed (or
+    // its decision forgotten), a time as Unattributed(ticks), a negative number: an order counts once, whichever decision
+    // a second report of it would name or reach by last touch. See Prune for how the map stays bounded.
     private readonly ConcurrentDictionary<string, long> _orders = new(StringComparer.Ordinal);
     private const int UnattributedPerPrune = 65_536;
     private int _unattributedSincePrune;
+    private int _pruning; // 1 while a thread prunes
     private readonly ReaderWriterLockSlim _crediting = new();
     private readonly ConcurrentQueue<OutcomeCredit> _unjournaled = new();
     private long _prunedAt;
@@ -560,8 +560,6 @@ public sealed class OutcomeRecorder(DecisionMeasurement measurement, ProfileInge
             Volatile.Write(ref _pruning, 0);
         }
     }
-
-    private int _pruning;
 
     // Impressions of decisions the ledger has forgotten can never be credited again.
     private void ForgetImpressions(long forgotten)
