@@ -204,6 +204,40 @@ public sealed class TelemetryTests(TelemetryTests.Host host) : IClassFixture<Tel
     }
 
     [Fact]
+    public async Task Decision_and_membership_series_stay_apart_for_a_catalog_of_hundreds_of_segments()
+    {
+        // 300 segments decided on 4 channels, hit and miss, make 2,400 tag sets; 1,100 segments entered and left make
+        // 2,200: past OpenTelemetry's default of 2,000 per metric, which folds the rest into one overflow series.
+        var http = host.CreateClient();
+        var run = Guid.NewGuid().ToString("N")[..8];
+        string[] channels = ["web", "email", "ads", "app"];
+        for (var s = 0; s < 1_100; s++)
+        {
+            var segment = $"many-{run}-{s}";
+            SegmentationTelemetry.MembershipChanges.Add(1, SegmentationTelemetry.Tag("segment", segment), SegmentationTelemetry.Tag("direction", "entered"));
+            SegmentationTelemetry.MembershipChanges.Add(1, SegmentationTelemetry.Tag("segment", segment), SegmentationTelemetry.Tag("direction", "left"));
+            if (s >= 300)
+            {
+                continue;
+            }
+
+            foreach (var channel in channels)
+            {
+                foreach (var cache in new[] { "hit", "miss" })
+                {
+                    SegmentationTelemetry.Decisions.Add(1, SegmentationTelemetry.Tag("segment", segment), SegmentationTelemetry.Tag("channel", channel), SegmentationTelemetry.Tag("cache", cache));
+                }
+            }
+        }
+
+        var scrape = await Scrape(http);
+        Assert.DoesNotContain("otel_metric_overflow", scrape, StringComparison.Ordinal);
+        var last = $"many-{run}-299";
+        Assert.Equal(1, Value(scrape, "segmentation_decisions_total", ("segment", last), ("channel", "app"), ("cache", "miss")));
+        Assert.Equal(1, Value(scrape, "segmentation_membership_changes_total", ("segment", $"many-{run}-1099"), ("direction", "left")));
+    }
+
+    [Fact]
     public async Task Metrics_include_the_runtimes_own_collections_pauses_and_allocation()
     {
         var http = host.CreateClient();

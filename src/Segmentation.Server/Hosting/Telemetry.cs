@@ -56,6 +56,12 @@ internal static class Telemetry
     /// <summary>Path of the readiness probe (also served at <c>/healthz</c>): the catalog is loaded and the change log can write.</summary>
     public const string ReadyPath = "/healthz/ready";
 
+    /// <summary>Tag sets kept for the decision counter: every segment of the largest catalog, twice, by 4 channels and hit or miss.</summary>
+    public const int DecisionSeriesLimit = 2 * Core.Catalog.CatalogValidator.MaxSegments * 4 * 2;
+
+    /// <summary>Tag sets kept for the membership counter: every segment of the largest catalog, twice, entered or left.</summary>
+    public const int MembershipSeriesLimit = 2 * Core.Catalog.CatalogValidator.MaxSegments * 2;
+
     /// <summary>Adds the OpenTelemetry pipeline configured by <see cref="TelemetryOptions"/>.</summary>
     public static IServiceCollection AddSegmentationTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
@@ -81,6 +87,12 @@ internal static class Telemetry
                 // "System.Runtime": the runtime's own metrics (collections and pause time per generation, heap sizes,
                 // allocation, thread pool queue, lock contention, CPU time), read only when scraped.
                 metrics.AddMeter(SegmentationTelemetry.Name, TemplateRenderer.MeterName, ServiceGauges.MeterName, "System.Runtime");
+
+                // Series per segment: OpenTelemetry keeps 2,000 tag sets per metric by default and folds any further
+                // into one overflow series, which a catalog of some 250 segments already passes (segment × 4 channels
+                // × hit or miss). Room for a full catalog twice over, so segments renamed by later publishes fit too.
+                metrics.AddView(SegmentationTelemetry.Decisions.Name, new MetricStreamConfiguration { CardinalityLimit = DecisionSeriesLimit });
+                metrics.AddView(SegmentationTelemetry.MembershipChanges.Name, new MetricStreamConfiguration { CardinalityLimit = MembershipSeriesLimit });
                 if (options.HttpMetrics)
                 {
                     metrics.AddMeter("Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel");
