@@ -10,7 +10,8 @@ namespace Segmentation.Core.Application.ChangeStream;
 /// offset they account for), brought up to date with the stream's own entries after that offset, are what consumers
 /// were told; the memberships rebuilt at start-up are what is true now. Every difference — a user who aged into
 /// <c>email_inactive</c> overnight, a change whose entry a crash kept from the journal — is appended as an entry with
-/// the cause <c>restart</c>. Users who no longer exist (erased) or refused personalization are left out. Without a
+/// the cause <c>restart</c>, and reported to the index's <see cref="MembershipIndex.Moved"/> hook as a move (churn is counted from
+/// it). Users who no longer exist (erased) or refused personalization are left out. Without a
 /// saved checkpoint (the first start), or when the stream no longer holds the entries after it, nothing is announced.
 /// </summary>
 public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memberships, IChangeFeedJournal journal, IProfileStore profiles, CatalogProvider catalogs, TimeProvider time, ConsentPolicy? consent = null)
@@ -153,6 +154,13 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
                 feed.Append(user, segment, ChangeKind.Left, now, version, Cause);
                 appended++;
             }
+        }
+
+        // The rebuilt index started from nothing, so it saw no move: what the measurement counts from moves (churn into a
+        // lapsed state while the server was down) is counted here, at the restart, as the stream announces it.
+        if (appended > 0 && before.Count > 0)
+        {
+            memberships.Moved?.Invoke([.. before], current, now);
         }
 
         return appended;

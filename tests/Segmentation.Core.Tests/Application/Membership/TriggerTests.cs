@@ -1,5 +1,6 @@
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.ChangeStream;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
 using Segmentation.Core.Tests.Support;
@@ -413,6 +414,39 @@ public sealed class TriggerTests : IDisposable
             Assert.Equal(1, announced);
             var left = Assert.Single(entries);
             Assert.Equal(("u1", "recent", ChangeKind.Left, ChangeStreamReconciler.Cause), (left.UserId, left.SegmentId, left.Kind, left.Cause));
+        }
+    }
+
+    [Fact]
+    public void A_user_who_lapsed_while_the_server_was_down_counts_as_churn_of_the_segment_left()
+    {
+        // Regression: the index is rebuilt from nothing at a restart, so a user who aged from 'active' into the churn
+        // state overnight never made a move the churn history saw: the churn rate missed every lapse while down.
+        var catalog = TestCatalogs.Source(
+            TestCatalogs.Segment("active", "behavioural", "{ field: events.page_view.last_at, within: 1h }"),
+            TestCatalogs.Segment("churned", "lifecycle", "{ field: events.page_view.last_at, older_than: 1h }"),
+            TestCatalogs.Segment("visitor", "behavioural", "{ field: events.page_view.count, gte: 1 }"));
+        var store = new Core.Profiles.InMemoryProfileStore();
+        DateTimeOffset t0;
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = new TestWorld(catalog, store: store, journal: journal);
+            t0 = w.Clock.Now;
+            w.Track("u1", EventTypes.PageView);
+            Assert.Contains("active", w.Memberships.SegmentsOf("u1"));
+            new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock).Flush();
+            w.Get<ChangeStreamReconciler>().Save();
+        }
+
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            using var w = new TestWorld(catalog, store: store, journal: journal, now: t0.AddHours(2)); // down for two hours
+            w.Ingestion.EvaluateNewMemberships();
+            w.Get<ChangeStreamReconciler>().Reconcile();
+
+            var churn = w.Get<ChurnHistory>();
+            Assert.Equal(1, churn.Churned("active", t0, t0.AddHours(3)));
+            Assert.Equal(0, churn.Churned("visitor", t0, t0.AddHours(3))); // still a member: not left for the churn state
         }
     }
 
