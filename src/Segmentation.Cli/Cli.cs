@@ -73,12 +73,34 @@ internal static class Cli
     /// <summary>The SHA-256 of the key's UTF-8 bytes as lower-case hex: what the server's configuration holds.</summary>
     public static string HashKey(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 
+    /// <summary>How long a connection to the service may take to open.</summary>
+    public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Silence on a connection with calls in flight after which the service is pinged.</summary>
+    public static readonly TimeSpan KeepAlivePingDelay = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long a ping may go unanswered before the connection (and its calls) are given up.</summary>
+    public static readonly TimeSpan KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>A channel to the service that sends the API key as <c>x-api-key</c> metadata on every call.</summary>
     public static GrpcChannel OpenChannel(ServiceTarget target) =>
         GrpcChannel.ForAddress(target.Address, new GrpcChannelOptions
         {
             MaxReceiveMessageSize = 64 * 1024 * 1024,
-            HttpHandler = new ApiKeyHandler(target.ApiKey) { InnerHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } },
+            HttpHandler = new ApiKeyHandler(target.ApiKey)
+            {
+                // A host that drops packets fails the connect within ConnectTimeout, and a connection that stops answering
+                // (a silent peer, a dropped network during a long stream) within the keep-alive ping's delay and timeout,
+                // instead of the command waiting for ever.
+                InnerHandler = new SocketsHttpHandler
+                {
+                    EnableMultipleHttp2Connections = true,
+                    ConnectTimeout = ConnectTimeout,
+                    KeepAlivePingDelay = KeepAlivePingDelay,
+                    KeepAlivePingTimeout = KeepAlivePingTimeout,
+                    KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+                },
+            },
         });
 
     /// <summary>Formats a protobuf message as indented JSON (proto3 JSON mapping).</summary>
@@ -138,8 +160,15 @@ internal static class Cli
         var target = Current;
         switch (ex.StatusCode)
         {
-            case StatusCode.Unavailable when target is not null:
+            case StatusCode.Unavailable when target is not null && ex.Status.DebugException is not null:
+                // No answer came: the connection failed (a status the service sent carries no local exception).
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  could not reach {target.Address}: is the service running there? Give its address with --address or SEGCTL_ADDRESS (https:// for TLS).");
+                break;
+            case StatusCode.Unavailable:
+                var retry = ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan();
+                sb.AppendLine().Append(retry is { } delay
+                    ? string.Create(CultureInfo.InvariantCulture, $"  the service answered and is not ready for this now: run the command again in {Math.Max(1, Math.Ceiling(delay.TotalSeconds))} s.")
+                    : "  the service answered and is not ready for this now: run the command again shortly.");
                 break;
             case StatusCode.Unauthenticated when target is not null:
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} refused the API key from {target.KeySource}: pass the right key with --api-key or SEGMENTATION_API_KEY (segctl hash-key prints what the server's configuration must hold).");

@@ -241,7 +241,7 @@ internal static class Commands
             {
                 Source = "segctl",
                 Device = o.Device,
-                SessionId = "segctl-" + now.ToString("yyyyMMdd", CultureInfo.InvariantCulture),
+                SessionId = "segctl-" + (o.Timestamp ?? now).UtcDateTime.ToString("yyyyMMdd", CultureInfo.InvariantCulture), // the day it happened: a back-dated event is not in today's session
                 PageType = o.PageType,
             },
             Category = o.Category ?? "",

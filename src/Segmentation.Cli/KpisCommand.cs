@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
 using Segmentation.Contracts.V1;
 using static Segmentation.Cli.CsvText;
 
@@ -168,13 +169,20 @@ internal static class SizesCommand
         };
         using var grpc = Cli.OpenChannel(target);
         var client = new InsightsService.InsightsServiceClient(grpc);
-        var r = await client.GetSegmentSizesAsync(request, cancellationToken: ct);
-        while (r.NextPageToken.Length > 0) // every page, as one answer
+        GetSegmentSizesResponse r;
+        for (var attempt = 1; ; attempt++)
         {
-            request.PageToken = r.NextPageToken;
-            var next = await client.GetSegmentSizesAsync(request, cancellationToken: ct);
-            r.Segments.Add(next.Segments);
-            r.NextPageToken = next.NextPageToken;
+            try
+            {
+                r = await AllPagesAsync(client, request, ct);
+                break;
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.InvalidArgument && request.PageToken.Length > 0 && attempt < 3)
+            {
+                // A page token holds the catalog version: a publish between two pages refuses the next one. Start again.
+                await Console.Error.WriteLineAsync("note: a catalog was published while the pages were read; reading them again from the first");
+                request.PageToken = "";
+            }
         }
 
         if (json)
@@ -199,5 +207,20 @@ internal static class SizesCommand
         return 0;
 
         static string N(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+    }
+
+    // Every page, as one answer.
+    private static async Task<GetSegmentSizesResponse> AllPagesAsync(InsightsService.InsightsServiceClient client, GetSegmentSizesRequest request, CancellationToken ct)
+    {
+        var r = await client.GetSegmentSizesAsync(request, cancellationToken: ct);
+        while (r.NextPageToken.Length > 0)
+        {
+            request.PageToken = r.NextPageToken;
+            var next = await client.GetSegmentSizesAsync(request, cancellationToken: ct);
+            r.Segments.Add(next.Segments);
+            r.NextPageToken = next.NextPageToken;
+        }
+
+        return r;
     }
 }

@@ -56,13 +56,20 @@ var rfmWait = new Option<int>("--rfm-wait")
     Description = "Seconds to wait for the server's RFM model to cover the imported customers (0 skips the RFM report)",
     DefaultValueFactory = _ => 30,
 };
-var import = new Command("import", "Import events from a CSV through ProfileService.StreamEvents (progress on a terminal) and print a report; the key is checked before the file is read") { csv, shift, noShift, rfmWait, map, mappingFile, importType, timeFormat };
+var import = new Command("import", "Import events from a CSV through ProfileService.StreamEvents (progress on a terminal) and print a report; the key is checked before the file is read") { csv, shift, noShift, AtLeast(rfmWait, 0), map, mappingFile, importType, timeFormat };
+import.Validators.Add(result =>
+{
+    if (result.GetValue(map) is not { Length: > 0 } && result.GetValue(mappingFile) is null && (result.GetValue(importType) is not null || result.GetValue(timeFormat) is not null))
+    {
+        result.AddError("--type and --time-format describe a mapped CSV (--map or --mapping); the Online Retail layout has its own event types and its date format (M/d/yyyy H:mm, month first)");
+    }
+});
 import.SetAction((parse, ct) => Cli.RunAsync(() => ImportCommand.RunAsync(
     Target(parse),
     parse.GetValue(csv)!,
     parse.GetValue(map) is { Length: > 0 } || parse.GetValue(mappingFile) is not null ? MappedCsv.Create(parse.GetValue(map) ?? [], parse.GetValue(mappingFile), parse.GetValue(importType), parse.GetValue(timeFormat)) : null,
     parse.GetValue(shift) && !parse.GetValue(noShift),
-    TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(rfmWait))),
+    TimeSpan.FromSeconds(parse.GetValue(rfmWait)),
     parse.GetValue(json),
     ct)));
 root.Subcommands.Add(import);
@@ -195,7 +202,7 @@ root.Subcommands.Add(forget);
 // validate
 var validateDir = new Argument<DirectoryInfo>("dir") { Description = "Catalog directory: every *.yaml / *.yml under it (recursively) is sent" };
 var minSize = new Option<int>("--min-size") { Description = "Warn about segments with fewer members (0 = the server's default, 1,000)" };
-var validate = new Command("validate", "Dry-run a catalog directory (ValidateCatalog): errors with file:line, segment and clause; warnings with their codes. Exit code 3 when invalid") { validateDir, minSize };
+var validate = new Command("validate", "Dry-run a catalog directory (ValidateCatalog): errors with file:line, segment and clause; warnings with their codes. Exit code 3 when invalid") { validateDir, AtLeast(minSize, 0) };
 validate.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.ValidateAsync(Target(parse), parse.GetValue(validateDir)!, parse.GetValue(minSize), parse.GetValue(json), ct)));
 root.Subcommands.Add(validate);
 
@@ -223,7 +230,7 @@ root.Subcommands.Add(preview);
 // audit
 var auditMinSize = new Option<int>("--min-size") { Description = "Warn about segments with fewer members (0 = the server's default, 1,000)" };
 var top = new Option<int>("--top") { Description = "Overlapping pairs to show, largest first (0 = all)", DefaultValueFactory = _ => 20 };
-var audit = new Command("audit", "Audit the active catalog (AuditCatalog): sizes and shares, the overlap matrix, warnings") { auditMinSize, top };
+var audit = new Command("audit", "Audit the active catalog (AuditCatalog): sizes and shares, the overlap matrix, warnings") { AtLeast(auditMinSize, 0), AtLeast(top, 0) };
 audit.SetAction((parse, ct) => Cli.RunAsync(() => CatalogCommands.AuditAsync(Target(parse), parse.GetValue(auditMinSize), parse.GetValue(top), parse.GetValue(json), ct)));
 root.Subcommands.Add(audit);
 
@@ -332,7 +339,7 @@ var simSeed = new Option<int>("--seed") { Description = "Seed of every draw; the
 var simParallel = new Option<int>("--parallel") { Description = "Users simulated at once", DefaultValueFactory = _ => 8 };
 var simulate = new Command("simulate", "Drive the running service with traffic whose truth is known (decisions, impressions, clicks, conversions per segment and arm), to watch an experiment find it")
 {
-    simUsers, simSegment, simViews, simClick, simConversion, simSegmentRate, simLift, simSeed, simParallel,
+    AtLeast(simUsers, 1), simSegment, AtLeast(simViews, 1), simClick, simConversion, simSegmentRate, simLift, simSeed, AtLeast(simParallel, 1),
 };
 simulate.SetAction((parse, ct) => Cli.RunAsync(() => ExperimentsCommand.SimulateAsync(
     Target(parse),
@@ -357,7 +364,9 @@ var quality = new Command("quality", "Data quality (InsightsService.GetDataQuali
 quality.SetAction((parse, ct) => Cli.RunAsync(() => QualityCommand.RunAsync(Target(parse), parse.GetValue(qualityDays), parse.GetValue(json), parse.GetValue(qualityCsv), ct)));
 root.Subcommands.Add(quality);
 
-var parsed = root.Parse(args);
+// No response files: System.CommandLine reads a token starting with '@' as a file of further arguments, which would
+// turn `segctl forget @alice` into whatever a file named alice in the working directory holds.
+var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
 if (parsed.Errors.Count > 0)
 {
     foreach (var error in parsed.Errors)
@@ -370,3 +379,17 @@ if (parsed.Errors.Count > 0)
 }
 
 return await parsed.InvokeAsync();
+
+// A number option below its least value is a usage error (exit 2), not quietly taken as another setting.
+static Option<int> AtLeast(Option<int> option, int least)
+{
+    option.Validators.Add(result =>
+    {
+        var value = result.GetValueOrDefault<int>();
+        if (value < least)
+        {
+            result.AddError($"{option.Name} must be at least {least} (got {value})");
+        }
+    });
+    return option;
+}

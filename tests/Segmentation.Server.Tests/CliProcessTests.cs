@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using Google.Protobuf;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 
 namespace Segmentation.Server.Tests;
 
@@ -120,6 +124,155 @@ public sealed class CliProcessTests
             Assert.True(exit == 2, $"segctl {command}: exit {exit}: {stderr}");
             Assert.Contains("--days must be 1 to 90", stderr, StringComparison.Ordinal);
         }
+
+        // Regression: numbers below their least value were taken as another setting (a negative wait skipped the summary,
+        // --top -1 showed every pair, --users 0 blamed the demo data), and the mapped import's options were silently
+        // ignored for the Online Retail layout (a day-first --time-format read as month first).
+        foreach (var (command, says) in new[]
+        {
+            ("import x.csv --rfm-wait -5", "--rfm-wait must be at least 0"),
+            ("audit --top -1", "--top must be at least 0"),
+            ("audit --min-size -5", "--min-size must be at least 0"),
+            ("validate . --min-size -5", "--min-size must be at least 0"),
+            ("simulate --users 0", "--users must be at least 1"),
+            ("simulate --views -1", "--views must be at least 1"),
+            ("import x.csv --time-format dd/MM/yyyy", "--type and --time-format describe a mapped CSV"),
+        })
+        {
+            (exit, _, stderr) = await Segctl(command, environment: new() { ["SEGCTL_ADDRESS"] = "http://127.0.0.1:1" });
+            Assert.True(exit == 2, $"segctl {command}: exit {exit}: {stderr}");
+            Assert.Contains(says, stderr, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task An_argument_starting_with_at_is_a_value_not_a_file_of_further_arguments()
+    {
+        // Regression: the parser read '@name' as a response file: a user id starting with '@' could not be addressed
+        // ("Response file not found"), and with a file of that name in the working directory its content became the
+        // arguments (forget @alice erasing whoever the file named).
+        var dir = Directory.CreateTempSubdirectory("seg-cli-at-").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(dir, "alice"), "--no-such-option");
+            var closed = RealServerProcessTests.FreePort();
+            foreach (var user in new[] { "@alice", "@nobody" })
+            {
+                var info = new ProcessStartInfo("dotnet", $"{ExternalTools.Segctl} decide {user} --address http://127.0.0.1:{closed}") { WorkingDirectory = dir };
+                var (exit, _, stderr) = await Run(info, null, null);
+                Assert.True(exit == 1, $"decide {user}: exit {exit}: {stderr}"); // the call was made (nothing listens there), not a usage error
+                Assert.Contains("could not reach", stderr, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_service_that_accepts_the_connection_and_never_answers_fails_the_command_instead_of_hanging()
+    {
+        // Regression: no connect timeout and no keep-alive: a peer that accepted and went silent held segctl for ever.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var accepted = new List<System.Net.Sockets.TcpClient>();
+        var accepting = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    accepted.Add(await listener.AcceptTcpClientAsync());
+                }
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                // the listener was stopped
+            }
+            catch (ObjectDisposedException)
+            {
+                // the listener was stopped
+            }
+        });
+        try
+        {
+            var (exit, _, stderr) = await Segctl($"segments --address http://127.0.0.1:{port}");
+            Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        }
+        finally
+        {
+            listener.Stop();
+            await accepting;
+            accepted.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task Unavailable_sent_by_the_service_says_to_try_again_not_that_it_could_not_be_reached()
+    {
+        // Regression: every UNAVAILABLE read "could not reach …: is the service running there?", also the service's own
+        // answer while it rebuilds memberships after a restart or cannot finish an erasure yet.
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
+        await using var app = builder.Build();
+        app.MapPost("/segmentation.v1.CatalogService/ListSegments", (HttpContext context) =>
+        {
+            context.Response.ContentType = "application/grpc";
+            context.Response.Headers["grpc-status"] = "14";
+            context.Response.Headers["grpc-message"] = "memberships are being rebuilt";
+            return Task.CompletedTask;
+        });
+        await app.StartAsync();
+        var address = app.Urls.Single();
+
+        var (exit, _, stderr) = await Segctl($"segments --address {address}");
+        Assert.Equal(1, exit);
+        Assert.Contains("memberships are being rebuilt", stderr, StringComparison.Ordinal);
+        Assert.Contains("run the command again", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("could not reach", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sizes_start_again_when_a_catalog_is_published_between_two_pages()
+    {
+        // Regression: a page token holds the catalog version, and a publish between two pages refuses the next one as
+        // INVALID_ARGUMENT ("start again"); segctl reported that as exit 3, rejected input, though the user gave none.
+        // A service that answers two pages, refusing the second once, as after such a publish.
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
+        await using var app = builder.Build();
+        var refused = 0;
+        app.MapPost("/segmentation.v1.InsightsService/GetSegmentSizes", async (HttpContext context) =>
+        {
+            using var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body);
+            var request = Contracts.V1.GetSegmentSizesRequest.Parser.ParseFrom(body.ToArray().AsSpan(5));
+            context.Response.ContentType = "application/grpc";
+            if (request.PageToken.Length > 0 && Interlocked.Increment(ref refused) == 1)
+            {
+                context.Response.Headers["grpc-status"] = "3";
+                context.Response.Headers["grpc-message"] = "page_token: the catalog changed since the first page; start again";
+                return;
+            }
+
+            var page = new Contracts.V1.GetSegmentSizesResponse { Segments = { new Contracts.V1.SegmentSizes { SegmentId = request.PageToken.Length == 0 ? "first_page" : "second_page" } } };
+            page.NextPageToken = request.PageToken.Length == 0 ? "1.1" : "";
+            var message = page.ToByteArray();
+            var frame = new byte[5 + message.Length];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), message.Length);
+            message.CopyTo(frame, 5);
+            await context.Response.Body.WriteAsync(frame);
+            context.Response.AppendTrailer("grpc-status", "0");
+        });
+        await app.StartAsync();
+
+        var (exit, stdout, stderr) = await Segctl($"sizes --json --address {app.Urls.Single()}");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Contains("reading them again from the first", stderr, StringComparison.Ordinal);
+        Assert.Contains("first_page", stdout, StringComparison.Ordinal);
+        Assert.Contains("second_page", stdout, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -276,6 +429,18 @@ public sealed class CliProcessTests
                 var text = profile.RootElement.ToString();
                 Assert.Contains("gold", text, StringComparison.Ordinal);
                 Assert.Contains("kitchen", text, StringComparison.Ordinal);
+            }
+
+            // Back-dated events are in the session of their own day (regression: every track went into today's session).
+            foreach (var daysAgo in new[] { 3, 2 })
+            {
+                await Ok($"track cli-days page_view --timestamp {DateTimeOffset.UtcNow.AddDays(-daysAgo).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture)}");
+            }
+
+            using (var days = System.Text.Json.JsonDocument.Parse(await Ok("profile cli-days --json")))
+            {
+                var sessions = System.Text.RegularExpressions.Regex.Match(days.RootElement.ToString(), "\"sessions\":\\s*\"?(\\d+)");
+                Assert.Equal("2", sessions.Groups[1].Value);
             }
 
             // The event kept the time it was given, not the time it was sent.
@@ -492,6 +657,24 @@ public sealed class CliProcessTests
                 "--Segmentation:Security:ApiKeys:1:Name=tracker",
                 $"--Segmentation:Security:ApiKeys:1:Sha256={Security.ApiKeyRing.Hash(Tracker)}",
                 "--Segmentation:Security:ApiKeys:1:Scopes:0=ingest");
+
+            // Regression: any other failure of the summary's reads after the import (here the key's rate limit) ended
+            // the command with exit 1 and no report, although every event was imported.
+            const string Limited = "a-key-of-one-call-a-second";
+            await WithService(
+                async port =>
+                {
+                    var (exit, stdout, stderr) = await Segctl($"import {csv} --json --rfm-wait 2 --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = Limited });
+                    Assert.True(exit == 0, $"exit {exit}: {stderr}");
+                    using var report = System.Text.Json.JsonDocument.Parse(stdout);
+                    Assert.Equal(3, report.RootElement.GetProperty("accepted").GetInt32());
+                    Assert.Contains("RESOURCE_EXHAUSTED", report.RootElement.GetProperty("rfm").GetProperty("note").GetString(), StringComparison.Ordinal);
+                },
+                "--Segmentation:Security:ApiKeys:1:Name=limited",
+                $"--Segmentation:Security:ApiKeys:1:Sha256={Security.ApiKeyRing.Hash(Limited)}",
+                "--Segmentation:Security:ApiKeys:1:Scopes:0=ingest",
+                "--Segmentation:Security:ApiKeys:1:Scopes:1=decide",
+                "--Segmentation:Security:ApiKeys:1:RequestsPerSecond=1");
         }
         finally
         {
