@@ -214,8 +214,11 @@ public static class ExperimentAnalysis
         var adjustedP = ExperimentStatistics.BenjaminiHochberg(draft.Select(d => d.Chosen.PValue).ToList());
         var all = draft.Select((d, i) =>
         {
-            var difference = ExperimentStatistics.SequentialInterval(d.Chosen.Difference, d.Chosen.StandardError, d.Users, sequentialAlpha);
-            var lift = ExperimentStatistics.SequentialInterval(d.Chosen.Lift, d.Chosen.LiftStandardError, d.Users, sequentialAlpha);
+            // A segment's verdict is one of as many looks as there are segments: Bonferroni over them too, or among 20
+            // segments of an A/A test one in four results would show some segment "better" or "worse".
+            var alpha = d.Segment is null ? sequentialAlpha : sequentialAlpha / segments.Count;
+            var difference = ExperimentStatistics.SequentialInterval(d.Chosen.Difference, d.Chosen.StandardError, d.Users, alpha);
+            var lift = ExperimentStatistics.SequentialInterval(d.Chosen.Lift, d.Chosen.LiftStandardError, d.Users, alpha);
             // No standard error, no verdict: when nothing varies within either arm (0 of 2 against 2 of 2) the interval has
             // no width, which is no evidence of anything.
             var verdict = d.Chosen.StandardError <= 0 ? Verdict.Inconclusive
@@ -242,7 +245,16 @@ public static class ExperimentAnalysis
         var (recommendation, winner, reason) = Recommend(design, arms, srm, comparisons, sequentialNeeded);
         if (design.Bandit)
         {
-            reason += "; bandit allocation: the sample ratio is not checked (the split moves on purpose), and each arm's estimate is biased toward arms that looked good early (they got more users while their luck lasted); the bias shrinks as users accumulate, and a fixed split measures without it";
+            // The arms' users pool periods of different splits: when the rates drift over time (a season, a campaign
+            // ending) an arm that held more users in a better period looks better (Simpson's paradox), and more users make
+            // that surer, not smaller. A bandit earns while it learns; a winner or no difference is measured with a fixed split.
+            if (recommendation is Recommendation.Winner or Recommendation.NoDifference)
+            {
+                reason = $"{(winner is null ? "no difference yet" : $"'{winner}' leads")} ({reason}), but a bandit's results are not a verdict: publish the experiment with a fixed split to confirm";
+                (recommendation, winner) = (Recommendation.KeepRunning, null);
+            }
+
+            reason += "; bandit allocation: the sample ratio is not checked (the split moves on purpose), and the arms' estimates pool periods of different splits, biased toward arms that looked good early and, when rates drift over time, toward arms that held more users in the better periods — a bias more users do not remove; a fixed split measures without it";
         }
 
         return new ExperimentResult(design.ExperimentId, control, arms, srm, comparisons, needed, recommendation, winner, reason) { Breakdowns = breakdownResults };
@@ -320,7 +332,7 @@ public static class ExperimentAnalysis
         var live = arms.Where(a => a.Weight > 0).ToList();
         if (srm.Mismatch)
         {
-            var test = srm.Exact ? "exact binomial tests" : $"chi-squared {srm.ChiSquared:0.##}";
+            var test = srm.Exact ? $"exact binomial tests; chi-squared {srm.ChiSquared:0.##}" : $"chi-squared {srm.ChiSquared:0.##}";
             return (Recommendation.Invalid, null, $"sample ratio mismatch ({test}, p = {srm.PValue:0.######} < {ExperimentStatistics.SampleRatioThreshold}): the arms' users are not split as their weights say, so no result is to be trusted; find the cause (a redirect, a bot filter, a crash in one arm) before reading anything");
         }
 

@@ -151,12 +151,46 @@ public class ExperimentAnalysisTests
         // users in the 10 % arm (exactly: p = 0.0001) was waited for as "no exposed users in every arm" yet.
         var exact = ExperimentAnalysis.Analyze(Design with { Arms = [("control", 1), ("b", 9)] }, [Arm("control", 4, 0), Arm("b", 0, 0)]);
         Assert.Equal(Recommendation.Invalid, exact.Recommendation);
-        Assert.Contains("exact binomial tests, p = 0.0001 ", exact.Reason, StringComparison.Ordinal);
+        Assert.Contains("exact binomial tests; chi-squared 36, p = 0.0001 ", exact.Reason, StringComparison.Ordinal);
 
-        // With 8 users expected per arm, Pearson's chi-squared is the test, and the reason says so.
+        // With 8 users expected per arm the exact tests still judge (Pearson's p would say 0.000465), and the reason
+        // gives Pearson's statistic beside them.
         var pearson = ExperimentAnalysis.Analyze(Design, [Arm("control", 15, 2), Arm("b", 1, 0)]);
         Assert.Equal(Recommendation.Invalid, pearson.Recommendation);
-        Assert.Contains("chi-squared 12.25, p = 0.000465", pearson.Reason, StringComparison.Ordinal);
+        Assert.Contains("exact binomial tests; chi-squared 12.25, p = 0.000519", pearson.Reason, StringComparison.Ordinal); // 2 · 17 / 2^16
+    }
+
+    [Fact]
+    public void A_segments_verdict_is_corrected_for_the_number_of_segments_looked_at()
+    {
+        // Regression: each segment of a breakdown was judged at the experiment's own α, so an A/A test broken down by
+        // 20 segments showed some segment better or worse in about one result in four. The smallest lift the experiment
+        // alone calls better is, in one of 20 segments, not enough.
+        var conversions = Enumerable.Range(100, 200).First(c => ExperimentAnalysis.Analyze(Design, [Arm("control", 1_000, 100), Arm("b", 1_000, c)]).Comparisons[0].Verdict == Verdict.Better);
+        var quiet = Enumerable.Range(1, 19).Select(i => ($"s{i}", (IReadOnlyList<ArmObservation>)[Arm("control", 1_000, 100), Arm("b", 1_000, 100)]));
+        IReadOnlyList<(string, IReadOnlyList<ArmObservation>)> breakdowns = [("s0", [Arm("control", 1_000, 100), Arm("b", 1_000, conversions)]), .. quiet];
+
+        var result = ExperimentAnalysis.Analyze(Design, [Arm("control", 20_000, 2_000), Arm("b", 20_000, 2_000 + conversions - 100)], breakdowns);
+
+        Assert.Equal(Verdict.Inconclusive, result.Breakdowns.Single(b => b.SegmentId == "s0").Comparisons[0].Verdict);
+        var clear = ExperimentAnalysis.Analyze(Design, [Arm("control", 20_000, 2_000), Arm("b", 20_000, 2_000)], [("s0", [Arm("control", 1_000, 100), Arm("b", 1_000, 200)]), .. quiet]);
+        Assert.Equal(Verdict.Better, clear.Breakdowns.Single(b => b.SegmentId == "s0").Comparisons[0].Verdict); // a large lift still shows
+    }
+
+    [Fact]
+    public void A_bandits_pooled_results_name_the_leading_arm_but_recommend_no_winner()
+    {
+        // Regression: a bandit's results went through the fixed-split tests. Two arms alike, a rate that fell from 10 %
+        // to 5 % while the bandit moved users to control: 5,000 / 5,000 users at 10 %, then 9,000 / 1,000 at 5 %. Pooled,
+        // b reads +35 % and was recommended the winner, though in every period the arms were equal.
+        var bandit = Design with { Bandit = true };
+        var result = ExperimentAnalysis.Analyze(bandit, [Arm("control", 14_000, 500 + 450), Arm("b", 6_000, 500 + 50)]);
+
+        Assert.Equal(Verdict.Better, result.Comparisons[0].Verdict); // the pooled comparison, as measured
+        Assert.Equal(Recommendation.KeepRunning, result.Recommendation);
+        Assert.Null(result.WinningArmId);
+        Assert.Contains("'b' leads", result.Reason, StringComparison.Ordinal);
+        Assert.Contains("fixed split", result.Reason, StringComparison.Ordinal);
     }
 
     [Fact]
