@@ -89,7 +89,8 @@ internal sealed record ModeResult(
             latencies.Length,
             errorCount,
             errorCount == 0 ? "" : string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}")),
-            (mode == "decide-batch" ? workers.Sum(w => w.Items) : latencies.Length) / seconds,
+            // Stream modes count events accepted, not results: a duplicate or rejected event is cheap and no ingestion.
+            (mode == "decide-batch" ? workers.Sum(w => w.Items) : mode is "stream-ingest" or "stream-batch" or "echo-stream" ? workers.Sum(w => w.Accepted) : latencies.Length) / seconds,
             Percentile(latencies, 0.50),
             Percentile(latencies, 0.90),
             Percentile(latencies, 0.99),

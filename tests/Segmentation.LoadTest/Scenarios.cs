@@ -62,7 +62,7 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
                 // the cache and is computed in full (rules, resolution, five renders), without a write before it.
                 var fresh = Context.Clone();
                 fresh.PagePath = $"/gifts/item-{_runId}-{worker}-{iteration}";
-                await Decide(channel, users[random.Next(users.Count)], stats, measured, fresh);
+                await Decide(channel, users[random.Next(users.Count)], stats, measured, fresh, mustCompute: true);
                 break;
             case "mixed":
                 var user = users[random.Next(users.Count)];
@@ -100,10 +100,17 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
 
     private static DateTime Deadline() => DateTime.UtcNow + CallTimeout;
 
-    private static Task Decide(CallInvoker channel, string user, WorkerStats stats, bool measured, RequestContext? context = null) =>
+    // mustCompute: a decision the mode claims is computed in full; one answered from the cache fails the run (a catalog
+    // that stopped reading the context the mode varies would otherwise turn it into cache hits, reported as misses).
+    private static Task Decide(CallInvoker channel, string user, WorkerStats stats, bool measured, RequestContext? context = null, bool mustCompute = false) =>
         Measure(stats, measured, async () =>
         {
             var response = await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = user, Context = context ?? Context }, deadline: Deadline());
+            if (mustCompute && response.Decision.FromCache)
+            {
+                throw new RpcException(new Status(StatusCode.DataLoss, "a decision meant to be computed in full was answered from the cache"));
+            }
+
             return response.Decision.FromCache;
         });
 
