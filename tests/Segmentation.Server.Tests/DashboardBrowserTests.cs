@@ -392,6 +392,107 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Over_plain_http_to_a_server_that_refuses_it_the_key_is_never_sent()
+    {
+        // Regression: the page sent the key with its first calls whatever the transport; a server that serves the API over
+        // TLS only refused them (403 "TLS only") after the key had crossed the network in clear, and every page sent it
+        // again. Such a server is played here by answering every API call as it would.
+        var page = await _browser!.NewPageAsync();
+        var keyed = new List<string>();
+        await page.RouteAsync("**/v1/**", async route =>
+        {
+            if (route.Request.Headers.ContainsKey("x-api-key"))
+            {
+                keyed.Add(route.Request.Url);
+            }
+
+            await route.FulfillAsync(new() { Status = 403, ContentType = "application/json", Body = """{"code":7,"message":"the HTTP/JSON API is served over TLS only: call it with https://","details":[]}""" });
+        });
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/");
+        await page.GetByTestId("api-key").FillAsync(RealServerProcessTests.ApiKey);
+        await page.GetByTestId("signin-submit").ClickAsync();
+        await page.WaitForFunctionAsync("() => (document.querySelector('[data-testid=alerts]')?.textContent ?? '').includes('https://')");
+
+        Assert.Empty(keyed);
+    }
+
+    [Fact]
+    public async Task A_metric_picked_while_the_kpis_load_is_the_one_drawn_and_arrow_keys_keep_focus_in_the_range_choice()
+    {
+        // Regressions: the metric picker was listened to only once the KPIs had arrived, so a metric picked meanwhile was
+        // shown in the picker while the chart drew another; and every arrow key in the range radios re-rendered the page
+        // and moved focus to its heading, out of the group.
+        var decisions = new DecisionService.DecisionServiceClient(_channel);
+        await decisions.DecideAsync(new DecideRequest { UserId = "12347" });
+        var insights = new InsightsService.InsightsServiceClient(_channel);
+        for (var i = 0; ; i++) // decisions reach the KPIs when the ledger is drained (every second)
+        {
+            var now = DateTimeOffset.UtcNow;
+            var kpis = await insights.GetKpisAsync(new GetKpisRequest { Start = Timestamp.FromDateTimeOffset(now.AddHours(-24)), End = Timestamp.FromDateTimeOffset(now) });
+            if (kpis.Total.Decisions > 0)
+            {
+                break;
+            }
+
+            Assert.True(i < 100, "no decision reached the KPIs");
+            await Task.Delay(100);
+        }
+
+        var page = await SignedInPage();
+        var release = new TaskCompletionSource();
+        await page.RouteAsync("**/v1/kpis**", async route =>
+        {
+            await release.Task;
+            await route.ContinueAsync();
+        });
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/performance?range=7d&metric=decisions");
+        await page.GetByTestId("series-metric").SelectOptionAsync("ctr");
+        release.SetResult();
+        await page.WaitForFunctionAsync("() => (document.querySelector('[data-testid=series-chart]')?.getAttribute('aria-label') ?? '').startsWith('CTR per hour')");
+
+        await page.GetByTestId("range-7d").FocusAsync();
+        await page.Keyboard.PressAsync("ArrowRight");
+        await page.WaitForFunctionAsync("() => location.hash.includes('range=30d') && document.querySelector('[data-testid=range-30d]')?.checked === true");
+        await page.WaitForFunctionAsync("() => document.activeElement?.getAttribute('data-testid') === 'range-30d'");
+        Assert.Contains("metric=ctr", await page.EvaluateAsync<string>("() => location.hash"), StringComparison.Ordinal);
+        Assert.Empty(_errors);
+    }
+
+    [Fact]
+    public async Task The_live_stream_resumes_with_its_stream_id_and_starts_again_when_its_offset_is_gone()
+    {
+        // Regression: a resume sent only the offset (after a reset, another stream's entries at the same offsets were
+        // mixed in), and an offset past retention was retried for ever ("stopped: OUT_OF_RANGE" at every Resume).
+        var page = await SignedInPage();
+        var queries = new List<string>();
+        await page.RouteAsync("**/v1/segment-changes**", async route =>
+        {
+            var query = new Uri(route.Request.Url).Query;
+            queries.Add(query);
+            if (!query.Contains("afterOffset", StringComparison.Ordinal))
+            {
+                await route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = """{"userId":"u1","segmentId":"vip","kind":"MEMBERSHIP_CHANGE_KIND_ENTERED","offset":"5","streamId":"stream-a"}""" + "\n" });
+            }
+            else
+            {
+                await route.FulfillAsync(new() { Status = 400, ContentType = "application/json", Body = """{"code":11,"message":"offset 5 is no longer retained","details":[]}""" });
+            }
+        });
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/live");
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Resume'"); // the stream ended after one entry
+
+        await page.GetByTestId("stream-toggle").ClickAsync();
+        await page.WaitForFunctionAsync("() => (document.querySelector('[data-testid=stream-status]')?.textContent ?? '').includes('no longer holds offset 5')");
+        Assert.Contains("afterOffset=5", queries[1], StringComparison.Ordinal);
+        Assert.Contains("streamId=stream-a", queries[1], StringComparison.Ordinal);
+
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Reconnect'");
+        await page.GetByTestId("stream-toggle").ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Resume'");
+        Assert.DoesNotContain("afterOffset", queries[2], StringComparison.Ordinal); // followed again from now
+    }
+
+    [Fact]
     public async Task A_wrong_key_is_asked_again_and_a_key_without_admin_cannot_promote()
     {
         var page = await _browser!.NewPageAsync();

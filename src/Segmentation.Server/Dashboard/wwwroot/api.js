@@ -70,7 +70,30 @@ function url(path, query) {
   return qs ? `${path}?${qs}` : path;
 }
 
-function headers(hasBody) {
+// Over plain HTTP the key would cross the network in clear, and a server that refuses API calls without TLS would
+// refuse it only after reading it. So before the first key is sent over http:, one call without a key asks: a server
+// that serves the API without TLS answers 401 (no key), one that does not answers 403 "TLS only", and the key is then
+// never sent.
+let plaintextVerdict = null;
+
+async function keyMayBeSent() {
+  if (location.protocol !== 'http:' || !apiKey.get()) {
+    return;
+  }
+  plaintextVerdict ??= fetch('/v1/segments', { headers: { accept: 'application/json' }, cache: 'no-store' })
+    .then(async (response) => (response.status === 403 ? errorOf(response) : null))
+    .catch(() => {
+      plaintextVerdict = null; // unreachable: asked again on the next call
+      return null;
+    });
+  const refusal = await plaintextVerdict;
+  if (refusal && /TLS only/.test(refusal.message)) {
+    throw refusal;
+  }
+}
+
+async function headers(hasBody) {
+  await keyMayBeSent();
   const h = { accept: 'application/json' };
   const key = apiKey.get();
   if (key) {
@@ -100,7 +123,7 @@ async function errorOf(response) {
 export async function call(path, { method = 'GET', query, body, signal } = {}) {
   const response = await fetch(url(path, query), {
     method,
-    headers: headers(body !== undefined),
+    headers: await headers(body !== undefined),
     body: body === undefined ? undefined : JSON.stringify(body),
     signal,
     cache: 'no-store',
@@ -117,7 +140,7 @@ export async function call(path, { method = 'GET', query, body, signal } = {}) {
  * `signal` aborts; onOpen runs once the response headers arrived. A status object ({code, message}) arriving in the stream is thrown as ApiError.
  */
 export async function stream(path, { query, signal, onMessage, onOpen = () => {} }) {
-  const response = await fetch(url(path, query), { headers: headers(false), signal, cache: 'no-store' });
+  const response = await fetch(url(path, query), { headers: await headers(false), signal, cache: 'no-store' });
   if (!response.ok) {
     throw await errorOf(response);
   }

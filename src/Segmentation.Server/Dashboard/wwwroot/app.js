@@ -21,6 +21,7 @@ const signOut = document.getElementById('sign-out');
 const keyStatus = document.getElementById('key-status');
 let current = null; // {controller, cleanups}
 let firstRender = true;
+let keepFocusOn = null; // see ctx.keepFocus
 
 /** Shows a message in the alert region (once per distinct text). */
 export function showAlert(text) {
@@ -134,6 +135,11 @@ async function route(notice) {
       document.title = `${title} · Segmentation dashboard`;
     },
     notice,
+    // The control to give focus back to once the next page has rendered (a choice that changes the URL re-renders the
+    // page, and focus would otherwise move to its heading at every arrow key in a radio group).
+    keepFocus: (testId) => {
+      keepFocusOn = testId;
+    },
     reload: (text) => {
       if (current === page) {
         route(text);
@@ -150,8 +156,10 @@ async function route(notice) {
   } catch (err) {
     ctx.fail(err, 'This page failed');
   }
+  const keep = keepFocusOn;
+  keepFocusOn = null;
   if (current === page && !firstRender) {
-    ((notice ? main.querySelector('[data-notice]') : null) ?? main.querySelector('h1'))?.focus();
+    ((keep ? main.querySelector(`[data-testid="${keep}"]`) : null) ?? (notice ? main.querySelector('[data-notice]') : null) ?? main.querySelector('h1'))?.focus();
   }
   firstRender = false;
 }

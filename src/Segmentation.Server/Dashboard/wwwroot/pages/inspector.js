@@ -38,7 +38,7 @@ export async function render(ctx) {
     h('div', { className: 'row' }, user.el, channel.el, device.el, country.el, pageType.el, submit),
     h('datalist', { id: 'inspect-devices' }, ['desktop', 'mobile', 'tablet'].map((v) => h('option', { value: v }))),
     h('datalist', { id: 'inspect-page-types' }, ['home', 'product', 'category', 'cart', 'checkout', 'search'].map((v) => h('option', { value: v }))),
-    h('p', { className: 'help' }, 'An explained decision is computed fresh (never from the cache) and is counted like any served decision. Needs a key with the decide scope.'));
+    h('p', { className: 'help' }, 'An explained decision is computed fresh (never from the cache) and is for inspection only: not counted in KPIs or experiments, and not remembered for outcome attribution. Needs a key with the decide scope.'));
   ctx.main.append(h('h1', { tabindex: '-1' }, 'Decision inspector'), form, result);
 
   const run = async () => {
@@ -69,7 +69,7 @@ export async function render(ctx) {
     run();
   });
 
-  // A link may name the user; deciding is still the user's action (a decision is counted like any served one).
+  // A link may name the user; deciding is still the user's action (it is a call to the service, though never counted).
   const preset = ctx.query.get('user');
   if (preset) {
     user.input.value = preset;

@@ -10,6 +10,7 @@ const MAX_ROWS = 200;
 const POLL_MS = 5000;
 const RATE_SAMPLES = 60; // 5 minutes
 const KPI_MS = 60000;
+const OUT_OF_RANGE = 11; // google.rpc.Code
 // OpenTelemetry's Prometheus exporter names the counter "segmentation.decisions" (unit {decision}) this way;
 // the second name is tried for exporters that add no _total suffix.
 const COUNTER_NAMES = ['segmentation_decisions_total', 'segmentation_decisions'];
@@ -130,6 +131,7 @@ function startChanges(ctx, body) {
   let pending = []; // oldest first, since the last paint
   let paintTimer = null;
   let lastOffset = null;
+  let lastStream = null;
   let controller = null;
   let running = false;
   let replay = false;
@@ -156,6 +158,7 @@ function startChanges(ctx, body) {
     if (c.kind === 'MEMBERSHIP_CHANGE_KIND_ENTERED') counts.entered++;
     if (c.kind === 'MEMBERSHIP_CHANGE_KIND_LEFT') counts.left++;
     lastOffset = c.offset ?? lastOffset;
+    lastStream = c.streamId || lastStream;
     pending.push(c);
     if (pending.length > 4 * MAX_ROWS) {
       pending = pending.slice(-MAX_ROWS);
@@ -170,7 +173,9 @@ function startChanges(ctx, body) {
     toggle.textContent = 'Pause';
     status.textContent = 'connecting…';
     // Live from now; the retained history only when asked for (it can be long), then resumed after the last offset seen.
-    const query = lastOffset !== null ? { afterOffset: lastOffset } : replay ? { fromOldest: true } : {};
+    // A resume names the stream its offset is from: after a reset (another data directory, a restart without one) the
+    // same offsets are another stream's entries, refused as OUT_OF_RANGE instead of mixed in.
+    const query = lastOffset !== null ? { afterOffset: lastOffset, streamId: lastStream ?? undefined } : replay ? { fromOldest: true } : {};
     try {
       await stream('/v1/segment-changes', { query, signal: mine.signal, onMessage, onOpen: () => { status.textContent = 'connected, receiving'; } });
       status.textContent = 'ended by the service';
@@ -183,6 +188,12 @@ function startChanges(ctx, body) {
       }
       if (mine.signal.aborted) {
         status.textContent = `paused after offset ${lastOffset ?? '—'}`;
+      } else if (err?.code === OUT_OF_RANGE && lastOffset !== null) {
+        // The offset is gone (past retention) or from a stream since reset: resuming it can never succeed. Start again
+        // from the live stream; what happened in between is not shown.
+        status.textContent = `the stream no longer holds offset ${lastOffset} (past its retention, or reset): reconnect to follow it from now`;
+        lastOffset = null;
+        lastStream = null;
       } else {
         status.textContent = `stopped: ${describeError(err)}`;
         ctx.fail(err, 'Change stream (GET /v1/segment-changes)');
@@ -206,6 +217,7 @@ function startChanges(ctx, body) {
   replayButton.addEventListener('click', () => {
     replay = true;
     lastOffset = null;
+    lastStream = null;
     recent = [];
     pending = [];
     Object.assign(counts, { received: 0, entered: 0, left: 0 });

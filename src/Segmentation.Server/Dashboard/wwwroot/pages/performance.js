@@ -36,13 +36,20 @@ export async function render(ctx) {
   const rangePicker = h('fieldset', {}, h('legend', {}, 'Time range'), Object.entries(RANGES).map(([key, r]) => h('label', { className: 'choice' },
     h('input', {
       type: 'radio', name: 'range', value: key, checked: key === range, 'data-testid': `range-${key}`,
-      on: { change: () => { location.hash = `#/performance?range=${key}&metric=${metric.key}`; } },
+      on: { change: () => { ctx.keepFocus(`range-${key}`); location.hash = `#/performance?range=${key}&metric=${metric.key}`; } },
     }), r.label)));
   const totals = section('All segments', 'totals');
   const segTable = section('KPIs per segment', 'kpi-segments', h('p', { className: 'help' }, 'Click a column header to sort. Reach is estimated (about 1.6 % standard error) over the whole UTC days the range touches; ratios are as the service computes them.'));
   const flags = section('Segments that do not change the experience', 'no-difference', h('p', { className: 'help', 'data-testid': 'no-difference-rule' }, `Rule: ${RULE}`));
   const picker = h('select', { id: 'series-metric', 'data-testid': 'series-metric' }, METRICS.map((m) => h('option', { value: m.key }, m.label)));
   picker.value = metric.key;
+  // Listened to from the start: a metric picked while the KPIs load is the one drawn when they arrive.
+  let drawChart = null;
+  picker.addEventListener('change', () => {
+    metric = METRICS.find((m) => m.key === picker.value);
+    history.replaceState(null, '', `#/performance?range=${range}&metric=${metric.key}`);
+    drawChart?.();
+  });
   const chart = section('Hourly series per segment', 'series', h('label', { for: 'series-metric' }, 'Metric'), picker);
   const varTable = section('KPIs per variant', 'kpi-variants', h('p', { className: 'help' }, 'Grouped by segment and variant; outcomes that named no variant form a row of their own. Churn has no variant.'));
   ctx.main.append(h('h1', { tabindex: '-1' }, 'Performance'), h('div', { className: 'card row' }, rangePicker, h('p', { className: 'note', 'data-testid': 'range-used' }, '')),
@@ -69,11 +76,7 @@ export async function render(ctx) {
       chart.body.replaceChildren();
       renderChart(ctx, chart.body, rows, metric, res);
     };
-    picker.addEventListener('change', () => {
-      metric = METRICS.find((m) => m.key === picker.value);
-      history.replaceState(null, '', `#/performance?range=${range}&metric=${metric.key}`);
-      draw();
-    });
+    drawChart = draw;
     draw();
   }, (err) => {
     ctx.fail(err, 'KPIs per segment (GET /v1/kpis)');
