@@ -11,6 +11,9 @@
 #   bash tests/perf/run-all.sh --all-benchmarks the same with every benchmark (about 10 minutes more: the experiment,
 #                                               RFM and million-decision set-ups)
 #   bash tests/perf/run-all.sh --smoke          ~1-2 s per piece, every benchmark in BenchmarkDotNet's dry job: proves nothing has rotted
+#   bash tests/perf/run-all.sh --durable        the load modes that write, against a server with a data directory (every
+#                                               acknowledged write fsynced; the default runs keep the store in memory only),
+#                                               and nothing else (about 3 minutes)
 #
 # Environment: PERF_OUT (results directory, default BenchmarkDotNet.Artifacts/perf), PERF_PORT (5199),
 # PERF_H2LOAD=0 to skip h2load even when it is installed (Debian: apt-get install -y nghttp2-client).
@@ -20,11 +23,13 @@ root=$PWD
 
 smoke=0
 all_benchmarks=0
+durable=0
 for arg in "$@"; do
   case "$arg" in
     --smoke) smoke=1 ;;
     --all-benchmarks) all_benchmarks=1 ;;
-    *) echo "unknown option: $arg (--smoke, --all-benchmarks)" >&2; exit 2 ;;
+    --durable) durable=1 ;;
+    *) echo "unknown option: $arg (--smoke, --all-benchmarks, --durable)" >&2; exit 2 ;;
   esac
 done
 port=${PERF_PORT:-5199}
@@ -67,6 +72,15 @@ server_dir=src/Segmentation.Server/bin/Release/net10.0
 # The per-key rate limits are raised far above what one machine can send: the harness measures the server,
 # and the default limits (200,000 stream events and 100,000 unary calls per second per key) are reachable
 # by stream-batch on a fast machine, which would then measure the limiter's RESOURCE_EXHAUSTED instead.
+# Without --durable the server has no data directory: the store is in memory and nothing is fsynced, so the write modes
+# (decide-miss, mixed, the stream modes) measure the service without its durability. --durable gives it a fresh one.
+durability=()
+modes=all
+if ((durable)); then
+  data_dir=$(mktemp -d -t seg-perf-data-XXXXXX)
+  durability=(--Segmentation:DataDirectory="$data_dir" --Segmentation:EncryptionKey="$(head -c 32 /dev/urandom | base64)") # PII encrypted at rest, as required
+  modes=echo,decide-hit,decide-miss,echo-pair,mixed,stream-ingest,echo-stream,stream-batch,decide-batch
+fi
 api_key=${SEGMENTATION_API_KEY:-dev-local-key-change-me}
 api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
 (cd "$server_dir" && exec dotnet Segmentation.Server.dll --Kestrel:Endpoints:Grpc:Url="$address" \
@@ -75,9 +89,9 @@ api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
   --Segmentation:Limits:StreamEventsPerSecond=10000000 --Segmentation:Limits:UnaryRequestsPerSecond=10000000 \
   --Segmentation:Security:ApiKeys:0:Name=perf --Segmentation:Security:ApiKeys:0:Sha256="$api_key_sha256" \
   --Segmentation:Security:ApiKeys:0:Scopes:0=decide --Segmentation:Security:ApiKeys:0:Scopes:1=ingest \
-  --Segmentation:Security:ApiKeys:0:Scopes:2=admin) > "$out/server.log" 2>&1 &
+  --Segmentation:Security:ApiKeys:0:Scopes:2=admin "${durability[@]}") > "$out/server.log" 2>&1 &
 server_pid=$!
-stop_server() { kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; }
+stop_server() { kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; if ((durable)); then rm -rf "$data_dir"; fi; }
 trap stop_server EXIT
 for _ in $(seq 1 120); do
   grep -q "Application started" "$out/server.log" && break
@@ -90,10 +104,14 @@ grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key")
 
 echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, echo-pair (its ceiling), decide-with-event (decide-miss in one call), decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each, one per message), echo-stream (its ceiling: the same over EchoStream), stream-batch (stream-ingest's streams, 64 events per message), decide-batch (2 DecideBatch calls of $batch_size users in flight); server CPU per request from /proc"
-"${load[@]}" --mode all --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
+((durable)) && echo "== --durable: modes $modes"
+echo "== durability: $( ((durable)) && echo "on (data directory $data_dir: every acknowledged write fsynced)" || echo "off (no data directory: the store is in memory only)")"
+"${load[@]}" --mode "$modes" --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
   --streams 4 --window 256 --batch-size "$batch_size" --batch-calls 2 --server-pid "$server_pid" | tee "$out/load.txt"
 
-if command -v h2load > /dev/null && [[ "${PERF_H2LOAD:-1}" != 0 ]]; then
+if ((durable)); then
+  echo "== --durable: the load modes only (no h2load, benchmarks or scale run)"
+elif command -v h2load > /dev/null && [[ "${PERF_H2LOAD:-1}" != 0 ]]; then
   echo "== h2load -c 16 -m 10 (one fixed request body per RPC: Decide is always the same user, so cache hits)"
   # h2load counts any HTTP 200 as a success, and gRPC errors are HTTP 200 with grpc-status in the
   # trailers and no DATA. So each run is checked by DATA bytes per request: a successful unary
@@ -133,6 +151,7 @@ if ((failures > aborted)); then
 fi
 stop_server
 trap - EXIT
+((durable)) && exit 0
 
 echo "== BenchmarkDotNet (${bdn_job[*]}; ${bdn_filter[*]})"
 # Run from the project directory: BenchmarkDotNet looks for the .csproj from the working directory. Reports of an
