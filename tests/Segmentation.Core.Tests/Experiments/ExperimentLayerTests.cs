@@ -175,6 +175,20 @@ public class ExperimentLayerTests
         Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Line > 0);
     }
 
+    [Theory]
+    [InlineData("layer", "    layer: layer", "is how the layer itself places users")] // the salt defaults to the id
+    [InlineData("layer", "    layer: checkout\n    salt: checkout", "is how the layer itself places users")]
+    [InlineData("decisioning", "    salt: holdout", "is how the decisioning holdout itself places users")]
+    public void An_experiment_hashing_users_as_its_layer_or_the_holdout_does_is_a_catalog_error(string id, string extra, string message)
+    {
+        // Regression: an experiment 'layer' in the layer 'layer' hashed every user to the very place the layer did, so
+        // within its range of the layer all its users fell in one arm (and the sample ratio check called it broken).
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(ExperimentCatalogTests.Source("experiments:\n" + CatalogWide(id, extra)))).Errors;
+        Assert.Contains(errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Line > 0);
+
+        CatalogLoader.Load(ExperimentCatalogTests.Source("experiments:\n" + CatalogWide(id, extra.Replace("salt: checkout", "salt: other", StringComparison.Ordinal).Replace("salt: holdout", "salt: other", StringComparison.Ordinal) + (id == "layer" && !extra.Contains("salt", StringComparison.Ordinal) ? "\n    salt: other" : ""))));
+    }
+
     [Fact]
     public void Results_of_a_catalog_experiment_break_the_primary_metric_down_by_winning_segment()
     {
