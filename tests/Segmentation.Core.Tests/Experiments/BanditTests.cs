@@ -67,6 +67,16 @@ public class BanditTests
     }
 
     [Fact]
+    public void An_arm_without_users_gets_a_chance_not_nearly_everyone()
+    {
+        // Regression: with a uniform prior (two users at 50 %) an arm without users drew above 2 % almost always, so
+        // against an arm converting 20 of 1,000 it took about 97 % of new users (a new arm, or one not yet exposed).
+        var shares = ThompsonSampling.Allocate([Rate(1_000, 20), default], Conversion, 0.01, new Random(1));
+
+        Assert.InRange(shares[1], 0.05, 0.25); // a prior of two users at the pooled 2 %: about 12 %
+    }
+
+    [Fact]
     public void Where_lower_is_better_the_lower_arm_wins()
     {
         var shares = ThompsonSampling.Allocate([Rate(2_000, 100), Rate(2_000, 20)], ExperimentMetric.Named("unsubscribe_rate"), 0.01, new Random(4));
