@@ -493,6 +493,40 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_live_pages_counter_is_read_one_sample_at_a_time()
+    {
+        // Regression: the counter was polled every 5 s whatever happened to the previous poll: a slow /metrics answer
+        // was overtaken by the next poll's, landed after it and made the next rate from samples out of order.
+        var page = await SignedInPage();
+        var (inFlight, most, seen) = (0, 0, 0);
+        await page.RouteAsync("**/metrics", async route =>
+        {
+            var now = Interlocked.Increment(ref inFlight);
+            lock (page)
+            {
+                most = Math.Max(most, now);
+            }
+
+            if (Interlocked.Increment(ref seen) == 1)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(6)); // past the next poll's turn
+            }
+
+            Interlocked.Decrement(ref inFlight);
+            await route.FulfillAsync(new() { Status = 200, ContentType = "text/plain", Body = "segmentation_decisions_total{segment=\"vip\"} 1\n" });
+        });
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/live");
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=decisions-counter]')?.dataset.value === '1'");
+        for (var i = 0; i < 150 && Volatile.Read(ref seen) < 2; i++)
+        {
+            await Task.Delay(100); // the next poll is due 5 s after the first began
+        }
+
+        Assert.True(Volatile.Read(ref seen) >= 2, "no second poll");
+        Assert.Equal(1, most);
+    }
+
+    [Fact]
     public async Task A_wrong_key_is_asked_again_and_a_key_without_admin_cannot_promote()
     {
         var page = await _browser!.NewPageAsync();

@@ -48,7 +48,14 @@ function startRate(ctx, body) {
   const ys = [];
   let chart = null;
   let prev = null;
+  let polling = false;
   const poll = async () => {
+    // One sample at a time, and none while the tab is hidden: a slow answer overtaken by the next poll would otherwise
+    // land after it and make the next rate out of order.
+    if (polling || document.hidden) {
+      return;
+    }
+    polling = true;
     try {
       let value = null;
       for (const name of COUNTER_NAMES) {
@@ -88,6 +95,8 @@ function startRate(ctx, body) {
         rateText.textContent = 'n/a';
         note.textContent = `The decision counter is not available: ${describeError(err)}`;
       }
+    } finally {
+      polling = false;
     }
   };
   const hour = async () => {
