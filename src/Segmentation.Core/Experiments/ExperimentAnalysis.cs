@@ -248,7 +248,14 @@ public static class ExperimentAnalysis
             // The arms' users pool periods of different splits: when the rates drift over time (a season, a campaign
             // ending) an arm that held more users in a better period looks better (Simpson's paradox), and more users make
             // that surer, not smaller. A bandit earns while it learns; a winner or no difference is measured with a fixed split.
-            if (recommendation is Recommendation.Winner or Recommendation.NoDifference)
+            var harmed = comparisons.FirstOrDefault(c => c.Guardrail && c.Verdict == Verdict.Worse);
+            if (recommendation is Recommendation.Winner or Recommendation.NoDifference && harmed is not null)
+            {
+                // A winner's reason passed over an arm harming a guardrail (promoting the winner stopped it): a bandit
+                // that recommends no winner must say it, or the harmful arm keeps its share.
+                (recommendation, winner, reason) = (Recommendation.GuardrailHarmed, null, $"'{harmed.ArmId}' harms guardrail {harmed.Metric} (always-valid interval of the difference {harmed.SequentialDifference.Lower:0.####} to {harmed.SequentialDifference.Upper:0.####}): stop it");
+            }
+            else if (recommendation is Recommendation.Winner or Recommendation.NoDifference)
             {
                 reason = $"{(winner is null ? "no difference yet" : $"'{winner}' leads")} ({reason}), but a bandit's results are not a verdict: publish the experiment with a fixed split to confirm";
                 (recommendation, winner) = (Recommendation.KeepRunning, null);

@@ -224,7 +224,7 @@ public static class ExperimentStatistics
         ArgumentOutOfRangeException.ThrowIfNegative(x);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(x, n);
         var observed = Binomial.PMF(p, n, x) * (1 + 1e-7); // outcomes as likely as it, up to rounding, count too
-        var mode = (int)Math.Min(n, Math.Floor((n + 1) * p));
+        var mode = (int)Math.Min(n, Math.Floor((n + 1.0) * p)); // in doubles: (n + 1) overflows at int.MaxValue
         if (x <= mode)
         {
             // The first outcome above x no more likely than x: the probabilities rise to the mode and fall after it, so it
@@ -236,7 +236,7 @@ public static class ExperimentStatistics
                 (lo, hi) = Binomial.PMF(p, n, mid) <= observed ? (lo, mid) : (mid + 1, hi);
             }
 
-            return Math.Min(1, Binomial.CDF(p, n, x) + (lo > n ? 0 : 1 - Binomial.CDF(p, n, lo - 1)));
+            return Math.Min(1, Cdf(p, n, x) + (lo > n ? 0 : 1 - Cdf(p, n, lo - 1)));
         }
         else
         {
@@ -248,9 +248,13 @@ public static class ExperimentStatistics
                 (lo, hi) = Binomial.PMF(p, n, mid) <= observed ? (mid, hi) : (lo, mid - 1);
             }
 
-            return Math.Min(1, (1 - Binomial.CDF(p, n, x - 1)) + (lo < 0 ? 0 : Binomial.CDF(p, n, lo)));
+            return Math.Min(1, (1 - Cdf(p, n, x - 1)) + (lo < 0 ? 0 : Cdf(p, n, lo)));
         }
     }
+
+    // P(X ≤ k), exact at the ends: MathNet's regularized beta answers NaN for k = n when 1 − p is below 1 / (n + 3)
+    // (a 99:1 split whose first 96 users all went to the large arm), and the p-value would be NaN, never a mismatch.
+    private static double Cdf(double p, int n, int k) => k < 0 ? 0 : k >= n ? 1 : Binomial.CDF(p, n, k);
 
     /// <summary>
     /// The always-valid (sequential) confidence interval of an estimate: valid however often results are looked at.

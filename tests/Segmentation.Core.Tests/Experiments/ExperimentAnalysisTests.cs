@@ -194,6 +194,18 @@ public class ExperimentAnalysisTests
     }
 
     [Fact]
+    public void A_bandit_with_an_arm_harming_a_guardrail_says_so_instead_of_keep_running()
+    {
+        // Regression (found in review): the winner's reason passed over c, which harms a guardrail; turned into "keep
+        // running, 'b' leads", c kept its share with nothing said about it.
+        var bandit = Design with { Arms = [("control", 1), ("b", 1), ("c", 1)], Bandit = true };
+        var result = ExperimentAnalysis.Analyze(bandit, [Arm("control", 5_000, 500, 50), Arm("b", 5_000, 700, 50), Arm("c", 5_000, 500, 200)]);
+
+        Assert.Equal(Recommendation.GuardrailHarmed, result.Recommendation);
+        Assert.Contains("'c' harms guardrail unsubscribe_rate", result.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Users_needed_by_the_always_valid_test_exceed_the_one_look_figure_and_meet_its_condition()
     {
         // The documented example: 850 per arm for a one-look test at 20 % on a 32.5 % baseline.

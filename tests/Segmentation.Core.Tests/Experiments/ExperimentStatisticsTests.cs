@@ -73,6 +73,8 @@ public class ExperimentStatisticsTests
     [InlineData(1, 0.5, 0, 1.0)]
     [InlineData(4, 0.2, 0, 1.0)]
     [InlineData(500, 0.01, 13, 0.0019004931838829692)]
+    [InlineData(5, 0.9, 5, 1.0)] // every trial a success where 1 − p < 1 / (n + 3): MathNet's CDF is NaN there (found in review)
+    [InlineData(96, 0.99, 96, 1.0)]
     public void The_exact_binomial_p_value_sums_every_outcome_no_more_likely_than_the_observed_one(int n, double p, int x, double expected) =>
         Assert.Equal(expected, ExperimentStatistics.BinomialTwoSided(n, p, x), 9);
 
@@ -84,6 +86,15 @@ public class ExperimentStatisticsTests
     [InlineData(new long[] { 487, 13 }, new[] { 99.0, 1.0 }, false)] // regression: past 5 expected users Pearson's p read 0.00032 (a mismatch, the result invalid); exactly 0.0019
     public void At_few_expected_users_an_arm_the_split_is_judged_by_exact_binomial_tests(long[] users, double[] weights, bool mismatch) =>
         Assert.Equal(mismatch, ExperimentStatistics.SampleRatio(users, weights).Mismatch);
+
+    [Fact]
+    public void Every_user_in_the_large_arm_is_a_p_value_of_one_not_nan()
+    {
+        // Regression (found in review): 50 users all in the 99 % arm made the exact test's p NaN ("p = NaN (ok)").
+        var r = ExperimentStatistics.SampleRatio([50, 0], [99.0, 1.0]);
+        Assert.Equal(1.0, r.PValue, 9);
+        Assert.False(r.Mismatch);
+    }
 
     [Fact]
     public void Benjamini_Hochberg_reproduces_the_papers_example()
