@@ -153,6 +153,34 @@ internal static class Cli
         }
     }
 
+    /// <summary>True when the call failed on a timeout of the connection (its connect timeout), which gRPC reports as CANCELLED.</summary>
+    public static bool IsTimeout(RpcException ex)
+    {
+        for (var e = ex.Status.DebugException; e is not null; e = e.InnerException)
+        {
+            if (e is TimeoutException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // A failure of the connection itself (HTTP, socket), not a status the service sent.
+    private static bool IsConnectionFailure(RpcException ex)
+    {
+        for (var e = ex.Status.DebugException; e is not null; e = e.InnerException)
+        {
+            if (e is HttpRequestException or IOException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public static string Describe(RpcException ex)
     {
         var sb = new StringBuilder();
@@ -163,6 +191,14 @@ internal static class Cli
             case StatusCode.Unavailable when target is not null && ex.Status.DebugException is not null:
                 // No answer came: the connection failed (a status the service sent carries no local exception).
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  could not reach {target.Address}: is the service running there? Give its address with --address or SEGCTL_ADDRESS (https:// for TLS).");
+                break;
+            case StatusCode.Internal when target is not null && IsConnectionFailure(ex):
+                // The connection failed under the call (a peer that went silent: the keep-alive ping was not answered).
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  could not reach {target.Address}: the connection failed or stopped answering. Is the service running there? Give its address with --address or SEGCTL_ADDRESS (https:// for TLS).");
+                break;
+            case StatusCode.Cancelled when target is not null && IsTimeout(ex):
+                // The connect timeout surfaces as a cancellation, not as the user's Ctrl+C.
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  could not reach {target.Address}: no connection within {ConnectTimeout.TotalSeconds:0} s. Is the service running there? Give its address with --address or SEGCTL_ADDRESS (https:// for TLS).");
                 break;
             case StatusCode.Unavailable:
                 var retry = ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan();

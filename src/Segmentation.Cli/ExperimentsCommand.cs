@@ -72,7 +72,7 @@ internal static class ExperimentsCommand
         {
             sb.Append(Invariant, $"{e.PrimaryMetric} by the segment that won each user's exposing decision:\n");
             sb.Append(Table(
-                ["segment", "exposed", "arm", "lift", "always-valid 95% CI", "p (BH)", "verdict"],
+                ["segment", "exposed", "arm", "lift", "always-valid CI (Bonferroni over segments)", "p (BH)", "verdict"],
                 r.Breakdowns.SelectMany(b => b.Comparisons.Select(c => new[]
                 {
                     b.SegmentId, b.ExposedUsers.ToString("N0", Invariant), c.ArmId, Percent(c.Lift),
@@ -81,7 +81,7 @@ internal static class ExperimentsCommand
             sb.Append('\n');
         }
 
-        sb.Append(Invariant, $"sample ratio: chi-squared {r.SampleRatio.ChiSquared:0.##}, p = {r.SampleRatio.PValue:0.####}{(r.SampleRatio.Mismatch ? "  MISMATCH: do not trust these results" : " (ok)")}\n");
+        sb.Append(Invariant, $"sample ratio: chi-squared {r.SampleRatio.ChiSquared:0.##}; exact binomial p = {r.SampleRatio.PValue:0.####}{(r.SampleRatio.Mismatch ? "  MISMATCH: do not trust these results" : " (ok)")}\n");
         if (r.UsersPerArmNeeded > 0)
         {
             sb.Append(Invariant, $"users per arm for a {e.MinimumDetectableEffect:0.#%} effect with one look (alpha 0.05, power 0.8; the always-valid test needs more): {r.UsersPerArmNeeded:N0}\n");

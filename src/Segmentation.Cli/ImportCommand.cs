@@ -62,7 +62,7 @@ internal static class ImportCommand
                     // An ingest-only key (a tracker's) imports but cannot read profiles: the import stands, with its report.
                     report.Rfm = new RfmReport { Note = "not read: the key may import but not read profiles (that needs the decide scope); --rfm-wait 0 skips this summary" };
                 }
-                catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled)
+                catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || Cli.IsTimeout(ex))
                 {
                     // The summary is read after the import is done: its failure (a rate limit, a restart) leaves the import standing.
                     report.Rfm = new RfmReport { Note = $"not read: {Cli.StatusName(ex.StatusCode)} ({ex.Status.Detail}); the events above were imported; --rfm-wait 0 skips this summary" };

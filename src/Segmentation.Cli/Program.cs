@@ -385,7 +385,16 @@ static Option<int> AtLeast(Option<int> option, int least)
 {
     option.Validators.Add(result =>
     {
-        var value = result.GetValueOrDefault<int>();
+        int value;
+        try
+        {
+            value = result.GetValueOrDefault<int>();
+        }
+        catch (InvalidOperationException)
+        {
+            return; // not a number at all: the parser reports that itself (validators run before conversion)
+        }
+
         if (value < least)
         {
             result.AddError($"{option.Name} must be at least {least} (got {value})");

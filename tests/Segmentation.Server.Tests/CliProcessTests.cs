@@ -136,6 +136,7 @@ public sealed class CliProcessTests
             ("validate . --min-size -5", "--min-size must be at least 0"),
             ("simulate --users 0", "--users must be at least 1"),
             ("simulate --views -1", "--views must be at least 1"),
+            ("audit --top x", "Cannot parse argument 'x'"), // regression (found in review): the check crashed on a value that is no number
             ("import x.csv --time-format dd/MM/yyyy", "--type and --time-format describe a mapped CSV"),
         })
         {
@@ -200,6 +201,7 @@ public sealed class CliProcessTests
         {
             var (exit, _, stderr) = await Segctl($"segments --address http://127.0.0.1:{port}");
             Assert.True(exit == 1, $"exit {exit}: {stderr}");
+            Assert.Contains("could not reach", stderr, StringComparison.Ordinal);
         }
         finally
         {

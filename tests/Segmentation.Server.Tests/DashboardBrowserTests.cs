@@ -414,6 +414,23 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         await page.WaitForFunctionAsync("() => (document.querySelector('[data-testid=alerts]')?.textContent ?? '').includes('https://')");
 
         Assert.Empty(keyed);
+
+        // A keyless answer that shows nothing (a proxy's 502) is not taken as "plaintext allowed" (found in review).
+        var proxied = await _browser!.NewPageAsync();
+        await proxied.RouteAsync("**/v1/**", async route =>
+        {
+            if (route.Request.Headers.ContainsKey("x-api-key"))
+            {
+                keyed.Add(route.Request.Url);
+            }
+
+            await route.FulfillAsync(new() { Status = 502, ContentType = "text/plain", Body = "bad gateway" });
+        });
+        await proxied.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/");
+        await proxied.GetByTestId("api-key").FillAsync(RealServerProcessTests.ApiKey);
+        await proxied.GetByTestId("signin-submit").ClickAsync();
+        await proxied.WaitForFunctionAsync("() => (document.querySelector('[data-testid=alerts]')?.textContent ?? '').includes('502')");
+        Assert.Empty(keyed);
     }
 
     [Fact]
@@ -480,16 +497,19 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         });
         await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/live");
         await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Resume'"); // the stream ended after one entry
+        await page.GetByTestId("stream-replay").ClickAsync(); // the retained history, once
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Resume' && document.querySelector('[data-testid=stream-replay]')?.disabled === false");
+        Assert.Contains("fromOldest=true", queries[1], StringComparison.Ordinal);
 
         await page.GetByTestId("stream-toggle").ClickAsync();
         await page.WaitForFunctionAsync("() => (document.querySelector('[data-testid=stream-status]')?.textContent ?? '').includes('no longer holds offset 5')");
-        Assert.Contains("afterOffset=5", queries[1], StringComparison.Ordinal);
-        Assert.Contains("streamId=stream-a", queries[1], StringComparison.Ordinal);
+        Assert.Contains("afterOffset=5", queries[2], StringComparison.Ordinal);
+        Assert.Contains("streamId=stream-a", queries[2], StringComparison.Ordinal);
 
         await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Reconnect'");
         await page.GetByTestId("stream-toggle").ClickAsync();
         await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Resume'");
-        Assert.DoesNotContain("afterOffset", queries[2], StringComparison.Ordinal); // followed again from now
+        Assert.Equal("", queries[3]); // followed again from now: neither the offset that is gone nor the whole history again
     }
 
     [Fact]

@@ -77,9 +77,14 @@ server_dir=src/Segmentation.Server/bin/Release/net10.0
 durability=()
 modes=all
 if ((durable)); then
-  data_dir=$(mktemp -d -t seg-perf-data-XXXXXX)
+  # Under the results directory, not /tmp: where /tmp is tmpfs an fsync does nothing and "durable" would measure memory.
+  data_dir=$(mktemp -d "$out/data-XXXXXX")
+  fs_type=$(stat -f -c %T "$data_dir")
+  if [[ "$fs_type" == tmpfs || "$fs_type" == ramfs ]]; then
+    echo "the data directory $data_dir is on $fs_type, where fsync writes nothing: set PERF_OUT to a directory on a disk" >&2; rm -rf "$data_dir"; exit 2
+  fi
   durability=(--Segmentation:DataDirectory="$data_dir" --Segmentation:EncryptionKey="$(head -c 32 /dev/urandom | base64)") # PII encrypted at rest, as required
-  modes=echo,decide-hit,decide-miss,echo-pair,mixed,stream-ingest,echo-stream,stream-batch,decide-batch
+  modes=echo,decide-hit,decide-miss,echo-pair,decide-with-event,mixed,stream-ingest,echo-stream,stream-batch,decide-batch
 fi
 api_key=${SEGMENTATION_API_KEY:-dev-local-key-change-me}
 api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
@@ -105,7 +110,7 @@ load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTe
 
 echo "== load generator: warm-up pass, then echo, decide-hit, decide-miss, echo-pair (its ceiling), decide-with-event (decide-miss in one call), decide-fresh, mixed (-c 16 connections, 160 in flight), stream-ingest (4 StreamEvents calls, 256 events in flight each, one per message), echo-stream (its ceiling: the same over EchoStream), stream-batch (stream-ingest's streams, 64 events per message), decide-batch (2 DecideBatch calls of $batch_size users in flight); server CPU per request from /proc"
 ((durable)) && echo "== --durable: modes $modes"
-echo "== durability: $( ((durable)) && echo "on (data directory $data_dir: every acknowledged write fsynced)" || echo "off (no data directory: the store is in memory only)")"
+echo "== durability: $( ((durable)) && echo "on (data directory $data_dir on $fs_type: every acknowledged write fsynced)" || echo "off (no data directory: the store is in memory only)")"
 "${load[@]}" --mode "$modes" --duration "$duration" --warmup "$warmup" --warmup-pass "$warmup_pass" --connections 16 --concurrency 160 --users 3000 \
   --streams 4 --window 256 --batch-size "$batch_size" --batch-calls 2 --server-pid "$server_pid" | tee "$out/load.txt"
 

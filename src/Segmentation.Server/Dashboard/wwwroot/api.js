@@ -80,14 +80,16 @@ async function keyMayBeSent() {
   if (location.protocol !== 'http:' || !apiKey.get()) {
     return;
   }
+  // Only a 401 (or a success) shows the API is served here without TLS; any other answer (a proxy's 502, a rate
+  // limit) shows nothing: the call fails with it, the key unsent, and the next call asks again.
   plaintextVerdict ??= fetch('/v1/segments', { headers: { accept: 'application/json' }, cache: 'no-store' })
-    .then(async (response) => (response.status === 403 ? errorOf(response) : null))
-    .catch(() => {
-      plaintextVerdict = null; // unreachable: asked again on the next call
-      return null;
-    });
+    .then(async (response) => (response.status === 401 || response.ok ? null : errorOf(response)))
+    .catch((err) => err); // unreachable: reported as such, and asked again
   const refusal = await plaintextVerdict;
-  if (refusal && /TLS only/.test(refusal.message)) {
+  if (refusal) {
+    if (!(refusal instanceof ApiError && /TLS only/.test(refusal.message))) {
+      plaintextVerdict = null;
+    }
     throw refusal;
   }
 }

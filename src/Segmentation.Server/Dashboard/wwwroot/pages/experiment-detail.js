@@ -66,7 +66,7 @@ export async function render(ctx) {
       h('dt', {}, 'Why'), h('dd', { 'data-testid': 'recommendation-reason' }, res.reason || '—'),
       h('dt', {}, 'Sample ratio'), h('dd', { 'data-testid': 'srm-status', 'data-value': srm.mismatch ? 'mismatch' : 'ok', className: srm.mismatch ? 'bad' : '' },
         srm.mismatch ? '⚠ Sample ratio mismatch: the split is broken, no result is to be trusted' : '✓ No sample ratio mismatch',
-        ` (χ² ${fmtDec(srm.chiSquared, 3)}, p ${fmtP(srm.pValue)}; mismatch when p < 0.001)`),
+        ` (χ² ${fmtDec(srm.chiSquared, 3)}; exact binomial p ${fmtP(srm.pValue)}; mismatch when p < 0.001)`),
       h('dt', {}, 'Segment'), h('dd', {}, e.segmentId ? h('a', { href: `#/segments/${encodeURIComponent(e.segmentId)}` }, e.segmentId) : 'whole catalog'),
       h('dt', {}, 'Primary metric'), h('dd', {}, metric || '—', e.minimumDetectableEffect ? ` (minimum detectable effect ${fmtPct(e.minimumDetectableEffect, 0)})` : ''),
       h('dt', {}, 'Users per arm needed (one look; the always-valid test needs more)'), h('dd', { 'data-testid': 'users-per-arm-needed', 'data-value': num(res.usersPerArmNeeded) }, num(res.usersPerArmNeeded) ? fmtInt(res.usersPerArmNeeded) : 'not computed (no effect declared or no control data)'),

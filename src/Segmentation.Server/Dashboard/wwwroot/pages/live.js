@@ -203,6 +203,7 @@ function startChanges(ctx, body) {
         status.textContent = `the stream no longer holds offset ${lastOffset} (past its retention, or reset): reconnect to follow it from now`;
         lastOffset = null;
         lastStream = null;
+        replay = false; // "from now", as said: not the whole retained history again
       } else {
         status.textContent = `stopped: ${describeError(err)}`;
         ctx.fail(err, 'Change stream (GET /v1/segment-changes)');
