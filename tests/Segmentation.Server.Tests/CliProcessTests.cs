@@ -146,6 +146,17 @@ public sealed class CliProcessTests
         }
     }
 
+    // A stand-in for the service on a free port, answering one gRPC method with the given handler (HTTP/2, plaintext).
+    private static async Task<WebApplication> StubService(string path, RequestDelegate handler)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
+        var app = builder.Build();
+        app.MapPost(path, handler);
+        await app.StartAsync();
+        return app;
+    }
+
     [Fact]
     public async Task An_argument_starting_with_at_is_a_value_not_a_file_of_further_arguments()
     {
@@ -216,17 +227,13 @@ public sealed class CliProcessTests
     {
         // Regression: every UNAVAILABLE read "could not reach …: is the service running there?", also the service's own
         // answer while it rebuilds memberships after a restart or cannot finish an erasure yet.
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
-        await using var app = builder.Build();
-        app.MapPost("/segmentation.v1.CatalogService/ListSegments", (HttpContext context) =>
+        await using var app = await StubService("/segmentation.v1.CatalogService/ListSegments", context =>
         {
             context.Response.ContentType = "application/grpc";
             context.Response.Headers["grpc-status"] = "14";
             context.Response.Headers["grpc-message"] = "memberships are being rebuilt";
             return Task.CompletedTask;
         });
-        await app.StartAsync();
         var address = app.Urls.Single();
 
         var (exit, _, stderr) = await Segctl($"segments --address {address}");
@@ -242,11 +249,8 @@ public sealed class CliProcessTests
         // Regression: a page token holds the catalog version, and a publish between two pages refuses the next one as
         // INVALID_ARGUMENT ("start again"); segctl reported that as exit 3, rejected input, though the user gave none.
         // A service that answers two pages, refusing the second once, as after such a publish.
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
-        await using var app = builder.Build();
         var refused = 0;
-        app.MapPost("/segmentation.v1.InsightsService/GetSegmentSizes", async (HttpContext context) =>
+        await using var app = await StubService("/segmentation.v1.InsightsService/GetSegmentSizes", async context =>
         {
             using var body = new MemoryStream();
             await context.Request.Body.CopyToAsync(body);
@@ -268,7 +272,6 @@ public sealed class CliProcessTests
             await context.Response.Body.WriteAsync(frame);
             context.Response.AppendTrailer("grpc-status", "0");
         });
-        await app.StartAsync();
 
         var (exit, stdout, stderr) = await Segctl($"sizes --json --address {app.Urls.Single()}");
         Assert.True(exit == 0, $"exit {exit}: {stderr}");
@@ -647,15 +650,21 @@ public sealed class CliProcessTests
                 536367,84879,BIRD,32,2010-12-01 08:34:00,1.69,13047.0,United Kingdom
 
                 """);
-            await WithService(
+            // The import stands with its report, and the summary says why it was not read.
+            async Task ImportsWithNote(string key, string note, params string[] settings) => await WithService(
                 async port =>
                 {
-                    var (exit, stdout, stderr) = await Segctl($"import {csv} --json --rfm-wait 2 --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = Tracker });
+                    var (exit, stdout, stderr) = await Segctl($"import {csv} --json --rfm-wait 2 --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = key });
                     Assert.True(exit == 0, $"exit {exit}: {stderr}");
                     using var report = System.Text.Json.JsonDocument.Parse(stdout);
                     Assert.Equal(3, report.RootElement.GetProperty("accepted").GetInt32());
-                    Assert.Contains("decide scope", report.RootElement.GetProperty("rfm").GetProperty("note").GetString(), StringComparison.Ordinal);
+                    Assert.Contains(note, report.RootElement.GetProperty("rfm").GetProperty("note").GetString(), StringComparison.Ordinal);
                 },
+                settings);
+
+            await ImportsWithNote(
+                Tracker,
+                "decide scope",
                 "--Segmentation:Security:ApiKeys:1:Name=tracker",
                 $"--Segmentation:Security:ApiKeys:1:Sha256={Security.ApiKeyRing.Hash(Tracker)}",
                 "--Segmentation:Security:ApiKeys:1:Scopes:0=ingest");
@@ -663,15 +672,9 @@ public sealed class CliProcessTests
             // Regression: any other failure of the summary's reads after the import (here the key's rate limit) ended
             // the command with exit 1 and no report, although every event was imported.
             const string Limited = "a-key-of-one-call-a-second";
-            await WithService(
-                async port =>
-                {
-                    var (exit, stdout, stderr) = await Segctl($"import {csv} --json --rfm-wait 2 --address http://127.0.0.1:{port}", environment: new() { ["SEGMENTATION_API_KEY"] = Limited });
-                    Assert.True(exit == 0, $"exit {exit}: {stderr}");
-                    using var report = System.Text.Json.JsonDocument.Parse(stdout);
-                    Assert.Equal(3, report.RootElement.GetProperty("accepted").GetInt32());
-                    Assert.Contains("RESOURCE_EXHAUSTED", report.RootElement.GetProperty("rfm").GetProperty("note").GetString(), StringComparison.Ordinal);
-                },
+            await ImportsWithNote(
+                Limited,
+                "RESOURCE_EXHAUSTED",
                 "--Segmentation:Security:ApiKeys:1:Name=limited",
                 $"--Segmentation:Security:ApiKeys:1:Sha256={Security.ApiKeyRing.Hash(Limited)}",
                 "--Segmentation:Security:ApiKeys:1:Scopes:0=ingest",
