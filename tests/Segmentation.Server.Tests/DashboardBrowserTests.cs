@@ -123,6 +123,26 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         return page;
     }
 
+    // A decision made and counted in the KPIs (they take decisions from the ledger when it is drained, every second), so
+    // the performance page has an hourly series to chart.
+    private async Task DecisionCounted()
+    {
+        await new DecisionService.DecisionServiceClient(_channel).DecideAsync(new DecideRequest { UserId = "12347" });
+        var insights = new InsightsService.InsightsServiceClient(_channel);
+        for (var i = 0; ; i++)
+        {
+            var now = DateTimeOffset.UtcNow;
+            var kpis = await insights.GetKpisAsync(new GetKpisRequest { Start = Timestamp.FromDateTimeOffset(now.AddHours(-24)), End = Timestamp.FromDateTimeOffset(now) });
+            if (kpis.Total.Decisions > 0)
+            {
+                return;
+            }
+
+            Assert.True(i < 100, "no decision reached the KPIs");
+            await Task.Delay(100);
+        }
+    }
+
     private static async Task Accessible(IPage page, string name)
     {
         var results = await page.RunAxe();
@@ -439,22 +459,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         // Regressions: the metric picker was listened to only once the KPIs had arrived, so a metric picked meanwhile was
         // shown in the picker while the chart drew another; and every arrow key in the range radios re-rendered the page
         // and moved focus to its heading, out of the group.
-        var decisions = new DecisionService.DecisionServiceClient(_channel);
-        await decisions.DecideAsync(new DecideRequest { UserId = "12347" });
-        var insights = new InsightsService.InsightsServiceClient(_channel);
-        for (var i = 0; ; i++) // decisions reach the KPIs when the ledger is drained (every second)
-        {
-            var now = DateTimeOffset.UtcNow;
-            var kpis = await insights.GetKpisAsync(new GetKpisRequest { Start = Timestamp.FromDateTimeOffset(now.AddHours(-24)), End = Timestamp.FromDateTimeOffset(now) });
-            if (kpis.Total.Decisions > 0)
-            {
-                break;
-            }
-
-            Assert.True(i < 100, "no decision reached the KPIs");
-            await Task.Delay(100);
-        }
-
+        await DecisionCounted();
         var page = await SignedInPage();
         var release = new TaskCompletionSource();
         await page.RouteAsync("**/v1/kpis**", async route =>
@@ -544,6 +549,84 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
 
         Assert.True(Volatile.Read(ref seen) >= 2, "no second poll");
         Assert.Equal(1, most);
+    }
+
+    [Fact]
+    public async Task The_inspector_sends_a_search_query_and_a_metric_change_keeps_one_chart_alive()
+    {
+        // Regressions (found in review): the inspector had no field for the page path or the search query, so the
+        // default catalog's gift buyers (who search "christmas gift") could not be checked; and every metric change
+        // built a new chart with its resize observer, destroying none until the page was left.
+        var page = await SignedInPage();
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/inspect");
+        await page.GetByTestId("inspect-user").FillAsync("inspector-gift-" + Guid.NewGuid().ToString("N")[..8]);
+        await page.GetByTestId("inspect-search-query").FillAsync("christmas gift");
+        await page.GetByTestId("inspect-submit").ClickAsync();
+        await page.GetByTestId("matched-gift_buyer").WaitForAsync();
+
+        var counted = await _browser!.NewPageAsync(new() { ViewportSize = new() { Width = 1366, Height = 768 } });
+        await counted.AddInitScriptAsync("""
+            window.__observers = 0;
+            const Observer = window.ResizeObserver;
+            window.ResizeObserver = class extends Observer {
+              observe(target) { window.__observers++; super.observe(target); }
+              disconnect() { window.__observers--; super.disconnect(); }
+            };
+            """);
+        await counted.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/");
+        await counted.GetByTestId("api-key").FillAsync(RealServerProcessTests.ApiKey);
+        await counted.GetByTestId("signin-submit").ClickAsync();
+        await counted.GetByTestId("segments-table").WaitForAsync();
+        await DecisionCounted();
+        await counted.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/performance?range=7d&metric=decisions");
+        await counted.GetByTestId("series-chart").WaitForAsync();
+        var before = await counted.EvaluateAsync<int>("() => window.__observers");
+        foreach (var metric in new[] { "ctr", "reach", "impressions", "conversionRate", "decisions" })
+        {
+            await counted.GetByTestId("series-metric").SelectOptionAsync(metric);
+        }
+
+        Assert.Equal(before, await counted.EvaluateAsync<int>("() => window.__observers"));
+    }
+
+    [Fact]
+    public async Task A_link_in_the_live_table_keeps_focus_while_new_changes_arrive()
+    {
+        // Regression (earlier list, and the review): every paint rebuilt the whole table, so a keyboard user's focus fell
+        // back to the page and a click spanning a repaint landed on a removed row.
+        var page = await SignedInPage();
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/live");
+        var profiles = new ProfileService.ProfileServiceClient(_channel);
+        var run = Guid.NewGuid().ToString("N")[..6];
+        async Task Buy(int n) => await profiles.TrackEventAsync(new TrackEventRequest
+        {
+            Event = new Event
+            {
+                EventId = $"focus-{run}-{n}", Type = "purchase", UserId = $"focus-{run}-{n}", Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+                Context = new EventContext { Source = "test", Device = "desktop", SessionId = "s", PageType = "checkout" }, OrderId = $"f-{run}-{n}", Value = 30, Currency = "GBP",
+            },
+        });
+        var rows = page.Locator("[data-testid='changes-table'] tbody tr");
+        for (var n = 0; await rows.CountAsync() == 0; n++)
+        {
+            Assert.True(n < 60, "no change reached the live page in 30 s");
+            await Buy(n);
+            await Task.Delay(500);
+        }
+
+        var link = rows.First.Locator("a").First;
+        var text = await link.InnerTextAsync();
+        await link.FocusAsync();
+        var before = int.Parse(await Value(page, "changes-count"), CultureInfo.InvariantCulture);
+        for (var n = 100; int.Parse(await Value(page, "changes-count"), CultureInfo.InvariantCulture) == before; n++)
+        {
+            Assert.True(n < 160, "no further change reached the live page in 30 s");
+            await Buy(n);
+            await Task.Delay(500);
+        }
+
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=changes-table] tbody tr:nth-child(2)') !== null"); // painted
+        Assert.Equal(text, await page.EvaluateAsync<string>("() => document.activeElement?.closest('tbody') ? document.activeElement.textContent : ''"));
     }
 
     [Fact]

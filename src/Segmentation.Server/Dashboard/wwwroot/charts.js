@@ -68,9 +68,14 @@ export function lineChart(container, { xs, series, ariaLabel, height = 280, form
   }, [xs, ...series.map((s) => s.values)], box);
   const resize = new ResizeObserver(() => plot.setSize({ width: width(), height }));
   resize.observe(box);
+  let destroyed = false;
   return {
     setData: (newXs, values) => plot.setData([newXs, ...values]),
     destroy() {
+      if (destroyed) {
+        return; // a chart replaced before its page was left is destroyed then, and again at the page's cleanup
+      }
+      destroyed = true;
       resize.disconnect();
       plot.destroy();
     },

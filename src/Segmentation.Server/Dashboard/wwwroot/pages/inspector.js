@@ -31,11 +31,14 @@ export async function render(ctx) {
   const device = field('inspect-device', 'Device (optional)', { list: 'inspect-devices', maxlength: '64', placeholder: 'desktop, mobile, tablet' });
   const country = field('inspect-country', 'Country (optional)', { maxlength: '64', placeholder: 'GB' });
   const pageType = field('inspect-page-type', 'Page type (optional)', { list: 'inspect-page-types', maxlength: '64', placeholder: 'home, product, cart…' });
+  // Rules may read the page's path and the search that led there (the default catalog's gift buyers do).
+  const pagePath = field('inspect-page-path', 'Page path (optional)', { maxlength: '2048', placeholder: '/gifts/christmas' });
+  const searchQuery = field('inspect-search-query', 'Search query (optional)', { maxlength: '512', placeholder: 'christmas gift' });
   const submit = h('button', { type: 'submit', className: 'primary', 'data-testid': 'inspect-submit' }, 'Decide and explain');
   const result = h('div', { 'data-testid': 'inspector-result', 'aria-live': 'polite' });
   const form = h('form', { className: 'card', 'data-testid': 'inspector-form', 'aria-labelledby': 'inspect-form-title' },
     h('h2', { id: 'inspect-form-title' }, 'Request'),
-    h('div', { className: 'row' }, user.el, channel.el, device.el, country.el, pageType.el, submit),
+    h('div', { className: 'row' }, user.el, channel.el, device.el, country.el, pageType.el, pagePath.el, searchQuery.el, submit),
     h('datalist', { id: 'inspect-devices' }, ['desktop', 'mobile', 'tablet'].map((v) => h('option', { value: v }))),
     h('datalist', { id: 'inspect-page-types' }, ['home', 'product', 'category', 'cart', 'checkout', 'search'].map((v) => h('option', { value: v }))),
     h('p', { className: 'help' }, 'An explained decision is computed fresh (never from the cache) and is for inspection only: not counted in KPIs or experiments, and not remembered for outcome attribution. Needs a key with the decide scope.'));
@@ -43,7 +46,7 @@ export async function render(ctx) {
 
   const run = async () => {
     const context = {};
-    for (const [name, f] of [['device', device], ['country', country], ['pageType', pageType]]) {
+    for (const [name, f] of [['device', device], ['country', country], ['pageType', pageType], ['pagePath', pagePath], ['searchQuery', searchQuery]]) {
       if (f.input.value.trim()) {
         context[name] = f.input.value.trim();
       }

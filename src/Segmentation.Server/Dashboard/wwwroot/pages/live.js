@@ -136,7 +136,6 @@ function startChanges(ctx, body) {
       h('thead', {}, h('tr', {}, ['Offset', 'When', 'User', 'Segment', 'Change', 'Cause', 'Catalog version'].map((l, i) => h('th', { scope: 'col', className: i === 0 || i === 6 ? 'num' : '' }, l)))),
       tbody)));
 
-  let recent = []; // newest first, at most MAX_ROWS
   let pending = []; // oldest first, since the last paint
   let paintTimer = null;
   let lastOffset = null;
@@ -145,18 +144,23 @@ function startChanges(ctx, body) {
   let running = false;
   let replay = false;
 
+  const row = (c) => h('tr', { 'data-testid': `change-${c.offset ?? 0}` },
+    h('th', { scope: 'row', className: 'num' }, String(c.offset ?? 0)),
+    h('td', {}, fmtTime(c.changedAt)),
+    h('td', {}, h('a', { href: `#/inspect?user=${encodeURIComponent(c.userId ?? '')}` }, c.userId ?? '')),
+    h('td', {}, h('a', { href: `#/segments/${encodeURIComponent(c.segmentId ?? '')}` }, c.segmentId ?? '')),
+    h('td', { 'data-kind': c.kind ?? '' }, KINDS[c.kind] ?? c.kind ?? '—', c.triggerId ? ` ${c.triggerId}` : ''),
+    h('td', { className: 'mono' }, c.cause ?? ''),
+    h('td', { className: 'num' }, String(c.catalogVersion ?? 0)));
   const paint = () => {
     paintTimer = null;
-    recent = pending.slice(-MAX_ROWS).reverse().concat(recent).slice(0, MAX_ROWS);
+    // New rows go on top and the oldest beyond MAX_ROWS come off the bottom; the rows in between stay the same
+    // elements, so a link that has focus, or is being clicked, is not replaced under the user.
+    tbody.prepend(...pending.slice(-MAX_ROWS).reverse().map(row));
     pending = [];
-    fill(tbody, recent.map((c) => h('tr', { 'data-testid': `change-${c.offset ?? 0}` },
-      h('th', { scope: 'row', className: 'num' }, String(c.offset ?? 0)),
-      h('td', {}, fmtTime(c.changedAt)),
-      h('td', {}, h('a', { href: `#/inspect?user=${encodeURIComponent(c.userId ?? '')}` }, c.userId ?? '')),
-      h('td', {}, h('a', { href: `#/segments/${encodeURIComponent(c.segmentId ?? '')}` }, c.segmentId ?? '')),
-      h('td', { 'data-kind': c.kind ?? '' }, KINDS[c.kind] ?? c.kind ?? '—', c.triggerId ? ` ${c.triggerId}` : ''),
-      h('td', { className: 'mono' }, c.cause ?? ''),
-      h('td', { className: 'num' }, String(c.catalogVersion ?? 0)))));
+    while (tbody.rows.length > MAX_ROWS) {
+      tbody.lastElementChild.remove();
+    }
     countText.textContent = fmtInt(counts.received);
     countText.dataset.value = String(counts.received);
     countDetail.textContent = ` (${fmtInt(counts.entered)} entered, ${fmtInt(counts.left)} left)`;
@@ -228,7 +232,7 @@ function startChanges(ctx, body) {
     replay = true;
     lastOffset = null;
     lastStream = null;
-    recent = [];
+    tbody.replaceChildren();
     pending = [];
     Object.assign(counts, { received: 0, entered: 0, left: 0 });
     replayButton.disabled = true;

@@ -72,9 +72,12 @@ export async function render(ctx) {
       ],
     })));
     renderFlags(flags.body, rows);
+    // One chart alive at a time: the one a metric change replaces is destroyed (its resize observer and listeners).
+    let drawn = null;
     const draw = () => {
+      drawn?.destroy();
       chart.body.replaceChildren();
-      renderChart(ctx, chart.body, rows, metric, res);
+      drawn = renderChart(ctx, chart.body, rows, metric, res);
     };
     drawChart = draw;
     draw();
@@ -172,4 +175,5 @@ function renderChart(ctx, body, rows, metric, res) {
       h('tbody', {}, hours.map((hr, i) => h('tr', {}, h('th', { scope: 'row' }, fmtTime(hr)), series.map((s) => h('td', { className: 'num' }, s.values[i] === null ? '—' : metric.fmt(s.values[i])))))))));
   });
   body.append(details);
+  return chart;
 }
