@@ -260,17 +260,40 @@ internal static class CatalogCommands
 
         using var grpc = Cli.OpenChannel(address);
         var client = new CatalogService.CatalogServiceClient(grpc);
+        // JSON is one object, so its pages are gathered; plain ids are written page by page as they arrive (a segment of
+        // millions is not held in memory, and what was fetched before a Ctrl+C is already out).
         var merged = new ListSegmentMembersResponse();
         var token = pageToken ?? "";
         var pages = 0;
+        long written = 0;
+        var sb = new StringBuilder();
         do
         {
             var page = await client.ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = segmentId, PageSize = pageSize, PageToken = token }, cancellationToken: ct);
             pages++;
-            merged.UserIds.Add(page.UserIds);
+            if (page.NextPageToken.Length > 0 && page.NextPageToken == token)
+            {
+                throw new RpcException(new Grpc.Core.Status(StatusCode.Internal, $"the service answered page token '{token}' with the same token: stopping rather than reading the same page again"));
+            }
+
             merged.Total = page.Total;
             merged.NextPageToken = page.NextPageToken;
             token = page.NextPageToken;
+            if (json)
+            {
+                merged.UserIds.Add(page.UserIds);
+                continue;
+            }
+
+            sb.Clear();
+            foreach (var id in page.UserIds)
+            {
+                sb.AppendLine(id);
+            }
+
+            Console.Write(sb.ToString());
+            await Console.Out.FlushAsync(ct);
+            written += page.UserIds.Count;
         }
         while (all && token.Length > 0);
 
@@ -280,15 +303,8 @@ internal static class CatalogCommands
             return 0;
         }
 
-        var sb = new StringBuilder();
-        foreach (var id in merged.UserIds)
-        {
-            sb.AppendLine(id);
-        }
-
-        Console.Write(sb.ToString());
         var more = merged.NextPageToken.Length > 0 ? $"; next page: --page-token {merged.NextPageToken} (or --all)" : "";
-        await Console.Error.WriteLineAsync($"{segmentId}: {merged.UserIds.Count:N0} of {merged.Total:N0} members in {Plural(pages, "page")}{more}");
+        await Console.Error.WriteLineAsync($"{segmentId}: {written:N0} of {merged.Total:N0} members in {Plural(pages, "page")}{more}");
         return 0;
     }
 

@@ -157,6 +157,59 @@ public sealed class CliProcessTests
         return app;
     }
 
+    // The stand-in's side of a unary call: the request read from its gRPC frame, the answer written in one with status OK.
+    private static async Task<T> Read<T>(HttpContext context, MessageParser<T> parser)
+        where T : IMessage<T>
+    {
+        using var body = new MemoryStream();
+        await context.Request.Body.CopyToAsync(body);
+        context.Response.ContentType = "application/grpc";
+        return parser.ParseFrom(body.ToArray().AsSpan(5));
+    }
+
+    private static async Task Answer(HttpContext context, IMessage message)
+    {
+        var bytes = message.ToByteArray();
+        var frame = new byte[5 + bytes.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), bytes.Length);
+        bytes.CopyTo(frame, 5);
+        await context.Response.Body.WriteAsync(frame);
+        context.Response.AppendTrailer("grpc-status", "0");
+    }
+
+    [Fact]
+    public async Task Members_are_written_page_by_page_and_a_repeated_page_token_stops_the_listing()
+    {
+        // Regressions: `members --all` kept every page in memory and wrote nothing until the last, so a failure (or a
+        // Ctrl+C) on page two lost the ids of page one; and a service answering a token with the same token was asked
+        // for that page for ever.
+        await using var app = await StubService("/segmentation.v1.CatalogService/ListSegmentMembers", async context =>
+        {
+            var request = await Read(context, Contracts.V1.ListSegmentMembersRequest.Parser);
+            switch (request.PageToken)
+            {
+                case "":
+                    await Answer(context, new Contracts.V1.ListSegmentMembersResponse { UserIds = { "first-1", "first-2" }, Total = 3, NextPageToken = "p2" });
+                    break;
+                case "again":
+                    await Answer(context, new Contracts.V1.ListSegmentMembersResponse { UserIds = { "again-1" }, Total = 3, NextPageToken = "again" });
+                    break;
+                default:
+                    context.Response.Headers["grpc-status"] = "14";
+                    context.Response.Headers["grpc-message"] = "shutting down";
+                    break;
+            }
+        });
+
+        var (exit, stdout, stderr) = await Segctl($"members vip --all --address {app.Urls.Single()}");
+        Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        Assert.Equal(["first-1", "first-2"], stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        (exit, _, stderr) = await Segctl($"members vip --all --page-token again --address {app.Urls.Single()}");
+        Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        Assert.Contains("the same token", stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task An_argument_starting_with_at_is_a_value_not_a_file_of_further_arguments()
     {
@@ -252,10 +305,7 @@ public sealed class CliProcessTests
         var refused = 0;
         await using var app = await StubService("/segmentation.v1.InsightsService/GetSegmentSizes", async context =>
         {
-            using var body = new MemoryStream();
-            await context.Request.Body.CopyToAsync(body);
-            var request = Contracts.V1.GetSegmentSizesRequest.Parser.ParseFrom(body.ToArray().AsSpan(5));
-            context.Response.ContentType = "application/grpc";
+            var request = await Read(context, Contracts.V1.GetSegmentSizesRequest.Parser);
             if (request.PageToken.Length > 0 && Interlocked.Increment(ref refused) == 1)
             {
                 context.Response.Headers["grpc-status"] = "3";
@@ -265,12 +315,7 @@ public sealed class CliProcessTests
 
             var page = new Contracts.V1.GetSegmentSizesResponse { Segments = { new Contracts.V1.SegmentSizes { SegmentId = request.PageToken.Length == 0 ? "first_page" : "second_page" } } };
             page.NextPageToken = request.PageToken.Length == 0 ? "1.1" : "";
-            var message = page.ToByteArray();
-            var frame = new byte[5 + message.Length];
-            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), message.Length);
-            message.CopyTo(frame, 5);
-            await context.Response.Body.WriteAsync(frame);
-            context.Response.AppendTrailer("grpc-status", "0");
+            await Answer(context, page);
         });
 
         var (exit, stdout, stderr) = await Segctl($"sizes --json --address {app.Urls.Single()}");
