@@ -630,6 +630,18 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_page_whose_script_does_not_arrive_says_so_instead_of_loading_for_ever()
+    {
+        // Regression (found in review): a page module that failed to load left "Loading…" in place, with no way on.
+        var page = await SignedInPage();
+        await page.RouteAsync("**/pages/quality.js", route => route.AbortAsync());
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/quality");
+        await page.GetByTestId("page-load-failed").WaitForAsync();
+        Assert.DoesNotContain("Loading…", await page.Locator("main").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.True(await page.GetByTestId("page-retry").IsVisibleAsync());
+    }
+
+    [Fact]
     public async Task A_wrong_key_is_asked_again_and_a_key_without_admin_cannot_promote()
     {
         var page = await _browser!.NewPageAsync();

@@ -146,15 +146,29 @@ async function route(notice) {
       }
     },
   };
+  let module = null;
   try {
-    const module = await match.r.load();
-    if (current !== page) {
-      return;
-    }
-    main.replaceChildren();
-    await module.render(ctx);
+    module = await match.r.load();
   } catch (err) {
-    ctx.fail(err, 'This page failed');
+    // The page's own script did not arrive (a deploy, a network blip): say so where "Loading…" was, with a retry.
+    if (current === page) {
+      // A reload, not another import: the browser may keep a failed module import's failure for the document.
+      const retry = h('button', { type: 'button', 'data-testid': 'page-retry' }, 'Reload the dashboard');
+      retry.addEventListener('click', () => location.reload());
+      fill(main, h('h1', { tabindex: '-1' }, 'This page could not be loaded'), h('p', { className: 'unavailable', 'data-testid': 'page-load-failed' }, describeError(err)), retry);
+      ctx.fail(err, 'This page failed to load');
+    }
+  }
+  if (current !== page) {
+    return; // another page was asked for meanwhile
+  }
+  if (module) {
+    try {
+      main.replaceChildren();
+      await module.render(ctx);
+    } catch (err) {
+      ctx.fail(err, 'This page failed');
+    }
   }
   const keep = keepFocusOn;
   keepFocusOn = null;
