@@ -19,16 +19,38 @@ internal static class AuditLogCommand
 
         using var grpc = Cli.OpenChannel(address);
         var client = new AuditService.AuditServiceClient(grpc);
+        // JSON is one object, so its pages are gathered; the table is written page by page as they arrive.
         var merged = new ListAuditEntriesResponse();
-        var token = o.PageToken ?? "";
-        do
+        long written = 0;
+        var sb = new StringBuilder();
+        if (!json)
         {
-            var page = await client.ListAuditEntriesAsync(new ListAuditEntriesRequest { Action = o.Action ?? "", Actor = o.Actor ?? "", UserId = o.User ?? "", PageSize = o.PageSize, PageToken = token }, cancellationToken: ct);
-            merged.Entries.Add(page.Entries);
-            merged.NextPageToken = page.NextPageToken;
-            token = page.NextPageToken;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"#",6}  {"time (UTC)",-20}  {"actor",-12}  {"action",-22}  {"outcome",-18}  {"user",-14}  detail"));
         }
-        while (o.All && token.Length > 0);
+
+        await foreach (var page in Cli.Pages(
+            o.PageToken ?? "",
+            o.All,
+            token => client.ListAuditEntriesAsync(new ListAuditEntriesRequest { Action = o.Action ?? "", Actor = o.Actor ?? "", UserId = o.User ?? "", PageSize = o.PageSize, PageToken = token }, cancellationToken: ct).ResponseAsync,
+            page => page.NextPageToken))
+        {
+            merged.NextPageToken = page.NextPageToken;
+            if (json)
+            {
+                merged.Entries.Add(page.Entries);
+                continue;
+            }
+
+            sb.Clear();
+            foreach (var e in page.Entries)
+            {
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{e.Sequence,6}  {e.Time.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}  {e.Actor,-12}  {e.Action,-22}  {e.Outcome,-18}  {(e.UserId.Length == 0 ? "-" : e.UserId),-14}  {e.Detail}");
+            }
+
+            Console.Write(sb.ToString());
+            await Console.Out.FlushAsync(ct);
+            written += page.Entries.Count;
+        }
 
         if (json)
         {
@@ -36,16 +58,8 @@ internal static class AuditLogCommand
             return 0;
         }
 
-        var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"{"#",6}  {"time (UTC)",-20}  {"actor",-12}  {"action",-22}  {"outcome",-18}  {"user",-14}  detail");
-        foreach (var e in merged.Entries)
-        {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"{e.Sequence,6}  {e.Time.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}  {e.Actor,-12}  {e.Action,-22}  {e.Outcome,-18}  {(e.UserId.Length == 0 ? "-" : e.UserId),-14}  {e.Detail}");
-        }
-
-        Console.Write(sb.ToString());
         var more = merged.NextPageToken.Length > 0 ? $"; older entries: --page-token {merged.NextPageToken} (or --all)" : "";
-        await Console.Error.WriteLineAsync($"{merged.Entries.Count:N0} entries{more}");
+        await Console.Error.WriteLineAsync($"{written:N0} entries{more}");
         return 0;
     }
 }

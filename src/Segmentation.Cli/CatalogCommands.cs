@@ -263,22 +263,18 @@ internal static class CatalogCommands
         // JSON is one object, so its pages are gathered; plain ids are written page by page as they arrive (a segment of
         // millions is not held in memory, and what was fetched before a Ctrl+C is already out).
         var merged = new ListSegmentMembersResponse();
-        var token = pageToken ?? "";
         var pages = 0;
         long written = 0;
         var sb = new StringBuilder();
-        do
+        await foreach (var page in Cli.Pages(
+            pageToken ?? "",
+            all,
+            token => client.ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = segmentId, PageSize = pageSize, PageToken = token }, cancellationToken: ct).ResponseAsync,
+            page => page.NextPageToken))
         {
-            var page = await client.ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = segmentId, PageSize = pageSize, PageToken = token }, cancellationToken: ct);
             pages++;
-            if (page.NextPageToken.Length > 0 && page.NextPageToken == token)
-            {
-                throw new RpcException(new Grpc.Core.Status(StatusCode.Internal, $"the service answered page token '{token}' with the same token: stopping rather than reading the same page again"));
-            }
-
             merged.Total = page.Total;
             merged.NextPageToken = page.NextPageToken;
-            token = page.NextPageToken;
             if (json)
             {
                 merged.UserIds.Add(page.UserIds);
@@ -295,7 +291,6 @@ internal static class CatalogCommands
             await Console.Out.FlushAsync(ct);
             written += page.UserIds.Count;
         }
-        while (all && token.Length > 0);
 
         if (json)
         {

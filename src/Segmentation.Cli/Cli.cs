@@ -153,6 +153,33 @@ internal static class Cli
         }
     }
 
+    /// <summary>
+    /// The pages of a listing from <paramref name="first"/> (a page token, empty for the first page), one request at a
+    /// time as they are consumed; with <paramref name="all"/> false only the first. A service answering a token with that
+    /// same token would be asked for the same page for ever: that stops the listing instead.
+    /// </summary>
+    public static async IAsyncEnumerable<TPage> Pages<TPage>(string first, bool all, Func<string, Task<TPage>> fetch, Func<TPage, string> nextToken)
+    {
+        var token = first;
+        while (true)
+        {
+            var page = await fetch(token);
+            var next = nextToken(page);
+            if (next.Length > 0 && next == token)
+            {
+                throw new RpcException(new Grpc.Core.Status(StatusCode.Internal, $"the service answered page token '{token}' with the same token: stopping rather than reading the same page again"));
+            }
+
+            yield return page;
+            if (!all || next.Length == 0)
+            {
+                yield break;
+            }
+
+            token = next;
+        }
+    }
+
     /// <summary>True when the call failed on a timeout of the connection (its connect timeout), which gRPC reports as CANCELLED.</summary>
     public static bool IsTimeout(RpcException ex)
     {

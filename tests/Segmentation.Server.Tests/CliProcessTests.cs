@@ -208,6 +208,23 @@ public sealed class CliProcessTests
         (exit, _, stderr) = await Segctl($"members vip --all --page-token again --address {app.Urls.Single()}");
         Assert.True(exit == 1, $"exit {exit}: {stderr}");
         Assert.Contains("the same token", stderr, StringComparison.Ordinal);
+
+        // The audit trail the same way.
+        await using var audit = await StubService("/segmentation.v1.AuditService/ListAuditEntries", async context =>
+        {
+            var request = await Read(context, Contracts.V1.ListAuditEntriesRequest.Parser);
+            if (request.PageToken.Length == 0)
+            {
+                await Answer(context, new Contracts.V1.ListAuditEntriesResponse { Entries = { new Contracts.V1.AuditEntry { Sequence = 7, Actor = "ops", Action = "PublishCatalog", Outcome = "OK", Time = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) } }, NextPageToken = "6" });
+                return;
+            }
+
+            context.Response.Headers["grpc-status"] = "14";
+            context.Response.Headers["grpc-message"] = "shutting down";
+        });
+        (exit, stdout, stderr) = await Segctl($"audit-log --all --address {audit.Urls.Single()}");
+        Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        Assert.Contains("PublishCatalog", stdout, StringComparison.Ordinal);
     }
 
     [Fact]
