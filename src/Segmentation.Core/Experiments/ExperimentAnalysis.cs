@@ -248,14 +248,8 @@ public static class ExperimentAnalysis
             // The arms' users pool periods of different splits: when the rates drift over time (a season, a campaign
             // ending) an arm that held more users in a better period looks better (Simpson's paradox), and more users make
             // that surer, not smaller. A bandit earns while it learns; a winner or no difference is measured with a fixed split.
-            var harmed = comparisons.FirstOrDefault(c => c.Guardrail && c.Verdict == Verdict.Worse);
-            if (recommendation is Recommendation.Winner or Recommendation.NoDifference && harmed is not null)
-            {
-                // A winner's reason passed over an arm harming a guardrail (promoting the winner stopped it): a bandit
-                // that recommends no winner must say it, or the harmful arm keeps its share.
-                (recommendation, winner, reason) = (Recommendation.GuardrailHarmed, null, $"'{harmed.ArmId}' harms guardrail {harmed.Metric} (always-valid interval of the difference {harmed.SequentialDifference.Lower:0.####} to {harmed.SequentialDifference.Upper:0.####}): stop it");
-            }
-            else if (recommendation is Recommendation.Winner or Recommendation.NoDifference)
+            // (Recommend puts a harmed guardrail first for a bandit, so what is turned here harms none.)
+            if (recommendation is Recommendation.Winner or Recommendation.NoDifference)
             {
                 reason = $"{(winner is null ? "no difference yet" : $"'{winner}' leads")} ({reason}), but a bandit's results are not a verdict: publish the experiment with a fixed split to confirm";
                 (recommendation, winner) = (Recommendation.KeepRunning, null);
@@ -349,6 +343,16 @@ public static class ExperimentAnalysis
         }
 
         var harmed = comparisons.Where(c => c.Guardrail && c.Verdict == Verdict.Worse).ToList();
+        (Recommendation, string?, string) Harmed(MetricComparison h) =>
+            (Recommendation.GuardrailHarmed, null, $"'{h.ArmId}' harms guardrail {h.Metric} (always-valid interval of the difference {h.SequentialDifference.Lower:0.####} to {h.SequentialDifference.Upper:0.####}): stop it");
+
+        // A fixed split's winner is promoted, which stops the other arms, a harmful one with them; a bandit recommends no
+        // winner (see Analyze), so an arm harming a guardrail is what it must say first, or that arm keeps its share.
+        if (design.Bandit && harmed.Count > 0)
+        {
+            return Harmed(harmed[0]);
+        }
+
         var primary = comparisons.Where(c => !c.Guardrail).ToList();
         // Ranked by the difference: every arm is compared with the same control, so it orders them as the lift does,
         // and still does when the control's mean is 0 (no lift then: every arm's would read 0).
@@ -369,8 +373,7 @@ public static class ExperimentAnalysis
 
         if (harmed.Count > 0)
         {
-            var h = harmed[0];
-            return (Recommendation.GuardrailHarmed, null, $"'{h.ArmId}' harms guardrail {h.Metric} (always-valid interval of the difference {h.SequentialDifference.Lower:0.####} to {h.SequentialDifference.Upper:0.####}): stop it");
+            return Harmed(harmed[0]);
         }
 
         // Equivalence needs a lift that can be estimated: none when the control's mean is 0 or nothing varies (its
