@@ -725,9 +725,9 @@ public static partial class CatalogValidator
             // experiment hashing by the same pair would split users exactly as they were placed there (within a layer's
             // range every user in one arm). A kept version loads as it was published.
             var salt = node.Get("salt")?.Text ?? id;
-            if (!KeptVersion.Loading && ((layer is not null && id == "layer" && salt == layer) || (id == "decisioning" && salt == Assignment.HoldoutSalt)))
+            if (!KeptVersion.Loading && ((layer is not null && id == Assignment.LayerId && salt == layer) || (id == Assignment.HoldoutId && salt == Assignment.HoldoutSalt)))
             {
-                Error(node.Get("salt") ?? node.Get("id") ?? node, null, clause + ".salt", $"salt '{salt}' with id '{id}' is how the {(id == "layer" ? "layer" : "decisioning holdout")} itself places users, so this experiment's arms would follow its ranges instead of splitting them; give the experiment another salt");
+                Error(node.Get("salt") ?? node.Get("id") ?? node, null, clause + ".salt", $"salt '{salt}' with id '{id}' is how the {(id == Assignment.LayerId ? "layer" : "decisioning holdout")} itself places users, so this experiment's arms would follow its ranges instead of splitting them; give the experiment another salt");
             }
 
             var promoted = node.Get("promoted")?.Text;

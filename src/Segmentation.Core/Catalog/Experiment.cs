@@ -158,7 +158,7 @@ public sealed class Experiment
             return true;
         }
 
-        var place = Assignment.Place(Layer, "layer", subjectId);
+        var place = Assignment.Place(Layer, Assignment.LayerId, subjectId);
         return place >= LayerFrom && place < LayerTo;
     }
 

@@ -22,6 +22,12 @@ public static class Assignment
     /// <summary>The salt of the decisioning holdout's hash.</summary>
     public const string HoldoutSalt = "holdout";
 
+    /// <summary>The id the decisioning holdout hashes users by (with <see cref="HoldoutSalt"/>).</summary>
+    public const string HoldoutId = "decisioning";
+
+    /// <summary>The id a layer hashes users by, its name being the salt.</summary>
+    public const string LayerId = "layer";
+
     private const int StackLimit = 512;
 
     /// <summary>The user's place in [0, 1) for <paramref name="experimentId"/> under <paramref name="salt"/>.</summary>
@@ -88,6 +94,6 @@ public static class Assignment
     }
 
     /// <summary>True when the user is in the decisioning holdout of <paramref name="share"/> (0 to 1) of all users.</summary>
-    public static bool InHoldout(string subjectId, double share, string holdoutId = "decisioning") =>
+    public static bool InHoldout(string subjectId, double share, string holdoutId = HoldoutId) =>
         share > 0 && Place(HoldoutSalt, holdoutId, subjectId) < share;
 }
