@@ -181,11 +181,14 @@ internal static class Cli
     }
 
     /// <summary>True when the call failed on a timeout of the connection (its connect timeout), which gRPC reports as CANCELLED.</summary>
-    public static bool IsTimeout(RpcException ex)
+    public static bool IsTimeout(RpcException ex) => CausedBy(ex, e => e is TimeoutException);
+
+    // Whether the local exception behind a status (none when the service sent it), or one it wraps, is of that kind.
+    private static bool CausedBy(RpcException ex, Func<Exception, bool> kind)
     {
         for (var e = ex.Status.DebugException; e is not null; e = e.InnerException)
         {
-            if (e is TimeoutException)
+            if (kind(e))
             {
                 return true;
             }
@@ -195,18 +198,7 @@ internal static class Cli
     }
 
     // A failure of the connection itself (HTTP, socket), not a status the service sent.
-    private static bool IsConnectionFailure(RpcException ex)
-    {
-        for (var e = ex.Status.DebugException; e is not null; e = e.InnerException)
-        {
-            if (e is HttpRequestException or IOException)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    private static bool IsConnectionFailure(RpcException ex) => CausedBy(ex, e => e is HttpRequestException or IOException);
 
     public static string Describe(RpcException ex)
     {

@@ -55,7 +55,9 @@ internal sealed record ModeResult(
     double FirstResultP99Ms)
 {
     /// <summary>Results of a stream-ingest, stream-batch or echo-stream run are events (or stand for them), not requests.</summary>
-    public bool IsIngest => Mode is "stream-ingest" or "stream-batch" or "echo-stream";
+    public bool IsIngest => IsIngestMode(Mode);
+
+    private static bool IsIngestMode(string mode) => mode is "stream-ingest" or "stream-batch" or "echo-stream";
 
     /// <summary>A decide-batch run counts users decided per second; its latencies are whole batches.</summary>
     public bool IsBatch => Mode == "decide-batch";
@@ -90,7 +92,7 @@ internal sealed record ModeResult(
             errorCount,
             errorCount == 0 ? "" : string.Join(", ", errors.Select(e => $"{e.Key}={e.Value}")),
             // Stream modes count events accepted, not results: a duplicate or rejected event is cheap and no ingestion.
-            (mode == "decide-batch" ? workers.Sum(w => w.Items) : mode is "stream-ingest" or "stream-batch" or "echo-stream" ? workers.Sum(w => w.Accepted) : latencies.Length) / seconds,
+            (mode == "decide-batch" ? workers.Sum(w => w.Items) : IsIngestMode(mode) ? workers.Sum(w => w.Accepted) : latencies.Length) / seconds,
             Percentile(latencies, 0.50),
             Percentile(latencies, 0.90),
             Percentile(latencies, 0.99),

@@ -11,6 +11,19 @@ public class ChurnTests
         TestCatalogs.Segment("regular", "behavioural", "{ field: traits.tier, eq: regular }"),
         TestCatalogs.Segment("churned", "lifecycle", "{ field: traits.tier, eq: lapsed }")));
 
+    // Ten regular customers made five minutes into the current hour; returns the hour's start.
+    private static DateTimeOffset TenRegularsAtTheHour(TestWorld w)
+    {
+        var hour = new DateTimeOffset(w.Clock.Now.UtcTicks / TimeSpan.TicksPerHour * TimeSpan.TicksPerHour, TimeSpan.Zero);
+        w.Clock.Now = hour.AddMinutes(5);
+        for (var i = 0; i < 10; i++)
+        {
+            Status(w, $"u{i}", "regular");
+        }
+
+        return hour;
+    }
+
     private static void Status(TestWorld w, string user, string status) =>
         w.Ingestion.SetTraits(user, new Dictionary<string, object?> { ["tier"] = status }, "crm", AttributeLayer.ZeroParty, null);
 
@@ -67,12 +80,7 @@ public class ChurnTests
     public void Members_at_start_count_those_who_churned_in_the_first_sampled_hour_and_series_hours_start_from_the_hour_before()
     {
         using var w = World();
-        var start = new DateTimeOffset(w.Clock.Now.UtcTicks / TimeSpan.TicksPerHour * TimeSpan.TicksPerHour, TimeSpan.Zero);
-        w.Clock.Now = start.AddMinutes(5);
-        for (var i = 0; i < 10; i++)
-        {
-            Status(w, $"u{i}", "regular");
-        }
+        var start = TenRegularsAtTheHour(w);
 
         w.Clock.Now = start.AddMinutes(15);
         for (var i = 0; i < 5; i++)
@@ -118,12 +126,7 @@ public class ChurnTests
         // Regression: the last point before the range was used however old: after days without samples (a server down,
         // an index rebuilt) a stale count three days back stood for the start.
         using var w = World();
-        var t0 = new DateTimeOffset(w.Clock.Now.UtcTicks / TimeSpan.TicksPerHour * TimeSpan.TicksPerHour, TimeSpan.Zero);
-        w.Clock.Now = t0.AddMinutes(5);
-        for (var i = 0; i < 10; i++)
-        {
-            Status(w, $"u{i}", "regular");
-        }
+        var t0 = TenRegularsAtTheHour(w);
 
         w.Get<SegmentSizeHistory>().Sample(); // 10, three days before the range
         for (var i = 10; i < 15; i++)
