@@ -387,9 +387,33 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
 
     /// <inheritdoc />
     /// <exception cref="StorageUnavailableException">The record could not be written (full disk, I/O error); it is not durable and must not be applied. Retrying later may succeed.</exception>
-    public void Append(ChangeRecord record)
+    public void Append(ChangeRecord record) => Commit(Frame(record, _pii), null);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The records join one group commit whole: the writer takes them with the same batch, so they are written and
+    /// flushed together, or refused together when the write or the flush fails.
+    /// </remarks>
+    public void AppendAll(IReadOnlyList<ChangeRecord> records)
     {
-        var frame = Frame(record, _pii);
+        ArgumentNullException.ThrowIfNull(records);
+        if (records.Count == 0)
+        {
+            return;
+        }
+
+        var frames = new byte[records.Count][];
+        for (var i = 0; i < frames.Length; i++)
+        {
+            frames[i] = Frame(records[i], _pii);
+        }
+
+        Commit(null, frames);
+    }
+
+    // Adds one frame, or several, to the pending group commit under the gate and waits until it is on disk.
+    private void Commit(byte[]? frame, byte[][]? frames)
+    {
         lock (_gate)
         {
             if (_file is null)
@@ -406,7 +430,15 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             }
 
             var batch = _pending;
-            batch.Frames.Add(frame);
+            if (frames is null)
+            {
+                batch.Frames.Add(frame!);
+            }
+            else
+            {
+                batch.Frames.AddRange(frames);
+            }
+
             Monitor.PulseAll(_gate);
             while (!batch.Done)
             {

@@ -63,6 +63,9 @@ public sealed class FileStore : IChangeLog, IStoreCompaction, IStoreRecovery, ID
     public void Append(ChangeRecord record) => Log.Append(record);
 
     /// <inheritdoc />
+    public void AppendAll(IReadOnlyList<ChangeRecord> records) => Log.AppendAll(records);
+
+    /// <inheritdoc />
     public Task CompactAsync(CancellationToken cancellationToken = default) => Compactor.CompactAsync(cancellationToken);
 
     /// <inheritdoc />

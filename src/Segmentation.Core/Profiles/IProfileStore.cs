@@ -133,6 +133,12 @@ public interface IProfileStore
     /// default reads the profiles here; the in-memory store defers the reading without holding writes.
     /// </summary>
     StoreCapture BeginCapture() => StoreCapture.Of([.. Snapshot()]);
+
+    /// <summary>
+    /// Starts a batch of writes published together once they are durable (<see cref="ProfileWriteBatch"/>), or returns
+    /// null when the store cannot hold a change unseen; callers then write one change at a time.
+    /// </summary>
+    ProfileWriteBatch? BeginBatch() => null;
 }
 
 /// <summary>

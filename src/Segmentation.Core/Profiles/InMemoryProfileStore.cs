@@ -459,6 +459,111 @@ public sealed class InMemoryProfileStore : IProfileStore
         }
     }
 
+    /// <inheritdoc />
+    public ProfileWriteBatch BeginBatch() => new WriteBatch(this);
+
+    // The profiles a batch holds locked, each with the change prepared for it, published together at the commit.
+    private sealed class WriteBatch(InMemoryProfileStore store) : ProfileWriteBatch
+    {
+        private readonly List<(Entry Entry, Profile Prepared)> _held = [];
+        private readonly Dictionary<Entry, int> _slots = new(ReferenceEqualityComparer.Instance);
+
+        public override int Prepared => _held.Count;
+
+        public override ProfileUpdate? TryUpdate<TState>(string key, TState state, Func<Profile, long, TState, Profile> mutate)
+        {
+            while (true)
+            {
+                var resolved = store.Resolve(key);
+                store.AfterResolve?.Invoke(key);
+                var entry = store._entries.GetOrAdd(resolved, static _ => new Entry());
+                if (_slots.TryGetValue(entry, out var slot))
+                {
+                    // Held since this batch changed it: neither merged away nor relinked meanwhile (both need its lock).
+                    var prepared = _held[slot].Prepared;
+                    var next = mutate(prepared, store.NextVersion(0), state);
+                    _held[slot] = (entry, next);
+                    return new ProfileUpdate(prepared, next);
+                }
+
+                if (_held.Count == 0)
+                {
+                    Monitor.Enter(entry);
+                }
+                else if (!Monitor.TryEnter(entry))
+                {
+                    return null; // waiting here while holding others could close a circle with another writer
+                }
+
+                var keep = false;
+                try
+                {
+                    if (entry.Retired)
+                    {
+                        continue; // merged away meanwhile: follow the new link
+                    }
+
+                    if (entry.Current is null && store.Resolve(key) != resolved)
+                    {
+                        store.DropIfUnused(resolved, entry); // as in Update: the id leads elsewhere since it was resolved
+                        continue;
+                    }
+
+                    var before = entry.Current;
+                    var current = before ?? new Profile(resolved);
+                    var after = mutate(current, store.NextVersion(0), state);
+                    if (ReferenceEquals(after, current))
+                    {
+                        return new ProfileUpdate(before, before ?? current);
+                    }
+
+                    _slots.Add(entry, _held.Count);
+                    _held.Add((entry, after));
+                    keep = true;
+                    return new ProfileUpdate(before, after);
+                }
+                finally
+                {
+                    if (!keep)
+                    {
+                        Monitor.Exit(entry);
+                    }
+                }
+            }
+        }
+
+        public override void Commit(Action? durable, Action? published = null)
+        {
+            try
+            {
+                durable?.Invoke();
+                foreach (var (entry, prepared) in _held)
+                {
+                    store.Set(entry, prepared, store._capture);
+                }
+
+                published?.Invoke();
+            }
+            finally
+            {
+                Release();
+            }
+        }
+
+        protected override void Dispose(bool disposing) => Release();
+
+        private void Release()
+        {
+            foreach (var (entry, _) in _held)
+            {
+                Monitor.Exit(entry);
+            }
+
+            _held.Clear();
+            _slots.Clear();
+        }
+    }
+
     // Locked with Monitor on the entry itself: a separate Lock object would cost 40 bytes per user.
     private sealed class Entry
     {

@@ -92,15 +92,22 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     private StreamEventsResponse TrackBatch(StreamEventsRequest message, int events, string caller, ref int index)
     {
         rateLimits.Acquire(caller, events);
-        var response = new StreamEventsResponse();
+        var items = new EventRecorder.BatchItem[events];
+        var n = 0;
         if (message.Event is { } first)
         {
-            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(first))));
+            items[n++] = new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(first), "event");
         }
 
         for (var i = 0; i < message.Events.Count; i++)
         {
-            response.Results.Add(ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i))));
+            items[n++] = new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i));
+        }
+
+        var response = new StreamEventsResponse();
+        foreach (var result in ingestion.TrackAll(items))
+        {
+            response.Results.Add(ProfileMapper.ToProto(result));
         }
 
         return response;

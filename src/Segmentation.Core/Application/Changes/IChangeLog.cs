@@ -9,6 +9,20 @@ public interface IChangeLog
     /// <summary>Appends a record and blocks until it is on disk.</summary>
     void Append(ChangeRecord record);
 
+    /// <summary>
+    /// Appends records in order and blocks until all are on disk, or throws, and then none of their changes may be
+    /// applied. A log with group commit writes them in one commit, all or none; this default appends them one at a time,
+    /// so a failure part way leaves the earlier ones on disk.
+    /// </summary>
+    void AppendAll(IReadOnlyList<ChangeRecord> records)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        foreach (var record in records)
+        {
+            Append(record);
+        }
+    }
+
     /// <summary>False when records are dropped (durability off): the hottest writes then build none.</summary>
     bool KeepsRecords => true;
 }

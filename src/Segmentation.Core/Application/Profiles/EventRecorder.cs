@@ -29,10 +29,10 @@ public sealed class EventRecorder
     public TrackResult Track(BehaviourEvent e, string prefix = "event")
     {
         ArgumentNullException.ThrowIfNull(e);
-        TrackResult result;
+        ProfileUpdate update;
         try
         {
-            result = TrackValid(e, prefix);
+            update = Apply(e.ProfileKey, StoredEvent.From(e), Validate(e, prefix));
         }
         catch (ValidationException ex)
         {
@@ -45,20 +45,12 @@ public sealed class EventRecorder
             throw;
         }
 
-        if (result.Duplicate)
-        {
-            Quality.Duplicate();
-        }
-        else
-        {
-            Quality.Accepted(e);
-            Accepted?.Invoke(e, result.Profile);
-        }
-
-        return result;
+        Recorded(e, update);
+        return new TrackResult(update.After, !update.Changed);
     }
 
-    private TrackResult TrackValid(BehaviourEvent e, string prefix)
+    // Validates an event and refuses one past its type's retention; returns the stamp of its write.
+    private WriteStamp Validate(BehaviourEvent e, string prefix)
     {
         var now = _writer.Time.GetUtcNow();
         EventValidator.Validate(e, now, prefix);
@@ -68,8 +60,20 @@ public sealed class EventRecorder
             throw new ValidationException($"{prefix}.timestamp", $"is older than the retention period of '{(e.Type.Length > 64 ? e.Type[..64] : e.Type)}' events ({retention.For(e.Type)!.Value.TotalDays:0.##} days): such events are not stored");
         }
 
-        var update = Apply(e.ProfileKey, StoredEvent.From(e), _writer.Live(now));
-        return new TrackResult(update.After, !update.Changed);
+        return _writer.Live(now);
+    }
+
+    // Counts a recorded event and tells the listener: once it is applied (and durable).
+    private void Recorded(BehaviourEvent e, ProfileUpdate update)
+    {
+        if (!update.Changed)
+        {
+            Quality.Duplicate();
+            return;
+        }
+
+        Quality.Accepted(e);
+        Accepted?.Invoke(e, update.After);
     }
 
     /// <summary>
@@ -81,15 +85,112 @@ public sealed class EventRecorder
     {
         ArgumentNullException.ThrowIfNull(events);
         InputLimits.CheckEventsPerCall(events.Count);
-        return Iterate(events);
+        var items = new BatchItem[events.Count];
+        for (var i = 0; i < items.Length; i++)
+        {
+            items[i] = new BatchItem(i, events[i], BatchField(i));
+        }
+
+        return TrackAll(items);
     }
 
-    private IEnumerable<EventResult> Iterate(IReadOnlyList<BehaviourEvent> events)
+    /// <summary>One event of a batch: the index its result carries, the event, and the field its violations name.</summary>
+    public readonly record struct BatchItem(int Index, BehaviourEvent Event, string Prefix);
+
+    /// <summary>
+    /// Records a batch's events in order, each validated and applied on its own (one bad event is rejected by itself and
+    /// never affects the others), and returns their results in order.
+    /// </summary>
+    /// <remarks>
+    /// With a change log that keeps records, the batch's changes reach it in one group commit instead of one flush per
+    /// event: each profile written keeps its lock, its change prepared but unseen, until the commit is on disk, and only
+    /// then are the changes applied, so nothing is applied before it is durable. A profile another writer holds splits the
+    /// batch: what is prepared is committed first, then the write waits for its turn. A failed commit refuses every change
+    /// prepared with it (<see cref="Changes.StorageUnavailableException"/> propagates), as it would refuse a single event's.
+    /// </remarks>
+    public EventResult[] TrackAll(IReadOnlyList<BatchItem> items)
     {
-        for (var i = 0; i < events.Count; i++)
+        ArgumentNullException.ThrowIfNull(items);
+        var results = new EventResult[items.Count];
+        using var batch = items.Count > 1 && _writer.Log.KeepsRecords ? _writer.Store.BeginBatch() : null;
+        if (batch is null)
         {
-            yield return TrackOne(i, events[i], BatchField(i));
+            for (var i = 0; i < results.Length; i++)
+            {
+                results[i] = TrackOne(items[i].Index, items[i].Event, items[i].Prefix);
+            }
+
+            return results;
         }
+
+        var unit = new Unit();
+        for (var i = 0; i < results.Length; i++)
+        {
+            var (index, e, prefix) = items[i];
+            ArgumentNullException.ThrowIfNull(e);
+            try
+            {
+                var stamp = Validate(e, prefix);
+                var stored = StoredEvent.From(e);
+                ProfileUpdate? update;
+                while ((update = batch.TryUpdate(e.ProfileKey, new Write(this, e.ProfileKey, stored, stamp, unit), Mutate)) is null)
+                {
+                    Commit(batch, unit, items, results); // another writer holds this profile: what is prepared goes first
+                }
+
+                unit.Written.Add((i, update.Value));
+            }
+            catch (ValidationException ex)
+            {
+                Quality.Rejected(ex.Violations, prefix);
+                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, ex.Violations);
+            }
+            catch (LimitExceededException ex)
+            {
+                Quality.Rejected("event_limit");
+                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, [new FieldViolation(prefix, ex.Message)]);
+            }
+        }
+
+        Commit(batch, unit, items, results);
+        return results;
+    }
+
+    // The writes of a batch not yet committed: their change-log records, their membership updates, and which results wait.
+    private sealed class Unit
+    {
+        public List<Changes.ChangeRecord> Records { get; } = [];
+
+        public PendingMemberships Memberships { get; } = new();
+
+        public List<(int Item, ProfileUpdate Update)> Written { get; } = [];
+    }
+
+    // Writes the batch's records in one group commit, publishes its writes and answers their events.
+    private void Commit(ProfileWriteBatch batch, Unit unit, IReadOnlyList<BatchItem> items, EventResult[] results)
+    {
+        try
+        {
+            batch.Commit(
+                unit.Records.Count == 0 ? null : () => _writer.Log.AppendAll(unit.Records),
+                unit.Memberships.Count == 0 ? null : () => unit.Memberships.Apply(_writer.Memberships));
+        }
+        finally
+        {
+            unit.Records.Clear();
+            unit.Memberships.Clear();
+        }
+
+        foreach (var (item, update) in unit.Written)
+        {
+            var (index, e, _) = items[item];
+            Recorded(e, update);
+            MarkRfm(update, e.Type);
+
+            results[item] = new EventResult(index, e.EventId, update.Changed ? EventStatus.Accepted : EventStatus.Duplicate, update.After, []);
+        }
+
+        unit.Written.Clear();
     }
 
     // "events[0]" to "events[999]", made once each: a batch's events are named by these on every write.
@@ -139,37 +240,52 @@ public sealed class EventRecorder
     /// <summary>Under the user's lock: skips a recorded event id, logs the event (write-ahead), then applies and derives.</summary>
     internal ProfileUpdate Apply(string key, StoredEvent stored, WriteStamp stamp)
     {
-        var update = _writer.Store.Update(
-            key,
-            (Recorder: this, Key: key, Event: stored, Stamp: stamp),
-            static (p, v, w) =>
-            {
-                var (recorder, key, stored, stamp) = w;
-                if (p.HasEvent(stored.EventId) || stamp.AlreadyIn(p))
-                {
-                    return p;
-                }
+        var update = _writer.Store.Update(key, new Write(this, key, stored, stamp, null), Mutate, stamp.Version);
+        MarkRfm(update, stored.Type);
+        return update;
+    }
 
-                if (stamp.Log && p.Events.Count >= recorder.EventLimit)
-                {
-                    throw new LimitExceededException($"the profile holds {recorder.EventLimit:N0} events, the most one profile may hold; this event was not stored");
-                }
-
-                var writer = recorder._writer;
-                if (stamp.Log && writer.Log.KeepsRecords)
-                {
-                    writer.Log.Append(stamp.Event(key, stored, v));
-                }
-
-                var applied = p.Apply(stored, v);
-                return ReferenceEquals(applied, p) ? p : writer.Derive(applied, stamp, Profile.EventCausePrefix, stored.EventId);
-            },
-            stamp.Version);
-        if (update.Changed && stored.Type is EventTypes.Purchase or EventTypes.Refund)
+    // A purchase or a refund applied makes the RFM model stale.
+    private void MarkRfm(ProfileUpdate update, string type)
+    {
+        if (update.Changed && type is EventTypes.Purchase or EventTypes.Refund)
         {
             _writer.Rfm.MarkDirty();
         }
+    }
 
-        return update;
+    // One event's write: in a batch (Unit set) its record and membership update wait for the batch's commit.
+    private readonly record struct Write(EventRecorder Recorder, string Key, StoredEvent Event, WriteStamp Stamp, Unit? Unit);
+
+    // Under the user's lock: skips a recorded event id, logs the event (write-ahead), then applies and derives.
+    private static Profile Mutate(Profile p, long v, Write w)
+    {
+        var (recorder, key, stored, stamp, unit) = w;
+        if (p.HasEvent(stored.EventId) || stamp.AlreadyIn(p))
+        {
+            return p;
+        }
+
+        if (stamp.Log && p.Events.Count >= recorder.EventLimit)
+        {
+            throw new LimitExceededException($"the profile holds {recorder.EventLimit:N0} events, the most one profile may hold; this event was not stored");
+        }
+
+        var writer = recorder._writer;
+        if (stamp.Log && writer.Log.KeepsRecords)
+        {
+            var record = stamp.Event(key, stored, v);
+            if (unit is null)
+            {
+                writer.Log.Append(record);
+            }
+            else
+            {
+                unit.Records.Add(record);
+            }
+        }
+
+        var applied = p.Apply(stored, v);
+        return ReferenceEquals(applied, p) ? p : writer.Derive(applied, stamp, Profile.EventCausePrefix, stored.EventId, unit?.Memberships);
     }
 }

@@ -104,6 +104,9 @@ public sealed class ProfileIngestion : ISnapshotStateSource
     /// <inheritdoc cref="EventRecorder.TrackMany"/>
     public IEnumerable<EventResult> TrackMany(IReadOnlyList<BehaviourEvent> events) => Events.TrackMany(events);
 
+    /// <inheritdoc cref="EventRecorder.TrackAll"/>
+    public EventResult[] TrackAll(IReadOnlyList<EventRecorder.BatchItem> items) => Events.TrackAll(items);
+
     /// <inheritdoc cref="EventRecorder.TrackOne"/>
     public EventResult TrackOne(int index, BehaviourEvent e, string prefix = "event") => Events.TrackOne(index, e, prefix);
 

@@ -79,7 +79,15 @@ internal sealed class ProfileWriter(
     /// or segment change is <paramref name="cause"/> followed by <paramref name="causeDetail"/>, joined only when
     /// something changed (most writes change nothing).
     /// </summary>
-    public Profile Derive(Profile profile, WriteStamp stamp, string cause, string? causeDetail = null)
+    /// <param name="profile">The profile as written.</param>
+    /// <param name="stamp">The write's time and RFM model.</param>
+    /// <param name="cause">The cause of a change.</param>
+    /// <param name="causeDetail">Joined to <paramref name="cause"/> when something changed.</param>
+    /// <param name="later">
+    /// Where the membership update goes, to be applied once the write is published (<see cref="PendingMemberships.Apply"/>);
+    /// null applies it here.
+    /// </param>
+    public Profile Derive(Profile profile, WriteStamp stamp, string cause, string? causeDetail = null, PendingMemberships? later = null)
     {
         var catalog = catalogs.Current;
         var model = stamp.Model;
@@ -100,7 +108,15 @@ internal sealed class ProfileWriter(
         var full = consent.Gate(profile) == ConsentGate.FullProfile;
         var matched = Matched(catalog);
         var evaluation = Decider.EvaluateWinner(catalog, full ? profile : null, RequestContext.Empty, now, model, matched);
-        memberships.Set(profile.UserId, matched, evaluation.ValidUntilTicks, catalog, now, cause, causeDetail, model.Version, publish: full);
+        if (later is null)
+        {
+            memberships.Set(profile.UserId, matched, evaluation.ValidUntilTicks, catalog, now, cause, causeDetail, model.Version, publish: full);
+        }
+        else
+        {
+            later.Add(new PendingMemberships.Write(profile.UserId, [.. matched], evaluation.ValidUntilTicks, catalog, now, cause, causeDetail, model.Version, full));
+        }
+
         return evaluation.Winner.Id == profile.CurrentSegment ? profile : profile.WithSegment(evaluation.Winner.Id, now, cause + causeDetail);
     }
 
@@ -160,4 +176,37 @@ internal sealed class ProfileWriter(
             profile.TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.Derived, DerivedSource, now), profile.Version, out profile);
         }
     }
+}
+
+/// <summary>
+/// Membership updates of writes prepared but not yet published (a batch of writes waiting for its change-log commit):
+/// applied in order once the writes are, under their users' locks, so the index never shows a change that was refused.
+/// </summary>
+public sealed class PendingMemberships
+{
+    private readonly List<Write> _writes = [];
+
+    /// <summary>One write's membership update, as <see cref="MembershipIndex.Set(string, ReadOnlySpan{bool}, long, CatalogSnapshot, DateTimeOffset, string, string?, long, bool)"/> takes it.</summary>
+    public readonly record struct Write(string UserId, bool[] Matched, long ValidUntilTicks, CatalogSnapshot Catalog, DateTimeOffset At, string Cause, string? CauseDetail, long PopulationVersion, bool Publish);
+
+    /// <summary>Updates waiting.</summary>
+    public int Count => _writes.Count;
+
+    /// <summary>Adds an update to apply later.</summary>
+    public void Add(Write write) => _writes.Add(write);
+
+    /// <summary>Applies the updates in the order they were added, then forgets them.</summary>
+    public void Apply(MembershipIndex index)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        foreach (var w in _writes)
+        {
+            index.Set(w.UserId, w.Matched, w.ValidUntilTicks, w.Catalog, w.At, w.Cause, w.CauseDetail, w.PopulationVersion, w.Publish);
+        }
+
+        _writes.Clear();
+    }
+
+    /// <summary>Forgets the updates (their writes were refused).</summary>
+    public void Clear() => _writes.Clear();
 }

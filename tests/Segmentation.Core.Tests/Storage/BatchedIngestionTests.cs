@@ -1,0 +1,208 @@
+using System.Security.Cryptography;
+using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Events;
+using Segmentation.Core.Tests.Support;
+
+namespace Segmentation.Core.Tests.Storage;
+
+/// <summary>
+/// A batch of events with durability on: its changes reach the change log in one group commit, and none is applied (or
+/// seen) before that commit is on disk; a refused commit refuses the whole batch; batches never deadlock each other.
+/// </summary>
+public sealed class BatchedIngestionTests : IDisposable
+{
+    private static readonly DateTimeOffset Start = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+    private static readonly byte[] Key = RandomNumberGenerator.GetBytes(32);
+    private readonly string _dir = Directory.CreateTempSubdirectory("seg-batch-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static BehaviourEvent Event(string id, string user, string type = EventTypes.PageView, double value = 0) =>
+        TestEvents.Make(id, user, type, Start.AddMinutes(-5), value);
+
+    private static List<BehaviourEvent> OnePerUser(int users, string prefix = "e") =>
+        [.. Enumerable.Range(0, users).Select(i => Event($"{prefix}{i}", $"u{i}", EventTypes.Purchase, 10 + i))];
+
+    private Durable Open()
+    {
+        var durable = new Durable(_dir, Key, Start);
+        durable.Restore();
+        return durable;
+    }
+
+    [Fact]
+    public void A_batch_of_events_for_many_users_is_made_durable_with_one_flush_and_restarts_as_acknowledged()
+    {
+        Dictionary<string, (long Version, int Events)> acknowledged;
+        using (var durable = Open())
+        {
+            var flushes = 0;
+            durable.Log.BeforeFlush = () => Interlocked.Increment(ref flushes);
+
+            var results = durable.World.Ingestion.TrackMany(OnePerUser(64)).ToList();
+
+            Assert.All(results, r => Assert.Equal(EventStatus.Accepted, r.Status));
+            Assert.Equal(1, flushes); // one per event before: each waited for its own fsync under its user's lock
+            acknowledged = results.ToDictionary(r => r.Profile!.UserId, r => (r.Profile!.Version, r.Profile.Events.Count));
+        }
+
+        using var restarted = Open();
+        Assert.Equal(64, restarted.World.Store.Count);
+        foreach (var (user, (version, events)) in acknowledged)
+        {
+            var profile = restarted.World.Store.Get(user)!;
+            Assert.Equal((version, events), (profile.Version, profile.Events.Count));
+        }
+    }
+
+    [Fact]
+    public async Task A_batch_is_neither_seen_nor_counted_until_its_commit_is_on_disk()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        durable.Log.BeforeFlush = () =>
+        {
+            held.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+        };
+
+        var batch = Task.Run(() => world.Ingestion.TrackMany(OnePerUser(8)).ToList());
+        Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+
+        Assert.Null(world.Store.Get("u0"));
+        Assert.Equal(0, world.Store.Count);
+        Assert.Empty(world.Memberships.SegmentsOf("u7"));
+        Assert.Equal(0, world.Ingestion.Events.Quality.Read().Accepted);
+
+        release.Set();
+        var results = await batch;
+
+        Assert.All(results, r => Assert.Equal(EventStatus.Accepted, r.Status));
+        Assert.Equal(8, world.Store.Count);
+        Assert.NotEmpty(world.Memberships.SegmentsOf("u7"));
+        Assert.Equal(8, world.Ingestion.Events.Quality.Read().Accepted);
+    }
+
+    [Fact]
+    public void A_refused_commit_refuses_every_event_of_the_batch_and_the_same_batch_is_taken_whole_once_the_disk_recovers()
+    {
+        using (var durable = Open())
+        {
+            var world = durable.World;
+            var fail = true;
+            durable.Log.BeforeFlush = () =>
+            {
+                if (fail)
+                {
+                    throw new IOException("no space left on device");
+                }
+            };
+
+            Assert.Throws<StorageUnavailableException>(() => world.Ingestion.TrackMany(OnePerUser(16)).ToList());
+
+            Assert.Equal(0, world.Store.Count);
+            Assert.Empty(world.Memberships.SegmentsOf("u3"));
+            Assert.Equal(0, world.Ingestion.Events.Quality.Read().Accepted);
+
+            fail = false;
+            var again = world.Ingestion.TrackMany(OnePerUser(16)).ToList();
+            Assert.All(again, r => Assert.Equal(EventStatus.Accepted, r.Status)); // not duplicates: nothing of the refused batch stayed
+            Assert.Equal(16, world.Store.Count);
+        }
+
+        using var restarted = Open();
+        Assert.Equal(16, restarted.World.Store.Count);
+        Assert.All(restarted.World.Store.Snapshot(), p => Assert.Single(p.Events));
+    }
+
+    [Fact]
+    public void In_a_batch_a_user_written_twice_and_a_repeated_event_id_read_as_they_would_one_at_a_time()
+    {
+        var batch = new[]
+        {
+            Event("a", "u1"),
+            Event("b", "u1", EventTypes.Purchase, 30),
+            Event("a", "u1"),
+            Event("c", "u2"),
+            Event("d", "u1", EventTypes.AddToCart),
+        };
+
+        List<EventResult> results;
+        using (var durable = Open())
+        {
+            results = durable.World.Ingestion.TrackMany(batch).ToList();
+        }
+
+        Assert.Equal([EventStatus.Accepted, EventStatus.Accepted, EventStatus.Duplicate, EventStatus.Accepted, EventStatus.Accepted], results.Select(r => r.Status));
+        Assert.Equal([1, 2, 2, 1, 3], results.Select(r => r.Profile!.Events.Count));
+        Assert.True(results[0].Profile!.Version < results[1].Profile!.Version && results[1].Profile!.Version < results[4].Profile!.Version);
+
+        // The same events one at a time, without durability, end in the same profile; the restart replays to it too.
+        using var alone = new TestWorld(now: Start);
+        foreach (var e in batch)
+        {
+            alone.Ingestion.Track(e);
+        }
+
+        using var restarted = Open();
+        var replayed = restarted.World.Store.Get("u1")!;
+        var expected = alone.Store.Get("u1")!;
+        Assert.Equal(expected.Events.Select(e => e.EventId), replayed.Events.Select(e => e.EventId));
+        Assert.Equal(expected.Revenue, replayed.Revenue);
+        Assert.Equal(expected.CurrentSegment, replayed.CurrentSegment);
+        Assert.Equal(results[4].Profile!.Version, replayed.Version);
+    }
+
+    [Fact]
+    public void An_event_past_the_profile_limit_in_a_batch_is_rejected_by_itself()
+    {
+        using var durable = Open();
+        durable.World.Ingestion.Events.EventLimit = 2;
+
+        var results = durable.World.Ingestion.TrackMany([Event("a", "u1"), Event("b", "u1"), Event("c", "u1"), Event("d", "u2")]).ToList();
+
+        Assert.Equal([EventStatus.Accepted, EventStatus.Accepted, EventStatus.Rejected, EventStatus.Accepted], results.Select(r => r.Status));
+        Assert.Equal("events[2]", Assert.Single(results[2].Violations).Field);
+        Assert.Equal(2, durable.World.Store.Get("u1")!.Events.Count);
+    }
+
+    [Fact]
+    public async Task Batches_writing_the_same_users_in_opposite_orders_and_single_writes_between_them_all_finish_and_lose_nothing()
+    {
+        const int Rounds = 40, Users = 12;
+        using (var durable = Open())
+        {
+            var world = durable.World;
+            durable.Log.BeforeFlush = () => Thread.Sleep(1); // a slow disk, so that batches hold their users while others wait
+            var writers = Enumerable.Range(0, 4).Select(w => Task.Run(() =>
+            {
+                for (var round = 0; round < Rounds; round++)
+                {
+                    var users = Enumerable.Range(0, Users).Select(u => w % 2 == 0 ? u : Users - 1 - u);
+                    var events = users.Select(u => Event($"w{w}-r{round}-u{u}", $"u{u}")).ToList();
+                    if (w == 3)
+                    {
+                        foreach (var e in events)
+                        {
+                            world.Ingestion.Track(e); // one at a time, between the batches
+                        }
+                    }
+                    else
+                    {
+                        Assert.All(world.Ingestion.TrackMany(events), r => Assert.Equal(EventStatus.Accepted, r.Status));
+                    }
+                }
+            })).ToArray();
+
+            await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.All(world.Store.Snapshot(), p => Assert.Equal(4 * Rounds, p.Events.Count));
+        }
+
+        using var restarted = Open();
+        Assert.Equal(Users, restarted.World.Store.Count);
+        Assert.All(restarted.World.Store.Snapshot(), p => Assert.Equal(4 * Rounds, p.Events.Count));
+    }
+}
