@@ -79,6 +79,78 @@ public sealed class PipelinedStreamTests
         Assert.InRange(requests.Read, 10, MaxQueued + 11); // it stopped reading: no more than the queue's bound past the failure
     }
 
+    [Fact]
+    public async Task Messages_already_there_are_answered_together_up_to_the_group_weight_and_one_not_there_yet_ends_the_group()
+    {
+        var requests = new ArrivingRequests(limit: 15, late: [10]);
+        var written = new List<int>();
+        var groups = new List<int[]>();
+        await PipelinedStream.RunGroupedAsync(requests, new RecordingResponses(written), MaxQueued, weigh: static _ => 1, answer: (group, answers) =>
+        {
+            groups.Add([.. group.Select(m => m.Message)]);
+            answers.AddRange(group.Select(m => m.Message * 10));
+        }, maxGroupWeight: 4, CancellationToken.None);
+
+        Assert.Equal([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [10, 11, 12, 13], [14]], groups);
+        Assert.Equal(Enumerable.Range(0, 15).Select(m => m * 10), written);
+    }
+
+    [Fact]
+    public async Task A_refused_message_in_the_middle_of_a_group_ends_the_stream_after_the_messages_before_it_are_answered()
+    {
+        var requests = new EndlessRequests(limit: 1000);
+        var written = new List<int>();
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => PipelinedStream.RunGroupedAsync(
+            requests, new RecordingResponses(written), MaxQueued, weigh: static m => m == 500 ? throw new InvalidOperationException("refused") : 1,
+            answer: static (group, answers) => answers.AddRange(group.Select(m => m.Message)), maxGroupWeight: 64, CancellationToken.None));
+
+        Assert.Equal("refused", ex.Message);
+        Assert.Equal(Enumerable.Range(0, 500), written); // 500 is not a multiple of 64: the last group was answered early
+    }
+
+    [Fact]
+    public async Task A_group_whose_answer_fails_ends_the_stream_with_that_error_after_the_groups_before_it()
+    {
+        var requests = new EndlessRequests(limit: 1000);
+        var written = new List<int>();
+        var ex = await Assert.ThrowsAsync<IOException>(() => PipelinedStream.RunGroupedAsync(
+            requests, new RecordingResponses(written), MaxQueued, weigh: static _ => 1,
+            answer: static (group, answers) => answers.AddRange(group[0].Message == 128 ? throw new IOException("the disk is full") : group.Select(m => m.Message)),
+            maxGroupWeight: 64, CancellationToken.None));
+
+        Assert.Equal("the disk is full", ex.Message);
+        Assert.Equal(Enumerable.Range(0, 128), written);
+    }
+
+    // Messages 0, 1, 2, … up to a limit, each ready at once except those in `late`, which arrive a moment after they are asked for.
+    private sealed class ArrivingRequests(int limit, int[] late) : IAsyncStreamReader<int>
+    {
+        private int _next;
+
+        public int Current { get; private set; } = -1;
+
+        public Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            if (_next == limit)
+            {
+                return Task.FromResult(false);
+            }
+
+            var message = _next++;
+            if (!late.Contains(message))
+            {
+                Current = message;
+                return Task.FromResult(true);
+            }
+
+            return Task.Delay(20, cancellationToken).ContinueWith(_ =>
+            {
+                Current = message;
+                return true;
+            }, cancellationToken, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
     // Messages 0, 1, 2, … up to a limit, each ready at once.
     private sealed class EndlessRequests(int limit) : IAsyncStreamReader<int>
     {

@@ -32,7 +32,7 @@ public static class PipelinedStream
     /// no further message is read, the answers to those read are written, and the call returns as if the client had
     /// completed its stream.
     /// </summary>
-    public static async Task RunAsync<TRequest, TResponse>(
+    public static Task RunAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
         IServerStreamWriter<TResponse> responses,
         int maxQueued,
@@ -41,6 +41,32 @@ public static class PipelinedStream
         CancellationToken cancellation,
         CancellationToken stopReading = default)
     {
+        ArgumentNullException.ThrowIfNull(answer);
+        return RunGroupedAsync(requests, responses, maxQueued, weigh, (group, answers) => answers.Add(answer(group[0].Message, group[0].Weight)), maxGroupWeight: 1, cancellation, stopReading);
+    }
+
+    /// <summary>
+    /// <see cref="RunAsync"/>, answering the messages that have already arrived together: while the next message is
+    /// there without waiting, it joins the group, up to <paramref name="maxGroupWeight"/> weight (a message heavier than
+    /// that is a group of its own); the group is answered when the next message is not there yet, when it is full, or
+    /// before the reader waits for room. <paramref name="answer"/> is given the group, in order, and adds one answer per
+    /// message to the list, in the same order; when it throws, none of the group is answered. With
+    /// <paramref name="maxGroupWeight"/> 1 every message is answered as soon as it is read, as <see cref="RunAsync"/> does.
+    /// </summary>
+    public static async Task RunGroupedAsync<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requests,
+        IServerStreamWriter<TResponse> responses,
+        int maxQueued,
+        Func<TRequest, int> weigh,
+        Action<IReadOnlyList<(TRequest Message, int Weight)>, List<TResponse>> answer,
+        int maxGroupWeight,
+        CancellationToken cancellation,
+        CancellationToken stopReading = default)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        ArgumentNullException.ThrowIfNull(weigh);
+        ArgumentNullException.ThrowIfNull(answer);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxGroupWeight, 1);
         using var room = new SemaphoreSlim(maxQueued, maxQueued);
         // Not SingleReader: that channel cannot count what it holds, and the writer flushes by the count.
         var answers = Channel.CreateUnbounded<(TResponse Response, int Weight)>(new UnboundedChannelOptions { SingleWriter = true });
@@ -49,33 +75,69 @@ public static class PipelinedStream
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var writer = WriteAnswers(answers.Reader, responses, room, stop);
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, stopReading);
+        var group = new Group<TRequest, TResponse>(answer, answers.Writer);
         try
         {
             try
             {
-                await foreach (var message in requests.ReadAllAsync(reading.Token))
+                while (true)
                 {
+                    var next = requests.MoveNext(reading.Token);
+                    if (!next.IsCompleted)
+                    {
+                        group.Answer(); // nothing more has arrived: answer what has before waiting for the client
+                    }
+
+                    if (!await next)
+                    {
+                        break;
+                    }
+
+                    var message = requests.Current;
                     var weight = weigh(message);
+                    if (group.Weight + weight > maxGroupWeight)
+                    {
+                        group.Answer();
+                    }
+
                     for (var i = 0; i < weight; i++)
                     {
                         if (!room.Wait(0, CancellationToken.None)) // the fast path; the wait below observes cancellation
                         {
+                            group.Answer(); // its answers are what gives room back
                             await room.WaitAsync(reading.Token);
                         }
                     }
 
-                    answers.Writer.TryWrite((answer(message, weight), weight)); // unbounded: the room taken above bounds it
+                    group.Add(message, weight);
+                    if (group.Weight >= maxGroupWeight)
+                    {
+                        group.Answer();
+                    }
                 }
             }
             catch (OperationCanceledException) when (stopReading.IsCancellationRequested && !stop.IsCancellationRequested)
             {
                 // Reading stopped: what was read is answered below.
             }
+
+            group.Answer();
         }
-        catch
+        catch (Exception failure)
         {
-            // Reading or answering failed (client gone, deadline, refused input, or the writer failed and stopped the
-            // reading): stop the writer and observe its outcome before rethrowing; a failed write is the cause to report.
+            // Reading, weighing or answering failed (client gone, deadline, refused input, or the writer failed and
+            // stopped the reading): the messages read before it are answered (each was as it was read, before groups),
+            // then the writer is stopped and its outcome observed before rethrowing; a failed write is the cause to report.
+            var cause = ExceptionDispatchInfo.Capture(failure);
+            try
+            {
+                group.Answer();
+            }
+            catch (Exception answering)
+            {
+                cause = ExceptionDispatchInfo.Capture(answering);
+            }
+
             answers.Writer.TryComplete();
             await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
             if (writer.Exception?.InnerException is { } failedWrite && !cancellation.IsCancellationRequested)
@@ -83,11 +145,55 @@ public static class PipelinedStream
                 ExceptionDispatchInfo.Throw(failedWrite);
             }
 
-            throw;
+            cause.Throw();
         }
 
         answers.Writer.TryComplete();
         await writer;
+    }
+
+    // The messages read and not answered yet, with their room taken.
+    private sealed class Group<TRequest, TResponse>(Action<IReadOnlyList<(TRequest Message, int Weight)>, List<TResponse>> answer, ChannelWriter<(TResponse Response, int Weight)> answers)
+    {
+        private readonly List<(TRequest Message, int Weight)> _messages = [];
+        private readonly List<TResponse> _answers = [];
+
+        public int Weight { get; private set; }
+
+        public void Add(TRequest message, int weight)
+        {
+            _messages.Add((message, weight));
+            Weight += weight;
+        }
+
+        // Answers the group and queues its answers for the writer; the group is empty afterwards, also when answering throws.
+        public void Answer()
+        {
+            if (_messages.Count == 0)
+            {
+                return;
+            }
+
+            try
+            {
+                answer(_messages, _answers);
+                if (_answers.Count != _messages.Count)
+                {
+                    throw new InvalidOperationException($"a group of {_messages.Count} messages was given {_answers.Count} answers");
+                }
+
+                for (var i = 0; i < _messages.Count; i++)
+                {
+                    answers.TryWrite((_answers[i], _messages[i].Weight)); // unbounded: the room taken bounds it
+                }
+            }
+            finally
+            {
+                _messages.Clear();
+                _answers.Clear();
+                Weight = 0;
+            }
+        }
     }
 
     private static async Task WriteAnswers<TResponse>(ChannelReader<(TResponse Response, int Weight)> answers, IServerStreamWriter<TResponse> stream, SemaphoreSlim room, CancellationTokenSource stop)

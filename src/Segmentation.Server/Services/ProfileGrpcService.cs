@@ -13,17 +13,17 @@ namespace Segmentation.Server.Services;
 /// <summary>gRPC adapter for <see cref="ProfileIngestion"/>.</summary>
 internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileStore store, RfmModelProvider rfm, CatalogProvider catalogs, TimeProvider time, StreamRateLimits rateLimits, IHostApplicationLifetime lifetime) : ProfileService.ProfileServiceBase
 {
-    public override Task<TrackEventResponse> TrackEvent(TrackEventRequest request, ServerCallContext context)
+    public override async Task<TrackEventResponse> TrackEvent(TrackEventRequest request, ServerCallContext context)
     {
         rateLimits.Acquire(context.Caller().Name, 1);
         using var span = SegmentationTelemetry.Traces.StartActivity("TrackEvent");
-        var result = ingestion.Track(ProfileMapper.ToDomain(request.Event ?? new Event()));
-        return Task.FromResult(new TrackEventResponse
+        var result = await ingestion.TrackAsync(ProfileMapper.ToDomain(request.Event ?? new Event()));
+        return new TrackEventResponse
         {
             UserId = result.Profile.UserId,
             ProfileVersion = result.Profile.Version,
             Duplicate = result.Duplicate,
-        });
+        };
     }
 
     public override Task<TrackEventsResponse> TrackEvents(TrackEventsRequest request, ServerCallContext context)
@@ -64,22 +64,19 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         var caller = context.Caller().Name;
         using var span = SegmentationTelemetry.Traces.StartActivity("StreamEvents");
         var index = 0;
-        await PipelinedStream.RunAsync(requestStream, responseStream, MaxQueuedResults, weigh: static message =>
+        // With durability on, the messages that have arrived are recorded together, so their events share one commit
+        // to the change log; without it, each message is answered as soon as it is read.
+        await PipelinedStream.RunGroupedAsync(requestStream, responseStream, MaxQueuedResults, weigh: message =>
         {
             var events = message.Events.Count == 0 ? 1 : message.Events.Count + (message.Event is null ? 0 : 1);
-            return events <= InputLimits.MaxEventsPerCall
-                ? events
-                : throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {events}); split the batch over more messages");
-        }, answer: (message, events) =>
-        {
-            if (message.Events.Count > 0)
+            if (events > InputLimits.MaxEventsPerCall)
             {
-                return TrackBatch(message, events, caller, ref index);
+                throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {events}); split the batch over more messages");
             }
 
-            rateLimits.Acquire(caller, 1); // the events without a result are the ones to send again
-            return new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Event ?? new Event()))) };
-        }, context.CancellationToken, lifetime.ApplicationStopping);
+            rateLimits.Acquire(caller, events); // the events without a result are the ones to send again
+            return events;
+        }, answer: (group, answers) => Answer(group, answers, ref index), ingestion.BatchesWrites ? MaxGroupedEvents : 1, context.CancellationToken, lifetime.ApplicationStopping);
         span?.SetTag("segmentation.events.received", index);
         if (ServerStopping.Ended(context, lifetime))
         {
@@ -88,29 +85,56 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         }
     }
 
-    // A message with a batch: its events in order (a single event beside the batch first), answered in one message.
-    private StreamEventsResponse TrackBatch(StreamEventsRequest message, int events, string caller, ref int index)
+    /// <summary>The most events of a stream's messages recorded together (with durability on: one commit for them).</summary>
+    internal const int MaxGroupedEvents = 256;
+
+    // A group of messages: their events in order (a single event beside a batch first), one answer per message.
+    private void Answer(IReadOnlyList<(StreamEventsRequest Message, int Weight)> group, List<StreamEventsResponse> answers, ref int index)
     {
-        rateLimits.Acquire(caller, events);
-        var items = new EventRecorder.BatchItem[events];
-        var n = 0;
-        if (message.Event is { } first)
+        if (group is [var (single, _)] && single.Events.Count == 0)
         {
-            items[n++] = new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(first), "event");
+            answers.Add(new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(single.Event ?? new Event()))) });
+            return;
         }
 
-        for (var i = 0; i < message.Events.Count; i++)
+        var items = new List<EventRecorder.BatchItem>();
+        foreach (var (message, _) in group)
         {
-            items[n++] = new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i));
+            if (message.Events.Count == 0)
+            {
+                items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Event ?? new Event()), "event"));
+                continue;
+            }
+
+            if (message.Event is { } first)
+            {
+                items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(first), "event"));
+            }
+
+            for (var i = 0; i < message.Events.Count; i++)
+            {
+                items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i)));
+            }
         }
 
-        var response = new StreamEventsResponse();
-        foreach (var result in ingestion.TrackAll(items))
+        var results = ingestion.TrackAll(items);
+        var next = 0;
+        foreach (var (message, weight) in group)
         {
-            response.Results.Add(ProfileMapper.ToProto(result));
-        }
+            if (message.Events.Count == 0)
+            {
+                answers.Add(new StreamEventsResponse { Result = ProfileMapper.ToProto(results[next++]) });
+                continue;
+            }
 
-        return response;
+            var response = new StreamEventsResponse();
+            for (var i = 0; i < weight; i++)
+            {
+                response.Results.Add(ProfileMapper.ToProto(results[next++]));
+            }
+
+            answers.Add(response);
+        }
     }
 
     public override Task<IdentifyResponse> Identify(IdentifyRequest request, ServerCallContext context)

@@ -205,4 +205,79 @@ public sealed class BatchedIngestionTests : IDisposable
         Assert.Equal(Users, restarted.World.Store.Count);
         Assert.All(restarted.World.Store.Snapshot(), p => Assert.Equal(4 * Rounds, p.Events.Count));
     }
+
+    [Fact]
+    public async Task Single_events_of_concurrent_callers_that_wait_meanwhile_share_one_commit_each_answered_as_Track_would()
+    {
+        using (var durable = Open())
+        {
+            var ingestion = durable.World.Ingestion;
+            ingestion.Events.EventLimit = 1;
+            using var held = new ManualResetEventSlim();
+            using var release = new ManualResetEventSlim();
+            var flushes = 0;
+            durable.Log.BeforeFlush = () =>
+            {
+                if (Interlocked.Increment(ref flushes) == 1)
+                {
+                    held.Set();
+                    release.Wait(TimeSpan.FromSeconds(30));
+                }
+            };
+
+            var first = ingestion.TrackAsync(Event("first", "u-first"));
+            Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+            var waiting = Enumerable.Range(0, 40).Select(i => ingestion.TrackAsync(Event($"e{i}", $"u{i}"))).ToList();
+            var invalid = ingestion.TrackAsync(Event("bad", "u-bad", type: ""));
+            var overLimit = ingestion.TrackAsync(Event("second", "u-first"));
+            var again = ingestion.TrackAsync(Event("first", "u-first"));
+            release.Set();
+
+            Assert.False((await first).Duplicate);
+            Assert.All(await Task.WhenAll(waiting), r => Assert.False(r.Duplicate));
+            Assert.Equal("event.type", Assert.Single((await Assert.ThrowsAsync<Validation.ValidationException>(() => invalid)).Violations).Field);
+            await Assert.ThrowsAsync<Validation.LimitExceededException>(() => overLimit);
+            Assert.True((await again).Duplicate);
+            Assert.Equal(2, flushes); // the first event's commit, then one for the 40 that waited behind it
+        }
+
+        using var restarted = Open();
+        Assert.Equal(41, restarted.World.Store.Count);
+    }
+
+    [Fact]
+    public async Task A_refused_commit_fails_every_waiting_caller_and_applies_none_of_their_events()
+    {
+        using var durable = Open();
+        var ingestion = durable.World.Ingestion;
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var flushes = 0;
+        durable.Log.BeforeFlush = () =>
+        {
+            switch (Interlocked.Increment(ref flushes))
+            {
+                case 1:
+                    held.Set();
+                    release.Wait(TimeSpan.FromSeconds(30));
+                    break;
+                case 2:
+                    throw new IOException("no space left on device");
+            }
+        };
+
+        var first = ingestion.TrackAsync(Event("first", "u-first"));
+        Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+        var refused = Enumerable.Range(0, 10).Select(i => ingestion.TrackAsync(Event($"e{i}", $"u{i}"))).ToList();
+        release.Set();
+
+        await first;
+        foreach (var call in refused)
+        {
+            await Assert.ThrowsAsync<StorageUnavailableException>(() => call);
+        }
+
+        Assert.Equal(1, durable.World.Store.Count);
+        Assert.False((await ingestion.TrackAsync(Event("e0", "u0"))).Duplicate); // the disk is back: taken, not a duplicate
+    }
 }

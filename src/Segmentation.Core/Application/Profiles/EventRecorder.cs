@@ -108,16 +108,33 @@ public sealed class EventRecorder
     /// batch: what is prepared is committed first, then the write waits for its turn. A failed commit refuses every change
     /// prepared with it (<see cref="Changes.StorageUnavailableException"/> propagates), as it would refuse a single event's.
     /// </remarks>
-    public EventResult[] TrackAll(IReadOnlyList<BatchItem> items)
+    /// <param name="items">The events, each with its result's index and its field name.</param>
+    /// <param name="refusals">
+    /// When given (as long as <paramref name="items"/>), the exception that rejected each event
+    /// (<see cref="ValidationException"/> or <see cref="LimitExceededException"/>), for a caller that throws it as
+    /// <see cref="Track"/> would; null for the others.
+    /// </param>
+    public EventResult[] TrackAll(IReadOnlyList<BatchItem> items, Exception?[]? refusals = null)
     {
         ArgumentNullException.ThrowIfNull(items);
         var results = new EventResult[items.Count];
-        using var batch = items.Count > 1 && _writer.Log.KeepsRecords ? _writer.Store.BeginBatch() : null;
+        using var batch = _writer.Log.KeepsRecords ? _writer.Store.BeginBatch() : null;
         if (batch is null)
         {
             for (var i = 0; i < results.Length; i++)
             {
-                results[i] = TrackOne(items[i].Index, items[i].Event, items[i].Prefix);
+                var (index, e, prefix) = items[i];
+                ArgumentNullException.ThrowIfNull(e);
+                try
+                {
+                    var result = Track(e, prefix);
+                    results[i] = new EventResult(index, e.EventId, result.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, result.Profile, []);
+                }
+                catch (Exception ex) when (ex is ValidationException or LimitExceededException)
+                {
+                    results[i] = Rejected(index, e, prefix, ex);
+                    refusals?[i] = ex;
+                }
             }
 
             return results;
@@ -140,21 +157,29 @@ public sealed class EventRecorder
 
                 unit.Written.Add((i, update.Value));
             }
-            catch (ValidationException ex)
+            catch (Exception ex) when (ex is ValidationException or LimitExceededException)
             {
-                Quality.Rejected(ex.Violations, prefix);
-                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, ex.Violations);
-            }
-            catch (LimitExceededException ex)
-            {
-                Quality.Rejected("event_limit");
-                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, [new FieldViolation(prefix, ex.Message)]);
+                if (ex is ValidationException invalid)
+                {
+                    Quality.Rejected(invalid.Violations, prefix);
+                }
+                else
+                {
+                    Quality.Rejected("event_limit");
+                }
+
+                results[i] = Rejected(index, e, prefix, ex);
+                refusals?[i] = ex;
             }
         }
 
         Commit(batch, unit, items, results);
         return results;
     }
+
+    // The result of an event refused by validation or by the profile's event limit.
+    private static EventResult Rejected(int index, BehaviourEvent e, string prefix, Exception refusal) =>
+        new(index, e.EventId, EventStatus.Rejected, null, refusal is ValidationException invalid ? invalid.Violations : [new FieldViolation(prefix, refusal.Message)]);
 
     // The writes of a batch not yet committed: their change-log records, their membership updates, and which results wait.
     private sealed class Unit
@@ -227,13 +252,9 @@ public sealed class EventRecorder
             var result = Track(e, prefix);
             return new EventResult(index, e.EventId, result.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, result.Profile, []);
         }
-        catch (ValidationException ex)
+        catch (Exception ex) when (ex is ValidationException or LimitExceededException)
         {
-            return new EventResult(index, e.EventId, EventStatus.Rejected, null, ex.Violations);
-        }
-        catch (LimitExceededException ex)
-        {
-            return new EventResult(index, e.EventId, EventStatus.Rejected, null, [new FieldViolation(prefix, ex.Message)]);
+            return Rejected(index, e, prefix, ex);
         }
     }
 

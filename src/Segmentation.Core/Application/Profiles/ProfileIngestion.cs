@@ -21,9 +21,10 @@ namespace Segmentation.Core.Application.Profiles;
 /// emitted). This class builds the handlers over one store and offers their commands in one place; it is
 /// used by the gRPC services and the demo import alike.
 /// </summary>
-public sealed class ProfileIngestion : ISnapshotStateSource
+public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
 {
     private readonly ProfileWriter _writer;
+    private readonly Lazy<EventBatcher> _batcher;
 
     /// <summary>Builds the handlers over <paramref name="store"/>.</summary>
     public ProfileIngestion(
@@ -50,6 +51,23 @@ public sealed class ProfileIngestion : ISnapshotStateSource
         Sweeper = new RetentionSweeper(_writer);
         Refresher = new ProfileRefresher(_writer);
         Replayer = new ChangeReplayer(_writer, Events, Traits, Identity, Consents, Eraser, Sweeper, Refresher);
+        _batcher = new Lazy<EventBatcher>(() => new EventBatcher(Events), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    /// <summary>
+    /// <see cref="Track"/> for a caller that can wait without holding a thread: with durability on, the event is recorded
+    /// together with those other callers sent meanwhile, sharing their change-log commit (<see cref="EventBatcher"/>).
+    /// </summary>
+    public Task<TrackResult> TrackAsync(BehaviourEvent e, string prefix = "event") =>
+        BatchesWrites ? _batcher.Value.TrackAsync(e, prefix) : Task.FromResult(Track(e, prefix));
+
+    /// <summary>Records the events waiting to be recorded together, then stops taking more.</summary>
+    public void Dispose()
+    {
+        if (_batcher.IsValueCreated)
+        {
+            _batcher.Value.Dispose();
+        }
     }
 
     /// <summary>Records behavioural events.</summary>
@@ -103,6 +121,9 @@ public sealed class ProfileIngestion : ISnapshotStateSource
 
     /// <inheritdoc cref="EventRecorder.TrackMany"/>
     public IEnumerable<EventResult> TrackMany(IReadOnlyList<BehaviourEvent> events) => Events.TrackMany(events);
+
+    /// <summary>True when writes go to a change log that keeps them: a batch's events then share one commit (<see cref="TrackAll"/>).</summary>
+    public bool BatchesWrites => _writer.Log.KeepsRecords;
 
     /// <inheritdoc cref="EventRecorder.TrackAll"/>
     public EventResult[] TrackAll(IReadOnlyList<EventRecorder.BatchItem> items) => Events.TrackAll(items);

@@ -1,0 +1,112 @@
+using System.Threading.Channels;
+using Segmentation.Core.Events;
+
+namespace Segmentation.Core.Application.Profiles;
+
+/// <summary>
+/// Records the single events of concurrent callers together, with durability on: one thread takes every event waiting
+/// and records them as one batch (<see cref="EventRecorder.TrackAll"/>), so they share one change-log commit, while the
+/// callers wait without holding a thread each. A caller blocked in <see cref="EventRecorder.Track"/> holds a thread
+/// until its fsync; under load the thread pool then grows slowly, and few writes ever wait together to share a commit.
+/// </summary>
+/// <remarks>
+/// Each event is validated and applied on its own as <see cref="EventRecorder.Track"/> does, and its caller gets the same
+/// answer or the same exception; a failed commit fails every event of its batch (none was applied). Events of one caller
+/// are recorded in the order the calls were made.
+/// </remarks>
+public sealed class EventBatcher : IDisposable
+{
+    /// <summary>The most events recorded together.</summary>
+    public const int MaxBatch = 256;
+
+    private readonly EventRecorder _recorder;
+    private readonly Channel<Pending> _waiting = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Thread _worker;
+
+    internal EventBatcher(EventRecorder recorder)
+    {
+        _recorder = recorder;
+        _worker = new Thread(Run) { IsBackground = true, Name = "segmentation-event-batcher" };
+        _worker.Start();
+    }
+
+    /// <summary>Records <paramref name="e"/> with the events waiting beside it; completes once it is applied and durable.</summary>
+    /// <exception cref="Validation.ValidationException">The event is invalid (in the task).</exception>
+    /// <exception cref="Validation.LimitExceededException">The profile holds the most events it may (in the task).</exception>
+    /// <exception cref="ObjectDisposedException">The batcher is stopped.</exception>
+    public Task<TrackResult> TrackAsync(BehaviourEvent e, string prefix = "event")
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        var pending = new Pending(e, prefix);
+        if (!_waiting.Writer.TryWrite(pending))
+        {
+            throw new ObjectDisposedException(nameof(EventBatcher), "the service is stopping: the event was not recorded");
+        }
+
+        return pending.Task;
+    }
+
+    /// <summary>Records what is waiting, then stops the thread; later calls are refused.</summary>
+    public void Dispose()
+    {
+        _waiting.Writer.TryComplete();
+        _worker.Join();
+    }
+
+    private void Run()
+    {
+        var batch = new List<Pending>(MaxBatch);
+        var items = new List<EventRecorder.BatchItem>(MaxBatch);
+        while (_waiting.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        {
+            while (batch.Count < MaxBatch && _waiting.Reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+                items.Add(new EventRecorder.BatchItem(0, pending.Event, pending.Prefix));
+            }
+
+            Record(batch, items);
+            batch.Clear();
+            items.Clear();
+        }
+    }
+
+    private void Record(List<Pending> batch, List<EventRecorder.BatchItem> items)
+    {
+        var refusals = new Exception?[items.Count];
+        EventResult[] results;
+        try
+        {
+            results = _recorder.TrackAll(items, refusals);
+        }
+        catch (Exception ex)
+        {
+            foreach (var pending in batch)
+            {
+                pending.TrySetException(ex);
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (refusals[i] is { } refused)
+            {
+                batch[i].TrySetException(refused);
+            }
+            else
+            {
+                batch[i].TrySetResult(new TrackResult(results[i].Profile!, results[i].Status == EventStatus.Duplicate));
+            }
+        }
+    }
+
+    // An event waiting to be recorded, and its caller's answer (continued on the thread pool, never on the batcher's thread).
+    private sealed class Pending(BehaviourEvent e, string prefix) : TaskCompletionSource<TrackResult>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public BehaviourEvent Event { get; } = e;
+
+        public string Prefix { get; } = prefix;
+    }
+}
