@@ -392,7 +392,8 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     /// <inheritdoc />
     /// <remarks>
     /// The records join one group commit whole: the writer takes them with the same batch, so they are written and
-    /// flushed together, or refused together when the write or the flush fails.
+    /// flushed together, or refused together when the write or the flush fails. A crash during the write can leave the
+    /// first of them in the log, unacknowledged, as it can any batch's.
     /// </remarks>
     public void AppendAll(IReadOnlyList<ChangeRecord> records)
     {

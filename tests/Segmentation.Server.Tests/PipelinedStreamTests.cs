@@ -122,6 +122,66 @@ public sealed class PipelinedStreamTests
         Assert.Equal(Enumerable.Range(0, 128), written);
     }
 
+    [Fact]
+    public async Task A_group_whose_answer_fails_part_way_writes_the_answers_it_gave_then_ends_the_stream()
+    {
+        var requests = new EndlessRequests(limit: 1000);
+        var written = new List<int>();
+        var ex = await Assert.ThrowsAsync<IOException>(() => PipelinedStream.RunGroupedAsync(
+            requests, new RecordingResponses(written), MaxQueued, weigh: static _ => 1,
+            answer: static (group, answers) =>
+            {
+                answers.AddRange(group.Select(m => m.Message).TakeWhile(m => m != 70));
+                if (answers.Count < group.Count)
+                {
+                    throw new IOException("the disk is full");
+                }
+            },
+            maxGroupWeight: 64, CancellationToken.None));
+
+        Assert.Equal("the disk is full", ex.Message);
+        Assert.Equal(Enumerable.Range(0, 70), written);
+    }
+
+    [Fact]
+    public async Task A_group_that_fails_while_the_next_message_is_being_read_ends_that_read_before_the_call_ends()
+    {
+        var requests = new ReadThatWaits();
+        var run = PipelinedStream.RunGroupedAsync(requests, new RecordingResponses([]), MaxQueued, weigh: static _ => 1,
+            answer: static (_, _) => throw new IOException("the disk is full"), maxGroupWeight: 64, CancellationToken.None);
+
+        await Assert.ThrowsAsync<IOException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.True(requests.Second!.IsCompleted); // cancelled and awaited; it used to be left reading after the call ended
+        Assert.True(requests.SecondCancelled);
+    }
+
+    // Message 0 at once, then a read that waits for a message that never comes, until it is cancelled.
+    private sealed class ReadThatWaits : IAsyncStreamReader<int>
+    {
+        public int Current { get; private set; } = -1;
+
+        public Task<bool>? Second { get; private set; }
+
+        public bool SecondCancelled { get; private set; }
+
+        public Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            if (Current < 0)
+            {
+                Current = 0;
+                return Task.FromResult(true);
+            }
+
+            var read = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            cancellationToken.Register(() =>
+            {
+                SecondCancelled = true;
+                read.TrySetCanceled(cancellationToken);
+            });
+            return Second = read.Task;
+        }
+    }
+
     // Messages 0, 1, 2, … up to a limit, each ready at once except those in `late`, which arrive a moment after they are asked for.
     private sealed class ArrivingRequests(int limit, int[] late) : IAsyncStreamReader<int>
     {

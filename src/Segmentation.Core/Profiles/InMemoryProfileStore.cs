@@ -537,9 +537,10 @@ public sealed class InMemoryProfileStore : IProfileStore
             try
             {
                 durable?.Invoke();
+                var capture = store._capture; // one capture for the whole batch, as for a merge's two sides
                 foreach (var (entry, prepared) in _held)
                 {
-                    store.Set(entry, prepared, store._capture);
+                    store.Set(entry, prepared, capture);
                 }
 
                 published?.Invoke();

@@ -5,10 +5,11 @@ using Grpc.Core;
 namespace Segmentation.Server.Services;
 
 /// <summary>
-/// Answers a bidirectional stream message by message, in order, with the answers written by a second loop: when
-/// answers queue up they go out in one buffered batch and one flush instead of one flush per message. Shared by
-/// <c>ProfileService.StreamEvents</c> and its baseline <c>DiagnosticsService.EchoStream</c>, so that the baseline
-/// measures exactly the stream handling the ingestion pays.
+/// Answers a bidirectional stream one answer per message, in order (message by message, or the messages already
+/// arrived together), with the answers written by a second loop: when answers queue up they go out in one buffered
+/// batch and one flush instead of one flush per message. Shared by <c>ProfileService.StreamEvents</c> and its baseline
+/// <c>DiagnosticsService.EchoStream</c>, so that the baseline measures the stream handling the ingestion pays (message
+/// by message; with durability on, StreamEvents answers the messages already arrived together).
 /// </summary>
 public static class PipelinedStream
 {
@@ -50,7 +51,8 @@ public static class PipelinedStream
     /// there without waiting, it joins the group, up to <paramref name="maxGroupWeight"/> weight (a message heavier than
     /// that is a group of its own); the group is answered when the next message is not there yet, when it is full, or
     /// before the reader waits for room. <paramref name="answer"/> is given the group, in order, and adds one answer per
-    /// message to the list, in the same order; when it throws, none of the group is answered. With
+    /// message to the list, in the same order; when it throws, the answers it added are written (to the first messages
+    /// of the group), the rest of the group is not answered, and the stream ends with its exception. With
     /// <paramref name="maxGroupWeight"/> 1 every message is answered as soon as it is read, as <see cref="RunAsync"/> does.
     /// </summary>
     public static async Task RunGroupedAsync<TRequest, TResponse>(
@@ -76,19 +78,22 @@ public static class PipelinedStream
         var writer = WriteAnswers(answers.Reader, responses, room, stop);
         using var reading = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, stopReading);
         var group = new Group<TRequest, TResponse>(answer, answers.Writer);
+        Task<bool>? reads = null; // a read of the client's next message in progress
         try
         {
             try
             {
                 while (true)
                 {
-                    var next = requests.MoveNext(reading.Token);
-                    if (!next.IsCompleted)
+                    reads = requests.MoveNext(reading.Token);
+                    if (!reads.IsCompleted)
                     {
                         group.Answer(); // nothing more has arrived: answer what has before waiting for the client
                     }
 
-                    if (!await next)
+                    var more = await reads;
+                    reads = null;
+                    if (!more)
                     {
                         break;
                     }
@@ -138,6 +143,13 @@ public static class PipelinedStream
                 cause = ExceptionDispatchInfo.Capture(answering);
             }
 
+            if (reads is not null)
+            {
+                // Answering failed while the next message was being read: the read must end before the call does.
+                await reading.CancelAsync();
+                await reads.ContinueWith(static _ => { }, TaskScheduler.Default);
+            }
+
             answers.Writer.TryComplete();
             await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
             if (writer.Exception?.InnerException is { } failedWrite && !cancellation.IsCancellationRequested)
@@ -182,16 +194,26 @@ public static class PipelinedStream
                     throw new InvalidOperationException($"a group of {_messages.Count} messages was given {_answers.Count} answers");
                 }
 
-                for (var i = 0; i < _messages.Count; i++)
-                {
-                    answers.TryWrite((_answers[i], _messages[i].Weight)); // unbounded: the room taken bounds it
-                }
+                Queue();
+            }
+            catch when (_answers.Count < _messages.Count)
+            {
+                Queue(); // the answers given before it failed, to the first messages of the group
+                throw;
             }
             finally
             {
                 _messages.Clear();
                 _answers.Clear();
                 Weight = 0;
+            }
+        }
+
+        private void Queue()
+        {
+            for (var i = 0; i < _answers.Count; i++)
+            {
+                answers.TryWrite((_answers[i], _messages[i].Weight)); // unbounded: the room taken bounds it
             }
         }
     }

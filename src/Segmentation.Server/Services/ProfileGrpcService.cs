@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Grpc.Core;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Catalogs;
@@ -64,8 +65,9 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         var caller = context.Caller().Name;
         using var span = SegmentationTelemetry.Traces.StartActivity("StreamEvents");
         var index = 0;
-        // With durability on, the messages that have arrived are recorded together, so their events share one commit
-        // to the change log; without it, each message is answered as soon as it is read.
+        // With durability on, the messages that have arrived are recorded together, so their events share a commit to the
+        // change log (one, unless a profile another writer holds splits it); without it, each message is answered as soon
+        // as it is read.
         await PipelinedStream.RunGroupedAsync(requestStream, responseStream, MaxQueuedResults, weigh: message =>
         {
             var events = message.Events.Count == 0 ? 1 : message.Events.Count + (message.Event is null ? 0 : 1);
@@ -117,10 +119,19 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             }
         }
 
-        var results = ingestion.TrackAll(items);
+        var refusals = new Exception?[items.Count];
+        var results = ingestion.TrackAll(items, refusals);
+        var failed = Array.FindIndex(refusals, static r => r is not null and not (ValidationException or LimitExceededException));
         var next = 0;
         foreach (var (message, weight) in group)
         {
+            if (failed >= 0 && next + weight > failed)
+            {
+                // A commit failed: the messages before it are answered (their events are applied), this one and the
+                // rest are not (none of their events is), and the stream ends with the failure.
+                ExceptionDispatchInfo.Throw(refusals[failed]!);
+            }
+
             if (message.Events.Count == 0)
             {
                 answers.Add(new StreamEventsResponse { Result = ProfileMapper.ToProto(results[next++]) });

@@ -280,4 +280,48 @@ public sealed class BatchedIngestionTests : IDisposable
         Assert.Equal(1, durable.World.Store.Count);
         Assert.False((await ingestion.TrackAsync(Event("e0", "u0"))).Duplicate); // the disk is back: taken, not a duplicate
     }
+
+    [Fact]
+    public async Task A_commit_that_fails_after_a_split_refuses_only_its_own_events_and_those_after_them_and_the_earlier_commit_keeps_its_results()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        var flushes = 0;
+        durable.Log.BeforeFlush = () =>
+        {
+            if (Interlocked.Increment(ref flushes) == 2)
+            {
+                throw new IOException("no space left on device");
+            }
+        };
+
+        // Another writer holds u-b's lock, so the batch commits what it prepared before u-b (flush 1), then waits for it.
+        using var holding = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var holder = Task.Run(() => world.Store.Update("u-b", (p, _) =>
+        {
+            holding.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+            return p;
+        }));
+        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)));
+
+        var refusals = new Exception?[3];
+        var batch = Task.Run(() => world.Ingestion.Events.TrackAll(
+            [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-b", "u-b"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")], refusals));
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref flushes) == 1, TimeSpan.FromSeconds(30)));
+        release.Set();
+        await holder;
+        var results = await batch;
+
+        Assert.Equal([EventStatus.Accepted, EventStatus.Rejected, EventStatus.Rejected], results.Select(r => r.Status));
+        Assert.Null(refusals[0]);
+        Assert.IsType<StorageUnavailableException>(refusals[1]);
+        Assert.Same(refusals[1], refusals[2]);
+        Assert.Empty(results[1].Violations);
+        Assert.NotNull(world.Store.Get("u-a"));
+        Assert.Null(world.Store.Get("u-b"));
+        Assert.Null(world.Store.Get("u-c"));
+        Assert.Equal(1, world.Ingestion.Events.Quality.Read().Accepted);
+    }
 }

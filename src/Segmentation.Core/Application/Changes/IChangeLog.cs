@@ -11,8 +11,9 @@ public interface IChangeLog
 
     /// <summary>
     /// Appends records in order and blocks until all are on disk, or throws, and then none of their changes may be
-    /// applied. A log with group commit writes them in one commit, all or none; this default appends them one at a time,
-    /// so a failure part way leaves the earlier ones on disk.
+    /// applied. A log with group commit writes them in one commit and refuses them all when it fails (a crash in the middle
+    /// of the write can still leave the first of them on disk, unacknowledged, as for any write not yet acknowledged);
+    /// this default appends them one at a time, so a failure part way leaves the earlier ones on disk.
     /// </summary>
     void AppendAll(IReadOnlyList<ChangeRecord> records)
     {

@@ -11,8 +11,10 @@ namespace Segmentation.Core.Application.Profiles;
 /// </summary>
 /// <remarks>
 /// Each event is validated and applied on its own as <see cref="EventRecorder.Track"/> does, and its caller gets the same
-/// answer or the same exception; a failed commit fails every event of its batch (none was applied). Events of one caller
-/// are recorded in the order the calls were made.
+/// answer or the same exception. A batch that meets a profile another writer holds commits what it has prepared first,
+/// then waits for that profile (the callers behind it wait one commit longer); a failed commit fails the callers of the
+/// events it did not apply and of those after it, while the callers of the commits before it get their answers. Events
+/// of one caller are recorded in the order the calls were made. All the work of recording runs on the batcher's thread.
 /// </remarks>
 public sealed class EventBatcher : IDisposable
 {
@@ -20,7 +22,9 @@ public sealed class EventBatcher : IDisposable
     public const int MaxBatch = 256;
 
     private readonly EventRecorder _recorder;
-    private readonly Channel<Pending> _waiting = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    // The caller that adds an event wakes the batcher's thread itself (it only sets the event the thread blocks on),
+    // rather than through a thread-pool item that a pool busy with blocked writers would be slow to run.
+    private readonly Channel<Pending> _waiting = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly Thread _worker;
 
     internal EventBatcher(EventRecorder recorder)
@@ -46,7 +50,10 @@ public sealed class EventBatcher : IDisposable
         return pending.Task;
     }
 
-    /// <summary>Records what is waiting, then stops the thread; later calls are refused.</summary>
+    /// <summary>
+    /// Refuses later calls, records what is waiting (while the change log is still open; after it is closed those
+    /// callers get <see cref="ObjectDisposedException"/> and nothing of theirs is applied), then stops the thread.
+    /// </summary>
     public void Dispose()
     {
         _waiting.Writer.TryComplete();
@@ -57,17 +64,35 @@ public sealed class EventBatcher : IDisposable
     {
         var batch = new List<Pending>(MaxBatch);
         var items = new List<EventRecorder.BatchItem>(MaxBatch);
-        while (_waiting.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        try
         {
-            while (batch.Count < MaxBatch && _waiting.Reader.TryRead(out var pending))
+            while (_waiting.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
             {
-                batch.Add(pending);
-                items.Add(new EventRecorder.BatchItem(0, pending.Event, pending.Prefix));
+                while (batch.Count < MaxBatch && _waiting.Reader.TryRead(out var pending))
+                {
+                    batch.Add(pending);
+                    items.Add(new EventRecorder.BatchItem(0, pending.Event, pending.Prefix));
+                }
+
+                Record(batch, items);
+                batch.Clear();
+                items.Clear();
+            }
+        }
+        catch (Exception ex)
+        {
+            // Never reached by a refused event or a failed commit (Record answers those): a defect. No caller may wait
+            // for a thread that is gone, so the batcher refuses everything from here on.
+            _waiting.Writer.TryComplete(ex);
+            foreach (var pending in batch)
+            {
+                pending.TrySetException(ex);
             }
 
-            Record(batch, items);
-            batch.Clear();
-            items.Clear();
+            while (_waiting.Reader.TryRead(out var left))
+            {
+                left.TrySetException(ex);
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using System.Globalization;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
@@ -78,7 +79,8 @@ public sealed class EventRecorder
 
     /// <summary>
     /// Records many events; each is validated and applied on its own, so one bad event is rejected by
-    /// itself and never affects the others. Results are yielded in order. A batch of no events, or of more than
+    /// itself and never affects the others. Results are returned in order, once all are recorded (see
+    /// <see cref="TrackAll"/>). A batch of no events, or of more than
     /// <see cref="InputLimits.MaxEventsPerCall"/>, is refused whole (<see cref="ValidationException"/>).
     /// </summary>
     public IEnumerable<EventResult> TrackMany(IReadOnlyList<BehaviourEvent> events)
@@ -105,14 +107,18 @@ public sealed class EventRecorder
     /// With a change log that keeps records, the batch's changes reach it in one group commit instead of one flush per
     /// event: each profile written keeps its lock, its change prepared but unseen, until the commit is on disk, and only
     /// then are the changes applied, so nothing is applied before it is durable. A profile another writer holds splits the
-    /// batch: what is prepared is committed first, then the write waits for its turn. A failed commit refuses every change
-    /// prepared with it (<see cref="Changes.StorageUnavailableException"/> propagates), as it would refuse a single event's.
+    /// batch: what is prepared is committed first, then the write waits for its turn. A failed commit applies none of the
+    /// changes prepared with it, and the events after it are not tried; the commits before it stay applied. Without
+    /// <paramref name="refusals"/> the failure (<see cref="Changes.StorageUnavailableException"/>) propagates, and with it
+    /// the results of those earlier commits are lost to the caller (sending the batch again finds them duplicates).
     /// </remarks>
     /// <param name="items">The events, each with its result's index and its field name.</param>
     /// <param name="refusals">
-    /// When given (as long as <paramref name="items"/>), the exception that rejected each event
-    /// (<see cref="ValidationException"/> or <see cref="LimitExceededException"/>), for a caller that throws it as
-    /// <see cref="Track"/> would; null for the others.
+    /// When given (as long as <paramref name="items"/>), the exception that refused each event, null for the others: a
+    /// <see cref="ValidationException"/> or <see cref="LimitExceededException"/> for an event rejected on its own (as
+    /// <see cref="Track"/> would throw it), or the failure of a commit for each event it did not apply and every event after
+    /// it (their results say Rejected, without violations). A failed commit is then reported here instead of thrown, so
+    /// the events of the commits before it keep their results.
     /// </param>
     public EventResult[] TrackAll(IReadOnlyList<BatchItem> items, Exception?[]? refusals = null)
     {
@@ -141,6 +147,32 @@ public sealed class EventRecorder
         }
 
         var unit = new Unit();
+        var failure = Prepare(batch, unit, items, results, refusals) ?? Commit(batch, unit, items, results);
+        if (failure is not null)
+        {
+            if (refusals is null)
+            {
+                ExceptionDispatchInfo.Throw(failure);
+            }
+
+            // The commit that failed applied none of its events, and the events after it were not tried.
+            for (var i = 0; i < results.Length; i++)
+            {
+                if (results[i] is null)
+                {
+                    results[i] = new EventResult(items[i].Index, items[i].Event.EventId, EventStatus.Rejected, null, []);
+                    refusals[i] = failure;
+                }
+            }
+        }
+
+        return results;
+    }
+
+    // Prepares the batch's events in order, committing what is prepared whenever a profile another writer holds is
+    // next; returns the failure of such a commit (the events from there on are not tried), null when all are prepared.
+    private Exception? Prepare(ProfileWriteBatch batch, Unit unit, IReadOnlyList<BatchItem> items, EventResult[] results, Exception?[]? refusals)
+    {
         for (var i = 0; i < results.Length; i++)
         {
             var (index, e, prefix) = items[i];
@@ -152,7 +184,10 @@ public sealed class EventRecorder
                 ProfileUpdate? update;
                 while ((update = batch.TryUpdate(e.ProfileKey, new Write(this, e.ProfileKey, stored, stamp, unit), Mutate)) is null)
                 {
-                    Commit(batch, unit, items, results); // another writer holds this profile: what is prepared goes first
+                    if (Commit(batch, unit, items, results) is { } failure)
+                    {
+                        return failure; // another writer holds this profile: what is prepared went first, and failed
+                    }
                 }
 
                 unit.Written.Add((i, update.Value));
@@ -173,8 +208,7 @@ public sealed class EventRecorder
             }
         }
 
-        Commit(batch, unit, items, results);
-        return results;
+        return null;
     }
 
     // The result of an event refused by validation or by the profile's event limit.
@@ -191,14 +225,20 @@ public sealed class EventRecorder
         public List<(int Item, ProfileUpdate Update)> Written { get; } = [];
     }
 
-    // Writes the batch's records in one group commit, publishes its writes and answers their events.
-    private void Commit(ProfileWriteBatch batch, Unit unit, IReadOnlyList<BatchItem> items, EventResult[] results)
+    // Writes the batch's records in one group commit, publishes its writes and answers their events; returns why the
+    // commit failed (nothing of it applied, its events left unanswered), or null.
+    private Exception? Commit(ProfileWriteBatch batch, Unit unit, IReadOnlyList<BatchItem> items, EventResult[] results)
     {
         try
         {
             batch.Commit(
                 unit.Records.Count == 0 ? null : () => _writer.Log.AppendAll(unit.Records),
                 unit.Memberships.Count == 0 ? null : () => unit.Memberships.Apply(_writer.Memberships));
+        }
+        catch (Exception failure)
+        {
+            unit.Written.Clear();
+            return failure;
         }
         finally
         {
@@ -216,6 +256,7 @@ public sealed class EventRecorder
         }
 
         unit.Written.Clear();
+        return null;
     }
 
     // "events[0]" to "events[999]", made once each: a batch's events are named by these on every write.
@@ -278,7 +319,8 @@ public sealed class EventRecorder
     // One event's write: in a batch (Unit set) its record and membership update wait for the batch's commit.
     private readonly record struct Write(EventRecorder Recorder, string Key, StoredEvent Event, WriteStamp Stamp, Unit? Unit);
 
-    // Under the user's lock: skips a recorded event id, logs the event (write-ahead), then applies and derives.
+    // Under the user's lock: skips a recorded event id, logs the event (write-ahead; in a batch, the record waits for the
+    // batch's commit), then applies and derives.
     private static Profile Mutate(Profile p, long v, Write w)
     {
         var (recorder, key, stored, stamp, unit) = w;

@@ -25,6 +25,7 @@ public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
 {
     private readonly ProfileWriter _writer;
     private readonly Lazy<EventBatcher> _batcher;
+    private bool _disposed;
 
     /// <summary>Builds the handlers over <paramref name="store"/>.</summary>
     public ProfileIngestion(
@@ -58,12 +59,25 @@ public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
     /// <see cref="Track"/> for a caller that can wait without holding a thread: with durability on, the event is recorded
     /// together with those other callers sent meanwhile, sharing their change-log commit (<see cref="EventBatcher"/>).
     /// </summary>
-    public Task<TrackResult> TrackAsync(BehaviourEvent e, string prefix = "event") =>
-        BatchesWrites ? _batcher.Value.TrackAsync(e, prefix) : Task.FromResult(Track(e, prefix));
+    /// <exception cref="ObjectDisposedException">With durability on, after <see cref="Dispose"/>.</exception>
+    public Task<TrackResult> TrackAsync(BehaviourEvent e, string prefix = "event")
+    {
+        if (!BatchesWrites)
+        {
+            return Task.FromResult(Track(e, prefix));
+        }
 
-    /// <summary>Records the events waiting to be recorded together, then stops taking more.</summary>
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+        return _batcher.Value.TrackAsync(e, prefix);
+    }
+
+    /// <summary>
+    /// Stops taking events to record together and records those waiting (see <see cref="EventBatcher.Dispose"/>: when the
+    /// change log closed first, they are refused, not applied).
+    /// </summary>
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, true);
         if (_batcher.IsValueCreated)
         {
             _batcher.Value.Dispose();
@@ -126,7 +140,7 @@ public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
     public bool BatchesWrites => _writer.Log.KeepsRecords;
 
     /// <inheritdoc cref="EventRecorder.TrackAll"/>
-    public EventResult[] TrackAll(IReadOnlyList<EventRecorder.BatchItem> items) => Events.TrackAll(items);
+    public EventResult[] TrackAll(IReadOnlyList<EventRecorder.BatchItem> items, Exception?[]? refusals = null) => Events.TrackAll(items, refusals);
 
     /// <inheritdoc cref="EventRecorder.TrackOne"/>
     public EventResult TrackOne(int index, BehaviourEvent e, string prefix = "event") => Events.TrackOne(index, e, prefix);
