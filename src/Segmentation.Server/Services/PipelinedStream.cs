@@ -145,9 +145,9 @@ public static class PipelinedStream
 
             if (reads is not null)
             {
-                // Answering failed while the next message was being read: the read must end before the call does.
+                // A read of the next message may be in progress (answering failed meanwhile): it must end before the call.
                 await reading.CancelAsync();
-                await reads.ContinueWith(static _ => { }, TaskScheduler.Default);
+                await reads.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
             }
 
             answers.Writer.TryComplete();

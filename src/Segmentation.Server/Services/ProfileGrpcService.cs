@@ -127,8 +127,9 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         {
             if (failed >= 0 && next + weight > failed)
             {
-                // A commit failed: the messages before it are answered (their events are applied), this one and the
-                // rest are not (none of their events is), and the stream ends with the failure.
+                // A commit failed: the messages before it are answered (their events are applied); this one and the rest
+                // are not, and the stream ends with the failure. None of their events is applied, except in this message
+                // those before the failed commit when another writer's profile split it: sent again, they are duplicates.
                 ExceptionDispatchInfo.Throw(refusals[failed]!);
             }
 

@@ -324,4 +324,59 @@ public sealed class BatchedIngestionTests : IDisposable
         Assert.Null(world.Store.Get("u-c"));
         Assert.Equal(1, world.Ingestion.Events.Quality.Read().Accepted);
     }
+
+    [Fact]
+    public async Task A_commit_that_a_split_makes_early_and_that_fails_refuses_the_event_waiting_and_every_event_after_it()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        durable.Log.BeforeFlush = () => throw new IOException("no space left on device");
+        using var holding = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var holder = Task.Run(() => world.Store.Update("u-b", (p, _) =>
+        {
+            holding.Set();
+            release.Wait(TimeSpan.FromSeconds(30));
+            return p;
+        }));
+        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)));
+
+        var refusals = new Exception?[3];
+        var results = world.Ingestion.Events.TrackAll(
+            [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-b", "u-b"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")], refusals);
+        release.Set();
+        await holder;
+
+        Assert.All(results, r => Assert.Equal(EventStatus.Rejected, r.Status));
+        Assert.All(refusals, r => Assert.IsType<StorageUnavailableException>(r));
+        Assert.Equal(0, world.Store.Count);
+    }
+
+    [Fact]
+    public void An_event_whose_write_fails_unexpectedly_is_refused_alone_and_queues_nothing_for_the_commit()
+    {
+        using (var durable = Open())
+        {
+            var world = durable.World;
+            world.Store.AfterResolve = key =>
+            {
+                if (key == "u-bad")
+                {
+                    throw new InvalidOperationException("a defect in this event's write");
+                }
+            };
+
+            var refusals = new Exception?[3];
+            var results = world.Ingestion.Events.TrackAll(
+                [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-bad", "u-bad"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")], refusals);
+
+            Assert.Equal([EventStatus.Accepted, EventStatus.Rejected, EventStatus.Accepted], results.Select(r => r.Status));
+            Assert.Equal("a defect in this event's write", Assert.IsType<InvalidOperationException>(refusals[1]).Message);
+            Assert.Null(refusals[0]);
+            Assert.Null(refusals[2]);
+        }
+
+        using var restarted = Open();
+        Assert.Equal(["u-a", "u-c"], restarted.World.Store.Snapshot().Select(p => p.UserId).Order());
+    }
 }

@@ -26,6 +26,7 @@ public sealed class EventBatcher : IDisposable
     // rather than through a thread-pool item that a pool busy with blocked writers would be slow to run.
     private readonly Channel<Pending> _waiting = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly Thread _worker;
+    private Exception? _defect; // what stopped the thread, when a defect did
 
     internal EventBatcher(EventRecorder recorder)
     {
@@ -44,7 +45,9 @@ public sealed class EventBatcher : IDisposable
         var pending = new Pending(e, prefix);
         if (!_waiting.Writer.TryWrite(pending))
         {
-            throw new ObjectDisposedException(nameof(EventBatcher), "the service is stopping: the event was not recorded");
+            throw Volatile.Read(ref _defect) is { } defect
+                ? new InvalidOperationException("the event batcher stopped after a defect; the event was not recorded (restart the service)", defect)
+                : new ObjectDisposedException(nameof(EventBatcher), "the service is stopping: the event was not recorded");
         }
 
         return pending.Task;
@@ -83,6 +86,7 @@ public sealed class EventBatcher : IDisposable
         {
             // Never reached by a refused event or a failed commit (Record answers those): a defect. No caller may wait
             // for a thread that is gone, so the batcher refuses everything from here on.
+            Volatile.Write(ref _defect, ex);
             _waiting.Writer.TryComplete(ex);
             foreach (var pending in batch)
             {

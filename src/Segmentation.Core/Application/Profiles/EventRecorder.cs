@@ -123,6 +123,11 @@ public sealed class EventRecorder
     public EventResult[] TrackAll(IReadOnlyList<BatchItem> items, Exception?[]? refusals = null)
     {
         ArgumentNullException.ThrowIfNull(items);
+        if (refusals is not null && refusals.Length < items.Count)
+        {
+            throw new ArgumentException($"refusals has room for {refusals.Length} events, the batch has {items.Count}", nameof(refusals));
+        }
+
         var results = new EventResult[items.Count];
         using var batch = _writer.Log.KeepsRecords ? _writer.Store.BeginBatch() : null;
         if (batch is null)
@@ -177,6 +182,7 @@ public sealed class EventRecorder
         {
             var (index, e, prefix) = items[i];
             ArgumentNullException.ThrowIfNull(e);
+            var (records, memberships) = (unit.Records.Count, unit.Memberships.Count);
             try
             {
                 var stamp = Validate(e, prefix);
@@ -188,9 +194,20 @@ public sealed class EventRecorder
                     {
                         return failure; // another writer holds this profile: what is prepared went first, and failed
                     }
+
+                    (records, memberships) = (0, 0);
                 }
 
                 unit.Written.Add((i, update.Value));
+            }
+            catch (Exception ex) when (refusals is not null && ex is not (ValidationException or LimitExceededException))
+            {
+                // A failure of this event's write alone (its profile's lock was not kept, nothing of it prepared): what it
+                // queued for the commit goes, and the batch goes on, as one call of Track would fail alone.
+                unit.Records.RemoveRange(records, unit.Records.Count - records);
+                unit.Memberships.RemoveFrom(memberships);
+                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, []);
+                refusals[i] = ex;
             }
             catch (Exception ex) when (ex is ValidationException or LimitExceededException)
             {
@@ -229,14 +246,27 @@ public sealed class EventRecorder
     // commit failed (nothing of it applied, its events left unanswered), or null.
     private Exception? Commit(ProfileWriteBatch batch, Unit unit, IReadOnlyList<BatchItem> items, EventResult[] results)
     {
+        Exception? refused = null;
         try
         {
             batch.Commit(
-                unit.Records.Count == 0 ? null : () => _writer.Log.AppendAll(unit.Records),
+                unit.Records.Count == 0 ? null : () =>
+                {
+                    try
+                    {
+                        _writer.Log.AppendAll(unit.Records);
+                    }
+                    catch (Exception ex)
+                    {
+                        refused = ex;
+                        throw;
+                    }
+                },
                 unit.Memberships.Count == 0 ? null : () => unit.Memberships.Apply(_writer.Memberships));
         }
-        catch (Exception failure)
+        catch (Exception failure) when (ReferenceEquals(failure, refused))
         {
+            // Only the change log's refusal applies nothing; a failure after it (publishing) propagates as a defect.
             unit.Written.Clear();
             return failure;
         }

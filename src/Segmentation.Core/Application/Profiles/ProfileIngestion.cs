@@ -68,7 +68,14 @@ public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
         }
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
-        return _batcher.Value.TrackAsync(e, prefix);
+        var batcher = _batcher.Value;
+        if (Volatile.Read(ref _disposed))
+        {
+            batcher.Dispose(); // Dispose ran while it was made, and may have found none to stop
+            throw new ObjectDisposedException(nameof(ProfileIngestion));
+        }
+
+        return batcher.TrackAsync(e, prefix);
     }
 
     /// <summary>

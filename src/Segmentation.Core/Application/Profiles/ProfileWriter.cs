@@ -209,4 +209,7 @@ public sealed class PendingMemberships
 
     /// <summary>Forgets the updates (their writes were refused).</summary>
     public void Clear() => _writes.Clear();
+
+    /// <summary>Forgets the updates added since there were <paramref name="count"/> (a write that failed after adding its own).</summary>
+    public void RemoveFrom(int count) => _writes.RemoveRange(count, _writes.Count - count);
 }
