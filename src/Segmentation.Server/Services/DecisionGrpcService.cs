@@ -14,40 +14,41 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
 {
     public override Task<DecideResponse> Decide(DecideRequest request, ServerCallContext context)
     {
-        using var span = SegmentationTelemetry.Traces.StartActivity("Decide"); // null (free) unless traces are exported
-        var decisionRequest = new DecisionRequest(
-            request.UserId,
-            request.AnonymousId,
-            DecisionMapper.ToDomain(request.Context, request.Channel),
-            ValueMapper.ToDomain(request.Timestamp, "timestamp"),
-            request.Explain);
-        var response = new DecideResponse();
-        Core.Decisions.Decision decision;
-        if (request.Events.Count == 0)
+        if (request.Events.Count > 0)
         {
-            decision = engine.Decide(decisionRequest, context.CancellationToken);
-        }
-        else
-        {
-            decision = TrackThenDecide(request, decisionRequest, response, context);
-            span?.SetTag("segmentation.events", request.Events.Count);
+            return TrackThenDecide(request, context);
         }
 
+        using var span = SegmentationTelemetry.Traces.StartActivity("Decide"); // null (free) unless traces are exported
+        var decision = engine.Decide(ToDomain(request), context.CancellationToken);
+        Tag(span, decision);
+        return Task.FromResult(new DecideResponse { Decision = DecisionMapper.ToProto(decision) });
+    }
+
+    private static DecisionRequest ToDomain(DecideRequest request) => new(
+        request.UserId,
+        request.AnonymousId,
+        DecisionMapper.ToDomain(request.Context, request.Channel),
+        ValueMapper.ToDomain(request.Timestamp, "timestamp"),
+        request.Explain);
+
+    private static void Tag(System.Diagnostics.Activity? span, Core.Decisions.Decision decision)
+    {
         if (span is not null)
         {
             span.SetTag("segmentation.decision_id", decision.DecisionId);
             span.SetTag("segmentation.segment", decision.Winner.Id);
             span.SetTag("segmentation.cache_hit", decision.FromCache);
         }
-
-        response.Decision = DecisionMapper.ToProto(decision);
-        return Task.FromResult(response);
     }
 
     // A Decide that records the page's events first: it writes to profiles, so the key needs the ingest scope too, and
     // its events count against the key's ingestion rate (the call checked for size and validity before any is spent).
-    private Core.Decisions.Decision TrackThenDecide(DecideRequest request, DecisionRequest decisionRequest, DecideResponse response, ServerCallContext context)
+    // With durability on, the events wait for their commit without holding a thread.
+    private async Task<DecideResponse> TrackThenDecide(DecideRequest request, ServerCallContext context)
     {
+        using var span = SegmentationTelemetry.Traces.StartActivity("Decide");
+        var decisionRequest = ToDomain(request);
         var caller = context.Caller();
         if (!caller.Has(ApiScope.Ingest))
         {
@@ -63,13 +64,16 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
             events[i] = ProfileMapper.ToDomain(request.Events[i]);
         }
 
-        var tracked = trackAndDecide.Decide(decisionRequest, events, context.CancellationToken);
+        var tracked = await trackAndDecide.DecideAsync(decisionRequest, events, context.CancellationToken);
+        var response = new DecideResponse { Decision = DecisionMapper.ToProto(tracked.Decision) };
         foreach (var result in tracked.Events)
         {
             response.EventResults.Add(ProfileMapper.ToProto(result));
         }
 
-        return tracked.Decision;
+        span?.SetTag("segmentation.events", request.Events.Count);
+        Tag(span, tracked.Decision);
+        return response;
     }
 
     // Results are written to the response without flushing, and flushed every FlushEvery results, when

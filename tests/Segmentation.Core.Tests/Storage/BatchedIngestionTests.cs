@@ -379,4 +379,40 @@ public sealed class BatchedIngestionTests : IDisposable
         using var restarted = Open();
         Assert.Equal(["u-a", "u-c"], restarted.World.Store.Snapshot().Select(p => p.UserId).Order());
     }
+
+    [Fact]
+    public async Task Decisions_carrying_a_page_view_wait_for_their_commit_together_and_decide_on_what_was_recorded()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var flushes = 0;
+        durable.Log.BeforeFlush = () =>
+        {
+            if (Interlocked.Increment(ref flushes) == 1)
+            {
+                held.Set();
+                release.Wait(TimeSpan.FromSeconds(30));
+            }
+        };
+
+        var first = world.Ingestion.TrackAsync(Event("first", "u-first"));
+        Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+        var decisions = Enumerable.Range(0, 20)
+            .Select(i => decider.DecideAsync(new Segmentation.Core.Application.Decisions.DecisionRequest($"u{i}", "", Segmentation.Core.Requests.RequestContext.Empty), [Event($"pv{i}", $"u{i}", EventTypes.Purchase, 50)]))
+            .ToList();
+        Assert.All(decisions, d => Assert.False(d.IsCompleted)); // waiting for the commit, not holding a thread each
+        release.Set();
+        await first;
+
+        foreach (var (decided, i) in (await Task.WhenAll(decisions)).Select((d, i) => (d, i)))
+        {
+            Assert.Equal(EventStatus.Accepted, Assert.Single(decided.Events).Status);
+            Assert.Equal(world.Store.Get($"u{i}")!.CurrentSegment, decided.Decision.Winner.Id); // decided after the purchase
+        }
+
+        Assert.Equal(2, flushes); // the held commit, then one for the twenty page views that waited behind it
+    }
 }

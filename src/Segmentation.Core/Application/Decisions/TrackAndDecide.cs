@@ -44,7 +44,15 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
     /// reported as not recorded (sending them again is safe) and the decision is still made, on what was recorded.
     /// <paramref name="cancellation"/> is checked before the events only: once recorded, the decision is made.
     /// </summary>
-    public TrackedDecision Decide(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default)
+    public TrackedDecision Decide(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default) =>
+        DecideAsync(request, events, cancellation).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// <see cref="Decide"/> for a caller that can wait without holding a thread: with durability on, each event is
+    /// recorded with those other callers sent meanwhile, sharing their change-log commit
+    /// (<see cref="ProfileIngestion.TrackAsync"/>); without it, this completes at once.
+    /// </summary>
+    public async Task<TrackedDecision> DecideAsync(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(events);
@@ -58,7 +66,7 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         {
             try
             {
-                results[i] = storable ? Record(i, request, events[i]) : NotStored(i, events[i]);
+                results[i] = storable ? await RecordAsync(i, request, events[i]).ConfigureAwait(false) : NotStored(i, events[i]);
             }
             catch (StorageUnavailableException)
             {
@@ -70,7 +78,7 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         return new TrackedDecision(engine.Decide(request, CancellationToken.None), results);
     }
 
-    private EventResult Record(int index, DecisionRequest request, BehaviourEvent e)
+    private async ValueTask<EventResult> RecordAsync(int index, DecisionRequest request, BehaviourEvent e)
     {
         var field = EventRecorder.BatchField(index);
         if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
@@ -86,7 +94,15 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
             return new EventResult(index, e.EventId, EventStatus.Rejected, null, violations);
         }
 
-        return ingestion.TrackOne(index, e, field);
+        try
+        {
+            var recorded = await ingestion.TrackAsync(e, field).ConfigureAwait(false);
+            return new EventResult(index, e.EventId, recorded.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, recorded.Profile, []);
+        }
+        catch (Exception ex) when (ex is ValidationException or LimitExceededException)
+        {
+            return EventRecorder.Rejected(index, e, field, ex);
+        }
     }
 
     // An event the durable store could not take: not applied, so sending it again later records it.

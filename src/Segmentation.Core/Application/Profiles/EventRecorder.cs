@@ -228,8 +228,8 @@ public sealed class EventRecorder
         return null;
     }
 
-    // The result of an event refused by validation or by the profile's event limit.
-    private static EventResult Rejected(int index, BehaviourEvent e, string prefix, Exception refusal) =>
+    /// <summary>The result of an event refused by validation or by its profile's event limit (<paramref name="refusal"/>).</summary>
+    public static EventResult Rejected(int index, BehaviourEvent e, string prefix, Exception refusal) =>
         new(index, e.EventId, EventStatus.Rejected, null, refusal is ValidationException invalid ? invalid.Violations : [new FieldViolation(prefix, refusal.Message)]);
 
     // The writes of a batch not yet committed: their change-log records, their membership updates, and which results wait.
