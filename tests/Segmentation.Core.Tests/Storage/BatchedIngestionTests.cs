@@ -24,6 +24,71 @@ public sealed class BatchedIngestionTests : IDisposable
     private static List<BehaviourEvent> OnePerUser(int users, string prefix = "e") =>
         [.. Enumerable.Range(0, users).Select(i => Event($"{prefix}{i}", $"u{i}", EventTypes.Purchase, 10 + i))];
 
+    private static EventRecorder.BatchItem[] ThreeUsers() =>
+        [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-b", "u-b"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")];
+
+    // The change log's first commit held at its fsync until released; every commit counted.
+    private sealed class HeldFirstFlush : IDisposable
+    {
+        private readonly ManualResetEventSlim _held = new();
+        private readonly ManualResetEventSlim _release = new();
+        private int _count;
+
+        public HeldFirstFlush(Segmentation.Storage.FileChangeLog log) => log.BeforeFlush = () =>
+        {
+            if (Interlocked.Increment(ref _count) == 1)
+            {
+                _held.Set();
+                _release.Wait(TimeSpan.FromSeconds(30));
+            }
+        };
+
+        public int Count => Volatile.Read(ref _count);
+
+        public void WaitHeld() => Assert.True(_held.Wait(TimeSpan.FromSeconds(30)));
+
+        public void Release() => _release.Set();
+
+        public void Dispose()
+        {
+            _release.Set();
+            _held.Dispose();
+            _release.Dispose();
+        }
+    }
+
+    // Another writer holding a profile's lock (a write that waits inside it) until released.
+    private sealed class HeldProfile : IDisposable
+    {
+        private readonly ManualResetEventSlim _release = new();
+        private readonly Task _writer;
+
+        public HeldProfile(Segmentation.Core.Profiles.InMemoryProfileStore store, string key)
+        {
+            using var holding = new ManualResetEventSlim();
+            _writer = Task.Run(() => store.Update(key, (p, _) =>
+            {
+                holding.Set();
+                _release.Wait(TimeSpan.FromSeconds(30));
+                return p;
+            }));
+            Assert.True(holding.Wait(TimeSpan.FromSeconds(30)));
+        }
+
+        public Task ReleaseAsync()
+        {
+            _release.Set();
+            return _writer;
+        }
+
+        public void Dispose()
+        {
+            _release.Set();
+            _writer.Wait(TimeSpan.FromSeconds(30));
+            _release.Dispose();
+        }
+    }
+
     private Durable Open()
     {
         var durable = new Durable(_dir, Key, Start);
@@ -213,32 +278,22 @@ public sealed class BatchedIngestionTests : IDisposable
         {
             var ingestion = durable.World.Ingestion;
             ingestion.Events.EventLimit = 1;
-            using var held = new ManualResetEventSlim();
-            using var release = new ManualResetEventSlim();
-            var flushes = 0;
-            durable.Log.BeforeFlush = () =>
-            {
-                if (Interlocked.Increment(ref flushes) == 1)
-                {
-                    held.Set();
-                    release.Wait(TimeSpan.FromSeconds(30));
-                }
-            };
+            using var flush = new HeldFirstFlush(durable.Log);
 
             var first = ingestion.TrackAsync(Event("first", "u-first"));
-            Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+            flush.WaitHeld();
             var waiting = Enumerable.Range(0, 40).Select(i => ingestion.TrackAsync(Event($"e{i}", $"u{i}"))).ToList();
             var invalid = ingestion.TrackAsync(Event("bad", "u-bad", type: ""));
             var overLimit = ingestion.TrackAsync(Event("second", "u-first"));
             var again = ingestion.TrackAsync(Event("first", "u-first"));
-            release.Set();
+            flush.Release();
 
             Assert.False((await first).Duplicate);
             Assert.All(await Task.WhenAll(waiting), r => Assert.False(r.Duplicate));
             Assert.Equal("event.type", Assert.Single((await Assert.ThrowsAsync<Validation.ValidationException>(() => invalid)).Violations).Field);
             await Assert.ThrowsAsync<Validation.LimitExceededException>(() => overLimit);
             Assert.True((await again).Duplicate);
-            Assert.Equal(2, flushes); // the first event's commit, then one for the 40 that waited behind it
+            Assert.Equal(2, flush.Count); // the first event's commit, then one for the 40 that waited behind it
         }
 
         using var restarted = Open();
@@ -296,22 +351,12 @@ public sealed class BatchedIngestionTests : IDisposable
         };
 
         // Another writer holds u-b's lock, so the batch commits what it prepared before u-b (flush 1), then waits for it.
-        using var holding = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var holder = Task.Run(() => world.Store.Update("u-b", (p, _) =>
-        {
-            holding.Set();
-            release.Wait(TimeSpan.FromSeconds(30));
-            return p;
-        }));
-        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)));
+        using var held = new HeldProfile(world.Store, "u-b");
 
         var refusals = new Exception?[3];
-        var batch = Task.Run(() => world.Ingestion.Events.TrackAll(
-            [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-b", "u-b"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")], refusals));
+        var batch = Task.Run(() => world.Ingestion.Events.TrackAll(ThreeUsers(), refusals));
         Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref flushes) == 1, TimeSpan.FromSeconds(30)));
-        release.Set();
-        await holder;
+        await held.ReleaseAsync();
         var results = await batch;
 
         Assert.Equal([EventStatus.Accepted, EventStatus.Rejected, EventStatus.Rejected], results.Select(r => r.Status));
@@ -331,21 +376,11 @@ public sealed class BatchedIngestionTests : IDisposable
         using var durable = Open();
         var world = durable.World;
         durable.Log.BeforeFlush = () => throw new IOException("no space left on device");
-        using var holding = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var holder = Task.Run(() => world.Store.Update("u-b", (p, _) =>
-        {
-            holding.Set();
-            release.Wait(TimeSpan.FromSeconds(30));
-            return p;
-        }));
-        Assert.True(holding.Wait(TimeSpan.FromSeconds(30)));
+        using var held = new HeldProfile(world.Store, "u-b");
 
         var refusals = new Exception?[3];
-        var results = world.Ingestion.Events.TrackAll(
-            [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-b", "u-b"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")], refusals);
-        release.Set();
-        await holder;
+        var results = world.Ingestion.Events.TrackAll(ThreeUsers(), refusals);
+        await held.ReleaseAsync();
 
         Assert.All(results, r => Assert.Equal(EventStatus.Rejected, r.Status));
         Assert.All(refusals, r => Assert.IsType<StorageUnavailableException>(r));
@@ -386,25 +421,15 @@ public sealed class BatchedIngestionTests : IDisposable
         using var durable = Open();
         var world = durable.World;
         var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
-        using var held = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var flushes = 0;
-        durable.Log.BeforeFlush = () =>
-        {
-            if (Interlocked.Increment(ref flushes) == 1)
-            {
-                held.Set();
-                release.Wait(TimeSpan.FromSeconds(30));
-            }
-        };
+        using var flush = new HeldFirstFlush(durable.Log);
 
         var first = world.Ingestion.TrackAsync(Event("first", "u-first"));
-        Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+        flush.WaitHeld();
         var decisions = Enumerable.Range(0, 20)
             .Select(i => decider.DecideAsync(new Segmentation.Core.Application.Decisions.DecisionRequest($"u{i}", "", Segmentation.Core.Requests.RequestContext.Empty), [Event($"pv{i}", $"u{i}", EventTypes.Purchase, 50)]))
             .ToList();
         Assert.All(decisions, d => Assert.False(d.IsCompleted)); // waiting for the commit, not holding a thread each
-        release.Set();
+        flush.Release();
         await first;
 
         foreach (var (decided, i) in (await Task.WhenAll(decisions)).Select((d, i) => (d, i)))
@@ -413,6 +438,6 @@ public sealed class BatchedIngestionTests : IDisposable
             Assert.Equal(world.Store.Get($"u{i}")!.CurrentSegment, decided.Decision.Winner.Id); // decided after the purchase
         }
 
-        Assert.Equal(2, flushes); // the held commit, then one for the twenty page views that waited behind it
+        Assert.Equal(2, flush.Count); // the held commit, then one for the twenty page views that waited behind it
     }
 }
