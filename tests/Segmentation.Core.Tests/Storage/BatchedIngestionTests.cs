@@ -440,4 +440,21 @@ public sealed class BatchedIngestionTests : IDisposable
 
         Assert.Equal(2, flush.Count); // the held commit, then one for the twenty page views that waited behind it
     }
+
+    [Fact]
+    public async Task A_decision_carrying_an_event_while_the_service_stops_still_decides_and_reports_the_event_not_recorded()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        world.Ingestion.Dispose(); // the host stops: the event batcher takes nothing more
+
+        var decided = await decider.DecideAsync(new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty), [Event("pv", "u1")]);
+
+        var result = Assert.Single(decided.Events);
+        Assert.Equal(EventStatus.Rejected, result.Status);
+        Assert.Contains("not recorded", Assert.Single(result.Violations).Description, StringComparison.Ordinal);
+        Assert.NotNull(decided.Decision.Winner);
+        Assert.Null(world.Store.Get("u1"));
+    }
 }

@@ -68,9 +68,11 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
             {
                 results[i] = storable ? await RecordAsync(i, request, events[i]).ConfigureAwait(false) : NotStored(i, events[i]);
             }
-            catch (StorageUnavailableException)
+            catch (Exception ex) when (ex is StorageUnavailableException or ObjectDisposedException)
             {
-                storable = false; // the store refuses writes now: this event and the rest are reported, not tried
+                // The store refuses writes now (or the service is stopping): this event and the rest are reported, not
+                // tried, and the page still gets its decision.
+                storable = false;
                 results[i] = NotStored(i, events[i]);
             }
         }
@@ -92,6 +94,11 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
             FieldViolation[] violations = [new($"{field}.{named}", "must be empty or name the user decided for (the request's user_id, or its anonymous_id when it has none, or an id linked to that user)")];
             ingestion.Events.Quality.Rejected(violations, field);
             return new EventResult(index, e.EventId, EventStatus.Rejected, null, violations);
+        }
+
+        if (!ingestion.BatchesWrites)
+        {
+            return ingestion.TrackOne(index, e, field); // in memory: at once, without a task per event
         }
 
         try
