@@ -134,38 +134,62 @@ public sealed class InMemoryProfileStore : IProfileStore
     /// <inheritdoc />
     public ProfileUpdate Update<TState>(string key, TState state, Func<Profile, long, TState, Profile> mutate, long atVersion = 0)
     {
+        var entry = LockEntry(key, wait: true, out var resolved)!;
+        try
+        {
+            var before = entry.Current;
+            var current = before ?? new Profile(resolved);
+            var after = mutate(current, NextVersion(atVersion), state);
+            if (ReferenceEquals(after, current))
+            {
+                return new ProfileUpdate(before, before ?? current);
+            }
+
+            Set(entry, after, _capture);
+            return new ProfileUpdate(before, after);
+        }
+        finally
+        {
+            Monitor.Exit(entry);
+        }
+    }
+
+    // The entry that key resolves to, locked (Monitor on the entry; the caller exits it), and the key it is stored
+    // under; a merge or relink that moved the id meanwhile is followed. Without wait, null when another thread holds the
+    // entry (a thread that holds it already enters it again: Monitor is reentrant).
+    private Entry? LockEntry(string key, bool wait, out string resolved)
+    {
         while (true)
         {
-            var resolved = Resolve(key);
+            resolved = Resolve(key);
             AfterResolve?.Invoke(key);
             var entry = _entries.GetOrAdd(resolved, static _ => new Entry());
-            lock (entry)
+            if (wait)
             {
-                if (entry.Retired)
-                {
-                    continue; // merged away meanwhile: follow the new link
-                }
-
-                if (entry.Current is null && Resolve(key) != resolved)
-                {
-                    // The id leads elsewhere since it was resolved (a merge linked it, an erasure dropped its link) and
-                    // this entry may have been made for the stale target: follow the id as it is now. Only an entry
-                    // without a profile can be such a one: a live profile's entry is retired whenever its ids move.
-                    DropIfUnused(resolved, entry);
-                    continue;
-                }
-
-                var before = entry.Current;
-                var current = before ?? new Profile(resolved);
-                var after = mutate(current, NextVersion(atVersion), state);
-                if (ReferenceEquals(after, current))
-                {
-                    return new ProfileUpdate(before, before ?? current);
-                }
-
-                Set(entry, after, _capture);
-                return new ProfileUpdate(before, after);
+                Monitor.Enter(entry);
             }
+            else if (!Monitor.TryEnter(entry))
+            {
+                return null;
+            }
+
+            if (entry.Retired)
+            {
+                Monitor.Exit(entry);
+                continue; // merged away meanwhile: follow the new link
+            }
+
+            if (entry.Current is null && Resolve(key) != resolved)
+            {
+                // The id leads elsewhere since it was resolved (a merge linked it, an erasure dropped its link) and
+                // this entry may have been made for the stale target: follow the id as it is now. Only an entry
+                // without a profile can be such a one: a live profile's entry is retired whenever its ids move.
+                DropIfUnused(resolved, entry);
+                Monitor.Exit(entry);
+                continue;
+            }
+
+            return entry;
         }
     }
 
@@ -472,62 +496,43 @@ public sealed class InMemoryProfileStore : IProfileStore
 
         public override ProfileUpdate? TryUpdate<TState>(string key, TState state, Func<Profile, long, TState, Profile> mutate)
         {
-            while (true)
+            // Waiting for a lock while holding others could close a circle with another writer: only try then.
+            if (store.LockEntry(key, wait: _held.Count == 0, out var resolved) is not { } entry)
             {
-                var resolved = store.Resolve(key);
-                store.AfterResolve?.Invoke(key);
-                var entry = store._entries.GetOrAdd(resolved, static _ => new Entry());
-                if (_slots.TryGetValue(entry, out var slot))
+                return null;
+            }
+
+            if (_slots.TryGetValue(entry, out var slot))
+            {
+                // Held since this batch changed it (entered again just now): the change builds on the one prepared.
+                Monitor.Exit(entry);
+                var prepared = _held[slot].Prepared;
+                var next = mutate(prepared, store.NextVersion(0), state);
+                _held[slot] = (entry, next);
+                return new ProfileUpdate(prepared, next);
+            }
+
+            var keep = false;
+            try
+            {
+                var before = entry.Current;
+                var current = before ?? new Profile(resolved);
+                var after = mutate(current, store.NextVersion(0), state);
+                if (ReferenceEquals(after, current))
                 {
-                    // Held since this batch changed it: neither merged away nor relinked meanwhile (both need its lock).
-                    var prepared = _held[slot].Prepared;
-                    var next = mutate(prepared, store.NextVersion(0), state);
-                    _held[slot] = (entry, next);
-                    return new ProfileUpdate(prepared, next);
+                    return new ProfileUpdate(before, before ?? current);
                 }
 
-                if (_held.Count == 0)
+                _slots.Add(entry, _held.Count);
+                _held.Add((entry, after));
+                keep = true;
+                return new ProfileUpdate(before, after);
+            }
+            finally
+            {
+                if (!keep)
                 {
-                    Monitor.Enter(entry);
-                }
-                else if (!Monitor.TryEnter(entry))
-                {
-                    return null; // waiting here while holding others could close a circle with another writer
-                }
-
-                var keep = false;
-                try
-                {
-                    if (entry.Retired)
-                    {
-                        continue; // merged away meanwhile: follow the new link
-                    }
-
-                    if (entry.Current is null && store.Resolve(key) != resolved)
-                    {
-                        store.DropIfUnused(resolved, entry); // as in Update: the id leads elsewhere since it was resolved
-                        continue;
-                    }
-
-                    var before = entry.Current;
-                    var current = before ?? new Profile(resolved);
-                    var after = mutate(current, store.NextVersion(0), state);
-                    if (ReferenceEquals(after, current))
-                    {
-                        return new ProfileUpdate(before, before ?? current);
-                    }
-
-                    _slots.Add(entry, _held.Count);
-                    _held.Add((entry, after));
-                    keep = true;
-                    return new ProfileUpdate(before, after);
-                }
-                finally
-                {
-                    if (!keep)
-                    {
-                        Monitor.Exit(entry);
-                    }
+                    Monitor.Exit(entry);
                 }
             }
         }
