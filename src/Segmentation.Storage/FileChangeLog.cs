@@ -387,7 +387,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
 
     /// <inheritdoc />
     /// <exception cref="StorageUnavailableException">The record could not be written (full disk, I/O error); it is not durable and must not be applied. Retrying later may succeed.</exception>
-    public void Append(ChangeRecord record) => Commit(Frame(record, _pii), null);
+    public void Append(ChangeRecord record) => Commit([Frame(record, _pii)]);
 
     /// <inheritdoc />
     /// <remarks>
@@ -409,11 +409,11 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             frames[i] = Frame(records[i], _pii);
         }
 
-        Commit(null, frames);
+        Commit(frames);
     }
 
-    // Adds one frame, or several, to the pending group commit under the gate and waits until it is on disk.
-    private void Commit(byte[]? frame, byte[][]? frames)
+    // Adds the frames to the pending group commit under the gate and waits until they are on disk.
+    private void Commit(ReadOnlySpan<byte[]> frames)
     {
         lock (_gate)
         {
@@ -431,14 +431,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
             }
 
             var batch = _pending;
-            if (frames is null)
-            {
-                batch.Frames.Add(frame!);
-            }
-            else
-            {
-                batch.Frames.AddRange(frames);
-            }
+            batch.Frames.AddRange(frames);
 
             Monitor.PulseAll(_gate);
             while (!batch.Done)
