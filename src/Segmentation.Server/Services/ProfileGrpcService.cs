@@ -121,7 +121,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
 
         var refusals = new Exception?[items.Count];
         var results = ingestion.TrackAll(items, refusals);
-        var failed = Array.FindIndex(refusals, static r => r is not null and not (ValidationException or LimitExceededException));
+        var failed = Array.FindIndex(refusals, static r => r is not null && !EventRecorder.RefusesAlone(r)); // a commit's failure
         var next = 0;
         foreach (var (message, weight) in group)
         {

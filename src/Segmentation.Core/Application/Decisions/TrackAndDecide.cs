@@ -103,10 +103,9 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
 
         try
         {
-            var recorded = await ingestion.TrackAsync(e, field).ConfigureAwait(false);
-            return new EventResult(index, e.EventId, recorded.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, recorded.Profile, []);
+            return EventRecorder.Recorded(index, e, await ingestion.TrackAsync(e, field).ConfigureAwait(false));
         }
-        catch (Exception ex) when (ex is ValidationException or LimitExceededException)
+        catch (Exception ex) when (EventRecorder.RefusesAlone(ex))
         {
             return EventRecorder.Rejected(index, e, field, ex);
         }

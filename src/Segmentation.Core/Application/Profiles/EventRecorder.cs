@@ -1,5 +1,5 @@
-using System.Runtime.ExceptionServices;
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
@@ -35,14 +35,9 @@ public sealed class EventRecorder
         {
             update = Apply(e.ProfileKey, StoredEvent.From(e), Validate(e, prefix));
         }
-        catch (ValidationException ex)
+        catch (Exception ex) when (RefusesAlone(ex))
         {
-            Quality.Rejected(ex.Violations, prefix);
-            throw;
-        }
-        catch (LimitExceededException)
-        {
-            Quality.Rejected("event_limit");
+            CountRefusal(ex, prefix);
             throw;
         }
 
@@ -62,6 +57,25 @@ public sealed class EventRecorder
         }
 
         return _writer.Live(now);
+    }
+
+    /// <summary>
+    /// True for the exceptions that refuse one event on its own, whatever the others of its batch: it is invalid
+    /// (<see cref="ValidationException"/>) or its profile holds the most events it may (<see cref="LimitExceededException"/>).
+    /// </summary>
+    public static bool RefusesAlone(Exception refusal) => refusal is ValidationException or LimitExceededException;
+
+    // Counts an event refused on its own under its reason.
+    private void CountRefusal(Exception refusal, string prefix)
+    {
+        if (refusal is ValidationException invalid)
+        {
+            Quality.Rejected(invalid.Violations, prefix);
+        }
+        else
+        {
+            Quality.Rejected("event_limit");
+        }
     }
 
     // Counts a recorded event and tells the listener: once it is applied (and durable).
@@ -134,18 +148,8 @@ public sealed class EventRecorder
         {
             for (var i = 0; i < results.Length; i++)
             {
-                var (index, e, prefix) = items[i];
-                ArgumentNullException.ThrowIfNull(e);
-                try
-                {
-                    var result = Track(e, prefix);
-                    results[i] = new EventResult(index, e.EventId, result.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, result.Profile, []);
-                }
-                catch (Exception ex) when (ex is ValidationException or LimitExceededException)
-                {
-                    results[i] = Rejected(index, e, prefix, ex);
-                    refusals?[i] = ex;
-                }
+                results[i] = TrackReported(items[i].Index, items[i].Event, items[i].Prefix, out var refusal);
+                refusals?[i] = refusal;
             }
 
             return results;
@@ -200,7 +204,7 @@ public sealed class EventRecorder
 
                 unit.Written.Add((i, update.Value));
             }
-            catch (Exception ex) when (refusals is not null && ex is not (ValidationException or LimitExceededException))
+            catch (Exception ex) when (refusals is not null && !RefusesAlone(ex))
             {
                 // A failure of this event's write alone (its profile's lock was not kept, nothing of it prepared): what it
                 // queued for the commit goes, and the batch goes on, as one call of Track would fail alone.
@@ -209,17 +213,9 @@ public sealed class EventRecorder
                 results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, []);
                 refusals[i] = ex;
             }
-            catch (Exception ex) when (ex is ValidationException or LimitExceededException)
+            catch (Exception ex) when (RefusesAlone(ex))
             {
-                if (ex is ValidationException invalid)
-                {
-                    Quality.Rejected(invalid.Violations, prefix);
-                }
-                else
-                {
-                    Quality.Rejected("event_limit");
-                }
-
+                CountRefusal(ex, prefix);
                 results[i] = Rejected(index, e, prefix, ex);
                 refusals?[i] = ex;
             }
@@ -228,7 +224,11 @@ public sealed class EventRecorder
         return null;
     }
 
-    /// <summary>The result of an event refused by validation or by its profile's event limit (<paramref name="refusal"/>).</summary>
+    /// <summary>The result of an event recorded: accepted, or a duplicate of one recorded before.</summary>
+    public static EventResult Recorded(int index, BehaviourEvent e, TrackResult recorded) =>
+        new(index, e.EventId, recorded.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, recorded.Profile, []);
+
+    /// <summary>The result of an event refused on its own (<paramref name="refusal"/>: see <see cref="RefusesAlone"/>).</summary>
     public static EventResult Rejected(int index, BehaviourEvent e, string prefix, Exception refusal) =>
         new(index, e.EventId, EventStatus.Rejected, null, refusal is ValidationException invalid ? invalid.Violations : [new FieldViolation(prefix, refusal.Message)]);
 
@@ -282,7 +282,7 @@ public sealed class EventRecorder
             Recorded(e, update);
             MarkRfm(update, e.Type);
 
-            results[item] = new EventResult(index, e.EventId, update.Changed ? EventStatus.Accepted : EventStatus.Duplicate, update.After, []);
+            results[item] = Recorded(index, e, new TrackResult(update.After, !update.Changed));
         }
 
         unit.Written.Clear();
@@ -315,16 +315,20 @@ public sealed class EventRecorder
     }
 
     /// <summary>Records one event of a stream, reporting rather than throwing a validation failure.</summary>
-    public EventResult TrackOne(int index, BehaviourEvent e, string prefix = "event")
+    public EventResult TrackOne(int index, BehaviourEvent e, string prefix = "event") => TrackReported(index, e, prefix, out _);
+
+    // TrackOne, also giving the exception that refused the event.
+    private EventResult TrackReported(int index, BehaviourEvent e, string prefix, out Exception? refusal)
     {
         ArgumentNullException.ThrowIfNull(e);
+        refusal = null;
         try
         {
-            var result = Track(e, prefix);
-            return new EventResult(index, e.EventId, result.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, result.Profile, []);
+            return Recorded(index, e, Track(e, prefix));
         }
-        catch (Exception ex) when (ex is ValidationException or LimitExceededException)
+        catch (Exception ex) when (RefusesAlone(ex))
         {
+            refusal = ex;
             return Rejected(index, e, prefix, ex);
         }
     }
