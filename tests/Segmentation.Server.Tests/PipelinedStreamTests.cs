@@ -98,11 +98,9 @@ public sealed class PipelinedStreamTests
     [Fact]
     public async Task A_refused_message_in_the_middle_of_a_group_ends_the_stream_after_the_messages_before_it_are_answered()
     {
-        var requests = new EndlessRequests(limit: 1000);
-        var written = new List<int>();
-        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => PipelinedStream.RunGroupedAsync(
-            requests, new RecordingResponses(written), MaxQueued, weigh: static m => m == 500 ? throw new InvalidOperationException("refused") : 1,
-            answer: static (group, answers) => answers.AddRange(group.Select(m => m.Message)), maxGroupWeight: 64, CancellationToken.None));
+        var (ex, written) = await GroupsOf64UntilFailure<InvalidOperationException>(
+            weigh: static m => m == 500 ? throw new InvalidOperationException("refused") : 1,
+            answer: static (group, answers) => answers.AddRange(group.Select(m => m.Message)));
 
         Assert.Equal("refused", ex.Message);
         Assert.Equal(Enumerable.Range(0, 500), written); // 500 is not a multiple of 64: the last group was answered early
@@ -111,12 +109,9 @@ public sealed class PipelinedStreamTests
     [Fact]
     public async Task A_group_whose_answer_fails_ends_the_stream_with_that_error_after_the_groups_before_it()
     {
-        var requests = new EndlessRequests(limit: 1000);
-        var written = new List<int>();
-        var ex = await Assert.ThrowsAsync<IOException>(() => PipelinedStream.RunGroupedAsync(
-            requests, new RecordingResponses(written), MaxQueued, weigh: static _ => 1,
-            answer: static (group, answers) => answers.AddRange(group[0].Message == 128 ? throw new IOException("the disk is full") : group.Select(m => m.Message)),
-            maxGroupWeight: 64, CancellationToken.None));
+        var (ex, written) = await GroupsOf64UntilFailure<IOException>(
+            weigh: static _ => 1,
+            answer: static (group, answers) => answers.AddRange(group[0].Message == 128 ? throw new IOException("the disk is full") : group.Select(m => m.Message)));
 
         Assert.Equal("the disk is full", ex.Message);
         Assert.Equal(Enumerable.Range(0, 128), written);
@@ -125,10 +120,8 @@ public sealed class PipelinedStreamTests
     [Fact]
     public async Task A_group_whose_answer_fails_part_way_writes_the_answers_it_gave_then_ends_the_stream()
     {
-        var requests = new EndlessRequests(limit: 1000);
-        var written = new List<int>();
-        var ex = await Assert.ThrowsAsync<IOException>(() => PipelinedStream.RunGroupedAsync(
-            requests, new RecordingResponses(written), MaxQueued, weigh: static _ => 1,
+        var (ex, written) = await GroupsOf64UntilFailure<IOException>(
+            weigh: static _ => 1,
             answer: static (group, answers) =>
             {
                 answers.AddRange(group.Select(m => m.Message).TakeWhile(m => m != 70));
@@ -136,8 +129,7 @@ public sealed class PipelinedStreamTests
                 {
                     throw new IOException("the disk is full");
                 }
-            },
-            maxGroupWeight: 64, CancellationToken.None));
+            });
 
         Assert.Equal("the disk is full", ex.Message);
         Assert.Equal(Enumerable.Range(0, 70), written);
@@ -180,6 +172,18 @@ public sealed class PipelinedStreamTests
             });
             return Second = read.Task;
         }
+    }
+
+    // 1,000 messages, each there at once, answered in groups of up to 64 until weighing or answering fails: the failure and
+    // the answers written before it.
+    private static async Task<(TException Failure, List<int> Written)> GroupsOf64UntilFailure<TException>(
+        Func<int, int> weigh, Action<IReadOnlyList<(int Message, int Weight)>, List<int>> answer)
+        where TException : Exception
+    {
+        var written = new List<int>();
+        var failure = await Assert.ThrowsAsync<TException>(() => PipelinedStream.RunGroupedAsync(
+            new EndlessRequests(limit: 1000), new RecordingResponses(written), MaxQueued, weigh, answer, maxGroupWeight: 64, CancellationToken.None));
+        return (failure, written);
     }
 
     // Messages 0, 1, 2, … up to a limit, each ready at once except those in `late`, which arrive a moment after they are asked for.
