@@ -124,7 +124,10 @@ internal static class Cli
         _ => RpcFailure,
     };
 
-    /// <summary>Runs a command body; an RPC failure is printed to stderr with its status and field violations.</summary>
+    /// <summary>
+    /// Runs a command body; an RPC failure is printed to stderr with its status and field violations, a local failure
+    /// (a file that cannot be read, a disk that is full) with its message, never a stack trace.
+    /// </summary>
     public static async Task<int> RunAsync(Func<Task<int>> body)
     {
         try
@@ -141,10 +144,16 @@ internal static class Cli
             await Console.Error.WriteLineAsync("error: " + ex.Message);
             return UsageError;
         }
-        catch (Exception ex) when (ex is InvalidDataException or IOException)
+        catch (InvalidDataException ex)
         {
             await Console.Error.WriteLineAsync("error: " + ex.Message);
             return Rejected;
+        }
+        catch (IOException ex)
+        {
+            // A local read or write failed (a full disk, a device error): a failure of this machine, not input refused.
+            await Console.Error.WriteLineAsync("error: local I/O failed: " + ex.Message);
+            return RpcFailure;
         }
         catch (OperationCanceledException)
         {

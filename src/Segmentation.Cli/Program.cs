@@ -25,18 +25,18 @@ ServiceTarget Target(ParseResult parse) => Cli.Target(parse.GetValue(address), p
 // hash-key: what an operator puts in Segmentation:Security:ApiKeys:N:Sha256. The key is read from standard input, never
 // an argument (arguments stay in shell history and process lists): printf %s "$KEY" | segctl hash-key
 var hashKey = new Command("hash-key", "Print the SHA-256 (hex) of an API key read from standard input (one line), for Segmentation:Security:ApiKeys:N:Sha256; no server call");
-hashKey.SetAction(_ =>
+hashKey.SetAction(_ => Cli.RunAsync(async () =>
 {
-    var key = Console.In.ReadLine()?.TrimEnd('\r');
+    var key = (await Console.In.ReadLineAsync())?.TrimEnd('\r');
     if (string.IsNullOrEmpty(key))
     {
-        Console.Error.WriteLine("error: no key on standard input: printf %s \"$KEY\" | segctl hash-key");
+        await Console.Error.WriteLineAsync("error: no key on standard input: printf %s \"$KEY\" | segctl hash-key");
         return Cli.UsageError;
     }
 
-    Console.WriteLine(Cli.HashKey(key));
+    await Console.Out.WriteLineAsync(Cli.HashKey(key));
     return 0;
-});
+}));
 root.Subcommands.Add(hashKey);
 
 // import

@@ -146,6 +146,26 @@ public sealed class CliProcessTests
         }
     }
 
+    [Fact]
+    public async Task A_full_disk_under_standard_output_is_a_failure_exit_1_not_refused_input_and_never_a_stack_trace()
+    {
+        // Regression: a local write failing (here standard output on /dev/full: "No space left on device") exited 3, the
+        // code for input the service refused, and hash-key, outside the common runner, died with a stack trace.
+        var (exit, _, stderr) = await Segctl([], "bash", "-c", $"printf %s some-key | dotnet {ExternalTools.Segctl} hash-key > /dev/full");
+        Assert.True(exit == 1, $"hash-key: exit {exit}: {stderr}");
+        Assert.Contains("No space left on device", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+
+        await WithService(async port =>
+        {
+            var env = new Dictionary<string, string> { ["SEGMENTATION_API_KEY"] = RealServerProcessTests.ApiKey };
+            (exit, _, stderr) = await Segctl(env, "bash", "-c", $"dotnet {ExternalTools.Segctl} segments --address http://127.0.0.1:{port} > /dev/full");
+            Assert.True(exit == 1, $"segments: exit {exit}: {stderr}");
+            Assert.Contains("No space left on device", stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+        });
+    }
+
     // A stand-in for the service on a free port, answering one gRPC method with the given handler (HTTP/2, plaintext).
     private static async Task<WebApplication> StubService(string path, RequestDelegate handler)
     {
