@@ -442,6 +442,74 @@ public sealed class BatchedIngestionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_decision_carrying_several_events_records_them_in_order_with_one_commit()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        var flushes = 0;
+        durable.Log.BeforeFlush = () => Interlocked.Increment(ref flushes);
+
+        var decided = await decider.DecideAsync(
+            new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty),
+            [Event("pv1", "u1"), Event("buy", "", EventTypes.Purchase, 80), Event("other", "u2"), Event("pv1", "u1"), Event("pv2", "")]);
+
+        // Regression: each event waited for its own commit in a row (three here: the duplicate writes nothing).
+        Assert.Equal(1, Volatile.Read(ref flushes));
+        Assert.Equal([EventStatus.Accepted, EventStatus.Accepted, EventStatus.Rejected, EventStatus.Duplicate, EventStatus.Accepted], decided.Events.Select(r => r.Status));
+        Assert.Equal([0, 1, 2, 3, 4], decided.Events.Select(r => r.Index));
+        Assert.Equal("events[2].user_id", Assert.Single(decided.Events[2].Violations).Field);
+        var profile = world.Store.Get("u1")!;
+        Assert.Equal(3, profile.Events.Count);
+        Assert.Equal(profile.CurrentSegment, decided.Decision.Winner.Id); // decided on what was recorded
+        Assert.Null(world.Store.Get("u2"));
+    }
+
+    [Fact]
+    public async Task A_decisions_events_are_never_split_between_two_commits_so_a_failed_commit_never_keeps_a_later_event_and_loses_an_earlier()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var flushes = 0;
+        durable.Log.BeforeFlush = () =>
+        {
+            switch (Interlocked.Increment(ref flushes))
+            {
+                case 1:
+                    held.Set();
+                    release.Wait(TimeSpan.FromSeconds(30));
+                    break;
+                case 2:
+                    throw new IOException("no space left on device");
+            }
+        };
+
+        var first = world.Ingestion.TrackAsync(Event("first", "u-first"));
+        Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+        // 250 single events wait, then a decision's 10: they do not fit one batch (256) with the singles, so they wait whole
+        // for the next one rather than 6 of them sharing the singles' commit.
+        var singles = Enumerable.Range(0, 250).Select(i => world.Ingestion.TrackAsync(Event($"s{i}", $"u{i}"))).ToList();
+        var decision = decider.DecideAsync(
+            new Segmentation.Core.Application.Decisions.DecisionRequest("page-user", "", Segmentation.Core.Requests.RequestContext.Empty),
+            [.. Enumerable.Range(0, 10).Select(i => Event($"pv{i}", ""))]);
+        release.Set();
+        await first;
+
+        foreach (var single in singles)
+        {
+            await Assert.ThrowsAsync<StorageUnavailableException>(() => single);
+        }
+
+        var decided = await decision;
+        Assert.All(decided.Events, r => Assert.Equal(EventStatus.Accepted, r.Status));
+        Assert.Equal(10, world.Store.Get("page-user")!.Events.Count);
+        Assert.Equal(3, Volatile.Read(ref flushes));
+    }
+
+    [Fact]
     public async Task A_decision_carrying_an_event_while_the_service_stops_still_decides_and_reports_the_event_not_recorded()
     {
         using var durable = Open();

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Decisions;
@@ -48,9 +49,9 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         DecideAsync(request, events, cancellation).GetAwaiter().GetResult();
 
     /// <summary>
-    /// <see cref="Decide"/> for a caller that can wait without holding a thread: with durability on, each event is
-    /// recorded with those other callers sent meanwhile, sharing their change-log commit
-    /// (<see cref="ProfileIngestion.TrackAsync"/>); without it, this completes at once.
+    /// <see cref="Decide"/> for a caller that can wait without holding a thread: with durability on, the events are
+    /// recorded in one batch with those other callers sent meanwhile, sharing one change-log commit
+    /// (<see cref="ProfileIngestion.TrackAllAsync"/>); without it, this completes at once.
     /// </summary>
     public async Task<TrackedDecision> DecideAsync(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default)
     {
@@ -61,53 +62,76 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         request.ThrowIfInvalid();
 
         var results = events.Count == 0 ? [] : new EventResult[events.Count];
-        var storable = true;
-        for (var i = 0; i < events.Count; i++)
+        if (events.Count > 0)
         {
-            try
-            {
-                results[i] = storable ? await RecordAsync(i, request, events[i]).ConfigureAwait(false) : NotStored(i, events[i]);
-            }
-            catch (Exception ex) when (ex is StorageUnavailableException or ObjectDisposedException)
-            {
-                // The store refuses writes now (or the service is stopping): this event and the rest are reported, not
-                // tried, and the page still gets its decision.
-                storable = false;
-                results[i] = NotStored(i, events[i]);
-            }
+            await RecordAsync(request, events, results).ConfigureAwait(false);
         }
 
         return new TrackedDecision(engine.Decide(request, CancellationToken.None), results);
     }
 
-    private async ValueTask<EventResult> RecordAsync(int index, DecisionRequest request, BehaviourEvent e)
+    // Records the events that name the user decided for, in order and together, and fills every event's result.
+    private async Task RecordAsync(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, EventResult[] results)
     {
-        var field = EventRecorder.BatchField(index);
-        if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
+        var items = new List<EventRecorder.BatchItem>(events.Count);
+        for (var i = 0; i < events.Count; i++)
         {
-            e = e with { UserId = request.UserId, AnonymousId = request.AnonymousId };
-        }
-        else if (!string.Equals(e.ProfileKey, request.SubjectId, StringComparison.Ordinal)
-            && !string.Equals(profiles.Resolve(e.ProfileKey), profiles.Resolve(request.SubjectId), StringComparison.Ordinal))
-        {
-            var named = e.UserId.Length > 0 ? "user_id" : "anonymous_id";
-            FieldViolation[] violations = [new($"{field}.{named}", "must be empty or name the user decided for (the request's user_id, or its anonymous_id when it has none, or an id linked to that user)")];
-            ingestion.Events.Quality.Rejected(violations, field);
-            return new EventResult(index, e.EventId, EventStatus.Rejected, null, violations);
+            var (e, field) = (events[i], EventRecorder.BatchField(i));
+            if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
+            {
+                items.Add(new(i, e with { UserId = request.UserId, AnonymousId = request.AnonymousId }, field));
+            }
+            else if (string.Equals(e.ProfileKey, request.SubjectId, StringComparison.Ordinal)
+                || string.Equals(profiles.Resolve(e.ProfileKey), profiles.Resolve(request.SubjectId), StringComparison.Ordinal))
+            {
+                items.Add(new(i, e, field));
+            }
+            else
+            {
+                var named = e.UserId.Length > 0 ? "user_id" : "anonymous_id";
+                FieldViolation[] violations = [new($"{field}.{named}", "must be empty or name the user decided for (the request's user_id, or its anonymous_id when it has none, or an id linked to that user)")];
+                ingestion.Events.Quality.Rejected(violations, field);
+                results[i] = new EventResult(i, e.EventId, EventStatus.Rejected, null, violations);
+            }
         }
 
-        if (!ingestion.BatchesWrites)
+        if (items.Count == 0)
         {
-            return ingestion.TrackOne(index, e, field); // in memory: at once, without a task per event
+            return;
         }
 
+        var refusals = new Exception?[items.Count];
+        EventResult[] recorded;
         try
         {
-            return EventRecorder.Recorded(index, e, await ingestion.TrackAsync(e, field).ConfigureAwait(false));
+            recorded = await ingestion.TrackAllAsync(items, refusals).ConfigureAwait(false);
         }
-        catch (Exception ex) when (EventRecorder.RefusesAlone(ex))
+        catch (ObjectDisposedException)
         {
-            return EventRecorder.Rejected(index, e, field, ex);
+            // The service is stopping: nothing was recorded, and the page still gets its decision.
+            foreach (var (index, e, _) in items)
+            {
+                results[index] = NotStored(index, e);
+            }
+
+            return;
+        }
+
+        for (var j = 0; j < items.Count; j++)
+        {
+            var (index, e, _) = items[j];
+            if (refusals[j] is StorageUnavailableException or ObjectDisposedException)
+            {
+                results[index] = NotStored(index, e); // the commit failed or the store closed: this event and the ones after it
+            }
+            else if (refusals[j] is null || EventRecorder.RefusesAlone(refusals[j]!))
+            {
+                results[index] = recorded[j]; // recorded, a duplicate, or rejected on its own with its violations
+            }
+            else
+            {
+                ExceptionDispatchInfo.Throw(refusals[j]!); // a defect in this event's write: the call fails, as it always has
+            }
         }
     }
 

@@ -24,7 +24,7 @@ public sealed class EventBatcher : IDisposable
     private readonly EventRecorder _recorder;
     // The caller that adds an event wakes the batcher's thread itself (it only sets the event the thread blocks on),
     // rather than through a thread-pool item that a pool busy with blocked writers would be slow to run.
-    private readonly Channel<Pending> _waiting = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
+    private readonly Channel<IWaiting> _waiting = Channel.CreateUnbounded<IWaiting>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly Thread _worker;
     private Exception? _defect; // what stopped the thread, when a defect did
 
@@ -42,15 +42,39 @@ public sealed class EventBatcher : IDisposable
     public Task<TrackResult> TrackAsync(BehaviourEvent e, string prefix = "event")
     {
         ArgumentNullException.ThrowIfNull(e);
-        var pending = new Pending(e, prefix);
-        if (!_waiting.Writer.TryWrite(pending))
+        return Enqueue(new One(e, prefix)).Task;
+    }
+
+    /// <summary>
+    /// Records one caller's events together, in order and in the same batch (one run of <see cref="EventRecorder.TrackAll"/>
+    /// with the events waiting beside them), so they share one commit; completes once they are applied and durable, with
+    /// their results in order. <paramref name="refusals"/> is filled as <see cref="EventRecorder.TrackAll"/> fills it: a
+    /// failed commit fails every event of the group from the first it did not apply.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The batcher is stopped (nothing of the group is recorded).</exception>
+    public Task<EventResult[]> TrackAllAsync(IReadOnlyList<EventRecorder.BatchItem> items, Exception?[] refusals)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        ArgumentNullException.ThrowIfNull(refusals);
+        if (refusals.Length < items.Count)
+        {
+            throw new ArgumentException($"refusals has room for {refusals.Length} events, the group has {items.Count}", nameof(refusals));
+        }
+
+        return Enqueue(new Group(items, refusals)).Task;
+    }
+
+    private T Enqueue<T>(T waiting)
+        where T : IWaiting
+    {
+        if (!_waiting.Writer.TryWrite(waiting))
         {
             throw Volatile.Read(ref _defect) is { } defect
                 ? new InvalidOperationException("the event batcher stopped after a defect; the event was not recorded (restart the service)", defect)
                 : new ObjectDisposedException(nameof(EventBatcher), "the service is stopping: the event was not recorded");
         }
 
-        return pending.Task;
+        return waiting;
     }
 
     /// <summary>
@@ -65,16 +89,28 @@ public sealed class EventBatcher : IDisposable
 
     private void Run()
     {
-        var batch = new List<Pending>(MaxBatch);
+        var batch = new List<IWaiting>();
         var items = new List<EventRecorder.BatchItem>(MaxBatch);
+        IWaiting? next = null; // read, but past the batch's room: it starts the next batch
         try
         {
-            while (_waiting.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+            while (next is not null || _waiting.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
             {
-                while (batch.Count < MaxBatch && _waiting.Reader.TryRead(out var pending))
+                if (next is not null)
                 {
-                    batch.Add(pending);
-                    items.Add(new EventRecorder.BatchItem(0, pending.Event, pending.Prefix));
+                    Take(next, batch, items);
+                    next = null;
+                }
+
+                while (_waiting.Reader.TryRead(out var waiting))
+                {
+                    if (items.Count > 0 && items.Count + waiting.Count > MaxBatch)
+                    {
+                        next = waiting; // a group is never split between two batches
+                        break;
+                    }
+
+                    Take(waiting, batch, items);
                 }
 
                 Record(batch, items);
@@ -88,19 +124,26 @@ public sealed class EventBatcher : IDisposable
             // for a thread that is gone, so the batcher refuses everything from here on.
             Volatile.Write(ref _defect, ex);
             _waiting.Writer.TryComplete(ex);
-            foreach (var pending in batch)
+            next?.Fail(ex);
+            foreach (var waiting in batch)
             {
-                pending.TrySetException(ex);
+                waiting.Fail(ex);
             }
 
             while (_waiting.Reader.TryRead(out var left))
             {
-                left.TrySetException(ex);
+                left.Fail(ex);
             }
         }
     }
 
-    private void Record(List<Pending> batch, List<EventRecorder.BatchItem> items)
+    private static void Take(IWaiting waiting, List<IWaiting> batch, List<EventRecorder.BatchItem> items)
+    {
+        batch.Add(waiting);
+        waiting.AddTo(items);
+    }
+
+    private void Record(List<IWaiting> batch, List<EventRecorder.BatchItem> items)
     {
         var refusals = new Exception?[items.Count];
         EventResult[] results;
@@ -110,32 +153,71 @@ public sealed class EventBatcher : IDisposable
         }
         catch (Exception ex)
         {
-            foreach (var pending in batch)
+            foreach (var waiting in batch)
             {
-                pending.TrySetException(ex);
+                waiting.Fail(ex);
             }
 
             return;
         }
 
-        for (var i = 0; i < batch.Count; i++)
+        var first = 0;
+        foreach (var waiting in batch)
         {
-            if (refusals[i] is { } refused)
-            {
-                batch[i].TrySetException(refused);
-            }
-            else
-            {
-                batch[i].TrySetResult(new TrackResult(results[i].Profile!, results[i].Status == EventStatus.Duplicate));
-            }
+            waiting.Answer(results, refusals, first);
+            first += waiting.Count;
         }
     }
 
-    // An event waiting to be recorded, and its caller's answer (continued on the thread pool, never on the batcher's thread).
-    private sealed class Pending(BehaviourEvent e, string prefix) : TaskCompletionSource<TrackResult>(TaskCreationOptions.RunContinuationsAsynchronously)
+    // A caller waiting: its events, recorded next to each other in one batch, and its answer (continued on the thread
+    // pool, never on the batcher's thread).
+    private interface IWaiting
     {
-        public BehaviourEvent Event { get; } = e;
+        int Count { get; }
 
-        public string Prefix { get; } = prefix;
+        void AddTo(List<EventRecorder.BatchItem> items);
+
+        // Answers from the batch's results and refusals, this caller's from first on.
+        void Answer(EventResult[] results, Exception?[] refusals, int first);
+
+        void Fail(Exception ex);
+    }
+
+    // A single event (TrackAsync): its result, or the exception that refused it.
+    private sealed class One(BehaviourEvent e, string prefix) : TaskCompletionSource<TrackResult>(TaskCreationOptions.RunContinuationsAsynchronously), IWaiting
+    {
+        public int Count => 1;
+
+        public void AddTo(List<EventRecorder.BatchItem> items) => items.Add(new EventRecorder.BatchItem(0, e, prefix));
+
+        public void Answer(EventResult[] results, Exception?[] refusals, int first)
+        {
+            if (refusals[first] is { } refused)
+            {
+                TrySetException(refused);
+            }
+            else
+            {
+                TrySetResult(new TrackResult(results[first].Profile!, results[first].Status == EventStatus.Duplicate));
+            }
+        }
+
+        public void Fail(Exception ex) => TrySetException(ex);
+    }
+
+    // A caller's events recorded together (TrackAllAsync): their results, their refusals copied to the caller's array.
+    private sealed class Group(IReadOnlyList<EventRecorder.BatchItem> group, Exception?[] callerRefusals) : TaskCompletionSource<EventResult[]>(TaskCreationOptions.RunContinuationsAsynchronously), IWaiting
+    {
+        public int Count => group.Count;
+
+        public void AddTo(List<EventRecorder.BatchItem> items) => items.AddRange(group);
+
+        public void Answer(EventResult[] results, Exception?[] refusals, int first)
+        {
+            Array.Copy(refusals, first, callerRefusals, 0, group.Count);
+            TrySetResult(results[first..(first + group.Count)]);
+        }
+
+        public void Fail(Exception ex) => TrySetException(ex);
     }
 }

@@ -60,13 +60,21 @@ public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
     /// together with those other callers sent meanwhile, sharing their change-log commit (<see cref="EventBatcher"/>).
     /// </summary>
     /// <exception cref="ObjectDisposedException">With durability on, after <see cref="Dispose"/>.</exception>
-    public Task<TrackResult> TrackAsync(BehaviourEvent e, string prefix = "event")
-    {
-        if (!BatchesWrites)
-        {
-            return Task.FromResult(Track(e, prefix));
-        }
+    public Task<TrackResult> TrackAsync(BehaviourEvent e, string prefix = "event") =>
+        BatchesWrites ? Batcher().TrackAsync(e, prefix) : Task.FromResult(Track(e, prefix));
 
+    /// <summary>
+    /// <see cref="TrackAll"/> for a caller that can wait without holding a thread: with durability on, the items are
+    /// recorded in one batch with the events other callers sent meanwhile, sharing their change-log commit
+    /// (<see cref="EventBatcher.TrackAllAsync"/>); without it, this completes at once.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">With durability on, after <see cref="Dispose"/>: nothing is recorded.</exception>
+    public Task<EventResult[]> TrackAllAsync(IReadOnlyList<EventRecorder.BatchItem> items, Exception?[] refusals) =>
+        BatchesWrites ? Batcher().TrackAllAsync(items, refusals) : Task.FromResult(TrackAll(items, refusals));
+
+    // The batcher, made on first use; refused once disposed.
+    private EventBatcher Batcher()
+    {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
         var batcher = _batcher.Value;
         if (Volatile.Read(ref _disposed))
@@ -75,7 +83,7 @@ public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
             throw new ObjectDisposedException(nameof(ProfileIngestion));
         }
 
-        return batcher.TrackAsync(e, prefix);
+        return batcher;
     }
 
     /// <summary>
