@@ -4,6 +4,7 @@ using System.Text;
 using Google.Protobuf;
 using Google.Rpc;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
 
 namespace Segmentation.Cli;
@@ -13,6 +14,9 @@ internal sealed record ServiceTarget(string Address, string ApiKey)
 {
     /// <summary>Where the key came from (<c>--api-key</c>, <c>SEGMENTATION_API_KEY</c> or the development key), for error messages.</summary>
     public string KeySource { get; init; } = "--api-key";
+
+    /// <summary>How long one unary call may wait for its answer (<c>--timeout</c>): its deadline, unless the call sets one.</summary>
+    public TimeSpan CallTimeout { get; init; } = Cli.DefaultCallTimeout;
 
     public override string ToString() => Address; // never the key
 }
@@ -49,10 +53,11 @@ internal static class Cli
 
     /// <summary>
     /// The target of a command: the address (option, else SEGCTL_ADDRESS, else the default) checked to be an absolute
-    /// http(s) URL, and the key (option, else SEGMENTATION_API_KEY, else the development key) with where it came from.
+    /// http(s) URL, the key (option, else SEGMENTATION_API_KEY, else the development key) with where it came from, and
+    /// how long one unary call may wait (<paramref name="callTimeout"/>, else <see cref="DefaultCallTimeout"/>).
     /// Throws <see cref="ArgumentException"/> (a usage error) for an address that is not one.
     /// </summary>
-    public static ServiceTarget Target(string? address, string? apiKey)
+    public static ServiceTarget Target(string? address, string? apiKey, TimeSpan? callTimeout = null)
     {
         var (resolvedAddress, addressSource) = address is { Length: > 0 } ? (address, "--address")
             : Environment.GetEnvironmentVariable("SEGCTL_ADDRESS") is { Length: > 0 } env ? (env, "SEGCTL_ADDRESS") : (DefaultAddress, "the default");
@@ -64,7 +69,7 @@ internal static class Cli
         var (key, keySource) = apiKey is { Length: > 0 } ? (apiKey, "--api-key")
             : Environment.GetEnvironmentVariable("SEGMENTATION_API_KEY") is { Length: > 0 } envKey ? (envKey, "SEGMENTATION_API_KEY")
             : (DevelopmentKey, "the development key (neither --api-key nor SEGMENTATION_API_KEY was given)");
-        return Current = new ServiceTarget(resolvedAddress, key) { KeySource = keySource };
+        return Current = new ServiceTarget(resolvedAddress, key) { KeySource = keySource, CallTimeout = callTimeout ?? DefaultCallTimeout };
     }
 
     /// <summary>The documented local development key, used when neither --api-key nor SEGMENTATION_API_KEY is given.</summary>
@@ -82,8 +87,17 @@ internal static class Cli
     /// <summary>How long a ping may go unanswered before the connection (and its calls) are given up.</summary>
     public static readonly TimeSpan KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>A channel to the service that sends the API key as <c>x-api-key</c> metadata on every call.</summary>
-    public static GrpcChannel OpenChannel(ServiceTarget target) =>
+    /// <summary>How long one unary call may wait for its answer when <c>--timeout</c> is not given.</summary>
+    public static readonly TimeSpan DefaultCallTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// A channel to the service that sends the API key as <c>x-api-key</c> metadata on every call and gives every unary
+    /// call the target's deadline (<see cref="ServiceTarget.CallTimeout"/>): a service that keeps the connection alive
+    /// but never answers fails the command with <c>DEADLINE_EXCEEDED</c> instead of holding it for ever.
+    /// </summary>
+    public static ServiceChannel OpenChannel(ServiceTarget target) => new(OpenGrpcChannel(target), target.CallTimeout);
+
+    private static GrpcChannel OpenGrpcChannel(ServiceTarget target) =>
         GrpcChannel.ForAddress(target.Address, new GrpcChannelOptions
         {
             MaxReceiveMessageSize = 64 * 1024 * 1024,
@@ -234,6 +248,9 @@ internal static class Cli
                     ? string.Create(CultureInfo.InvariantCulture, $"  the service answered and is not ready for this now: run the command again in {Math.Max(1, Math.Ceiling(delay.TotalSeconds))} s.")
                     : "  the service answered and is not ready for this now: run the command again shortly.");
                 break;
+            case StatusCode.DeadlineExceeded when target is not null:
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} did not answer within {target.CallTimeout.TotalSeconds:0} s: the service may be overloaded, or the request larger than that allows; run the command again, with a larger --timeout if it needs longer.");
+                break;
             case StatusCode.Unauthenticated when target is not null:
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} refused the API key from {target.KeySource}: pass the right key with --api-key or SEGMENTATION_API_KEY (segctl hash-key prints what the server's configuration must hold).");
                 break;
@@ -297,6 +314,31 @@ internal static class Cli
 }
 
 /// <summary>Adds the API key to every request (works for plaintext local servers and TLS alike).</summary>
+/// <summary>A channel whose unary calls get a deadline when they set none; disposing it disposes the connection.</summary>
+internal sealed class ServiceChannel(GrpcChannel inner, TimeSpan callTimeout) : ChannelBase(inner.Target), IDisposable
+{
+    private readonly CallInvoker _invoker = inner.CreateCallInvoker().Intercept(new UnaryDeadline(callTimeout));
+
+    public override CallInvoker CreateCallInvoker() => _invoker;
+
+    public void Dispose() => inner.Dispose();
+
+    // Sets the deadline of a unary call made without one; streams are bounded by their commands' own options.
+    private sealed class UnaryDeadline(TimeSpan timeout) : Interceptor
+    {
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation) =>
+            continuation(request, WithDeadline(context));
+
+        public override TResponse BlockingUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, BlockingUnaryCallContinuation<TRequest, TResponse> continuation) =>
+            continuation(request, WithDeadline(context));
+
+        private ClientInterceptorContext<TRequest, TResponse> WithDeadline<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context)
+            where TRequest : class
+            where TResponse : class =>
+            context.Options.Deadline is not null ? context : new(context.Method, context.Host, context.Options.WithDeadline(DateTime.UtcNow + timeout));
+    }
+}
+
 internal sealed class ApiKeyHandler(string apiKey) : DelegatingHandler
 {
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

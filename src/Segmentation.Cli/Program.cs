@@ -14,13 +14,20 @@ var apiKey = new Option<string?>("--api-key")
     Recursive = true,
 };
 var json = new Option<bool>("--json") { Description = "Print JSON instead of plain text", Recursive = true };
+var timeout = new Option<int>("--timeout")
+{
+    Description = "Seconds one request may wait for its answer before it is given up (default 60); streams (import, watch, decide-batch, simulate) are bounded by their own options instead",
+    Recursive = true,
+    DefaultValueFactory = _ => (int)Cli.DefaultCallTimeout.TotalSeconds,
+};
 
 var root = new RootCommand("segctl: command-line client of the Segmentation gRPC service");
 root.Options.Add(address);
 root.Options.Add(apiKey);
 root.Options.Add(json);
+root.Options.Add(AtLeast(timeout, 1));
 
-ServiceTarget Target(ParseResult parse) => Cli.Target(parse.GetValue(address), parse.GetValue(apiKey));
+ServiceTarget Target(ParseResult parse) => Cli.Target(parse.GetValue(address), parse.GetValue(apiKey), TimeSpan.FromSeconds(parse.GetValue(timeout)));
 
 // hash-key: what an operator puts in Segmentation:Security:ApiKeys:N:Sha256. The key is read from standard input, never
 // an argument (arguments stay in shell history and process lists): printf %s "$KEY" | segctl hash-key

@@ -147,6 +147,35 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task A_service_that_keeps_the_connection_alive_and_never_answers_a_call_fails_it_at_the_timeout()
+    {
+        // Regression: the keep-alive pings of a live connection were answered, so a call the service never answered held
+        // segctl for ever; each request now has a deadline (--timeout, default 60 s).
+        await using var app = await StubService("/segmentation.v1.CatalogService/ListSegments", async context =>
+        {
+            try
+            {
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                // the client gave up the call
+            }
+        });
+
+        var started = Stopwatch.StartNew();
+        var (exit, _, stderr) = await Segctl($"segments --address {app.Urls.Single()} --timeout 2");
+        Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
+        Assert.Contains("did not answer within 2 s", stderr, StringComparison.Ordinal);
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(60), $"took {started.Elapsed}"); // the deadline, not the default
+
+        (exit, _, stderr) = await Segctl($"segments --address {app.Urls.Single()} --timeout 0");
+        Assert.True(exit == 2, $"exit {exit}: {stderr}");
+        Assert.Contains("--timeout must be at least 1", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_full_disk_under_standard_output_is_a_failure_exit_1_not_refused_input_and_never_a_stack_trace()
     {
         // Regression: a local write failing (here standard output on /dev/full: "No space left on device") exited 3, the
