@@ -255,13 +255,10 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
             }
 
             _armed.Remove((p.UserId, p.TriggerId));
-            if (!StillHolds(trigger, p))
+            if (FireIfStillHolds(trigger, p, now, catalog.Version))
             {
-                continue;
+                fired++;
             }
-
-            feed.Append(p.UserId, p.SegmentId, ChangeKind.Triggered, now, catalog.Version, CausePrefix + p.EnteredOffset.ToString(CultureInfo.InvariantCulture), p.TriggerId);
-            fired++;
         }
 
         foreach (var p in deferred ?? [])
@@ -273,9 +270,32 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
         return fired;
     }
 
-    private bool StillHolds(Catalog.SegmentTrigger trigger, PendingTrigger p)
+    /// <summary>Called after a due trigger's conditions were read and before it fires or not (tests: an erasure meanwhile).</summary>
+    internal Action<string>? BeforeFiring { get; set; }
+
+    // Checks and fires under the user's write lock, so an erasure (which takes it to remove the profile and then blanks
+    // the user's stream entries) comes wholly before the check, and nothing fires, or after the entry, which it blanks.
+    private bool FireIfStillHolds(Catalog.SegmentTrigger trigger, PendingTrigger p, DateTimeOffset now, long catalogVersion)
     {
-        if (profiles.Get(p.UserId) is not { } profile || (consent ?? ConsentPolicy.Default).Gate(profile) != ConsentGate.FullProfile)
+        var fired = false;
+        profiles.Update(p.UserId, (profile, _) =>
+        {
+            var holds = StillHolds(trigger, p, profiles.Get(p.UserId));
+            BeforeFiring?.Invoke(p.UserId);
+            if (holds)
+            {
+                feed.Append(p.UserId, p.SegmentId, ChangeKind.Triggered, now, catalogVersion, CausePrefix + p.EnteredOffset.ToString(CultureInfo.InvariantCulture), p.TriggerId);
+                fired = true;
+            }
+
+            return profile; // unchanged: nothing is written
+        });
+        return fired;
+    }
+
+    private bool StillHolds(Catalog.SegmentTrigger trigger, PendingTrigger p, Profile? stored)
+    {
+        if (stored is not { } profile || (consent ?? ConsentPolicy.Default).Gate(profile) != ConsentGate.FullProfile)
         {
             return false; // erased, or personalization consent withdrawn: such users never appear in the stream
         }

@@ -263,6 +263,34 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_user_erased_while_a_due_trigger_is_checked_is_never_named_by_it_in_the_stream()
+    {
+        using var w = World();
+        var (scheduler, start, entered) = EnterHigh(w);
+        Task? erasure = null;
+        scheduler.BeforeFiring = user =>
+        {
+            if (user != "u1" || erasure is not null)
+            {
+                return;
+            }
+
+            // The erasure runs on another thread between the check and the firing. Before the fix it removed the profile and
+            // blanked the stream right then, and the trigger's entry, appended after, named the erased user; now it waits
+            // for the user's lock, and blanks the entry once the check is over.
+            erasure = Task.Run(() => w.Rights.ForgetAsync("u1"));
+            SpinWait.SpinUntil(() => w.Store.Get("u1") is null, TimeSpan.FromSeconds(2));
+        };
+
+        scheduler.Tick(entered.At.AddDays(4));
+        Assert.NotNull(erasure);
+        await erasure;
+
+        Assert.DoesNotContain(w.FeedAfter(start), e => e.UserId == "u1");
+        Assert.Null(w.Store.Get("u1"));
+    }
+
+    [Fact]
     public void A_user_who_withdrew_personalization_consent_gets_no_trigger_and_an_erased_user_is_blanked_in_the_stream()
     {
         using var w = World();
