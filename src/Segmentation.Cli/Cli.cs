@@ -6,6 +6,7 @@ using Google.Rpc;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
 
 namespace Segmentation.Cli;
 
@@ -323,9 +324,21 @@ internal sealed class ServiceChannel(GrpcChannel inner, TimeSpan callTimeout) : 
 
     public void Dispose() => inner.Dispose();
 
-    // Sets the deadline of a unary call made without one; streams are bounded by their commands' own options.
+    // Sets the deadline of a unary call made without one. Streams are not given one (an import or a batch may rightly
+    // take long), nor are the calls the service completes even after the caller gives up (publishing, rolling back,
+    // stopping or promoting an experiment, erasing a user): giving up would not stop them, and running the command
+    // again would publish a second version or compact the store again.
     private sealed class UnaryDeadline(TimeSpan timeout) : Interceptor
     {
+        private static readonly HashSet<string> CompletedAnyway = new(StringComparer.Ordinal)
+        {
+            $"/{CatalogService.Descriptor.FullName}/{nameof(CatalogService.CatalogServiceClient.PublishCatalog)}",
+            $"/{CatalogService.Descriptor.FullName}/{nameof(CatalogService.CatalogServiceClient.RollbackCatalog)}",
+            $"/{ExperimentService.Descriptor.FullName}/{nameof(ExperimentService.ExperimentServiceClient.StopExperiment)}",
+            $"/{ExperimentService.Descriptor.FullName}/{nameof(ExperimentService.ExperimentServiceClient.PromoteExperiment)}",
+            $"/{PrivacyService.Descriptor.FullName}/{nameof(PrivacyService.PrivacyServiceClient.ForgetUser)}",
+        };
+
         public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation) =>
             continuation(request, WithDeadline(context));
 
@@ -335,7 +348,8 @@ internal sealed class ServiceChannel(GrpcChannel inner, TimeSpan callTimeout) : 
         private ClientInterceptorContext<TRequest, TResponse> WithDeadline<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context)
             where TRequest : class
             where TResponse : class =>
-            context.Options.Deadline is not null ? context : new(context.Method, context.Host, context.Options.WithDeadline(DateTime.UtcNow + timeout));
+            context.Options.Deadline is not null || CompletedAnyway.Contains(context.Method.FullName) ? context
+            : new(context.Method, context.Host, context.Options.WithDeadline(DateTime.UtcNow + timeout));
     }
 }
 

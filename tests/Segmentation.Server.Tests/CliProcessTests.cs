@@ -173,6 +173,19 @@ public sealed class CliProcessTests
         (exit, _, stderr) = await Segctl($"segments --address {app.Urls.Single()} --timeout 0");
         Assert.True(exit == 2, $"exit {exit}: {stderr}");
         Assert.Contains("--timeout must be at least 1", stderr, StringComparison.Ordinal);
+
+        // A call the service completes even when the caller gives up (here a rollback, which publishes) is sent without
+        // a deadline: giving up would not stop it, and running the command again would publish a second version.
+        string? rollbackTimeout = "not called";
+        await using var rollback = await StubService("/segmentation.v1.CatalogService/RollbackCatalog", async context =>
+        {
+            rollbackTimeout = context.Request.Headers["grpc-timeout"].FirstOrDefault();
+            await Read(context, Contracts.V1.RollbackCatalogRequest.Parser);
+            await Answer(context, new Contracts.V1.RollbackCatalogResponse());
+        });
+        (exit, _, stderr) = await Segctl($"rollback --version 1 --address {rollback.Urls.Single()} --timeout 2");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Null(rollbackTimeout);
     }
 
     [Fact]

@@ -466,6 +466,24 @@ public sealed class BatchedIngestionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_decision_whose_commit_fails_reports_each_of_its_events_not_recorded_and_still_decides()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        durable.Log.BeforeFlush = () => throw new IOException("no space left on device");
+
+        var decided = await decider.DecideAsync(
+            new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty),
+            [Event("pv1", ""), Event("buy", "", EventTypes.Purchase, 80)]);
+
+        Assert.Equal(["events[0]", "events[1]"], decided.Events.Select(r => Assert.Single(r.Violations).Field));
+        Assert.All(decided.Events, r => Assert.Contains("not recorded", Assert.Single(r.Violations).Description, StringComparison.Ordinal));
+        Assert.NotNull(decided.Decision.Winner);
+        Assert.Null(world.Store.Get("u1"));
+    }
+
+    [Fact]
     public async Task A_decisions_events_are_never_split_between_two_commits_so_a_failed_commit_never_keeps_a_later_event_and_loses_an_earlier()
     {
         using var durable = Open();

@@ -106,9 +106,10 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         {
             recorded = await ingestion.TrackAllAsync(items, refusals).ConfigureAwait(false);
         }
-        catch (ObjectDisposedException)
+        catch (Exception ex) when (ex is ObjectDisposedException or StorageUnavailableException)
         {
-            // The service is stopping: nothing was recorded, and the page still gets its decision.
+            // The service is stopping, or the store refused the whole batch: nothing was recorded, and the page still gets
+            // its decision.
             foreach (var (index, e, _) in items)
             {
                 results[index] = NotStored(index, e);
