@@ -466,6 +466,31 @@ public sealed class BatchedIngestionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_decision_whose_event_cannot_be_written_fails_and_applies_none_of_the_events_after_it()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        world.Ingestion.Identify("a-bad", "u1");
+        world.Store.AfterResolve = key =>
+        {
+            if (key == "a-bad")
+            {
+                throw new InvalidOperationException("a defect in this event's write");
+            }
+        };
+
+        var bad = Event("pv1", "") with { AnonymousId = "a-bad" };
+        await Assert.ThrowsAsync<InvalidOperationException>(() => decider.DecideAsync(
+            new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty),
+            [Event("pv0", ""), bad, Event("pv2", "")]));
+
+        // Regression: the events of one call shared a batch, and those after the failed one were applied although the
+        // call failed (one at a time, as before the batch, they were never tried).
+        Assert.Equal(["pv0"], world.Store.Get("u1")!.Events.Select(e => e.EventId));
+    }
+
+    [Fact]
     public async Task A_decision_whose_commit_fails_reports_each_of_its_events_not_recorded_and_still_decides()
     {
         using var durable = Open();

@@ -77,14 +77,15 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         for (var i = 0; i < events.Count; i++)
         {
             var (e, field) = (events[i], EventRecorder.BatchField(i));
+            var follows = items.Count > 0; // in order: after an event that could not be written, the rest are not tried
             if (e.UserId.Length == 0 && e.AnonymousId.Length == 0)
             {
-                items.Add(new(i, e with { UserId = request.UserId, AnonymousId = request.AnonymousId }, field));
+                items.Add(new(i, e with { UserId = request.UserId, AnonymousId = request.AnonymousId }, field) { FollowsPrevious = follows });
             }
             else if (string.Equals(e.ProfileKey, request.SubjectId, StringComparison.Ordinal)
                 || string.Equals(profiles.Resolve(e.ProfileKey), profiles.Resolve(request.SubjectId), StringComparison.Ordinal))
             {
-                items.Add(new(i, e, field));
+                items.Add(new(i, e, field) { FollowsPrevious = follows });
             }
             else
             {

@@ -111,7 +111,14 @@ public sealed class EventRecorder
     }
 
     /// <summary>One event of a batch: the index its result carries, the event, and the field its violations name.</summary>
-    public readonly record struct BatchItem(int Index, BehaviourEvent Event, string Prefix);
+    public readonly record struct BatchItem(int Index, BehaviourEvent Event, string Prefix)
+    {
+        /// <summary>
+        /// True when this event comes after the one before it in the batch from the same caller, in order: when that
+        /// one's write failed unexpectedly (not a rejection), this one is not tried either, and is refused with the same failure.
+        /// </summary>
+        public bool FollowsPrevious { get; init; }
+    }
 
     /// <summary>
     /// Records a batch's events in order, each validated and applied on its own (one bad event is rejected by itself and
@@ -182,10 +189,20 @@ public sealed class EventRecorder
     // next; returns the failure of such a commit (the events from there on are not tried), null when all are prepared.
     private Exception? Prepare(ProfileWriteBatch batch, Unit unit, IReadOnlyList<BatchItem> items, EventResult[] results, Exception?[]? refusals)
     {
+        Exception? failedAlone = null; // the failure of the event before, when its write failed unexpectedly
         for (var i = 0; i < results.Length; i++)
         {
             var (index, e, prefix) = items[i];
             ArgumentNullException.ThrowIfNull(e);
+            if (failedAlone is not null && items[i].FollowsPrevious)
+            {
+                // One caller's events in order: after one that could not be written, the rest are not tried.
+                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, []);
+                refusals![i] = failedAlone;
+                continue;
+            }
+
+            failedAlone = null;
             var (records, memberships) = (unit.Records.Count, unit.Memberships.Count);
             try
             {
@@ -212,6 +229,7 @@ public sealed class EventRecorder
                 unit.Memberships.RemoveFrom(memberships);
                 results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, []);
                 refusals[i] = ex;
+                failedAlone = ex;
             }
             catch (Exception ex) when (RefusesAlone(ex))
             {
