@@ -339,6 +339,7 @@ internal static class CatalogCommands
         var clock = Stopwatch.StartNew();
         var seen = 0;
         var stop = "time limit";
+        WatchSegmentChangesResponse? last = null;
         using (var call = new CatalogService.CatalogServiceClient(grpc).WatchSegmentChanges(request, cancellationToken: limit.Token))
         {
             try
@@ -350,6 +351,7 @@ internal static class CatalogCommands
                         await Console.Error.WriteLineAsync($"stream {c.StreamId}: resume with --after OFFSET --stream {c.StreamId}");
                     }
 
+                    last = c;
                     Console.WriteLine(json
                         ? JsonLine.Format(c)
                         : $"#{c.Offset,-8} {Cli.Time(c.ChangedAt)}  {Kind(c),-9}  {c.SegmentId,-26} user {c.UserId,-12} catalog v{c.CatalogVersion}  cause {c.Cause}");
@@ -372,8 +374,10 @@ internal static class CatalogCommands
             }
         }
 
+        // Where to go on from: the last entry printed (the first entry's line gave the stream only).
+        var resume = last is null ? "" : $"; resume with --after {last.Offset.ToString(CultureInfo.InvariantCulture)} --stream {last.StreamId}";
         await Console.Error.WriteLineAsync(
-            $"{Plural(seen, "change")} in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s (stopped: {stop})");
+            $"{Plural(seen, "change")} in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s (stopped: {stop}){resume}");
         return 0;
     }
 

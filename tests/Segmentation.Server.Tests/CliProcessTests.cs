@@ -596,6 +596,11 @@ public sealed class CliProcessTests
             var (watchExit, _, watchError) = await Segctl($"watch --after {offset} --stream {stream} --seconds 1 {at}", environment: env);
             Assert.True(watchExit == 0, watchError);
             Assert.Contains("watching", watchError, StringComparison.Ordinal);
+            // The summary says where to resume: the last entry printed and its stream (regression: only the first entry's
+            // line named the stream, with "OFFSET" for the offset).
+            (watchExit, _, watchError) = await Segctl($"watch --from-oldest --count 1 --seconds 20 {at}", environment: env);
+            Assert.True(watchExit == 0, watchError);
+            Assert.Contains($"(stopped: count reached); resume with --after {offset} --stream {stream}", watchError, StringComparison.Ordinal);
             (watchExit, _, watchError) = await Segctl($"watch --after {offset} --stream {new string('0', 32)} --seconds 5 {at}", environment: env);
             Assert.NotEqual(0, watchExit);
             Assert.Contains("reset", watchError, StringComparison.Ordinal);
