@@ -20,6 +20,7 @@ for arg in "$@"; do
 done
 out=${PERF_OUT:-$PWD/BenchmarkDotNet.Artifacts/profile}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # absolute: the server runs from its own directory
 port=${PERF_PORT:-5198}; address="http://127.0.0.1:$port"
 api_key=dev-local-key-change-me
 api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
@@ -47,17 +48,22 @@ for _ in $(seq 1 120); do
   kill -0 "$server_pid" 2>/dev/null || { cat "$out/server.log"; echo "server exited"; exit 1; }
   sleep 0.5
 done
+grep -q "Application started" "$out/server.log" || { cat "$out/server.log"; echo "server did not start"; exit 1; }
 
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key"
   --connections 16 --concurrency 160 --users 3000 --streams 4 --window 256 --batch-size 10000 --batch-calls 2)
 "${load[@]}" --mode "$mode" --duration 3 --warmup 1 --warmup-pass 0 > /dev/null
 if ((syscalls)); then
-  (sleep 3; timeout 6 strace -c -f -e trace=fsync,fdatasync,pwrite64,pwritev,write,writev,sendmsg,futex -p "$server_pid" -o "$out/strace.txt" > /dev/null 2>&1 || true) &
+  (sleep 3; timeout 6 strace -c -f -e trace=fsync,fdatasync,pwrite64,pwritev,write,writev,sendmsg,futex -p "$server_pid" -o "$out/strace.txt" > /dev/null 2>&1) &
 else
   (sleep 3; perf record -F 499 -g -p "$server_pid" -o "$out/perf.data" -- sleep 6 > /dev/null 2>&1) &
 fi
+recorder=$!
 "${load[@]}" --mode "$mode" --duration 10 --warmup 2 --warmup-pass 0 --server-pid "$server_pid" | grep "^mode="
-wait %2 2>/dev/null || wait
+if ! wait "$recorder"; then
+  echo "$( ((syscalls)) && echo strace || echo perf) failed (installed? perf needs kernel.perf_event_paranoid <= 1 or root)" >&2
+  exit 1
+fi
 if ((syscalls)); then
   echo "== system calls of the server over 6 s"
   cat "$out/strace.txt"

@@ -278,6 +278,11 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
     private bool FireIfStillHolds(Catalog.SegmentTrigger trigger, PendingTrigger p, DateTimeOffset now, long catalogVersion)
     {
         var fired = false;
+        if (profiles.Get(p.UserId) is null)
+        {
+            return false; // erased (or never stored): checked first, so no lock is taken under an id that has no profile
+        }
+
         profiles.Update(p.UserId, (profile, _) =>
         {
             var holds = StillHolds(trigger, p, profiles.Get(p.UserId));

@@ -279,14 +279,15 @@ public sealed class TriggerTests : IDisposable
             // blanked the stream right then, and the trigger's entry, appended after, named the erased user; now it waits
             // for the user's lock, and blanks the entry once the check is over.
             erasure = Task.Run(() => w.Rights.ForgetAsync("u1"));
-            SpinWait.SpinUntil(() => w.Store.Get("u1") is null, TimeSpan.FromSeconds(2));
+            SpinWait.SpinUntil(() => w.Store.Get("u1") is null, TimeSpan.FromSeconds(1)); // before the fix at once; now it waits
         };
 
-        scheduler.Tick(entered.At.AddDays(4));
+        Assert.Equal(1, scheduler.Tick(entered.At.AddDays(4))); // it held when checked, and fired
         Assert.NotNull(erasure);
         await erasure;
 
         Assert.DoesNotContain(w.FeedAfter(start), e => e.UserId == "u1");
+        Assert.Contains(w.FeedAfter(start), e => e.Kind == ChangeKind.Triggered && e.UserId == "" && e.Cause == "erased"); // fired, then blanked
         Assert.Null(w.Store.Get("u1"));
     }
 
