@@ -8,6 +8,7 @@
 # managed code, the runtime, the kernel). Needs perf (Debian: linux-perf) or strace; not run by CI.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source tests/perf/server.sh
 mode=${1:?usage: profile.sh MODE [--durable] [--syscalls]}
 shift
 durable=0; syscalls=0
@@ -33,22 +34,10 @@ if ((durable)); then
   durability=(--Segmentation:DataDirectory="$data_dir" --Segmentation:EncryptionKey="$(head -c 32 /dev/urandom | base64)")
 fi
 # The perf map names JIT-compiled methods; W^X off keeps their code at the addresses the map gives.
-(cd src/Segmentation.Server/bin/Release/net10.0 && DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 exec dotnet Segmentation.Server.dll \
-  --Kestrel:Endpoints:Grpc:Url="$address" --Kestrel:Endpoints:Grpc:Protocols=Http2 --Segmentation:DemoData=true \
-  --Segmentation:Security:AllowPlaintext=true \
-  --Segmentation:Limits:StreamEventsPerSecond=10000000 --Segmentation:Limits:UnaryRequestsPerSecond=10000000 \
-  --Segmentation:Security:ApiKeys:0:Name=perf --Segmentation:Security:ApiKeys:0:Sha256="$api_key_sha256" \
-  --Segmentation:Security:ApiKeys:0:Scopes:0=decide --Segmentation:Security:ApiKeys:0:Scopes:1=ingest \
-  --Segmentation:Security:ApiKeys:0:Scopes:2=admin "${durability[@]}") > "$out/server.log" 2>&1 &
-server_pid=$!
+DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 start_server "$address" "$api_key_sha256" "${durability[@]}"
 stop_server() { kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; if ((durable)); then rm -rf "$data_dir"; fi; }
 trap stop_server EXIT
-for _ in $(seq 1 120); do
-  grep -q "Application started" "$out/server.log" && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$out/server.log"; echo "server exited"; exit 1; }
-  sleep 0.5
-done
-grep -q "Application started" "$out/server.log" || { cat "$out/server.log"; echo "server did not start"; exit 1; }
+wait_for_server
 
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key"
   --connections 16 --concurrency 160 --users 3000 --streams 4 --window 256 --batch-size 10000 --batch-calls 2)

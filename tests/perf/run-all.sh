@@ -20,6 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+source tests/perf/server.sh
 
 smoke=0
 all_benchmarks=0
@@ -64,7 +65,6 @@ echo "== machine"
 echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), .NET $(dotnet --version)"
 
 echo "== server on $address"
-server_dir=src/Segmentation.Server/bin/Release/net10.0
 # Started from its output directory so that its appsettings.json is the one read; HTTP/2 only (plaintext
 # gRPC has no ALPN to choose a protocol) and the demo data, which the production defaults leave out.
 # Plaintext on loopback, and one API key with every scope (the documented development key unless
@@ -88,22 +88,10 @@ if ((durable)); then
 fi
 api_key=${SEGMENTATION_API_KEY:-dev-local-key-change-me}
 api_key_sha256=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
-(cd "$server_dir" && exec dotnet Segmentation.Server.dll --Kestrel:Endpoints:Grpc:Url="$address" \
-  --Kestrel:Endpoints:Grpc:Protocols=Http2 --Segmentation:DemoData=true \
-  --Segmentation:Security:AllowPlaintext=true \
-  --Segmentation:Limits:StreamEventsPerSecond=10000000 --Segmentation:Limits:UnaryRequestsPerSecond=10000000 \
-  --Segmentation:Security:ApiKeys:0:Name=perf --Segmentation:Security:ApiKeys:0:Sha256="$api_key_sha256" \
-  --Segmentation:Security:ApiKeys:0:Scopes:0=decide --Segmentation:Security:ApiKeys:0:Scopes:1=ingest \
-  --Segmentation:Security:ApiKeys:0:Scopes:2=admin "${durability[@]}") > "$out/server.log" 2>&1 &
-server_pid=$!
+start_server "$address" "$api_key_sha256" "${durability[@]}"
 stop_server() { kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; if ((durable)); then rm -rf "$data_dir"; fi; }
 trap stop_server EXIT
-for _ in $(seq 1 120); do
-  grep -q "Application started" "$out/server.log" && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$out/server.log"; echo "server exited"; exit 1; }
-  sleep 0.5
-done
-grep -q "Application started" "$out/server.log" || { cat "$out/server.log"; echo "server did not start"; exit 1; }
+wait_for_server
 grep -m1 "Demo data:" "$out/server.log" | sed 's/^ *//' || true
 
 load=(dotnet tests/Segmentation.LoadTest/bin/Release/net10.0/Segmentation.LoadTest.dll --address "$address" --api-key "$api_key")

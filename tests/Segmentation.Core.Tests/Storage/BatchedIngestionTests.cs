@@ -27,19 +27,24 @@ public sealed class BatchedIngestionTests : IDisposable
     private static EventRecorder.BatchItem[] ThreeUsers() =>
         [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-b", "u-b"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")];
 
-    // The change log's first commit held at its fsync until released; every commit counted.
+    // The change log's first commit held at its fsync until released (and, with failSecond, the second refused as by a
+    // full disk); every commit counted.
     private sealed class HeldFirstFlush : IDisposable
     {
         private readonly ManualResetEventSlim _held = new();
         private readonly ManualResetEventSlim _release = new();
         private int _count;
 
-        public HeldFirstFlush(Segmentation.Storage.FileChangeLog log) => log.BeforeFlush = () =>
+        public HeldFirstFlush(Segmentation.Storage.FileChangeLog log, bool failSecond = false) => log.BeforeFlush = () =>
         {
-            if (Interlocked.Increment(ref _count) == 1)
+            switch (Interlocked.Increment(ref _count))
             {
-                _held.Set();
-                _release.Wait(TimeSpan.FromSeconds(30));
+                case 1:
+                    _held.Set();
+                    _release.Wait(TimeSpan.FromSeconds(30));
+                    break;
+                case 2 when failSecond:
+                    throw new IOException("no space left on device");
             }
         };
 
@@ -305,26 +310,12 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var ingestion = durable.World.Ingestion;
-        using var held = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var flushes = 0;
-        durable.Log.BeforeFlush = () =>
-        {
-            switch (Interlocked.Increment(ref flushes))
-            {
-                case 1:
-                    held.Set();
-                    release.Wait(TimeSpan.FromSeconds(30));
-                    break;
-                case 2:
-                    throw new IOException("no space left on device");
-            }
-        };
+        using var flush = new HeldFirstFlush(durable.Log, failSecond: true);
 
         var first = ingestion.TrackAsync(Event("first", "u-first"));
-        Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+        flush.WaitHeld();
         var refused = Enumerable.Range(0, 10).Select(i => ingestion.TrackAsync(Event($"e{i}", $"u{i}"))).ToList();
-        release.Set();
+        flush.Release();
 
         await first;
         foreach (var call in refused)
@@ -514,31 +505,17 @@ public sealed class BatchedIngestionTests : IDisposable
         using var durable = Open();
         var world = durable.World;
         var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
-        using var held = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-        var flushes = 0;
-        durable.Log.BeforeFlush = () =>
-        {
-            switch (Interlocked.Increment(ref flushes))
-            {
-                case 1:
-                    held.Set();
-                    release.Wait(TimeSpan.FromSeconds(30));
-                    break;
-                case 2:
-                    throw new IOException("no space left on device");
-            }
-        };
+        using var flush = new HeldFirstFlush(durable.Log, failSecond: true);
 
         var first = world.Ingestion.TrackAsync(Event("first", "u-first"));
-        Assert.True(held.Wait(TimeSpan.FromSeconds(30)));
+        flush.WaitHeld();
         // 250 single events wait, then a decision's 10: they do not fit one batch (256) with the singles, so they wait whole
         // for the next one rather than 6 of them sharing the singles' commit.
         var singles = Enumerable.Range(0, 250).Select(i => world.Ingestion.TrackAsync(Event($"s{i}", $"u{i}"))).ToList();
         var decision = decider.DecideAsync(
             new Segmentation.Core.Application.Decisions.DecisionRequest("page-user", "", Segmentation.Core.Requests.RequestContext.Empty),
             [.. Enumerable.Range(0, 10).Select(i => Event($"pv{i}", ""))]);
-        release.Set();
+        flush.Release();
         await first;
 
         foreach (var single in singles)
@@ -549,7 +526,7 @@ public sealed class BatchedIngestionTests : IDisposable
         var decided = await decision;
         Assert.All(decided.Events, r => Assert.Equal(EventStatus.Accepted, r.Status));
         Assert.Equal(10, world.Store.Get("page-user")!.Events.Count);
-        Assert.Equal(3, Volatile.Read(ref flushes));
+        Assert.Equal(3, flush.Count);
     }
 
     [Fact]
