@@ -99,23 +99,27 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             return;
         }
 
+        // One client's events in stream order: after one whose write fails unexpectedly, the rest are not tried (the
+        // stream ends at its message, so none of the messages after it is applied).
         var items = new List<EventRecorder.BatchItem>();
+        void Add(Event e, string prefix, ref int index) =>
+            items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(e), prefix) { FollowsPrevious = items.Count > 0 });
         foreach (var (message, _) in group)
         {
             if (message.Events.Count == 0)
             {
-                items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Event ?? new Event()), "event"));
+                Add(message.Event ?? new Event(), "event", ref index);
                 continue;
             }
 
             if (message.Event is { } first)
             {
-                items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(first), "event"));
+                Add(first, "event", ref index);
             }
 
             for (var i = 0; i < message.Events.Count; i++)
             {
-                items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(message.Events[i]), EventRecorder.BatchField(i)));
+                Add(message.Events[i], EventRecorder.BatchField(i), ref index);
             }
         }
 
@@ -127,9 +131,10 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         {
             if (failed >= 0 && next + weight > failed)
             {
-                // A commit failed: the messages before it are answered (their events are applied); this one and the rest
-                // are not, and the stream ends with the failure. None of their events is applied, except in this message
-                // those before the failed commit when another writer's profile split it: sent again, they are duplicates.
+                // A commit, or one event's write, failed: the messages before it are answered (their events are applied);
+                // this one and the rest are not, and the stream ends with the failure. None of their events is applied,
+                // except in this message those before the failure (a commit another writer's profile split off, or the
+                // events before the one whose write failed): sent again, they are duplicates.
                 ExceptionDispatchInfo.Throw(refusals[failed]!);
             }
 
