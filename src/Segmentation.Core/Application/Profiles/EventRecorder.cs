@@ -176,7 +176,7 @@ public sealed class EventRecorder
             {
                 if (results[i] is null)
                 {
-                    results[i] = new EventResult(items[i].Index, items[i].Event.EventId, EventStatus.Rejected, null, []);
+                    results[i] = NotApplied(items[i].Index, items[i].Event);
                     refusals[i] = failure;
                 }
             }
@@ -197,7 +197,7 @@ public sealed class EventRecorder
             if (failedAlone is not null && items[i].FollowsPrevious)
             {
                 // One caller's events in order: after one that could not be written, the rest are not tried.
-                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, []);
+                results[i] = NotApplied(index, e);
                 refusals![i] = failedAlone;
                 continue;
             }
@@ -227,7 +227,7 @@ public sealed class EventRecorder
                 // queued for the commit goes, and the batch goes on, as one call of Track would fail alone.
                 unit.Records.RemoveRange(records, unit.Records.Count - records);
                 unit.Memberships.RemoveFrom(memberships);
-                results[i] = new EventResult(index, e.EventId, EventStatus.Rejected, null, []);
+                results[i] = NotApplied(index, e);
                 refusals[i] = ex;
                 failedAlone = ex;
             }
@@ -245,6 +245,10 @@ public sealed class EventRecorder
     /// <summary>The result of an event recorded: accepted, or a duplicate of one recorded before.</summary>
     public static EventResult Recorded(int index, BehaviourEvent e, TrackResult recorded) =>
         new(index, e.EventId, recorded.Duplicate ? EventStatus.Duplicate : EventStatus.Accepted, recorded.Profile, []);
+
+    // The result of an event a failure kept from being applied (its commit's, or its own write's): rejected, its refusal
+    // says why.
+    private static EventResult NotApplied(int index, BehaviourEvent e) => new(index, e.EventId, EventStatus.Rejected, null, []);
 
     /// <summary>The result of an event refused on its own (<paramref name="refusal"/>: see <see cref="RefusesAlone"/>).</summary>
     public static EventResult Rejected(int index, BehaviourEvent e, string prefix, Exception refusal) =>
