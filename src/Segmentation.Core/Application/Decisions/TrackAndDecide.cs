@@ -44,14 +44,9 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
     /// too many events. When the durable store cannot take a write (a full disk), that event and the ones after it are
     /// reported as not recorded (sending them again is safe) and the decision is still made, on what was recorded.
     /// <paramref name="cancellation"/> is checked before the events only: once recorded, the decision is made.
-    /// </summary>
-    public TrackedDecision Decide(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default) =>
-        DecideAsync(request, events, cancellation).GetAwaiter().GetResult();
-
-    /// <summary>
-    /// <see cref="Decide"/> for a caller that can wait without holding a thread: with durability on, the events are
-    /// recorded in one batch with those other callers sent meanwhile, sharing one change-log commit
-    /// (<see cref="ProfileIngestion.TrackAllAsync"/>); without it, this completes at once.
+    /// With durability on, the events are recorded in one batch with those other callers sent meanwhile, sharing one
+    /// change-log commit (<see cref="ProfileIngestion.TrackAllAsync"/>), while the caller waits without holding a thread;
+    /// without it, this completes at once.
     /// </summary>
     public async Task<TrackedDecision> DecideAsync(DecisionRequest request, IReadOnlyList<BehaviourEvent> events, CancellationToken cancellation = default)
     {
