@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Events;
 using Segmentation.Core.Tests.Support;
@@ -23,6 +24,9 @@ public sealed class BatchedIngestionTests : IDisposable
 
     private static List<BehaviourEvent> OnePerUser(int users, string prefix = "e") =>
         [.. Enumerable.Range(0, users).Select(i => Event($"{prefix}{i}", $"u{i}", EventTypes.Purchase, 10 + i))];
+
+    // A page's decision request for a user, with no request context.
+    private static DecisionRequest PageOf(string user) => new(user, "", Segmentation.Core.Requests.RequestContext.Empty);
 
     private static EventRecorder.BatchItem[] ThreeUsers() =>
         [new(0, Event("e-a", "u-a"), "events[0]"), new(1, Event("e-b", "u-b"), "events[1]"), new(2, Event("e-c", "u-c"), "events[2]")];
@@ -411,13 +415,13 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var world = durable.World;
-        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        var decider = world.Get<TrackAndDecide>();
         using var flush = new HeldFirstFlush(durable.Log);
 
         var first = world.Ingestion.TrackAsync(Event("first", "u-first"));
         flush.WaitHeld();
         var decisions = Enumerable.Range(0, 20)
-            .Select(i => decider.DecideAsync(new Segmentation.Core.Application.Decisions.DecisionRequest($"u{i}", "", Segmentation.Core.Requests.RequestContext.Empty), [Event($"pv{i}", $"u{i}", EventTypes.Purchase, 50)]))
+            .Select(i => decider.DecideAsync(PageOf($"u{i}"), [Event($"pv{i}", $"u{i}", EventTypes.Purchase, 50)]))
             .ToList();
         Assert.All(decisions, d => Assert.False(d.IsCompleted)); // waiting for the commit, not holding a thread each
         flush.Release();
@@ -437,12 +441,12 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var world = durable.World;
-        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        var decider = world.Get<TrackAndDecide>();
         var flushes = 0;
         durable.Log.BeforeFlush = () => Interlocked.Increment(ref flushes);
 
         var decided = await decider.DecideAsync(
-            new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty),
+            PageOf("u1"),
             [Event("pv1", "u1"), Event("buy", "", EventTypes.Purchase, 80), Event("other", "u2"), Event("pv1", "u1"), Event("pv2", "")]);
 
         // Regression: each event waited for its own commit in a row (three here: the duplicate writes nothing).
@@ -461,7 +465,7 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var world = durable.World;
-        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        var decider = world.Get<TrackAndDecide>();
         world.Ingestion.Identify("a-bad", "u1");
         world.Store.AfterResolve = key =>
         {
@@ -473,7 +477,7 @@ public sealed class BatchedIngestionTests : IDisposable
 
         var bad = Event("pv1", "") with { AnonymousId = "a-bad" };
         await Assert.ThrowsAsync<InvalidOperationException>(() => decider.DecideAsync(
-            new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty),
+            PageOf("u1"),
             [Event("pv0", ""), bad, Event("pv2", "")]));
 
         // Regression: the events of one call shared a batch, and those after the failed one were applied although the
@@ -486,11 +490,11 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var world = durable.World;
-        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        var decider = world.Get<TrackAndDecide>();
         durable.Log.BeforeFlush = () => throw new IOException("no space left on device");
 
         var decided = await decider.DecideAsync(
-            new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty),
+            PageOf("u1"),
             [Event("pv1", ""), Event("buy", "", EventTypes.Purchase, 80)]);
 
         Assert.Equal(["events[0]", "events[1]"], decided.Events.Select(r => Assert.Single(r.Violations).Field));
@@ -504,7 +508,7 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var world = durable.World;
-        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        var decider = world.Get<TrackAndDecide>();
         using var flush = new HeldFirstFlush(durable.Log, failSecond: true);
 
         var first = world.Ingestion.TrackAsync(Event("first", "u-first"));
@@ -513,7 +517,7 @@ public sealed class BatchedIngestionTests : IDisposable
         // for the next one rather than 6 of them sharing the singles' commit.
         var singles = Enumerable.Range(0, 250).Select(i => world.Ingestion.TrackAsync(Event($"s{i}", $"u{i}"))).ToList();
         var decision = decider.DecideAsync(
-            new Segmentation.Core.Application.Decisions.DecisionRequest("page-user", "", Segmentation.Core.Requests.RequestContext.Empty),
+            PageOf("page-user"),
             [.. Enumerable.Range(0, 10).Select(i => Event($"pv{i}", ""))]);
         flush.Release();
         await first;
@@ -534,10 +538,10 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var world = durable.World;
-        var decider = new Segmentation.Core.Application.Decisions.TrackAndDecide(world.Ingestion, world.Engine, world.Store);
+        var decider = world.Get<TrackAndDecide>();
         world.Ingestion.Dispose(); // the host stops: the event batcher takes nothing more
 
-        var decided = await decider.DecideAsync(new Segmentation.Core.Application.Decisions.DecisionRequest("u1", "", Segmentation.Core.Requests.RequestContext.Empty), [Event("pv", "u1")]);
+        var decided = await decider.DecideAsync(PageOf("u1"), [Event("pv", "u1")]);
 
         var result = Assert.Single(decided.Events);
         Assert.Equal(EventStatus.Rejected, result.Status);
