@@ -64,13 +64,13 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
     {
         var caller = context.Caller().Name;
         using var span = SegmentationTelemetry.Traces.StartActivity("StreamEvents");
-        var index = 0;
+        var stream = ingestion.OpenStream();
         // With durability on, the messages that have arrived are recorded together, so their events share a commit to the
         // change log (one, unless a profile another writer holds splits it); without it, each message is answered as soon
         // as it is read.
         await PipelinedStream.RunGroupedAsync(requestStream, responseStream, MaxQueuedResults, weigh: message =>
         {
-            var events = message.Events.Count == 0 ? 1 : message.Events.Count + (message.Event is null ? 0 : 1);
+            var events = StreamMessage.CountEvents(message.Event is not null, message.Events.Count);
             if (events > InputLimits.MaxEventsPerCall)
             {
                 throw new ValidationException("events", $"at most {InputLimits.MaxEventsPerCall} events per message (got {events}); split the batch over more messages");
@@ -78,8 +78,8 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
 
             rateLimits.Acquire(caller, events); // the events without a result are the ones to send again
             return events;
-        }, answer: (group, answers) => Answer(group, answers, ref index), ingestion.BatchesWrites ? MaxGroupedEvents : 1, context.CancellationToken, lifetime.ApplicationStopping);
-        span?.SetTag("segmentation.events.received", index);
+        }, answer: (group, answers) => Answer(stream, group, answers), stream.GroupLimit, context.CancellationToken, lifetime.ApplicationStopping);
+        span?.SetTag("segmentation.events.received", stream.Received);
         if (ServerStopping.Ended(context, lifetime))
         {
             // Every event applied was answered (the answers were written); nothing after them was applied.
@@ -87,70 +87,46 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         }
     }
 
-    /// <summary>The most events of a stream's messages recorded together (with durability on: one commit for them).</summary>
-    internal const int MaxGroupedEvents = 256;
-
-    // A group of messages: their events in order (a single event beside a batch first), one answer per message.
-    private void Answer(IReadOnlyList<(StreamEventsRequest Message, int Weight)> group, List<StreamEventsResponse> answers, ref int index)
+    // A group of messages: one answer per message answered; the stream ends with the failure that stopped the rest.
+    private static void Answer(EventStream stream, IReadOnlyList<(StreamEventsRequest Message, int Weight)> group, List<StreamEventsResponse> answers)
     {
-        if (group is [var (single, _)] && single.Events.Count == 0)
+        if (group is [var (only, _)] && only.Events.Count == 0)
         {
-            answers.Add(new StreamEventsResponse { Result = ProfileMapper.ToProto(ingestion.TrackOne(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(single.Event ?? new Event()))) });
+            answers.Add(new StreamEventsResponse { Result = ProfileMapper.ToProto(stream.RecordOne(ProfileMapper.ToDomain(only.Event ?? new Event()))) });
             return;
         }
 
-        // One client's events in stream order: after one whose write fails unexpectedly, the rest are not tried (the
-        // stream ends at its message, so none of the messages after it is applied).
-        var items = new List<EventRecorder.BatchItem>();
-        void Add(Event e, string prefix, ref int index) =>
-            items.Add(new EventRecorder.BatchItem(EventRecorder.NextStreamIndex(ref index), ProfileMapper.ToDomain(e), prefix) { FollowsPrevious = items.Count > 0 });
-        foreach (var (message, _) in group)
+        var messages = new StreamMessage[group.Count];
+        for (var i = 0; i < messages.Length; i++)
         {
-            if (message.Events.Count == 0)
-            {
-                Add(message.Event ?? new Event(), "event", ref index);
-                continue;
-            }
-
-            if (message.Event is { } first)
-            {
-                Add(first, "event", ref index);
-            }
-
-            for (var i = 0; i < message.Events.Count; i++)
-            {
-                Add(message.Events[i], EventRecorder.BatchField(i), ref index);
-            }
+            var message = group[i].Message;
+            messages[i] = message.Events.Count == 0
+                ? new StreamMessage(ProfileMapper.ToDomain(message.Event ?? new Event()), [])
+                : new StreamMessage(message.Event is null ? null : ProfileMapper.ToDomain(message.Event), message.Events.Select(ProfileMapper.ToDomain).ToList());
         }
 
-        var refusals = new Exception?[items.Count];
-        var results = ingestion.TrackAll(items, refusals);
-        var failed = Array.FindIndex(refusals, static r => r is not null && !EventRecorder.RefusesAlone(r)); // a commit's failure
-        var next = 0;
-        foreach (var (message, weight) in group)
+        var recorded = stream.Record(messages);
+        for (var i = 0; i < recorded.Answered.Count; i++)
         {
-            if (failed >= 0 && next + weight > failed)
+            var results = recorded.Answered[i];
+            if (messages[i].IsSingle)
             {
-                // A commit, or one event's write, failed: the messages before it are answered (their events are applied);
-                // this one and the rest are not, and the stream ends with the failure. None of their events is applied,
-                // except in this message those before the failure (a commit another writer's profile split off, or the
-                // events before the one whose write failed): sent again, they are duplicates.
-                ExceptionDispatchInfo.Throw(refusals[failed]!);
-            }
-
-            if (message.Events.Count == 0)
-            {
-                answers.Add(new StreamEventsResponse { Result = ProfileMapper.ToProto(results[next++]) });
+                answers.Add(new StreamEventsResponse { Result = ProfileMapper.ToProto(results[0]) });
                 continue;
             }
 
             var response = new StreamEventsResponse();
-            for (var i = 0; i < weight; i++)
+            foreach (var result in results)
             {
-                response.Results.Add(ProfileMapper.ToProto(results[next++]));
+                response.Results.Add(ProfileMapper.ToProto(result));
             }
 
             answers.Add(response);
+        }
+
+        if (recorded.Failure is { } failure)
+        {
+            ExceptionDispatchInfo.Throw(failure);
         }
     }
 

@@ -486,6 +486,81 @@ public sealed class BatchedIngestionTests : IDisposable
     }
 
     [Fact]
+    public void A_streams_group_of_messages_shares_one_commit_and_each_message_gets_its_own_results_indexed_over_the_stream()
+    {
+        using var durable = Open();
+        var stream = durable.World.Ingestion.OpenStream();
+        var flushes = 0;
+        durable.Log.BeforeFlush = () => Interlocked.Increment(ref flushes);
+
+        var first = stream.Record([new StreamMessage(Event("s0", "u1"), [])]);
+        var group = stream.Record(
+        [
+            new StreamMessage(Event("s1", "u1"), []),
+            new StreamMessage(Event("s2", "u2"), [Event("s3", "u2"), Event("bad", ""), Event("s1", "u1")]),
+            new StreamMessage(null, [Event("s4", "u3")]),
+        ]);
+
+        Assert.Equal(EventStream.MaxGroupedEvents, stream.GroupLimit);
+        Assert.Null(first.Failure);
+        Assert.Equal(0, Assert.Single(Assert.Single(first.Answered)).Index);
+        Assert.Null(group.Failure);
+        Assert.Equal([1, 4, 1], group.Answered.Select(m => m.Count));
+        Assert.Equal([1, 2, 3, 4, 5, 6], group.Answered.SelectMany(m => m).Select(r => r.Index));
+        Assert.Equal(
+            [EventStatus.Accepted, EventStatus.Accepted, EventStatus.Accepted, EventStatus.Rejected, EventStatus.Duplicate, EventStatus.Accepted],
+            group.Answered.SelectMany(m => m).Select(r => r.Status));
+        Assert.Equal("events[1].user_id", Assert.Single(group.Answered[1][2].Violations).Field); // named within its message
+        Assert.Equal(2, Volatile.Read(ref flushes)); // one per group
+        Assert.Equal(7, stream.Received);
+    }
+
+    [Fact]
+    public void A_streams_event_whose_write_fails_unexpectedly_ends_the_group_there_and_no_event_of_a_later_message_is_applied()
+    {
+        using var durable = Open();
+        var world = durable.World;
+        world.Ingestion.Identify("a-bad", "u1");
+        world.Store.AfterResolve = key =>
+        {
+            if (key == "a-bad")
+            {
+                throw new InvalidOperationException("a defect in this event's write");
+            }
+        };
+
+        var recorded = world.Ingestion.OpenStream().Record(
+        [
+            new StreamMessage(Event("m0", "u1"), []),
+            new StreamMessage(null, [Event("m1", "u1"), Event("m2", "") with { AnonymousId = "a-bad" }, Event("m3", "u2")]),
+            new StreamMessage(Event("m4", "u1"), []),
+            new StreamMessage(null, [Event("m5", "u3")]),
+        ]);
+
+        // The first message is answered; the stream ends at the second with the failure.
+        Assert.Equal(["m0"], recorded.Answered.SelectMany(m => m).Select(r => r.EventId));
+        Assert.IsType<InvalidOperationException>(recorded.Failure);
+
+        // Regression: the events after the one that failed were still applied (one client's events did not chain), although
+        // the stream ended before answering them, so a client sending them again found duplicates it had never been told of.
+        Assert.Equal(["m0", "m1"], world.Store.Get("u1")!.Events.Select(e => e.EventId));
+        Assert.Null(world.Store.Get("u2"));
+        Assert.Null(world.Store.Get("u3"));
+    }
+
+    [Fact]
+    public void Without_durability_a_stream_records_each_message_as_it_is_read()
+    {
+        using var world = new TestWorld(now: Start);
+        var stream = world.Ingestion.OpenStream();
+
+        Assert.Equal(1, stream.GroupLimit);
+        Assert.Equal(EventStatus.Accepted, stream.RecordOne(Event("e0", "u1")).Status);
+        Assert.Equal([1, 2], stream.Record([new StreamMessage(null, [Event("e1", "u1"), Event("e2", "u1")])]).Answered.Single().Select(r => r.Index));
+        Assert.Throws<ArgumentException>(() => stream.Record([new StreamMessage(null, [])]));
+    }
+
+    [Fact]
     public async Task A_decision_whose_commit_fails_reports_each_of_its_events_not_recorded_and_still_decides()
     {
         using var durable = Open();

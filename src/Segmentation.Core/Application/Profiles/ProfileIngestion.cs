@@ -157,6 +157,9 @@ public sealed class ProfileIngestion : ISnapshotStateSource, IDisposable
     /// <inheritdoc cref="EventRecorder.TrackAll"/>
     public EventResult[] TrackAll(IReadOnlyList<EventRecorder.BatchItem> items, Exception?[]? refusals = null) => Events.TrackAll(items, refusals);
 
+    /// <summary>Starts recording one client's stream of events (<see cref="EventStream"/>).</summary>
+    public EventStream OpenStream() => new(Events, BatchesWrites);
+
     /// <inheritdoc cref="EventRecorder.TrackOne"/>
     public EventResult TrackOne(int index, BehaviourEvent e, string prefix = "event") => Events.TrackOne(index, e, prefix);
 
