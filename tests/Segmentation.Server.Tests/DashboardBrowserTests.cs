@@ -590,6 +590,40 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_size_charts_leave_a_gap_over_hours_without_samples()
+    {
+        // Regression: the segment list's sparklines and a segment's size chart drew a straight line between samples hours
+        // apart (the service down in between), as if the size had been measured in every hour of it.
+        var id = (await new CatalogService.CatalogServiceClient(_channel).ListSegmentsAsync(new ListSegmentsRequest())).Segments[0].Segment.Id;
+        var hour = new DateTimeOffset(DateTimeOffset.UtcNow.Year, DateTimeOffset.UtcNow.Month, DateTimeOffset.UtcNow.Day, DateTimeOffset.UtcNow.Hour, 0, 0, TimeSpan.Zero);
+        var points = new[] { (-6, 10), (-5, 11), (-2, 12), (-1, 13) }
+            .Select(p => $$"""{"hour":"{{hour.AddHours(p.Item1):yyyy-MM-ddTHH:mm:ssZ}}","members":"{{p.Item2}}"}""");
+        var sizes = $$"""{"segments":[{"segmentId":"{{id}}","points":[{{string.Join(',', points)}}]}]}""";
+        var page = await SignedInPage();
+        await page.RouteAsync("**/v1/segment-sizes**", route => route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = sizes }));
+        await page.EvaluateAsync("""
+            () => {
+              const Plot = window.uPlot;
+              window.__charts = [];
+              window.uPlot = Object.assign(function (options, data, target) {
+                window.__charts.push(data);
+                return new Plot(options, data, target);
+              }, Plot);
+            }
+            """);
+
+        await page.EvaluateAsync("id => { location.hash = '#/segments/' + id; }", id);
+        await page.GetByTestId("size-summary").WaitForAsync();
+        await page.EvaluateAsync("() => { location.hash = '#/segments'; }");
+        await page.WaitForFunctionAsync("() => window.__charts.length >= 2");
+
+        var drawn = await page.EvaluateAsync<string>("() => JSON.stringify(window.__charts.map((data) => [data[0].map((x) => x - data[0][0]), data[1]]))");
+        const string Gapped = "[[0,3600,7200,14400,18000],[10,11,null,12,13]]"; // the hour after 11 left empty: no line to 12
+        Assert.Equal($"[{Gapped},{Gapped}]", drawn);
+        Assert.Contains("4 hourly points", await page.GetByTestId($"size-{id}").Locator("[role=img]").GetAttributeAsync("aria-label"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_link_in_the_live_table_keeps_focus_while_new_changes_arrive()
     {
         // Regression (earlier list, and the review): every paint rebuilt the whole table, so a keyboard user's focus fell

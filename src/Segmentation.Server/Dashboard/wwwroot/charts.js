@@ -34,6 +34,28 @@ function readableOn(rgb) {
   return (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) ? '#000000' : '#ffffff';
 }
 
+const HOUR = 3600;
+
+/**
+ * Hourly samples as chart data: unix seconds and values, with a null (a gap in the line) in the hour after any sample
+ * whose next one is more than an hour later, so no line is drawn across hours nothing was sampled in (the service down,
+ * or a segment added later).
+ */
+export function hourlySeries(points, valueOf) {
+  const xs = [];
+  const values = [];
+  points.forEach((p, i) => {
+    const x = Date.parse(p.hour) / 1000;
+    if (i > 0 && x - xs.at(-1) > HOUR) {
+      xs.push(xs.at(-1) + HOUR);
+      values.push(null);
+    }
+    xs.push(x);
+    values.push(valueOf(p));
+  });
+  return { xs, values };
+}
+
 const utc = (ts) => window.uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');
 
 function missingLibrary(container) {

@@ -3,7 +3,7 @@
 // GET /v1/segments/{id}/members, POST /v1/decide.
 
 import { call } from '../api.js';
-import { lineChart } from '../charts.js';
+import { hourlySeries, lineChart } from '../charts.js';
 import { h, fill, num, fmtInt, fmtPct, fmtTime, enumLabel, section, unavailable } from '../util.js';
 
 const DAY = 86400e3;
@@ -136,11 +136,11 @@ function renderSize(ctx, body, id, points) {
     fill(body, h('p', {}, 'No hourly size samples in the last 30 days.'));
     return;
   }
-  const xs = points.map((p) => Date.parse(p.hour) / 1000);
   const values = points.map((p) => num(p.members));
+  const series = hourlySeries(points, (p) => num(p.members));
   const summary = `${fmtInt(values[0])} members at ${fmtTime(points[0].hour)}, ${fmtInt(values.at(-1))} at ${fmtTime(points.at(-1).hour)}; lowest ${fmtInt(Math.min(...values))}, highest ${fmtInt(Math.max(...values))}; ${points.length} hourly points.`;
   body.replaceChildren(h('p', { 'data-testid': 'size-summary' }, summary));
-  const chart = lineChart(body, { xs, series: [{ label: `${id} members`, values }], ariaLabel: `Members of ${id} per hour over the last 30 days: ${summary}`, format: (v) => fmtInt(v), height: 240 });
+  const chart = lineChart(body, { xs: series.xs, series: [{ label: `${id} members`, values: series.values }], ariaLabel: `Members of ${id} per hour over the last 30 days: ${summary}`, format: (v) => fmtInt(v), height: 240 });
   ctx.onCleanup(() => chart.destroy());
   // Text alternative: the last sample of each UTC day.
   const daily = new Map();

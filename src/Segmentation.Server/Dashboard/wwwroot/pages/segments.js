@@ -2,7 +2,7 @@
 // warnings. Routes: GET /v1/segments, GET /v1/catalog, POST /v1/catalog/audit, GET /v1/segment-sizes.
 
 import { call } from '../api.js';
-import { sparkline, viridis } from '../charts.js';
+import { hourlySeries, sparkline, viridis } from '../charts.js';
 import { h, fill, num, fmtInt, fmtPct, fmtTime, enumLabel, section, unavailable } from '../util.js';
 
 const DAY = 86400e3;
@@ -134,7 +134,7 @@ function renderSparklines(ctx, body, sizes) {
     }
     const label = `${id} size over the last 7 days: ${fmtInt(values[0])} members at ${fmtTime(points[0].hour)}, ${fmtInt(values.at(-1))} at ${fmtTime(points.at(-1).hour)}; lowest ${fmtInt(Math.min(...values))}, highest ${fmtInt(Math.max(...values))} (${points.length} hourly points)`;
     td.replaceChildren();
-    const chart = sparkline(td, { xs: points.map((p) => Date.parse(p.hour) / 1000), values, ariaLabel: label });
+    const chart = sparkline(td, { ...hourlySeries(points, (p) => num(p.members)), ariaLabel: label });
     ctx.onCleanup(() => chart.destroy());
   });
 }
