@@ -38,7 +38,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
     {
         try
         {
-            await continuation(request, responseStream, context);
+            await continuation(request, CallerStreams.Writing(responseStream), context);
         }
         catch (Exception ex) when (ex is not RpcException)
         {
@@ -50,7 +50,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
     {
         try
         {
-            return await continuation(requestStream, context);
+            return await continuation(CallerStreams.Reading(requestStream), context);
         }
         catch (Exception ex) when (ex is not RpcException)
         {
@@ -62,7 +62,7 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
     {
         try
         {
-            await continuation(requestStream, responseStream, context);
+            await continuation(CallerStreams.Reading(requestStream), CallerStreams.Writing(responseStream), context);
         }
         catch (Exception ex) when (ex is not RpcException)
         {
@@ -129,6 +129,9 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
 
         switch (ex)
         {
+            case CallerStreamException:
+                // Before the call's cancellation has been seen: not the service's failure, so nothing to log.
+                return new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "the call was cancelled; the work was abandoned"));
             case ValidationException v:
                 // The violations travel once, in the details (bounded: a few KB at most); the message names the first few.
                 var badRequest = new BadRequest();
