@@ -14,15 +14,18 @@ public sealed class CallerResetTests
         // and that IOException was taken for a write the data directory refused ("A write in StreamEvents failed in
         // storage: The client reset the request stream"), logged as a warning and answered UNAVAILABLE. Rounds of 1,000 streams,
         // each reset after its first answer (some while the server reads): one round reproduced it in four runs of five.
+        var answered = 0;
         var port = RealServerProcessTests.FreePort();
         using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
         try
         {
             await RealServerProcessTests.WaitUntilListening(server, port);
-            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
-            var client = new ProfileService.ProfileServiceClient(channel);
             for (var round = 0; round < 3; round++)
             {
+                // A connection per round: Kestrel refuses new streams (ENHANCE_YOUR_CALM) on a connection whose reset
+                // streams' handlers have not all ended, as they may not have on a loaded machine.
+                using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+                var client = new ProfileService.ProfileServiceClient(channel);
                 var streams = Enumerable.Range(round * 1000, 1000).Select(async i =>
                 {
                     using var cts = new CancellationTokenSource();
@@ -35,6 +38,7 @@ public sealed class CallerResetTests
                         }
 
                         await call.ResponseStream.MoveNext();
+                        Interlocked.Increment(ref answered);
                         if (i % 2 == 0)
                         {
                             await Task.Delay(i % 7);
@@ -42,9 +46,9 @@ public sealed class CallerResetTests
 
                         await cts.CancelAsync();
                     }
-                    catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled)
+                    catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled || (ex.StatusCode == StatusCode.ResourceExhausted && ex.Message.Contains("ENHANCE_YOUR_CALM", StringComparison.Ordinal)))
                     {
-                        // the reset, seen by this client
+                        // the reset, seen by this client; or a stream the server's flood protection refused (not counted)
                     }
                 });
                 await Task.WhenAll(streams);
@@ -58,6 +62,7 @@ public sealed class CallerResetTests
             await server.WaitForExitAsync();
         }
 
+        Assert.True(answered >= 1500, $"only {answered} of 3,000 streams were answered before their reset");
         var log = RealServerProcessTests.OutputOf(server);
         Assert.True(!log.Contains("failed in storage", StringComparison.Ordinal), string.Join('\n', log.Split('\n').Where(l => l.Contains("storage", StringComparison.Ordinal)).Take(3)));
         Assert.DoesNotContain("Unhandled", log, StringComparison.Ordinal);
