@@ -249,6 +249,9 @@ internal static class Cli
                     ? string.Create(CultureInfo.InvariantCulture, $"  the service answered and is not ready for this now: run the command again in {Math.Max(1, Math.Ceiling(delay.TotalSeconds))} s.")
                     : "  the service answered and is not ready for this now: run the command again shortly.");
                 break;
+            case StatusCode.DeadlineExceeded when target is not null && ex.Trailers.Get(ServiceChannel.MayStillComplete) is not null:
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} did not answer within {target.CallTimeout.TotalSeconds:0} s. The service completes this request even when the caller gives up, so it may still be done: check with segctl audit-log (and segctl catalog for a publish or rollback) before running the command again.");
+                break;
             case StatusCode.DeadlineExceeded when target is not null:
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} did not answer within {target.CallTimeout.TotalSeconds:0} s: the service may be overloaded, or the request larger than that allows; run the command again, with a larger --timeout if it needs longer.");
                 break;
@@ -314,21 +317,29 @@ internal static class Cli
         ts is null ? "-" : ts.ToDateTimeOffset().ToString("yyyy-MM-dd HH:mm:ss'Z'");
 }
 
-/// <summary>Adds the API key to every request (works for plaintext local servers and TLS alike).</summary>
-/// <summary>A channel whose unary calls get a deadline when they set none; disposing it disposes the connection.</summary>
+/// <summary>
+/// A channel whose calls cannot wait for ever on a service that keeps the connection alive and never answers; disposing
+/// it disposes the connection. A unary call made without a deadline gets one; a request the service completes even when
+/// the caller gives up is waited for as long, without a deadline (see <see cref="CallTimeouts"/>); a server stream is
+/// given up when no message arrives for as long, except <c>WatchSegmentChanges</c>, which rightly waits for changes.
+/// </summary>
 internal sealed class ServiceChannel(GrpcChannel inner, TimeSpan callTimeout) : ChannelBase(inner.Target), IDisposable
 {
-    private readonly CallInvoker _invoker = inner.CreateCallInvoker().Intercept(new UnaryDeadline(callTimeout));
+    /// <summary>The trailer of a given-up call whose request the service may still complete.</summary>
+    public const string MayStillComplete = "segctl-may-still-complete";
+
+    private readonly CallInvoker _invoker = inner.CreateCallInvoker().Intercept(new CallTimeouts(callTimeout));
 
     public override CallInvoker CreateCallInvoker() => _invoker;
 
     public void Dispose() => inner.Dispose();
 
-    // Sets the deadline of a unary call made without one. Streams are not given one (an import or a batch may rightly
-    // take long), nor are the calls the service completes even after the caller gives up (publishing, rolling back,
-    // stopping or promoting an experiment, erasing a user): giving up would not stop them, and running the command
-    // again would publish a second version or compact the store again.
-    private sealed class UnaryDeadline(TimeSpan timeout) : Interceptor
+    // Unary calls get a deadline when they set none. The calls the service completes even after the caller gives up
+    // (publishing, rolling back, stopping or promoting an experiment, erasing a user) are sent without one, since a
+    // deadline would not stop them, and are waited for as long: given up, they answer DEADLINE_EXCEEDED with the
+    // MayStillComplete trailer (running the command again at once could publish a second version or compact the store
+    // again). A server stream (an import's duplex stream excepted) is given up when no message comes for that long.
+    private sealed class CallTimeouts(TimeSpan timeout) : Interceptor
     {
         private static readonly HashSet<string> CompletedAnyway = new(StringComparer.Ordinal)
         {
@@ -339,20 +350,101 @@ internal sealed class ServiceChannel(GrpcChannel inner, TimeSpan callTimeout) : 
             $"/{PrivacyService.Descriptor.FullName}/{nameof(PrivacyService.PrivacyServiceClient.ForgetUser)}",
         };
 
-        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation) =>
-            continuation(request, WithDeadline(context));
+        private static readonly string Watch = $"/{CatalogService.Descriptor.FullName}/{nameof(CatalogService.CatalogServiceClient.WatchSegmentChanges)}";
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (context.Options.Deadline is not null || !CompletedAnyway.Contains(context.Method.FullName))
+            {
+                return continuation(request, WithDeadline(context));
+            }
+
+            var (gaveUp, limited) = Limited(context);
+            gaveUp.CancelAfter(timeout);
+            var call = continuation(request, limited);
+            return new AsyncUnaryCall<TResponse>(Answer(call.ResponseAsync, gaveUp, context.Options.CancellationToken), call.ResponseHeadersAsync, call.GetStatus, call.GetTrailers, () =>
+            {
+                call.Dispose();
+                gaveUp.Dispose();
+            });
+        }
 
         public override TResponse BlockingUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, BlockingUnaryCallContinuation<TRequest, TResponse> continuation) =>
-            continuation(request, WithDeadline(context));
+            continuation(request, CompletedAnyway.Contains(context.Method.FullName) ? context : WithDeadline(context));
+
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (context.Method.FullName == Watch)
+            {
+                return continuation(request, context);
+            }
+
+            var (gaveUp, limited) = Limited(context);
+            var call = continuation(request, limited);
+            return new AsyncServerStreamingCall<TResponse>(new IdleLimit<TResponse>(call.ResponseStream, gaveUp, timeout, context.Options.CancellationToken), call.ResponseHeadersAsync, call.GetStatus, call.GetTrailers, () =>
+            {
+                call.Dispose();
+                gaveUp.Dispose();
+            });
+        }
 
         private ClientInterceptorContext<TRequest, TResponse> WithDeadline<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context)
             where TRequest : class
             where TResponse : class =>
-            context.Options.Deadline is not null || CompletedAnyway.Contains(context.Method.FullName) ? context
-            : new(context.Method, context.Host, context.Options.WithDeadline(DateTime.UtcNow + timeout));
+            context.Options.Deadline is not null ? context : new(context.Method, context.Host, context.Options.WithDeadline(DateTime.UtcNow + timeout));
+
+        // The call cancelled by the caller's token or by giving up (a cancellation source of this call's own).
+        private static (CancellationTokenSource GaveUp, ClientInterceptorContext<TRequest, TResponse> Context) Limited<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context)
+            where TRequest : class
+            where TResponse : class
+        {
+            var gaveUp = CancellationTokenSource.CreateLinkedTokenSource(context.Options.CancellationToken);
+            return (gaveUp, new(context.Method, context.Host, context.Options.WithCancellationToken(gaveUp.Token)));
+        }
+
+        private async Task<TResponse> Answer<TResponse>(Task<TResponse> response, CancellationTokenSource gaveUp, CancellationToken caller)
+        {
+            try
+            {
+                return await response.ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && gaveUp.IsCancellationRequested && !caller.IsCancellationRequested)
+            {
+                throw new RpcException(
+                    new Grpc.Core.Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"no answer within {timeout.TotalSeconds:0} s; the service may still complete the request")),
+                    new Metadata { { MayStillComplete, "true" } });
+            }
+        }
+    }
+
+    // A server stream given up when no message comes within the timeout.
+    private sealed class IdleLimit<T>(IAsyncStreamReader<T> inner, CancellationTokenSource gaveUp, TimeSpan timeout, CancellationToken caller) : IAsyncStreamReader<T>
+    {
+        public T Current => inner.Current;
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            gaveUp.CancelAfter(timeout);
+            try
+            {
+                return await inner.MoveNext(cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && gaveUp.IsCancellationRequested && !caller.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new RpcException(new Grpc.Core.Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"no message within {timeout.TotalSeconds:0} s")));
+            }
+            finally
+            {
+                if (!gaveUp.IsCancellationRequested)
+                {
+                    gaveUp.CancelAfter(Timeout.InfiniteTimeSpan);
+                }
+            }
+        }
     }
 }
 
+/// <summary>Adds the API key to every request (works for plaintext local servers and TLS alike).</summary>
 internal sealed class ApiKeyHandler(string apiKey) : DelegatingHandler
 {
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

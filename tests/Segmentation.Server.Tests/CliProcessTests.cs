@@ -189,6 +189,57 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task A_request_the_service_completes_anyway_and_a_stream_are_given_up_at_the_timeout_when_nothing_comes()
+    {
+        // Regression: the requests sent without a deadline (the service completes them even when the caller gives up) and
+        // the streams held segctl until Ctrl+C when a service kept the connection alive and never answered.
+        async Task Silent(HttpContext context)
+        {
+            context.Response.ContentType = "application/grpc";
+            await context.Response.StartAsync(); // the headers of a stream, then nothing
+            try
+            {
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                // segctl gave up
+            }
+        }
+
+        string? rollbackTimeout = "not called";
+        await using var rollback = await StubService("/segmentation.v1.CatalogService/RollbackCatalog", context =>
+        {
+            rollbackTimeout = context.Request.Headers["grpc-timeout"].FirstOrDefault();
+            return Silent(context);
+        });
+        var started = Stopwatch.StartNew();
+        var (exit, _, stderr) = await Segctl($"rollback --version 1 --address {rollback.Urls.Single()} --timeout 2");
+        Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
+        Assert.Contains("did not answer within 2 s", stderr, StringComparison.Ordinal);
+        Assert.Contains("may still be done: check with segctl audit-log", stderr, StringComparison.Ordinal); // not "run it again"
+        Assert.Null(rollbackTimeout); // still sent without a deadline
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(50), $"took {started.Elapsed}");
+
+        await using var batch = await StubService("/segmentation.v1.DecisionService/DecideBatch", Silent);
+        var ids = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(ids, "u1\nu2\n");
+            (exit, _, stderr) = await Segctl($"decide-batch {ids} --address {batch.Urls.Single()} --timeout 2");
+        }
+        finally
+        {
+            File.Delete(ids);
+        }
+
+        Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
+        Assert.Contains("no message within 2 s", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_full_disk_under_standard_output_is_a_failure_exit_1_not_refused_input_and_never_a_stack_trace()
     {
         // Regression: a local write failing (here standard output on /dev/full: "No space left on device") exited 3, the
