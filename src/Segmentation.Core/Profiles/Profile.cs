@@ -103,6 +103,48 @@ public sealed record Profile
     /// <summary>Last event time (UTC ticks) or <see cref="long.MinValue"/>.</summary>
     public long LastSeenTicks => Aggregates.LastSeenTicks;
 
+    /// <summary>
+    /// The time of the user's latest own event at or before <paramref name="nowTicks"/> (not one of the service's sends or
+    /// impressions), or <see cref="long.MinValue"/>, and the time of their earliest own event after it (an event dated a
+    /// little ahead), or <see cref="long.MaxValue"/>.
+    /// </summary>
+    public (long Last, long Next) OwnEventTicks(long nowTicks)
+    {
+        // The series are sorted by time, so the service's events are taken off the end of all events, equal times pairing up.
+        var sends = Series(EventTypes.EmailSend);
+        var shown = Series(EventTypes.Impression);
+        if (sends.Count == 0 && shown.Count == 0 && LastSeenTicks <= nowTicks)
+        {
+            return (LastSeenTicks, long.MaxValue);
+        }
+
+        var all = AllEvents;
+        var next = long.MaxValue;
+        int j = sends.Count - 1, k = shown.Count - 1;
+        for (var i = all.Count - 1; i >= 0; i--)
+        {
+            var ticks = all.TicksAt(i);
+            if (j >= 0 && sends.TicksAt(j) == ticks)
+            {
+                j--;
+            }
+            else if (k >= 0 && shown.TicksAt(k) == ticks)
+            {
+                k--;
+            }
+            else if (ticks > nowTicks)
+            {
+                next = ticks; // not yet: the last own event until then is an earlier one
+            }
+            else
+            {
+                return (ticks, next);
+            }
+        }
+
+        return (long.MinValue, next);
+    }
+
     /// <summary>Number of purchases.</summary>
     public int Orders => Aggregates.Orders;
 

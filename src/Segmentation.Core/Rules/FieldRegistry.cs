@@ -299,10 +299,10 @@ public sealed class FieldRegistry
         {
             FieldAccessor.ForFlag("profile.exists", c => c.Profile is null || c.Profile.TotalEvents + c.Profile.Attributes.Count == 0 ? 0 : 1),
             FieldAccessor.ForTime("profile.first_seen", c => c.Profile?.FirstSeenTicks ?? long.MinValue),
-            FieldAccessor.ForTime("profile.last_seen", c => c.Profile?.LastSeenTicks ?? long.MinValue),
+            FieldAccessor.ForTime("profile.last_seen", LastSeen),
             FieldAccessor.ForNumber("profile.sessions", c => c.Profile?.Sessions ?? 0),
             FieldAccessor.ForNumber("profile.events", c => c.Profile?.TotalEvents ?? 0),
-            FieldAccessor.ForNumber("profile.days_since_last_seen", c => DaysSince(c, c.Profile?.LastSeenTicks ?? long.MinValue)),
+            FieldAccessor.ForNumber("profile.days_since_last_seen", c => DaysSince(c, LastSeen(c))),
             FieldAccessor.ForNumber("email.days_since_last_open", c =>
             {
                 if (c.Profile is null)
@@ -338,6 +338,20 @@ public sealed class FieldRegistry
             }),
         };
         return fields.ToFrozenDictionary(f => f.Name, StringComparer.Ordinal);
+    }
+
+    // When the user was last seen: their own latest event at or before now, not the service's sends or impressions (an
+    // email sent to a user who never comes back is no sign of them). It changes when an own event dated ahead comes due.
+    private static long LastSeen(EvalContext c)
+    {
+        if (c.Profile is not { TotalEvents: > 0 } p)
+        {
+            return long.MinValue;
+        }
+
+        var (last, next) = p.OwnEventTicks(c.NowTicks);
+        c.Until(next);
+        return last;
     }
 
     private static double DaysSince(EvalContext c, long ticks)

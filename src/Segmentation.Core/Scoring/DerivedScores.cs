@@ -123,46 +123,6 @@ public static class DerivedScores
         return recent >= 10 ? "high" : "active";
     }
 
-    // The time of the user's latest own event at or before now (not one of the service's sends or impressions), or
-    // long.MinValue, and the time of their earliest own event after now (an event dated up to 5 minutes ahead), or
-    // long.MaxValue: the series are sorted by time, so the service's events are taken off the end of all events, equal
-    // times pairing up.
-    private static (long Last, long Next) OwnEventTicks(Profile p, long nowTicks)
-    {
-        var sends = p.Series(EventTypes.EmailSend);
-        var shown = p.Series(EventTypes.Impression);
-        if (sends.Count == 0 && shown.Count == 0 && p.LastSeenTicks <= nowTicks)
-        {
-            return (p.LastSeenTicks, long.MaxValue);
-        }
-
-        var all = p.AllEvents;
-        var next = long.MaxValue;
-        int j = sends.Count - 1, k = shown.Count - 1;
-        for (var i = all.Count - 1; i >= 0; i--)
-        {
-            var ticks = all.TicksAt(i);
-            if (j >= 0 && sends.TicksAt(j) == ticks)
-            {
-                j--;
-            }
-            else if (k >= 0 && shown.TicksAt(k) == ticks)
-            {
-                k--;
-            }
-            else if (ticks > nowTicks)
-            {
-                next = ticks; // not yet: the last own event until then is an earlier one
-            }
-            else
-            {
-                return (ticks, next);
-            }
-        }
-
-        return (long.MinValue, next);
-    }
-
     // The user's own events in the window: every event but the service's sends and impressions; the count may change
     // when any of the three does.
     private static int OwnEvents(EvalContext c, EventSeries all, EventSeries sends, EventSeries impressions, long window)
@@ -250,7 +210,7 @@ public static class DerivedScores
         if (p.TotalEvents > 0)
         {
             // Inactive as engagement judges it: by the user's own events (the service's sends and impressions are not).
-            var (lastOwn, nextOwn) = OwnEventTicks(p, c.NowTicks);
+            var (lastOwn, nextOwn) = p.OwnEventTicks(c.NowTicks);
             var inactiveAt = lastOwn == long.MinValue ? long.MinValue : lastOwn + lead.InactiveAfter.Ticks;
             c.Until(inactiveAt);
             c.Until(nextOwn); // an event dated ahead counts from its time on

@@ -51,6 +51,24 @@ public class DecisionCacheTests
     }
 
     [Fact]
+    public void Last_seen_is_the_users_own_latest_event_not_an_email_the_service_sent_or_an_impression()
+    {
+        // Regression: profile.last_seen and days_since_last_seen counted the service's own sends and impressions, so a
+        // user emailed every week never lapsed, although they had not come back for 40 days.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("lapsed", "behavioural", "{ field: profile.days_since_last_seen, gte: 30 }")));
+        var visited = w.Clock.Now.AddDays(-40);
+        w.Track("u1", "page_view", at: visited);
+        w.Track("u1", "email_send", at: w.Clock.Now.AddDays(-1), campaign: "weekly");
+        w.Track("u1", "impression", at: w.Clock.Now.AddHours(-1));
+
+        var decision = w.Decide("u1");
+        Assert.Equal("lapsed", decision.Winner.Id);
+
+        w.Track("u1", "page_view", at: w.Clock.Now.AddMinutes(-1)); // back
+        Assert.Equal("everyone", w.Decide("u1").Winner.Id);
+    }
+
+    [Fact]
     public void A_context_seen_once_leaves_no_decision_in_the_cache()
     {
         using var cache = new DecisionCache();
