@@ -282,7 +282,10 @@ public sealed class TriggerTests : IDisposable
             SpinWait.SpinUntil(() => w.Store.Get("u1") is null, TimeSpan.FromSeconds(1)); // before the fix at once; now it waits
         };
 
-        Assert.Equal(1, scheduler.Tick(entered.At.AddDays(4))); // it held when checked, and fired
+        // The first due trigger held when checked, and fired. The second ("reminder", due too) fires as well when the
+        // tick takes u1's lock again before the waiting erasure does, and not when the erasure goes first: both are right,
+        // and in both the stream never names u1 (this count was asserted to be 1 and failed about one run in six).
+        Assert.InRange(scheduler.Tick(entered.At.AddDays(4)), 1, 2);
         Assert.NotNull(erasure);
         await erasure;
 
