@@ -595,8 +595,9 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         // Regression: the segment list's sparklines and a segment's size chart drew a straight line between samples hours
         // apart (the service down in between), as if the size had been measured in every hour of it.
         var id = (await new CatalogService.CatalogServiceClient(_channel).ListSegmentsAsync(new ListSegmentsRequest())).Segments[0].Segment.Id;
-        var hour = new DateTimeOffset(DateTimeOffset.UtcNow.Year, DateTimeOffset.UtcNow.Month, DateTimeOffset.UtcNow.Day, DateTimeOffset.UtcNow.Hour, 0, 0, TimeSpan.Zero);
-        var points = new[] { (-6, 10), (-5, 11), (-2, 12), (-1, 13) }
+        var now = DateTimeOffset.UtcNow;
+        var hour = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 0, 0, TimeSpan.Zero);
+        var points = new[] { (-8, 10), (-5, 11), (-4, 12), (-1, 13) }
             .Select(p => $$"""{"hour":"{{hour.AddHours(p.Item1):yyyy-MM-ddTHH:mm:ssZ}}","members":"{{p.Item2}}"}""");
         var sizes = $$"""{"segments":[{"segmentId":"{{id}}","points":[{{string.Join(',', points)}}]}]}""";
         var page = await SignedInPage();
@@ -606,7 +607,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
               const Plot = window.uPlot;
               window.__charts = [];
               window.uPlot = Object.assign(function (options, data, target) {
-                window.__charts.push(data);
+                window.__charts.push({ options, data });
                 return new Plot(options, data, target);
               }, Plot);
             }
@@ -617,8 +618,14 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         await page.EvaluateAsync("() => { location.hash = '#/segments'; }");
         await page.WaitForFunctionAsync("() => window.__charts.length >= 2");
 
-        var drawn = await page.EvaluateAsync<string>("() => JSON.stringify(window.__charts.map((data) => [data[0].map((x) => x - data[0][0]), data[1]]))");
-        const string Gapped = "[[0,3600,7200,14400,18000],[10,11,null,12,13]]"; // the hour after 11 left empty: no line to 12
+        var drawn = await page.EvaluateAsync<string>("""
+            () => JSON.stringify(window.__charts.map(({ options, data }) =>
+              [data[0].map((x) => x - data[0][0]), data[1], options.series[1].points.filter({ data }, 1, false, null)]))
+            """);
+
+        // The hour after 10 and the hour after 12 left empty: no line across them; 10 and 13, alone between gaps, drawn as
+        // points (a line cannot show them).
+        const string Gapped = "[[0,3600,10800,14400,18000,25200],[10,null,11,12,null,13],[0,5]]";
         Assert.Equal($"[{Gapped},{Gapped}]", drawn);
         Assert.Contains("4 hourly points", await page.GetByTestId($"size-{id}").Locator("[role=img]").GetAttributeAsync("aria-label"), StringComparison.Ordinal);
     }

@@ -39,7 +39,7 @@ const HOUR = 3600;
 /**
  * Hourly samples as chart data: unix seconds and values, with a null (a gap in the line) in the hour after any sample
  * whose next one is more than an hour later, so no line is drawn across hours nothing was sampled in (the service down,
- * or a segment added later).
+ * or a segment added later). A sample left alone between two gaps is drawn as a point (lonePoints).
  */
 export function hourlySeries(points, valueOf) {
   const xs = [];
@@ -54,6 +54,18 @@ export function hourlySeries(points, valueOf) {
     values.push(valueOf(p));
   });
   return { xs, values };
+}
+
+/** uPlot's points.filter: the samples with no sample beside them (a gap on each side), which a line cannot show. */
+function lonePoints(u, seriesIdx) {
+  const values = u.data[seriesIdx];
+  const lone = [];
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] != null && (i === 0 || values[i - 1] == null) && (i === values.length - 1 || values[i + 1] == null)) {
+      lone.push(i);
+    }
+  }
+  return lone.length ? lone : null;
 }
 
 const utc = (ts) => window.uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');
@@ -84,7 +96,7 @@ export function lineChart(container, { xs, series, ariaLabel, height = 280, form
     cursor: { drag: { x: false, y: false } },
     series: [
       { label: xLabel },
-      ...series.map((s, i) => ({ label: s.label, ...seriesStyle(i), width: 2, points: { show: false }, value: (u, v) => (v === null || v === undefined ? '—' : format(v)) })),
+      ...series.map((s, i) => ({ label: s.label, ...seriesStyle(i), width: 2, points: { show: false, filter: lonePoints }, value: (u, v) => (v === null || v === undefined ? '—' : format(v)) })),
     ],
     axes: [{}, { size: 70, values: (u, splits) => splits.map(format) }],
   }, [xs, ...series.map((s) => s.values)], box);
@@ -120,7 +132,7 @@ export function sparkline(container, { xs, values, ariaLabel, width = 140, heigh
     select: { show: false },
     scales: { x: { time: true } },
     axes: [{ show: false }, { show: false }],
-    series: [{}, { stroke: OKABE_ITO[0], width: 1.5, points: { show: xs.length === 1 } }],
+    series: [{}, { stroke: OKABE_ITO[0], width: 1.5, points: { show: xs.length === 1, filter: lonePoints } }],
   }, [xs, values], box);
   return { destroy: () => plot.destroy() };
 }
