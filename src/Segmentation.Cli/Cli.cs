@@ -91,6 +91,9 @@ internal static class Cli
     /// <summary>How long one unary call may wait for its answer when <c>--timeout</c> is not given.</summary>
     public static readonly TimeSpan DefaultCallTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>The longest <c>--timeout</c>: a day (a timer cannot wait much longer than 49 days).</summary>
+    public const int MaxCallTimeoutSeconds = 86_400;
+
     /// <summary>
     /// A channel to the service that sends the API key as <c>x-api-key</c> metadata on every call and gives every unary
     /// call the target's deadline (<see cref="ServiceTarget.CallTimeout"/>): a service that keeps the connection alive
@@ -334,11 +337,11 @@ internal sealed class ServiceChannel(GrpcChannel inner, TimeSpan callTimeout) : 
 
     public void Dispose() => inner.Dispose();
 
-    // Unary calls get a deadline when they set none. The calls the service completes even after the caller gives up
-    // (publishing, rolling back, stopping or promoting an experiment, erasing a user) are sent without one, since a
-    // deadline would not stop them, and are waited for as long: given up, they answer DEADLINE_EXCEEDED with the
-    // MayStillComplete trailer (running the command again at once could publish a second version or compact the store
-    // again). A server stream (an import's duplex stream excepted) is given up when no message comes for that long.
+    // Unary calls get a deadline when they set none. The calls the service may complete after the caller gives up
+    // (publishing, rolling back, stopping or promoting an experiment, erasing a user: past their checks they are not
+    // stopped) are sent without one and waited for as long: given up, they answer DEADLINE_EXCEEDED with the
+    // MayStillComplete trailer, since running the command again at once could publish a second version or compact the
+    // store again. A server stream (an import's duplex stream excepted) is given up when no message comes for that long.
     private sealed class CallTimeouts(TimeSpan timeout) : Interceptor
     {
         private static readonly HashSet<string> CompletedAnyway = new(StringComparer.Ordinal)
@@ -417,29 +420,30 @@ internal sealed class ServiceChannel(GrpcChannel inner, TimeSpan callTimeout) : 
         }
     }
 
-    // A server stream given up when no message comes within the timeout.
+    // A server stream given up when no message comes within the timeout: only a read still waiting when the time is up
+    // gives the call up, never one whose message came in time.
     private sealed class IdleLimit<T>(IAsyncStreamReader<T> inner, CancellationTokenSource gaveUp, TimeSpan timeout, CancellationToken caller) : IAsyncStreamReader<T>
     {
         public T Current => inner.Current;
 
         public async Task<bool> MoveNext(CancellationToken cancellationToken)
         {
-            gaveUp.CancelAfter(timeout);
-            try
+            var read = inner.MoveNext(cancellationToken);
+            if (!read.IsCompleted)
             {
-                return await inner.MoveNext(cancellationToken).ConfigureAwait(false);
-            }
-            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && gaveUp.IsCancellationRequested && !caller.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                throw new RpcException(new Grpc.Core.Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"no message within {timeout.TotalSeconds:0} s")));
-            }
-            finally
-            {
-                if (!gaveUp.IsCancellationRequested)
+                using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, caller);
+                var idle = Task.Delay(timeout, waiting.Token);
+                if (await Task.WhenAny(read, idle).ConfigureAwait(false) == idle && idle.IsCompletedSuccessfully)
                 {
-                    gaveUp.CancelAfter(Timeout.InfiniteTimeSpan);
+                    await gaveUp.CancelAsync().ConfigureAwait(false);
+                    await read.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default).ConfigureAwait(false);
+                    throw new RpcException(new Grpc.Core.Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"no message within {timeout.TotalSeconds:0} s")));
                 }
+
+                await waiting.CancelAsync().ConfigureAwait(false);
             }
+
+            return await read.ConfigureAwait(false);
         }
     }
 }

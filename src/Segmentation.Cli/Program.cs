@@ -26,6 +26,13 @@ root.Options.Add(address);
 root.Options.Add(apiKey);
 root.Options.Add(json);
 root.Options.Add(AtLeast(timeout, 1));
+timeout.Validators.Add(result =>
+{
+    if (result.Tokens.Count > 0 && int.TryParse(result.Tokens[^1].Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > Cli.MaxCallTimeoutSeconds)
+    {
+        result.AddError($"--timeout must be at most {Cli.MaxCallTimeoutSeconds} (a day; got {seconds})");
+    }
+});
 
 ServiceTarget Target(ParseResult parse) => Cli.Target(parse.GetValue(address), parse.GetValue(apiKey), TimeSpan.FromSeconds(parse.GetValue(timeout)));
 

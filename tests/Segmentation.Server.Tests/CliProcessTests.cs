@@ -237,6 +237,27 @@ public sealed class CliProcessTests
         Assert.True(exit == 1, $"exit {exit}: {stderr}");
         Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
         Assert.Contains("no message within 2 s", stderr, StringComparison.Ordinal);
+
+        // The limit is per message: a stream that takes longer in all, each part within it, is read to its end.
+        await using var slow = await StubService("/segmentation.v1.PrivacyService/StreamUserExport", async context =>
+        {
+            await Read(context, Contracts.V1.StreamUserExportRequest.Parser);
+            foreach (var part in new[] { "{\"part\":1}\n", "{\"part\":2}\n", "{\"part\":3}\n" })
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1.2));
+                await Message(context, new Contracts.V1.StreamUserExportResponse { UserId = "u1", JsonLines = part });
+                await context.Response.Body.FlushAsync();
+            }
+
+            context.Response.AppendTrailer("grpc-status", "0");
+        });
+        (exit, var stdout, stderr) = await Segctl($"export u1 --lines --address {slow.Urls.Single()} --timeout 2");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Equal(3, stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        (exit, _, stderr) = await Segctl($"segments --address {slow.Urls.Single()} --timeout 100000");
+        Assert.True(exit == 2, $"exit {exit}: {stderr}");
+        Assert.Contains("--timeout must be at most 86400", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -282,12 +303,18 @@ public sealed class CliProcessTests
 
     private static async Task Answer(HttpContext context, IMessage message)
     {
+        await Message(context, message);
+        context.Response.AppendTrailer("grpc-status", "0");
+    }
+
+    // One message in its gRPC frame.
+    private static async Task Message(HttpContext context, IMessage message)
+    {
         var bytes = message.ToByteArray();
         var frame = new byte[5 + bytes.Length];
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), bytes.Length);
         bytes.CopyTo(frame, 5);
         await context.Response.Body.WriteAsync(frame);
-        context.Response.AppendTrailer("grpc-status", "0");
     }
 
     [Fact]

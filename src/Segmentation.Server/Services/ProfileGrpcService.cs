@@ -4,6 +4,7 @@ using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Application.Telemetry;
+using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
 using Segmentation.Server.Mapping;
@@ -102,7 +103,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             var message = group[i].Message;
             messages[i] = message.Events.Count == 0
                 ? new StreamMessage(ProfileMapper.ToDomain(message.Event ?? new Event()), [])
-                : new StreamMessage(message.Event is null ? null : ProfileMapper.ToDomain(message.Event), message.Events.Select(ProfileMapper.ToDomain).ToList());
+                : new StreamMessage(message.Event is null ? null : ProfileMapper.ToDomain(message.Event), ToDomain(message.Events));
         }
 
         var recorded = stream.Record(messages);
@@ -128,6 +129,17 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         {
             ExceptionDispatchInfo.Throw(failure);
         }
+    }
+
+    private static BehaviourEvent[] ToDomain(Google.Protobuf.Collections.RepeatedField<Event> events)
+    {
+        var mapped = new BehaviourEvent[events.Count];
+        for (var i = 0; i < mapped.Length; i++)
+        {
+            mapped[i] = ProfileMapper.ToDomain(events[i]);
+        }
+
+        return mapped;
     }
 
     public override Task<IdentifyResponse> Identify(IdentifyRequest request, ServerCallContext context)

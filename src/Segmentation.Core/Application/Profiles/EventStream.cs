@@ -10,10 +10,10 @@ namespace Segmentation.Core.Application.Profiles;
 public readonly record struct StreamMessage(BehaviourEvent? Event, IReadOnlyList<BehaviourEvent> Events)
 {
     /// <summary>True for a message of one event, answered with one result.</summary>
-    public bool IsSingle => Events.Count == 0;
+    public bool IsSingle => Events is not { Count: > 0 };
 
     /// <summary>How many events the message carries, so how many results answer it.</summary>
-    public int EventCount => CountEvents(Event is not null, Events.Count);
+    public int EventCount => CountEvents(Event is not null, Events?.Count ?? 0);
 
     /// <summary>How many events a message carries: one with no batch; otherwise the batch and the event beside it, if any.</summary>
     public static int CountEvents(bool hasEvent, int batch) => batch == 0 ? 1 : batch + (hasEvent ? 1 : 0);
@@ -71,9 +71,9 @@ public sealed class EventStream
         ArgumentNullException.ThrowIfNull(group);
         foreach (var message in group)
         {
-            if (message.IsSingle && message.Event is null)
+            if (message.Events is null || (message.IsSingle && message.Event is null))
             {
-                throw new ArgumentException("a message of one event needs its event", nameof(group));
+                throw new ArgumentException("a message needs its batch (empty for a single event) and, without one, its event", nameof(group));
             }
         }
 
