@@ -67,6 +67,34 @@ public sealed class ChangeStreamServiceTests : IDisposable
     }
 
     [Fact]
+    public async Task A_watch_with_nothing_to_send_answers_its_headers_so_the_caller_knows_it_is_open()
+    {
+        // Regression: the headers went out with the first change, so on a quiet system a caller (the dashboard's Live page
+        // among them) could not tell an open watch from one still connecting; it stayed "connecting…".
+        using var server = Server();
+        using var channel = GrpcTestFixture.CreateChannel(server);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        for (var attempt = 0; ; attempt++)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            using var watch = catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { SegmentIds = { "product_explorer" } }, cancellationToken: cts.Token);
+            try
+            {
+                var headers = await watch.ResponseHeadersAsync.WaitAsync(TimeSpan.FromSeconds(10));
+                Assert.NotNull(headers);
+                var first = watch.ResponseStream.MoveNext(cts.Token);
+                await Task.Delay(500);
+                Assert.False(first.IsCompleted); // open, and nothing has changed
+                return;
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && attempt < 100)
+            {
+                await Task.Delay(100); // memberships are being rebuilt after the start
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_consumer_resumes_after_a_restart_with_exactly_what_it_missed_then_the_live_stream()
     {
         var (a, b, c) = ("stream-a-" + Guid.NewGuid().ToString("N")[..8], "stream-b-" + Guid.NewGuid().ToString("N")[..8], "stream-c-" + Guid.NewGuid().ToString("N")[..8]);

@@ -590,6 +590,17 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task On_a_quiet_system_the_live_page_says_its_stream_is_connected()
+    {
+        // Regression: the watch's headers went out with its first change, so with nothing changing the page said
+        // "connecting…" for as long as it was open.
+        var page = await SignedInPage();
+        await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/live");
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-status]')?.textContent === 'connected, receiving'", null, new() { Timeout = 10_000 });
+        Assert.Equal("0", await page.GetByTestId("changes-count").GetAttributeAsync("data-value")); // nothing arrived: the headers did it
+    }
+
+    [Fact]
     public async Task The_size_charts_leave_a_gap_over_hours_without_samples()
     {
         // Regression: the segment list's sparklines and a segment's size chart drew a straight line between samples hours

@@ -95,9 +95,19 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance, IHostAppl
         using var call = ServerStopping.Linked(context, lifetime);
         try
         {
-            await foreach (var change in governance.Watch(request.SegmentIds, after, request.IncludeTriggers, fromOldest, request.StreamId, call.Token))
+            await using var changes = governance.Watch(request.SegmentIds, after, request.IncludeTriggers, fromOldest, request.StreamId, call.Token).GetAsyncEnumerator(call.Token);
+            var next = changes.MoveNextAsync(); // the request is checked and the stream read before this returns
+            if (!next.IsCompleted)
             {
-                await responseStream.WriteAsync(CatalogMapper.ToProto(change, stream), call.Token);
+                // Nothing to send yet: the headers tell the caller its watch is open (a client, or the dashboard's Live page,
+                // would otherwise wait on a quiet system until the first change, not knowing whether it was refused).
+                await context.WriteResponseHeadersAsync([]);
+            }
+
+            while (await next)
+            {
+                await responseStream.WriteAsync(CatalogMapper.ToProto(changes.Current, stream), call.Token);
+                next = changes.MoveNextAsync();
             }
         }
         catch (OperationCanceledException) when (ServerStopping.Ended(context, lifetime))
