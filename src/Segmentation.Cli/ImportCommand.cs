@@ -47,7 +47,7 @@ internal static class ImportCommand
             send.Restart();
             await Terminal.ProgressAsync("import", events.Count, "events", async progress =>
             {
-                await StreamAsync(profiles, events, report, () => progress(report.EventsSent), ct);
+                await StreamAsync(profiles, events, report, () => progress(report.EventsSent), address.CallTimeout, ct);
                 return true;
             });
             Sent(report, send);
@@ -76,7 +76,7 @@ internal static class ImportCommand
             var length = file.CanSeek ? file.Length : 0;
             await Terminal.ProgressAsync("import", length, "bytes", async progress =>
             {
-                await StreamAsync(profiles, mapping.Read(file, csv.Name, report), report, () => progress(length > 0 ? file.Position : 0), ct);
+                await StreamAsync(profiles, mapping.Read(file, csv.Name, report), report, () => progress(length > 0 ? file.Position : 0), address.CallTimeout, ct);
                 return true;
             });
             Sent(report, send);
@@ -196,9 +196,11 @@ internal static class ImportCommand
     /// order). When the service ends a call for its ingestion rate limit (RESOURCE_EXHAUSTED with a retry delay), the
     /// import waits that long and goes on in a new call from the first event without a result: an event applied whose
     /// result was lost comes back as a duplicate, never counted twice. Events are taken from <paramref name="events"/>
-    /// as they are sent; only those sent and not yet answered are kept.
+    /// as they are sent; only those sent and not yet answered are kept. A call with events sent and no result for
+    /// <paramref name="idleLimit"/> is given up (<c>DEADLINE_EXCEEDED</c>): a service that keeps the connection alive and
+    /// never answers does not hold the import for ever, while a source slow to give events is waited for.
     /// </summary>
-    private static async Task StreamAsync(ProfileService.ProfileServiceClient client, IEnumerable<Event> events, ImportReport report, Action progress, CancellationToken ct)
+    private static async Task StreamAsync(ProfileService.ProfileServiceClient client, IEnumerable<Event> events, ImportReport report, Action progress, TimeSpan idleLimit, CancellationToken ct)
     {
         using var source = new EventSource(events);
         var unanswered = new ConcurrentQueue<Event>(); // sent (or being sent), no result yet: oldest first
@@ -210,7 +212,7 @@ internal static class ImportCommand
             unanswered.Clear();
             try
             {
-                await StreamCallAsync(client, again, source, unanswered, report, progress, ct);
+                await StreamCallAsync(client, again, source, unanswered, report, progress, idleLimit, ct);
                 break;
             }
             catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted && ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay is { } delay)
@@ -277,7 +279,42 @@ internal static class ImportCommand
 
     // One StreamEvents call: sends the events of again, then the source's next ones; the results it reads are counted
     // in the report as they come, each taking its event off unanswered.
-    private static async Task StreamCallAsync(ProfileService.ProfileServiceClient client, List<Event> again, EventSource source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, CancellationToken ct)
+    private static async Task StreamCallAsync(ProfileService.ProfileServiceClient client, List<Event> again, EventSource source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, TimeSpan idleLimit, CancellationToken ct)
+    {
+        // Given up when events wait for their results longer than idleLimit since the last result (or since they were
+        // sent, after a time with none waiting).
+        using var gaveUp = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var lastHeard = Stopwatch.GetTimestamp();
+        using var watchdog = new Timer(
+            _ =>
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (unanswered.IsEmpty)
+                {
+                    Volatile.Write(ref lastHeard, now);
+                }
+                else if (Stopwatch.GetElapsedTime(Volatile.Read(ref lastHeard), now) > idleLimit)
+                {
+                    gaveUp.Cancel();
+                }
+            },
+            null,
+            WatchEvery,
+            WatchEvery);
+        try
+        {
+            await SendAndReadAsync(client, again, source, unanswered, report, progress, () => Volatile.Write(ref lastHeard, Stopwatch.GetTimestamp()), gaveUp.Token);
+        }
+        catch (Exception ex) when (ex is RpcException or OperationCanceledException && gaveUp.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            throw new RpcException(new Grpc.Core.Status(StatusCode.DeadlineExceeded, string.Create(CultureInfo.InvariantCulture, $"no result within {idleLimit.TotalSeconds:0} s for the {unanswered.Count:N0} events sent and not answered")));
+        }
+    }
+
+    // How often a call's wait for results is checked.
+    private static readonly TimeSpan WatchEvery = TimeSpan.FromMilliseconds(250);
+
+    private static async Task SendAndReadAsync(ProfileService.ProfileServiceClient client, List<Event> again, EventSource source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, Action heard, CancellationToken ct)
     {
         using var call = client.StreamEvents(cancellationToken: ct);
         var reader = Task.Run(
@@ -356,6 +393,7 @@ internal static class ImportCommand
 
         void Count(EventResult r, ref int expected)
         {
+            heard();
             if (!unanswered.TryDequeue(out var sent) || r.Index != expected || r.EventId != sent.EventId)
             {
                 report.OutOfOrderResults++;

@@ -16,7 +16,7 @@ var apiKey = new Option<string?>("--api-key")
 var json = new Option<bool>("--json") { Description = "Print JSON instead of plain text", Recursive = true };
 var timeout = new Option<int>("--timeout")
 {
-    Description = "Seconds one request may wait for its answer before it is given up (default 60); decide-batch and export --lines: for each message; not import, nor watch (see its --seconds); publish, rollback, experiments stop/promote and forget, which the service completes even when the caller gives up, are sent without a deadline and may still be done when given up",
+    Description = "Seconds one request may wait for its answer before it is given up (default 60); decide-batch and export --lines: for each message; import: events sent waiting for their results; not watch (see its --seconds); publish, rollback, experiments stop/promote and forget, which the service completes even when the caller gives up, are sent without a deadline and may still be done when given up",
     Recursive = true,
     DefaultValueFactory = _ => (int)Cli.DefaultCallTimeout.TotalSeconds,
 };

@@ -192,7 +192,7 @@ public sealed class CliProcessTests
     public async Task A_request_the_service_completes_anyway_and_a_stream_are_given_up_at_the_timeout_when_nothing_comes()
     {
         // Regression: the requests sent without a deadline (the service completes them even when the caller gives up) and
-        // the streams held segctl until Ctrl+C when a service kept the connection alive and never answered.
+        // the streams (an import's too) held segctl until Ctrl+C when a service kept the connection alive and never answered.
         async Task Silent(HttpContext context)
         {
             context.Response.ContentType = "application/grpc";
@@ -258,6 +258,33 @@ public sealed class CliProcessTests
         (exit, _, stderr) = await Segctl($"segments --address {slow.Urls.Single()} --timeout 100000");
         Assert.True(exit == 2, $"exit {exit}: {stderr}");
         Assert.Contains("--timeout must be at most 86400", stderr, StringComparison.Ordinal);
+
+        // An import whose events the service takes and never answers is given up once they have waited --timeout.
+        await using var deaf = await StubService(
+            ("/segmentation.v1.ProfileService/TrackEvents", async context =>
+            {
+                await Read(context, Contracts.V1.TrackEventsRequest.Parser); // the key check before the file is read
+                await Answer(context, new Contracts.V1.TrackEventsResponse());
+            }),
+            ("/segmentation.v1.ProfileService/StreamEvents", Silent));
+        var csv = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(csv, """
+                InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+                536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+
+                """);
+            (exit, _, stderr) = await Segctl($"import {csv} --address {deaf.Urls.Single()} --timeout 2");
+        }
+        finally
+        {
+            File.Delete(csv);
+        }
+
+        Assert.True(exit == 1, $"exit {exit}: {stderr}");
+        Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
+        Assert.Contains("no result within 2 s", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -281,12 +308,19 @@ public sealed class CliProcessTests
     }
 
     // A stand-in for the service on a free port, answering one gRPC method with the given handler (HTTP/2, plaintext).
-    private static async Task<WebApplication> StubService(string path, RequestDelegate handler)
+    private static Task<WebApplication> StubService(string path, RequestDelegate handler) => StubService((path, handler));
+
+    // A stand-in answering each of the given gRPC methods with its handler.
+    private static async Task<WebApplication> StubService(params (string Path, RequestDelegate Handler)[] methods)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
         var app = builder.Build();
-        app.MapPost(path, handler);
+        foreach (var (path, handler) in methods)
+        {
+            app.MapPost(path, handler);
+        }
+
         await app.StartAsync();
         return app;
     }
