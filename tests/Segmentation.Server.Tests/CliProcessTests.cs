@@ -222,21 +222,26 @@ public sealed class CliProcessTests
         Assert.Null(rollbackTimeout); // still sent without a deadline
         Assert.True(started.Elapsed < TimeSpan.FromSeconds(50), $"took {started.Elapsed}");
 
-        await using var batch = await StubService("/segmentation.v1.DecisionService/DecideBatch", Silent);
-        var ids = Path.GetTempFileName();
-        try
+        // A command reading `input` from a file, given up at the timeout with `says`.
+        async Task GivenUp(string input, Func<string, string> command, string says)
         {
-            await File.WriteAllTextAsync(ids, "u1\nu2\n");
-            (exit, _, stderr) = await Segctl($"decide-batch {ids} --address {batch.Urls.Single()} --timeout 2");
-        }
-        finally
-        {
-            File.Delete(ids);
+            var file = Path.GetTempFileName();
+            try
+            {
+                await File.WriteAllTextAsync(file, input);
+                var (exit, _, stderr) = await Segctl(command(file) + " --timeout 2");
+                Assert.True(exit == 1, $"exit {exit}: {stderr}");
+                Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
+                Assert.Contains(says, stderr, StringComparison.Ordinal);
+            }
+            finally
+            {
+                File.Delete(file);
+            }
         }
 
-        Assert.True(exit == 1, $"exit {exit}: {stderr}");
-        Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
-        Assert.Contains("no message within 2 s", stderr, StringComparison.Ordinal);
+        await using var batch = await StubService("/segmentation.v1.DecisionService/DecideBatch", Silent);
+        await GivenUp("u1\nu2\n", ids => $"decide-batch {ids} --address {batch.Urls.Single()}", "no message within 2 s");
 
         // The limit is per message: a stream that takes longer in all, each part within it, is read to its end.
         await using var slow = await StubService("/segmentation.v1.PrivacyService/StreamUserExport", async context =>
@@ -267,24 +272,12 @@ public sealed class CliProcessTests
                 await Answer(context, new Contracts.V1.TrackEventsResponse());
             }),
             ("/segmentation.v1.ProfileService/StreamEvents", Silent));
-        var csv = Path.GetTempFileName();
-        try
-        {
-            await File.WriteAllTextAsync(csv, """
-                InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
-                536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+        const string Retail = """
+            InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+            536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
 
-                """);
-            (exit, _, stderr) = await Segctl($"import {csv} --address {deaf.Urls.Single()} --timeout 2");
-        }
-        finally
-        {
-            File.Delete(csv);
-        }
-
-        Assert.True(exit == 1, $"exit {exit}: {stderr}");
-        Assert.Contains("DEADLINE_EXCEEDED", stderr, StringComparison.Ordinal);
-        Assert.Contains("no result within 2 s", stderr, StringComparison.Ordinal);
+            """;
+        await GivenUp(Retail, csv => $"import {csv} --address {deaf.Urls.Single()}", "no result within 2 s");
     }
 
     [Fact]
