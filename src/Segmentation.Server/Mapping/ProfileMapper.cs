@@ -10,6 +10,18 @@ namespace Segmentation.Server.Mapping;
 /// <summary>Maps events and profiles between protobuf and the domain. Validation happens in the domain.</summary>
 internal static class ProfileMapper
 {
+    /// <summary>A batch of events, in order.</summary>
+    public static BehaviourEvent[] ToDomain(IReadOnlyList<Event> events)
+    {
+        var mapped = new BehaviourEvent[events.Count];
+        for (var i = 0; i < mapped.Length; i++)
+        {
+            mapped[i] = ToDomain(events[i]);
+        }
+
+        return mapped;
+    }
+
     public static BehaviourEvent ToDomain(Event e)
     {
         var c = e.Context ?? new Contracts.V1.EventContext();

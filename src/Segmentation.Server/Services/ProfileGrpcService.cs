@@ -4,7 +4,6 @@ using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Application.Telemetry;
-using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Validation;
 using Segmentation.Server.Mapping;
@@ -35,7 +34,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         rateLimits.Acquire(context.Caller().Name, request.Events.Count);
         using var span = SegmentationTelemetry.Traces.StartActivity("TrackEvents");
         var response = new TrackEventsResponse();
-        foreach (var result in ingestion.TrackMany(request.Events.Select(ProfileMapper.ToDomain).ToList()))
+        foreach (var result in ingestion.TrackMany(ProfileMapper.ToDomain(request.Events)))
         {
             response.Results.Add(ProfileMapper.ToProto(result));
             switch (result.Status)
@@ -103,7 +102,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             var message = group[i].Message;
             messages[i] = message.Events.Count == 0
                 ? new StreamMessage(ProfileMapper.ToDomain(message.Event ?? new Event()), [])
-                : new StreamMessage(message.Event is null ? null : ProfileMapper.ToDomain(message.Event), ToDomain(message.Events));
+                : new StreamMessage(message.Event is null ? null : ProfileMapper.ToDomain(message.Event), ProfileMapper.ToDomain(message.Events));
         }
 
         var recorded = stream.Record(messages);
@@ -129,17 +128,6 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         {
             ExceptionDispatchInfo.Throw(failure);
         }
-    }
-
-    private static BehaviourEvent[] ToDomain(Google.Protobuf.Collections.RepeatedField<Event> events)
-    {
-        var mapped = new BehaviourEvent[events.Count];
-        for (var i = 0; i < mapped.Length; i++)
-        {
-            mapped[i] = ProfileMapper.ToDomain(events[i]);
-        }
-
-        return mapped;
     }
 
     public override Task<IdentifyResponse> Identify(IdentifyRequest request, ServerCallContext context)
