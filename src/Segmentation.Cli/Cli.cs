@@ -253,7 +253,7 @@ internal static class Cli
                     : "  the service answered and is not ready for this now: run the command again shortly.");
                 break;
             case StatusCode.DeadlineExceeded when target is not null && ex.Trailers.Get(ServiceChannel.MayStillComplete) is not null:
-                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} did not answer within {target.CallTimeout.TotalSeconds:0} s. The service completes this request even when the caller gives up, so it may still be done: check with segctl audit-log (and segctl catalog for a publish or rollback) before running the command again.");
+                sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} did not answer within {target.CallTimeout.TotalSeconds:0} s. The service may complete this request after the caller gives up (once past its checks), so it may still be done: check with segctl audit-log (and segctl catalog for a publish or rollback) before running the command again.");
                 break;
             case StatusCode.DeadlineExceeded when target is not null:
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  {target.Address} did not answer within {target.CallTimeout.TotalSeconds:0} s: the service may be overloaded, or the request larger than that allows; run the command again, with a larger --timeout if it needs longer.");
@@ -322,7 +322,7 @@ internal static class Cli
 
 /// <summary>
 /// A channel whose calls cannot wait for ever on a service that keeps the connection alive and never answers; disposing
-/// it disposes the connection. A unary call made without a deadline gets one; a request the service completes even when
+/// it disposes the connection. A unary call made without a deadline gets one; a request the service may complete after
 /// the caller gives up is waited for as long, without a deadline (see <see cref="CallTimeouts"/>); a server stream is
 /// given up when no message arrives for as long, except <c>WatchSegmentChanges</c>, which rightly waits for changes.
 /// </summary>

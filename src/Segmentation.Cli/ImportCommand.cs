@@ -277,8 +277,7 @@ internal static class ImportCommand
         public void Dispose() => _events.Dispose();
     }
 
-    // One StreamEvents call: sends the events of again, then the source's next ones; the results it reads are counted
-    // in the report as they come, each taking its event off unanswered.
+    // One StreamEvents call (SendAndReadAsync), given up when events it sent wait idleLimit for their results.
     private static async Task StreamCallAsync(ProfileService.ProfileServiceClient client, List<Event> again, EventSource source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, TimeSpan idleLimit, CancellationToken ct)
     {
         // Given up when events wait for their results longer than idleLimit since the last result (or since they were
@@ -314,6 +313,8 @@ internal static class ImportCommand
     // How often a call's wait for results is checked.
     private static readonly TimeSpan WatchEvery = TimeSpan.FromMilliseconds(250);
 
+    // Sends the events of again, then the source's next ones; the results it reads are counted in the report as they
+    // come, each taking its event off unanswered (and calling heard).
     private static async Task SendAndReadAsync(ProfileService.ProfileServiceClient client, List<Event> again, EventSource source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, Action heard, CancellationToken ct)
     {
         using var call = client.StreamEvents(cancellationToken: ct);
