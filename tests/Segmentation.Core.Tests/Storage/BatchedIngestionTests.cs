@@ -98,6 +98,22 @@ public sealed class BatchedIngestionTests : IDisposable
         }
     }
 
+    // Writes that fail unexpectedly (a defect, not a rejection) for events sent under an anonymous id linked to
+    // `user`: the event with a given id for such a write.
+    private static Func<string, BehaviourEvent> FailingWrites(TestWorld world, string user)
+    {
+        world.Ingestion.Identify("a-bad", user);
+        world.Store.AfterResolve = key =>
+        {
+            if (key == "a-bad")
+            {
+                throw new InvalidOperationException("a defect in this event's write");
+            }
+        };
+
+        return id => Event(id, "") with { AnonymousId = "a-bad" };
+    }
+
     private Durable Open()
     {
         var durable = new Durable(_dir, Key, Start);
@@ -466,19 +482,11 @@ public sealed class BatchedIngestionTests : IDisposable
         using var durable = Open();
         var world = durable.World;
         var decider = world.Get<TrackAndDecide>();
-        world.Ingestion.Identify("a-bad", "u1");
-        world.Store.AfterResolve = key =>
-        {
-            if (key == "a-bad")
-            {
-                throw new InvalidOperationException("a defect in this event's write");
-            }
-        };
+        var bad = FailingWrites(world, "u1");
 
-        var bad = Event("pv1", "") with { AnonymousId = "a-bad" };
         await Assert.ThrowsAsync<InvalidOperationException>(() => decider.DecideAsync(
             PageOf("u1"),
-            [Event("pv0", ""), bad, Event("pv2", "")]));
+            [Event("pv0", ""), bad("pv1"), Event("pv2", "")]));
 
         // Regression: the events of one call shared a batch, and those after the failed one were applied although the
         // call failed (one at a time, as before the batch, they were never tried).
@@ -520,19 +528,12 @@ public sealed class BatchedIngestionTests : IDisposable
     {
         using var durable = Open();
         var world = durable.World;
-        world.Ingestion.Identify("a-bad", "u1");
-        world.Store.AfterResolve = key =>
-        {
-            if (key == "a-bad")
-            {
-                throw new InvalidOperationException("a defect in this event's write");
-            }
-        };
+        var bad = FailingWrites(world, "u1");
 
         var recorded = world.Ingestion.OpenStream().Record(
         [
             new StreamMessage(Event("m0", "u1"), []),
-            new StreamMessage(null, [Event("m1", "u1"), Event("m2", "") with { AnonymousId = "a-bad" }, Event("m3", "u2")]),
+            new StreamMessage(null, [Event("m1", "u1"), bad("m2"), Event("m3", "u2")]),
             new StreamMessage(Event("m4", "u1"), []),
             new StreamMessage(null, [Event("m5", "u3")]),
         ]);
