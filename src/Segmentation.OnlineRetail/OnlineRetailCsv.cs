@@ -17,7 +17,7 @@ public sealed record InvoiceLine(string StockCode, string Description, int Quant
 /// <param name="Number">The invoice number.</param>
 /// <param name="Customer">The customer id (the dataset's float form "12923.0" read as "12923").</param>
 /// <param name="Country">The customer's country.</param>
-/// <param name="At">The invoice time (UTC), shifted when the read asked for it.</param>
+/// <param name="At">The invoice time (UTC; the dataset's times are the retailer's, in London), shifted when the read asked for it.</param>
 /// <param name="Lines">Its lines.</param>
 public sealed record Invoice(string Number, string Customer, string Country, DateTime At, IReadOnlyList<InvoiceLine> Lines)
 {
@@ -43,8 +43,10 @@ public sealed record OnlineRetailRead(IReadOnlyList<Invoice> Invoices, int RowsR
 /// on a sale or a non-negative one on a cancellation. A malformed quoted field stops the read with an error naming
 /// its row (where the next row starts is then unknown), and nothing of the file is used. Rows starting with
 /// <c>#</c> are rows like any other. Dates are read as <c>yyyy-MM-dd HH:mm:ss</c>,
-/// <c>yyyy-MM-dd HH:mm</c> or <c>M/d/yyyy H:mm</c> (the dataset's published forms), in UTC; a byte order mark
-/// before the header is ignored.
+/// <c>yyyy-MM-dd HH:mm</c> or <c>M/d/yyyy H:mm</c> (the dataset's published forms), as the UK retailer's local
+/// time (London: GMT in winter, BST in summer) and converted to UTC; a byte order mark before the header is ignored.
+/// A shift moves the local dates by whole days and keeps the local times, so a purchase made at 14:00 stays at 14:00 in
+/// London on whichever side of a clock change it lands.
 /// </summary>
 public static class OnlineRetailCsv
 {
@@ -55,7 +57,7 @@ public static class OnlineRetailCsv
 
     /// <summary>Reads <paramref name="csv"/> (header first) into invoices.</summary>
     /// <param name="csv">The CSV text.</param>
-    /// <param name="endsAt">When set, timestamps are shifted by whole days so the last invoice falls on the day before this instant.</param>
+    /// <param name="endsAt">When set, timestamps are shifted by whole days so the last invoice falls on the day (UTC) before this instant.</param>
     /// <exception cref="InvalidDataException">The text does not start with the dataset's header, or is not valid CSV (<see cref="CsvReading.Malformed"/>).</exception>
     public static OnlineRetailRead Read(TextReader csv, DateTimeOffset? endsAt = null)
     {
@@ -111,6 +113,8 @@ public static class OnlineRetailCsv
             shift = TimeSpan.FromDays(Math.Floor((end.UtcDateTime.Date.AddDays(-1) - last.Date).TotalDays));
         }
 
+        var london = London;
+
         var invoices = rows
             .GroupBy(r => r.Invoice, StringComparer.Ordinal)
             .Select(g =>
@@ -120,7 +124,7 @@ public static class OnlineRetailCsv
                     first.Invoice,
                     first.Customer,
                     first.Country,
-                    DateTime.SpecifyKind(g.Min(r => r.At) + shift, DateTimeKind.Utc),
+                    LondonToUtc(g.Min(r => r.At) + shift, london),
                     [.. g.Select(r => new InvoiceLine(r.StockCode, r.Description, Math.Abs(r.Quantity), r.UnitPrice))]);
             })
             .OrderBy(i => i.At)
@@ -154,7 +158,7 @@ public static class OnlineRetailCsv
 
         if (!int.TryParse(f[3].Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var quantity) ||
             !double.TryParse(f[5].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var price) ||
-            !DateTime.TryParseExact(f[4].Trim(), DateFormats, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at))
+            !DateTime.TryParseExact(f[4].Trim(), DateFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at))
         {
             reason = "unparseable quantity, price or date";
             return null;
@@ -191,6 +195,56 @@ public static class OnlineRetailCsv
     // The most units one order line may hold (an event's line has the same limit); beyond it no line is made, and a
     // cancellation's count is never negated past what an int holds.
     private const int MaxQuantity = 1_000_000;
+
+    // The retailer's clock: the system's Europe/London, or (on a machine without time zone data) the same rules since
+    // 1996, the last Sundays of March and October at 01:00 UTC, which cover the dataset (2010-2011) and any shift of it.
+    private static TimeZoneInfo London
+    {
+        get
+        {
+            try
+            {
+                return TimeZoneInfo.FindSystemTimeZoneById("Europe/London");
+            }
+            catch (TimeZoneNotFoundException)
+            {
+                return LondonRules;
+            }
+            catch (InvalidTimeZoneException)
+            {
+                return LondonRules;
+            }
+        }
+    }
+
+    /// <summary>Europe/London's offsets since 1996, without the system's time zone data.</summary>
+    internal static readonly TimeZoneInfo LondonRules = TimeZoneInfo.CreateCustomTimeZone(
+        "Europe/London (built in)",
+        TimeSpan.Zero,
+        "London",
+        "GMT",
+        "BST",
+        [
+            TimeZoneInfo.AdjustmentRule.CreateAdjustmentRule(
+                new DateTime(1996, 1, 1),
+                DateTime.MaxValue.Date,
+                TimeSpan.FromHours(1),
+                TimeZoneInfo.TransitionTime.CreateFloatingDateRule(new DateTime(1, 1, 1, 1, 0, 0), 3, 5, DayOfWeek.Sunday),
+                TimeZoneInfo.TransitionTime.CreateFloatingDateRule(new DateTime(1, 1, 1, 2, 0, 0), 10, 5, DayOfWeek.Sunday)),
+        ]);
+
+    // A London wall-clock time in UTC. A time the spring clock change skips (01:00-02:00 on its Sunday) is read an hour
+    // later, as a clock that was not yet put forward would show it; one the autumn change repeats is read as GMT.
+    internal static DateTime LondonToUtc(DateTime local, TimeZoneInfo london)
+    {
+        var wall = DateTime.SpecifyKind(local, DateTimeKind.Unspecified);
+        if (london.IsInvalidTime(wall))
+        {
+            wall = wall.AddHours(1);
+        }
+
+        return TimeZoneInfo.ConvertTimeToUtc(wall, london);
+    }
 
     private sealed record Row(string Invoice, string StockCode, string Description, int Quantity, DateTime At, double UnitPrice, string Customer, string Country);
 }

@@ -33,7 +33,7 @@ public sealed class OnlineRetailCsvTests
     [InlineData("2010-12-01 08:26:00")]
     [InlineData("2010-12-01 08:26")]
     [InlineData("12/1/2010 8:26")]
-    public void Every_published_date_form_is_read_as_utc(string date)
+    public void Every_published_date_form_is_read_as_london_time_in_utc(string date)
     {
         var read = Read($"536365,85123A,HEART,6,{date},2.55,17850.0,United Kingdom\n");
 
@@ -138,7 +138,50 @@ public sealed class OnlineRetailCsvTests
 
         var read = Read("536365,85123A,HEART,6,2011-12-09 12:50:00,2.55,17850.0,United Kingdom\n", end);
 
-        Assert.Equal(new DateTime(2026, 5, 31, 12, 50, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
+        // 12:50 in London in December (GMT) moves to 12:50 in London on 31 May (BST): 11:50 UTC.
+        Assert.Equal(new DateTime(2026, 5, 31, 11, 50, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
         Assert.Equal(0, read.Shift.Ticks % TimeSpan.TicksPerDay);
+    }
+
+    [Fact]
+    public void A_summer_invoice_is_read_as_british_summer_time()
+    {
+        var read = Read("556000,85123A,HEART,6,2011-06-15 14:00:00,2.55,17850.0,United Kingdom\n");
+
+        Assert.Equal(new DateTime(2011, 6, 15, 13, 0, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
+    }
+
+    [Fact]
+    public void A_shift_across_a_clock_change_keeps_the_london_time_of_day()
+    {
+        // A summer purchase at 14:00 BST shifted into December is still made at 14:00 in London, now GMT.
+        var read = Read("556000,85123A,HEART,6,2011-06-15 14:00:00,2.55,17850.0,United Kingdom\n", new DateTimeOffset(2026, 12, 2, 9, 0, 0, TimeSpan.Zero));
+
+        Assert.Equal(new DateTime(2026, 12, 1, 14, 0, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
+    }
+
+    [Fact]
+    public void A_time_the_spring_clock_change_skips_is_read_an_hour_later()
+    {
+        // 27 March 2011: London's clocks went from 01:00 GMT to 02:00 BST, so 01:30 never showed; read as 02:30 BST.
+        var read = Read("550000,85123A,HEART,6,2011-03-27 01:30:00,2.55,17850.0,United Kingdom\n");
+
+        Assert.Equal(new DateTime(2011, 3, 27, 1, 30, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
+    }
+
+    [Fact]
+    public void The_built_in_london_rules_agree_with_the_system_zone_from_2010_to_2030()
+    {
+        var system = TimeZoneInfo.FindSystemTimeZoneById("Europe/London");
+        var disagreements = new List<DateTime>();
+        for (var local = new DateTime(2010, 1, 1); local < new DateTime(2030, 1, 1); local = local.AddMinutes(30))
+        {
+            if (OnlineRetailCsv.LondonToUtc(local, OnlineRetailCsv.LondonRules) != OnlineRetailCsv.LondonToUtc(local, system))
+            {
+                disagreements.Add(local);
+            }
+        }
+
+        Assert.Empty(disagreements);
     }
 }

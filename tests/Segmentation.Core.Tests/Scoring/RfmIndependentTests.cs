@@ -58,10 +58,11 @@ public class RfmIndependentTests
         var invoiceTimes = new Dictionary<string, DateTime>();
         var invoiceValues = new Dictionary<string, decimal>();
         var invoiceCustomer = new Dictionary<string, string>();
+        var london = TimeZoneInfo.FindSystemTimeZoneById("Europe/London"); // the retailer's clock
         foreach (var line in File.ReadLines(TestWorld.DemoCsvPath).Skip(1))
         {
             var f = SplitCsv(line);
-            var (invoice, quantity, date, price, id) = (f[0], int.Parse(f[3], CultureInfo.InvariantCulture), DateTime.Parse(f[4], CultureInfo.InvariantCulture), decimal.Parse(f[5], CultureInfo.InvariantCulture), f[6].Replace(".0", "", StringComparison.Ordinal));
+            var (invoice, quantity, date, price, id) = (f[0], int.Parse(f[3], CultureInfo.InvariantCulture), TimeZoneInfo.ConvertTimeToUtc(DateTime.Parse(f[4], CultureInfo.InvariantCulture), london), decimal.Parse(f[5], CultureInfo.InvariantCulture), f[6].Replace(".0", "", StringComparison.Ordinal));
             var cancel = invoice.StartsWith('C');
             if (id.Length == 0 || price <= 0 || (!cancel && quantity <= 0) || (cancel && quantity >= 0))
             {
