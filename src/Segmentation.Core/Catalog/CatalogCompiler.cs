@@ -50,16 +50,11 @@ public static class CatalogCompiler
             _cancellation = cancellation;
 
             // Derived traits (lifecycle_stage, lead_score, ...) exist in every catalog; a schema may declare
-            // them too, so they can be set as declared data, which then wins over the derived value.
+            // them too (with the derived type: the validator refuses another, naming its line), so they can be set as
+            // declared data, which then wins over the derived value.
             _traits = new Dictionary<string, TraitDefinition>(definition.Traits, StringComparer.Ordinal);
             foreach (var (name, type) in DerivedScores.Traits)
             {
-                if (_traits.TryGetValue(name, out var declared) && declared.Type != type)
-                {
-                    // Rules would read the derived value as the declared type and never match it.
-                    _errors.Add(new CatalogError(definition.Origin, 0, null, $"schema.traits.{name}", $"'{name}' is derived by the service as a {type.ToString().ToLowerInvariant()}; declare it with that type (declared: {declared.Type.ToString().ToLowerInvariant()})"));
-                }
-
                 _traits.TryAdd(name, new TraitDefinition(name, type, Pii: false, "derived by the service; a declared value wins"));
             }
 

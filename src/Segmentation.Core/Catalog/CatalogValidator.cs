@@ -989,6 +989,13 @@ public static partial class CatalogValidator
                     continue;
                 }
 
+                if (DerivedScores.Traits.TryGetValue(name, out var derived) && derived != type)
+                {
+                    // The service derives this trait; rules would read the derived value as the declared type and never match it.
+                    Error(def.Get("type") ?? v, null, clause, $"'{name}' is derived by the service as a {derived.ToString().ToLowerInvariant()}; declare it with that type (declared: {typeText})");
+                    continue;
+                }
+
                 _traits[name] = new TraitDefinition(name, type, pii, def.Get("description")?.Text ?? "", observedBy);
             }
         }

@@ -160,6 +160,20 @@ public class CatalogValidationTests
     }
 
     [Fact]
+    public void A_derived_trait_declared_with_another_type_is_refused_at_its_line()
+    {
+        // Regression: the error came from the compiler with line 0, so an editor could not point at the declaration.
+        var schema = TestCatalogs.Schema.Replace("vip: { type: bool }", "vip: { type: bool }\n    lead_score: { type: string }", StringComparison.Ordinal);
+        var line = Array.FindIndex(schema.Split('\n'), l => l.Contains("lead_score", StringComparison.Ordinal)) + 1;
+        var source = new InMemoryCatalogSource([new CatalogFile("catalog.yaml", schema), new CatalogFile("fallback.yaml", TestCatalogs.Fallback)]);
+
+        var error = Assert.Single(Assert.Throws<CatalogException>(() => CatalogLoader.Load(source)).Errors);
+
+        Assert.Equal(("catalog.yaml", line, "schema.traits.lead_score"), (error.File, error.Line, error.Clause));
+        Assert.Contains("'lead_score' is derived by the service as a number", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void More_lead_score_signals_than_the_limit_is_an_error()
     {
         var signals = string.Join("\n", Enumerable.Range(0, CatalogCompiler.MaxLeadSignals + 1).Select(i => $"          - {{ name: s{i}, event: page_view, points: 1, cap: 5, window: 7d }}"));
