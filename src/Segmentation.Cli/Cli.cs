@@ -227,11 +227,24 @@ internal static class Cli
     // A failure of the connection itself (HTTP, socket), not a status the service sent.
     private static bool IsConnectionFailure(RpcException ex) => CausedBy(ex, e => e is HttpRequestException or IOException);
 
-    public static string Describe(RpcException ex)
+    public static string Describe(RpcException ex) => Describe(ex, null);
+
+    /// <summary>
+    /// The failure as <see cref="Describe(RpcException)"/> prints it, with <paramref name="whatNow"/> (when given) in
+    /// place of the usual advice after a timeout or an unavailable service: a command that knows what part of its work
+    /// was done says what to send again.
+    /// </summary>
+    public static string Describe(RpcException ex, string? whatNow)
     {
         var sb = new StringBuilder();
         sb.Append("error: ").Append(StatusName(ex.StatusCode)).Append(" (").Append((int)ex.StatusCode).Append("): ").Append(ex.Status.Detail);
         var target = Current;
+        if (whatNow is not null && ex.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Unavailable or StatusCode.Internal or StatusCode.Cancelled or StatusCode.ResourceExhausted or StatusCode.Unknown)
+        {
+            sb.AppendLine().Append("  ").Append(whatNow);
+            return sb.ToString();
+        }
+
         switch (ex.StatusCode)
         {
             case StatusCode.Unavailable when target is not null && ex.Status.DebugException is not null:

@@ -152,8 +152,9 @@ root.Subcommands.Add(track);
 var batchSource = new Argument<string>("ids") { Description = "File of user ids, one per line (- for standard input); at most 10,000" };
 var batchChannel = new Option<string?>("--channel") { Description = "web (default), email, ads or app; email adds the best send time and email blocks" };
 var batchPurpose = new Option<string?>("--purpose") { Description = "Consent purpose users must have granted (default: the channel's, email_marketing for email)" };
-var decideBatch = new Command("decide-batch", "Decide for many users at once (DecideBatch, streamed): one line per user in order, a summary on stderr; exit 3 when a user failed") { batchSource, batchChannel, batchPurpose };
-decideBatch.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.DecideBatchAsync(Target(parse), parse.GetValue(batchSource)!, parse.GetValue(batchChannel), parse.GetValue(batchPurpose), parse.GetValue(json), ct)));
+var batchUnanswered = new Option<FileInfo?>("--unanswered") { Description = "When the stream ends before every user is answered, write the ids not answered to this file (one per line), to send again without deciding the answered users twice" };
+var decideBatch = new Command("decide-batch", "Decide for many users at once (DecideBatch, streamed): one line per user in order, a summary on stderr; exit 3 when a user failed") { batchSource, batchChannel, batchPurpose, batchUnanswered };
+decideBatch.SetAction((parse, ct) => Cli.RunAsync(() => UserCommands.DecideBatchAsync(Target(parse), parse.GetValue(batchSource)!, parse.GetValue(batchChannel), parse.GetValue(batchPurpose), parse.GetValue(json), parse.GetValue(batchUnanswered), ct)));
 root.Subcommands.Add(decideBatch);
 
 // traits

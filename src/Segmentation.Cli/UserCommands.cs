@@ -21,9 +21,11 @@ internal static class UserCommands
 
     /// <summary>
     /// <c>segctl decide-batch</c>: decides for every user id read from <paramref name="source"/> (one per line; "-" is
-    /// standard input), streaming one line per user in request order as the service answers.
+    /// standard input), streaming one line per user in request order as the service answers. A stream that ends before
+    /// every user is answered says how many were and which to send again (all of them would decide the answered users
+    /// a second time, and count it), and writes those ids to <paramref name="unanswered"/> when given.
     /// </summary>
-    public static async Task<int> DecideBatchAsync(ServiceTarget address, string source, string? channel, string? purpose, bool json, CancellationToken ct)
+    public static async Task<int> DecideBatchAsync(ServiceTarget address, string source, string? channel, string? purpose, bool json, FileInfo? unanswered, CancellationToken ct)
     {
         var ids = await ReadIdsAsync(source, ct);
         if (ids.Count == 0)
@@ -45,26 +47,58 @@ internal static class UserCommands
         using var grpc = Cli.OpenChannel(address);
         using var call = new DecisionService.DecisionServiceClient(grpc).DecideBatch(request, cancellationToken: ct);
         int decided = 0, skipped = 0, failed = 0;
-        await foreach (var item in call.ResponseStream.ReadAllAsync(ct))
+        try
         {
-            switch (item.ResultCase)
+            await foreach (var item in call.ResponseStream.ReadAllAsync(ct))
             {
-                case DecideBatchResponse.ResultOneofCase.Decision:
-                    decided++;
-                    break;
-                case DecideBatchResponse.ResultOneofCase.Skipped:
-                    skipped++;
-                    break;
-                default:
-                    failed++;
-                    break;
+                switch (item.ResultCase)
+                {
+                    case DecideBatchResponse.ResultOneofCase.Decision:
+                        decided++;
+                        break;
+                    case DecideBatchResponse.ResultOneofCase.Skipped:
+                        skipped++;
+                        break;
+                    default:
+                        failed++;
+                        break;
+                }
+
+                Console.WriteLine(json ? Cli.JsonLines.Format(item) : Line(item)); // JSON Lines: one object per user
+            }
+        }
+        catch (RpcException ex)
+        {
+            // Results come in request order, so the unanswered users are the ids after the last answered one.
+            var answered = decided + skipped + failed;
+            var rest = ids.Count - answered;
+            if (unanswered is not null)
+            {
+                await WriteIdsAsync(unanswered, ids.Skip(answered));
             }
 
-            Console.WriteLine(json ? Cli.JsonLines.Format(item) : Line(item)); // JSON Lines: one object per user
+            await Console.Error.WriteLineAsync($"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}; {rest:N0} not answered");
+            var which = unanswered is not null
+                ? $"their ids are in {unanswered.FullName}"
+                : $"they are the ids from '{ids[answered]}' (number {answered + 1:N0} in the list) on; --unanswered FILE writes them out";
+            await Console.Error.WriteLineAsync(Cli.Describe(ex, answered == 0
+                ? $"no user was answered; the service may still have decided some of them. Send the ids again once it answers ({which})."
+                : $"the stream ended after {answered:N0} of {ids.Count:N0} users were answered (the lines above, in request order). The service may have decided some of the other {rest:N0} as well, but deciding an answered user again counts a second decision in the KPIs and experiments: send only the unanswered ones again ({which})."));
+            return Cli.ExitCodeOf(ex);
         }
 
         Console.Error.WriteLine($"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}");
         return failed > 0 ? Cli.Rejected : 0;
+    }
+
+    // The ids to send again, one per line, as decide-batch reads them.
+    private static async Task WriteIdsAsync(FileInfo file, IEnumerable<string> ids)
+    {
+        await using var writer = new StreamWriter(file.FullName, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+        foreach (var id in ids)
+        {
+            await writer.WriteLineAsync(id);
+        }
     }
 
     private static string Line(DecideBatchResponse item) => item.ResultCase switch

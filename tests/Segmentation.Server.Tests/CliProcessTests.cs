@@ -281,6 +281,48 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task A_batch_cut_short_says_which_users_to_send_again_and_writes_them_out()
+    {
+        // Regression: a decide-batch stream that ended part-way said "run the command again", which decides the users
+        // already answered a second time (each decision counts in the KPIs and experiments' exposure).
+        await using var cut = await StubService("/segmentation.v1.DecisionService/DecideBatch", async context =>
+        {
+            var request = await Read(context, Contracts.V1.DecideBatchRequest.Parser);
+            foreach (var user in request.UserIds.Take(2))
+            {
+                await Message(context, new Contracts.V1.DecideBatchResponse { UserId = user, Skipped = new Contracts.V1.DecisionSkipped { Reason = "no consent" } });
+            }
+
+            context.Response.AppendTrailer("grpc-status", "14");
+            context.Response.AppendTrailer("grpc-message", "shutting down");
+        });
+        var ids = Path.GetTempFileName();
+        var unanswered = Path.Combine(Path.GetTempPath(), $"unanswered-{Guid.NewGuid():N}.txt");
+        try
+        {
+            await File.WriteAllTextAsync(ids, "u1\n# a comment\nu2\n\nu3\nu4\n");
+            var (exit, stdout, stderr) = await Segctl($"decide-batch {ids} --address {cut.Urls.Single()} --unanswered {unanswered}");
+            Assert.True(exit == 1, $"exit {exit}: {stderr}");
+            Assert.Equal(["u1\tskipped: no consent", "u2\tskipped: no consent"], stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains("UNAVAILABLE", stderr, StringComparison.Ordinal);
+            Assert.Contains("2 not answered", stderr, StringComparison.Ordinal);
+            Assert.Contains("after 2 of 4 users were answered", stderr, StringComparison.Ordinal);
+            Assert.Contains("send only the unanswered ones again", stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("run the command again", stderr, StringComparison.Ordinal);
+            Assert.Equal(["u3", "u4"], await File.ReadAllLinesAsync(unanswered));
+
+            // Without the option it names the first of them.
+            (exit, _, stderr) = await Segctl($"decide-batch {ids} --address {cut.Urls.Single()}");
+            Assert.True(exit == 1, $"exit {exit}: {stderr}");
+            Assert.Contains("from 'u3' (number 3 in the list) on", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(ids);
+            File.Delete(unanswered);
+        }
+    }
+    [Fact]
     public async Task A_full_disk_under_standard_output_is_a_failure_exit_1_not_refused_input_and_never_a_stack_trace()
     {
         // Regression: a local write failing (here standard output on /dev/full: "No space left on device") exited 3, the
