@@ -230,9 +230,10 @@ internal static class Cli
     public static string Describe(RpcException ex) => Describe(ex, null);
 
     /// <summary>
-    /// The failure as <see cref="Describe(RpcException)"/> prints it, with <paramref name="whatNow"/> (when given) in
-    /// place of the usual advice after a timeout or an unavailable service: a command that knows what part of its work
-    /// was done says what to send again.
+    /// The failure as <see cref="Describe(RpcException)"/> prints it, with <paramref name="whatNow"/> (when given): in
+    /// place of the usual advice to run the command again after a failure part-way (a timeout, an unavailable service, a
+    /// connection lost), after the usual advice otherwise. A command that knows what part of its work was done says what
+    /// to send again.
     /// </summary>
     public static string Describe(RpcException ex, string? whatNow)
     {
@@ -242,6 +243,11 @@ internal static class Cli
         if (whatNow is not null && ex.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Unavailable or StatusCode.Internal or StatusCode.Cancelled or StatusCode.ResourceExhausted or StatusCode.Unknown)
         {
             sb.AppendLine().Append("  ").Append(whatNow);
+            if (ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan() is { } wait)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $" The service asked for a wait of {Math.Max(1, Math.Ceiling(wait.TotalSeconds))} s first.");
+            }
+
             return sb.ToString();
         }
 
@@ -277,6 +283,11 @@ internal static class Cli
             case StatusCode.PermissionDenied when target is not null:
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  the API key from {target.KeySource} lacks the scope this command needs: use a key that has it.");
                 break;
+        }
+
+        if (whatNow is not null)
+        {
+            sb.AppendLine().Append("  ").Append(whatNow);
         }
 
         var status = ex.GetRpcStatus();

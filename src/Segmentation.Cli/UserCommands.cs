@@ -47,6 +47,7 @@ internal static class UserCommands
         using var grpc = Cli.OpenChannel(address);
         using var call = new DecisionService.DecisionServiceClient(grpc).DecideBatch(request, cancellationToken: ct);
         int decided = 0, skipped = 0, failed = 0;
+        RpcException? cutShort = null;
         try
         {
             await foreach (var item in call.ResponseStream.ReadAllAsync(ct))
@@ -69,35 +70,71 @@ internal static class UserCommands
         }
         catch (RpcException ex)
         {
-            // Results come in request order, so the unanswered users are the ids after the last answered one.
-            var answered = decided + skipped + failed;
-            var rest = ids.Count - answered;
-            if (unanswered is not null)
-            {
-                await WriteIdsAsync(unanswered, ids.Skip(answered));
-            }
-
-            await Console.Error.WriteLineAsync($"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}; {rest:N0} not answered");
-            var which = unanswered is not null
-                ? $"their ids are in {unanswered.FullName}"
-                : $"they are the ids from '{ids[answered]}' (number {answered + 1:N0} in the list) on; --unanswered FILE writes them out";
-            await Console.Error.WriteLineAsync(Cli.Describe(ex, answered == 0
-                ? $"no user was answered; the service may still have decided some of them. Send the ids again once it answers ({which})."
-                : $"the stream ended after {answered:N0} of {ids.Count:N0} users were answered (the lines above, in request order). The service may have decided some of the other {rest:N0} as well, but deciding an answered user again counts a second decision in the KPIs and experiments: send only the unanswered ones again ({which})."));
-            return Cli.ExitCodeOf(ex);
+            cutShort = ex;
         }
 
-        Console.Error.WriteLine($"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}");
-        return failed > 0 ? Cli.Rejected : 0;
+        // Results come in request order, so the unanswered users are the ids after the last answered one.
+        var answered = Math.Min(decided + skipped + failed, ids.Count);
+        var rest = Unanswered(ids, answered);
+        var summary = $"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}";
+        if (cutShort is null && answered == ids.Count)
+        {
+            Console.Error.WriteLine(summary);
+            await WriteUnansweredAsync(unanswered, rest); // empty: a loop sending the file again stops
+            return failed > 0 ? Cli.Rejected : 0;
+        }
+
+        await Console.Error.WriteLineAsync($"{summary}; {ids.Count - answered:N0} not answered");
+        var written = await WriteUnansweredAsync(unanswered, rest);
+        var which = rest.Count == 0 ? ""
+            : written ? $" (their ids are in {unanswered!.FullName})"
+            : $" (the ids from '{rest[0]}', number {ids.IndexOf(rest[0], answered) + 1:N0} in the list, on{(unanswered is null ? "; --unanswered FILE writes them out" : "")})";
+        var whatNow = answered == 0 ? null // nothing answered: the usual advice (the address, a retry delay) holds
+            : rest.Count == 0 ? $"every user was answered before the call ended: nothing to send again."
+            : $"the stream ended after {answered:N0} of {ids.Count:N0} users were answered (the lines above, in request order). The service may have decided some of the others as well, but deciding an answered user again counts a second decision in the KPIs and experiments: send only the {rest.Count:N0} unanswered ones again{which}{(rest.Count < ids.Count - answered ? "; the other ids left were listed twice and answered already" : "")}.";
+        if (cutShort is not null)
+        {
+            await Console.Error.WriteLineAsync(Cli.Describe(cutShort, whatNow) + (whatNow is null && written && rest.Count > 0 ? $"{Environment.NewLine}  the ids not answered are in {unanswered!.FullName}." : ""));
+            return Cli.ExitCodeOf(cutShort);
+        }
+
+        // The service ended the stream as complete with users missing: not what it promises, so not a success.
+        await Console.Error.WriteLineAsync($"error: the service ended the stream with {ids.Count - answered:N0} users not answered; {whatNow ?? $"send the {rest.Count:N0} ids again{which}."}");
+        return Cli.RpcFailure;
     }
 
-    // The ids to send again, one per line, as decide-batch reads them.
-    private static async Task WriteIdsAsync(FileInfo file, IEnumerable<string> ids)
+    // The ids after the first `answered`, each once, and none that was answered already (listed twice): what to send
+    // again without deciding anyone twice.
+    private static List<string> Unanswered(List<string> ids, int answered)
     {
-        await using var writer = new StreamWriter(file.FullName, append: false, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
-        foreach (var id in ids)
+        var seen = new HashSet<string>(ids.Take(answered), StringComparer.Ordinal);
+        return [.. ids.Skip(answered).Where(seen.Add)];
+    }
+
+    // Writes the ids not answered to the file asked for (owner-only, replaced once complete), or nothing when none was
+    // asked for; true when written. A write that fails is reported and leaves the first unanswered id to go by.
+    private static async Task<bool> WriteUnansweredAsync(FileInfo? file, List<string> ids)
+    {
+        if (file is null)
         {
-            await writer.WriteLineAsync(id);
+            return false;
+        }
+
+        try
+        {
+            await WriteReplacingAsync(file, async writer =>
+            {
+                foreach (var id in ids)
+                {
+                    await writer.WriteLineAsync(id);
+                }
+            });
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"error: the unanswered ids could not be written to {file.FullName}: {ex.Message}");
+            return false;
         }
     }
 

@@ -285,43 +285,82 @@ public sealed class CliProcessTests
     {
         // Regression: a decide-batch stream that ended part-way said "run the command again", which decides the users
         // already answered a second time (each decision counts in the KPIs and experiments' exposure).
-        await using var cut = await StubService("/segmentation.v1.DecisionService/DecideBatch", async context =>
-        {
-            var request = await Read(context, Contracts.V1.DecideBatchRequest.Parser);
-            foreach (var user in request.UserIds.Take(2))
-            {
-                await Message(context, new Contracts.V1.DecideBatchResponse { UserId = user, Skipped = new Contracts.V1.DecisionSkipped { Reason = "no consent" } });
-            }
-
-            context.Response.AppendTrailer("grpc-status", "14");
-            context.Response.AppendTrailer("grpc-message", "shutting down");
-        });
+        await using var cut = await BatchStub(answers: 2, status: "14");
         var ids = Path.GetTempFileName();
-        var unanswered = Path.Combine(Path.GetTempPath(), $"unanswered-{Guid.NewGuid():N}.txt");
+        var folder = Directory.CreateTempSubdirectory("unanswered-");
+        var unanswered = Path.Combine(folder.FullName, "rest.txt");
         try
         {
-            await File.WriteAllTextAsync(ids, "u1\n# a comment\nu2\n\nu3\nu4\n");
+            // u1 listed again after the cut: answered already, so not to be sent again.
+            await File.WriteAllTextAsync(ids, "u1\n# a comment\nu2\n\nu1\nu3\nu4\n");
             var (exit, stdout, stderr) = await Segctl($"decide-batch {ids} --address {cut.Urls.Single()} --unanswered {unanswered}");
             Assert.True(exit == 1, $"exit {exit}: {stderr}");
             Assert.Equal(["u1\tskipped: no consent", "u2\tskipped: no consent"], stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
             Assert.Contains("UNAVAILABLE", stderr, StringComparison.Ordinal);
-            Assert.Contains("2 not answered", stderr, StringComparison.Ordinal);
-            Assert.Contains("after 2 of 4 users were answered", stderr, StringComparison.Ordinal);
-            Assert.Contains("send only the unanswered ones again", stderr, StringComparison.Ordinal);
+            Assert.Contains("3 not answered", stderr, StringComparison.Ordinal);
+            Assert.Contains("after 2 of 5 users were answered", stderr, StringComparison.Ordinal);
+            Assert.Contains("send only the 2 unanswered ones again", stderr, StringComparison.Ordinal);
             Assert.DoesNotContain("run the command again", stderr, StringComparison.Ordinal);
             Assert.Equal(["u3", "u4"], await File.ReadAllLinesAsync(unanswered));
+            if (!OperatingSystem.IsWindows())
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(unanswered)); // ids may be personal data
+            }
 
             // Without the option it names the first of them.
             (exit, _, stderr) = await Segctl($"decide-batch {ids} --address {cut.Urls.Single()}");
             Assert.True(exit == 1, $"exit {exit}: {stderr}");
-            Assert.Contains("from 'u3' (number 3 in the list) on", stderr, StringComparison.Ordinal);
+            Assert.Contains("from 'u3', number 4 in the list, on", stderr, StringComparison.Ordinal);
+
+            // A file that cannot be written is reported beside the failure, which is still told, with the first id to go by.
+            (exit, _, stderr) = await Segctl($"decide-batch {ids} --address {cut.Urls.Single()} --unanswered {Path.Combine(folder.FullName, "missing", "rest.txt")}");
+            Assert.True(exit == 1, $"exit {exit}: {stderr}");
+            Assert.Contains("could not be written", stderr, StringComparison.Ordinal);
+            Assert.Contains("UNAVAILABLE", stderr, StringComparison.Ordinal);
+            Assert.Contains("from 'u3', number 4 in the list, on", stderr, StringComparison.Ordinal);
+
+            // Every user answered, then the call failed: nothing to send again (and the file says so: empty).
+            await using var late = await BatchStub(answers: 5, status: "14");
+            (exit, _, stderr) = await Segctl($"decide-batch {ids} --address {late.Urls.Single()} --unanswered {unanswered}");
+            Assert.True(exit == 1, $"exit {exit}: {stderr}");
+            Assert.Contains("0 not answered", stderr, StringComparison.Ordinal);
+            Assert.Contains("nothing to send again", stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("out of range", stderr, StringComparison.Ordinal);
+            Assert.Empty(await File.ReadAllLinesAsync(unanswered));
+
+            // A stream the service ends as complete with users missing is not a success.
+            await using var shortOk = await BatchStub(answers: 3, status: "0");
+            (exit, _, stderr) = await Segctl($"decide-batch {ids} --address {shortOk.Urls.Single()} --unanswered {unanswered}");
+            Assert.True(exit == 1, $"exit {exit}: {stderr}");
+            Assert.Contains("2 not answered", stderr, StringComparison.Ordinal);
+            Assert.Equal(["u3", "u4"], await File.ReadAllLinesAsync(unanswered));
+
+            // Nothing answered because nothing was reached: the usual advice (the address), not "may have decided".
+            (exit, _, stderr) = await Segctl($"decide-batch {ids} --address http://127.0.0.1:{RealServerProcessTests.FreePort()} --unanswered {unanswered}");
+            Assert.True(exit == 1, $"exit {exit}: {stderr}");
+            Assert.Contains("could not reach", stderr, StringComparison.Ordinal);
+            Assert.Equal(["u1", "u2", "u3", "u4"], await File.ReadAllLinesAsync(unanswered));
         }
         finally
         {
             File.Delete(ids);
-            File.Delete(unanswered);
+            folder.Delete(recursive: true);
         }
+
+        // A DecideBatch stand-in answering the first `answers` users (skipped), then ending with `status`.
+        static Task<WebApplication> BatchStub(int answers, string status) => StubService("/segmentation.v1.DecisionService/DecideBatch", async context =>
+        {
+            var request = await Read(context, Contracts.V1.DecideBatchRequest.Parser);
+            foreach (var user in request.UserIds.Take(answers))
+            {
+                await Message(context, new Contracts.V1.DecideBatchResponse { UserId = user, Skipped = new Contracts.V1.DecisionSkipped { Reason = "no consent" } });
+            }
+
+            context.Response.AppendTrailer("grpc-status", status);
+            context.Response.AppendTrailer("grpc-message", "shutting down");
+        });
     }
+
     [Fact]
     public async Task A_full_disk_under_standard_output_is_a_failure_exit_1_not_refused_input_and_never_a_stack_trace()
     {

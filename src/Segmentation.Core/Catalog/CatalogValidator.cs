@@ -989,9 +989,10 @@ public static partial class CatalogValidator
                     continue;
                 }
 
-                if (DerivedScores.Traits.TryGetValue(name, out var derived) && derived != type)
+                if (DerivedScores.Traits.TryGetValue(name, out var derived) && derived != type && !KeptVersion.Loading)
                 {
                     // The service derives this trait; rules would read the derived value as the declared type and never match it.
+                    // (A version active before this check keeps loading, with the meaning it had.)
                     Error(def.Get("type") ?? v, null, clause, $"'{name}' is derived by the service as a {derived.ToString().ToLowerInvariant()}; declare it with that type (declared: {typeText})");
                     continue;
                 }

@@ -171,6 +171,9 @@ public class CatalogValidationTests
 
         Assert.Equal(("catalog.yaml", line, "schema.traits.lead_score"), (error.File, error.Line, error.Clause));
         Assert.Contains("'lead_score' is derived by the service as a number", error.Message, StringComparison.Ordinal);
+
+        // A version that was active before the check keeps loading at start-up.
+        Assert.NotNull(CatalogLoader.LoadKept(source));
     }
 
     [Fact]
