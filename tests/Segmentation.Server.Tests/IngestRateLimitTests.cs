@@ -179,6 +179,26 @@ public sealed class IngestRateLimitTests
         Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
     }
 
+    [Fact]
+    public async Task An_administrative_call_refused_for_the_rate_is_on_the_audit_trail()
+    {
+        // Regression: a call refused by the rate limiter never reached the audit interceptor, so an admin key hammering
+        // GetConsent or ForgetUser left no trace of the attempts it was refused (a missing scope did).
+        using var factory = CreateFactory(eventsPerSecond: 5, unaryPerSecond: 1);
+        using var channel = GrpcTestFixture.CreateChannel(factory, GrpcTestFixture.AdminKey);
+        var privacy = new PrivacyService.PrivacyServiceClient(channel);
+        var limited = await UntilLimited(10, async () => await privacy.GetConsentAsync(new GetConsentRequest { UserId = "rate-user" }));
+        Assert.NotNull(limited);
+        Assert.Equal(StatusCode.ResourceExhausted, limited.StatusCode);
+
+        await Task.Delay(TimeSpan.FromSeconds(2.5)); // the bucket refills before the trail is read (itself a unary call)
+        var entries = (await new AuditService.AuditServiceClient(channel).ListAuditEntriesAsync(new ListAuditEntriesRequest { Action = "privacy.get_consent" })).Entries;
+        var refused = Assert.Single(entries, e => e.Outcome == "RESOURCE_EXHAUSTED");
+        Assert.Equal("test-admin", refused.Actor);
+        Assert.Contains("rate limit of 1 calls per second", refused.Detail, StringComparison.Ordinal);
+        Assert.Equal("", refused.UserId); // the request was not read
+    }
+
     private static RecordOutcomesRequest Impressions(int count)
     {
         var request = new RecordOutcomesRequest();

@@ -4,6 +4,7 @@ using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
+using Segmentation.Core.Application.Audit;
 using Segmentation.Core.Validation;
 using Segmentation.Server.Hosting;
 
@@ -48,12 +49,34 @@ internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposa
             var context = rejected.HttpContext;
             var caller = context.Features.Get<ApiCaller>();
             var rate = caller is null ? _defaultRate : RateOf(caller);
+            AuditRefusal(context, caller, rate);
             return new ValueTask(CallRejection.Write(
                 context,
                 StatusCode.ResourceExhausted,
                 $"rate limit exceeded: at most {rate} calls per second for API key '{caller?.Name}' (unary calls and DecideBatch users together); retry after the delay given",
                 RetryAfter(rejected.Lease, rate)));
         };
+    }
+
+    // An administrative call refused for the key's rate is on record like one refused for a missing scope: the attempt,
+    // once a minute per key and action at most (the trail's own bound), never the request (it is not read).
+    private static void AuditRefusal(HttpContext context, ApiCaller? caller, int rate)
+    {
+        if (caller is null || context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { } grpc
+            || Interceptors.AuditedMethods.Action(grpc.Method.FullName) is not { } action
+            || (action == Interceptors.AuditedMethods.RecordConsent && (caller.Scopes & ApiScope.Admin) == 0))
+        {
+            return; // consent recorded by an ingesting system is the user's own act, not an administrative one
+        }
+
+        try
+        {
+            context.RequestServices.GetRequiredService<AdminAuditTrail>().RecordRefusal(caller.Name, action, "RESOURCE_EXHAUSTED", $"the key's rate limit of {rate} calls per second was reached");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            context.RequestServices.GetService<ILogger<UnaryRateLimits>>()?.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
+        }
     }
 
     /// <summary>
