@@ -10,18 +10,15 @@ namespace Segmentation.Server.Interceptors;
 /// <summary>
 /// Records every administrative call in the <see cref="AdminAuditTrail"/> when it ends: the caller's key name, the
 /// action, its outcome (OK or the status code) and the user it concerned. The outermost interceptor, so it sees the
-/// status the caller sees. Calls refused for a missing scope never reach it: the authentication middleware records
-/// those (<see cref="AuditedMethods.Action"/>).
+/// status the caller sees. Calls refused before it (for a missing scope, for the key's rate) never reach it: the
+/// authentication middleware and the rate limiter record those (<see cref="AuditedMethods.RecordRefusal"/>).
 /// </summary>
 internal sealed class AdminAuditInterceptor(AdminAuditTrail trail, ILogger<AdminAuditInterceptor> logger) : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        var action = AuditedMethods.Action(RoutedMethod.Of(context));
-        if (action is null || (action == AuditedMethods.RecordConsent && (context.Caller().Scopes & ApiScope.Admin) == 0))
+        if (AuditedMethods.ActionOf(RoutedMethod.Of(context), context.Caller()) is not { } action)
         {
-            // Consent recorded by the systems that ingest (banners, preference centres) is the user's own act, kept in
-            // their consent trail; the audit trail records consent changed on a user's behalf by an admin key.
             return await continuation(request, context);
         }
 
@@ -96,6 +93,30 @@ public static class AuditedMethods
 
     /// <summary>The action of consent recorded on a user's behalf (audited for admin keys only).</summary>
     public const string RecordConsent = "privacy.record_consent";
+
+    /// <summary>
+    /// The action of a call of <paramref name="method"/> by <paramref name="caller"/>, or null when it is not audited.
+    /// Consent recorded by the systems that ingest (banners, preference centres) is the user's own act, kept in their
+    /// consent trail; the audit trail records consent changed on a user's behalf by an admin key.
+    /// </summary>
+    public static string? ActionOf(string method, ApiCaller caller) =>
+        Action(method) is { } action && (action != RecordConsent || (caller.Scopes & ApiScope.Admin) != 0) ? action : null;
+
+    /// <summary>
+    /// Records a call of <paramref name="action"/> refused before it ran (<see cref="AdminAuditTrail.RecordRefusal"/>).
+    /// A trail that cannot be written is logged: the refusal stands either way.
+    /// </summary>
+    internal static void RecordRefusal(AdminAuditTrail trail, ILogger logger, string actor, string action, string outcome, string detail)
+    {
+        try
+        {
+            trail.RecordRefusal(actor, action, outcome, detail);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
+        }
+    }
 
     /// <summary>The action name of an audited method, or null.</summary>
     public static string? Action(string method) => Actions.GetValueOrDefault(method);

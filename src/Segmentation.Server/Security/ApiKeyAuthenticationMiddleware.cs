@@ -72,14 +72,8 @@ internal sealed class ApiKeyAuthenticationMiddleware(RequestDelegate next, ApiKe
             logger.LogDebug("Rejected {Method} for {Caller}: scope {Scope} missing", method, caller.Name, ApiScopes.Name(required));
             if (Interceptors.AuditedMethods.Action(method) is { } action)
             {
-                try
-                {
-                    audit.RecordRefusal(caller.Name, action, "PERMISSION_DENIED", $"the '{ApiScopes.Name(required)}' scope is missing"); // the body is not read: no user id
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    logger.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
-                }
+                // Every attempt without the scope, consent included: the key had no right to any of it. The body is not read: no user id.
+                Interceptors.AuditedMethods.RecordRefusal(audit, logger, caller.Name, action, "PERMISSION_DENIED", $"the '{ApiScopes.Name(required)}' scope is missing");
             }
 
             return Reject(context, StatusCode.PermissionDenied, $"this call needs the '{ApiScopes.Name(required)}' scope, which API key '{caller.Name}' does not have");

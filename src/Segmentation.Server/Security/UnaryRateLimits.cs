@@ -62,20 +62,11 @@ internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposa
     // once a minute per key and action at most (the trail's own bound), never the request (it is not read).
     private static void AuditRefusal(HttpContext context, ApiCaller? caller, int rate)
     {
-        if (caller is null || context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { } grpc
-            || Interceptors.AuditedMethods.Action(grpc.Method.FullName) is not { } action
-            || (action == Interceptors.AuditedMethods.RecordConsent && (caller.Scopes & ApiScope.Admin) == 0))
+        if (caller is not null && context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is { } grpc
+            && Interceptors.AuditedMethods.ActionOf(grpc.Method.FullName, caller) is { } action)
         {
-            return; // consent recorded by an ingesting system is the user's own act, not an administrative one
-        }
-
-        try
-        {
-            context.RequestServices.GetRequiredService<AdminAuditTrail>().RecordRefusal(caller.Name, action, "RESOURCE_EXHAUSTED", $"the key's rate limit of {rate} calls per second was reached");
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            context.RequestServices.GetService<ILogger<UnaryRateLimits>>()?.LogError("An audit entry for {Action} could not be written: {Reason}", action, ex.Message);
+            var services = context.RequestServices;
+            Interceptors.AuditedMethods.RecordRefusal(services.GetRequiredService<AdminAuditTrail>(), services.GetRequiredService<ILogger<UnaryRateLimits>>(), caller.Name, action, "RESOURCE_EXHAUSTED", $"the key's rate limit of {rate} calls per second was reached");
         }
     }
 
