@@ -243,9 +243,9 @@ internal static class Cli
         if (whatNow is not null && ex.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Unavailable or StatusCode.Internal or StatusCode.Cancelled or StatusCode.ResourceExhausted or StatusCode.Unknown)
         {
             sb.AppendLine().Append("  ").Append(whatNow);
-            if (ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan() is { } wait)
+            if (RetrySeconds(ex) is { } wait)
             {
-                sb.Append(CultureInfo.InvariantCulture, $" The service asked for a wait of {Math.Max(1, Math.Ceiling(wait.TotalSeconds))} s first.");
+                sb.Append(CultureInfo.InvariantCulture, $" The service asked for a wait of {wait} s first.");
             }
 
             return sb.ToString();
@@ -266,9 +266,8 @@ internal static class Cli
                 sb.AppendLine().Append(CultureInfo.InvariantCulture, $"  could not reach {target.Address}: no connection within {ConnectTimeout.TotalSeconds:0} s. Is the service running there? Give its address with --address or SEGCTL_ADDRESS (https:// for TLS).");
                 break;
             case StatusCode.Unavailable:
-                var retry = ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan();
-                sb.AppendLine().Append(retry is { } delay
-                    ? string.Create(CultureInfo.InvariantCulture, $"  the service answered and is not ready for this now: run the command again in {Math.Max(1, Math.Ceiling(delay.TotalSeconds))} s.")
+                sb.AppendLine().Append(RetrySeconds(ex) is { } delay
+                    ? string.Create(CultureInfo.InvariantCulture, $"  the service answered and is not ready for this now: run the command again in {delay} s.")
                     : "  the service answered and is not ready for this now: run the command again shortly.");
                 break;
             case StatusCode.DeadlineExceeded when target is not null && ex.Trailers.Get(ServiceChannel.MayStillComplete) is not null:
@@ -302,6 +301,10 @@ internal static class Cli
 
         return sb.ToString();
     }
+
+    // The wait the service asked for before a retry (google.rpc.RetryInfo), in whole seconds, at least 1; null when none.
+    private static double? RetrySeconds(RpcException ex) =>
+        ex.GetRpcStatus()?.GetDetail<RetryInfo>()?.RetryDelay?.ToTimeSpan() is { } delay ? Math.Max(1, Math.Ceiling(delay.TotalSeconds)) : null;
 
     /// <summary>The canonical upper-snake name of a status code, for example INVALID_ARGUMENT.</summary>
     public static string StatusName(StatusCode code)

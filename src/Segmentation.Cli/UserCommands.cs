@@ -75,32 +75,58 @@ internal static class UserCommands
 
         // Results come in request order, so the unanswered users are the ids after the last answered one.
         var answered = Math.Min(decided + skipped + failed, ids.Count);
-        var rest = Unanswered(ids, answered);
         var summary = $"{decided:N0} decided, {skipped:N0} skipped, {failed:N0} failed of {ids.Count:N0}";
         if (cutShort is null && answered == ids.Count)
         {
             Console.Error.WriteLine(summary);
-            await WriteUnansweredAsync(unanswered, rest); // empty: a loop sending the file again stops
+            await WriteUnansweredAsync(unanswered, []); // empty: a loop sending the file again stops
             return failed > 0 ? Cli.Rejected : 0;
         }
 
         await Console.Error.WriteLineAsync($"{summary}; {ids.Count - answered:N0} not answered");
+        return await ReportCutShortAsync(ids, answered, cutShort, unanswered);
+    }
+
+    // A batch whose stream ended (failed, or ended as complete: not what the service promises) with users not
+    // answered: which to send again, written to the file when one was asked for, without the usual advice to run the
+    // command again, which would decide the answered users a second time.
+    private static async Task<int> ReportCutShortAsync(List<string> ids, int answered, RpcException? failure, FileInfo? unanswered)
+    {
+        var rest = Unanswered(ids, answered);
         var written = await WriteUnansweredAsync(unanswered, rest);
-        var which = rest.Count == 0 ? ""
-            : written ? $" (their ids are in {unanswered!.FullName})"
-            : $" (the ids from '{rest[0]}', number {ids.IndexOf(rest[0], answered) + 1:N0} in the list, on{(unanswered is null ? "; --unanswered FILE writes them out" : "")})";
-        var whatNow = answered == 0 ? null // nothing answered: the usual advice (the address, a retry delay) holds
-            : rest.Count == 0 ? $"every user was answered before the call ended: nothing to send again."
-            : $"the stream ended after {answered:N0} of {ids.Count:N0} users were answered (the lines above, in request order). The service may have decided some of the others as well, but deciding an answered user again counts a second decision in the KPIs and experiments: send only the {rest.Count:N0} unanswered ones again{which}{(rest.Count < ids.Count - answered ? "; the other ids left were listed twice and answered already" : "")}.";
-        if (cutShort is not null)
+        string which;
+        if (rest.Count == 0)
         {
-            await Console.Error.WriteLineAsync(Cli.Describe(cutShort, whatNow) + (whatNow is null && written && rest.Count > 0 ? $"{Environment.NewLine}  the ids not answered are in {unanswered!.FullName}." : ""));
-            return Cli.ExitCodeOf(cutShort);
+            which = "";
+        }
+        else if (written)
+        {
+            which = $" (their ids are in {unanswered!.FullName})";
+        }
+        else
+        {
+            var first = ids.IndexOf(rest[0], answered) + 1;
+            which = $" (the ids from '{rest[0]}', number {first:N0} in the list, on{(unanswered is null ? "; --unanswered FILE writes them out" : "")})";
         }
 
-        // The service ended the stream as complete with users missing: not what it promises, so not a success.
-        await Console.Error.WriteLineAsync($"error: the service ended the stream with {ids.Count - answered:N0} users not answered; {whatNow ?? $"send the {rest.Count:N0} ids again{which}."}");
-        return Cli.RpcFailure;
+        var answeredTwice = rest.Count < ids.Count - answered ? "; the other ids left were listed twice and answered already" : "";
+        string? whatNow = null; // nothing answered: the usual advice (the address, a retry delay) holds
+        if (answered > 0)
+        {
+            whatNow = rest.Count == 0
+                ? "every user was answered before the call ended: nothing to send again."
+                : $"the stream ended after {answered:N0} of {ids.Count:N0} users were answered (the lines above, in request order). The service may have decided some of the others as well, but deciding an answered user again counts a second decision in the KPIs and experiments: send only the {rest.Count:N0} unanswered ones again{which}{answeredTwice}.";
+        }
+
+        if (failure is null)
+        {
+            await Console.Error.WriteLineAsync($"error: the service ended the stream with {ids.Count - answered:N0} users not answered; {whatNow ?? $"send the {rest.Count:N0} ids again{which}."}");
+            return Cli.RpcFailure;
+        }
+
+        var note = whatNow is null && written && rest.Count > 0 ? $"{Environment.NewLine}  the ids not answered are in {unanswered!.FullName}." : "";
+        await Console.Error.WriteLineAsync(Cli.Describe(failure, whatNow) + note);
+        return Cli.ExitCodeOf(failure);
     }
 
     // The ids after the first `answered`, each once, and none that was answered already (listed twice): what to send
