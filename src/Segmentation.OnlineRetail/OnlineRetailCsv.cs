@@ -206,11 +206,7 @@ public static class OnlineRetailCsv
             {
                 return TimeZoneInfo.FindSystemTimeZoneById("Europe/London");
             }
-            catch (TimeZoneNotFoundException)
-            {
-                return LondonRules;
-            }
-            catch (InvalidTimeZoneException)
+            catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException)
             {
                 return LondonRules;
             }

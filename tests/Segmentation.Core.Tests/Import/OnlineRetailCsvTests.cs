@@ -1,3 +1,4 @@
+using System.Globalization;
 using Segmentation.OnlineRetail;
 
 namespace Segmentation.Core.Tests.Import;
@@ -143,12 +144,16 @@ public sealed class OnlineRetailCsvTests
         Assert.Equal(0, read.Shift.Ticks % TimeSpan.TicksPerDay);
     }
 
-    [Fact]
-    public void A_summer_invoice_is_read_as_british_summer_time()
+    [Theory]
+    [InlineData("2011-06-15 14:00:00", "2011-06-15 13:00")] // British Summer Time
+    [InlineData("2011-12-09 12:50:00", "2011-12-09 12:50")] // GMT
+    [InlineData("2011-03-27 01:30:00", "2011-03-27 01:30")] // skipped by the spring change (01:00 GMT to 02:00 BST): read as 02:30 BST
+    [InlineData("2011-10-30 01:30:00", "2011-10-30 01:30")] // shown twice by the autumn change: read as GMT
+    public void A_london_time_is_converted_by_the_clock_in_force_then(string written, string utc)
     {
-        var read = Read("556000,85123A,HEART,6,2011-06-15 14:00:00,2.55,17850.0,United Kingdom\n");
+        var read = Read($"556000,85123A,HEART,6,{written},2.55,17850.0,United Kingdom\n");
 
-        Assert.Equal(new DateTime(2011, 6, 15, 13, 0, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
+        Assert.Equal(DateTime.Parse(utc + "Z", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal), Assert.Single(read.Invoices).At);
     }
 
     [Fact]
@@ -158,15 +163,6 @@ public sealed class OnlineRetailCsvTests
         var read = Read("556000,85123A,HEART,6,2011-06-15 14:00:00,2.55,17850.0,United Kingdom\n", new DateTimeOffset(2026, 12, 2, 9, 0, 0, TimeSpan.Zero));
 
         Assert.Equal(new DateTime(2026, 12, 1, 14, 0, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
-    }
-
-    [Fact]
-    public void A_time_the_spring_clock_change_skips_is_read_an_hour_later()
-    {
-        // 27 March 2011: London's clocks went from 01:00 GMT to 02:00 BST, so 01:30 never showed; read as 02:30 BST.
-        var read = Read("550000,85123A,HEART,6,2011-03-27 01:30:00,2.55,17850.0,United Kingdom\n");
-
-        Assert.Equal(new DateTime(2011, 3, 27, 1, 30, 0, DateTimeKind.Utc), Assert.Single(read.Invoices).At);
     }
 
     [Fact]
