@@ -54,8 +54,14 @@ public sealed record Kpis
     /// <summary>Clicks per impression.</summary>
     public double ClickThroughRate => Ratio(Clicks, Impressions);
 
-    /// <summary>Conversions per impression.</summary>
-    public double ConversionRate => Ratio(Conversions, Impressions);
+    /// <summary>
+    /// Exposures credited: impressions (a variant shown on a page or in an app) and email sends (an email's exposure;
+    /// its opens are not all reported, so the send is what an email decision is known to have reached).
+    /// </summary>
+    public long Exposures => Impressions + EmailSends;
+
+    /// <summary>Conversions per exposure (impression or email send), so email rows and rows of several channels have a rate.</summary>
+    public double ConversionRate => Ratio(Conversions, Exposures);
 
     /// <summary>Revenue per distinct user decided.</summary>
     public double RevenuePerUser => Reach == 0 ? 0 : Revenue / Reach;

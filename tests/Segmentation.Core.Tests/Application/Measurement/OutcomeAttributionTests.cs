@@ -50,6 +50,30 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void The_conversion_rate_counts_email_sends_as_exposures_beside_impressions()
+    {
+        // Regression: the rate divided by impressions only, so an email decision's conversion (no impression: its
+        // exposure is the send) made a rate of 0 for its row, and a mix of channels overstated the web's.
+        using var w = World();
+        Vip(w, "u1");
+        Vip(w, "u2");
+        var web = w.Decide("u1");
+        var email = w.Engine.DecideAsServed(new DecisionRequest("u2", "", new RequestContext(Channel: "email"), w.Clock.Now));
+        w.Outcomes.Record(0, Of(w, "w1", OutcomeType.Impression, web.DecisionId, "u1"));
+        w.Outcomes.Record(0, Of(w, "m1", OutcomeType.EmailSend, email.DecisionId, "u2", variant: null));
+        w.Outcomes.Record(0, Of(w, "m2", OutcomeType.EmailClick, email.DecisionId, "u2", variant: null));
+        w.Outcomes.Record(0, Of(w, "m3", OutcomeType.Conversion, email.DecisionId, "u2", variant: null, order: "o1", value: 30));
+        w.Measurement.Drain();
+
+        var byChannel = w.Measurement.Kpis.Query(new KpiQuery(w.Clock.Now.AddDays(-30), w.Clock.Now.AddHours(1), [KpiDimension.Channel])).Rows;
+        Assert.Equal(1.0, byChannel.Single(r => r.Channel == "email").Kpis.ConversionRate); // one conversion of one send
+        Assert.Equal(0.0, byChannel.Single(r => r.Channel == "web").Kpis.ConversionRate);
+        var vip = Assert.Single(Report(w).Rows).Kpis;
+        Assert.Equal((1, 1, 1, 0.5), (vip.Impressions, vip.EmailSends, vip.Conversions, vip.ConversionRate)); // one of two exposures
+        Assert.Equal(0.0, vip.ClickThroughRate); // web clicks per impression; the email's click is an email click
+    }
+
+    [Fact]
     public void A_decision_for_another_time_is_a_preview_neither_remembered_nor_counted_and_cannot_take_over_the_kpis()
     {
         using var w = World();

@@ -20,7 +20,7 @@ const METRICS = [
 
 /** The "does not change the experience" rule, stated on the page. */
 const MIN_IMPRESSIONS = 1000;
-const RULE = `A segment is flagged when it has at least ${MIN_IMPRESSIONS.toLocaleString('en-GB')} impressions and both its CTR and its conversion rate lie within two standard errors of the overall rate (|rate − overall| ≤ 2·√(overall·(1 − overall) / segment impressions)): its outcomes do not differ from the average beyond noise.`;
+const RULE = `A segment is flagged when it has at least ${MIN_IMPRESSIONS.toLocaleString('en-GB')} impressions and both its CTR and its conversion rate lie within two standard errors of the overall rate (|rate − overall| ≤ 2·√(overall·(1 − overall) / n), n being the segment's impressions for the CTR and its exposures, impressions and email sends, for the conversion rate): its outcomes do not differ from the average beyond noise.`;
 
 export async function render(ctx) {
   ctx.setTitle('Performance');
@@ -125,8 +125,8 @@ function judge(k, total) {
   if (n < MIN_IMPRESSIONS) {
     return { value: 'unknown', text: `not judged (< ${fmtInt(MIN_IMPRESSIONS)} impressions)` };
   }
-  const within = (rate, overall) => Math.abs(num(rate) - num(overall)) <= 2 * Math.sqrt(num(overall) * (1 - num(overall)) / n);
-  return within(k.ctr, total.ctr) && within(k.conversionRate, total.conversionRate)
+  const within = (rate, overall, count) => Math.abs(num(rate) - num(overall)) <= 2 * Math.sqrt(num(overall) * (1 - num(overall)) / count);
+  return within(k.ctr, total.ctr, n) && within(k.conversionRate, total.conversionRate, n + num(k.emailSends))
     ? { value: 'no', text: '≈ no: within noise of the average' }
     : { value: 'yes', text: 'yes' };
 }
