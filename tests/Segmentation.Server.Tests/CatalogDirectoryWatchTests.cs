@@ -1,4 +1,7 @@
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Catalog;
 
@@ -128,6 +131,38 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         Assert.True(latest.Version >= published.Version);
         var ready = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest { Service = "" });
         Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, ready.Status);
+    }
+
+    [Fact]
+    public async Task A_save_made_after_the_start_up_read_and_before_the_watch_begins_is_published()
+    {
+        // Regression: the watch took the directory as it found it at its first poll for the files the catalog was read
+        // from, so a save made in between (while a data directory's profiles were restored) was never published.
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        using var factory = Server().WithWebHostBuilder(b => b.ConfigureTestServices(services =>
+        {
+            var watch = services.Select((d, i) => (d, i)).Single(x => x.d.ServiceType == typeof(IHostedService) && x.d.ImplementationType?.Name == "CatalogDirectoryWatcher").i;
+            services.Insert(watch, ServiceDescriptor.Singleton<IHostedService>(new OnStart(() =>
+                File.WriteAllText(value, File.ReadAllText(value).Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal)))));
+        }));
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+
+        var published = await WaitForVersion(catalog, 2);
+
+        Assert.Equal("VIP client", published.Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
+    }
+
+    // Runs an action when the host starts, in its place among the hosted services.
+    private sealed class OnStart(Action action) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            action();
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     // A server whose catalog is this test's directory, without demo data.

@@ -11,7 +11,7 @@ namespace Segmentation.Server.Hosting;
 /// every <see cref="PollInterval"/>, which works the same on every file system and in containers;
 /// a change is loaded once the files have been stable for one more interval (editors save in steps).
 /// </summary>
-internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> options, CatalogProvider catalogs, ServiceHealth health, ILogger<CatalogDirectoryWatcher> logger)
+internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> options, CatalogProvider catalogs, ICatalogSource startupSource, ServiceHealth health, ILogger<CatalogDirectoryWatcher> logger)
     : SupervisedBackgroundService(health, logger)
 {
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
@@ -31,7 +31,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
         // A poll that cannot read the directory (a file removed while it is listed, as editors, rsync and Kubernetes
         // config map updates do; a folder without access) is skipped: the next one reads it again, nothing is taken as
         // loaded meanwhile, and the job never fails for it (a failed job would report the service not ready).
-        var loaded = FirstFingerprint(path);
+        var loaded = (startupSource as CatalogDirectorySource)?.ReadFrom ?? FirstFingerprint(path);
         var pending = loaded;
         using var timer = new PeriodicTimer(PollInterval);
         while (await timer.WaitForNextTickAsync(stoppingToken))
@@ -76,7 +76,8 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
         }
     }
 
-    // The directory as the service started with it; when it cannot be read then, nothing is taken as loaded: the first
+    // Without the start-up read's fingerprint (another source registered, or the directory could not be listed then):
+    // the directory as the watcher first reads it; when it cannot be read then, nothing is taken as loaded: the first
     // state read is loaded (an edit made while it could not be read is not taken for the files the service started with).
     private string FirstFingerprint(string path) => TryFingerprint(path) ?? string.Empty;
 
@@ -86,7 +87,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
     {
         try
         {
-            var fingerprint = Fingerprint(path);
+            var fingerprint = CatalogDirectorySource.Fingerprint(path);
             _unreadable = false;
             return fingerprint;
         }
@@ -100,18 +101,5 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
             _unreadable = true;
             return null;
         }
-    }
-
-    private static string Fingerprint(string path)
-    {
-        if (!Directory.Exists(path))
-        {
-            return "missing";
-        }
-
-        return string.Join('|', Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
-            .Order(StringComparer.Ordinal)
-            .Select(f => new FileInfo(f))
-            .Select(f => $"{f.FullName}:{f.Length}:{f.LastWriteTimeUtc.Ticks}"));
     }
 }

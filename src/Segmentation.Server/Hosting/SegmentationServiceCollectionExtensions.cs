@@ -33,7 +33,7 @@ public static class SegmentationServiceCollectionExtensions
         services.AddLimitsOptions(); // template limits are read here
 
         services.TryAddSingleton<ICatalogSource>(sp => sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.CatalogPath is var path && !string.IsNullOrWhiteSpace(path)
-            ? new DirectoryCatalogSource(path)
+            ? new CatalogDirectorySource(path)
             : new EmbeddedCatalogSource());
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<PrivacyOptions>>().Value.ToConsentPolicy());
         services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<PrivacyOptions>>().Value.ToRetentionPolicy());

@@ -1,0 +1,55 @@
+using Segmentation.Core.Catalog;
+
+namespace Segmentation.Server.Hosting;
+
+/// <summary>
+/// The catalog directory as the server reads it: its files (<see cref="DirectoryCatalogSource"/>), and the directory's
+/// fingerprint (names, sizes and modification times of every file) taken just before each read, so the watcher starts
+/// from the state the start-up catalog was read from. A save made after that read (while profiles are restored, before
+/// the watcher's first poll) differs from it and is published.
+/// </summary>
+internal sealed class CatalogDirectorySource(string path) : ICatalogSource
+{
+    private readonly DirectoryCatalogSource _files = new(path);
+    private volatile string? _readFrom;
+
+    /// <inheritdoc />
+    public string Origin => _files.Origin;
+
+    /// <summary>The fingerprint taken before the last read that succeeded; null before one (or when the directory could not be listed then).</summary>
+    public string? ReadFrom => _readFrom;
+
+    /// <inheritdoc />
+    public IReadOnlyList<CatalogFile> ReadFiles()
+    {
+        string? before;
+        try
+        {
+            before = Fingerprint(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            before = null; // the watcher then takes its first poll as the state read (as without this)
+        }
+
+        var files = _files.ReadFiles();
+        _readFrom = before;
+        return files;
+    }
+
+    /// <summary>Names, sizes and modification times of every file under <paramref name="path"/>, in ordinal order; "missing" without the directory.</summary>
+    /// <exception cref="IOException">A file was removed while it was listed, or the directory could not be read.</exception>
+    /// <exception cref="UnauthorizedAccessException">The directory or a file in it cannot be read.</exception>
+    public static string Fingerprint(string path)
+    {
+        if (!Directory.Exists(path))
+        {
+            return "missing";
+        }
+
+        return string.Join('|', Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
+            .Order(StringComparer.Ordinal)
+            .Select(f => new FileInfo(f))
+            .Select(f => $"{f.FullName}:{f.Length}:{f.LastWriteTimeUtc.Ticks}"));
+    }
+}
