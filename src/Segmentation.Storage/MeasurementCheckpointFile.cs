@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Outcomes;
 using Segmentation.Core.Rendering;
 
 namespace Segmentation.Storage;
@@ -37,7 +38,8 @@ public sealed class MeasurementCheckpointFile(
     private const string Magic = "SEGMEAS1";
     // 2: experiment arms in decision keys, KPI cells and reach; 3: experiment exposures; 4: their segments. The experiment
     // tables (weights, weight change, end, removal) follow as a trailer that a reader of format 4 without it ignores, so
-    // the previous version still reads a file this one wrote (a rollback of the deployment keeps the KPIs).
+    // the previous version still reads a file this one wrote (a rollback of the deployment keeps the KPIs); so do the
+    // journal position, the salts, the first decision not counted and the outcomes held for users not exposed yet.
     private const int Format = 4;
 
     private readonly TimeProvider _time = time ?? TimeProvider.System;
@@ -350,6 +352,18 @@ public sealed class MeasurementCheckpointFile(
         }
 
         w.Write(counted); // the first decision the KPIs above do not count (a reader without it takes every saved one as counted)
+
+        // Outcomes held for users not exposed yet (a reader without them ignores them: they would then not count).
+        var held = measurement.Exposures.Held().ToList();
+        w.Write(held.Count);
+        foreach (var (experiment, subject, outcome) in held)
+        {
+            w.Write(experiment);
+            w.Write(subject);
+            w.Write((int)outcome.Type);
+            w.Write(outcome.Value);
+            w.Write(outcome.Earliest);
+        }
     }
 
     // Restores the file's state; returns the first decision journal file it does not hold (0: every file).
@@ -494,6 +508,17 @@ public sealed class MeasurementCheckpointFile(
         }
 
         long? counted = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt64() : null;
+        var held = new List<(string, string, HeldOutcome)>();
+        for (var count = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt32() : 0; count > 0; count--)
+        {
+            var (experiment, subject, type) = (r.ReadString(), r.ReadString(), r.ReadInt32());
+            if (!Enum.IsDefined((OutcomeType)type))
+            {
+                throw new InvalidDataException($"an outcome type {type} held for an experiment");
+            }
+
+            held.Add((experiment, subject, new HeldOutcome((OutcomeType)type, r.ReadDouble(), r.ReadInt64())));
+        }
 
         // Everything was read: only now is anything restored, so an unreadable file changes nothing.
         // No drain runs meanwhile (its timer runs during a restore): it would count decisions into what is then overwritten,
@@ -505,7 +530,7 @@ public sealed class MeasurementCheckpointFile(
             sizes.Restore(sizeRings);
             churn.Restore(churnRings);
             outcomes.Restore(impressions, conversions);
-            measurement.Exposures.Restore(exposures, tables, current, _time.GetUtcNow().UtcTicks);
+            measurement.Exposures.Restore(exposures, tables, current, _time.GetUtcNow().UtcTicks, held);
         });
         return journalFrom;
     }

@@ -265,6 +265,43 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public void With_exposure_on_impression_an_outcome_that_reaches_the_service_before_its_impression_counts_once_it_arrives()
+    {
+        // Regression: an outcome credited while its user was not exposed yet was dropped, so a conversion that reached the
+        // service before the impression it followed (sent by another pipeline, or earlier in a batch) never counted.
+        using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal));
+        var start = w.Clock.Now;
+        var d = new Dictionary<string, Decision>();
+        foreach (var user in new[] { "late", "before", "never" })
+        {
+            Vip(w, user);
+            d[user] = w.Decide(user);
+        }
+
+        w.Clock.Now = start.AddMinutes(30);
+        Outcome Of(string user, string kind, OutcomeType type, int minute, double value = 0) =>
+            new($"{user}-{kind}", type, d[user].DecisionId, user, "", VariantKind.Offer, start.AddMinutes(minute), value > 0 ? $"o-{user}" : null, value, value > 0 ? "GBP" : null);
+        w.Outcomes.Record(0, Of("late", "buy", OutcomeType.Conversion, 20, 40)); // after its impression at minute 10, which arrives next
+        w.Outcomes.Record(0, Of("late", "click", OutcomeType.Click, 15));
+        w.Outcomes.Record(0, Of("before", "buy", OutcomeType.Conversion, 5, 30)); // 20 minutes before the impression: not an effect of it
+        w.Outcomes.Record(0, Of("never", "buy", OutcomeType.Conversion, 5, 20)); // never shown: never exposed
+        Assert.Equal(0, w.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Exposed));
+
+        w.Outcomes.Record(0, Of("late", "imp", OutcomeType.Impression, 10));
+        w.Outcomes.Record(0, Of("before", "imp", OutcomeType.Impression, 25));
+        w.Outcomes.Record(0, Of("late", "imp2", OutcomeType.Impression, 26)); // exposed already: held outcomes are counted once
+
+        var summary = w.Measurement.Exposures.Summarize("vip_offer_test")!;
+        Assert.Equal((3L, 2L), (summary.Arms.Sum(a => a.Assigned), summary.Arms.Sum(a => a.Exposed)));
+        Assert.Equal((1.0, 40.0, 1.0, 3L), (summary.Arms.Sum(a => a.Converted.SumY), summary.Arms.Sum(a => a.Revenue.SumY), summary.Arms.Sum(a => a.Clicked.SumY), summary.Arms.Sum(a => a.Impressions)));
+        Assert.Equal(1.0, summary.Arm(d["late"].Arm!.Id).Converted.SumY); // in the late user's arm
+
+        Assert.Equal(["never"], w.Measurement.Exposures.Held().Select(h => h.Subject)); // the released ones are no longer held
+        w.Outcomes.Forget(new HashSet<string> { "never" });
+        Assert.Empty(w.Measurement.Exposures.Held()); // erasure takes what was held for the user with their record
+    }
+
+    [Fact]
     public void Every_outcome_of_an_exposed_user_counts_in_their_arm_and_erasure_removes_them()
     {
         using var w = World();

@@ -279,4 +279,27 @@ public sealed class MeasurementCheckpointTests : IDisposable
         Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs).Restore());
         Assert.Equal(50, second.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Exposed));
     }
+
+    [Fact]
+    public void Outcomes_held_for_an_impression_not_arrived_yet_survive_a_restart_and_count_when_it_arrives()
+    {
+        var experiments = Experiments.ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal);
+        var source = Experiments.ExperimentCatalogTests.Source(experiments);
+        using var first = new TestWorld(source);
+        var start = first.Clock.Now;
+        Experiments.ExperimentCatalogTests.Vip(first, "h");
+        var d = first.Decide("h");
+        first.Clock.Now = start.AddMinutes(30);
+        first.Outcomes.Record(0, new Outcome("h-buy", OutcomeType.Conversion, d.DecisionId, "h", "", VariantKind.Offer, start.AddMinutes(20), "o-h", 40, "GBP"));
+        first.Measurement.Drain();
+        new MeasurementCheckpointFile(_dir, first.Measurement, first.Get<SegmentSizeHistory>(), first.Get<ChurnHistory>(), first.Outcomes, first.Catalogs, time: first.Clock).Save();
+
+        using var second = new TestWorld(source, first.Clock.Now);
+        Experiments.ExperimentCatalogTests.Vip(second, "h");
+        Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs, time: second.Clock).Restore());
+        second.Outcomes.Record(0, new Outcome("h-imp", OutcomeType.Impression, d.DecisionId, "h", "", VariantKind.Offer, start.AddMinutes(10)));
+
+        var arm = second.Measurement.Exposures.Summarize("vip_offer_test")!.Arm(d.Arm!.Id);
+        Assert.Equal((1L, 1.0, 40.0), (arm.Exposed, arm.Converted.SumY, arm.Revenue.SumY));
+    }
 }

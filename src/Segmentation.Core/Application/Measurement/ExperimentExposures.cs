@@ -57,6 +57,15 @@ internal struct ExposureRecord
 }
 
 /// <summary>
+/// An outcome of a user assigned to an experiment that exposes on the first impression, credited before that
+/// impression reached the service: held until it does, then counted if it came after it.
+/// </summary>
+/// <param name="Type">The outcome's type.</param>
+/// <param name="Value">Its value (a conversion's).</param>
+/// <param name="Earliest">Its time less the allowed clock skew (UTC ticks), as exposure is compared with it.</param>
+internal readonly record struct HeldOutcome(OutcomeType Type, double Value, long Earliest);
+
+/// <summary>
 /// Every user's recorded arm and outcomes per experiment: what keeps a user in their arm when weights change or when
 /// they are identified, and what results are computed from, one record per user per experiment.
 /// </summary>
@@ -66,7 +75,9 @@ internal struct ExposureRecord
 /// arm (<see cref="IRecordedAssignments"/>), whatever the weights become, as long as the arm exists. A user is
 /// <em>exposed</em> when the decision is served, or on its first impression when the experiment says
 /// <c>exposure: impression</c>; from then on every outcome of theirs counts in their arm (user-level analysis: a
-/// conversion counts wherever it was credited, as experimentation platforms count it). At exposure, the user's own
+/// conversion counts wherever it was credited, as experimentation platforms count it). An outcome that reaches the
+/// service before the impression it followed is held until the impression does (at most 16 per user, 100,000 per
+/// experiment), and counts if it came after it. At exposure, the user's own
 /// history of the 30 days before is read for CUPED: purchase and conversion value, their count, and clicks.</para>
 /// <para>Reads (a decision asking for a recorded arm) take no lock; writes take the experiment's lock. Records live
 /// in chunks that never move, about 120 bytes per user per experiment with the index. Identification moves an
@@ -164,7 +175,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         table.Record(subject, arm.Id, ticks, expose ? profile : null, expose, segmentId);
     }
 
-    /// <summary>Counts an outcome of <paramref name="subjectId"/> in every experiment they were exposed to before it.</summary>
+    /// <summary>
+    /// Counts an outcome of <paramref name="subjectId"/> in every experiment they were exposed to before it. In one they
+    /// are assigned to and not exposed yet (it exposes on the first impression), the outcome is held until the
+    /// impression arrives, and counted then if it came after it.
+    /// </summary>
     public void Credit(string subjectId, OutcomeType type, double value, long ticks)
     {
         if (_tables.IsEmpty)
@@ -209,6 +224,10 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     /// <summary>What each experiment's table knows beside its records, for a checkpoint.</summary>
     internal IEnumerable<ExposureTableState> Tables() => [.. _tables.Values.Select(t => t.State())];
 
+    /// <summary>Every outcome held for a user not exposed yet, for a checkpoint.</summary>
+    internal IEnumerable<(string ExperimentId, string Subject, HeldOutcome Outcome)> Held() =>
+        _tables.Values.SelectMany(t => t.Held().Select(h => (t.ExperimentId, h.Subject, h.Outcome)));
+
     /// <summary>
     /// Restores a checkpoint's records and tables (into empty tables, before decisions are served), then brings them up
     /// to <paramref name="current"/>, the catalog serving now (published while the server was down, it may have
@@ -218,7 +237,8 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         IEnumerable<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> records,
         IEnumerable<ExposureTableState> tables,
         CatalogSnapshot? current,
-        long nowTicks)
+        long nowTicks,
+        IEnumerable<(string ExperimentId, string Subject, HeldOutcome Outcome)>? held = null)
     {
         foreach (var state in tables)
         {
@@ -228,6 +248,14 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         foreach (var (experimentId, armId, segmentId, record) in records)
         {
             _tables.GetOrAdd(experimentId, static id => new ExposureTable(id, null)).Restore(armId, segmentId, record);
+        }
+
+        foreach (var (experimentId, subject, outcome) in held ?? [])
+        {
+            if (_tables.TryGetValue(experimentId, out var table))
+            {
+                table.Hold(subject, outcome);
+            }
         }
 
         if (current is not null)
@@ -278,6 +306,12 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         private string? _salt = assignedUnder?.Salt;
         private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
         private long _endTicks = assignedUnder?.StopTicks ?? long.MaxValue;
+
+        // Outcomes of users assigned and not exposed yet, by record position (an experiment exposing on the first
+        // impression: a click or a conversion can reach the service before the impression it followed). Counted at
+        // the exposure when they came after it; bounded per user and per experiment (beyond, they are not held).
+        private Dictionary<int, List<HeldOutcome>>? _held;
+        private int _heldCount;
 
         public string ExperimentId { get; } = experimentId;
 
@@ -409,7 +443,97 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     {
                         ReadHistory(ref record, profile, ticks);
                     }
+
+                    foreach (var held in Release(i))
+                    {
+                        if (!IsBeforeExposure(in record, held.Earliest))
+                        {
+                            Count(ref record, held.Type, held.Value);
+                        }
+                    }
                 }
+            }
+        }
+
+        // An outcome at earliest (its time less the clock skew) happened before the user's exposure.
+        private static bool IsBeforeExposure(in ExposureRecord record, long earliest) => record.ExposedTicks > earliest + (2 * ClockSkew);
+
+        private static void Count(ref ExposureRecord record, OutcomeType type, double value)
+        {
+            switch (type)
+            {
+                case OutcomeType.Impression or OutcomeType.EmailSend:
+                    record.Impressions++;
+                    break;
+                case OutcomeType.Click or OutcomeType.EmailClick:
+                    record.Clicks++;
+                    break;
+                case OutcomeType.Conversion:
+                    record.Conversions++;
+                    record.Revenue += value;
+                    break;
+                case OutcomeType.EmailUnsubscribe:
+                    record.Unsubscribes++;
+                    break;
+            }
+        }
+
+        /// <summary>Most outcomes held for one user not exposed yet.</summary>
+        internal const int MaxHeldPerUser = 16;
+
+        /// <summary>Most outcomes held in one experiment (about 3 MB at most).</summary>
+        internal const int MaxHeldPerExperiment = 100_000;
+
+        // Under the gate: holds an outcome of the user at position until their exposure, within the bounds.
+        private void HoldAt(int position, HeldOutcome outcome)
+        {
+            if (_heldCount >= MaxHeldPerExperiment)
+            {
+                return;
+            }
+
+            _held ??= [];
+            if (!_held.TryGetValue(position, out var list))
+            {
+                _held[position] = list = new List<HeldOutcome>(2);
+            }
+
+            if (list.Count < MaxHeldPerUser)
+            {
+                list.Add(outcome);
+                _heldCount++;
+            }
+        }
+
+        // Under the gate: the outcomes held for the user at position, no longer held.
+        private List<HeldOutcome> Release(int position)
+        {
+            if (_held is null || !_held.Remove(position, out var list))
+            {
+                return [];
+            }
+
+            _heldCount -= list.Count;
+            return list;
+        }
+
+        /// <summary>Holds an outcome restored from a checkpoint for <paramref name="subject"/>, if they are recorded and not exposed.</summary>
+        public void Hold(string subject, HeldOutcome outcome)
+        {
+            lock (_gate)
+            {
+                if (_index.TryGetValue(subject, out var packed) && At((int)(packed >> 16)) is { Exposed: false, Subject: not null })
+                {
+                    HoldAt((int)(packed >> 16), outcome);
+                }
+            }
+        }
+
+        public List<(string Subject, HeldOutcome Outcome)> Held()
+        {
+            lock (_gate)
+            {
+                return _held is null ? [] : [.. _held.SelectMany(h => h.Value.Select(o => (At(h.Key).Subject!, o)))];
             }
         }
 
@@ -422,32 +546,22 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
             lock (_gate)
             {
-                ref var record = ref At((int)(packed >> 16));
-                if (!record.Exposed || record.ExposedTicks > earliest + (2 * ClockSkew) || !string.Equals(record.Subject, subject, StringComparison.Ordinal))
+                var position = (int)(packed >> 16);
+                ref var record = ref At(position);
+                if (!string.Equals(record.Subject, subject, StringComparison.Ordinal) || earliest >= _endTicks)
                 {
-                    return; // not exposed (yet) when it happened
+                    return; // moved or erased meanwhile; or after the experiment ended: the user was no longer served the arm
                 }
 
-                if (earliest >= _endTicks)
+                if (!record.Exposed)
                 {
-                    return; // after the experiment ended: the user was no longer served the arm
+                    HoldAt(position, new HeldOutcome(type, value, earliest)); // its impression may not have reached the service yet
+                    return;
                 }
 
-                switch (type)
+                if (!IsBeforeExposure(in record, earliest))
                 {
-                    case OutcomeType.Impression or OutcomeType.EmailSend:
-                        record.Impressions++;
-                        break;
-                    case OutcomeType.Click or OutcomeType.EmailClick:
-                        record.Clicks++;
-                        break;
-                    case OutcomeType.Conversion:
-                        record.Conversions++;
-                        record.Revenue += value;
-                        break;
-                    case OutcomeType.EmailUnsubscribe:
-                        record.Unsubscribes++;
-                        break;
+                    Count(ref record, type, value);
                 }
             }
         }
@@ -465,6 +579,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 if (_index.ContainsKey(userId))
                 {
                     record.Subject = null; // the user has their own arm: the anonymous record leaves the results
+                    Release((int)(packed >> 16));
                     return;
                 }
 
@@ -485,6 +600,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                         ref var record = ref At((int)(packed >> 16));
                         record = default;
                         record.Arm = -1;
+                        Release((int)(packed >> 16));
                     }
                 }
             }
