@@ -302,6 +302,29 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public void The_newest_outcomes_of_a_user_not_shown_the_variant_yet_are_the_ones_held()
+    {
+        // Regression (review): a user's first 16 held outcomes were kept and newer ones refused, so after 16 purchases
+        // before being shown the variant, a click that arrived before its impression was dropped again.
+        using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal));
+        var start = w.Clock.Now;
+        Vip(w, "busy");
+        var d = w.Decide("busy");
+        w.Measurement.Drain(); // the decision counted: the user is recorded in their arm, not exposed
+        w.Clock.Now = start.AddHours(2);
+        for (var i = 0; i < 20; i++)
+        {
+            w.Outcomes.Record(0, new Outcome($"busy-buy{i}", OutcomeType.Conversion, "", "busy", "", null, start.AddMinutes(i), $"o-busy-{i}", 10, "GBP")); // unattributed
+        }
+
+        w.Outcomes.Record(0, new Outcome("busy-click", OutcomeType.Click, d.DecisionId, "busy", "", VariantKind.Offer, start.AddMinutes(90)));
+        w.Outcomes.Record(0, new Outcome("busy-imp", OutcomeType.Impression, d.DecisionId, "busy", "", VariantKind.Offer, start.AddMinutes(85)));
+
+        var arm = w.Measurement.Exposures.Summarize("vip_offer_test")!.Arm(d.Arm!.Id);
+        Assert.Equal((1L, 1.0, 0.0), (arm.Exposed, arm.Clicked.SumY, arm.Converted.SumY)); // the click counts; the purchases came before
+    }
+
+    [Fact]
     public void Every_outcome_of_an_exposed_user_counts_in_their_arm_and_erasure_removes_them()
     {
         using var w = World();

@@ -76,8 +76,8 @@ internal readonly record struct HeldOutcome(OutcomeType Type, double Value, long
 /// <em>exposed</em> when the decision is served, or on its first impression when the experiment says
 /// <c>exposure: impression</c>; from then on every outcome of theirs counts in their arm (user-level analysis: a
 /// conversion counts wherever it was credited, as experimentation platforms count it). An outcome that reaches the
-/// service before the impression it followed is held until the impression does (at most 16 per user, 100,000 per
-/// experiment), and counts if it came after it. At exposure, the user's own
+/// service before the impression it followed is held until the impression does (the newest 16 per user; at most
+/// 100,000 per experiment, letting go of those a day older than a new one), and counts if it came after it. At exposure, the user's own
 /// history of the 30 days before is read for CUPED: purchase and conversion value, their count, and clicks.</para>
 /// <para>Reads (a decision asking for a recorded arm) take no lock; writes take the experiment's lock. Records live
 /// in chunks that never move, about 120 bytes per user per experiment with the index. Identification moves an
@@ -478,18 +478,24 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             }
         }
 
-        /// <summary>Most outcomes held for one user not exposed yet.</summary>
+        /// <summary>Most outcomes held for one user not exposed yet: the newest are kept.</summary>
         internal const int MaxHeldPerUser = 16;
 
         /// <summary>Most outcomes held in one experiment (about 3 MB at most).</summary>
         internal const int MaxHeldPerExperiment = 100_000;
 
+        /// <summary>
+        /// How long an outcome is held when the experiment's bound is reached: one older than this before the outcome
+        /// being held is let go (an impression that late is not waited for), making room for newer ones.
+        /// </summary>
+        internal static readonly long HoldFor = TimeSpan.FromDays(1).Ticks;
+
         // Under the gate: holds an outcome of the user at position until their exposure, within the bounds.
         private void HoldAt(int position, HeldOutcome outcome)
         {
-            if (_heldCount >= MaxHeldPerExperiment)
+            if (_heldCount >= MaxHeldPerExperiment && LetGoOlderThan(outcome.Earliest - HoldFor) == 0)
             {
-                return;
+                return; // a full day's worth of outcomes of users not shown the variant: this one is not held
             }
 
             _held ??= [];
@@ -498,11 +504,37 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 _held[position] = list = new List<HeldOutcome>(2);
             }
 
-            if (list.Count < MaxHeldPerUser)
+            if (list.Count == MaxHeldPerUser)
             {
-                list.Add(outcome);
-                _heldCount++;
+                var oldest = 0;
+                for (var k = 1; k < list.Count; k++)
+                {
+                    oldest = list[k].Earliest < list[oldest].Earliest ? k : oldest;
+                }
+
+                list.RemoveAt(oldest); // the newest are the ones an impression still to come can precede
+                _heldCount--;
             }
+
+            list.Add(outcome);
+            _heldCount++;
+        }
+
+        // Under the gate: lets go of every held outcome before cutoff; returns how many.
+        private int LetGoOlderThan(long cutoff)
+        {
+            var gone = 0;
+            foreach (var (position, list) in _held ?? [])
+            {
+                gone += list.RemoveAll(h => h.Earliest < cutoff);
+                if (list.Count == 0)
+                {
+                    _held!.Remove(position);
+                }
+            }
+
+            _heldCount -= gone;
+            return gone;
         }
 
         // Under the gate: the outcomes held for the user at position, no longer held.
