@@ -164,6 +164,34 @@ public class ExperimentDecisionTests
     }
 
     [Fact]
+    public void The_fallback_rate_leaves_out_the_decisioning_holdout_whose_users_get_the_fallback_on_purpose()
+    {
+        // Regression (review): every held-out decision counted as one that fell back for want of an eligible segment,
+        // so with a 20 % holdout the rate never went below about 0.2 although every user matched a segment.
+        var source = new Core.Catalog.InMemoryCatalogSource(
+        [
+            new Core.Catalog.CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("fallback: everyone", "fallback: everyone\n  holdout: 0.2", StringComparison.Ordinal)),
+            new Core.Catalog.CatalogFile("fallback.yaml", TestCatalogs.Fallback),
+            new Core.Catalog.CatalogFile("segments.yaml", "segments:\n" + TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")),
+        ]);
+        using var w = new TestWorld(source);
+        var (heldMatching, heldOthers) = (0, 0);
+        for (var i = 0; i < 1000; i++)
+        {
+            Vip(w, $"m{i}"); // matches vip
+            heldMatching += w.Decide($"m{i}").Arm is { ExperimentId: "decisioning_holdout" } ? 1 : 0;
+            heldOthers += w.Decide($"n{i}").Arm is { ExperimentId: "decisioning_holdout" } ? 1 : 0; // matches nothing: the fallback for want of another
+        }
+
+        w.Measurement.Drain();
+        var report = w.Measurement.Kpis.Query(new Core.Application.Measurement.KpiQuery(w.Clock.Now.AddHours(-1), w.Clock.Now.AddHours(1), [Core.Application.Measurement.KpiDimension.Segment]));
+
+        Assert.Equal(2000, report.Total.Decisions);
+        Assert.InRange(heldMatching + heldOthers, 300, 500); // about 20 %
+        Assert.Equal((1000.0 - heldOthers) / (2000 - heldMatching - heldOthers), report.FallbackRate, 12); // the held out are in neither count
+    }
+
+    [Fact]
     public void A_holdout_share_outside_0_to_0_5_is_a_catalog_error()
     {
         var source = new Core.Catalog.InMemoryCatalogSource(

@@ -176,7 +176,7 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
                 SegmentationTelemetry.Tag("cache", key.FromCache ? "hit" : "miss"));
         }
 
-        if (key.Segment.IsFallback && SegmentationTelemetry.FallbackDecisions.Enabled)
+        if (key.Segment.IsFallback && key.Arm?.ExperimentId != Experiment.HoldoutId && SegmentationTelemetry.FallbackDecisions.Enabled) // the holdout's fallback is on purpose
         {
             SegmentationTelemetry.FallbackDecisions.Add(count, SegmentationTelemetry.Tag("channel", key.Channel));
         }

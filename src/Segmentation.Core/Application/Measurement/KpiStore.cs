@@ -60,7 +60,10 @@ public readonly record struct KpiPoint(DateTimeOffset Hour, Kpis Kpis);
 /// <param name="Rows">One row per group, most decisions first.</param>
 /// <param name="Total">All groups together.</param>
 /// <param name="UnattributedOutcomes">Outcomes in the range credited to no decision.</param>
-/// <param name="FallbackRate">Share of the range's decisions whose winner was the catalog's fallback segment.</param>
+/// <param name="FallbackRate">
+/// Share of the range's decisions whose winner was the catalog's fallback segment, over the decisions outside the
+/// decisioning holdout (its users are served the fallback on purpose, whatever they match).
+/// </param>
 public sealed record KpiReport(DateTimeOffset Start, DateTimeOffset End, IReadOnlyList<KpiRow> Rows, Kpis Total, long UnattributedOutcomes, double FallbackRate = 0);
 
 /// <summary>
@@ -158,6 +161,7 @@ public sealed class KpiStore
         var withoutVariant = new HashSet<GroupKey>(); // groups with outcomes that named no variant
         var unattributed = new KpiSum();
         var all = new KpiSum();
+        var personalized = new KpiSum(); // decisions outside the decisioning holdout (whose users get the fallback on purpose)
         var fallback = new KpiSum();
         var (firstHour, endHour) = (start.UtcTicks / TimeSpan.TicksPerHour, end.UtcTicks / TimeSpan.TicksPerHour);
         for (var hour = firstHour; hour < endHour; hour++)
@@ -189,9 +193,13 @@ public sealed class KpiStore
                 }
 
                 counters.AddTo(ref all);
-                if (key.Variant is null && _segments.TryGetValue((key.Segment, key.Version), out var decided) && decided.IsFallback)
+                if (key.Variant is null && key.Arm != HoldoutArmKey)
                 {
-                    counters.AddTo(ref fallback, outcomes: false);
+                    counters.AddTo(ref personalized, outcomes: false);
+                    if (_segments.TryGetValue((key.Segment, key.Version), out var decided) && decided.IsFallback)
+                    {
+                        counters.AddTo(ref fallback, outcomes: false);
+                    }
                 }
 
                 var cell = new KpiSum();
@@ -239,7 +247,7 @@ public sealed class KpiStore
 
         rows.Sort((a, b) => b.Kpis.Decisions != a.Kpis.Decisions ? b.Kpis.Decisions.CompareTo(a.Kpis.Decisions) : string.CompareOrdinal(a.SegmentId, b.SegmentId));
         var total = all.ToKpis(Reach(sketches, new GroupKey(null, null, null, null, null), firstDay, lastDay));
-        return new KpiReport(start, end, rows, total, unattributed.Outcomes, all.Decisions == 0 ? 0 : (double)fallback.Decisions / all.Decisions);
+        return new KpiReport(start, end, rows, total, unattributed.Outcomes, personalized.Decisions == 0 ? 0 : (double)fallback.Decisions / personalized.Decisions);
 
         void Accumulate(GroupKey group, long hour, in KpiSum add)
         {
@@ -455,6 +463,9 @@ public sealed class KpiStore
             _segments[(segment, version)] = definition;
         }
     }
+
+    // The decisioning holdout's arm as cells key it.
+    private static readonly string HoldoutArmKey = Experiment.HoldoutId + ":" + Experiment.HoldoutArmId;
 
     private readonly record struct CellKey(string Segment, long Version, string Channel, VariantKind? Variant, string Arm);
 

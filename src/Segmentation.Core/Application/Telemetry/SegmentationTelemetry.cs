@@ -50,7 +50,7 @@ public static class SegmentationTelemetry
 
     /// <summary>Served decisions won by the fallback segment (their share of all decisions is the fallback rate).</summary>
     public static readonly Counter<long> FallbackDecisions = Meter.CreateCounter<long>(
-        "segmentation.decisions.fallback", "{decision}", "Served decisions won by the fallback segment, by channel");
+        "segmentation.decisions.fallback", "{decision}", "Served decisions won by the fallback segment, outside the decisioning holdout (whose users get it on purpose), by channel");
 
     /// <summary>Behavioural events by result (accepted, duplicate, rejected) and, for rejections, reason.</summary>
     public static readonly Counter<long> Events = Meter.CreateCounter<long>(
