@@ -81,7 +81,9 @@ internal static class ExperimentsCommand
             sb.Append('\n');
         }
 
-        sb.Append(Invariant, $"sample ratio: chi-squared {r.SampleRatio.ChiSquared:0.##}; exact binomial p = {r.SampleRatio.PValue:0.####}{(r.SampleRatio.Mismatch ? "  MISMATCH: do not trust these results" : " (ok)")}\n");
+        sb.Append(e.Bandit
+            ? "sample ratio: not checked (a bandit moves its split on purpose)\n"
+            : string.Create(Invariant, $"sample ratio: chi-squared {r.SampleRatio.ChiSquared:0.##}; exact binomial p = {r.SampleRatio.PValue:0.####}{(r.SampleRatio.Mismatch ? "  MISMATCH: do not trust these results" : " (ok)")}\n"));
         if (r.UsersPerArmNeeded > 0)
         {
             sb.Append(Invariant, $"users per arm for a {e.MinimumDetectableEffect:0.#%} effect with one look (alpha 0.05, power 0.8; the always-valid test needs more): {r.UsersPerArmNeeded:N0}\n");

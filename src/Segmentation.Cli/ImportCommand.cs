@@ -85,6 +85,13 @@ internal static class ImportCommand
         report.TotalSeconds = Math.Round(total.Elapsed.TotalSeconds, 3);
         Console.Write(json ? JsonSerializer.Serialize(report, JsonOptions) + Environment.NewLine : Format(report));
 
+        // A stream the service ended as done without answering every event: whether those were stored is not known.
+        if (report.MissingResults > 0)
+        {
+            await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"error: the service ended the stream without answering {report.MissingResults:N0} of the {report.EventsSent:N0} events sent, so whether they were stored is not known; run the same import again (every event has an id: those stored already come back as duplicates)"));
+            return Cli.RpcFailure;
+        }
+
         // Nothing taken (neither applied nor already there) while rows or events were refused: the input was rejected.
         var refused = report.RowsRejected.Values.Sum() + report.RejectedByServer;
         return report.Accepted + report.Duplicates == 0 && refused > 0 ? Cli.Rejected : 0;

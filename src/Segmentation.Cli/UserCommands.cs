@@ -212,7 +212,7 @@ internal static class UserCommands
         var response = await new ProfileService.ProfileServiceClient(grpc).SetTraitsAsync(request, cancellationToken: ct);
         Console.WriteLine(json
             ? Cli.ToJson(response)
-            : $"applied: {Joined(response.Applied)}; ignored (an older value than the one kept): {Joined(response.Ignored)}; profile version {response.ProfileVersion}");
+            : $"applied: {Joined(response.Applied)}; ignored (held in a more reliable layer, or newer in the same one): {Joined(response.Ignored)}; profile version {response.ProfileVersion}");
         return 0;
     }
 
@@ -276,7 +276,7 @@ internal static class UserCommands
         if (purpose is not null)
         {
             var recorded = await client.RecordConsentAsync(
-                new RecordConsentRequest { UserId = userId, Purpose = ParsePurpose(purpose), Granted = granted!.Value, Source = source, Timestamp = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow) },
+                new RecordConsentRequest { UserId = userId, Purpose = ParsePurpose(purpose), Granted = granted!.Value, Source = source }, // stamped with the service's time, not this machine's (a slow clock would file it before a later record)
                 cancellationToken: ct);
             Console.WriteLine(json
                 ? Cli.ToJson(recorded)

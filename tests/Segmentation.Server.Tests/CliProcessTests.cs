@@ -282,6 +282,109 @@ public sealed class CliProcessTests
     }
 
     [Fact]
+    public async Task Consent_is_recorded_at_the_services_time_and_an_ignored_trait_gives_both_reasons()
+    {
+        // Regression (review): consent was stamped with this machine's clock, so a withdrawal from a laptop a little slow
+        // was filed before the grant it withdrew (and never took effect), and one a little fast was refused as in the
+        // future. And an ignored trait was said to be older than the one kept when a more reliable layer held it.
+        Contracts.V1.RecordConsentRequest? sent = null;
+        await using var app = await StubService(
+            ("/segmentation.v1.PrivacyService/RecordConsent", async context =>
+            {
+                sent = await Read(context, Contracts.V1.RecordConsentRequest.Parser);
+                await Answer(context, new Contracts.V1.RecordConsentResponse { ProfileVersion = 2, State = new Contracts.V1.ConsentState { Purpose = sent.Purpose, Granted = sent.Granted, Recorded = true } });
+            }),
+            ("/segmentation.v1.ProfileService/SetTraits", async context =>
+            {
+                var request = await Read(context, Contracts.V1.SetTraitsRequest.Parser);
+                await Answer(context, new Contracts.V1.SetTraitsResponse { ProfileVersion = 3, Ignored = { request.Traits.Keys } });
+            }));
+
+        var (exit, stdout, stderr) = await Segctl($"consent u1 --purpose email_marketing --withdraw --address {app.Urls.Single()}");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Contains("email_marketing not granted for u1", stdout, StringComparison.OrdinalIgnoreCase);
+        Assert.NotNull(sent);
+        Assert.Null(sent.Timestamp); // unset: the service's time
+
+        (exit, stdout, stderr) = await Segctl($"traits u1 shopping_for=silver --layer first-party --address {app.Urls.Single()}");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Contains("ignored (held in a more reliable layer, or newer in the same one): shopping_for", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Results_of_a_bandit_say_the_sample_ratio_is_not_checked_rather_than_ok()
+    {
+        // Regression (review): a bandit's results skip the check (its split moves on purpose) and answer chi-squared 0,
+        // p 1, which segctl printed as a check passed: "(ok)".
+        var bandit = true;
+        await using var app = await StubService("/segmentation.v1.ExperimentService/GetExperimentResults", async context =>
+        {
+            var request = await Read(context, Contracts.V1.GetExperimentResultsRequest.Parser);
+            await Answer(context, new Contracts.V1.GetExperimentResultsResponse
+            {
+                Experiment = new Contracts.V1.ExperimentInfo { Id = request.ExperimentId, SegmentId = "vip", PrimaryMetric = "ctr", Bandit = bandit },
+                ComputedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UnixEpoch),
+                ControlArmId = "control",
+                SampleRatio = new Contracts.V1.SampleRatioCheck { ChiSquared = 0, PValue = 1 },
+            });
+        });
+
+        var (exit, stdout, stderr) = await Segctl($"results b --address {app.Urls.Single()}");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Contains("sample ratio: not checked (a bandit moves its split on purpose)", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("(ok)", stdout, StringComparison.Ordinal);
+
+        bandit = false;
+        (exit, stdout, stderr) = await Segctl($"results b --address {app.Urls.Single()}");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Contains("exact binomial p = 1 (ok)", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_import_whose_stream_ends_as_done_with_events_unanswered_exits_1_and_says_to_run_it_again()
+    {
+        // Regression (review): the report warned of the missing results but the import exited 0, so a script took the
+        // events not answered (stored or not, nobody knows) for imported.
+        await using var shortOk = await StubService(
+            ("/segmentation.v1.ProfileService/TrackEvents", async context =>
+            {
+                await Read(context, Contracts.V1.TrackEventsRequest.Parser); // the key check before the file is read
+                await Answer(context, new Contracts.V1.TrackEventsResponse());
+            }),
+            ("/segmentation.v1.ProfileService/StreamEvents", async context =>
+            {
+                using var body = new MemoryStream();
+                await context.Request.Body.CopyToAsync(body); // every message, until segctl ends its side
+                context.Response.ContentType = "application/grpc";
+                var first = Contracts.V1.StreamEventsRequest.Parser.ParseFrom(body.ToArray().AsSpan(5, System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(body.ToArray().AsSpan(1))));
+                var e = first.Event ?? first.Events[0];
+                var result = new Contracts.V1.EventResult { Index = 0, EventId = e.EventId, Status = Contracts.V1.EventStatus.Accepted, UserId = e.UserId, ProfileVersion = 1 };
+                await Answer(context, first.Event is null ? new Contracts.V1.StreamEventsResponse { Results = { result } } : new Contracts.V1.StreamEventsResponse { Result = result });
+            }));
+        var csv = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(csv, """
+                InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+                536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom
+                536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.85,17851.0,United Kingdom
+                536367,84879,BIRD,32,2010-12-01 08:34:00,1.69,13047.0,United Kingdom
+
+                """);
+            var (exit, stdout, stderr) = await Segctl($"import {csv} --address {shortOk.Urls.Single()}");
+
+            Assert.True(exit == 1, $"exit {exit}: {stdout} {stderr}");
+            Assert.Contains("2 results missing", stdout, StringComparison.Ordinal);
+            Assert.Contains("without answering 2 of the 3 events sent", stderr, StringComparison.Ordinal);
+            Assert.Contains("run the same import again", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(csv);
+        }
+    }
+
+    [Fact]
     public async Task A_batch_cut_short_says_which_users_to_send_again_and_writes_them_out()
     {
         // Regression: a decide-batch stream that ended part-way said "run the command again", which decides the users
