@@ -377,4 +377,26 @@ public sealed class DecisionJournalTests : IDisposable
         Assert.True(ledger.IsPending(lap));
         Assert.False(ledger.IsForgotten(lap));
     }
+
+    [Fact]
+    public void A_decision_written_more_than_a_second_after_its_id_was_issued_is_still_read_and_an_abandoned_one_is_passed_at_once()
+    {
+        // Regression (review): a decision still being written after a second (a collector pause, a starved thread pool,
+        // slow renders) was skipped by the KPIs' drain and the journal, and never counted when it was written.
+        var ledger = new DecisionLedger(16);
+        var key = new DecisionKey(new Segmentation.Core.Catalog.Segment { Id = "s", Name = "s", Type = Segmentation.Core.Catalog.SegmentType.Value, Priority = 1, Variants = [], SourceFile = "t" }, 1, "web");
+        var (slow, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
+        var cursor = new LedgerCursor(slow);
+        Assert.Equal(LedgerRead.Waiting, cursor.Read(ledger, out _));
+        Thread.Sleep(1_100);
+        Assert.Equal(LedgerRead.Waiting, cursor.Read(ledger, out _)); // waited for, not passed
+        ledger.Remember(slow, "slow", key, 1);
+        Assert.Equal(LedgerRead.Remembered, cursor.Read(ledger, out var read));
+        Assert.Equal("slow", read.UserId);
+
+        var (failed, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
+        ledger.Abandon(failed); // its call failed: never to be written
+        Assert.False(ledger.IsPending(failed));
+        Assert.Equal((LedgerRead.Skipped, failed + 1), (cursor.Read(ledger, out _), cursor.Next));
+    }
 }

@@ -249,6 +249,20 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
 
         var (sequence, decisionId) = (served ? measurement?.Ledger.Issue(now) : null) ?? (-1, DecisionIds.Next(now));
+        try
+        {
+            return DecideIssued(catalog, model, userId, profile, context, now, fillCache, versions, sequence, decisionId, cancellation);
+        }
+        catch when (sequence >= 0)
+        {
+            measurement!.Ledger.Abandon(sequence); // never to be written: the KPIs' drain and the journal pass it at once
+            throw;
+        }
+    }
+
+    // A decision whose id is issued: from the cache or computed, then cached and remembered.
+    private Decision DecideIssued(CatalogSnapshot catalog, RfmModel model, string userId, Profile? profile, RequestContext context, DateTimeOffset now, bool fillCache, DecisionVersions versions, long sequence, string decisionId, CancellationToken cancellation)
+    {
         Decision decision;
         var cached = cache.Find(userId, versions, catalog.ContextFieldsRead, context, now.UtcTicks);
         if (cached is not null)
@@ -257,7 +271,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
         }
         else
         {
-            decision = decider.Decide(catalog, userId, profile, context, now, model, explain, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
+            decision = decider.Decide(catalog, userId, profile, context, now, model, explain: false, decisionId, _consent.Status(profile, ConsentPurpose.Personalization), measurement?.Exposures, cancellation);
             // Not cached while its experiment arm may still change (the user's first arm not recorded yet after the weights
             // changed): a hit would go on serving this arm after the recorded one is known.
             if (fillCache && !TimedOut(decision) && !(decision.Arm is { } arm && measurement is not null && measurement.Exposures.ArmMayChange(arm.ExperimentId, profile?.UserId ?? userId))) // the subject its arm is recorded under (a linked id's user)

@@ -102,6 +102,18 @@ public sealed class DecisionLedger
     }
 
     /// <summary>
+    /// Marks the decision issued <paramref name="sequence"/> as never to be written (it failed: a cancelled call), so the
+    /// readers pass it at once instead of waiting for it.
+    /// </summary>
+    public void Abandon(long sequence)
+    {
+        ref var slot = ref _slots[sequence & (_slots.Length - 1)];
+        slot.UserId = null;
+        slot.Key = null;
+        Volatile.Write(ref slot.Low, Forgotten(Low(sequence)));
+    }
+
+    /// <summary>
     /// Forgets every remembered decision of one of <paramref name="userIds"/> (erasure): their slots are
     /// cleared, so outcomes naming those decisions are unattributed and no copy of the ids stays in memory.
     /// A scan of the ring (about a millisecond per million slots); returns the decisions forgotten.
@@ -299,18 +311,23 @@ public enum LedgerRead
     /// <summary>Its slot was written again by a later lap of the ring before it was read; the cursor moved past it.</summary>
     Overwritten,
 
-    /// <summary>Forgotten (erasure), or issued for a decision that failed and never written (skipped after a second); the cursor moved past it.</summary>
+    /// <summary>Forgotten (erasure), abandoned (issued for a decision that failed), or never written within a minute; the cursor moved past it.</summary>
     Skipped,
 }
 
 /// <summary>
 /// A reader's place in the ledger (the KPIs' drain, the decision journal): the next sequence to read, and since when it
 /// has waited for that decision to be written. Reads in issue order; an id issued for a decision that failed (a cancelled
-/// call) is never written, so it is skipped once it has been waited for a second.
+/// call) is abandoned (<see cref="DecisionLedger.Abandon"/>) and passed at once. One still not written after
+/// <see cref="StallLimit"/> is skipped, so a reader is never held for ever; a slow decision (a collector pause, a starved
+/// thread pool, slow renders) is waited for and counted.
 /// </summary>
 /// <param name="next">The first sequence to read.</param>
 public struct LedgerCursor(long next)
 {
+    /// <summary>How long a decision issued and not written is waited for before the cursor passes it (milliseconds).</summary>
+    public const long StallLimit = 60_000;
+
     private long _stalledSince = -1;
 
     /// <summary>The sequence read next.</summary>
@@ -357,6 +374,6 @@ public struct LedgerCursor(long next)
             return false;
         }
 
-        return now - _stalledSince > 1_000;
+        return now - _stalledSince > StallLimit;
     }
 }

@@ -50,6 +50,37 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void A_decision_cancelled_after_its_id_was_issued_is_abandoned_so_the_drain_passes_it_at_once()
+    {
+        // With the drain now waiting up to a minute for a decision still being written, a failed one must say it will
+        // never be: a cancelled call would otherwise hold the KPIs (and the journal) for that minute.
+        using var w = World();
+        Vip(w, "u1");
+        using var cancel = new CancellationTokenSource();
+        var engine = new DecisionEngine(
+            w.Catalogs, new CancellingStore(w.Store, cancel), w.Get<RfmModelProvider>(), new DecisionCache(new DecisionCacheOptions()),
+            w.Get<Core.Decisions.Decider>(), w.Clock, w.Get<Core.Privacy.ConsentPolicy>(), w.Measurement, w.Get<SendTimePriorProvider>());
+        var issued = w.Measurement.Ledger.Issued;
+
+        Assert.ThrowsAny<OperationCanceledException>(() => engine.Decide(new DecisionRequest("u1", "", RequestContext.Empty, null), cancel.Token));
+
+        Assert.Equal(issued + 1, w.Measurement.Ledger.Issued); // its id was issued
+        Assert.False(w.Measurement.Ledger.IsPending(issued)); // and given up: not waited for
+        w.Decide("u1");
+        Assert.Equal(1, Report(w).Rows.Single().Kpis.Decisions); // the next decision is counted at once
+    }
+
+    // Cancels the call while its profile is read: after the engine's first check, before the decider's.
+    private sealed class CancellingStore(IProfileStore inner, CancellationTokenSource cancel) : DelegatingProfileStore(inner)
+    {
+        public override Profile? Get(string key)
+        {
+            cancel.Cancel();
+            return Inner.Get(key);
+        }
+    }
+
+    [Fact]
     public void The_conversion_rate_counts_email_sends_as_exposures_beside_impressions()
     {
         // Regression: the rate divided by impressions only, so an email decision's conversion (no impression: its
