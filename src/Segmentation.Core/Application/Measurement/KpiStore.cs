@@ -78,7 +78,9 @@ public sealed class KpiStore
     /// <summary>Days of hourly buckets kept.</summary>
     public const int RetentionDays = 90;
 
-    private const int Hours = (RetentionDays * 24) + 1; // a 90-day range not on whole hours touches 2,161 hours
+    // Every hour of the days the day ring keeps (a 90-day range touches 91 UTC days; one not on whole hours, 2,161 hours),
+    // so a day reads the same from its total as from its hours for as long as it is kept.
+    private const int Hours = (RetentionDays + 1) * 24;
     private static readonly VariantKind[] Kinds = Enum.GetValues<VariantKind>();
 
     private readonly Bucket?[] _hours = new Bucket?[Hours];

@@ -81,6 +81,26 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void A_day_still_kept_reads_the_same_from_its_total_as_from_its_hours()
+    {
+        // Regression (review): the hours were kept for 90 days and an hour, the day totals for 91 days, so on the 91st
+        // day a day's first hour was overwritten: the day read 1 decision from its total and 0 from its hours (a series).
+        var day = new DateTimeOffset(2026, 3, 1, 0, 0, 0, TimeSpan.Zero);
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")), day.AddMinutes(30));
+        Vip(w, "u1");
+        w.Decide("u1");
+        w.Measurement.Drain();
+        w.Clock.Now = day.AddDays(90).AddMinutes(90); // the hour whose slot the first one's was
+        w.Decide("u1");
+        w.Measurement.Drain();
+
+        var whole = w.Measurement.Kpis.Query(new KpiQuery(day, day.AddDays(1), [KpiDimension.Segment]));
+        var hourly = w.Measurement.Kpis.Query(new KpiQuery(day, day.AddDays(1), [KpiDimension.Segment], Series: true));
+
+        Assert.Equal((1L, 1L), (whole.Total.Decisions, hourly.Total.Decisions));
+    }
+
+    [Fact]
     public void The_conversion_rate_counts_email_sends_as_exposures_beside_impressions()
     {
         // Regression: the rate divided by impressions only, so an email decision's conversion (no impression: its
