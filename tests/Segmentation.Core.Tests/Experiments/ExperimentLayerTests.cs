@@ -47,6 +47,32 @@ public class ExperimentLayerTests
     }
 
     [Fact]
+    public void Kpi_rows_by_arm_and_variant_name_the_winners_own_variant_where_a_catalog_experiments_arm_does_not_override_it()
+    {
+        // Regression (review): an arm of an experiment of the whole catalog carries the fallback's variants where it does
+        // not override them, and the KPI rows by arm and variant named those ids although the winner's own were served.
+        using var w = new TestWorld(ExperimentCatalogTests.Source("experiments:\n" + CatalogWide("cta_test")));
+        for (var i = 0; i < 40; i++)
+        {
+            Vip(w, $"v{i}");
+            w.Decide($"v{i}");
+        }
+
+        w.Measurement.Drain();
+        var rows = w.Measurement.Kpis.Query(new Core.Application.Measurement.KpiQuery(w.Clock.Now.AddHours(-1), w.Clock.Now.AddHours(1), [Core.Application.Measurement.KpiDimension.Segment, Core.Application.Measurement.KpiDimension.Arm, Core.Application.Measurement.KpiDimension.Variant])).Rows;
+        var vip = w.Catalogs.Current.Segments.Single(s => s.Id == "vip");
+        var bold = w.Catalogs.Current.Experiments[0].ArmById("bold_cta")!;
+
+        foreach (var arm in new[] { "cta_test:control", "cta_test:bold_cta" })
+        {
+            Assert.Equal(vip.Variants[(int)VariantKind.Offer].Id, Assert.Single(rows, r => r.SegmentId == "vip" && r.Arm == arm && r.Variant == VariantKind.Offer).VariantId);
+        }
+
+        Assert.Equal(bold.Variants[(int)VariantKind.Cta].Id, Assert.Single(rows, r => r.Arm == "cta_test:bold_cta" && r.Variant == VariantKind.Cta).VariantId); // its own
+        Assert.Equal(vip.Variants[(int)VariantKind.Cta].Id, Assert.Single(rows, r => r.Arm == "cta_test:control" && r.Variant == VariantKind.Cta).VariantId);
+    }
+
+    [Fact]
     public void A_decision_cached_for_the_user_before_identify_gives_way_to_the_arm_the_visitor_brings()
     {
         // A visitor without a profile links to the user without changing any profile version: the user's decision

@@ -98,7 +98,9 @@ public sealed class KpiStore
         var arm = key.Arm?.Key ?? "";
         if (key.Arm is { } a && !_armVariantIds.ContainsKey(arm))
         {
-            _armVariantIds.TryAdd(arm, [.. a.Variants.Select(v => v.Id)]);
+            // The arm's own variant where it overrides one, "" where the winner's own is served (for an experiment of the
+            // whole catalog that depends on the winner: its arm's other variants are the fallback's).
+            _armVariantIds.TryAdd(arm, [.. Enumerable.Range(0, a.Variants.Count).Select(k => a.OverrideAt(k)?.Id ?? "")]);
         }
 
         Cell(ticks, new CellKey(winner.Id, catalogVersion, channel, null, arm)).AddDecision();
@@ -315,9 +317,9 @@ public sealed class KpiStore
             return null;
         }
 
-        if (group.Arm is { Length: > 0 } arm && _armVariantIds.TryGetValue(arm, out var ids) && (int)kind < ids.Length)
+        if (group.Arm is { Length: > 0 } arm && _armVariantIds.TryGetValue(arm, out var ids) && (int)kind < ids.Length && ids[(int)kind].Length > 0)
         {
-            return ids[(int)kind]; // the variant the arm served
+            return ids[(int)kind]; // the arm's own variant
         }
 
         // The variant as of the group's catalog version, else the newest version that decided for the segment.
@@ -425,7 +427,7 @@ public sealed class KpiStore
     internal IEnumerable<ReachState> ReachSketches() =>
         _reach.Select(r => new ReachState(r.Key.Segment, r.Key.Version, r.Key.Channel, r.Key.Day, r.Value.CopyRegisters(), r.Key.Arm));
 
-    /// <summary>The variant ids each experiment arm served (by kind), for a checkpoint.</summary>
+    /// <summary>The variant ids each experiment arm overrides (by kind; "" where it serves the winner's own), for a checkpoint.</summary>
     internal IEnumerable<KeyValuePair<string, string[]>> ArmVariantIds() => _armVariantIds;
 
     /// <summary>The segments (with their variants) decided into, by id and catalog version, for a checkpoint.</summary>
