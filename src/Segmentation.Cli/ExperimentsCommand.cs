@@ -140,13 +140,15 @@ internal static class ExperimentsCommand
                 users = summary.Users,
                 decisions = summary.Decisions,
                 outcomes = summary.Outcomes,
+                duplicates = summary.Duplicates,
                 seconds,
                 arms = summary.Arms.Select(a => new { arm = a.Key, users = a.Value.Users, converted = a.Value.Converted }),
             }, Indented)); // the names are already snake_case
             return 0;
         }
 
-        Console.WriteLine(string.Create(Invariant, $"simulated {summary.Users:N0} users: {summary.Decisions:N0} decisions, {summary.Outcomes:N0} outcomes in {seconds:0.0} s (seed {truth.Seed})"));
+        var again = summary.Duplicates > 0 ? string.Create(Invariant, $" ({summary.Duplicates:N0} more recorded already: this seed and these users were simulated before)") : "";
+        Console.WriteLine(string.Create(Invariant, $"simulated {summary.Users:N0} users: {summary.Decisions:N0} decisions, {summary.Outcomes:N0} outcomes{again} in {seconds:0.0} s (seed {truth.Seed})"));
         Console.Write(Table(
             ["experiment:arm", "users", "converted", "observed rate"],
             summary.Arms.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => new[]

@@ -12,7 +12,7 @@ namespace Segmentation.Cli;
 /// <param name="SegmentConversionRates">Conversion rate per segment id, overriding <paramref name="ConversionRate"/>.</param>
 /// <param name="ArmLifts">Relative lift of click and conversion rates per arm (<c>arm</c> or <c>experiment:arm</c>): 0.2 is +20 %.</param>
 /// <param name="OrderValue">Mean order value of a conversion (drawn between half and one and a half times it).</param>
-/// <param name="Seed">Seed of every draw; event ids carry it, so re-running the same seed is idempotent.</param>
+/// <param name="Seed">Seed of every draw; event ids carry it and each user's draws follow from it and the user id, so outcomes sent again for the same seed and user come back as duplicates.</param>
 /// <param name="Parallelism">Users simulated at once.</param>
 internal sealed record SimulationTruth(
     int ViewsPerUser = 3,
@@ -38,9 +38,10 @@ internal sealed record SimulationTruth(
 /// <summary>What a simulation did, per experiment arm ("" for decisions in no experiment).</summary>
 /// <param name="Users">Users simulated.</param>
 /// <param name="Decisions">Decide calls.</param>
-/// <param name="Outcomes">Outcomes recorded.</param>
+/// <param name="Outcomes">Outcomes recorded (not counting those the service had already: <paramref name="Duplicates"/>).</param>
 /// <param name="Arms">Per "experiment:arm": users, and users who converted.</param>
-internal sealed record SimulationSummary(int Users, long Decisions, long Outcomes, IReadOnlyDictionary<string, (int Users, int Converted)> Arms);
+/// <param name="Duplicates">Outcomes the service had recorded already (the same seed and user simulated before).</param>
+internal sealed record SimulationSummary(int Users, long Decisions, long Outcomes, IReadOnlyDictionary<string, (int Users, int Converted)> Arms, long Duplicates = 0);
 
 /// <summary>
 /// Drives a running service with realistic traffic whose truth is known: each user views pages (a Decide call each,
@@ -51,11 +52,21 @@ internal sealed record SimulationSummary(int Users, long Decisions, long Outcome
 internal sealed class TrafficSimulator(CallInvoker invoker)
 {
     /// <summary>
-    /// The seed of one user's draws: a fixed function of the simulation's seed and the user's position. (It was
-    /// HashCode.Combine, which is randomised per process: a re-run with the same seed drew differently under the same
-    /// event ids, so it recorded new clicks and conversions instead of being idempotent.)
+    /// The seed of one user's draws: a fixed function of the simulation's seed and the user's id, the same in every
+    /// process and whatever else is simulated with the user, as the user's event ids are. (It was HashCode.Combine, which
+    /// is randomised per process, then the user's position in the list, which changes when the members do: either way a
+    /// re-run drew differently under the same event ids and recorded clicks and conversions the first run had not.)
     /// </summary>
-    internal static int DrawSeed(int seed, int index) => unchecked((int)(((uint)seed * 0x9E3779B1u) ^ ((uint)index * 0x85EBCA77u)));
+    internal static int DrawSeed(int seed, string user)
+    {
+        var hash = 2166136261u; // FNV-1a over the id's UTF-16 code units
+        foreach (var c in user)
+        {
+            hash = unchecked((hash ^ c) * 16777619u);
+        }
+
+        return unchecked((int)(((uint)seed * 0x9E3779B1u) ^ (hash * 0x85EBCA77u)));
+    }
 
     private const int OutcomeBatch = 500;
 
@@ -65,7 +76,7 @@ internal sealed class TrafficSimulator(CallInvoker invoker)
         var decisions = new DecisionService.DecisionServiceClient(invoker);
         var outcomes = new OutcomeService.OutcomeServiceClient(invoker);
         var arms = new ConcurrentDictionary<string, (int Users, int Converted)>(StringComparer.Ordinal);
-        var (decided, recorded, done) = (0L, 0L, 0);
+        var (decided, recorded, duplicates, done) = (0L, 0L, 0L, 0);
         var pending = new ConcurrentQueue<Outcome>();
 
         async Task FlushAsync(bool all)
@@ -83,15 +94,17 @@ internal sealed class TrafficSimulator(CallInvoker invoker)
                     return;
                 }
 
-                await outcomes.RecordOutcomesAsync(request, cancellationToken: ct);
-                Interlocked.Add(ref recorded, request.Outcomes.Count);
+                var response = await outcomes.RecordOutcomesAsync(request, cancellationToken: ct);
+                var again = response.Results.Count(r => r.Attribution == Attribution.Duplicate);
+                Interlocked.Add(ref duplicates, again);
+                Interlocked.Add(ref recorded, request.Outcomes.Count - again);
             }
         }
 
         await Parallel.ForEachAsync(Enumerable.Range(0, users.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, truth.Parallelism), CancellationToken = ct }, async (index, token) =>
         {
             var user = users[index];
-            var random = new Random(DrawSeed(truth.Seed, index)); // the same draws for the same seed and user position, in every process
+            var random = new Random(DrawSeed(truth.Seed, user)); // the same draws for the same seed and user, in every process
             var prefix = $"sim-{truth.Seed}-{user}";
             Decision? last = null;
             for (var view = 0; view < truth.ViewsPerUser; view++)
@@ -120,7 +133,7 @@ internal sealed class TrafficSimulator(CallInvoker invoker)
         });
 
         await FlushAsync(all: true);
-        return new SimulationSummary(users.Count, decided, recorded, arms);
+        return new SimulationSummary(users.Count, decided, recorded, arms, duplicates);
     }
 
     private static Outcome Outcome(string id, OutcomeType type, Decision decision, string user, Timestamp at, Conversion? conversion = null) => new()

@@ -82,13 +82,31 @@ public sealed class ExperimentServiceTests(ExperimentServiceTests.Host host) : I
     }
 
     [Fact]
-    public void The_simulators_draws_depend_on_the_seed_and_user_position_only_the_same_in_every_process()
+    public void The_simulators_draws_depend_on_the_seed_and_user_id_only_the_same_in_every_process()
     {
         // Fixed values: a per-process randomised hash (as HashCode.Combine is) would differ in every test run, and a
         // re-run of a seed would then record new outcomes under the same event ids instead of being idempotent.
-        Assert.Equal(1550548555, Segmentation.Cli.TrafficSimulator.DrawSeed(42, 7));
-        Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 0), Segmentation.Cli.TrafficSimulator.DrawSeed(1, 1));
-        Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, 5), Segmentation.Cli.TrafficSimulator.DrawSeed(2, 5));
+        Assert.Equal(1084805369, Segmentation.Cli.TrafficSimulator.DrawSeed(42, "u7"));
+        Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, "u0"), Segmentation.Cli.TrafficSimulator.DrawSeed(1, "u1"));
+        Assert.NotEqual(Segmentation.Cli.TrafficSimulator.DrawSeed(1, "u5"), Segmentation.Cli.TrafficSimulator.DrawSeed(2, "u5"));
+    }
+
+    [Fact]
+    public async Task Simulating_the_same_seed_and_users_again_in_another_order_records_nothing_new()
+    {
+        // Regression (review): each user's draws followed their place in the list, so when the members changed between
+        // two runs a user kept their event ids and got other draws: clicks and conversions the first run had not drawn
+        // were recorded, and the summary counted every outcome sent, duplicates too.
+        var channel = GrpcTestFixture.CreateChannel(host);
+        var simulator = new Segmentation.Cli.TrafficSimulator(channel.CreateCallInvoker());
+        var truth = new Segmentation.Cli.SimulationTruth(ViewsPerUser: 2, ClickRate: 0.3, ConversionRate: 0.3, Seed: 11);
+        var users = Enumerable.Range(0, 200).Select(i => $"sim-again-{i}").ToList();
+
+        var first = await simulator.RunAsync(users, truth);
+        var second = await simulator.RunAsync([.. Enumerable.Reverse(users)], truth);
+
+        Assert.True(first.Outcomes > 400, $"{first.Outcomes} outcomes"); // 400 impressions and some clicks and conversions
+        Assert.Equal((0L, first.Outcomes), (second.Outcomes, second.Duplicates));
     }
 
     [Fact]
