@@ -125,17 +125,19 @@ public class ExperimentDecisionTests
         Assert.Equal("vip.offer", Assert.Single(byVariant, r => r.Arm == "vip_offer_test:control" && r.Variant == Core.Rendering.VariantKind.Offer).VariantId);
     }
 
+    // A catalog with a vip segment and a 20 % decisioning holdout, and any further files.
+    private static TestWorld HoldoutWorld(params Core.Catalog.CatalogFile[] more) => new(new Core.Catalog.InMemoryCatalogSource(
+    [
+        new Core.Catalog.CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("fallback: everyone", "fallback: everyone\n  holdout: 0.2", StringComparison.Ordinal)),
+        new Core.Catalog.CatalogFile("fallback.yaml", TestCatalogs.Fallback),
+        new Core.Catalog.CatalogFile("segments.yaml", "segments:\n" + TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")),
+        .. more,
+    ]));
+
     [Fact]
     public void The_decisioning_holdout_gets_the_fallback_for_everything_and_is_counted_as_its_own_arm()
     {
-        var source = new Core.Catalog.InMemoryCatalogSource(
-        [
-            new Core.Catalog.CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("fallback: everyone", "fallback: everyone\n  holdout: 0.2", StringComparison.Ordinal)),
-            new Core.Catalog.CatalogFile("fallback.yaml", TestCatalogs.Fallback),
-            new Core.Catalog.CatalogFile("segments.yaml", "segments:\n" + TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")),
-            new Core.Catalog.CatalogFile("experiments.yaml", ExperimentCatalogTests.Experiment),
-        ]);
-        using var w = new TestWorld(source);
+        using var w = HoldoutWorld(new Core.Catalog.CatalogFile("experiments.yaml", ExperimentCatalogTests.Experiment));
         var held = 0;
         for (var i = 0; i < 2000; i++)
         {
@@ -168,13 +170,7 @@ public class ExperimentDecisionTests
     {
         // Regression (review): every held-out decision counted as one that fell back for want of an eligible segment,
         // so with a 20 % holdout the rate never went below about 0.2 although every user matched a segment.
-        var source = new Core.Catalog.InMemoryCatalogSource(
-        [
-            new Core.Catalog.CatalogFile("catalog.yaml", TestCatalogs.Schema.Replace("fallback: everyone", "fallback: everyone\n  holdout: 0.2", StringComparison.Ordinal)),
-            new Core.Catalog.CatalogFile("fallback.yaml", TestCatalogs.Fallback),
-            new Core.Catalog.CatalogFile("segments.yaml", "segments:\n" + TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")),
-        ]);
-        using var w = new TestWorld(source);
+        using var w = HoldoutWorld();
         var (heldMatching, heldOthers) = (0, 0);
         for (var i = 0; i < 1000; i++)
         {
