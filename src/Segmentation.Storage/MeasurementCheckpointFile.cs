@@ -526,7 +526,7 @@ public sealed class MeasurementCheckpointFile(
         measurement.Restore(counted, () =>
         {
             measurement.Ledger.Restore(processBits, issued, decisions);
-            measurement.Kpis.Restore(cells, reach, versions, armIds);
+            measurement.Kpis.Restore(cells, reach, versions, armIds, current);
             sizes.Restore(sizeRings);
             churn.Restore(churnRings);
             outcomes.Restore(impressions, conversions);

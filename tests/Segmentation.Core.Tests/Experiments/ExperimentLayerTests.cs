@@ -70,6 +70,23 @@ public class ExperimentLayerTests
 
         Assert.Equal(bold.Variants[(int)VariantKind.Cta].Id, Assert.Single(rows, r => r.Arm == "cta_test:bold_cta" && r.Variant == VariantKind.Cta).VariantId); // its own
         Assert.Equal(vip.Variants[(int)VariantKind.Cta].Id, Assert.Single(rows, r => r.Arm == "cta_test:control" && r.Variant == VariantKind.Cta).VariantId);
+
+        // The same after a restart: the checkpoint keeps the arm's variant ids as the previous version wrote them (so it
+        // can still read them), and which kinds the arm overrides is read from the catalog serving.
+        var dir = Directory.CreateTempSubdirectory("seg-arm-ids-").FullName;
+        try
+        {
+            new Segmentation.Storage.MeasurementCheckpointFile(dir, w.Measurement, w.Get<Core.Application.Measurement.SegmentSizeHistory>(), w.Get<Core.Application.Measurement.ChurnHistory>(), w.Outcomes, w.Catalogs).Save();
+            using var restarted = new TestWorld(ExperimentCatalogTests.Source("experiments:\n" + CatalogWide("cta_test")), w.Clock.Now);
+            Assert.True(new Segmentation.Storage.MeasurementCheckpointFile(dir, restarted.Measurement, restarted.Get<Core.Application.Measurement.SegmentSizeHistory>(), restarted.Get<Core.Application.Measurement.ChurnHistory>(), restarted.Outcomes, restarted.Catalogs).Restore());
+            var again = restarted.Measurement.Kpis.Query(new Core.Application.Measurement.KpiQuery(w.Clock.Now.AddHours(-1), w.Clock.Now.AddHours(1), [Core.Application.Measurement.KpiDimension.Segment, Core.Application.Measurement.KpiDimension.Arm, Core.Application.Measurement.KpiDimension.Variant])).Rows;
+            Assert.Equal(vip.Variants[(int)VariantKind.Offer].Id, Assert.Single(again, r => r.SegmentId == "vip" && r.Arm == "cta_test:control" && r.Variant == VariantKind.Offer).VariantId);
+            Assert.Equal(bold.Variants[(int)VariantKind.Cta].Id, Assert.Single(again, r => r.Arm == "cta_test:bold_cta" && r.Variant == VariantKind.Cta).VariantId);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]

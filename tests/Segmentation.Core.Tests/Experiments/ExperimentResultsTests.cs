@@ -325,6 +325,38 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public void A_held_outcome_older_than_a_full_users_held_ones_is_not_held_and_one_after_a_stop_published_meanwhile_does_not_count()
+    {
+        // Review: with 16 held, an outcome older than all of them replaced the oldest (replays and backfills come out of
+        // order); and an outcome held before a publish moved the experiment's stop before it was counted at the exposure.
+        var impression = ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal);
+        using var w = World(impression);
+        var start = w.Clock.Now;
+        Vip(w, "full");
+        Vip(w, "stopped");
+        w.Decide("full");
+        var stopped = w.Decide("stopped");
+        w.Measurement.Drain();
+        w.Clock.Now = start.AddHours(2);
+        for (var i = 0; i < 16; i++)
+        {
+            w.Outcomes.Record(0, new Outcome($"full-buy{i}", OutcomeType.Conversion, "", "full", "", null, start.AddMinutes(60 + i), $"o-full-{i}", 10, "GBP"));
+        }
+
+        w.Outcomes.Record(0, new Outcome("full-old", OutcomeType.Conversion, "", "full", "", null, start.AddMinutes(30), "o-full-old", 99, "GBP"));
+        Assert.DoesNotContain(w.Measurement.Exposures.Held(), h => h.Subject == "full" && h.Outcome.Value == 99); // older than every one held
+        Assert.Equal(16, w.Measurement.Exposures.Held().Count(h => h.Subject == "full"));
+
+        w.Outcomes.Record(0, new Outcome("stopped-buy", OutcomeType.Conversion, stopped.DecisionId, "stopped", "", VariantKind.Offer, start.AddMinutes(40), "o-stopped", 40, "GBP"));
+        var stop = start.AddMinutes(20).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", impression.Replace("primary_metric:", $"stop: {stop}\n    primary_metric:", StringComparison.Ordinal))], "stopped at minute 20");
+        w.Outcomes.Record(0, new Outcome("stopped-imp", OutcomeType.Impression, stopped.DecisionId, "stopped", "", VariantKind.Offer, start.AddMinutes(10)));
+
+        var arm = w.Measurement.Exposures.Summarize("vip_offer_test")!.Arm(stopped.Arm!.Id);
+        Assert.Equal((1L, 0.0), (arm.Exposed, arm.Converted.SumY)); // exposed before the stop (the other user never is); its purchase after it
+    }
+
+    [Fact]
     public void Every_outcome_of_an_exposed_user_counts_in_their_arm_and_erasure_removes_them()
     {
         using var w = World();

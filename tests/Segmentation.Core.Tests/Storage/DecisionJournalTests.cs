@@ -399,4 +399,33 @@ public sealed class DecisionJournalTests : IDisposable
         Assert.False(ledger.IsPending(failed));
         Assert.Equal((LedgerRead.Skipped, failed + 1), (cursor.Read(ledger, out _), cursor.Next));
     }
+
+    [Fact]
+    public void A_decision_not_written_is_passed_once_half_the_ring_was_issued_after_it_so_none_of_those_is_lost()
+    {
+        // Review: with the wait raised to a minute, a fast batch could issue a whole lap of the ring behind one decision
+        // still being written, and every decision after it would come back overwritten (lost to the KPIs and the journal).
+        var ledger = new DecisionLedger(16);
+        var key = new DecisionKey(new Segmentation.Core.Catalog.Segment { Id = "s", Name = "s", Type = Segmentation.Core.Catalog.SegmentType.Value, Priority = 1, Variants = [], SourceFile = "t" }, 1, "web");
+        var (stuck, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
+        var cursor = new LedgerCursor(stuck);
+        for (var i = 0; i < 6; i++)
+        {
+            var (next, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
+            ledger.Remember(next, $"u{i}", key, 1);
+        }
+
+        Assert.Equal(LedgerRead.Waiting, cursor.Read(ledger, out _)); // 7 issued from it: waited for
+        var (last, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
+        ledger.Remember(last, "u6", key, 1);
+        Assert.Equal(LedgerRead.Skipped, cursor.Read(ledger, out _)); // 8 issued from it, half the ring: passed
+        var read = new List<string>();
+        while (cursor.Next < ledger.Issued)
+        {
+            Assert.Equal(LedgerRead.Remembered, cursor.Read(ledger, out var d));
+            read.Add(d.UserId);
+        }
+
+        Assert.Equal(Enumerable.Range(0, 7).Select(i => $"u{i}"), read);
+    }
 }

@@ -311,7 +311,7 @@ public enum LedgerRead
     /// <summary>Its slot was written again by a later lap of the ring before it was read; the cursor moved past it.</summary>
     Overwritten,
 
-    /// <summary>Forgotten (erasure), abandoned (issued for a decision that failed), or never written within a minute; the cursor moved past it.</summary>
+    /// <summary>Forgotten (erasure), abandoned (issued for a decision that failed), or not written within a minute or half a lap of the ring; the cursor moved past it.</summary>
     Skipped,
 }
 
@@ -319,8 +319,9 @@ public enum LedgerRead
 /// A reader's place in the ledger (the KPIs' drain, the decision journal): the next sequence to read, and since when it
 /// has waited for that decision to be written. Reads in issue order; an id issued for a decision that failed (a cancelled
 /// call) is abandoned (<see cref="DecisionLedger.Abandon"/>) and passed at once. One still not written after
-/// <see cref="StallLimit"/> is skipped, so a reader is never held for ever; a slow decision (a collector pause, a starved
-/// thread pool, slow renders) is waited for and counted.
+/// <see cref="StallLimit"/>, or once half the ring was issued after it, is skipped, so a reader is never held for ever nor
+/// the ring let lap what follows; a slow decision (a collector pause, a starved thread pool, slow renders) is waited for
+/// and counted.
 /// </summary>
 /// <param name="next">The first sequence to read.</param>
 public struct LedgerCursor(long next)
@@ -345,7 +346,8 @@ public struct LedgerCursor(long next)
 
         if (ledger.IsPending(Next))
         {
-            if (!StalledTooLong())
+            // Waited for, unless waiting longer would let the ring lap the decisions issued after it (they would be lost).
+            if (!StalledTooLong() && ledger.Issued - Next < ledger.Capacity / 2)
             {
                 return LedgerRead.Waiting;
             }

@@ -8,8 +8,8 @@ namespace Segmentation.Core.Application.Measurement;
 /// <summary>
 /// What decisions did: the ledger of served decisions and the KPIs counted from it and from outcomes. A
 /// decision is only written to the ledger when it is served (no lock, no allocation); it is counted into
-/// the KPIs by <see cref="Drain"/>, which every KPI query calls first (so answers are never behind) and a
-/// background loop calls every second (so the ring never laps the count).
+/// the KPIs by <see cref="Drain"/>, which every KPI query calls first (so answers are behind only by decisions still
+/// being made, which the drain waits for) and a background loop calls every second (so the ring never laps the count).
 /// </summary>
 public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentExposures? exposures = null)
 {

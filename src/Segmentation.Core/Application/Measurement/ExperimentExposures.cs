@@ -312,6 +312,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         // the exposure when they came after it; bounded per user and per experiment (beyond, they are not held).
         private Dictionary<int, List<HeldOutcome>>? _held;
         private int _heldCount;
+        private long _oldestHeld = long.MaxValue; // at or before the oldest held outcome's time: a scan for older ones is skipped below it
 
         public string ExperimentId { get; } = experimentId;
 
@@ -446,7 +447,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
                     foreach (var held in Release(i))
                     {
-                        if (!IsBeforeExposure(in record, held.Earliest))
+                        if (!IsBeforeExposure(in record, held.Earliest) && held.Earliest < _endTicks) // the end may have moved since it was held
                         {
                             Count(ref record, held.Type, held.Value);
                         }
@@ -481,7 +482,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         /// <summary>Most outcomes held for one user not exposed yet: the newest are kept.</summary>
         internal const int MaxHeldPerUser = 16;
 
-        /// <summary>Most outcomes held in one experiment (about 3 MB at most).</summary>
+        /// <summary>Most outcomes held in one experiment (about 15 MB at most, with one per user).</summary>
         internal const int MaxHeldPerExperiment = 100_000;
 
         /// <summary>
@@ -493,18 +494,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         // Under the gate: holds an outcome of the user at position until their exposure, within the bounds.
         private void HoldAt(int position, HeldOutcome outcome)
         {
-            if (_heldCount >= MaxHeldPerExperiment && LetGoOlderThan(outcome.Earliest - HoldFor) == 0)
-            {
-                return; // a full day's worth of outcomes of users not shown the variant: this one is not held
-            }
-
-            _held ??= [];
-            if (!_held.TryGetValue(position, out var list))
-            {
-                _held[position] = list = new List<HeldOutcome>(2);
-            }
-
-            if (list.Count == MaxHeldPerUser)
+            if (_held is not null && _held.TryGetValue(position, out var list) && list.Count == MaxHeldPerUser)
             {
                 var oldest = 0;
                 for (var k = 1; k < list.Count; k++)
@@ -512,28 +502,57 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     oldest = list[k].Earliest < list[oldest].Earliest ? k : oldest;
                 }
 
-                list.RemoveAt(oldest); // the newest are the ones an impression still to come can precede
-                _heldCount--;
+                if (outcome.Earliest > list[oldest].Earliest)
+                {
+                    list[oldest] = outcome; // the newest are the ones an impression still to come can precede
+                }
+
+                return;
+            }
+
+            if (_heldCount >= MaxHeldPerExperiment && LetGoOlderThan(outcome.Earliest - HoldFor) == 0)
+            {
+                return; // a full day's worth of outcomes of users not shown the variant: this one is not held
+            }
+
+            _held ??= [];
+            if (!_held.TryGetValue(position, out list))
+            {
+                _held[position] = list = new List<HeldOutcome>(2);
             }
 
             list.Add(outcome);
             _heldCount++;
+            _oldestHeld = Math.Min(_oldestHeld, outcome.Earliest);
         }
 
-        // Under the gate: lets go of every held outcome before cutoff; returns how many.
+        // Under the gate: lets go of every held outcome before cutoff; returns how many. Walks them all only when one may
+        // be that old, and learns the oldest left, so a full experiment refusing outcomes does not walk them each time.
         private int LetGoOlderThan(long cutoff)
         {
-            var gone = 0;
-            foreach (var (position, list) in _held ?? [])
+            if (_held is null || cutoff <= _oldestHeld)
+            {
+                return 0;
+            }
+
+            var (gone, oldest) = (0, long.MaxValue);
+            foreach (var (position, list) in _held)
             {
                 gone += list.RemoveAll(h => h.Earliest < cutoff);
                 if (list.Count == 0)
                 {
-                    _held!.Remove(position);
+                    _held.Remove(position);
+                    continue;
+                }
+
+                foreach (var h in list)
+                {
+                    oldest = Math.Min(oldest, h.Earliest);
                 }
             }
 
             _heldCount -= gone;
+            _oldestHeld = oldest;
             return gone;
         }
 

@@ -88,6 +88,7 @@ public sealed class KpiStore
     private readonly ConcurrentDictionary<ReachKey, ReachSketch> _reach = new();
     private readonly ConcurrentDictionary<(string Segment, long Version), Segment> _segments = new();
     private readonly ConcurrentDictionary<string, string[]> _armVariantIds = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, bool[]> _armOverrides = new(StringComparer.Ordinal); // the kinds each arm serves its own variant of
     private long _newestDay = long.MinValue;
 
     /// <summary>Counts one decision served for <paramref name="userId"/> at <paramref name="ticks"/>.</summary>
@@ -96,11 +97,10 @@ public sealed class KpiStore
         var (winner, catalogVersion, channel) = (key.Segment, key.CatalogVersion, key.Channel);
         _segments.TryAdd((winner.Id, catalogVersion), winner);
         var arm = key.Arm?.Key ?? "";
-        if (key.Arm is { } a && !_armVariantIds.ContainsKey(arm))
+        if (key.Arm is { } a && !_armOverrides.ContainsKey(arm))
         {
-            // The arm's own variant where it overrides one, "" where the winner's own is served (for an experiment of the
-            // whole catalog that depends on the winner: its arm's other variants are the fallback's).
-            _armVariantIds.TryAdd(arm, [.. Enumerable.Range(0, a.Variants.Count).Select(k => a.OverrideAt(k)?.Id ?? "")]);
+            _armVariantIds.TryAdd(arm, [.. a.Variants.Select(v => v.Id)]);
+            _armOverrides.TryAdd(arm, Overrides(a));
         }
 
         Cell(ticks, new CellKey(winner.Id, catalogVersion, channel, null, arm)).AddDecision();
@@ -317,9 +317,13 @@ public sealed class KpiStore
             return null;
         }
 
-        if (group.Arm is { Length: > 0 } arm && _armVariantIds.TryGetValue(arm, out var ids) && (int)kind < ids.Length && ids[(int)kind].Length > 0)
+        // The arm's own variant where it overrides one; elsewhere the winner's own was served (for an experiment of the
+        // whole catalog the arm's other variants are the fallback's, not what the winner served). An arm whose overrides
+        // are not known (restored, and no longer in the catalog) is taken as serving all five.
+        if (group.Arm is { Length: > 0 } arm && _armVariantIds.TryGetValue(arm, out var ids) && (int)kind < ids.Length
+            && (!_armOverrides.TryGetValue(arm, out var own) || ((int)kind < own.Length && own[(int)kind])))
         {
-            return ids[(int)kind]; // the arm's own variant
+            return ids[(int)kind];
         }
 
         // The variant as of the group's catalog version, else the newest version that decided for the segment.
@@ -427,18 +431,24 @@ public sealed class KpiStore
     internal IEnumerable<ReachState> ReachSketches() =>
         _reach.Select(r => new ReachState(r.Key.Segment, r.Key.Version, r.Key.Channel, r.Key.Day, r.Value.CopyRegisters(), r.Key.Arm));
 
-    /// <summary>The variant ids each experiment arm overrides (by kind; "" where it serves the winner's own), for a checkpoint.</summary>
+    /// <summary>The variant ids each experiment arm served (by kind), for a checkpoint.</summary>
     internal IEnumerable<KeyValuePair<string, string[]>> ArmVariantIds() => _armVariantIds;
 
     /// <summary>The segments (with their variants) decided into, by id and catalog version, for a checkpoint.</summary>
     internal IEnumerable<(string Segment, long Version, Segment Definition)> SegmentVersions() => _segments.Select(s => (s.Key.Segment, s.Key.Version, s.Value));
 
     /// <summary>Restores what a checkpoint held (into an empty store, before anything is counted).</summary>
-    internal void Restore(IEnumerable<CellState> cells, IEnumerable<ReachState> reach, IEnumerable<(string Segment, long Version, Segment Definition)> segments, IEnumerable<KeyValuePair<string, string[]>>? armVariantIds = null)
+    /// <remarks>Which kinds each restored arm overrides is read from <paramref name="current"/>, the catalog serving now.</remarks>
+    internal void Restore(IEnumerable<CellState> cells, IEnumerable<ReachState> reach, IEnumerable<(string Segment, long Version, Segment Definition)> segments, IEnumerable<KeyValuePair<string, string[]>>? armVariantIds = null, CatalogSnapshot? current = null)
     {
+        var arms = current is null ? [] : current.Experiments.SelectMany(e => e.Arms).Append(current.HoldoutArm).GroupBy(a => a.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         foreach (var (arm, ids) in armVariantIds ?? [])
         {
             _armVariantIds[arm] = ids;
+            if (arms.TryGetValue(arm, out var served))
+            {
+                _armOverrides[arm] = Overrides(served);
+            }
         }
 
         foreach (var c in cells)
@@ -467,6 +477,9 @@ public sealed class KpiStore
             _segments[(segment, version)] = definition;
         }
     }
+
+    // Which of the five kinds an arm serves its own variant of.
+    private static bool[] Overrides(ExperimentArm arm) => [.. Enumerable.Range(0, arm.Variants.Count).Select(k => arm.OverrideAt(k) is not null)];
 
     // The decisioning holdout's arm as cells key it.
     private static readonly string HoldoutArmKey = Experiment.HoldoutId + ":" + Experiment.HoldoutArmId;

@@ -48,7 +48,10 @@ public static class SegmentationTelemetry
     public static readonly Counter<long> Decisions = Meter.CreateCounter<long>(
         "segmentation.decisions", "{decision}", "Served decisions by winning segment, channel and cache result (hit or miss)");
 
-    /// <summary>Served decisions won by the fallback segment (their share of all decisions is the fallback rate).</summary>
+    /// <summary>
+    /// Served decisions won by the fallback segment because no other was eligible (not the decisioning holdout's): their
+    /// share of all decisions is the fallback rate where there is no holdout.
+    /// </summary>
     public static readonly Counter<long> FallbackDecisions = Meter.CreateCounter<long>(
         "segmentation.decisions.fallback", "{decision}", "Served decisions won by the fallback segment, outside the decisioning holdout (whose users get it on purpose), by channel");
 

@@ -20,7 +20,7 @@ export async function render(ctx) {
 
   const overview = section('Overview', 'quality-overview');
   const fallback = section('Fallback rate per day', 'fallback-days', h('p', { className: 'help' },
-    'Share of each UTC day’s decisions won by the fallback segment because no other segment was eligible (GetKpis fallbackRate per day; today so far).'));
+    'Share of each UTC day’s decisions won by the fallback segment because no other segment was eligible, leaving out the decisioning holdout’s (served the fallback on purpose) (GetKpis fallbackRate per day; today so far).'));
   const completeness = section('Completeness of accepted events', 'completeness');
   const rejections = section('Rejected events by reason', 'rejections');
   const freshness = section('Freshness: profiles by the age of their last event', 'freshness');
