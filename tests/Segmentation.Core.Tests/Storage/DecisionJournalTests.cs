@@ -349,11 +349,14 @@ public sealed class DecisionJournalTests : IDisposable
         Assert.True(second.Measurement.Ledger.TryFind(kept.DecisionId, out _));
     }
 
+    // A decision key for tests of the ledger alone.
+    private static readonly DecisionKey LedgerKey = new(new Segmentation.Core.Catalog.Segment { Id = "s", Name = "s", Type = Segmentation.Core.Catalog.SegmentType.Value, Priority = 1, Variants = [], SourceFile = "t" }, 1, "web");
+
     [Fact]
     public void A_forgotten_decision_is_neither_pending_nor_lost_and_a_later_lap_of_its_slot_is_pending_again()
     {
         var ledger = new DecisionLedger(16);
-        var key = new DecisionKey(new Segmentation.Core.Catalog.Segment { Id = "s", Name = "s", Type = Segmentation.Core.Catalog.SegmentType.Value, Priority = 1, Variants = [], SourceFile = "t" }, 1, "web");
+        var key = LedgerKey;
         var (first, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
         ledger.Remember(first, "gone", key, 1);
         ledger.Forget(new HashSet<string> { "gone" });
@@ -384,7 +387,7 @@ public sealed class DecisionJournalTests : IDisposable
         // Regression (review): a decision still being written after a second (a collector pause, a starved thread pool,
         // slow renders) was skipped by the KPIs' drain and the journal, and never counted when it was written.
         var ledger = new DecisionLedger(16);
-        var key = new DecisionKey(new Segmentation.Core.Catalog.Segment { Id = "s", Name = "s", Type = Segmentation.Core.Catalog.SegmentType.Value, Priority = 1, Variants = [], SourceFile = "t" }, 1, "web");
+        var key = LedgerKey;
         var (slow, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
         var cursor = new LedgerCursor(slow);
         Assert.Equal(LedgerRead.Waiting, cursor.Read(ledger, out _));
@@ -406,7 +409,7 @@ public sealed class DecisionJournalTests : IDisposable
         // Review: with the wait raised to a minute, a fast batch could issue a whole lap of the ring behind one decision
         // still being written, and every decision after it would come back overwritten (lost to the KPIs and the journal).
         var ledger = new DecisionLedger(16);
-        var key = new DecisionKey(new Segmentation.Core.Catalog.Segment { Id = "s", Name = "s", Type = Segmentation.Core.Catalog.SegmentType.Value, Priority = 1, Variants = [], SourceFile = "t" }, 1, "web");
+        var key = LedgerKey;
         var (stuck, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
         var cursor = new LedgerCursor(stuck);
         for (var i = 0; i < 6; i++)
