@@ -123,6 +123,37 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public void Users_decided_before_a_weight_change_and_recorded_after_it_keep_their_arm_when_the_experiment_had_no_record_yet()
+    {
+        // Regression: an experiment's records are kept from its first recorded user; a weight change published before
+        // that (decisions made, not yet counted: the drain waits behind a decision still being written) found nothing to
+        // tell, so the records were taken as made under the new weights and not read: users decided under the old ones
+        // were moved by the hash at their next decision.
+        using var w = World();
+        var now = w.Clock.Now;
+        var (blocked, _) = w.Measurement.Ledger.Issue(now); // a decision between its id and its remembering: the drain stops there
+        var users = Enumerable.Range(0, 200).Select(i => $"w{i}").ToList();
+        var first = new Dictionary<string, string>();
+        foreach (var user in users)
+        {
+            Vip(w, user);
+            first[user] = w.Decide(user).Arm!.Id; // not counted yet: the experiment has no record
+        }
+
+        var reweighted = ExperimentCatalogTests.Experiment.Replace("weight: 1\n      - id: stronger_offer\n        weight: 1", "weight: 1\n      - id: stronger_offer\n        weight: 9", StringComparison.Ordinal);
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "90/10");
+        Assert.Null(w.Measurement.Exposures.Summarize("vip_offer_test")); // nobody recorded when the weights changed
+        w.Measurement.Remember(blocked, "someone", w.Measurement.KeyFor(w.Catalogs.Current, w.Decide("someone").Winner, "web"), now.UtcTicks);
+        w.Measurement.Drain(); // now they are recorded, in the arms the old weights gave
+        var experiment = w.Catalogs.Current.Experiments[0];
+        var moved = users.Where(u => experiment.Assign(u).Id != first[u]).ToList();
+        Assert.NotEmpty(moved);
+
+        Assert.All(moved, user => Assert.Equal(first[user], w.Decide(user).Arm!.Id));
+    }
+
+    [Fact]
     public void A_cached_decision_never_serves_another_arm_than_the_one_the_user_is_recorded_in()
     {
         // Regression: after the weights changed, a user whose first decision was not recorded yet (the drain waits behind a

@@ -96,6 +96,10 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
     private readonly ConcurrentDictionary<string, ExposureTable> _tables = new(StringComparer.Ordinal);
 
+    // The catalog last published and when: a table made after it (its experiment's first user recorded) is brought up to
+    // it, as a table that existed then was.
+    private volatile Published? _published;
+
     /// <inheritdoc />
     /// <remarks>
     /// While an experiment's weights are those its users were assigned under and nobody's record was moved by an
@@ -125,6 +129,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     public void Publishing(CatalogSnapshot next, long nowTicks)
     {
         ArgumentNullException.ThrowIfNull(next);
+        _published = new Published(next, nowTicks); // before the tables are read: a table made meanwhile catches up from it
         foreach (var experiment in next.Experiments)
         {
             if (_tables.TryGetValue(experiment.Id, out var table))
@@ -171,9 +176,34 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         ArgumentNullException.ThrowIfNull(subjectId);
         var profile = profiles?.Get(subjectId);
         var subject = profile?.UserId ?? subjectId;
-        var table = _tables.GetOrAdd(arm.ExperimentId, static (id, experiment) => new ExposureTable(id, experiment), arm.Experiment);
+        if (!_tables.TryGetValue(arm.ExperimentId, out var table))
+        {
+            var made = new ExposureTable(arm.ExperimentId, arm.Experiment);
+            table = _tables.GetOrAdd(arm.ExperimentId, made);
+            if (ReferenceEquals(table, made) && _published is { } published && !ReferenceEquals(published.Catalog.Experiments.FirstOrDefault(e => e.Id == arm.ExperimentId), arm.Experiment))
+            {
+                // The decision was made under a catalog published over since (weights changed before the experiment had
+                // a record): the table learns what that publish would have told it, so its records are read from now on.
+                CatchUp(table, published);
+            }
+        }
+
         table.Record(subject, arm.Id, ticks, expose ? profile : null, expose, segmentId);
     }
+
+    private static void CatchUp(ExposureTable table, Published published)
+    {
+        if (published.Catalog.Experiments.FirstOrDefault(e => e.Id == table.ExperimentId) is { } serving)
+        {
+            table.Serving(serving, published.Ticks);
+        }
+        else
+        {
+            table.Removed(published.Ticks);
+        }
+    }
+
+    private sealed record Published(CatalogSnapshot Catalog, long Ticks);
 
     /// <summary>
     /// Counts an outcome of <paramref name="subjectId"/> in every experiment they were exposed to before it. In one they
