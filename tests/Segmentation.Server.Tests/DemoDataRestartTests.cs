@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Segmentation.Contracts.V1;
+using Segmentation.Server.Tests.Support;
 
 namespace Segmentation.Server.Tests;
 
@@ -53,5 +54,37 @@ public sealed class DemoDataRestartTests : IDisposable
         Assert.Equal(StatusCode.NotFound, refused.StatusCode);
         Assert.NotNull((await new ProfileService.ProfileServiceClient(again).GetProfileAsync(new GetProfileRequest { UserId = "12348" })).Profile); // the rest restored
         Assert.Equal(before, await Decisions(again));
+    }
+
+    [Fact]
+    public async Task A_first_import_stopped_part_way_is_finished_at_the_next_start_and_a_stopped_simulation_is_not_run_twice()
+    {
+        // Regression: a first demo import stopped part-way (the process killed during its second of work) left a store
+        // with some profiles, and every later start took it for a finished import: the demo stayed half there for good.
+        using (var stopped = GrpcTestFixture.DurableServer(_dir, Key)) // the profiles the stopped import had stored
+        {
+            using var channel = GrpcTestFixture.CreateChannel(stopped);
+            await new ProfileService.ProfileServiceClient(channel).TrackEventAsync(new TrackEventRequest { Event = ProtoEvents.Make("12347", "stopped-1", "page_view") });
+        }
+
+        var marker = Path.Combine(_dir, "demo-import.unfinished");
+        await File.WriteAllTextAsync(marker, "importing"); // what the stopped import left
+        long decisions;
+        using (var resumed = Server())
+        {
+            using var channel = GrpcTestFixture.CreateChannel(resumed);
+            Assert.NotNull((await new ProfileService.ProfileServiceClient(channel).GetProfileAsync(new GetProfileRequest { UserId = "12348" })).Profile); // the rest imported
+            decisions = await Decisions(channel);
+            Assert.True(decisions > 0); // and simulated
+        }
+
+        Assert.False(File.Exists(marker));
+
+        // Stopped during the simulation: its decisions are new ones each time, so it is not run a second time.
+        await File.WriteAllTextAsync(marker, "simulating");
+        using var again = Server();
+        using var more = GrpcTestFixture.CreateChannel(again);
+        Assert.Equal(decisions, await Decisions(more));
+        Assert.False(File.Exists(marker));
     }
 }
