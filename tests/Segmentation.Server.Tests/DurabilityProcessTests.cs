@@ -235,7 +235,7 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
             var stored = new HashSet<string>();
             foreach (var user in new[] { "u0", "u1", "u2", "u3", "u4" })
             {
-                var export = JsonNode.Parse((await privacy.ExportUserAsync(new ExportUserRequest { UserId = user })).Json)!;
+                var export = JsonNode.Parse((await ExportWhenReady(privacy, user)).Json)!;
                 stored.UnionWith(export["events"]!.AsArray().Select(e => (string)e!["event_id"]!));
             }
 
@@ -409,6 +409,22 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
 
     private IEnumerable<string> ProfileSnapshotFiles() => Directory.EnumerateFiles(_dir, "snapshot-*.snap");
 
+    // An export, retried while the service rebuilds segment memberships after its restart (it answers UNAVAILABLE then).
+    private static async Task<ExportUserResponse> ExportWhenReady(PrivacyService.PrivacyServiceClient privacy, string user)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await privacy.ExportUserAsync(new ExportUserRequest { UserId = user });
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && attempt < 100)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
     // GetProfile and ExportUser of 50 demo customers (and the stitched one), the export time left out.
     private static async Task<Dictionary<string, string>> Views(GrpcChannel channel)
     {
@@ -428,7 +444,7 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
                 continue;
             }
 
-            var export = JsonNode.Parse((await privacy.ExportUserAsync(new ExportUserRequest { UserId = user })).Json)!.AsObject();
+            var export = JsonNode.Parse((await ExportWhenReady(privacy, user)).Json)!.AsObject();
             export.Remove("exported_at");
             foreach (var measured in new[] { "experiments", "remembered_decision_count", "remembered_decisions" })
             {

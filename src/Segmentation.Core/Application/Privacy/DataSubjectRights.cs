@@ -155,7 +155,7 @@ public sealed class DataSubjectRights(
     /// Everything held about a user, as indented JSON (snake_case): attributes with layer, source, time and
     /// PII flag, every stored event, the consent trail and current consent, the segment history and current
     /// memberships, linked ids, aggregates and derived scores. Throws <see cref="NotFoundException"/> for an
-    /// unknown user.
+    /// unknown user, and <see cref="NotReadyException"/> (retry shortly) while memberships are rebuilt after a restart.
     /// </summary>
     public UserDataExport Export(string userId) => ExportAtMost(userId, MaxEventsInOneExport);
 
@@ -216,7 +216,9 @@ public sealed class DataSubjectRights(
     private Profile ProfileToExport(string userId)
     {
         RequireId(userId);
-        return store.Get(userId) ?? throw new NotFoundException("no profile for this user_id (never written, or erased)");
+        var profile = store.Get(userId) ?? throw new NotFoundException("no profile for this user_id (never written, or erased)");
+        memberships.ThrowIfIncomplete(); // the export lists the user's segments: not from an index still being rebuilt
+        return profile;
     }
 
     private static ExportedEvent Exported(StoredEvent e) =>
