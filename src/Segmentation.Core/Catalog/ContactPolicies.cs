@@ -358,6 +358,12 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
         {
             if (o.Text is { } type && NegativeOutcomes.Contains(type))
             {
+                if (outcomes.Contains(type) && !Rules.KeptVersion.Loading) // a version published before this check keeps the meaning it had
+                {
+                    error(o, Clause + ".outcomes", $"'{type}' is listed twice (each of its outcomes would count twice)");
+                    ok = false;
+                }
+
                 outcomes.Add(type);
             }
             else
