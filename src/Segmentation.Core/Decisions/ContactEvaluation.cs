@@ -103,15 +103,21 @@ public static class ContactEvaluation
 
         if (cap is not null && frees != long.MinValue)
         {
+            // When a send leaves the window, the cap that applies then decides (the user's engagement may have changed
+            // by then, to a level whose cap allows none), as after a pause.
+            var nextAllowed = frees == long.MaxValue ? 0 : AfterPause(policy, capsByTier, winner, profile, context, frees);
             var reason = "";
             if (explain)
             {
                 var whose = name == "override" ? $"segment '{winner.Id}''s own {channel} cap" : $"{channel} cap for engagement '{tier}'";
-                var next = frees == long.MaxValue ? "never (the cap is 0)" : $"next allowed at {Time(frees)}";
+                var next = frees == long.MaxValue ? "never (the cap is 0)"
+                    : nextAllowed == 0 ? $"never: when a send leaves the window, at {Time(frees)}, the cap then allows none"
+                    : nextAllowed == frees ? $"next allowed at {Time(frees)}"
+                    : $"a send leaves the window at {Time(frees)}, and the cap then allows the next at {Time(nextAllowed)}";
                 reason = $"{whose}: {sent} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)}, at most {cap.Max}: suppressed; {next}";
             }
 
-            return new ContactDecision(ContactAction.Suppress, channel, name, reason, tier, sent, cap.Max, cap.Window, frees == long.MaxValue ? 0 : frees, zone.Id);
+            return new ContactDecision(ContactAction.Suppress, channel, name, reason, tier, sent, cap.Max, cap.Window, nextAllowed, zone.Id);
         }
 
         var allowance = !explain ? "" : cap is null ? $"no {channel} cap" : $"{sent} of {cap.Max} {policy.ConsumedBy}(s) in the last {Duration.Format(cap.Window)} ({(name == "override" ? $"segment '{winner.Id}''s own cap" : $"engagement '{tier}'")})";

@@ -92,6 +92,30 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void A_capped_users_next_allowed_time_is_checked_against_the_cap_of_their_engagement_then()
+    {
+        // Regression (review): the time a send leaves the window was given as "next allowed" under today's cap, although by
+        // then the user's last own event has left the 30 days that make them active, and the inactive cap allows none:
+        // the sender was handed a time at which contact is refused for good (as was fixed for pauses before).
+        using var w = World(Noon.AddDays(-2));
+        Traits(w, "u", "vip", true);
+        w.Track("u", "page_view", Noon.AddDays(-27)); // active until Noon + 3 days
+        Sent(w, "u", w.Decide("u", Email), "send-1");
+        w.Clock.Now = Noon.AddDays(-1);
+        Sent(w, "u", w.Decide("u", Email), "send-2");
+        w.Clock.Now = Noon;
+
+        var capped = w.Decide("u", Email, explain: true).Contact!;
+
+        Assert.Equal((ContactAction.Suppress, "active"), (capped.Action, capped.Engagement));
+        Assert.Equal(0, capped.SendAtTicks); // never (Noon + 5 days before)
+        Assert.Contains("the cap then allows none", capped.Reason, StringComparison.Ordinal);
+        w.Clock.Now = Noon.AddDays(5);
+        var then = w.Decide("u", Email).Contact!;
+        Assert.Equal((ContactAction.Suppress, 0L), (then.Action, then.SendAtTicks)); // as said
+    }
+
+    [Fact]
     public void A_send_dated_a_few_minutes_ahead_counts_at_once()
     {
         // Regression: the cap counted sends up to now only; a send stamped by a sender whose clock runs 4 minutes fast
