@@ -430,6 +430,31 @@ public class ContactPolicyTests
         Assert.Equal(Noon.AddDays(15 + 14).UtcTicks, paused.SendAtTicks); // 14 days after the third became ignored
     }
 
+    [Fact]
+    public void A_send_time_is_never_inside_a_pause_that_starts_before_it()
+    {
+        // Regression (review): a batch's send time is the user's best hour after now, up to a day later, and was not
+        // checked against the verdict then: an unopened send becoming ignored in between started a 14-day pause, and the
+        // sender was told to send an hour into it.
+        var start = new DateTimeOffset(2026, 6, 10, 9, 0, 0, TimeSpan.Zero);
+        using var w = new TestWorld(Source(IgnoredPause), start);
+        Traits(w, "i", "vip", true);
+        for (var k = 0; k < 3; k++)
+        {
+            w.Clock.Now = start.AddDays(k);
+            Sent(w, "i", w.Decide("i", Email), $"i-send-{k}"); // never opened
+        }
+
+        w.Clock.Now = start.AddDays(4).AddHours(3); // two ignored; the third becomes ignored on day 5 at 09:00
+        var item = w.Engine.DecideBatch(["i"], Email, null, false).Single();
+        Assert.Equal(ContactAction.Send, item.Decision!.Contact!.Action);
+        var sendAt = new DateTimeOffset(item.SendTime!.SendAtTicks, TimeSpan.Zero);
+
+        Assert.True(sendAt >= start.AddDays(5 + 14), $"{sendAt:O} is inside the pause from day 5 to day 19");
+        w.Clock.Now = sendAt;
+        Assert.Equal(ContactAction.Send, w.Decide("i", Email).Contact!.Action); // when it says, contact is allowed
+    }
+
     [Theory]
     [InlineData("2026-03-28T22:30:00Z", "SendAt", "2026-03-29T07:00:00Z")] // 22:30 GMT; the clocks go forward overnight: 08:00 BST is 07:00 UTC
     [InlineData("2026-10-24T22:00:00Z", "SendAt", "2026-10-25T08:00:00Z")] // 23:00 BST; the clocks go back overnight: 08:00 GMT is 08:00 UTC

@@ -206,7 +206,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
                 var decision = DecideOne(catalog, model, id, profile, context, now, explain, cancellation, fillCache: false, served: served);
                 yield return new BatchItem(i, id, decision, null)
                 {
-                    SendTime = prior is null ? null : SendTimeFor(catalog, profile, decision, context, prior, now),
+                    SendTime = prior is null ? null : SendTimeFor(catalog, model, profile, decision, context, prior, now),
                     EmailBlocks = prior is null || decision.Winner.EmailBlocks.Count == 0 ? [] : BlocksFor(catalog, model, profile, decision, context, now),
                 };
             }
@@ -221,9 +221,30 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     }
 
     // The user's best hour, at or after the contact policy's earliest time (none when contact is suppressed for good).
-    private SendTimeAdvice? SendTimeFor(CatalogSnapshot catalog, Profile? stored, Decision decision, RequestContext context, SendTimePrior prior, DateTimeOffset now)
+    // An hour past the decision's validity is checked against the policy as it will be then (an unopened send becoming
+    // ignored may start a pause before it, or the user's engagement drop to a level whose cap allows none), and moved on
+    // to when contact is allowed again.
+    private SendTimeAdvice? SendTimeFor(CatalogSnapshot catalog, RfmModel model, Profile? stored, Decision decision, RequestContext context, SendTimePrior prior, DateTimeOffset now)
     {
-        var earliest = decision.Contact switch
+        var advice = SendTimeAt(catalog, stored, decision.Contact, context, prior, now);
+        for (var check = 0; check < 4 && advice is not null && advice.SendAtTicks >= decision.ValidUntilTicks; check++)
+        {
+            var then = ContactEvaluation.Evaluate(catalog.ContactPolicies, context.Channel, decision.Winner, stored, new Rules.EvalContext(stored, context, advice.SendAtTicks, model), context);
+            if (then is null or { Action: ContactAction.Send })
+            {
+                break;
+            }
+
+            advice = SendTimeAt(catalog, stored, then, context, prior, now);
+        }
+
+        return advice;
+    }
+
+    // The user's best hour at or after the earliest time the verdict allows.
+    private SendTimeAdvice? SendTimeAt(CatalogSnapshot catalog, Profile? stored, ContactDecision? verdict, RequestContext context, SendTimePrior prior, DateTimeOffset now)
+    {
+        var earliest = verdict switch
         {
             { Action: ContactAction.Suppress, SendAtTicks: 0 } => -1L,
             { Action: ContactAction.Suppress or ContactAction.SendAt } c => c.SendAtTicks,
