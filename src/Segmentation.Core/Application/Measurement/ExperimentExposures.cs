@@ -77,8 +77,9 @@ internal readonly record struct HeldOutcome(OutcomeType Type, double Value, long
 /// <c>exposure: impression</c>; from then on every outcome of theirs counts in their arm (user-level analysis: a
 /// conversion counts wherever it was credited, as experimentation platforms count it). An outcome that reaches the
 /// service before the impression it followed is held until the impression does (the newest 16 per user; at most
-/// 100,000 per experiment, letting go of those a day older than a new one), and counts if it came after it. At exposure, the user's own
-/// history of the 30 days before is read for CUPED: purchase and conversion value, their count, and clicks.</para>
+/// 100,000 per experiment, letting go of those a day older than a new one), and counts if it came after it. At
+/// exposure, the user's own history of the 30 days before is read for CUPED: purchase and conversion value, their
+/// count, and clicks.</para>
 /// <para>Reads (a decision asking for a recorded arm) take no lock; writes take the experiment's lock. Records live
 /// in chunks that never move, about 120 bytes per user per experiment with the index. Identification moves an
 /// anonymous user's records to the user (unless the user has their own); erasure removes them.</para>
@@ -129,21 +130,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
     public void Publishing(CatalogSnapshot next, long nowTicks)
     {
         ArgumentNullException.ThrowIfNull(next);
-        _published = new Published(next, nowTicks); // before the tables are read: a table made meanwhile catches up from it
-        foreach (var experiment in next.Experiments)
-        {
-            if (_tables.TryGetValue(experiment.Id, out var table))
-            {
-                table.Serving(experiment, nowTicks);
-            }
-        }
-
+        var published = new Published(next, nowTicks);
+        _published = published; // before the tables are read: a table made meanwhile catches up from it
         foreach (var table in _tables.Values)
         {
-            if (!next.Experiments.Any(e => e.Id == table.ExperimentId))
-            {
-                table.Removed(nowTicks);
-            }
+            Tell(table, published);
         }
 
         Prune(nowTicks);
@@ -180,20 +171,21 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         {
             var made = new ExposureTable(arm.ExperimentId, arm.Experiment);
             table = _tables.GetOrAdd(arm.ExperimentId, made);
-            if (ReferenceEquals(table, made) && _published is { } published && !ReferenceEquals(published.Catalog.Experiments.FirstOrDefault(e => e.Id == arm.ExperimentId), arm.Experiment))
+            if (ReferenceEquals(table, made) && _published is { } published && !ReferenceEquals(published.ExperimentOf(arm.ExperimentId), arm.Experiment))
             {
                 // The decision was made under a catalog published over since (weights changed before the experiment had
                 // a record): the table learns what that publish would have told it, so its records are read from now on.
-                CatchUp(table, published);
+                Tell(table, published);
             }
         }
 
         table.Record(subject, arm.Id, ticks, expose ? profile : null, expose, segmentId);
     }
 
-    private static void CatchUp(ExposureTable table, Published published)
+    // Tells a table what a publish means for its experiment: the experiment as it serves now, or its removal.
+    private static void Tell(ExposureTable table, Published published)
     {
-        if (published.Catalog.Experiments.FirstOrDefault(e => e.Id == table.ExperimentId) is { } serving)
+        if (published.ExperimentOf(table.ExperimentId) is { } serving)
         {
             table.Serving(serving, published.Ticks);
         }
@@ -203,7 +195,10 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         }
     }
 
-    private sealed record Published(CatalogSnapshot Catalog, long Ticks);
+    private sealed record Published(CatalogSnapshot Catalog, long Ticks)
+    {
+        public Experiment? ExperimentOf(string id) => Catalog.Experiments.FirstOrDefault(e => e.Id == id);
+    }
 
     /// <summary>
     /// Counts an outcome of <paramref name="subjectId"/> in every experiment they were exposed to before it. In one they
