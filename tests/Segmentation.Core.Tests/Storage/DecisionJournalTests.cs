@@ -356,9 +356,8 @@ public sealed class DecisionJournalTests : IDisposable
     public void A_forgotten_decision_is_neither_pending_nor_lost_and_a_later_lap_of_its_slot_is_pending_again()
     {
         var ledger = new DecisionLedger(16);
-        var key = LedgerKey;
         var (first, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
-        ledger.Remember(first, "gone", key, 1);
+        ledger.Remember(first, "gone", LedgerKey, 1);
         ledger.Forget(new HashSet<string> { "gone" });
         Assert.True(ledger.IsForgotten(first));
         Assert.False(ledger.IsPending(first)); // the journal and the drain pass it at once
@@ -366,7 +365,7 @@ public sealed class DecisionJournalTests : IDisposable
         Assert.Equal(LedgerRead.Skipped, cursor.Read(ledger, out _));
         var (pending, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
         Assert.Equal((LedgerRead.Waiting, pending), (cursor.Read(ledger, out _), cursor.Next)); // issued, not yet written: the cursor waits
-        ledger.Remember(pending, "kept", key, 2);
+        ledger.Remember(pending, "kept", LedgerKey, 2);
         Assert.Equal(LedgerRead.Remembered, cursor.Read(ledger, out var read));
         Assert.Equal(("kept", pending + 1), (read.UserId, cursor.Next));
 
@@ -387,13 +386,12 @@ public sealed class DecisionJournalTests : IDisposable
         // Regression (review): a decision still being written after a second (a collector pause, a starved thread pool,
         // slow renders) was skipped by the KPIs' drain and the journal, and never counted when it was written.
         var ledger = new DecisionLedger(16);
-        var key = LedgerKey;
         var (slow, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
         var cursor = new LedgerCursor(slow);
         Assert.Equal(LedgerRead.Waiting, cursor.Read(ledger, out _));
         Thread.Sleep(1_100);
         Assert.Equal(LedgerRead.Waiting, cursor.Read(ledger, out _)); // waited for, not passed
-        ledger.Remember(slow, "slow", key, 1);
+        ledger.Remember(slow, "slow", LedgerKey, 1);
         Assert.Equal(LedgerRead.Remembered, cursor.Read(ledger, out var read));
         Assert.Equal("slow", read.UserId);
 
@@ -409,18 +407,17 @@ public sealed class DecisionJournalTests : IDisposable
         // Review: with the wait raised to a minute, a fast batch could issue a whole lap of the ring behind one decision
         // still being written, and every decision after it would come back overwritten (lost to the KPIs and the journal).
         var ledger = new DecisionLedger(16);
-        var key = LedgerKey;
         var (stuck, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
         var cursor = new LedgerCursor(stuck);
         for (var i = 0; i < 6; i++)
         {
             var (next, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
-            ledger.Remember(next, $"u{i}", key, 1);
+            ledger.Remember(next, $"u{i}", LedgerKey, 1);
         }
 
         Assert.Equal(LedgerRead.Waiting, cursor.Read(ledger, out _)); // 7 issued from it: waited for
         var (last, _) = ledger.Issue(DateTimeOffset.UnixEpoch);
-        ledger.Remember(last, "u6", key, 1);
+        ledger.Remember(last, "u6", LedgerKey, 1);
         Assert.Equal(LedgerRead.Skipped, cursor.Read(ledger, out _)); // 8 issued from it, half the ring: passed
         var read = new List<string>();
         while (cursor.Next < ledger.Issued)
