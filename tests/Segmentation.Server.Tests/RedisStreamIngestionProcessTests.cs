@@ -274,4 +274,65 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             await service.WaitForExitAsync();
         }
     }
+
+    [Fact]
+    public async Task An_event_past_its_retention_is_dead_lettered_without_its_payload_and_an_erasure_deletes_the_users_dead_letters()
+    {
+        using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redisPort}");
+        var db = redis.GetDatabase();
+        var now = DateTimeOffset.UtcNow.AddHours(-1);
+        var untyped = Purchase(1, 1, now);
+        untyped.UserId = "gone-1";
+        untyped.Type = ""; // rejected: kept whole on the dead-letter stream
+        var expired = Purchase(1, 2, now.AddDays(-800)); // past the default retention (730 days)
+        expired.UserId = "gone-1";
+        var othersUntyped = Purchase(2, 1, now);
+        othersUntyped.Type = "";
+        var ids = new List<string>();
+        foreach (var payload in new[]
+        {
+            JsonFormatter.Default.Format(untyped),
+            "{ \"userId\": \"gone-1\", this is not json",
+            JsonFormatter.Default.Format(expired),
+            JsonFormatter.Default.Format(othersUntyped),
+        })
+        {
+            ids.Add((await db.StreamAddAsync(Stream, [new NameValueEntry("event", payload)]))!);
+        }
+
+        var port = RealServerProcessTests.FreePort();
+        var service = StartService(port);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(service, port);
+            var watch = Stopwatch.StartNew();
+            StreamEntry[] dead;
+            while ((dead = await db.StreamRangeAsync(Stream + ":dead-letter")).Length < ids.Count)
+            {
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"{dead.Length} of {ids.Count} entries dead-lettered");
+                await Task.Delay(50);
+            }
+
+            var byEntry = dead.ToDictionary(d => (string)d["entry_id"]!); // those that are not events come first
+            Assert.Equal(ids.Order(StringComparer.Ordinal), byEntry.Keys.Order(StringComparer.Ordinal));
+            var retained = byEntry[ids[2]];
+            Assert.Contains("retention", (string)retained["reason"]!, StringComparison.Ordinal);
+            Assert.Equal("", (string)retained["event"]!); // the event a retention policy refuses to keep is not kept here either
+            Assert.True((long)retained["event_bytes"] > 0);
+            Assert.Contains("gone-1", (string)byEntry[ids[0]]["event"]!, StringComparison.Ordinal);
+
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            await new PrivacyService.PrivacyServiceClient(channel).ForgetUserAsync(new ForgetUserRequest { UserId = "gone-1" });
+
+            // The erased user's dead letters are gone (its JSON event, the broken payload naming it); the other user's stays.
+            var left = await db.StreamRangeAsync(Stream + ":dead-letter");
+            Assert.Equal(new[] { ids[2], ids[3] }.Order(StringComparer.Ordinal), left.Select(d => (string)d["entry_id"]!).Order(StringComparer.Ordinal));
+            Assert.DoesNotContain(left, d => ((string?)d["event"] ?? "").Contains("gone-1", StringComparison.Ordinal));
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true);
+            await service.WaitForExitAsync();
+        }
+    }
 }

@@ -36,6 +36,12 @@ public sealed class ValidationException : Exception
     /// <summary>The invalid fields.</summary>
     public IReadOnlyList<FieldViolation> Violations { get; }
 
+    /// <summary>
+    /// True when the input is refused because it is older than the retention policy allows to be kept: whoever holds it
+    /// (a dead-letter queue) should not keep it either.
+    /// </summary>
+    public bool PastRetention { get; init; }
+
     /// <summary>How many violations the message names; the rest are counted.</summary>
     public const int DescribedViolations = 3;
 

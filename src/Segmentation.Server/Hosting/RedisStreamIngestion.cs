@@ -189,19 +189,19 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
     {
         var events = new List<Core.Events.BehaviourEvent>(entries.Length);
         var entryOfEvent = new List<int>(entries.Length);
-        var deadLetters = new List<(StreamEntry Entry, string Reason)>();
+        var deadLetters = new List<(StreamEntry Entry, string Reason, bool KeepPayload)>();
         for (var i = 0; i < entries.Length; i++)
         {
             var payload = entries[i]["event"];
             if (payload.IsNullOrEmpty)
             {
-                deadLetters.Add((entries[i], "the entry has no 'event' field (a segmentation.v1.Event in JSON)"));
+                deadLetters.Add((entries[i], "the entry has no 'event' field (a segmentation.v1.Event in JSON)", true));
                 continue;
             }
 
             if (payload.Length() > _options.MaxEntryBytes)
             {
-                deadLetters.Add((entries[i], $"the event is {payload.Length():N0} bytes; at most {_options.MaxEntryBytes:N0}"));
+                deadLetters.Add((entries[i], $"the event is {payload.Length():N0} bytes; at most {_options.MaxEntryBytes:N0}", true));
                 continue;
             }
 
@@ -212,7 +212,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
             }
             catch (Exception ex) when (ex is InvalidProtocolBufferException or InvalidJsonException or FormatException or ArgumentException or OverflowException or Core.Validation.ValidationException)
             {
-                deadLetters.Add((entries[i], "not a segmentation.v1.Event in JSON: " + Bounded(ex.Message)));
+                deadLetters.Add((entries[i], "not a segmentation.v1.Event in JSON: " + Bounded(ex.Message), true));
             }
         }
 
@@ -241,7 +241,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                 }
                 catch (Exception single) when (!IsStorageFailure(single) && single is not (OperationCanceledException or ObjectDisposedException))
                 {
-                    deadLetters.Add((entries[entryOfEvent[k]], Bounded($"the write path failed on this entry: {single.GetType().Name}: {single.Message}")));
+                    deadLetters.Add((entries[entryOfEvent[k]], Bounded($"the write path failed on this entry: {single.GetType().Name}: {single.Message}"), true));
                 }
             }
 
@@ -259,14 +259,15 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                     duplicates++;
                     break;
                 default:
-                    deadLetters.Add((entries[entryOfEvent[result.Index]], Bounded(string.Join("; ", result.Violations.Select(v => $"{EntryField(v.Field)}: {v.Description}")))));
+                    // An event past its retention is not kept here either: the dead letter says why, not what it held.
+                    deadLetters.Add((entries[entryOfEvent[result.Index]], Bounded(string.Join("; ", result.Violations.Select(v => $"{EntryField(v.Field)}: {v.Description}"))), !result.PastRetention));
                     break;
             }
         }
 
-        foreach (var (entry, reason) in deadLetters)
+        foreach (var (entry, reason, keepPayload) in deadLetters)
         {
-            await DeadLetterAsync(db, entry, reason);
+            await DeadLetterAsync(db, entry, reason, keepPayload);
         }
 
         await db.StreamAcknowledgeAsync(_options.Stream, _options.Group, [.. entries.Select(e => e.Id)]);
@@ -291,9 +292,9 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         return end + 1 < field.Length && field[end + 1] == '.' ? field[(end + 2)..] : "event" + field[(end + 1)..];
     }
 
-    // The entry's id, stream, reason and time, its payload when it is within MaxEntryBytes (else only its size), and
-    // the names of its fields (bounded): a dead letter is never larger than an entry the service accepts.
-    private async Task DeadLetterAsync(IDatabase db, StreamEntry entry, string reason)
+    // The entry's id, stream, reason and time, its payload when it is within MaxEntryBytes and may be kept (else only
+    // its size), and the names of its fields (bounded): a dead letter is never larger than an entry the service accepts.
+    private async Task DeadLetterAsync(IDatabase db, StreamEntry entry, string reason, bool keepPayload)
     {
         var payload = entry.Values is null || entry.IsNull ? RedisValue.Null : entry["event"];
         var size = payload.IsNull ? 0 : payload.Length();
@@ -303,7 +304,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                 new NameValueEntry("entry_id", entry.Id),
                 new NameValueEntry("stream", _options.Stream),
                 new NameValueEntry("reason", reason),
-                new NameValueEntry("event", payload.IsNull || size > _options.MaxEntryBytes ? RedisValue.EmptyString : payload),
+                new NameValueEntry("event", payload.IsNull || size > _options.MaxEntryBytes || !keepPayload ? RedisValue.EmptyString : payload),
                 new NameValueEntry("event_bytes", size),
                 new NameValueEntry("fields", Bounded(string.Join(",", (entry.Values ?? []).Take(20).Select(v => (string?)v.Name)))),
                 new NameValueEntry("at", DateTimeOffset.UtcNow.ToString("O")),

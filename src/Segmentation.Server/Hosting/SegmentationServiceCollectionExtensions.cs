@@ -99,6 +99,7 @@ public static class SegmentationServiceCollectionExtensions
                 "Segmentation:RedisIngestion:Enabled needs Segmentation:DataDirectory: an entry is acknowledged once its event is on disk, and without a data directory nothing is (acknowledged events would be lost at the next restart, and never read again)")
             .ValidateOnStart();
         services.AddHostedService<RedisStreamIngestion>(); // after the change-log restorer, so entries apply to the restored store; idle unless enabled
+        services.AddSingleton<Core.Application.Privacy.IErasureParticipant, RedisDeadLetterEraser>(); // an erasure reaches the dead letters too
         return services;
     }
 }

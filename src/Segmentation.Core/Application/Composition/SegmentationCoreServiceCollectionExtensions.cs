@@ -182,7 +182,8 @@ public static class SegmentationCoreServiceCollectionExtensions
             sp.GetRequiredService<OutcomeRecorder>(),
             sp.GetRequiredService<AdminAuditTrail>(),
             sp.GetRequiredService<IChangeFeedJournal>(),
-            sp.GetRequiredService<TriggerScheduler>()));
+            sp.GetRequiredService<TriggerScheduler>(),
+            sp.GetServices<IErasureParticipant>()));
         services.TryAddSingleton<IAuditJournal>(NoAuditJournal.Instance);
         services.TryAddSingleton(sp => new AdminAuditTrail(sp.GetRequiredService<IAuditJournal>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new CatalogGovernance(

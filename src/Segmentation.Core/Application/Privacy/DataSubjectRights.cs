@@ -53,8 +53,11 @@ public sealed class DataSubjectRights(
     OutcomeRecorder? outcomes = null,
     AdminAuditTrail? audit = null,
     ChangeStream.IChangeFeedJournal? journal = null,
-    ChangeStream.TriggerScheduler? triggers = null)
+    ChangeStream.TriggerScheduler? triggers = null,
+    IEnumerable<IErasureParticipant>? participants = null)
 {
+    private readonly IErasureParticipant[] _participants = [.. participants ?? []];
+
     private readonly IStoreCompaction _compaction = compaction ?? NoStoreCompaction.Instance;
 
     // Each erasure whose files are not cleaned yet (a compaction failed), by each of its ids: its ids and the stream
@@ -70,7 +73,7 @@ public sealed class DataSubjectRights(
     /// any of those ids, the decisions and impressions remembered for attribution, the ids in the admin audit trail
     /// (replaced by <see cref="AdminAuditTrail.Erased"/>), and then durable storage, by compacting it (<see cref="IStoreCompaction"/>: a
     /// snapshot without the user replaces the older snapshots and log segments, including the one holding
-    /// the erasure record), the saved measurement state and the change stream's files. Nothing is emitted on the membership change feed. Idempotent: erasing an
+    /// the erasure record), the saved measurement state, the change stream's files and every <see cref="IErasureParticipant"/> (holders outside the store). Nothing is emitted on the membership change feed. Idempotent: erasing an
     /// unknown or erased id succeeds (and compacts again, so a retry after a failed compaction completes it, for the ids stitched to the user too: they are kept until the files are cleaned, in this run of the process).
     /// Compaction is not cancelled when the caller goes away. When the compaction fails (a full disk), the
     /// erasure still holds in memory and in the log, and <see cref="StorageUnavailableException"/> tells the
@@ -87,12 +90,13 @@ public sealed class DataSubjectRights(
             earlier = [.. ids.SelectMany(id => _unfinished.GetValueOrDefault(id) ?? []).Distinct()];
         }
 
+        var everyId = new HashSet<string>(ids.Concat(earlier.SelectMany(e => e.Ids)), StringComparer.Ordinal); // with an earlier attempt's
         cache.RemoveUsers(ids);
         outcomes?.Forget(ids); // remembered decisions and impressions hold the ids too
         triggers?.Forget(ids); // pending triggers too: none fires for a new profile under the id, none is saved again
         try
         {
-            audit?.Erase(new HashSet<string>(ids.Concat(earlier.SelectMany(e => e.Ids)), StringComparer.Ordinal)); // the admin audit trail keeps the actions, not the person's id
+            audit?.Erase(everyId); // the admin audit trail keeps the actions, not the person's id
             await _compaction.CompactAsync(CancellationToken.None).ConfigureAwait(false);
             outcomes?.Forget(ids); // again: a decision computed from the profile before the erasure (in flight then) may have been remembered since
             checkpoint?.Save(); // the saved measurement state (remembered decisions, impressions) no longer holds the ids either
@@ -103,9 +107,14 @@ public sealed class DataSubjectRights(
                 journal?.Redact(e.Ids, e.Through); // an earlier attempt's ids, as far as it blanked them
             }
 
+            foreach (var participant in _participants)
+            {
+                await participant.EraseAsync(everyId, CancellationToken.None).ConfigureAwait(false); // holders outside the store (dead letters)
+            }
+
             lock (_unfinished)
             {
-                foreach (var id in ids.Concat(earlier.SelectMany(e => e.Ids)))
+                foreach (var id in everyId)
                 {
                     _unfinished.Remove(id);
                 }
@@ -125,7 +134,7 @@ public sealed class DataSubjectRights(
 
             // Erased in memory and logged as erased (a restart never brings the user back), but older files
             // still hold the user's data: the caller must retry until the compaction succeeds.
-            throw new StorageUnavailableException($"the user was erased from the live store, but removing their data from the files on disk failed ({StorageUnavailableException.Describe(ex)}); retry ForgetUser (it is idempotent) until it succeeds", ex);
+            throw new StorageUnavailableException($"the user was erased from the live store, but removing their data from the files on disk (or another holder of it, such as dead letters) failed ({StorageUnavailableException.Describe(ex)}); retry ForgetUser (it is idempotent) until it succeeds", ex);
         }
         finally
         {

@@ -53,7 +53,7 @@ public sealed class EventRecorder
         var retention = _writer.Retention;
         if (retention.IsExpired(e.Type, e.Timestamp.UtcTicks, now.UtcTicks))
         {
-            throw new ValidationException($"{prefix}.timestamp", $"is older than the retention period of '{(e.Type.Length > 64 ? e.Type[..64] : e.Type)}' events ({retention.For(e.Type)!.Value.TotalDays:0.##} days): such events are not stored");
+            throw new ValidationException($"{prefix}.timestamp", $"is older than the retention period of '{(e.Type.Length > 64 ? e.Type[..64] : e.Type)}' events ({retention.For(e.Type)!.Value.TotalDays:0.##} days): such events are not stored") { PastRetention = true };
         }
 
         return _writer.Live(now);
@@ -252,7 +252,10 @@ public sealed class EventRecorder
 
     /// <summary>The result of an event refused on its own (<paramref name="refusal"/>: see <see cref="RefusesAlone"/>).</summary>
     public static EventResult Rejected(int index, BehaviourEvent e, string prefix, Exception refusal) =>
-        new(index, e.EventId, EventStatus.Rejected, null, refusal is ValidationException invalid ? invalid.Violations : [new FieldViolation(prefix, refusal.Message)]);
+        new(index, e.EventId, EventStatus.Rejected, null, refusal is ValidationException invalid ? invalid.Violations : [new FieldViolation(prefix, refusal.Message)])
+        {
+            PastRetention = refusal is ValidationException { PastRetention: true },
+        };
 
     // The writes of a batch not yet committed: their change-log records, their membership updates, and which results wait.
     private sealed class Unit

@@ -23,7 +23,11 @@ public enum EventStatus
 }
 
 /// <summary>The result of one event of a bulk write.</summary>
-public sealed record EventResult(int Index, string EventId, EventStatus Status, Profile? Profile, IReadOnlyList<FieldViolation> Violations);
+public sealed record EventResult(int Index, string EventId, EventStatus Status, Profile? Profile, IReadOnlyList<FieldViolation> Violations)
+{
+    /// <summary>True when the event was rejected for being older than its type's retention: it must not be kept anywhere.</summary>
+    public bool PastRetention { get; init; }
+}
 
 /// <summary>Result of a traits write.</summary>
 /// <param name="Profile">The profile after the write.</param>

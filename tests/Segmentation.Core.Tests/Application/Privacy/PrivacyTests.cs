@@ -2,6 +2,7 @@ using System.Text.Json;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Membership;
+using Segmentation.Core.Application.Privacy;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Decisions;
 using Segmentation.Core.Events;
@@ -44,6 +45,25 @@ public sealed class CallbackCompaction(Action during) : IStoreCompaction
     }
 }
 
+/// <summary>Records each erasure it is part of; fails the first <see cref="Failures"/> with an I/O error (Redis unreachable).</summary>
+public sealed class RecordingParticipant : IErasureParticipant
+{
+    public int Failures { get; set; }
+
+    public List<IReadOnlySet<string>> Erased { get; } = [];
+
+    public Task EraseAsync(IReadOnlySet<string> ids, CancellationToken cancellationToken)
+    {
+        if (Failures-- > 0)
+        {
+            throw new IOException("unreachable");
+        }
+
+        Erased.Add(ids);
+        return Task.CompletedTask;
+    }
+}
+
 public class PrivacyTests
 {
     private static TestWorld World(ConsentPolicy? consent = null, IChangeLog? log = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null) => new(
@@ -57,6 +77,24 @@ public class PrivacyTests
         compaction: compaction);
 
     private static readonly RequestContext Mobile = new(Device: "mobile");
+
+    [Fact]
+    public async Task An_erasure_reaches_every_holder_outside_the_store_and_one_that_fails_leaves_it_unfinished_for_a_retry_by_any_of_its_ids()
+    {
+        using var w = World();
+        w.Ingestion.Track(AnonymousView("a1", "anon-1"));
+        w.Ingestion.Identify("anon-1", "u1");
+        var participant = new RecordingParticipant { Failures = 1 };
+        var rights = new DataSubjectRights(w.Ingestion, w.Store, w.Catalogs, w.Rfm, w.Memberships, w.Cache, w.Clock, participants: [participant]);
+
+        var failed = await Assert.ThrowsAsync<StorageUnavailableException>(() => rights.ForgetAsync("u1"));
+        Assert.Contains("retry ForgetUser", failed.Message, StringComparison.Ordinal);
+        Assert.Null(w.Store.Get("u1")); // erased from the live store all the same
+
+        // A retry by the anonymous id alone reaches the holder with every id of the first attempt.
+        await rights.ForgetAsync("anon-1");
+        Assert.Equal(["anon-1", "u1"], Assert.Single(participant.Erased).Order(StringComparer.Ordinal));
+    }
 
     [Fact]
     public void Personalization_is_granted_by_default_and_other_purposes_are_not()
