@@ -15,7 +15,7 @@ namespace Segmentation.Core.Catalog;
 /// </summary>
 public static class CatalogCompiler
 {
-    /// <summary>Most lead-score signals a catalog may declare.</summary>
+    /// <summary>Most lead-score signals a catalog may declare, and most fit criteria.</summary>
     public const int MaxLeadSignals = 200;
 
     /// <summary>Most conditions a whole catalog's rules may stand for with their references expanded.</summary>
@@ -92,10 +92,13 @@ public static class CatalogCompiler
                 }
             }
 
-            var conditions = segments.Aggregate(0L, (sum, s) => Math.Min(sum + (s.Rule?.Size ?? 0), long.MaxValue / 2));
+            // The lead score's fit criteria count too: every profile write evaluates each of them.
+            // (A version kept from before they counted loads as it did.)
+            var rules = segments.Select(s => s.Rule).Concat(KeptVersion.Loading ? [] : scoring.Lead.Fit.Select(f => f.Rule));
+            var conditions = rules.Aggregate(0L, (sum, rule) => Math.Min(sum + (rule?.Size ?? 0), long.MaxValue / 2));
             if (conditions > MaxCatalogConditions)
             {
-                _errors.Add(new CatalogError(_definition.Origin, 0, null, null, $"the catalog's rules stand for {conditions:N0} conditions once fragments and references are expanded (at most {MaxCatalogConditions:N0})"));
+                _errors.Add(new CatalogError(_definition.Origin, 0, null, null, $"the catalog's rules (segments and lead-score fit criteria) stand for {conditions:N0} conditions once fragments and references are expanded (at most {MaxCatalogConditions:N0})"));
             }
 
             CheckReachable(segments);
@@ -501,6 +504,13 @@ public static class CatalogCompiler
         private List<LeadFit> ReadFit(SyntaxList fits, string clause)
         {
             var list = new List<LeadFit>();
+            if (fits.Items.Count > MaxLeadSignals && !KeptVersion.Loading)
+            {
+                // Every profile write evaluates each criterion.
+                Error(fits.Items[MaxLeadSignals], null, clause, $"{fits.Items.Count:N0} fit criteria (at most {MaxLeadSignals:N0})");
+                return list;
+            }
+
             for (var i = 0; i < fits.Items.Count; i++)
             {
                 var at = $"{clause}[{i}]";
@@ -515,6 +525,14 @@ public static class CatalogCompiler
                 {
                     // The score would be computed to evaluate its own fit criterion, without end (the process's stack).
                     Error(ruleNode, null, at + ".rule", $"a fit criterion adds to the lead score, so it cannot read '{circular}' (directly or through a segment or fragment it references)");
+                    continue;
+                }
+
+                if (rule is { ReadsContext: true } && !KeptVersion.Loading)
+                {
+                    // The score is stored with the profile and computed at every write, where there is no request: a
+                    // criterion on the request would make a segment on the score mean one thing here and another there.
+                    Error(ruleNode, null, at + ".rule", $"a fit criterion cannot read the request context ('{rule.FieldsRead().First(f => f.StartsWith("context.", StringComparison.Ordinal))}', directly or through a segment or fragment it references): the lead score is computed when the profile is written, without a request");
                     continue;
                 }
 

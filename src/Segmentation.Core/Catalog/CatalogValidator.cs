@@ -30,6 +30,9 @@ public static partial class CatalogValidator
     /// <summary>Largest weight of an arm (weights are relative shares).</summary>
     public const double MaxArmWeight = 1_000_000;
 
+    /// <summary>Most experiments a catalog may define (a decision picks a user's among those of their layer).</summary>
+    public const int MaxExperiments = 200;
+
     /// <summary>Most segments a catalog may define (its audit compares every pair).</summary>
     public const int MaxSegments = 2_000;
 
@@ -164,6 +167,12 @@ public static partial class CatalogValidator
             if (_scoringNodes.Count > 1)
             {
                 Error(_scoringNodes[1], null, "scoring", "'scoring' is defined in more than one file");
+            }
+
+            if (_experimentNodes.Count > MaxExperiments && !KeptVersion.Loading)
+            {
+                Error(_experimentNodes[MaxExperiments], null, "experiments", $"the catalog defines {_experimentNodes.Count:N0} experiments (at most {MaxExperiments:N0})");
+                _experimentNodes.RemoveRange(MaxExperiments, _experimentNodes.Count - MaxExperiments); // the rest is not read
             }
 
             if (_segmentNodes.Count > MaxSegments)

@@ -77,6 +77,9 @@ public sealed record ChannelPolicy(string Channel, string ConsumedBy, IReadOnlyD
 /// </summary>
 public sealed class ContactPolicies
 {
+    /// <summary>Most suppression rules a catalog may declare (each reads the user's recent outcomes at every decision on a channel with a policy).</summary>
+    public const int MaxSuppressionRules = 50;
+
     /// <summary>The engagement levels caps are tiered by (derived field <c>engagement_status</c>), and the tier for users without one.</summary>
     public static readonly IReadOnlyList<string> Tiers = ["high", "active", "declining", "inactive", "default"];
 
@@ -195,7 +198,12 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
         var suppression = new List<SuppressionRule>();
         if (map.Get("suppression") is SyntaxList rules)
         {
-            foreach (var item in rules.Items)
+            if (rules.Items.Count > ContactPolicies.MaxSuppressionRules && !KeptVersion.Loading)
+            {
+                error(rules.Items[ContactPolicies.MaxSuppressionRules], "contact_policies.suppression", $"{rules.Items.Count:N0} suppression rules (at most {ContactPolicies.MaxSuppressionRules:N0})");
+            }
+
+            foreach (var item in rules.Items.Take(ContactPolicies.MaxSuppressionRules))
             {
                 if (ReadSuppression(item) is { } rule)
                 {

@@ -78,7 +78,7 @@ internal sealed class TriggerReader(Action<SyntaxNode, string, string> error)
 
         var delay = TimeSpan.Zero;
         if (map.Get("delay") is { } delayNode
-            && !(Rules.Duration.TryParse(delayNode.Text, out delay) && delay >= TimeSpan.Zero && delay <= SegmentTrigger.MaxDelay))
+            && !(IsZero(delayNode.Text) || (Rules.Duration.TryParse(delayNode.Text, out delay) && delay <= SegmentTrigger.MaxDelay)))
         {
             error(delayNode, clause + ".delay", $"'delay' is a duration from 0 to 90d, such as 3d or 12h; got '{delayNode.Text}'");
             ok = false;
@@ -108,4 +108,6 @@ internal sealed class TriggerReader(Action<SyntaxNode, string, string> error)
         return ok ? new SegmentTrigger(id!, segment!, delay, unless, stillMember, map.Get("description")?.Text ?? "") : null;
     }
 
+    // No delay, written as 0 with or without a unit (durations elsewhere are positive, so the parser refuses it).
+    private static bool IsZero(string? text) => text?.Trim() is "0" or "0m" or "0h" or "0d" or "0w";
 }

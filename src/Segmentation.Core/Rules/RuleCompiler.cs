@@ -413,6 +413,12 @@ public sealed class RuleCompiler
                 return default;
             }
 
+            if (NoValueIn(operand, op) is { } none)
+            {
+                error = none;
+                return default;
+            }
+
             var set = items.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
             return op == "in"
                 ? (c => RuleOps.TextIn(get(c), set), Inline(value, nameof(RuleOps.TextIn), set))
@@ -551,6 +557,12 @@ public sealed class RuleCompiler
                     return default;
                 }
 
+                if (NoValueIn(operand, op) is { } none)
+                {
+                    error = none;
+                    return default;
+                }
+
                 var set = items.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
                 return op == "in"
                     ? (c => RuleOps.ListAnyIn(get(c), set), Inline(value, nameof(RuleOps.ListAnyIn), set))
@@ -593,6 +605,13 @@ public sealed class RuleCompiler
         : x.Length == 0 ? $"'{op}' needs a value, not an empty one; to test whether the field is set, use exists: true or exists: false"
         : !quoted && x is "null" or "Null" or "NULL" or "~" ? $"'{op}: {x}' would compare with the text \"{x}\"; to match a missing value use exists: false (quote it to mean the text)"
         : null;
+
+    // Why an item of an in or not_in list stands for no value (an unquoted null or ~), or null: "gold or unset" never
+    // matched unset, the item being the text. (A quoted "" is the empty text, which not_in may mean to leave out.)
+    private static string? NoValueIn(SyntaxNode list, string op) =>
+        ((SyntaxList)list).Items.Cast<SyntaxScalar>()
+            .Where(item => !item.Quoted && item.Value is null or "null" or "Null" or "NULL" or "~")
+            .Select(item => NoValue(item.Value ?? "~", quoted: false, op)).FirstOrDefault();
 
     private static bool TryList(SyntaxNode node, out List<string> items)
     {

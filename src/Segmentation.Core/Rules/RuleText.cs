@@ -280,10 +280,11 @@ public static class RuleText
         sb.Append(']');
     }
 
-    // A value as a bare word when it reads back as the same word, else double-quoted.
+    // A value as a bare word when it reads back as the same word (null does not: bare, it is no value), else double-quoted.
     private static string Value(string? value)
     {
-        if (!string.IsNullOrEmpty(value) && value.All(IsWordChar) && (value is "true" or "false" || !Keywords.Contains(value, StringComparer.OrdinalIgnoreCase)))
+        if (!string.IsNullOrEmpty(value) && value.All(IsWordChar) && (value is "true" or "false" || !Keywords.Contains(value, StringComparer.OrdinalIgnoreCase))
+            && !value.Equals("null", StringComparison.OrdinalIgnoreCase)) // bare, it would stand for no value
         {
             return value;
         }
@@ -670,7 +671,7 @@ public static class RuleText
                 throw new RuleTextException($"expected a value, found {token.Shown}", token.Offset);
             }
 
-            return Scalar(token.Value, token.Offset);
+            return Scalar(token.Value, token.Offset) with { Quoted = token.Kind == Kind.Text }; // "null" in quotes is the text
         }
 
         private SyntaxList List()

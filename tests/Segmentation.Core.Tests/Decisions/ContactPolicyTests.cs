@@ -571,6 +571,15 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void More_suppression_rules_than_the_limit_are_a_catalog_error()
+    {
+        // Each rule reads the user's recent outcomes at every decision on a channel with a policy.
+        var yaml = "contact_policies:\n  suppression:\n" + string.Concat(Enumerable.Range(0, ContactPolicies.MaxSuppressionRules + 1).Select(_ => "    - { after: 2, outcomes: [dismiss], within: 7d, pause: 14d }\n"));
+        var errors = Assert.Throws<CatalogException>(() => CatalogLoader.Load(Source(yaml))).Errors;
+        Assert.Contains(errors, e => e.Message.Contains($"{ContactPolicies.MaxSuppressionRules + 1} suppression rules (at most {ContactPolicies.MaxSuppressionRules})", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_kept_catalog_version_listing_an_outcome_twice_still_loads_at_start_up()
     {
         // Published before the check: a restart keeps serving it as it was (the check is for what is published now).

@@ -40,6 +40,18 @@ public class ExperimentCatalogTests
         Assert.Throws<CatalogException>(() => CatalogLoader.Load(Source(experiments))).Errors;
 
     [Fact]
+    public void A_catalog_of_more_experiments_than_the_limit_is_refused_and_a_kept_version_of_one_still_loads()
+    {
+        // Choosing a user's experiment walks those of their layer for each one: 20,000 experiments were a decision of
+        // hundreds of millions of lookups.
+        var many = "experiments:\n" + string.Concat(Enumerable.Range(0, CatalogValidator.MaxExperiments + 1).Select(i =>
+            $"  - {{ id: e{i}, scope: catalog, layer: l, arms: [ {{ id: a }}, {{ id: b }} ] }}\n"));
+
+        Assert.Contains(Errors(many), e => e.Message.Contains($"defines {CatalogValidator.MaxExperiments + 1} experiments (at most {CatalogValidator.MaxExperiments})", StringComparison.Ordinal));
+        Assert.Equal(CatalogValidator.MaxExperiments + 1, CatalogLoader.LoadKept(Source(many))!.Experiments.Count);
+    }
+
+    [Fact]
     public void A_valid_experiment_compiles_with_its_arms_variants_over_the_segments()
     {
         var catalog = CatalogLoader.Load(Source(Experiment));

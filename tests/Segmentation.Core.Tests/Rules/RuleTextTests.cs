@@ -56,6 +56,39 @@ public sealed class RuleTextTests
     }
 
     [Fact]
+    public void The_text_null_in_quotes_is_the_text_and_is_written_back_in_quotes()
+    {
+        // In the text syntax a quoted "null" was taken for no value (a catalog error), and the mapping form's quoted
+        // "null" was written back bare: GetCatalog showed a rule that was a catalog error when pasted back.
+        var written = CatalogLoader.Load(TestCatalogs.Source(TestCatalogs.Segment("s", "value", "{ field: traits.tier, eq: \"null\" }"))).ById["s"].Rule!.Text;
+        Assert.Equal("traits.tier == \"null\"", written);
+
+        using var world = new TestWorld(TestCatalogs.Source(
+            TestCatalogs.Segment("quoted_text", "value", "'traits.tier == \"null\"'"),
+            TestCatalogs.Segment("mapping", "value", "{ field: traits.tier, eq: \"null\" }"),
+            TestCatalogs.Segment("written_back", "value", "'" + written + "'")), now: Now);
+        world.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "null" }, "test", AttributeLayer.ZeroParty, null);
+        Assert.Equal(["mapping", "quoted_text", "written_back"], world.Decide("u1").Matched.Select(m => m.Segment.Id).Order(StringComparer.Ordinal));
+
+        // Bare, it is still no value: a catalog error that points to exists.
+        var bare = Assert.Throws<CatalogException>(() => CatalogLoader.Load(TestCatalogs.Source(TestCatalogs.Segment("s", "value", "'traits.tier == null'"))));
+        Assert.Contains("exists: false", Assert.Single(bare.Errors).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("{ field: traits.tier, in: [gold, ~] }")]
+    [InlineData("{ field: traits.tier, not_in: [null] }")]
+    [InlineData("'traits.tier in [gold, null]'")]
+    [InlineData("{ field: traits.interests, in: [gold, ~] }")]
+    public void A_list_item_that_stands_for_no_value_is_a_catalog_error_as_a_single_value_is(string rule)
+    {
+        // "gold or unset" never matched an unset value: the list item was the text "" (or "null"). A quoted "" is the
+        // empty text, which the default catalog's not_in lists leave out on purpose.
+        var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(TestCatalogs.Source(TestCatalogs.Segment("s", "value", rule))));
+        Assert.Contains("exists", Assert.Single(ex.Errors).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_mistake_in_a_literal_block_rule_is_reported_at_its_own_line()
     {
         var segments = "segments:\n" + TestCatalogs.Segment("block", "value", "|\n  orders.count >= 1\n  and orders.aov gretaer 3");

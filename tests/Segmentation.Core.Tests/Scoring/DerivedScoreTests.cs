@@ -215,6 +215,7 @@ public class DerivedScoreTests
     [InlineData("fit:\n      - { name: self, points: 10, rule: { field: traits.lead_score, gte: 50 } }", "cannot read 'traits.lead_score'")]
     [InlineData("fit:\n      - { name: graded, points: 10, rule: { segment: hot_leads } }", "cannot read 'traits.lead_grade'")]
     [InlineData("signals:\n      - { name: unsubscribed, event: email_unsubscribe, points: -10, cap: 5 }", "the cap (5) bounds what the signal's points (-10) add up to")]
+    [InlineData("fit:\n      - { name: on_mobile, points: 60, rule: \"context.device == mobile\" }", "cannot read the request context ('context.device'")]
     public void Lead_scoring_that_would_read_itself_or_give_points_to_everyone_is_a_catalog_error(string lead, string message)
     {
         // A fit rule reading the score (or the grade, through a segment) recursed until the process's stack ran out at
@@ -225,6 +226,28 @@ public class DerivedScoreTests
         var ex = Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback), new("s.yaml", segments)])));
 
         Assert.Contains(ex.Errors, e => e.Message.Contains(message, StringComparison.Ordinal) && e.Line > 0);
+    }
+
+    [Fact]
+    public void Fit_criteria_count_toward_the_catalogs_conditions_and_their_number_is_bounded()
+    {
+        // Every profile write evaluates every fit criterion: seven criteria of 8,192 conditions each (a fragment doubled
+        // thirteen times) loaded although segments of as many are refused, and so did any number of criteria.
+        var fragments = new System.Text.StringBuilder("fragments:\n  f0: { field: orders.count, gte: 0 }\n");
+        for (var i = 1; i <= 13; i++)
+        {
+            fragments.Append($"  f{i}: {{ all: [ {{ fragment: f{i - 1} }}, {{ fragment: f{i - 1} }} ] }}\n");
+        }
+
+        CatalogException Load(int criteria, string rule)
+        {
+            var fit = string.Concat(Enumerable.Range(0, criteria).Select(i => $"\n      - {{ name: c{i}, points: 1, rule: {rule} }}"));
+            var schema = TestCatalogs.Schema + "\n\nscoring:\n  lead:\n    fit:" + fit + "\n";
+            return Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback), new("f.yaml", fragments.ToString())])));
+        }
+
+        Assert.Contains(Load(7, "{ fragment: f13 }").Errors, e => e.Message.Contains("stand for 57,344 conditions once", StringComparison.Ordinal));
+        Assert.Contains(Load(201, "\"orders.count >= 1\"").Errors, e => e.Message.Contains("201 fit criteria (at most 200)", StringComparison.Ordinal));
     }
 
     [Fact]

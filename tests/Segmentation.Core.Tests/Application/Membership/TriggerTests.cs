@@ -542,6 +542,16 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Theory]
+    [InlineData("0")]
+    [InlineData("0d")]
+    [InlineData(" 0h ")]
+    public void A_delay_of_zero_written_with_or_without_a_unit_is_no_delay(string delay)
+    {
+        var catalog = CatalogLoader.Load(Catalog($"triggers:\n  - id: t\n    segment: high\n    delay: \"{delay}\"\n"));
+        Assert.Equal(TimeSpan.Zero, Assert.Single(catalog.Triggers).Delay);
+    }
+
+    [Theory]
     [InlineData("triggers:\n  - id: t\n    segment: nope\n", "unknown segment 'nope'")]
     [InlineData("triggers:\n  - id: t\n    segment: high\n    delay: 100d\n", "'delay' is a duration from 0 to 90d")]
     [InlineData("triggers:\n  - id: t\n    segment: high\n    unless: [bought]\n", "'bought' is not an event type")]
