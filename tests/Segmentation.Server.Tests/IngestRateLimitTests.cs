@@ -259,6 +259,39 @@ public sealed class IngestRateLimitTests
         Assert.Fail("thirty unary calls back to back passed a budget of five events per second");
     }
 
+    [Fact]
+    public async Task Server_streaming_calls_take_a_token_per_call_as_unary_calls_do()
+    {
+        // Regression (review): only unary calls were limited, so a key past its rate could open watches from the oldest
+        // retained entry (each replaying up to a million) as often as it liked.
+        using var factory = CreateFactory(eventsPerSecond: 1000, unaryPerSecond: 2);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        async Task<bool> Refused()
+        {
+            using var watch = catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { FromOldest = true }, deadline: DateTime.UtcNow.AddMilliseconds(500));
+            try
+            {
+                while (await watch.ResponseStream.MoveNext())
+                {
+                }
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted)
+            {
+                return true;
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded)
+            {
+            }
+
+            return false;
+        }
+
+        var refused = (await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Refused()))).Count(r => r);
+
+        Assert.InRange(refused, 1, 6); // eight watches at once all passed a rate of two calls per second
+    }
+
     private static WebApplicationFactory<Program> CreateFactory(int eventsPerSecond, int? unaryPerSecond = null) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
     {
         GrpcTestFixture.ConfigureTestHost(b);

@@ -25,7 +25,9 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
 
     public Task InvokeAsync(HttpContext context)
     {
-        if (context.Request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase)
+        // A gRPC call passes on its content type alone; "application/grpc+json" is JSON to transcoding (any "+json"
+        // is), so only the endpoint tells a transcoded call with it from a gRPC one.
+        if (context.Request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) && !type.Contains("json", StringComparison.OrdinalIgnoreCase)
             || context.GetEndpoint()?.Metadata.GetMetadata<GrpcJsonTranscodingMetadata>() is not { } metadata)
         {
             return next(context);

@@ -33,7 +33,16 @@ public static class SecurityServiceCollectionExtensions
         services.AddOptions<Microsoft.AspNetCore.RateLimiting.RateLimiterOptions>()
             .Configure<UnaryRateLimits>((rateLimits, unary) => unary.Configure(rateLimits));
         services.AddOptions<GrpcServiceOptions>()
-            .Configure<IOptions<LimitsOptions>>((grpc, limits) => grpc.MaxReceiveMessageSize = limits.Value.MaxRequestBytes);
+            .Configure<IOptions<LimitsOptions>>((grpc, limits) => grpc.MaxReceiveMessageSize = limits.Value.MaxRequestBytes)
+            .PostConfigure<IOptions<LimitsOptions>>((grpc, limits) =>
+            {
+                // In place of the framework's gzip and deflate, which inflate a message whole before any limit applies.
+                grpc.CompressionProviders.Clear();
+                foreach (var provider in BoundedDecompression.For(limits.Value.MaxRequestBytes))
+                {
+                    grpc.CompressionProviders.Add(provider);
+                }
+            });
         services.AddOptions<KestrelServerOptions>()
             .Configure<IOptions<SecurityOptions>, IOptions<LimitsOptions>>((kestrel, security, limits) =>
             {

@@ -15,7 +15,8 @@ namespace Segmentation.Server.Security;
 /// (<see cref="LimitsOptions.UnaryRequestsPerSecond"/>, or the key's own <c>RequestsPerSecond</c>), refilled
 /// continuously. ASP.NET Core's rate limiting middleware takes one token per unary call, before its body is read;
 /// <c>DecideBatch</c> takes one per user of the batch from the same bucket (<see cref="Acquire"/>): a batch of 10,000
-/// users is 10,000 decisions, not one call. Other streaming calls have their own limits (events per second);
+/// users is 10,000 decisions, not one call. Other server-streaming calls (a watch, a streamed export) take one token per
+/// call like a unary one; streams of events have their own limits (events per second);
 /// unauthenticated calls never reach it. A refused call is RESOURCE_EXHAUSTED (HTTP 429) with a
 /// <c>google.rpc.RetryInfo</c> delay (and <c>Retry-After</c> over HTTP).
 /// </summary>
@@ -38,7 +39,7 @@ internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposa
 
         // Key names are configured and never empty, so no caller shares the unlimited partition's key.
         options.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
-            context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { Method.Type: MethodType.Unary }
+            context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>() is not { } grpc || !ChargedPerCall(grpc.Method)
                 || context.Features.Get<ApiCaller>() is not { } caller
                 ? unlimited
                 : _partitions.GetOrAdd(caller, static (c, state) =>
@@ -57,6 +58,13 @@ internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposa
                 RetryAfter(rejected.Lease, rate)));
         };
     }
+
+    // A unary call, and a server-streaming one (a watch, a streamed export) but DecideBatch, which takes a token per user
+    // once its request is read; streams of events have their own limit in events per second.
+    private static bool ChargedPerCall(IMethod method) =>
+        method.Type == MethodType.Unary || (method.Type == MethodType.ServerStreaming && method.FullName != DecideBatch);
+
+    private const string DecideBatch = "/segmentation.v1.DecisionService/DecideBatch";
 
     // An administrative call refused for the key's rate is on record like one refused for a missing scope: the attempt,
     // once a minute per key and action at most (the trail's own bound), never the request (it is not read).
