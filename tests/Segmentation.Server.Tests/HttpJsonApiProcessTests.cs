@@ -83,6 +83,44 @@ public sealed class HttpJsonApiProcessTests
     }
 
     [Fact]
+    public async Task An_id_with_a_slash_or_a_percent_sign_names_the_same_user_over_http_as_over_grpc()
+    {
+        // Regression (review): the server leaves %2F encoded in a path, so DELETE /v1/users/tenant%2F42 erased nobody
+        // (the id it read was "tenant%2F42") and the user tenant/42 could not be named over HTTP at all.
+        var (server, grpcPort, port) = await Start("--Segmentation:DemoData=false");
+        try
+        {
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            var profiles = new ProfileService.ProfileServiceClient(channel);
+            foreach (var id in new[] { "tenant/42", "50%off", "a b" })
+            {
+                await profiles.SetTraitsAsync(new SetTraitsRequest { UserId = id, Source = "crm", Traits = { ["vip"] = new AttributeValue { BoolValue = true } } });
+            }
+
+            using var http = Client(port);
+            using (var profile = await http.GetAsync(new Uri("/v1/users/50%25off/profile", UriKind.Relative)))
+            {
+                Assert.Equal(HttpStatusCode.OK, profile.StatusCode);
+                Assert.Contains("\"50%off\"", await profile.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            using (var erased = await http.DeleteAsync(new Uri("/v1/users/tenant%2F42", UriKind.Relative)))
+            {
+                Assert.Equal(HttpStatusCode.OK, erased.StatusCode);
+                Assert.Contains("\"existed\":true", (await erased.Content.ReadAsStringAsync()).Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+            }
+
+            var gone = await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = "tenant/42" }).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+            Assert.Equal("a b", (await profiles.GetProfileAsync(new GetProfileRequest { UserId = "a b" })).Profile.UserId); // the others are there
+        }
+        finally
+        {
+            await Stop(server);
+        }
+    }
+
+    [Fact]
     public async Task Decide_ingest_profile_outcomes_and_batch_work_over_http_1_1_with_json()
     {
         var (server, _, port) = await Start();

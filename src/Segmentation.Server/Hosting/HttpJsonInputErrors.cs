@@ -33,6 +33,7 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
             return next(context);
         }
 
+        DecodeRouteValues(context);
         if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsDelete(context.Request.Method))
         {
             return context.Request.QueryString.HasValue ? WithQueryErrorsNamed(context, metadata.MethodDescriptor.InputType) : next(context);
@@ -53,6 +54,43 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         }
 
         return BodyMessage(metadata) is { } body ? WithBodyErrorsNamed(context, body) : next(context);
+    }
+
+    /// <summary>
+    /// The server decodes a request's path but for <c>%2F</c> (a '/' inside a segment), so routing hands transcoding the
+    /// id <c>tenant%2F42</c> for <c>/v1/users/tenant%2F42</c>: the user <c>tenant/42</c> could not be named, and the
+    /// call reached another id. Each single-segment variable is read again from the raw path, decoded whole, as
+    /// <c>google.api.http</c> says a segment variable is.
+    /// </summary>
+    internal static void DecodeRouteValues(HttpContext context)
+    {
+        if (context.GetEndpoint() is not RouteEndpoint { RoutePattern: var pattern }
+            || context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget is not { } raw
+            || !raw.Contains('%', StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var path = raw.AsSpan(0, raw.IndexOf('?', StringComparison.Ordinal) is >= 0 and var query ? query : raw.Length);
+        var basePath = context.Request.PathBase.HasValue ? context.Request.PathBase.Value!.Length : 0;
+        if (path.Length <= basePath || path[0] != '/')
+        {
+            return; // an absolute-form target, or one the base path does not lead: left as routing read it
+        }
+
+        var segments = path[(basePath + 1)..].ToString().Split('/');
+        if (segments.Length != pattern.PathSegments.Count)
+        {
+            return;
+        }
+
+        for (var i = 0; i < segments.Length; i++)
+        {
+            if (pattern.PathSegments[i].Parts is [Microsoft.AspNetCore.Routing.Patterns.RoutePatternParameterPart { IsCatchAll: false } variable])
+            {
+                context.Request.RouteValues[variable.Name] = Uri.UnescapeDataString(segments[i]);
+            }
+        }
     }
 
     private Task TooLargeAsync(HttpContext context) => CallRejection.WriteJson(context.Response, new Google.Rpc.Status
