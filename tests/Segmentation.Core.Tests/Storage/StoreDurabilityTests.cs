@@ -355,6 +355,31 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public async Task The_retention_sweep_at_a_restart_announces_nothing_a_user_already_held()
+    {
+        // Regression (review): the sweep after the restore ran with the change feed open, so a user restored from the
+        // snapshot alone (not yet in the membership index) whose page view expired while the server was down was
+        // announced as entering every segment they were already in, and triggers were armed for them.
+        var retention = new RetentionPolicy(TimeSpan.FromDays(400), new Dictionary<string, TimeSpan?> { [EventTypes.PageView] = TimeSpan.FromDays(1) });
+        using (var first = new Durable(_dir, Key, Start, retention: retention))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("p1", "u1", EventTypes.Purchase, Start.AddMinutes(-5), value: 80));
+            first.World.Ingestion.Track(Event("v1", "u1", EventTypes.PageView, Start.AddMinutes(-1)));
+            await first.Compactor.CompactAsync(); // u1 is in the snapshot only
+        }
+
+        using var second = new Durable(_dir, Key, Start.AddDays(2), retention: retention);
+        var before = second.World.Memberships.Feed.Last;
+        var restored = second.World.Ingestion.Restore(second.Files);
+        second.World.Ingestion.EvaluateNewMemberships();
+
+        Assert.Equal(1, restored.Expired.EventsRemoved); // the page view left
+        Assert.NotEmpty(second.World.Memberships.SegmentsOf("u1"));
+        Assert.DoesNotContain(second.World.FeedAfter(before), e => e.UserId == "u1" && e.Kind == Core.Application.Membership.ChangeKind.Entered);
+    }
+
+    [Fact]
     public async Task A_replay_only_restart_and_a_snapshot_restart_reproduce_every_profile_exactly()
     {
         var retention = new RetentionPolicy(TimeSpan.FromDays(400), new Dictionary<string, TimeSpan?> { [EventTypes.Search] = TimeSpan.FromDays(2) });

@@ -1,4 +1,5 @@
 using Segmentation.Core.Application.Changes;
+using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Application.Profiles;
 
@@ -102,6 +103,8 @@ public sealed class ChangeReplayer
         memberships.Replaying = true; // what is replayed already happened: its membership changes are in the change stream's own journal
         LogReplay recovery;
         RestoredSnapshot? snapshot;
+        RfmModel model;
+        RetentionResult expired;
         try
         {
             snapshot = durable.RestoreSnapshot();
@@ -115,18 +118,23 @@ public sealed class ChangeReplayer
             }
 
             recovery = durable.ReplayLog(Replay);
+
+            // The last logged model is current again, dirty when purchases were logged after it: the periodic
+            // recomputation then follows as it would have. A log without any model (written before models were
+            // logged) gets one now rather than scoring everyone 0 until then.
+            var rfm = _writer.Rfm;
+            model = rfm.Current.Version == 0 && rfm.IsDirty ? _refresher.RecomputeRfm() : rfm.Current;
+
+            // What expired while the server was down, still unannounced: a user restored from the snapshot alone is
+            // not in the index yet, so every segment they hold would read as entered. The change stream's reconciliation
+            // announces what the restart changed, against the memberships it saved.
+            expired = _retention.ApplyRetention();
         }
         finally
         {
             memberships.Replaying = false;
         }
 
-        // The last logged model is current again, dirty when purchases were logged after it: the periodic
-        // recomputation then follows as it would have. A log without any model (written before models were
-        // logged) gets one now rather than scoring everyone 0 until then.
-        var rfm = _writer.Rfm;
-        var model = rfm.Current.Version == 0 && rfm.IsDirty ? _refresher.RecomputeRfm() : rfm.Current;
-        var expired = _retention.ApplyRetention();
         return new StoreRestore(snapshot, recovery, model, expired) { ExpiriesReplayed = _expiriesReplayed };
     }
 }
