@@ -259,6 +259,7 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
         while (true)
         {
             batch.Clear();
+            var redactions = feed.Redactions;
             if (feed.ReadAfter(cursor, batch, WatchBatch, fromOldest) == 0)
             {
                 if (fromOldest)
@@ -273,6 +274,11 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
             fromOldest = false;
             foreach (var entry in batch)
             {
+                if (feed.Redactions != redactions)
+                {
+                    break; // a user was erased while this batch waited for the consumer: the rest is read again, blanked
+                }
+
                 cursor = entry.Offset;
                 if ((filter is null || filter.Contains(entry.SegmentId)) && (includeTriggers || entry.Kind != ChangeKind.Triggered))
                 {

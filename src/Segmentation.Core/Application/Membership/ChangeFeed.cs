@@ -64,6 +64,7 @@ public sealed class ChangeFeed
     private readonly TimeProvider _time;
     private long _last;  // offset of the newest entry (0: none yet)
     private long _first = 1; // offset of the oldest retained entry (_last + 1 when empty)
+    private long _redactions; // how many times entries were blanked: a reader holding copies reads them again
     private long _journaled;
     private TaskCompletionSource _appended = NewSignal();
 
@@ -231,6 +232,7 @@ public sealed class ChangeFeed
     {
         lock (_gate)
         {
+            Interlocked.Increment(ref _redactions);
             for (var o = _first; o <= _last; o++)
             {
                 if (_ring[Slot(o)] is { } e && string.Equals(e.UserId, userId, StringComparison.Ordinal))
@@ -240,6 +242,12 @@ public sealed class ChangeFeed
             }
         }
     }
+
+    /// <summary>
+    /// Changes whenever <see cref="Redact"/> blanks entries: a reader that copied entries before (a watch's batch) reads
+    /// the rest again rather than hand on an erased user's id.
+    /// </summary>
+    public long Redactions => Interlocked.Read(ref _redactions);
 
     /// <summary>Records that the journal holds every entry up to <paramref name="offset"/>.</summary>
     public void MarkJournaled(long offset)

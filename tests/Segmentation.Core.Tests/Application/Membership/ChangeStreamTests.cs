@@ -197,6 +197,27 @@ public sealed class ChangeStreamTests
     }
 
     [Fact]
+    public async Task A_watch_whose_batch_waited_for_its_consumer_hands_on_no_id_of_a_user_erased_meanwhile()
+    {
+        // Regression (review): a watch copies up to 256 entries and hands them on one at a time; an erasure while the
+        // consumer was slow blanked the feed, and the copies still went out with the erased user's id.
+        using var w = new TestWorld(TestCatalogs.Source(
+            TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }"),
+            TestCatalogs.Segment("higher", "value", "{ field: traits.score, gte: 70 }")));
+        var start = w.Memberships.Feed.Last;
+        SetScore(w, "u1", 80); // two entries: high and higher
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var watch = w.Governance.Watch([], start, cancellation: cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await watch.MoveNextAsync());
+        Assert.Equal("u1", watch.Current.UserId);
+
+        await w.Rights.ForgetAsync("u1");
+
+        Assert.True(await watch.MoveNextAsync());
+        Assert.Equal(("", "erased"), (watch.Current.UserId, watch.Current.Cause));
+    }
+
+    [Fact]
     public async Task A_waiting_reader_wakes_when_an_entry_is_appended()
     {
         var feed = Feed();
