@@ -27,8 +27,24 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
     /// </summary>
     public void Save(Action? writeEntries = null)
     {
-        var offset = feed.Last; // read first: every entry up to it is already in the index
-        var users = memberships.Snapshot(announcedOnly: true).ToList(); // a user without consent was told nothing: a grant is announced whole
+        // The offset is read first: every entry up to it is already in the index. The index may be ahead of it too (a
+        // move set in the index, its entries not appended yet): a checkpoint of that would take the move as told, and a
+        // crash before its entries were written would lose them for good. So the snapshot is kept only when no move
+        // was half-made across it and the stream did not grow meanwhile; else taken again, a few times, or not saved.
+        long offset = 0;
+        List<(string UserId, string[] Segments)>? users = null;
+        for (var attempt = 0; attempt < MaxSnapshotAttempts && users is null; attempt++)
+        {
+            offset = feed.Last;
+            var taken = memberships.Snapshot(announcedOnly: true).ToList(); // a user without consent was told nothing: a grant is announced whole
+            users = memberships.Moving || feed.Last != offset ? null : taken;
+        }
+
+        if (users is null)
+        {
+            return; // writes never paused long enough: the last checkpoint is kept, the next save tries again
+        }
+
         writeEntries?.Invoke();
         if (feed.Journaled >= offset)
         {
@@ -37,6 +53,9 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
             journal.SaveMemberships(new MembershipCheckpoint(offset, users));
         }
     }
+
+    // How many times a save takes the index's snapshot again while moves are under way before it gives up for now.
+    private const int MaxSnapshotAttempts = 20;
 
     /// <summary>Test hook: runs for a user with differences just before they are checked again under the user's lock.</summary>
     internal Action<string>? BeforeAnnouncing { get; set; }

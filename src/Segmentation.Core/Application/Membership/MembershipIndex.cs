@@ -233,7 +233,31 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
             return; // the common case: a write that moves the user in or out of nothing
         }
 
-        _users[userId] = new UserState(SegmentSets.Share(segments), catalogVersion, validUntilTicks, populationVersion, hidden);
+        Interlocked.Increment(ref _moving); // from here until its entries are appended, the index is ahead of the stream
+        try
+        {
+            Move(userId, previous, segments, announced, announcedBefore, new UserState(SegmentSets.Share(segments), catalogVersion, validUntilTicks, populationVersion, hidden), at, cause, publish);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _moving);
+        }
+    }
+
+    // How many users' moves are between their new state in the index and their entries in the stream.
+    private int _moving;
+
+    /// <summary>
+    /// True while some user's segments are set in the index and the entries that say so are not yet appended to the
+    /// stream: a checkpoint of the index taken then would account for changes the stream does not hold yet.
+    /// </summary>
+    public bool Moving => Volatile.Read(ref _moving) != 0;
+
+    // A user's move: the new state, the member sets, the counts, and the stream's entries.
+    private void Move(string userId, string[] previous, IReadOnlyList<string> segments, string[] announced, string[]? announcedBefore, UserState next, DateTimeOffset at, string cause, bool publish)
+    {
+        var catalogVersion = next.CatalogVersion;
+        _users[userId] = next;
         if (!SameSegments(previous, segments))
         {
             Moved?.Invoke(previous, segments, at);

@@ -504,6 +504,29 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_checkpoint_taken_while_a_move_is_in_the_index_but_not_in_the_stream_does_not_count_it_as_told()
+    {
+        // Regression (review): the index takes a user's new segments before their entries are appended; a periodic
+        // save in between took the move as told, and a crash before the entry was written lost it for good (the
+        // restart found the saved memberships equal to the rebuilt ones and announced nothing).
+        var catalog = TestCatalogs.Source(TestCatalogs.Segment("recent", "behavioural", "{ field: events.page_view.last_at, within: 1h }"));
+        using var journal = new ChangeStreamJournal(_dir);
+        using var w = new TestWorld(catalog, journal: journal);
+        var service = new ChangeStreamService(w.Memberships.Feed, w.Get<TriggerScheduler>(), journal, w.Clock);
+        var reconciler = w.Get<ChangeStreamReconciler>();
+        w.Track("u1", EventTypes.ProductView); // a user in no segment
+        reconciler.Save(() => service.Flush()); // told nothing yet
+        w.Memberships.Moved = (_, _, _) => reconciler.Save(() => service.Flush()); // the periodic save lands inside the move
+
+        w.Track("u1", EventTypes.PageView);
+
+        Assert.Empty(journal.LoadMemberships()!.Users); // not saved as told: a restart compares with the earlier checkpoint and announces the entry
+        w.Memberships.Moved = null;
+        reconciler.Save(() => service.Flush()); // once the entry is in the stream, the move is saved as told
+        Assert.Equal(["u1"], journal.LoadMemberships()!.Users.Select(u => u.UserId));
+    }
+
+    [Fact]
     public void A_live_write_during_the_restart_announcement_is_not_contradicted_by_it()
     {
         // The announcement runs once the index is complete, with traffic served: a page view arriving between its
