@@ -108,7 +108,11 @@ public sealed class DataDirectory : IDisposable
         {
             var (manifest, plan) = Check(full, pii, logger, acceptDataLoss);
             var directory = new DataDirectory(full, held, manifest, plan);
-            directory.Save(manifest);
+            if (!Unchanged(full, manifest))
+            {
+                directory.Save(manifest); // else nothing to write: a start on a full disk serves what is there
+            }
+
             return directory;
         }
         catch
@@ -460,6 +464,13 @@ public sealed class DataDirectory : IDisposable
 
     // A manifest renamed into place is the one in effect even when flushing the directory failed after the rename:
     // the store then goes by it (a rotation keeps the segment it names), and the caller still sees the failure.
+    // True when the manifest file holds exactly what would be written.
+    private static bool Unchanged(string directory, StoreManifest manifest)
+    {
+        var path = System.IO.Path.Combine(directory, ManifestName);
+        return File.Exists(path) && File.ReadAllBytes(path).AsSpan().SequenceEqual(JsonSerializer.SerializeToUtf8Bytes(manifest, StoreManifestJson.Default.StoreManifest));
+    }
+
     private void Save(StoreManifest manifest)
     {
         try

@@ -355,6 +355,28 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void A_start_that_cannot_write_opens_a_directory_whose_manifest_needs_no_change()
+    {
+        // Regression (review): every start rewrote the manifest, so on a full disk a server that was serving (and
+        // refusing writes) could not come back after a restart, although nothing on disk needed changing.
+        using (var first = new Durable(_dir, Key, Start))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+        }
+
+        using (new Durable(_dir, Key, Start))
+        {
+            // a start that writes what the manifest should say (the key's check, the segments)
+        }
+
+        Directory.CreateDirectory(Path.Combine(_dir, DataDirectory.ManifestName + ".tmp")); // any write of the manifest fails now
+        using var second = new Durable(_dir, Key, Start);
+        second.Restore();
+        Assert.Equal(1, second.World.Store.Get("u1")!.TotalEvents);
+    }
+
+    [Fact]
     public async Task The_retention_sweep_at_a_restart_announces_nothing_a_user_already_held()
     {
         // Regression (review): the sweep after the restore ran with the change feed open, so a user restored from the
