@@ -133,10 +133,13 @@ public sealed class StoreCompactor : IStoreCompaction, IDisposable
     public long LogBytesSinceSnapshot()
     {
         var from = Last?.Segment ?? 1;
-        return FileChangeLog.Segments(_log.Directory)
-            .Where(n => n >= from)
-            .Sum(n => new FileInfo(FileChangeLog.SegmentPath(_log.Directory, n)).Length);
+        var segments = FileChangeLog.Segments(_log.Directory).Where(n => n >= from).ToList();
+        AfterListingSegments?.Invoke();
+        return segments.Sum(n => new FileInfo(FileChangeLog.SegmentPath(_log.Directory, n)) is { Exists: true } file ? file.Length : 0); // one a compaction (an erasure's) deleted since counts nothing
     }
+
+    /// <summary>Test hook: runs between the listing of the segments and the reading of their lengths.</summary>
+    internal Action? AfterListingSegments { get; set; }
 
     /// <summary>Releases the gate.</summary>
     public void Dispose() => _gate.Dispose();

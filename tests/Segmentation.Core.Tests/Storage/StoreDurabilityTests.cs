@@ -355,6 +355,26 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public void The_log_size_is_measured_while_a_compaction_deletes_the_segments_it_listed()
+    {
+        // Regression (review): the snapshot scheduler's measurement listed the segments and then read each length; an
+        // erasure's compaction deleting one in between threw FileNotFoundException, reported as a storage failure
+        // (health NOT_SERVING) until the job's backoff passed.
+        using var durable = new Durable(_dir, Key, Start);
+        durable.Restore();
+        durable.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+        durable.Log.Rotate();
+        durable.World.Ingestion.Track(Event("e2", "u1", EventTypes.PageView, Start));
+        durable.Compactor.AfterListingSegments = () => durable.Compactor.CompactAsync().GetAwaiter().GetResult();
+
+        var bytes = durable.Compactor.LogBytesSinceSnapshot();
+
+        Assert.True(bytes >= 0);
+        durable.Compactor.AfterListingSegments = null;
+        Assert.Equal(0, durable.Compactor.LogBytesSinceSnapshot()); // nothing since the compaction's snapshot
+    }
+
+    [Fact]
     public void A_start_that_cannot_write_opens_a_directory_whose_manifest_needs_no_change()
     {
         // Regression (review): every start rewrote the manifest, so on a full disk a server that was serving (and
