@@ -89,12 +89,27 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
             var file = Open();
             try
             {
+                BeforeWrite?.Invoke();
                 file.Write(line); // the entry and its newline in one write
             }
             catch (IOException)
             {
-                // What part of the line reached the file is cut off when the file is next opened.
+                // What part of the line reached the file is cut off when the file is next opened. The entries written
+                // before it are owed their sync: done now, since nothing syncs a file that is not open (a disk that
+                // keeps refusing writes would otherwise leave them unsynced until it takes one again).
                 _file = null;
+                if (_dirty)
+                {
+                    try
+                    {
+                        Sync(file);
+                    }
+                    catch (IOException)
+                    {
+                        // Still owed: the next file opened is synced by the timer (a sync covers the whole file).
+                    }
+                }
+
                 file.Dispose(); // unbuffered: closing writes nothing, so it cannot fail on a full disk
                 throw;
             }
@@ -163,6 +178,20 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         }
     }
 
+    // Flushes the file to disk; what was written before is then durable.
+    private void Sync(FileStream file)
+    {
+        file.Flush(flushToDisk: true);
+        _dirty = false;
+        Syncs++;
+    }
+
+    /// <summary>Test hook: runs before each entry's write (a refused write throws).</summary>
+    internal Action? BeforeWrite { get; set; }
+
+    /// <summary>How many times the file was flushed to disk (for tests).</summary>
+    internal int Syncs { get; private set; }
+
     private void FlushToDisk()
     {
         lock (_gate)
@@ -174,8 +203,7 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
 
             try
             {
-                _file.Flush(flushToDisk: true);
-                _dirty = false;
+                Sync(_file);
             }
             catch (IOException ex)
             {

@@ -27,6 +27,21 @@ public sealed class AuditJournalFileTests : IDisposable
     }
 
     [Fact]
+    public void Entries_written_before_a_refused_write_are_synced_at_once()
+    {
+        // Regression (review): a refused write closed the file without syncing it, and nothing synced a closed file: while
+        // the disk kept refusing writes, the entries written through to the operating system before were not on disk.
+        using var journal = new AuditJournalFile(_dir);
+        journal.Append(new AuditEntry(1, DateTimeOffset.UtcNow, "ops", "catalog.publish", "OK", "", "first"));
+        var syncs = journal.Syncs;
+        journal.BeforeWrite = () => throw new IOException("No space left on device");
+
+        Assert.Throws<IOException>(() => journal.Append(new AuditEntry(2, DateTimeOffset.UtcNow, "ops", "catalog.publish", "OK", "", "second")));
+
+        Assert.Equal(syncs + 1, journal.Syncs);
+    }
+
+    [Fact]
     public void Entries_come_back_after_a_restart_with_erased_ids_still_erased()
     {
         using (var journal = new AuditJournalFile(_dir))
