@@ -472,6 +472,7 @@ public sealed class DecisionJournalFile : IDisposable
         try
         {
             var file = _file ?? OpenLocked();
+            BeforeWrite?.Invoke();
             Framing.Write(file, _buffer.GetBuffer().AsSpan(0, (int)_buffer.Length), _body.GetBuffer().AsSpan(0, (int)_body.Length));
             file.Flush(flushToDisk: true);
             _durableLength = file.Length;
@@ -548,10 +549,27 @@ public sealed class DecisionJournalFile : IDisposable
         return file;
     }
 
+    /// <summary>Test hook: runs before each batch is written (a refused write throws).</summary>
+    internal Action? BeforeWrite { get; set; }
+
     // After a failed write: the file keeps only its flushed frames, and the next write starts a new file (whose
-    // batches define their segments and keys again).
+    // batches define their segments and keys again). A file with no batch flushed holds nothing: it is deleted and its
+    // number used again, so a disk refusing every write does not collect an empty file per interval.
     private void CutBackLocked()
     {
+        if (_file is not null && _durableLength == 0)
+        {
+            CloseLocked();
+            var empty = Path.Combine(Directory, FormattableString.Invariant($"{Prefix}{_fileNumber:D8}{Suffix}"));
+            DataDirectory.TryDelete(empty);
+            if (File.Exists(empty))
+            {
+                _fileNumber++; // not deleted: the next file cannot take its name
+            }
+
+            return;
+        }
+
         if (_file is { } file)
         {
             try

@@ -320,6 +320,30 @@ public sealed class DecisionJournalTests : IDisposable
     }
 
     [Fact]
+    public void A_disk_refusing_every_write_leaves_no_pile_of_empty_files_and_the_decisions_are_written_once_it_takes_them()
+    {
+        // Regression (review): each failed interval created a new file, left it empty and moved to the next number:
+        // one file (and a directory sync) every 20 ms, about 180,000 an hour, all read again at every start.
+        using var first = World();
+        using var journal = Journal(first, _dir);
+        Checkpoint(first, _dir, journal).Restore();
+        journal.BeforeWrite = () => throw new IOException("Input/output error");
+        var decided = first.Decide("a");
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Throws<IOException>(journal.Flush);
+        }
+
+        Assert.True(DecisionJournalFile.Files(journal.Directory).Count <= 1, $"{DecisionJournalFile.Files(journal.Directory).Count} files after ten refused writes");
+        journal.BeforeWrite = null;
+        journal.Flush();
+        Crash();
+
+        using var restarted = Restart(first.Clock.Now);
+        Assert.True(restarted.World.Measurement.Ledger.TryFind(decided.DecisionId, out _));
+    }
+
+    [Fact]
     public async Task Erasing_a_user_leaves_no_journal_file_naming_them_and_their_decisions_are_not_restored()
     {
         using var w = World();
