@@ -417,7 +417,22 @@ public sealed class DataDirectory : IDisposable
                 "or, to start with the data that is left and accept the loss, set Segmentation:AcceptDataLoss=true for one start.");
         }
 
-        // The operator accepted the loss: restore from the newest snapshot there and every segment after it.
+        // The operator accepted the loss: restore from the newest snapshot there and every segment after it. A sealed
+        // segment that was cut or grown is first made whole again: grown, back to its sealed length (what follows was
+        // written after it was sealed, a write whose sync failed and that its caller was told was not applied); cut,
+        // back to its last whole frame (what followed is the loss accepted). Replay then reads it to its end.
+        foreach (var sealedSegment in manifest.Sealed ?? [])
+        {
+            var path = FileChangeLog.SegmentPath(directory, sealedSegment.Segment);
+            if (sealedSegment.Segment >= manifest.FirstSegment && File.Exists(path) && new FileInfo(path).Length is var length && length != sealedSegment.Bytes)
+            {
+                var whole = length > sealedSegment.Bytes ? sealedSegment.Bytes : Framing.WholeFrames(File.ReadAllBytes(path));
+                using var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None);
+                file.SetLength(whole);
+                file.Flush(flushToDisk: true);
+            }
+        }
+
         var kept = snapshots.Count > 0 ? snapshots[^1] : 0;
         var replay = segments.Where(n => n >= kept).ToList();
         var first1 = kept > 0 ? kept : replay.Count > 0 ? replay[0] : 1;

@@ -47,6 +47,18 @@ internal static class Framing
     /// <summary>True when <paramref name="payload"/> has the checksum <paramref name="crc"/>.</summary>
     public static bool Matches(ReadOnlySpan<byte> payload, uint crc) => Crc32.HashToUInt32(payload) == crc;
 
+    /// <summary>How many bytes at the start of <paramref name="data"/> are intact frames, one after another.</summary>
+    public static int WholeFrames(ReadOnlySpan<byte> data)
+    {
+        var at = 0;
+        while (IsFrameAt(data, at))
+        {
+            at += HeaderSize + (int)Header(data[at..]).Size;
+        }
+
+        return at;
+    }
+
     /// <summary>True when an intact frame (length within the data, checksum right) starts at <paramref name="at"/>.</summary>
     public static bool IsFrameAt(ReadOnlySpan<byte> data, int at)
     {

@@ -94,6 +94,50 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_sealed_segment_cut_or_grown_starts_with_the_loss_accepted_and_then_without_it(bool grown)
+    {
+        // Regression (review): the override rewrote the manifest with the damaged length and the replay then refused the
+        // segment (a torn frame before later segments), at that start and every one after it; a segment grown by whole
+        // frames replayed writes that came after it was sealed.
+        using (var first = new Durable(_dir, Key, Start))
+        {
+            first.Restore();
+            first.World.Ingestion.Track(Event("e1", "u1", EventTypes.PageView, Start));
+            first.World.Ingestion.Track(Event("e2", "u2", EventTypes.PageView, Start));
+            first.Log.Rotate();
+            first.World.Ingestion.Track(Event("e3", "u3", EventTypes.PageView, Start));
+        }
+
+        var sealedPath = FileChangeLog.SegmentPath(_dir, 1);
+        var lastPath = FileChangeLog.SegmentPath(_dir, 2);
+        if (grown)
+        {
+            File.AppendAllBytes(sealedPath, File.ReadAllBytes(lastPath)); // u3's write, after the seal
+            File.WriteAllBytes(lastPath, []);
+        }
+        else
+        {
+            File.WriteAllBytes(sealedPath, File.ReadAllBytes(sealedPath)[..^3]); // u2's write cut short
+        }
+
+        Assert.Contains("cut or grown", Assert.Throws<StoreDamagedException>(() => new Durable(_dir, Key, Start)).Message);
+        using (var accepted = new Durable(_dir, Key, Start, acceptDataLoss: true))
+        {
+            accepted.Restore();
+            Assert.NotNull(accepted.World.Store.Get("u1"));
+            Assert.Equal(grown, accepted.World.Store.Get("u2") is not null); // cut: lost with the tail
+            Assert.Equal(!grown, accepted.World.Store.Get("u3") is not null); // grown: written after the seal, not replayed
+            Assert.NotEmpty(accepted.Files.Lost);
+        }
+
+        using var next = new Durable(_dir, Key, Start); // consistent again: no override needed
+        next.Restore();
+        Assert.NotNull(next.World.Store.Get("u1"));
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(2)]
     public void A_missing_log_segment_stops_start_up_naming_it(long missing)
