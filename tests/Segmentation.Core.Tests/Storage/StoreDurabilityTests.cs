@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Segmentation.Core.Application.ChangeStream;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Profiles;
@@ -416,6 +417,48 @@ public sealed class StoreDurabilityTests : IDisposable
         Assert.True(bytes >= 0);
         durable.Compactor.AfterListingSegments = null;
         Assert.Equal(0, durable.Compactor.LogBytesSinceSnapshot()); // nothing since the compaction's snapshot
+    }
+
+    [Fact]
+    public void A_user_replayed_from_the_log_holds_the_memberships_of_now_so_a_restart_announces_nothing_already_told()
+    {
+        // Regression (review): the replay evaluated a user at the time of their last record, so a user who aged into a
+        // segment after it (announced live, and saved as told) was back out of it after the restart: the reconciliation
+        // announced a leave, and the time sweep the entry again (or, on a large store, only a second entry).
+        var catalog = TestCatalogs.Source(TestCatalogs.Segment("idle_cart", "behavioural", "{ field: events.add_to_cart.last_at, older_than: 30m }"));
+        var changes = Directory.CreateTempSubdirectory("seg-changes-").FullName;
+        try
+        {
+            long told;
+            using (var journal = new ChangeStreamJournal(changes))
+            using (var first = new Durable(_dir, Key, Start, catalog: catalog, journal: journal))
+            {
+                first.Restore();
+                first.World.Ingestion.Track(Event("c1", "u1", EventTypes.AddToCart, Start)); // in the log only
+                first.World.Clock.Now = Start.AddMinutes(40);
+                first.World.Ingestion.RefreshMemberships(); // aged into idle_cart: announced
+                Assert.Contains("idle_cart", first.World.Memberships.SegmentsOf("u1"));
+                var service = new ChangeStreamService(first.World.Memberships.Feed, first.World.Get<TriggerScheduler>(), journal, first.World.Clock);
+                first.World.Get<ChangeStreamReconciler>().Save(() => service.Flush());
+                told = first.World.Memberships.Feed.Last;
+            }
+
+            using (var journal = new ChangeStreamJournal(changes))
+            using (var second = new Durable(_dir, Key, Start.AddMinutes(45), catalog: catalog, journal: journal))
+            {
+                second.Restore();
+                second.World.Get<ChangeStreamReconciler>().Reconcile();
+                second.World.Ingestion.RefreshMemberships();
+                new ChangeStreamService(second.World.Memberships.Feed, second.World.Get<TriggerScheduler>(), journal, second.World.Clock).Flush(); // served once written
+
+                Assert.Contains("idle_cart", second.World.Memberships.SegmentsOf("u1"));
+                Assert.DoesNotContain(second.World.FeedAfter(told), e => e.UserId == "u1");
+            }
+        }
+        finally
+        {
+            Directory.Delete(changes, recursive: true);
+        }
     }
 
     [Fact]

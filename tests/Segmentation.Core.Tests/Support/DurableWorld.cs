@@ -12,13 +12,13 @@ namespace Segmentation.Core.Tests.Support;
 /// </summary>
 internal sealed class Durable : IDisposable
 {
-    public Durable(string dir, byte[] key, DateTimeOffset? now = null, bool acceptDataLoss = false, RetentionPolicy? retention = null)
+    public Durable(string dir, byte[] key, DateTimeOffset? now = null, bool acceptDataLoss = false, RetentionPolicy? retention = null, Core.Catalog.ICatalogSource? catalog = null, Core.Application.ChangeStream.IChangeFeedJournal? journal = null)
     {
         Pii = new PiiProtector(key, name => World!.Catalogs.Current.Traits.TryGetValue(name, out var t) && t.Pii);
         var store = new InMemoryProfileStore();
         var state = new DeferredState();
         Files = new FileStore(dir, store, Pii, state, acceptDataLoss: acceptDataLoss);
-        World = new TestWorld(now: now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero), changeLog: Files, retention: retention, store: store);
+        World = new TestWorld(catalog, now: now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero), changeLog: Files, retention: retention, store: store, journal: journal);
         state.Source = World.Ingestion;
         Rights = new DataSubjectRights(World.Ingestion, World.Store, World.Catalogs, World.Rfm, World.Memberships, World.Cache, World.Clock, Files);
     }

@@ -129,6 +129,11 @@ public sealed class ChangeReplayer
             // not in the index yet, so every segment they hold would read as entered. The change stream's reconciliation
             // announces what the restart changed, against the memberships it saved.
             expired = _retention.ApplyRetention();
+
+            // A replayed write is evaluated at the time it was made: a user whose segments changed with time after their
+            // last record (aged into a cart abandonment, announced live) would be back as of that record, and the
+            // restart would announce the change undone and then again. They are evaluated now, as a restart finds them.
+            _refresher.RefreshMemberships();
         }
         finally
         {
