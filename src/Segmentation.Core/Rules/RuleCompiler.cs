@@ -127,7 +127,7 @@ public sealed class RuleCompiler
                 return null;
             }
 
-            return new ReferenceNode(path, RuleText.Format(map), target);
+            return new ReferenceNode(path, map, target);
         }
 
         foreach (var group in new[] { "all", "any", "not" })
@@ -147,7 +147,7 @@ public sealed class RuleCompiler
             if (group == "not")
             {
                 var inner = Compile(body, $"{path}.not", errors, depth + 1);
-                return inner is null ? null : new GroupNode(path, RuleText.Format(map), "not", [inner]);
+                return inner is null ? null : new GroupNode(path, map, "not", [inner]);
             }
 
             if (body is not SyntaxList seq || seq.Items.Count == 0)
@@ -174,7 +174,7 @@ public sealed class RuleCompiler
                 return null;
             }
 
-            return ok ? new GroupNode(path, RuleText.Format(map), group, children.ToArray()) : null;
+            return ok ? new GroupNode(path, map, group, children.ToArray()) : null;
         }
 
         return CompileLeaf(map, keys, path, errors);
@@ -265,7 +265,7 @@ public sealed class RuleCompiler
             var slot = Features.Trait(declared);
             if (slot.Inline(op, operand) is { } slotTest)
             {
-                return new LeafNode(path, RuleText.Format(map), field, traitTest, slotTest, pure: slot.IsPure(op));
+                return new LeafNode(path, map, field, traitTest, slotTest, pure: slot.IsPure(op));
             }
         }
 
@@ -286,7 +286,7 @@ public sealed class RuleCompiler
             ContextFieldsRead.Add(cf);
         }
 
-        return new LeafNode(path, RuleText.Format(map), field, test, inline);
+        return new LeafNode(path, map, field, test, inline);
     }
 
     private static Func<EvalContext, bool>? CompileTest(FieldAccessor f, string op, SyntaxNode operand, out string? error, out Func<Expression, Expression>? inline)

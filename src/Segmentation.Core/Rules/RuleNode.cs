@@ -15,10 +15,15 @@ public sealed record ClauseTrace(string Path, string Text, bool Result, string? 
 /// </summary>
 public abstract class RuleNode
 {
-    private protected RuleNode(string path, string text, Func<EvalContext, bool> evaluate)
+    // The clause as written, formatted when first asked for (an explanation, the catalog's listing): kept eagerly, every
+    // clause held its children's text again, so a long value deep in a rule was held once per enclosing clause.
+    private readonly SyntaxNode _syntax;
+    private string? _text;
+
+    private protected RuleNode(string path, SyntaxNode syntax, Func<EvalContext, bool> evaluate)
     {
         Path = path;
-        Text = text;
+        _syntax = syntax;
         Evaluate = evaluate;
     }
 
@@ -26,7 +31,7 @@ public abstract class RuleNode
     public string Path { get; }
 
     /// <summary>The clause in compact one-line form.</summary>
-    public string Text { get; }
+    public string Text => _text ??= RuleText.Format(_syntax);
 
     /// <summary>The compiled test.</summary>
     public Func<EvalContext, bool> Evaluate { get; }
@@ -220,8 +225,8 @@ public sealed class LeafNode : RuleNode
 
     private readonly Func<Expression, Expression>? _inline;
 
-    internal LeafNode(string path, string text, FieldAccessor field, Func<EvalContext, bool> evaluate, Func<Expression, Expression>? inline = null, bool pure = false)
-        : base(path, text, evaluate)
+    internal LeafNode(string path, SyntaxNode syntax, FieldAccessor field, Func<EvalContext, bool> evaluate, Func<Expression, Expression>? inline = null, bool pure = false)
+        : base(path, syntax, evaluate)
     {
         _field = field;
         _inline = inline;
@@ -267,13 +272,13 @@ public sealed class GroupNode : RuleNode
     private readonly string _kind;
     private readonly RuleNode[] _children;
 
-    internal GroupNode(string path, string text, string kind, RuleNode[] children)
-        : this(path, text, kind, children, InEvaluationOrder(children))
+    internal GroupNode(string path, SyntaxNode syntax, string kind, RuleNode[] children)
+        : this(path, syntax, kind, children, InEvaluationOrder(children))
     {
     }
 
-    private GroupNode(string path, string text, string kind, RuleNode[] written, RuleNode[] evaluated)
-        : base(path, text, Compose(kind, evaluated))
+    private GroupNode(string path, SyntaxNode syntax, string kind, RuleNode[] written, RuleNode[] evaluated)
+        : base(path, syntax, Compose(kind, evaluated))
     {
         _kind = kind;
         _children = evaluated;
@@ -448,8 +453,8 @@ public sealed class ReferenceNode : RuleNode
 {
     private readonly RuleNode _target;
 
-    internal ReferenceNode(string path, string text, RuleNode target)
-        : base(path, text, target.Evaluate) => _target = target;
+    internal ReferenceNode(string path, SyntaxNode syntax, RuleNode target)
+        : base(path, syntax, target.Evaluate) => _target = target;
 
     /// <inheritdoc />
     public override long Size => _target.Size;
