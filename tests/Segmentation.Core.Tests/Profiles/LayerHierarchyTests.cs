@@ -52,6 +52,21 @@ public class LayerHierarchyTests
     }
 
     [Fact]
+    public void A_value_dated_a_little_ahead_does_not_outrank_a_write_made_after_it()
+    {
+        // Regression (review): a trait dated within the accepted 5 minutes ahead was stored at that time, so a write one
+        // minute later (stamped now) was the older one and was ignored until the clock caught up.
+        using var w = new TestWorld(TestCatalogs.Source());
+        Set(w, "gold", AttributeLayer.ZeroParty, w.Clock.Now.AddMinutes(4));
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+
+        var later = Set(w, "silver", AttributeLayer.ZeroParty);
+
+        Assert.Equal(["tier"], later.Applied);
+        Assert.Equal("silver", w.Store.Get("u1")!.Trait("tier"));
+    }
+
+    [Fact]
     public void Observed_country_from_events_does_not_replace_a_declared_country()
     {
         var schema = TestCatalogs.Schema.Replace("first_name: { type: string, pii: true }", "first_name: { type: string, pii: true }\n    country: { type: string }");

@@ -65,6 +65,7 @@ public sealed class IdentityStitcher
     internal ProfileUpdate Apply(string anonymousId, string userId, WriteStamp stamp, out int merged, out int duplicates)
     {
         int m = 0, d = 0;
+        var customerMerged = false;
         if (!stamp.Log && IsUndoneLater(anonymousId, userId, stamp))
         {
             (merged, duplicates) = (0, 0);
@@ -78,6 +79,7 @@ public sealed class IdentityStitcher
             (into, from, version) =>
             {
                 var result = from is null ? into : into.Merge(from, version, out m, out d);
+                customerMerged = from is { Orders: > 0 };
                 if (stamp.Log && from is not null)
                 {
                     // The limits a profile's own writes keep hold for the merged one too (a replay restores what was accepted).
@@ -105,7 +107,7 @@ public sealed class IdentityStitcher
             stamp.Log ? InputLimits.MaxLinkedIdsPerProfile : int.MaxValue, // a replay restores what was acknowledged
             onlyUnlinkedSource: stamp.Log);
 
-        _writer.PurchasesMayHaveChanged(update); // the anonymous history may have held purchases: the population changed
+        _writer.PurchasesMayHaveChanged(update, populationChanged: customerMerged); // the anonymous id was a customer: the population lost one, whatever the user's totals did
         Linked?.Invoke(anonymousId, userId);
 
         (merged, duplicates) = (m, d);

@@ -158,10 +158,10 @@ internal sealed class ProfileWriter(
         return t_matched is { } m && m.Length == n ? m : t_matched = new bool[n];
     }
 
-    /// <summary>Marks the RFM model stale when a write changed a profile's purchases.</summary>
-    public void PurchasesMayHaveChanged(ProfileUpdate update)
+    /// <summary>Marks the RFM model stale when a write changed a profile's purchases, or the customers (<paramref name="populationChanged"/>).</summary>
+    public void PurchasesMayHaveChanged(ProfileUpdate update, bool populationChanged = false)
     {
-        if (update.Changed && ((update.Before?.Orders ?? 0) != update.After.Orders || (update.Before?.Revenue ?? 0) != update.After.Revenue))
+        if (populationChanged || (update.Changed && ((update.Before?.Orders ?? 0) != update.After.Orders || (update.Before?.Revenue ?? 0) != update.After.Revenue)))
         {
             rfm.MarkDirty();
         }

@@ -43,6 +43,10 @@ public sealed class TraitWriter
         {
             v.Add("timestamp", "must not be in the future");
         }
+        else if (when > now)
+        {
+            when = now; // a little ahead (clock skew) is taken as now, as for consent: it must never outrank a write made after it
+        }
 
         if (traits.Count > InputLimits.MaxTraitsPerWrite)
         {

@@ -18,6 +18,24 @@ public class IdentityAndTraitSharingTests
     };
 
     [Fact]
+    public void Identifying_an_anonymous_customer_marks_the_rfm_model_stale_even_when_the_users_totals_do_not_change()
+    {
+        // Regression (review): the merge was taken as changing purchases only when the user's orders or revenue did; an
+        // anonymous id whose purchases were all the user's own (sent twice) left the population a customer short of
+        // what the model held, and every score stayed skewed until an unrelated purchase.
+        using var w = new TestWorld();
+        w.Ingestion.Track(TestEvents.Make("p1", "user-1", EventTypes.Purchase, w.Clock.Now.AddMinutes(-5), value: 50));
+        w.Ingestion.Track(TestEvents.Make("p1", "", EventTypes.Purchase, w.Clock.Now.AddMinutes(-5), value: 50, anonymous: "anon-1"));
+        w.Ingestion.RecomputeRfm();
+        Assert.False(w.Rfm.IsDirty);
+
+        var merged = w.Ingestion.Identify("anon-1", "user-1");
+
+        Assert.Equal((0, 1), (merged.MergedEvents, merged.DuplicateEvents)); // the user's totals are unchanged
+        Assert.True(w.Rfm.IsDirty);
+    }
+
+    [Fact]
     public void An_identified_anonymous_id_is_never_counted_as_a_second_member()
     {
         using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("visitors", "behavioural", "{ field: events.page_view.count, gte: 1 }")));
