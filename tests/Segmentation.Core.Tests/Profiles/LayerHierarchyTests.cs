@@ -52,6 +52,19 @@ public class LayerHierarchyTests
     }
 
     [Fact]
+    public void A_trait_the_service_derives_cannot_be_written_in_the_derived_layer_where_it_would_be_replaced_at_once()
+    {
+        // Regression (review): the write was reported applied, and the same write's derivation replaced it.
+        using var w = new TestWorld(TestCatalogs.Source());
+        var refused = Assert.Throws<Core.Validation.ValidationException>(() => w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["lifecycle_stage"] = "vip" }, "enricher", AttributeLayer.Derived, null));
+        Assert.Equal("traits[lifecycle_stage]", Assert.Single(refused.Violations).Field);
+
+        var declared = w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["lifecycle_stage"] = "vip" }, "crm", AttributeLayer.FirstParty, null);
+        Assert.Equal(["lifecycle_stage"], declared.Applied);
+        Assert.Equal("vip", w.Store.Get("u1")!.Trait("lifecycle_stage"));
+    }
+
+    [Fact]
     public void A_value_dated_a_little_ahead_does_not_outrank_a_write_made_after_it()
     {
         // Regression (review): a trait dated within the accepted 5 minutes ahead was stored at that time, so a write one

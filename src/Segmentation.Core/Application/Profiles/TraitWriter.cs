@@ -69,6 +69,13 @@ public sealed class TraitWriter
                 continue;
             }
 
+            if (layer == AttributeLayer.Derived && Scoring.DerivedScores.Traits.ContainsKey(name))
+            {
+                // The service derives it at every write in this layer: the value would be replaced in the same write.
+                v.Add(field, $"'{name}' is derived by the service in the derived layer; to set it, write it as first-party or zero-party data (which wins over the derived value)");
+                continue;
+            }
+
             var problem = CheckValue(definition.Type, value);
             if (problem is not null)
             {
