@@ -455,6 +455,38 @@ public class ContactPolicyTests
         Assert.Equal(ContactAction.Send, w.Decide("i", Email).Contact!.Action); // when it says, contact is allowed
     }
 
+    [Fact]
+    public void A_send_time_is_never_inside_a_pause_however_many_pauses_follow_one_another()
+    {
+        // Regression (review): the send time was checked against the policy four times and the fifth time given
+        // unchecked: six daily sends becoming ignored one a day, each pausing contact for a day, put it inside the last pause.
+        const string DailyPause = """
+            contact_policies:
+              channels:
+                email:
+                  caps: { default: 100/7d }
+              suppression:
+                - { after: 1, outcomes: [email_ignored], within: 30d, pause: 1d, ignored_after: 7d }
+            """;
+        var start = new DateTimeOffset(2026, 6, 4, 8, 0, 0, TimeSpan.Zero);
+        using var w = new TestWorld(Source(DailyPause), start);
+        Traits(w, "i", "vip", true);
+        for (var k = 0; k < 6; k++)
+        {
+            w.Clock.Now = start.AddDays(k);
+            Sent(w, "i", w.Decide("i", Email), $"i-send-{k}"); // never opened: ignored a week later, one a day
+        }
+
+        w.Clock.Now = start.AddDays(6).AddHours(2.5);
+        var item = w.Engine.DecideBatch(["i"], Email, null, false).Single();
+        Assert.Equal(ContactAction.Send, item.Decision!.Contact!.Action);
+        var sendAt = new DateTimeOffset(item.SendTime!.SendAtTicks, TimeSpan.Zero);
+
+        w.Clock.Now = sendAt;
+        Assert.Equal(ContactAction.Send, w.Decide("i", Email).Contact!.Action); // when it says, contact is allowed
+        Assert.True(sendAt >= start.AddDays(13), $"{sendAt:O} is inside the pauses that end on day 13");
+    }
+
     [Theory]
     [InlineData("2026-03-28T22:30:00Z", "SendAt", "2026-03-29T07:00:00Z")] // 22:30 GMT; the clocks go forward overnight: 08:00 BST is 07:00 UTC
     [InlineData("2026-10-24T22:00:00Z", "SendAt", "2026-10-25T08:00:00Z")] // 23:00 BST; the clocks go back overnight: 08:00 GMT is 08:00 UTC

@@ -227,7 +227,7 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
     private SendTimeAdvice? SendTimeFor(CatalogSnapshot catalog, RfmModel model, Profile? stored, Decision decision, RequestContext context, SendTimePrior prior, DateTimeOffset now)
     {
         var advice = SendTimeAt(catalog, stored, decision.Contact, context, prior, now);
-        for (var check = 0; check < 4 && advice is not null && advice.SendAtTicks >= decision.ValidUntilTicks; check++)
+        for (var check = 0; advice is not null && advice.SendAtTicks >= decision.ValidUntilTicks; check++)
         {
             var then = ContactEvaluation.Evaluate(catalog.ContactPolicies, context.Channel, decision.Winner, stored, new Rules.EvalContext(stored, context, advice.SendAtTicks, model), context);
             if (then is null or { Action: ContactAction.Send })
@@ -235,11 +235,19 @@ public sealed class DecisionEngine(CatalogProvider catalogs, IProfileStore profi
                 break;
             }
 
+            if (check == MaxSendTimeChecks)
+            {
+                return null; // still refused after so many moves (pauses following one another): none rather than one inside a pause
+            }
+
             advice = SendTimeAt(catalog, stored, then, context, prior, now);
         }
 
         return advice;
     }
+
+    // How many times a send time past its decision's validity is moved on to when the policy allows contact again.
+    private const int MaxSendTimeChecks = 32;
 
     // The user's best hour at or after the earliest time the verdict allows.
     private SendTimeAdvice? SendTimeAt(CatalogSnapshot catalog, Profile? stored, ContactDecision? verdict, RequestContext context, SendTimePrior prior, DateTimeOffset now)
