@@ -491,7 +491,12 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         {
             var query = new Uri(route.Request.Url).Query;
             queries.Add(query);
-            if (!query.Contains("afterOffset", StringComparison.Ordinal))
+            if (queries.Count == 4)
+            {
+                // The stream was reset: another stream, from offset 1.
+                await route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = """{"userId":"u2","segmentId":"vip","kind":"MEMBERSHIP_CHANGE_KIND_ENTERED","offset":"1","streamId":"stream-b"}""" + "\n" });
+            }
+            else if (!query.Contains("afterOffset", StringComparison.Ordinal))
             {
                 await route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = """{"userId":"u1","segmentId":"vip","kind":"MEMBERSHIP_CHANGE_KIND_ENTERED","offset":"5","streamId":"stream-a"}""" + "\n" });
             }
@@ -515,6 +520,8 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         await page.GetByTestId("stream-toggle").ClickAsync();
         await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=stream-toggle]')?.textContent === 'Resume'");
         Assert.Equal("", queries[3]); // followed again from now: neither the offset that is gone nor the whole history again
+        await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=changes-count]')?.getAttribute('data-value') === '1'");
+        Assert.Equal(1, await page.Locator("[data-testid=changes-table] tbody tr").CountAsync()); // review: the old stream's rows and counts were kept under the new one's
     }
 
     [Fact]
@@ -581,7 +588,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         await counted.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/performance?range=7d&metric=decisions");
         await counted.GetByTestId("series-chart").WaitForAsync();
         var before = await counted.EvaluateAsync<int>("() => window.__observers");
-        foreach (var metric in new[] { "ctr", "reach", "impressions", "conversionRate", "decisions" })
+        foreach (var metric in new[] { "ctr", "churned", "impressions", "conversionRate", "decisions" })
         {
             await counted.GetByTestId("series-metric").SelectOptionAsync(metric);
         }
@@ -639,6 +646,91 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         const string Gapped = "[[0,3600,10800,14400,18000,25200],[10,null,11,12,null,13],[0,5]]";
         Assert.Equal($"[{Gapped},{Gapped}]", drawn);
         Assert.Contains("4 hourly points", await page.GetByTestId($"size-{id}").Locator("[role=img]").GetAttributeAsync("aria-label"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_hourly_kpi_chart_draws_every_hour_and_leaves_out_the_daily_reach()
+    {
+        // Regression (review): the x axis held only hours some segment had data in, so a quiet night between two busy
+        // hours was drawn as a straight line of invented decisions; reach (a whole UTC day's, at every hour) was offered
+        // as "Reach per hour".
+        var now = DateTimeOffset.UtcNow;
+        var hour = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 0, 0, TimeSpan.Zero);
+        var kpis = $$"""{"decisions":"10","impressions":"4","reach":"3","ctr":0.5}""";
+        var points = new[] { -8, -1 }.Select(h => $$"""{"hour":"{{hour.AddHours(h):yyyy-MM-ddTHH:mm:ssZ}}","kpis":{{kpis}}}""");
+        var body = $$"""{"start":"{{hour.AddDays(-7):yyyy-MM-ddTHH:mm:ssZ}}","end":"{{hour:yyyy-MM-ddTHH:mm:ssZ}}","total":{{kpis}},"rows":[{"segmentId":"vip","kpis":{{kpis}},"series":[{{string.Join(',', points)}}]}]}""";
+        var page = await SignedInPage();
+        await page.RouteAsync("**/v1/kpis**", route => route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = body }));
+        await page.EvaluateAsync("""
+            () => {
+              const Plot = window.uPlot;
+              window.__charts = [];
+              window.uPlot = Object.assign(function (options, data, target) {
+                window.__charts.push({ options, data });
+                return new Plot(options, data, target);
+              }, Plot);
+            }
+            """);
+
+        await page.EvaluateAsync("() => { location.hash = '#/performance?range=7d&metric=decisions'; }");
+        await page.GetByTestId("series-chart").WaitForAsync();
+        var drawn = await page.EvaluateAsync<string>("() => JSON.stringify(window.__charts.map(({ data }) => [data[0].map((x) => x - data[0][0]), data[1]]))");
+        var options = await page.EvaluateAsync<string[]>("() => [...document.querySelectorAll('[data-testid=series-metric] option')].map((o) => o.value)");
+
+        Assert.Equal("[[[0,3600,7200,10800,14400,18000,21600,25200],[10,0,0,0,0,0,0,10]]]", drawn);
+        Assert.DoesNotContain("reach", options);
+        Assert.DoesNotContain("revenuePerUser", options);
+        Assert.Equal("3", await page.GetByTestId("kpi-vip-reach").TextContentAsync()); // still in the table
+    }
+
+    [Fact]
+    public async Task An_undefined_lift_is_shown_as_such_and_a_minimum_detectable_effect_with_its_decimals()
+    {
+        // Regression (review): against a control whose mean is 0 the service sends a lift of 0 (undefined), shown as
+        // "±0.00 %" with a zero-width interval beside a "better" verdict; an MDE of 2.5 % was shown as 3 %.
+        const string Results = """
+            {"experiment":{"id":"x","primaryMetric":"conversion_rate","minimumDetectableEffect":0.025,"status":"EXPERIMENT_STATUS_RUNNING"},
+             "controlArmId":"control",
+             "arms":[{"armId":"control","weight":1,"metrics":[{"metric":"conversion_rate","mean":0,"users":"100"}]},
+                     {"armId":"t","weight":1,"metrics":[{"metric":"conversion_rate","mean":0.03,"users":"100"}]}],
+             "comparisons":[{"armId":"t","metric":"conversion_rate","difference":0.03,"verdict":"VERDICT_BETTER"}]}
+            """;
+        var page = await SignedInPage();
+        await page.RouteAsync("**/v1/experiments/x/results**", route => route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = Results }));
+
+        await page.EvaluateAsync("() => { location.hash = '#/experiments/x'; }");
+        await page.GetByTestId("arm-t-lift").WaitForAsync();
+
+        Assert.StartsWith("n/a", await page.GetByTestId("arm-t-lift").TextContentAsync(), StringComparison.Ordinal);
+        Assert.StartsWith("n/a", await page.GetByTestId("arm-t-lift-ci").TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("n/a", await page.GetByTestId("primary-comparisons-conversion_rate-t").TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("minimum detectable effect 2.5 %", await page.Locator("main").TextContentAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_segment_sizes_start_their_pages_again_when_a_page_token_goes_stale()
+    {
+        // Regression (review): a catalog published between two pages made the second page token INVALID_ARGUMENT, and
+        // every size on the list was shown as unavailable, although reading the pages again succeeds.
+        var id = (await new CatalogService.CatalogServiceClient(_channel).ListSegmentsAsync(new ListSegmentsRequest())).Segments[0].Segment.Id;
+        var hour = DateTimeOffset.UtcNow.AddHours(-1);
+        var sizes = $$"""{"segments":[{"segmentId":"{{id}}","points":[{"hour":"{{hour.AddHours(-1):yyyy-MM-ddTHH:00:00Z}}","members":"7"},{"hour":"{{hour:yyyy-MM-ddTHH:00:00Z}}","members":"8"}]}]}""";
+        var requests = new List<string>();
+        var page = await SignedInPage();
+        await page.RouteAsync("**/v1/segment-sizes**", async route =>
+        {
+            var query = new Uri(route.Request.Url).Query;
+            requests.Add(query);
+            await (requests.Count == 1 ? route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = """{"segments":[],"nextPageToken":"t1"}""" })
+                : query.Contains("pageToken=t1", StringComparison.Ordinal) ? route.FulfillAsync(new() { Status = 400, ContentType = "application/json", Body = """{"code":3,"message":"the page token is from another catalog version: start again","details":[]}""" })
+                : route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = sizes }));
+        });
+
+        await page.EvaluateAsync("() => { location.hash = '#/segments'; }");
+        await page.GetByTestId($"size-{id}").Locator("[role=img]").WaitForAsync();
+
+        Assert.Equal(3, requests.Count);
+        Assert.Equal(0, await page.Locator(".alert-text").CountAsync()); // no failure reported: the refused page was read again
     }
 
     [Fact]

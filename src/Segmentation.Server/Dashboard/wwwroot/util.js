@@ -58,6 +58,8 @@ export const fmtInt = (v) => num(v).toLocaleString(GB, { maximumFractionDigits: 
 export const fmtDec = (v, digits = 2) => num(v).toLocaleString(GB, { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 /** A share (0-1) as a percentage with fixed digits: 0.1234 -> 12.34 %. */
+/** A share as a percentage with as many decimals as it has, up to `digits` (0.025 → "2.5 %", 0.03 → "3 %"). */
+export const fmtPctUpTo = (v, digits = 2) => `${(num(v) * 100).toLocaleString(GB, { maximumFractionDigits: digits })} %`;
 export const fmtPct = (v, digits = 2) => `${(num(v) * 100).toLocaleString(GB, { minimumFractionDigits: digits, maximumFractionDigits: digits })} %`;
 
 /** A relative change (0.05) as a signed percentage: +5.00 %. */

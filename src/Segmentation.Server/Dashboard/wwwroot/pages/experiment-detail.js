@@ -3,7 +3,7 @@
 // POST /v1/experiments/{id}/promote.
 
 import { call, describeError } from '../api.js';
-import { h, fill, num, fmtInt, fmtDec, fmtPct, fmtLift, fmtTime, enumLabel, section, unavailable } from '../util.js';
+import { h, fill, num, fmtInt, fmtDec, fmtPct, fmtPctUpTo, fmtLift, fmtTime, enumLabel, section, unavailable } from '../util.js';
 import { statusPill } from './experiments.js';
 
 const RATE_METRICS = new Set(['ctr', 'conversion_rate', 'unsubscribe_rate', 'open_rate', 'churn_rate']);
@@ -68,7 +68,7 @@ export async function render(ctx) {
         srm.mismatch ? '⚠ Sample ratio mismatch: the split is broken, no result is to be trusted' : '✓ No sample ratio mismatch',
         ` (χ² ${fmtDec(srm.chiSquared, 3)}; exact binomial p ${fmtP(srm.pValue)}; mismatch when p < 0.001)`),
       h('dt', {}, 'Segment'), h('dd', {}, e.segmentId ? h('a', { href: `#/segments/${encodeURIComponent(e.segmentId)}` }, e.segmentId) : 'whole catalog'),
-      h('dt', {}, 'Primary metric'), h('dd', {}, metric || '—', e.minimumDetectableEffect ? ` (minimum detectable effect ${fmtPct(e.minimumDetectableEffect, 0)})` : ''),
+      h('dt', {}, 'Primary metric'), h('dd', {}, metric || '—', e.minimumDetectableEffect ? ` (minimum detectable effect ${fmtPctUpTo(e.minimumDetectableEffect, 2)})` : ''),
       h('dt', {}, 'Users per arm needed (one look; the always-valid test needs more)'), h('dd', { 'data-testid': 'users-per-arm-needed', 'data-value': num(res.usersPerArmNeeded) }, num(res.usersPerArmNeeded) ? fmtInt(res.usersPerArmNeeded) : 'not computed (no effect declared or no control data)'),
       h('dt', {}, 'Exposed users'), h('dd', { 'data-testid': 'experiment-exposed', 'data-value': num(e.exposedUsers) }, `${fmtInt(e.exposedUsers)} (exposure on ${enumLabel(e.exposure, 'EXPOSURE_TRIGGER_')})`),
       h('dt', {}, 'Computed'), h('dd', {}, fmtTime(res.computedAt))));
@@ -90,10 +90,12 @@ export async function render(ctx) {
     }
   };
 
+  const controlMean = (res.arms ?? []).find((a) => a.armId === res.controlArmId)?.metrics?.find((m) => m.metric === metric)?.mean;
   const armRows = (res.arms ?? []).map((a) => {
     const isControl = a.armId === res.controlArmId;
     const value = (a.metrics ?? []).find((m) => m.metric === metric);
     const c = primaryOf(a.armId);
+    const lift = (show) => (!c ? '—' : hasLift(controlMean) ? show() : NO_LIFT);
     return h('tr', { 'data-testid': `arm-${a.armId}` },
       h('th', { scope: 'row' }, h('code', {}, a.armId), isControl ? ' (control)' : '', a.armId === res.winningArmId ? ' ★ winner' : '', a.armId === e.promotedArmId ? ' (promoted)' : ''),
       h('td', { className: 'num' }, num(a.weight).toLocaleString('en-GB'), h('div', { className: 'note' }, `expected ${fmtPct(a.expectedShare, 1)}`)),
@@ -101,9 +103,9 @@ export async function render(ctx) {
       h('td', { className: 'num', 'data-testid': `arm-${a.armId}-exposed`, 'data-value': num(a.exposedUsers) }, fmtInt(a.exposedUsers)),
       h('td', { className: 'num', 'data-testid': `arm-${a.armId}-primary`, 'data-value': value ? num(value.mean) : undefined }, value ? fmtMetric(metric, value.mean) : '—',
         value ? h('div', { className: 'note' }, `${fmtInt(value.users)} users, total ${fmtDec(value.total, RATE_METRICS.has(metric) ? 0 : 2)}`) : null),
-      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-lift`, 'data-value': c ? num(c.lift) : undefined }, c ? fmtLift(c.lift) : isControl ? 'baseline' : '—'),
-      h('td', { className: 'num wrap', 'data-testid': `arm-${a.armId}-lift-ci` }, c ? fmtInterval(c.liftCi, fmtLift) : '—'),
-      h('td', { className: 'num wrap', 'data-testid': `arm-${a.armId}-sequential-lift` }, c ? fmtInterval(c.sequentialLift, fmtLift) : '—'),
+      h('td', { className: 'num', 'data-testid': `arm-${a.armId}-lift`, 'data-value': c && hasLift(controlMean) ? num(c.lift) : undefined }, c ? lift(() => fmtLift(c.lift)) : isControl ? 'baseline' : '—'),
+      h('td', { className: 'num wrap', 'data-testid': `arm-${a.armId}-lift-ci` }, lift(() => fmtInterval(c.liftCi, fmtLift))),
+      h('td', { className: 'num wrap', 'data-testid': `arm-${a.armId}-sequential-lift` }, lift(() => fmtInterval(c.sequentialLift, fmtLift))),
       h('td', { 'data-testid': `arm-${a.armId}-verdict`, 'data-value': c?.verdict ?? '' }, c ? verdictText(c.verdict) : '—'),
       h('td', { className: 'num' }, c ? fmtP(c.adjustedPValue) : '—'),
       h('td', {}, h('button', { type: 'button', className: 'danger', 'data-testid': `promote-${a.armId}`, on: { click: () => promote(a.armId) } }, 'Promote', h('span', { className: 'sr-only' }, ` arm ${a.armId}`))));
@@ -129,6 +131,10 @@ export async function render(ctx) {
   }
 }
 
+/** A relative lift exists only against a control whose mean is not 0 (the service then sends 0 in its place). */
+const hasLift = (controlMean) => Math.abs(num(controlMean)) > 0;
+const NO_LIFT = 'n/a (control mean 0)';
+
 /**
  * Every comparison in full: the two means compared (meanOf(armId, metric) among the same users as the comparison),
  * difference and lift with both intervals, the test and the p-values.
@@ -141,16 +147,16 @@ function comparisonTable(name, list, controlArmId, meanOf) {
     h('caption', { className: 'sr-only' }, 'Treatment arms against the control'),
     h('thead', {}, h('tr', {}, ['Metric · arm', 'Control', 'Arm', 'Difference', '95 % CI', 'Always-valid', 'Lift', '95 % CI', 'Always-valid', 'Verdict', 'Test', 'p', 'Adjusted p']
       .map((l, i) => h('th', { scope: 'col', className: i > 0 && i < 9 || i > 10 ? 'num' : '' }, l)))),
-    h('tbody', {}, list.map((c) => h('tr', { 'data-testid': `${name}-${c.metric}-${c.armId}` },
+    h('tbody', {}, list.map((c) => [c, hasLift(meanOf(controlArmId, c.metric))]).map(([c, liftKnown]) => h('tr', { 'data-testid': `${name}-${c.metric}-${c.armId}` },
       h('th', { scope: 'row' }, `${c.metric} · `, h('code', {}, c.armId)),
       h('td', { className: 'num', 'data-testid': `${name}-${c.metric}-${c.armId}-control`, 'data-value': num(meanOf(controlArmId, c.metric)) }, fmtMetric(c.metric, meanOf(controlArmId, c.metric))),
       h('td', { className: 'num', 'data-testid': `${name}-${c.metric}-${c.armId}-arm`, 'data-value': num(meanOf(c.armId, c.metric)) }, fmtMetric(c.metric, meanOf(c.armId, c.metric))),
       h('td', { className: 'num' }, fmtDiff(c.metric, c.difference)),
       h('td', { className: 'num wrap' }, fmtInterval(c.differenceCi, (v) => fmtDiff(c.metric, v))),
       h('td', { className: 'num wrap' }, fmtInterval(c.sequentialDifference, (v) => fmtDiff(c.metric, v))),
-      h('td', { className: 'num' }, fmtLift(c.lift)),
-      h('td', { className: 'num wrap' }, fmtInterval(c.liftCi, fmtLift)),
-      h('td', { className: 'num wrap' }, fmtInterval(c.sequentialLift, fmtLift)),
+      h('td', { className: 'num' }, liftKnown ? fmtLift(c.lift) : NO_LIFT),
+      h('td', { className: 'num wrap' }, liftKnown ? fmtInterval(c.liftCi, fmtLift) : NO_LIFT),
+      h('td', { className: 'num wrap' }, liftKnown ? fmtInterval(c.sequentialLift, fmtLift) : NO_LIFT),
       h('td', {}, verdictText(c.verdict)),
       h('td', {}, c.test || '—', c.cuped ? h('div', { className: 'note' }, `CUPED, variance −${fmtPct(c.varianceReduction, 0)}`) : null),
       h('td', { className: 'num' }, fmtP(c.pValue)),

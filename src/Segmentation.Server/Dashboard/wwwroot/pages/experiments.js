@@ -1,7 +1,7 @@
 // Experiments of the serving catalog: status, arms and exposure. Route: GET /v1/experiments.
 
 import { call } from '../api.js';
-import { h, fill, num, fmtInt, fmtPct, fmtTime, enumLabel, section, unavailable } from '../util.js';
+import { h, fill, num, fmtInt, fmtPct, fmtPctUpTo, fmtTime, enumLabel, section, unavailable } from '../util.js';
 
 /** A status as a text pill (the word carries the meaning; the colour only repeats it). */
 export function statusPill(status) {
@@ -35,9 +35,9 @@ export async function render(ctx) {
       h('td', {}, e.segmentId ? h('a', { href: `#/segments/${encodeURIComponent(e.segmentId)}` }, e.segmentId) : 'whole catalog'),
       h('td', { 'data-testid': `experiment-status-${e.id}`, 'data-value': e.status ?? '' }, statusPill(e.status), e.promotedArmId ? ` (${e.promotedArmId})` : ''),
       h('td', {}, (e.arms ?? []).map((a, i) => [i ? ', ' : '', h('code', {}, a.id), ` (${num(a.weight).toLocaleString('en-GB')})`]), e.bandit ? h('div', { className: 'note' }, 'bandit allocation') : null),
-      h('td', {}, enumLabel(e.exposure, 'EXPOSURE_TRIGGER_'), e.layer ? h('div', { className: 'note' }, `layer ${e.layer}, ${fmtPct(e.layerShare, 0)}`) : null),
+      h('td', {}, enumLabel(e.exposure, 'EXPOSURE_TRIGGER_'), e.layer ? h('div', { className: 'note' }, `layer ${e.layer}, ${fmtPctUpTo(e.layerShare, 2)}`) : null),
       h('td', { className: 'num', 'data-testid': `exposed-${e.id}`, 'data-value': num(e.exposedUsers) }, fmtInt(e.exposedUsers)),
-      h('td', {}, e.primaryMetric || '—', e.minimumDetectableEffect ? h('div', { className: 'note' }, `MDE ${fmtPct(e.minimumDetectableEffect, 0)}`) : null),
+      h('td', {}, e.primaryMetric || '—', e.minimumDetectableEffect ? h('div', { className: 'note' }, `MDE ${fmtPctUpTo(e.minimumDetectableEffect, 2)}`) : null),
       h('td', {}, (e.guardrails ?? []).join(', ') || 'none'),
       h('td', {}, `${e.startTime ? fmtTime(e.startTime) : 'from publication'} → ${e.stopTime ? fmtTime(e.stopTime) : 'until removed'}`)))))));
 }

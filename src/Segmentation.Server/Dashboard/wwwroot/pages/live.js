@@ -143,6 +143,7 @@ function startChanges(ctx, body) {
   let controller = null;
   let running = false;
   let replay = false;
+  let startAgain = false; // the stream was lost (its offset gone): a reconnect starts the page again
 
   const row = (c) => h('tr', { 'data-testid': `change-${c.offset ?? 0}` },
     h('th', { scope: 'row', className: 'num' }, String(c.offset ?? 0)),
@@ -208,6 +209,7 @@ function startChanges(ctx, body) {
         lastOffset = null;
         lastStream = null;
         replay = false; // "from now", as said: not the whole retained history again
+        startAgain = true; // the rows and counts so far are the old stream's: the reconnect clears them
       } else {
         status.textContent = `stopped: ${describeError(err)}`;
         ctx.fail(err, 'Change stream (GET /v1/segment-changes)');
@@ -221,20 +223,29 @@ function startChanges(ctx, body) {
     }
   };
 
+  // Empties the table and the counts: what follows is not the continuation of what is shown.
+  const clearShown = () => {
+    tbody.replaceChildren();
+    pending = [];
+    Object.assign(counts, { received: 0, entered: 0, left: 0 });
+  };
   toggle.addEventListener('click', () => {
     if (running) {
       controller.abort();
     } else {
+      if (startAgain) {
+        startAgain = false;
+        clearShown();
+      }
       connect();
     }
   });
   replayButton.addEventListener('click', () => {
     replay = true;
+    startAgain = false;
     lastOffset = null;
     lastStream = null;
-    tbody.replaceChildren();
-    pending = [];
-    Object.assign(counts, { received: 0, entered: 0, left: 0 });
+    clearShown();
     replayButton.disabled = true;
     controller?.abort();
     setTimeout(connect, 0);

@@ -7,16 +7,21 @@ import { h, fill, num, fmtInt, fmtDec, fmtPct, fmtTime, enumLabel, hashQuery, se
 
 const RANGES = { '24h': { label: 'Last 24 hours', ms: 86400e3 }, '7d': { label: 'Last 7 days', ms: 7 * 86400e3 }, '30d': { label: 'Last 30 days', ms: 30 * 86400e3 } };
 
-/** The KPIs shown, by their JSON names, with how they are formatted; `count` metrics are 0 in hours without data. */
+/**
+ * The KPIs shown, by their JSON names, with how they are formatted; `count` metrics are 0 in hours without data. Reach,
+ * and revenue per user with it, is counted over whole UTC days: an hour's point holds its day's, so they are in the
+ * tables and not in the hourly chart (`hourly: false`).
+ */
 const METRICS = [
-  { key: 'reach', label: 'Reach', fmt: fmtInt, count: true },
+  { key: 'reach', label: 'Reach', fmt: fmtInt, count: true, hourly: false },
   { key: 'decisions', label: 'Decisions', fmt: fmtInt, count: true },
   { key: 'impressions', label: 'Impressions', fmt: fmtInt, count: true },
   { key: 'ctr', label: 'CTR', fmt: (v) => fmtPct(v, 2) },
   { key: 'conversionRate', label: 'Conversion rate', fmt: (v) => fmtPct(v, 2) },
-  { key: 'revenuePerUser', label: 'Revenue per user', fmt: (v) => fmtDec(v, 2) },
+  { key: 'revenuePerUser', label: 'Revenue per user', fmt: (v) => fmtDec(v, 2), hourly: false },
   { key: 'churned', label: 'Churned', fmt: fmtInt, count: true },
 ];
+const HOURLY = METRICS.filter((m) => m.hourly !== false);
 
 /** The "does not change the experience" rule, stated on the page. */
 const MIN_IMPRESSIONS = 1000;
@@ -26,7 +31,7 @@ export async function render(ctx) {
   ctx.setTitle('Performance');
   const q = ctx.query;
   const range = RANGES[q.get('range')] ? q.get('range') : '7d';
-  let metric = METRICS.find((m) => m.key === q.get('metric')) ?? METRICS[1];
+  let metric = HOURLY.find((m) => m.key === q.get('metric')) ?? HOURLY[0];
   const end = new Date();
   const start = new Date(end.getTime() - RANGES[range].ms);
   const base = { start: start.toISOString(), end: end.toISOString() };
@@ -41,16 +46,17 @@ export async function render(ctx) {
   const totals = section('All segments', 'totals');
   const segTable = section('KPIs per segment', 'kpi-segments', h('p', { className: 'help' }, 'Click a column header to sort. Reach is estimated (about 1.6 % standard error) over the whole UTC days the range touches; ratios are as the service computes them.'));
   const flags = section('Segments that do not change the experience', 'no-difference', h('p', { className: 'help', 'data-testid': 'no-difference-rule' }, `Rule: ${RULE}`));
-  const picker = h('select', { id: 'series-metric', 'data-testid': 'series-metric' }, METRICS.map((m) => h('option', { value: m.key }, m.label)));
+  const picker = h('select', { id: 'series-metric', 'data-testid': 'series-metric' }, HOURLY.map((m) => h('option', { value: m.key }, m.label)));
   picker.value = metric.key;
   // Listened to from the start: a metric picked while the KPIs load is the one drawn when they arrive.
   let drawChart = null;
   picker.addEventListener('change', () => {
-    metric = METRICS.find((m) => m.key === picker.value);
+    metric = HOURLY.find((m) => m.key === picker.value);
     history.replaceState(null, '', `#/performance?range=${range}&metric=${metric.key}`);
     drawChart?.();
   });
-  const chart = section('Hourly series per segment', 'series', h('label', { for: 'series-metric' }, 'Metric'), picker);
+  const chart = section('Hourly series per segment', 'series', h('label', { for: 'series-metric' }, 'Metric'), picker,
+    h('p', { className: 'help' }, 'Reach and revenue per user are counted over whole UTC days, so they are in the tables only.'));
   const varTable = section('KPIs per variant', 'kpi-variants', h('p', { className: 'help' }, 'Grouped by segment and variant; outcomes that named no variant form a row of their own. Churn has no variant.'));
   ctx.main.append(h('h1', { tabindex: '-1' }, 'Performance'), h('div', { className: 'card row' }, rangePicker, h('p', { className: 'note', 'data-testid': 'range-used' }, '')),
     totals.el, segTable.el, flags.el, chart.el, varTable.el);
@@ -147,17 +153,21 @@ function renderChart(ctx, body, rows, metric, res) {
     fill(body, h('p', {}, 'No hourly data in this range.'));
     return;
   }
-  const hours = [...new Set(withSeries.flatMap((r) => r.series.map((p) => p.hour)))].sort();
-  const index = new Map(hours.map((hr, i) => [hr, i]));
+  // Every hour from the first with data to the last: an hour no segment had data in is 0 for a count and a gap for a
+  // ratio, never a line drawn across it.
+  const seconds = withSeries.flatMap((r) => r.series.map((p) => Date.parse(p.hour) / 1000));
+  const first = Math.min(...seconds);
+  const xs = Array.from({ length: Math.round((Math.max(...seconds) - first) / 3600) + 1 }, (_, i) => first + i * 3600);
+  const hours = xs.map((x) => new Date(x * 1000).toISOString());
   const series = withSeries.map((r) => {
-    const values = hours.map(() => (metric.count ? 0 : null));
+    const values = xs.map(() => (metric.count ? 0 : null));
     for (const p of r.series) {
-      values[index.get(p.hour)] = num(p.kpis?.[metric.key]);
+      values[Math.round((Date.parse(p.hour) / 1000 - first) / 3600)] = num(p.kpis?.[metric.key]);
     }
     return { label: r.segmentId, values };
   });
   const label = `${metric.label} per hour and segment, ${fmtTime(res.start)} to ${fmtTime(res.end)}, ${series.length} segments. The range totals are in the KPI table; the hourly values are in the data table below.`;
-  const chart = lineChart(body, { xs: hours.map((hr) => Date.parse(hr) / 1000), series, ariaLabel: label, format: metric.fmt, height: 300 });
+  const chart = lineChart(body, { xs, series, ariaLabel: label, format: metric.fmt, height: 300 });
   ctx.onCleanup(() => chart.destroy());
   body.querySelector('.chart')?.setAttribute('data-testid', 'series-chart');
   if (!metric.count) {

@@ -60,17 +60,28 @@ export async function render(ctx) {
   await Promise.allSettled([audit, sizes]);
 }
 
-// Every page of GET /v1/segment-sizes (100 segments each), as one answer.
-async function allSizes(start, signal) {
+// Every page of GET /v1/segment-sizes (100 segments each), as one answer. A page token refused (INVALID_ARGUMENT: a
+// catalog was published since the previous page) starts the pages again, once.
+async function allSizes(start, signal, again = true) {
   const segments = [];
   let pageToken = '';
   do {
-    const page = await call('/v1/segment-sizes', { query: pageToken ? { start, pageToken } : { start }, signal });
+    let page;
+    try {
+      page = await call('/v1/segment-sizes', { query: pageToken ? { start, pageToken } : { start }, signal });
+    } catch (err) {
+      if (pageToken && again && err?.code === INVALID_ARGUMENT) {
+        return allSizes(start, signal, false);
+      }
+      throw err;
+    }
     segments.push(...(page.segments ?? []));
     pageToken = page.nextPageToken ?? '';
   } while (pageToken);
   return { segments };
 }
+
+const INVALID_ARGUMENT = 3;
 
 function renderSummary(body, list, cat) {
   fill(body, h('dl', { className: 'facts' },
