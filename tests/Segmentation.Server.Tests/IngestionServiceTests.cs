@@ -250,6 +250,20 @@ public sealed class IngestionServiceTests(GrpcTestFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task An_event_dated_a_little_ahead_counts_in_the_lifetime_window_as_in_the_event_counts()
+    {
+        // Regression (review): the lifetime window ended now, so a purchase dated 3 minutes ahead (clock skew, accepted)
+        // was in event_counts and the orders but not in count_lifetime or sum_lifetime.
+        var user = NewUser();
+        await Profiles.TrackEventAsync(new TrackEventRequest { Event = Event(user, "ahead", "purchase", DateTimeOffset.UtcNow.AddMinutes(3), value: 12) });
+
+        var p = (await Profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile;
+
+        var purchases = Assert.Single(p.EventWindows, w => w.Type == "purchase");
+        Assert.Equal((1L, 1L, 12d), (p.EventCounts["purchase"], purchases.CountLifetime, purchases.SumLifetime));
+    }
+
+    [Fact]
     public async Task GetProfile_shows_windows_derived_data_and_segment_changes()
     {
         var user = NewUser();

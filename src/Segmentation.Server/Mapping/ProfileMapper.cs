@@ -120,10 +120,10 @@ internal static class ProfileMapper
                 Count7D = series.CountInWindow(ticks, 7 * TimeSpan.TicksPerDay, out _),
                 Count30D = series.CountInWindow(ticks, 30 * TimeSpan.TicksPerDay, out _),
                 Count90D = series.CountInWindow(ticks, 90 * TimeSpan.TicksPerDay, out _),
-                CountLifetime = series.CountInWindow(ticks, long.MaxValue, out _),
+                CountLifetime = series.Count, // ever: an event dated a little ahead (clock skew) too, as event_counts and the aggregates count it
                 Sum30D = Math.Round(series.SumInWindow(ticks, 30 * TimeSpan.TicksPerDay, out _), 2),
                 Sum90D = Math.Round(series.SumInWindow(ticks, 90 * TimeSpan.TicksPerDay, out _), 2),
-                SumLifetime = Math.Round(series.SumInWindow(ticks, long.MaxValue, out _), 2),
+                SumLifetime = Math.Round(series.SumInWindow(DateTimeOffset.MaxValue.UtcTicks, long.MaxValue, out _), 2),
             });
         }
 
