@@ -476,7 +476,9 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         var payload = JsonSerializer.SerializeToUtf8Bytes(record, ChangeRecordJson.Default.ChangeRecord);
         if (payload.Length > MaxPayload)
         {
-            throw new ArgumentException($"change record of {payload.Length} bytes exceeds {MaxPayload}", nameof(record));
+            // A write the log can never take (a traits write of long lists of personal data, sealed and encoded): refused
+            // as invalid before anything is stored, never an internal error a retry repeats.
+            throw new Core.Validation.ValidationException($"the write is {payload.Length:N0} bytes once encoded for the change log (personal data sealed), more than the {MaxPayload:N0} one change may take: split it into smaller writes");
         }
 
         return Framing.Of(payload);

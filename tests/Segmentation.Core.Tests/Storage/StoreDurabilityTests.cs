@@ -5,6 +5,7 @@ using Segmentation.Core.Application.ChangeStream;
 using Segmentation.Core.Application.Changes;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Profiles;
+using Segmentation.Core.Catalog;
 using Segmentation.Core.Events;
 using Segmentation.Core.Privacy;
 using Segmentation.Core.Profiles;
@@ -459,6 +460,26 @@ public sealed class StoreDurabilityTests : IDisposable
         {
             Directory.Delete(changes, recursive: true);
         }
+    }
+
+    [Fact]
+    public void A_traits_write_too_large_for_the_change_log_is_refused_as_invalid_and_nothing_is_stored()
+    {
+        // Regression (review): 100 list traits of personal data, each of 100 values of 256 characters that JSON escapes
+        // (a valid request of about 2.6 MB), sealed and encoded came past the log's 16 MiB a change: an ArgumentException,
+        // INTERNAL at every retry.
+        var traits = string.Concat(Enumerable.Range(0, 100).Select(i => $"\n    notes_{i}: {{ type: list, pii: true }}"));
+        var schema = TestCatalogs.Schema.Replace("    first_name: { type: string, pii: true }", "    first_name: { type: string, pii: true }" + traits);
+        var catalog = new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback)]);
+        using var durable = new Durable(_dir, Key, Start, catalog: catalog);
+        durable.Restore();
+        var values = Enumerable.Repeat(new string('<', 256), 100).ToList();
+        var write = Enumerable.Range(0, 100).ToDictionary(i => $"notes_{i}", _ => (object?)values);
+
+        var refused = Assert.Throws<Core.Validation.ValidationException>(() => durable.World.Ingestion.SetTraits("u1", write, "crm", AttributeLayer.ZeroParty, null));
+
+        Assert.Contains("split it into smaller writes", refused.Message, StringComparison.Ordinal);
+        Assert.Null(durable.World.Store.Get("u1"));
     }
 
     [Fact]
