@@ -620,16 +620,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         var sizes = $$"""{"segments":[{"segmentId":"{{id}}","points":[{{string.Join(',', points)}}]}]}""";
         var page = await SignedInPage();
         await page.RouteAsync("**/v1/segment-sizes**", route => route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = sizes }));
-        await page.EvaluateAsync("""
-            () => {
-              const Plot = window.uPlot;
-              window.__charts = [];
-              window.uPlot = Object.assign(function (options, data, target) {
-                window.__charts.push({ options, data });
-                return new Plot(options, data, target);
-              }, Plot);
-            }
-            """);
+        await CaptureCharts(page);
 
         await page.EvaluateAsync("id => { location.hash = '#/segments/' + id; }", id);
         await page.GetByTestId("size-summary").WaitForAsync();
@@ -661,16 +652,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         var body = $$"""{"start":"{{hour.AddDays(-7):yyyy-MM-ddTHH:mm:ssZ}}","end":"{{hour:yyyy-MM-ddTHH:mm:ssZ}}","total":{{kpis}},"rows":[{"segmentId":"vip","kpis":{{kpis}},"series":[{{string.Join(',', points)}}]}]}""";
         var page = await SignedInPage();
         await page.RouteAsync("**/v1/kpis**", route => route.FulfillAsync(new() { Status = 200, ContentType = "application/json", Body = body }));
-        await page.EvaluateAsync("""
-            () => {
-              const Plot = window.uPlot;
-              window.__charts = [];
-              window.uPlot = Object.assign(function (options, data, target) {
-                window.__charts.push({ options, data });
-                return new Plot(options, data, target);
-              }, Plot);
-            }
-            """);
+        await CaptureCharts(page);
 
         await page.EvaluateAsync("() => { location.hash = '#/performance?range=7d&metric=decisions'; }");
         await page.GetByTestId("series-chart").WaitForAsync();
@@ -732,6 +714,18 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         Assert.Equal(3, requests.Count);
         Assert.Equal(0, await page.Locator(".alert-text").CountAsync()); // no failure reported: the refused page was read again
     }
+
+    // Keeps every chart's options and data in window.__charts as the page makes it (uPlot wrapped).
+    private static async Task CaptureCharts(IPage page) => await page.EvaluateAsync("""
+        () => {
+          const Plot = window.uPlot;
+          window.__charts = [];
+          window.uPlot = Object.assign(function (options, data, target) {
+            window.__charts.push({ options, data });
+            return new Plot(options, data, target);
+          }, Plot);
+        }
+        """);
 
     [Fact]
     public async Task A_link_in_the_live_table_keeps_focus_while_new_changes_arrive()

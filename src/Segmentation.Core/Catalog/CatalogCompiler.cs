@@ -282,7 +282,8 @@ public static class CatalogCompiler
         // that contains a's rule or a reference to segment a.
         private static bool Implies(RuleNode b, Segment a)
         {
-            if (b.Text == a.Rule!.Text || b.Text == $"segment({a.Id})")
+            var text = b.TextOnce;
+            if (text == a.Rule!.TextOnce || text == $"segment({a.Id})")
             {
                 return true;
             }

@@ -203,7 +203,7 @@ internal sealed class ContactPolicyReader(Action<SyntaxNode, string, string> err
                 error(rules.Items[ContactPolicies.MaxSuppressionRules], "contact_policies.suppression", $"{rules.Items.Count:N0} suppression rules (at most {ContactPolicies.MaxSuppressionRules:N0})");
             }
 
-            foreach (var item in rules.Items.Take(ContactPolicies.MaxSuppressionRules))
+            foreach (var item in KeptVersion.Loading ? rules.Items : rules.Items.Take(ContactPolicies.MaxSuppressionRules)) // a kept version keeps every rule it had
             {
                 if (ReadSuppression(item) is { } rule)
                 {

@@ -33,6 +33,9 @@ public abstract class RuleNode
     /// <summary>The clause in compact one-line form.</summary>
     public string Text => _text ??= RuleText.Format(_syntax);
 
+    /// <summary>The text without keeping it (a comparison at load walks clauses whose text is never shown).</summary>
+    internal string TextOnce => _text ?? RuleText.Format(_syntax);
+
     /// <summary>The compiled test.</summary>
     public Func<EvalContext, bool> Evaluate { get; }
 

@@ -16,6 +16,8 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
 {
     private const int Page = 500;
 
+    private static readonly JsonSerializerOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <inheritdoc />
     public async Task EraseAsync(IReadOnlySet<string> ids, CancellationToken cancellationToken)
     {
@@ -34,7 +36,7 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
             var deleted = await EraseAsync(db, settings.DeadLetter, ids, cancellationToken);
             logger.LogInformation("An erasure deleted {Count} dead letters from {DeadLetter}", deleted, settings.DeadLetter);
         }
-        catch (RedisException ex)
+        catch (Exception ex) when (ex is RedisException or TimeoutException) // a command timing out is a TimeoutException, not a RedisException
         {
             logger.LogWarning(ex, "An erasure could not reach the dead-letter stream {DeadLetter}", settings.DeadLetter);
             throw new IOException($"the Redis dead-letter stream could not be cleaned ({ex.GetType().Name})", ex);
@@ -97,6 +99,9 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
             // Not JSON (why it was dead-lettered): look for the id as a JSON string anywhere in it.
         }
 
-        return ids.Any(id => text.Contains(JsonSerializer.Serialize(id), StringComparison.Ordinal));
+        // As sent, or as JSON writers escape it (+, <, non-ASCII: "jos\u00E9").
+        return ids.Any(id => text.Contains('"' + id + '"', StringComparison.Ordinal)
+            || text.Contains(JsonSerializer.Serialize(id), StringComparison.Ordinal)
+            || text.Contains(JsonSerializer.Serialize(id, Relaxed), StringComparison.Ordinal));
     }
 }

@@ -612,6 +612,16 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void A_kept_catalog_version_with_more_suppression_rules_than_the_limit_keeps_every_one()
+    {
+        // Published before the limit: a restart serves it as it was, every rule (the last one is the only one that
+        // counts dismissals in a day).
+        var rules = string.Concat(Enumerable.Range(0, ContactPolicies.MaxSuppressionRules).Select(_ => "    - { after: 9, outcomes: [email_unsubscribe], within: 7d, pause: 14d }\n"));
+        var kept = CatalogLoader.LoadKept(Source("contact_policies:\n  suppression:\n" + rules + "    - { after: 1, outcomes: [dismiss], within: 1d, pause: 2d }\n"));
+        Assert.Equal(ContactPolicies.MaxSuppressionRules + 1, kept.ContactPolicies.Suppression.Count);
+    }
+
+    [Fact]
     public void A_kept_catalog_version_listing_an_outcome_twice_still_loads_at_start_up()
     {
         // Published before the check: a restart keeps serving it as it was (the check is for what is published now).

@@ -52,12 +52,15 @@ public class LayerHierarchyTests
     }
 
     [Fact]
-    public void A_trait_the_service_derives_cannot_be_written_in_the_derived_layer_where_it_would_be_replaced_at_once()
+    public void A_trait_the_service_derives_is_ignored_in_the_derived_layer_where_it_would_be_replaced_at_once()
     {
-        // Regression (review): the write was reported applied, and the same write's derivation replaced it.
+        // Regression (review): the write was reported applied, and the same write's derivation replaced it. The rest of
+        // the write is stored.
         using var w = new TestWorld(TestCatalogs.Source());
-        var refused = Assert.Throws<Core.Validation.ValidationException>(() => w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["lifecycle_stage"] = "vip" }, "enricher", AttributeLayer.Derived, null));
-        Assert.Equal("traits[lifecycle_stage]", Assert.Single(refused.Violations).Field);
+        var enriched = w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["lifecycle_stage"] = "vip", ["tier"] = "gold" }, "enricher", AttributeLayer.Derived, null);
+        Assert.Equal(["tier"], enriched.Applied);
+        Assert.Equal(["lifecycle_stage"], enriched.Ignored);
+        Assert.Equal("gold", w.Store.Get("u1")!.Trait("tier"));
 
         var declared = w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["lifecycle_stage"] = "vip" }, "crm", AttributeLayer.FirstParty, null);
         Assert.Equal(["lifecycle_stage"], declared.Applied);

@@ -29,7 +29,7 @@ public sealed class ManualClock(DateTimeOffset now) : TimeProvider
 /// <summary>The whole domain wired together, as the server wires it, over an in-memory catalog or the default one.</summary>
 public sealed class TestWorld : IDisposable
 {
-    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null, int? eventLimit = null, Core.Application.Measurement.MeasurementOptions? measurement = null, IChangeFeedJournal? journal = null, Core.Rendering.RenderLimits? rendering = null)
+    public TestWorld(ICatalogSource? catalog = null, DateTimeOffset? now = null, IChangeLog? changeLog = null, ConsentPolicy? consent = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null, InMemoryProfileStore? store = null, int? eventLimit = null, Core.Application.Measurement.MeasurementOptions? measurement = null, IChangeFeedJournal? journal = null, Core.Rendering.RenderLimits? rendering = null, int? feedCapacity = null)
     {
         Clock = new ManualClock(now ?? new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
         var services = new ServiceCollection();
@@ -45,6 +45,7 @@ public sealed class TestWorld : IDisposable
         {
             o.EventLimit = eventLimit ?? o.EventLimit;
             o.Measurement = measurement ?? new Core.Application.Measurement.MeasurementOptions { RememberedDecisions = 1 << 16 };
+            o.ChangeStream = feedCapacity is { } capacity ? new Core.Application.Membership.ChangeFeedOptions { Capacity = capacity } : o.ChangeStream;
             o.Rendering = rendering ?? o.Rendering;
         });
         _services = services.BuildServiceProvider();

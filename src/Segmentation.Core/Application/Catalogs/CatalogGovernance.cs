@@ -271,7 +271,7 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
                 continue;
             }
 
-            fromOldest = false;
+            AfterWatchRead?.Invoke();
             foreach (var entry in batch)
             {
                 if (feed.Redactions != redactions)
@@ -280,6 +280,7 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
                 }
 
                 cursor = entry.Offset;
+                fromOldest = false; // from the oldest until an entry was passed: a batch read again before it starts there again
                 if ((filter is null || filter.Contains(entry.SegmentId)) && (includeTriggers || entry.Kind != ChangeKind.Triggered))
                 {
                     yield return entry;
@@ -287,6 +288,9 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
             }
         }
     }
+
+    /// <summary>Test hook: runs after a watch read a batch, before it hands any of it on.</summary>
+    internal Action? AfterWatchRead { get; set; }
 
     private IEnumerable<Profile> Profiles() => store.Snapshot().Select(consent.GatedView);
 

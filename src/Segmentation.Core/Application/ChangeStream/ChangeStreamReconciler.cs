@@ -29,24 +29,27 @@ public sealed class ChangeStreamReconciler(ChangeFeed feed, MembershipIndex memb
     {
         // The offset is read first: every entry up to it is already in the index. The index may be ahead of it too (a
         // move set in the index, its entries not appended yet): a checkpoint of that would take the move as told, and a
-        // crash before its entries were written would lose them for good. So the snapshot is kept only when no move
-        // was half-made across it and the stream did not grow meanwhile; else taken again, a few times, or not saved.
-        long offset = 0;
+        // crash before its entries were written would lose them for good. So the snapshot is kept only when no move was
+        // half-made as it was checked (else taken again, a few times, or not saved this time); every move it holds then
+        // has its entries at or before the stream's end read after it, and it is saved only once those are written. The
+        // entries between the offset and that end are read again onto it at a restart (entering twice is entering).
+        long offset = 0, covered = 0;
         List<(string UserId, string[] Segments)>? users = null;
         for (var attempt = 0; attempt < MaxSnapshotAttempts && users is null; attempt++)
         {
             offset = feed.Last;
             var taken = memberships.Snapshot(announcedOnly: true).ToList(); // a user without consent was told nothing: a grant is announced whole
-            users = memberships.Moving || feed.Last != offset ? null : taken;
+            users = memberships.Moving ? null : taken;
+            covered = feed.Last;
         }
 
         if (users is null)
         {
-            return; // writes never paused long enough: the last checkpoint is kept, the next save tries again
+            return; // moves never paused long enough: the last checkpoint is kept, the next save tries again
         }
 
         writeEntries?.Invoke();
-        if (feed.Journaled >= offset)
+        if (feed.Journaled >= covered)
         {
             // A user erased since the snapshot (whose erasure may already have rewritten the file) is not written back.
             users.RemoveAll(u => profiles.Get(u.UserId) is null);

@@ -54,6 +54,7 @@ public sealed class TraitWriter
         }
 
         var attributes = new List<ProfileAttribute>();
+        List<string>? derivedByService = null;
         foreach (var (name, value) in traits.OrderBy(t => t.Key, StringComparer.Ordinal))
         {
             if (name.Length > InputLimits.MaxTraitNameLength)
@@ -69,17 +70,18 @@ public sealed class TraitWriter
                 continue;
             }
 
-            if (layer == AttributeLayer.Derived && Scoring.DerivedScores.Traits.ContainsKey(name))
-            {
-                // The service derives it at every write in this layer: the value would be replaced in the same write.
-                v.Add(field, $"'{name}' is derived by the service in the derived layer; to set it, write it as first-party or zero-party data (which wins over the derived value)");
-                continue;
-            }
-
             var problem = CheckValue(definition.Type, value);
             if (problem is not null)
             {
                 v.Add(field, problem);
+                continue;
+            }
+
+            if (layer == AttributeLayer.Derived && Scoring.DerivedScores.Traits.ContainsKey(name))
+            {
+                // The service derives it at every write in this layer: the value would be replaced in the same write (first-
+                // or zero-party data wins over the derived value). Ignored, as a value a more reliable layer holds is.
+                (derivedByService ??= []).Add(name);
                 continue;
             }
 
@@ -89,7 +91,13 @@ public sealed class TraitWriter
         v.ThrowIfAny();
         var applied = new List<string>();
         var ignored = new List<string>();
+        if (attributes.Count == 0)
+        {
+            return new SetTraitsResult(_writer.Store.Get(userId) ?? new Profile(userId), applied, derivedByService ?? []); // nothing to write
+        }
+
         var update = Apply(userId, attributes, _writer.Live(now), source, applied, ignored);
+        ignored.AddRange(derivedByService ?? []);
         return new SetTraitsResult(update.After, applied, ignored);
     }
 

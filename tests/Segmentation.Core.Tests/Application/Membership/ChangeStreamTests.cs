@@ -218,6 +218,33 @@ public sealed class ChangeStreamTests
     }
 
     [Fact]
+    public async Task A_watch_from_the_oldest_entry_whose_first_batch_meets_an_erasure_starts_from_the_oldest_again()
+    {
+        // Regression (own review): the batch read again after an erasure started after offset 0, no longer "from the
+        // oldest": once older entries had expired, the watch failed with OUT_OF_RANGE.
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("high", "value", "{ field: traits.score, gte: 50 }")), feedCapacity: 4);
+        for (var i = 0; i < 6; i++)
+        {
+            SetScore(w, $"u{i}", 80); // six entries; the four newest retained
+        }
+
+        var erased = false;
+        w.Governance.AfterWatchRead = () =>
+        {
+            if (!erased)
+            {
+                erased = true;
+                w.Rights.ForgetAsync("u5").GetAwaiter().GetResult();
+            }
+        };
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await using var watch = w.Governance.Watch([], null, fromOldest: true, cancellation: cts.Token).GetAsyncEnumerator(cts.Token);
+
+        Assert.True(await watch.MoveNextAsync());
+        Assert.Equal(("u2", 3L), (watch.Current.UserId, watch.Current.Offset)); // the oldest retained
+    }
+
+    [Fact]
     public async Task A_waiting_reader_wakes_when_an_entry_is_appended()
     {
         var feed = Feed();

@@ -156,8 +156,10 @@ function renderChart(ctx, body, rows, metric, res) {
   // Every hour from the first with data to the last: an hour no segment had data in is 0 for a count and a gap for a
   // ratio, never a line drawn across it.
   const seconds = withSeries.flatMap((r) => r.series.map((p) => Date.parse(p.hour) / 1000));
-  const first = Math.min(...seconds);
-  const xs = Array.from({ length: Math.round((Math.max(...seconds) - first) / 3600) + 1 }, (_, i) => first + i * 3600);
+  // Not Math.min(...seconds): 2,000 segments × 720 hours is past the arguments a call may take.
+  const first = seconds.reduce((a, b) => Math.min(a, b));
+  const last = seconds.reduce((a, b) => Math.max(a, b));
+  const xs = Array.from({ length: Math.round((last - first) / 3600) + 1 }, (_, i) => first + i * 3600);
   const hours = xs.map((x) => new Date(x * 1000).toISOString());
   const series = withSeries.map((r) => {
     const values = xs.map(() => (metric.count ? 0 : null));
