@@ -354,6 +354,18 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
         }
     }
 
+    /// <summary>The users whose last evaluation holds no longer at <paramref name="nowTicks"/> (time moved them on).</summary>
+    public IEnumerable<string> ExpiredUsers(long nowTicks)
+    {
+        foreach (var (user, state) in _users)
+        {
+            if (state.ValidUntilTicks <= nowTicks)
+            {
+                yield return user;
+            }
+        }
+    }
+
     /// <summary>Most segment ids a subscription may filter on.</summary>
     public const int MaxFilterIds = 1000;
 

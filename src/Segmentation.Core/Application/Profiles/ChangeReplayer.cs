@@ -133,7 +133,7 @@ public sealed class ChangeReplayer
             // A replayed write is evaluated at the time it was made: a user whose segments changed with time after their
             // last record (aged into a cart abandonment, announced live) would be back as of that record, and the
             // restart would announce the change undone and then again. They are evaluated now, as a restart finds them.
-            _refresher.RefreshMemberships();
+            _refresher.RefreshExpiredMemberships();
         }
         finally
         {

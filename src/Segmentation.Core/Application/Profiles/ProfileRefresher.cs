@@ -65,6 +65,24 @@ public sealed class ProfileRefresher
     }
 
     /// <summary>
+    /// Re-evaluates now the users whose last evaluation no longer holds with time (at a restore: a replayed write is
+    /// evaluated at its own time, and the user may have aged into or out of a segment since). Those evaluated under
+    /// another catalog or RFM model and still valid in time are left to <see cref="RefreshMemberships"/>, as they would
+    /// have been without the restart.
+    /// </summary>
+    public int RefreshExpiredMemberships()
+    {
+        var now = _writer.Time.GetUtcNow();
+        var users = _writer.Memberships.ExpiredUsers(now.UtcTicks).ToList();
+        foreach (var user in users)
+        {
+            _writer.EvaluateMembership(user, now, cause: null);
+        }
+
+        return users.Count;
+    }
+
+    /// <summary>
     /// Evaluates the memberships of every profile the membership index does not know yet (profiles
     /// restored from a snapshot), in parallel, each under its user's lock. Returns how many. For start-up,
     /// before traffic: an index still empty is first sized for the store (<see cref="MembershipIndex.Reserve"/>).
