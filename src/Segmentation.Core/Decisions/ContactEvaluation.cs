@@ -445,6 +445,16 @@ public static class ContactEvaluation
             var target = localTicks - (localTicks % TimeSpan.TicksPerDay) + (minuteOfDay * TimeSpan.TicksPerMinute);
             if (target <= localTicks)
             {
+                // On the autumn night the clocks go back, a time in the repeated hour the clock has passed comes again
+                // within the hour, under the offset after the change (one night a year: looked at only when the offset
+                // changes within the next two hours).
+                if (OffsetAt(zone, utcTicks + (2 * TimeSpan.TicksPerHour), slot: 1) != offset
+                    && new DateTime(target, DateTimeKind.Unspecified) is var passed && zone.IsAmbiguousTime(passed)
+                    && target - zone.GetAmbiguousTimeOffsets(passed).Min().Ticks is var again && again > utcTicks)
+                {
+                    return again;
+                }
+
                 target += TimeSpan.TicksPerDay;
             }
 

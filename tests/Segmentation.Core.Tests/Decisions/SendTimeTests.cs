@@ -190,4 +190,19 @@ public sealed class SendTimeTests(ITestOutputHelper output)
         Assert.Equal(10, prior.Users);
         Assert.Equal(10, prior.Shares.Select((share, hour) => (share, hour)).MaxBy(s => s.share).hour);
     }
+
+    [Fact]
+    public void A_best_hour_in_the_repeated_autumn_hour_is_its_second_pass_not_the_next_day()
+    {
+        // Regression (review): at 01:30 BST on the night the clocks go back, a best hour of 01:00 was sent the next
+        // day, although the clock reads 01:00 again (GMT) thirty minutes later.
+        var sums = new double[24];
+        sums[1] = 1000;
+        var london = TimeZoneInfo.FindSystemTimeZoneById("Europe/London");
+        var now = new DateTimeOffset(2026, 10, 25, 0, 30, 0, TimeSpan.Zero).UtcTicks;
+
+        var advice = SendTimeEstimator.Estimate(null, london, new SendTimePrior(sums, 1000), now, now);
+
+        Assert.Equal(new DateTimeOffset(2026, 10, 25, 1, 0, 0, TimeSpan.Zero), new DateTimeOffset(advice.SendAtTicks, TimeSpan.Zero));
+    }
 }
