@@ -385,12 +385,14 @@ public sealed class DataDirectory : IDisposable
             }
         }
 
+        var damaged = new List<(string Path, long Length, long Sealed)>();
         foreach (var sealedSegment in manifest.Sealed ?? [])
         {
             var path = FileChangeLog.SegmentPath(directory, sealedSegment.Segment);
-            if (sealedSegment.Segment >= manifest.FirstSegment && File.Exists(path) && new FileInfo(path).Length != sealedSegment.Bytes)
+            if (sealedSegment.Segment >= manifest.FirstSegment && File.Exists(path) && new FileInfo(path).Length is var length && length != sealedSegment.Bytes)
             {
-                missing.Add($"{System.IO.Path.GetFileName(path)} (cut or grown: {new FileInfo(path).Length} bytes, {sealedSegment.Bytes} when it was sealed)");
+                damaged.Add((path, length, sealedSegment.Bytes));
+                missing.Add($"{System.IO.Path.GetFileName(path)} (cut or grown: {length} bytes, {sealedSegment.Bytes} when it was sealed)");
             }
         }
 
@@ -421,16 +423,12 @@ public sealed class DataDirectory : IDisposable
         // segment that was cut or grown is first made whole again: grown, back to its sealed length (what follows was
         // written after it was sealed, a write whose sync failed and that its caller was told was not applied); cut,
         // back to its last whole frame (what followed is the loss accepted). Replay then reads it to its end.
-        foreach (var sealedSegment in manifest.Sealed ?? [])
+        foreach (var (path, length, sealedBytes) in damaged)
         {
-            var path = FileChangeLog.SegmentPath(directory, sealedSegment.Segment);
-            if (sealedSegment.Segment >= manifest.FirstSegment && File.Exists(path) && new FileInfo(path).Length is var length && length != sealedSegment.Bytes)
-            {
-                var whole = length > sealedSegment.Bytes ? sealedSegment.Bytes : Framing.WholeFrames(File.ReadAllBytes(path));
-                using var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None);
-                file.SetLength(whole);
-                file.Flush(flushToDisk: true);
-            }
+            var whole = length > sealedBytes ? sealedBytes : Framing.WholeFrames(File.ReadAllBytes(path));
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.None);
+            file.SetLength(whole);
+            file.Flush(flushToDisk: true);
         }
 
         var kept = snapshots.Count > 0 ? snapshots[^1] : 0;

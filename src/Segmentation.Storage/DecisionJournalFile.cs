@@ -520,10 +520,13 @@ public sealed class DecisionJournalFile : IDisposable
         return index;
     }
 
+    // The file the journal writes now (or will open next).
+    private string CurrentPath => Path.Combine(Directory, FormattableString.Invariant($"{Prefix}{_fileNumber:D8}{Suffix}"));
+
     private FileStream OpenLocked()
     {
         DataDirectory.CreateDurably(Directory);
-        var path = Path.Combine(Directory, FormattableString.Invariant($"{Prefix}{_fileNumber:D8}{Suffix}"));
+        var path = CurrentPath;
         var file = DataDirectory.OpenDurably(path, p => new FileStream(p, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16));
         try
         {
@@ -560,7 +563,7 @@ public sealed class DecisionJournalFile : IDisposable
         if (_file is not null && _durableLength == 0)
         {
             CloseLocked();
-            var empty = Path.Combine(Directory, FormattableString.Invariant($"{Prefix}{_fileNumber:D8}{Suffix}"));
+            var empty = CurrentPath;
             DataDirectory.TryDelete(empty);
             if (File.Exists(empty))
             {

@@ -53,8 +53,14 @@ public sealed class ProfileRefresher
     public int RefreshMemberships(CancellationToken cancellation = default)
     {
         var now = _writer.Time.GetUtcNow();
+        return Reevaluate(_writer.Memberships.StaleUsers(_writer.Catalogs.Current.Version, _writer.Rfm.Current.Version, now.UtcTicks), now, cancellation);
+    }
+
+    // Evaluates each user again at now (the list is taken first: evaluating changes what it was read from).
+    private int Reevaluate(IEnumerable<string> users, DateTimeOffset now, CancellationToken cancellation)
+    {
         var count = 0;
-        foreach (var user in _writer.Memberships.StaleUsers(_writer.Catalogs.Current.Version, _writer.Rfm.Current.Version, now.UtcTicks).ToList())
+        foreach (var user in users.ToList())
         {
             cancellation.ThrowIfCancellationRequested();
             _writer.EvaluateMembership(user, now, cause: null);
@@ -73,13 +79,7 @@ public sealed class ProfileRefresher
     public int RefreshExpiredMemberships()
     {
         var now = _writer.Time.GetUtcNow();
-        var users = _writer.Memberships.ExpiredUsers(now.UtcTicks).ToList();
-        foreach (var user in users)
-        {
-            _writer.EvaluateMembership(user, now, cause: null);
-        }
-
-        return users.Count;
+        return Reevaluate(_writer.Memberships.ExpiredUsers(now.UtcTicks), now, CancellationToken.None);
     }
 
     /// <summary>
