@@ -203,7 +203,33 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             reader.Skip();
         }
 
-        return reader.Skip();
+        return reader.Skip().Value;
+    }
+
+    /// <summary>
+    /// The quantities of the events from <paramref name="from"/> to the newest, in order, into <paramref name="into"/>
+    /// (one per event): read by moving past the records, without making their strings.
+    /// </summary>
+    internal void ReadQuantities(int from, Span<int> into)
+    {
+        ArgumentOutOfRangeException.ThrowIfNotEqual(into.Length, Count - from);
+        var archived = ArchivedCount;
+        if (from < archived)
+        {
+            _archive!.Log.ReadQuantities(from, into[..(archived - from)]);
+            into = into[(archived - from)..];
+            from = archived;
+        }
+
+        var reader = new Reader(this);
+        for (var i = archived; i < Count; i++)
+        {
+            var quantity = reader.Skip().Quantity;
+            if (i >= from)
+            {
+                into[i - from] = quantity;
+            }
+        }
     }
 
     /// <summary>
@@ -890,8 +916,8 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
             return id;
         }
 
-        /// <summary>Moves past the next event without making any of its strings; returns its value.</summary>
-        public double Skip()
+        /// <summary>Moves past the next event without making any of its strings; returns its value and quantity.</summary>
+        public (double Value, int Quantity) Skip()
         {
             var flags = _data[_at++];
             PooledString.Skip(_data, ref _at);
@@ -904,9 +930,10 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
                 _at += 8;
             }
 
+            var quantity = 1;
             if ((flags & HasQuantity) != 0)
             {
-                _ = Varint.ReadSigned(_data, ref _at);
+                quantity = Varint.ReadSigned(_data, ref _at);
             }
 
             _ = Literal.Read(_data, ref _at);
@@ -915,7 +942,7 @@ public readonly struct EventLog : IReadOnlyList<StoredEvent>
                 _ = Literal.Read(_data, ref _at);
             }
 
-            return value;
+            return (value, quantity);
         }
     }
 

@@ -71,7 +71,10 @@ public static class ProductSignals
         return result;
     }
 
-    /// <summary>Products added to the cart since the last purchase and not removed, newest first (at most <paramref name="max"/>).</summary>
+    /// <summary>
+    /// Products in the cart — added since the last purchase, fewer removed than added — newest addition first (at most
+    /// <paramref name="max"/>).
+    /// </summary>
     public static List<string> CartProducts(Profile? profile, int max = MaxItems)
     {
         var result = new List<string>();
@@ -80,7 +83,6 @@ public static class ProductSignals
             return result;
         }
 
-        HashSet<string>? removed = null;
         var (purchase, remove, add) = (EventLog.CodeOf(EventTypes.Purchase), EventLog.CodeOf(EventTypes.RemoveFromCart), EventLog.CodeOf(EventTypes.AddToCart));
         var scan = profile.Events.Backward(int.MaxValue);
         while (result.Count < max && scan.MoveNext())
@@ -91,22 +93,48 @@ public static class ProductSignals
                 break; // the cart before it was checked out
             }
 
-            if (scan.Text(scan.ProductId) is not { } product)
-            {
-                continue;
-            }
-
             if (scan.Is(type, remove, EventTypes.RemoveFromCart))
             {
-                (removed ??= new HashSet<string>(StringComparer.Ordinal)).Add(product);
+                return CartByQuantity(profile.Events, max); // what is left of a product depends on how many of it were added and removed
             }
-            else if (scan.Is(type, add, EventTypes.AddToCart) && removed?.Contains(product) != true && !result.Contains(product))
+
+            if (scan.Is(type, add, EventTypes.AddToCart) && scan.Text(scan.ProductId) is { } product && !result.Contains(product))
             {
                 result.Add(product);
             }
         }
 
         return result;
+    }
+
+    // The cart since the last purchase, replayed in order with each event's quantity: the slower reading, for a cart
+    // something was removed from.
+    private static List<string> CartByQuantity(EventLog events, int max)
+    {
+        var start = events.Count;
+        while (start > 0 && events.TypeAt(start - 1) != EventTypes.Purchase)
+        {
+            start--;
+        }
+
+        var quantities = new int[events.Count - start];
+        events.ReadQuantities(start, quantities);
+        var held = new Dictionary<string, (long Quantity, int LastAdded)>(StringComparer.Ordinal);
+        for (var i = start; i < events.Count; i++)
+        {
+            var type = events.TypeAt(i);
+            if (events.ProductIdAt(i) is not { } product || type is not (EventTypes.AddToCart or EventTypes.RemoveFromCart))
+            {
+                continue;
+            }
+
+            var (quantity, lastAdded) = held.GetValueOrDefault(product);
+            held[product] = type == EventTypes.AddToCart
+                ? (quantity + quantities[i - start], i)
+                : (Math.Max(0, quantity - quantities[i - start]), lastAdded);
+        }
+
+        return [.. held.Where(p => p.Value.Quantity > 0).OrderByDescending(p => p.Value.LastAdded).Take(max).Select(p => p.Key)];
     }
 
     /// <summary>The last purchase, or null.</summary>

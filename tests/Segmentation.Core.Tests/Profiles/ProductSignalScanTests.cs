@@ -25,7 +25,7 @@ public sealed class ProductSignalScanTests
             var product = type == EventTypes.PageView || random.Next(20) == 0 ? null : $"sku-{seed}-{random.Next(40)}";
             var category = random.Next(10) == 0 ? null : $"category-{random.Next(8)}";
             var ticks = Now.AddDays(-400).AddMinutes(i * (400.0 * 24 * 60 / count)).UtcTicks;
-            events.Add(new StoredEvent($"e-{seed}-{i}", type, ticks, type == EventTypes.Purchase ? 20 + i : 0, 1, $"s-{i / 10}", "web", "product", category, product, i % 7 == 0 ? Guid.NewGuid().ToString() : null, null));
+            events.Add(new StoredEvent($"e-{seed}-{i}", type, ticks, type == EventTypes.Purchase ? 20 + i : 0, random.Next(1, 4), $"s-{i / 10}", "web", "product", category, product, i % 7 == 0 ? Guid.NewGuid().ToString() : null, null));
         }
 
         return new Profile($"user-{seed}").WithEvents(events, count);
@@ -50,28 +50,20 @@ public sealed class ProductSignalScanTests
             }
         }
 
-        var cart = new List<string>();
-        var removed = new HashSet<string>();
-        for (var i = events.Count - 1; i >= 0 && cart.Count < ProductSignals.MaxItems && p.CartItems > 0; i--)
+        // The cart: since the last purchase, each product's additions less its removals (never below 0), newest addition first.
+        var decodedEvents = events.ToList();
+        var sinceCheckout = decodedEvents.Skip(decodedEvents.FindLastIndex(e => e.Type == EventTypes.Purchase) + 1).ToList();
+        var held = new Dictionary<string, (int Quantity, int LastAdded)>();
+        for (var i = 0; i < sinceCheckout.Count; i++)
         {
-            var type = events.TypeAt(i);
-            if (type == EventTypes.Purchase)
+            if (sinceCheckout[i] is { ProductId: { } product } e && e.Type is EventTypes.AddToCart or EventTypes.RemoveFromCart)
             {
-                break;
-            }
-
-            if (events.ProductIdAt(i) is { } product)
-            {
-                if (type == EventTypes.RemoveFromCart)
-                {
-                    removed.Add(product);
-                }
-                else if (type == EventTypes.AddToCart && !removed.Contains(product) && !cart.Contains(product))
-                {
-                    cart.Add(product);
-                }
+                var (quantity, lastAdded) = held.GetValueOrDefault(product);
+                held[product] = e.Type == EventTypes.AddToCart ? (quantity + e.Quantity, i) : (Math.Max(0, quantity - e.Quantity), lastAdded);
             }
         }
+
+        var cart = p.CartItems <= 0 ? [] : held.Where(h => h.Value.Quantity > 0).OrderByDescending(h => h.Value.LastAdded).Take(ProductSignals.MaxItems).Select(h => h.Key).ToList();
 
         var purchased = Enumerable.Range(0, events.Count).Where(i => events.TypeAt(i) == EventTypes.Purchase).Select(events.ProductIdAt).OfType<string>().ToHashSet();
 
@@ -98,6 +90,29 @@ public sealed class ProductSignalScanTests
             Assert.Equal((expected.Top, expected.Last), (actual.Top, actual.LastTicks));
             Assert.Equal(expected.Score, actual.Score, 9);
         }
+    }
+
+    [Fact]
+    public void A_product_partly_removed_from_the_cart_is_still_in_it()
+    {
+        StoredEvent Cart(int i, string type, string product, int quantity) =>
+            new($"e-{i}", type, Now.AddMinutes(i).UtcTicks, 0, quantity, "s-1", "web", "product", "shoes", product, null, null);
+
+        var events = new List<StoredEvent>
+        {
+            Cart(0, EventTypes.AddToCart, "sku-a", 2),
+            Cart(1, EventTypes.AddToCart, "sku-b", 1),
+            Cart(2, EventTypes.RemoveFromCart, "sku-a", 1),
+        };
+        var profile = new Profile("user-cart").WithEvents(events, events.Count);
+        Assert.Equal(2, profile.CartItems);
+        Assert.Equal(["sku-b", "sku-a"], ProductSignals.CartProducts(profile));
+
+        events.Add(Cart(3, EventTypes.RemoveFromCart, "sku-a", 1));
+        Assert.Equal(["sku-b"], ProductSignals.CartProducts(new Profile("user-cart").WithEvents(events, events.Count)));
+
+        events.Add(Cart(4, EventTypes.AddToCart, "sku-a", 1));
+        Assert.Equal(["sku-a", "sku-b"], ProductSignals.CartProducts(new Profile("user-cart").WithEvents(events, events.Count)));
     }
 
     // The newest ScanHorizon events within 8 half-lives, as affinity reads them.
