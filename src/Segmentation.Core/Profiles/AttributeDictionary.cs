@@ -113,6 +113,13 @@ public readonly struct AttributeDictionary : IReadOnlyDictionary<string, Profile
         return new AttributeDictionary(CopyOnWrite.Insert(Items, ~i, attribute));
     }
 
+    /// <summary>These attributes without the one named <paramref name="name"/> (the same when there is none).</summary>
+    public AttributeDictionary RemoveItem(string name)
+    {
+        var i = IndexOf(name);
+        return i < 0 ? this : new AttributeDictionary([.. Items.AsSpan(0, i), .. Items.AsSpan(i + 1)]);
+    }
+
     /// <inheritdoc />
     public IEnumerator<KeyValuePair<string, ProfileAttribute>> GetEnumerator()
     {

@@ -407,6 +407,15 @@ public sealed record Profile
         return true;
     }
 
+    /// <summary>
+    /// This profile without the attribute named <paramref name="name"/> when it is held in <paramref name="layer"/> from
+    /// <paramref name="source"/> (a derivation that no longer holds); the same profile otherwise.
+    /// </summary>
+    public Profile WithoutAttribute(string name, AttributeLayer layer, string source) =>
+        Attributes.TryGetValue(name, out var held) && held.Layer == layer && string.Equals(held.Source, source, StringComparison.Ordinal)
+            ? this with { Attributes = Attributes.RemoveItem(name) }
+            : this;
+
     // Whether a write of attribute replaces the attribute held under its name: not when a more reliable layer holds it,
     // nor when the same layer holds a newer value.
     private static bool Wins(ProfileAttribute held, ProfileAttribute attribute) =>

@@ -118,6 +118,30 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void A_stored_derived_trait_that_no_longer_derives_is_removed_at_the_next_write()
+    {
+        // Regression (review): a derivation that became null left its last value stored, so the profile's traits (and
+        // its export) kept intent_level "browsing" for good after a week without intent.
+        using var w = new TestWorld(TestCatalogs.Source());
+        var now = w.Clock.Now;
+        w.Track("u1", EventTypes.PageView, now);
+        Assert.Equal("browsing", w.Store.Get("u1")!.Attributes["intent_level"].Value);
+
+        w.Clock.Now = now.AddDays(10);
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "gold" }, "crm", AttributeLayer.ZeroParty, null);
+
+        var profile = w.Store.Get("u1")!;
+        Assert.False(profile.Attributes.ContainsKey("intent_level"));
+        Assert.Equal("gold", profile.Trait("tier"));
+
+        // A value of the same name from another source in a more reliable layer is not the derivation's to remove.
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["intent_level"] = "researching" }, "crm", AttributeLayer.FirstParty, null);
+        w.Clock.Now = now.AddDays(20);
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["tier"] = "silver" }, "crm", AttributeLayer.ZeroParty, null);
+        Assert.Equal("researching", w.Store.Get("u1")!.Trait("intent_level"));
+    }
+
+    [Fact]
     public void Lead_score_uses_the_frameworks_weights_negative_signals_and_thresholds()
     {
         using var w = new TestWorld(TestCatalogs.Source());

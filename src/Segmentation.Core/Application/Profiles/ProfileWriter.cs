@@ -168,10 +168,15 @@ internal sealed class ProfileWriter(
     }
 
     // Stores a derived value in the derived layer when it changed; a declared or observed value of the same
-    // name is kept (the more reliable layer wins).
+    // name is kept (the more reliable layer wins). A value that can no longer be derived (no intent for a week, no
+    // purchase left after retention) is removed: the stored copy would show what the profile no longer says.
     private static void SetDerived(ref Profile profile, string name, object? value, DateTimeOffset now)
     {
-        if (value is not null && !Equals(profile.Trait(name), value))
+        if (value is null)
+        {
+            profile = profile.WithoutAttribute(name, AttributeLayer.Derived, DerivedSource);
+        }
+        else if (!Equals(profile.Trait(name), value))
         {
             profile.TrySetAttribute(new ProfileAttribute(name, value, AttributeLayer.Derived, DerivedSource, now), profile.Version, out profile);
         }
