@@ -1,4 +1,5 @@
 using Segmentation.Core.Profiles;
+using Segmentation.Core.Tests.Support;
 
 namespace Segmentation.Core.Tests.Profiles;
 
@@ -234,6 +235,45 @@ public class CompactCollectionTests
         var big = new Core.Profiles.Compact.StringArrayPool(capacity: 2);
         Assert.Same(big.Share(many), big.Share(many.ToArray()));
         Assert.Empty(pool.Share([]));
+    }
+
+    [Fact]
+    public void Lists_whose_joined_text_is_the_same_are_not_given_for_one_another()
+    {
+        // Regression (review): the pool's key joins items with '\0', which an item may hold, and a hit was returned
+        // without comparing items, so a user setting ["a", "b"] was given another user's ["a\0b"].
+        var pool = new Core.Profiles.Compact.StringArrayPool(capacity: 8);
+        Assert.Equal(["a\0b"], pool.Share(["a\0b"]));
+        Assert.Equal(["a", "b"], pool.Share(["a", "b"]));
+        Assert.Equal(["\0"], pool.Share(["\0"]));
+        Assert.Equal(["", ""], pool.Share(["", ""]));
+
+        using var w = new TestWorld(TestCatalogs.Source());
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["interests"] = new[] { "vip\0gold" } }, "crm", AttributeLayer.ZeroParty, null);
+        w.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["interests"] = new[] { "vip", "gold" } }, "crm", AttributeLayer.ZeroParty, null);
+        Assert.Equal(["vip", "gold"], (IEnumerable<string>)w.Store.Get("u2")!.Trait("interests")!);
+    }
+
+    [Fact]
+    public void A_profile_passing_through_thousands_of_event_type_sets_keeps_none_of_the_long_ones()
+    {
+        // Regression (review): each new custom event type of one profile made a new set of types, and the pool kept every
+        // set it passed through under a key of all their names (4,096 types of 71 characters: about 1.2 GB for good).
+        var pool = new Core.Profiles.Compact.StringArrayPool(capacity: 4096);
+        var types = new List<string>();
+        for (var i = 0; i < 600; i++)
+        {
+            types.Add($"custom.{new string('t', 60)}_{i:D4}");
+            Assert.Equal(types, pool.Share(types));
+        }
+
+        Assert.True(pool.Characters <= 4096L * Core.Profiles.Compact.StringArrayPool.CharactersPerList, $"{pool.Characters} characters kept");
+        Assert.True(pool.Characters < 40 * Core.Profiles.Compact.StringArrayPool.MaxSharedLength, $"{pool.Characters} characters kept");
+
+        // Within the budget, lists short enough are shared as before.
+        var small = new Core.Profiles.Compact.StringArrayPool(capacity: 2);
+        var sharedOnce = small.Share(["page_view", "purchase"]);
+        Assert.Same(sharedOnce, small.Share(["page_view", "purchase"]));
     }
 
     [Fact]

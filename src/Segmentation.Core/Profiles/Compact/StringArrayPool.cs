@@ -5,15 +5,27 @@ namespace Segmentation.Core.Profiles.Compact;
 /// <summary>
 /// One shared array per distinct list of strings, for lists that many profiles repeat (the set of event
 /// types a profile has seen, the segments a user is in): a million users then share a few hundred arrays
-/// instead of holding one each. Elements are <see cref="StringPool"/> instances. Bounded: past
-/// <c>capacity</c> distinct lists, new lists are returned unshared. Finding a list already shared
-/// allocates nothing (the lookup key is built on the stack when short).
+/// instead of holding one each. Elements are <see cref="StringPool"/> instances. Bounded in lists and in characters:
+/// past <c>capacity</c> distinct lists, or <see cref="CharactersPerList"/> characters per list of the capacity (of at least 256), new lists are
+/// returned unshared, and so is a list longer than <see cref="MaxSharedLength"/> characters (one profile's thousands of
+/// custom event types, each new one a new set, would otherwise keep every set it passed through). Finding a list
+/// already shared allocates nothing (the lookup key is built on the stack when short).
 /// </summary>
 internal sealed class StringArrayPool(int capacity)
 {
+    /// <summary>Longest list shared, in characters with one separator between items.</summary>
+    public const int MaxSharedLength = 2048;
+
+    /// <summary>Characters of lists kept per list of the capacity, on average.</summary>
+    public const int CharactersPerList = 256;
+
     private const char Separator = '\0';
 
     private readonly ConcurrentDictionary<string, string[]> _arrays = new(StringComparer.Ordinal);
+    private long _characters;
+
+    /// <summary>Characters of the lists kept.</summary>
+    public long Characters => Interlocked.Read(ref _characters);
 
     /// <summary>The shared array equal to <paramref name="items"/> (same strings, same order).</summary>
     public string[] Share(IReadOnlyList<string> items) => items switch
@@ -37,6 +49,11 @@ internal sealed class StringArrayPool(int capacity)
             length += item.Length;
         }
 
+        if (length > MaxSharedLength)
+        {
+            return Unshared(items);
+        }
+
         var buffer = length <= 512 ? stackalloc char[length] : new char[length];
         var at = 0;
         for (var i = 0; i < items.Length; i++)
@@ -50,17 +67,60 @@ internal sealed class StringArrayPool(int capacity)
             at += items[i].Length;
         }
 
+        // The key joins the items with a character an item may hold too: a list found under it is the one asked for
+        // only when its items are the same ("a\0b" and "a", "b" have one key).
         if (_arrays.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(buffer, out var shared))
         {
-            return shared;
+            return Same(shared, items) ? shared : Unshared(items);
         }
 
+        var result = Unshared(items);
+        if (_arrays.Count >= capacity)
+        {
+            return result;
+        }
+
+        if (Interlocked.Add(ref _characters, length) > (long)Math.Max(capacity, 256) * CharactersPerList)
+        {
+            Interlocked.Add(ref _characters, -length);
+            return result;
+        }
+
+        var kept = _arrays.GetOrAdd(new string(buffer), result);
+        if (!ReferenceEquals(kept, result))
+        {
+            Interlocked.Add(ref _characters, -length); // another thread kept its list under the key first
+        }
+
+        return Same(kept, items) ? kept : result;
+    }
+
+    private static string[] Unshared(ReadOnlySpan<string> items)
+    {
         var result = new string[items.Length];
         for (var i = 0; i < result.Length; i++)
         {
             result[i] = StringPool.Share(items[i]);
         }
 
-        return _arrays.Count < capacity ? _arrays.GetOrAdd(new string(buffer), result) : result;
+        return result;
+    }
+
+    private static bool Same(string[] shared, ReadOnlySpan<string> items)
+    {
+        if (shared.Length != items.Length)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < shared.Length; i++)
+        {
+            if (!string.Equals(shared[i], items[i], StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 }
