@@ -204,7 +204,9 @@ public static class DerivedScores
         {
             var signal = lead.Signals[i];
             var points = counts[i] * signal.Points;
-            score += signal.Points >= 0 ? Math.Min(points, signal.Cap) : Math.Max(points, signal.Cap);
+            // Between 0 and the cap: a cap of the other sign (0 points, or a kept version from before the check) adds nothing
+            // rather than itself to every profile.
+            score += points >= 0 ? Math.Min(points, Math.Max(signal.Cap, 0)) : Math.Max(points, Math.Min(signal.Cap, 0));
         }
 
         if (p.TotalEvents > 0)

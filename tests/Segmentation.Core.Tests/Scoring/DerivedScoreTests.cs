@@ -216,6 +216,28 @@ public class DerivedScoreTests
     }
 
     [Fact]
+    public void A_signal_of_zero_points_adds_nothing_whatever_its_cap()
+    {
+        // Regression (review): a penalty switched off with points: 0 (or points left out) and its cap of -20 kept took 20
+        // points from every profile, one that never unsubscribed included.
+        var schema = TestCatalogs.Schema + """
+
+            scoring:
+              lead:
+                signals:
+                  - { name: pricing, event: page_view, page_type: pricing, points: 25, cap: 50, window: 90d }
+                  - { name: unsubscribed, event: email_unsubscribe, points: 0, cap: -20 }
+                  - { name: sent, event: email_send, cap: -10 }
+            """;
+        using var w = new TestWorld(new InMemoryCatalogSource([new("catalog.yaml", schema), new("fallback.yaml", TestCatalogs.Fallback)]));
+        w.Ingestion.Track(new BehaviourEvent { EventId = "p1", Type = EventTypes.PageView, UserId = "u1", Timestamp = w.Clock.Now, Context = new EventContext("web", "desktop", "s1", "pricing") });
+
+        Assert.Equal("25", Read(w, "traits.lead_score"));
+        w.Track("u1", EventTypes.EmailUnsubscribe);
+        Assert.Equal("25", Read(w, "traits.lead_score"));
+    }
+
+    [Fact]
     public void A_group_tests_its_other_clauses_before_one_that_walks_the_events()
     {
         // The default catalog's hot trade lead: a lead grade (computed from up to 1,024 events) and no orders. Written
