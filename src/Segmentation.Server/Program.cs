@@ -97,15 +97,13 @@ try
     app.MapSegmentationTelemetry(); // /metrics and /healthz
     app.MapHttpJsonApiDocument(); // /openapi/v1.json
 
-    await HostRunning.RunAsync(app); // a failed start stops the jobs that did start before the failure is explained below
+    return await HostRunning.RunAsync(app); // a failed start stops the jobs that did start before the failure is explained below
 }
 catch (Exception ex) when (StartupFailure.Explain(ex) is { } reason)
 {
     Console.Error.WriteLine($"Segmentation.Server did not start: {reason}");
     return StartupFailure.ExitCode;
 }
-
-return 0;
 
 /// <summary>Entry point, public for in-memory integration tests.</summary>
 public partial class Program;

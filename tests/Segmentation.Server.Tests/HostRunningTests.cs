@@ -66,6 +66,32 @@ public sealed class HostRunningTests
         Assert.True(stoppedBeforeReturning);
     }
 
+    // A job failing with a defect, as the server's jobs do: it sets the exit code and stops the host.
+    private sealed class DefectiveJob() : SupervisedBackgroundService(new ServiceHealth(), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+    {
+        protected override string Job => "defective job";
+
+        protected override Task RunAsync(CancellationToken stoppingToken) => throw new InvalidOperationException("a defect");
+    }
+
+    [Fact]
+    public async Task A_job_that_fails_with_a_defect_makes_the_run_end_with_its_exit_code()
+    {
+        // Regression (review): the job set Environment.ExitCode to 70, and Main returned 0, which a Main returning a value
+        // makes the exit code: a supervisor restarting on failure saw a clean exit.
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddHostedService<DefectiveJob>();
+        var host = builder.Build();
+        try
+        {
+            Assert.Equal(SupervisedBackgroundService.FailedExitCode, await HostRunning.RunAsync(host).WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+        finally
+        {
+            Environment.ExitCode = 0;
+        }
+    }
+
     private sealed class CountingCheckpoint : Segmentation.Core.Application.Measurement.IMeasurementCheckpoint
     {
         private int _saves;

@@ -17,7 +17,13 @@ public static class HostRunning
     /// or not; the services that save at shutdown (measurement's checkpoint, the change stream's journal) skip that when
     /// the application never started, so a failed start leaves the data directory as it found it.
     /// </summary>
-    public static async Task RunAsync(IHost host)
+    /// <returns>
+    /// The process exit code: <see cref="Environment.ExitCode"/> once the host has stopped (70 when a background job
+    /// failed with a defect and stopped it; 0 after an ordinary shutdown). A <c>Main</c> that returns a value decides the
+    /// exit code itself, so it must return this: returning 0 turned a failed job's stop into a clean exit that a
+    /// supervisor restarting on failure did not restart.
+    /// </returns>
+    public static async Task<int> RunAsync(IHost host)
     {
         ArgumentNullException.ThrowIfNull(host);
         try
@@ -33,6 +39,7 @@ public static class HostRunning
             }
 
             await host.WaitForShutdownAsync().ConfigureAwait(false);
+            return Environment.ExitCode;
         }
         finally
         {

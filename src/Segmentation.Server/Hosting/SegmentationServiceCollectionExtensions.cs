@@ -28,8 +28,8 @@ public static class SegmentationServiceCollectionExtensions
             .ValidateOnStart();
         services.AddOptions<PrivacyOptions>()
             .BindConfiguration(PrivacyOptions.Section)
-            .Validate(o => !o.Problems().Any(), "invalid Segmentation:Privacy configuration: retention ages must not be negative and the sweep interval must be at least 1 second")
             .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PrivacyOptions>, PrivacyOptions.Validator>()); // each problem named
         services.AddLimitsOptions(); // template limits are read here
 
         services.TryAddSingleton<ICatalogSource>(sp => sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.CatalogPath is var path && !string.IsNullOrWhiteSpace(path)
