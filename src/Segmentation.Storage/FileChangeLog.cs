@@ -26,7 +26,8 @@ namespace Segmentation.Storage;
 /// A failed write or fsync (a full disk, an I/O error) fails only the batch it was writing: its writers
 /// get <see cref="StorageUnavailableException"/> (their changes are not applied), the segment is cut back
 /// to the end of the last durable batch, and the next append tries again, so writes resume by themselves
-/// when the disk has room again. While writes fail, <see cref="Failure"/> says why.
+/// when the disk has room again. While writes fail, <see cref="Failure"/> says why; with no write coming, the writer
+/// checks the disk every second (a page written to a file of its own and deleted) and clears it once the disk takes writes.
 /// </para>
 /// PII attributes are sealed with the <see cref="PiiProtector"/> before they reach the disk.
 /// </remarks>
@@ -39,6 +40,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
 
     private const string SegmentPrefix = "changes-";
     private const string SegmentSuffix = ".log";
+    private const string ProbeFile = "write-probe";
 
     private readonly DataDirectory _data;
     private readonly bool _ownsData;
@@ -484,26 +486,44 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         return Framing.Of(payload);
     }
 
+    /// <summary>How often, while writes fail and none is waiting, the writer checks whether the disk takes writes again.</summary>
+    internal static TimeSpan ProbeInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     private void WriteLoop()
     {
         while (true)
         {
-            Batch batch;
+            Batch? batch = null;
             lock (_gate)
             {
-                while (_pending.Frames.Count == 0 && !_stopping)
+                var probe = false;
+                while (_pending.Frames.Count == 0 && !_stopping && !probe)
                 {
-                    Monitor.Wait(_gate);
+                    // While writes fail, the disk is checked now and then even when no write comes: health reports the log
+                    // as failing until it can write, and a server taken out of rotation for it would otherwise get no
+                    // write to find that out with.
+                    probe = !(_failure is null ? Monitor.Wait(_gate, Timeout.Infinite) : Monitor.Wait(_gate, ProbeInterval))
+                        && _pending.Frames.Count == 0 && !_stopping;
                 }
 
-                if (_pending.Frames.Count == 0)
+                if (!probe && _pending.Frames.Count == 0)
                 {
                     return;
                 }
 
-                batch = _pending;
-                _pending = new Batch();
+                if (!probe)
+                {
+                    batch = _pending;
+                    _pending = new Batch();
+                }
+
                 _writing = true;
+            }
+
+            if (batch is null)
+            {
+                ProbeAfterFailure();
+                continue;
             }
 
             Exception? error = null;
@@ -561,6 +581,55 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 _writing = false;
                 Monitor.PulseAll(_gate);
             }
+        }
+    }
+
+    // Whether the log can write again after a failure, with no write waiting: the cut-back still owed, then a page
+    // written and flushed to a file of its own (never to the segment) and deleted. Clears the failure when all of it
+    // worked; a batch written meanwhile waits for the probe, as for another batch.
+    private void ProbeAfterFailure()
+    {
+        Exception? error = null;
+        var probe = Path.Combine(_directory, ProbeFile);
+        try
+        {
+            if (_cutBackOwed)
+            {
+                CutBack();
+            }
+
+            using (var file = new FileStream(probe, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
+            {
+                file.Write(new byte[4096]);
+                file.Flush(flushToDisk: true);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            error = ex;
+        }
+        finally
+        {
+            try
+            {
+                File.Delete(probe);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                error ??= ex;
+            }
+        }
+
+        lock (_gate)
+        {
+            if (error is null && _failure is not null)
+            {
+                _logger.LogWarning("Change log {Path}: the disk takes writes again", _path);
+                _failure = null;
+            }
+
+            _writing = false;
+            Monitor.PulseAll(_gate);
         }
     }
 

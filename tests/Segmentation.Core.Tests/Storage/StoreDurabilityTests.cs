@@ -331,6 +331,53 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public async Task After_a_full_disk_the_log_finds_it_can_write_again_without_a_write()
+    {
+        // Regression (review): the failure was cleared only by a write that succeeded, and health reported the log as
+        // failing until then: a server taken out of rotation for it got no write to find out with, and stayed out.
+        using var disk = new TinyDisk(megabytes: 4);
+        var dir = disk.Directory("store");
+        using var store = new Durable(dir, Key);
+        store.Restore();
+        var ingestion = store.World.Ingestion;
+        ingestion.Track(Event("before", "u1", EventTypes.Purchase, Start, value: 10));
+
+        disk.Fill();
+        for (var attempt = 0; attempt < 200 && store.Log.Failure is null; attempt++)
+        {
+            try
+            {
+                ingestion.Track(Event($"during-{attempt}", "u1", EventTypes.PageView, Start.AddSeconds(-1 - attempt)));
+            }
+            catch (StorageUnavailableException)
+            {
+                // expected once the disk is full
+            }
+        }
+
+        Assert.NotNull(store.Log.Failure);
+        await Task.Delay(2_500);
+        Assert.NotNull(store.Log.Failure); // still full: the checks find it so
+        Assert.Empty(Directory.EnumerateFiles(dir, "write-probe"));
+
+        disk.Free();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (store.Log.Failure is not null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Null(store.Log.Failure); // no write was made
+        Assert.Empty(Directory.EnumerateFiles(dir, "write-probe"));
+        ingestion.Track(Event("after", "u1", EventTypes.PageView, Start));
+        store.Dispose();
+
+        using var restarted = new Durable(dir, Key);
+        restarted.Restore();
+        Assert.True(restarted.World.Store.Get("u1")!.HasEvent("after"));
+    }
+
+    [Fact]
     public void A_decide_carrying_events_on_a_full_disk_still_decides_and_reports_what_was_not_recorded()
     {
         // A storefront's page render must not fail because the page view could not be stored: the decision is made on
