@@ -157,7 +157,7 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         var index = files.FindIndex(f => f.Name == node.At.File);
         if (index < 0)
         {
-            throw new PreconditionFailedException($"experiment '{experiment.Id}' was written in '{node.At.File}', which the serving catalog's files do not hold (an embedded or generated catalog); publish an edited copy instead");
+            throw new PreconditionFailedException($"experiment '{experiment.Id}' was written in '{node.At.File}', which the serving catalog's files do not hold; publish an edited copy instead");
         }
 
         files[index] = files[index] with { Text = CatalogText.SetScalar(files[index].Text, node, key, value) };
