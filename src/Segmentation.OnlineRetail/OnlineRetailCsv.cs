@@ -39,11 +39,12 @@ public sealed record OnlineRetailRead(IReadOnlyList<Invoice> Invoices, int RowsR
 /// Reads the UCI Online Retail dataset (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice,
 /// CustomerID, Country) with Sylvan.Data.Csv and groups its rows into invoices. A row is rejected, and counted by
 /// reason, when it has too few columns, no customer id, no invoice number or stock code, an
-/// unparseable quantity, price or date, a price that is not a positive finite number, a quantity beyond a million units, a non-positive quantity
+/// unparseable quantity, unit price or date, a date after the end a shift moves the file to, a price that is not a positive finite number, a quantity beyond a million units, a non-positive quantity
 /// on a sale or a non-negative one on a cancellation. A malformed quoted field stops the read with an error naming
 /// its row (where the next row starts is then unknown), and nothing of the file is used. Rows starting with
 /// <c>#</c> are rows like any other. Dates are read as <c>yyyy-MM-dd HH:mm:ss</c>,
-/// <c>yyyy-MM-dd HH:mm</c> or <c>M/d/yyyy H:mm</c> (the dataset's published forms), as the UK retailer's local
+/// <c>yyyy-MM-dd HH:mm</c> or <c>M/d/yyyy H:mm</c> (the dataset's published forms; a file whose dates are written day
+/// first is refused), as the UK retailer's local
 /// time (London: GMT in winter, BST in summer) and converted to UTC; a byte order mark before the header is ignored.
 /// A shift moves the local dates by whole days and keeps the local times, so a purchase made at 14:00 stays at 14:00 in
 /// London on whichever side of a clock change it lands.
@@ -67,6 +68,7 @@ public static class OnlineRetailCsv
 
         var rows = new List<Row>();
         var read = 0;
+        (int Row, string Text)? dayFirst = null;
         try
         {
             using var reader = CsvDataReader.Create(csv, CsvReading.Options(hasHeaders: false));
@@ -92,10 +94,23 @@ public static class OnlineRetailCsv
 
                 if (Parse(fields, out var reason) is { } row)
                 {
+                    if (endsAt is { } before && row.At > before.UtcDateTime.AddDays(1))
+                    {
+                        // A date past the end the import shifts to (a typo such as 2101): the shift would be taken from it
+                        // and move every other invoice decades back.
+                        Reject("dated after the import's end");
+                        continue;
+                    }
+
                     rows.Add(row);
                 }
                 else
                 {
+                    if (reason == UnparseableDate && dayFirst is null && DayFirst(fields[4].Trim()))
+                    {
+                        dayFirst = (read, fields[4].Trim());
+                    }
+
                     Reject(reason);
                 }
             }
@@ -104,6 +119,15 @@ public static class OnlineRetailCsv
         {
             // The reader cannot get past a malformed quoted field (nor tell where the next row starts).
             throw CsvReading.Malformed(ex, read);
+        }
+
+        if (dayFirst is var (at, text))
+        {
+            // Excel writes the dataset's dates day first under a UK date setting: read month first, every date up to the
+            // 12th of its month would have its day and month swapped, and the invoices' ids would keep the wrong dates.
+            throw new InvalidDataException(
+                $"row {at} after the header: the date '{text}' is written day first; dates are read month first ({DateFormats[2]}, as the dataset is published) or as {DateFormats[0]}: " +
+                "save the file with one of those (the day-first dates read month first would swap the day and month of every date up to the 12th)");
         }
 
         var shift = TimeSpan.Zero;
@@ -156,11 +180,21 @@ public static class OnlineRetailCsv
             return null;
         }
 
-        if (!int.TryParse(f[3].Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var quantity) ||
-            !double.TryParse(f[5].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var price) ||
-            !DateTime.TryParseExact(f[4].Trim(), DateFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at))
+        if (!int.TryParse(f[3].Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var quantity))
         {
-            reason = "unparseable quantity, price or date";
+            reason = "unparseable quantity";
+            return null;
+        }
+
+        if (!double.TryParse(f[5].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var price))
+        {
+            reason = "unparseable unit price";
+            return null;
+        }
+
+        if (!DateTime.TryParseExact(f[4].Trim(), DateFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at))
+        {
+            reason = UnparseableDate;
             return null;
         }
 
@@ -191,6 +225,13 @@ public static class OnlineRetailCsv
 
         return new Row(invoice, f[1].Trim(), f[2].Trim(), quantity, at, price, customer, f[7].Trim());
     }
+
+    private const string UnparseableDate = "unparseable date";
+
+    // A date in the month-first form's layout whose first number can only be a day ("13/12/2010 09:00").
+    private static bool DayFirst(string date) =>
+        date.Split('/') is [var first, var second, _] && int.TryParse(first, CultureInfo.InvariantCulture, out var day) && day is > 12 and <= 31
+        && int.TryParse(second, CultureInfo.InvariantCulture, out var month) && month is >= 1 and <= 12;
 
     // The most units one order line may hold (an event's line has the same limit); beyond it no line is made, and a
     // cancellation's count is never negated past what an int holds.

@@ -72,9 +72,48 @@ public sealed class OnlineRetailCsvTests
         Assert.Equal(1, read.RejectedRows["missing customer id"]);
         Assert.Equal(1, read.RejectedRows["non-positive quantity on a sale"]);
         Assert.Equal(1, read.RejectedRows["non-negative quantity on a cancellation"]);
-        Assert.Equal(1, read.RejectedRows["unparseable quantity, price or date"]);
+        Assert.Equal(1, read.RejectedRows["unparseable date"]);
         Assert.Equal(1, read.RejectedRows["too few columns"]);
         Assert.Equal("536373", Assert.Single(read.Invoices).Number);
+    }
+
+    [Fact]
+    public void A_file_with_dates_written_day_first_is_refused_before_anything_is_read_wrong()
+    {
+        // Regression (review): Excel under a UK date setting writes 01/12/2010; read month first it became 12 January, and
+        // the invoice ids kept the wrong date for good (a corrected file's invoices were duplicates).
+        var refused = Assert.Throws<InvalidDataException>(() => Read("""
+            536365,85123A,HEART,6,01/12/2010 08:26,2.55,17850.0,United Kingdom
+            536366,85123A,HEART,6,13/12/2010 09:00,2.55,17850.0,United Kingdom
+            """));
+        Assert.Contains("row 2 after the header: the date '13/12/2010 09:00' is written day first", refused.Message, StringComparison.Ordinal);
+
+        var monthFirst = Read("""
+            536365,85123A,HEART,6,12/1/2010 08:26,2.55,17850.0,United Kingdom
+            536366,85123A,HEART,abc,12/13/2010 09:00,2.55,17850.0,United Kingdom
+            536367,85123A,HEART,6,12/13/2010 09:00,x,17850.0,United Kingdom
+            """);
+        Assert.Equal(1, monthFirst.RejectedRows["unparseable quantity"]);
+        Assert.Equal(1, monthFirst.RejectedRows["unparseable unit price"]);
+    }
+
+    [Fact]
+    public void A_date_past_the_end_of_a_shift_is_rejected_and_does_not_move_the_rest()
+    {
+        // Regression (review): the shift was taken from the latest date, so a typo of 2101 moved every other invoice about
+        // 90 years back (all refused by the server), and a year of 9999 threw out of the reader.
+        foreach (var typo in new[] { "2101-12-09 12:50:00", "9999-12-09 12:50:00" })
+        {
+            var read = OnlineRetailCsv.Read(new StringReader(OnlineRetailCsv.Header + $"""
+
+                581587,22613,PACK,12,2011-12-09 12:50:00,0.85,12680.0,France
+                581588,22613,PACK,12,{typo},0.85,12680.0,France
+                """), endsAt: new DateTimeOffset(2026, 6, 1, 0, 0, 0, TimeSpan.Zero));
+
+            Assert.Equal(1, read.RejectedRows["dated after the import's end"]);
+            var invoice = Assert.Single(read.Invoices);
+            Assert.Equal(new DateTime(2026, 5, 31, 11, 50, 0, DateTimeKind.Utc), invoice.At); // 12:50 BST
+        }
     }
 
     [Fact]
