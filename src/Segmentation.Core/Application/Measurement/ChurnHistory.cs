@@ -13,7 +13,7 @@ namespace Segmentation.Core.Application.Measurement;
 /// </summary>
 public sealed class ChurnHistory
 {
-    private const int Hours = KpiStore.RetentionDays * 24;
+    private const int Hours = HourRings.Hours;
 
     private readonly HashSet<string> _churnStates;
     private readonly ConcurrentDictionary<string, long[]> _churned = new(StringComparer.Ordinal);
@@ -107,10 +107,13 @@ public sealed class ChurnHistory
     /// <summary>Restores a checkpoint's rings.</summary>
     internal void Restore(IEnumerable<(string Segment, long[] Churned, long[] Hours)> rings)
     {
-        foreach (var (segment, churned, hours) in rings.Where(r => r.Churned.Length == Hours && r.Hours.Length == Hours))
+        foreach (var (segment, churned, hours) in rings)
         {
-            _churned[segment] = churned;
-            _hours[segment] = hours;
+            if (HourRings.Fit(churned, hours) is var (values, slots))
+            {
+                _churned[segment] = values;
+                _hours[segment] = slots;
+            }
         }
     }
 

@@ -25,7 +25,7 @@ public readonly record struct SizePoint(DateTimeOffset Hour, long Members);
 /// </summary>
 public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvider catalogs, TimeProvider time, ChurnHistory? churn = null)
 {
-    private const int Hours = KpiStore.RetentionDays * 24;
+    private const int Hours = HourRings.Hours;
 
     private readonly ConcurrentDictionary<string, long[]> _members = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long[]> _hours = new(StringComparer.Ordinal);
@@ -178,10 +178,13 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
     /// <summary>Restores a checkpoint's rings.</summary>
     internal void Restore(IEnumerable<(string Segment, long[] Members, long[] Hours)> rings)
     {
-        foreach (var (segment, members, hours) in rings.Where(r => r.Members.Length == Hours && r.Hours.Length == Hours))
+        foreach (var (segment, members, hours) in rings)
         {
-            _members[segment] = members;
-            _hours[segment] = hours;
+            if (HourRings.Fit(members, hours) is var (values, slots))
+            {
+                _members[segment] = values;
+                _hours[segment] = slots;
+            }
         }
     }
 
