@@ -165,6 +165,61 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
+    [Theory]
+    [InlineData("full disk")]
+    [InlineData("access denied")]
+    public async Task A_version_the_data_directory_refuses_is_retried_with_backoff_reported_and_published_once_it_can_be_kept(string refusal)
+    {
+        // Regressions (review): a version the disk refused was compiled and refused again at every poll (500 ms) with
+        // nothing in health, and one refused for access was dropped: the edit was never published.
+        var store = new RefusingVersions(refusal);
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:CatalogPath", _dir);
+            b.UseSetting("Segmentation:DemoData", "false");
+            b.ConfigureTestServices(services => services.AddSingleton<Segmentation.Core.Application.Catalogs.ICatalogVersionStore>(store));
+        });
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+        var health = factory.Services.GetRequiredService<Hosting.ServiceHealth>();
+
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        await File.WriteAllTextAsync(value, (await File.ReadAllTextAsync(value)).Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        Assert.InRange(store.Refused, 1, 3); // 1 s, then 2 s between attempts: not one every poll
+        Assert.Contains("catalog directory watch", health.Problems.Keys);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+
+        store.Refusing = false;
+        var published = await WaitForVersion(catalog, 2);
+        Assert.Equal("VIP client", published.Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
+        Assert.DoesNotContain("catalog directory watch", health.Problems.Keys);
+    }
+
+    // A data directory's version store that refuses to keep new versions while Refusing (the first was kept at start).
+    private sealed class RefusingVersions(string refusal) : Segmentation.Core.Application.Catalogs.ICatalogVersionStore
+    {
+        private int _refused;
+
+        public volatile bool Refusing = true;
+
+        public int Refused => Volatile.Read(ref _refused);
+
+        public IReadOnlyList<Segmentation.Core.Application.Catalogs.StoredCatalogVersion> Load() => [];
+
+        public void Save(Segmentation.Core.Application.Catalogs.StoredCatalogVersion version, IReadOnlySet<long> keep)
+        {
+            if (version.Info.Version > 1 && Refusing)
+            {
+                Interlocked.Increment(ref _refused);
+                throw refusal == "full disk" ? new IOException("No space left on device", 28) : new UnauthorizedAccessException("Access to the path is denied");
+            }
+        }
+    }
+
     // A server whose catalog is this test's directory, without demo data.
     private WebApplicationFactory<Program> Server() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
     {

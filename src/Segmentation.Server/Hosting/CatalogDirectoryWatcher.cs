@@ -9,7 +9,8 @@ namespace Segmentation.Server.Hosting;
 /// it) is validated and published; an invalid change is rejected with every error logged, and the
 /// last good catalog keeps serving. The directory is fingerprinted (names, sizes, modification times)
 /// every <see cref="PollInterval"/>, which works the same on every file system and in containers;
-/// a change is loaded once the files have been stable for one more interval (editors save in steps).
+/// a change is loaded once the files have been stable for one more interval (editors save in steps). A version the
+/// data directory cannot keep fails the job (health reports it; it retries after a backoff and reads the files again).
 /// </summary>
 internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> options, CatalogProvider catalogs, ICatalogSource startupSource, ServiceHealth health, ILogger<CatalogDirectoryWatcher> logger)
     : SupervisedBackgroundService(health, logger)
@@ -53,22 +54,34 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
                 continue;
             }
 
+            var directory = new DirectoryCatalogSource(path);
+            IReadOnlyList<CatalogFile> files;
+            try
+            {
+                files = directory.ReadFiles();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Catalog directory could not be read ({Reason}); will retry", ex.Message);
+                loaded = string.Empty;
+                continue;
+            }
+
             loaded = now;
             try
             {
-                var snapshot = catalogs.Load(new DirectoryCatalogSource(path), "file change", stoppingToken);
+                // A version the data directory cannot keep (a full disk) fails the job: health reports it and the job starts
+                // again after its backoff, reading the directory again (a poll every 500 ms compiled and refused it each time).
+                var snapshot = catalogs.Load(new InMemoryCatalogSource(files, directory.Origin), "file change", stoppingToken);
                 logger.LogInformation("Catalog directory changed: published v{Version} ({Count} segments)", snapshot.Version, snapshot.Segments.Count);
+                Succeeded();
             }
             catch (CatalogException ex)
             {
                 logger.LogError("Catalog directory changed but the new catalog was rejected; v{Version} keeps serving. {Errors}", catalogs.Current.Version, ex.Message);
+                Succeeded();
             }
-            catch (IOException ex)
-            {
-                logger.LogWarning("Catalog directory could not be read ({Reason}); will retry", ex.Message);
-                loaded = string.Empty;
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (ex is not OperationCanceledException && !IsStorageFailure(ex))
             {
                 // A catalog the loader could not even report on is rejected like any bad catalog: the service goes on.
                 logger.LogError("Catalog directory changed but loading it failed ({Error}); v{Version} keeps serving", ex.GetType().Name, catalogs.Current.Version);
