@@ -327,9 +327,34 @@ public class ExperimentResultsTests
         Assert.Equal((1.0, 40.0, 1.0, 3L), (summary.Arms.Sum(a => a.Converted.SumY), summary.Arms.Sum(a => a.Revenue.SumY), summary.Arms.Sum(a => a.Clicked.SumY), summary.Arms.Sum(a => a.Impressions)));
         Assert.Equal(1.0, summary.Arm(d["late"].Arm!.Id).Converted.SumY); // in the late user's arm
 
-        Assert.Equal(["never"], w.Measurement.Exposures.Held().Select(h => h.Subject)); // the released ones are no longer held
+        // The released ones are no longer held; the conversion before the impression "before" is exposed at is, in case
+        // an earlier impression of theirs is still to be reported.
+        Assert.Equal(["before", "never"], w.Measurement.Exposures.Held().Select(h => h.Subject).Order());
         w.Outcomes.Forget(new HashSet<string> { "never" });
-        Assert.Empty(w.Measurement.Exposures.Held()); // erasure takes what was held for the user with their record
+        Assert.Equal(["before"], w.Measurement.Exposures.Held().Select(h => h.Subject)); // erasure takes what was held for the user with their record
+    }
+
+    [Fact]
+    public void With_exposure_on_impression_an_impression_reported_late_moves_exposure_to_the_first_one()
+    {
+        // Regression (review): exposure was the first impression to reach the service, not the first one: a conversion
+        // after the user's real first impression and before the one reported first was dropped as before exposure.
+        using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal));
+        var start = w.Clock.Now;
+        Vip(w, "u");
+        var d = w.Decide("u");
+        w.Clock.Now = start.AddMinutes(30);
+        Outcome Of(string kind, OutcomeType type, int minute, double value = 0) =>
+            new($"u-{kind}", type, d.DecisionId, "u", "", VariantKind.Offer, start.AddMinutes(minute), value > 0 ? "o-u" : null, value, value > 0 ? "GBP" : null);
+
+        w.Outcomes.Record(0, Of("imp-late", OutcomeType.Impression, 26)); // reported first
+        w.Outcomes.Record(0, Of("buy", OutcomeType.Conversion, 15, 40)); // after the first impression, before that one
+        w.Outcomes.Record(0, Of("imp-first", OutcomeType.Impression, 5)); // the first, reported last
+
+        var summary = w.Measurement.Exposures.Summarize("vip_offer_test")!;
+        Assert.Equal(1L, summary.Arms.Sum(a => a.Exposed));
+        Assert.Equal((1.0, 40.0, 2L), (summary.Arms.Sum(a => a.Converted.SumY), summary.Arms.Sum(a => a.Revenue.SumY), summary.Arms.Sum(a => a.Impressions)));
+        Assert.Empty(w.Measurement.Exposures.Held());
     }
 
     [Fact]

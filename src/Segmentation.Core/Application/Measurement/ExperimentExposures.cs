@@ -58,7 +58,8 @@ internal struct ExposureRecord
 
 /// <summary>
 /// An outcome of a user assigned to an experiment that exposes on the first impression, credited before that
-/// impression reached the service: held until it does, then counted if it came after it.
+/// impression reached the service (or before the impression the user is exposed at, when an earlier one may still be
+/// reported): held until it does, then counted if it came after it.
 /// </summary>
 /// <param name="Type">The outcome's type.</param>
 /// <param name="Value">Its value (a conversion's).</param>
@@ -332,9 +333,10 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
         private long _endTicks = assignedUnder?.StopTicks ?? long.MaxValue;
 
-        // Outcomes of users assigned and not exposed yet, by record position (an experiment exposing on the first
-        // impression: a click or a conversion can reach the service before the impression it followed). Counted at
-        // the exposure when they came after it; bounded per user and per experiment (beyond, they are not held).
+        // Outcomes of users assigned and not exposed yet, or dated before the impression they are exposed at, by record
+        // position (an experiment exposing on the first impression: a click or a conversion can reach the service before
+        // the impression it followed, and impressions can arrive out of order). Counted at the exposure when they came
+        // after it; bounded per user and per experiment (beyond, they are not held).
         private Dictionary<int, List<HeldOutcome>>? _held;
         private int _heldCount;
         private long _oldestHeld = long.MaxValue; // at or before the oldest held outcome's time: a scan for older ones is skipped below it
@@ -461,8 +463,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 }
 
                 ref var record = ref At(i);
-                if (expose && record.ExposedTicks == 0)
+                if (expose && (record.ExposedTicks == 0 || Math.Max(1, ticks) < record.ExposedTicks))
                 {
+                    // Exposure is the first impression, whichever reaches the service first: one reported late (an email
+                    // platform's send) moves it earlier, with the history before it, and the outcomes held as before the
+                    // later one count if they are not before this one.
                     record.ExposedTicks = Math.Max(1, ticks);
                     record.Segment = segmentId is null ? -1 : SegmentIndex(segmentId);
                     if (profile is not null)
@@ -472,7 +477,16 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
                     foreach (var held in Release(i))
                     {
-                        if (!IsBeforeExposure(in record, held.Earliest) && held.Earliest < _endTicks) // the end may have moved since it was held
+                        if (held.Earliest >= _endTicks)
+                        {
+                            continue; // the end may have moved since it was held
+                        }
+
+                        if (IsBeforeExposure(in record, held.Earliest))
+                        {
+                            HoldAt(i, held); // an impression earlier still may come
+                        }
+                        else
                         {
                             Count(ref record, held.Type, held.Value);
                         }
@@ -598,7 +612,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         {
             lock (_gate)
             {
-                if (_index.TryGetValue(subject, out var packed) && At((int)(packed >> 16)) is { Exposed: false, Subject: not null })
+                if (_index.TryGetValue(subject, out var packed) && At((int)(packed >> 16)) is { Subject: not null })
                 {
                     HoldAt((int)(packed >> 16), outcome);
                 }
@@ -635,7 +649,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     return;
                 }
 
-                if (!IsBeforeExposure(in record, earliest))
+                if (IsBeforeExposure(in record, earliest))
+                {
+                    HoldAt(position, new HeldOutcome(type, value, earliest)); // an earlier impression may not have reached the service yet
+                }
+                else
                 {
                     Count(ref record, type, value);
                 }
