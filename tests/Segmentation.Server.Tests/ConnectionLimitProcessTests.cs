@@ -62,10 +62,67 @@ public sealed class ConnectionLimitProcessTests
         Assert.DoesNotContain("Out of memory", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
     }
 
-    // True when the server closes the connection (reset or end of stream) within 15 s.
-    private static async Task<bool> ClosedByServer(Socket socket)
+    [Fact]
+    public async Task The_connection_limit_holds_over_every_endpoint_together()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        // Regression (review): Kestrel counts its limit per endpoint, so a server listening on two (gRPC and HTTP, as the
+        // compose file has it) held twice the connections the limit was derived from the open-file limit for.
+        const int Max = 30;
+        var (grpc, http) = (RealServerProcessTests.FreePort(), RealServerProcessTests.FreePort());
+        using var server = RealServerProcessTests.StartServer(
+            grpc,
+            "--Segmentation:DemoData=false",
+            $"--Segmentation:Limits:MaxConnections={Max}",
+            "--Segmentation:Limits:HandshakeSeconds=60",
+            $"--Kestrel:Endpoints:Http:Url=http://127.0.0.1:{http}",
+            "--Kestrel:Endpoints:Http:Protocols=Http1");
+        var sockets = new List<Socket>();
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, grpc);
+            foreach (var port in new[] { grpc, http })
+            {
+                for (var i = 0; i < Max; i++)
+                {
+                    var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                    sockets.Add(socket);
+                    try
+                    {
+                        await socket.ConnectAsync(IPAddress.Loopback, port);
+                    }
+                    catch (SocketException)
+                    {
+                        // refused outright: closed by the server too
+                    }
+                }
+            }
+
+            var closed = await Task.WhenAll(sockets.Select(s => ClosedByServer(s, TimeSpan.FromSeconds(5))));
+            Assert.InRange(closed.Count(c => !c), 1, Max); // silent within their 60 s: open unless past the limit
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                socket.Dispose();
+            }
+
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    // True when the server closes the connection (reset or end of stream) within 15 s (or the time given).
+    private static async Task<bool> ClosedByServer(Socket socket) => await ClosedByServer(socket, TimeSpan.FromSeconds(15));
+
+    private static async Task<bool> ClosedByServer(Socket socket, TimeSpan within)
+    {
+        if (!socket.Connected)
+        {
+            return true;
+        }
+
+        using var timeout = new CancellationTokenSource(within);
         var buffer = new byte[256];
         try
         {

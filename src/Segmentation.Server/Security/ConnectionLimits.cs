@@ -6,8 +6,9 @@ namespace Segmentation.Server.Security;
 
 /// <summary>
 /// What keeps connections from taking the process down, none of it needing a key: a bound on concurrent
-/// connections below the open-file limit, a deadline for a new connection's first bytes (a connection that
-/// sends nothing is closed), an idle timeout and HTTP/2 keep-alive pings that drop dead peers.
+/// connections below the open-file limit — over every endpoint together (Kestrel's own limit counts each endpoint
+/// alone: two endpoints held twice the descriptors the bound was derived from) —, a deadline for a new connection's
+/// first bytes (a connection that sends nothing is closed), an idle timeout and HTTP/2 keep-alive pings that drop dead peers.
 /// </summary>
 internal static class ConnectionLimits
 {
@@ -20,7 +21,34 @@ internal static class ConnectionLimits
         kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(limits.KeepAlivePingSeconds);
         kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         var handshake = TimeSpan.FromSeconds(limits.HandshakeSeconds);
-        kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => connection => FirstBytesWithin(connection, handshake, next)));
+        var open = new OpenConnections(limits.EffectiveMaxConnections()); // one count for every endpoint of the server
+        kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => connection => open.WithinLimit(connection, handshake, next)));
+    }
+
+    // The connections open over every endpoint of a server, against its bound.
+    private sealed class OpenConnections(int max)
+    {
+        private int _open;
+
+        // Counts the connection while it is open; one past the bound is closed at once.
+        public async Task WithinLimit(ConnectionContext connection, TimeSpan handshake, ConnectionDelegate next)
+        {
+            if (Interlocked.Increment(ref _open) > max)
+            {
+                Interlocked.Decrement(ref _open);
+                connection.Abort(new ConnectionAbortedException($"the server holds its most connections ({max})"));
+                return;
+            }
+
+            try
+            {
+                await FirstBytesWithin(connection, handshake, next);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _open);
+            }
+        }
     }
 
     // Waits for the connection's first bytes, without consuming them, for at most the handshake time.
