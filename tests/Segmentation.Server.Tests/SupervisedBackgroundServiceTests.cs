@@ -80,8 +80,11 @@ public sealed class SupervisedBackgroundServiceTests
             await Until(() => health.Problems.ContainsKey("snapshot"));
 
             // Nothing more is written and no snapshot would be due by size or time: the failed one is still owed,
-            // and is taken as soon as the disk has room, which clears the health report.
+            // and is taken as soon as the disk has room, which clears the health report — after the backoff, not after
+            // the next check. Regression (review): the retry waited the check interval too (up to an hour).
             options.SnapshotLogBytes = long.MaxValue;
+            options.SnapshotCheckSeconds = 3_600;
+            await Task.Delay(1_500); // a check already waiting its second ends (and fails on the full disk)
             disk.Free();
             await Until(() => health.Problems.Count == 0);
         }

@@ -25,7 +25,11 @@ public sealed class SnapshotScheduler(DurableStorage storage, IOptions<Segmentat
         var interval = TimeSpan.FromMinutes(options.Value.SnapshotIntervalMinutes);
         while (!stoppingToken.IsCancellationRequested)
         {
-            await Task.Delay(TimeSpan.FromSeconds(options.Value.SnapshotCheckSeconds), time, stoppingToken);
+            if (!Recovering)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(options.Value.SnapshotCheckSeconds), time, stoppingToken); // after a failure, the backoff was the wait
+            }
+
             var pending = compactor.LogBytesSinceSnapshot();
             if (Recovering || pending >= options.Value.SnapshotLogBytes || (pending > 0 && time.GetUtcNow() - last >= interval))
             {
