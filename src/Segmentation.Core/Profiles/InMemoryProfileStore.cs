@@ -254,16 +254,19 @@ public sealed class InMemoryProfileStore : IProfileStore
                     var after = merge(current, from.Current, NextVersion(atVersion));
                     var capture = _capture; // one capture for both sides: the merge is wholly before or after its start
                     Set(into, after, capture);
-                    Set(from, null, capture);
-                    from.Retired = true;
-                    _links[source] = target;
-                    _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
 
-                    // Anything that pointed at the source now points at the target.
+                    // The source and anything that pointed at it lead to the target before the source's profile is
+                    // cleared: a reader (who takes no lock) finds the old profile or the merged one, never none.
+                    _links[source] = target;
                     foreach (var alias in from.Aliases)
                     {
                         _links[alias] = target;
                     }
+
+                    Set(from, null, capture);
+                    AfterMergedSourceCleared?.Invoke(source);
+                    from.Retired = true;
+                    _entries.TryRemove(new KeyValuePair<string, Entry>(source, from));
 
                     into.Aliases = [.. into.Aliases.Append(source).Concat(from.Aliases).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
                     from.Aliases = [];
@@ -277,6 +280,9 @@ public sealed class InMemoryProfileStore : IProfileStore
             }
         }
     }
+
+    /// <summary>Test hook: runs in <see cref="Merge"/> once the source's profile is cleared, under both locks.</summary>
+    internal Action<string>? AfterMergedSourceCleared { get; set; }
 
     /// <summary>Test hook: runs in <see cref="Update{TState}"/> and <see cref="Merge"/> after the keys are resolved, before their entries are taken (to force interleavings).</summary>
     internal Action<string>? AfterResolve { get; set; }

@@ -39,6 +39,24 @@ public sealed class StoreRaceTests
     }
 
     [Fact]
+    public void A_reader_during_a_merge_finds_a_profile_under_the_source_and_its_aliases()
+    {
+        // Regression (review): the source's profile was cleared before its id (and the ids linked to it) led to the target,
+        // so a read in between (which takes no lock) found no profile: NOT_FOUND, or an empty profile's decision.
+        var store = new InMemoryProfileStore();
+        store.Update("device", Write);
+        store.Update("anon", Write);
+        store.Merge("device", "anon", (into, _, version) => into with { Version = version }); // "device" leads to "anon"
+        store.Update("user", Write);
+        (Profile? Source, Profile? Alias)? seen = null;
+        store.AfterMergedSourceCleared = _ => seen = (store.Get("anon"), store.Get("device"));
+
+        store.Merge("anon", "user", (into, _, version) => into with { Version = version });
+
+        Assert.Equal(("user", "user"), (seen?.Source?.UserId, seen?.Alias?.UserId));
+    }
+
+    [Fact]
     public void A_write_that_resolved_before_a_merge_lands_in_the_profile_the_id_leads_to()
     {
         var store = new InMemoryProfileStore();
