@@ -355,6 +355,25 @@ public class ExperimentResultsTests
         Assert.Equal(1L, summary.Arms.Sum(a => a.Exposed));
         Assert.Equal((1.0, 40.0, 2L), (summary.Arms.Sum(a => a.Converted.SumY), summary.Arms.Sum(a => a.Revenue.SumY), summary.Arms.Sum(a => a.Impressions)));
         Assert.Empty(w.Measurement.Exposures.Held());
+
+        // An outcome more than a day before the exposure is no effect of an impression still to come: not held.
+        w.Measurement.Exposures.Credit("u", OutcomeType.Conversion, 10, start.AddDays(-3).UtcTicks);
+        Assert.Empty(w.Measurement.Exposures.Held());
+    }
+
+    [Fact]
+    public void With_exposure_on_decision_an_outcome_before_the_exposure_is_not_held()
+    {
+        // Review of this change: outcomes before the exposure were held in every experiment, where no earlier impression
+        // can move it, until the experiment's bound made room.
+        using var w = World();
+        Vip(w, "u");
+        w.Decide("u");
+        w.Measurement.Drain(); // exposed at the decision
+        w.Measurement.Exposures.Credit("u", OutcomeType.Conversion, 10, w.Clock.Now.AddHours(-1).UtcTicks);
+
+        Assert.Empty(w.Measurement.Exposures.Held());
+        Assert.Equal(0.0, w.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Converted.SumY));
     }
 
     [Fact]

@@ -180,6 +180,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             }
         }
 
+        if (arm.Experiment?.Exposure == ExposureTrigger.Impression)
+        {
+            table.ExposesOnImpression = true;
+        }
+
         table.Record(subject, arm.Id, ticks, expose ? profile : null, expose, segmentId);
     }
 
@@ -431,6 +436,13 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             }
         }
 
+        /// <summary>
+        /// Whether the experiment exposes on the first impression, as its arms recorded say (a table restored from a
+        /// checkpoint learns it from its next record): only then can an impression reported late move an exposure
+        /// earlier, and only then is an outcome before the exposure held for it.
+        /// </summary>
+        public volatile bool ExposesOnImpression;
+
         // Lock-free: a record is written before its index entry is published.
         public bool Holds(string subject) => _index.ContainsKey(subject);
 
@@ -482,13 +494,13 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                             continue; // the end may have moved since it was held
                         }
 
-                        if (IsBeforeExposure(in record, held.Earliest))
-                        {
-                            HoldAt(i, held); // an impression earlier still may come
-                        }
-                        else
+                        if (!IsBeforeExposure(in record, held.Earliest))
                         {
                             Count(ref record, held.Type, held.Value);
+                        }
+                        else if (MayPrecedeAnEarlierImpression(in record, held.Earliest))
+                        {
+                            HoldAt(i, held); // an impression earlier still may come
                         }
                     }
                 }
@@ -497,6 +509,12 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 
         // An outcome at earliest (its time less the clock skew) happened before the user's exposure.
         private static bool IsBeforeExposure(in ExposureRecord record, long earliest) => record.ExposedTicks > earliest + (2 * ClockSkew);
+
+        // Whether an outcome before the user's exposure is held in case an impression earlier than the exposure is still
+        // to be reported: on an experiment exposing on impressions, within a day before the exposure (as long as an
+        // outcome is held for a user not exposed when the experiment's bound is reached).
+        private bool MayPrecedeAnEarlierImpression(in ExposureRecord record, long earliest) =>
+            ExposesOnImpression && earliest >= record.ExposedTicks - HoldFor;
 
         private static void Count(ref ExposureRecord record, OutcomeType type, double value)
         {
@@ -649,13 +667,13 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     return;
                 }
 
-                if (IsBeforeExposure(in record, earliest))
-                {
-                    HoldAt(position, new HeldOutcome(type, value, earliest)); // an earlier impression may not have reached the service yet
-                }
-                else
+                if (!IsBeforeExposure(in record, earliest))
                 {
                     Count(ref record, type, value);
+                }
+                else if (MayPrecedeAnEarlierImpression(in record, earliest))
+                {
+                    HoldAt(position, new HeldOutcome(type, value, earliest)); // an earlier impression may not have reached the service yet
                 }
             }
         }
