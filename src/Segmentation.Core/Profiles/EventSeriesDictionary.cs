@@ -26,7 +26,7 @@ public readonly struct EventSeriesDictionary : IReadOnlyDictionary<string, Event
     /// <summary>The empty map.</summary>
     public static EventSeriesDictionary Empty => default;
 
-    private static readonly StringArrayPool TypeSets = new(capacity: 4096); // profiles repeat a few sets of types
+    private static readonly StringArrayPool TypeSets = StringArrayPool.ForWrittenLists(capacity: 4096); // profiles repeat a few sets of types
 
     private readonly string[]? _typeArray;  // ordinal order; null in default(EventSeriesDictionary): empty
 

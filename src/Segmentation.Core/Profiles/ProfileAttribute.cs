@@ -79,5 +79,5 @@ public readonly record struct ProfileAttribute(string Name, object Value, Attrib
     }
 
     // Declared lists (interests, values, tech stacks) fall into few combinations: one array each.
-    private static readonly StringArrayPool DeclaredLists = new(capacity: 16_384);
+    private static readonly StringArrayPool DeclaredLists = StringArrayPool.ForWrittenLists(capacity: 16_384);
 }

@@ -259,7 +259,7 @@ public class CompactCollectionTests
     {
         // Regression (review): each new custom event type of one profile made a new set of types, and the pool kept every
         // set it passed through under a key of all their names (4,096 types of 71 characters: about 1.2 GB for good).
-        var pool = new Core.Profiles.Compact.StringArrayPool(capacity: 4096);
+        var pool = Core.Profiles.Compact.StringArrayPool.ForWrittenLists(capacity: 4096);
         var types = new List<string>();
         for (var i = 0; i < 600; i++)
         {
@@ -270,10 +270,14 @@ public class CompactCollectionTests
         Assert.True(pool.Characters <= 4096L * Core.Profiles.Compact.StringArrayPool.CharactersPerList, $"{pool.Characters} characters kept");
         Assert.True(pool.Characters < 40 * Core.Profiles.Compact.StringArrayPool.MaxSharedLength, $"{pool.Characters} characters kept");
 
-        // Within the budget, lists short enough are shared as before.
-        var small = new Core.Profiles.Compact.StringArrayPool(capacity: 2);
+        // Within the budget, lists short enough are shared as before; a pool of lists the service writes (a user's
+        // segments, 80 ids of 40 characters) shares long ones.
+        var small = Core.Profiles.Compact.StringArrayPool.ForWrittenLists(capacity: 16);
         var sharedOnce = small.Share(["page_view", "purchase"]);
         Assert.Same(sharedOnce, small.Share(["page_view", "purchase"]));
+        var segments = Enumerable.Range(0, 80).Select(k => $"segment_{k:D2}_{new string('s', 29)}").ToArray();
+        var segmentSets = new Core.Profiles.Compact.StringArrayPool(capacity: 16_384);
+        Assert.Same(segmentSets.Share(segments), segmentSets.Share([.. segments]));
     }
 
     [Fact]

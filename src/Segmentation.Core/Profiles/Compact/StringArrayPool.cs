@@ -5,19 +5,23 @@ namespace Segmentation.Core.Profiles.Compact;
 /// <summary>
 /// One shared array per distinct list of strings, for lists that many profiles repeat (the set of event
 /// types a profile has seen, the segments a user is in): a million users then share a few hundred arrays
-/// instead of holding one each. Elements are <see cref="StringPool"/> instances. Bounded in lists and in characters:
-/// past <c>capacity</c> distinct lists, or <see cref="CharactersPerList"/> characters per list of the capacity (of at least 256), new lists are
-/// returned unshared, and so is a list longer than <see cref="MaxSharedLength"/> characters (one profile's thousands of
-/// custom event types, each new one a new set, would otherwise keep every set it passed through). Finding a list
-/// already shared allocates nothing (the lookup key is built on the stack when short).
+/// instead of holding one each. Elements are <see cref="StringPool"/> instances. Bounded in lists — past
+/// <c>capacity</c> distinct lists, new lists are returned unshared — and, for lists a caller writes (a profile's
+/// custom event types, declared list traits), in characters: a list longer than <c>maxSharedLength</c> is not shared,
+/// nor one past <c>maxCharacters</c> kept in all (one profile's thousands of custom event types, each new one a new set,
+/// would otherwise keep every set it passed through). Finding a list already shared allocates nothing (the lookup key is
+/// built on the stack when short).
 /// </summary>
-internal sealed class StringArrayPool(int capacity)
+internal sealed class StringArrayPool(int capacity, int maxSharedLength = int.MaxValue, long maxCharacters = long.MaxValue)
 {
-    /// <summary>Longest list shared, in characters with one separator between items.</summary>
+    /// <summary>Longest list a pool of lists callers write shares, in characters with one separator between items.</summary>
     public const int MaxSharedLength = 2048;
 
-    /// <summary>Characters of lists kept per list of the capacity, on average.</summary>
+    /// <summary>Characters a pool of lists callers write keeps per list of its capacity, on average.</summary>
     public const int CharactersPerList = 256;
+
+    /// <summary>A pool of <paramref name="capacity"/> lists that callers write, bounded in characters as well.</summary>
+    public static StringArrayPool ForWrittenLists(int capacity) => new(capacity, MaxSharedLength, (long)capacity * CharactersPerList);
 
     private const char Separator = '\0';
 
@@ -49,7 +53,7 @@ internal sealed class StringArrayPool(int capacity)
             length += item.Length;
         }
 
-        if (length > MaxSharedLength)
+        if (length > maxSharedLength)
         {
             return Unshared(items);
         }
@@ -80,7 +84,7 @@ internal sealed class StringArrayPool(int capacity)
             return result;
         }
 
-        if (Interlocked.Add(ref _characters, length) > (long)Math.Max(capacity, 256) * CharactersPerList)
+        if (Interlocked.Add(ref _characters, length) > maxCharacters)
         {
             Interlocked.Add(ref _characters, -length);
             return result;
@@ -106,6 +110,8 @@ internal sealed class StringArrayPool(int capacity)
         return result;
     }
 
+    // Whether a list found under the items' key holds them: the joined texts are equal, so the same items when the
+    // lengths are.
     private static bool Same(string[] shared, ReadOnlySpan<string> items)
     {
         if (shared.Length != items.Length)
@@ -115,7 +121,7 @@ internal sealed class StringArrayPool(int capacity)
 
         for (var i = 0; i < shared.Length; i++)
         {
-            if (!string.Equals(shared[i], items[i], StringComparison.Ordinal))
+            if (shared[i].Length != items[i].Length)
             {
                 return false;
             }
