@@ -54,6 +54,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     private bool _writing;
     private long _durableLength;
     private Exception? _failure;
+    private long _failedBytes; // the size of the batch that failed last: what the disk must take again
     private bool _stopping;
     private FileStream? _file;
     private Thread? _writer;
@@ -574,6 +575,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 else
                 {
                     _failure = error;
+                    _failedBytes = length;
                 }
 
                 batch.Error = error;
@@ -584,8 +586,8 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
         }
     }
 
-    // Whether the log can write again after a failure, with no write waiting: the cut-back still owed, then a page
-    // written and flushed to a file of its own (never to the segment) and deleted. Clears the failure when all of it
+    // Whether the log can write again after a failure, with no write waiting: the cut-back still owed, then as many
+    // bytes as the failed batch written and flushed to a file of its own (never to the segment) and deleted. Clears the failure when all of it
     // worked; a batch written meanwhile waits for the probe, as for another batch.
     private void ProbeAfterFailure()
     {
@@ -598,9 +600,17 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
                 CutBack();
             }
 
+            // As much as the batch that failed (from a page to 16 MiB): a disk with a few kilobytes free is not yet one that
+            // takes the writes waiting.
+            var size = Math.Clamp(Volatile.Read(ref _failedBytes), 4096, 16 << 20);
+            var zeros = new byte[(int)Math.Min(size, 1 << 16)];
             using (var file = new FileStream(probe, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
             {
-                file.Write(new byte[4096]);
+                for (long written = 0; written < size; written += zeros.Length)
+                {
+                    file.Write(zeros);
+                }
+
                 file.Flush(flushToDisk: true);
             }
         }

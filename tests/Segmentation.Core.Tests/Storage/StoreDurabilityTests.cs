@@ -378,6 +378,33 @@ public sealed class StoreDurabilityTests : IDisposable
     }
 
     [Fact]
+    public async Task A_disk_with_less_room_than_the_failed_write_is_not_reported_writable()
+    {
+        // Review of this change: the check wrote a page, so a disk with a few kilobytes free was reported writable while
+        // the writes waiting needed more (health flapping back to SERVING every second while they failed).
+        using var disk = new TinyDisk(megabytes: 4);
+        var dir = disk.Directory("store");
+        using var store = new Durable(dir, Key);
+        store.Restore();
+        disk.FillLeaving(32 * 1024);
+        var events = Enumerable.Range(0, 1000).Select(i => Event($"bulk-{i}", $"user-{i}", EventTypes.PageView, Start)).ToList();
+        Assert.Throws<StorageUnavailableException>(() => store.World.Ingestion.TrackMany(events).ToList()); // one group commit of about 300 KB
+        Assert.NotNull(store.Log.Failure);
+
+        await Task.Delay(3_000);
+        Assert.NotNull(store.Log.Failure); // checked every second: still too little room
+
+        disk.Free();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (store.Log.Failure is not null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Null(store.Log.Failure);
+    }
+
+    [Fact]
     public void A_decide_carrying_events_on_a_full_disk_still_decides_and_reports_what_was_not_recorded()
     {
         // A storefront's page render must not fail because the page view could not be stored: the decision is made on
