@@ -244,6 +244,7 @@ public sealed class KpiStore
         // a day's 24 points merged every sketch of the range: a 90-day series of 600 rows was billions of steps).
         long DayReach(GroupKey group, long day)
         {
+            group = group with { Variant = null }; // reach is the decisions' users, whichever variant a row counts
             if (!dayReach.TryGetValue((group, day), out var reach))
             {
                 dayReach[(group, day)] = reach = sketchesByDay!.TryGetValue(day, out var ofDay) ? Reach(ofDay, group, day, day + 1) : 0;
