@@ -236,7 +236,7 @@ internal sealed class MappedCsv
 
         var e = new Event
         {
-            EventId = Get("event_id") is { Length: > 0 } id ? id : RowId(string.Join('\u001f', user, anonymous, type, at.UtcTicks.ToString(CultureInfo.InvariantCulture), Get("order_id"), Get("product_id")), seen),
+            EventId = Get("event_id") is { Length: > 0 } id ? id : RowId(string.Join('\u001f', ordinal.Keys.Order(StringComparer.Ordinal).Select(f => f + "=" + Get(f))), seen),
             Type = type,
             UserId = user,
             AnonymousId = anonymous,
@@ -267,10 +267,7 @@ internal sealed class MappedCsv
         return e;
     }
 
-    // "csv-" and 24 hex digits of the SHA-256 of what identifies the row's event — its user, type, time (as a UTC
-    // instant), order and product — and its occurrence among rows identified alike. Not the other values: a second
-    // import of the file with one more column mapped, or an amount written 25.50 instead of 25.5, would have made every
-    // event new, each purchase counted twice.
+    // "csv-" and 24 hex digits of the SHA-256 of the row's mapped values and its occurrence among identical rows.
     private static string RowId(string values, Dictionary<ulong, int> seen)
     {
         var bytes = Encoding.UTF8.GetBytes(values);
