@@ -199,6 +199,28 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         Assert.DoesNotContain("catalog directory watch", health.Problems.Keys);
     }
 
+    [Fact]
+    public async Task A_catalog_directory_moved_away_and_back_leaves_the_service_serving_and_publishes_the_edit()
+    {
+        // Regression (review of this change): with the files read before the load, a directory gone for a poll threw its
+        // "does not exist" error out of the job, which stopped the server as a defect.
+        using var factory = Server();
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+
+        var aside = _dir + ".old";
+        Directory.Move(_dir, aside);
+        await Task.Delay(CatalogDirectoryWatcherDelay());
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version); // still serving
+
+        var value = Path.Combine(aside, "segments", "value.yaml");
+        await File.WriteAllTextAsync(value, (await File.ReadAllTextAsync(value)).Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        Directory.Move(aside, _dir);
+        var published = await WaitForVersion(catalog, 2);
+        Assert.Equal("VIP client", published.Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
+    }
+
     // A data directory's version store that refuses to keep new versions while Refusing (the first was kept at start).
     private sealed class RefusingVersions(string refusal) : Segmentation.Core.Application.Catalogs.ICatalogVersionStore
     {

@@ -66,6 +66,14 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
                 loaded = string.Empty;
                 continue;
             }
+            catch (CatalogException ex)
+            {
+                // The directory gone (moved away, a checkout that removed it) or holding no catalog: rejected like any bad
+                // catalog, the last good one keeps serving, and the directory's next state is read as it comes.
+                logger.LogError("Catalog directory changed but holds no catalog that can be read; v{Version} keeps serving. {Errors}", catalogs.Current.Version, ex.Message);
+                loaded = now;
+                continue;
+            }
 
             loaded = now;
             try
