@@ -78,13 +78,17 @@ public sealed class KpiStore
     /// <summary>Days of hourly buckets kept.</summary>
     public const int RetentionDays = 90;
 
-    // Every hour of the days the day ring keeps (a 90-day range touches 91 UTC days; one not on whole hours, 2,161 hours),
-    // so a day reads the same from its total as from its hours for as long as it is kept.
-    private const int Hours = (RetentionDays + 1) * 24;
+    // Days the rings keep: the 91 UTC days a 90-day range touches, and tomorrow, where a write dated within the allowed
+    // 5 minutes ahead lands just before midnight (it took the slot of the oldest day still asked for).
+    private const int KeptDays = RetentionDays + 2;
+
+    // Every hour of the days the day ring keeps (a 90-day range not on whole hours touches 2,161 hours), so a day reads
+    // the same from its total as from its hours for as long as it is kept.
+    private const int Hours = KeptDays * 24;
     private static readonly VariantKind[] Kinds = Enum.GetValues<VariantKind>();
 
     private readonly Bucket?[] _hours = new Bucket?[Hours];
-    private readonly Bucket?[] _days = new Bucket?[RetentionDays + 1];
+    private readonly Bucket?[] _days = new Bucket?[KeptDays];
     private readonly ConcurrentDictionary<ReachKey, ReachSketch> _reach = new();
     private readonly ConcurrentDictionary<(string Segment, long Version), Segment> _segments = new();
     private readonly ConcurrentDictionary<string, string[]> _armVariantIds = new(StringComparer.Ordinal);
@@ -414,7 +418,7 @@ public sealed class KpiStore
             _newestDay = day;
             foreach (var key in _reach.Keys)
             {
-                if (key.Day < day - RetentionDays) // a range of 90 days touches 91 UTC days: the oldest one's users count too
+                if (key.Day < day - (KeptDays - 1)) // the 91 UTC days a 90-day range touches, and the day a write dated ahead can reach
                 {
                     _reach.TryRemove(key, out _);
                 }

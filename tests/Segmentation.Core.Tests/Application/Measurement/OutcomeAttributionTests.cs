@@ -101,6 +101,27 @@ public class OutcomeAttributionTests
     }
 
     [Fact]
+    public void An_outcome_dated_a_little_into_tomorrow_takes_no_slot_of_a_day_still_kept()
+    {
+        // Regression (review): the rings had exactly the 91 days a 90-day range touches, so an outcome dated within the
+        // allowed 5 minutes ahead, just past midnight, took the slot of the oldest day still asked for: its decisions read 0.
+        var oldest = new DateTimeOffset(2026, 3, 1, 0, 0, 0, TimeSpan.Zero);
+        using var w = new TestWorld(TestCatalogs.Source(TestCatalogs.Segment("vip", "value", "{ field: traits.vip, eq: true }")), oldest.AddHours(12));
+        Vip(w, "u1");
+        w.Decide("u1");
+        w.Measurement.Drain();
+
+        var today = oldest.AddDays(90);
+        w.Clock.Now = today.AddHours(23).AddMinutes(58);
+        var d = w.Decide("u1");
+        w.Outcomes.Record(0, Of(w, "late-night", OutcomeType.Impression, d.DecisionId, "u1", at: today.AddDays(1).AddMinutes(2)));
+        w.Measurement.Drain();
+
+        var day = w.Measurement.Kpis.Query(new KpiQuery(oldest, oldest.AddDays(1), [KpiDimension.Segment]));
+        Assert.Equal((1L, 1L), (day.Total.Decisions, day.Total.Reach));
+    }
+
+    [Fact]
     public void A_series_estimates_each_days_reach_once_per_row()
     {
         // Regression (review): every hourly point merged every reach sketch of the range for its day's reach, the same for
