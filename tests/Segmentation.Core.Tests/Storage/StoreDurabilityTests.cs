@@ -361,12 +361,7 @@ public sealed class StoreDurabilityTests : IDisposable
         Assert.Empty(Directory.EnumerateFiles(dir, "write-probe"));
 
         disk.Free();
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (store.Log.Failure is not null && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50);
-        }
-
+        await UntilWritable(store);
         Assert.Null(store.Log.Failure); // no write was made
         Assert.Empty(Directory.EnumerateFiles(dir, "write-probe"));
         ingestion.Track(Event("after", "u1", EventTypes.PageView, Start));
@@ -395,13 +390,18 @@ public sealed class StoreDurabilityTests : IDisposable
         Assert.NotNull(store.Log.Failure); // checked every second: still too little room
 
         disk.Free();
+        await UntilWritable(store);
+        Assert.Null(store.Log.Failure);
+    }
+
+    // Waits (up to 15 s) for the log to find the disk writable again by itself.
+    private static async Task UntilWritable(Durable store)
+    {
         var deadline = DateTime.UtcNow.AddSeconds(15);
         while (store.Log.Failure is not null && DateTime.UtcNow < deadline)
         {
             await Task.Delay(50);
         }
-
-        Assert.Null(store.Log.Failure);
     }
 
     [Fact]
