@@ -162,6 +162,9 @@ function startChanges(ctx, body) {
     while (tbody.rows.length > MAX_ROWS) {
       tbody.lastElementChild.remove();
     }
+    showCounts();
+  };
+  const showCounts = () => {
     countText.textContent = fmtInt(counts.received);
     countText.dataset.value = String(counts.received);
     countDetail.textContent = ` (${fmtInt(counts.entered)} entered, ${fmtInt(counts.left)} left)`;
@@ -228,6 +231,7 @@ function startChanges(ctx, body) {
     tbody.replaceChildren();
     pending = [];
     Object.assign(counts, { received: 0, entered: 0, left: 0 });
+    showCounts(); // at once: the old stream's count beside an empty table read as rows missing
   };
   toggle.addEventListener('click', () => {
     if (running) {
