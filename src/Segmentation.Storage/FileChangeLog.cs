@@ -27,7 +27,8 @@ namespace Segmentation.Storage;
 /// get <see cref="StorageUnavailableException"/> (their changes are not applied), the segment is cut back
 /// to the end of the last durable batch, and the next append tries again, so writes resume by themselves
 /// when the disk has room again. While writes fail, <see cref="Failure"/> says why; with no write coming, the writer
-/// checks the disk every second (a page written to a file of its own and deleted) and clears it once the disk takes writes.
+/// checks the disk every second (as many bytes as the failed batch written to a file of its own, then deleted) and clears
+/// it once the disk takes them.
 /// </para>
 /// PII attributes are sealed with the <see cref="PiiProtector"/> before they reach the disk.
 /// </remarks>
@@ -488,7 +489,7 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     }
 
     /// <summary>How often, while writes fail and none is waiting, the writer checks whether the disk takes writes again.</summary>
-    internal static TimeSpan ProbeInterval { get; set; } = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(1);
 
     private void WriteLoop()
     {
@@ -587,8 +588,8 @@ public sealed class FileChangeLog : IChangeLog, IDisposable
     }
 
     // Whether the log can write again after a failure, with no write waiting: the cut-back still owed, then as many
-    // bytes as the failed batch written and flushed to a file of its own (never to the segment) and deleted. Clears the failure when all of it
-    // worked; a batch written meanwhile waits for the probe, as for another batch.
+    // bytes as the failed batch written and flushed to a file of its own (never to the segment) and deleted. Clears the
+    // failure when all of it worked; a batch written meanwhile waits for the probe, as for another batch.
     private void ProbeAfterFailure()
     {
         Exception? error = null;

@@ -14,14 +14,15 @@ internal static class ConnectionLimits
 {
     public static void Apply(KestrelServerOptions kestrel, LimitsOptions limits)
     {
-        kestrel.Limits.MaxConcurrentConnections = limits.EffectiveMaxConnections();
-        kestrel.Limits.MaxConcurrentUpgradedConnections = limits.EffectiveMaxConnections();
+        var max = limits.EffectiveMaxConnections(); // read once: the open-file count it is derived from moves
+        kestrel.Limits.MaxConcurrentConnections = max;
+        kestrel.Limits.MaxConcurrentUpgradedConnections = max;
         kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(limits.IdleConnectionSeconds);
         kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(limits.HandshakeSeconds);
         kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(limits.KeepAlivePingSeconds);
         kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         var handshake = TimeSpan.FromSeconds(limits.HandshakeSeconds);
-        var open = new OpenConnections(limits.EffectiveMaxConnections()); // one count for every endpoint of the server
+        var open = new OpenConnections(max); // one count for every endpoint of the server
         kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => connection => open.WithinLimit(connection, handshake, next)));
     }
 
