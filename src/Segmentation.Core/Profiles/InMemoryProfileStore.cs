@@ -19,7 +19,29 @@ public sealed class InMemoryProfileStore : IProfileStore
     public int Count => Volatile.Read(ref _count);
 
     /// <inheritdoc />
-    public Profile? Get(string key) => _entries.TryGetValue(Resolve(key), out var e) ? e.Current : null;
+    public Profile? Get(string key)
+    {
+        var resolved = Resolve(key);
+        AfterReadResolve?.Invoke(key);
+        return _entries.TryGetValue(resolved, out var e) && e.Current is { } profile ? profile : GetAgain(key, resolved);
+    }
+
+    // A read found nothing where its id led. A merge may have linked the id after it was resolved and cleared the
+    // source since; the merge sets the link before it clears, so a second resolve finds where the id leads now (again
+    // after each merge of the target meanwhile). An id whose link did not change holds nothing.
+    private Profile? GetAgain(string key, string resolved)
+    {
+        for (var again = Resolve(key); again != resolved; again = Resolve(key))
+        {
+            resolved = again;
+            if (_entries.TryGetValue(resolved, out var e) && e.Current is { } profile)
+            {
+                return profile;
+            }
+        }
+
+        return null;
+    }
 
     /// <inheritdoc />
     public string Resolve(string key) => _links.TryGetValue(key, out var target) ? target : key;
@@ -33,8 +55,15 @@ public sealed class InMemoryProfileStore : IProfileStore
     {
         while (true)
         {
-            if (!_entries.TryGetValue(Resolve(key), out var entry))
+            var resolved = Resolve(key);
+            AfterReadResolve?.Invoke(key);
+            if (!_entries.TryGetValue(resolved, out var entry))
             {
+                if (Resolve(key) != resolved)
+                {
+                    continue; // merged away since it was resolved: follow the link the merge set
+                }
+
                 return (null, []);
             }
 
@@ -286,6 +315,9 @@ public sealed class InMemoryProfileStore : IProfileStore
 
     /// <summary>Test hook: runs in <see cref="Update{TState}"/> and <see cref="Merge"/> after the keys are resolved, before their entries are taken (to force interleavings).</summary>
     internal Action<string>? AfterResolve { get; set; }
+
+    /// <summary>Test hook: runs in <see cref="Get"/> and <see cref="Capture"/> after the key is resolved, before its entry is read.</summary>
+    internal Action<string>? AfterReadResolve { get; set; }
 
     // Removes an entry made for a write that then found its id leading elsewhere, when nothing was ever stored in it.
     // Under the entry's lock.

@@ -57,6 +57,66 @@ public sealed class StoreRaceTests
     }
 
     [Fact]
+    public void A_read_that_resolved_an_id_just_before_a_merge_linked_it_finds_the_merged_profile()
+    {
+        // Regression: a read resolved "anon" to itself, a merge then linked it to "user" and cleared its entry, and the
+        // read found no profile under "anon" (NOT_FOUND, or an empty profile's decision, for a user who has one).
+        var store = new InMemoryProfileStore();
+        store.Update("anon", Write);
+        store.Update("user", Write);
+        store.AfterReadResolve = key =>
+        {
+            store.AfterReadResolve = null;
+            store.Merge("anon", "user", (into, _, version) => into with { Version = version });
+        };
+
+        Assert.Equal("user", store.Get("anon")?.UserId);
+    }
+
+    [Fact]
+    public void A_read_follows_the_link_through_a_second_merge_of_the_target()
+    {
+        var store = new InMemoryProfileStore();
+        store.Update("anon", Write);
+        store.Update("user", Write);
+        store.Update("account", Write);
+        store.AfterReadResolve = key =>
+        {
+            store.AfterReadResolve = null;
+            store.Merge("anon", "user", (into, _, version) => into with { Version = version });
+            store.Merge("user", "account", (into, _, version) => into with { Version = version });
+        };
+
+        Assert.Equal("account", store.Get("anon")?.UserId);
+    }
+
+    [Fact]
+    public void A_capture_that_resolved_an_id_just_before_a_merge_linked_it_finds_the_merged_profile_and_its_ids()
+    {
+        var store = new InMemoryProfileStore();
+        store.Update("anon", Write);
+        store.Update("user", Write);
+        store.AfterReadResolve = key =>
+        {
+            store.AfterReadResolve = null;
+            store.Merge("anon", "user", (into, _, version) => into with { Version = version });
+        };
+
+        var (profile, linked) = store.Capture("anon");
+
+        Assert.Equal("user", profile?.UserId);
+        Assert.Equal(["anon"], linked);
+    }
+
+    [Fact]
+    public void A_read_of_an_id_nothing_holds_finds_nothing()
+    {
+        var store = LinkedStore();
+        Assert.Null(store.Get("stranger"));
+        Assert.Equal("user", store.Get("anon")?.UserId);
+    }
+
+    [Fact]
     public void A_write_that_resolved_before_a_merge_lands_in_the_profile_the_id_leads_to()
     {
         var store = new InMemoryProfileStore();
