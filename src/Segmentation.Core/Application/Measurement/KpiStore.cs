@@ -423,6 +423,46 @@ public sealed class KpiStore
                     _reach.TryRemove(key, out _);
                 }
             }
+
+            ForgetUndecided();
+        }
+    }
+
+    // Forgets the definitions of segment versions and experiment arms no kept day decided into: each publish adds a
+    // version of every segment decided into, and each kept its catalog's segment (rules, templates) for good. A
+    // segment's newest version is kept (a range not grouped by version names its variants); an arm still served is
+    // learned again at its next decision.
+    private void ForgetUndecided()
+    {
+        var decided = new HashSet<(string Segment, long Version)>();
+        var arms = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var key in _reach.Keys)
+        {
+            decided.Add((key.Segment, key.Version));
+            arms.Add(key.Arm);
+        }
+
+        var newest = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (segment, version) in _segments.Keys)
+        {
+            newest[segment] = Math.Max(version, newest.GetValueOrDefault(segment, long.MinValue));
+        }
+
+        foreach (var key in _segments.Keys)
+        {
+            if (!decided.Contains(key) && key.Version < newest[key.Segment])
+            {
+                _segments.TryRemove(key, out _);
+            }
+        }
+
+        foreach (var arm in _armVariantIds.Keys)
+        {
+            if (!arms.Contains(arm))
+            {
+                _armVariantIds.TryRemove(arm, out _); // before its overrides: a decision finding them still there adds neither
+                _armOverrides.TryRemove(arm, out _);
+            }
         }
     }
 
