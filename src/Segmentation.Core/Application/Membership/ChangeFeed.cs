@@ -1,3 +1,5 @@
+using Segmentation.Core.Application.Telemetry;
+
 namespace Segmentation.Core.Application.Membership;
 
 /// <summary>What a change-stream entry says happened.</summary>
@@ -109,6 +111,12 @@ public sealed class ChangeFeed
     /// <summary>Appends one entry, giving it the next offset.</summary>
     public FeedEntry Append(string userId, string segmentId, ChangeKind kind, DateTimeOffset at, long catalogVersion, string cause, string? trigger = null)
     {
+        if (kind != ChangeKind.Triggered && SegmentationTelemetry.MembershipChanges.Enabled)
+        {
+            // What watchers are told: not the moves of users without personalization consent, nor a restart's rebuild.
+            SegmentationTelemetry.MembershipChanges.Add(1, SegmentationTelemetry.Tag("segment", segmentId), SegmentationTelemetry.Tag("direction", kind == ChangeKind.Entered ? "entered" : "left"));
+        }
+
         TaskCompletionSource? signal = null;
         FeedEntry entry;
         lock (_gate)

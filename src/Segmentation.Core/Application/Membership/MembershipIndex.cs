@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Profiles.Compact;
 using Segmentation.Core.Validation;
@@ -227,7 +226,7 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
         // Memberships held while hidden were never announced: once they may be, every segment is entered (watchers knew
         // none of them), not the difference from what they never saw.
         var announced = known && state.Hidden && !hidden ? [] : previous;
-        if (SameSegments(previous, segments) && (!publish || SameSegments(announced, segments)))
+        if (SameSegments(previous, segments) && (!publish || (SameSegments(announced, segments) && !LeftWhileHidden(announcedBefore, segments))))
         {
             _users[userId] = new UserState(previous, catalogVersion, validUntilTicks, populationVersion, hidden);
             return; // the common case: a write that moves the user in or out of nothing
@@ -268,7 +267,6 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
             if (!previous.Contains(id))
             {
                 _members.GetOrAdd(id, static (_, listings) => new SegmentMemberSet(Stripes, listings), Listings).Add(userId);
-                CountChange(id, entered: true);
             }
 
             if (publish && !announced.Contains(id))
@@ -294,13 +292,38 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
                 }
 
                 _lastNonEmpty[id] = at; // it had members until now
-                CountChange(id, entered: false);
                 if (publish && announced.Contains(id))
                 {
                     Feed.Append(userId, id, ChangeKind.Left, at, catalogVersion, cause);
                 }
             }
         }
+
+        // Given back: a segment announced before the withdrawal and left meanwhile is announced as left (watchers kept
+        // it through the withdrawal, which is silent).
+        if (publish && LeftWhileHidden(announcedBefore, segments))
+        {
+            foreach (var id in announcedBefore!)
+            {
+                if (!segments.Contains(id))
+                {
+                    Feed.Append(userId, id, ChangeKind.Left, at, catalogVersion, cause);
+                }
+            }
+        }
+    }
+
+    private static bool LeftWhileHidden(string[]? announcedBefore, IReadOnlyList<string> segments)
+    {
+        foreach (var id in announcedBefore ?? [])
+        {
+            if (!segments.Contains(id))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -394,14 +417,6 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
 
         v.ThrowIfAny();
         return segmentIds.Count == 0 ? null : segmentIds.ToHashSet(StringComparer.Ordinal);
-    }
-
-    private static void CountChange(string segmentId, bool entered)
-    {
-        if (SegmentationTelemetry.MembershipChanges.Enabled)
-        {
-            SegmentationTelemetry.MembershipChanges.Add(1, SegmentationTelemetry.Tag("segment", segmentId), SegmentationTelemetry.Tag("direction", entered ? "entered" : "left"));
-        }
     }
 
     // True when previous holds exactly the ids of the matched segments, in the catalog's order.
