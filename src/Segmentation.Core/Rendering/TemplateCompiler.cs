@@ -200,8 +200,8 @@ public static partial class TemplateCompiler
                         // could be served to a request whose context it read differently.
                         Refused.Add($"{Place(node)}: object.{called.Name} evaluates text at render time and is not allowed (write the template itself)");
                         break;
-                    case ("date", "now"):
-                        Refused.Add($"{Place(node)}: date.now is the server's clock; use 'now', the decision's own time (a batch's frozen time, a preview's timestamp)");
+                    case ("date", "now" or "utc_now"):
+                        Refused.Add($"{Place(node)}: date.{called.Name} is the server's clock; use 'now', the decision's own time (a batch's frozen time, a preview's timestamp)");
                         break;
                 }
             }

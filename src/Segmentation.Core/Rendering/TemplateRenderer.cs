@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Scriban;
@@ -203,6 +204,7 @@ public sealed class TemplateRenderer
                 else if (name == "date")
                 {
                     functions.Remove("now");
+                    functions.Remove("utc_now");
                 }
 
                 functions.IsReadOnly = true;
@@ -228,12 +230,25 @@ internal sealed class SandboxContext : TemplateContext
     /// <summary>The scope of one render: the model, read-only, and the template's own variables.</summary>
     public RenderScope Scope { get; } = new();
 
-    /// <summary>Starts the clock of one render.</summary>
+    /// <summary>Starts the clock of one render, and its loop count from zero.</summary>
     public void StartClock(long limitTicks)
     {
         _deadline = Stopwatch.GetTimestamp() + limitTicks;
         _steps = 0;
+
+        // Scriban counts the steps of a loop and everything nested in it together, and zeroes the count when the
+        // outermost loop ends. A loop over a lazy list (array.reverse, limit, offset, ...) left by 'break' or abandoned
+        // for time never ends its iterator, and Reset clears neither: the count would run on into the thread's next
+        // renders, other users', until one failed the loop limit.
+        LoopDepth(this) = 0;
+        LoopStep(this) = 0;
     }
+
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_loopDepth")]
+    private static extern ref int LoopDepth(TemplateContext context);
+
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_loopStep")]
+    private static extern ref long LoopStep(TemplateContext context);
 
     /// <inheritdoc />
     public override object? Evaluate(ScriptNode? scriptNode, bool aliasReturnedFunction)

@@ -170,6 +170,27 @@ public class RenderingTests
     }
 
     [Fact]
+    public void A_loop_left_early_over_a_filtered_list_leaves_no_count_behind_for_the_next_renders_on_its_thread()
+    {
+        // Regression (review): a loop over a lazy list (array.reverse, limit, offset, ...) left by 'break' never finished
+        // its iterator, and Scriban's shared loop count stayed open on the thread: every later loop of any render there,
+        // for any user, added to it until an unrelated render failed the loop limit and served (and cached) its fallback.
+        var renderer = new TemplateRenderer();
+        VariantTemplate Variant(string source) =>
+            new(VariantKind.Content, "v", source, TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors)), "fallback", ReadsNow: false);
+        var leftEarly = Variant("{{ for p in ([1, 2, 3] | array.reverse) }}{{ p }}{{ break }}{{ end }}");
+        var busy = Variant("{{ for i in 1..600 }}{{ end }}ok");
+        var model = new Scriban.Runtime.ScriptObject();
+
+        Assert.Equal("3", renderer.Render(leftEarly, model).Text);
+        for (var i = 0; i < 3; i++)
+        {
+            var rendered = renderer.Render(busy, model);
+            Assert.Equal(("ok", false), (rendered.Text, rendered.FallbackUsed));
+        }
+    }
+
+    [Fact]
     public void A_decision_whose_render_ran_out_of_time_is_not_cached()
     {
         // Regression: a render abandoned for its time limit (a collector pause, a busy machine) was cached with the
@@ -215,11 +236,13 @@ public class RenderingTests
         var read = renderer.Render(Variant("[{{ math.stash }}]"), model);
         var eval = renderer.Render(Variant("[{{ o = object }}{{ o.eval '40 + 2' }}]"), model);
         var clock = renderer.Render(Variant("[{{ d = date }}{{ d.now }}]"), model);
+        var utcClock = renderer.Render(Variant("[{{ d = date }}{{ d.utc_now }}]"), model); // regression (review): removed 'now' only
 
         Assert.True(write.FallbackUsed);
         Assert.Equal("[]", read.Text);
         Assert.DoesNotContain("42", eval.Text, StringComparison.Ordinal);
         Assert.DoesNotContain(DateTime.Now.Year.ToString(System.Globalization.CultureInfo.InvariantCulture), clock.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain(DateTime.UtcNow.Year.ToString(System.Globalization.CultureInfo.InvariantCulture), utcClock.Text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -36,6 +36,7 @@ public sealed class TemplateChecksTests
     [InlineData("{{ persona.tone | object.eval_template }}", "object.eval_template evaluates text at render time")] // reads unknown at load: a cached decision served to another context
     [InlineData("{{ object.eval 'context.country' }}", "object.eval evaluates text at render time")]
     [InlineData("{{ date.now.year }}", "date.now is the server's clock; use 'now'")] // a batch's frozen time or a preview's timestamp ignored
+    [InlineData("{{ date.utc_now.year }}", "date.utc_now is the server's clock; use 'now'")] // the same clock in UTC (review)
     public void What_a_template_may_not_do_is_an_error_at_load(string template, string expected)
     {
         Assert.Contains(Errors(template), e => e.Contains(expected, StringComparison.Ordinal));
