@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Scriban;
@@ -180,7 +181,7 @@ public sealed class TemplateRenderer
             OutputLimit = _limits.OutputLimit,
             LimitToString = _limits.OutputLimit,
             ObjectRecursionLimit = 8,
-            RegexTimeOut = TimeSpan.FromMilliseconds(50),
+            RegexTimeOut = _limits.TimeLimit > TimeSpan.FromMilliseconds(1) ? _limits.TimeLimit : TimeSpan.FromMilliseconds(1), // no expression outlasts the render
             EnableRelaxedMemberAccess = true,
             StrictVariables = false,
             TemplateLoader = null,
@@ -205,6 +206,13 @@ public sealed class TemplateRenderer
                 {
                     functions.Remove("now");
                     functions.Remove("utc_now");
+                }
+                else if (name == "regex")
+                {
+                    // Scriban's matches collects every match, each with a timeout of its own: hundreds of slow matches ran
+                    // for seconds inside one step of the render, past its clock. This one stops at the render's deadline.
+                    functions.Remove("matches");
+                    functions.Import("matches", (Func<TemplateContext, string, string, string?, ScriptArray>)SandboxContext.Matches);
                 }
 
                 functions.IsReadOnly = true;
@@ -242,6 +250,55 @@ internal sealed class SandboxContext : TemplateContext
         // renders, other users', until one failed the loop limit.
         LoopDepth(this) = 0;
         LoopStep(this) = 0;
+    }
+
+    /// <summary>
+    /// regex.matches within the render's time: every match of <paramref name="pattern"/> in <paramref name="text"/>,
+    /// each as the list of its groups' values; the clock is checked between matches, and a match may take no longer
+    /// than the render has left.
+    /// </summary>
+    public static ScriptArray Matches(TemplateContext context, string text, string pattern, string? options = null)
+    {
+        var sandbox = (SandboxContext)context;
+        var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), sandbox._deadline);
+        var regex = new Regex(pattern ?? "", Options(options), left > TimeSpan.FromMilliseconds(1) ? left : TimeSpan.FromMilliseconds(1));
+        var matches = new ScriptArray();
+        for (var match = regex.Match(text ?? ""); match.Success; match = match.NextMatch())
+        {
+            if (Stopwatch.GetTimestamp() > sandbox._deadline)
+            {
+                throw new TimeoutException("the render exceeded its time limit");
+            }
+
+            var groups = new ScriptArray();
+            foreach (Group group in match.Groups)
+            {
+                groups.Add(group.Value);
+            }
+
+            matches.Add(groups);
+        }
+
+        return matches;
+    }
+
+    // Scriban's option letters: i (ignore case), m (multiline), s (single line), x (ignore pattern whitespace).
+    private static RegexOptions Options(string? letters)
+    {
+        var options = RegexOptions.None;
+        foreach (var c in letters ?? "")
+        {
+            options |= c switch
+            {
+                'i' => RegexOptions.IgnoreCase,
+                'm' => RegexOptions.Multiline,
+                's' => RegexOptions.Singleline,
+                'x' => RegexOptions.IgnorePatternWhitespace,
+                _ => throw new ArgumentException($"'{c}' is not a regular expression option (i, m, s or x)", nameof(letters)),
+            };
+        }
+
+        return options;
     }
 
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_loopDepth")]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
@@ -188,6 +189,35 @@ public class RenderingTests
             var rendered = renderer.Render(busy, model);
             Assert.Equal(("ok", false), (rendered.Text, rendered.FallbackUsed));
         }
+    }
+
+    [Fact]
+    public void Regex_matches_gives_each_match_with_its_groups()
+    {
+        var source = "{{ for m in (regex.matches 'a1 b22 C3' '([a-z])([0-9]+)' 'i') }}{{ m[0] }}={{ m[1] }}/{{ m[2] }};{{ end }}";
+        var variant = new VariantTemplate(VariantKind.Content, "v", source, TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors)), "fallback", ReadsNow: false);
+
+        var rendered = new TemplateRenderer(new RenderLimits { TimeLimit = TimeSpan.FromMinutes(1) }).Render(variant, new Scriban.Runtime.ScriptObject()); // a cold start's compiling is not this test's concern
+
+        Assert.Equal(("a1=a/1;b22=b/22;C3=C/3;", false), (rendered.Text, rendered.FallbackUsed));
+    }
+
+    [Fact]
+    public void Regex_matches_of_many_slow_matches_stops_at_the_renders_time_limit()
+    {
+        // Regression (review): Scriban's regex.matches collects every match, each with a timeout of its own, inside one
+        // step of the render: hundreds of matches that each backtrack for milliseconds ran for seconds past the 20 ms
+        // limit, on every Decide (a render abandoned for time is not cached).
+        var source = "{{ s = 'aaaaaaaaaaaaaaaaaaaa!' * 390 }}{{ m = regex.matches s '(a|aa)+c|!' }}{{ m.size }}"; // each match backtracks for about 14 ms: 5.5 s in all
+        var variant = new VariantTemplate(VariantKind.Content, "v", source, TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors)), "fallback", ReadsNow: false);
+        var renderer = new TemplateRenderer(new RenderLimits { TimeLimit = TimeSpan.FromMilliseconds(20) });
+        var started = Stopwatch.GetTimestamp();
+
+        var rendered = renderer.Render(variant, new Scriban.Runtime.ScriptObject());
+
+        Assert.True(rendered.FallbackUsed);
+        Assert.True(rendered.TimedOut);
+        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(2), $"the render took {Stopwatch.GetElapsedTime(started)}"); // a safety bound, far above the limit: unbounded, this ran for seconds
     }
 
     [Fact]
