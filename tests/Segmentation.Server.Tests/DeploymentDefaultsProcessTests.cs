@@ -127,6 +127,24 @@ public sealed class DeploymentDefaultsProcessTests
     }
 
     [Fact]
+    public async Task A_misspelt_redis_configuration_is_refused_at_start()
+    {
+        // Regression (review): the string was parsed at each connection only: the consumer retried a keyword error
+        // forever (Degraded), and every erasure answered INTERNAL until a restart.
+        using var server = RealServerProcessTests.StartServer(
+            RealServerProcessTests.FreePort(),
+            "--Segmentation:DemoData=false",
+            $"--Segmentation:DataDirectory={Directory.CreateTempSubdirectory("seg-redis-config-").FullName}",
+            "--Segmentation:EncryptionKey=" + Convert.ToBase64String(new byte[32]),
+            "--Segmentation:RedisIngestion:Enabled=true",
+            "--Segmentation:RedisIngestion:Configuration=127.0.0.1:6379,pasword=secret");
+        var message = await FailedStart(server);
+
+        Assert.Contains("Segmentation:RedisIngestion: Configuration is not a StackExchange.Redis configuration string", message, StringComparison.Ordinal);
+        Assert.Contains("pasword", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_key_configured_twice_or_with_a_negative_rate_is_refused_at_start()
     {
         // Regressions: a negative RequestsPerSecond silently meant the default rate, and a second entry with the same

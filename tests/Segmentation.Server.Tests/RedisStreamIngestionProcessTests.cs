@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Net.Client;
@@ -328,6 +329,56 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             var left = await db.StreamRangeAsync(Stream + ":dead-letter");
             Assert.Equal(new[] { ids[2], ids[3] }.Order(StringComparer.Ordinal), left.Select(d => (string)d["entry_id"]!).Order(StringComparer.Ordinal));
             Assert.DoesNotContain(left, d => ((string?)d["event"] ?? "").Contains("gone-1", StringComparison.Ordinal));
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true);
+            await service.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_erasure_deletes_dead_letters_that_name_the_user_as_a_number_under_another_key_or_wrapped()
+    {
+        // Regression (review): only a top-level user_id or anonymous_id holding a JSON string was matched, and dead letters
+        // are malformed events by definition: a numeric id (Online Retail's CustomerID), a misspelt key, an event wrapped
+        // in another object or sent as a JSON string kept the erased user's event on the dead-letter stream.
+        using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redisPort}");
+        var db = redis.GetDatabase();
+        var stream = Stream;
+        var others = Purchase(3, 1, DateTimeOffset.UtcNow.AddHours(-1));
+        others.UserId = "40418";
+        others.Type = ""; // refused, kept whole
+        var ids = new List<string>();
+        foreach (var payload in new[]
+        {
+            "{\"event_id\":\"n1\",\"type\":\"purchase\",\"user_id\":40417}",
+            "{\"event_id\":\"n2\",\"type\":\"page_view\",\"userID\":\"40417\"}",
+            "{\"events\":[{\"event_id\":\"n3\",\"user_id\":\"40417\"}]}",
+            JsonSerializer.Serialize("{\"event_id\":\"n4\",\"user_id\":\"40417\"}"),
+            JsonFormatter.Default.Format(others),
+        })
+        {
+            ids.Add((await db.StreamAddAsync(stream, [new NameValueEntry("event", payload)]))!);
+        }
+
+        var port = RealServerProcessTests.FreePort();
+        var service = StartService(port);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(service, port);
+            var watch = Stopwatch.StartNew();
+            while ((await db.StreamRangeAsync(stream + ":dead-letter")).Length < ids.Count)
+            {
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "the entries were not all dead-lettered");
+                await Task.Delay(50);
+            }
+
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            await new PrivacyService.PrivacyServiceClient(channel).ForgetUserAsync(new ForgetUserRequest { UserId = "40417" });
+
+            var left = await db.StreamRangeAsync(stream + ":dead-letter");
+            Assert.Equal([ids[4]], left.Select(d => (string)d["entry_id"]!));
         }
         finally
         {

@@ -7,8 +7,9 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// Takes an erased user's entries off the Redis consumer's dead-letter stream: they hold the events as sent, user ids
-/// included, and the service wrote them. Each dead letter whose event names one of the erased ids (its <c>user_id</c>
-/// or <c>anonymous_id</c>; in a payload that is not JSON, the id as a JSON string anywhere in it) is deleted. Does
+/// included, and the service wrote them. Each dead letter whose event names one of the erased ids (as the value of any
+/// field, a string or a number, also in JSON sent as a string; in a payload that is not JSON, the id as a JSON string
+/// anywhere in it) is deleted. Does
 /// nothing when the consumer is off. Redis unreachable is an <see cref="IOException"/>: the erasure is then unfinished
 /// and the caller retries it.
 /// </summary>
@@ -68,7 +69,10 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
         }
     }
 
-    // True when the dead letter's event names one of the ids.
+    // True when the dead letter's event names one of the ids: as the value of any field at any depth, a string or a
+    // number (a numeric id is why many were refused), also inside JSON sent as a string; in a payload that is not JSON,
+    // as a JSON string anywhere in it. A dead letter only mentioning the id is deleted too: keeping an erased user's
+    // event costs more than losing a refused one.
     internal static bool Names(RedisValue payload, IReadOnlySet<string> ids)
     {
         if (payload.IsNullOrEmpty)
@@ -77,31 +81,60 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
         }
 
         var text = (string)payload!;
+        return Parse(text) is { } json ? Mentions(json, ids, encodedLevels: 2) : Quotes(text, ids);
+    }
+
+    private static JsonElement? Parse(string text)
+    {
         try
         {
             using var json = JsonDocument.Parse(text);
-            if (json.RootElement.ValueKind == JsonValueKind.Object)
-            {
-                foreach (var field in json.RootElement.EnumerateObject())
+            return json.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return null; // not JSON (why it was dead-lettered)
+        }
+    }
+
+    private static bool Mentions(JsonElement element, IReadOnlySet<string> ids, int encodedLevels)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var field in element.EnumerateObject())
                 {
-                    if (field.Name is "user_id" or "userId" or "anonymous_id" or "anonymousId"
-                        && field.Value.ValueKind == JsonValueKind.String && ids.Contains(field.Value.GetString()!))
+                    if (Mentions(field.Value, ids, encodedLevels))
                     {
                         return true;
                     }
                 }
 
                 return false;
-            }
-        }
-        catch (JsonException)
-        {
-            // Not JSON (why it was dead-lettered): look for the id as a JSON string anywhere in it.
-        }
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (Mentions(item, ids, encodedLevels))
+                    {
+                        return true;
+                    }
+                }
 
-        // As sent, or as JSON writers escape it (+, <, non-ASCII: "jos\u00E9").
-        return ids.Any(id => text.Contains('"' + id + '"', StringComparison.Ordinal)
+                return false;
+            case JsonValueKind.String:
+                var value = element.GetString()!;
+                return ids.Contains(value)
+                    || (encodedLevels > 0 && value.TrimStart() is ['{' or '[' or '"', ..] && (Parse(value) is { } inner ? Mentions(inner, ids, encodedLevels - 1) : Quotes(value, ids)));
+            case JsonValueKind.Number:
+                return ids.Contains(element.GetRawText());
+            default:
+                return false;
+        }
+    }
+
+    // The id as a JSON string: as sent, or as JSON writers escape it (+, <, non-ASCII: "jos\u00E9").
+    private static bool Quotes(string text, IReadOnlySet<string> ids) =>
+        ids.Any(id => text.Contains('"' + id + '"', StringComparison.Ordinal)
             || text.Contains(JsonSerializer.Serialize(id), StringComparison.Ordinal)
             || text.Contains(JsonSerializer.Serialize(id, Relaxed), StringComparison.Ordinal));
-    }
 }

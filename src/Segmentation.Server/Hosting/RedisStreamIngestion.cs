@@ -76,6 +76,32 @@ public sealed class RedisIngestionOptions
         {
             yield return "DeadLetterStream must differ from Stream";
         }
+
+        if (ConfigurationProblem() is { } problem)
+        {
+            // A misspelt keyword failed every connection for good: the consumer retried forever, and an erasure answered INTERNAL.
+            yield return problem;
+        }
+    }
+
+    private string? ConfigurationProblem()
+    {
+        try
+        {
+            ConfigurationOptions.Parse(Configuration ?? "");
+            return null;
+        }
+        catch (ArgumentException ex)
+        {
+            return $"Configuration is not a StackExchange.Redis configuration string: {ex.Message}";
+        }
+    }
+
+    /// <summary>Validates the options at start, naming each of <see cref="Problems"/>.</summary>
+    internal sealed class Validator : IValidateOptions<RedisIngestionOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, RedisIngestionOptions options) =>
+            options.Problems().Select(p => $"{Section}: {p}").ToList() is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
     }
 }
 

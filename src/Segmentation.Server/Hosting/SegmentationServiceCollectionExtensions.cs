@@ -30,6 +30,7 @@ public static class SegmentationServiceCollectionExtensions
             .BindConfiguration(PrivacyOptions.Section)
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PrivacyOptions>, PrivacyOptions.Validator>()); // each problem named
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisIngestionOptions>, RedisIngestionOptions.Validator>());
         services.AddLimitsOptions(); // template limits are read here
 
         services.TryAddSingleton<ICatalogSource>(sp => sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.CatalogPath is var path && !string.IsNullOrWhiteSpace(path)
@@ -93,7 +94,6 @@ public static class SegmentationServiceCollectionExtensions
         services.AddHostedService<RetentionService>();
         services.AddOptions<RedisIngestionOptions>()
             .BindConfiguration(RedisIngestionOptions.Section)
-            .Validate(o => !o.Problems().Any(), "invalid Segmentation:RedisIngestion configuration: Stream, Group and Consumer set, BatchSize 1..1000, DeadLetterStream different from Stream")
             .Validate<IOptions<SegmentationOptions>>(
                 (o, segmentation) => !o.Enabled || !string.IsNullOrWhiteSpace(segmentation.Value.DataDirectory),
                 "Segmentation:RedisIngestion:Enabled needs Segmentation:DataDirectory: an entry is acknowledged once its event is on disk, and without a data directory nothing is (acknowledged events would be lost at the next restart, and never read again)")
