@@ -36,6 +36,96 @@ public sealed class LoadHarnessTests
         Assert.Equal((1, 1L), (hits.Latencies.Count, hits.CacheHits)); // a mode of cache hits takes them
     }
 
+    [Fact]
+    public async Task Decide_miss_workers_never_share_a_user()
+    {
+        // Regression (review): every worker drew from all users, so one's Decide could be answered from the cache another's
+        // had just filled after their TrackEvents: a hit counted as a miss (3 % of decide-miss's Decides at acf7be5).
+        var options = LoadOptions.Parse([]);
+        var users = Enumerable.Range(0, 3_000).Select(i => $"u{i}").ToArray();
+        var scenarios = new Scenarios(options, users, new EchoRequest());
+        var decided = new Dictionary<string, int>();
+        foreach (var worker in Enumerable.Range(0, options.Concurrency))
+        {
+            var recorder = new Recorder();
+            var random = new Random(worker);
+            for (var i = 0; i < 50; i++)
+            {
+                await scenarios.RunOnceAsync("decide-miss", recorder, worker, i, random, new WorkerStats(), measured: true);
+            }
+
+            foreach (var user in recorder.Decided)
+            {
+                Assert.Equal(worker, decided.TryAdd(user, worker) ? worker : decided[user]);
+            }
+        }
+
+        Assert.True(decided.Count > 1_000); // the users are still spread over the whole set
+    }
+
+    [Fact]
+    public async Task Decide_fresh_sends_a_new_page_path_in_every_pass()
+    {
+        // Regression (review): the path was made of the worker and the iteration, both starting again at 0 in the measured
+        // pass: it replayed the warm-up pass's paths, whose repeats were cached (or failed the run without admission on repeat).
+        var scenarios = new Scenarios(LoadOptions.Parse([]), ["u1"], new EchoRequest());
+        var recorder = new Recorder();
+
+        await scenarios.RunOnceAsync("decide-fresh", recorder, 0, 0, new Random(0), new WorkerStats(), measured: false); // warm-up
+        await scenarios.RunOnceAsync("decide-fresh", recorder, 0, 0, new Random(0), new WorkerStats(), measured: true);
+
+        Assert.Equal(2, recorder.Paths.Distinct().Count());
+    }
+
+    [Fact]
+    public void Server_cpu_per_rpc_counts_the_track_events_of_mixed()
+    {
+        // Regression (review): mixed's CPU per call divided the TrackEvents' CPU too by its Decides alone (1.2x too high at 20 %).
+        var stats = new WorkerStats { Tracks = 20 };
+        stats.Latencies.AddRange(Enumerable.Repeat(1L, 100));
+
+        var result = ModeResult.From("mixed", 1, [stats]) with { ServerCpuSeconds = 0.0012 };
+
+        Assert.Equal(10, result.ServerCpuMicrosPerRpc!.Value, 6);
+    }
+
+    // Answers TrackEvent and Decide (computed), recording whom each Decide was for and its page path.
+    private sealed class Recorder : CallInvoker
+    {
+        public List<string> Decided { get; } = [];
+
+        public List<string> Paths { get; } = [];
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+        {
+            object response = request switch
+            {
+                DecideRequest decide => Record(decide),
+                _ => new TrackEventResponse(),
+            };
+            return new(Task.FromResult((TResponse)response), Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
+        }
+
+        private DecideResponse Record(DecideRequest request)
+        {
+            Decided.Add(request.UserId);
+            Paths.Add(request.Context.PagePath);
+            return new DecideResponse { Decision = new Decision() };
+        }
+
+        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+            throw new NotSupportedException();
+
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+            throw new NotSupportedException();
+
+        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+            throw new NotSupportedException();
+
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+            throw new NotSupportedException();
+    }
+
     // Answers every unary call with a decision served from the cache.
     private sealed class DecisionsFromCache : CallInvoker
     {

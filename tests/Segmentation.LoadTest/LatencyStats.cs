@@ -68,6 +68,9 @@ internal sealed record ModeResult(
     /// <summary>Server CPU per unit of throughput (per request, event or batch user), in microseconds.</summary>
     public double? ServerCpuMicrosPerUnit => ServerCpuSeconds is { } cpu && Throughput > 0 ? cpu * 1e6 / (Throughput * Seconds) : null;
 
+    /// <summary>Server CPU per RPC, Decides and the TrackEvents sent before some of them together, in microseconds.</summary>
+    public double? ServerCpuMicrosPerRpc => ServerCpuSeconds is { } cpu && Throughput + TrackThroughput > 0 ? cpu * 1e6 / ((Throughput + TrackThroughput) * Seconds) : null;
+
     /// <summary>The load generator's own CPU seconds over the measured time: the client shares the machine's cores.</summary>
     public double? ClientCpuSeconds { get; init; }
 

@@ -50,18 +50,18 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
 
                 break;
             case "decide-miss":
-                await TrackThenDecide(channel, users[random.Next(users.Count)], stats, measured);
+                await TrackThenDecide(channel, OwnUser(worker, random), stats, measured);
                 break;
             case "decide-with-event":
                 // decide-miss's workload in one round trip: the page view goes with the Decide (DecideRequest.events),
                 // recorded before the decision, which sees it; the event is counted as a track.
-                await DecideWithEvent(channel, users[random.Next(users.Count)], stats, measured);
+                await DecideWithEvent(channel, OwnUser(worker, random), stats, measured);
                 break;
             case "decide-fresh":
                 // A page path never sent before: the catalog reads page_path, so the decision cannot come from
                 // the cache and is computed in full (rules, resolution, five renders), without a write before it.
                 var fresh = Context.Clone();
-                fresh.PagePath = $"/gifts/item-{_runId}-{worker}-{iteration}";
+                fresh.PagePath = string.Create(CultureInfo.InvariantCulture, $"/gifts/item-{_runId}-{Interlocked.Increment(ref _paths)}"); // of the run: a pass's iterations start at 0 again
                 await Decide(channel, users[random.Next(users.Count)], stats, measured, fresh, mustCompute: true);
                 break;
             case "mixed":
@@ -95,6 +95,18 @@ internal sealed class Scenarios(LoadOptions options, IReadOnlyList<string> users
     // draw the same users in the same order, so decide-miss and decide-with-event would repeat each other's events)
     // would be a duplicate, a write that changes nothing.
     private long _events;
+
+    private long _paths;
+
+    // One of the worker's own users (users worker, worker + workers, ...): a user two workers shared could have one's
+    // Decide answered from the cache the other's had just filled after their TrackEvents, a hit counted as a miss.
+    private string OwnUser(int worker, Random random)
+    {
+        var workers = Math.Min(options.Concurrency, users.Count);
+        var slot = worker % workers;
+        var owned = ((users.Count - slot - 1) / workers) + 1;
+        return users[slot + (workers * random.Next(owned))];
+    }
 
     private string NextEventId() => string.Create(CultureInfo.InvariantCulture, $"load-{_runId}-{Interlocked.Increment(ref _events)}");
 
