@@ -386,4 +386,54 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             await service.WaitForExitAsync();
         }
     }
+
+    [Fact]
+    public async Task A_valid_order_of_a_hundred_kilobytes_is_applied_not_dead_lettered()
+    {
+        // Regression (review): entries over 64 KiB were dead-lettered, payload dropped, although TrackEvent takes such an
+        // event (500 lines of long names): a large B2B order was lost to the service.
+        using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redisPort}");
+        var db = redis.GetDatabase();
+        var order = Purchase(9, 1, DateTimeOffset.UtcNow.AddMinutes(-5));
+        for (var i = 0; i < 500; i++)
+        {
+            order.Lines.Add(new OrderLine { ProductId = $"sku-{i:D4}-" + new string('x', 100), Name = "A product with a long descriptive name " + i, Quantity = 1, UnitPrice = 2 });
+        }
+
+        var payload = JsonFormatter.Default.Format(order);
+        Assert.True(payload.Length > 100_000, $"{payload.Length} bytes");
+        await db.StreamAddAsync(Stream, [new NameValueEntry("event", payload)]);
+
+        var port = RealServerProcessTests.FreePort();
+        var service = StartService(port);
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(service, port);
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            var profiles = new ProfileService.ProfileServiceClient(channel);
+            var watch = Stopwatch.StartNew();
+            while (true)
+            {
+                Assert.Empty(await db.StreamRangeAsync(Stream + ":dead-letter"));
+                try
+                {
+                    if ((await profiles.GetProfileAsync(new GetProfileRequest { UserId = "ru9" })).Profile.Aggregates.Orders == 1)
+                    {
+                        break;
+                    }
+                }
+                catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
+                {
+                }
+
+                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "the order was not applied");
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true);
+            await service.WaitForExitAsync();
+        }
+    }
 }

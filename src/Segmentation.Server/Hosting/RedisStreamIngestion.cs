@@ -42,7 +42,7 @@ public sealed class RedisIngestionOptions
     public int ClaimIdleSeconds { get; set; } = 60;
 
     /// <summary>Largest entry payload accepted, in bytes; a larger one is dead-lettered.</summary>
-    public int MaxEntryBytes { get; set; } = 64 * 1024;
+    public int MaxEntryBytes { get; set; } = 4 * 1024 * 1024; // what one TrackEvent may carry: every event the service accepts fits (a 500-line order of long names is hundreds of KB)
 
     /// <summary>The dead-letter stream is trimmed to about this many entries.</summary>
     public int DeadLetterMaxLength { get; set; } = 100_000;
