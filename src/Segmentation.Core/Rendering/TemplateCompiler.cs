@@ -76,11 +76,32 @@ public static partial class TemplateCompiler
         return problems.Count == 0 ? template : null;
     }
 
-    // The first Liquid tag ('{% ... %}'), or null. Scriban's own escape block '{%{ ... }%}' is not one.
-    private static int? LiquidTag(string source) => LiquidTagPattern().Match(source) is { Success: true } m ? m.Index : null;
+    // Where the first Liquid tag ('{% ... %}') starts, or null. Scriban's own escape block '{%{ ... }%}' is not one, nor
+    // is a '%}' after a brace. One pass (a lazy pattern scanned to the end from every '{%': quadratic, past its timeout
+    // on a long template): an end after the first start closes it, and any later start's end is after the first too.
+    internal static int? LiquidTag(string source)
+    {
+        var start = source.IndexOf("{%", StringComparison.Ordinal);
+        while (start >= 0 && start + 2 < source.Length && source[start + 2] == '{')
+        {
+            start = source.IndexOf("{%", start + 1, StringComparison.Ordinal);
+        }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"\{%(?!\{).*?(?<!\})%\}", System.Text.RegularExpressions.RegexOptions.Singleline, matchTimeoutMilliseconds: 1000)]
-    private static partial System.Text.RegularExpressions.Regex LiquidTagPattern();
+        if (start < 0)
+        {
+            return null;
+        }
+
+        for (var end = source.IndexOf("%}", start + 2, StringComparison.Ordinal); end >= 0; end = source.IndexOf("%}", end + 1, StringComparison.Ordinal))
+        {
+            if (source[end - 1] != '}')
+            {
+                return start;
+            }
+        }
+
+        return null;
+    }
 
     // "line L, column C" (1-based) of a character of the template.
     private static string At(string source, int index)

@@ -61,6 +61,30 @@ public sealed class TemplateChecksTests
         Assert.Contains("{{ if x }}", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("{%{ not a tag }%} text", null)] // Scriban's escape block
+    [InlineData("a {% tag %}", 2)]
+    [InlineData("{%}%} {% x %}", 0)] // an end after a brace is no end: the first start still has one later
+    [InlineData("{% never closed", null)]
+    [InlineData("{%%}", 0)]
+    [InlineData("x {%{ y }%} then {% z %}", 17)] // the first start that is no escape block
+    public void A_liquid_tag_is_found_as_the_pattern_found_it(string source, int? expected)
+    {
+        Assert.Equal(expected, TemplateCompiler.LiquidTag(source));
+        Assert.Equal(expected, System.Text.RegularExpressions.Regex.Match(source, @"\{%(?!\{).*?(?<!\})%\}", System.Text.RegularExpressions.RegexOptions.Singleline) is { Success: true } m ? m.Index : null);
+    }
+
+    [Fact]
+    public void A_template_of_many_unclosed_liquid_starts_is_checked_without_a_timeout()
+    {
+        // Regression (review): the lazy pattern scanned to the end from every '{%': 65,536 characters of '{%a' took past
+        // its 1 s timeout, and the RegexMatchTimeoutException escaped the catalog's compile (a publish answered INTERNAL).
+        var source = string.Concat(Enumerable.Repeat("{%a", 65_536 / 3));
+
+        Assert.Null(TemplateCompiler.LiquidTag(source));
+        TemplateCompiler.Compile(source, new HashSet<ContextField>(), out _, out _, Traits); // compiles or refuses, never throws
+    }
+
     [Fact]
     public void Correct_names_local_variables_and_loops_pass()
     {
