@@ -356,7 +356,10 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             "{\"event_id\":\"n2\",\"type\":\"page_view\",\"userID\":\"40417\"}",
             "{\"events\":[{\"event_id\":\"n3\",\"user_id\":\"40417\"}]}",
             JsonSerializer.Serialize("{\"event_id\":\"n4\",\"user_id\":\"40417\"}"),
+            "{\"event_id\":\"n5\",\"type\":\"purchase\",\"user_id\":40417.0}", // as pandas writes Online Retail's CustomerID
             JsonFormatter.Default.Format(others),
+            "{\"event_id\":\"n6\",\"user_id\":\"40418\",\"lines\":[{\"product_id\":\"40417\",\"quantity\":2}],\"type\":7}", // another user's order of a product whose code is the id
+            new string('x', 100_000), // past what a dead letter keeps (review: the stream is trimmed by count only)
         })
         {
             ids.Add((await db.StreamAddAsync(stream, [new NameValueEntry("event", payload)]))!);
@@ -374,11 +377,17 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
                 await Task.Delay(50);
             }
 
+            var large = (await db.StreamRangeAsync(stream + ":dead-letter")).Single(d => (string)d["entry_id"]! == ids[7]);
+            Assert.Equal(("", 100_000L), ((string)large["event"]!, (long)large["event_bytes"]));
+
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
             await new PrivacyService.PrivacyServiceClient(channel).ForgetUserAsync(new ForgetUserRequest { UserId = "40417" });
 
             var left = await db.StreamRangeAsync(stream + ":dead-letter");
-            Assert.Equal([ids[4]], left.Select(d => (string)d["entry_id"]!));
+            Assert.Equal(new[] { ids[5], ids[6], ids[7] }.Order(StringComparer.Ordinal), left.Select(d => (string)d["entry_id"]!).Order(StringComparer.Ordinal)); // another user's dead letters stay, whatever they hold
+
+            await new PrivacyService.PrivacyServiceClient(channel).ForgetUserAsync(new ForgetUserRequest { UserId = "2" }); // the line's quantity
+            Assert.Equal(3, (await db.StreamRangeAsync(stream + ":dead-letter")).Length);
         }
         finally
         {

@@ -7,9 +7,9 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// Takes an erased user's entries off the Redis consumer's dead-letter stream: they hold the events as sent, user ids
-/// included, and the service wrote them. Each dead letter whose event names one of the erased ids (as the value of any
-/// field, a string or a number, also in JSON sent as a string; in a payload that is not JSON, the id as a JSON string
-/// anywhere in it) is deleted. Does
+/// included, and the service wrote them. Each dead letter whose event names one of the erased ids (under a key of an id —
+/// user_id, anonymous_id, customer_id however written — at any depth, a string or a number, also in JSON sent as a
+/// string; in a payload that is not JSON, the id as a JSON string anywhere in it) is deleted. Does
 /// nothing when the consumer is off. Redis unreachable is an <see cref="IOException"/>: the erasure is then unfinished
 /// and the caller retries it.
 /// </summary>
@@ -69,10 +69,10 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
         }
     }
 
-    // True when the dead letter's event names one of the ids: as the value of any field at any depth, a string or a
-    // number (a numeric id is why many were refused), also inside JSON sent as a string; in a payload that is not JSON,
-    // as a JSON string anywhere in it. A dead letter only mentioning the id is deleted too: keeping an erased user's
-    // event costs more than losing a refused one.
+    // True when the dead letter's event names one of the ids: under a key of an id (user_id, anonymous_id, customer_id
+    // however written: userID, anonymousId) at any depth, a string or a number (a numeric id is why many were refused;
+    // 12923.0 names 12923), also inside JSON sent as a string; in a payload that is not JSON, as a JSON string anywhere
+    // in it. An id equal to another field's value (a product id, a quantity) names no one.
     internal static bool Names(RedisValue payload, IReadOnlySet<string> ids)
     {
         if (payload.IsNullOrEmpty)
@@ -81,7 +81,7 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
         }
 
         var text = (string)payload!;
-        return Parse(text) is { } json ? Mentions(json, ids, encodedLevels: 2) : Quotes(text, ids);
+        return Parse(text) is { } json ? Mentions(json, ids, underIdKey: false, encodedLevels: 2) : Quotes(text, ids);
     }
 
     private static JsonElement? Parse(string text)
@@ -97,14 +97,14 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
         }
     }
 
-    private static bool Mentions(JsonElement element, IReadOnlySet<string> ids, int encodedLevels)
+    private static bool Mentions(JsonElement element, IReadOnlySet<string> ids, bool underIdKey, int encodedLevels)
     {
         switch (element.ValueKind)
         {
             case JsonValueKind.Object:
                 foreach (var field in element.EnumerateObject())
                 {
-                    if (Mentions(field.Value, ids, encodedLevels))
+                    if (Mentions(field.Value, ids, IsIdKey(field.Name), encodedLevels))
                     {
                         return true;
                     }
@@ -114,7 +114,7 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
             case JsonValueKind.Array:
                 foreach (var item in element.EnumerateArray())
                 {
-                    if (Mentions(item, ids, encodedLevels))
+                    if (Mentions(item, ids, underIdKey, encodedLevels))
                     {
                         return true;
                     }
@@ -123,13 +123,29 @@ internal sealed class RedisDeadLetterEraser(IOptions<RedisIngestionOptions> opti
                 return false;
             case JsonValueKind.String:
                 var value = element.GetString()!;
-                return ids.Contains(value)
-                    || (encodedLevels > 0 && value.TrimStart() is ['{' or '[' or '"', ..] && (Parse(value) is { } inner ? Mentions(inner, ids, encodedLevels - 1) : Quotes(value, ids)));
+                return (underIdKey && ids.Contains(value))
+                    || (encodedLevels > 0 && value.TrimStart() is ['{' or '[' or '"', ..] && (Parse(value) is { } inner ? Mentions(inner, ids, underIdKey, encodedLevels - 1) : Quotes(value, ids)));
             case JsonValueKind.Number:
-                return ids.Contains(element.GetRawText());
+                return underIdKey && (ids.Contains(element.GetRawText()) || (element.TryGetDecimal(out var number) && ids.Any(id => decimal.TryParse(id, System.Globalization.NumberStyles.Number, System.Globalization.CultureInfo.InvariantCulture, out var n) && n == number)));
             default:
                 return false;
         }
+    }
+
+    // user_id, userId, UserID, anonymous_id, anonymousId, customer_id ...: the key's letters, case aside.
+    private static bool IsIdKey(string key)
+    {
+        Span<char> letters = stackalloc char[Math.Min(key.Length, 64)];
+        var n = 0;
+        foreach (var c in key.AsSpan(0, Math.Min(key.Length, 64)))
+        {
+            if (char.IsAsciiLetter(c))
+            {
+                letters[n++] = char.ToLowerInvariant(c);
+            }
+        }
+
+        return letters[..n] is "userid" or "anonymousid" or "customerid";
     }
 
     // The id as a JSON string: as sent, or as JSON writers escape it (+, <, non-ASCII: "jos\u00E9").

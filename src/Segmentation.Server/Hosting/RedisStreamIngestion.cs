@@ -44,6 +44,12 @@ public sealed class RedisIngestionOptions
     /// <summary>Largest entry payload accepted, in bytes; a larger one is dead-lettered.</summary>
     public int MaxEntryBytes { get; set; } = 4 * 1024 * 1024; // what one TrackEvent may carry: every event the service accepts fits (a 500-line order of long names is hundreds of KB)
 
+    /// <summary>
+    /// Largest payload a dead letter keeps, in bytes; a larger one keeps only its size. The dead-letter stream is trimmed
+    /// by count (<see cref="DeadLetterMaxLength"/>): this bounds its memory in Redis, and what an erasure reads per page.
+    /// </summary>
+    public const int DeadLetterPayloadBytes = 64 * 1024;
+
     /// <summary>The dead-letter stream is trimmed to about this many entries.</summary>
     public int DeadLetterMaxLength { get; set; } = 100_000;
 
@@ -318,8 +324,8 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         return end + 1 < field.Length && field[end + 1] == '.' ? field[(end + 2)..] : "event" + field[(end + 1)..];
     }
 
-    // The entry's id, stream, reason and time, its payload when it is within MaxEntryBytes and may be kept (else only
-    // its size), and the names of its fields (bounded): a dead letter is never larger than an entry the service accepts.
+    // The entry's id, stream, reason and time, its payload when it is within DeadLetterPayloadBytes and may be kept (else
+    // only its size), and the names of its fields (bounded): the stream, trimmed by count, stays within what that bounds.
     private async Task DeadLetterAsync(IDatabase db, StreamEntry entry, string reason, bool keepPayload)
     {
         var payload = entry.Values is null || entry.IsNull ? RedisValue.Null : entry["event"];
@@ -330,7 +336,7 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
                 new NameValueEntry("entry_id", entry.Id),
                 new NameValueEntry("stream", _options.Stream),
                 new NameValueEntry("reason", reason),
-                new NameValueEntry("event", payload.IsNull || size > _options.MaxEntryBytes || !keepPayload ? RedisValue.EmptyString : payload),
+                new NameValueEntry("event", payload.IsNull || size > RedisIngestionOptions.DeadLetterPayloadBytes || !keepPayload ? RedisValue.EmptyString : payload),
                 new NameValueEntry("event_bytes", size),
                 new NameValueEntry("fields", Bounded(string.Join(",", (entry.Values ?? []).Take(20).Select(v => (string?)v.Name)))),
                 new NameValueEntry("at", DateTimeOffset.UtcNow.ToString("O")),
