@@ -282,7 +282,8 @@ internal sealed class SandboxContext : TemplateContext
         return matches;
     }
 
-    // Scriban's option letters: i (ignore case), m (multiline), s (single line), x (ignore pattern whitespace).
+    // Scriban's option letters: i (ignore case), m (multiline), s (single line), x (ignore pattern whitespace); others are
+    // ignored, as Scriban's own regex functions ignore them ('g', a habit from JavaScript).
     private static RegexOptions Options(string? letters)
     {
         var options = RegexOptions.None;
@@ -294,7 +295,7 @@ internal sealed class SandboxContext : TemplateContext
                 'm' => RegexOptions.Multiline,
                 's' => RegexOptions.Singleline,
                 'x' => RegexOptions.IgnorePatternWhitespace,
-                _ => throw new ArgumentException($"'{c}' is not a regular expression option (i, m, s or x)", nameof(letters)),
+                _ => RegexOptions.None,
             };
         }
 

@@ -200,6 +200,11 @@ public class RenderingTests
         var rendered = new TemplateRenderer(new RenderLimits { TimeLimit = TimeSpan.FromMinutes(1) }).Render(variant, new Scriban.Runtime.ScriptObject()); // a cold start's compiling is not this test's concern
 
         Assert.Equal(("a1=a/1;b22=b/22;C3=C/3;", false), (rendered.Text, rendered.FallbackUsed));
+
+        // A letter Scriban ignores is ignored here too (own review: it failed every render of the variant).
+        var js = "{{ (regex.matches 'a1 b2' '[a-z][0-9]' 'g').size }}";
+        var withG = new VariantTemplate(VariantKind.Content, "g", js, TemplateCompiler.Compile(js, [], out _, out var jsErrors) ?? throw new InvalidOperationException(string.Join("; ", jsErrors)), "fallback", ReadsNow: false);
+        Assert.Equal(("2", false), (new TemplateRenderer(new RenderLimits { TimeLimit = TimeSpan.FromMinutes(1) }).Render(withG, new Scriban.Runtime.ScriptObject()) is var g ? (g.Text, g.FallbackUsed) : default));
     }
 
     [Fact]

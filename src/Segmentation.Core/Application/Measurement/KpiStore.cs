@@ -428,10 +428,10 @@ public sealed class KpiStore
         }
     }
 
-    // Forgets the definitions of segment versions and experiment arms no kept day decided into: each publish adds a
-    // version of every segment decided into, and each kept its catalog's segment (rules, templates) for good. A
-    // segment's newest version is kept (a range not grouped by version names its variants); an arm still served is
-    // learned again at its next decision.
+    // Forgets the definitions of segment versions and experiment arms no kept day decided into, nor credited an outcome
+    // to: each publish adds a version of every segment decided into, and each kept its catalog's segment (rules,
+    // templates) for good. A segment's newest version is kept (a range not grouped by version names its variants); an
+    // arm still served is learned again at its next decision.
     private void ForgetUndecided()
     {
         var decided = new HashSet<(string Segment, long Version)>();
@@ -440,6 +440,23 @@ public sealed class KpiStore
         {
             decided.Add((key.Segment, key.Version));
             arms.Add(key.Arm);
+        }
+
+        // An outcome is dated when it happened, up to an attribution window after its decision: its row still names the
+        // variant of a version whose last decision has left the kept days.
+        var kept = Volatile.Read(ref _newestDay) - (KeptDays - 1);
+        foreach (var bucket in _days)
+        {
+            if (bucket is null || bucket.Hour < kept)
+            {
+                continue; // a slot no write has reached since its day left the ring
+            }
+
+            foreach (var key in bucket.Cells.Keys)
+            {
+                decided.Add((key.Segment, key.Version));
+                arms.Add(key.Arm);
+            }
         }
 
         var newest = new Dictionary<string, long>(StringComparer.Ordinal);

@@ -1,5 +1,6 @@
 using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Catalog;
+using Segmentation.Core.Rendering;
 using Segmentation.Core.Tests.Support;
 
 namespace Segmentation.Core.Tests.Application.Measurement;
@@ -30,6 +31,24 @@ public sealed class KpiSegmentVersionTests
         kpis.AddDecision(later.AddDays(-1).UtcTicks, new DecisionKey(vip, 50, "web"), "u3"); // an older version still deciding (a decision made before a publish, counted late)
 
         Assert.Equal(new[] { (vip.Id, 50L), (vip.Id, 51L), (other.Id, 7L) }.Order(), kpis.SegmentVersions().Select(s => (s.Segment, s.Version)).Order());
+    }
+
+    [Fact]
+    public void A_version_whose_outcomes_are_still_kept_keeps_its_variants()
+    {
+        // Regression (own review): only decisions kept a version; an outcome credited days after its decision (within the
+        // attribution window) kept its row in a 90-day range, and the row lost its variant id once the version was forgotten.
+        using var world = new TestWorld();
+        var vip = world.Catalogs.Current.Segments[0];
+        var kpis = new KpiStore();
+        kpis.AddDecision(Start.UtcTicks, new DecisionKey(vip, 1, "web"), "u1");
+        kpis.AddOutcome(Start.AddDays(5).UtcTicks, vip.Id, 1, "web", VariantKind.Content, Core.Outcomes.OutcomeType.Click, 0);
+        kpis.AddDecision(Start.AddDays(93).UtcTicks, new DecisionKey(vip, 2, "web"), "u1");
+
+        var report = kpis.Query(new KpiQuery(Start.AddDays(4), Start.AddDays(94), [KpiDimension.Variant, KpiDimension.CatalogVersion]));
+
+        var row = Assert.Single(report.Rows, r => r.CatalogVersion == 1 && r.Variant == VariantKind.Content);
+        Assert.Equal(vip.Variants[(int)VariantKind.Content].Id, row.VariantId);
     }
 
     [Fact]
