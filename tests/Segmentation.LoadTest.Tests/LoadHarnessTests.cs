@@ -90,7 +90,7 @@ public sealed class LoadHarnessTests
     }
 
     // Answers TrackEvent and Decide (computed), recording whom each Decide was for and its page path.
-    private sealed class Recorder : CallInvoker
+    private sealed class Recorder : UnaryOnly
     {
         public List<string> Decided { get; } = [];
 
@@ -112,26 +112,18 @@ public sealed class LoadHarnessTests
             Paths.Add(request.Context.PagePath);
             return new DecideResponse { Decision = new Decision() };
         }
-
-        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
-            throw new NotSupportedException();
-
-        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
-            throw new NotSupportedException();
-
-        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
-            throw new NotSupportedException();
-
-        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
-            throw new NotSupportedException();
     }
 
     // Answers every unary call with a decision served from the cache.
-    private sealed class DecisionsFromCache : CallInvoker
+    private sealed class DecisionsFromCache : UnaryOnly
     {
         public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
             new(Task.FromResult((TResponse)(object)new DecideResponse { Decision = new Decision { FromCache = true } }), Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
+    }
 
+    // A channel of unary calls only: the modes these tests run make no other.
+    private abstract class UnaryOnly : CallInvoker
+    {
         public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
             throw new NotSupportedException();
 

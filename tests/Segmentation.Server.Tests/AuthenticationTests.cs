@@ -412,7 +412,9 @@ public sealed class AuthenticationTests(GrpcTestFixture fixture) : IClassFixture
                 accepted++;
             }
         });
-        Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+        // The test host resets a request its application completed while the request body was still open (error code 8),
+        // and under load that reset can reach the client before the refusal's trailers: nothing else ends this call early.
+        Assert.Contains(ex.StatusCode, new[] { StatusCode.ResourceExhausted, StatusCode.Cancelled });
         Assert.True(accepted * 20 <= (int)(sending.Elapsed.TotalSeconds * 20) + 1, $"{accepted} more batches of 20 accepted within {sending.Elapsed}");
     }
 
