@@ -31,6 +31,10 @@ dotnet build -c Release --nologo -v quiet tests/Segmentation.LoadTest/Segmentati
 durability=()
 if ((durable)); then
   data_dir=$(mktemp -d "$out/data-XXXXXX") # on a disk, not tmpfs: an fsync there writes nothing
+  fs_type=$(stat -f -c %T "$data_dir")
+  if [[ "$fs_type" == tmpfs || "$fs_type" == ramfs ]]; then
+    echo "the data directory $data_dir is on $fs_type, where fsync writes nothing: set PERF_OUT to a directory on a disk" >&2; rm -rf "$data_dir"; exit 2
+  fi
   durability=(--Segmentation:DataDirectory="$data_dir" --Segmentation:EncryptionKey="$(head -c 32 /dev/urandom | base64)")
 fi
 # The perf map names JIT-compiled methods; W^X off keeps their code at the addresses the map gives.
