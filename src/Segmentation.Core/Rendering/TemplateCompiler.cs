@@ -6,7 +6,7 @@ using Segmentation.Core.Requests;
 namespace Segmentation.Core.Rendering;
 
 /// <summary>Parses templates at catalog load and finds which request context fields they read.</summary>
-public static partial class TemplateCompiler
+public static class TemplateCompiler
 {
     private static readonly ParserOptions Parser = new() { ExpressionDepthLimit = 64 };
 

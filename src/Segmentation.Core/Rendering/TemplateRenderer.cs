@@ -265,11 +265,7 @@ internal sealed class SandboxContext : TemplateContext
         var matches = new ScriptArray();
         for (var match = regex.Match(text ?? ""); match.Success; match = match.NextMatch())
         {
-            if (Stopwatch.GetTimestamp() > sandbox._deadline)
-            {
-                throw new TimeoutException("the render exceeded its time limit");
-            }
-
+            sandbox.ThrowIfPastDeadline();
             var groups = new ScriptArray();
             foreach (Group group in match.Groups)
             {
@@ -302,6 +298,14 @@ internal sealed class SandboxContext : TemplateContext
         return options;
     }
 
+    private void ThrowIfPastDeadline()
+    {
+        if (Stopwatch.GetTimestamp() > _deadline)
+        {
+            throw new TimeoutException("the render exceeded its time limit");
+        }
+    }
+
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_loopDepth")]
     private static extern ref int LoopDepth(TemplateContext context);
 
@@ -311,9 +315,9 @@ internal sealed class SandboxContext : TemplateContext
     /// <inheritdoc />
     public override object? Evaluate(ScriptNode? scriptNode, bool aliasReturnedFunction)
     {
-        if ((++_steps & 63) == 0 && Stopwatch.GetTimestamp() > _deadline)
+        if ((++_steps & 63) == 0)
         {
-            throw new TimeoutException("the render exceeded its time limit");
+            ThrowIfPastDeadline();
         }
 
         return base.Evaluate(scriptNode, aliasReturnedFunction);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rendering;
@@ -216,13 +215,12 @@ public class RenderingTests
         var source = "{{ s = 'aaaaaaaaaaaaaaaaaaaa!' * 390 }}{{ m = regex.matches s '(a|aa)+c|!' }}{{ m.size }}"; // each match backtracks for about 14 ms: 5.5 s in all
         var variant = new VariantTemplate(VariantKind.Content, "v", source, TemplateCompiler.Compile(source, [], out _, out var errors) ?? throw new InvalidOperationException(string.Join("; ", errors)), "fallback", ReadsNow: false);
         var renderer = new TemplateRenderer(new RenderLimits { TimeLimit = TimeSpan.FromMilliseconds(20) });
-        var started = Stopwatch.GetTimestamp();
 
         var rendered = renderer.Render(variant, new Scriban.Runtime.ScriptObject());
 
-        Assert.True(rendered.FallbackUsed);
-        Assert.True(rendered.TimedOut);
-        Assert.True(Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(2), $"the render took {Stopwatch.GetElapsedTime(started)}"); // a safety bound, far above the limit: unbounded, this ran for seconds
+        // Abandoned for time: unbounded, the whole call ran inside one step of the render, which then ended (fewer than
+        // 64 steps) without a look at the clock and served the 390 matches' count.
+        Assert.Equal(("fallback", true, true), (rendered.Text, rendered.FallbackUsed, rendered.TimedOut));
     }
 
     [Fact]

@@ -434,16 +434,10 @@ public sealed class KpiStore
     // arm still served is learned again at its next decision.
     private void ForgetUndecided()
     {
+        // The day ring holds a cell for every decision and every credited outcome of the kept days (an outcome is dated
+        // when it happened, up to an attribution window after its decision: its row still names that version's variant).
         var decided = new HashSet<(string Segment, long Version)>();
         var arms = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var key in _reach.Keys)
-        {
-            decided.Add((key.Segment, key.Version));
-            arms.Add(key.Arm);
-        }
-
-        // An outcome is dated when it happened, up to an attribution window after its decision: its row still names the
-        // variant of a version whose last decision has left the kept days.
         var kept = Volatile.Read(ref _newestDay) - (KeptDays - 1);
         foreach (var bucket in _days)
         {

@@ -301,9 +301,9 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
 
         // Given back: a segment announced before the withdrawal and left meanwhile is announced as left (watchers kept
         // it through the withdrawal, which is silent).
-        if (publish && LeftWhileHidden(announcedBefore, segments))
+        if (publish)
         {
-            foreach (var id in announcedBefore!)
+            foreach (var id in announcedBefore ?? [])
             {
                 if (!segments.Contains(id))
                 {
