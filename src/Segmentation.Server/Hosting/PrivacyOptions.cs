@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Options;
 using Segmentation.Core.Privacy;
 
 namespace Segmentation.Server.Hosting;
@@ -48,13 +47,6 @@ public sealed class PrivacyOptions
             // Past about 49.7 days the sweep's timer cannot be set: the job failed after a start that looked fine.
             yield return "Segmentation:Privacy:Retention:SweepInterval must be from 1 second to 30 days";
         }
-    }
-
-    /// <summary>Validates the options at start, naming each of <see cref="Problems"/>.</summary>
-    internal sealed class Validator : IValidateOptions<PrivacyOptions>
-    {
-        public ValidateOptionsResult Validate(string? name, PrivacyOptions options) =>
-            options.Problems().ToList() is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
     }
 
     /// <summary>Longest time between retention sweeps.</summary>

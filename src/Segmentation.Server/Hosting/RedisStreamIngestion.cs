@@ -102,13 +102,6 @@ public sealed class RedisIngestionOptions
             return $"Configuration is not a StackExchange.Redis configuration string: {ex.Message}";
         }
     }
-
-    /// <summary>Validates the options at start, naming each of <see cref="Problems"/>.</summary>
-    internal sealed class Validator : IValidateOptions<RedisIngestionOptions>
-    {
-        public ValidateOptionsResult Validate(string? name, RedisIngestionOptions options) =>
-            options.Problems().Select(p => $"{Section}: {p}").ToList() is { Count: > 0 } problems ? ValidateOptionsResult.Fail(problems) : ValidateOptionsResult.Success;
-    }
 }
 
 /// <summary>

@@ -28,9 +28,8 @@ public static class SegmentationServiceCollectionExtensions
             .ValidateOnStart();
         services.AddOptions<PrivacyOptions>()
             .BindConfiguration(PrivacyOptions.Section)
+            .ValidateProblems(o => o.Problems())
             .ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PrivacyOptions>, PrivacyOptions.Validator>()); // each problem named
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisIngestionOptions>, RedisIngestionOptions.Validator>());
         services.AddLimitsOptions(); // template limits are read here
 
         services.TryAddSingleton<ICatalogSource>(sp => sp.GetRequiredService<IOptions<SegmentationOptions>>().Value.CatalogPath is var path && !string.IsNullOrWhiteSpace(path)
@@ -94,6 +93,7 @@ public static class SegmentationServiceCollectionExtensions
         services.AddHostedService<RetentionService>();
         services.AddOptions<RedisIngestionOptions>()
             .BindConfiguration(RedisIngestionOptions.Section)
+            .ValidateProblems(o => o.Problems().Select(p => $"{RedisIngestionOptions.Section}: {p}"))
             .Validate<IOptions<SegmentationOptions>>(
                 (o, segmentation) => !o.Enabled || !string.IsNullOrWhiteSpace(segmentation.Value.DataDirectory),
                 "Segmentation:RedisIngestion:Enabled needs Segmentation:DataDirectory: an entry is acknowledged once its event is on disk, and without a data directory nothing is (acknowledged events would be lost at the next restart, and never read again)")
