@@ -344,6 +344,33 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     }
 
     /// <summary>
+    /// Takes an anonymous id merged into a user out of every segment and then out of the index: watchers are told it left
+    /// what they were told it is in. While its personalization consent is withdrawn that is what was announced before the
+    /// withdrawal (which is silent: watchers still hold those segments), however it moved since. Call under the id's lock.
+    /// </summary>
+    public void Retire(string userId, long catalogVersion, DateTimeOffset at, string cause, bool publish)
+    {
+        Set(userId, [], catalogVersion, long.MaxValue, at, cause, publish: publish);
+        if (_announcedBeforeHidden.TryRemove(userId, out var announcedBefore) && !Replaying)
+        {
+            Interlocked.Increment(ref _moving);
+            try
+            {
+                foreach (var id in announcedBefore)
+                {
+                    Feed.Append(userId, id, ChangeKind.Left, at, catalogVersion, cause);
+                }
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _moving);
+            }
+        }
+
+        Drop(userId);
+    }
+
+    /// <summary>
     /// Drops an id from the index without emitting changes or touching the change stream: an anonymous id merged
     /// into a user, whose entries (its "left" ones included) stay as they were sent, naming it.
     /// </summary>

@@ -98,9 +98,7 @@ public sealed class IdentityStitcher
 
                 // The anonymous id leaves its segments (watchers see it leave) and is then no member of anything:
                 // from now on it resolves to the user, who is counted once, under the user's id.
-                var memberships = _writer.Memberships;
-                memberships.Set(from.UserId, [], _writer.Catalogs.Current.Version, long.MaxValue, stamp.Now, $"identify:{userId}", publish: _writer.Consent.Gate(from) == ConsentGate.FullProfile);
-                memberships.Drop(from.UserId);
+                _writer.Memberships.Retire(from.UserId, _writer.Catalogs.Current.Version, stamp.Now, $"identify:{userId}", publish: _writer.Consent.Gate(from) == ConsentGate.FullProfile);
                 return _writer.Derive(result, stamp, $"identify:{anonymousId}");
             },
             stamp.Version,

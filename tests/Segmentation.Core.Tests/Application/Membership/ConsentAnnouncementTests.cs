@@ -47,6 +47,35 @@ public sealed class ConsentAnnouncementTests
     }
 
     [Fact]
+    public void An_anonymous_id_merged_while_its_consent_is_withdrawn_is_announced_as_leaving_what_it_was_announced_in()
+    {
+        // Regression (review): the withdrawal is silent, so watchers keep the anonymous id's segments; the merge left them
+        // silently too (the id was hidden) and then forgot what had been announced: watchers held the id in them for good.
+        using var w = World();
+        ChangeStreamTests.SetScore(w, "anon-1", 80);
+        var start = w.Memberships.Feed.Last;
+        w.Ingestion.RecordConsent("anon-1", ConsentPurpose.Personalization, granted: false, "preference-center", null);
+
+        w.Ingestion.Identify("anon-1", "member-1");
+
+        var left = Assert.Single(w.FeedAfter(start), e => e.UserId == "anon-1");
+        Assert.Equal(("high", ChangeKind.Left, "identify:member-1"), (left.SegmentId, left.Kind, left.Cause));
+    }
+
+    [Fact]
+    public void An_anonymous_id_merged_while_withdrawn_is_not_announced_leaving_what_watchers_never_saw()
+    {
+        using var w = World();
+        w.Ingestion.RecordConsent("anon-1", ConsentPurpose.Personalization, granted: false, "preference-center", null);
+        var start = w.Memberships.Feed.Last;
+        ChangeStreamTests.SetScore(w, "anon-1", 80); // entered while withdrawn: never announced
+
+        w.Ingestion.Identify("anon-1", "member-1");
+
+        Assert.DoesNotContain(w.FeedAfter(start), e => e.UserId == "anon-1");
+    }
+
+    [Fact]
     public void The_membership_change_counter_counts_what_watchers_are_told()
     {
         // Regression (review): the counter, documented as what WatchSegmentChanges streams, counted every move of the
