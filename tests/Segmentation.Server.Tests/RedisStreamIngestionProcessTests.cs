@@ -121,23 +121,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redisPort}");
             await redis.GetDatabase().StreamAddAsync(Stream, [new NameValueEntry("event", JsonFormatter.Default.Format(Purchase(7, 0, DateTimeOffset.UtcNow.AddMinutes(-5))))]);
             var profiles = new ProfileService.ProfileServiceClient(channel);
-            watch.Restart();
-            while (true)
-            {
-                try
-                {
-                    if ((await profiles.GetProfileAsync(new GetProfileRequest { UserId = "ru7" })).Profile.Aggregates.Orders == 1)
-                    {
-                        break;
-                    }
-                }
-                catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
-                {
-                }
-
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "the consumer did not recover once Redis was up");
-                await Task.Delay(200);
-            }
+            await WaitForOneOrder(profiles, "ru7", "the consumer did not recover once Redis was up");
         }
         finally
         {
@@ -146,6 +130,47 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             late?.Kill(entireProcessTree: true);
             late?.Dispose();
         }
+    }
+
+    // Polls until the user's profile holds one order (a profile not yet written answers NOT_FOUND), checking each round.
+    private static async Task WaitForOneOrder(ProfileService.ProfileServiceClient profiles, string user, string failure, Func<Task>? eachRound = null)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            if (eachRound is not null)
+            {
+                await eachRound();
+            }
+
+            try
+            {
+                if ((await profiles.GetProfileAsync(new GetProfileRequest { UserId = user })).Profile.Aggregates.Orders == 1)
+                {
+                    return;
+                }
+            }
+            catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
+            {
+            }
+
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), failure);
+            await Task.Delay(100);
+        }
+    }
+
+    // Polls until the stream's dead letters number at least count; returns them.
+    private static async Task<StreamEntry[]> WaitForDeadLetters(IDatabase db, string stream, int count)
+    {
+        var watch = Stopwatch.StartNew();
+        StreamEntry[] dead;
+        while ((dead = await db.StreamRangeAsync(stream + ":dead-letter")).Length < count)
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"{dead.Length} of {count} entries dead-lettered");
+            await Task.Delay(50);
+        }
+
+        return dead;
     }
 
     private static Event Purchase(int user, int n, DateTimeOffset at) => new()
@@ -306,13 +331,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
         try
         {
             await RealServerProcessTests.WaitUntilListening(service, port);
-            var watch = Stopwatch.StartNew();
-            StreamEntry[] dead;
-            while ((dead = await db.StreamRangeAsync(Stream + ":dead-letter")).Length < ids.Count)
-            {
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"{dead.Length} of {ids.Count} entries dead-lettered");
-                await Task.Delay(50);
-            }
+            var dead = await WaitForDeadLetters(db, Stream, ids.Count);
 
             var byEntry = dead.ToDictionary(d => (string)d["entry_id"]!); // those that are not events come first
             Assert.Equal(ids.Order(StringComparer.Ordinal), byEntry.Keys.Order(StringComparer.Ordinal));
@@ -370,12 +389,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
         try
         {
             await RealServerProcessTests.WaitUntilListening(service, port);
-            var watch = Stopwatch.StartNew();
-            while ((await db.StreamRangeAsync(stream + ":dead-letter")).Length < ids.Count)
-            {
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "the entries were not all dead-lettered");
-                await Task.Delay(50);
-            }
+            await WaitForDeadLetters(db, stream, ids.Count);
 
             var large = (await db.StreamRangeAsync(stream + ":dead-letter")).Single(d => (string)d["entry_id"]! == ids[7]);
             Assert.Equal(("", 100_000L), ((string)large["event"]!, (long)large["event_bytes"]));
@@ -420,24 +434,7 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
             await RealServerProcessTests.WaitUntilListening(service, port);
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
             var profiles = new ProfileService.ProfileServiceClient(channel);
-            var watch = Stopwatch.StartNew();
-            while (true)
-            {
-                Assert.Empty(await db.StreamRangeAsync(Stream + ":dead-letter"));
-                try
-                {
-                    if ((await profiles.GetProfileAsync(new GetProfileRequest { UserId = "ru9" })).Profile.Aggregates.Orders == 1)
-                    {
-                        break;
-                    }
-                }
-                catch (Grpc.Core.RpcException ex) when (ex.StatusCode == Grpc.Core.StatusCode.NotFound)
-                {
-                }
-
-                Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "the order was not applied");
-                await Task.Delay(100);
-            }
+            await WaitForOneOrder(profiles, "ru9", "the order was not applied", async () => Assert.Empty(await db.StreamRangeAsync(Stream + ":dead-letter")));
         }
         finally
         {

@@ -257,6 +257,11 @@ public sealed class KpiStore
             return reach;
         }
 
+        if (series is not null)
+        {
+            CheckSeriesPoints(series.Where(g => !byVariant || g.Key.Variant is not null || withoutVariant.Contains(g.Key)).Sum(g => (long)g.Value.Count)); // before any point is built
+        }
+
         var rows = new List<KpiRow>(totals.Count);
         foreach (var (group, sum) in totals)
         {
@@ -283,6 +288,23 @@ public sealed class KpiStore
                 point.Add(add);
                 points[hour] = point;
             }
+        }
+    }
+
+    /// <summary>
+    /// Most hourly points one report's series may hold, over all its rows (about 20 MB of response): a 90-day series of a
+    /// large catalog grouped by variant and channel would be hundreds of megabytes, past what a client accepts.
+    /// </summary>
+    public int MaxSeriesPoints { get; init; } = 200_000;
+
+    /// <summary>Throws <see cref="ValidationException"/> naming <c>include_series</c> when <paramref name="points"/> exceed <see cref="MaxSeriesPoints"/>.</summary>
+    public void CheckSeriesPoints(long points)
+    {
+        if (points > MaxSeriesPoints)
+        {
+            var v = new ViolationList();
+            v.Add("include_series", $"the series would hold {points:N0} hourly points, at most {MaxSeriesPoints:N0}: narrow the range, ask for one segment (segment_id) or group by fewer dimensions");
+            v.ThrowIfAny();
         }
     }
 

@@ -32,6 +32,11 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
             }
         }
 
+        if (query.Series)
+        {
+            measurement.Kpis.CheckSeriesPoints(rows.Sum(r => (long)r.Series.Count)); // churn adds hours to a segment's series
+        }
+
         return report with { Rows = rows };
     }
 

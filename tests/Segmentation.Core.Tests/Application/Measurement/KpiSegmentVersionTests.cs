@@ -2,6 +2,7 @@ using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Rendering;
 using Segmentation.Core.Tests.Support;
+using Segmentation.Core.Validation;
 
 namespace Segmentation.Core.Tests.Application.Measurement;
 
@@ -65,5 +66,26 @@ public sealed class KpiSegmentVersionTests
         kpis.AddDecision(Start.AddDays(KpiStore.RetentionDays + 5).UtcTicks, new DecisionKey(segment, 1, "web", Arm: served), "u1");
 
         Assert.Equal([served.Key], kpis.ArmVariantIds().Select(a => a.Key).ToArray());
+    }
+
+    [Fact]
+    public void A_series_past_its_point_bound_is_refused_naming_include_series_and_the_same_range_without_one_is_answered()
+    {
+        // Regression (review): a series' response was unbounded (a 90-day series by variant and channel of a large catalog
+        // is about 200 MB, past what any client accepts by default).
+        using var world = new TestWorld();
+        var vip = world.Catalogs.Current.Segments[0];
+        var kpis = new KpiStore { MaxSeriesPoints = 100 };
+        for (var hour = 0; hour < 101; hour++)
+        {
+            kpis.AddDecision(Start.AddHours(hour).UtcTicks, new DecisionKey(vip, 1, "web"), "u1");
+        }
+
+        var refused = Assert.Throws<ValidationException>(() => kpis.Query(new KpiQuery(Start, Start.AddHours(101), [KpiDimension.Segment], Series: true)));
+        Assert.Equal("include_series", Assert.Single(refused.Violations).Field);
+        Assert.Contains("101", Assert.Single(refused.Violations).Description, StringComparison.Ordinal);
+
+        Assert.Equal(100, Assert.Single(kpis.Query(new KpiQuery(Start, Start.AddHours(100), [KpiDimension.Segment], Series: true)).Rows).Series.Count);
+        Assert.Equal(101, Assert.Single(kpis.Query(new KpiQuery(Start, Start.AddHours(101), [KpiDimension.Segment])).Rows).Kpis.Decisions);
     }
 }
