@@ -89,8 +89,18 @@ public static class YamlLimits
 
                     break;
                 case AnchorAlias alias:
-                    (size, depth) = anchors.TryGetValue(alias.Value.Value, out var aliased) ? aliased : (new Expanded(1, 0), 0);
+                    if (!anchors.TryGetValue(alias.Value.Value, out var aliased))
+                    {
+                        // YAML defines an alias by the anchor written before it in the same document; the library resolves one
+                        // written after it too, and what it would stand for is not known here (a chain of them nests without bound).
+                        return new CatalogError(file, (int)current.Start.Line, null, null, $"alias *{alias.Value.Value} refers to the node that contains it, or to no anchor (&{alias.Value.Value}) defined before it in this document");
+                    }
+
+                    (size, depth) = aliased;
                     break;
+                case DocumentStart:
+                    anchors.Clear(); // anchors belong to their document
+                    continue;
                 default:
                     continue; // stream and document boundaries, comments
             }

@@ -152,6 +152,39 @@ public sealed class CatalogFuzzTests
     }
 
     [Fact]
+    public void An_alias_to_an_anchor_defined_after_it_is_an_error_before_any_tree_is_built()
+    {
+        // Regression (review): an alias used before its anchor was counted as one node of no depth, and the YAML library
+        // resolves such an alias to the anchor defined later: a chain of 30,000 forward aliases (800 KB, within every
+        // limit) stood for 30,000 levels, and converting it overflowed the stack (which ends the process); ten forward
+        // aliases on each of nine levels stood for a billion nodes.
+        var chain = new System.Text.StringBuilder("chain:\n");
+        for (var i = 0; i < 30_000; i++)
+        {
+            chain.Append($"  - &a{i} [*a{i + 1}]\n");
+        }
+
+        chain.Append("  - &a30000 x\n");
+        var bomb = new System.Text.StringBuilder("fragments:\n");
+        for (var i = 0; i < 9; i++)
+        {
+            bomb.Append($"  l{i}: &l{i} [").Append(string.Join(", ", Enumerable.Repeat($"*l{i + 1}", 10))).Append("]\n");
+        }
+
+        bomb.Append("  l9: &l9 x\n");
+        foreach (var yaml in new[] { chain.ToString(), bomb.ToString(), "a: [*b]\n---\nb: &b y\n" })
+        {
+            var error = YamlLimits.Check("forward.yaml", yaml);
+            Assert.NotNull(error);
+            Assert.Contains("defined before it", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Null(YamlLimits.Check("backward.yaml", "a: &b y\nc: [*b]\n")); // an alias after its anchor is fine
+        var loaded = Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource([.. Default, new CatalogFile("zz-forward.yaml", bomb.ToString())])));
+        Assert.Contains(loaded.Errors, e => e.File == "zz-forward.yaml" && e.Message.Contains("defined before it", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Many_files_each_within_the_alias_limit_are_a_catalog_error_before_their_trees_are_built()
     {
         // Regression: the limit on what aliases stand for applied per file, and a catalog may have many files (a request
