@@ -200,6 +200,34 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     }
 
     [Fact]
+    public async Task Other_files_and_a_save_that_changes_nothing_publish_no_version()
+    {
+        // Regression (review): the watch fingerprinted every file, and any change republished the files as a new version:
+        // an editor's swap file (written every few seconds while a file is open), a note or a git fetch each published an
+        // identical version (a full re-evaluation of every user), and twenty of them pushed every real version out of the
+        // history a rollback can reach. A file saved without a change published one too.
+        using var factory = Server();
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        await File.WriteAllTextAsync(Path.Combine(_dir, "segments", ".value.yaml.swp"), "swap");
+        await File.WriteAllTextAsync(Path.Combine(_dir, "notes.txt"), "not a catalog file");
+        File.SetLastWriteTimeUtc(value, DateTime.UtcNow.AddMinutes(1)); // saved as it was
+        await Task.Delay(CatalogDirectoryWatcherDelay());
+        await File.WriteAllTextAsync(Path.Combine(_dir, "segments", ".value.yaml.swp"), "swap, later");
+        await Task.Delay(CatalogDirectoryWatcherDelay());
+
+        var after = await catalog.GetCatalogAsync(new GetCatalogRequest());
+        Assert.Equal(1, after.Version);
+        Assert.Single(after.History);
+
+        await File.WriteAllTextAsync(value, (await File.ReadAllTextAsync(value)).Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        Assert.Equal("VIP client", (await WaitForVersion(catalog, 2)).Segments.Single(s => s.Segment.Id == "vip").Segment.Name); // a real edit still is
+    }
+
+    [Fact]
     public async Task A_catalog_directory_moved_away_and_back_leaves_the_service_serving_and_publishes_the_edit()
     {
         // Regression (review of this change): with the files read before the load, a directory gone for a poll threw its

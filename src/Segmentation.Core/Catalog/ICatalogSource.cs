@@ -42,11 +42,26 @@ public sealed class EmbeddedCatalogSource : ICatalogSource
     }
 }
 
-/// <summary>Catalog files (<c>*.yaml</c>, <c>*.yml</c>) under a directory, recursively.</summary>
+/// <summary>
+/// Catalog files (<c>*.yaml</c>, <c>*.yml</c>) under a directory, recursively, leaving out hidden files and folders (a
+/// name starting with a dot: an editor's swap files, <c>.git</c>, and the timestamped folders behind a Kubernetes config
+/// map's links, whose files would otherwise be read twice).
+/// </summary>
 public sealed class DirectoryCatalogSource(string path) : ICatalogSource
 {
+    private static readonly EnumerationOptions Walk = new() { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.Hidden, MatchType = MatchType.Simple };
+
     /// <inheritdoc />
     public string Origin => Path.GetFullPath(path);
+
+    /// <summary>The full paths of the catalog files under <paramref name="directory"/>, in no particular order.</summary>
+    /// <exception cref="IOException">The directory could not be read.</exception>
+    public static IEnumerable<string> CatalogFilePaths(string directory) =>
+        Directory.EnumerateFiles(directory, "*", Walk)
+            .Where(f => !IsHidden(Path.GetRelativePath(directory, f)) && (f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase)));
+
+    // A dot at the start of any part of the relative path (on every platform, not only where the file system calls it hidden).
+    private static bool IsHidden(string relative) => relative.StartsWith('.') || relative.Contains("/.", StringComparison.Ordinal) || relative.Contains("\\.", StringComparison.Ordinal);
 
     /// <inheritdoc />
     public IReadOnlyList<CatalogFile> ReadFiles()
@@ -56,8 +71,7 @@ public sealed class DirectoryCatalogSource(string path) : ICatalogSource
             throw new CatalogException([new CatalogError(path, 0, null, null, "catalog directory does not exist")]);
         }
 
-        return Directory.EnumerateFiles(path, "*.*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+        return CatalogFilePaths(path)
             .Select(f => (Rel: Path.GetRelativePath(path, f).Replace('\\', '/'), Full: f))
             .OrderBy(f => f.Rel, StringComparer.Ordinal)
             .Select(f => new CatalogFile(f.Rel, File.ReadAllText(f.Full)))

@@ -4,7 +4,7 @@ namespace Segmentation.Server.Hosting;
 
 /// <summary>
 /// The catalog directory as the server reads it: its files (<see cref="DirectoryCatalogSource"/>), and the directory's
-/// fingerprint (names, sizes and modification times of every file) taken just before each read, so the watcher starts
+/// fingerprint (names, sizes and modification times of every catalog file) taken just before each read, so the watcher starts
 /// from the state the start-up catalog was read from. A save made after that read (while profiles are restored, before
 /// the watcher's first poll) differs from it and is published.
 /// </summary>
@@ -18,6 +18,9 @@ internal sealed class CatalogDirectorySource(string path) : ICatalogSource
 
     /// <summary>The fingerprint taken before the last read that succeeded; null before one (or when the directory could not be listed then).</summary>
     public string? ReadFrom => _readFrom;
+
+    /// <summary>The files of the last read that succeeded (null before one): a save that leaves them as they were publishes nothing.</summary>
+    public IReadOnlyList<CatalogFile>? LastRead { get; private set; }
 
     /// <inheritdoc />
     public IReadOnlyList<CatalogFile> ReadFiles()
@@ -34,10 +37,11 @@ internal sealed class CatalogDirectorySource(string path) : ICatalogSource
 
         var files = _files.ReadFiles();
         _readFrom = before;
+        LastRead = files;
         return files;
     }
 
-    /// <summary>Names, sizes and modification times of every file under <paramref name="path"/>, in ordinal order; "missing" without the directory.</summary>
+    /// <summary>Names, sizes and modification times of every catalog file under <paramref name="path"/> (those <see cref="DirectoryCatalogSource"/> reads), in ordinal order; "missing" without the directory.</summary>
     /// <exception cref="IOException">A file was removed while it was listed, or the directory could not be read.</exception>
     /// <exception cref="UnauthorizedAccessException">The directory or a file in it cannot be read.</exception>
     public static string Fingerprint(string path)
@@ -47,7 +51,7 @@ internal sealed class CatalogDirectorySource(string path) : ICatalogSource
             return "missing";
         }
 
-        return string.Join('|', Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories)
+        return string.Join('|', DirectoryCatalogSource.CatalogFilePaths(path)
             .Order(StringComparer.Ordinal)
             .Select(f => new FileInfo(f))
             .Select(f => $"{f.FullName}:{f.Length}:{f.LastWriteTimeUtc.Ticks}"));

@@ -7,8 +7,8 @@ namespace Segmentation.Server.Hosting;
 /// <summary>
 /// When the catalog comes from a directory, watches it: a saved change (catalog YAML or templates in
 /// it) is validated and published; an invalid change is rejected with every error logged, and the
-/// last good catalog keeps serving. The directory is fingerprinted (names, sizes, modification times)
-/// every <see cref="PollInterval"/>, which works the same on every file system and in containers;
+/// last good catalog keeps serving; a save that leaves the files as they were publishes nothing. The directory's catalog
+/// files are fingerprinted (names, sizes, modification times) every <see cref="PollInterval"/>, which works the same on every file system and in containers;
 /// a change is loaded once the files have been stable for one more interval (editors save in steps). A version the
 /// data directory cannot keep fails the job (health reports it; it retries after a backoff and reads the files again).
 /// </summary>
@@ -33,6 +33,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
         // config map updates do; a folder without access) is skipped: the next one reads it again, nothing is taken as
         // loaded meanwhile, and the job never fails for it (a failed job would report the service not ready).
         var loaded = (startupSource as CatalogDirectorySource)?.ReadFrom ?? FirstFingerprint(path);
+        var published = (startupSource as CatalogDirectorySource)?.LastRead; // the files the serving catalog came from, as far as known
         var pending = loaded;
         using var timer = new PeriodicTimer(PollInterval);
         while (await timer.WaitForNextTickAsync(stoppingToken))
@@ -76,11 +77,17 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
             }
 
             loaded = now;
+            if (published is not null && files.SequenceEqual(published))
+            {
+                continue; // saved as they were (touched, or an edit undone): the same catalog would be published again
+            }
+
             try
             {
                 // A version the data directory cannot keep (a full disk) fails the job: health reports it and the job starts
                 // again after its backoff, reading the directory again (a poll every 500 ms compiled and refused it each time).
                 var snapshot = catalogs.Load(new InMemoryCatalogSource(files, directory.Origin), "file change", stoppingToken);
+                published = files;
                 logger.LogInformation("Catalog directory changed: published v{Version} ({Count} segments)", snapshot.Version, snapshot.Segments.Count);
                 Succeeded();
             }
