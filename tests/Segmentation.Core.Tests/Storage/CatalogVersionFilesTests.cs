@@ -86,6 +86,31 @@ public sealed class CatalogVersionFilesTests : IDisposable
     }
 
     [Fact]
+    public void A_restart_with_the_same_files_after_their_own_stop_time_has_passed_is_not_a_new_deployment()
+    {
+        // Regression (review): whether the files are those of the version that kept an experiment ended was judged at the
+        // restart's time: once the files' own stop time had passed they ended it themselves, nothing was kept, they differed
+        // from that version's edited copy, and were published as a new deployment over a version published through the API.
+        var clock = new Support.ManualClock(new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero));
+        var withStop = Experiments.ExperimentCatalogTests.Experiment.Replace("    primary_metric:", "    stop: 2026-07-01T00:00:00Z\n    primary_metric:", StringComparison.Ordinal);
+        var source = Experiments.ExperimentCatalogTests.Source(withStop);
+        var first = new CatalogProvider(clock);
+        var v1 = first.Start(source, new CatalogVersionFiles(_dir));
+        var experiment = v1.Experiments.Single();
+        var stopped = v1.Files.Select(f => f.Name == experiment.Node.At.File ? f with { Text = CatalogText.SetScalar(f.Text, experiment.Node, "stop", CatalogText.Instant(clock.Now)) } : f).ToList();
+        first.Load(new InMemoryCatalogSource(stopped, "api"), "stop", v1.Version); // v2: stopped early through the API
+        clock.Now += TimeSpan.FromHours(1);
+        var changed = new InMemoryCatalogSource([.. source.ReadFiles().Select(f => f.Name == "fallback.yaml" ? f with { Text = f.Text + "\n# edited\n" } : f)]);
+        Assert.Contains("kept ended", first.Load(changed, "file change") is { Version: 3 } ? first.History[0].Comment : "", StringComparison.Ordinal);
+        first.Load(new InMemoryCatalogSource(first.Current.Files, "api"), "published after", 3); // v4
+
+        clock.Now = new DateTimeOffset(2026, 7, 2, 0, 0, 0, TimeSpan.Zero); // past the files' own stop
+        var second = new CatalogProvider(clock);
+        Assert.Equal(4, second.Start(changed, new CatalogVersionFiles(_dir)).Version);
+        Assert.Equal(4, second.History[0].Version);
+    }
+
+    [Fact]
     public void A_rollback_to_the_start_up_source_survives_a_restart_of_the_same_deployment()
     {
         var deployed = new InMemoryCatalogSource(Renamed("deployed").ReadFiles(), "directory:/catalog");

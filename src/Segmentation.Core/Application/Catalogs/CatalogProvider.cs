@@ -153,13 +153,14 @@ public sealed class CatalogProvider
     }
 
     // Whether `files` are the files `last` was published from, with the experiments it kept ended written in: a version
-    // that kept experiments ended holds edited copies, and an unchanged deployment must not count as a new one.
-    private bool SameKeepingEnded(StoredCatalogVersion last, IReadOnlyList<CatalogFile> files, CancellationToken cancellation)
+    // that kept experiments ended holds edited copies, and an unchanged deployment must not count as a new one. Judged as
+    // at that publish: an experiment the files stop by themselves later (now past) was kept ended then all the same.
+    private static bool SameKeepingEnded(StoredCatalogVersion last, IReadOnlyList<CatalogFile> files, CancellationToken cancellation)
     {
         try
         {
             var published = CatalogLoader.LoadKept(new InMemoryCatalogSource(last.Files, last.Info.Origin), cancellation);
-            var (kept, ids) = EndedExperiments.Keep(published, CatalogLoader.Load(new InMemoryCatalogSource(files, last.Info.Origin), cancellation), _time.GetUtcNow(), cancellation);
+            var (kept, ids) = EndedExperiments.Keep(published, CatalogLoader.Load(new InMemoryCatalogSource(files, last.Info.Origin), cancellation), last.Info.PublishedAt, cancellation);
             return ids.Count > 0 && kept.Files.SequenceEqual(last.Files);
         }
         catch (CatalogException)
