@@ -46,7 +46,10 @@ public sealed class CatalogException : Exception
     }
 
     private CatalogException(IReadOnlyList<CatalogError> kept, int total)
-        : base($"catalog has {total} error(s):{Environment.NewLine}" + string.Join(Environment.NewLine, kept)) => Errors = kept;
+        : base($"catalog has {total} error(s):{Environment.NewLine}" + string.Join(Environment.NewLine, kept)) => (Errors, Total) = (kept, total);
+
+    /// <summary>How many errors the catalog has: past <see cref="MaxErrors"/>, more than <see cref="Errors"/> lists.</summary>
+    public int Total { get; }
 
     private static IReadOnlyList<CatalogError> Kept(IReadOnlyList<CatalogError> errors) =>
         errors.Count <= MaxErrors ? errors

@@ -36,6 +36,9 @@ public sealed class ValidationException : Exception
     /// <summary>The invalid fields.</summary>
     public IReadOnlyList<FieldViolation> Violations { get; }
 
+    /// <summary>Violations found besides <see cref="Violations"/>, counted but not listed (a catalog's errors past the most kept).</summary>
+    public int Unlisted { get; init; }
+
     /// <summary>
     /// True when the input is refused because it is older than the retention policy allows to be kept: whoever holds it
     /// (a dead-letter queue) should not keep it either.

@@ -140,9 +140,9 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
                     badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = InputLimits.Bounded(violation.Field, MaxFieldLength), Description = InputLimits.Bounded(violation.Description, MaxDescriptionLength) });
                 }
 
-                if (v.Violations.Count > MaxViolations)
+                if (Math.Max(0, v.Violations.Count - MaxViolations) + v.Unlisted is var more and > 0)
                 {
-                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = "", Description = $"{v.Violations.Count - MaxViolations} more violations not listed" });
+                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = "", Description = $"{more} more violations not listed" });
                 }
 
                 return new Google.Rpc.Status

@@ -90,6 +90,42 @@ public sealed record SegmentPreview(string SegmentId, int Members, int Populatio
 /// </summary>
 public static class CatalogAudit
 {
+    /// <summary>
+    /// Most warnings of each kind about a pair of segments (overlap_unresolved, identical_outcome); past them one more
+    /// says how many were left out. A catalog of 2,000 segments sharing their outcomes has two million such pairs.
+    /// </summary>
+    public const int MaxPairWarnings = 1_000;
+
+    /// <summary>Most overlapping pairs a report lists: the largest overlaps, in catalog order.</summary>
+    public const int MaxOverlapPairs = 20_000;
+
+    // The warnings of one pair kind: the first MaxPairWarnings, then how many more.
+    private sealed class PairWarnings
+    {
+        private int _count;
+        private CatalogWarning? _firstLeftOut;
+
+        public void Add(List<CatalogWarning> warnings, CatalogWarning warning)
+        {
+            if (++_count <= MaxPairWarnings)
+            {
+                warnings.Add(warning);
+            }
+            else
+            {
+                _firstLeftOut ??= warning;
+            }
+        }
+
+        public void AddRest(List<CatalogWarning> warnings, string what)
+        {
+            if (_firstLeftOut is { } first)
+            {
+                warnings.Add(first with { Other = null, Message = $"{_count - MaxPairWarnings:N0} more {what} (not listed; the first {MaxPairWarnings:N0} are), from this one on" });
+            }
+        }
+    }
+
     /// <summary>Evaluates every segment's rule for every profile (no request context) and reports.</summary>
     public static AuditReport Run(CatalogSnapshot catalog, IEnumerable<Profile> profiles, RfmModel rfm, DateTimeOffset now, AuditOptions? options = null, MembershipIndex? index = null, CancellationToken cancellation = default)
     {
@@ -126,6 +162,7 @@ public static class CatalogAudit
         }
 
         var warnings = new List<CatalogWarning>();
+        var (unresolved, identical) = (new PairWarnings(), new PairWarnings());
         for (var i = 0; i < n; i++)
         {
             var s = segments[i];
@@ -142,20 +179,22 @@ public static class CatalogAudit
                     SegmentFamilies.DefaultPriority(s.Type) == SegmentFamilies.DefaultPriority(t.Type) &&
                     s.Priority == t.Priority && !Resolves(s, t) && !Resolves(t, s))
                 {
-                    warnings.Add(new CatalogWarning("overlap_unresolved", s.Id, t.Id, s.SourceFile,
+                    unresolved.Add(warnings, new CatalogWarning("overlap_unresolved", s.Id, t.Id, s.SourceFile,
                         $"'{s.Id}' and '{t.Id}' are in the same family, share {overlap[i, j]:N0} members ({Pct(overlap[i, j], sizes[i])} of '{s.Id}') and have the same priority ({s.Priority}) with no override or exclusion between them; only declaration order decides") { Line = s.SourceLine });
                 }
 
                 if (SameOutcome(s, t))
                 {
-                    warnings.Add(new CatalogWarning("identical_outcome", t.Id, s.Id, t.SourceFile,
+                    identical.Add(warnings, new CatalogWarning("identical_outcome", t.Id, s.Id, t.SourceFile,
                         $"'{t.Id}' has exactly the same five personalization outcomes as '{s.Id}': a segment that changes no experience should not exist") { Line = t.SourceLine });
                 }
             }
         }
 
+        unresolved.AddRest(warnings, "pairs of segments overlap unresolved");
+        identical.AddRest(warnings, "pairs of segments have identical outcomes");
         FallbackWarnings(catalog, warnings);
-        var pairs = new List<(string, string, int)>();
+        var pairs = new List<(string A, string B, int Count)>();
         for (var i = 0; i < n; i++)
         {
             for (var j = i + 1; j < n; j++)
@@ -165,6 +204,13 @@ public static class CatalogAudit
                     pairs.Add((segments[i].Id, segments[j].Id, overlap[i, j]));
                 }
             }
+        }
+
+        if (pairs.Count > MaxOverlapPairs)
+        {
+            // The largest overlaps, in the order of the catalog: every pair of a large catalog of broad segments is millions.
+            var kept = pairs.Select((p, k) => (p, k)).OrderByDescending(x => x.p.Count).ThenBy(x => x.k).Take(MaxOverlapPairs).OrderBy(x => x.k).Select(x => x.p).ToList();
+            pairs = kept;
         }
 
         return new AuditReport(

@@ -103,6 +103,11 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
     {
         var violations = new ViolationList();
         violations.MaxLength("comment", comment, InputLimits.MaxCommentLength);
+        if (basedOn < 0)
+        {
+            violations.Add("based_on_version", $"must be a version number, or 0 to publish on whatever is active (got {basedOn})"); // no version ever had it: a retry could never succeed
+        }
+
         violations.ThrowIfAny();
 
         CatalogSnapshot published;
@@ -112,7 +117,9 @@ public sealed class CatalogGovernance(CatalogProvider catalogs, IProfileStore st
         }
         catch (CatalogException ex)
         {
-            throw new ValidationException([.. ex.Errors.Select(e => new FieldViolation($"files[{e.File}]", e.ToString()))]);
+            // The errors kept, without the one that counts the rest: the count travels as a number, added to the host's own.
+            var listed = ex.Errors.Take(Math.Min(ex.Errors.Count, CatalogException.MaxErrors)).ToList();
+            throw new ValidationException([.. listed.Select(e => new FieldViolation($"files[{e.File}]", e.ToString()))]) { Unlisted = Math.Max(0, ex.Total - listed.Count) };
         }
 
         return new PublishedCatalog(published, Audit(published, null, CancellationToken.None).Warnings);

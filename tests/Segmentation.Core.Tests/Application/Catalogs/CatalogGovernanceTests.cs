@@ -104,6 +104,63 @@ public class CatalogGovernanceTests
     }
 
     [Fact]
+    public void A_negative_based_on_version_is_invalid_and_not_a_conflict_to_retry()
+    {
+        // Regression (review): it was compiled and answered ABORTED ("made on version -1"); a client that reads again and
+        // retries, as the contract says, could never succeed.
+        using var w = new TestWorld();
+
+        var refused = Assert.Throws<ValidationException>(() => w.Governance.Publish(w.Catalogs.Current.Files, "edit", -1));
+
+        Assert.Equal("based_on_version", Assert.Single(refused.Violations).Field);
+        Assert.Equal(1, w.Catalogs.Current.Version);
+    }
+
+    [Fact]
+    public void A_publish_of_a_catalog_with_more_errors_than_listed_counts_the_rest_as_a_number()
+    {
+        // Regression (review): the catalog's "N more errors not listed" entry became a violation like the others, and the
+        // host's own count of unlisted violations started from the kept ones: 500 errors were reported as 20 and 181 more.
+        using var w = new TestWorld();
+        var bad = TestCatalogs.Segment("bad", "nonsense", "{ field: traits.score, gte: 1 }");
+        var files = With("", [.. Enumerable.Range(0, 300).Select(i => bad.Replace("- id: bad", $"- id: bad_{i:000}", StringComparison.Ordinal))]).ReadFiles();
+
+        var refused = Assert.Throws<ValidationException>(() => w.Governance.Publish(files, "broken"));
+
+        Assert.Equal(CatalogException.MaxErrors, refused.Violations.Count);
+        Assert.DoesNotContain(refused.Violations, v => v.Description.Contains("more errors not listed", StringComparison.Ordinal));
+        Assert.True(refused.Unlisted >= 100, $"{refused.Unlisted} unlisted");
+        Assert.Equal(refused.Violations.Count + refused.Unlisted, CatalogLoaderErrors(files));
+    }
+
+    private static int CatalogLoaderErrors(IReadOnlyList<CatalogFile> files) =>
+        Assert.Throws<CatalogException>(() => CatalogLoader.Load(new InMemoryCatalogSource(files))).Total;
+
+    [Fact]
+    public void Pair_warnings_and_overlaps_are_bounded_however_many_pairs_a_catalog_has()
+    {
+        // Regression (review): warnings about pairs of segments had no bound: 2,000 segments sharing their outcomes (a
+        // 200 KB catalog a read-only key can send to ValidateCatalog) made two million warnings, a gigabyte of them.
+        const int Count = 205; // 20,910 pairs
+        var one = TestCatalogs.Segment("twin", "value", "{ field: traits.score, gte: 1 }");
+        using var w = new TestWorld(With("", [.. Enumerable.Range(0, Count).Select(i => one.Replace("- id: twin", $"- id: twin_{i:000}", StringComparison.Ordinal))]));
+        Population(w, 3, _ => 5);
+
+        var report = Audit(w);
+
+        foreach (var code in new[] { "identical_outcome", "overlap_unresolved" })
+        {
+            var ofCode = report.Warnings.Where(x => x.Code == code).ToList();
+            Assert.Equal(CatalogAudit.MaxPairWarnings + 1, ofCode.Count);
+            Assert.Null(ofCode[^1].Other);
+            Assert.StartsWith($"{(Count * (Count - 1) / 2) - CatalogAudit.MaxPairWarnings:N0} more pairs", ofCode[^1].Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(CatalogAudit.MaxOverlapPairs, report.Overlaps.Count);
+        Assert.All(report.Overlaps, o => Assert.Equal(3, o.Count));
+    }
+
+    [Fact]
     public void Audit_warns_about_small_broad_unresolved_overlapping_and_identical_segments()
     {
         var same = TestCatalogs.Segment("twin_b", "value", "{ field: traits.score, gte: 50 }").Replace("- id: twin_b", "- id: twin_a");
