@@ -453,6 +453,29 @@ public sealed class BatchedIngestionTests : IDisposable
     }
 
     [Fact]
+    public async Task A_decision_abandoned_while_its_events_commit_is_not_made_and_its_events_stay_recorded()
+    {
+        // Regression (review): the deadline was checked before the events only; a commit that outlasted the caller's
+        // deadline was followed by a decision the caller never received, counted in the KPIs and exposing the user to an
+        // experiment arm they never saw.
+        using var durable = Open();
+        var world = durable.World;
+        var decider = world.Get<TrackAndDecide>();
+        using var flush = new HeldFirstFlush(durable.Log);
+        using var abandoned = new CancellationTokenSource();
+        var issued = world.Measurement.Ledger.Issued;
+
+        var decision = decider.DecideAsync(PageOf("u1"), [Event("pv", "")], abandoned.Token);
+        flush.WaitHeld();
+        await abandoned.CancelAsync();
+        flush.Release();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => decision);
+        Assert.Equal("pv", Assert.Single(world.Store.Get("u1")!.Events).EventId); // recorded
+        Assert.Equal(issued, world.Measurement.Ledger.Issued); // and no decision issued
+    }
+
+    [Fact]
     public async Task A_decision_carrying_several_events_records_them_in_order_with_one_commit()
     {
         using var durable = Open();

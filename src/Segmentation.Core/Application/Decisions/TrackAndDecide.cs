@@ -43,7 +43,9 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
     /// rejected. Nothing is recorded when the request itself is invalid (<see cref="ValidationException"/>) or carries
     /// too many events. When the durable store cannot take a write (a full disk), that event and the ones after it are
     /// reported as not recorded (sending them again is safe) and the decision is still made, on what was recorded.
-    /// <paramref name="cancellation"/> is checked before the events only: once recorded, the decision is made.
+    /// <paramref name="cancellation"/> is checked before the events and once they are recorded: a call abandoned while they
+    /// were written (a slow commit past the caller's deadline) makes no decision — none is counted, and no experiment arm
+    /// is exposed to a user who never saw it —; its events stay recorded (sending them again gives duplicates).
     /// With durability on, the events are recorded in one batch with those other callers sent meanwhile, sharing one
     /// change-log commit (<see cref="ProfileIngestion.TrackAllAsync"/>), while the caller waits without holding a thread;
     /// without it, this completes at once.
@@ -60,6 +62,7 @@ public sealed class TrackAndDecide(ProfileIngestion ingestion, DecisionEngine en
         if (events.Count > 0)
         {
             await RecordAsync(request, events, results).ConfigureAwait(false);
+            cancellation.ThrowIfCancellationRequested();
         }
 
         return new TrackedDecision(engine.Decide(request, CancellationToken.None), results);
