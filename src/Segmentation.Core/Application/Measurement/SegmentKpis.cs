@@ -55,16 +55,20 @@ public sealed class SegmentKpis(DecisionMeasurement measurement, ChurnHistory ch
         {
             var byHour = row.Series.ToDictionary(p => p.Hour);
             var hours = new SortedDictionary<DateTimeOffset, KpiPoint>(byHour);
+            var churnedFrom = churned; // from this hour to the end of the range
             for (var hour = start.UtcTicks / TimeSpan.TicksPerHour; hour * TimeSpan.TicksPerHour < end.UtcTicks; hour++)
             {
                 var inHour = churn.InHour(segment, hour);
                 var at = new DateTimeOffset(hour * TimeSpan.TicksPerHour, TimeSpan.Zero);
                 if (inHour > 0 || byHour.ContainsKey(at))
                 {
+                    // Without a size point for the hour, as for the range: the members now plus those who churned since.
                     var point = hours.TryGetValue(at, out var p) ? p : new KpiPoint(at, new Kpis());
-                    var members = MembersAtStart(segment, history, at, at.AddHours(1)) ?? 0;
+                    var members = MembersAtStart(segment, history, at, at.AddHours(1)) ?? memberships.Count(segment) + churnedFrom;
                     hours[at] = point with { Kpis = point.Kpis with { Churned = inHour, MembersAtStart = members } };
                 }
+
+                churnedFrom -= inHour;
             }
 
             points = [.. hours.Values];

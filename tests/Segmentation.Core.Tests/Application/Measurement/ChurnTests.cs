@@ -55,6 +55,10 @@ public class ChurnTests
         var hour = Assert.Single(regular.Series, p => p.Kpis.Churned > 0);
         Assert.Equal((start.AddHours(2).UtcTicks / TimeSpan.TicksPerHour) * TimeSpan.TicksPerHour, hour.Hour.UtcTicks);
         Assert.Equal(3, hour.Kpis.Churned);
+
+        // Regression (review): an hour without a size point gave 0 members at its start, so a churn rate of 0 beside 3
+        // churned; as the range does, it takes the members now (6) plus those who churned since its start (3).
+        Assert.Equal((9L, 3.0 / 9), (hour.Kpis.MembersAtStart, hour.Kpis.ChurnRate));
         Assert.DoesNotContain(report.Rows, r => r.SegmentId == "churned" && r.Kpis.Churned > 0);
     }
 
