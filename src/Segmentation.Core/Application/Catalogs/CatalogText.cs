@@ -22,10 +22,15 @@ public static class CatalogText
         }
 
         var newline = text.Contains("\r\n", StringComparison.Ordinal) ? "\r\n" : "\n";
-        var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        var (lines, breaks) = Lines(text);
         var existing = map.Entries.FirstOrDefault(e => e.Key.Text == key);
         if (existing is not null)
         {
+            if (existing.Value is not SyntaxScalar scalar || scalar.At.Line != existing.Key.At.Line)
+            {
+                throw new PreconditionFailedException($"the value of '{key}' at {existing.Key.At} is written on a line of its own; write it after its key (one line) to edit it through the API");
+            }
+
             var line = existing.Key.At.Line - 1;
             var indent = existing.Key.At.Column - 1;
             lines[line] = lines[line][..indent] + key + ": " + Quote(value);
@@ -35,10 +40,50 @@ public static class CatalogText
             // After a key whose scalar value sits on its own line (a key with a block value would swallow the new line).
             var anchor = map.Entries.FirstOrDefault(e => e.Value is SyntaxScalar s && s.At.Line == e.Key.At.Line)?.Key.At
                 ?? throw new PreconditionFailedException($"the mapping at {map.At} has no one-line key to add '{key}' after; add it by hand");
+            if (breaks[anchor.Line - 1].Length == 0)
+            {
+                breaks[anchor.Line - 1] = newline; // the last line, without a break of its own
+                breaks.Insert(anchor.Line, "");
+            }
+            else
+            {
+                breaks.Insert(anchor.Line, newline);
+            }
+
             lines.Insert(anchor.Line, new string(' ', anchor.Column - 1) + key + ": " + Quote(value));
         }
 
-        return string.Join(newline, lines);
+        var edited = new System.Text.StringBuilder(text.Length + 64);
+        for (var i = 0; i < lines.Count; i++)
+        {
+            edited.Append(lines[i]).Append(breaks[i]);
+        }
+
+        return edited.ToString();
+    }
+
+    // The text's lines as the YAML reader numbers them, each with the break that ends it ("" for the last): a line ends at
+    // \r\n, \r, \n, U+0085, U+2028 or U+2029 (a pasted or converted text can hold the last four).
+    private static (List<string> Lines, List<string> Breaks) Lines(string text)
+    {
+        var (lines, breaks) = (new List<string>(), new List<string>());
+        var start = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c is '\n' or '\r' or '\u0085' or '\u2028' or '\u2029')
+            {
+                var width = c == '\r' && i + 1 < text.Length && text[i + 1] == '\n' ? 2 : 1;
+                lines.Add(text[start..i]);
+                breaks.Add(text.Substring(i, width));
+                i += width - 1;
+                start = i + 1;
+            }
+        }
+
+        lines.Add(text[start..]);
+        breaks.Add("");
+        return (lines, breaks);
     }
 
     /// <summary>An instant as catalog files write it (UTC, to the second).</summary>
