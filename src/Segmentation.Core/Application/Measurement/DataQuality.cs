@@ -5,7 +5,7 @@ using Segmentation.Core.Profiles;
 
 namespace Segmentation.Core.Application.Measurement;
 
-/// <summary>One band of the freshness distribution: profiles whose last event is at most <see cref="UpTo"/> old (and older than the band before).</summary>
+/// <summary>One band of the freshness distribution: profiles whose last event is younger than <see cref="UpTo"/> (and at least as old as the band before's bound).</summary>
 /// <param name="Label">The band in words ("under 1 hour", "1-7 days", "no events").</param>
 /// <param name="UpTo">Upper bound of the band; null for the last band and for profiles without events.</param>
 /// <param name="Profiles">Profiles in the band.</param>

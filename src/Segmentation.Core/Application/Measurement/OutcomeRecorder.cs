@@ -19,7 +19,7 @@ public sealed record MeasurementOptions
     /// </summary>
     public TimeSpan AttributionWindow { get; init; } = TimeSpan.FromDays(7);
 
-    /// <summary>Decisions remembered for attribution (rounded up to a power of two; 64 B each). Default 1,048,576.</summary>
+    /// <summary>Decisions remembered for attribution (rounded up to a power of two; a 32-byte slot each). Default 1,048,576.</summary>
     public int RememberedDecisions { get; init; } = 1 << 20;
 
     /// <summary>

@@ -21,7 +21,7 @@ public readonly record struct SizePoint(DateTimeOffset Hour, long Members);
 /// Member counts per segment over time, so a segment can be seen growing, shrinking or going stale: the
 /// membership index's live count of every segment of the serving catalog, taken once an hour (the last
 /// sample of an hour stands for it) and kept for <see cref="KpiStore.RetentionDays"/> days in a ring per
-/// segment (8 bytes an hour). Samples are skipped while the index is being rebuilt after a restart.
+/// segment (16 bytes an hour: the count and the hour it is of). Samples are skipped while the index is being rebuilt after a restart.
 /// </summary>
 public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvider catalogs, TimeProvider time, ChurnHistory? churn = null)
 {
@@ -131,7 +131,7 @@ public sealed class SegmentSizeHistory(MembershipIndex memberships, CatalogProvi
     /// <exception cref="NotFoundException"><paramref name="segmentId"/> is neither in the serving catalog nor in the history.</exception>
     public SizePage Page(DateTimeOffset start, DateTimeOffset end, string? segmentId, int pageSize, string? pageToken)
     {
-        if (pageSize is < 0 or > MaxPageSize)
+        if (string.IsNullOrEmpty(segmentId) && pageSize is < 0 or > MaxPageSize) // ignored with one segment, as documented
         {
             throw new ValidationException("page_size", $"must be between 1 and {MaxPageSize} (0 means {DefaultPageSize})");
         }

@@ -32,6 +32,9 @@ public class SegmentSizePagingTests
         Assert.All(pages.SelectMany(p => p.Segments), s => Assert.Single(s.Points));
         Assert.Equal("page_size", Assert.Throws<ValidationException>(() => history.Page(start, end, null, 101, "")).Violations[0].Field);
         Assert.Equal("page_token", Assert.Throws<ValidationException>(() => history.Page(start, end, null, 0, "gone")).Violations[0].Field);
+
+        // Regression (review): the contract says page_size is ignored with segment_id; it was refused there too.
+        Assert.Equal("s007", Assert.Single(history.Page(start, end, "s007", 500, null).Segments).SegmentId);
     }
 
     [Fact]
