@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Core.Application.Catalogs;
 using Segmentation.Core.Application.Composition;
 using Segmentation.Core.Application.Decisions;
+using Segmentation.Core.Application.Measurement;
 using Segmentation.Core.Application.Membership;
 using Segmentation.Core.Application.Profiles;
 using Segmentation.Core.Profiles;
@@ -241,6 +242,9 @@ try
 
     var pii = Pii(catalogs, key);
     sw.Restart();
+    var remembered = WriteMeasurementCheckpoint(domain, dataDir, profiles, seed);
+    Console.WriteLine(FormattableString.Invariant($"measurement checkpoint: {remembered:N0} remembered decisions over 30 days, {new FileInfo(Path.Combine(dataDir, MeasurementCheckpointFile.FileName)).Length / 1048576.0:F0} MB, written in {sw.Elapsed.TotalSeconds:F1} s"));
+    sw.Restart();
     var written = WriteSnapshot(store, dataDir, pii);
     Console.WriteLine(FormattableString.Invariant(
         $"snapshot: {written.Profiles:N0} profiles written in {sw.Elapsed.TotalSeconds:F1} s, {written.Bytes / 1048576.0:F0} MB ({written.Bytes / (double)profiles:F0} B/profile)"));
@@ -266,8 +270,8 @@ try
     Console.WriteLine(FormattableString.Invariant($"both populations released: this process's managed heap {Mb(GC.GetTotalMemory(forceFullCollection: false))}, working set {Mb(process.WorkingSet64)}"));
     var fresh = RestoreInFreshProcess(dataDir, key);
     Console.WriteLine(FormattableString.Invariant($"  {same}/{expected.Length} sampled profiles identical in this process; fresh process: fingerprint {(fresh.Fingerprint == fingerprint ? "matches" : "DIFFERS from")} the original store's"));
-    Console.WriteLine("| restore | profiles | snapshot MB | restore s | Decide served s | + capture read and memberships s | fully ready s |");
-    Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+    Console.WriteLine("| restore | profiles | snapshot MB | restore s | measurement state s | Decide served s | + capture read and memberships s | fully ready s |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
     Console.WriteLine(fresh.Row);
     Console.WriteLine(row);
     if (same != expected.Length || fresh.Fingerprint != fingerprint || restoredCustomers != model.Customers || fresh.Customers != model.Customers)
@@ -337,6 +341,37 @@ static SnapshotInfo WriteSnapshot(InMemoryProfileStore store, string dataDir, Pi
     return compactor.Last!;
 }
 
+// The measurement state a server of this population saves every minute: its ledger full (the decisions remembered for
+// attribution, by default about a million, over the last 30 days, of the population's users, every segment, two channels)
+// and their KPIs, written where the server keeps it; the restore reads it before serving, as the server's does.
+static int WriteMeasurementCheckpoint(ServiceProvider domain, string dataDir, int profiles, int seed)
+{
+    var measurement = domain.GetRequiredService<DecisionMeasurement>();
+    var catalog = domain.GetRequiredService<CatalogProvider>().Current;
+    var now = domain.GetRequiredService<TimeProvider>().GetUtcNow();
+    var capacity = measurement.Ledger.Capacity;
+    var random = new Random(seed);
+    for (var i = 0; i < capacity; i++)
+    {
+        var at = now.AddMinutes(-random.Next(30 * 24 * 60));
+        var (sequence, _) = measurement.Ledger.Issue(at);
+        var segment = catalog.Segments[random.Next(catalog.Segments.Count)];
+        measurement.Remember(sequence, HistoryGenerator.UserId(random.Next(profiles)), measurement.KeyFor(catalog, segment, i % 4 == 0 ? "email" : "web"), at.UtcTicks);
+    }
+
+    measurement.Drain();
+    Checkpoint(domain, dataDir).Save();
+    return capacity;
+}
+
+static MeasurementCheckpointFile Checkpoint(ServiceProvider domain, string dataDir) => new(
+    dataDir,
+    domain.GetRequiredService<DecisionMeasurement>(),
+    domain.GetRequiredService<SegmentSizeHistory>(),
+    domain.GetRequiredService<ChurnHistory>(),
+    domain.GetRequiredService<OutcomeRecorder>(),
+    domain.GetRequiredService<CatalogProvider>());
+
 // The domain wired as the server wires it, its catalog loaded.
 static ServiceProvider Domain()
 {
@@ -351,7 +386,8 @@ static PiiProtector Pii(CatalogProvider catalogs, byte[] key) =>
     new(key, name => catalogs.Current.Traits.TryGetValue(name, out var t) && t.Pii);
 
 // Restores the snapshot in dataDir into a new store as the server's start-up does (ProfileIngestion.Restore over the
-// data directory: the snapshot, the log after it, the logged RFM model, the retention sweep), captures the restored
+// data directory: the snapshot, the log after it, the logged RFM model, the retention sweep), reads the measurement
+// checkpoint (remembered decisions, KPIs, histories; the change stream's journal is not written here), captures the restored
 // profiles for relearning related products (after which the server serves Decide), then evaluates the memberships
 // (after which it is fully ready), and reports the times. RFM is recomputed afterwards, outside the timings, only to
 // check the restore: the server restores the model its snapshot carries instead.
@@ -374,6 +410,10 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
     var restore = ingestion.Restore(files);
     var snapshot = restore.Snapshot!;
     var restoreSeconds = sw.Elapsed.TotalSeconds;
+
+    // As the server's restorer does next, before serving: the remembered decisions, KPIs and histories.
+    var measurementRestored = Checkpoint(domain, dataDir).Restore();
+    var measurementSeconds = sw.Elapsed.TotalSeconds - restoreSeconds;
     process.Refresh();
     var cpu = (process.TotalProcessorTime - cpuBefore).TotalSeconds;
     var kernel = (process.PrivilegedProcessorTime - kernelBefore).TotalSeconds;
@@ -419,9 +459,9 @@ static RestoreResult Restore(string dataDir, byte[] key, string what)
     var model = new RfmModelProvider(clock).Recompute(store); // the check, not part of a restart
     var rfmSeconds = rfm.Elapsed.TotalSeconds;
     Console.WriteLine(FormattableString.Invariant(
-        $"{what}: {snapshot.Profiles:N0} profiles from the snapshot + {restore.Log.Records:N0} log records in {restoreSeconds:0.0} s wall (snapshot read {snapshot.Elapsed.TotalSeconds:0.0} s on {Environment.ProcessorCount} cores; the rest: log, logged RFM model, retention sweep: {restore.Expired.ProfilesChanged:N0} profiles changed), {cpu:0.0} s CPU ({kernel:0.0} s of it in the kernel), {gcs} GCs ({gen1} of them gen1 or gen2, {gen2} gen2) pausing {pause:0.0} s (snapshot read with {collector}), {allocated / (double)Math.Max(1, snapshot.Profiles):N0} B allocated per profile, working set {workingSet / 1048576.0:N0} MiB (peak {process.PeakWorkingSet64 / 1048576.0:N0} MiB, GC heap {heap.HeapSizeBytes / 1048576.0:N0} MiB, committed {heap.TotalCommittedBytes / 1048576.0:N0} MiB); **Decide served after {servedSeconds:0.0} s**; in the background: the restored profiles' capture read in {captureSeconds * 1000:0} ms, memberships of {evaluated:N0} profiles {membershipSeconds:0.0} s ({membershipCpu:0.0} s CPU, GC pauses {membershipPause:0.0} s), fully ready (membership index complete) after {servedSeconds + captureSeconds + membershipSeconds:0.0} s; related products relearned in the background in {relearnSeconds:0.0} s ({relations.Products:N0} products); RFM recomputed for the check in {rfmSeconds:0.0} s (not part of a restart)"));
+        $"{what}: {snapshot.Profiles:N0} profiles from the snapshot + {restore.Log.Records:N0} log records in {restoreSeconds:0.0} s wall (snapshot read {snapshot.Elapsed.TotalSeconds:0.0} s on {Environment.ProcessorCount} cores; the rest: log, logged RFM model, retention sweep: {restore.Expired.ProfilesChanged:N0} profiles changed), {cpu:0.0} s CPU ({kernel:0.0} s of it in the kernel), {gcs} GCs ({gen1} of them gen1 or gen2, {gen2} gen2) pausing {pause:0.0} s (snapshot read with {collector}), {allocated / (double)Math.Max(1, snapshot.Profiles):N0} B allocated per profile, working set {workingSet / 1048576.0:N0} MiB (peak {process.PeakWorkingSet64 / 1048576.0:N0} MiB, GC heap {heap.HeapSizeBytes / 1048576.0:N0} MiB, committed {heap.TotalCommittedBytes / 1048576.0:N0} MiB); the measurement state {(measurementRestored ? "restored" : "ABSENT")} in {measurementSeconds:0.00} s; **Decide served after {servedSeconds:0.0} s**; in the background: the restored profiles' capture read in {captureSeconds * 1000:0} ms, memberships of {evaluated:N0} profiles {membershipSeconds:0.0} s ({membershipCpu:0.0} s CPU, GC pauses {membershipPause:0.0} s), fully ready (membership index complete) after {servedSeconds + captureSeconds + membershipSeconds:0.0} s; related products relearned in the background in {relearnSeconds:0.0} s ({relations.Products:N0} products); RFM recomputed for the check in {rfmSeconds:0.0} s (not part of a restart)"));
     var row = FormattableString.Invariant(
-        $"| {what} | {snapshot.Profiles:N0} | {snapshot.Bytes / 1048576.0:0} | {restoreSeconds:0.0} | {servedSeconds:0.0} | {captureSeconds + membershipSeconds:0.0} | {servedSeconds + captureSeconds + membershipSeconds:0.0} |");
+        $"| {what} | {snapshot.Profiles:N0} | {snapshot.Bytes / 1048576.0:0} | {restoreSeconds:0.0} | {measurementSeconds:0.00} | {servedSeconds:0.0} | {captureSeconds + membershipSeconds:0.0} | {servedSeconds + captureSeconds + membershipSeconds:0.0} |");
     return new RestoreResult(store, model.Customers, row, Fingerprint(store));
 }
 
