@@ -122,9 +122,10 @@ public class TrackAndDecideTests
     }
 
     [Fact]
-    public void A_deadline_that_passes_once_the_events_are_recorded_still_gets_the_decision_and_one_passed_before_records_nothing()
+    public void A_deadline_that_passes_while_the_events_are_recorded_keeps_them_and_makes_no_decision_and_one_passed_before_records_nothing()
     {
-        // Recorded events are not undone by a deadline: failing the call then would report as lost what was stored.
+        // Recorded events are not undone by a deadline; the decision the caller will never receive is not made (it would be
+        // counted, and could expose the user to an experiment arm they never saw).
         using var w = World();
         var trackAndDecide = w.Get<TrackAndDecide>();
         using var passed = new CancellationTokenSource();
@@ -139,12 +140,12 @@ public class TrackAndDecideTests
             accepted?.Invoke(e, p);
             deadline.Cancel(); // the deadline passes while the events are being recorded
         };
+        var issued = w.Measurement.Ledger.Issued;
 
-        var tracked = trackAndDecide.Decide(Request("u1"), [Event(w, "e1", EventTypes.AddToCart)], deadline.Token);
+        Assert.ThrowsAny<OperationCanceledException>(() => trackAndDecide.Decide(Request("u1"), [Event(w, "e1", EventTypes.AddToCart)], deadline.Token));
 
-        Assert.True(deadline.IsCancellationRequested);
-        Assert.Equal(EventStatus.Accepted, Assert.Single(tracked.Events).Status);
-        Assert.Equal("shopper", tracked.Decision.Winner.Id);
+        Assert.Equal("e1", Assert.Single(w.Store.Get("u1")!.Events).EventId);
+        Assert.Equal(issued, w.Measurement.Ledger.Issued);
     }
 
     [Fact]
