@@ -200,6 +200,72 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     }
 
     [Fact]
+    public async Task An_edit_the_data_directory_refused_and_then_undone_leaves_the_watch_healthy_on_the_files_serving()
+    {
+        // Regression (own review): a save that leaves the files as the serving version has them publishes nothing; when the
+        // edit before it had failed the job, skipping did not report the job healthy again (not ready for good).
+        var store = new RefusingVersions("full disk");
+        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            GrpcTestFixture.ConfigureTestHost(b);
+            b.UseSetting("Segmentation:CatalogPath", _dir);
+            b.UseSetting("Segmentation:DemoData", "false");
+            b.ConfigureTestServices(services => services.AddSingleton<Segmentation.Core.Application.Catalogs.ICatalogVersionStore>(store));
+        });
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+        var health = factory.Services.GetRequiredService<Hosting.ServiceHealth>();
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        var original = await File.ReadAllTextAsync(value);
+        await File.WriteAllTextAsync(value, original.Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Contains("catalog directory watch", health.Problems.Keys);
+
+        await File.WriteAllTextAsync(value, original); // undone: the files the serving version came from
+
+        for (var i = 0; i < 50 && health.Problems.ContainsKey("catalog directory watch"); i++)
+        {
+            await Task.Delay(200);
+        }
+
+        Assert.DoesNotContain("catalog directory watch", health.Problems.Keys);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+    }
+
+    [Fact]
+    public void A_config_map_update_changes_the_fingerprint_though_its_visible_links_stay_the_same()
+    {
+        // Regression (own review): once hidden folders were left out, the fingerprint saw only the links a config map
+        // mount shows, which an update never changes (it writes a new hidden folder and points '..data' at it): updates
+        // were never published.
+        var mount = _dir + "-mount";
+        try
+        {
+            var first = Path.Combine(mount, "..2026_12_07_10_00_00.1");
+            Directory.CreateDirectory(first);
+            File.WriteAllText(Path.Combine(first, "catalog.yaml"), "a: 1\n");
+            Directory.CreateSymbolicLink(Path.Combine(mount, "..data"), first);
+            File.CreateSymbolicLink(Path.Combine(mount, "catalog.yaml"), Path.Combine("..data", "catalog.yaml"));
+            var before = Hosting.CatalogDirectorySource.Fingerprint(mount);
+
+            var second = Path.Combine(mount, "..2026_12_07_11_00_00.2");
+            Directory.CreateDirectory(second);
+            File.WriteAllText(Path.Combine(second, "catalog.yaml"), "a: 22\n");
+            Directory.Delete(Path.Combine(mount, "..data")); // the link only; the kubelet renames a new link over it
+            Directory.CreateSymbolicLink(Path.Combine(mount, "..data"), second);
+            var after = Hosting.CatalogDirectorySource.Fingerprint(mount);
+
+            Assert.NotEqual(before, after);
+            Assert.Equal("a: 22\n", Assert.Single(new Segmentation.Core.Catalog.DirectoryCatalogSource(mount).ReadFiles()).Text);
+        }
+        finally
+        {
+            Directory.Delete(mount, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Other_files_and_a_save_that_changes_nothing_publish_no_version()
     {
         // Regression (review): the watch fingerprinted every file, and any change republished the files as a new version:

@@ -49,7 +49,9 @@ public sealed class EmbeddedCatalogSource : ICatalogSource
 /// </summary>
 public sealed class DirectoryCatalogSource(string path) : ICatalogSource
 {
-    private static readonly EnumerationOptions Walk = new() { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.Hidden, MatchType = MatchType.Simple };
+    // Hidden means a name starting with a dot, on every platform (not a file system's own attribute); a folder that cannot
+    // be read fails the read (a catalog read without some of its files would be published as if they were removed).
+    private static readonly EnumerationOptions Walk = new() { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false, MatchType = MatchType.Simple };
 
     /// <inheritdoc />
     public string Origin => Path.GetFullPath(path);
@@ -60,7 +62,6 @@ public sealed class DirectoryCatalogSource(string path) : ICatalogSource
         Directory.EnumerateFiles(directory, "*", Walk)
             .Where(f => !IsHidden(Path.GetRelativePath(directory, f)) && (f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase)));
 
-    // A dot at the start of any part of the relative path (on every platform, not only where the file system calls it hidden).
     private static bool IsHidden(string relative) => relative.StartsWith('.') || relative.Contains("/.", StringComparison.Ordinal) || relative.Contains("\\.", StringComparison.Ordinal);
 
     /// <inheritdoc />

@@ -54,6 +54,14 @@ internal sealed class CatalogDirectorySource(string path) : ICatalogSource
         return string.Join('|', DirectoryCatalogSource.CatalogFilePaths(path)
             .Order(StringComparer.Ordinal)
             .Select(f => new FileInfo(f))
-            .Select(f => $"{f.FullName}:{f.Length}:{f.LastWriteTimeUtc.Ticks}"));
+            .Select(f => $"{f.FullName}:{Target(f)}"));
+    }
+
+    // What a file's content is known by: its size and modification time, those of the file a link leads to (a config map's
+    // files are links into a hidden folder that an update replaces; the links themselves never change).
+    private static string Target(FileInfo file)
+    {
+        var target = file.LinkTarget is null ? file : file.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? file;
+        return target.Exists ? $"{target.FullName}:{target.Length}:{target.LastWriteTimeUtc.Ticks}" : "missing";
     }
 }

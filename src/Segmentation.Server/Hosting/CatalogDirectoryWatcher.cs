@@ -18,6 +18,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
     private bool _unreadable; // the last poll could not read the directory (logged once per streak)
+    private IReadOnlyList<CatalogFile>? _published; // the files of the last version this directory published, as far as known
 
     protected override string Job => "catalog directory watch";
 
@@ -33,7 +34,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
         // config map updates do; a folder without access) is skipped: the next one reads it again, nothing is taken as
         // loaded meanwhile, and the job never fails for it (a failed job would report the service not ready).
         var loaded = (startupSource as CatalogDirectorySource)?.ReadFrom ?? FirstFingerprint(path);
-        var published = (startupSource as CatalogDirectorySource)?.LastRead; // the files the serving catalog came from, as far as known
+        _published ??= (startupSource as CatalogDirectorySource)?.LastRead; // kept across the job's restarts
         var pending = loaded;
         using var timer = new PeriodicTimer(PollInterval);
         while (await timer.WaitForNextTickAsync(stoppingToken))
@@ -77,8 +78,9 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
             }
 
             loaded = now;
-            if (published is not null && files.SequenceEqual(published))
+            if (_published is not null && files.SequenceEqual(_published))
             {
+                Succeeded(); // the job is healthy again (after a failed publish of other files, these are the ones serving)
                 continue; // saved as they were (touched, or an edit undone): the same catalog would be published again
             }
 
@@ -87,7 +89,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
                 // A version the data directory cannot keep (a full disk) fails the job: health reports it and the job starts
                 // again after its backoff, reading the directory again (a poll every 500 ms compiled and refused it each time).
                 var snapshot = catalogs.Load(new InMemoryCatalogSource(files, directory.Origin), "file change", stoppingToken);
-                published = files;
+                _published = files;
                 logger.LogInformation("Catalog directory changed: published v{Version} ({Count} segments)", snapshot.Version, snapshot.Segments.Count);
                 Succeeded();
             }
