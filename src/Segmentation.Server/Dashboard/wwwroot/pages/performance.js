@@ -1,7 +1,7 @@
 // Performance: KPIs per segment and per variant over 24 h, 7 or 30 days, an hourly chart of one metric per
 // segment, and segments whose outcomes do not differ from the average. Route: GET /v1/kpis (twice).
 
-import { call } from '../api.js';
+import { ApiError, call } from '../api.js';
 import { lineChart } from '../charts.js';
 import { h, fill, num, fmtInt, fmtDec, fmtPct, fmtTime, enumLabel, hashQuery, section, sortableTable, unavailable } from '../util.js';
 
@@ -35,7 +35,10 @@ export async function render(ctx) {
   const end = new Date();
   const start = new Date(end.getTime() - RANGES[range].ms);
   const base = { start: start.toISOString(), end: end.toISOString() };
-  const bySegment = call('/v1/kpis', { query: { ...base, groupBy: 'KPI_DIMENSION_SEGMENT', includeSeries: true }, signal: ctx.signal });
+  // The service bounds a series' points (a large catalog over 30 days): the tables are then read without it.
+  const segmentKpis = (series) => call('/v1/kpis', { query: { ...base, groupBy: 'KPI_DIMENSION_SEGMENT', ...(series ? { includeSeries: true } : {}) }, signal: ctx.signal });
+  const seriesRefused = (err) => err instanceof ApiError && (err.details ?? []).some((d) => (d.fieldViolations ?? []).some((v) => v.field === 'include_series'));
+  const bySegment = segmentKpis(true).catch((err) => (seriesRefused(err) ? segmentKpis(false).then((res) => ({ ...res, seriesRefusal: err.message })) : Promise.reject(err)));
   const byVariant = call('/v1/kpis', { query: { ...base, groupBy: ['KPI_DIMENSION_SEGMENT', 'KPI_DIMENSION_VARIANT'] }, signal: ctx.signal });
 
   const rangePicker = h('fieldset', {}, h('legend', {}, 'Time range'), Object.entries(RANGES).map(([key, r]) => h('label', { className: 'choice' },
@@ -148,6 +151,10 @@ function renderFlags(body, rows) {
 }
 
 function renderChart(ctx, body, rows, metric, res) {
+  if (res.seriesRefusal) {
+    fill(body, h('p', { 'data-testid': 'series-refused' }, `The hourly series is not shown for this range: ${res.seriesRefusal}. Choose a shorter range.`));
+    return;
+  }
   const withSeries = rows.filter((r) => (r.series ?? []).length);
   if (!withSeries.length) {
     fill(body, h('p', {}, 'No hourly data in this range.'));

@@ -151,7 +151,7 @@ function renderSparklines(ctx, body, sizes) {
 }
 
 /** How a pair's overlap is resolved: by an override or exclusion, flagged unresolved by the audit, or by priority. */
-function resolution(a, b, byId, unresolved) {
+function resolution(a, b, byId, unresolved, capped = false) {
   const sa = byId.get(a);
   const sb = byId.get(b);
   if (sa?.overrides?.includes(b)) return { kind: 'override', text: `resolved: ${a} overrides ${b}` };
@@ -159,10 +159,12 @@ function resolution(a, b, byId, unresolved) {
   if (sa?.exclusions?.includes(b)) return { kind: 'exclusion', text: `resolved: ${a} excludes members of ${b}` };
   if (sb?.exclusions?.includes(a)) return { kind: 'exclusion', text: `resolved: ${b} excludes members of ${a}` };
   if (unresolved.has(`${a}|${b}`) || unresolved.has(`${b}|${a}`)) return { kind: 'unresolved', text: 'unresolved: same family and priority, no override or exclusion (only declaration order decides)' };
+  // Past the audit's first 1,000 unresolved pairs the rest are counted, not listed: an unlisted pair may be either.
+  if (capped) return { kind: 'unlisted', text: 'resolved by priority, or unresolved past the first 1,000 pairs the audit lists' };
   return { kind: 'priority', text: 'resolved by priority: the higher-priority segment wins' };
 }
 
-const MARKS = { override: '✓', exclusion: '✓', unresolved: '⚠', priority: '' };
+const MARKS = { override: '✓', exclusion: '✓', unresolved: '⚠', priority: '', unlisted: '?' };
 
 function renderOverlap(body, audit, cat) {
   const ids = (audit.segments ?? []).map((s) => s.segment?.id);
@@ -172,7 +174,8 @@ function renderOverlap(body, audit, cat) {
     counts.set(`${o.segmentA}|${o.segmentB}`, num(o.count));
     counts.set(`${o.segmentB}|${o.segmentA}`, num(o.count));
   }
-  const unresolved = new Set((audit.warnings ?? []).filter((w) => w.code === 'overlap_unresolved').map((w) => `${w.segment}|${w.otherSegment}`));
+  const unresolved = new Set((audit.warnings ?? []).filter((w) => w.code === 'overlap_unresolved' && w.otherSegment).map((w) => `${w.segment}|${w.otherSegment}`));
+  const capped = (audit.warnings ?? []).some((w) => w.code === 'overlap_unresolved' && !w.otherSegment); // "N more pairs ... not listed"
   const max = Math.max(0, ...counts.values());
   if (!ids.length) {
     fill(body, h('p', {}, 'The catalog has no segments.'));
@@ -187,7 +190,7 @@ function renderOverlap(body, audit, cat) {
     if (!n) {
       return h('td', { className: 'zero', 'data-testid': `overlap-${a}-${b}`, 'data-value': '0', title: `${a} and ${b}: no members in common` }, h('span', { 'aria-hidden': 'true' }, '·'), h('span', { className: 'sr-only' }, 'none'));
     }
-    const r = resolution(a, b, byId, unresolved);
+    const r = resolution(a, b, byId, unresolved, capped);
     const colour = viridis(Math.sqrt(n / max));
     return h('td', {
       'data-testid': `overlap-${a}-${b}`, 'data-value': n, 'data-resolution': r.kind,
@@ -196,14 +199,16 @@ function renderOverlap(body, audit, cat) {
     }, fmtInt(n), MARKS[r.kind] ? h('span', { className: 'mark', 'aria-hidden': 'true' }, ` ${MARKS[r.kind]}`) : null, h('span', { className: 'sr-only' }, `, ${r.text}`));
   })));
   const nUnresolved = (audit.overlaps ?? []).filter((o) => resolution(o.segmentA, o.segmentB, byId, unresolved).kind === 'unresolved').length;
+  const listedNote = `${capped ? ' (the audit lists the first 1,000 unresolved pairs; the rest are marked ?)' : ''}${(audit.overlaps ?? []).length >= 20000 ? '; the audit lists the 20,000 largest overlaps, a pair beyond them shows as none' : ''}`;
   fill(body,
     h('div', { className: 'heat-legend', 'aria-label': 'Legend of the overlap matrix', role: 'group' },
       h('span', {}, 'Colour: members in common, square-root scale from 1 ', h('span', { className: 'heat-scale', 'aria-hidden': 'true' }), ` ${fmtInt(max)}`),
       h('span', {}, h('span', { className: 'mark' }, '✓'), ' resolved by an override or exclusion'),
       h('span', {}, h('span', { className: 'mark' }, '⚠'), ' unresolved (audit warning overlap_unresolved)'),
       h('span', {}, 'no mark: resolved by priority (higher wins)'),
+      capped ? h('span', {}, h('span', { className: 'mark' }, '?'), ' not listed: by priority, or unresolved past the audit\'s first 1,000') : null,
       h('span', {}, h('span', { className: 'mark' }, '·'), ' no members in common')),
-    h('p', { 'data-testid': 'overlap-summary' }, `${(audit.overlaps ?? []).length} overlapping pairs, ${nUnresolved} unresolved; ${fmtInt(audit.population)} profiles evaluated (catalog version ${audit.catalogVersion ?? '0'}).`),
+    h('p', { 'data-testid': 'overlap-summary' }, `${(audit.overlaps ?? []).length} overlapping pairs, ${nUnresolved} unresolved${listedNote}; ${fmtInt(audit.population)} profiles evaluated (catalog version ${audit.catalogVersion ?? '0'}).`),
     h('div', { className: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Overlap matrix (scrollable)' },
       h('table', { className: 'heatmap', 'data-testid': 'overlap-matrix' },
         h('caption', { className: 'sr-only' }, 'Members in common per pair of segments; rows and columns in priority order'),
