@@ -26,9 +26,9 @@ public static class CatalogText
         var existing = map.Entries.FirstOrDefault(e => e.Key.Text == key);
         if (existing is not null)
         {
-            if (existing.Value is not SyntaxScalar scalar || scalar.At.Line != existing.Key.At.Line)
+            if (existing.Value is not SyntaxScalar scalar || scalar.At.Line != existing.Key.At.Line || scalar.SourceLength < 0) // on the key's line, and on it alone
             {
-                throw new PreconditionFailedException($"the value of '{key}' at {existing.Key.At} is written on a line of its own; write it after its key (one line) to edit it through the API");
+                throw new PreconditionFailedException($"the value of '{key}' at {existing.Key.At} is not written on its key's line alone; write it there on one line to edit it through the API");
             }
 
             var line = existing.Key.At.Line - 1;
@@ -38,7 +38,7 @@ public static class CatalogText
         else
         {
             // After a key whose scalar value sits on its own line (a key with a block value would swallow the new line).
-            var anchor = map.Entries.FirstOrDefault(e => e.Value is SyntaxScalar s && s.At.Line == e.Key.At.Line)?.Key.At
+            var anchor = map.Entries.FirstOrDefault(e => e.Value is SyntaxScalar s && s.At.Line == e.Key.At.Line && s.SourceLength >= 0)?.Key.At
                 ?? throw new PreconditionFailedException($"the mapping at {map.At} has no one-line key to add '{key}' after; add it by hand");
             if (breaks[anchor.Line - 1].Length == 0)
             {

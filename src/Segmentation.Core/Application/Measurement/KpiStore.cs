@@ -259,7 +259,7 @@ public sealed class KpiStore
 
         if (series is not null)
         {
-            CheckSeriesPoints(series.Where(g => !byVariant || g.Key.Variant is not null || withoutVariant.Contains(g.Key)).Sum(g => (long)g.Value.Count)); // before any point is built
+            CheckSeriesPoints(series.Where(g => !byVariant || g.Key.Variant is not null || withoutVariant.Contains(g.Key)).Sum(g => (long)g.Value.Count)); // before the rows' points are built (the hourly sums are)
         }
 
         var rows = new List<KpiRow>(totals.Count);

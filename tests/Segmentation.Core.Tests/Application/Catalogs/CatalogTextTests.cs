@@ -37,15 +37,17 @@ public sealed class CatalogTextTests
         Assert.Equal((Stop.UtcTicks, "conversion_rate"), (edited.StopTicks, edited.PrimaryMetric));
     }
 
-    [Fact]
-    public void A_value_written_on_the_line_after_its_key_is_refused_rather_than_left_behind()
+    [Theory]
+    [InlineData("stop:\n      2026-07-01T00:00:00Z")]
+    [InlineData("stop: >-\n      2026-07-01T00:00:00Z")]
+    public void A_value_not_written_on_its_keys_line_alone_is_refused_rather_than_left_behind(string stop)
     {
-        // Regression (review): only the key's line was replaced, and the old value's line stayed behind it: the edited
+        // Regression (review): only the key's line was replaced, and the rest of the old value stayed behind it: the edited
         // file no longer loaded.
-        var experiments = ExperimentCatalogTests.Experiment.Replace("    primary_metric:", "    stop:\n      2026-07-01T00:00:00Z\n    primary_metric:", StringComparison.Ordinal);
+        var experiments = ExperimentCatalogTests.Experiment.Replace("    primary_metric:", $"    {stop}\n    primary_metric:", StringComparison.Ordinal);
 
         var refused = Assert.Throws<PreconditionFailedException>(() => Edited(experiments));
 
-        Assert.Contains("on a line of its own", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("not written on its key's line alone", refused.Message, StringComparison.Ordinal);
     }
 }
