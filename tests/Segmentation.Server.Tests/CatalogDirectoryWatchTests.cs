@@ -173,13 +173,7 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         // Regressions (review): a version the disk refused was compiled and refused again at every poll (500 ms) with
         // nothing in health, and one refused for access was dropped: the edit was never published.
         var store = new RefusingVersions(refusal);
-        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            GrpcTestFixture.ConfigureTestHost(b);
-            b.UseSetting("Segmentation:CatalogPath", _dir);
-            b.UseSetting("Segmentation:DemoData", "false");
-            b.ConfigureTestServices(services => services.AddSingleton<Segmentation.Core.Application.Catalogs.ICatalogVersionStore>(store));
-        });
+        using var factory = Server(versions: store);
         using var channel = GrpcTestFixture.CreateChannel(factory);
         var catalog = new CatalogService.CatalogServiceClient(channel);
         Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
@@ -205,13 +199,7 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         // Regression (own review): a save that leaves the files as the serving version has them publishes nothing; when the
         // edit before it had failed the job, skipping did not report the job healthy again (not ready for good).
         var store = new RefusingVersions("full disk");
-        using var factory = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            GrpcTestFixture.ConfigureTestHost(b);
-            b.UseSetting("Segmentation:CatalogPath", _dir);
-            b.UseSetting("Segmentation:DemoData", "false");
-            b.ConfigureTestServices(services => services.AddSingleton<Segmentation.Core.Application.Catalogs.ICatalogVersionStore>(store));
-        });
+        using var factory = Server(versions: store);
         using var channel = GrpcTestFixture.CreateChannel(factory);
         var catalog = new CatalogService.CatalogServiceClient(channel);
         Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
@@ -234,7 +222,7 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     }
 
     [Fact]
-    public void A_config_map_update_changes_the_fingerprint_though_its_visible_links_stay_the_same()
+    public async Task A_config_map_update_is_published_though_its_visible_links_stay_the_same()
     {
         // Regression (own review): once hidden folders were left out, the fingerprint saw only the links a config map
         // mount shows, which an update never changes (it writes a new hidden folder and points '..data' at it): updates
@@ -242,22 +230,34 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         var mount = _dir + "-mount";
         try
         {
-            var first = Path.Combine(mount, "..2026_12_07_10_00_00.1");
-            Directory.CreateDirectory(first);
-            File.WriteAllText(Path.Combine(first, "catalog.yaml"), "a: 1\n");
-            Directory.CreateSymbolicLink(Path.Combine(mount, "..data"), first);
-            File.CreateSymbolicLink(Path.Combine(mount, "catalog.yaml"), Path.Combine("..data", "catalog.yaml"));
-            var before = Hosting.CatalogDirectorySource.Fingerprint(mount);
+            void Version(string folder, Func<string, string> edit)
+            {
+                Directory.CreateDirectory(Path.Combine(mount, folder));
+                foreach (var file in new EmbeddedCatalogSource().ReadFiles())
+                {
+                    File.WriteAllText(Path.Combine(mount, folder, Flat(file.Name)), edit(file.Text));
+                }
+            }
 
-            var second = Path.Combine(mount, "..2026_12_07_11_00_00.2");
-            Directory.CreateDirectory(second);
-            File.WriteAllText(Path.Combine(second, "catalog.yaml"), "a: 22\n");
+            // A config map's keys are file names without folders: each is a link into '..data'.
+            static string Flat(string name) => name.Replace('/', '-');
+            Version("..2026_12_07_10_00_00.1", text => text);
+            Directory.CreateSymbolicLink(Path.Combine(mount, "..data"), Path.Combine(mount, "..2026_12_07_10_00_00.1"));
+            foreach (var file in new EmbeddedCatalogSource().ReadFiles())
+            {
+                File.CreateSymbolicLink(Path.Combine(mount, Flat(file.Name)), Path.Combine("..data", Flat(file.Name)));
+            }
+
+            using var factory = Server(mount);
+            using var channel = GrpcTestFixture.CreateChannel(factory);
+            var catalog = new CatalogService.CatalogServiceClient(channel);
+            Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version); // each file read once
+
+            Version("..2026_12_07_11_00_00.2", text => text.Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
             Directory.Delete(Path.Combine(mount, "..data")); // the link only; the kubelet renames a new link over it
-            Directory.CreateSymbolicLink(Path.Combine(mount, "..data"), second);
-            var after = Hosting.CatalogDirectorySource.Fingerprint(mount);
+            Directory.CreateSymbolicLink(Path.Combine(mount, "..data"), Path.Combine(mount, "..2026_12_07_11_00_00.2"));
 
-            Assert.NotEqual(before, after);
-            Assert.Equal("a: 22\n", Assert.Single(new Segmentation.Core.Catalog.DirectoryCatalogSource(mount).ReadFiles()).Text);
+            Assert.Equal("VIP client", (await WaitForVersion(catalog, 2)).Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
         }
         finally
         {
@@ -337,11 +337,15 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     }
 
     // A server whose catalog is this test's directory, without demo data.
-    private WebApplicationFactory<Program> Server() => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    private WebApplicationFactory<Program> Server(string? catalogPath = null, Segmentation.Core.Application.Catalogs.ICatalogVersionStore? versions = null) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
     {
         GrpcTestFixture.ConfigureTestHost(b);
-        b.UseSetting("Segmentation:CatalogPath", _dir);
+        b.UseSetting("Segmentation:CatalogPath", catalogPath ?? _dir);
         b.UseSetting("Segmentation:DemoData", "false");
+        if (versions is not null)
+        {
+            b.ConfigureTestServices(services => services.AddSingleton(versions));
+        }
     });
 
     private static TimeSpan CatalogDirectoryWatcherDelay() => TimeSpan.FromSeconds(2.5);
