@@ -180,6 +180,33 @@ public sealed class IngestRateLimitTests
     }
 
     [Fact]
+    public async Task A_batch_refused_as_invalid_still_costs_the_key_a_call()
+    {
+        // Regression (review): DecideBatch was left out of the limiter at the door and charged per user once its request
+        // was read and valid, so invalid batches (up to 4 MiB each to parse) cost a key nothing, however many it sent.
+        using var factory = CreateFactory(eventsPerSecond: 5, unaryPerSecond: 5);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var decisions = new DecisionService.DecisionServiceClient(channel);
+
+        var limited = await UntilLimited(20, async () =>
+        {
+            try
+            {
+                using var call = decisions.DecideBatch(new DecideBatchRequest()); // no user ids: invalid
+                while (await call.ResponseStream.MoveNext(CancellationToken.None))
+                {
+                }
+            }
+            catch (RpcException invalid) when (invalid.StatusCode == StatusCode.InvalidArgument)
+            {
+            }
+        });
+
+        Assert.True(limited is not null, "twenty invalid batches within a second passed a budget of 5 calls per second");
+        Assert.NotNull(limited.GetRpcStatus()?.GetDetail<RetryInfo>());
+    }
+
+    [Fact]
     public async Task An_administrative_call_refused_for_the_rate_is_on_the_audit_trail()
     {
         // Regression: a call refused by the rate limiter never reached the audit interceptor, so an admin key hammering

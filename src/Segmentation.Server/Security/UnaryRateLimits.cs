@@ -59,12 +59,10 @@ internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposa
         };
     }
 
-    // A unary call, and a server-streaming one (a watch, a streamed export) but DecideBatch, which takes a token per user
-    // once its request is read; streams of events have their own limit in events per second.
-    private static bool ChargedPerCall(IMethod method) =>
-        method.Type == MethodType.Unary || (method.Type == MethodType.ServerStreaming && method.FullName != DecideBatch);
-
-    private const string DecideBatch = "/segmentation.v1.DecisionService/DecideBatch";
+    // A unary call, and a server-streaming one (a watch, a streamed export, DecideBatch: one token before its request is
+    // read, the rest of its users' once it is, so a key over its rate or sending invalid batches is refused before the
+    // request is parsed); streams of events have their own limit in events per second.
+    private static bool ChargedPerCall(IMethod method) => method.Type is MethodType.Unary or MethodType.ServerStreaming;
 
     // An administrative call refused for the key's rate is on record like one refused for a missing scope: the attempt,
     // once a minute per key and action at most (the trail's own bound), never the request (it is not read).
@@ -82,8 +80,9 @@ internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposa
     /// Takes <paramref name="calls"/> tokens (a batch's users) from <paramref name="caller"/>'s bucket or throws
     /// <see cref="RateLimitExceededException"/> (retryable); more than a second's allowance throws
     /// <see cref="ValidationException"/> on <paramref name="field"/> instead, since retrying could never succeed.
+    /// <paramref name="charged"/> of them were taken already (the call's own token, at the door).
     /// </summary>
-    public void Acquire(ApiCaller caller, int calls, string field)
+    public void Acquire(ApiCaller caller, int calls, string field, int charged = 0)
     {
         ArgumentNullException.ThrowIfNull(caller);
         if (BucketOf(caller) is not { } bucket)
@@ -97,10 +96,15 @@ internal sealed class UnaryRateLimits(IOptions<LimitsOptions> limits) : IDisposa
             throw new ValidationException(field, $"{calls} users in one batch are more than this API key may have decided in a second; send at most {rate} at a time");
         }
 
-        using var lease = bucket.AttemptAcquire(calls);
+        if (calls <= charged)
+        {
+            return;
+        }
+
+        using var lease = bucket.AttemptAcquire(calls - charged);
         if (!lease.IsAcquired)
         {
-            throw new RateLimitExceededException($"rate limit exceeded: at most {rate} calls per second for API key '{caller.Name}' (unary calls and DecideBatch users together); retry after the delay given", RetryAfter(lease, rate));
+            throw new RateLimitExceededException($"rate limit exceeded: at most {rate} calls per second for API key '{caller.Name}' (unary calls and DecideBatch users together); retry after the delay given", RetryAfter(lease, rate) + (TimeSpan.FromSeconds(1.0 / rate) * charged));
         }
     }
 

@@ -96,7 +96,7 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
             context.CancellationToken);
         if (context.GetHttpContext().Features.Get<ApiCaller>() is { } caller)
         {
-            unaryLimits.Acquire(caller, request.UserIds.Count, "user_ids"); // each user is a decision, as a Decide call is (a valid batch's)
+            unaryLimits.Acquire(caller, request.UserIds.Count, "user_ids", charged: 1); // each user is a decision, as a Decide call is (a valid batch's); the call took one token already
         }
 
         var last = request.UserIds.Count - 1;
