@@ -160,7 +160,8 @@ function resolution(a, b, byId, unresolved, capped = false) {
   if (sb?.exclusions?.includes(a)) return { kind: 'exclusion', text: `resolved: ${b} excludes members of ${a}` };
   if (unresolved.has(`${a}|${b}`) || unresolved.has(`${b}|${a}`)) return { kind: 'unresolved', text: 'unresolved: same family and priority, no override or exclusion (only declaration order decides)' };
   // Past the audit's first 1,000 unresolved pairs the rest are counted, not listed: an unlisted pair may be either.
-  if (capped) return { kind: 'unlisted', text: 'resolved by priority, or unresolved past the first 1,000 pairs the audit lists' };
+  // Only two non-fallback segments of the same priority can be unresolved.
+  if (capped && sa && sb && !sa.fallback && !sb.fallback && sa.segment?.priority === sb.segment?.priority) return { kind: 'unlisted', text: 'resolved by priority, or unresolved past the first 1,000 pairs the audit lists' };
   return { kind: 'priority', text: 'resolved by priority: the higher-priority segment wins' };
 }
 
