@@ -243,7 +243,7 @@ try
     var pii = Pii(catalogs, key);
     sw.Restart();
     var remembered = WriteMeasurementCheckpoint(domain, dataDir, profiles, seed);
-    Console.WriteLine(FormattableString.Invariant($"measurement checkpoint: {remembered:N0} remembered decisions over 30 days, {new FileInfo(Path.Combine(dataDir, MeasurementCheckpointFile.FileName)).Length / 1048576.0:F0} MB, written in {sw.Elapsed.TotalSeconds:F1} s"));
+    Console.WriteLine(FormattableString.Invariant($"measurement checkpoint: {remembered:N0} remembered decisions over 30 days, {new FileInfo(Path.Combine(dataDir, MeasurementCheckpointFile.FileName)).Length / 1048576.0:0} MB, written in {sw.Elapsed.TotalSeconds:0.0} s"));
     sw.Restart();
     var written = WriteSnapshot(store, dataDir, pii);
     Console.WriteLine(FormattableString.Invariant(
