@@ -136,6 +136,26 @@ public sealed class PipelinedStreamTests
     }
 
     [Fact]
+    public async Task A_group_whose_answer_fails_after_giving_every_answer_writes_them_all_then_ends_the_stream()
+    {
+        // Regression: the answers were queued only when fewer than the group's messages had been given, so a failure
+        // after the last one (a flush that failed once every event was applied) dropped the whole group's answers.
+        var (ex, written) = await GroupsOf64UntilFailure<IOException>(
+            weigh: static _ => 1,
+            answer: static (group, answers) =>
+            {
+                answers.AddRange(group.Select(m => m.Message));
+                if (group[0].Message == 128)
+                {
+                    throw new IOException("the disk is full");
+                }
+            });
+
+        Assert.Equal("the disk is full", ex.Message);
+        Assert.Equal(Enumerable.Range(0, 192), written);
+    }
+
+    [Fact]
     public async Task A_group_that_fails_while_the_next_message_is_being_read_ends_that_read_before_the_call_ends()
     {
         var requests = new ReadThatWaits();

@@ -196,9 +196,9 @@ public static class PipelinedStream
 
                 Queue();
             }
-            catch when (_answers.Count < _messages.Count)
+            catch when (_answers.Count <= _messages.Count)
             {
-                Queue(); // the answers given before it failed, to the first messages of the group
+                Queue(); // the answers given before it failed (all of them, when it failed after the last), to the first messages of the group
                 throw;
             }
             finally
