@@ -136,6 +136,23 @@ public sealed class DurabilityProcessTests(ITestOutputHelper output) : IDisposab
     }
 
     [Fact]
+    public async Task A_damaged_audit_trail_stops_the_start_naming_the_file_rather_than_failing_calls()
+    {
+        // The trail is read when the request pipeline is built (the key check records refusals in it): a damaged line
+        // must stop the start with the file named, not let the server listen and fail every call.
+        await File.WriteAllTextAsync(Path.Combine(_dir, Segmentation.Storage.AuditJournalFile.FileName), "{\"sequence\":1,\"at\":\"2026-12-01T00:00:00+00:00\",\"actor\":\"ops\",\"action\":\"PublishCatalog\",\"outcome\":\"OK\",\"userId\":\"\",\"detail\":\"\"}\nnot an entry\n");
+        using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), Durable(_dir, "--Segmentation:DemoData=false"));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await server.WaitForExitAsync(timeout.Token);
+        var error = await server.StandardError.ReadToEndAsync();
+        output.WriteLine(error);
+
+        Assert.Equal(1, server.ExitCode);
+        Assert.Contains("line 2 of the audit trail", error);
+        Assert.DoesNotContain("   at ", error); // one paragraph, not a stack dump
+    }
+
+    [Fact]
     public async Task A_full_disk_answers_writes_unavailable_and_not_serving_and_the_server_recovers_by_itself()
     {
         using var disk = new TinyDisk(megabytes: 32);
