@@ -315,6 +315,46 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
         Assert.Equal("VIP client", published.Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
     }
 
+    [Fact]
+    public async Task A_link_that_leads_nowhere_or_to_itself_is_reported_degraded_logged_once_and_the_watch_goes_on()
+    {
+        // Regression: a link to a file that does not exist was read and warned about at every poll (twice a second for as
+        // long as it stayed); a link loop made every poll skip after one warning with nothing in health: edits were no
+        // longer published and nothing said so.
+        var logs = new CapturedLogs();
+        using var factory = Server(logs: logs);
+        using var channel = GrpcTestFixture.CreateChannel(factory);
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        Assert.Equal(1, (await catalog.GetCatalogAsync(new GetCatalogRequest())).Version);
+        var health = factory.Services.GetRequiredService<Hosting.ServiceHealth>();
+        int Warnings() => logs.Entries.Count(e => e.Category == "Segmentation.Server.Hosting.CatalogDirectoryWatcher" && e.Level == Microsoft.Extensions.Logging.LogLevel.Warning);
+        const string Job = "catalog directory watch";
+
+        var dangling = Path.Combine(_dir, "segments", "extra.yaml");
+        File.CreateSymbolicLink(dangling, Path.Combine(_dir, "nowhere.yaml"));
+        await Task.Delay(TimeSpan.FromSeconds(3)); // six polls
+        Assert.Contains("extra.yaml", health.Degraded.GetValueOrDefault(Job), StringComparison.Ordinal);
+        Assert.Equal(1, Warnings());
+        Assert.Empty(health.Problems); // still ready: the last catalog serves
+
+        File.Delete(dangling);
+        var first = Path.Combine(_dir, "segments", "loop-a.yaml");
+        var second = Path.Combine(_dir, "segments", "loop-b.yaml");
+        File.CreateSymbolicLink(first, second);
+        File.CreateSymbolicLink(second, first);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Contains("loop-", health.Degraded.GetValueOrDefault(Job), StringComparison.Ordinal);
+        Assert.Equal(2, Warnings());
+
+        File.Delete(first);
+        File.Delete(second);
+        var value = Path.Combine(_dir, "segments", "value.yaml");
+        await File.WriteAllTextAsync(value, (await File.ReadAllTextAsync(value)).Replace("name: VIP customer", "name: VIP client", StringComparison.Ordinal));
+        Assert.Equal("VIP client", (await WaitForVersion(catalog, 2)).Segments.Single(s => s.Segment.Id == "vip").Segment.Name);
+        Assert.DoesNotContain(Job, health.Degraded.Keys);
+        Assert.Equal(2, Warnings());
+    }
+
     // A data directory's version store that refuses to keep new versions while Refusing (the first was kept at start).
     private sealed class RefusingVersions(string refusal) : Segmentation.Core.Application.Catalogs.ICatalogVersionStore
     {
@@ -337,15 +377,23 @@ public sealed class CatalogDirectoryWatchTests : IDisposable
     }
 
     // A server whose catalog is this test's directory, without demo data.
-    private WebApplicationFactory<Program> Server(string? catalogPath = null, Segmentation.Core.Application.Catalogs.ICatalogVersionStore? versions = null) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+    private WebApplicationFactory<Program> Server(string? catalogPath = null, Segmentation.Core.Application.Catalogs.ICatalogVersionStore? versions = null, CapturedLogs? logs = null) => new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
     {
         GrpcTestFixture.ConfigureTestHost(b);
         b.UseSetting("Segmentation:CatalogPath", catalogPath ?? _dir);
         b.UseSetting("Segmentation:DemoData", "false");
-        if (versions is not null)
+        b.ConfigureTestServices(services =>
         {
-            b.ConfigureTestServices(services => services.AddSingleton(versions));
-        }
+            if (versions is not null)
+            {
+                services.AddSingleton(versions);
+            }
+
+            if (logs is not null)
+            {
+                services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs);
+            }
+        });
     });
 
     private static TimeSpan CatalogDirectoryWatcherDelay() => TimeSpan.FromSeconds(2.5);

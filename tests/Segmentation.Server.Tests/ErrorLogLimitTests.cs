@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -71,28 +70,6 @@ public sealed class ErrorLogLimitTests
         public const string User = "fails-on-read";
 
         public override Core.Profiles.Profile? Get(string key) => key == User ? throw new InvalidOperationException("a read that fails") : base.Get(key);
-    }
-
-    private sealed class CapturedLogs : ILoggerProvider
-    {
-        public ConcurrentQueue<(string Category, LogLevel Level, string Message)> Entries { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(CapturedLogs logs, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                logs.Entries.Enqueue((category, logLevel, formatter(state, exception) + exception?.GetType().Name));
-        }
     }
 }
 

@@ -17,7 +17,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
 {
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
-    private bool _unreadable; // the last poll could not read the directory (logged once per streak)
+    private string? _unreadable; // why the last polls could not read the directory (logged once per reason, reported as degraded)
     private IReadOnlyList<CatalogFile>? _published; // the files of the last version this directory published, as far as known
 
     protected override string Job => "catalog directory watch";
@@ -31,8 +31,9 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
         }
 
         // A poll that cannot read the directory (a file removed while it is listed, as editors, rsync and Kubernetes
-        // config map updates do; a folder without access) is skipped: the next one reads it again, nothing is taken as
-        // loaded meanwhile, and the job never fails for it (a failed job would report the service not ready).
+        // config map updates do; a folder without access, a link that leads nowhere or to itself) is skipped: the next one
+        // reads it again, nothing is taken as loaded meanwhile, and the job never fails for it (a failed job would report
+        // the service not ready). Health reports it degraded until a poll reads the directory, and each reason is logged once.
         var loaded = (startupSource as CatalogDirectorySource)?.ReadFrom ?? FirstFingerprint(path);
         _published ??= (startupSource as CatalogDirectorySource)?.LastRead; // kept across the job's restarts
         var pending = loaded;
@@ -46,6 +47,7 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
 
             if (now == loaded)
             {
+                CouldRead(); // the files serving, as they were read
                 pending = now;
                 continue;
             }
@@ -64,8 +66,8 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                logger.LogWarning("Catalog directory could not be read ({Reason}); will retry", ex.Message);
-                loaded = string.Empty;
+                CouldNotRead(ex);
+                loaded = string.Empty; // read again at the next poll (an access granted changes no fingerprint)
                 continue;
             }
             catch (CatalogException ex)
@@ -73,10 +75,12 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
                 // The directory gone (moved away, a checkout that removed it) or holding no catalog: rejected like any bad
                 // catalog, the last good one keeps serving, and the directory's next state is read as it comes.
                 logger.LogError("Catalog directory changed but holds no catalog that can be read; v{Version} keeps serving. {Errors}", catalogs.Current.Version, ex.Message);
+                CouldRead(); // what it holds was read: the log above says what is wrong with it
                 loaded = now;
                 continue;
             }
 
+            CouldRead();
             loaded = now;
             if (_published is not null && files.SequenceEqual(_published))
             {
@@ -111,25 +115,43 @@ internal sealed class CatalogDirectoryWatcher(IOptions<SegmentationOptions> opti
     // state read is loaded (an edit made while it could not be read is not taken for the files the service started with).
     private string FirstFingerprint(string path) => TryFingerprint(path) ?? string.Empty;
 
-    // Names, sizes and modification times of every file, or null when the directory could not be read this time
-    // (logged once until a poll reads it again).
+    // Names, sizes and modification times of every file, or null when the directory could not be read this time.
     private string? TryFingerprint(string path)
     {
         try
         {
-            var fingerprint = CatalogDirectorySource.Fingerprint(path);
-            _unreadable = false;
-            return fingerprint;
+            return CatalogDirectorySource.Fingerprint(path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            if (!_unreadable)
-            {
-                logger.LogWarning("Catalog directory could not be read ({ExceptionType}: {Reason}); it is read again at the next poll", ex.GetType().Name, ex.Message);
-            }
-
-            _unreadable = true;
+            CouldNotRead(ex);
             return null;
         }
+    }
+
+    // Logged once per reason (a poll every 500 ms would otherwise log the same one twice a second) and reported as degraded.
+    private void CouldNotRead(Exception ex)
+    {
+        var reason = $"{ex.GetType().Name}: {ex.Message}";
+        if (reason == _unreadable)
+        {
+            return;
+        }
+
+        logger.LogWarning("Catalog directory could not be read ({Reason}); v{Version} keeps serving and the directory is read again at every poll", reason, catalogs.Current.Version);
+        Degraded($"the catalog directory could not be read ({reason}); v{catalogs.Current.Version} keeps serving and edits are not published until it can be");
+        _unreadable = reason;
+    }
+
+    private void CouldRead()
+    {
+        if (_unreadable is null)
+        {
+            return;
+        }
+
+        logger.LogInformation("Catalog directory can be read again");
+        NoLongerDegraded();
+        _unreadable = null;
     }
 }

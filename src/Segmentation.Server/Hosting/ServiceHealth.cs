@@ -26,6 +26,9 @@ public sealed class ServiceHealth
     /// <summary>Records that <paramref name="job"/>, which decisions do not depend on, is failing and why.</summary>
     public void ReportDegraded(string job, string reason) => _degraded[job] = reason;
 
+    /// <summary>Clears what <paramref name="job"/> reported with <see cref="ReportDegraded"/>, leaving a problem it reported.</summary>
+    public void ClearDegraded(string job) => _degraded.TryRemove(job, out _);
+
     /// <summary>Records that <paramref name="job"/> works again.</summary>
     public void Clear(string job)
     {

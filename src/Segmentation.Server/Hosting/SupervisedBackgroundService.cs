@@ -55,6 +55,15 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
         health.Clear(Job);
     }
 
+    /// <summary>
+    /// Reports the job degraded (health Degraded, the service still ready) for a problem it works around without failing:
+    /// cleared by <see cref="NoLongerDegraded"/> or <see cref="Succeeded"/>.
+    /// </summary>
+    protected void Degraded(string reason) => health.ReportDegraded(Job, reason);
+
+    /// <summary>Clears what <see cref="Degraded"/> reported, leaving a failure the job reported.</summary>
+    protected void NoLongerDegraded() => health.ClearDegraded(Job);
+
     /// <inheritdoc />
     protected sealed override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
