@@ -92,7 +92,7 @@ public sealed class HttpJsonApiProcessTests
         {
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
             var profiles = new ProfileService.ProfileServiceClient(channel);
-            foreach (var id in new[] { "tenant/42", "50%off", "a b" })
+            foreach (var id in new[] { "tenant/42", "tenant/43", "50%off", "a b" })
             {
                 await profiles.SetTraitsAsync(new SetTraitsRequest { UserId = id, Source = "crm", Traits = { ["vip"] = new AttributeValue { BoolValue = true } } });
             }
@@ -112,6 +112,16 @@ public sealed class HttpJsonApiProcessTests
 
             var gone = await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = "tenant/42" }).ResponseAsync);
             Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+
+            // Regression (review): with a trailing slash (which routing accepts) the raw path had one segment more than the
+            // route, the id was left as "tenant%2F43", and the erasure answered 200 having erased nobody.
+            using (var erased = await http.DeleteAsync(new Uri("/v1/users/tenant%2F43/", UriKind.Relative)))
+            {
+                Assert.Equal(HttpStatusCode.OK, erased.StatusCode);
+                Assert.Contains("\"existed\":true", (await erased.Content.ReadAsStringAsync()).Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+            }
+
+            Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = "tenant/43" }).ResponseAsync)).StatusCode);
             Assert.Equal("a b", (await profiles.GetProfileAsync(new GetProfileRequest { UserId = "a b" })).Profile.UserId); // the others are there
         }
         finally

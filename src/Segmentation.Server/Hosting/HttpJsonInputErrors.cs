@@ -79,6 +79,11 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
         }
 
         var segments = path[(basePath + 1)..].ToString().Split('/');
+        if (segments.Length == pattern.PathSegments.Count + 1 && segments[^1].Length == 0)
+        {
+            segments = segments[..^1]; // a trailing slash, which routing accepts: the same route, the same ids
+        }
+
         if (segments.Length != pattern.PathSegments.Count)
         {
             return;
