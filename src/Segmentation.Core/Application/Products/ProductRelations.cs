@@ -13,8 +13,10 @@ namespace Segmentation.Core.Application.Products;
 /// products are those with the largest counts summed over their seeds (cart, recent views, last purchase): "customers
 /// who bought this also bought", weighted by how often. Counts are kept per product for at most
 /// <see cref="MaxNeighbours"/> others (the least counted is replaced, as in the space-saving algorithm) and for at
-/// most <see cref="MaxProducts"/> products, product ids interned (at most four times as many) and popularity ranked for
-/// as many, so memory is bounded: about 7 KB per product with a full list, some 150 MB at the very worst. Templates read a frozen copy refreshed every <see cref="Refresh"/> on fixed
+/// most <see cref="MaxProducts"/> products, product ids interned (at most four times as many; past them, a product joins
+/// no list it is not in already) and popularity ranked for as many, so memory is bounded: about 7 KB per product with a
+/// full list, some 150 MB at the very worst. An event looks back over at most <see cref="MaxLookBack"/> of the user's
+/// events for the products it relates to. Templates read a frozen copy refreshed every <see cref="Refresh"/> on fixed
 /// boundaries, and a decision that shows related products is valid until the next one — the decision cache is never stale.
 /// </summary>
 public sealed class ProductRelations : IRelatedProducts
@@ -33,6 +35,9 @@ public sealed class ProductRelations : IRelatedProducts
 
     /// <summary>How often templates see new relations.</summary>
     public static readonly TimeSpan Refresh = TimeSpan.FromMinutes(10);
+
+    /// <summary>Most of a user's events looked back over for the products an event relates to (newest first).</summary>
+    public const int MaxLookBack = 1_024;
 
     private static readonly TimeSpan CoViewWindow = TimeSpan.FromHours(1);
     private readonly ConcurrentDictionary<string, Neighbours> _pairs = new(StringComparer.Ordinal);
@@ -286,19 +291,27 @@ public sealed class ProductRelations : IRelatedProducts
                 return;
             }
 
+            if (Intern(a) is not { } key)
+            {
+                return; // past the ids kept: each new key would keep its own copy of the id
+            }
+
             var added = new Neighbours();
-            neighbours = _pairs.GetOrAdd(Intern(a), added);
+            neighbours = _pairs.GetOrAdd(key, added);
             if (ReferenceEquals(neighbours, added))
             {
                 Interlocked.Increment(ref _tracked);
             }
         }
 
-        neighbours.Add(Intern(b), weight);
+        // A product whose id cannot be interned any more only adds to a count it already has: as a new neighbour it would
+        // keep the caller's copy of the id in every list it joins (5 million entries at most), not the one shared copy.
+        var shared = Intern(b);
+        neighbours.Add(shared ?? b, weight, mayJoin: shared is not null);
     }
 
-    // The one copy of a product id (bounded: at most MaxProducts ids plus the neighbours they name).
-    private string Intern(string id)
+    // The one copy of a product id, or null past the ids kept (at most MaxProducts * 4, the first seen).
+    private string? Intern(string id)
     {
         if (_ids.TryGetValue(id, out var known))
         {
@@ -307,7 +320,7 @@ public sealed class ProductRelations : IRelatedProducts
 
         if (Volatile.Read(ref _interned) >= MaxProducts * 4)
         {
-            return id;
+            return null;
         }
 
         var kept = _ids.GetOrAdd(id, id);
@@ -335,7 +348,7 @@ public sealed class ProductRelations : IRelatedProducts
             {
                 return;
             }
-            else if (_popularity.TryAdd(Intern(product), weight))
+            else if (_popularity.TryAdd(Intern(product) ?? product, weight)) // bounded: at most MaxProducts * 4 entries
             {
                 Interlocked.Increment(ref _popular);
                 return;
@@ -346,9 +359,11 @@ public sealed class ProductRelations : IRelatedProducts
     // The user's distinct purchased products before this order (newest first, at most 5), not in it. The order itself is
     // passed over by its products: the product the profile keeps for it (the event's product, else its first line's) is
     // always in the basket.
+    // At most MaxLookBack events back: a user who bought the same few products many times would otherwise make every
+    // purchase scan their whole history (and a restart's Learn, every purchase of it: quadratic in the history).
     private static void EarlierPurchases(EventLog events, int end, IReadOnlyList<string> basket, List<string> result)
     {
-        for (var i = end - 1; i >= 0 && result.Count < 5; i--)
+        for (var i = end - 1; i >= Math.Max(0, end - MaxLookBack) && result.Count < 5; i--)
         {
             if (events.TypeAt(i) == EventTypes.Purchase && events.ProductIdAt(i) is { } p && !basket.Contains(p) && !result.Contains(p))
             {
@@ -357,11 +372,13 @@ public sealed class ProductRelations : IRelatedProducts
         }
     }
 
-    // The user's other products viewed within the hour up to `at`, among the events before `end` (newest first, at most 5).
+    // The user's other products viewed within the hour up to `at`, among the events before `end` (newest first, at most 5),
+    // at most MaxLookBack events back (thousands of views of one product within the hour, a bot or a polling client,
+    // would otherwise make each view scan all the others).
     private static void RecentViews(EventLog events, int end, long at, string viewed, List<string> result)
     {
         var from = at - CoViewWindow.Ticks;
-        for (var i = end - 1; i >= 0 && result.Count < 5; i--)
+        for (var i = end - 1; i >= Math.Max(0, end - MaxLookBack) && result.Count < 5; i--)
         {
             var ticks = events.TicksAt(i);
             if (ticks < from)
@@ -383,13 +400,18 @@ public sealed class ProductRelations : IRelatedProducts
     {
         private readonly Dictionary<string, double> _counts = new(StringComparer.Ordinal);
 
-        public void Add(string other, double weight)
+        public void Add(string other, double weight, bool mayJoin)
         {
             lock (_counts)
             {
                 if (_counts.TryGetValue(other, out var count))
                 {
                     _counts[other] = count + weight;
+                    return;
+                }
+
+                if (!mayJoin)
+                {
                     return;
                 }
 

@@ -191,6 +191,49 @@ public sealed class ProductContentTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_view_looks_back_over_a_bounded_number_of_events_live_and_when_learned_again()
+    {
+        // Regression (review): a view looked back over the whole hour until it found five other products, so thousands of
+        // views of one product (a bot, a polling client) made each view scan all the others: quadratic in the burst, on
+        // the ingesting threads and again on the restart's learning pass.
+        using var w = new TestWorld(Catalog("related {{ profile.related | array.join ',' }}"));
+        var start = w.Clock.Now.AddMinutes(-59);
+        w.Track("bot", EventTypes.ProductView, at: start, category: "kitchen", product: "first");
+        for (var i = 1; i <= ProductRelations.MaxLookBack + 500; i++)
+        {
+            w.Track("bot", EventTypes.ProductView, at: start.AddSeconds(i * 0.5), category: "kitchen", product: "same");
+        }
+
+        w.Track("bot", EventTypes.ProductView, at: w.Clock.Now, category: "kitchen", product: "last");
+        var none = new HashSet<string>();
+        Assert.Equal(["same"], w.Get<ProductRelations>().Related(["last"], none, 1, w.Clock.Now.UtcTicks, out _)); // "first" is beyond the look-back
+
+        var rebuilt = new ProductRelations();
+        Assert.Equal(1, rebuilt.Learn(w.Store.Snapshot()));
+        Assert.Equal(["same"], rebuilt.Related(["last"], none, 1, w.Clock.Now.UtcTicks, out _));
+    }
+
+    [Fact]
+    public void Past_the_product_ids_kept_a_new_product_joins_no_list_and_known_ones_still_count()
+    {
+        // Regression (review): past the ids kept, each new neighbour kept the caller's own copy of its id (the request's),
+        // one per list it joined: up to five million strings beyond the documented bound.
+        var relations = new ProductRelations();
+        relations.ObservePurchase(["hub", "known"], []);
+        for (var i = 0; i < ProductRelations.MaxProducts * 4; i++)
+        {
+            relations.ObserveView($"v{i}", []); // fills the ids kept
+        }
+
+        relations.ObservePurchase(["hub", new string("late".AsSpan())], []);
+        relations.ObservePurchase(["hub", "known"], []);
+        var related = relations.Related(["hub"], new HashSet<string>(), 5, 0, out _);
+
+        Assert.DoesNotContain("late", related);
+        Assert.Equal("known", related[0]);
+    }
+
+    [Fact]
     public void Relations_learned_again_from_the_profiles_give_the_related_products_learned_live()
     {
         // Orders of one product each (a profile keeps one product per order) bought one after the other, and views
