@@ -46,7 +46,13 @@ internal static class ExperimentsCommand
         var sb = new StringBuilder();
         sb.Append(Invariant, $"experiment {e.Id} on segment {e.SegmentId} ({Status(e.Status)}), primary metric {e.PrimaryMetric}");
         sb.Append(e.Guardrails.Count > 0 ? $", guardrails {string.Join(", ", e.Guardrails)}" : "").Append('\n');
-        sb.Append(Invariant, $"computed {r.ComputedAt.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z; control: {r.ControlArmId}\n\n");
+        sb.Append(Invariant, $"computed {r.ComputedAt.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z; control: {r.ControlArmId}\n");
+        if (r.AnalyzedSince is { } since)
+        {
+            sb.Append(Invariant, $"users assigned since {since.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z only: the split changed then (earlier users keep their arms and are left out)\n");
+        }
+
+        sb.Append('\n');
 
         var metrics = r.Arms.FirstOrDefault()?.Metrics.Select(m => m.Metric).ToList() ?? [];
         sb.Append(Table(
@@ -81,8 +87,11 @@ internal static class ExperimentsCommand
             sb.Append('\n');
         }
 
-        sb.Append(e.Bandit
-            ? "sample ratio: not checked (a bandit moves its split on purpose)\n"
+        // A server before not_checked_reason said nothing for a bandit: its check is skipped all the same.
+        var notChecked = r.SampleRatio.NotCheckedReason.Length > 0 ? r.SampleRatio.NotCheckedReason
+            : e.Bandit ? "a bandit moves its split on purpose: there is no fixed ratio to check" : null;
+        sb.Append(notChecked is not null
+            ? $"sample ratio: not checked ({notChecked})\n"
             : string.Create(Invariant, $"sample ratio: chi-squared {r.SampleRatio.ChiSquared:0.##}; exact binomial p = {r.SampleRatio.PValue:0.####}{(r.SampleRatio.Mismatch ? "  MISMATCH: do not trust these results" : " (ok)")}\n"));
         if (r.UsersPerArmNeeded > 0)
         {

@@ -317,6 +317,7 @@ public sealed class CliProcessTests
         // Regression (review): a bandit's results skip the check (its split moves on purpose) and answer chi-squared 0,
         // p 1, which segctl printed as a check passed: "(ok)".
         var bandit = true;
+        var reason = ""; // as a server before not_checked_reason answers
         await using var app = await StubService("/segmentation.v1.ExperimentService/GetExperimentResults", async context =>
         {
             var request = await Read(context, Contracts.V1.GetExperimentResultsRequest.Parser);
@@ -325,19 +326,24 @@ public sealed class CliProcessTests
                 Experiment = new Contracts.V1.ExperimentInfo { Id = request.ExperimentId, SegmentId = "vip", PrimaryMetric = "ctr", Bandit = bandit },
                 ComputedAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(DateTimeOffset.UnixEpoch),
                 ControlArmId = "control",
-                SampleRatio = new Contracts.V1.SampleRatioCheck { ChiSquared = 0, PValue = 1 },
+                SampleRatio = new Contracts.V1.SampleRatioCheck { ChiSquared = 0, PValue = 1, NotCheckedReason = reason },
             });
         });
 
         var (exit, stdout, stderr) = await Segctl($"results b --address {app.Urls.Single()}");
         Assert.True(exit == 0, $"exit {exit}: {stderr}");
-        Assert.Contains("sample ratio: not checked (a bandit moves its split on purpose)", stdout, StringComparison.Ordinal);
+        Assert.Contains("sample ratio: not checked (a bandit moves its split on purpose: there is no fixed ratio to check)", stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("(ok)", stdout, StringComparison.Ordinal);
 
         bandit = false;
         (exit, stdout, stderr) = await Segctl($"results b --address {app.Urls.Single()}");
         Assert.True(exit == 0, $"exit {exit}: {stderr}");
         Assert.Contains("exact binomial p = 1 (ok)", stdout, StringComparison.Ordinal);
+
+        reason = "no user has been exposed yet"; // regression: shown as "(ok)" too
+        (exit, stdout, stderr) = await Segctl($"results b --address {app.Urls.Single()}");
+        Assert.True(exit == 0, $"exit {exit}: {stderr}");
+        Assert.Contains("sample ratio: not checked (no user has been exposed yet)", stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -398,6 +398,8 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
         await page.GotoAsync($"http://127.0.0.1:{_httpPort}/dashboard/#/experiments/promotable_cta");
         await page.GetByTestId("arms-table").WaitForAsync();
         Assert.NotEqual("EXPERIMENT_STATUS_PROMOTED", await Value(page, "experiment-status"));
+        Assert.Equal("not-checked", await Value(page, "srm-status")); // regression: no user yet read "✓ No sample ratio mismatch"
+        Assert.Contains("no user has been exposed yet", await page.GetByTestId("srm-status").InnerTextAsync(), StringComparison.Ordinal);
         await page.GetByTestId("promote-short_cta").ClickAsync();
 
         await page.WaitForFunctionAsync("() => document.querySelector('[data-testid=experiment-status]')?.dataset.value === 'EXPERIMENT_STATUS_PROMOTED'");

@@ -192,9 +192,9 @@ public static class ExperimentAnalysis
         // Sample ratio over the arms that take traffic (an arm turned off keeps its users but expects no new ones).
         var live = arms.Where(a => a.Weight > 0).ToList();
         var split = live.Select(a => byId.GetValueOrDefault(a.ArmId)?.ExposedUnderCurrentWeights ?? a.Exposed).ToList();
-        var srm = live.Count >= 2 && !design.Bandit // a bandit's split moves on purpose: there is no fixed ratio to check
-            ? ExperimentStatistics.SampleRatio(split, live.Select(a => a.Weight).ToList())
-            : new SampleRatioCheck(0, 1, false);
+        var srm = design.Bandit ? SampleRatioCheck.Unchecked("a bandit moves its split on purpose: there is no fixed ratio to check")
+            : live.Count < 2 ? SampleRatioCheck.Unchecked("fewer than two arms take new users")
+            : ExperimentStatistics.SampleRatio(split, live.Select(a => a.Weight).ToList());
 
         var control = design.Arms[0].ArmId;
         var treatments = design.Arms.Skip(1).Select(a => a.ArmId).ToList();

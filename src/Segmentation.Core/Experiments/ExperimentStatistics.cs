@@ -118,6 +118,12 @@ public sealed record SampleRatioCheck(double ChiSquared, double PValue, bool Mis
 {
     /// <summary>True when the p-value is the exact binomial tests' (every count up to 2^31 users), not Pearson's.</summary>
     public bool Exact { get; init; }
+
+    /// <summary>Why no check was made (null when it was); the statistic, p-value and flag are then 0, 1 and false.</summary>
+    public string? NotChecked { get; init; }
+
+    /// <summary>No check, for <paramref name="reason"/>.</summary>
+    public static SampleRatioCheck Unchecked(string reason) => new(0, 1, false) { NotChecked = reason };
 }
 
 /// <summary>
@@ -182,7 +188,7 @@ public static class ExperimentStatistics
         var weightSum = weights.Sum();
         if (total == 0 || weightSum <= 0)
         {
-            return new SampleRatioCheck(0, 1, false);
+            return SampleRatioCheck.Unchecked(total == 0 ? "no user has been exposed yet" : "no arm has a weight");
         }
 
         var chi = 0.0;

@@ -57,7 +57,7 @@ internal static class ExperimentMapper
                     Metrics = { a.Metrics.Select(ToProto) },
                 }),
             },
-            SampleRatio = new SampleRatioCheck { ChiSquared = r.SampleRatio.ChiSquared, PValue = r.SampleRatio.PValue, Mismatch = r.SampleRatio.Mismatch },
+            SampleRatio = new SampleRatioCheck { ChiSquared = r.SampleRatio.ChiSquared, PValue = r.SampleRatio.PValue, Mismatch = r.SampleRatio.Mismatch, NotCheckedReason = r.SampleRatio.NotChecked ?? "" },
             Comparisons = { r.Comparisons.Select(ToProto) },
             UsersPerArmNeeded = r.UsersPerArmNeeded ?? 0,
             Recommendation = r.Recommendation switch
@@ -70,6 +70,7 @@ internal static class ExperimentMapper
             },
             WinningArmId = r.WinningArmId ?? "",
             Reason = r.Reason,
+            AnalyzedSince = report.AnalyzedSince is { } since ? Timestamp.FromDateTimeOffset(since) : null,
             Breakdowns =
             {
                 r.Breakdowns.Select(b => new SegmentBreakdown

@@ -116,6 +116,7 @@ public class BanditTests
 
         var result = w.Get<ExperimentLifecycle>().Results("vip_offer_test").Result;
         Assert.False(result.SampleRatio.Mismatch); // the split moved on purpose: not a mismatch
+        Assert.Contains("bandit", result.SampleRatio.NotChecked, StringComparison.Ordinal); // and not a pass either (regression: shown as "no mismatch")
         Assert.Contains("biased toward arms that looked good early", result.Reason, StringComparison.Ordinal);
     }
 
@@ -154,7 +155,9 @@ public class BanditTests
 
         var result = w.Get<ExperimentLifecycle>().Results("vip_offer_test").Result;
         Assert.False(result.SampleRatio.Mismatch, $"chi-squared {result.SampleRatio.ChiSquared}");
-        Assert.Equal(1_900, result.Arms.Sum(a => a.Exposed));
+        Assert.Null(result.SampleRatio.NotChecked);
+        Assert.Equal(400, result.Arms.Sum(a => a.Exposed)); // the users assigned under the fixed split, as every figure
+        Assert.Equal(1_900, w.Get<ExperimentLifecycle>().Results("vip_offer_test").Info.Exposed);
     }
 
     [Fact]

@@ -116,10 +116,36 @@ public class ExperimentResultsTests
         Assert.InRange(newcomers, 860, 940);
 
         // The sample ratio is checked over users assigned under the weights they were split by (the 1,000 newcomers):
-        // all 2,000 against 1:9 would be a false mismatch.
-        var result = Lifecycle(w).Results("vip_offer_test").Result;
-        Assert.False(result.SampleRatio.Mismatch, $"chi-squared {result.SampleRatio.ChiSquared}");
-        Assert.Equal(2_000, result.Arms.Sum(a => a.Exposed));
+        // all 2,000 against 1:9 would be a false mismatch. So is every other figure (below).
+        var report = Lifecycle(w).Results("vip_offer_test");
+        Assert.False(report.Result.SampleRatio.Mismatch, $"chi-squared {report.Result.SampleRatio.ChiSquared}");
+        Assert.Equal(1_000, report.Result.Arms.Sum(a => a.Exposed));
+        Assert.Equal(w.Clock.Now, report.AnalyzedSince);
+        Assert.Equal(2_000, report.Info.Exposed); // the experiment's own count keeps every user
+    }
+
+    [Fact]
+    public void After_a_weight_change_the_results_compare_only_the_users_assigned_since()
+    {
+        // Regression (review): results pooled every exposed user. After 1:1 became 1:9 the control held mostly earlier
+        // users, who converted more (the rate fell from 20 % to 5 % for everyone): the control read about 17.5 %, the
+        // treatment 10.4 %, a treatment "worse" in an experiment with no effect at all.
+        using var w = World();
+        Drive(w, 2_000, _ => 0.20, seed: 21, prefix: "early");
+        var reweighted = ExperimentCatalogTests.Experiment.Replace("weight: 1\n      - id: stronger_offer\n        weight: 1", "weight: 1\n      - id: stronger_offer\n        weight: 9", StringComparison.Ordinal);
+        w.Clock.Now = w.Clock.Now.AddDays(7);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "1:9");
+        var changed = w.Clock.Now;
+        w.Clock.Now = w.Clock.Now.AddHours(1);
+        Drive(w, 2_000, _ => 0.05, seed: 22, prefix: "late");
+
+        var report = Lifecycle(w).Results("vip_offer_test");
+
+        Assert.Equal(changed, report.AnalyzedSince);
+        Assert.Equal(2_000, report.Result.Arms.Sum(a => a.Exposed));
+        Assert.NotEqual(Recommendation.Winner, report.Result.Recommendation);
+        Assert.Equal(Verdict.Inconclusive, Assert.Single(report.Result.Comparisons, c => !c.Guardrail).Verdict);
+        Assert.All(report.Result.Arms, a => Assert.InRange(a.Metrics[0].Mean, 0.02, 0.09)); // the late rate in both arms
     }
 
     [Fact]

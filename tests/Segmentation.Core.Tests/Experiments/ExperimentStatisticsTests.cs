@@ -88,6 +88,17 @@ public class ExperimentStatisticsTests
         Assert.Equal(mismatch, ExperimentStatistics.SampleRatio(users, weights).Mismatch);
 
     [Fact]
+    public void A_split_without_users_is_not_checked_rather_than_passed()
+    {
+        // Regression: no user at all was reported as a check passed (chi-squared 0, p 1), which the dashboard showed as
+        // "no sample ratio mismatch".
+        var r = ExperimentStatistics.SampleRatio([0, 0], [1.0, 1.0]);
+        Assert.False(r.Mismatch);
+        Assert.Equal("no user has been exposed yet", r.NotChecked);
+        Assert.Null(ExperimentStatistics.SampleRatio([10, 12], [1.0, 1.0]).NotChecked);
+    }
+
+    [Fact]
     public void Every_user_in_the_large_arm_is_a_p_value_of_one_not_nan()
     {
         // Regression (found in review): 50 users all in the 99 % arm made the exact test's p NaN ("p = NaN (ok)").

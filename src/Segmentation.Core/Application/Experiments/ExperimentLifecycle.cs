@@ -32,11 +32,14 @@ public sealed record ExperimentInfo(Experiment Experiment, ExperimentStatus Stat
 /// <param name="Info">The experiment.</param>
 /// <param name="Result">The results.</param>
 /// <param name="ComputedAt">When.</param>
-public sealed record ExperimentReport(ExperimentInfo Info, ExperimentResult Result, DateTimeOffset ComputedAt);
+/// <param name="AnalyzedSince">
+/// When the split last changed, when it did: the results count only the users assigned since (null: every user).
+/// </param>
+public sealed record ExperimentReport(ExperimentInfo Info, ExperimentResult Result, DateTimeOffset ComputedAt, DateTimeOffset? AnalyzedSince = null);
 
 /// <summary>
-/// Experiments as an experimenter handles them: listed with status and exposure, results computed from every exposed
-/// user's record, stopped, and their winner promoted. Stopping and promoting publish a new catalog version whose files
+/// Experiments as an experimenter handles them: listed with status and exposure, results computed from the records of
+/// the users exposed under the current split, stopped, and their winner promoted. Stopping and promoting publish a new catalog version whose files
 /// say so (<c>stop:</c> and <c>promoted:</c> written into the experiment), so the change is versioned, visible in
 /// the files, and undone by a rollback like any other.
 /// </summary>
@@ -57,9 +60,14 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         var experiment = Find(experimentId);
         measurement.Drain(); // every decision served so far is recorded before counting
         var now = time.GetUtcNow();
-        var summary = measurement.Exposures.Summarize(experiment.Id);
+        // After a change of a fixed split (new weights, an arm added, a bandit turned fixed) the arms hold different mixes
+        // of earlier and later users: outcomes drift over time and accumulate since exposure, so comparing them would
+        // credit an arm with its users' period. Only the users assigned since the change are compared, as the sample
+        // ratio is checked. A bandit's split moves all the time; its results count every user and never name a winner.
+        var summary = measurement.Exposures.Summarize(experiment.Id, currentSplit: !experiment.IsBandit);
         var breakdowns = summary?.Segments.Select(s => (s.SegmentId, Observations(s.Arms))).ToList();
-        return new ExperimentReport(Info(experiment, now.UtcTicks, summary), ExperimentAnalysis.Analyze(Design(experiment), Observations(summary?.Arms), breakdowns), now);
+        var since = summary is { AssignedSinceTicks: > 0 and var ticks } ? new DateTimeOffset(ticks, TimeSpan.Zero) : (DateTimeOffset?)null;
+        return new ExperimentReport(Info(experiment, now.UtcTicks), ExperimentAnalysis.Analyze(Design(experiment), Observations(summary?.Arms), breakdowns), now, since);
     }
 
     /// <summary>Stops <paramref name="experimentId"/> now: a new catalog version with its <c>stop</c> set to this moment.</summary>

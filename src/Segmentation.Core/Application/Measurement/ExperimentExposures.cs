@@ -244,9 +244,13 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         }
     }
 
-    /// <summary>The experiment's per-arm sums, one scan of its records (null when nobody was assigned yet).</summary>
-    public ExposureSummary? Summarize(string experimentId) =>
-        _tables.TryGetValue(experimentId, out var table) ? table.Summarize() : null;
+    /// <summary>
+    /// The experiment's per-arm sums, one scan of its records (null when nobody was assigned yet); with
+    /// <paramref name="currentSplit"/>, of the users assigned since its split last changed only
+    /// (<see cref="ExposureSummary.AssignedSinceTicks"/>).
+    /// </summary>
+    public ExposureSummary? Summarize(string experimentId, bool currentSplit = false) =>
+        _tables.TryGetValue(experimentId, out var table) ? table.Summarize(currentSplit) : null;
 
     /// <summary>Every record of every experiment, for a checkpoint.</summary>
     internal IEnumerable<(string ExperimentId, string ArmId, string SegmentId, ExposureRecord Record)> Records() =>
@@ -718,10 +722,11 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             }
         }
 
-        public ExposureSummary Summarize()
+        public ExposureSummary Summarize(bool currentSplit)
         {
             lock (_gate)
             {
+                var since = currentSplit ? WeightsChangedTicks : 0;
                 var arms = new ArmSums[_armIds.Length];
                 for (var a = 0; a < arms.Length; a++)
                 {
@@ -741,7 +746,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     for (var k = 0; k < end; k++)
                     {
                         ref readonly var r = ref chunk[k];
-                        if (r.Subject is null || r.Arm < 0)
+                        if (r.Subject is null || r.Arm < 0 || r.AssignedTicks < since)
                         {
                             continue;
                         }
@@ -764,7 +769,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     }
                 }
 
-                return new ExposureSummary(ExperimentId, arms, [.. _segmentIds.Select((id, s) => (id, (IReadOnlyList<ArmSums>)bySegment[s]))]);
+                return new ExposureSummary(ExperimentId, arms, [.. _segmentIds.Select((id, s) => (id, (IReadOnlyList<ArmSums>)bySegment[s]))]) { AssignedSinceTicks = since };
             }
         }
 
@@ -864,6 +869,9 @@ internal readonly record struct ExposureTableState(string ExperimentId, long Wei
 /// <param name="Segments">The same per segment that won the users' exposing decisions (one segment for an experiment of a segment).</param>
 public sealed record ExposureSummary(string ExperimentId, IReadOnlyList<ArmSums> Arms, IReadOnlyList<(string SegmentId, IReadOnlyList<ArmSums> Arms)> Segments)
 {
+    /// <summary>The users summed were assigned at or after this instant (UTC ticks; 0: every user).</summary>
+    public long AssignedSinceTicks { get; init; }
+
     /// <summary>The sums of <paramref name="armId"/>, or empty ones.</summary>
     public ArmSums Arm(string armId) => Arms.FirstOrDefault(a => a.ArmId == armId) ?? new ArmSums(armId);
 }

@@ -64,14 +64,18 @@ export async function render(ctx) {
       h('dt', {}, 'Recommendation'), h('dd', {}, h('strong', { 'data-testid': 'recommendation', 'data-value': res.recommendation ?? '' }, enumLabel(res.recommendation, 'RECOMMENDATION_')),
         res.winningArmId ? [' — winning arm ', h('code', { 'data-testid': 'winning-arm' }, res.winningArmId)] : null),
       h('dt', {}, 'Why'), h('dd', { 'data-testid': 'recommendation-reason' }, res.reason || '—'),
-      h('dt', {}, 'Sample ratio'), h('dd', { 'data-testid': 'srm-status', 'data-value': srm.mismatch ? 'mismatch' : 'ok', className: srm.mismatch ? 'bad' : '' },
-        srm.mismatch ? '⚠ Sample ratio mismatch: the split is broken, no result is to be trusted' : '✓ No sample ratio mismatch',
-        ` (χ² ${fmtDec(srm.chiSquared, 3)}; exact binomial p ${fmtP(srm.pValue)}; mismatch when p < 0.001)`),
+      h('dt', {}, 'Sample ratio'), srm.notCheckedReason
+        ? h('dd', { 'data-testid': 'srm-status', 'data-value': 'not-checked' }, `Not checked: ${srm.notCheckedReason}`)
+        : h('dd', { 'data-testid': 'srm-status', 'data-value': srm.mismatch ? 'mismatch' : 'ok', className: srm.mismatch ? 'bad' : '' },
+          srm.mismatch ? '⚠ Sample ratio mismatch: the split is broken, no result is to be trusted' : '✓ No sample ratio mismatch',
+          ` (χ² ${fmtDec(srm.chiSquared, 3)}; exact binomial p ${fmtP(srm.pValue)}; mismatch when p < 0.001)`),
       h('dt', {}, 'Segment'), h('dd', {}, e.segmentId ? h('a', { href: `#/segments/${encodeURIComponent(e.segmentId)}` }, e.segmentId) : 'whole catalog'),
       h('dt', {}, 'Primary metric'), h('dd', {}, metric || '—', e.minimumDetectableEffect ? ` (minimum detectable effect ${fmtPctUpTo(e.minimumDetectableEffect, 2)})` : ''),
       h('dt', {}, 'Users per arm needed (one look; the always-valid test needs more)'), h('dd', { 'data-testid': 'users-per-arm-needed', 'data-value': num(res.usersPerArmNeeded) }, num(res.usersPerArmNeeded) ? fmtInt(res.usersPerArmNeeded) : 'not computed (no effect declared or no control data)'),
       h('dt', {}, 'Exposed users'), h('dd', { 'data-testid': 'experiment-exposed', 'data-value': num(e.exposedUsers) }, `${fmtInt(e.exposedUsers)} (exposure on ${enumLabel(e.exposure, 'EXPOSURE_TRIGGER_')})`),
-      h('dt', {}, 'Computed'), h('dd', {}, fmtTime(res.computedAt))));
+      h('dt', {}, 'Computed'), h('dd', {}, fmtTime(res.computedAt)),
+      res.analyzedSince ? [h('dt', {}, 'Users analyzed'), h('dd', { 'data-testid': 'analyzed-since', 'data-value': res.analyzedSince },
+        `Assigned since ${fmtTime(res.analyzedSince)}, when the split changed: earlier users keep their arms and are left out`)] : null));
 
   const promote = async (armId) => {
     if (!window.confirm(`Promote arm '${armId}' of experiment '${id}'?\n\nThis publishes a new catalog version in which the arm's variants are served to everyone the segment wins (undo with a catalog rollback).`)) {
