@@ -42,6 +42,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
     private long _lastAppended;
     private FileStream? _current;
     private long _currentFirst;
+    private bool _rollNext; // the current segment holds entries past the window: the next append starts a new one
 
     /// <summary>Opens (creating) the journal in <paramref name="dataDirectory"/>; a new segment file starts after <paramref name="segmentBytes"/>.</summary>
     public ChangeStreamJournal(string dataDirectory, ILogger? logger = null, long segmentBytes = 16 << 20)
@@ -220,7 +221,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             return;
         }
 
-        if (_current is null || _current.Length >= _segmentBytes)
+        if (_current is null || _current.Length >= _segmentBytes || _rollNext)
         {
             Roll(entries[0].Offset);
         }
@@ -423,6 +424,11 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                 File.Delete(segments[i].Path); // every entry in it is before the oldest retained
             }
         }
+
+        // The segment being written is never deleted, and a quiet deployment may not fill one in months: once it holds
+        // entries past the window it takes no more, so a later trim deletes it (an entry leaves the disk within about
+        // two windows, not at the next restart or 16 MiB).
+        _rollNext = _current is not null && _currentFirst < oldest;
     }
 
     /// <inheritdoc />
@@ -604,6 +610,7 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 
     private void Roll(long first)
     {
+        _rollNext = false;
         _current?.Dispose();
         _current = null; // until the new segment is open: a failure to open it leaves the next append to try again
         _currentFirst = first;

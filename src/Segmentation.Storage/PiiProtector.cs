@@ -7,7 +7,10 @@ namespace Segmentation.Storage;
 /// are written to the change log or a snapshot, with AES-256-GCM under a key from configuration. Each
 /// sealed value is <c>[12-byte random nonce][16-byte tag][ciphertext]</c>, authenticated together with
 /// the attribute's name so a value cannot be moved to another attribute. Names, layers, sources and
-/// times stay readable; user ids are pseudonymous keys and are not encrypted.
+/// times stay readable; user ids are pseudonymous keys and are not encrypted. An attribute once sealed stays sealed: a
+/// name the schema declared PII while this process ran, or whose value was read sealed (restored from the files), is
+/// sealed from then on, whatever the serving catalog says — a rollback to a catalog without the declaration would
+/// otherwise write every stored value of it in clear at the next snapshot.
 /// </summary>
 public sealed class PiiProtector
 {
@@ -19,6 +22,7 @@ public sealed class PiiProtector
 
     private readonly byte[] _key;
     private readonly Func<string, bool> _isPii;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _sealed = new(StringComparer.Ordinal); // names sealed for good
 
     /// <summary>Creates the protector.</summary>
     /// <param name="key">The 32-byte key.</param>
@@ -55,8 +59,22 @@ public sealed class PiiProtector
     public string KeyCheck() =>
         Convert.ToBase64String(HMACSHA256.HashData(_key, "segmentation store key check v1"u8)[..16]);
 
-    /// <summary>True when values of attribute <paramref name="name"/> are sealed.</summary>
-    public bool IsPii(string name) => _isPii(name);
+    /// <summary>True when values of attribute <paramref name="name"/> are sealed: declared PII now, or ever since this process started, or read sealed.</summary>
+    public bool IsPii(string name)
+    {
+        if (_sealed.ContainsKey(name))
+        {
+            return true;
+        }
+
+        if (!_isPii(name))
+        {
+            return false;
+        }
+
+        _sealed.TryAdd(name, true); // bounded: names the schema declared PII
+        return true;
+    }
 
     /// <summary>Encrypts <paramref name="plaintext"/>, bound to <paramref name="name"/>.</summary>
     public byte[] Seal(string name, ReadOnlySpan<byte> plaintext)
@@ -73,6 +91,7 @@ public sealed class PiiProtector
     /// <exception cref="InvalidDataException">Wrong key, wrong name or damaged data.</exception>
     public byte[] Open(string name, ReadOnlySpan<byte> sealedValue)
     {
+        _sealed.TryAdd(name, true); // written sealed: stays sealed (bounded: names once declared PII)
         if (sealedValue.Length < NonceSize + TagSize)
         {
             throw new InvalidDataException($"sealed value of attribute '{name}' is too short");

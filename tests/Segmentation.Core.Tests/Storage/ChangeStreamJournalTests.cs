@@ -233,6 +233,29 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void Entries_past_the_window_leave_the_disk_though_their_segment_never_filled()
+    {
+        // Regression (review): a segment was closed only at 16 MiB (or a restart), and the one being written was never
+        // trimmed: a quiet deployment kept every entry (user ids, segments, the events that caused them) for months
+        // past the window.
+        FeedEntry Of(long offset, string user) => new(offset, user, "seg", ChangeKind.Entered, T0.AddDays(offset), 3, $"event:{user}");
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            journal.Append([Of(1, "expired-4711")]);
+            journal.Trim(oldest: 2); // entry 1 is past the window
+            journal.Append([Of(2, "kept-1"), Of(3, "kept-2")]);
+            journal.Trim(oldest: 3);
+        }
+
+        var files = Directory.GetFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName), "stream-*.log");
+        Assert.DoesNotContain(files, f => File.ReadAllText(f).Contains("expired-4711", StringComparison.Ordinal));
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (entries, last) = reopened.Load(T0, 1000);
+        Assert.Equal(3, last);
+        Assert.Equal([2L, 3], entries.Select(e => e.Offset));
+    }
+
+    [Fact]
     public void Erasure_leaves_no_file_naming_the_user_and_the_journal_goes_on()
     {
         const string Erased = "erase-me-4711";

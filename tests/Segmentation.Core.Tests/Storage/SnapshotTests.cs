@@ -340,6 +340,41 @@ public sealed class SnapshotTests : IDisposable
     }
 
     [Fact]
+    public async Task A_trait_sealed_once_stays_sealed_after_a_catalog_without_its_declaration_and_across_a_restart()
+    {
+        // Regression (review): sealing followed the serving catalog alone. A rollback to (or a publish of) a catalog
+        // without `pii: true` on a trait wrote every stored value of it in clear at the next compaction, and every
+        // new value in clear in the log.
+        var without = TestCatalogs.Schema.Replace("    first_name: { type: string, pii: true }", "    first_name: { type: string }", StringComparison.Ordinal);
+        Assert.NotEqual(TestCatalogs.Schema, without);
+        var plain = new Core.Catalog.InMemoryCatalogSource([new("catalog.yaml", without), new("fallback.yaml", TestCatalogs.Fallback)]);
+        using (var first = new Durable(_dir, Key, catalog: new Core.Catalog.InMemoryCatalogSource([new("catalog.yaml", TestCatalogs.Schema), new("fallback.yaml", TestCatalogs.Fallback)])))
+        {
+            first.Restore();
+            first.World.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["first_name"] = "Zeldarine" }, "checkout", AttributeLayer.ZeroParty, Now);
+            first.World.Governance.Publish(plain.ReadFiles(), "pii dropped");
+            first.World.Ingestion.SetTraits("u2", new Dictionary<string, object?> { ["first_name"] = "Ophelinda" }, "checkout", AttributeLayer.ZeroParty, Now);
+            await first.Compactor.CompactAsync();
+            first.Log.Dispose();
+        }
+
+        Assert.False(DataDirectoryContains("Zeldarine"));
+        Assert.False(DataDirectoryContains("Ophelinda"));
+
+        using (var second = new Durable(_dir, Key, catalog: plain))
+        {
+            second.Restore();
+            Assert.Equal("Zeldarine", second.World.Store.Get("u1")!.Trait("first_name"));
+            second.World.Ingestion.SetTraits("u3", new Dictionary<string, object?> { ["first_name"] = "Ismeralda" }, "checkout", AttributeLayer.ZeroParty, Now);
+            await second.Compactor.CompactAsync();
+            second.Log.Dispose();
+        }
+
+        Assert.False(DataDirectoryContains("Zeldarine"));
+        Assert.False(DataDirectoryContains("Ismeralda"));
+    }
+
+    [Fact]
     public async Task PII_values_are_encrypted_in_the_log_and_in_snapshots_and_read_back_with_the_key()
     {
         using (var first = new Durable(_dir, Key))
