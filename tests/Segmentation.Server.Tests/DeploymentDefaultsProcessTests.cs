@@ -117,6 +117,7 @@ public sealed class DeploymentDefaultsProcessTests
     [InlineData("--Segmentation:RedisIngestion:Enabled=true", "Segmentation:RedisIngestion:Enabled needs Segmentation:DataDirectory")] // acknowledged, then lost at a restart
     [InlineData("--Segmentation:Telemetry:Prometheus=maybe", "'maybe' at 'Segmentation:Telemetry:Prometheus'")] // read while services are registered
     [InlineData("--Segmentation:Privacy:Retention:SweepInterval=60.00:00:00", "Segmentation:Privacy:Retention:SweepInterval must be from 1 second to 30 days")] // past 49.7 days its timer failed after a start that looked fine
+    [InlineData("--Segmentation:Privacy:Retention:EventTypes:page_veiw=1.00:00:00", "Segmentation:Privacy:Retention:EventTypes:page_veiw is not an event type")] // regression: page views were kept 730 days without a word
     public async Task A_bad_setting_is_one_sentence_naming_it_not_an_unhandled_exception(string argument, string named)
     {
         using var server = RealServerProcessTests.StartServer(RealServerProcessTests.FreePort(), "--Segmentation:DemoData=false", argument);

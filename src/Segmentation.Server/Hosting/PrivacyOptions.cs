@@ -21,10 +21,13 @@ public sealed class PrivacyOptions
     /// <summary>The domain consent policy.</summary>
     public ConsentPolicy ToConsentPolicy() => new(RequireExplicitConsent);
 
-    /// <summary>The domain retention policy (a zero age keeps events forever).</summary>
+    /// <summary>
+    /// The domain retention policy (a zero age keeps events forever). Event types are lower case, and a configuration key
+    /// keeps the case it was given in (an environment variable is often upper case): keys are read in lower case.
+    /// </summary>
     public RetentionPolicy ToRetentionPolicy() => new(
         Age(Retention.Default),
-        Retention.EventTypes.ToDictionary(t => t.Key, t => Age(t.Value), StringComparer.Ordinal));
+        Retention.EventTypes.ToDictionary(t => t.Key.ToLowerInvariant(), t => Age(t.Value), StringComparer.Ordinal));
 
     /// <summary>Problems with the configuration, empty when valid.</summary>
     public IEnumerable<string> Problems()
@@ -34,11 +37,23 @@ public sealed class PrivacyOptions
             yield return "Segmentation:Privacy:Retention:Default must not be negative (0 keeps events forever)";
         }
 
+        var types = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (type, age) in Retention.EventTypes)
         {
             if (age < TimeSpan.Zero)
             {
                 yield return $"Segmentation:Privacy:Retention:EventTypes:{type} must not be negative (0 keeps them forever)";
+            }
+
+            // A misspelt type would keep its events for the default age without a word.
+            var named = type.ToLowerInvariant();
+            if (!Core.Events.EventTypes.IsKnown(named))
+            {
+                yield return $"Segmentation:Privacy:Retention:EventTypes:{type} is not an event type (built in: {string.Join(", ", Core.Events.EventTypes.BuiltIn.Order(StringComparer.Ordinal))}; custom ones start with '{Core.Events.EventTypes.CustomPrefix}')";
+            }
+            else if (!types.Add(named))
+            {
+                yield return $"Segmentation:Privacy:Retention:EventTypes names {named} twice (keys are read in lower case)";
             }
         }
 
