@@ -133,6 +133,9 @@ public sealed record SampleRatioCheck(double ChiSquared, double PValue, bool Mis
 /// </summary>
 public static class ExperimentStatistics
 {
+    /// <summary>Why a split without users is not checked.</summary>
+    public const string NoUserExposed = "no user has been exposed yet";
+
     /// <summary>The p-value below which a sample ratio mismatch is flagged.</summary>
     public const double SampleRatioThreshold = 0.001;
 
@@ -188,7 +191,7 @@ public static class ExperimentStatistics
         var weightSum = weights.Sum();
         if (total == 0 || weightSum <= 0)
         {
-            return SampleRatioCheck.Unchecked(total == 0 ? "no user has been exposed yet" : "no arm has a weight");
+            return SampleRatioCheck.Unchecked(total == 0 ? NoUserExposed : "no arm has a weight");
         }
 
         var chi = 0.0;

@@ -125,6 +125,27 @@ public class ExperimentResultsTests
     }
 
     [Fact]
+    public void The_same_split_spelt_otherwise_is_no_change_and_keeps_every_user_in_the_results()
+    {
+        // Regression (own review): 1:1 written as 50:50 (or with an arm of weight 0 added) places every user as before,
+        // but counted as a change of split: every earlier user left the results.
+        using var w = World();
+        Drive(w, 1_000, _ => 0.2, seed: 23);
+        var respelt = ExperimentCatalogTests.Experiment
+            .Replace("weight: 1\n      - id: stronger_offer\n        weight: 1", "weight: 50\n      - id: stronger_offer\n        weight: 50", StringComparison.Ordinal)
+            .Replace("          cta: \"Claim it\"", "          cta: \"Claim it\"\n      - id: parked\n        weight: 0", StringComparison.Ordinal);
+        Assert.Contains("weight: 50", respelt, StringComparison.Ordinal);
+        Assert.Contains("id: parked", respelt, StringComparison.Ordinal);
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", respelt)], "50:50");
+
+        var report = Lifecycle(w).Results("vip_offer_test");
+
+        Assert.Null(report.AnalyzedSince);
+        Assert.Equal(1_000, report.Result.Arms.Sum(a => a.Exposed));
+    }
+
+    [Fact]
     public void After_a_weight_change_the_results_compare_only_the_users_assigned_since()
     {
         // Regression (review): results pooled every exposed user. After 1:1 became 1:9 the control held mostly earlier
@@ -136,6 +157,7 @@ public class ExperimentResultsTests
         w.Clock.Now = w.Clock.Now.AddDays(7);
         w.Governance.Publish([.. w.Catalogs.Current.Files.Where(f => f.Name != "experiments.yaml"), new CatalogFile("experiments.yaml", reweighted)], "1:9");
         var changed = w.Clock.Now;
+        Assert.Equal("no user has been exposed since the split changed", Lifecycle(w).Results("vip_offer_test").Result.SampleRatio.NotChecked); // own review: not "yet"
         w.Clock.Now = w.Clock.Now.AddHours(1);
         Drive(w, 2_000, _ => 0.05, seed: 22, prefix: "late");
 
@@ -319,6 +341,26 @@ public class ExperimentResultsTests
         var result = Lifecycle(w).Results("vip_offer_test").Result;
 
         Assert.Equal((10L, 4L), (result.Arms.Sum(a => a.Assigned), result.Arms.Sum(a => a.Exposed)));
+    }
+
+    [Fact]
+    public void With_exposure_on_impression_an_impression_reported_after_the_stop_exposes_nobody()
+    {
+        // Regression (review): an impression of a decision made before a stop and reported after it (a send scheduled for
+        // later, an email platform's late callback) exposed its user, whose later outcomes no longer counted: the arms'
+        // means were diluted, and the results of a stopped experiment kept changing.
+        using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "exposure: impression\n    primary_metric:", StringComparison.Ordinal));
+        var decisions = Enumerable.Range(0, 10).Select(i => { Vip(w, $"s{i}"); return w.Decide($"s{i}"); }).ToList();
+        w.Outcomes.Record(0, new Outcome("s0-imp", OutcomeType.Impression, decisions[0].DecisionId, "s0", "", VariantKind.Offer, w.Clock.Now));
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        Lifecycle(w).Stop("vip_offer_test", "");
+        w.Clock.Now = w.Clock.Now.AddHours(1);
+        foreach (var d in decisions.Skip(1))
+        {
+            w.Outcomes.Record(0, new Outcome($"{d.UserId}-imp", OutcomeType.Impression, d.DecisionId, d.UserId, "", VariantKind.Offer, w.Clock.Now));
+        }
+
+        Assert.Equal(1, w.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Exposed)); // the one shown before the stop
     }
 
     [Fact]
@@ -522,6 +564,23 @@ public class ExperimentResultsTests
         Assert.Equal(ExperimentStatus.Stopped, Assert.Single(Lifecycle(w).List().Experiments).Status);
         Assert.Throws<PreconditionFailedException>(() => Lifecycle(w).Stop("vip_offer_test", ""));
         Assert.Throws<ValidationException>(() => Lifecycle(w).Promote("vip_offer_test", "nope", ""));
+    }
+
+    [Fact]
+    public void Stopping_in_the_second_the_experiment_started_stops_it_at_the_next_second()
+    {
+        // Regression (review): the stop was written to the second, so in the second of its start it was not after the
+        // start: the edited catalog was refused ('stop' must be after 'start') and a running experiment could not be
+        // stopped (INVALID_ARGUMENT).
+        using var w = World(ExperimentCatalogTests.Experiment.Replace("primary_metric:", "start: 2026-06-01T12:00:00Z\n    primary_metric:", StringComparison.Ordinal));
+        w.Clock.Now = new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero).AddMilliseconds(500);
+        Assert.Equal(ExperimentStatus.Running, Assert.Single(Lifecycle(w).List().Experiments).Status);
+
+        var published = Lifecycle(w).Stop("vip_offer_test", "");
+
+        Assert.Contains("stop: 2026-06-01T12:00:01Z", published.Catalog.Files.Single(f => f.Name == "experiments.yaml").Text, StringComparison.Ordinal);
+        w.Clock.Now = w.Clock.Now.AddSeconds(1);
+        Assert.Equal(ExperimentStatus.Stopped, Assert.Single(Lifecycle(w).List().Experiments).Status);
     }
 
     // The start-up source (here: the test world's catalog) changed where the API cannot write: one file edited, the

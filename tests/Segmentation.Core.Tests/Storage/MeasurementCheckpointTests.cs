@@ -278,6 +278,12 @@ public sealed class MeasurementCheckpointTests : IDisposable
         using var second = new TestWorld(source, first.Clock.Now);
         Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs).Restore());
         Assert.Equal(50, second.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Exposed));
+
+        // Regression (own review): weights not known were taken for a change of split at the restart, which left every
+        // user before it out of the results (0 exposed, "assigned since" the restart).
+        var report = second.Get<Core.Application.Experiments.ExperimentLifecycle>().Results("vip_offer_test");
+        Assert.Equal(50, report.Result.Arms.Sum(a => a.Exposed));
+        Assert.Null(report.AnalyzedSince);
     }
 
     [Fact]

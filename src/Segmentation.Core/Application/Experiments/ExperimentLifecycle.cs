@@ -67,7 +67,13 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
         var summary = measurement.Exposures.Summarize(experiment.Id, currentSplit: !experiment.IsBandit);
         var breakdowns = summary?.Segments.Select(s => (s.SegmentId, Observations(s.Arms))).ToList();
         var since = summary is { AssignedSinceTicks: > 0 and var ticks } ? new DateTimeOffset(ticks, TimeSpan.Zero) : (DateTimeOffset?)null;
-        return new ExperimentReport(Info(experiment, now.UtcTicks), ExperimentAnalysis.Analyze(Design(experiment), Observations(summary?.Arms), breakdowns), now, since);
+        var result = ExperimentAnalysis.Analyze(Design(experiment), Observations(summary?.Arms), breakdowns);
+        if (since is not null && result.SampleRatio.NotChecked == ExperimentStatistics.NoUserExposed)
+        {
+            result = result with { SampleRatio = result.SampleRatio with { NotChecked = "no user has been exposed since the split changed" } };
+        }
+
+        return new ExperimentReport(Info(experiment, now.UtcTicks, summary), result, now, since);
     }
 
     /// <summary>Stops <paramref name="experimentId"/> now: a new catalog version with its <c>stop</c> set to this moment.</summary>
@@ -86,7 +92,11 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
             throw new PreconditionFailedException($"experiment '{experimentId}' has not started (it starts at {new DateTimeOffset(experiment.StartTicks, TimeSpan.Zero):yyyy-MM-ddTHH:mm:ssZ}): there is nothing to stop yet; to call it off, remove it from the catalog or move its start, and publish");
         }
 
-        var stop = CatalogText.Instant(time.GetUtcNow());
+        // Written to the second: in the second the experiment started (or before a start with a fraction), the stop is
+        // the next whole second, as 'stop' must be after 'start' (the moment itself was refused as an invalid catalog).
+        var now = time.GetUtcNow().UtcTicks;
+        var second = now - (now % TimeSpan.TicksPerSecond);
+        var stop = CatalogText.Instant(new DateTimeOffset(second > experiment.StartTicks ? second : experiment.StartTicks - (experiment.StartTicks % TimeSpan.TicksPerSecond) + TimeSpan.TicksPerSecond, TimeSpan.Zero));
         return Edit(catalog, experiment, "stop", stop, comment.Length > 0 ? comment : $"stop experiment {experimentId}");
     }
 
@@ -153,7 +163,7 @@ public sealed class ExperimentLifecycle(CatalogGovernance governance, DecisionMe
             : now < e.StartTicks ? ExperimentStatus.Scheduled
             : now >= e.StopTicks ? ExperimentStatus.Stopped
             : ExperimentStatus.Running;
-        return new ExperimentInfo(e, status, summary?.Arms.Sum(a => a.Exposed) ?? 0);
+        return new ExperimentInfo(e, status, summary?.ExposedEver ?? 0);
     }
 
     // Sets key: value in the experiment's mapping, in the file of `catalog` it was written in, and publishes the files

@@ -340,6 +340,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         private (string ArmId, double Weight)[]? _weights = assignedUnder is null || assignedUnder.IsBandit ? null : [.. assignedUnder.Arms.Select(a => (a.Id, a.Weight))];
         private string? _salt = assignedUnder?.Salt;
         private volatile bool _readsRecords = assignedUnder is null || assignedUnder.IsBandit; // restored (weights not known) or a bandit (weights move)
+        private bool _bandit = assignedUnder?.IsBandit == true; // a bandit allocated its users until the last publish (its weights are null then)
         private long _endTicks = assignedUnder?.StopTicks ?? long.MaxValue;
 
         // Outcomes of users assigned and not exposed yet, or dated before the impression they are exposed at, by record
@@ -375,27 +376,54 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 if (experiment.IsBandit)
                 {
                     _readsRecords = true; // weights move on purpose
-                    _weights = null; // not the split users were placed by: fixed weights after it start a new sample ratio window
+                    _weights = null; // not the split users were placed by: fixed weights after it start a new split
+                    _bandit = true;
                     _salt = experiment.Salt;
                     return;
                 }
 
                 // Arms reordered or a new salt move users between arms as new weights do: from then on the records
-                // decide for users already assigned, so each stays in the arm their outcomes are credited to. (A salt
-                // not known, from a file written before it was kept, is taken as it is.) Weights not known (a bandit's
-                // until now, or a file that did not keep them) count as changed: the sample ratio is checked over the
-                // users assigned from now on.
+                // decide for users already assigned, so each stays in the arm their outcomes are credited to, and the
+                // split changed: results (and the sample ratio) count the users assigned from now on. (A salt not known,
+                // from a file written before it was kept, is taken as it is.) A bandit's weights until now count as
+                // changed; weights not known (a file that did not keep them) do not — a restart is no change of split, and
+                // taking it for one would leave every earlier user out of the results — but records are read from then on.
                 var placement = experiment.Arms.Select(a => (a.Id, a.Weight)).ToArray();
-                if (_weights is not null && placement.SequenceEqual(_weights) && (_salt is null || _salt == experiment.Salt))
+                var sameSalt = _salt is null || _salt == experiment.Salt;
+                if (_weights is not null && placement.SequenceEqual(_weights) && sameSalt)
                 {
                     _salt = experiment.Salt;
                     return;
                 }
 
+                if ((_weights is null && !_bandit) || (_weights is not null && sameSalt && SamePlacement(placement, _weights)))
+                {
+                    // Not known, or the same split spelt otherwise (1:1 as 50:50, an arm of weight 0 added): no change.
+                    _readsRecords = true;
+                    (_weights, _salt) = (placement, experiment.Salt);
+                    return;
+                }
+
                 _readsRecords = true;
+                _bandit = false;
                 WeightsChangedTicks = now;
                 (_weights, _salt) = (placement, experiment.Salt);
             }
+        }
+
+        // Whether two weightings place every user in the same arm: the same arms with the same shares, in order (arms of
+        // weight 0 take nobody, wherever they stand).
+        private static bool SamePlacement((string ArmId, double Weight)[] a, (string ArmId, double Weight)[] b)
+        {
+            static (string ArmId, double Share)[] Shares((string ArmId, double Weight)[] arms)
+            {
+                var total = arms.Sum(x => Math.Max(0, x.Weight));
+                return total <= 0 ? [] : [.. arms.Where(x => x.Weight > 0).Select(x => (x.ArmId, x.Weight / total))];
+            }
+
+            var (x, y) = (Shares(a), Shares(b));
+            return x.Length > 0 && x.Length == y.Length
+                && x.Zip(y).All(p => p.First.ArmId == p.Second.ArmId && Math.Abs(p.First.Share - p.Second.Share) < 1e-12);
         }
 
         /// <summary>True when it left the catalog at or before <paramref name="removedBy"/> (checked under its lock, so a publish that brings it back either comes first or finds it retired).</summary>
@@ -478,8 +506,10 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     _index[subject] = Pack(i, arm);
                 }
 
+                // An exposure at or after the end exposes nobody (an impression of a decision made before a stop, reported
+                // after it): no outcome of theirs would count any more, so they would only dilute the arm.
                 ref var record = ref At(i);
-                if (expose && (record.ExposedTicks == 0 || Math.Max(1, ticks) < record.ExposedTicks))
+                if (expose && ticks < _endTicks && (record.ExposedTicks == 0 || Math.Max(1, ticks) < record.ExposedTicks))
                 {
                     // Exposure is the first impression, whichever reaches the service first: one reported late (an email
                     // platform's send) moves it earlier, with the history before it, and the outcomes held as before the
@@ -727,6 +757,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
             lock (_gate)
             {
                 var since = currentSplit ? WeightsChangedTicks : 0;
+                var exposedEver = 0L;
                 var arms = new ArmSums[_armIds.Length];
                 for (var a = 0; a < arms.Length; a++)
                 {
@@ -746,7 +777,13 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     for (var k = 0; k < end; k++)
                     {
                         ref readonly var r = ref chunk[k];
-                        if (r.Subject is null || r.Arm < 0 || r.AssignedTicks < since)
+                        if (r.Subject is null || r.Arm < 0)
+                        {
+                            continue;
+                        }
+
+                        exposedEver += r.ExposedTicks != 0 ? 1 : 0;
+                        if (r.AssignedTicks < since)
                         {
                             continue;
                         }
@@ -769,7 +806,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                     }
                 }
 
-                return new ExposureSummary(ExperimentId, arms, [.. _segmentIds.Select((id, s) => (id, (IReadOnlyList<ArmSums>)bySegment[s]))]) { AssignedSinceTicks = since };
+                return new ExposureSummary(ExperimentId, arms, [.. _segmentIds.Select((id, s) => (id, (IReadOnlyList<ArmSums>)bySegment[s]))]) { AssignedSinceTicks = since, ExposedEver = exposedEver };
             }
         }
 
@@ -871,6 +908,9 @@ public sealed record ExposureSummary(string ExperimentId, IReadOnlyList<ArmSums>
 {
     /// <summary>The users summed were assigned at or after this instant (UTC ticks; 0: every user).</summary>
     public long AssignedSinceTicks { get; init; }
+
+    /// <summary>Every user exposed, assigned since <see cref="AssignedSinceTicks"/> or before.</summary>
+    public long ExposedEver { get; init; }
 
     /// <summary>The sums of <paramref name="armId"/>, or empty ones.</summary>
     public ArmSums Arm(string armId) => Arms.FirstOrDefault(a => a.ArmId == armId) ?? new ArmSums(armId);

@@ -72,7 +72,7 @@ export async function render(ctx) {
       h('dt', {}, 'Segment'), h('dd', {}, e.segmentId ? h('a', { href: `#/segments/${encodeURIComponent(e.segmentId)}` }, e.segmentId) : 'whole catalog'),
       h('dt', {}, 'Primary metric'), h('dd', {}, metric || '—', e.minimumDetectableEffect ? ` (minimum detectable effect ${fmtPctUpTo(e.minimumDetectableEffect, 2)})` : ''),
       h('dt', {}, 'Users per arm needed (one look; the always-valid test needs more)'), h('dd', { 'data-testid': 'users-per-arm-needed', 'data-value': num(res.usersPerArmNeeded) }, num(res.usersPerArmNeeded) ? fmtInt(res.usersPerArmNeeded) : 'not computed (no effect declared or no control data)'),
-      h('dt', {}, 'Exposed users'), h('dd', { 'data-testid': 'experiment-exposed', 'data-value': num(e.exposedUsers) }, `${fmtInt(e.exposedUsers)} (exposure on ${enumLabel(e.exposure, 'EXPOSURE_TRIGGER_')})`),
+      h('dt', {}, res.analyzedSince ? 'Exposed users (all, before the split changed too)' : 'Exposed users'), h('dd', { 'data-testid': 'experiment-exposed', 'data-value': num(e.exposedUsers) }, `${fmtInt(e.exposedUsers)} (exposure on ${enumLabel(e.exposure, 'EXPOSURE_TRIGGER_')})`),
       h('dt', {}, 'Computed'), h('dd', {}, fmtTime(res.computedAt)),
       res.analyzedSince ? [h('dt', {}, 'Users analyzed'), h('dd', { 'data-testid': 'analyzed-since', 'data-value': res.analyzedSince },
         `Assigned since ${fmtTime(res.analyzedSince)}, when the split changed: earlier users keep their arms and are left out`)] : null));
