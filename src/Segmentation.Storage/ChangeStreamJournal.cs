@@ -427,7 +427,8 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 
         // The segment being written is never deleted, and a quiet deployment may not fill one in months: once it holds
         // entries past the window it takes no more, so a later trim deletes it (an entry leaves the disk within about
-        // two windows, not at the next restart or 16 MiB).
+        // two windows once the stream is written to again, not at the next restart or 16 MiB; the newest segment is
+        // always kept, as it numbers the offsets after a restart).
         _rollNext = _current is not null && _currentFirst < oldest;
     }
 

@@ -61,7 +61,10 @@ public abstract class SupervisedBackgroundService(ServiceHealth health, ILogger 
     /// </summary>
     protected void Degraded(string reason) => health.ReportDegraded(Job, reason);
 
-    /// <summary>Clears what <see cref="Degraded"/> reported, leaving a failure the job reported.</summary>
+    /// <summary>
+    /// Clears what <see cref="Degraded"/> reported, leaving a failure the job reported — for a job the service needs
+    /// (<see cref="NeededToServe"/>); a job it does not need reports its failures as degraded too, and this clears them.
+    /// </summary>
     protected void NoLongerDegraded() => health.ClearDegraded(Job);
 
     /// <inheritdoc />
