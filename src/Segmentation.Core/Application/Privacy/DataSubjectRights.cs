@@ -112,12 +112,25 @@ public sealed class DataSubjectRights(
                 await participant.EraseAsync(everyId, CancellationToken.None).ConfigureAwait(false); // holders outside the store (dead letters)
             }
 
+            List<Unfinished> meanwhile;
             lock (_unfinished)
             {
-                foreach (var id in everyId)
+                // An attempt about these ids that was still running when this one started (a client's timeout, then its
+                // retry) may have failed since, naming ids this one did not know (an anonymous id linked to the user):
+                // this one is then not complete either, and its record must stay for the retry.
+                meanwhile = [.. everyId.SelectMany(id => _unfinished.GetValueOrDefault(id) ?? []).Distinct().Where(u => !earlier.Contains(u))];
+                if (meanwhile.Count == 0)
                 {
-                    _unfinished.Remove(id);
+                    foreach (var id in everyId)
+                    {
+                        _unfinished.Remove(id);
+                    }
                 }
+            }
+
+            if (meanwhile.Count > 0)
+            {
+                throw new StorageUnavailableException("another erasure of this user, still running when this one started, failed meanwhile; retry ForgetUser (it is idempotent) to complete both");
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)

@@ -64,6 +64,36 @@ public sealed class RecordingParticipant : IErasureParticipant
     }
 }
 
+/// <summary>Fails the first erasure it is part of once a second one has started; the second waits for that failure.</summary>
+public sealed class OverlappingParticipant : IErasureParticipant
+{
+    private readonly TaskCompletionSource _releaseFirst = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _calls;
+
+    public TaskCompletionSource FirstEntered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task? First { get; set; }
+
+    public List<IReadOnlySet<string>> Erased { get; } = [];
+
+    public async Task EraseAsync(IReadOnlySet<string> ids, CancellationToken cancellationToken)
+    {
+        switch (Interlocked.Increment(ref _calls))
+        {
+            case 1:
+                FirstEntered.SetResult();
+                await _releaseFirst.Task;
+                throw new IOException("unreachable");
+            case 2:
+                _releaseFirst.SetResult();
+                await First!.ContinueWith(static _ => { }, TaskScheduler.Default); // its failure is recorded first
+                break;
+        }
+
+        Erased.Add(ids);
+    }
+}
+
 public class PrivacyTests
 {
     private static TestWorld World(ConsentPolicy? consent = null, IChangeLog? log = null, RetentionPolicy? retention = null, IStoreCompaction? compaction = null) => new(
@@ -94,6 +124,30 @@ public class PrivacyTests
         // A retry by the anonymous id alone reaches the holder with every id of the first attempt.
         await rights.ForgetAsync("anon-1");
         Assert.Equal(["anon-1", "u1"], Assert.Single(participant.Erased).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_retry_overlapping_an_attempt_that_fails_meanwhile_is_not_answered_ok_without_that_attempts_ids()
+    {
+        // Regression (review): a retry read the unfinished attempts once, at its start. An attempt still running then (the
+        // client timed out and retried) that failed afterwards recorded its ids, the linked anonymous id among them; the
+        // retry, succeeding, dropped that record under the user's id and answered OK: the anonymous id's data outside the
+        // store stayed, and nothing would ask for it again.
+        using var w = World();
+        w.Ingestion.Track(AnonymousView("a1", "anon-1"));
+        w.Ingestion.Identify("anon-1", "u1");
+        var participant = new OverlappingParticipant();
+        var rights = new DataSubjectRights(w.Ingestion, w.Store, w.Catalogs, w.Rfm, w.Memberships, w.Cache, w.Clock, participants: [participant]);
+        var first = rights.ForgetAsync("u1");
+        participant.First = first;
+        await participant.FirstEntered.Task;
+
+        var retry = await Assert.ThrowsAsync<StorageUnavailableException>(() => rights.ForgetAsync("u1"));
+        Assert.Contains("retry ForgetUser", retry.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<StorageUnavailableException>(() => first);
+
+        await rights.ForgetAsync("u1"); // the client's next retry completes both
+        Assert.Equal(["anon-1", "u1"], participant.Erased[^1].Order(StringComparer.Ordinal));
     }
 
     [Fact]
