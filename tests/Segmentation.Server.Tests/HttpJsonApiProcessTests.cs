@@ -92,7 +92,7 @@ public sealed class HttpJsonApiProcessTests
         {
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
             var profiles = new ProfileService.ProfileServiceClient(channel);
-            foreach (var id in new[] { "tenant/42", "tenant/43", "50%off", "a b" })
+            foreach (var id in new[] { "tenant/42", "tenant/43", "tenant/44", "50%off", "a b" })
             {
                 await profiles.SetTraitsAsync(new SetTraitsRequest { UserId = id, Source = "crm", Traits = { ["vip"] = new AttributeValue { BoolValue = true } } });
             }
@@ -122,6 +122,21 @@ public sealed class HttpJsonApiProcessTests
             }
 
             Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = "tenant/43" }).ResponseAsync)).StatusCode);
+
+            // Regression (own review): a path sent with dot segments (HttpClient resolves them first; curl --path-as-is
+            // does not) is resolved by the server before routing, so the raw path did not line up with the route either.
+            using (var tcp = new System.Net.Sockets.TcpClient())
+            {
+                await tcp.ConnectAsync(IPAddress.Loopback, port);
+                var wire = tcp.GetStream();
+                await wire.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
+                    $"DELETE /v1/users/other/../tenant%2F44 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-api-key: {RealServerProcessTests.ApiKey}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+                var answer = await new StreamReader(wire).ReadToEndAsync();
+                Assert.StartsWith("HTTP/1.1 200", answer, StringComparison.Ordinal);
+                Assert.Contains("\"existed\":true", answer.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+            }
+
+            Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = "tenant/44" }).ResponseAsync)).StatusCode);
             Assert.Equal("a b", (await profiles.GetProfileAsync(new GetProfileRequest { UserId = "a b" })).Profile.UserId); // the others are there
         }
         finally

@@ -78,24 +78,53 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
             return; // an absolute-form target, or one the base path does not lead: left as routing read it
         }
 
-        var segments = path[(basePath + 1)..].ToString().Split('/');
-        if (segments.Length == pattern.PathSegments.Count + 1 && segments[^1].Length == 0)
-        {
-            segments = segments[..^1]; // a trailing slash, which routing accepts: the same route, the same ids
-        }
-
-        if (segments.Length != pattern.PathSegments.Count)
+        var segments = AsRouted(path[(basePath + 1)..].ToString().Split('/'));
+        if (segments.Count != pattern.PathSegments.Count)
         {
             return;
         }
 
-        for (var i = 0; i < segments.Length; i++)
+        for (var i = 0; i < segments.Count; i++)
         {
             if (pattern.PathSegments[i].Parts is [Microsoft.AspNetCore.Routing.Patterns.RoutePatternParameterPart { IsCatchAll: false } variable])
             {
                 context.Request.RouteValues[variable.Name] = Uri.UnescapeDataString(segments[i]);
             }
         }
+    }
+
+    // The raw path's segments as the server routes them: dot segments ("." and "..", also percent-encoded) resolved, as
+    // the server does before routing (a client that sends /v1/users/x/../tenant%2F42 unnormalised names tenant/42), and a
+    // trailing slash dropped (routing accepts one). Otherwise the segments would not line up with the route, and the id
+    // would be left encoded: the call would reach another user.
+    private static List<string> AsRouted(string[] raw)
+    {
+        var kept = new List<string>(raw.Length);
+        foreach (var segment in raw)
+        {
+            switch (segment.Contains('.', StringComparison.Ordinal) || segment.Contains('%', StringComparison.Ordinal) ? Uri.UnescapeDataString(segment) : segment)
+            {
+                case ".":
+                    break;
+                case "..":
+                    if (kept.Count > 0)
+                    {
+                        kept.RemoveAt(kept.Count - 1);
+                    }
+
+                    break;
+                default:
+                    kept.Add(segment);
+                    break;
+            }
+        }
+
+        if (kept.Count > 0 && kept[^1].Length == 0)
+        {
+            kept.RemoveAt(kept.Count - 1);
+        }
+
+        return kept;
     }
 
     private Task TooLargeAsync(HttpContext context) => CallRejection.WriteJson(context.Response, new Google.Rpc.Status
