@@ -27,7 +27,7 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
     private IBrowser? _browser;
 
     /// <summary>The system Chromium (browser downloads are not possible here): CHROMIUM_PATH, else Debian's, installed if missing.</summary>
-    private static async Task<string> Chromium()
+    internal static async Task<string> Chromium()
     {
         if (Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } configured)
         {

@@ -112,10 +112,14 @@ function renderFallbackDays(ctx, body, days) {
     return;
   }
   body.replaceChildren();
-  const summary = known.map((d) => `${d.day}: ${fmtPct(d.res.fallbackRate)}`).join('; ');
+  // A day without decisions has no fallback rate (GetKpis answers 0 for it): it is left out of the line and said so,
+  // never plotted as a 0 % rate.
+  const decided = (d) => d.res && num(d.res.total?.decisions) > 0;
+  const rateText = (d) => (!d.res ? '—' : decided(d) ? fmtPct(d.res.fallbackRate) : 'no decisions');
+  const summary = known.map((d) => `${d.day}: ${rateText(d)}`).join('; ');
   const chart = lineChart(body, {
     xs: days.map((d) => Date.parse(d.day) / 1000),
-    series: [{ label: 'Fallback rate', values: days.map((d) => (d.res ? num(d.res.fallbackRate) : null)) }],
+    series: [{ label: 'Fallback rate', values: days.map((d) => (decided(d) ? num(d.res.fallbackRate) : null)) }],
     ariaLabel: `Fallback rate per UTC day, last 7 days: ${summary}`,
     format: (v) => fmtPct(v, 1),
     height: 200,
@@ -126,6 +130,6 @@ function renderFallbackDays(ctx, body, days) {
     h('caption', { className: 'sr-only' }, 'Fallback rate per day'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Day (UTC)'), h('th', { scope: 'col', className: 'num' }, 'Fallback rate'), h('th', { scope: 'col', className: 'num' }, 'Decisions'))),
     h('tbody', {}, days.map((d) => h('tr', {}, h('th', { scope: 'row' }, d.day),
-      h('td', { className: 'num', 'data-testid': `fallback-day-${d.day}`, 'data-value': d.res ? num(d.res.fallbackRate) : undefined }, d.res ? fmtPct(d.res.fallbackRate) : '—'),
-      h('td', { className: 'num' }, d.res ? fmtInt(d.res.total?.decisions) : '—'))))));
+      h('td', { className: 'num', 'data-testid': `fallback-day-${d.day}`, 'data-value': decided(d) ? num(d.res.fallbackRate) : undefined }, rateText(d)),
+      h('td', { className: 'num', 'data-testid': `fallback-day-${d.day}-decisions`, 'data-value': d.res ? num(d.res.total?.decisions) : undefined }, d.res ? fmtInt(d.res.total?.decisions) : '—'))))));
 }
