@@ -151,6 +151,11 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             last = Math.Max(last, first - 1);
         }
 
+        lock (_gate)
+        {
+            _lastAppended = Math.Max(_lastAppended, last); // what is on disk, for trimming and erasures after a restart
+        }
+
         return (kept.ToList(), last);
     }
 
@@ -416,6 +421,15 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
 
     private void TrimLocked(long oldest)
     {
+        // Every entry written is past the window (a stream that receives nothing more): the newest segment, which would
+        // keep them until the next write however long that takes, gives way to an empty one named after them, which
+        // keeps the numbering for a restart.
+        var newest = Segments() is { Count: > 0 } all ? all[^1].First : 0;
+        if (_lastAppended > 0 && oldest > _lastAppended && newest <= _lastAppended)
+        {
+            Roll(_lastAppended + 1);
+        }
+
         var segments = Segments();
         for (var i = 0; i + 1 < segments.Count; i++)
         {

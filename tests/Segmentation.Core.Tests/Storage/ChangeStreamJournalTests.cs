@@ -193,15 +193,71 @@ public sealed class ChangeStreamJournalTests : IDisposable
                 journal.Append(Entries(1 + (i * 10), 10, T0.AddHours(i)));
             }
 
-            journal.Trim(oldest: 201); // everything expired: only the newest segment stays
+            journal.Trim(oldest: 201); // everything expired: one empty segment stays, numbering what comes next
         }
 
         var files = Directory.GetFiles(Path.Combine(_dir, ChangeStreamJournal.FolderName), "stream-*.log");
         Assert.Single(files);
         using var reopened = new ChangeStreamJournal(_dir);
-        Assert.Equal(200, reopened.Load(T0.AddDays(30), 1000).LastOffset); // nothing retained, numbering known
-        var (entries, _) = reopened.Load(T0.AddHours(19), 5);
-        Assert.Equal([196L, 197, 198, 199, 200], entries.Select(e => e.Offset));
+        var (entries, last) = reopened.Load(T0.AddDays(-30), 1000);
+        Assert.Equal(200, last); // nothing retained, numbering known
+        Assert.Empty(entries);
+    }
+
+    [Fact]
+    public void A_stream_that_receives_nothing_more_keeps_no_entry_past_the_window_and_numbers_on()
+    {
+        // Regression (last stop's own review): the newest segment was always kept, so a stream written to once and
+        // then never again kept its last entries (user ids, segments, causes) on disk until the next write, however
+        // long after the window that came — across restarts too.
+        FeedEntry Of(long offset, string user) => new(offset, user, "seg", ChangeKind.Entered, T0.AddMinutes(offset), 3, $"event:{user}");
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            journal.Append([Of(1, "idle-1"), Of(2, "idle-2")]);
+            journal.Trim(oldest: 1); // both inside the window: kept
+            Assert.True(Names("idle-2", _dir));
+            journal.Trim(oldest: 3); // both past it, and nothing else written
+        }
+
+        Assert.False(Names("idle-1", _dir));
+        Assert.False(Names("idle-2", _dir));
+
+        // After a restart too: the entries loaded, then past the window with nothing written since.
+        using (var reopened = new ChangeStreamJournal(_dir))
+        {
+            Assert.Equal(2, reopened.Load(T0, 1000).LastOffset);
+            reopened.Append([Of(3, "idle-3")]);
+        }
+
+        using (var again = new ChangeStreamJournal(_dir))
+        {
+            var (entries, last) = again.Load(T0, 1000);
+            Assert.Equal(3, last);
+            Assert.Equal([3L], entries.Select(e => e.Offset));
+            again.Trim(oldest: 4);
+        }
+
+        Assert.False(Names("idle-3", _dir));
+        using (var numbered = new ChangeStreamJournal(_dir))
+        {
+            var (none, newest) = numbered.Load(T0, 1000);
+            Assert.Empty(none);
+            Assert.Equal(3, newest); // the next entry is numbered 4: an offset a consumer saw is never handed out again
+            numbered.Append([Of(4, "after")]);
+        }
+
+        using var last4 = new ChangeStreamJournal(_dir);
+        Assert.Equal([4L], last4.Load(T0, 1000).Entries.Select(e => e.Offset));
+    }
+
+    private static bool Names(string user, string dir) => Directory.GetFiles(Path.Combine(dir, ChangeStreamJournal.FolderName), "stream-*.log")
+        .Any(f => ReadShared(f).Contains(user, StringComparison.Ordinal));
+
+    private static string ReadShared(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(file);
+        return reader.ReadToEnd();
     }
 
     [Fact]
