@@ -42,6 +42,10 @@ public sealed class MeasurementCheckpointFile(
     // journal position, the salts, the first decision not counted and the outcomes held for users not exposed yet.
     private const int Format = 4;
 
+    // A table's weight count that says a bandit allocated its users until the last publish (no weights: they moved); an
+    // earlier version reads any negative count as weights not known.
+    private const int BanditWeights = -2;
+
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <summary>False to write a file as the previous version did, without the experiment tables' trailer (for tests of reading one).</summary>
@@ -334,7 +338,7 @@ public sealed class MeasurementCheckpointFile(
             w.Write(t.EndTicks);
             w.Write(t.RemovedTicks);
             w.Write(t.ReadsRecords);
-            w.Write(t.Weights?.Count ?? -1);
+            w.Write(t.Weights?.Count ?? (t.Bandit ? BanditWeights : -1));
             foreach (var (arm, weight) in t.Weights ?? [])
             {
                 w.Write(arm);
@@ -488,7 +492,7 @@ public sealed class MeasurementCheckpointFile(
                 weights![a] = (r.ReadString(), r.ReadDouble());
             }
 
-            tables.Add(new ExposureTableState(experiment, changed, end, removed, reads, weights));
+            tables.Add(new ExposureTableState(experiment, changed, end, removed, reads, weights, Bandit: arms == BanditWeights));
         }
 
         var journalFrom = r.BaseStream.Position < r.BaseStream.Length ? r.ReadInt64() : 0;

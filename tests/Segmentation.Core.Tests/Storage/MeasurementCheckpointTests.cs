@@ -262,6 +262,84 @@ public sealed class MeasurementCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void A_bandit_turned_fixed_across_a_restart_is_a_change_of_split()
+    {
+        // Regression (review): the table's "a bandit placed these users" lived in memory only; a restart that served the
+        // experiment with fixed weights (the usual way to deploy that change) took the unknown weights for no change, so
+        // the results pooled the bandit's users, and the sample ratio checked the bandit's 95:5 against 1:1 — a mismatch.
+        var bandit = Experiments.ExperimentCatalogTests.Experiment.Replace("primary_metric:", "allocation: bandit\n    floor: 0.02\n    primary_metric:", StringComparison.Ordinal);
+        using var first = new TestWorld(Experiments.ExperimentCatalogTests.Source(bandit));
+        for (var i = 0; i < 1_000; i++)
+        {
+            Experiments.ExperimentCatalogTests.Vip(first, $"b{i}");
+            var d = first.Decide($"b{i}");
+            if (i % (d.Arm!.Id == "stronger_offer" ? 3 : 10) == 0)
+            {
+                first.Outcomes.Record(0, new Outcome($"b{i}-buy", OutcomeType.Conversion, d.DecisionId, $"b{i}", "", VariantKind.Offer, first.Clock.Now, $"o-b{i}", 10, "GBP"));
+            }
+        }
+
+        Assert.Equal(1, first.Get<Core.Application.Experiments.BanditAllocator>().Reallocate());
+        for (var i = 0; i < 500; i++)
+        {
+            Experiments.ExperimentCatalogTests.Vip(first, $"n{i}");
+            first.Decide($"n{i}"); // nearly all to the arm the bandit favours
+        }
+
+        first.Measurement.Drain();
+        new MeasurementCheckpointFile(_dir, first.Measurement, first.Get<SegmentSizeHistory>(), first.Get<ChurnHistory>(), first.Outcomes, first.Catalogs, time: first.Clock).Save();
+
+        // The next process serves the experiment with fixed weights 1:1.
+        var later = first.Clock.Now.AddMinutes(10);
+        using var second = new TestWorld(Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment), later);
+        Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs, time: second.Clock).Restore());
+        second.Clock.Now = later.AddMinutes(1);
+        for (var i = 0; i < 400; i++)
+        {
+            Experiments.ExperimentCatalogTests.Vip(second, $"f{i}");
+            second.Decide($"f{i}");
+        }
+
+        var report = second.Get<Core.Application.Experiments.ExperimentLifecycle>().Results("vip_offer_test");
+        var (result, info) = (report.Result, report.Info);
+        Assert.NotNull(report.AnalyzedSince);
+        Assert.Equal(400, result.Arms.Sum(a => a.Exposed)); // the users assigned under the fixed split
+        Assert.False(result.SampleRatio.Mismatch, $"chi-squared {result.SampleRatio.ChiSquared}");
+        Assert.Equal(1_900, info.Exposed);
+    }
+
+    [Fact]
+    public void After_a_restart_a_bandit_splits_new_users_by_what_was_measured_before_it()
+    {
+        // Regression (review): the start-up publish allocated the bandit from empty tables (an even split), and nothing
+        // allocated again after the measurement was restored: new users went 50:50 until the next interval (5 minutes).
+        var bandit = Experiments.ExperimentCatalogTests.Experiment.Replace("primary_metric:", "allocation: bandit\n    floor: 0.02\n    primary_metric:", StringComparison.Ordinal);
+        using var first = new TestWorld(Experiments.ExperimentCatalogTests.Source(bandit));
+        for (var i = 0; i < 1_000; i++)
+        {
+            Experiments.ExperimentCatalogTests.Vip(first, $"b{i}");
+            var d = first.Decide($"b{i}");
+            if (i % (d.Arm!.Id == "stronger_offer" ? 3 : 10) == 0)
+            {
+                first.Outcomes.Record(0, new Outcome($"b{i}-buy", OutcomeType.Conversion, d.DecisionId, $"b{i}", "", VariantKind.Offer, first.Clock.Now, $"o-b{i}", 10, "GBP"));
+            }
+        }
+
+        Assert.Equal(1, first.Get<Core.Application.Experiments.BanditAllocator>().Reallocate());
+        var before = first.Catalogs.Current.Experiments.Single().Allocation;
+        Assert.True(before.Max() > 0.9, string.Join(", ", before));
+        first.Measurement.Drain();
+        new MeasurementCheckpointFile(_dir, first.Measurement, first.Get<SegmentSizeHistory>(), first.Get<ChurnHistory>(), first.Outcomes, first.Catalogs, time: first.Clock).Save();
+
+        using var second = new TestWorld(Experiments.ExperimentCatalogTests.Source(bandit), first.Clock.Now.AddMinutes(1));
+        _ = second.Get<Core.Application.Experiments.BanditAllocator>(); // resolved at start-up, as the host's allocation service does
+        Assert.True(new MeasurementCheckpointFile(_dir, second.Measurement, second.Get<SegmentSizeHistory>(), second.Get<ChurnHistory>(), second.Outcomes, second.Catalogs, time: second.Clock).Restore());
+        var after = second.Catalogs.Current.Experiments.Single().Allocation;
+        Assert.Equal(Array.IndexOf([.. before], before.Max()), Array.IndexOf([.. after], after.Max()));
+        Assert.True(after.Max() > 0.9, string.Join(", ", after));
+    }
+
+    [Fact]
     public void A_file_without_the_experiment_tables_trailer_as_the_previous_version_wrote_is_read()
     {
         var source = Experiments.ExperimentCatalogTests.Source(Experiments.ExperimentCatalogTests.Experiment);

@@ -197,6 +197,7 @@ public static class SegmentationCoreServiceCollectionExtensions
         {
             var allocator = new BanditAllocator(sp.GetRequiredService<CatalogProvider>(), sp.GetRequiredService<DecisionMeasurement>(), sp.GetRequiredService<TimeProvider>());
             sp.GetRequiredService<CatalogProvider>().Published += catalog => allocator.Reallocate(catalog); // a new version's bandits start from what is known
+            sp.GetRequiredService<DecisionMeasurement>().Restored += () => allocator.Reallocate(); // at a restart, from what was measured before it
             return allocator;
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BanditAllocationService>(sp =>

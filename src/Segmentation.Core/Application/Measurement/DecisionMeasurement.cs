@@ -88,7 +88,12 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
             restore();
             _counted = new LedgerCursor(Math.Min(counted ?? long.MaxValue, Ledger.Issued));
         }
+
+        Restored?.Invoke();
     }
+
+    /// <summary>Raised after a checkpoint was restored (at start-up): what depends on the measured outcomes is worked out again.</summary>
+    public event Action? Restored;
 
     /// <summary>
     /// Drains, then runs <paramref name="capture"/> with the first sequence not counted while no drain runs: the KPIs and

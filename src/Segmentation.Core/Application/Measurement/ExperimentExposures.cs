@@ -451,7 +451,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
         {
             lock (_gate)
             {
-                return new ExposureTableState(ExperimentId, WeightsChangedTicks, _endTicks, RemovedTicks, _readsRecords, _weights, _salt);
+                return new ExposureTableState(ExperimentId, WeightsChangedTicks, _endTicks, RemovedTicks, _readsRecords, _weights, _salt, _bandit);
             }
         }
 
@@ -464,6 +464,7 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
                 RemovedTicks = state.RemovedTicks;
                 _weights = state.Weights?.ToArray();
                 _salt = state.Salt;
+                _bandit = state.Bandit;
                 _readsRecords = state.ReadsRecords || _weights is null;
             }
         }
@@ -898,7 +899,8 @@ public sealed class ExperimentExposures(IProfileStore? profiles = null) : IRecor
 /// <param name="ReadsRecords">True once the hash may disagree with a user's recorded arm.</param>
 /// <param name="Weights">The arms in order with the weights its users were assigned under, or null when not known.</param>
 /// <param name="Salt">The salt they were assigned with, or null when not known.</param>
-internal readonly record struct ExposureTableState(string ExperimentId, long WeightsChangedTicks, long EndTicks, long RemovedTicks, bool ReadsRecords, IReadOnlyList<(string ArmId, double Weight)>? Weights, string? Salt = null);
+/// <param name="Bandit">True when a bandit allocated its users until the last publish (<paramref name="Weights"/> is null then): fixed weights published after it are a change of split.</param>
+internal readonly record struct ExposureTableState(string ExperimentId, long WeightsChangedTicks, long EndTicks, long RemovedTicks, bool ReadsRecords, IReadOnlyList<(string ArmId, double Weight)>? Weights, string? Salt = null, bool Bandit = false);
 
 /// <summary>An experiment's per-arm sums, as of one scan.</summary>
 /// <param name="ExperimentId">The experiment.</param>
