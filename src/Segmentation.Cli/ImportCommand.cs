@@ -324,6 +324,13 @@ internal static class ImportCommand
     // come, each taking its event off unanswered (and calling heard).
     private static async Task SendAndReadAsync(ProfileService.ProfileServiceClient client, List<Event> again, EventSource source, ConcurrentQueue<Event> unanswered, ImportReport report, Action progress, Action heard, CancellationToken ct)
     {
+        // All of again is unanswered from the start, in order ahead of anything new: a call that ends before its last
+        // one is written leaves them for the next (only those written were kept, and the rest were never sent).
+        foreach (var e in again)
+        {
+            unanswered.Enqueue(e);
+        }
+
         using var call = client.StreamEvents(cancellationToken: ct);
         var reader = Task.Run(
             async () =>
@@ -370,7 +377,7 @@ internal static class ImportCommand
                     break;
                 }
 
-                foreach (var e in message.Events)
+                foreach (var e in message.Events.Skip(message.Events.Count - fresh))
                 {
                     unanswered.Enqueue(e); // before the write: a result may come back before it returns
                 }

@@ -492,6 +492,106 @@ public sealed class CliProcessTests
     }
 
     // A stand-in for the service on a free port, answering one gRPC method with the given handler (HTTP/2, plaintext).
+    [Fact]
+    public async Task An_import_ended_twice_by_the_rate_limit_while_resending_sends_every_event_it_had_not_answered()
+    {
+        // Regression (review): after a rate-limit wait the next call sends again what the last left unanswered, but those
+        // events were kept as unanswered only once written: a call ended again part-way through them (the service's limit
+        // hit while the writer waited on flow control) lost the rest, reported as "not answered, whether stored is not
+        // known" (exit 1) although they were never sent.
+        var calls = 0;
+        var answered = new System.Collections.Concurrent.ConcurrentDictionary<string, int>(StringComparer.Ordinal);
+        async Task StreamEvents(HttpContext context)
+        {
+            var call = Interlocked.Increment(ref calls);
+            context.Response.ContentType = "application/grpc";
+            if (call < 3)
+            {
+                // The first call reads five messages, the second one; neither answers, and each ends with the limit's
+                // retry delay while the client is still writing.
+                for (var i = 0; i < (call == 1 ? 5 : 1); i++)
+                {
+                    await ReadFrame(context.Request.Body);
+                }
+
+                var status = new Google.Rpc.Status { Code = 8, Message = "rate limited" };
+                status.Details.Add(Google.Protobuf.WellKnownTypes.Any.Pack(new Google.Rpc.RetryInfo { RetryDelay = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromMilliseconds(50)) }));
+                await context.Response.StartAsync();
+                context.Response.AppendTrailer("grpc-status", "8");
+                context.Response.AppendTrailer("grpc-message", "rate limited");
+                context.Response.AppendTrailer("grpc-status-details-bin", Convert.ToBase64String(status.ToByteArray()));
+                return;
+            }
+
+            var index = 0;
+            while (await ReadFrame(context.Request.Body) is { } request)
+            {
+                var response = new Contracts.V1.StreamEventsResponse();
+                foreach (var e in request.Events)
+                {
+                    answered.AddOrUpdate(e.EventId, 1, (_, n) => n + 1);
+                    response.Results.Add(new Contracts.V1.EventResult { Index = index++, EventId = e.EventId, Status = Contracts.V1.EventStatus.Accepted, UserId = e.UserId });
+                }
+
+                await Message(context, response);
+            }
+
+            context.Response.AppendTrailer("grpc-status", "0");
+        }
+
+        static async Task<Contracts.V1.StreamEventsRequest?> ReadFrame(Stream body)
+        {
+            var header = new byte[5];
+            try
+            {
+                await body.ReadExactlyAsync(header);
+            }
+            catch (EndOfStreamException)
+            {
+                return null;
+            }
+
+            var message = new byte[System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1))];
+            await body.ReadExactlyAsync(message);
+            return Contracts.V1.StreamEventsRequest.Parser.ParseFrom(message);
+        }
+
+        await using var app = await StubService(
+            ("/segmentation.v1.ProfileService/TrackEvents", async context =>
+            {
+                await Read(context, Contracts.V1.TrackEventsRequest.Parser); // the key check before the file is read
+                await Answer(context, new Contracts.V1.TrackEventsResponse());
+            }),
+            ("/segmentation.v1.ProfileService/StreamEvents", StreamEvents));
+
+        // Messages of about 700 KB: the writer waits on flow control whenever the service is not reading.
+        var work = Directory.CreateTempSubdirectory("seg-cli-resend-").FullName;
+        try
+        {
+            var day = DateTimeOffset.UtcNow.AddDays(-2).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+            var notes = new string('n', 7_000);
+            var csv = Path.Combine(work, "views.csv");
+            await File.WriteAllLinesAsync(csv, ["Who,When,Notes", .. Enumerable.Range(0, 1_000).Select(i => $"u-{i % 50},{day}T10:{i / 60 % 60:00}:{i % 60:00}Z,{notes}")]);
+            var (exit, stdout, stderr) = await Segctl(
+                $"import {csv} --map user_id=Who --map timestamp=When --map page_path=Notes --type page_view --json --address {app.Urls.Single()}",
+                environment: new() { ["SEGMENTATION_API_KEY"] = "any" });
+            Assert.True(exit == 0, $"exit {exit}: {stderr}");
+            using var report = System.Text.Json.JsonDocument.Parse(stdout);
+            var r = report.RootElement;
+            Assert.Equal(0, r.GetProperty("missing_results").GetInt32());
+            Assert.Equal(1_000, r.GetProperty("events_sent").GetInt32());
+            Assert.Equal(1_000, r.GetProperty("accepted").GetInt32());
+            Assert.Equal(2, r.GetProperty("rate_limit_waits").GetInt32());
+            Assert.Equal(1_000, answered.Count);
+            Assert.All(answered.Values, n => Assert.Equal(1, n));
+            Assert.Equal(3, calls);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
     private static Task<WebApplication> StubService(string path, RequestDelegate handler) => StubService((path, handler));
 
     // A stand-in answering each of the given gRPC methods with its handler.
