@@ -21,6 +21,10 @@ public sealed class ContainerImageTests
         using var json = System.Text.Json.JsonDocument.Parse(stdout);
         var properties = json.RootElement.GetProperty("Properties");
         Assert.Contains("chiseled", properties.GetProperty("ContainerBaseImage").GetString(), StringComparison.Ordinal);
+
+        // Regression (review): the plain chiselled image has no time zone data, so every named zone (a contact policy's,
+        // a user's time_zone trait, a country's) was refused or taken as UTC; the "extra" variant carries tzdata.
+        Assert.EndsWith("-chiseled-extra", properties.GetProperty("ContainerBaseImage").GetString(), StringComparison.Ordinal);
         Assert.Equal("app", properties.GetProperty("ContainerUser").GetString()); // non-root (uid 1654 in the .NET images)
         Assert.Equal("segmentation-grpc", properties.GetProperty("ContainerRepository").GetString());
 
