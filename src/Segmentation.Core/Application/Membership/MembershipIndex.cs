@@ -29,13 +29,6 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
     /// </summary>
     public const string AgainSuffix = ":again";
 
-    /// <summary>
-    /// True when <paramref name="cause"/> is a consent grant's re-announcement (see <see cref="AgainSuffix"/>): a consent
-    /// cause, which no caller's text can start, ending in the suffix, which a caller's event id or trait source can.
-    /// </summary>
-    public static bool AnnouncedAgain(string cause) =>
-        cause.StartsWith("consent:", StringComparison.Ordinal) && cause.EndsWith(AgainSuffix, StringComparison.Ordinal);
-
     private volatile bool _rebuilding;
     private int _rebuildTotal;
     private int _rebuildDone;

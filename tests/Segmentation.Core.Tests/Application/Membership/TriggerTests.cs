@@ -96,25 +96,6 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
-    public void An_entry_whose_callers_cause_ends_like_a_consent_re_announcement_arms_its_triggers()
-    {
-        // Regression (review): the scheduler took any entry whose cause ended in ":again" for a consent grant's
-        // re-announcement and armed nothing; a cause carries the caller's text (a trait source, an event id), so a
-        // source named "crm:again" silently suppressed the user's triggers.
-        using var w = World();
-        var scheduler = w.Get<TriggerScheduler>();
-        var start = w.Memberships.Feed.Last;
-        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 80.0 }, "crm:again", Core.Profiles.AttributeLayer.ZeroParty, null);
-        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
-        Assert.Equal("traits:crm:again", entered.Cause);
-        scheduler.Tick(w.Clock.Now);
-
-        w.Clock.Now = entered.At.AddDays(4);
-        scheduler.Tick(w.Clock.Now);
-        Assert.Equal(["anyway", "reminder"], Fired(w, start).Select(e => e.Trigger).Order());
-    }
-
-    [Fact]
     public void A_first_opt_in_arms_the_triggers_of_the_segments_it_announces()
     {
         // Regression (of the fix above): every entry a grant announced armed nothing, so with explicit consent required
