@@ -54,6 +54,37 @@ public static class ContactEvaluation
         ArgumentNullException.ThrowIfNull(policies);
         ArgumentNullException.ThrowIfNull(winner);
         ArgumentNullException.ThrowIfNull(context);
+        var verdict = EvaluateNow(policies, channel, winner, profile, context, request, explain);
+
+        // The time given (when to send, or when contact is next allowed) is checked against the policy as it will be
+        // then, and moved on while contact is refused at it: by then the user's engagement may have dropped to a level
+        // whose cap allows none, an unopened send become ignored and started a pause, or quiet hours begun.
+        for (var check = 0; verdict is { Action: ContactAction.SendAt or ContactAction.Suppress, SendAtTicks: > 0 } given && check < MaxTimeChecks; check++)
+        {
+            var at = given.SendAtTicks;
+            var then = EvaluateNow(policies, channel, winner, profile, new EvalContext(profile, request, at, context.Rfm), request, explain: false);
+            if (then is null or { Action: ContactAction.Send } || (then.SendAtTicks != 0 && then.SendAtTicks <= at))
+            {
+                break;
+            }
+
+            // A time moved on keeps the rule that decides now; contact refused for good takes the rule, engagement and
+            // counts that refuse it then (a cap of 0), since they, not the rule of now, are why there is no time.
+            var reason = !explain ? "" : $"{given.Reason}; at {Time(at)} the {channel} policy refuses contact ({then.Policy}, engagement '{then.Engagement}'): "
+                + (then.SendAtTicks == 0 ? "none is allowed from then on" : $"contact is next allowed at {Time(then.SendAtTicks)}");
+            verdict = then.SendAtTicks == 0
+                ? then with { Action = ContactAction.Suppress, Reason = reason }
+                : given with { SendAtTicks = then.SendAtTicks, Reason = reason };
+        }
+
+        return verdict;
+    }
+
+    // How many times a time refused when it comes is moved on (pauses and quiet hours following one another).
+    private const int MaxTimeChecks = 32;
+
+    private static ContactDecision? EvaluateNow(ContactPolicies policies, string channel, Segment winner, Profile? profile, EvalContext context, RequestContext request, bool explain)
+    {
         if (!policies.TryGetPlan(channel, out var policy, out var capsByTier))
         {
             return null;
@@ -307,6 +338,12 @@ public static class ContactEvaluation
                 continue;
             }
 
+            if (at + rule.IgnoredAfter.Ticks <= from)
+            {
+                break; // older than anything that can still count: the log is in time order (before any test of the type,
+                       // so that a long history of other events, or of sends that were opened, is not walked to its start)
+            }
+
             var type = events.TypeAt(i);
             var when = at;
             if (ignored && type == EventTypes.EmailSend)
@@ -334,11 +371,6 @@ public static class ContactEvaluation
 
             if (when <= from)
             {
-                if (at + rule.IgnoredAfter.Ticks <= from)
-                {
-                    break; // older than anything that can still count
-                }
-
                 continue;
             }
 

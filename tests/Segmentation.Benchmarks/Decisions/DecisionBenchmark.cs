@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Catalog;
 using Segmentation.Core.Decisions;
+using Segmentation.Core.Events;
 using Segmentation.Core.Profiles;
 using Segmentation.Core.Rules;
 
@@ -75,6 +76,18 @@ public class DecisionBenchmark
         {
             throw new InvalidOperationException("only the catalog with policies should give a contact verdict");
         }
+
+        for (var v = 0; v < 3_000; v++)
+        {
+            _world.Track("bench-long-history", EventTypes.PageView, _world.Now.AddMinutes(-(1 + (260 * v))));
+        }
+
+        _longHistory = _world.Store.Get("bench-long-history")!;
+        _withOutcomeRules = CatalogLoader.Load(new InMemoryCatalogSource([.. _catalog.Files, new CatalogFile("policies.yaml", OutcomeRules)], "bench"));
+        if (ContactPolicyVerdictLongHistory() is null)
+        {
+            throw new InvalidOperationException("the long-history user should get a contact verdict");
+        }
     }
 
     private CatalogSnapshot _withPolicies = null!;
@@ -109,6 +122,33 @@ public class DecisionBenchmark
         var context = new EvalContext(_profile, _email, _world.Now.UtcTicks, _rfm, _withPolicies.Features);
         return ContactEvaluation.Evaluate(_withPolicies.ContactPolicies, "email", _policyWinner, _profile, context, _email);
     }
+
+    /// <summary>
+    /// The policy verdict for a user with a long history (3,000 page views over about 18 months) and no negative outcome,
+    /// under rules that read the history event by event (dismissals of the winning segment's decisions, ignored sends):
+    /// they read only the events that can still count, not the whole history.
+    /// </summary>
+    [Benchmark]
+    public ContactDecision? ContactPolicyVerdictLongHistory()
+    {
+        var context = new EvalContext(_longHistory, _email, _world.Now.UtcTicks, _rfm, _withOutcomeRules.Features);
+        return ContactEvaluation.Evaluate(_withOutcomeRules.ContactPolicies, "email", _policyWinner, _longHistory, context, _email);
+    }
+
+    private Profile _longHistory = null!;
+    private CatalogSnapshot _withOutcomeRules = null!;
+
+    private const string OutcomeRules = """
+        contact_policies:
+          time_zone: Europe/London
+          channels:
+            email:
+              caps: { high: 5/7d, active: 2/7d, declining: 1/7d, inactive: 0/7d, default: 2/7d }
+              quiet_hours: "21:00-08:00"
+          suppression:
+            - { after: 2, outcomes: [dismiss], within: 7d, pause: 30d, scope: segment }
+            - { after: 3, outcomes: [email_ignored], within: 30d, pause: 14d }
+        """;
 
     /// <summary>A fresh rule context alone: the part of <see cref="ContactPolicyVerdictAlone"/> a decision has anyway.</summary>
     [Benchmark]

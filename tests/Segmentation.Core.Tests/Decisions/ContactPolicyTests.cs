@@ -116,6 +116,50 @@ public class ContactPolicyTests
     }
 
     [Fact]
+    public void A_time_to_send_is_one_at_which_contact_is_allowed_when_it_comes()
+    {
+        // Regression (review): a single decision's send_at was the end of quiet hours, or the end of a pause, as seen now:
+        // a user whose engagement drops to inactive (a cap of 0) before quiet hours end was told "send at 08:00", and a
+        // pause ending at 22:40 local time was given as the time contact is next allowed, inside quiet hours. A sender
+        // trusting send_at mailed a user whose cap was 0 (the batch's send times were already checked).
+        var lastSeen = new DateTimeOffset(2026, 5, 11, 3, 0, 0, TimeSpan.Zero); // active until 2026-06-10 03:00Z
+        using (var w = World(lastSeen))
+        {
+            Traits(w, "u", "vip", true);
+            w.Track("u", "page_view", lastSeen);
+            w.Clock.Now = new DateTimeOffset(2026, 6, 9, 22, 0, 0, TimeSpan.Zero); // 23:00 in London: quiet hours until 07:00Z
+            var quiet = w.Decide("u", Email, explain: true).Contact!;
+            Assert.Equal((ContactAction.Suppress, 0L), (quiet.Action, quiet.SendAtTicks)); // at 07:00Z the inactive cap allows none
+            Assert.Contains("none is allowed from then on", quiet.Reason, StringComparison.Ordinal);
+            w.Clock.Now = new DateTimeOffset(2026, 6, 10, 7, 0, 0, TimeSpan.Zero);
+            var then = w.Decide("u", Email).Contact!;
+            Assert.Equal((ContactAction.Suppress, 0L), (then.Action, then.SendAtTicks)); // as said
+
+            // The fields say why, as the reason does (own review: they were the quiet hours' and today's engagement).
+            Assert.Equal((then.Policy, then.Engagement, then.Limit), (quiet.Policy, quiet.Engagement, quiet.Limit));
+            Assert.Equal(("cap", "inactive", 0), (quiet.Policy, quiet.Engagement, quiet.Limit));
+        }
+
+        var firstDismiss = new DateTimeOffset(2026, 6, 1, 21, 30, 0, TimeSpan.Zero);
+        using (var w = World(firstDismiss))
+        {
+            Traits(w, "d", "vip", true);
+            var d = w.Decide("d", Email);
+            w.Outcomes.Record(0, new Outcome("dismiss-1", OutcomeType.Dismiss, d.DecisionId, "d", "", null, firstDismiss));
+            w.Clock.Now = firstDismiss.AddMinutes(10);
+            w.Outcomes.Record(0, new Outcome("dismiss-2", OutcomeType.Dismiss, d.DecisionId, "d", "", null, w.Clock.Now));
+            w.Clock.Now = new DateTimeOffset(2026, 6, 5, 11, 0, 0, TimeSpan.Zero);
+            var paused = w.Decide("d", Email).Contact!;
+
+            // The pause ends 2026-06-15 21:40Z, 22:40 in London: inside quiet hours, which end at 07:00Z the next day.
+            Assert.Equal((ContactAction.Suppress, "suppression"), (paused.Action, paused.Policy));
+            Assert.Equal(new DateTimeOffset(2026, 6, 16, 7, 0, 0, TimeSpan.Zero).UtcTicks, paused.SendAtTicks);
+            w.Clock.Now = new DateTimeOffset(paused.SendAtTicks, TimeSpan.Zero);
+            Assert.Equal(ContactAction.Send, w.Decide("d", Email).Contact!.Action);
+        }
+    }
+
+    [Fact]
     public void A_send_dated_a_few_minutes_ahead_counts_at_once()
     {
         // Regression: the cap counted sends up to now only; a send stamped by a sender whose clock runs 4 minutes fast
