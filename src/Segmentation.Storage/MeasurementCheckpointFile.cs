@@ -109,16 +109,17 @@ public sealed class MeasurementCheckpointFile(
     public bool Restore()
     {
         var restored = RestoreCheckpoint(out var journalFrom);
-        if (journal is null)
-        {
-            return restored;
-        }
 
         // Decisions served after that save (all of them, without one), from the journal.
-        var replayed = journal.Replay(journalFrom);
+        var replayed = journal?.Replay(journalFrom) ?? 0;
         if (replayed > 0)
         {
             _logger.LogInformation("Restored {Decisions} remembered decisions from the decision journal", replayed);
+        }
+
+        if (restored || replayed > 0)
+        {
+            measurement.AnnounceRestored(); // after the journal too: a bandit's allocation reads every outcome known
         }
 
         return restored || replayed > 0;

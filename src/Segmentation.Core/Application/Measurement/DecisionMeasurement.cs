@@ -88,12 +88,13 @@ public sealed class DecisionMeasurement(MeasurementOptions options, ExperimentEx
             restore();
             _counted = new LedgerCursor(Math.Min(counted ?? long.MaxValue, Ledger.Issued));
         }
-
-        Restored?.Invoke();
     }
 
-    /// <summary>Raised after a checkpoint was restored (at start-up): what depends on the measured outcomes is worked out again.</summary>
+    /// <summary>Raised once what was measured before a restart is restored (its checkpoint and the decisions journaled after it): what depends on it is worked out again.</summary>
     public event Action? Restored;
+
+    /// <summary>Raises <see cref="Restored"/> (by the checkpoint's reader, once it has read everything).</summary>
+    internal void AnnounceRestored() => Restored?.Invoke();
 
     /// <summary>
     /// Drains, then runs <paramref name="capture"/> with the first sequence not counted while no drain runs: the KPIs and
