@@ -85,11 +85,22 @@ internal static class ImportCommand
         report.TotalSeconds = Math.Round(total.Elapsed.TotalSeconds, 3);
         Console.Write(json ? JsonSerializer.Serialize(report, JsonOptions) + Environment.NewLine : Format(report));
 
+        // A file that cannot be read on from some row: what the service took before it stays (rejected events did not).
+        if (report.Unreadable is { } unreadable)
+        {
+            await Console.Error.WriteLineAsync($"error: {unreadable}; {CsvReading.Consequence(report.Accepted + report.Duplicates)}");
+        }
+
         // A stream the service ended as done without answering every event: whether those were stored is not known.
         if (report.MissingResults > 0)
         {
             await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"error: the service ended the stream without answering {report.MissingResults:N0} of the {report.EventsSent:N0} events sent, so whether they were stored is not known; run the same import again (every event has an id: those stored already come back as duplicates)"));
             return Cli.RpcFailure;
+        }
+
+        if (report.Unreadable is not null)
+        {
+            return Cli.Rejected;
         }
 
         // Nothing taken (neither applied nor already there) while rows or events were refused: the input was rejected.
@@ -241,11 +252,8 @@ internal static class ImportCommand
         }
 
         // A file that cannot be read on from some row: reported once what was sent before it is answered, whatever
-        // number of calls that took (a rate limit may end the call in which the row was reached).
-        if (source.Unreadable is { } unreadable)
-        {
-            throw new InvalidDataException($"{unreadable.Message}; {CsvReading.Consequence(report.EventsSent)}", unreadable);
-        }
+        // number of calls that took (a rate limit may end the call in which the row was reached), with the report.
+        report.Unreadable = source.Unreadable?.Message;
     }
 
     // The events to send, taken one at a time; a row the file cannot be read on from ends them, and is kept to be
@@ -699,6 +707,9 @@ internal sealed class ImportReport
     public string FirstEventAt { get; set; } = "";
     public string LastEventAt { get; set; } = "";
     public int EventsSent { get; set; }
+
+    /// <summary>Why the file could not be read on from some row (the rows before it were sent), or null when it was read to its end.</summary>
+    public string? Unreadable { get; set; }
     public int Results { get; set; }
     public int Accepted { get; set; }
     public int Duplicates { get; set; }

@@ -131,7 +131,7 @@ internal sealed class MappedCsv
         while (Csv(reader.Read, file, report))
         {
             report.RowsRead++;
-            if (Row(reader, ordinal, seen, report) is not { } e)
+            if (CsvReading.IsBlank(reader) || Row(reader, ordinal, seen, report) is not { } e)
             {
                 continue;
             }

@@ -12,6 +12,13 @@ public static class CsvReading
     /// <summary>The longest record read (a long page path or description fits; a quote never closed does not).</summary>
     public const int MaxRecordChars = 1 << 20;
 
+    /// <summary>True for a blank line (read as a record of one empty field: a trailing newline too many, a gap between rows), which is no row.</summary>
+    public static bool IsBlank(CsvDataReader reader)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        return reader.RowFieldCount <= 1 && string.IsNullOrWhiteSpace(reader.RowFieldCount == 0 ? "" : reader.GetString(0));
+    }
+
     /// <summary>The reader's options.</summary>
     /// <param name="hasHeaders">Whether the first record names the columns.</param>
     public static CsvDataReaderOptions Options(bool hasHeaders) => new()
@@ -43,8 +50,8 @@ public static class CsvReading
         };
     }
 
-    /// <summary>What became of the file's earlier rows when it stopped, <paramref name="sent"/> events of them having been sent.</summary>
-    public static string Consequence(long sent) => sent == 0
+    /// <summary>What became of the file's earlier rows when it stopped, <paramref name="taken"/> events of them taken by the service (applied, or there already).</summary>
+    public static string Consequence(long taken) => taken == 0
         ? "nothing was imported: fix the file and import it again"
-        : $"the {sent:N0} events read before it were sent and stay imported: fix the file and import it again (they are not counted twice)";
+        : $"the {taken:N0} events before it that the service took stay imported: fix the file and import it again (they are not counted twice)";
 }

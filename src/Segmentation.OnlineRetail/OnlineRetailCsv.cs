@@ -54,12 +54,14 @@ public static class OnlineRetailCsv
     /// <summary>The header the file must start with.</summary>
     public const string Header = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country";
 
+    private static readonly string[] Columns = Header.Split(',');
+
     private static readonly string[] DateFormats = ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm", "M/d/yyyy H:mm"];
 
     /// <summary>Reads <paramref name="csv"/> (header first) into invoices.</summary>
     /// <param name="csv">The CSV text.</param>
     /// <param name="endsAt">When set, timestamps are shifted by whole days so the last invoice falls on the day (UTC) before this instant.</param>
-    /// <exception cref="InvalidDataException">The text does not start with the dataset's header, or is not valid CSV (<see cref="CsvReading.Malformed"/>).</exception>
+    /// <exception cref="InvalidDataException">The text does not start with the dataset's header (its eight names in order, in any case), or is not valid CSV (<see cref="CsvReading.Malformed"/>).</exception>
     public static OnlineRetailRead Read(TextReader csv, DateTimeOffset? endsAt = null)
     {
         ArgumentNullException.ThrowIfNull(csv);
@@ -72,15 +74,24 @@ public static class OnlineRetailCsv
         try
         {
             using var reader = CsvDataReader.Create(csv, CsvReading.Options(hasHeaders: false));
-            if (!reader.Read() || reader.RowFieldCount < 8 || reader.GetString(0).Trim().TrimStart('\uFEFF') != "InvoiceNo")
+            // Columns are read by position: every name is checked, so a re-export with its columns in another order is
+            // refused rather than read as other fields (a country taken for the customer, a description for the product).
+            if (!reader.Read() || reader.RowFieldCount < 8 || !Columns.Select((name, i) => i == 0 ? reader.GetString(i).TrimStart('\uFEFF') : reader.GetString(i))
+                    .Select(c => c.Trim()).SequenceEqual(Columns, StringComparer.OrdinalIgnoreCase))
             {
-                throw new InvalidDataException("not an Online Retail CSV: expected the header " + Header);
+                var found = reader.RowFieldCount > 0 ? string.Join(",", Enumerable.Range(0, Math.Min(reader.RowFieldCount, 16)).Select(i => reader.GetString(i).Trim())) : "";
+                throw new InvalidDataException($"not an Online Retail CSV: expected the header {Header}, found {(found.Length > 200 ? found[..200] + "…" : found)}");
             }
 
             var fields = new string[8];
             while (reader.Read())
             {
                 read++;
+                if (CsvReading.IsBlank(reader))
+                {
+                    continue; // no row: neither taken nor rejected
+                }
+
                 if (reader.RowFieldCount < 8)
                 {
                     Reject("too few columns");

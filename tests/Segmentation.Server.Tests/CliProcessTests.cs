@@ -1253,18 +1253,43 @@ public sealed class CliProcessTests
                     // Read as it is sent: a malformed row after sent rows says what stays imported, once they are answered —
                     // also when the rate limit ended the call in which the row was reached (that error was lost, and the
                     // import ended "successfully" without the rest of the file).
+                    // Regression (review): the report was not printed then, and the events the service rejected (here ten
+                    // dated three years back) were said to "stay imported" with the rest.
                     var lateMalformed = Path.Combine(work, "late-malformed.csv");
-                    await File.WriteAllTextAsync(lateMalformed, "Who,When\n" + string.Concat(Enumerable.Range(0, 1_000).Select(i => $"l-{i},{day}T09:{i / 60 % 60:00}:{i % 60:00}Z\n")) + $"\"l-x\"x,{day}T11:00:00Z\n");
-                    (exit, _, stderr) = await Segctl($"import {lateMalformed} --map user_id=Who --map timestamp=When --type page_view {at}", environment: env);
+                    var old = DateTimeOffset.UtcNow.AddYears(-3).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+                    await File.WriteAllTextAsync(
+                        lateMalformed,
+                        "Who,When\n" + string.Concat(Enumerable.Range(0, 10).Select(i => $"old-{i},{old}T09:00:{i:00}Z\n"))
+                        + string.Concat(Enumerable.Range(0, 1_000).Select(i => $"l-{i},{day}T09:{i / 60 % 60:00}:{i % 60:00}Z\n")) + $"\"l-x\"x,{day}T11:00:00Z\n");
+                    (exit, stdout, stderr) = await Segctl($"import {lateMalformed} --map user_id=Who --map timestamp=When --type page_view --json {at}", environment: env);
                     Assert.True(exit == 3, $"exit {exit}: {stderr}");
-                    Assert.Contains("late-malformed.csv: row 1001 after the header is not valid CSV", stderr, StringComparison.Ordinal);
-                    Assert.Contains("the 1,000 events read before it were sent and stay imported", stderr, StringComparison.Ordinal);
+                    Assert.Contains("late-malformed.csv: row 1011 after the header is not valid CSV", stderr, StringComparison.Ordinal);
+                    Assert.Contains("the 1,000 events before it that the service took stay imported", stderr, StringComparison.Ordinal);
+                    using (var report = System.Text.Json.JsonDocument.Parse(stdout))
+                    {
+                        var r = report.RootElement;
+                        Assert.Equal(10, r.GetProperty("rejected_by_server").GetInt32());
+                        Assert.Equal(1_010, r.GetProperty("events_sent").GetInt32());
+                        Assert.Contains("row 1011 after the header", r.GetProperty("unreadable").GetString(), StringComparison.Ordinal);
+                    }
 
                     var empty = Path.Combine(work, "empty.csv");
                     await File.WriteAllTextAsync(empty, "");
                     (exit, _, stderr) = await Segctl($"import {empty} --map user_id=Who --map timestamp=When --type page_view {at}", environment: env);
                     Assert.Equal(3, exit);
                     Assert.Contains("the file is empty", stderr, StringComparison.Ordinal);
+
+                    // Regression (review): a blank line was read as a row with no user id: a header with a newline too
+                    // many was "nothing taken and rows refused" (exit 3), and gaps between rows were counted as rejected.
+                    var blank = Path.Combine(work, "blank.csv");
+                    await File.WriteAllTextAsync(blank, $"Who,When\n\nb-1,{day}T10:00:00Z\n\n\n");
+                    (exit, stdout, stderr) = await Segctl($"import {blank} --map user_id=Who --map timestamp=When --type page_view --json {at}", environment: env);
+                    Assert.True(exit == 0, $"exit {exit}: {stderr}");
+                    using (var report = System.Text.Json.JsonDocument.Parse(stdout))
+                    {
+                        Assert.Empty(report.RootElement.GetProperty("rows_rejected").EnumerateObject());
+                        Assert.Equal(1, report.RootElement.GetProperty("accepted").GetInt32() + report.RootElement.GetProperty("duplicates").GetInt32());
+                    }
 
                     // A day-first export: read with its exact format (the invariant culture reads 04/12 as 12 April).
                     var when = DateTimeOffset.UtcNow.AddDays(-2);

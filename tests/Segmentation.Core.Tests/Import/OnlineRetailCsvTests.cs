@@ -172,6 +172,31 @@ public sealed class OnlineRetailCsvTests
     }
 
     [Fact]
+    public void A_header_with_the_columns_in_another_order_is_refused_and_its_case_does_not_matter()
+    {
+        // Regression (review): only the first name was checked and columns were read by position: a re-export with
+        // Country before CustomerID imported every row for a customer named "United Kingdom".
+        const string Row = "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,United Kingdom,17850.0\n";
+        var ex = Assert.Throws<InvalidDataException>(() => OnlineRetailCsv.Read(new StringReader("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Country,CustomerID\n" + Row)));
+        Assert.Contains(OnlineRetailCsv.Header, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("found InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Country,CustomerID", ex.Message, StringComparison.Ordinal);
+
+        var read = OnlineRetailCsv.Read(new StringReader(" invoiceno , STOCKCODE,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom\n"));
+        Assert.Equal("17850", Assert.Single(read.Invoices).Customer);
+    }
+
+    [Fact]
+    public void Blank_lines_are_no_rows_and_are_not_rejected()
+    {
+        // Regression (review): a blank line (a gap, or a newline too many at the end) was read as a record of one empty
+        // field and reported as a row rejected for "too few columns".
+        var read = Read("536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom\n\n536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom\n\n\n");
+
+        Assert.Empty(read.RejectedRows);
+        Assert.Equal(["536365", "536366"], read.Invoices.Select(i => i.Number));
+    }
+
+    [Fact]
     public void Shifting_moves_the_last_invoice_to_the_day_before_the_end_by_whole_days()
     {
         var end = new DateTimeOffset(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
