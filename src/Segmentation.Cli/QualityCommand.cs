@@ -88,7 +88,7 @@ internal static class QualityCommand
             sb.AppendLine(CultureInfo.InvariantCulture, $"  {b.Label,-28} {b.Profiles,10:N0} {Share(b.Profiles, r.Profiles),7}");
         }
 
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Signal usability: {r.Decisions:N0} decisions in the last {days} day(s), {r.FallbackRate:P1} fell back to the fallback segment; profiles matching no other segment: {(r.HasUnsegmentedShare ? r.UnsegmentedShare.ToString("P1", CultureInfo.CurrentCulture) : "(memberships are being rebuilt)")}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Signal usability: {r.Decisions:N0} decisions in the last {days} day(s), {r.FallbackRate:P1} of those outside the holdout fell back to the fallback segment; profiles matching no other segment: {(r.HasUnsegmentedShare ? r.UnsegmentedShare.ToString("P1", CultureInfo.CurrentCulture) : "(memberships are being rebuilt)")}");
         return sb.ToString();
     }
 
