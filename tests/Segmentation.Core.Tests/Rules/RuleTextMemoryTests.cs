@@ -26,11 +26,19 @@ public sealed class RuleTextMemoryTests
             return (GC.GetTotalMemory(forceFullCollection: true) - before, catalog);
         }
 
-        var (shortValue, _) = Load(1);
-        var (longValue, catalog) = Load(1_000_000);
+        // The process's memory also holds what other tests' leftovers (a timer, a background task) allocate meanwhile: the
+        // least of three measurements (one of 21 MiB was seen in a full run; the defect keeps the 2 MiB value 33 times in every one).
+        var extra = long.MaxValue;
+        CatalogSnapshot? catalog = null;
+        for (var attempt = 0; attempt < 3 && extra >= 16L << 20; attempt++)
+        {
+            var (shortValue, _) = Load(1);
+            (var longValue, catalog) = Load(1_000_000);
+            extra = Math.Min(extra, longValue - shortValue);
+        }
 
-        Assert.True(longValue - shortValue < 16L << 20, $"{(longValue - shortValue) >> 20} MiB more kept for a 2 MiB value");
-        Assert.StartsWith("not not not", catalog.ById["long_path"].Rule!.Text, StringComparison.Ordinal); // the text is there when asked for
+        Assert.True(extra < 16L << 20, $"{extra >> 20} MiB more kept for a 2 MiB value");
+        Assert.StartsWith("not not not", catalog!.ById["long_path"].Rule!.Text, StringComparison.Ordinal); // the text is there when asked for
         GC.KeepAlive(catalog);
     }
 }
