@@ -261,25 +261,33 @@ public sealed class MeasurementCheckpointTests : IDisposable
         Assert.Equal(0, second.Measurement.Exposures.Summarize("vip_offer_test")!.Arms.Sum(a => a.Converted.SumY));
     }
 
+    // The experiment as a bandit (its text in bandit) after 1,000 users, "stronger_offer" converting 1 in 3 against 1 in
+    // 10, reallocated: the leader takes nearly every new user.
+    private static TestWorld BanditWithALeader(out string bandit)
+    {
+        bandit = Experiments.ExperimentCatalogTests.Experiment.Replace("primary_metric:", "allocation: bandit\n    floor: 0.02\n    primary_metric:", StringComparison.Ordinal);
+        var w = new TestWorld(Experiments.ExperimentCatalogTests.Source(bandit));
+        for (var i = 0; i < 1_000; i++)
+        {
+            Experiments.ExperimentCatalogTests.Vip(w, $"b{i}");
+            var d = w.Decide($"b{i}");
+            if (i % (d.Arm!.Id == "stronger_offer" ? 3 : 10) == 0)
+            {
+                w.Outcomes.Record(0, new Outcome($"b{i}-buy", OutcomeType.Conversion, d.DecisionId, $"b{i}", "", VariantKind.Offer, w.Clock.Now, $"o-b{i}", 10, "GBP"));
+            }
+        }
+
+        Assert.Equal(1, w.Get<Core.Application.Experiments.BanditAllocator>().Reallocate());
+        return w;
+    }
+
     [Fact]
     public void A_bandit_turned_fixed_across_a_restart_is_a_change_of_split()
     {
         // Regression (review): the table's "a bandit placed these users" lived in memory only; a restart that served the
         // experiment with fixed weights (the usual way to deploy that change) took the unknown weights for no change, so
         // the results pooled the bandit's users, and the sample ratio checked the bandit's 95:5 against 1:1 — a mismatch.
-        var bandit = Experiments.ExperimentCatalogTests.Experiment.Replace("primary_metric:", "allocation: bandit\n    floor: 0.02\n    primary_metric:", StringComparison.Ordinal);
-        using var first = new TestWorld(Experiments.ExperimentCatalogTests.Source(bandit));
-        for (var i = 0; i < 1_000; i++)
-        {
-            Experiments.ExperimentCatalogTests.Vip(first, $"b{i}");
-            var d = first.Decide($"b{i}");
-            if (i % (d.Arm!.Id == "stronger_offer" ? 3 : 10) == 0)
-            {
-                first.Outcomes.Record(0, new Outcome($"b{i}-buy", OutcomeType.Conversion, d.DecisionId, $"b{i}", "", VariantKind.Offer, first.Clock.Now, $"o-b{i}", 10, "GBP"));
-            }
-        }
-
-        Assert.Equal(1, first.Get<Core.Application.Experiments.BanditAllocator>().Reallocate());
+        using var first = BanditWithALeader(out _);
         for (var i = 0; i < 500; i++)
         {
             Experiments.ExperimentCatalogTests.Vip(first, $"n{i}");
@@ -313,19 +321,7 @@ public sealed class MeasurementCheckpointTests : IDisposable
     {
         // Regression (review): the start-up publish allocated the bandit from empty tables (an even split), and nothing
         // allocated again after the measurement was restored: new users went 50:50 until the next interval (5 minutes).
-        var bandit = Experiments.ExperimentCatalogTests.Experiment.Replace("primary_metric:", "allocation: bandit\n    floor: 0.02\n    primary_metric:", StringComparison.Ordinal);
-        using var first = new TestWorld(Experiments.ExperimentCatalogTests.Source(bandit));
-        for (var i = 0; i < 1_000; i++)
-        {
-            Experiments.ExperimentCatalogTests.Vip(first, $"b{i}");
-            var d = first.Decide($"b{i}");
-            if (i % (d.Arm!.Id == "stronger_offer" ? 3 : 10) == 0)
-            {
-                first.Outcomes.Record(0, new Outcome($"b{i}-buy", OutcomeType.Conversion, d.DecisionId, $"b{i}", "", VariantKind.Offer, first.Clock.Now, $"o-b{i}", 10, "GBP"));
-            }
-        }
-
-        Assert.Equal(1, first.Get<Core.Application.Experiments.BanditAllocator>().Reallocate());
+        using var first = BanditWithALeader(out var bandit);
         var before = first.Catalogs.Current.Experiments.Single().Allocation;
         Assert.True(before.Max() > 0.9, string.Join(", ", before));
         first.Measurement.Drain();

@@ -96,6 +96,32 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_merge_that_gives_personalization_consent_back_neither_fires_a_trigger_again_nor_postpones_one()
+    {
+        // Regression (own review of a change reverted in the same stop): the re-announcement a merge makes when the
+        // anonymous id's later grant gives the user their consent back has the merge's cause with the suffix
+        // ("identify:...:again"), not the consent grant's; telling re-announcements by the consent cause alone armed the
+        // segment's triggers again there: one that had fired fired twice, and a pending one moved to the merge.
+        using var w = World();
+        var (scheduler, start, entered) = EnterHigh(w);
+        w.Clock.Now = entered.At.AddDays(2);
+        scheduler.Tick(w.Clock.Now); // "anyway" (a day after the entry) fires
+
+        w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: false, "preference-center", null);
+        w.Clock.Now = w.Clock.Now.AddMinutes(1);
+        w.Ingestion.RecordConsent("a1", Core.Profiles.ConsentPurpose.Personalization, granted: true, "banner", null);
+        w.Ingestion.Identify("a1", "u1");
+        Assert.Contains(w.FeedAfter(entered.Offset), e => e.Kind == ChangeKind.Entered && e.UserId == "u1" && e.SegmentId == "high" && e.Cause.EndsWith(MembershipIndex.AgainSuffix, StringComparison.Ordinal));
+        scheduler.Tick(w.Clock.Now);
+
+        w.Clock.Now = entered.At.AddDays(3);
+        scheduler.Tick(w.Clock.Now);
+        scheduler.Tick(w.Clock.Now.AddDays(10));
+        Assert.Equal([("anyway", $"entered:{entered.Offset}"), ("reminder", $"entered:{entered.Offset}")], Fired(w, start).Select(e => (e.Trigger!, e.Cause)).Order());
+        Assert.Equal(entered.At.AddDays(3), Assert.Single(Fired(w, start), e => e.Trigger == "reminder").At);
+    }
+
+    [Fact]
     public void A_first_opt_in_arms_the_triggers_of_the_segments_it_announces()
     {
         // Regression (of the fix above): every entry a grant announced armed nothing, so with explicit consent required
