@@ -402,6 +402,20 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
                 writer.Write(e.Cause);
                 writer.Write(e.Trigger ?? "");
             }
+
+            // After the entries (where a version before this one stops reading, telling "announced again" by the cause's
+            // text alone): which of them were announced again, by index, so that a caller's text ending in ":again" is
+            // not taken for it.
+            var again = entries.Count(e => e.Again);
+            writer.Write7BitEncodedInt(again);
+            for (var i = 0; again > 0 && i < entries.Count; i++)
+            {
+                if (entries[i].Again)
+                {
+                    writer.Write7BitEncodedInt(i);
+                    again--;
+                }
+            }
         }
 
         return buffer.ToArray();
@@ -666,6 +680,37 @@ public sealed class ChangeStreamJournal : IChangeFeedJournal, IDisposable
             var cause = reader.ReadString();
             var trigger = reader.ReadString();
             entries.Add(new FeedEntry(offset, user, segment, kind, at, version, cause, trigger.Length == 0 ? null : trigger));
+        }
+
+        if (reader.BaseStream.Position == reader.BaseStream.Length)
+        {
+            // Written by a version before the list of entries announced again: told by the cause's text, as it was.
+            for (var i = 0; i < entries.Count; i++)
+            {
+                if (entries[i].Kind == ChangeKind.Entered && entries[i].Cause.EndsWith(MembershipIndex.AgainSuffix, StringComparison.Ordinal))
+                {
+                    entries[i] = entries[i] with { Again = true };
+                }
+            }
+
+            return entries;
+        }
+
+        var again = reader.Read7BitEncodedInt();
+        if (again < 0 || again > count)
+        {
+            throw new InvalidDataException($"a change stream journal frame of {count} entries cannot have {again} announced again");
+        }
+
+        for (var i = 0; i < again; i++)
+        {
+            var index = reader.Read7BitEncodedInt();
+            if (index < 0 || index >= count)
+            {
+                throw new InvalidDataException($"a change stream journal frame of {count} entries has no entry {index}");
+            }
+
+            entries[index] = entries[index] with { Again = true };
         }
 
         return entries;

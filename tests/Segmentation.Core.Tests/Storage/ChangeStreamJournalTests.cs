@@ -34,6 +34,53 @@ public sealed class ChangeStreamJournalTests : IDisposable
     }
 
     [Fact]
+    public void An_entry_announced_again_is_kept_as_such_and_a_callers_text_ending_in_again_is_not_taken_for_it()
+    {
+        List<FeedEntry> written =
+        [
+            new(1, "u1", "seg", ChangeKind.Entered, T0, 3, "consent:personalization:granted" + MembershipIndex.AgainSuffix, Again: true),
+            new(2, "u2", "seg", ChangeKind.Entered, T0, 3, "traits:crm:again"),
+            new(3, "u3", "seg", ChangeKind.Left, T0, 3, "event:order-17:again"),
+            new(4, "u4", "seg", ChangeKind.Entered, T0, 3, "identify:a1" + MembershipIndex.AgainSuffix, Again: true),
+        ];
+        using (var journal = new ChangeStreamJournal(_dir))
+        {
+            journal.Append(written);
+        }
+
+        // A frame as the version before wrote it (no list of the entries announced again after them): told by the text.
+        using (var file = new FileStream(Path.Combine(_dir, ChangeStreamJournal.FolderName, "stream-5.log"), FileMode.CreateNew))
+        {
+            using var payload = new MemoryStream();
+            using (var writer = new BinaryWriter(payload, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                writer.Write((byte)1);
+                writer.Write(2);
+                foreach (var (offset, cause) in new[] { (5L, "consent:personalization:granted:again"), (6L, "event:e6") })
+                {
+                    writer.Write(offset);
+                    writer.Write((byte)ChangeKind.Entered);
+                    writer.Write(T0.UtcTicks);
+                    writer.Write(3L);
+                    writer.Write($"u{offset}");
+                    writer.Write("seg");
+                    writer.Write(cause);
+                    writer.Write("");
+                }
+            }
+
+            Framing.Write(file, payload.ToArray());
+        }
+
+        using var reopened = new ChangeStreamJournal(_dir);
+        var (entries, last) = reopened.Load(T0.AddDays(-1), 1000);
+
+        Assert.Equal(6, last);
+        Assert.Equal(written, entries.Take(4));
+        Assert.Equal([true, false], entries.Skip(4).Select(e => e.Again));
+    }
+
+    [Fact]
     public void A_full_disk_refuses_an_append_and_once_there_is_room_the_journal_goes_on_with_nothing_lost_or_repeated()
     {
         using var disk = new TinyDisk(2);

@@ -176,7 +176,7 @@ public sealed class TriggerScheduler(ChangeFeed feed, CatalogProvider catalogs, 
                 _cursor = entry.Offset;
                 switch (entry.Kind)
                 {
-                    case ChangeKind.Entered when entry.Cause.EndsWith(MembershipIndex.AgainSuffix, StringComparison.Ordinal):
+                    case ChangeKind.Entered when entry.Again:
                         // Announced again at a personalization consent given back (announced before the withdrawal): the
                         // user did not enter it now. What was armed before stays armed (consent is checked when it fires),
                         // and one that fired does not fire again. A segment first announced at a grant is a plain entry.

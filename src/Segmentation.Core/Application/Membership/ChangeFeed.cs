@@ -24,7 +24,12 @@ public enum ChangeKind : byte
 /// <param name="CatalogVersion">The catalog version that evaluated it.</param>
 /// <param name="Cause">The write that caused it (<c>event:&lt;id&gt;</c>, <c>traits:&lt;source&gt;</c>, <c>catalog:v&lt;n&gt;</c>, <c>time</c>), or for a trigger <c>entered:&lt;offset&gt;</c>.</param>
 /// <param name="Trigger">The trigger's id, for <see cref="ChangeKind.Triggered"/>.</param>
-public sealed record FeedEntry(long Offset, string UserId, string SegmentId, ChangeKind Kind, DateTimeOffset At, long CatalogVersion, string Cause, string? Trigger = null);
+/// <param name="Again">
+/// An entry announced again, not entered now (a segment announced before personalization consent was withdrawn, at
+/// its grant): its cause ends in <c>:again</c>, but this flag, not the text, says so (a caller's event id or trait
+/// source may end in <c>:again</c> too).
+/// </param>
+public sealed record FeedEntry(long Offset, string UserId, string SegmentId, ChangeKind Kind, DateTimeOffset At, long CatalogVersion, string Cause, string? Trigger = null, bool Again = false);
 
 /// <summary>How much of the change stream is kept for consumers to resume from.</summary>
 public sealed class ChangeFeedOptions
@@ -108,8 +113,8 @@ public sealed class ChangeFeed
     /// <summary>Entries dropped by the count bound before the journal wrote them (a burst larger than the capacity between two flushes).</summary>
     public long Unjournaled { get; private set; }
 
-    /// <summary>Appends one entry, giving it the next offset.</summary>
-    public FeedEntry Append(string userId, string segmentId, ChangeKind kind, DateTimeOffset at, long catalogVersion, string cause, string? trigger = null)
+    /// <summary>Appends one entry, giving it the next offset (<paramref name="again"/>: see <see cref="FeedEntry.Again"/>).</summary>
+    public FeedEntry Append(string userId, string segmentId, ChangeKind kind, DateTimeOffset at, long catalogVersion, string cause, string? trigger = null, bool again = false)
     {
         if (kind != ChangeKind.Triggered && SegmentationTelemetry.MembershipChanges.Enabled)
         {
@@ -121,7 +126,7 @@ public sealed class ChangeFeed
         FeedEntry entry;
         lock (_gate)
         {
-            entry = new FeedEntry(_last + 1, userId, segmentId, kind, at, catalogVersion, cause, trigger);
+            entry = new FeedEntry(_last + 1, userId, segmentId, kind, at, catalogVersion, cause, trigger, again);
             Put(entry);
             if (!ServeOnlyJournaled) // otherwise nothing new is readable until the journal has written it: MarkJournaled wakes readers
             {

@@ -271,7 +271,8 @@ public sealed class MembershipIndex(ChangeFeed? feed = null)
 
             if (publish && !announced.Contains(id))
             {
-                Feed.Append(userId, id, ChangeKind.Entered, at, catalogVersion, announcedBefore is not null && announcedBefore.Contains(id) ? cause + AgainSuffix : cause);
+                var again = announcedBefore is not null && announcedBefore.Contains(id);
+                Feed.Append(userId, id, ChangeKind.Entered, at, catalogVersion, again ? cause + AgainSuffix : cause, again: again);
             }
 
             // Minute resolution is plenty for "no members for 30 days", and avoids every write contending

@@ -85,7 +85,7 @@ public sealed class TriggerTests : IDisposable
 
         w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: false, "preference-center", null);
         w.Ingestion.RecordConsent("u1", Core.Profiles.ConsentPurpose.Personalization, granted: true, "preference-center", null);
-        Assert.Contains(w.FeedAfter(entered.Offset), e => e.Kind == ChangeKind.Entered && e.SegmentId == "high" && e.Cause == "consent:personalization:granted:again");
+        Assert.Contains(w.FeedAfter(entered.Offset), e => e.Kind == ChangeKind.Entered && e.SegmentId == "high" && e.Cause == "consent:personalization:granted:again" && e.Again);
         scheduler.Tick(w.Clock.Now);
 
         w.Clock.Now = entered.At.AddDays(3);
@@ -119,6 +119,24 @@ public sealed class TriggerTests : IDisposable
         scheduler.Tick(w.Clock.Now.AddDays(10));
         Assert.Equal([("anyway", $"entered:{entered.Offset}"), ("reminder", $"entered:{entered.Offset}")], Fired(w, start).Select(e => (e.Trigger!, e.Cause)).Order());
         Assert.Equal(entered.At.AddDays(3), Assert.Single(Fired(w, start), e => e.Trigger == "reminder").At);
+    }
+
+    [Fact]
+    public void A_callers_text_ending_in_again_arms_triggers_as_any_entry_does()
+    {
+        // Regression: an entry announced again at a consent grant was told by its cause's text ending in ":again", so a
+        // trait source (or event id, or anonymous id) ending so armed no trigger: anyone allowed to ingest could
+        // suppress a user's triggers. The entry now says so itself.
+        using var w = World();
+        var scheduler = w.Get<TriggerScheduler>();
+        var start = w.Memberships.Feed.Last;
+        w.Ingestion.SetTraits("u1", new Dictionary<string, object?> { ["score"] = 80.0 }, "crm:again", Core.Profiles.AttributeLayer.ZeroParty, null);
+        var entered = Assert.Single(w.FeedAfter(start), e => e.Kind == ChangeKind.Entered);
+        Assert.Equal(("traits:crm:again", false), (entered.Cause, entered.Again));
+        scheduler.Tick(w.Clock.Now);
+
+        scheduler.Tick(w.Clock.Now.AddDays(4));
+        Assert.Equal(["anyway", "reminder"], Fired(w, start).Select(e => e.Trigger!).Order());
     }
 
     [Fact]
