@@ -7,6 +7,7 @@ import { lineChart } from '../charts.js';
 import { h, fill, num, fmtInt, fmtPct, fmtTime, fmtDuration, section, unavailable } from '../util.js';
 
 const DAY = 86400e3;
+const HOLDOUT_EXPERIMENT = 'decisioning_holdout'; // the experiment the decisioning holdout's decisions report
 
 export async function render(ctx) {
   ctx.setTitle('Data quality');
@@ -15,7 +16,8 @@ export async function render(ctx) {
   const days = [6, 5, 4, 3, 2, 1, 0].map((back) => {
     const start = new Date(today - back * DAY);
     const end = new Date(Math.min(today - back * DAY + DAY, Date.now()));
-    return { day: start.toISOString().slice(0, 10), kpis: call('/v1/kpis', { query: { start: start.toISOString(), end: end.toISOString() }, signal: ctx.signal }) };
+    // By arm: the decisioning holdout's decisions are a row of their own (the rate leaves them out).
+    return { day: start.toISOString().slice(0, 10), kpis: call('/v1/kpis', { query: { start: start.toISOString(), end: end.toISOString(), groupBy: 'KPI_DIMENSION_ARM' }, signal: ctx.signal }) };
   });
 
   const overview = section('Overview', 'quality-overview');
@@ -112,10 +114,11 @@ function renderFallbackDays(ctx, body, days) {
     return;
   }
   body.replaceChildren();
-  // A day without decisions has no fallback rate (GetKpis answers 0 for it): it is left out of the line and said so,
-  // never plotted as a 0 % rate.
-  const decided = (d) => d.res && num(d.res.total?.decisions) > 0;
-  const rateText = (d) => (!d.res ? '—' : decided(d) ? fmtPct(d.res.fallbackRate) : 'no decisions');
+  // A day without decisions outside the decisioning holdout has no fallback rate (GetKpis answers 0 for it): it is
+  // left out of the line and said so, never plotted as a 0 % rate.
+  const holdout = (d) => (d.res.rows ?? []).filter((r) => r.experimentId === HOLDOUT_EXPERIMENT).reduce((n, r) => n + num(r.kpis?.decisions), 0);
+  const decided = (d) => d.res && num(d.res.total?.decisions) - holdout(d) > 0;
+  const rateText = (d) => (!d.res ? '—' : decided(d) ? fmtPct(d.res.fallbackRate) : num(d.res.total?.decisions) > 0 ? 'holdout only' : 'no decisions');
   const summary = known.map((d) => `${d.day}: ${rateText(d)}`).join('; ');
   const chart = lineChart(body, {
     xs: days.map((d) => Date.parse(d.day) / 1000),
