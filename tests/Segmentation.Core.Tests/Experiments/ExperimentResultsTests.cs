@@ -312,6 +312,39 @@ public class ExperimentResultsTests
         Assert.Contains("recorded when the user was first assigned", explained.Explanation!.Summary, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("linked id")]
+    [InlineData("reversed")]
+    public void An_anonymous_user_identified_through_another_id_of_the_user_keeps_their_arm_and_is_counted_once(string through)
+    {
+        // Regression (found in review): the arm recorded for the anonymous id moved to the id the call named, not to the
+        // user it resolves to. Identified with an email hash already linked to the member, the record went to the email
+        // hash: the member was hashed again (maybe into another arm) and counted twice. A call naming the ids the other
+        // way round after the first linked nothing, yet moved the user's record onto the anonymous id.
+        using var w = World();
+        var experiment = w.Catalogs.Current.Experiments[0];
+        var (anonymous, user) = Enumerable.Range(0, 100).Select(i => ($"anon-{i}", $"user-{i}")).First(p => experiment.Assign(p.Item1).Id != experiment.Assign(p.Item2).Id);
+        Vip(w, user);
+        Vip(w, anonymous);
+        var before = w.Decide(anonymous).Arm!.Id;
+        w.Measurement.Drain();
+        if (through == "linked id")
+        {
+            w.Ingestion.Identify("email-hash", user);
+            w.Ingestion.Identify(anonymous, "email-hash");
+        }
+        else
+        {
+            w.Ingestion.Identify(anonymous, user);
+            w.Ingestion.Identify(user, anonymous);
+        }
+
+        Assert.Equal(before, w.Decide(user).Arm!.Id);
+        Assert.Equal(before, w.Decide(anonymous).Arm!.Id);
+        w.Measurement.Drain();
+        Assert.Equal(1, w.Measurement.Exposures.Summarize(experiment.Id)!.Arms.Sum(a => a.Assigned));
+    }
+
     [Fact]
     public void A_user_reached_by_an_identified_anonymous_id_and_by_their_own_id_gets_one_arm()
     {

@@ -16,7 +16,11 @@ public sealed class IdentityStitcher
 
     internal IdentityStitcher(ProfileWriter writer, EventRecorder events) => (_writer, _events) = (writer, events);
 
-    /// <summary>Raised after an anonymous id's profile merged into a user's (anonymous id, user id), live or replayed.</summary>
+    /// <summary>
+    /// Raised after an anonymous id was linked to a user and its profile merged into theirs, live or replayed: the
+    /// anonymous id and the user's own id (the id the given user id resolves to, which may be another of its linked ids).
+    /// Not raised when nothing was linked (both ids already lead to one profile).
+    /// </summary>
     public event Action<string, string>? Linked;
 
     /// <summary>Links <paramref name="anonymousId"/> to <paramref name="userId"/> and merges its history.</summary>
@@ -66,6 +70,7 @@ public sealed class IdentityStitcher
     {
         int m = 0, d = 0;
         var customerMerged = false;
+        string? linkedInto = null;
         if (!stamp.Log && IsUndoneLater(anonymousId, userId, stamp))
         {
             (merged, duplicates) = (0, 0);
@@ -78,6 +83,7 @@ public sealed class IdentityStitcher
             userId,
             (into, from, version) =>
             {
+                linkedInto = into.UserId; // the profile the ids lead to, whichever of its ids was given
                 var result = from is null ? into : into.Merge(from, version, out m, out d);
                 customerMerged = from is { Orders: > 0 };
                 if (stamp.Log && from is not null)
@@ -106,7 +112,10 @@ public sealed class IdentityStitcher
             onlyUnlinkedSource: stamp.Log);
 
         _writer.PurchasesMayHaveChanged(update, populationChanged: customerMerged); // the anonymous id was a customer: the population lost one, whatever the user's totals did
-        Linked?.Invoke(anonymousId, userId);
+        if (linkedInto is not null)
+        {
+            Linked?.Invoke(anonymousId, linkedInto);
+        }
 
         (merged, duplicates) = (m, d);
         return update;
