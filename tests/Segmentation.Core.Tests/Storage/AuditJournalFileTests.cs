@@ -233,13 +233,39 @@ public sealed class AuditJournalFileTests : IDisposable
         Assert.Equal(3, trail.Count);
     }
 
-    private sealed class FlakyJournal : IAuditJournal
+    [Fact]
+    public void A_trim_the_disk_refuses_at_start_up_neither_stops_the_start_nor_leaves_an_erased_user_in_the_file()
+    {
+        // Regression (found in review): a trail of more than the entries kept is cut back when loaded, by a rewrite of the
+        // whole file; on a full disk that threw out of the constructor, and the server did not start. Now the next entry
+        // tries again, and an erasure before that rewrites the file whether or not a kept entry names the user (a
+        // dropped one may).
+        var kept = Enumerable.Range(1, AdminAuditTrail.MaxEntries + 10)
+            .Select(i => new AuditEntry(i, _time.Now, "ops", "privacy.export", "OK", i <= 10 ? "old-user" : "", ""))
+            .ToList();
+        var journal = new FlakyJournal(kept) { FailNextRewrite = true };
+
+        var trail = new AdminAuditTrail(journal, _time);
+
+        Assert.Equal(AdminAuditTrail.MaxEntries, trail.Count);
+        Assert.Null(journal.Written); // refused: the file still holds them all
+        trail.Erase(new HashSet<string>(["old-user"]));
+        Assert.Equal(AdminAuditTrail.MaxEntries, journal.Written!.Count);
+        Assert.DoesNotContain(journal.Written, e => e.UserId == "old-user");
+
+        journal.FailNextRewrite = true;
+        var again = new AdminAuditTrail(new FlakyJournal(kept) { FailNextRewrite = true }, _time);
+        var next = again.Record("ops", "catalog.publish", "OK", null, null);
+        Assert.Equal(AdminAuditTrail.MaxEntries + 11, next.Sequence);
+    }
+
+    private sealed class FlakyJournal(IReadOnlyList<AuditEntry>? kept = null) : IAuditJournal
     {
         public bool FailNextRewrite { get; set; }
 
         public IReadOnlyList<AuditEntry>? Written { get; private set; }
 
-        public IReadOnlyList<AuditEntry> Load() => [];
+        public IReadOnlyList<AuditEntry> Load() => kept ?? [];
 
         public void Append(AuditEntry entry)
         {

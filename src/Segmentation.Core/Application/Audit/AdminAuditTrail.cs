@@ -103,7 +103,31 @@ public sealed class AdminAuditTrail : IDisposable
         if (_entries.Count > MaxEntries)
         {
             _entries.RemoveRange(0, _entries.Count - MaxEntries);
-            journal.Rewrite(_entries);
+            _trimPending = true;
+            TryTrimJournal(); // a full disk refuses the smaller copy: the server starts all the same, and the next entry tries again
+        }
+    }
+
+    // The journal still holds entries the trail dropped (its trim was refused): rewritten with the next entry.
+    private bool _trimPending;
+
+    // Replaces the journal by the entries kept, when a trim is pending; a refusal (a full disk) leaves the old file,
+    // which holds them all, and is tried again later.
+    private void TryTrimJournal()
+    {
+        if (!_trimPending)
+        {
+            return;
+        }
+
+        try
+        {
+            _journal.Rewrite(_entries);
+            _trimPending = false;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Deliberately kept going: nothing is lost (the file holds more than the trail, not less).
         }
     }
 
@@ -172,9 +196,10 @@ public sealed class AdminAuditTrail : IDisposable
             if (_entries.Count >= 2 * MaxEntries)
             {
                 _entries.RemoveRange(0, _entries.Count - MaxEntries);
-                _journal.Rewrite(_entries);
+                _trimPending = true;
             }
 
+            TryTrimJournal();
             return entry;
         }
     }
@@ -270,11 +295,13 @@ public sealed class AdminAuditTrail : IDisposable
                 }
             }
 
-            if (erased is not null)
+            // A trim still pending leaves dropped entries in the file, which may name the user: rewritten too.
+            if (erased is not null || _trimPending)
             {
-                _journal.Rewrite(erased);
-                _entries = erased;
+                _journal.Rewrite(erased ?? _entries);
+                _entries = erased ?? _entries;
                 _unwritten = 0; // the rewrite wrote every entry
+                _trimPending = false;
             }
 
             var now = _time.GetUtcNow();
