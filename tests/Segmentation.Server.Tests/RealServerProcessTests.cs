@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Grpc.Net.Client;
+using Segmentation.Contracts.V1;
 using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Tests;
@@ -54,6 +56,31 @@ public sealed class RealServerProcessTests
         Assert.Equal(Enumerable.Repeat("EVENT_STATUS_ACCEPTED", 5), tracked.GetProperty("events").EnumerateArray().Select(e => e.GetString()));
     }
 
+    [Fact]
+    public async Task A_system_without_time_zone_data_is_told_so_at_start_up_and_serves()
+    {
+        // Regression (found in review): without time zone data (a machine without tzdata) contact policies read every
+        // user's quiet hours in UTC and nothing said so. TZDIR names the folder the runtime reads zones from: here empty.
+        var empty = Directory.CreateTempSubdirectory("seg-no-tzdata-").FullName;
+        var port = FreePort();
+        using var server = StartServerProcess(
+            [$"--Kestrel:Endpoints:Grpc:Url=http://127.0.0.1:{port}", "--Segmentation:Security:AllowPlaintext=true", "--Segmentation:DemoData=false", .. KeyArguments(ApiKey)],
+            new Dictionary<string, string> { ["TZDIR"] = empty });
+        try
+        {
+            await WaitUntilListening(server, port);
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(ApiKey) });
+            Assert.Equal("general_audience", (await new DecisionService.DecisionServiceClient(channel).DecideAsync(new DecideRequest { UserId = "no-tzdata" })).Decision.Segment.Id);
+            Assert.Contains("No time zone data: the zone Europe/London cannot be read", OutputOf(server), StringComparison.Ordinal);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+            Directory.Delete(empty, recursive: true);
+        }
+    }
+
     /// <summary>The key the server processes started by tests accept (every scope).</summary>
     internal const string ApiKey = GrpcTestFixture.AllScopesKey;
 
@@ -77,9 +104,14 @@ public sealed class RealServerProcessTests
     ];
 
     /// <summary>Starts the server process (Production environment, from the test's output directory) with exactly <paramref name="arguments"/>.</summary>
-    internal static Process StartServerProcess(IEnumerable<string> arguments)
+    internal static Process StartServerProcess(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = ServerStartInfo();
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
+
         var list = arguments.ToList();
         if (!list.Any(a => a.StartsWith("--Kestrel:Endpoints:Http:", StringComparison.Ordinal)))
         {

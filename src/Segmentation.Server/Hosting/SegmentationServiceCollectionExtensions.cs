@@ -91,6 +91,7 @@ public static class SegmentationServiceCollectionExtensions
         services.AddHostedService<MembershipMaintainer>();
         services.AddHostedService<CatalogDirectoryWatcher>();
         services.AddHostedService<RetentionService>();
+        services.AddHostedService<TimeZoneDataStartupReport>();
         services.AddOptions<RedisIngestionOptions>()
             .BindConfiguration(RedisIngestionOptions.Section)
             .ValidateProblems(o => o.Problems().Select(p => $"{RedisIngestionOptions.Section}: {p}"))
