@@ -141,8 +141,18 @@ public sealed class InMemoryProfileStore : IProfileStore
         var entry = _entries.GetOrAdd(key, static _ => new Entry());
         lock (entry)
         {
+            var linkedAt = entry.Current?.Version ?? long.MaxValue;
+            var kept = new List<string>(aliases.Count);
             foreach (var alias in aliases)
             {
+                // A profile under the alias written after the holder was captured (so after the merge that linked them):
+                // the link was dropped since (an erasure of the holder) and the id reused; the log replays the rest.
+                if (_entries.TryGetValue(alias, out var own) && own.Current is { } later && later.Version > linkedAt)
+                {
+                    continue;
+                }
+
+                kept.Add(alias);
                 _links[alias] = key;
 
                 // A profile captured under the alias before it was merged is stale: its data is in the target.
@@ -152,7 +162,7 @@ public sealed class InMemoryProfileStore : IProfileStore
                 }
             }
 
-            entry.Aliases = [.. entry.Aliases.Union(aliases, StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+            entry.Aliases = [.. entry.Aliases.Union(kept, StringComparer.Ordinal).Order(StringComparer.Ordinal)];
         }
     }
 
