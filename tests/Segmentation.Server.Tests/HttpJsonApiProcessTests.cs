@@ -92,7 +92,7 @@ public sealed class HttpJsonApiProcessTests
         {
             using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
             var profiles = new ProfileService.ProfileServiceClient(channel);
-            foreach (var id in new[] { "tenant/42", "tenant/43", "tenant/44", "50%off", "a b" })
+            foreach (var id in new[] { "tenant/42", "tenant/43", "tenant/44", "tenant/45", "50%off", "a b" })
             {
                 await profiles.SetTraitsAsync(new SetTraitsRequest { UserId = id, Source = "crm", Traits = { ["vip"] = new AttributeValue { BoolValue = true } } });
             }
@@ -137,6 +137,19 @@ public sealed class HttpJsonApiProcessTests
             }
 
             Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = "tenant/44" }).ResponseAsync)).StatusCode);
+
+            // Regression (found in review): a call whose content type is gRPC's skipped the decoding (it was taken for a
+            // gRPC call), yet a route without a body is transcoded whatever the content type says: the erasure answered
+            // 200 having erased nobody.
+            using (var grpcTyped = new HttpRequestMessage(HttpMethod.Delete, new Uri("/v1/users/tenant%2F45", UriKind.Relative)) { Content = new ByteArrayContent([]) })
+            {
+                grpcTyped.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+                using var erased = await http.SendAsync(grpcTyped);
+                Assert.Equal(HttpStatusCode.OK, erased.StatusCode);
+                Assert.Contains("\"existed\":true", (await erased.Content.ReadAsStringAsync()).Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+            }
+
+            Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => profiles.GetProfileAsync(new GetProfileRequest { UserId = "tenant/45" }).ResponseAsync)).StatusCode);
             Assert.Equal("a b", (await profiles.GetProfileAsync(new GetProfileRequest { UserId = "a b" })).Profile.UserId); // the others are there
         }
         finally

@@ -16,7 +16,7 @@ namespace Segmentation.Server.Hosting;
 /// format." for a query parameter). This keeps a copy of the body as transcoding reads it and, when the answer is such
 /// a refusal (code INVALID_ARGUMENT with no details), finds the first problem (<see cref="HttpJsonInputProblem"/>) and
 /// answers with it as a <c>google.rpc.BadRequest</c> field violation, the same shape the service's own validation
-/// gives. Any other answer passes through untouched; gRPC calls pass with one header comparison.
+/// gives. Any other answer passes through untouched; gRPC calls pass with one look at their endpoint's metadata.
 /// </summary>
 internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extensions.Options.IOptions<LimitsOptions> limits)
 {
@@ -25,15 +25,20 @@ internal sealed class HttpJsonInputErrors(RequestDelegate next, Microsoft.Extens
 
     public Task InvokeAsync(HttpContext context)
     {
-        // A gRPC call passes on its content type alone; "application/grpc+json" is JSON to transcoding (any "+json"
-        // is), so only the endpoint tells a transcoded call with it from a gRPC one.
-        if (context.Request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) && !type.Contains("json", StringComparison.OrdinalIgnoreCase)
-            || context.GetEndpoint()?.Metadata.GetMetadata<GrpcJsonTranscodingMetadata>() is not { } metadata)
+        if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcJsonTranscodingMetadata>() is not { } metadata)
+        {
+            return next(context); // a gRPC call
+        }
+
+        // Whatever the content type: a route without a body is transcoded even when it names gRPC's.
+        DecodeRouteValues(context);
+
+        // A body in gRPC's content type is refused by transcoding itself; "application/grpc+json" is JSON to it (any
+        // "+json" is), so it is checked as JSON.
+        if (context.Request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) && !type.Contains("json", StringComparison.OrdinalIgnoreCase))
         {
             return next(context);
         }
-
-        DecodeRouteValues(context);
         if (HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsDelete(context.Request.Method))
         {
             return context.Request.QueryString.HasValue ? WithQueryErrorsNamed(context, metadata.MethodDescriptor.InputType) : next(context);
