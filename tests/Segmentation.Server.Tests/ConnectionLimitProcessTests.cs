@@ -63,6 +63,37 @@ public sealed class ConnectionLimitProcessTests
     }
 
     [Fact]
+    public async Task Connections_reset_before_their_first_byte_are_closed_quietly()
+    {
+        // Regression (found in review): the wait for a connection's first bytes caught only its own time-out, so a reset
+        // before the first byte (a port scan, a load balancer's TCP check) escaped as an unhandled exception that the
+        // server logged as an error with its stack trace, once per connection, for anyone who can connect.
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            for (var i = 0; i < 20; i++)
+            {
+                using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { LingerState = new LingerOption(true, 0) };
+                await socket.ConnectAsync(IPAddress.Loopback, port);
+                socket.Close(); // linger 0: a reset, not a close
+            }
+
+            // Served after them, and the log is read once the server had time to see every reset.
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            Assert.NotNull(await new DiagnosticsService.DiagnosticsServiceClient(channel).EchoAsync(new EchoRequest(), deadline: DateTime.UtcNow.AddSeconds(10)));
+            await Task.Delay(1000);
+            Assert.DoesNotContain("Unhandled exception", RealServerProcessTests.OutputOf(server), StringComparison.Ordinal);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
     public async Task The_connection_limit_holds_over_every_endpoint_together()
     {
         // Regression (review): Kestrel counts its limit per endpoint, so a server listening on two (gRPC and HTTP, as the

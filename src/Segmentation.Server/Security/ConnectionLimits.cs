@@ -71,6 +71,12 @@ internal static class ConnectionLimits
                 connection.Abort(new ConnectionAbortedException($"nothing received within {handshake.TotalSeconds:0} s of connecting"));
                 return;
             }
+            catch (IOException)
+            {
+                // Reset by the peer before it sent a byte (a port scan, a load balancer's TCP check): an ordinary close,
+                // which escaping would have the server log as an unhandled error, once per connection.
+                return;
+            }
         }
 
         await next(connection);
