@@ -118,6 +118,36 @@ public sealed class CatalogGovernanceServiceTests(GrpcTestFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task An_error_of_many_long_violations_in_any_script_fits_the_metadata_clients_accept()
+    {
+        // Regression (found in review): violations were bounded in characters (20 of up to 128 + 256), so a catalog of
+        // many errors quoting non-ASCII names made an error whose metadata (the details in base64, the message twice)
+        // passed the 8 KiB grpc-java and grpc-core accept: such a client saw a metadata-size failure, not the errors.
+        var field = "traits." + new string('設', 120);
+        var broken = string.Concat(Enumerable.Range(0, 30).Select(i => $$"""
+              - id: broken_{{i}}
+                name: {{new string('壊', 60)}}
+                type: intent
+                priority: {{900 + i}}
+                rule: { field: {{field}}, gte: 1 }
+                personalization: { content: "c", offer: "o", cta: "a", journey: "j", messaging: "m" }
+
+            """));
+        var files = DefaultFiles();
+        files.Add(new CatalogFile { Name = "segments/broken.yaml", Content = "segments:\n" + broken });
+
+        var publish = await Assert.ThrowsAsync<RpcException>(async () => await Catalog.PublishCatalogAsync(new PublishCatalogRequest { Files = { files } }));
+
+        Assert.Equal(StatusCode.InvalidArgument, publish.StatusCode);
+        var details = publish.Trailers.GetValueBytes("grpc-status-details-bin")!;
+        var message = System.Text.Encoding.UTF8.GetBytes(publish.Status.Detail).Sum(b => b is >= 0x20 and < 0x7F and not (byte)'%' ? 1 : 3); // percent-encoded
+        Assert.True((4 * ((details.Length + 2) / 3)) + message <= 7 * 1024, $"details {details.Length} bytes, message {message} encoded");
+        var violations = publish.GetRpcStatus()!.GetDetail<BadRequest>().FieldViolations;
+        Assert.Contains(violations, v => v.Field == "files[segments/broken.yaml]");
+        Assert.Matches("^[0-9]+ more violations not listed$", violations[^1].Description); // what did not fit is counted
+    }
+
+    [Fact]
     public async Task A_comment_too_long_for_the_history_is_refused_naming_the_field_and_publishes_nothing()
     {
         // Every kept version's comment goes out with each GetCatalog; one of 3 MB made every later read larger than a

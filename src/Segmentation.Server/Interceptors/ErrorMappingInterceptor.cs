@@ -115,7 +115,40 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
     /// <summary>Longest status message: whatever a message quotes from the request, an error stays small.</summary>
     public const int MaxMessageLength = 1024;
 
-    private static string Bounded(string message) => InputLimits.Bounded(message, MaxMessageLength);
+    /// <summary>
+    /// Most bytes (UTF-8) of a status message, and of the field violations listed with one error. The message travels
+    /// twice (in <c>grpc-message</c>, percent-encoded: up to three bytes per byte, and in the details), the violations once,
+    /// base64-encoded: bounded so, an error's metadata stays within the 8 KiB common clients accept (grpc-java and
+    /// grpc-core's default), whatever the text quotes and in whatever script.
+    /// </summary>
+    public const int MaxMessageBytes = 1024;
+
+    /// <inheritdoc cref="MaxMessageBytes"/>
+    public const int MaxViolationBytes = 2048;
+
+    private static string Bounded(string message)
+    {
+        var text = InputLimits.Bounded(message, MaxMessageLength);
+        if (System.Text.Encoding.UTF8.GetByteCount(text) <= MaxMessageBytes)
+        {
+            return text;
+        }
+
+        // Cut at a whole character (a surrogate pair is never split) so that it and the ellipsis (3 bytes) fit.
+        var budget = MaxMessageBytes - 3;
+        var end = 0;
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if ((budget -= rune.Utf8SequenceLength) < 0)
+            {
+                break;
+            }
+
+            end += rune.Utf16SequenceLength;
+        }
+
+        return string.Concat(text.AsSpan(0, end), "…");
+    }
 
     private RpcException Map(Exception ex, ServerCallContext context)
     {
@@ -135,12 +168,19 @@ internal sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> l
             case ValidationException v:
                 // The violations travel once, in the details (bounded: a few KB at most); the message names the first few.
                 var badRequest = new BadRequest();
+                var bytes = 0;
                 foreach (var violation in v.Violations.Take(MaxViolations))
                 {
-                    badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = InputLimits.Bounded(violation.Field, MaxFieldLength), Description = InputLimits.Bounded(violation.Description, MaxDescriptionLength) });
+                    var listed = new BadRequest.Types.FieldViolation { Field = InputLimits.Bounded(violation.Field, MaxFieldLength), Description = InputLimits.Bounded(violation.Description, MaxDescriptionLength) };
+                    if ((bytes += listed.CalculateSize()) > MaxViolationBytes && badRequest.FieldViolations.Count > 0)
+                    {
+                        break; // counted below with the rest
+                    }
+
+                    badRequest.FieldViolations.Add(listed);
                 }
 
-                if (Math.Max(0, v.Violations.Count - MaxViolations) + v.Unlisted is var more and > 0)
+                if (v.Violations.Count - badRequest.FieldViolations.Count + v.Unlisted is var more and > 0)
                 {
                     badRequest.FieldViolations.Add(new BadRequest.Types.FieldViolation { Field = "", Description = $"{more} more violations not listed" });
                 }
