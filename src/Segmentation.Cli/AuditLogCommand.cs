@@ -28,11 +28,12 @@ internal static class AuditLogCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"#",6}  {"time (UTC)",-20}  {"actor",-12}  {"action",-22}  {"outcome",-18}  {"user",-14}  detail"));
         }
 
-        await foreach (var page in Cli.Pages(
+        var listing = Cli.Pages(
             o.PageToken ?? "",
             o.All,
             token => client.ListAuditEntriesAsync(new ListAuditEntriesRequest { Action = o.Action ?? "", Actor = o.Actor ?? "", UserId = o.User ?? "", PageSize = o.PageSize, PageToken = token }, cancellationToken: ct).ResponseAsync,
-            page => page.NextPageToken))
+            page => page.NextPageToken);
+        await foreach (var page in Cli.GoOnFromAfterFailure(listing, () => json ? "" : merged.NextPageToken, () => $"{written:N0} entries"))
         {
             merged.NextPageToken = page.NextPageToken;
             if (json)
@@ -44,7 +45,7 @@ internal static class AuditLogCommand
             sb.Clear();
             foreach (var e in page.Entries)
             {
-                sb.AppendLine(CultureInfo.InvariantCulture, $"{e.Sequence,6}  {e.Time.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}  {e.Actor,-12}  {e.Action,-22}  {e.Outcome,-18}  {(e.UserId.Length == 0 ? "-" : e.UserId),-14}  {e.Detail}");
+                sb.AppendLine(CultureInfo.InvariantCulture, $"{e.Sequence,6}  {e.Time.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}  {e.Actor,-12}  {e.Action,-22}  {e.Outcome,-18}  {(e.UserId.Length == 0 ? "-" : Terminal.Shown(e.UserId)),-14}  {Terminal.Shown(e.Detail)}");
             }
 
             Console.Write(sb.ToString());

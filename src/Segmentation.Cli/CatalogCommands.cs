@@ -266,11 +266,12 @@ internal static class CatalogCommands
         var pages = 0;
         long written = 0;
         var sb = new StringBuilder();
-        await foreach (var page in Cli.Pages(
+        var listing = Cli.Pages(
             pageToken ?? "",
             all,
             token => client.ListSegmentMembersAsync(new ListSegmentMembersRequest { SegmentId = segmentId, PageSize = pageSize, PageToken = token }, cancellationToken: ct).ResponseAsync,
-            page => page.NextPageToken))
+            page => page.NextPageToken);
+        await foreach (var page in Cli.GoOnFromAfterFailure(listing, () => json ? "" : merged.NextPageToken, () => $"{written:N0} ids"))
         {
             pages++;
             merged.Total = page.Total;
@@ -284,7 +285,7 @@ internal static class CatalogCommands
             sb.Clear();
             foreach (var id in page.UserIds)
             {
-                sb.AppendLine(id);
+                sb.AppendLine(Terminal.Shown(id));
             }
 
             Console.Write(sb.ToString());
@@ -298,7 +299,7 @@ internal static class CatalogCommands
             return 0;
         }
 
-        var more = merged.NextPageToken.Length > 0 ? $"; next page: --page-token {merged.NextPageToken} (or --all)" : "";
+        var more = merged.NextPageToken.Length > 0 ? $"; next page: --page-token {Terminal.Shown(merged.NextPageToken)} (or --all)" : "";
         await Console.Error.WriteLineAsync($"{segmentId}: {written:N0} of {merged.Total:N0} members in {Plural(pages, "page")}{more}");
         return 0;
     }
@@ -354,7 +355,7 @@ internal static class CatalogCommands
                     last = c;
                     Console.WriteLine(json
                         ? JsonLine.Format(c)
-                        : $"#{c.Offset,-8} {Cli.Time(c.ChangedAt)}  {Kind(c),-9}  {c.SegmentId,-26} user {c.UserId,-12} catalog v{c.CatalogVersion}  cause {c.Cause}");
+                        : $"#{c.Offset,-8} {Cli.Time(c.ChangedAt)}  {Kind(c),-9}  {c.SegmentId,-26} user {Terminal.Shown(c.UserId),-12} catalog v{c.CatalogVersion}  cause {Terminal.Shown(c.Cause)}");
                     if (o.Count > 0 && seen >= o.Count)
                     {
                         stop = "count reached";
@@ -371,6 +372,13 @@ internal static class CatalogCommands
                                        ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled or StatusCode.DeadlineExceeded })
             {
                 stop = "time limit";
+            }
+            catch (RpcException) when (last is not null)
+            {
+                // Failed part-way (the server restarting): "run it again" without the offset would start from now and
+                // skip every change made in between.
+                await Console.Error.WriteLineAsync($"{Plural(seen, "change")} before the failure below; resume with --after {last.Offset.ToString(CultureInfo.InvariantCulture)} --stream {last.StreamId}");
+                throw;
             }
         }
 

@@ -127,8 +127,27 @@ internal static class Cli
     /// <summary>An RFC 3339 time given on the command line, or null; anything else is a usage error naming <paramref name="option"/>.</summary>
     public static DateTimeOffset? ParseTime(string? text, string option) =>
         text is null ? null
-        : DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var time) ? time
+        : TryParseRfc3339(text, out var time) ? time
         : throw new ArgumentException($"{option} '{text}' is not a time: use RFC 3339, e.g. 2026-11-30T14:05:00Z");
+
+    // RFC 3339's forms (a space for the 'T', no offset read as UTC): never a culture's, which read 03/04/2026 month first
+    // and 14:05 as today.
+    private static readonly string[] Rfc3339 =
+    [
+        "yyyy-MM-dd'T'HH:mm:ssK", "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK", "yyyy-MM-dd'T'HH:mmK", "yyyy-MM-dd",
+    ];
+
+    /// <summary>Reads an RFC 3339 time (date and time with an offset or Z; without one, UTC; a date alone is its midnight UTC).</summary>
+    public static bool TryParseRfc3339(string text, out DateTimeOffset time)
+    {
+        var normal = text.Length > 10 && text[10] is ' ' or 't' ? string.Concat(text.AsSpan(0, 10), "T", text.AsSpan(11)) : text;
+        if (normal.EndsWith('z'))
+        {
+            normal = string.Concat(normal.AsSpan(0, normal.Length - 1), "Z");
+        }
+
+        return DateTimeOffset.TryParseExact(normal, Rfc3339, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out time);
+    }
 
     /// <summary>
     /// <see cref="Rejected"/> for a request the service refused for what it asked (invalid, against the state, out of
@@ -204,6 +223,33 @@ internal static class Cli
             }
 
             token = next;
+        }
+    }
+
+    /// <summary>
+    /// The pages of <paramref name="pages"/>; when fetching one fails after some were written, first says on standard error
+    /// how much was written (<paramref name="written"/>) and the page token to go on from (<paramref name="next"/>, the
+    /// last page's: nothing when empty), so a listing cut by a restart need not start again from the first page.
+    /// </summary>
+    public static async IAsyncEnumerable<TPage> GoOnFromAfterFailure<TPage>(IAsyncEnumerable<TPage> pages, Func<string> next, Func<string> written)
+    {
+        await using var e = pages.GetAsyncEnumerator();
+        while (true)
+        {
+            try
+            {
+                if (!await e.MoveNextAsync())
+                {
+                    yield break;
+                }
+            }
+            catch (RpcException) when (next() is { Length: > 0 } token)
+            {
+                await Console.Error.WriteLineAsync($"{written()} written before the failure below; go on with --page-token {Terminal.Shown(token)}");
+                throw;
+            }
+
+            yield return e.Current;
         }
     }
 

@@ -130,11 +130,11 @@ internal static class Commands
         var a = p.Aggregates ?? new ProfileAggregates();
         var d = p.Derived ?? new DerivedData();
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"user            {p.UserId}   version {p.Version}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"user            {Terminal.Shown(p.UserId)}   version {p.Version}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"current segment {(p.CurrentSegment.Length > 0 ? p.CurrentSegment : "-")}");
         if (p.LinkedIds.Count > 0)
         {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"linked ids      {string.Join(", ", p.LinkedIds)}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"linked ids      {string.Join(", ", p.LinkedIds.Select(Terminal.Shown))}");
         }
 
         sb.AppendLine("aggregates:");
@@ -157,7 +157,7 @@ internal static class Commands
         {
             var w = p.EventWindows.FirstOrDefault(x => x.Type == type);
             var windows = w is null ? "" : $"   1d {w.Count1D}, 7d {w.Count7D}, 30d {w.Count30D}, 90d {w.Count90D}; sum lifetime {w.SumLifetime:0.00}";
-            sb.AppendLine(CultureInfo.InvariantCulture, $"  {type,-20} {count,6}{windows}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  {Terminal.Shown(type),-20} {count,6}{windows}");
         }
 
         sb.AppendLine("attributes:");
@@ -168,7 +168,7 @@ internal static class Commands
 
         foreach (var attr in p.Attributes)
         {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"  {attr.Name} = {Format(attr.Value)}   [{Cli.EnumName(attr.Layer)}, source {Or(attr.Source)}, {Cli.Time(attr.UpdatedAt)}]");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  {Terminal.Shown(attr.Name)} = {Terminal.Shown(Format(attr.Value))}   [{Cli.EnumName(attr.Layer)}, source {Or(attr.Source)}, {Cli.Time(attr.UpdatedAt)}]");
         }
 
         sb.AppendLine("segment changes:");
@@ -179,7 +179,7 @@ internal static class Commands
 
         foreach (var c in p.SegmentChanges)
         {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"  {Cli.Time(c.ChangedAt)}  {(c.FromSegment.Length > 0 ? c.FromSegment : "(none)")} → {c.ToSegment}   ({c.Cause})");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  {Cli.Time(c.ChangedAt)}  {(c.FromSegment.Length > 0 ? c.FromSegment : "(none)")} → {c.ToSegment}   ({Terminal.Shown(c.Cause)})");
         }
 
         Console.Write(sb.ToString());
@@ -296,7 +296,7 @@ internal static class Commands
         sb.AppendLine(CultureInfo.InvariantCulture, $"             {v.Text}");
     }
 
-    private static string Or(string s) => s.Length > 0 ? s : "-";
+    private static string Or(string s) => s.Length > 0 ? Terminal.Shown(s) : "-";
 
     private static string Format(AttributeValue? v) => v?.KindCase switch
     {

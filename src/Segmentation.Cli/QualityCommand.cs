@@ -48,6 +48,8 @@ internal static class QualityCommand
 
         yield return ("freshness", "median_age_hours", r.MedianAge is null ? "" : R(r.MedianAge.ToTimeSpan().TotalHours));
         yield return ("freshness", "p90_age_hours", r.P90Age is null ? "" : R(r.P90Age.ToTimeSpan().TotalHours));
+        yield return ("decisions", "start", r.Start is null ? "" : r.Start.ToDateTimeOffset().ToString("O", CultureInfo.InvariantCulture));
+        yield return ("decisions", "end", r.End is null ? "" : r.End.ToDateTimeOffset().ToString("O", CultureInfo.InvariantCulture));
         yield return ("decisions", "count", N(r.Decisions));
         yield return ("decisions", "fallback_rate", R(r.FallbackRate));
         yield return ("profiles", "unsegmented_share", r.HasUnsegmentedShare ? R(r.UnsegmentedShare) : "");
@@ -88,7 +90,11 @@ internal static class QualityCommand
             sb.AppendLine(CultureInfo.InvariantCulture, $"  {b.Label,-28} {b.Profiles,10:N0} {Share(b.Profiles, r.Profiles),7}");
         }
 
-        sb.AppendLine(CultureInfo.InvariantCulture, $"Signal usability: {r.Decisions:N0} decisions in the last {days} day(s), {r.FallbackRate:P1} of those outside the holdout fell back to the fallback segment; profiles matching no other segment: {(r.HasUnsegmentedShare ? r.UnsegmentedShare.ToString("P1", CultureInfo.CurrentCulture) : "(memberships are being rebuilt)")}");
+        // The range the service used (rounded to whole hours), not the one asked for.
+        var range = r.Start is not null && r.End is not null
+            ? $"from {r.Start.ToDateTimeOffset():yyyy-MM-dd HH:mm} to {r.End.ToDateTimeOffset():yyyy-MM-dd HH:mm} UTC"
+            : $"in the last {days} day(s)";
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Signal usability: {r.Decisions:N0} decisions {range}, {r.FallbackRate:P1} of those outside the holdout fell back to the fallback segment; profiles matching no other segment: {(r.HasUnsegmentedShare ? r.UnsegmentedShare.ToString("P1", CultureInfo.CurrentCulture) : "(memberships are being rebuilt)")}");
         return sb.ToString();
     }
 

@@ -18,6 +18,34 @@ internal static class Terminal
         && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("SEGCTL_PLAIN"))
         && AnsiConsole.Profile.Capabilities.Ansi;
 
+    /// <summary>
+    /// Text a caller of the service wrote (a user id, a trait value, a cause) as printed: control characters — a line
+    /// break, a tab, an escape sequence — written as <c>\n</c>, <c>\t</c>, <c>\x1b</c>, so that one line stays one record
+    /// for a script and nothing in the text drives the terminal. (The JSON output gives the text exactly.)
+    /// </summary>
+    public static string Shown(string text)
+    {
+        if (!text.Any(char.IsControl))
+        {
+            return text;
+        }
+
+        var sb = new System.Text.StringBuilder(text.Length + 8);
+        foreach (var ch in text)
+        {
+            _ = ch switch
+            {
+                '\n' => sb.Append("\\n"),
+                '\r' => sb.Append("\\r"),
+                '\t' => sb.Append("\\t"),
+                _ when char.IsControl(ch) => sb.Append("\\x").Append(((int)ch).ToString("x2", System.Globalization.CultureInfo.InvariantCulture)),
+                _ => sb.Append(ch),
+            };
+        }
+
+        return sb.ToString();
+    }
+
     /// <summary>A table: drawn with borders on a terminal, aligned plain columns otherwise.</summary>
     /// <param name="headers">Column headings; a heading starting with '>' is right-aligned (numbers).</param>
     /// <param name="rows">The cells, row by row.</param>
@@ -25,7 +53,7 @@ internal static class Terminal
     {
         var right = headers.Select(h => h.StartsWith('>')).ToArray();
         var names = headers.Select(h => h.TrimStart('>')).ToArray();
-        var all = rows.ToList();
+        var all = rows.Select(r => (IReadOnlyList<string>)[.. r.Select(Shown)]).ToList();
         if (Interactive)
         {
             var table = new Table().Border(TableBorder.Rounded);

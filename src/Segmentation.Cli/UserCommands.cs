@@ -168,9 +168,9 @@ internal static class UserCommands
     {
         DecideBatchResponse.ResultOneofCase.Decision => string.Create(
             CultureInfo.InvariantCulture,
-            $"{item.UserId}\t{item.Decision.Segment.Id}\t{item.Decision.DecisionId}{(item.SendTime is { } st ? $"\tsend at {st.SendAt?.ToDateTimeOffset():yyyy-MM-dd HH:mm}Z" : "")}{(item.Decision.Contact is { } c ? $"\t{Cli.EnumName(c.Action)}" : "")}"),
-        DecideBatchResponse.ResultOneofCase.Skipped => $"{item.UserId}\tskipped: {item.Skipped.Reason}",
-        _ => $"{item.UserId}\terror: {item.Error.Message}",
+            $"{Terminal.Shown(item.UserId)}\t{item.Decision.Segment.Id}\t{item.Decision.DecisionId}{(item.SendTime is { } st ? $"\tsend at {st.SendAt?.ToDateTimeOffset():yyyy-MM-dd HH:mm}Z" : "")}{(item.Decision.Contact is { } c ? $"\t{Cli.EnumName(c.Action)}" : "")}"),
+        DecideBatchResponse.ResultOneofCase.Skipped => $"{Terminal.Shown(item.UserId)}\tskipped: {Terminal.Shown(item.Skipped.Reason)}",
+        _ => $"{Terminal.Shown(item.UserId)}\terror: {Terminal.Shown(item.Error.Message)}",
     };
 
     /// <summary><c>segctl traits</c>: declares traits for a user (SetTraits, zero-party by default).</summary>
@@ -236,7 +236,7 @@ internal static class UserCommands
             return new AttributeValue { NumberValue = number };
         }
 
-        if (text.Length >= 20 && char.IsAsciiDigit(text[0]) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+        if (text.Length >= 20 && char.IsAsciiDigit(text[0]) && Cli.TryParseRfc3339(text, out var time))
         {
             return new AttributeValue { TimestampValue = Timestamp.FromDateTimeOffset(time) };
         }
@@ -453,5 +453,5 @@ internal static class UserCommands
         return ids;
     }
 
-    private static string Joined(IEnumerable<string> items) => items.Any() ? string.Join(", ", items) : "-";
+    private static string Joined(IEnumerable<string> items) => items.Any() ? string.Join(", ", items.Select(Terminal.Shown)) : "-";
 }
