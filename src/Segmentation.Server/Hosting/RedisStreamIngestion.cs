@@ -46,7 +46,8 @@ public sealed class RedisIngestionOptions
 
     /// <summary>
     /// Largest payload a dead letter keeps, in bytes; a larger one keeps only its size. The dead-letter stream is trimmed
-    /// by count (<see cref="DeadLetterMaxLength"/>): this bounds its memory in Redis, and what an erasure reads per page.
+    /// by count (<see cref="DeadLetterMaxLength"/>): this bounds its memory in Redis (at most their product, about 6.5 GB at
+    /// the defaults), and what an erasure reads per page.
     /// </summary>
     public const int DeadLetterPayloadBytes = 64 * 1024;
 
