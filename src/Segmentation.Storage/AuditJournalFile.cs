@@ -164,6 +164,11 @@ public sealed class AuditJournalFile : IAuditJournal, IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_closed, this); // as an append
+            if (_file is not null && _dirty)
+            {
+                Sync(_file); // the entries written since the last flush: durable even if the copy below is refused
+            }
+
             _file?.Dispose(); // unbuffered: nothing to write, so it cannot fail
             _file = null;
             DataDirectory.WriteAtomically(_path, file =>

@@ -253,10 +253,20 @@ public sealed class AuditJournalFileTests : IDisposable
         Assert.Equal(AdminAuditTrail.MaxEntries, journal.Written!.Count);
         Assert.DoesNotContain(journal.Written, e => e.UserId == "old-user");
 
-        journal.FailNextRewrite = true;
-        var again = new AdminAuditTrail(new FlakyJournal(kept) { FailNextRewrite = true }, _time);
-        var next = again.Record("ops", "catalog.publish", "OK", null, null);
-        Assert.Equal(AdminAuditTrail.MaxEntries + 11, next.Sequence);
+        // A disk that keeps refusing: tried again once a minute at most (own review: every entry wrote a whole copy), and
+        // every entry is recorded meanwhile.
+        var full = new FlakyJournal(kept) { FailAllRewrites = true };
+        var again = new AdminAuditTrail(full, _time);
+        for (var i = 0; i < 50; i++)
+        {
+            Assert.Equal(AdminAuditTrail.MaxEntries + 11 + i, again.Record("ops", "catalog.publish", "OK", null, null).Sequence);
+        }
+
+        Assert.Equal(1, full.RewriteCalls);
+        _time.Now += AdminAuditTrail.TrimRetryInterval;
+        full.FailAllRewrites = false;
+        again.Record("ops", "catalog.publish", "OK", null, null);
+        Assert.Equal((2, AdminAuditTrail.MaxEntries + 51), (full.RewriteCalls, full.Written!.Count)); // what the trail holds
     }
 
     private sealed class FlakyJournal(IReadOnlyList<AuditEntry>? kept = null) : IAuditJournal
@@ -271,8 +281,18 @@ public sealed class AuditJournalFileTests : IDisposable
         {
         }
 
+        public bool FailAllRewrites { get; set; }
+
+        public int RewriteCalls { get; private set; }
+
         public void Rewrite(IReadOnlyList<AuditEntry> entries)
         {
+            RewriteCalls++;
+            if (FailAllRewrites)
+            {
+                throw new IOException("No space left on device");
+            }
+
             if (FailNextRewrite)
             {
                 FailNextRewrite = false;

@@ -108,14 +108,20 @@ public sealed class AdminAuditTrail : IDisposable
         }
     }
 
-    // The journal still holds entries the trail dropped (its trim was refused): rewritten with the next entry.
+    // The journal still holds entries the trail dropped (its trim was refused): rewritten with a later entry, at most
+    // once per TrimRetryInterval (each try writes a whole copy, which a full disk refuses only once it is full).
     private bool _trimPending;
+    private DateTimeOffset _nextTrimTry;
+
+    /// <summary>How long after a refused cut-back of the journal the next is tried.</summary>
+    public static readonly TimeSpan TrimRetryInterval = TimeSpan.FromMinutes(1);
 
     // Replaces the journal by the entries kept, when a trim is pending; a refusal (a full disk) leaves the old file,
     // which holds them all, and is tried again later.
     private void TryTrimJournal()
     {
-        if (!_trimPending)
+        var now = _time.GetUtcNow();
+        if (!_trimPending || now < _nextTrimTry)
         {
             return;
         }
@@ -128,6 +134,7 @@ public sealed class AdminAuditTrail : IDisposable
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // Deliberately kept going: nothing is lost (the file holds more than the trail, not less).
+            _nextTrimTry = now + TrimRetryInterval;
         }
     }
 
