@@ -38,9 +38,10 @@ public static class PipelinedStream
     /// the answers already queued are written, and the exception is rethrown; when writing an answer throws, reading
     /// stops too and that exception is rethrown. When <paramref name="stopReading"/> is cancelled (the server stops),
     /// no further message is read, the answers to those read are written (for at most <see cref="WriteGraceAfterStop"/>),
-    /// and the call returns as if the client had completed its stream.
+    /// and the call returns as if the client had completed its stream. Returns false when answers were left unwritten at
+    /// the end of that grace: the caller then resets the stream (its status could only follow the unread answers).
     /// </summary>
-    public static Task RunAsync<TRequest, TResponse>(
+    public static Task<bool> RunAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
         IServerStreamWriter<TResponse> responses,
         int maxQueued,
@@ -62,7 +63,7 @@ public static class PipelinedStream
     /// of the group), the rest of the group is not answered, and the stream ends with its exception. With
     /// <paramref name="maxGroupWeight"/> 1 every message is answered as soon as it is read, as <see cref="RunAsync"/> does.
     /// </summary>
-    public static async Task RunGroupedAsync<TRequest, TResponse>(
+    public static async Task<bool> RunGroupedAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
         IServerStreamWriter<TResponse> responses,
         int maxQueued,
@@ -177,13 +178,16 @@ public static class PipelinedStream
             }
             catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
             {
-                // The client did not take its answers within the grace: the call ends without them.
+                // The client did not take its answers within the grace: the call ends without them. The caller must reset
+                // the stream: the status that would end it waits behind the unread answers, and the server's stop with it.
+                return false;
             }
 
-            return;
+            return true;
         }
 
         await writer;
+        return true;
     }
 
     // When the server stops reading, the writer gets WriteGraceAfterStop more and is then stopped; true when stopping.
