@@ -116,9 +116,11 @@ public static class SegmentationCoreServiceCollectionExtensions
         {
             var measurement = new DecisionMeasurement(sp.GetRequiredService<IOptions<SegmentationCoreOptions>>().Value.Measurement, new ExperimentExposures(sp.GetRequiredService<IProfileStore>()));
             var identity = sp.GetRequiredService<ProfileIngestion>().Identity;
-            identity.Linked += measurement.Exposures.Link; // an identified user keeps the arm they had anonymously
+            identity.Linked += (anonymousId, _, userId) => measurement.Exposures.Link(anonymousId, userId); // an identified user keeps the arm they had anonymously
             var cache = sp.GetRequiredService<DecisionCache>();
-            identity.Linked += (anonymousId, userId) => cache.RemoveUsers([anonymousId, userId]); // then: a decision cached for either id may have served another arm (a link alone changes no profile version)
+            // Then: a decision cached for any of the ids may have served another arm (a link alone changes no profile
+            // version; decisions are cached under the id asked with).
+            identity.Linked += (anonymousId, given, userId) => cache.RemoveUsers([anonymousId, given, userId]);
             sp.GetRequiredService<CatalogProvider>().Publishing += next =>
             {
                 measurement.Drain(); // arms given under the old weights are recorded before new ones apply...

@@ -18,10 +18,10 @@ public sealed class IdentityStitcher
 
     /// <summary>
     /// Raised after an anonymous id was linked to a user and its profile merged into theirs, live or replayed: the
-    /// anonymous id and the user's own id (the id the given user id resolves to, which may be another of its linked ids).
-    /// Not raised when nothing was linked (both ids already lead to one profile).
+    /// anonymous id, the user id as given, and the user's own id (the one the given id resolves to: another of its linked
+    /// ids, or the same). Not raised when nothing was linked (both ids already lead to one profile).
     /// </summary>
-    public event Action<string, string>? Linked;
+    public event Action<string, string, string>? Linked;
 
     /// <summary>Links <paramref name="anonymousId"/> to <paramref name="userId"/> and merges its history.</summary>
     /// <exception cref="ValidationException">An id is missing or too long, or both are the same.</exception>
@@ -114,7 +114,7 @@ public sealed class IdentityStitcher
         _writer.PurchasesMayHaveChanged(update, populationChanged: customerMerged); // the anonymous id was a customer: the population lost one, whatever the user's totals did
         if (linkedInto is not null)
         {
-            Linked?.Invoke(anonymousId, linkedInto);
+            Linked?.Invoke(anonymousId, userId, linkedInto);
         }
 
         (merged, duplicates) = (m, d);
