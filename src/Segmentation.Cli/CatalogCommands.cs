@@ -164,7 +164,7 @@ internal static class CatalogCommands
 
         sb.AppendLine(CultureInfo.InvariantCulture, $"candidate   {file.Name}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"members     {r.MemberCount:N0} of {r.Population:N0} profiles ({Percent(r.Share)})");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"sample      {(r.SampleUserIds.Count == 0 ? "(none)" : string.Join(", ", r.SampleUserIds))}");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"sample      {(r.SampleUserIds.Count == 0 ? "(none)" : string.Join(", ", r.SampleUserIds.Select(Terminal.Shown)))}");
         sb.AppendLine(CultureInfo.InvariantCulture, $"overlaps    {(r.Overlaps.Count == 0 ? "(none)" : "with existing segments, largest first:")}");
         if (r.Overlaps.Count > 0)
         {
@@ -373,11 +373,13 @@ internal static class CatalogCommands
             {
                 stop = "time limit";
             }
-            catch (RpcException) when (last is not null)
+            catch (RpcException ex) when (last is not null)
             {
                 // Failed part-way (the server restarting): "run it again" without the offset would start from now and
-                // skip every change made in between.
-                await Console.Error.WriteLineAsync($"{Plural(seen, "change")} before the failure below; resume with --after {last.Offset.ToString(CultureInfo.InvariantCulture)} --stream {last.StreamId}");
+                // skip every change made in between. Past the stream's retention (OUT_OF_RANGE) that offset is gone too.
+                await Console.Error.WriteLineAsync(ex.StatusCode == StatusCode.OutOfRange
+                    ? $"{Plural(seen, "change")} before the failure below, the last at offset {last.Offset.ToString(CultureInfo.InvariantCulture)}: the entries after it are no longer kept, so resynchronise from the current members (segctl members) and watch from now, or from the oldest kept (--from-oldest)"
+                    : $"{Plural(seen, "change")} before the failure below; resume with --after {last.Offset.ToString(CultureInfo.InvariantCulture)} --stream {last.StreamId}");
                 throw;
             }
         }

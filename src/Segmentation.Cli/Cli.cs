@@ -146,6 +146,22 @@ internal static class Cli
             normal = string.Concat(normal.AsSpan(0, normal.Length - 1), "Z");
         }
 
+        // A fraction of more than 7 digits (nanoseconds, as protobuf's JSON and `date --rfc-3339=ns` write it) is cut to
+        // the 100 ns a time holds.
+        if (normal.Length > 20 && normal[19] == '.')
+        {
+            var digits = 0;
+            while (20 + digits < normal.Length && char.IsAsciiDigit(normal[20 + digits]))
+            {
+                digits++;
+            }
+
+            if (digits > 7)
+            {
+                normal = string.Concat(normal.AsSpan(0, 27), normal.AsSpan(20 + digits));
+            }
+        }
+
         return DateTimeOffset.TryParseExact(normal, Rfc3339, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out time);
     }
 

@@ -98,7 +98,7 @@ internal static class Commands
         if (d.Explanation is { } x)
         {
             sb.AppendLine("explanation:");
-            sb.AppendLine(CultureInfo.InvariantCulture, $"  {x.Summary}");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"  {Terminal.Shown(x.Summary)}");
             sb.AppendLine(CultureInfo.InvariantCulture, $"  context fields read: {(x.ContextFieldsRead.Count == 0 ? "(none)" : string.Join(", ", x.ContextFieldsRead))}");
             foreach (var s in x.Segments)
             {
@@ -106,7 +106,7 @@ internal static class Commands
                 sb.AppendLine(CultureInfo.InvariantCulture, $"  [{(s.Matched ? "match" : "no")}] {s.Segment.Id} ({s.Segment.Priority}){failing}");
                 foreach (var c in s.Clauses)
                 {
-                    var actual = c.ActualValue.Length > 0 ? $"  (saw {c.ActualValue})" : "";
+                    var actual = c.ActualValue.Length > 0 ? $"  (saw {Terminal.Shown(c.ActualValue)})" : "";
                     sb.AppendLine(CultureInfo.InvariantCulture, $"      {(c.Result ? "✓" : "✗")} {c.Path}: {c.Description}{actual}");
                 }
             }

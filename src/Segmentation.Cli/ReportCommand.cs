@@ -441,7 +441,7 @@ internal static partial class ReportCommand
     }
 
     private static string MixText(List<Share> mix) =>
-        mix.Count == 0 ? "-" : string.Join(", ", mix.Select(s => $"{s.Value} {CatalogCommands.Percent(s.Fraction)}"));
+        mix.Count == 0 ? "-" : string.Join(", ", mix.Select(s => $"{Terminal.Shown(s.Value)} {CatalogCommands.Percent(s.Fraction)}"));
 
     internal sealed class StrategyReport
     {

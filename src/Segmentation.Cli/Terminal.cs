@@ -25,7 +25,7 @@ internal static class Terminal
     /// </summary>
     public static string Shown(string text)
     {
-        if (!text.Any(char.IsControl))
+        if (!text.Any(IsBreaking))
         {
             return text;
         }
@@ -39,12 +39,16 @@ internal static class Terminal
                 '\r' => sb.Append("\\r"),
                 '\t' => sb.Append("\\t"),
                 _ when char.IsControl(ch) => sb.Append("\\x").Append(((int)ch).ToString("x2", System.Globalization.CultureInfo.InvariantCulture)),
+                '\u2028' or '\u2029' => sb.Append("\\u").Append(((int)ch).ToString("x4", System.Globalization.CultureInfo.InvariantCulture)),
                 _ => sb.Append(ch),
             };
         }
 
         return sb.ToString();
     }
+
+    // A control character, or a line or paragraph separator (which some readers split lines at).
+    private static bool IsBreaking(char ch) => char.IsControl(ch) || ch is '\u2028' or '\u2029';
 
     /// <summary>A table: drawn with borders on a terminal, aligned plain columns otherwise.</summary>
     /// <param name="headers">Column headings; a heading starting with '>' is right-aligned (numbers).</param>

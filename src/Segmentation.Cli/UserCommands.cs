@@ -293,7 +293,7 @@ internal static class UserCommands
 
         foreach (var state in response.States)
         {
-            Console.WriteLine($"{Cli.EnumName(state.Purpose),-16} {(state.Granted ? "granted" : "not granted"),-12} {(state.Recorded ? $"recorded {state.Latest?.Timestamp?.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z from {state.Latest?.Source}" : "default (never recorded)")}");
+            Console.WriteLine($"{Cli.EnumName(state.Purpose),-16} {(state.Granted ? "granted" : "not granted"),-12} {(state.Recorded ? $"recorded {state.Latest?.Timestamp?.ToDateTimeOffset():yyyy-MM-dd HH:mm:ss}Z from {Terminal.Shown(state.Latest?.Source ?? "")}" : "default (never recorded)")}");
         }
 
         return 0;

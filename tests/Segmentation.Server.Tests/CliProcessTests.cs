@@ -111,6 +111,13 @@ public sealed class CliProcessTests
             Assert.True(exit == 2, $"{time}: exit {exit}: {stderr}");
             Assert.Contains("RFC 3339", stderr, StringComparison.Ordinal);
         }
+
+        // Every RFC 3339 form is read (own review: nine fraction digits, as segctl's own --json prints times, were refused).
+        foreach (var time in new[] { "2026-12-07T22:54:03.123456789Z", "2026-12-07t22:54:03.1234567890+01:00", "2026-12-07T22:54Z", "2026-12-07", "2026-12-07T22:54:03+0100" })
+        {
+            var (exit, _, stderr) = await Segctl($"track u1 page_view --timestamp {time} --address http://127.0.0.1:1");
+            Assert.True(exit == 1, $"{time}: exit {exit} (1: the service cannot be reached): {stderr}");
+        }
     }
 
     [Fact]
@@ -666,6 +673,19 @@ public sealed class CliProcessTests
         Assert.True(exit == 1, $"exit {exit}: {stderr}");
         Assert.Contains("#41", stdout, StringComparison.Ordinal);
         Assert.Contains("resume with --after 41 --stream s1", stderr, StringComparison.Ordinal);
+
+        // Fallen behind the retention (own review): that offset is gone too, so resuming from it is not the advice.
+        await using var behind = await StubService("/segmentation.v1.CatalogService/WatchSegmentChanges", async context =>
+        {
+            await Read(context, Contracts.V1.WatchSegmentChangesRequest.Parser);
+            await Message(context, new Contracts.V1.WatchSegmentChangesResponse { Offset = 41, StreamId = "s1", SegmentId = "vip", UserId = "u1", Kind = Contracts.V1.MembershipChangeKind.Entered });
+            await context.Response.Body.FlushAsync();
+            context.Response.AppendTrailer("grpc-status", "11");
+            context.Response.AppendTrailer("grpc-message", "the consumer fell behind the stream's retention");
+        });
+        (exit, _, stderr) = await Segctl($"watch --seconds 30 --address {behind.Urls.Single()}");
+        Assert.Contains("resynchronise", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("--after 41", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
