@@ -27,10 +27,10 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits, IHostA
         ? UnsafeByteOperations.UnsafeWrap(Zeros.AsMemory(0, (int)bytes))
         : throw new ValidationException("response_bytes", $"at most {MaxEchoResponseBytes} bytes (got {bytes})");
 
-    public override async Task EchoStream(IAsyncStreamReader<EchoStreamRequest> requestStream, IServerStreamWriter<EchoStreamResponse> responseStream, ServerCallContext context)
+    public override Task EchoStream(IAsyncStreamReader<EchoStreamRequest> requestStream, IServerStreamWriter<EchoStreamResponse> responseStream, ServerCallContext context)
     {
         var caller = context.Caller().Name;
-        var answered = await PipelinedStream.RunAsync(requestStream, responseStream, ProfileGrpcService.MaxQueuedResults, // as many as StreamEvents lets one-event messages wait
+        return PipelinedStream.RunAsync(requestStream, responseStream, ProfileGrpcService.MaxQueuedResults, // as many as StreamEvents lets one-event messages wait
             weigh: static message => message.ResponseBytes <= MaxEchoResponseBytes
                 ? 1
                 : throw new ValidationException("response_bytes", $"at most {MaxEchoResponseBytes} bytes (got {message.ResponseBytes})"),
@@ -41,9 +41,5 @@ internal sealed class DiagnosticsGrpcService(StreamRateLimits rateLimits, IHostA
             },
             context.CancellationToken,
             lifetime.ApplicationStopping); // as StreamEvents, it stops reading when the server stops (and ends with OK: a baseline has nothing to send again)
-        if (!answered)
-        {
-            context.GetHttpContext().Abort(); // as StreamEvents: the client did not read its answers within the grace after the stop
-        }
     }
 }

@@ -21,13 +21,6 @@ public static class PipelinedStream
     public const int FlushEvery = 64;
 
     /// <summary>
-    /// How long the answers still queued get to be written once the server stops reading (it is stopping): a client that
-    /// does not read its answers would otherwise hold the call, and the server's stop, until the host gives up on it.
-    /// The answers not written then are lost with the call; their events come back as duplicates when sent again.
-    /// </summary>
-    public static readonly TimeSpan WriteGraceAfterStop = TimeSpan.FromSeconds(5);
-
-    /// <summary>
     /// Reads <paramref name="requests"/> until the client completes it, answering each message with
     /// <paramref name="answer"/> (given the message and its weight). <paramref name="weigh"/> gives a message's weight,
     /// at least 1 (StreamEvents: its events), and may throw to refuse it. At most <paramref name="maxQueued"/> weight
@@ -37,11 +30,10 @@ public static class PipelinedStream
     /// get its room: <paramref name="weigh"/> must refuse it. When reading, weighing or answering throws, reading stops,
     /// the answers already queued are written, and the exception is rethrown; when writing an answer throws, reading
     /// stops too and that exception is rethrown. When <paramref name="stopReading"/> is cancelled (the server stops),
-    /// no further message is read, the answers to those read are written (for at most <see cref="WriteGraceAfterStop"/>),
-    /// and the call returns as if the client had completed its stream. Returns false when answers were left unwritten at
-    /// the end of that grace: the caller then resets the stream (its status could only follow the unread answers).
+    /// no further message is read, the answers to those read are written, and the call returns as if the client had
+    /// completed its stream.
     /// </summary>
-    public static Task<bool> RunAsync<TRequest, TResponse>(
+    public static Task RunAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
         IServerStreamWriter<TResponse> responses,
         int maxQueued,
@@ -63,7 +55,7 @@ public static class PipelinedStream
     /// of the group), the rest of the group is not answered, and the stream ends with its exception. With
     /// <paramref name="maxGroupWeight"/> 1 every message is answered as soon as it is read, as <see cref="RunAsync"/> does.
     /// </summary>
-    public static async Task<bool> RunGroupedAsync<TRequest, TResponse>(
+    public static async Task RunGroupedAsync<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requests,
         IServerStreamWriter<TResponse> responses,
         int maxQueued,
@@ -159,7 +151,6 @@ public static class PipelinedStream
             }
 
             answers.Writer.TryComplete();
-            StopWritingSoonWhenStopping(stop, stopReading);
             await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
             if (writer.Exception?.InnerException is { } failedWrite && !cancellation.IsCancellationRequested)
             {
@@ -170,36 +161,7 @@ public static class PipelinedStream
         }
 
         answers.Writer.TryComplete();
-        if (StopWritingSoonWhenStopping(stop, stopReading))
-        {
-            try
-            {
-                await writer;
-            }
-            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
-            {
-                // The client did not take its answers within the grace: the call ends without them. The caller must reset
-                // the stream: the status that would end it waits behind the unread answers, and the server's stop with it.
-                return false;
-            }
-
-            return true;
-        }
-
         await writer;
-        return true;
-    }
-
-    // When the server stops reading, the writer gets WriteGraceAfterStop more and is then stopped; true when stopping.
-    private static bool StopWritingSoonWhenStopping(CancellationTokenSource stop, CancellationToken stopReading)
-    {
-        if (!stopReading.IsCancellationRequested)
-        {
-            return false;
-        }
-
-        stop.CancelAfter(WriteGraceAfterStop);
-        return true;
     }
 
     // The messages read and not answered yet, with their room taken.

@@ -68,7 +68,7 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
         // With durability on, the messages that have arrived are recorded together, so their events share a commit to the
         // change log (one, unless a profile another writer holds splits it); without it, each message is answered as soon
         // as it is read.
-        var answered = await PipelinedStream.RunGroupedAsync(requestStream, responseStream, MaxQueuedResults, weigh: message =>
+        await PipelinedStream.RunGroupedAsync(requestStream, responseStream, MaxQueuedResults, weigh: message =>
         {
             var events = StreamMessage.CountEvents(message.Event is not null, message.Events.Count);
             if (events > InputLimits.MaxEventsPerCall)
@@ -80,19 +80,10 @@ internal sealed class ProfileGrpcService(ProfileIngestion ingestion, IProfileSto
             return events;
         }, answer: (group, answers) => Answer(stream, group, answers), stream.GroupLimit, context.CancellationToken, lifetime.ApplicationStopping);
         span?.SetTag("segmentation.events.received", stream.Received);
-        if (!answered)
-        {
-            // The server is stopping and the client did not read its answers within the grace: the stream is reset (the
-            // status would wait behind them, and the stop for it); events sent again are recognised by their ids.
-            context.GetHttpContext().Abort();
-            return;
-        }
-
         if (ServerStopping.Ended(context, lifetime))
         {
-            // Every event applied was answered (unless the client did not read its answers within the grace after the
-            // stop: then some may be applied unanswered, and sending them again records nothing twice).
-            throw ServerStopping.Error("the events without a result were not answered: send them again on a new stream (any already applied are recognised by their event id)");
+            // Every event applied was answered (the answers were written); nothing after them was applied.
+            throw ServerStopping.Error("the events without a result were not applied: send them again on a new stream");
         }
     }
 
