@@ -80,6 +80,69 @@ public sealed class GracefulShutdownProcessTests(ITestOutputHelper output) : IDi
         }
     }
 
+    [Fact]
+    public async Task An_event_stream_whose_client_never_reads_does_not_hold_the_shutdown()
+    {
+        // Regression (found in review): the stream's last answers waited for a client that never reads them, and Kestrel
+        // waited for the connection: the stop lasted until the host's timeout (30 s). A dump taken during the stop showed
+        // the call's write waiting for flow control and, once the call was made to end, the connection still held.
+        var port = RealServerProcessTests.FreePort();
+        using var server = RealServerProcessTests.StartServer(port, "--Segmentation:DemoData=false");
+        try
+        {
+            await RealServerProcessTests.WaitUntilListening(server, port);
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(RealServerProcessTests.ApiKey) });
+            using var events = new ProfileService.ProfileServiceClient(channel).StreamEvents();
+            var at = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddSeconds(-1));
+            var written = 0;
+            // Far more answers than the transport holds unread: the server's room fills, and it stops reading. A write
+            // that does not complete within 2 s is left pending (cancelling it would cancel the call).
+            for (var m = 0; m < 2_000; m++)
+            {
+                var request = new StreamEventsRequest();
+                request.Events.Add(Enumerable.Range(0, 50).Select(i => new Event
+                {
+                    EventId = $"e-{m}-{i}",
+                    Type = "page_view",
+                    UserId = $"u{i}",
+                    Timestamp = at,
+                    Context = new EventContext { Source = "web", Device = "desktop", SessionId = "s-1", PageType = "home" },
+                }));
+                var pending = events.RequestStream.WriteAsync(request);
+                if (await Task.WhenAny(pending, Task.Delay(TimeSpan.FromSeconds(2))) != pending)
+                {
+                    break;
+                }
+
+                await pending;
+                written++;
+            }
+
+            Assert.True(written < 2_000, "the server read every message: its room never filled");
+            output.WriteLine($"{written} messages written before the server stopped reading");
+            var stopping = Stopwatch.StartNew();
+            using (var kill = Process.Start("kill", $"-TERM {server.Id}"))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await server.WaitForExitAsync(timeout.Token);
+            output.WriteLine($"stopped after {stopping.Elapsed.TotalSeconds:0.0} s, exit code {server.ExitCode}");
+            Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(15), $"the stop took {stopping.Elapsed.TotalSeconds:0.0} s: the unread event stream held it");
+            Assert.Equal(0, server.ExitCode);
+        }
+        finally
+        {
+            if (!server.HasExited)
+            {
+                server.Kill(entireProcessTree: true);
+            }
+
+            await server.WaitForExitAsync();
+        }
+    }
+
     // Reads a response stream to its end: the status it ended with (OK when it ended without an error).
     private static async Task<RpcException> ReadUntilEnd<T>(IAsyncStreamReader<T> stream)
     {

@@ -73,6 +73,15 @@ public sealed class LimitsOptions
     [Range(1, 86_400)]
     public int KeepAlivePingSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// Seconds a graceful stop lets a connection's calls end before the connection is closed. Calls end at a stop by
+    /// themselves (watches and event streams within moments, other calls when done); a client that stops reading its
+    /// answers cannot take the last ones, and its connection would otherwise hold the stop until the host's own
+    /// timeout (30 s), when a supervisor's kill races the final saves.
+    /// </summary>
+    [Range(1, 25)]
+    public int StopDrainSeconds { get; set; } = 10;
+
     /// <summary>The connection limit in force: <see cref="MaxConnections"/>, or derived from the open-file limit.</summary>
     public int EffectiveMaxConnections() =>
         MaxConnections > 0 ? MaxConnections : Math.Clamp((OpenFileLimit() ?? 10_256) - (OpenFilesNow() + ReservedFileDescriptors), 32, 10_000);

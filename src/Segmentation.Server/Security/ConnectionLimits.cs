@@ -8,7 +8,9 @@ namespace Segmentation.Server.Security;
 /// What keeps connections from taking the process down, none of it needing a key: a bound on concurrent
 /// connections below the open-file limit — over every endpoint together (Kestrel's own limit counts each endpoint
 /// alone: two endpoints held twice the descriptors the bound was derived from) —, a deadline for a new connection's
-/// first bytes (a connection that sends nothing is closed), an idle timeout and HTTP/2 keep-alive pings that drop dead peers.
+/// first bytes (a connection that sends nothing is closed), an idle timeout, HTTP/2 keep-alive pings that drop dead peers,
+/// and a bound on how long a graceful stop waits for a connection (one whose client does not read held it until the
+/// host's timeout).
 /// </summary>
 internal static class ConnectionLimits
 {
@@ -22,17 +24,19 @@ internal static class ConnectionLimits
         kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(limits.KeepAlivePingSeconds);
         kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         var handshake = TimeSpan.FromSeconds(limits.HandshakeSeconds);
-        var open = new OpenConnections(max); // one count for every endpoint of the server
-        kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => connection => open.WithinLimit(connection, handshake, next)));
+        var open = new OpenConnections(max, TimeSpan.FromSeconds(limits.StopDrainSeconds)); // one count for every endpoint of the server
+        kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => connection =>
+            open.WithinLimit(connection, handshake, next, kestrel.ApplicationServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping)));
     }
 
     // The connections open over every endpoint of a server, against its bound.
-    private sealed class OpenConnections(int max)
+    private sealed class OpenConnections(int max, TimeSpan stopDrain)
     {
         private int _open;
 
-        // Counts the connection while it is open; one past the bound is closed at once.
-        public async Task WithinLimit(ConnectionContext connection, TimeSpan handshake, ConnectionDelegate next)
+        // Counts the connection while it is open; one past the bound is closed at once. Once the server stops, the
+        // connection is closed if it is still open stopDrain later.
+        public async Task WithinLimit(ConnectionContext connection, TimeSpan handshake, ConnectionDelegate next, CancellationToken stopping)
         {
             if (Interlocked.Increment(ref _open) > max)
             {
@@ -43,6 +47,11 @@ internal static class ConnectionLimits
 
             try
             {
+                // Disposed in reverse order: the stop's callback is gone (or has run) before the source it uses is disposed.
+                using var drained = new CancellationTokenSource();
+                using var onStop = stopping.Register(() => drained.CancelAfter(stopDrain));
+                using var onDrained = drained.Token.Register(() => connection.Abort(new ConnectionAbortedException(
+                    $"the server is stopping and the connection's calls did not end within {stopDrain.TotalSeconds:0} s")));
                 await FirstBytesWithin(connection, handshake, next);
             }
             finally
