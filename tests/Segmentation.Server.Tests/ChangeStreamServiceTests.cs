@@ -1,6 +1,7 @@
 using Google.Rpc;
 using Grpc.Core;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Contracts.V1;
 using Segmentation.Server.Tests.Support;
 
@@ -92,6 +93,35 @@ public sealed class ChangeStreamServiceTests : IDisposable
                 await Task.Delay(100); // memberships are being rebuilt after the start
             }
         }
+    }
+
+    [Fact]
+    public async Task A_stop_while_a_watch_catches_up_ends_it_with_UNAVAILABLE_not_a_reset()
+    {
+        // Regression (review): the watch's writes were given the token the stop cancels, and a write given a cancelled
+        // token resets the stream: a consumer replaying a backlog when the server stopped got CANCELLED with no retry
+        // delay (an HTTP/JSON one a cut body) instead of the UNAVAILABLE the contract promises.
+        using var server = Server();
+        using var channel = GrpcTestFixture.CreateChannel(server);
+        foreach (var user in new[] { "stop-a", "stop-b", "stop-c", "stop-d" })
+        {
+            await Explore(channel, user);
+        }
+
+        // The stop comes after the watch read a batch of the backlog and before it writes any of it.
+        var lifetime = server.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>();
+        server.Services.GetRequiredService<Segmentation.Core.Application.Catalogs.CatalogGovernance>().AfterWatchRead = lifetime.StopApplication;
+        var catalog = new CatalogService.CatalogServiceClient(channel);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var watch = catalog.WatchSegmentChanges(new WatchSegmentChangesRequest { FromOldest = true }, cancellationToken: cts.Token);
+        var end = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await watch.ResponseStream.MoveNext(cts.Token))
+            {
+            }
+        });
+        Assert.Equal(StatusCode.Unavailable, end.StatusCode);
+        Assert.Contains("shutting down", end.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -102,11 +102,18 @@ internal sealed class CatalogGrpcService(CatalogGovernance governance, IHostAppl
                 // Nothing to send yet: the headers tell the caller its watch is open (a client, or the dashboard's Live page,
                 // would otherwise wait on a quiet system until the first change, not knowing whether it was refused).
                 await context.WriteResponseHeadersAsync([]);
+
+                // Over HTTP/JSON the headers above are a flush of the response's pipe, which sends nothing while the pipe
+                // is empty once the response body is wrapped (it is, to name errors in a query string): start it.
+                await context.GetHttpContext().Response.StartAsync(call.Token);
             }
 
             while (await next)
             {
-                await responseStream.WriteAsync(CatalogMapper.ToProto(changes.Current, stream), call.Token);
+                // The stop is seen here, between entries: a write given a cancelled token resets the stream (the client
+                // would see CANCELLED with no retry delay, over HTTP/JSON a cut body), so the write is given the call's own.
+                call.Token.ThrowIfCancellationRequested();
+                await responseStream.WriteAsync(CatalogMapper.ToProto(changes.Current, stream), context.CancellationToken);
                 next = changes.MoveNextAsync();
             }
         }
