@@ -89,6 +89,35 @@ public sealed class LoadHarnessTests
         Assert.Equal(10, result.ServerCpuMicrosPerRpc!.Value, 6);
     }
 
+    [Fact]
+    public void The_summary_prints_mixed_server_and_client_cpu_per_rpc()
+    {
+        // Regression (review): only the verdict's figure counted mixed's TrackEvents; the summary table and the mode's line
+        // (where the docs' figures are copied from) still divided by its Decides alone, 1.2x too high at 20 %.
+        var stats = new WorkerStats { Tracks = 20 };
+        stats.Latencies.AddRange(Enumerable.Repeat(1L, 100));
+
+        var mixed = ModeResult.From("mixed", 1, [stats]) with { ServerCpuSeconds = 0.0012, ClientCpuSeconds = 0.0024 };
+        var miss = ModeResult.From("decide-miss", 1, [stats]) with { ServerCpuSeconds = 0.0012 };
+
+        Assert.Equal(10, mixed.ServerCpuMicrosReported!.Value, 6);
+        Assert.Equal(20, mixed.ClientCpuMicrosReported!.Value, 6);
+        Assert.Equal(12, miss.ServerCpuMicrosReported!.Value, 6); // decide-miss's unit is its TrackEvent and Decide pair
+    }
+
+    [Theory]
+    [InlineData("decide-miss")]
+    [InlineData("decide-with-event")]
+    [InlineData("all")]
+    public void Fewer_users_than_workers_is_refused_for_the_modes_that_give_each_worker_its_own(string mode)
+    {
+        // Regression (review): with --users below --concurrency, workers shared users again (worker 0 and worker 100 of
+        // 160 with 100 users), and a hit could be counted as a miss, as before each worker had users of its own.
+        var refused = Assert.Throws<ArgumentException>(() => LoadOptions.Parse(["--mode", mode, "--users", "100"]));
+        Assert.Contains("--users (100) must be at least --concurrency (160)", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(100, LoadOptions.Parse(["--mode", "decide-hit,decide-fresh", "--users", "100"]).Users); // the others need no users of their own
+    }
+
     // Answers TrackEvent and Decide (computed), recording whom each Decide was for and its page path.
     private sealed class Recorder : UnaryOnly
     {

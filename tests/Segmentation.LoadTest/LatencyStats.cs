@@ -71,6 +71,17 @@ internal sealed record ModeResult(
     /// <summary>Server CPU per RPC, Decides and the TrackEvents sent before some of them together, in microseconds.</summary>
     public double? ServerCpuMicrosPerRpc => ServerCpuSeconds is { } cpu && Throughput + TrackThroughput > 0 ? cpu * 1e6 / ((Throughput + TrackThroughput) * Seconds) : null;
 
+    /// <summary>
+    /// The server CPU the summary and the mode's line print, in microseconds: per unit of throughput, except for mixed,
+    /// per RPC (its TrackEvents are RPCs of their own, sent before some Decides; decide-miss's pair is its unit).
+    /// </summary>
+    public double? ServerCpuMicrosReported => Mode == "mixed" ? ServerCpuMicrosPerRpc : ServerCpuMicrosPerUnit;
+
+    /// <summary>The load generator's CPU the summary and the mode's line print, counted as <see cref="ServerCpuMicrosReported"/> is.</summary>
+    public double? ClientCpuMicrosReported => ClientCpuSeconds is { } cpu && Mode == "mixed"
+        ? (Throughput + TrackThroughput > 0 ? cpu * 1e6 / ((Throughput + TrackThroughput) * Seconds) : null)
+        : ClientCpuMicrosPerUnit;
+
     /// <summary>The load generator's own CPU seconds over the measured time: the client shares the machine's cores.</summary>
     public double? ClientCpuSeconds { get; init; }
 

@@ -126,6 +126,14 @@ internal sealed record LoadOptions
             throw new ArgumentException($"unknown mode '{unknown}'");
         }
 
+        // decide-miss and decide-with-event give each worker users of its own (a user two workers shared could have one's
+        // Decide answered from the cache the other's had just filled, a hit counted as a miss): one each at least.
+        var modes = o.Mode == "all" ? Modes : o.Mode.Split(',');
+        if (o.Users < o.Concurrency && modes.FirstOrDefault(m => m is "decide-miss" or "decide-with-event") is { } owning)
+        {
+            throw new ArgumentException($"--users ({o.Users}) must be at least --concurrency ({o.Concurrency}) for {owning}: each worker decides for users of its own");
+        }
+
         // A load generator must not be pointed at someone else's server by mistake.
         if (!(o.Address.IsLoopback || (IPAddress.TryParse(o.Address.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip))))
         {

@@ -91,14 +91,14 @@ if (echo is not null && results.Count > 1)
 {
     Console.WriteLine();
     Console.WriteLine("summary (same server, same run; ratios are to the bare Echo RPC moving a Decide's request and response sizes)");
-    Console.WriteLine("(decide-batch: users/s, latencies of whole batches; stream-ingest, stream-batch: events/s; echo-stream: messages/s, one per event; server and load-generator CPU per request, event or batch user: they share the cores)");
+    Console.WriteLine("(decide-batch: users/s, latencies of whole batches; stream-ingest, stream-batch: events/s; echo-stream: messages/s, one per event; server and load-generator CPU per request, event or batch user - decide-miss: per TrackEvent and Decide pair, mixed: per RPC, its TrackEvents counted; they share the cores)");
     Console.WriteLine("mode            req/s    p50 ms   p90 ms   p99 ms p99.9 ms   max ms   errors  cache hits  throughput % of echo  p99 x echo  server CPU us  client CPU us");
     foreach (var r in results)
     {
         var share = r.IsIngest || r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{100 * r.Throughput / echo.Throughput:0} %");
         var ratio = r.IsBatch ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{r.P99Ms / echo.P99Ms:0.00}x");
-        var cpu = r.ServerCpuMicrosPerUnit is { } micros ? string.Create(CultureInfo.InvariantCulture, $"{micros:0.0}") : "-";
-        var clientCpu = r.ClientCpuMicrosPerUnit is { } clientMicros ? string.Create(CultureInfo.InvariantCulture, $"{clientMicros:0.0}") : "-";
+        var cpu = r.ServerCpuMicrosReported is { } micros ? string.Create(CultureInfo.InvariantCulture, $"{micros:0.0}") : "-";
+        var clientCpu = r.ClientCpuMicrosReported is { } clientMicros ? string.Create(CultureInfo.InvariantCulture, $"{clientMicros:0.0}") : "-";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{r.Mode,-14} {r.Throughput,8:0}  {r.P50Ms,8:0.00} {r.P90Ms,8:0.00} {r.P99Ms,8:0.00} {r.P999Ms,8:0.00} {r.MaxMs,8:0.00} {r.Errors,8}  {HitShare(r),10}  {share,20}  {ratio,10}  {cpu,12}  {clientCpu,13}"));
     }
@@ -192,8 +192,8 @@ async Task<WorkerStats[]> RunCalls(string mode, long measureFrom, long stopAt)
 string Line(ModeResult r)
 {
     var errors = r.Errors > 0 ? $" ({r.ErrorDetail})" : "";
-    var cpu = (r.ServerCpuMicrosPerUnit is { } micros ? FormattableString.Invariant($" server_cpu_us={micros:0.0}") : "")
-        + (r.ClientCpuMicrosPerUnit is { } clientMicros ? FormattableString.Invariant($" client_cpu_us={clientMicros:0.0}") : "");
+    var cpu = (r.ServerCpuMicrosReported is { } micros ? FormattableString.Invariant($" server_cpu_us={micros:0.0}") : "")
+        + (r.ClientCpuMicrosReported is { } clientMicros ? FormattableString.Invariant($" client_cpu_us={clientMicros:0.0}") : "");
     if (r.IsBatch)
     {
         return FormattableString.Invariant(

@@ -137,8 +137,17 @@ internal static class PairedCacheHit
 
     private static string Quartiles(List<double> values, string format)
     {
+        // Interpolated between the two values around the rank (an even count's median is the mean of its middle two):
+        // taking the lower one, as before, leaned every quantile low, in the 5 % bound's favour.
         var sorted = values.Order().ToList();
-        string At(double q) => sorted[(int)(q * (sorted.Count - 1))].ToString(format, CultureInfo.InvariantCulture);
+        string At(double q)
+        {
+            var rank = q * (sorted.Count - 1);
+            var below = (int)Math.Floor(rank);
+            var above = Math.Min(below + 1, sorted.Count - 1);
+            return (sorted[below] + ((rank - below) * (sorted[above] - sorted[below]))).ToString(format, CultureInfo.InvariantCulture);
+        }
+
         return $"median {At(0.5)} (p25 {At(0.25)}, p75 {At(0.75)})";
     }
 }
