@@ -57,6 +57,41 @@ public sealed class RealServerProcessTests
     }
 
     [Fact]
+    public async Task A_batch_whose_client_stops_reading_is_ended_after_the_stall_limit()
+    {
+        // Regression (review): a DecideBatch waited for its client for as long as the connection lived: a client that
+        // stopped reading held the batch (its ids, the results not taken) in the server indefinitely.
+        var port = FreePort();
+        using var server = StartServer(port, "--Segmentation:Limits:WriteStallSeconds=2");
+        try
+        {
+            await WaitUntilListening(server, port);
+            var transport = new SocketsHttpHandler { InitialHttp2StreamWindowSize = 65_535 }; // the window a client that reads nothing fills first
+            using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions { HttpHandler = ApiKeyHandler.For(ApiKey, inner: transport) });
+            var request = new DecideBatchRequest { Explain = true };
+            request.UserIds.Add(Enumerable.Range(0, 10_000).Select(i => $"stall-{i}"));
+            using var batch = new DecisionService.DecisionServiceClient(channel).DecideBatch(request);
+            await Task.Delay(TimeSpan.FromSeconds(8)); // nothing read: the server's writes wait for the window
+
+            var read = 0;
+            var ended = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+            {
+                while (await batch.ResponseStream.MoveNext(CancellationToken.None))
+                {
+                    read++;
+                }
+            });
+            Assert.True(read < 10_000, $"all {read} results were there: the batch waited for the client");
+            Assert.NotEqual(Grpc.Core.StatusCode.OK, ended.StatusCode);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_system_without_time_zone_data_is_told_so_at_start_up_and_serves()
     {
         // Regression (found in review): without time zone data (a machine without tzdata) contact policies read every

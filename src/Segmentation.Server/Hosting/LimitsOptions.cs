@@ -82,6 +82,14 @@ public sealed class LimitsOptions
     [Range(1, 25)]
     public int StopDrainSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// Seconds a server-streaming answer (<c>DecideBatch</c>) may wait for its client to take what was sent before the
+    /// call is ended: a client that stops reading would otherwise hold the batch (its ids, its results not yet taken)
+    /// for as long as its connection lives. A client reading at any pace never waits this long.
+    /// </summary>
+    [Range(1, 3_600)]
+    public int WriteStallSeconds { get; set; } = 30;
+
     /// <summary>The connection limit in force: <see cref="MaxConnections"/>, or derived from the open-file limit.</summary>
     public int EffectiveMaxConnections() =>
         MaxConnections > 0 ? MaxConnections : Math.Clamp((OpenFileLimit() ?? 10_256) - (OpenFilesNow() + ReservedFileDescriptors), 32, 10_000);

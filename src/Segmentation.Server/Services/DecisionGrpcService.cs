@@ -1,16 +1,18 @@
 using System.Diagnostics;
 using Grpc.Core;
+using Microsoft.Extensions.Options;
 using Segmentation.Contracts.V1;
 using Segmentation.Core.Application.Decisions;
 using Segmentation.Core.Application.Telemetry;
 using Segmentation.Core.Events;
+using Segmentation.Server.Hosting;
 using Segmentation.Server.Mapping;
 using Segmentation.Server.Security;
 
 namespace Segmentation.Server.Services;
 
 /// <summary>gRPC adapter for <see cref="DecisionEngine"/>, and for <see cref="TrackAndDecide"/> when a Decide carries events.</summary>
-internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide trackAndDecide, StreamRateLimits rateLimits, UnaryRateLimits unaryLimits) : DecisionService.DecisionServiceBase
+internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide trackAndDecide, StreamRateLimits rateLimits, UnaryRateLimits unaryLimits, IOptions<LimitsOptions> limits) : DecisionService.DecisionServiceBase
 {
     public override Task<DecideResponse> Decide(DecideRequest request, ServerCallContext context)
     {
@@ -105,6 +107,11 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
         var grpc = !Hosting.HttpJsonApi.IsHttpJsonCall(context.GetHttpContext()); // write options (buffering) are gRPC's only
         var flushedAt = Stopwatch.GetTimestamp();
 
+        // A flush waits for the client to take what was sent; one that never ends (a client that stopped reading) is cut
+        // after the stall limit: the call is reset, and the decisions stop with it.
+        using var stalled = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        var stallLimit = TimeSpan.FromSeconds(limits.Value.WriteStallSeconds);
+
         // One response message, filled again for each user: a write serializes it before it returns.
         var response = new DecideBatchResponse();
         foreach (var item in items)
@@ -142,11 +149,17 @@ internal sealed class DecisionGrpcService(DecisionEngine engine, TrackAndDecide 
                 responseStream.WriteOptions = flush ? null : Buffered; // HTTP/JSON writes each item as it comes
             }
 
-            await responseStream.WriteAsync(response, context.CancellationToken);
-            if (flush)
+            if (flush || !grpc) // an HTTP/JSON write is flushed
             {
+                stalled.CancelAfter(stallLimit);
+                await responseStream.WriteAsync(response, stalled.Token);
+                stalled.CancelAfter(Timeout.InfiniteTimeSpan);
                 unflushed = 0;
                 flushedAt = now;
+            }
+            else
+            {
+                await responseStream.WriteAsync(response, context.CancellationToken); // buffered: returns without waiting for the client
             }
         }
 
