@@ -3,6 +3,7 @@ using System.Text.Json;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Segmentation.Contracts.V1;
 using StackExchange.Redis;
 
@@ -184,6 +185,32 @@ public sealed class RedisStreamIngestionProcessTests : IAsyncLifetime
         Value = n + 1,
         Currency = "GBP",
     };
+
+    [Fact]
+    public async Task A_claimed_entry_deleted_meanwhile_is_skipped_and_the_rest_of_its_batch_acknowledged()
+    {
+        // Regression (review): Redis before 7.0 answers XAUTOCLAIM with nil for a pending entry deleted meanwhile (a
+        // producer's MAXLEN trim); the consumer dead-lettered it without an id and its batch's XACK failed on the missing
+        // id, so the batch was applied again (as duplicates) at every claim, for good. Debian's Redis is 7: the entry
+        // the old one answers is given to the batch as the client library reads it.
+        using var server = new GrpcTestFixture();
+        var consumer = new Segmentation.Server.Hosting.RedisStreamIngestion(
+            Microsoft.Extensions.Options.Options.Create(new Segmentation.Server.Hosting.RedisIngestionOptions { Stream = "claim:events", Consumer = "node-claim" }),
+            server.Services.GetRequiredService<Segmentation.Core.Application.Profiles.ProfileIngestion>(),
+            server.Services.GetRequiredService<Segmentation.Server.Hosting.ServiceHealth>(),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<Segmentation.Server.Hosting.RedisStreamIngestion>.Instance);
+        await using var redis = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{_redisPort}");
+        var db = redis.GetDatabase();
+        await db.StreamCreateConsumerGroupAsync("claim:events", "segmentation", StreamPosition.Beginning, createStream: true);
+        await db.StreamAddAsync("claim:events", [new NameValueEntry("event", JsonFormatter.Default.Format(Purchase(9_001, 0, DateTimeOffset.UtcNow.AddMinutes(-5))))]);
+        var read = await db.StreamReadGroupAsync("claim:events", "segmentation", "node-claim", StreamPosition.NewMessages, 10);
+
+        await consumer.ApplyAsync(db, [StreamEntry.Null, .. read]);
+
+        Assert.Equal(0, (await db.StreamPendingAsync("claim:events", "segmentation")).PendingMessageCount); // acknowledged
+        Assert.Empty(await db.StreamRangeAsync("claim:events:dead-letter")); // nothing dead-lettered for the deleted entry
+        Assert.NotNull(server.Services.GetRequiredService<Segmentation.Core.Profiles.IProfileStore>().Get("ru9001"));
+    }
 
     [Fact]
     public async Task Every_entry_is_applied_exactly_once_across_a_kill_9_and_rejected_ones_are_dead_lettered()

@@ -116,7 +116,7 @@ public sealed class RedisIngestionOptions
 /// are claimed. Failures (Redis unreachable, a write that could not be made durable) leave entries unacknowledged
 /// and are retried with backoff; health reports the job meanwhile.
 /// </summary>
-internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> options, ProfileIngestion ingestion, ServiceHealth health, ILogger<RedisStreamIngestion> logger)
+public sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> options, ProfileIngestion ingestion, ServiceHealth health, ILogger<RedisStreamIngestion> logger)
     : SupervisedBackgroundService(health, logger)
 {
     private readonly RedisIngestionOptions _options = options.Value;
@@ -210,9 +210,22 @@ internal sealed class RedisStreamIngestion(IOptions<RedisIngestionOptions> optio
         }
     }
 
-    /// <summary>Applies a batch durably, dead-letters what cannot be applied, then acknowledges the whole batch.</summary>
-    internal async Task ApplyAsync(IDatabase db, StreamEntry[] entries)
+    /// <summary>
+    /// Applies a batch durably, dead-letters what cannot be applied, then acknowledges the whole batch. An entry without
+    /// an id is skipped: Redis before 7.0 answers XAUTOCLAIM so for a pending entry deleted meanwhile (a producer's
+    /// trim), which has nothing to apply, and whose missing id would fail the batch's acknowledgement.
+    /// </summary>
+    public async Task ApplyAsync(IDatabase db, StreamEntry[] entries)
     {
+        if (Array.Exists(entries, static e => e.IsNull))
+        {
+            entries = Array.FindAll(entries, static e => !e.IsNull);
+            if (entries.Length == 0)
+            {
+                return;
+            }
+        }
+
         var events = new List<Core.Events.BehaviourEvent>(entries.Length);
         var entryOfEvent = new List<int>(entries.Length);
         var deadLetters = new List<(StreamEntry Entry, string Reason, bool KeepPayload)>();
