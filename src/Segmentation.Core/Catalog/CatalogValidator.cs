@@ -218,7 +218,7 @@ public static partial class CatalogValidator
             var experiments = ReadExperiments(segments, declared);
             var contact = _contactPolicies is null ? ContactPolicies.None
                 : new ContactPolicyReader((node, clause, message) => Error(node, null, clause, message)).Read(_contactPolicies, declared) ?? ContactPolicies.None;
-            var triggers = new TriggerReader((node, clause, message) => Error(node, null, clause, message)).Read(_triggerNodes, declared);
+            var triggers = new TriggerReader((node, clause, message) => Error(node, null, clause, message)).Read(_triggerNodes, declared, segments.FirstOrDefault(s => s.IsFallback)?.Id);
             return new CatalogDefinition
             {
                 ContactPolicies = contact,

@@ -27,13 +27,18 @@ internal sealed class TriggerReader(Action<SyntaxNode, string, string> error)
 {
     private static readonly string[] Keys = ["id", "segment", "delay", "unless", "still_member", "description"];
 
-    public IReadOnlyList<SegmentTrigger> Read(IReadOnlyList<SyntaxMap> nodes, IReadOnlySet<string> segments)
+    /// <summary>
+    /// Reads the triggers of <paramref name="nodes"/>, on the <paramref name="segments"/> declared; one on the
+    /// <paramref name="fallback"/> segment is refused: no user is ever a member of it (it serves those no other segment
+    /// matched), so nothing would arm it.
+    /// </summary>
+    public IReadOnlyList<SegmentTrigger> Read(IReadOnlyList<SyntaxMap> nodes, IReadOnlySet<string> segments, string? fallback = null)
     {
         var triggers = new List<SegmentTrigger>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
         foreach (var map in nodes)
         {
-            if (Read(map, segments) is not { } trigger)
+            if (Read(map, segments, fallback) is not { } trigger)
             {
                 continue;
             }
@@ -50,7 +55,7 @@ internal sealed class TriggerReader(Action<SyntaxNode, string, string> error)
         return triggers;
     }
 
-    private SegmentTrigger? Read(SyntaxMap map, IReadOnlySet<string> segments)
+    private SegmentTrigger? Read(SyntaxMap map, IReadOnlySet<string> segments, string? fallback)
     {
         foreach (var (k, _) in map.Entries)
         {
@@ -73,6 +78,11 @@ internal sealed class TriggerReader(Action<SyntaxNode, string, string> error)
         if (segment is null || !segments.Contains(segment))
         {
             error(map.Get("segment") ?? map, clause + ".segment", segment is null ? "a trigger names the 'segment' whose entry schedules it" : $"unknown segment '{segment}'");
+            ok = false;
+        }
+        else if (segment == fallback)
+        {
+            error(map.Get("segment")!, clause + ".segment", $"'{segment}' is the fallback segment, which no user is ever a member of (it serves those no other segment matched): a trigger on it would never fire");
             ok = false;
         }
 

@@ -620,6 +620,7 @@ public sealed class TriggerTests : IDisposable
 
     [Theory]
     [InlineData("triggers:\n  - id: t\n    segment: nope\n", "unknown segment 'nope'")]
+    [InlineData("triggers:\n  - id: t\n    segment: everyone\n", "'everyone' is the fallback segment, which no user is ever a member of")] // regression: accepted, and it never fired
     [InlineData("triggers:\n  - id: t\n    segment: high\n    delay: 100d\n", "'delay' is a duration from 0 to 90d")]
     [InlineData("triggers:\n  - id: t\n    segment: high\n    unless: [bought]\n", "'bought' is not an event type")]
     [InlineData("triggers:\n  - id: t\n    segment: high\n    dealy: 3d\n", "unknown key 'dealy'")]
