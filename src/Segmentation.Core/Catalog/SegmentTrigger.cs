@@ -80,7 +80,7 @@ internal sealed class TriggerReader(Action<SyntaxNode, string, string> error)
             error(map.Get("segment") ?? map, clause + ".segment", segment is null ? "a trigger names the 'segment' whose entry schedules it" : $"unknown segment '{segment}'");
             ok = false;
         }
-        else if (segment == fallback)
+        else if (segment == fallback && !KeptVersion.Loading) // a version active before this check still loads (its trigger stays inert)
         {
             error(map.Get("segment")!, clause + ".segment", $"'{segment}' is the fallback segment, which no user is ever a member of (it serves those no other segment matched): a trigger on it would never fire");
             ok = false;

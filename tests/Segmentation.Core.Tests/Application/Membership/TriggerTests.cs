@@ -636,6 +636,16 @@ public sealed class TriggerTests : IDisposable
     }
 
     [Fact]
+    public void A_kept_version_with_a_trigger_on_the_fallback_segment_still_loads()
+    {
+        // Regression (own review): the refusal of a trigger on the fallback segment applied to the version a data directory
+        // kept active from before the check too: the upgraded server refused to start, and a rollback to it failed.
+        var source = Catalog("triggers:\n  - id: t\n    segment: everyone\n");
+        Assert.Throws<CatalogException>(() => CatalogLoader.Load(source));
+        Assert.Equal("everyone", Assert.Single(CatalogLoader.LoadKept(source).Triggers).Segment);
+    }
+
+    [Fact]
     public async Task A_host_that_never_started_writes_nothing_to_the_journal_when_it_stops_and_one_that_started_flushes()
     {
         // After a failed start the host stops every hosted service, even one whose job never ran; the data directory may
