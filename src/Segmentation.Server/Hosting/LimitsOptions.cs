@@ -83,12 +83,14 @@ public sealed class LimitsOptions
     public int StopDrainSeconds { get; set; } = 10;
 
     /// <summary>
-    /// Seconds a server-streaming answer (<c>DecideBatch</c>) may wait for its client to take what was sent before the
-    /// call is ended: a client that stops reading would otherwise hold the batch (its ids, its results not yet taken)
-    /// for as long as its connection lives. A client reading at any pace never waits this long.
+    /// Seconds one flush of a <c>DecideBatch</c> answer (up to 128 results; each one over HTTP/JSON) may wait for its
+    /// client to take it before the call is reset: a client that stops reading would otherwise hold the batch (its ids,
+    /// its results not yet taken) for as long as its connection lives. A gRPC client must so take about 128 results
+    /// (over 100 KB; more with explanations or email blocks) per this many seconds, beyond what its flow-control window
+    /// holds — about one a second at the default.
     /// </summary>
     [Range(1, 3_600)]
-    public int WriteStallSeconds { get; set; } = 30;
+    public int WriteStallSeconds { get; set; } = 120;
 
     /// <summary>The connection limit in force: <see cref="MaxConnections"/>, or derived from the open-file limit.</summary>
     public int EffectiveMaxConnections() =>
