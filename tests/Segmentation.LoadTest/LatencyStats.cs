@@ -66,27 +66,31 @@ internal sealed record ModeResult(
     public double? ServerCpuSeconds { get; init; }
 
     /// <summary>Server CPU per unit of throughput (per request, event or batch user), in microseconds.</summary>
-    public double? ServerCpuMicrosPerUnit => ServerCpuSeconds is { } cpu && Throughput > 0 ? cpu * 1e6 / (Throughput * Seconds) : null;
+    public double? ServerCpuMicrosPerUnit => Per(ServerCpuSeconds, Throughput);
 
     /// <summary>Server CPU per RPC, Decides and the TrackEvents sent before some of them together, in microseconds.</summary>
-    public double? ServerCpuMicrosPerRpc => ServerCpuSeconds is { } cpu && Throughput + TrackThroughput > 0 ? cpu * 1e6 / ((Throughput + TrackThroughput) * Seconds) : null;
+    public double? ServerCpuMicrosPerRpc => Per(ServerCpuSeconds, Throughput + TrackThroughput);
 
     /// <summary>
     /// The server CPU the summary and the mode's line print, in microseconds: per unit of throughput, except for mixed,
     /// per RPC (its TrackEvents are RPCs of their own, sent before some Decides; decide-miss's pair is its unit).
     /// </summary>
-    public double? ServerCpuMicrosReported => Mode == "mixed" ? ServerCpuMicrosPerRpc : ServerCpuMicrosPerUnit;
-
-    /// <summary>The load generator's CPU the summary and the mode's line print, counted as <see cref="ServerCpuMicrosReported"/> is.</summary>
-    public double? ClientCpuMicrosReported => ClientCpuSeconds is { } cpu && Mode == "mixed"
-        ? (Throughput + TrackThroughput > 0 ? cpu * 1e6 / ((Throughput + TrackThroughput) * Seconds) : null)
-        : ClientCpuMicrosPerUnit;
+    public double? ServerCpuMicrosReported => Per(ServerCpuSeconds, ReportedRate);
 
     /// <summary>The load generator's own CPU seconds over the measured time: the client shares the machine's cores.</summary>
     public double? ClientCpuSeconds { get; init; }
 
     /// <summary>The load generator's CPU per request, event or batch user, in microseconds.</summary>
-    public double? ClientCpuMicrosPerUnit => ClientCpuSeconds is { } cpu && Throughput > 0 ? cpu * 1e6 / (Throughput * Seconds) : null;
+    public double? ClientCpuMicrosPerUnit => Per(ClientCpuSeconds, Throughput);
+
+    /// <summary>The load generator's CPU the summary and the mode's line print, counted as <see cref="ServerCpuMicrosReported"/> is.</summary>
+    public double? ClientCpuMicrosReported => Per(ClientCpuSeconds, ReportedRate);
+
+    // What the printed CPU figures are per: RPCs for mixed, the mode's unit otherwise.
+    private double ReportedRate => Mode == "mixed" ? Throughput + TrackThroughput : Throughput;
+
+    // CPU seconds over the measured window as microseconds per unit of a rate (per second); none without both.
+    private double? Per(double? cpuSeconds, double rate) => cpuSeconds is { } cpu && rate > 0 ? cpu * 1e6 / (rate * Seconds) : null;
 
     /// <summary>TrackEvent calls per second (decide-miss and mixed send one before some Decides).</summary>
     public double TrackThroughput => Seconds > 0 ? Tracks / Seconds : 0;

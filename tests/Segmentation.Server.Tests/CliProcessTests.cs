@@ -660,14 +660,7 @@ public sealed class CliProcessTests
     {
         // Regression (found in review): a watch ended by a failure (the server restarting) printed no offset, and the
         // advice "run the command again" without one starts from now: every change made in between was skipped.
-        await using var app = await StubService("/segmentation.v1.CatalogService/WatchSegmentChanges", async context =>
-        {
-            await Read(context, Contracts.V1.WatchSegmentChangesRequest.Parser);
-            await Message(context, new Contracts.V1.WatchSegmentChangesResponse { Offset = 41, StreamId = "s1", SegmentId = "vip", UserId = "u1", Kind = Contracts.V1.MembershipChangeKind.Entered });
-            await context.Response.Body.FlushAsync();
-            context.Response.AppendTrailer("grpc-status", "14");
-            context.Response.AppendTrailer("grpc-message", "the server is stopping");
-        });
+        await using var app = await WatchEndingWith("14", "the server is stopping");
 
         var (exit, stdout, stderr) = await Segctl($"watch --seconds 30 --address {app.Urls.Single()}");
         Assert.True(exit == 1, $"exit {exit}: {stderr}");
@@ -675,17 +668,20 @@ public sealed class CliProcessTests
         Assert.Contains("resume with --after 41 --stream s1", stderr, StringComparison.Ordinal);
 
         // Fallen behind the retention (own review): that offset is gone too, so resuming from it is not the advice.
-        await using var behind = await StubService("/segmentation.v1.CatalogService/WatchSegmentChanges", async context =>
+        await using var behind = await WatchEndingWith("11", "the consumer fell behind the stream's retention");
+        (exit, _, stderr) = await Segctl($"watch --seconds 30 --address {behind.Urls.Single()}");
+        Assert.Contains("resynchronise", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("--after 41", stderr, StringComparison.Ordinal);
+
+        // A WatchSegmentChanges stand-in sending the change at offset 41, then ending with `status`.
+        static Task<WebApplication> WatchEndingWith(string status, string message) => StubService("/segmentation.v1.CatalogService/WatchSegmentChanges", async context =>
         {
             await Read(context, Contracts.V1.WatchSegmentChangesRequest.Parser);
             await Message(context, new Contracts.V1.WatchSegmentChangesResponse { Offset = 41, StreamId = "s1", SegmentId = "vip", UserId = "u1", Kind = Contracts.V1.MembershipChangeKind.Entered });
             await context.Response.Body.FlushAsync();
-            context.Response.AppendTrailer("grpc-status", "11");
-            context.Response.AppendTrailer("grpc-message", "the consumer fell behind the stream's retention");
+            context.Response.AppendTrailer("grpc-status", status);
+            context.Response.AppendTrailer("grpc-message", message);
         });
-        (exit, _, stderr) = await Segctl($"watch --seconds 30 --address {behind.Urls.Single()}");
-        Assert.Contains("resynchronise", stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain("--after 41", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

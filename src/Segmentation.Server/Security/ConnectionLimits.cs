@@ -25,8 +25,12 @@ internal static class ConnectionLimits
         kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
         var handshake = TimeSpan.FromSeconds(limits.HandshakeSeconds);
         var open = new OpenConnections(max, TimeSpan.FromSeconds(limits.StopDrainSeconds)); // one count for every endpoint of the server
-        kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next => connection =>
-            open.WithinLimit(connection, handshake, next, kestrel.ApplicationServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping)));
+        kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Use(next =>
+        {
+            // Built once per endpoint as the server starts (its services are there by then), not at every connection.
+            var stopping = kestrel.ApplicationServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            return connection => open.WithinLimit(connection, handshake, next, stopping);
+        }));
     }
 
     // The connections open over every endpoint of a server, against its bound.
